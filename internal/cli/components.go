@@ -1,0 +1,126 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"gopkg.in/yaml.v3"
+
+	"github.com/chatreport/chatreport/internal/api"
+	"github.com/chatreport/chatreport/internal/config"
+	"github.com/chatreport/chatreport/internal/ingest"
+	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store/sqlite"
+)
+
+// loadConfig reads and validates the configuration; with --check-config it
+// prints it and reports done=true.
+func (g *globals) loadConfig(adjust func(*config.Config)) (cfg config.Config, def *pipeline.Definition, done bool, err error) {
+	cfg, err = config.Load(g.configPath)
+	if err != nil {
+		return cfg, nil, false, err
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, nil, false, fmt.Errorf("invalid configuration: %w", err)
+	}
+	def, err = pipeline.Load(cfg.Pipeline)
+	if err != nil {
+		return cfg, nil, false, err
+	}
+	if g.checkConfig {
+		redacted := cfg
+		redacted.Auth.APIKeys = nil
+		redacted.API.CursorKey = ""
+		out, _ := yaml.Marshal(struct {
+			Config   config.Config        `yaml:"config"`
+			Pipeline *pipeline.Definition `yaml:"pipeline"`
+		}{redacted, def})
+		fmt.Fprintf(g.stdout, "# configuration is valid (API keys not shown)\n%s", out)
+		return cfg, def, true, nil
+	}
+	return cfg, def, false, nil
+}
+
+func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if c.Format == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level)), nil
+}
+
+// openSQLite opens the embedded store, creating its folder.
+func openSQLite(ctx context.Context, path string) (*sqlite.Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create data folder: %w", err)
+	}
+	return sqlite.Open(ctx, path)
+}
+
+func newIngester(cfg config.Config, def *pipeline.Definition, brokers []string, store session.Store, log *zap.Logger) (*ingest.Ingester, error) {
+	return ingest.New(ingest.Config{
+		Brokers:    brokers,
+		Topics:     def.Topics.Events,
+		Group:      def.ConsumerGroup,
+		DeadLetter: def.Topics.DeadLetter,
+		BatchSize:  cfg.Ingest.BatchSize,
+		BatchWait:  cfg.Ingest.BatchWait,
+	}, session.NewAssembler(def, store), log.Named("ingest"))
+}
+
+func newAPI(cfg config.Config, store api.Store, log *zap.Logger) (*api.Server, error) {
+	keys := api.NewKeys()
+	for _, k := range cfg.KeyHashes() {
+		if err := keys.Add(k.Tenant, k.Hash); err != nil {
+			return nil, err
+		}
+	}
+	loc, err := time.LoadLocation(cfg.API.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("api.time_zone: %w", err)
+	}
+	return api.New(api.Config{Keys: keys, Location: loc, CursorKey: cfg.CursorKeyBytes()}, store, log.Named("api"))
+}
+
+// serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http: %w", err)
+	}
+	return nil
+}

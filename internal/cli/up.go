@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"net"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/chatreport/chatreport/internal/broker"
+	"github.com/chatreport/chatreport/internal/config"
+	"github.com/chatreport/chatreport/internal/pipeline"
+)
+
+// DemoTenant is the tenant of the demo traffic.
+const DemoTenant = "acme"
+
+// Endpoints is where a running `up` listens.
+type Endpoints struct {
+	Kafka   string
+	HTTP    string
+	DemoKey string
+}
+
+// Up runs everything on one machine: the embedded broker, the ingester, the
+// SQLite store, the API and, with Demo, simulated traffic.
+type Up struct {
+	Config    config.Config
+	Pipeline  *pipeline.Definition
+	Demo      bool
+	HTTPAddr  string
+	KafkaAddr string
+	DataDir   string
+	// Ready, when set, is called once everything listens.
+	Ready func(Endpoints)
+}
+
+func newUpCommand(g *globals) *cobra.Command {
+	u := &Up{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run everything on one machine: embedded Kafka broker, ingester, SQLite store and API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, def, done, err := g.loadConfig(func(c *config.Config) {
+				c.Store.Kind = config.StoreSQLite
+				c.Store.SQLite.Path = filepath.Join(u.DataDir, "chatreport.db")
+				c.HTTP.Addr = u.HTTPAddr
+				c.Kafka.Brokers = []string{u.KafkaAddr}
+				if !cmd.Flags().Changed("config") && g.configPath == "" {
+					c.Log.Format = "console"
+				}
+			})
+			if err != nil || done {
+				return err
+			}
+			u.Config, u.Pipeline = cfg, def
+			u.Ready = func(e Endpoints) { printEndpoints(g, u, e) }
+			return u.Do(cmd.Context(), g)
+		},
+	}
+	cmd.Flags().BoolVar(&u.Demo, "demo", false, "feed realistic simulated traffic and print a demo API key")
+	cmd.Flags().StringVar(&u.HTTPAddr, "http-addr", "127.0.0.1:8080", "address of the report API")
+	cmd.Flags().StringVar(&u.KafkaAddr, "kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka broker")
+	cmd.Flags().StringVar(&u.DataDir, "data-dir", "data", "folder of the SQLite database")
+	return cmd
+}
+
+// Do runs until ctx ends.
+func (u *Up) Do(ctx context.Context, g *globals) error {
+	log, err := newLogger(u.Config.Log, g.stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	cfg, def := u.Config, u.Pipeline
+	var demoKey string
+	if u.Demo {
+		demoKey = cfg.Auth.APIKeys[DemoTenant]
+		if demoKey == "" {
+			demoKey = randomKey()
+			cfg.Auth.APIKeys = maps.Clone(cfg.Auth.APIKeys)
+			if cfg.Auth.APIKeys == nil {
+				cfg.Auth.APIKeys = map[string]string{}
+			}
+			cfg.Auth.APIKeys[DemoTenant] = demoKey
+		}
+	}
+
+	store, err := openSQLite(ctx, cfg.Store.SQLite.Path)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	server, err := newAPI(cfg, store, log)
+	if err != nil {
+		return err
+	}
+	b, err := broker.Start(ctx, broker.Config{Addr: u.KafkaAddr, Topics: def.Topics.All(), Partitions: def.Topics.Partitions}, log.Named("broker"))
+	if err != nil {
+		return fmt.Errorf("start embedded broker: %w", err)
+	}
+	defer b.Close()
+	in, err := newIngester(cfg, def, []string{b.Addr()}, store, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", u.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen for the API: %w", err)
+	}
+
+	grp, gctx := errgroup.WithContext(ctx)
+	grp.Go(func() error { return in.Run(gctx) })
+	grp.Go(func() error { return serveHTTP(gctx, ln, server) })
+	if u.Demo {
+		grp.Go(func() error { return runDemo(gctx, []string{b.Addr()}, def.Topics.Events, log.Named("demo")) })
+	}
+	if u.Ready != nil {
+		u.Ready(Endpoints{Kafka: b.Addr(), HTTP: ln.Addr().String(), DemoKey: demoKey})
+	}
+	log.Info("up", zap.String("kafka", b.Addr()), zap.String("http", ln.Addr().String()))
+	return grp.Wait()
+}
+
+func printEndpoints(g *globals, u *Up, e Endpoints) {
+	w := g.stdout
+	fmt.Fprintf(w, "\nchatreport is up\n")
+	fmt.Fprintf(w, "  Kafka (embedded broker): %s\n", e.Kafka)
+	fmt.Fprintf(w, "  Report API:              http://%s/api/v1/sessions\n", e.HTTP)
+	fmt.Fprintf(w, "  SQLite store:            %s\n", u.Config.Store.SQLite.Path)
+	if e.DemoKey != "" {
+		fmt.Fprintf(w, "  Demo API key (tenant %s): %s\n", DemoTenant, e.DemoKey)
+		fmt.Fprintf(w, "\n  curl -H 'Authorization: Bearer %s' http://%s/api/v1/sessions\n", e.DemoKey, e.HTTP)
+	}
+	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n\n")
+}
+
+func randomKey() string {
+	b := make([]byte, 18)
+	rand.Read(b) //nolint:errcheck // crypto/rand.Read never fails
+	return "demo-" + strings.ToLower(hex.EncodeToString(b))
+}

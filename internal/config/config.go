@@ -1,0 +1,235 @@
+// Package config is chatreport's configuration: one typed struct per
+// component, defaults, validation, a YAML file (unknown keys are errors) and
+// the environment.
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/chatreport/chatreport/internal/event"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	// Pipeline is the path of a pipeline definition; the embedded default
+	// when empty.
+	Pipeline string `yaml:"pipeline"`
+	Kafka    Kafka  `yaml:"kafka"`
+	Store    Store  `yaml:"store"`
+	HTTP     HTTP   `yaml:"http"`
+	API      API    `yaml:"api"`
+	Auth     Auth   `yaml:"auth"`
+	Ingest   Ingest `yaml:"ingest"`
+	Log      Log    `yaml:"log"`
+}
+
+// Kafka says where the brokers are.
+type Kafka struct {
+	Brokers []string `yaml:"brokers"`
+}
+
+// Store kinds.
+const (
+	StoreSQLite = "sqlite"
+)
+
+// Store chooses and configures the store.
+type Store struct {
+	Kind   string `yaml:"kind"`
+	SQLite SQLite `yaml:"sqlite"`
+}
+
+// SQLite configures the embedded store.
+type SQLite struct {
+	Path string `yaml:"path"`
+}
+
+// HTTP configures the listener.
+type HTTP struct {
+	Addr string `yaml:"addr"`
+}
+
+// API configures the report API.
+type API struct {
+	// TimeZone is the report time zone (IANA name) for dates without a time.
+	TimeZone string `yaml:"time_zone"`
+	// CursorKey signs page cursors; instances serving one API share it.
+	// Derived from the API keys when empty.
+	CursorKey string `yaml:"cursor_key"`
+}
+
+// Auth holds the API keys.
+type Auth struct {
+	// APIKeys maps a tenant to its API key, in the clear (development).
+	APIKeys map[string]string `yaml:"api_keys"`
+	// APIKeyHashes maps a tenant to SHA-256 hashes (hex) of its keys, so a
+	// config file need not hold keys.
+	APIKeyHashes map[string][]string `yaml:"api_key_hashes"`
+}
+
+// Ingest tunes the consumer.
+type Ingest struct {
+	BatchSize int           `yaml:"batch_size"`
+	BatchWait time.Duration `yaml:"batch_wait"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"` // json or console
+}
+
+// Default returns the configuration with every default set.
+func Default() Config {
+	return Config{
+		Kafka: Kafka{Brokers: []string{"127.0.0.1:9092"}},
+		Store: Store{Kind: StoreSQLite, SQLite: SQLite{Path: "data/chatreport.db"}},
+		HTTP:  HTTP{Addr: "127.0.0.1:8080"},
+		API:   API{TimeZone: "America/Sao_Paulo"},
+		Ingest: Ingest{
+			BatchSize: 2000,
+			BatchWait: 100 * time.Millisecond,
+		},
+		Log: Log{Level: "info", Format: "json"},
+	}
+}
+
+// EnvAPIKeys is the environment variable with extra API keys:
+// "tenant1=key1,tenant2=key2".
+const EnvAPIKeys = "CHATREPORT_API_KEYS"
+
+// Load reads the file at path (none when "") over the defaults, then the
+// environment.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := c.applyEnv(os.Getenv); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func (c *Config) applyEnv(getenv func(string) string) error {
+	v := getenv(EnvAPIKeys)
+	if v == "" {
+		return nil
+	}
+	for _, pair := range strings.Split(v, ",") {
+		tenant, key, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || tenant == "" || key == "" {
+			return fmt.Errorf("config: %s: expected tenant=key pairs separated by commas", EnvAPIKeys)
+		}
+		if c.Auth.APIKeys == nil {
+			c.Auth.APIKeys = map[string]string{}
+		}
+		c.Auth.APIKeys[tenant] = key
+	}
+	return nil
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Kafka.Brokers) == 0 {
+		errs = append(errs, errors.New("kafka.brokers: at least one broker"))
+	}
+	switch c.Store.Kind {
+	case StoreSQLite:
+		if c.Store.SQLite.Path == "" {
+			errs = append(errs, errors.New("store.sqlite.path: required"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("store.kind %q: must be %s", c.Store.Kind, StoreSQLite))
+	}
+	if c.HTTP.Addr == "" {
+		errs = append(errs, errors.New("http.addr: required"))
+	}
+	if _, err := time.LoadLocation(c.API.TimeZone); err != nil {
+		errs = append(errs, fmt.Errorf("api.time_zone: %w", err))
+	}
+	for tenant := range c.Auth.APIKeys {
+		if !event.IsToken(tenant, 63, false) {
+			errs = append(errs, fmt.Errorf("auth.api_keys: %q is not a tenant", tenant))
+		}
+	}
+	for tenant, hashes := range c.Auth.APIKeyHashes {
+		if !event.IsToken(tenant, 63, false) {
+			errs = append(errs, fmt.Errorf("auth.api_key_hashes: %q is not a tenant", tenant))
+		}
+		for _, h := range hashes {
+			if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
+				errs = append(errs, fmt.Errorf("auth.api_key_hashes.%s: %q is not a SHA-256 hex digest", tenant, h))
+			}
+		}
+	}
+	if c.Ingest.BatchSize < 1 {
+		errs = append(errs, errors.New("ingest.batch_size: at least 1"))
+	}
+	if c.Ingest.BatchWait <= 0 {
+		errs = append(errs, errors.New("ingest.batch_wait: must be positive"))
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q: must be json or console", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// KeyHashes returns every API key's SHA-256 hash with its tenant, in a stable
+// order.
+func (c *Config) KeyHashes() []TenantKeyHash {
+	var out []TenantKeyHash
+	for tenant, key := range c.Auth.APIKeys {
+		out = append(out, TenantKeyHash{tenant, sha256.Sum256([]byte(key))})
+	}
+	for tenant, hashes := range c.Auth.APIKeyHashes {
+		for _, h := range hashes {
+			var sum [sha256.Size]byte
+			hex.Decode(sum[:], []byte(h)) //nolint:errcheck // Validate checked it
+			out = append(out, TenantKeyHash{tenant, sum})
+		}
+	}
+	slices.SortFunc(out, func(a, b TenantKeyHash) int { return bytes.Compare(a.Hash[:], b.Hash[:]) })
+	return out
+}
+
+// TenantKeyHash is one API key, hashed.
+type TenantKeyHash struct {
+	Tenant string
+	Hash   [sha256.Size]byte
+}
+
+// CursorKeyBytes is the configured cursor key, or one derived from the API
+// key hashes, so instances with the same keys share it without more setup.
+func (c *Config) CursorKeyBytes() []byte {
+	if c.API.CursorKey != "" {
+		return []byte(c.API.CursorKey)
+	}
+	h := sha256.New()
+	h.Write([]byte("chatreport cursor key\x00"))
+	for _, k := range c.KeyHashes() {
+		h.Write(k.Hash[:])
+	}
+	return h.Sum(nil)
+}

@@ -1,0 +1,101 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadFileAndEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("http: {addr: ':9000'}\nauth: {api_keys: {acme: k1}}\n"), 0o600)
+	t.Setenv(EnvAPIKeys, "globex=k2, initech=k3")
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Addr != ":9000" || c.Kafka.Brokers[0] != "127.0.0.1:9092" {
+		t.Errorf("file over defaults: %+v", c)
+	}
+	if c.Auth.APIKeys["acme"] != "k1" || c.Auth.APIKeys["globex"] != "k2" || c.Auth.APIKeys["initech"] != "k3" {
+		t.Errorf("keys %v", c.Auth.APIKeys)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	unknown := filepath.Join(dir, "u.yaml")
+	os.WriteFile(unknown, []byte("htp: {addr: x}\n"), 0o600)
+	if _, err := Load(unknown); err == nil || !strings.Contains(err.Error(), "htp") {
+		t.Errorf("unknown key: %v", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("missing file accepted")
+	}
+	t.Setenv(EnvAPIKeys, "acme")
+	if _, err := Load(""); err == nil || !strings.Contains(err.Error(), EnvAPIKeys) {
+		t.Errorf("bad env: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	sum := sha256.Sum256([]byte("k"))
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"no brokers", func(c *Config) { c.Kafka.Brokers = nil }, "kafka.brokers"},
+		{"bad store", func(c *Config) { c.Store.Kind = "mysql" }, "store.kind"},
+		{"no sqlite path", func(c *Config) { c.Store.SQLite.Path = "" }, "store.sqlite.path"},
+		{"bad zone", func(c *Config) { c.API.TimeZone = "Mars/Olympus" }, "api.time_zone"},
+		{"bad tenant", func(c *Config) { c.Auth.APIKeys = map[string]string{"Acme!": "k"} }, "not a tenant"},
+		{"bad hash", func(c *Config) { c.Auth.APIKeyHashes = map[string][]string{"acme": {"abc"}} }, "SHA-256"},
+		{"batch", func(c *Config) { c.Ingest.BatchSize = 0 }, "batch_size"},
+		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"good hash", func(c *Config) { c.Auth.APIKeyHashes = map[string][]string{"acme": {hex.EncodeToString(sum[:])}} }, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mutate(&c)
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCursorKeyFollowsKeys(t *testing.T) {
+	a, b := Default(), Default()
+	a.Auth.APIKeys = map[string]string{"acme": "k1"}
+	b.Auth.APIKeys = map[string]string{"acme": "k1"}
+	if string(a.CursorKeyBytes()) != string(b.CursorKeyBytes()) {
+		t.Error("same keys, different cursor keys")
+	}
+	b.Auth.APIKeys["acme"] = "k2"
+	if string(a.CursorKeyBytes()) == string(b.CursorKeyBytes()) {
+		t.Error("different keys, same cursor key")
+	}
+	b.API.CursorKey = "explicit"
+	if string(b.CursorKeyBytes()) != "explicit" {
+		t.Error("configured cursor key ignored")
+	}
+}

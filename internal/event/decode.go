@@ -1,0 +1,309 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits of the contract.
+const (
+	MaxEventBytes     = 1 << 20
+	MaxTextBytes      = 64 << 10
+	maxEventIDLen     = 128
+	maxTenantLen      = 63
+	maxChannelLen     = 32
+	maxContactIDLen   = 256
+	maxNameLen        = 256
+	maxTagLen         = 128
+	maxInfoKeyLen     = 128
+	maxInfoValueLen   = 4096
+	maxAttachments    = 64
+	protocolLen       = 17
+	canonicalUUIDLen  = 36
+	defaultContentTyp = "text"
+)
+
+// InvalidError says why an event breaks the contract. Field is the JSON path of
+// the offending field ("" for the event as a whole).
+type InvalidError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InvalidError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
+
+func invalid(field, format string, args ...any) *InvalidError {
+	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// wire is the JSON shape of an event as it arrives; Decode validates it into an
+// Event. info.value stays raw because it may be a string, number or boolean.
+type wire struct {
+	EventID     string       `json:"event_id"`
+	Type        Type         `json:"type"`
+	OccurredAt  string       `json:"occurred_at"`
+	Tenant      string       `json:"tenant"`
+	Channel     string       `json:"channel"`
+	Contact     *Contact     `json:"contact"`
+	SessionID   string       `json:"session_id"`
+	Protocol    string       `json:"protocol"`
+	Author      *Author      `json:"author"`
+	Text        string       `json:"text"`
+	ContentType string       `json:"content_type"`
+	Attachments []Attachment `json:"attachments"`
+	Handoff     *Handoff     `json:"handoff"`
+	Tag         *string      `json:"tag"`
+	Info        *wireInfo    `json:"info"`
+}
+
+type wireInfo struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}
+
+// Decode parses and validates one Kafka message value. Any error it returns is
+// an *InvalidError: the event belongs in the dead-letter topic.
+func Decode(raw []byte) (Event, error) {
+	if len(raw) > MaxEventBytes {
+		return Event{}, invalid("", "event is %d bytes, over the %d-byte limit", len(raw), MaxEventBytes)
+	}
+	if !utf8.Valid(raw) {
+		return Event{}, invalid("", "event is not valid UTF-8")
+	}
+	var w wire
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return Event{}, invalid("", "not a JSON event object: %v", err)
+	}
+	return w.validate()
+}
+
+func (w *wire) validate() (Event, error) {
+	e := Event{
+		EventID:   w.EventID,
+		Type:      w.Type,
+		Tenant:    w.Tenant,
+		Channel:   w.Channel,
+		SessionID: strings.ToLower(w.SessionID),
+		Protocol:  w.Protocol,
+	}
+	if n := len(w.EventID); n == 0 || n > maxEventIDLen {
+		return e, invalid("event_id", "required, 1 to %d characters", maxEventIDLen)
+	}
+	switch w.Type {
+	case TypeMessage, TypeHandoff, TypeTag, TypeInfo:
+	case "":
+		return e, invalid("type", "required")
+	default:
+		return e, invalid("type", "must be message, handoff, tag or info")
+	}
+	if w.OccurredAt == "" {
+		return e, invalid("occurred_at", "required")
+	}
+	at, err := time.Parse(time.RFC3339Nano, w.OccurredAt)
+	if err != nil {
+		return e, invalid("occurred_at", "must be RFC 3339 with a UTC offset")
+	}
+	e.OccurredAt = at.UTC()
+	if !IsToken(w.Tenant, maxTenantLen, false) {
+		return e, invalid("tenant", "required, [a-z0-9][a-z0-9_-]{0,62}")
+	}
+	if !IsToken(w.Channel, maxChannelLen, false) {
+		return e, invalid("channel", "required, a lowercase token of at most %d characters", maxChannelLen)
+	}
+	if w.Contact == nil {
+		return e, invalid("contact", "required")
+	}
+	if n := len(w.Contact.ID); n == 0 || n > maxContactIDLen {
+		return e, invalid("contact.id", "required, at most %d characters", maxContactIDLen)
+	}
+	if len(w.Contact.Phone) > maxNameLen || len(w.Contact.Name) > maxNameLen {
+		return e, invalid("contact", "phone and name may have at most %d characters", maxNameLen)
+	}
+	e.Contact = *w.Contact
+	if e.SessionID != "" && !IsUUID(e.SessionID) {
+		return e, invalid("session_id", "must be a UUID")
+	}
+	if e.Protocol != "" && !IsProtocol(e.Protocol) {
+		return e, invalid("protocol", "must be 17 digits starting with a valid date YYYYMMDD")
+	}
+	switch w.Type {
+	case TypeMessage:
+		return e, w.validateMessage(&e)
+	case TypeHandoff:
+		return e, w.validateHandoff(&e)
+	case TypeTag:
+		if w.Tag == nil || strings.TrimSpace(*w.Tag) == "" || len(*w.Tag) > maxTagLen {
+			return e, invalid("tag", "required for a tag event, 1 to %d characters", maxTagLen)
+		}
+		e.Tag = *w.Tag
+	case TypeInfo:
+		return e, w.validateInfo(&e)
+	}
+	return e, nil
+}
+
+func (w *wire) validateMessage(e *Event) error {
+	if w.Author == nil {
+		return invalid("author", "required for a message")
+	}
+	switch w.Author.Role {
+	case RoleCustomer, RoleBot, RoleAgent:
+	default:
+		return invalid("author.role", "must be customer, bot or agent")
+	}
+	if len(w.Author.ID) > maxNameLen || len(w.Author.Name) > maxNameLen {
+		return invalid("author", "id and name may have at most %d characters", maxNameLen)
+	}
+	if len(w.Text) > MaxTextBytes {
+		return invalid("text", "is %d bytes, over the %d-byte limit", len(w.Text), MaxTextBytes)
+	}
+	if len(w.Attachments) > maxAttachments {
+		return invalid("attachments", "at most %d", maxAttachments)
+	}
+	for i, a := range w.Attachments {
+		if a.URL == "" {
+			return invalid(fmt.Sprintf("attachments[%d].url", i), "required")
+		}
+	}
+	e.Author = w.Author
+	e.Text = w.Text
+	e.ContentType = w.ContentType
+	if e.ContentType == "" {
+		e.ContentType = defaultContentTyp
+	}
+	e.Attachments = w.Attachments
+	return nil
+}
+
+func (w *wire) validateHandoff(e *Event) error {
+	h := w.Handoff
+	if h == nil {
+		return invalid("handoff", "required for a handoff event")
+	}
+	switch h.Action {
+	case ActionRequested, ActionAssigned, ActionTransferred, ActionClosed:
+	default:
+		return invalid("handoff.action", "must be requested, assigned, transferred or closed")
+	}
+	if h.Agent != nil && (h.Agent.ID == "" || len(h.Agent.ID) > maxNameLen || len(h.Agent.Name) > maxNameLen) {
+		return invalid("handoff.agent", "needs an id; id and name at most %d characters", maxNameLen)
+	}
+	if h.Status != "" && !IsToken(h.Status, 64, true) {
+		return invalid("handoff.status", "must be a token such as resolved, abandoned or cancelled_inactivity")
+	}
+	e.Handoff = h
+	return nil
+}
+
+func (w *wire) validateInfo(e *Event) error {
+	in := w.Info
+	if in == nil {
+		return invalid("info", "required for an info event")
+	}
+	if !IsInfoKey(in.Key) {
+		return invalid("info.key", "required, [A-Za-z0-9_.-]{1,128}")
+	}
+	v := bytes.TrimSpace(in.Value)
+	var value string
+	switch {
+	case len(v) == 0:
+		return invalid("info.value", "required")
+	case v[0] == '"':
+		if err := json.Unmarshal(v, &value); err != nil {
+			return invalid("info.value", "not a JSON string")
+		}
+	case bytes.Equal(v, []byte("true")), bytes.Equal(v, []byte("false")):
+		value = string(v)
+	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
+		var n json.Number
+		if err := json.Unmarshal(v, &n); err != nil {
+			return invalid("info.value", "not a JSON number")
+		}
+		value = n.String()
+	default:
+		return invalid("info.value", "must be a string, number or boolean")
+	}
+	if len(value) > maxInfoValueLen {
+		return invalid("info.value", "at most %d bytes", maxInfoValueLen)
+	}
+	e.Info = &Info{Key: in.Key, Value: value}
+	return nil
+}
+
+// IsToken reports whether s is 1..max characters of [a-z0-9_-] starting with a
+// letter or digit (an underscore first is allowed when loose is set).
+func IsToken(s string, max int, loose bool) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '_' || c == '-') && (i > 0 || loose):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// IsInfoKey reports whether s is a valid additional-information key.
+func IsInfoKey(s string) bool {
+	if len(s) == 0 || len(s) > maxInfoKeyLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// IsUUID reports whether s is a UUID in its canonical 8-4-4-4-12 hex form, of
+// any version, in either case.
+func IsUUID(s string) bool {
+	if len(s) != canonicalUUIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// IsProtocol reports whether s is an attendance protocol: 17 digits whose
+// first eight are a valid calendar date YYYYMMDD.
+func IsProtocol(s string) bool {
+	if len(s) != protocolLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	_, err := time.Parse("20060102", s[:8])
+	return err == nil
+}

@@ -1,0 +1,309 @@
+// Package ingest consumes chat events from Kafka with a kafka-go consumer group,
+// sends events that break the contract to the dead-letter topic, hands valid
+// ones to a sink in batches, and commits offsets only after the sink (and the
+// dead-letter topic) accepted everything up to them.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/chatreport/chatreport/internal/event"
+)
+
+// Sink stores validated events. It must be idempotent: after a restart the
+// consumer delivers again what it had not committed.
+type Sink interface {
+	Ingest(ctx context.Context, events []event.Event) error
+}
+
+// Dead-letter headers: why an event was rejected and where it came from.
+const (
+	HeaderReason          = "chatreport-reason"
+	HeaderSourceTopic     = "chatreport-source-topic"
+	HeaderSourcePartition = "chatreport-source-partition"
+	HeaderSourceOffset    = "chatreport-source-offset"
+)
+
+// Config configures an Ingester.
+type Config struct {
+	Brokers    []string
+	Topics     []string
+	Group      string
+	DeadLetter string
+	// BatchSize is the most messages handed to the sink at once.
+	BatchSize int
+	// BatchWait is how long a batch waits to fill once it has a message.
+	BatchWait time.Duration
+	// MaxWait bounds how long a fetch waits for new data at the broker.
+	MaxWait time.Duration
+	// ShutdownGrace is how long a stopping ingester may take to store and
+	// commit the batch it holds.
+	ShutdownGrace time.Duration
+}
+
+// Defaults fills zero fields with defaults.
+func (c *Config) Defaults() {
+	if c.BatchSize == 0 {
+		c.BatchSize = 2000
+	}
+	if c.BatchWait == 0 {
+		c.BatchWait = 100 * time.Millisecond
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = 250 * time.Millisecond
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 15 * time.Second
+	}
+}
+
+// Validate reports every problem of the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("ingest: no Kafka brokers"))
+	}
+	if len(c.Topics) == 0 {
+		errs = append(errs, errors.New("ingest: no topics"))
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New("ingest: no consumer group"))
+	}
+	if c.DeadLetter == "" {
+		errs = append(errs, errors.New("ingest: no dead-letter topic"))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, errors.New("ingest: batch size must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+// Ingester is one member of the consumer group.
+type Ingester struct {
+	cfg    Config
+	sink   Sink
+	log    *zap.Logger
+	reader *kafka.Reader
+	dlq    *kafka.Writer
+
+	consumed, stored, deadLettered, batches atomic.Int64
+}
+
+// Stats counts what an ingester did; read it with Ingester.Stats.
+type Stats struct {
+	Consumed     int64
+	Stored       int64
+	DeadLettered int64
+	Batches      int64
+}
+
+// New returns an Ingester; Run starts consuming.
+func New(cfg Config, sink Sink, log *zap.Logger) (*Ingester, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	reader := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:     cfg.Brokers,
+		GroupID:     cfg.Group,
+		GroupTopics: cfg.Topics,
+		// Range assignment gives one member the same partition number of
+		// every topic, so a contact's co-partitioned events meet in one
+		// ingester.
+		GroupBalancers: []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
+		StartOffset:    kafka.FirstOffset,
+		MinBytes:       1,
+		MaxBytes:       16 << 20,
+		MaxWait:        cfg.MaxWait,
+		// Commits are synchronous and explicit: CommitMessages returns
+		// once the broker has the offsets.
+		CommitInterval:        0,
+		QueueCapacity:         cfg.BatchSize,
+		ReadBatchTimeout:      cfg.MaxWait + time.Second,
+		WatchPartitionChanges: true,
+		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { log.Sugar().Warnf("kafka: "+msg, args...) }),
+	})
+	dlq := &kafka.Writer{
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Topic:        cfg.DeadLetter,
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 5 * time.Millisecond,
+	}
+	return &Ingester{cfg: cfg, sink: sink, log: log, reader: reader, dlq: dlq}, nil
+}
+
+// Stats returns what the ingester did so far.
+func (in *Ingester) Stats() Stats {
+	return Stats{
+		Consumed:     in.consumed.Load(),
+		Stored:       in.stored.Load(),
+		DeadLettered: in.deadLettered.Load(),
+		Batches:      in.batches.Load(),
+	}
+}
+
+// Run consumes until ctx is cancelled, then stores and commits the batch in
+// hand and returns nil. It returns an error only when the consumer cannot go
+// on (for example, the group cannot be joined).
+func (in *Ingester) Run(ctx context.Context) error {
+	defer in.dlq.Close()
+	defer in.reader.Close()
+
+	fetched := make(chan kafka.Message, in.cfg.BatchSize)
+	fetchErr := make(chan error, 1)
+	go func() {
+		defer close(fetched)
+		for {
+			m, err := in.reader.FetchMessage(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					fetchErr <- err
+				}
+				return
+			}
+			select {
+			case fetched <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	for {
+		batch, open := collect(fetched, in.cfg.BatchSize, in.cfg.BatchWait)
+		if len(batch) > 0 {
+			// A batch in hand is finished even when ctx is cancelled
+			// meanwhile: shutdown stores and commits it, within a grace.
+			work, cancel := in.workContext(ctx)
+			err := in.process(work, batch)
+			cancel()
+			if err != nil {
+				in.log.Warn("batch not committed; it will be delivered again", zap.Error(err), zap.Int("messages", len(batch)))
+			}
+		}
+		if !open {
+			select {
+			case err := <-fetchErr:
+				return fmt.Errorf("fetch from kafka: %w", err)
+			default:
+				st := in.Stats()
+				in.log.Info("ingester stopped", zap.Int64("consumed", st.Consumed),
+					zap.Int64("stored", st.Stored), zap.Int64("dead_lettered", st.DeadLettered))
+				return nil
+			}
+		}
+	}
+}
+
+// workContext lives on ctx's values but, once ctx is done, only for the
+// shutdown grace.
+func (in *Ingester) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(in.cfg.ShutdownGrace, cancel)
+		context.AfterFunc(work, func() { t.Stop() })
+	})
+	return work, func() { stop(); cancel() }
+}
+
+// collect blocks for a first message, then gathers up to max messages for at
+// most wait. open is false once the fetcher has stopped.
+func collect(in <-chan kafka.Message, max int, wait time.Duration) (batch []kafka.Message, open bool) {
+	m, ok := <-in
+	if !ok {
+		return nil, false
+	}
+	batch = append(make([]kafka.Message, 0, max), m)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for len(batch) < max {
+		select {
+		case m, ok := <-in:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, m)
+		case <-timer.C:
+			return batch, true
+		}
+	}
+	return batch, true
+}
+
+// process decodes a batch, dead-letters what breaks the contract, stores the
+// rest and commits. Storing and dead-lettering retry until they succeed or ctx
+// ends; nothing is committed unless both succeeded.
+func (in *Ingester) process(ctx context.Context, batch []kafka.Message) error {
+	events := make([]event.Event, 0, len(batch))
+	var dead []kafka.Message
+	for i := range batch {
+		m := &batch[i]
+		e, err := event.Decode(m.Value)
+		if err != nil {
+			dead = append(dead, deadLetter(m, err))
+			continue
+		}
+		events = append(events, e)
+	}
+	if len(dead) > 0 {
+		if err := retry(ctx, in.log, "write dead letters", func() error { return in.dlq.WriteMessages(ctx, dead...) }); err != nil {
+			return err
+		}
+		in.log.Info("events dead-lettered", zap.Int("count", len(dead)), zap.String("topic", in.cfg.DeadLetter))
+	}
+	if err := retry(ctx, in.log, "store events", func() error { return in.sink.Ingest(ctx, events) }); err != nil {
+		return err
+	}
+	if err := in.reader.CommitMessages(ctx, batch...); err != nil {
+		return fmt.Errorf("commit offsets: %w", err)
+	}
+	in.consumed.Add(int64(len(batch)))
+	in.stored.Add(int64(len(events)))
+	in.deadLettered.Add(int64(len(dead)))
+	in.batches.Add(1)
+	return nil
+}
+
+// deadLetter is m unchanged (key, value, headers) plus why and where from.
+func deadLetter(m *kafka.Message, reason error) kafka.Message {
+	headers := append(append([]kafka.Header(nil), m.Headers...),
+		kafka.Header{Key: HeaderReason, Value: []byte(reason.Error())},
+		kafka.Header{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
+		kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(m.Partition))},
+		kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	)
+	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
+}
+
+// retry calls fn until it succeeds or ctx ends, backing off exponentially
+// with jitter from 100 ms to 10 s.
+func retry(ctx context.Context, log *zap.Logger, what string, fn func() error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		log.Warn("retrying", zap.String("what", what), zap.Int("attempt", attempt), zap.Error(err))
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-time.After(sleep):
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}

@@ -1,0 +1,150 @@
+// Package report holds the report's neutral query model: the filter the API
+// validates and every store translates (SQL, Elasticsearch DSL), the cursor,
+// and the result shapes.
+package report
+
+import (
+	"errors"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// MaxInterval is the longest interval a report may cover.
+const MaxInterval = 31 * 24 * time.Hour
+
+// TagMode says whether a session needs any or all of the filter's tags.
+type TagMode string
+
+// Tag modes.
+const (
+	TagsAny TagMode = "any"
+	TagsAll TagMode = "all"
+)
+
+// Op is an additional-information operator.
+type Op string
+
+// Operators on additional information. Text comparisons ignore case; the
+// negative ones also match sessions without the key.
+const (
+	OpEquals     Op = "equals"
+	OpNotEquals  Op = "not_equals"
+	OpContains   Op = "contains"
+	OpNotContain Op = "not_contains"
+	OpStartsWith Op = "starts_with"
+	OpExists     Op = "exists"
+	OpNotExists  Op = "not_exists"
+)
+
+// Ops lists every operator, in the order the API documents them.
+var Ops = []Op{OpEquals, OpNotEquals, OpContains, OpNotContain, OpStartsWith, OpExists, OpNotExists}
+
+// TakesValue reports whether the operator compares with a value.
+func (o Op) TakesValue() bool { return o != OpExists && o != OpNotExists }
+
+// Valid reports whether o is a known operator.
+func (o Op) Valid() bool {
+	for _, k := range Ops {
+		if o == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Condition is one additional-information condition.
+type Condition struct {
+	Key   string `json:"key"`
+	Op    Op     `json:"op"`
+	Value string `json:"value,omitempty"`
+}
+
+// Filter selects sessions of one tenant. Every set field narrows the result
+// (AND); zero fields do not filter.
+type Filter struct {
+	Tenant string
+	// From and To bound started_at: [From, To).
+	From, To  time.Time
+	SessionID string
+	Protocol  string
+	Tags      []string
+	TagMode   TagMode
+	Info      []Condition
+	Channels  []string
+	// Contact matches contact.id exactly, the phone ignoring formatting (by
+	// its last digits, at least MinPhoneDigits), or the name as a
+	// case-insensitive substring.
+	Contact   string
+	HandedOff *bool
+	// Query is full text: sessions with a message containing all its words.
+	Query string
+}
+
+// MinPhoneDigits is how many trailing digits a contact filter needs to match a
+// phone number by suffix.
+const MinPhoneDigits = 8
+
+// Validate checks the filter's invariants; the API reports parameter errors
+// itself, this guards the stores against a filter built elsewhere.
+func (f *Filter) Validate() error {
+	var errs []error
+	if f.Tenant == "" {
+		errs = append(errs, errors.New("filter: no tenant"))
+	}
+	if !f.To.After(f.From) {
+		errs = append(errs, errors.New("filter: to must be after from"))
+	} else if f.To.Sub(f.From) > MaxInterval {
+		errs = append(errs, errors.New("filter: interval longer than 31 days"))
+	}
+	if f.SessionID != "" && !event.IsUUID(f.SessionID) {
+		errs = append(errs, errors.New("filter: session is not a UUID"))
+	}
+	if f.Protocol != "" && !event.IsProtocol(f.Protocol) {
+		errs = append(errs, errors.New("filter: bad protocol"))
+	}
+	for _, c := range f.Info {
+		if !event.IsInfoKey(c.Key) || !c.Op.Valid() {
+			errs = append(errs, errors.New("filter: bad info condition"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Page asks for one page of results.
+type Page struct {
+	Limit int
+	// After continues after the last session of the previous page.
+	After *Cursor
+}
+
+// Result is one page of sessions, newest first.
+type Result struct {
+	Items []session.Session
+	// Next continues after Items' last session; nil on the last page.
+	Next *Cursor
+	// Total counts every session the filter matches.
+	Total int
+}
+
+// Detail is a session with its whole timeline in event order.
+type Detail struct {
+	Session session.Session
+	Events  []event.Event
+}
+
+// ErrNotFound is returned for an unknown session, or another tenant's.
+var ErrNotFound = errors.New("session not found")
+
+// PhoneDigits keeps the digits of a phone number: "+55 (11) 98765-4321" →
+// "5511987654321". Stores index it so the contact filter ignores formatting.
+func PhoneDigits(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			b = append(b, s[i])
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,173 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/pipeline"
+)
+
+// Stored is an event as the store holds it: with the session it belongs to.
+type Stored struct {
+	event.Event
+	SessionID string
+}
+
+// Reader reads back the state that new events may change.
+type Reader interface {
+	// Known returns which of refs are stored already.
+	Known(ctx context.Context, refs []event.Ref) (map[event.Ref]bool, error)
+	// KeyEvents returns the stored events of a key of a tenant whose
+	// occurred_at is at or after the start of the latest session of that key
+	// that started at or before since — all of the key's events when none
+	// did — sorted by (occurred_at, event_id).
+	KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]Stored, error)
+}
+
+// Changes is what one batch of new events does to the store.
+type Changes struct {
+	// Events are new events, and stored events moved to another session.
+	Events []Stored
+	// Sessions are created or changed sessions.
+	Sessions []Session
+	// Deleted are sessions that no longer exist: a late event moved a derived
+	// window boundary and their events now belong to other sessions.
+	Deleted []Ref
+}
+
+// Empty reports whether the changes change nothing.
+func (c *Changes) Empty() bool {
+	return len(c.Events) == 0 && len(c.Sessions) == 0 && len(c.Deleted) == 0
+}
+
+// Store applies changes atomically: Update calls fn with a Reader of the state
+// and writes the Changes fn returns, so that no other update interleaves
+// between the read and the write (or the write fails and Update retries).
+type Store interface {
+	Update(ctx context.Context, fn func(ctx context.Context, r Reader) (Changes, error)) error
+}
+
+// Assembler turns batches of validated events into sessions. It keeps no state
+// between batches: what a late event needs is read back from the store, so
+// memory stays bounded and correctness never depends on what is in memory.
+type Assembler struct {
+	def   *pipeline.Definition
+	store Store
+}
+
+// NewAssembler returns an Assembler writing to store with the policies of def.
+func NewAssembler(def *pipeline.Definition, store Store) *Assembler {
+	return &Assembler{def: def, store: store}
+}
+
+// Ingest stores a batch of events and every session they create or change.
+// It is idempotent: events already stored are ignored.
+func (a *Assembler) Ingest(ctx context.Context, batch []event.Event) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	return a.store.Update(ctx, func(ctx context.Context, r Reader) (Changes, error) {
+		return a.Assemble(ctx, r, batch)
+	})
+}
+
+type groupKey struct {
+	tenant string
+	key    string
+}
+
+// Assemble computes the changes a batch makes to the state r reads.
+func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event) (Changes, error) {
+	refs := make([]event.Ref, len(batch))
+	for i := range batch {
+		refs[i] = batch[i].Ref()
+	}
+	known, err := r.Known(ctx, refs)
+	if err != nil {
+		return Changes{}, fmt.Errorf("look up stored events: %w", err)
+	}
+	groups := map[groupKey][]event.Event{}
+	var order []groupKey
+	seen := make(map[event.Ref]bool, len(batch))
+	for i := range batch {
+		e := &batch[i]
+		ref := e.Ref()
+		if known[ref] || seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		k := groupKey{e.Tenant, KeyOf(e)}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], *e)
+	}
+	var ch Changes
+	for _, k := range order {
+		if err := a.assembleKey(ctx, r, k, groups[k], &ch); err != nil {
+			return Changes{}, err
+		}
+	}
+	return ch, nil
+}
+
+// assembleKey recomputes the sessions of one key from the earliest point the
+// new events can affect.
+func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, fresh []event.Event, ch *Changes) error {
+	slices.SortFunc(fresh, func(x, y event.Event) int { return event.Compare(&x, &y) })
+	since := fresh[0].OccurredAt
+	derived := IsDerivedKey(k.key)
+	if !derived {
+		since = time.Time{}
+	}
+	stored, err := r.KeyEvents(ctx, k.tenant, k.key, since)
+	if err != nil {
+		return fmt.Errorf("read events of a session key: %w", err)
+	}
+	all := make([]event.Event, 0, len(stored)+len(fresh))
+	oldSession := make(map[string]string, len(stored)) // event id → session id
+	for i := range stored {
+		all = append(all, stored[i].Event)
+		oldSession[stored[i].EventID] = stored[i].SessionID
+	}
+	all = append(all, fresh...)
+	slices.SortFunc(all, func(x, y event.Event) int { return event.Compare(&x, &y) })
+
+	policy := a.def.PolicyFor(all[0].Channel)
+	var starts []int
+	if derived {
+		starts = Split(policy, all)
+	} else {
+		starts = []int{0}
+	}
+	live := make(map[string]bool, len(starts))
+	for w, from := range starts {
+		to := len(all)
+		if w+1 < len(starts) {
+			to = starts[w+1]
+		}
+		events := all[from:to]
+		id := all[from].SessionID
+		if derived {
+			id = DeriveID(&all[from])
+		}
+		live[id] = true
+		ch.Sessions = append(ch.Sessions, Summarize(id, k.key, policy, events))
+		for i := range events {
+			if old, ok := oldSession[events[i].EventID]; !ok || old != id {
+				ch.Events = append(ch.Events, Stored{Event: events[i], SessionID: id})
+			}
+		}
+	}
+	gone := map[string]bool{}
+	for i := range stored {
+		if old := stored[i].SessionID; !live[old] && !gone[old] {
+			gone[old] = true
+			ch.Deleted = append(ch.Deleted, Ref{Tenant: k.tenant, ID: old})
+		}
+	}
+	return nil
+}

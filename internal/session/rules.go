@@ -1,0 +1,188 @@
+package session
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/pipeline"
+)
+
+// Namespace is the UUIDv5 namespace of derived session ids (docs/sessions.md).
+var Namespace = uuid.MustParse("6f1c7a4e-2b1d-5c39-9a0e-c4a7d3b2e815")
+
+// Key prefixes: an explicit session is keyed by its id, a derived one by the
+// contact it belongs to.
+const (
+	explicitPrefix = "s:"
+	derivedPrefix  = "d:"
+)
+
+// KeyOf returns the grouping key of an event within its tenant: "s:<session_id>"
+// for events that carry a session id, "d:<channel>/<contact.id>" for the others.
+func KeyOf(e *event.Event) string {
+	if e.SessionID != "" {
+		return explicitPrefix + e.SessionID
+	}
+	return derivedPrefix + e.Channel + "/" + e.Contact.ID
+}
+
+// IsDerivedKey reports whether key groups events without a session id.
+func IsDerivedKey(key string) bool { return strings.HasPrefix(key, derivedPrefix) }
+
+// DeriveID is the id of the derived session that e opens.
+func DeriveID(e *event.Event) string {
+	name := e.Tenant + "/" + e.Channel + "/" + e.Contact.ID + "/" + e.EventID
+	return uuid.NewSHA1(Namespace, []byte(name)).String()
+}
+
+// Split cuts the events of one derived key, sorted by (occurred_at, event_id),
+// into the windows of policy p. It returns the index of each window's first
+// event; window i is events[starts[i]:starts[i+1]].
+func Split(p pipeline.Policy, events []event.Event) (starts []int) {
+	var end time.Time
+	for i := range events {
+		e := &events[i]
+		if i == 0 || !e.OccurredAt.Before(end) {
+			starts = append(starts, i)
+			end = e.OccurredAt.Add(p.Duration)
+			continue
+		}
+		if p.Mode == pipeline.Sliding && isCustomerMessage(e) {
+			if t := e.OccurredAt.Add(p.Duration); t.After(end) {
+				end = t
+			}
+		}
+	}
+	return starts
+}
+
+// WindowEnd applies policy p to a session's sorted events.
+func WindowEnd(p pipeline.Policy, events []event.Event) time.Time {
+	start := events[0].OccurredAt
+	if p.Mode == pipeline.Fixed {
+		return start.Add(p.Duration)
+	}
+	last := start
+	for i := range events {
+		if isCustomerMessage(&events[i]) && events[i].OccurredAt.After(last) {
+			last = events[i].OccurredAt
+		}
+	}
+	return last.Add(p.Duration)
+}
+
+func isCustomerMessage(e *event.Event) bool {
+	return e.Type == event.TypeMessage && e.Author != nil && e.Author.Role == event.RoleCustomer
+}
+
+// Summarize builds the session of tenant with id from its events, which must be
+// non-empty and sorted by (occurred_at, event_id).
+func Summarize(id, key string, p pipeline.Policy, events []event.Event) Session {
+	first, last := &events[0], &events[len(events)-1]
+	s := Session{
+		Tenant:         first.Tenant,
+		ID:             id,
+		Key:            key,
+		Channel:        first.Channel,
+		Contact:        event.Contact{ID: first.Contact.ID},
+		StartedAt:      first.OccurredAt,
+		LastActivityAt: last.OccurredAt,
+		WindowEndsAt:   WindowEnd(p, events),
+		Info:           map[string]string{},
+		Events:         len(events),
+		Protocols:      []string{},
+		Tags:           []string{},
+		Agents:         []event.Agent{},
+		Attendances:    []Attendance{},
+	}
+	agents := map[string]string{}
+	attendance := map[string]*Attendance{}
+	for i := range events {
+		e := &events[i]
+		// Events are sorted, so the last assignment wins: "latest" by
+		// (occurred_at, event_id).
+		if e.Contact.Phone != "" {
+			s.Contact.Phone = e.Contact.Phone
+		}
+		if e.Contact.Name != "" {
+			s.Contact.Name = e.Contact.Name
+		}
+		var a *Attendance
+		if e.Protocol != "" {
+			a = attendance[e.Protocol]
+			if a == nil {
+				a = &Attendance{Protocol: e.Protocol, StartedAt: e.OccurredAt, Status: StatusOpen}
+				attendance[e.Protocol] = a
+			}
+			a.EndedAt = e.OccurredAt
+		}
+		switch e.Type {
+		case event.TypeMessage:
+			switch e.Author.Role {
+			case event.RoleCustomer:
+				s.MessageCounts.Customer++
+			case event.RoleBot:
+				s.MessageCounts.Bot++
+			case event.RoleAgent:
+				s.MessageCounts.Agent++
+				noteAgent(agents, e.Author.ID, e.Author.Name)
+			}
+		case event.TypeHandoff:
+			s.HandedOff = true
+			h := e.Handoff
+			if h.Agent != nil && (h.Action == event.ActionAssigned || h.Action == event.ActionTransferred) {
+				noteAgent(agents, h.Agent.ID, h.Agent.Name)
+			}
+			if a != nil {
+				a.HandedOff = true
+				if h.Action == event.ActionClosed {
+					a.Status = h.Status
+					if a.Status == "" {
+						a.Status = StatusClosed
+					}
+				}
+			}
+		case event.TypeTag:
+			s.Tags = insertSorted(s.Tags, e.Tag)
+		case event.TypeInfo:
+			s.Info[e.Info.Key] = e.Info.Value
+		}
+	}
+	for p, a := range attendance {
+		s.Protocols = append(s.Protocols, p)
+		s.Attendances = append(s.Attendances, *a)
+	}
+	slices.Sort(s.Protocols)
+	slices.SortFunc(s.Attendances, func(a, b Attendance) int { return strings.Compare(a.Protocol, b.Protocol) })
+	for id, name := range agents {
+		s.Agents = append(s.Agents, event.Agent{ID: id, Name: name})
+	}
+	slices.SortFunc(s.Agents, func(a, b event.Agent) int { return strings.Compare(a.ID, b.ID) })
+	return s
+}
+
+// noteAgent records an agent, keyed by id (by name when the id is missing);
+// the latest non-empty name wins.
+func noteAgent(agents map[string]string, id, name string) {
+	if id == "" {
+		id = name
+	}
+	if id == "" {
+		return
+	}
+	if name != "" || agents[id] == "" {
+		agents[id] = name
+	}
+}
+
+func insertSorted(set []string, v string) []string {
+	i, found := slices.BinarySearch(set, v)
+	if found {
+		return set
+	}
+	return slices.Insert(set, i, v)
+}

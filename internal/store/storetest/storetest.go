@@ -1,0 +1,356 @@
+// Package storetest is the conformance suite every store passes: the same
+// events, the same filters, the same answers.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// Store is what the suite exercises: the write side the assembler needs and
+// the read side the API needs.
+type Store interface {
+	session.Store
+	Search(ctx context.Context, f report.Filter, p report.Page) (report.Result, error)
+	Session(ctx context.Context, tenant, id string) (report.Detail, error)
+}
+
+// Run runs every scenario against fresh stores made by open.
+func Run(t *testing.T, open func(t *testing.T) Store) {
+	t.Run("Filters", func(t *testing.T) { testFilters(t, open(t)) })
+	t.Run("Detail", func(t *testing.T) { testDetail(t, open(t)) })
+	t.Run("Idempotent", func(t *testing.T) { testIdempotent(t, open(t)) })
+	t.Run("Paging", func(t *testing.T) { testPaging(t, open(t)) })
+	t.Run("LateEventMovesWindows", func(t *testing.T) { testLateEvent(t, open(t)) })
+}
+
+// Base is the time of the fixtures: 2025-10-07 09:00 UTC.
+var Base = time.Date(2025, 10, 7, 9, 0, 0, 0, time.UTC)
+
+func ingest(t *testing.T, s Store, events ...event.Event) {
+	t.Helper()
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	if err := a.Ingest(context.Background(), events); err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+}
+
+// B builds fixture events.
+type B struct {
+	Tenant, Channel, Contact, Phone, Name, SessionID, Protocol string
+}
+
+func (b B) base(id string, at time.Duration, typ event.Type) event.Event {
+	tenant := b.Tenant
+	if tenant == "" {
+		tenant = "acme"
+	}
+	channel := b.Channel
+	if channel == "" {
+		channel = "whatsapp"
+	}
+	return event.Event{
+		EventID: id, Type: typ, OccurredAt: Base.Add(at), Tenant: tenant, Channel: channel,
+		Contact:   event.Contact{ID: b.Contact, Phone: b.Phone, Name: b.Name},
+		SessionID: b.SessionID, Protocol: b.Protocol,
+	}
+}
+
+// Msg is a message.
+func (b B) Msg(id string, at time.Duration, role, text string) event.Event {
+	e := b.base(id, at, event.TypeMessage)
+	e.Author = &event.Author{Role: role}
+	if role == event.RoleAgent {
+		e.Author = &event.Author{Role: role, ID: "ag-1", Name: "Carla"}
+	}
+	e.Text, e.ContentType = text, "text"
+	return e
+}
+
+// Tag is a tag event.
+func (b B) Tag(id string, at time.Duration, tag string) event.Event {
+	e := b.base(id, at, event.TypeTag)
+	e.Tag = tag
+	return e
+}
+
+// Info is an info event.
+func (b B) Info(id string, at time.Duration, key, value string) event.Event {
+	e := b.base(id, at, event.TypeInfo)
+	e.Info = &event.Info{Key: key, Value: value}
+	return e
+}
+
+// Handoff is a handoff event.
+func (b B) Handoff(id string, at time.Duration, action, status string) event.Event {
+	e := b.base(id, at, event.TypeHandoff)
+	e.Handoff = &event.Handoff{Action: action, Queue: "Financeiro", Status: status}
+	if action == event.ActionAssigned {
+		e.Handoff.Agent = &event.Agent{ID: "ag-1", Name: "Carla"}
+	}
+	return e
+}
+
+const (
+	sidExplicit = "c639c747-4637-4ff5-99c0-9f0e86d3c21b"
+	protocolA   = "20251007092633646"
+)
+
+// fixture: four sessions of acme and one of globex.
+//
+//	maria   whatsapp explicit session, protocol A, handed off, tags, info
+//	joao    webchat derived, NAO_TRANSBORDADA
+//	ana     telegram derived, two fixed windows (day 1, day 2)
+//	globex  same contact id as maria, another tenant
+func fixture() []event.Event {
+	maria := B{Contact: "5511987654321", Phone: "+55 11 98765-4321", Name: "Maria Souza", SessionID: sidExplicit, Protocol: protocolA}
+	joao := B{Channel: "webchat", Contact: "web-77", Name: "João"}
+	ana := B{Channel: "telegram", Contact: "tg-5", Name: "Ana Lima"}
+	globex := B{Tenant: "globex", Contact: "5511987654321", Name: "Maria Souza"}
+	h := time.Hour
+	return []event.Event{
+		maria.Msg("m1", 0, event.RoleCustomer, "Olá, preciso da segunda via do boleto"),
+		maria.Msg("m2", time.Minute, event.RoleBot, "Claro! Informe seu CPF"),
+		maria.Tag("m3", 2*time.Minute, "Segunda Via Sucesso"),
+		maria.Info("m4", 3*time.Minute, "PLANO", "Fibra 500 Mega"),
+		maria.Handoff("m5", 4*time.Minute, event.ActionRequested, ""),
+		maria.Handoff("m6", 5*time.Minute, event.ActionAssigned, ""),
+		maria.Msg("m7", 6*time.Minute, event.RoleAgent, "Oi Maria, sou a Carla"),
+		maria.Handoff("m8", 7*time.Minute, event.ActionClosed, "resolved"),
+		joao.Msg("j1", 2*h, event.RoleCustomer, "quero negociar uma fatura"),
+		joao.Info("j2", 2*h+time.Minute, "NAO_TRANSBORDADA", "true"),
+		joao.Tag("j3", 2*h+2*time.Minute, "Negociação"),
+		joao.Tag("j4", 2*h+3*time.Minute, "Menu Principal"),
+		ana.Msg("a1", 3*h, event.RoleCustomer, "bom dia"),
+		ana.Info("a2", 3*h+time.Minute, "NPS", "9"),
+		ana.Msg("a3", 27*h, event.RoleCustomer, "voltei, a internet caiu"),
+		ana.Tag("a4", 27*h+time.Minute, "Falha Conexão"),
+		globex.Msg("g1", 4*h, event.RoleCustomer, "segunda via"),
+	}
+}
+
+func ids(items []session.Session) []string {
+	out := make([]string, len(items))
+	for i := range items {
+		out[i] = items[i].ID
+	}
+	return out
+}
+
+func search(t *testing.T, s Store, f report.Filter) []string {
+	t.Helper()
+	if f.Tenant == "" {
+		f.Tenant = "acme"
+	}
+	if f.From.IsZero() {
+		f.From, f.To = Base.Add(-24*time.Hour), Base.Add(29*24*time.Hour)
+	}
+	res, err := s.Search(context.Background(), f, report.Page{Limit: 100})
+	if err != nil {
+		t.Fatalf("search %+v: %v", f, err)
+	}
+	if res.Total != len(res.Items) {
+		t.Errorf("search %+v: total %d, %d items", f, res.Total, len(res.Items))
+	}
+	return ids(res.Items)
+}
+
+func testFilters(t *testing.T, s Store) {
+	ingest(t, s, fixture()...)
+	all := search(t, s, report.Filter{})
+	if len(all) != 4 {
+		t.Fatalf("acme has %d sessions, want 4: %v", len(all), all)
+	}
+	// Newest first: ana day 2, ana day 1, joao, maria.
+	maria := sidExplicit
+	joao, ana1, ana2 := all[2], all[1], all[0]
+	yes, no := true, false
+	tests := []struct {
+		name string
+		f    report.Filter
+		want []string
+	}{
+		{"interval", report.Filter{From: Base.Add(time.Hour), To: Base.Add(4 * time.Hour)}, []string{ana1, joao}},
+		{"session", report.Filter{SessionID: maria}, []string{maria}},
+		{"protocol", report.Filter{Protocol: protocolA}, []string{maria}},
+		{"protocol none", report.Filter{Protocol: "20251007000000000"}, []string{}},
+		{"tag", report.Filter{Tags: []string{"Segunda Via Sucesso"}}, []string{maria}},
+		{"tags any", report.Filter{Tags: []string{"Negociação", "Falha Conexão"}, TagMode: report.TagsAny}, []string{ana2, joao}},
+		{"tags all", report.Filter{Tags: []string{"Negociação", "Menu Principal"}, TagMode: report.TagsAll}, []string{joao}},
+		{"tags all none", report.Filter{Tags: []string{"Negociação", "Falha Conexão"}, TagMode: report.TagsAll}, []string{}},
+		{"info equals ignores case", report.Filter{Info: []report.Condition{{Key: "PLANO", Op: report.OpEquals, Value: "fibra 500 mega"}}}, []string{maria}},
+		{"info not_equals includes missing", report.Filter{Info: []report.Condition{{Key: "PLANO", Op: report.OpNotEquals, Value: "fibra 500 mega"}}}, []string{ana2, ana1, joao}},
+		{"info contains", report.Filter{Info: []report.Condition{{Key: "PLANO", Op: report.OpContains, Value: "500"}}}, []string{maria}},
+		{"info not_contains", report.Filter{Info: []report.Condition{{Key: "PLANO", Op: report.OpNotContain, Value: "500"}}}, []string{ana2, ana1, joao}},
+		{"info starts_with", report.Filter{Info: []report.Condition{{Key: "PLANO", Op: report.OpStartsWith, Value: "FIBRA"}}}, []string{maria}},
+		{"info exists", report.Filter{Info: []report.Condition{{Key: "NAO_TRANSBORDADA", Op: report.OpExists}}}, []string{joao}},
+		{"info not_exists", report.Filter{Info: []report.Condition{{Key: "NAO_TRANSBORDADA", Op: report.OpNotExists}}}, []string{ana2, ana1, maria}},
+		{"info two conditions", report.Filter{Info: []report.Condition{
+			{Key: "NPS", Op: report.OpEquals, Value: "9"}, {Key: "PLANO", Op: report.OpNotExists}}}, []string{ana1}},
+		{"channel", report.Filter{Channels: []string{"webchat", "telegram"}}, []string{ana2, ana1, joao}},
+		{"contact id", report.Filter{Contact: "web-77"}, []string{joao}},
+		{"contact phone formatted", report.Filter{Contact: "(11) 98765-4321"}, []string{maria}},
+		{"contact name", report.Filter{Contact: "lima"}, []string{ana2, ana1}},
+		{"handed off", report.Filter{HandedOff: &yes}, []string{maria}},
+		{"not handed off", report.Filter{HandedOff: &no}, []string{ana2, ana1, joao}},
+		{"full text", report.Filter{Query: "SEGUNDA via"}, []string{maria}},
+		{"full text all words", report.Filter{Query: "segunda fatura"}, []string{}},
+		{"combined", report.Filter{Channels: []string{"telegram"}, Info: []report.Condition{{Key: "NPS", Op: report.OpExists}}}, []string{ana1}},
+		{"other tenant", report.Filter{Tenant: "globex"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := search(t, s, tc.f)
+			if tc.want == nil {
+				if len(got) != 1 || slices.Contains(all, got[0]) {
+					t.Fatalf("globex sees %v", got)
+				}
+				return
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func testDetail(t *testing.T, s Store) {
+	ingest(t, s, fixture()...)
+	d, err := s.Session(context.Background(), "acme", sidExplicit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]string, len(d.Events))
+	for i, e := range d.Events {
+		got[i] = e.EventID
+	}
+	if want := []string{"m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"}; !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	ss := d.Session
+	if !ss.HandedOff || ss.MessageCounts != (session.Counts{Customer: 1, Bot: 1, Agent: 1}) ||
+		ss.Contact.Name != "Maria Souza" || len(ss.Attendances) != 1 || ss.Attendances[0].Status != "resolved" ||
+		len(ss.Agents) != 1 || ss.Agents[0].Name != "Carla" || ss.Info["PLANO"] != "Fibra 500 Mega" {
+		t.Fatalf("session summary wrong: %+v", ss)
+	}
+	if _, err := s.Session(context.Background(), "globex", sidExplicit); !errors.Is(err, report.ErrNotFound) {
+		t.Fatalf("another tenant's session: err %v, want ErrNotFound", err)
+	}
+	if _, err := s.Session(context.Background(), "acme", "00000000-0000-0000-0000-000000000000"); !errors.Is(err, report.ErrNotFound) {
+		t.Fatalf("unknown session: err %v, want ErrNotFound", err)
+	}
+}
+
+func testIdempotent(t *testing.T, s Store) {
+	events := fixture()
+	ingest(t, s, events...)
+	before := search(t, s, report.Filter{})
+	ingest(t, s, events...)
+	ingest(t, s, events[3], events[3], events[10])
+	if after := search(t, s, report.Filter{}); !slices.Equal(before, after) {
+		t.Fatalf("re-ingest changed sessions: %v → %v", before, after)
+	}
+	d, err := s.Session(context.Background(), "acme", sidExplicit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Events) != 8 || d.Session.Events != 8 {
+		t.Fatalf("duplicates stored: %d events, summary counts %d", len(d.Events), d.Session.Events)
+	}
+}
+
+func testPaging(t *testing.T, s Store) {
+	const n = 1050
+	var events []event.Event
+	for i := range n {
+		b := B{Contact: fmt.Sprintf("c%04d", i)}
+		// Every three sessions share a start time: the tiebreak matters.
+		events = append(events, b.Msg(fmt.Sprintf("p%04d", i), time.Duration(i/3)*time.Minute, event.RoleCustomer, "oi"))
+	}
+	ingest(t, s, events...)
+	f := report.Filter{Tenant: "acme", From: Base, To: Base.Add(30 * 24 * time.Hour)}
+	seen := map[string]bool{}
+	var prev *session.Session
+	page := report.Page{Limit: 100}
+	for pages := 0; ; pages++ {
+		if pages > n {
+			t.Fatal("paging does not end")
+		}
+		res, err := s.Search(context.Background(), f, page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Total != n {
+			t.Fatalf("total %d, want %d", res.Total, n)
+		}
+		for i := range res.Items {
+			it := &res.Items[i]
+			if seen[it.ID] {
+				t.Fatalf("session %s on two pages", it.ID)
+			}
+			seen[it.ID] = true
+			if prev != nil && (it.StartedAt.After(prev.StartedAt) || it.StartedAt.Equal(prev.StartedAt) && it.ID > prev.ID) {
+				t.Fatalf("order broken: %s %s after %s %s", it.StartedAt, it.ID, prev.StartedAt, prev.ID)
+			}
+			prev = it
+		}
+		if res.Next == nil {
+			break
+		}
+		page.After = res.Next
+	}
+	if len(seen) != n {
+		t.Fatalf("paged through %d sessions, want %d", len(seen), n)
+	}
+}
+
+// testLateEvent: an event that arrives late opens an earlier window and
+// shifts the boundaries of the windows after it; sessions that no longer exist
+// are deleted and the events move.
+func testLateEvent(t *testing.T, s Store) {
+	c := B{Channel: "whatsapp", Contact: "5511900000001"}
+	h := time.Hour
+	e0, e1 := c.Msg("e0", 0, event.RoleCustomer, "a"), c.Msg("e1", 10*h, event.RoleCustomer, "b")
+	e2, mid := c.Msg("e2", 36*h, event.RoleCustomer, "c"), c.Msg("mid", 25*h, event.RoleCustomer, "d")
+	f := report.Filter{Contact: "5511900000001"}
+	check := func(step string, want map[string][]string) {
+		t.Helper()
+		got := search(t, s, f)
+		if len(got) != len(want) {
+			t.Fatalf("%s: sessions %v, want %d", step, got, len(want))
+		}
+		for sid, events := range want {
+			d, err := s.Session(context.Background(), "acme", sid)
+			if err != nil {
+				t.Fatalf("%s: session %s: %v", step, sid, err)
+			}
+			var ids []string
+			for _, e := range d.Events {
+				ids = append(ids, e.EventID)
+			}
+			if !slices.Equal(ids, events) {
+				t.Fatalf("%s: session %s has %v, want %v", step, sid, ids, events)
+			}
+		}
+	}
+	ingest(t, s, e1, e2)
+	check("in order", map[string][]string{session.DeriveID(&e1): {"e1"}, session.DeriveID(&e2): {"e2"}})
+	ingest(t, s, e0)
+	check("late e0", map[string][]string{session.DeriveID(&e0): {"e0", "e1"}, session.DeriveID(&e2): {"e2"}})
+	ingest(t, s, mid)
+	check("late mid", map[string][]string{session.DeriveID(&e0): {"e0", "e1"}, session.DeriveID(&mid): {"mid", "e2"}})
+	for _, gone := range []*event.Event{&e1, &e2} {
+		if _, err := s.Session(context.Background(), "acme", session.DeriveID(gone)); !errors.Is(err, report.ErrNotFound) {
+			t.Fatalf("session opened by %s still exists: %v", gone.EventID, err)
+		}
+	}
+}
