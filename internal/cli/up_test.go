@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,5 +239,27 @@ func TestDemoServesSessions(t *testing.T) {
 			t.Fatal("no demo sessions within 30 s")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestKcatEventAppears: an event produced by kcat (librdkafka, another Kafka
+// client than ours) into the embedded broker is served within 5 s.
+func TestKcatEventAppears(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Skip("kcat is not installed (Debian package kcat); .ci/run installs it")
+	}
+	up := startUp(t, t.TempDir(), false)
+	at := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
+	value := `{"event_id":"kcat-1","type":"message","occurred_at":"` + at + `","tenant":"acme","channel":"whatsapp",` +
+		`"contact":{"id":"5511900001234"},"author":{"role":"customer"},"text":"Olá via kcat"}`
+	cmd := exec.Command(kcat, "-P", "-b", up.Kafka, "-t", "chat.events.bot", "-k", "acme/whatsapp/5511900001234")
+	cmd.Stdin = strings.NewReader(value + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+	l := waitForSessions(t, "http://"+up.HTTP, "key-acme", 1, 5*time.Second)
+	if l.Items[0].Contact.ID != "5511900001234" {
+		t.Fatalf("got %+v", l.Items)
 	}
 }

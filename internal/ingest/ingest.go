@@ -25,6 +25,15 @@ type Sink interface {
 	Ingest(ctx context.Context, events []event.Event) error
 }
 
+// Rejecter is an error a Sink returns when it stored every event of a batch
+// except some that the store refuses for good (for example, a document
+// Elasticsearch cannot map). Those go to the dead-letter topic with the reason
+// the store gave; the batch then counts as stored.
+type Rejecter interface {
+	error
+	Rejected() map[event.Ref]string
+}
+
 // Dead-letter headers: why an event was rejected and where it came from.
 const (
 	HeaderReason          = "chatreport-reason"
@@ -245,15 +254,37 @@ func collect(in <-chan kafka.Message, max int, wait time.Duration) (batch []kafk
 // ends; nothing is committed unless both succeeded.
 func (in *Ingester) process(ctx context.Context, batch []kafka.Message) error {
 	events := make([]event.Event, 0, len(batch))
+	source := make([]*kafka.Message, 0, len(batch)) // the message of each event
 	var dead []kafka.Message
 	for i := range batch {
 		m := &batch[i]
 		e, err := event.Decode(m.Value)
 		if err != nil {
-			dead = append(dead, deadLetter(m, err))
+			dead = append(dead, deadLetter(m, err.Error()))
 			continue
 		}
 		events = append(events, e)
+		source = append(source, m)
+	}
+	var rejected map[event.Ref]string
+	err := retry(ctx, in.log, "store events", func() error {
+		err := in.sink.Ingest(ctx, events)
+		var r Rejecter
+		if errors.As(err, &r) {
+			rejected = r.Rejected()
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	nRejected := 0
+	for i := range events {
+		if reason, ok := rejected[events[i].Ref()]; ok {
+			dead = append(dead, deadLetter(source[i], "rejected by the store: "+reason))
+			nRejected++
+		}
 	}
 	if len(dead) > 0 {
 		if err := retry(ctx, in.log, "write dead letters", func() error { return in.dlq.WriteMessages(ctx, dead...) }); err != nil {
@@ -261,23 +292,20 @@ func (in *Ingester) process(ctx context.Context, batch []kafka.Message) error {
 		}
 		in.log.Info("events dead-lettered", zap.Int("count", len(dead)), zap.String("topic", in.cfg.DeadLetter))
 	}
-	if err := retry(ctx, in.log, "store events", func() error { return in.sink.Ingest(ctx, events) }); err != nil {
-		return err
-	}
 	if err := in.reader.CommitMessages(ctx, batch...); err != nil {
 		return fmt.Errorf("commit offsets: %w", err)
 	}
 	in.consumed.Add(int64(len(batch)))
-	in.stored.Add(int64(len(events)))
+	in.stored.Add(int64(len(events) - nRejected))
 	in.deadLettered.Add(int64(len(dead)))
 	in.batches.Add(1)
 	return nil
 }
 
 // deadLetter is m unchanged (key, value, headers) plus why and where from.
-func deadLetter(m *kafka.Message, reason error) kafka.Message {
+func deadLetter(m *kafka.Message, reason string) kafka.Message {
 	headers := append(append([]kafka.Header(nil), m.Headers...),
-		kafka.Header{Key: HeaderReason, Value: []byte(reason.Error())},
+		kafka.Header{Key: HeaderReason, Value: []byte(reason)},
 		kafka.Header{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
 		kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(m.Partition))},
 		kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},

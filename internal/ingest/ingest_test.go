@@ -1,0 +1,249 @@
+package ingest_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/chatreport/chatreport/internal/broker"
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/ingest"
+)
+
+var topics = []string{"t.bot", "t.handoff", "t.agent"}
+
+const dlqTopic = "t.dlq"
+
+// faultySink fails while failing is set, and rejects the refs in reject.
+type faultySink struct {
+	mu      sync.Mutex
+	failing bool
+	calls   int
+	reject  map[string]string // event id → reason
+	stored  map[string]int    // event id → times stored
+}
+
+type rejection map[event.Ref]string
+
+func (r rejection) Error() string                  { return fmt.Sprintf("%d events rejected", len(r)) }
+func (r rejection) Rejected() map[event.Ref]string { return r }
+
+func (s *faultySink) Ingest(_ context.Context, events []event.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.failing {
+		return errors.New("store unavailable")
+	}
+	rej := rejection{}
+	for _, e := range events {
+		if reason, ok := s.reject[e.EventID]; ok {
+			rej[e.Ref()] = reason
+			continue
+		}
+		s.stored[e.EventID]++
+	}
+	if len(rej) > 0 {
+		return rej
+	}
+	return nil
+}
+
+func (s *faultySink) set(failing bool) {
+	s.mu.Lock()
+	s.failing = failing
+	s.mu.Unlock()
+}
+
+func (s *faultySink) count() (stored, calls int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.stored), s.calls
+}
+
+func startBroker(t *testing.T) string {
+	t.Helper()
+	b, err := broker.Start(context.Background(), broker.Config{
+		Addr: "127.0.0.1:0", Topics: append(append([]string{}, topics...), dlqTopic), Partitions: 3,
+	}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b.Addr()
+}
+
+func produce(t *testing.T, addr string, n int) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}
+	defer w.Close()
+	base := time.Date(2025, 10, 7, 9, 0, 0, 0, time.UTC)
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		contact := strconv.Itoa(i % 7)
+		e := event.Event{
+			EventID: fmt.Sprintf("e%03d", i), Type: event.TypeTag, OccurredAt: base.Add(time.Duration(i) * time.Second),
+			Tenant: "acme", Channel: "whatsapp", Contact: event.Contact{ID: contact}, Tag: "t",
+		}
+		v, _ := json.Marshal(e)
+		msgs[i] = kafka.Message{Topic: topics[i%len(topics)], Key: []byte(e.RecommendedKey()), Value: v}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runIngester(t *testing.T, addr string, sink ingest.Sink) (stop func() ingest.Stats) {
+	t.Helper()
+	in, err := ingest.New(ingest.Config{
+		Brokers: []string{addr}, Topics: topics, Group: "g", DeadLetter: dlqTopic,
+		BatchSize: 16, BatchWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, ShutdownGrace: 300 * time.Millisecond,
+	}, sink, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	return sync.OnceValue(func() ingest.Stats {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		return in.Stats()
+	})
+}
+
+// committed returns the group's committed offsets summed over the partitions
+// of every event topic (-1 offsets, nothing committed, count as 0).
+func committed(t *testing.T, addr string) int64 {
+	t.Helper()
+	c := &kafka.Client{Addr: kafka.TCP(addr), Transport: &kafka.Transport{}}
+	req := &kafka.OffsetFetchRequest{GroupID: "g", Topics: map[string][]int{}}
+	for _, tp := range topics {
+		req.Topics[tp] = []int{0, 1, 2}
+	}
+	resp, err := c.OffsetFetch(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, parts := range resp.Topics {
+		for _, p := range parts {
+			if p.Error != nil {
+				t.Fatal(p.Error)
+			}
+			if p.CommittedOffset > 0 {
+				sum += p.CommittedOffset
+			}
+		}
+	}
+	return sum
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStoreOutage: while the store fails nothing is committed; a new member
+// after a stop gets every event, and once the store is back everything is
+// stored and committed.
+func TestStoreOutage(t *testing.T) {
+	addr := startBroker(t)
+	const n = 120
+	produce(t, addr, n)
+	sink := &faultySink{failing: true, stored: map[string]int{}}
+	stop := runIngester(t, addr, sink)
+	waitFor(t, "retries", func() bool { _, calls := sink.count(); return calls >= 3 })
+	stop()
+	if got := committed(t, addr); got != 0 {
+		t.Fatalf("committed %d offsets while the store was down", got)
+	}
+
+	sink.set(false)
+	stop = runIngester(t, addr, sink)
+	defer stop()
+	waitFor(t, "all events stored", func() bool { stored, _ := sink.count(); return stored == n })
+	waitFor(t, "all offsets committed", func() bool { return committed(t, addr) == n })
+	if st := stop(); st.Stored != n || st.DeadLettered != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestStoreRejections: events the store refuses go to the dead-letter topic
+// with its reason; the rest are stored and everything is committed.
+func TestStoreRejections(t *testing.T) {
+	addr := startBroker(t)
+	const n = 60
+	produce(t, addr, n)
+	sink := &faultySink{stored: map[string]int{}, reject: map[string]string{"e007": "mapper_parsing_exception", "e042": "too long"}}
+	stop := runIngester(t, addr, sink)
+	defer stop()
+	waitFor(t, "events stored", func() bool { stored, _ := sink.count(); return stored == n-2 })
+	waitFor(t, "all offsets committed", func() bool { return committed(t, addr) == n })
+
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: "dlq-reader", GroupTopics: []string{dlqTopic},
+		StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := map[string]string{}
+	for len(got) < 2 {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := event.Decode(m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range m.Headers {
+			if h.Key == ingest.HeaderReason {
+				got[e.EventID] = string(h.Value)
+			}
+		}
+	}
+	if got["e007"] != "rejected by the store: mapper_parsing_exception" || got["e042"] != "rejected by the store: too long" {
+		t.Fatalf("dead letters %v", got)
+	}
+	if st := stop(); st.DeadLettered != 2 || st.Stored != n-2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  ingest.Config
+	}{
+		{"no brokers", ingest.Config{Topics: topics, Group: "g", DeadLetter: "d"}},
+		{"no topics", ingest.Config{Brokers: []string{"x:1"}, Group: "g", DeadLetter: "d"}},
+		{"no group", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, DeadLetter: "d"}},
+		{"no dead letter", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, Group: "g"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ingest.New(tc.cfg, &faultySink{}, zap.NewNop()); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
