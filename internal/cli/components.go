@@ -17,7 +17,9 @@ import (
 
 	"github.com/chatreport/chatreport/internal/api"
 	"github.com/chatreport/chatreport/internal/config"
+	"github.com/chatreport/chatreport/internal/health"
 	"github.com/chatreport/chatreport/internal/ingest"
+	"github.com/chatreport/chatreport/internal/metrics"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/sqlite"
@@ -79,7 +81,9 @@ func openSQLite(ctx context.Context, path string) (*sqlite.Store, error) {
 	return sqlite.Open(ctx, path)
 }
 
-func newIngester(cfg config.Config, def *pipeline.Definition, brokers []string, store session.Store, log *zap.Logger) (*ingest.Ingester, error) {
+func newIngester(cfg config.Config, def *pipeline.Definition, brokers []string, store session.Store, reg *metrics.Registry, log *zap.Logger) (*ingest.Ingester, error) {
+	asm := session.NewAssembler(def, store)
+	reg.WatchAssembler(asm)
 	return ingest.New(ingest.Config{
 		Brokers:    brokers,
 		Topics:     def.Topics.Events,
@@ -87,7 +91,20 @@ func newIngester(cfg config.Config, def *pipeline.Definition, brokers []string, 
 		DeadLetter: def.Topics.DeadLetter,
 		BatchSize:  cfg.Ingest.BatchSize,
 		BatchWait:  cfg.Ingest.BatchWait,
-	}, session.NewAssembler(def, store), log.Named("ingest"))
+		Observer:   reg,
+	}, asm, log.Named("ingest"))
+}
+
+// handler is the HTTP surface of a process: metrics, health and, when given,
+// the report API.
+func handler(reg *metrics.Registry, checks health.Checks, apiHandler http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", reg.Handler())
+	health.Register(mux, checks)
+	if apiHandler != nil {
+		mux.Handle("/", apiHandler)
+	}
+	return mux
 }
 
 func newAPI(cfg config.Config, store api.Store, log *zap.Logger) (*api.Server, error) {

@@ -7,8 +7,11 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/chatreport/chatreport/internal/config"
+	"github.com/chatreport/chatreport/internal/health"
+	"github.com/chatreport/chatreport/internal/metrics"
 	"github.com/chatreport/chatreport/internal/store/sqlite"
 )
 
@@ -41,12 +44,22 @@ func newIngestCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer store.Close()
-			in, err := newIngester(cfg, def, cfg.Kafka.Brokers, store, log)
+			reg := metrics.New()
+			in, err := newIngester(cfg, def, cfg.Kafka.Brokers, store, reg, log)
 			if err != nil {
 				return err
 			}
-			log.Info("ingesting", zap.Strings("topics", def.Topics.Events), zap.String("group", def.ConsumerGroup))
-			return in.Run(cmd.Context())
+			ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+			if err != nil {
+				return fmt.Errorf("listen for metrics and health: %w", err)
+			}
+			log.Info("ingesting", zap.Strings("topics", def.Topics.Events), zap.String("group", def.ConsumerGroup),
+				zap.String("http", ln.Addr().String()))
+			checks := health.Checks{"kafka": health.Kafka(cfg.Kafka.Brokers), "store": store.Ping}
+			grp, gctx := errgroup.WithContext(cmd.Context())
+			grp.Go(func() error { return in.Run(gctx) })
+			grp.Go(func() error { return serveHTTP(gctx, ln, handler(reg, checks, nil)) })
+			return grp.Wait()
 		},
 	}
 }
@@ -80,7 +93,8 @@ func newServeCommand(g *globals) *cobra.Command {
 				return fmt.Errorf("listen for the API: %w", err)
 			}
 			log.Info("serving", zap.String("http", ln.Addr().String()))
-			return serveHTTP(cmd.Context(), ln, server)
+			checks := health.Checks{"store": store.Ping}
+			return serveHTTP(cmd.Context(), ln, handler(metrics.New(), checks, server))
 		},
 	}
 }

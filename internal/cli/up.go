@@ -16,6 +16,8 @@ import (
 
 	"github.com/chatreport/chatreport/internal/broker"
 	"github.com/chatreport/chatreport/internal/config"
+	"github.com/chatreport/chatreport/internal/health"
+	"github.com/chatreport/chatreport/internal/metrics"
 	"github.com/chatreport/chatreport/internal/pipeline"
 )
 
@@ -108,7 +110,8 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 		return fmt.Errorf("start embedded broker: %w", err)
 	}
 	defer b.Close()
-	in, err := newIngester(cfg, def, []string{b.Addr()}, store, log)
+	reg := metrics.New()
+	in, err := newIngester(cfg, def, []string{b.Addr()}, store, reg, log)
 	if err != nil {
 		return err
 	}
@@ -119,7 +122,8 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return in.Run(gctx) })
-	grp.Go(func() error { return serveHTTP(gctx, ln, server) })
+	checks := health.Checks{"kafka": health.Kafka([]string{b.Addr()}), "store": store.Ping}
+	grp.Go(func() error { return serveHTTP(gctx, ln, handler(reg, checks, server)) })
 	if u.Demo {
 		grp.Go(func() error { return runDemo(gctx, []string{b.Addr()}, def.Topics.Events, log.Named("demo")) })
 	}

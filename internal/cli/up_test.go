@@ -202,6 +202,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("detail: status %d %+v", code, detail)
 	}
 
+	checkMetrics(t, base)
+	if code := get(t, base+"/readyz", "", nil); code != http.StatusOK {
+		t.Fatalf("readyz: %d", code)
+	}
+
 	if err := up.stop(); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
@@ -261,5 +266,33 @@ func TestKcatEventAppears(t *testing.T) {
 	l := waitForSessions(t, "http://"+up.HTTP, "key-acme", 1, 5*time.Second)
 	if l.Items[0].Contact.ID != "5511900001234" {
 		t.Fatalf("got %+v", l.Items)
+	}
+}
+
+// checkMetrics scrapes /metrics after the ingest above and checks the series
+// operators rely on.
+func checkMetrics(t *testing.T, base string) {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	text := string(body)
+	for _, want := range []string{
+		`chatreport_events_consumed_total{topic="chat.events.bot"} 3`,
+		`chatreport_events_consumed_total{topic="chat.events.agent"} 1`,
+		`chatreport_events_indexed_total{topic="chat.events.bot"} 2`,
+		`chatreport_events_dead_lettered_total{topic="chat.events.bot"} 1`,
+		`chatreport_consumer_lag{partition="`,
+		`chatreport_store_write_seconds_count`,
+		`chatreport_store_retries_total 0`,
+		`chatreport_assembler_reread_events_total`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

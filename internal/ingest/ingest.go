@@ -34,6 +34,40 @@ type Rejecter interface {
 	Rejected() map[event.Ref]string
 }
 
+// Observer receives what each committed batch did, for metrics.
+type Observer interface {
+	ObserveBatch(BatchStats)
+}
+
+// BatchStats is what one committed batch did.
+type BatchStats struct {
+	// Topics counts messages per source topic.
+	Topics map[string]TopicStats
+	// Lag is, per partition in the batch, how many messages the partition
+	// holds after the batch's last one.
+	Lag []PartitionLag
+	// StoreLatency is how long the successful store call took.
+	StoreLatency time.Duration
+	// Retries counts failed store and dead-letter writes before success.
+	Retries int
+}
+
+// TopicStats counts the messages of one topic in a batch.
+type TopicStats struct {
+	Consumed, Stored, DeadLettered int
+}
+
+// PartitionLag is a partition's lag after a batch.
+type PartitionLag struct {
+	Topic     string
+	Partition int
+	Lag       int64
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObserveBatch(BatchStats) {}
+
 // Dead-letter headers: why an event was rejected and where it came from.
 const (
 	HeaderReason          = "chatreport-reason"
@@ -57,6 +91,8 @@ type Config struct {
 	// ShutdownGrace is how long a stopping ingester may take to store and
 	// commit the batch it holds.
 	ShutdownGrace time.Duration
+	// Observer, when set, sees every committed batch.
+	Observer Observer
 }
 
 // Defaults fills zero fields with defaults.
@@ -72,6 +108,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 15 * time.Second
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 }
 
@@ -253,21 +292,33 @@ func collect(in <-chan kafka.Message, max int, wait time.Duration) (batch []kafk
 // rest and commits. Storing and dead-lettering retry until they succeed or ctx
 // ends; nothing is committed unless both succeeded.
 func (in *Ingester) process(ctx context.Context, batch []kafka.Message) error {
+	stats := BatchStats{Topics: map[string]TopicStats{}}
+	count := func(topic string, consumed, stored, dead int) {
+		t := stats.Topics[topic]
+		t.Consumed += consumed
+		t.Stored += stored
+		t.DeadLettered += dead
+		stats.Topics[topic] = t
+	}
 	events := make([]event.Event, 0, len(batch))
 	source := make([]*kafka.Message, 0, len(batch)) // the message of each event
 	var dead []kafka.Message
 	for i := range batch {
 		m := &batch[i]
+		count(m.Topic, 1, 0, 0)
 		e, err := event.Decode(m.Value)
 		if err != nil {
 			dead = append(dead, deadLetter(m, err.Error()))
+			count(m.Topic, 0, 0, 1)
 			continue
 		}
 		events = append(events, e)
 		source = append(source, m)
 	}
 	var rejected map[event.Ref]string
-	err := retry(ctx, in.log, "store events", func() error {
+	start := time.Now()
+	retries, err := retry(ctx, in.log, "store events", func() error {
+		start = time.Now()
 		err := in.sink.Ingest(ctx, events)
 		var r Rejecter
 		if errors.As(err, &r) {
@@ -276,18 +327,23 @@ func (in *Ingester) process(ctx context.Context, batch []kafka.Message) error {
 		}
 		return err
 	})
+	stats.StoreLatency = time.Since(start)
+	stats.Retries += retries
 	if err != nil {
 		return err
 	}
-	nRejected := 0
 	for i := range events {
 		if reason, ok := rejected[events[i].Ref()]; ok {
 			dead = append(dead, deadLetter(source[i], "rejected by the store: "+reason))
-			nRejected++
+			count(source[i].Topic, 0, 0, 1)
+		} else {
+			count(source[i].Topic, 0, 1, 0)
 		}
 	}
 	if len(dead) > 0 {
-		if err := retry(ctx, in.log, "write dead letters", func() error { return in.dlq.WriteMessages(ctx, dead...) }); err != nil {
+		retries, err := retry(ctx, in.log, "write dead letters", func() error { return in.dlq.WriteMessages(ctx, dead...) })
+		stats.Retries += retries
+		if err != nil {
 			return err
 		}
 		in.log.Info("events dead-lettered", zap.Int("count", len(dead)), zap.String("topic", in.cfg.DeadLetter))
@@ -295,11 +351,36 @@ func (in *Ingester) process(ctx context.Context, batch []kafka.Message) error {
 	if err := in.reader.CommitMessages(ctx, batch...); err != nil {
 		return fmt.Errorf("commit offsets: %w", err)
 	}
-	in.consumed.Add(int64(len(batch)))
-	in.stored.Add(int64(len(events) - nRejected))
-	in.deadLettered.Add(int64(len(dead)))
+	stats.Lag = lags(batch)
+	for _, t := range stats.Topics {
+		in.consumed.Add(int64(t.Consumed))
+		in.stored.Add(int64(t.Stored))
+		in.deadLettered.Add(int64(t.DeadLettered))
+	}
 	in.batches.Add(1)
+	in.cfg.Observer.ObserveBatch(stats)
 	return nil
+}
+
+// lags is, per partition of the batch, the messages left after its last one.
+func lags(batch []kafka.Message) []PartitionLag {
+	type tp struct {
+		topic     string
+		partition int
+	}
+	last := map[tp]*kafka.Message{}
+	for i := range batch {
+		m := &batch[i]
+		k := tp{m.Topic, m.Partition}
+		if p, ok := last[k]; !ok || m.Offset > p.Offset {
+			last[k] = m
+		}
+	}
+	out := make([]PartitionLag, 0, len(last))
+	for k, m := range last {
+		out = append(out, PartitionLag{Topic: k.topic, Partition: k.partition, Lag: max(m.HighWaterMark-m.Offset-1, 0)})
+	}
+	return out
 }
 
 // deadLetter is m unchanged (key, value, headers) plus why and where from.
@@ -314,23 +395,23 @@ func deadLetter(m *kafka.Message, reason string) kafka.Message {
 }
 
 // retry calls fn until it succeeds or ctx ends, backing off exponentially
-// with jitter from 100 ms to 10 s.
-func retry(ctx context.Context, log *zap.Logger, what string, fn func() error) error {
+// with jitter from 100 ms to 10 s. It returns how many calls failed.
+func retry(ctx context.Context, log *zap.Logger, what string, fn func() error) (int, error) {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
-			return nil
+			return attempt - 1, nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", what, err)
+			return attempt, fmt.Errorf("%s: %w", what, err)
 		}
 		log.Warn("retrying", zap.String("what", what), zap.Int("attempt", attempt), zap.Error(err))
 		sleep := backoff/2 + rand.N(backoff/2+1)
 		select {
 		case <-time.After(sleep):
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", what, err)
+			return attempt, fmt.Errorf("%s: %w", what, err)
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
@@ -56,6 +57,22 @@ type Store interface {
 type Assembler struct {
 	def   *pipeline.Definition
 	store Store
+
+	keys, reread atomic.Int64
+}
+
+// AssemblerStats counts the assembler's work since it started.
+type AssemblerStats struct {
+	// Keys counts the session keys recomputed (one per key per batch).
+	Keys int64
+	// Reread counts stored events read back to recompute them: the only
+	// state assembly needs, held for the duration of one batch.
+	Reread int64
+}
+
+// Stats returns what the assembler did so far.
+func (a *Assembler) Stats() AssemblerStats {
+	return AssemblerStats{Keys: a.keys.Load(), Reread: a.reread.Load()}
 }
 
 // NewAssembler returns an Assembler writing to store with the policies of def.
@@ -127,6 +144,8 @@ func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, fresh
 	if err != nil {
 		return fmt.Errorf("read events of a session key: %w", err)
 	}
+	a.keys.Add(1)
+	a.reread.Add(int64(len(stored)))
 	all := make([]event.Event, 0, len(stored)+len(fresh))
 	oldSession := make(map[string]string, len(stored)) // event id → session id
 	for i := range stored {

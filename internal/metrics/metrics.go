@@ -1,0 +1,109 @@
+// Package metrics exposes chatreport's Prometheus metrics: what the ingester
+// consumed, stored and dead-lettered per topic, consumer lag per partition,
+// store write latency and retries, assembler work, and API latency per route.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chatreport/chatreport/internal/ingest"
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// Registry holds every chatreport metric.
+type Registry struct {
+	reg          *prometheus.Registry
+	consumed     *prometheus.CounterVec
+	stored       *prometheus.CounterVec
+	deadLettered *prometheus.CounterVec
+	lag          *prometheus.GaugeVec
+	storeLatency prometheus.Histogram
+	retries      prometheus.Counter
+	batches      prometheus.Counter
+	httpDuration *prometheus.HistogramVec
+}
+
+var _ ingest.Observer = (*Registry)(nil)
+
+// New returns a registry with the Go runtime and process collectors.
+func New() *Registry {
+	r := &Registry{
+		reg: prometheus.NewRegistry(),
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatreport_events_consumed_total", Help: "Kafka messages consumed and committed, per source topic.",
+		}, []string{"topic"}),
+		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatreport_events_indexed_total", Help: "Events the store accepted, per source topic.",
+		}, []string{"topic"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatreport_events_dead_lettered_total", Help: "Events sent to the dead-letter topic, per source topic.",
+		}, []string{"topic"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "chatreport_consumer_lag", Help: "Messages in a partition after the last one committed.",
+		}, []string{"topic", "partition"}),
+		storeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "chatreport_store_write_seconds", Help: "Duration of one batch write to the store (a bulk request for Elasticsearch).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatreport_store_retries_total", Help: "Failed store or dead-letter writes that were retried.",
+		}),
+		batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatreport_batches_total", Help: "Batches stored and committed.",
+		}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "chatreport_http_request_duration_seconds", Help: "API request latency per route and status.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"method", "route", "status"}),
+	}
+	r.reg.MustRegister(r.consumed, r.stored, r.deadLettered, r.lag, r.storeLatency, r.retries, r.batches, r.httpDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (r *Registry) Handler() http.Handler {
+	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{Registry: r.reg})
+}
+
+// ObserveBatch records a committed batch.
+func (r *Registry) ObserveBatch(b ingest.BatchStats) {
+	for topic, t := range b.Topics {
+		r.consumed.WithLabelValues(topic).Add(float64(t.Consumed))
+		r.stored.WithLabelValues(topic).Add(float64(t.Stored))
+		r.deadLettered.WithLabelValues(topic).Add(float64(t.DeadLettered))
+	}
+	for _, l := range b.Lag {
+		r.lag.WithLabelValues(l.Topic, strconv.Itoa(l.Partition)).Set(float64(l.Lag))
+	}
+	r.storeLatency.Observe(b.StoreLatency.Seconds())
+	r.retries.Add(float64(b.Retries))
+	r.batches.Inc()
+}
+
+// WatchAssembler exports the assembler's work counters.
+func (r *Registry) WatchAssembler(a *session.Assembler) {
+	r.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chatreport_assembler_keys_total", Help: "Session keys recomputed by the assembler.",
+		}, func() float64 { return float64(a.Stats().Keys) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chatreport_assembler_reread_events_total",
+			Help: "Stored events read back to recompute sessions; the assembler holds no state between batches.",
+		}, func() float64 { return float64(a.Stats().Reread) }),
+	)
+}
+
+// ObserveRequest records one API request.
+func (r *Registry) ObserveRequest(method, route string, status int, d time.Duration) {
+	if route == "" {
+		route = "unmatched"
+	}
+	r.httpDuration.WithLabelValues(method, route, strconv.Itoa(status)).Observe(d.Seconds())
+}
