@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -203,6 +204,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	checkMetrics(t, base)
+	checkDLQCommands(t, up, base)
 	if code := get(t, base+"/readyz", "", nil); code != http.StatusOK {
 		t.Fatalf("readyz: %d", code)
 	}
@@ -211,7 +213,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("graceful stop: %v", err)
 	}
 	again := startUp(t, dataDir, false)
-	waitForSessions(t, "http://"+again.HTTP, "key-acme", 2, 5*time.Second)
+	waitForSessions(t, "http://"+again.HTTP, "key-acme", 3, 5*time.Second)
 }
 
 func readDeadLetter(t *testing.T, addr, topic string) kafka.Message {
@@ -295,4 +297,36 @@ func checkMetrics(t *testing.T, base string) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// checkDLQCommands lists the dead letter, shows it, fixes it and redrives it:
+// the fixed event is then served.
+func checkDLQCommands(t *testing.T, up *running, base string) {
+	t.Helper()
+	run := func(stdin string, args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := Execute(context.Background(), append(args, "--brokers", up.Kafka), &out, &errOut); err != nil {
+			t.Fatalf("chatreport %v: %v\n%s", args, err, errOut.String())
+		}
+		return out.String()
+	}
+	list := run("", "dlq", "list")
+	if !strings.Contains(list, "1 dead letters") || !strings.Contains(list, "bad-1") || !strings.Contains(list, "chat.events.bot/") {
+		t.Fatalf("dlq list:\n%s", list)
+	}
+	shown := run("", "dlq", "show")
+	fixed := strings.Replace(shown, `"tenant":"acme"}`, `"tenant":"acme","occurred_at":"`+time.Now().UTC().Add(-2*time.Hour).Format(time.RFC3339)+
+		`","channel":"whatsapp","contact":{"id":"5511933333333"},"author":{"role":"customer"},"text":"consertado"}`, 1)
+	if fixed == shown {
+		t.Fatalf("dlq show printed %s", shown)
+	}
+	path := filepath.Join(t.TempDir(), "fixed.jsonl")
+	if err := os.WriteFile(path, []byte(fixed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := run("", "dlq", "redrive", "--file", path); !strings.Contains(out, "sent 1, not sent 0") {
+		t.Fatalf("redrive: %s", out)
+	}
+	waitForSessions(t, base, "key-acme", 3, 5*time.Second)
 }

@@ -3,7 +3,9 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -81,7 +83,11 @@ func Decode(raw []byte) (Event, error) {
 	}
 	var w wire
 	if err := json.Unmarshal(raw, &w); err != nil {
-		return Event{}, invalid("", "not a JSON event object: %v", err)
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return Event{}, invalid(typeErr.Field, "must be a JSON %s", jsonKind(typeErr.Type.Kind()))
+		}
+		return Event{}, invalid("", "not a JSON event object")
 	}
 	return w.validate()
 }
@@ -108,11 +114,11 @@ func (w *wire) validate() (Event, error) {
 	if w.OccurredAt == "" {
 		return e, invalid("occurred_at", "required")
 	}
-	at, err := time.Parse(time.RFC3339Nano, w.OccurredAt)
+	at, err := ParseTime(w.OccurredAt)
 	if err != nil {
 		return e, invalid("occurred_at", "must be RFC 3339 with a UTC offset")
 	}
-	e.OccurredAt = at.UTC()
+	e.OccurredAt = at
 	if !IsToken(w.Tenant, maxTenantLen, false) {
 		return e, invalid("tenant", "required, [a-z0-9][a-z0-9_-]{0,62}")
 	}
@@ -306,4 +312,71 @@ func IsProtocol(s string) bool {
 	}
 	_, err := time.Parse("20060102", s[:8])
 	return err == nil
+}
+
+// ParseTime parses a strict RFC 3339 timestamp with an offset (Z or ±hh:mm),
+// as UTC. It rejects what time.Parse lets through (one-digit hours, a comma
+// before the fraction, offsets past ±23:59) and times whose UTC year is not
+// between 0 and 9999, which could not be written back as RFC 3339.
+func ParseTime(s string) (time.Time, error) {
+	bad := errors.New("not an RFC 3339 timestamp with an offset")
+	const layout = "dddd-dd-ddTdd:dd:dd"
+	if len(s) < len(layout)+1 {
+		return time.Time{}, bad
+	}
+	for i := 0; i < len(layout); i++ {
+		if (layout[i] == 'd') != (s[i] >= '0' && s[i] <= '9') || layout[i] != 'd' && s[i] != layout[i] {
+			return time.Time{}, bad
+		}
+	}
+	rest := s[len(layout):]
+	if rest[0] == '.' {
+		n := 1
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		if n == 1 {
+			return time.Time{}, bad
+		}
+		rest = rest[n:]
+	}
+	switch {
+	case rest == "Z":
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
+		isDigits(rest[1:3]) && isDigits(rest[4:6]) && rest[1:3] <= "23" && rest[4:6] <= "59":
+	default:
+		return time.Time{}, bad
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, bad
+	}
+	t = t.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return time.Time{}, bad
+	}
+	return t, nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "string"
+	case reflect.Struct, reflect.Map, reflect.Pointer:
+		return "object"
+	case reflect.Slice:
+		return "array"
+	case reflect.Bool:
+		return "boolean"
+	}
+	return "value of another type"
 }

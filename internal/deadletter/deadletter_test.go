@@ -1,0 +1,102 @@
+package deadletter_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/chatreport/chatreport/internal/broker"
+	"github.com/chatreport/chatreport/internal/deadletter"
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/ingest"
+)
+
+const (
+	source = "chat.events.bot"
+	dlq    = "chat.events.dlq"
+)
+
+func letter(key, value, reason string, offset int) kafka.Message {
+	return kafka.Message{Topic: dlq, Key: []byte(key), Value: []byte(value), Headers: []kafka.Header{
+		{Key: ingest.HeaderReason, Value: []byte(reason)},
+		{Key: ingest.HeaderSourceTopic, Value: []byte(source)},
+		{Key: ingest.HeaderSourcePartition, Value: []byte("1")},
+		{Key: ingest.HeaderSourceOffset, Value: []byte(strings.Repeat("1", offset))},
+	}}
+}
+
+func TestListAndRedrive(t *testing.T) {
+	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{source, dlq}, Partitions: 3}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	brokers := []string{b.Addr()}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	broken := `{"event_id":"e1","type":"message","occurred_at":"2025-10-07T09:00:00","tenant":"acme","channel":"whatsapp","contact":{"id":"c1"},"author":{"role":"customer"},"text":"oi"}`
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}
+	defer w.Close()
+	if err := w.WriteMessages(ctx,
+		letter("acme/whatsapp/c1", broken, "occurred_at: must be RFC 3339 with a UTC offset", 2),
+		letter("acme/whatsapp/c2", "not json", "not a JSON event object", 3),
+	); err != nil {
+		t.Fatal(err)
+	}
+
+	var letters []deadletter.Letter
+	if err := deadletter.Read(ctx, brokers, dlq, func(l deadletter.Letter) error {
+		letters = append(letters, l)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(letters) != 2 {
+		t.Fatalf("read %d letters, want 2", len(letters))
+	}
+	byKey := map[string]deadletter.Letter{}
+	for _, l := range letters {
+		byKey[l.Key] = l
+	}
+	l1 := byKey["acme/whatsapp/c1"]
+	if l1.EventID != "e1" || l1.SourceTopic != source || l1.SourcePartition != 1 || l1.SourceOffset != 11 || !strings.Contains(l1.Reason, "RFC 3339") {
+		t.Fatalf("letter %+v", l1)
+	}
+
+	// Fix the first (add the offset), leave the second broken.
+	l1.Value = []byte(strings.Replace(broken, `09:00:00"`, `09:00:00-03:00"`, 1))
+	outcomes, err := deadletter.Redrive(ctx, brokers, []deadletter.Letter{l1, byKey["acme/whatsapp/c2"]}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outcomes[0].Err != nil || outcomes[1].Err == nil {
+		t.Fatalf("outcomes: %v / %v", outcomes[0].Err, outcomes[1].Err)
+	}
+
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: "check", GroupTopics: []string{source}, StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	m, err := r.FetchMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := event.Decode(m.Value)
+	if err != nil || e.EventID != "e1" || string(m.Key) != "acme/whatsapp/c1" {
+		t.Fatalf("redriven message: key %q, event %+v, err %v", m.Key, e, err)
+	}
+}
+
+func TestParseLetters(t *testing.T) {
+	ls, err := deadletter.ParseLetters("{\"partition\":1,\"offset\":7,\"source_topic\":\"t\",\"key\":\"k\",\"value\":{\"a\":1}}\n\n")
+	if err != nil || len(ls) != 1 || ls[0].Offset != 7 || string(ls[0].Value) != `{"a":1}` {
+		t.Fatalf("%+v %v", ls, err)
+	}
+	if _, err := deadletter.ParseLetters("{nope"); err == nil {
+		t.Fatal("bad line accepted")
+	}
+}
