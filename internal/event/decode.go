@@ -118,7 +118,10 @@ func (w *wire) validate() (Event, error) {
 	if err != nil {
 		return e, invalid("occurred_at", "must be RFC 3339 with a UTC offset")
 	}
-	e.OccurredAt = at
+	// Kept to the millisecond: every store (SQLite integers, Elasticsearch
+	// dates) represents that exactly for any year, so all of them order
+	// events the same way.
+	e.OccurredAt = at.Truncate(time.Millisecond)
 	if !IsToken(w.Tenant, maxTenantLen, false) {
 		return e, invalid("tenant", "required, [a-z0-9][a-z0-9_-]{0,62}")
 	}

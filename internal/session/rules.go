@@ -33,10 +33,23 @@ func KeyOf(e *event.Event) string {
 // IsDerivedKey reports whether key groups events without a session id.
 func IsDerivedKey(key string) bool { return strings.HasPrefix(key, derivedPrefix) }
 
-// DeriveID is the id of the derived session that e opens.
+// DeriveID is the id of the derived session that e opens: the UUIDv5 of
+// "<tenant>/<channel>/<contact.id>/<event_id>". Tenants and channels are
+// tokens without '/'; contact and event ids may hold one, so their '%' and
+// '/' are percent-escaped to keep the name unambiguous (ids without either
+// character are used as they are).
 func DeriveID(e *event.Event) string {
-	name := e.Tenant + "/" + e.Channel + "/" + e.Contact.ID + "/" + e.EventID
+	name := e.Tenant + "/" + e.Channel + "/" + escapeID(e.Contact.ID) + "/" + escapeID(e.EventID)
 	return uuid.NewSHA1(Namespace, []byte(name)).String()
+}
+
+var idEscaper = strings.NewReplacer("%", "%25", "/", "%2F")
+
+func escapeID(s string) string {
+	if !strings.ContainsAny(s, "%/") {
+		return s
+	}
+	return idEscaper.Replace(s)
 }
 
 // Split cuts the events of one derived key, sorted by (occurred_at, event_id),
