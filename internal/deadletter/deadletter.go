@@ -89,22 +89,38 @@ func Read(ctx context.Context, brokers []string, topic string, fn func(Letter) e
 	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
 		return fmt.Errorf("topic %s: not found", topic)
 	}
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	for _, p := range meta.Topics[0].Partitions {
-		req.Topics[topic] = append(req.Topics[topic], kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
-	}
-	offs, err := client.ListOffsets(ctx, req)
-	if err != nil {
-		return fmt.Errorf("list offsets of %s: %w", topic, err)
-	}
-	for _, p := range offs.Topics[topic] {
-		if p.Error != nil {
-			return fmt.Errorf("offsets of %s/%d: %w", topic, p.Partition, p.Error)
+	// One kind of offset per request: brokers refuse a partition listed twice.
+	offsets := func(kind func(int) kafka.OffsetRequest) (map[int]int64, error) {
+		req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+		for _, p := range meta.Topics[0].Partitions {
+			req.Topics[topic] = append(req.Topics[topic], kind(p.ID))
 		}
-		if p.FirstOffset >= p.LastOffset {
+		resp, err := client.ListOffsets(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+		}
+		out := map[int]int64{}
+		for _, p := range resp.Topics[topic] {
+			if p.Error != nil {
+				return nil, fmt.Errorf("offsets of %s/%d: %w", topic, p.Partition, p.Error)
+			}
+			out[p.Partition] = max(p.FirstOffset, p.LastOffset) // the one asked for; the other is 0
+		}
+		return out, nil
+	}
+	first, err := offsets(kafka.FirstOffsetOf)
+	if err != nil {
+		return err
+	}
+	last, err := offsets(kafka.LastOffsetOf)
+	if err != nil {
+		return err
+	}
+	for _, p := range meta.Topics[0].Partitions {
+		if first[p.ID] >= last[p.ID] {
 			continue
 		}
-		if err := readPartition(ctx, brokers, topic, p.Partition, p.FirstOffset, p.LastOffset, fn); err != nil {
+		if err := readPartition(ctx, brokers, topic, p.ID, first[p.ID], last[p.ID], fn); err != nil {
 			return err
 		}
 	}
@@ -166,9 +182,11 @@ func Redrive(ctx context.Context, brokers []string, letters []Letter, dryRun boo
 	if dryRun || len(msgs) == 0 {
 		return out, nil
 	}
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
 	w := &kafka.Writer{
 		Addr: kafka.TCP(brokers...), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: 5 * time.Millisecond, Transport: &kafka.Transport{},
+		BatchTimeout: 5 * time.Millisecond, Transport: tr,
 	}
 	defer w.Close()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {

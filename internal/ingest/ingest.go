@@ -180,7 +180,10 @@ func New(cfg Config, sink Sink, log *zap.Logger) (*Ingester, error) {
 		WatchPartitionChanges: true,
 		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { log.Sugar().Warnf("kafka: "+msg, args...) }),
 	})
+	// Its own transport, closed when Run returns: a shared one would keep
+	// connection goroutines alive after the ingester stopped.
 	dlq := &kafka.Writer{
+		Transport:    &kafka.Transport{},
 		Addr:         kafka.TCP(cfg.Brokers...),
 		Topic:        cfg.DeadLetter,
 		Balancer:     &kafka.Murmur2Balancer{},
@@ -204,6 +207,7 @@ func (in *Ingester) Stats() Stats {
 // hand and returns nil. It returns an error only when the consumer cannot go
 // on (for example, the group cannot be joined).
 func (in *Ingester) Run(ctx context.Context) error {
+	defer in.dlq.Transport.(*kafka.Transport).CloseIdleConnections()
 	defer in.dlq.Close()
 	defer in.reader.Close()
 

@@ -83,8 +83,10 @@ func startBroker(t *testing.T) string {
 
 func produce(t *testing.T, addr string, n int) {
 	t.Helper()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}
+		BatchTimeout: time.Millisecond, Transport: tr}
 	defer w.Close()
 	base := time.Date(2025, 10, 7, 9, 0, 0, 0, time.UTC)
 	msgs := make([]kafka.Message, n)
@@ -129,7 +131,9 @@ func runIngester(t *testing.T, addr string, sink ingest.Sink) (stop func() inges
 // of every event topic (-1 offsets, nothing committed, count as 0).
 func committed(t *testing.T, addr string) int64 {
 	t.Helper()
-	c := &kafka.Client{Addr: kafka.TCP(addr), Transport: &kafka.Transport{}}
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(addr), Transport: tr}
 	req := &kafka.OffsetFetchRequest{GroupID: "g", Topics: map[string][]int{}}
 	for _, tp := range topics {
 		req.Topics[tp] = []int{0, 1, 2}

@@ -87,8 +87,13 @@ func (r *Registry) ObserveBatch(b ingest.BatchStats) {
 	r.batches.Inc()
 }
 
+// AssemblerWatch is anything that reports assembler work.
+type AssemblerWatch interface {
+	Stats() session.AssemblerStats
+}
+
 // WatchAssembler exports the assembler's work counters.
-func (r *Registry) WatchAssembler(a *session.Assembler) {
+func (r *Registry) WatchAssembler(a AssemblerWatch) {
 	r.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "chatreport_assembler_keys_total", Help: "Session keys recomputed by the assembler.",

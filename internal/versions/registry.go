@@ -1,0 +1,171 @@
+// Package versions keeps track of store versions: the current one, which the
+// API reads and the live ingester writes, and those being rebuilt by a replay,
+// which the live ingester writes too until a swap makes one of them current.
+package versions
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+)
+
+// Initial is the version of a store that never went through a swap.
+const Initial = "v1"
+
+// State is which versions exist and what each is for.
+type State struct {
+	Current string `json:"current"`
+	// Building maps a version being rebuilt to when it was registered.
+	Building map[string]time.Time `json:"building,omitempty"`
+}
+
+// Writable lists the versions the live ingester writes: the current one
+// first, then those being built, in name order.
+func (s State) Writable() []string {
+	out := []string{s.Current}
+	for _, v := range slices.Sorted(maps.Keys(s.Building)) {
+		if v != s.Current {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Valid reports whether name can be a version: a token of at most 32
+// characters such as v2 or 2025-10-rebuild.
+func Valid(name string) bool { return event.IsToken(name, 32, false) }
+
+// File is a registry kept in a JSON file; changes are written to a temporary
+// file and renamed over it, so readers never see half a state.
+type File struct {
+	path string
+
+	mu      sync.Mutex
+	state   State
+	modTime time.Time
+	size    int64
+	loaded  bool
+}
+
+// FileName is the registry's file name in the data folder.
+const FileName = "versions.json"
+
+// OpenFile returns the registry in dir. A missing file means the initial
+// version is current and nothing is being built.
+func OpenFile(dir string) *File { return &File{path: filepath.Join(dir, FileName)} }
+
+// Dir is the folder the registry is in.
+func (f *File) Dir() string { return filepath.Dir(f.path) }
+
+// State returns the registry's state, reading the file again only when it
+// changed (a stat per call: cheap enough for every batch and request).
+func (f *File) State() (State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stateLocked()
+}
+
+func (f *File) stateLocked() (State, error) {
+	info, err := os.Stat(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		f.state, f.loaded = State{Current: Initial}, true
+		return f.state, nil
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("versions registry: %w", err)
+	}
+	if f.loaded && info.ModTime().Equal(f.modTime) && info.Size() == f.size {
+		return f.state, nil
+	}
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		return State{}, fmt.Errorf("versions registry: %w", err)
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil || !Valid(s.Current) {
+		return State{}, fmt.Errorf("versions registry %s: not a valid state", f.path)
+	}
+	f.state, f.modTime, f.size, f.loaded = s, info.ModTime(), info.Size(), true
+	return s, nil
+}
+
+// Register marks version as being built, from now on (or from when it was
+// registered before: registering again keeps the first time).
+func (f *File) Register(version string, now time.Time) (State, error) {
+	if !Valid(version) {
+		return State{}, fmt.Errorf("version %q: use a short lowercase name such as v2", version)
+	}
+	return f.update(func(s *State) error {
+		if s.Current == version {
+			return fmt.Errorf("version %s is the current version; replay into a new one", version)
+		}
+		if _, ok := s.Building[version]; !ok {
+			if s.Building == nil {
+				s.Building = map[string]time.Time{}
+			}
+			s.Building[version] = now.UTC()
+		}
+		return nil
+	})
+}
+
+// Swap makes version current; the old current version is no longer written.
+func (f *File) Swap(version string) (State, error) {
+	return f.update(func(s *State) error {
+		if s.Current == version {
+			return fmt.Errorf("version %s is already current", version)
+		}
+		if _, ok := s.Building[version]; !ok {
+			return fmt.Errorf("version %s is not being built; replay into it first", version)
+		}
+		delete(s.Building, version)
+		s.Current = version
+		return nil
+	})
+}
+
+// Abandon stops building version: the live ingester no longer writes it.
+func (f *File) Abandon(version string) (State, error) {
+	return f.update(func(s *State) error {
+		if _, ok := s.Building[version]; !ok {
+			return fmt.Errorf("version %s is not being built", version)
+		}
+		delete(s.Building, version)
+		return nil
+	})
+}
+
+func (f *File) update(change func(*State) error) (State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, err := f.stateLocked()
+	if err != nil {
+		return State{}, err
+	}
+	s.Building = maps.Clone(s.Building)
+	if err := change(&s); err != nil {
+		return State{}, err
+	}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return State{}, fmt.Errorf("versions registry: %w", err)
+	}
+	tmp := f.path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return State{}, fmt.Errorf("versions registry: %w", err)
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		return State{}, fmt.Errorf("versions registry: %w", err)
+	}
+	f.loaded = false // the next State reads the file back, with its new mtime
+	return s, nil
+}
