@@ -34,9 +34,11 @@ type Rejecter interface {
 	Rejected() map[event.Ref]string
 }
 
-// Observer receives what each committed batch did, for metrics.
+// Observer receives what each committed batch did, and every failed write
+// as it happens (a store outage shows while the batch is still retrying).
 type Observer interface {
 	ObserveBatch(BatchStats)
+	ObserveRetry(what string)
 }
 
 // BatchStats is what one committed batch did.
@@ -48,8 +50,6 @@ type BatchStats struct {
 	Lag []PartitionLag
 	// StoreLatency is how long the successful store call took.
 	StoreLatency time.Duration
-	// Retries counts failed store and dead-letter writes before success.
-	Retries int
 }
 
 // TopicStats counts the messages of one topic in a batch.
@@ -67,6 +67,7 @@ type PartitionLag struct {
 type nopObserver struct{}
 
 func (nopObserver) ObserveBatch(BatchStats) {}
+func (nopObserver) ObserveRetry(string)     {}
 
 // Dead-letter headers: why an event was rejected and where it came from.
 const (
@@ -321,7 +322,7 @@ func (in *Ingester) process(ctx context.Context, batch []kafka.Message) error {
 	}
 	var rejected map[event.Ref]string
 	start := time.Now()
-	retries, err := retry(ctx, in.log, "store events", func() error {
+	err := in.retry(ctx, "store events", func() error {
 		start = time.Now()
 		err := in.sink.Ingest(ctx, events)
 		var r Rejecter
@@ -332,7 +333,6 @@ func (in *Ingester) process(ctx context.Context, batch []kafka.Message) error {
 		return err
 	})
 	stats.StoreLatency = time.Since(start)
-	stats.Retries += retries
 	if err != nil {
 		return err
 	}
@@ -345,9 +345,7 @@ func (in *Ingester) process(ctx context.Context, batch []kafka.Message) error {
 		}
 	}
 	if len(dead) > 0 {
-		retries, err := retry(ctx, in.log, "write dead letters", func() error { return in.dlq.WriteMessages(ctx, dead...) })
-		stats.Retries += retries
-		if err != nil {
+		if err := in.retry(ctx, "write dead letters", func() error { return in.dlq.WriteMessages(ctx, dead...) }); err != nil {
 			return err
 		}
 		in.log.Info("events dead-lettered", zap.Int("count", len(dead)), zap.String("topic", in.cfg.DeadLetter))
@@ -399,23 +397,24 @@ func deadLetter(m *kafka.Message, reason string) kafka.Message {
 }
 
 // retry calls fn until it succeeds or ctx ends, backing off exponentially
-// with jitter from 100 ms to 10 s. It returns how many calls failed.
-func retry(ctx context.Context, log *zap.Logger, what string, fn func() error) (int, error) {
+// with jitter from 100 ms to 10 s.
+func (in *Ingester) retry(ctx context.Context, what string, fn func() error) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
-			return attempt - 1, nil
+			return nil
 		}
+		in.cfg.Observer.ObserveRetry(what)
 		if ctx.Err() != nil {
-			return attempt, fmt.Errorf("%s: %w", what, err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		log.Warn("retrying", zap.String("what", what), zap.Int("attempt", attempt), zap.Error(err))
+		in.log.Warn("retrying", zap.String("what", what), zap.Int("attempt", attempt), zap.Error(err))
 		sleep := backoff/2 + rand.N(backoff/2+1)
 		select {
 		case <-time.After(sleep):
 		case <-ctx.Done():
-			return attempt, fmt.Errorf("%s: %w", what, err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}

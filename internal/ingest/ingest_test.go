@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,9 +107,20 @@ func produce(t *testing.T, addr string, n int) {
 	}
 }
 
-func runIngester(t *testing.T, addr string, sink ingest.Sink) (stop func() ingest.Stats) {
+// retryCounter observes retries as they happen.
+type retryCounter struct{ n atomic.Int64 }
+
+func (c *retryCounter) ObserveBatch(ingest.BatchStats) {}
+func (c *retryCounter) ObserveRetry(string)            { c.n.Add(1) }
+
+func runIngester(t *testing.T, addr string, sink ingest.Sink, obs ...ingest.Observer) (stop func() ingest.Stats) {
 	t.Helper()
+	var observer ingest.Observer
+	if len(obs) > 0 {
+		observer = obs[0]
+	}
 	in, err := ingest.New(ingest.Config{
+		Observer: observer,
 		Brokers: []string{addr}, Topics: topics, Group: "g", DeadLetter: dlqTopic,
 		BatchSize: 16, BatchWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, ShutdownGrace: 300 * time.Millisecond,
 	}, sink, zap.NewNop())
@@ -175,8 +187,12 @@ func TestStoreOutage(t *testing.T) {
 	const n = 120
 	produce(t, addr, n)
 	sink := &faultySink{failing: true, stored: map[string]int{}}
-	stop := runIngester(t, addr, sink)
+	retries := &retryCounter{}
+	stop := runIngester(t, addr, sink, retries)
 	waitFor(t, "retries", func() bool { _, calls := sink.count(); return calls >= 3 })
+	if retries.n.Load() < 2 {
+		t.Fatalf("%d retries observed while the store was failing", retries.n.Load())
+	}
 	stop()
 	if got := committed(t, addr); got != 0 {
 		t.Fatalf("committed %d offsets while the store was down", got)

@@ -24,7 +24,7 @@ type Registry struct {
 	deadLettered *prometheus.CounterVec
 	lag          *prometheus.GaugeVec
 	storeLatency prometheus.Histogram
-	retries      prometheus.Counter
+	retries      *prometheus.CounterVec
 	batches      prometheus.Counter
 	httpDuration *prometheus.HistogramVec
 }
@@ -51,9 +51,9 @@ func New() *Registry {
 			Name: "chatreport_store_write_seconds", Help: "Duration of one batch write to the store (a bulk request for Elasticsearch).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}),
-		retries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chatreport_store_retries_total", Help: "Failed store or dead-letter writes that were retried.",
-		}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatreport_store_retries_total", Help: "Failed store or dead-letter writes, counted as they fail; each is retried.",
+		}, []string{"what"}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatreport_batches_total", Help: "Batches stored and committed.",
 		}),
@@ -83,7 +83,6 @@ func (r *Registry) ObserveBatch(b ingest.BatchStats) {
 		r.lag.WithLabelValues(l.Topic, strconv.Itoa(l.Partition)).Set(float64(l.Lag))
 	}
 	r.storeLatency.Observe(b.StoreLatency.Seconds())
-	r.retries.Add(float64(b.Retries))
 	r.batches.Inc()
 }
 
@@ -91,6 +90,9 @@ func (r *Registry) ObserveBatch(b ingest.BatchStats) {
 type AssemblerWatch interface {
 	Stats() session.AssemblerStats
 }
+
+// ObserveRetry counts a failed write that will be retried.
+func (r *Registry) ObserveRetry(what string) { r.retries.WithLabelValues(what).Inc() }
 
 // WatchAssembler exports the assembler's work counters.
 func (r *Registry) WatchAssembler(a AssemblerWatch) {
