@@ -1,36 +1,128 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/report"
 )
 
-// ParamError is one invalid request parameter.
+// ParamError is one invalid request parameter: a query parameter, a JSON
+// field (info[1].op), or a path parameter.
 type ParamError struct {
 	Param   string `json:"param"`
 	Message string `json:"message"`
 }
 
-// Paging limits of the list.
+// Limits of a request.
 const (
-	defaultLimit = 20
-	maxLimit     = 100
+	defaultLimit  = 20
+	maxLimit      = 100
+	maxTags       = 50
+	maxChannels   = 50
+	maxConditions = 20
+	maxTagLen     = 128
+	maxValueLen   = 4096
+	maxContactLen = 256
+	maxQueryLen   = 1000
 )
 
-// query is the parsed list request: the filter and the page.
-type query struct {
-	filter report.Filter
-	page   report.Page
+// Export formats.
+const (
+	formatJSONL = "jsonl"
+	formatCSV   = "csv"
+)
+
+// The query parameters each route accepts; anything else is a 400, so a
+// misspelt filter (channels=webchat) never silently widens a report.
+var (
+	filterParams = []string{"from", "to", "session", "protocol", "tag", "tag_mode", "info", "channel", "contact", "handed_off", "q"}
+	listParams   = append(slices.Clip(filterParams), "limit", "cursor")
+	exportParams = append(slices.Clip(filterParams), "format")
+	facetParams  = []string{"from", "to"}
+	// queryParams are the query parameters of each route ("METHOD path"
+	// as Gin routes it); routes not listed take none.
+	queryParams = map[string][]string{
+		"GET /api/v1/sessions": listParams,
+		"GET /api/v1/export":   exportParams,
+		"GET /api/v1/facets":   facetParams,
+	}
+	// searchFields are the fields of the POST /sessions/search body.
+	searchFields = []string{"from", "to", "session", "protocol", "tags", "tag_mode", "info", "channels", "contact", "handed_off", "q", "limit", "cursor"}
+	// conditionFields are the fields of one info condition in a JSON body.
+	conditionFields = []string{"key", "op", "value"}
+	// repeatable query parameters.
+	repeatable = []string{"tag", "info", "channel"}
+)
+
+// source is where a request's filter came from, so errors name what the
+// client sent: a query parameter (tag) or a JSON field (tags[2]).
+type source int
+
+const (
+	fromQuery source = iota
+	fromJSON
+)
+
+// filterInput is a report request as sent, decoded from query parameters or
+// a JSON body but not validated: parser.validate is the one validation path
+// of both. Nil means absent.
+type filterInput struct {
+	src                                  source
+	from, to, session, protocol, tagMode *string
+	contact, q, cursor, format           *string
+	tags, channels                       []string
+	info                                 []conditionInput
+	handedOff                            *bool
+	limit                                *int
+	// badInterval: from or to was sent but not as a string; the interval
+	// is not checked further.
+	badInterval bool
 }
 
-// parser turns request parameters into the neutral filter, collecting every
-// error rather than stopping at the first.
+// conditionInput is one info condition as sent.
+type conditionInput struct {
+	key, op, value string
+	// text is the condition as a query parameter (KEY:OP:VALUE).
+	text string
+}
+
+// name is what errors call the i-th element (i < 0: the whole list) of the
+// list field ("tags", "channels", "info").
+func (in *filterInput) name(field string, i int) string {
+	if in.src == fromQuery {
+		switch field {
+		case "tags":
+			return "tag"
+		case "channels":
+			return "channel"
+		}
+		return field
+	}
+	if i < 0 {
+		return field
+	}
+	return fmt.Sprintf("%s[%d]", field, i)
+}
+
+// conditionName names a part ("key", "op", "value") of the i-th condition.
+func (in *filterInput) conditionName(i int, part string) string {
+	if in.src == fromQuery {
+		return "info"
+	}
+	return fmt.Sprintf("info[%d].%s", i, part)
+}
+
+// parser turns request input into the neutral filter, collecting every error
+// rather than stopping at the first.
 type parser struct {
 	loc    *time.Location
 	now    time.Time
@@ -42,117 +134,403 @@ func (p *parser) fail(param, format string, args ...any) {
 	p.errs = append(p.errs, ParamError{Param: param, Message: fmt.Sprintf(format, args...)})
 }
 
-// parseQuery reads the list parameters of q.
-func (p *parser) parseQuery(q url.Values) query {
-	var out query
-	f := &out.filter
-	f.From, f.To = p.interval(q.Get("from"), q.Get("to"), q.Has("from"), q.Has("to"))
-	if s := q.Get("session"); q.Has("session") {
-		if !event.IsUUID(s) {
-			p.fail("session", "must be a session id (UUID), e.g. c639c747-4637-4ff5-99c0-9f0e86d3c21b")
-		}
-		f.SessionID = strings.ToLower(s)
+// paramOrder is the order errors are listed in: unknown parameters first,
+// then the documented ones in the order of the documentation.
+var paramOrder = []string{
+	"body", "id", "from", "to", "session", "protocol", "tag", "tags", "tag_mode", "info", "channel", "channels",
+	"contact", "handed_off", "q", "limit", "cursor", "format",
+}
+
+// sorted returns the errors in paramOrder, keeping the order of errors of one
+// parameter (tags[0] before tags[3]).
+func (p *parser) sorted() []ParamError {
+	rank := func(e ParamError) int {
+		base, _, _ := strings.Cut(e.Param, "[")
+		base, _, _ = strings.Cut(base, ".")
+		return slices.Index(paramOrder, base) // unknown: -1, first
 	}
-	if s := q.Get("protocol"); q.Has("protocol") {
-		if !event.IsProtocol(s) {
-			p.fail("protocol", "must be 17 digits starting with a date YYYYMMDD, e.g. 20251007092633646")
-		}
-		f.Protocol = s
+	out := slices.Clone(p.errs)
+	slices.SortStableFunc(out, func(a, b ParamError) int { return rank(a) - rank(b) })
+	return out
+}
+
+// decodeQuery reads the parameters of q that allowed lists.
+func (p *parser) decodeQuery(q url.Values, allowed []string) filterInput {
+	in := filterInput{src: fromQuery}
+	names := make([]string, 0, len(q))
+	for k := range q {
+		names = append(names, k)
 	}
-	for _, t := range q["tag"] {
-		if strings.TrimSpace(t) == "" {
-			p.fail("tag", "must not be empty")
+	slices.Sort(names)
+	for _, k := range names {
+		switch {
+		case !slices.Contains(allowed, k):
+			if len(allowed) == 0 {
+				p.fail(k, "unknown parameter; this route takes none")
+			} else {
+				p.fail(k, "unknown parameter; this route takes %s", strings.Join(allowed, ", "))
+			}
+		case len(q[k]) > 1 && !slices.Contains(repeatable, k):
+			p.fail(k, "given %d times; give it once", len(q[k]))
+		}
+	}
+	one := func(k string) *string {
+		if !q.Has(k) || !slices.Contains(allowed, k) {
+			return nil
+		}
+		v := q.Get(k)
+		return &v
+	}
+	many := func(k string) []string {
+		if !slices.Contains(allowed, k) {
+			return nil
+		}
+		return q[k]
+	}
+	in.from, in.to = one("from"), one("to")
+	in.session, in.protocol = one("session"), one("protocol")
+	in.tags, in.channels = many("tag"), many("channel")
+	in.tagMode = one("tag_mode")
+	in.contact, in.q, in.cursor = one("contact"), one("q"), one("cursor")
+	in.format = one("format")
+	for _, s := range many("info") {
+		key, rest, ok := strings.Cut(s, ":")
+		if !ok {
+			p.fail("info", "%q: expected KEY:OP:VALUE, or KEY:OP for exists and not_exists", s)
 			continue
 		}
-		f.Tags = append(f.Tags, t)
+		// The value is everything after the second colon: it may hold colons.
+		op, value, _ := strings.Cut(rest, ":")
+		in.info = append(in.info, conditionInput{key: key, op: op, value: value, text: s})
 	}
-	f.TagMode = report.TagsAny
-	if m := q.Get("tag_mode"); q.Has("tag_mode") {
-		switch report.TagMode(m) {
-		case report.TagsAny, report.TagsAll:
-			f.TagMode = report.TagMode(m)
-		default:
-			p.fail("tag_mode", "must be any or all")
-		}
-	}
-	for _, c := range q["info"] {
-		if cond, ok := p.condition(c); ok {
-			f.Info = append(f.Info, cond)
-		}
-	}
-	for _, c := range q["channel"] {
-		if !event.IsToken(c, 32, false) {
-			p.fail("channel", "%q is not a channel (a lowercase token such as whatsapp)", c)
-			continue
-		}
-		f.Channels = append(f.Channels, c)
-	}
-	if c := q.Get("contact"); q.Has("contact") {
-		if strings.TrimSpace(c) == "" {
-			p.fail("contact", "must not be empty")
-		}
-		f.Contact = strings.TrimSpace(c)
-	}
-	if h := q.Get("handed_off"); q.Has("handed_off") {
-		switch h {
+	if h := one("handed_off"); h != nil {
+		switch *h {
 		case "true", "false":
-			v := h == "true"
-			f.HandedOff = &v
+			v := *h == "true"
+			in.handedOff = &v
 		default:
 			p.fail("handed_off", "must be true or false")
 		}
 	}
-	f.Query = strings.TrimSpace(q.Get("q"))
-	out.page.Limit = defaultLimit
-	if l := q.Get("limit"); q.Has("limit") {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > maxLimit {
+	if l := one("limit"); l != nil {
+		n, err := strconv.Atoi(*l)
+		if err != nil {
 			p.fail("limit", "must be a whole number from 1 to %d", maxLimit)
 		} else {
-			out.page.Limit = n
+			in.limit = &n
 		}
 	}
-	if c := q.Get("cursor"); q.Has("cursor") {
-		cur, err := p.cursor.Decode(c)
-		if err != nil {
-			p.fail("cursor", "is not a cursor this API issued; use next_cursor of a previous page")
+	return in
+}
+
+// decodeJSON reads the body of POST /sessions/search: an object with the
+// fields searchFields lists. Unknown fields are errors; null is absent.
+func (p *parser) decodeJSON(body []byte) filterInput {
+	in := filterInput{src: fromJSON}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return in // no body: no filter, like GET without parameters
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		p.fail("body", "must be a JSON object with the filter's fields (%s)", strings.Join(searchFields, ", "))
+		return in
+	}
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if !slices.Contains(searchFields, k) {
+			p.fail(k, "unknown field; the fields are %s", strings.Join(searchFields, ", "))
+		}
+	}
+	present := func(k string) (json.RawMessage, bool) {
+		raw, ok := fields[k]
+		if !ok || string(raw) == "null" {
+			return nil, false
+		}
+		return raw, true
+	}
+	str := func(k string) *string {
+		raw, ok := present(k)
+		if !ok {
+			return nil
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			p.fail(k, "must be a string")
+			return nil
+		}
+		return &s
+	}
+	strs := func(k string) []string {
+		raw, ok := present(k)
+		if !ok {
+			return nil
+		}
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			p.fail(k, "must be an array of strings")
+			return nil
+		}
+		out := make([]string, 0, len(items))
+		for i, item := range items {
+			var s string
+			if err := json.Unmarshal(item, &s); err != nil {
+				p.fail(fmt.Sprintf("%s[%d]", k, i), "must be a string")
+				continue
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	in.from, in.to = str("from"), str("to")
+	_, hasFrom := present("from")
+	_, hasTo := present("to")
+	in.badInterval = hasFrom && in.from == nil || hasTo && in.to == nil
+	in.session, in.protocol = str("session"), str("protocol")
+	in.tags = strs("tags")
+	in.tagMode = str("tag_mode")
+	in.channels = strs("channels")
+	in.contact, in.q, in.cursor = str("contact"), str("q"), str("cursor")
+	if raw, ok := present("info"); ok {
+		in.info = p.jsonConditions(raw)
+	}
+	if raw, ok := present("handed_off"); ok {
+		var b bool
+		if err := json.Unmarshal(raw, &b); err != nil {
+			p.fail("handed_off", "must be true or false")
 		} else {
-			out.page.After = &cur
+			in.handedOff = &b
+		}
+	}
+	if raw, ok := present("limit"); ok {
+		var n int
+		if err := json.Unmarshal(raw, &n); err != nil {
+			p.fail("limit", "must be a whole number from 1 to %d", maxLimit)
+		} else {
+			in.limit = &n
+		}
+	}
+	return in
+}
+
+// jsonConditions reads info: an array of {key, op, value} objects. A value
+// may be a string, number or boolean, like the info events' values.
+func (p *parser) jsonConditions(raw json.RawMessage) []conditionInput {
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		p.fail("info", "must be an array of conditions {key, op, value}")
+		return nil
+	}
+	out := make([]conditionInput, 0, len(items))
+	for i, item := range items {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(item, &obj); err != nil || obj == nil {
+			p.fail(fmt.Sprintf("info[%d]", i), "must be an object {key, op, value}")
+			continue
+		}
+		var c conditionInput
+		ok := true
+		for _, k := range sortedKeys(obj) {
+			if !slices.Contains(conditionFields, k) {
+				p.fail(fmt.Sprintf("info[%d].%s", i, k), "unknown field; a condition has key, op and value")
+				ok = false
+			}
+		}
+		for _, part := range []struct {
+			name string
+			into *string
+		}{{"key", &c.key}, {"op", &c.op}} {
+			v, has := obj[part.name]
+			if !has || string(v) == "null" {
+				continue // validate reports it missing
+			}
+			if err := json.Unmarshal(v, part.into); err != nil {
+				p.fail(fmt.Sprintf("info[%d].%s", i, part.name), "must be a string")
+				ok = false
+			}
+		}
+		if v, has := obj["value"]; has && string(v) != "null" {
+			value, valid := scalar(v)
+			if !valid {
+				p.fail(fmt.Sprintf("info[%d].value", i), "must be a string, number or boolean")
+				ok = false
+			}
+			c.value = value
+		}
+		if ok {
+			out = append(out, c)
 		}
 	}
 	return out
 }
 
-// condition parses KEY:OP:VALUE, or KEY:OP for exists and not_exists.
-func (p *parser) condition(s string) (report.Condition, bool) {
-	key, rest, ok := strings.Cut(s, ":")
-	if !ok {
-		p.fail("info", "%q: expected KEY:OP:VALUE or KEY:OP", s)
-		return report.Condition{}, false
+// scalar is the string form of a JSON string, number or boolean.
+func scalar(raw json.RawMessage) (string, bool) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, true
 	}
-	opText, value, hasValue := strings.Cut(rest, ":")
-	c := report.Condition{Key: key, Op: report.Op(opText), Value: value}
-	return c, p.checkCondition(c, hasValue)
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err == nil {
+		return n.String(), true
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err == nil {
+		return strconv.FormatBool(b), true
+	}
+	return "", false
 }
 
-func (p *parser) checkCondition(c report.Condition, hasValue bool) bool {
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// validate checks a request's filter and page: the one validation path of
+// GET parameters and POST bodies.
+func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
+	var f report.Filter
+	if !in.badInterval {
+		f.From, f.To = p.interval(in.from, in.to)
+	}
+	if in.session != nil {
+		if !event.IsUUID(*in.session) {
+			p.fail("session", "must be a session id (UUID), e.g. c639c747-4637-4ff5-99c0-9f0e86d3c21b")
+		}
+		f.SessionID = strings.ToLower(*in.session)
+	}
+	if in.protocol != nil {
+		if !event.IsProtocol(*in.protocol) {
+			p.fail("protocol", "must be 17 digits starting with a date YYYYMMDD, e.g. 20251007092633646")
+		}
+		f.Protocol = *in.protocol
+	}
+	if len(in.tags) > maxTags {
+		p.fail(in.name("tags", -1), "at most %d tags", maxTags)
+	}
+	for i, t := range in.tags {
+		switch {
+		case strings.TrimSpace(t) == "":
+			p.fail(in.name("tags", i), "must not be empty")
+		case len(t) > maxTagLen || !utf8.ValidString(t):
+			p.fail(in.name("tags", i), "must be at most %d bytes of UTF-8", maxTagLen)
+		default:
+			f.Tags = append(f.Tags, t)
+		}
+	}
+	f.TagMode = report.TagsAny
+	if in.tagMode != nil {
+		switch m := report.TagMode(*in.tagMode); m {
+		case report.TagsAny, report.TagsAll:
+			f.TagMode = m
+		default:
+			p.fail("tag_mode", "must be any or all")
+		}
+	}
+	if len(in.info) > maxConditions {
+		p.fail(in.name("info", -1), "at most %d conditions", maxConditions)
+	}
+	for i, c := range in.info {
+		if cond, ok := p.condition(in, i, c); ok {
+			f.Info = append(f.Info, cond)
+		}
+	}
+	if len(in.channels) > maxChannels {
+		p.fail(in.name("channels", -1), "at most %d channels", maxChannels)
+	}
+	for i, c := range in.channels {
+		if !event.IsToken(c, 32, false) {
+			p.fail(in.name("channels", i), "%q is not a channel (a lowercase token such as whatsapp)", c)
+			continue
+		}
+		f.Channels = append(f.Channels, c)
+	}
+	if in.contact != nil {
+		c := strings.TrimSpace(*in.contact)
+		switch {
+		case c == "":
+			p.fail("contact", "must not be empty: a contact id, a phone number or part of a name")
+		case len(c) > maxContactLen || !utf8.ValidString(c):
+			p.fail("contact", "must be at most %d bytes of UTF-8", maxContactLen)
+		}
+		f.Contact = c
+	}
+	f.HandedOff = in.handedOff
+	if in.q != nil {
+		q := strings.TrimSpace(*in.q)
+		switch {
+		case q == "":
+			p.fail("q", "must not be empty")
+		case len(q) > maxQueryLen || !utf8.ValidString(q):
+			p.fail("q", "must be at most %d bytes of UTF-8", maxQueryLen)
+		case len(report.Words(q)) == 0:
+			p.fail("q", "must have a word (letters or digits)")
+		}
+		f.Query = q
+	}
+	page := report.Page{Limit: defaultLimit}
+	if in.limit != nil {
+		if *in.limit < 1 || *in.limit > maxLimit {
+			p.fail("limit", "must be a whole number from 1 to %d", maxLimit)
+		} else {
+			page.Limit = *in.limit
+		}
+	}
+	if in.cursor != nil {
+		cur, err := p.cursor.Decode(*in.cursor)
+		if err != nil {
+			p.fail("cursor", "is not a cursor this API issued; use next_cursor of a previous page")
+		} else {
+			page.After = &cur
+		}
+	}
+	return f, page
+}
+
+// condition checks the i-th info condition.
+func (p *parser) condition(in *filterInput, i int, ci conditionInput) (report.Condition, bool) {
+	c := report.Condition{Key: ci.key, Op: report.Op(ci.op), Value: ci.value}
+	quoted := func() string {
+		if in.src == fromQuery {
+			return fmt.Sprintf("%q: ", ci.text)
+		}
+		return ""
+	}
 	ok := true
 	if !event.IsInfoKey(c.Key) {
-		p.fail("info", "%q is not an information key ([A-Za-z0-9_.-], 1 to 128 characters)", c.Key)
+		p.fail(in.conditionName(i, "key"), "%s%q is not an information key ([A-Za-z0-9_.-], 1 to 128 characters)", quoted(), c.Key)
 		ok = false
 	}
 	switch {
 	case !c.Op.Valid():
-		p.fail("info", "unknown operation %q; use one of %s", c.Op, opList())
+		p.fail(in.conditionName(i, "op"), "%sunknown operation %q; use one of %s", quoted(), c.Op, opList())
 		ok = false
-	case c.Op.TakesValue() && (!hasValue || c.Value == ""):
-		p.fail("info", "%s needs a value: %s:%s:VALUE", c.Op, c.Key, c.Op)
+	case c.Op.TakesValue() && c.Value == "":
+		if in.src == fromQuery {
+			p.fail("info", "%s%s needs a value: KEY:%s:VALUE", quoted(), c.Op, c.Op)
+		} else {
+			p.fail(in.conditionName(i, "value"), "%s needs a value", c.Op)
+		}
 		ok = false
-	case !c.Op.TakesValue() && hasValue:
-		p.fail("info", "%s takes no value: %s:%s", c.Op, c.Key, c.Op)
+	case !c.Op.TakesValue() && c.Value != "":
+		if in.src == fromQuery {
+			p.fail("info", "%s%s takes no value: KEY:%s", quoted(), c.Op, c.Op)
+		} else {
+			p.fail(in.conditionName(i, "value"), "%s takes no value", c.Op)
+		}
+		ok = false
+	case len(c.Value) > maxValueLen || !utf8.ValidString(c.Value):
+		p.fail(in.conditionName(i, "value"), "%smust be at most %d bytes of UTF-8", quoted(), maxValueLen)
 		ok = false
 	}
-	return ok
+	return c, ok
 }
 
 func opList() string {
@@ -163,45 +541,65 @@ func opList() string {
 	return strings.Join(names, ", ")
 }
 
+// exportFormat checks the export format; jsonl when absent.
+func (p *parser) exportFormat(in *filterInput) string {
+	if in.format == nil {
+		return formatJSONL
+	}
+	switch *in.format {
+	case formatJSONL, formatCSV:
+		return *in.format
+	}
+	p.fail("format", "must be jsonl or csv")
+	return ""
+}
+
 // interval parses from/to: RFC 3339, or a date in the report time zone (a date
 // "to" includes that whole day). Neither means the last 31 days up to now.
-func (p *parser) interval(from, to string, hasFrom, hasTo bool) (time.Time, time.Time) {
-	if !hasFrom && !hasTo {
+func (p *parser) interval(from, to *string) (time.Time, time.Time) {
+	if from == nil && to == nil {
 		return p.now.Add(-report.MaxInterval), p.now
 	}
-	if hasFrom != hasTo {
+	if (from == nil) != (to == nil) {
 		missing := "to"
-		if !hasFrom {
+		if from == nil {
 			missing = "from"
 		}
 		p.fail(missing, "from and to go together: give both or neither")
 		return time.Time{}, time.Time{}
 	}
-	f, okF := p.instant("from", from, false)
-	t, okT := p.instant("to", to, true)
+	f, fromDate, okF := p.instant("from", *from, false)
+	t, _, okT := p.instant("to", *to, true)
 	if !okF || !okT {
 		return f, t
+	}
+	// 31 days are calendar days when from is a date, so that a month
+	// across a daylight-saving change still fits.
+	limit := f.Add(report.MaxInterval)
+	if fromDate {
+		limit = f.In(p.loc).AddDate(0, 0, 31)
 	}
 	switch {
 	case !t.After(f):
 		p.fail("to", "must be after from")
-	case t.Sub(f) > report.MaxInterval:
+	case t.After(limit):
 		p.fail("to", "the interval may not exceed 31 days")
 	}
 	return f, t
 }
 
-func (p *parser) instant(param, s string, endOfDay bool) (time.Time, bool) {
+// instant parses one bound; isDate reports a date without a time.
+func (p *parser) instant(param, s string, endOfDay bool) (t time.Time, isDate, ok bool) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), true
+		return t.UTC(), false, true
 	}
 	d, err := time.ParseInLocation(time.DateOnly, s, p.loc)
 	if err != nil {
 		p.fail(param, "must be RFC 3339 (2025-10-07T09:26:33-03:00) or a date (2025-10-07)")
-		return time.Time{}, false
+		return time.Time{}, false, false
 	}
 	if endOfDay {
 		d = d.AddDate(0, 0, 1)
 	}
-	return d.UTC(), true
+	return d.UTC(), true, true
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,8 +21,8 @@ import (
 	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/metrics"
 	"github.com/chatreport/chatreport/internal/pipeline"
-	"github.com/chatreport/chatreport/internal/session"
-	"github.com/chatreport/chatreport/internal/store/sqlite"
+	"github.com/chatreport/chatreport/internal/versions"
+	"github.com/chatreport/chatreport/internal/web"
 )
 
 // loadConfig reads and validates the configuration; with --check-config it
@@ -73,17 +73,10 @@ func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level)), nil
 }
 
-// openSQLite opens the embedded store, creating its folder.
-func openSQLite(ctx context.Context, path string) (*sqlite.Store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("create data folder: %w", err)
-	}
-	return sqlite.Open(ctx, path)
-}
-
-func newIngester(cfg config.Config, def *pipeline.Definition, brokers []string, store session.Store, reg *metrics.Registry, log *zap.Logger) (*ingest.Ingester, error) {
-	asm := session.NewAssembler(def, store)
-	reg.WatchAssembler(asm)
+// newIngester consumes into every writable version of set.
+func newIngester(cfg config.Config, def *pipeline.Definition, brokers []string, set *sqliteVersions, reg *metrics.Registry, log *zap.Logger) (*ingest.Ingester, error) {
+	sink := versions.NewSink(set, def)
+	reg.WatchAssembler(sink)
 	return ingest.New(ingest.Config{
 		Brokers:    brokers,
 		Topics:     def.Topics.Events,
@@ -92,22 +85,23 @@ func newIngester(cfg config.Config, def *pipeline.Definition, brokers []string, 
 		BatchSize:  cfg.Ingest.BatchSize,
 		BatchWait:  cfg.Ingest.BatchWait,
 		Observer:   reg,
-	}, asm, log.Named("ingest"))
+	}, sink, log.Named("ingest"))
 }
 
 // handler is the HTTP surface of a process: metrics, health and, when given,
-// the report API.
+// the report API with the report screen.
 func handler(reg *metrics.Registry, checks health.Checks, apiHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", reg.Handler())
 	health.Register(mux, checks)
 	if apiHandler != nil {
-		mux.Handle("/", apiHandler)
+		mux.Handle("/api/", apiHandler)
+		mux.Handle("/", web.Handler())
 	}
 	return mux
 }
 
-func newAPI(cfg config.Config, store api.Store, log *zap.Logger) (*api.Server, error) {
+func newAPI(cfg config.Config, store api.Store, reg *metrics.Registry, log *zap.Logger) (*api.Server, error) {
 	keys := api.NewKeys()
 	for _, k := range cfg.KeyHashes() {
 		if err := keys.Add(k.Tenant, k.Hash); err != nil {
@@ -118,7 +112,36 @@ func newAPI(cfg config.Config, store api.Store, log *zap.Logger) (*api.Server, e
 	if err != nil {
 		return nil, fmt.Errorf("api.time_zone: %w", err)
 	}
-	return api.New(api.Config{Keys: keys, Location: loc, CursorKey: cfg.CursorKeyBytes()}, store, log.Named("api"))
+	jwt, err := jwtConfig(cfg.Auth.JWT)
+	if err != nil {
+		return nil, err
+	}
+	return api.New(api.Config{
+		Keys: keys, JWT: jwt, Location: loc, CursorKey: cfg.CursorKeyBytes(), Observe: reg.ObserveRequest,
+	}, store, log.Named("api"))
+}
+
+// jwtConfig reads the JWT keys the configuration names; nil when JWTs are off.
+func jwtConfig(j config.JWT) (*api.JWTConfig, error) {
+	if !j.Enabled() {
+		return nil, nil
+	}
+	out := &api.JWTConfig{HS256Secret: j.HS256Secret, TenantClaim: j.TenantClaim, Issuer: j.Issuer, Audience: j.Audience, Leeway: j.Leeway}
+	if j.HS256SecretFile != "" {
+		secret, err := os.ReadFile(j.HS256SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth.jwt.hs256_secret_file: %w", err)
+		}
+		out.HS256Secret = bytes.TrimSpace(secret)
+	}
+	if j.RS256PublicKeyFile != "" {
+		pem, err := os.ReadFile(j.RS256PublicKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth.jwt.rs256_public_key_file: %w", err)
+		}
+		out.RS256PublicKeyPEM = pem
+	}
+	return out, nil
 }
 
 // serveHTTP serves h on ln until ctx ends, then shuts down gracefully.

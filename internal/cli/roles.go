@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"net"
 
@@ -12,14 +11,13 @@ import (
 	"github.com/chatreport/chatreport/internal/config"
 	"github.com/chatreport/chatreport/internal/health"
 	"github.com/chatreport/chatreport/internal/metrics"
-	"github.com/chatreport/chatreport/internal/store/sqlite"
 )
 
-// openStore opens the configured store.
-func openStore(ctx context.Context, cfg config.Config) (*sqlite.Store, error) {
+// openStore opens the configured store's versions.
+func openStore(cfg config.Config) (*sqliteVersions, error) {
 	switch cfg.Store.Kind {
 	case config.StoreSQLite:
-		return openSQLite(ctx, cfg.Store.SQLite.Path)
+		return openSQLiteVersions(cfg.Store.SQLite.Dir)
 	}
 	return nil, fmt.Errorf("store.kind %q is not supported", cfg.Store.Kind)
 }
@@ -39,13 +37,14 @@ func newIngestCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-			store, err := openStore(cmd.Context(), cfg)
+			set, err := openStore(cfg)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer set.Close()
+			store := currentStore{set}
 			reg := metrics.New()
-			in, err := newIngester(cfg, def, cfg.Kafka.Brokers, store, reg, log)
+			in, err := newIngester(cfg, def, cfg.Kafka.Brokers, set, reg, log)
 			if err != nil {
 				return err
 			}
@@ -79,12 +78,14 @@ func newServeCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-			store, err := openStore(cmd.Context(), cfg)
+			set, err := openStore(cfg)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
-			server, err := newAPI(cfg, store, log)
+			defer set.Close()
+			store := currentStore{set}
+			reg := metrics.New()
+			server, err := newAPI(cfg, store, reg, log)
 			if err != nil {
 				return err
 			}
@@ -94,7 +95,7 @@ func newServeCommand(g *globals) *cobra.Command {
 			}
 			log.Info("serving", zap.String("http", ln.Addr().String()))
 			checks := health.Checks{"store": store.Ping}
-			return serveHTTP(cmd.Context(), ln, handler(metrics.New(), checks, server))
+			return serveHTTP(cmd.Context(), ln, handler(reg, checks, server))
 		},
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -53,7 +52,7 @@ func newUpCommand(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, def, done, err := g.loadConfig(func(c *config.Config) {
 				c.Store.Kind = config.StoreSQLite
-				c.Store.SQLite.Path = filepath.Join(u.DataDir, "chatreport.db")
+				c.Store.SQLite.Dir = u.DataDir
 				c.HTTP.Addr = u.HTTPAddr
 				c.Kafka.Brokers = []string{u.KafkaAddr}
 				if !cmd.Flags().Changed("config") && g.configPath == "" {
@@ -96,12 +95,14 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 		}
 	}
 
-	store, err := openSQLite(ctx, cfg.Store.SQLite.Path)
+	set, err := openSQLiteVersions(cfg.Store.SQLite.Dir)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	server, err := newAPI(cfg, store, log)
+	defer set.Close()
+	store := currentStore{set}
+	reg := metrics.New()
+	server, err := newAPI(cfg, store, reg, log)
 	if err != nil {
 		return err
 	}
@@ -110,8 +111,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 		return fmt.Errorf("start embedded broker: %w", err)
 	}
 	defer b.Close()
-	reg := metrics.New()
-	in, err := newIngester(cfg, def, []string{b.Addr()}, store, reg, log)
+	in, err := newIngester(cfg, def, []string{b.Addr()}, set, reg, log)
 	if err != nil {
 		return err
 	}
@@ -138,8 +138,9 @@ func printEndpoints(g *globals, u *Up, e Endpoints) {
 	w := g.stdout
 	fmt.Fprintf(w, "\nchatreport is up\n")
 	fmt.Fprintf(w, "  Kafka (embedded broker): %s\n", e.Kafka)
+	fmt.Fprintf(w, "  Report screen:           http://%s/\n", e.HTTP)
 	fmt.Fprintf(w, "  Report API:              http://%s/api/v1/sessions\n", e.HTTP)
-	fmt.Fprintf(w, "  SQLite store:            %s\n", u.Config.Store.SQLite.Path)
+	fmt.Fprintf(w, "  SQLite store:            %s\n", u.Config.Store.SQLite.Dir)
 	if e.DemoKey != "" {
 		fmt.Fprintf(w, "  Demo API key (tenant %s): %s\n", DemoTenant, e.DemoKey)
 		fmt.Fprintf(w, "\n  curl -H 'Authorization: Bearer %s' http://%s/api/v1/sessions\n", e.DemoKey, e.HTTP)

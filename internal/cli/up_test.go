@@ -34,7 +34,7 @@ func startUp(t *testing.T, dataDir string, demo bool) *running {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Auth.APIKeys = map[string]string{"acme": "key-acme", "globex": "key-globex"}
-	cfg.Store.SQLite.Path = filepath.Join(dataDir, "chatreport.db")
+	cfg.Store.SQLite.Dir = dataDir
 	cfg.Log.Level = "warn"
 	ready := make(chan Endpoints, 1)
 	u := &Up{
@@ -204,6 +204,11 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	checkMetrics(t, base)
+	if resp, err := http.Get(base + "/"); err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("the report screen is not served at /: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	checkDLQCommands(t, up, base)
 	if code := get(t, base+"/readyz", "", nil); code != http.StatusOK {
 		t.Fatalf("readyz: %d", code)
@@ -289,8 +294,9 @@ func checkMetrics(t *testing.T, base string) {
 		`chatreport_events_dead_lettered_total{topic="chat.events.bot"} 1`,
 		`chatreport_consumer_lag{partition="`,
 		`chatreport_store_write_seconds_count`,
-		`chatreport_store_retries_total 0`,
 		`chatreport_assembler_reread_events_total`,
+		`chatreport_http_request_duration_seconds_count{method="GET",route="/api/v1/sessions",status="200"}`,
+		`chatreport_http_request_duration_seconds_count{method="GET",route="/api/v1/sessions/:id",status="404"}`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(text, want) {

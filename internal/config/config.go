@@ -51,7 +51,9 @@ type Store struct {
 
 // SQLite configures the embedded store.
 type SQLite struct {
-	Path string `yaml:"path"`
+	// Dir holds one database file per store version (chatreport-v1.db, …)
+	// and the versions registry.
+	Dir string `yaml:"dir"`
 }
 
 // HTTP configures the listener.
@@ -75,6 +77,29 @@ type Auth struct {
 	// APIKeyHashes maps a tenant to SHA-256 hashes (hex) of its keys, so a
 	// config file need not hold keys.
 	APIKeyHashes map[string][]string `yaml:"api_key_hashes"`
+	// JWT admits bearer tokens signed by an identity provider.
+	JWT JWT `yaml:"jwt"`
+}
+
+// JWT configures bearer-token authentication; it is on when a key is set.
+type JWT struct {
+	// HS256SecretFile holds the shared secret (at least 32 bytes); the
+	// environment variable CHATREPORT_JWT_HS256_SECRET may give it instead.
+	HS256SecretFile string `yaml:"hs256_secret_file"`
+	// RS256PublicKeyFile holds the issuer's public key or certificate (PEM).
+	RS256PublicKeyFile string `yaml:"rs256_public_key_file"`
+	// TenantClaim names the claim holding the tenant; "tenant" when empty.
+	TenantClaim string        `yaml:"tenant_claim"`
+	Issuer      string        `yaml:"issuer"`
+	Audience    string        `yaml:"audience"`
+	Leeway      time.Duration `yaml:"leeway"`
+	// HS256Secret is read from CHATREPORT_JWT_HS256_SECRET or the file.
+	HS256Secret []byte `yaml:"-"`
+}
+
+// Enabled reports whether JWTs are accepted.
+func (j JWT) Enabled() bool {
+	return len(j.HS256Secret) > 0 || j.HS256SecretFile != "" || j.RS256PublicKeyFile != ""
 }
 
 // Ingest tunes the consumer.
@@ -93,7 +118,7 @@ type Log struct {
 func Default() Config {
 	return Config{
 		Kafka: Kafka{Brokers: []string{"127.0.0.1:9092"}},
-		Store: Store{Kind: StoreSQLite, SQLite: SQLite{Path: "data/chatreport.db"}},
+		Store: Store{Kind: StoreSQLite, SQLite: SQLite{Dir: "data"}},
 		HTTP:  HTTP{Addr: "127.0.0.1:8080"},
 		API:   API{TimeZone: "America/Sao_Paulo"},
 		Ingest: Ingest{
@@ -107,6 +132,9 @@ func Default() Config {
 // EnvAPIKeys is the environment variable with extra API keys:
 // "tenant1=key1,tenant2=key2".
 const EnvAPIKeys = "CHATREPORT_API_KEYS"
+
+// EnvJWTSecret is the environment variable with the HS256 JWT secret.
+const EnvJWTSecret = "CHATREPORT_JWT_HS256_SECRET"
 
 // Load reads the file at path (none when "") over the defaults, then the
 // environment.
@@ -130,6 +158,9 @@ func Load(path string) (Config, error) {
 }
 
 func (c *Config) applyEnv(getenv func(string) string) error {
+	if secret := getenv(EnvJWTSecret); secret != "" {
+		c.Auth.JWT.HS256Secret = []byte(secret)
+	}
 	v := getenv(EnvAPIKeys)
 	if v == "" {
 		return nil
@@ -155,8 +186,8 @@ func (c *Config) Validate() error {
 	}
 	switch c.Store.Kind {
 	case StoreSQLite:
-		if c.Store.SQLite.Path == "" {
-			errs = append(errs, errors.New("store.sqlite.path: required"))
+		if c.Store.SQLite.Dir == "" {
+			errs = append(errs, errors.New("store.sqlite.dir: required"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("store.kind %q: must be %s", c.Store.Kind, StoreSQLite))
@@ -180,6 +211,14 @@ func (c *Config) Validate() error {
 			if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
 				errs = append(errs, fmt.Errorf("auth.api_key_hashes.%s: %q is not a SHA-256 hex digest", tenant, h))
 			}
+		}
+	}
+	if j := c.Auth.JWT; j.Enabled() {
+		if (len(j.HS256Secret) > 0 || j.HS256SecretFile != "") && j.RS256PublicKeyFile != "" {
+			errs = append(errs, errors.New("auth.jwt: give an HS256 secret or an RS256 public key, not both"))
+		}
+		if len(c.Auth.APIKeys) == 0 && len(c.Auth.APIKeyHashes) == 0 && c.API.CursorKey == "" {
+			errs = append(errs, errors.New("api.cursor_key: required when JWTs are the only credentials (it is derived from API keys otherwise)"))
 		}
 	}
 	if c.Ingest.BatchSize < 1 {

@@ -57,12 +57,22 @@ func TestValidate(t *testing.T) {
 	}{
 		{"no brokers", func(c *Config) { c.Kafka.Brokers = nil }, "kafka.brokers"},
 		{"bad store", func(c *Config) { c.Store.Kind = "mysql" }, "store.kind"},
-		{"no sqlite path", func(c *Config) { c.Store.SQLite.Path = "" }, "store.sqlite.path"},
+		{"no sqlite dir", func(c *Config) { c.Store.SQLite.Dir = "" }, "store.sqlite.dir"},
 		{"bad zone", func(c *Config) { c.API.TimeZone = "Mars/Olympus" }, "api.time_zone"},
 		{"bad tenant", func(c *Config) { c.Auth.APIKeys = map[string]string{"Acme!": "k"} }, "not a tenant"},
 		{"bad hash", func(c *Config) { c.Auth.APIKeyHashes = map[string][]string{"acme": {"abc"}} }, "SHA-256"},
 		{"batch", func(c *Config) { c.Ingest.BatchSize = 0 }, "batch_size"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"jwt both keys", func(c *Config) {
+			c.Auth.JWT = JWT{HS256SecretFile: "s", RS256PublicKeyFile: "p"}
+			c.API.CursorKey = "k"
+		}, "not both"},
+		{"jwt only needs a cursor key", func(c *Config) { c.Auth.JWT = JWT{RS256PublicKeyFile: "p"} }, "api.cursor_key"},
+		{"jwt only with a cursor key", func(c *Config) { c.Auth.JWT = JWT{RS256PublicKeyFile: "p"}; c.API.CursorKey = "k" }, ""},
+		{"jwt and api keys", func(c *Config) {
+			c.Auth.JWT = JWT{HS256Secret: []byte("s")}
+			c.Auth.APIKeys = map[string]string{"acme": "k"}
+		}, ""},
 		{"good hash", func(c *Config) { c.Auth.APIKeyHashes = map[string][]string{"acme": {hex.EncodeToString(sum[:])}} }, ""},
 	}
 	for _, tc := range tests {

@@ -121,7 +121,7 @@ func runIngester(t *testing.T, addr string, sink ingest.Sink, obs ...ingest.Obse
 	}
 	in, err := ingest.New(ingest.Config{
 		Observer: observer,
-		Brokers: []string{addr}, Topics: topics, Group: "g", DeadLetter: dlqTopic,
+		Brokers:  []string{addr}, Topics: topics, Group: "g", DeadLetter: dlqTopic,
 		BatchSize: 16, BatchWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, ShutdownGrace: 300 * time.Millisecond,
 	}, sink, zap.NewNop())
 	if err != nil {

@@ -29,7 +29,8 @@ type CursorCodec struct {
 // NewCursorCodec returns a codec signing with key.
 func NewCursorCodec(key []byte) *CursorCodec { return &CursorCodec{key: key} }
 
-var b64 = base64.RawURLEncoding
+// Strict: a cursor has one spelling; non-canonical trailing bits are tampering.
+var b64 = base64.RawURLEncoding.Strict()
 
 // Encode returns the opaque form of c.
 func (k *CursorCodec) Encode(c Cursor) string {

@@ -5,7 +5,9 @@ package report
 
 import (
 	"errors"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/session"
@@ -13,6 +15,10 @@ import (
 
 // MaxInterval is the longest interval a report may cover.
 const MaxInterval = 31 * 24 * time.Hour
+
+// dstSlack lets an interval of 31 calendar days that spans a daylight-saving
+// change (31 days and 1 hour long) pass Validate; the API checks calendar days.
+const dstSlack = time.Hour
 
 // TagMode says whether a session needs any or all of the filter's tags.
 type TagMode string
@@ -78,7 +84,9 @@ type Filter struct {
 	// case-insensitive substring.
 	Contact   string
 	HandedOff *bool
-	// Query is full text: sessions with a message containing all its words.
+	// Query is full text: sessions with a message containing every word of
+	// Query (see Words) as a word, ignoring case and diacritics ("nao"
+	// finds "NÃO").
 	Query string
 }
 
@@ -95,7 +103,7 @@ func (f *Filter) Validate() error {
 	}
 	if !f.To.After(f.From) {
 		errs = append(errs, errors.New("filter: to must be after from"))
-	} else if f.To.Sub(f.From) > MaxInterval {
+	} else if f.To.Sub(f.From) > MaxInterval+dstSlack {
 		errs = append(errs, errors.New("filter: interval longer than 31 days"))
 	}
 	if f.SessionID != "" && !event.IsUUID(f.SessionID) {
@@ -109,14 +117,46 @@ func (f *Filter) Validate() error {
 			errs = append(errs, errors.New("filter: bad info condition"))
 		}
 	}
+	switch f.TagMode {
+	case "", TagsAny, TagsAll:
+	default:
+		errs = append(errs, errors.New("filter: bad tag mode"))
+	}
+	if f.Query != "" && len(Words(f.Query)) == 0 {
+		errs = append(errs, errors.New("filter: full-text query has no word"))
+	}
 	return errors.Join(errs...)
+}
+
+// Words splits a full-text query into the words a message must all contain:
+// the whitespace-separated parts that have at least one letter or digit.
+// Stores match each word as a word of the message text, ignoring case and
+// diacritics; punctuation inside a word separates sub-words that must follow
+// each other ("segunda-via").
+func Words(q string) []string {
+	var out []string
+	for _, w := range strings.Fields(q) {
+		if strings.IndexFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }) >= 0 {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // Page asks for one page of results.
 type Page struct {
+	// Limit is the most sessions on the page, at least 1.
 	Limit int
 	// After continues after the last session of the previous page.
 	After *Cursor
+}
+
+// Validate checks that the page can be served.
+func (p Page) Validate() error {
+	if p.Limit < 1 {
+		return errors.New("page: limit must be at least 1")
+	}
+	return nil
 }
 
 // Result is one page of sessions, newest first.
@@ -134,6 +174,29 @@ type Detail struct {
 	Events  []event.Event
 }
 
+// Facets are the values the filter dropdowns offer, each with the number of
+// sessions of the interval that have it, sorted by count descending, then by
+// value (byte order). Each list holds at most MaxFacetValues entries.
+type Facets struct {
+	Tags     []FacetValue `json:"tags"`
+	InfoKeys []FacetValue `json:"info_keys"`
+	Channels []FacetValue `json:"channels"`
+}
+
+// FacetValue is one value of a facet and how many sessions have it.
+type FacetValue struct {
+	Value string `json:"value"`
+	Count int    `json:"count"`
+}
+
+// MaxFacetValues caps each facet list: a dropdown offers the most common
+// values.
+const MaxFacetValues = 1000
+
+// ExportChunk is how many sessions a store reads at once while exporting:
+// memory stays proportional to it, not to the number of sessions exported.
+const ExportChunk = 200
+
 // ErrNotFound is returned for an unknown session, or another tenant's.
 var ErrNotFound = errors.New("session not found")
 
@@ -147,4 +210,21 @@ func PhoneDigits(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// PhoneQuery returns the digits of a contact filter that looks like a phone
+// number: only digits, spaces and the formatting characters + - ( ) ., with
+// at least MinPhoneDigits digits. Stores match it against phone numbers
+// ignoring formatting, one number ending with the other, so a number without
+// country (or area) code finds the full one.
+func PhoneQuery(s string) (string, bool) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9', c == ' ', c == '+', c == '-', c == '(', c == ')', c == '.':
+		default:
+			return "", false
+		}
+	}
+	d := PhoneDigits(s)
+	return d, len(d) >= MinPhoneDigits
 }

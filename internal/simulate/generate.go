@@ -902,9 +902,11 @@ func (c *conversation) handoff(queue string) {
 	}
 	switch p := g.rng.Float64(); {
 	case p < 0.03 && c.ct.channel == ChannelWhatsApp:
-		// Nobody picked it up before WhatsApp closed the 24-hour window.
+		// Nobody picked it up before WhatsApp closed the 24-hour window: the
+		// platform closes it a second before the window ends (an event at
+		// the end itself would open the next session).
 		end := c.ct.windowStart.Add(whatsappWindow)
-		c.handoffEvent(max(end.Sub(c.at), time.Minute), &event.Handoff{Action: event.ActionClosed, Queue: queue, Status: "cancelled_inactivity"})
+		c.handoffEvent(max(end.Add(-time.Second).Sub(c.at), time.Millisecond), &event.Handoff{Action: event.ActionClosed, Queue: queue, Status: "cancelled_inactivity"})
 		return
 	case p < 0.09:
 		c.at = c.at.Add(wait)

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/report"
@@ -30,10 +32,32 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
-func translate(f *report.Filter) *where {
+func anys(xs []string) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
+}
+
+// translate returns the condition for the sessions f matches that come
+// after c (all when c is nil) in the report order.
+func translate(f *report.Filter, c *report.Cursor) *where {
 	w := &where{}
 	w.add("s.tenant = ?", f.Tenant)
-	w.add("s.started_at >= ? AND s.started_at < ?", f.From.UnixNano(), f.To.UnixNano())
+	upper := ceilMilli(f.To)
+	if c != nil {
+		// The cursor's time is the interval's upper bound, so SQLite
+		// starts its scan of sessions_by_start at the cursor. With the
+		// bound only inside an OR (or a row value) it scans from the
+		// newest session of the interval on every page, which makes a
+		// deep export quadratic.
+		upper = min(upper, c.StartedAt.UnixMilli()+1)
+	}
+	w.add("s.started_at >= ? AND s.started_at < ?", ceilMilli(f.From), upper)
+	if c != nil {
+		w.add("(s.started_at < ? OR s.session_id < ?)", c.StartedAt.UnixMilli(), c.SessionID)
+	}
 	if f.SessionID != "" {
 		w.add("s.session_id = ?", strings.ToLower(f.SessionID))
 	}
@@ -43,27 +67,20 @@ func translate(f *report.Filter) *where {
 	}
 	if len(f.Tags) > 0 {
 		tags := dedupe(f.Tags)
-		args := make([]any, len(tags))
-		for i, t := range tags {
-			args[i] = t
-		}
 		q := `(SELECT count(*) FROM session_tags t
 			WHERE t.tenant = s.tenant AND t.session_id = s.session_id AND t.tag IN (` + placeholders(len(tags)) + `))`
 		if f.TagMode == report.TagsAll {
-			w.add(q+" = ?", append(args, len(tags))...)
+			w.add(q+" = ?", append(anys(tags), len(tags))...)
 		} else {
-			w.add(q+" > 0", args...)
+			w.add(q+" > 0", anys(tags)...)
 		}
 	}
 	for _, c := range f.Info {
 		infoCondition(w, c)
 	}
 	if len(f.Channels) > 0 {
-		args := make([]any, len(f.Channels))
-		for i, c := range f.Channels {
-			args[i] = c
-		}
-		w.add("s.channel IN ("+placeholders(len(args))+")", args...)
+		channels := dedupe(f.Channels)
+		w.add("s.channel IN ("+placeholders(len(channels))+")", anys(channels)...)
 	}
 	if f.Contact != "" {
 		contactCondition(w, f.Contact)
@@ -72,11 +89,13 @@ func translate(f *report.Filter) *where {
 		w.add("s.handed_off = ?", *f.HandedOff)
 	}
 	if f.Query != "" {
-		queryCondition(w, f.Query)
+		queryCondition(w, f.Tenant, f.Query)
 	}
 	return w
 }
 
+// infoCondition: values are compared in value_lower, lowered by Go (Unicode)
+// when written, because SQLite's lower() only folds ASCII.
 func infoCondition(w *where, c report.Condition) {
 	const has = `EXISTS (SELECT 1 FROM session_info i
 		WHERE i.tenant = s.tenant AND i.session_id = s.session_id AND i.key = ?`
@@ -91,7 +110,7 @@ func infoCondition(w *where, c report.Condition) {
 	case report.OpNotContain:
 		w.add("NOT "+has+" AND instr(i.value_lower, ?) > 0)", c.Key, v)
 	case report.OpStartsWith:
-		w.add(has+" AND substr(i.value_lower, 1, ?) = ?)", c.Key, len([]rune(v)), v)
+		w.add(has+" AND instr(i.value_lower, ?) = 1)", c.Key, v)
 	case report.OpExists:
 		w.add(has+")", c.Key)
 	case report.OpNotExists:
@@ -102,30 +121,41 @@ func infoCondition(w *where, c report.Condition) {
 func contactCondition(w *where, contact string) {
 	conds := []string{"s.contact_id = ?", "instr(s.contact_name_lower, ?) > 0"}
 	args := []any{contact, strings.ToLower(contact)}
-	if d := report.PhoneDigits(contact); len(d) >= report.MinPhoneDigits {
-		// A number without country code matches by its last digits.
-		conds = append(conds, "(s.contact_phone_digits = ? OR s.contact_phone_digits LIKE ?)")
-		args = append(args, d, "%"+d)
+	if d, ok := report.PhoneQuery(contact); ok {
+		// Either number may lack the country code (and area code): one
+		// matches when it ends with the other, of at least MinPhoneDigits.
+		conds = append(conds, `s.contact_phone_digits LIKE ?`,
+			`(length(s.contact_phone_digits) >= ? AND ? LIKE '%' || s.contact_phone_digits)`)
+		args = append(args, "%"+d, report.MinPhoneDigits, d)
 	}
 	w.add("("+strings.Join(conds, " OR ")+")", args...)
 }
 
-// queryCondition matches sessions with a message whose text contains every
-// word of q, ignoring case.
-func queryCondition(w *where, q string) {
-	words := strings.Fields(strings.ToLower(q))
+// queryCondition matches sessions with a message that has every word of q,
+// through the FTS5 index message_words (see schema.sql). The subquery does
+// not depend on the outer row, so SQLite runs the full-text match once per
+// query, not once per session; joining events gives each message's current
+// session.
+func queryCondition(w *where, tenant, q string) {
+	words := report.Words(q)
 	if len(words) == 0 {
 		return
 	}
-	conds := make([]string, len(words))
-	args := []any{}
-	for i, word := range words {
-		conds[i] = "instr(lower(json_extract(m.body, '$.text')), ?) > 0"
-		args = append(args, word)
+	w.add(`s.session_id IN (SELECT e.session_id FROM message_words
+		JOIN message_rows r ON r.id = message_words.rowid
+		JOIN events e ON e.tenant = r.tenant AND e.event_id = r.event_id
+		WHERE message_words MATCH ? AND r.tenant = ?)`, matchExpression(words), tenant)
+}
+
+// matchExpression is an FTS5 query requiring every word. Each word is a
+// quoted string, so no input is FTS5 syntax; a word the tokenizer splits
+// ("segunda-via", "123.456") becomes a phrase of adjacent tokens.
+func matchExpression(words []string) string {
+	quoted := make([]string, len(words))
+	for i, w := range words {
+		quoted[i] = `"` + strings.ReplaceAll(w, `"`, `""`) + `"`
 	}
-	w.add(`EXISTS (SELECT 1 FROM events m
-		WHERE m.tenant = s.tenant AND m.session_id = s.session_id AND m.type = 'message' AND `+
-		strings.Join(conds, " AND ")+")", args...)
+	return strings.Join(quoted, " AND ")
 }
 
 func dedupe(xs []string) []string {
@@ -140,40 +170,36 @@ func dedupe(xs []string) []string {
 	return out
 }
 
+const newestFirst = " ORDER BY s.started_at DESC, s.session_id DESC"
+
+// readTx begins a read-only transaction: its statements see one snapshot.
+// (Read-only transactions begin DEFERRED, so they take no write lock.)
+func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("begin read: %w", err)
+	}
+	return tx, nil
+}
+
 // Search returns one page of the sessions f matches, newest first.
 func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (report.Result, error) {
-	if err := f.Validate(); err != nil {
+	if err := errors.Join(f.Validate(), page.Validate()); err != nil {
 		return report.Result{}, err
 	}
-	w := translate(&f)
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return report.Result{}, err
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	w := translate(&f, nil)
 	var res report.Result
-	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM sessions s WHERE "+w.String(), w.args...).Scan(&res.Total); err != nil {
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sessions s WHERE "+w.String(), w.args...).Scan(&res.Total); err != nil {
 		return res, fmt.Errorf("count sessions: %w", err)
 	}
-	if page.After != nil {
-		a := page.After.StartedAt.UnixNano()
-		w.add("(s.started_at < ? OR (s.started_at = ? AND s.session_id < ?))", a, a, page.After.SessionID)
-	}
-	rows, err := s.db.QueryContext(ctx, "SELECT s.doc FROM sessions s WHERE "+w.String()+
-		" ORDER BY s.started_at DESC, s.session_id DESC LIMIT ?", append(w.args, page.Limit+1)...)
+	res.Items, err = sessions(ctx, tx, translate(&f, page.After), page.Limit+1)
 	if err != nil {
-		return res, fmt.Errorf("search sessions: %w", err)
-	}
-	defer rows.Close()
-	res.Items = []session.Session{}
-	for rows.Next() {
-		var doc []byte
-		if err := rows.Scan(&doc); err != nil {
-			return res, fmt.Errorf("scan session: %w", err)
-		}
-		var ss session.Session
-		if err := json.Unmarshal(doc, &ss); err != nil {
-			return res, fmt.Errorf("decode session: %w", err)
-		}
-		res.Items = append(res.Items, ss)
-	}
-	if err := rows.Err(); err != nil {
-		return res, fmt.Errorf("search sessions: %w", err)
+		return res, err
 	}
 	if len(res.Items) > page.Limit {
 		res.Items = res.Items[:page.Limit]
@@ -183,37 +209,184 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 	return res, nil
 }
 
-// Session returns a session of tenant with its events in order.
-func (s *Store) Session(ctx context.Context, tenant, id string) (report.Detail, error) {
-	var d report.Detail
-	var doc []byte
-	err := s.db.QueryRowContext(ctx, `SELECT doc FROM sessions WHERE tenant = ? AND session_id = ?`,
-		tenant, strings.ToLower(id)).Scan(&doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return d, report.ErrNotFound
-	}
+// sessions reads up to limit sessions matching w, newest first.
+func sessions(ctx context.Context, tx *sql.Tx, w *where, limit int) ([]session.Session, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT s.doc FROM sessions s WHERE "+w.String()+newestFirst+" LIMIT ?",
+		append(slices.Clip(w.args), limit)...)
 	if err != nil {
-		return d, fmt.Errorf("read session: %w", err)
+		return nil, fmt.Errorf("search sessions: %w", err)
 	}
-	if err := json.Unmarshal(doc, &d.Session); err != nil {
-		return d, fmt.Errorf("decode session: %w", err)
+	defer rows.Close()
+	out := []session.Session{}
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			return nil, fmt.Errorf("scan session: %w", err)
+		}
+		var ss session.Session
+		if err := json.Unmarshal(doc, &ss); err != nil {
+			return nil, fmt.Errorf("decode session: %w", err)
+		}
+		out = append(out, ss)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT body FROM events WHERE tenant = ? AND session_id = ?
-		ORDER BY occurred_at, event_id`, tenant, d.Session.ID)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search sessions: %w", err)
+	}
+	return out, nil
+}
+
+// details reads up to limit sessions matching w, newest first, each with its
+// events in event order, in one snapshot: a session and its events agree even
+// while an update moves events between sessions.
+func (s *Store) details(ctx context.Context, tenant string, w *where, limit int) ([]report.Detail, error) {
+	tx, err := s.readTx(ctx)
 	if err != nil {
-		return d, fmt.Errorf("read session events: %w", err)
+		return nil, err
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	list, err := sessions(ctx, tx, w, limit)
+	if err != nil || len(list) == 0 {
+		return nil, err
+	}
+	out := make([]report.Detail, len(list))
+	index := make(map[string]int, len(list))
+	ids := make([]any, 0, len(list)+1)
+	ids = append(ids, tenant)
+	for i := range list {
+		out[i].Session = list[i]
+		index[list[i].ID] = i
+		ids = append(ids, list[i].ID)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT session_id, body FROM events
+		WHERE tenant = ? AND session_id IN (`+placeholders(len(list))+`)
+		ORDER BY session_id, occurred_at, event_id`, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("read session events: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
+		var sid string
 		var body []byte
-		if err := rows.Scan(&body); err != nil {
-			return d, fmt.Errorf("scan event: %w", err)
+		if err := rows.Scan(&sid, &body); err != nil {
+			return nil, fmt.Errorf("scan event: %w", err)
 		}
 		var e event.Event
 		if err := json.Unmarshal(body, &e); err != nil {
-			return d, fmt.Errorf("decode event: %w", err)
+			return nil, fmt.Errorf("decode event: %w", err)
 		}
+		d := &out[index[sid]]
 		d.Events = append(d.Events, e)
 	}
-	return d, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read session events: %w", err)
+	}
+	return out, nil
+}
+
+// Session returns a session of tenant with its events in order.
+func (s *Store) Session(ctx context.Context, tenant, id string) (report.Detail, error) {
+	w := &where{}
+	w.add("s.tenant = ? AND s.session_id = ?", tenant, strings.ToLower(id))
+	list, err := s.details(ctx, tenant, w, 1)
+	if err != nil {
+		return report.Detail{}, err
+	}
+	if len(list) == 0 {
+		return report.Detail{}, report.ErrNotFound
+	}
+	return list[0], nil
+}
+
+// Export calls fn with every session f matches, complete with its events, in
+// the order of Search. It reads report.ExportChunk sessions at a time, paging
+// by keyset like a client following cursors, so memory stays flat and no
+// transaction stays open while fn writes to a slow client. A session that an
+// update changes during the export appears as one of its chunk's snapshots.
+// Export stops at the first error of fn, or when ctx ends.
+func (s *Store) Export(ctx context.Context, f report.Filter, fn func(report.Detail) error) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	var cur *report.Cursor
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		chunk, err := s.details(ctx, f.Tenant, translate(&f, cur), report.ExportChunk)
+		if err != nil {
+			return err
+		}
+		for i := range chunk {
+			if err := fn(chunk[i]); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < report.ExportChunk {
+			return nil
+		}
+		last := &chunk[len(chunk)-1].Session
+		cur = &report.Cursor{StartedAt: last.StartedAt, SessionID: last.ID}
+	}
+}
+
+// Facets counts the tags, information keys and channels of the sessions of
+// tenant that started in [from, to).
+func (s *Store) Facets(ctx context.Context, tenant string, from, to time.Time) (report.Facets, error) {
+	f := report.Filter{Tenant: tenant, From: from, To: to}
+	if err := f.Validate(); err != nil {
+		return report.Facets{}, err
+	}
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return report.Facets{}, err
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	const inInterval = `s.tenant = ? AND s.started_at >= ? AND s.started_at < ?`
+	args := []any{tenant, ceilMilli(from), ceilMilli(to), report.MaxFacetValues}
+	var out report.Facets
+	for _, q := range []struct {
+		into  *[]report.FacetValue
+		query string
+	}{
+		{&out.Tags, `SELECT t.tag, count(*) AS n FROM sessions s
+			JOIN session_tags t ON t.tenant = s.tenant AND t.session_id = s.session_id
+			WHERE ` + inInterval + ` GROUP BY t.tag`},
+		{&out.InfoKeys, `SELECT i.key, count(*) AS n FROM sessions s
+			JOIN session_info i ON i.tenant = s.tenant AND i.session_id = s.session_id
+			WHERE ` + inInterval + ` GROUP BY i.key`},
+		{&out.Channels, `SELECT s.channel, count(*) AS n FROM sessions s
+			WHERE ` + inInterval + ` GROUP BY s.channel`},
+	} {
+		// ORDER BY the value compares bytes (BINARY), the order Facets promises.
+		rows, err := tx.QueryContext(ctx, q.query+" ORDER BY n DESC, 1 LIMIT ?", args...)
+		if err != nil {
+			return out, fmt.Errorf("count facets: %w", err)
+		}
+		*q.into = []report.FacetValue{}
+		for rows.Next() {
+			var v report.FacetValue
+			if err := rows.Scan(&v.Value, &v.Count); err != nil {
+				rows.Close()
+				return out, fmt.Errorf("scan facet: %w", err)
+			}
+			*q.into = append(*q.into, v)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return out, fmt.Errorf("count facets: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// ceilMilli is the first whole millisecond at or after t. Stored times are
+// whole milliseconds (events are kept to the millisecond), so for a stored
+// time s: s >= t exactly when s >= ceilMilli(t), and likewise for <.
+func ceilMilli(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if t.Sub(time.UnixMilli(ms)) > 0 {
+		ms++
+	}
+	return ms
 }

@@ -48,7 +48,63 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("create sqlite schema in %s: %w", path, err)
 	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate sqlite schema in %s: %w", path, err)
+	}
 	return &Store{db: db}, nil
+}
+
+// schemaVersion is the PRAGMA user_version of a database whose derived
+// tables are complete.
+const schemaVersion = 2
+
+// migrate fills what the schema of an older database lacked: version 1 added
+// the full-text index, which the trigger only fills for new events.
+func migrate(ctx context.Context, db *sql.DB) error {
+	var v int
+	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return err
+	}
+	if v >= schemaVersion {
+		return nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if v < 1 {
+		for _, q := range []string{`
+			INSERT INTO message_rows (tenant, event_id)
+			SELECT tenant, event_id FROM events
+			WHERE type = 'message' AND coalesce(json_extract(CAST(body AS TEXT), '$.text'), '') <> ''
+			ON CONFLICT (tenant, event_id) DO NOTHING`, `
+			INSERT INTO message_words (rowid, text)
+			SELECT r.id, json_extract(CAST(e.body AS TEXT), '$.text')
+			FROM message_rows r JOIN events e ON e.tenant = r.tenant AND e.event_id = r.event_id`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("index message words: %w", err)
+			}
+		}
+	}
+	if v < 2 {
+		// Version 2 keeps times in milliseconds instead of nanoseconds,
+		// which wrapped outside the years 1678 to 2262.
+		for _, q := range []string{
+			`UPDATE events SET occurred_at = occurred_at / 1000000`,
+			`UPDATE sessions SET started_at = started_at / 1000000`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("times to milliseconds: %w", err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Close closes the database.
@@ -107,7 +163,7 @@ func (r reader) KeyEvents(ctx context.Context, tenant, key string, since time.Ti
 		WHERE tenant = ?1 AND session_key = ?2 AND occurred_at >= coalesce(
 			(SELECT max(started_at) FROM sessions WHERE tenant = ?1 AND session_key = ?2 AND started_at <= ?3),
 			-9223372036854775808)
-		ORDER BY occurred_at, event_id`, tenant, key, since.UnixNano())
+		ORDER BY occurred_at, event_id`, tenant, key, since.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("query key events: %w", err)
 	}
@@ -149,7 +205,7 @@ func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes) error {
 		len(ch.Events), func(i int) []any {
 			e := &ch.Events[i]
 			body, _ := json.Marshal(&e.Event) // plain data: always marshals
-			return []any{e.Tenant, e.EventID, session.KeyOf(&e.Event), e.SessionID, e.OccurredAt.UnixNano(), string(e.Type), body}
+			return []any{e.Tenant, e.EventID, session.KeyOf(&e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body}
 		}); err != nil {
 		return err
 	}
@@ -184,7 +240,7 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session) 
 		len(sessions), func(i int) []any {
 			s := &sessions[i]
 			doc, _ := json.Marshal(s) // plain data: always marshals
-			return []any{s.Tenant, s.ID, s.Key, s.StartedAt.UnixNano(), s.Channel, s.Contact.ID,
+			return []any{s.Tenant, s.ID, s.Key, s.StartedAt.UnixMilli(), s.Channel, s.Contact.ID,
 				report.PhoneDigits(s.Contact.Phone), strings.ToLower(s.Contact.Name), s.HandedOff, doc}
 		}); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,8 @@ type Store interface {
 	session.Store
 	Search(ctx context.Context, f report.Filter, p report.Page) (report.Result, error)
 	Session(ctx context.Context, tenant, id string) (report.Detail, error)
+	Export(ctx context.Context, f report.Filter, fn func(report.Detail) error) error
+	Facets(ctx context.Context, tenant string, from, to time.Time) (report.Facets, error)
 }
 
 // Run runs every scenario against fresh stores made by open.
@@ -31,6 +34,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("Idempotent", func(t *testing.T) { testIdempotent(t, open(t)) })
 	t.Run("Paging", func(t *testing.T) { testPaging(t, open(t)) })
 	t.Run("LateEventMovesWindows", func(t *testing.T) { testLateEvent(t, open(t)) })
+	t.Run("ContactPhone", func(t *testing.T) { testContactPhone(t, open(t)) })
+	t.Run("FullText", func(t *testing.T) { testFullText(t, open(t)) })
+	t.Run("Export", func(t *testing.T) { testExport(t, open(t)) })
+	t.Run("Facets", func(t *testing.T) { testFacets(t, open(t)) })
 }
 
 // Base is the time of the fixtures: 2025-10-07 09:00 UTC.
@@ -135,6 +142,7 @@ func fixture() []event.Event {
 		ana.Msg("a3", 27*h, event.RoleCustomer, "voltei, a internet caiu"),
 		ana.Tag("a4", 27*h+time.Minute, "Falha Conexão"),
 		globex.Msg("g1", 4*h, event.RoleCustomer, "segunda via"),
+		joao.Info("j5", 2*h+4*time.Minute, "CIDADE", "São Paulo"),
 	}
 }
 
@@ -205,6 +213,46 @@ func testFilters(t *testing.T, s Store) {
 		{"full text", report.Filter{Query: "SEGUNDA via"}, []string{maria}},
 		{"full text all words", report.Filter{Query: "segunda fatura"}, []string{}},
 		{"combined", report.Filter{Channels: []string{"telegram"}, Info: []report.Condition{{Key: "NPS", Op: report.OpExists}}}, []string{ana1}},
+		{"interval excludes to", report.Filter{From: Base, To: Base.Add(3 * time.Hour)}, []string{joao, maria}},
+		{"interval includes from", report.Filter{From: Base.Add(2 * time.Hour), To: Base.Add(2*time.Hour + time.Nanosecond)}, []string{joao}},
+		{"session upper case", report.Filter{SessionID: strings.ToUpper(maria)}, []string{maria}},
+		{"session unknown", report.Filter{SessionID: "00000000-0000-0000-0000-000000000000"}, []string{}},
+		{"tag none", report.Filter{Tags: []string{"Nope"}}, []string{}},
+		{"tag is exact", report.Filter{Tags: []string{"segunda via sucesso"}}, []string{}},
+		{"tags all one tag", report.Filter{Tags: []string{"Menu Principal"}, TagMode: report.TagsAll}, []string{joao}},
+		{"tags all repeated tag", report.Filter{Tags: []string{"Negociação", "Negociação"}, TagMode: report.TagsAll}, []string{joao}},
+		{"tags all three", report.Filter{Tags: []string{"Negociação", "Menu Principal", "Segunda Via Sucesso"}, TagMode: report.TagsAll}, []string{}},
+		{"info equals is whole value", report.Filter{Info: []report.Condition{{Key: "PLANO", Op: report.OpEquals, Value: "fibra"}}}, []string{}},
+		{"info equals non-ASCII case", report.Filter{Info: []report.Condition{{Key: "CIDADE", Op: report.OpEquals, Value: "SÃO PAULO"}}}, []string{joao}},
+		{"info contains non-ASCII case", report.Filter{Info: []report.Condition{{Key: "CIDADE", Op: report.OpContains, Value: "SÃO"}}}, []string{joao}},
+		{"info starts_with not a prefix", report.Filter{Info: []report.Condition{{Key: "PLANO", Op: report.OpStartsWith, Value: "500"}}}, []string{}},
+		{"info key is exact", report.Filter{Info: []report.Condition{{Key: "plano", Op: report.OpExists}}}, []string{}},
+		{"info not_equals present and different", report.Filter{Info: []report.Condition{{Key: "NPS", Op: report.OpNotEquals, Value: "9"}}}, []string{ana2, joao, maria}},
+		{"info not_contains present and containing", report.Filter{Info: []report.Condition{{Key: "CIDADE", Op: report.OpNotContain, Value: "paulo"}}}, []string{ana2, ana1, maria}},
+		{"info exists and not_equals", report.Filter{Info: []report.Condition{
+			{Key: "NAO_TRANSBORDADA", Op: report.OpExists}, {Key: "NAO_TRANSBORDADA", Op: report.OpNotEquals, Value: "false"}}}, []string{joao}},
+		{"info same key twice", report.Filter{Info: []report.Condition{
+			{Key: "PLANO", Op: report.OpContains, Value: "fibra"}, {Key: "PLANO", Op: report.OpNotContain, Value: "1000"}}}, []string{maria}},
+		{"info three conditions", report.Filter{Info: []report.Condition{
+			{Key: "NAO_TRANSBORDADA", Op: report.OpEquals, Value: "TRUE"}, {Key: "CIDADE", Op: report.OpStartsWith, Value: "são"},
+			{Key: "PLANO", Op: report.OpNotExists}}}, []string{joao}},
+		{"info three conditions none", report.Filter{Info: []report.Condition{
+			{Key: "NAO_TRANSBORDADA", Op: report.OpEquals, Value: "TRUE"}, {Key: "CIDADE", Op: report.OpStartsWith, Value: "são"},
+			{Key: "PLANO", Op: report.OpExists}}}, []string{}},
+		{"channel one", report.Filter{Channels: []string{"whatsapp"}}, []string{maria}},
+		{"channel none", report.Filter{Channels: []string{"sms"}}, []string{}},
+		{"contact name non-ASCII case", report.Filter{Contact: "JOÃO"}, []string{joao}},
+		{"contact phone last 8 digits", report.Filter{Contact: "8765-4321"}, []string{maria}},
+		{"contact phone without country code", report.Filter{Contact: "11987654321"}, []string{maria}},
+		{"contact phone 7 digits", report.Filter{Contact: "765-4321"}, []string{}},
+		{"contact id is exact", report.Filter{Contact: "web-7"}, []string{}},
+		{"combined bot handoff", report.Filter{Tags: []string{"Segunda Via Sucesso"}, HandedOff: &yes, Channels: []string{"whatsapp"},
+			Protocol: protocolA, Contact: "maria", Query: "boleto"}, []string{maria}},
+		{"combined not handed off", report.Filter{HandedOff: &no, Channels: []string{"webchat", "whatsapp"},
+			Info: []report.Condition{{Key: "NAO_TRANSBORDADA", Op: report.OpContains, Value: "TRU"}}, Query: "fatura"}, []string{joao}},
+		{"combined contradicting", report.Filter{HandedOff: &yes, Channels: []string{"webchat"}}, []string{}},
+		{"combined interval and tag", report.Filter{From: Base.Add(24 * time.Hour), To: Base.Add(48 * time.Hour),
+			Tags: []string{"Falha Conexão", "Negociação"}}, []string{ana2}},
 		{"other tenant", report.Filter{Tenant: "globex"}, nil},
 	}
 	for _, tc := range tests {
@@ -271,12 +319,22 @@ func testIdempotent(t *testing.T, s Store) {
 func testPaging(t *testing.T, s Store) {
 	const n = 1050
 	var events []event.Event
+	thirds := map[string]bool{}
 	for i := range n {
 		b := B{Contact: fmt.Sprintf("c%04d", i)}
+		text := "oi"
+		if i%3 == 0 {
+			text = "oi, terceira vez"
+		}
 		// Every three sessions share a start time: the tiebreak matters.
-		events = append(events, b.Msg(fmt.Sprintf("p%04d", i), time.Duration(i/3)*time.Minute, event.RoleCustomer, "oi"))
+		e := b.Msg(fmt.Sprintf("p%04d", i), time.Duration(i/3)*time.Minute, event.RoleCustomer, text)
+		events = append(events, e)
+		if i%3 == 0 {
+			thirds[session.DeriveID(&e)] = true
+		}
 	}
 	ingest(t, s, events...)
+	var order []string
 	f := report.Filter{Tenant: "acme", From: Base, To: Base.Add(30 * 24 * time.Hour)}
 	seen := map[string]bool{}
 	var prev *session.Session
@@ -298,6 +356,7 @@ func testPaging(t *testing.T, s Store) {
 				t.Fatalf("session %s on two pages", it.ID)
 			}
 			seen[it.ID] = true
+			order = append(order, it.ID)
 			if prev != nil && (it.StartedAt.After(prev.StartedAt) || it.StartedAt.Equal(prev.StartedAt) && it.ID > prev.ID) {
 				t.Fatalf("order broken: %s %s after %s %s", it.StartedAt, it.ID, prev.StartedAt, prev.ID)
 			}
@@ -311,6 +370,50 @@ func testPaging(t *testing.T, s Store) {
 	if len(seen) != n {
 		t.Fatalf("paged through %d sessions, want %d", len(seen), n)
 	}
+	// Export walks the same sessions in the same order, complete, across
+	// several chunks.
+	var exported []string
+	if err := s.Export(context.Background(), f, func(d report.Detail) error {
+		if len(d.Events) != 1 || d.Events[0].SessionID != "" && d.Events[0].SessionID != d.Session.ID {
+			return fmt.Errorf("session %s exported with %d events", d.Session.ID, len(d.Events))
+		}
+		exported = append(exported, d.Session.ID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(exported, order) {
+		t.Fatalf("export (%d sessions) differs from paging (%d sessions)", len(exported), len(order))
+	}
+	// Paging a filtered list: every third session of the fixture matches.
+	fq := f
+	fq.Channels = []string{"whatsapp"}
+	fq.Query = "terceira"
+	var filtered []string
+	page = report.Page{Limit: 7}
+	for {
+		res, err := s.Search(context.Background(), fq, page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Total != n/3 {
+			t.Fatalf("filtered total %d, want %d", res.Total, n/3)
+		}
+		filtered = append(filtered, ids(res.Items)...)
+		if res.Next == nil {
+			break
+		}
+		page.After = res.Next
+	}
+	var want []string
+	for _, id := range order {
+		if thirds[id] {
+			want = append(want, id)
+		}
+	}
+	if !slices.Equal(filtered, want) {
+		t.Fatalf("filtered paging gave %d sessions, want %d", len(filtered), len(want))
+	}
 }
 
 // testLateEvent: an event that arrives late opens an earlier window and
@@ -319,8 +422,8 @@ func testPaging(t *testing.T, s Store) {
 func testLateEvent(t *testing.T, s Store) {
 	c := B{Channel: "whatsapp", Contact: "5511900000001"}
 	h := time.Hour
-	e0, e1 := c.Msg("e0", 0, event.RoleCustomer, "a"), c.Msg("e1", 10*h, event.RoleCustomer, "b")
-	e2, mid := c.Msg("e2", 36*h, event.RoleCustomer, "c"), c.Msg("mid", 25*h, event.RoleCustomer, "d")
+	e0, e1 := c.Msg("e0", 0, event.RoleCustomer, "alfa"), c.Msg("e1", 10*h, event.RoleCustomer, "bravo")
+	e2, mid := c.Msg("e2", 36*h, event.RoleCustomer, "charlie"), c.Msg("mid", 25*h, event.RoleCustomer, "delta")
 	f := report.Filter{Contact: "5511900000001"}
 	check := func(step string, want map[string][]string) {
 		t.Helper()
@@ -342,12 +445,26 @@ func testLateEvent(t *testing.T, s Store) {
 			}
 		}
 	}
+	// Full text follows the events: a message that moved is found in its
+	// new session only.
+	text := func(step, q string, want ...string) {
+		t.Helper()
+		if got := search(t, s, report.Filter{Contact: "5511900000001", Query: q}); !slices.Equal(got, want) {
+			t.Fatalf("%s: q=%s finds %v, want %v", step, q, got, want)
+		}
+	}
 	ingest(t, s, e1, e2)
 	check("in order", map[string][]string{session.DeriveID(&e1): {"e1"}, session.DeriveID(&e2): {"e2"}})
+	text("in order", "bravo", session.DeriveID(&e1))
 	ingest(t, s, e0)
 	check("late e0", map[string][]string{session.DeriveID(&e0): {"e0", "e1"}, session.DeriveID(&e2): {"e2"}})
+	text("late e0", "bravo", session.DeriveID(&e0))
+	text("late e0", "charlie", session.DeriveID(&e2))
 	ingest(t, s, mid)
 	check("late mid", map[string][]string{session.DeriveID(&e0): {"e0", "e1"}, session.DeriveID(&mid): {"mid", "e2"}})
+	text("late mid", "charlie", session.DeriveID(&mid))
+	text("late mid", "delta", session.DeriveID(&mid))
+	text("late mid", "alfa", session.DeriveID(&e0))
 	for _, gone := range []*event.Event{&e1, &e2} {
 		if _, err := s.Session(context.Background(), "acme", session.DeriveID(gone)); !errors.Is(err, report.ErrNotFound) {
 			t.Fatalf("session opened by %s still exists: %v", gone.EventID, err)

@@ -1,0 +1,404 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/replay"
+	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store/sqlite"
+	"github.com/chatreport/chatreport/internal/versions"
+)
+
+// Replay rebuilds a version from the topics (see package replay).
+type Replay struct {
+	Brokers []string
+	Dir     string
+	Def     *pipeline.Definition
+	Target  string
+	From    time.Time
+	To      time.Time
+	Grace   time.Duration
+	Batch   int
+	Log     *zap.Logger
+	// Progress receives status lines; a terminal gets a progress bar.
+	Progress io.Writer
+	// Report, when set, receives the status instead of Progress.
+	Report func(replay.Status)
+}
+
+// replayTarget is one version of the embedded store being rebuilt.
+type replayTarget struct {
+	*session.Assembler
+	*sqlite.Store
+}
+
+func (t replayTarget) Ingest(ctx context.Context, events []event.Event) error {
+	return t.Assembler.Ingest(ctx, events)
+}
+
+// Do registers the target for live writes and replays into it.
+func (r *Replay) Do(ctx context.Context) error {
+	set, err := openSQLiteVersions(r.Dir)
+	if err != nil {
+		return err
+	}
+	defer set.Close()
+	state, err := set.Registry().Register(r.Target, time.Now())
+	if err != nil {
+		return err
+	}
+	st, err := set.Get(ctx, r.Target)
+	if err != nil {
+		return err
+	}
+	r.Log.Info("replaying", zap.String("target", r.Target), zap.Time("registered", state.Building[r.Target]),
+		zap.Strings("topics", r.Def.Topics.Events))
+	report := r.Report
+	if report == nil {
+		report = progressPrinter(r.Progress, r.Log)
+	}
+	return replay.Run(ctx, replay.Config{
+		Brokers: r.Brokers, Topics: r.Def.Topics.Events, LiveGroup: r.Def.ConsumerGroup,
+		From: r.From, To: r.To, Registered: state.Building[r.Target], Grace: r.Grace, BatchSize: r.Batch,
+	}, replayTarget{session.NewAssembler(r.Def, st), st}, report, r.Log)
+}
+
+// progressPrinter draws a progress bar on a terminal and logs a line every
+// five seconds otherwise.
+func progressPrinter(w io.Writer, log *zap.Logger) func(replay.Status) {
+	f, ok := w.(*os.File)
+	terminal := ok && isatty.IsTerminal(f.Fd())
+	var last time.Time
+	return func(s replay.Status) {
+		if !terminal {
+			if time.Since(last) < 5*time.Second && !s.Done {
+				return
+			}
+			last = time.Now()
+			fields := []zap.Field{zap.Int64("events", s.Events), zap.Float64("events_per_second", s.Rate),
+				zap.Int64("remaining", s.Remaining), zap.Duration("eta", s.ETA), zap.Bool("waiting_for_live", s.WaitingForLive)}
+			for _, p := range s.Partitions {
+				fields = append(fields, zap.String(fmt.Sprintf("%s/%d", p.Topic, p.Partition), fmt.Sprintf("%d/%d", p.Next, p.End)))
+			}
+			log.Info("replay progress", fields...)
+			return
+		}
+		done := s.Events
+		total := done + s.Remaining
+		frac := 1.0
+		if total > 0 {
+			frac = float64(done) / float64(total)
+		}
+		const width = 30
+		bar := strings.Repeat("=", int(frac*width)) + strings.Repeat(" ", width-int(frac*width))
+		note := fmt.Sprintf("ETA %s", s.ETA.Round(time.Second))
+		switch {
+		case s.Done:
+			note = "done"
+		case s.WaitingForLive:
+			note = "caught up; waiting for the live offsets"
+		}
+		fmt.Fprintf(w, "\r[%s] %3.0f%%  %d events  %.0f/s  %s   ", bar, frac*100, s.Events, s.Rate, note)
+		if s.Done {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func newReplayCommand(g *globals) *cobra.Command {
+	r := &Replay{}
+	var from, to string
+	var brokers []string
+	cmd := &cobra.Command{
+		Use:   "replay --from earliest|TIME --target VERSION",
+		Short: "Rebuild a new store version from the Kafka topics while live ingest goes on; resumable",
+		Long: "Registers VERSION so the live ingester writes it too, reads every partition from --from with its own\n" +
+			"readers (never the live group's offsets), and ends where the live group had committed once --grace has\n" +
+			"passed. Run it again after an interruption: it resumes. Then `chatreport index swap --to VERSION`.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, def, done, err := g.loadConfig(nil)
+			if err != nil || done {
+				return err
+			}
+			if r.From, err = parseReplayTime("from", from, true); err != nil {
+				return err
+			}
+			if r.To, err = parseReplayTime("to", to, false); err != nil {
+				return err
+			}
+			log, err := newLogger(cfg.Log, g.stderr)
+			if err != nil {
+				return err
+			}
+			defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+			if len(brokers) == 0 {
+				brokers = cfg.Kafka.Brokers
+			}
+			r.Brokers, r.Dir, r.Def, r.Log, r.Progress = brokers, cfg.Store.SQLite.Dir, def, log.Named("replay"), g.stderr
+			r.Batch = cfg.Ingest.BatchSize
+			return r.Do(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "earliest, or an RFC 3339 time: where each partition starts (required)")
+	cmd.Flags().StringVar(&to, "to", "", "an RFC 3339 time: stop each partition at its first message after it")
+	cmd.Flags().StringVar(&r.Target, "target", "", "the version to build, e.g. v2 (required)")
+	cmd.Flags().DurationVar(&r.Grace, "grace", time.Minute, "how long after registration the live offsets are read; longer than any single store write")
+	cmd.Flags().StringSliceVar(&brokers, "brokers", nil, "Kafka bootstrap brokers (default: kafka.brokers of the configuration)")
+	cmd.MarkFlagRequired("from")   //nolint:errcheck // the flag exists
+	cmd.MarkFlagRequired("target") //nolint:errcheck // the flag exists
+	return cmd
+}
+
+func parseReplayTime(flag, s string, earliestOK bool) (time.Time, error) {
+	if s == "" || (earliestOK && s == "earliest") {
+		return time.Time{}, nil
+	}
+	t, err := event.ParseTime(s)
+	if err != nil {
+		want := "an RFC 3339 time"
+		if earliestOK {
+			want = "earliest or " + want
+		}
+		return time.Time{}, fmt.Errorf("--%s %q: want %s", flag, s, want)
+	}
+	return t, nil
+}
+
+func newIndexCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "index", Short: "Inspect store versions and swap the current one"}
+	open := func() (*sqliteVersions, error) {
+		cfg, _, done, err := g.loadConfig(nil)
+		if err != nil || done {
+			return nil, err
+		}
+		return openSQLiteVersions(cfg.Store.SQLite.Dir)
+	}
+	status := &cobra.Command{
+		Use: "status", Short: "List the versions: current, being built, and what each holds", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			set, err := open()
+			if err != nil || set == nil {
+				return err
+			}
+			defer set.Close()
+			return printVersions(cmd.Context(), g.stdout, set)
+		},
+	}
+	var to string
+	var verify, force bool
+	swap := &cobra.Command{
+		Use: "swap --to VERSION [--verify]", Short: "Make VERSION current, atomically: the API reads it and the live ingester writes it from the next request and batch", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			set, err := open()
+			if err != nil || set == nil {
+				return err
+			}
+			defer set.Close()
+			if verify {
+				state, err := set.Registry().State()
+				if err != nil {
+					return err
+				}
+				diff, err := compareVersions(cmd.Context(), set, state.Current, to, g.stdout)
+				if err != nil {
+					return err
+				}
+				if diff > 0 && !force {
+					return fmt.Errorf("versions %s and %s differ in %d sessions; not swapped (a replay still running, or live writes in flight: try again, or --force)", state.Current, to, diff)
+				}
+			}
+			state, err := set.Registry().Swap(to)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "current version: %s\n", state.Current)
+			return nil
+		},
+	}
+	swap.Flags().StringVar(&to, "to", "", "the version to make current (required)")
+	swap.Flags().BoolVar(&verify, "verify", false, "first compare counts and every session document with the current version")
+	swap.Flags().BoolVar(&force, "force", false, "with --verify: swap even if the versions differ")
+	swap.MarkFlagRequired("to") //nolint:errcheck // the flag exists
+	var version string
+	abandon := &cobra.Command{
+		Use: "abandon --version VERSION", Short: "Stop building VERSION: the live ingester no longer writes it", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			set, err := open()
+			if err != nil || set == nil {
+				return err
+			}
+			defer set.Close()
+			_, err = set.Registry().Abandon(version)
+			return err
+		},
+	}
+	abandon.Flags().StringVar(&version, "version", "", "the version to abandon (required)")
+	abandon.MarkFlagRequired("version") //nolint:errcheck // the flag exists
+	cmd.AddCommand(status, swap, abandon)
+	return cmd
+}
+
+// versionFiles lists the versions that have a database file in dir.
+func versionFiles(dir string) ([]string, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "chatreport-*.db"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range paths {
+		v := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), "chatreport-"), ".db")
+		if versions.Valid(v) {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func printVersions(ctx context.Context, w io.Writer, set *sqliteVersions) error {
+	state, err := set.Registry().State()
+	if err != nil {
+		return err
+	}
+	files, err := versionFiles(set.Registry().Dir())
+	if err != nil {
+		return err
+	}
+	for _, v := range files {
+		st, err := set.Get(ctx, v)
+		if err != nil {
+			return err
+		}
+		c, err := st.Counts(ctx)
+		if err != nil {
+			return err
+		}
+		role := "old"
+		switch {
+		case v == state.Current:
+			role = "current"
+		case !state.Building[v].IsZero():
+			role = "building since " + state.Building[v].Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%-12s %-40s %d sessions, %d events\n", v, role, c.Sessions, c.Events)
+	}
+	return nil
+}
+
+// compareVersions compares counts and every session document of two
+// versions; it prints what differs and returns how many sessions do.
+func compareVersions(ctx context.Context, set *sqliteVersions, a, b string, w io.Writer) (int, error) {
+	sa, err := set.Get(ctx, a)
+	if err != nil {
+		return 0, err
+	}
+	sb, err := set.Get(ctx, b)
+	if err != nil {
+		return 0, err
+	}
+	ca, err := sa.Counts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cb, err := sb.Counts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(w, "%s: %d sessions, %d events\n%s: %d sessions, %d events\n", a, ca.Sessions, ca.Events, b, cb.Sessions, cb.Events)
+	docs := map[string][]byte{}
+	if err := sa.SessionDocs(ctx, func(tenant, id string, doc []byte) error {
+		docs[tenant+"/"+id] = doc
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	diff := 0
+	note := func(format string, args ...any) {
+		diff++
+		if diff <= 5 {
+			fmt.Fprintf(w, format+"\n", args...)
+		}
+	}
+	if err := sb.SessionDocs(ctx, func(tenant, id string, doc []byte) error {
+		key := tenant + "/" + id
+		old, ok := docs[key]
+		delete(docs, key)
+		switch {
+		case !ok:
+			note("only in %s: session %s", b, key)
+		case !bytes.Equal(old, doc):
+			note("differs: session %s", key)
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	for key := range docs {
+		note("only in %s: session %s", a, key)
+	}
+	if ca.Events != cb.Events && diff == 0 {
+		note("event counts differ")
+	}
+	if diff == 0 {
+		fmt.Fprintln(w, "every session document is equal")
+	}
+	return diff, nil
+}
+
+func newForgetCommand(g *globals) *cobra.Command {
+	var tenant, contact string
+	cmd := &cobra.Command{
+		Use:   "forget --tenant T --contact ID",
+		Short: "Erase a contact (LGPD): its sessions and events, from every store version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, _, done, err := g.loadConfig(nil)
+			if err != nil || done {
+				return err
+			}
+			if !event.IsToken(tenant, 63, false) || contact == "" {
+				return errors.New("--tenant and --contact are required")
+			}
+			set, err := openSQLiteVersions(cfg.Store.SQLite.Dir)
+			if err != nil {
+				return err
+			}
+			defer set.Close()
+			files, err := versionFiles(cfg.Store.SQLite.Dir)
+			if err != nil {
+				return err
+			}
+			for _, v := range files {
+				st, err := set.Get(cmd.Context(), v)
+				if err != nil {
+					return err
+				}
+				f, err := st.Forget(cmd.Context(), tenant, contact)
+				if err != nil {
+					return fmt.Errorf("version %s: %w", v, err)
+				}
+				fmt.Fprintf(g.stdout, "version %s: removed %d sessions and %d events\n", v, f.Sessions, f.Events)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "the contact's tenant (required)")
+	cmd.Flags().StringVar(&contact, "contact", "", "the contact id (required)")
+	return cmd
+}

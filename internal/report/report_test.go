@@ -1,0 +1,108 @@
+package report
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCursorRoundTrip(t *testing.T) {
+	k := NewCursorCodec([]byte("key"))
+	c := Cursor{StartedAt: time.Date(2025, 10, 7, 9, 0, 0, 123456789, time.UTC), SessionID: "c639c747-4637-4ff5-99c0-9f0e86d3c21b"}
+	got, err := k.Decode(k.Encode(c))
+	if err != nil || !got.StartedAt.Equal(c.StartedAt) || got.SessionID != c.SessionID {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+}
+
+func TestCursorTampered(t *testing.T) {
+	k := NewCursorCodec([]byte("key"))
+	good := k.Encode(Cursor{StartedAt: time.Unix(1, 0), SessionID: "s"})
+	payload, sig, _ := strings.Cut(good, ".")
+	forged := b64.EncodeToString([]byte(`{"t":"2030-01-01T00:00:00Z","s":"s"}`))
+	bad := []string{
+		"", ".", "abc", "abc.def", good + "x", "x" + good, payload, payload + ".", "." + sig,
+		forged + "." + sig, // another position under the old signature
+		NewCursorCodec([]byte("other")).Encode(Cursor{StartedAt: time.Unix(1, 0), SessionID: "s"}),
+		k.Encode(Cursor{StartedAt: time.Unix(1, 0)}), // signed, but no session
+		strings.ToUpper(good),
+	}
+	for i := range good {
+		b := []byte(good)
+		b[i] ^= 0x01
+		bad = append(bad, string(b))
+	}
+	for _, s := range bad {
+		if s == good {
+			continue
+		}
+		if _, err := k.Decode(s); err != ErrBadCursor {
+			t.Errorf("Decode(%q) = %v, want ErrBadCursor", s, err)
+		}
+	}
+}
+
+func TestWords(t *testing.T) {
+	for q, want := range map[string][]string{
+		"":                      nil,
+		"   ":                   nil,
+		"segunda via":           {"segunda", "via"},
+		"  NÃO\tquero\n":        {"NÃO", "quero"},
+		"! ? - segunda-via":     {"segunda-via"},
+		"cpf? 123.456.789-00 😀": {"cpf?", "123.456.789-00"},
+	} {
+		if got := Words(q); !slices.Equal(got, want) {
+			t.Errorf("Words(%q) = %q, want %q", q, got, want)
+		}
+	}
+}
+
+func TestPhoneQuery(t *testing.T) {
+	for s, want := range map[string]string{
+		"+55 (11) 98765-4321": "5511987654321",
+		"98765-4321":          "987654321",
+		"9876.4321":           "98764321",
+		"8765-432":            "", // 7 digits
+		"web-77123456789":     "", // an id, not a phone
+		"Maria 98765-4321":    "", // a name
+		"":                    "",
+	} {
+		d, ok := PhoneQuery(s)
+		if ok != (want != "") || ok && d != want {
+			t.Errorf("PhoneQuery(%q) = %q, %v; want %q", s, d, ok, want)
+		}
+	}
+}
+
+func TestFilterValidate(t *testing.T) {
+	base := time.Date(2025, 10, 1, 0, 0, 0, 0, time.UTC)
+	ok := Filter{Tenant: "acme", From: base, To: base.Add(MaxInterval)}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("31 days: %v", err)
+	}
+	dst := ok
+	dst.To = dst.To.Add(time.Hour) // 31 calendar days across a DST change
+	if err := dst.Validate(); err != nil {
+		t.Fatalf("31 days and an hour: %v", err)
+	}
+	for name, f := range map[string]Filter{
+		"no tenant":     {From: base, To: base.Add(time.Hour)},
+		"empty":         {Tenant: "acme", From: base, To: base},
+		"reversed":      {Tenant: "acme", From: base, To: base.Add(-time.Hour)},
+		"32 days":       {Tenant: "acme", From: base, To: base.Add(32 * 24 * time.Hour)},
+		"session":       {Tenant: "acme", From: base, To: base.Add(time.Hour), SessionID: "x"},
+		"protocol":      {Tenant: "acme", From: base, To: base.Add(time.Hour), Protocol: "1"},
+		"info key":      {Tenant: "acme", From: base, To: base.Add(time.Hour), Info: []Condition{{Key: "a b", Op: OpExists}}},
+		"info op":       {Tenant: "acme", From: base, To: base.Add(time.Hour), Info: []Condition{{Key: "K", Op: "like"}}},
+		"tag mode":      {Tenant: "acme", From: base, To: base.Add(time.Hour), TagMode: "some"},
+		"query no word": {Tenant: "acme", From: base, To: base.Add(time.Hour), Query: "?!"},
+	} {
+		if err := f.Validate(); err == nil {
+			t.Errorf("%s: valid", name)
+		}
+	}
+	if err := (Page{}).Validate(); err == nil {
+		t.Error("page without limit: valid")
+	}
+}

@@ -1,0 +1,64 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store/sqlite"
+	"github.com/chatreport/chatreport/internal/store/storetest"
+)
+
+// TestForget: a contact's sessions, events and indexed words go, in its own
+// derived sessions and in an explicit session it shares; nothing of another
+// contact or tenant changes.
+func TestForget(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "f.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	maria := storetest.B{Contact: "maria", Name: "Maria"}
+	joao := storetest.B{Contact: "joao"}
+	shared := storetest.B{Contact: "maria", SessionID: "c639c747-4637-4ff5-99c0-9f0e86d3c21b"}
+	other := storetest.B{Tenant: "globex", Contact: "maria"}
+	events := []event.Event{
+		maria.Msg("m1", 0, event.RoleCustomer, "segredo da maria"),
+		maria.Msg("m2", 30*time.Hour, event.RoleCustomer, "outra conversa"),
+		shared.Msg("s1", time.Hour, event.RoleCustomer, "sessão explícita"),
+		joao.Msg("j1", time.Hour, event.RoleCustomer, "oi do joão"),
+		other.Msg("g1", time.Hour, event.RoleCustomer, "segredo de outro tenant"),
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Forget(ctx, "acme", "maria")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Sessions != 3 || f.Events != 3 {
+		t.Fatalf("forgot %+v, want 3 sessions and 3 events", f)
+	}
+	c, _ := s.Counts(ctx)
+	if c.Sessions != 2 || c.Events != 2 {
+		t.Fatalf("left %+v, want joão's and globex's", c)
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var words, rows int
+	db.QueryRow(`SELECT count(*) FROM message_words WHERE message_words MATCH 'segredo'`).Scan(&words)
+	db.QueryRow(`SELECT count(*) FROM message_rows WHERE tenant = 'acme'`).Scan(&rows)
+	if words != 1 || rows != 1 {
+		t.Fatalf("indexed words left: %d matches of 'segredo' (want globex's only), %d acme rows (want joão's)", words, rows)
+	}
+}

@@ -1,0 +1,241 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// testContactPhone: a phone matches ignoring formatting, and a number without
+// country (or area) code matches by its last digits, at least MinPhoneDigits.
+func testContactPhone(t *testing.T, s Store) {
+	full := B{Contact: "5521999991234", Phone: "+55 (21) 99999-1234"}
+	local := B{Channel: "webchat", Contact: "web-1", Phone: "21 98888-0000"}
+	us := B{Channel: "webchat", Contact: "web-2", Phone: "+1 415-555-0100"}
+	nophone := B{Channel: "telegram", Contact: "tg-1", Name: "Zé 12345678"}
+	e := []event.Event{
+		full.Msg("f1", 0, event.RoleCustomer, "oi"),
+		local.Msg("l1", time.Hour, event.RoleCustomer, "oi"),
+		us.Msg("u1", 2*time.Hour, event.RoleCustomer, "hi"),
+		nophone.Msg("n1", 3*time.Hour, event.RoleCustomer, "oi"),
+	}
+	ingest(t, s, e...)
+	sid := func(i int) string { return session.DeriveID(&e[i]) }
+	tests := []struct {
+		contact string
+		want    []string
+	}{
+		{"5521999991234", []string{sid(0)}},        // contact id, and digits
+		{"+55 21 99999 1234", []string{sid(0)}},    // formatting ignored
+		{"21 99999-1234", []string{sid(0)}},        // no country code
+		{"999991234", []string{sid(0)}},            // no area code
+		{"9999-1234", []string{sid(0)}},            // last 8 digits
+		{"999-1234", []string{}},                   // 7 digits are too few
+		{"+55 21 98888-0000", []string{sid(1)}},    // the stored number lacks the country code
+		{"(21) 98888-0000", []string{sid(1)}},      // formatted differently
+		{"415.555.0100", []string{sid(2)}},         // dots
+		{"+1 (415) 555-0100", []string{sid(2)}},    // parentheses
+		{"12345678", []string{sid(3)}},             // a name containing digits
+		{"zé", []string{sid(3)}},                   // name, ignoring case
+		{"web-1", []string{sid(1)}},                // id
+		{"99999-12345", []string{}},                // more digits than the number
+		{"5521999991234x", []string{}},             // not a phone, not an id
+		{"55 21 99999-1234 5", []string{}},         // a suffix of nothing
+		{"0000", []string{}},                       // too short
+		{"+55 21 99999-1234", []string{sid(0)}},    // E.164 as typed
+		{"021 99999 1234", []string{}},             // trunk prefix: neither ends with the other
+		{"5521 99999-1234", []string{sid(0)}},      // odd grouping
+		{"(11) 99999-1234", []string{}},            // another area code
+		{"+", []string{}},                          // nothing
+		{"WEB-1", []string{}},                      // ids are exact
+		{"Zé 12345678", []string{sid(3)}},          // the whole name
+		{"55-21-99999-1234", []string{sid(0)}},     // dashes
+		{"(55) (21) 99999-1234", []string{sid(0)}}, // more parentheses
+	}
+	for _, tc := range tests {
+		t.Run(tc.contact, func(t *testing.T) {
+			got := search(t, s, report.Filter{Contact: tc.contact})
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("contact %q: got %v, want %v", tc.contact, got, tc.want)
+			}
+		})
+	}
+}
+
+// testFullText: q finds sessions with one message that has every word, as
+// words, ignoring case and diacritics, within the tenant.
+func testFullText(t *testing.T, s Store) {
+	a := B{Contact: "c-a"}
+	b := B{Contact: "c-b"}
+	c := B{Contact: "c-c"}
+	other := B{Tenant: "globex", Contact: "c-a"}
+	e := []event.Event{
+		a.Msg("a1", 0, event.RoleCustomer, "NÃO consigo acessar minha conta"),
+		a.Msg("a2", time.Minute, event.RoleBot, "Entendi. Qual o seu CPF?"),
+		b.Msg("b1", time.Hour, event.RoleCustomer, "não recebi o boleto de outubro"),
+		b.Msg("b2", time.Hour+time.Minute, event.RoleAgent, "AÇÃO CONCLUÍDA: segunda-via enviada"),
+		c.Msg("c1", 2*time.Hour, event.RoleCustomer, "boleto"),
+		c.Msg("c2", 2*time.Hour+time.Minute, event.RoleCustomer, "vencido\nmultilinha"),
+		c.Tag("c3", 2*time.Hour+2*time.Minute, "acessar"),
+		other.Msg("o1", 0, event.RoleCustomer, "não consigo acessar"),
+	}
+	ingest(t, s, e...)
+	sa, sb, sc := session.DeriveID(&e[0]), session.DeriveID(&e[2]), session.DeriveID(&e[4])
+	tests := []struct {
+		q    string
+		want []string
+	}{
+		{"não", []string{sb, sa}},
+		{"NAO", []string{sb, sa}},
+		{"Não", []string{sb, sa}},
+		{"nao conta", []string{sa}},
+		{"ação", []string{sb}},
+		{"AÇÃO concluída", []string{sb}},
+		{"acao concluida", []string{sb}},
+		{"boleto", []string{sc, sb}},
+		{"boleto vencido", []string{}},    // the words are in two messages
+		{"conta cpf", []string{}},         // likewise
+		{"consig", []string{}},            // words, not substrings
+		{"qual o seu cpf?", []string{sa}}, // punctuation is not part of a word
+		{"segunda-via", []string{sb}},
+		{"multilinha", []string{sc}},
+		{"acessar", []string{sa}}, // tags are not message text
+		{"outubro ENVIADA", []string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.q, func(t *testing.T) {
+			got := search(t, s, report.Filter{Query: tc.q})
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("q=%q: got %v, want %v", tc.q, got, tc.want)
+			}
+		})
+	}
+	if got := search(t, s, report.Filter{Tenant: "globex", Query: "boleto"}); len(got) != 0 {
+		t.Fatalf("globex finds acme's messages: %v", got)
+	}
+}
+
+// testExport: Export yields the sessions of Search, in its order, each with
+// the events Session returns; it stops at fn's first error and when ctx ends.
+func testExport(t *testing.T, s Store) {
+	ingest(t, s, fixture()...)
+	ctx := context.Background()
+	for _, f := range []report.Filter{
+		{},
+		{Channels: []string{"telegram"}},
+		{Tags: []string{"Negociação", "Segunda Via Sucesso"}},
+		{Query: "nada disso"},
+		{Tenant: "globex"},
+	} {
+		want := search(t, s, f)
+		if f.Tenant == "" {
+			f.Tenant = "acme"
+		}
+		f.From, f.To = Base.Add(-24*time.Hour), Base.Add(29*24*time.Hour)
+		var got []string
+		err := s.Export(ctx, f, func(d report.Detail) error {
+			got = append(got, d.Session.ID)
+			if d.Session.Tenant != f.Tenant {
+				return fmt.Errorf("exported a session of %s", d.Session.Tenant)
+			}
+			one, err := s.Session(ctx, f.Tenant, d.Session.ID)
+			if err != nil {
+				return err
+			}
+			if !slices.EqualFunc(d.Events, one.Events, func(a, b event.Event) bool { return a.EventID == b.EventID }) ||
+				d.Session.Events != len(d.Events) || d.Session.StartedAt != one.Session.StartedAt {
+				return fmt.Errorf("session %s: export has %d events, Session %d", d.Session.ID, len(d.Events), len(one.Events))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("export %+v: %v", f, err)
+		}
+		if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Fatalf("export %+v: %v, search %v", f, got, want)
+		}
+	}
+	f := report.Filter{Tenant: "acme", From: Base.Add(-24 * time.Hour), To: Base.Add(29 * 24 * time.Hour)}
+	stop := errors.New("client went away")
+	calls := 0
+	if err := s.Export(ctx, f, func(report.Detail) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("export after fn failed: err %v after %d calls, want %v after 1", err, calls, stop)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	calls = 0
+	if err := s.Export(cancelled, f, func(report.Detail) error { calls++; return nil }); !errors.Is(err, context.Canceled) || calls != 0 {
+		t.Fatalf("export with a cancelled context: err %v after %d calls", err, calls)
+	}
+	if err := s.Export(ctx, report.Filter{Tenant: "acme"}, func(report.Detail) error { return nil }); err == nil {
+		t.Fatal("export without an interval: no error")
+	}
+}
+
+// testFacets: counts of sessions per tag, info key and channel, in the
+// interval and the tenant only, by count then value.
+func testFacets(t *testing.T, s Store) {
+	var e []event.Event
+	add := func(b B, at time.Duration, tags []string, info ...string) {
+		n := len(e)
+		e = append(e, b.Msg(fmt.Sprintf("x%d", n), at, event.RoleCustomer, "oi"))
+		for i, tag := range tags {
+			e = append(e, b.Tag(fmt.Sprintf("x%d-t%d", n, i), at+time.Second, tag))
+		}
+		for i, key := range info {
+			e = append(e, b.Info(fmt.Sprintf("x%d-i%d", n, i), at+2*time.Second, key, "v"))
+		}
+	}
+	wa := func(c string) B { return B{Contact: c} }
+	web := func(c string) B { return B{Channel: "webchat", Contact: c} }
+	add(wa("1"), 0, []string{"Boleto", "Menu"}, "PLANO", "NPS")
+	add(wa("2"), time.Hour, []string{"Boleto", "Boleto"}, "PLANO")
+	add(wa("3"), 2*time.Hour, []string{"Atendimento", "Menu", "Ção"})
+	add(web("4"), 3*time.Hour, []string{"Boleto"}, "PLANO", "CPF")
+	add(web("5"), 4*time.Hour, nil)
+	add(wa("6"), 72*time.Hour, []string{"Depois"}, "DEPOIS") // after the interval
+	add(wa("7"), -time.Hour, []string{"Antes"})              // before it
+	add(B{Tenant: "globex", Contact: "1"}, 0, []string{"Boleto", "Globex"}, "GLOBEX")
+	ingest(t, s, e...)
+	got, err := s.Facets(context.Background(), "acme", Base, Base.Add(48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := report.Facets{
+		Tags:     []report.FacetValue{fv("Boleto", 3), fv("Menu", 2), fv("Atendimento", 1), fv("Ção", 1)},
+		InfoKeys: []report.FacetValue{fv("PLANO", 3), fv("CPF", 1), fv("NPS", 1)},
+		Channels: []report.FacetValue{fv("whatsapp", 3), fv("webchat", 2)},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("facets\n got %v\nwant %v", got, want)
+	}
+	empty, err := s.Facets(context.Background(), "acme", Base.Add(-72*time.Hour), Base.Add(-48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if empty.Tags == nil || empty.InfoKeys == nil || empty.Channels == nil ||
+		len(empty.Tags)+len(empty.InfoKeys)+len(empty.Channels) != 0 {
+		t.Fatalf("facets of an empty interval: %+v, want empty lists", empty)
+	}
+	g, err := s.Facets(context.Background(), "globex", Base.Add(-time.Hour), Base.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(g.Tags) != "[{Boleto 1} {Globex 1}]" || fmt.Sprint(g.InfoKeys) != "[{GLOBEX 1}]" {
+		t.Fatalf("globex facets: %+v", g)
+	}
+	if _, err := s.Facets(context.Background(), "acme", Base, Base.Add(40*24*time.Hour)); err == nil {
+		t.Fatal("facets over 40 days: no error")
+	}
+}
+
+func fv(value string, count int) report.FacetValue {
+	return report.FacetValue{Value: value, Count: count}
+}
