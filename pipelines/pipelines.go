@@ -4,9 +4,10 @@ package pipelines
 
 import "embed"
 
-// FS holds every definition file of this folder.
+// FS holds every definition file of this folder, the event schema, and the
+// Elasticsearch templates (elasticsearch/*.json).
 //
-//go:embed *.yaml
+//go:embed *.yaml *.json elasticsearch/*.json
 var FS embed.FS
 
 // Default is the name of the definition chatreport runs when none is configured.

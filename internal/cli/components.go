@@ -21,7 +21,6 @@ import (
 	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/metrics"
 	"github.com/chatreport/chatreport/internal/pipeline"
-	"github.com/chatreport/chatreport/internal/versions"
 	"github.com/chatreport/chatreport/internal/web"
 )
 
@@ -73,9 +72,8 @@ func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level)), nil
 }
 
-// newIngester consumes into every writable version of set.
-func newIngester(cfg config.Config, def *pipeline.Definition, brokers []string, set *sqliteVersions, reg *metrics.Registry, log *zap.Logger) (*ingest.Ingester, error) {
-	sink := versions.NewSink(set, def)
+// newIngester consumes into sink.
+func newIngester(cfg config.Config, def *pipeline.Definition, brokers []string, sink assemblingSink, reg *metrics.Registry, log *zap.Logger) (*ingest.Ingester, error) {
 	reg.WatchAssembler(sink)
 	return ingest.New(ingest.Config{
 		Brokers:    brokers,

@@ -16,10 +16,12 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/chatreport/chatreport/internal/config"
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/replay"
 	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store/elastic"
 	"github.com/chatreport/chatreport/internal/store/sqlite"
 	"github.com/chatreport/chatreport/internal/versions"
 )
@@ -136,6 +138,9 @@ func newReplayCommand(g *globals) *cobra.Command {
 			if err != nil || done {
 				return err
 			}
+			if cfg.Store.Kind != config.StoreSQLite {
+				return errors.New("replay is implemented for the SQLite store; see docs/elasticsearch.md for Elasticsearch")
+			}
 			if r.From, err = parseReplayTime("from", from, true); err != nil {
 				return err
 			}
@@ -181,23 +186,58 @@ func parseReplayTime(flag, s string, earliestOK bool) (time.Time, error) {
 }
 
 func newIndexCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "index", Short: "Inspect store versions and swap the current one"}
-	open := func() (*sqliteVersions, error) {
+	cmd := &cobra.Command{Use: "index", Short: "Install and inspect the store's indices; list store versions and swap the current one"}
+	// open returns the SQLite versions, or the Elasticsearch store.
+	open := func() (*sqliteVersions, *elastic.Store, error) {
 		cfg, _, done, err := g.loadConfig(nil)
 		if err != nil || done {
-			return nil, err
+			return nil, nil, err
 		}
-		return openSQLiteVersions(cfg.Store.SQLite.Dir)
+		if cfg.Store.Kind == config.StoreElasticsearch {
+			log, err := newLogger(cfg.Log, g.stderr)
+			if err != nil {
+				return nil, nil, err
+			}
+			st, err := openElastic(cfg.Store.Elasticsearch, log)
+			return nil, st, err
+		}
+		set, err := openSQLiteVersions(cfg.Store.SQLite.Dir)
+		return set, nil, err
+	}
+	sqliteOnly := errors.New("store versions are implemented for the SQLite store; see docs/elasticsearch.md for Elasticsearch")
+	initCmd := &cobra.Command{
+		Use: "init", Short: "Install the Elasticsearch templates, first indices and aliases (idempotent)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			set, es, err := open()
+			switch {
+			case err != nil:
+				return err
+			case es != nil:
+				if err := es.Init(cmd.Context()); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.stdout, "templates, indices and aliases installed")
+			case set != nil:
+				set.Close()
+				fmt.Fprintln(g.stdout, "the SQLite store creates its schema when it opens: nothing to install")
+			}
+			return nil
+		},
 	}
 	status := &cobra.Command{
-		Use: "status", Short: "List the versions: current, being built, and what each holds", Args: cobra.NoArgs,
+		Use: "status", Short: "Show the versions (SQLite) or the templates and indices (Elasticsearch)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			set, err := open()
-			if err != nil || set == nil {
+			set, es, err := open()
+			switch {
+			case err != nil:
 				return err
+			case es != nil:
+				return printElasticStatus(cmd.Context(), g.stdout, es)
+			case set != nil:
+				defer set.Close()
+				return printVersions(cmd.Context(), g.stdout, set)
 			}
-			defer set.Close()
-			return printVersions(cmd.Context(), g.stdout, set)
+			return nil
 		},
 	}
 	var to string
@@ -205,9 +245,12 @@ func newIndexCommand(g *globals) *cobra.Command {
 	swap := &cobra.Command{
 		Use: "swap --to VERSION [--verify]", Short: "Make VERSION current, atomically: the API reads it and the live ingester writes it from the next request and batch", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			set, err := open()
-			if err != nil || set == nil {
+			set, es, err := open()
+			if err != nil || (set == nil && es == nil) {
 				return err
+			}
+			if es != nil {
+				return sqliteOnly
 			}
 			defer set.Close()
 			if verify {
@@ -239,9 +282,12 @@ func newIndexCommand(g *globals) *cobra.Command {
 	abandon := &cobra.Command{
 		Use: "abandon --version VERSION", Short: "Stop building VERSION: the live ingester no longer writes it", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			set, err := open()
-			if err != nil || set == nil {
+			set, es, err := open()
+			if err != nil || (set == nil && es == nil) {
 				return err
+			}
+			if es != nil {
+				return sqliteOnly
 			}
 			defer set.Close()
 			_, err = set.Registry().Abandon(version)
@@ -250,8 +296,34 @@ func newIndexCommand(g *globals) *cobra.Command {
 	}
 	abandon.Flags().StringVar(&version, "version", "", "the version to abandon (required)")
 	abandon.MarkFlagRequired("version") //nolint:errcheck // the flag exists
-	cmd.AddCommand(status, swap, abandon)
+	cmd.AddCommand(initCmd, status, swap, abandon)
 	return cmd
+}
+
+func printElasticStatus(ctx context.Context, w io.Writer, es *elastic.Store) error {
+	st, err := es.Status(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "layout %s, schema %s\n", st.Prefix, st.Schema)
+	for _, t := range st.Templates {
+		state := "current"
+		switch {
+		case t.Have == 0:
+			state = "missing"
+		case !t.Current():
+			state = fmt.Sprintf("version %d installed, %d wanted", t.Have, t.Want)
+		}
+		fmt.Fprintf(w, "%-9s template %-40s %s\n", t.Kind, t.Name, state)
+	}
+	for _, ix := range st.Indices {
+		fmt.Fprintf(w, "index %-45s %-7s %-6s %d docs  aliases %s\n", ix.Name, ix.Health, ix.State, ix.Docs, strings.Join(ix.Aliases, ","))
+	}
+	if !st.Ready() {
+		return errors.New("not ready: run `chatreport index init`")
+	}
+	fmt.Fprintln(w, "ready")
+	return nil
 }
 
 // versionFiles lists the versions that have a database file in dir.
@@ -374,6 +446,9 @@ func newForgetCommand(g *globals) *cobra.Command {
 			}
 			if !event.IsToken(tenant, 63, false) || contact == "" {
 				return errors.New("--tenant and --contact are required")
+			}
+			if cfg.Store.Kind != config.StoreSQLite {
+				return errors.New("forget is implemented for the SQLite store; erasure in Elasticsearch is not built yet")
 			}
 			set, err := openSQLiteVersions(cfg.Store.SQLite.Dir)
 			if err != nil {

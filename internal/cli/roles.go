@@ -8,19 +8,9 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/chatreport/chatreport/internal/config"
 	"github.com/chatreport/chatreport/internal/health"
 	"github.com/chatreport/chatreport/internal/metrics"
 )
-
-// openStore opens the configured store's versions.
-func openStore(cfg config.Config) (*sqliteVersions, error) {
-	switch cfg.Store.Kind {
-	case config.StoreSQLite:
-		return openSQLiteVersions(cfg.Store.SQLite.Dir)
-	}
-	return nil, fmt.Errorf("store.kind %q is not supported", cfg.Store.Kind)
-}
 
 func newIngestCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
@@ -37,14 +27,20 @@ func newIngestCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-			set, err := openStore(cfg)
+			be, err := openBackend(cfg, def, log)
 			if err != nil {
 				return err
 			}
-			defer set.Close()
-			store := currentStore{set}
+			defer be.close()
+			if be.elastic != nil {
+				// Templates and the first indices must exist before the
+				// first write; installing them again changes nothing.
+				if err := be.elastic.Init(cmd.Context()); err != nil {
+					return fmt.Errorf("install Elasticsearch templates: %w", err)
+				}
+			}
 			reg := metrics.New()
-			in, err := newIngester(cfg, def, cfg.Kafka.Brokers, set, reg, log)
+			in, err := newIngester(cfg, def, cfg.Kafka.Brokers, be.sink, reg, log)
 			if err != nil {
 				return err
 			}
@@ -54,7 +50,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 			}
 			log.Info("ingesting", zap.Strings("topics", def.Topics.Events), zap.String("group", def.ConsumerGroup),
 				zap.String("http", ln.Addr().String()))
-			checks := health.Checks{"kafka": health.Kafka(cfg.Kafka.Brokers), "store": store.Ping}
+			checks := health.Checks{"kafka": health.Kafka(cfg.Kafka.Brokers), "store": be.ping}
 			grp, gctx := errgroup.WithContext(cmd.Context())
 			grp.Go(func() error { return in.Run(gctx) })
 			grp.Go(func() error { return serveHTTP(gctx, ln, handler(reg, checks, nil)) })
@@ -69,7 +65,7 @@ func newServeCommand(g *globals) *cobra.Command {
 		Short: "Serve the report API from the configured store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, _, done, err := g.loadConfig(nil)
+			cfg, def, done, err := g.loadConfig(nil)
 			if err != nil || done {
 				return err
 			}
@@ -78,14 +74,13 @@ func newServeCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-			set, err := openStore(cfg)
+			be, err := openBackend(cfg, def, log)
 			if err != nil {
 				return err
 			}
-			defer set.Close()
-			store := currentStore{set}
+			defer be.close()
 			reg := metrics.New()
-			server, err := newAPI(cfg, store, reg, log)
+			server, err := newAPI(cfg, be.api, reg, log)
 			if err != nil {
 				return err
 			}
@@ -94,7 +89,7 @@ func newServeCommand(g *globals) *cobra.Command {
 				return fmt.Errorf("listen for the API: %w", err)
 			}
 			log.Info("serving", zap.String("http", ln.Addr().String()))
-			checks := health.Checks{"store": store.Ping}
+			checks := health.Checks{"store": be.ping}
 			return serveHTTP(cmd.Context(), ln, handler(reg, checks, server))
 		},
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/chatreport/chatreport/internal/health"
 	"github.com/chatreport/chatreport/internal/metrics"
 	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/versions"
 )
 
 // DemoTenant is the tenant of the demo traffic.
@@ -111,7 +112,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 		return fmt.Errorf("start embedded broker: %w", err)
 	}
 	defer b.Close()
-	in, err := newIngester(cfg, def, []string{b.Addr()}, set, reg, log)
+	in, err := newIngester(cfg, def, []string{b.Addr()}, versions.NewSink(set, def), reg, log)
 	if err != nil {
 		return err
 	}

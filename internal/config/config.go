@@ -40,13 +40,28 @@ type Kafka struct {
 
 // Store kinds.
 const (
-	StoreSQLite = "sqlite"
+	StoreSQLite        = "sqlite"
+	StoreElasticsearch = "elasticsearch"
 )
 
 // Store chooses and configures the store.
 type Store struct {
-	Kind   string `yaml:"kind"`
-	SQLite SQLite `yaml:"sqlite"`
+	Kind          string        `yaml:"kind"`
+	SQLite        SQLite        `yaml:"sqlite"`
+	Elasticsearch Elasticsearch `yaml:"elasticsearch"`
+}
+
+// Elasticsearch configures the production store.
+type Elasticsearch struct {
+	URLs     []string `yaml:"urls"`
+	Username string   `yaml:"username"`
+	// Password and APIKey are best given by the environment:
+	// CHATREPORT_ES_PASSWORD, CHATREPORT_ES_API_KEY.
+	Password   string `yaml:"password"`
+	APIKey     string `yaml:"api_key"`
+	CACertFile string `yaml:"ca_cert_file"`
+	// IndexPrefix names the indices and aliases; "chatreport" when empty.
+	IndexPrefix string `yaml:"index_prefix"`
 }
 
 // SQLite configures the embedded store.
@@ -158,6 +173,12 @@ func Load(path string) (Config, error) {
 }
 
 func (c *Config) applyEnv(getenv func(string) string) error {
+	if v := getenv("CHATREPORT_ES_PASSWORD"); v != "" {
+		c.Store.Elasticsearch.Password = v
+	}
+	if v := getenv("CHATREPORT_ES_API_KEY"); v != "" {
+		c.Store.Elasticsearch.APIKey = v
+	}
 	if secret := getenv(EnvJWTSecret); secret != "" {
 		c.Auth.JWT.HS256Secret = []byte(secret)
 	}
@@ -189,8 +210,12 @@ func (c *Config) Validate() error {
 		if c.Store.SQLite.Dir == "" {
 			errs = append(errs, errors.New("store.sqlite.dir: required"))
 		}
+	case StoreElasticsearch:
+		if len(c.Store.Elasticsearch.URLs) == 0 {
+			errs = append(errs, errors.New("store.elasticsearch.urls: at least one URL"))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("store.kind %q: must be %s", c.Store.Kind, StoreSQLite))
+		errs = append(errs, fmt.Errorf("store.kind %q: must be %s or %s", c.Store.Kind, StoreSQLite, StoreElasticsearch))
 	}
 	if c.HTTP.Addr == "" {
 		errs = append(errs, errors.New("http.addr: required"))

@@ -1,0 +1,290 @@
+package elastic
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+	"github.com/elastic/go-elasticsearch/v8/typedapi/indices/putindextemplate"
+	"github.com/elastic/go-elasticsearch/v8/typedapi/types"
+
+	"github.com/chatreport/chatreport/pipelines"
+)
+
+// The index layout is data: one component template per kind in
+// pipelines/elasticsearch (settings, analysis and mappings; self-contained
+// because Elasticsearch validates each component template alone), composed
+// here into an index template whose name and patterns depend on the prefix.
+const (
+	templateDir = "elasticsearch"
+	// indexTemplateVersion is the version of the index templates built
+	// below; the component templates carry theirs in their files.
+	indexTemplateVersion = 1
+	// templatePriority beats Elastic's built-in templates (100) should a
+	// pattern ever overlap one.
+	templatePriority = 200
+)
+
+// componentTemplate is one template file and the name it is installed as.
+type componentTemplate struct {
+	name    string
+	body    []byte
+	version int64
+}
+
+// kind is one of the document kinds and its templates.
+type kind struct {
+	name    string // sessions, events, keys
+	file    string // its component template
+	pattern string // of its indices
+	aliases []string
+}
+
+func (s *Store) kinds() []kind {
+	n := s.names
+	return []kind{
+		{"sessions", "sessions-" + SchemaVersion + ".json", n.sessionsAll() + "-*", []string{n.sessionsAll(), n.sessionsRead()}},
+		{"events", "events-" + SchemaVersion + ".json", n.eventsAll() + "-*", []string{n.eventsAll(), n.eventsRead()}},
+		{"keys", "keys-" + SchemaVersion + ".json", n.keysIndex(), nil},
+	}
+}
+
+func (s *Store) mappingsTemplate(k kind) string {
+	return s.cfg.IndexPrefix + "-" + k.name + "-" + SchemaVersion + "-mappings"
+}
+
+// customTemplate is the operators' hook: settings such as shards and
+// replicas in a component template of this name apply to new indices. It
+// may be missing.
+func (s *Store) customTemplate(k kind) string { return s.cfg.IndexPrefix + "-" + k.name + "@custom" }
+
+func (s *Store) indexTemplate(k kind) string {
+	return s.cfg.IndexPrefix + "-" + k.name + "-" + SchemaVersion
+}
+
+func loadTemplate(name, file string) (componentTemplate, error) {
+	body, err := fs.ReadFile(pipelines.FS, templateDir+"/"+file)
+	if err != nil {
+		return componentTemplate{}, fmt.Errorf("elasticsearch template %s: %w", file, err)
+	}
+	var head struct {
+		Version int64 `json:"version"`
+	}
+	if err := json.Unmarshal(body, &head); err != nil || head.Version < 1 {
+		return componentTemplate{}, fmt.Errorf("elasticsearch template %s: needs a positive version", file)
+	}
+	return componentTemplate{name: name, body: body, version: head.Version}, nil
+}
+
+func (s *Store) componentTemplates() ([]componentTemplate, error) {
+	var out []componentTemplate
+	for _, k := range s.kinds() {
+		t, err := loadTemplate(s.mappingsTemplate(k), k.file)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// indexTemplateRequest composes the index template of k: its indices (the
+// monthly ones of sessions and events) get the settings and mappings and
+// join the aliases.
+func (s *Store) indexTemplateRequest(k kind) *putindextemplate.Request {
+	priority, version := int64(templatePriority), int64(indexTemplateVersion)
+	custom := s.customTemplate(k)
+	aliases := map[string]types.Alias{}
+	for _, a := range k.aliases {
+		aliases[a] = types.Alias{}
+	}
+	return &putindextemplate.Request{
+		IndexPatterns:                   []string{k.pattern},
+		ComposedOf:                      []string{s.mappingsTemplate(k), custom},
+		IgnoreMissingComponentTemplates: []string{custom},
+		Priority:                        &priority,
+		Version:                         &version,
+		Template:                        &types.IndexTemplateMapping{Aliases: aliases},
+		Meta_: types.Metadata{
+			"managed_by": json.RawMessage(`"chatreport"`),
+			"schema":     json.RawMessage(strconv.Quote(SchemaVersion)),
+		},
+	}
+}
+
+// Init installs the component and index templates (create or update) and
+// creates the key index and this month's indices, so the aliases exist
+// before the first write. It is idempotent: `chatreport index init` runs it on every deploy.
+func (s *Store) Init(ctx context.Context) error {
+	components, err := s.componentTemplates()
+	if err != nil {
+		return err
+	}
+	for _, c := range components {
+		if err := s.do(ctx, esapi.ClusterPutComponentTemplateRequest{Name: c.name, Body: bytes.NewReader(c.body)}, nil); err != nil {
+			return fmt.Errorf("install component template %s: %w", c.name, err)
+		}
+	}
+	for _, k := range s.kinds() {
+		body, err := json.Marshal(s.indexTemplateRequest(k))
+		if err != nil {
+			return fmt.Errorf("encode index template %s: %w", s.indexTemplate(k), err)
+		}
+		if err := s.do(ctx, esapi.IndicesPutIndexTemplateRequest{Name: s.indexTemplate(k), Body: bytes.NewReader(body)}, nil); err != nil {
+			return fmt.Errorf("install index template %s: %w", s.indexTemplate(k), err)
+		}
+	}
+	now := time.Now()
+	for _, index := range []string{s.names.keysIndex(), s.names.sessionsIndex(now), s.names.eventsIndex(now)} {
+		err := s.do(ctx, esapi.IndicesCreateRequest{Index: index}, nil)
+		var re *ResponseError
+		if errors.As(err, &re) && re.Type == "resource_already_exists_exception" {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("create index %s: %w", index, err)
+		}
+	}
+	return nil
+}
+
+// Status is what `chatreport index status` shows.
+type Status struct {
+	// Prefix and Schema name the layout this binary reads and writes.
+	Prefix    string
+	Schema    string
+	Templates []TemplateStatus
+	Indices   []IndexStatus
+}
+
+// TemplateStatus compares an installed template with the one this binary
+// installs.
+type TemplateStatus struct {
+	Name string
+	Kind string // "component" or "index"
+	// Want is the version Init installs; Have the installed one, 0 when
+	// the template is missing.
+	Want, Have int64
+}
+
+// Current reports whether the template is installed at the wanted version.
+func (t TemplateStatus) Current() bool { return t.Have == t.Want }
+
+// IndexStatus describes one monthly index.
+type IndexStatus struct {
+	Name    string
+	Health  string
+	State   string
+	Docs    int64
+	Aliases []string
+}
+
+// Ready reports whether every template is current, the key index exists and
+// both read aliases point at an index.
+func (st *Status) Ready() bool {
+	for _, t := range st.Templates {
+		if !t.Current() {
+			return false
+		}
+	}
+	found := map[string]bool{}
+	for _, ix := range st.Indices {
+		found[ix.Name] = true
+		for _, a := range ix.Aliases {
+			found[a] = true
+		}
+	}
+	n := names{prefix: st.Prefix}
+	return found[n.sessionsRead()] && found[n.eventsRead()] && found[n.keysIndex()]
+}
+
+// Status inspects the templates, the monthly indices and their aliases.
+func (s *Store) Status(ctx context.Context) (Status, error) {
+	st := Status{Prefix: s.cfg.IndexPrefix, Schema: SchemaVersion}
+	components, err := s.componentTemplates()
+	if err != nil {
+		return st, err
+	}
+	var installedComponents struct {
+		ComponentTemplates []struct {
+			Name              string `json:"name"`
+			ComponentTemplate struct {
+				Version int64 `json:"version"`
+			} `json:"component_template"`
+		} `json:"component_templates"`
+	}
+	if err := s.getOrMissing(ctx, esapi.ClusterGetComponentTemplateRequest{Name: []string{s.cfg.IndexPrefix + "-*"}}, &installedComponents); err != nil {
+		return st, fmt.Errorf("read component templates: %w", err)
+	}
+	have := map[string]int64{}
+	for _, c := range installedComponents.ComponentTemplates {
+		have[c.Name] = c.ComponentTemplate.Version
+	}
+	for _, c := range components {
+		st.Templates = append(st.Templates, TemplateStatus{Name: c.name, Kind: "component", Want: c.version, Have: have[c.name]})
+	}
+	var installedIndex struct {
+		IndexTemplates []struct {
+			Name          string `json:"name"`
+			IndexTemplate struct {
+				Version int64 `json:"version"`
+			} `json:"index_template"`
+		} `json:"index_templates"`
+	}
+	if err := s.getOrMissing(ctx, esapi.IndicesGetIndexTemplateRequest{Name: s.cfg.IndexPrefix + "-*"}, &installedIndex); err != nil {
+		return st, fmt.Errorf("read index templates: %w", err)
+	}
+	clear(have)
+	for _, t := range installedIndex.IndexTemplates {
+		have[t.Name] = t.IndexTemplate.Version
+	}
+	for _, k := range s.kinds() {
+		st.Templates = append(st.Templates, TemplateStatus{Name: s.indexTemplate(k), Kind: "index", Want: indexTemplateVersion, Have: have[s.indexTemplate(k)]})
+	}
+	patterns := []string{s.names.sessionsAll() + "-*", s.names.eventsAll() + "-*", s.names.keysIndex()}
+	var cat []struct {
+		Index  string `json:"index"`
+		Health string `json:"health"`
+		Status string `json:"status"`
+		Docs   string `json:"docs.count"`
+	}
+	if err := s.do(ctx, esapi.CatIndicesRequest{Index: patterns, Format: "json", H: []string{"index", "health", "status", "docs.count"}}, &cat); err != nil {
+		return st, fmt.Errorf("list indices: %w", err)
+	}
+	aliases := map[string]struct {
+		Aliases map[string]json.RawMessage `json:"aliases"`
+	}{}
+	if err := s.getOrMissing(ctx, esapi.IndicesGetAliasRequest{Index: patterns}, &aliases); err != nil {
+		return st, fmt.Errorf("list aliases: %w", err)
+	}
+	for _, c := range cat {
+		docs, _ := strconv.ParseInt(c.Docs, 10, 64) // "" for a closed index
+		ix := IndexStatus{Name: c.Index, Health: c.Health, State: c.Status, Docs: docs}
+		for a := range aliases[c.Index].Aliases {
+			ix.Aliases = append(ix.Aliases, a)
+		}
+		slices.Sort(ix.Aliases)
+		st.Indices = append(st.Indices, ix)
+	}
+	slices.SortFunc(st.Indices, func(a, b IndexStatus) int { return strings.Compare(a.Name, b.Name) })
+	return st, nil
+}
+
+// getOrMissing is do for reads where "nothing matched" is a 404.
+func (s *Store) getOrMissing(ctx context.Context, req esapi.Request, out any) error {
+	err := s.do(ctx, req, out)
+	var re *ResponseError
+	if errors.As(err, &re) && re.Status == http.StatusNotFound {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,347 @@
+package elastic
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+	"github.com/elastic/go-elasticsearch/v8/typedapi/types"
+	"go.uber.org/zap"
+)
+
+// Action is what a bulk operation does.
+type Action int
+
+// Bulk actions.
+const (
+	// Create writes a document that must not exist yet.
+	Create Action = iota
+	// Index writes a document, replacing it.
+	Index
+	// Delete removes a document.
+	Delete
+)
+
+// Op is one operation of a bulk request.
+type Op struct {
+	Action Action
+	Index  string
+	ID     string
+	// IfSeqNo and IfPrimaryTerm make the operation conditional on the
+	// document being the version that was read (optimistic concurrency).
+	IfSeqNo       *int64
+	IfPrimaryTerm *int64
+	// Doc is the document of Create and Index, marshalled with
+	// encoding/json.
+	Doc any
+	// ExistsOK makes a Create of a document that exists a success: the
+	// write is idempotent, the document was written before.
+	ExistsOK bool
+}
+
+// Outcome is how a bulk operation ended.
+type Outcome int
+
+// Outcomes of bulk operations.
+const (
+	// Written: Elasticsearch applied the operation (or, for an ExistsOK
+	// create or a delete of a missing document, had nothing to do).
+	Written Outcome = iota
+	// Conflict: the document was not the version the operation expected
+	// (HTTP 409).
+	Conflict
+	// Rejected: Elasticsearch refused the document for good (HTTP 400,
+	// e.g. a mapping error); Reason says why.
+	Rejected
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Written:
+		return "written"
+	case Conflict:
+		return "conflict"
+	case Rejected:
+		return "rejected"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Result is the outcome of one operation.
+type Result struct {
+	Outcome Outcome
+	Status  int
+	// SeqNo and PrimaryTerm are the version an applied Create or Index
+	// wrote.
+	SeqNo, PrimaryTerm int64
+	Reason             string
+}
+
+// BulkConfig configures a BulkWriter.
+type BulkConfig struct {
+	Refresh    string
+	MaxBytes   int
+	Attempts   int
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+}
+
+// BulkWriter sends operations with _bulk and reads every item's result:
+// esutil.BulkIndexer neither retries items nor reports rejected ones as
+// errors, and the write path needs both.
+type BulkWriter struct {
+	es   esapi.Transport
+	cfg  BulkConfig
+	log  *zap.Logger
+	bufs sync.Pool // *bytes.Buffer: request bodies are encoded into reused buffers
+	// sleep waits between attempts; tests replace it.
+	sleep func(context.Context, time.Duration) error
+}
+
+// NewBulkWriter returns a BulkWriter sending through es.
+func NewBulkWriter(es esapi.Transport, cfg BulkConfig, log *zap.Logger) *BulkWriter {
+	return &BulkWriter{
+		es:    es,
+		cfg:   cfg,
+		log:   log,
+		bufs:  sync.Pool{New: func() any { return new(bytes.Buffer) }},
+		sleep: sleepCtx,
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// backoff is the pause before attempt n+1 (n from 0): exponential, capped,
+// with full jitter so that writers that failed together do not retry
+// together.
+func backoff(base, max time.Duration, n int) time.Duration {
+	d := base
+	for i := 0; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return d/2 + rand.N(d/2+1)
+}
+
+// Write applies ops and returns one Result per op, in order. Items answered
+// with 429 or 5xx, and requests that fail as a whole for the same reasons,
+// are sent again (only those) with backoff, up to Attempts times; then Write
+// returns an error wrapping ErrUnavailable along with the results so far.
+// Any other failure of a whole request is returned as an error at once.
+// Conflicts and rejections are results, not errors: what they mean depends
+// on the operation.
+func (w *BulkWriter) Write(ctx context.Context, ops []Op) ([]Result, error) {
+	results := make([]Result, len(ops))
+	pending := make([]int, len(ops))
+	for i := range pending {
+		pending[i] = i
+	}
+	for attempt := 0; len(pending) > 0; attempt++ {
+		if attempt > 0 {
+			if err := w.sleep(ctx, backoff(w.cfg.Backoff, w.cfg.MaxBackoff, attempt-1)); err != nil {
+				return results, err
+			}
+		}
+		var retry []int
+		var last string
+		for len(pending) > 0 {
+			n, again, err := w.send(ctx, ops, pending, results)
+			if err != nil {
+				return results, err
+			}
+			if len(again) > 0 {
+				retry = append(retry, again...)
+				last = results[again[len(again)-1]].Reason
+			}
+			pending = pending[n:]
+		}
+		if len(retry) > 0 && attempt+1 >= w.cfg.Attempts {
+			return results, fmt.Errorf("%w: %d bulk operations still failing after %d attempts, last: %s",
+				ErrUnavailable, len(retry), attempt+1, last)
+		}
+		if len(retry) > 0 {
+			w.log.Warn("retrying bulk operations", zap.Int("operations", len(retry)),
+				zap.Int("attempt", attempt+1), zap.String("last_error", last))
+		}
+		pending = retry
+	}
+	return results, nil
+}
+
+// send sends one request with as many of the pending ops as fit in
+// MaxBytes (at least one), records their results, and returns how many it
+// sent and which of them to send again.
+func (w *BulkWriter) send(ctx context.Context, ops []Op, pending []int, results []Result) (n int, again []int, err error) {
+	buf := w.bufs.Get().(*bytes.Buffer)
+	defer w.bufs.Put(buf)
+	buf.Reset()
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	for n < len(pending) && (n == 0 || buf.Len() < w.cfg.MaxBytes) {
+		if err := encodeOp(enc, &ops[pending[n]]); err != nil {
+			return 0, nil, err
+		}
+		n++
+	}
+	sent := pending[:n]
+	items, err := w.post(ctx, buf)
+	if err != nil {
+		if ctx.Err() != nil || !isUnavailable(err) {
+			return 0, nil, err
+		}
+		for _, i := range sent {
+			results[i] = Result{Status: 0, Reason: err.Error()}
+		}
+		return n, sent, nil
+	}
+	if len(items) != len(sent) {
+		return 0, nil, fmt.Errorf("elasticsearch: bulk answered %d items for %d operations", len(items), len(sent))
+	}
+	for k, i := range sent {
+		r, v := classify(&ops[i], &items[k])
+		results[i] = r
+		switch v {
+		case retryItem:
+			again = append(again, i)
+		case failItem:
+			return 0, nil, fmt.Errorf("elasticsearch: bulk operation on %s/%s: HTTP %d: %s",
+				ops[i].Index, ops[i].ID, r.Status, r.Reason)
+		}
+	}
+	return n, again, nil
+}
+
+func isUnavailable(err error) bool {
+	var re *ResponseError
+	if errors.As(err, &re) {
+		return retryableStatus(re.Status)
+	}
+	return errors.Is(err, ErrUnavailable) // transport failures: refused, reset, timeouts
+}
+
+// encodeOp writes an operation as NDJSON: the action line, then the
+// document line for Create and Index.
+func encodeOp(enc *json.Encoder, op *Op) error {
+	var action types.OperationContainer
+	index, id := op.Index, op.ID
+	switch op.Action {
+	case Create:
+		action.Create = &types.CreateOperation{Index_: &index, Id_: &id, IfSeqNo: op.IfSeqNo, IfPrimaryTerm: op.IfPrimaryTerm}
+	case Index:
+		action.Index = &types.IndexOperation{Index_: &index, Id_: &id, IfSeqNo: op.IfSeqNo, IfPrimaryTerm: op.IfPrimaryTerm}
+	case Delete:
+		action.Delete = &types.DeleteOperation{Index_: &index, Id_: &id, IfSeqNo: op.IfSeqNo, IfPrimaryTerm: op.IfPrimaryTerm}
+	default:
+		return fmt.Errorf("elasticsearch: unknown bulk action %d", op.Action)
+	}
+	if err := enc.Encode(&action); err != nil {
+		return fmt.Errorf("elasticsearch: encode bulk action: %w", err)
+	}
+	if op.Action == Delete {
+		return nil
+	}
+	if err := enc.Encode(op.Doc); err != nil {
+		return fmt.Errorf("elasticsearch: encode document %s: %w", op.ID, err)
+	}
+	return nil
+}
+
+// bulkItem is one item of a bulk answer, under its action's name.
+type bulkItem struct {
+	Index       string     `json:"_index"`
+	ID          string     `json:"_id"`
+	Status      int        `json:"status"`
+	Result      string     `json:"result"`
+	SeqNo       *int64     `json:"_seq_no"`
+	PrimaryTerm *int64     `json:"_primary_term"`
+	Error       *causeJSON `json:"error"`
+}
+
+type bulkResponse struct {
+	Errors bool                  `json:"errors"`
+	Items  []map[string]bulkItem `json:"items"`
+}
+
+// post sends one bulk body. The body is read straight from the buffer: no
+// copy is made on the way to the connection.
+func (w *BulkWriter) post(ctx context.Context, body *bytes.Buffer) ([]bulkItem, error) {
+	req := esapi.BulkRequest{Body: bytes.NewReader(body.Bytes()), Refresh: w.cfg.Refresh}
+	res, err := req.Do(ctx, w.es)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer res.Body.Close()
+	if res.IsError() {
+		return nil, responseError(res)
+	}
+	var out bulkResponse
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("%w: decode bulk answer: %v", ErrUnavailable, err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	items := make([]bulkItem, len(out.Items))
+	for i, m := range out.Items {
+		for _, it := range m { // one key: the action
+			items[i] = it
+		}
+	}
+	return items, nil
+}
+
+type verdict int
+
+const (
+	doneItem  verdict = iota
+	retryItem         // overloaded or failing: send it again
+	failItem          // the cluster's configuration is wrong, not the document
+)
+
+// classify turns an item's status into a result, and says what to do next.
+func classify(op *Op, it *bulkItem) (r Result, v verdict) {
+	r.Status = it.Status
+	if it.Error != nil {
+		r.Reason = it.Error.Type + ": " + sanitize(it.Error)
+	}
+	switch st := it.Status; {
+	case st >= 200 && st < 300:
+		r.Outcome = Written
+		if it.SeqNo != nil && it.PrimaryTerm != nil {
+			r.SeqNo, r.PrimaryTerm = *it.SeqNo, *it.PrimaryTerm
+		}
+	case st == http.StatusNotFound && op.Action == Delete && it.Error == nil:
+		r.Outcome = Written // already gone
+	case st == http.StatusConflict && op.Action == Create && op.ExistsOK:
+		r.Outcome = Written
+	case st == http.StatusConflict:
+		r.Outcome = Conflict
+	case retryableStatus(st):
+		return r, retryItem
+	case st == http.StatusBadRequest:
+		r.Outcome = Rejected
+	default:
+		// 401, 403, 404 index_not_found...: dead-lettering the document
+		// would lose it for a fault of the cluster's configuration.
+		return r, failItem
+	}
+	return r, doneItem
+}

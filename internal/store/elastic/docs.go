@@ -1,0 +1,104 @@
+package elastic
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// eventDoc is an event as indexed: the event as the platform sent it (its own
+// session_id stays as sent, empty for derived sessions), plus its grouping
+// key and the session it belongs to now.
+type eventDoc struct {
+	event.Event
+	Key     string `json:"key"`
+	Session string `json:"session"`
+}
+
+func newEventDoc(st *session.Stored) *eventDoc {
+	return &eventDoc{Event: st.Event, Key: session.KeyOf(&st.Event), Session: st.SessionID}
+}
+
+// sessionDoc is a session as indexed: the summary, plus fields that exist to
+// be queried (docs/elasticsearch.md, "Mappings").
+type sessionDoc struct {
+	session.Session
+	// InfoKeys are the keys of Info: exists, not_exists and the facet.
+	InfoKeys []string `json:"info_keys"`
+	// InfoKV are "KEY=value" pairs, the value lowercased: term for equals,
+	// prefix for starts_with; the wildcard sub-field serves contains.
+	InfoKV []string `json:"info_kv"`
+	// ContactName is the captured name lowercased, for substring search.
+	ContactName string `json:"contact_name,omitempty"`
+	// ContactPhoneRev is the phone's digits reversed: "ends with" becomes a
+	// prefix query.
+	ContactPhoneRev string `json:"contact_phone_rev,omitempty"`
+	// Messages are the texts of the session's messages, nested so that one
+	// message must hold every word of a full-text query.
+	Messages []messageDoc `json:"messages"`
+}
+
+type messageDoc struct {
+	Text string `json:"text"`
+}
+
+// derivedFields are sessionDoc's additions, left out of answers.
+var derivedFields = []string{"info_keys", "info_kv", "contact_name", "contact_phone_rev", "messages"}
+
+// newSessionDoc builds the document of s, whose events are events (in
+// event order).
+func newSessionDoc(s *session.Session, events []*session.Stored) *sessionDoc {
+	d := &sessionDoc{
+		Session:         *s,
+		InfoKeys:        make([]string, 0, len(s.Info)),
+		InfoKV:          make([]string, 0, len(s.Info)),
+		ContactName:     strings.ToLower(s.Contact.Name),
+		ContactPhoneRev: reverse(report.PhoneDigits(s.Contact.Phone)),
+		Messages:        []messageDoc{},
+	}
+	for k := range s.Info {
+		d.InfoKeys = append(d.InfoKeys, k)
+	}
+	slices.Sort(d.InfoKeys)
+	for _, k := range d.InfoKeys {
+		d.InfoKV = append(d.InfoKV, infoPair(k, s.Info[k]))
+	}
+	for _, e := range events {
+		if e.Type == event.TypeMessage && e.Text != "" {
+			d.Messages = append(d.Messages, messageDoc{Text: e.Text})
+		}
+	}
+	return d
+}
+
+// infoPair is the indexed form of one additional-information value. Keys
+// cannot contain "=" (event.IsInfoKey), so the pair splits unambiguously and
+// a pattern that starts with "KEY=" only matches that key. Values are
+// lowered by Go, as in the SQLite store, so both stores fold the same
+// (Unicode) case.
+func infoPair(key, value string) string { return key + "=" + strings.ToLower(value) }
+
+func reverse(s string) string {
+	b := []byte(s)
+	slices.Reverse(b)
+	return string(b)
+}
+
+// The date_nanos fields hold 1970-01-01 up to 2262-04-11. An event outside a
+// slightly narrower range (its session's window must fit too) is rejected
+// before anything is written.
+var (
+	minTime = time.Unix(0, 0).UTC()
+	maxTime = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+func storable(t time.Time) bool { return !t.Before(minTime) && t.Before(maxTime) }
+
+// formatTime is the form of times in queries and search_after, which the
+// date_nanos fields' format (strict_date_optional_time_nanos) parses to the
+// nanosecond.
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

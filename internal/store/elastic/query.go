@@ -1,0 +1,481 @@
+package elastic
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+	"github.com/elastic/go-elasticsearch/v8/typedapi/core/search"
+	"github.com/elastic/go-elasticsearch/v8/typedapi/types"
+	"github.com/elastic/go-elasticsearch/v8/typedapi/types/enums/childscoremode"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// filterQuery translates a validated filter. Every clause is a filter (no
+// scoring: the order is by time). The tenant term comes first, always.
+func filterQuery(f *report.Filter) *types.Query {
+	b := &types.BoolQuery{}
+	b.Filter = append(b.Filter,
+		termQuery("tenant", f.Tenant),
+		dateRange("started_at", f.From, f.To, false))
+	if f.SessionID != "" {
+		b.Filter = append(b.Filter, termQuery("session_id", strings.ToLower(f.SessionID)))
+	}
+	if f.Protocol != "" {
+		b.Filter = append(b.Filter, termQuery("protocols", f.Protocol))
+	}
+	if len(f.Tags) > 0 {
+		tags := dedupe(f.Tags)
+		if f.TagMode == report.TagsAll {
+			for _, t := range tags {
+				b.Filter = append(b.Filter, termQuery("tags", t))
+			}
+		} else {
+			b.Filter = append(b.Filter, termsQuery("tags", tags))
+		}
+	}
+	for _, c := range f.Info {
+		infoClause(b, c)
+	}
+	if len(f.Channels) > 0 {
+		b.Filter = append(b.Filter, termsQuery("channel", dedupe(f.Channels)))
+	}
+	if f.Contact != "" {
+		b.Filter = append(b.Filter, contactClause(f.Contact))
+	}
+	if f.HandedOff != nil {
+		b.Filter = append(b.Filter, termQuery("handed_off", *f.HandedOff))
+	}
+	if words := report.Words(f.Query); len(words) > 0 {
+		b.Filter = append(b.Filter, textClause(words))
+	}
+	return &types.Query{Bool: b}
+}
+
+// infoClause: every operator is a query on info_kv ("KEY=value", value
+// lowercased) or info_keys. A negative operator is a must_not of the
+// positive one, so sessions without the key match it.
+func infoClause(b *types.BoolQuery, c report.Condition) {
+	pair := infoPair(c.Key, c.Value)
+	var q types.Query
+	switch c.Op {
+	case report.OpEquals, report.OpNotEquals:
+		q = termQuery("info_kv", pair)
+	case report.OpContains, report.OpNotContain:
+		// A wildcard field: n-gram candidates then verification, no
+		// scan of the key's terms.
+		q = wildcardQuery("info_kv.wc", c.Key+"=*"+escapeWildcard(strings.ToLower(c.Value))+"*")
+	case report.OpStartsWith:
+		q = types.Query{Prefix: map[string]types.PrefixQuery{"info_kv": {Value: pair}}}
+	case report.OpExists, report.OpNotExists:
+		q = termQuery("info_keys", c.Key)
+	default:
+		// Validate rejects unknown operators; match nothing if one slips by.
+		b.Filter = append(b.Filter, types.Query{MatchNone: &types.MatchNoneQuery{}})
+		return
+	}
+	switch c.Op {
+	case report.OpNotEquals, report.OpNotContain, report.OpNotExists:
+		b.MustNot = append(b.MustNot, q)
+	default:
+		b.Filter = append(b.Filter, q)
+	}
+}
+
+// contactClause matches contact.id exactly, the captured name as a
+// case-insensitive substring, and, for a filter that looks like a phone
+// number, the phone's digits when one number ends with the other.
+func contactClause(contact string) types.Query {
+	should := []types.Query{
+		termQuery("contact.id", contact),
+		wildcardQuery("contact_name", "*"+escapeWildcard(strings.ToLower(contact))+"*"),
+	}
+	if d, ok := report.PhoneQuery(contact); ok {
+		rev := reverse(d)
+		// The stored number ends with the typed one: a prefix of the
+		// reversed digits.
+		should = append(should, types.Query{Prefix: map[string]types.PrefixQuery{"contact_phone_rev": {Value: rev}}})
+		// The typed number ends with the stored one (which lacks the
+		// country code): the stored number is one of the typed number's
+		// suffixes of at least MinPhoneDigits digits.
+		var suffixes []string
+		for n := report.MinPhoneDigits; n < len(rev); n++ {
+			suffixes = append(suffixes, rev[:n])
+		}
+		if len(suffixes) > 0 {
+			should = append(should, termsQuery("contact_phone_rev", suffixes))
+		}
+	}
+	return types.Query{Bool: &types.BoolQuery{Should: should, MinimumShouldMatch: 1}}
+}
+
+// textClause: one message (a nested document) must have every word; a word
+// that the analyzer splits ("segunda-via") must have its parts in a row.
+func textClause(words []string) types.Query {
+	must := make([]types.Query, len(words))
+	for i, w := range words {
+		must[i] = types.Query{MatchPhrase: map[string]types.MatchPhraseQuery{"messages.text": {Query: w}}}
+	}
+	return types.Query{Nested: &types.NestedQuery{
+		Path:      "messages",
+		Query:     types.Query{Bool: &types.BoolQuery{Filter: must}},
+		ScoreMode: &childscoremode.None,
+	}}
+}
+
+func wildcardQuery(field, pattern string) types.Query {
+	return types.Query{Wildcard: map[string]types.WildcardQuery{field: {Value: &pattern}}}
+}
+
+// escapeWildcard makes s literal in a wildcard pattern.
+func escapeWildcard(s string) string {
+	if !strings.ContainsAny(s, `*?\`) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if r == '*' || r == '?' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func dedupe(xs []string) []string {
+	seen := make(map[string]bool, len(xs))
+	out := make([]string, 0, len(xs))
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// newestFirst is the report's order; session ids are unique per tenant, so
+// it is total and search_after never skips or repeats a session.
+func newestFirst() []types.SortCombinations {
+	return sortBy(desc("started_at"), desc("session_id"))
+}
+
+func cursorValues(c *report.Cursor) []types.FieldValue {
+	return []types.FieldValue{formatTime(c.StartedAt), c.SessionID}
+}
+
+// sessionSource leaves the fields that only exist for queries out of
+// answers.
+func sessionSource() types.SourceConfig {
+	return types.SourceFilter{Excludes: derivedFields}
+}
+
+// searchRequest is the request of one page of Search.
+func searchRequest(f *report.Filter, page report.Page) *search.Request {
+	size := page.Limit + 1 // one more tells whether a next page exists
+	req := &search.Request{
+		Query:          filterQuery(f),
+		Sort:           newestFirst(),
+		Size:           &size,
+		TrackTotalHits: true,
+		Source_:        sessionSource(),
+	}
+	if page.After != nil {
+		req.SearchAfter = cursorValues(page.After)
+	}
+	return req
+}
+
+// maxPage is the most sessions a page may hold: index.max_result_window
+// caps size.
+const maxPage = 10000 - 1
+
+// Search returns one page of the sessions f matches, newest first, with the
+// exact number of matches.
+func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (report.Result, error) {
+	if err := errors.Join(f.Validate(), page.Validate()); err != nil {
+		return report.Result{}, err
+	}
+	if page.Limit > maxPage {
+		return report.Result{}, fmt.Errorf("page: limit must be at most %d", maxPage)
+	}
+	res, err := s.search(ctx, s.names.sessionsRead(), searchRequest(&f, page))
+	if err != nil {
+		return report.Result{}, fmt.Errorf("search sessions: %w", err)
+	}
+	return pageResult(res, page.Limit)
+}
+
+func pageResult(res *searchResponse, limit int) (report.Result, error) {
+	out := report.Result{Items: make([]session.Session, 0, min(len(res.Hits.Hits), limit))}
+	if res.Hits.Total != nil {
+		out.Total = res.Hits.Total.Value
+	}
+	for i := range res.Hits.Hits {
+		var ss session.Session
+		if err := json.Unmarshal(res.Hits.Hits[i].Source, &ss); err != nil {
+			return report.Result{}, fmt.Errorf("decode session %s: %w", res.Hits.Hits[i].ID, err)
+		}
+		out.Items = append(out.Items, ss)
+	}
+	if len(out.Items) > limit {
+		out.Items = out.Items[:limit]
+		last := &out.Items[limit-1]
+		out.Next = &report.Cursor{StartedAt: last.StartedAt, SessionID: last.ID}
+	}
+	return out, nil
+}
+
+// Session returns a session of tenant with its events in order.
+func (s *Store) Session(ctx context.Context, tenant, id string) (report.Detail, error) {
+	two := 2
+	req := &search.Request{
+		Query:          boolFilter(termQuery("tenant", tenant), termQuery("session_id", strings.ToLower(id))),
+		Sort:           newestFirst(),
+		Size:           &two,
+		TrackTotalHits: false,
+		Source_:        sessionSource(),
+	}
+	res, err := s.search(ctx, s.names.sessionsRead(), req)
+	if err != nil {
+		return report.Detail{}, fmt.Errorf("read session: %w", err)
+	}
+	if len(res.Hits.Hits) == 0 {
+		return report.Detail{}, report.ErrNotFound
+	}
+	var d report.Detail
+	if err := json.Unmarshal(res.Hits.Hits[0].Source, &d.Session); err != nil {
+		return report.Detail{}, fmt.Errorf("decode session: %w", err)
+	}
+	events, err := s.eventsOf(ctx, tenant, []session.Session{d.Session})
+	if err != nil {
+		return report.Detail{}, err
+	}
+	d.Events = events[d.Session.ID]
+	return d, nil
+}
+
+// eventsOf reads the events of sessions (of one tenant), by session, in event
+// order. Events never precede their session's start, which bounds the
+// monthly indices searched.
+func (s *Store) eventsOf(ctx context.Context, tenant string, sessions []session.Session) (map[string][]event.Event, error) {
+	out := make(map[string][]event.Event, len(sessions))
+	if len(sessions) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(sessions))
+	from := sessions[0].StartedAt
+	for i := range sessions {
+		ids[i] = sessions[i].ID
+		if sessions[i].StartedAt.Before(from) {
+			from = sessions[i].StartedAt
+		}
+	}
+	req := eventsRequest(tenant, ids, from)
+	err := s.scan(ctx, s.names.eventsRead(), req, func(h *hit) error {
+		var doc eventDoc
+		if err := json.Unmarshal(h.Source, &doc); err != nil {
+			return fmt.Errorf("decode event %s: %w", h.ID, err)
+		}
+		out[doc.Session] = append(out[doc.Session], doc.Event)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read session events: %w", err)
+	}
+	return out, nil
+}
+
+func eventsRequest(tenant string, sessionIDs []string, from time.Time) *search.Request {
+	return &search.Request{
+		Query: boolFilter(termQuery("tenant", tenant), termsQuery("session", sessionIDs),
+			dateRange("occurred_at", from, time.Time{}, false)),
+		Sort:           sortBy(asc("session"), asc("occurred_at"), asc("event_id")),
+		TrackTotalHits: false,
+	}
+}
+
+// exportKeepAlive is how long the point in time lives between two pages;
+// each page renews it.
+const exportKeepAlive = "2m"
+
+// Export calls fn with every session f matches, complete with its events, in
+// the order of Search. It pages with search_after over a point in time, so
+// the export sees one snapshot of the sessions however long the client
+// takes to read, with no cap on the number of sessions; each page's events
+// are read in one scan. Export stops at fn's first error, or when ctx ends.
+func (s *Store) Export(ctx context.Context, f report.Filter, fn func(report.Detail) error) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var opened struct {
+		ID string `json:"id"`
+	}
+	yes := true
+	err := s.do(ctx, esapi.OpenPointInTimeRequest{
+		Index: []string{s.names.sessionsRead()}, KeepAlive: exportKeepAlive, IgnoreUnavailable: &yes,
+	}, &opened)
+	var re *ResponseError
+	if errors.As(err, &re) && re.Type == "index_not_found_exception" {
+		return nil // nothing indexed yet
+	}
+	if err != nil {
+		return fmt.Errorf("open point in time: %w", err)
+	}
+	pit := opened.ID
+	defer func() {
+		// A background context: a cancelled export still frees the
+		// point in time early instead of holding it for its keep-alive.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		body, _ := json.Marshal(map[string]string{"id": pit})
+		if err := s.do(cctx, esapi.ClosePointInTimeRequest{Body: bytes.NewReader(body)}, nil); err != nil {
+			s.log.Warn("closing a point in time failed; it expires by itself")
+		}
+	}()
+	size := report.ExportChunk
+	req := &search.Request{
+		Query:          filterQuery(&f),
+		Sort:           newestFirst(),
+		Size:           &size,
+		TrackTotalHits: false,
+		Source_:        sessionSource(),
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		req.Pit = &types.PointInTimeReference{Id: pit, KeepAlive: exportKeepAlive}
+		res, err := s.search(ctx, "", req)
+		if err != nil {
+			return fmt.Errorf("export sessions: %w", err)
+		}
+		if res.PitID != "" {
+			pit = res.PitID
+		}
+		page, err := pageResult(res, size)
+		if err != nil {
+			return err
+		}
+		events, err := s.eventsOf(ctx, f.Tenant, page.Items)
+		if err != nil {
+			return err
+		}
+		for i := range page.Items {
+			d := report.Detail{Session: page.Items[i], Events: events[page.Items[i].ID]}
+			if err := fn(d); err != nil {
+				return err
+			}
+		}
+		if len(res.Hits.Hits) < size {
+			return nil
+		}
+		req.SearchAfter = res.Hits.Hits[len(res.Hits.Hits)-1].searchAfter()
+	}
+}
+
+// facetFields are the facets and the field each counts.
+var facetFields = []struct {
+	name, field string
+}{
+	{"tags", "tags"},
+	{"info_keys", "info_keys"},
+	{"channels", "channel"},
+}
+
+// facetsRequest counts every value of each facet with composite
+// aggregations (exact, paged by after), not terms aggregations (approximate
+// once a field has more values than a shard returns). after holds the
+// position of each facet still paging; a facet absent from after and not in
+// first is done.
+func facetsRequest(f *report.Filter, after map[string]types.CompositeAggregateKey, first bool) *search.Request {
+	zero, size := 0, report.MaxFacetValues
+	req := &search.Request{
+		Query:          boolFilter(termQuery("tenant", f.Tenant), dateRange("started_at", f.From, f.To, false)),
+		Size:           &zero,
+		TrackTotalHits: false,
+		Aggregations:   map[string]types.Aggregations{},
+	}
+	for _, ff := range facetFields {
+		a, paging := after[ff.name]
+		if !first && !paging {
+			continue
+		}
+		field := ff.field
+		req.Aggregations[ff.name] = types.Aggregations{Composite: &types.CompositeAggregation{
+			Size:    &size,
+			After:   a,
+			Sources: []map[string]types.CompositeAggregationSource{{"v": {Terms: &types.CompositeTermsAggregation{Field: &field}}}},
+		}}
+	}
+	return req
+}
+
+type compositeAgg struct {
+	AfterKey types.CompositeAggregateKey `json:"after_key"`
+	Buckets  []struct {
+		Key struct {
+			V string `json:"v"`
+		} `json:"key"`
+		DocCount int `json:"doc_count"`
+	} `json:"buckets"`
+}
+
+// Facets counts the tags, information keys and channels of the sessions of
+// tenant that started in [from, to): by count descending, then value (byte
+// order), at most report.MaxFacetValues each.
+func (s *Store) Facets(ctx context.Context, tenant string, from, to time.Time) (report.Facets, error) {
+	f := report.Filter{Tenant: tenant, From: from, To: to}
+	if err := f.Validate(); err != nil {
+		return report.Facets{}, err
+	}
+	all := map[string][]report.FacetValue{}
+	after := map[string]types.CompositeAggregateKey{}
+	for first := true; first || len(after) > 0; first = false {
+		res, err := s.search(ctx, s.names.sessionsRead(), facetsRequest(&f, after, first))
+		if err != nil {
+			return report.Facets{}, fmt.Errorf("count facets: %w", err)
+		}
+		next := map[string]types.CompositeAggregateKey{}
+		for name, raw := range res.Aggregations {
+			var agg compositeAgg
+			if err := json.Unmarshal(raw, &agg); err != nil {
+				return report.Facets{}, fmt.Errorf("decode facet %s: %w", name, err)
+			}
+			for _, b := range agg.Buckets {
+				all[name] = append(all[name], report.FacetValue{Value: b.Key.V, Count: b.DocCount})
+			}
+			if len(agg.Buckets) == report.MaxFacetValues && agg.AfterKey != nil {
+				next[name] = agg.AfterKey
+			}
+		}
+		after = next
+	}
+	top := func(name string) []report.FacetValue {
+		vs := all[name]
+		slices.SortFunc(vs, func(a, b report.FacetValue) int {
+			return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Value, b.Value))
+		})
+		if len(vs) > report.MaxFacetValues {
+			vs = vs[:report.MaxFacetValues]
+		}
+		if vs == nil {
+			vs = []report.FacetValue{}
+		}
+		return vs
+	}
+	return report.Facets{Tags: top("tags"), InfoKeys: top("info_keys"), Channels: top("channels")}, nil
+}

@@ -1,0 +1,250 @@
+package elastic
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/chatreport/chatreport/internal/report"
+)
+
+// recorded is a loopback server that answers from fixtures in
+// testdata/responses, in order, and keeps the requests it got.
+type recorded struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	answers  []answer
+	requests []request
+}
+
+type answer struct {
+	status int
+	file   string // in testdata/responses; "" answers every bulk item with 201
+}
+
+type request struct {
+	method, path, query string
+	body                []byte
+}
+
+func newRecorded(t *testing.T, answers ...answer) *recorded {
+	r := &recorded{answers: answers}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.requests = append(r.requests, request{req.Method, req.URL.Path, req.URL.RawQuery, body})
+		if len(r.answers) == 0 {
+			r.mu.Unlock()
+			t.Errorf("unexpected request %s %s", req.Method, req.URL.Path)
+			w.WriteHeader(500)
+			return
+		}
+		a := r.answers[0]
+		r.answers = r.answers[1:]
+		r.mu.Unlock()
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(a.status)
+		if a.file == "" {
+			w.Write(allCreated(body))
+			return
+		}
+		data, err := os.ReadFile(filepath.Join("testdata", "responses", a.file))
+		if err != nil {
+			t.Error(err)
+		}
+		w.Write(data)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// allCreated answers a bulk body with 201 for every item.
+func allCreated(body []byte) []byte {
+	var items []any
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		var action map[string]map[string]any
+		json.Unmarshal(sc.Bytes(), &action)
+		for name, meta := range action {
+			items = append(items, map[string]any{name: map[string]any{
+				"_index": meta["_index"], "_id": meta["_id"], "_version": 1, "result": "created",
+				"_seq_no": 1, "_primary_term": 1, "status": 201}})
+			if name != "delete" {
+				sc.Scan()
+			}
+		}
+	}
+	out, _ := json.Marshal(map[string]any{"took": 1, "errors": false, "items": items})
+	return out
+}
+
+func (r *recorded) store(t *testing.T) *Store {
+	s, err := New(Config{Addresses: []string{r.srv.URL}, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, BulkAttempts: 2}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSearchRecorded(t *testing.T) {
+	rec := newRecorded(t, answer{200, "search_sessions.json"})
+	s := rec.store(t)
+	f := report.Filter{Tenant: "acme", From: from, To: to}
+	res, err := s.Search(t.Context(), f, report.Page{Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Total != 3 || len(res.Items) != 2 {
+		t.Fatalf("total %d, %d items", res.Total, len(res.Items))
+	}
+	maria := res.Items[1]
+	if maria.ID != "c639c747-4637-4ff5-99c0-9f0e86d3c21b" || !maria.HandedOff || maria.Info["PLANO"] != "Fibra 500 Mega" ||
+		maria.Attendances[0].Status != "resolved" || maria.StartedAt.Nanosecond() != 646000123 {
+		t.Fatalf("session decoded wrong: %+v", maria)
+	}
+	want := report.Cursor{StartedAt: time.Date(2025, 10, 7, 9, 26, 33, 646000123, time.UTC), SessionID: maria.ID}
+	if res.Next == nil || *res.Next != want {
+		t.Fatalf("next %+v, want %+v", res.Next, want)
+	}
+	req := rec.requests[0]
+	if req.path != "/chatreport-sessions/_search" || !strings.Contains(req.query, "allow_partial_search_results=false") {
+		t.Fatalf("request %s ?%s", req.path, req.query)
+	}
+	// The next page continues with the cursor's exact values.
+	body, _ := json.Marshal(searchRequest(&f, report.Page{Limit: 2, After: res.Next}))
+	if !bytes.Contains(body, []byte(`"search_after":["2025-10-07T09:26:33.646000123Z","c639c747-4637-4ff5-99c0-9f0e86d3c21b"]`)) {
+		t.Fatalf("search_after: %s", body)
+	}
+}
+
+func TestFacetsRecorded(t *testing.T) {
+	rec := newRecorded(t, answer{200, "facets.json"})
+	got, err := rec.store(t).Facets(t.Context(), "acme", from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := report.Facets{
+		Tags:     []report.FacetValue{facet("Boleto", 3), facet("Menu", 2), facet("Atendimento", 1), facet("Ção", 1)},
+		InfoKeys: []report.FacetValue{facet("PLANO", 3), facet("CPF", 1), facet("NPS", 1)},
+		Channels: []report.FacetValue{facet("whatsapp", 3), facet("webchat", 2)},
+	}
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	if !bytes.Equal(g, w) {
+		t.Fatalf("facets\n got %s\nwant %s", g, w)
+	}
+	if len(rec.requests) != 1 {
+		t.Fatalf("%d requests: fewer buckets than the page size need no second page", len(rec.requests))
+	}
+}
+
+func TestErrorsRecorded(t *testing.T) {
+	f := report.Filter{Tenant: "acme", From: from, To: to}
+	page := report.Page{Limit: 10}
+	rec := newRecorded(t, answer{400, "error_search_phase.json"}, answer{429, "error_circuit_breaker.json"}, answer{200, "search_partial.json"})
+	s := rec.store(t)
+
+	_, err := s.Search(t.Context(), f, page)
+	var re *ResponseError
+	if !errors.As(err, &re) || re.Status != 400 || re.Type != "search_phase_execution_exception" || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("bad request: %v", err)
+	}
+	if _, err = s.Search(t.Context(), f, page); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("circuit breaker: %v, want ErrUnavailable", err)
+	}
+	if _, err = s.Search(t.Context(), f, page); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "1 of 2 shards failed") {
+		t.Fatalf("partial results: %v", err)
+	}
+}
+
+// TestBulkRecorded reads every item of a mixed bulk answer, then sends
+// again exactly the items answered 429 and 503.
+func TestBulkRecorded(t *testing.T) {
+	rec := newRecorded(t, answer{200, "bulk_mixed.json"}, answer{200, ""})
+	s := rec.store(t)
+	seq, term := int64(7), int64(1)
+	doc := map[string]string{"x": "y"}
+	ops := []Op{
+		{Action: Create, Index: "chatreport-events-v1-2025.10", ID: "acme/e1", Doc: doc, ExistsOK: true},
+		{Action: Create, Index: "chatreport-events-v1-2025.10", ID: "acme/e2", Doc: doc, ExistsOK: true},
+		{Action: Index, Index: "chatreport-sessions-v1-2025.10", ID: "acme/s1", Doc: doc, IfSeqNo: &seq, IfPrimaryTerm: &term},
+		{Action: Create, Index: "chatreport-events-v1-2025.10", ID: "acme/e3", Doc: doc, ExistsOK: true},
+		{Action: Delete, Index: "chatreport-sessions-v1-2025.09", ID: "acme/s2"},
+		{Action: Create, Index: "chatreport-events-v1-2025.10", ID: "acme/e4", Doc: doc, ExistsOK: true},
+		{Action: Create, Index: "chatreport-events-v1-2025.10", ID: "acme/e5", Doc: doc, ExistsOK: true},
+		{Action: Index, Index: "chatreport-sessions-v1-2025.10", ID: "acme/s3", Doc: doc, IfSeqNo: &seq, IfPrimaryTerm: &term},
+		{Action: Delete, Index: "chatreport-sessions-v1-2025.09", ID: "acme/s4", IfSeqNo: &seq, IfPrimaryTerm: &term},
+	}
+	results, err := s.bulk.Write(t.Context(), ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Outcome{Written, Written, Conflict, Rejected, Written, Written, Written, Written, Written}
+	for i, r := range results {
+		if r.Outcome != want[i] {
+			t.Errorf("%s: %s (HTTP %d), want %s", ops[i].ID, r.Outcome, r.Status, want[i])
+		}
+	}
+	if results[0].SeqNo != 14 || results[7].SeqNo != 16 {
+		t.Errorf("versions not read: %+v %+v", results[0], results[7])
+	}
+	reason := results[3].Reason
+	if strings.Contains(reason, "Preview") || strings.Contains(reason, "1969") ||
+		!strings.Contains(reason, "document_parsing_exception") || !strings.Contains(reason, "caused by illegal_argument_exception") {
+		t.Errorf("rejection reason %q: want the type and cause, without the field's value", reason)
+	}
+	if len(rec.requests) != 2 {
+		t.Fatalf("%d requests, want 2", len(rec.requests))
+	}
+	if n := bytes.Count(rec.requests[1].body, []byte("\n")); n != 4 ||
+		!bytes.Contains(rec.requests[1].body, []byte(`"acme/e4"`)) || !bytes.Contains(rec.requests[1].body, []byte(`"acme/e5"`)) {
+		t.Fatalf("the retry must carry e4 and e5 only:\n%s", rec.requests[1].body)
+	}
+	if !strings.Contains(rec.requests[0].query, "refresh=wait_for") {
+		t.Errorf("bulk without refresh=wait_for: %s", rec.requests[0].query)
+	}
+}
+
+func facet(v string, n int) report.FacetValue { return report.FacetValue{Value: v, Count: n} }
+
+// TestBulkBodyGolden pins the NDJSON of each kind of operation.
+func TestBulkBodyGolden(t *testing.T) {
+	seq, term := int64(41), int64(2)
+	ops := []Op{
+		{Action: Create, Index: "chatreport-events-v1-2025.10", ID: "acme/m1", Doc: map[string]string{"text": "<b>&</b>"}, ExistsOK: true},
+		{Action: Index, Index: "chatreport-sessions-v1-2025.10", ID: "acme/s1", Doc: map[string]int{"events": 1}, IfSeqNo: &seq, IfPrimaryTerm: &term},
+		{Action: Delete, Index: "chatreport-sessions-v1-2025.09", ID: "acme/s1", IfSeqNo: &seq, IfPrimaryTerm: &term},
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for i := range ops {
+		if err := encodeOp(enc, &ops[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("%d lines:\n%s", len(lines), buf.String())
+	}
+	arr := "[" + strings.Join(lines, ",") + "]"
+	golden(t, "bulk_body.json", []byte(arr))
+	if !strings.Contains(buf.String(), "<b>&</b>") {
+		t.Error("documents are HTML-escaped: needless bytes")
+	}
+}

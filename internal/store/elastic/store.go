@@ -1,0 +1,455 @@
+// Package elastic is the production store: sessions and events in
+// Elasticsearch 8, in monthly indices behind aliases, with index templates
+// kept as data in pipelines/elasticsearch. docs/elasticsearch.md explains the
+// layout, the write path's guarantees and the query translation.
+package elastic
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+	"github.com/elastic/go-elasticsearch/v8/typedapi/core/search"
+	"github.com/elastic/go-elasticsearch/v8/typedapi/types"
+	"go.uber.org/zap"
+
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// SchemaVersion is the version of the index layout this code writes and
+// reads. A change to the mappings that existing indices cannot take gets a new
+// version: new templates, new indices, a rebuild from Kafka, then the read
+// aliases move (docs/elasticsearch.md, "Rebuild").
+const SchemaVersion = "v1"
+
+// Refresh policies of writes.
+const (
+	// RefreshWaitFor makes a write return once a scheduled refresh made it
+	// visible to search: the next Update's reads see it.
+	RefreshWaitFor = "wait_for"
+	// RefreshNow refreshes the shards a write touched at once: faster
+	// round trips, more segments. For tests.
+	RefreshNow = "true"
+)
+
+// Config configures a Store.
+type Config struct {
+	// Addresses are the URLs of the cluster's nodes.
+	Addresses []string
+	// Username and Password authenticate with HTTP basic auth; APIKey
+	// (base64 "id:key"), when set, is used instead.
+	Username string
+	Password string
+	APIKey   string
+	// CACert is a PEM bundle that verifies the cluster's TLS certificate.
+	CACert []byte
+	// IndexPrefix starts the name of every index, alias and template:
+	// <prefix>-sessions-v1-2025.10, read alias <prefix>-sessions.
+	IndexPrefix string
+	// Refresh is the refresh parameter of writes: RefreshWaitFor (default)
+	// or RefreshNow.
+	Refresh string
+	// BulkMaxBytes caps the body of one _bulk request; bigger batches are
+	// sent in several requests.
+	BulkMaxBytes int
+	// BulkAttempts is how many times a bulk item that Elasticsearch
+	// answered with 429 or 5xx (or a request that failed as a whole) is
+	// sent before Update gives up and returns ErrUnavailable.
+	BulkAttempts int
+	// UpdateAttempts bounds how many times Update runs fn: again after a
+	// concurrent writer changed what fn read, or to rewrite sessions
+	// without events Elasticsearch rejected.
+	UpdateAttempts int
+	// Backoff is the first pause before a retry; it doubles up to
+	// MaxBackoff, with jitter.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// PageSize is how many hits one search request reads while scanning.
+	PageSize int
+	// Transport replaces the HTTP transport (tests, custom TLS).
+	Transport http.RoundTripper
+}
+
+// Defaults fills zero fields with defaults.
+func (c *Config) Defaults() {
+	if c.IndexPrefix == "" {
+		c.IndexPrefix = "chatreport"
+	}
+	if c.Refresh == "" {
+		c.Refresh = RefreshWaitFor
+	}
+	if c.BulkMaxBytes == 0 {
+		c.BulkMaxBytes = 5 << 20
+	}
+	if c.BulkAttempts == 0 {
+		c.BulkAttempts = 6
+	}
+	if c.UpdateAttempts == 0 {
+		c.UpdateAttempts = 8
+	}
+	if c.Backoff == 0 {
+		c.Backoff = 100 * time.Millisecond
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 5 * time.Second
+	}
+	if c.PageSize == 0 {
+		c.PageSize = 1000
+	}
+}
+
+// Validate reports every problem of the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Addresses) == 0 {
+		errs = append(errs, errors.New("elasticsearch: no addresses"))
+	}
+	if !validPrefix(c.IndexPrefix) {
+		errs = append(errs, fmt.Errorf("elasticsearch: index prefix %q: lowercase letters, digits, - and _, starting with a letter or digit", c.IndexPrefix))
+	}
+	if c.Refresh != RefreshWaitFor && c.Refresh != RefreshNow {
+		errs = append(errs, fmt.Errorf("elasticsearch: refresh %q: must be %s or %s", c.Refresh, RefreshWaitFor, RefreshNow))
+	}
+	if c.BulkMaxBytes < 1<<10 {
+		errs = append(errs, errors.New("elasticsearch: bulk max bytes must be at least 1 KiB"))
+	}
+	if c.BulkAttempts < 1 || c.UpdateAttempts < 1 {
+		errs = append(errs, errors.New("elasticsearch: attempts must be at least 1"))
+	}
+	if c.Backoff <= 0 || c.MaxBackoff < c.Backoff {
+		errs = append(errs, errors.New("elasticsearch: backoff must be positive and at most max backoff"))
+	}
+	if c.PageSize < 1 || c.PageSize > 10000 {
+		errs = append(errs, errors.New("elasticsearch: page size must be between 1 and 10000"))
+	}
+	return errors.Join(errs...)
+}
+
+func validPrefix(p string) bool {
+	if p == "" || len(p) > 100 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '-' || c == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Store keeps sessions and events in Elasticsearch. It is safe for
+// concurrent use.
+type Store struct {
+	cfg   Config
+	es    *elasticsearch.Client
+	bulk  *BulkWriter
+	log   *zap.Logger
+	names names
+	// owned is the transport New made, closed by Close.
+	owned *http.Transport
+}
+
+var _ session.Store = (*Store)(nil)
+
+// New returns a Store for the cluster of cfg. It does not contact the
+// cluster: Ping checks it, Init installs the templates.
+func New(cfg Config, log *zap.Logger) (*Store, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix}}
+	transport := cfg.Transport
+	if transport == nil {
+		s.owned = http.DefaultTransport.(*http.Transport).Clone()
+		transport = s.owned
+	}
+	es, err := elasticsearch.NewClient(elasticsearch.Config{
+		Addresses: cfg.Addresses,
+		Username:  cfg.Username,
+		Password:  cfg.Password,
+		APIKey:    cfg.APIKey,
+		CACert:    cfg.CACert,
+		Transport: transport,
+		// Retries are ours: the bulk writer retries item by item, and
+		// everything else returns ErrUnavailable to a caller that retries.
+		// (With retries off the client also never copies request bodies.)
+		DisableRetry: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch client: %w", err)
+	}
+	s.es = es
+	s.bulk = NewBulkWriter(es, BulkConfig{
+		Refresh:    cfg.Refresh,
+		MaxBytes:   cfg.BulkMaxBytes,
+		Attempts:   cfg.BulkAttempts,
+		Backoff:    cfg.Backoff,
+		MaxBackoff: cfg.MaxBackoff,
+	}, log)
+	return s, nil
+}
+
+// Close releases the client and its connections; the Store is unusable
+// afterwards.
+func (s *Store) Close() error {
+	err := s.es.Close(context.Background())
+	if s.owned != nil {
+		s.owned.CloseIdleConnections()
+	}
+	if errors.Is(err, elasticsearch.ErrAlreadyClosed) {
+		return nil
+	}
+	return err
+}
+
+// Ping reports whether the cluster answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.do(ctx, esapi.PingRequest{}, nil)
+}
+
+// names derives every index, alias and template name from the prefix.
+//
+//	<prefix>-sessions                  read alias (the report API)
+//	<prefix>-sessions-v1               alias of the v1 indices (the write path's reads)
+//	<prefix>-sessions-v1-2025.10       monthly index, by started_at (UTC)
+//
+// and the same for events, by occurred_at; <prefix>-keys-v1 is one index.
+type names struct{ prefix string }
+
+func (n names) sessionsRead() string { return n.prefix + "-sessions" }
+func (n names) eventsRead() string   { return n.prefix + "-events" }
+func (n names) sessionsAll() string  { return n.prefix + "-sessions-" + SchemaVersion }
+func (n names) eventsAll() string    { return n.prefix + "-events-" + SchemaVersion }
+
+// keysIndex holds one version document per session key (not monthly: it is
+// read by id, in real time).
+func (n names) keysIndex() string { return n.prefix + "-keys-" + SchemaVersion }
+
+func (n names) sessionsIndex(t time.Time) string { return monthly(n.sessionsAll(), t) }
+func (n names) eventsIndex(t time.Time) string   { return monthly(n.eventsAll(), t) }
+
+func monthly(base string, t time.Time) string { return base + t.UTC().Format("-2006.01") }
+
+// Document ids are deterministic: event ids are unique per tenant, session
+// ids are UUIDs, and tenants never contain a slash.
+func docID(tenant, id string) string { return tenant + "/" + id }
+
+// ErrUnavailable wraps failures that say nothing about the data: the cluster
+// is down, unreachable, overloaded (429) or failing (5xx). Retrying later is
+// the remedy.
+var ErrUnavailable = errors.New("elasticsearch unavailable")
+
+// ErrConflict is returned by Update when concurrent writers kept changing
+// the sessions it read, through every attempt.
+var ErrConflict = errors.New("elasticsearch: concurrent update of the same sessions")
+
+// ResponseError is an error answer of Elasticsearch.
+type ResponseError struct {
+	Status int
+	Type   string
+	Reason string
+}
+
+func (e *ResponseError) Error() string {
+	if e.Type == "" {
+		return fmt.Sprintf("elasticsearch: HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("elasticsearch: HTTP %d: %s: %s", e.Status, e.Type, e.Reason)
+}
+
+// Unwrap makes overload and server errors match ErrUnavailable.
+func (e *ResponseError) Unwrap() error {
+	if retryableStatus(e.Status) {
+		return ErrUnavailable
+	}
+	return nil
+}
+
+func retryableStatus(status int) bool { return status == http.StatusTooManyRequests || status >= 500 }
+
+// errorBody is the JSON of an Elasticsearch error answer.
+type errorBody struct {
+	Error  json.RawMessage `json:"error"`
+	Status int             `json:"status"`
+}
+
+// causeJSON is an Elasticsearch exception.
+type causeJSON struct {
+	Type     string     `json:"type"`
+	Reason   string     `json:"reason"`
+	CausedBy *causeJSON `json:"caused_by"`
+}
+
+func responseError(res *esapi.Response) error {
+	e := &ResponseError{Status: res.StatusCode}
+	var body errorBody
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&body); err == nil && len(body.Error) > 0 {
+		var c causeJSON
+		if json.Unmarshal(body.Error, &c) == nil {
+			e.Type, e.Reason = c.Type, sanitize(&c)
+		} else {
+			var s string
+			_ = json.Unmarshal(body.Error, &s)
+			e.Reason = s
+		}
+	}
+	return e
+}
+
+// sanitize is an exception's reason without the values it quotes: mapping
+// errors preview the offending field's value, which may be message text or
+// a phone number, and reasons end up in logs and dead-letter headers. The
+// reasons of causes quote values in too many shapes to filter, so only
+// their types are kept.
+func sanitize(c *causeJSON) string {
+	reason := c.Reason
+	for _, tail := range []string{"Preview of field's value", "The prefix of the first immense term"} {
+		if i := strings.Index(reason, tail); i >= 0 {
+			reason = strings.TrimRight(reason[:i], " .")
+		}
+	}
+	var b strings.Builder
+	b.WriteString(reason)
+	for cause, depth := c.CausedBy, 0; cause != nil && depth < 3; cause, depth = cause.CausedBy, depth+1 {
+		b.WriteString("; caused by ")
+		b.WriteString(cause.Type)
+	}
+	const max = 400
+	s := b.String()
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return s
+}
+
+// do sends req and decodes a successful answer into out (when not nil).
+func (s *Store) do(ctx context.Context, req esapi.Request, out any) error {
+	res, err := req.Do(ctx, s.es)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer res.Body.Close()
+	if res.IsError() {
+		return responseError(res)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, res.Body)
+		return nil
+	}
+	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+		return fmt.Errorf("elasticsearch: decode answer: %w", err)
+	}
+	return nil
+}
+
+// searchResponse is the part of a search answer the store reads.
+type searchResponse struct {
+	PitID    string `json:"pit_id"`
+	TimedOut bool   `json:"timed_out"`
+	Shards   struct {
+		Total  int `json:"total"`
+		Failed int `json:"failed"`
+	} `json:"_shards"`
+	Hits struct {
+		Total *struct {
+			Value    int    `json:"value"`
+			Relation string `json:"relation"`
+		} `json:"total"`
+		Hits []hit `json:"hits"`
+	} `json:"hits"`
+	Aggregations map[string]json.RawMessage `json:"aggregations"`
+}
+
+type hit struct {
+	Index       string            `json:"_index"`
+	ID          string            `json:"_id"`
+	SeqNo       *int64            `json:"_seq_no"`
+	PrimaryTerm *int64            `json:"_primary_term"`
+	Source      json.RawMessage   `json:"_source"`
+	Sort        []json.RawMessage `json:"sort"`
+}
+
+// loc is where a document is and which version of it was read.
+func (h *hit) loc() (docLoc, error) {
+	if h.SeqNo == nil || h.PrimaryTerm == nil {
+		return docLoc{}, fmt.Errorf("elasticsearch: hit %s without _seq_no/_primary_term", h.ID)
+	}
+	return docLoc{Index: h.Index, SeqNo: *h.SeqNo, PrimaryTerm: *h.PrimaryTerm}, nil
+}
+
+// searchAfter is the hit's sort values, sent back verbatim to continue after
+// it.
+func (h *hit) searchAfter() []types.FieldValue {
+	out := make([]types.FieldValue, len(h.Sort))
+	for i, v := range h.Sort {
+		out[i] = v
+	}
+	return out
+}
+
+// search runs req against index (an alias or index name; "" with a
+// point in time). Missing indices give no hits rather than an error: a new
+// deployment has no monthly index yet. Partial results are errors: the
+// write path must not miss events, and the report's totals must be exact.
+func (s *Store) search(ctx context.Context, index string, req *search.Request) (*searchResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch: encode search: %w", err)
+	}
+	no := false
+	sr := esapi.SearchRequest{Body: bytes.NewReader(body), AllowPartialSearchResults: &no}
+	if index != "" {
+		yes := true
+		sr.Index = []string{index}
+		sr.IgnoreUnavailable = &yes
+		sr.AllowNoIndices = &yes
+	}
+	var res searchResponse
+	if err := s.do(ctx, sr, &res); err != nil {
+		return nil, err
+	}
+	if res.TimedOut || res.Shards.Failed > 0 {
+		return nil, fmt.Errorf("%w: search of %s incomplete (timed out %t, %d of %d shards failed)",
+			ErrUnavailable, index, res.TimedOut, res.Shards.Failed, res.Shards.Total)
+	}
+	return &res, nil
+}
+
+// scan calls fn with every hit of req, page by page with search_after; req
+// must sort by a unique key.
+func (s *Store) scan(ctx context.Context, index string, req *search.Request, fn func(*hit) error) error {
+	size := s.cfg.PageSize
+	req.Size = &size
+	for {
+		res, err := s.search(ctx, index, req)
+		if err != nil {
+			return err
+		}
+		hits := res.Hits.Hits
+		for i := range hits {
+			if err := fn(&hits[i]); err != nil {
+				return err
+			}
+		}
+		if len(hits) < size {
+			return nil
+		}
+		req.SearchAfter = hits[len(hits)-1].searchAfter()
+	}
+}
