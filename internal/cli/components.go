@@ -55,6 +55,17 @@ func (g *globals) loadConfig(adjust func(*config.Config)) (cfg config.Config, de
 	return cfg, def, false, nil
 }
 
+// start loads the configuration and makes the logger: the prologue of the
+// commands that run something. done is set after --check-config.
+func (g *globals) start() (cfg config.Config, def *pipeline.Definition, log *zap.Logger, done bool, err error) {
+	cfg, def, done, err = g.loadConfig(nil)
+	if err != nil || done {
+		return cfg, def, nil, done, err
+	}
+	log, err = newLogger(cfg.Log, g.stderr)
+	return cfg, def, log, false, err
+}
+
 func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(c.Level)
 	if err != nil {

@@ -134,7 +134,7 @@ func newReplayCommand(g *globals) *cobra.Command {
 			"passed. Run it again after an interruption: it resumes. Then `chatreport index swap --to VERSION`.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, def, done, err := g.loadConfig(nil)
+			cfg, def, log, done, err := g.start()
 			if err != nil || done {
 				return err
 			}
@@ -145,10 +145,6 @@ func newReplayCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if r.To, err = parseReplayTime("to", to, false); err != nil {
-				return err
-			}
-			log, err := newLogger(cfg.Log, g.stderr)
-			if err != nil {
 				return err
 			}
 			defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
@@ -204,7 +200,15 @@ func newIndexCommand(g *globals) *cobra.Command {
 		set, err := openSQLiteVersions(cfg.Store.SQLite.Dir)
 		return set, nil, err
 	}
-	sqliteOnly := errors.New("store versions are implemented for the SQLite store; see docs/elasticsearch.md for Elasticsearch")
+	// openVersions is open for the commands that need SQLite versions.
+	openVersions := func() (*sqliteVersions, error) {
+		set, es, err := open()
+		if es != nil {
+			es.Close()
+			return nil, errors.New("store versions are implemented for the SQLite store; see docs/elasticsearch.md for Elasticsearch")
+		}
+		return set, err
+	}
 	initCmd := &cobra.Command{
 		Use: "init", Short: "Install the Elasticsearch templates, first indices and aliases (idempotent)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -245,12 +249,9 @@ func newIndexCommand(g *globals) *cobra.Command {
 	swap := &cobra.Command{
 		Use: "swap --to VERSION [--verify]", Short: "Make VERSION current, atomically: the API reads it and the live ingester writes it from the next request and batch", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			set, es, err := open()
-			if err != nil || (set == nil && es == nil) {
+			set, err := openVersions()
+			if err != nil || set == nil {
 				return err
-			}
-			if es != nil {
-				return sqliteOnly
 			}
 			defer set.Close()
 			if verify {
@@ -282,12 +283,9 @@ func newIndexCommand(g *globals) *cobra.Command {
 	abandon := &cobra.Command{
 		Use: "abandon --version VERSION", Short: "Stop building VERSION: the live ingester no longer writes it", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			set, es, err := open()
-			if err != nil || (set == nil && es == nil) {
+			set, err := openVersions()
+			if err != nil || set == nil {
 				return err
-			}
-			if es != nil {
-				return sqliteOnly
 			}
 			defer set.Close()
 			_, err = set.Registry().Abandon(version)

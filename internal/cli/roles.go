@@ -8,8 +8,10 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/chatreport/chatreport/internal/config"
 	"github.com/chatreport/chatreport/internal/health"
 	"github.com/chatreport/chatreport/internal/metrics"
+	"github.com/chatreport/chatreport/internal/pipeline"
 )
 
 func newIngestCommand(g *globals) *cobra.Command {
@@ -18,43 +20,31 @@ func newIngestCommand(g *globals) *cobra.Command {
 		Short: "Consume the event topics of a Kafka cluster into the configured store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, def, done, err := g.loadConfig(nil)
-			if err != nil || done {
-				return err
-			}
-			log, err := newLogger(cfg.Log, g.stderr)
-			if err != nil {
-				return err
-			}
-			defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-			be, err := openBackend(cfg, def, log)
-			if err != nil {
-				return err
-			}
-			defer be.close()
-			if be.elastic != nil {
-				// Templates and the first indices must exist before the
-				// first write; installing them again changes nothing.
-				if err := be.elastic.Init(cmd.Context()); err != nil {
-					return fmt.Errorf("install Elasticsearch templates: %w", err)
+			return g.withBackend(func(cfg config.Config, def *pipeline.Definition, log *zap.Logger, be *backend) error {
+				if be.elastic != nil {
+					// Templates and the first indices must exist before the
+					// first write; installing them again changes nothing.
+					if err := be.elastic.Init(cmd.Context()); err != nil {
+						return fmt.Errorf("install Elasticsearch templates: %w", err)
+					}
 				}
-			}
-			reg := metrics.New()
-			in, err := newIngester(cfg, def, cfg.Kafka.Brokers, be.sink, reg, log)
-			if err != nil {
-				return err
-			}
-			ln, err := net.Listen("tcp", cfg.HTTP.Addr)
-			if err != nil {
-				return fmt.Errorf("listen for metrics and health: %w", err)
-			}
-			log.Info("ingesting", zap.Strings("topics", def.Topics.Events), zap.String("group", def.ConsumerGroup),
-				zap.String("http", ln.Addr().String()))
-			checks := health.Checks{"kafka": health.Kafka(cfg.Kafka.Brokers), "store": be.ping}
-			grp, gctx := errgroup.WithContext(cmd.Context())
-			grp.Go(func() error { return in.Run(gctx) })
-			grp.Go(func() error { return serveHTTP(gctx, ln, handler(reg, checks, nil)) })
-			return grp.Wait()
+				reg := metrics.New()
+				in, err := newIngester(cfg, def, cfg.Kafka.Brokers, be.sink, reg, log)
+				if err != nil {
+					return err
+				}
+				ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+				if err != nil {
+					return fmt.Errorf("listen for metrics and health: %w", err)
+				}
+				log.Info("ingesting", zap.Strings("topics", def.Topics.Events), zap.String("group", def.ConsumerGroup),
+					zap.String("http", ln.Addr().String()))
+				checks := health.Checks{"kafka": health.Kafka(cfg.Kafka.Brokers), "store": be.ping}
+				grp, gctx := errgroup.WithContext(cmd.Context())
+				grp.Go(func() error { return in.Run(gctx) })
+				grp.Go(func() error { return serveHTTP(gctx, ln, handler(reg, checks, nil)) })
+				return grp.Wait()
+			})
 		},
 	}
 }
@@ -65,32 +55,36 @@ func newServeCommand(g *globals) *cobra.Command {
 		Short: "Serve the report API from the configured store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, def, done, err := g.loadConfig(nil)
-			if err != nil || done {
-				return err
-			}
-			log, err := newLogger(cfg.Log, g.stderr)
-			if err != nil {
-				return err
-			}
-			defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-			be, err := openBackend(cfg, def, log)
-			if err != nil {
-				return err
-			}
-			defer be.close()
-			reg := metrics.New()
-			server, err := newAPI(cfg, be.api, reg, log)
-			if err != nil {
-				return err
-			}
-			ln, err := net.Listen("tcp", cfg.HTTP.Addr)
-			if err != nil {
-				return fmt.Errorf("listen for the API: %w", err)
-			}
-			log.Info("serving", zap.String("http", ln.Addr().String()))
-			checks := health.Checks{"store": be.ping}
-			return serveHTTP(cmd.Context(), ln, handler(reg, checks, server))
+			return g.withBackend(func(cfg config.Config, def *pipeline.Definition, log *zap.Logger, be *backend) error {
+				reg := metrics.New()
+				server, err := newAPI(cfg, be.api, reg, log)
+				if err != nil {
+					return err
+				}
+				ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+				if err != nil {
+					return fmt.Errorf("listen for the API: %w", err)
+				}
+				log.Info("serving", zap.String("http", ln.Addr().String()))
+				checks := health.Checks{"store": be.ping}
+				return serveHTTP(cmd.Context(), ln, handler(reg, checks, server))
+			})
 		},
 	}
+}
+
+// withBackend runs fn with the configuration, the logger and the store open:
+// the prologue of the long-running roles.
+func (g *globals) withBackend(fn func(config.Config, *pipeline.Definition, *zap.Logger, *backend) error) error {
+	cfg, def, log, done, err := g.start()
+	if err != nil || done {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	be, err := openBackend(cfg, def, log)
+	if err != nil {
+		return err
+	}
+	defer be.close()
+	return fn(cfg, def, log, be)
 }

@@ -26,12 +26,8 @@ func newSimulateCommand(g *globals) *cobra.Command {
 		Short: "Produce realistic chat traffic (bot flows, handoffs, agents) to any Kafka",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, def, done, err := g.loadConfig(nil)
+			cfg, def, log, done, err := g.start()
 			if err != nil || done {
-				return err
-			}
-			log, err := newLogger(cfg.Log, g.stderr)
-			if err != nil {
 				return err
 			}
 			defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit

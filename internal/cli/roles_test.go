@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/chatreport/chatreport/internal/broker"
+	"github.com/chatreport/chatreport/internal/pipeline"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// runRole runs a role until the test ends; it must then stop cleanly.
+func runRole(t *testing.T, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out, errOut bytes.Buffer
+	go func() { done <- Execute(ctx, args, &out, &errOut) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%v: %v\n%s", args, err, errOut.String())
+		}
+	})
+}
+
+// TestIngestAndServeRoles: the two production roles, as separate commands
+// against one Kafka cluster and one store folder.
+func TestIngestAndServeRoles(t *testing.T) {
+	def := pipeline.MustDefault()
+	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Topics: def.Topics.All(), Partitions: 3}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	dir, ingestAddr, serveAddr := t.TempDir(), freeAddr(t), freeAddr(t)
+	write := func(name, httpAddr string) string {
+		path := filepath.Join(dir, name)
+		cfg := fmt.Sprintf("kafka: {brokers: [%q]}\nstore: {sqlite: {dir: %q}}\nhttp: {addr: %q}\nauth: {api_keys: {acme: key-acme}}\nlog: {level: warn}\n",
+			b.Addr(), filepath.Join(dir, "data"), httpAddr)
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	runRole(t, "ingest", "--config", write("ingest.yaml", ingestAddr))
+	runRole(t, "serve", "--config", write("serve.yaml", serveAddr))
+
+	prod := startProducer(t, b.Addr(), 3, 20)
+	<-prod.done
+	waitFor(t, "sessions served", func() bool {
+		var l listResponse
+		return get(t, "http://"+serveAddr+"/api/v1/sessions", "key-acme", &l) == http.StatusOK && l.Total > 0
+	})
+	for _, addr := range []string{ingestAddr, serveAddr} {
+		waitFor(t, "ready "+addr, func() bool { return get(t, "http://"+addr+"/readyz", "", nil) == http.StatusOK })
+	}
+	if code := get(t, "http://"+ingestAddr+"/api/v1/sessions", "key-acme", nil); code != http.StatusNotFound {
+		t.Fatalf("the ingest role serves the API: %d", code)
+	}
+}
