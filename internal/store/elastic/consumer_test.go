@@ -1,0 +1,218 @@
+package elastic
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/chatreport/chatreport/internal/broker"
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/ingest"
+	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// TestConsumerOverFaultyBulk runs the ingester (embedded broker, consumer
+// group, assembler) on this store while the cluster answers bulk items with
+// a mix of 201, 429, 400 and 503 (and 409 where a retried batch creates events
+// an earlier attempt indexed), and goes down for a while: every event
+// ends up either indexed or in the dead-letter topic, none twice, none lost,
+// and the group's committed offsets never pass an event that is neither.
+func TestConsumerOverFaultyBulk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker and a consumer group")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	def := pipeline.MustDefault()
+	b, err := broker.Start(ctx, broker.Config{Addr: "127.0.0.1:0", Topics: def.Topics.All(), Partitions: 3}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	f := newFakeES(t)
+	s := f.store(t)
+	var mu sync.Mutex
+	down := false
+	rejected := map[string]bool{} // event ids the cluster refuses for good
+	f.bulkHook = func(action, index, id string, attempt int) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return 503, "unavailable_shards_exception"
+		}
+		if !strings.Contains(index, "-events-") {
+			if attempt == 1 && len(id)%5 == 0 {
+				return 503, "unavailable_shards_exception"
+			}
+			return 0, ""
+		}
+		n := len(id) + int(id[len(id)-1])
+		switch {
+		case n%11 == 0:
+			rejected[strings.TrimPrefix(id, "acme/")] = true
+			return 400, "document_parsing_exception"
+		case n%7 == 0 && attempt <= 2:
+			return 429, "es_rejected_execution_exception"
+		case n%5 == 0 && attempt == 1:
+			return 503, "unavailable_shards_exception"
+		}
+		return 0, ""
+	}
+
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond, Transport: tr}
+	defer w.Close()
+	produce := func(from, to int) {
+		t.Helper()
+		var msgs []kafka.Message
+		for i := from; i < to; i++ {
+			e := event.Event{
+				EventID: fmt.Sprintf("e%04d", i), Type: event.TypeMessage, Tenant: "acme", Channel: "whatsapp",
+				OccurredAt: time.Date(2025, 10, 7, 9, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute),
+				Contact:    event.Contact{ID: fmt.Sprintf("55119%08d", i%13)},
+				Author:     &event.Author{Role: event.RoleCustomer}, Text: "oi", ContentType: "text",
+			}
+			v, _ := json.Marshal(e)
+			msgs = append(msgs, kafka.Message{Topic: def.Topics.Events[i%3], Key: []byte(e.RecommendedKey()), Value: v})
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	in, err := ingest.New(ingest.Config{
+		Brokers: []string{b.Addr()}, Topics: def.Topics.Events, Group: def.ConsumerGroup, DeadLetter: def.Topics.DeadLetter,
+		BatchSize: 25, BatchWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, ShutdownGrace: 200 * time.Millisecond,
+	}, session.NewAssembler(def, s), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- in.Run(runCtx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	const first, total = 150, 300
+	produce(0, first)
+	waitUntil(t, ctx, "the first events committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == first })
+
+	// The cluster goes down: nothing more is committed while it is.
+	mu.Lock()
+	down = true
+	mu.Unlock()
+	produce(first, total)
+	time.Sleep(time.Second)
+	if got := committedOffsets(t, ctx, b.Addr(), def); got != first {
+		t.Fatalf("committed %d offsets while the cluster was down, want %d", got, first)
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	waitUntil(t, ctx, "every event committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == total })
+
+	indexed := map[string]bool{}
+	for key := range f.docs("test-events-*") {
+		id := key[strings.LastIndex(key, "/")+1:]
+		if indexed[id] {
+			t.Errorf("event %s indexed twice", id)
+		}
+		indexed[id] = true
+	}
+	dead := deadLetters(t, ctx, b.Addr(), def.Topics.DeadLetter, len(rejected))
+	for i := range total {
+		id := fmt.Sprintf("e%04d", i)
+		switch {
+		case indexed[id] && dead[id] > 0:
+			t.Errorf("event %s both indexed and dead-lettered", id)
+		case !indexed[id] && dead[id] == 0:
+			t.Errorf("event %s lost: neither indexed nor dead-lettered", id)
+		case dead[id] > 1:
+			t.Errorf("event %s dead-lettered %d times", id, dead[id])
+		case dead[id] == 1 && !rejected[id]:
+			t.Errorf("event %s dead-lettered but the cluster did not refuse it", id)
+		}
+	}
+	t.Logf("%d indexed, %d dead-lettered, %d bulk requests", len(indexed), len(rejected), f.bulks)
+	if len(rejected) == 0 || len(indexed) == 0 {
+		t.Fatalf("the mix did not exercise both outcomes: %d rejected, %d indexed", len(rejected), len(indexed))
+	}
+}
+
+func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		if ctx.Err() != nil {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// committedOffsets sums the group's committed offsets over the event topics.
+func committedOffsets(t *testing.T, ctx context.Context, addr string, def *pipeline.Definition) int64 {
+	t.Helper()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(addr), Transport: tr}
+	req := &kafka.OffsetFetchRequest{GroupID: def.ConsumerGroup, Topics: map[string][]int{}}
+	for _, topic := range def.Topics.Events {
+		req.Topics[topic] = []int{0, 1, 2}
+	}
+	resp, err := c.OffsetFetch(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, parts := range resp.Topics {
+		for _, p := range parts {
+			sum += max(p.CommittedOffset, 0)
+		}
+	}
+	return sum
+}
+
+// deadLetters counts the dead letters per event id, reading want of them.
+func deadLetters(t *testing.T, ctx context.Context, addr, topic string, want int) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	if want == 0 {
+		return out
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: "test-dlq", GroupTopics: []string{topic},
+		StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	for n := 0; n < want; n++ {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			t.Fatalf("read dead letters: %v", err)
+		}
+		e, err := event.Decode(m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.EventID]++
+	}
+	// Nothing more than the refused events.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if m, err := r.FetchMessage(short); err == nil {
+		t.Errorf("an extra dead letter: %s", m.Value)
+	}
+	return out
+}
