@@ -44,12 +44,15 @@ func (g *globals) loadConfig(adjust func(*config.Config)) (cfg config.Config, de
 	if g.checkConfig {
 		redacted := cfg
 		redacted.Auth.APIKeys = nil
+		redacted.Auth.JWT.HS256Secret = nil
 		redacted.API.CursorKey = ""
+		redacted.Store.Elasticsearch.Password = ""
+		redacted.Store.Elasticsearch.APIKey = ""
 		out, _ := yaml.Marshal(struct {
 			Config   config.Config        `yaml:"config"`
 			Pipeline *pipeline.Definition `yaml:"pipeline"`
 		}{redacted, def})
-		fmt.Fprintf(g.stdout, "# configuration is valid (API keys not shown)\n%s", out)
+		fmt.Fprintf(g.stdout, "# configuration is valid (secrets not shown)\n%s", out)
 		return cfg, def, true, nil
 	}
 	return cfg, def, false, nil

@@ -38,3 +38,21 @@ func TestShippedConfigsAreValid(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigHidesSecrets: --check-config prints no credential.
+func TestCheckConfigHidesSecrets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	cfg := "store: {kind: elasticsearch, elasticsearch: {urls: [http://es:9200], password: pw-secret, api_key: es-key-secret}}\n" +
+		"api: {cursor_key: cursor-secret}\nauth: {api_keys: {acme: key-secret}}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CHATREPORT_JWT_HS256_SECRET", "jwt-secret-jwt-secret-jwt-secret-123")
+	var out, errOut bytes.Buffer
+	if err := Execute(context.Background(), []string{"serve", "--config", path, "--check-config"}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	if strings.Contains(out.String(), "-secret") {
+		t.Fatalf("--check-config printed a secret:\n%s", out.String())
+	}
+}
