@@ -101,14 +101,14 @@ func newIngester(cfg config.Config, def *pipeline.Definition, brokers []string, 
 }
 
 // handler is the HTTP surface of a process: metrics, health and, when given,
-// the report API with the report screen.
-func handler(reg *metrics.Registry, checks health.Checks, apiHandler http.Handler) http.Handler {
+// the report API with the report screen in the report time zone.
+func handler(reg *metrics.Registry, checks health.Checks, apiHandler http.Handler, timeZone string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", reg.Handler())
 	health.Register(mux, checks)
 	if apiHandler != nil {
 		mux.Handle("/api/", apiHandler)
-		mux.Handle("/", web.Handler())
+		mux.Handle("/", web.HandlerIn(timeZone))
 	}
 	return mux
 }

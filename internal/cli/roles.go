@@ -42,7 +42,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 				checks := health.Checks{"kafka": health.Kafka(cfg.Kafka.Brokers), "store": be.ping}
 				grp, gctx := errgroup.WithContext(cmd.Context())
 				grp.Go(func() error { return in.Run(gctx) })
-				grp.Go(func() error { return serveHTTP(gctx, ln, handler(reg, checks, nil)) })
+				grp.Go(func() error { return serveHTTP(gctx, ln, handler(reg, checks, nil, "")) })
 				return grp.Wait()
 			})
 		},
@@ -67,7 +67,7 @@ func newServeCommand(g *globals) *cobra.Command {
 				}
 				log.Info("serving", zap.String("http", ln.Addr().String()))
 				checks := health.Checks{"store": be.ping}
-				return serveHTTP(cmd.Context(), ln, handler(reg, checks, server))
+				return serveHTTP(cmd.Context(), ln, handler(reg, checks, server, cfg.API.TimeZone))
 			})
 		},
 	}

@@ -124,7 +124,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return in.Run(gctx) })
 	checks := health.Checks{"kafka": health.Kafka([]string{b.Addr()}), "store": store.Ping}
-	grp.Go(func() error { return serveHTTP(gctx, ln, handler(reg, checks, server)) })
+	grp.Go(func() error { return serveHTTP(gctx, ln, handler(reg, checks, server, cfg.API.TimeZone)) })
 	if u.Demo {
 		grp.Go(func() error { return runDemo(gctx, []string{b.Addr()}, def.Topics.Events, log.Named("demo")) })
 	}

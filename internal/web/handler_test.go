@@ -107,3 +107,22 @@ func TestHandler(t *testing.T) {
 		t.Errorf("POST /: %d Allow=%q", w.Code, w.Header().Get("Allow"))
 	}
 }
+
+// TestHandlerTimeZone: the page names the report time zone it is given.
+func TestHandlerTimeZone(t *testing.T) {
+	for zone, want := range map[string]string{
+		"":               `content="America/Sao_Paulo"`,
+		"America/Manaus": `content="America/Manaus"`,
+		`Bad"<zone`:      `content="Bad&#34;&lt;zone"`,
+	} {
+		h := web.Handler()
+		if zone != "" {
+			h = web.HandlerIn(zone)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		if !strings.Contains(rec.Body.String(), `name="report-time-zone" `+want) {
+			t.Errorf("zone %q: page lacks %s", zone, want)
+		}
+	}
+}

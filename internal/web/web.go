@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"html"
 	"io/fs"
 	"net/http"
 	"path"
@@ -63,10 +64,17 @@ type site struct {
 	assets  map[string]asset // by file name, e.g. "app.js"
 }
 
-// Handler serves the report screen: GET / is the page, GET
+// DefaultTimeZone is the report time zone the page names when none is given.
+const DefaultTimeZone = "America/Sao_Paulo"
+
+// Handler serves the report screen in the default time zone.
+func Handler() http.Handler { return HandlerIn(DefaultTimeZone) }
+
+// HandlerIn serves the report screen showing times in timeZone (an IANA name,
+// the API's report time zone): GET / is the page, GET
 // /assets/<version>/<file> its styles, scripts and icons. Any other path is
 // 404. Mount it at "/" next to the API's "/api/".
-func Handler() http.Handler {
+func HandlerIn(timeZone string) http.Handler {
 	s := &site{assets: map[string]asset{}}
 	sum := sha256.New()
 	var index []byte
@@ -98,6 +106,8 @@ func Handler() http.Handler {
 	}
 	s.version = hex.EncodeToString(sum.Sum(nil))[:12]
 	page := bytes.ReplaceAll(index, []byte(versionPlaceholder), []byte(assetsPrefix+s.version))
+	page = bytes.Replace(page, []byte(`name="report-time-zone" content="`+DefaultTimeZone+`"`),
+		[]byte(`name="report-time-zone" content="`+html.EscapeString(timeZone)+`"`), 1)
 	s.index = asset{body: page, contentType: contentTypes[".html"], etag: etag(page)}
 	return s
 }
