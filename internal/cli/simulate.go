@@ -63,8 +63,8 @@ func newSimulateCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// runDemo feeds the embedded broker: a week of history at once, then a new
-// conversation every few seconds until ctx ends.
+// runDemo feeds the embedded broker: a week of history at once, then live
+// conversations, each event at its own time, until ctx ends.
 func runDemo(ctx context.Context, brokers, topics []string, log *zap.Logger) error {
 	const history = 7 * 24 * time.Hour
 	now := time.Now()
@@ -77,10 +77,12 @@ func runDemo(ctx context.Context, brokers, topics []string, log *zap.Logger) err
 		return demoErr(err)
 	}
 	log.Info("demo history produced", zap.Int("events", n))
+	// Live traffic: a conversation starts every few seconds and each event
+	// goes out when its time comes.
 	const live = 100000
 	const every = 3 * time.Second
 	_, err = simulate.Run(ctx, simulate.Config{
-		Brokers: brokers, Topics: topics, Rate: float64(time.Second) / float64(every),
+		Brokers: brokers, Topics: topics, Live: true,
 		Options: simulate.Options{Seed: seed + 1, Tenants: []string{DemoTenant}, Sessions: live, Start: time.Now(), Spread: live * every},
 	}, log)
 	return demoErr(err)

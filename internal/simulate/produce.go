@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,9 @@ type Config struct {
 	Topics []string
 	// Rate is conversations per second; 0 means as fast as possible.
 	Rate float64
+	// Live writes each event when its occurred_at comes on the wall clock,
+	// as a live platform would (Rate is then ignored): for demos.
+	Live bool
 	Options
 }
 
@@ -111,7 +115,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) (n int, err error) {
 		zap.Strings("topics", cfg.Topics),
 		zap.Int("tenants", max(len(cfg.Tenants), 1)))
 	began := time.Now()
-	err = p.run(ctx, NewGenerator(cfg.Options), cfg.Rate, began)
+	if cfg.Live {
+		err = p.live(ctx, NewGenerator(cfg.Options), time.Now)
+	} else {
+		err = p.run(ctx, NewGenerator(cfg.Options), cfg.Rate, began)
+	}
 	elapsed := time.Since(began)
 	if err == nil {
 		log.Info("simulate: done",
@@ -172,6 +180,67 @@ func (p *producer) run(ctx context.Context, g *Generator, rate float64, began ti
 			}
 		}
 	}
+}
+
+// live writes every event when its time comes: conversations are generated
+// in start order a little ahead, their events wait in a queue ordered by
+// occurred_at.
+func (p *producer) live(ctx context.Context, g *Generator, now func() time.Time) error {
+	const ahead = time.Minute
+	p.lastLog = now()
+	var queue eventQueue
+	var next []event.Event // the next conversation, not yet due
+	more := true
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for more && (next == nil || next[0].OccurredAt.Before(now().Add(ahead))) {
+			if next != nil {
+				for i := range next {
+					heap.Push(&queue, next[i])
+				}
+				p.convs++
+			}
+			next, more = g.Next()
+			if !more {
+				next = nil
+			}
+		}
+		for queue.Len() > 0 && !queue[0].OccurredAt.After(now()) {
+			e := heap.Pop(&queue).(event.Event)
+			if err := p.add(&e); err != nil {
+				return err
+			}
+		}
+		if err := p.flush(ctx); err != nil {
+			return err
+		}
+		if queue.Len() == 0 && !more {
+			return nil
+		}
+		wait := time.Second
+		if queue.Len() > 0 {
+			wait = min(wait, time.Until(queue[0].OccurredAt))
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// eventQueue is a min-heap of events by (occurred_at, event_id).
+type eventQueue []event.Event
+
+func (q eventQueue) Len() int           { return len(q) }
+func (q eventQueue) Less(i, j int) bool { return q[i].Before(&q[j]) }
+func (q eventQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)        { *q = append(*q, x.(event.Event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
 }
 
 func (p *producer) add(e *event.Event) error {
