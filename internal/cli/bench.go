@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/chatreport/chatreport/internal/bench"
+	"github.com/chatreport/chatreport/internal/config"
+)
+
+// newBenchCommand is `chatreport bench`: the scenarios of package bench on
+// this machine, as a table and JSON (docs/performance.md).
+func newBenchCommand(g *globals) *cobra.Command {
+	cfg := bench.Config{}
+	var out string
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure ingest, queries, export and memory on this machine with simulated traffic",
+		Long: "Runs the real write and read paths on simulated traffic — embedded broker → ingester → SQLite or a loopback\n" +
+			"Elasticsearch, the consumer alone, report queries, full text and export through the HTTP API, the ingester's\n" +
+			"memory in a process of its own — and prints each figure next to its target. Seeded databases are kept in\n" +
+			"--data-dir and reused; CPU profiles go to --profile-dir. See docs/performance.md.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, def, done, err := g.loadConfig(nil)
+			if err != nil || done {
+				return err
+			}
+			log, err := newLogger(c.Log, g.stderr)
+			if err != nil {
+				return err
+			}
+			defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+			// The components log every consumer group join and stop at
+			// info; a bench wants their warnings only.
+			cfg.Log = log.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))
+			cfg.Def = def
+			cfg.Progress = g.stderr
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find this program to start the ingester process: %w", err)
+			}
+			cfg.Child = func(ctx context.Context, args []string) *exec.Cmd {
+				return exec.CommandContext(ctx, exe, append([]string{"bench", "ingest-child"}, args...)...)
+			}
+			if cfg.DataDir == "" {
+				return fmt.Errorf("--data-dir: must not be empty")
+			}
+			res, err := bench.Run(cmd.Context(), cfg)
+			if res != nil {
+				if werr := res.WriteTable(g.stdout); werr != nil && err == nil {
+					err = werr
+				}
+				if jerr := writeResults(g, out, res); jerr != nil && err == nil {
+					err = jerr
+				}
+			}
+			return err
+		},
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Events, "events", 100_000, "simulated events the consumer and both ingest scenarios read (whole conversations: about this many)")
+	f.IntVar(&cfg.Sessions, "sessions", 20_000, "conversations seeded into the report database of the query and export scenarios (the targets are stated for 200000)")
+	f.IntVar(&cfg.ExportSessions, "export-sessions", 100_000, "sessions the export streams, at most what the report database holds")
+	f.IntVar(&cfg.OpenSessions, "open-sessions", 100_000, "simultaneous open conversations the ingester of the memory scenario consumes")
+	f.IntVar(&cfg.QueryRuns, "query-runs", 40, "timed requests per query kind")
+	f.DurationVar(&cfg.ElasticLatency, "es-latency", 0, "delay of every answer of the loopback Elasticsearch, to model a cluster across a network")
+	f.Int64Var(&cfg.Seed, "seed", 1, "seed of the simulated traffic")
+	f.StringVar(&cfg.DataDir, "data-dir", filepath.Join(cache, "chatreport-bench"), "where seeded report databases are kept and reused between runs")
+	f.StringVar(&cfg.ProfileDir, "profile-dir", "bench-profiles", `where CPU profiles of each scenario go ("" for none)`)
+	f.StringSliceVar(&cfg.Only, "only", nil, fmt.Sprintf("run only these scenarios %v", bench.Scenarios))
+	f.StringVar(&out, "out", "", `write the results as JSON to this file ("-": standard output after the table)`)
+	cmd.AddCommand(newBenchChildCommand(g))
+	return cmd
+}
+
+func writeResults(g *globals, out string, res *bench.Results) error {
+	if out == "" {
+		return nil
+	}
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if out == "-" {
+		_, err = g.stdout.Write(data)
+		return err
+	}
+	if err := os.WriteFile(out, data, 0o644); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	fmt.Fprintf(g.stdout, "  results: %s\n", out)
+	return nil
+}
+
+// newBenchChildCommand is the ingester process of the memory scenario,
+// started by `chatreport bench` itself.
+func newBenchChildCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:    "ingest-child CONFIG",
+		Short:  "The memory scenario's ingester process (started by chatreport bench)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger(config.Log{Level: "warn", Format: "json"}, g.stderr)
+			if err != nil {
+				return err
+			}
+			return bench.RunChild(cmd.Context(), args[0], g.stdout, log)
+		},
+	}
+}
