@@ -20,7 +20,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 		m.CPUModel, m.CPUs, m.GOMAXPROCS, m.GoVersion, loads(m.LoadBefore), loads(m.LoadAfter))
 	fmt.Fprintf(w, "Caveat: %s.\n\n", m.Caveat)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tfigure\tunit\tvalue\ttarget\tmet?\t")
+	fmt.Fprintln(tw, "scenario\tfigure\tunit\tvalue\ttarget\tmet? (value/target)\t")
 	for _, f := range r.Figures {
 		target, met := "—", "—"
 		if f.Target != nil {
@@ -29,8 +29,8 @@ func (r *Results) WriteTable(w io.Writer) error {
 			if f.Met != nil && *f.Met {
 				met = "yes"
 			}
-			if f.Margin != nil {
-				met += fmt.Sprintf(" (%+.0f%%)", *f.Margin*100)
+			if f.Target.Value != 0 {
+				met += " (" + ratio(f.Value/f.Target.Value) + ")"
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", f.Scenario, f.Name, f.Unit, FormatValue(f.Value), target, met)
@@ -52,6 +52,18 @@ func (r *Results) WriteTable(w io.Writer) error {
 	}
 	_, err := fmt.Fprintf(w, "  total time: %.0f s\n", r.Duration)
 	return err
+}
+
+// ratio prints value/target: 0.12× is 12% of the target, 47× is 47 times it.
+func ratio(r float64) string {
+	switch {
+	case r >= 10:
+		return strconv.FormatFloat(r, 'f', 0, 64) + "×"
+	case r >= 0.1:
+		return strconv.FormatFloat(r, 'f', 2, 64) + "×"
+	default:
+		return strconv.FormatFloat(r, 'f', 3, 64) + "×"
+	}
 }
 
 func loads(l []float64) string {
