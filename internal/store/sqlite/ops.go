@@ -113,17 +113,13 @@ func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten
 		tenant, contactID); err != nil {
 		return f, fmt.Errorf("forget: find sessions: %w", err)
 	}
-	const doomed = `SELECT event_id FROM events WHERE tenant = ?1 AND
+	const doomed = `SELECT id FROM events WHERE tenant = ?1 AND
 		(session_id IN (SELECT session_id FROM forget_sessions) OR json_extract(CAST(body AS TEXT), '$.contact.id') = ?2)`
 	// The words of the contact's messages leave the full-text index too.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM message_words WHERE rowid IN
-		(SELECT id FROM message_rows WHERE tenant = ?1 AND event_id IN (`+doomed+`))`, tenant, contactID); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM message_words WHERE rowid IN (`+doomed+`)`, tenant, contactID); err != nil {
 		return f, fmt.Errorf("forget: delete indexed words: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM message_rows WHERE tenant = ?1 AND event_id IN (`+doomed+`)`, tenant, contactID); err != nil {
-		return f, fmt.Errorf("forget: delete indexed words: %w", err)
-	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE tenant = ?1 AND event_id IN (`+doomed+`)`, tenant, contactID)
+	res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id IN (`+doomed+`)`, tenant, contactID)
 	if err != nil {
 		return f, fmt.Errorf("forget: delete events: %w", err)
 	}

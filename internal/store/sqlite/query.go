@@ -142,9 +142,8 @@ func queryCondition(w *where, tenant, q string) {
 		return
 	}
 	w.add(`s.session_id IN (SELECT e.session_id FROM message_words
-		JOIN message_rows r ON r.id = message_words.rowid
-		JOIN events e ON e.tenant = r.tenant AND e.event_id = r.event_id
-		WHERE message_words MATCH ? AND r.tenant = ?)`, matchExpression(words), tenant)
+		JOIN events e ON e.id = message_words.rowid
+		WHERE message_words MATCH ? AND e.tenant = ?)`, matchExpression(words), tenant)
 }
 
 // matchExpression is an FTS5 query requiring every word. Each word is a
@@ -248,39 +247,48 @@ func (s *Store) details(ctx context.Context, tenant string, w *where, limit int)
 	if err != nil || len(list) == 0 {
 		return nil, err
 	}
-	out := make([]report.Detail, len(list))
-	index := make(map[string]int, len(list))
-	ids := make([]any, 0, len(list)+1)
-	ids = append(ids, tenant)
-	for i := range list {
-		out[i].Session = list[i]
-		index[list[i].ID] = i
-		ids = append(ids, list[i].ID)
+	// A session's events are those of its key from its start to its last
+	// activity that belong to it (others of the key in that span are of
+	// sessions with their own ids), in the order of events_by_key_time.
+	stmt, err := tx.PrepareContext(ctx, `SELECT body FROM events
+		WHERE tenant = ? AND session_key = ? AND occurred_at BETWEEN ? AND ? AND session_id = ?
+		ORDER BY occurred_at, event_id`)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT session_id, body FROM events
-		WHERE tenant = ? AND session_id IN (`+placeholders(len(list))+`)
-		ORDER BY session_id, occurred_at, event_id`, ids...)
+	defer stmt.Close()
+	out := make([]report.Detail, len(list))
+	for i := range list {
+		ss := &list[i]
+		out[i].Session = *ss
+		if out[i].Events, err = sessionEvents(ctx, stmt, ss); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func sessionEvents(ctx context.Context, stmt *sql.Stmt, ss *session.Session) ([]event.Event, error) {
+	rows, err := stmt.QueryContext(ctx, ss.Tenant, ss.Key, ss.StartedAt.UnixMilli(), ss.LastActivityAt.UnixMilli(), ss.ID)
 	if err != nil {
 		return nil, fmt.Errorf("read session events: %w", err)
 	}
 	defer rows.Close()
+	events := make([]event.Event, 0, ss.Events)
 	for rows.Next() {
-		var sid string
 		var body []byte
-		if err := rows.Scan(&sid, &body); err != nil {
+		if err := rows.Scan(&body); err != nil {
 			return nil, fmt.Errorf("scan event: %w", err)
 		}
-		var e event.Event
-		if err := json.Unmarshal(body, &e); err != nil {
+		events = append(events, event.Event{})
+		if err := json.Unmarshal(body, &events[len(events)-1]); err != nil {
 			return nil, fmt.Errorf("decode event: %w", err)
 		}
-		d := &out[index[sid]]
-		d.Events = append(d.Events, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read session events: %w", err)
 	}
-	return out, nil
+	return events, nil
 }
 
 // Session returns a session of tenant with its events in order.

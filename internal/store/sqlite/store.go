@@ -36,7 +36,7 @@ var _ session.Store = (*Store)(nil)
 // Open opens (creating if needed) the database at path.
 func Open(ctx context.Context, path string) (*Store, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "temp_store(MEMORY)", "cache_size(-65536)", "wal_autocheckpoint(16384)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -44,65 +44,75 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("create sqlite schema in %s: %w", path, err)
-	}
 	if err := migrate(ctx, db); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("migrate sqlite schema in %s: %w", path, err)
+		return nil, fmt.Errorf("create or migrate sqlite schema in %s: %w", path, err)
 	}
 	return &Store{db: db}, nil
 }
 
 // schemaVersion is the PRAGMA user_version of a database whose derived
-// tables are complete.
-const schemaVersion = 2
+// tables are complete and whose layout is schema.sql's.
+const schemaVersion = 3
 
-// migrate fills what the schema of an older database lacked: version 1 added
-// the full-text index, which the trigger only fills for new events.
+// migrate creates the schema, or brings an older database to it in one
+// transaction: version 1 added the full-text index, version 2 turned times
+// from nanoseconds into milliseconds, version 3 made events a rowid table
+// (keyed into the full-text index directly) and dropped the index by session.
 func migrate(ctx context.Context, db *sql.DB) error {
-	var v int
-	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
-		return err
-	}
-	if v >= schemaVersion {
-		return nil
-	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if v < 1 {
-		for _, q := range []string{`
-			INSERT INTO message_rows (tenant, event_id)
-			SELECT tenant, event_id FROM events
-			WHERE type = 'message' AND coalesce(json_extract(CAST(body AS TEXT), '$.text'), '') <> ''
-			ON CONFLICT (tenant, event_id) DO NOTHING`, `
-			INSERT INTO message_words (rowid, text)
-			SELECT r.id, json_extract(CAST(e.body AS TEXT), '$.text')
-			FROM message_rows r JOIN events e ON e.tenant = r.tenant AND e.event_id = r.event_id`,
-		} {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("index message words: %w", err)
-			}
-		}
-	}
-	if v < 2 {
-		// Version 2 keeps times in milliseconds instead of nanoseconds,
-		// which wrapped outside the years 1678 to 2262.
-		for _, q := range []string{
-			`UPDATE events SET occurred_at = occurred_at / 1000000`,
-			`UPDATE sessions SET started_at = started_at / 1000000`,
-		} {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("times to milliseconds: %w", err)
-			}
-		}
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+	var v, oldEvents int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
 		return err
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'events'
+		AND NOT EXISTS (SELECT 1 FROM pragma_table_info('events') WHERE name = 'id')`).Scan(&oldEvents); err != nil {
+		return err
+	}
+	if oldEvents > 0 {
+		// The old table and what hangs off it make way for schema.sql's.
+		for _, q := range []string{`DROP TRIGGER IF EXISTS events_index_words`, `DROP INDEX IF EXISTS events_by_key`,
+			`DROP INDEX IF EXISTS events_by_session`, `ALTER TABLE events RENAME TO events_old`} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("set the old events table aside: %w", err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return err
+	}
+	if v >= schemaVersion {
+		return tx.Commit()
+	}
+	toMillis := "occurred_at"
+	if v < 2 {
+		// Before version 2 times were nanoseconds, which wrapped outside
+		// the years 1678 to 2262.
+		toMillis = "occurred_at / 1000000"
+		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET started_at = started_at / 1000000`); err != nil {
+			return fmt.Errorf("times to milliseconds: %w", err)
+		}
+	}
+	steps := []string{`DROP TABLE IF EXISTS message_rows`, `INSERT INTO message_words (message_words) VALUES ('delete-all')`}
+	if oldEvents > 0 {
+		steps = append(steps, `
+			INSERT INTO events (tenant, event_id, session_key, session_id, occurred_at, type, body)
+			SELECT tenant, event_id, session_key, session_id, `+toMillis+`, type, body
+			FROM events_old ORDER BY occurred_at, event_id`, `DROP TABLE events_old`)
+	}
+	steps = append(steps, `
+		INSERT INTO message_words (rowid, text)
+		SELECT id, json_extract(CAST(body AS TEXT), '$.text') FROM events
+		WHERE type = 'message' AND coalesce(json_extract(CAST(body AS TEXT), '$.text'), '') <> ''`,
+		fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
+	for _, q := range steps {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate from version %d: %w", v, err)
+		}
 	}
 	return tx.Commit()
 }
@@ -122,11 +132,12 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	ch, err := fn(ctx, reader{tx})
+	r := &reader{tx: tx, stored: map[event.Ref]struct{}{}}
+	ch, err := fn(ctx, r)
 	if err != nil {
 		return err
 	}
-	if err := apply(ctx, tx, &ch); err != nil {
+	if err := apply(ctx, tx, &ch, r.stored); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -135,9 +146,15 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 	return nil
 }
 
-type reader struct{ tx *sql.Tx }
+// reader reads inside the write transaction and remembers which stored
+// events it returned: among the changes, those are the ones moved to another
+// session, every other event is new.
+type reader struct {
+	tx     *sql.Tx
+	stored map[event.Ref]struct{}
+}
 
-func (r reader) Known(ctx context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
+func (r *reader) Known(ctx context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
 	known := map[event.Ref]bool{}
 	stmt, err := r.tx.PrepareContext(ctx, `SELECT 1 FROM events WHERE tenant = ? AND event_id = ?`)
 	if err != nil {
@@ -157,13 +174,13 @@ func (r reader) Known(ctx context.Context, refs []event.Ref) (map[event.Ref]bool
 	return known, nil
 }
 
-func (r reader) KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]session.Stored, error) {
+func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]session.Stored, error) {
 	rows, err := r.tx.QueryContext(ctx, `
 		SELECT session_id, body FROM events
 		WHERE tenant = ?1 AND session_key = ?2 AND occurred_at >= coalesce(
 			(SELECT max(started_at) FROM sessions WHERE tenant = ?1 AND session_key = ?2 AND started_at <= ?3),
 			-9223372036854775808)
-		ORDER BY occurred_at, event_id`, tenant, key, since.UnixMilli())
+		ORDER BY occurred_at, event_id`, tenant, key, since.UnixMilli()) // events_by_key_time's order
 	if err != nil {
 		return nil, fmt.Errorf("query key events: %w", err)
 	}
@@ -178,12 +195,13 @@ func (r reader) KeyEvents(ctx context.Context, tenant, key string, since time.Ti
 		if err := json.Unmarshal(body, &st.Event); err != nil {
 			return nil, fmt.Errorf("decode stored event: %w", err)
 		}
+		r.stored[st.Ref()] = struct{}{}
 		out = append(out, st)
 	}
 	return out, rows.Err()
 }
 
-func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes) error {
+func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, stored map[event.Ref]struct{}) error {
 	if len(ch.Deleted) > 0 {
 		for _, q := range []string{
 			`DELETE FROM sessions WHERE tenant = ? AND session_id = ?`,
@@ -198,18 +216,84 @@ func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes) error {
 			}
 		}
 	}
-	if err := execEach(ctx, tx, `
-		INSERT INTO events (tenant, event_id, session_key, session_id, occurred_at, type, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (tenant, event_id) DO UPDATE SET session_id = excluded.session_id`,
-		len(ch.Events), func(i int) []any {
-			e := &ch.Events[i]
-			body, _ := json.Marshal(&e.Event) // plain data: always marshals
-			return []any{e.Tenant, e.EventID, session.KeyOf(&e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body}
-		}); err != nil {
+	words, err := writeEvents(ctx, tx, ch.Events, stored)
+	if err != nil {
 		return err
 	}
-	return writeSessions(ctx, tx, ch.Sessions)
+	if err := writeSessions(ctx, tx, ch.Sessions); err != nil {
+		return err
+	}
+	return indexWords(ctx, tx, words)
+}
+
+// word is a new message's text and its events row, for the full-text index.
+type word struct {
+	ID   int64  `json:"i"`
+	Text string `json:"t"`
+}
+
+// writeEvents inserts new events and moves stored ones to their new session.
+// It returns the new messages to index.
+func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, stored map[event.Ref]struct{}) ([]word, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	insert, err := tx.PrepareContext(ctx, `
+		INSERT INTO events (tenant, event_id, session_key, session_id, occurred_at, type, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	defer insert.Close()
+	var move *sql.Stmt
+	var words []word
+	for i := range events {
+		e := &events[i]
+		if _, ok := stored[e.Ref()]; ok {
+			if move == nil {
+				if move, err = tx.PrepareContext(ctx, `UPDATE events SET session_id = ? WHERE tenant = ? AND event_id = ?`); err != nil {
+					return nil, fmt.Errorf("prepare: %w", err)
+				}
+				defer move.Close()
+			}
+			if _, err := move.ExecContext(ctx, e.SessionID, e.Tenant, e.EventID); err != nil {
+				return nil, fmt.Errorf("move event: %w", err)
+			}
+			continue
+		}
+		body, _ := json.Marshal(&e.Event) // plain data: always marshals
+		res, err := insert.ExecContext(ctx, e.Tenant, e.EventID, session.KeyOf(&e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body)
+		if err != nil {
+			return nil, fmt.Errorf("write event: %w", err)
+		}
+		if e.Type == event.TypeMessage && e.Text != "" {
+			id, err := res.LastInsertId()
+			if err != nil {
+				return nil, fmt.Errorf("write event: %w", err)
+			}
+			words = append(words, word{id, e.Text})
+		}
+	}
+	return words, nil
+}
+
+// indexWords adds new messages to the full-text index. It must be the
+// transaction's last write (see schema.sql), so it is one statement taking
+// the whole batch as a JSON parameter.
+func indexWords(ctx context.Context, tx *sql.Tx, words []word) error {
+	if len(words) == 0 {
+		return nil
+	}
+	param, err := json.Marshal(words)
+	if err != nil {
+		return fmt.Errorf("encode message texts: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO message_words (rowid, text)
+		SELECT value ->> 'i', value ->> 't' FROM json_each(?)`, param); err != nil {
+		return fmt.Errorf("index message words: %w", err)
+	}
+	return nil
 }
 
 func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session) error {

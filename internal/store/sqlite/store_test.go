@@ -3,7 +3,9 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -26,58 +28,116 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// TestFullTextIndexBackfill: a database made before the full-text index and
-// the millisecond times gets its messages indexed and its times converted
-// when opened.
-func TestFullTextIndexBackfill(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
+// oldLayout turns a database of today's layout into one of an older schema
+// version: events WITHOUT ROWID keyed by (tenant, event_id), indexed by key and
+// by session; from version 1 the full-text index through message_rows, filled
+// by a trigger; before version 2 times in nanoseconds.
+func oldLayout(version int) []string {
+	times, nanos := "occurred_at", "UPDATE sessions SET started_at = started_at"
+	if version < 2 {
+		times, nanos = "occurred_at * 1000000", "UPDATE sessions SET started_at = started_at * 1000000"
 	}
-	b := storetest.B{Contact: "c1"}
-	e := b.Msg("e1", 0, event.RoleCustomer, "NÃO recebi a fatura")
-	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, []event.Event{e, b.Tag("e2", time.Second, "x")}); err != nil {
-		t.Fatal(err)
+	qs := []string{`CREATE TABLE events_x (
+			tenant TEXT NOT NULL, event_id TEXT NOT NULL, session_key TEXT NOT NULL, session_id TEXT NOT NULL,
+			occurred_at INTEGER NOT NULL, type TEXT NOT NULL, body BLOB NOT NULL,
+			PRIMARY KEY (tenant, event_id)) WITHOUT ROWID`,
+		`INSERT INTO events_x SELECT tenant, event_id, session_key, session_id, ` + times + `, type, body FROM events`,
+		`DROP TABLE events`, `ALTER TABLE events_x RENAME TO events`,
+		`CREATE INDEX events_by_key ON events (tenant, session_key, occurred_at)`,
+		`CREATE INDEX events_by_session ON events (tenant, session_id, occurred_at, event_id)`,
+		nanos,
+		`INSERT INTO message_words (message_words) VALUES ('delete-all')`,
 	}
-	s.Close()
+	if version >= 1 {
+		qs = append(qs, `CREATE TABLE message_rows (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, event_id TEXT NOT NULL, UNIQUE (tenant, event_id))`,
+			`INSERT INTO message_rows (tenant, event_id) SELECT tenant, event_id FROM events WHERE type = 'message'`,
+			`INSERT INTO message_words (rowid, text) SELECT r.id, json_extract(CAST(e.body AS TEXT), '$.text')
+				FROM message_rows r JOIN events e USING (tenant, event_id)`,
+			`CREATE TRIGGER events_index_words AFTER INSERT ON events
+				WHEN new.type = 'message' AND coalesce(json_extract(CAST(new.body AS TEXT), '$.text'), '') <> ''
+				BEGIN
+					INSERT INTO message_rows (tenant, event_id) VALUES (new.tenant, new.event_id);
+					INSERT INTO message_words (rowid, text) VALUES (last_insert_rowid(), json_extract(CAST(new.body AS TEXT), '$.text'));
+				END`)
+	}
+	return append(qs, fmt.Sprintf(`PRAGMA user_version = %d`, version))
+}
 
-	// Make it an old database: no index, no trigger, times in nanoseconds,
-	// version 0.
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{`DROP TRIGGER events_index_words`, `DROP TABLE message_words`, `DROP TABLE message_rows`,
-		`UPDATE events SET occurred_at = occurred_at * 1000000`, `UPDATE sessions SET started_at = started_at * 1000000`,
-		`PRAGMA user_version = 0`} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(q, err)
-		}
-	}
-	db.Close()
+// TestMigrate: a database of every older schema version opens into today's
+// layout with its sessions, events, times and full-text index intact, and
+// what is ingested afterwards is indexed once.
+func TestMigrate(t *testing.T) {
+	for _, version := range []int{0, 1, 2} {
+		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "old.db")
+			s, err := sqlite.Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := storetest.B{Contact: "c1"}
+			e := b.Msg("e1", 0, event.RoleCustomer, "NÃO recebi a fatura")
+			if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, []event.Event{e, b.Tag("e2", time.Second, "x")}); err != nil {
+				t.Fatal(err)
+			}
+			want, err := s.Session(ctx, "acme", session.DeriveID(&e))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
 
-	s, err = sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(time.Hour), Query: "nao fatura"}
-	res, err := s.Search(ctx, f, report.Page{Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Total != 1 || len(res.Items) != 1 || res.Items[0].ID != session.DeriveID(&e) {
-		t.Fatalf("after backfill: %+v", res)
-	}
-	// Opening again does not index twice: still one session, one match.
-	s.Close()
-	s, err = sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res, err := s.Search(ctx, f, report.Page{Limit: 10}); err != nil || res.Total != 1 {
-		t.Fatalf("reopened: %+v %v", res, err)
+			db, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for _, q := range oldLayout(version) {
+				if _, err := db.Exec(q); err != nil {
+					t.Fatal(q, err)
+				}
+			}
+
+			for reopen := range 2 { // migrating twice changes nothing
+				s, err = sqlite.Open(ctx, path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(time.Hour), Query: "nao fatura"}
+				res, err := s.Search(ctx, f, report.Page{Limit: 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Total != 1 || len(res.Items) != 1 || res.Items[0].ID != want.Session.ID {
+					t.Fatalf("open %d: full text after migration: %+v", reopen, res)
+				}
+				got, err := s.Session(ctx, "acme", want.Session.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("open %d: session after migration\n got %+v\nwant %+v", reopen, got, want)
+				}
+				s.Close()
+			}
+
+			// New messages are indexed once, without the old trigger.
+			s, err = sqlite.Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			batch := []event.Event{b.Msg("e3", 2*time.Second, event.RoleBot, "segunda via"), b.Msg("e4", 3*time.Second, event.RoleCustomer, "boleto")}
+			if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			var triggers, tables, words int
+			db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'`).Scan(&triggers)
+			db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name IN ('message_rows', 'events_old', 'events_by_session')`).Scan(&tables)
+			db.QueryRow(`SELECT count(*) FROM message_words WHERE message_words MATCH 'fatura OR segunda OR boleto'`).Scan(&words)
+			if triggers != 0 || tables != 0 || words != 3 {
+				t.Fatalf("triggers %d, old tables %d, indexed messages %d; want 0, 0, 3", triggers, tables, words)
+			}
+		})
 	}
 }
