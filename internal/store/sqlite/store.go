@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -154,24 +153,47 @@ type reader struct {
 	stored map[event.Ref]struct{}
 }
 
+// knownChunk is how many event ids one look-up statement asks for.
+const knownChunk = 500
+
 func (r *reader) Known(ctx context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
 	known := map[event.Ref]bool{}
-	stmt, err := r.tx.PrepareContext(ctx, `SELECT 1 FROM events WHERE tenant = ? AND event_id = ?`)
-	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	defer stmt.Close()
-	var one int
+	byTenant := map[string][]any{}
 	for _, ref := range refs {
-		switch err := stmt.QueryRowContext(ctx, ref.Tenant, ref.EventID).Scan(&one); {
-		case err == nil:
-			known[ref] = true
-		case errors.Is(err, sql.ErrNoRows):
-		default:
-			return nil, fmt.Errorf("look up event: %w", err)
+		byTenant[ref.Tenant] = append(byTenant[ref.Tenant], ref.EventID)
+	}
+	for tenant, ids := range byTenant {
+		for len(ids) > 0 {
+			n := min(len(ids), knownChunk)
+			if err := r.known(ctx, tenant, ids[:n], known); err != nil {
+				return nil, err
+			}
+			ids = ids[n:]
 		}
 	}
 	return known, nil
+}
+
+// known adds which of ids of tenant are stored to known, in one statement
+// on events_by_ref.
+func (r *reader) known(ctx context.Context, tenant string, ids []any, known map[event.Ref]bool) error {
+	rows, err := r.tx.QueryContext(ctx, `SELECT event_id FROM events WHERE tenant = ? AND event_id IN (`+placeholders(len(ids))+`)`,
+		append([]any{tenant}, ids...)...)
+	if err != nil {
+		return fmt.Errorf("look up events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("look up events: %w", err)
+		}
+		known[event.Ref{Tenant: tenant, EventID: id}] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("look up events: %w", err)
+	}
+	return nil
 }
 
 func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]session.Stored, error) {
