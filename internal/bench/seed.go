@@ -22,9 +22,10 @@ const (
 	reportSpread = 30 * 24 * time.Hour
 	// seedBatch is how many events one assembler call stores while seeding.
 	seedBatch = 5000
-	// seedFormat changes when what is seeded changes, so that a cached
-	// database of an older bench is seeded again rather than reused.
-	seedFormat = 1
+	// seedFormat changes when what is seeded, or the layout it is seeded
+	// into, changes, so that a cached database of an older bench is seeded
+	// again rather than reused (2: SQLite schema version 3).
+	seedFormat = 2
 )
 
 var reportStart = simulate.DefaultStart

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/report"
@@ -19,6 +20,17 @@ import (
 type where struct {
 	conds []string
 	args  []any
+	// drivers are subqueries, each on the index of a selective condition,
+	// among whose session ids every match is.
+	drivers []subquery
+	// driver is the one chosen to read sessions from (see drive); nil
+	// while the sessions of the interval are scanned.
+	driver *subquery
+}
+
+type subquery struct {
+	sql  string
+	args []any
 }
 
 func (w *where) add(cond string, args ...any) {
@@ -26,7 +38,56 @@ func (w *where) add(cond string, args ...any) {
 	w.args = append(w.args, args...)
 }
 
+// in requires the session id to be among those sub selects.
+func (w *where) in(sub string, args ...any) {
+	w.add("s.session_id IN ("+sub+")", args...)
+	w.drivers = append(w.drivers, subquery{sub, args})
+}
+
 func (w *where) String() string { return strings.Join(w.conds, " AND ") }
+
+// source is the FROM clause and its arguments, which come before the
+// condition's: the sessions table, or the driver's session ids joined to it.
+// CROSS JOIN makes SQLite read the driver first.
+func (w *where) source() (string, []any) {
+	if w.driver == nil {
+		return "sessions s WHERE ", nil
+	}
+	return "(" + w.driver.sql + ") AS m CROSS JOIN sessions s WHERE s.session_id = m.session_id AND ", w.driver.args
+}
+
+// query is the statement select ... FROM <source> WHERE <conditions> rest,
+// with its arguments and then more.
+func (w *where) query(selectList, rest string, more ...any) (string, []any) {
+	from, args := w.source()
+	args = append(append(slices.Clip(args), w.args...), more...)
+	return "SELECT " + selectList + " FROM " + from + w.String() + rest, args
+}
+
+// driveLimit is how many session ids a driver may select to be read from:
+// below it, looking each up beats scanning the interval in report order.
+// (A variable so that tests run both plans.)
+var driveLimit = 2000
+
+// drive picks the driver that selects the fewest sessions, if it selects
+// fewer than driveLimit. SQLite's planner prefers the scan of
+// sessions_by_start that yields the report's order, which reads every
+// session of the interval even when a protocol matches one; each count here
+// stops at driveLimit, so choosing costs little either way.
+func (w *where) drive(ctx context.Context, tx *sql.Tx) error {
+	best := driveLimit
+	for i := range w.drivers {
+		d := &w.drivers[i]
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+d.sql+" LIMIT ?)", append(slices.Clip(d.args), driveLimit)...).Scan(&n); err != nil {
+			return fmt.Errorf("size a condition: %w", err)
+		}
+		if n < best {
+			best, w.driver = n, d
+		}
+	}
+	return nil
+}
 
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
@@ -61,22 +122,26 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 	if f.SessionID != "" {
 		w.add("s.session_id = ?", strings.ToLower(f.SessionID))
 	}
+	// Selective conditions are IN (subquery) on their own index, not
+	// correlated EXISTS: SQLite can then drive the search from the few
+	// matching sessions instead of probing every session of the interval.
 	if f.Protocol != "" {
-		w.add(`EXISTS (SELECT 1 FROM session_protocols p
-			WHERE p.tenant = s.tenant AND p.session_id = s.session_id AND p.protocol = ?)`, f.Protocol)
+		w.in(`SELECT p.session_id FROM session_protocols p
+			WHERE p.tenant = ? AND p.protocol = ?`, f.Tenant, f.Protocol)
 	}
 	if len(f.Tags) > 0 {
 		tags := dedupe(f.Tags)
-		q := `(SELECT count(*) FROM session_tags t
-			WHERE t.tenant = s.tenant AND t.session_id = s.session_id AND t.tag IN (` + placeholders(len(tags)) + `))`
-		if f.TagMode == report.TagsAll {
-			w.add(q+" = ?", append(anys(tags), len(tags))...)
+		q := `SELECT t.session_id FROM session_tags t
+			WHERE t.tenant = ? AND t.tag IN (` + placeholders(len(tags)) + `)`
+		args := append([]any{f.Tenant}, anys(tags)...)
+		if f.TagMode == report.TagsAll && len(tags) > 1 {
+			w.in(q+` GROUP BY t.session_id HAVING count(*) = ?`, append(args, len(tags))...)
 		} else {
-			w.add(q+" > 0", anys(tags)...)
+			w.in(q, args...)
 		}
 	}
 	for _, c := range f.Info {
-		infoCondition(w, c)
+		infoCondition(w, f.Tenant, c)
 	}
 	if len(f.Channels) > 0 {
 		channels := dedupe(f.Channels)
@@ -96,23 +161,27 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 
 // infoCondition: values are compared in value_lower, lowered by Go (Unicode)
 // when written, because SQLite's lower() only folds ASCII.
-func infoCondition(w *where, c report.Condition) {
+func infoCondition(w *where, tenant string, c report.Condition) {
 	const has = `EXISTS (SELECT 1 FROM session_info i
 		WHERE i.tenant = s.tenant AND i.session_id = s.session_id AND i.key = ?`
+	const in = `SELECT i.session_id FROM session_info i WHERE i.tenant = ? AND i.key = ?`
 	v := strings.ToLower(c.Value)
 	switch c.Op {
 	case report.OpEquals:
-		w.add(has+" AND i.value_lower = ?)", c.Key, v)
+		w.in(in+" AND i.value_lower = ?", tenant, c.Key, v)
 	case report.OpNotEquals:
 		w.add("NOT "+has+" AND i.value_lower = ?)", c.Key, v)
 	case report.OpContains:
-		w.add(has+" AND instr(i.value_lower, ?) > 0)", c.Key, v)
+		w.in(in+" AND instr(i.value_lower, ?) > 0", tenant, c.Key, v)
 	case report.OpNotContain:
 		w.add("NOT "+has+" AND instr(i.value_lower, ?) > 0)", c.Key, v)
 	case report.OpStartsWith:
-		w.add(has+" AND instr(i.value_lower, ?) = 1)", c.Key, v)
+		// A range of session_info_by_key: every string starting with v
+		// sorts from v to v followed by the greatest code point.
+		w.in(in+" AND i.value_lower >= ? AND i.value_lower < ? AND instr(i.value_lower, ?) = 1",
+			tenant, c.Key, v, v+string(utf8.MaxRune), v)
 	case report.OpExists:
-		w.add(has+")", c.Key)
+		w.in(in, tenant, c.Key)
 	case report.OpNotExists:
 		w.add("NOT "+has+")", c.Key)
 	}
@@ -192,8 +261,12 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
 	w := translate(&f, nil)
+	if err := w.drive(ctx, tx); err != nil {
+		return report.Result{}, err
+	}
 	var res report.Result
-	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sessions s WHERE "+w.String(), w.args...).Scan(&res.Total); err != nil {
+	q, args := w.query("count(*)", "")
+	if err := tx.QueryRowContext(ctx, q, args...).Scan(&res.Total); err != nil {
 		return res, fmt.Errorf("count sessions: %w", err)
 	}
 	res.Items, err = sessions(ctx, tx, translate(&f, page.After), page.Limit+1)
@@ -210,8 +283,11 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 
 // sessions reads up to limit sessions matching w, newest first.
 func sessions(ctx context.Context, tx *sql.Tx, w *where, limit int) ([]session.Session, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT s.doc FROM sessions s WHERE "+w.String()+newestFirst+" LIMIT ?",
-		append(slices.Clip(w.args), limit)...)
+	if err := w.drive(ctx, tx); err != nil {
+		return nil, err
+	}
+	q, args := w.query("s.doc", newestFirst+" LIMIT ?", limit)
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search sessions: %w", err)
 	}
