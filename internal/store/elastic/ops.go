@@ -75,8 +75,12 @@ const forgetPasses = 5
 // nothing left.
 func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten, error) {
 	var total Forgotten
+	// The sessions and keys found stay known across passes: an event
+	// skipped on a conflict may be findable only by its session, whose
+	// document an earlier pass deleted.
+	sessions, keys := map[string]bool{}, map[string]bool{}
 	for pass := 0; pass < forgetPasses; pass++ {
-		f, conflicts, err := s.forgetPass(ctx, tenant, contactID)
+		f, conflicts, err := s.forgetPass(ctx, tenant, contactID, sessions, keys)
 		total.Sessions += f.Sessions
 		total.Events += f.Events
 		total.Keys += f.Keys
@@ -87,12 +91,12 @@ func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten
 	return total, fmt.Errorf("forget: documents of the contact kept changing through %d passes; run it again", forgetPasses)
 }
 
-// forgetPass deletes once what Forget deletes; it returns how many
-// documents changed under it.
-func (s *Store) forgetPass(ctx context.Context, tenant, contactID string) (Forgotten, int64, error) {
+// forgetPass deletes once what Forget deletes, adding the sessions and
+// keys it finds to those given; it returns how many documents changed under
+// it.
+func (s *Store) forgetPass(ctx context.Context, tenant, contactID string, sessions, keys map[string]bool) (Forgotten, int64, error) {
 	var f Forgotten
 	contact := []types.Query{termQuery("tenant", tenant), termQuery("contact.id", contactID)}
-	sessions, keys := map[string]bool{}, map[string]bool{}
 	collect := func(index string, sort sortField, sessionField string) error {
 		req := &search.Request{
 			Query:   boolFilter(contact...),
