@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/chatreport/chatreport/internal/config"
 	"github.com/chatreport/chatreport/internal/pipeline"
-	"github.com/chatreport/chatreport/internal/replay"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 )
 
@@ -61,22 +59,11 @@ func TestReplaySwapForgetElasticsearch(t *testing.T) {
 
 	r := &Replay{Brokers: []string{up.Kafka}, Store: cfg.Store, Def: pipeline.MustDefault(), Target: "v2",
 		Grace: time.Second, Batch: 200, Log: zap.NewNop(), Progress: &bytes.Buffer{}}
-	interrupted, cancel := context.WithCancel(context.Background())
-	r.Report = func(s replay.Status) {
-		if s.Events > 0 {
-			cancel()
+	replayInterrupted(t, r, func() {
+		if len(es.Docs("it-versions")) != 2 {
+			t.Fatalf("after the interruption the versions index holds %v, want the registry and the replay's progress", es.Docs("it-versions"))
 		}
-	}
-	if err := r.Do(interrupted); err == nil {
-		t.Fatal("the first replay was not interrupted")
-	}
-	if len(es.Docs("it-versions")) != 2 {
-		t.Fatalf("after the interruption the versions index holds %v, want the registry and the replay's progress", es.Docs("it-versions"))
-	}
-	r.Report = nil
-	if err := r.Do(context.Background()); err != nil {
-		t.Fatalf("resumed replay: %v", err)
-	}
+	})
 	<-prod.done
 
 	sent := prod.sent.Load()

@@ -126,19 +126,7 @@ func TestReplaySwapForget(t *testing.T) {
 	r := &Replay{Brokers: []string{up.Kafka}, Store: config.Store{Kind: config.StoreSQLite, SQLite: config.SQLite{Dir: dataDir}}, Def: pipeline.MustDefault(), Target: "v2",
 		Grace: time.Second, Batch: 200, Log: zap.NewNop(), Progress: &bytes.Buffer{}}
 	// The first run is interrupted as soon as it stored something.
-	interrupted, cancel := context.WithCancel(context.Background())
-	r.Report = func(s replay.Status) {
-		if s.Events > 0 {
-			cancel()
-		}
-	}
-	if err := r.Do(interrupted); err == nil {
-		t.Fatal("the first replay was not interrupted")
-	}
-	r.Report = nil
-	if err := r.Do(context.Background()); err != nil {
-		t.Fatalf("resumed replay: %v", err)
-	}
+	replayInterrupted(t, r, nil)
 	<-prod.done // the producer sends all 250 conversations, then stops
 
 	// Live ingest catches up; then both versions hold everything.
@@ -178,6 +166,29 @@ func TestReplaySwapForget(t *testing.T) {
 	}
 	if n := countSessions(t, base); n != total-withContact {
 		t.Fatalf("forget removed %d sessions, want %d", total-n, withContact)
+	}
+}
+
+// replayInterrupted runs r twice: interrupted as soon as it stored
+// something (then check, when set, looks at what the interruption left),
+// and again to the end.
+func replayInterrupted(t *testing.T, r *Replay, check func()) {
+	t.Helper()
+	interrupted, cancel := context.WithCancel(context.Background())
+	r.Report = func(s replay.Status) {
+		if s.Events > 0 {
+			cancel()
+		}
+	}
+	if err := r.Do(interrupted); err == nil {
+		t.Fatal("the first replay was not interrupted")
+	}
+	if check != nil {
+		check()
+	}
+	r.Report = nil
+	if err := r.Do(context.Background()); err != nil {
+		t.Fatalf("resumed replay: %v", err)
 	}
 }
 
