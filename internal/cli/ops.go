@@ -22,31 +22,38 @@ import (
 	"github.com/chatreport/chatreport/internal/replay"
 	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/elastic"
-	"github.com/chatreport/chatreport/internal/store/sqlite"
 	"github.com/chatreport/chatreport/internal/versions"
 )
 
 // Replay rebuilds a version from the topics (see package replay).
 type Replay struct {
 	Brokers []string
-	Dir     string
-	Def     *pipeline.Definition
-	Target  string
-	From    time.Time
-	To      time.Time
-	Grace   time.Duration
-	Batch   int
-	Log     *zap.Logger
+	// Store is the store configuration: which kind, and where.
+	Store  config.Store
+	Def    *pipeline.Definition
+	Target string
+	From   time.Time
+	To     time.Time
+	Grace  time.Duration
+	Batch  int
+	Log    *zap.Logger
 	// Progress receives status lines; a terminal gets a progress bar.
 	Progress io.Writer
 	// Report, when set, receives the status instead of Progress.
 	Report func(replay.Status)
 }
 
-// replayTarget is one version of the embedded store being rebuilt.
+// replayStore is a version's store as a replay writes it.
+type replayStore interface {
+	versions.WritableStore
+	LoadReplayState(ctx context.Context) ([]byte, error)
+	SaveReplayState(ctx context.Context, state []byte) error
+}
+
+// replayTarget is the version being rebuilt.
 type replayTarget struct {
 	*session.Assembler
-	*sqlite.Store
+	replayStore
 }
 
 func (t replayTarget) Ingest(ctx context.Context, events []event.Event) error {
@@ -55,16 +62,43 @@ func (t replayTarget) Ingest(ctx context.Context, events []event.Event) error {
 
 // Do registers the target for live writes and replays into it.
 func (r *Replay) Do(ctx context.Context) error {
-	set, err := openSQLiteVersions(r.Dir)
+	if !versions.Valid(r.Target) {
+		return fmt.Errorf("version %q: use a short lowercase name such as v2", r.Target)
+	}
+	if r.Store.Kind != config.StoreElasticsearch {
+		set, err := openSQLiteVersions(r.Store.SQLite.Dir)
+		if err != nil {
+			return err
+		}
+		defer set.Close()
+		return replayInto(ctx, r, set, nil)
+	}
+	ev, err := openElasticVersions(r.Store.Elasticsearch, r.Log)
 	if err != nil {
 		return err
 	}
-	defer set.Close()
-	state, err := set.Registry().Register(r.Target, time.Now())
-	if err != nil {
-		return err
+	defer ev.Close()
+	if ttl := ev.base.Registry().TTL(); r.Grace <= ttl {
+		return fmt.Errorf("--grace %s must be longer than store.elasticsearch.registry_ttl (%s): live ingesters may go on without writing the target for that long", r.Grace, ttl)
 	}
+	// The target's templates and first indices exist before the live
+	// ingesters write it.
+	return replayInto(ctx, r, ev.set, (*elastic.Store).Init)
+}
+
+// replayInto prepares the target's store (when prepare is set), registers
+// it and replays into it.
+func replayInto[S replayStore](ctx context.Context, r *Replay, set *versions.Set[S], prepare func(S, context.Context) error) error {
 	st, err := set.Get(ctx, r.Target)
+	if err != nil {
+		return err
+	}
+	if prepare != nil {
+		if err := prepare(st, ctx); err != nil {
+			return fmt.Errorf("prepare version %s: %w", r.Target, err)
+		}
+	}
+	state, err := set.Registry().Register(ctx, r.Target, time.Now())
 	if err != nil {
 		return err
 	}
@@ -138,9 +172,6 @@ func newReplayCommand(g *globals) *cobra.Command {
 			if err != nil || done {
 				return err
 			}
-			if cfg.Store.Kind != config.StoreSQLite {
-				return errors.New("replay is implemented for the SQLite store; see docs/elasticsearch.md for Elasticsearch")
-			}
 			if r.From, err = parseReplayTime("from", from, true); err != nil {
 				return err
 			}
@@ -151,7 +182,7 @@ func newReplayCommand(g *globals) *cobra.Command {
 			if len(brokers) == 0 {
 				brokers = cfg.Kafka.Brokers
 			}
-			r.Brokers, r.Dir, r.Def, r.Log, r.Progress = brokers, cfg.Store.SQLite.Dir, def, log.Named("replay"), g.stderr
+			r.Brokers, r.Store, r.Def, r.Log, r.Progress = brokers, cfg.Store, def, log.Named("replay"), g.stderr
 			r.Batch = cfg.Ingest.BatchSize
 			return r.Do(cmd.Context())
 		},
@@ -159,7 +190,7 @@ func newReplayCommand(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&from, "from", "", "earliest, or an RFC 3339 time: where each partition starts (required)")
 	cmd.Flags().StringVar(&to, "to", "", "an RFC 3339 time: stop each partition at its first message after it")
 	cmd.Flags().StringVar(&r.Target, "target", "", "the version to build, e.g. v2 (required)")
-	cmd.Flags().DurationVar(&r.Grace, "grace", time.Minute, "how long after registration the live offsets are read; longer than any single store write")
+	cmd.Flags().DurationVar(&r.Grace, "grace", time.Minute, "how long after registration the live offsets are read; longer than any single store write (and than store.elasticsearch.registry_ttl)")
 	cmd.Flags().StringSliceVar(&brokers, "brokers", nil, "Kafka bootstrap brokers (default: kafka.brokers of the configuration)")
 	cmd.MarkFlagRequired("from")   //nolint:errcheck // the flag exists
 	cmd.MarkFlagRequired("target") //nolint:errcheck // the flag exists
@@ -183,63 +214,39 @@ func parseReplayTime(flag, s string, earliestOK bool) (time.Time, error) {
 
 func newIndexCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "index", Short: "Install and inspect the store's indices; list store versions and swap the current one"}
-	// open returns the SQLite versions, or the Elasticsearch store.
-	open := func() (*sqliteVersions, *elastic.Store, error) {
-		cfg, _, done, err := g.loadConfig(nil)
-		if err != nil || done {
-			return nil, nil, err
-		}
-		if cfg.Store.Kind == config.StoreElasticsearch {
-			log, err := newLogger(cfg.Log, g.stderr)
-			if err != nil {
-				return nil, nil, err
-			}
-			st, err := openElastic(cfg.Store.Elasticsearch, log)
-			return nil, st, err
-		}
-		set, err := openSQLiteVersions(cfg.Store.SQLite.Dir)
-		return set, nil, err
-	}
-	// openVersions is open for the commands that need SQLite versions.
-	openVersions := func() (*sqliteVersions, error) {
-		set, es, err := open()
-		if es != nil {
-			es.Close()
-			return nil, errors.New("store versions are implemented for the SQLite store; see docs/elasticsearch.md for Elasticsearch")
-		}
-		return set, err
-	}
 	initCmd := &cobra.Command{
-		Use: "init", Short: "Install the Elasticsearch templates, first indices and aliases (idempotent)", Args: cobra.NoArgs,
+		Use: "init", Short: "Install the Elasticsearch templates, first indices and aliases of the versions written (idempotent)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			set, es, err := open()
-			switch {
-			case err != nil:
+			vs, err := g.openVersions()
+			if err != nil || vs == nil {
 				return err
-			case es != nil:
-				if err := es.Init(cmd.Context()); err != nil {
-					return err
-				}
-				fmt.Fprintln(g.stdout, "templates, indices and aliases installed")
-			case set != nil:
-				set.Close()
-				fmt.Fprintln(g.stdout, "the SQLite store creates its schema when it opens: nothing to install")
 			}
+			defer vs.Close()
+			ev, ok := vs.(*elasticVersions)
+			if !ok {
+				fmt.Fprintln(g.stdout, "the SQLite store creates its schema when it opens: nothing to install")
+				return nil
+			}
+			if err := ev.initWritable(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, "templates, indices and aliases installed")
 			return nil
 		},
 	}
 	status := &cobra.Command{
-		Use: "status", Short: "Show the versions (SQLite) or the templates and indices (Elasticsearch)", Args: cobra.NoArgs,
+		Use: "status", Short: "Show the versions and what each holds (and the templates and indices of Elasticsearch)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			set, es, err := open()
-			switch {
-			case err != nil:
+			vs, err := g.openVersions()
+			if err != nil || vs == nil {
 				return err
-			case es != nil:
-				return printElasticStatus(cmd.Context(), g.stdout, es)
-			case set != nil:
-				defer set.Close()
-				return printVersions(cmd.Context(), g.stdout, set)
+			}
+			defer vs.Close()
+			if err := printVersions(cmd.Context(), g.stdout, vs); err != nil {
+				return err
+			}
+			if ev, ok := vs.(*elasticVersions); ok {
+				return printElasticStatus(cmd.Context(), g.stdout, ev)
 			}
 			return nil
 		},
@@ -249,17 +256,17 @@ func newIndexCommand(g *globals) *cobra.Command {
 	swap := &cobra.Command{
 		Use: "swap --to VERSION [--verify]", Short: "Make VERSION current, atomically: the API reads it and the live ingester writes it from the next request and batch", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			set, err := openVersions()
-			if err != nil || set == nil {
+			vs, err := g.openVersions()
+			if err != nil || vs == nil {
 				return err
 			}
-			defer set.Close()
+			defer vs.Close()
 			if verify {
-				state, err := set.Registry().State()
+				state, err := vs.Registry().State(cmd.Context())
 				if err != nil {
 					return err
 				}
-				diff, err := compareVersions(cmd.Context(), set, state.Current, to, g.stdout)
+				diff, err := compareVersions(cmd.Context(), vs, state.Current, to, g.stdout)
 				if err != nil {
 					return err
 				}
@@ -267,7 +274,7 @@ func newIndexCommand(g *globals) *cobra.Command {
 					return fmt.Errorf("versions %s and %s differ in %d sessions; not swapped (a replay still running, or live writes in flight: try again, or --force)", state.Current, to, diff)
 				}
 			}
-			state, err := set.Registry().Swap(to)
+			state, err := vs.Registry().Swap(cmd.Context(), to)
 			if err != nil {
 				return err
 			}
@@ -281,15 +288,18 @@ func newIndexCommand(g *globals) *cobra.Command {
 	swap.MarkFlagRequired("to") //nolint:errcheck // the flag exists
 	var version string
 	abandon := &cobra.Command{
-		Use: "abandon --version VERSION", Short: "Stop building VERSION: the live ingester no longer writes it", Args: cobra.NoArgs,
+		Use: "abandon --version VERSION", Short: "Stop building VERSION: the live ingester no longer writes it (Elasticsearch: its indices are deleted)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			set, err := openVersions()
-			if err != nil || set == nil {
+			vs, err := g.openVersions()
+			if err != nil || vs == nil {
 				return err
 			}
-			defer set.Close()
-			_, err = set.Registry().Abandon(version)
-			return err
+			defer vs.Close()
+			if _, err := vs.Registry().Abandon(cmd.Context(), version); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "version %s abandoned\n", version)
+			return nil
 		},
 	}
 	abandon.Flags().StringVar(&version, "version", "", "the version to abandon (required)")
@@ -298,12 +308,17 @@ func newIndexCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printElasticStatus(ctx context.Context, w io.Writer, es *elastic.Store) error {
-	st, err := es.Status(ctx)
+// printElasticStatus shows the templates and indices of the current version.
+func printElasticStatus(ctx context.Context, w io.Writer, ev *elasticVersions) error {
+	cur, err := ev.set.Current(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "layout %s, schema %s\n", st.Prefix, st.Schema)
+	st, err := cur.Status(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "layout %s, schema %s, current version %s\n", st.Prefix, st.Schema, st.Version)
 	for _, t := range st.Templates {
 		state := "current"
 		switch {
@@ -341,21 +356,17 @@ func versionFiles(dir string) ([]string, error) {
 	return out, nil
 }
 
-func printVersions(ctx context.Context, w io.Writer, set *sqliteVersions) error {
-	state, err := set.Registry().State()
+func printVersions(ctx context.Context, w io.Writer, vs storeVersions) error {
+	state, err := vs.Registry().State(ctx)
 	if err != nil {
 		return err
 	}
-	files, err := versionFiles(set.Registry().Dir())
+	all, err := vs.Versions(ctx)
 	if err != nil {
 		return err
 	}
-	for _, v := range files {
-		st, err := set.Get(ctx, v)
-		if err != nil {
-			return err
-		}
-		c, err := st.Counts(ctx)
+	for _, v := range all {
+		c, err := vs.Counts(ctx, v)
 		if err != nil {
 			return err
 		}
@@ -373,26 +384,18 @@ func printVersions(ctx context.Context, w io.Writer, set *sqliteVersions) error 
 
 // compareVersions compares counts and every session document of two
 // versions; it prints what differs and returns how many sessions do.
-func compareVersions(ctx context.Context, set *sqliteVersions, a, b string, w io.Writer) (int, error) {
-	sa, err := set.Get(ctx, a)
+func compareVersions(ctx context.Context, vs storeVersions, a, b string, w io.Writer) (int, error) {
+	ca, err := vs.Counts(ctx, a)
 	if err != nil {
 		return 0, err
 	}
-	sb, err := set.Get(ctx, b)
-	if err != nil {
-		return 0, err
-	}
-	ca, err := sa.Counts(ctx)
-	if err != nil {
-		return 0, err
-	}
-	cb, err := sb.Counts(ctx)
+	cb, err := vs.Counts(ctx, b)
 	if err != nil {
 		return 0, err
 	}
 	fmt.Fprintf(w, "%s: %d sessions, %d events\n%s: %d sessions, %d events\n", a, ca.Sessions, ca.Events, b, cb.Sessions, cb.Events)
 	docs := map[string][]byte{}
-	if err := sa.SessionDocs(ctx, func(tenant, id string, doc []byte) error {
+	if err := vs.SessionDocs(ctx, a, func(tenant, id string, doc []byte) error {
 		docs[tenant+"/"+id] = doc
 		return nil
 	}); err != nil {
@@ -405,7 +408,7 @@ func compareVersions(ctx context.Context, set *sqliteVersions, a, b string, w io
 			fmt.Fprintf(w, format+"\n", args...)
 		}
 	}
-	if err := sb.SessionDocs(ctx, func(tenant, id string, doc []byte) error {
+	if err := vs.SessionDocs(ctx, b, func(tenant, id string, doc []byte) error {
 		key := tenant + "/" + id
 		old, ok := docs[key]
 		delete(docs, key)
@@ -438,31 +441,20 @@ func newForgetCommand(g *globals) *cobra.Command {
 		Short: "Erase a contact (LGPD): its sessions and events, from every store version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, _, done, err := g.loadConfig(nil)
-			if err != nil || done {
-				return err
-			}
 			if !event.IsToken(tenant, 63, false) || contact == "" {
 				return errors.New("--tenant and --contact are required")
 			}
-			if cfg.Store.Kind != config.StoreSQLite {
-				return errors.New("forget is implemented for the SQLite store; erasure in Elasticsearch is not built yet")
+			vs, err := g.openVersions()
+			if err != nil || vs == nil {
+				return err
 			}
-			set, err := openSQLiteVersions(cfg.Store.SQLite.Dir)
+			defer vs.Close()
+			all, err := vs.Versions(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer set.Close()
-			files, err := versionFiles(cfg.Store.SQLite.Dir)
-			if err != nil {
-				return err
-			}
-			for _, v := range files {
-				st, err := set.Get(cmd.Context(), v)
-				if err != nil {
-					return err
-				}
-				f, err := st.Forget(cmd.Context(), tenant, contact)
+			for _, v := range all {
+				f, err := vs.Forget(cmd.Context(), v, tenant, contact)
 				if err != nil {
 					return fmt.Errorf("version %s: %w", v, err)
 				}

@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/chatreport/chatreport/internal/config"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/replay"
 	"github.com/chatreport/chatreport/internal/simulate"
@@ -113,8 +114,8 @@ func TestReplaySwapForget(t *testing.T) {
 	dataDir := t.TempDir()
 	up := startUp(t, dataDir, false)
 	base := "http://" + up.HTTP
-	config := filepath.Join(t.TempDir(), "config.yaml")
-	os.WriteFile(config, []byte(fmt.Sprintf("kafka: {brokers: [%q]}\nstore: {sqlite: {dir: %q}}\nlog: {level: warn}\n", up.Kafka, dataDir)), 0o600)
+	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(cfgFile, []byte(fmt.Sprintf("kafka: {brokers: [%q]}\nstore: {sqlite: {dir: %q}}\nlog: {level: warn}\n", up.Kafka, dataDir)), 0o600)
 
 	prod := startProducer(t, up.Kafka, 7, 250)
 	stopPolling := startPoller(t, base)
@@ -122,33 +123,21 @@ func TestReplaySwapForget(t *testing.T) {
 	// the replay.
 	waitFor(t, "live ingest before the replay", func() bool { return countSessions(t, base) > 20 })
 
-	r := &Replay{Brokers: []string{up.Kafka}, Dir: dataDir, Def: pipeline.MustDefault(), Target: "v2",
+	r := &Replay{Brokers: []string{up.Kafka}, Store: config.Store{Kind: config.StoreSQLite, SQLite: config.SQLite{Dir: dataDir}}, Def: pipeline.MustDefault(), Target: "v2",
 		Grace: time.Second, Batch: 200, Log: zap.NewNop(), Progress: &bytes.Buffer{}}
 	// The first run is interrupted as soon as it stored something.
-	interrupted, cancel := context.WithCancel(context.Background())
-	r.Report = func(s replay.Status) {
-		if s.Events > 0 {
-			cancel()
-		}
-	}
-	if err := r.Do(interrupted); err == nil {
-		t.Fatal("the first replay was not interrupted")
-	}
-	r.Report = nil
-	if err := r.Do(context.Background()); err != nil {
-		t.Fatalf("resumed replay: %v", err)
-	}
+	replayInterrupted(t, r, nil)
 	<-prod.done // the producer sends all 250 conversations, then stops
 
 	// Live ingest catches up; then both versions hold everything.
 	var sent = prod.sent.Load()
 	waitFor(t, "live ingest of everything sent into both versions", func() bool {
-		return strings.Count(runCLI(t, "index", "status", "--config", config), fmt.Sprintf("%d events", sent)) == 2
+		return strings.Count(runCLI(t, "index", "status", "--config", cfgFile), fmt.Sprintf("%d events", sent)) == 2
 	})
-	if status := runCLI(t, "index", "status", "--config", config); !strings.Contains(status, "building since") {
+	if status := runCLI(t, "index", "status", "--config", cfgFile); !strings.Contains(status, "building since") {
 		t.Fatalf("index status:\n%s", status)
 	}
-	out := runCLI(t, "index", "swap", "--to", "v2", "--verify", "--config", config)
+	out := runCLI(t, "index", "swap", "--to", "v2", "--verify", "--config", cfgFile)
 	if !strings.Contains(out, "every session document is equal") || !strings.Contains(out, "current version: v2") {
 		t.Fatalf("swap:\n%s", out)
 	}
@@ -168,7 +157,7 @@ func TestReplaySwapForget(t *testing.T) {
 	contact := l.Items[0].Contact.ID
 	total := countSessions(t, base)
 	withContact := countWhere(t, base, "contact="+contact)
-	out = runCLI(t, "forget", "--tenant", "acme", "--contact", contact, "--config", config)
+	out = runCLI(t, "forget", "--tenant", "acme", "--contact", contact, "--config", cfgFile)
 	if !strings.Contains(out, "version v1: removed") || !strings.Contains(out, "version v2: removed") {
 		t.Fatalf("forget:\n%s", out)
 	}
@@ -177,6 +166,29 @@ func TestReplaySwapForget(t *testing.T) {
 	}
 	if n := countSessions(t, base); n != total-withContact {
 		t.Fatalf("forget removed %d sessions, want %d", total-n, withContact)
+	}
+}
+
+// replayInterrupted runs r twice: interrupted as soon as it stored
+// something (then check, when set, looks at what the interruption left),
+// and again to the end.
+func replayInterrupted(t *testing.T, r *Replay, check func()) {
+	t.Helper()
+	interrupted, cancel := context.WithCancel(context.Background())
+	r.Report = func(s replay.Status) {
+		if s.Events > 0 {
+			cancel()
+		}
+	}
+	if err := r.Do(interrupted); err == nil {
+		t.Fatal("the first replay was not interrupted")
+	}
+	if check != nil {
+		check()
+	}
+	r.Report = nil
+	if err := r.Do(context.Background()); err != nil {
+		t.Fatalf("resumed replay: %v", err)
 	}
 }
 

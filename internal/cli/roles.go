@@ -21,10 +21,10 @@ func newIngestCommand(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withBackend(func(cfg config.Config, def *pipeline.Definition, log *zap.Logger, be *backend) error {
-				if be.elastic != nil {
+				if be.init != nil {
 					// Templates and the first indices must exist before the
 					// first write; installing them again changes nothing.
-					if err := be.elastic.Init(cmd.Context()); err != nil {
+					if err := be.init(cmd.Context()); err != nil {
 						return fmt.Errorf("install Elasticsearch templates: %w", err)
 					}
 				}

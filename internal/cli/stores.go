@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,7 +17,6 @@ import (
 	"github.com/chatreport/chatreport/internal/metrics"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/report"
-	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/elastic"
 	"github.com/chatreport/chatreport/internal/store/sqlite"
 	"github.com/chatreport/chatreport/internal/versions"
@@ -99,12 +99,13 @@ type backend struct {
 	api   api.Store
 	ping  health.Check
 	close func() error
-	// elastic is set for the Elasticsearch store.
-	elastic *elastic.Store
+	// init, set for the Elasticsearch store, installs the templates and
+	// first indices of every version the ingester writes.
+	init func(context.Context) error
 }
 
-// openBackend opens the configured store: SQLite versions in a folder, or an
-// Elasticsearch cluster.
+// openBackend opens the configured store: SQLite versions in a folder, or
+// Elasticsearch versions in a cluster.
 func openBackend(cfg config.Config, def *pipeline.Definition, log *zap.Logger) (*backend, error) {
 	switch cfg.Store.Kind {
 	case config.StoreSQLite:
@@ -115,17 +116,61 @@ func openBackend(cfg config.Config, def *pipeline.Definition, log *zap.Logger) (
 		cur := currentStore{set}
 		return &backend{sink: versions.NewSink(set, def), api: cur, ping: cur.Ping, close: set.Close}, nil
 	case config.StoreElasticsearch:
-		st, err := openElastic(cfg.Store.Elasticsearch, log)
+		ev, err := openElasticVersions(cfg.Store.Elasticsearch, log)
 		if err != nil {
 			return nil, err
 		}
-		return &backend{sink: session.NewAssembler(def, st), api: st, ping: st.Ping, close: st.Close, elastic: st}, nil
+		// The API reads the read aliases, which designate the current
+		// version's indices whatever store it asks.
+		return &backend{sink: versions.NewSink(ev.set, def), api: ev.base, ping: ev.base.Ping, close: ev.Close, init: ev.initWritable}, nil
 	}
 	return nil, fmt.Errorf("store.kind %q is not supported", cfg.Store.Kind)
 }
 
-func openElastic(c config.Elasticsearch, log *zap.Logger) (*elastic.Store, error) {
-	ec := elastic.Config{Addresses: c.URLs, Username: c.Username, Password: c.Password, APIKey: c.APIKey, IndexPrefix: c.IndexPrefix}
+// elasticVersions are the data versions of an Elasticsearch cluster: a
+// store per version, and the registry in the cluster.
+type elasticVersions struct {
+	set *versions.Set[*elastic.Store]
+	// base is a store of the initial version: it holds the registry, and
+	// its queries, like any version's, go through the read aliases.
+	base *elastic.Store
+}
+
+func openElasticVersions(c config.Elasticsearch, log *zap.Logger) (*elasticVersions, error) {
+	base, err := openElastic(c, versions.Initial, log)
+	if err != nil {
+		return nil, err
+	}
+	set := versions.NewSet(base.Registry(), func(_ context.Context, v string) (*elastic.Store, error) {
+		return openElastic(c, v, log)
+	})
+	return &elasticVersions{set: set, base: base}, nil
+}
+
+func (ev *elasticVersions) Close() error { return errors.Join(ev.set.Close(), ev.base.Close()) }
+
+// initWritable installs the templates and first indices of every version
+// the live ingester writes (idempotent).
+func (ev *elasticVersions) initWritable(ctx context.Context) error {
+	state, err := ev.set.Registry().State(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range state.Writable() {
+		st, err := ev.set.Get(ctx, v)
+		if err != nil {
+			return err
+		}
+		if err := st.Init(ctx); err != nil {
+			return fmt.Errorf("version %s: %w", v, err)
+		}
+	}
+	return nil
+}
+
+func openElastic(c config.Elasticsearch, version string, log *zap.Logger) (*elastic.Store, error) {
+	ec := elastic.Config{Addresses: c.URLs, Username: c.Username, Password: c.Password, APIKey: c.APIKey,
+		IndexPrefix: c.IndexPrefix, Version: version, RegistryTTL: c.RegistryTTL}
 	if c.CACertFile != "" {
 		pem, err := os.ReadFile(c.CACertFile)
 		if err != nil {
@@ -134,4 +179,122 @@ func openElastic(c config.Elasticsearch, log *zap.Logger) (*elastic.Store, error
 		ec.CACert = pem
 	}
 	return elastic.New(ec, log.Named("elasticsearch"))
+}
+
+// storeVersions are a store's versions as the index and forget commands use
+// them, whatever the kind of store.
+type storeVersions interface {
+	Registry() versions.Registry
+	// Versions lists every version the store holds, current or not.
+	Versions(ctx context.Context) ([]string, error)
+	Counts(ctx context.Context, version string) (versionCounts, error)
+	// SessionDocs calls fn with every session document of version.
+	SessionDocs(ctx context.Context, version string, fn func(tenant, id string, doc []byte) error) error
+	// Forget erases a contact from version and says what it removed.
+	Forget(ctx context.Context, version, tenant, contact string) (versionCounts, error)
+	Close() error
+}
+
+// versionCounts are numbers of sessions and events.
+type versionCounts struct {
+	Sessions, Events int64
+}
+
+var (
+	_ storeVersions = sqliteStoreVersions{}
+	_ storeVersions = (*elasticVersions)(nil)
+)
+
+// openVersions opens the configured store's versions; nil when the command
+// only printed its configuration.
+func (g *globals) openVersions() (storeVersions, error) {
+	cfg, _, done, err := g.loadConfig(nil)
+	if err != nil || done {
+		return nil, err
+	}
+	if cfg.Store.Kind == config.StoreElasticsearch {
+		log, err := newLogger(cfg.Log, g.stderr)
+		if err != nil {
+			return nil, err
+		}
+		return openElasticVersions(cfg.Store.Elasticsearch, log)
+	}
+	set, err := openSQLiteVersions(cfg.Store.SQLite.Dir)
+	if err != nil {
+		return nil, err
+	}
+	return sqliteStoreVersions{set: set, dir: cfg.Store.SQLite.Dir}, nil
+}
+
+// sqliteStoreVersions are the version files of a data folder.
+type sqliteStoreVersions struct {
+	set *sqliteVersions
+	dir string
+}
+
+func (sv sqliteStoreVersions) Registry() versions.Registry { return sv.set.Registry() }
+func (sv sqliteStoreVersions) Close() error                { return sv.set.Close() }
+
+func (sv sqliteStoreVersions) Versions(context.Context) ([]string, error) {
+	return versionFiles(sv.dir)
+}
+
+func (sv sqliteStoreVersions) Counts(ctx context.Context, version string) (versionCounts, error) {
+	st, err := sv.set.Get(ctx, version)
+	if err != nil {
+		return versionCounts{}, err
+	}
+	c, err := st.Counts(ctx)
+	return versionCounts(c), err
+}
+
+func (sv sqliteStoreVersions) SessionDocs(ctx context.Context, version string, fn func(tenant, id string, doc []byte) error) error {
+	st, err := sv.set.Get(ctx, version)
+	if err != nil {
+		return err
+	}
+	return st.SessionDocs(ctx, fn)
+}
+
+func (sv sqliteStoreVersions) Forget(ctx context.Context, version, tenant, contact string) (versionCounts, error) {
+	st, err := sv.set.Get(ctx, version)
+	if err != nil {
+		return versionCounts{}, err
+	}
+	f, err := st.Forget(ctx, tenant, contact)
+	return versionCounts(f), err
+}
+
+func (ev *elasticVersions) Registry() versions.Registry { return ev.set.Registry() }
+
+// Versions lists the versions with indices in the cluster, and those of the
+// registry.
+func (ev *elasticVersions) Versions(ctx context.Context) ([]string, error) {
+	return ev.base.Registry().Versions(ctx)
+}
+
+func (ev *elasticVersions) Counts(ctx context.Context, version string) (versionCounts, error) {
+	st, err := ev.set.Get(ctx, version)
+	if err != nil {
+		return versionCounts{}, err
+	}
+	c, err := st.Counts(ctx)
+	return versionCounts(c), err
+}
+
+func (ev *elasticVersions) SessionDocs(ctx context.Context, version string, fn func(tenant, id string, doc []byte) error) error {
+	st, err := ev.set.Get(ctx, version)
+	if err != nil {
+		return err
+	}
+	return st.SessionDocs(ctx, fn)
+}
+
+func (ev *elasticVersions) Forget(ctx context.Context, version, tenant, contact string) (versionCounts, error) {
+	st, err := ev.set.Get(ctx, version)
+	if err != nil {
+		return versionCounts{}, err
+	}
+	f, err := st.Forget(ctx, tenant, contact)
+	return versionCounts{Sessions: f.Sessions, Events: f.Events}, err
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/chatreport/chatreport/internal/health"
 	"github.com/chatreport/chatreport/internal/metrics"
 	"github.com/chatreport/chatreport/internal/pipeline"
-	"github.com/chatreport/chatreport/internal/versions"
 )
 
 // DemoTenant is the tenant of the demo traffic.
@@ -96,14 +95,19 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 		}
 	}
 
-	set, err := openSQLiteVersions(cfg.Store.SQLite.Dir)
+	// The command runs the SQLite store; tests run the Elasticsearch one too.
+	be, err := openBackend(cfg, def, log)
 	if err != nil {
 		return err
 	}
-	defer set.Close()
-	store := currentStore{set}
+	defer be.close()
+	if be.init != nil {
+		if err := be.init(ctx); err != nil {
+			return fmt.Errorf("install Elasticsearch templates: %w", err)
+		}
+	}
 	reg := metrics.New()
-	server, err := newAPI(cfg, store, reg, log)
+	server, err := newAPI(cfg, be.api, reg, log)
 	if err != nil {
 		return err
 	}
@@ -112,7 +116,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 		return fmt.Errorf("start embedded broker: %w", err)
 	}
 	defer b.Close()
-	in, err := newIngester(cfg, def, []string{b.Addr()}, versions.NewSink(set, def), reg, log)
+	in, err := newIngester(cfg, def, []string{b.Addr()}, be.sink, reg, log)
 	if err != nil {
 		return err
 	}
@@ -123,7 +127,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return in.Run(gctx) })
-	checks := health.Checks{"kafka": health.Kafka([]string{b.Addr()}), "store": store.Ping}
+	checks := health.Checks{"kafka": health.Kafka([]string{b.Addr()}), "store": be.ping}
 	grp.Go(func() error { return serveHTTP(gctx, ln, handler(reg, checks, server, cfg.API.TimeZone)) })
 	if u.Demo {
 		grp.Go(func() error { return runDemo(gctx, []string{b.Addr()}, def.Topics.Events, log.Named("demo")) })

@@ -33,8 +33,14 @@ type running struct {
 func startUp(t *testing.T, dataDir string, demo bool) *running {
 	t.Helper()
 	cfg := config.Default()
-	cfg.Auth.APIKeys = map[string]string{"acme": "key-acme", "globex": "key-globex"}
 	cfg.Store.SQLite.Dir = dataDir
+	return startUpWith(t, cfg, dataDir, demo)
+}
+
+// startUpWith runs up with cfg's store and test keys and log level.
+func startUpWith(t *testing.T, cfg config.Config, dataDir string, demo bool) *running {
+	t.Helper()
+	cfg.Auth.APIKeys = map[string]string{"acme": "key-acme", "globex": "key-globex"}
 	cfg.Log.Level = "warn"
 	ready := make(chan Endpoints, 1)
 	u := &Up{

@@ -62,6 +62,9 @@ type Elasticsearch struct {
 	CACertFile string `yaml:"ca_cert_file"`
 	// IndexPrefix names the indices and aliases; "chatreport" when empty.
 	IndexPrefix string `yaml:"index_prefix"`
+	// RegistryTTL is how long a process trusts the versions registry it
+	// read (5s when zero); `chatreport replay --grace` must be longer.
+	RegistryTTL time.Duration `yaml:"registry_ttl"`
 }
 
 // SQLite configures the embedded store.
@@ -213,6 +216,9 @@ func (c *Config) Validate() error {
 	case StoreElasticsearch:
 		if len(c.Store.Elasticsearch.URLs) == 0 {
 			errs = append(errs, errors.New("store.elasticsearch.urls: at least one URL"))
+		}
+		if c.Store.Elasticsearch.RegistryTTL < 0 {
+			errs = append(errs, errors.New("store.elasticsearch.registry_ttl: must not be negative"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("store.kind %q: must be %s or %s", c.Store.Kind, StoreSQLite, StoreElasticsearch))

@@ -4,6 +4,7 @@
 package versions
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,9 +41,65 @@ func (s State) Writable() []string {
 	return out
 }
 
+// Register marks version as being built since now, unless it already is;
+// the change is made on a copy of Building, so a State shared with others is
+// never modified.
+func (s *State) Register(version string, now time.Time) error {
+	if s.Current == version {
+		return fmt.Errorf("version %s is the current version; replay into a new one", version)
+	}
+	if _, ok := s.Building[version]; !ok {
+		s.Building = maps.Clone(s.Building)
+		if s.Building == nil {
+			s.Building = map[string]time.Time{}
+		}
+		s.Building[version] = now.UTC()
+	}
+	return nil
+}
+
+// Swap makes version, which must be being built, current.
+func (s *State) Swap(version string) error {
+	if s.Current == version {
+		return fmt.Errorf("version %s is already current", version)
+	}
+	if _, ok := s.Building[version]; !ok {
+		return fmt.Errorf("version %s is not being built; replay into it first", version)
+	}
+	s.Building = maps.Clone(s.Building)
+	delete(s.Building, version)
+	s.Current = version
+	return nil
+}
+
+// Abandon removes version from those being built.
+func (s *State) Abandon(version string) error {
+	if _, ok := s.Building[version]; !ok {
+		return fmt.Errorf("version %s is not being built", version)
+	}
+	s.Building = maps.Clone(s.Building)
+	delete(s.Building, version)
+	return nil
+}
+
 // Valid reports whether name can be a version: a token of at most 32
 // characters such as v2 or 2025-10-rebuild.
 func Valid(name string) bool { return event.IsToken(name, 32, false) }
+
+// Registry records the state of a store's versions. Changes are atomic:
+// every reader sees the state before or after one, never half of it.
+type Registry interface {
+	State(ctx context.Context) (State, error)
+	// Register marks version as being built from now on; registering it
+	// again keeps the first time.
+	Register(ctx context.Context, version string, now time.Time) (State, error)
+	// Swap makes a version being built current.
+	Swap(ctx context.Context, version string) (State, error)
+	// Abandon stops building a version.
+	Abandon(ctx context.Context, version string) (State, error)
+}
+
+var _ Registry = (*File)(nil)
 
 // File is a registry kept in a JSON file; changes are written to a temporary
 // file and renamed over it, so readers never see half a state.
@@ -68,7 +125,7 @@ func (f *File) Dir() string { return filepath.Dir(f.path) }
 
 // State returns the registry's state, reading the file again only when it
 // changed (a stat per call: cheap enough for every batch and request).
-func (f *File) State() (State, error) {
+func (f *File) State(context.Context) (State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.stateLocked()
@@ -100,48 +157,21 @@ func (f *File) stateLocked() (State, error) {
 
 // Register marks version as being built, from now on (or from when it was
 // registered before: registering again keeps the first time).
-func (f *File) Register(version string, now time.Time) (State, error) {
+func (f *File) Register(_ context.Context, version string, now time.Time) (State, error) {
 	if !Valid(version) {
 		return State{}, fmt.Errorf("version %q: use a short lowercase name such as v2", version)
 	}
-	return f.update(func(s *State) error {
-		if s.Current == version {
-			return fmt.Errorf("version %s is the current version; replay into a new one", version)
-		}
-		if _, ok := s.Building[version]; !ok {
-			if s.Building == nil {
-				s.Building = map[string]time.Time{}
-			}
-			s.Building[version] = now.UTC()
-		}
-		return nil
-	})
+	return f.update(func(s *State) error { return s.Register(version, now) })
 }
 
 // Swap makes version current; the old current version is no longer written.
-func (f *File) Swap(version string) (State, error) {
-	return f.update(func(s *State) error {
-		if s.Current == version {
-			return fmt.Errorf("version %s is already current", version)
-		}
-		if _, ok := s.Building[version]; !ok {
-			return fmt.Errorf("version %s is not being built; replay into it first", version)
-		}
-		delete(s.Building, version)
-		s.Current = version
-		return nil
-	})
+func (f *File) Swap(_ context.Context, version string) (State, error) {
+	return f.update(func(s *State) error { return s.Swap(version) })
 }
 
 // Abandon stops building version: the live ingester no longer writes it.
-func (f *File) Abandon(version string) (State, error) {
-	return f.update(func(s *State) error {
-		if _, ok := s.Building[version]; !ok {
-			return fmt.Errorf("version %s is not being built", version)
-		}
-		delete(s.Building, version)
-		return nil
-	})
+func (f *File) Abandon(_ context.Context, version string) (State, error) {
+	return f.update(func(s *State) error { return s.Abandon(version) })
 }
 
 func (f *File) update(change func(*State) error) (State, error) {
@@ -151,7 +181,6 @@ func (f *File) update(change func(*State) error) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
-	s.Building = maps.Clone(s.Building)
 	if err := change(&s); err != nil {
 		return State{}, err
 	}

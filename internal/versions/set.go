@@ -15,7 +15,7 @@ import (
 // Set opens each version's store once, on first use, and resolves the
 // registry on every call, so a swap takes effect at the next request or batch.
 type Set[S io.Closer] struct {
-	reg  *File
+	reg  Registry
 	open func(ctx context.Context, version string) (S, error)
 
 	mu     sync.Mutex
@@ -23,12 +23,12 @@ type Set[S io.Closer] struct {
 }
 
 // NewSet returns a set of the stores of reg's versions, opened by open.
-func NewSet[S io.Closer](reg *File, open func(ctx context.Context, version string) (S, error)) *Set[S] {
+func NewSet[S io.Closer](reg Registry, open func(ctx context.Context, version string) (S, error)) *Set[S] {
 	return &Set[S]{reg: reg, open: open, stores: map[string]S{}}
 }
 
 // Registry is the set's registry.
-func (s *Set[S]) Registry() *File { return s.reg }
+func (s *Set[S]) Registry() Registry { return s.reg }
 
 // Get returns the store of version.
 func (s *Set[S]) Get(ctx context.Context, version string) (S, error) {
@@ -48,7 +48,7 @@ func (s *Set[S]) Get(ctx context.Context, version string) (S, error) {
 
 // Current returns the current version's store.
 func (s *Set[S]) Current(ctx context.Context) (S, error) {
-	state, err := s.reg.State()
+	state, err := s.reg.State(ctx)
 	if err != nil {
 		var zero S
 		return zero, err
@@ -96,7 +96,7 @@ func NewSink[S WritableStore](set *Set[S], def *pipeline.Definition) *Sink[S] {
 // Ingest stores the batch in every writable version. The registry is read on
 // every call, so each attempt writes whatever is writable at that moment.
 func (k *Sink[S]) Ingest(ctx context.Context, batch []event.Event) error {
-	state, err := k.set.reg.State()
+	state, err := k.set.reg.State(ctx)
 	if err != nil {
 		return err
 	}

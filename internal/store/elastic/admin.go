@@ -41,23 +41,33 @@ type componentTemplate struct {
 	version int64
 }
 
-// kind is one of the document kinds and its templates.
+// kind is one of the document kinds and its templates, in one version.
 type kind struct {
-	name    string // sessions, events, keys
-	file    string // its component template
-	pattern string // of its indices
-	aliases []string
+	name     string // sessions, events, keys
+	file     string // its component template
+	template string // its index template
+	pattern  string // of its indices
+	aliases  []string
 }
 
-func (s *Store) kinds() []kind {
-	n := s.names
+// kinds are the kinds of the store's version: the serving version's new
+// indices join the read aliases, those of a version being built do not.
+func (s *Store) kinds(serving bool) []kind { return kindsOf(s.names, serving) }
+
+func kindsOf(n names, serving bool) []kind {
+	sessions, events := []string{n.sessionsAll()}, []string{n.eventsAll()}
+	if serving {
+		sessions, events = append(sessions, n.sessionsRead()), append(events, n.eventsRead())
+	}
 	return []kind{
-		{"sessions", "sessions-" + SchemaVersion + ".json", n.sessionsAll() + "-*", []string{n.sessionsAll(), n.sessionsRead()}},
-		{"events", "events-" + SchemaVersion + ".json", n.eventsAll() + "-*", []string{n.eventsAll(), n.eventsRead()}},
-		{"keys", "keys-" + SchemaVersion + ".json", n.keysIndex(), nil},
+		{"sessions", "sessions-" + SchemaVersion + ".json", n.sessionsAll(), n.sessionsAll() + "-*", sessions},
+		{"events", "events-" + SchemaVersion + ".json", n.eventsAll(), n.eventsAll() + "-*", events},
+		{"keys", "keys-" + SchemaVersion + ".json", n.keysIndex(), n.keysIndex(), nil},
 	}
 }
 
+// mappingsTemplate is the component template of k: one per schema, shared
+// by every data version.
 func (s *Store) mappingsTemplate(k kind) string {
 	return s.cfg.IndexPrefix + "-" + k.name + "-" + SchemaVersion + "-mappings"
 }
@@ -66,10 +76,6 @@ func (s *Store) mappingsTemplate(k kind) string {
 // replicas in a component template of this name apply to new indices. It
 // may be missing.
 func (s *Store) customTemplate(k kind) string { return s.cfg.IndexPrefix + "-" + k.name + "@custom" }
-
-func (s *Store) indexTemplate(k kind) string {
-	return s.cfg.IndexPrefix + "-" + k.name + "-" + SchemaVersion
-}
 
 func loadTemplate(name, file string) (componentTemplate, error) {
 	body, err := fs.ReadFile(pipelines.FS, templateDir+"/"+file)
@@ -87,7 +93,7 @@ func loadTemplate(name, file string) (componentTemplate, error) {
 
 func (s *Store) componentTemplates() ([]componentTemplate, error) {
 	var out []componentTemplate
-	for _, k := range s.kinds() {
+	for _, k := range s.kinds(false) {
 		t, err := loadTemplate(s.mappingsTemplate(k), k.file)
 		if err != nil {
 			return nil, err
@@ -121,9 +127,11 @@ func (s *Store) indexTemplateRequest(k kind) *putindextemplate.Request {
 	}
 }
 
-// Init installs the component and index templates (create or update) and
-// creates the key index and this month's indices, so the aliases exist
-// before the first write. It is idempotent: `chatreport index init` runs it on every deploy.
+// Init installs the component and index templates of the store's version
+// (create or update) and creates its key index and this month's indices, so
+// the aliases exist before the first write. The templates of the current
+// version (the registry says which) attach the read aliases too. It is
+// idempotent: `chatreport index init` runs it on every deploy.
 func (s *Store) Init(ctx context.Context) error {
 	components, err := s.componentTemplates()
 	if err != nil {
@@ -134,14 +142,12 @@ func (s *Store) Init(ctx context.Context) error {
 			return fmt.Errorf("install component template %s: %w", c.name, err)
 		}
 	}
-	for _, k := range s.kinds() {
-		body, err := json.Marshal(s.indexTemplateRequest(k))
-		if err != nil {
-			return fmt.Errorf("encode index template %s: %w", s.indexTemplate(k), err)
-		}
-		if err := s.do(ctx, esapi.IndicesPutIndexTemplateRequest{Name: s.indexTemplate(k), Body: bytes.NewReader(body)}, nil); err != nil {
-			return fmt.Errorf("install index template %s: %w", s.indexTemplate(k), err)
-		}
+	state, err := s.Registry().read(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.putIndexTemplates(ctx, s.kinds(state.Current == s.names.version)); err != nil {
+		return err
 	}
 	now := time.Now()
 	for _, index := range []string{s.names.keysIndex(), s.names.sessionsIndex(now), s.names.eventsIndex(now)} {
@@ -157,11 +163,30 @@ func (s *Store) Init(ctx context.Context) error {
 	return nil
 }
 
+// putIndexTemplates installs the index templates of kinds.
+func (s *Store) putIndexTemplates(ctx context.Context, kinds []kind) error {
+	for _, k := range kinds {
+		body, err := json.Marshal(s.indexTemplateRequest(k))
+		if err != nil {
+			return fmt.Errorf("encode index template %s: %w", k.template, err)
+		}
+		if err := s.do(ctx, esapi.IndicesPutIndexTemplateRequest{Name: k.template, Body: bytes.NewReader(body)}, nil); err != nil {
+			return fmt.Errorf("install index template %s: %w", k.template, err)
+		}
+	}
+	return nil
+}
+
 // Status is what `chatreport index status` shows.
 type Status struct {
-	// Prefix and Schema name the layout this binary reads and writes.
-	Prefix    string
-	Schema    string
+	// Prefix, Schema and Version name the layout this binary reads and
+	// writes.
+	Prefix  string
+	Schema  string
+	Version string
+	// Serving is set when Version is the current version, whose indices
+	// the read aliases designate.
+	Serving   bool
 	Templates []TemplateStatus
 	Indices   []IndexStatus
 }
@@ -189,7 +214,8 @@ type IndexStatus struct {
 }
 
 // Ready reports whether every template is current, the key index exists and
-// both read aliases point at an index.
+// the version's aliases point at an index: the read aliases too when it is
+// the current version.
 func (st *Status) Ready() bool {
 	for _, t := range st.Templates {
 		if !t.Current() {
@@ -203,13 +229,22 @@ func (st *Status) Ready() bool {
 			found[a] = true
 		}
 	}
-	n := names{prefix: st.Prefix}
-	return found[n.sessionsRead()] && found[n.eventsRead()] && found[n.keysIndex()]
+	n := names{prefix: st.Prefix, version: st.Version}
+	ready := found[n.sessionsAll()] && found[n.eventsAll()] && found[n.keysIndex()]
+	if st.Serving {
+		ready = ready && found[n.sessionsRead()] && found[n.eventsRead()]
+	}
+	return ready
 }
 
 // Status inspects the templates, the monthly indices and their aliases.
 func (s *Store) Status(ctx context.Context) (Status, error) {
-	st := Status{Prefix: s.cfg.IndexPrefix, Schema: SchemaVersion}
+	st := Status{Prefix: s.cfg.IndexPrefix, Schema: SchemaVersion, Version: s.names.version}
+	state, err := s.Registry().read(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Serving = state.Current == s.names.version
 	components, err := s.componentTemplates()
 	if err != nil {
 		return st, err
@@ -247,18 +282,13 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 	for _, t := range installedIndex.IndexTemplates {
 		have[t.Name] = t.IndexTemplate.Version
 	}
-	for _, k := range s.kinds() {
-		st.Templates = append(st.Templates, TemplateStatus{Name: s.indexTemplate(k), Kind: "index", Want: indexTemplateVersion, Have: have[s.indexTemplate(k)]})
+	for _, k := range s.kinds(st.Serving) {
+		st.Templates = append(st.Templates, TemplateStatus{Name: k.template, Kind: "index", Want: indexTemplateVersion, Have: have[k.template]})
 	}
-	patterns := []string{s.names.sessionsAll() + "-*", s.names.eventsAll() + "-*", s.names.keysIndex()}
-	var cat []struct {
-		Index  string `json:"index"`
-		Health string `json:"health"`
-		Status string `json:"status"`
-		Docs   string `json:"docs.count"`
-	}
-	if err := s.do(ctx, esapi.CatIndicesRequest{Index: patterns, Format: "json", H: []string{"index", "health", "status", "docs.count"}}, &cat); err != nil {
-		return st, fmt.Errorf("list indices: %w", err)
+	patterns := s.names.indexPatterns()
+	cat, err := s.catIndices(ctx, patterns)
+	if err != nil {
+		return st, err
 	}
 	aliases := map[string]struct {
 		Aliases map[string]json.RawMessage `json:"aliases"`
@@ -277,6 +307,28 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 	}
 	slices.SortFunc(st.Indices, func(a, b IndexStatus) int { return strings.Compare(a.Name, b.Name) })
 	return st, nil
+}
+
+// indexPatterns match every index of the version.
+func (n names) indexPatterns() []string {
+	return []string{n.sessionsAll() + "-*", n.eventsAll() + "-*", n.keysIndex()}
+}
+
+// catIndex is one line of _cat/indices.
+type catIndex struct {
+	Index  string `json:"index"`
+	Health string `json:"health"`
+	Status string `json:"status"`
+	Docs   string `json:"docs.count"`
+}
+
+// catIndices lists the indices matching patterns; none is not an error.
+func (s *Store) catIndices(ctx context.Context, patterns []string) ([]catIndex, error) {
+	var cat []catIndex
+	if err := s.do(ctx, esapi.CatIndicesRequest{Index: patterns, Format: "json", H: []string{"index", "health", "status", "docs.count"}}, &cat); err != nil {
+		return nil, fmt.Errorf("list indices: %w", err)
+	}
+	return cat, nil
 }
 
 // getOrMissing is do for reads where "nothing matched" is a 404.

@@ -1,6 +1,8 @@
 package elastic
 
 import (
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -52,7 +54,7 @@ func TestConformance(t *testing.T) {
 // against the fake's model of Elasticsearch.
 func TestConformanceFake(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store {
-		return newFakeES(t).store(t)
+		return fakeStore(t, esfake.New(t))
 	})
 }
 
@@ -69,6 +71,9 @@ func drop(t *testing.T, s *Store) {
 	var indices []string
 	for _, ix := range st.Indices {
 		indices = append(indices, ix.Name)
+	}
+	if err := s.getOrMissing(ctx, esapi.IndicesDeleteRequest{Index: []string{s.names.versionsIndex()}}, nil); err != nil {
+		t.Errorf("cleanup: delete the versions index: %v", err)
 	}
 	if len(indices) > 0 {
 		if err := s.do(ctx, esapi.IndicesDeleteRequest{Index: indices}, nil); err != nil {

@@ -1,6 +1,8 @@
 package elastic
 
 import (
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -38,12 +40,12 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 	}
 	defer b.Close()
 
-	f := newFakeES(t)
-	s := f.store(t)
+	f := esfake.New(t)
+	s := fakeStore(t, f)
 	var mu sync.Mutex
 	down := false
 	rejected := map[string]bool{} // event ids the cluster refuses for good
-	f.bulkHook = func(action, index, id string, attempt int) (int, string) {
+	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
 		mu.Lock()
 		defer mu.Unlock()
 		if down {
@@ -127,7 +129,7 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 	waitUntil(t, ctx, "every event committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == total })
 
 	indexed := map[string]bool{}
-	for key := range f.docs("test-events-*") {
+	for key := range f.Docs("test-events-*") {
 		id := key[strings.LastIndex(key, "/")+1:]
 		if indexed[id] {
 			t.Errorf("event %s indexed twice", id)
@@ -148,7 +150,7 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 			t.Errorf("event %s dead-lettered but the cluster did not refuse it", id)
 		}
 	}
-	t.Logf("%d indexed, %d dead-lettered, %d bulk requests", len(indexed), len(rejected), f.bulks)
+	t.Logf("%d indexed, %d dead-lettered, %d bulk requests", len(indexed), len(rejected), f.Bulks())
 	if len(rejected) == 0 || len(indexed) == 0 {
 		t.Fatalf("the mix did not exercise both outcomes: %d rejected, %d indexed", len(rejected), len(indexed))
 	}

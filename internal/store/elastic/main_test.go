@@ -7,8 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -55,4 +59,25 @@ func golden(t testing.TB, name string, got []byte) {
 	if !bytes.Equal(normalize(t, want), got) {
 		t.Errorf("%s differs from the golden file (go test -update rewrites it)\n got: %s\nwant: %s", path, got, want)
 	}
+}
+
+// fakeStore returns a Store on f with its templates installed.
+func fakeStore(t testing.TB, f *esfake.Server, tune ...func(*Config)) *Store {
+	t.Helper()
+	cfg := Config{
+		Addresses: []string{f.URL()}, IndexPrefix: "test", Refresh: RefreshNow,
+		Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, RegistryTTL: time.Millisecond,
+	}
+	for _, fn := range tune {
+		fn(&cfg)
+	}
+	s, err := New(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Init(t.Context()); err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	return s
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
@@ -22,12 +23,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/versions"
 )
 
-// SchemaVersion is the version of the index layout this code writes and
-// reads. A change to the mappings that existing indices cannot take gets a new
-// version: new templates, new indices, a rebuild from Kafka, then the read
-// aliases move (docs/elasticsearch.md, "Rebuild").
+// SchemaVersion is the version of the mappings this code writes and reads:
+// the component templates are named by it. It is not the data version
+// (Config.Version), which names indices and changes with every rebuild
+// (docs/elasticsearch.md, "Versions").
 const SchemaVersion = "v1"
 
 // Refresh policies of writes.
@@ -54,6 +56,15 @@ type Config struct {
 	// IndexPrefix starts the name of every index, alias and template:
 	// <prefix>-sessions-v1-2025.10, read alias <prefix>-sessions.
 	IndexPrefix string
+	// Version is the data version the store writes: it names the indices
+	// (<prefix>-sessions-<version>-2025.10) and the versioned aliases. The
+	// default is versions.Initial, the layout of a cluster that was never
+	// rebuilt. Versions hold no "-", so that no version's index pattern
+	// matches another's indices.
+	Version string
+	// RegistryTTL is how long Registry.State answers from memory; a
+	// replay's grace period must be longer (docs/elasticsearch.md).
+	RegistryTTL time.Duration
 	// Refresh is the refresh parameter of writes: RefreshWaitFor (default)
 	// or RefreshNow.
 	Refresh string
@@ -82,6 +93,12 @@ type Config struct {
 func (c *Config) Defaults() {
 	if c.IndexPrefix == "" {
 		c.IndexPrefix = "chatreport"
+	}
+	if c.Version == "" {
+		c.Version = versions.Initial
+	}
+	if c.RegistryTTL == 0 {
+		c.RegistryTTL = DefaultRegistryTTL
 	}
 	if c.Refresh == "" {
 		c.Refresh = RefreshWaitFor
@@ -115,6 +132,12 @@ func (c *Config) Validate() error {
 	if !validPrefix(c.IndexPrefix) {
 		errs = append(errs, fmt.Errorf("elasticsearch: index prefix %q: lowercase letters, digits, - and _, starting with a letter or digit", c.IndexPrefix))
 	}
+	if !ValidVersion(c.Version) {
+		errs = append(errs, fmt.Errorf("elasticsearch: version %q: lowercase letters, digits and _, at most 32, starting with a letter or digit", c.Version))
+	}
+	if c.RegistryTTL < 0 {
+		errs = append(errs, errors.New("elasticsearch: registry TTL must not be negative"))
+	}
 	if c.Refresh != RefreshWaitFor && c.Refresh != RefreshNow {
 		errs = append(errs, fmt.Errorf("elasticsearch: refresh %q: must be %s or %s", c.Refresh, RefreshWaitFor, RefreshNow))
 	}
@@ -132,6 +155,15 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// DefaultRegistryTTL is how long the registry's state is cached by default.
+const DefaultRegistryTTL = 5 * time.Second
+
+// ValidVersion reports whether v can be a data version of this store: a
+// version name (versions.Valid) without "-", because index templates match
+// <prefix>-sessions-<version>-* and "v2-*" would match the indices of a
+// version "v2-fix".
+func ValidVersion(v string) bool { return versions.Valid(v) && !strings.Contains(v, "-") }
 
 func validPrefix(p string) bool {
 	if p == "" || len(p) > 100 {
@@ -157,6 +189,8 @@ type Store struct {
 	bulk  *BulkWriter
 	log   *zap.Logger
 	names names
+	// versionsIndexReady is set once the versions index is known to exist.
+	versionsIndexReady atomic.Bool
 	// owned is the transport New made, closed by Close.
 	owned *http.Transport
 }
@@ -170,7 +204,7 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix}}
+	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix, version: cfg.Version}}
 	transport := cfg.Transport
 	if transport == nil {
 		s.owned = http.DefaultTransport.(*http.Transport).Clone()
@@ -220,23 +254,32 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.do(ctx, esapi.PingRequest{}, nil)
 }
 
-// names derives every index, alias and template name from the prefix.
+// names derives every index, alias and template name from the prefix and
+// the data version.
 //
-//	<prefix>-sessions                  read alias (the report API)
+//	<prefix>-sessions                  read alias (the report API; the current version's indices)
 //	<prefix>-sessions-v1               alias of the v1 indices (the write path's reads)
 //	<prefix>-sessions-v1-2025.10       monthly index, by started_at (UTC)
 //
-// and the same for events, by occurred_at; <prefix>-keys-v1 is one index.
-type names struct{ prefix string }
+// and the same for events, by occurred_at; <prefix>-keys-v1 is one index;
+// <prefix>-versions holds the registry and replay progress.
+type names struct{ prefix, version string }
 
 func (n names) sessionsRead() string { return n.prefix + "-sessions" }
 func (n names) eventsRead() string   { return n.prefix + "-events" }
-func (n names) sessionsAll() string  { return n.prefix + "-sessions-" + SchemaVersion }
-func (n names) eventsAll() string    { return n.prefix + "-events-" + SchemaVersion }
+func (n names) sessionsAll() string  { return n.prefix + "-sessions-" + n.version }
+func (n names) eventsAll() string    { return n.prefix + "-events-" + n.version }
 
 // keysIndex holds one version document per session key (not monthly: it is
 // read by id, in real time).
-func (n names) keysIndex() string { return n.prefix + "-keys-" + SchemaVersion }
+func (n names) keysIndex() string { return n.prefix + "-keys-" + n.version }
+
+// versionsIndex holds the registry of versions and the progress of replays:
+// one index for every version, since it says which one is current.
+func (n names) versionsIndex() string { return n.prefix + "-versions" }
+
+// of returns the names of another version.
+func (n names) of(version string) names { return names{prefix: n.prefix, version: version} }
 
 func (n names) sessionsIndex(t time.Time) string { return monthly(n.sessionsAll(), t) }
 func (n names) eventsIndex(t time.Time) string   { return monthly(n.eventsAll(), t) }

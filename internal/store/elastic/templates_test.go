@@ -1,6 +1,8 @@
 package elastic
 
 import (
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+
 	"bytes"
 	"encoding/json"
 	"reflect"
@@ -91,7 +93,7 @@ func TestMappingsCoverDocuments(t *testing.T) {
 		t.Fatal(err)
 	}
 	mappings := map[string]map[string]any{}
-	for i, k := range s.kinds() {
+	for i, k := range s.kinds(false) {
 		mappings[k.name], _ = mappingOf(t, components[i])
 	}
 	var e event.Event
@@ -111,7 +113,7 @@ func TestMappingsCoverDocuments(t *testing.T) {
 		}
 		var m map[string]any
 		json.Unmarshal(raw, &m)
-		if err := validate(mappings[kind], m, ""); err != nil {
+		if err := esfake.Validate(mappings[kind], m); err != nil {
 			t.Errorf("%s document does not fit the mapping: %v\n%s", kind, err, raw)
 		}
 	}
@@ -165,29 +167,71 @@ func TestTemplatesParse(t *testing.T) {
 	}
 }
 
+// TestIndexTemplatesGolden: the serving v1 templates are those of clusters
+// installed before data versions existed (the files predate them); a
+// version being built gets its own names and no read aliases.
 func TestIndexTemplatesGolden(t *testing.T) {
 	s := testStore(t)
-	for _, k := range s.kinds() {
-		body, err := json.Marshal(s.indexTemplateRequest(k))
-		if err != nil {
-			t.Fatal(err)
+	for _, tc := range []struct {
+		version string
+		serving bool
+		suffix  string
+	}{
+		{"v1", true, ""},
+		{"v2", false, "_v2_building"},
+		{"v2", true, "_v2_serving"},
+	} {
+		for _, k := range kindsOf(s.names.of(tc.version), tc.serving) {
+			body, err := json.Marshal(s.indexTemplateRequest(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "index_template_"+k.name+tc.suffix+".json", body)
 		}
-		golden(t, "index_template_"+k.name+".json", body)
 	}
 }
 
 func TestNames(t *testing.T) {
-	n := names{prefix: "chatreport"}
+	n := names{prefix: "chatreport", version: "v1"}
+	v2 := n.of("v2")
 	at := time.Date(2025, 10, 31, 23, 59, 59, 0, time.FixedZone("BRT", -3*3600)) // November in UTC
 	for got, want := range map[string]string{
-		n.sessionsIndex(at): "chatreport-sessions-v1-2025.11",
-		n.eventsIndex(at):   "chatreport-events-v1-2025.11",
-		n.sessionsRead():    "chatreport-sessions",
-		n.sessionsAll():     "chatreport-sessions-v1",
-		n.eventsRead():      "chatreport-events",
+		n.sessionsIndex(at):  "chatreport-sessions-v1-2025.11",
+		n.eventsIndex(at):    "chatreport-events-v1-2025.11",
+		n.sessionsRead():     "chatreport-sessions",
+		n.sessionsAll():      "chatreport-sessions-v1",
+		n.eventsRead():       "chatreport-events",
+		n.keysIndex():        "chatreport-keys-v1",
+		v2.sessionsIndex(at): "chatreport-sessions-v2-2025.11",
+		v2.sessionsAll():     "chatreport-sessions-v2",
+		v2.keysIndex():       "chatreport-keys-v2",
+		v2.sessionsRead():    "chatreport-sessions",
+		n.versionsIndex():    "chatreport-versions",
 	} {
 		if got != want {
 			t.Errorf("got %s, want %s", got, want)
+		}
+	}
+}
+
+func TestVersionOf(t *testing.T) {
+	n := names{prefix: "chatreport", version: "v1"}
+	for _, tc := range []struct {
+		index, want string
+		ok          bool
+	}{
+		{"chatreport-sessions-v1-2025.11", "v1", true},
+		{"chatreport-events-rebuild_2-2024.01", "rebuild_2", true},
+		{"chatreport-keys-v3", "v3", true},
+		{"chatreport-sessions-v1", "", false},        // an alias name, no month
+		{"chatreport-sessions-v1-latest", "", false}, // not a month
+		{"chatreport-versions", "", false},
+		{"other-sessions-v1-2025.11", "", false},
+		{"chatreport-keys-V2!", "V2!", false},
+	} {
+		got, ok := n.versionOf(tc.index)
+		if ok != tc.ok || ok && got != tc.want {
+			t.Errorf("versionOf(%s) = %q, %t; want %q, %t", tc.index, got, ok, tc.want, tc.ok)
 		}
 	}
 }
@@ -198,12 +242,12 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	bad := Config{IndexPrefix: "Bad Prefix", Refresh: "sometimes", BulkMaxBytes: 1, BulkAttempts: -1, Backoff: time.Second, MaxBackoff: time.Millisecond, PageSize: 20000}
+	bad := Config{IndexPrefix: "Bad Prefix", Version: "v2-fix", Refresh: "sometimes", BulkMaxBytes: 1, BulkAttempts: -1, Backoff: time.Second, MaxBackoff: time.Millisecond, PageSize: 20000}
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("bad config validates")
 	}
-	for _, want := range []string{"no addresses", "index prefix", "refresh", "bulk max bytes", "attempts", "backoff", "page size"} {
+	for _, want := range []string{"no addresses", "index prefix", "version", "refresh", "bulk max bytes", "attempts", "backoff", "page size"} {
 		if !bytes.Contains([]byte(err.Error()), []byte(want)) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -213,8 +257,8 @@ func TestConfigValidate(t *testing.T) {
 // TestInitStatus: Init installs what Status then reports current, and is
 // idempotent.
 func TestInitStatus(t *testing.T) {
-	f := newFakeES(t)
-	s := f.store(t) // runs Init
+	f := esfake.New(t)
+	s := fakeStore(t, f) // runs Init
 	if err := s.Init(t.Context()); err != nil {
 		t.Fatalf("second init: %v", err)
 	}
@@ -233,8 +277,8 @@ func TestInitStatus(t *testing.T) {
 			t.Errorf("index %s has aliases %v", ix.Name, ix.Aliases)
 		}
 	}
-	empty := newFakeES(t)
-	s2, err := New(Config{Addresses: []string{empty.srv.URL}, IndexPrefix: "test"}, zap.NewNop())
+	empty := esfake.New(t)
+	s2, err := New(Config{Addresses: []string{empty.URL()}, IndexPrefix: "test"}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package elastic
 
 import (
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+
 	"context"
 	"errors"
 	"path/filepath"
@@ -98,9 +100,9 @@ func sameState(t *testing.T, got, want map[string][]string) {
 // RejectedError, everything else is stored, and the sessions are written
 // without them; 429 and 503 on the way are retried.
 func TestUpdateRejections(t *testing.T) {
-	f := newFakeES(t)
-	s := f.store(t)
-	f.bulkHook = func(action, index, id string, attempt int) (int, string) {
+	f := esfake.New(t)
+	s := fakeStore(t, f)
+	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
 		switch {
 		case id == "acme/m2":
 			return 400, "document_parsing_exception"
@@ -148,10 +150,10 @@ func TestUpdateRejections(t *testing.T) {
 // ErrUnavailable; the ingester's retry of the same batch then stores
 // everything once.
 func TestUpdateUnavailable(t *testing.T) {
-	f := newFakeES(t)
-	s := f.store(t, func(c *Config) { c.BulkAttempts = 2 })
+	f := esfake.New(t)
+	s := fakeStore(t, f, func(c *Config) { c.BulkAttempts = 2 })
 	down := true
-	f.bulkHook = func(action, index, id string, attempt int) (int, string) {
+	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
 		if down && strings.Contains(index, "-events-") {
 			return 503, "unavailable_shards_exception"
 		}
@@ -188,8 +190,8 @@ func TestStaleWriter(t *testing.T) {
 		{"stale writer has the later event", late, early, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeES(t)
-			a, b := f.store(t), f.store(t)
+			f := esfake.New(t)
+			a, b := fakeStore(t, f), fakeStore(t, f)
 			calls := 0
 			err := a.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
 				calls++
@@ -208,7 +210,7 @@ func TestStaleWriter(t *testing.T) {
 				t.Fatalf("fn ran %d times, want %d", calls, tc.wantCalls)
 			}
 			sameState(t, snapshot(t, a), reference(t, []event.Event{early, late}))
-			for id, doc := range f.docs("test-sessions-v1-*") {
+			for id, doc := range f.Docs("test-sessions-v1-*") {
 				if n, _ := doc["events"].(float64); n == 0 {
 					t.Errorf("session document %s without events", id)
 				}
@@ -220,8 +222,8 @@ func TestStaleWriter(t *testing.T) {
 // TestStaleWriterSameEvent: both writers have the same event (the batch
 // was delivered again to the partition's new owner).
 func TestStaleWriterSameEvent(t *testing.T) {
-	f := newFakeES(t)
-	a, b := f.store(t), f.store(t)
+	f := esfake.New(t)
+	a, b := fakeStore(t, f), fakeStore(t, f)
 	batch := mariaEvents()
 	calls := 0
 	err := a.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
@@ -243,9 +245,9 @@ func TestStaleWriterSameEvent(t *testing.T) {
 // TestConflictsGiveUp: a key whose version always changes makes Update
 // give up with ErrConflict after UpdateAttempts.
 func TestConflictsGiveUp(t *testing.T) {
-	f := newFakeES(t)
-	s := f.store(t, func(c *Config) { c.UpdateAttempts = 3 })
-	f.bulkHook = func(action, index, id string, attempt int) (int, string) {
+	f := esfake.New(t)
+	s := fakeStore(t, f, func(c *Config) { c.UpdateAttempts = 3 })
+	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
 		if strings.Contains(index, "-keys-") {
 			return 409, "version_conflict_engine_exception"
 		}
@@ -265,8 +267,8 @@ func TestConflictsGiveUp(t *testing.T) {
 // session, in the previous month, moves the session's document to that
 // month's index.
 func TestSessionMovesMonth(t *testing.T) {
-	f := newFakeES(t)
-	s := f.store(t)
+	f := esfake.New(t)
+	s := fakeStore(t, f)
 	first := time.Date(2025, 10, 1, 0, 30, 0, 0, time.UTC)
 	at := func(t time.Time) time.Duration { return t.Sub(storetest.Base) }
 	b1 := []event.Event{maria.Msg("x1", at(first), event.RoleCustomer, "oi"), maria.Msg("x2", at(first.Add(time.Minute)), event.RoleBot, "olá")}
@@ -277,7 +279,7 @@ func TestSessionMovesMonth(t *testing.T) {
 		}
 	}
 	var where []string
-	for id := range f.docs("test-sessions-v1-*") {
+	for id := range f.Docs("test-sessions-v1-*") {
 		where = append(where, id)
 	}
 	if want := "test-sessions-v1-2025.09 acme/" + maria.SessionID; len(where) != 1 || where[0] != want {
@@ -289,8 +291,8 @@ func TestSessionMovesMonth(t *testing.T) {
 // TestKnownAndKeyEventsRequests: the reads of the write path stay on the
 // versioned alias, scoped to the tenant.
 func TestReadsAreScoped(t *testing.T) {
-	f := newFakeES(t)
-	s := f.store(t)
+	f := esfake.New(t)
+	s := fakeStore(t, f)
 	if err := assembler(s).Ingest(t.Context(), mariaEvents()); err != nil {
 		t.Fatal(err)
 	}

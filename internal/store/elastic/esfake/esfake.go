@@ -1,11 +1,15 @@
-package elastic
+// Package esfake is an in-memory Elasticsearch for tests of the
+// Elasticsearch store and of the commands that use it.
+package esfake
 
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path"
@@ -18,23 +22,22 @@ import (
 	"time"
 	"unicode"
 
-	"go.uber.org/zap"
 	"golang.org/x/text/runes"
 	"golang.org/x/text/transform"
 	"golang.org/x/text/unicode/norm"
 )
 
-// fakeES is an in-memory Elasticsearch for tests: it speaks the HTTP API
-// this package uses, with the semantics the package relies on —
+// Server is an in-memory Elasticsearch for tests: it speaks the HTTP API
+// the store uses, with the semantics the package relies on —
 // composable templates applied when a write creates an index, aliases,
 // strict mappings (unknown fields and date_nanos out of range are 400s),
 // create/index/delete with if_seq_no/if_primary_term (409 on mismatch), and
-// the query DSL subset the package emits, evaluated naively. Anything else
+// the query DSL subset the store emits, evaluated naively. Anything else
 // is a 400, so a request the fake does not understand fails the test
-// instead of passing it. It checks this package's logic against its model
+// instead of passing it. It checks the store's logic against its model
 // of Elasticsearch, not Elasticsearch itself: the conformance suite against
 // a real cluster (ES_URL) does that.
-type fakeES struct {
+type Server struct {
 	t   testing.TB
 	srv *httptest.Server
 
@@ -44,13 +47,17 @@ type fakeES struct {
 	indices    map[string]*fakeIndex
 	pits       map[string]string
 	nextPit    int
-	// bulkHook, when set, may answer a bulk item instead of the fake:
+	// BulkHook, when set, may answer a bulk item instead of the fake:
 	// a status of 0 lets the fake apply it.
-	bulkHook func(action, index, id string, attempt int) (status int, errType string)
-	attempts map[string]int // per action+index+id, for bulkHook
-	// beforeBulk runs (unlocked) before each bulk request is applied.
-	beforeBulk func()
+	BulkHook func(action, index, id string, attempt int) (status int, errType string)
+	attempts map[string]int // per action+index+id, for BulkHook
+	// BeforeBulk runs (unlocked) before each bulk request is applied.
+	BeforeBulk func()
 	bulks      int
+	// ConflictHook, when set, is asked about each document a
+	// _delete_by_query matched: true skips it as a version conflict, as if
+	// a concurrent write had changed it between the search and the delete.
+	ConflictHook func(index, id string) bool
 }
 
 type fakeIndex struct {
@@ -67,8 +74,9 @@ type fakeDoc struct {
 	ver    int64
 }
 
-func newFakeES(t testing.TB) *fakeES {
-	f := &fakeES{
+// New starts a server, stopped when the test ends.
+func New(t testing.TB) *Server {
+	f := &Server{
 		t:          t,
 		components: map[string]map[string]any{},
 		templates:  map[string]map[string]any{},
@@ -81,25 +89,14 @@ func newFakeES(t testing.TB) *fakeES {
 	return f
 }
 
-// store returns a Store on the fake with templates installed.
-func (f *fakeES) store(t testing.TB, tune ...func(*Config)) *Store {
-	t.Helper()
-	cfg := Config{
-		Addresses: []string{f.srv.URL}, IndexPrefix: "test", Refresh: RefreshNow,
-		Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
-	}
-	for _, fn := range tune {
-		fn(&cfg)
-	}
-	s, err := New(cfg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Init(t.Context()); err != nil {
-		t.Fatalf("init: %v", err)
-	}
-	return s
+// URL is the server's address.
+func (f *Server) URL() string { return f.srv.URL }
+
+// Bulks is how many bulk requests the server received.
+func (f *Server) Bulks() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.bulks
 }
 
 type fakeError struct {
@@ -114,7 +111,7 @@ func bad(format string, args ...any) *fakeError {
 	return &fakeError{http.StatusBadRequest, "illegal_argument_exception", fmt.Sprintf(format, args...)}
 }
 
-func (f *fakeES) serve(w http.ResponseWriter, r *http.Request) {
+func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Elastic-Product", "Elasticsearch")
 	w.Header().Set("Content-Type", "application/json")
 	body, _ := io.ReadAll(r.Body)
@@ -134,18 +131,22 @@ func (f *fakeES) serve(w http.ResponseWriter, r *http.Request) {
 	if out == nil {
 		out = map[string]any{"acknowledged": true}
 	}
+	if sb, ok := out.(statusBody); ok {
+		w.WriteHeader(sb.status)
+		out = sb.body
+	}
 	json.NewEncoder(w).Encode(out)
 }
 
-func (f *fakeES) route(r *http.Request, body []byte) (any, error) {
+func (f *Server) route(r *http.Request, body []byte) (any, error) {
 	p := strings.Trim(r.URL.Path, "/")
 	parts := strings.Split(p, "/")
 	switch {
 	case r.Method == http.MethodHead && p == "":
 		return nil, nil
 	case p == "_bulk":
-		if f.beforeBulk != nil {
-			f.beforeBulk()
+		if f.BeforeBulk != nil {
+			f.BeforeBulk()
 		}
 		return f.bulk(body)
 	case len(parts) == 2 && parts[0] == "_component_template":
@@ -154,8 +155,11 @@ func (f *fakeES) route(r *http.Request, body []byte) (any, error) {
 		}
 		return f.getTemplates(f.components, parts[1], "component_templates", "component_template")
 	case len(parts) == 2 && parts[0] == "_index_template":
-		if r.Method == http.MethodPut {
+		switch r.Method {
+		case http.MethodPut:
 			return nil, f.putTemplate(f.templates, parts[1], body)
+		case http.MethodDelete:
+			return nil, f.deleteTemplate(f.templates, parts[1])
 		}
 		return f.getTemplates(f.templates, parts[1], "index_templates", "index_template")
 	case len(parts) == 3 && parts[0] == "_cat" && parts[1] == "indices":
@@ -191,13 +195,21 @@ func (f *fakeES) route(r *http.Request, body []byte) (any, error) {
 		if _, ok := f.indices[parts[0]]; ok {
 			return nil, &fakeError{400, "resource_already_exists_exception", "index [" + parts[0] + "] already exists"}
 		}
-		_, err := f.createIndex(parts[0])
+		_, err := f.createIndexWith(parts[0], body)
 		return nil, err
+	case len(parts) == 1 && r.Method == http.MethodDelete:
+		return nil, f.deleteIndices(parts[0])
+	case p == "_aliases" && r.Method == http.MethodPost:
+		return nil, f.updateAliases(body)
+	case len(parts) == 2 && parts[1] == "_delete_by_query" && r.Method == http.MethodPost:
+		return f.deleteByQuery(parts[0], r.URL.Query(), body)
+	case len(parts) == 3 && parts[1] == "_doc":
+		return f.doc(r.Method, parts[0], parts[2], r.URL.Query(), body)
 	}
 	return nil, bad("fake: unsupported %s %s", r.Method, r.URL.Path)
 }
 
-func (f *fakeES) putTemplate(into map[string]map[string]any, name string, body []byte) error {
+func (f *Server) putTemplate(into map[string]map[string]any, name string, body []byte) error {
 	var t map[string]any
 	if err := json.Unmarshal(body, &t); err != nil {
 		return bad("template %s: %v", name, err)
@@ -208,7 +220,7 @@ func (f *fakeES) putTemplate(into map[string]map[string]any, name string, body [
 	return nil
 }
 
-func (f *fakeES) getTemplates(from map[string]map[string]any, pattern, listKey, itemKey string) (any, error) {
+func (f *Server) getTemplates(from map[string]map[string]any, pattern, listKey, itemKey string) (any, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	list := []any{}
@@ -223,7 +235,7 @@ func (f *fakeES) getTemplates(from map[string]map[string]any, pattern, listKey, 
 	return map[string]any{listKey: list}, nil
 }
 
-func (f *fakeES) catIndices(patterns string) any {
+func (f *Server) catIndices(patterns string) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := []any{}
@@ -235,7 +247,7 @@ func (f *fakeES) catIndices(patterns string) any {
 	return out
 }
 
-func (f *fakeES) aliases(patterns string) any {
+func (f *Server) aliases(patterns string) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := map[string]any{}
@@ -263,7 +275,45 @@ func matchAny(patterns, name string) bool {
 // createIndex applies the matching index template, as auto-creation does.
 // The fake refuses an index no template matches: the store must never
 // write one.
-func (f *fakeES) createIndex(name string) (*fakeIndex, error) {
+func (f *Server) createIndex(name string) (*fakeIndex, error) { return f.createIndexWith(name, nil) }
+
+// createIndexWith creates an index as PUT /<name> does: with the mappings
+// and aliases of the body, on top of those of the matching index template;
+// without a body, an index no template matches is refused.
+func (f *Server) createIndexWith(name string, body []byte) (*fakeIndex, error) {
+	var req struct {
+		Settings map[string]any `json:"settings"`
+		Mappings struct {
+			Dynamic    string         `json:"dynamic"`
+			Meta       map[string]any `json:"_meta"`
+			Properties map[string]any `json:"properties"`
+		} `json:"mappings"`
+		Aliases map[string]any `json:"aliases"`
+	}
+	if len(body) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return nil, bad("create index %s: %v", name, err)
+		}
+	}
+	ix, err := f.fromTemplate(name)
+	if err != nil && len(req.Mappings.Properties) == 0 {
+		return nil, err
+	}
+	if ix == nil {
+		ix = &fakeIndex{mapping: map[string]any{}, aliases: map[string]bool{}, docs: map[string]*fakeDoc{}}
+	}
+	maps.Copy(ix.mapping, req.Mappings.Properties)
+	for a := range req.Aliases {
+		ix.aliases[a] = true
+	}
+	f.indices[name] = ix
+	return ix, nil
+}
+
+// fromTemplate builds an index from the matching index template.
+func (f *Server) fromTemplate(name string) (*fakeIndex, error) {
 	for _, t := range f.templates {
 		patterns, _ := t["index_patterns"].([]any)
 		if !slices.ContainsFunc(patterns, func(p any) bool { ok, _ := path.Match(p.(string), name); return ok }) {
@@ -296,7 +346,6 @@ func (f *fakeES) createIndex(name string) (*fakeIndex, error) {
 		if len(ix.mapping) == 0 {
 			return nil, bad("index %s: template without mappings", name)
 		}
-		f.indices[name] = ix
 		return ix, nil
 	}
 	return nil, &fakeError{404, "index_not_found_exception", "no such index [" + name + "] and no template matches"}
@@ -304,7 +353,7 @@ func (f *fakeES) createIndex(name string) (*fakeIndex, error) {
 
 // resolve returns the indices a target (names, aliases, comma-separated)
 // designates.
-func (f *fakeES) resolve(target string) []string {
+func (f *Server) resolve(target string) []string {
 	var out []string
 	for _, t := range strings.Split(target, ",") {
 		if _, ok := f.indices[t]; ok {
@@ -322,7 +371,7 @@ func (f *fakeES) resolve(target string) []string {
 }
 
 // mget is a realtime multi-get by ids.
-func (f *fakeES) mget(index string, body []byte) (any, error) {
+func (f *Server) mget(index string, body []byte) (any, error) {
 	var req struct {
 		IDs []string `json:"ids"`
 	}
@@ -350,7 +399,7 @@ func (f *fakeES) mget(index string, body []byte) (any, error) {
 
 // ---- bulk ----
 
-func (f *fakeES) bulk(body []byte) (any, error) {
+func (f *Server) bulk(body []byte) (any, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.bulks++
@@ -394,11 +443,11 @@ func itemError(index, id string, status int, typ, reason string) map[string]any 
 		"error": map[string]any{"type": typ, "reason": reason, "index": index, "shard": "0"}}
 }
 
-func (f *fakeES) apply(action, index, id string, ifSeq *int64, src json.RawMessage) map[string]any {
+func (f *Server) apply(action, index, id string, ifSeq *int64, src json.RawMessage) map[string]any {
 	key := action + " " + index + " " + id
 	f.attempts[key]++
-	if f.bulkHook != nil {
-		if st, typ := f.bulkHook(action, index, id, f.attempts[key]); st != 0 {
+	if f.BulkHook != nil {
+		if st, typ := f.BulkHook(action, index, id, f.attempts[key]); st != 0 {
 			return itemError(index, id, st, typ, "injected by the test; Preview of field's value: 'secret'")
 		}
 	}
@@ -449,7 +498,15 @@ func (f *fakeES) apply(action, index, id string, ifSeq *int64, src json.RawMessa
 	return itemError(index, id, 400, "illegal_argument_exception", "unsupported action "+action)
 }
 
-// validate checks doc against a strict mapping, as Elasticsearch would.
+// Validate checks doc against the properties of a strict mapping, as
+// Elasticsearch would.
+func Validate(props map[string]any, doc map[string]any) error {
+	if err := validate(props, doc, ""); err != nil {
+		return err
+	}
+	return nil
+}
+
 func validate(props map[string]any, doc map[string]any, prefix string) *fakeError {
 	for k, v := range doc {
 		p, ok := props[k].(map[string]any)
@@ -509,6 +566,11 @@ func validateValue(p map[string]any, v any, field string) *fakeError {
 		if !ok || err != nil || t.Before(time.Unix(0, 0)) || t.Year() > 2262 {
 			return parseErr("date out of the range of date_nanos")
 		}
+	case "binary":
+		str, ok := v.(string)
+		if _, err := base64.StdEncoding.DecodeString(str); !ok || err != nil {
+			return parseErr("not base64")
+		}
 	case "integer":
 		if _, ok := v.(float64); !ok {
 			return parseErr("not a number")
@@ -559,7 +621,7 @@ type candidate struct {
 	sort      []any
 }
 
-func (f *fakeES) search(target string, body []byte) (any, error) {
+func (f *Server) search(target string, body []byte) (any, error) {
 	var req fakeSearch
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -989,8 +1051,9 @@ func containsRun(tokens, run []string) bool {
 	return false
 }
 
-// docs returns the sources of the documents in indices matching pattern.
-func (f *fakeES) docs(pattern string) map[string]map[string]any {
+// Docs returns the sources of the documents in indices matching pattern,
+// by "<index> <id>".
+func (f *Server) Docs(pattern string) map[string]map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := map[string]map[string]any{}

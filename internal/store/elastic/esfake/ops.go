@@ -1,0 +1,261 @@
+package esfake
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The administrative requests: single documents, index and template
+// deletion, alias actions and delete-by-query.
+
+// statusBody is an answer that is not an error but has a status other than
+// 200, such as a GET of a missing document.
+type statusBody struct {
+	status int
+	body   any
+}
+
+func indexNotFound(name string) *fakeError {
+	return &fakeError{404, "index_not_found_exception", "no such index [" + name + "]"}
+}
+
+// doc serves /<index>/_doc/<id>: GET (real time), PUT/POST (index, or
+// create with op_type=create; if_seq_no and if_primary_term make it
+// conditional) and DELETE.
+func (f *Server) doc(method, index, id string, q url.Values, body []byte) (any, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k := range q {
+		switch k {
+		case "if_seq_no", "if_primary_term", "op_type", "refresh":
+		default:
+			return nil, bad("fake: _doc parameter %s", k)
+		}
+	}
+	switch method {
+	case http.MethodGet:
+		ix, ok := f.indices[index]
+		if !ok {
+			return nil, indexNotFound(index)
+		}
+		d, ok := ix.docs[id]
+		if !ok {
+			return statusBody{404, map[string]any{"_index": index, "_id": id, "found": false}}, nil
+		}
+		return map[string]any{"_index": index, "_id": id, "_version": d.ver, "_seq_no": d.seqNo, "_primary_term": 1,
+			"found": true, "_source": d.doc}, nil
+	case http.MethodPut, http.MethodPost, http.MethodDelete:
+	default:
+		return nil, bad("fake: %s _doc", method)
+	}
+	var ifSeq *int64
+	if v := q.Get("if_seq_no"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || q.Get("if_primary_term") == "" {
+			return nil, bad("if_seq_no %q without a valid if_primary_term", v)
+		}
+		ifSeq = &n
+	}
+	action := "index"
+	switch {
+	case method == http.MethodDelete:
+		action = "delete"
+		if _, ok := f.indices[index]; !ok {
+			return nil, indexNotFound(index)
+		}
+	case q.Get("op_type") == "create":
+		action = "create"
+	case q.Get("op_type") != "" && q.Get("op_type") != "index":
+		return nil, bad("op_type %q", q.Get("op_type"))
+	}
+	item := f.apply(action, index, id, ifSeq, body)
+	status := item["status"].(int)
+	if e, ok := item["error"].(map[string]any); ok {
+		return nil, &fakeError{status, e["type"].(string), e["reason"].(string)}
+	}
+	delete(item, "status")
+	return statusBody{status, item}, nil
+}
+
+// deleteIndices deletes concrete indices, all or none: wildcards and
+// aliases are refused, as with action.destructive_requires_name (the
+// default).
+func (f *Server) deleteIndices(list string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	names := strings.Split(list, ",")
+	for _, name := range names {
+		if strings.ContainsAny(name, "*?") || name == "_all" {
+			return bad("Wildcard expressions or all indices are not allowed")
+		}
+		if _, ok := f.indices[name]; !ok {
+			return indexNotFound(name)
+		}
+	}
+	for _, name := range names {
+		delete(f.indices, name)
+	}
+	return nil
+}
+
+func (f *Server) deleteTemplate(from map[string]map[string]any, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := from[name]; !ok {
+		return &fakeError{404, "resource_not_found_exception", "index template matching [" + name + "] not found"}
+	}
+	delete(from, name)
+	return nil
+}
+
+// expand resolves an index expression of an alias action: names and
+// wildcards of indices (not aliases); an expression designating no index is
+// a 404 (allow_no_indices is false for alias actions).
+func (f *Server) expand(expr string) ([]string, error) {
+	var out []string
+	for _, e := range strings.Split(expr, ",") {
+		n := len(out)
+		for name := range f.indices {
+			if matchAny(e, name) {
+				out = append(out, name)
+			}
+		}
+		if len(out) == n {
+			return nil, indexNotFound(e)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// updateAliases applies POST /_aliases: every action is resolved and
+// checked first, then all are applied in order, atomically.
+func (f *Server) updateAliases(body []byte) error {
+	type spec struct {
+		Index     string `json:"index"`
+		Alias     string `json:"alias"`
+		MustExist *bool  `json:"must_exist"`
+	}
+	var req struct {
+		Actions []map[string]spec `json:"actions"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || len(req.Actions) == 0 {
+		return bad("fake _aliases: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	type op struct {
+		add          bool
+		index, alias string
+	}
+	var ops []op
+	for _, a := range req.Actions {
+		if len(a) != 1 {
+			return bad("an alias action must hold exactly one of add, remove")
+		}
+		for kind, sp := range a {
+			if (kind != "add" && kind != "remove") || sp.Index == "" || sp.Alias == "" || strings.Contains(sp.Alias, "*") {
+				return bad("fake _aliases: unsupported action %s %+v", kind, sp)
+			}
+			if kind == "add" && sp.MustExist != nil {
+				return bad("[must_exist] is unsupported for [add]")
+			}
+			indices, err := f.expand(sp.Index)
+			if err != nil {
+				return err
+			}
+			for _, ix := range indices {
+				if kind == "add" {
+					if _, clash := f.indices[sp.Alias]; clash {
+						return bad("alias [%s] has the name of an index", sp.Alias)
+					}
+					ops = append(ops, op{true, ix, sp.Alias})
+					continue
+				}
+				if !f.indices[ix].aliases[sp.Alias] {
+					if sp.MustExist != nil && *sp.MustExist {
+						return &fakeError{404, "aliases_not_found_exception", "aliases [" + sp.Alias + "] missing"}
+					}
+					continue
+				}
+				ops = append(ops, op{false, ix, sp.Alias})
+			}
+		}
+	}
+	if len(ops) == 0 {
+		return &fakeError{404, "aliases_not_found_exception", "aliases missing"}
+	}
+	for _, o := range ops {
+		if o.add {
+			f.indices[o.index].aliases[o.alias] = true
+		} else {
+			delete(f.indices[o.index].aliases, o.alias)
+		}
+	}
+	return nil
+}
+
+// deleteByQuery serves POST /<target>/_delete_by_query: it deletes every
+// document of target the query matches, except those ConflictHook calls
+// conflicts (with conflicts=proceed counted, else a 409).
+func (f *Server) deleteByQuery(target string, q url.Values, body []byte) (any, error) {
+	for k := range q {
+		switch k {
+		case "conflicts", "refresh", "ignore_unavailable", "allow_no_indices":
+		default:
+			return nil, bad("fake: _delete_by_query parameter %s", k)
+		}
+	}
+	proceed := q.Get("conflicts") == "proceed"
+	if c := q.Get("conflicts"); c != "" && c != "proceed" && c != "abort" {
+		return nil, bad("conflicts %q", c)
+	}
+	var req struct {
+		Query map[string]any `json:"query"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.Query == nil {
+		return nil, bad("fake _delete_by_query: want a query: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	indices := f.resolve(target)
+	if len(indices) == 0 && q.Get("ignore_unavailable") != "true" {
+		return nil, indexNotFound(target)
+	}
+	var total, deleted, conflicts int64
+	for _, name := range indices {
+		ix := f.indices[name]
+		for id, d := range ix.docs {
+			ok, err := evalQuery(req.Query, d.doc, id, ix.mapping)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+			total++
+			if f.ConflictHook != nil && f.ConflictHook(name, id) {
+				if !proceed {
+					return nil, &fakeError{409, "version_conflict_engine_exception", fmt.Sprintf("[%s]: version conflict", id)}
+				}
+				conflicts++
+				continue
+			}
+			ix.seq++
+			delete(ix.docs, id)
+			deleted++
+		}
+	}
+	return map[string]any{"took": 1, "timed_out": false, "total": total, "deleted": deleted, "batches": 1,
+		"version_conflicts": conflicts, "noops": 0, "failures": []any{}}, nil
+}
