@@ -71,7 +71,7 @@ var driveLimit = 2000
 
 // drive picks the driver that selects the fewest sessions, if it selects
 // fewer than driveLimit. SQLite's planner prefers the scan of
-// sessions_by_start that yields the report's order, which reads every
+// sessions_by_start_filters that yields the report's order, which reads every
 // session of the interval even when a protocol matches one; each count here
 // stops at driveLimit, so choosing costs little either way.
 func (w *where) drive(ctx context.Context, tx *sql.Tx) error {
@@ -109,7 +109,7 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 	upper := ceilMilli(f.To)
 	if c != nil {
 		// The cursor's time is the interval's upper bound, so SQLite
-		// starts its scan of sessions_by_start at the cursor. With the
+		// starts its scan of sessions_by_start_filters at the cursor. With the
 		// bound only inside an OR (or a row value) it scans from the
 		// newest session of the interval on every page, which makes a
 		// deep export quadratic.
