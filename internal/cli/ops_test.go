@@ -126,7 +126,7 @@ func TestReplaySwapForget(t *testing.T) {
 	r := &Replay{Brokers: []string{up.Kafka}, Store: config.Store{Kind: config.StoreSQLite, SQLite: config.SQLite{Dir: dataDir}}, Def: pipeline.MustDefault(), Target: "v2",
 		Grace: time.Second, Batch: 200, Log: zap.NewNop(), Progress: &bytes.Buffer{}}
 	// The first run is interrupted as soon as it stored something.
-	replayInterrupted(t, r, nil)
+	replayInterrupted(t, r, prod, nil)
 	<-prod.done // the producer sends all 250 conversations, then stops
 
 	// Live ingest catches up; then both versions hold everything.
@@ -171,9 +171,15 @@ func TestReplaySwapForget(t *testing.T) {
 
 // replayInterrupted runs r twice: interrupted as soon as it stored
 // something (then check, when set, looks at what the interruption left),
-// and again to the end.
-func replayInterrupted(t *testing.T, r *Replay, check func()) {
+// and again to the end. live must still be producing when the replay
+// starts, so that the replay and the live ingester write at the same time.
+func replayInterrupted(t *testing.T, r *Replay, live *producer, check func()) {
 	t.Helper()
+	select {
+	case <-live.done:
+		t.Fatalf("the producer sent all %d events before the replay started: nothing was ingested live during the replay", live.sent.Load())
+	default:
+	}
 	interrupted, cancel := context.WithCancel(context.Background())
 	r.Report = func(s replay.Status) {
 		if s.Events > 0 {

@@ -64,6 +64,12 @@ func golden(t testing.TB, name string, got []byte) {
 // fakeStore returns a Store on f with its templates installed.
 func fakeStore(t testing.TB, f *esfake.Server, tune ...func(*Config)) *Store {
 	t.Helper()
+	return loggedFakeStore(t, f, zap.NewNop(), tune...)
+}
+
+// loggedFakeStore is fakeStore logging to log.
+func loggedFakeStore(t testing.TB, f *esfake.Server, log *zap.Logger, tune ...func(*Config)) *Store {
+	t.Helper()
 	cfg := Config{
 		Addresses: []string{f.URL()}, IndexPrefix: "test", Refresh: RefreshNow,
 		Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, RegistryTTL: time.Millisecond,
@@ -71,7 +77,7 @@ func fakeStore(t testing.TB, f *esfake.Server, tune ...func(*Config)) *Store {
 	for _, fn := range tune {
 		fn(&cfg)
 	}
-	s, err := New(cfg, zap.NewNop())
+	s, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

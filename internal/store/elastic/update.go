@@ -80,9 +80,16 @@ func newRejectedError(rejected map[event.Ref]string) *RejectedError {
 // Sessions go before events because Known hides stored events from the
 // assembler: an event must not be stored before sessions that count it.
 // When a conditional write answers 409, a concurrent writer changed what fn
-// read: Update runs fn again on fresh reads (with the events it wrote
-// itself presented as new again, so that they are recomputed), up to
-// UpdateAttempts times. Events that Elasticsearch rejects are left out and
+// read, or fn read a concurrent writer's half-applied changes (a read
+// that cannot be made sense of returns ErrConflict too). Either way this
+// attempt may have written sessions and events computed from a torn view,
+// and the concurrent writer that committed its key may have written over
+// some of ours, so Update runs fn again on fresh reads, up to
+// UpdateAttempts times, and the new attempt recomputes at least everything
+// the failed one may have written: every event that attempt changed is
+// presented as new again, and each key is read from no later than the
+// earliest session the attempt read (docs/elasticsearch.md, "Concurrent
+// writers"). Events that Elasticsearch rejects are left out and
 // fn runs again, so that the sessions describe exactly the stored events;
 // Update then returns a *RejectedError naming them. When the cluster is down
 // or overloaded it returns an error wrapping ErrUnavailable, and the caller
@@ -90,7 +97,8 @@ func newRejectedError(rejected map[event.Ref]string) *RejectedError {
 func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
 	rejected := map[event.Ref]string{}
 	ours := map[event.Ref]bool{}
-	redo := map[string]bool{} // keys whose sessions may count a rejected event
+	redo := map[string]bool{}       // keys whose sessions may count a rejected event
+	floor := map[string]time.Time{} // keys read by a failed attempt: where it started
 	var err error
 	for attempt := 0; attempt < s.cfg.UpdateAttempts; attempt++ {
 		if attempt > 0 && errors.Is(err, ErrConflict) {
@@ -100,19 +108,22 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 		}
 		r := newReader(s, rejected, ours)
 		r.redo = redo
-		ch, ferr := fn(ctx, r)
-		if ferr != nil {
-			return ferr
-		}
+		r.floor = floor
+		var ch session.Changes
 		var more map[event.Ref]string
-		more, err = s.apply(ctx, r, &ch, ours)
+		ch, err = fn(ctx, r)
+		if err == nil {
+			more, err = s.apply(ctx, r, &ch, ours)
+		}
 		switch {
 		case errors.Is(err, ErrConflict):
 			s.log.Info("concurrent update of the same sessions; reading again", zap.Int("attempt", attempt+1))
+			for i := range ch.Events {
+				ours[ch.Events[i].Ref()] = true
+			}
+			r.lowerFloors(floor)
 			continue
-		case err != nil:
-			return err
-		case len(more) > 0:
+		case err == nil && len(more) > 0:
 			// Sessions may have been written counting these events:
 			// compute and write them again without.
 			maps.Copy(rejected, more)
@@ -123,6 +134,8 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 			}
 			err = errRewrite
 			continue
+		case err != nil:
+			return err
 		}
 		if len(rejected) > 0 {
 			return newRejectedError(rejected)
@@ -172,6 +185,14 @@ type reader struct {
 	// events in the batch are reported unknown, so that fn computes the
 	// sessions again, without it.
 	redo map[string]bool
+	// floor: for keys a failed attempt read (by document id), where it
+	// started reading; KeyEvents reads them from there at the latest, so
+	// that it recomputes everything that attempt may have written. The
+	// zero time is the key's first event.
+	floor map[string]time.Time
+	// from: for each key KeyEvents read (by document id), where it
+	// started.
+	from map[string]time.Time
 	// unknown are the events Known reported unknown: fn treats them as
 	// new, so KeyEvents leaves them out even if a concurrent writer (or an
 	// earlier attempt) stored them meanwhile, and notes their version in
@@ -198,6 +219,7 @@ func newReader(s *Store, masked map[event.Ref]string, ours map[event.Ref]bool) *
 		s: s, masked: masked, ours: ours,
 		unknown:     map[event.Ref]bool{},
 		freshLoc:    map[event.Ref]docLoc{},
+		from:        map[string]time.Time{},
 		keys:        map[string]*keyRead{},
 		sessions:    map[string][]docLoc{},
 		keySessions: map[string]bool{},
@@ -272,32 +294,68 @@ func (r *reader) Known(ctx context.Context, refs []event.Ref) (map[event.Ref]boo
 }
 
 // KeyEvents implements the contract of session.Reader. It reads the key
-// document's version first, then the start S of the latest session of the
-// key that started at or before since, from the events themselves (the
-// session of the latest stored event at or before since, and that session's
-// first event: session documents may be a failed writer's leftovers, events
-// are the truth), then the versions of the key's sessions from S on, and
-// the key's events from S on. Events fn treats as new (Known said unknown)
-// are left out even when stored meanwhile.
+// document's version first, then the key's state from the start S of the
+// latest session of the key that started at or before since (keyState).
+//
+// When an event read after S belongs to a session that started before S,
+// the reads crossed a concurrent writer's changes (or a failed writer left
+// that state): S is then the start of that session at the latest, and the
+// key is read again from there, so that every session fn may rewrite or
+// delete is one whose events it read.
 func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]session.Stored, error) {
 	if err := r.readKey(ctx, tenant, key); err != nil {
 		return nil, err
 	}
+	id := docID(tenant, key)
+	if f, ok := r.floor[id]; ok && f.Before(since) {
+		since = f
+	}
+	for range maxWiden {
+		out, earlier, err := r.keyState(ctx, tenant, key, since)
+		if err != nil || earlier.IsZero() {
+			return out, err
+		}
+		r.s.log.Debug("a session starts before the sessions read; reading the key again from its start")
+		since = earlier
+	}
+	return nil, fmt.Errorf("read the events of a key: sessions kept starting earlier: %w", ErrConflict)
+}
+
+// maxWiden bounds how many times KeyEvents reads a key again from an
+// earlier session.
+const maxWiden = 8
+
+// keyState reads the state of a key from the start S of the latest session
+// of the key that started at or before since: S from the events themselves
+// (the session of the latest stored event at or before since, and that
+// session's first event: session documents may be a failed writer's
+// leftovers, events are the truth), then the versions of the key's sessions
+// from S on, and the key's events from S on. Events fn treats as new (Known
+// said unknown) are left out even when stored meanwhile. When an event
+// read belongs to a session that started before S, it returns that
+// session's start as earlier, and the caller reads again from there.
+func (r *reader) keyState(ctx context.Context, tenant, key string, since time.Time) (out []session.Stored, earlier time.Time, err error) {
 	base := []types.Query{termQuery("tenant", tenant), termQuery("key", key)}
 	var from time.Time
 	if !since.IsZero() {
 		anchor, err := r.firstStored(ctx, boolFilter(append(slices.Clip(base), dateRange("occurred_at", time.Time{}, since, true))...), desc)
 		if err != nil {
-			return nil, fmt.Errorf("find the session of a key: %w", err)
+			return nil, time.Time{}, fmt.Errorf("find the session of a key: %w", err)
 		}
 		if anchor != nil {
 			first, err := r.firstStored(ctx, boolFilter(append(slices.Clip(base), termQuery("session", anchor.Session))...), asc)
 			if err != nil {
-				return nil, fmt.Errorf("find the start of a session: %w", err)
+				return nil, time.Time{}, fmt.Errorf("find the start of a session: %w", err)
+			}
+			if first == nil {
+				// A concurrent writer moved the event between the two
+				// searches.
+				return nil, time.Time{}, fmt.Errorf("find the start of a session: its first event moved: %w", ErrConflict)
 			}
 			from = first.OccurredAt
 		}
 	}
+	r.from[docID(tenant, key)] = from
 	withFrom := func(field string) *types.Query {
 		if from.IsZero() {
 			return boolFilter(base...)
@@ -321,7 +379,7 @@ func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.T
 		r.keySessions[h.ID] = true
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("read the sessions of a key: %w", err)
+		return nil, time.Time{}, fmt.Errorf("read the sessions of a key: %w", err)
 	}
 	events := &search.Request{
 		Query:            withFrom("occurred_at"),
@@ -329,7 +387,6 @@ func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.T
 		SeqNoPrimaryTerm: &yes,
 		TrackTotalHits:   false,
 	}
-	var out []session.Stored
 	var unread []string
 	if err := r.s.scan(ctx, r.s.names.eventsAll(), events, func(h *hit) error {
 		loc, err := h.loc()
@@ -352,17 +409,30 @@ func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.T
 		out = append(out, st)
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("read the events of a key: %w", err)
+		return nil, time.Time{}, fmt.Errorf("read the events of a key: %w", err)
 	}
-	// Sessions of these events that started before S exist only in a
-	// state a failed writer left; fn may delete them, so their versions
-	// are read now, with the rest.
+	// Sessions of these events that the scan by start did not find: their
+	// versions are read now, with the rest, since fn may delete them.
 	if len(unread) > 0 {
-		if err := r.readSessions(ctx, tenant, unread); err != nil {
-			return nil, err
+		first, err := r.readSessions(ctx, tenant, unread)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		if !first.IsZero() && first.Before(from) {
+			return nil, first, nil
 		}
 	}
-	return out, nil
+	return out, time.Time{}, nil
+}
+
+// lowerFloors notes in floor where r started reading each key, for the
+// next attempt of a failed one.
+func (r *reader) lowerFloors(floor map[string]time.Time) {
+	for id, from := range r.from {
+		if f, ok := floor[id]; !ok || from.Before(f) {
+			floor[id] = from
+		}
+	}
 }
 
 // firstStored returns the first event of the query in the order dir, among
@@ -453,33 +523,45 @@ func (r *reader) noteSession(id string, loc docLoc) {
 }
 
 // readSessions reads the versions of session documents by id, as
-// KeyEvents does for the sessions of its events that it did not find by
-// time.
-func (r *reader) readSessions(ctx context.Context, tenant string, ids []string) error {
+// keyState does for the sessions of its events that it did not find by
+// start. It returns the earliest start among them (zero when none was
+// found).
+func (r *reader) readSessions(ctx context.Context, tenant string, ids []string) (time.Time, error) {
 	yes := true
+	var first time.Time
 	for chunk := range slices.Chunk(ids, r.s.cfg.PageSize) {
 		size := min(2*len(chunk), 10000)
 		req := &search.Request{
 			Query:            boolFilter(termQuery("tenant", tenant), types.Query{Ids: &types.IdsQuery{Values: chunk}}),
 			Size:             &size,
-			Source_:          false,
+			Source_:          types.SourceFilter{Includes: []string{"started_at"}},
 			SeqNoPrimaryTerm: &yes,
 			TrackTotalHits:   false,
 		}
 		res, err := r.s.search(ctx, r.s.names.sessionsAll(), req)
 		if err != nil {
-			return fmt.Errorf("read sessions: %w", err)
+			return time.Time{}, fmt.Errorf("read sessions: %w", err)
 		}
 		for i := range res.Hits.Hits {
-			loc, err := res.Hits.Hits[i].loc()
+			h := &res.Hits.Hits[i]
+			loc, err := h.loc()
 			if err != nil {
-				return err
+				return time.Time{}, err
 			}
-			r.noteSession(res.Hits.Hits[i].ID, loc)
-			r.keySessions[res.Hits.Hits[i].ID] = true
+			var doc struct {
+				StartedAt time.Time `json:"started_at"`
+			}
+			if err := json.Unmarshal(h.Source, &doc); err != nil {
+				return time.Time{}, fmt.Errorf("decode session %s: %w", h.ID, err)
+			}
+			if first.IsZero() || doc.StartedAt.Before(first) {
+				first = doc.StartedAt
+			}
+			r.noteSession(h.ID, loc)
+			r.keySessions[h.ID] = true
 		}
 	}
-	return nil
+	return first, nil
 }
 
 // apply writes ch. It returns the events to leave out (rejected) when the

@@ -5,6 +5,7 @@ import (
 
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -261,6 +262,44 @@ func TestConflictsGiveUp(t *testing.T) {
 	if !errors.Is(err, ErrConflict) || calls != 3 {
 		t.Fatalf("err %v after %d calls", err, calls)
 	}
+}
+
+// TestTornState: the key's state is what a writer halfway through its
+// writes leaves, as a concurrent reader may see it: session B (from e2)
+// holds e2 and e3 while the later e4 and e5 still belong to session A
+// (from e1). A late event after e2 reads from B's start, finds events of A,
+// which started earlier, and reads again from A's start: the sessions are
+// recomputed from e1 and no event is left under a deleted session.
+func TestTornState(t *testing.T) {
+	c := storetest.B{Contact: "5511900000001"}
+	m := time.Minute
+	var events []event.Event
+	for i := range 5 {
+		events = append(events, c.Msg(fmt.Sprintf("e%d", i+1), time.Duration(i)*10*m, event.RoleCustomer, "oi"))
+	}
+	late := c.Msg("e2b", 15*m, event.RoleCustomer, "oi de novo")
+	f := esfake.New(t)
+	s := fakeStore(t, f)
+	if err := assembler(s).Ingest(t.Context(), events); err != nil {
+		t.Fatal(err)
+	}
+
+	e2, e3 := events[1], events[2]
+	b := session.DeriveID(&e2)
+	sb := session.Summarize(b, session.KeyOf(&e2), pipeline.MustDefault().PolicyFor(e2.Channel), []event.Event{e2, e3})
+	members := []*session.Stored{{Event: e2, SessionID: b}, {Event: e3, SessionID: b}}
+	ops := []Op{{Action: Create, Index: s.names.sessionsIndex(sb.StartedAt), ID: docID("acme", b), Doc: newSessionDoc(&sb, members)}}
+	for _, st := range members {
+		ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(st.OccurredAt), ID: docID("acme", st.EventID), Doc: newEventDoc(st)})
+	}
+	if _, err := s.bulk.Write(t.Context(), ops); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := assembler(s).Ingest(t.Context(), []event.Event{late}); err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, snapshot(t, s), reference(t, append(events, late)))
 }
 
 // TestSessionMovesMonth: a late event before the start of an explicit
