@@ -137,12 +137,13 @@ type elasticVersions struct {
 }
 
 func openElasticVersions(c config.Elasticsearch, log *zap.Logger) (*elasticVersions, error) {
-	base, err := openElastic(c, versions.Initial, log)
+	base, err := openElastic(c, versions.Initial, nil, log)
 	if err != nil {
 		return nil, err
 	}
-	set := versions.NewSet(base.Registry(), func(_ context.Context, v string) (*elastic.Store, error) {
-		return openElastic(c, v, log)
+	reg := base.Registry()
+	set := versions.NewSet(reg, func(_ context.Context, v string) (*elastic.Store, error) {
+		return openElastic(c, v, versions.Fence(reg, v), log)
 	})
 	return &elasticVersions{set: set, base: base}, nil
 }
@@ -168,9 +169,11 @@ func (ev *elasticVersions) initWritable(ctx context.Context) error {
 	return nil
 }
 
-func openElastic(c config.Elasticsearch, version string, log *zap.Logger) (*elastic.Store, error) {
+// openElastic opens the store of a version; fence, when set, is checked
+// before every write (elastic.Config.Fence).
+func openElastic(c config.Elasticsearch, version string, fence func(context.Context) error, log *zap.Logger) (*elastic.Store, error) {
 	ec := elastic.Config{Addresses: c.URLs, Username: c.Username, Password: c.Password, APIKey: c.APIKey,
-		IndexPrefix: c.IndexPrefix, Version: version, RegistryTTL: c.RegistryTTL}
+		IndexPrefix: c.IndexPrefix, Version: version, RegistryTTL: c.RegistryTTL, Fence: fence}
 	if c.CACertFile != "" {
 		pem, err := os.ReadFile(c.CACertFile)
 		if err != nil {

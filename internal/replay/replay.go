@@ -28,6 +28,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/versions"
 )
 
 // Config configures a replay.
@@ -285,6 +286,9 @@ func (r *run) store(ctx context.Context, batch []fetched) error {
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("replay: store: %w", err)
+		}
+		if errors.Is(err, versions.ErrNotWritable) {
+			return fmt.Errorf("replay: the target was abandoned or retired meanwhile: %w", err)
 		}
 		r.log.Warn("replay: retrying store", zap.Int("attempt", attempt), zap.Error(err))
 		select {

@@ -41,6 +41,27 @@ func (s State) Writable() []string {
 	return out
 }
 
+// ErrNotWritable is the error of a write to a version that the registry no
+// longer lists as writable: it was abandoned, or a swap retired it.
+var ErrNotWritable = errors.New("the version is no longer written")
+
+// Fence returns a check that version is writable, for a store to run
+// before each write request, so that a write that began before the version
+// was abandoned cannot recreate it afterwards. It asks reg, whose answers
+// may be cached.
+func Fence(reg Registry, version string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		st, err := reg.State(ctx)
+		if err != nil {
+			return fmt.Errorf("read the registry of versions: %w", err)
+		}
+		if !slices.Contains(st.Writable(), version) {
+			return fmt.Errorf("version %s: %w", version, ErrNotWritable)
+		}
+		return nil
+	}
+}
+
 // Register marks version as being built since now, unless it already is;
 // the change is made on a copy of Building, so a State shared with others is
 // never modified.

@@ -94,7 +94,9 @@ func NewSink[S WritableStore](set *Set[S], def *pipeline.Definition) *Sink[S] {
 }
 
 // Ingest stores the batch in every writable version. The registry is read on
-// every call, so each attempt writes whatever is writable at that moment.
+// every call, so each attempt writes whatever is writable at that moment; a
+// version that stops being writable while the batch is written (its store
+// answers ErrNotWritable) is left out.
 func (k *Sink[S]) Ingest(ctx context.Context, batch []event.Event) error {
 	state, err := k.set.reg.State(ctx)
 	if err != nil {
@@ -105,7 +107,7 @@ func (k *Sink[S]) Ingest(ctx context.Context, batch []event.Event) error {
 		if err != nil {
 			return err
 		}
-		if err := a.Ingest(ctx, batch); err != nil {
+		if err := a.Ingest(ctx, batch); err != nil && !errors.Is(err, ErrNotWritable) {
 			return fmt.Errorf("version %s: %w", v, err)
 		}
 	}

@@ -92,6 +92,8 @@ type BulkConfig struct {
 	Attempts   int
 	Backoff    time.Duration
 	MaxBackoff time.Duration
+	// Fence, when set, must succeed before each request is sent.
+	Fence func(context.Context) error
 }
 
 // BulkWriter sends operations with _bulk and reads every item's result:
@@ -201,6 +203,11 @@ func (w *BulkWriter) send(ctx context.Context, ops []Op, pending []int, results 
 		n++
 	}
 	sent := pending[:n]
+	if w.cfg.Fence != nil {
+		if err := w.cfg.Fence(ctx); err != nil {
+			return 0, nil, err
+		}
+	}
 	items, err := w.post(ctx, buf)
 	if err != nil {
 		if ctx.Err() != nil || !isUnavailable(err) {

@@ -3,6 +3,8 @@ package elastic
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 	"github.com/chatreport/chatreport/internal/store/storetest"
+	"github.com/chatreport/chatreport/internal/versions"
 )
 
 func TestOpsRequestsGolden(t *testing.T) {
@@ -221,5 +224,51 @@ func TestForget(t *testing.T) {
 	}
 	if again, err := s.Forget(ctx, "acme", maria.Contact); err != nil || again != (Forgotten{}) {
 		t.Fatalf("second forget %+v %v", again, err)
+	}
+}
+
+// TestAbandonFencesWriters: a writer of v3 ingests without pause while an
+// operator abandons v3. Its fence sees v3 abandoned before the indices are
+// deleted, so it stops with ErrNotWritable and no index of v3 comes back.
+func TestAbandonFencesWriters(t *testing.T) {
+	margin := fenceMargin
+	fenceMargin = 20 * time.Millisecond
+	t.Cleanup(func() { fenceMargin = margin })
+	ctx := t.Context()
+	f := esfake.New(t)
+	ttl := func(c *Config) { c.RegistryTTL = 50 * time.Millisecond }
+	reg := fakeStore(t, f, ttl).Registry() // the ingester's, cached
+	w := fakeStore(t, f, ttl, func(c *Config) { c.Version = "v3"; c.Fence = versions.Fence(reg, "v3") })
+	if _, err := reg.Register(ctx, "v3", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		c := storetest.B{Contact: "5511900000001"}
+		for i := 0; ; i++ {
+			e := c.Msg(fmt.Sprintf("w%d", i), time.Duration(i)*time.Minute, event.RoleCustomer, "oi")
+			if err := assembler(w).Ingest(ctx, []event.Event{e}); err != nil {
+				stopped <- err
+				return
+			}
+		}
+	}()
+	for len(f.Docs("test-events-v3-*")) < 5 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	operator := fakeStore(t, f, ttl).Registry()
+	if _, err := operator.Abandon(ctx, "v3"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-stopped:
+		if !errors.Is(err, versions.ErrNotWritable) {
+			t.Fatalf("the writer stopped with %v, want ErrNotWritable", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the writer of the abandoned version is still writing")
+	}
+	if left, err := w.catIndices(ctx, w.names.indexPatterns()); err != nil || len(left) != 0 {
+		t.Fatalf("indices of the abandoned version: %v %v", left, err)
 	}
 }

@@ -308,8 +308,11 @@ func aliasSwap(n names, version string) aliasActions {
 //  1. the current version gets the read aliases back (as in Swap: a swap to
 //     version that failed halfway may have moved them);
 //  2. the registry: the live ingester stops writing version;
-//  3. a wait of the registry's TTL, so that no ingester writes it anymore
-//     (a write after the deletion would create an index again);
+//  3. a wait of the registry's TTL and fenceMargin: stores of the version
+//     check that it is writable before every write request
+//     (Config.Fence), against a registry cached for at most the TTL, so
+//     that afterwards no write of the version is sent any more (one sent
+//     after the deletion would create an index again);
 //  4. the deletions.
 //
 // A version no longer in the registry whose indices remain is deleted too.
@@ -342,7 +345,7 @@ func (r *Registry) Abandon(ctx context.Context, version string) (versions.State,
 		select {
 		case <-ctx.Done():
 			return st, ctx.Err()
-		case <-time.After(r.ttl):
+		case <-time.After(r.ttl + fenceMargin):
 		}
 		// Indices created by a write during the wait are deleted too.
 		if indices, err = r.s.catIndices(ctx, old.indexPatterns()); err != nil {
@@ -368,6 +371,10 @@ func (r *Registry) Abandon(ctx context.Context, version string) (versions.State,
 	}
 	return st, r.s.deleteDoc(ctx, replayDoc(version))
 }
+
+// fenceMargin is how long Abandon gives a write request sent just before
+// its fence saw the version abandoned to reach the cluster.
+var fenceMargin = time.Second
 
 // Versions lists every version the cluster holds indices of, and those of
 // the registry, in name order: forget erases a contact from each.

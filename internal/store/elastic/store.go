@@ -87,6 +87,12 @@ type Config struct {
 	PageSize int
 	// Transport replaces the HTTP transport (tests, custom TLS).
 	Transport http.RoundTripper
+	// Fence, when set, is called before every _bulk request, retries
+	// included; when it fails, nothing more is sent and the write returns
+	// its error. The version set makes it check that the store's version
+	// is still writable (versions.Fence), so that a write in flight when
+	// the version is abandoned cannot recreate its indices.
+	Fence func(context.Context) error
 }
 
 // Defaults fills zero fields with defaults.
@@ -232,6 +238,7 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 		Attempts:   cfg.BulkAttempts,
 		Backoff:    cfg.Backoff,
 		MaxBackoff: cfg.MaxBackoff,
+		Fence:      cfg.Fence,
 	}, log)
 	return s, nil
 }
