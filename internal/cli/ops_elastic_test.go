@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/chatreport/chatreport/internal/config"
-	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 )
 
@@ -35,73 +31,28 @@ func TestReplaySwapForgetElasticsearch(t *testing.T) {
 	cfg.Store = config.Store{Kind: config.StoreElasticsearch, Elasticsearch: config.Elasticsearch{
 		URLs: []string{es.URL()}, IndexPrefix: "it", RegistryTTL: 100 * time.Millisecond}}
 	up := startUpWith(t, cfg, "", false)
-	base := "http://" + up.HTTP
 	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
 	os.WriteFile(cfgFile, []byte(fmt.Sprintf("kafka: {brokers: [%q]}\nstore: {kind: elasticsearch, elasticsearch: {urls: [%q], index_prefix: it, registry_ttl: 100ms}}\nlog: {level: warn}\n",
 		up.Kafka, es.URL())), 0o600)
 
-	prod := startProducer(t, up.Kafka, 7, 120)
-	stopPolling := startPoller(t, base)
-	waitFor(t, "live ingest before the replay", func() bool { return countSessions(t, base) > 10 })
-
-	r := &Replay{Brokers: []string{up.Kafka}, Store: cfg.Store, Def: pipeline.MustDefault(), Target: "v2",
-		Grace: time.Second, Batch: 200, Log: zap.NewNop(), Progress: &bytes.Buffer{}}
-	replayInterrupted(t, r, prod, func() {
-		if len(es.Docs("it-versions")) != 2 {
-			t.Fatalf("after the interruption the versions index holds %v, want the registry and the replay's progress", es.Docs("it-versions"))
-		}
-	})
-	<-prod.done
-
-	sent := prod.sent.Load()
-	waitFor(t, "live ingest of everything sent into both versions", func() bool {
-		return strings.Count(runCLI(t, "index", "status", "--config", cfgFile), fmt.Sprintf("%d events", sent)) == 2
-	})
-	if status := runCLI(t, "index", "status", "--config", cfgFile); !strings.Contains(status, "building since") {
-		t.Fatalf("index status:\n%s", status)
-	}
-	out := runCLI(t, "index", "swap", "--to", "v2", "--verify", "--config", cfgFile)
-	if !strings.Contains(out, "every session document is equal") || !strings.Contains(out, "current version: v2") {
-		t.Fatalf("swap:\n%s", out)
-	}
-	// The read aliases moved in one request: every index of v2 has them,
-	// no index of v1 does.
-	for _, ix := range aliasesOf(t, es, "it-sessions-*,it-events-*") {
-		readAlias := strings.Contains(ix.aliases, "it-sessions,") || strings.Contains(ix.aliases, "it-events,")
-		if readAlias != strings.Contains(ix.name, "-v2-") {
-			t.Errorf("after the swap %s has aliases %s", ix.name, ix.aliases)
-		}
-	}
-
-	before := countSessions(t, base)
-	late := startProducer(t, up.Kafka, 8, 3)
-	<-late.done
-	waitFor(t, "new sessions served from v2", func() bool { return countSessions(t, base) > before })
-	if ok, failed := stopPolling(); failed > 0 || ok < 10 {
-		t.Fatalf("API during replay and swap: %d ok, %d failed", ok, failed)
-	}
-	all := sent + late.sent.Load()
-	waitFor(t, "live ingest of the late events into v2", func() bool {
-		return strings.Contains(runCLI(t, "index", "status", "--config", cfgFile), fmt.Sprintf("%d events", all))
-	})
-
-	var l listResponse
-	get(t, base+"/api/v1/sessions?limit=1", "key-acme", &l)
-	contact := l.Items[0].Contact.ID
-	total := countSessions(t, base)
-	withContact := countWhere(t, base, "contact="+contact)
-	docsBefore := es.Docs("it-*-v*")
-	out = runCLI(t, "forget", "--tenant", "acme", "--contact", contact, "--config", cfgFile)
-	if !strings.Contains(out, "version v1: removed") || !strings.Contains(out, "version v2: removed") {
-		t.Fatalf("forget:\n%s", out)
-	}
-	if n := countWhere(t, base, "contact="+contact); n != 0 {
-		t.Fatalf("%d sessions of the forgotten contact remain", n)
-	}
-	if n := countSessions(t, base); n != total-withContact {
-		t.Fatalf("forget removed %d sessions, want %d", total-n, withContact)
-	}
-	checkForgotten(t, docsBefore, es.Docs("it-*-v*"), contact)
+	opsScenario{up: up, cfgFile: cfgFile, store: cfg.Store, conversations: 120,
+		interrupted: func() {
+			if len(es.Docs("it-versions")) != 2 {
+				t.Fatalf("after the interruption the versions index holds %v, want the registry and the replay's progress", es.Docs("it-versions"))
+			}
+		},
+		swapped: func() {
+			// The read aliases moved in one request: every index of v2
+			// has them, no index of v1 does.
+			for _, ix := range aliasesOf(t, es, "it-sessions-*,it-events-*") {
+				readAlias := strings.Contains(ix.aliases, "it-sessions,") || strings.Contains(ix.aliases, "it-events,")
+				if readAlias != strings.Contains(ix.name, "-v2-") {
+					t.Errorf("after the swap %s has aliases %s", ix.name, ix.aliases)
+				}
+			}
+		},
+		docs: func() map[string]map[string]any { return es.Docs("it-*-v*") },
+	}.run(t)
 }
 
 type indexAliases struct{ name, aliases string }

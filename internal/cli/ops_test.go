@@ -113,43 +113,70 @@ func TestReplaySwapForget(t *testing.T) {
 	}
 	dataDir := t.TempDir()
 	up := startUp(t, dataDir, false)
-	base := "http://" + up.HTTP
 	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
 	os.WriteFile(cfgFile, []byte(fmt.Sprintf("kafka: {brokers: [%q]}\nstore: {sqlite: {dir: %q}}\nlog: {level: warn}\n", up.Kafka, dataDir)), 0o600)
+	opsScenario{up: up, cfgFile: cfgFile, conversations: 250,
+		store: config.Store{Kind: config.StoreSQLite, SQLite: config.SQLite{Dir: dataDir}}}.run(t)
+}
 
-	prod := startProducer(t, up.Kafka, 7, 250)
+// opsScenario is the acceptance scenario of the operations commands on one
+// store; the hooks, when set, check what is particular to it.
+type opsScenario struct {
+	up            *running
+	cfgFile       string
+	store         config.Store
+	conversations int
+	// interrupted looks at what the interrupted replay left.
+	interrupted func()
+	// swapped looks at the store after the swap.
+	swapped func()
+	// docs returns every document of every version, so that forget can be
+	// checked document for document.
+	docs func() map[string]map[string]any
+}
+
+func (o opsScenario) run(t *testing.T) {
+	t.Helper()
+	base := "http://" + o.up.HTTP
+	prod := startProducer(t, o.up.Kafka, 7, o.conversations)
 	stopPolling := startPoller(t, base)
 	// Sessions stored before the replay registers v2 reach v2 only through
-	// the replay.
-	waitFor(t, "live ingest before the replay", func() bool { return countSessions(t, base) > 20 })
+	// the replay; the rest reach it twice, live and replayed, at once.
+	waitFor(t, "live ingest before the replay", func() bool { return countSessions(t, base) > 10 })
 
-	r := &Replay{Brokers: []string{up.Kafka}, Store: config.Store{Kind: config.StoreSQLite, SQLite: config.SQLite{Dir: dataDir}}, Def: pipeline.MustDefault(), Target: "v2",
+	r := &Replay{Brokers: []string{o.up.Kafka}, Store: o.store, Def: pipeline.MustDefault(), Target: "v2",
 		Grace: time.Second, Batch: 200, Log: zap.NewNop(), Progress: &bytes.Buffer{}}
-	// The first run is interrupted as soon as it stored something.
-	replayInterrupted(t, r, prod, nil)
-	<-prod.done // the producer sends all 250 conversations, then stops
+	replayInterrupted(t, r, prod, o.interrupted)
+	<-prod.done
 
 	// Live ingest catches up; then both versions hold everything.
-	var sent = prod.sent.Load()
+	sent := prod.sent.Load()
 	waitFor(t, "live ingest of everything sent into both versions", func() bool {
-		return strings.Count(runCLI(t, "index", "status", "--config", cfgFile), fmt.Sprintf("%d events", sent)) == 2
+		return strings.Count(runCLI(t, "index", "status", "--config", o.cfgFile), fmt.Sprintf("%d events", sent)) == 2
 	})
-	if status := runCLI(t, "index", "status", "--config", cfgFile); !strings.Contains(status, "building since") {
+	if status := runCLI(t, "index", "status", "--config", o.cfgFile); !strings.Contains(status, "building since") {
 		t.Fatalf("index status:\n%s", status)
 	}
-	out := runCLI(t, "index", "swap", "--to", "v2", "--verify", "--config", cfgFile)
+	out := runCLI(t, "index", "swap", "--to", "v2", "--verify", "--config", o.cfgFile)
 	if !strings.Contains(out, "every session document is equal") || !strings.Contains(out, "current version: v2") {
 		t.Fatalf("swap:\n%s", out)
+	}
+	if o.swapped != nil {
+		o.swapped()
 	}
 
 	// Live ingest now writes v2 (the current version) and the API reads it.
 	before := countSessions(t, base)
-	late := startProducer(t, up.Kafka, 8, 3)
+	late := startProducer(t, o.up.Kafka, 8, 3)
 	<-late.done
 	waitFor(t, "new sessions served from v2", func() bool { return countSessions(t, base) > before })
 	if ok, failed := stopPolling(); failed > 0 || ok < 10 {
 		t.Fatalf("API during replay and swap: %d ok, %d failed", ok, failed)
 	}
+	all := sent + late.sent.Load()
+	waitFor(t, "live ingest of the late events into v2", func() bool {
+		return strings.Contains(runCLI(t, "index", "status", "--config", o.cfgFile), fmt.Sprintf("%d events", all))
+	})
 
 	// Forget one contact: gone from both versions, the rest unchanged.
 	var l listResponse
@@ -157,7 +184,11 @@ func TestReplaySwapForget(t *testing.T) {
 	contact := l.Items[0].Contact.ID
 	total := countSessions(t, base)
 	withContact := countWhere(t, base, "contact="+contact)
-	out = runCLI(t, "forget", "--tenant", "acme", "--contact", contact, "--config", cfgFile)
+	var docsBefore map[string]map[string]any
+	if o.docs != nil {
+		docsBefore = o.docs()
+	}
+	out = runCLI(t, "forget", "--tenant", "acme", "--contact", contact, "--config", o.cfgFile)
 	if !strings.Contains(out, "version v1: removed") || !strings.Contains(out, "version v2: removed") {
 		t.Fatalf("forget:\n%s", out)
 	}
@@ -166,6 +197,9 @@ func TestReplaySwapForget(t *testing.T) {
 	}
 	if n := countSessions(t, base); n != total-withContact {
 		t.Fatalf("forget removed %d sessions, want %d", total-n, withContact)
+	}
+	if o.docs != nil {
+		checkForgotten(t, docsBefore, o.docs(), contact)
 	}
 }
 
