@@ -73,7 +73,7 @@ func (r *Replay) Do(ctx context.Context) error {
 		defer set.Close()
 		return replayInto(ctx, r, set, nil)
 	}
-	ev, err := openElasticVersions(r.Store.Elasticsearch, r.Log)
+	ev, err := openElasticVersions(r.Store.Elasticsearch, nil, r.Log)
 	if err != nil {
 		return err
 	}

@@ -53,6 +53,22 @@ func TestReplaySwapForgetElasticsearch(t *testing.T) {
 		},
 		docs: func() map[string]map[string]any { return es.Docs("it-*-v*") },
 	}.run(t)
+
+	// The live ingester's write path is measured per bulk request.
+	text := scrape(t, "http://"+up.HTTP)
+	for _, want := range []string{
+		"chatreport_elasticsearch_bulk_seconds_count ",
+		"chatreport_elasticsearch_bulk_operations_total ",
+		"chatreport_elasticsearch_bulk_retried_operations_total ",
+		"chatreport_elasticsearch_conflicts_total ",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(text, "chatreport_elasticsearch_bulk_operations_total 0\n") {
+		t.Error("no bulk operation counted")
+	}
 }
 
 type indexAliases struct{ name, aliases string }

@@ -20,7 +20,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 		Short: "Consume the event topics of a Kafka cluster into the configured store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withBackend(func(cfg config.Config, def *pipeline.Definition, log *zap.Logger, be *backend) error {
+			return g.withBackend(func(cfg config.Config, def *pipeline.Definition, log *zap.Logger, be *backend, reg *metrics.Registry) error {
 				if be.init != nil {
 					// Templates and the first indices must exist before the
 					// first write; installing them again changes nothing.
@@ -28,7 +28,6 @@ func newIngestCommand(g *globals) *cobra.Command {
 						return fmt.Errorf("install Elasticsearch templates: %w", err)
 					}
 				}
-				reg := metrics.New()
 				in, err := newIngester(cfg, def, cfg.Kafka.Brokers, be.sink, reg, log)
 				if err != nil {
 					return err
@@ -55,8 +54,7 @@ func newServeCommand(g *globals) *cobra.Command {
 		Short: "Serve the report API from the configured store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withBackend(func(cfg config.Config, def *pipeline.Definition, log *zap.Logger, be *backend) error {
-				reg := metrics.New()
+			return g.withBackend(func(cfg config.Config, def *pipeline.Definition, log *zap.Logger, be *backend, reg *metrics.Registry) error {
 				server, err := newAPI(cfg, be.api, reg, log)
 				if err != nil {
 					return err
@@ -73,18 +71,19 @@ func newServeCommand(g *globals) *cobra.Command {
 	}
 }
 
-// withBackend runs fn with the configuration, the logger and the store open:
-// the prologue of the long-running roles.
-func (g *globals) withBackend(fn func(config.Config, *pipeline.Definition, *zap.Logger, *backend) error) error {
+// withBackend runs fn with the configuration, the logger, the store open and
+// the metrics it reports to: the prologue of the long-running roles.
+func (g *globals) withBackend(fn func(config.Config, *pipeline.Definition, *zap.Logger, *backend, *metrics.Registry) error) error {
 	cfg, def, log, done, err := g.start()
 	if err != nil || done {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-	be, err := openBackend(cfg, def, log)
+	reg := metrics.New()
+	be, err := openBackend(cfg, def, reg, log)
 	if err != nil {
 		return err
 	}
 	defer be.close()
-	return fn(cfg, def, log, be)
+	return fn(cfg, def, log, be, reg)
 }

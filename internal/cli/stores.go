@@ -105,8 +105,8 @@ type backend struct {
 }
 
 // openBackend opens the configured store: SQLite versions in a folder, or
-// Elasticsearch versions in a cluster.
-func openBackend(cfg config.Config, def *pipeline.Definition, log *zap.Logger) (*backend, error) {
+// Elasticsearch versions in a cluster, whose write path reports to reg.
+func openBackend(cfg config.Config, def *pipeline.Definition, reg *metrics.Registry, log *zap.Logger) (*backend, error) {
 	switch cfg.Store.Kind {
 	case config.StoreSQLite:
 		set, err := openSQLiteVersions(cfg.Store.SQLite.Dir)
@@ -116,7 +116,7 @@ func openBackend(cfg config.Config, def *pipeline.Definition, log *zap.Logger) (
 		cur := currentStore{set}
 		return &backend{sink: versions.NewSink(set, def), api: cur, ping: cur.Ping, close: set.Close}, nil
 	case config.StoreElasticsearch:
-		ev, err := openElasticVersions(cfg.Store.Elasticsearch, log)
+		ev, err := openElasticVersions(cfg.Store.Elasticsearch, reg, log)
 		if err != nil {
 			return nil, err
 		}
@@ -136,14 +136,16 @@ type elasticVersions struct {
 	base *elastic.Store
 }
 
-func openElasticVersions(c config.Elasticsearch, log *zap.Logger) (*elasticVersions, error) {
-	base, err := openElastic(c, versions.Initial, nil, log)
+// openElasticVersions opens the versions of the cluster; obs, when set,
+// receives the measurements of every version's write path.
+func openElasticVersions(c config.Elasticsearch, obs elastic.Observer, log *zap.Logger) (*elasticVersions, error) {
+	base, err := openElastic(c, versions.Initial, nil, nil, log)
 	if err != nil {
 		return nil, err
 	}
 	reg := base.Registry()
 	set := versions.NewSet(reg, func(_ context.Context, v string) (*elastic.Store, error) {
-		return openElastic(c, v, versions.Fence(reg, v), log)
+		return openElastic(c, v, versions.Fence(reg, v), obs, log)
 	})
 	return &elasticVersions{set: set, base: base}, nil
 }
@@ -170,10 +172,10 @@ func (ev *elasticVersions) initWritable(ctx context.Context) error {
 }
 
 // openElastic opens the store of a version; fence, when set, is checked
-// before every write (elastic.Config.Fence).
-func openElastic(c config.Elasticsearch, version string, fence func(context.Context) error, log *zap.Logger) (*elastic.Store, error) {
+// before every write (elastic.Config.Fence), obs is its Observer.
+func openElastic(c config.Elasticsearch, version string, fence func(context.Context) error, obs elastic.Observer, log *zap.Logger) (*elastic.Store, error) {
 	ec := elastic.Config{Addresses: c.URLs, Username: c.Username, Password: c.Password, APIKey: c.APIKey,
-		IndexPrefix: c.IndexPrefix, Version: version, RegistryTTL: c.RegistryTTL, Fence: fence}
+		IndexPrefix: c.IndexPrefix, Version: version, RegistryTTL: c.RegistryTTL, Fence: fence, Observer: obs}
 	if c.CACertFile != "" {
 		pem, err := os.ReadFile(c.CACertFile)
 		if err != nil {
@@ -220,7 +222,7 @@ func (g *globals) openVersions() (storeVersions, error) {
 		if err != nil {
 			return nil, err
 		}
-		return openElasticVersions(cfg.Store.Elasticsearch, log)
+		return openElasticVersions(cfg.Store.Elasticsearch, nil, log)
 	}
 	set, err := openSQLiteVersions(cfg.Store.SQLite.Dir)
 	if err != nil {

@@ -96,7 +96,8 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 	}
 
 	// The command runs the SQLite store; tests run the Elasticsearch one too.
-	be, err := openBackend(cfg, def, log)
+	reg := metrics.New()
+	be, err := openBackend(cfg, def, reg, log)
 	if err != nil {
 		return err
 	}
@@ -106,7 +107,6 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 			return fmt.Errorf("install Elasticsearch templates: %w", err)
 		}
 	}
-	reg := metrics.New()
 	server, err := newAPI(cfg, be.api, reg, log)
 	if err != nil {
 		return err

@@ -286,13 +286,7 @@ func TestKcatEventAppears(t *testing.T) {
 // operators rely on.
 func checkMetrics(t *testing.T, base string) {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	text := string(body)
+	text := scrape(t, base)
 	for _, want := range []string{
 		`chatreport_events_consumed_total{topic="chat.events.bot"} 3`,
 		`chatreport_events_consumed_total{topic="chat.events.agent"} 1`,
@@ -309,6 +303,21 @@ func checkMetrics(t *testing.T, base string) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// scrape returns what /metrics answers.
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
 
 // checkDLQCommands lists the dead letter, shows it, fixes it and redrives it:

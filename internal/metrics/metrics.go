@@ -1,6 +1,7 @@
 // Package metrics exposes chatreport's Prometheus metrics: what the ingester
 // consumed, stored and dead-lettered per topic, consumer lag per partition,
-// store write latency and retries, assembler work, and API latency per route.
+// store write latency and retries, Elasticsearch bulk requests and conflicts,
+// assembler work, and API latency per route.
 package metrics
 
 import (
@@ -27,6 +28,11 @@ type Registry struct {
 	retries      *prometheus.CounterVec
 	batches      prometheus.Counter
 	httpDuration *prometheus.HistogramVec
+
+	bulkLatency prometheus.Histogram
+	bulkOps     prometheus.Counter
+	bulkRetried prometheus.Counter
+	conflicts   prometheus.Counter
 }
 
 var _ ingest.Observer = (*Registry)(nil)
@@ -48,7 +54,7 @@ func New() *Registry {
 			Name: "chatreport_consumer_lag", Help: "Messages in a partition after the last one committed.",
 		}, []string{"topic", "partition"}),
 		storeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "chatreport_store_write_seconds", Help: "Duration of one batch write to the store (a bulk request for Elasticsearch).",
+			Name: "chatreport_store_write_seconds", Help: "Duration of one batch write to the store, every version written, reads included.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -61,8 +67,22 @@ func New() *Registry {
 			Name: "chatreport_http_request_duration_seconds", Help: "API request latency per route and status.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"method", "route", "status"}),
+		bulkLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "chatreport_elasticsearch_bulk_seconds", Help: "Duration of one Elasticsearch _bulk request.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+		bulkOps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatreport_elasticsearch_bulk_operations_total", Help: "Operations sent in Elasticsearch _bulk requests, retries included.",
+		}),
+		bulkRetried: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatreport_elasticsearch_bulk_retried_operations_total", Help: "Bulk operations sent again after a 429, a 5xx or a failed request.",
+		}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatreport_elasticsearch_conflicts_total", Help: "Updates run again because a concurrent writer changed the sessions they read.",
+		}),
 	}
 	r.reg.MustRegister(r.consumed, r.stored, r.deadLettered, r.lag, r.storeLatency, r.retries, r.batches, r.httpDuration,
+		r.bulkLatency, r.bulkOps, r.bulkRetried, r.conflicts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }
@@ -85,6 +105,17 @@ func (r *Registry) ObserveBatch(b ingest.BatchStats) {
 	r.storeLatency.Observe(b.StoreLatency.Seconds())
 	r.batches.Inc()
 }
+
+// ObserveBulk records one Elasticsearch _bulk request (elastic.Observer).
+func (r *Registry) ObserveBulk(d time.Duration, ops, retried int) {
+	r.bulkLatency.Observe(d.Seconds())
+	r.bulkOps.Add(float64(ops))
+	r.bulkRetried.Add(float64(retried))
+}
+
+// ObserveConflict records an Elasticsearch update run again after a
+// concurrent change (elastic.Observer).
+func (r *Registry) ObserveConflict() { r.conflicts.Inc() }
 
 // AssemblerWatch is anything that reports assembler work.
 type AssemblerWatch interface {

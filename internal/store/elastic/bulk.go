@@ -94,6 +94,8 @@ type BulkConfig struct {
 	MaxBackoff time.Duration
 	// Fence, when set, must succeed before each request is sent.
 	Fence func(context.Context) error
+	// Observer, when set, is told about every request.
+	Observer Observer
 }
 
 // BulkWriter sends operations with _bulk and reads every item's result:
@@ -208,7 +210,9 @@ func (w *BulkWriter) send(ctx context.Context, ops []Op, pending []int, results 
 			return 0, nil, err
 		}
 	}
+	start := time.Now()
 	items, err := w.post(ctx, buf)
+	took := time.Since(start)
 	if err != nil {
 		if ctx.Err() != nil || !isUnavailable(err) {
 			return 0, nil, err
@@ -216,6 +220,7 @@ func (w *BulkWriter) send(ctx context.Context, ops []Op, pending []int, results 
 		for _, i := range sent {
 			results[i] = Result{Status: 0, Reason: err.Error()}
 		}
+		w.observe(took, n, n)
 		return n, sent, nil
 	}
 	if len(items) != len(sent) {
@@ -232,7 +237,14 @@ func (w *BulkWriter) send(ctx context.Context, ops []Op, pending []int, results 
 				ops[i].Index, ops[i].ID, r.Status, r.Reason)
 		}
 	}
+	w.observe(took, n, len(again))
 	return n, again, nil
+}
+
+func (w *BulkWriter) observe(d time.Duration, ops, retried int) {
+	if w.cfg.Observer != nil {
+		w.cfg.Observer.ObserveBulk(d, ops, retried)
+	}
 }
 
 func isUnavailable(err error) bool {

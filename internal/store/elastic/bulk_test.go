@@ -120,8 +120,29 @@ func faultyWriter(t *testing.T, url string, attempts int) *BulkWriter {
 	return w
 }
 
+// countingObserver counts what an Observer is told.
+type countingObserver struct {
+	mu                                sync.Mutex
+	requests, ops, retried, conflicts int
+}
+
+func (o *countingObserver) ObserveBulk(_ time.Duration, ops, retried int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.requests++
+	o.ops += ops
+	o.retried += retried
+}
+
+func (o *countingObserver) ObserveConflict() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.conflicts++
+}
+
 // TestBulkFaults: every event ends up either stored or rejected (to be
-// dead-lettered), none both, none twice, none lost.
+// dead-lettered), none both, none twice, none lost; the observer is told
+// of every request, and of every operation sent again.
 func TestBulkFaults(t *testing.T) {
 	const n = 200
 	var pre []string
@@ -135,7 +156,9 @@ func TestBulkFaults(t *testing.T) {
 		}
 	}
 	c := newFaultyCluster(t, pre)
-	results, err := faultyWriter(t, c.srv.URL, 6).Write(t.Context(), ops)
+	w, obs := faultyWriter(t, c.srv.URL, 6), &countingObserver{}
+	w.cfg.Observer = obs
+	results, err := w.Write(t.Context(), ops)
 	if err != nil {
 		t.Fatalf("write: %v", err)
 	}
@@ -171,6 +194,10 @@ func TestBulkFaults(t *testing.T) {
 	}
 	if len(c.resent) > 0 {
 		t.Fatalf("sent again after success: %v", c.resent)
+	}
+	if obs.requests != c.requests || obs.retried == 0 || obs.ops-obs.retried != n {
+		t.Fatalf("observed %d requests (the cluster saw %d), %d operations, %d of them sent again; want %d sent once each plus the retries",
+			obs.requests, c.requests, obs.ops, obs.retried, n)
 	}
 }
 

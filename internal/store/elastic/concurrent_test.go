@@ -50,13 +50,13 @@ func TestConcurrentWriters(t *testing.T) {
 		n = 60
 	}
 	core, logs := observer.New(zap.DebugLevel)
-	log := zap.New(core)
+	log, obs := zap.New(core), &countingObserver{}
 	for seed := first; seed < first+uint64(n); seed++ {
-		if err := concurrentScenario(t, seed, log); err != nil {
+		if err := concurrentScenario(t, seed, log, obs); err != nil {
 			t.Errorf("%v\nreproduce with: go test ./internal/store/elastic -run TestConcurrentWriters -concurrent.seed=%d", err, seed)
 		}
 	}
-	conflicts := logs.FilterMessageSnippet("reading again").Len()
+	conflicts := obs.conflicts
 	widened := logs.FilterMessageSnippet("reading the key again").Len()
 	t.Logf("%d conflicts, %d reads of a key widened to an earlier session", conflicts, widened)
 	if n >= 60 && conflicts == 0 {
@@ -64,7 +64,7 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 }
 
-func concurrentScenario(t *testing.T, seed uint64, log *zap.Logger) error {
+func concurrentScenario(t *testing.T, seed uint64, log *zap.Logger, obs Observer) error {
 	rng := rand.New(rand.NewPCG(seed, 0xc0c0))
 	tenants := []string{"acme", "globex"}[:1+rng.IntN(2)]
 	events := sessiontest.Generate(rng, sessiontest.Options{
@@ -94,6 +94,7 @@ func concurrentScenario(t *testing.T, seed uint64, log *zap.Logger) error {
 	for w := range stores {
 		stores[w] = loggedFakeStore(t, f, log, func(c *Config) {
 			c.UpdateAttempts = 50
+			c.Observer = obs
 			c.Addresses = []string{tr.proxy(t, w, f.URL())}
 		})
 	}

@@ -93,6 +93,20 @@ type Config struct {
 	// is still writable (versions.Fence), so that a write in flight when
 	// the version is abandoned cannot recreate its indices.
 	Fence func(context.Context) error
+	// Observer, when set, receives measurements of the write path.
+	Observer Observer
+}
+
+// Observer receives measurements of the write path (metrics.Registry
+// implements it).
+type Observer interface {
+	// ObserveBulk records one _bulk request: how long it took, how many
+	// operations it carried and how many of those are sent again (429,
+	// 5xx, or the request failed as a whole).
+	ObserveBulk(d time.Duration, ops, retried int)
+	// ObserveConflict records an update that runs again because a
+	// concurrent writer changed what it read.
+	ObserveConflict()
 }
 
 // Defaults fills zero fields with defaults.
@@ -239,6 +253,7 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 		Backoff:    cfg.Backoff,
 		MaxBackoff: cfg.MaxBackoff,
 		Fence:      cfg.Fence,
+		Observer:   cfg.Observer,
 	}, log)
 	return s, nil
 }

@@ -118,6 +118,9 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 		switch {
 		case errors.Is(err, ErrConflict):
 			s.log.Info("concurrent update of the same sessions; reading again", zap.Int("attempt", attempt+1))
+			if s.cfg.Observer != nil {
+				s.cfg.Observer.ObserveConflict()
+			}
 			for i := range ch.Events {
 				ours[ch.Events[i].Ref()] = true
 			}
