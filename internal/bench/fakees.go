@@ -54,6 +54,8 @@ func (f *fakeElastic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		kind = "_bulk"
 	case strings.HasSuffix(p, "/_search"):
 		kind = "_search"
+	case strings.HasSuffix(p, "/_msearch"):
+		kind = "_msearch"
 	case strings.HasSuffix(p, "/_mget"):
 		kind = "_mget"
 	}
@@ -71,6 +73,8 @@ func (f *fakeElastic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, emptySearch)
 	case "_mget":
 		f.mget(w, r)
+	case "_msearch":
+		f.msearch(w, r)
 	default:
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = io.WriteString(w, `{}`)
@@ -93,6 +97,26 @@ func (f *fakeElastic) mget(w http.ResponseWriter, r *http.Request) {
 			b.WriteByte(',')
 		}
 		fmt.Fprintf(&b, `{"_index":%s,"_id":%s,"found":false}`, quote(index), quote(id))
+	}
+	b.WriteString(`]}`)
+	_, _ = w.Write(b.Bytes())
+}
+
+// msearch answers every search of the body with no hits.
+func (f *fakeElastic) msearch(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, `{"error":{"type":"parse_exception","reason":"bad msearch"},"status":400}`, http.StatusBadRequest)
+		return
+	}
+	searches := bytes.Count(body, []byte("\n")) / 2
+	var b bytes.Buffer
+	b.WriteString(`{"took":0,"responses":[`)
+	for i := range searches {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strings.TrimSuffix(emptySearch, "}") + `,"status":200}`)
 	}
 	b.WriteString(`]}`)
 	_, _ = w.Write(b.Bytes())
@@ -178,6 +202,7 @@ func (f *fakeElastic) report(res *Results, run ingestRun) {
 	per := func(n int) float64 { return float64(n) / float64(run.batches) }
 	res.add(Figure{Scenario: ScenarioIngestElastic, Name: "HTTP requests per batch", Unit: "requests", Value: per(total),
 		Note: "_search " + strconv.FormatFloat(per(f.requests["_search"]), 'f', 1, 64) +
+			", _msearch " + strconv.FormatFloat(per(f.requests["_msearch"]), 'f', 1, 64) +
 			", _mget " + strconv.FormatFloat(per(f.requests["_mget"]), 'f', 1, 64) +
 			", _bulk " + strconv.FormatFloat(per(f.requests["_bulk"]), 'f', 1, 64) + " per batch"})
 	res.add(Figure{Scenario: ScenarioIngestElastic, Name: "bulk body bytes per event", Unit: "B",

@@ -28,6 +28,20 @@ type Reader interface {
 	KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]Stored, error)
 }
 
+// KeyRequest is a call of KeyEvents to come.
+type KeyRequest struct {
+	Tenant, Key string
+	Since       time.Time
+}
+
+// Prefetcher is a Reader that reads many keys at once: a store across a
+// network, where a request per key is the cost. The assembler calls
+// Prefetch with the keys of a batch before it calls KeyEvents for each of
+// them, in that order, with the same arguments.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, keys []KeyRequest) error
+}
+
 // Changes is what one batch of new events does to the store.
 type Changes struct {
 	// Events are new events, and stored events moved to another session.
@@ -122,24 +136,40 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 		}
 		groups[k] = append(groups[k], *e)
 	}
+	reqs := make([]KeyRequest, len(order))
+	for i, k := range order {
+		fresh := groups[k]
+		slices.SortFunc(fresh, func(x, y event.Event) int { return event.Compare(&x, &y) })
+		reqs[i] = KeyRequest{Tenant: k.tenant, Key: k.key, Since: since(k.key, fresh)}
+	}
+	if p, ok := r.(Prefetcher); ok && len(reqs) > 0 {
+		if err := p.Prefetch(ctx, reqs); err != nil {
+			return Changes{}, fmt.Errorf("read the session keys: %w", err)
+		}
+	}
 	var ch Changes
-	for _, k := range order {
-		if err := a.assembleKey(ctx, r, k, groups[k], &ch); err != nil {
+	for i, k := range order {
+		if err := a.assembleKey(ctx, r, k, reqs[i].Since, groups[k], &ch); err != nil {
 			return Changes{}, err
 		}
 	}
 	return ch, nil
 }
 
-// assembleKey recomputes the sessions of one key from the earliest point the
-// new events can affect.
-func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, fresh []event.Event, ch *Changes) error {
-	slices.SortFunc(fresh, func(x, y event.Event) int { return event.Compare(&x, &y) })
-	since := fresh[0].OccurredAt
-	derived := IsDerivedKey(k.key)
-	if !derived {
-		since = time.Time{}
+// since is the earliest point sorted new events of key can affect: the
+// first of them, or the key's beginning for an explicit session, whose
+// events all belong to it.
+func since(key string, fresh []event.Event) time.Time {
+	if !IsDerivedKey(key) {
+		return time.Time{}
 	}
+	return fresh[0].OccurredAt
+}
+
+// assembleKey recomputes the sessions of one key from the earliest point the
+// new events (sorted) can affect.
+func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since time.Time, fresh []event.Event, ch *Changes) error {
+	derived := IsDerivedKey(k.key)
 	stored, err := r.KeyEvents(ctx, k.tenant, k.key, since)
 	if err != nil {
 		return fmt.Errorf("read events of a session key: %w", err)

@@ -95,6 +95,9 @@ func concurrentScenario(t *testing.T, seed uint64, log *zap.Logger, obs Observer
 		stores[w] = loggedFakeStore(t, f, log, func(c *Config) {
 			c.UpdateAttempts = 50
 			c.Observer = obs
+			// Small pages in half the scenarios: keys then outgrow
+			// Prefetch's single pages and are read page by page alone.
+			c.PageSize = []int{1000, 3}[seed%2]
 			c.Addresses = []string{tr.proxy(t, w, f.URL())}
 		})
 	}

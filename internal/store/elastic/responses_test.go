@@ -248,3 +248,32 @@ func TestBulkBodyGolden(t *testing.T) {
 		t.Error("documents are HTML-escaped: needless bytes")
 	}
 }
+
+// TestMsearchRecorded reads the answers of _msearch in order; a search
+// answered 429 makes the call ErrUnavailable, one answered 400 an error
+// that names its type without quoting the field's value.
+func TestMsearchRecorded(t *testing.T) {
+	rec := newRecorded(t, answer{200, "msearch_ok.json"}, answer{200, "msearch_rejected.json"}, answer{200, "msearch_bad.json"})
+	s := rec.store(t)
+	kq := keyQueries{tenant: "acme", key: "s:c639c747-4637-4ff5-99c0-9f0e86d3c21b"}
+	qs := []query{{s.names.eventsAll(), kq.anchor(from)}, {s.names.sessionsAll(), kq.sessions(from)}}
+
+	res, err := s.msearch(t.Context(), qs)
+	if err != nil || len(res) != 2 || len(res[0].Hits.Hits) != 1 || len(res[1].Hits.Hits) != 0 {
+		t.Fatalf("answers %+v, %v", res, err)
+	}
+	if loc, err := res[0].Hits.Hits[0].loc(); err != nil || loc.SeqNo != 7 || loc.Index != "chatreport-events-v1-2025.10" {
+		t.Fatalf("hit %+v %v", loc, err)
+	}
+	if _, err := s.msearch(t.Context(), qs); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("rejected search: %v, want ErrUnavailable", err)
+	}
+	_, err = s.msearch(t.Context(), qs)
+	var re *ResponseError
+	if !errors.As(err, &re) || re.Status != 400 || re.Type != "search_phase_execution_exception" || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("bad search: %v", err)
+	}
+	if strings.Contains(err.Error(), "Maria") {
+		t.Fatalf("the error quotes a field's value: %v", err)
+	}
+}

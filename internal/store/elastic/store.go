@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -494,6 +495,67 @@ func (s *Store) search(ctx context.Context, index string, req *search.Request) (
 			ErrUnavailable, index, res.TimedOut, res.Shards.Failed, res.Shards.Total)
 	}
 	return &res, nil
+}
+
+// query is one search of an _msearch: a request and the index it targets.
+type query struct {
+	index string
+	req   *search.Request
+}
+
+// maxMsearch bounds the searches of one _msearch request.
+const maxMsearch = 256
+
+// msearch runs the searches of qs with _msearch, maxMsearch per request, and
+// returns their answers in order. A search Elasticsearch refused fails the
+// call as search would: with ErrUnavailable for 429 and 5xx.
+func (s *Store) msearch(ctx context.Context, qs []query) ([]*searchResponse, error) {
+	out := make([]*searchResponse, 0, len(qs))
+	yes, no := true, false
+	var body bytes.Buffer
+	for chunk := range slices.Chunk(qs, maxMsearch) {
+		body.Reset()
+		enc := json.NewEncoder(&body)
+		for _, q := range chunk {
+			h := types.MultisearchHeader{Index: []string{q.index}, IgnoreUnavailable: &yes, AllowNoIndices: &yes,
+				AllowPartialSearchResults: &no}
+			if err := enc.Encode(&h); err != nil {
+				return nil, fmt.Errorf("elasticsearch: encode search header: %w", err)
+			}
+			if err := enc.Encode(q.req); err != nil {
+				return nil, fmt.Errorf("elasticsearch: encode search: %w", err)
+			}
+		}
+		var res struct {
+			Responses []struct {
+				searchResponse
+				Status int        `json:"status"`
+				Error  *causeJSON `json:"error"`
+			} `json:"responses"`
+		}
+		if err := s.do(ctx, esapi.MsearchRequest{Body: bytes.NewReader(body.Bytes())}, &res); err != nil {
+			return nil, err
+		}
+		if len(res.Responses) != len(chunk) {
+			return nil, fmt.Errorf("elasticsearch: _msearch answered %d searches of %d", len(res.Responses), len(chunk))
+		}
+		for i := range res.Responses {
+			r := &res.Responses[i]
+			if r.Error != nil {
+				err := &ResponseError{Status: r.Status, Type: r.Error.Type, Reason: sanitize(r.Error)}
+				if retryableStatus(r.Status) {
+					return nil, fmt.Errorf("%w: search of %s: %w", ErrUnavailable, chunk[i].index, err)
+				}
+				return nil, fmt.Errorf("search of %s: %w", chunk[i].index, err)
+			}
+			if r.TimedOut || r.Shards.Failed > 0 {
+				return nil, fmt.Errorf("%w: search of %s incomplete (timed out %t, %d of %d shards failed)",
+					ErrUnavailable, chunk[i].index, r.TimedOut, r.Shards.Failed, r.Shards.Total)
+			}
+			out = append(out, &r.searchResponse)
+		}
+	}
+	return out, nil
 }
 
 // scan calls fn with every hit of req, page by page with search_after; req

@@ -1,14 +1,18 @@
 package elastic
 
 import (
-	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
-
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +21,7 @@ import (
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 	"github.com/chatreport/chatreport/internal/store/sqlite"
 	"github.com/chatreport/chatreport/internal/store/storetest"
 )
@@ -300,6 +305,93 @@ func TestTornState(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameState(t, snapshot(t, s), reference(t, append(events, late)))
+}
+
+// countingTransport counts requests by the last element of their path,
+// and keeps the bodies of _msearch requests.
+type countingTransport struct {
+	mu        sync.Mutex
+	paths     map[string]int
+	msearches [][]byte
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.paths[path.Base(req.URL.Path)]++
+	if path.Base(req.URL.Path) == "_msearch" {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		c.msearches = append(c.msearches, body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+func (c *countingTransport) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.paths
+	c.paths = map[string]int{}
+	return out
+}
+
+// TestPrefetch: a batch touching many session keys reads them all in a
+// fixed number of requests, not a few per key, and stores what the
+// per-key reads would.
+func TestPrefetch(t *testing.T) {
+	const contacts = 60
+	var first, second []event.Event
+	for i := range contacts {
+		c := storetest.B{Contact: fmt.Sprintf("55119%08d", i)}
+		first = append(first, c.Msg(fmt.Sprintf("a%d", i), 0, event.RoleCustomer, "oi"), c.Msg(fmt.Sprintf("b%d", i), time.Minute, event.RoleBot, "olá"))
+		second = append(second, c.Msg(fmt.Sprintf("c%d", i), 2*time.Minute, event.RoleCustomer, "tudo bem?"))
+	}
+	// A late event before the first: its key is read from the start.
+	second = append(second, storetest.B{Contact: "5511900000000"}.Msg("early", -time.Minute, event.RoleCustomer, "antes"))
+	f := esfake.New(t)
+	counter := &countingTransport{paths: map[string]int{}}
+	s := fakeStore(t, f, func(c *Config) { c.Transport = counter })
+	for _, b := range [][]event.Event{first, second} {
+		counter.take()
+		if err := assembler(s).Ingest(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := counter.take()
+	want := map[string]int{"_search": 1, "_mget": 1, "_msearch": 3, "_bulk": 3}
+	if !maps.Equal(got, want) {
+		t.Errorf("requests of the second batch %v, want %v", got, want)
+	}
+	sameState(t, snapshot(t, s), reference(t, first, second))
+}
+
+// TestPrefetchGolden: the three _msearch bodies of a batch of two contacts,
+// one of them stored before: the anchors of both, the first event of the
+// session of the one found, then both keys' sessions and events (from that
+// event, and from the beginning).
+func TestPrefetchGolden(t *testing.T) {
+	f := esfake.New(t)
+	counter := &countingTransport{paths: map[string]int{}}
+	s := fakeStore(t, f, func(c *Config) { c.Transport = counter })
+	c := storetest.B{Contact: "5511900000001"}
+	if err := assembler(s).Ingest(t.Context(), []event.Event{c.Msg("c1", 0, event.RoleCustomer, "oi")}); err != nil {
+		t.Fatal(err)
+	}
+	counter.msearches = nil
+	batch := []event.Event{c.Msg("c2", 10*time.Minute, event.RoleCustomer, "e agora?"), ana.Msg("a1", time.Hour, event.RoleCustomer, "oi")}
+	if err := assembler(s).Ingest(t.Context(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if len(counter.msearches) != 3 {
+		t.Fatalf("%d _msearch requests, want 3", len(counter.msearches))
+	}
+	for i, body := range counter.msearches {
+		lines := bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n"))
+		golden(t, fmt.Sprintf("prefetch_round_%d.json", i+1), append(append([]byte("["), bytes.Join(lines, []byte(","))...), ']'))
+	}
 }
 
 // TestSessionMovesMonth: a late event before the start of an explicit

@@ -49,8 +49,9 @@ type Server struct {
 	nextPit    int
 	// BulkHook, when set, may answer a bulk item instead of the fake:
 	// a status of 0 lets the fake apply it.
-	BulkHook func(action, index, id string, attempt int) (status int, errType string)
-	attempts map[string]int // per action+index+id, for BulkHook
+	BulkHook  func(action, index, id string, attempt int) (status int, errType string)
+	attempts  map[string]int // per action+index+id, for BulkHook
+	msearches int
 	// BeforeBulk runs (unlocked) before each bulk request is applied.
 	BeforeBulk func()
 	bulks      int
@@ -172,6 +173,8 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 		return f.search(parts[0], body)
 	case p == "_search":
 		return f.search("", body)
+	case p == "_msearch":
+		return f.msearch(body)
 	case len(parts) == 2 && parts[1] == "_pit":
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -619,6 +622,55 @@ type candidate struct {
 	index, id string
 	d         *fakeDoc
 	sort      []any
+}
+
+// msearch runs each search of an _msearch body on its own, as
+// Elasticsearch does: another request may be applied between two of them.
+func (f *Server) msearch(body []byte) (any, error) {
+	lines := bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n"))
+	if len(lines)%2 != 0 {
+		return nil, bad("fake msearch: a header without a search")
+	}
+	f.mu.Lock()
+	f.msearches++
+	f.mu.Unlock()
+	var responses []any
+	for i := 0; i < len(lines); i += 2 {
+		var h struct {
+			Index                     []string `json:"index"`
+			IgnoreUnavailable         bool     `json:"ignore_unavailable"`
+			AllowNoIndices            bool     `json:"allow_no_indices"`
+			AllowPartialSearchResults *bool    `json:"allow_partial_search_results"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(lines[i]))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&h); err != nil {
+			return nil, bad("fake msearch header: %v", err)
+		}
+		out, err := f.search(strings.Join(h.Index, ","), lines[i+1])
+		if err != nil {
+			fe, ok := err.(*fakeError)
+			if !ok {
+				fe = &fakeError{500, "exception", err.Error()}
+			}
+			responses = append(responses, map[string]any{"error": map[string]any{"type": fe.typ, "reason": fe.reason}, "status": fe.status})
+			continue
+		}
+		resp, ok := out.(map[string]any)
+		if !ok {
+			return nil, bad("fake msearch: a search answered %T", out)
+		}
+		resp["status"] = 200
+		responses = append(responses, resp)
+	}
+	return map[string]any{"took": 1, "responses": responses}, nil
+}
+
+// Msearches counts the _msearch requests answered.
+func (f *Server) Msearches() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.msearches
 }
 
 func (f *Server) search(target string, body []byte) (any, error) {
