@@ -45,8 +45,9 @@ type reader struct {
 	// masked are events rejected in an earlier attempt: reported known, so
 	// that fn leaves them out.
 	masked map[event.Ref]string
-	// ours are events an earlier attempt wrote: reported unknown, so that
-	// fn computes their sessions again.
+	// ours are events an earlier attempt wrote, or changed in an attempt
+	// that then conflicted: reported unknown, so that fn computes their
+	// sessions again.
 	ours map[event.Ref]bool
 	// redo are keys (document ids) whose sessions an earlier attempt
 	// wrote counting an event Elasticsearch then rejected: their stored
@@ -316,10 +317,10 @@ func (q keyQueries) events(from time.Time) *search.Request {
 
 // keyStateReader takes the hits of a key's sessions and events from S on.
 type keyStateReader struct {
-	r           *reader
-	tenant, key string
-	from        time.Time
-	out         []session.Stored
+	r      *reader
+	tenant string
+	from   time.Time
+	out    []session.Stored
 	// found are the sessions read by start; unread, those of the events
 	// read that are not among them.
 	found  map[string]bool
@@ -328,7 +329,7 @@ type keyStateReader struct {
 
 func (r *reader) newKeyState(tenant, key string, from time.Time) *keyStateReader {
 	r.from[docID(tenant, key)] = from
-	return &keyStateReader{r: r, tenant: tenant, key: key, from: from, found: map[string]bool{}}
+	return &keyStateReader{r: r, tenant: tenant, from: from, found: map[string]bool{}}
 }
 
 func (st *keyStateReader) session(h *hit) error {

@@ -49,9 +49,8 @@ type Server struct {
 	nextPit    int
 	// BulkHook, when set, may answer a bulk item instead of the fake:
 	// a status of 0 lets the fake apply it.
-	BulkHook  func(action, index, id string, attempt int) (status int, errType string)
-	attempts  map[string]int // per action+index+id, for BulkHook
-	msearches int
+	BulkHook func(action, index, id string, attempt int) (status int, errType string)
+	attempts map[string]int // per action+index+id, for BulkHook
 	// BeforeBulk runs (unlocked) before each bulk request is applied.
 	BeforeBulk func()
 	bulks      int
@@ -631,9 +630,6 @@ func (f *Server) msearch(body []byte) (any, error) {
 	if len(lines)%2 != 0 {
 		return nil, bad("fake msearch: a header without a search")
 	}
-	f.mu.Lock()
-	f.msearches++
-	f.mu.Unlock()
 	var responses []any
 	for i := 0; i < len(lines); i += 2 {
 		var h struct {
@@ -664,13 +660,6 @@ func (f *Server) msearch(body []byte) (any, error) {
 		responses = append(responses, resp)
 	}
 	return map[string]any{"took": 1, "responses": responses}, nil
-}
-
-// Msearches counts the _msearch requests answered.
-func (f *Server) Msearches() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.msearches
 }
 
 func (f *Server) search(target string, body []byte) (any, error) {
