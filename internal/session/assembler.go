@@ -36,8 +36,8 @@ type KeyRequest struct {
 
 // Prefetcher is a Reader that reads many keys at once: a store across a
 // network, where a request per key is the cost. The assembler calls
-// Prefetch with the keys of a batch before it calls KeyEvents for each of
-// them, in that order, with the same arguments.
+// Prefetch with the keys of a batch, then Known, then KeyEvents for each key
+// with new events, in the order of Prefetch and with the same arguments.
 type Prefetcher interface {
 	Prefetch(ctx context.Context, keys []KeyRequest) error
 }
@@ -110,23 +110,20 @@ type groupKey struct {
 	key    string
 }
 
-// Assemble computes the changes a batch makes to the state r reads.
+// Assemble computes the changes a batch makes to the state r reads. The keys
+// are read first (Prefetch, then KeyEvents), and Known after: a store that
+// holds a key's state (the Elasticsearch store) answers Known from what it
+// read, and that covers every event of the batch because each key is read
+// from no later than its earliest event in the batch (docs/sessions.md,
+// "Reading back").
 func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event) (Changes, error) {
-	refs := make([]event.Ref, len(batch))
-	for i := range batch {
-		refs[i] = batch[i].Ref()
-	}
-	known, err := r.Known(ctx, refs)
-	if err != nil {
-		return Changes{}, fmt.Errorf("look up stored events: %w", err)
-	}
 	groups := map[groupKey][]event.Event{}
 	var order []groupKey
 	seen := make(map[event.Ref]bool, len(batch))
 	for i := range batch {
 		e := &batch[i]
 		ref := e.Ref()
-		if known[ref] || seen[ref] {
+		if seen[ref] {
 			continue
 		}
 		seen[ref] = true
@@ -147,9 +144,23 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 			return Changes{}, fmt.Errorf("read the session keys: %w", err)
 		}
 	}
+	refs := make([]event.Ref, 0, len(seen))
+	for _, k := range order {
+		for i := range groups[k] {
+			refs = append(refs, groups[k][i].Ref())
+		}
+	}
+	known, err := r.Known(ctx, refs)
+	if err != nil {
+		return Changes{}, fmt.Errorf("look up stored events: %w", err)
+	}
 	var ch Changes
 	for i, k := range order {
-		if err := a.assembleKey(ctx, r, k, reqs[i].Since, groups[k], &ch); err != nil {
+		fresh := slices.DeleteFunc(groups[k], func(e event.Event) bool { return known[e.Ref()] })
+		if len(fresh) == 0 {
+			continue
+		}
+		if err := a.assembleKey(ctx, r, k, reqs[i].Since, fresh, &ch); err != nil {
 			return Changes{}, err
 		}
 	}

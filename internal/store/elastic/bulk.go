@@ -14,6 +14,7 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/elastic/go-elasticsearch/v8/typedapi/types"
+	"github.com/elastic/go-elasticsearch/v8/typedapi/types/enums/versiontype"
 	"go.uber.org/zap"
 )
 
@@ -45,6 +46,13 @@ type Op struct {
 	// ExistsOK makes a Create of a document that exists a success: the
 	// write is idempotent, the document was written before.
 	ExistsOK bool
+	// Version, when positive, makes an Index or Delete apply only if it is
+	// higher than the document's version (version_type external), and
+	// stores it as the document's version. Elasticsearch keeps the
+	// version of a deleted document for index.gc_deletes (60 s), so a
+	// delete also fences off older writes of the same id for that long.
+	// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-index_.html#index-versioning
+	Version int64
 }
 
 // Outcome is how a bulk operation ended.
@@ -85,9 +93,10 @@ type Result struct {
 	Reason             string
 }
 
-// BulkConfig configures a BulkWriter.
+// BulkConfig configures a BulkWriter. Bulk requests never ask for a
+// refresh: the write path reads its own writes by id (realtime), never
+// through search (docs/elasticsearch.md, "Write path").
 type BulkConfig struct {
-	Refresh    string
 	MaxBytes   int
 	Attempts   int
 	Backoff    time.Duration
@@ -260,13 +269,23 @@ func isUnavailable(err error) bool {
 func encodeOp(enc *json.Encoder, op *Op) error {
 	var action types.OperationContainer
 	index, id := op.Index, op.ID
+	var version *int64
+	var vt *versiontype.VersionType
+	if op.Version > 0 {
+		v, t := op.Version, versiontype.External
+		version, vt = &v, &t
+	}
 	switch op.Action {
 	case Create:
+		if version != nil {
+			// Elasticsearch refuses create with an external version.
+			return fmt.Errorf("elasticsearch: create of %s with an external version", op.ID)
+		}
 		action.Create = &types.CreateOperation{Index_: &index, Id_: &id, IfSeqNo: op.IfSeqNo, IfPrimaryTerm: op.IfPrimaryTerm}
 	case Index:
-		action.Index = &types.IndexOperation{Index_: &index, Id_: &id, IfSeqNo: op.IfSeqNo, IfPrimaryTerm: op.IfPrimaryTerm}
+		action.Index = &types.IndexOperation{Index_: &index, Id_: &id, IfSeqNo: op.IfSeqNo, IfPrimaryTerm: op.IfPrimaryTerm, Version: version, VersionType: vt}
 	case Delete:
-		action.Delete = &types.DeleteOperation{Index_: &index, Id_: &id, IfSeqNo: op.IfSeqNo, IfPrimaryTerm: op.IfPrimaryTerm}
+		action.Delete = &types.DeleteOperation{Index_: &index, Id_: &id, IfSeqNo: op.IfSeqNo, IfPrimaryTerm: op.IfPrimaryTerm, Version: version, VersionType: vt}
 	default:
 		return fmt.Errorf("elasticsearch: unknown bulk action %d", op.Action)
 	}
@@ -301,7 +320,7 @@ type bulkResponse struct {
 // post sends one bulk body. The body is read straight from the buffer: no
 // copy is made on the way to the connection.
 func (w *BulkWriter) post(ctx context.Context, body *bytes.Buffer) ([]bulkItem, error) {
-	req := esapi.BulkRequest{Body: bytes.NewReader(body.Bytes()), Refresh: w.cfg.Refresh}
+	req := esapi.BulkRequest{Body: bytes.NewReader(body.Bytes())}
 	res, err := req.Do(ctx, w.es)
 	if err != nil {
 		if ctx.Err() != nil {

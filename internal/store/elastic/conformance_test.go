@@ -34,7 +34,6 @@ func TestConformance(t *testing.T) {
 			Username:    os.Getenv("ES_USERNAME"),
 			Password:    os.Getenv("ES_PASSWORD"),
 			IndexPrefix: "chatreport-test-" + hex.EncodeToString(suffix[:]),
-			Refresh:     RefreshNow,
 		}, zap.NewNop())
 		if err != nil {
 			t.Fatal(err)

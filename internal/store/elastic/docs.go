@@ -40,6 +40,10 @@ type sessionDoc struct {
 	// Messages are the texts of the session's messages, nested so that one
 	// message must hold every word of a full-text query.
 	Messages []messageDoc `json:"messages"`
+	// EventRefs name the session's events, in event order, as
+	// "<month of occurred_at>/<event_id>": the monthly index and id of each
+	// event document, which the writer reads back by id.
+	EventRefs []string `json:"event_refs"`
 }
 
 type messageDoc struct {
@@ -47,7 +51,7 @@ type messageDoc struct {
 }
 
 // derivedFields are sessionDoc's additions, left out of answers.
-var derivedFields = []string{"info_keys", "info_kv", "contact_name", "contact_phone_rev", "messages"}
+var derivedFields = []string{"info_keys", "info_kv", "contact_name", "contact_phone_rev", "messages", "event_refs"}
 
 // newSessionDoc builds the document of s, whose events are events (in
 // event order).
@@ -59,6 +63,7 @@ func newSessionDoc(s *session.Session, events []*session.Stored) *sessionDoc {
 		ContactName:     strings.ToLower(s.Contact.Name),
 		ContactPhoneRev: reverse(report.PhoneDigits(s.Contact.Phone)),
 		Messages:        []messageDoc{},
+		EventRefs:       make([]string, len(events)),
 	}
 	for k := range s.Info {
 		d.InfoKeys = append(d.InfoKeys, k)
@@ -67,7 +72,8 @@ func newSessionDoc(s *session.Session, events []*session.Stored) *sessionDoc {
 	for _, k := range d.InfoKeys {
 		d.InfoKV = append(d.InfoKV, infoPair(k, s.Info[k]))
 	}
-	for _, e := range events {
+	for i, e := range events {
+		d.EventRefs[i] = month(e.OccurredAt) + "/" + e.EventID
 		if e.Type == event.TypeMessage && e.Text != "" {
 			d.Messages = append(d.Messages, messageDoc{Text: e.Text})
 		}

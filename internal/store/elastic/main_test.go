@@ -71,7 +71,7 @@ func fakeStore(t testing.TB, f *esfake.Server, tune ...func(*Config)) *Store {
 func loggedFakeStore(t testing.TB, f *esfake.Server, log *zap.Logger, tune ...func(*Config)) *Store {
 	t.Helper()
 	cfg := Config{
-		Addresses: []string{f.URL()}, IndexPrefix: "test", Refresh: RefreshNow,
+		Addresses: []string{f.URL()}, IndexPrefix: "test",
 		Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, RegistryTTL: time.Millisecond,
 	}
 	for _, fn := range tune {

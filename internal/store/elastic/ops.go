@@ -19,9 +19,30 @@ type Counts struct {
 	Events   int64 `json:"events"`
 }
 
+// Refresh makes every write to the store's version acknowledged so far
+// visible to search. The write path never needs it (it reads by id); the
+// operations that search a whole version (counts, verify, forget) and tests
+// that query right after writing do. Elsewhere search sees writes within
+// index.refresh_interval (1 s).
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/indices-refresh.html
+func (s *Store) Refresh(ctx context.Context) error {
+	yes := true
+	req := esapi.IndicesRefreshRequest{
+		Index:             []string{s.names.sessionsAll() + "-*", s.names.eventsAll() + "-*", s.names.keysIndex()},
+		IgnoreUnavailable: &yes, AllowNoIndices: &yes,
+	}
+	if err := s.do(ctx, req, nil); err != nil {
+		return fmt.Errorf("refresh: %w", err)
+	}
+	return nil
+}
+
 // Counts counts the sessions and events of the store's version, every
 // tenant.
 func (s *Store) Counts(ctx context.Context) (Counts, error) {
+	if err := s.Refresh(ctx); err != nil {
+		return Counts{}, err
+	}
 	var c Counts
 	for index, into := range map[string]*int64{s.names.sessionsAll(): &c.Sessions, s.names.eventsAll(): &c.Events} {
 		size := 0
@@ -41,6 +62,9 @@ func (s *Store) Counts(ctx context.Context) (Counts, error) {
 // (tenant, id, the source as stored) in (tenant, id) order, for comparing
 // two versions document for document.
 func (s *Store) SessionDocs(ctx context.Context, fn func(tenant, id string, doc []byte) error) error {
+	if err := s.Refresh(ctx); err != nil {
+		return err
+	}
 	req := &search.Request{Sort: sortBy(asc("tenant"), asc("session_id"))}
 	return s.scan(ctx, s.names.sessionsAll(), req, func(h *hit) error {
 		var head struct {
@@ -96,6 +120,9 @@ func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten
 // it.
 func (s *Store) forgetPass(ctx context.Context, tenant, contactID string, sessions, keys map[string]bool) (Forgotten, int64, error) {
 	var f Forgotten
+	if err := s.Refresh(ctx); err != nil {
+		return f, 0, err
+	}
 	contact := []types.Query{termQuery("tenant", tenant), termQuery("contact.id", contactID)}
 	collect := func(index string, sort sortField, sessionField string) error {
 		req := &search.Request{

@@ -254,7 +254,11 @@ func TestAbandonFencesWriters(t *testing.T) {
 		}
 	}()
 	for len(f.Docs("test-events-v3-*")) < 5 {
-		time.Sleep(5 * time.Millisecond)
+		select {
+		case err := <-stopped:
+			t.Fatalf("the writer stopped before the abandon: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 	operator := fakeStore(t, f, ttl).Registry()
 	if _, err := operator.Abandon(ctx, "v3"); err != nil {

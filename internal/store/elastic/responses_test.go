@@ -249,31 +249,30 @@ func TestBulkBodyGolden(t *testing.T) {
 	}
 }
 
-// TestMsearchRecorded reads the answers of _msearch in order; a search
-// answered 429 makes the call ErrUnavailable, one answered 400 an error
-// that names its type without quoting the field's value.
-func TestMsearchRecorded(t *testing.T) {
-	rec := newRecorded(t, answer{200, "msearch_ok.json"}, answer{200, "msearch_rejected.json"}, answer{200, "msearch_bad.json"})
+// TestMgetRecorded reads an _mget answer as Elasticsearch 8 gives it: found
+// documents with their source and versions, a missing document, a document
+// of a missing index (not found: a month without data), and a shard failure
+// (ErrUnavailable, the caller retries).
+func TestMgetRecorded(t *testing.T) {
+	rec := newRecorded(t, answer{200, "mget_mixed.json"}, answer{200, "mget_shard_failure.json"})
 	s := rec.store(t)
-	kq := keyQueries{tenant: "acme", key: "s:c639c747-4637-4ff5-99c0-9f0e86d3c21b"}
-	qs := []query{{s.names.eventsAll(), kq.anchor(from)}, {s.names.sessionsAll(), kq.sessions(from)}}
-
-	res, err := s.msearch(t.Context(), qs)
-	if err != nil || len(res) != 2 || len(res[0].Hits.Hits) != 1 || len(res[1].Hits.Hits) != 0 {
+	docs := []mgetDoc{
+		{Index: "chatreport-keys-v1", ID: "acme/d:whatsapp/5511987654321"},
+		{Index: "chatreport-keys-v1", ID: "acme/d:whatsapp/nobody"},
+		{Index: "chatreport-sessions-v1-2024.01", ID: "acme/old"},
+	}
+	res, err := s.mget(t.Context(), docs)
+	if err != nil || len(res) != 3 {
 		t.Fatalf("answers %+v, %v", res, err)
 	}
-	if loc, err := res[0].Hits.Hits[0].loc(); err != nil || loc.SeqNo != 7 || loc.Index != "chatreport-events-v1-2025.10" {
-		t.Fatalf("hit %+v %v", loc, err)
+	if !res[0].Found || res[0].SeqNo != 7 || res[0].PrimaryTerm != 1 || !strings.Contains(string(res[0].Source), `"gen": 3`) {
+		t.Fatalf("found document %+v", res[0])
 	}
-	if _, err := s.msearch(t.Context(), qs); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("rejected search: %v, want ErrUnavailable", err)
+	if res[1].Found || res[2].Found {
+		t.Fatalf("missing documents read as found: %+v %+v", res[1], res[2])
 	}
-	_, err = s.msearch(t.Context(), qs)
-	var re *ResponseError
-	if !errors.As(err, &re) || re.Status != 400 || re.Type != "search_phase_execution_exception" || errors.Is(err, ErrUnavailable) {
-		t.Fatalf("bad search: %v", err)
-	}
-	if strings.Contains(err.Error(), "Maria") {
-		t.Fatalf("the error quotes a field's value: %v", err)
+	golden(t, "mget_body.json", rec.requests[0].body)
+	if _, err := s.mget(t.Context(), docs); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("shard failure: %v, want ErrUnavailable", err)
 	}
 }

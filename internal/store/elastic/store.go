@@ -7,12 +7,14 @@ package elastic
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,16 +34,6 @@ import (
 // (Config.Version), which names indices and changes with every rebuild
 // (docs/elasticsearch.md, "Versions").
 const SchemaVersion = "v1"
-
-// Refresh policies of writes.
-const (
-	// RefreshWaitFor makes a write return once a scheduled refresh made it
-	// visible to search: the next Update's reads see it.
-	RefreshWaitFor = "wait_for"
-	// RefreshNow refreshes the shards a write touched at once: faster
-	// round trips, more segments. For tests.
-	RefreshNow = "true"
-)
 
 // Config configures a Store.
 type Config struct {
@@ -66,9 +58,15 @@ type Config struct {
 	// RegistryTTL is how long Registry.State answers from memory; a
 	// replay's grace period must be longer (docs/elasticsearch.md).
 	RegistryTTL time.Duration
-	// Refresh is the refresh parameter of writes: RefreshWaitFor (default)
-	// or RefreshNow.
-	Refresh string
+	// ClaimLease is how long a key claimed by another writer, and not
+	// released, stays busy: past it that writer is taken to have died
+	// (docs/elasticsearch.md, "Write path").
+	ClaimLease time.Duration
+	// CacheSize bounds the state of session keys the writer keeps in
+	// memory, in events (plus one per key): past it, the least recently
+	// written keys are forgotten and read back by id when they next get
+	// events.
+	CacheSize int
 	// BulkMaxBytes caps the body of one _bulk request; bigger batches are
 	// sent in several requests.
 	BulkMaxBytes int
@@ -121,8 +119,11 @@ func (c *Config) Defaults() {
 	if c.RegistryTTL == 0 {
 		c.RegistryTTL = DefaultRegistryTTL
 	}
-	if c.Refresh == "" {
-		c.Refresh = RefreshWaitFor
+	if c.ClaimLease == 0 {
+		c.ClaimLease = 10 * time.Second
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
 	}
 	if c.BulkMaxBytes == 0 {
 		c.BulkMaxBytes = 5 << 20
@@ -159,8 +160,8 @@ func (c *Config) Validate() error {
 	if c.RegistryTTL < 0 {
 		errs = append(errs, errors.New("elasticsearch: registry TTL must not be negative"))
 	}
-	if c.Refresh != RefreshWaitFor && c.Refresh != RefreshNow {
-		errs = append(errs, fmt.Errorf("elasticsearch: refresh %q: must be %s or %s", c.Refresh, RefreshWaitFor, RefreshNow))
+	if c.CacheSize < 1 {
+		errs = append(errs, errors.New("elasticsearch: cache size must be at least 1"))
 	}
 	if c.BulkMaxBytes < 1<<10 {
 		errs = append(errs, errors.New("elasticsearch: bulk max bytes must be at least 1 KiB"))
@@ -176,6 +177,10 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// DefaultCacheSize is the default of Config.CacheSize: some 200 MB of
+// events at most.
+const DefaultCacheSize = 400_000
 
 // DefaultRegistryTTL is how long the registry's state is cached by default.
 const DefaultRegistryTTL = 5 * time.Second
@@ -210,6 +215,10 @@ type Store struct {
 	bulk  *BulkWriter
 	log   *zap.Logger
 	names names
+	// writer names this store in the key documents it claims.
+	writer string
+	// cache holds the state of the session keys this store wrote last.
+	cache *stateCache
 	// versionsIndexReady is set once the versions index is known to exist.
 	versionsIndexReady atomic.Bool
 	// owned is the transport New made, closed by Close.
@@ -225,7 +234,10 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix, version: cfg.Version}}
+	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix, version: cfg.Version}, cache: newStateCache(cfg.CacheSize)}
+	var w [8]byte
+	_, _ = rand.Read(w[:])
+	s.writer = hex.EncodeToString(w[:])
 	transport := cfg.Transport
 	if transport == nil {
 		s.owned = http.DefaultTransport.(*http.Transport).Clone()
@@ -248,7 +260,6 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 	}
 	s.es = es
 	s.bulk = NewBulkWriter(es, BulkConfig{
-		Refresh:    cfg.Refresh,
 		MaxBytes:   cfg.BulkMaxBytes,
 		Attempts:   cfg.BulkAttempts,
 		Backoff:    cfg.Backoff,
@@ -310,8 +321,21 @@ func (n names) eventsIndex(t time.Time) string   { return monthly(n.eventsAll(),
 func monthly(base string, t time.Time) string { return base + t.UTC().Format("-2006.01") }
 
 // Document ids are deterministic: event ids are unique per tenant, session
-// ids are UUIDs, and tenants never contain a slash.
-func docID(tenant, id string) string { return tenant + "/" + id }
+// ids are UUIDs, and tenants never contain a slash. Elasticsearch refuses an
+// _id over 512 bytes; the event contract keeps every id well under it
+// (docs/events.md), and an id that still is longer is a digest rather than
+// a document that can never be written.
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/mapping-id-field.html
+func docID(tenant, id string) string {
+	if len(tenant)+1+len(id) <= maxIDBytes {
+		return tenant + "/" + id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return tenant + "/sha256:" + hex.EncodeToString(sum[:])
+}
+
+// maxIDBytes is Elasticsearch's limit on the length of a document _id.
+const maxIDBytes = 512
 
 // ErrUnavailable wraps failures that say nothing about the data: the cluster
 // is down, unreachable, overloaded (429) or failing (5xx). Retrying later is
@@ -451,14 +475,6 @@ type hit struct {
 	Sort        []json.RawMessage `json:"sort"`
 }
 
-// loc is where a document is and which version of it was read.
-func (h *hit) loc() (docLoc, error) {
-	if h.SeqNo == nil || h.PrimaryTerm == nil {
-		return docLoc{}, fmt.Errorf("elasticsearch: hit %s without _seq_no/_primary_term", h.ID)
-	}
-	return docLoc{Index: h.Index, SeqNo: *h.SeqNo, PrimaryTerm: *h.PrimaryTerm}, nil
-}
-
 // searchAfter is the hit's sort values, sent back verbatim to continue after
 // it.
 func (h *hit) searchAfter() []types.FieldValue {
@@ -495,67 +511,6 @@ func (s *Store) search(ctx context.Context, index string, req *search.Request) (
 			ErrUnavailable, index, res.TimedOut, res.Shards.Failed, res.Shards.Total)
 	}
 	return &res, nil
-}
-
-// query is one search of an _msearch: a request and the index it targets.
-type query struct {
-	index string
-	req   *search.Request
-}
-
-// maxMsearch bounds the searches of one _msearch request.
-const maxMsearch = 256
-
-// msearch runs the searches of qs with _msearch, maxMsearch per request, and
-// returns their answers in order. A search Elasticsearch refused fails the
-// call as search would: with ErrUnavailable for 429 and 5xx.
-func (s *Store) msearch(ctx context.Context, qs []query) ([]*searchResponse, error) {
-	out := make([]*searchResponse, 0, len(qs))
-	yes, no := true, false
-	var body bytes.Buffer
-	for chunk := range slices.Chunk(qs, maxMsearch) {
-		body.Reset()
-		enc := json.NewEncoder(&body)
-		for _, q := range chunk {
-			h := types.MultisearchHeader{Index: []string{q.index}, IgnoreUnavailable: &yes, AllowNoIndices: &yes,
-				AllowPartialSearchResults: &no}
-			if err := enc.Encode(&h); err != nil {
-				return nil, fmt.Errorf("elasticsearch: encode search header: %w", err)
-			}
-			if err := enc.Encode(q.req); err != nil {
-				return nil, fmt.Errorf("elasticsearch: encode search: %w", err)
-			}
-		}
-		var res struct {
-			Responses []struct {
-				searchResponse
-				Status int        `json:"status"`
-				Error  *causeJSON `json:"error"`
-			} `json:"responses"`
-		}
-		if err := s.do(ctx, esapi.MsearchRequest{Body: bytes.NewReader(body.Bytes())}, &res); err != nil {
-			return nil, err
-		}
-		if len(res.Responses) != len(chunk) {
-			return nil, fmt.Errorf("elasticsearch: _msearch answered %d searches of %d", len(res.Responses), len(chunk))
-		}
-		for i := range res.Responses {
-			r := &res.Responses[i]
-			if r.Error != nil {
-				err := &ResponseError{Status: r.Status, Type: r.Error.Type, Reason: sanitize(r.Error)}
-				if retryableStatus(r.Status) {
-					return nil, fmt.Errorf("%w: search of %s: %w", ErrUnavailable, chunk[i].index, err)
-				}
-				return nil, fmt.Errorf("search of %s: %w", chunk[i].index, err)
-			}
-			if r.TimedOut || r.Shards.Failed > 0 {
-				return nil, fmt.Errorf("%w: search of %s incomplete (timed out %t, %d of %d shards failed)",
-					ErrUnavailable, chunk[i].index, r.TimedOut, r.Shards.Failed, r.Shards.Total)
-			}
-			out = append(out, &r.searchResponse)
-		}
-	}
-	return out, nil
 }
 
 // scan calls fn with every hit of req, page by page with search_after; req

@@ -27,6 +27,23 @@ type Store interface {
 	Facets(ctx context.Context, tenant string, from, to time.Time) (report.Facets, error)
 }
 
+// Refresher is a store whose writes become visible to its queries only
+// after a refresh, as Elasticsearch's near-real-time search: the suite
+// refreshes after writing, as a user reading a second later would see.
+type Refresher interface {
+	Refresh(ctx context.Context) error
+}
+
+// Visible makes what s accepted visible to its queries.
+func Visible(t testing.TB, s any) {
+	t.Helper()
+	if r, ok := s.(Refresher); ok {
+		if err := r.Refresh(context.Background()); err != nil {
+			t.Fatalf("refresh: %v", err)
+		}
+	}
+}
+
 // Run runs every scenario against fresh stores made by open.
 func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("Filters", func(t *testing.T) { testFilters(t, open(t)) })
@@ -49,6 +66,7 @@ func ingest(t *testing.T, s Store, events ...event.Event) {
 	if err := a.Ingest(context.Background(), events); err != nil {
 		t.Fatalf("ingest: %v", err)
 	}
+	Visible(t, s)
 }
 
 // B builds fixture events.

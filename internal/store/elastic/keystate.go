@@ -1,0 +1,144 @@
+package elastic
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// keyState is what the writer of a session key knows about it: the key
+// document's version and generation, the key's sessions, and the events of
+// its latest sessions. The writer that owns a key (the consumer of its
+// partition) keeps it in memory between batches; after a restart, a
+// rebalance or an eviction it is read back by id (docs/elasticsearch.md,
+// "Write path").
+type keyState struct {
+	id          string // the key document's id: <tenant>/<key>
+	tenant, key string
+	// exists: the key document exists, at seqNo and primaryTerm.
+	exists             bool
+	seqNo, primaryTerm int64
+	// gen is the generation of the key's last write: the external version
+	// of every session and event document it wrote.
+	gen int64
+	// sessions are every session of the key, sorted by (start, id).
+	sessions []sessionRef
+	// retired are sessions the last write deleted. A write that did not
+	// finish may have left them behind, so a key read back from the
+	// cluster reads them too and deletes them again (retiredLoaded).
+	retired       []sessionRef
+	retiredLoaded bool
+	// events are the events of sessions[loaded:] (and of retired, once
+	// loaded), sorted by event order, each with the session it belongs to.
+	loaded int
+	events []session.Stored
+
+	prev, next *keyState // the cache's recency list
+}
+
+// sessionRef names a session document: the session and the month of its
+// start, which is the monthly index it is in.
+type sessionRef struct {
+	ID    string    `json:"id"`
+	Start time.Time `json:"start"`
+}
+
+func compareRefs(a, b sessionRef) int {
+	return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.ID, b.ID))
+}
+
+// sameDoc reports whether two refs name the same document: the same
+// session in the same monthly index.
+func sameDoc(a, b sessionRef) bool {
+	return a.ID == b.ID && month(a.Start) == month(b.Start)
+}
+
+func month(t time.Time) string { return t.UTC().Format("2006.01") }
+
+// anchor is the index of the first session a key's new events from since on
+// can change: the latest session that started at or before since (the first
+// when none did). An explicit session's key has one session, which all its
+// events belong to.
+func (st *keyState) anchor(since time.Time) int {
+	if !session.IsDerivedKey(st.key) {
+		return 0
+	}
+	j, _ := slices.BinarySearchFunc(st.sessions, since, func(r sessionRef, t time.Time) int {
+		if r.Start.After(t) {
+			return 1
+		}
+		return -1
+	})
+	return max(j-1, 0)
+}
+
+// cost is what the state weighs in the cache.
+func (st *keyState) cost() int { return 1 + len(st.events) + len(st.sessions)/8 }
+
+// stateCache holds the states of the keys a writer owns, least recently
+// used first out once their cost passes max. A state is taken out while an
+// update uses it and put back when the update succeeded, so an update that
+// failed leaves nothing stale behind and two updates never share a state.
+type stateCache struct {
+	mu   sync.Mutex
+	max  int
+	cost int
+	m    map[string]*keyState
+	list keyState // sentinel: list.next is the most recently used
+}
+
+func newStateCache(max int) *stateCache {
+	c := &stateCache{max: max, m: map[string]*keyState{}}
+	c.list.next, c.list.prev = &c.list, &c.list
+	return c
+}
+
+// take removes the state of key document id from the cache and returns it,
+// or nil.
+func (c *stateCache) take(id string) *keyState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.m[id]
+	if st != nil {
+		c.unlink(st)
+	}
+	return st
+}
+
+// put stores states, most recently used, and evicts the least recently used
+// ones over the budget.
+func (c *stateCache) put(states ...*keyState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range states {
+		if old := c.m[st.id]; old != nil {
+			c.unlink(old)
+		}
+		c.m[st.id] = st
+		c.cost += st.cost()
+		st.next, st.prev = c.list.next, &c.list
+		c.list.next.prev = st
+		c.list.next = st
+	}
+	for c.cost > c.max && c.list.prev != &c.list {
+		c.unlink(c.list.prev)
+	}
+}
+
+func (c *stateCache) unlink(st *keyState) {
+	st.prev.next, st.next.prev = st.next, st.prev
+	st.prev, st.next = nil, nil
+	delete(c.m, st.id)
+	c.cost -= st.cost()
+}
+
+// size is how many keys and cost units the cache holds.
+func (c *stateCache) size() (keys, cost int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m), c.cost
+}

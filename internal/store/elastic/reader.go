@@ -1,0 +1,344 @@
+package elastic
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// reader is the session.Reader of one attempt of Update. It answers from the
+// states of the keys in memory, and reads what is missing by id, which
+// Elasticsearch answers in real time: never a search, which sees only what
+// a refresh made visible.
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-get.html#realtime
+type reader struct {
+	s *Store
+	// rejected are events Elasticsearch refused in an earlier attempt:
+	// reported known, so that fn leaves them out.
+	rejected map[event.Ref]string
+	// states are the keys this attempt read, by key document id; the
+	// attempt owns them until Update puts them back in the cache.
+	states map[string]*keyState
+	// from is, per key read, the index of the first session KeyEvents
+	// returned the events of: the write replaces sessions[from:].
+	from map[string]int
+}
+
+var (
+	_ session.Reader     = (*reader)(nil)
+	_ session.Prefetcher = (*reader)(nil)
+)
+
+func newReader(s *Store, rejected map[event.Ref]string) *reader {
+	return &reader{s: s, rejected: rejected, states: map[string]*keyState{}, from: map[string]int{}}
+}
+
+// Prefetch makes the state of every key from its request's Since on
+// available: from memory, or read back with at most three realtime
+// requests for the whole batch (key documents, session documents, event
+// documents).
+func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error {
+	var fetch []*keyState
+	for _, q := range reqs {
+		id := keyDocID(q.Tenant, q.Key)
+		if _, ok := r.states[id]; ok {
+			continue
+		}
+		st := r.s.cache.take(id)
+		if st == nil {
+			st = &keyState{id: id, tenant: q.Tenant, key: q.Key}
+			fetch = append(fetch, st)
+		}
+		r.states[id] = st
+	}
+	if err := r.s.readKeyDocs(ctx, fetch); err != nil {
+		return err
+	}
+	var loads []sessionLoad
+	for _, q := range reqs {
+		st := r.states[keyDocID(q.Tenant, q.Key)]
+		j := st.anchor(q.Since)
+		if len(st.retired) > 0 && !st.retiredLoaded {
+			// A write that may not have finished: read from where it
+			// started.
+			for _, ref := range st.retired {
+				j = min(j, st.anchor(ref.Start))
+			}
+		}
+		if prev, ok := r.from[st.id]; ok {
+			j = min(j, prev)
+		}
+		r.from[st.id] = j
+		if j >= st.loaded && (st.retiredLoaded || len(st.retired) == 0) {
+			continue
+		}
+		from := min(j, st.loaded)
+		l := sessionLoad{st: st, from: from}
+		l.refs = append(l.refs, st.sessions[from:st.loaded]...)
+		if !st.retiredLoaded {
+			l.refs = append(l.refs, st.retired...)
+			l.retired = true
+		}
+		loads = append(loads, l)
+	}
+	return r.s.readSessions(ctx, loads)
+}
+
+// Known reports the events stored already: those among the states read.
+// Every event of a key from the Since of its request on belongs to one of
+// the sessions read, so a stored event of the batch is always among them.
+func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
+	stored := map[event.Ref]bool{}
+	for _, st := range r.states {
+		for i := range st.events {
+			stored[st.events[i].Ref()] = true
+		}
+	}
+	out := make(map[event.Ref]bool, len(refs))
+	for _, ref := range refs {
+		if _, ok := r.rejected[ref]; ok || stored[ref] {
+			out[ref] = true
+		}
+	}
+	return out, nil
+}
+
+// KeyEvents returns the events of the key's sessions from the one since
+// falls in on (and of the sessions a past write retired).
+func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]session.Stored, error) {
+	id := keyDocID(tenant, key)
+	if err := r.Prefetch(ctx, []session.KeyRequest{{Tenant: tenant, Key: key, Since: since}}); err != nil {
+		return nil, err
+	}
+	st := r.states[id]
+	in := map[string]bool{}
+	for _, ref := range st.sessions[r.from[id]:] {
+		in[ref.ID] = true
+	}
+	for _, ref := range st.retired {
+		in[ref.ID] = true
+	}
+	var out []session.Stored
+	for i := range st.events {
+		if in[st.events[i].SessionID] {
+			out = append(out, st.events[i])
+		}
+	}
+	return out, nil
+}
+
+// keyDocID is the id of a key's document. Ids over Elasticsearch's limit of
+// 512 bytes are refused; the event contract keeps keys well under it
+// (docs/events.md), and a longer one is hashed rather than never written.
+func keyDocID(tenant, key string) string { return docID(tenant, key) }
+
+// mgetDoc is one document of an _mget request.
+type mgetDoc struct {
+	Index string `json:"_index"`
+	ID    string `json:"_id"`
+}
+
+// mgetResult is one document of an _mget answer.
+type mgetResult struct {
+	Index       string          `json:"_index"`
+	ID          string          `json:"_id"`
+	Found       bool            `json:"found"`
+	SeqNo       int64           `json:"_seq_no"`
+	PrimaryTerm int64           `json:"_primary_term"`
+	Source      json.RawMessage `json:"_source"`
+	Error       *causeJSON      `json:"error"`
+}
+
+// maxMget bounds the documents of one _mget request.
+const maxMget = 5000
+
+// mget reads docs by id, in real time. A document of a missing index is
+// not found: monthly indices are created by the first write of a month and
+// deleted by retention.
+func (s *Store) mget(ctx context.Context, docs []mgetDoc) ([]mgetResult, error) {
+	out := make([]mgetResult, 0, len(docs))
+	var body bytes.Buffer
+	for chunk := range slices.Chunk(docs, maxMget) {
+		body.Reset()
+		if err := json.NewEncoder(&body).Encode(map[string]any{"docs": chunk}); err != nil {
+			return nil, fmt.Errorf("elasticsearch: encode mget: %w", err)
+		}
+		var res struct {
+			Docs []mgetResult `json:"docs"`
+		}
+		if err := s.do(ctx, esapi.MgetRequest{Body: bytes.NewReader(body.Bytes())}, &res); err != nil {
+			return nil, err
+		}
+		if len(res.Docs) != len(chunk) {
+			return nil, fmt.Errorf("elasticsearch: _mget answered %d documents of %d", len(res.Docs), len(chunk))
+		}
+		for i := range res.Docs {
+			d := &res.Docs[i]
+			if d.Error != nil {
+				if d.Error.Type == "index_not_found_exception" {
+					d.Found = false
+					continue
+				}
+				return nil, fmt.Errorf("%w: get %s/%s: %s: %s", ErrUnavailable, chunk[i].Index, chunk[i].ID, d.Error.Type, sanitize(d.Error))
+			}
+		}
+		out = append(out, res.Docs...)
+	}
+	return out, nil
+}
+
+// readKeyDocs reads the key documents of states that are not in memory.
+func (s *Store) readKeyDocs(ctx context.Context, states []*keyState) error {
+	if len(states) == 0 {
+		return nil
+	}
+	docs := make([]mgetDoc, len(states))
+	for i, st := range states {
+		docs[i] = mgetDoc{Index: s.names.keysIndex(), ID: st.id}
+	}
+	res, err := s.mget(ctx, docs)
+	if err != nil {
+		return fmt.Errorf("read key documents: %w", err)
+	}
+	for i, st := range states {
+		d := &res[i]
+		if !d.Found {
+			continue
+		}
+		var kd keyDoc
+		if err := json.Unmarshal(d.Source, &kd); err != nil {
+			return fmt.Errorf("elasticsearch: key document %s: %w", st.id, err)
+		}
+		if kd.Pending && kd.Writer != s.writer && time.Since(kd.UpdatedAt) < s.cfg.ClaimLease {
+			return fmt.Errorf("%w: key %s is being written by another writer", ErrConflict, st.id)
+		}
+		st.exists, st.seqNo, st.primaryTerm, st.gen = true, d.SeqNo, d.PrimaryTerm, kd.Gen
+		st.sessions, st.retired = kd.Sessions, kd.Retired
+		slices.SortFunc(st.sessions, compareRefs)
+		st.loaded = len(st.sessions)
+	}
+	return nil
+}
+
+// sessionLoad is a read of sessions of one key: refs, whose events join
+// the state's, which then holds the events of st.sessions[from:].
+type sessionLoad struct {
+	st      *keyState
+	refs    []sessionRef
+	from    int
+	retired bool
+}
+
+// readSessions reads the session documents of loads, then the events they
+// list, and adds them to the states. An event listed by no session document
+// is not read: it was written by a write that did not finish, and Kafka
+// delivers it again. A session document that is missing is one such write
+// had not written yet (or retention deleted): its events are those of the
+// documents that still list them.
+func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
+	var docs []mgetDoc
+	for _, l := range loads {
+		for _, ref := range l.refs {
+			docs = append(docs, mgetDoc{Index: s.names.sessionsIndex(ref.Start), ID: docID(l.st.tenant, ref.ID)})
+		}
+	}
+	if len(docs) == 0 {
+		for _, l := range loads {
+			l.st.loaded = min(l.st.loaded, l.from)
+			l.st.retiredLoaded = l.st.retiredLoaded || l.retired
+		}
+		return nil
+	}
+	res, err := s.mget(ctx, docs)
+	if err != nil {
+		return fmt.Errorf("read session documents: %w", err)
+	}
+	type member struct {
+		st      *keyState
+		session string
+		listed  bool
+	}
+	var evDocs []mgetDoc
+	var members []member
+	k := 0
+	for _, l := range loads {
+		listed := map[string]bool{}
+		for _, ref := range l.st.sessions {
+			listed[ref.ID] = true
+		}
+		for _, ref := range l.refs {
+			d := &res[k]
+			k++
+			if !d.Found {
+				continue
+			}
+			var sd struct {
+				EventRefs []string `json:"event_refs"`
+			}
+			if err := json.Unmarshal(d.Source, &sd); err != nil {
+				return fmt.Errorf("elasticsearch: session document %s: %w", d.ID, err)
+			}
+			for _, er := range sd.EventRefs {
+				m, id, ok := strings.Cut(er, "/")
+				if !ok {
+					return fmt.Errorf("elasticsearch: session document %s: bad event reference %q", d.ID, er)
+				}
+				evDocs = append(evDocs, mgetDoc{Index: s.names.eventsAll() + "-" + m, ID: docID(l.st.tenant, id)})
+				members = append(members, member{st: l.st, session: ref.ID, listed: listed[ref.ID]})
+			}
+		}
+	}
+	evs, err := s.mget(ctx, evDocs)
+	if err != nil {
+		return fmt.Errorf("read event documents: %w", err)
+	}
+	got := map[*keyState]map[event.Ref]session.Stored{}
+	listedOf := map[event.Ref]bool{}
+	for i := range evs {
+		m := members[i]
+		if !evs[i].Found {
+			continue
+		}
+		var ed eventDoc
+		if err := json.Unmarshal(evs[i].Source, &ed); err != nil {
+			return fmt.Errorf("elasticsearch: event document %s: %w", evs[i].ID, err)
+		}
+		ref := ed.Event.Ref()
+		if got[m.st] == nil {
+			got[m.st] = map[event.Ref]session.Stored{}
+		}
+		// An event listed by two documents (a write that did not finish
+		// moved it) counts for the session the key document lists.
+		if _, dup := got[m.st][ref]; dup && !m.listed {
+			continue
+		}
+		if _, dup := got[m.st][ref]; dup && listedOf[ref] {
+			continue
+		}
+		got[m.st][ref] = session.Stored{Event: ed.Event, SessionID: m.session}
+		listedOf[ref] = m.listed
+	}
+	for _, l := range loads {
+		st := l.st
+		// What memory holds is newer than anything read back.
+		for i := range st.events {
+			delete(got[st], st.events[i].Ref())
+		}
+		for _, e := range got[st] {
+			st.events = append(st.events, e)
+		}
+		slices.SortFunc(st.events, func(a, b session.Stored) int { return event.Compare(&a.Event, &b.Event) })
+		st.loaded = min(st.loaded, l.from)
+		st.retiredLoaded = st.retiredLoaded || l.retired
+	}
+	return nil
+}

@@ -1,0 +1,445 @@
+package elastic
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// RejectedEvent is an event Elasticsearch refused for good, and why.
+type RejectedEvent struct {
+	Ref    event.Ref
+	Reason string
+}
+
+// RejectedError is returned by Update when every event was stored except
+// Events, which Elasticsearch refused (a mapping error, a time outside what
+// the index holds). The sessions were written without them: the caller
+// dead-letters them and goes on. Reasons never quote field values.
+type RejectedError struct {
+	Events []RejectedEvent
+}
+
+func (e *RejectedError) Error() string {
+	if len(e.Events) == 1 {
+		return fmt.Sprintf("elasticsearch rejected event %s: %s", e.Events[0].Ref.EventID, e.Events[0].Reason)
+	}
+	return fmt.Sprintf("elasticsearch rejected %d events; first %s: %s", len(e.Events), e.Events[0].Ref.EventID, e.Events[0].Reason)
+}
+
+// Rejected maps each rejected event to its reason (ingest.Rejecter).
+func (e *RejectedError) Rejected() map[event.Ref]string {
+	out := make(map[event.Ref]string, len(e.Events))
+	for _, r := range e.Events {
+		out[r.Ref] = r.Reason
+	}
+	return out
+}
+
+func newRejectedError(rejected map[event.Ref]string) *RejectedError {
+	e := &RejectedError{Events: make([]RejectedEvent, 0, len(rejected))}
+	for ref, reason := range rejected {
+		e.Events = append(e.Events, RejectedEvent{Ref: ref, Reason: reason})
+	}
+	slices.SortFunc(e.Events, func(a, b RejectedEvent) int {
+		return cmp.Or(strings.Compare(a.Ref.Tenant, b.Ref.Tenant), strings.Compare(a.Ref.EventID, b.Ref.EventID))
+	})
+	return e
+}
+
+// keyDoc is the document of a session key: the key's sessions and the
+// generation of its last write (docs/elasticsearch.md, "Write path").
+type keyDoc struct {
+	Tenant    string    `json:"tenant"`
+	Key       string    `json:"key"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Gen       int64     `json:"gen"`
+	// Writer is the store that wrote the document; Pending, that its
+	// write of the key's sessions and events is under way.
+	Writer   string       `json:"writer"`
+	Pending  bool         `json:"pending,omitempty"`
+	Sessions []sessionRef `json:"sessions"`
+	Retired  []sessionRef `json:"retired,omitempty"`
+}
+
+// Update runs fn with a Reader of the stored state and writes the changes it
+// returns, in three bulk requests per batch, none of which waits for a
+// refresh (docs/elasticsearch.md, "Write path"):
+//
+//  1. claim: each changed key's document, conditional on the version the
+//     writer holds (if_seq_no; create when it holds none), with the next
+//     generation, the key's sessions after the write, and the sessions the
+//     write deletes;
+//  2. the session documents (each listing its events) and the events, with
+//     the generation as external version;
+//  3. the deleted sessions, with the generation as external version, and
+//     the key documents again, marked done, conditional on the claim.
+//
+// A writer whose claim answers 409 does not own the key any more (another
+// writer, or forget, changed it): it writes nothing of that key and runs fn
+// again on the key read back from the cluster. A 409 in steps 2 and 3 means
+// a newer generation wrote the document: the same. A key whose document
+// another writer claimed and has not marked done is busy (ErrConflict)
+// until the claim is older than ClaimLease, when the writer is taken to
+// have died and the key is read back from what it left. Events that Elasticsearch
+// rejects are left out and fn runs again, so that the sessions describe
+// exactly the stored events; Update then returns a *RejectedError naming
+// them. When the cluster is down or overloaded it returns an error wrapping
+// ErrUnavailable, and the caller retries the batch, which is idempotent.
+func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
+	rejected := map[event.Ref]string{}
+	var err error
+	for attempt := 0; attempt < s.cfg.UpdateAttempts; attempt++ {
+		if attempt > 0 && errors.Is(err, ErrConflict) {
+			if serr := sleepCtx(ctx, backoff(s.cfg.Backoff, s.cfg.MaxBackoff, attempt-1)); serr != nil {
+				return serr
+			}
+		}
+		r := newReader(s, rejected)
+		var ch session.Changes
+		var more map[event.Ref]string
+		ch, err = fn(ctx, r)
+		if err == nil {
+			more, err = s.write(ctx, r, &ch)
+		}
+		// When the attempt fails, what it read may no longer be what is
+		// stored: its states are not put back, and the keys are read back
+		// from the cluster.
+		switch {
+		case errors.Is(err, ErrConflict):
+			s.log.Info("another writer changed the same session keys; reading them again", zap.Int("attempt", attempt+1))
+			if s.cfg.Observer != nil {
+				s.cfg.Observer.ObserveConflict()
+			}
+			continue
+		case err != nil:
+			return err
+		case len(more) > 0:
+			maps.Copy(rejected, more)
+			err = errRewrite
+			continue
+		}
+		s.cache.put(slices.Collect(maps.Values(r.states))...)
+		if len(rejected) > 0 {
+			return newRejectedError(rejected)
+		}
+		return nil
+	}
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("update not applied after %d attempts: %w", s.cfg.UpdateAttempts, err)
+	}
+	return fmt.Errorf("elasticsearch: update not applied after %d attempts: rejections kept changing the batch", s.cfg.UpdateAttempts)
+}
+
+var errRewrite = errors.New("rewrite without rejected events")
+
+// keyWrite is what one update writes of one key.
+type keyWrite struct {
+	st   *keyState
+	from int // sessions[from:] are replaced
+	// sessions are the key's changed sessions, with their events.
+	sessions []*sessionDoc
+	// events are the key's new events and those that moved.
+	events []*session.Stored
+	// after is every session of the key after the write; deletes are the
+	// session documents it removes; kept are the events of the sessions
+	// the write replaced, as they are after it.
+	after   []sessionRef
+	deletes []sessionRef
+	kept    []session.Stored
+	gen     int64
+}
+
+// write applies ch. It returns the events to leave out (rejected) when the
+// batch must be computed again without them, ErrConflict when the writer
+// lost a key it read, or another error.
+func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (map[event.Ref]string, error) {
+	if ch.Empty() {
+		return nil, nil
+	}
+	writes, rejected, err := s.plan(r, ch)
+	if err != nil || len(rejected) > 0 {
+		return rejected, err
+	}
+	if err := s.claim(ctx, writes); err != nil {
+		return nil, err
+	}
+	if rejected, err := s.writeData(ctx, writes); err != nil || len(rejected) > 0 {
+		return rejected, err
+	}
+	if err := s.finish(ctx, writes); err != nil {
+		return nil, err
+	}
+	for _, w := range writes {
+		w.st.gen = w.gen
+		w.st.exists = true
+		// The deleted sessions stay in the key document (a reader after a
+		// crash deletes them again), not in memory: they are gone.
+		w.st.sessions, w.st.retired, w.st.retiredLoaded = w.after, nil, true
+		// Memory keeps the events of the key's latest session: new events
+		// of a live conversation need nothing else. An older session is
+		// read back by id when a late event reaches it.
+		w.st.loaded = w.from
+		w.st.events = append(w.st.events[:0:0], w.kept...)
+		if session.IsDerivedKey(w.st.key) && len(w.st.sessions) > 1 {
+			w.st.trimTo(len(w.st.sessions) - 1)
+		}
+	}
+	return nil, nil
+}
+
+// trimTo forgets the events of sessions before sessions[j].
+func (st *keyState) trimTo(j int) {
+	if j <= st.loaded {
+		return
+	}
+	keep := map[string]bool{}
+	for _, ref := range st.sessions[j:] {
+		keep[ref.ID] = true
+	}
+	st.events = slices.DeleteFunc(st.events, func(e session.Stored) bool { return !keep[e.SessionID] })
+	st.loaded = j
+}
+
+// plan turns ch into the writes of each key, from the states r read.
+func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref]string, error) {
+	byKey := map[string]*keyWrite{}
+	var order []string
+	get := func(tenant, key string) (*keyWrite, error) {
+		id := keyDocID(tenant, key)
+		if w, ok := byKey[id]; ok {
+			return w, nil
+		}
+		st, ok := r.states[id]
+		if !ok {
+			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", id)
+		}
+		w := &keyWrite{st: st, from: r.from[id], gen: st.gen + 1}
+		byKey[id] = w
+		order = append(order, id)
+		return w, nil
+	}
+	for i := range ch.Sessions {
+		w, err := get(ch.Sessions[i].Tenant, ch.Sessions[i].Key)
+		if err != nil {
+			return nil, nil, err
+		}
+		w.sessions = append(w.sessions, &sessionDoc{Session: ch.Sessions[i]})
+	}
+	rejected := map[event.Ref]string{}
+	for i := range ch.Events {
+		e := &ch.Events[i]
+		w, err := get(e.Tenant, session.KeyOf(&e.Event))
+		if err != nil {
+			return nil, nil, err
+		}
+		w.events = append(w.events, e)
+	}
+	for _, id := range order {
+		w := byKey[id]
+		if err := w.plan(rejected); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(rejected) > 0 {
+		return nil, rejected, nil
+	}
+	writes := make([]*keyWrite, len(order))
+	for i, id := range order {
+		writes[i] = byKey[id]
+	}
+	return writes, nil, nil
+}
+
+// plan computes the key's sessions and events after the write, and checks
+// that every changed session counts exactly the events the write gives it.
+func (w *keyWrite) plan(rejected map[event.Ref]string) error {
+	st := w.st
+	replaced := map[string]bool{}
+	for _, ref := range st.sessions[w.from:] {
+		replaced[ref.ID] = true
+	}
+	for _, ref := range st.retired {
+		replaced[ref.ID] = true
+	}
+	current := map[event.Ref]session.Stored{}
+	for i := range st.events {
+		if replaced[st.events[i].SessionID] {
+			current[st.events[i].Ref()] = st.events[i]
+		}
+	}
+	for _, e := range w.events {
+		if _, stored := current[e.Ref()]; !stored && !storable(e.OccurredAt) {
+			rejected[e.Ref()] = "occurred_at is outside the years 1970 to 2261 that the index holds"
+		}
+		current[e.Ref()] = *e
+	}
+	members := map[string][]*session.Stored{}
+	w.kept = make([]session.Stored, 0, len(current))
+	for _, e := range current {
+		w.kept = append(w.kept, e)
+	}
+	slices.SortFunc(w.kept, func(a, b session.Stored) int { return event.Compare(&a.Event, &b.Event) })
+	for i := range w.kept {
+		members[w.kept[i].SessionID] = append(members[w.kept[i].SessionID], &w.kept[i])
+	}
+	w.after = append([]sessionRef(nil), st.sessions[:w.from]...)
+	live := map[string]bool{}
+	for _, d := range w.sessions {
+		evs := members[d.ID]
+		if len(evs) != d.Events {
+			return fmt.Errorf("elasticsearch: session %s counts %d events, the update holds %d of them", d.ID, d.Events, len(evs))
+		}
+		*d = *newSessionDoc(&d.Session, evs)
+		live[d.ID] = true
+		w.after = append(w.after, sessionRef{ID: d.ID, Start: d.StartedAt})
+	}
+	for id := range members {
+		if !live[id] {
+			return fmt.Errorf("elasticsearch: events of key %s belong to session %s, which the update does not write", st.id, id)
+		}
+	}
+	slices.SortFunc(w.after, compareRefs)
+	for _, ref := range slices.Concat(st.sessions[w.from:], st.retired) {
+		if !slices.ContainsFunc(w.after[w.from:], func(a sessionRef) bool { return sameDoc(a, ref) }) &&
+			!slices.ContainsFunc(w.deletes, func(a sessionRef) bool { return sameDoc(a, ref) }) {
+			w.deletes = append(w.deletes, ref)
+		}
+	}
+	return nil
+}
+
+// claim is step 1: every changed key's document, conditional on the version
+// the writer holds.
+func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
+	ops := make([]Op, len(writes))
+	for i, w := range writes {
+		doc := w.doc(s.writer, true)
+		if w.st.exists {
+			seq, term := w.st.seqNo, w.st.primaryTerm
+			ops[i] = Op{Action: Index, Index: s.names.keysIndex(), ID: w.st.id, IfSeqNo: &seq, IfPrimaryTerm: &term, Doc: doc}
+		} else {
+			ops[i] = Op{Action: Create, Index: s.names.keysIndex(), ID: w.st.id, Doc: doc}
+		}
+	}
+	results, err := s.bulk.Write(ctx, ops)
+	if err != nil {
+		return fmt.Errorf("claim session keys: %w", err)
+	}
+	for i, res := range results {
+		switch res.Outcome {
+		case Conflict:
+			return ErrConflict
+		case Rejected:
+			return fmt.Errorf("elasticsearch: key document %s refused: %s", ops[i].ID, res.Reason)
+		}
+		writes[i].st.seqNo, writes[i].st.primaryTerm = res.SeqNo, res.PrimaryTerm
+	}
+	return nil
+}
+
+// writeData is step 2: the session documents and the events.
+func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Ref]string, error) {
+	var ops []Op
+	type owner struct {
+		w     *keyWrite
+		sess  string     // a session document's session
+		event *event.Ref // an event document's event
+	}
+	var owners []owner
+	for _, w := range writes {
+		for _, d := range w.sessions {
+			ops = append(ops, Op{Action: Index, Index: s.names.sessionsIndex(d.StartedAt), ID: docID(d.Tenant, d.ID), Doc: d, Version: w.gen})
+			owners = append(owners, owner{w: w, sess: d.ID})
+		}
+		for _, e := range w.events {
+			ref := e.Ref()
+			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), ID: docID(e.Tenant, e.EventID), Doc: newEventDoc(e), Version: w.gen})
+			owners = append(owners, owner{w: w, event: &ref})
+		}
+	}
+	results, err := s.bulk.Write(ctx, ops)
+	if err != nil {
+		return nil, fmt.Errorf("write sessions and events: %w", err)
+	}
+	rejected := map[event.Ref]string{}
+	for i, res := range results {
+		o := owners[i]
+		switch res.Outcome {
+		case Conflict:
+			return nil, ErrConflict
+		case Rejected:
+			if o.event != nil {
+				rejected[*o.event] = res.Reason
+				continue
+			}
+			// Leave out the new events of a session Elasticsearch
+			// refused; stored events cannot be left out.
+			n := 0
+			for _, e := range o.w.events {
+				if e.SessionID == o.sess && !o.w.st.holds(e.Ref()) {
+					rejected[e.Ref()] = "its session was rejected: " + res.Reason
+					n++
+				}
+			}
+			if n == 0 {
+				return nil, fmt.Errorf("elasticsearch: session %s refused: %s", o.sess, res.Reason)
+			}
+		}
+	}
+	return rejected, nil
+}
+
+// holds reports whether the state read holds ref: a stored event.
+func (st *keyState) holds(ref event.Ref) bool {
+	return slices.ContainsFunc(st.events, func(e session.Stored) bool { return e.Ref() == ref })
+}
+
+// finish is step 3: the sessions that no longer exist, the old documents of
+// sessions whose start moved to another month, and the key documents,
+// marked done.
+func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
+	var ops []Op
+	for _, w := range writes {
+		for _, ref := range w.deletes {
+			ops = append(ops, Op{Action: Delete, Index: s.names.sessionsIndex(ref.Start), ID: docID(w.st.tenant, ref.ID), Version: w.gen})
+		}
+	}
+	commits := len(ops)
+	for _, w := range writes {
+		seq, term := w.st.seqNo, w.st.primaryTerm
+		ops = append(ops, Op{Action: Index, Index: s.names.keysIndex(), ID: w.st.id, IfSeqNo: &seq, IfPrimaryTerm: &term, Doc: w.doc(s.writer, false)})
+	}
+	results, err := s.bulk.Write(ctx, ops)
+	if err != nil {
+		return fmt.Errorf("delete sessions, release keys: %w", err)
+	}
+	for i, res := range results {
+		switch res.Outcome {
+		case Conflict:
+			return ErrConflict
+		case Rejected:
+			return fmt.Errorf("elasticsearch: %s refused: %s", ops[i].ID, res.Reason)
+		}
+		if i >= commits {
+			writes[i-commits].st.seqNo, writes[i-commits].st.primaryTerm = res.SeqNo, res.PrimaryTerm
+		}
+	}
+	return nil
+}
+
+// doc is the key's document after the write.
+func (w *keyWrite) doc(writer string, pending bool) *keyDoc {
+	return &keyDoc{Tenant: w.st.tenant, Key: w.st.key, UpdatedAt: time.Now().UTC(), Gen: w.gen, Writer: writer,
+		Pending: pending, Sessions: w.after, Retired: w.deletes}
+}

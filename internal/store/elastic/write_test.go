@@ -1,0 +1,418 @@
+package elastic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/ingest"
+	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+	"github.com/chatreport/chatreport/internal/store/sqlite"
+	"github.com/chatreport/chatreport/internal/store/storetest"
+)
+
+// The ingester dead-letters what a RejectedError names.
+var _ ingest.Rejecter = (*RejectedError)(nil)
+
+func assembler(s session.Store) *session.Assembler {
+	return session.NewAssembler(pipeline.MustDefault(), s)
+}
+
+var (
+	maria = storetest.B{Contact: "5511987654321", Phone: "+55 11 98765-4321", Name: "Maria Souza",
+		SessionID: "c639c747-4637-4ff5-99c0-9f0e86d3c21b", Protocol: "20251007092633646"}
+	ana = storetest.B{Channel: "telegram", Contact: "tg-5", Name: "Ana Lima"}
+)
+
+func mariaEvents() []event.Event {
+	m := time.Minute
+	return []event.Event{
+		maria.Msg("m1", 0, event.RoleCustomer, "Olá, preciso da segunda via"),
+		maria.Msg("m2", m, event.RoleBot, "Claro! Informe seu CPF"),
+		maria.Tag("m3", 2*m, "Segunda Via Sucesso"),
+		maria.Info("m4", 3*m, "PLANO", "Fibra 500 Mega"),
+		maria.Handoff("m5", 4*m, event.ActionRequested, ""),
+		maria.Msg("m6", 5*m, event.RoleCustomer, "obrigada"),
+	}
+}
+
+// snapshot is the state of a store as the report shows it: every session of
+// a tenant in an interval, with its events.
+func snapshot(t *testing.T, s storetest.Store) map[string][]string {
+	t.Helper()
+	storetest.Visible(t, s)
+	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-20 * 24 * time.Hour), To: storetest.Base.Add(10 * 24 * time.Hour)}
+	out := map[string][]string{}
+	err := s.Export(t.Context(), f, func(d report.Detail) error {
+		var ids []string
+		for _, e := range d.Events {
+			ids = append(ids, e.EventID)
+		}
+		if d.Session.Events != len(ids) {
+			t.Errorf("session %s counts %d events, has %v", d.Session.ID, d.Session.Events, ids)
+		}
+		out[d.Session.ID] = ids
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// reference is what the SQLite store makes of the same events.
+func reference(t *testing.T, batches ...[]event.Event) map[string][]string {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "ref.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, b := range batches {
+		if err := assembler(s).Ingest(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return snapshot(t, s)
+}
+
+func sameState(t *testing.T, got, want map[string][]string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("sessions\n got %v\nwant %v", got, want)
+	}
+	for id, events := range want {
+		if !slices.Equal(got[id], events) {
+			t.Fatalf("session %s has %v, want %v\n got %v\nwant %v", id, got[id], events, got, want)
+		}
+	}
+}
+
+// TestUpdateRejections: events Elasticsearch refuses are named in a
+// RejectedError, everything else is stored, and the sessions are written
+// without them; 429 and 503 on the way are retried.
+func TestUpdateRejections(t *testing.T) {
+	f := esfake.New(t)
+	s := fakeStore(t, f)
+	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
+		switch {
+		case id == "acme/m2":
+			return 400, "document_parsing_exception"
+		case id == "acme/m4" && attempt <= 2:
+			return 429, "es_rejected_execution_exception"
+		case strings.Contains(index, "-sessions-") && attempt == 1:
+			return 503, "unavailable_shards_exception"
+		}
+		return 0, ""
+	}
+	early := ana.Msg("a0", -time.Duration(storetest.Base.Sub(time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC))), event.RoleCustomer, "antes de 1970")
+	batch := append(mariaEvents(), early, ana.Msg("a1", time.Hour, event.RoleCustomer, "oi"))
+	err := assembler(s).Ingest(t.Context(), batch)
+	var rej *RejectedError
+	if !errors.As(err, &rej) {
+		t.Fatalf("err %v, want a RejectedError", err)
+	}
+	got := rej.Rejected()
+	if len(got) != 2 || !strings.Contains(got[event.Ref{Tenant: "acme", EventID: "m2"}], "document_parsing_exception") ||
+		!strings.Contains(got[event.Ref{Tenant: "acme", EventID: "a0"}], "1970") {
+		t.Fatalf("rejected %v", got)
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Fatalf("the error quotes a field's value: %v", err)
+	}
+	without := slices.DeleteFunc(slices.Clone(batch), func(e event.Event) bool { return e.EventID == "m2" || e.EventID == "a0" })
+	sameState(t, snapshot(t, s), reference(t, without))
+	d, err := s.Session(t.Context(), "acme", maria.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Session.MessageCounts.Bot != 0 || d.Session.Events != 5 {
+		t.Fatalf("the session counts the rejected bot message: %+v", d.Session)
+	}
+	// Delivered again (the ingester had not committed), the batch gives
+	// the same answer and stores nothing twice.
+	err = assembler(s).Ingest(t.Context(), batch)
+	if !errors.As(err, &rej) || len(rej.Events) != 2 {
+		t.Fatalf("second delivery: %v", err)
+	}
+	sameState(t, snapshot(t, s), reference(t, without))
+}
+
+// TestUpdateUnavailable: while the cluster fails, Update returns
+// ErrUnavailable; the ingester's retry of the same batch then stores
+// everything once.
+func TestUpdateUnavailable(t *testing.T) {
+	f := esfake.New(t)
+	s := fakeStore(t, f, func(c *Config) { c.BulkAttempts = 2 })
+	down := true
+	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
+		if down && strings.Contains(index, "-events-") {
+			return 503, "unavailable_shards_exception"
+		}
+		return 0, ""
+	}
+	batch := mariaEvents()
+	if err := assembler(s).Ingest(t.Context(), batch); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err %v, want ErrUnavailable", err)
+	}
+	down = false
+	if err := assembler(s).Ingest(t.Context(), batch); err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, snapshot(t, s), reference(t, batch))
+}
+
+// TestSessionMovesMonth: a late event before the start of an explicit
+// session, in the previous month, moves the session's document to that
+// month's index.
+func TestSessionMovesMonth(t *testing.T) {
+	f := esfake.New(t)
+	s := fakeStore(t, f)
+	first := time.Date(2025, 10, 1, 0, 30, 0, 0, time.UTC)
+	at := func(t time.Time) time.Duration { return t.Sub(storetest.Base) }
+	b1 := []event.Event{maria.Msg("x1", at(first), event.RoleCustomer, "oi"), maria.Msg("x2", at(first.Add(time.Minute)), event.RoleBot, "olá")}
+	b2 := []event.Event{maria.Msg("x0", at(first.Add(-time.Hour)), event.RoleCustomer, "antes")}
+	for _, b := range [][]event.Event{b1, b2} {
+		if err := assembler(s).Ingest(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var where []string
+	for id := range f.Docs("test-sessions-v1-*") {
+		where = append(where, id)
+	}
+	if want := "test-sessions-v1-2025.09 acme/" + maria.SessionID; len(where) != 1 || where[0] != want {
+		t.Fatalf("session documents %v, want only %s", where, want)
+	}
+	sameState(t, snapshot(t, s), reference(t, b1, b2))
+}
+
+
+// countingTransport counts the requests of each kind (the last element of
+// the path: _bulk, _mget, _search...).
+type countingTransport struct {
+	mu    sync.Mutex
+	paths map[string]int
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.paths[path.Base(req.URL.Path)]++
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// take returns the counts so far and starts again.
+func (c *countingTransport) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.paths
+	c.paths = map[string]int{}
+	return out
+}
+
+func contacts(n int, id func(i int) string, at time.Duration, text string) []event.Event {
+	var out []event.Event
+	for i := range n {
+		c := storetest.B{Contact: fmt.Sprintf("55119%08d", i)}
+		out = append(out, c.Msg(id(i), at, event.RoleCustomer, text))
+	}
+	return out
+}
+
+// TestRequestsPerBatch: the write path never searches. A batch of keys the
+// writer holds in memory costs three bulk requests and no read; after a
+// restart, the same keys are read back by id with three _mget requests for
+// the whole batch; a late event that reaches a session memory no longer
+// holds reads it back with two.
+func TestRequestsPerBatch(t *testing.T) {
+	const n = 60
+	f := esfake.New(t)
+	counter := &countingTransport{paths: map[string]int{}}
+	s := fakeStore(t, f, func(c *Config) { c.Transport = counter })
+	first := contacts(n, func(i int) string { return fmt.Sprintf("a%d", i) }, 0, "oi")
+	second := contacts(n, func(i int) string { return fmt.Sprintf("b%d", i) }, time.Minute, "tudo bem?")
+	next := contacts(n, func(i int) string { return fmt.Sprintf("c%d", i) }, 25*time.Hour, "voltei")
+	late := storetest.B{Contact: "5511900000007"}.Msg("late", 2*time.Minute, event.RoleBot, "atrasada")
+	batches := [][]event.Event{first, second}
+	for _, b := range batches {
+		counter.take()
+		if err := assembler(s).Ingest(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := counter.take(), map[string]int{"_bulk": 3}; !maps.Equal(got, want) {
+		t.Errorf("requests of a batch of keys in memory %v, want %v", got, want)
+	}
+
+	restarted := fakeStore(t, f, func(c *Config) { c.Transport = counter })
+	counter.take()
+	if err := assembler(restarted).Ingest(t.Context(), next); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := counter.take(), map[string]int{"_mget": 3, "_bulk": 3}; !maps.Equal(got, want) {
+		t.Errorf("requests of a batch after a restart %v, want %v", got, want)
+	}
+	// The new windows opened new sessions: memory holds those, and the late
+	// event belongs to the first.
+	if err := assembler(restarted).Ingest(t.Context(), []event.Event{late}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := counter.take(), map[string]int{"_mget": 2, "_bulk": 3}; !maps.Equal(got, want) {
+		t.Errorf("requests of a late event %v, want %v", got, want)
+	}
+	sameState(t, snapshot(t, s), reference(t, first, second, next, []event.Event{late}))
+}
+
+// TestStaleWriterLoses: writer A holds a contact's state; writer B (the
+// partition's new owner after a rebalance) writes the contact; A, a zombie
+// with its old state, writes again. A's claim of the key conflicts, so A
+// writes nothing from its stale state: it reads the key back and computes
+// again, and the result is what one writer makes of all the events.
+func TestStaleWriterLoses(t *testing.T) {
+	c := storetest.B{Contact: "5511900000001"}
+	m := time.Minute
+	b1 := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi"), c.Msg("e2", m, event.RoleBot, "olá")}
+	b2 := []event.Event{c.Msg("e3", 2*m, event.RoleCustomer, "segunda via")}
+	b3 := []event.Event{c.Msg("e0", -m, event.RoleCustomer, "antes"), c.Msg("e4", 3*m, event.RoleBot, "segue")}
+	f := esfake.New(t)
+	var conflicts atomic.Int64
+	a := fakeStore(t, f, func(c *Config) { c.Observer = conflictCounter{&conflicts} })
+	b := fakeStore(t, f)
+	if err := assembler(a).Ingest(t.Context(), b1); err != nil {
+		t.Fatal(err)
+	}
+	if err := assembler(b).Ingest(t.Context(), b2); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	err := a.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+		calls++
+		return assembler(a).Assemble(ctx, r, b3)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 || conflicts.Load() != 1 {
+		t.Fatalf("fn ran %d times with %d conflicts; want the stale attempt to lose once", calls, conflicts.Load())
+	}
+	sameState(t, snapshot(t, a), reference(t, b1, b2, b3))
+}
+
+type conflictCounter struct{ n *atomic.Int64 }
+
+func (conflictCounter) ObserveBulk(time.Duration, int, int) {}
+func (c conflictCounter) ObserveConflict()                  { c.n.Add(1) }
+
+// TestBusyKey: a key another writer claimed and has not released is busy
+// until the claim is older than the lease; then the writer is taken to have
+// died, and the key is read back from what it left.
+func TestBusyKey(t *testing.T) {
+	c := storetest.B{Contact: "5511900000001"}
+	batch := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi")}
+	f := esfake.New(t)
+	other := fakeStore(t, f)
+	dead := errors.New("killed after the claim")
+	var bulks atomic.Int64
+	f.BeforeBulk = func() { bulks.Add(1) }
+	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
+		if bulks.Load() >= 2 {
+			return 503, "unavailable_shards_exception"
+		}
+		return 0, ""
+	}
+	other.bulk.cfg.Attempts = 1
+	if err := assembler(other).Ingest(t.Context(), batch); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("%v: %v", dead, err)
+	}
+	f.BulkHook, f.BeforeBulk = nil, nil
+
+	s := fakeStore(t, f, func(c *Config) { c.UpdateAttempts = 2 })
+	if err := assembler(s).Ingest(t.Context(), batch); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a key claimed a moment ago: %v, want ErrConflict", err)
+	}
+	later := fakeStore(t, f, func(c *Config) { c.ClaimLease = time.Nanosecond })
+	if err := assembler(later).Ingest(t.Context(), batch); err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, snapshot(t, later), reference(t, batch))
+}
+
+// TestWriterDiesMidway: a writer dies after each step of a write that moves
+// events between sessions (a late event splits a window and merges the rest
+// into the next). Kafka delivers the batch again to a new writer, which reads
+// back what was left and ends in the state one uninterrupted writer makes.
+func TestWriterDiesMidway(t *testing.T) {
+	c := storetest.B{Contact: "5511912345678"}
+	h := time.Hour
+	stored := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi"), c.Msg("e2", 22*h, event.RoleCustomer, "de novo"),
+		c.Msg("e3", 26*h, event.RoleCustomer, "e agora")}
+	late := []event.Event{c.Msg("e0", -4*h, event.RoleCustomer, "antes de tudo")}
+	for steps := 1; steps <= 3; steps++ {
+		t.Run(fmt.Sprintf("after %d of 3 bulk requests", steps), func(t *testing.T) {
+			f := esfake.New(t)
+			w := fakeStore(t, f)
+			if err := assembler(w).Ingest(t.Context(), stored); err != nil {
+				t.Fatal(err)
+			}
+			var bulks atomic.Int64
+			f.BeforeBulk = func() { bulks.Add(1) }
+			f.BulkHook = func(action, index, id string, attempt int) (int, string) {
+				if bulks.Load() > int64(steps) {
+					return 503, "unavailable_shards_exception"
+				}
+				return 0, ""
+			}
+			w.bulk.cfg.Attempts = 1
+			if err := assembler(w).Ingest(t.Context(), late); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("the dying write: %v", err)
+			}
+			f.BulkHook, f.BeforeBulk = nil, nil
+			next := fakeStore(t, f, func(c *Config) { c.ClaimLease = time.Nanosecond })
+			if err := assembler(next).Ingest(t.Context(), late); err != nil {
+				t.Fatal(err)
+			}
+			sameState(t, snapshot(t, next), reference(t, stored, late))
+			for id, doc := range f.Docs("test-sessions-v1-*") {
+				if n, _ := doc["events"].(float64); n == 0 {
+					t.Errorf("session document %s without events", id)
+				}
+			}
+		})
+	}
+}
+
+// TestConflictsGiveUp: a key whose document always changes under the
+// writer makes Update give up with ErrConflict after UpdateAttempts.
+func TestConflictsGiveUp(t *testing.T) {
+	f := esfake.New(t)
+	s := fakeStore(t, f, func(c *Config) { c.UpdateAttempts = 3 })
+	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
+		if strings.Contains(index, "-keys-") {
+			return 409, "version_conflict_engine_exception"
+		}
+		return 0, ""
+	}
+	calls := 0
+	err := s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+		calls++
+		return assembler(s).Assemble(ctx, r, mariaEvents())
+	})
+	if !errors.Is(err, ErrConflict) || calls != 3 {
+		t.Fatalf("err %v after %d calls", err, calls)
+	}
+}
