@@ -201,7 +201,6 @@ func TestSessionMovesMonth(t *testing.T) {
 	sameState(t, snapshot(t, s), reference(t, b1, b2))
 }
 
-
 // countingTransport counts the requests of each kind (the last element of
 // the path: _bulk, _mget, _search...).
 type countingTransport struct {

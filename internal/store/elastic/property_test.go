@@ -1,0 +1,104 @@
+package elastic
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/sessiontest"
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+	"github.com/chatreport/chatreport/internal/store/storetest"
+)
+
+var (
+	propertyN    = flag.Int("property.n", 120, "scenarios of TestStoreMatchesReference")
+	propertySeed = flag.Uint64("property.seed", 0, "run only the scenario of this seed")
+)
+
+// TestStoreMatchesReference: random multi-tenant scenarios (explicit and
+// derived sessions, duplicates, events up to days late, arrival shuffled,
+// in order, reversed) delivered in random batches through two writers of
+// one cluster, as two ingesters between which partitions move; now and then
+// a bulk request fails midway (the writer "dies": its batch is delivered
+// again) and a writer restarts with nothing in memory. The fake searches
+// only what a refresh made visible and never refreshes by itself, so the
+// write path is shown to need no search. The end state must be the
+// reference implementation's, session for session.
+func TestStoreMatchesReference(t *testing.T) {
+	first, n := uint64(1), *propertyN
+	if *propertySeed != 0 {
+		first, n = *propertySeed, 1
+	} else if testing.Short() {
+		n /= 4
+	}
+	for seed := first; seed < first+uint64(n); seed++ {
+		if err := storeScenario(t, seed); err != nil {
+			t.Fatalf("%v\nreproduce with: go test ./internal/store/elastic -run TestStoreMatchesReference -property.seed=%d", err, seed)
+		}
+	}
+}
+
+func storeScenario(t *testing.T, seed uint64) error {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seed, 0xe1a5))
+	tenants := []string{"acme", "globex", "initech"}[:1+rng.IntN(3)]
+	events := sessiontest.Generate(rng, sessiontest.Options{
+		Tenants: tenants, Conversations: 1 + rng.IntN(8), MaxEvents: 1 + rng.IntN(12),
+		Start: sessiontest.Base, Spread: time.Duration(1+rng.IntN(4)) * 24 * time.Hour,
+	})
+	def := sessiontest.Definition()
+	want := sessiontest.Reference(def, events)
+	order := sessiontest.Orders[rng.IntN(len(sessiontest.Orders))]
+	arrival := sessiontest.Arrange(rng, sessiontest.Duplicate(rng, events, 0.1), order)
+
+	f := esfake.New(t, esfake.NoRefresh())
+	var failing atomic.Bool
+	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
+		if failing.Load() && rng.IntN(3) == 0 {
+			return 503, "unavailable_shards_exception"
+		}
+		return 0, ""
+	}
+	open := func() *Store {
+		return fakeStore(t, f, func(c *Config) {
+			c.BulkAttempts, c.ClaimLease, c.UpdateAttempts = 1, time.Nanosecond, 20
+		})
+	}
+	writers := []*Store{open(), open()}
+	var log []string
+	maxBatch := max(1, len(arrival)/4)
+	for pos, failures := 0, 0; pos < len(arrival); {
+		w := rng.IntN(2)
+		switch rng.IntN(8) {
+		case 0:
+			writers[w] = open() // a restart: nothing in memory
+			log = append(log, fmt.Sprintf("restart %d", w))
+		}
+		end := min(len(arrival), pos+1+rng.IntN(maxBatch))
+		failing.Store(rng.IntN(6) == 0)
+		err := session.NewAssembler(def, writers[w]).Ingest(ctx, arrival[pos:end])
+		failing.Store(false)
+		if err != nil {
+			if failures++; failures > 50 {
+				return fmt.Errorf("seed %d: ingest keeps failing: %w", seed, err)
+			}
+			log = append(log, fmt.Sprintf("%d:[%d:%d] failed", w, pos, end))
+			continue
+		}
+		log = append(log, fmt.Sprintf("%d:[%d:%d]", w, pos, end))
+		pos = end
+	}
+	storetest.Visible(t, writers[0])
+	from, to := sessiontest.Base.Add(-24*time.Hour), sessiontest.Base.Add(60*24*time.Hour)
+	if err := sessiontest.Check(ctx, writers[0], tenants, from, to, want); err != nil {
+		return fmt.Errorf("seed %d, %d events, arrival %s, deliveries %s:\n%w", seed, len(events), order, strings.Join(log, " "), err)
+	}
+	return nil
+}
+
