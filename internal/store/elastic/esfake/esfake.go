@@ -8,10 +8,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Server is an in-memory Elasticsearch for tests: it speaks the HTTP API
@@ -32,8 +34,13 @@ type Server struct {
 	components map[string]map[string]any // name → body
 	templates  map[string]map[string]any // name → body
 	indices    map[string]*fakeIndex
-	pits       map[string]string
+	pits       map[string]*fakePit
 	nextPit    int
+	// override, when overridden, is the refresh interval of every index.
+	override   time.Duration
+	overridden bool
+	wake       chan struct{} // tells the refresh scheduler to look again
+	stop, done chan struct{} // the scheduler's end
 	// BulkHook, when set, may answer a bulk item instead of the fake:
 	// a status of 0 lets the fake apply it.
 	BulkHook func(action, index, id string, attempt int) (status int, errType string)
@@ -48,12 +55,27 @@ type Server struct {
 }
 
 type fakeIndex struct {
-	mapping map[string]any // properties
-	aliases map[string]bool
-	docs    map[string]*fakeDoc
-	seq     int64
+	name     string
+	mapping  map[string]any // properties
+	aliases  map[string]bool
+	settings map[string]string   // by full name: index.refresh_interval
+	interval time.Duration       // index.refresh_interval
+	docs     map[string]*fakeDoc // live: what get, mget and writes see
+	seq      int64
+
+	// Near-real-time search (refresh.go): view is what searches see, the
+	// documents as of the last refresh; pending the changes since (nil for
+	// a delete), made at dirtyAt and after.
+	view      map[string]*fakeDoc
+	shared    bool // a point in time holds view: a refresh copies it
+	pending   map[string]*fakeDoc
+	dirtyAt   time.Time
+	anchor    time.Time     // periodic refreshes tick at anchor + k·interval
+	refreshed chan struct{} // closed by the next refresh
 }
 
+// A fakeDoc is one version of a document; it never changes once written,
+// so views share it.
 type fakeDoc struct {
 	source json.RawMessage
 	doc    map[string]any
@@ -61,18 +83,27 @@ type fakeDoc struct {
 	ver    int64
 }
 
-// New starts a server, stopped when the test ends.
-func New(t testing.TB) *Server {
+// New starts a server, stopped when the test ends, with its periodic
+// refreshes.
+func New(t testing.TB, opts ...Option) *Server {
 	f := &Server{
 		t:          t,
 		components: map[string]map[string]any{},
 		templates:  map[string]map[string]any{},
 		indices:    map[string]*fakeIndex{},
-		pits:       map[string]string{},
+		pits:       map[string]*fakePit{},
 		attempts:   map[string]int{},
+		wake:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(f)
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
+	go f.schedule()
+	t.Cleanup(f.shutdown) // first: it releases the requests Close waits for
 	return f
 }
 
@@ -126,8 +157,17 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Server) route(r *http.Request, body []byte) (any, error) {
-	p := strings.Trim(r.URL.Path, "/")
-	parts := strings.Split(p, "/")
+	// Each path segment is unescaped on its own: an id may hold a slash.
+	var parts []string
+	for _, seg := range strings.Split(strings.Trim(r.URL.EscapedPath(), "/"), "/") {
+		u, err := url.PathUnescape(seg)
+		if err != nil {
+			return nil, bad("bad path %s", r.URL.EscapedPath())
+		}
+		parts = append(parts, u)
+	}
+	p := strings.Join(parts, "/")
+	q := r.URL.Query()
 	switch {
 	case r.Method == http.MethodHead && p == "":
 		return nil, nil
@@ -135,7 +175,7 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 		if f.BeforeBulk != nil {
 			f.BeforeBulk()
 		}
-		return f.bulk(body)
+		return f.bulk(r.Context(), q, body)
 	case len(parts) == 2 && parts[0] == "_component_template":
 		if r.Method == http.MethodPut {
 			return nil, f.putTemplate(f.components, parts[1], body)
@@ -161,13 +201,12 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 		return f.search("", body)
 	case p == "_msearch":
 		return f.msearch(body)
-	case len(parts) == 2 && parts[1] == "_pit":
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		f.nextPit++
-		id := fmt.Sprintf("pit-%d", f.nextPit)
-		f.pits[id] = parts[0]
-		return map[string]any{"id": id}, nil
+	case p == "_refresh" && (r.Method == http.MethodPost || r.Method == http.MethodGet):
+		return f.refreshAPI("")
+	case len(parts) == 2 && parts[1] == "_refresh" && (r.Method == http.MethodPost || r.Method == http.MethodGet):
+		return f.refreshAPI(parts[0])
+	case len(parts) == 2 && parts[1] == "_pit" && r.Method == http.MethodPost:
+		return f.openPit(parts[0])
 	case p == "_pit" && r.Method == http.MethodDelete:
 		var req struct{ ID string }
 		json.Unmarshal(body, &req)
@@ -191,9 +230,9 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 	case p == "_aliases" && r.Method == http.MethodPost:
 		return nil, f.updateAliases(body)
 	case len(parts) == 2 && parts[1] == "_delete_by_query" && r.Method == http.MethodPost:
-		return f.deleteByQuery(parts[0], r.URL.Query(), body)
+		return f.deleteByQuery(parts[0], q, body)
 	case len(parts) == 3 && parts[1] == "_doc":
-		return f.doc(r.Method, parts[0], parts[2], r.URL.Query(), body)
+		return f.doc(r.Context(), r.Method, parts[0], parts[2], q, body)
 	}
 	return nil, bad("fake: unsupported %s %s", r.Method, r.URL.Path)
 }

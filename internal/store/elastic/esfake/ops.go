@@ -2,8 +2,10 @@ package esfake
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -27,10 +29,8 @@ func indexNotFound(name string) *fakeError {
 
 // doc serves /<index>/_doc/<id>: GET (real time), PUT/POST (index, or
 // create with op_type=create; if_seq_no and if_primary_term make it
-// conditional) and DELETE.
-func (f *Server) doc(method, index, id string, q url.Values, body []byte) (any, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// conditional) and DELETE, with the refresh parameter of writes.
+func (f *Server) doc(ctx context.Context, method, index, id string, q url.Values, body []byte) (any, error) {
 	for k := range q {
 		switch k {
 		case "if_seq_no", "if_primary_term", "op_type", "refresh":
@@ -38,8 +38,9 @@ func (f *Server) doc(method, index, id string, q url.Values, body []byte) (any, 
 			return nil, bad("fake: _doc parameter %s", k)
 		}
 	}
-	switch method {
-	case http.MethodGet:
+	if method == http.MethodGet {
+		f.mu.Lock()
+		defer f.mu.Unlock()
 		ix, ok := f.indices[index]
 		if !ok {
 			return nil, indexNotFound(index)
@@ -50,36 +51,53 @@ func (f *Server) doc(method, index, id string, q url.Values, body []byte) (any, 
 		}
 		return map[string]any{"_index": index, "_id": id, "_version": d.ver, "_seq_no": d.seqNo, "_primary_term": 1,
 			"found": true, "_source": d.doc}, nil
-	case http.MethodPut, http.MethodPost, http.MethodDelete:
-	default:
+	}
+	if method != http.MethodPut && method != http.MethodPost && method != http.MethodDelete {
 		return nil, bad("fake: %s _doc", method)
 	}
-	var ifSeq *int64
+	policy, err := refreshPolicy(q)
+	if err != nil {
+		return nil, err
+	}
+	op := writeOp{action: "index", index: index, id: id, src: body}
 	if v := q.Get("if_seq_no"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || q.Get("if_primary_term") == "" {
+		term, errTerm := strconv.ParseInt(q.Get("if_primary_term"), 10, 64)
+		if err != nil || errTerm != nil {
 			return nil, bad("if_seq_no %q without a valid if_primary_term", v)
 		}
-		ifSeq = &n
+		op.ifSeq, op.ifTerm = &n, &term
 	}
-	action := "index"
 	switch {
 	case method == http.MethodDelete:
-		action = "delete"
-		if _, ok := f.indices[index]; !ok {
-			return nil, indexNotFound(index)
-		}
+		op.action, op.src = "delete", nil
 	case q.Get("op_type") == "create":
-		action = "create"
+		op.action = "create"
 	case q.Get("op_type") != "" && q.Get("op_type") != "index":
 		return nil, bad("op_type %q", q.Get("op_type"))
 	}
-	item := f.apply(action, index, id, ifSeq, body)
+	f.mu.Lock()
+	if _, ok := f.indices[index]; !ok && op.action == "delete" {
+		f.mu.Unlock()
+		return nil, indexNotFound(index)
+	}
+	item, ix := f.apply(op)
+	var wait []chan struct{}
+	if ix != nil {
+		wait = f.afterWrite(policy, map[*fakeIndex]bool{ix: true})
+	}
+	f.mu.Unlock()
 	status := item["status"].(int)
 	if e, ok := item["error"].(map[string]any); ok {
 		return nil, &fakeError{status, e["type"].(string), e["reason"].(string)}
 	}
+	if err := f.awaitRefresh(ctx, wait); err != nil {
+		return nil, err
+	}
 	delete(item, "status")
+	if policy == "true" {
+		item["forced_refresh"] = true
+	}
 	return statusBody{status, item}, nil
 }
 
@@ -99,6 +117,7 @@ func (f *Server) deleteIndices(list string) error {
 		}
 	}
 	for _, name := range names {
+		close(f.indices[name].refreshed) // a write waiting for a refresh has nothing left to wait for
 		delete(f.indices, name)
 	}
 	return nil
@@ -226,16 +245,33 @@ func (f *Server) deleteByQuery(target string, q url.Values, body []byte) (any, e
 	if err := dec.Decode(&req); err != nil || req.Query == nil {
 		return nil, bad("fake _delete_by_query: want a query: %v", err)
 	}
+	policy := "false"
+	if q.Has("refresh") {
+		switch v := q.Get("refresh"); v {
+		case "", "true":
+			policy = "true"
+		case "false":
+		default: // wait_for is not a value _delete_by_query takes
+			return nil, bad("fake: _delete_by_query refresh=%s", v)
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	indices := f.resolve(target)
 	if len(indices) == 0 && q.Get("ignore_unavailable") != "true" {
 		return nil, indexNotFound(target)
 	}
+	// The search phase sees the searchable view; each delete is then
+	// conditional on the document being still the version the search
+	// found, so a write since the last refresh is a version conflict.
+	// https://www.elastic.co/guide/en/elasticsearch/reference/8.17/docs-delete-by-query.html
 	var total, deleted, conflicts int64
+	involved := map[*fakeIndex]bool{}
 	for _, name := range indices {
 		ix := f.indices[name]
-		for id, d := range ix.docs {
+		involved[ix] = true
+		for _, id := range slices.Sorted(maps.Keys(ix.view)) {
+			d := ix.view[id]
 			ok, err := evalQuery(req.Query, d.doc, id, ix.mapping)
 			if err != nil {
 				return nil, err
@@ -244,7 +280,8 @@ func (f *Server) deleteByQuery(target string, q url.Values, body []byte) (any, e
 				continue
 			}
 			total++
-			if f.ConflictHook != nil && f.ConflictHook(name, id) {
+			live := ix.docs[id]
+			if live == nil || live.seqNo != d.seqNo || f.ConflictHook != nil && f.ConflictHook(name, id) {
 				if !proceed {
 					return nil, &fakeError{409, "version_conflict_engine_exception", fmt.Sprintf("[%s]: version conflict", id)}
 				}
@@ -252,10 +289,12 @@ func (f *Server) deleteByQuery(target string, q url.Values, body []byte) (any, e
 				continue
 			}
 			ix.seq++
-			delete(ix.docs, id)
+			f.changed(ix, id, nil)
 			deleted++
 		}
 	}
+	// refresh=true refreshes every index involved after the deletes.
+	f.afterWrite(policy, involved)
 	return map[string]any{"took": 1, "timed_out": false, "total": total, "deleted": deleted, "batches": 1,
 		"version_conflicts": conflicts, "noops": 0, "failures": []any{}}, nil
 }

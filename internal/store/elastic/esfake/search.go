@@ -36,6 +36,36 @@ type fakeSortSpec struct {
 	Format string `json:"format"`
 }
 
+// indexView is what a search of an index sees: its searchable view, or
+// the one a point in time holds.
+type indexView struct {
+	ix   *fakeIndex
+	docs map[string]*fakeDoc
+}
+
+// fakePit is a point in time: the searchable views of its indices when it
+// was opened. Later refreshes do not change what its searches see.
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.17/point-in-time-api.html
+type fakePit struct {
+	views []indexView
+}
+
+// openPit serves POST /<target>/_pit.
+func (f *Server) openPit(target string) (any, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pit := &fakePit{}
+	for _, name := range f.resolve(target) {
+		ix := f.indices[name]
+		ix.shared = true
+		pit.views = append(pit.views, indexView{ix, ix.view})
+	}
+	f.nextPit++
+	id := fmt.Sprintf("pit-%d", f.nextPit)
+	f.pits[id] = pit
+	return map[string]any{"id": id}, nil
+}
+
 type candidate struct {
 	index, id string
 	d         *fakeDoc
@@ -90,24 +120,30 @@ func (f *Server) search(target string, body []byte) (any, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var views []indexView
 	if req.Pit != nil {
 		if target != "" {
 			return nil, bad("[indices] cannot be used with point in time")
 		}
-		var ok bool
-		if target, ok = f.pits[req.Pit.ID]; !ok {
+		pit, ok := f.pits[req.Pit.ID]
+		if !ok {
 			return nil, &fakeError{404, "search_context_missing_exception", "no such pit"}
+		}
+		views = pit.views
+	} else {
+		for _, name := range f.resolve(target) {
+			views = append(views, indexView{f.indices[name], f.indices[name].view})
 		}
 	}
 	var hits []candidate
-	for _, name := range f.resolve(target) {
-		for id, d := range f.indices[name].docs {
-			ok, err := evalQuery(req.Query, d.doc, id, f.indices[name].mapping)
+	for _, v := range views {
+		for id, d := range v.docs {
+			ok, err := evalQuery(req.Query, d.doc, id, v.ix.mapping)
 			if err != nil {
 				return nil, err
 			}
 			if ok {
-				c := candidate{index: name, id: id, d: d}
+				c := candidate{index: v.ix.name, id: id, d: d}
 				for _, s := range req.Sort {
 					for field := range s {
 						c.sort = append(c.sort, firstValue(d.doc, field))

@@ -1,6 +1,7 @@
 package esfake
 
 import (
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -13,7 +14,7 @@ func (f *Server) catIndices(patterns string) any {
 	out := []any{}
 	for name, ix := range f.indices {
 		if matchAny(patterns, name) {
-			out = append(out, map[string]any{"index": name, "health": "green", "status": "open", "docs.count": strconv.Itoa(len(ix.docs))})
+			out = append(out, map[string]any{"index": name, "health": "green", "status": "open", "docs.count": strconv.Itoa(len(ix.view))})
 		}
 	}
 	return out
@@ -60,4 +61,19 @@ func (f *Server) resolve(target string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// refreshAPI serves POST /_refresh and POST /<target>/_refresh.
+func (f *Server) refreshAPI(target string) (any, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	names := f.resolve(target)
+	if target == "" {
+		names = slices.Sorted(maps.Keys(f.indices))
+	}
+	for _, name := range names {
+		f.refreshIndex(f.indices[name])
+	}
+	n := len(names)
+	return map[string]any{"_shards": map[string]any{"total": n, "successful": n, "failed": 0}}, nil
 }
