@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -121,12 +122,22 @@ type fakeError struct {
 	status int
 	typ    string
 	reason string
+	index  string // of an index_not_found_exception
 }
 
 func (e *fakeError) Error() string { return e.typ + ": " + e.reason }
 
+// body is the error object of an answer, as Elasticsearch writes it.
+func (e *fakeError) body() map[string]any {
+	m := map[string]any{"type": e.typ, "reason": e.reason}
+	if e.index != "" {
+		m["index"], m["index_uuid"], m["resource.type"], m["resource.id"] = e.index, "_na_", "index_or_alias", e.index
+	}
+	return m
+}
+
 func bad(format string, args ...any) *fakeError {
-	return &fakeError{http.StatusBadRequest, "illegal_argument_exception", fmt.Sprintf(format, args...)}
+	return &fakeError{status: http.StatusBadRequest, typ: "illegal_argument_exception", reason: fmt.Sprintf(format, args...)}
 }
 
 func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -137,13 +148,13 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fe, ok := err.(*fakeError)
 		if !ok {
-			fe = &fakeError{500, "exception", err.Error()}
+			fe = &fakeError{status: 500, typ: "exception", reason: err.Error()}
 		}
 		w.WriteHeader(fe.status)
-		json.NewEncoder(w).Encode(map[string]any{
-			"error":  map[string]any{"type": fe.typ, "reason": fe.reason},
-			"status": fe.status,
-		})
+		cause := fe.body()
+		e := maps.Clone(cause)
+		e["root_cause"] = []any{cause}
+		json.NewEncoder(w).Encode(map[string]any{"error": e, "status": fe.status})
 		return
 	}
 	if out == nil {
@@ -190,30 +201,38 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 		}
 		return f.getTemplates(f.templates, parts[1], "index_templates", "index_template")
 	case len(parts) == 3 && parts[0] == "_cat" && parts[1] == "indices":
-		return f.catIndices(parts[2]), nil
-	case len(parts) == 2 && parts[1] == "_alias":
-		return f.aliases(parts[0]), nil
+		return f.catIndices(parts[2], q)
+	case p == "_cat/indices":
+		return f.catIndices("", q)
+	case len(parts) == 2 && parts[1] == "_alias" && r.Method == http.MethodGet:
+		return f.aliases(parts[0], q)
+	case p == "_alias" && r.Method == http.MethodGet:
+		return f.aliases("", q)
 	case len(parts) == 2 && parts[1] == "_mget":
 		return f.mget(parts[0], body)
 	case len(parts) == 2 && parts[1] == "_search":
-		return f.search(parts[0], body)
+		return f.searchAPI(parts[0], q, body)
 	case p == "_search":
-		return f.search("", body)
+		return f.searchAPI("", q, body)
+	case len(parts) == 2 && parts[1] == "_count":
+		return f.count(parts[0], q, body)
+	case p == "_count":
+		return f.count("", q, body)
 	case p == "_msearch":
 		return f.msearch(body)
 	case p == "_refresh" && (r.Method == http.MethodPost || r.Method == http.MethodGet):
-		return f.refreshAPI("")
+		return f.refreshAPI("", q)
 	case len(parts) == 2 && parts[1] == "_refresh" && (r.Method == http.MethodPost || r.Method == http.MethodGet):
-		return f.refreshAPI(parts[0])
+		return f.refreshAPI(parts[0], q)
 	case len(parts) == 2 && parts[1] == "_pit" && r.Method == http.MethodPost:
-		return f.openPit(parts[0])
+		return f.openPit(parts[0], q)
 	case p == "_pit" && r.Method == http.MethodDelete:
 		var req struct{ ID string }
 		json.Unmarshal(body, &req)
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if _, ok := f.pits[req.ID]; !ok {
-			return nil, &fakeError{404, "search_context_missing_exception", "no such pit"}
+			return nil, &fakeError{status: 404, typ: "search_context_missing_exception", reason: "no such pit"}
 		}
 		delete(f.pits, req.ID)
 		return map[string]any{"succeeded": true, "num_freed": 1}, nil
@@ -221,7 +240,7 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if _, ok := f.indices[parts[0]]; ok {
-			return nil, &fakeError{400, "resource_already_exists_exception", "index [" + parts[0] + "] already exists"}
+			return nil, &fakeError{status: 400, typ: "resource_already_exists_exception", reason: "index [" + parts[0] + "] already exists"}
 		}
 		_, err := f.createIndexWith(parts[0], body)
 		return nil, err

@@ -18,8 +18,22 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// call sends a request to f and decodes the JSON answer.
+// call sends a request to f and decodes the JSON answer (nil if not an
+// object).
 func call(t testing.TB, f *Server, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	status, raw := callRaw(t, f, method, path, body)
+	var out map[string]any
+	if len(bytes.TrimSpace(raw)) > 0 && raw[0] == '{' {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, raw)
+		}
+	}
+	return status, out
+}
+
+// callRaw sends a request to f and returns its answer as is.
+func callRaw(t testing.TB, f *Server, method, path, body string) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, f.URL()+path, strings.NewReader(body))
 	if err != nil {
@@ -32,13 +46,7 @@ func call(t testing.TB, f *Server, method, path, body string) (int, map[string]a
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	var out map[string]any
-	if len(bytes.TrimSpace(raw)) > 0 && raw[0] == '{' {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, path, err, raw)
-		}
-	}
-	return res.StatusCode, out
+	return res.StatusCode, raw
 }
 
 // must is call expecting the status want.

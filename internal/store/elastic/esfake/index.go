@@ -33,7 +33,7 @@ func (f *Server) getTemplates(from map[string]map[string]any, pattern, listKey, 
 		}
 	}
 	if len(list) == 0 && !strings.Contains(pattern, "*") {
-		return nil, &fakeError{404, "resource_not_found_exception", pattern}
+		return nil, &fakeError{status: 404, typ: "resource_not_found_exception", reason: pattern}
 	}
 	return map[string]any{listKey: list}, nil
 }
@@ -167,7 +167,7 @@ func (f *Server) fromTemplate(name string) (*fakeIndex, error) {
 		}
 	}
 	if best == nil {
-		return nil, &fakeError{404, "index_not_found_exception", "no such index [" + name + "] and no template matches"}
+		return nil, &fakeError{status: 404, typ: "index_not_found_exception", reason: "no such index [" + name + "] and no template matches"}
 	}
 	ix := newIndex(name)
 	section := func(tmpl map[string]any) {

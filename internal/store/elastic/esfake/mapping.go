@@ -20,8 +20,7 @@ func validate(props map[string]any, doc map[string]any, prefix string) *fakeErro
 	for k, v := range doc {
 		p, ok := props[k].(map[string]any)
 		if !ok {
-			return &fakeError{400, "strict_dynamic_mapping_exception",
-				fmt.Sprintf("[1:2] mapping set to strict, dynamic introduction of [%s] within [%s] is not allowed", k, cmpOr(prefix, "_doc"))}
+			return &fakeError{status: 400, typ: "strict_dynamic_mapping_exception", reason: fmt.Sprintf("[1:2] mapping set to strict, dynamic introduction of [%s] within [%s] is not allowed", k, cmpOr(prefix, "_doc"))}
 		}
 		if err := validateValue(p, v, prefix+k); err != nil {
 			return err
@@ -54,8 +53,7 @@ func validateValue(p map[string]any, v any, field string) *fakeError {
 		return nil
 	}
 	parseErr := func(why string) *fakeError {
-		return &fakeError{400, "document_parsing_exception",
-			fmt.Sprintf("[1:2] failed to parse field [%s] of type [%s]: %s. Preview of field's value: '%v'", field, typ, why, v)}
+		return &fakeError{status: 400, typ: "document_parsing_exception", reason: fmt.Sprintf("[1:2] failed to parse field [%s] of type [%s]: %s. Preview of field's value: '%v'", field, typ, why, v)}
 	}
 	switch typ {
 	case "", "object", "nested":

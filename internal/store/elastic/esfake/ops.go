@@ -24,7 +24,7 @@ type statusBody struct {
 }
 
 func indexNotFound(name string) *fakeError {
-	return &fakeError{404, "index_not_found_exception", "no such index [" + name + "]"}
+	return &fakeError{status: 404, typ: "index_not_found_exception", reason: "no such index [" + name + "]", index: name}
 }
 
 // doc serves /<index>/_doc/<id>: GET (real time), PUT/POST (index, or
@@ -89,7 +89,7 @@ func (f *Server) doc(ctx context.Context, method, index, id string, q url.Values
 	f.mu.Unlock()
 	status := item["status"].(int)
 	if e, ok := item["error"].(map[string]any); ok {
-		return nil, &fakeError{status, e["type"].(string), e["reason"].(string)}
+		return nil, &fakeError{status: status, typ: e["type"].(string), reason: e["reason"].(string)}
 	}
 	if err := f.awaitRefresh(ctx, wait); err != nil {
 		return nil, err
@@ -127,7 +127,7 @@ func (f *Server) deleteTemplate(from map[string]map[string]any, name string) err
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := from[name]; !ok {
-		return &fakeError{404, "resource_not_found_exception", "index template matching [" + name + "] not found"}
+		return &fakeError{status: 404, typ: "resource_not_found_exception", reason: "index template matching [" + name + "] not found"}
 	}
 	delete(from, name)
 	return nil
@@ -201,7 +201,7 @@ func (f *Server) updateAliases(body []byte) error {
 				}
 				if !f.indices[ix].aliases[sp.Alias] {
 					if sp.MustExist != nil && *sp.MustExist {
-						return &fakeError{404, "aliases_not_found_exception", "aliases [" + sp.Alias + "] missing"}
+						return &fakeError{status: 404, typ: "aliases_not_found_exception", reason: "aliases [" + sp.Alias + "] missing"}
 					}
 					continue
 				}
@@ -210,7 +210,7 @@ func (f *Server) updateAliases(body []byte) error {
 		}
 	}
 	if len(ops) == 0 {
-		return &fakeError{404, "aliases_not_found_exception", "aliases missing"}
+		return &fakeError{status: 404, typ: "aliases_not_found_exception", reason: "aliases missing"}
 	}
 	for _, o := range ops {
 		if o.add {
@@ -255,11 +255,15 @@ func (f *Server) deleteByQuery(target string, q url.Values, body []byte) (any, e
 			return nil, bad("fake: _delete_by_query refresh=%s", v)
 		}
 	}
+	o, err := strictExpand.withParams(q)
+	if err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	indices := f.resolve(target)
-	if len(indices) == 0 && q.Get("ignore_unavailable") != "true" {
-		return nil, indexNotFound(target)
+	indices, err := f.resolveTarget(target, o)
+	if err != nil {
+		return nil, err
 	}
 	// The search phase sees the searchable view; each delete is then
 	// conditional on the document being still the version the search
@@ -283,7 +287,7 @@ func (f *Server) deleteByQuery(target string, q url.Values, body []byte) (any, e
 			live := ix.docs[id]
 			if live == nil || live.seqNo != d.seqNo || f.ConflictHook != nil && f.ConflictHook(name, id) {
 				if !proceed {
-					return nil, &fakeError{409, "version_conflict_engine_exception", fmt.Sprintf("[%s]: version conflict", id)}
+					return nil, &fakeError{status: 409, typ: "version_conflict_engine_exception", reason: fmt.Sprintf("[%s]: version conflict", id)}
 				}
 				conflicts++
 				continue

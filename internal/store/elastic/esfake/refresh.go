@@ -210,7 +210,7 @@ func (f *Server) awaitRefresh(ctx context.Context, chans []chan struct{}) error 
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-f.stop:
-			return &fakeError{503, "node_closed_exception", "the fake stopped before the refresh a write with refresh=wait_for waited for"}
+			return &fakeError{status: 503, typ: "node_closed_exception", reason: "the fake stopped before the refresh a write with refresh=wait_for waited for"}
 		}
 	}
 	return nil

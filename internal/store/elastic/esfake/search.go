@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -51,11 +52,25 @@ type fakePit struct {
 }
 
 // openPit serves POST /<target>/_pit.
-func (f *Server) openPit(target string) (any, error) {
+func (f *Server) openPit(target string, q url.Values) (any, error) {
+	if err := checkParams("_pit", q, "keep_alive", "ignore_unavailable", "expand_wildcards"); err != nil {
+		return nil, err
+	}
+	if q.Get("keep_alive") == "" {
+		return nil, &fakeError{status: 400, typ: "action_request_validation_exception", reason: "Validation Failed: 1: [keep_alive] is not specified;"}
+	}
+	o, err := strictExpand.withParams(q)
+	if err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	names, err := f.resolveTarget(target, o)
+	if err != nil {
+		return nil, err
+	}
 	pit := &fakePit{}
-	for _, name := range f.resolve(target) {
+	for _, name := range names {
 		ix := f.indices[name]
 		ix.shared = true
 		pit.views = append(pit.views, indexView{ix, ix.view})
@@ -83,8 +98,8 @@ func (f *Server) msearch(body []byte) (any, error) {
 	for i := 0; i < len(lines); i += 2 {
 		var h struct {
 			Index                     []string `json:"index"`
-			IgnoreUnavailable         bool     `json:"ignore_unavailable"`
-			AllowNoIndices            bool     `json:"allow_no_indices"`
+			IgnoreUnavailable         *bool    `json:"ignore_unavailable"`
+			AllowNoIndices            *bool    `json:"allow_no_indices"`
 			AllowPartialSearchResults *bool    `json:"allow_partial_search_results"`
 		}
 		dec := json.NewDecoder(bytes.NewReader(lines[i]))
@@ -92,13 +107,20 @@ func (f *Server) msearch(body []byte) (any, error) {
 		if err := dec.Decode(&h); err != nil {
 			return nil, bad("fake msearch header: %v", err)
 		}
-		out, err := f.search(strings.Join(h.Index, ","), lines[i+1])
+		o := strictExpand
+		if h.IgnoreUnavailable != nil {
+			o.ignoreUnavailable = *h.IgnoreUnavailable
+		}
+		if h.AllowNoIndices != nil {
+			o.allowNoIndices = *h.AllowNoIndices
+		}
+		out, err := f.search(strings.Join(h.Index, ","), o, lines[i+1])
 		if err != nil {
 			fe, ok := err.(*fakeError)
 			if !ok {
-				fe = &fakeError{500, "exception", err.Error()}
+				fe = &fakeError{status: 500, typ: "exception", reason: err.Error()}
 			}
-			responses = append(responses, map[string]any{"error": map[string]any{"type": fe.typ, "reason": fe.reason}, "status": fe.status})
+			responses = append(responses, map[string]any{"error": fe.body(), "status": fe.status})
 			continue
 		}
 		resp, ok := out.(map[string]any)
@@ -111,7 +133,21 @@ func (f *Server) msearch(body []byte) (any, error) {
 	return map[string]any{"took": 1, "responses": responses}, nil
 }
 
-func (f *Server) search(target string, body []byte) (any, error) {
+// searchAPI serves POST /<target>/_search and POST /_search.
+func (f *Server) searchAPI(target string, q url.Values, body []byte) (any, error) {
+	if err := checkParams("_search", q, "ignore_unavailable", "allow_no_indices", "allow_partial_search_results", "expand_wildcards"); err != nil {
+		return nil, err
+	}
+	o, err := strictExpand.withParams(q)
+	if err != nil {
+		return nil, err
+	}
+	return f.search(target, o, body)
+}
+
+// search runs one search of the searchable views of target's indices (or
+// of a point in time's).
+func (f *Server) search(target string, o indicesOptions, body []byte) (any, error) {
 	var req fakeSearch
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -127,11 +163,15 @@ func (f *Server) search(target string, body []byte) (any, error) {
 		}
 		pit, ok := f.pits[req.Pit.ID]
 		if !ok {
-			return nil, &fakeError{404, "search_context_missing_exception", "no such pit"}
+			return nil, &fakeError{status: 404, typ: "search_context_missing_exception", reason: "no such pit"}
 		}
 		views = pit.views
 	} else {
-		for _, name := range f.resolve(target) {
+		names, err := f.resolveTarget(target, o)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
 			views = append(views, indexView{f.indices[name], f.indices[name].view})
 		}
 	}
@@ -223,6 +263,49 @@ func (f *Server) search(target string, body []byte) (any, error) {
 	}
 	resp["hits"] = hm
 	return resp, nil
+}
+
+// count serves /<target>/_count: the number of documents of the searchable
+// views the query matches.
+func (f *Server) count(target string, q url.Values, body []byte) (any, error) {
+	if err := checkParams("_count", q, "ignore_unavailable", "allow_no_indices", "expand_wildcards"); err != nil {
+		return nil, err
+	}
+	o, err := strictExpand.withParams(q)
+	if err != nil {
+		return nil, err
+	}
+	var req struct {
+		Query map[string]any `json:"query"`
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return nil, bad("fake count: %v", err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	names, err := f.resolveTarget(target, o)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, name := range names {
+		ix := f.indices[name]
+		for id, d := range ix.view {
+			ok, err := evalQuery(req.Query, d.doc, id, ix.mapping)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				n++
+			}
+		}
+	}
+	shards := len(names)
+	return map[string]any{"count": n, "_shards": map[string]any{"total": shards, "successful": shards, "skipped": 0, "failed": 0}}, nil
 }
 
 func sourceOf(spec json.RawMessage, d *fakeDoc) any {
