@@ -209,7 +209,9 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 	case p == "_alias" && r.Method == http.MethodGet:
 		return f.aliases("", q)
 	case len(parts) == 2 && parts[1] == "_mget":
-		return f.mget(parts[0], body)
+		return f.mget(parts[0], q, body)
+	case p == "_mget":
+		return f.mget("", q, body)
 	case len(parts) == 2 && parts[1] == "_search":
 		return f.searchAPI(parts[0], q, body)
 	case p == "_search":

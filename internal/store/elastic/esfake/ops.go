@@ -27,30 +27,19 @@ func indexNotFound(name string) *fakeError {
 	return &fakeError{status: 404, typ: "index_not_found_exception", reason: "no such index [" + name + "]", index: name}
 }
 
-// doc serves /<index>/_doc/<id>: GET (real time), PUT/POST (index, or
+// doc serves /<index>/_doc/<id>: GET (realtime, get.go), PUT/POST (index, or
 // create with op_type=create; if_seq_no and if_primary_term make it
 // conditional) and DELETE, with the refresh parameter of writes.
 func (f *Server) doc(ctx context.Context, method, index, id string, q url.Values, body []byte) (any, error) {
+	if method == http.MethodGet {
+		return f.get(index, id, q)
+	}
 	for k := range q {
 		switch k {
 		case "if_seq_no", "if_primary_term", "op_type", "refresh":
 		default:
 			return nil, bad("fake: _doc parameter %s", k)
 		}
-	}
-	if method == http.MethodGet {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		ix, ok := f.indices[index]
-		if !ok {
-			return nil, indexNotFound(index)
-		}
-		d, ok := ix.docs[id]
-		if !ok {
-			return statusBody{404, map[string]any{"_index": index, "_id": id, "found": false}}, nil
-		}
-		return map[string]any{"_index": index, "_id": id, "_version": d.ver, "_seq_no": d.seqNo, "_primary_term": 1,
-			"found": true, "_source": d.doc}, nil
 	}
 	if method != http.MethodPut && method != http.MethodPost && method != http.MethodDelete {
 		return nil, bad("fake: %s _doc", method)

@@ -154,6 +154,10 @@ func (f *Server) search(target string, o indicesOptions, body []byte) (any, erro
 	if err := dec.Decode(&req); err != nil {
 		return nil, bad("fake search: %v", err)
 	}
+	src, err := parseSourceSpec(req.Source)
+	if err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var views []indexView
@@ -246,8 +250,8 @@ func (f *Server) search(target string, o indicesOptions, body []byte) (any, erro
 	out := make([]any, len(hits))
 	for i, h := range hits {
 		m := map[string]any{"_index": h.index, "_id": h.id, "_score": nil}
-		if src := sourceOf(req.Source, h.d); src != nil {
-			m["_source"] = src
+		if !src.off {
+			m["_source"] = src.apply(h.d.doc)
 		}
 		if req.SeqNoPrimaryTerm {
 			m["_seq_no"], m["_primary_term"] = h.d.seqNo, 1
@@ -306,24 +310,6 @@ func (f *Server) count(target string, q url.Values, body []byte) (any, error) {
 	}
 	shards := len(names)
 	return map[string]any{"count": n, "_shards": map[string]any{"total": shards, "successful": shards, "skipped": 0, "failed": 0}}, nil
-}
-
-func sourceOf(spec json.RawMessage, d *fakeDoc) any {
-	if string(spec) == "false" {
-		return nil
-	}
-	var filter struct{ Includes, Excludes []string }
-	if len(spec) > 0 && spec[0] == '{' {
-		json.Unmarshal(spec, &filter)
-	}
-	out := map[string]any{}
-	for k, v := range d.doc {
-		if slices.Contains(filter.Excludes, k) || len(filter.Includes) > 0 && !slices.Contains(filter.Includes, k) {
-			continue
-		}
-		out[k] = v
-	}
-	return out
 }
 
 func compositeAggs(req fakeSearch, hits []candidate) (any, error) {
