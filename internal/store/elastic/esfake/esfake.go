@@ -63,6 +63,10 @@ type fakeIndex struct {
 	interval time.Duration       // index.refresh_interval
 	docs     map[string]*fakeDoc // live: what get, mget and writes see
 	seq      int64
+	// tombs are the deletes of the last gcDeletes (index.gc_deletes), whose
+	// versions writes are checked against.
+	tombs     map[string]tombstone
+	gcDeletes time.Duration
 
 	// Near-real-time search (refresh.go): view is what searches see, the
 	// documents as of the last refresh; pending the changes since (nil for

@@ -49,33 +49,33 @@ func TestMget(t *testing.T) {
 		`{"index":{"_index":"ix","_id":"a"}}`, `{"tenant":"t","n":1,"tags":["x","y"],"contact":{"id":"c1","name":"Ann"}}`,
 		`{"index":{"_index":"ix","_id":"a"}}`, `{"tenant":"t","n":2,"tags":["x","y"],"contact":{"id":"c1","name":"Ann"}}`,
 		`{"index":{"_index":"iy","_id":"b/1"}}`, `{"tenant":"u","n":3}`))
-	full := `{"_id":"a","_index":"ix","_primary_term":1,"_seq_no":2,"_source":{"contact":{"id":"c1","name":"Ann"},"n":2,"tags":["x","y"],"tenant":"t"},"_version":2,"found":true}`
+	full := `{"_id":"a","_index":"ix","_primary_term":1,"_seq_no":1,"_source":{"contact":{"id":"c1","name":"Ann"},"n":2,"tags":["x","y"],"tenant":"t"},"_version":2,"found":true}`
 	for _, tc := range []struct {
 		name, path, body string
 		want             []string // the docs, as JSON
 	}{
 		{"ids", "/ix/_mget", `{"ids":["a","nope"]}`, []string{full, `{"_id":"nope","_index":"ix","found":false}`}},
 		{"docs of several indices", "/_mget", `{"docs":[{"_index":"iy","_id":"b/1"},{"_index":"ix","_id":"a"}]}`, []string{
-			`{"_id":"b/1","_index":"iy","_primary_term":1,"_seq_no":1,"_source":{"n":3,"tenant":"u"},"_version":1,"found":true}`, full}},
+			`{"_id":"b/1","_index":"iy","_primary_term":1,"_seq_no":0,"_source":{"n":3,"tenant":"u"},"_version":1,"found":true}`, full}},
 		{"docs with the index of the path", "/ix/_mget", `{"docs":[{"_id":"a"},{"_index":"iy","_id":"b/1","_source":false}]}`, []string{
-			full, `{"_id":"b/1","_index":"iy","_primary_term":1,"_seq_no":1,"_version":1,"found":true}`}},
+			full, `{"_id":"b/1","_index":"iy","_primary_term":1,"_seq_no":0,"_version":1,"found":true}`}},
 		{"missing index", "/_mget", `{"docs":[{"_index":"missing","_id":"a"},{"_index":"ix","_id":"a","_source":"n"}]}`, []string{
 			`{"_id":"a","_index":"missing","error":{"index":"missing","index_uuid":"_na_","reason":"no such index [missing]","resource.id":"missing","resource.type":"index_or_alias","type":"index_not_found_exception"}}`,
-			`{"_id":"a","_index":"ix","_primary_term":1,"_seq_no":2,"_source":{"n":2},"_version":2,"found":true}`}},
+			`{"_id":"a","_index":"ix","_primary_term":1,"_seq_no":1,"_source":{"n":2},"_version":2,"found":true}`}},
 		{"ids of a missing index", "/missing/_mget", `{"ids":["a"]}`, []string{
 			`{"_id":"a","_index":"missing","error":{"index":"missing","index_uuid":"_na_","reason":"no such index [missing]","resource.id":"missing","resource.type":"index_or_alias","type":"index_not_found_exception"}}`}},
 		{"alias of one index", "/one/_mget", `{"ids":["b/1"]}`, []string{
-			`{"_id":"b/1","_index":"iy","_primary_term":1,"_seq_no":1,"_source":{"n":3,"tenant":"u"},"_version":1,"found":true}`}},
+			`{"_id":"b/1","_index":"iy","_primary_term":1,"_seq_no":0,"_source":{"n":3,"tenant":"u"},"_version":1,"found":true}`}},
 		{"alias of two indices", "/_mget", `{"docs":[{"_index":"two","_id":"a"}]}`, []string{
 			`{"_id":"a","_index":"two","error":{"reason":"alias [two] has more than one index associated with it [ix, iy], can't execute a single index op","type":"illegal_argument_exception"}}`}},
 		{"_source=false", "/ix/_mget?_source=false", `{"ids":["a"]}`, []string{
-			`{"_id":"a","_index":"ix","_primary_term":1,"_seq_no":2,"_version":2,"found":true}`}},
+			`{"_id":"a","_index":"ix","_primary_term":1,"_seq_no":1,"_version":2,"found":true}`}},
 		{"_source_includes", "/ix/_mget?_source_includes=contact.id,n", `{"ids":["a"]}`, []string{
-			`{"_id":"a","_index":"ix","_primary_term":1,"_seq_no":2,"_source":{"contact":{"id":"c1"},"n":2},"_version":2,"found":true}`}},
+			`{"_id":"a","_index":"ix","_primary_term":1,"_seq_no":1,"_source":{"contact":{"id":"c1"},"n":2},"_version":2,"found":true}`}},
 		{"_source_excludes", "/ix/_mget?_source_excludes=contact,tags", `{"ids":["a"]}`, []string{
-			`{"_id":"a","_index":"ix","_primary_term":1,"_seq_no":2,"_source":{"n":2,"tenant":"t"},"_version":2,"found":true}`}},
+			`{"_id":"a","_index":"ix","_primary_term":1,"_seq_no":1,"_source":{"n":2,"tenant":"t"},"_version":2,"found":true}`}},
 		{"per-document _source object", "/ix/_mget", `{"docs":[{"_id":"a","_source":{"includes":["contact.*"],"excludes":["contact.name"]}}]}`, []string{
-			`{"_id":"a","_index":"ix","_primary_term":1,"_seq_no":2,"_source":{"contact":{"id":"c1"}},"_version":2,"found":true}`}},
+			`{"_id":"a","_index":"ix","_primary_term":1,"_seq_no":1,"_source":{"contact":{"id":"c1"}},"_version":2,"found":true}`}},
 	} {
 		out := must(t, f, 200, "POST", tc.path, tc.body)
 		docs, _ := out["docs"].([]any)

@@ -86,8 +86,9 @@ func (f *Server) createIndexWith(name string, body []byte) (*fakeIndex, error) {
 func newIndex(name string) *fakeIndex {
 	return &fakeIndex{
 		name: name, mapping: map[string]any{}, aliases: map[string]bool{}, settings: map[string]string{},
-		docs: map[string]*fakeDoc{}, view: map[string]*fakeDoc{}, pending: map[string]*fakeDoc{},
+		docs: map[string]*fakeDoc{}, view: map[string]*fakeDoc{}, pending: map[string]*fakeDoc{}, tombs: map[string]tombstone{},
 		refreshed: make(chan struct{}), anchor: time.Now(),
+		seq: -1, // the first write has _seq_no 0
 	}
 }
 
@@ -113,16 +114,19 @@ func flattenSettings(into map[string]string, prefix string, settings map[string]
 }
 
 // applySettings reads the settings the fake models: index.refresh_interval
-// (1s by default, -1 disables periodic refreshes).
+// (1s by default, -1 disables periodic refreshes) and index.gc_deletes (60s
+// by default).
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/index-modules.html#index-refresh-interval-setting
 func (ix *fakeIndex) applySettings() error {
-	ix.interval = defaultRefreshInterval
-	if v, ok := ix.settings["index.refresh_interval"]; ok {
-		d, err := parseTimeValue(v)
-		if err != nil {
-			return bad("failed to parse setting [index.refresh_interval] with value [%s]", v)
+	ix.interval, ix.gcDeletes = defaultRefreshInterval, defaultGCDeletes
+	for key, dst := range map[string]*time.Duration{"index.refresh_interval": &ix.interval, "index.gc_deletes": &ix.gcDeletes} {
+		if v, ok := ix.settings[key]; ok {
+			d, err := parseTimeValue(v)
+			if err != nil {
+				return bad("failed to parse setting [%s] with value [%s]", key, v)
+			}
+			*dst = d
 		}
-		ix.interval = d
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The administrative requests: single documents, index and template
@@ -34,12 +35,8 @@ func (f *Server) doc(ctx context.Context, method, index, id string, q url.Values
 	if method == http.MethodGet {
 		return f.get(index, id, q)
 	}
-	for k := range q {
-		switch k {
-		case "if_seq_no", "if_primary_term", "op_type", "refresh":
-		default:
-			return nil, bad("fake: _doc parameter %s", k)
-		}
+	if err := checkParams("_doc", q, "if_seq_no", "if_primary_term", "op_type", "refresh", "version", "version_type"); err != nil {
+		return nil, err
 	}
 	if method != http.MethodPut && method != http.MethodPost && method != http.MethodDelete {
 		return nil, bad("fake: %s _doc", method)
@@ -48,14 +45,30 @@ func (f *Server) doc(ctx context.Context, method, index, id string, q url.Values
 	if err != nil {
 		return nil, err
 	}
-	op := writeOp{action: "index", index: index, id: id, src: body}
-	if v := q.Get("if_seq_no"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		term, errTerm := strconv.ParseInt(q.Get("if_primary_term"), 10, 64)
-		if err != nil || errTerm != nil {
-			return nil, bad("if_seq_no %q without a valid if_primary_term", v)
+	op := writeOp{action: "index", index: index, id: id, src: body, version: versionMatchAny}
+	for key, dst := range map[string]**int64{"if_seq_no": &op.ifSeq, "if_primary_term": &op.ifTerm} {
+		if v := q.Get(key); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, bad("Failed to parse long parameter [%s] with value [%s]", key, v)
+			}
+			*dst = &n
 		}
-		op.ifSeq, op.ifTerm = &n, &term
+	}
+	if v := q.Get("version"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, bad("Failed to parse long parameter [version] with value [%s]", v)
+		}
+		op.version = n
+	}
+	if q.Has("version_type") {
+		vt := q.Get("version_type")
+		if op.versionType, err = parseVersionType(&vt); err != nil {
+			return nil, err
+		}
+	} else {
+		op.versionType = versionInternal
 	}
 	switch {
 	case method == http.MethodDelete:
@@ -65,11 +78,10 @@ func (f *Server) doc(ctx context.Context, method, index, id string, q url.Values
 	case q.Get("op_type") != "" && q.Get("op_type") != "index":
 		return nil, bad("op_type %q", q.Get("op_type"))
 	}
-	f.mu.Lock()
-	if _, ok := f.indices[index]; !ok && op.action == "delete" {
-		f.mu.Unlock()
-		return nil, indexNotFound(index)
+	if invalid := op.validate(); len(invalid) > 0 {
+		return nil, validationFailed(invalid)
 	}
+	f.mu.Lock()
 	item, ix := f.apply(op)
 	var wait []chan struct{}
 	if ix != nil {
@@ -78,7 +90,11 @@ func (f *Server) doc(ctx context.Context, method, index, id string, q url.Values
 	f.mu.Unlock()
 	status := item["status"].(int)
 	if e, ok := item["error"].(map[string]any); ok {
-		return nil, &fakeError{status: status, typ: e["type"].(string), reason: e["reason"].(string)}
+		fe := &fakeError{status: status, typ: e["type"].(string), reason: e["reason"].(string)}
+		if fe.typ == "index_not_found_exception" {
+			fe.index = index
+		}
+		return nil, fe
 	}
 	if err := f.awaitRefresh(ctx, wait); err != nil {
 		return nil, err
@@ -283,6 +299,7 @@ func (f *Server) deleteByQuery(target string, q url.Values, body []byte) (any, e
 			}
 			ix.seq++
 			f.changed(ix, id, nil)
+			ix.tombs[id] = tombstone{ver: live.ver + 1, at: time.Now()}
 			deleted++
 		}
 	}

@@ -95,6 +95,12 @@ func (f *Server) refreshIndex(ix *fakeIndex) {
 	}
 	close(ix.refreshed)
 	ix.refreshed = make(chan struct{})
+	// Elasticsearch prunes the tombstones older than gc_deletes on refresh.
+	for id, t := range ix.tombs {
+		if time.Since(t.at) > ix.gcDeletes {
+			delete(ix.tombs, id)
+		}
+	}
 }
 
 // changed records a write of id in ix (d nil for a delete): live at once,
