@@ -1,5 +1,3 @@
-// Package esfake is an in-memory Elasticsearch for tests of the
-// Elasticsearch store and of the commands that use it.
 package esfake
 
 import (
@@ -18,15 +16,15 @@ import (
 )
 
 // Server is an in-memory Elasticsearch for tests: it speaks the HTTP API
-// the store uses, with the semantics the package relies on —
+// the store uses, with the semantics the package documentation lists —
 // composable templates applied when a write creates an index, aliases,
 // strict mappings (unknown fields and date_nanos out of range are 400s),
-// create/index/delete with if_seq_no/if_primary_term (409 on mismatch), and
-// the query DSL subset the store emits, evaluated naively. Anything else
-// is a 400, so a request the fake does not understand fails the test
-// instead of passing it. It checks the store's logic against its model
-// of Elasticsearch, not Elasticsearch itself: the conformance suite against
-// a real cluster (ES_URL) does that.
+// near-real-time search, realtime get, versions and the query DSL subset
+// the store emits, evaluated naively. Anything else is a 400, so a request
+// the fake does not understand fails the test instead of passing it. It
+// checks the store's logic against its model of Elasticsearch, not
+// Elasticsearch itself: the conformance suite against a real cluster
+// (ES_URL) does that.
 type Server struct {
 	t   testing.TB
 	srv *httptest.Server

@@ -122,7 +122,9 @@ func (f *Server) deleteIndices(list string) error {
 		}
 	}
 	for _, name := range names {
-		close(f.indices[name].refreshed) // a write waiting for a refresh has nothing left to wait for
+		ix := f.indices[name]
+		close(ix.refreshed) // a write waiting for a refresh has nothing left to wait for
+		ix.refreshed = make(chan struct{})
 		delete(f.indices, name)
 	}
 	return nil
