@@ -2,13 +2,16 @@ package esfake
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The administrative requests: single documents, index and template
@@ -22,64 +25,84 @@ type statusBody struct {
 }
 
 func indexNotFound(name string) *fakeError {
-	return &fakeError{404, "index_not_found_exception", "no such index [" + name + "]"}
+	return &fakeError{status: 404, typ: "index_not_found_exception", reason: "no such index [" + name + "]", index: name}
 }
 
-// doc serves /<index>/_doc/<id>: GET (real time), PUT/POST (index, or
+// doc serves /<index>/_doc/<id>: GET (realtime, get.go), PUT/POST (index, or
 // create with op_type=create; if_seq_no and if_primary_term make it
-// conditional) and DELETE.
-func (f *Server) doc(method, index, id string, q url.Values, body []byte) (any, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for k := range q {
-		switch k {
-		case "if_seq_no", "if_primary_term", "op_type", "refresh":
-		default:
-			return nil, bad("fake: _doc parameter %s", k)
-		}
+// conditional) and DELETE, with the refresh parameter of writes.
+func (f *Server) doc(ctx context.Context, method, index, id string, q url.Values, body []byte) (any, error) {
+	if method == http.MethodGet {
+		return f.get(index, id, q)
 	}
-	switch method {
-	case http.MethodGet:
-		ix, ok := f.indices[index]
-		if !ok {
-			return nil, indexNotFound(index)
-		}
-		d, ok := ix.docs[id]
-		if !ok {
-			return statusBody{404, map[string]any{"_index": index, "_id": id, "found": false}}, nil
-		}
-		return map[string]any{"_index": index, "_id": id, "_version": d.ver, "_seq_no": d.seqNo, "_primary_term": 1,
-			"found": true, "_source": d.doc}, nil
-	case http.MethodPut, http.MethodPost, http.MethodDelete:
-	default:
+	if err := checkParams("_doc", q, "if_seq_no", "if_primary_term", "op_type", "refresh", "version", "version_type"); err != nil {
+		return nil, err
+	}
+	if method != http.MethodPut && method != http.MethodPost && method != http.MethodDelete {
 		return nil, bad("fake: %s _doc", method)
 	}
-	var ifSeq *int64
-	if v := q.Get("if_seq_no"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || q.Get("if_primary_term") == "" {
-			return nil, bad("if_seq_no %q without a valid if_primary_term", v)
-		}
-		ifSeq = &n
+	policy, err := refreshPolicy(q)
+	if err != nil {
+		return nil, err
 	}
-	action := "index"
+	op := writeOp{action: "index", index: index, id: id, src: body, version: versionMatchAny}
+	for key, dst := range map[string]**int64{"if_seq_no": &op.ifSeq, "if_primary_term": &op.ifTerm} {
+		if v := q.Get(key); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, bad("Failed to parse long parameter [%s] with value [%s]", key, v)
+			}
+			*dst = &n
+		}
+	}
+	if v := q.Get("version"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, bad("Failed to parse long parameter [version] with value [%s]", v)
+		}
+		op.version = n
+	}
+	if q.Has("version_type") {
+		vt := q.Get("version_type")
+		if op.versionType, err = parseVersionType(&vt); err != nil {
+			return nil, err
+		}
+	} else {
+		op.versionType = versionInternal
+	}
 	switch {
 	case method == http.MethodDelete:
-		action = "delete"
-		if _, ok := f.indices[index]; !ok {
-			return nil, indexNotFound(index)
-		}
+		op.action, op.src = "delete", nil
 	case q.Get("op_type") == "create":
-		action = "create"
+		op.action = "create"
 	case q.Get("op_type") != "" && q.Get("op_type") != "index":
 		return nil, bad("op_type %q", q.Get("op_type"))
 	}
-	item := f.apply(action, index, id, ifSeq, body)
+	if invalid := op.validate(); len(invalid) > 0 {
+		return nil, validationFailed(invalid)
+	}
+	f.mu.Lock()
+	item, ix := f.apply(op)
+	var wait []chan struct{}
+	if ix != nil {
+		wait = f.afterWrite(policy, map[*fakeIndex]bool{ix: true})
+	}
+	f.mu.Unlock()
 	status := item["status"].(int)
 	if e, ok := item["error"].(map[string]any); ok {
-		return nil, &fakeError{status, e["type"].(string), e["reason"].(string)}
+		fe := &fakeError{status: status, typ: e["type"].(string), reason: e["reason"].(string)}
+		if fe.typ == "index_not_found_exception" {
+			fe.index = index
+		}
+		return nil, fe
+	}
+	if err := f.awaitRefresh(ctx, wait); err != nil {
+		return nil, err
 	}
 	delete(item, "status")
+	if policy == "true" {
+		item["forced_refresh"] = true
+	}
 	return statusBody{status, item}, nil
 }
 
@@ -99,6 +122,9 @@ func (f *Server) deleteIndices(list string) error {
 		}
 	}
 	for _, name := range names {
+		ix := f.indices[name]
+		close(ix.refreshed) // a write waiting for a refresh has nothing left to wait for
+		ix.refreshed = make(chan struct{})
 		delete(f.indices, name)
 	}
 	return nil
@@ -108,7 +134,7 @@ func (f *Server) deleteTemplate(from map[string]map[string]any, name string) err
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := from[name]; !ok {
-		return &fakeError{404, "resource_not_found_exception", "index template matching [" + name + "] not found"}
+		return &fakeError{status: 404, typ: "resource_not_found_exception", reason: "index template matching [" + name + "] not found"}
 	}
 	delete(from, name)
 	return nil
@@ -182,7 +208,7 @@ func (f *Server) updateAliases(body []byte) error {
 				}
 				if !f.indices[ix].aliases[sp.Alias] {
 					if sp.MustExist != nil && *sp.MustExist {
-						return &fakeError{404, "aliases_not_found_exception", "aliases [" + sp.Alias + "] missing"}
+						return &fakeError{status: 404, typ: "aliases_not_found_exception", reason: "aliases [" + sp.Alias + "] missing"}
 					}
 					continue
 				}
@@ -191,7 +217,7 @@ func (f *Server) updateAliases(body []byte) error {
 		}
 	}
 	if len(ops) == 0 {
-		return &fakeError{404, "aliases_not_found_exception", "aliases missing"}
+		return &fakeError{status: 404, typ: "aliases_not_found_exception", reason: "aliases missing"}
 	}
 	for _, o := range ops {
 		if o.add {
@@ -226,16 +252,37 @@ func (f *Server) deleteByQuery(target string, q url.Values, body []byte) (any, e
 	if err := dec.Decode(&req); err != nil || req.Query == nil {
 		return nil, bad("fake _delete_by_query: want a query: %v", err)
 	}
+	policy := "false"
+	if q.Has("refresh") {
+		switch v := q.Get("refresh"); v {
+		case "", "true":
+			policy = "true"
+		case "false":
+		default: // wait_for is not a value _delete_by_query takes
+			return nil, bad("fake: _delete_by_query refresh=%s", v)
+		}
+	}
+	o, err := strictExpand.withParams(q)
+	if err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	indices := f.resolve(target)
-	if len(indices) == 0 && q.Get("ignore_unavailable") != "true" {
-		return nil, indexNotFound(target)
+	indices, err := f.resolveTarget(target, o)
+	if err != nil {
+		return nil, err
 	}
+	// The search phase sees the searchable view; each delete is then
+	// conditional on the document being still the version the search
+	// found, so a write since the last refresh is a version conflict.
+	// https://www.elastic.co/guide/en/elasticsearch/reference/8.17/docs-delete-by-query.html
 	var total, deleted, conflicts int64
+	involved := map[*fakeIndex]bool{}
 	for _, name := range indices {
 		ix := f.indices[name]
-		for id, d := range ix.docs {
+		involved[ix] = true
+		for _, id := range slices.Sorted(maps.Keys(ix.view)) {
+			d := ix.view[id]
 			ok, err := evalQuery(req.Query, d.doc, id, ix.mapping)
 			if err != nil {
 				return nil, err
@@ -244,18 +291,22 @@ func (f *Server) deleteByQuery(target string, q url.Values, body []byte) (any, e
 				continue
 			}
 			total++
-			if f.ConflictHook != nil && f.ConflictHook(name, id) {
+			live := ix.docs[id]
+			if live == nil || live.seqNo != d.seqNo || f.ConflictHook != nil && f.ConflictHook(name, id) {
 				if !proceed {
-					return nil, &fakeError{409, "version_conflict_engine_exception", fmt.Sprintf("[%s]: version conflict", id)}
+					return nil, &fakeError{status: 409, typ: "version_conflict_engine_exception", reason: fmt.Sprintf("[%s]: version conflict", id)}
 				}
 				conflicts++
 				continue
 			}
 			ix.seq++
-			delete(ix.docs, id)
+			f.changed(ix, id, nil)
+			ix.tombs[id] = tombstone{ver: live.ver + 1, at: time.Now()}
 			deleted++
 		}
 	}
+	// refresh=true refreshes every index involved after the deletes.
+	f.afterWrite(policy, involved)
 	return map[string]any{"took": 1, "timed_out": false, "total": total, "deleted": deleted, "batches": 1,
 		"version_conflicts": conflicts, "noops": 0, "failures": []any{}}, nil
 }

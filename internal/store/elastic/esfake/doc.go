@@ -1,0 +1,76 @@
+// Package esfake is an in-memory Elasticsearch for tests of the
+// Elasticsearch store and of the commands that use it.
+//
+// It keeps Elasticsearch's promises, and only those, so that code tested
+// against it does not rely on what a real cluster does not guarantee:
+//
+//   - Near-real-time search. A write (bulk index, create and delete, _doc
+//     writes, the deletes of _delete_by_query) changes the live documents at
+//     once, but _search, _msearch, _count, aggregations, points in time and
+//     the search phase of _delete_by_query see an index as of its last
+//     refresh. An index refreshes every index.refresh_interval of its
+//     settings (from its templates or its creation body; 1s by default, -1
+//     never), on POST /_refresh or POST /<target>/_refresh, and for a write
+//     with ?refresh=true; a write with ?refresh=wait_for answers after the
+//     next refresh, which it does not cause. A point in time keeps the view
+//     of when it was opened. Shards going search-idle (indices without an
+//     explicit refresh_interval skip scheduled refreshes after 30s without
+//     a search) are not modelled: this store sets refresh_interval.
+//     https://www.elastic.co/docs/manage-data/data-store/near-real-time-search
+//     https://www.elastic.co/docs/reference/elasticsearch/rest-apis/refresh-parameter
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.17/point-in-time-api.html
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.17/docs-delete-by-query.html
+//
+//   - Realtime reads. GET /<index>/_doc/<id> and _mget read the live
+//     documents, refreshed or not (realtime=false reads what a search sees).
+//     _mget takes {"ids": [...]} or {"docs": [...]} of several indices and
+//     answers _source, _version, _seq_no, _primary_term and found per
+//     document, or an index_not_found_exception entry for a missing index.
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-get.html#realtime
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-multi-get.html
+//
+//   - Versions. Internal versions count the writes of a document, deletes
+//     included; version_type external (external_gte) writes succeed only
+//     with a version greater than (or equal to) the current one, which the
+//     document then takes, else 409 version_conflict_engine_exception; so do
+//     if_seq_no and if_primary_term, on mismatch. A delete leaves a
+//     tombstone with its version for index.gc_deletes (60s): writes meanwhile
+//     are checked against it. An external delete of a document that does
+//     not exist answers not_found and still records its version (and
+//     creates the index, which an internal delete does not). Create does not
+//     take external versioning.
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-index_.html#index-versioning
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-delete.html#delete-versioning
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.19/optimistic-concurrency-control.html
+//     The not_found case is in Elasticsearch's engine, not its reference:
+//     VersionType.EXTERNAL finds no conflict with a missing document and a
+//     delete puts a tombstone of the version in the version map whether it
+//     found a document or not (InternalEngine.planDeletionAsPrimary), and
+//     TransportBulkAction creates the index for external deletes only;
+//     https://github.com/elastic/elasticsearch/issues/1341.
+//
+//   - Missing indices. A concrete name (not a wildcard) that matches no index
+//     or alias is a 404 index_not_found_exception for _cat/indices, GET
+//     <target>/_alias, _search, _msearch, _count, _refresh, opening a point in
+//     time and _delete_by_query, unless ignore_unavailable=true; a wildcard
+//     matching nothing gives an empty answer, unless allow_no_indices=false.
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.19/api-conventions.html#api-multi-index
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.19/indices-get-alias.html
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.19/cat-indices.html
+//
+//   - Id length. An index or create of an _id over 512 bytes fails the whole
+//     request (a bulk too: nothing of it is applied) with 400
+//     action_request_validation_exception, as the other validation errors
+//     of Elasticsearch's write requests do.
+//     https://www.elastic.co/docs/reference/elasticsearch/mapping-reference/mapping-id-field
+//     ("_id is limited to 512 bytes in size and larger values will be
+//     rejected"); whole request because BulkRequest.validate gathers the
+//     IndexRequest.validate errors of every item (DocWriteRequest
+//     .validateDocIdLength) before any is applied.
+//
+// A test sets the refresh interval of every index with WithRefreshInterval
+// or Server.SetRefreshInterval (NoRefresh: only explicit refreshes, to prove
+// that code never relies on a search seeing its own writes), and calls
+// Server.Refresh before asserting on what a search finds, as it would POST
+// /_refresh against a real cluster. Server.Docs reads the live documents.
+package esfake
