@@ -83,20 +83,30 @@ func (f *fakeElastic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (f *fakeElastic) mget(w http.ResponseWriter, r *http.Request) {
 	var body struct {
-		IDs []string `json:"ids"`
+		IDs  []string `json:"ids"`
+		Docs []struct {
+			Index string `json:"_index"`
+			ID    string `json:"_id"`
+		} `json:"docs"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 		http.Error(w, `{"error":{"type":"parse_exception","reason":"bad mget"},"status":400}`, http.StatusBadRequest)
 		return
 	}
 	index := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/_mget")
+	for _, id := range body.IDs {
+		body.Docs = append(body.Docs, struct {
+			Index string `json:"_index"`
+			ID    string `json:"_id"`
+		}{index, id})
+	}
 	var b bytes.Buffer
 	b.WriteString(`{"docs":[`)
-	for i, id := range body.IDs {
+	for i, d := range body.Docs {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, `{"_index":%s,"_id":%s,"found":false}`, quote(index), quote(id))
+		fmt.Fprintf(&b, `{"_index":%s,"_id":%s,"found":false}`, quote(d.Index), quote(d.ID))
 	}
 	b.WriteString(`]}`)
 	_, _ = w.Write(b.Bytes())

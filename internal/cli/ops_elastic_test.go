@@ -26,7 +26,10 @@ func TestReplaySwapForgetElasticsearch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	es := esfake.New(t)
+	// Search sees writes after a refresh, every 100 ms here rather than
+	// Elasticsearch's default second, so that the scenario's polling of the
+	// API sees live ingest while the producer is still sending.
+	es := esfake.New(t, esfake.WithRefreshInterval(100*time.Millisecond))
 	cfg := config.Default()
 	cfg.Store = config.Store{Kind: config.StoreElasticsearch, Elasticsearch: config.Elasticsearch{
 		URLs: []string{es.URL()}, IndexPrefix: "it", RegistryTTL: 100 * time.Millisecond}}

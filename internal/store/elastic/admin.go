@@ -309,9 +309,19 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
-// indexPatterns match every index of the version.
+// indexPatterns match every index of the version. The key index is named
+// by a pattern too: Elasticsearch answers 404 for a missing concrete index
+// in _cat/indices and _alias, and a version may not have one yet (or any
+// more). The pattern also matches the key index of a version whose name
+// extends this one's (v2 and v20): ownIndex tells them apart.
 func (n names) indexPatterns() []string {
-	return []string{n.sessionsAll() + "-*", n.eventsAll() + "-*", n.keysIndex()}
+	return []string{n.sessionsAll() + "-*", n.eventsAll() + "-*", n.keysIndex() + "*"}
+}
+
+// ownIndex reports whether index, matched by indexPatterns, is the
+// version's.
+func (n names) ownIndex(index string) bool {
+	return !strings.HasPrefix(index, n.keysIndex()) || index == n.keysIndex()
 }
 
 // catIndex is one line of _cat/indices.
@@ -328,7 +338,7 @@ func (s *Store) catIndices(ctx context.Context, patterns []string) ([]catIndex, 
 	if err := s.do(ctx, esapi.CatIndicesRequest{Index: patterns, Format: "json", H: []string{"index", "health", "status", "docs.count"}}, &cat); err != nil {
 		return nil, fmt.Errorf("list indices: %w", err)
 	}
-	return cat, nil
+	return slices.DeleteFunc(cat, func(c catIndex) bool { return !s.names.ownIndex(c.Index) }), nil
 }
 
 // getOrMissing is do for reads where "nothing matched" is a 404.

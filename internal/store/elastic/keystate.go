@@ -32,8 +32,14 @@ type keyState struct {
 	// cluster reads them too and deletes them again (retiredLoaded).
 	retired       []sessionRef
 	retiredLoaded bool
+	// unfinished: the key was read back from a claim that was never
+	// released. Its sessions may not match its events until a write
+	// recomputes them, so the batch's events of the key are presented as
+	// new, whether or not they were stored.
+	unfinished bool
 	// events are the events of sessions[loaded:] (and of retired, once
-	// loaded), sorted by event order, each with the session it belongs to.
+	// loaded), sorted by event order, each with the session its document
+	// names.
 	loaded int
 	events []session.Stored
 
@@ -74,6 +80,18 @@ func (st *keyState) anchor(since time.Time) int {
 		return -1
 	})
 	return max(j-1, 0)
+}
+
+// tail is the events from sessions[j]'s start on: of an explicit key, all
+// of them. They are the events of sessions[j:] and of the retired sessions
+// (a key is read from no later than the earliest retired session).
+func (st *keyState) tail(j int) []session.Stored {
+	if !session.IsDerivedKey(st.key) || j >= len(st.sessions) {
+		return st.events
+	}
+	from := st.sessions[j].Start
+	i, _ := slices.BinarySearchFunc(st.events, from, func(e session.Stored, t time.Time) int { return e.OccurredAt.Compare(t) })
+	return st.events[i:]
 }
 
 // cost is what the state weighs in the cache.

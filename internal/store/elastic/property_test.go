@@ -57,7 +57,7 @@ func storeScenario(t *testing.T, seed uint64) error {
 	order := sessiontest.Orders[rng.IntN(len(sessiontest.Orders))]
 	arrival := sessiontest.Arrange(rng, sessiontest.Duplicate(rng, events, 0.1), order)
 
-	f := esfake.New(t, esfake.NoRefresh())
+	f := esfake.New(t, esfake.WithRefreshInterval(esfake.NoRefresh))
 	var failing atomic.Bool
 	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
 		if failing.Load() && rng.IntN(3) == 0 {
@@ -101,4 +101,3 @@ func storeScenario(t *testing.T, seed uint64) error {
 	}
 	return nil
 }
-

@@ -31,6 +31,9 @@ type reader struct {
 	// from is, per key read, the index of the first session KeyEvents
 	// returned the events of: the write replaces sessions[from:].
 	from map[string]int
+	// fresh are stored events of unfinished keys that Known reported new:
+	// KeyEvents leaves them out.
+	fresh map[event.Ref]bool
 }
 
 var (
@@ -39,7 +42,7 @@ var (
 )
 
 func newReader(s *Store, rejected map[event.Ref]string) *reader {
-	return &reader{s: s, rejected: rejected, states: map[string]*keyState{}, from: map[string]int{}}
+	return &reader{s: s, rejected: rejected, states: map[string]*keyState{}, from: map[string]int{}, fresh: map[event.Ref]bool{}}
 }
 
 // Prefetch makes the state of every key from its request's Since on
@@ -96,16 +99,25 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 // Known reports the events stored already: those among the states read.
 // Every event of a key from the Since of its request on belongs to one of
 // the sessions read, so a stored event of the batch is always among them.
+// The events of an unfinished key are reported new, so that the key is
+// computed and written again (KeyEvents then leaves them out).
 func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
-	stored := map[event.Ref]bool{}
+	unfinished := map[event.Ref]bool{} // stored: whether its key is unfinished
 	for _, st := range r.states {
 		for i := range st.events {
-			stored[st.events[i].Ref()] = true
+			unfinished[st.events[i].Ref()] = st.unfinished
 		}
 	}
 	out := make(map[event.Ref]bool, len(refs))
 	for _, ref := range refs {
-		if _, ok := r.rejected[ref]; ok || stored[ref] {
+		if _, ok := r.rejected[ref]; ok {
+			out[ref] = true
+			continue
+		}
+		switch u, stored := unfinished[ref]; {
+		case stored && u:
+			r.fresh[ref] = true
+		case stored:
 			out[ref] = true
 		}
 	}
@@ -120,17 +132,10 @@ func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.T
 		return nil, err
 	}
 	st := r.states[id]
-	in := map[string]bool{}
-	for _, ref := range st.sessions[r.from[id]:] {
-		in[ref.ID] = true
-	}
-	for _, ref := range st.retired {
-		in[ref.ID] = true
-	}
 	var out []session.Stored
-	for i := range st.events {
-		if in[st.events[i].SessionID] {
-			out = append(out, st.events[i])
+	for _, e := range st.tail(r.from[id]) {
+		if !r.fresh[e.Ref()] {
+			out = append(out, e)
 		}
 	}
 	return out, nil
@@ -222,6 +227,7 @@ func (s *Store) readKeyDocs(ctx context.Context, states []*keyState) error {
 			return fmt.Errorf("%w: key %s is being written by another writer", ErrConflict, st.id)
 		}
 		st.exists, st.seqNo, st.primaryTerm, st.gen = true, d.SeqNo, d.PrimaryTerm, kd.Gen
+		st.unfinished = kd.Pending
 		st.sessions, st.retired = kd.Sessions, kd.Retired
 		slices.SortFunc(st.sessions, compareRefs)
 		st.loaded = len(st.sessions)
@@ -262,24 +268,25 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	if err != nil {
 		return fmt.Errorf("read session documents: %w", err)
 	}
-	type member struct {
-		st      *keyState
-		session string
-		listed  bool
-	}
 	var evDocs []mgetDoc
-	var members []member
+	var owners []*keyState
 	k := 0
 	for _, l := range loads {
-		listed := map[string]bool{}
-		for _, ref := range l.st.sessions {
-			listed[ref.ID] = true
+		firstRetired := len(l.refs)
+		if l.retired {
+			firstRetired -= len(l.st.retired)
 		}
-		for _, ref := range l.refs {
+		for i := range l.refs {
 			d := &res[k]
 			k++
 			if !d.Found {
 				continue
+			}
+			if i >= firstRetired {
+				// The write that retired it did not finish: its key
+				// document may say done (the delete failed in the
+				// request that released the claim).
+				l.st.unfinished = true
 			}
 			var sd struct {
 				EventRefs []string `json:"event_refs"`
@@ -293,7 +300,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 					return fmt.Errorf("elasticsearch: session document %s: bad event reference %q", d.ID, er)
 				}
 				evDocs = append(evDocs, mgetDoc{Index: s.names.eventsAll() + "-" + m, ID: docID(l.st.tenant, id)})
-				members = append(members, member{st: l.st, session: ref.ID, listed: listed[ref.ID]})
+				owners = append(owners, l.st)
 			}
 		}
 	}
@@ -301,10 +308,12 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	if err != nil {
 		return fmt.Errorf("read event documents: %w", err)
 	}
+	// An event is stored under the session its document names: that is
+	// what the report reads. A write that did not finish may have left it
+	// listed by another session document too; the recomputation puts it
+	// right.
 	got := map[*keyState]map[event.Ref]session.Stored{}
-	listedOf := map[event.Ref]bool{}
 	for i := range evs {
-		m := members[i]
 		if !evs[i].Found {
 			continue
 		}
@@ -312,20 +321,11 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		if err := json.Unmarshal(evs[i].Source, &ed); err != nil {
 			return fmt.Errorf("elasticsearch: event document %s: %w", evs[i].ID, err)
 		}
-		ref := ed.Event.Ref()
-		if got[m.st] == nil {
-			got[m.st] = map[event.Ref]session.Stored{}
+		st := owners[i]
+		if got[st] == nil {
+			got[st] = map[event.Ref]session.Stored{}
 		}
-		// An event listed by two documents (a write that did not finish
-		// moved it) counts for the session the key document lists.
-		if _, dup := got[m.st][ref]; dup && !m.listed {
-			continue
-		}
-		if _, dup := got[m.st][ref]; dup && listedOf[ref] {
-			continue
-		}
-		got[m.st][ref] = session.Stored{Event: ed.Event, SessionID: m.session}
-		listedOf[ref] = m.listed
+		got[st][ed.Event.Ref()] = session.Stored{Event: ed.Event, SessionID: ed.Session}
 	}
 	for _, l := range loads {
 		st := l.st

@@ -182,7 +182,7 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (map[
 	}
 	for _, w := range writes {
 		w.st.gen = w.gen
-		w.st.exists = true
+		w.st.exists, w.st.unfinished = true, false
 		// The deleted sessions stay in the key document (a reader after a
 		// crash deletes them again), not in memory: they are gone.
 		w.st.sessions, w.st.retired, w.st.retiredLoaded = w.after, nil, true
@@ -265,18 +265,9 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 // that every changed session counts exactly the events the write gives it.
 func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 	st := w.st
-	replaced := map[string]bool{}
-	for _, ref := range st.sessions[w.from:] {
-		replaced[ref.ID] = true
-	}
-	for _, ref := range st.retired {
-		replaced[ref.ID] = true
-	}
 	current := map[event.Ref]session.Stored{}
-	for i := range st.events {
-		if replaced[st.events[i].SessionID] {
-			current[st.events[i].Ref()] = st.events[i]
-		}
+	for _, e := range st.tail(w.from) {
+		current[e.Ref()] = e
 	}
 	for _, e := range w.events {
 		if _, stored := current[e.Ref()]; !stored && !storable(e.OccurredAt) {

@@ -361,7 +361,7 @@ func TestWriterDiesMidway(t *testing.T) {
 	stored := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi"), c.Msg("e2", 22*h, event.RoleCustomer, "de novo"),
 		c.Msg("e3", 26*h, event.RoleCustomer, "e agora")}
 	late := []event.Event{c.Msg("e0", -4*h, event.RoleCustomer, "antes de tudo")}
-	for steps := 1; steps <= 3; steps++ {
+	for steps := 0; steps < 3; steps++ {
 		t.Run(fmt.Sprintf("after %d of 3 bulk requests", steps), func(t *testing.T) {
 			f := esfake.New(t)
 			w := fakeStore(t, f)

@@ -78,9 +78,9 @@ func validateValue(p map[string]any, v any, field string) *fakeError {
 		if _, err := base64.StdEncoding.DecodeString(str); !ok || err != nil {
 			return parseErr("not base64")
 		}
-	case "integer":
-		if _, ok := v.(float64); !ok {
-			return parseErr("not a number")
+	case "integer", "long":
+		if n, ok := v.(float64); !ok || n != float64(int64(n)) {
+			return parseErr("not a whole number")
 		}
 	case "boolean":
 		if _, ok := v.(bool); !ok {
