@@ -201,7 +201,7 @@ func variant(base string, edits ...edit) []byte {
 	return b
 }
 
-func decodeOK(t *testing.T, raw []byte) event.Event {
+func decodeOK(t testing.TB, raw []byte) event.Event {
 	t.Helper()
 	ev, err := event.Decode(raw)
 	if err != nil {
@@ -1123,46 +1123,4 @@ func checkInvariants(t *testing.T, ev event.Event) {
 	default:
 		t.Errorf("type %q accepted", ev.Type)
 	}
-}
-
-func BenchmarkDecode(b *testing.B) {
-	cases := []struct{ name, raw string }{
-		{"message", customerMessage},
-		{"message-attachment", agentMessage},
-		{"handoff", handoffAssigned},
-		{"tag", tagEvent},
-		{"info", infoNumber},
-	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			raw := []byte(c.raw)
-			b.ReportAllocs()
-			b.SetBytes(int64(len(raw)))
-			for b.Loop() {
-				if _, err := event.Decode(raw); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-	b.Run("text-64KiB", func(b *testing.B) {
-		raw := variant(botMessage, set("text", strings.Repeat("Olá, tudo bem? ", 64<<10/16)))
-		b.ReportAllocs()
-		b.SetBytes(int64(len(raw)))
-		for b.Loop() {
-			if _, err := event.Decode(raw); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("rejected", func(b *testing.B) {
-		raw := variant(botMessage, set("occurred_at", "2025-10-07 09:26:33"))
-		b.ReportAllocs()
-		b.SetBytes(int64(len(raw)))
-		for b.Loop() {
-			if _, err := event.Decode(raw); err == nil {
-				b.Fatal("accepted")
-			}
-		}
-	})
 }
