@@ -12,12 +12,15 @@ import (
 	"github.com/chatreport/chatreport/internal/event"
 )
 
-// decoders are the implementations BenchmarkDecode compares.
+// decoders are the implementations BenchmarkDecode compares: Decode, and
+// the encoding/json decoder it replaced (kept as the differential tests'
+// reference).
 var decoders = []struct {
 	name   string
 	decode func([]byte) (event.Event, error)
 }{
-	{"encoding-json", event.Decode},
+	{"jsontext", event.Decode},
+	{"encoding-json", event.LegacyDecode},
 }
 
 // benchVariants returns n copies of a fixture, compact as producers send

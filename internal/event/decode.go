@@ -1,11 +1,8 @@
 package event
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -47,31 +44,6 @@ func invalid(field, format string, args ...any) *InvalidError {
 	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// wire is the JSON shape of an event as it arrives; Decode validates it into an
-// Event. info.value stays raw because it may be a string, number or boolean.
-type wire struct {
-	EventID     string       `json:"event_id"`
-	Type        Type         `json:"type"`
-	OccurredAt  string       `json:"occurred_at"`
-	Tenant      string       `json:"tenant"`
-	Channel     string       `json:"channel"`
-	Contact     *Contact     `json:"contact"`
-	SessionID   string       `json:"session_id"`
-	Protocol    string       `json:"protocol"`
-	Author      *Author      `json:"author"`
-	Text        string       `json:"text"`
-	ContentType string       `json:"content_type"`
-	Attachments []Attachment `json:"attachments"`
-	Handoff     *Handoff     `json:"handoff"`
-	Tag         *string      `json:"tag"`
-	Info        *wireInfo    `json:"info"`
-}
-
-type wireInfo struct {
-	Key   string          `json:"key"`
-	Value json.RawMessage `json:"value"`
-}
-
 // Decode parses and validates one Kafka message value. Any error it returns is
 // an *InvalidError: the event belongs in the dead-letter topic.
 func Decode(raw []byte) (Event, error) {
@@ -82,12 +54,8 @@ func Decode(raw []byte) (Event, error) {
 		return Event{}, invalid("", "event is not valid UTF-8")
 	}
 	var w wire
-	if err := json.Unmarshal(raw, &w); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return Event{}, invalid(typeErr.Field, "must be a JSON %s", jsonKind(typeErr.Type.Kind()))
-		}
-		return Event{}, invalid("", "not a JSON event object")
+	if err := unmarshalWire(raw, &w); err != nil {
+		return Event{}, err
 	}
 	return w.validate()
 }
@@ -128,7 +96,7 @@ func (w *wire) validate() (Event, error) {
 	if !IsToken(w.Channel, maxChannelLen, false) {
 		return e, invalid("channel", "required, a lowercase token of at most %d characters", maxChannelLen)
 	}
-	if w.Contact == nil {
+	if !w.HasContact {
 		return e, invalid("contact", "required")
 	}
 	if n := len(w.Contact.ID); n == 0 || n > maxContactIDLen {
@@ -137,7 +105,7 @@ func (w *wire) validate() (Event, error) {
 	if len(w.Contact.Phone) > maxNameLen || len(w.Contact.Name) > maxNameLen {
 		return e, invalid("contact", "phone and name may have at most %d characters", maxNameLen)
 	}
-	e.Contact = *w.Contact
+	e.Contact = w.Contact
 	if e.SessionID != "" && !IsUUID(e.SessionID) {
 		return e, invalid("session_id", "must be a UUID")
 	}
@@ -150,10 +118,10 @@ func (w *wire) validate() (Event, error) {
 	case TypeHandoff:
 		return e, w.validateHandoff(&e)
 	case TypeTag:
-		if w.Tag == nil || strings.TrimSpace(*w.Tag) == "" || len(*w.Tag) > maxTagLen {
+		if !w.HasTag || strings.TrimSpace(w.Tag) == "" || len(w.Tag) > maxTagLen {
 			return e, invalid("tag", "required for a tag event, 1 to %d characters", maxTagLen)
 		}
-		e.Tag = *w.Tag
+		e.Tag = w.Tag
 	case TypeInfo:
 		return e, w.validateInfo(&e)
 	}
@@ -214,30 +182,19 @@ func (w *wire) validateHandoff(e *Event) error {
 }
 
 func (w *wire) validateInfo(e *Event) error {
-	in := w.Info
-	if in == nil {
+	in := &w.Info
+	if !w.HasInfo {
 		return invalid("info", "required for an info event")
 	}
 	if !IsInfoKey(in.Key) {
 		return invalid("info.key", "required, [A-Za-z0-9_.-]{1,128}")
 	}
-	v := bytes.TrimSpace(in.Value)
 	var value string
-	switch {
-	case len(v) == 0:
+	switch in.Value.kind {
+	case 0:
 		return invalid("info.value", "required")
-	case v[0] == '"':
-		if err := json.Unmarshal(v, &value); err != nil {
-			return invalid("info.value", "not a JSON string")
-		}
-	case bytes.Equal(v, []byte("true")), bytes.Equal(v, []byte("false")):
-		value = string(v)
-	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
-		var n json.Number
-		if err := json.Unmarshal(v, &n); err != nil {
-			return invalid("info.value", "not a JSON number")
-		}
-		value = n.String()
+	case '"', '0', 't', 'f':
+		value = in.Value.text
 	default:
 		return invalid("info.value", "must be a string, number or boolean")
 	}
@@ -368,18 +325,4 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-func jsonKind(k reflect.Kind) string {
-	switch k {
-	case reflect.String:
-		return "string"
-	case reflect.Struct, reflect.Map, reflect.Pointer:
-		return "object"
-	case reflect.Slice:
-		return "array"
-	case reflect.Bool:
-		return "boolean"
-	}
-	return "value of another type"
 }

@@ -1,0 +1,5 @@
+package event
+
+// LegacyDecode is Decode as it was with encoding/json, for the differential
+// tests and the benchmarks of package event_test.
+var LegacyDecode = legacyDecode
