@@ -262,60 +262,94 @@ func IsUUID(s string) bool {
 // IsProtocol reports whether s is an attendance protocol: 17 digits whose
 // first eight are a valid calendar date YYYYMMDD.
 func IsProtocol(s string) bool {
-	if len(s) != protocolLen {
+	if len(s) != protocolLen || !isDigits(s) {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	_, err := time.Parse("20060102", s[:8])
-	return err == nil
+	return isDate(atoi(s[0:4]), atoi(s[4:6]), atoi(s[6:8]))
 }
 
+var errNotRFC3339 = errors.New("not an RFC 3339 timestamp with an offset")
+
 // ParseTime parses a strict RFC 3339 timestamp with an offset (Z or ±hh:mm),
-// as UTC. It rejects what time.Parse lets through (one-digit hours, a comma
-// before the fraction, offsets past ±23:59) and times whose UTC year is not
-// between 0 and 9999, which could not be written back as RFC 3339.
+// as UTC: YYYY-MM-DDThh:mm:ss, an optional fraction after a dot (digits past
+// the ninth are dropped), then Z or an offset of hours 00-23 and minutes
+// 00-59. The date must exist; leap seconds (ss = 60) are rejected, and so are
+// times whose UTC year is not between 0 and 9999, which could not be written
+// back as RFC 3339. Unlike time.Parse it accepts no one-digit hours and no
+// comma before the fraction.
 func ParseTime(s string) (time.Time, error) {
-	bad := errors.New("not an RFC 3339 timestamp with an offset")
 	const layout = "dddd-dd-ddTdd:dd:dd"
 	if len(s) < len(layout)+1 {
-		return time.Time{}, bad
+		return time.Time{}, errNotRFC3339
 	}
 	for i := 0; i < len(layout); i++ {
 		if (layout[i] == 'd') != (s[i] >= '0' && s[i] <= '9') || layout[i] != 'd' && s[i] != layout[i] {
-			return time.Time{}, bad
+			return time.Time{}, errNotRFC3339
 		}
 	}
+	year, month, day := atoi(s[0:4]), atoi(s[5:7]), atoi(s[8:10])
+	hour, minute, second := atoi(s[11:13]), atoi(s[14:16]), atoi(s[17:19])
+	if !isDate(year, month, day) || hour > 23 || minute > 59 || second > 59 {
+		return time.Time{}, errNotRFC3339
+	}
 	rest := s[len(layout):]
+	nsec := 0
 	if rest[0] == '.' {
 		n := 1
 		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			if n <= 9 {
+				nsec = nsec*10 + int(rest[n]-'0')
+			}
 			n++
 		}
 		if n == 1 {
-			return time.Time{}, bad
+			return time.Time{}, errNotRFC3339
+		}
+		for i := n; i <= 9; i++ {
+			nsec *= 10
 		}
 		rest = rest[n:]
 	}
+	offset := 0 // seconds east of UTC
 	switch {
 	case rest == "Z":
 	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
 		isDigits(rest[1:3]) && isDigits(rest[4:6]) && rest[1:3] <= "23" && rest[4:6] <= "59":
+		offset = atoi(rest[1:3])*3600 + atoi(rest[4:6])*60
+		if rest[0] == '-' {
+			offset = -offset
+		}
 	default:
-		return time.Time{}, bad
+		return time.Time{}, errNotRFC3339
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, bad
-	}
-	t = t.UTC()
+	t := time.Date(year, time.Month(month), day, hour, minute, second, nsec, time.UTC)
+	t = t.Add(-time.Duration(offset) * time.Second)
 	if y := t.Year(); y < 0 || y > 9999 {
-		return time.Time{}, bad
+		return time.Time{}, errNotRFC3339
 	}
 	return t, nil
+}
+
+// atoi is the value of a string of ASCII digits.
+func atoi(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		n = n*10 + int(s[i]-'0')
+	}
+	return n
+}
+
+// isDate reports whether year-month-day is a date of the proleptic
+// Gregorian calendar, as time.Parse checks it.
+func isDate(year, month, day int) bool {
+	if month < 1 || month > 12 || day < 1 {
+		return false
+	}
+	days := [...]int{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[month-1]
+	if month == 2 && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		days = 29
+	}
+	return day <= days
 }
 
 func isDigits(s string) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"time"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -102,4 +103,46 @@ func legacyKind(k reflect.Kind) string {
 		return "boolean"
 	}
 	return "value of another type"
+}
+
+// legacyParseTime is ParseTime as it was: the strict form checked by hand,
+// then time.Parse.
+func legacyParseTime(s string) (time.Time, error) {
+	bad := errors.New("not an RFC 3339 timestamp with an offset")
+	const layout = "dddd-dd-ddTdd:dd:dd"
+	if len(s) < len(layout)+1 {
+		return time.Time{}, bad
+	}
+	for i := 0; i < len(layout); i++ {
+		if (layout[i] == 'd') != (s[i] >= '0' && s[i] <= '9') || layout[i] != 'd' && s[i] != layout[i] {
+			return time.Time{}, bad
+		}
+	}
+	rest := s[len(layout):]
+	if rest[0] == '.' {
+		n := 1
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		if n == 1 {
+			return time.Time{}, bad
+		}
+		rest = rest[n:]
+	}
+	switch {
+	case rest == "Z":
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
+		isDigits(rest[1:3]) && isDigits(rest[4:6]) && rest[1:3] <= "23" && rest[4:6] <= "59":
+	default:
+		return time.Time{}, bad
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, bad
+	}
+	t = t.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return time.Time{}, bad
+	}
+	return t, nil
 }

@@ -267,3 +267,53 @@ func TestDecodeRepeatedNames(t *testing.T) {
 	}
 	wantInvalid(t, []byte(strings.Replace(botMessage, `"text"`, `"author": null, "text"`, 1)), "author")
 }
+
+func TestParseTimeMatchesTimeParse(t *testing.T) {
+	var n int
+	check := func(s string) {
+		n++
+		got, gotErr := event.ParseTime(s)
+		want, wantErr := event.LegacyParseTime(s)
+		if (gotErr == nil) != (wantErr == nil) || !got.Equal(want) || got.Location() != want.Location() {
+			t.Fatalf("ParseTime(%q) = %v, %v; time.Parse: %v, %v", s, got, gotErr, want, wantErr)
+		}
+	}
+	for _, y := range []string{"0000", "0001", "0004", "0100", "1900", "1970", "2000", "2024", "2025", "2100", "2400", "9999"} {
+		for m := 0; m <= 13; m++ {
+			for d := 0; d <= 32; d++ {
+				check(fmt.Sprintf("%s-%02d-%02dT12:00:00Z", y, m, d))
+			}
+		}
+	}
+	for _, date := range []string{"0000-01-01", "2024-02-29", "2025-10-07", "9999-12-31"} {
+		for _, clock := range []string{"00:00:00", "23:59:59", "24:00:00", "23:60:00", "23:59:60", "9:26:33", "09:26:3", "09-26-33"} {
+			for _, frac := range []string{"", ".", ".0", ".5", ".123", ".123456789", ".9999999999", ".000000000001", ",5", ".5.5", ".x"} {
+				for _, zone := range []string{"Z", "z", "", "+00:00", "-00:00", "+01:00", "-03:00", "+05:30", "+14:00", "+23:59", "-23:59",
+					"+24:00", "+05:60", "-0300", "+3:00", "+03", "Z ", "ZZ", "+03:00:00", "UTC"} {
+					check(date + "T" + clock + frac + zone)
+				}
+			}
+		}
+	}
+	for _, s := range []string{"", "2025", "2025-10-07", "2025-10-07 09:26:33Z", "2025-10-07t09:26:33Z", "+2025-10-07T09:26:33Z",
+		"２025-10-07T09:26:33Z", "2025-10-07T09:26:33.\u0661Z"} {
+		check(s)
+	}
+	if n < 10000 {
+		t.Fatalf("only %d cases", n)
+	}
+}
+
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"2025-10-07T09:26:33.646-03:00", "0000-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999999999-23:59",
+		"2024-02-29T00:00:00Z", "2016-12-31T23:59:60Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, gotErr := event.ParseTime(s)
+		want, wantErr := event.LegacyParseTime(s)
+		if (gotErr == nil) != (wantErr == nil) || !got.Equal(want) {
+			t.Fatalf("ParseTime(%q) = %v, %v; time.Parse: %v, %v", s, got, gotErr, want, wantErr)
+		}
+	})
+}
