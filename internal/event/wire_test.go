@@ -103,7 +103,8 @@ func differentialCases() [][]byte {
 	}
 	const head = `"event_id":"e","type":"message","occurred_at":"2025-10-07T09:26:33Z","tenant":"a","channel":"c"`
 	obj := func(members string) { add("{" + head + "," + members + "}") }
-	// Repeated names: strings and lists are replaced, objects merged.
+	// Repeated names: strings are replaced; objects, and the elements of
+	// lists, are read again into the same place.
 	obj(`"contact":{"id":"1","name":"n"},"contact":{"id":"2"},"author":{"role":"bot"}`)
 	obj(`"contact":{"id":"1","name":"n"},"contact":null,"contact":{"id":"2"},"author":{"role":"bot"}`)
 	obj(`"contact":{"id":"1"},"contact":null,"author":{"role":"bot"}`)
@@ -190,6 +191,36 @@ func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 		}
 		sameAsEncodingJSON(t, raw)
 	})
+}
+
+// Decode reuses its parsers; events decoded at the same time must not share
+// anything but their input (run with -race).
+func TestDecodeConcurrent(t *testing.T) {
+	want := make([]event.Event, len(examples))
+	for i, ex := range examples {
+		want[i] = decodeOK(t, []byte(ex.raw))
+	}
+	done := make(chan error)
+	for g := range 4 {
+		go func() {
+			for n := range 200 {
+				i := (g + n) % len(examples)
+				raw := []byte(examples[i].raw)
+				ev, err := event.Decode(raw)
+				clear(raw) // the event must not alias its input
+				if err != nil || !equalEvent(ev, want[i]) {
+					done <- fmt.Errorf("%s: %v, %+v", examples[i].name, err, ev)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
 }
 
 // Field names match exactly: a name in another case is an unknown member,
