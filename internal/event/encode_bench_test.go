@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/chatreport/chatreport/internal/event"
 )
@@ -43,7 +44,8 @@ var encoders = []struct {
 	}},
 }
 
-// BenchmarkEncode encodes the documented events as the stores do:
+// BenchmarkEncode encodes the documented events as the stores do: a line of
+// a bulk body (event-doc) and the body SQLite stores (event-body):
 //
 //	go test ./internal/event/ -run '^$' -bench Encode -count 10 | tee encode.txt
 //	benchstat -col /impl encode.txt
@@ -85,16 +87,34 @@ func BenchmarkEncode(b *testing.B) {
 			b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 		})
 	}
-	b.Run("event-body/impl=encoding-json-Marshal", func(b *testing.B) {
-		b.ReportAllocs()
-		start := cpuTime()
-		i := 0
-		for b.Loop() {
-			if _, err := json.Marshal(&docs[i%len(docs)].(*indexedEvent).Event); err != nil {
-				b.Fatal(err)
+	marshalers := []struct {
+		name    string
+		marshal func(v any) ([]byte, error)
+	}{
+		{"encoding-json", json.Marshal},
+		{"json-experiment", func(v any) ([]byte, error) {
+			return jsonv2.Marshal(v, v1Options, jsontext.EscapeForHTML(true))
+		}},
+	}
+	for _, m := range marshalers {
+		for i := range docs {
+			got, err := m.marshal(&docs[i].(*indexedEvent).Event)
+			want, _ := json.Marshal(&docs[i].(*indexedEvent).Event)
+			if err != nil || !bytes.Equal(got, want) {
+				b.Fatalf("%s writes %s (%v), encoding/json %s", m.name, got, err, want)
 			}
-			i++
 		}
-		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
-	})
+		b.Run("event-body/impl="+m.name, func(b *testing.B) {
+			b.ReportAllocs()
+			start := cpuTime()
+			i := 0
+			for b.Loop() {
+				if _, err := m.marshal(&docs[i%len(docs)].(*indexedEvent).Event); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/session"
@@ -124,16 +125,34 @@ func BenchmarkEncodeSession(b *testing.B) {
 			b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 		})
 	}
-	b.Run("session-summary/impl=encoding-json-Marshal", func(b *testing.B) {
-		b.ReportAllocs()
-		start := cpuTime()
-		i := 0
-		for b.Loop() {
-			if _, err := json.Marshal(&docs[i%len(docs)].Session); err != nil {
-				b.Fatal(err)
+	marshalers := []struct {
+		name    string
+		marshal func(v any) ([]byte, error)
+	}{
+		{"encoding-json", json.Marshal},
+		{"json-experiment", func(v any) ([]byte, error) {
+			return jsonv2.Marshal(v, v1Options, jsontext.EscapeForHTML(true))
+		}},
+	}
+	for _, m := range marshalers {
+		for i := range docs {
+			got, err := m.marshal(&docs[i].Session)
+			want, _ := json.Marshal(&docs[i].Session)
+			if err != nil || !bytes.Equal(got, want) {
+				b.Fatalf("%s writes %s (%v), encoding/json %s", m.name, got, err, want)
 			}
-			i++
 		}
-		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
-	})
+		b.Run("session-summary/impl="+m.name, func(b *testing.B) {
+			b.ReportAllocs()
+			start := cpuTime()
+			i := 0
+			for b.Loop() {
+				if _, err := m.marshal(&docs[i%len(docs)].Session); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+		})
+	}
 }
