@@ -1,11 +1,8 @@
 package event
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -47,31 +44,6 @@ func invalid(field, format string, args ...any) *InvalidError {
 	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// wire is the JSON shape of an event as it arrives; Decode validates it into an
-// Event. info.value stays raw because it may be a string, number or boolean.
-type wire struct {
-	EventID     string       `json:"event_id"`
-	Type        Type         `json:"type"`
-	OccurredAt  string       `json:"occurred_at"`
-	Tenant      string       `json:"tenant"`
-	Channel     string       `json:"channel"`
-	Contact     *Contact     `json:"contact"`
-	SessionID   string       `json:"session_id"`
-	Protocol    string       `json:"protocol"`
-	Author      *Author      `json:"author"`
-	Text        string       `json:"text"`
-	ContentType string       `json:"content_type"`
-	Attachments []Attachment `json:"attachments"`
-	Handoff     *Handoff     `json:"handoff"`
-	Tag         *string      `json:"tag"`
-	Info        *wireInfo    `json:"info"`
-}
-
-type wireInfo struct {
-	Key   string          `json:"key"`
-	Value json.RawMessage `json:"value"`
-}
-
 // Decode parses and validates one Kafka message value. Any error it returns is
 // an *InvalidError: the event belongs in the dead-letter topic.
 func Decode(raw []byte) (Event, error) {
@@ -82,12 +54,8 @@ func Decode(raw []byte) (Event, error) {
 		return Event{}, invalid("", "event is not valid UTF-8")
 	}
 	var w wire
-	if err := json.Unmarshal(raw, &w); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return Event{}, invalid(typeErr.Field, "must be a JSON %s", jsonKind(typeErr.Type.Kind()))
-		}
-		return Event{}, invalid("", "not a JSON event object")
+	if err := unmarshalWire(raw, &w); err != nil {
+		return Event{}, err
 	}
 	return w.validate()
 }
@@ -128,7 +96,7 @@ func (w *wire) validate() (Event, error) {
 	if !IsToken(w.Channel, maxChannelLen, false) {
 		return e, invalid("channel", "required, a lowercase token of at most %d characters", maxChannelLen)
 	}
-	if w.Contact == nil {
+	if !w.HasContact {
 		return e, invalid("contact", "required")
 	}
 	if n := len(w.Contact.ID); n == 0 || n > maxContactIDLen {
@@ -137,7 +105,7 @@ func (w *wire) validate() (Event, error) {
 	if len(w.Contact.Phone) > maxNameLen || len(w.Contact.Name) > maxNameLen {
 		return e, invalid("contact", "phone and name may have at most %d characters", maxNameLen)
 	}
-	e.Contact = *w.Contact
+	e.Contact = w.Contact
 	if e.SessionID != "" && !IsUUID(e.SessionID) {
 		return e, invalid("session_id", "must be a UUID")
 	}
@@ -150,10 +118,10 @@ func (w *wire) validate() (Event, error) {
 	case TypeHandoff:
 		return e, w.validateHandoff(&e)
 	case TypeTag:
-		if w.Tag == nil || strings.TrimSpace(*w.Tag) == "" || len(*w.Tag) > maxTagLen {
+		if !w.HasTag || strings.TrimSpace(w.Tag) == "" || len(w.Tag) > maxTagLen {
 			return e, invalid("tag", "required for a tag event, 1 to %d characters", maxTagLen)
 		}
-		e.Tag = *w.Tag
+		e.Tag = w.Tag
 	case TypeInfo:
 		return e, w.validateInfo(&e)
 	}
@@ -214,30 +182,19 @@ func (w *wire) validateHandoff(e *Event) error {
 }
 
 func (w *wire) validateInfo(e *Event) error {
-	in := w.Info
-	if in == nil {
+	in := &w.Info
+	if !w.HasInfo {
 		return invalid("info", "required for an info event")
 	}
 	if !IsInfoKey(in.Key) {
 		return invalid("info.key", "required, [A-Za-z0-9_.-]{1,128}")
 	}
-	v := bytes.TrimSpace(in.Value)
 	var value string
-	switch {
-	case len(v) == 0:
+	switch in.Value.kind {
+	case 0:
 		return invalid("info.value", "required")
-	case v[0] == '"':
-		if err := json.Unmarshal(v, &value); err != nil {
-			return invalid("info.value", "not a JSON string")
-		}
-	case bytes.Equal(v, []byte("true")), bytes.Equal(v, []byte("false")):
-		value = string(v)
-	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
-		var n json.Number
-		if err := json.Unmarshal(v, &n); err != nil {
-			return invalid("info.value", "not a JSON number")
-		}
-		value = n.String()
+	case '"', '0', 't', 'f':
+		value = in.Value.text
 	default:
 		return invalid("info.value", "must be a string, number or boolean")
 	}
@@ -305,60 +262,94 @@ func IsUUID(s string) bool {
 // IsProtocol reports whether s is an attendance protocol: 17 digits whose
 // first eight are a valid calendar date YYYYMMDD.
 func IsProtocol(s string) bool {
-	if len(s) != protocolLen {
+	if len(s) != protocolLen || !isDigits(s) {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	_, err := time.Parse("20060102", s[:8])
-	return err == nil
+	return isDate(atoi(s[0:4]), atoi(s[4:6]), atoi(s[6:8]))
 }
 
+var errNotRFC3339 = errors.New("not an RFC 3339 timestamp with an offset")
+
 // ParseTime parses a strict RFC 3339 timestamp with an offset (Z or ±hh:mm),
-// as UTC. It rejects what time.Parse lets through (one-digit hours, a comma
-// before the fraction, offsets past ±23:59) and times whose UTC year is not
-// between 0 and 9999, which could not be written back as RFC 3339.
+// as UTC: YYYY-MM-DDThh:mm:ss, an optional fraction after a dot (digits past
+// the ninth are dropped), then Z or an offset of hours 00-23 and minutes
+// 00-59. The date must exist; leap seconds (ss = 60) are rejected, and so are
+// times whose UTC year is not between 0 and 9999, which could not be written
+// back as RFC 3339. Unlike time.Parse it accepts no one-digit hours and no
+// comma before the fraction.
 func ParseTime(s string) (time.Time, error) {
-	bad := errors.New("not an RFC 3339 timestamp with an offset")
 	const layout = "dddd-dd-ddTdd:dd:dd"
 	if len(s) < len(layout)+1 {
-		return time.Time{}, bad
+		return time.Time{}, errNotRFC3339
 	}
 	for i := 0; i < len(layout); i++ {
 		if (layout[i] == 'd') != (s[i] >= '0' && s[i] <= '9') || layout[i] != 'd' && s[i] != layout[i] {
-			return time.Time{}, bad
+			return time.Time{}, errNotRFC3339
 		}
 	}
+	year, month, day := atoi(s[0:4]), atoi(s[5:7]), atoi(s[8:10])
+	hour, minute, second := atoi(s[11:13]), atoi(s[14:16]), atoi(s[17:19])
+	if !isDate(year, month, day) || hour > 23 || minute > 59 || second > 59 {
+		return time.Time{}, errNotRFC3339
+	}
 	rest := s[len(layout):]
+	nsec := 0
 	if rest[0] == '.' {
 		n := 1
 		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			if n <= 9 {
+				nsec = nsec*10 + int(rest[n]-'0')
+			}
 			n++
 		}
 		if n == 1 {
-			return time.Time{}, bad
+			return time.Time{}, errNotRFC3339
+		}
+		for i := n; i <= 9; i++ {
+			nsec *= 10
 		}
 		rest = rest[n:]
 	}
+	offset := 0 // seconds east of UTC
 	switch {
 	case rest == "Z":
 	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
 		isDigits(rest[1:3]) && isDigits(rest[4:6]) && rest[1:3] <= "23" && rest[4:6] <= "59":
+		offset = atoi(rest[1:3])*3600 + atoi(rest[4:6])*60
+		if rest[0] == '-' {
+			offset = -offset
+		}
 	default:
-		return time.Time{}, bad
+		return time.Time{}, errNotRFC3339
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, bad
-	}
-	t = t.UTC()
+	t := time.Date(year, time.Month(month), day, hour, minute, second, nsec, time.UTC)
+	t = t.Add(-time.Duration(offset) * time.Second)
 	if y := t.Year(); y < 0 || y > 9999 {
-		return time.Time{}, bad
+		return time.Time{}, errNotRFC3339
 	}
 	return t, nil
+}
+
+// atoi is the value of a string of ASCII digits.
+func atoi(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		n = n*10 + int(s[i]-'0')
+	}
+	return n
+}
+
+// isDate reports whether year-month-day is a date of the proleptic
+// Gregorian calendar, as time.Parse checks it.
+func isDate(year, month, day int) bool {
+	if month < 1 || month > 12 || day < 1 {
+		return false
+	}
+	days := [...]int{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[month-1]
+	if month == 2 && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		days = 29
+	}
+	return day <= days
 }
 
 func isDigits(s string) bool {
@@ -368,18 +359,4 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-func jsonKind(k reflect.Kind) string {
-	switch k {
-	case reflect.String:
-		return "string"
-	case reflect.Struct, reflect.Map, reflect.Pointer:
-		return "object"
-	case reflect.Slice:
-		return "array"
-	case reflect.Bool:
-		return "boolean"
-	}
-	return "value of another type"
 }
