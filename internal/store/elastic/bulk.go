@@ -9,12 +9,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"sync"
+	"strconv"
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
-	"github.com/elastic/go-elasticsearch/v8/typedapi/types"
-	"github.com/elastic/go-elasticsearch/v8/typedapi/types/enums/versiontype"
+	"github.com/go-json-experiment/json/jsontext"
 	"go.uber.org/zap"
 )
 
@@ -114,7 +113,9 @@ type BulkWriter struct {
 	es   esapi.Transport
 	cfg  BulkConfig
 	log  *zap.Logger
-	bufs sync.Pool // *bytes.Buffer: request bodies are encoded into reused buffers
+	// bufs are request bodies, reused: a few MB each, kept across garbage
+	// collections (a sync.Pool would drop them and grow new ones).
+	bufs chan *bytes.Buffer
 	// sleep waits between attempts; tests replace it.
 	sleep func(context.Context, time.Duration) error
 }
@@ -125,7 +126,7 @@ func NewBulkWriter(es esapi.Transport, cfg BulkConfig, log *zap.Logger) *BulkWri
 		es:    es,
 		cfg:   cfg,
 		log:   log,
-		bufs:  sync.Pool{New: func() any { return new(bytes.Buffer) }},
+		bufs:  make(chan *bytes.Buffer, 8),
 		sleep: sleepCtx,
 	}
 }
@@ -202,13 +203,23 @@ func (w *BulkWriter) Write(ctx context.Context, ops []Op) ([]Result, error) {
 // MaxBytes (at least one), records their results, and returns how many it
 // sent and which of them to send again.
 func (w *BulkWriter) send(ctx context.Context, ops []Op, pending []int, results []Result) (n int, again []int, err error) {
-	buf := w.bufs.Get().(*bytes.Buffer)
-	defer w.bufs.Put(buf)
+	var buf *bytes.Buffer
+	select {
+	case buf = <-w.bufs:
+	default:
+		buf = bytes.NewBuffer(make([]byte, 0, w.cfg.MaxBytes+w.cfg.MaxBytes/4))
+	}
+	defer func() {
+		select {
+		case w.bufs <- buf:
+		default:
+		}
+	}()
 	buf.Reset()
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	for n < len(pending) && (n == 0 || buf.Len() < w.cfg.MaxBytes) {
-		if err := encodeOp(enc, &ops[pending[n]]); err != nil {
+		if err := encodeOp(buf, enc, &ops[pending[n]]); err != nil {
 			return 0, nil, err
 		}
 		n++
@@ -264,34 +275,51 @@ func isUnavailable(err error) bool {
 	return errors.Is(err, ErrUnavailable) // transport failures: refused, reset, timeouts
 }
 
-// encodeOp writes an operation as NDJSON: the action line, then the
-// document line for Create and Index.
-func encodeOp(enc *json.Encoder, op *Op) error {
-	var action types.OperationContainer
-	index, id := op.Index, op.ID
-	var version *int64
-	var vt *versiontype.VersionType
-	if op.Version > 0 {
-		v, t := op.Version, versiontype.External
-		version, vt = &v, &t
-	}
+// encodeOp appends an operation as NDJSON to buf: the action line, then the
+// document line for Create and Index. The action line is written by hand
+// (it is a few fields, on every operation); documents go through enc,
+// which writes to buf.
+func encodeOp(buf *bytes.Buffer, enc *json.Encoder, op *Op) error {
+	var name string
 	switch op.Action {
 	case Create:
-		if version != nil {
+		name = "create"
+		if op.Version > 0 {
 			// Elasticsearch refuses create with an external version.
 			return fmt.Errorf("elasticsearch: create of %s with an external version", op.ID)
 		}
-		action.Create = &types.CreateOperation{Index_: &index, Id_: &id, IfSeqNo: op.IfSeqNo, IfPrimaryTerm: op.IfPrimaryTerm}
 	case Index:
-		action.Index = &types.IndexOperation{Index_: &index, Id_: &id, IfSeqNo: op.IfSeqNo, IfPrimaryTerm: op.IfPrimaryTerm, Version: version, VersionType: vt}
+		name = "index"
 	case Delete:
-		action.Delete = &types.DeleteOperation{Index_: &index, Id_: &id, IfSeqNo: op.IfSeqNo, IfPrimaryTerm: op.IfPrimaryTerm, Version: version, VersionType: vt}
+		name = "delete"
 	default:
 		return fmt.Errorf("elasticsearch: unknown bulk action %d", op.Action)
 	}
-	if err := enc.Encode(&action); err != nil {
-		return fmt.Errorf("elasticsearch: encode bulk action: %w", err)
+	line := buf.AvailableBuffer()
+	line = append(line, `{"`...)
+	line = append(line, name...)
+	line = append(line, `":{"_index":`...)
+	var err error
+	if line, err = jsontext.AppendQuote(line, op.Index); err != nil {
+		return fmt.Errorf("elasticsearch: index name %q: %w", op.Index, err)
 	}
+	line = append(line, `,"_id":`...)
+	if line, err = jsontext.AppendQuote(line, op.ID); err != nil {
+		return fmt.Errorf("elasticsearch: document id of %s: %w", op.Index, err)
+	}
+	if op.IfSeqNo != nil && op.IfPrimaryTerm != nil {
+		line = append(line, `,"if_seq_no":`...)
+		line = strconv.AppendInt(line, *op.IfSeqNo, 10)
+		line = append(line, `,"if_primary_term":`...)
+		line = strconv.AppendInt(line, *op.IfPrimaryTerm, 10)
+	}
+	if op.Version > 0 {
+		line = append(line, `,"version":`...)
+		line = strconv.AppendInt(line, op.Version, 10)
+		line = append(line, `,"version_type":"external"`...)
+	}
+	line = append(line, "}}\n"...)
+	buf.Write(line)
 	if op.Action == Delete {
 		return nil
 	}
@@ -313,8 +341,14 @@ type bulkItem struct {
 }
 
 type bulkResponse struct {
-	Errors bool                  `json:"errors"`
-	Items  []map[string]bulkItem `json:"items"`
+	Errors bool `json:"errors"`
+	// Items hold one of their fields: the action's name.
+	Items []struct {
+		Index  *bulkItem `json:"index"`
+		Create *bulkItem `json:"create"`
+		Delete *bulkItem `json:"delete"`
+		Update *bulkItem `json:"update"`
+	} `json:"items"`
 }
 
 // post sends one bulk body. The body is read straight from the buffer: no
@@ -338,9 +372,18 @@ func (w *BulkWriter) post(ctx context.Context, body *bytes.Buffer) ([]bulkItem, 
 	}
 	_, _ = io.Copy(io.Discard, res.Body)
 	items := make([]bulkItem, len(out.Items))
-	for i, m := range out.Items {
-		for _, it := range m { // one key: the action
-			items[i] = it
+	for i, it := range out.Items {
+		switch {
+		case it.Index != nil:
+			items[i] = *it.Index
+		case it.Create != nil:
+			items[i] = *it.Create
+		case it.Delete != nil:
+			items[i] = *it.Delete
+		case it.Update != nil:
+			items[i] = *it.Update
+		default:
+			return nil, fmt.Errorf("elasticsearch: bulk answer item %d names no action", i)
 		}
 	}
 	return items, nil

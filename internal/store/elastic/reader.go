@@ -132,8 +132,12 @@ func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.T
 		return nil, err
 	}
 	st := r.states[id]
+	tail := st.tail(r.from[id])
+	if len(r.fresh) == 0 {
+		return tail, nil // read only; the write replaces st.events
+	}
 	var out []session.Stored
-	for _, e := range st.tail(r.from[id]) {
+	for _, e := range tail {
 		if !r.fresh[e.Ref()] {
 			out = append(out, e)
 		}

@@ -229,17 +229,19 @@ func TestBulkBodyGolden(t *testing.T) {
 		{Action: Create, Index: "chatreport-events-v1-2025.10", ID: "acme/m1", Doc: map[string]string{"text": "<b>&</b>"}, ExistsOK: true},
 		{Action: Index, Index: "chatreport-sessions-v1-2025.10", ID: "acme/s1", Doc: map[string]int{"events": 1}, IfSeqNo: &seq, IfPrimaryTerm: &term},
 		{Action: Delete, Index: "chatreport-sessions-v1-2025.09", ID: "acme/s1", IfSeqNo: &seq, IfPrimaryTerm: &term},
+		{Action: Index, Index: "chatreport-events-v1-2025.10", ID: "acme/\"m2\"", Doc: map[string]int{"n": 2}, Version: 7},
+		{Action: Delete, Index: "chatreport-sessions-v1-2025.10", ID: "acme/s0", Version: 7},
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	for i := range ops {
-		if err := encodeOp(enc, &ops[i]); err != nil {
+		if err := encodeOp(&buf, enc, &ops[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
-	if len(lines) != 5 {
+	if len(lines) != 8 {
 		t.Fatalf("%d lines:\n%s", len(lines), buf.String())
 	}
 	arr := "[" + strings.Join(lines, ",") + "]"

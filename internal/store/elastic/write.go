@@ -265,22 +265,34 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 // that every changed session counts exactly the events the write gives it.
 func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 	st := w.st
-	current := map[event.Ref]session.Stored{}
-	for _, e := range st.tail(w.from) {
-		current[e.Ref()] = e
-	}
+	changed := make(map[event.Ref]*session.Stored, len(w.events))
 	for _, e := range w.events {
-		if _, stored := current[e.Ref()]; !stored && !storable(e.OccurredAt) {
+		changed[e.Ref()] = e
+	}
+	tail := st.tail(w.from)
+	w.kept = make([]session.Stored, 0, len(tail)+len(w.events))
+	for i := range tail {
+		if e, ok := changed[tail[i].Ref()]; ok {
+			w.kept = append(w.kept, *e)
+			delete(changed, tail[i].Ref())
+			continue
+		}
+		w.kept = append(w.kept, tail[i])
+	}
+	sorted := len(changed) == 0
+	for _, e := range w.events {
+		if _, fresh := changed[e.Ref()]; !fresh {
+			continue
+		}
+		if !storable(e.OccurredAt) {
 			rejected[e.Ref()] = "occurred_at is outside the years 1970 to 2261 that the index holds"
 		}
-		current[e.Ref()] = *e
+		w.kept = append(w.kept, *e)
+	}
+	if !sorted {
+		slices.SortFunc(w.kept, func(a, b session.Stored) int { return event.Compare(&a.Event, &b.Event) })
 	}
 	members := map[string][]*session.Stored{}
-	w.kept = make([]session.Stored, 0, len(current))
-	for _, e := range current {
-		w.kept = append(w.kept, e)
-	}
-	slices.SortFunc(w.kept, func(a, b session.Stored) int { return event.Compare(&a.Event, &b.Event) })
 	for i := range w.kept {
 		members[w.kept[i].SessionID] = append(members[w.kept[i].SessionID], &w.kept[i])
 	}
