@@ -298,7 +298,7 @@ func parseReplayTime(flag, s string, earliestOK bool) (time.Time, error) {
 func newIndexCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "index", Short: "Install and inspect the store's indices; list store versions and swap the current one"}
 	initCmd := &cobra.Command{
-		Use: "init", Short: "Install the Elasticsearch templates, first indices and aliases of the versions written (idempotent)", Args: cobra.NoArgs,
+		Use: "init", Short: "Install the Elasticsearch templates, first indices and aliases of the current version and those being built (idempotent)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			vs, err := g.openVersions()
 			if err != nil || vs == nil {
@@ -310,7 +310,7 @@ func newIndexCommand(g *globals) *cobra.Command {
 				fmt.Fprintln(g.stdout, "the SQLite store creates its schema when it opens: nothing to install")
 				return nil
 			}
-			if err := ev.initWritable(cmd.Context()); err != nil {
+			if err := ev.initVersions(cmd.Context(), true); err != nil {
 				return err
 			}
 			fmt.Fprintln(g.stdout, "templates, indices and aliases installed")

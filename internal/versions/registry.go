@@ -1,6 +1,6 @@
 // Package versions keeps track of store versions: the current one, which the
-// API reads and the live ingester writes, and those being rebuilt by a replay,
-// which the live ingester writes too until a swap makes one of them current.
+// API reads and the live ingester writes, and those being rebuilt, each
+// written by its replay alone until a swap makes it current.
 package versions
 
 import (
@@ -30,8 +30,9 @@ type State struct {
 	Building map[string]time.Time `json:"building,omitempty"`
 }
 
-// Writable lists the versions the live ingester writes: the current one
-// first, then those being built, in name order.
+// Writable lists the versions that may be written: the current one first
+// (the live ingester's), then those being built (each by its replay), in
+// name order.
 func (s State) Writable() []string {
 	out := []string{s.Current}
 	for _, v := range slices.Sorted(maps.Keys(s.Building)) {
@@ -188,7 +189,7 @@ func (f *File) Swap(_ context.Context, version string) (State, error) {
 	return f.update(func(s *State) error { return s.Swap(version) })
 }
 
-// Abandon stops building version: the live ingester no longer writes it.
+// Abandon stops building version: its fence refuses writes from now on.
 func (f *File) Abandon(_ context.Context, version string) (State, error) {
 	return f.update(func(s *State) error { return s.Abandon(version) })
 }
