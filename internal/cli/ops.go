@@ -270,7 +270,7 @@ func newReplayCommand(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&from, "from", "", "earliest, or an RFC 3339 time: where each partition starts (required)")
 	cmd.Flags().StringVar(&to, "to", "", "an RFC 3339 time: stop each partition at its first message after it; no following, no swap")
 	cmd.Flags().StringVar(&r.Target, "target", "", "the version to build, e.g. v2 (required)")
-	cmd.Flags().BoolVar(&r.Swap, "swap", false, "once caught up, make the target current (as `index swap --to`), then finish")
+	cmd.Flags().BoolVar(&r.Swap, "swap", false, "once caught up, make the target current (as index swap does), then finish")
 	cmd.Flags().BoolVar(&r.Verify, "verify", false, "with --swap: compare the versions first, and swap only when they are equal (tried again every 30 s)")
 	cmd.Flags().Int64Var(&r.CaughtUp, "caught-up", 100, "the lag per partition, in messages, at or below which the replay is caught up")
 	cmd.Flags().DurationVar(&r.Grace, "grace", time.Minute, "how long after the target became current the live offsets are read; longer than any single store write of the live ingester (and than store.elasticsearch.registry_ttl)")

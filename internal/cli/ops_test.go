@@ -22,6 +22,7 @@ import (
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/replay"
 	"github.com/chatreport/chatreport/internal/simulate"
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 )
 
 // producer feeds simulated conversations to the broker until stopped.
@@ -406,5 +407,36 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestReplayFlags: combinations that cannot end well are refused before
+// anything is registered.
+func TestReplayFlags(t *testing.T) {
+	es := esfake.New(t)
+	dir := t.TempDir()
+	sqliteCfg := filepath.Join(dir, "sqlite.yaml")
+	esCfg := filepath.Join(dir, "es.yaml")
+	os.WriteFile(sqliteCfg, []byte(fmt.Sprintf("kafka: {brokers: [127.0.0.1:1]}\nstore: {sqlite: {dir: %q}}\nlog: {level: warn}\n", dir)), 0o600)
+	os.WriteFile(esCfg, []byte(fmt.Sprintf("kafka: {brokers: [127.0.0.1:1]}\nstore: {kind: elasticsearch, elasticsearch: {urls: [%q], registry_ttl: 5s}}\nlog: {level: warn}\n", es.URL())), 0o600)
+	for _, c := range []struct {
+		cfg  string
+		args []string
+		want string
+	}{
+		{sqliteCfg, []string{"--swap", "--to", "2025-10-07T00:00:00Z"}, "--swap with --to"},
+		{sqliteCfg, []string{"--verify"}, "--verify goes with --swap"},
+		{sqliteCfg, []string{"--grace", "0s"}, "must be positive"},
+		{esCfg, []string{"--grace", "5s"}, "must be longer than store.elasticsearch.registry_ttl"},
+	} {
+		args := append([]string{"replay", "--from", "earliest", "--target", "v2", "--config", c.cfg}, c.args...)
+		var out, errOut bytes.Buffer
+		err := Execute(context.Background(), args, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("chatreport %v: %v, want an error saying %q", args, err, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "versions.json")); err == nil {
+		t.Error("a refused replay registered its target")
 	}
 }
