@@ -83,7 +83,9 @@ func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	} else {
 		enc = zapcore.NewJSONEncoder(encCfg)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level)), nil
+	// Locked: the writer may be any io.Writer, and loggers write from many
+	// goroutines.
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)), nil
 }
 
 // newIngester consumes into sink.

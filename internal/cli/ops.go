@@ -25,7 +25,8 @@ import (
 	"github.com/chatreport/chatreport/internal/versions"
 )
 
-// Replay rebuilds a version from the topics (see package replay).
+// Replay rebuilds a version from the topics and keeps it up to date until a
+// swap makes it current (see package replay).
 type Replay struct {
 	Brokers []string
 	// Store is the store configuration: which kind, and where.
@@ -34,9 +35,20 @@ type Replay struct {
 	Target string
 	From   time.Time
 	To     time.Time
-	Grace  time.Duration
-	Batch  int
-	Log    *zap.Logger
+	// Grace is how long after the target became current the live offsets
+	// are read: longer than any single store write of the live ingester
+	// and than the registry's cache TTL.
+	Grace time.Duration
+	// Swap makes the target current once the replay is caught up, as
+	// `index swap --to` does (comparing the versions first with Verify).
+	Swap, Verify bool
+	// CaughtUp is the lag per partition at or below which the replay is
+	// caught up (replay.Config.CaughtUp).
+	CaughtUp int64
+	Batch    int
+	Log      *zap.Logger
+	// Out receives what the swap prints (nothing when nil).
+	Out io.Writer
 	// Progress receives status lines; a terminal gets a progress bar.
 	Progress io.Writer
 	// Report, when set, receives the status instead of Progress.
@@ -60,10 +72,21 @@ func (t replayTarget) Ingest(ctx context.Context, events []event.Event) error {
 	return t.Assembler.Ingest(ctx, events)
 }
 
-// Do registers the target for live writes and replays into it.
+// Do replays into the target (registering it first, unless it is current
+// already: an interrupted replay whose target was swapped meanwhile) until
+// it is current and complete, ctx ends, or it is abandoned.
 func (r *Replay) Do(ctx context.Context) error {
 	if !versions.Valid(r.Target) {
 		return fmt.Errorf("version %q: use a short lowercase name such as v2", r.Target)
+	}
+	if r.Grace <= 0 {
+		return fmt.Errorf("--grace %s: must be positive, longer than any single store write of the live ingester", r.Grace)
+	}
+	if r.Swap && !r.To.IsZero() {
+		return errors.New("--swap with --to: a version that stops at --to lacks what came after it; swap it yourself if you mean to")
+	}
+	if r.Verify && !r.Swap {
+		return errors.New("--verify goes with --swap")
 	}
 	if r.Store.Kind != config.StoreElasticsearch {
 		set, err := openSQLiteVersions(r.Store.SQLite.Dir)
@@ -71,7 +94,7 @@ func (r *Replay) Do(ctx context.Context) error {
 			return err
 		}
 		defer set.Close()
-		return replayInto(ctx, r, set, nil)
+		return replayInto(ctx, r, set, sqliteStoreVersions{set: set, dir: r.Store.SQLite.Dir}, nil)
 	}
 	ev, err := openElasticVersions(r.Store.Elasticsearch, nil, r.Log)
 	if err != nil {
@@ -79,16 +102,16 @@ func (r *Replay) Do(ctx context.Context) error {
 	}
 	defer ev.Close()
 	if ttl := ev.base.Registry().TTL(); r.Grace <= ttl {
-		return fmt.Errorf("--grace %s must be longer than store.elasticsearch.registry_ttl (%s): live ingesters may go on without writing the target for that long", r.Grace, ttl)
+		return fmt.Errorf("--grace %s must be longer than store.elasticsearch.registry_ttl (%s): live ingesters may go on writing the old version for that long after a swap", r.Grace, ttl)
 	}
-	// The target's templates and first indices exist before the live
-	// ingesters write it.
-	return replayInto(ctx, r, ev.set, (*elastic.Store).Init)
+	// The target's templates and first indices exist before anything
+	// writes it.
+	return replayInto(ctx, r, ev.set, ev, (*elastic.Store).Init)
 }
 
 // replayInto prepares the target's store (when prepare is set), registers
-// it and replays into it.
-func replayInto[S replayStore](ctx context.Context, r *Replay, set *versions.Set[S], prepare func(S, context.Context) error) error {
+// it and replays into it; vs swaps when r.Swap.
+func replayInto[S replayStore](ctx context.Context, r *Replay, set *versions.Set[S], vs storeVersions, prepare func(S, context.Context) error) error {
 	st, err := set.Get(ctx, r.Target)
 	if err != nil {
 		return err
@@ -98,40 +121,70 @@ func replayInto[S replayStore](ctx context.Context, r *Replay, set *versions.Set
 			return fmt.Errorf("prepare version %s: %w", r.Target, err)
 		}
 	}
-	state, err := set.Registry().Register(ctx, r.Target, time.Now())
+	reg := set.Registry()
+	state, err := reg.State(ctx)
 	if err != nil {
 		return err
 	}
-	r.Log.Info("replaying", zap.String("target", r.Target), zap.Time("registered", state.Building[r.Target]),
-		zap.Strings("topics", r.Def.Topics.Events))
+	if state.Current == r.Target {
+		// Swapped while the replay was not running: it resumes, waits for
+		// the grace and ends at the live offsets.
+		saved, err := st.LoadReplayState(ctx)
+		if err != nil {
+			return err
+		}
+		if len(saved) == 0 {
+			return fmt.Errorf("version %s is the current version; replay into a new one", r.Target)
+		}
+		r.Log.Info("the target is current already: the replay ends at the live offsets", zap.String("target", r.Target))
+	} else {
+		if state, err = reg.Register(ctx, r.Target, time.Now()); err != nil {
+			return err
+		}
+		r.Log.Info("replaying", zap.String("target", r.Target), zap.Time("registered", state.Building[r.Target]),
+			zap.Strings("topics", r.Def.Topics.Events), zap.Bool("swap", r.Swap))
+	}
 	report := r.Report
 	if report == nil {
-		report = progressPrinter(r.Progress, r.Log)
+		report = progressPrinter(r.Progress, r.Log, r.Target, r.Swap)
 	}
-	return replay.Run(ctx, replay.Config{
-		Brokers: r.Brokers, Topics: r.Def.Topics.Events, LiveGroup: r.Def.ConsumerGroup,
-		From: r.From, To: r.To, Registered: state.Building[r.Target], Grace: r.Grace, BatchSize: r.Batch,
-	}, replayTarget{session.NewAssembler(r.Def, st), st}, report, r.Log)
+	cfg := replay.Config{
+		Brokers: r.Brokers, Topics: r.Def.Topics.Events, LiveGroup: r.Def.ConsumerGroup, Version: r.Target, Registry: reg,
+		From: r.From, To: r.To, Grace: r.Grace, CaughtUp: r.CaughtUp, BatchSize: r.Batch,
+	}
+	if r.Swap {
+		out := r.Out
+		if out == nil {
+			out = io.Discard
+		}
+		cfg.Swap = func(ctx context.Context) error {
+			_, err := swapTo(ctx, vs, r.Target, r.Verify, false, out)
+			return err
+		}
+	}
+	return replay.Run(ctx, cfg, replayTarget{session.NewAssembler(r.Def, st), st}, report, r.Log)
 }
 
 // progressPrinter draws a progress bar on a terminal and logs a line every
-// five seconds otherwise.
-func progressPrinter(w io.Writer, log *zap.Logger) func(replay.Status) {
+// five seconds, and at every change of phase, otherwise.
+func progressPrinter(w io.Writer, log *zap.Logger, target string, swap bool) func(replay.Status) {
 	f, ok := w.(*os.File)
 	terminal := ok && isatty.IsTerminal(f.Fd())
 	var last time.Time
+	lastPhase := replay.Phase(-1)
 	return func(s replay.Status) {
+		note := phaseNote(s, target, swap)
 		if !terminal {
-			if time.Since(last) < 5*time.Second && !s.Done {
+			if time.Since(last) < 5*time.Second && s.Phase == lastPhase {
 				return
 			}
-			last = time.Now()
-			fields := []zap.Field{zap.Int64("events", s.Events), zap.Float64("events_per_second", s.Rate),
-				zap.Int64("remaining", s.Remaining), zap.Duration("eta", s.ETA), zap.Bool("waiting_for_live", s.WaitingForLive)}
+			last, lastPhase = time.Now(), s.Phase
+			fields := []zap.Field{zap.Stringer("phase", s.Phase), zap.Int64("events", s.Events), zap.Int64("rejected", s.Rejected),
+				zap.Float64("events_per_second", s.Rate), zap.Int64("remaining", s.Remaining), zap.Duration("eta", s.ETA)}
 			for _, p := range s.Partitions {
-				fields = append(fields, zap.String(fmt.Sprintf("%s/%d", p.Topic, p.Partition), fmt.Sprintf("%d/%d", p.Next, p.End)))
+				fields = append(fields, zap.String(fmt.Sprintf("%s/%d", p.Topic, p.Partition), fmt.Sprintf("%d/%d lag %d", p.Next, p.End, p.Lag)))
 			}
-			log.Info("replay progress", fields...)
+			log.Info("replay progress: "+note, fields...)
 			return
 		}
 		done := s.Events
@@ -142,18 +195,37 @@ func progressPrinter(w io.Writer, log *zap.Logger) func(replay.Status) {
 		}
 		const width = 30
 		bar := strings.Repeat("=", int(frac*width)) + strings.Repeat(" ", width-int(frac*width))
-		note := fmt.Sprintf("ETA %s", s.ETA.Round(time.Second))
-		switch {
-		case s.Done:
-			note = "done"
-		case s.WaitingForLive:
-			note = "caught up; waiting for the live offsets"
+		rejected := ""
+		if s.Rejected > 0 {
+			rejected = fmt.Sprintf("  %d rejected", s.Rejected)
 		}
-		fmt.Fprintf(w, "\r[%s] %3.0f%%  %d events  %.0f/s  %s   ", bar, frac*100, s.Events, s.Rate, note)
-		if s.Done {
+		fmt.Fprintf(w, "\r[%s] %3.0f%%  %d events%s  %.0f/s  %s   ", bar, frac*100, s.Events, rejected, s.Rate, note)
+		if s.Phase == replay.Done {
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// phaseNote says where a replay is, for people.
+func phaseNote(s replay.Status, target string, swap bool) string {
+	switch s.Phase {
+	case replay.Following:
+		var maxLag int64
+		for _, p := range s.Partitions {
+			maxLag = max(maxLag, p.Lag)
+		}
+		if swap {
+			return fmt.Sprintf("caught up (lag ≤ %d); swapping to %s", maxLag, target)
+		}
+		return fmt.Sprintf("caught up, following; swap when ready (lag ≤ %d)", maxLag)
+	case replay.Swapped:
+		return fmt.Sprintf("%s is current; reading the live offsets in %s", target, s.GraceLeft.Round(time.Second))
+	case replay.Finishing:
+		return fmt.Sprintf("replaying up to the live offsets, %d messages left", s.Remaining)
+	case replay.Done:
+		return "done"
+	}
+	return fmt.Sprintf("catching up, ETA %s", s.ETA.Round(time.Second))
 }
 
 func newReplayCommand(g *globals) *cobra.Command {
@@ -161,11 +233,14 @@ func newReplayCommand(g *globals) *cobra.Command {
 	var from, to string
 	var brokers []string
 	cmd := &cobra.Command{
-		Use:   "replay --from earliest|TIME --target VERSION",
-		Short: "Rebuild a new store version from the Kafka topics while live ingest goes on; resumable",
-		Long: "Registers VERSION so the live ingester writes it too, reads every partition from --from with its own\n" +
-			"readers (never the live group's offsets), and ends where the live group had committed once --grace has\n" +
-			"passed. Run it again after an interruption: it resumes. Then `chatreport index swap --to VERSION`.",
+		Use:   "replay --from earliest|TIME --target VERSION [--swap [--verify]]",
+		Short: "Rebuild a new store version from the Kafka topics while live ingest goes on, and keep it up to date until the swap; resumable",
+		Long: "Registers VERSION as being built and reads every partition from --from with its own readers (never the\n" +
+			"live group's offsets), writing VERSION alone: the live ingester writes only the current version. Once it\n" +
+			"has caught up it follows new messages until VERSION becomes current (`chatreport index swap --to VERSION`,\n" +
+			"or --swap), then waits --grace, replays up to the offsets the live group has committed and exits.\n" +
+			"With --to it ends each partition at its first message after that time instead, and never swaps.\n" +
+			"Interrupted (SIGINT), it saves its progress and exits 0: run it again to resume.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, def, log, done, err := g.start()
@@ -182,15 +257,23 @@ func newReplayCommand(g *globals) *cobra.Command {
 			if len(brokers) == 0 {
 				brokers = cfg.Kafka.Brokers
 			}
-			r.Brokers, r.Store, r.Def, r.Log, r.Progress = brokers, cfg.Store, def, log.Named("replay"), g.stderr
+			r.Brokers, r.Store, r.Def, r.Log, r.Progress, r.Out = brokers, cfg.Store, def, log.Named("replay"), g.stderr, g.stdout
 			r.Batch = cfg.Ingest.BatchSize
-			return r.Do(cmd.Context())
+			err = r.Do(cmd.Context())
+			if err != nil && errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
+				fmt.Fprintf(g.stderr, "\nreplay into %s interrupted; its progress is saved: run the same command again to resume\n", r.Target)
+				return nil
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "earliest, or an RFC 3339 time: where each partition starts (required)")
-	cmd.Flags().StringVar(&to, "to", "", "an RFC 3339 time: stop each partition at its first message after it")
+	cmd.Flags().StringVar(&to, "to", "", "an RFC 3339 time: stop each partition at its first message after it; no following, no swap")
 	cmd.Flags().StringVar(&r.Target, "target", "", "the version to build, e.g. v2 (required)")
-	cmd.Flags().DurationVar(&r.Grace, "grace", time.Minute, "how long after registration the live offsets are read; longer than any single store write (and than store.elasticsearch.registry_ttl)")
+	cmd.Flags().BoolVar(&r.Swap, "swap", false, "once caught up, make the target current (as index swap does), then finish")
+	cmd.Flags().BoolVar(&r.Verify, "verify", false, "with --swap: compare the versions first, and swap only when they are equal (tried again every 30 s)")
+	cmd.Flags().Int64Var(&r.CaughtUp, "caught-up", 100, "the lag per partition, in messages, at or below which the replay is caught up")
+	cmd.Flags().DurationVar(&r.Grace, "grace", time.Minute, "how long after the target became current the live offsets are read; longer than any single store write of the live ingester (and than store.elasticsearch.registry_ttl)")
 	cmd.Flags().StringSliceVar(&brokers, "brokers", nil, "Kafka bootstrap brokers (default: kafka.brokers of the configuration)")
 	cmd.MarkFlagRequired("from")   //nolint:errcheck // the flag exists
 	cmd.MarkFlagRequired("target") //nolint:errcheck // the flag exists
@@ -215,7 +298,7 @@ func parseReplayTime(flag, s string, earliestOK bool) (time.Time, error) {
 func newIndexCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "index", Short: "Install and inspect the store's indices; list store versions and swap the current one"}
 	initCmd := &cobra.Command{
-		Use: "init", Short: "Install the Elasticsearch templates, first indices and aliases of the versions written (idempotent)", Args: cobra.NoArgs,
+		Use: "init", Short: "Install the Elasticsearch templates, first indices and aliases of the current version and those being built (idempotent)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			vs, err := g.openVersions()
 			if err != nil || vs == nil {
@@ -227,7 +310,7 @@ func newIndexCommand(g *globals) *cobra.Command {
 				fmt.Fprintln(g.stdout, "the SQLite store creates its schema when it opens: nothing to install")
 				return nil
 			}
-			if err := ev.initWritable(cmd.Context()); err != nil {
+			if err := ev.initVersions(cmd.Context(), true); err != nil {
 				return err
 			}
 			fmt.Fprintln(g.stdout, "templates, indices and aliases installed")
@@ -254,32 +337,15 @@ func newIndexCommand(g *globals) *cobra.Command {
 	var to string
 	var verify, force bool
 	swap := &cobra.Command{
-		Use: "swap --to VERSION [--verify]", Short: "Make VERSION current, atomically: the API reads it and the live ingester writes it from the next request and batch", Args: cobra.NoArgs,
+		Use: "swap --to VERSION [--verify]", Short: "Make VERSION current, atomically: the API reads it and the live ingester writes it (alone) from the next request and batch; a replay into it then finishes", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			vs, err := g.openVersions()
 			if err != nil || vs == nil {
 				return err
 			}
 			defer vs.Close()
-			if verify {
-				state, err := vs.Registry().State(cmd.Context())
-				if err != nil {
-					return err
-				}
-				diff, err := compareVersions(cmd.Context(), vs, state.Current, to, g.stdout)
-				if err != nil {
-					return err
-				}
-				if diff > 0 && !force {
-					return fmt.Errorf("versions %s and %s differ in %d sessions; not swapped (a replay still running, or live writes in flight: try again, or --force)", state.Current, to, diff)
-				}
-			}
-			state, err := vs.Registry().Swap(cmd.Context(), to)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "current version: %s\n", state.Current)
-			return nil
+			_, err = swapTo(cmd.Context(), vs, to, verify, force, g.stdout)
+			return err
 		},
 	}
 	swap.Flags().StringVar(&to, "to", "", "the version to make current (required)")
@@ -288,7 +354,7 @@ func newIndexCommand(g *globals) *cobra.Command {
 	swap.MarkFlagRequired("to") //nolint:errcheck // the flag exists
 	var version string
 	abandon := &cobra.Command{
-		Use: "abandon --version VERSION", Short: "Stop building VERSION: the live ingester no longer writes it (Elasticsearch: its indices are deleted)", Args: cobra.NoArgs,
+		Use: "abandon --version VERSION", Short: "Stop building VERSION: a replay into it stops with an error (Elasticsearch: its indices are deleted)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			vs, err := g.openVersions()
 			if err != nil || vs == nil {
@@ -306,6 +372,31 @@ func newIndexCommand(g *globals) *cobra.Command {
 	abandon.MarkFlagRequired("version") //nolint:errcheck // the flag exists
 	cmd.AddCommand(initCmd, status, swap, abandon)
 	return cmd
+}
+
+// swapTo makes version current (`index swap`, `replay --swap`); with
+// verify, only when every session document equals the current version's,
+// unless force.
+func swapTo(ctx context.Context, vs storeVersions, version string, verify, force bool, w io.Writer) (versions.State, error) {
+	if verify {
+		state, err := vs.Registry().State(ctx)
+		if err != nil {
+			return state, err
+		}
+		diff, err := compareVersions(ctx, vs, state.Current, version, w)
+		if err != nil {
+			return state, err
+		}
+		if diff > 0 && !force {
+			return state, fmt.Errorf("versions %s and %s differ in %d sessions; not swapped (a replay still running, or live writes in flight: try again, or --force)", state.Current, version, diff)
+		}
+	}
+	state, err := vs.Registry().Swap(ctx, version)
+	if err != nil {
+		return state, err
+	}
+	fmt.Fprintf(w, "current version: %s\n", state.Current)
+	return state, nil
 }
 
 // printElasticStatus shows the templates and indices of the current version.

@@ -16,12 +16,13 @@ import (
 )
 
 // TestReplaySwapForgetElasticsearch is TestReplaySwapForget on the
-// Elasticsearch store (the in-memory fake): while live ingest goes on, a
-// replay, interrupted once and resumed, rebuilds version v2 in the same
-// cluster, both writing the same session keys of v2; v2 then equals v1
-// document for document, the swap moves the read aliases without a failed
-// API request, live ingest writes v2, and forget erases a contact from both
-// versions and changes no other document.
+// Elasticsearch store (the in-memory fake), with the replay swapping itself
+// (--swap) once caught up: the swap moves the read aliases without a failed
+// API request; live ingesters switch to v2 within the registry's TTL while
+// the replay waits for its grace and then writes v2 up to the live offsets
+// (the only time both write v2); v2 holds every event once and equals a v3
+// replayed from scratch; forget erases a contact from every version and
+// changes no other document.
 func TestReplaySwapForgetElasticsearch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -38,7 +39,7 @@ func TestReplaySwapForgetElasticsearch(t *testing.T) {
 	os.WriteFile(cfgFile, []byte(fmt.Sprintf("kafka: {brokers: [%q]}\nstore: {kind: elasticsearch, elasticsearch: {urls: [%q], index_prefix: it, registry_ttl: 100ms}}\nlog: {level: warn}\n",
 		up.Kafka, es.URL())), 0o600)
 
-	opsScenario{up: up, cfgFile: cfgFile, store: cfg.Store, conversations: 120,
+	opsScenario{up: up, cfgFile: cfgFile, store: cfg.Store, pace: 50 * time.Millisecond, replaySwaps: true,
 		interrupted: func() {
 			if len(es.Docs("it-versions")) != 2 {
 				t.Fatalf("after the interruption the versions index holds %v, want the registry and the replay's progress", es.Docs("it-versions"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/replay"
 	"github.com/chatreport/chatreport/internal/simulate"
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 )
 
 // producer feeds simulated conversations to the broker until stopped.
@@ -30,7 +32,24 @@ type producer struct {
 	done chan struct{}
 }
 
+// stopped reports whether the producer ended.
+func (p *producer) stopped() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func startProducer(t *testing.T, addr string, seed int64, conversations int) *producer {
+	t.Helper()
+	return startPacedProducer(t, addr, seed, conversations, 2*time.Millisecond)
+}
+
+// startPacedProducer sends a conversation every pace until it sent them
+// all or is stopped.
+func startPacedProducer(t *testing.T, addr string, seed int64, conversations int, pace time.Duration) *producer {
 	t.Helper()
 	def := pipeline.MustDefault()
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
@@ -52,14 +71,20 @@ func startProducer(t *testing.T, addr string, seed int64, conversations int) *pr
 				v, _ := json.Marshal(&events[i])
 				msgs[i] = kafka.Message{Topic: simulate.TopicFor(events[i], def.Topics.Events), Key: []byte(events[i].RecommendedKey()), Value: v}
 			}
-			if err := w.WriteMessages(ctx, msgs...); err != nil {
-				if ctx.Err() == nil {
-					t.Errorf("produce: %v", err)
-				}
+			// A conversation is sent whole even when stopped meanwhile, so
+			// that sent counts exactly what the topics hold.
+			write, cancelWrite := context.WithTimeout(context.Background(), 30*time.Second)
+			err := w.WriteMessages(write, msgs...)
+			cancelWrite()
+			if err != nil {
+				t.Errorf("produce: %v", err)
 				return
 			}
 			p.sent.Add(int64(len(msgs)))
-			time.Sleep(2 * time.Millisecond)
+			select {
+			case <-time.After(pace):
+			case <-ctx.Done():
+			}
 		}
 	}()
 	t.Cleanup(func() { p.stop(); <-p.done })
@@ -103,10 +128,13 @@ func runCLI(t *testing.T, args ...string) string {
 	return out.String()
 }
 
-// TestReplaySwapForget: live ingest goes on while a replay, interrupted once
-// and resumed, rebuilds version v2; v2 then equals v1 document for document,
-// the swap moves the API to it without a failed request, live ingest writes
-// it, and forget erases a contact from both versions and nothing else.
+// TestReplaySwapForget: while live ingest goes on, a replay (interrupted
+// once and resumed) rebuilds version v2, catches up and follows; v2 is
+// swapped in under live traffic, the replay finishes at the live offsets and
+// exits, and the live ingester writes v2 alone from then on. v2 then holds
+// every event sent, once, and equals a version v3 replayed from scratch
+// afterwards; the API never failed a request; forget erases a contact from
+// every version and nothing else.
 func TestReplaySwapForget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -115,17 +143,20 @@ func TestReplaySwapForget(t *testing.T) {
 	up := startUp(t, dataDir, false)
 	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
 	os.WriteFile(cfgFile, []byte(fmt.Sprintf("kafka: {brokers: [%q]}\nstore: {sqlite: {dir: %q}}\nlog: {level: warn}\n", up.Kafka, dataDir)), 0o600)
-	opsScenario{up: up, cfgFile: cfgFile, conversations: 250,
+	opsScenario{up: up, cfgFile: cfgFile, pace: 20 * time.Millisecond,
 		store: config.Store{Kind: config.StoreSQLite, SQLite: config.SQLite{Dir: dataDir}}}.run(t)
 }
 
 // opsScenario is the acceptance scenario of the operations commands on one
 // store; the hooks, when set, check what is particular to it.
 type opsScenario struct {
-	up            *running
-	cfgFile       string
-	store         config.Store
-	conversations int
+	up      *running
+	cfgFile string
+	store   config.Store
+	// pace is how often the live traffic sends a conversation.
+	pace time.Duration
+	// replaySwaps: the replay swaps itself (--swap) instead of `index swap`.
+	replaySwaps bool
 	// interrupted looks at what the interrupted replay left.
 	interrupted func()
 	// swapped looks at the store after the swap.
@@ -138,34 +169,65 @@ type opsScenario struct {
 func (o opsScenario) run(t *testing.T) {
 	t.Helper()
 	base := "http://" + o.up.HTTP
-	prod := startProducer(t, o.up.Kafka, 7, o.conversations)
+	live := startPacedProducer(t, o.up.Kafka, 7, 100000, o.pace)
 	stopPolling := startPoller(t, base)
 	// Sessions stored before the replay registers v2 reach v2 only through
-	// the replay; the rest reach it twice, live and replayed, at once.
+	// the replay.
 	waitFor(t, "live ingest before the replay", func() bool { return countSessions(t, base) > 10 })
 
 	r := &Replay{Brokers: []string{o.up.Kafka}, Store: o.store, Def: pipeline.MustDefault(), Target: "v2",
-		Grace: time.Second, Batch: 200, Log: zap.NewNop(), Progress: &bytes.Buffer{}}
-	replayInterrupted(t, r, prod, o.interrupted)
-	<-prod.done
-
-	// Live ingest catches up; then both versions hold everything.
-	sent := prod.sent.Load()
-	waitFor(t, "live ingest of everything sent into both versions", func() bool {
-		return strings.Count(runCLI(t, "index", "status", "--config", o.cfgFile), fmt.Sprintf("%d events", sent)) == 2
-	})
-	if status := runCLI(t, "index", "status", "--config", o.cfgFile); !strings.Contains(status, "building since") {
-		t.Fatalf("index status:\n%s", status)
+		Grace: time.Second, Batch: 1000, Swap: o.replaySwaps, Log: zap.NewNop(), Progress: &bytes.Buffer{}, Out: &bytes.Buffer{}}
+	replayInterrupted(t, r, o.interrupted)
+	bg := startReplay(t, r)
+	bg.waitPhase(t, replay.Following)
+	if !o.replaySwaps {
+		if status := runCLI(t, "index", "status", "--config", o.cfgFile); !strings.Contains(status, "building since") {
+			t.Fatalf("index status:\n%s", status)
+		}
+		if out := runCLI(t, "index", "swap", "--to", "v2", "--config", o.cfgFile); !strings.Contains(out, "current version: v2") {
+			t.Fatalf("swap:\n%s", out)
+		}
 	}
-	out := runCLI(t, "index", "swap", "--to", "v2", "--verify", "--config", o.cfgFile)
-	if !strings.Contains(out, "every session document is equal") || !strings.Contains(out, "current version: v2") {
-		t.Fatalf("swap:\n%s", out)
+	if err := bg.wait(t); err != nil {
+		t.Fatalf("replay: %v", err)
 	}
+	for _, p := range []replay.Phase{replay.Following, replay.Swapped, replay.Done} {
+		if !bg.saw(p) {
+			t.Errorf("the replay never reported phase %s", p)
+		}
+	}
+	if live.stopped() {
+		t.Fatal("the live traffic ended before the replay did: the swap was not under live traffic")
+	}
+	live.stop()
+	<-live.done
 	if o.swapped != nil {
 		o.swapped()
 	}
 
-	// Live ingest now writes v2 (the current version) and the API reads it.
+	// The live ingester writes v2 alone: it catches up there, and v1 lacks
+	// what came after the swap.
+	sent := live.sent.Load()
+	waitFor(t, "live ingest of everything sent into v2", func() bool {
+		return versionEvents(t, o.cfgFile, "v2") == sent
+	})
+	if n := versionEvents(t, o.cfgFile, "v1"); n >= sent {
+		t.Fatalf("v1 holds %d of the %d events sent: the live ingester still wrote it after the swap", n, sent)
+	}
+	// v2 equals a version replayed from scratch once the traffic stopped.
+	ref := &Replay{Brokers: []string{o.up.Kafka}, Store: o.store, Def: pipeline.MustDefault(), Target: "v3",
+		To: time.Now(), Grace: time.Second, Batch: 500, Log: zap.NewNop(), Progress: &bytes.Buffer{}}
+	if err := ref.Do(context.Background()); err != nil {
+		t.Fatalf("replay of v3: %v", err)
+	}
+	if diff, out := compareStoreVersions(t, o.store, "v2", "v3"); diff != 0 || versionEvents(t, o.cfgFile, "v3") != sent {
+		t.Fatalf("v2 and v3 differ in %d sessions:\n%s", diff, out)
+	}
+	if out := runCLI(t, "index", "abandon", "--version", "v3", "--config", o.cfgFile); !strings.Contains(out, "version v3 abandoned") {
+		t.Fatalf("abandon:\n%s", out)
+	}
+
+	// Live ingest goes on into v2 (the current version) and the API reads it.
 	before := countSessions(t, base)
 	late := startProducer(t, o.up.Kafka, 8, 3)
 	<-late.done
@@ -175,7 +237,7 @@ func (o opsScenario) run(t *testing.T) {
 	}
 	all := sent + late.sent.Load()
 	waitFor(t, "live ingest of the late events into v2", func() bool {
-		return strings.Contains(runCLI(t, "index", "status", "--config", o.cfgFile), fmt.Sprintf("%d events", all))
+		return versionEvents(t, o.cfgFile, "v2") == all
 	})
 
 	// Forget one contact: gone from both versions, the rest unchanged.
@@ -188,7 +250,7 @@ func (o opsScenario) run(t *testing.T) {
 	if o.docs != nil {
 		docsBefore = o.docs()
 	}
-	out = runCLI(t, "forget", "--tenant", "acme", "--contact", contact, "--config", o.cfgFile)
+	out := runCLI(t, "forget", "--tenant", "acme", "--contact", contact, "--config", o.cfgFile)
 	if !strings.Contains(out, "version v1: removed") || !strings.Contains(out, "version v2: removed") {
 		t.Fatalf("forget:\n%s", out)
 	}
@@ -203,32 +265,126 @@ func (o opsScenario) run(t *testing.T) {
 	}
 }
 
-// replayInterrupted runs r twice: interrupted as soon as it stored
-// something (then check, when set, looks at what the interruption left),
-// and again to the end. live must still be producing when the replay
-// starts, so that the replay and the live ingester write at the same time.
-func replayInterrupted(t *testing.T, r *Replay, live *producer, check func()) {
+// versionEvents is how many events `index status` says version holds.
+func versionEvents(t *testing.T, cfgFile, version string) int64 {
 	t.Helper()
-	select {
-	case <-live.done:
-		t.Fatalf("the producer sent all %d events before the replay started: nothing was ingested live during the replay", live.sent.Load())
-	default:
+	status := runCLI(t, "index", "status", "--config", cfgFile)
+	for _, line := range strings.Split(status, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 || fields[0] != version {
+			continue
+		}
+		var n int64
+		if _, err := fmt.Sscanf(fields[len(fields)-2], "%d", &n); err == nil && fields[len(fields)-1] == "events" {
+			return n
+		}
 	}
+	t.Fatalf("index status has no event count of %s:\n%s", version, status)
+	return 0
+}
+
+// compareStoreVersions compares every session document of two versions.
+func compareStoreVersions(t *testing.T, store config.Store, a, b string) (int, string) {
+	t.Helper()
+	var vs storeVersions
+	if store.Kind == config.StoreElasticsearch {
+		ev, err := openElasticVersions(store.Elasticsearch, nil, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs = ev
+	} else {
+		set, err := openSQLiteVersions(store.SQLite.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs = sqliteStoreVersions{set: set, dir: store.SQLite.Dir}
+	}
+	defer vs.Close()
+	var out bytes.Buffer
+	diff, err := compareVersions(context.Background(), vs, a, b, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return diff, out.String()
+}
+
+// replayInterrupted runs r until it stored something, then interrupts it
+// (check, when set, then looks at what the interruption left).
+func replayInterrupted(t *testing.T, r *Replay, check func()) {
+	t.Helper()
 	interrupted, cancel := context.WithCancel(context.Background())
 	r.Report = func(s replay.Status) {
 		if s.Events > 0 {
 			cancel()
 		}
 	}
-	if err := r.Do(interrupted); err == nil {
-		t.Fatal("the first replay was not interrupted")
+	if err := r.Do(interrupted); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the first replay was not interrupted: %v", err)
 	}
+	r.Report = nil
 	if check != nil {
 		check()
 	}
-	r.Report = nil
-	if err := r.Do(context.Background()); err != nil {
-		t.Fatalf("resumed replay: %v", err)
+}
+
+// backgroundReplay is a replay running in the background.
+type backgroundReplay struct {
+	done chan error
+
+	mu    sync.Mutex
+	seen  map[replay.Phase]bool
+	phase replay.Phase
+}
+
+// startReplay runs r in the background; the test's end stops it.
+func startReplay(t *testing.T, r *Replay) *backgroundReplay {
+	t.Helper()
+	b := &backgroundReplay{done: make(chan error, 1), seen: map[replay.Phase]bool{}}
+	r.Report = func(s replay.Status) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.seen[s.Phase], b.phase = true, s.Phase
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { b.done <- r.Do(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-b.done:
+		case <-time.After(30 * time.Second):
+			t.Error("the background replay did not stop")
+		}
+	})
+	return b
+}
+
+func (b *backgroundReplay) saw(p replay.Phase) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.seen[p]
+}
+
+// waitPhase waits until the replay reports p (or a later phase).
+func (b *backgroundReplay) waitPhase(t *testing.T, p replay.Phase) {
+	t.Helper()
+	waitFor(t, "replay phase "+p.String(), func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.phase >= p
+	})
+}
+
+// wait returns the replay's result; it must end within two minutes.
+func (b *backgroundReplay) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-b.done:
+		b.done <- err // for the cleanup
+		return err
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the replay did not end")
+		return nil
 	}
 }
 
@@ -251,5 +407,36 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestReplayFlags: combinations that cannot end well are refused before
+// anything is registered.
+func TestReplayFlags(t *testing.T) {
+	es := esfake.New(t)
+	dir := t.TempDir()
+	sqliteCfg := filepath.Join(dir, "sqlite.yaml")
+	esCfg := filepath.Join(dir, "es.yaml")
+	os.WriteFile(sqliteCfg, []byte(fmt.Sprintf("kafka: {brokers: [127.0.0.1:1]}\nstore: {sqlite: {dir: %q}}\nlog: {level: warn}\n", dir)), 0o600)
+	os.WriteFile(esCfg, []byte(fmt.Sprintf("kafka: {brokers: [127.0.0.1:1]}\nstore: {kind: elasticsearch, elasticsearch: {urls: [%q], registry_ttl: 5s}}\nlog: {level: warn}\n", es.URL())), 0o600)
+	for _, c := range []struct {
+		cfg  string
+		args []string
+		want string
+	}{
+		{sqliteCfg, []string{"--swap", "--to", "2025-10-07T00:00:00Z"}, "--swap with --to"},
+		{sqliteCfg, []string{"--verify"}, "--verify goes with --swap"},
+		{sqliteCfg, []string{"--grace", "0s"}, "must be positive"},
+		{esCfg, []string{"--grace", "5s"}, "must be longer than store.elasticsearch.registry_ttl"},
+	} {
+		args := append([]string{"replay", "--from", "earliest", "--target", "v2", "--config", c.cfg}, c.args...)
+		var out, errOut bytes.Buffer
+		err := Execute(context.Background(), args, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("chatreport %v: %v, want an error saying %q", args, err, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "versions.json")); err == nil {
+		t.Error("a refused replay registered its target")
 	}
 }

@@ -100,7 +100,8 @@ type backend struct {
 	ping  health.Check
 	close func() error
 	// init, set for the Elasticsearch store, installs the templates and
-	// first indices of every version the ingester writes.
+	// first indices of the version the ingester writes: the current one (a
+	// version becomes current only after its replay installed them).
 	init func(context.Context) error
 }
 
@@ -122,7 +123,8 @@ func openBackend(cfg config.Config, def *pipeline.Definition, reg *metrics.Regis
 		}
 		// The API reads the read aliases, which designate the current
 		// version's indices whatever store it asks.
-		return &backend{sink: versions.NewSink(ev.set, def), api: ev.base, ping: ev.base.Ping, close: ev.Close, init: ev.initWritable}, nil
+		init := func(ctx context.Context) error { return ev.initVersions(ctx, false) }
+		return &backend{sink: versions.NewSink(ev.set, def), api: ev.base, ping: ev.base.Ping, close: ev.Close, init: init}, nil
 	}
 	return nil, fmt.Errorf("store.kind %q is not supported", cfg.Store.Kind)
 }
@@ -152,14 +154,19 @@ func openElasticVersions(c config.Elasticsearch, obs elastic.Observer, log *zap.
 
 func (ev *elasticVersions) Close() error { return errors.Join(ev.set.Close(), ev.base.Close()) }
 
-// initWritable installs the templates and first indices of every version
-// the live ingester writes (idempotent).
-func (ev *elasticVersions) initWritable(ctx context.Context) error {
+// initVersions installs the templates and first indices of the current
+// version, which the live ingester writes, and with building those of the
+// versions being built, which their replays write (idempotent).
+func (ev *elasticVersions) initVersions(ctx context.Context, building bool) error {
 	state, err := ev.set.Registry().State(ctx)
 	if err != nil {
 		return err
 	}
-	for _, v := range state.Writable() {
+	todo := []string{state.Current}
+	if building {
+		todo = state.Writable()
+	}
+	for _, v := range todo {
 		st, err := ev.set.Get(ctx, v)
 		if err != nil {
 			return err

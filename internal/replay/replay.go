@@ -1,17 +1,34 @@
 // Package replay rebuilds a store version from the Kafka topics while the live
-// ingester keeps serving the current one.
+// ingester keeps writing the current one, and keeps the rebuilt version up to
+// date until a swap makes it current. A version is written by one writer at a
+// time: the live ingester writes only the current version (versions.Sink), a
+// replay only its target.
 //
-// The live ingester writes every batch to the current version and to every
-// version being built (package versions), reading the registry before each
-// store attempt. A replay registers its target, reads each partition with its
-// own readers (no consumer group), and stops a partition at the offset the
-// live group had committed once a grace period after the registration has
-// passed: batches committed by then had begun writing before the
-// registration and are replayed; everything after was written to the target
-// by the live ingester itself. So the target misses nothing, whatever the
-// timing, and events both wrote are stored once (assembly is idempotent).
-// Progress is saved in the target after every batch: an interrupted replay
-// resumes where it was.
+// A replay reads every partition with its own readers (no consumer group) and
+// goes through these phases:
+//
+//   - catching up: from Config.From to the partitions' ends;
+//   - following: every partition's lag is at most Config.CaughtUp; new
+//     messages are replayed as they come, until the registry shows the target
+//     current (someone swapped, or Config.Swap did it);
+//   - swapped: the replay stops reading and waits Config.Grace, which exceeds
+//     the registry's cache TTL and the longest single store write of a live
+//     ingester, so that every live batch still writing the old version has
+//     finished and been committed, and every later one writes the target;
+//   - finishing: it reads the live group's committed offsets and replays each
+//     partition up to them (whatever is past them the live ingester writes
+//     to the target itself);
+//   - done.
+//
+// With Config.To there is no following: each partition ends at its first
+// message after To, or at the end it had once To had passed.
+//
+// Between the live ingesters' switch to the target and the replay's end both
+// may write the target: only batches around the live offsets read after the
+// grace. Assembly is idempotent and independent of order, so events both
+// wrote are stored once. Progress is saved in the target after every batch:
+// an interrupted replay resumes where it was, in whatever phase the registry
+// and the saved progress say.
 package replay
 
 import (
@@ -20,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -28,6 +46,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/versions"
 )
 
@@ -35,27 +54,49 @@ import (
 type Config struct {
 	Brokers []string
 	Topics  []string
-	// LiveGroup is the live ingester's consumer group: its committed offsets
-	// say where the replay may stop.
+	// LiveGroup is the live ingester's consumer group: once the target is
+	// current, its committed offsets say where the replay ends.
 	LiveGroup string
+	// Version is the target's name in Registry.
+	Version string
+	// Registry is the store's registry of versions, which the replay
+	// watches: the target becoming current starts the end of the replay;
+	// the target no longer writable (abandoned) stops it with
+	// versions.ErrNotWritable.
+	Registry versions.Registry
 	// From starts each partition at the first message at or after it; zero
 	// starts at the earliest offset.
 	From time.Time
-	// To, when set, stops each partition at its first message after it.
+	// To, when set, stops each partition at its first message after it (or
+	// at the end it had once To had passed): no following, no swap.
 	To time.Time
-	// Registered is when the target was registered for live writes.
-	Registered time.Time
-	// Grace must exceed the longest single store write of the live
-	// ingester; the live offsets are read once it has passed.
-	Grace     time.Duration
+	// Grace is how long after the replay saw the target become current it
+	// reads the live offsets: longer than the registry's cache TTL plus the
+	// longest single store write of a live ingester.
+	Grace time.Duration
+	// Swap, when set, is called once every partition is caught up, to make
+	// the target current; a failure is logged and the swap tried again
+	// after SwapRetry.
+	Swap      func(ctx context.Context) error
+	SwapRetry time.Duration
+	// CaughtUp is the lag, in messages, at or below which a partition is
+	// caught up; 100 when zero.
+	CaughtUp  int64
 	BatchSize int
-	// Now is the clock; time.Now when nil.
+	// Poll is how often the replay reads the registry and the partitions'
+	// ends; 500 ms when zero.
+	Poll time.Duration
+	// ReportEvery is how often progress is reported besides every change of
+	// phase; 1 s when zero.
+	ReportEvery time.Duration
+	// Now is the clock of the grace and of To; time.Now when nil.
 	Now func() time.Time
 }
 
 // Target is the version being rebuilt.
 type Target interface {
-	// Ingest assembles a batch into the target.
+	// Ingest assembles a batch into the target. An error that is an
+	// ingest.Rejecter means everything but the events it lists was stored.
 	Ingest(ctx context.Context, events []event.Event) error
 	// LoadReplayState returns what SaveReplayState saved last, or nil.
 	LoadReplayState(ctx context.Context) ([]byte, error)
@@ -66,26 +107,67 @@ type Target interface {
 type progress struct {
 	// Next is the next offset to read, per "topic/partition".
 	Next map[string]int64 `json:"next"`
-	// Stop is where each partition ends, once the live offsets are known.
+	// Stop is where each partition ends: the live group's offsets, read
+	// the grace after the target became current.
 	Stop map[string]int64 `json:"stop,omitempty"`
 	// ToReached lists partitions that passed Config.To.
 	ToReached map[string]bool `json:"to_reached,omitempty"`
-	Events    int64           `json:"events"`
-	Invalid   int64           `json:"invalid"`
+	// ToEnd is each partition's end once Config.To had passed.
+	ToEnd    map[string]int64 `json:"to_end,omitempty"`
+	Events   int64            `json:"events"`
+	Invalid  int64            `json:"invalid"`
+	Rejected int64            `json:"rejected,omitempty"`
+}
+
+// Phase is where a replay is.
+type Phase int
+
+const (
+	// CatchingUp: reading the history, some partition lags by more than
+	// Config.CaughtUp.
+	CatchingUp Phase = iota
+	// Following: caught up; new messages are replayed as they come until
+	// the target becomes current.
+	Following
+	// Swapped: the target is current; the replay waits for the grace to
+	// pass before reading the live offsets, and reads nothing meanwhile.
+	Swapped
+	// Finishing: replaying up to the live group's offsets.
+	Finishing
+	// Done: every partition reached its end.
+	Done
+)
+
+func (p Phase) String() string {
+	switch p {
+	case CatchingUp:
+		return "catching up"
+	case Following:
+		return "following"
+	case Swapped:
+		return "swapped"
+	case Finishing:
+		return "finishing"
+	case Done:
+		return "done"
+	}
+	return "phase " + strconv.Itoa(int(p))
 }
 
 // Status is a replay's progress, reported as it goes.
 type Status struct {
-	Events     int64
-	Invalid    int64
-	Rate       float64 // events per second since this run started
-	Remaining  int64   // messages left to read
-	ETA        time.Duration
+	Phase Phase
+	// Events were stored in the target; Invalid break the contract (the
+	// live ingester dead-lettered them); Rejected were refused by the
+	// target for good.
+	Events, Invalid, Rejected int64
+	Rate                      float64 // events per second since this run started
+	Remaining                 int64   // messages left to read up to the ends known
+	ETA                       time.Duration
+	// GraceLeft is, in phase Swapped, how long until the live offsets are
+	// read.
+	GraceLeft  time.Duration
 	Partitions []PartitionStatus
-	// WaitingForLive is set while the replay has read everything there is
-	// and waits for the grace period to read the live offsets.
-	WaitingForLive bool
-	Done           bool
 }
 
 // PartitionStatus is one partition's position.
@@ -93,8 +175,11 @@ type PartitionStatus struct {
 	Topic     string
 	Partition int
 	Next      int64
-	// End is the stop offset when known, else the partition's end.
-	End  int64
+	// End is where the partition ends when known (live offsets, or its end
+	// once To passed), else its current end.
+	End int64
+	// Lag is End - Next, or 0 once the partition is done.
+	Lag  int64
 	Done bool
 }
 
@@ -113,16 +198,37 @@ type fetched struct {
 }
 
 // Run replays into target until every partition is done, reporting progress
-// to report (which may be nil).
+// to report (which may be nil). It returns nil when done, ctx's error when
+// ctx ends first (the progress of every stored batch is saved: running it
+// again resumes), and an error wrapping versions.ErrNotWritable when the
+// target was abandoned.
 func Run(ctx context.Context, cfg Config, target Target, report func(Status), log *zap.Logger) error {
+	if cfg.Registry == nil || cfg.Version == "" {
+		return errors.New("replay: no target version or registry")
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = 2000
 	}
+	if cfg.CaughtUp == 0 {
+		cfg.CaughtUp = 100
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = 500 * time.Millisecond
+	}
+	if cfg.ReportEvery == 0 {
+		cfg.ReportEvery = time.Second
+	}
+	if cfg.SwapRetry == 0 {
+		cfg.SwapRetry = 30 * time.Second
+	}
 	if report == nil {
 		report = func(Status) {}
+	}
+	if log == nil {
+		log = zap.NewNop()
 	}
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: &kafka.Transport{}}
 	defer client.Transport.(*kafka.Transport).CloseIdleConnections()
@@ -139,9 +245,9 @@ func Run(ctx context.Context, cfg Config, target Target, report func(Status), lo
 		return err
 	}
 
-	r := &run{cfg: cfg, client: client, target: target, parts: parts, p: p, log: log,
-		fetched: make(chan fetched, cfg.BatchSize), started: cfg.Now()}
-	return r.loop(ctx, report)
+	r := &run{cfg: cfg, client: client, target: target, parts: parts, p: p, log: log, report: report,
+		fetched: make(chan fetched, cfg.BatchSize), started: time.Now()}
+	return r.loop(ctx)
 }
 
 type run struct {
@@ -151,6 +257,7 @@ type run struct {
 	parts   []partitionKey
 	p       *progress
 	log     *zap.Logger
+	report  func(Status)
 	fetched chan fetched
 	started time.Time
 	readEvt int64
@@ -158,9 +265,16 @@ type run struct {
 	readers sync.WaitGroup
 	cancels map[partitionKey]context.CancelFunc
 	ends    map[partitionKey]int64
+
+	phase      Phase
+	reported   Phase
+	lastReport time.Time
+	// swappedAt is when this run saw the target current (or made it so).
+	swappedAt time.Time
+	nextSwap  time.Time
 }
 
-func (r *run) loop(ctx context.Context, report func(Status)) error {
+func (r *run) loop(ctx context.Context) error {
 	readCtx, cancelAll := context.WithCancel(ctx)
 	defer func() {
 		cancelAll()
@@ -176,13 +290,19 @@ func (r *run) loop(ctx context.Context, report func(Status)) error {
 		r.readers.Add(1)
 		go r.read(pctx, k, r.p.Next[k.String()])
 	}
-	lastReport := time.Time{}
-	tick := time.NewTicker(200 * time.Millisecond)
+	tick := time.NewTicker(r.cfg.Poll)
 	defer tick.Stop()
 	var batch []fetched
+	var lastStep time.Time
+	ticked := true
 	for {
-		if r.p.Stop == nil && !r.cfg.Now().Before(r.cfg.Registered.Add(r.cfg.Grace)) {
-			if err := r.fetchStops(ctx); err != nil {
+		// The registry and the ends are read every Poll, not every batch.
+		if ticked || time.Since(lastStep) >= r.cfg.Poll {
+			ticked, lastStep = false, time.Now()
+			if err := r.step(ctx); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				return err
 			}
 		}
@@ -192,33 +312,175 @@ func (r *run) loop(ctx context.Context, report func(Status)) error {
 				delete(r.cancels, k)
 			}
 		}
-		if len(batch) == 0 && r.allDone() {
-			st := r.status(ctx, true)
-			report(st)
-			r.log.Info("replay done", zap.Int64("events", st.Events), zap.Int64("invalid", st.Invalid))
+		if r.allDone() {
+			r.phase = Done
+			st := r.status()
+			r.report(st)
+			r.log.Info("replay done", zap.String("target", r.cfg.Version), zap.Int64("events", st.Events),
+				zap.Int64("invalid", st.Invalid), zap.Int64("rejected", st.Rejected))
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case f := <-r.fetched:
-			batch = append(batch, f)
-			if len(batch) < r.cfg.BatchSize {
-				continue
+		r.maybeReport()
+		// While swapped the replay reads nothing: it waits for the live
+		// offsets, which say how far it must go.
+		in := r.fetched
+		if r.phase == Swapped {
+			in = nil
+		}
+	collect:
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case f := <-in:
+				batch = append(batch, f)
+				if len(batch) >= r.cfg.BatchSize {
+					break collect
+				}
+			case <-tick.C:
+				ticked = true
+				break collect
 			}
-		case <-tick.C:
 		}
 		if len(batch) > 0 {
 			if err := r.store(ctx, batch); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				return err
 			}
 			batch = batch[:0]
 		}
-		if now := r.cfg.Now(); now.Sub(lastReport) >= time.Second {
-			lastReport = now
-			report(r.status(ctx, false))
+	}
+}
+
+// maybeReport reports the status on a change of phase and every
+// ReportEvery.
+func (r *run) maybeReport() {
+	if r.phase == r.reported && time.Since(r.lastReport) < r.cfg.ReportEvery {
+		return
+	}
+	r.reported, r.lastReport = r.phase, time.Now()
+	r.report(r.status())
+}
+
+// step reads the registry and the partitions' ends, and moves the replay
+// to its next phase when it is time.
+func (r *run) step(ctx context.Context) error {
+	state, err := r.cfg.Registry.State(ctx)
+	if err != nil {
+		r.log.Warn("replay: cannot read the registry of versions; trying again", zap.Error(err))
+		return nil
+	}
+	if !slices.Contains(state.Writable(), r.cfg.Version) {
+		return fmt.Errorf("replay: version %s is neither current nor being built any more (abandoned meanwhile): %w", r.cfg.Version, versions.ErrNotWritable)
+	}
+	if ends, err := endOffsets(ctx, r.client, r.parts); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.log.Warn("replay: cannot read the partitions' ends; trying again", zap.Error(err))
+	} else {
+		r.ends = ends
+	}
+	now := r.cfg.Now()
+	prev := r.phase
+	defer func() {
+		if r.phase != prev {
+			r.logPhase()
+		}
+	}()
+	if !r.cfg.To.IsZero() {
+		r.phase = CatchingUp
+		if r.p.ToEnd == nil && now.After(r.cfg.To) && r.ends != nil {
+			r.p.ToEnd = map[string]int64{}
+			for _, k := range r.parts {
+				r.p.ToEnd[k.String()] = r.ends[k]
+			}
+			return saveProgress(ctx, r.target, r.p)
+		}
+		return nil
+	}
+	if r.p.Stop != nil {
+		r.phase = Finishing
+		return nil
+	}
+	if state.Current == r.cfg.Version && r.swappedAt.IsZero() {
+		r.swappedAt = now
+	}
+	if !r.swappedAt.IsZero() {
+		if now.Before(r.swappedAt.Add(r.cfg.Grace)) {
+			r.phase = Swapped
+			return nil
+		}
+		if err := r.fetchStops(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.log.Warn("replay: cannot read the live offsets; trying again", zap.Error(err))
+			return nil
+		}
+		r.phase = Finishing
+		return nil
+	}
+	r.phase = CatchingUp
+	if !r.caughtUp() {
+		return nil
+	}
+	r.phase = Following
+	if r.cfg.Swap == nil || now.Before(r.nextSwap) {
+		return nil
+	}
+	if prev != Following {
+		r.logPhase()
+		r.maybeReport()
+		prev = Following
+	}
+	r.log.Info("replay: caught up; swapping", zap.String("target", r.cfg.Version))
+	if err := r.cfg.Swap(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.nextSwap = now.Add(r.cfg.SwapRetry)
+		r.log.Warn("replay: swap failed; following, and trying again later", zap.Error(err), zap.Duration("retry_in", r.cfg.SwapRetry))
+		return nil
+	}
+	r.swappedAt = r.cfg.Now()
+	r.phase = Swapped
+	return nil
+}
+
+// logPhase logs the phase the replay just entered.
+func (r *run) logPhase() {
+	target := zap.String("target", r.cfg.Version)
+	switch r.phase {
+	case Following:
+		lags := make([]zap.Field, 0, len(r.parts)+1)
+		lags = append(lags, target)
+		for _, k := range r.parts {
+			lags = append(lags, zap.Int64("lag "+k.String(), max(r.ends[k]-r.p.Next[k.String()], 0)))
+		}
+		r.log.Info("replay: caught up, following; swap when ready", lags...)
+	case Swapped:
+		r.log.Info("replay: the target is current; waiting for the grace before reading the live offsets", target,
+			zap.Duration("grace", r.cfg.Grace))
+	case Finishing:
+		r.log.Info("replay: replaying up to the live offsets", target)
+	}
+}
+
+// caughtUp reports whether every partition not done lags by at most
+// CaughtUp messages behind its known end.
+func (r *run) caughtUp() bool {
+	if r.ends == nil {
+		return false
+	}
+	for _, k := range r.parts {
+		if !r.done(k) && r.ends[k]-r.p.Next[k.String()] > r.cfg.CaughtUp {
+			return false
 		}
 	}
+	return true
 }
 
 // read feeds one partition's messages from offset on.
@@ -251,13 +513,17 @@ func (r *run) read(ctx context.Context, k partitionKey, offset int64) {
 }
 
 // store ingests a batch into the target (retrying until it succeeds or ctx
-// ends), then saves the progress.
+// ends), then saves the progress. Events the target rejects for good are
+// counted and logged (by reference, never by content), and the replay goes
+// on.
 func (r *run) store(ctx context.Context, batch []fetched) error {
 	events := make([]event.Event, 0, len(batch))
+	from := make([]*fetched, 0, len(batch)) // the message of each event
 	next := map[string]int64{}
-	for _, f := range batch {
+	for i := range batch {
+		f := &batch[i]
 		key := f.key.String()
-		if r.p.ToReached[key] || f.msg.Offset < r.p.Next[key] {
+		if r.done(f.key) || f.msg.Offset < r.p.Next[key] {
 			continue // a partition already ended, or a message read before a resume
 		}
 		if f.pastTo {
@@ -267,7 +533,14 @@ func (r *run) store(ctx context.Context, batch []fetched) error {
 			r.p.ToReached[key] = true
 			continue
 		}
+		// A message at or past where the partition ends ends it, even
+		// when offsets below were missing (compaction, transaction markers).
 		if stop, ok := r.p.Stop[key]; ok && f.msg.Offset >= stop {
+			next[key] = max(next[key], stop)
+			continue
+		}
+		if end, ok := r.p.ToEnd[key]; ok && f.msg.Offset >= end {
+			next[key] = max(next[key], end)
 			continue
 		}
 		next[key] = max(next[key], f.msg.Offset+1)
@@ -277,33 +550,85 @@ func (r *run) store(ctx context.Context, batch []fetched) error {
 			continue
 		}
 		events = append(events, e)
+		from = append(from, f)
 	}
+	var rejected map[event.Ref]string
+	if len(events) > 0 {
+		var err error
+		if rejected, err = r.ingest(ctx, events); err != nil {
+			return err
+		}
+	}
+	stored := int64(len(events))
+	if len(rejected) > 0 {
+		logged := 0
+		for i := range events {
+			reason, ok := rejected[events[i].Ref()]
+			if !ok {
+				continue
+			}
+			stored--
+			r.p.Rejected++
+			if logged++; logged <= maxRejectedLogged {
+				r.log.Warn("replay: event rejected by the target; going on", zap.String("tenant", events[i].Tenant),
+					zap.String("event_id", events[i].EventID), zap.String("reason", reason),
+					zap.Stringer("partition", from[i].key), zap.Int64("offset", from[i].msg.Offset))
+			}
+		}
+		if logged > maxRejectedLogged {
+			r.log.Warn("replay: more events of the batch rejected by the target", zap.Int("not_logged", logged-maxRejectedLogged))
+		}
+	}
+	for key, n := range next {
+		r.p.Next[key] = max(r.p.Next[key], n)
+	}
+	r.p.Events += stored
+	r.readEvt += stored
+	// What was stored is saved even when ctx ended meanwhile (an
+	// interrupted replay resumes after it).
+	save, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return saveProgress(save, r.target, r.p)
+}
+
+// maxRejectedLogged bounds the rejected events logged one by one per batch.
+const maxRejectedLogged = 20
+
+// ingest writes events to the target, retrying until it succeeds, the
+// target is no longer writable, or ctx ends. It returns the events the
+// target rejected for good.
+func (r *run) ingest(ctx context.Context, events []event.Event) (map[event.Ref]string, error) {
+	fence := versions.Fence(r.cfg.Registry, r.cfg.Version)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := r.target.Ingest(ctx, events)
+		// The fence: no write after an abandon that this replay's registry
+		// shows (stores that fence each request, as Elasticsearch's, also
+		// stop a write in flight).
+		err := fence(ctx)
 		if err == nil {
-			break
+			err = r.target.Ingest(ctx, events)
+		}
+		var rej ingest.Rejecter
+		if errors.As(err, &rej) {
+			return rej.Rejected(), nil
+		}
+		if err == nil {
+			return nil, nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("replay: store: %w", err)
+			return nil, fmt.Errorf("replay: store: %w", err)
 		}
 		if errors.Is(err, versions.ErrNotWritable) {
-			return fmt.Errorf("replay: the target was abandoned or retired meanwhile: %w", err)
+			return nil, fmt.Errorf("replay: the target was abandoned meanwhile: %w", err)
 		}
 		r.log.Warn("replay: retrying store", zap.Int("attempt", attempt), zap.Error(err))
 		select {
 		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
 		case <-ctx.Done():
-			return fmt.Errorf("replay: store: %w", err)
+			return nil, fmt.Errorf("replay: store: %w", err)
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
-	for key, n := range next {
-		r.p.Next[key] = n
-	}
-	r.p.Events += int64(len(events))
-	r.readEvt += int64(len(events))
-	return saveProgress(ctx, r.target, r.p)
 }
 
 // fetchStops reads the live group's committed offsets: the replay ends there.
@@ -330,6 +655,11 @@ func (r *run) fetchStops(ctx context.Context) error {
 			stop[partitionKey{topic, p.Partition}.String()] = max(p.CommittedOffset, 0)
 		}
 	}
+	for _, k := range r.parts {
+		if _, ok := stop[k.String()]; !ok {
+			return fmt.Errorf("replay: the live group's offsets lack %s", k)
+		}
+	}
 	r.p.Stop = stop
 	r.log.Info("replay: live offsets read; the replay ends there", zap.Any("stop", stop))
 	return saveProgress(ctx, r.target, r.p)
@@ -338,6 +668,9 @@ func (r *run) fetchStops(ctx context.Context) error {
 func (r *run) done(k partitionKey) bool {
 	key := k.String()
 	if r.p.ToReached[key] {
+		return true
+	}
+	if end, ok := r.p.ToEnd[key]; ok && r.p.Next[key] >= end {
 		return true
 	}
 	stop, ok := r.p.Stop[key]
@@ -353,30 +686,29 @@ func (r *run) allDone() bool {
 	return true
 }
 
-func (r *run) status(ctx context.Context, done bool) Status {
-	st := Status{Events: r.p.Events, Invalid: r.p.Invalid, Done: done}
-	if secs := r.cfg.Now().Sub(r.started).Seconds(); secs > 0 {
+func (r *run) status() Status {
+	st := Status{Phase: r.phase, Events: r.p.Events, Invalid: r.p.Invalid, Rejected: r.p.Rejected}
+	if secs := time.Since(r.started).Seconds(); secs > 0 {
 		st.Rate = float64(r.readEvt) / secs
 	}
-	ends, err := endOffsets(ctx, r.client, r.parts)
-	if err != nil {
-		ends = r.ends // keep the last known ends while the broker does not answer
+	if r.phase == Swapped {
+		st.GraceLeft = max(r.swappedAt.Add(r.cfg.Grace).Sub(r.cfg.Now()), 0)
 	}
-	r.ends = ends
-	caughtUp := true
 	for _, k := range r.parts {
 		key := k.String()
-		ps := PartitionStatus{Topic: k.topic, Partition: k.partition, Next: r.p.Next[key], End: ends[k], Done: r.done(k)}
+		ps := PartitionStatus{Topic: k.topic, Partition: k.partition, Next: r.p.Next[key], End: r.ends[k], Done: r.done(k)}
+		if end, ok := r.p.ToEnd[key]; ok {
+			ps.End = end
+		}
 		if stop, ok := r.p.Stop[key]; ok {
 			ps.End = stop
 		}
 		if !ps.Done && ps.End > ps.Next {
-			st.Remaining += ps.End - ps.Next
-			caughtUp = false
+			ps.Lag = ps.End - ps.Next
+			st.Remaining += ps.Lag
 		}
 		st.Partitions = append(st.Partitions, ps)
 	}
-	st.WaitingForLive = !done && r.p.Stop == nil && caughtUp
 	if st.Rate > 0 {
 		st.ETA = time.Duration(float64(st.Remaining) / st.Rate * float64(time.Second))
 	}

@@ -1,9 +1,10 @@
 // Package versions keeps track of store versions: the current one, which the
-// API reads and the live ingester writes, and those being rebuilt by a replay,
-// which the live ingester writes too until a swap makes one of them current.
+// API reads and the live ingester writes, and those being rebuilt, each
+// written by its replay alone until a swap makes it current.
 package versions
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,8 +30,9 @@ type State struct {
 	Building map[string]time.Time `json:"building,omitempty"`
 }
 
-// Writable lists the versions the live ingester writes: the current one
-// first, then those being built, in name order.
+// Writable lists the versions that may be written: the current one first
+// (the live ingester's), then those being built (each by its replay), in
+// name order.
 func (s State) Writable() []string {
 	out := []string{s.Current}
 	for _, v := range slices.Sorted(maps.Keys(s.Building)) {
@@ -127,11 +129,9 @@ var _ Registry = (*File)(nil)
 type File struct {
 	path string
 
-	mu      sync.Mutex
-	state   State
-	modTime time.Time
-	size    int64
-	loaded  bool
+	mu    sync.Mutex
+	state State
+	raw   []byte // the file state was decoded from
 }
 
 // FileName is the registry's file name in the data folder.
@@ -144,8 +144,11 @@ func OpenFile(dir string) *File { return &File{path: filepath.Join(dir, FileName
 // Dir is the folder the registry is in.
 func (f *File) Dir() string { return filepath.Dir(f.path) }
 
-// State returns the registry's state, reading the file again only when it
-// changed (a stat per call: cheap enough for every batch and request).
+// State returns the registry's state as the file holds it now: the file is
+// read on every call (it is a few hundred bytes; decoded again only when its
+// bytes changed), so a change reaches every process at its next call, with
+// no time to live. Comparing sizes and modification times instead could miss
+// two changes made within one tick of the file system's clock.
 func (f *File) State(context.Context) (State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -153,26 +156,22 @@ func (f *File) State(context.Context) (State, error) {
 }
 
 func (f *File) stateLocked() (State, error) {
-	info, err := os.Stat(f.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		f.state, f.loaded = State{Current: Initial}, true
-		return f.state, nil
-	}
-	if err != nil {
-		return State{}, fmt.Errorf("versions registry: %w", err)
-	}
-	if f.loaded && info.ModTime().Equal(f.modTime) && info.Size() == f.size {
-		return f.state, nil
-	}
 	data, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		f.state, f.raw = State{Current: Initial}, nil
+		return f.state, nil
+	}
 	if err != nil {
 		return State{}, fmt.Errorf("versions registry: %w", err)
+	}
+	if f.raw != nil && bytes.Equal(data, f.raw) {
+		return f.state, nil
 	}
 	var s State
 	if err := json.Unmarshal(data, &s); err != nil || !Valid(s.Current) {
 		return State{}, fmt.Errorf("versions registry %s: not a valid state", f.path)
 	}
-	f.state, f.modTime, f.size, f.loaded = s, info.ModTime(), info.Size(), true
+	f.state, f.raw = s, data
 	return s, nil
 }
 
@@ -190,7 +189,7 @@ func (f *File) Swap(_ context.Context, version string) (State, error) {
 	return f.update(func(s *State) error { return s.Swap(version) })
 }
 
-// Abandon stops building version: the live ingester no longer writes it.
+// Abandon stops building version: its fence refuses writes from now on.
 func (f *File) Abandon(_ context.Context, version string) (State, error) {
 	return f.update(func(s *State) error { return s.Abandon(version) })
 }
@@ -216,6 +215,5 @@ func (f *File) update(change func(*State) error) (State, error) {
 	if err := os.Rename(tmp, f.path); err != nil {
 		return State{}, fmt.Errorf("versions registry: %w", err)
 	}
-	f.loaded = false // the next State reads the file back, with its new mtime
 	return s, nil
 }

@@ -61,3 +61,38 @@ func TestRegistryLifecycle(t *testing.T) {
 		t.Fatal("a corrupt registry accepted")
 	}
 }
+
+// TestRegistrySeesEveryReplacement: a change that leaves the file's size
+// and modification time as they were (two changes within one tick of the
+// file system's clock) still reaches another view at its next read.
+func TestRegistrySeesEveryReplacement(t *testing.T) {
+	dir, ctx := t.TempDir(), t.Context()
+	a, b := OpenFile(dir), OpenFile(dir)
+	t0 := time.Date(2025, 10, 7, 9, 0, 0, 0, time.UTC)
+	if _, err := a.Register(ctx, "v2", t0); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(a.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := b.State(ctx); !slices.Equal(s.Writable(), []string{"v1", "v2"}) {
+		t.Fatalf("b sees %+v", s)
+	}
+	if _, err := a.Abandon(ctx, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Register(ctx, "v3", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(a.path, before.ModTime(), before.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(a.path)
+	if err != nil || after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
+		t.Fatalf("the test did not forge an equal size and time: %v", err)
+	}
+	if s, _ := b.State(ctx); !slices.Equal(s.Writable(), []string{"v1", "v3"}) {
+		t.Fatalf("b sees %+v after the change", s)
+	}
+}

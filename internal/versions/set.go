@@ -76,10 +76,10 @@ type WritableStore interface {
 	io.Closer
 }
 
-// Sink assembles each batch into every writable version: the current one and
-// those being rebuilt. Assembly is idempotent and independent of order, so a
-// version that also receives the replayed history ends up equal to one that
-// saw everything live.
+// Sink assembles each batch into the current version, and only into it: a
+// version being rebuilt is written by its replay alone (package replay) until
+// a swap makes it current. The registry is resolved on every call, so a swap
+// takes effect at the next batch.
 type Sink[S WritableStore] struct {
 	set *Set[S]
 	def *pipeline.Definition
@@ -88,30 +88,47 @@ type Sink[S WritableStore] struct {
 	assemblers map[string]*session.Assembler
 }
 
-// NewSink returns a sink writing the writable versions of set.
+// NewSink returns a sink writing the current version of set.
 func NewSink[S WritableStore](set *Set[S], def *pipeline.Definition) *Sink[S] {
 	return &Sink[S]{set: set, def: def, assemblers: map[string]*session.Assembler{}}
 }
 
-// Ingest stores the batch in every writable version. The registry is read on
-// every call, so each attempt writes whatever is writable at that moment; a
-// version that stops being writable while the batch is written (its store
-// answers ErrNotWritable) is left out.
+// sinkAttempts bounds how many versions one call writes in turn: more than
+// one only when swaps retire the version while the batch is written.
+const sinkAttempts = 3
+
+// Ingest stores the batch in the version the registry names current now.
+// When that version's store answers ErrNotWritable (a swap retired it while
+// the batch was being written: the Elasticsearch store checks before every
+// request), the registry is read again and the batch is written to the
+// version current now; if the registry still names the retired version, the
+// error is returned and the caller retries the batch later.
 func (k *Sink[S]) Ingest(ctx context.Context, batch []event.Event) error {
-	state, err := k.set.reg.State(ctx)
-	if err != nil {
-		return err
-	}
-	for _, v := range state.Writable() {
+	var refused string
+	var last error
+	for range sinkAttempts {
+		state, err := k.set.reg.State(ctx)
+		if err != nil {
+			return err
+		}
+		v := state.Current
+		if v == refused {
+			return last // the registry still names the version that refused
+		}
 		a, err := k.assembler(ctx, v)
 		if err != nil {
 			return err
 		}
-		if err := a.Ingest(ctx, batch); err != nil && !errors.Is(err, ErrNotWritable) {
-			return fmt.Errorf("version %s: %w", v, err)
+		if err = a.Ingest(ctx, batch); err == nil {
+			return nil
 		}
+		last = fmt.Errorf("version %s: %w", v, err)
+		if !errors.Is(err, ErrNotWritable) {
+			return last
+		}
+		refused = v
 	}
-	return nil
+	return last
 }
 
 func (k *Sink[S]) assembler(ctx context.Context, version string) (*session.Assembler, error) {

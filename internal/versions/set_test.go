@@ -30,19 +30,13 @@ func (s *fencedStore) Close() error { return nil }
 
 // TestFence: a version's fence passes while the registry lists it as
 // writable and fails with ErrNotWritable once it is abandoned or a swap
-// retires it; the sink leaves such a version out of the batch and writes
-// the others.
+// retires it.
 func TestFence(t *testing.T) {
 	ctx := t.Context()
 	reg := OpenFile(t.TempDir())
 	if _, err := reg.Register(ctx, "v2", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	stores := map[string]*fencedStore{}
-	set := NewSet(reg, func(_ context.Context, v string) (*fencedStore, error) {
-		stores[v] = &fencedStore{fence: Fence(reg, v)}
-		return stores[v], nil
-	})
 	for _, v := range []string{"v1", "v2"} {
 		if err := Fence(reg, v)(ctx); err != nil {
 			t.Fatalf("fence of writable %s: %v", v, err)
@@ -51,35 +45,102 @@ func TestFence(t *testing.T) {
 	if err := Fence(reg, "v3")(ctx); !errors.Is(err, ErrNotWritable) {
 		t.Fatalf("fence of unknown v3: %v", err)
 	}
-
-	sink := NewSink(set, pipeline.MustDefault())
-	batch := []event.Event{{Tenant: "acme", EventID: "e1"}}
-	if err := sink.Ingest(ctx, batch); err != nil || stores["v1"].writes != 1 || stores["v2"].writes != 1 {
-		t.Fatalf("ingest into both: %v, stores %+v %+v", err, stores["v1"], stores["v2"])
-	}
-	// v2 is abandoned after the sink read the registry: its write is
-	// fenced and left out, v1's goes on.
-	stale := &staleRegistry{Registry: reg}
-	stale.keep(ctx)
-	sink = NewSink(NewSet(stale, func(_ context.Context, v string) (*fencedStore, error) { return stores[v], nil }), pipeline.MustDefault())
 	if _, err := reg.Abandon(ctx, "v2"); err != nil {
 		t.Fatal(err)
 	}
 	if err := Fence(reg, "v2")(ctx); !errors.Is(err, ErrNotWritable) {
 		t.Fatalf("fence of abandoned v2: %v", err)
 	}
-	if err := sink.Ingest(ctx, batch); err != nil || stores["v1"].writes != 2 || stores["v2"].writes != 1 {
-		t.Fatalf("ingest after abandon: %v, v1 %d writes, v2 %d", err, stores["v1"].writes, stores["v2"].writes)
+	if _, err := reg.Register(ctx, "v3", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Swap(ctx, "v3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Fence(reg, "v1")(ctx); !errors.Is(err, ErrNotWritable) {
+		t.Fatalf("fence of v1 retired by a swap: %v", err)
+	}
+}
+
+// TestSinkWritesTheCurrentVersion: the sink writes every batch to the
+// current version only, never to a version being built; a swap takes effect
+// at the next batch; a batch whose version a swap retires while it is
+// written (its fence answers ErrNotWritable, the sink's registry is stale)
+// goes to the version current now.
+func TestSinkWritesTheCurrentVersion(t *testing.T) {
+	ctx := t.Context()
+	reg := OpenFile(t.TempDir())
+	if _, err := reg.Register(ctx, "v2", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	stores := map[string]*fencedStore{}
+	open := func(_ context.Context, v string) (*fencedStore, error) {
+		if stores[v] == nil {
+			stores[v] = &fencedStore{fence: Fence(reg, v)}
+		}
+		return stores[v], nil
+	}
+	writes := func() [3]int {
+		var w [3]int
+		for i, v := range []string{"v1", "v2", "v3"} {
+			if stores[v] != nil {
+				w[i] = stores[v].writes
+			}
+		}
+		return w
+	}
+	sink := NewSink(NewSet(reg, open), pipeline.MustDefault())
+	batch := []event.Event{{Tenant: "acme", EventID: "e1"}}
+	if err := sink.Ingest(ctx, batch); err != nil || writes() != [3]int{1, 0, 0} {
+		t.Fatalf("ingest while v2 is built: %v, writes v1..v3 %v", err, writes())
+	}
+	if _, err := reg.Swap(ctx, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Ingest(ctx, batch); err != nil || writes() != [3]int{1, 1, 0} {
+		t.Fatalf("ingest after the swap: %v, writes v1..v3 %v", err, writes())
+	}
+
+	// The sink's registry still says v2 while v3 became current: v2's
+	// fence refuses, the sink reads the registry again and writes v3.
+	if _, err := reg.Register(ctx, "v3", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	stale := &staleRegistry{Registry: reg}
+	stale.keep(ctx)
+	if _, err := reg.Swap(ctx, "v3"); err != nil {
+		t.Fatal(err)
+	}
+	sink = NewSink(NewSet(stale, open), pipeline.MustDefault())
+	stale.refreshOnNextRead = true
+	if err := sink.Ingest(ctx, batch); err != nil || writes() != [3]int{1, 1, 1} {
+		t.Fatalf("ingest across a swap: %v, writes v1..v3 %v", err, writes())
+	}
+	// A registry that keeps naming the refused version: the error is
+	// returned (the ingester retries the batch), wrapping ErrNotWritable.
+	stale.keep(ctx)
+	stale.state.Current = "v2"
+	if err := sink.Ingest(ctx, batch); !errors.Is(err, ErrNotWritable) || writes() != [3]int{1, 1, 1} {
+		t.Fatalf("ingest with a registry stuck on a retired version: %v, writes v1..v3 %v", err, writes())
 	}
 }
 
 // staleRegistry answers State with what it read when keep was called, as
-// a cached registry does.
+// a cached registry does; with refreshOnNextRead, the read after the next
+// one reads the registry again (a cache expiring meanwhile).
 type staleRegistry struct {
 	Registry
-	state State
+	state             State
+	refreshOnNextRead bool
 }
 
 func (r *staleRegistry) keep(ctx context.Context) { r.state, _ = r.Registry.State(ctx) }
 
-func (r *staleRegistry) State(context.Context) (State, error) { return r.state, nil }
+func (r *staleRegistry) State(ctx context.Context) (State, error) {
+	st := r.state
+	if r.refreshOnNextRead {
+		r.refreshOnNextRead = false
+		r.keep(ctx)
+	}
+	return st, nil
+}
