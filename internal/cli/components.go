@@ -96,6 +96,7 @@ func newIngester(cfg config.Config, def *pipeline.Definition, brokers []string, 
 		DeadLetter: def.Topics.DeadLetter,
 		BatchSize:  cfg.Ingest.BatchSize,
 		BatchWait:  cfg.Ingest.BatchWait,
+		Workers:    cfg.Ingest.Workers,
 		Observer:   reg,
 	}, sink, log.Named("ingest"))
 }

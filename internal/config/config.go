@@ -124,6 +124,9 @@ func (j JWT) Enabled() bool {
 type Ingest struct {
 	BatchSize int           `yaml:"batch_size"`
 	BatchWait time.Duration `yaml:"batch_wait"`
+	// Workers is how many partition numbers of a batch are stored at once;
+	// 0 is one per core the process may use (GOMAXPROCS).
+	Workers int `yaml:"workers"`
 }
 
 // Log configures logging.
@@ -257,6 +260,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.BatchWait <= 0 {
 		errs = append(errs, errors.New("ingest.batch_wait: must be positive"))
+	}
+	if c.Ingest.Workers < 0 {
+		errs = append(errs, errors.New("ingest.workers: at least 0 (0 is one per core)"))
 	}
 	switch c.Log.Format {
 	case "json", "console":
