@@ -96,7 +96,10 @@ func NewSink[S WritableStore](set *Set[S], def *pipeline.Definition) *Sink[S] {
 // Ingest stores the batch in every writable version. The registry is read on
 // every call, so each attempt writes whatever is writable at that moment; a
 // version that stops being writable while the batch is written (its store
-// answers ErrNotWritable) is left out.
+// answers ErrNotWritable) is left out. It may be called concurrently (the
+// ingester stores the partition numbers of a batch at once): the registry,
+// the set and the assemblers are safe for concurrent use, and each store
+// must be too.
 func (k *Sink[S]) Ingest(ctx context.Context, batch []event.Event) error {
 	state, err := k.set.reg.State(ctx)
 	if err != nil {
