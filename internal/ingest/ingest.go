@@ -29,7 +29,8 @@ import (
 // storing failed in part is stored again whole.
 //
 // Ingest is called concurrently (up to Config.Workers calls at once), each
-// call with the events of one partition number of a batch. Producers key
+// call with the events of one partition number of a batch (with one worker,
+// one call with the whole batch). Producers key
 // events by session key with the murmur2 partitioner, so concurrent calls
 // carry disjoint session keys; but the contract accepts an event whatever
 // its key, and a misrouted event may share its session key with a
@@ -110,7 +111,9 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// Workers bounds how many partition numbers of a batch are decoded and
 	// stored at once (concurrent Sink calls); runtime.GOMAXPROCS(0) when
-	// zero. 1 stores them one after the other.
+	// zero. With 1, the batch goes to the sink in one call: a sink with a
+	// single writer (SQLite) gains nothing from concurrent calls and pays for
+	// each one (a transaction synced to disk).
 	Workers int
 	// Observer, when set, sees every committed batch.
 	Observer Observer
@@ -258,29 +261,48 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 	}()
 
-	for {
-		batch, open := collect(fetched, in.cfg.BatchSize, in.cfg.BatchWait)
-		if len(batch) > 0 {
-			// A batch in hand is finished even when ctx is cancelled
-			// meanwhile: shutdown stores and commits it, within a grace.
-			work, cancel := in.workContext(ctx)
-			err := in.process(work, batch)
-			cancel()
-			if err != nil {
-				in.log.Warn("batch not committed; it will be delivered again", zap.Error(err), zap.Int("messages", len(batch)))
+	// The next batch is collected and decoded while this one is stored.
+	ready := make(chan prepared)
+	go func() {
+		defer close(ready)
+		for {
+			batch, open := collect(fetched, in.cfg.BatchSize, in.cfg.BatchWait)
+			if len(batch) > 0 {
+				ready <- in.prepare(batch)
+			}
+			if !open {
+				return
 			}
 		}
-		if !open {
-			select {
-			case err := <-fetchErr:
-				return fmt.Errorf("fetch from kafka: %w", err)
-			default:
-				st := in.Stats()
-				in.log.Info("ingester stopped", zap.Int64("consumed", st.Consumed),
-					zap.Int64("stored", st.Stored), zap.Int64("dead_lettered", st.DeadLettered))
-				return nil
-			}
+	}()
+
+	unstored := false
+	for p := range ready {
+		if unstored {
+			// A batch that shutdown could not store: committing a later
+			// one would skip it.
+			continue
 		}
+		// A batch in hand is finished even when ctx is cancelled
+		// meanwhile: shutdown stores and commits it, within a grace.
+		work, cancel := in.workContext(ctx)
+		err := in.process(work, p)
+		cancel()
+		if err != nil {
+			in.log.Warn("batch not committed; it will be delivered again", zap.Error(err), zap.Int("messages", len(p.batch)))
+			// Only shutdown ends the retries of storing (a failed commit
+			// comes after the store, and the next commit covers it).
+			unstored = ctx.Err() != nil
+		}
+	}
+	select {
+	case err := <-fetchErr:
+		return fmt.Errorf("fetch from kafka: %w", err)
+	default:
+		st := in.Stats()
+		in.log.Info("ingester stopped", zap.Int64("consumed", st.Consumed),
+			zap.Int64("stored", st.Stored), zap.Int64("dead_lettered", st.DeadLettered))
+		return nil
 	}
 }
 
@@ -328,9 +350,8 @@ type group struct {
 	// msgs are the indices in the batch of the group's messages, in batch
 	// order (offset order within each topic's partition).
 	msgs []int
-	// Set by the first attempt: what decoded, the message of each event, and
-	// what did not decode (its dead letter, by batch index).
-	decoded bool
+	// What decoded, the batch index of each event's message, and the dead
+	// letters of what did not decode.
 	events  []event.Event
 	source  []int
 	invalid []deadLetterAt
@@ -342,6 +363,12 @@ type group struct {
 type deadLetterAt struct {
 	at  int
 	msg kafka.Message
+}
+
+// prepared is a batch split by partition number and decoded.
+type prepared struct {
+	batch  []kafka.Message
+	groups []*group
 }
 
 // groupByPartition splits a batch by partition number, in the order the
@@ -361,64 +388,45 @@ func groupByPartition(batch []kafka.Message) []*group {
 	return groups
 }
 
-// decode decodes the group's messages once; a message that breaks the
-// contract becomes a dead letter.
-func (g *group) decode(batch []kafka.Message) {
-	if g.decoded {
-		return
-	}
-	g.decoded = true
-	g.events = make([]event.Event, 0, len(g.msgs))
-	g.source = make([]int, 0, len(g.msgs))
-	for _, i := range g.msgs {
-		e, err := event.Decode(batch[i].Value)
-		if err != nil {
-			g.invalid = append(g.invalid, deadLetterAt{i, deadLetter(&batch[i], err.Error())})
-			continue
+// prepare splits a batch by partition number and decodes the groups, at most
+// Config.Workers at a time; a message that breaks the contract becomes a
+// dead letter.
+func (in *Ingester) prepare(batch []kafka.Message) prepared {
+	groups := groupByPartition(batch)
+	_ = in.forEach(groups, func(g *group) error {
+		g.events = make([]event.Event, 0, len(g.msgs))
+		g.source = make([]int, 0, len(g.msgs))
+		for _, i := range g.msgs {
+			e, err := event.Decode(batch[i].Value)
+			if err != nil {
+				g.invalid = append(g.invalid, deadLetterAt{i, deadLetter(&batch[i], err.Error())})
+				continue
+			}
+			g.events = append(g.events, e)
+			g.source = append(g.source, i)
 		}
-		g.events = append(g.events, e)
-		g.source = append(g.source, i)
-	}
+		return nil
+	})
+	return prepared{batch: batch, groups: groups}
 }
 
-// store decodes the group (the first time) and hands its events to the
-// sink; events the sink rejects are noted for the dead-letter topic.
-func (in *Ingester) store(ctx context.Context, batch []kafka.Message, g *group) error {
-	g.decode(batch)
-	g.rejected = nil
-	if len(g.events) == 0 {
-		return nil
-	}
-	err := in.sink.Ingest(ctx, g.events)
-	var r Rejecter
-	if errors.As(err, &r) {
-		g.rejected = r.Rejected()
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("partition %d: %w", g.partition, err)
-	}
-	return nil
-}
-
-// storeAll stores every group, at most Config.Workers at a time, and returns
-// once all of them have finished, with the errors of those that failed.
-func (in *Ingester) storeAll(ctx context.Context, batch []kafka.Message, groups []*group) error {
+// forEach calls fn for every group, at most Config.Workers at a time, and
+// returns once every call has, with their errors.
+func (in *Ingester) forEach(groups []*group, fn func(*group) error) error {
 	workers := min(in.cfg.Workers, len(groups))
+	errs := make([]error, len(groups))
 	if workers <= 1 {
-		var errs []error
-		for _, g := range groups {
-			errs = append(errs, in.store(ctx, batch, g))
+		for i, g := range groups {
+			errs[i] = fn(g)
 		}
 		return errors.Join(errs...)
 	}
-	errs := make([]error, len(groups))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				errs[i] = in.store(ctx, batch, groups[i])
+				errs[i] = fn(groups[i])
 			}
 		})
 	}
@@ -430,22 +438,67 @@ func (in *Ingester) storeAll(ctx context.Context, batch []kafka.Message, groups 
 	return errors.Join(errs...)
 }
 
-// process stores a batch, dead-letters what breaks the contract or what the
-// store refuses, and commits. The batch is split by partition number and the
-// groups are decoded and stored concurrently (Config.Workers). An attempt
-// stores every group; when any group fails, the whole attempt is retried,
-// groups already stored included (the sink is idempotent), until one attempt
-// stores them all or ctx ends. So the groups of a committed batch were all
-// stored by calls that began together, as a single call would have been: a
-// replay relies on that (package replay). Dead letters are written after
-// that, and the offsets of the whole batch committed only once both
-// succeeded.
-func (in *Ingester) process(ctx context.Context, batch []kafka.Message) error {
-	groups := groupByPartition(batch)
+// storeAll stores every group of a batch: with more than one worker, each
+// group in a Sink call of its own, at most Config.Workers at a time; with
+// one, the whole batch in one call, since calls one after the other would
+// only cost more (a transaction, or a round of requests, each). It returns
+// once every call has, with the errors of those that failed. Events the
+// sink rejects are noted in their group.
+func (in *Ingester) storeAll(ctx context.Context, groups []*group) error {
+	if in.cfg.Workers > 1 {
+		return in.forEach(groups, func(g *group) error {
+			rejected, err := in.ingest(ctx, g.events)
+			g.rejected = rejected
+			if err != nil {
+				return fmt.Errorf("partition %d: %w", g.partition, err)
+			}
+			return nil
+		})
+	}
+	var events []event.Event
+	if len(groups) == 1 {
+		events = groups[0].events
+	} else {
+		for _, g := range groups {
+			events = append(events, g.events...)
+		}
+	}
+	rejected, err := in.ingest(ctx, events)
+	for _, g := range groups {
+		g.rejected = rejected
+	}
+	return err
+}
+
+// ingest hands events to the sink. A Rejecter error is success, with the
+// events the sink refused for good.
+func (in *Ingester) ingest(ctx context.Context, events []event.Event) (rejected map[event.Ref]string, err error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	err = in.sink.Ingest(ctx, events)
+	var r Rejecter
+	if errors.As(err, &r) {
+		return r.Rejected(), nil
+	}
+	return nil, err
+}
+
+// process stores a prepared batch, dead-letters what breaks the contract or
+// what the store refuses, and commits. The groups of the batch are stored
+// concurrently (storeAll). An attempt stores every group; when any group
+// fails, the whole attempt is retried, groups already stored included (the
+// sink is idempotent), until one attempt stores them all or ctx ends. So the
+// groups of a committed batch were all stored by calls that began together,
+// as a single call would have been: a replay relies on that (package
+// replay). Dead letters are written after that, and the offsets of the whole
+// batch committed only once both succeeded.
+func (in *Ingester) process(ctx context.Context, p prepared) error {
+	batch, groups := p.batch, p.groups
 	var took time.Duration
 	err := in.retry(ctx, "store events", func() error {
 		start := time.Now()
-		err := in.storeAll(ctx, batch, groups)
+		err := in.storeAll(ctx, groups)
 		took = time.Since(start)
 		return err
 	})

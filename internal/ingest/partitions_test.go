@@ -266,3 +266,64 @@ func TestDeadLettersPerPartition(t *testing.T) {
 		t.Fatalf("%d distinct dead letters of %d", len(seen), wantDead)
 	}
 }
+
+// poisonSink fails, while poisoning, every call holding the first event it
+// was ever given; it stores everything else.
+type poisonSink struct {
+	mu        sync.Mutex
+	poisoning bool
+	poison    string
+	stored    map[string]bool
+}
+
+func (s *poisonSink) Ingest(_ context.Context, events []event.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.poison == "" {
+		s.poison = events[0].EventID
+	}
+	for i := range events {
+		if s.poisoning && events[i].EventID == s.poison {
+			return fmt.Errorf("cannot store %s", s.poison)
+		}
+	}
+	for i := range events {
+		s.stored[events[i].EventID] = true
+	}
+	return nil
+}
+
+func (s *poisonSink) state() (poison string, stored int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.poison, len(s.stored)
+}
+
+// TestShutdownKeepsUnstoredBatch: a batch that shutdown could not store
+// stays uncommitted, and so do the batches after it, already fetched and
+// decoded, that would be stored: committing them would skip it. The next
+// member stores it.
+func TestShutdownKeepsUnstoredBatch(t *testing.T) {
+	addr := startBroker(t)
+	const n = 120
+	produce(t, addr, n)
+	sink := &poisonSink{poisoning: true, stored: map[string]bool{}}
+	retries := &retryCounter{}
+	stop := runIngester(t, addr, sink, retries)
+	waitFor(t, "the first batch retried", func() bool { return retries.n.Load() >= 1 })
+	stop()
+	poison, _ := sink.state()
+	if sink.stored[poison] {
+		t.Fatalf("%s stored", poison)
+	}
+
+	sink.mu.Lock()
+	sink.poisoning = false
+	sink.mu.Unlock()
+	stop = runIngester(t, addr, sink)
+	defer stop()
+	waitFor(t, "all offsets committed", func() bool { return committed(t, addr) == n })
+	if _, stored := sink.state(); stored != n {
+		t.Fatalf("%d of %d events stored once every offset was committed", stored, n)
+	}
+}
