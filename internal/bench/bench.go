@@ -61,6 +61,10 @@ type Config struct {
 	// ElasticLatency delays every answer of the loopback Elasticsearch, to
 	// model a cluster across a network; 0 answers at once.
 	ElasticLatency time.Duration
+	// IngestWorkers is the ingest scenarios' ingest.Config.Workers; 0 is
+	// what the commands use for each store (1 for SQLite, one per core for
+	// Elasticsearch).
+	IngestWorkers int
 	// Seed makes the traffic; the same seed gives the same events.
 	Seed int64
 	// DataDir keeps seeded databases between runs; "" uses a temporary
@@ -127,6 +131,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ElasticLatency < 0 {
 		errs = append(errs, errors.New("bench: elastic latency must not be negative"))
+	}
+	if c.IngestWorkers < 0 {
+		errs = append(errs, errors.New("bench: ingest workers must not be negative"))
 	}
 	for _, s := range c.Only {
 		if !slices.Contains(Scenarios, s) {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -225,9 +226,9 @@ func (c *batchClock) ObserveRetry(string) {
 	c.mu.Unlock()
 }
 
-// ingestWith runs an ingester with sink until it committed events, and
-// measures it.
-func (r *run) ingestWith(ctx context.Context, scenario, addr string, sink ingest.Sink, events int) (ingestRun, error) {
+// ingestWith runs an ingester with sink and workers (ingest.Config.Workers)
+// until it committed events, and measures it.
+func (r *run) ingestWith(ctx context.Context, scenario, addr string, sink ingest.Sink, workers, events int) (ingestRun, error) {
 	ctx, cancel := context.WithTimeout(ctx, ingestTimeout)
 	defer cancel()
 	def := r.cfg.Def
@@ -238,6 +239,7 @@ func (r *run) ingestWith(ctx context.Context, scenario, addr string, sink ingest
 		Group:      "bench-" + scenario,
 		DeadLetter: def.Topics.DeadLetter,
 		Observer:   clock,
+		Workers:    workers,
 	}, sink, r.cfg.Log.Named(scenario))
 	if err != nil {
 		return ingestRun{}, err
@@ -288,7 +290,10 @@ func (r *run) ingestSQLite(ctx context.Context, addr string, events int) (ingest
 	defer os.RemoveAll(dir)
 	set := openVersions(dir)
 	defer set.Close()
-	return r.ingestWith(ctx, ScenarioIngestSQLite, addr, versions.NewSink(set, r.cfg.Def), events)
+	// One worker unless told otherwise, as `up` stores into SQLite
+	// (internal/cli, ingestWorkers).
+	workers := cmp.Or(r.cfg.IngestWorkers, 1)
+	return r.ingestWith(ctx, ScenarioIngestSQLite, addr, versions.NewSink(set, r.cfg.Def), workers, events)
 }
 
 // openVersions mirrors the embedded store of `chatreport up`: one database
@@ -309,6 +314,8 @@ func (r *run) ingestElastic(ctx context.Context, addr string, events int) (inges
 		return ingestRun{}, nil, err
 	}
 	defer st.Close()
-	res, err := r.ingestWith(ctx, ScenarioIngestElastic, addr, session.NewAssembler(r.cfg.Def, st), events)
+	// One worker per core unless told otherwise, as `ingest` stores into
+	// Elasticsearch.
+	res, err := r.ingestWith(ctx, ScenarioIngestElastic, addr, session.NewAssembler(r.cfg.Def, st), r.cfg.IngestWorkers, events)
 	return res, fake, err
 }

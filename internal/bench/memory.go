@@ -257,6 +257,7 @@ func RunChild(ctx context.Context, arg string, out io.Writer, log *zap.Logger) e
 	in, err := ingest.New(ingest.Config{
 		Brokers: c.Brokers, Topics: c.Pipeline.Topics.Events, Group: c.Group,
 		DeadLetter: c.Pipeline.Topics.DeadLetter, Observer: clock,
+		Workers: 1, // as `up` stores into SQLite: the batch in one call
 	}, lastEvent, log)
 	if err != nil {
 		return err

@@ -77,6 +77,7 @@ func newBenchCommand(g *globals) *cobra.Command {
 	f.IntVar(&cfg.OpenSessions, "open-sessions", 100_000, "simultaneous open conversations the ingester of the memory scenario consumes")
 	f.IntVar(&cfg.QueryRuns, "query-runs", 40, "timed requests per query kind")
 	f.DurationVar(&cfg.ElasticLatency, "es-latency", 0, "delay of every answer of the loopback Elasticsearch, to model a cluster across a network")
+	f.IntVar(&cfg.IngestWorkers, "ingest-workers", 0, "ingest.workers of both ingest scenarios (0: each store's default, 1 for SQLite and one per core for Elasticsearch)")
 	f.Int64Var(&cfg.Seed, "seed", 1, "seed of the simulated traffic")
 	f.StringVar(&cfg.DataDir, "data-dir", filepath.Join(cache, "chatreport-bench"), "where seeded report databases are kept and reused between runs")
 	f.StringVar(&cfg.ProfileDir, "profile-dir", "bench-profiles", `where CPU profiles of each scenario go ("" for none)`)

@@ -124,6 +124,10 @@ func (j JWT) Enabled() bool {
 type Ingest struct {
 	BatchSize int           `yaml:"batch_size"`
 	BatchWait time.Duration `yaml:"batch_wait"`
+	// Workers is how many partition numbers of a batch are stored at once;
+	// 0 is the store's default: 1 (the batch in one call) for SQLite, one
+	// per core the process may use (GOMAXPROCS) for Elasticsearch.
+	Workers int `yaml:"workers"`
 }
 
 // Log configures logging.
@@ -257,6 +261,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.BatchWait <= 0 {
 		errs = append(errs, errors.New("ingest.batch_wait: must be positive"))
+	}
+	if c.Ingest.Workers < 0 {
+		errs = append(errs, errors.New("ingest.workers: at least 0 (0 is the store's default)"))
 	}
 	switch c.Log.Format {
 	case "json", "console":

@@ -62,6 +62,7 @@ func TestValidate(t *testing.T) {
 		{"bad tenant", func(c *Config) { c.Auth.APIKeys = map[string]string{"Acme!": "k"} }, "not a tenant"},
 		{"bad hash", func(c *Config) { c.Auth.APIKeyHashes = map[string][]string{"acme": {"abc"}} }, "SHA-256"},
 		{"batch", func(c *Config) { c.Ingest.BatchSize = 0 }, "batch_size"},
+		{"workers", func(c *Config) { c.Ingest.Workers = -1 }, "ingest.workers"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
 		{"jwt both keys", func(c *Config) {
 			c.Auth.JWT = JWT{HS256SecretFile: "s", RS256PublicKeyFile: "p"}

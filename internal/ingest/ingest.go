@@ -1,15 +1,20 @@
 // Package ingest consumes chat events from Kafka with a kafka-go consumer group,
 // sends events that break the contract to the dead-letter topic, hands valid
-// ones to a sink in batches, and commits offsets only after the sink (and the
-// dead-letter topic) accepted everything up to them.
+// ones to a sink in batches — each partition number of a batch in a call of
+// its own, several at once — and commits offsets only after the sink (and
+// the dead-letter topic) accepted everything up to them.
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +25,18 @@ import (
 )
 
 // Sink stores validated events. It must be idempotent: after a restart the
-// consumer delivers again what it had not committed.
+// consumer delivers again what it had not committed, and a batch whose
+// storing failed in part is stored again whole.
+//
+// Ingest is called concurrently (up to Config.Workers calls at once), each
+// call with the events of one partition number of a batch (with one worker,
+// one call with the whole batch). Producers key
+// events by session key with the murmur2 partitioner, so concurrent calls
+// carry disjoint session keys; but the contract accepts an event whatever
+// its key, and a misrouted event may share its session key with a
+// concurrent call, so a sink must stay correct under concurrent writers of
+// one key too (as it must anyway with several ingesters, or a replay and the
+// live ingester, writing one store).
 type Sink interface {
 	Ingest(ctx context.Context, events []event.Event) error
 }
@@ -83,7 +99,8 @@ type Config struct {
 	Topics     []string
 	Group      string
 	DeadLetter string
-	// BatchSize is the most messages handed to the sink at once.
+	// BatchSize is the most messages of a batch: stored (each partition
+	// number in its own Sink call) and committed together.
 	BatchSize int
 	// BatchWait is how long a batch waits to fill once it has a message.
 	BatchWait time.Duration
@@ -92,6 +109,12 @@ type Config struct {
 	// ShutdownGrace is how long a stopping ingester may take to store and
 	// commit the batch it holds.
 	ShutdownGrace time.Duration
+	// Workers bounds how many partition numbers of a batch are decoded and
+	// stored at once (concurrent Sink calls); runtime.GOMAXPROCS(0) when
+	// zero. With 1, the batch goes to the sink in one call: a sink with a
+	// single writer (SQLite) gains nothing from concurrent calls and pays for
+	// each one (a transaction synced to disk).
+	Workers int
 	// Observer, when set, sees every committed batch.
 	Observer Observer
 }
@@ -109,6 +132,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 15 * time.Second
+	}
+	if c.Workers == 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
 	}
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
@@ -132,6 +158,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchSize < 1 {
 		errs = append(errs, errors.New("ingest: batch size must be at least 1"))
+	}
+	if c.Workers < 1 {
+		errs = append(errs, errors.New("ingest: workers must be at least 1"))
 	}
 	return errors.Join(errs...)
 }
@@ -232,29 +261,48 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 	}()
 
-	for {
-		batch, open := collect(fetched, in.cfg.BatchSize, in.cfg.BatchWait)
-		if len(batch) > 0 {
-			// A batch in hand is finished even when ctx is cancelled
-			// meanwhile: shutdown stores and commits it, within a grace.
-			work, cancel := in.workContext(ctx)
-			err := in.process(work, batch)
-			cancel()
-			if err != nil {
-				in.log.Warn("batch not committed; it will be delivered again", zap.Error(err), zap.Int("messages", len(batch)))
+	// The next batch is collected and decoded while this one is stored.
+	ready := make(chan prepared)
+	go func() {
+		defer close(ready)
+		for {
+			batch, open := collect(fetched, in.cfg.BatchSize, in.cfg.BatchWait)
+			if len(batch) > 0 {
+				ready <- in.prepare(batch)
+			}
+			if !open {
+				return
 			}
 		}
-		if !open {
-			select {
-			case err := <-fetchErr:
-				return fmt.Errorf("fetch from kafka: %w", err)
-			default:
-				st := in.Stats()
-				in.log.Info("ingester stopped", zap.Int64("consumed", st.Consumed),
-					zap.Int64("stored", st.Stored), zap.Int64("dead_lettered", st.DeadLettered))
-				return nil
-			}
+	}()
+
+	unstored := false
+	for p := range ready {
+		if unstored {
+			// A batch that shutdown could not store: committing a later
+			// one would skip it.
+			continue
 		}
+		// A batch in hand is finished even when ctx is cancelled
+		// meanwhile: shutdown stores and commits it, within a grace.
+		work, cancel := in.workContext(ctx)
+		err := in.process(work, p)
+		cancel()
+		if err != nil {
+			in.log.Warn("batch not committed; it will be delivered again", zap.Error(err), zap.Int("messages", len(p.batch)))
+			// Only shutdown ends the retries of storing (a failed commit
+			// comes after the store, and the next commit covers it).
+			unstored = ctx.Err() != nil
+		}
+	}
+	select {
+	case err := <-fetchErr:
+		return fmt.Errorf("fetch from kafka: %w", err)
+	default:
+		st := in.Stats()
+		in.log.Info("ingester stopped", zap.Int64("consumed", st.Consumed),
+			zap.Int64("stored", st.Stored), zap.Int64("dead_lettered", st.DeadLettered))
+		return nil
 	}
 }
 
@@ -293,11 +341,171 @@ func collect(in <-chan kafka.Message, max int, wait time.Duration) (batch []kafk
 	return batch, true
 }
 
-// process decodes a batch, dead-letters what breaks the contract, stores the
-// rest and commits. Storing and dead-lettering retry until they succeed or ctx
-// ends; nothing is committed unless both succeeded.
-func (in *Ingester) process(ctx context.Context, batch []kafka.Message) error {
-	stats := BatchStats{Topics: map[string]TopicStats{}}
+// group is the messages of one partition number in a batch: every topic's
+// partition of that number. Producers key events by contact with the murmur2
+// partitioner, so a session key's events are all in one group (when keyed as
+// the contract asks), and concurrent groups write different keys.
+type group struct {
+	partition int
+	// msgs are the indices in the batch of the group's messages, in batch
+	// order (offset order within each topic's partition).
+	msgs []int
+	// What decoded, the batch index of each event's message, and the dead
+	// letters of what did not decode.
+	events  []event.Event
+	source  []int
+	invalid []deadLetterAt
+	// rejected is what the store refused in the last successful attempt.
+	rejected map[event.Ref]string
+}
+
+// deadLetterAt is a dead letter and the batch index of its message.
+type deadLetterAt struct {
+	at  int
+	msg kafka.Message
+}
+
+// prepared is a batch split by partition number and decoded.
+type prepared struct {
+	batch  []kafka.Message
+	groups []*group
+}
+
+// groupByPartition splits a batch by partition number, in the order the
+// numbers first appear.
+func groupByPartition(batch []kafka.Message) []*group {
+	var groups []*group
+	byPartition := map[int]*group{}
+	for i := range batch {
+		g, ok := byPartition[batch[i].Partition]
+		if !ok {
+			g = &group{partition: batch[i].Partition}
+			byPartition[g.partition] = g
+			groups = append(groups, g)
+		}
+		g.msgs = append(g.msgs, i)
+	}
+	return groups
+}
+
+// prepare splits a batch by partition number and decodes the groups, at most
+// Config.Workers at a time; a message that breaks the contract becomes a
+// dead letter.
+func (in *Ingester) prepare(batch []kafka.Message) prepared {
+	groups := groupByPartition(batch)
+	_ = in.forEach(groups, func(g *group) error {
+		g.events = make([]event.Event, 0, len(g.msgs))
+		g.source = make([]int, 0, len(g.msgs))
+		for _, i := range g.msgs {
+			e, err := event.Decode(batch[i].Value)
+			if err != nil {
+				g.invalid = append(g.invalid, deadLetterAt{i, deadLetter(&batch[i], err.Error())})
+				continue
+			}
+			g.events = append(g.events, e)
+			g.source = append(g.source, i)
+		}
+		return nil
+	})
+	return prepared{batch: batch, groups: groups}
+}
+
+// forEach calls fn for every group, at most Config.Workers at a time, and
+// returns once every call has, with their errors.
+func (in *Ingester) forEach(groups []*group, fn func(*group) error) error {
+	workers := min(in.cfg.Workers, len(groups))
+	errs := make([]error, len(groups))
+	if workers <= 1 {
+		for i, g := range groups {
+			errs[i] = fn(g)
+		}
+		return errors.Join(errs...)
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				errs[i] = fn(groups[i])
+			}
+		})
+	}
+	for i := range groups {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// storeAll stores every group of a batch: with more than one worker, each
+// group in a Sink call of its own, at most Config.Workers at a time; with
+// one, the whole batch in one call, since calls one after the other would
+// only cost more (a transaction, or a round of requests, each). It returns
+// once every call has, with the errors of those that failed. Events the
+// sink rejects are noted in their group.
+func (in *Ingester) storeAll(ctx context.Context, groups []*group) error {
+	if in.cfg.Workers > 1 {
+		return in.forEach(groups, func(g *group) error {
+			rejected, err := in.ingest(ctx, g.events)
+			g.rejected = rejected
+			if err != nil {
+				return fmt.Errorf("partition %d: %w", g.partition, err)
+			}
+			return nil
+		})
+	}
+	var events []event.Event
+	if len(groups) == 1 {
+		events = groups[0].events
+	} else {
+		for _, g := range groups {
+			events = append(events, g.events...)
+		}
+	}
+	rejected, err := in.ingest(ctx, events)
+	for _, g := range groups {
+		g.rejected = rejected
+	}
+	return err
+}
+
+// ingest hands events to the sink. A Rejecter error is success, with the
+// events the sink refused for good.
+func (in *Ingester) ingest(ctx context.Context, events []event.Event) (rejected map[event.Ref]string, err error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	err = in.sink.Ingest(ctx, events)
+	var r Rejecter
+	if errors.As(err, &r) {
+		return r.Rejected(), nil
+	}
+	return nil, err
+}
+
+// process stores a prepared batch, dead-letters what breaks the contract or
+// what the store refuses, and commits. The groups of the batch are stored
+// concurrently (storeAll). An attempt stores every group; when any group
+// fails, the whole attempt is retried, groups already stored included (the
+// sink is idempotent), until one attempt stores them all or ctx ends. So the
+// groups of a committed batch were all stored by calls that began together,
+// as a single call would have been: a replay relies on that (package
+// replay). Dead letters are written after that, and the offsets of the whole
+// batch committed only once both succeeded.
+func (in *Ingester) process(ctx context.Context, p prepared) error {
+	batch, groups := p.batch, p.groups
+	var took time.Duration
+	err := in.retry(ctx, "store events", func() error {
+		start := time.Now()
+		err := in.storeAll(ctx, groups)
+		took = time.Since(start)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	stats := BatchStats{Topics: map[string]TopicStats{}, StoreLatency: took}
 	count := func(topic string, consumed, stored, dead int) {
 		t := stats.Topics[topic]
 		t.Consumed += consumed
@@ -305,50 +513,33 @@ func (in *Ingester) process(ctx context.Context, batch []kafka.Message) error {
 		t.DeadLettered += dead
 		stats.Topics[topic] = t
 	}
-	events := make([]event.Event, 0, len(batch))
-	source := make([]*kafka.Message, 0, len(batch)) // the message of each event
-	var dead []kafka.Message
 	for i := range batch {
-		m := &batch[i]
-		count(m.Topic, 1, 0, 0)
-		e, err := event.Decode(m.Value)
-		if err != nil {
-			dead = append(dead, deadLetter(m, err.Error()))
-			count(m.Topic, 0, 0, 1)
-			continue
-		}
-		events = append(events, e)
-		source = append(source, m)
+		count(batch[i].Topic, 1, 0, 0)
 	}
-	var rejected map[event.Ref]string
-	start := time.Now()
-	err := in.retry(ctx, "store events", func() error {
-		start = time.Now()
-		err := in.sink.Ingest(ctx, events)
-		var r Rejecter
-		if errors.As(err, &r) {
-			rejected = r.Rejected()
-			return nil
-		}
-		return err
-	})
-	stats.StoreLatency = time.Since(start)
-	if err != nil {
-		return err
-	}
-	for i := range events {
-		if reason, ok := rejected[events[i].Ref()]; ok {
-			dead = append(dead, deadLetter(source[i], "rejected by the store: "+reason))
-			count(source[i].Topic, 0, 0, 1)
-		} else {
-			count(source[i].Topic, 0, 1, 0)
+	var dead []deadLetterAt
+	for _, g := range groups {
+		dead = append(dead, g.invalid...)
+		for j := range g.events {
+			m := &batch[g.source[j]]
+			if reason, ok := g.rejected[g.events[j].Ref()]; ok {
+				dead = append(dead, deadLetterAt{g.source[j], deadLetter(m, "rejected by the store: "+reason)})
+			} else {
+				count(m.Topic, 0, 1, 0)
+			}
 		}
 	}
 	if len(dead) > 0 {
-		if err := in.retry(ctx, "write dead letters", func() error { return in.dlq.WriteMessages(ctx, dead...) }); err != nil {
+		// In batch order, as one call would have produced them.
+		slices.SortFunc(dead, func(a, b deadLetterAt) int { return cmp.Compare(a.at, b.at) })
+		msgs := make([]kafka.Message, len(dead))
+		for i, d := range dead {
+			msgs[i] = d.msg
+			count(batch[d.at].Topic, 0, 0, 1)
+		}
+		if err := in.retry(ctx, "write dead letters", func() error { return in.dlq.WriteMessages(ctx, msgs...) }); err != nil {
 			return err
 		}
-		in.log.Info("events dead-lettered", zap.Int("count", len(dead)), zap.String("topic", in.cfg.DeadLetter))
+		in.log.Info("events dead-lettered", zap.Int("count", len(msgs)), zap.String("topic", in.cfg.DeadLetter))
 	}
 	if err := in.reader.CommitMessages(ctx, batch...); err != nil {
 		return fmt.Errorf("commit offsets: %w", err)

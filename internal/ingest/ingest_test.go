@@ -23,13 +23,15 @@ var topics = []string{"t.bot", "t.handoff", "t.agent"}
 
 const dlqTopic = "t.dlq"
 
-// faultySink fails while failing is set, and rejects the refs in reject.
+// faultySink fails while failing is set, or when a call holds events of a
+// partition number in failParts, and rejects the refs in reject.
 type faultySink struct {
-	mu      sync.Mutex
-	failing bool
-	calls   int
-	reject  map[string]string // event id → reason
-	stored  map[string]int    // event id → times stored
+	mu        sync.Mutex
+	failing   bool
+	failParts map[int]bool
+	calls     int
+	reject    map[string]string // event id → reason
+	stored    map[string]int    // event id → times stored
 }
 
 type rejection map[event.Ref]string
@@ -43,6 +45,11 @@ func (s *faultySink) Ingest(_ context.Context, events []event.Event) error {
 	s.calls++
 	if s.failing {
 		return errors.New("store unavailable")
+	}
+	for i := range events {
+		if p := keyPartition(&events[i]); s.failParts[p] {
+			return fmt.Errorf("store unavailable for partition %d", p)
+		}
 	}
 	rej := rejection{}
 	for _, e := range events {
@@ -64,6 +71,19 @@ func (s *faultySink) set(failing bool) {
 	s.mu.Unlock()
 }
 
+func (s *faultySink) setFailParts(parts map[int]bool) {
+	s.mu.Lock()
+	s.failParts = parts
+	s.mu.Unlock()
+}
+
+// times returns how many times the event was stored.
+func (s *faultySink) times(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stored[id]
+}
+
 func (s *faultySink) count() (stored, calls int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -82,24 +102,39 @@ func startBroker(t *testing.T) string {
 	return b.Addr()
 }
 
+// produce sends n tag events, e000 to e<n-1>, of contacts 0 to 6 (event i
+// is contact i%7's) over the event topics.
 func produce(t *testing.T, addr string, n int) {
+	t.Helper()
+	produceMessages(t, addr, tagMessages(n))
+}
+
+func tagEvent(i int) event.Event {
+	base := time.Date(2025, 10, 7, 9, 0, 0, 0, time.UTC)
+	return event.Event{
+		EventID: fmt.Sprintf("e%03d", i), Type: event.TypeTag, OccurredAt: base.Add(time.Duration(i) * time.Second),
+		Tenant: "acme", Channel: "whatsapp", Contact: event.Contact{ID: strconv.Itoa(i % 7)}, Tag: "t",
+	}
+}
+
+func tagMessages(n int) []kafka.Message {
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		e := tagEvent(i)
+		v, _ := json.Marshal(e)
+		msgs[i] = kafka.Message{Topic: topics[i%len(topics)], Key: []byte(e.RecommendedKey()), Value: v}
+	}
+	return msgs
+}
+
+// produceMessages sends msgs with the platform's partitioner.
+func produceMessages(t *testing.T, addr string, msgs []kafka.Message) {
 	t.Helper()
 	tr := &kafka.Transport{}
 	defer tr.CloseIdleConnections()
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
 		BatchTimeout: time.Millisecond, Transport: tr}
 	defer w.Close()
-	base := time.Date(2025, 10, 7, 9, 0, 0, 0, time.UTC)
-	msgs := make([]kafka.Message, n)
-	for i := range msgs {
-		contact := strconv.Itoa(i % 7)
-		e := event.Event{
-			EventID: fmt.Sprintf("e%03d", i), Type: event.TypeTag, OccurredAt: base.Add(time.Duration(i) * time.Second),
-			Tenant: "acme", Channel: "whatsapp", Contact: event.Contact{ID: contact}, Tag: "t",
-		}
-		v, _ := json.Marshal(e)
-		msgs[i] = kafka.Message{Topic: topics[i%len(topics)], Key: []byte(e.RecommendedKey()), Value: v}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
@@ -119,11 +154,19 @@ func runIngester(t *testing.T, addr string, sink ingest.Sink, obs ...ingest.Obse
 	if len(obs) > 0 {
 		observer = obs[0]
 	}
-	in, err := ingest.New(ingest.Config{
-		Observer: observer,
-		Brokers:  []string{addr}, Topics: topics, Group: "g", DeadLetter: dlqTopic,
+	return runIngesterWith(t, addr, sink, func(c *ingest.Config) { c.Observer = observer })
+}
+
+// runIngesterWith runs an ingester of group "g" configured as runIngester's,
+// then changed by edit.
+func runIngesterWith(t *testing.T, addr string, sink ingest.Sink, edit func(*ingest.Config)) (stop func() ingest.Stats) {
+	t.Helper()
+	cfg := ingest.Config{
+		Brokers: []string{addr}, Topics: topics, Group: "g", DeadLetter: dlqTopic,
 		BatchSize: 16, BatchWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, ShutdownGrace: 300 * time.Millisecond,
-	}, sink, zap.NewNop())
+	}
+	edit(&cfg)
+	in, err := ingest.New(cfg, sink, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,26 +263,13 @@ func TestStoreRejections(t *testing.T) {
 	waitFor(t, "events stored", func() bool { stored, _ := sink.count(); return stored == n-2 })
 	waitFor(t, "all offsets committed", func() bool { return committed(t, addr) == n })
 
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: "dlq-reader", GroupTopics: []string{dlqTopic},
-		StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	got := map[string]string{}
-	for len(got) < 2 {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range readDeadLetters(t, addr, 2) {
 		e, err := event.Decode(m.Value)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, h := range m.Headers {
-			if h.Key == ingest.HeaderReason {
-				got[e.EventID] = string(h.Value)
-			}
-		}
+		got[e.EventID] = header(m, ingest.HeaderReason)
 	}
 	if got["e007"] != "rejected by the store: mapper_parsing_exception" || got["e042"] != "rejected by the store: too long" {
 		t.Fatalf("dead letters %v", got)
@@ -247,6 +277,34 @@ func TestStoreRejections(t *testing.T) {
 	if st := stop(); st.DeadLettered != 2 || st.Stored != n-2 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// readDeadLetters reads the first n messages of the dead-letter topic.
+func readDeadLetters(t *testing.T, addr string, n int) []kafka.Message {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: "dlq-reader", GroupTopics: []string{dlqTopic},
+		StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []kafka.Message
+	for len(out) < n {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			t.Fatalf("read dead letter %d of %d: %v", len(out)+1, n, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -258,6 +316,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no topics", ingest.Config{Brokers: []string{"x:1"}, Group: "g", DeadLetter: "d"}},
 		{"no group", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, DeadLetter: "d"}},
 		{"no dead letter", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, Group: "g"}},
+		{"negative workers", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, Group: "g", DeadLetter: "d", Workers: -1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -68,6 +68,9 @@ type Store interface {
 // Assembler turns batches of validated events into sessions. It keeps no state
 // between batches: what a late event needs is read back from the store, so
 // memory stays bounded and correctness never depends on what is in memory.
+// It is safe for concurrent use (the ingester stores the partition numbers of
+// a batch at once) when its store is: Store.Update keeps each call's read and
+// write together.
 type Assembler struct {
 	def   *pipeline.Definition
 	store Store

@@ -102,7 +102,10 @@ const sinkAttempts = 3
 // the batch was being written: the Elasticsearch store checks before every
 // request), the registry is read again and the batch is written to the
 // version current now; if the registry still names the retired version, the
-// error is returned and the caller retries the batch later.
+// error is returned and the caller retries the batch later. It may be called
+// concurrently (the ingester stores the partition numbers of a batch at
+// once): the registry, the set and the assemblers are safe for concurrent
+// use, and each store must be too.
 func (k *Sink[S]) Ingest(ctx context.Context, batch []event.Event) error {
 	var refused string
 	var last error

@@ -3,6 +3,8 @@ package versions
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,4 +145,56 @@ func (r *staleRegistry) State(ctx context.Context) (State, error) {
 		r.keep(ctx)
 	}
 	return st, nil
+}
+
+// countingStore counts its writes; it is safe for concurrent use.
+type countingStore struct {
+	mu     sync.Mutex
+	writes int
+}
+
+func (s *countingStore) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes++
+	return nil
+}
+
+func (s *countingStore) Close() error { return nil }
+
+// TestSinkConcurrent: the ingester calls the sink concurrently, one call per
+// partition number of a batch; every call writes the current version (and
+// only that one), whose store is opened once.
+func TestSinkConcurrent(t *testing.T) {
+	ctx := t.Context()
+	reg := OpenFile(t.TempDir())
+	if _, err := reg.Register(ctx, "v2", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	stores := map[string]*countingStore{}
+	opened := 0
+	set := NewSet(reg, func(_ context.Context, v string) (*countingStore, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		opened++
+		stores[v] = &countingStore{}
+		return stores[v], nil
+	})
+	sink := NewSink(set, pipeline.MustDefault())
+	const calls = 16
+	var wg sync.WaitGroup
+	errs := make([]error, calls)
+	for i := range calls {
+		wg.Go(func() {
+			errs[i] = sink.Ingest(ctx, []event.Event{{Tenant: "acme", EventID: fmt.Sprint("e", i)}})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if opened != 1 || stores["v1"].writes != calls || stores["v2"] != nil {
+		t.Fatalf("%d stores opened; writes v1 %d of %d calls; v2 (being built) %v", opened, stores["v1"].writes, calls, stores["v2"])
+	}
 }

@@ -1,0 +1,117 @@
+package sqlite_test
+
+import (
+	"context"
+	"encoding/json"
+	"hash/fnv"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/simulate"
+	"github.com/chatreport/chatreport/internal/store/sqlite"
+)
+
+// BenchmarkAssembleIntoSQLiteParts measures what the ingester's partition
+// groups cost the embedded store: each op is a batch of 2,000 simulated
+// events stored as one call, or split by session key into three parts (the
+// partition numbers of the embedded broker) stored one after the other or two
+// at a time. Besides events/s it reports the process CPU time per 1,000
+// events, which a shared machine disturbs less than wall time.
+//
+//	go test ./internal/store/sqlite -run '^$' -bench AssembleIntoSQLiteParts -benchtime 40x
+func BenchmarkAssembleIntoSQLiteParts(b *testing.B) {
+	for _, bc := range []struct {
+		name           string
+		parts, workers int
+	}{{"one call", 1, 1}, {"3 parts, 1 at a time", 3, 1}, {"3 parts, 2 at a time", 3, 2}} {
+		b.Run(bc.name, func(b *testing.B) {
+			benchmarkParts(b, bc.parts, bc.workers)
+		})
+	}
+}
+
+func benchmarkParts(b *testing.B, parts, workers int) {
+	const batchSize = 2000
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	a := session.NewAssembler(pipeline.MustDefault(), st)
+	g := simulate.NewGenerator(simulate.Options{Seed: 1, Tenants: []string{"acme"}, Sessions: 1 << 30,
+		Start: simulate.DefaultStart, Spread: 1 << 20 * time.Hour})
+	part := func(e *event.Event) int {
+		h := fnv.New32a()
+		h.Write([]byte(e.RecommendedKey()))
+		return int(h.Sum32() % uint32(parts))
+	}
+	next := func() [][]event.Event {
+		out := make([][]event.Event, parts)
+		n := 0
+		for n < batchSize {
+			evs, _ := g.Next()
+			for i := range evs {
+				raw, err := json.Marshal(&evs[i])
+				if err != nil {
+					b.Fatal(err)
+				}
+				e, err := event.Decode(raw)
+				if err != nil {
+					b.Fatal(err)
+				}
+				p := part(&e)
+				out[p] = append(out[p], e)
+				n++
+			}
+		}
+		return out
+	}
+	store := func(batch [][]event.Event) {
+		sem := make(chan struct{}, workers)
+		var wg sync.WaitGroup
+		for _, p := range batch {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if err := a.Ingest(ctx, p); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	events := 0
+	var cpu time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		batch := next()
+		before := processCPU(b)
+		b.StartTimer()
+		store(batch)
+		b.StopTimer()
+		cpu += processCPU(b) - before
+		b.StartTimer()
+		for _, p := range batch {
+			events += len(p)
+		}
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(events), "cpu-ms/1k-events")
+}
+
+// processCPU is the user and system CPU time of the process so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
