@@ -182,7 +182,8 @@ func (ev *elasticVersions) initVersions(ctx context.Context, building bool) erro
 // before every write (elastic.Config.Fence), obs is its Observer.
 func openElastic(c config.Elasticsearch, version string, fence func(context.Context) error, obs elastic.Observer, log *zap.Logger) (*elastic.Store, error) {
 	ec := elastic.Config{Addresses: c.URLs, Username: c.Username, Password: c.Password, APIKey: c.APIKey,
-		IndexPrefix: c.IndexPrefix, Version: version, RegistryTTL: c.RegistryTTL, Fence: fence, Observer: obs}
+		IndexPrefix: c.IndexPrefix, Version: version, RegistryTTL: c.RegistryTTL, CacheSize: c.CacheSize,
+		ClaimLease: c.ClaimLease, Fence: fence, Observer: obs}
 	if c.CACertFile != "" {
 		pem, err := os.ReadFile(c.CACertFile)
 		if err != nil {

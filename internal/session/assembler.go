@@ -118,7 +118,7 @@ type groupKey struct {
 // holds a key's state (the Elasticsearch store) answers Known from what it
 // read, and that covers every event of the batch because each key is read
 // from no later than its earliest event in the batch (docs/sessions.md,
-// "Reading back").
+// "How order independence is achieved").
 func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event) (Changes, error) {
 	groups := map[groupKey][]event.Event{}
 	var order []groupKey
