@@ -415,3 +415,46 @@ func TestConflictsGiveUp(t *testing.T) {
 		t.Fatalf("err %v after %d calls", err, calls)
 	}
 }
+
+// TestConcurrentPartitions: the ingester stores the partition numbers of a
+// batch at once, each part's keys its own; one store serves them all.
+func TestConcurrentPartitions(t *testing.T) {
+	f := esfake.New(t, esfake.WithRefreshInterval(esfake.NoRefresh))
+	s := fakeStore(t, f)
+	const parts, contacts, rounds = 4, 5, 6
+	var all []event.Event
+	batches := make([][][]event.Event, parts)
+	for p := range parts {
+		for r := range rounds {
+			var b []event.Event
+			for c := range contacts {
+				who := storetest.B{Contact: fmt.Sprintf("55119%04d%04d", p, c)}
+				// Every other round is late: it lands before what came.
+				at := time.Duration(r) * time.Hour
+				if r%2 == 1 {
+					at = -at
+				}
+				b = append(b, who.Msg(fmt.Sprintf("p%d-c%d-r%d", p, c, r), at, event.RoleCustomer, "oi"))
+			}
+			batches[p] = append(batches[p], b)
+			all = append(all, b...)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, parts)
+	for p := range parts {
+		wg.Go(func() {
+			for _, b := range batches[p] {
+				if err := assembler(s).Ingest(t.Context(), b); err != nil {
+					errs[p] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, snapshot(t, s), reference(t, all))
+}
