@@ -44,6 +44,7 @@ type keyState struct {
 	events []session.Stored
 
 	prev, next *keyState // the cache's recency list
+	used       time.Time // when it was last put in the cache
 }
 
 // sessionRef names a session document: the session and the month of its
@@ -104,13 +105,15 @@ func (st *keyState) cost() int { return 1 + len(st.events) + len(st.sessions)/8 
 type stateCache struct {
 	mu   sync.Mutex
 	max  int
+	idle time.Duration
+	now  func() time.Time
 	cost int
 	m    map[string]*keyState
 	list keyState // sentinel: list.next is the most recently used
 }
 
-func newStateCache(max int) *stateCache {
-	c := &stateCache{max: max, m: map[string]*keyState{}}
+func newStateCache(max int, idle time.Duration) *stateCache {
+	c := &stateCache{max: max, idle: idle, now: time.Now, m: map[string]*keyState{}}
 	c.list.next, c.list.prev = &c.list, &c.list
 	return c
 }
@@ -128,11 +131,15 @@ func (c *stateCache) take(id string) *keyState {
 }
 
 // put stores states, most recently used, and evicts the least recently used
-// ones over the budget.
+// ones over the budget, and those idle for longer than c.idle: a key whose
+// contact has not written for longer than any session window is read back
+// by id if it ever does.
 func (c *stateCache) put(states ...*keyState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := c.now()
 	for _, st := range states {
+		st.used = now
 		if old := c.m[st.id]; old != nil {
 			c.unlink(old)
 		}
@@ -142,7 +149,7 @@ func (c *stateCache) put(states ...*keyState) {
 		c.list.next.prev = st
 		c.list.next = st
 	}
-	for c.cost > c.max && c.list.prev != &c.list {
+	for c.list.prev != &c.list && (c.cost > c.max || now.Sub(c.list.prev.used) > c.idle) {
 		c.unlink(c.list.prev)
 	}
 }

@@ -67,6 +67,11 @@ type Config struct {
 	// written keys are forgotten and read back by id when they next get
 	// events.
 	CacheSize int
+	// CacheIdle evicts the state of keys that got no event for that long
+	// (wall clock): past every session policy's window (a day), new events
+	// open a new session, and the old state is needed only by a late event,
+	// which reads it back by id.
+	CacheIdle time.Duration
 	// BulkMaxBytes caps the body of one _bulk request; bigger batches are
 	// sent in several requests.
 	BulkMaxBytes int
@@ -125,6 +130,9 @@ func (c *Config) Defaults() {
 	if c.CacheSize == 0 {
 		c.CacheSize = DefaultCacheSize
 	}
+	if c.CacheIdle == 0 {
+		c.CacheIdle = 25 * time.Hour
+	}
 	if c.BulkMaxBytes == 0 {
 		c.BulkMaxBytes = 5 << 20
 	}
@@ -160,8 +168,8 @@ func (c *Config) Validate() error {
 	if c.RegistryTTL < 0 {
 		errs = append(errs, errors.New("elasticsearch: registry TTL must not be negative"))
 	}
-	if c.CacheSize < 1 {
-		errs = append(errs, errors.New("elasticsearch: cache size must be at least 1"))
+	if c.CacheSize < 1 || c.CacheIdle < 0 {
+		errs = append(errs, errors.New("elasticsearch: cache size must be at least 1, cache idle not negative"))
 	}
 	if c.BulkMaxBytes < 1<<10 {
 		errs = append(errs, errors.New("elasticsearch: bulk max bytes must be at least 1 KiB"))
@@ -234,7 +242,7 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix, version: cfg.Version}, cache: newStateCache(cfg.CacheSize)}
+	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix, version: cfg.Version}, cache: newStateCache(cfg.CacheSize, cfg.CacheIdle)}
 	var w [8]byte
 	_, _ = rand.Read(w[:])
 	s.writer = hex.EncodeToString(w[:])

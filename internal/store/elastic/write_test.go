@@ -458,3 +458,30 @@ func TestConcurrentPartitions(t *testing.T) {
 	}
 	sameState(t, snapshot(t, s), reference(t, all))
 }
+
+// TestStateCache: the cache keeps the most recently written keys within
+// its budget and forgets keys idle for longer than its idle time.
+func TestStateCache(t *testing.T) {
+	now := time.Date(2025, 10, 7, 9, 0, 0, 0, time.UTC)
+	c := newStateCache(10, time.Hour)
+	c.now = func() time.Time { return now }
+	key := func(id string, events int) *keyState {
+		return &keyState{id: id, events: make([]session.Stored, events)}
+	}
+	c.put(key("a", 3), key("b", 3)) // cost 4 each
+	if keys, cost := c.size(); keys != 2 || cost != 8 {
+		t.Fatalf("%d keys, cost %d", keys, cost)
+	}
+	c.put(key("c", 3)) // over budget: a, the least recently used, goes
+	if c.take("a") != nil || c.take("b") == nil {
+		t.Fatal("the budget evicted the wrong key")
+	}
+	now = now.Add(2 * time.Hour)
+	c.put(key("d", 0)) // c is idle for longer than an hour
+	if c.take("c") != nil || c.take("d") == nil {
+		t.Fatal("an idle key stayed")
+	}
+	if keys, cost := c.size(); keys != 0 || cost != 0 {
+		t.Fatalf("after taking everything: %d keys, cost %d", keys, cost)
+	}
+}
