@@ -2,6 +2,7 @@ package elastic
 
 import (
 	"cmp"
+	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -110,24 +111,58 @@ type stateCache struct {
 	cost int
 	m    map[string]*keyState
 	list keyState // sentinel: list.next is the most recently used
+	// busy are the keys an update holds, each with a channel closed when
+	// it lets go: a second update of the key in this process waits (an
+	// explicit session's events may come from two partitions at once).
+	busy map[string]chan struct{}
 }
 
 func newStateCache(max int, idle time.Duration) *stateCache {
-	c := &stateCache{max: max, idle: idle, now: time.Now, m: map[string]*keyState{}}
+	c := &stateCache{max: max, idle: idle, now: time.Now, m: map[string]*keyState{}, busy: map[string]chan struct{}{}}
 	c.list.next, c.list.prev = &c.list, &c.list
 	return c
 }
 
-// take removes the state of key document id from the cache and returns it,
-// or nil.
-func (c *stateCache) take(id string) *keyState {
+// take holds key document id for the caller, waiting while another update
+// holds it, and removes its state from the cache and returns it, or nil.
+// The caller lets go with put or release. Updates take their keys in
+// sorted order, so two of them never wait for each other.
+func (c *stateCache) take(ctx context.Context, id string) (*keyState, error) {
+	for {
+		c.mu.Lock()
+		wait, held := c.busy[id]
+		if !held {
+			c.busy[id] = make(chan struct{})
+			st := c.m[id]
+			if st != nil {
+				c.unlink(st)
+			}
+			c.mu.Unlock()
+			return st, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// release lets go of keys taken and not put back.
+func (c *stateCache) release(ids ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.m[id]
-	if st != nil {
-		c.unlink(st)
+	for _, id := range ids {
+		c.letGo(id)
 	}
-	return st
+}
+
+func (c *stateCache) letGo(id string) {
+	if ch, ok := c.busy[id]; ok {
+		close(ch)
+		delete(c.busy, id)
+	}
 }
 
 // put stores states, most recently used, and evicts the least recently used
@@ -139,6 +174,7 @@ func (c *stateCache) put(states ...*keyState) {
 	defer c.mu.Unlock()
 	now := c.now()
 	for _, st := range states {
+		c.letGo(st.id)
 		st.used = now
 		if old := c.m[st.id]; old != nil {
 			c.unlink(old)

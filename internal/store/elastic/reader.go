@@ -51,12 +51,19 @@ func newReader(s *Store, rejected map[event.Ref]string) *reader {
 // documents).
 func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error {
 	var fetch []*keyState
-	for _, q := range reqs {
+	sorted := slices.Clone(reqs)
+	slices.SortFunc(sorted, func(a, b session.KeyRequest) int {
+		return strings.Compare(keyDocID(a.Tenant, a.Key), keyDocID(b.Tenant, b.Key))
+	})
+	for _, q := range sorted {
 		id := keyDocID(q.Tenant, q.Key)
 		if _, ok := r.states[id]; ok {
 			continue
 		}
-		st := r.s.cache.take(id)
+		st, err := r.s.cache.take(ctx, id)
+		if err != nil {
+			return err
+		}
 		if st == nil {
 			st = &keyState{id: id, tenant: q.Tenant, key: q.Key}
 			fetch = append(fetch, st)

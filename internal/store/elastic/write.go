@@ -112,6 +112,9 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 		if err == nil {
 			more, err = s.write(ctx, r, &ch)
 		}
+		if err != nil || len(more) > 0 {
+			s.cache.release(slices.Collect(maps.Keys(r.states))...)
+		}
 		// When the attempt fails, what it read may no longer be what is
 		// stored: its states are not put back, and the keys are read back
 		// from the cluster.

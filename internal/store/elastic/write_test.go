@@ -417,7 +417,8 @@ func TestConflictsGiveUp(t *testing.T) {
 }
 
 // TestConcurrentPartitions: the ingester stores the partition numbers of a
-// batch at once, each part's keys its own; one store serves them all.
+// batch at once; one store serves them all. Derived keys belong to one
+// part; an explicit session's key may get events from several.
 func TestConcurrentPartitions(t *testing.T) {
 	f := esfake.New(t, esfake.WithRefreshInterval(esfake.NoRefresh))
 	s := fakeStore(t, f)
@@ -436,6 +437,10 @@ func TestConcurrentPartitions(t *testing.T) {
 				}
 				b = append(b, who.Msg(fmt.Sprintf("p%d-c%d-r%d", p, c, r), at, event.RoleCustomer, "oi"))
 			}
+			// An explicit session gets events from every part: its key
+			// is written by two parts at once, which take turns.
+			shared := storetest.B{Contact: fmt.Sprintf("55118%04d", p), SessionID: "5f0c1a52-8a7e-4d47-9d4c-3b2e1f0a9c8d"}
+			b = append(b, shared.Msg(fmt.Sprintf("x-p%d-r%d", p, r), time.Duration(r)*time.Minute, event.RoleAgent, "ok"))
 			batches[p] = append(batches[p], b)
 			all = append(all, b...)
 		}
@@ -473,12 +478,20 @@ func TestStateCache(t *testing.T) {
 		t.Fatalf("%d keys, cost %d", keys, cost)
 	}
 	c.put(key("c", 3)) // over budget: a, the least recently used, goes
-	if c.take("a") != nil || c.take("b") == nil {
+	take := func(id string) *keyState {
+		st, err := c.take(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.release(id)
+		return st
+	}
+	if take("a") != nil || take("b") == nil {
 		t.Fatal("the budget evicted the wrong key")
 	}
 	now = now.Add(2 * time.Hour)
 	c.put(key("d", 0)) // c is idle for longer than an hour
-	if c.take("c") != nil || c.take("d") == nil {
+	if take("c") != nil || take("d") == nil {
 		t.Fatal("an idle key stayed")
 	}
 	if keys, cost := c.size(); keys != 0 || cost != 0 {
