@@ -110,9 +110,9 @@ type BulkConfig struct {
 // esutil.BulkIndexer neither retries items nor reports rejected ones as
 // errors, and the write path needs both.
 type BulkWriter struct {
-	es   esapi.Transport
-	cfg  BulkConfig
-	log  *zap.Logger
+	es  esapi.Transport
+	cfg BulkConfig
+	log *zap.Logger
 	// bufs are request bodies, reused: a few MB each, kept across garbage
 	// collections (a sync.Pool would drop them and grow new ones).
 	bufs chan *bytes.Buffer
