@@ -5,10 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/chatreport/chatreport/internal/benchkit"
 	"github.com/chatreport/chatreport/internal/event"
 )
 
@@ -54,31 +53,17 @@ func benchVariants(tb testing.TB, raw string, n int) [][]byte {
 	return out
 }
 
-// cpuTime is the CPU time the process has used: on a shared machine it
-// varies less than the wall-clock ns/op.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // benchEach runs decode over inputs in turn, reporting ns/op, B/op and
 // allocs/op, plus cpu-ns/op: the process's CPU time (garbage collection
 // included) per event.
 func benchEach(b *testing.B, inputs [][]byte, decode func([]byte) (event.Event, error), wantErr bool) {
-	b.ReportAllocs()
 	b.SetBytes(int64(len(inputs[0])))
-	start := cpuTime()
-	i := 0
-	for b.Loop() {
+	benchkit.Loop(b, func(i int) error {
 		if _, err := decode(inputs[i%len(inputs)]); (err != nil) != wantErr {
-			b.Fatalf("error %v, want error %v", err, wantErr)
+			return fmt.Errorf("error %v, want error %v", err, wantErr)
 		}
-		i++
-	}
-	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+		return nil
+	})
 }
 
 // BenchmarkDecode decodes the documented events, each as 256 variants:

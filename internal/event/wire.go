@@ -252,64 +252,75 @@ func (r *reader) open(field string) (bool, error) {
 	return false, r.skipWrong(field, "object")
 }
 
-// more reports whether the object being read has another member; when it
-// has not, it consumes the end of the object.
-func (r *reader) more() (bool, error) {
-	if r.dec.PeekKind() != '}' {
-		return true, nil
-	}
-	_, err := r.dec.ReadToken()
-	return false, err
-}
-
-func (r *reader) event(w *wire) error {
-	for {
-		more, err := r.more()
-		if !more || err != nil {
-			return err
-		}
+// members reads the members of the object being read, its opening brace
+// already consumed, up to and including its end: member reads the value of
+// each one, and returns r.dec.SkipValue() for a name it does not know.
+func (r *reader) members(member func(name []byte) error) error {
+	for r.dec.PeekKind() != '}' {
 		name, err := r.name()
 		if err != nil {
 			return err
 		}
-		switch string(name) {
-		case "event_id":
-			err = r.str(&w.EventID, "event_id")
-		case "type":
-			err = r.str((*string)(&w.Type), "type")
-		case "occurred_at":
-			err = r.str(&w.OccurredAt, "occurred_at")
-		case "tenant":
-			err = r.str(&w.Tenant, "tenant")
-		case "channel":
-			err = r.str(&w.Channel, "channel")
-		case "contact":
-			err = r.contact(w)
-		case "session_id":
-			err = r.str(&w.SessionID, "session_id")
-		case "protocol":
-			err = r.str(&w.Protocol, "protocol")
-		case "author":
-			err = r.author(&w.Author)
-		case "text":
-			err = r.str(&w.Text, "text")
-		case "content_type":
-			err = r.str(&w.ContentType, "content_type")
-		case "attachments":
-			err = r.attachments(&w.Attachments)
-		case "handoff":
-			err = r.handoff(&w.Handoff)
-		case "tag":
-			err = r.tag(w)
-		case "info":
-			err = r.info(w)
-		default:
-			err = r.dec.SkipValue()
-		}
-		if err != nil {
+		if err := member(name); err != nil {
 			return err
 		}
 	}
+	_, err := r.dec.ReadToken()
+	return err
+}
+
+// openPtr starts reading a member that must be an object into *dst, and
+// returns where to read it: a new value when *dst is nil, *dst itself
+// otherwise (a repeated name merges). After a null or a value of another
+// type it sets *dst to nil and returns nil.
+func openPtr[T any](r *reader, dst **T, field string) (*T, error) {
+	ok, err := r.open(field)
+	if !ok {
+		*dst = nil
+		return nil, err
+	}
+	if *dst == nil {
+		*dst = new(T)
+	}
+	return *dst, nil
+}
+
+func (r *reader) event(w *wire) error {
+	return r.members(func(name []byte) error {
+		switch string(name) {
+		case "event_id":
+			return r.str(&w.EventID, "event_id")
+		case "type":
+			return r.str((*string)(&w.Type), "type")
+		case "occurred_at":
+			return r.str(&w.OccurredAt, "occurred_at")
+		case "tenant":
+			return r.str(&w.Tenant, "tenant")
+		case "channel":
+			return r.str(&w.Channel, "channel")
+		case "contact":
+			return r.contact(w)
+		case "session_id":
+			return r.str(&w.SessionID, "session_id")
+		case "protocol":
+			return r.str(&w.Protocol, "protocol")
+		case "author":
+			return r.author(&w.Author)
+		case "text":
+			return r.str(&w.Text, "text")
+		case "content_type":
+			return r.str(&w.ContentType, "content_type")
+		case "attachments":
+			return r.attachments(&w.Attachments)
+		case "handoff":
+			return r.handoff(&w.Handoff)
+		case "tag":
+			return r.tag(w)
+		case "info":
+			return r.info(w)
+		}
+		return r.dec.SkipValue()
+	})
 }
 
 // contact reads the contact into w. A null after an object clears it, as
@@ -322,64 +333,35 @@ func (r *reader) contact(w *wire) error {
 	}
 	w.HasContact = true
 	c := &w.Contact
-	for {
-		more, err := r.more()
-		if !more || err != nil {
-			return err
-		}
-		name, err := r.name()
-		if err != nil {
-			return err
-		}
+	return r.members(func(name []byte) error {
 		switch string(name) {
 		case "id":
-			err = r.str(&c.ID, "contact.id")
+			return r.str(&c.ID, "contact.id")
 		case "phone":
-			err = r.str(&c.Phone, "contact.phone")
+			return r.str(&c.Phone, "contact.phone")
 		case "name":
-			err = r.str(&c.Name, "contact.name")
-		default:
-			err = r.dec.SkipValue()
+			return r.str(&c.Name, "contact.name")
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return r.dec.SkipValue()
+	})
 }
 
 func (r *reader) author(dst **Author) error {
-	ok, err := r.open("author")
-	if !ok {
-		*dst = nil
+	a, err := openPtr(r, dst, "author")
+	if a == nil {
 		return err
 	}
-	if *dst == nil {
-		*dst = new(Author)
-	}
-	a := *dst
-	for {
-		more, err := r.more()
-		if !more || err != nil {
-			return err
-		}
-		name, err := r.name()
-		if err != nil {
-			return err
-		}
+	return r.members(func(name []byte) error {
 		switch string(name) {
 		case "role":
-			err = r.str(&a.Role, "author.role")
+			return r.str(&a.Role, "author.role")
 		case "id":
-			err = r.str(&a.ID, "author.id")
+			return r.str(&a.ID, "author.id")
 		case "name":
-			err = r.str(&a.Name, "author.name")
-		default:
-			err = r.dec.SkipValue()
+			return r.str(&a.Name, "author.name")
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return r.dec.SkipValue()
+	})
 }
 
 // attachments reads the list the way encoding/json filled a slice: into the
@@ -434,29 +416,17 @@ func (r *reader) attachment(a *Attachment, i int) error {
 	default:
 		return r.skipWrong(attachmentField(i, ""), "object")
 	}
-	for {
-		more, err := r.more()
-		if !more || err != nil {
-			return err
-		}
-		name, err := r.name()
-		if err != nil {
-			return err
-		}
+	return r.members(func(name []byte) error {
 		switch string(name) {
 		case "url":
-			err = r.attachmentStr(&a.URL, i, "url")
+			return r.attachmentStr(&a.URL, i, "url")
 		case "mime_type":
-			err = r.attachmentStr(&a.MIMEType, i, "mime_type")
+			return r.attachmentStr(&a.MIMEType, i, "mime_type")
 		case "name":
-			err = r.attachmentStr(&a.Name, i, "name")
-		default:
-			err = r.dec.SkipValue()
+			return r.attachmentStr(&a.Name, i, "name")
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return r.dec.SkipValue()
+	})
 }
 
 // attachmentStr is str for a member of attachment i. The member's path is
@@ -478,75 +448,41 @@ func attachmentField(i int, member string) string {
 }
 
 func (r *reader) handoff(dst **Handoff) error {
-	ok, err := r.open("handoff")
-	if !ok {
-		*dst = nil
+	h, err := openPtr(r, dst, "handoff")
+	if h == nil {
 		return err
 	}
-	if *dst == nil {
-		*dst = new(Handoff)
-	}
-	h := *dst
-	for {
-		more, err := r.more()
-		if !more || err != nil {
-			return err
-		}
-		name, err := r.name()
-		if err != nil {
-			return err
-		}
+	return r.members(func(name []byte) error {
 		switch string(name) {
 		case "action":
-			err = r.str(&h.Action, "handoff.action")
+			return r.str(&h.Action, "handoff.action")
 		case "queue":
-			err = r.str(&h.Queue, "handoff.queue")
+			return r.str(&h.Queue, "handoff.queue")
 		case "agent":
-			err = r.agent(&h.Agent)
+			return r.agent(&h.Agent)
 		case "reason":
-			err = r.str(&h.Reason, "handoff.reason")
+			return r.str(&h.Reason, "handoff.reason")
 		case "status":
-			err = r.str(&h.Status, "handoff.status")
-		default:
-			err = r.dec.SkipValue()
+			return r.str(&h.Status, "handoff.status")
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return r.dec.SkipValue()
+	})
 }
 
 func (r *reader) agent(dst **Agent) error {
-	ok, err := r.open("handoff.agent")
-	if !ok {
-		*dst = nil
+	a, err := openPtr(r, dst, "handoff.agent")
+	if a == nil {
 		return err
 	}
-	if *dst == nil {
-		*dst = new(Agent)
-	}
-	a := *dst
-	for {
-		more, err := r.more()
-		if !more || err != nil {
-			return err
-		}
-		name, err := r.name()
-		if err != nil {
-			return err
-		}
+	return r.members(func(name []byte) error {
 		switch string(name) {
 		case "id":
-			err = r.str(&a.ID, "handoff.agent.id")
+			return r.str(&a.ID, "handoff.agent.id")
 		case "name":
-			err = r.str(&a.Name, "handoff.agent.name")
-		default:
-			err = r.dec.SkipValue()
+			return r.str(&a.Name, "handoff.agent.name")
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return r.dec.SkipValue()
+	})
 }
 
 func (r *reader) tag(w *wire) error {
@@ -573,27 +509,15 @@ func (r *reader) info(w *wire) error {
 	}
 	w.HasInfo = true
 	in := &w.Info
-	for {
-		more, err := r.more()
-		if !more || err != nil {
-			return err
-		}
-		name, err := r.name()
-		if err != nil {
-			return err
-		}
+	return r.members(func(name []byte) error {
 		switch string(name) {
 		case "key":
-			err = r.str(&in.Key, "info.key")
+			return r.str(&in.Key, "info.key")
 		case "value":
-			err = r.infoValue(&in.Value)
-		default:
-			err = r.dec.SkipValue()
+			return r.infoValue(&in.Value)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return r.dec.SkipValue()
+	})
 }
 
 // infoValue keeps any JSON value: whether its type is allowed is a rule of

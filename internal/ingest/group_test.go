@@ -27,12 +27,12 @@ const barrierTimeout = 10 * time.Second
 type barrierSink struct {
 	want int
 
-	mu       sync.Mutex
-	arrived  int
-	release  chan struct{} // closed when the current wave is complete
-	inFlight int
-	most     int
-	calls    [][]string // event ids of each call
+	mu      sync.Mutex
+	arrived int
+	release chan struct{} // closed when the current wave is complete
+	calls   [][]string    // event ids of each call
+
+	flight Flights
 }
 
 func newBarrierSink(want int) *barrierSink {
@@ -44,9 +44,9 @@ func (s *barrierSink) Ingest(ctx context.Context, events []event.Event) error {
 	for i := range events {
 		ids[i] = events[i].EventID
 	}
+	s.flight.Enter()
+	defer s.flight.Leave()
 	s.mu.Lock()
-	s.inFlight++
-	s.most = max(s.most, s.inFlight)
 	s.calls = append(s.calls, ids)
 	wave := s.release
 	s.arrived++
@@ -55,11 +55,6 @@ func (s *barrierSink) Ingest(ctx context.Context, events []event.Event) error {
 		s.arrived, s.release = 0, make(chan struct{})
 	}
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.inFlight--
-		s.mu.Unlock()
-	}()
 	select {
 	case <-wave:
 		return nil
@@ -150,8 +145,8 @@ func TestStoreAllConcurrent(t *testing.T) {
 			if err := in.storeAll(context.Background(), p.groups); err != nil {
 				t.Fatal(err)
 			}
-			if sink.most != workers {
-				t.Fatalf("at most %d calls in flight with %d workers", sink.most, workers)
+			if sink.flight.Most() != workers {
+				t.Fatalf("at most %d calls in flight with %d workers", sink.flight.Most(), workers)
 			}
 			if len(sink.calls) != partitions {
 				t.Fatalf("%d sink calls for %d partition numbers", len(sink.calls), partitions)

@@ -44,8 +44,8 @@ func contactPartitions(t *testing.T) map[int][]int {
 type pairSink struct {
 	open chan struct{}
 
+	flight   ingest.Flights
 	mu       sync.Mutex
-	inFlight int
 	timeouts int
 	calls    []map[int]bool
 	stored   map[string]bool
@@ -56,10 +56,11 @@ func (s *pairSink) Ingest(ctx context.Context, events []event.Event) error {
 	for i := range events {
 		parts[keyPartition(&events[i])] = true
 	}
+	n := s.flight.Enter()
+	defer s.flight.Leave()
 	s.mu.Lock()
 	s.calls = append(s.calls, parts)
-	s.inFlight++
-	if s.inFlight == 2 {
+	if n == 2 {
 		select {
 		case <-s.open:
 		default:
@@ -67,11 +68,6 @@ func (s *pairSink) Ingest(ctx context.Context, events []event.Event) error {
 		}
 	}
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.inFlight--
-		s.mu.Unlock()
-	}()
 	select {
 	case <-s.open:
 	case <-time.After(10 * time.Second):

@@ -2,19 +2,13 @@ package sqlite_test
 
 import (
 	"context"
-	"encoding/json"
 	"hash/fnv"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chatreport/chatreport/internal/benchkit"
 	"github.com/chatreport/chatreport/internal/event"
-	"github.com/chatreport/chatreport/internal/pipeline"
-	"github.com/chatreport/chatreport/internal/session"
-	"github.com/chatreport/chatreport/internal/simulate"
-	"github.com/chatreport/chatreport/internal/store/sqlite"
 )
 
 // BenchmarkAssembleIntoSQLiteParts measures what the ingester's partition
@@ -37,16 +31,9 @@ func BenchmarkAssembleIntoSQLiteParts(b *testing.B) {
 }
 
 func benchmarkParts(b *testing.B, parts, workers int) {
-	const batchSize = 2000
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	a := session.NewAssembler(pipeline.MustDefault(), st)
-	g := simulate.NewGenerator(simulate.Options{Seed: 1, Tenants: []string{"acme"}, Sessions: 1 << 30,
-		Start: simulate.DefaultStart, Spread: 1 << 20 * time.Hour})
+	a := benchAssembler(ctx, b)
+	batches := decodedBatches(b)
 	part := func(e *event.Event) int {
 		h := fnv.New32a()
 		h.Write([]byte(e.RecommendedKey()))
@@ -54,22 +41,9 @@ func benchmarkParts(b *testing.B, parts, workers int) {
 	}
 	next := func() [][]event.Event {
 		out := make([][]event.Event, parts)
-		n := 0
-		for n < batchSize {
-			evs, _ := g.Next()
-			for i := range evs {
-				raw, err := json.Marshal(&evs[i])
-				if err != nil {
-					b.Fatal(err)
-				}
-				e, err := event.Decode(raw)
-				if err != nil {
-					b.Fatal(err)
-				}
-				p := part(&e)
-				out[p] = append(out[p], e)
-				n++
-			}
+		for _, e := range batches() {
+			p := part(&e)
+			out[p] = append(out[p], e)
 		}
 		return out
 	}
@@ -93,11 +67,11 @@ func benchmarkParts(b *testing.B, parts, workers int) {
 	for b.Loop() {
 		b.StopTimer()
 		batch := next()
-		before := processCPU(b)
+		before := benchkit.CPUTime()
 		b.StartTimer()
 		store(batch)
 		b.StopTimer()
-		cpu += processCPU(b) - before
+		cpu += benchkit.CPUTime() - before
 		b.StartTimer()
 		for _, p := range batch {
 			events += len(p)
@@ -105,13 +79,4 @@ func benchmarkParts(b *testing.B, parts, workers int) {
 	}
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(events), "cpu-ms/1k-events")
-}
-
-// processCPU is the user and system CPU time of the process so far.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -22,17 +22,43 @@ import (
 //
 //	go test ./internal/store/sqlite -run '^$' -bench AssembleIntoSQLite -benchtime 50x -cpuprofile cpu.out
 func BenchmarkAssembleIntoSQLite(b *testing.B) {
-	const batchSize = 2000
 	ctx := context.Background()
+	a := benchAssembler(ctx, b)
+	next := decodedBatches(b)
+	events := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		batch := next()
+		b.StartTimer()
+		if err := a.Ingest(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		events += len(batch)
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(events)/float64(b.N), "events/op")
+}
+
+// benchAssembler is an assembler of the default pipeline over a new SQLite
+// store, closed when b ends.
+func benchAssembler(ctx context.Context, b *testing.B) *session.Assembler {
 	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
-	a := session.NewAssembler(pipeline.MustDefault(), st)
+	b.Cleanup(func() { st.Close() })
+	return session.NewAssembler(pipeline.MustDefault(), st)
+}
+
+// decodedBatches returns a source of batches of simulated events, decoded as
+// the consumer decodes them: each call, 2,000 events (the ingester's
+// default batch size) and the rest of the last conversation step.
+func decodedBatches(b *testing.B) func() []event.Event {
+	const batchSize = 2000
 	g := simulate.NewGenerator(simulate.Options{Seed: 1, Tenants: []string{"acme"}, Sessions: 1 << 30,
 		Start: simulate.DefaultStart, Spread: 1 << 20 * time.Hour})
-	next := func() []event.Event {
+	return func() []event.Event {
 		batch := make([]event.Event, 0, batchSize+64)
 		for len(batch) < batchSize {
 			evs, _ := g.Next()
@@ -50,17 +76,4 @@ func BenchmarkAssembleIntoSQLite(b *testing.B) {
 		}
 		return batch
 	}
-	events := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		b.StopTimer()
-		batch := next()
-		b.StartTimer()
-		if err := a.Ingest(ctx, batch); err != nil {
-			b.Fatal(err)
-		}
-		events += len(batch)
-	}
-	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64(events)/float64(b.N), "events/op")
 }
