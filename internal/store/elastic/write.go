@@ -160,7 +160,10 @@ type keyWrite struct {
 	after   []sessionRef
 	deletes []sessionRef
 	kept    []session.Stored
-	gen     int64
+	// before are the events memory holds of the sessions before from,
+	// which the write leaves as they are.
+	before []session.Stored
+	gen    int64
 }
 
 // write applies ch. It returns the events to leave out (rejected) when the
@@ -189,13 +192,16 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (map[
 		// The deleted sessions stay in the key document (a reader after a
 		// crash deletes them again), not in memory: they are gone.
 		w.st.sessions, w.st.retired, w.st.retiredLoaded = w.after, nil, true
-		// Memory keeps the events of the key's latest session: new events
-		// of a live conversation need nothing else. An older session is
-		// read back by id when a late event reaches it.
-		w.st.loaded = w.from
-		w.st.events = append(w.st.events[:0:0], w.kept...)
-		if session.IsDerivedKey(w.st.key) && len(w.st.sessions) > 1 {
-			w.st.trimTo(len(w.st.sessions) - 1)
+		// Memory keeps the events of the key's latest two sessions: new
+		// events of a live conversation need nothing else, and an event a
+		// little late (its topic's partition read behind the others) finds
+		// the session before the latest. An older session is read back by
+		// id when a late event reaches it.
+		before := w.before
+		w.st.loaded = min(w.st.loaded, w.from)
+		w.st.events = slices.Concat(before, w.kept)
+		if session.IsDerivedKey(w.st.key) && len(w.st.sessions) > 2 {
+			w.st.trimTo(len(w.st.sessions) - 2)
 		}
 	}
 	return nil, nil
@@ -273,6 +279,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 		changed[e.Ref()] = e
 	}
 	tail := st.tail(w.from)
+	w.before = st.events[:len(st.events)-len(tail)]
 	w.kept = make([]session.Stored, 0, len(tail)+len(w.events))
 	for i := range tail {
 		if e, ok := changed[tail[i].Ref()]; ok {

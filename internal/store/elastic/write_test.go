@@ -236,8 +236,8 @@ func contacts(n int, id func(i int) string, at time.Duration, text string) []eve
 // TestRequestsPerBatch: the write path never searches. A batch of keys the
 // writer holds in memory costs three bulk requests and no read; after a
 // restart, the same keys are read back by id with three _mget requests for
-// the whole batch; a late event that reaches a session memory no longer
-// holds reads it back with two.
+// the whole batch; a late event that reaches a session older than the two
+// memory holds reads it back with two.
 func TestRequestsPerBatch(t *testing.T) {
 	const n = 60
 	f := esfake.New(t)
@@ -246,6 +246,7 @@ func TestRequestsPerBatch(t *testing.T) {
 	first := contacts(n, func(i int) string { return fmt.Sprintf("a%d", i) }, 0, "oi")
 	second := contacts(n, func(i int) string { return fmt.Sprintf("b%d", i) }, time.Minute, "tudo bem?")
 	next := contacts(n, func(i int) string { return fmt.Sprintf("c%d", i) }, 25*time.Hour, "voltei")
+	third := contacts(n, func(i int) string { return fmt.Sprintf("d%d", i) }, 50*time.Hour, "de novo")
 	late := storetest.B{Contact: "5511900000007"}.Msg("late", 2*time.Minute, event.RoleBot, "atrasada")
 	batches := [][]event.Event{first, second}
 	for _, b := range batches {
@@ -266,15 +267,21 @@ func TestRequestsPerBatch(t *testing.T) {
 	if got, want := counter.take(), map[string]int{"_mget": 3, "_bulk": 3}; !maps.Equal(got, want) {
 		t.Errorf("requests of a batch after a restart %v, want %v", got, want)
 	}
-	// The new windows opened new sessions: memory holds those, and the late
-	// event belongs to the first.
+	// Memory holds a key's latest two sessions; the late event belongs to
+	// the one before them.
+	if err := assembler(restarted).Ingest(t.Context(), third); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := counter.take(), map[string]int{"_bulk": 3}; !maps.Equal(got, want) {
+		t.Errorf("requests of a batch opening new sessions %v, want %v", got, want)
+	}
 	if err := assembler(restarted).Ingest(t.Context(), []event.Event{late}); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := counter.take(), map[string]int{"_mget": 2, "_bulk": 3}; !maps.Equal(got, want) {
 		t.Errorf("requests of a late event %v, want %v", got, want)
 	}
-	sameState(t, snapshot(t, s), reference(t, first, second, next, []event.Event{late}))
+	sameState(t, snapshot(t, s), reference(t, first, second, next, third, []event.Event{late}))
 }
 
 // TestStaleWriterLoses: writer A holds a contact's state; writer B (the
