@@ -381,6 +381,116 @@ type actionLine struct {
 	Update *meta `json:"update"`
 }
 
+// scanAction reads an action line of the usual shape, {"<action>":
+// {"<field>": <string, integer or null>, ...}}, without encoding/json: it
+// is most of the stand-in's work otherwise. ok is false for anything else,
+// strings with escapes included.
+func scanAction(l []byte, action *string) (m meta, ok bool) {
+	i := 0
+	ws := func() {
+		for i < len(l) && (l[i] == ' ' || l[i] == '\t' || l[i] == '\r' || l[i] == '\n') {
+			i++
+		}
+	}
+	char := func(c byte) bool {
+		ws()
+		if i < len(l) && l[i] == c {
+			i++
+			return true
+		}
+		return false
+	}
+	str := func() (string, bool) {
+		if !char('"') {
+			return "", false
+		}
+		start := i
+		for i < len(l) && l[i] != '"' {
+			if l[i] == '\\' || l[i] < 0x20 {
+				return "", false
+			}
+			i++
+		}
+		if i == len(l) {
+			return "", false
+		}
+		i++
+		return string(l[start : i-1]), true
+	}
+	if !char('{') {
+		return m, false
+	}
+	name, ok := str()
+	if !ok || !char(':') || !char('{') {
+		return m, false
+	}
+	switch name {
+	case "index", "create", "delete", "update":
+		*action = name
+	default:
+		return m, false
+	}
+	if char('}') {
+		return m, char('}') && i == len(l)
+	}
+	for {
+		field, ok := str()
+		if !ok || !char(':') {
+			return m, false
+		}
+		ws()
+		if i == len(l) {
+			return m, false
+		}
+		switch c := l[i]; {
+		case c == '"':
+			v, ok := str()
+			if !ok {
+				return m, false
+			}
+			switch field {
+			case "_index":
+				m.Index = v
+			case "_id":
+				m.ID = v
+			case "version_type":
+				m.VersionType = v
+			default:
+				return m, false
+			}
+		case c == '-' || c >= '0' && c <= '9':
+			start := i
+			for i++; i < len(l) && l[i] >= '0' && l[i] <= '9'; i++ {
+			}
+			n, err := strconv.ParseInt(string(l[start:i]), 10, 64)
+			if err != nil {
+				return m, false
+			}
+			switch field {
+			case "if_seq_no":
+				m.IfSeqNo = &n
+			case "if_primary_term":
+				m.IfPrimaryTerm = &n
+			case "version":
+				m.Version = &n
+			default:
+				return m, false
+			}
+		case bytes.HasPrefix(l[i:], []byte("null")):
+			i += 4
+		default:
+			return m, false
+		}
+		if char('}') {
+			break
+		}
+		if !char(',') {
+			return m, false
+		}
+	}
+	return m, char('}') && i == len(l)
+}
+
 // maxIDBytes is the longest _id Elasticsearch takes.
 const maxIDBytes = 512
 
@@ -418,7 +528,7 @@ func (o *op) validate() string {
 // parseBulk reads the action lines of body (and keeps the document lines
 // as bytes, copied).
 func parseBulk(body []byte, defIndex string) ([]op, error) {
-	var ops []op
+	ops := make([]op, 0, bytes.Count(body, []byte{'\n'})/2+1)
 	line := 0
 	next := func() ([]byte, bool) {
 		for len(body) > 0 {
@@ -441,26 +551,30 @@ func parseBulk(body []byte, defIndex string) ([]op, error) {
 		if !ok {
 			break
 		}
-		var a actionLine
-		if err := json.Unmarshal(l, &a); err != nil {
-			return nil, badRequest("Malformed action/metadata line [%d]: %v", line, err)
-		}
 		var o op
-		var m *meta
-		n := 0
-		for _, c := range []struct {
-			name string
-			m    *meta
-		}{{"index", a.Index}, {"create", a.Create}, {"delete", a.Delete}, {"update", a.Update}} {
-			if c.m != nil {
-				o.action, m = c.name, c.m
-				n++
+		m, ok := scanAction(l, &o.action)
+		if !ok {
+			// Whatever the quick scan does not take, encoding/json
+			// reads, or says what is wrong with it.
+			var a actionLine
+			if err := json.Unmarshal(l, &a); err != nil {
+				return nil, badRequest("Malformed action/metadata line [%d]: %v", line, err)
+			}
+			n := 0
+			for _, c := range []struct {
+				name string
+				m    *meta
+			}{{"index", a.Index}, {"create", a.Create}, {"delete", a.Delete}, {"update", a.Update}} {
+				if c.m != nil {
+					o.action, m = c.name, *c.m
+					n++
+				}
+			}
+			if n != 1 {
+				return nil, badRequest("Malformed action/metadata line [%d], expected one of [create, delete, index, update]", line)
 			}
 		}
-		switch {
-		case n != 1:
-			return nil, badRequest("Malformed action/metadata line [%d], expected one of [create, delete, index, update]", line)
-		case o.action == "update":
+		if o.action == "update" {
 			return nil, badRequest("stand-in: bulk update is not modelled")
 		}
 		o.index, o.id, o.ifSeq, o.ifTerm, o.version, o.versionType = cmpOr(m.Index, defIndex), m.ID, m.IfSeqNo, m.IfPrimaryTerm, m.Version, m.VersionType

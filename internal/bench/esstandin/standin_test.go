@@ -314,3 +314,32 @@ func TestStoreWritesWhatEsfakeHolds(t *testing.T) {
 		t.Errorf("%d key documents, want %d", n, len(byKey))
 	}
 }
+
+// TestActionLines: the quick scan of action lines and encoding/json, for
+// what the scan leaves to it, read the same items.
+func TestActionLines(t *testing.T) {
+	_, base := start(t, esstandin.Options{RefreshInterval: -1})
+	got := bulkStatuses(t, base, "",
+		` { "index" : { "_index" : "k" , "_id" : "plain" } } `, `{"n":1}`,
+		`{"index":{"_index":"k","_id":"quo\"te\u00e9"}}`, `{"n":2}`,
+		`{"index":{"_index":"k","_id":"nul","routing":null}}`, `{"n":3}`,
+		`{"create":{"_id":"unknown field","_index":"k","pipeline":"p"}}`, `{"n":4}`,
+		`{"delete":{"_index":"k","_id":"plain","version":10,"version_type":"external_gte"}}`,
+		`{"index":{"_index":"k","_id":"nul","if_seq_no":2,"if_primary_term":1}}`, `{"n":5}`,
+	)
+	want := []string{"index:201", "index:201", "index:201", "create:201", "delete:200", "index:200"}
+	if !slices.Equal(got, want) {
+		t.Errorf("items %v, want %v", got, want)
+	}
+	_, out := call(t, base, "POST", "/k/_mget", `{"ids":["plain","quo\"teé","nul","unknown field"]}`)
+	for _, s := range []string{`"_id":"plain","found":false`, `"_id":"quo\"teé","_version":1`, `"_source":{"n":5}`, `"_source":{"n":4}`} {
+		if !strings.Contains(out, s) {
+			t.Errorf("mget lacks %s: %s", s, out)
+		}
+	}
+	for _, body := range []string{`{"index":{"_index":"k","_id":"x"},"create":{"_index":"k","_id":"y"}}` + "\n{}\n", `{"index":1}` + "\n{}\n", `["index"]` + "\n{}\n"} {
+		if status, out := call(t, base, "POST", "/_bulk", body); status != 400 {
+			t.Errorf("%q: %d %s, want 400", body, status, out)
+		}
+	}
+}
