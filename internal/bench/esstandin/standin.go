@@ -749,7 +749,7 @@ func (s *Server) bulk(r *http.Request, q url.Values, defIndex string, body []byt
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]byte, 0, 64+160*len(ops))
+	out := make([]byte, 0, 64+200*len(ops))
 	out = append(out, `{"items":[`...)
 	errs := false
 	touched := map[*index]bool{}
