@@ -223,7 +223,7 @@ func (r *run) ingestPhases(ctx context.Context, scenario, store string, phases [
 		if err != nil {
 			return nil, err
 		}
-		defer si.close()
+		defer si.abort() // on failures; closed below otherwise
 		var hello struct{ URL string }
 		if err := si.read(&hello); err != nil {
 			return nil, fmt.Errorf("stand-in: %w", err)
@@ -257,33 +257,33 @@ func (r *run) ingestPhases(ctx context.Context, scenario, store string, phases [
 		for i, k := range proc {
 			p := &phases[k]
 			if err := produceEvents(ctx, b.Addr(), r.cfg.Def.Topics.Events, p.events); err != nil {
-				child.close()
+				child.abort()
 				return nil, err
 			}
 			r.progress("%s: phase %s, %d events", scenario, p.name, len(p.events))
 			s0, err := standIn()
 			if err != nil {
-				child.close()
+				child.abort()
 				return nil, fmt.Errorf("stand-in: %w", err)
 			}
 			u0 := snapshot()
 			if err := child.send("go"); err != nil {
-				child.close()
+				child.abort()
 				return nil, err
 			}
 			var res PhaseResult
 			if err := child.read(&res); err != nil {
-				child.close()
+				child.abort()
 				return nil, fmt.Errorf("ingester process, phase %s: %w", p.name, err)
 			}
 			u1 := snapshot()
 			s1, err := standIn()
 			if err != nil {
-				child.close()
+				child.abort()
 				return nil, fmt.Errorf("stand-in: %w", err)
 			}
 			if res.Events != len(p.events) {
-				child.close()
+				child.abort()
 				return nil, fmt.Errorf("phase %s: the ingester stored %d events of %d", p.name, res.Events, len(p.events))
 			}
 			if prof := cc.Phases[i].Profile; prof != "" {
@@ -294,6 +294,12 @@ func (r *run) ingestPhases(ctx context.Context, scenario, store string, phases [
 		}
 		if err := child.close(); err != nil {
 			return nil, fmt.Errorf("ingester process: %w", err)
+		}
+	}
+	if si != nil {
+		// A clean end, so that it writes its profile.
+		if err := si.close(); err != nil {
+			return nil, fmt.Errorf("stand-in: %w", err)
 		}
 	}
 	return runs, nil
@@ -445,6 +451,15 @@ func (c *childProc) wait() string {
 		return "exit 0"
 	}
 	return c.err.Error() + ": " + tail(c.stderr.String(), 2000)
+}
+
+// abort kills the process (on a failure of the bench's side) and waits
+// for it.
+func (c *childProc) abort() {
+	if !c.waited && c.cmd.Process != nil {
+		_ = c.cmd.Process.Kill()
+	}
+	c.wait()
 }
 
 // close ends the process's input and waits for it.
