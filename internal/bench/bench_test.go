@@ -126,6 +126,22 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `unknown scenario "ingest"`) {
 		t.Errorf("Validate = %v", err)
 	}
+	for _, bad := range []bench.Config{
+		{StandIn: "opensearch"},
+		{StandIn: bench.StandInEsfake, ElasticLatency: time.Millisecond},
+		{LateShare: 1},
+		{LateShare: -0.1},
+	} {
+		bad.Defaults()
+		if err := bad.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil", bad)
+		}
+	}
+	ok := bench.Config{StandIn: bench.StandInEsfake}
+	ok.Defaults()
+	if err := ok.Validate(); err != nil || ok.LateShare != 0.05 {
+		t.Errorf("Validate = %v, late share %v", err, ok.LateShare)
+	}
 }
 
 func TestFormatValue(t *testing.T) {
