@@ -58,13 +58,22 @@ type Config struct {
 	OpenSessions int
 	// QueryRuns is how many timed requests each query kind gets.
 	QueryRuns int
-	// ElasticLatency delays every answer of the loopback Elasticsearch, to
-	// model a cluster across a network; 0 answers at once.
+	// ElasticLatency delays every answer of the lean Elasticsearch
+	// stand-in, to model a cluster across a network; 0 answers at once.
 	ElasticLatency time.Duration
 	// IngestWorkers is the ingest scenarios' ingest.Config.Workers; 0 is
 	// what the commands use for each store (1 for SQLite, one per core for
 	// Elasticsearch).
 	IngestWorkers int
+	// StandIn is the Elasticsearch the ingest scenario writes to, in a
+	// process of its own: StandInLean (the default) or StandInEsfake.
+	StandIn string
+	// RefreshInterval is the stand-in's index.refresh_interval: what a
+	// search sees lags the writes by up to this; 0 is Elasticsearch's 1 s.
+	RefreshInterval time.Duration
+	// LateShare is the share of the events of the first three ingest
+	// phases held back and sent late in the last; 0 is 5 %.
+	LateShare float64
 	// Seed makes the traffic; the same seed gives the same events.
 	Seed int64
 	// DataDir keeps seeded databases between runs; "" uses a temporary
@@ -80,8 +89,10 @@ type Config struct {
 	Log *zap.Logger
 	// Progress receives a line as each step starts; nothing when nil.
 	Progress io.Writer
-	// Child starts this program as the memory scenario's ingester, with
-	// args for RunChild (see ChildArgs). The scenario is not run when nil.
+	// Child starts this program as a helper process of the bench (an
+	// ingester, the Elasticsearch stand-in), with args for RunChild (see
+	// ChildArgs), its standard input and output left for the bench. The
+	// ingest and memory scenarios are not run when nil.
 	Child func(ctx context.Context, args []string) *exec.Cmd
 }
 
@@ -105,6 +116,12 @@ func (c *Config) Defaults() {
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
+	}
+	if c.StandIn == "" {
+		c.StandIn = StandInLean
+	}
+	if c.LateShare == 0 {
+		c.LateShare = 0.05
 	}
 	if c.Def == nil {
 		c.Def = pipeline.MustDefault()
@@ -132,8 +149,20 @@ func (c *Config) Validate() error {
 	if c.ElasticLatency < 0 {
 		errs = append(errs, errors.New("bench: elastic latency must not be negative"))
 	}
+	switch c.StandIn {
+	case StandInLean:
+	case StandInEsfake:
+		if c.ElasticLatency > 0 {
+			errs = append(errs, errors.New("bench: the esfake stand-in takes no latency"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("bench: unknown Elasticsearch stand-in %q (%s or %s)", c.StandIn, StandInLean, StandInEsfake))
+	}
 	if c.IngestWorkers < 0 {
 		errs = append(errs, errors.New("bench: ingest workers must not be negative"))
+	}
+	if c.LateShare < 0 || c.LateShare >= 1 {
+		errs = append(errs, errors.New("bench: the late share must be at least 0 and below 1"))
 	}
 	for _, s := range c.Only {
 		if !slices.Contains(Scenarios, s) {
@@ -167,11 +196,14 @@ func (t *Target) Met(v float64) bool {
 
 // Figure is one measured value.
 type Figure struct {
-	Scenario string  `json:"scenario"`
-	Name     string  `json:"figure"`
-	Unit     string  `json:"unit"`
-	Value    float64 `json:"value"`
-	Target   *Target `json:"target,omitempty"`
+	Scenario string `json:"scenario"`
+	// Phase is the part of the ingest traffic the figure is of (fresh,
+	// cold, steady, late), empty elsewhere.
+	Phase  string  `json:"phase,omitempty"`
+	Name   string  `json:"figure"`
+	Unit   string  `json:"unit"`
+	Value  float64 `json:"value"`
+	Target *Target `json:"target,omitempty"`
 	// Met is set when there is a target.
 	Met *bool `json:"met,omitempty"`
 	// Margin is Value relative to the target: +0.25 is 25% better than
@@ -192,14 +224,17 @@ type Results struct {
 	Duration float64   `json:"duration_seconds"`
 	Machine  Machine   `json:"machine"`
 	Config   struct {
-		Events         int    `json:"events"`
-		Sessions       int    `json:"sessions"`
-		ExportSessions int    `json:"export_sessions"`
-		OpenSessions   int    `json:"open_sessions"`
-		QueryRuns      int    `json:"query_runs"`
-		ElasticLatency string `json:"elastic_latency"`
-		Seed           int64  `json:"seed"`
-		ProfileDir     string `json:"profile_dir,omitempty"`
+		Events         int     `json:"events"`
+		Sessions       int     `json:"sessions"`
+		ExportSessions int     `json:"export_sessions"`
+		OpenSessions   int     `json:"open_sessions"`
+		QueryRuns      int     `json:"query_runs"`
+		ElasticLatency string  `json:"elastic_latency"`
+		StandIn        string  `json:"elastic_standin"`
+		Refresh        string  `json:"elastic_refresh_interval"`
+		LateShare      float64 `json:"late_share"`
+		Seed           int64   `json:"seed"`
+		ProfileDir     string  `json:"profile_dir,omitempty"`
 	} `json:"config"`
 	Figures []Figure  `json:"figures"`
 	NotRun  []Skipped `json:"not_run"`
@@ -230,10 +265,22 @@ func (r *Results) skip(scenario, reason string) {
 	r.NotRun = append(r.NotRun, Skipped{Scenario: scenario, Reason: reason})
 }
 
-// Value returns the value of a figure, and whether it was measured.
+// Value returns the value of a figure (of the first phase that has it),
+// and whether it was measured.
 func (r *Results) Value(scenario, name string) (float64, bool) {
 	for _, f := range r.Figures {
 		if f.Scenario == scenario && f.Name == name {
+			return f.Value, true
+		}
+	}
+	return 0, false
+}
+
+// PhaseValue returns the value of a figure of one phase, and whether it
+// was measured.
+func (r *Results) PhaseValue(scenario, phase, name string) (float64, bool) {
+	for _, f := range r.Figures {
+		if f.Scenario == scenario && f.Phase == phase && f.Name == name {
 			return f.Value, true
 		}
 	}
@@ -264,6 +311,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	res.Config.Events, res.Config.Sessions, res.Config.ExportSessions = cfg.Events, cfg.Sessions, cfg.ExportSessions
 	res.Config.OpenSessions, res.Config.QueryRuns, res.Config.Seed = cfg.OpenSessions, cfg.QueryRuns, cfg.Seed
 	res.Config.ProfileDir, res.Config.ElasticLatency = cfg.ProfileDir, cfg.ElasticLatency.String()
+	res.Config.StandIn, res.Config.LateShare = cfg.StandIn, cfg.LateShare
+	res.Config.Refresh = "1s"
+	if cfg.RefreshInterval != 0 {
+		res.Config.Refresh = cfg.RefreshInterval.String()
+	}
 	r := &run{cfg: cfg, res: res}
 
 	dataDir := cfg.DataDir

@@ -1,21 +1,23 @@
 package bench
 
 import (
-	"cmp"
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"sync"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"go.uber.org/zap"
 
-	"github.com/chatreport/chatreport/internal/ingest"
-	"github.com/chatreport/chatreport/internal/session"
-	"github.com/chatreport/chatreport/internal/store/elastic"
 	"github.com/chatreport/chatreport/internal/store/sqlite"
 	"github.com/chatreport/chatreport/internal/versions"
 )
@@ -30,76 +32,74 @@ const (
 	targetIngestElastic = 150_000
 )
 
-// ingestScenarios produces one day of simulated traffic to an embedded
-// broker, then reads all of it three times, each with its own consumer
-// group: the consumer alone (the ceiling), the ingester into SQLite, and
-// the ingester into a loopback Elasticsearch.
+// ingestScenarios makes one day of simulated traffic and splits it into
+// phases (splitPhases). The consumer alone reads all of it in this process
+// (the ceiling); each store's scenario runs the phases through ingester
+// processes of their own, against a broker of its own in this process and,
+// for Elasticsearch, a stand-in in a third process.
 func (r *run) ingestScenarios(ctx context.Context) error {
-	b, err := r.startBroker(ctx)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
 	day := 24 * time.Hour
 	t := trafficFor(r.cfg.Seed, r.cfg.Events, time.Now().Add(-day).Truncate(time.Second), day, benchTenants)
-	r.progress("producing %d simulated events (%d conversations) to the embedded broker", t.events, t.opts.Sessions)
-	took, err := r.produce(ctx, b, t)
-	if err != nil {
-		return err
+	phases := splitPhases(t, r.cfg.LateShare)
+	var sizes []string
+	for _, p := range phases {
+		sizes = append(sizes, fmt.Sprintf("%s %d", p.name, len(p.events)))
 	}
-	r.progress("produced in %s", took.Round(time.Millisecond))
+	r.progress("traffic: %d simulated events (%d conversations), in phases: %s; %d events of the first three phases sent late in the last",
+		t.events, t.opts.Sessions, strings.Join(sizes, ", "), phases[len(phases)-1].late)
 
 	var ceiling float64
 	if r.cfg.runs(ScenarioConsumer) {
 		r.progress("consumer alone: kafka-go fetch, no processing")
-		res, err := r.consume(ctx, b.Addr(), t.events)
+		res, err := r.consumeAll(ctx, phases, t.events)
 		if err != nil {
 			r.res.skip(ScenarioConsumer, "failed: "+err.Error())
 		} else {
 			ceiling = res.rate()
-			r.addRate(ScenarioConsumer, res, nil, "kafka-go consumer-group reader configured as the ingester's, FetchMessage only")
+			r.addRate(ScenarioConsumer, res)
 		}
 	}
-	if r.cfg.runs(ScenarioIngestSQLite) {
-		r.progress("ingest into SQLite: broker → ingester → assembler → SQLite")
-		res, err := r.ingestSQLite(ctx, b.Addr(), t.events)
-		if err != nil {
-			r.res.skip(ScenarioIngestSQLite, "failed: "+err.Error())
-		} else {
-			r.addRate(ScenarioIngestSQLite, res, atLeast(targetIngestSQLite),
-				"embedded broker → ingest.Ingester → versions.Sink → session.Assembler → sqlite.Store (WAL, synchronous=FULL), as `up` wires them")
-			r.addCeiling(ScenarioIngestSQLite, res, ceiling)
+	for _, s := range []struct {
+		scenario, store, path string
+		target                float64
+	}{
+		{ScenarioIngestSQLite, StoreSQLite, "ingest.Ingester → versions.Sink → session.Assembler → sqlite.Store (WAL, synchronous=FULL), as `up` wires them", targetIngestSQLite},
+		{ScenarioIngestElastic, StoreElastic, "ingest.Ingester → session.Assembler → elastic.Store → HTTP on loopback to the " + r.standInName(), targetIngestElastic},
+	} {
+		if !r.cfg.runs(s.scenario) {
+			continue
 		}
-	}
-	if r.cfg.runs(ScenarioIngestElastic) {
-		r.progress("ingest into Elasticsearch: broker → ingester → assembler → elastic.Store → loopback _bulk")
-		res, fake, err := r.ingestElastic(ctx, b.Addr(), t.events)
-		if err != nil {
-			r.res.skip(ScenarioIngestElastic, "failed: "+err.Error())
-		} else {
-			r.addRate(ScenarioIngestElastic, res, atLeast(targetIngestElastic),
-				fmt.Sprintf("embedded broker → ingest.Ingester → session.Assembler → elastic.Store → httptest server answering like an empty Elasticsearch (every write accepted, every read empty) after %s", r.cfg.ElasticLatency))
-			r.addCeiling(ScenarioIngestElastic, res, ceiling)
-			fake.report(r.res, res)
+		if r.cfg.Child == nil {
+			r.res.skip(s.scenario, "not run: the ingester must run in a process of its own (only `chatreport bench` starts one)")
+			continue
 		}
+		r.progress("%s: broker → %s, in ingester processes of their own", s.scenario, s.path)
+		runs, err := r.ingestPhases(ctx, s.scenario, s.store, phases)
+		if err != nil {
+			r.res.skip(s.scenario, "failed: "+err.Error())
+			continue
+		}
+		r.addPhases(s.scenario, s.path, runs, atLeast(s.target), ceiling)
 	}
 	return nil
 }
 
-// ingestRun is what one read of the traffic measured. The sustained span
-// runs from the first committed batch (or fetched message) to the last, so
-// that the consumer group's join is left out; total includes it.
+func (r *run) standInName() string {
+	if r.cfg.StandIn == StandInEsfake {
+		return "esfake stand-in (the store tests' full model)"
+	}
+	return "lean stand-in (internal/bench/esstandin)"
+}
+
+// ingestRun is what one read of the traffic measured in this process. The
+// sustained span runs from the first fetched message to the last.
 type ingestRun struct {
 	events    int
-	batches   int
-	retries   int
 	sustained span
 	counted   int // events in the sustained span
 	total     time.Duration
 }
 
-// rate is the sustained rate; with a single batch there is no span
-// between batches, and the rate includes the group join.
 func (i ingestRun) rate() float64 {
 	if i.counted == 0 || i.sustained.wall <= 0 {
 		if i.total <= 0 {
@@ -110,48 +110,38 @@ func (i ingestRun) rate() float64 {
 	return float64(i.counted) / i.sustained.wall.Seconds()
 }
 
-func (r *run) addRate(scenario string, res ingestRun, target *Target, note string) {
-	r.res.add(Figure{Scenario: scenario, Name: "sustained rate", Unit: "events/s", Value: res.rate(), Target: target,
-		Note: fmt.Sprintf("%s; %d events, %d after the first batch in %.2f s", note, res.events, res.counted, res.sustained.wall.Seconds())})
-	r.res.add(Figure{Scenario: scenario, Name: "rate including group join", Unit: "events/s",
-		Value: float64(res.events) / res.total.Seconds()})
+func (r *run) addRate(scenario string, res ingestRun) {
+	r.res.add(Figure{Scenario: scenario, Name: "sustained rate", Unit: "events/s", Value: res.rate(),
+		Note: fmt.Sprintf("kafka-go consumer-group reader configured as the ingester's, FetchMessage only, in the bench process; %d events, %d after the first in %.2f s",
+			res.events, res.counted, res.sustained.wall.Seconds())})
 	if res.counted > 0 {
 		r.res.add(Figure{Scenario: scenario, Name: "CPU time per 1,000 events", Unit: "ms",
 			Value: ms(res.sustained.cpu) * 1000 / float64(res.counted),
-			Note:  "whole process: the embedded broker's work is included"})
-		r.res.add(Figure{Scenario: scenario, Name: "heap allocations per event", Unit: "allocs",
-			Value: float64(res.sustained.allocs) / float64(res.counted), Note: "whole process, broker included"})
-		r.res.add(Figure{Scenario: scenario, Name: "bytes allocated per event", Unit: "B",
-			Value: float64(res.sustained.bytes) / float64(res.counted), Note: "whole process, broker included"})
-		r.res.add(Figure{Scenario: scenario, Name: "CPU utilisation", Unit: "cores",
+			Note:  "the bench process: the embedded broker's work is included"})
+		r.res.add(Figure{Scenario: scenario, Name: "cores used", Unit: "cores",
 			Value: res.sustained.cpu.Seconds() / res.sustained.wall.Seconds()})
-		if res.sustained.written > 0 {
-			r.res.add(Figure{Scenario: scenario, Name: "bytes written to storage per event", Unit: "B",
-				Value: float64(res.sustained.written) / float64(res.counted),
-				Note:  "write_bytes of /proc/self/io: database and WAL pages dirtied, a machine-independent measure of write amplification"})
-		}
-	}
-	if res.batches > 0 {
-		r.res.add(Figure{Scenario: scenario, Name: "mean batch", Unit: "events",
-			Value: float64(res.events) / float64(res.batches), Note: fmt.Sprintf("%d batches, %d store retries", res.batches, res.retries)})
 	}
 }
 
-func (r *run) addCeiling(scenario string, res ingestRun, ceiling float64) {
-	if ceiling <= 0 {
-		return
-	}
-	r.res.add(Figure{Scenario: scenario, Name: "fraction of the consumer ceiling", Unit: "%", Value: 100 * res.rate() / ceiling})
-}
-
-// consume reads the traffic with a kafka-go group reader configured like
-// the ingester's, and does nothing with it.
-func (r *run) consume(ctx context.Context, addr string, events int) (ingestRun, error) {
+// consumeAll produces every phase to a broker of its own and reads it back
+// with a kafka-go group reader configured like the ingester's, doing
+// nothing with it.
+func (r *run) consumeAll(ctx context.Context, phases []phaseTraffic, events int) (ingestRun, error) {
 	ctx, cancel := context.WithTimeout(ctx, ingestTimeout)
 	defer cancel()
+	b, err := r.startBroker(ctx)
+	if err != nil {
+		return ingestRun{}, err
+	}
+	defer b.Close()
+	for _, p := range phases {
+		if err := produceEvents(ctx, b.Addr(), r.cfg.Def.Topics.Events, p.events); err != nil {
+			return ingestRun{}, err
+		}
+	}
 	def := r.cfg.Def
 	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:          []string{addr},
+		Brokers:          []string{b.Addr()},
 		GroupID:          "bench-consumer",
 		GroupTopics:      def.Topics.Events,
 		GroupBalancers:   []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
@@ -179,121 +169,213 @@ func (r *run) consume(ctx context.Context, addr string, events int) (ingestRun, 
 	return ingestRun{events: events, sustained: first.until(last), counted: events - 1, total: last.at.Sub(start)}, nil
 }
 
-// batchClock observes the ingester's committed batches: it snapshots the
-// process at the first and at the one that completes the traffic.
-type batchClock struct {
-	target int
-
-	mu      sync.Mutex
-	total   int
-	batches int
-	retries int
-	firstN  int
-	first   usage
-	last    usage
-	done    chan struct{}
+// phaseRun is one phase of a store's scenario: what the ingester process
+// measured, and what the other processes spent meanwhile.
+type phaseRun struct {
+	traffic *phaseTraffic
+	res     PhaseResult
+	// bench is the bench process (the broker serving the fetches) from
+	// the phase's release to its report.
+	bench span
+	// standIn is the stand-in's CPU time over the same span (Elasticsearch).
+	standIn    time.Duration
+	standInRSS int64
 }
 
-var _ ingest.Observer = (*batchClock)(nil)
-
-func newBatchClock(target int) *batchClock {
-	return &batchClock{target: target, done: make(chan struct{})}
-}
-
-func (c *batchClock) ObserveBatch(s ingest.BatchStats) {
-	n := 0
-	for _, t := range s.Topics {
-		n += t.Consumed
+// processes are the phases each ingester process runs: the first alone,
+// then a restart, then the others.
+func processes(n int) [][]int {
+	rest := make([]int, 0, n-1)
+	for i := 1; i < n; i++ {
+		rest = append(rest, i)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.batches++
-	if c.total == 0 {
-		c.first = snapshot()
-		c.firstN = n
-	}
-	before := c.total
-	c.total += n
-	if before < c.target && c.total >= c.target {
-		c.last = snapshot()
-		close(c.done)
-	}
+	return [][]int{{0}, rest}
 }
 
-func (c *batchClock) ObserveRetry(string) {
-	c.mu.Lock()
-	c.retries++
-	c.mu.Unlock()
-}
-
-// ingestWith runs an ingester with sink and workers (ingest.Config.Workers)
-// until it committed events, and measures it.
-func (r *run) ingestWith(ctx context.Context, scenario, addr string, sink ingest.Sink, workers, events int) (ingestRun, error) {
+// ingestPhases runs the phases through ingester processes writing store,
+// on a broker of their own; each phase's events are produced before the
+// phase is released, so the ingester is measured alone.
+func (r *run) ingestPhases(ctx context.Context, scenario, store string, phases []phaseTraffic) ([]phaseRun, error) {
 	ctx, cancel := context.WithTimeout(ctx, ingestTimeout)
 	defer cancel()
-	def := r.cfg.Def
-	clock := newBatchClock(events)
-	in, err := ingest.New(ingest.Config{
-		Brokers:    []string{addr},
-		Topics:     def.Topics.Events,
-		Group:      "bench-" + scenario,
-		DeadLetter: def.Topics.DeadLetter,
-		Observer:   clock,
-		Workers:    workers,
-	}, sink, r.cfg.Log.Named(scenario))
+	b, err := r.startBroker(ctx)
 	if err != nil {
-		return ingestRun{}, err
+		return nil, err
 	}
-	stop := r.profile(scenario)
-	defer stop()
-	start := time.Now()
-	runCtx, stopIngester := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- in.Run(runCtx) }()
-	select {
-	case <-clock.done:
-	case err := <-done:
-		stopIngester()
-		if err == nil {
-			err = errors.New("ingester stopped early")
+	defer b.Close()
+	base := ChildConfig{Role: RoleIngest, Brokers: []string{b.Addr()}, Group: "bench-" + scenario, Store: store, Pipeline: r.cfg.Def,
+		Workers: r.cfg.IngestWorkers}
+	var si *childProc
+	switch store {
+	case StoreSQLite:
+		dir, err := os.MkdirTemp(r.dataDir, scenario+"-")
+		if err != nil {
+			return nil, err
 		}
-		return ingestRun{}, err
-	case <-ctx.Done():
-		stopIngester()
-		<-done
-		return ingestRun{}, fmt.Errorf("ingested %d of %d events before the time limit", in.Stats().Consumed, events)
+		defer os.RemoveAll(dir)
+		base.Dir = dir
+	case StoreElastic:
+		sc := ChildConfig{Role: RoleStandIn, StandIn: r.cfg.StandIn, RefreshInterval: r.cfg.RefreshInterval, Latency: r.cfg.ElasticLatency}
+		if r.cfg.ProfileDir != "" {
+			sc.Profile = filepath.Join(r.cfg.ProfileDir, scenario+"-standin.cpu.pprof")
+			r.res.Profiles[scenario+"-standin"] = sc.Profile
+		}
+		si, err = r.startChild(ctx, sc)
+		if err != nil {
+			return nil, err
+		}
+		defer si.abort() // on failures; closed below otherwise
+		var hello struct{ URL string }
+		if err := si.read(&hello); err != nil {
+			return nil, fmt.Errorf("stand-in: %w", err)
+		}
+		base.Elastic = hello.URL
 	}
-	stopIngester()
-	if err := <-done; err != nil {
-		return ingestRun{}, err
+	standIn := func() (StandInStats, error) {
+		var st StandInStats
+		if si == nil {
+			return st, nil
+		}
+		if err := si.send("stats"); err != nil {
+			return st, err
+		}
+		return st, si.read(&st)
 	}
-	clock.mu.Lock()
-	defer clock.mu.Unlock()
-	st := in.Stats()
-	if st.DeadLettered > 0 {
-		return ingestRun{}, fmt.Errorf("%d simulated events were dead-lettered", st.DeadLettered)
+	var runs []phaseRun
+	for _, proc := range processes(len(phases)) {
+		cc := base
+		for _, k := range proc {
+			ph := ChildPhase{Name: phases[k].name, Events: len(phases[k].events)}
+			if r.cfg.ProfileDir != "" {
+				ph.Profile = filepath.Join(r.cfg.ProfileDir, scenario+"-"+ph.Name+".cpu.pprof")
+			}
+			cc.Phases = append(cc.Phases, ph)
+		}
+		child, err := r.startChild(ctx, cc)
+		if err != nil {
+			return nil, err
+		}
+		for i, k := range proc {
+			p := &phases[k]
+			if err := produceEvents(ctx, b.Addr(), r.cfg.Def.Topics.Events, p.events); err != nil {
+				child.abort()
+				return nil, err
+			}
+			r.progress("%s: phase %s, %d events", scenario, p.name, len(p.events))
+			s0, err := standIn()
+			if err != nil {
+				child.abort()
+				return nil, fmt.Errorf("stand-in: %w", err)
+			}
+			u0 := snapshot()
+			if err := child.send("go"); err != nil {
+				child.abort()
+				return nil, err
+			}
+			var res PhaseResult
+			if err := child.read(&res); err != nil {
+				child.abort()
+				return nil, fmt.Errorf("ingester process, phase %s: %w", p.name, err)
+			}
+			u1 := snapshot()
+			s1, err := standIn()
+			if err != nil {
+				child.abort()
+				return nil, fmt.Errorf("stand-in: %w", err)
+			}
+			if res.Events != len(p.events) {
+				child.abort()
+				return nil, fmt.Errorf("phase %s: the ingester stored %d events of %d", p.name, res.Events, len(p.events))
+			}
+			if prof := cc.Phases[i].Profile; prof != "" {
+				r.res.Profiles[scenario+"-"+p.name] = prof
+			}
+			runs = append(runs, phaseRun{traffic: p, res: res, bench: u0.until(u1),
+				standIn: time.Duration((s1.CPUSeconds - s0.CPUSeconds) * float64(time.Second)), standInRSS: s1.RSS})
+		}
+		if err := child.close(); err != nil {
+			return nil, fmt.Errorf("ingester process: %w", err)
+		}
 	}
-	return ingestRun{
-		events: clock.total, batches: clock.batches, retries: clock.retries,
-		sustained: clock.first.until(clock.last), counted: clock.total - clock.firstN,
-		total: clock.last.at.Sub(start),
-	}, nil
+	if si != nil {
+		// A clean end, so that it writes its profile.
+		if err := si.close(); err != nil {
+			return nil, fmt.Errorf("stand-in: %w", err)
+		}
+	}
+	return runs, nil
 }
 
-// ingestSQLite wires the sink as `up` does: versions of the store in a
-// folder, the current one written through an assembler.
-func (r *run) ingestSQLite(ctx context.Context, addr string, events int) (ingestRun, error) {
-	dir, err := os.MkdirTemp(r.dataDir, "ingest-sqlite-")
-	if err != nil {
-		return ingestRun{}, err
+// phaseNotes say what each phase is.
+var phaseNotes = map[string]string{
+	PhaseFresh:  "first ingester process, every key new to the store: reading a key back finds nothing",
+	PhaseCold:   "second ingester process, just started: every key has stored state it does not hold in memory, and is read back by id",
+	PhaseSteady: "the second process goes on: every key was written by it and is in its memory",
+	PhaseLate:   "the second process goes on, with events of the earlier phases sent late among the new ones",
+}
+
+// addPhases reports each phase of a store's scenario.
+func (r *run) addPhases(scenario, path string, runs []phaseRun, target *Target, ceiling float64) {
+	for _, pr := range runs {
+		res := pr.res
+		ph := res.Phase
+		add := func(f Figure) {
+			f.Scenario, f.Phase = scenario, ph
+			r.res.add(f)
+		}
+		rate := 0.0
+		if res.Seconds > 0 {
+			rate = float64(res.Counted) / res.Seconds
+		}
+		note := fmt.Sprintf("%s; %s; %d events in %d batches, %d timed in %.2f s", phaseNotes[ph], path, res.Events, res.Batches, res.Counted, res.Seconds)
+		if pr.traffic.late > 0 {
+			note += fmt.Sprintf("; %d of them (%.1f %%) late", pr.traffic.late, 100*float64(pr.traffic.late)/float64(res.Events))
+		}
+		if res.Retries > 0 {
+			note += fmt.Sprintf("; %d store retries", res.Retries)
+		}
+		add(Figure{Name: "sustained rate", Unit: "events/s", Value: rate, Target: target, Note: note})
+		if res.Counted == 0 || res.Seconds <= 0 {
+			continue
+		}
+		per1000 := func(d float64) float64 { return d * 1e6 / float64(res.Counted) }
+		add(Figure{Name: "CPU time per 1,000 events", Unit: "ms", Value: per1000(res.CPUSeconds),
+			Note: "the ingester process alone (getrusage): consumer, decoding, assembler, store, HTTP client"})
+		add(Figure{Name: "cores used", Unit: "cores", Value: res.CPUSeconds / res.Seconds, Note: "ingester CPU time / wall time"})
+		add(Figure{Name: "heap allocations per event", Unit: "allocs", Value: float64(res.Allocs) / float64(res.Counted)})
+		add(Figure{Name: "mean batch", Unit: "events", Value: float64(res.Events) / float64(res.Batches)})
+		if res.Written > 0 {
+			add(Figure{Name: "bytes written to storage per event", Unit: "B", Value: float64(res.Written) / float64(res.Counted),
+				Note: "write_bytes of the ingester's /proc/self/io: database and WAL pages dirtied"})
+		}
+		if len(res.Requests) > 0 {
+			total := 0
+			var parts []string
+			for _, ep := range slices.Sorted(maps.Keys(res.Requests)) {
+				total += res.Requests[ep].Requests
+				parts = append(parts, fmt.Sprintf("%s %.2f", ep, float64(res.Requests[ep].Requests)/float64(res.Batches)))
+			}
+			add(Figure{Name: "HTTP requests per batch", Unit: "requests", Value: float64(total) / float64(res.Batches),
+				Note: strings.Join(parts, ", ")})
+			for _, ep := range slices.Sorted(maps.Keys(res.Requests)) {
+				add(Figure{Name: ep + " requests per batch", Unit: "requests", Value: float64(res.Requests[ep].Requests) / float64(res.Batches)})
+			}
+			bulk, mget := res.Requests["_bulk"], res.Requests["_mget"]
+			add(Figure{Name: "bulk body bytes per event", Unit: "B", Value: float64(bulk.RequestBytes) / float64(res.Events)})
+			add(Figure{Name: "bytes read back per event", Unit: "B", Value: float64(mget.ResponseBytes) / float64(res.Events),
+				Note: "_mget answers: key, session and event documents read back by id"})
+		}
+		if pr.standIn > 0 {
+			add(Figure{Name: "stand-in CPU time per 1,000 events", Unit: "ms", Value: pr.standIn.Seconds() * 1e6 / float64(res.Events),
+				Note: fmt.Sprintf("the %s, a process of its own, from the phase's release to its report (not in the ingester's figures); %.2f cores; RSS %.0f MiB",
+					r.standInName(), pr.standIn.Seconds()/pr.bench.wall.Seconds(), float64(pr.standInRSS)/mib)})
+		}
+		add(Figure{Name: "broker CPU time per 1,000 events", Unit: "ms", Value: pr.bench.cpu.Seconds() * 1e6 / float64(res.Events),
+			Note: fmt.Sprintf("the bench process (embedded broker serving the fetches) over the phase; %.2f cores", pr.bench.cpu.Seconds()/pr.bench.wall.Seconds())})
+		if ceiling > 0 {
+			add(Figure{Name: "fraction of the consumer ceiling", Unit: "%", Value: 100 * rate / ceiling})
+		}
 	}
-	defer os.RemoveAll(dir)
-	set := openVersions(dir)
-	defer set.Close()
-	// One worker unless told otherwise, as `up` stores into SQLite
-	// (internal/cli, ingestWorkers).
-	workers := cmp.Or(r.cfg.IngestWorkers, 1)
-	return r.ingestWith(ctx, ScenarioIngestSQLite, addr, versions.NewSink(set, r.cfg.Def), workers, events)
 }
 
 // openVersions mirrors the embedded store of `chatreport up`: one database
@@ -304,18 +386,87 @@ func openVersions(dir string) *versions.Set[*sqlite.Store] {
 	})
 }
 
-// ingestElastic writes through the Elasticsearch store to a loopback server
-// that accepts every write and finds nothing on every read.
-func (r *run) ingestElastic(ctx context.Context, addr string, events int) (ingestRun, *fakeElastic, error) {
-	fake := newFakeElastic(r.cfg.ElasticLatency)
-	defer fake.Close()
-	st, err := elastic.New(elastic.Config{Addresses: []string{fake.URL()}}, r.cfg.Log.Named("elastic").WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+// childProc is a helper process: commands on its standard input, JSON
+// lines on its standard output.
+type childProc struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Scanner
+	stderr bytes.Buffer
+	waited bool
+	err    error
+}
+
+func (r *run) startChild(ctx context.Context, cc ChildConfig) (*childProc, error) {
+	args, err := ChildArgs(cc)
 	if err != nil {
-		return ingestRun{}, nil, err
+		return nil, err
 	}
-	defer st.Close()
-	// One worker per core unless told otherwise, as `ingest` stores into
-	// Elasticsearch.
-	res, err := r.ingestWith(ctx, ScenarioIngestElastic, addr, session.NewAssembler(r.cfg.Def, st), r.cfg.IngestWorkers, events)
-	return res, fake, err
+	c := &childProc{cmd: r.cfg.Child(ctx, args)}
+	c.cmd.Stderr = &c.stderr
+	if c.in, err = c.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	c.out = bufio.NewScanner(stdout)
+	c.out.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s process: %w", cc.Role, err)
+	}
+	return c, nil
+}
+
+func (c *childProc) send(cmd string) error {
+	if _, err := io.WriteString(c.in, cmd+"\n"); err != nil {
+		return fmt.Errorf("helper process: %w: %s", err, c.wait())
+	}
+	return nil
+}
+
+// read decodes the next line the process writes into v.
+func (c *childProc) read(v any) error {
+	if !c.out.Scan() {
+		err := c.out.Err()
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("helper process ended: %w: %s", err, c.wait())
+	}
+	if err := json.Unmarshal(c.out.Bytes(), v); err != nil {
+		return fmt.Errorf("helper process answered %q: %w", tail(c.out.Text(), 500), err)
+	}
+	return nil
+}
+
+// wait waits for the process to end and says how it ended.
+func (c *childProc) wait() string {
+	if !c.waited {
+		c.waited = true
+		c.in.Close()
+		c.err = c.cmd.Wait()
+	}
+	if c.err == nil {
+		return "exit 0"
+	}
+	return c.err.Error() + ": " + tail(c.stderr.String(), 2000)
+}
+
+// abort kills the process (on a failure of the bench's side) and waits
+// for it.
+func (c *childProc) abort() {
+	if !c.waited && c.cmd.Process != nil {
+		_ = c.cmd.Process.Kill()
+	}
+	c.wait()
+}
+
+// close ends the process's input and waits for it.
+func (c *childProc) close() error {
+	if msg := c.wait(); c.err != nil {
+		return errors.New(msg)
+	}
+	return nil
 }

@@ -50,7 +50,8 @@ func readMachine() Machine {
 		}
 	}
 	m.Caveat = "measured on " + strconv.Itoa(m.CPUs) + " CPU(s) shared with other work: " +
-		"the broker, the fake Elasticsearch and the HTTP client run on the same cores as the code measured; " +
+		"the ingesters run in processes of their own and their CPU figures are theirs alone, but the broker, " +
+		"the Elasticsearch stand-in and the HTTP clients of the query scenarios run on the same cores; " +
 		"wall-clock rates and latencies vary between runs, CPU time and allocations per event much less"
 	return m
 }

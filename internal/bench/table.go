@@ -33,7 +33,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 				met += " (" + ratio(f.Value/f.Target.Value) + ")"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", f.Scenario, f.Name, f.Unit, FormatValue(f.Value), target, met)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", f.where(), f.Name, f.Unit, FormatValue(f.Value), target, met)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -44,7 +44,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 	fmt.Fprintln(w, "\nNotes:")
 	for _, f := range r.Figures {
 		if f.Note != "" {
-			fmt.Fprintf(w, "  %s / %s: %s\n", f.Scenario, f.Name, f.Note)
+			fmt.Fprintf(w, "  %s / %s: %s\n", f.where(), f.Name, f.Note)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.Profiles)) {
@@ -52,6 +52,14 @@ func (r *Results) WriteTable(w io.Writer) error {
 	}
 	_, err := fmt.Fprintf(w, "  total time: %.0f s\n", r.Duration)
 	return err
+}
+
+// where is the figure's scenario, and its phase if any.
+func (f *Figure) where() string {
+	if f.Phase == "" {
+		return f.Scenario
+	}
+	return f.Scenario + "/" + f.Phase
 }
 
 // ratio prints value/target: 0.12× is 12% of the target, 47× is 47 times it.

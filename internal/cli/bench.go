@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -24,9 +25,10 @@ func newBenchCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure ingest, queries, export and memory on this machine with simulated traffic",
-		Long: "Runs the real write and read paths on simulated traffic — embedded broker → ingester → SQLite or a loopback\n" +
-			"Elasticsearch, the consumer alone, report queries, full text and export through the HTTP API, the ingester's\n" +
-			"memory in a process of its own — and prints each figure next to its target. Seeded databases are kept in\n" +
+		Long: "Runs the real write and read paths on simulated traffic — embedded broker → ingester → SQLite or a stand-in\n" +
+			"Elasticsearch on loopback, the ingester in a process of its own, through a fresh store, a restart (every key read\n" +
+			"back), steady state and late events; the consumer alone; report queries, full text and export through the HTTP\n" +
+			"API; the ingester's memory — and prints each figure next to its target. Seeded databases are kept in\n" +
 			"--data-dir and reused; CPU profiles go to --profile-dir. See docs/performance.md.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -49,7 +51,7 @@ func newBenchCommand(g *globals) *cobra.Command {
 				return fmt.Errorf("find this program to start the ingester process: %w", err)
 			}
 			cfg.Child = func(ctx context.Context, args []string) *exec.Cmd {
-				return exec.CommandContext(ctx, exe, append([]string{"bench", "ingest-child"}, args...)...)
+				return exec.CommandContext(ctx, exe, append([]string{"bench", "child"}, args...)...)
 			}
 			if cfg.DataDir == "" {
 				return fmt.Errorf("--data-dir: must not be empty")
@@ -71,13 +73,16 @@ func newBenchCommand(g *globals) *cobra.Command {
 		cache = os.TempDir()
 	}
 	f := cmd.Flags()
-	f.IntVar(&cfg.Events, "events", 100_000, "simulated events the consumer and both ingest scenarios read (whole conversations: about this many)")
+	f.IntVar(&cfg.Events, "events", 200_000, "simulated events the consumer and both ingest scenarios read, over four phases (whole conversations: about this many)")
 	f.IntVar(&cfg.Sessions, "sessions", 20_000, "conversations seeded into the report database of the query and export scenarios (the targets are stated for 200000)")
 	f.IntVar(&cfg.ExportSessions, "export-sessions", 100_000, "sessions the export streams, at most what the report database holds")
 	f.IntVar(&cfg.OpenSessions, "open-sessions", 100_000, "simultaneous open conversations the ingester of the memory scenario consumes")
 	f.IntVar(&cfg.QueryRuns, "query-runs", 40, "timed requests per query kind")
-	f.DurationVar(&cfg.ElasticLatency, "es-latency", 0, "delay of every answer of the loopback Elasticsearch, to model a cluster across a network")
+	f.DurationVar(&cfg.ElasticLatency, "es-latency", 0, "delay of every answer of the lean Elasticsearch stand-in, to model a cluster across a network")
 	f.IntVar(&cfg.IngestWorkers, "ingest-workers", 0, "ingest.workers of both ingest scenarios (0: each store's default, 1 for SQLite and one per core for Elasticsearch)")
+	f.StringVar(&cfg.StandIn, "es-standin", bench.StandInLean, "the Elasticsearch the ingest scenario writes to: lean (internal/bench/esstandin) or esfake (the store tests' full model)")
+	f.DurationVar(&cfg.RefreshInterval, "es-refresh-interval", time.Second, "the stand-in's index.refresh_interval (what a search sees lags writes by up to this; negative: never)")
+	f.Float64Var(&cfg.LateShare, "late-share", 0.05, "share of the events of the first three ingest phases sent late, in the last")
 	f.Int64Var(&cfg.Seed, "seed", 1, "seed of the simulated traffic")
 	f.StringVar(&cfg.DataDir, "data-dir", filepath.Join(cache, "chatreport-bench"), "where seeded report databases are kept and reused between runs")
 	f.StringVar(&cfg.ProfileDir, "profile-dir", "bench-profiles", `where CPU profiles of each scenario go ("" for none)`)
@@ -107,12 +112,12 @@ func writeResults(g *globals, out string, res *bench.Results) error {
 	return nil
 }
 
-// newBenchChildCommand is the ingester process of the memory scenario,
-// started by `chatreport bench` itself.
+// newBenchChildCommand is a helper process of `chatreport bench` (an
+// ingester, the Elasticsearch stand-in), started by the bench itself.
 func newBenchChildCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:    "ingest-child CONFIG",
-		Short:  "The memory scenario's ingester process (started by chatreport bench)",
+		Use:    "child CONFIG",
+		Short:  "A helper process of chatreport bench (started by it)",
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -120,7 +125,7 @@ func newBenchChildCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return bench.RunChild(cmd.Context(), args[0], g.stdout, log)
+			return bench.RunChild(cmd.Context(), args[0], cmd.InOrStdin(), g.stdout, log)
 		},
 	}
 }

@@ -89,8 +89,16 @@ type fakeDoc struct {
 // New starts a server, stopped when the test ends, with its periodic
 // refreshes.
 func New(t testing.TB, opts ...Option) *Server {
+	f := Start(opts...)
+	f.t = t
+	t.Cleanup(f.Close)
+	return f
+}
+
+// Start starts a server outside a test (the bench runs one in a process of
+// its own), with its periodic refreshes; Close stops it.
+func Start(opts ...Option) *Server {
 	f := &Server{
-		t:          t,
 		components: map[string]map[string]any{},
 		templates:  map[string]map[string]any{},
 		indices:    map[string]*fakeIndex{},
@@ -104,10 +112,15 @@ func New(t testing.TB, opts ...Option) *Server {
 		o(f)
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
 	go f.schedule()
-	t.Cleanup(f.shutdown) // first: it releases the requests Close waits for
 	return f
+}
+
+// Close stops the periodic refreshes, releasing the writes that wait for
+// one, then the HTTP server, which waits for the requests in flight.
+func (f *Server) Close() {
+	f.shutdown()
+	f.srv.Close()
 }
 
 // URL is the server's address.
