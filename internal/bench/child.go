@@ -348,6 +348,7 @@ type phaser struct {
 	log      *zap.Logger
 	done     chan struct{}
 	doneOnce sync.Once
+	gate     sync.Mutex // one caller at a time waits for a release
 
 	mu       sync.Mutex
 	cur      int
@@ -380,6 +381,10 @@ func (p *phaser) finish() { p.doneOnce.Do(func() { close(p.done) }) }
 
 // awaitRelease returns once the current phase is released.
 func (p *phaser) awaitRelease(ctx context.Context) error {
+	// The ingester stores the partition numbers of a batch at once: the
+	// first caller waits for the "go", the others for the first.
+	p.gate.Lock()
+	defer p.gate.Unlock()
 	p.mu.Lock()
 	if p.err != nil || p.cur >= len(p.phases) {
 		p.mu.Unlock()
