@@ -333,6 +333,11 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 			return fmt.Errorf("elasticsearch: event document %s: %w", evs[i].ID, err)
 		}
 		st := owners[i]
+		if ed.Key != st.key {
+			// Another key's event with the same id (a reused event_id,
+			// which the contract forbids): not this key's.
+			continue
+		}
 		if got[st] == nil {
 			got[st] = map[event.Ref]session.Stored{}
 		}

@@ -249,6 +249,9 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 	transport := cfg.Transport
 	if transport == nil {
 		s.owned = http.DefaultTransport.(*http.Transport).Clone()
+		// The ingester's workers write at once; the default keeps two
+		// idle connections per host and would reopen the others.
+		s.owned.MaxIdleConnsPerHost = 32
 		transport = s.owned
 	}
 	es, err := elasticsearch.NewClient(elasticsearch.Config{

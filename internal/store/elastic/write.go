@@ -386,10 +386,15 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 		return nil, fmt.Errorf("write sessions and events: %w", err)
 	}
 	rejected := map[event.Ref]string{}
+	var taken []owner // new events whose document a higher version holds
 	for i, res := range results {
 		o := owners[i]
 		switch res.Outcome {
 		case Conflict:
+			if o.event != nil && !o.w.st.holds(*o.event) {
+				taken = append(taken, o)
+				continue
+			}
 			return nil, ErrConflict
 		case Rejected:
 			if o.event != nil {
@@ -409,6 +414,14 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 				return nil, fmt.Errorf("elasticsearch: session %s refused: %s", o.sess, res.Reason)
 			}
 		}
+	}
+	// Every session document was written, so this writer still owns its
+	// keys: a new event whose document holds a higher version was stored
+	// by another key of the tenant with the same event_id, which the
+	// contract forbids. It is left out (and dead-lettered), not retried
+	// forever.
+	for _, o := range taken {
+		rejected[*o.event] = "its event_id is stored already under another session key of the tenant (event ids must be unique per tenant)"
 	}
 	return rejected, nil
 }

@@ -505,3 +505,32 @@ func TestStateCache(t *testing.T) {
 		t.Fatalf("after taking everything: %d keys, cost %d", keys, cost)
 	}
 }
+
+// TestReusedEventID: a producer reuses an event_id of the tenant for an
+// event of another contact, which the contract forbids. The second copy
+// is rejected with the reason (the ingester dead-letters it) instead of
+// retried forever, and the first contact's session keeps its event.
+func TestReusedEventID(t *testing.T) {
+	f := esfake.New(t)
+	s := fakeStore(t, f)
+	a := storetest.B{Contact: "5511900000001"}
+	b := storetest.B{Contact: "5511900000002"}
+	first := []event.Event{a.Msg("e1", 0, event.RoleCustomer, "oi"), a.Msg("e2", time.Minute, event.RoleBot, "olá")}
+	// Key a's generation is ahead of key b's, so b's write of the shared
+	// id meets a higher version.
+	if err := assembler(s).Ingest(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	if err := assembler(s).Ingest(t.Context(), []event.Event{a.Msg("e3", 2*time.Minute, event.RoleBot, "mais")}); err != nil {
+		t.Fatal(err)
+	}
+	reused := []event.Event{b.Msg("e1", 0, event.RoleCustomer, "outro"), b.Msg("b2", time.Minute, event.RoleBot, "ok")}
+	err := assembler(s).Ingest(t.Context(), reused)
+	var rej *RejectedError
+	if !errors.As(err, &rej) || len(rej.Events) != 1 || rej.Events[0].Ref.EventID != "e1" ||
+		!strings.Contains(rej.Events[0].Reason, "another session key") {
+		t.Fatalf("err %v, want e1 rejected as stored under another key", err)
+	}
+	want := reference(t, first, []event.Event{a.Msg("e3", 2*time.Minute, event.RoleBot, "mais")}, reused[1:])
+	sameState(t, snapshot(t, s), want)
+}
