@@ -83,7 +83,9 @@ func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	} else {
 		enc = zapcore.NewJSONEncoder(encCfg)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level)), nil
+	// Locked: the kafka-go readers, the ingester's concurrent writes and
+	// the HTTP handlers log from many goroutines, and w may be any writer.
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)), nil
 }
 
 // newIngester consumes into sink.
