@@ -396,8 +396,8 @@ func groupByPartition(batch []kafka.Message) []*group {
 // dead letter), and shares the groups out among the sink calls.
 func (in *Ingester) prepare(batch []kafka.Message) prepared {
 	groups := groupByPartition(batch)
-	_ = in.parallel(len(groups), func(i int) error {
-		g := groups[i]
+	_ = in.parallel(len(groups), func(n int) error {
+		g := groups[n]
 		g.events = make([]event.Event, 0, len(g.msgs))
 		g.source = make([]int, 0, len(g.msgs))
 		for _, i := range g.msgs {
