@@ -83,8 +83,8 @@ func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	} else {
 		enc = zapcore.NewJSONEncoder(encCfg)
 	}
-	// Locked: the writer may be any io.Writer, and loggers write from many
-	// goroutines.
+	// Locked: the kafka-go readers, the ingester's concurrent writes and
+	// the HTTP handlers log from many goroutines, and w may be any writer.
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)), nil
 }
 

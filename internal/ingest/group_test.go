@@ -131,9 +131,9 @@ func TestGroupByPartition(t *testing.T) {
 	}
 }
 
-// TestStoreAllConcurrent: the groups of a batch reach the sink in calls of
-// one partition number each, as many at once as there are workers and never
-// more: the sink lets no call finish before a wave of that many is in flight.
+// TestStoreAllConcurrent: a batch reaches the sink in as many calls as
+// there are workers, all at once (the sink lets no call finish before that
+// many are in flight), each with whole partition numbers.
 func TestStoreAllConcurrent(t *testing.T) {
 	for _, workers := range []int{2, 4} {
 		t.Run(fmt.Sprint(workers), func(t *testing.T) {
@@ -142,27 +142,26 @@ func TestStoreAllConcurrent(t *testing.T) {
 			sink := newBarrierSink(workers)
 			in := newTestIngester(workers, sink)
 			p := in.prepare(batch)
-			if err := in.storeAll(context.Background(), p.groups); err != nil {
+			if err := in.storeAll(context.Background(), p.calls); err != nil {
 				t.Fatal(err)
 			}
-			if sink.flight.Most() != workers {
-				t.Fatalf("at most %d calls in flight with %d workers", sink.flight.Most(), workers)
-			}
-			if len(sink.calls) != partitions {
-				t.Fatalf("%d sink calls for %d partition numbers", len(sink.calls), partitions)
+			if sink.flight.Most() != workers || len(sink.calls) != workers {
+				t.Fatalf("%d calls, at most %d in flight, with %d workers", len(sink.calls), sink.flight.Most(), workers)
 			}
 			stored := 0
-			for _, ids := range sink.calls {
-				prefix, _, _ := strings.Cut(ids[0], "-")
+			callOf := map[string]int{} // partition → call
+			for c, ids := range sink.calls {
 				for _, id := range ids {
-					if !strings.HasPrefix(id, prefix+"-") {
-						t.Fatalf("one call carried events of %s and of %s", prefix, id)
+					partition, _, _ := strings.Cut(id, "-")
+					if other, ok := callOf[partition]; ok && other != c {
+						t.Fatalf("events of %s in calls %d and %d", partition, other, c)
 					}
+					callOf[partition] = c
 				}
 				stored += len(ids)
 			}
-			if broken := 2; stored != len(batch)-broken {
-				t.Fatalf("stored %d events of %d messages with %d broken", stored, len(batch), broken)
+			if broken := 2; stored != len(batch)-broken || len(callOf) != partitions {
+				t.Fatalf("stored %d events of %d partitions; %d messages with %d broken", stored, len(callOf), len(batch), broken)
 			}
 		})
 	}
@@ -175,11 +174,46 @@ func TestStoreAllOneWorker(t *testing.T) {
 	sink := newBarrierSink(1)
 	in := newTestIngester(1, sink)
 	p := in.prepare(batch)
-	if err := in.storeAll(context.Background(), p.groups); err != nil {
+	if err := in.storeAll(context.Background(), p.calls); err != nil {
 		t.Fatal(err)
 	}
 	if len(sink.calls) != 1 || len(sink.calls[0]) != len(batch)-2 {
 		t.Fatalf("%d calls for a batch of 3 partition numbers and %d valid events", len(sink.calls), len(batch)-2)
+	}
+}
+
+func TestShareOut(t *testing.T) {
+	groups := func(sizes ...int) []*group {
+		var gs []*group
+		for p, n := range sizes {
+			gs = append(gs, &group{partition: p, events: make([]event.Event, n)})
+		}
+		return gs
+	}
+	describe := func(calls [][]*group) string {
+		var out []string
+		for _, c := range calls {
+			var ps []string
+			for _, g := range c {
+				ps = append(ps, fmt.Sprintf("%d:%d", g.partition, len(g.events)))
+			}
+			out = append(out, strings.Join(ps, ","))
+		}
+		return strings.Join(out, " | ")
+	}
+	for _, tc := range []struct {
+		sizes []int
+		n     int
+		want  string
+	}{
+		{[]int{10, 7, 5, 3, 1}, 2, "0:10,3:3 | 1:7,2:5,4:1"},
+		{[]int{5, 0, 5}, 4, "0:5 | 2:5"},
+		{[]int{3, 9, 4}, 1, "1:9,2:4,0:3"},
+		{[]int{0, 0}, 2, ""},
+	} {
+		if got := describe(shareOut(groups(tc.sizes...), tc.n)); got != tc.want {
+			t.Errorf("shareOut(%v, %d) = %q, want %q", tc.sizes, tc.n, got, tc.want)
+		}
 	}
 }
 
@@ -228,22 +262,22 @@ func (s *countingSink) Ingest(_ context.Context, events []event.Event) error {
 	return nil
 }
 
-// TestStoreAllFailure: one group failing fails the attempt, after every other
-// group was stored; the next attempt stores every group again.
+// TestStoreAllFailure: one call failing fails the attempt, after every other
+// call stored its events; the next attempt stores everything again.
 func TestStoreAllFailure(t *testing.T) {
 	batch := partitionedBatch(t, 3, 10)
 	sink := &countingSink{stored: map[string]int{}, fail: map[string]bool{"p1": true}}
-	in := newTestIngester(2, sink)
+	in := newTestIngester(3, sink)
 	p := in.prepare(batch)
-	err := in.storeAll(context.Background(), p.groups)
-	if err == nil || !strings.Contains(err.Error(), "partition 1: store unavailable for p1") {
+	err := in.storeAll(context.Background(), p.calls)
+	if err == nil || !strings.Contains(err.Error(), "partitions [1]: store unavailable for p1") {
 		t.Fatalf("error %v", err)
 	}
 	if sink.stored["p0-e000"] != 1 || sink.stored["p2-e000"] != 1 || sink.stored["p1-e000"] != 0 {
 		t.Fatalf("stored %v", sink.stored)
 	}
 	sink.fail = nil
-	if err := in.storeAll(context.Background(), p.groups); err != nil {
+	if err := in.storeAll(context.Background(), p.calls); err != nil {
 		t.Fatal(err)
 	}
 	if sink.stored["p0-e000"] != 2 || sink.stored["p1-e000"] != 1 || sink.stored["p2-e000"] != 2 {

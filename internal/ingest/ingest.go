@@ -1,8 +1,8 @@
 // Package ingest consumes chat events from Kafka with a kafka-go consumer group,
 // sends events that break the contract to the dead-letter topic, hands valid
-// ones to a sink in batches — each partition number of a batch in a call of
-// its own, several at once — and commits offsets only after the sink (and
-// the dead-letter topic) accepted everything up to them.
+// ones to a sink in batches — split by partition number among concurrent
+// calls — and commits offsets only after the sink (and the dead-letter topic)
+// accepted everything up to them.
 package ingest
 
 import (
@@ -28,11 +28,10 @@ import (
 // consumer delivers again what it had not committed, and a batch whose
 // storing failed in part is stored again whole.
 //
-// Ingest is called concurrently (up to Config.Workers calls at once), each
-// call with the events of one partition number of a batch (with one worker,
-// one call with the whole batch). Producers key
-// events by session key with the murmur2 partitioner, so concurrent calls
-// carry disjoint session keys; but the contract accepts an event whatever
+// Ingest is called concurrently (up to Config.Workers calls at once), the
+// calls of a batch each with the events of different partition numbers.
+// Producers key events by session key with the murmur2 partitioner, so
+// concurrent calls carry disjoint session keys; but the contract accepts an event whatever
 // its key, and a misrouted event may share its session key with a
 // concurrent call, so a sink must stay correct under concurrent writers of
 // one key too (as it must anyway with several ingesters, or a replay and the
@@ -99,8 +98,8 @@ type Config struct {
 	Topics     []string
 	Group      string
 	DeadLetter string
-	// BatchSize is the most messages of a batch: stored (each partition
-	// number in its own Sink call) and committed together.
+	// BatchSize is the most messages of a batch: stored (in up to Workers
+	// Sink calls) and committed together.
 	BatchSize int
 	// BatchWait is how long a batch waits to fill once it has a message.
 	BatchWait time.Duration
@@ -109,11 +108,13 @@ type Config struct {
 	// ShutdownGrace is how long a stopping ingester may take to store and
 	// commit the batch it holds.
 	ShutdownGrace time.Duration
-	// Workers bounds how many partition numbers of a batch are decoded and
-	// stored at once (concurrent Sink calls); runtime.GOMAXPROCS(0) when
-	// zero. With 1, the batch goes to the sink in one call: a sink with a
-	// single writer (SQLite) gains nothing from concurrent calls and pays for
-	// each one (a transaction synced to disk).
+	// Workers bounds the concurrent Sink calls that store a batch, each
+	// with whole partition numbers, and the groups decoded at once;
+	// runtime.GOMAXPROCS(0) when zero. With 1 the batch is stored in one
+	// call. A call costs the same whatever its size (a transaction synced to
+	// disk, a round of requests), so a batch is never split into more calls
+	// than this; and a sink with a single writer (SQLite) gains nothing from
+	// concurrent calls.
 	Workers int
 	// Observer, when set, sees every committed batch.
 	Observer Observer
@@ -365,10 +366,12 @@ type deadLetterAt struct {
 	msg kafka.Message
 }
 
-// prepared is a batch split by partition number and decoded.
+// prepared is a batch split by partition number, decoded, and its groups
+// shared out among the sink calls that will store them.
 type prepared struct {
 	batch  []kafka.Message
 	groups []*group
+	calls  [][]*group
 }
 
 // groupByPartition splits a batch by partition number, in the order the
@@ -388,12 +391,13 @@ func groupByPartition(batch []kafka.Message) []*group {
 	return groups
 }
 
-// prepare splits a batch by partition number and decodes the groups, at most
-// Config.Workers at a time; a message that breaks the contract becomes a
-// dead letter.
+// prepare splits a batch by partition number, decodes the groups, at most
+// Config.Workers at a time (a message that breaks the contract becomes a
+// dead letter), and shares the groups out among the sink calls.
 func (in *Ingester) prepare(batch []kafka.Message) prepared {
 	groups := groupByPartition(batch)
-	_ = in.forEach(groups, func(g *group) error {
+	_ = in.parallel(len(groups), func(n int) error {
+		g := groups[n]
 		g.events = make([]event.Event, 0, len(g.msgs))
 		g.source = make([]int, 0, len(g.msgs))
 		for _, i := range g.msgs {
@@ -407,17 +411,45 @@ func (in *Ingester) prepare(batch []kafka.Message) prepared {
 		}
 		return nil
 	})
-	return prepared{batch: batch, groups: groups}
+	return prepared{batch: batch, groups: groups, calls: shareOut(groups, in.cfg.Workers)}
 }
 
-// forEach calls fn for every group, at most Config.Workers at a time, and
+// shareOut shares whole groups out among at most n sink calls, balancing
+// their events: the largest group first, each to the call with the fewest
+// events so far. Groups without events need no call. More calls than
+// workers would only queue, and each call costs the same whatever its size
+// (a transaction, or a round of requests), so there are never more.
+func shareOut(groups []*group, n int) [][]*group {
+	var todo []*group
+	for _, g := range groups {
+		if len(g.events) > 0 {
+			todo = append(todo, g)
+		}
+	}
+	slices.SortStableFunc(todo, func(a, b *group) int { return cmp.Compare(len(b.events), len(a.events)) })
+	calls := make([][]*group, min(n, len(todo)))
+	sizes := make([]int, len(calls))
+	for _, g := range todo {
+		c := 0
+		for i := range sizes {
+			if sizes[i] < sizes[c] || (sizes[i] == sizes[c] && len(calls[i]) < len(calls[c])) {
+				c = i
+			}
+		}
+		calls[c] = append(calls[c], g)
+		sizes[c] += len(g.events)
+	}
+	return calls
+}
+
+// parallel calls fn(0) to fn(n-1), at most Config.Workers at a time, and
 // returns once every call has, with their errors.
-func (in *Ingester) forEach(groups []*group, fn func(*group) error) error {
-	workers := min(in.cfg.Workers, len(groups))
-	errs := make([]error, len(groups))
+func (in *Ingester) parallel(n int, fn func(i int) error) error {
+	workers := min(in.cfg.Workers, n)
+	errs := make([]error, n)
 	if workers <= 1 {
-		for i, g := range groups {
-			errs[i] = fn(g)
+		for i := range n {
+			errs[i] = fn(i)
 		}
 		return errors.Join(errs...)
 	}
@@ -426,11 +458,11 @@ func (in *Ingester) forEach(groups []*group, fn func(*group) error) error {
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				errs[i] = fn(groups[i])
+				errs[i] = fn(i)
 			}
 		})
 	}
-	for i := range groups {
+	for i := range n {
 		next <- i
 	}
 	close(next)
@@ -438,44 +470,36 @@ func (in *Ingester) forEach(groups []*group, fn func(*group) error) error {
 	return errors.Join(errs...)
 }
 
-// storeAll stores every group of a batch: with more than one worker, each
-// group in a Sink call of its own, at most Config.Workers at a time; with
-// one, the whole batch in one call, since calls one after the other would
-// only cost more (a transaction, or a round of requests, each). It returns
-// once every call has, with the errors of those that failed. Events the
-// sink rejects are noted in their group.
-func (in *Ingester) storeAll(ctx context.Context, groups []*group) error {
-	if in.cfg.Workers > 1 {
-		return in.forEach(groups, func(g *group) error {
-			rejected, err := in.ingest(ctx, g.events)
-			g.rejected = rejected
-			if err != nil {
-				return fmt.Errorf("partition %d: %w", g.partition, err)
+// storeAll makes the sink calls of a batch concurrently, each with the
+// events of its groups (whole partition numbers), and returns once every
+// call has, with the errors of those that failed. Events the sink rejects
+// are noted in their group.
+func (in *Ingester) storeAll(ctx context.Context, calls [][]*group) error {
+	return in.parallel(len(calls), func(i int) error {
+		groups := calls[i]
+		events := groups[0].events
+		if len(groups) > 1 {
+			events = nil
+			for _, g := range groups {
+				events = append(events, g.events...)
 			}
-			return nil
-		})
-	}
-	var events []event.Event
-	if len(groups) == 1 {
-		events = groups[0].events
-	} else {
-		for _, g := range groups {
-			events = append(events, g.events...)
 		}
-	}
-	rejected, err := in.ingest(ctx, events)
-	for _, g := range groups {
-		g.rejected = rejected
-	}
-	return err
+		rejected, err := in.ingest(ctx, events)
+		partitions := make([]int, len(groups))
+		for j, g := range groups {
+			g.rejected = rejected
+			partitions[j] = g.partition
+		}
+		if err != nil {
+			return fmt.Errorf("partitions %v: %w", partitions, err)
+		}
+		return nil
+	})
 }
 
 // ingest hands events to the sink. A Rejecter error is success, with the
 // events the sink refused for good.
 func (in *Ingester) ingest(ctx context.Context, events []event.Event) (rejected map[event.Ref]string, err error) {
-	if len(events) == 0 {
-		return nil, nil
-	}
 	err = in.sink.Ingest(ctx, events)
 	var r Rejecter
 	if errors.As(err, &r) {
@@ -485,20 +509,20 @@ func (in *Ingester) ingest(ctx context.Context, events []event.Event) (rejected 
 }
 
 // process stores a prepared batch, dead-letters what breaks the contract or
-// what the store refuses, and commits. The groups of the batch are stored
-// concurrently (storeAll). An attempt stores every group; when any group
-// fails, the whole attempt is retried, groups already stored included (the
-// sink is idempotent), until one attempt stores them all or ctx ends. So the
-// groups of a committed batch were all stored by calls that began together,
-// as a single call would have been: a replay relies on that (package
-// replay). Dead letters are written after that, and the offsets of the whole
-// batch committed only once both succeeded.
+// what the store refuses, and commits. The batch is stored by concurrent
+// sink calls, each with whole partition numbers (storeAll). An attempt makes
+// every call; when any fails, the whole attempt is retried, the calls that
+// succeeded included (the sink is idempotent), until one attempt stores
+// everything or ctx ends. So the events of a committed batch were all stored
+// by calls that began together, as a single call would have been: a replay
+// relies on that (package replay). Dead letters are written after that, and
+// the offsets of the whole batch committed only once both succeeded.
 func (in *Ingester) process(ctx context.Context, p prepared) error {
 	batch, groups := p.batch, p.groups
 	var took time.Duration
 	err := in.retry(ctx, "store events", func() error {
 		start := time.Now()
-		err := in.storeAll(ctx, groups)
+		err := in.storeAll(ctx, p.calls)
 		took = time.Since(start)
 		return err
 	})

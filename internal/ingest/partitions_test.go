@@ -93,7 +93,8 @@ func (s *pairSink) count() int {
 }
 
 // TestPartitionsStoredConcurrently: a batch spanning several partition
-// numbers reaches the sink in one call per number, two calls at once.
+// numbers reaches the sink in two calls at once, each with whole partition
+// numbers.
 func TestPartitionsStoredConcurrently(t *testing.T) {
 	addr := startBroker(t)
 	const n = 120
@@ -110,21 +111,22 @@ func TestPartitionsStoredConcurrently(t *testing.T) {
 	if sink.timeouts > 0 {
 		t.Fatalf("%d calls waited in vain for a concurrent one", sink.timeouts)
 	}
-	if len(sink.calls) != len(parts) {
-		t.Fatalf("%d sink calls for one batch of %d partition numbers", len(sink.calls), len(parts))
+	if len(sink.calls) != 2 {
+		t.Fatalf("%d sink calls for one batch of %d partition numbers with 2 workers", len(sink.calls), len(parts))
 	}
-	for _, ps := range sink.calls {
-		if len(ps) != 1 {
-			t.Fatalf("a call carried events of partition numbers %v", ps)
+	for p := range parts {
+		if sink.calls[0][p] == sink.calls[1][p] {
+			t.Fatalf("partition %d in both calls or none: %v", p, sink.calls)
 		}
 	}
 }
 
 // TestPartitionFailureCommitsNothing: while the events of one partition
 // number cannot be stored, nothing of their batch is committed, though the
-// other numbers' events were stored, and every attempt stores the whole batch
-// again; a member that takes over gets the whole batch and, once the store is
-// back, stores and commits it.
+// other numbers' events were stored (a call per number: as many workers as
+// numbers), and every attempt stores the whole batch again; a member that
+// takes over gets the whole batch and, once the store is back, stores and
+// commits it.
 func TestPartitionFailureCommitsNothing(t *testing.T) {
 	addr := startBroker(t)
 	const n = 120
@@ -141,7 +143,7 @@ func TestPartitionFailureCommitsNothing(t *testing.T) {
 	sink := &faultySink{stored: map[string]int{}, failParts: map[int]bool{bad: true}}
 	retries := &retryCounter{}
 	stop := runIngesterWith(t, addr, sink, func(c *ingest.Config) {
-		oneBatch(n, 2)(c)
+		oneBatch(n, len(parts))(c)
 		c.Observer = retries
 	})
 	// The healthy groups are stored at every attempt.
@@ -162,7 +164,7 @@ func TestPartitionFailureCommitsNothing(t *testing.T) {
 	// A new member gets the batch again and retries until the store is back.
 	retries = &retryCounter{}
 	stop = runIngesterWith(t, addr, sink, func(c *ingest.Config) {
-		oneBatch(n, 2)(c)
+		oneBatch(n, len(parts))(c)
 		c.Observer = retries
 	})
 	defer stop()

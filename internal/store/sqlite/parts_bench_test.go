@@ -11,19 +11,20 @@ import (
 	"github.com/chatreport/chatreport/internal/event"
 )
 
-// BenchmarkAssembleIntoSQLiteParts measures what the ingester's partition
-// groups cost the embedded store: each op is a batch of 2,000 simulated
-// events stored as one call, or split by session key into three parts (the
-// partition numbers of the embedded broker) stored one after the other or two
-// at a time. Besides events/s it reports the process CPU time per 1,000
-// events, which a shared machine disturbs less than wall time.
+// BenchmarkAssembleIntoSQLiteParts measures what splitting a batch costs
+// the embedded store: each op is a batch of 2,000 simulated events stored as
+// one call (the ingester with one worker), as two concurrent calls of
+// disjoint session keys (two workers), or as three (a call per partition
+// number of the embedded broker) one or two at a time. Besides events/s it
+// reports the process CPU time per 1,000 events, which a shared machine
+// disturbs less than wall time.
 //
 //	go test ./internal/store/sqlite -run '^$' -bench AssembleIntoSQLiteParts -benchtime 40x
 func BenchmarkAssembleIntoSQLiteParts(b *testing.B) {
 	for _, bc := range []struct {
 		name           string
 		parts, workers int
-	}{{"one call", 1, 1}, {"3 parts, 1 at a time", 3, 1}, {"3 parts, 2 at a time", 3, 2}} {
+	}{{"one call", 1, 1}, {"2 calls at once", 2, 2}, {"3 calls, 1 at a time", 3, 1}, {"3 calls, 2 at a time", 3, 2}} {
 		b.Run(bc.name, func(b *testing.B) {
 			benchmarkParts(b, bc.parts, bc.workers)
 		})
