@@ -262,13 +262,9 @@ func (f *Server) deleteByQuery(target string, q url.Values, body []byte) (any, e
 			return nil, bad("fake: _delete_by_query refresh=%s", v)
 		}
 	}
-	o, err := strictExpand.withParams(q)
-	if err != nil {
-		return nil, err
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	indices, err := f.resolveTarget(target, o)
+	indices, err := f.resolveParams(target, q)
 	if err != nil {
 		return nil, err
 	}

@@ -59,13 +59,9 @@ func (f *Server) openPit(target string, q url.Values) (any, error) {
 	if q.Get("keep_alive") == "" {
 		return nil, &fakeError{status: 400, typ: "action_request_validation_exception", reason: "Validation Failed: 1: [keep_alive] is not specified;"}
 	}
-	o, err := strictExpand.withParams(q)
-	if err != nil {
-		return nil, err
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	names, err := f.resolveTarget(target, o)
+	names, err := f.resolveParams(target, q)
 	if err != nil {
 		return nil, err
 	}

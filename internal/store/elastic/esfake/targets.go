@@ -48,6 +48,17 @@ func (o indicesOptions) withParams(q url.Values) (indicesOptions, error) {
 
 func isWildcard(expr string) bool { return strings.ContainsAny(expr, "*?") }
 
+// resolveParams resolves target with the indices options of the request's
+// parameters (ignore_unavailable, allow_no_indices, expand_wildcards).
+// f.mu must be held.
+func (f *Server) resolveParams(target string, q url.Values) ([]string, error) {
+	o, err := strictExpand.withParams(q)
+	if err != nil {
+		return nil, err
+	}
+	return f.resolveTarget(target, o)
+}
+
 // resolveTarget returns the indices expr designates, sorted.
 func (f *Server) resolveTarget(expr string, o indicesOptions) ([]string, error) {
 	var out []string
@@ -161,13 +172,9 @@ func (f *Server) aliases(target string, q url.Values) (any, error) {
 	if err := checkParams("_alias", q, "ignore_unavailable", "allow_no_indices", "expand_wildcards"); err != nil {
 		return nil, err
 	}
-	o, err := strictExpand.withParams(q)
-	if err != nil {
-		return nil, err
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	names, err := f.resolveTarget(target, o)
+	names, err := f.resolveParams(target, q)
 	if err != nil {
 		return nil, err
 	}
@@ -196,13 +203,9 @@ func (f *Server) refreshAPI(target string, q url.Values) (any, error) {
 	if err := checkParams("_refresh", q, "ignore_unavailable", "allow_no_indices", "expand_wildcards"); err != nil {
 		return nil, err
 	}
-	o, err := strictExpand.withParams(q)
-	if err != nil {
-		return nil, err
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	names, err := f.resolveTarget(target, o)
+	names, err := f.resolveParams(target, q)
 	if err != nil {
 		return nil, err
 	}
