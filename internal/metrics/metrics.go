@@ -78,7 +78,7 @@ func New() *Registry {
 			Name: "chatreport_elasticsearch_bulk_retried_operations_total", Help: "Bulk operations sent again after a 429, a 5xx or a failed request.",
 		}),
 		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chatreport_elasticsearch_conflicts_total", Help: "Updates run again because a concurrent writer changed the sessions they read.",
+			Name: "chatreport_elasticsearch_conflicts_total", Help: "Updates run again because another writer claimed a session key they read, or holds it.",
 		}),
 	}
 	r.reg.MustRegister(r.consumed, r.stored, r.deadLettered, r.lag, r.storeLatency, r.retries, r.batches, r.httpDuration,

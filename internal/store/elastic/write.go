@@ -113,11 +113,11 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 			more, err = s.write(ctx, r, &ch)
 		}
 		if err != nil || len(more) > 0 {
+			// What a failed attempt read may no longer be what is
+			// stored: its states are let go, not put back, and the keys
+			// are read back from the cluster.
 			s.cache.release(slices.Collect(maps.Keys(r.states))...)
 		}
-		// When the attempt fails, what it read may no longer be what is
-		// stored: its states are not put back, and the keys are read back
-		// from the cluster.
 		switch {
 		case errors.Is(err, ErrConflict):
 			s.log.Info("another writer changed the same session keys; reading them again", zap.Int("attempt", attempt+1))
@@ -197,9 +197,8 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (map[
 		// little late (its topic's partition read behind the others) finds
 		// the session before the latest. An older session is read back by
 		// id when a late event reaches it.
-		before := w.before
 		w.st.loaded = min(w.st.loaded, w.from)
-		w.st.events = slices.Concat(before, w.kept)
+		w.st.events = slices.Concat(w.before, w.kept)
 		if session.IsDerivedKey(w.st.key) && len(w.st.sessions) > 2 {
 			w.st.trimTo(len(w.st.sessions) - 2)
 		}

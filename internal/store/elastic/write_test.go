@@ -445,7 +445,8 @@ func TestConcurrentPartitions(t *testing.T) {
 				b = append(b, who.Msg(fmt.Sprintf("p%d-c%d-r%d", p, c, r), at, event.RoleCustomer, "oi"))
 			}
 			// An explicit session gets events from every part: its key
-			// is written by two parts at once, which take turns.
+			// is written by several parts at once (TestStateCache shows
+			// they take turns; this test checks the result).
 			shared := storetest.B{Contact: fmt.Sprintf("55118%04d", p), SessionID: "5f0c1a52-8a7e-4d47-9d4c-3b2e1f0a9c8d"}
 			b = append(b, shared.Msg(fmt.Sprintf("x-p%d-r%d", p, r), time.Duration(r)*time.Minute, event.RoleAgent, "ok"))
 			batches[p] = append(batches[p], b)
@@ -503,6 +504,32 @@ func TestStateCache(t *testing.T) {
 	}
 	if keys, cost := c.size(); keys != 0 || cost != 0 {
 		t.Fatalf("after taking everything: %d keys, cost %d", keys, cost)
+	}
+
+	// A key taken is held: a second update of it in this process waits
+	// until the first lets go.
+	if _, err := c.take(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *keyState)
+	go func() {
+		st, _ := c.take(t.Context(), "k")
+		got <- st
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := c.take(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a held key was taken again: %v", err)
+	}
+	c.put(&keyState{id: "k"})
+	select {
+	case st := <-got:
+		if st == nil || st.id != "k" {
+			t.Fatalf("the waiting update got %+v, want the state put back", st)
+		}
+		c.release("k")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting update was not let in when the key was put back")
 	}
 }
 
