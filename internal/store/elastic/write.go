@@ -198,7 +198,8 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (map[
 		// the session before the latest. An older session is read back by
 		// id when a late event reaches it.
 		w.st.loaded = min(w.st.loaded, w.from)
-		w.st.events = slices.Concat(w.before, w.kept)
+		// The kept events take the place of the tail they replace.
+		w.st.events = append(w.before, w.kept...)
 		if session.IsDerivedKey(w.st.key) && len(w.st.sessions) > 2 {
 			w.st.trimTo(len(w.st.sessions) - 2)
 		}
