@@ -10,6 +10,10 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
+// The answers the write path reads most — _bulk and _mget, thousands of
+// items each — are read streaming with jsontext, keeping only what the
+// write path uses.
+
 // readBulkAnswer reads a _bulk answer's items into items[:0], streaming:
 // of each item it keeps the status, _seq_no, _primary_term and error, and
 // skips the rest (_index, _id, result, _shards, _version...), which the
@@ -111,6 +115,103 @@ func readBulkItem(dec *jsontext.Decoder, it *bulkItem) error {
 		return err
 	}
 	return readDelim(dec, '}')
+}
+
+// readMgetAnswer reads an _mget answer's documents into out[:0],
+// streaming: of each it keeps found, _seq_no, _primary_term, error and
+// _source, whose bytes are copied into one buffer for the whole answer
+// rather than one allocation each. The answer's shape is
+// {"docs":[{"_index":…,"_id":…,"found":…,"_source":{…}},…]}
+// (https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-multi-get.html#docs-multi-get-api-response-body).
+func readMgetAnswer(dec *jsontext.Decoder, out []mgetResult) ([]mgetResult, error) {
+	out = out[:0]
+	var sources []byte
+	if err := readDelim(dec, '{'); err != nil {
+		return nil, err
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		if string(name) != `"docs"` {
+			if err := dec.SkipValue(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := readDelim(dec, '['); err != nil {
+			return nil, err
+		}
+		for dec.PeekKind() != ']' {
+			var d mgetResult
+			if sources, err = readMgetDoc(dec, &d, sources); err != nil {
+				return nil, fmt.Errorf("document %d: %w", len(out), err)
+			}
+			out = append(out, d)
+		}
+		if err := readDelim(dec, ']'); err != nil {
+			return nil, err
+		}
+	}
+	if err := readDelim(dec, '}'); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func readMgetDoc(dec *jsontext.Decoder, d *mgetResult, sources []byte) ([]byte, error) {
+	if err := readDelim(dec, '{'); err != nil {
+		return sources, err
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return sources, err
+		}
+		switch string(name) {
+		case `"found"`:
+			v, err := dec.ReadValue()
+			if err != nil {
+				return sources, err
+			}
+			d.Found = v.Kind() == 't'
+		case `"_seq_no"`:
+			if d.SeqNo, err = readInt(dec); err != nil {
+				return sources, fmt.Errorf("_seq_no: %w", err)
+			}
+		case `"_primary_term"`:
+			if d.PrimaryTerm, err = readInt(dec); err != nil {
+				return sources, fmt.Errorf("_primary_term: %w", err)
+			}
+		case `"_source"`:
+			v, err := dec.ReadValue()
+			if err != nil {
+				return sources, err
+			}
+			start := len(sources)
+			sources = append(sources, v...)
+			d.Source = sources[start:len(sources):len(sources)]
+		case `"error"`:
+			v, err := dec.ReadValue()
+			if err != nil {
+				return sources, err
+			}
+			if v.Kind() == 'n' {
+				continue
+			}
+			var c causeJSON
+			if err := json.Unmarshal(v, &c); err != nil {
+				return sources, fmt.Errorf("error: %w", err)
+			}
+			d.Error = &c
+		default:
+			if err := dec.SkipValue(); err != nil {
+				return sources, err
+			}
+		}
+	}
+	return sources, readDelim(dec, '}')
 }
 
 // readInt reads an integer; null is 0.
