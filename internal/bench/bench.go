@@ -3,7 +3,7 @@
 // consumer alone, report queries and exports through the HTTP API, and the
 // ingester's memory. Every scenario runs the real code paths on traffic from
 // the simulator, and compares its figures with the targets of
-// docs/performance.md. `chatreport bench` runs it; nothing here runs under
+// docs/performance.md. `chatreport-bench` runs it; nothing here runs under
 // `go test ./...` except a smoke test with tiny sizes.
 package bench
 

@@ -17,7 +17,7 @@ import (
 )
 
 // childEnv makes the test binary a helper process of the bench, as
-// `chatreport bench child` is for the command: its value is RunChild's
+// `chatreport-bench child` is for the command: its value is RunChild's
 // argument.
 const childEnv = "CHATREPORT_BENCH_TEST_CHILD"
 

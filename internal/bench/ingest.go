@@ -70,7 +70,7 @@ func (r *run) ingestScenarios(ctx context.Context) error {
 			continue
 		}
 		if r.cfg.Child == nil {
-			r.res.skip(s.scenario, "not run: the ingester must run in a process of its own (only `chatreport bench` starts one)")
+			r.res.skip(s.scenario, "not run: the ingester must run in a process of its own (only `chatreport-bench` starts one)")
 			continue
 		}
 		r.progress("%s: broker → %s, in ingester processes of their own", s.scenario, s.path)

@@ -16,7 +16,7 @@ import (
 // notes. It starts with the machine caveat: the figures are this machine's.
 func (r *Results) WriteTable(w io.Writer) error {
 	m := r.Machine
-	fmt.Fprintf(w, "chatreport bench — %s, %d CPU(s) (GOMAXPROCS %d), %s, load before %s after %s\n",
+	fmt.Fprintf(w, "chatreport-bench — %s, %d CPU(s) (GOMAXPROCS %d), %s, load before %s after %s\n",
 		m.CPUModel, m.CPUs, m.GOMAXPROCS, m.GoVersion, loads(m.LoadBefore), loads(m.LoadAfter))
 	fmt.Fprintf(w, "Caveat: %s.\n\n", m.Caveat)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

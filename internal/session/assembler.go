@@ -190,14 +190,7 @@ func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since
 	}
 	a.keys.Add(1)
 	a.reread.Add(int64(len(stored)))
-	all := make([]event.Event, 0, len(stored)+len(fresh))
-	oldSession := make(map[string]string, len(stored)) // event id → session id
-	for i := range stored {
-		all = append(all, stored[i].Event)
-		oldSession[stored[i].EventID] = stored[i].SessionID
-	}
-	all = append(all, fresh...)
-	slices.SortFunc(all, func(x, y event.Event) int { return event.Compare(&x, &y) })
+	all, oldSession := merge(stored, fresh)
 
 	policy := a.def.PolicyFor(all[0].Channel)
 	var starts []int
@@ -220,7 +213,7 @@ func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since
 		live[id] = true
 		ch.Sessions = append(ch.Sessions, Summarize(id, k.key, policy, events))
 		for i := range events {
-			if old, ok := oldSession[events[i].EventID]; !ok || old != id {
+			if oldSession[from+i] != id {
 				ch.Events = append(ch.Events, Stored{Event: events[i], SessionID: id})
 			}
 		}
@@ -233,4 +226,25 @@ func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since
 		}
 	}
 	return nil
+}
+
+// merge returns the stored events and the new ones (each sorted) in one
+// sorted list, and beside each the session it was stored in ("" for a new
+// event: no session id is empty).
+func merge(stored []Stored, fresh []event.Event) (all []event.Event, oldSession []string) {
+	all = make([]event.Event, 0, len(stored)+len(fresh))
+	oldSession = make([]string, 0, cap(all))
+	i, j := 0, 0
+	for i < len(stored) || j < len(fresh) {
+		if j == len(fresh) || (i < len(stored) && event.Compare(&stored[i].Event, &fresh[j]) <= 0) {
+			all = append(all, stored[i].Event)
+			oldSession = append(oldSession, stored[i].SessionID)
+			i++
+			continue
+		}
+		all = append(all, fresh[j])
+		oldSession = append(oldSession, "")
+		j++
+	}
+	return all, oldSession
 }

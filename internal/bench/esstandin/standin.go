@@ -24,6 +24,9 @@
 //     refresh=true (before it answers); a write with refresh=wait_for
 //     answers after the next refresh.
 //
+// Reads take _source_includes of top-level field names (the write path
+// reads the event_refs of session documents, not their messages).
+//
 // What it does not do: mappings and templates (accepted and ignored: no
 // document is validated), aliases (a name that is not an index is refused
 // with a 400 rather than answered as empty), queries (a search answers
@@ -50,6 +53,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Options configure a Server. Zero values are Elasticsearch's defaults.
@@ -860,7 +865,7 @@ func (s *Server) writeOne(r *http.Request, q url.Values, name, api, id string, b
 
 // readOptions reads realtime (default true) and refresh (default false).
 func readOptions(q url.Values) (realtime, refresh bool, err error) {
-	if err := checkParams(q, "realtime", "refresh"); err != nil {
+	if err := checkParams(q, "realtime", "refresh", "_source_includes"); err != nil {
 		return false, false, err
 	}
 	parse := func(key string, def bool) (bool, error) {
@@ -882,8 +887,58 @@ func readOptions(q url.Values) (realtime, refresh bool, err error) {
 	return realtime, refresh, err
 }
 
-// appendRead writes one document of a get or mget; s.mu is held.
-func (s *Server) appendRead(b []byte, name, id string, realtime bool) (out []byte, found bool) {
+// sourceIncludes reads _source_includes: top-level field names only (the
+// stand-in does not model wildcards or paths, and refuses them).
+func sourceIncludes(q url.Values) ([]string, error) {
+	v := q.Get("_source_includes")
+	if v == "" {
+		return nil, nil
+	}
+	fields := strings.Split(v, ",")
+	for _, f := range fields {
+		if f == "" || strings.ContainsAny(f, "*.") {
+			return nil, badRequest("stand-in: _source_includes %q is not modelled (top-level field names only)", v)
+		}
+	}
+	return fields, nil
+}
+
+// filterSource keeps the top-level members of src named in fields, as
+// source filtering does (an object with none of them is {}).
+func filterSource(b, src []byte, fields []string) []byte {
+	dec := jsontext.NewDecoder(bytes.NewReader(src))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return append(b, "{}"...)
+	}
+	b = append(b, '{')
+	n := 0
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			break
+		}
+		name := tok.String() // before the next read voids tok
+		v, err := dec.ReadValue()
+		if err != nil {
+			break
+		}
+		if !slices.Contains(fields, name) {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = appendString(b, name)
+		b = append(b, ':')
+		b = append(b, v...)
+	}
+	return append(b, '}')
+}
+
+// appendRead writes one document of a get or mget, with only fields of its
+// source when fields is set; s.mu is held.
+func (s *Server) appendRead(b []byte, name, id string, realtime bool, fields []string) (out []byte, found bool) {
 	ix := s.indices[name]
 	b = append(b, `{"_index":`...)
 	b = appendString(b, name)
@@ -907,13 +962,21 @@ func (s *Server) appendRead(b []byte, name, id string, realtime bool) (out []byt
 	b = append(b, `,"_seq_no":`...)
 	b = strconv.AppendInt(b, d.seq, 10)
 	b = append(b, `,"_primary_term":1,"found":true,"_source":`...)
-	b = append(b, d.src...)
+	if fields != nil {
+		b = filterSource(b, d.src, fields)
+	} else {
+		b = append(b, d.src...)
+	}
 	return append(b, '}'), true
 }
 
 // get serves GET <index>/_doc/<id>.
 func (s *Server) get(q url.Values, name, id string) (int, []byte, error) {
 	realtime, refresh, err := readOptions(q)
+	if err != nil {
+		return 0, nil, err
+	}
+	fields, err := sourceIncludes(q)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -926,16 +989,21 @@ func (s *Server) get(q url.Values, name, id string) (int, []byte, error) {
 	if refresh {
 		s.refreshIndex(ix)
 	}
-	out, found := s.appendRead(nil, name, id, realtime)
+	out, found := s.appendRead(nil, name, id, realtime, fields)
 	if !found {
 		return 404, out, nil
 	}
 	return 200, out, nil
 }
 
-// mget serves _mget with {"docs": [{"_index", "_id"}]} or {"ids": [...]}.
+// mget serves _mget with {"docs": [{"_index", "_id"}]} or {"ids": [...]},
+// and _source_includes of top-level fields.
 func (s *Server) mget(q url.Values, defIndex string, body []byte) (int, []byte, error) {
 	realtime, refresh, err := readOptions(q)
+	if err != nil {
+		return 0, nil, err
+	}
+	fields, err := sourceIncludes(q)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -987,7 +1055,7 @@ func (s *Server) mget(q url.Values, defIndex string, body []byte) (int, []byte, 
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out, _ = s.appendRead(out, w.index, w.id, realtime)
+		out, _ = s.appendRead(out, w.index, w.id, realtime, fields)
 	}
 	return 200, append(out, "]}"...), nil
 }

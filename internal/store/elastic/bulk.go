@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
@@ -231,7 +232,7 @@ func (w *BulkWriter) send(ctx context.Context, ops []Op, pending []int, results 
 		}
 	}
 	start := time.Now()
-	items, err := w.post(ctx, buf)
+	items, err := w.post(ctx, buf, n)
 	took := time.Since(start)
 	if err != nil {
 		if ctx.Err() != nil || !isUnavailable(err) {
@@ -319,10 +320,16 @@ func encodeOp(buf *bytes.Buffer, enc *json.Encoder, op *Op) error {
 		line = append(line, `,"version_type":"external"`...)
 	}
 	line = append(line, "}}\n"...)
-	buf.Write(line)
 	if op.Action == Delete {
+		buf.Write(line)
 		return nil
 	}
+	if d, ok := op.Doc.(jsonAppender); ok {
+		line = d.appendJSON(line)
+		buf.Write(append(line, '\n'))
+		return nil
+	}
+	buf.Write(line)
 	if err := enc.Encode(op.Doc); err != nil {
 		return fmt.Errorf("elasticsearch: encode document %s: %w", op.ID, err)
 	}
@@ -335,25 +342,14 @@ type bulkItem struct {
 	ID          string     `json:"_id"`
 	Status      int        `json:"status"`
 	Result      string     `json:"result"`
-	SeqNo       *int64     `json:"_seq_no"`
-	PrimaryTerm *int64     `json:"_primary_term"`
+	SeqNo       int64      `json:"_seq_no"` // 0 when absent or null
+	PrimaryTerm int64      `json:"_primary_term"`
 	Error       *causeJSON `json:"error"`
-}
-
-type bulkResponse struct {
-	Errors bool `json:"errors"`
-	// Items hold one of their fields: the action's name.
-	Items []struct {
-		Index  *bulkItem `json:"index"`
-		Create *bulkItem `json:"create"`
-		Delete *bulkItem `json:"delete"`
-		Update *bulkItem `json:"update"`
-	} `json:"items"`
 }
 
 // post sends one bulk body. The body is read straight from the buffer: no
 // copy is made on the way to the connection.
-func (w *BulkWriter) post(ctx context.Context, body *bytes.Buffer) ([]bulkItem, error) {
+func (w *BulkWriter) post(ctx context.Context, body *bytes.Buffer, n int) ([]bulkItem, error) {
 	req := esapi.BulkRequest{Body: bytes.NewReader(body.Bytes())}
 	res, err := req.Do(ctx, w.es)
 	if err != nil {
@@ -366,28 +362,25 @@ func (w *BulkWriter) post(ctx context.Context, body *bytes.Buffer) ([]bulkItem, 
 	if res.IsError() {
 		return nil, responseError(res)
 	}
-	var out bulkResponse
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+	dec := answerDecoders.Get().(*jsontext.Decoder)
+	dec.Reset(res.Body)
+	items, err := readBulkAnswer(dec, make([]bulkItem, 0, n))
+	dec.Reset(eof{})
+	answerDecoders.Put(dec)
+	if err != nil {
 		return nil, fmt.Errorf("%w: decode bulk answer: %v", ErrUnavailable, err)
 	}
 	_, _ = io.Copy(io.Discard, res.Body)
-	items := make([]bulkItem, len(out.Items))
-	for i, it := range out.Items {
-		switch {
-		case it.Index != nil:
-			items[i] = *it.Index
-		case it.Create != nil:
-			items[i] = *it.Create
-		case it.Delete != nil:
-			items[i] = *it.Delete
-		case it.Update != nil:
-			items[i] = *it.Update
-		default:
-			return nil, fmt.Errorf("elasticsearch: bulk answer item %d names no action", i)
-		}
-	}
 	return items, nil
 }
+
+// answerDecoders keep their read buffers across answers.
+var answerDecoders = sync.Pool{New: func() any { return jsontext.NewDecoder(eof{}) }}
+
+// eof is an empty reader: a pooled decoder holds no answer's body.
+type eof struct{}
+
+func (eof) Read([]byte) (int, error) { return 0, io.EOF }
 
 type verdict int
 
@@ -406,9 +399,7 @@ func classify(op *Op, it *bulkItem) (r Result, v verdict) {
 	switch st := it.Status; {
 	case st >= 200 && st < 300:
 		r.Outcome = Written
-		if it.SeqNo != nil && it.PrimaryTerm != nil {
-			r.SeqNo, r.PrimaryTerm = *it.SeqNo, *it.PrimaryTerm
-		}
+		r.SeqNo, r.PrimaryTerm = it.SeqNo, it.PrimaryTerm
 	case st == http.StatusNotFound && op.Action == Delete && it.Error == nil:
 		r.Outcome = Written // already gone
 	case st == http.StatusConflict && op.Action == Create && op.ExistsOK:

@@ -10,11 +10,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"go.uber.org/zap"
 )
 
@@ -252,3 +254,49 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestReadBulkAnswer: the streaming reader keeps what the write path uses
+// of each item and refuses answers that are not a bulk answer.
+func TestReadBulkAnswer(t *testing.T) {
+	tests := []struct {
+		name, answer string
+		want         []bulkItem // nil: an error
+	}{
+		{"members in any order, unknown ones skipped",
+			`{"took":3,"errors":true,"ingest_took":0,"items":[` +
+				`{"index":{"_index":"i","_id":"a","_version":2,"result":"updated","_shards":{"total":2,"successful":1,"failed":0},"_seq_no":7,"_primary_term":2,"status":200}},` +
+				`{"create":{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"r","caused_by":{"type":"x","reason":"y"}},"_id":"b"}},` +
+				`{"delete":{"_index":"i","_id":"c","status":404,"result":"not_found","_seq_no":null,"error":null}}],"extra":[1,{"a":[]}]}`,
+			[]bulkItem{
+				{Status: 200, SeqNo: 7, PrimaryTerm: 2},
+				{Status: 409, Error: &causeJSON{Type: "version_conflict_engine_exception", Reason: "r", CausedBy: &causeJSON{Type: "x", Reason: "y"}}},
+				{Status: 404},
+			}},
+		{"no items", `{"took":1,"errors":false,"items":[]}`, []bulkItem{}},
+		{"truncated", `{"took":1,"errors":false,"items":[{"index":{"status":201`, nil},
+		{"an item without an action", `{"items":[{}]}`, nil},
+		{"a status that is not a number", `{"items":[{"index":{"status":"201"}}]}`, nil},
+		{"an error that is not an object", `{"items":[{"index":{"status":400,"error":"bad"}}]}`, nil},
+		{"not an object", `[]`, nil},
+		{"an empty body", ``, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readBulkAnswer(jsontext.NewDecoder(strings.NewReader(tt.answer)), make([]bulkItem, 0, 4))
+			if tt.want == nil {
+				if err == nil {
+					t.Fatalf("read %+v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got  %s\nwant %s", dump(got), dump(tt.want))
+			}
+		})
+	}
+}
+
+func dump(v any) string { b, _ := json.Marshal(v); return string(b) }

@@ -37,17 +37,15 @@ type sessionDoc struct {
 	// ContactPhoneRev is the phone's digits reversed: "ends with" becomes a
 	// prefix query.
 	ContactPhoneRev string `json:"contact_phone_rev,omitempty"`
-	// Messages are the texts of the session's messages, nested so that one
-	// message must hold every word of a full-text query.
-	Messages []messageDoc `json:"messages"`
-	// EventRefs name the session's events, in event order, as
-	// "<month of occurred_at>/<event_id>": the monthly index and id of each
-	// event document, which the writer reads back by id.
-	EventRefs []string `json:"event_refs"`
-}
-
-type messageDoc struct {
-	Text string `json:"text"`
+	// events are the session's events, in event order. The document
+	// carries two fields made of them (appendJSON writes them straight
+	// from the events, without building each string):
+	//   - "messages": the texts of the session's messages, nested so that
+	//     one message must hold every word of a full-text query;
+	//   - "event_refs": "<month of occurred_at>/<event_id>" of each event,
+	//     the monthly index and id of its document, which the writer
+	//     reads back by id.
+	events []*session.Stored
 }
 
 // derivedFields are sessionDoc's additions, left out of answers.
@@ -62,8 +60,7 @@ func newSessionDoc(s *session.Session, events []*session.Stored) *sessionDoc {
 		InfoKV:          make([]string, 0, len(s.Info)),
 		ContactName:     strings.ToLower(s.Contact.Name),
 		ContactPhoneRev: reverse(report.PhoneDigits(s.Contact.Phone)),
-		Messages:        []messageDoc{},
-		EventRefs:       make([]string, len(events)),
+		events:          events,
 	}
 	for k := range s.Info {
 		d.InfoKeys = append(d.InfoKeys, k)
@@ -71,12 +68,6 @@ func newSessionDoc(s *session.Session, events []*session.Stored) *sessionDoc {
 	slices.Sort(d.InfoKeys)
 	for _, k := range d.InfoKeys {
 		d.InfoKV = append(d.InfoKV, infoPair(k, s.Info[k]))
-	}
-	for i, e := range events {
-		d.EventRefs[i] = month(e.OccurredAt) + "/" + e.EventID
-		if e.Type == event.TypeMessage && e.Text != "" {
-			d.Messages = append(d.Messages, messageDoc{Text: e.Text})
-		}
 	}
 	return d
 }

@@ -62,10 +62,14 @@ func compareRefs(a, b sessionRef) int {
 // sameDoc reports whether two refs name the same document: the same
 // session in the same monthly index.
 func sameDoc(a, b sessionRef) bool {
-	return a.ID == b.ID && month(a.Start) == month(b.Start)
+	return a.ID == b.ID && sameMonth(a.Start, b.Start)
 }
 
-func month(t time.Time) string { return t.UTC().Format("2006.01") }
+func sameMonth(a, b time.Time) bool {
+	ay, am, _ := a.UTC().Date()
+	by, bm, _ := b.UTC().Date()
+	return ay == by && am == bm
+}
 
 // anchor is the index of the first session a key's new events from since on
 // can change: the latest session that started at or before since (the first

@@ -1,6 +1,7 @@
 package elastic
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
@@ -124,8 +125,11 @@ func TestSessionDoc(t *testing.T) {
 	if got, want := d.InfoKV, []string{"CIDADE=são paulo", "PLANO=fibra 500 mega"}; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("info_kv %q, want %q", got, want)
 	}
-	if d.Messages == nil || d.InfoKeys[0] != "CIDADE" {
-		t.Errorf("messages %v, info_keys %v", d.Messages, d.InfoKeys)
+	if d.InfoKeys[0] != "CIDADE" {
+		t.Errorf("info_keys %v", d.InfoKeys)
+	}
+	if raw := d.appendJSON(nil); !bytes.Contains(raw, []byte(`"messages":[],"event_refs":[]}`)) {
+		t.Errorf("a session without messages must have an empty list of them: %s", raw)
 	}
 }
 

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/session"
@@ -109,23 +111,24 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 // The events of an unfinished key are reported new, so that the key is
 // computed and written again (KeyEvents then leaves them out).
 func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
-	unfinished := map[event.Ref]bool{} // stored: whether its key is unfinished
-	for _, st := range r.states {
-		for i := range st.events {
-			unfinished[st.events[i].Ref()] = st.unfinished
-		}
-	}
+	// The batch's refs are the map's keys (false: new); the states' events
+	// are looked up in it, which costs no allocation per stored event.
 	out := make(map[event.Ref]bool, len(refs))
 	for _, ref := range refs {
-		if _, ok := r.rejected[ref]; ok {
-			out[ref] = true
-			continue
-		}
-		switch u, stored := unfinished[ref]; {
-		case stored && u:
-			r.fresh[ref] = true
-		case stored:
-			out[ref] = true
+		_, rejected := r.rejected[ref]
+		out[ref] = rejected
+	}
+	for _, st := range r.states {
+		for i := range st.events {
+			ref := st.events[i].Ref()
+			if known, asked := out[ref]; !asked || known {
+				continue
+			}
+			if st.unfinished {
+				r.fresh[ref] = true
+			} else {
+				out[ref] = true
+			}
 		}
 	}
 	return out, nil
@@ -165,40 +168,46 @@ type mgetDoc struct {
 
 // mgetResult is one document of an _mget answer.
 type mgetResult struct {
-	Index       string          `json:"_index"`
-	ID          string          `json:"_id"`
-	Found       bool            `json:"found"`
-	SeqNo       int64           `json:"_seq_no"`
-	PrimaryTerm int64           `json:"_primary_term"`
-	Source      json.RawMessage `json:"_source"`
-	Error       *causeJSON      `json:"error"`
+	Found       bool
+	SeqNo       int64
+	PrimaryTerm int64
+	Source      json.RawMessage
+	Error       *causeJSON
 }
 
 // maxMget bounds the documents of one _mget request.
 const maxMget = 5000
 
-// mget reads docs by id, in real time. A document of a missing index is
-// not found: monthly indices are created by the first write of a month and
+// mget reads docs by id, in real time; with fields, only those fields of
+// each document's _source (source filtering: the session documents'
+// event_refs, not their messages). A document of a missing index is not
+// found: monthly indices are created by the first write of a month and
 // deleted by retention.
-func (s *Store) mget(ctx context.Context, docs []mgetDoc) ([]mgetResult, error) {
+func (s *Store) mget(ctx context.Context, docs []mgetDoc, fields ...string) ([]mgetResult, error) {
 	out := make([]mgetResult, 0, len(docs))
-	var body bytes.Buffer
+	var body []byte
 	for chunk := range slices.Chunk(docs, maxMget) {
-		body.Reset()
-		if err := json.NewEncoder(&body).Encode(map[string]any{"docs": chunk}); err != nil {
-			return nil, fmt.Errorf("elasticsearch: encode mget: %w", err)
+		body = append(body[:0], `{"docs":[`...)
+		for i, d := range chunk {
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = append(body, `{"_index":`...)
+			body = appendString(body, d.Index)
+			body = append(body, `,"_id":`...)
+			body = appendString(body, d.ID)
+			body = append(body, '}')
 		}
-		var res struct {
-			Docs []mgetResult `json:"docs"`
-		}
-		if err := s.do(ctx, esapi.MgetRequest{Body: bytes.NewReader(body.Bytes())}, &res); err != nil {
+		body = append(body, "]}"...)
+		res, err := s.mgetChunk(ctx, body, fields, len(chunk))
+		if err != nil {
 			return nil, err
 		}
-		if len(res.Docs) != len(chunk) {
-			return nil, fmt.Errorf("elasticsearch: _mget answered %d documents of %d", len(res.Docs), len(chunk))
+		if len(res) != len(chunk) {
+			return nil, fmt.Errorf("elasticsearch: _mget answered %d documents of %d", len(res), len(chunk))
 		}
-		for i := range res.Docs {
-			d := &res.Docs[i]
+		for i := range res {
+			d := &res[i]
 			if d.Error != nil {
 				if d.Error.Type == "index_not_found_exception" {
 					d.Found = false
@@ -207,9 +216,33 @@ func (s *Store) mget(ctx context.Context, docs []mgetDoc) ([]mgetResult, error) 
 				return nil, fmt.Errorf("%w: get %s/%s: %s: %s", ErrUnavailable, chunk[i].Index, chunk[i].ID, d.Error.Type, sanitize(d.Error))
 			}
 		}
-		out = append(out, res.Docs...)
+		out = append(out, res...)
 	}
 	return out, nil
+}
+
+func (s *Store) mgetChunk(ctx context.Context, body []byte, fields []string, n int) ([]mgetResult, error) {
+	res, err := esapi.MgetRequest{Body: bytes.NewReader(body), SourceIncludes: fields}.Do(ctx, s.es)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer res.Body.Close()
+	if res.IsError() {
+		return nil, responseError(res)
+	}
+	dec := answerDecoders.Get().(*jsontext.Decoder)
+	dec.Reset(res.Body)
+	docs, err := readMgetAnswer(dec, make([]mgetResult, 0, n))
+	dec.Reset(eof{})
+	answerDecoders.Put(dec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: decode _mget answer: %v", ErrUnavailable, err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	return docs, nil
 }
 
 // readKeyDocs reads the key documents of states that are not in memory.
@@ -275,7 +308,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		}
 		return nil
 	}
-	res, err := s.mget(ctx, docs)
+	res, err := s.mget(ctx, docs, "event_refs")
 	if err != nil {
 		return fmt.Errorf("read session documents: %w", err)
 	}
@@ -303,12 +336,12 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 				EventRefs []string `json:"event_refs"`
 			}
 			if err := json.Unmarshal(d.Source, &sd); err != nil {
-				return fmt.Errorf("elasticsearch: session document %s: %w", d.ID, err)
+				return fmt.Errorf("elasticsearch: session document %s: %w", docs[k-1].ID, err)
 			}
 			for _, er := range sd.EventRefs {
 				m, id, ok := strings.Cut(er, "/")
 				if !ok {
-					return fmt.Errorf("elasticsearch: session document %s: bad event reference %q", d.ID, er)
+					return fmt.Errorf("elasticsearch: session document %s: bad event reference %q", docs[k-1].ID, er)
 				}
 				evDocs = append(evDocs, mgetDoc{Index: s.names.eventsAll() + "-" + m, ID: docID(l.st.tenant, id)})
 				owners = append(owners, l.st)
@@ -330,7 +363,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		}
 		var ed eventDoc
 		if err := json.Unmarshal(evs[i].Source, &ed); err != nil {
-			return fmt.Errorf("elasticsearch: event document %s: %w", evs[i].ID, err)
+			return fmt.Errorf("elasticsearch: event document %s: %w", evDocs[i].ID, err)
 		}
 		st := owners[i]
 		if ed.Key != st.key {

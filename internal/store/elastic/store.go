@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -326,10 +327,38 @@ func (n names) versionsIndex() string { return n.prefix + "-versions" }
 // of returns the names of another version.
 func (n names) of(version string) names { return names{prefix: n.prefix, version: version} }
 
-func (n names) sessionsIndex(t time.Time) string { return monthly(n.sessionsAll(), t) }
-func (n names) eventsIndex(t time.Time) string   { return monthly(n.eventsAll(), t) }
+func (n names) sessionsIndex(t time.Time) string { return n.monthly("sessions", t) }
+func (n names) eventsIndex(t time.Time) string   { return n.monthly("events", t) }
 
-func monthly(base string, t time.Time) string { return base + t.UTC().Format("-2006.01") }
+// monthly is the index of kind for t's month. The names are kept: every
+// event and session written names one, and the months of a batch repeat.
+// They are few (two kinds, a few versions, the months that data spans).
+func (n names) monthly(kind string, t time.Time) string {
+	t = t.UTC()
+	k := monthKey{n, kind, t.Year()*12 + int(t.Month())}
+	monthNames.RLock()
+	name, ok := monthNames.m[k]
+	monthNames.RUnlock()
+	if ok {
+		return name
+	}
+	name = n.prefix + "-" + kind + "-" + n.version + "-" + t.Format(monthLayout)
+	monthNames.Lock()
+	monthNames.m[k] = name
+	monthNames.Unlock()
+	return name
+}
+
+type monthKey struct {
+	names
+	kind  string
+	month int
+}
+
+var monthNames = struct {
+	sync.RWMutex
+	m map[monthKey]string
+}{m: map[monthKey]string{}}
 
 // Document ids are deterministic: event ids are unique per tenant, session
 // ids are UUIDs, and tenants never contain a slash. Elasticsearch refuses an

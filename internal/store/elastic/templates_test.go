@@ -102,15 +102,14 @@ func TestMappingsCoverDocuments(t *testing.T) {
 	fill(reflect.ValueOf(&ss).Elem())
 	ss.Contact.Phone = "+55 11 98765-4321"
 	st := session.Stored{Event: e, SessionID: "sid"}
-	for kind, doc := range map[string]any{
+	var ref keyDoc
+	fill(reflect.ValueOf(&ref).Elem())
+	for kind, doc := range map[string]jsonAppender{
 		"events":   newEventDoc(&st),
 		"sessions": newSessionDoc(&ss, []*session.Stored{{Event: event.Event{Type: event.TypeMessage, Text: "oi"}}}),
-		"keys":     &keyDoc{Tenant: "acme", Key: "d:whatsapp/1", UpdatedAt: time.Now()},
+		"keys":     &ref,
 	} {
-		raw, err := json.Marshal(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		raw := doc.appendJSON(nil)
 		var m map[string]any
 		json.Unmarshal(raw, &m)
 		if err := esfake.Validate(mappings[kind], m); err != nil {

@@ -198,7 +198,8 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (map[
 		// the session before the latest. An older session is read back by
 		// id when a late event reaches it.
 		w.st.loaded = min(w.st.loaded, w.from)
-		w.st.events = slices.Concat(w.before, w.kept)
+		// The kept events take the place of the tail they replace.
+		w.st.events = append(w.before, w.kept...)
 		if session.IsDerivedKey(w.st.key) && len(w.st.sessions) > 2 {
 			w.st.trimTo(len(w.st.sessions) - 2)
 		}
@@ -273,33 +274,38 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 // that every changed session counts exactly the events the write gives it.
 func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 	st := w.st
-	changed := make(map[event.Ref]*session.Stored, len(w.events))
-	for _, e := range w.events {
-		changed[e.Ref()] = e
-	}
 	tail := st.tail(w.from)
 	w.before = st.events[:len(st.events)-len(tail)]
-	w.kept = make([]session.Stored, 0, len(tail)+len(w.events))
-	for i := range tail {
-		if e, ok := changed[tail[i].Ref()]; ok {
-			w.kept = append(w.kept, *e)
-			delete(changed, tail[i].Ref())
-			continue
-		}
-		w.kept = append(w.kept, tail[i])
+	// The tail and the key's changed events, both in event order, merged:
+	// a changed event that is in the tail is one that moved to another
+	// session (the assembler gives no other stored event), and takes its
+	// place; the others are new.
+	evs := w.events
+	if !slices.IsSortedFunc(evs, compareStored) {
+		evs = slices.Clone(evs)
+		slices.SortFunc(evs, compareStored)
 	}
-	sorted := len(changed) == 0
-	for _, e := range w.events {
-		if _, fresh := changed[e.Ref()]; !fresh {
+	w.kept = make([]session.Stored, 0, len(tail)+len(evs))
+	for i, j := 0, 0; i < len(tail) || j < len(evs); {
+		c := -1
+		if j < len(evs) {
+			c = 1
+			if i < len(tail) {
+				c = event.Compare(&tail[i].Event, &evs[j].Event)
+			}
+		}
+		switch {
+		case c < 0:
+			w.kept = append(w.kept, tail[i])
+			i++
 			continue
+		case c == 0:
+			i++ // moved
+		case !storable(evs[j].OccurredAt):
+			rejected[evs[j].Ref()] = "occurred_at is outside the years 1970 to 2261 that the index holds"
 		}
-		if !storable(e.OccurredAt) {
-			rejected[e.Ref()] = "occurred_at is outside the years 1970 to 2261 that the index holds"
-		}
-		w.kept = append(w.kept, *e)
-	}
-	if !sorted {
-		slices.SortFunc(w.kept, func(a, b session.Stored) int { return event.Compare(&a.Event, &b.Event) })
+		w.kept = append(w.kept, *evs[j])
+		j++
 	}
 	members := map[string][]*session.Stored{}
 	for i := range w.kept {
@@ -424,6 +430,8 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 	}
 	return rejected, nil
 }
+
+func compareStored(a, b *session.Stored) int { return event.Compare(&a.Event, &b.Event) }
 
 // holds reports whether the state read holds ref: a stored event.
 func (st *keyState) holds(ref event.Ref) bool {

@@ -18,7 +18,7 @@ import (
 // without Kafka: simulated events, decoded as the consumer decodes them,
 // through session.Assembler into a SQLite store, one batch of 2,000 events
 // (the ingester's default) per op. It reports events/s and allocations per
-// event; `chatreport bench` measures the same path behind the broker.
+// event; `chatreport-bench` measures the same path behind the broker.
 //
 //	go test ./internal/store/sqlite -run '^$' -bench AssembleIntoSQLite -benchtime 50x -cpuprofile cpu.out
 func BenchmarkAssembleIntoSQLite(b *testing.B) {

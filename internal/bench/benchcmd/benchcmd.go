@@ -1,9 +1,14 @@
-package cli
+// Package benchcmd is the command line of chatreport-bench: the scenarios
+// of package bench on this machine, as a table and JSON
+// (docs/performance.md). It is a program of its own so that the production
+// binary links none of the bench's stand-ins and test servers.
+package benchcmd
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,53 +20,66 @@ import (
 
 	"github.com/chatreport/chatreport/internal/bench"
 	"github.com/chatreport/chatreport/internal/config"
+	"github.com/chatreport/chatreport/internal/pipeline"
 )
 
-// newBenchCommand is `chatreport bench`: the scenarios of package bench on
-// this machine, as a table and JSON (docs/performance.md).
-func newBenchCommand(g *globals) *cobra.Command {
+// Execute runs chatreport-bench with args.
+func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := command(stdout, stderr)
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	return cmd.ExecuteContext(ctx)
+}
+
+func command(stdout, stderr io.Writer) *cobra.Command {
 	cfg := bench.Config{}
-	var out string
+	var out, configPath string
 	cmd := &cobra.Command{
-		Use:   "bench",
+		Use:   "chatreport-bench",
 		Short: "Measure ingest, queries, export and memory on this machine with simulated traffic",
 		Long: "Runs the real write and read paths on simulated traffic — embedded broker → ingester → SQLite or a stand-in\n" +
 			"Elasticsearch on loopback, the ingester in a process of its own, through a fresh store, a restart (every key read\n" +
 			"back), steady state and late events; the consumer alone; report queries, full text and export through the HTTP\n" +
 			"API; the ingester's memory — and prints each figure next to its target. Seeded databases are kept in\n" +
 			"--data-dir and reused; CPU profiles go to --profile-dir. See docs/performance.md.",
-		Args: cobra.NoArgs,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, def, done, err := g.loadConfig(nil)
-			if err != nil || done {
-				return err
-			}
-			log, err := newLogger(c.Log, g.stderr)
+			c, err := config.Load(configPath)
 			if err != nil {
 				return err
 			}
-			defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+			if err := c.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration: %w", err)
+			}
+			def, err := pipeline.Load(c.Pipeline)
+			if err != nil {
+				return err
+			}
 			// The components log every consumer group join and stop at
 			// info; a bench wants their warnings only.
-			cfg.Log = log.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))
+			cfg.Log = logger(stderr)
+			defer cfg.Log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 			cfg.Def = def
-			cfg.Progress = g.stderr
+			cfg.Progress = stderr
 			exe, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("find this program to start the ingester process: %w", err)
 			}
 			cfg.Child = func(ctx context.Context, args []string) *exec.Cmd {
-				return exec.CommandContext(ctx, exe, append([]string{"bench", "child"}, args...)...)
+				return exec.CommandContext(ctx, exe, append([]string{"child"}, args...)...)
 			}
 			if cfg.DataDir == "" {
 				return fmt.Errorf("--data-dir: must not be empty")
 			}
 			res, err := bench.Run(cmd.Context(), cfg)
 			if res != nil {
-				if werr := res.WriteTable(g.stdout); werr != nil && err == nil {
+				if werr := res.WriteTable(stdout); werr != nil && err == nil {
 					err = werr
 				}
-				if jerr := writeResults(g, out, res); jerr != nil && err == nil {
+				if jerr := writeResults(stdout, out, res); jerr != nil && err == nil {
 					err = jerr
 				}
 			}
@@ -88,11 +106,19 @@ func newBenchCommand(g *globals) *cobra.Command {
 	f.StringVar(&cfg.ProfileDir, "profile-dir", "bench-profiles", `where CPU profiles of each scenario go ("" for none)`)
 	f.StringSliceVar(&cfg.Only, "only", nil, fmt.Sprintf("run only these scenarios %v", bench.Scenarios))
 	f.StringVar(&out, "out", "", `write the results as JSON to this file ("-": standard output after the table)`)
-	cmd.AddCommand(newBenchChildCommand(g))
+	f.StringVar(&configPath, "config", "", "YAML configuration file of chatreport (its pipeline and ingest settings; defaults apply to what it leaves out)")
+	cmd.AddCommand(childCommand(stdout, stderr))
 	return cmd
 }
 
-func writeResults(g *globals, out string, res *bench.Results) error {
+// logger writes warnings and errors as JSON lines.
+func logger(w io.Writer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zapcore.WarnLevel))
+}
+
+func writeResults(stdout io.Writer, out string, res *bench.Results) error {
 	if out == "" {
 		return nil
 	}
@@ -102,30 +128,26 @@ func writeResults(g *globals, out string, res *bench.Results) error {
 	}
 	data = append(data, '\n')
 	if out == "-" {
-		_, err = g.stdout.Write(data)
+		_, err = stdout.Write(data)
 		return err
 	}
 	if err := os.WriteFile(out, data, 0o644); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
-	fmt.Fprintf(g.stdout, "  results: %s\n", out)
+	fmt.Fprintf(stdout, "  results: %s\n", out)
 	return nil
 }
 
-// newBenchChildCommand is a helper process of `chatreport bench` (an
-// ingester, the Elasticsearch stand-in), started by the bench itself.
-func newBenchChildCommand(g *globals) *cobra.Command {
+// childCommand is a helper process of the bench (an ingester, the
+// Elasticsearch stand-in), started by the bench itself.
+func childCommand(stdout, stderr io.Writer) *cobra.Command {
 	return &cobra.Command{
 		Use:    "child CONFIG",
-		Short:  "A helper process of chatreport bench (started by it)",
+		Short:  "A helper process of chatreport-bench (started by it)",
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := newLogger(config.Log{Level: "warn", Format: "json"}, g.stderr)
-			if err != nil {
-				return err
-			}
-			return bench.RunChild(cmd.Context(), args[0], cmd.InOrStdin(), g.stdout, log)
+			return bench.RunChild(cmd.Context(), args[0], cmd.InOrStdin(), stdout, logger(stderr))
 		},
 	}
 }

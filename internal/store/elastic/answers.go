@@ -1,0 +1,253 @@
+package elastic
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// The answers the write path reads most — _bulk and _mget, thousands of
+// items each — are read streaming with jsontext, keeping only what the
+// write path uses.
+
+// readBulkAnswer reads a _bulk answer's items into items[:0], streaming:
+// of each item it keeps the status, _seq_no, _primary_term and error, and
+// skips the rest (_index, _id, result, _shards, _version...), which the
+// write path does not need; decoding all of it with encoding/json cost a
+// tenth of the ingester's CPU. The answer's shape is
+// {"took":…,"errors":…,"items":[{"<action>":{…}},…]}
+// (https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-bulk.html#bulk-api-response-body).
+func readBulkAnswer(dec *jsontext.Decoder, items []bulkItem) ([]bulkItem, error) {
+	items = items[:0]
+	if err := readDelim(dec, '{'); err != nil {
+		return nil, err
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		if string(name) != `"items"` {
+			if err := dec.SkipValue(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := readDelim(dec, '['); err != nil {
+			return nil, err
+		}
+		for dec.PeekKind() != ']' {
+			var it bulkItem
+			if err := readBulkItem(dec, &it); err != nil {
+				return nil, fmt.Errorf("item %d: %w", len(items), err)
+			}
+			items = append(items, it)
+		}
+		if err := readDelim(dec, ']'); err != nil {
+			return nil, err
+		}
+	}
+	if err := readDelim(dec, '}'); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+// readBulkItem reads {"<action>":{…}}.
+func readBulkItem(dec *jsontext.Decoder, it *bulkItem) error {
+	if err := readDelim(dec, '{'); err != nil {
+		return err
+	}
+	if dec.PeekKind() == '}' {
+		return errors.New("names no action")
+	}
+	if _, err := dec.ReadValue(); err != nil { // the action: index, create, delete, update
+		return err
+	}
+	if err := readDelim(dec, '{'); err != nil {
+		return err
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		switch string(name) {
+		case `"status"`:
+			n, err := readInt(dec)
+			if err != nil {
+				return fmt.Errorf("status: %w", err)
+			}
+			it.Status = int(n)
+		case `"_seq_no"`:
+			if it.SeqNo, err = readInt(dec); err != nil {
+				return fmt.Errorf("_seq_no: %w", err)
+			}
+		case `"_primary_term"`:
+			if it.PrimaryTerm, err = readInt(dec); err != nil {
+				return fmt.Errorf("_primary_term: %w", err)
+			}
+		case `"error"`:
+			v, err := dec.ReadValue()
+			if err != nil {
+				return err
+			}
+			if v.Kind() == 'n' {
+				continue
+			}
+			// Rare: decoded with encoding/json.
+			var c causeJSON
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("error: %w", err)
+			}
+			it.Error = &c
+		default:
+			if err := dec.SkipValue(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := readDelim(dec, '}'); err != nil {
+		return err
+	}
+	return readDelim(dec, '}')
+}
+
+// readMgetAnswer reads an _mget answer's documents into out[:0],
+// streaming: of each it keeps found, _seq_no, _primary_term, error and
+// _source, whose bytes are copied into one buffer for the whole answer
+// rather than one allocation each. The answer's shape is
+// {"docs":[{"_index":…,"_id":…,"found":…,"_source":{…}},…]}
+// (https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-multi-get.html#docs-multi-get-api-response-body).
+func readMgetAnswer(dec *jsontext.Decoder, out []mgetResult) ([]mgetResult, error) {
+	out = out[:0]
+	var sources []byte
+	if err := readDelim(dec, '{'); err != nil {
+		return nil, err
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		if string(name) != `"docs"` {
+			if err := dec.SkipValue(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := readDelim(dec, '['); err != nil {
+			return nil, err
+		}
+		for dec.PeekKind() != ']' {
+			var d mgetResult
+			if sources, err = readMgetDoc(dec, &d, sources); err != nil {
+				return nil, fmt.Errorf("document %d: %w", len(out), err)
+			}
+			out = append(out, d)
+		}
+		if err := readDelim(dec, ']'); err != nil {
+			return nil, err
+		}
+	}
+	if err := readDelim(dec, '}'); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func readMgetDoc(dec *jsontext.Decoder, d *mgetResult, sources []byte) ([]byte, error) {
+	if err := readDelim(dec, '{'); err != nil {
+		return sources, err
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return sources, err
+		}
+		switch string(name) {
+		case `"found"`:
+			v, err := dec.ReadValue()
+			if err != nil {
+				return sources, err
+			}
+			d.Found = v.Kind() == 't'
+		case `"_seq_no"`:
+			if d.SeqNo, err = readInt(dec); err != nil {
+				return sources, fmt.Errorf("_seq_no: %w", err)
+			}
+		case `"_primary_term"`:
+			if d.PrimaryTerm, err = readInt(dec); err != nil {
+				return sources, fmt.Errorf("_primary_term: %w", err)
+			}
+		case `"_source"`:
+			v, err := dec.ReadValue()
+			if err != nil {
+				return sources, err
+			}
+			start := len(sources)
+			sources = append(sources, v...)
+			d.Source = sources[start:len(sources):len(sources)]
+		case `"error"`:
+			v, err := dec.ReadValue()
+			if err != nil {
+				return sources, err
+			}
+			if v.Kind() == 'n' {
+				continue
+			}
+			var c causeJSON
+			if err := json.Unmarshal(v, &c); err != nil {
+				return sources, fmt.Errorf("error: %w", err)
+			}
+			d.Error = &c
+		default:
+			if err := dec.SkipValue(); err != nil {
+				return sources, err
+			}
+		}
+	}
+	return sources, readDelim(dec, '}')
+}
+
+// readInt reads an integer; null is 0.
+func readInt(dec *jsontext.Decoder) (int64, error) {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return 0, err
+	}
+	switch v.Kind() {
+	case '0':
+		// Statuses, sequence numbers and terms: small non-negative
+		// integers, read without making a string of each.
+		if len(v) > 18 || v[0] == '-' || bytes.ContainsAny(v, ".eE") {
+			return 0, fmt.Errorf("not a small non-negative integer: %.20s", v)
+		}
+		var n int64
+		for _, c := range v {
+			n = n*10 + int64(c-'0')
+		}
+		return n, nil
+	case 'n':
+		return 0, nil
+	}
+	return 0, fmt.Errorf("not a number: %.20s", v)
+}
+
+func readDelim(dec *jsontext.Decoder, want jsontext.Kind) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		if err == io.EOF {
+			return io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	if tok.Kind() != want {
+		return fmt.Errorf("want %v, got %v", want, tok.Kind())
+	}
+	return nil
+}

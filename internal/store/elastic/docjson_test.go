@@ -1,0 +1,138 @@
+package elastic
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// TestDocJSONMatchesEncodingJSON: the hand-written encoders write what
+// encoding/json writes, byte for byte, for documents whose fields are
+// filled by reflection — so a field added to a type and not to its encoder
+// makes this test fail — with strings that need escaping, nil and empty
+// slices and maps, absent pointers, and times with and without nanoseconds.
+func TestDocJSONMatchesEncodingJSON(t *testing.T) {
+	for seed := range uint64(300) {
+		r := rand.New(rand.NewPCG(seed, 7))
+		for _, doc := range []jsonAppender{new(eventDoc), new(sessionDoc), new(keyDoc)} {
+			fillRandom(r, reflect.ValueOf(doc).Elem(), seed%3 == 0)
+			want := encodingJSON(t, doc)
+			if d, ok := doc.(*sessionDoc); ok {
+				// The fields made of the session's events.
+				type message struct {
+					Text string `json:"text"`
+				}
+				messages, refs := []message{}, []string{}
+				for range r.IntN(5) {
+					st := &session.Stored{}
+					fillRandom(r, reflect.ValueOf(st).Elem(), seed%3 == 0)
+					if r.IntN(2) == 0 {
+						st.Type = event.TypeMessage
+					}
+					d.events = append(d.events, st)
+					if st.Type == event.TypeMessage && st.Text != "" {
+						messages = append(messages, message{st.Text})
+					}
+					refs = append(refs, st.OccurredAt.UTC().Format("2006.01")+"/"+st.EventID)
+				}
+				want = slices.Concat(want[:len(want)-2], []byte(`,"messages":`))
+				want = slices.Concat(want, bytes.TrimSpace(encodingJSON(t, messages)), []byte(`,"event_refs":`),
+					bytes.TrimSpace(encodingJSON(t, refs)), []byte("}\n"))
+			}
+			got := append(doc.appendJSON(nil), '\n')
+			if !bytes.Equal(got, want) {
+				t.Fatalf("seed %d, %T:\n got %s\nwant %s", seed, doc, got, want)
+			}
+		}
+	}
+}
+
+// encodingJSON is v as encoding/json writes it to a stream, newline ended.
+func encodingJSON(t *testing.T, v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// strs are strings that exercise every branch of appendString.
+var strs = []string{
+	"", "a", "Olá, tudo bem?", `quote " and \ back`, "tab\tnew\nline\rcr\bbs\fff",
+	"\x00\x01\x1f\x7f", "<html> & </html>", "line\u2028sep\u2029para", "bad \xff utf8 \xe2\x82",
+	"emoji 😀 ç ã", "5511987654321",
+}
+
+// fillRandom sets every field of v, recursively. Slices, maps and pointers are
+// nil or empty now and then (always filled when full is set, so that each
+// field is seen).
+func fillRandom(r *rand.Rand, v reflect.Value, full bool) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(strs[r.IntN(len(strs))])
+	case reflect.Bool:
+		v.SetBool(r.IntN(2) == 0)
+	case reflect.Int, reflect.Int64:
+		v.SetInt(r.Int64N(1<<40) - 1<<20)
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			ns := int64(0)
+			if r.IntN(2) == 0 {
+				ns = r.Int64N(1e9)
+			}
+			v.Set(reflect.ValueOf(time.Unix(r.Int64N(4e9), ns).UTC()))
+			return
+		}
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fillRandom(r, v.Field(i), full)
+			}
+		}
+	case reflect.Pointer:
+		if !full && r.IntN(3) == 0 {
+			v.SetZero()
+			return
+		}
+		v.Set(reflect.New(v.Type().Elem()))
+		fillRandom(r, v.Elem(), full)
+	case reflect.Slice:
+		if !full && r.IntN(4) == 0 {
+			v.SetZero()
+			return
+		}
+		n := r.IntN(4)
+		if full {
+			n++
+		}
+		s := reflect.MakeSlice(v.Type(), n, n)
+		for i := range n {
+			fillRandom(r, s.Index(i), full)
+		}
+		v.Set(s)
+	case reflect.Map:
+		if !full && r.IntN(4) == 0 {
+			v.SetZero()
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for range r.IntN(4) + 1 {
+			k := reflect.New(v.Type().Key()).Elem()
+			fillRandom(r, k, full)
+			e := reflect.New(v.Type().Elem()).Elem()
+			fillRandom(r, e, full)
+			m.SetMapIndex(k, e)
+		}
+		v.Set(m)
+	default:
+		panic("fill: no case for " + v.Type().String())
+	}
+}
