@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/chatreport/chatreport/internal/event"
@@ -421,6 +422,8 @@ func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
 			p.fail(in.name("tags", i), "must not be empty")
 		case len(t) > maxTagLen || !utf8.ValidString(t):
 			p.fail(in.name("tags", i), "must be at most %d bytes of UTF-8", maxTagLen)
+		case hasControl(t):
+			p.fail(in.name("tags", i), noControl)
 		default:
 			f.Tags = append(f.Tags, t)
 		}
@@ -459,6 +462,8 @@ func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
 			p.fail("contact", "must not be empty: a contact id, a phone number or part of a name")
 		case len(c) > maxContactLen || !utf8.ValidString(c):
 			p.fail("contact", "must be at most %d bytes of UTF-8", maxContactLen)
+		case hasControl(c):
+			p.fail("contact", noControl)
 		}
 		f.Contact = c
 	}
@@ -470,6 +475,8 @@ func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
 			p.fail("q", "must not be empty")
 		case len(q) > maxQueryLen || !utf8.ValidString(q):
 			p.fail("q", "must be at most %d bytes of UTF-8", maxQueryLen)
+		case hasControl(q):
+			p.fail("q", noControl)
 		case len(report.Words(q)) == 0:
 			p.fail("q", "must have a word (letters or digits)")
 		}
@@ -529,8 +536,23 @@ func (p *parser) condition(in *filterInput, i int, ci conditionInput) (report.Co
 	case len(c.Value) > maxValueLen || !utf8.ValidString(c.Value):
 		p.fail(in.conditionName(i, "value"), "%smust be at most %d bytes of UTF-8", quoted(), maxValueLen)
 		ok = false
+	case hasControl(c.Value):
+		p.fail(in.conditionName(i, "value"), "%s%s", quoted(), noControl)
+		ok = false
 	}
 	return c, ok
+}
+
+// noControl is the error of a text with a control character.
+const noControl = "must not contain control characters (U+0000 to U+001F, U+007F to U+009F) other than tab, line and page breaks"
+
+// hasControl reports whether s has a control character other than white
+// space (tab, line feed, vertical tab, form feed, carriage return, U+0085).
+// A NUL, an escape or a backspace is never part of what an operator
+// searches for, and a NUL ends strings in parts of some stores (SQLite's
+// full-text queries).
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && !unicode.IsSpace(r) }) >= 0
 }
 
 func opList() string {
