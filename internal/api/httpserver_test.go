@@ -84,6 +84,9 @@ func TestMalformedHTTP(t *testing.T) {
 		{"unknown transfer coding", "POST /api/v1/sessions/search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n" + auth + "\r\n", 400, "transfer encoding"},
 		{"unknown HTTP version", "GET /api/v1/sessions HTTP/3.7\r\nHost: x\r\n" + auth + "\r\n", 400, ""},
 		{"an expectation", "GET /api/v1/sessions HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n" + auth + "\r\n", 417, "100-continue"},
+		{"bad Content-Length", "POST /api/v1/sessions/search HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n" + auth + "\r\n", 400, ""},
+		{"two Content-Lengths", "POST /api/v1/sessions/search HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n" + auth + "\r\n", 400, ""},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 404, "No such route"}, // reaches the API
 		{"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
