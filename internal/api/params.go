@@ -421,6 +421,8 @@ func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
 			p.fail(in.name("tags", i), "must not be empty")
 		case len(t) > maxTagLen || !utf8.ValidString(t):
 			p.fail(in.name("tags", i), "must be at most %d bytes of UTF-8", maxTagLen)
+		case hasControl(t):
+			p.fail(in.name("tags", i), noControl)
 		default:
 			f.Tags = append(f.Tags, t)
 		}
@@ -459,6 +461,8 @@ func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
 			p.fail("contact", "must not be empty: a contact id, a phone number or part of a name")
 		case len(c) > maxContactLen || !utf8.ValidString(c):
 			p.fail("contact", "must be at most %d bytes of UTF-8", maxContactLen)
+		case hasControl(c):
+			p.fail("contact", noControl)
 		}
 		f.Contact = c
 	}
@@ -470,6 +474,8 @@ func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
 			p.fail("q", "must not be empty")
 		case len(q) > maxQueryLen || !utf8.ValidString(q):
 			p.fail("q", "must be at most %d bytes of UTF-8", maxQueryLen)
+		case hasControl(q):
+			p.fail("q", noControl)
 		case len(report.Words(q)) == 0:
 			p.fail("q", "must have a word (letters or digits)")
 		}
@@ -529,6 +535,9 @@ func (p *parser) condition(in *filterInput, i int, ci conditionInput) (report.Co
 	case len(c.Value) > maxValueLen || !utf8.ValidString(c.Value):
 		p.fail(in.conditionName(i, "value"), "%smust be at most %d bytes of UTF-8", quoted(), maxValueLen)
 		ok = false
+	case hasControl(c.Value):
+		p.fail(in.conditionName(i, "value"), "%s%s", quoted(), noControl)
+		ok = false
 	}
 	return c, ok
 }
@@ -552,54 +561,4 @@ func (p *parser) exportFormat(in *filterInput) string {
 	}
 	p.fail("format", "must be jsonl or csv")
 	return ""
-}
-
-// interval parses from/to: RFC 3339, or a date in the report time zone (a date
-// "to" includes that whole day). Neither means the last 31 days up to now.
-func (p *parser) interval(from, to *string) (time.Time, time.Time) {
-	if from == nil && to == nil {
-		return p.now.Add(-report.MaxInterval), p.now
-	}
-	if (from == nil) != (to == nil) {
-		missing := "to"
-		if from == nil {
-			missing = "from"
-		}
-		p.fail(missing, "from and to go together: give both or neither")
-		return time.Time{}, time.Time{}
-	}
-	f, fromDate, okF := p.instant("from", *from, false)
-	t, _, okT := p.instant("to", *to, true)
-	if !okF || !okT {
-		return f, t
-	}
-	// 31 days are calendar days when from is a date, so that a month
-	// across a daylight-saving change still fits.
-	limit := f.Add(report.MaxInterval)
-	if fromDate {
-		limit = f.In(p.loc).AddDate(0, 0, 31)
-	}
-	switch {
-	case !t.After(f):
-		p.fail("to", "must be after from")
-	case t.After(limit):
-		p.fail("to", "the interval may not exceed 31 days")
-	}
-	return f, t
-}
-
-// instant parses one bound; isDate reports a date without a time.
-func (p *parser) instant(param, s string, endOfDay bool) (t time.Time, isDate, ok bool) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), false, true
-	}
-	d, err := time.ParseInLocation(time.DateOnly, s, p.loc)
-	if err != nil {
-		p.fail(param, "must be RFC 3339 (2025-10-07T09:26:33-03:00) or a date (2025-10-07)")
-		return time.Time{}, false, false
-	}
-	if endOfDay {
-		d = d.AddDate(0, 0, 1)
-	}
-	return d.UTC(), true, true
 }

@@ -146,6 +146,10 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Broker, error) {
 // to the same place.
 func (b *Broker) Addr() string { return b.addr }
 
+// Cluster is the kfake cluster behind the broker, for tests that make it
+// fail requests on purpose (kfake.Cluster.Fault) or change how it answers.
+func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
+
 // Close stops listening and drops all data. Open client connections are
 // closed shortly after it returns. It is safe to call more than once.
 func (b *Broker) Close() {

@@ -170,11 +170,13 @@ func jwtConfig(j config.JWT) (*api.JWTConfig, error) {
 	return out, nil
 }
 
-// serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
+// serveHTTP serves h on ln until ctx ends, then shuts down gracefully. The
+// request limits are the API's, and what Go's server refuses on its own is
+// answered as a problem document (api.ProblemListener).
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := api.NewHTTPServer(h)
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- srv.Serve(api.ProblemListener(ln)) }()
 	select {
 	case err := <-done:
 		return fmt.Errorf("http: %w", err)

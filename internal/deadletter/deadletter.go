@@ -31,6 +31,11 @@ type Letter struct {
 	Key     string `json:"key"`
 	// Value is the event as it was rejected; fix it and redrive.
 	Value json.RawMessage `json:"value"`
+	// Truncated, when set, says why the letter is a stub that holds only
+	// a prefix of the value (of ValueBytes bytes): the whole record is in
+	// its source topic, at the source partition and offset.
+	Truncated  string `json:"truncated,omitempty"`
+	ValueBytes int    `json:"value_bytes,omitempty"`
 }
 
 func letterOf(m *kafka.Message) Letter {
@@ -46,6 +51,10 @@ func letterOf(m *kafka.Message) Letter {
 			l.SourcePartition, _ = strconv.Atoi(v)
 		case ingest.HeaderSourceOffset:
 			l.SourceOffset, _ = strconv.ParseInt(v, 10, 64)
+		case ingest.HeaderTruncated:
+			l.Truncated = v
+		case ingest.HeaderValueBytes:
+			l.ValueBytes, _ = strconv.Atoi(v)
 		}
 	}
 	var probe struct {
@@ -167,6 +176,11 @@ func Redrive(ctx context.Context, brokers []string, letters []Letter, dryRun boo
 		out[i].Letter = l
 		if l.SourceTopic == "" {
 			out[i].Err = errors.New("no source topic")
+			continue
+		}
+		if l.Truncated != "" {
+			out[i].Err = fmt.Errorf("truncated: the letter holds a prefix of the event; the whole event is in %s, partition %d, offset %d",
+				l.SourceTopic, l.SourcePartition, l.SourceOffset)
 			continue
 		}
 		value := l.valueBytes()

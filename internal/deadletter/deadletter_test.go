@@ -91,6 +91,44 @@ func TestListAndRedrive(t *testing.T) {
 	}
 }
 
+// A stub (a letter the dead-letter topic refused whole) reads as truncated,
+// and redrive refuses it, naming where the whole event is.
+func TestTruncatedLetter(t *testing.T) {
+	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{source, dlq}, Partitions: 1}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stub := letter("acme/whatsapp/c1", `{"event_id":"e1","text":"aaaa`, "event is 2000000 bytes, over the 1048576-byte limit", 2)
+	stub.Headers = append(stub.Headers,
+		kafka.Header{Key: ingest.HeaderTruncated, Value: []byte("the dead-letter topic refused the whole record: [10] Message Size Too Large")},
+		kafka.Header{Key: ingest.HeaderValueBytes, Value: []byte("2000000")})
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}
+	defer w.Close()
+	if err := w.WriteMessages(ctx, stub); err != nil {
+		t.Fatal(err)
+	}
+	var letters []deadletter.Letter
+	if err := deadletter.Read(ctx, []string{b.Addr()}, dlq, func(l deadletter.Letter) error {
+		letters = append(letters, l)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(letters) != 1 || letters[0].ValueBytes != 2000000 || !strings.Contains(letters[0].Truncated, "Message Size Too Large") {
+		t.Fatalf("letters %+v", letters)
+	}
+	out, err := deadletter.Redrive(ctx, []string{b.Addr()}, letters, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].Err == nil || !strings.Contains(out[0].Err.Error(), "truncated: the letter holds a prefix of the event; the whole event is in chat.events.bot, partition 1, offset 11") {
+		t.Fatalf("redrive: %v", out[0].Err)
+	}
+}
+
 func TestParseLetters(t *testing.T) {
 	ls, err := deadletter.ParseLetters("{\"partition\":1,\"offset\":7,\"source_topic\":\"t\",\"key\":\"k\",\"value\":{\"a\":1}}\n\n")
 	if err != nil || len(ls) != 1 || ls[0].Offset != 7 || string(ls[0].Value) != `{"a":1}` {

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,6 +26,9 @@ const (
 	canonicalUUIDLen  = 36
 	defaultContentTyp = "text"
 )
+
+// byteOrderMark is U+FEFF in UTF-8.
+var byteOrderMark = []byte("\xef\xbb\xbf")
 
 // InvalidError says why an event breaks the contract. Field is the JSON path of
 // the offending field ("" for the event as a whole).
@@ -52,6 +56,11 @@ func Decode(raw []byte) (Event, error) {
 	}
 	if !utf8.Valid(raw) {
 		return Event{}, invalid("", "event is not valid UTF-8")
+	}
+	if bytes.HasPrefix(raw, byteOrderMark) {
+		// RFC 8259 forbids sending one; every consumer of the topic
+		// would have to skip it.
+		return Event{}, invalid("", "event starts with a byte-order mark (U+FEFF): send the JSON without it")
 	}
 	var w wire
 	if err := unmarshalWire(raw, &w); err != nil {

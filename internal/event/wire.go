@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"strconv"
 	"sync"
@@ -53,7 +54,8 @@ type infoValue struct {
 // Everything else follows the rules encoding/json applied before (the
 // differential test in wire_test.go holds the two to it):
 //   - a syntax error anywhere makes the whole message "not a JSON event
-//     object", even after a field of the wrong type;
+//     object", even after a field of the wrong type (nesting past MaxDepth
+//     is said as such: encoding/json called that a syntax error too);
 //   - otherwise the first field of the wrong JSON type is the error;
 //   - null leaves a string as it was and clears an object, a tag or a list;
 //   - a repeated name is read again into the same place: the last string
@@ -77,6 +79,11 @@ var readOptions = []jsontext.Options{
 	jsontext.AllowDuplicateNames(true),
 	jsontext.AllowInvalidUTF8(true),
 }
+
+// MaxDepth is how deep an event may nest objects and arrays, the event
+// itself counting as one, unknown fields included: the limit of the JSON
+// decoder (jsontext), and of encoding/json before it.
+const MaxDepth = 10000
 
 func notObject() error { return &InvalidError{Reason: "not a JSON event object"} }
 
@@ -122,6 +129,9 @@ func (r *reader) read(raw []byte, w *wire) error {
 		return notObject()
 	}
 	if err != nil {
+		if r.dec.StackDepth() >= MaxDepth {
+			return &InvalidError{Reason: fmt.Sprintf("event is nested deeper than %d levels", MaxDepth)}
+		}
 		return notObject()
 	}
 	if _, err := r.dec.ReadToken(); err != io.EOF {

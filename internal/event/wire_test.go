@@ -84,6 +84,10 @@ func sameAsEncodingJSON(t *testing.T, raw []byte) {
 	if !errors.As(gotErr, &g) || !errors.As(wantErr, &w) {
 		t.Fatalf("%.300q: errors %T and %T, want *event.InvalidError", raw, gotErr, wantErr)
 	}
+	if w.Reason == "not a JSON event object" && g.Field == "" && (bytes.HasPrefix(raw, []byte("\ufeff")) ||
+		g.Reason == fmt.Sprintf("event is nested deeper than %d levels", event.MaxDepth)) {
+		return // rejected both, and Decode says why: TestDecodeByteOrderMark, TestDecodeNesting
+	}
 	if index.ReplaceAllString(g.Field, "") != index.ReplaceAllString(w.Field, "") || g.Reason != w.Reason {
 		t.Fatalf("%.300q:\n Decode        %v\n encoding/json %v", raw, gotErr, wantErr)
 	}

@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +69,10 @@ type BatchStats struct {
 // TopicStats counts the messages of one topic in a batch.
 type TopicStats struct {
 	Consumed, Stored, DeadLettered int
+	// Of the dead-lettered: stubs written in place of records the
+	// dead-letter topic refused whole, and letters not written at all
+	// (see writeDeadLetters).
+	Truncated, Lost int
 }
 
 // PartitionLag is a partition's lag after a batch.
@@ -175,6 +178,7 @@ type Ingester struct {
 	dlq    *kafka.Writer
 
 	consumed, stored, deadLettered, batches atomic.Int64
+	truncated, lost                         atomic.Int64
 }
 
 // Stats counts what an ingester did; read it with Ingester.Stats.
@@ -183,7 +187,14 @@ type Stats struct {
 	Stored       int64
 	DeadLettered int64
 	Batches      int64
+	// Of the dead-lettered, those written as a stub and those lost (see
+	// TopicStats).
+	Truncated, Lost int64
 }
+
+// maxDeadLetterBatch bounds the uncompressed bytes of one dead-letter write
+// to a partition; a single record over it becomes a stub.
+const maxDeadLetterBatch = 64 << 20
 
 // New returns an Ingester; Run starts consuming.
 func New(cfg Config, sink Sink, log *zap.Logger) (*Ingester, error) {
@@ -220,6 +231,13 @@ func New(cfg Config, sink Sink, log *zap.Logger) (*Ingester, error) {
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
+		// The broker's size limit applies to the compressed batch, and
+		// producers may compress: a record that was accepted compressed
+		// must be written compressed. The writer's own bound is on the
+		// uncompressed size, so it is far above any fetched record; what
+		// the broker still refuses becomes a stub (writeDeadLetters).
+		Compression: kafka.Zstd,
+		BatchBytes:  maxDeadLetterBatch,
 	}
 	return &Ingester{cfg: cfg, sink: sink, log: log, reader: reader, dlq: dlq}, nil
 }
@@ -231,6 +249,8 @@ func (in *Ingester) Stats() Stats {
 		Stored:       in.stored.Load(),
 		DeadLettered: in.deadLettered.Load(),
 		Batches:      in.batches.Load(),
+		Truncated:    in.truncated.Load(),
+		Lost:         in.lost.Load(),
 	}
 }
 
@@ -355,15 +375,9 @@ type group struct {
 	// letters of what did not decode.
 	events  []event.Event
 	source  []int
-	invalid []deadLetterAt
+	invalid []letterAt
 	// rejected is what the store refused in the last successful attempt.
 	rejected map[event.Ref]string
-}
-
-// deadLetterAt is a dead letter and the batch index of its message.
-type deadLetterAt struct {
-	at  int
-	msg kafka.Message
 }
 
 // prepared is a batch split by partition number, decoded, and its groups
@@ -403,7 +417,7 @@ func (in *Ingester) prepare(batch []kafka.Message) prepared {
 		for _, i := range g.msgs {
 			e, err := event.Decode(batch[i].Value)
 			if err != nil {
-				g.invalid = append(g.invalid, deadLetterAt{i, deadLetter(&batch[i], err.Error())})
+				g.invalid = append(g.invalid, newLetter(i, &batch[i], err.Error()))
 				continue
 			}
 			g.events = append(g.events, e)
@@ -540,30 +554,20 @@ func (in *Ingester) process(ctx context.Context, p prepared) error {
 	for i := range batch {
 		count(batch[i].Topic, 1, 0, 0)
 	}
-	var dead []deadLetterAt
+	var dead []letterAt
 	for _, g := range groups {
 		dead = append(dead, g.invalid...)
 		for j := range g.events {
 			m := &batch[g.source[j]]
 			if reason, ok := g.rejected[g.events[j].Ref()]; ok {
-				dead = append(dead, deadLetterAt{g.source[j], deadLetter(m, "rejected by the store: "+reason)})
+				dead = append(dead, newLetter(g.source[j], m, "rejected by the store: "+reason))
 			} else {
 				count(m.Topic, 0, 1, 0)
 			}
 		}
 	}
-	if len(dead) > 0 {
-		// In batch order, as one call would have produced them.
-		slices.SortFunc(dead, func(a, b deadLetterAt) int { return cmp.Compare(a.at, b.at) })
-		msgs := make([]kafka.Message, len(dead))
-		for i, d := range dead {
-			msgs[i] = d.msg
-			count(batch[d.at].Topic, 0, 0, 1)
-		}
-		if err := in.retry(ctx, "write dead letters", func() error { return in.dlq.WriteMessages(ctx, msgs...) }); err != nil {
-			return err
-		}
-		in.log.Info("events dead-lettered", zap.Int("count", len(msgs)), zap.String("topic", in.cfg.DeadLetter))
+	if err := in.deadLetterAll(ctx, batch, dead, &stats); err != nil {
+		return err
 	}
 	if err := in.reader.CommitMessages(ctx, batch...); err != nil {
 		return fmt.Errorf("commit offsets: %w", err)
@@ -573,6 +577,8 @@ func (in *Ingester) process(ctx context.Context, p prepared) error {
 		in.consumed.Add(int64(t.Consumed))
 		in.stored.Add(int64(t.Stored))
 		in.deadLettered.Add(int64(t.DeadLettered))
+		in.truncated.Add(int64(t.Truncated))
+		in.lost.Add(int64(t.Lost))
 	}
 	in.batches.Add(1)
 	in.cfg.Observer.ObserveBatch(stats)
@@ -598,17 +604,6 @@ func lags(batch []kafka.Message) []PartitionLag {
 		out = append(out, PartitionLag{Topic: k.topic, Partition: k.partition, Lag: max(m.HighWaterMark-m.Offset-1, 0)})
 	}
 	return out
-}
-
-// deadLetter is m unchanged (key, value, headers) plus why and where from.
-func deadLetter(m *kafka.Message, reason string) kafka.Message {
-	headers := append(append([]kafka.Header(nil), m.Headers...),
-		kafka.Header{Key: HeaderReason, Value: []byte(reason)},
-		kafka.Header{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
-		kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(m.Partition))},
-		kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
-	)
-	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
 }
 
 // retry calls fn until it succeeds or ctx ends, backing off exponentially

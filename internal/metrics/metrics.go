@@ -23,6 +23,8 @@ type Registry struct {
 	consumed     *prometheus.CounterVec
 	stored       *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
+	truncated    *prometheus.CounterVec
+	lost         *prometheus.CounterVec
 	lag          *prometheus.GaugeVec
 	storeLatency prometheus.Histogram
 	retries      *prometheus.CounterVec
@@ -49,6 +51,12 @@ func New() *Registry {
 		}, []string{"topic"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatreport_events_dead_lettered_total", Help: "Events sent to the dead-letter topic, per source topic.",
+		}, []string{"topic"}),
+		truncated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatreport_dead_letters_truncated_total", Help: "Dead letters written as a stub (reason, source, key, a prefix of the value) because the dead-letter topic refused the whole record, per source topic.",
+		}, []string{"topic"}),
+		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatreport_dead_letters_lost_total", Help: "Dead letters the dead-letter topic refused even as a stub, so not written (each is logged with its source offset), per source topic.",
 		}, []string{"topic"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "chatreport_consumer_lag", Help: "Messages in a partition after the last one committed.",
@@ -81,7 +89,7 @@ func New() *Registry {
 			Name: "chatreport_elasticsearch_conflicts_total", Help: "Updates run again because another writer claimed a session key they read, or holds it.",
 		}),
 	}
-	r.reg.MustRegister(r.consumed, r.stored, r.deadLettered, r.lag, r.storeLatency, r.retries, r.batches, r.httpDuration,
+	r.reg.MustRegister(r.consumed, r.stored, r.deadLettered, r.truncated, r.lost, r.lag, r.storeLatency, r.retries, r.batches, r.httpDuration,
 		r.bulkLatency, r.bulkOps, r.bulkRetried, r.conflicts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
@@ -98,6 +106,12 @@ func (r *Registry) ObserveBatch(b ingest.BatchStats) {
 		r.consumed.WithLabelValues(topic).Add(float64(t.Consumed))
 		r.stored.WithLabelValues(topic).Add(float64(t.Stored))
 		r.deadLettered.WithLabelValues(topic).Add(float64(t.DeadLettered))
+		if t.Truncated > 0 {
+			r.truncated.WithLabelValues(topic).Add(float64(t.Truncated))
+		}
+		if t.Lost > 0 {
+			r.lost.WithLabelValues(topic).Add(float64(t.Lost))
+		}
 	}
 	for _, l := range b.Lag {
 		r.lag.WithLabelValues(l.Topic, strconv.Itoa(l.Partition)).Set(float64(l.Lag))

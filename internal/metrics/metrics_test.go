@@ -19,7 +19,7 @@ import (
 func TestDashboardMatchesMetrics(t *testing.T) {
 	r := New()
 	// Vectors appear once they have a series.
-	r.ObserveBatch(ingest.BatchStats{Topics: map[string]ingest.TopicStats{"chat.events.bot": {Consumed: 1}},
+	r.ObserveBatch(ingest.BatchStats{Topics: map[string]ingest.TopicStats{"chat.events.bot": {Consumed: 1, DeadLettered: 2, Truncated: 1, Lost: 1}},
 		Lag: []ingest.PartitionLag{{Topic: "chat.events.bot", Partition: 0, Lag: 1}}})
 	r.ObserveRetry("store events")
 	r.ObserveRequest("GET", "/api/v1/sessions", 200, time.Millisecond)

@@ -217,10 +217,12 @@ func queryCondition(w *where, tenant, q string) {
 
 // matchExpression is an FTS5 query requiring every word. Each word is a
 // quoted string, so no input is FTS5 syntax; a word the tokenizer splits
-// ("segunda-via", "123.456") becomes a phrase of adjacent tokens.
+// ("segunda-via", "123.456") becomes a phrase of adjacent tokens. FTS5 ends
+// a string at a NUL, so a NUL becomes a space: both separate tokens.
 func matchExpression(words []string) string {
 	quoted := make([]string, len(words))
 	for i, w := range words {
+		w = strings.ReplaceAll(w, "\x00", " ")
 		quoted[i] = `"` + strings.ReplaceAll(w, `"`, `""`) + `"`
 	}
 	return strings.Join(quoted, " AND ")

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("FullText", func(t *testing.T) { testFullText(t, open(t)) })
 	t.Run("Export", func(t *testing.T) { testExport(t, open(t)) })
 	t.Run("Facets", func(t *testing.T) { testFacets(t, open(t)) })
+	t.Run("ControlCharacters", func(t *testing.T) { testControlCharacters(t, open(t)) })
 }
 
 // Base is the time of the fixtures: 2025-10-07 09:00 UTC.
