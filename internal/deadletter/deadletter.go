@@ -198,9 +198,14 @@ func Redrive(ctx context.Context, brokers []string, letters []Letter, dryRun boo
 	}
 	tr := &kafka.Transport{}
 	defer tr.CloseIdleConnections()
+	// Compressed, as the ingester writes dead letters: a valid event may be
+	// up to event.MaxEventBytes, which with its key, headers and batch
+	// framing is over a broker's default message.max.bytes uncompressed.
 	w := &kafka.Writer{
 		Addr: kafka.TCP(brokers...), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: 5 * time.Millisecond, Transport: tr,
+		BatchTimeout: 5 * time.Millisecond, Transport: tr, Compression: kafka.Zstd,
+		// The writer's own bound is on the uncompressed size: above any event.
+		BatchBytes: 4 * event.MaxEventBytes,
 	}
 	defer w.Close()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {

@@ -91,6 +91,42 @@ func TestListAndRedrive(t *testing.T) {
 	}
 }
 
+// TestRedriveLargestEvent: an event at the contract's size limit goes back
+// to its source topic, whose broker takes at most 1 MiB per batch (Kafka's
+// default message.max.bytes): the redrive writes it compressed.
+func TestRedriveLargestEvent(t *testing.T) {
+	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{source, dlq}, Partitions: 1}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// Unknown fields are ignored, so one can fill an event up to the limit.
+	head := `{"event_id":"big","type":"message","occurred_at":"2025-10-07T09:00:00-03:00","tenant":"acme","channel":"whatsapp","contact":{"id":"c1"},"author":{"role":"customer"},"text":"oi","platform_trace":"`
+	value := head + strings.Repeat("boleto ", (event.MaxEventBytes-len(head)-2)/7) + `"}`
+	if _, err := event.Decode([]byte(value)); err != nil {
+		t.Fatalf("the test's event is invalid: %v", err)
+	}
+	l := deadletter.Letter{Key: "acme/whatsapp/c1", Value: []byte(value), SourceTopic: source, SourcePartition: 0, SourceOffset: 7}
+	outcomes, err := deadletter.Redrive(ctx, []string{b.Addr()}, []deadletter.Letter{l}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outcomes[0].Err != nil {
+		t.Fatal(outcomes[0].Err)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr()}, GroupID: "check", GroupTopics: []string{source}, StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond, MaxBytes: 4 << 20})
+	defer r.Close()
+	m, err := r.FetchMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Value) != len(value) {
+		t.Fatalf("redriven %d bytes, want %d", len(m.Value), len(value))
+	}
+}
+
 // A stub (a letter the dead-letter topic refused whole) reads as truncated,
 // and redrive refuses it, naming where the whole event is.
 func TestTruncatedLetter(t *testing.T) {
