@@ -130,6 +130,10 @@ func (p *page) checkPopupHoldsStill(w, h int64) {
 	if pageY == 0 {
 		t.Fatalf("%d px: the list is too short to scroll", w)
 	}
+	if w <= 640 {
+		eval[chromedp.Void](p, `document.activeElement.blur()`)
+		p.screenshot("filter-phone.png")
+	}
 	for range 3 {
 		p.click("#f-info-add")
 	}
@@ -137,9 +141,6 @@ func (p *page) checkPopupHoldsStill(w, h int64) {
 		t.Fatalf("%d px: the popup's body does not overflow; the test needs it to", w)
 	}
 	head, foot := p.rect(".dialog-head"), p.rect(".dialog-foot")
-	if w <= 640 {
-		p.screenshot("filter-phone.png")
-	}
 	for _, step := range []struct {
 		name  string
 		delta float64
