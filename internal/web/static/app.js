@@ -7,11 +7,12 @@ import { t, translatePage, setLanguage, initialLanguage, language, formatNumber 
 import { api, credentials, save, ApiError } from './api.js';
 import { errorMessage, fieldLabel, paramMessage } from './errors.js';
 import { Exports } from './export.js';
+import { renderFilterChips } from './chips.js';
 import { h, $, $$, icon } from './dom.js';
 import * as F from './filter.js';
 import { FilterDialog } from './dialog.js';
 import { renderTimeline, renderDetails, contactLabel } from './conversation.js';
-import { formatDate, formatTime, formatFull, formatDayString, timeZone, channelName, formatPhone } from './format.js';
+import { formatDate, formatTime, formatFull, timeZone, channelName, formatPhone } from './format.js';
 
 const state = {
   filter: F.emptyFilter(),
@@ -28,6 +29,7 @@ const state = {
   lastOpened: '', // the row to give focus back to after a conversation
   refused: null, // the API's errors for the filter on screen, when it refused it
   total: null, // the total of the list on screen
+  totalExact: true, // false: the API counted up to total and no further
 };
 
 const views = ['login-view', 'list-view', 'conversation-view'];
@@ -238,10 +240,16 @@ function showRefused() {
   );
 }
 
+function totalText() {
+  return t(state.totalExact ? 'list.total' : 'list.totalMore', { n: state.total });
+}
+
 function renderList(data) {
   state.refused = null;
   state.total = data.total;
-  $('#total').textContent = t('list.total', { n: data.total });
+  // Past its bound the API may count no further (total_exact false).
+  state.totalExact = data.total_exact !== false;
+  $('#total').textContent = totalText();
   $('#total').dataset.total = String(data.total);
   $('#rows').replaceChildren(...data.items.map(sessionRow));
   $('#empty').hidden = data.items.length > 0;
@@ -326,7 +334,8 @@ function renderPager() {
     range.textContent = t('pager.none');
   } else {
     const last = first + state.items.length - 1;
-    range.textContent = t('pager.range', { from: formatNumber(first), to: formatNumber(last), total: formatNumber(state.total) });
+    const key = state.totalExact ? 'pager.range' : 'pager.rangeMore';
+    range.textContent = t(key, { from: formatNumber(first), to: formatNumber(last), total: formatNumber(state.total) });
   }
   $('#prev-page').disabled = state.previous.length === 0;
   $('#next-page').disabled = !state.next;
@@ -335,58 +344,7 @@ function renderPager() {
 
 // renderChips lists the active criteria, each removable in one click.
 function renderChips() {
-  const f = state.filter;
-  const chips = [];
-  const add = (label, without) => chips.push({ label, without });
-  const drop = (patch) => () => ({ ...f, ...patch });
-  if (f.from || f.to) {
-    add(t('chip.interval', { from: formatDayString(f.from), to: formatDayString(f.to) }), drop({ from: '', to: '' }));
-  }
-  if (f.session) add(t('chip.session', { v: f.session }), drop({ session: '' }));
-  if (f.protocol) add(t('chip.protocol', { v: f.protocol }), drop({ protocol: '' }));
-  if (f.tags.length) {
-    add(t(f.tagMode === 'all' ? 'chip.tagsAll' : 'chip.tagsAny', { v: f.tags.join(', ') }), drop({ tags: [], tagMode: 'any' }));
-  }
-  f.info.forEach((c, i) => {
-    const op = t(`op.${c.op}`).toLocaleLowerCase(language());
-    const label = F.takesValue(c.op) ? `${c.key} ${op} “${c.value}”` : `${c.key} ${op}`;
-    add(label, drop({ info: f.info.filter((_, j) => j !== i) }));
-  });
-  if (f.channels.length) add(t('chip.channels', { v: f.channels.map(channelName).join(', ') }), drop({ channels: [] }));
-  if (f.contact) add(t('chip.contact', { v: f.contact }), drop({ contact: '' }));
-  if (f.q) add(t('chip.q', { v: f.q }), drop({ q: '' }));
-  if (f.handedOff) add(t(f.handedOff === 'true' ? 'chip.handedYes' : 'chip.handedNo'), drop({ handedOff: '' }));
-
-  const el = $('#chips');
-  const list = chips.map(({ label, without }) =>
-    h(
-      'span',
-      { class: 'chip' },
-      h('span', {}, label),
-      h(
-        'button',
-        {
-          type: 'button',
-          class: 'chip-remove',
-          'aria-label': t('filter.removeChip', { label }),
-          onclick: () => applyFilter(without()),
-        },
-        icon('close'),
-      ),
-    ),
-  );
-  if (!f.from && !f.to) list.unshift(h('span', { class: 'chip chip-default' }, t('chip.last31')));
-  if (chips.length > 1) {
-    list.push(
-      h('button', { type: 'button', class: 'btn btn-ghost btn-sm', onclick: () => applyFilter(F.emptyFilter()) }, t('filter.clearAll')),
-    );
-  }
-  el.replaceChildren(...list);
-  const n = F.activeCount(f);
-  const badge = $('#filter-count');
-  badge.hidden = n === 0;
-  badge.textContent = String(n);
-  badge.setAttribute('aria-label', t('filter.active', { n }));
+  renderFilterChips($('#chips'), state.filter, applyFilter);
 }
 
 // applyFilter shows the first page of f and records it in the URL; the popup
@@ -577,7 +535,7 @@ function renderLanguage() {
     $('#rows').replaceChildren(...state.items.map(sessionRow));
     renderPager();
     renderChips();
-    if (state.total !== null) $('#total').textContent = t('list.total', { n: state.total });
+    if (state.total !== null) $('#total').textContent = totalText();
   }
   if (state.refused) showRefused();
   exporter.retranslate();

@@ -17,6 +17,7 @@ const pt = {
 
   'list.title': 'Conversas',
   'list.total': (n, f) => (n === 1 ? '1 sessão' : `${f(n)} sessões`),
+  'list.totalMore': (n, f) => `mais de ${f(n)} sessões`,
   'list.caption': 'Sessões mais recentes primeiro. Horários de Brasília ({tz}).',
   'list.empty': 'Nenhuma conversa encontrada.',
   'list.emptyHint': 'Ajuste o filtro ou amplie o intervalo de tempo.',
@@ -40,6 +41,7 @@ const pt = {
   'pager.previous': 'Anterior',
   'pager.next': 'Próxima',
   'pager.range': '{from}–{to} de {total}',
+  'pager.rangeMore': '{from}–{to} de mais de {total}',
   'pager.none': 'Nenhuma sessão',
   'pager.label': 'Paginação',
   'pager.size': 'Por página',
@@ -249,6 +251,7 @@ const en = {
 
   'list.title': 'Conversations',
   'list.total': (n, f) => (n === 1 ? '1 session' : `${f(n)} sessions`),
+  'list.totalMore': (n, f) => `more than ${f(n)} sessions`,
   'list.caption': 'Newest sessions first. Times in Brasília time ({tz}).',
   'list.empty': 'No conversations found.',
   'list.emptyHint': 'Adjust the filter or widen the time interval.',
@@ -272,6 +275,7 @@ const en = {
   'pager.previous': 'Previous',
   'pager.next': 'Next',
   'pager.range': '{from}–{to} of {total}',
+  'pager.rangeMore': '{from}–{to} of more than {total}',
   'pager.none': 'No sessions',
   'pager.label': 'Pagination',
   'pager.size': 'Per page',
