@@ -125,7 +125,11 @@ func problemResponse(status int, said string) []byte {
 			detail = "The request is not valid HTTP/1.1: " + said[len(prefix):] + "."
 		}
 	}
-	body, _ := json.Marshal(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail})
+	code := problemCode(status)
+	if status == http.StatusBadRequest {
+		code = CodeMalformedRequest
+	}
+	body, _ := json.Marshal(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "code": code, "detail": detail})
 	body = append(body, '\n')
 	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 		status, http.StatusText(status), len(body), body)

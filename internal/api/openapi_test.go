@@ -189,6 +189,7 @@ func TestOpenAPIViews(t *testing.T) {
 		"Attachment":    attachmentView{},
 		"TimelineEvent": timelineEvent{},
 		"Handoff":       handoffView{},
+		"ParamError":    ParamError{Index: index(0), Limit: 1},
 	} {
 		b, _ := json.Marshal(value)
 		var fields map[string]json.RawMessage

@@ -15,13 +15,6 @@ import (
 	"github.com/chatreport/chatreport/internal/report"
 )
 
-// ParamError is one invalid request parameter: a query parameter, a JSON
-// field (info[1].op), or a path parameter.
-type ParamError struct {
-	Param   string `json:"param"`
-	Message string `json:"message"`
-}
-
 // Limits of a request.
 const (
 	defaultLimit  = 20
@@ -93,6 +86,9 @@ type conditionInput struct {
 	key, op, value string
 	// text is the condition as a query parameter (KEY:OP:VALUE).
 	text string
+	// pos is the condition's place among the info values sent, which
+	// errors report as their index.
+	pos int
 }
 
 // name is what errors call the i-th element (i < 0: the whole list) of the
@@ -130,10 +126,6 @@ type parser struct {
 	errs   []ParamError
 }
 
-func (p *parser) fail(param, format string, args ...any) {
-	p.errs = append(p.errs, ParamError{Param: param, Message: fmt.Sprintf(format, args...)})
-}
-
 // paramOrder is the order errors are listed in: unknown parameters first,
 // then the documented ones in the order of the documentation.
 var paramOrder = []string{
@@ -166,12 +158,12 @@ func (p *parser) decodeQuery(q url.Values, allowed []string) filterInput {
 		switch {
 		case !slices.Contains(allowed, k):
 			if len(allowed) == 0 {
-				p.fail(k, "unknown parameter; this route takes none")
+				p.reject(k, CodeUnknownParameter, "unknown parameter; this route takes none")
 			} else {
-				p.fail(k, "unknown parameter; this route takes %s", strings.Join(allowed, ", "))
+				p.reject(k, CodeUnknownParameter, "unknown parameter; this route takes %s", strings.Join(allowed, ", "))
 			}
 		case len(q[k]) > 1 && !slices.Contains(repeatable, k):
-			p.fail(k, "given %d times; give it once", len(q[k]))
+			p.reject(k, CodeRepeated, "given %d times; give it once", len(q[k]))
 		}
 	}
 	one := func(k string) *string {
@@ -193,15 +185,15 @@ func (p *parser) decodeQuery(q url.Values, allowed []string) filterInput {
 	in.tagMode = one("tag_mode")
 	in.contact, in.q, in.cursor = one("contact"), one("q"), one("cursor")
 	in.format = one("format")
-	for _, s := range many("info") {
+	for i, s := range many("info") {
 		key, rest, ok := strings.Cut(s, ":")
 		if !ok {
-			p.fail("info", "%q: expected KEY:OP:VALUE, or KEY:OP for exists and not_exists", s)
+			p.add(ParamError{Param: "info", Code: CodeInvalidCondition, Index: index(i)}, "%q: expected KEY:OP:VALUE, or KEY:OP for exists and not_exists", s)
 			continue
 		}
 		// The value is everything after the second colon: it may hold colons.
 		op, value, _ := strings.Cut(rest, ":")
-		in.info = append(in.info, conditionInput{key: key, op: op, value: value, text: s})
+		in.info = append(in.info, conditionInput{key: key, op: op, value: value, text: s, pos: i})
 	}
 	if h := one("handed_off"); h != nil {
 		switch *h {
@@ -209,13 +201,13 @@ func (p *parser) decodeQuery(q url.Values, allowed []string) filterInput {
 			v := *h == "true"
 			in.handedOff = &v
 		default:
-			p.fail("handed_off", "must be true or false")
+			p.reject("handed_off", CodeInvalidBoolean, "must be true or false")
 		}
 	}
 	if l := one("limit"); l != nil {
 		n, err := strconv.Atoi(*l)
 		if err != nil {
-			p.fail("limit", "must be a whole number from 1 to %d", maxLimit)
+			p.add(ParamError{Param: "limit", Code: CodeInvalidLimit, Limit: maxLimit}, "must be a whole number from 1 to %d", maxLimit)
 		} else {
 			in.limit = &n
 		}
@@ -232,7 +224,7 @@ func (p *parser) decodeJSON(body []byte) filterInput {
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		p.fail("body", "must be a JSON object with the filter's fields (%s)", strings.Join(searchFields, ", "))
+		p.reject("body", CodeInvalidBody, "must be a JSON object with the filter's fields (%s)", strings.Join(searchFields, ", "))
 		return in
 	}
 	names := make([]string, 0, len(fields))
@@ -242,7 +234,7 @@ func (p *parser) decodeJSON(body []byte) filterInput {
 	slices.Sort(names)
 	for _, k := range names {
 		if !slices.Contains(searchFields, k) {
-			p.fail(k, "unknown field; the fields are %s", strings.Join(searchFields, ", "))
+			p.reject(k, CodeUnknownParameter, "unknown field; the fields are %s", strings.Join(searchFields, ", "))
 		}
 	}
 	present := func(k string) (json.RawMessage, bool) {
@@ -259,7 +251,7 @@ func (p *parser) decodeJSON(body []byte) filterInput {
 		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			p.fail(k, "must be a string")
+			p.reject(k, CodeInvalidType, "must be a string")
 			return nil
 		}
 		return &s
@@ -271,14 +263,14 @@ func (p *parser) decodeJSON(body []byte) filterInput {
 		}
 		var items []json.RawMessage
 		if err := json.Unmarshal(raw, &items); err != nil {
-			p.fail(k, "must be an array of strings")
+			p.reject(k, CodeInvalidType, "must be an array of strings")
 			return nil
 		}
 		out := make([]string, 0, len(items))
 		for i, item := range items {
 			var s string
 			if err := json.Unmarshal(item, &s); err != nil {
-				p.fail(fmt.Sprintf("%s[%d]", k, i), "must be a string")
+				p.add(ParamError{Param: fmt.Sprintf("%s[%d]", k, i), Code: CodeInvalidType, Index: index(i)}, "must be a string")
 				continue
 			}
 			out = append(out, s)
@@ -300,7 +292,7 @@ func (p *parser) decodeJSON(body []byte) filterInput {
 	if raw, ok := present("handed_off"); ok {
 		var b bool
 		if err := json.Unmarshal(raw, &b); err != nil {
-			p.fail("handed_off", "must be true or false")
+			p.reject("handed_off", CodeInvalidBoolean, "must be true or false")
 		} else {
 			in.handedOff = &b
 		}
@@ -308,7 +300,7 @@ func (p *parser) decodeJSON(body []byte) filterInput {
 	if raw, ok := present("limit"); ok {
 		var n int
 		if err := json.Unmarshal(raw, &n); err != nil {
-			p.fail("limit", "must be a whole number from 1 to %d", maxLimit)
+			p.add(ParamError{Param: "limit", Code: CodeInvalidLimit, Limit: maxLimit}, "must be a whole number from 1 to %d", maxLimit)
 		} else {
 			in.limit = &n
 		}
@@ -321,21 +313,21 @@ func (p *parser) decodeJSON(body []byte) filterInput {
 func (p *parser) jsonConditions(raw json.RawMessage) []conditionInput {
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
-		p.fail("info", "must be an array of conditions {key, op, value}")
+		p.reject("info", CodeInvalidType, "must be an array of conditions {key, op, value}")
 		return nil
 	}
 	out := make([]conditionInput, 0, len(items))
 	for i, item := range items {
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(item, &obj); err != nil || obj == nil {
-			p.fail(fmt.Sprintf("info[%d]", i), "must be an object {key, op, value}")
+			p.add(ParamError{Param: fmt.Sprintf("info[%d]", i), Code: CodeInvalidCondition, Index: index(i)}, "must be an object {key, op, value}")
 			continue
 		}
-		var c conditionInput
+		c := conditionInput{pos: i}
 		ok := true
 		for _, k := range sortedKeys(obj) {
 			if !slices.Contains(conditionFields, k) {
-				p.fail(fmt.Sprintf("info[%d].%s", i, k), "unknown field; a condition has key, op and value")
+				p.add(ParamError{Param: fmt.Sprintf("info[%d].%s", i, k), Code: CodeUnknownParameter, Index: index(i)}, "unknown field; a condition has key, op and value")
 				ok = false
 			}
 		}
@@ -348,14 +340,14 @@ func (p *parser) jsonConditions(raw json.RawMessage) []conditionInput {
 				continue // validate reports it missing
 			}
 			if err := json.Unmarshal(v, part.into); err != nil {
-				p.fail(fmt.Sprintf("info[%d].%s", i, part.name), "must be a string")
+				p.add(ParamError{Param: fmt.Sprintf("info[%d].%s", i, part.name), Code: CodeInvalidType, Index: index(i)}, "must be a string")
 				ok = false
 			}
 		}
 		if v, has := obj["value"]; has && string(v) != "null" {
 			value, valid := scalar(v)
 			if !valid {
-				p.fail(fmt.Sprintf("info[%d].value", i), "must be a string, number or boolean")
+				p.add(ParamError{Param: fmt.Sprintf("info[%d].value", i), Code: CodeInvalidType, Index: index(i)}, "must be a string, number or boolean")
 				ok = false
 			}
 			c.value = value
@@ -402,27 +394,27 @@ func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
 	}
 	if in.session != nil {
 		if !event.IsUUID(*in.session) {
-			p.fail("session", "must be a session id (UUID), e.g. c639c747-4637-4ff5-99c0-9f0e86d3c21b")
+			p.reject("session", CodeInvalidSessionID, "must be a session id (UUID), e.g. c639c747-4637-4ff5-99c0-9f0e86d3c21b")
 		}
 		f.SessionID = strings.ToLower(*in.session)
 	}
 	if in.protocol != nil {
 		if !event.IsProtocol(*in.protocol) {
-			p.fail("protocol", "must be 17 digits starting with a date YYYYMMDD, e.g. 20251007092633646")
+			p.reject("protocol", CodeInvalidProtocol, "must be 17 digits starting with a date YYYYMMDD, e.g. 20251007092633646")
 		}
 		f.Protocol = *in.protocol
 	}
 	if len(in.tags) > maxTags {
-		p.fail(in.name("tags", -1), "at most %d tags", maxTags)
+		p.add(ParamError{Param: in.name("tags", -1), Code: CodeTooMany, Limit: maxTags}, "at most %d tags", maxTags)
 	}
 	for i, t := range in.tags {
 		switch {
 		case strings.TrimSpace(t) == "":
-			p.fail(in.name("tags", i), "must not be empty")
+			p.add(ParamError{Param: in.name("tags", i), Code: CodeEmpty, Index: index(i)}, "must not be empty")
 		case len(t) > maxTagLen || !utf8.ValidString(t):
-			p.fail(in.name("tags", i), "must be at most %d bytes of UTF-8", maxTagLen)
+			p.add(ParamError{Param: in.name("tags", i), Code: CodeTooLong, Index: index(i), Limit: maxTagLen}, "must be at most %d bytes of UTF-8", maxTagLen)
 		case hasControl(t):
-			p.fail(in.name("tags", i), noControl)
+			p.add(ParamError{Param: in.name("tags", i), Code: CodeControlCharacter, Index: index(i)}, noControl)
 		default:
 			f.Tags = append(f.Tags, t)
 		}
@@ -433,23 +425,23 @@ func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
 		case report.TagsAny, report.TagsAll:
 			f.TagMode = m
 		default:
-			p.fail("tag_mode", "must be any or all")
+			p.reject("tag_mode", CodeInvalidTagMode, "must be any or all")
 		}
 	}
 	if len(in.info) > maxConditions {
-		p.fail(in.name("info", -1), "at most %d conditions", maxConditions)
+		p.add(ParamError{Param: in.name("info", -1), Code: CodeTooMany, Limit: maxConditions}, "at most %d conditions", maxConditions)
 	}
-	for i, c := range in.info {
-		if cond, ok := p.condition(in, i, c); ok {
+	for _, c := range in.info {
+		if cond, ok := p.condition(in, c); ok {
 			f.Info = append(f.Info, cond)
 		}
 	}
 	if len(in.channels) > maxChannels {
-		p.fail(in.name("channels", -1), "at most %d channels", maxChannels)
+		p.add(ParamError{Param: in.name("channels", -1), Code: CodeTooMany, Limit: maxChannels}, "at most %d channels", maxChannels)
 	}
 	for i, c := range in.channels {
 		if !event.IsToken(c, 32, false) {
-			p.fail(in.name("channels", i), "%q is not a channel (a lowercase token such as whatsapp)", c)
+			p.add(ParamError{Param: in.name("channels", i), Code: CodeInvalidChannel, Index: index(i)}, "%q is not a channel (a lowercase token such as whatsapp)", c)
 			continue
 		}
 		f.Channels = append(f.Channels, c)
@@ -458,11 +450,11 @@ func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
 		c := strings.TrimSpace(*in.contact)
 		switch {
 		case c == "":
-			p.fail("contact", "must not be empty: a contact id, a phone number or part of a name")
+			p.reject("contact", CodeEmpty, "must not be empty: a contact id, a phone number or part of a name")
 		case len(c) > maxContactLen || !utf8.ValidString(c):
-			p.fail("contact", "must be at most %d bytes of UTF-8", maxContactLen)
+			p.add(ParamError{Param: "contact", Code: CodeTooLong, Limit: maxContactLen}, "must be at most %d bytes of UTF-8", maxContactLen)
 		case hasControl(c):
-			p.fail("contact", noControl)
+			p.reject("contact", CodeControlCharacter, noControl)
 		}
 		f.Contact = c
 	}
@@ -471,20 +463,20 @@ func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
 		q := strings.TrimSpace(*in.q)
 		switch {
 		case q == "":
-			p.fail("q", "must not be empty")
+			p.reject("q", CodeEmpty, "must not be empty")
 		case len(q) > maxQueryLen || !utf8.ValidString(q):
-			p.fail("q", "must be at most %d bytes of UTF-8", maxQueryLen)
+			p.add(ParamError{Param: "q", Code: CodeTooLong, Limit: maxQueryLen}, "must be at most %d bytes of UTF-8", maxQueryLen)
 		case hasControl(q):
-			p.fail("q", noControl)
+			p.reject("q", CodeControlCharacter, noControl)
 		case len(report.Words(q)) == 0:
-			p.fail("q", "must have a word (letters or digits)")
+			p.reject("q", CodeNoWord, "must have a word (letters or digits)")
 		}
 		f.Query = q
 	}
 	page := report.Page{Limit: defaultLimit}
 	if in.limit != nil {
 		if *in.limit < 1 || *in.limit > maxLimit {
-			p.fail("limit", "must be a whole number from 1 to %d", maxLimit)
+			p.add(ParamError{Param: "limit", Code: CodeInvalidLimit, Limit: maxLimit}, "must be a whole number from 1 to %d", maxLimit)
 		} else {
 			page.Limit = *in.limit
 		}
@@ -492,7 +484,7 @@ func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
 	if in.cursor != nil {
 		cur, err := p.cursor.Decode(*in.cursor)
 		if err != nil {
-			p.fail("cursor", "is not a cursor this API issued; use next_cursor of a previous page")
+			p.reject("cursor", CodeInvalidCursor, "is not a cursor this API issued; use next_cursor of a previous page")
 		} else {
 			page.After = &cur
 		}
@@ -500,8 +492,8 @@ func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
 	return f, page
 }
 
-// condition checks the i-th info condition.
-func (p *parser) condition(in *filterInput, i int, ci conditionInput) (report.Condition, bool) {
+// condition checks one info condition.
+func (p *parser) condition(in *filterInput, ci conditionInput) (report.Condition, bool) {
 	c := report.Condition{Key: ci.key, Op: report.Op(ci.op), Value: ci.value}
 	quoted := func() string {
 		if in.src == fromQuery {
@@ -509,34 +501,38 @@ func (p *parser) condition(in *filterInput, i int, ci conditionInput) (report.Co
 		}
 		return ""
 	}
+	bad := func(part string, code ErrorCode, format string, args ...any) {
+		p.add(ParamError{Param: in.conditionName(ci.pos, part), Code: code, Index: index(ci.pos)}, format, args...)
+	}
 	ok := true
 	if !event.IsInfoKey(c.Key) {
-		p.fail(in.conditionName(i, "key"), "%s%q is not an information key ([A-Za-z0-9_.-], 1 to 128 characters)", quoted(), c.Key)
+		bad("key", CodeInvalidInfoKey, "%s%q is not an information key ([A-Za-z0-9_.-], 1 to 128 characters)", quoted(), c.Key)
 		ok = false
 	}
 	switch {
 	case !c.Op.Valid():
-		p.fail(in.conditionName(i, "op"), "%sunknown operation %q; use one of %s", quoted(), c.Op, opList())
+		bad("op", CodeUnknownOperation, "%sunknown operation %q; use one of %s", quoted(), c.Op, opList())
 		ok = false
 	case c.Op.TakesValue() && c.Value == "":
 		if in.src == fromQuery {
-			p.fail("info", "%s%s needs a value: KEY:%s:VALUE", quoted(), c.Op, c.Op)
+			bad("value", CodeValueRequired, "%s%s needs a value: KEY:%s:VALUE", quoted(), c.Op, c.Op)
 		} else {
-			p.fail(in.conditionName(i, "value"), "%s needs a value", c.Op)
+			bad("value", CodeValueRequired, "%s needs a value", c.Op)
 		}
 		ok = false
 	case !c.Op.TakesValue() && c.Value != "":
 		if in.src == fromQuery {
-			p.fail("info", "%s%s takes no value: KEY:%s", quoted(), c.Op, c.Op)
+			bad("value", CodeValueNotAllowed, "%s%s takes no value: KEY:%s", quoted(), c.Op, c.Op)
 		} else {
-			p.fail(in.conditionName(i, "value"), "%s takes no value", c.Op)
+			bad("value", CodeValueNotAllowed, "%s takes no value", c.Op)
 		}
 		ok = false
 	case len(c.Value) > maxValueLen || !utf8.ValidString(c.Value):
-		p.fail(in.conditionName(i, "value"), "%smust be at most %d bytes of UTF-8", quoted(), maxValueLen)
+		p.add(ParamError{Param: in.conditionName(ci.pos, "value"), Code: CodeTooLong, Index: index(ci.pos), Limit: maxValueLen},
+			"%smust be at most %d bytes of UTF-8", quoted(), maxValueLen)
 		ok = false
 	case hasControl(c.Value):
-		p.fail(in.conditionName(i, "value"), "%s%s", quoted(), noControl)
+		bad("value", CodeControlCharacter, "%s%s", quoted(), noControl)
 		ok = false
 	}
 	return c, ok
@@ -559,6 +555,6 @@ func (p *parser) exportFormat(in *filterInput) string {
 	case formatJSONL, formatCSV:
 		return *in.format
 	}
-	p.fail("format", "must be jsonl or csv")
+	p.reject("format", CodeInvalidFormat, "must be jsonl or csv")
 	return ""
 }

@@ -19,6 +19,7 @@ type problemBody struct {
 	Title  string       `json:"title"`
 	Status int          `json:"status"`
 	Detail string       `json:"detail"`
+	Code   ErrorCode    `json:"code"`
 	Errors []ParamError `json:"errors"`
 }
 
@@ -33,13 +34,13 @@ func errorParams(t *testing.T, w interface {
 	if err := json.Unmarshal(body, &p); err != nil {
 		t.Fatalf("problem body: %v: %s", err, body)
 	}
-	if p.Status != http.StatusBadRequest || p.Type != "about:blank" || p.Title == "" {
+	if p.Status != http.StatusBadRequest || p.Type != "about:blank" || p.Title == "" || p.Code != CodeInvalidParameters {
 		t.Fatalf("problem %+v", p)
 	}
 	var params []string
 	for _, e := range p.Errors {
-		if e.Message == "" {
-			t.Errorf("error of %s has no message", e.Param)
+		if e.Message == "" || e.Code == "" {
+			t.Errorf("error of %s has no message or no code: %+v", e.Param, e)
 		}
 		params = append(params, e.Param)
 	}

@@ -162,7 +162,7 @@ func (s *Server) recover(c *gin.Context) {
 
 // problem writes an RFC 9457 problem document.
 func (s *Server) problem(c *gin.Context, status int, title, detail string, errs []ParamError) {
-	body := gin.H{"type": "about:blank", "title": title, "status": status}
+	body := gin.H{"type": "about:blank", "title": title, "status": status, "code": problemCode(status)}
 	if detail != "" {
 		body["detail"] = detail
 	}
@@ -258,7 +258,7 @@ func (s *Server) detail(c *gin.Context) (report.Detail, bool) {
 	p.decodeQuery(c.Request.URL.Query(), routeParams(c))
 	id := c.Param("id")
 	if !event.IsUUID(id) {
-		p.fail("id", "must be a session id (UUID), e.g. c639c747-4637-4ff5-99c0-9f0e86d3c21b")
+		p.reject("id", CodeInvalidSessionID, "must be a session id (UUID), e.g. c639c747-4637-4ff5-99c0-9f0e86d3c21b")
 	}
 	if len(p.errs) > 0 {
 		s.badRequest(c, p.sorted())

@@ -31,7 +31,7 @@ func (p *parser) interval(from, to *string) (time.Time, time.Time) {
 		if from == nil {
 			missing = "from"
 		}
-		p.fail(missing, "from and to go together: give both or neither")
+		p.reject(missing, CodeIncompleteRange, "from and to go together: give both or neither")
 		return time.Time{}, time.Time{}
 	}
 	f, fromDate, okF := p.instant("from", *from, false)
@@ -47,9 +47,9 @@ func (p *parser) interval(from, to *string) (time.Time, time.Time) {
 	}
 	switch {
 	case !t.After(f):
-		p.fail("to", "must be after from")
+		p.reject("to", CodeIntervalOrder, "must be after from")
 	case t.After(limit):
-		p.fail("to", "the interval may not exceed 31 days")
+		p.add(ParamError{Param: "to", Code: CodeIntervalTooLong, Limit: 31}, "the interval may not exceed 31 days")
 	}
 	return f, t
 }
@@ -61,7 +61,7 @@ func (p *parser) instant(param, s string, endOfDay bool) (t time.Time, isDate, o
 	}
 	d, err := time.ParseInLocation(time.DateOnly, s, p.loc)
 	if err != nil {
-		p.fail(param, "must be RFC 3339 (2025-10-07T09:26:33-03:00) or a date (2025-10-07)")
+		p.reject(param, CodeInvalidTime, "must be RFC 3339 (2025-10-07T09:26:33-03:00) or a date (2025-10-07)")
 		return time.Time{}, false, false
 	}
 	if endOfDay {

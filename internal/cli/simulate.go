@@ -63,26 +63,43 @@ func newSimulateCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// runDemo feeds the embedded broker: a week of history at once, then live
-// conversations, each event at its own time, until ctx ends.
-func runDemo(ctx context.Context, brokers, topics []string, log *zap.Logger) error {
+// demo feeds the embedded broker: a week of history at once, the first time
+// the demo runs in its data directory, then live conversations, each event at
+// its own time, until ctx ends.
+type demo struct {
+	brokers, topics []string
+	dir             string
+	seed            bool // produce the history
+	history         int  // conversations of history; 0: demoHistorySessions
+}
+
+func (d demo) run(ctx context.Context, log *zap.Logger) error {
 	const history = 7 * 24 * time.Hour
 	now := time.Now()
 	seed := now.UnixNano()
-	n, err := simulate.Run(ctx, simulate.Config{
-		Brokers: brokers, Topics: topics,
-		Options: simulate.Options{Seed: seed, Tenants: []string{DemoTenant}, Sessions: 500, Start: now.Add(-history), Spread: history},
-	}, log)
-	if err != nil {
-		return demoErr(err)
+	if d.seed {
+		sessions := d.history
+		if sessions == 0 {
+			sessions = demoHistorySessions
+		}
+		n, err := simulate.Run(ctx, simulate.Config{
+			Brokers: d.brokers, Topics: d.topics,
+			Options: simulate.Options{Seed: seed, Tenants: []string{DemoTenant}, Sessions: sessions, Start: now.Add(-history), Spread: history},
+		}, log)
+		if err != nil {
+			return demoErr(err)
+		}
+		if err := markDemoSeeded(d.dir, now); err != nil {
+			return err
+		}
+		log.Info("demo history produced", zap.Int("events", n))
 	}
-	log.Info("demo history produced", zap.Int("events", n))
 	// Live traffic: a conversation starts every few seconds and each event
 	// goes out when its time comes.
 	const live = 100000
 	const every = 3 * time.Second
-	_, err = simulate.Run(ctx, simulate.Config{
-		Brokers: brokers, Topics: topics, Live: true,
+	_, err := simulate.Run(ctx, simulate.Config{
+		Brokers: d.brokers, Topics: d.topics, Live: true,
 		Options: simulate.Options{Seed: seed + 1, Tenants: []string{DemoTenant}, Sessions: live, Start: time.Now(), Spread: live * every},
 	}, log)
 	return demoErr(err)

@@ -28,6 +28,9 @@ type Endpoints struct {
 	Kafka   string
 	HTTP    string
 	DemoKey string
+	// DemoSeeding: this start produces the demo's history (the first
+	// start of the demo in its data directory).
+	DemoSeeding bool
 }
 
 // Up runs everything on one machine: the embedded broker, the ingester, the
@@ -41,6 +44,9 @@ type Up struct {
 	DataDir   string
 	// Ready, when set, is called once everything listens.
 	Ready func(Endpoints)
+	// demoHistory is how many conversations the demo seeds; 0 is
+	// demoHistorySessions (tests seed fewer).
+	demoHistory int
 }
 
 func newUpCommand(g *globals) *cobra.Command {
@@ -83,10 +89,19 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 	cfg, def := u.Config, u.Pipeline
 	var demoKey string
+	var seed bool
 	if u.Demo {
+		state, err := loadDemoState(u.DataDir)
+		if err != nil {
+			return err
+		}
+		seed = state.SeededAt.IsZero()
 		demoKey = cfg.Auth.APIKeys[DemoTenant]
 		if demoKey == "" {
-			demoKey = randomKey()
+			// Kept in the data directory: a restart keeps open tabs signed in.
+			if demoKey, err = keptDemoKey(u.DataDir); err != nil {
+				return err
+			}
 			cfg.Auth.APIKeys = maps.Clone(cfg.Auth.APIKeys)
 			if cfg.Auth.APIKeys == nil {
 				cfg.Auth.APIKeys = map[string]string{}
@@ -130,10 +145,11 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 	checks := health.Checks{"kafka": health.Kafka([]string{b.Addr()}), "store": be.ping}
 	grp.Go(func() error { return serveHTTP(gctx, ln, handler(reg, checks, server, cfg.API.TimeZone)) })
 	if u.Demo {
-		grp.Go(func() error { return runDemo(gctx, []string{b.Addr()}, def.Topics.Events, log.Named("demo")) })
+		demo := demo{brokers: []string{b.Addr()}, topics: def.Topics.Events, dir: u.DataDir, seed: seed, history: u.demoHistory}
+		grp.Go(func() error { return demo.run(gctx, log.Named("demo")) })
 	}
 	if u.Ready != nil {
-		u.Ready(Endpoints{Kafka: b.Addr(), HTTP: ln.Addr().String(), DemoKey: demoKey})
+		u.Ready(Endpoints{Kafka: b.Addr(), HTTP: ln.Addr().String(), DemoKey: demoKey, DemoSeeding: seed})
 	}
 	log.Info("up", zap.String("kafka", b.Addr()), zap.String("http", ln.Addr().String()))
 	return grp.Wait()
@@ -147,7 +163,13 @@ func printEndpoints(g *globals, u *Up, e Endpoints) {
 	fmt.Fprintf(w, "  Report API:              http://%s/api/v1/sessions\n", e.HTTP)
 	fmt.Fprintf(w, "  SQLite store:            %s\n", u.Config.Store.SQLite.Dir)
 	if e.DemoKey != "" {
-		fmt.Fprintf(w, "  Demo API key (tenant %s): %s\n", DemoTenant, e.DemoKey)
+		fmt.Fprintf(w, "  Demo API key (tenant %s): %s (kept in %s)\n", DemoTenant, e.DemoKey, demoStatePath(u.DataDir))
+		if e.DemoSeeding {
+			fmt.Fprintf(w, "  Demo history:            producing %d conversations of the last 7 days, then live ones\n", demoHistorySessions)
+		} else {
+			fmt.Fprintf(w, "  Demo history:            already in %s; live conversations only (delete %s to seed again)\n",
+				u.DataDir, demoStateFile)
+		}
 		fmt.Fprintf(w, "\n  curl -H 'Authorization: Bearer %s' http://%s/api/v1/sessions\n", e.DemoKey, e.HTTP)
 	}
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n\n")

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	_ "time/tzdata" // the report time zone, wherever the test runs
@@ -196,6 +197,9 @@ type recorder struct {
 	next http.Handler
 	mu   sync.Mutex
 	log  []request
+	// exportDelay, when set, holds back each write of an export, so that
+	// the test can watch one in progress.
+	exportDelay atomic.Int64
 }
 
 type request struct {
@@ -206,6 +210,9 @@ type request struct {
 
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	if req.URL.Path == "/api/v1/export" {
+		sw.delay = time.Duration(r.exportDelay.Load())
+	}
 	r.next.ServeHTTP(sw, req)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -255,6 +262,7 @@ func (r *recorder) count(path string) int {
 type statusWriter struct {
 	http.ResponseWriter
 	status, bytes int
+	delay         time.Duration
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -263,6 +271,10 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.delay > 0 {
+		time.Sleep(w.delay)
+		defer w.Flush()
+	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += n
 	return n, err
@@ -779,8 +791,8 @@ func TestScreen(t *testing.T) {
 	p.waitList(0)
 	p.until("the API's error in the popup", `document.querySelector('#filter-dialog').open &&
 		document.querySelector('#f-protocol-error').textContent !== ''`)
-	if msg := p.text("#f-protocol-error"); !strings.Contains(msg, "17 digits") {
-		t.Errorf("protocol error %q, want the API's message", msg)
+	if msg := p.text("#f-protocol-error"); !strings.Contains(msg, "17 dígitos") {
+		t.Errorf("protocol error %q, want the API's error in Portuguese", msg)
 	}
 	if got := eval[string](p, `document.querySelector('#f-protocol').getAttribute('aria-invalid')`); got != "true" {
 		t.Errorf("protocol field aria-invalid=%q", got)

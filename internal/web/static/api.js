@@ -84,10 +84,10 @@ export const api = {
   transcript(id) {
     return request(`${base}/sessions/${encodeURIComponent(id)}/transcript`, null, { accept: 'text/plain' });
   },
-  export(params, format) {
+  export(params, format, signal) {
     const p = new URLSearchParams(params);
     p.set('format', format);
-    return request(`${base}/export`, p, { accept: format === 'csv' ? 'text/csv' : 'application/x-ndjson' });
+    return request(`${base}/export`, p, { signal, accept: format === 'csv' ? 'text/csv' : 'application/x-ndjson' });
   },
 };
 
@@ -123,10 +123,12 @@ export async function pickFile(suggestedName, description, mimeType) {
 }
 
 // stream writes a response into a picked file as it arrives, so an export
-// of any size never sits in the tab's memory.
-export async function stream(res, handle) {
+// of any size never sits in the tab's memory; through, when given, sees the
+// bytes on their way. Aborting signal discards the file's new content.
+export async function stream(res, handle, through, signal) {
   const writable = await handle.createWritable();
-  await res.body.pipeTo(writable);
+  const body = through ? res.body.pipeThrough(through) : res.body;
+  await body.pipeTo(writable, { signal });
   return { name: handle.name };
 }
 
@@ -134,9 +136,9 @@ export async function stream(res, handle) {
 // the browser keeps on disk when it is large, and handed to a temporary
 // link: the request itself carried the key in its header, the link carries
 // no key at all.
-export async function save(res, fallbackName) {
+export async function save(res, fallbackName, through) {
   const name = fileName(res, fallbackName);
-  const blob = await res.blob();
+  const blob = await (through ? new Response(res.body.pipeThrough(through)) : res).blob();
   const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;

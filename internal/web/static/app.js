@@ -3,13 +3,16 @@
 // query string holds the filter in the API's own parameters, plus open=<id>
 // for a conversation, so any view can be bookmarked or shared.
 
-import { t, translatePage, setLanguage, initialLanguage, language } from './i18n.js';
-import { api, credentials, save, pickFile, stream, ApiError, NetworkError } from './api.js';
+import { t, translatePage, setLanguage, initialLanguage, language, formatNumber } from './i18n.js';
+import { api, credentials, save, ApiError } from './api.js';
+import { errorMessage, fieldLabel, paramMessage } from './errors.js';
+import { Exports } from './export.js';
+import { renderFilterChips } from './chips.js';
 import { h, $, $$, icon } from './dom.js';
 import * as F from './filter.js';
 import { FilterDialog } from './dialog.js';
 import { renderTimeline, renderDetails, contactLabel } from './conversation.js';
-import { formatDate, formatTime, formatFull, formatDayString, timeZone, dayKey, channelName, formatPhone } from './format.js';
+import { formatDate, formatTime, formatFull, timeZone, channelName, formatPhone } from './format.js';
 
 const state = {
   filter: F.emptyFilter(),
@@ -24,6 +27,9 @@ const state = {
   conversation: null, // the session on screen
   convController: null,
   lastOpened: '', // the row to give focus back to after a conversation
+  refused: null, // the API's errors for the filter on screen, when it refused it
+  total: null, // the total of the list on screen
+  totalExact: true, // false: the API counted up to total and no further
 };
 
 const views = ['login-view', 'list-view', 'conversation-view'];
@@ -102,6 +108,8 @@ function forgetData() {
   $('#timeline').replaceChildren();
   $('#details').replaceChildren();
   $('#total').textContent = '';
+  $('#list-alert').hidden = true;
+  exporter.dismiss();
 }
 
 $('#login-form').addEventListener('submit', (e) => {
@@ -125,16 +133,6 @@ $('#signout').addEventListener('click', () => {
 });
 
 // ---- errors ----
-
-function errorMessage(err) {
-  if (err instanceof NetworkError) return t('err.network');
-  if (err instanceof ApiError) {
-    if (err.status === 404) return t('err.notFound');
-    if (err.status >= 500) return t('err.server', { status: err.status });
-    return err.problem.detail || err.problem.title || err.message;
-  }
-  return String(err.message || err);
-}
 
 function showAlert(el, message, retry) {
   el.replaceChildren(h('span', {}, message));
@@ -178,6 +176,7 @@ async function loadList() {
 
   results.setAttribute('aria-busy', 'true');
   $('#list-alert').hidden = true;
+  state.refused = null;
   announce(t('list.loading'));
   try {
     const data = await api.sessions(params, ctrl.signal);
@@ -215,7 +214,17 @@ function listFailed(err) {
       loadList();
       return;
     }
-    showAlert($('#list-alert'), t('filter.fix'));
+    // A refused link: the popup opens with the bad fields marked and the
+    // rest kept; behind it, the criteria and what to do about them.
+    state.refused = errors;
+    state.items = [];
+    state.total = null;
+    $('#rows').replaceChildren();
+    $('#empty').hidden = true;
+    $('#total').textContent = '';
+    renderPager();
+    renderChips();
+    showRefused();
     dialog.open(state.filter, errors, $('#filter-button'));
     return;
   }
@@ -223,8 +232,24 @@ function listFailed(err) {
   announce(errorMessage(err));
 }
 
+function showRefused() {
+  const reasons = state.refused.map((e) => `${fieldLabel(e.param)}: ${paramMessage(e)}`).join(' ');
+  showAlert($('#list-alert'), t('filter.refused', { reasons }));
+  $('#list-alert').append(
+    h('button', { type: 'button', class: 'btn btn-secondary btn-sm', onclick: (e) => dialog.open(state.filter, state.refused, e.currentTarget) }, t('filter.reopen')),
+  );
+}
+
+function totalText() {
+  return t(state.totalExact ? 'list.total' : 'list.totalMore', { n: state.total });
+}
+
 function renderList(data) {
-  $('#total').textContent = t('list.total', { n: data.total });
+  state.refused = null;
+  state.total = data.total;
+  // Past its bound the API may count no further (total_exact false).
+  state.totalExact = data.total_exact !== false;
+  $('#total').textContent = totalText();
   $('#total').dataset.total = String(data.total);
   $('#rows').replaceChildren(...data.items.map(sessionRow));
   $('#empty').hidden = data.items.length > 0;
@@ -232,6 +257,8 @@ function renderList(data) {
   renderChips();
 }
 
+// sessionRow is one line of the list; a click anywhere on it opens the
+// conversation, and its button is the keyboard's way in.
 function sessionRow(s) {
   const who = contactLabel(s.contact);
   const firstProtocol = s.protocols[0];
@@ -240,22 +267,22 @@ function sessionRow(s) {
     'button',
     {
       type: 'button',
-      class: 'btn btn-primary btn-sm open-button',
+      class: 'btn btn-secondary btn-sm open-button',
       'aria-label': t('row.openLabel', { who: who || s.session_id }),
       onclick: () => openConversation(s.session_id),
     },
     t('row.open'),
   );
-  return h(
+  const row = h(
     'tr',
     { dataset: { sessionId: s.session_id } },
     h(
       'td',
-      { class: 'col-session' },
-      h('div', { class: 'who' }, s.contact.name || h('span', { class: 'muted' }, t('row.noName'))),
-      h('div', { class: 'phone' }, s.contact.phone ? formatPhone(s.contact.phone) : h('span', { class: 'muted' }, t('row.noPhone'))),
-      h('code', { class: 'session-id mono' }, s.session_id),
+      { class: 'col-session', title: [s.contact.name, formatPhone(s.contact.phone)].filter(Boolean).join(' · ') },
+      h('span', { class: 'who' }, s.contact.name || h('span', { class: 'muted' }, t('row.noName'))),
+      h('span', { class: 'phone' }, s.contact.phone ? formatPhone(s.contact.phone) : h('span', { class: 'muted' }, t('row.noPhone'))),
     ),
+    h('td', { class: 'col-id' }, h('code', { class: 'session-id mono' }, s.session_id)),
     h(
       'td',
       { class: 'col-date' },
@@ -273,33 +300,43 @@ function sessionRow(s) {
       firstProtocol
         ? h('code', { class: 'mono protocol' }, firstProtocol, s.protocols.length > 1 ? ` +${s.protocols.length - 1}` : '')
         : h('span', { class: 'muted small' }, t('row.noProtocol')),
-      h(
-        'div',
-        {},
-        s.handed_off
-          ? h('span', { class: 'handoff-mark', dataset: { handedOff: 'true' } }, icon('handoff'), t('row.handedOff'))
-          : h('span', { class: 'bot-mark' }, t('row.botOnly')),
-      ),
+      s.handed_off
+        ? h('span', { class: 'handoff-mark', dataset: { handedOff: 'true' } }, icon('handoff'), t('row.handedOff'))
+        : h('span', { class: 'bot-mark' }, t('row.botOnly')),
     ),
     h(
       'td',
-      { class: 'col-tags' },
+      { class: 'col-tags', title: s.tags.join(', ') },
       h(
         'ul',
         { class: 'tag-list' },
         tagsShown.map((x) => h('li', { class: 'tag' }, x)),
-        s.tags.length > tagsShown.length
-          ? h('li', { class: 'tag tag-more', title: s.tags.slice(3).join(', ') }, t('row.moreTags', { n: s.tags.length - 3 }))
-          : null,
+        s.tags.length > tagsShown.length ? h('li', { class: 'tag tag-more' }, t('row.moreTags', { n: s.tags.length - 3 })) : null,
       ),
     ),
     h('td', { class: 'col-action' }, open),
   );
+  row.addEventListener('click', (e) => {
+    // Not when the operator selects text to copy, nor twice for the button.
+    if (e.target.closest('button, a') || String(getSelection()) !== '') return;
+    openConversation(s.session_id);
+  });
+  return row;
 }
 
 function renderPager() {
-  const page = state.previous.length + 1;
-  $('#page-number').textContent = t('pager.page', { n: page });
+  // "21–40 of 505": where this page is in the whole list.
+  const range = $('#page-range');
+  const first = state.previous.length * state.limit + 1;
+  if (state.total === null) {
+    range.textContent = '';
+  } else if (!state.items.length) {
+    range.textContent = t('pager.none');
+  } else {
+    const last = first + state.items.length - 1;
+    const key = state.totalExact ? 'pager.range' : 'pager.rangeMore';
+    range.textContent = t(key, { from: formatNumber(first), to: formatNumber(last), total: formatNumber(state.total) });
+  }
   $('#prev-page').disabled = state.previous.length === 0;
   $('#next-page').disabled = !state.next;
   $('#page-size').value = String(state.limit);
@@ -307,58 +344,7 @@ function renderPager() {
 
 // renderChips lists the active criteria, each removable in one click.
 function renderChips() {
-  const f = state.filter;
-  const chips = [];
-  const add = (label, without) => chips.push({ label, without });
-  const drop = (patch) => () => ({ ...f, ...patch });
-  if (f.from || f.to) {
-    add(t('chip.interval', { from: formatDayString(f.from), to: formatDayString(f.to) }), drop({ from: '', to: '' }));
-  }
-  if (f.session) add(t('chip.session', { v: f.session }), drop({ session: '' }));
-  if (f.protocol) add(t('chip.protocol', { v: f.protocol }), drop({ protocol: '' }));
-  if (f.tags.length) {
-    add(t(f.tagMode === 'all' ? 'chip.tagsAll' : 'chip.tagsAny', { v: f.tags.join(', ') }), drop({ tags: [], tagMode: 'any' }));
-  }
-  f.info.forEach((c, i) => {
-    const op = t(`op.${c.op}`).toLocaleLowerCase(language());
-    const label = F.takesValue(c.op) ? `${c.key} ${op} “${c.value}”` : `${c.key} ${op}`;
-    add(label, drop({ info: f.info.filter((_, j) => j !== i) }));
-  });
-  if (f.channels.length) add(t('chip.channels', { v: f.channels.map(channelName).join(', ') }), drop({ channels: [] }));
-  if (f.contact) add(t('chip.contact', { v: f.contact }), drop({ contact: '' }));
-  if (f.q) add(t('chip.q', { v: f.q }), drop({ q: '' }));
-  if (f.handedOff) add(t(f.handedOff === 'true' ? 'chip.handedYes' : 'chip.handedNo'), drop({ handedOff: '' }));
-
-  const el = $('#chips');
-  const list = chips.map(({ label, without }) =>
-    h(
-      'span',
-      { class: 'chip' },
-      h('span', {}, label),
-      h(
-        'button',
-        {
-          type: 'button',
-          class: 'chip-remove',
-          'aria-label': t('filter.removeChip', { label }),
-          onclick: () => applyFilter(without()),
-        },
-        icon('close'),
-      ),
-    ),
-  );
-  if (!f.from && !f.to) list.unshift(h('span', { class: 'chip chip-default' }, t('chip.last31')));
-  if (chips.length > 1) {
-    list.push(
-      h('button', { type: 'button', class: 'btn btn-ghost btn-sm', onclick: () => applyFilter(F.emptyFilter()) }, t('filter.clearAll')),
-    );
-  }
-  el.replaceChildren(...list);
-  const n = F.activeCount(f);
-  const badge = $('#filter-count');
-  badge.hidden = n === 0;
-  badge.textContent = String(n);
-  badge.setAttribute('aria-label', t('filter.active', { n }));
+  renderFilterChips($('#chips'), state.filter, applyFilter);
 }
 
 // applyFilter shows the first page of f and records it in the URL; the popup
@@ -401,43 +387,6 @@ $('#page-size').addEventListener('change', (e) => {
   history.pushState(pagingState(), '', urlFor());
   loadList();
 });
-
-for (const b of $$('[data-format]')) {
-  b.addEventListener('click', () => exportAs(b.dataset.format, b));
-}
-
-const exportTypes = { csv: 'text/csv', jsonl: 'application/x-ndjson' };
-
-// exportAs saves every conversation of the filter. Where the browser can
-// write a file as it arrives, the export streams to disk, whatever its size;
-// elsewhere it is downloaded from memory.
-async function exportAs(format, button) {
-  const name = `chatreport-${dayKey()}.${format}`;
-  let handle;
-  try {
-    handle = await pickFile(name, t('export.label'), exportTypes[format]);
-  } catch {
-    return; // the operator cancelled the save dialog
-  }
-  button.disabled = true;
-  button.setAttribute('aria-busy', 'true');
-  $('#list-alert').hidden = true;
-  announce(t('export.running'));
-  try {
-    const res = await api.export(F.toQuery(state.filter), format);
-    const file = handle ? await stream(res, handle) : await save(res, name);
-    announce(t('export.done', { name: file.name }));
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) {
-      unauthorized();
-      return;
-    }
-    showAlert($('#list-alert'), t('export.failed', { reason: errorMessage(err) }));
-  } finally {
-    button.disabled = false;
-    button.removeAttribute('aria-busy');
-  }
-}
 
 // ---- the conversation ----
 
@@ -571,6 +520,8 @@ function route(historyState) {
 
 window.addEventListener('popstate', (e) => route(e.state));
 
+const exporter = new Exports({ filter: () => F.toQuery(state.filter), announce, onUnauthorized: unauthorized });
+
 // ---- language ----
 
 function renderLanguage() {
@@ -584,9 +535,10 @@ function renderLanguage() {
     $('#rows').replaceChildren(...state.items.map(sessionRow));
     renderPager();
     renderChips();
-    const total = Number($('#total').dataset.total);
-    if (!Number.isNaN(total)) $('#total').textContent = t('list.total', { n: total });
+    if (state.total !== null) $('#total').textContent = totalText();
   }
+  if (state.refused) showRefused();
+  exporter.retranslate();
   renderConversation();
   dialog.retranslate();
 }

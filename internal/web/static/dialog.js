@@ -8,6 +8,7 @@ import { api } from './api.js';
 import { h, $, $$, icon } from './dom.js';
 import * as F from './filter.js';
 import { dayKey, channelName } from './format.js';
+import { paramMessage } from './errors.js';
 
 // Where each API parameter's message goes.
 const errorSlots = {
@@ -49,6 +50,7 @@ export class FilterDialog {
     this.facetsController = null;
     this.rowSeq = 0;
     this.opener = null;
+    this.apiErrors = []; // the API's errors on screen, to retranslate them
 
     this.form.addEventListener('submit', (e) => {
       e.preventDefault();
@@ -93,6 +95,7 @@ export class FilterDialog {
     this.opener = opener;
     this.fill(filter);
     this.clearErrors();
+    this.shown = filter; // the filter the API's errors are about
     if (!this.dialog.open) this.dialog.showModal();
     this.showApiErrors(errors);
     this.loadFacets();
@@ -109,6 +112,11 @@ export class FilterDialog {
     const f = this.read();
     this.renderChoices(f);
     for (const row of $$('.info-row', this.form)) this.labelInfoRow(row);
+    const errors = this.apiErrors;
+    if (errors.length) {
+      this.clearErrors();
+      this.showApiErrors(errors, false);
+    }
   }
 
   // ---- form ⇄ filter ----
@@ -360,6 +368,7 @@ export class FilterDialog {
   // ---- errors ----
 
   clearErrors() {
+    this.apiErrors = [];
     for (const el of $$('.field-error', this.form)) el.textContent = '';
     for (const el of $$('[aria-invalid]', this.form)) el.removeAttribute('aria-invalid');
     $('#filter-alert').hidden = true;
@@ -375,25 +384,41 @@ export class FilterDialog {
     }
   }
 
-  // showApiErrors puts each {param, message} next to its field; messages
-  // for parameters without a field go to the top of the form.
-  showApiErrors(errors) {
+  // showApiErrors puts each of the API's errors next to its field, in the
+  // operator's language (from its code): an info condition's error on its
+  // row (index is the condition's place, the row's), a tag's or channel's
+  // with the value it concerns. Errors of parameters without a field go to
+  // the top of the form.
+  showApiErrors(errors, focus = true) {
     if (!errors.length) return;
+    this.apiErrors = errors;
     const bySlot = new Map();
     const general = [];
+    const rows = $$('.info-row', this.form);
+    const values = { tag: this.shown?.tags, channel: this.shown?.channels };
     for (const e of errors) {
-      const slot = errorSlots[e.param];
-      if (!slot) {
-        general.push(e.param ? `${e.param}: ${e.message}` : e.message);
+      const message = paramMessage(e);
+      const row = e.param === 'info' && e.index !== undefined ? rows[e.index] : null;
+      if (row) {
+        const field = { unknown_operation: '.info-op', value_required: '.info-value', value_not_allowed: '.info-value', too_long: '.info-value' }[e.code] || '.info-key';
+        $(field, row).setAttribute('aria-invalid', 'true');
+        const slot = $('.info-error', row);
+        slot.textContent = [slot.textContent, message].filter(Boolean).join(' ');
         continue;
       }
-      bySlot.set(slot, [...(bySlot.get(slot) || []), e.message]);
+      const slot = errorSlots[e.param];
+      if (!slot) {
+        general.push(e.param ? `${e.param}: ${message}` : message);
+        continue;
+      }
+      const value = e.index !== undefined ? values[e.param]?.[e.index] : undefined;
+      bySlot.set(slot, [...(bySlot.get(slot) || []), value !== undefined ? `“${value}”: ${message}` : message]);
     }
     for (const [slot, messages] of bySlot) this.setError(slot, messages.join(' '));
     const alert = $('#filter-alert');
     alert.textContent = [t('filter.fix'), ...general].join(' ');
     alert.hidden = false;
-    this.focusFirstError();
+    if (focus) this.focusFirstError();
   }
 
   showLocalErrors(errors) {

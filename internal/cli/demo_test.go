@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/config"
+	"github.com/chatreport/chatreport/internal/pipeline"
+)
+
+// startDemo runs `up --demo` on dir with the configuration's defaults (no
+// API key for the demo tenant), seeding history conversations.
+func startDemo(t *testing.T, dir string, history int) (Endpoints, func()) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Store.SQLite.Dir = dir
+	cfg.Log.Level = "warn"
+	ready := make(chan Endpoints, 1)
+	u := &Up{
+		Config: cfg, Pipeline: pipeline.MustDefault(), Demo: true,
+		HTTPAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0", DataDir: dir,
+		Ready: func(e Endpoints) { ready <- e }, demoHistory: history,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() { done <- u.Do(ctx, &globals{stdout: io.Discard, stderr: &logs}) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("up: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("up did not stop within 30 s")
+		}
+	}
+	t.Cleanup(stop)
+	select {
+	case e := <-ready:
+		return e, stop
+	case err := <-done:
+		t.Fatalf("up failed: %v\n%s", err, logs.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("up not ready within 20 s")
+	}
+	return Endpoints{}, stop
+}
+
+func total(t *testing.T, e Endpoints) int {
+	t.Helper()
+	var l listResponse
+	if code := get(t, fmt.Sprintf("http://%s/api/v1/sessions?limit=1", e.HTTP), e.DemoKey, &l); code != http.StatusOK {
+		t.Fatalf("list with the demo key: %d", code)
+	}
+	return l.Total
+}
+
+// TestDemoSeedsOnceAndKeepsItsKey: a restarted `up --demo` on the same data
+// directory keeps the demo key (open tabs stay signed in) and does not seed
+// its history again.
+func TestDemoSeedsOnceAndKeepsItsKey(t *testing.T) {
+	const history = 200
+	dir := t.TempDir()
+
+	first, stop := startDemo(t, dir, history)
+	if !first.DemoSeeding || !strings.HasPrefix(first.DemoKey, "demo-") {
+		t.Fatalf("first start: seeding %v, key %q", first.DemoSeeding, first.DemoKey)
+	}
+	// Conversations of one contact inside its session window are one
+	// session, so the history is a little under 200 sessions.
+	deadline := time.Now().Add(30 * time.Second)
+	for total(t, first) < history*8/10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions within 30 s, want about the %d of the history", total(t, first), history)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The mark is written once the history is produced.
+	for {
+		s, err := loadDemoState(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.SeededAt.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the history is not marked as seeded")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if fi, err := os.Stat(demoStatePath(dir)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("demo state file: %v, %v; want readable by its owner only", fi.Mode(), err)
+	}
+	stop()
+
+	second, _ := startDemo(t, dir, history)
+	if second.DemoKey != first.DemoKey {
+		t.Errorf("restart: key %q, want the kept %q", second.DemoKey, first.DemoKey)
+	}
+	if second.DemoSeeding {
+		t.Error("restart: seeds the history again")
+	}
+	before := total(t, second) // the first key still signs in
+	// A second history would be ingested within a second or two; live
+	// conversations start one every 3 s.
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if n := total(t, second); n > before+5 {
+			t.Fatalf("restart: %d sessions, %d before: the history was added again", n, before)
+		}
+	}
+}
+
+// TestDemoKeyFromConfiguration: a configured key for the demo tenant is used
+// and not written to the data directory.
+func TestDemoKeyFromConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	up := startUp(t, dir, true) // configures key-acme
+	if up.DemoKey != "key-acme" {
+		t.Fatalf("demo key %q, want the configured one", up.DemoKey)
+	}
+	if s, err := loadDemoState(dir); err != nil || s.APIKey != "" {
+		t.Fatalf("demo state %+v, %v: the configured key is kept in the data directory", s, err)
+	}
+}
