@@ -154,17 +154,11 @@ func readArrayMember(dec *jsontext.Decoder, name string, each func() error) erro
 // A transport failure or an answer that cannot be read wraps
 // ErrUnavailable: the caller retries.
 func stream(ctx context.Context, es esapi.Transport, req esapi.Request, what string, read func(*jsontext.Decoder) error) error {
-	res, err := req.Do(ctx, es)
+	res, err := send(ctx, es, req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return err
 	}
 	defer res.Body.Close()
-	if res.IsError() {
-		return responseError(res)
-	}
 	dec := answerDecoders.Get().(*jsontext.Decoder)
 	dec.Reset(res.Body)
 	err = read(dec)
