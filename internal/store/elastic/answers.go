@@ -2,11 +2,14 @@ package elastic
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
+	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -23,38 +26,15 @@ import (
 // (https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-bulk.html#bulk-api-response-body).
 func readBulkAnswer(dec *jsontext.Decoder, items []bulkItem) ([]bulkItem, error) {
 	items = items[:0]
-	if err := readDelim(dec, '{'); err != nil {
-		return nil, err
-	}
-	for dec.PeekKind() != '}' {
-		name, err := dec.ReadValue()
-		if err != nil {
-			return nil, err
+	err := readArrayMember(dec, `"items"`, func() error {
+		var it bulkItem
+		if err := readBulkItem(dec, &it); err != nil {
+			return fmt.Errorf("item %d: %w", len(items), err)
 		}
-		if string(name) != `"items"` {
-			if err := dec.SkipValue(); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if err := readDelim(dec, '['); err != nil {
-			return nil, err
-		}
-		for dec.PeekKind() != ']' {
-			var it bulkItem
-			if err := readBulkItem(dec, &it); err != nil {
-				return nil, fmt.Errorf("item %d: %w", len(items), err)
-			}
-			items = append(items, it)
-		}
-		if err := readDelim(dec, ']'); err != nil {
-			return nil, err
-		}
-	}
-	if err := readDelim(dec, '}'); err != nil {
-		return nil, err
-	}
-	return items, nil
+		items = append(items, it)
+		return nil
+	})
+	return items, err
 }
 
 // readBulkItem reads {"<action>":{…}}.
@@ -126,39 +106,78 @@ func readBulkItem(dec *jsontext.Decoder, it *bulkItem) error {
 func readMgetAnswer(dec *jsontext.Decoder, out []mgetResult) ([]mgetResult, error) {
 	out = out[:0]
 	var sources []byte
+	err := readArrayMember(dec, `"docs"`, func() error {
+		var d mgetResult
+		var err error
+		if sources, err = readMgetDoc(dec, &d, sources); err != nil {
+			return fmt.Errorf("document %d: %w", len(out), err)
+		}
+		out = append(out, d)
+		return nil
+	})
+	return out, err
+}
+
+// readArrayMember reads an object, calling each for every element of its
+// member name (quoted, as it is in the JSON), and skipping the other members.
+func readArrayMember(dec *jsontext.Decoder, name string, each func() error) error {
 	if err := readDelim(dec, '{'); err != nil {
-		return nil, err
+		return err
 	}
 	for dec.PeekKind() != '}' {
-		name, err := dec.ReadValue()
+		n, err := dec.ReadValue()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if string(name) != `"docs"` {
+		if string(n) != name {
 			if err := dec.SkipValue(); err != nil {
-				return nil, err
+				return err
 			}
 			continue
 		}
 		if err := readDelim(dec, '['); err != nil {
-			return nil, err
+			return err
 		}
 		for dec.PeekKind() != ']' {
-			var d mgetResult
-			if sources, err = readMgetDoc(dec, &d, sources); err != nil {
-				return nil, fmt.Errorf("document %d: %w", len(out), err)
+			if err := each(); err != nil {
+				return err
 			}
-			out = append(out, d)
 		}
 		if err := readDelim(dec, ']'); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if err := readDelim(dec, '}'); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return readDelim(dec, '}')
 }
+
+// stream sends req and reads its answer with read, from a pooled decoder.
+// A transport failure or an answer that cannot be read wraps
+// ErrUnavailable: the caller retries.
+func stream(ctx context.Context, es esapi.Transport, req esapi.Request, what string, read func(*jsontext.Decoder) error) error {
+	res, err := send(ctx, es, req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	dec := answerDecoders.Get().(*jsontext.Decoder)
+	dec.Reset(res.Body)
+	err = read(dec)
+	dec.Reset(eof{})
+	answerDecoders.Put(dec)
+	if err != nil {
+		return fmt.Errorf("%w: decode %s answer: %v", ErrUnavailable, what, err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	return nil
+}
+
+// answerDecoders keep their read buffers across answers.
+var answerDecoders = sync.Pool{New: func() any { return jsontext.NewDecoder(eof{}) }}
+
+// eof is an empty reader: a pooled decoder holds no answer's body.
+type eof struct{}
+
+func (eof) Read([]byte) (int, error) { return 0, io.EOF }
 
 func readMgetDoc(dec *jsontext.Decoder, d *mgetResult, sources []byte) ([]byte, error) {
 	if err := readDelim(dec, '{'); err != nil {

@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
@@ -349,38 +347,13 @@ type bulkItem struct {
 
 // post sends one bulk body. The body is read straight from the buffer: no
 // copy is made on the way to the connection.
-func (w *BulkWriter) post(ctx context.Context, body *bytes.Buffer, n int) ([]bulkItem, error) {
-	req := esapi.BulkRequest{Body: bytes.NewReader(body.Bytes())}
-	res, err := req.Do(ctx, w.es)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	defer res.Body.Close()
-	if res.IsError() {
-		return nil, responseError(res)
-	}
-	dec := answerDecoders.Get().(*jsontext.Decoder)
-	dec.Reset(res.Body)
-	items, err := readBulkAnswer(dec, make([]bulkItem, 0, n))
-	dec.Reset(eof{})
-	answerDecoders.Put(dec)
-	if err != nil {
-		return nil, fmt.Errorf("%w: decode bulk answer: %v", ErrUnavailable, err)
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	return items, nil
+func (w *BulkWriter) post(ctx context.Context, body *bytes.Buffer, n int) (items []bulkItem, err error) {
+	err = stream(ctx, w.es, esapi.BulkRequest{Body: bytes.NewReader(body.Bytes())}, "bulk", func(dec *jsontext.Decoder) error {
+		items, err = readBulkAnswer(dec, make([]bulkItem, 0, n))
+		return err
+	})
+	return items, err
 }
-
-// answerDecoders keep their read buffers across answers.
-var answerDecoders = sync.Pool{New: func() any { return jsontext.NewDecoder(eof{}) }}
-
-// eof is an empty reader: a pooled decoder holds no answer's body.
-type eof struct{}
-
-func (eof) Read([]byte) (int, error) { return 0, io.EOF }
 
 type verdict int
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -221,28 +220,12 @@ func (s *Store) mget(ctx context.Context, docs []mgetDoc, fields ...string) ([]m
 	return out, nil
 }
 
-func (s *Store) mgetChunk(ctx context.Context, body []byte, fields []string, n int) ([]mgetResult, error) {
-	res, err := esapi.MgetRequest{Body: bytes.NewReader(body), SourceIncludes: fields}.Do(ctx, s.es)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	defer res.Body.Close()
-	if res.IsError() {
-		return nil, responseError(res)
-	}
-	dec := answerDecoders.Get().(*jsontext.Decoder)
-	dec.Reset(res.Body)
-	docs, err := readMgetAnswer(dec, make([]mgetResult, 0, n))
-	dec.Reset(eof{})
-	answerDecoders.Put(dec)
-	if err != nil {
-		return nil, fmt.Errorf("%w: decode _mget answer: %v", ErrUnavailable, err)
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	return docs, nil
+func (s *Store) mgetChunk(ctx context.Context, body []byte, fields []string, n int) (docs []mgetResult, err error) {
+	err = stream(ctx, s.es, esapi.MgetRequest{Body: bytes.NewReader(body), SourceIncludes: fields}, "_mget", func(dec *jsontext.Decoder) error {
+		docs, err = readMgetAnswer(dec, make([]mgetResult, 0, n))
+		return err
+	})
+	return docs, err
 }
 
 // readKeyDocs reads the key documents of states that are not in memory.

@@ -465,19 +465,30 @@ func sanitize(c *causeJSON) string {
 	return s
 }
 
-// do sends req and decodes a successful answer into out (when not nil).
-func (s *Store) do(ctx context.Context, req esapi.Request, out any) error {
-	res, err := req.Do(ctx, s.es)
+// send sends req. A transport failure wraps ErrUnavailable; an error
+// answer is a *ResponseError, its body read and closed.
+func send(ctx context.Context, es esapi.Transport, req esapi.Request) (*esapi.Response, error) {
+	res, err := req.Do(ctx, es)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if res.IsError() {
+		defer res.Body.Close()
+		return nil, responseError(res)
+	}
+	return res, nil
+}
+
+// do sends req and decodes a successful answer into out (when not nil).
+func (s *Store) do(ctx context.Context, req esapi.Request, out any) error {
+	res, err := send(ctx, s.es, req)
+	if err != nil {
+		return err
 	}
 	defer res.Body.Close()
-	if res.IsError() {
-		return responseError(res)
-	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, res.Body)
 		return nil
