@@ -47,6 +47,7 @@ type attendanceView struct {
 	StartedAt time.Time `json:"started_at"`
 	EndedAt   time.Time `json:"ended_at"`
 	Status    string    `json:"status"`
+	Outcome   string    `json:"outcome"`
 	HandedOff bool      `json:"handed_off"`
 }
 
@@ -88,7 +89,8 @@ func viewSession(s *session.Session, now time.Time) sessionView {
 			Protocol:  a.Protocol,
 			StartedAt: a.StartedAt.UTC(),
 			EndedAt:   a.EndedAt.UTC(),
-			Status:    s.AttendanceStatus(a, now),
+			Status:    a.Status,
+			Outcome:   s.AttendanceOutcome(i, now),
 			HandedOff: a.HandedOff,
 		}
 	}

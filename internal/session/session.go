@@ -45,8 +45,9 @@ type Attendance struct {
 	Protocol  string    `json:"protocol"`
 	StartedAt time.Time `json:"started_at"`
 	EndedAt   time.Time `json:"ended_at"`
-	// Status is the status of the latest closing handoff, or StatusOpen. Use
-	// Session.AttendanceStatus for the status as of a moment.
+	// Status is the status of the latest closing handoff (StatusClosed when
+	// it gave none), or StatusOpen. Session.AttendanceOutcome says how the
+	// attendance ended as of a moment.
 	Status    string `json:"status"`
 	HandedOff bool   `json:"handed_off"`
 }
@@ -58,6 +59,8 @@ const (
 	StatusOpen                = "open"
 	StatusClosed              = "closed"
 	StatusCancelledInactivity = "cancelled_inactivity"
+	StatusResolved            = "resolved"
+	StatusAbandoned           = "abandoned"
 )
 
 // StatusAt is the session's status at now: active until its window ends.
@@ -68,13 +71,66 @@ func (s *Session) StatusAt(now time.Time) string {
 	return StatusEnded
 }
 
-// AttendanceStatus is a's status at now: an attendance still open when its
-// session's window has ended was cancelled for inactivity.
-func (s *Session) AttendanceStatus(a Attendance, now time.Time) string {
-	if a.Status == StatusOpen && !now.Before(s.WindowEndsAt) {
-		return StatusCancelledInactivity
+// Outcomes of an attendance: how it ended, or that it has not
+// (docs/sessions.md, "Outcomes of attendances").
+const (
+	// OutcomeOpen: still going on — with the bot, in a queue or with an
+	// agent — in a session whose window is open.
+	OutcomeOpen = "open"
+	// OutcomeBotFinished: never handed off, and over: the session's window
+	// ended, or a later attendance began.
+	OutcomeBotFinished = "bot_finished"
+	// OutcomeResolved: handed off, and closed as resolved (or closed with
+	// no status).
+	OutcomeResolved = "resolved"
+	// OutcomeAbandoned: handed off, and closed as abandoned: the customer
+	// left.
+	OutcomeAbandoned = "abandoned"
+	// OutcomeCancelledInactivity: handed off, and still open when the
+	// session's window ended (or closed by the platform with that status).
+	OutcomeCancelledInactivity = "cancelled_inactivity"
+	// OutcomeClosed: handed off, and closed with another status of the
+	// platform's (Attendance.Status says which).
+	OutcomeClosed = "closed"
+)
+
+// Outcomes lists every outcome, in the order a screen offers them.
+var Outcomes = []string{OutcomeOpen, OutcomeBotFinished, OutcomeResolved, OutcomeAbandoned, OutcomeCancelledInactivity, OutcomeClosed}
+
+// AttendanceOutcome is the outcome of s.Attendances[i] at now. Only an
+// attendance that has not ended depends on now: it is over when the
+// session's window ends.
+func (s *Session) AttendanceOutcome(i int, now time.Time) string {
+	a := &s.Attendances[i]
+	windowEnded := !now.Before(s.WindowEndsAt)
+	switch {
+	case a.Status == StatusResolved || a.Status == StatusClosed:
+		return OutcomeResolved
+	case a.Status == StatusAbandoned:
+		return OutcomeAbandoned
+	case a.Status == StatusCancelledInactivity:
+		return OutcomeCancelledInactivity
+	case a.Status != StatusOpen:
+		return OutcomeClosed
+	case a.HandedOff && windowEnded:
+		return OutcomeCancelledInactivity
+	case a.HandedOff:
+		return OutcomeOpen
+	case windowEnded || s.followed(i):
+		return OutcomeBotFinished
 	}
-	return a.Status
+	return OutcomeOpen
+}
+
+// followed reports whether another attendance of s began after
+// s.Attendances[i] did.
+func (s *Session) followed(i int) bool {
+	for j := range s.Attendances {
+		if s.Attendances[j].StartedAt.After(s.Attendances[i].StartedAt) {
+			return true
+		}
+	}
+	return false
 }
 
 // Ref names a session.

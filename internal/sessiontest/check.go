@@ -146,9 +146,9 @@ func checkStatuses(s *session.Session) string {
 		if got, want := s.StatusAt(now), StatusAt(s, now); got != want {
 			return fmt.Sprintf("status at %s is %s, want %s", now, got, want)
 		}
-		for _, a := range s.Attendances {
-			if got, want := s.AttendanceStatus(a, now), AttendanceStatusAt(s, a, now); got != want {
-				return fmt.Sprintf("attendance %s status at %s is %s, want %s", a.Protocol, now, got, want)
+		for i, a := range s.Attendances {
+			if got, want := s.AttendanceOutcome(i, now), AttendanceOutcomeAt(s, i, now); got != want {
+				return fmt.Sprintf("attendance %s outcome at %s is %s, want %s", a.Protocol, now, got, want)
 			}
 		}
 	}

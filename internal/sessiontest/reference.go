@@ -9,6 +9,7 @@
 package sessiontest
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -260,10 +261,28 @@ func StatusAt(s *session.Session, now time.Time) string {
 	return session.StatusEnded
 }
 
-// AttendanceStatusAt is an attendance's status the rules give at now.
-func AttendanceStatusAt(s *session.Session, a session.Attendance, now time.Time) string {
-	if a.Status == session.StatusOpen && !now.Before(s.WindowEndsAt) {
-		return session.StatusCancelledInactivity
+// AttendanceOutcomeAt is the outcome of s.Attendances[i] the rules give at
+// now (docs/sessions.md, "Outcomes of attendances"), from the table there.
+func AttendanceOutcomeAt(s *session.Session, i int, now time.Time) string {
+	a := s.Attendances[i]
+	if outcome, closed := map[string]string{
+		"resolved":             session.OutcomeResolved,
+		"closed":               session.OutcomeResolved,
+		"abandoned":            session.OutcomeAbandoned,
+		"cancelled_inactivity": session.OutcomeCancelledInactivity,
+	}[a.Status]; closed {
+		return outcome
 	}
-	return a.Status
+	if a.Status != "open" {
+		return session.OutcomeClosed
+	}
+	windowOver := !now.Before(s.WindowEndsAt)
+	later := slices.ContainsFunc(s.Attendances, func(b session.Attendance) bool { return b.StartedAt.After(a.StartedAt) })
+	switch {
+	case a.HandedOff && windowOver:
+		return session.OutcomeCancelledInactivity
+	case !a.HandedOff && (windowOver || later):
+		return session.OutcomeBotFinished
+	}
+	return session.OutcomeOpen
 }

@@ -209,9 +209,21 @@ func TestReferenceSummary(t *testing.T) {
 		w, _ := json.Marshal(want)
 		t.Fatalf("got  %s\nwant %s", g, w)
 	}
-	// The open attendance is cancelled for inactivity once the window ends.
-	if st := sessiontest.AttendanceStatusAt(&s, s.Attendances[1], s.WindowEndsAt); st != session.StatusCancelledInactivity {
-		t.Fatalf("open attendance after the window: %s", st)
+	// The first attendance was closed; the second, with the bot and the
+	// latest, is open until the window ends, and then finished by the bot
+	// (never handed off: nothing was cancelled).
+	for _, c := range []struct {
+		i    int
+		now  time.Time
+		want string
+	}{
+		{0, t0.Add(12 * m), session.OutcomeResolved},
+		{1, t0.Add(12 * m), session.OutcomeOpen},
+		{1, s.WindowEndsAt, session.OutcomeBotFinished},
+	} {
+		if got := sessiontest.AttendanceOutcomeAt(&s, c.i, c.now); got != c.want {
+			t.Errorf("attendance %d at %s: %s, want %s", c.i, c.now, got, c.want)
+		}
 	}
 }
 

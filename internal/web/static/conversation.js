@@ -32,9 +32,15 @@ export function contactLabel(contact) {
 }
 
 export function statusLabel(status) {
-  const key = `status.${status}`;
+  const key = status.includes('.') ? status : `status.${status}`;
   const s = t(key);
   return s === key ? status : s;
+}
+
+// outcomeTitle names the platform's own closing status where the outcome
+// does not (a status of its own, or resolved without one).
+function outcomeTitle(a) {
+  return a.status && a.status !== 'open' ? `${t('conv.platformStatus')}: ${a.status}` : '';
 }
 
 // timeline merges messages and events in the pipeline's order.
@@ -219,7 +225,7 @@ export function renderDetails(el, d) {
                 'div',
                 { class: 'attendance-top' },
                 h('code', { class: 'mono' }, a.protocol),
-                h('span', { class: `status status-${a.status}` }, statusLabel(a.status)),
+                h('span', { class: `status outcome-${a.outcome}`, title: outcomeTitle(a) }, statusLabel(`outcome.${a.outcome}`)),
               ),
               h(
                 'div',
