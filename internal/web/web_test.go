@@ -131,7 +131,11 @@ type sessionJSON struct {
 			Role string `json:"role"`
 		} `json:"author"`
 	} `json:"messages"`
-	Events []json.RawMessage `json:"events"`
+	Events      []json.RawMessage `json:"events"`
+	Attendances []struct {
+		Protocol string `json:"protocol"`
+		Outcome  string `json:"outcome"`
+	} `json:"attendances"`
 }
 
 type listJSON struct {
@@ -851,6 +855,18 @@ func TestScreen(t *testing.T) {
 	}
 	if got := p.text("#conv-session-id"); got != rich.SessionID {
 		t.Errorf("conversation id %q", got)
+	}
+	// Each attendance shows its outcome in the operator's words.
+	words := map[string]string{"open": "Em andamento", "bot_finished": "Finalizado pelo bot", "resolved": "Resolvido",
+		"abandoned": "Abandonado pelo cliente", "cancelled_inactivity": "Cancelado por inatividade", "closed": "Encerrado"}
+	shown := eval[[]string](p, `[...document.querySelectorAll('.attendances .attendance .status')].map((e) => e.textContent)`)
+	if len(shown) != len(detail.Attendances) || len(shown) == 0 {
+		t.Errorf("attendances shown %q, the session has %d", shown, len(detail.Attendances))
+	}
+	for i := range min(len(shown), len(detail.Attendances)) {
+		if want := words[detail.Attendances[i].Outcome]; shown[i] != want {
+			t.Errorf("attendance %s shows %q, want %q (%s)", detail.Attendances[i].Protocol, shown[i], want, detail.Attendances[i].Outcome)
+		}
 	}
 	p.do(chromedp.EmulateViewport(1440, 1280))
 	p.screenshot("conversation.png")

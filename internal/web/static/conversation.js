@@ -162,7 +162,7 @@ export function renderTimeline(list, detail) {
         h(
           'li',
           { class: 'protocol-divider', dataset: { protocol } },
-          h('span', {}, t('conv.protocolStart', { protocol }), a ? ` · ${statusLabel(a.status)}` : ''),
+          h('span', {}, t('conv.protocolStart', { protocol }), a ? ` · ${statusLabel(`outcome.${a.outcome}`)}` : ''),
         ),
       );
     }
