@@ -51,6 +51,12 @@ type Server struct {
 	// _delete_by_query matched: true skips it as a version conflict, as if
 	// a concurrent write had changed it between the search and the delete.
 	ConflictHook func(index, id string) bool
+
+	// uncheckedDocs: writes neither parse nor check documents against the
+	// mapping (WithoutMappingChecks).
+	uncheckedDocs bool
+	// latency delays every answer (WithLatency).
+	latency time.Duration
 }
 
 type fakeIndex struct {
@@ -78,12 +84,50 @@ type fakeIndex struct {
 }
 
 // A fakeDoc is one version of a document; it never changes once written,
-// so views share it.
+// so views share it. Its source is kept as the bytes written, which reads
+// answer as they are; it is decoded into a map only when a query, a sort,
+// an aggregation or source filtering needs its fields (at once, when the
+// write checked it against the mapping).
 type fakeDoc struct {
-	source json.RawMessage
-	doc    map[string]any
+	source []byte
+	doc    map[string]any // nil until decoded; f.mu guards it
 	seqNo  int64
 	ver    int64
+}
+
+// fields returns the decoded source. Without mapping checks a source was
+// not parsed when written: one that is not a JSON object is an error here,
+// where its fields are first needed.
+func (d *fakeDoc) fields() (map[string]any, error) {
+	if d.doc == nil {
+		if err := json.Unmarshal(d.source, &d.doc); err != nil || d.doc == nil {
+			d.doc = nil
+			return nil, &fakeError{status: 500, typ: "document_parsing_exception",
+				reason: "fake: a document written without mapping checks is not a JSON object"}
+		}
+	}
+	return d.doc, nil
+}
+
+// An Option configures a Server.
+type Option func(*Server)
+
+// WithoutMappingChecks makes writes keep documents as the bytes written
+// without parsing them: a field outside the mapping, a value of the wrong
+// type or a source that is not JSON is not refused (only a source that
+// does not begin as an object is). Everything else holds as documented:
+// templates, aliases, refreshes and near-real-time search, realtime reads,
+// versions and tombstones, missing indices, the _id limit. It is for the
+// bench, whose stand-in's CPU is taken from the ingester it measures; the
+// store's tests keep the checks.
+func WithoutMappingChecks() Option {
+	return func(f *Server) { f.uncheckedDocs = true }
+}
+
+// WithLatency delays every answer by d, to model a cluster across a
+// network.
+func WithLatency(d time.Duration) Option {
+	return func(f *Server) { f.latency = d }
 }
 
 // New starts a server, stopped when the test ends, with its periodic
@@ -155,11 +199,22 @@ func bad(format string, args ...any) *fakeError {
 	return &fakeError{status: http.StatusBadRequest, typ: "illegal_argument_exception", reason: fmt.Sprintf(format, args...)}
 }
 
+// rawJSON is an answer encoded already.
+type rawJSON []byte
+
 func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Elastic-Product", "Elasticsearch")
 	w.Header().Set("Content-Type", "application/json")
-	body, _ := io.ReadAll(r.Body)
-	out, err := f.route(r, body)
+	body, err := readBody(r)
+	if f.latency > 0 {
+		time.Sleep(f.latency)
+	}
+	var out any
+	if err != nil {
+		err = &fakeError{status: 400, typ: "parse_exception", reason: "request body: " + err.Error()}
+	} else {
+		out, err = f.route(r, body)
+	}
 	if err != nil {
 		fe, ok := err.(*fakeError)
 		if !ok {
@@ -169,7 +224,7 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 		cause := fe.body()
 		e := maps.Clone(cause)
 		e["root_cause"] = []any{cause}
-		json.NewEncoder(w).Encode(map[string]any{"error": e, "status": fe.status})
+		writeJSON(w, map[string]any{"error": e, "status": fe.status})
 		return
 	}
 	if out == nil {
@@ -179,7 +234,30 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(sb.status)
 		out = sb.body
 	}
-	json.NewEncoder(w).Encode(out)
+	writeJSON(w, out)
+}
+
+// writeJSON writes an answer: as it is when encoded already, else through
+// encoding/json (without HTML escapes, which Elasticsearch does not write).
+func writeJSON(w io.Writer, v any) {
+	if raw, ok := v.(rawJSON); ok {
+		w.Write(raw)
+		return
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// readBody reads a request's body, in one allocation when its length is
+// known.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength > 0 {
+		b := make([]byte, r.ContentLength)
+		_, err := io.ReadFull(r.Body, b)
+		return b, err
+	}
+	return io.ReadAll(r.Body)
 }
 
 func (f *Server) route(r *http.Request, body []byte) (any, error) {
@@ -273,8 +351,9 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 	return nil, bad("fake: unsupported %s %s", r.Method, r.URL.Path)
 }
 
-// Docs returns the sources of the documents in indices matching pattern,
-// by "<index> <id>".
+// Docs returns the sources of the live documents in indices matching
+// pattern, decoded, by "<index> <id>" (a source that is not a JSON object,
+// possible only without mapping checks, is nil).
 func (f *Server) Docs(pattern string) map[string]map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -282,7 +361,23 @@ func (f *Server) Docs(pattern string) map[string]map[string]any {
 	for name, ix := range f.indices {
 		if ok, _ := path.Match(pattern, name); ok {
 			for id, d := range ix.docs {
-				out[name+" "+id] = d.doc
+				out[name+" "+id], _ = d.fields()
+			}
+		}
+	}
+	return out
+}
+
+// Sources returns the sources of the live documents in indices matching
+// pattern as the bytes written, by "<index> <id>".
+func (f *Server) Sources(pattern string) map[string][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string][]byte{}
+	for name, ix := range f.indices {
+		if ok, _ := path.Match(pattern, name); ok {
+			for id, d := range ix.docs {
+				out[name+" "+id] = d.source
 			}
 		}
 	}
