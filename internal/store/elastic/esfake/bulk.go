@@ -143,7 +143,7 @@ func (f *Server) bulk(ctx context.Context, q url.Values, body []byte) (any, erro
 // document line is kept as its bytes, copied.
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-bulk.html
 func parseBulk(body []byte) ([]writeOp, error) {
-	ops := make([]writeOp, 0, bytes.Count(body, []byte{'\n'})/2+1)
+	ops := make([]writeOp, 0, 64)
 	line := 0
 	next := func() ([]byte, bool) {
 		if len(body) == 0 {

@@ -352,8 +352,9 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 }
 
 // Docs returns the sources of the live documents in indices matching
-// pattern, decoded, by "<index> <id>" (a source that is not a JSON object,
-// possible only without mapping checks, is nil).
+// pattern, each decoded afresh (the caller may change it), by "<index>
+// <id>"; a source that is not a JSON object, possible only without mapping
+// checks, is nil.
 func (f *Server) Docs(pattern string) map[string]map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -361,7 +362,9 @@ func (f *Server) Docs(pattern string) map[string]map[string]any {
 	for name, ix := range f.indices {
 		if ok, _ := path.Match(pattern, name); ok {
 			for id, d := range ix.docs {
-				out[name+" "+id], _ = d.fields()
+				var m map[string]any
+				json.Unmarshal(d.source, &m)
+				out[name+" "+id] = m
 			}
 		}
 	}
