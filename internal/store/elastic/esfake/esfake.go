@@ -18,7 +18,8 @@ import (
 // Server is an in-memory Elasticsearch for tests: it speaks the HTTP API
 // the store uses, with the semantics the package documentation lists —
 // composable templates applied when a write creates an index, aliases,
-// strict mappings (unknown fields and date_nanos out of range are 400s),
+// strict mappings (unknown fields and date_nanos out of range are 400s,
+// unless WithoutMappingChecks),
 // near-real-time search, realtime get, versions and the query DSL subset
 // the store emits, evaluated naively. Anything else is a 400, so a request
 // the fake does not understand fails the test instead of passing it. It
