@@ -42,7 +42,8 @@ type Server struct {
 	wake       chan struct{} // tells the refresh scheduler to look again
 	stop, done chan struct{} // the scheduler's end
 	// BulkHook, when set, may answer a bulk item instead of the fake:
-	// a status of 0 lets the fake apply it.
+	// a status of 0 lets the fake apply it. attempt counts the writes of
+	// the same action, index and id made while a hook was set.
 	BulkHook func(action, index, id string, attempt int) (status int, errType string)
 	attempts map[string]int // per action+index+id, for BulkHook
 	// BeforeBulk runs (unlocked) before each bulk request is applied.
