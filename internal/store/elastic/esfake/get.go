@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Realtime reads. GET /<index>/_doc/<id> and _mget read the live documents
@@ -55,6 +57,11 @@ func (f *Server) appendRead(b []byte, index, id string, src sourceFilter, realti
 	case src.all():
 		b = append(b, `,"_source":`...)
 		b = append(b, d.source...)
+	case src.topLevel():
+		b = append(b, `,"_source":`...)
+		if b, err = src.appendTopLevel(b, d.source); err != nil {
+			return nil, false, err
+		}
 	default:
 		fields, err := d.fields()
 		if err != nil {
@@ -282,6 +289,74 @@ func sourceFromParams(q url.Values) (sourceFilter, error) {
 // all tells whether s keeps the whole source.
 func (s sourceFilter) all() bool {
 	return !s.off && len(s.includes) == 0 && len(s.excludes) == 0
+}
+
+// topLevel tells whether s only includes fields by their top-level names
+// (no wildcard, no path) and excludes none: such a filter is applied to
+// the source's bytes, without decoding it (the write path reads session
+// documents back with _source_includes=event_refs).
+func (s sourceFilter) topLevel() bool {
+	if s.off || len(s.includes) == 0 || len(s.excludes) > 0 {
+		return false
+	}
+	for _, p := range s.includes {
+		if p == "" || strings.ContainsAny(p, "*.") {
+			return false
+		}
+	}
+	return true
+}
+
+// appendTopLevel writes the members of the object src that s includes, as
+// they were written; an object with none of them is {}.
+func (s sourceFilter) appendTopLevel(b, src []byte) ([]byte, error) {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(src), jsontext.AllowDuplicateNames(true))
+	fail := func(err error) ([]byte, error) {
+		return nil, &fakeError{status: 500, typ: "document_parsing_exception",
+			reason: fmt.Sprintf("fake: a document written without mapping checks is not a JSON object: %v", err)}
+	}
+	if err := readDelim(dec, '{'); err != nil {
+		return fail(err)
+	}
+	b = append(b, '{')
+	n := 0
+	for dec.PeekKind() == '"' {
+		k, err := dec.ReadValue()
+		if err != nil {
+			return fail(err)
+		}
+		// The name is compared before the next read, which voids k.
+		name := k[1 : len(k)-1]
+		if bytes.IndexByte(k, '\\') >= 0 {
+			unquoted, _ := stringValue(k)
+			name = []byte(unquoted)
+		}
+		keep := -1
+		for i, p := range s.includes {
+			if string(name) == p {
+				keep = i
+				break
+			}
+		}
+		v, err := dec.ReadValue()
+		if err != nil {
+			return fail(err)
+		}
+		if keep < 0 {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = appendString(b, s.includes[keep])
+		b = append(b, ':')
+		b = append(b, v...)
+	}
+	if err := readDelim(dec, '}'); err != nil {
+		return fail(err)
+	}
+	return append(b, '}'), nil
 }
 
 // apply returns the filtered source of doc.

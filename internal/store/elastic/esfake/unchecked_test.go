@@ -208,3 +208,43 @@ func TestActionLines(t *testing.T) {
 		}
 	}
 }
+
+// Source filtering by top-level names works on the bytes written and
+// keeps what filtering the decoded source keeps.
+func TestTopLevelSourceFiltering(t *testing.T) {
+	src := []byte(`{"tenant":"t","n":1.50e1,"t\u0061gs":["x","y"],"contact":{"id":"c1","name":"Ann"},"event_refs":["2025.10/e1"]}`)
+	var doc map[string]any
+	if err := json.Unmarshal(src, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		includes []string
+		want     string // as written
+	}{
+		{[]string{"event_refs"}, `{"event_refs":["2025.10/e1"]}`},
+		{[]string{"n", "contact"}, `{"n":1.50e1,"contact":{"id":"c1","name":"Ann"}}`},
+		{[]string{"tags"}, `{"tags":["x","y"]}`},
+		{[]string{"missing"}, `{}`},
+	} {
+		s := sourceFilter{includes: tc.includes}
+		if !s.topLevel() {
+			t.Fatalf("%v: not top-level", tc.includes)
+		}
+		got, err := s.appendTopLevel(nil, src)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("%v: %s %v, want %s", tc.includes, got, err, tc.want)
+		}
+		var gotDoc any
+		json.Unmarshal(got, &gotDoc)
+		g, _ := json.Marshal(gotDoc)
+		w, _ := json.Marshal(s.apply(doc))
+		if string(g) != string(w) {
+			t.Errorf("%v: %s from the bytes, %s from the decoded source", tc.includes, g, w)
+		}
+	}
+	for _, s := range []sourceFilter{{includes: []string{"contact.id"}}, {includes: []string{"t*"}}, {includes: []string{"n"}, excludes: []string{"x"}}, {off: true}, {}} {
+		if s.topLevel() {
+			t.Errorf("%+v taken for top-level names", s)
+		}
+	}
+}
