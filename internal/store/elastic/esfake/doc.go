@@ -71,7 +71,8 @@
 // Sources are kept as the bytes written: get and _mget answer them as they
 // are (search hits, with spaces removed) unless source filtering is asked,
 // and a document is decoded into a map only when a query, a sort, an
-// aggregation or a filter needs its fields. A write checks its document against the strict mapping
+// aggregation or a filter by path or wildcard needs its fields (a filter of
+// top-level names is applied to the bytes). A write checks its document against the strict mapping
 // of its index (unknown fields, values of the wrong type and date_nanos out
 // of range are 400s), which decodes it. WithoutMappingChecks skips that, and
 // only that, for the bench, whose stand-in must spend little of the CPU the
