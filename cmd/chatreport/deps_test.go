@@ -24,7 +24,6 @@ func TestNoTestToolsLinked(t *testing.T) {
 		for _, tool := range []string{
 			"net/http/httptest",
 			"github.com/chatreport/chatreport/internal/bench",
-			"github.com/chatreport/chatreport/internal/bench/esstandin",
 			"github.com/chatreport/chatreport/internal/store/elastic/esfake",
 		} {
 			linked := false

@@ -58,16 +58,13 @@ type Config struct {
 	OpenSessions int
 	// QueryRuns is how many timed requests each query kind gets.
 	QueryRuns int
-	// ElasticLatency delays every answer of the lean Elasticsearch
-	// stand-in, to model a cluster across a network; 0 answers at once.
+	// ElasticLatency delays every answer of the Elasticsearch stand-in, to
+	// model a cluster across a network; 0 answers at once.
 	ElasticLatency time.Duration
 	// IngestWorkers is the ingest scenarios' ingest.Config.Workers; 0 is
 	// what the commands use for each store (1 for SQLite, one per core for
 	// Elasticsearch).
 	IngestWorkers int
-	// StandIn is the Elasticsearch the ingest scenario writes to, in a
-	// process of its own: StandInLean (the default) or StandInEsfake.
-	StandIn string
 	// RefreshInterval is the stand-in's index.refresh_interval: what a
 	// search sees lags the writes by up to this; 0 is Elasticsearch's 1 s.
 	RefreshInterval time.Duration
@@ -117,9 +114,6 @@ func (c *Config) Defaults() {
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
-	if c.StandIn == "" {
-		c.StandIn = StandInLean
-	}
 	if c.LateShare == 0 {
 		c.LateShare = 0.05
 	}
@@ -148,15 +142,6 @@ func (c *Config) Validate() error {
 	}
 	if c.ElasticLatency < 0 {
 		errs = append(errs, errors.New("bench: elastic latency must not be negative"))
-	}
-	switch c.StandIn {
-	case StandInLean:
-	case StandInEsfake:
-		if c.ElasticLatency > 0 {
-			errs = append(errs, errors.New("bench: the esfake stand-in takes no latency"))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("bench: unknown Elasticsearch stand-in %q (%s or %s)", c.StandIn, StandInLean, StandInEsfake))
 	}
 	if c.IngestWorkers < 0 {
 		errs = append(errs, errors.New("bench: ingest workers must not be negative"))
@@ -230,7 +215,6 @@ type Results struct {
 		OpenSessions   int     `json:"open_sessions"`
 		QueryRuns      int     `json:"query_runs"`
 		ElasticLatency string  `json:"elastic_latency"`
-		StandIn        string  `json:"elastic_standin"`
 		Refresh        string  `json:"elastic_refresh_interval"`
 		LateShare      float64 `json:"late_share"`
 		Seed           int64   `json:"seed"`
@@ -311,7 +295,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	res.Config.Events, res.Config.Sessions, res.Config.ExportSessions = cfg.Events, cfg.Sessions, cfg.ExportSessions
 	res.Config.OpenSessions, res.Config.QueryRuns, res.Config.Seed = cfg.OpenSessions, cfg.QueryRuns, cfg.Seed
 	res.Config.ProfileDir, res.Config.ElasticLatency = cfg.ProfileDir, cfg.ElasticLatency.String()
-	res.Config.StandIn, res.Config.LateShare = cfg.StandIn, cfg.LateShare
+	res.Config.LateShare = cfg.LateShare
 	res.Config.Refresh = "1s"
 	if cfg.RefreshInterval != 0 {
 		res.Config.Refresh = cfg.RefreshInterval.String()

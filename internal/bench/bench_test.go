@@ -127,8 +127,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("Validate = %v", err)
 	}
 	for _, bad := range []bench.Config{
-		{StandIn: "opensearch"},
-		{StandIn: bench.StandInEsfake, ElasticLatency: time.Millisecond},
+		{ElasticLatency: -time.Millisecond},
 		{LateShare: 1},
 		{LateShare: -0.1},
 	} {
@@ -137,7 +136,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("Validate(%+v) = nil", bad)
 		}
 	}
-	ok := bench.Config{StandIn: bench.StandInEsfake}
+	ok := bench.Config{ElasticLatency: time.Millisecond}
 	ok.Defaults()
 	if err := ok.Validate(); err != nil || ok.LateShare != 0.05 {
 		t.Errorf("Validate = %v, late share %v", err, ok.LateShare)

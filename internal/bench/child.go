@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"runtime/metrics"
@@ -18,7 +17,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/chatreport/chatreport/internal/bench/esstandin"
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/pipeline"
@@ -46,14 +44,6 @@ const (
 	StoreElastic = "elastic"
 )
 
-// Stand-ins for Elasticsearch.
-const (
-	// StandInLean is package esstandin: the write path's promises, lean.
-	StandInLean = "lean"
-	// StandInEsfake is the store tests' full in-memory model.
-	StandInEsfake = "esfake"
-)
-
 // ChildConfig is what a helper process runs.
 type ChildConfig struct {
 	Role string `json:"role"`
@@ -72,8 +62,7 @@ type ChildConfig struct {
 	// HeapProfile is written after the last phase.
 	HeapProfile string `json:"heap_profile,omitempty"`
 
-	// Of RoleStandIn.
-	StandIn         string        `json:"standin,omitempty"`
+	// Of RoleStandIn: esfake without mapping checks.
 	RefreshInterval time.Duration `json:"refresh_interval,omitempty"`
 	Latency         time.Duration `json:"latency,omitempty"`
 	// Profile receives a CPU profile of the whole stand-in process.
@@ -132,8 +121,6 @@ func RunChild(ctx context.Context, arg string, in io.Reader, out io.Writer, log 
 type StandInStats struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	RSS        int64   `json:"rss_bytes"`
-	Docs       int     `json:"docs,omitempty"`
-	Bytes      int64   `json:"source_bytes,omitempty"`
 }
 
 func runStandInChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Writer) error {
@@ -148,39 +135,15 @@ func runStandInChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wr
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var url string
-	var stats func() StandInStats
-	switch c.StandIn {
-	case StandInLean, "":
-		s := esstandin.New(esstandin.Options{RefreshInterval: c.RefreshInterval, Latency: c.Latency})
-		defer s.Close()
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln) //nolint:errcheck // ends with Close
-		defer srv.Close()
-		url = "http://" + ln.Addr().String()
-		stats = func() StandInStats {
-			st := s.Stats()
-			return StandInStats{Docs: st.Docs, Bytes: st.Bytes}
-		}
-	case StandInEsfake:
-		if c.Latency > 0 {
-			return errors.New("bench child: esfake takes no latency")
-		}
-		var opts []esfake.Option
-		if c.RefreshInterval != 0 {
-			opts = append(opts, esfake.WithRefreshInterval(c.RefreshInterval))
-		}
-		f := esfake.Start(opts...)
-		defer f.Close()
-		url = f.URL()
-		stats = func() StandInStats { return StandInStats{} }
-	default:
-		return fmt.Errorf("bench child: unknown stand-in %q", c.StandIn)
+	// The store tests' model, without the mapping checks that would make
+	// it spend more CPU than the ingester it serves (docs/performance.md).
+	opts := []esfake.Option{esfake.WithoutMappingChecks(), esfake.WithLatency(c.Latency)}
+	if c.RefreshInterval != 0 {
+		opts = append(opts, esfake.WithRefreshInterval(c.RefreshInterval))
 	}
+	f := esfake.Start(opts...)
+	defer f.Close()
+	url := f.URL()
 	enc := json.NewEncoder(out)
 	if err := enc.Encode(map[string]string{"url": url}); err != nil {
 		return err
@@ -193,7 +156,7 @@ func runStandInChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wr
 		if lines.Text() != "stats" {
 			return fmt.Errorf("bench child: unknown command %q", lines.Text())
 		}
-		st := stats()
+		var st StandInStats
 		st.CPUSeconds = cpuTime().Seconds()
 		st.RSS = ReadMemoryStatus().RSS
 		if err := enc.Encode(st); err != nil {

@@ -85,10 +85,7 @@ func (r *run) ingestScenarios(ctx context.Context) error {
 }
 
 func (r *run) standInName() string {
-	if r.cfg.StandIn == StandInEsfake {
-		return "esfake stand-in (the store tests' full model)"
-	}
-	return "lean stand-in (internal/bench/esstandin)"
+	return "esfake stand-in (the store tests' model, without mapping checks)"
 }
 
 // ingestRun is what one read of the traffic measured in this process. The
@@ -215,7 +212,7 @@ func (r *run) ingestPhases(ctx context.Context, scenario, store string, phases [
 		defer os.RemoveAll(dir)
 		base.Dir = dir
 	case StoreElastic:
-		sc := ChildConfig{Role: RoleStandIn, StandIn: r.cfg.StandIn, RefreshInterval: r.cfg.RefreshInterval, Latency: r.cfg.ElasticLatency}
+		sc := ChildConfig{Role: RoleStandIn, RefreshInterval: r.cfg.RefreshInterval, Latency: r.cfg.ElasticLatency}
 		if r.cfg.ProfileDir != "" {
 			sc.Profile = filepath.Join(r.cfg.ProfileDir, scenario+"-standin.cpu.pprof")
 			r.res.Profiles[scenario+"-standin"] = sc.Profile

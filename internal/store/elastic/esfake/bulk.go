@@ -1,7 +1,6 @@
 package esfake
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -9,8 +8,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Writes. Each document has a version: with internal versioning (the
@@ -54,7 +56,7 @@ type writeOp struct {
 	ifTerm      *int64
 	version     int64 // versionMatchAny when not given
 	versionType string
-	src         json.RawMessage
+	src         []byte
 }
 
 // tombstone is what a delete leaves: the version for later writes to be
@@ -76,7 +78,8 @@ const (
 // bulk serves POST /_bulk: every item is parsed and validated first (a
 // malformed line or an invalid item fails the whole request, nothing
 // applied), then applied in order; the refresh parameter applies to the
-// indices the items changed.
+// indices the items changed. The answer is written item by item, without
+// building a map of each.
 func (f *Server) bulk(ctx context.Context, q url.Values, body []byte) (any, error) {
 	if err := checkParams("_bulk", q, "refresh"); err != nil {
 		return nil, err
@@ -99,104 +102,99 @@ func (f *Server) bulk(ctx context.Context, q url.Values, body []byte) (any, erro
 	if len(invalid) > 0 {
 		return nil, validationFailed(invalid)
 	}
-	f.mu.Lock()
-	f.bulks++
-	items := make([]any, 0, len(ops))
+	items := make([]byte, 0, 200*len(ops))
 	hasErrors := false
 	touched := map[*fakeIndex]bool{}
-	for _, op := range ops {
-		item, ix := f.apply(op)
-		if ix != nil {
-			touched[ix] = true
+	f.mu.Lock()
+	f.bulks++
+	for i, op := range ops {
+		res := f.apply(op)
+		if res.changed != nil {
+			touched[res.changed] = true
 		}
-		if st := item["status"].(int); st >= 300 && !(op.action == "delete" && item["result"] == "not_found") {
+		if res.failed() {
 			hasErrors = true
 		} else if policy == "true" {
-			item["forced_refresh"] = true
+			res.forcedRefresh = true
 		}
-		items = append(items, map[string]any{op.action: item})
+		if i > 0 {
+			items = append(items, ',')
+		}
+		items = append(items, `{"`...)
+		items = append(items, op.action...)
+		items = append(items, `":`...)
+		items = res.appendJSON(items, true)
+		items = append(items, '}')
 	}
 	wait := f.afterWrite(policy, touched)
 	f.mu.Unlock()
 	if err := f.awaitRefresh(ctx, wait); err != nil {
 		return nil, err
 	}
-	return map[string]any{"took": 1, "errors": hasErrors, "items": items}, nil
+	out := make([]byte, 0, len(items)+48)
+	out = append(out, `{"took":1,"errors":`...)
+	out = strconv.AppendBool(out, hasErrors)
+	out = append(out, `,"items":[`...)
+	out = append(out, items...)
+	return rawJSON(append(out, "]}"...)), nil
 }
 
-// parseBulk reads the action and document lines of a bulk body.
+// parseBulk reads the action and document lines of a bulk body; a
+// document line is kept as its bytes, copied.
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-bulk.html
 func parseBulk(body []byte) ([]writeOp, error) {
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-	var ops []writeOp
+	ops := make([]writeOp, 0, 64)
 	line := 0
-	for sc.Scan() {
+	next := func() ([]byte, bool) {
+		if len(body) == 0 {
+			return nil, false
+		}
+		l := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			l, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
 		line++
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+		return bytes.TrimSuffix(l, []byte{'\r'}), true
+	}
+	var r actionReader
+	for {
+		l, ok := next()
+		if !ok {
+			return ops, nil
+		}
+		if len(bytes.TrimSpace(l)) == 0 {
 			continue
 		}
-		var action map[string]json.RawMessage
-		if err := json.Unmarshal(sc.Bytes(), &action); err != nil || len(action) != 1 {
-			return nil, bad("Malformed action/metadata line [%d], expected a simple value for field [%s]", line, sc.Text())
+		op, err := r.read(l, line)
+		if err != nil {
+			return nil, err
 		}
-		for name, raw := range action {
-			var meta struct {
-				Index         string  `json:"_index"`
-				ID            string  `json:"_id"`
-				IfSeqNo       *int64  `json:"if_seq_no"`
-				IfPrimaryTerm *int64  `json:"if_primary_term"`
-				Version       *int64  `json:"version"`
-				VersionType   *string `json:"version_type"`
+		if op.action != "delete" {
+			src, ok := next()
+			if !ok {
+				return nil, bad("bulk: %s without a document", op.action)
 			}
-			dec := json.NewDecoder(bytes.NewReader(raw))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&meta); err != nil {
-				return nil, bad("Action/metadata line [%d] contains an unknown parameter or a bad value: %v", line, err)
-			}
-			op := writeOp{action: name, index: meta.Index, id: meta.ID, ifSeq: meta.IfSeqNo, ifTerm: meta.IfPrimaryTerm, version: versionMatchAny}
-			if meta.Version != nil {
-				op.version = *meta.Version
-			}
-			var err error
-			if op.versionType, err = parseVersionType(meta.VersionType); err != nil {
-				return nil, err
-			}
-			switch name {
-			case "index", "create":
-				if !sc.Scan() {
-					return nil, bad("bulk: %s without a document", name)
-				}
-				line++
-				op.src = append(json.RawMessage(nil), sc.Bytes()...)
-			case "delete":
-			case "update":
-				return nil, bad("fake: bulk update is unsupported")
-			default:
-				return nil, bad("Malformed action/metadata line [%d], expected one of [create, delete, index, update] but found [%s]", line, name)
-			}
-			if op.index == "" {
-				return nil, bad("fake: bulk item without _index")
-			}
-			ops = append(ops, op)
+			op.src = bytes.Clone(src)
 		}
+		ops = append(ops, op)
 	}
-	return ops, nil
 }
 
-// parseVersionType reads a version_type: internal (when nil), external
+// parseVersionType reads a version_type: internal (when not set), external
 // (also external_gt) or external_gte.
-func parseVersionType(v *string) (string, error) {
-	if v == nil {
+func parseVersionType(v string, set bool) (string, error) {
+	if !set {
 		return versionInternal, nil
 	}
-	switch *v {
+	switch v {
 	case "internal", "external", "external_gte":
-		return *v, nil
+		return v, nil
 	case "external_gt":
 		return versionExternal, nil
 	}
-	return "", bad("No version type match [%s]", *v)
+	return "", bad("No version type match [%s]", v)
 }
 
 // validate returns why Elasticsearch would refuse op before applying
@@ -250,13 +248,83 @@ func (op writeOp) validate() []string {
 	return errs
 }
 
-func itemError(index, id string, status int, typ, reason string) map[string]any {
-	return map[string]any{"_index": index, "_id": id, "status": status,
-		"error": map[string]any{"type": typ, "reason": reason, "index": index, "shard": "0"}}
+// writeResult is the outcome of one write: a bulk item, or the answer of
+// a single-document write.
+type writeResult struct {
+	index, id string
+	status    int
+	result    string // created, updated, deleted, not_found; "" on failure
+	ver       int64
+	seqNo     int64
+	err       *fakeError // the failure, with its status
+	// changed is the index the write changed, if any.
+	changed       *fakeIndex
+	forcedRefresh bool
 }
 
-func conflict(index, id, why string) map[string]any {
+// failed tells whether the write is an error of a bulk answer (a delete
+// that found nothing is not).
+func (r *writeResult) failed() bool { return r.err != nil }
+
+func itemError(index, id string, status int, typ, reason string) writeResult {
+	return writeResult{index: index, id: id, status: status, err: &fakeError{status: status, typ: typ, reason: reason}}
+}
+
+func conflict(index, id, why string) writeResult {
 	return itemError(index, id, 409, "version_conflict_engine_exception", fmt.Sprintf("[%s]: version conflict, %s", id, why))
+}
+
+// appendJSON writes r as Elasticsearch answers a write: a bulk item (with
+// its status) or the body of a single-document write.
+func (r *writeResult) appendJSON(b []byte, withStatus bool) []byte {
+	b = append(b, `{"_index":`...)
+	b = appendString(b, r.index)
+	b = append(b, `,"_id":`...)
+	b = appendString(b, r.id)
+	if r.err != nil {
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(r.status), 10)
+		b = append(b, `,"error":{"type":`...)
+		b = appendString(b, r.err.typ)
+		b = append(b, `,"reason":`...)
+		b = appendString(b, r.err.reason)
+		b = append(b, `,"index":`...)
+		b = appendString(b, r.index)
+		return append(b, `,"shard":"0"}}`...)
+	}
+	b = append(b, `,"_version":`...)
+	b = strconv.AppendInt(b, r.ver, 10)
+	b = append(b, `,"result":"`...)
+	b = append(b, r.result...)
+	b = append(b, `","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":`...)
+	b = strconv.AppendInt(b, r.seqNo, 10)
+	b = append(b, `,"_primary_term":1`...)
+	if r.forcedRefresh {
+		b = append(b, `,"forced_refresh":true`...)
+	}
+	if withStatus {
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(r.status), 10)
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string. Strings that need no escaping,
+// as ids and index names usually are, are copied as they are.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			out, err := jsontext.AppendQuote(b, s)
+			if err != nil { // invalid UTF-8: replaced, as encoding/json does
+				out, _ = json.Marshal(s)
+				return append(b, out...)
+			}
+			return out
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // autoID is an id Elasticsearch would generate: 20 URL-safe characters.
@@ -330,59 +398,66 @@ func (f *Server) writeIndex(op writeOp) (*fakeIndex, *fakeError) {
 	return ix, nil
 }
 
-// apply applies one valid write, with f.mu held, and returns its bulk item
-// and the index it changed, if any.
-func (f *Server) apply(op writeOp) (map[string]any, *fakeIndex) {
+// apply applies one valid write, with f.mu held.
+func (f *Server) apply(op writeOp) writeResult {
 	if op.id == "" && op.action != "delete" {
 		op.id = autoID()
 	}
 	index, id := op.index, op.id
-	key := op.action + " " + index + " " + id
-	f.attempts[key]++
 	if f.BulkHook != nil {
+		// Attempts are counted while a hook is set, for the hook.
+		key := op.action + " " + index + " " + id
+		f.attempts[key]++
 		if st, typ := f.BulkHook(op.action, index, id, f.attempts[key]); st != 0 {
-			return itemError(index, id, st, typ, "injected by the test; Preview of field's value: 'secret'"), nil
+			return itemError(index, id, st, typ, "injected by the test; Preview of field's value: 'secret'")
 		}
 	}
 	ix, fe := f.writeIndex(op)
 	if fe != nil {
-		return itemError(index, id, fe.status, fe.typ, fe.reason), nil
+		r := itemError(index, id, fe.status, fe.typ, fe.reason)
+		r.err.index = fe.index
+		return r
 	}
 	index = ix.name
 	if op.ifSeq != nil {
 		cur := ix.docs[id]
 		if cur == nil {
-			return conflict(index, id, fmt.Sprintf("required seqNo [%d], primary term [%d] but no document was found", *op.ifSeq, *op.ifTerm)), nil
+			return conflict(index, id, fmt.Sprintf("required seqNo [%d], primary term [%d] but no document was found", *op.ifSeq, *op.ifTerm))
 		}
 		if cur.seqNo != *op.ifSeq || *op.ifTerm != 1 {
 			return conflict(index, id, fmt.Sprintf("required seqNo [%d], primary term [%d]. current document has seqNo [%d] and primary term [1]",
-				*op.ifSeq, *op.ifTerm, cur.seqNo)), nil
+				*op.ifSeq, *op.ifTerm, cur.seqNo))
 		}
 	}
 	cur, state := ix.current(id)
 	ver, why := op.nextVersion(cur, state)
 	if why != "" {
-		return conflict(index, id, why), nil
+		return conflict(index, id, why)
 	}
 	switch op.action {
 	case "create", "index":
-		var doc map[string]any
-		if err := json.Unmarshal(op.src, &doc); err != nil || doc == nil {
-			return itemError(index, id, 400, "document_parsing_exception", "[1:1] failed to parse: not a JSON object"), nil
-		}
-		if err := validate(ix.mapping, doc, ""); err != nil {
-			return itemError(index, id, 400, err.typ, err.reason), nil
+		d := &fakeDoc{source: op.src}
+		if f.uncheckedDocs {
+			if !beginsObject(op.src) {
+				return itemError(index, id, 400, "document_parsing_exception", "[1:1] failed to parse: not a JSON object")
+			}
+		} else {
+			if err := json.Unmarshal(op.src, &d.doc); err != nil || d.doc == nil {
+				return itemError(index, id, 400, "document_parsing_exception", "[1:1] failed to parse: not a JSON object")
+			}
+			if err := validate(ix.mapping, d.doc, ""); err != nil {
+				return itemError(index, id, 400, err.typ, err.reason)
+			}
 		}
 		ix.seq++
-		d := &fakeDoc{source: op.src, doc: doc, seqNo: ix.seq, ver: ver}
+		d.seqNo, d.ver = ix.seq, ver
 		status, result := 201, "created"
 		if state == live {
 			status, result = 200, "updated"
 		}
 		delete(ix.tombs, id)
 		f.changed(ix, id, d)
-		return map[string]any{"_index": index, "_id": id, "_version": ver, "result": result,
-			"_seq_no": d.seqNo, "_primary_term": 1, "status": status}, ix
+		return writeResult{index: index, id: id, ver: ver, result: result, seqNo: d.seqNo, status: status, changed: ix}
 	case "delete":
 		ix.seq++
 		f.changed(ix, id, nil)
@@ -391,8 +466,14 @@ func (f *Server) apply(op writeOp) (map[string]any, *fakeIndex) {
 		if state != live {
 			status, result = 404, "not_found"
 		}
-		return map[string]any{"_index": index, "_id": id, "_version": ver, "result": result,
-			"_seq_no": ix.seq, "_primary_term": 1, "status": status}, ix
+		return writeResult{index: index, id: id, ver: ver, result: result, seqNo: ix.seq, status: status, changed: ix}
 	}
-	return itemError(index, id, 400, "illegal_argument_exception", "unsupported action "+op.action), nil
+	return itemError(index, id, 400, "illegal_argument_exception", "unsupported action "+op.action)
+}
+
+// beginsObject tells whether src begins as a JSON object: all that is
+// checked of a document written without mapping checks.
+func beginsObject(src []byte) bool {
+	src = bytes.TrimLeft(src, " \t\r\n")
+	return len(src) > 0 && src[0] == '{'
 }

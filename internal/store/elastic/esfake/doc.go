@@ -68,9 +68,23 @@
 //     IndexRequest.validate errors of every item (DocWriteRequest
 //     .validateDocIdLength) before any is applied.
 //
+// Sources are kept as the bytes written: get and _mget answer them as they
+// are (search hits, with spaces removed) unless source filtering is asked,
+// and a document is decoded into a map only when a query, a sort, an
+// aggregation or a filter by path or wildcard needs its fields (a filter of
+// top-level names is applied to the bytes). A write checks its document against the strict mapping
+// of its index (unknown fields, values of the wrong type and date_nanos out
+// of range are 400s), which decodes it. WithoutMappingChecks skips that, and
+// only that, for the bench, whose stand-in must spend little of the CPU the
+// measured ingester runs on (docs/performance.md): its writes do not parse
+// documents (one that does not begin as an object is still refused; one
+// that is not JSON is found out, with a 500, by the first search that needs
+// its fields), while every promise above holds as it does for the tests.
+//
 // A test sets the refresh interval of every index with WithRefreshInterval
 // or Server.SetRefreshInterval (NoRefresh: only explicit refreshes, to prove
 // that code never relies on a search seeing its own writes), and calls
 // Server.Refresh before asserting on what a search finds, as it would POST
-// /_refresh against a real cluster. Server.Docs reads the live documents.
+// /_refresh against a real cluster. Server.Docs reads the live documents,
+// Server.Sources their bytes.
 package esfake

@@ -18,7 +18,8 @@ import (
 // Server is an in-memory Elasticsearch for tests: it speaks the HTTP API
 // the store uses, with the semantics the package documentation lists —
 // composable templates applied when a write creates an index, aliases,
-// strict mappings (unknown fields and date_nanos out of range are 400s),
+// strict mappings (unknown fields and date_nanos out of range are 400s,
+// unless WithoutMappingChecks),
 // near-real-time search, realtime get, versions and the query DSL subset
 // the store emits, evaluated naively. Anything else is a 400, so a request
 // the fake does not understand fails the test instead of passing it. It
@@ -41,7 +42,8 @@ type Server struct {
 	wake       chan struct{} // tells the refresh scheduler to look again
 	stop, done chan struct{} // the scheduler's end
 	// BulkHook, when set, may answer a bulk item instead of the fake:
-	// a status of 0 lets the fake apply it.
+	// a status of 0 lets the fake apply it. attempt counts the writes of
+	// the same action, index and id made while a hook was set.
 	BulkHook func(action, index, id string, attempt int) (status int, errType string)
 	attempts map[string]int // per action+index+id, for BulkHook
 	// BeforeBulk runs (unlocked) before each bulk request is applied.
@@ -51,6 +53,12 @@ type Server struct {
 	// _delete_by_query matched: true skips it as a version conflict, as if
 	// a concurrent write had changed it between the search and the delete.
 	ConflictHook func(index, id string) bool
+
+	// uncheckedDocs: writes neither parse nor check documents against the
+	// mapping (WithoutMappingChecks).
+	uncheckedDocs bool
+	// latency delays every answer (WithLatency).
+	latency time.Duration
 }
 
 type fakeIndex struct {
@@ -78,12 +86,50 @@ type fakeIndex struct {
 }
 
 // A fakeDoc is one version of a document; it never changes once written,
-// so views share it.
+// so views share it. Its source is kept as the bytes written, which reads
+// answer as they are; it is decoded into a map only when a query, a sort,
+// an aggregation or source filtering needs its fields (at once, when the
+// write checked it against the mapping).
 type fakeDoc struct {
-	source json.RawMessage
-	doc    map[string]any
+	source []byte
+	doc    map[string]any // nil until decoded; f.mu guards it
 	seqNo  int64
 	ver    int64
+}
+
+// fields returns the decoded source. Without mapping checks a source was
+// not parsed when written: one that is not a JSON object is an error here,
+// where its fields are first needed.
+func (d *fakeDoc) fields() (map[string]any, error) {
+	if d.doc == nil {
+		if err := json.Unmarshal(d.source, &d.doc); err != nil || d.doc == nil {
+			d.doc = nil
+			return nil, &fakeError{status: 500, typ: "document_parsing_exception",
+				reason: "fake: a document written without mapping checks is not a JSON object"}
+		}
+	}
+	return d.doc, nil
+}
+
+// An Option configures a Server.
+type Option func(*Server)
+
+// WithoutMappingChecks makes writes keep documents as the bytes written
+// without parsing them: a field outside the mapping, a value of the wrong
+// type or a source that is not JSON is not refused (only a source that
+// does not begin as an object is). Everything else holds as documented:
+// templates, aliases, refreshes and near-real-time search, realtime reads,
+// versions and tombstones, missing indices, the _id limit. It is for the
+// bench, whose stand-in's CPU is taken from the ingester it measures; the
+// store's tests keep the checks.
+func WithoutMappingChecks() Option {
+	return func(f *Server) { f.uncheckedDocs = true }
+}
+
+// WithLatency delays every answer by d, to model a cluster across a
+// network.
+func WithLatency(d time.Duration) Option {
+	return func(f *Server) { f.latency = d }
 }
 
 // New starts a server, stopped when the test ends, with its periodic
@@ -155,11 +201,22 @@ func bad(format string, args ...any) *fakeError {
 	return &fakeError{status: http.StatusBadRequest, typ: "illegal_argument_exception", reason: fmt.Sprintf(format, args...)}
 }
 
+// rawJSON is an answer encoded already.
+type rawJSON []byte
+
 func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Elastic-Product", "Elasticsearch")
 	w.Header().Set("Content-Type", "application/json")
-	body, _ := io.ReadAll(r.Body)
-	out, err := f.route(r, body)
+	body, err := readBody(r)
+	if f.latency > 0 {
+		time.Sleep(f.latency)
+	}
+	var out any
+	if err != nil {
+		err = &fakeError{status: 400, typ: "parse_exception", reason: "request body: " + err.Error()}
+	} else {
+		out, err = f.route(r, body)
+	}
 	if err != nil {
 		fe, ok := err.(*fakeError)
 		if !ok {
@@ -169,7 +226,7 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 		cause := fe.body()
 		e := maps.Clone(cause)
 		e["root_cause"] = []any{cause}
-		json.NewEncoder(w).Encode(map[string]any{"error": e, "status": fe.status})
+		writeJSON(w, map[string]any{"error": e, "status": fe.status})
 		return
 	}
 	if out == nil {
@@ -179,7 +236,30 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(sb.status)
 		out = sb.body
 	}
-	json.NewEncoder(w).Encode(out)
+	writeJSON(w, out)
+}
+
+// writeJSON writes an answer: as it is when encoded already, else through
+// encoding/json (without HTML escapes, which Elasticsearch does not write).
+func writeJSON(w io.Writer, v any) {
+	if raw, ok := v.(rawJSON); ok {
+		w.Write(raw)
+		return
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// readBody reads a request's body, in one allocation when its length is
+// known.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength > 0 {
+		b := make([]byte, r.ContentLength)
+		_, err := io.ReadFull(r.Body, b)
+		return b, err
+	}
+	return io.ReadAll(r.Body)
 }
 
 func (f *Server) route(r *http.Request, body []byte) (any, error) {
@@ -273,8 +353,10 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 	return nil, bad("fake: unsupported %s %s", r.Method, r.URL.Path)
 }
 
-// Docs returns the sources of the documents in indices matching pattern,
-// by "<index> <id>".
+// Docs returns the sources of the live documents in indices matching
+// pattern, each decoded afresh (the caller may change it), by "<index>
+// <id>"; a source that is not a JSON object, possible only without mapping
+// checks, is nil.
 func (f *Server) Docs(pattern string) map[string]map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -282,7 +364,25 @@ func (f *Server) Docs(pattern string) map[string]map[string]any {
 	for name, ix := range f.indices {
 		if ok, _ := path.Match(pattern, name); ok {
 			for id, d := range ix.docs {
-				out[name+" "+id] = d.doc
+				var m map[string]any
+				json.Unmarshal(d.source, &m)
+				out[name+" "+id] = m
+			}
+		}
+	}
+	return out
+}
+
+// Sources returns the sources of the live documents in indices matching
+// pattern as the bytes written, by "<index> <id>".
+func (f *Server) Sources(pattern string) map[string][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string][]byte{}
+	for name, ix := range f.indices {
+		if ok, _ := path.Match(pattern, name); ok {
+			for id, d := range ix.docs {
+				out[name+" "+id] = d.source
 			}
 		}
 	}

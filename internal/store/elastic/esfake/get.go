@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Realtime reads. GET /<index>/_doc/<id> and _mget read the live documents
@@ -18,26 +21,60 @@ import (
 // readParams are the parameters of get and mget.
 var readParams = []string{"realtime", "refresh", "_source", "_source_includes", "_source_excludes"}
 
-// read is one document of a get or mget: its answer, found or not, or the
-// error of its index.
-func (f *Server) read(index, id string, src sourceFilter, realtime bool) map[string]any {
-	ix, err := f.single(index)
-	if err != nil {
-		return map[string]any{"_index": index, "_id": id, "error": err.(*fakeError).body()}
+// appendRead writes one document of a get or mget: its answer, found or
+// not, or the error of its index. The source is the bytes written unless
+// it is filtered. f.mu is held.
+func (f *Server) appendRead(b []byte, index, id string, src sourceFilter, realtime bool) (out []byte, found bool, err error) {
+	b = append(b, `{"_index":`...)
+	ix, ferr := f.single(index)
+	if ferr != nil {
+		b = appendString(b, index)
+		b = append(b, `,"_id":`...)
+		b = appendString(b, id)
+		e, _ := json.Marshal(ferr.(*fakeError).body())
+		b = append(b, `,"error":`...)
+		b = append(b, e...)
+		return append(b, '}'), false, nil
 	}
+	b = appendString(b, ix.name)
+	b = append(b, `,"_id":`...)
+	b = appendString(b, id)
 	docs := ix.docs
 	if !realtime {
 		docs = ix.view
 	}
 	d, ok := docs[id]
 	if !ok {
-		return map[string]any{"_index": ix.name, "_id": id, "found": false}
+		return append(b, `,"found":false}`...), false, nil
 	}
-	out := map[string]any{"_index": ix.name, "_id": id, "_version": d.ver, "_seq_no": d.seqNo, "_primary_term": 1, "found": true}
-	if !src.off {
-		out["_source"] = src.apply(d.doc)
+	b = append(b, `,"_version":`...)
+	b = strconv.AppendInt(b, d.ver, 10)
+	b = append(b, `,"_seq_no":`...)
+	b = strconv.AppendInt(b, d.seqNo, 10)
+	b = append(b, `,"_primary_term":1,"found":true`...)
+	switch {
+	case src.off:
+	case src.all():
+		b = append(b, `,"_source":`...)
+		b = append(b, d.source...)
+	case src.topLevel():
+		b = append(b, `,"_source":`...)
+		if b, err = src.appendTopLevel(b, d.source); err != nil {
+			return nil, false, err
+		}
+	default:
+		fields, err := d.fields()
+		if err != nil {
+			return nil, false, err
+		}
+		filtered, err := json.Marshal(src.apply(fields))
+		if err != nil {
+			return nil, false, err
+		}
+		b = append(b, `,"_source":`...)
+		b = append(b, filtered...)
 	}
-	return out
+	return append(b, '}'), true, nil
 }
 
 // readOptions parses the parameters of get and mget.
@@ -78,11 +115,14 @@ func (f *Server) get(index, id string, q url.Values) (any, error) {
 	if refresh {
 		f.refreshIndex(ix)
 	}
-	out := f.read(index, id, src, realtime)
-	if out["found"] == false {
-		return statusBody{404, out}, nil
+	out, found, err := f.appendRead(nil, index, id, src, realtime)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	if !found {
+		return statusBody{404, rawJSON(out)}, nil
+	}
+	return rawJSON(out), nil
 }
 
 // mget serves POST /<index>/_mget and POST /_mget, with either form of
@@ -154,11 +194,17 @@ func (f *Server) mget(index string, q url.Values, body []byte) (any, error) {
 			}
 		}
 	}
-	docs := make([]any, len(wants))
+	out := make([]byte, 0, 64+1024*len(wants))
+	out = append(out, `{"docs":[`...)
 	for i, w := range wants {
-		docs[i] = f.read(w.index, w.id, w.src, realtime)
+		if i > 0 {
+			out = append(out, ',')
+		}
+		if out, _, err = f.appendRead(out, w.index, w.id, w.src, realtime); err != nil {
+			return nil, err
+		}
 	}
-	return map[string]any{"docs": docs}, nil
+	return rawJSON(append(out, "]}"...)), nil
 }
 
 // validationFailed is the 400 of a request that fails validation: its
@@ -240,9 +286,82 @@ func sourceFromParams(q url.Values) (sourceFilter, error) {
 	return s, nil
 }
 
+// all tells whether s keeps the whole source.
+func (s sourceFilter) all() bool {
+	return !s.off && len(s.includes) == 0 && len(s.excludes) == 0
+}
+
+// topLevel tells whether s only includes fields by their top-level names
+// (no wildcard, no path) and excludes none: such a filter is applied to
+// the source's bytes, without decoding it (the write path reads session
+// documents back with _source_includes=event_refs).
+func (s sourceFilter) topLevel() bool {
+	if s.off || len(s.includes) == 0 || len(s.excludes) > 0 {
+		return false
+	}
+	for _, p := range s.includes {
+		if p == "" || strings.ContainsAny(p, "*.") {
+			return false
+		}
+	}
+	return true
+}
+
+// appendTopLevel writes the members of the object src that s includes, as
+// they were written; an object with none of them is {}.
+func (s sourceFilter) appendTopLevel(b, src []byte) ([]byte, error) {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(src), jsontext.AllowDuplicateNames(true))
+	fail := func(err error) ([]byte, error) {
+		return nil, &fakeError{status: 500, typ: "document_parsing_exception",
+			reason: fmt.Sprintf("fake: a document written without mapping checks is not a JSON object: %v", err)}
+	}
+	if err := readDelim(dec, '{'); err != nil {
+		return fail(err)
+	}
+	b = append(b, '{')
+	n := 0
+	for dec.PeekKind() == '"' {
+		k, err := dec.ReadValue()
+		if err != nil {
+			return fail(err)
+		}
+		// The name is compared before the next read, which voids k.
+		name := k[1 : len(k)-1]
+		if bytes.IndexByte(k, '\\') >= 0 {
+			unquoted, _ := stringValue(k)
+			name = []byte(unquoted)
+		}
+		keep := -1
+		for i, p := range s.includes {
+			if string(name) == p {
+				keep = i
+				break
+			}
+		}
+		v, err := dec.ReadValue()
+		if err != nil {
+			return fail(err)
+		}
+		if keep < 0 {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = appendString(b, s.includes[keep])
+		b = append(b, ':')
+		b = append(b, v...)
+	}
+	if err := readDelim(dec, '}'); err != nil {
+		return fail(err)
+	}
+	return append(b, '}'), nil
+}
+
 // apply returns the filtered source of doc.
 func (s sourceFilter) apply(doc map[string]any) map[string]any {
-	if len(s.includes) == 0 && len(s.excludes) == 0 {
+	if s.all() {
 		return doc
 	}
 	includes := s.includes

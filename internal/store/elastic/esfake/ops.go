@@ -62,13 +62,8 @@ func (f *Server) doc(ctx context.Context, method, index, id string, q url.Values
 		}
 		op.version = n
 	}
-	if q.Has("version_type") {
-		vt := q.Get("version_type")
-		if op.versionType, err = parseVersionType(&vt); err != nil {
-			return nil, err
-		}
-	} else {
-		op.versionType = versionInternal
+	if op.versionType, err = parseVersionType(q.Get("version_type"), q.Has("version_type")); err != nil {
+		return nil, err
 	}
 	switch {
 	case method == http.MethodDelete:
@@ -82,28 +77,20 @@ func (f *Server) doc(ctx context.Context, method, index, id string, q url.Values
 		return nil, validationFailed(invalid)
 	}
 	f.mu.Lock()
-	item, ix := f.apply(op)
+	res := f.apply(op)
 	var wait []chan struct{}
-	if ix != nil {
-		wait = f.afterWrite(policy, map[*fakeIndex]bool{ix: true})
+	if res.changed != nil {
+		wait = f.afterWrite(policy, map[*fakeIndex]bool{res.changed: true})
 	}
 	f.mu.Unlock()
-	status := item["status"].(int)
-	if e, ok := item["error"].(map[string]any); ok {
-		fe := &fakeError{status: status, typ: e["type"].(string), reason: e["reason"].(string)}
-		if fe.typ == "index_not_found_exception" {
-			fe.index = index
-		}
-		return nil, fe
+	if res.err != nil {
+		return nil, res.err
 	}
 	if err := f.awaitRefresh(ctx, wait); err != nil {
 		return nil, err
 	}
-	delete(item, "status")
-	if policy == "true" {
-		item["forced_refresh"] = true
-	}
-	return statusBody{status, item}, nil
+	res.forcedRefresh = policy == "true"
+	return statusBody{res.status, rawJSON(res.appendJSON(nil, false))}, nil
 }
 
 // deleteIndices deletes concrete indices, all or none: wildcards and
@@ -279,7 +266,7 @@ func (f *Server) deleteByQuery(target string, q url.Values, body []byte) (any, e
 		involved[ix] = true
 		for _, id := range slices.Sorted(maps.Keys(ix.view)) {
 			d := ix.view[id]
-			ok, err := evalQuery(req.Query, d.doc, id, ix.mapping)
+			ok, err := matches(req.Query, d, id, ix.mapping)
 			if err != nil {
 				return nil, err
 			}

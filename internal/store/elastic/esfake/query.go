@@ -84,6 +84,19 @@ func compareValues(a, b any) int {
 	return strings.Compare(as, bs)
 }
 
+// matches evaluates q against d, decoding d's source only when q looks at
+// its fields.
+func matches(q map[string]any, d *fakeDoc, id string, mapping map[string]any) (bool, error) {
+	if q == nil {
+		return true, nil
+	}
+	fields, err := d.fields()
+	if err != nil {
+		return false, err
+	}
+	return evalQuery(q, fields, id, mapping)
+}
+
 func evalQuery(q map[string]any, doc map[string]any, id string, mapping map[string]any) (bool, error) {
 	if q == nil {
 		return true, nil

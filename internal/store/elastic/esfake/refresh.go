@@ -30,9 +30,6 @@ const NoRefresh time.Duration = -1
 // index do not set it.
 const defaultRefreshInterval = time.Second
 
-// An Option configures a Server.
-type Option func(*Server)
-
 // WithRefreshInterval is SetRefreshInterval(d) from the start.
 func WithRefreshInterval(d time.Duration) Option {
 	return func(f *Server) { f.setInterval(d) }

@@ -178,7 +178,7 @@ func (f *Server) search(target string, o indicesOptions, body []byte) (any, erro
 	var hits []candidate
 	for _, v := range views {
 		for id, d := range v.docs {
-			ok, err := evalQuery(req.Query, d.doc, id, v.ix.mapping)
+			ok, err := matches(req.Query, d, id, v.ix.mapping)
 			if err != nil {
 				return nil, err
 			}
@@ -186,7 +186,11 @@ func (f *Server) search(target string, o indicesOptions, body []byte) (any, erro
 				c := candidate{index: v.ix.name, id: id, d: d}
 				for _, s := range req.Sort {
 					for field := range s {
-						c.sort = append(c.sort, firstValue(d.doc, field))
+						fields, err := d.fields()
+						if err != nil {
+							return nil, err
+						}
+						c.sort = append(c.sort, firstValue(fields, field))
 					}
 				}
 				hits = append(hits, c)
@@ -246,8 +250,16 @@ func (f *Server) search(target string, o indicesOptions, body []byte) (any, erro
 	out := make([]any, len(hits))
 	for i, h := range hits {
 		m := map[string]any{"_index": h.index, "_id": h.id, "_score": nil}
-		if !src.off {
-			m["_source"] = src.apply(h.d.doc)
+		switch {
+		case src.off:
+		case src.all():
+			m["_source"] = json.RawMessage(h.d.source)
+		default:
+			fields, err := h.d.fields()
+			if err != nil {
+				return nil, err
+			}
+			m["_source"] = src.apply(fields)
 		}
 		if req.SeqNoPrimaryTerm {
 			m["_seq_no"], m["_primary_term"] = h.d.seqNo, 1
@@ -295,7 +307,7 @@ func (f *Server) count(target string, q url.Values, body []byte) (any, error) {
 	for _, name := range names {
 		ix := f.indices[name]
 		for id, d := range ix.view {
-			ok, err := evalQuery(req.Query, d.doc, id, ix.mapping)
+			ok, err := matches(req.Query, d, id, ix.mapping)
 			if err != nil {
 				return nil, err
 			}
@@ -320,7 +332,11 @@ func compositeAggs(req fakeSearch, hits []candidate) (any, error) {
 		}
 		counts := map[string]int{}
 		for _, h := range hits {
-			vals := values(h.d.doc, field)
+			fields, err := h.d.fields()
+			if err != nil {
+				return nil, err
+			}
+			vals := values(fields, field)
 			seen := map[string]bool{}
 			for _, v := range vals {
 				s := fmt.Sprint(v)
