@@ -22,7 +22,9 @@ import (
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/replay"
 	"github.com/chatreport/chatreport/internal/simulate"
+	"github.com/chatreport/chatreport/internal/store"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+	"github.com/chatreport/chatreport/internal/versions"
 )
 
 // producer feeds simulated conversations to the broker until stopped.
@@ -284,25 +286,15 @@ func versionEvents(t *testing.T, cfgFile, version string) int64 {
 }
 
 // compareStoreVersions compares every session document of two versions.
-func compareStoreVersions(t *testing.T, store config.Store, a, b string) (int, string) {
+func compareStoreVersions(t *testing.T, c config.Store, a, b string) (int, string) {
 	t.Helper()
-	var vs storeVersions
-	if store.Kind == config.StoreElasticsearch {
-		ev, err := openElasticVersions(store.Elasticsearch, nil, zap.NewNop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		vs = ev
-	} else {
-		set, err := openSQLiteVersions(store.SQLite.Dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vs = sqliteStoreVersions{set: set, dir: store.SQLite.Dir}
+	vs, err := store.OpenVersions(c, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer vs.Close()
 	var out bytes.Buffer
-	diff, err := compareVersions(context.Background(), vs, a, b, &out)
+	diff, err := versions.Compare(context.Background(), vs, a, b, &out)
 	if err != nil {
 		t.Fatal(err)
 	}

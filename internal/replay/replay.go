@@ -1,7 +1,7 @@
 // Package replay rebuilds a store version from the Kafka topics while the live
 // ingester keeps writing the current one, and keeps the rebuilt version up to
 // date until a swap makes it current. A version is written by one writer at a
-// time: the live ingester writes only the current version (versions.Sink), a
+// time: the live ingester writes only the current version (store.Sink), a
 // replay only its target.
 //
 // A replay reads every partition with its own readers (no consumer group) and
@@ -36,7 +36,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -47,6 +46,7 @@ import (
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/ingest"
+	"github.com/chatreport/chatreport/internal/retry"
 	"github.com/chatreport/chatreport/internal/versions"
 )
 
@@ -597,10 +597,13 @@ const maxRejectedLogged = 20
 // ingest writes events to the target, retrying until it succeeds, the
 // target is no longer writable, or ctx ends. It returns the events the
 // target rejected for good.
-func (r *run) ingest(ctx context.Context, events []event.Event) (map[event.Ref]string, error) {
+func (r *run) ingest(ctx context.Context, events []event.Event) (rejected map[event.Ref]string, err error) {
 	fence := versions.Fence(r.cfg.Registry, r.cfg.Version)
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	err = retry.Backoff{Base: 100 * time.Millisecond, Max: 10 * time.Second,
+		OnRetry: func(attempt int, err error) {
+			r.log.Warn("replay: retrying store", zap.Int("attempt", attempt), zap.Error(err))
+		},
+	}.Do(ctx, func() error {
 		// The fence: no write after an abandon that this replay's registry
 		// shows (stores that fence each request, as Elasticsearch's, also
 		// stop a write in flight).
@@ -610,25 +613,18 @@ func (r *run) ingest(ctx context.Context, events []event.Event) (map[event.Ref]s
 		}
 		var rej ingest.Rejecter
 		if errors.As(err, &rej) {
-			return rej.Rejected(), nil
-		}
-		if err == nil {
-			return nil, nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("replay: store: %w", err)
+			rejected = rej.Rejected()
+			return nil
 		}
 		if errors.Is(err, versions.ErrNotWritable) {
-			return nil, fmt.Errorf("replay: the target was abandoned meanwhile: %w", err)
+			return retry.Permanent(fmt.Errorf("replay: the target was abandoned meanwhile: %w", err))
 		}
-		r.log.Warn("replay: retrying store", zap.Int("attempt", attempt), zap.Error(err))
-		select {
-		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
-		case <-ctx.Done():
-			return nil, fmt.Errorf("replay: store: %w", err)
-		}
-		backoff = min(2*backoff, 10*time.Second)
+		return err
+	})
+	if err != nil && !errors.Is(err, versions.ErrNotWritable) {
+		return nil, fmt.Errorf("replay: store: %w", err)
 	}
+	return rejected, err
 }
 
 // fetchStops reads the live group's committed offsets: the replay ends there.

@@ -1,6 +1,9 @@
 // Package versions keeps track of store versions: the current one, which the
 // API reads and the live ingester writes, and those being rebuilt, each
-// written by its replay alone until a swap makes it current.
+// written by its replay alone until a swap makes it current. It holds the
+// registry of their state, a fence for each version's writes, the store of
+// each version opened once (Set), and the comparison of two versions; what
+// writes the current version is package store's Sink.
 package versions
 
 import (

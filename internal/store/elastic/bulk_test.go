@@ -242,13 +242,3 @@ func TestBulkGivesUp(t *testing.T) {
 		t.Fatalf("401: %v", err)
 	}
 }
-
-func TestBackoff(t *testing.T) {
-	for n := range 10 {
-		d := backoff(100*time.Millisecond, time.Second, n)
-		cap := min(100*time.Millisecond<<n, time.Second)
-		if d < cap/2 || d > cap {
-			t.Errorf("attempt %d: %s outside [%s, %s]", n, d, cap/2, cap)
-		}
-	}
-}
