@@ -84,14 +84,14 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 	cfg, def := u.Config, u.Pipeline
 	var demoKey string
 	if u.Demo {
-		demoKey = cfg.Auth.APIKeys[DemoTenant]
+		demoKey = string(cfg.Auth.APIKeys[DemoTenant])
 		if demoKey == "" {
 			demoKey = randomKey()
 			cfg.Auth.APIKeys = maps.Clone(cfg.Auth.APIKeys)
 			if cfg.Auth.APIKeys == nil {
-				cfg.Auth.APIKeys = map[string]string{}
+				cfg.Auth.APIKeys = map[string]config.Secret{}
 			}
-			cfg.Auth.APIKeys[DemoTenant] = demoKey
+			cfg.Auth.APIKeys[DemoTenant] = config.Secret(demoKey)
 		}
 	}
 

@@ -69,7 +69,7 @@ func (e *Elastic) Init(ctx context.Context, building bool) error {
 // openElastic opens the store of a version; fence, when set, is checked
 // before every write (elastic.Config.Fence), obs is its Observer.
 func openElastic(c config.Elasticsearch, version string, fence func(context.Context) error, obs elastic.Observer, log *zap.Logger) (*elastic.Store, error) {
-	ec := elastic.Config{Addresses: c.URLs, Username: c.Username, Password: c.Password, APIKey: c.APIKey,
+	ec := elastic.Config{Addresses: c.URLs, Username: c.Username, Password: string(c.Password), APIKey: string(c.APIKey),
 		IndexPrefix: c.IndexPrefix, Version: version, RegistryTTL: c.RegistryTTL, CacheSize: c.CacheSize,
 		ClaimLease: c.ClaimLease, Fence: fence, Observer: obs}
 	if c.CACertFile != "" {
