@@ -2,6 +2,7 @@ package elastic
 
 import (
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+	"github.com/chatreport/chatreport/internal/waitfor"
 
 	"context"
 	"encoding/json"
@@ -112,7 +113,7 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 
 	const first, total = 150, 300
 	produce(0, first)
-	waitUntil(t, ctx, "the first events committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == first })
+	waitfor.True(t, time.Minute, "the first events committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == first })
 
 	// The cluster goes down: nothing more is committed while it is.
 	mu.Lock()
@@ -126,7 +127,7 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 	mu.Lock()
 	down = false
 	mu.Unlock()
-	waitUntil(t, ctx, "every event committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == total })
+	waitfor.True(t, time.Minute, "every event committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == total })
 
 	indexed := map[string]bool{}
 	for key := range f.Docs("test-events-*") {
@@ -153,16 +154,6 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 	t.Logf("%d indexed, %d dead-lettered, %d bulk requests", len(indexed), len(rejected), f.Bulks())
 	if len(rejected) == 0 || len(indexed) == 0 {
 		t.Fatalf("the mix did not exercise both outcomes: %d rejected, %d indexed", len(rejected), len(indexed))
-	}
-}
-
-func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		if ctx.Err() != nil {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
