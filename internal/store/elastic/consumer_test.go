@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,9 +95,11 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 		}
 	}
 
+	obs := &ingestCounter{}
 	in, err := ingest.New(ingest.Config{
 		Brokers: []string{b.Addr()}, Topics: def.Topics.Events, Group: def.ConsumerGroup, DeadLetter: def.Topics.DeadLetter,
 		BatchSize: 25, BatchWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, ShutdownGrace: 200 * time.Millisecond,
+		Observer: obs,
 	}, session.NewAssembler(def, s), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -115,12 +118,18 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 	produce(0, first)
 	waitfor.True(t, time.Minute, "the first events committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == first })
 
-	// The cluster goes down: nothing more is committed while it is.
+	// The cluster goes down: the ingester retries the batch it holds, and
+	// commits nothing while it does.
 	mu.Lock()
 	down = true
 	mu.Unlock()
+	batches := obs.batches.Load()
+	retries := obs.retries.Load()
 	produce(first, total)
-	time.Sleep(time.Second)
+	waitfor.True(t, time.Minute, "two retries of a batch while the cluster is down", func() bool { return obs.retries.Load() >= retries+2 })
+	if got := obs.batches.Load(); got != batches {
+		t.Fatalf("%d batches committed while the cluster was down", got-batches)
+	}
 	if got := committedOffsets(t, ctx, b.Addr(), def); got != first {
 		t.Fatalf("committed %d offsets while the cluster was down, want %d", got, first)
 	}
@@ -156,6 +165,13 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 		t.Fatalf("the mix did not exercise both outcomes: %d rejected, %d indexed", len(rejected), len(indexed))
 	}
 }
+
+// ingestCounter counts the batches the ingester committed and the failed
+// writes it retried.
+type ingestCounter struct{ batches, retries atomic.Int64 }
+
+func (c *ingestCounter) ObserveBatch(ingest.BatchStats) { c.batches.Add(1) }
+func (c *ingestCounter) ObserveRetry(string)            { c.retries.Add(1) }
 
 // committedOffsets sums the group's committed offsets over the event topics.
 func committedOffsets(t *testing.T, ctx context.Context, addr string, def *pipeline.Definition) int64 {
