@@ -109,7 +109,8 @@ func (s *State) Abandon(version string) error {
 }
 
 // Valid reports whether name can be a version: a token of at most 32
-// characters such as v2 or 2025-10-rebuild.
+// characters such as v2 or rebuild202510. (The Elasticsearch store also
+// refuses "-" in a version: elastic.ValidVersion.)
 func Valid(name string) bool { return event.IsToken(name, 32, false) }
 
 // Registry records the state of a store's versions. Changes are atomic:
