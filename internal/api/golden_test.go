@@ -3,16 +3,14 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"github.com/chatreport/chatreport/internal/golden"
+)
 
 // TestResponsesGolden: the main endpoints answer the conversations of
 // conversations() exactly as testdata/responses/*.txt holds: status,
@@ -49,7 +47,7 @@ func TestResponsesGolden(t *testing.T) {
 			} else {
 				got = append(got, w.Body.Bytes()...)
 			}
-			golden(t, filepath.Join("testdata", "responses", tc.name+".txt"), got)
+			golden.Check(t, filepath.Join("testdata", "responses", tc.name+".txt"), got, nil)
 		})
 	}
 }
@@ -63,22 +61,4 @@ func firstCursor(t *testing.T, s http.Handler) string {
 		t.Fatal("no second page")
 	}
 	return url.QueryEscape(*p.NextCursor)
-}
-
-// golden compares got with the file at path, or rewrites it with -update.
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run with -update to rewrite it, and review the diff)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
 }

@@ -255,9 +255,7 @@ func (c *conversation) billFlow(handoff bool) string {
 	c.tag("Segunda Via Sucesso")
 	c.info("VALOR_FATURA", string(appendDecimal(g.buf[:0], cents)))
 	if handoff {
-		c.customerSays(pick(g, g.words.Replies.ContestInvoice))
-		c.tag("Contestação Fatura")
-		return "Financeiro"
+		return c.asksForHuman(g.words.Replies.ContestInvoice, "Contestação Fatura", "Financeiro")
 	}
 	return ""
 }
@@ -283,9 +281,7 @@ func (c *conversation) debtFlow(handoff bool) string {
 	c.tag("Negociação")
 	c.info("VALOR_DIVIDA", string(appendDecimal(g.buf[:0], cents)))
 	if handoff {
-		c.customerSays(pick(g, g.words.Replies.NoDeal))
-		c.tag("Negociação Sem Acordo")
-		return "Cobrança"
+		return c.asksForHuman(g.words.Replies.NoDeal, "Negociação Sem Acordo", "Cobrança")
 	}
 	opt := 1 + g.rng.IntN(3)
 	c.customerSays(strconv.Itoa(opt))
@@ -383,6 +379,14 @@ func (c *conversation) paymentFlow(handoff bool) string {
 	c.botSays("Localizei seu pagamento! Ele foi compensado e a baixa acontece em até 3 dias úteis.")
 	c.tag("Pagamento Localizado")
 	return ""
+}
+
+// asksForHuman: the customer answers with one of replies, which the flow
+// tags; it returns the queue to hand off to.
+func (c *conversation) asksForHuman(replies []string, tag, queue string) string {
+	c.customerSays(pick(c.g, replies))
+	c.tag(tag)
+	return queue
 }
 
 // closeBot ends a conversation that stayed with the bot.

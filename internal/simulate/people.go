@@ -220,24 +220,20 @@ func (g *Generator) cpf() string {
 	return s
 }
 
-// barcode returns a boleto's typeable line (linha digitável).
+// barcode returns a boleto's typeable line (linha digitável): a bank's
+// code, then groups of digits, each after its separator.
 func (g *Generator) barcode() string {
 	b := append(g.buf[:0], pick(g, []string{"34191", "23793", "00190", "10499"})...)
-	b = append(b, '.')
-	b = g.appendDigits(b, 5)
-	b = append(b, ' ')
-	b = g.appendDigits(b, 5)
-	b = append(b, '.')
-	b = g.appendDigits(b, 6)
-	b = append(b, ' ')
-	b = g.appendDigits(b, 5)
-	b = append(b, '.')
-	b = g.appendDigits(b, 6)
-	b = append(b, ' ')
-	b = g.appendDigits(b, 1)
-	b = append(b, ' ')
-	b = g.appendDigits(b, 14)
+	for _, group := range barcodeGroups {
+		b = append(b, group.sep)
+		b = g.appendDigits(b, group.digits)
+	}
 	s := string(b)
 	g.buf = b[:0]
 	return s
 }
+
+var barcodeGroups = []struct {
+	sep    byte
+	digits int
+}{{'.', 5}, {' ', 5}, {'.', 6}, {' ', 5}, {'.', 6}, {' ', 1}, {' ', 14}}

@@ -90,29 +90,22 @@ func (e *Elastic) Versions(ctx context.Context) ([]string, error) {
 
 // Counts counts the sessions and events of version.
 func (e *Elastic) Counts(ctx context.Context, version string) (versions.Counts, error) {
-	st, err := e.Get(ctx, version)
-	if err != nil {
-		return versions.Counts{}, err
-	}
-	c, err := st.Counts(ctx)
-	return versions.Counts(c), err
+	return onVersion(ctx, e.Set, version, func(st *elastic.Store) (versions.Counts, error) {
+		c, err := st.Counts(ctx)
+		return versions.Counts(c), err
+	})
 }
 
 // SessionDocs calls fn with every session document of version.
 func (e *Elastic) SessionDocs(ctx context.Context, version string, fn func(tenant, id string, doc []byte) error) error {
-	st, err := e.Get(ctx, version)
-	if err != nil {
-		return err
-	}
-	return st.SessionDocs(ctx, fn)
+	_, err := onVersion(ctx, e.Set, version, func(st *elastic.Store) (struct{}, error) { return struct{}{}, st.SessionDocs(ctx, fn) })
+	return err
 }
 
 // Forget erases a contact from version.
 func (e *Elastic) Forget(ctx context.Context, version, tenant, contact string) (versions.Counts, error) {
-	st, err := e.Get(ctx, version)
-	if err != nil {
-		return versions.Counts{}, err
-	}
-	f, err := st.Forget(ctx, tenant, contact)
-	return versions.Counts{Sessions: f.Sessions, Events: f.Events}, err
+	return onVersion(ctx, e.Set, version, func(st *elastic.Store) (versions.Counts, error) {
+		f, err := st.Forget(ctx, tenant, contact)
+		return versions.Counts{Sessions: f.Sessions, Events: f.Events}, err
+	})
 }

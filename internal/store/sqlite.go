@@ -54,31 +54,24 @@ func (s *SQLite) Versions(context.Context) ([]string, error) {
 
 // Counts counts the sessions and events of version.
 func (s *SQLite) Counts(ctx context.Context, version string) (versions.Counts, error) {
-	st, err := s.Get(ctx, version)
-	if err != nil {
-		return versions.Counts{}, err
-	}
-	c, err := st.Counts(ctx)
-	return versions.Counts(c), err
+	return onVersion(ctx, s.Set, version, func(st *sqlite.Store) (versions.Counts, error) {
+		c, err := st.Counts(ctx)
+		return versions.Counts(c), err
+	})
 }
 
 // SessionDocs calls fn with every session document of version.
 func (s *SQLite) SessionDocs(ctx context.Context, version string, fn func(tenant, id string, doc []byte) error) error {
-	st, err := s.Get(ctx, version)
-	if err != nil {
-		return err
-	}
-	return st.SessionDocs(ctx, fn)
+	_, err := onVersion(ctx, s.Set, version, func(st *sqlite.Store) (struct{}, error) { return struct{}{}, st.SessionDocs(ctx, fn) })
+	return err
 }
 
 // Forget erases a contact from version.
 func (s *SQLite) Forget(ctx context.Context, version, tenant, contact string) (versions.Counts, error) {
-	st, err := s.Get(ctx, version)
-	if err != nil {
-		return versions.Counts{}, err
-	}
-	f, err := st.Forget(ctx, tenant, contact)
-	return versions.Counts(f), err
+	return onVersion(ctx, s.Set, version, func(st *sqlite.Store) (versions.Counts, error) {
+		f, err := st.Forget(ctx, tenant, contact)
+		return versions.Counts(f), err
+	})
 }
 
 // Current serves reads from whichever version is current now: a swap takes
@@ -87,45 +80,27 @@ type Current struct{ Set *versions.Set[*sqlite.Store] }
 
 // Search lists the current version's sessions that match f.
 func (c Current) Search(ctx context.Context, f report.Filter, p report.Page) (report.Result, error) {
-	st, err := c.Set.Current(ctx)
-	if err != nil {
-		return report.Result{}, err
-	}
-	return st.Search(ctx, f, p)
+	return onCurrent(ctx, c.Set, func(st *sqlite.Store) (report.Result, error) { return st.Search(ctx, f, p) })
 }
 
 // Session returns a whole session of the current version.
 func (c Current) Session(ctx context.Context, tenant, id string) (report.Detail, error) {
-	st, err := c.Set.Current(ctx)
-	if err != nil {
-		return report.Detail{}, err
-	}
-	return st.Session(ctx, tenant, id)
+	return onCurrent(ctx, c.Set, func(st *sqlite.Store) (report.Detail, error) { return st.Session(ctx, tenant, id) })
 }
 
 // Export calls fn with every session of the current version that matches f.
 func (c Current) Export(ctx context.Context, f report.Filter, fn func(report.Detail) error) error {
-	st, err := c.Set.Current(ctx)
-	if err != nil {
-		return err
-	}
-	return st.Export(ctx, f, fn)
+	_, err := onCurrent(ctx, c.Set, func(st *sqlite.Store) (struct{}, error) { return struct{}{}, st.Export(ctx, f, fn) })
+	return err
 }
 
 // Facets returns the current version's filter values within [from, to).
 func (c Current) Facets(ctx context.Context, tenant string, from, to time.Time) (report.Facets, error) {
-	st, err := c.Set.Current(ctx)
-	if err != nil {
-		return report.Facets{}, err
-	}
-	return st.Facets(ctx, tenant, from, to)
+	return onCurrent(ctx, c.Set, func(st *sqlite.Store) (report.Facets, error) { return st.Facets(ctx, tenant, from, to) })
 }
 
 // Ping reports whether the current version answers.
 func (c Current) Ping(ctx context.Context) error {
-	st, err := c.Set.Current(ctx)
-	if err != nil {
-		return err
-	}
-	return st.Ping(ctx)
+	_, err := onCurrent(ctx, c.Set, func(st *sqlite.Store) (struct{}, error) { return struct{}{}, st.Ping(ctx) })
+	return err
 }

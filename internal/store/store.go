@@ -7,6 +7,7 @@ package store
 
 import (
 	"context"
+	"io"
 
 	"go.uber.org/zap"
 
@@ -32,4 +33,24 @@ func OpenVersions(c config.Store, log *zap.Logger) (Versions, error) {
 		return OpenElastic(c.Elasticsearch, nil, log)
 	}
 	return OpenSQLite(c.SQLite.Dir)
+}
+
+// onVersion calls fn with the store of version.
+func onVersion[S io.Closer, T any](ctx context.Context, set *versions.Set[S], version string, fn func(S) (T, error)) (T, error) {
+	st, err := set.Get(ctx, version)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return fn(st)
+}
+
+// onCurrent calls fn with the store of the current version.
+func onCurrent[S io.Closer, T any](ctx context.Context, set *versions.Set[S], fn func(S) (T, error)) (T, error) {
+	st, err := set.Current(ctx)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return fn(st)
 }
