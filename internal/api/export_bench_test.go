@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/heappeak"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/sqlite"
@@ -116,41 +116,6 @@ func (d *discard) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// heapSampler records the largest heap seen while it runs.
-type heapSampler struct {
-	peak atomic.Uint64
-	stop chan struct{}
-	done chan struct{}
-}
-
-func sampleHeap(every time.Duration) *heapSampler {
-	h := &heapSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(h.done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		var m runtime.MemStats
-		for {
-			runtime.ReadMemStats(&m)
-			if m.HeapAlloc > h.peak.Load() {
-				h.peak.Store(m.HeapAlloc)
-			}
-			select {
-			case <-h.stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return h
-}
-
-func (h *heapSampler) Stop() uint64 {
-	close(h.stop)
-	<-h.done
-	return h.peak.Load()
-}
-
 // BenchmarkExport streams exports of 10,000 and 100,000 sessions through the
 // handler. Memory stays flat: peak-heap-MiB (the largest heap sampled during
 // the export, garbage included) is about the same for both sizes, and B/op
@@ -179,7 +144,7 @@ func BenchmarkExport(b *testing.B) {
 			runtime.GC()
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
-			sampler := sampleHeap(2 * time.Millisecond)
+			sampler := heappeak.Start(2 * time.Millisecond)
 			var written int64
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -21,9 +21,9 @@ import (
 	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store"
 	"github.com/chatreport/chatreport/internal/store/elastic"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
-	"github.com/chatreport/chatreport/internal/versions"
 )
 
 // The bench's helper processes. The figures of an ingest scenario are the
@@ -205,7 +205,7 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 		}
 		set := openVersions(c.Dir)
 		defer set.Close()
-		sink = versions.NewSink(set, c.Pipeline)
+		sink = store.NewSink(set, c.Pipeline)
 	case StoreElastic:
 		base := http.DefaultTransport.(*http.Transport).Clone()
 		defer base.CloseIdleConnections()

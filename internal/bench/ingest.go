@@ -63,7 +63,7 @@ func (r *run) ingestScenarios(ctx context.Context) error {
 		scenario, store, path string
 		target                float64
 	}{
-		{ScenarioIngestSQLite, StoreSQLite, "ingest.Ingester → versions.Sink → session.Assembler → sqlite.Store (WAL, synchronous=FULL), as `up` wires them", targetIngestSQLite},
+		{ScenarioIngestSQLite, StoreSQLite, "ingest.Ingester → store.Sink → session.Assembler → sqlite.Store (WAL, synchronous=FULL), as `up` wires them", targetIngestSQLite},
 		{ScenarioIngestElastic, StoreElastic, "ingest.Ingester → session.Assembler → elastic.Store → HTTP on loopback to the " + r.standInName(), targetIngestElastic},
 	} {
 		if !r.cfg.runs(s.scenario) {

@@ -8,7 +8,6 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -169,48 +168,6 @@ func storageWritten() int64 {
 		return 0
 	}
 	return statusField(data, "write_bytes:")
-}
-
-// heapSampler records the largest heap (objects, live and not yet swept)
-// seen while it runs. runtime/metrics reads it without stopping the world.
-type heapSampler struct {
-	mu   sync.Mutex
-	peak uint64
-	stop chan struct{}
-	done chan struct{}
-}
-
-func sampleHeap(every time.Duration) *heapSampler {
-	h := &heapSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(h.done)
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			metrics.Read(s)
-			if s[0].Value.Kind() == metrics.KindUint64 {
-				h.mu.Lock()
-				h.peak = max(h.peak, s[0].Value.Uint64())
-				h.mu.Unlock()
-			}
-			select {
-			case <-h.stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return h
-}
-
-// Stop ends the sampling and returns the peak heap in bytes.
-func (h *heapSampler) Stop() uint64 {
-	close(h.stop)
-	<-h.done
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.peak
 }
 
 // percentile is the p-th percentile (0 < p ≤ 100) of sorted, by the

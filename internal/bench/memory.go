@@ -89,7 +89,7 @@ func (r *run) memoryScenario(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	note := fmt.Sprintf("chatreport-bench child: ingest.Ingester → versions.Sink → SQLite in its own process; %d events, %d sessions of which %d open when the last event was stored; RSS includes SQLite's page cache",
+	note := fmt.Sprintf("chatreport-bench child: ingest.Ingester → store.Sink → SQLite in its own process; %d events, %d sessions of which %d open when the last event was stored; RSS includes SQLite's page cache",
 		out.Events, sessions, open)
 	r.res.add(Figure{Scenario: ScenarioMemory, Name: "peak RSS of the ingester (VmHWM)", Unit: "MiB", Value: float64(out.Memory.HWM) / mib,
 		Target: atMost(targetIngesterRSS), Note: note})

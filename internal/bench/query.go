@@ -23,6 +23,7 @@ import (
 
 	"github.com/chatreport/chatreport/internal/api"
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/heappeak"
 	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/store/sqlite"
 )
@@ -539,7 +540,7 @@ func (r *run) exportOnce(ctx context.Context, c *client, from time.Time, span ti
 	q.Set("from", from.Format(time.RFC3339))
 	q.Set("to", from.Add(span).Format(time.RFC3339))
 	collectGarbage()
-	sampler := sampleHeap(2 * time.Millisecond)
+	sampler := heappeak.Start(2 * time.Millisecond)
 	took, _, lines, err := c.get(ctx, "/api/v1/export", q, true)
 	peak := sampler.Stop()
 	return lines, peak, took, err

@@ -42,16 +42,11 @@ func (g *globals) loadConfig(adjust func(*config.Config)) (cfg config.Config, de
 		return cfg, nil, false, err
 	}
 	if g.checkConfig {
-		redacted := cfg
-		redacted.Auth.APIKeys = nil
-		redacted.Auth.JWT.HS256Secret = nil
-		redacted.API.CursorKey = ""
-		redacted.Store.Elasticsearch.Password = ""
-		redacted.Store.Elasticsearch.APIKey = ""
+		// Credentials are config.Secret values, which marshal redacted.
 		out, _ := yaml.Marshal(struct {
 			Config   config.Config        `yaml:"config"`
 			Pipeline *pipeline.Definition `yaml:"pipeline"`
-		}{redacted, def})
+		}{cfg, def})
 		fmt.Fprintf(g.stdout, "# configuration is valid (secrets not shown)\n%s", out)
 		return cfg, def, true, nil
 	}
@@ -152,7 +147,7 @@ func jwtConfig(j config.JWT) (*api.JWTConfig, error) {
 	if !j.Enabled() {
 		return nil, nil
 	}
-	out := &api.JWTConfig{HS256Secret: j.HS256Secret, TenantClaim: j.TenantClaim, Issuer: j.Issuer, Audience: j.Audience, Leeway: j.Leeway}
+	out := &api.JWTConfig{HS256Secret: []byte(j.HS256Secret), TenantClaim: j.TenantClaim, Issuer: j.Issuer, Audience: j.Audience, Leeway: j.Leeway}
 	if j.HS256SecretFile != "" {
 		secret, err := os.ReadFile(j.HS256SecretFile)
 		if err != nil {

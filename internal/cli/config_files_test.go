@@ -56,3 +56,29 @@ func TestCheckConfigHidesSecrets(t *testing.T) {
 		t.Fatalf("--check-config printed a secret:\n%s", out.String())
 	}
 }
+
+// TestCIRunsTheREADMECommand: .ci/run ends with exactly the test command
+// the README gives, so what a developer runs is what CI runs.
+func TestCIRunsTheREADMECommand(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := os.ReadFile("../../.ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var command string
+	for _, l := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(l, "go vet ") {
+			command = l
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(string(ci)), "\n")
+	if last := lines[len(lines)-1]; command == "" || last != command {
+		t.Fatalf(".ci/run runs\n%s\nthe README says\n%s", last, command)
+	}
+	if !strings.Contains(command, "-race") || !strings.Contains(command, "-timeout") {
+		t.Fatalf("the test command runs no race detector or has no timeout: %s", command)
+	}
+}

@@ -1,14 +1,11 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +18,7 @@ import (
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/replay"
 	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store"
 	"github.com/chatreport/chatreport/internal/store/elastic"
 	"github.com/chatreport/chatreport/internal/versions"
 )
@@ -57,7 +55,7 @@ type Replay struct {
 
 // replayStore is a version's store as a replay writes it.
 type replayStore interface {
-	versions.WritableStore
+	store.WritableStore
 	LoadReplayState(ctx context.Context) ([]byte, error)
 	SaveReplayState(ctx context.Context, state []byte) error
 }
@@ -89,29 +87,29 @@ func (r *Replay) Do(ctx context.Context) error {
 		return errors.New("--verify goes with --swap")
 	}
 	if r.Store.Kind != config.StoreElasticsearch {
-		set, err := openSQLiteVersions(r.Store.SQLite.Dir)
+		vs, err := store.OpenSQLite(r.Store.SQLite.Dir)
 		if err != nil {
 			return err
 		}
-		defer set.Close()
-		return replayInto(ctx, r, set, sqliteStoreVersions{set: set, dir: r.Store.SQLite.Dir}, nil)
+		defer vs.Close()
+		return replayInto(ctx, r, vs.Set, vs, nil)
 	}
-	ev, err := openElasticVersions(r.Store.Elasticsearch, nil, r.Log)
+	ev, err := store.OpenElastic(r.Store.Elasticsearch, nil, r.Log)
 	if err != nil {
 		return err
 	}
 	defer ev.Close()
-	if ttl := ev.base.Registry().TTL(); r.Grace <= ttl {
+	if ttl := ev.Base.Registry().TTL(); r.Grace <= ttl {
 		return fmt.Errorf("--grace %s must be longer than store.elasticsearch.registry_ttl (%s): live ingesters may go on writing the old version for that long after a swap", r.Grace, ttl)
 	}
 	// The target's templates and first indices exist before anything
 	// writes it.
-	return replayInto(ctx, r, ev.set, ev, (*elastic.Store).Init)
+	return replayInto(ctx, r, ev.Set, ev, (*elastic.Store).Init)
 }
 
 // replayInto prepares the target's store (when prepare is set), registers
 // it and replays into it; vs swaps when r.Swap.
-func replayInto[S replayStore](ctx context.Context, r *Replay, set *versions.Set[S], vs storeVersions, prepare func(S, context.Context) error) error {
+func replayInto[S replayStore](ctx context.Context, r *Replay, set *versions.Set[S], vs store.Versions, prepare func(S, context.Context) error) error {
 	st, err := set.Get(ctx, r.Target)
 	if err != nil {
 		return err
@@ -305,12 +303,12 @@ func newIndexCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer vs.Close()
-			ev, ok := vs.(*elasticVersions)
+			ev, ok := vs.(*store.Elastic)
 			if !ok {
 				fmt.Fprintln(g.stdout, "the SQLite store creates its schema when it opens: nothing to install")
 				return nil
 			}
-			if err := ev.initVersions(cmd.Context(), true); err != nil {
+			if err := ev.Init(cmd.Context(), true); err != nil {
 				return err
 			}
 			fmt.Fprintln(g.stdout, "templates, indices and aliases installed")
@@ -328,7 +326,7 @@ func newIndexCommand(g *globals) *cobra.Command {
 			if err := printVersions(cmd.Context(), g.stdout, vs); err != nil {
 				return err
 			}
-			if ev, ok := vs.(*elasticVersions); ok {
+			if ev, ok := vs.(*store.Elastic); ok {
 				return printElasticStatus(cmd.Context(), g.stdout, ev)
 			}
 			return nil
@@ -377,13 +375,13 @@ func newIndexCommand(g *globals) *cobra.Command {
 // swapTo makes version current (`index swap`, `replay --swap`); with
 // verify, only when every session document equals the current version's,
 // unless force.
-func swapTo(ctx context.Context, vs storeVersions, version string, verify, force bool, w io.Writer) (versions.State, error) {
+func swapTo(ctx context.Context, vs store.Versions, version string, verify, force bool, w io.Writer) (versions.State, error) {
 	if verify {
 		state, err := vs.Registry().State(ctx)
 		if err != nil {
 			return state, err
 		}
-		diff, err := compareVersions(ctx, vs, state.Current, version, w)
+		diff, err := versions.Compare(ctx, vs, state.Current, version, w)
 		if err != nil {
 			return state, err
 		}
@@ -400,8 +398,8 @@ func swapTo(ctx context.Context, vs storeVersions, version string, verify, force
 }
 
 // printElasticStatus shows the templates and indices of the current version.
-func printElasticStatus(ctx context.Context, w io.Writer, ev *elasticVersions) error {
-	cur, err := ev.set.Current(ctx)
+func printElasticStatus(ctx context.Context, w io.Writer, ev *store.Elastic) error {
+	cur, err := ev.Current(ctx)
 	if err != nil {
 		return err
 	}
@@ -430,24 +428,7 @@ func printElasticStatus(ctx context.Context, w io.Writer, ev *elasticVersions) e
 	return nil
 }
 
-// versionFiles lists the versions that have a database file in dir.
-func versionFiles(dir string) ([]string, error) {
-	paths, err := filepath.Glob(filepath.Join(dir, "chatreport-*.db"))
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, p := range paths {
-		v := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), "chatreport-"), ".db")
-		if versions.Valid(v) {
-			out = append(out, v)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
-}
-
-func printVersions(ctx context.Context, w io.Writer, vs storeVersions) error {
+func printVersions(ctx context.Context, w io.Writer, vs store.Versions) error {
 	state, err := vs.Registry().State(ctx)
 	if err != nil {
 		return err
@@ -471,58 +452,6 @@ func printVersions(ctx context.Context, w io.Writer, vs storeVersions) error {
 		fmt.Fprintf(w, "%-12s %-40s %d sessions, %d events\n", v, role, c.Sessions, c.Events)
 	}
 	return nil
-}
-
-// compareVersions compares counts and every session document of two
-// versions; it prints what differs and returns how many sessions do.
-func compareVersions(ctx context.Context, vs storeVersions, a, b string, w io.Writer) (int, error) {
-	ca, err := vs.Counts(ctx, a)
-	if err != nil {
-		return 0, err
-	}
-	cb, err := vs.Counts(ctx, b)
-	if err != nil {
-		return 0, err
-	}
-	fmt.Fprintf(w, "%s: %d sessions, %d events\n%s: %d sessions, %d events\n", a, ca.Sessions, ca.Events, b, cb.Sessions, cb.Events)
-	docs := map[string][]byte{}
-	if err := vs.SessionDocs(ctx, a, func(tenant, id string, doc []byte) error {
-		docs[tenant+"/"+id] = doc
-		return nil
-	}); err != nil {
-		return 0, err
-	}
-	diff := 0
-	note := func(format string, args ...any) {
-		diff++
-		if diff <= 5 {
-			fmt.Fprintf(w, format+"\n", args...)
-		}
-	}
-	if err := vs.SessionDocs(ctx, b, func(tenant, id string, doc []byte) error {
-		key := tenant + "/" + id
-		old, ok := docs[key]
-		delete(docs, key)
-		switch {
-		case !ok:
-			note("only in %s: session %s", b, key)
-		case !bytes.Equal(old, doc):
-			note("differs: session %s", key)
-		}
-		return nil
-	}); err != nil {
-		return 0, err
-	}
-	for key := range docs {
-		note("only in %s: session %s", a, key)
-	}
-	if ca.Events != cb.Events && diff == 0 {
-		note("event counts differ")
-	}
-	if diff == 0 {
-		fmt.Fprintln(w, "every session document is equal")
-	}
-	return diff, nil
 }
 
 func newForgetCommand(g *globals) *cobra.Command {

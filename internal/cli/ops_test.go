@@ -22,7 +22,10 @@ import (
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/replay"
 	"github.com/chatreport/chatreport/internal/simulate"
+	"github.com/chatreport/chatreport/internal/store"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+	"github.com/chatreport/chatreport/internal/versions"
+	"github.com/chatreport/chatreport/internal/waitfor"
 )
 
 // producer feeds simulated conversations to the broker until stopped.
@@ -173,7 +176,7 @@ func (o opsScenario) run(t *testing.T) {
 	stopPolling := startPoller(t, base)
 	// Sessions stored before the replay registers v2 reach v2 only through
 	// the replay.
-	waitFor(t, "live ingest before the replay", func() bool { return countSessions(t, base) > 10 })
+	waitfor.True(t, time.Minute, "live ingest before the replay", func() bool { return countSessions(t, base) > 10 })
 
 	r := &Replay{Brokers: []string{o.up.Kafka}, Store: o.store, Def: pipeline.MustDefault(), Target: "v2",
 		Grace: time.Second, Batch: 1000, Swap: o.replaySwaps, Log: zap.NewNop(), Progress: &bytes.Buffer{}, Out: &bytes.Buffer{}}
@@ -208,7 +211,7 @@ func (o opsScenario) run(t *testing.T) {
 	// The live ingester writes v2 alone: it catches up there, and v1 lacks
 	// what came after the swap.
 	sent := live.sent.Load()
-	waitFor(t, "live ingest of everything sent into v2", func() bool {
+	waitfor.True(t, time.Minute, "live ingest of everything sent into v2", func() bool {
 		return versionEvents(t, o.cfgFile, "v2") == sent
 	})
 	if n := versionEvents(t, o.cfgFile, "v1"); n >= sent {
@@ -231,12 +234,12 @@ func (o opsScenario) run(t *testing.T) {
 	before := countSessions(t, base)
 	late := startProducer(t, o.up.Kafka, 8, 3)
 	<-late.done
-	waitFor(t, "new sessions served from v2", func() bool { return countSessions(t, base) > before })
+	waitfor.True(t, time.Minute, "new sessions served from v2", func() bool { return countSessions(t, base) > before })
 	if ok, failed := stopPolling(); failed > 0 || ok < 10 {
 		t.Fatalf("API during replay and swap: %d ok, %d failed", ok, failed)
 	}
 	all := sent + late.sent.Load()
-	waitFor(t, "live ingest of the late events into v2", func() bool {
+	waitfor.True(t, time.Minute, "live ingest of the late events into v2", func() bool {
 		return versionEvents(t, o.cfgFile, "v2") == all
 	})
 
@@ -284,25 +287,15 @@ func versionEvents(t *testing.T, cfgFile, version string) int64 {
 }
 
 // compareStoreVersions compares every session document of two versions.
-func compareStoreVersions(t *testing.T, store config.Store, a, b string) (int, string) {
+func compareStoreVersions(t *testing.T, c config.Store, a, b string) (int, string) {
 	t.Helper()
-	var vs storeVersions
-	if store.Kind == config.StoreElasticsearch {
-		ev, err := openElasticVersions(store.Elasticsearch, nil, zap.NewNop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		vs = ev
-	} else {
-		set, err := openSQLiteVersions(store.SQLite.Dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vs = sqliteStoreVersions{set: set, dir: store.SQLite.Dir}
+	vs, err := store.OpenVersions(c, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer vs.Close()
 	var out bytes.Buffer
-	diff, err := compareVersions(context.Background(), vs, a, b, &out)
+	diff, err := versions.Compare(context.Background(), vs, a, b, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +361,7 @@ func (b *backgroundReplay) saw(p replay.Phase) bool {
 // waitPhase waits until the replay reports p (or a later phase).
 func (b *backgroundReplay) waitPhase(t *testing.T, p replay.Phase) {
 	t.Helper()
-	waitFor(t, "replay phase "+p.String(), func() bool {
+	waitfor.True(t, time.Minute, "replay phase "+p.String(), func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return b.phase >= p
@@ -397,17 +390,6 @@ func countWhere(t *testing.T, base, query string) int {
 		t.Fatalf("list: status %d", code)
 	}
 	return l.Total
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestReplayFlags: combinations that cannot end well are refused before

@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/broker"
 	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/waitfor"
 )
 
 func freeAddr(t *testing.T) string {
@@ -65,12 +67,12 @@ func TestIngestAndServeRoles(t *testing.T) {
 
 	prod := startProducer(t, b.Addr(), 3, 20)
 	<-prod.done
-	waitFor(t, "sessions served", func() bool {
+	waitfor.True(t, time.Minute, "sessions served", func() bool {
 		var l listResponse
 		return get(t, "http://"+serveAddr+"/api/v1/sessions", "key-acme", &l) == http.StatusOK && l.Total > 0
 	})
 	for _, addr := range []string{ingestAddr, serveAddr} {
-		waitFor(t, "ready "+addr, func() bool { return get(t, "http://"+addr+"/readyz", "", nil) == http.StatusOK })
+		waitfor.True(t, time.Minute, "ready "+addr, func() bool { return get(t, "http://"+addr+"/readyz", "", nil) == http.StatusOK })
 	}
 	if code := get(t, "http://"+ingestAddr+"/api/v1/sessions", "key-acme", nil); code != http.StatusNotFound {
 		t.Fatalf("the ingest role serves the API: %d", code)

@@ -96,7 +96,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 			return err
 		}
 		seed = state.SeededAt.IsZero()
-		demoKey = cfg.Auth.APIKeys[DemoTenant]
+		demoKey = string(cfg.Auth.APIKeys[DemoTenant])
 		if demoKey == "" {
 			// Kept in the data directory: a restart keeps open tabs signed in.
 			if demoKey, err = keptDemoKey(u.DataDir); err != nil {
@@ -104,9 +104,9 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 			}
 			cfg.Auth.APIKeys = maps.Clone(cfg.Auth.APIKeys)
 			if cfg.Auth.APIKeys == nil {
-				cfg.Auth.APIKeys = map[string]string{}
+				cfg.Auth.APIKeys = map[string]config.Secret{}
 			}
-			cfg.Auth.APIKeys[DemoTenant] = demoKey
+			cfg.Auth.APIKeys[DemoTenant] = config.Secret(demoKey)
 		}
 	}
 

@@ -40,7 +40,7 @@ func startUp(t *testing.T, dataDir string, demo bool) *running {
 // startUpWith runs up with cfg's store and test keys and log level.
 func startUpWith(t *testing.T, cfg config.Config, dataDir string, demo bool) *running {
 	t.Helper()
-	cfg.Auth.APIKeys = map[string]string{"acme": "key-acme", "globex": "key-globex"}
+	cfg.Auth.APIKeys = map[string]config.Secret{"acme": "key-acme", "globex": "key-globex"}
 	cfg.Log.Level = "warn"
 	ready := make(chan Endpoints, 1)
 	u := &Up{

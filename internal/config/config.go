@@ -57,8 +57,8 @@ type Elasticsearch struct {
 	Username string   `yaml:"username"`
 	// Password and APIKey are best given by the environment:
 	// CHATREPORT_ES_PASSWORD, CHATREPORT_ES_API_KEY.
-	Password   string `yaml:"password"`
-	APIKey     string `yaml:"api_key"`
+	Password   Secret `yaml:"password"`
+	APIKey     Secret `yaml:"api_key"`
 	CACertFile string `yaml:"ca_cert_file"`
 	// IndexPrefix names the indices and aliases; "chatreport" when empty.
 	IndexPrefix string `yaml:"index_prefix"`
@@ -93,13 +93,13 @@ type API struct {
 	TimeZone string `yaml:"time_zone"`
 	// CursorKey signs page cursors; instances serving one API share it.
 	// Derived from the API keys when empty.
-	CursorKey string `yaml:"cursor_key"`
+	CursorKey Secret `yaml:"cursor_key"`
 }
 
 // Auth holds the API keys.
 type Auth struct {
 	// APIKeys maps a tenant to its API key, in the clear (development).
-	APIKeys map[string]string `yaml:"api_keys"`
+	APIKeys map[string]Secret `yaml:"api_keys"`
 	// APIKeyHashes maps a tenant to SHA-256 hashes (hex) of its keys, so a
 	// config file need not hold keys.
 	APIKeyHashes map[string][]string `yaml:"api_key_hashes"`
@@ -120,7 +120,7 @@ type JWT struct {
 	Audience    string        `yaml:"audience"`
 	Leeway      time.Duration `yaml:"leeway"`
 	// HS256Secret is read from CHATREPORT_JWT_HS256_SECRET or the file.
-	HS256Secret []byte `yaml:"-"`
+	HS256Secret Secret `yaml:"-"`
 }
 
 // Enabled reports whether JWTs are accepted.
@@ -189,13 +189,13 @@ func Load(path string) (Config, error) {
 
 func (c *Config) applyEnv(getenv func(string) string) error {
 	if v := getenv("CHATREPORT_ES_PASSWORD"); v != "" {
-		c.Store.Elasticsearch.Password = v
+		c.Store.Elasticsearch.Password = Secret(v)
 	}
 	if v := getenv("CHATREPORT_ES_API_KEY"); v != "" {
-		c.Store.Elasticsearch.APIKey = v
+		c.Store.Elasticsearch.APIKey = Secret(v)
 	}
 	if secret := getenv(EnvJWTSecret); secret != "" {
-		c.Auth.JWT.HS256Secret = []byte(secret)
+		c.Auth.JWT.HS256Secret = Secret(secret)
 	}
 	v := getenv(EnvAPIKeys)
 	if v == "" {
@@ -207,9 +207,9 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 			return fmt.Errorf("config: %s: expected tenant=key pairs separated by commas", EnvAPIKeys)
 		}
 		if c.Auth.APIKeys == nil {
-			c.Auth.APIKeys = map[string]string{}
+			c.Auth.APIKeys = map[string]Secret{}
 		}
-		c.Auth.APIKeys[tenant] = key
+		c.Auth.APIKeys[tenant] = Secret(key)
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func TestValidate(t *testing.T) {
 		{"bad store", func(c *Config) { c.Store.Kind = "mysql" }, "store.kind"},
 		{"no sqlite dir", func(c *Config) { c.Store.SQLite.Dir = "" }, "store.sqlite.dir"},
 		{"bad zone", func(c *Config) { c.API.TimeZone = "Mars/Olympus" }, "api.time_zone"},
-		{"bad tenant", func(c *Config) { c.Auth.APIKeys = map[string]string{"Acme!": "k"} }, "not a tenant"},
+		{"bad tenant", func(c *Config) { c.Auth.APIKeys = map[string]Secret{"Acme!": "k"} }, "not a tenant"},
 		{"bad hash", func(c *Config) { c.Auth.APIKeyHashes = map[string][]string{"acme": {"abc"}} }, "SHA-256"},
 		{"batch", func(c *Config) { c.Ingest.BatchSize = 0 }, "batch_size"},
 		{"workers", func(c *Config) { c.Ingest.Workers = -1 }, "ingest.workers"},
@@ -71,8 +71,8 @@ func TestValidate(t *testing.T) {
 		{"jwt only needs a cursor key", func(c *Config) { c.Auth.JWT = JWT{RS256PublicKeyFile: "p"} }, "api.cursor_key"},
 		{"jwt only with a cursor key", func(c *Config) { c.Auth.JWT = JWT{RS256PublicKeyFile: "p"}; c.API.CursorKey = "k" }, ""},
 		{"jwt and api keys", func(c *Config) {
-			c.Auth.JWT = JWT{HS256Secret: []byte("s")}
-			c.Auth.APIKeys = map[string]string{"acme": "k"}
+			c.Auth.JWT = JWT{HS256Secret: "s"}
+			c.Auth.APIKeys = map[string]Secret{"acme": "k"}
 		}, ""},
 		{"good hash", func(c *Config) { c.Auth.APIKeyHashes = map[string][]string{"acme": {hex.EncodeToString(sum[:])}} }, ""},
 	}
@@ -96,8 +96,8 @@ func TestValidate(t *testing.T) {
 
 func TestCursorKeyFollowsKeys(t *testing.T) {
 	a, b := Default(), Default()
-	a.Auth.APIKeys = map[string]string{"acme": "k1"}
-	b.Auth.APIKeys = map[string]string{"acme": "k1"}
+	a.Auth.APIKeys = map[string]Secret{"acme": "k1"}
+	b.Auth.APIKeys = map[string]Secret{"acme": "k1"}
 	if string(a.CursorKeyBytes()) != string(b.CursorKeyBytes()) {
 		t.Error("same keys, different cursor keys")
 	}

@@ -1,7 +1,7 @@
 // Package event defines the chat event contract the platform publishes to Kafka:
 // the types, their JSON form, and the validation every event passes before the
-// pipeline trusts it. docs/events.md and pipelines/event.schema.json describe the
-// same contract for the platform's developers.
+// pipeline trusts it. docs/events.md and event.schema.json (beside this file)
+// describe the same contract for the platform's developers.
 package event
 
 import (

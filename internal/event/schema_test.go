@@ -16,8 +16,9 @@ import (
 	"github.com/chatreport/chatreport/internal/event"
 )
 
-// schemaPath is pipelines/event.schema.json seen from this package.
-const schemaPath = "../../pipelines/event.schema.json"
+// schemaPath is the contract's JSON Schema, published to producers
+// (docs/events.md), beside the decoder it describes.
+const schemaPath = "event.schema.json"
 
 // contractCase is one event of the table that the schema and Decode must judge
 // alike. valid is what the contract says. A case may be marked blind: a rule

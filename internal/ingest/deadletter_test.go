@@ -22,6 +22,7 @@ import (
 	"github.com/chatreport/chatreport/internal/broker"
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/ingest"
+	"github.com/chatreport/chatreport/internal/waitfor"
 )
 
 type discardSink struct{}
@@ -214,8 +215,8 @@ func TestOversizedCompressedEvent(t *testing.T) {
 	sink := &faultySink{stored: map[string]int{}}
 	stop := runIngester(t, b.Addr(), sink)
 	defer stop()
-	waitFor(t, "the event after the oversized one stored", func() bool { return sink.times("e001") == 1 })
-	waitFor(t, "both offsets committed", func() bool { return committed(t, b.Addr()) == 2 })
+	waitfor.True(t, 15*time.Second, "the event after the oversized one stored", func() bool { return sink.times("e001") == 1 })
+	waitfor.True(t, 15*time.Second, "both offsets committed", func() bool { return committed(t, b.Addr()) == 2 })
 	dl := allDeadLetters(t, b.Addr())
 	if len(dl) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dl))
@@ -249,8 +250,8 @@ func TestIncompressibleOversizedEvent(t *testing.T) {
 	sink := &faultySink{stored: map[string]int{}}
 	stop := runIngester(t, b.Addr(), sink)
 	defer stop()
-	waitFor(t, "the event after the oversized one stored", func() bool { return sink.times("e001") == 1 })
-	waitFor(t, "every offset committed", func() bool { return committed(t, b.Addr()) == 3 })
+	waitfor.True(t, 15*time.Second, "the event after the oversized one stored", func() bool { return sink.times("e001") == 1 })
+	waitfor.True(t, 15*time.Second, "every offset committed", func() bool { return committed(t, b.Addr()) == 3 })
 	dl := allDeadLetters(t, b.Addr())
 	if len(dl) != 2 {
 		t.Fatalf("%d dead letters, want 2", len(dl))
@@ -327,8 +328,8 @@ func TestDeadLetterRefusedForGood(t *testing.T) {
 			sink := &faultySink{stored: map[string]int{}}
 			stop := runIngester(t, b.Addr(), sink)
 			defer stop()
-			waitFor(t, "the event after the broken one stored", func() bool { return sink.times("e001") == 1 })
-			waitFor(t, "both offsets committed", func() bool { return committed(t, b.Addr()) == 2 })
+			waitfor.True(t, 15*time.Second, "the event after the broken one stored", func() bool { return sink.times("e001") == 1 })
+			waitfor.True(t, 15*time.Second, "both offsets committed", func() bool { return committed(t, b.Addr()) == 2 })
 			st := stop()
 			if st.DeadLettered != 1 || st.Truncated != int64(tt.truncated) || st.Lost != int64(tt.lost) {
 				t.Fatalf("stats %+v", st)
@@ -367,7 +368,7 @@ func TestEmptyValueDeadLetteredEmpty(t *testing.T) {
 	sink := &faultySink{stored: map[string]int{}}
 	stop := runIngester(t, b.Addr(), sink)
 	defer stop()
-	waitFor(t, "both offsets committed", func() bool { return committed(t, b.Addr()) == 2 })
+	waitfor.True(t, 15*time.Second, "both offsets committed", func() bool { return committed(t, b.Addr()) == 2 })
 	dl := allDeadLetters(t, b.Addr())
 	if len(dl) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dl))

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"runtime"
 	"slices"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/retry"
 )
 
 // Sink stores validated events. It must be idempotent: after a restart the
@@ -609,23 +609,14 @@ func lags(batch []kafka.Message) []PartitionLag {
 // retry calls fn until it succeeds or ctx ends, backing off exponentially
 // with jitter from 100 ms to 10 s.
 func (in *Ingester) retry(ctx context.Context, what string, fn func() error) error {
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		in.cfg.Observer.ObserveRetry(what)
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		in.log.Warn("retrying", zap.String("what", what), zap.Int("attempt", attempt), zap.Error(err))
-		sleep := backoff/2 + rand.N(backoff/2+1)
-		select {
-		case <-time.After(sleep):
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		backoff = min(backoff*2, 10*time.Second)
+	err := retry.Backoff{Base: 100 * time.Millisecond, Max: 10 * time.Second,
+		OnRetry: func(attempt int, err error) {
+			in.cfg.Observer.ObserveRetry(what)
+			in.log.Warn("retrying", zap.String("what", what), zap.Int("attempt", attempt), zap.Error(err))
+		},
+	}.Do(ctx, fn)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	return nil
 }

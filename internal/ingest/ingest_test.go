@@ -17,6 +17,7 @@ import (
 	"github.com/chatreport/chatreport/internal/broker"
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/ingest"
+	"github.com/chatreport/chatreport/internal/waitfor"
 )
 
 var topics = []string{"t.bot", "t.handoff", "t.agent"}
@@ -211,17 +212,6 @@ func committed(t *testing.T, addr string) int64 {
 	return sum
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestStoreOutage: while the store fails nothing is committed; a new member
 // after a stop gets every event, and once the store is back everything is
 // stored and committed.
@@ -232,7 +222,7 @@ func TestStoreOutage(t *testing.T) {
 	sink := &faultySink{failing: true, stored: map[string]int{}}
 	retries := &retryCounter{}
 	stop := runIngester(t, addr, sink, retries)
-	waitFor(t, "retries", func() bool { _, calls := sink.count(); return calls >= 3 })
+	waitfor.True(t, 15*time.Second, "retries", func() bool { _, calls := sink.count(); return calls >= 3 })
 	if retries.n.Load() < 2 {
 		t.Fatalf("%d retries observed while the store was failing", retries.n.Load())
 	}
@@ -244,8 +234,8 @@ func TestStoreOutage(t *testing.T) {
 	sink.set(false)
 	stop = runIngester(t, addr, sink)
 	defer stop()
-	waitFor(t, "all events stored", func() bool { stored, _ := sink.count(); return stored == n })
-	waitFor(t, "all offsets committed", func() bool { return committed(t, addr) == n })
+	waitfor.True(t, 15*time.Second, "all events stored", func() bool { stored, _ := sink.count(); return stored == n })
+	waitfor.True(t, 15*time.Second, "all offsets committed", func() bool { return committed(t, addr) == n })
 	if st := stop(); st.Stored != n || st.DeadLettered != 0 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -260,8 +250,8 @@ func TestStoreRejections(t *testing.T) {
 	sink := &faultySink{stored: map[string]int{}, reject: map[string]string{"e007": "mapper_parsing_exception", "e042": "too long"}}
 	stop := runIngester(t, addr, sink)
 	defer stop()
-	waitFor(t, "events stored", func() bool { stored, _ := sink.count(); return stored == n-2 })
-	waitFor(t, "all offsets committed", func() bool { return committed(t, addr) == n })
+	waitfor.True(t, 15*time.Second, "events stored", func() bool { stored, _ := sink.count(); return stored == n-2 })
+	waitfor.True(t, 15*time.Second, "all offsets committed", func() bool { return committed(t, addr) == n })
 
 	got := map[string]string{}
 	for _, m := range readDeadLetters(t, addr, 2) {

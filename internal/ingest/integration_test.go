@@ -21,6 +21,7 @@ import (
 	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/sessiontest"
 	"github.com/chatreport/chatreport/internal/store/sqlite"
+	"github.com/chatreport/chatreport/internal/waitfor"
 )
 
 var (
@@ -134,7 +135,7 @@ func TestIngestMatchesReference(t *testing.T) {
 		if err := w.WriteMessages(ctx, msgs[first:]...); err != nil {
 			t.Fatalf("produce: %v", err)
 		}
-		waitForReference(t, bb.store, check, 40*time.Second)
+		waitfor.Check(t, 40*time.Second, "the store to match the reference", func() error { return check(bb.store) })
 		bb.stop(t)
 		// Every partition number carries later events; the remaining
 		// member consumed all of them, its former peer's included.
@@ -153,7 +154,7 @@ func TestIngestMatchesReference(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "replay.db")
 		r := startMember(ctx, t, b.Addr(), "group-replay", path, def)
 		defer r.stop(t)
-		waitForReference(t, r.store, check, 40*time.Second)
+		waitfor.Check(t, 40*time.Second, "the store to match the reference", func() error { return check(r.store) })
 		r.stop(t)
 		if err := check(openSQLite(t, path)); err != nil {
 			t.Fatal(err)
@@ -321,21 +322,4 @@ func assignment(ctx context.Context, t *testing.T, tr *kafka.Transport, addr, gr
 		}
 	}
 	return out
-}
-
-// waitForReference polls until check passes on st, failing with its last
-// error.
-func waitForReference(t *testing.T, st *sqlite.Store, check func(*sqlite.Store) error, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		err := check(st)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the store never matched the reference within %s:\n%v", limit, err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/ingest"
+	"github.com/chatreport/chatreport/internal/waitfor"
 )
 
 // oneBatch makes everything produced beforehand (n messages) one batch: the
@@ -103,8 +104,8 @@ func TestPartitionsStoredConcurrently(t *testing.T) {
 	sink := &pairSink{open: make(chan struct{}), stored: map[string]bool{}}
 	stop := runIngesterWith(t, addr, sink, oneBatch(n, 2))
 	defer stop()
-	waitFor(t, "all events stored", func() bool { return sink.count() == n })
-	waitFor(t, "all offsets committed", func() bool { return committed(t, addr) == n })
+	waitfor.True(t, 15*time.Second, "all events stored", func() bool { return sink.count() == n })
+	waitfor.True(t, 15*time.Second, "all offsets committed", func() bool { return committed(t, addr) == n })
 	stop()
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
@@ -147,7 +148,7 @@ func TestPartitionFailureCommitsNothing(t *testing.T) {
 		c.Observer = retries
 	})
 	// The healthy groups are stored at every attempt.
-	waitFor(t, "the other partition numbers stored again", func() bool { return sink.times(healthy) >= 2 })
+	waitfor.True(t, 15*time.Second, "the other partition numbers stored again", func() bool { return sink.times(healthy) >= 2 })
 	if got := committed(t, addr); got != 0 {
 		t.Fatalf("committed %d offsets while partition %d could not be stored", got, bad)
 	}
@@ -168,10 +169,10 @@ func TestPartitionFailureCommitsNothing(t *testing.T) {
 		c.Observer = retries
 	})
 	defer stop()
-	waitFor(t, "a retry of the redelivered batch", func() bool { return retries.n.Load() >= 1 })
+	waitfor.True(t, 15*time.Second, "a retry of the redelivered batch", func() bool { return retries.n.Load() >= 1 })
 	sink.setFailParts(nil)
-	waitFor(t, "all events stored", func() bool { stored, _ := sink.count(); return stored == n })
-	waitFor(t, "all offsets committed", func() bool { return committed(t, addr) == n })
+	waitfor.True(t, 15*time.Second, "all events stored", func() bool { stored, _ := sink.count(); return stored == n })
+	waitfor.True(t, 15*time.Second, "all offsets committed", func() bool { return committed(t, addr) == n })
 	if st := stop(); st.Stored != n || st.Consumed != n || st.Batches != 1 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -224,7 +225,7 @@ func TestDeadLettersPerPartition(t *testing.T) {
 		c.Observer = sums
 	})
 	defer stop()
-	waitFor(t, "all offsets committed", func() bool { return committed(t, addr) == int64(len(msgs)) })
+	waitfor.True(t, 15*time.Second, "all offsets committed", func() bool { return committed(t, addr) == int64(len(msgs)) })
 	st := stop()
 	wantDead := 7 + len(reject)
 	if st.DeadLettered != int64(wantDead) || st.Stored != int64(n-len(reject)) || st.Consumed != int64(len(msgs)) {
@@ -308,7 +309,7 @@ func TestShutdownKeepsUnstoredBatch(t *testing.T) {
 	sink := &poisonSink{poisoning: true, stored: map[string]bool{}}
 	retries := &retryCounter{}
 	stop := runIngester(t, addr, sink, retries)
-	waitFor(t, "the first batch retried", func() bool { return retries.n.Load() >= 1 })
+	waitfor.True(t, 15*time.Second, "the first batch retried", func() bool { return retries.n.Load() >= 1 })
 	stop()
 	poison, _ := sink.state()
 	if sink.stored[poison] {
@@ -320,7 +321,7 @@ func TestShutdownKeepsUnstoredBatch(t *testing.T) {
 	sink.mu.Unlock()
 	stop = runIngester(t, addr, sink)
 	defer stop()
-	waitFor(t, "all offsets committed", func() bool { return committed(t, addr) == n })
+	waitfor.True(t, 15*time.Second, "all offsets committed", func() bool { return committed(t, addr) == n })
 	if _, stored := sink.state(); stored != n {
 		t.Fatalf("%d of %d events stored once every offset was committed", stored, n)
 	}

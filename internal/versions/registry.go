@@ -1,6 +1,9 @@
 // Package versions keeps track of store versions: the current one, which the
 // API reads and the live ingester writes, and those being rebuilt, each
-// written by its replay alone until a swap makes it current.
+// written by its replay alone until a swap makes it current. It holds the
+// registry of their state, a fence for each version's writes, the store of
+// each version opened once (Set), and the comparison of two versions; what
+// writes the current version is package store's Sink.
 package versions
 
 import (
@@ -106,7 +109,8 @@ func (s *State) Abandon(version string) error {
 }
 
 // Valid reports whether name can be a version: a token of at most 32
-// characters such as v2 or 2025-10-rebuild.
+// characters such as v2 or rebuild202510. (The Elasticsearch store also
+// refuses "-" in a version: elastic.ValidVersion.)
 func Valid(name string) bool { return event.IsToken(name, 32, false) }
 
 // Registry records the state of a store's versions. Changes are atomic:

@@ -16,16 +16,14 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/elastic/go-elasticsearch/v8/typedapi/indices/putindextemplate"
 	"github.com/elastic/go-elasticsearch/v8/typedapi/types"
-
-	"github.com/chatreport/chatreport/pipelines"
 )
 
 // The index layout is data: one component template per kind in
-// pipelines/elasticsearch (settings, analysis and mappings; self-contained
+// templates/ (settings, analysis and mappings; self-contained
 // because Elasticsearch validates each component template alone), composed
 // here into an index template whose name and patterns depend on the prefix.
 const (
-	templateDir = "elasticsearch"
+	templateDir = "templates"
 	// indexTemplateVersion is the version of the index templates built
 	// below; the component templates carry theirs in their files.
 	indexTemplateVersion = 1
@@ -78,7 +76,7 @@ func (s *Store) mappingsTemplate(k kind) string {
 func (s *Store) customTemplate(k kind) string { return s.cfg.IndexPrefix + "-" + k.name + "@custom" }
 
 func loadTemplate(name, file string) (componentTemplate, error) {
-	body, err := fs.ReadFile(pipelines.FS, templateDir+"/"+file)
+	body, err := fs.ReadFile(templateFiles, templateDir+"/"+file)
 	if err != nil {
 		return componentTemplate{}, fmt.Errorf("elasticsearch template %s: %w", file, err)
 	}

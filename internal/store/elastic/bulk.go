@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
@@ -14,6 +13,8 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/go-json-experiment/json/jsontext"
 	"go.uber.org/zap"
+
+	"github.com/chatreport/chatreport/internal/retry"
 )
 
 // Action is what a bulk operation does.
@@ -126,32 +127,17 @@ func NewBulkWriter(es esapi.Transport, cfg BulkConfig, log *zap.Logger) *BulkWri
 		cfg:   cfg,
 		log:   log,
 		bufs:  make(chan *bytes.Buffer, 8),
-		sleep: sleepCtx,
+		sleep: retry.Sleep,
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// backoff is the pause before attempt n+1 (n from 0): exponential, capped,
-// with full jitter so that writers that failed together do not retry
-// together.
+// backoff and sleepCtx are package retry's pause and wait, for the write
+// path's own retry loop (write.go).
 func backoff(base, max time.Duration, n int) time.Duration {
-	d := base
-	for i := 0; i < n && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	return d/2 + rand.N(d/2+1)
+	return retry.Backoff{Base: base, Max: max}.Delay(n + 1)
 }
+
+var sleepCtx = retry.Sleep
 
 // Write applies ops and returns one Result per op, in order. Items answered
 // with 429 or 5xx, and requests that fail as a whole for the same reasons,
@@ -166,36 +152,34 @@ func (w *BulkWriter) Write(ctx context.Context, ops []Op) ([]Result, error) {
 	for i := range pending {
 		pending[i] = i
 	}
-	for attempt := 0; len(pending) > 0; attempt++ {
-		if attempt > 0 {
-			if err := w.sleep(ctx, backoff(w.cfg.Backoff, w.cfg.MaxBackoff, attempt-1)); err != nil {
-				return results, err
-			}
-		}
-		var retry []int
+	attempt := 0
+	err := retry.Backoff{
+		Base: w.cfg.Backoff, Max: w.cfg.MaxBackoff, Attempts: w.cfg.Attempts, Sleep: w.sleep,
+		OnRetry: func(attempt int, err error) {
+			w.log.Warn("retrying bulk operations", zap.Int("attempt", attempt), zap.Error(err))
+		},
+	}.Do(ctx, func() error {
+		attempt++
+		var again []int
 		var last string
 		for len(pending) > 0 {
-			n, again, err := w.send(ctx, ops, pending, results)
+			n, failed, err := w.send(ctx, ops, pending, results)
 			if err != nil {
-				return results, err
+				return retry.Permanent(err)
 			}
-			if len(again) > 0 {
-				retry = append(retry, again...)
-				last = results[again[len(again)-1]].Reason
+			if len(failed) > 0 {
+				again = append(again, failed...)
+				last = results[failed[len(failed)-1]].Reason
 			}
 			pending = pending[n:]
 		}
-		if len(retry) > 0 && attempt+1 >= w.cfg.Attempts {
-			return results, fmt.Errorf("%w: %d bulk operations still failing after %d attempts, last: %s",
-				ErrUnavailable, len(retry), attempt+1, last)
+		if pending = again; len(again) > 0 {
+			return fmt.Errorf("%w: %d bulk operations still failing after %d attempts, last: %s",
+				ErrUnavailable, len(again), attempt, last)
 		}
-		if len(retry) > 0 {
-			w.log.Warn("retrying bulk operations", zap.Int("operations", len(retry)),
-				zap.Int("attempt", attempt+1), zap.String("last_error", last))
-		}
-		pending = retry
-	}
-	return results, nil
+		return nil
+	})
+	return results, err
 }
 
 // send sends one request with as many of the pending ops as fit in

@@ -245,16 +245,6 @@ func TestBulkGivesUp(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	for n := range 10 {
-		d := backoff(100*time.Millisecond, time.Second, n)
-		cap := min(100*time.Millisecond<<n, time.Second)
-		if d < cap/2 || d > cap {
-			t.Errorf("attempt %d: %s outside [%s, %s]", n, d, cap/2, cap)
-		}
-	}
-}
-
 // TestReadBulkAnswer: the streaming reader keeps what the write path uses
 // of each item and refuses answers that are not a bulk answer.
 func TestReadBulkAnswer(t *testing.T) {

@@ -2,12 +2,14 @@ package elastic
 
 import (
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+	"github.com/chatreport/chatreport/internal/waitfor"
 
 	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,9 +95,11 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 		}
 	}
 
+	obs := &ingestCounter{}
 	in, err := ingest.New(ingest.Config{
 		Brokers: []string{b.Addr()}, Topics: def.Topics.Events, Group: def.ConsumerGroup, DeadLetter: def.Topics.DeadLetter,
 		BatchSize: 25, BatchWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, ShutdownGrace: 200 * time.Millisecond,
+		Observer: obs,
 	}, session.NewAssembler(def, s), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -112,21 +116,27 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 
 	const first, total = 150, 300
 	produce(0, first)
-	waitUntil(t, ctx, "the first events committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == first })
+	waitfor.True(t, time.Minute, "the first events committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == first })
 
-	// The cluster goes down: nothing more is committed while it is.
+	// The cluster goes down: the ingester retries the batch it holds, and
+	// commits nothing while it does.
 	mu.Lock()
 	down = true
 	mu.Unlock()
+	batches := obs.batches.Load()
+	retries := obs.retries.Load()
 	produce(first, total)
-	time.Sleep(time.Second)
+	waitfor.True(t, time.Minute, "two retries of a batch while the cluster is down", func() bool { return obs.retries.Load() >= retries+2 })
+	if got := obs.batches.Load(); got != batches {
+		t.Fatalf("%d batches committed while the cluster was down", got-batches)
+	}
 	if got := committedOffsets(t, ctx, b.Addr(), def); got != first {
 		t.Fatalf("committed %d offsets while the cluster was down, want %d", got, first)
 	}
 	mu.Lock()
 	down = false
 	mu.Unlock()
-	waitUntil(t, ctx, "every event committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == total })
+	waitfor.True(t, time.Minute, "every event committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == total })
 
 	indexed := map[string]bool{}
 	for key := range f.Docs("test-events-*") {
@@ -156,15 +166,12 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 	}
 }
 
-func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		if ctx.Err() != nil {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// ingestCounter counts the batches the ingester committed and the failed
+// writes it retried.
+type ingestCounter struct{ batches, retries atomic.Int64 }
+
+func (c *ingestCounter) ObserveBatch(ingest.BatchStats) { c.batches.Add(1) }
+func (c *ingestCounter) ObserveRetry(string)            { c.retries.Add(1) }
 
 // committedOffsets sums the group's committed offsets over the event topics.
 func committedOffsets(t *testing.T, ctx context.Context, addr string, def *pipeline.Definition) int64 {

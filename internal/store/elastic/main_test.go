@@ -3,8 +3,6 @@ package elastic
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,10 +10,9 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	goldenfile "github.com/chatreport/chatreport/internal/golden"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
@@ -41,24 +38,7 @@ func normalize(t testing.TB, data []byte) []byte {
 // golden compares got (JSON) with testdata/name, or rewrites it with -update.
 func golden(t testing.TB, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	got = normalize(t, got)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(normalize(t, want), got) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it)\n got: %s\nwant: %s", path, got, want)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name), got, normalize)
 }
 
 // fakeStore returns a Store on f with its templates installed.

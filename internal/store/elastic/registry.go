@@ -16,7 +16,6 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/chatreport/chatreport/internal/versions"
-	"github.com/chatreport/chatreport/pipelines"
 )
 
 // The registry of data versions lives in the cluster, in <prefix>-versions,
@@ -106,7 +105,7 @@ func (s *Store) createVersionsIndex(ctx context.Context) error {
 	if s.versionsIndexReady.Load() {
 		return nil
 	}
-	body, err := fs.ReadFile(pipelines.FS, versionsDir)
+	body, err := fs.ReadFile(templateFiles, versionsDir)
 	if err != nil {
 		return fmt.Errorf("elasticsearch: %w", err)
 	}

@@ -1,6 +1,6 @@
 // Package elastic is the production store: sessions and events in
 // Elasticsearch 8, in monthly indices behind aliases, with index templates
-// kept as data in pipelines/elasticsearch. docs/elasticsearch.md explains the
+// kept as data in templates/. docs/elasticsearch.md explains the
 // layout, the write path's guarantees and the query translation.
 package elastic
 

@@ -234,9 +234,11 @@ func TestPeriodicRefresh(t *testing.T) {
 	waitSearch(t, f, "never", []string{"never/a", "never/b"}, 2*time.Second)
 	f.SetRefreshInterval(NoRefresh)
 	must(t, f, 201, "PUT", "/fast/_doc/b", `{"tenant":"t"}`)
-	time.Sleep(200 * time.Millisecond)
+	if iv := refreshInterval(f, "fast"); iv > 0 {
+		t.Errorf("SetRefreshInterval(NoRefresh) left periodic refreshes every %s", iv)
+	}
 	if got := searchIDs(t, f, "fast", ""); !equal(got, []string{"fast/a"}) {
-		t.Errorf("SetRefreshInterval(NoRefresh) left periodic refreshes: %v", got)
+		t.Errorf("a write after SetRefreshInterval(NoRefresh) is searchable before a refresh: %v", got)
 	}
 	f.Refresh()
 	if got := searchIDs(t, f, "fast", ""); !equal(got, []string{"fast/a", "fast/b"}) {
@@ -254,9 +256,11 @@ func TestRefreshIntervalFromTemplates(t *testing.T) {
 		"template":{"settings":{"index.refresh_interval":"10ms"}}}`)
 	must(t, f, 200, "PUT", "/_index_template/high", `{"index_patterns":["logs-*"],"priority":5,"composed_of":["m"]}`)
 	must(t, f, 200, "POST", "/_bulk", bulkLines(`{"index":{"_index":"logs-1","_id":"a"}}`, `{"tenant":"t"}`))
-	time.Sleep(200 * time.Millisecond)
+	if iv := refreshInterval(f, "logs-1"); iv != NoRefresh {
+		t.Errorf("the index took the settings of the template of lower priority: refresh every %s", iv)
+	}
 	if got := searchIDs(t, f, "logs-1", ""); len(got) != 0 {
-		t.Errorf("the index took the settings of the template of lower priority: %v", got)
+		t.Errorf("a write is searchable before a refresh: %v", got)
 	}
 	must(t, f, 200, "POST", "/logs-1/_refresh", "")
 	if got := searchIDs(t, f, "logs-1", ""); !equal(got, []string{"logs-1/a"}) {
@@ -338,4 +342,17 @@ func TestForcedRefreshInBulkItems(t *testing.T) {
 		!strings.Contains(out["error"].(map[string]any)["reason"].(string), "refresh") {
 		t.Errorf("refresh=sometimes: %d %v", status, out)
 	}
+}
+
+// refreshInterval is how often the scheduler refreshes index name: the
+// only periodic refresh there is, so a test asserts on it instead of
+// waiting to see that no refresh happens.
+func refreshInterval(f *Server, name string) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	iv := f.interval(f.indices[name])
+	if iv <= 0 {
+		return NoRefresh
+	}
+	return iv
 }

@@ -1,4 +1,4 @@
-package versions
+package store
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/versions"
 )
 
 // fencedStore is a store of one version whose writes first run the
@@ -30,55 +31,21 @@ func (s *fencedStore) Update(ctx context.Context, fn func(context.Context, sessi
 
 func (s *fencedStore) Close() error { return nil }
 
-// TestFence: a version's fence passes while the registry lists it as
-// writable and fails with ErrNotWritable once it is abandoned or a swap
-// retires it.
-func TestFence(t *testing.T) {
-	ctx := t.Context()
-	reg := OpenFile(t.TempDir())
-	if _, err := reg.Register(ctx, "v2", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []string{"v1", "v2"} {
-		if err := Fence(reg, v)(ctx); err != nil {
-			t.Fatalf("fence of writable %s: %v", v, err)
-		}
-	}
-	if err := Fence(reg, "v3")(ctx); !errors.Is(err, ErrNotWritable) {
-		t.Fatalf("fence of unknown v3: %v", err)
-	}
-	if _, err := reg.Abandon(ctx, "v2"); err != nil {
-		t.Fatal(err)
-	}
-	if err := Fence(reg, "v2")(ctx); !errors.Is(err, ErrNotWritable) {
-		t.Fatalf("fence of abandoned v2: %v", err)
-	}
-	if _, err := reg.Register(ctx, "v3", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Swap(ctx, "v3"); err != nil {
-		t.Fatal(err)
-	}
-	if err := Fence(reg, "v1")(ctx); !errors.Is(err, ErrNotWritable) {
-		t.Fatalf("fence of v1 retired by a swap: %v", err)
-	}
-}
-
 // TestSinkWritesTheCurrentVersion: the sink writes every batch to the
 // current version only, never to a version being built; a swap takes effect
 // at the next batch; a batch whose version a swap retires while it is
-// written (its fence answers ErrNotWritable, the sink's registry is stale)
+// written (its fence answers versions.ErrNotWritable, the sink's registry is stale)
 // goes to the version current now.
 func TestSinkWritesTheCurrentVersion(t *testing.T) {
 	ctx := t.Context()
-	reg := OpenFile(t.TempDir())
+	reg := versions.OpenFile(t.TempDir())
 	if _, err := reg.Register(ctx, "v2", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	stores := map[string]*fencedStore{}
 	open := func(_ context.Context, v string) (*fencedStore, error) {
 		if stores[v] == nil {
-			stores[v] = &fencedStore{fence: Fence(reg, v)}
+			stores[v] = &fencedStore{fence: versions.Fence(reg, v)}
 		}
 		return stores[v], nil
 	}
@@ -91,7 +58,7 @@ func TestSinkWritesTheCurrentVersion(t *testing.T) {
 		}
 		return w
 	}
-	sink := NewSink(NewSet(reg, open), pipeline.MustDefault())
+	sink := NewSink(versions.NewSet(reg, open), pipeline.MustDefault())
 	batch := []event.Event{{Tenant: "acme", EventID: "e1"}}
 	if err := sink.Ingest(ctx, batch); err != nil || writes() != [3]int{1, 0, 0} {
 		t.Fatalf("ingest while v2 is built: %v, writes v1..v3 %v", err, writes())
@@ -113,16 +80,16 @@ func TestSinkWritesTheCurrentVersion(t *testing.T) {
 	if _, err := reg.Swap(ctx, "v3"); err != nil {
 		t.Fatal(err)
 	}
-	sink = NewSink(NewSet(stale, open), pipeline.MustDefault())
+	sink = NewSink(versions.NewSet(stale, open), pipeline.MustDefault())
 	stale.refreshOnNextRead = true
 	if err := sink.Ingest(ctx, batch); err != nil || writes() != [3]int{1, 1, 1} {
 		t.Fatalf("ingest across a swap: %v, writes v1..v3 %v", err, writes())
 	}
 	// A registry that keeps naming the refused version: the error is
-	// returned (the ingester retries the batch), wrapping ErrNotWritable.
+	// returned (the ingester retries the batch), wrapping versions.ErrNotWritable.
 	stale.keep(ctx)
 	stale.state.Current = "v2"
-	if err := sink.Ingest(ctx, batch); !errors.Is(err, ErrNotWritable) || writes() != [3]int{1, 1, 1} {
+	if err := sink.Ingest(ctx, batch); !errors.Is(err, versions.ErrNotWritable) || writes() != [3]int{1, 1, 1} {
 		t.Fatalf("ingest with a registry stuck on a retired version: %v, writes v1..v3 %v", err, writes())
 	}
 }
@@ -131,14 +98,14 @@ func TestSinkWritesTheCurrentVersion(t *testing.T) {
 // a cached registry does; with refreshOnNextRead, the read after the next
 // one reads the registry again (a cache expiring meanwhile).
 type staleRegistry struct {
-	Registry
-	state             State
+	versions.Registry
+	state             versions.State
 	refreshOnNextRead bool
 }
 
 func (r *staleRegistry) keep(ctx context.Context) { r.state, _ = r.Registry.State(ctx) }
 
-func (r *staleRegistry) State(ctx context.Context) (State, error) {
+func (r *staleRegistry) State(ctx context.Context) (versions.State, error) {
 	st := r.state
 	if r.refreshOnNextRead {
 		r.refreshOnNextRead = false
@@ -167,14 +134,14 @@ func (s *countingStore) Close() error { return nil }
 // only that one), whose store is opened once.
 func TestSinkConcurrent(t *testing.T) {
 	ctx := t.Context()
-	reg := OpenFile(t.TempDir())
+	reg := versions.OpenFile(t.TempDir())
 	if _, err := reg.Register(ctx, "v2", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	stores := map[string]*countingStore{}
 	opened := 0
-	set := NewSet(reg, func(_ context.Context, v string) (*countingStore, error) {
+	set := versions.NewSet(reg, func(_ context.Context, v string) (*countingStore, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		opened++
