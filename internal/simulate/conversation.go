@@ -118,8 +118,13 @@ func (c *conversation) greeting() string {
 	return pick(g, g.words.Greetings)
 }
 
-// brasiliaHour is the local hour in Brasília (UTC−3, no daylight saving since 2019).
-func brasiliaHour(t time.Time) int { return (t.Hour() + 21) % 24 }
+// tenantZone is the simulated tenants' time zone: Brasília, UTC−3 with no
+// daylight saving since 2019 (the report's default api.time_zone,
+// America/Sao_Paulo, gives the same times for the dates simulated).
+var tenantZone = time.FixedZone("America/Sao_Paulo", -3*60*60)
+
+// brasiliaHour is the local hour in Brasília.
+func brasiliaHour(t time.Time) int { return t.In(tenantZone).Hour() }
 
 // issueProtocol opens the attendance: every later event carries the protocol,
 // YYYYMMDD and HHMMSS plus milliseconds of the moment it was issued (UTC).
@@ -127,7 +132,9 @@ func (c *conversation) issueProtocol() {
 	if c.base.Protocol != "" {
 		return
 	}
-	at := c.at.Add(c.g.between(300*time.Millisecond, time.Second))
+	// The platform writes a protocol's date and time in the tenant's time
+	// zone, so that it starts with the day the operator sees.
+	at := c.at.Add(c.g.between(300*time.Millisecond, time.Second)).In(tenantZone)
 	b := at.AppendFormat(c.g.buf[:0], "20060102150405.000")
 	b = append(b[:14], b[15:]...) // drop the decimal point
 	p := string(b)

@@ -182,7 +182,7 @@ func TestGeneratorDistribution(t *testing.T) {
 			if !event.IsProtocol(p) {
 				t.Errorf("invalid protocol %q", p)
 			}
-			if day := first.OccurredAt.Format("20060102"); p[:8] < day {
+			if day := first.OccurredAt.In(time.FixedZone("BRT", -3*60*60)).Format("20060102"); p[:8] < day {
 				t.Errorf("protocol %s predates the conversation (%s)", p, day)
 			}
 		}
