@@ -53,7 +53,9 @@ func (w *where) source() (string, []any) {
 	if w.driver == nil {
 		return "sessions s WHERE ", nil
 	}
-	return "(" + w.driver.sql + ") AS m CROSS JOIN sessions s WHERE s.session_id = m.session_id AND ", w.driver.args
+	// DISTINCT: a driver yields a session once per way it matches (each
+	// of several tags asked for), and the join must see it once.
+	return "(SELECT DISTINCT session_id FROM (" + w.driver.sql + ")) AS m CROSS JOIN sessions s WHERE s.session_id = m.session_id AND ", w.driver.args
 }
 
 // query is the statement select ... FROM <source> WHERE <conditions> rest,
@@ -188,8 +190,8 @@ func infoCondition(w *where, tenant string, c report.Condition) {
 }
 
 func contactCondition(w *where, contact string) {
-	conds := []string{"s.contact_id = ?", "instr(s.contact_name_lower, ?) > 0"}
-	args := []any{contact, strings.ToLower(contact)}
+	conds := []string{"s.contact_id = ?", "instr(s.contact_name_folded, ?) > 0"}
+	args := []any{contact, report.Fold(contact)}
 	if d, ok := report.PhoneQuery(contact); ok {
 		// Either number may lack the country code (and area code): one
 		// matches when it ends with the other, of at least MinPhoneDigits.

@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 	channel              TEXT    NOT NULL,
 	contact_id           TEXT    NOT NULL,
 	contact_phone_digits TEXT    NOT NULL,
-	contact_name_lower   TEXT    NOT NULL,
+	contact_name_folded  TEXT    NOT NULL, -- report.Fold: lower case without diacritics
 	handed_off           INTEGER NOT NULL,
 	doc                  BLOB    NOT NULL,
 	PRIMARY KEY (tenant, session_id)
@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 -- documents) are read.
 DROP INDEX IF EXISTS sessions_by_start;
 CREATE INDEX IF NOT EXISTS sessions_by_start_filters ON sessions (tenant, started_at DESC, session_id DESC,
-	channel, handed_off, contact_id, contact_phone_digits, contact_name_lower);
+	channel, handed_off, contact_id, contact_phone_digits, contact_name_folded);
 CREATE INDEX IF NOT EXISTS sessions_by_key ON sessions (tenant, session_key, started_at);
 
 CREATE TABLE IF NOT EXISTS session_tags (

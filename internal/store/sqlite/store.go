@@ -52,12 +52,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // schemaVersion is the PRAGMA user_version of a database whose derived
 // tables are complete and whose layout is schema.sql's.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // migrate creates the schema, or brings an older database to it in one
 // transaction: version 1 added the full-text index, version 2 turned times
 // from nanoseconds into milliseconds, version 3 made events a rowid table
-// (keyed into the full-text index directly) and dropped the index by session.
+// (keyed into the full-text index directly) and dropped the index by session,
+// version 4 keeps contact names folded (report.Fold) instead of lowered.
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -81,10 +82,19 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			}
 		}
 	}
+	if err := foldNames(ctx, tx); err != nil {
+		return fmt.Errorf("fold contact names: %w", err)
+	}
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return err
 	}
 	if v >= schemaVersion {
+		return tx.Commit()
+	}
+	if v >= 3 {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+			return err
+		}
 		return tx.Commit()
 	}
 	toMillis := "occurred_at"
@@ -114,6 +124,44 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// foldNames turns the lowered contact names of a database before version 4
+// into folded ones (report.Fold), in place, before schema.sql indexes them.
+func foldNames(ctx context.Context, tx *sql.Tx) error {
+	var old int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'contact_name_lower'`).Scan(&old); err != nil || old == 0 {
+		return err
+	}
+	for _, q := range []string{`DROP INDEX IF EXISTS sessions_by_start_filters`,
+		`ALTER TABLE sessions RENAME COLUMN contact_name_lower TO contact_name_folded`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	type row struct{ tenant, id, name string }
+	var change []row
+	rows, err := tx.QueryContext(ctx, `SELECT tenant, session_id, contact_name_folded FROM sessions`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.tenant, &r.id, &r.name); err != nil {
+			rows.Close()
+			return err
+		}
+		if f := report.Fold(r.name); f != r.name {
+			r.name = f
+			change = append(change, r)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return execEach(ctx, tx, `UPDATE sessions SET contact_name_folded = ? WHERE tenant = ? AND session_id = ?`,
+		len(change), func(i int) []any { return []any{change[i].name, change[i].tenant, change[i].id} })
 }
 
 // Close closes the database.
@@ -335,19 +383,19 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session) 
 	}
 	if err := execEach(ctx, tx, `
 		INSERT INTO sessions (tenant, session_id, session_key, started_at, channel, contact_id,
-			contact_phone_digits, contact_name_lower, handed_off, doc)
+			contact_phone_digits, contact_name_folded, handed_off, doc)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tenant, session_id) DO UPDATE SET
 			session_key = excluded.session_key, started_at = excluded.started_at,
 			channel = excluded.channel, contact_id = excluded.contact_id,
 			contact_phone_digits = excluded.contact_phone_digits,
-			contact_name_lower = excluded.contact_name_lower,
+			contact_name_folded = excluded.contact_name_folded,
 			handed_off = excluded.handed_off, doc = excluded.doc`,
 		len(sessions), func(i int) []any {
 			s := &sessions[i]
 			doc, _ := json.Marshal(s) // plain data: always marshals
 			return []any{s.Tenant, s.ID, s.Key, s.StartedAt.UnixMilli(), s.Channel, s.Contact.ID,
-				report.PhoneDigits(s.Contact.Phone), strings.ToLower(s.Contact.Name), s.HandedOff, doc}
+				report.PhoneDigits(s.Contact.Phone), report.Fold(s.Contact.Name), s.HandedOff, doc}
 		}); err != nil {
 		return err
 	}

@@ -31,7 +31,8 @@ func TestConformance(t *testing.T) {
 // oldLayout turns a database of today's layout into one of an older schema
 // version: events WITHOUT ROWID keyed by (tenant, event_id), indexed by key and
 // by session; from version 1 the full-text index through message_rows, filled
-// by a trigger; before version 2 times in nanoseconds.
+// by a trigger; before version 2 times in nanoseconds; before version 4
+// contact names lowered, not folded.
 func oldLayout(version int) []string {
 	times, nanos := "occurred_at", "UPDATE sessions SET started_at = started_at"
 	if version < 2 {
@@ -48,7 +49,13 @@ func oldLayout(version int) []string {
 		nanos,
 		`INSERT INTO message_words (message_words) VALUES ('delete-all')`,
 	}
-	if version >= 1 {
+	if version >= 3 {
+		qs = qs[:0] // version 3 is today's layout but for contact names
+	}
+	// Before version 4 contact names were only lowered.
+	qs = append(qs, `ALTER TABLE sessions RENAME COLUMN contact_name_folded TO contact_name_lower`,
+		`UPDATE sessions SET contact_name_lower = 'cláudia'`)
+	if version == 1 || version == 2 {
 		qs = append(qs, `CREATE TABLE message_rows (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, event_id TEXT NOT NULL, UNIQUE (tenant, event_id))`,
 			`INSERT INTO message_rows (tenant, event_id) SELECT tenant, event_id FROM events WHERE type = 'message'`,
 			`INSERT INTO message_words (rowid, text) SELECT r.id, json_extract(CAST(e.body AS TEXT), '$.text')
@@ -67,7 +74,7 @@ func oldLayout(version int) []string {
 // layout with its sessions, events, times and full-text index intact, and
 // what is ingested afterwards is indexed once.
 func TestMigrate(t *testing.T) {
-	for _, version := range []int{0, 1, 2} {
+	for _, version := range []int{0, 1, 2, 3} {
 		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "old.db")
@@ -75,7 +82,7 @@ func TestMigrate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := storetest.B{Contact: "c1"}
+			b := storetest.B{Contact: "c1", Name: "CLÁUDIA"}
 			e := b.Msg("e1", 0, event.RoleCustomer, "NÃO recebi a fatura")
 			if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, []event.Event{e, b.Tag("e2", time.Second, "x")}); err != nil {
 				t.Fatal(err)
@@ -110,6 +117,10 @@ func TestMigrate(t *testing.T) {
 				}
 				if res.Total != 1 || len(res.Items) != 1 || res.Items[0].ID != want.Session.ID {
 					t.Fatalf("open %d: full text after migration: %+v", reopen, res)
+				}
+				f = report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(time.Hour), Contact: "Claudia"}
+				if res, err = s.Search(ctx, f, report.Page{Limit: 10}); err != nil || res.Total != 1 {
+					t.Fatalf("open %d: contact name after migration: %+v, %v", reopen, res, err)
 				}
 				got, err := s.Session(ctx, "acme", want.Session.ID)
 				if err != nil {

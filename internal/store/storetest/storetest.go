@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("FullText", func(t *testing.T) { testFullText(t, open(t)) })
 	t.Run("Export", func(t *testing.T) { testExport(t, open(t)) })
 	t.Run("Facets", func(t *testing.T) { testFacets(t, open(t)) })
+	t.Run("MatchedManyWays", func(t *testing.T) { testMatchedManyWays(t, open(t)) })
+	t.Run("ContactName", func(t *testing.T) { testContactName(t, open(t)) })
 }
 
 // Base is the time of the fixtures: 2025-10-07 09:00 UTC.
