@@ -234,10 +234,11 @@ func sessionSource() types.SourceConfig {
 func searchRequest(f *report.Filter, page report.Page) *search.Request {
 	size := page.Limit + 1 // one more tells whether a next page exists
 	req := &search.Request{
-		Query:          filterQuery(f),
-		Sort:           newestFirst(),
-		Size:           &size,
-		TrackTotalHits: true,
+		Query: filterQuery(f),
+		Sort:  newestFirst(),
+		Size:  &size,
+		// Counted exactly up to one past the bound: then "more than".
+		TrackTotalHits: page.Bound() + 1,
 		Source_:        sessionSource(),
 	}
 	if page.After != nil {
@@ -250,8 +251,8 @@ func searchRequest(f *report.Filter, page report.Page) *search.Request {
 // caps size.
 const maxPage = 10000 - 1
 
-// Search returns one page of the sessions f matches, newest first, with the
-// exact number of matches.
+// Search returns one page of the sessions f matches, newest first, and the
+// number of matches, exact up to the page's bound.
 func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (report.Result, error) {
 	if err := errors.Join(f.Validate(), page.Validate()); err != nil {
 		return report.Result{}, err
@@ -263,14 +264,19 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 	if err != nil {
 		return report.Result{}, fmt.Errorf("search sessions: %w", err)
 	}
-	return pageResult(res, page.Limit)
+	out, err := pageResult(res, page.Limit)
+	if err != nil {
+		return out, err
+	}
+	if res.Hits.Total != nil {
+		// relation "gte" comes with the value bound+1.
+		out.BoundTotal(res.Hits.Total.Value, page.Bound())
+	}
+	return out, nil
 }
 
 func pageResult(res *searchResponse, limit int) (report.Result, error) {
 	out := report.Result{Items: make([]session.Session, 0, min(len(res.Hits.Hits), limit))}
-	if res.Hits.Total != nil {
-		out.Total = res.Hits.Total.Value
-	}
 	for i := range res.Hits.Hits {
 		var ss session.Session
 		if err := json.Unmarshal(res.Hits.Hits[i].Source, &ss); err != nil {

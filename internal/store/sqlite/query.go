@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -15,81 +14,6 @@ import (
 	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/session"
 )
-
-// where translates a filter into a SQL condition on the sessions table s.
-type where struct {
-	conds []string
-	args  []any
-	// drivers are subqueries, each on the index of a selective condition,
-	// among whose session ids every match is.
-	drivers []subquery
-	// driver is the one chosen to read sessions from (see drive); nil
-	// while the sessions of the interval are scanned.
-	driver *subquery
-}
-
-type subquery struct {
-	sql  string
-	args []any
-}
-
-func (w *where) add(cond string, args ...any) {
-	w.conds = append(w.conds, cond)
-	w.args = append(w.args, args...)
-}
-
-// in requires the session id to be among those sub selects.
-func (w *where) in(sub string, args ...any) {
-	w.add("s.session_id IN ("+sub+")", args...)
-	w.drivers = append(w.drivers, subquery{sub, args})
-}
-
-func (w *where) String() string { return strings.Join(w.conds, " AND ") }
-
-// source is the FROM clause and its arguments, which come before the
-// condition's: the sessions table, or the driver's session ids joined to it.
-// CROSS JOIN makes SQLite read the driver first.
-func (w *where) source() (string, []any) {
-	if w.driver == nil {
-		return "sessions s WHERE ", nil
-	}
-	// DISTINCT: a driver yields a session once per way it matches (each
-	// of several tags asked for), and the join must see it once.
-	return "(SELECT DISTINCT session_id FROM (" + w.driver.sql + ")) AS m CROSS JOIN sessions s WHERE s.session_id = m.session_id AND ", w.driver.args
-}
-
-// query is the statement select ... FROM <source> WHERE <conditions> rest,
-// with its arguments and then more.
-func (w *where) query(selectList, rest string, more ...any) (string, []any) {
-	from, args := w.source()
-	args = append(append(slices.Clip(args), w.args...), more...)
-	return "SELECT " + selectList + " FROM " + from + w.String() + rest, args
-}
-
-// driveLimit is how many session ids a driver may select to be read from:
-// below it, looking each up beats scanning the interval in report order.
-// (A variable so that tests run both plans.)
-var driveLimit = 2000
-
-// drive picks the driver that selects the fewest sessions, if it selects
-// fewer than driveLimit. SQLite's planner prefers the scan of
-// sessions_by_start_filters that yields the report's order, which reads every
-// session of the interval even when a protocol matches one; each count here
-// stops at driveLimit, so choosing costs little either way.
-func (w *where) drive(ctx context.Context, tx *sql.Tx) error {
-	best := driveLimit
-	for i := range w.drivers {
-		d := &w.drivers[i]
-		var n int
-		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+d.sql+" LIMIT ?)", append(slices.Clip(d.args), driveLimit)...).Scan(&n); err != nil {
-			return fmt.Errorf("size a condition: %w", err)
-		}
-		if n < best {
-			best, w.driver = n, d
-		}
-	}
-	return nil
-}
 
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
@@ -103,47 +27,43 @@ func anys(xs []string) []any {
 	return out
 }
 
-// translate returns the condition for the sessions f matches that come
+// translate returns the conditions for the sessions f matches that come
 // after c (all when c is nil) in the report order.
 func translate(f *report.Filter, c *report.Cursor) *where {
 	w := &where{}
 	w.add("s.tenant = ?", f.Tenant)
-	upper := ceilMilli(f.To)
+	lower, upper := ceilMilli(f.From), ceilMilli(f.To)
 	if c != nil {
 		// The cursor's time is the interval's upper bound, so SQLite
-		// starts its scan of sessions_by_start_filters at the cursor. With the
-		// bound only inside an OR (or a row value) it scans from the
-		// newest session of the interval on every page, which makes a
-		// deep export quadratic.
+		// starts its scan of sessions_by_start_filters (or of a driver's
+		// index range) at the cursor. With the bound only inside an OR
+		// (or a row value) it scans from the newest session of the
+		// interval on every page, which makes a deep export quadratic.
 		upper = min(upper, c.StartedAt.UnixMilli()+1)
 	}
-	w.add("s.started_at >= ? AND s.started_at < ?", ceilMilli(f.From), upper)
+	w.add("s.started_at >= ? AND s.started_at < ?", lower, upper)
 	if c != nil {
 		w.add("(s.started_at < ? OR s.session_id < ?)", c.StartedAt.UnixMilli(), c.SessionID)
 	}
 	if f.SessionID != "" {
 		w.add("s.session_id = ?", strings.ToLower(f.SessionID))
 	}
-	// Selective conditions are IN (subquery) on their own index, not
-	// correlated EXISTS: SQLite can then drive the search from the few
-	// matching sessions instead of probing every session of the interval.
+	side := sideTables{tenant: f.Tenant, lower: lower, upper: upper}
 	if f.Protocol != "" {
-		w.in(`SELECT p.session_id FROM session_protocols p
-			WHERE p.tenant = ? AND p.protocol = ?`, f.Tenant, f.Protocol)
+		side.value(w, "session_protocols", "protocol", f.Protocol)
 	}
 	if len(f.Tags) > 0 {
 		tags := dedupe(f.Tags)
-		q := `SELECT t.session_id FROM session_tags t
-			WHERE t.tenant = ? AND t.tag IN (` + placeholders(len(tags)) + `)`
-		args := append([]any{f.Tenant}, anys(tags)...)
-		if f.TagMode == report.TagsAll && len(tags) > 1 {
-			w.in(q+` GROUP BY t.session_id HAVING count(*) = ?`, append(args, len(tags))...)
+		if f.TagMode == report.TagsAll || len(tags) == 1 {
+			for _, t := range tags {
+				side.value(w, "session_tags", "tag", t)
+			}
 		} else {
-			w.in(q, args...)
+			side.anyTag(w, tags)
 		}
 	}
 	for _, c := range f.Info {
-		infoCondition(w, f.Tenant, c)
+		side.info(w, c)
 	}
 	if len(f.Channels) > 0 {
 		channels := dedupe(f.Channels)
@@ -161,31 +81,82 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 	return w
 }
 
-// infoCondition: values are compared in value_lower, lowered by Go (Unicode)
-// when written, because SQLite's lower() only folds ASCII.
-func infoCondition(w *where, tenant string, c report.Condition) {
-	const has = `EXISTS (SELECT 1 FROM session_info i
-		WHERE i.tenant = s.tenant AND i.session_id = s.session_id AND i.key = ?`
-	const in = `SELECT i.session_id FROM session_info i WHERE i.tenant = ? AND i.key = ?`
+// sideTables builds the conditions on session_tags, session_protocols and
+// session_info of one tenant and interval [lower, upper).
+type sideTables struct {
+	tenant       string
+	lower, upper int64
+}
+
+// ordered is a driver reading an index range of from (a table as x) whose key starts
+// with (tenant, key columns, started_at): its sessions in the interval in
+// report order, tested by more (on x's other columns).
+func (t sideTables) ordered(from, keyCond string, args []any, more string, moreArgs ...any) driver {
+	q := "SELECT x.started_at, x.session_id FROM " + from + " WHERE x.tenant = ? AND " + keyCond +
+		" AND x.started_at >= ? AND x.started_at < ?" + more
+	a := append(append(append([]any{t.tenant}, args...), t.lower, t.upper), moreArgs...)
+	return driver{frag{q, a}, true}
+}
+
+// value requires the session to hold value in column of table (a tag, a
+// protocol).
+func (t sideTables) value(w *where, table, column string, value string) {
+	c := w.add("s.session_id IN (SELECT x.session_id FROM "+table+" x WHERE x.tenant = ? AND x."+column+" = ?)", t.tenant, value)
+	c.probe = &frag{"EXISTS (SELECT 1 FROM " + table + " x WHERE x.tenant = s.tenant AND x.session_id = s.session_id AND x." + column + " = ?)", []any{value}}
+	c.drivers = []driver{t.ordered(table+" x", "x."+column+" = ?", []any{value}, "")}
+}
+
+// anyTag requires the session to hold one of tags (two or more): a session
+// holding several is one session.
+func (t sideTables) anyTag(w *where, tags []string) {
+	in := "x.tag IN (" + placeholders(len(tags)) + ")"
+	c := w.add("s.session_id IN (SELECT x.session_id FROM session_tags x WHERE x.tenant = ? AND "+in+")", append([]any{t.tenant}, anys(tags)...)...)
+	c.probe = &frag{"EXISTS (SELECT 1 FROM session_tags x WHERE x.tenant = s.tenant AND x.session_id = s.session_id AND " + in + ")", anys(tags)}
+	c.drivers = []driver{{frag{"SELECT x.session_id FROM session_tags x WHERE x.tenant = ? AND " + in +
+		" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant}, anys(tags)...), t.lower, t.upper)}, false}}
+}
+
+// info: values are compared in value_lower, lowered by Go (Unicode) when
+// written, because SQLite's lower() only folds ASCII. A negative operator
+// also matches sessions without the key: it is tested per session and
+// drives nothing.
+func (t sideTables) info(w *where, c report.Condition) {
 	v := strings.ToLower(c.Value)
+	var test string // on x.value_lower
+	var args []any
+	switch c.Op {
+	case report.OpEquals, report.OpNotEquals:
+		test, args = " AND x.value_lower = ?", []any{v}
+	case report.OpContains, report.OpNotContain:
+		test, args = " AND instr(x.value_lower, ?) > 0", []any{v}
+	case report.OpStartsWith:
+		// A range of session_info_by_value: every string starting with
+		// v sorts from v to v followed by the greatest code point.
+		test, args = " AND x.value_lower >= ? AND x.value_lower < ? AND instr(x.value_lower, ?) = 1", []any{v, v + string(utf8.MaxRune), v}
+	}
+	has := "EXISTS (SELECT 1 FROM session_info x WHERE x.tenant = s.tenant AND x.session_id = s.session_id AND x.key = ?" + test + ")"
+	hasArgs := append([]any{c.Key}, args...)
+	switch c.Op {
+	case report.OpNotEquals, report.OpNotContain, report.OpNotExists:
+		w.add("NOT "+has, hasArgs...)
+		return
+	}
+	k := w.add("s.session_id IN (SELECT x.session_id FROM session_info x WHERE x.tenant = ? AND x.key = ?"+test+")",
+		append([]any{t.tenant, c.Key}, args...)...)
+	k.probe = &frag{has, hasArgs}
 	switch c.Op {
 	case report.OpEquals:
-		w.in(in+" AND i.value_lower = ?", tenant, c.Key, v)
-	case report.OpNotEquals:
-		w.add("NOT "+has+" AND i.value_lower = ?)", c.Key, v)
-	case report.OpContains:
-		w.in(in+" AND instr(i.value_lower, ?) > 0", tenant, c.Key, v)
-	case report.OpNotContain:
-		w.add("NOT "+has+" AND instr(i.value_lower, ?) > 0)", c.Key, v)
+		k.drivers = []driver{t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")}
 	case report.OpStartsWith:
-		// A range of session_info_by_key: every string starting with v
-		// sorts from v to v followed by the greatest code point.
-		w.in(in+" AND i.value_lower >= ? AND i.value_lower < ? AND instr(i.value_lower, ?) = 1",
-			tenant, c.Key, v, v+string(utf8.MaxRune), v)
-	case report.OpExists:
-		w.in(in, tenant, c.Key)
-	case report.OpNotExists:
-		w.add("NOT "+has+")", c.Key)
+		// Few values start with v: read them by value, then sort; many:
+		// read the key's sessions in report order and test each.
+		k.drivers = []driver{
+			{frag{"SELECT x.session_id FROM session_info x INDEXED BY session_info_by_value WHERE x.tenant = ? AND x.key = ?" + test +
+				" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant, c.Key}, args...), t.lower, t.upper)}, false},
+			t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...),
+		}
+	default: // exists, contains
+		k.drivers = []driver{t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)}
 	}
 }
 
@@ -195,9 +166,17 @@ func contactCondition(w *where, contact string) {
 	if d, ok := report.PhoneQuery(contact); ok {
 		// Either number may lack the country code (and area code): one
 		// matches when it ends with the other, of at least MinPhoneDigits.
-		conds = append(conds, `s.contact_phone_digits LIKE ?`,
-			`(length(s.contact_phone_digits) >= ? AND ? LIKE '%' || s.contact_phone_digits)`)
-		args = append(args, "%"+d, report.MinPhoneDigits, d)
+		// Reversed, the stored number starts with the typed one (a range:
+		// ':' follows '9'), or is one of the typed number's beginnings.
+		rev := reverse(d)
+		conds = append(conds, `(s.contact_phone_rev >= ? AND s.contact_phone_rev < ?)`)
+		args = append(args, rev, rev+":")
+		if n := len(rev) - report.MinPhoneDigits; n > 0 {
+			conds = append(conds, "s.contact_phone_rev IN ("+placeholders(n)+")")
+			for i := report.MinPhoneDigits; i < len(rev); i++ {
+				args = append(args, rev[:i])
+			}
+		}
 	}
 	w.add("("+strings.Join(conds, " OR ")+")", args...)
 }
@@ -240,8 +219,6 @@ func dedupe(xs []string) []string {
 	return out
 }
 
-const newestFirst = " ORDER BY s.started_at DESC, s.session_id DESC"
-
 // readTx begins a read-only transaction: its statements see one snapshot.
 // (Read-only transactions begin DEFERRED, so they take no write lock.)
 func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
@@ -252,7 +229,8 @@ func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
 	return tx, nil
 }
 
-// Search returns one page of the sessions f matches, newest first.
+// Search returns one page of the sessions f matches, newest first, and how
+// many match, exactly up to the page's bound.
 func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (report.Result, error) {
 	if err := errors.Join(f.Validate(), page.Validate()); err != nil {
 		return report.Result{}, err
@@ -262,33 +240,43 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 		return report.Result{}, err
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	w := translate(&f, nil)
-	if err := w.drive(ctx, tx); err != nil {
-		return report.Result{}, err
-	}
+	bound := page.Bound()
 	var res report.Result
-	q, args := w.query("count(*)", "")
-	if err := tx.QueryRowContext(ctx, q, args...).Scan(&res.Total); err != nil {
-		return res, fmt.Errorf("count sessions: %w", err)
-	}
-	res.Items, err = sessions(ctx, tx, translate(&f, page.After), page.Limit+1)
+	res.Items, err = sessions(ctx, tx, translate(&f, page.After), page.Limit+1, bound)
 	if err != nil {
 		return res, err
 	}
-	if len(res.Items) > page.Limit {
+	full := len(res.Items) > page.Limit
+	if full {
 		res.Items = res.Items[:page.Limit]
 		last := res.Items[len(res.Items)-1]
 		res.Next = &report.Cursor{StartedAt: last.StartedAt, SessionID: last.ID}
 	}
+	if page.After == nil && !full {
+		// The first page holds every match: no need to count them.
+		res.BoundTotal(len(res.Items), bound)
+		return res, nil
+	}
+	w := translate(&f, nil)
+	if err := w.drive(ctx, tx, bound); err != nil {
+		return res, err
+	}
+	q, args := w.query("1", false, " LIMIT ?", bound+1)
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+q+")", args...).Scan(&n); err != nil {
+		return res, fmt.Errorf("count sessions: %w", err)
+	}
+	res.BoundTotal(n, bound)
 	return res, nil
 }
 
-// sessions reads up to limit sessions matching w, newest first.
-func sessions(ctx context.Context, tx *sql.Tx, w *where, limit int) ([]session.Session, error) {
-	if err := w.drive(ctx, tx); err != nil {
+// sessions reads up to limit sessions matching w, newest first; bound is
+// how far the search counts (the size of the drivers worth comparing).
+func sessions(ctx context.Context, tx *sql.Tx, w *where, limit, bound int) ([]session.Session, error) {
+	if err := w.drive(ctx, tx, bound); err != nil {
 		return nil, err
 	}
-	q, args := w.query("s.doc", newestFirst+" LIMIT ?", limit)
+	q, args := w.query("s.doc", true, " LIMIT ?", limit)
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search sessions: %w", err)
@@ -321,7 +309,7 @@ func (s *Store) details(ctx context.Context, tenant string, w *where, limit int)
 		return nil, err
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	list, err := sessions(ctx, tx, w, limit)
+	list, err := sessions(ctx, tx, w, limit, report.DefaultTotalBound)
 	if err != nil || len(list) == 0 {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -52,13 +53,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // schemaVersion is the PRAGMA user_version of a database whose derived
 // tables are complete and whose layout is schema.sql's.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // migrate creates the schema, or brings an older database to it in one
 // transaction: version 1 added the full-text index, version 2 turned times
 // from nanoseconds into milliseconds, version 3 made events a rowid table
 // (keyed into the full-text index directly) and dropped the index by session,
-// version 4 keeps contact names folded (report.Fold) instead of lowered.
+// version 4 keeps contact names folded (report.Fold) instead of lowered,
+// version 5 gives the side tables their session's started_at and keeps phone
+// digits reversed (the shapes plan.go reads).
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -85,6 +88,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if err := foldNames(ctx, tx); err != nil {
 		return fmt.Errorf("fold contact names: %w", err)
 	}
+	if err := reportShapes(ctx, tx); err != nil {
+		return fmt.Errorf("reshape for the report: %w", err)
+	}
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return err
 	}
@@ -102,8 +108,10 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		// Before version 2 times were nanoseconds, which wrapped outside
 		// the years 1678 to 2262.
 		toMillis = "occurred_at / 1000000"
-		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET started_at = started_at / 1000000`); err != nil {
-			return fmt.Errorf("times to milliseconds: %w", err)
+		for _, t := range []string{"sessions", "session_tags", "session_protocols", "session_info"} {
+			if _, err := tx.ExecContext(ctx, `UPDATE `+t+` SET started_at = started_at / 1000000`); err != nil {
+				return fmt.Errorf("times to milliseconds: %w", err)
+			}
 		}
 	}
 	steps := []string{`DROP TABLE IF EXISTS message_rows`, `INSERT INTO message_words (message_words) VALUES ('delete-all')`}
@@ -162,6 +170,63 @@ func foldNames(ctx context.Context, tx *sql.Tx) error {
 	}
 	return execEach(ctx, tx, `UPDATE sessions SET contact_name_folded = ? WHERE tenant = ? AND session_id = ?`,
 		len(change), func(i int) []any { return []any{change[i].name, change[i].tenant, change[i].id} })
+}
+
+// reportShapes brings a database before version 5 to its report shapes: the
+// side tables rebuilt with started_at, phone digits reversed in place. The
+// indexes that read them are dropped here and made by schema.sql.
+func reportShapes(ctx context.Context, tx *sql.Tx) error {
+	var old int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'contact_phone_digits'`).Scan(&old); err != nil || old == 0 {
+		return err
+	}
+	steps := []string{`DROP INDEX IF EXISTS sessions_by_start_filters`,
+		`ALTER TABLE sessions RENAME COLUMN contact_phone_digits TO contact_phone_rev`}
+	for _, t := range []struct{ name, cols, key string }{
+		{"session_tags", "tag TEXT NOT NULL", "tag"},
+		{"session_protocols", "protocol TEXT NOT NULL", "protocol"},
+		{"session_info", "key TEXT NOT NULL, value TEXT NOT NULL, value_lower TEXT NOT NULL", "key"},
+	} {
+		steps = append(steps,
+			`CREATE TABLE `+t.name+`_new (tenant TEXT NOT NULL, session_id TEXT NOT NULL, `+t.cols+`,
+				started_at INTEGER NOT NULL, PRIMARY KEY (tenant, session_id, `+t.key+`)) WITHOUT ROWID`,
+			`INSERT INTO `+t.name+`_new SELECT x.*, s.started_at FROM `+t.name+` x
+				JOIN sessions s ON s.tenant = x.tenant AND s.session_id = x.session_id`,
+			`DROP TABLE `+t.name, `ALTER TABLE `+t.name+`_new RENAME TO `+t.name)
+	}
+	for _, q := range steps {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	type row struct{ tenant, id, rev string }
+	var change []row
+	rows, err := tx.QueryContext(ctx, `SELECT tenant, session_id, contact_phone_rev FROM sessions WHERE contact_phone_rev <> ''`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.tenant, &r.id, &r.rev); err != nil {
+			rows.Close()
+			return err
+		}
+		r.rev = reverse(r.rev)
+		change = append(change, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return execEach(ctx, tx, `UPDATE sessions SET contact_phone_rev = ? WHERE tenant = ? AND session_id = ?`,
+		len(change), func(i int) []any { return []any{change[i].rev, change[i].tenant, change[i].id} })
+}
+
+// reverse reverses a string of ASCII digits.
+func reverse(s string) string {
+	b := []byte(s)
+	slices.Reverse(b)
+	return string(b)
 }
 
 // Close closes the database.
@@ -383,47 +448,55 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session) 
 	}
 	if err := execEach(ctx, tx, `
 		INSERT INTO sessions (tenant, session_id, session_key, started_at, channel, contact_id,
-			contact_phone_digits, contact_name_folded, handed_off, doc)
+			contact_phone_rev, contact_name_folded, handed_off, doc)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tenant, session_id) DO UPDATE SET
 			session_key = excluded.session_key, started_at = excluded.started_at,
 			channel = excluded.channel, contact_id = excluded.contact_id,
-			contact_phone_digits = excluded.contact_phone_digits,
+			contact_phone_rev = excluded.contact_phone_rev,
 			contact_name_folded = excluded.contact_name_folded,
 			handed_off = excluded.handed_off, doc = excluded.doc`,
 		len(sessions), func(i int) []any {
 			s := &sessions[i]
 			doc, _ := json.Marshal(s) // plain data: always marshals
 			return []any{s.Tenant, s.ID, s.Key, s.StartedAt.UnixMilli(), s.Channel, s.Contact.ID,
-				report.PhoneDigits(s.Contact.Phone), report.Fold(s.Contact.Name), s.HandedOff, doc}
+				reverse(report.PhoneDigits(s.Contact.Phone)), report.Fold(s.Contact.Name), s.HandedOff, doc}
 		}); err != nil {
 		return err
 	}
-	type row struct{ tenant, id, a, b string }
+	type row struct {
+		s    *session.Session
+		a, b string
+	}
 	var tags, protocols, info []row
 	for i := range sessions {
 		s := &sessions[i]
 		for _, t := range s.Tags {
-			tags = append(tags, row{s.Tenant, s.ID, t, ""})
+			tags = append(tags, row{s, t, ""})
 		}
 		for _, p := range s.Protocols {
-			protocols = append(protocols, row{s.Tenant, s.ID, p, ""})
+			protocols = append(protocols, row{s, p, ""})
 		}
 		for k, v := range s.Info {
-			info = append(info, row{s.Tenant, s.ID, k, v})
+			info = append(info, row{s, k, v})
 		}
 	}
-	if err := execEach(ctx, tx, `INSERT INTO session_tags (tenant, session_id, tag) VALUES (?, ?, ?)`,
-		len(tags), func(i int) []any { return []any{tags[i].tenant, tags[i].id, tags[i].a} }); err != nil {
+	if err := execEach(ctx, tx, `INSERT INTO session_tags (tenant, session_id, tag, started_at) VALUES (?, ?, ?, ?)`,
+		len(tags), func(i int) []any {
+			return []any{tags[i].s.Tenant, tags[i].s.ID, tags[i].a, tags[i].s.StartedAt.UnixMilli()}
+		}); err != nil {
 		return err
 	}
-	if err := execEach(ctx, tx, `INSERT INTO session_protocols (tenant, session_id, protocol) VALUES (?, ?, ?)`,
-		len(protocols), func(i int) []any { return []any{protocols[i].tenant, protocols[i].id, protocols[i].a} }); err != nil {
+	if err := execEach(ctx, tx, `INSERT INTO session_protocols (tenant, session_id, protocol, started_at) VALUES (?, ?, ?, ?)`,
+		len(protocols), func(i int) []any {
+			return []any{protocols[i].s.Tenant, protocols[i].s.ID, protocols[i].a, protocols[i].s.StartedAt.UnixMilli()}
+		}); err != nil {
 		return err
 	}
-	return execEach(ctx, tx, `INSERT INTO session_info (tenant, session_id, key, value, value_lower) VALUES (?, ?, ?, ?, ?)`,
+	return execEach(ctx, tx, `INSERT INTO session_info (tenant, session_id, key, value, value_lower, started_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		len(info), func(i int) []any {
-			return []any{info[i].tenant, info[i].id, info[i].a, info[i].b, strings.ToLower(info[i].b)}
+			r := &info[i]
+			return []any{r.s.Tenant, r.s.ID, r.a, r.b, strings.ToLower(r.b), r.s.StartedAt.UnixMilli()}
 		})
 }
 

@@ -431,6 +431,27 @@ func testPaging(t *testing.T, s Store) {
 			want = append(want, id)
 		}
 	}
+	// Totals past the page's bound say "more than the bound", on every
+	// page; up to it they are exact.
+	for _, tc := range []struct {
+		f           report.Filter
+		bound, want int
+		more        bool
+	}{
+		{f, 100, 100, true}, {fq, 10, 10, true}, {fq, 349, 349, true}, {fq, 350, 350, false}, {fq, 351, 350, false},
+	} {
+		page := report.Page{Limit: 20, TotalBound: tc.bound}
+		for range 2 {
+			res, err := s.Search(context.Background(), tc.f, page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Total != tc.want || res.TotalMore != tc.more || len(res.Items) != 20 {
+				t.Fatalf("bound %d: total %d, more %v, %d items; want %d, %v, 20", tc.bound, res.Total, res.TotalMore, len(res.Items), tc.want, tc.more)
+			}
+			page.After = res.Next
+		}
+	}
 	if !slices.Equal(filtered, want) {
 		t.Fatalf("filtered paging gave %d sessions, want %d", len(filtered), len(want))
 	}

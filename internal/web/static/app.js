@@ -224,8 +224,11 @@ function listFailed(err) {
 }
 
 function renderList(data) {
-  $('#total').textContent = t('list.total', { n: data.total });
+  // Past its bound the API counts no further (total_exact false).
+  const more = data.total_exact === false;
+  $('#total').textContent = t(more ? 'list.totalMore' : 'list.total', { n: data.total });
   $('#total').dataset.total = String(data.total);
+  $('#total').dataset.more = String(more);
   $('#rows').replaceChildren(...data.items.map(sessionRow));
   $('#empty').hidden = data.items.length > 0;
   renderPager();
@@ -585,7 +588,8 @@ function renderLanguage() {
     renderPager();
     renderChips();
     const total = Number($('#total').dataset.total);
-    if (!Number.isNaN(total)) $('#total').textContent = t('list.total', { n: total });
+    const key = $('#total').dataset.more === 'true' ? 'list.totalMore' : 'list.total';
+    if (!Number.isNaN(total)) $('#total').textContent = t(key, { n: total });
   }
   renderConversation();
   dialog.retranslate();
