@@ -178,4 +178,3 @@ func reportShapes(ctx context.Context, tx *sql.Tx) error {
 	return execEach(ctx, tx, `UPDATE sessions SET contact_phone_rev = ? WHERE tenant = ? AND session_id = ?`,
 		len(change), func(i int) []any { return []any{change[i].rev, change[i].tenant, change[i].id} })
 }
-
