@@ -22,7 +22,8 @@ import (
 // where is a planned search: conditions on the sessions table s, and the
 // driver whose sessions are read instead of the interval's.
 type where struct {
-	conds []*cond
+	tenant string
+	conds  []*cond
 	// driver is the chosen driver (see drive); nil: scan the interval.
 	driver *driver
 	// owner is the condition the driver serves: it is implied by the
@@ -36,13 +37,10 @@ type frag struct {
 	args []any
 }
 
-// cond is one condition of a filter. scan tests it while scanning the
-// interval; probe (when set) tests it for the few sessions another driver
-// yields, per session, where scan would first build the whole set it tests
-// against. drivers read the sessions it selects.
+// cond is one condition of a filter: sql tests a session of s, drivers read
+// the sessions it selects.
 type cond struct {
-	scan    frag
-	probe   *frag
+	frag
 	drivers []driver
 }
 
@@ -56,7 +54,7 @@ type driver struct {
 }
 
 func (w *where) add(sql string, args ...any) *cond {
-	c := &cond{scan: frag{sql, args}}
+	c := &cond{frag: frag{sql, args}}
 	w.conds = append(w.conds, c)
 	return c
 }
@@ -68,12 +66,8 @@ func (w *where) render() (string, []any) {
 		if c == w.owner {
 			continue
 		}
-		f := c.scan
-		if w.driver != nil && c.probe != nil {
-			f = *c.probe
-		}
-		parts = append(parts, f.sql)
-		args = append(args, f.args...)
+		parts = append(parts, c.sql)
+		args = append(args, c.args...)
 	}
 	return strings.Join(parts, " AND "), args
 }
@@ -120,6 +114,11 @@ const (
 // plan is the plan drive chooses; a variable so that tests run every plan.
 var plan = planAuto
 
+// sizeLimit is how far an ordered driver is counted to compare it with
+// others: past the bound, so that of two drivers that both reach it the
+// smaller reads less when the other conditions keep few of its sessions.
+const sizeLimit = 50_000
+
 // driveLimit is how many session ids an unordered driver may select to be
 // read from: below it, looking each up and sorting beats scanning the
 // interval in report order.
@@ -142,7 +141,7 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 	for _, c := range w.conds {
 		for i := range c.drivers {
 			d := &c.drivers[i]
-			limit := bound + 1
+			limit := max(bound+1, sizeLimit)
 			if !d.ordered {
 				limit = driveLimit
 			}
