@@ -29,6 +29,20 @@ type where struct {
 	// owner is the condition the driver serves: it is implied by the
 	// join and not tested again.
 	owner *cond
+	// choice locates driver: the indexes of owner in conds and of driver
+	// in owner's drivers.
+	choice [2]int
+}
+
+// follow makes w use the driver other chose: the same filter, planned
+// once for the page and once for the count (they differ only by the
+// cursor, which does not change which driver reads least).
+func (w *where) follow(other *where) {
+	w.driver, w.owner = nil, nil
+	if other.driver != nil {
+		w.owner = w.conds[other.choice[0]]
+		w.driver = &w.owner.drivers[other.choice[1]]
+	}
 }
 
 // frag is a piece of SQL and its arguments.
@@ -117,7 +131,7 @@ var plan = planAuto
 // sizeLimit is how far an ordered driver is counted to compare it with
 // others: past the bound, so that of two drivers that both reach it the
 // smaller reads less when the other conditions keep few of its sessions.
-const sizeLimit = 50_000
+const sizeLimit = 20_000
 
 // driveLimit is how many session ids an unordered driver may select to be
 // read from: below it, looking each up and sorting beats scanning the
@@ -138,7 +152,7 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 		return nil
 	}
 	best := -1
-	for _, c := range w.conds {
+	for ci, c := range w.conds {
 		for i := range c.drivers {
 			d := &c.drivers[i]
 			limit := max(bound+1, sizeLimit)
@@ -158,6 +172,7 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 			}
 			if better {
 				best, w.driver, w.owner = n, d, c
+				w.choice = [2]int{ci, i}
 			}
 		}
 	}

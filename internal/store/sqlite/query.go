@@ -42,9 +42,6 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 		upper = min(upper, c.StartedAt.UnixMilli()+1)
 	}
 	w.add("s.started_at >= ? AND s.started_at < ?", lower, upper)
-	if c != nil {
-		w.add("(s.started_at < ? OR s.session_id < ?)", c.StartedAt.UnixMilli(), c.SessionID)
-	}
 	if f.SessionID != "" {
 		w.add("s.session_id = ?", strings.ToLower(f.SessionID))
 	}
@@ -77,6 +74,11 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 	}
 	if f.Query != "" {
 		queryCondition(w, f.Tenant, f.Query)
+	}
+	if c != nil {
+		// Last, so that the conditions before it are those of the same
+		// filter without a cursor (see where.follow).
+		w.add("(s.started_at < ? OR s.session_id < ?)", c.StartedAt.UnixMilli(), c.SessionID)
 	}
 	return w
 }
@@ -253,7 +255,11 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 	defer tx.Rollback() //nolint:errcheck // read-only
 	bound := page.Bound()
 	var res report.Result
-	res.Items, err = sessions(ctx, tx, translate(&f, page.After), page.Limit+1, bound)
+	pw := translate(&f, page.After)
+	if err := pw.drive(ctx, tx, bound); err != nil {
+		return res, err
+	}
+	res.Items, err = sessions(ctx, tx, pw, page.Limit+1)
 	if err != nil {
 		return res, err
 	}
@@ -269,9 +275,7 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 		return res, nil
 	}
 	w := translate(&f, nil)
-	if err := w.drive(ctx, tx, bound); err != nil {
-		return res, err
-	}
+	w.follow(pw)
 	q, args := w.query("1", false, " LIMIT ?", bound+1)
 	var n int
 	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+q+")", args...).Scan(&n); err != nil {
@@ -281,12 +285,8 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 	return res, nil
 }
 
-// sessions reads up to limit sessions matching w, newest first; bound is
-// how far the search counts (the size of the drivers worth comparing).
-func sessions(ctx context.Context, tx *sql.Tx, w *where, limit, bound int) ([]session.Session, error) {
-	if err := w.drive(ctx, tx, bound); err != nil {
-		return nil, err
-	}
+// sessions reads up to limit sessions matching w (planned), newest first.
+func sessions(ctx context.Context, tx *sql.Tx, w *where, limit int) ([]session.Session, error) {
 	// The page's sessions are chosen on the indexes alone, then their
 	// documents read: selecting doc in the search itself makes SQLite read
 	// the (wide) row of every session it tests, not only of those it keeps.
@@ -325,7 +325,10 @@ func (s *Store) details(ctx context.Context, tenant string, w *where, limit int)
 		return nil, err
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	list, err := sessions(ctx, tx, w, limit, report.DefaultTotalBound)
+	if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+		return nil, err
+	}
+	list, err := sessions(ctx, tx, w, limit)
 	if err != nil || len(list) == 0 {
 		return nil, err
 	}
