@@ -36,7 +36,10 @@ var _ session.Store = (*Store)(nil)
 // Open opens (creating if needed) the database at path.
 func Open(ctx context.Context, path string) (*Store, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "temp_store(MEMORY)", "cache_size(-65536)", "wal_autocheckpoint(16384)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "temp_store(MEMORY)", "cache_size(-65536)", "wal_autocheckpoint(16384)",
+		// Reads through a memory map: a page the 64 MiB cache misses costs
+		// no pread system call (15 % of the export's CPU without it).
+		"mmap_size(17179869184)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
