@@ -32,6 +32,18 @@ type where struct {
 	// choice locates driver: the indexes of owner in conds and of driver
 	// in owner's drivers.
 	choice [2]int
+	// size is how many sessions the driver yields, counted up to a limit
+	// past the bound (see drive).
+	size int
+	// base is how many leading conditions every driver implies (tenant
+	// and interval).
+	base int
+}
+
+// driverOnly reports whether w's driver is ordered and every condition
+// but the driver's is implied by it: its size is then the count.
+func (w *where) driverOnly() bool {
+	return w.driver != nil && w.driver.ordered && len(w.conds) == w.base+1
 }
 
 // follow makes w use the driver other chose: the same filter, planned
@@ -172,7 +184,7 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 			}
 			if better {
 				best, w.driver, w.owner = n, d, c
-				w.choice = [2]int{ci, i}
+				w.choice, w.size = [2]int{ci, i}, n
 			}
 		}
 	}

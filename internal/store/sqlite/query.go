@@ -42,6 +42,7 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 		upper = min(upper, c.StartedAt.UnixMilli()+1)
 	}
 	w.add("s.started_at >= ? AND s.started_at < ?", lower, upper)
+	w.base = len(w.conds)
 	if f.SessionID != "" {
 		w.add("s.session_id = ?", strings.ToLower(f.SessionID))
 	}
@@ -269,9 +270,15 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 		last := res.Items[len(res.Items)-1]
 		res.Next = &report.Cursor{StartedAt: last.StartedAt, SessionID: last.ID}
 	}
-	if page.After == nil && !full {
+	switch {
+	case page.After == nil && !full:
 		// The first page holds every match: no need to count them.
 		res.BoundTotal(len(res.Items), bound)
+		return res, nil
+	case page.After == nil && pw.driverOnly():
+		// One value's index range is the whole filter: choosing the
+		// driver counted it.
+		res.BoundTotal(pw.size, bound)
 		return res, nil
 	}
 	w := translate(&f, nil)
