@@ -224,11 +224,8 @@ function listFailed(err) {
 }
 
 function renderList(data) {
-  // Past its bound the API counts no further (total_exact false).
-  const more = data.total_exact === false;
-  $('#total').textContent = t(more ? 'list.totalMore' : 'list.total', { n: data.total });
+  $('#total').textContent = t('list.total', { n: data.total });
   $('#total').dataset.total = String(data.total);
-  $('#total').dataset.more = String(more);
   $('#rows').replaceChildren(...data.items.map(sessionRow));
   $('#empty').hidden = data.items.length > 0;
   renderPager();
@@ -588,8 +585,7 @@ function renderLanguage() {
     renderPager();
     renderChips();
     const total = Number($('#total').dataset.total);
-    const key = $('#total').dataset.more === 'true' ? 'list.totalMore' : 'list.total';
-    if (!Number.isNaN(total)) $('#total').textContent = t(key, { n: total });
+    if (!Number.isNaN(total)) $('#total').textContent = t('list.total', { n: total });
   }
   renderConversation();
   dialog.retranslate();

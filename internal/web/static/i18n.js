@@ -17,7 +17,6 @@ const pt = {
 
   'list.title': 'Conversas',
   'list.total': (n, f) => (n === 1 ? '1 sessão' : `${f(n)} sessões`),
-  'list.totalMore': (n, f) => `mais de ${f(n)} sessões`,
   'list.caption': 'Sessões mais recentes primeiro. Horários de Brasília ({tz}).',
   'list.empty': 'Nenhuma conversa encontrada.',
   'list.emptyHint': 'Ajuste o filtro ou amplie o intervalo de tempo.',
@@ -204,7 +203,6 @@ const en = {
 
   'list.title': 'Conversations',
   'list.total': (n, f) => (n === 1 ? '1 session' : `${f(n)} sessions`),
-  'list.totalMore': (n, f) => `more than ${f(n)} sessions`,
   'list.caption': 'Newest sessions first. Times in Brasília time ({tz}).',
   'list.empty': 'No conversations found.',
   'list.emptyHint': 'Adjust the filter or widen the time interval.',
