@@ -46,6 +46,8 @@ func Visible(t testing.TB, s any) {
 
 // Run runs every scenario against fresh stores made by open.
 func Run(t *testing.T, open func(t *testing.T) Store) {
+	t.Run("MatchedManyWays", func(t *testing.T) { testMatchedManyWays(t, open(t)) })
+	t.Run("ContactName", func(t *testing.T) { testContactName(t, open(t)) })
 	t.Run("Filters", func(t *testing.T) { testFilters(t, open(t)) })
 	t.Run("Detail", func(t *testing.T) { testDetail(t, open(t)) })
 	t.Run("Idempotent", func(t *testing.T) { testIdempotent(t, open(t)) })
@@ -55,8 +57,6 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("FullText", func(t *testing.T) { testFullText(t, open(t)) })
 	t.Run("Export", func(t *testing.T) { testExport(t, open(t)) })
 	t.Run("Facets", func(t *testing.T) { testFacets(t, open(t)) })
-	t.Run("MatchedManyWays", func(t *testing.T) { testMatchedManyWays(t, open(t)) })
-	t.Run("ContactName", func(t *testing.T) { testContactName(t, open(t)) })
 }
 
 // Base is the time of the fixtures: 2025-10-07 09:00 UTC.
