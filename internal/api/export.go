@@ -134,8 +134,11 @@ func (j *jsonlExport) contentType() string { return "application/x-ndjson" }
 
 func (j *jsonlExport) write(d *report.Detail) error {
 	v := viewDetail(&d.Session, d.Events, j.now)
-	j.buf = appendDetail(j.buf[:0], &v)
-	_, err := j.w.Write(j.buf)
+	var err error
+	if j.buf, err = appendDetail(j.buf[:0], &v); err != nil {
+		return err
+	}
+	_, err = j.w.Write(j.buf)
 	return err
 }
 

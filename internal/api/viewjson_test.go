@@ -53,7 +53,11 @@ func TestAppendDetailMatchesEncodingJSON(t *testing.T) {
 		if err := json.NewEncoder(&want).Encode(v); err != nil {
 			t.Fatal(err)
 		}
-		if got := appendDetail(nil, &v); !bytes.Equal(got, want.Bytes()) {
+		got, err := appendDetail(nil, &v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) {
 			t.Errorf("%s:\n got %s\nwant %s", name, got, want.Bytes())
 		}
 	}
