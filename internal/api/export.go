@@ -41,7 +41,7 @@ func (s *Server) export(c *gin.Context) {
 	if format == formatCSV {
 		w = newCSVExport(buf, now)
 	} else {
-		w = &jsonlExport{enc: json.NewEncoder(buf), now: now}
+		w = &jsonlExport{w: buf, now: now}
 	}
 	started := false
 	start := func() {
@@ -125,14 +125,21 @@ type exportWriter interface {
 // jsonlExport writes one line per session: the object GET /sessions/{id}
 // returns.
 type jsonlExport struct {
-	enc *json.Encoder
+	w   *bufio.Writer
+	buf []byte // one line, reused
 	now time.Time
 }
 
 func (j *jsonlExport) contentType() string { return "application/x-ndjson" }
 
 func (j *jsonlExport) write(d *report.Detail) error {
-	return j.enc.Encode(viewDetail(&d.Session, d.Events, j.now))
+	v := viewDetail(&d.Session, d.Events, j.now)
+	var err error
+	if j.buf, err = appendDetail(j.buf[:0], &v); err != nil {
+		return err
+	}
+	_, err = j.w.Write(j.buf)
+	return err
 }
 
 func (j *jsonlExport) finish() error { return nil }

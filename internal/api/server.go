@@ -249,7 +249,7 @@ func (s *Server) search(c *gin.Context, p *parser, in *filterInput) {
 		n := s.cursor.Encode(*res.Next)
 		next = &n
 	}
-	c.JSON(http.StatusOK, gin.H{"items": items, "next_cursor": next, "total": res.Total})
+	c.JSON(http.StatusOK, gin.H{"items": items, "next_cursor": next, "total": res.Total, "total_exact": !res.TotalMore})
 }
 
 // detail reads the session of the path, answering the errors itself.

@@ -97,6 +97,29 @@ type page struct {
 	Items      []map[string]any `json:"items"`
 	NextCursor *string          `json:"next_cursor"`
 	Total      int              `json:"total"`
+	TotalExact *bool            `json:"total_exact"`
+}
+
+// boundedStore answers every search as a store whose count went past its
+// bound.
+type boundedStore struct{ Store }
+
+func (b boundedStore) Search(ctx context.Context, f report.Filter, p report.Page) (report.Result, error) {
+	res, err := b.Store.Search(ctx, f, p)
+	res.BoundTotal(p.Bound()+1, p.Bound())
+	return res, err
+}
+
+// TestListSessionsBoundedTotal: past the bound the answer says the total
+// is not exact.
+func TestListSessionsBoundedTotal(t *testing.T) {
+	_, st := conversationServer(t)
+	s := newServer(t, testConfig(t), boundedStore{st})
+	var p page
+	getJSON(t, s, "/api/v1/sessions", acmeKey, &p)
+	if p.Total != report.DefaultTotalBound || p.TotalExact == nil || *p.TotalExact {
+		t.Fatalf("total %d, exact %v; want %d, false", p.Total, p.TotalExact, report.DefaultTotalBound)
+	}
 }
 
 func TestListSessions(t *testing.T) {
@@ -106,8 +129,8 @@ func TestListSessions(t *testing.T) {
 	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Fatalf("Content-Type %q", ct)
 	}
-	if p.Total != 2 || len(p.Items) != 2 || p.NextCursor != nil {
-		t.Fatalf("page: total %d, %d items, next %v", p.Total, len(p.Items), p.NextCursor)
+	if p.Total != 2 || p.TotalExact == nil || !*p.TotalExact || len(p.Items) != 2 || p.NextCursor != nil {
+		t.Fatalf("page: total %d (exact %v), %d items, next %v", p.Total, p.TotalExact, len(p.Items), p.NextCursor)
 	}
 	joao, maria := p.Items[0], p.Items[1]
 	if maria["session_id"] != mariaID {

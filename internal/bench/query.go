@@ -70,7 +70,8 @@ func (r *run) readScenarios(ctx context.Context) error {
 	defer st.Close()
 	from := reportStart.Truncate(24 * time.Hour)
 	to := from.Add(report.MaxInterval)
-	all, err := st.Search(ctx, report.Filter{Tenant: reportTenant, From: from, To: to}, report.Page{Limit: 1})
+	// Counted exactly: the export's span is sized from it.
+	all, err := st.Search(ctx, report.Filter{Tenant: reportTenant, From: from, To: to}, report.Page{Limit: 1, TotalBound: 1 << 30})
 	if err != nil {
 		return err
 	}

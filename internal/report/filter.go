@@ -149,6 +149,23 @@ type Page struct {
 	Limit int
 	// After continues after the last session of the previous page.
 	After *Cursor
+	// TotalBound is how far the total is counted exactly; 0 means
+	// DefaultTotalBound.
+	TotalBound int
+}
+
+// DefaultTotalBound is how many matches a search counts exactly: past it, the
+// total says "more than DefaultTotalBound", as Elasticsearch's
+// track_total_hits does, so that a count never has to visit every session of
+// a month.
+const DefaultTotalBound = 10_000
+
+// Bound is the page's TotalBound, or DefaultTotalBound.
+func (p Page) Bound() int {
+	if p.TotalBound > 0 {
+		return p.TotalBound
+	}
+	return DefaultTotalBound
 }
 
 // Validate checks that the page can be served.
@@ -156,7 +173,16 @@ func (p Page) Validate() error {
 	if p.Limit < 1 {
 		return errors.New("page: limit must be at least 1")
 	}
+	if p.TotalBound < 0 {
+		return errors.New("page: negative total bound")
+	}
 	return nil
+}
+
+// BoundTotal turns a count of matches made up to bound+1 into a Result's
+// total: the count itself, or bound and TotalMore when it went past.
+func (r *Result) BoundTotal(counted, bound int) {
+	r.Total, r.TotalMore = min(counted, bound), counted > bound
 }
 
 // Result is one page of sessions, newest first.
@@ -164,8 +190,12 @@ type Result struct {
 	Items []session.Session
 	// Next continues after Items' last session; nil on the last page.
 	Next *Cursor
-	// Total counts every session the filter matches.
+	// Total counts every session the filter matches, up to the page's
+	// bound (Page.Bound).
 	Total int
+	// TotalMore says that more than Total sessions match: Total is the
+	// bound.
+	TotalMore bool
 }
 
 // Detail is a session with its whole timeline in event order.

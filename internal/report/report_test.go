@@ -106,3 +106,22 @@ func TestFilterValidate(t *testing.T) {
 		t.Error("page without limit: valid")
 	}
 }
+
+func TestFold(t *testing.T) {
+	for in, want := range map[string]string{
+		"CLÁUDIA Simões": "claudia simoes",
+		"joão d'ávila":   "joao d'avila",
+		"Ação":           "acao",
+		"plain ascii":    "plain ascii",
+		"Cla\u0301udia":  "claudia", // decomposed input
+		"Søren Straße":   "søren straße",
+		"ÑANDÚ 123":      "nandu 123",
+		"":               "",
+		"Zé 12345678":    "ze 12345678",
+		"\xff broken":    "\ufffd broken", // as strings.ToLower does
+	} {
+		if got := Fold(in); got != want {
+			t.Errorf("Fold(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -340,7 +340,8 @@ func (m *MemStore) Search(_ context.Context, f report.Filter, page report.Page) 
 		}
 		return strings.Compare(b.ID, a.ID)
 	})
-	res := report.Result{Total: len(match), Items: []session.Session{}}
+	res := report.Result{Items: []session.Session{}}
+	res.BoundTotal(len(match), page.Bound())
 	for _, s := range match {
 		if page.After != nil {
 			c := page.After

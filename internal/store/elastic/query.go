@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+	"unicode"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/elastic/go-elasticsearch/v8/typedapi/core/search"
@@ -93,12 +95,13 @@ func infoClause(b *types.BoolQuery, c report.Condition) {
 }
 
 // contactClause matches contact.id exactly, the captured name as a
-// case-insensitive substring, and, for a filter that looks like a phone
-// number, the phone's digits when one number ends with the other.
+// substring ignoring case and diacritics, and, for a filter that looks like a
+// phone number, the phone's digits when one number ends with the other.
 func contactClause(contact string) types.Query {
+	none := "NONE"
 	should := []types.Query{
 		termQuery("contact.id", contact),
-		wildcardQuery("contact_name", "*"+escapeWildcard(strings.ToLower(contact))+"*"),
+		{Regexp: map[string]types.RegexpQuery{"contact_name": {Value: foldedRegexp(contact), Flags: &none}}},
 	}
 	if d, ok := report.PhoneQuery(contact); ok {
 		rev := reverse(d)
@@ -132,6 +135,53 @@ func textClause(words []string) types.Query {
 		ScoreMode: &childscoremode.None,
 	}}
 }
+
+// foldedRegexp is a Lucene regular expression matching the values that
+// contain s, ignoring diacritics, in contact_name: the name as Go lowers it
+// (docs.go), diacritics kept. Each letter of s folded (report.Fold) becomes
+// the class of the lower-case letters that fold to it ("a" → "[aáàâãä…]"),
+// so names indexed before folding existed match too and no reindex is
+// needed; every other character is escaped, so no input is regexp syntax.
+func foldedRegexp(s string) string {
+	variants := foldVariants()
+	var b strings.Builder
+	b.WriteString(".*")
+	for _, r := range report.Fold(s) {
+		switch {
+		case len(variants[r]) > 0:
+			b.WriteByte('[')
+			b.WriteRune(r)
+			b.WriteString(variants[r])
+			b.WriteByte(']')
+		case unicode.IsLetter(r) || unicode.IsNumber(r):
+			b.WriteRune(r)
+		default:
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		}
+	}
+	b.WriteString(".*")
+	return b.String()
+}
+
+// foldVariants maps a folded letter to the lower-case letters with
+// diacritics that report.Fold turns into it, in code point order, over the
+// Latin, Greek and Cyrillic blocks.
+var foldVariants = sync.OnceValue(func() map[rune]string {
+	out := map[rune]string{}
+	for _, block := range [][2]rune{{0xC0, 0x24F}, {0x370, 0x4FF}, {0x1E00, 0x1FFF}} {
+		for r := block[0]; r <= block[1]; r++ {
+			if !unicode.IsLower(r) {
+				continue
+			}
+			f := []rune(report.Fold(string(r)))
+			if len(f) == 1 && f[0] != r {
+				out[f[0]] += string(r)
+			}
+		}
+	}
+	return out
+})
 
 func wildcardQuery(field, pattern string) types.Query {
 	return types.Query{Wildcard: map[string]types.WildcardQuery{field: {Value: &pattern}}}
@@ -184,10 +234,11 @@ func sessionSource() types.SourceConfig {
 func searchRequest(f *report.Filter, page report.Page) *search.Request {
 	size := page.Limit + 1 // one more tells whether a next page exists
 	req := &search.Request{
-		Query:          filterQuery(f),
-		Sort:           newestFirst(),
-		Size:           &size,
-		TrackTotalHits: true,
+		Query: filterQuery(f),
+		Sort:  newestFirst(),
+		Size:  &size,
+		// Counted exactly up to one past the bound: then "more than".
+		TrackTotalHits: page.Bound() + 1,
 		Source_:        sessionSource(),
 	}
 	if page.After != nil {
@@ -200,8 +251,8 @@ func searchRequest(f *report.Filter, page report.Page) *search.Request {
 // caps size.
 const maxPage = 10000 - 1
 
-// Search returns one page of the sessions f matches, newest first, with the
-// exact number of matches.
+// Search returns one page of the sessions f matches, newest first, and the
+// number of matches, exact up to the page's bound.
 func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (report.Result, error) {
 	if err := errors.Join(f.Validate(), page.Validate()); err != nil {
 		return report.Result{}, err
@@ -213,14 +264,19 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 	if err != nil {
 		return report.Result{}, fmt.Errorf("search sessions: %w", err)
 	}
-	return pageResult(res, page.Limit)
+	out, err := pageResult(res, page.Limit)
+	if err != nil {
+		return out, err
+	}
+	if res.Hits.Total != nil {
+		// relation "gte" comes with the value bound+1.
+		out.BoundTotal(res.Hits.Total.Value, page.Bound())
+	}
+	return out, nil
 }
 
 func pageResult(res *searchResponse, limit int) (report.Result, error) {
 	out := report.Result{Items: make([]session.Session, 0, min(len(res.Hits.Hits), limit))}
-	if res.Hits.Total != nil {
-		out.Total = res.Hits.Total.Value
-	}
 	for i := range res.Hits.Hits {
 		var ss session.Session
 		if err := json.Unmarshal(res.Hits.Hits[i].Source, &ss); err != nil {

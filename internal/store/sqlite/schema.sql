@@ -21,7 +21,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_ref ON events (tenant, event_id);
 CREATE INDEX IF NOT EXISTS events_by_key_time ON events (tenant, session_key, occurred_at, event_id);
 
 -- sessions: one row per session; doc is the session summary as JSON, the
--- other columns are what filters and order need.
+-- other columns are what filters and order need. contact_phone_rev is the
+-- phone's digits reversed: "the stored number ends with the typed one" is a
+-- range of it, "the typed number ends with the stored one" a few values.
 CREATE TABLE IF NOT EXISTS sessions (
 	tenant               TEXT    NOT NULL,
 	session_id           TEXT    NOT NULL,
@@ -29,8 +31,8 @@ CREATE TABLE IF NOT EXISTS sessions (
 	started_at           INTEGER NOT NULL,
 	channel              TEXT    NOT NULL,
 	contact_id           TEXT    NOT NULL,
-	contact_phone_digits TEXT    NOT NULL,
-	contact_name_lower   TEXT    NOT NULL,
+	contact_phone_rev    TEXT    NOT NULL,
+	contact_name_folded  TEXT    NOT NULL, -- report.Fold: lower case without diacritics
 	handed_off           INTEGER NOT NULL,
 	doc                  BLOB    NOT NULL,
 	PRIMARY KEY (tenant, session_id)
@@ -38,37 +40,51 @@ CREATE TABLE IF NOT EXISTS sessions (
 -- sessions_by_start_filters is the report's order with the columns its
 -- filters read, so that counting and filtering the sessions of an interval
 -- reads the index alone, and only the page's sessions' rows (with their
--- documents) are read.
+-- documents) are read. A driver (see plan.go) meets the sessions through it
+-- too: it yields the first two columns of the key.
 DROP INDEX IF EXISTS sessions_by_start;
-CREATE INDEX IF NOT EXISTS sessions_by_start_filters ON sessions (tenant, started_at DESC, session_id DESC,
-	channel, handed_off, contact_id, contact_phone_digits, contact_name_lower);
+CREATE INDEX IF NOT EXISTS sessions_by_start_filters ON sessions (tenant, started_at, session_id,
+	channel, handed_off, contact_id, contact_phone_rev, contact_name_folded);
 CREATE INDEX IF NOT EXISTS sessions_by_key ON sessions (tenant, session_key, started_at);
 
+-- The side tables hold a session's tags, protocols and information, with its
+-- started_at, each indexed by value then report order: the sessions of one
+-- value in an interval are one index range in the report's order, which a
+-- search reads from its newest end and stops (plan.go).
 CREATE TABLE IF NOT EXISTS session_tags (
-	tenant     TEXT NOT NULL,
-	session_id TEXT NOT NULL,
-	tag        TEXT NOT NULL,
+	tenant     TEXT    NOT NULL,
+	session_id TEXT    NOT NULL,
+	tag        TEXT    NOT NULL,
+	started_at INTEGER NOT NULL,
 	PRIMARY KEY (tenant, session_id, tag)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS session_tags_by_tag ON session_tags (tenant, tag);
+DROP INDEX IF EXISTS session_tags_by_tag;
+CREATE INDEX IF NOT EXISTS session_tags_by_value ON session_tags (tenant, tag, started_at, session_id);
 
 CREATE TABLE IF NOT EXISTS session_protocols (
-	tenant     TEXT NOT NULL,
-	session_id TEXT NOT NULL,
-	protocol   TEXT NOT NULL,
+	tenant     TEXT    NOT NULL,
+	session_id TEXT    NOT NULL,
+	protocol   TEXT    NOT NULL,
+	started_at INTEGER NOT NULL,
 	PRIMARY KEY (tenant, session_id, protocol)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS session_protocols_by_protocol ON session_protocols (tenant, protocol);
+DROP INDEX IF EXISTS session_protocols_by_protocol;
+CREATE INDEX IF NOT EXISTS session_protocols_by_value ON session_protocols (tenant, protocol, started_at, session_id);
 
+-- session_info_by_value serves equals and starts_with; session_info_by_key
+-- the operators that read every value of a key (exists, contains), with the
+-- value beside each entry.
 CREATE TABLE IF NOT EXISTS session_info (
-	tenant      TEXT NOT NULL,
-	session_id  TEXT NOT NULL,
-	key         TEXT NOT NULL,
-	value       TEXT NOT NULL,
-	value_lower TEXT NOT NULL,
+	tenant      TEXT    NOT NULL,
+	session_id  TEXT    NOT NULL,
+	key         TEXT    NOT NULL,
+	value       TEXT    NOT NULL,
+	value_lower TEXT    NOT NULL,
+	started_at  INTEGER NOT NULL,
 	PRIMARY KEY (tenant, session_id, key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS session_info_by_key ON session_info (tenant, key, value_lower);
+CREATE INDEX IF NOT EXISTS session_info_by_value ON session_info (tenant, key, value_lower, started_at, session_id);
+CREATE INDEX IF NOT EXISTS session_info_by_key ON session_info (tenant, key, started_at, session_id, value_lower);
 
 -- message_words: full-text index of message texts, for the report's q filter,
 -- keyed by events.id. Why FTS5 and not lower(text): SQLite's lower() and LIKE

@@ -31,7 +31,9 @@ func TestConformance(t *testing.T) {
 // oldLayout turns a database of today's layout into one of an older schema
 // version: events WITHOUT ROWID keyed by (tenant, event_id), indexed by key and
 // by session; from version 1 the full-text index through message_rows, filled
-// by a trigger; before version 2 times in nanoseconds.
+// by a trigger; before version 2 times in nanoseconds; before version 4
+// contact names lowered, not folded; before version 5 phone digits not
+// reversed and no started_at in the side tables.
 func oldLayout(version int) []string {
 	times, nanos := "occurred_at", "UPDATE sessions SET started_at = started_at"
 	if version < 2 {
@@ -48,7 +50,25 @@ func oldLayout(version int) []string {
 		nanos,
 		`INSERT INTO message_words (message_words) VALUES ('delete-all')`,
 	}
-	if version >= 1 {
+	if version >= 3 {
+		qs = qs[:0] // version 3 is today's layout but for contact names, phones and side tables
+	}
+	if version < 4 {
+		// Contact names were only lowered.
+		qs = append(qs, `ALTER TABLE sessions RENAME COLUMN contact_name_folded TO contact_name_lower`,
+			`UPDATE sessions SET contact_name_lower = 'cláudia'`)
+	}
+	// Before version 5 phone digits were kept as they are, and the side
+	// tables had no started_at.
+	qs = append(qs, `ALTER TABLE sessions RENAME COLUMN contact_phone_rev TO contact_phone_digits`,
+		`UPDATE sessions SET contact_phone_digits = '5511987654321'`)
+	qs = append(qs, `DROP INDEX session_info_by_key`)
+	for _, t := range []string{"session_tags", "session_protocols", "session_info"} {
+		qs = append(qs, `DROP INDEX `+t+`_by_value`, `ALTER TABLE `+t+` DROP COLUMN started_at`)
+	}
+	qs = append(qs, `CREATE INDEX session_info_by_key ON session_info (tenant, key, value_lower)`,
+		`CREATE INDEX session_tags_by_tag ON session_tags (tenant, tag)`)
+	if version == 1 || version == 2 {
 		qs = append(qs, `CREATE TABLE message_rows (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, event_id TEXT NOT NULL, UNIQUE (tenant, event_id))`,
 			`INSERT INTO message_rows (tenant, event_id) SELECT tenant, event_id FROM events WHERE type = 'message'`,
 			`INSERT INTO message_words (rowid, text) SELECT r.id, json_extract(CAST(e.body AS TEXT), '$.text')
@@ -67,7 +87,7 @@ func oldLayout(version int) []string {
 // layout with its sessions, events, times and full-text index intact, and
 // what is ingested afterwards is indexed once.
 func TestMigrate(t *testing.T) {
-	for _, version := range []int{0, 1, 2} {
+	for _, version := range []int{0, 1, 2, 3, 4} {
 		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "old.db")
@@ -75,7 +95,7 @@ func TestMigrate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := storetest.B{Contact: "c1"}
+			b := storetest.B{Contact: "c1", Name: "CLÁUDIA", Phone: "+55 11 98765-4321"}
 			e := b.Msg("e1", 0, event.RoleCustomer, "NÃO recebi a fatura")
 			if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, []event.Event{e, b.Tag("e2", time.Second, "x")}); err != nil {
 				t.Fatal(err)
@@ -110,6 +130,13 @@ func TestMigrate(t *testing.T) {
 				}
 				if res.Total != 1 || len(res.Items) != 1 || res.Items[0].ID != want.Session.ID {
 					t.Fatalf("open %d: full text after migration: %+v", reopen, res)
+				}
+				for _, f := range []report.Filter{{Contact: "Claudia"}, {Contact: "98765-4321"}, {Tags: []string{"x"}},
+					{Tags: []string{"x"}, Contact: "(11) 98765-4321"}} {
+					f.Tenant, f.From, f.To = "acme", storetest.Base, storetest.Base.Add(time.Hour)
+					if res, err = s.Search(ctx, f, report.Page{Limit: 10}); err != nil || res.Total != 1 {
+						t.Fatalf("open %d: %+v after migration: %+v, %v", reopen, f, res, err)
+					}
 				}
 				got, err := s.Session(ctx, "acme", want.Session.ID)
 				if err != nil {

@@ -46,6 +46,8 @@ func Visible(t testing.TB, s any) {
 
 // Run runs every scenario against fresh stores made by open.
 func Run(t *testing.T, open func(t *testing.T) Store) {
+	t.Run("MatchedManyWays", func(t *testing.T) { testMatchedManyWays(t, open(t)) })
+	t.Run("ContactName", func(t *testing.T) { testContactName(t, open(t)) })
 	t.Run("Filters", func(t *testing.T) { testFilters(t, open(t)) })
 	t.Run("Detail", func(t *testing.T) { testDetail(t, open(t)) })
 	t.Run("Idempotent", func(t *testing.T) { testIdempotent(t, open(t)) })
@@ -428,6 +430,27 @@ func testPaging(t *testing.T, s Store) {
 	for _, id := range order {
 		if thirds[id] {
 			want = append(want, id)
+		}
+	}
+	// Totals past the page's bound say "more than the bound", on every
+	// page; up to it they are exact.
+	for _, tc := range []struct {
+		f           report.Filter
+		bound, want int
+		more        bool
+	}{
+		{f, 100, 100, true}, {fq, 10, 10, true}, {fq, 349, 349, true}, {fq, 350, 350, false}, {fq, 351, 350, false},
+	} {
+		page := report.Page{Limit: 20, TotalBound: tc.bound}
+		for range 2 {
+			res, err := s.Search(context.Background(), tc.f, page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Total != tc.want || res.TotalMore != tc.more || len(res.Items) != 20 {
+				t.Fatalf("bound %d: total %d, more %v, %d items; want %d, %v, 20", tc.bound, res.Total, res.TotalMore, len(res.Items), tc.want, tc.more)
+			}
+			page.After = res.Next
 		}
 	}
 	if !slices.Equal(filtered, want) {

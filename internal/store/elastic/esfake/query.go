@@ -149,6 +149,16 @@ func evalQuery(q map[string]any, doc map[string]any, id string, mapping map[stri
 					return false, err
 				}
 				return slices.ContainsFunc(vals, func(v any) bool { return re.MatchString(fmt.Sprint(v)) }), nil
+			case "regexp":
+				sp := spec.(map[string]any)
+				if flags, _ := sp["flags"].(string); flags != "NONE" {
+					return false, bad("fake: regexp flags %q (only NONE is modelled)", flags)
+				}
+				re, err := luceneRegexp(sp["value"].(string))
+				if err != nil {
+					return false, err
+				}
+				return slices.ContainsFunc(vals, func(v any) bool { return re.MatchString(fmt.Sprint(v)) }), nil
 			case "range":
 				r := spec.(map[string]any)
 				return slices.ContainsFunc(vals, func(v any) bool {
@@ -254,6 +264,49 @@ func wildcardRegexp(pattern string) (*regexp.Regexp, error) {
 	}
 	b.WriteString("$")
 	return regexp.Compile(b.String())
+}
+
+// luceneRegexp translates a Lucene regular expression without optional
+// operators (flags NONE) into a Go one matching the whole value: ., *, +, ?,
+// |, groups, repeats and classes mean what they mean in Go, and a backslash
+// makes the next character literal. Quoted strings are not modelled.
+func luceneRegexp(pattern string) (*regexp.Regexp, error) {
+	var b strings.Builder
+	b.WriteString(`^(?s:`)
+	inClass, esc := false, false
+	for _, r := range pattern {
+		switch {
+		case esc:
+			b.WriteString(regexp.QuoteMeta(string(r)))
+			esc = false
+		case r == '\\':
+			esc = true
+		case r == '"':
+			return nil, bad("fake: quoted strings in a regexp are not modelled")
+		case inClass:
+			if r == ']' {
+				inClass = false
+			}
+			if r == '[' {
+				b.WriteString(`\[`)
+				continue
+			}
+			b.WriteRune(r)
+		case r == '[':
+			inClass = true
+			b.WriteRune(r)
+		case strings.ContainsRune(".*+?|(){},", r) || unicode.IsLetter(r) || unicode.IsNumber(r):
+			b.WriteRune(r)
+		default:
+			b.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	b.WriteString(`)$`)
+	re, err := regexp.Compile(b.String())
+	if err != nil {
+		return nil, bad("fake: regexp %q: %v", pattern, err)
+	}
+	return re, nil
 }
 
 // words is the fake's chatreport_words analyzer: split on what is not a

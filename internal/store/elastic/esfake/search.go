@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -270,7 +271,10 @@ func (f *Server) search(target string, o indicesOptions, body []byte) (any, erro
 		out[i] = m
 	}
 	hm := map[string]any{"hits": out}
-	if string(req.TrackTotalHits) == "true" {
+	if n, err := strconv.Atoi(string(req.TrackTotalHits)); err == nil && total >= n {
+		// Counted up to n, as Elasticsearch does: n, "gte".
+		hm["total"] = map[string]any{"value": n, "relation": "gte"}
+	} else if err == nil || string(req.TrackTotalHits) == "true" {
 		hm["total"] = map[string]any{"value": total, "relation": "eq"}
 	}
 	resp["hits"] = hm

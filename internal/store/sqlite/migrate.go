@@ -1,0 +1,180 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/chatreport/chatreport/internal/report"
+)
+
+// schemaVersion is the PRAGMA user_version of a database whose derived
+// tables are complete and whose layout is schema.sql's.
+const schemaVersion = 5
+
+// migrate creates the schema, or brings an older database to it in one
+// transaction: version 1 added the full-text index, version 2 turned times
+// from nanoseconds into milliseconds, version 3 made events a rowid table
+// (keyed into the full-text index directly) and dropped the index by session,
+// version 4 keeps contact names folded (report.Fold) instead of lowered,
+// version 5 gives the side tables their session's started_at and keeps phone
+// digits reversed (the shapes plan.go reads).
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	var v, oldEvents int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return err
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'events'
+		AND NOT EXISTS (SELECT 1 FROM pragma_table_info('events') WHERE name = 'id')`).Scan(&oldEvents); err != nil {
+		return err
+	}
+	if oldEvents > 0 {
+		// The old table and what hangs off it make way for schema.sql's.
+		for _, q := range []string{`DROP TRIGGER IF EXISTS events_index_words`, `DROP INDEX IF EXISTS events_by_key`,
+			`DROP INDEX IF EXISTS events_by_session`, `ALTER TABLE events RENAME TO events_old`} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("set the old events table aside: %w", err)
+			}
+		}
+	}
+	if err := foldNames(ctx, tx); err != nil {
+		return fmt.Errorf("fold contact names: %w", err)
+	}
+	if err := reportShapes(ctx, tx); err != nil {
+		return fmt.Errorf("reshape for the report: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return err
+	}
+	if v >= schemaVersion {
+		return tx.Commit()
+	}
+	if v >= 3 {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
+	toMillis := "occurred_at"
+	if v < 2 {
+		// Before version 2 times were nanoseconds, which wrapped outside
+		// the years 1678 to 2262.
+		toMillis = "occurred_at / 1000000"
+		for _, t := range []string{"sessions", "session_tags", "session_protocols", "session_info"} {
+			if _, err := tx.ExecContext(ctx, `UPDATE `+t+` SET started_at = started_at / 1000000`); err != nil {
+				return fmt.Errorf("times to milliseconds: %w", err)
+			}
+		}
+	}
+	steps := []string{`DROP TABLE IF EXISTS message_rows`, `INSERT INTO message_words (message_words) VALUES ('delete-all')`}
+	if oldEvents > 0 {
+		steps = append(steps, `
+			INSERT INTO events (tenant, event_id, session_key, session_id, occurred_at, type, body)
+			SELECT tenant, event_id, session_key, session_id, `+toMillis+`, type, body
+			FROM events_old ORDER BY occurred_at, event_id`, `DROP TABLE events_old`)
+	}
+	steps = append(steps, `
+		INSERT INTO message_words (rowid, text)
+		SELECT id, json_extract(CAST(body AS TEXT), '$.text') FROM events
+		WHERE type = 'message' AND coalesce(json_extract(CAST(body AS TEXT), '$.text'), '') <> ''`,
+		fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
+	for _, q := range steps {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate from version %d: %w", v, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// foldNames turns the lowered contact names of a database before version 4
+// into folded ones (report.Fold), in place, before schema.sql indexes them.
+func foldNames(ctx context.Context, tx *sql.Tx) error {
+	var old int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'contact_name_lower'`).Scan(&old); err != nil || old == 0 {
+		return err
+	}
+	for _, q := range []string{`DROP INDEX IF EXISTS sessions_by_start_filters`,
+		`ALTER TABLE sessions RENAME COLUMN contact_name_lower TO contact_name_folded`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	type row struct{ tenant, id, name string }
+	var change []row
+	rows, err := tx.QueryContext(ctx, `SELECT tenant, session_id, contact_name_folded FROM sessions`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.tenant, &r.id, &r.name); err != nil {
+			rows.Close()
+			return err
+		}
+		if f := report.Fold(r.name); f != r.name {
+			r.name = f
+			change = append(change, r)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return execEach(ctx, tx, `UPDATE sessions SET contact_name_folded = ? WHERE tenant = ? AND session_id = ?`,
+		len(change), func(i int) []any { return []any{change[i].name, change[i].tenant, change[i].id} })
+}
+
+// reportShapes brings a database before version 5 to its report shapes: the
+// side tables rebuilt with started_at, phone digits reversed in place. The
+// indexes that read them are dropped here and made by schema.sql.
+func reportShapes(ctx context.Context, tx *sql.Tx) error {
+	var old int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'contact_phone_digits'`).Scan(&old); err != nil || old == 0 {
+		return err
+	}
+	steps := []string{`DROP INDEX IF EXISTS sessions_by_start_filters`,
+		`ALTER TABLE sessions RENAME COLUMN contact_phone_digits TO contact_phone_rev`}
+	for _, t := range []struct{ name, cols, key string }{
+		{"session_tags", "tag TEXT NOT NULL", "tag"},
+		{"session_protocols", "protocol TEXT NOT NULL", "protocol"},
+		{"session_info", "key TEXT NOT NULL, value TEXT NOT NULL, value_lower TEXT NOT NULL", "key"},
+	} {
+		steps = append(steps,
+			`CREATE TABLE `+t.name+`_new (tenant TEXT NOT NULL, session_id TEXT NOT NULL, `+t.cols+`,
+				started_at INTEGER NOT NULL, PRIMARY KEY (tenant, session_id, `+t.key+`)) WITHOUT ROWID`,
+			`INSERT INTO `+t.name+`_new SELECT x.*, s.started_at FROM `+t.name+` x
+				JOIN sessions s ON s.tenant = x.tenant AND s.session_id = x.session_id`,
+			`DROP TABLE `+t.name, `ALTER TABLE `+t.name+`_new RENAME TO `+t.name)
+	}
+	for _, q := range steps {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	type row struct{ tenant, id, rev string }
+	var change []row
+	rows, err := tx.QueryContext(ctx, `SELECT tenant, session_id, contact_phone_rev FROM sessions WHERE contact_phone_rev <> ''`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.tenant, &r.id, &r.rev); err != nil {
+			rows.Close()
+			return err
+		}
+		r.rev = reverse(r.rev)
+		change = append(change, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return execEach(ctx, tx, `UPDATE sessions SET contact_phone_rev = ? WHERE tenant = ? AND session_id = ?`,
+		len(change), func(i int) []any { return []any{change[i].rev, change[i].tenant, change[i].id} })
+}
