@@ -228,7 +228,7 @@ func (s *Server) searchSessions(c *gin.Context) {
 }
 
 // search serves a page of sessions for the list and the search routes.
-func (s *Server) search(c *gin.Context, p *parser, in *filterInput) {
+func (s *Server) search(c *gin.Context, p *parser, in *request) {
 	f, page := p.validate(in)
 	if len(p.errs) > 0 {
 		s.badRequest(c, p.sorted())
@@ -258,7 +258,7 @@ func (s *Server) detail(c *gin.Context) (report.Detail, bool) {
 	p.decodeQuery(c.Request.URL.Query(), routeParams(c))
 	id := c.Param("id")
 	if !event.IsUUID(id) {
-		p.reject("id", CodeInvalidSessionID, "must be a session id (UUID), e.g. c639c747-4637-4ff5-99c0-9f0e86d3c21b")
+		p.reject("id", CodeInvalidSessionID, report.SessionIDMessage)
 	}
 	if len(p.errs) > 0 {
 		s.badRequest(c, p.sorted())
