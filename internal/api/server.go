@@ -105,6 +105,7 @@ func New(cfg Config, store Store, log *zap.Logger) (*Server, error) {
 	v1.GET("/sessions/:id/transcript", s.getTranscript)
 	v1.GET("/export", s.export)
 	v1.GET("/facets", s.facets)
+	v1.GET("/filter/rules", s.rules)
 	v1.GET("/openapi.json", s.openAPI)
 	// Unknown routes under /api/ also need credentials: without them, a
 	// caller learns nothing, not even which routes exist.

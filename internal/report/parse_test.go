@@ -107,7 +107,7 @@ var parseCases = []struct {
 	{name: "q control", in: Input{Query: ptr("a\x00")}, want: []fe{{"q", -1, "", CodeControlCharacter, 0}}},
 	{name: "q no word", in: Input{Query: ptr("?! -")}, want: []fe{{"q", -1, "", CodeNoWord, 0}}},
 	{name: "every field at once", in: Input{From: ptr("x"), To: ptr("2025-10-01"), Session: ptr("y"), Tags: []string{""}, Query: ptr("!")},
-		want: []fe{{"from", -1, "", CodeInvalidTime, 0}, {"session", -1, "", CodeInvalidSessionID, 0}, {"tags", 0, "", CodeEmpty, 0}, {"q", -1, "", CodeNoWord, 0}},
+		want:      []fe{{"from", -1, "", CodeInvalidTime, 0}, {"session", -1, "", CodeInvalidSessionID, 0}, {"tags", 0, "", CodeEmpty, 0}, {"q", -1, "", CodeNoWord, 0}},
 		parseOnly: true},
 }
 
