@@ -88,11 +88,13 @@ type Filter struct {
 // phone number by suffix.
 const MinPhoneDigits = 8
 
-// Validate checks the filter's invariants with the rules ParseFilter
-// applies, for the stores, which may get a filter built elsewhere. Its
-// interval may be an hour longer than MaxInterval (31 calendar days across a
-// daylight-saving change): Validate has instants, not the dates they came
-// from. The errors are FieldErrors, but for a missing tenant.
+// Validate checks the filter with ParseFilter's rules, for the stores, which
+// may get a filter built elsewhere: all but the limits of what a client may
+// send (counts, sizes, empty values, control characters), which a store
+// copes with. Its interval may be an hour longer than MaxInterval (31
+// calendar days across a daylight-saving change): Validate has instants,
+// not the dates they came from. The errors are FieldErrors, but for a
+// missing tenant.
 func (f *Filter) Validate() error {
 	var es fieldErrors
 	es.interval(f.From, f.To, f.From.Add(MaxInterval+dstSlack))
@@ -114,11 +116,11 @@ func (f *Filter) Validate() error {
 	if f.Query != "" {
 		es.query(f.Query)
 	}
-	errs := make([]error, 0, len(es)+1)
+	errs := make([]error, 0, len(es.errs)+1)
 	if f.Tenant == "" {
 		errs = append(errs, errors.New("filter: no tenant"))
 	}
-	for _, e := range es {
+	for _, e := range es.errs {
 		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
@@ -168,8 +170,8 @@ func (p Page) Bound() int {
 func (p Page) Validate() error {
 	var es fieldErrors
 	es.pageLimit(p.Limit, true)
-	if len(es) > 0 {
-		return es[0]
+	if len(es.errs) > 0 {
+		return es.errs[0]
 	}
 	if p.TotalBound < 0 {
 		return errors.New("page: negative total bound")

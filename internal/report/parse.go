@@ -46,7 +46,7 @@ type ConditionInput struct {
 // Dates are days in loc; without from and to, the filter covers the
 // MaxInterval up to now.
 func ParseFilter(in *Input, loc *time.Location, now time.Time) (Filter, []FieldError) {
-	var es fieldErrors
+	es := fieldErrors{limits: true}
 	f := Filter{TagMode: TagsAny}
 	f.From, f.To = es.parseInterval(in.From, in.To, loc, now)
 	if in.Session != nil {
@@ -95,13 +95,13 @@ func ParseFilter(in *Input, loc *time.Location, now time.Time) (Filter, []FieldE
 		f.Query = strings.TrimSpace(*in.Query)
 		es.query(f.Query)
 	}
-	return f, es
+	return f, es.errs
 }
 
 // ParsePage checks in's page fields: DefaultPageLimit sessions from the
 // start when absent; a cursor must be one codec issued.
 func ParsePage(in *Input, codec *CursorCodec) (Page, []FieldError) {
-	var es fieldErrors
+	es := fieldErrors{limits: true}
 	p := Page{Limit: DefaultPageLimit}
 	if in.Limit != nil {
 		n, err := strconv.Atoi(*in.Limit)
@@ -116,7 +116,7 @@ func ParsePage(in *Input, codec *CursorCodec) (Page, []FieldError) {
 			p.After = &cur
 		}
 	}
-	return p, es
+	return p, es.errs
 }
 
 // parseInterval reads from and to: RFC 3339, or dates in loc (a date to

@@ -127,11 +127,18 @@ func (e FieldError) Error() string {
 
 // fieldErrors collects the errors of a filter: every rule is checked, not
 // only up to the first broken one.
-type fieldErrors []FieldError
+type fieldErrors struct {
+	errs []FieldError
+	// limits also checks what the API accepts from a client beyond what a
+	// store can translate: counts, sizes, empty values and control
+	// characters. A store copes with those as with any text (storetest's
+	// ControlCharacters holds it to that), so Validate leaves them out.
+	limits bool
+}
 
 func (es *fieldErrors) add(e FieldError, format string, args ...any) {
 	e.Message = fmt.Sprintf(format, args...)
-	*es = append(*es, e)
+	es.errs = append(es.errs, e)
 }
 
 // field records an error about a whole field.
@@ -139,7 +146,8 @@ func (es *fieldErrors) field(field string, code Code, limit int, format string, 
 	es.add(FieldError{Field: field, Index: -1, Code: code, Limit: limit}, format, args...)
 }
 
-// The rules. ParseFilter and Filter.Validate both check a filter with them.
+// The rules. ParseFilter checks a filter as sent with all of them;
+// Filter.Validate with those a store needs (fieldErrors.limits).
 
 const noControl = "must not contain control characters (U+0000 to U+001F, U+007F to U+009F) other than tab, line and page breaks"
 
@@ -152,9 +160,11 @@ func hasControl(s string) bool {
 	return strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && !unicode.IsSpace(r) }) >= 0
 }
 
-// textError is what is wrong with a text value of at most maxBytes bytes.
-func textError(s string, maxBytes int) (code Code, limit int, message string, bad bool) {
+// textError is what is wrong with a text value of at most maxBytes bytes,
+// when es checks limits.
+func (es *fieldErrors) textError(s string, maxBytes int) (code Code, limit int, message string, bad bool) {
 	switch {
+	case !es.limits:
 	case len(s) > maxBytes || !utf8.ValidString(s):
 		return CodeTooLong, maxBytes, fmt.Sprintf("must be at most %d bytes of UTF-8", maxBytes), true
 	case hasControl(s):
@@ -189,6 +199,9 @@ func (es *fieldErrors) protocol(s string) {
 }
 
 func (es *fieldErrors) tags(tags []string) {
+	if !es.limits {
+		return // a tag is any text
+	}
 	if len(tags) > MaxTags {
 		es.field(FieldTags, CodeTooMany, MaxTags, "at most %d tags", MaxTags)
 	}
@@ -197,7 +210,7 @@ func (es *fieldErrors) tags(tags []string) {
 		if strings.TrimSpace(t) == "" {
 			e.Code = CodeEmpty
 			es.add(e, "must not be empty")
-		} else if code, limit, msg, bad := textError(t, MaxTagBytes); bad {
+		} else if code, limit, msg, bad := es.textError(t, MaxTagBytes); bad {
 			e.Code, e.Limit = code, limit
 			es.add(e, "%s", msg)
 		}
@@ -213,7 +226,7 @@ func (es *fieldErrors) tagMode(m TagMode) {
 // conditions checks info conditions; pos, when not nil, is the position
 // each was sent at, which errors report as their index.
 func (es *fieldErrors) conditions(cs []Condition, pos []int) {
-	if len(cs) > MaxConditions {
+	if es.limits && len(cs) > MaxConditions {
 		es.field(FieldInfo, CodeTooMany, MaxConditions, "at most %d conditions", MaxConditions)
 	}
 	for i, c := range cs {
@@ -234,7 +247,7 @@ func (es *fieldErrors) conditions(cs []Condition, pos []int) {
 		case !c.Op.TakesValue() && c.Value != "":
 			bad("value", CodeValueNotAllowed, 0, "%s takes no value", c.Op)
 		default:
-			if code, limit, msg, broke := textError(c.Value, MaxValueBytes); broke {
+			if code, limit, msg, broke := es.textError(c.Value, MaxValueBytes); broke {
 				bad("value", code, limit, "%s", msg)
 			}
 		}
@@ -250,7 +263,7 @@ func opList() string {
 }
 
 func (es *fieldErrors) channels(cs []string) {
-	if len(cs) > MaxChannels {
+	if es.limits && len(cs) > MaxChannels {
 		es.field(FieldChannels, CodeTooMany, MaxChannels, "at most %d channels", MaxChannels)
 	}
 	for i, c := range cs {
@@ -261,17 +274,17 @@ func (es *fieldErrors) channels(cs []string) {
 }
 
 func (es *fieldErrors) contact(c string) {
-	if c == "" {
+	if c == "" && es.limits {
 		es.field(FieldContact, CodeEmpty, 0, "must not be empty: a contact id, a phone number or part of a name")
-	} else if code, limit, msg, bad := textError(c, MaxContactBytes); bad {
+	} else if code, limit, msg, bad := es.textError(c, MaxContactBytes); bad {
 		es.field(FieldContact, code, limit, "%s", msg)
 	}
 }
 
 func (es *fieldErrors) query(q string) {
-	if q == "" {
+	if q == "" && es.limits {
 		es.field(FieldQuery, CodeEmpty, 0, "must not be empty")
-	} else if code, limit, msg, bad := textError(q, MaxQueryBytes); bad {
+	} else if code, limit, msg, bad := es.textError(q, MaxQueryBytes); bad {
 		es.field(FieldQuery, code, limit, "%s", msg)
 	} else if len(Words(q)) == 0 {
 		es.field(FieldQuery, CodeNoWord, 0, "must have a word (letters or digits)")
