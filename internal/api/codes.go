@@ -3,6 +3,8 @@ package api
 import (
 	"fmt"
 	"net/http"
+
+	"github.com/chatreport/chatreport/internal/report"
 )
 
 // ErrorCode names a kind of error in a stable, language-neutral way, so
@@ -48,34 +50,36 @@ func problemCode(status int) ErrorCode {
 	return CodeError
 }
 
-// The codes of one invalid parameter ("errors"[].code).
+// The codes of one invalid parameter ("errors"[].code): those of reading a
+// request, and those of the filter's rules, which are report's.
 const (
-	CodeUnknownParameter ErrorCode = "unknown_parameter"   // not a parameter (or field) of this route
-	CodeRepeated         ErrorCode = "repeated"            // a parameter given more than once that takes one value
-	CodeInvalidBody      ErrorCode = "invalid_body"        // the body is not a JSON object
-	CodeInvalidType      ErrorCode = "invalid_type"        // a JSON field of the wrong type
-	CodeInvalidCondition ErrorCode = "invalid_condition"   // an info condition that is not KEY:OP:VALUE or {key, op, value}
-	CodeInvalidBoolean   ErrorCode = "invalid_boolean"     // handed_off other than true or false
-	CodeInvalidLimit     ErrorCode = "invalid_limit"       // limit out of 1..limit
-	CodeInvalidSessionID ErrorCode = "invalid_session_id"  // not a UUID
-	CodeInvalidProtocol  ErrorCode = "invalid_protocol"    // not 17 digits starting with a date
-	CodeTooMany          ErrorCode = "too_many"            // more values than limit
-	CodeEmpty            ErrorCode = "empty"               // an empty value
-	CodeTooLong          ErrorCode = "too_long"            // more than limit bytes, or not UTF-8
-	CodeControlCharacter ErrorCode = "control_character"   // a control character other than white space in a text value
-	CodeInvalidTagMode   ErrorCode = "invalid_tag_mode"    // tag_mode other than any or all
-	CodeInvalidInfoKey   ErrorCode = "invalid_info_key"    // not [A-Za-z0-9_.-]{1,128}
-	CodeUnknownOperation ErrorCode = "unknown_operation"   // not one of the info operations
-	CodeValueRequired    ErrorCode = "value_required"      // an operation that needs a value has none
-	CodeValueNotAllowed  ErrorCode = "value_not_allowed"   // exists or not_exists with a value
-	CodeInvalidChannel   ErrorCode = "invalid_channel"     // not a channel token
-	CodeNoWord           ErrorCode = "no_word"             // q without letters or digits
-	CodeInvalidCursor    ErrorCode = "invalid_cursor"      // a cursor this API did not issue
-	CodeInvalidFormat    ErrorCode = "invalid_format"      // an export format other than jsonl or csv
-	CodeIncompleteRange  ErrorCode = "interval_incomplete" // from without to, or to without from
-	CodeIntervalOrder    ErrorCode = "interval_order"      // to not after from
-	CodeIntervalTooLong  ErrorCode = "interval_too_long"   // more than 31 days
-	CodeInvalidTime      ErrorCode = "invalid_time"        // neither RFC 3339 nor a date
+	CodeUnknownParameter ErrorCode = "unknown_parameter" // not a parameter (or field) of this route
+	CodeRepeated         ErrorCode = "repeated"          // a parameter given more than once that takes one value
+	CodeInvalidBody      ErrorCode = "invalid_body"      // the body is not a JSON object
+	CodeInvalidType      ErrorCode = "invalid_type"      // a JSON field of the wrong type
+	CodeInvalidCondition ErrorCode = "invalid_condition" // an info condition that is not KEY:OP:VALUE or {key, op, value}
+	CodeInvalidFormat    ErrorCode = "invalid_format"    // an export format other than jsonl or csv
+
+	CodeInvalidBoolean   = ErrorCode(report.CodeInvalidBoolean)
+	CodeInvalidLimit     = ErrorCode(report.CodeInvalidLimit)
+	CodeInvalidSessionID = ErrorCode(report.CodeInvalidSessionID)
+	CodeInvalidProtocol  = ErrorCode(report.CodeInvalidProtocol)
+	CodeTooMany          = ErrorCode(report.CodeTooMany)
+	CodeEmpty            = ErrorCode(report.CodeEmpty)
+	CodeTooLong          = ErrorCode(report.CodeTooLong)
+	CodeControlCharacter = ErrorCode(report.CodeControlCharacter)
+	CodeInvalidTagMode   = ErrorCode(report.CodeInvalidTagMode)
+	CodeInvalidInfoKey   = ErrorCode(report.CodeInvalidInfoKey)
+	CodeUnknownOperation = ErrorCode(report.CodeUnknownOperation)
+	CodeValueRequired    = ErrorCode(report.CodeValueRequired)
+	CodeValueNotAllowed  = ErrorCode(report.CodeValueNotAllowed)
+	CodeInvalidChannel   = ErrorCode(report.CodeInvalidChannel)
+	CodeNoWord           = ErrorCode(report.CodeNoWord)
+	CodeInvalidCursor    = ErrorCode(report.CodeInvalidCursor)
+	CodeIncompleteRange  = ErrorCode(report.CodeIncompleteRange)
+	CodeIntervalOrder    = ErrorCode(report.CodeIntervalOrder)
+	CodeIntervalTooLong  = ErrorCode(report.CodeIntervalTooLong)
+	CodeInvalidTime      = ErrorCode(report.CodeInvalidTime)
 )
 
 // ParamError is one invalid request parameter: a query parameter, a JSON

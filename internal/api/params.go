@@ -9,23 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/report"
-)
-
-// Limits of a request.
-const (
-	defaultLimit  = 20
-	maxLimit      = 100
-	maxTags       = 50
-	maxChannels   = 50
-	maxConditions = 20
-	maxTagLen     = 128
-	maxValueLen   = 4096
-	maxContactLen = 256
-	maxQueryLen   = 1000
 )
 
 // Export formats.
@@ -65,56 +50,16 @@ const (
 	fromJSON
 )
 
-// filterInput is a report request as sent, decoded from query parameters or
-// a JSON body but not validated: parser.validate is the one validation path
-// of both. Nil means absent.
-type filterInput struct {
-	src                                  source
-	from, to, session, protocol, tagMode *string
-	contact, q, cursor, format           *string
-	tags, channels                       []string
-	info                                 []conditionInput
-	handedOff                            *bool
-	limit                                *int
-	// badInterval: from or to was sent but not as a string; the interval
-	// is not checked further.
-	badInterval bool
-}
-
-// conditionInput is one info condition as sent.
-type conditionInput struct {
-	key, op, value string
-	// text is the condition as a query parameter (KEY:OP:VALUE).
-	text string
-	// pos is the condition's place among the info values sent, which
-	// errors report as their index.
-	pos int
-}
-
-// name is what errors call the i-th element (i < 0: the whole list) of the
-// list field ("tags", "channels", "info").
-func (in *filterInput) name(field string, i int) string {
-	if in.src == fromQuery {
-		switch field {
-		case "tags":
-			return "tag"
-		case "channels":
-			return "channel"
-		}
-		return field
-	}
-	if i < 0 {
-		return field
-	}
-	return fmt.Sprintf("%s[%d]", field, i)
-}
-
-// conditionName names a part ("key", "op", "value") of the i-th condition.
-func (in *filterInput) conditionName(i int, part string) string {
-	if in.src == fromQuery {
-		return "info"
-	}
-	return fmt.Sprintf("info[%d].%s", i, part)
+// request is a report request as sent, decoded from query parameters or a
+// JSON body but not checked: report.ParseFilter and report.ParsePage check
+// both forms, and fieldErrors names their errors as the client sent them.
+type request struct {
+	src    source
+	filter report.Input
+	format *string
+	// infoText are the info values of a query string (KEY:OP:VALUE) by
+	// position, which the query form's messages quote.
+	infoText []string
 }
 
 // parser turns request input into the neutral filter, collecting every error
@@ -147,14 +92,9 @@ func (p *parser) sorted() []ParamError {
 }
 
 // decodeQuery reads the parameters of q that allowed lists.
-func (p *parser) decodeQuery(q url.Values, allowed []string) filterInput {
-	in := filterInput{src: fromQuery}
-	names := make([]string, 0, len(q))
-	for k := range q {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	for _, k := range names {
+func (p *parser) decodeQuery(q url.Values, allowed []string) request {
+	r := request{src: fromQuery}
+	for _, k := range sortedKeys(q) {
 		switch {
 		case !slices.Contains(allowed, k):
 			if len(allowed) == 0 {
@@ -179,13 +119,16 @@ func (p *parser) decodeQuery(q url.Values, allowed []string) filterInput {
 		}
 		return q[k]
 	}
-	in.from, in.to = one("from"), one("to")
-	in.session, in.protocol = one("session"), one("protocol")
-	in.tags, in.channels = many("tag"), many("channel")
-	in.tagMode = one("tag_mode")
-	in.contact, in.q, in.cursor = one("contact"), one("q"), one("cursor")
-	in.format = one("format")
-	for i, s := range many("info") {
+	in := &r.filter
+	in.From, in.To = one("from"), one("to")
+	in.Session, in.Protocol = one("session"), one("protocol")
+	in.Tags, in.TagMode = many("tag"), one("tag_mode")
+	in.Channels = many("channel")
+	in.Contact, in.HandedOff, in.Query = one("contact"), one("handed_off"), one("q")
+	in.Limit, in.Cursor = one("limit"), one("cursor")
+	r.format = one("format")
+	r.infoText = many("info")
+	for i, s := range r.infoText {
 		key, rest, ok := strings.Cut(s, ":")
 		if !ok {
 			p.add(ParamError{Param: "info", Code: CodeInvalidCondition, Index: index(i)}, "%q: expected KEY:OP:VALUE, or KEY:OP for exists and not_exists", s)
@@ -193,46 +136,24 @@ func (p *parser) decodeQuery(q url.Values, allowed []string) filterInput {
 		}
 		// The value is everything after the second colon: it may hold colons.
 		op, value, _ := strings.Cut(rest, ":")
-		in.info = append(in.info, conditionInput{key: key, op: op, value: value, text: s, pos: i})
+		in.Info = append(in.Info, report.ConditionInput{Key: key, Op: op, Value: value, Pos: i})
 	}
-	if h := one("handed_off"); h != nil {
-		switch *h {
-		case "true", "false":
-			v := *h == "true"
-			in.handedOff = &v
-		default:
-			p.reject("handed_off", CodeInvalidBoolean, "must be true or false")
-		}
-	}
-	if l := one("limit"); l != nil {
-		n, err := strconv.Atoi(*l)
-		if err != nil {
-			p.add(ParamError{Param: "limit", Code: CodeInvalidLimit, Limit: maxLimit}, "must be a whole number from 1 to %d", maxLimit)
-		} else {
-			in.limit = &n
-		}
-	}
-	return in
+	return r
 }
 
 // decodeJSON reads the body of POST /sessions/search: an object with the
 // fields searchFields lists. Unknown fields are errors; null is absent.
-func (p *parser) decodeJSON(body []byte) filterInput {
-	in := filterInput{src: fromJSON}
+func (p *parser) decodeJSON(body []byte) request {
+	r := request{src: fromJSON}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return in // no body: no filter, like GET without parameters
+		return r // no body: no filter, like GET without parameters
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		p.reject("body", CodeInvalidBody, "must be a JSON object with the filter's fields (%s)", strings.Join(searchFields, ", "))
-		return in
+		return r
 	}
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	for _, k := range names {
+	for _, k := range sortedKeys(fields) {
 		if !slices.Contains(searchFields, k) {
 			p.reject(k, CodeUnknownParameter, "unknown field; the fields are %s", strings.Join(searchFields, ", "))
 		}
@@ -256,6 +177,8 @@ func (p *parser) decodeJSON(body []byte) filterInput {
 		}
 		return &s
 	}
+	// strs keeps an element that is not a string as "", so that the
+	// others keep their index; its error is already recorded.
 	strs := func(k string) []string {
 		raw, ok := present(k)
 		if !ok {
@@ -266,64 +189,52 @@ func (p *parser) decodeJSON(body []byte) filterInput {
 			p.reject(k, CodeInvalidType, "must be an array of strings")
 			return nil
 		}
-		out := make([]string, 0, len(items))
+		out := make([]string, len(items))
 		for i, item := range items {
-			var s string
-			if err := json.Unmarshal(item, &s); err != nil {
+			if err := json.Unmarshal(item, &out[i]); err != nil {
 				p.add(ParamError{Param: fmt.Sprintf("%s[%d]", k, i), Code: CodeInvalidType, Index: index(i)}, "must be a string")
-				continue
 			}
-			out = append(out, s)
 		}
 		return out
 	}
-	in.from, in.to = str("from"), str("to")
-	_, hasFrom := present("from")
-	_, hasTo := present("to")
-	in.badInterval = hasFrom && in.from == nil || hasTo && in.to == nil
-	in.session, in.protocol = str("session"), str("protocol")
-	in.tags = strs("tags")
-	in.tagMode = str("tag_mode")
-	in.channels = strs("channels")
-	in.contact, in.q, in.cursor = str("contact"), str("q"), str("cursor")
+	// token is a value's JSON text as written, which report parses.
+	token := func(k string) *string {
+		raw, ok := present(k)
+		if !ok {
+			return nil
+		}
+		s := string(raw)
+		return &s
+	}
+	in := &r.filter
+	in.From, in.To = str("from"), str("to")
+	in.Session, in.Protocol = str("session"), str("protocol")
+	in.Tags, in.TagMode = strs("tags"), str("tag_mode")
+	in.Channels = strs("channels")
+	in.Contact, in.HandedOff, in.Query = str("contact"), token("handed_off"), str("q")
+	in.Limit, in.Cursor = token("limit"), str("cursor")
 	if raw, ok := present("info"); ok {
-		in.info = p.jsonConditions(raw)
+		in.Info = p.jsonConditions(raw)
 	}
-	if raw, ok := present("handed_off"); ok {
-		var b bool
-		if err := json.Unmarshal(raw, &b); err != nil {
-			p.reject("handed_off", CodeInvalidBoolean, "must be true or false")
-		} else {
-			in.handedOff = &b
-		}
-	}
-	if raw, ok := present("limit"); ok {
-		var n int
-		if err := json.Unmarshal(raw, &n); err != nil {
-			p.add(ParamError{Param: "limit", Code: CodeInvalidLimit, Limit: maxLimit}, "must be a whole number from 1 to %d", maxLimit)
-		} else {
-			in.limit = &n
-		}
-	}
-	return in
+	return r
 }
 
 // jsonConditions reads info: an array of {key, op, value} objects. A value
 // may be a string, number or boolean, like the info events' values.
-func (p *parser) jsonConditions(raw json.RawMessage) []conditionInput {
+func (p *parser) jsonConditions(raw json.RawMessage) []report.ConditionInput {
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
 		p.reject("info", CodeInvalidType, "must be an array of conditions {key, op, value}")
 		return nil
 	}
-	out := make([]conditionInput, 0, len(items))
+	out := make([]report.ConditionInput, 0, len(items))
 	for i, item := range items {
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(item, &obj); err != nil || obj == nil {
 			p.add(ParamError{Param: fmt.Sprintf("info[%d]", i), Code: CodeInvalidCondition, Index: index(i)}, "must be an object {key, op, value}")
 			continue
 		}
-		c := conditionInput{pos: i}
+		c := report.ConditionInput{Pos: i}
 		ok := true
 		for _, k := range sortedKeys(obj) {
 			if !slices.Contains(conditionFields, k) {
@@ -334,10 +245,10 @@ func (p *parser) jsonConditions(raw json.RawMessage) []conditionInput {
 		for _, part := range []struct {
 			name string
 			into *string
-		}{{"key", &c.key}, {"op", &c.op}} {
+		}{{"key", &c.Key}, {"op", &c.Op}} {
 			v, has := obj[part.name]
 			if !has || string(v) == "null" {
-				continue // validate reports it missing
+				continue // report says it is missing
 			}
 			if err := json.Unmarshal(v, part.into); err != nil {
 				p.add(ParamError{Param: fmt.Sprintf("info[%d].%s", i, part.name), Code: CodeInvalidType, Index: index(i)}, "must be a string")
@@ -350,7 +261,7 @@ func (p *parser) jsonConditions(raw json.RawMessage) []conditionInput {
 				p.add(ParamError{Param: fmt.Sprintf("info[%d].value", i), Code: CodeInvalidType, Index: index(i)}, "must be a string, number or boolean")
 				ok = false
 			}
-			c.value = value
+			c.Value = value
 		}
 		if ok {
 			out = append(out, c)
@@ -385,175 +296,84 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// validate checks a request's filter and page: the one validation path of
-// GET parameters and POST bodies.
-func (p *parser) validate(in *filterInput) (report.Filter, report.Page) {
-	var f report.Filter
-	if !in.badInterval {
-		f.From, f.To = p.interval(in.from, in.to)
-	}
-	if in.session != nil {
-		if !event.IsUUID(*in.session) {
-			p.reject("session", CodeInvalidSessionID, "must be a session id (UUID), e.g. c639c747-4637-4ff5-99c0-9f0e86d3c21b")
-		}
-		f.SessionID = strings.ToLower(*in.session)
-	}
-	if in.protocol != nil {
-		if !event.IsProtocol(*in.protocol) {
-			p.reject("protocol", CodeInvalidProtocol, "must be 17 digits starting with a date YYYYMMDD, e.g. 20251007092633646")
-		}
-		f.Protocol = *in.protocol
-	}
-	if len(in.tags) > maxTags {
-		p.add(ParamError{Param: in.name("tags", -1), Code: CodeTooMany, Limit: maxTags}, "at most %d tags", maxTags)
-	}
-	for i, t := range in.tags {
-		switch {
-		case strings.TrimSpace(t) == "":
-			p.add(ParamError{Param: in.name("tags", i), Code: CodeEmpty, Index: index(i)}, "must not be empty")
-		case len(t) > maxTagLen || !utf8.ValidString(t):
-			p.add(ParamError{Param: in.name("tags", i), Code: CodeTooLong, Index: index(i), Limit: maxTagLen}, "must be at most %d bytes of UTF-8", maxTagLen)
-		case hasControl(t):
-			p.add(ParamError{Param: in.name("tags", i), Code: CodeControlCharacter, Index: index(i)}, noControl)
-		default:
-			f.Tags = append(f.Tags, t)
-		}
-	}
-	f.TagMode = report.TagsAny
-	if in.tagMode != nil {
-		switch m := report.TagMode(*in.tagMode); m {
-		case report.TagsAny, report.TagsAll:
-			f.TagMode = m
-		default:
-			p.reject("tag_mode", CodeInvalidTagMode, "must be any or all")
-		}
-	}
-	if len(in.info) > maxConditions {
-		p.add(ParamError{Param: in.name("info", -1), Code: CodeTooMany, Limit: maxConditions}, "at most %d conditions", maxConditions)
-	}
-	for _, c := range in.info {
-		if cond, ok := p.condition(in, c); ok {
-			f.Info = append(f.Info, cond)
-		}
-	}
-	if len(in.channels) > maxChannels {
-		p.add(ParamError{Param: in.name("channels", -1), Code: CodeTooMany, Limit: maxChannels}, "at most %d channels", maxChannels)
-	}
-	for i, c := range in.channels {
-		if !event.IsToken(c, 32, false) {
-			p.add(ParamError{Param: in.name("channels", i), Code: CodeInvalidChannel, Index: index(i)}, "%q is not a channel (a lowercase token such as whatsapp)", c)
-			continue
-		}
-		f.Channels = append(f.Channels, c)
-	}
-	if in.contact != nil {
-		c := strings.TrimSpace(*in.contact)
-		switch {
-		case c == "":
-			p.reject("contact", CodeEmpty, "must not be empty: a contact id, a phone number or part of a name")
-		case len(c) > maxContactLen || !utf8.ValidString(c):
-			p.add(ParamError{Param: "contact", Code: CodeTooLong, Limit: maxContactLen}, "must be at most %d bytes of UTF-8", maxContactLen)
-		case hasControl(c):
-			p.reject("contact", CodeControlCharacter, noControl)
-		}
-		f.Contact = c
-	}
-	f.HandedOff = in.handedOff
-	if in.q != nil {
-		q := strings.TrimSpace(*in.q)
-		switch {
-		case q == "":
-			p.reject("q", CodeEmpty, "must not be empty")
-		case len(q) > maxQueryLen || !utf8.ValidString(q):
-			p.add(ParamError{Param: "q", Code: CodeTooLong, Limit: maxQueryLen}, "must be at most %d bytes of UTF-8", maxQueryLen)
-		case hasControl(q):
-			p.reject("q", CodeControlCharacter, noControl)
-		case len(report.Words(q)) == 0:
-			p.reject("q", CodeNoWord, "must have a word (letters or digits)")
-		}
-		f.Query = q
-	}
-	page := report.Page{Limit: defaultLimit}
-	if in.limit != nil {
-		if *in.limit < 1 || *in.limit > maxLimit {
-			p.add(ParamError{Param: "limit", Code: CodeInvalidLimit, Limit: maxLimit}, "must be a whole number from 1 to %d", maxLimit)
-		} else {
-			page.Limit = *in.limit
-		}
-	}
-	if in.cursor != nil {
-		cur, err := p.cursor.Decode(*in.cursor)
-		if err != nil {
-			p.reject("cursor", CodeInvalidCursor, "is not a cursor this API issued; use next_cursor of a previous page")
-		} else {
-			page.After = &cur
-		}
-	}
+// validate checks a request's filter and page: report's rules, for GET
+// parameters and POST bodies alike.
+func (p *parser) validate(r *request) (report.Filter, report.Page) {
+	f, ferrs := report.ParseFilter(&r.filter, p.loc, p.now)
+	page, perrs := report.ParsePage(&r.filter, p.cursor)
+	p.fieldErrors(r, append(ferrs, perrs...))
 	return f, page
 }
 
-// condition checks one info condition.
-func (p *parser) condition(in *filterInput, ci conditionInput) (report.Condition, bool) {
-	c := report.Condition{Key: ci.key, Op: report.Op(ci.op), Value: ci.value}
-	quoted := func() string {
-		if in.src == fromQuery {
-			return fmt.Sprintf("%q: ", ci.text)
+// queryNames are the query parameters of the list fields, which repeat
+// under a singular name.
+var queryNames = map[string]string{report.FieldTags: "tag", report.FieldChannels: "channel"}
+
+// fieldErrors records report's errors, each named as the client sent the
+// value: the query parameter (tag, info) or the JSON field (tags[1],
+// info[0].op). A value the decoder could not read has its error already;
+// the rules say no more about it.
+func (p *parser) fieldErrors(r *request, errs []report.FieldError) {
+	unread := make(map[string]bool, len(p.errs))
+	key := func(e ParamError) string {
+		if e.Index == nil {
+			return e.Param
 		}
-		return ""
+		return fmt.Sprintf("%s#%d", e.Param, *e.Index)
 	}
-	bad := func(part string, code ErrorCode, format string, args ...any) {
-		p.add(ParamError{Param: in.conditionName(ci.pos, part), Code: code, Index: index(ci.pos)}, format, args...)
+	for _, e := range p.errs {
+		unread[key(e)] = true
 	}
-	ok := true
-	if !event.IsInfoKey(c.Key) {
-		bad("key", CodeInvalidInfoKey, "%s%q is not an information key ([A-Za-z0-9_.-], 1 to 128 characters)", quoted(), c.Key)
-		ok = false
-	}
-	switch {
-	case !c.Op.Valid():
-		bad("op", CodeUnknownOperation, "%sunknown operation %q; use one of %s", quoted(), c.Op, opList())
-		ok = false
-	case c.Op.TakesValue() && c.Value == "":
-		if in.src == fromQuery {
-			bad("value", CodeValueRequired, "%s%s needs a value: KEY:%s:VALUE", quoted(), c.Op, c.Op)
-		} else {
-			bad("value", CodeValueRequired, "%s needs a value", c.Op)
+	for _, fe := range errs {
+		e := ParamError{Param: fe.Field, Code: ErrorCode(fe.Code), Limit: fe.Limit, Message: fe.Message}
+		if fe.Index >= 0 {
+			e.Index = index(fe.Index)
 		}
-		ok = false
-	case !c.Op.TakesValue() && c.Value != "":
-		if in.src == fromQuery {
-			bad("value", CodeValueNotAllowed, "%s%s takes no value: KEY:%s", quoted(), c.Op, c.Op)
-		} else {
-			bad("value", CodeValueNotAllowed, "%s takes no value", c.Op)
+		switch {
+		case r.src == fromQuery && fe.Field == report.FieldInfo && fe.Index >= 0:
+			e.Message = r.conditionMessage(fe)
+		case r.src == fromQuery:
+			if name, ok := queryNames[fe.Field]; ok {
+				e.Param = name
+			}
+		case fe.Part != "":
+			e.Param = fmt.Sprintf("%s[%d].%s", fe.Field, fe.Index, fe.Part)
+		case fe.Index >= 0:
+			e.Param = fmt.Sprintf("%s[%d]", fe.Field, fe.Index)
 		}
-		ok = false
-	case len(c.Value) > maxValueLen || !utf8.ValidString(c.Value):
-		p.add(ParamError{Param: in.conditionName(ci.pos, "value"), Code: CodeTooLong, Index: index(ci.pos), Limit: maxValueLen},
-			"%smust be at most %d bytes of UTF-8", quoted(), maxValueLen)
-		ok = false
-	case hasControl(c.Value):
-		bad("value", CodeControlCharacter, "%s%s", quoted(), noControl)
-		ok = false
+		if !unread[key(e)] {
+			p.errs = append(p.errs, e)
+		}
 	}
-	return c, ok
 }
 
-func opList() string {
-	names := make([]string, len(report.Ops))
-	for i, o := range report.Ops {
-		names[i] = string(o)
+// conditionMessage quotes the info value of the query string an error is
+// about, and shows the form its operation takes.
+func (r *request) conditionMessage(fe report.FieldError) string {
+	var op string
+	for _, c := range r.filter.Info {
+		if c.Pos == fe.Index {
+			op = c.Op
+		}
 	}
-	return strings.Join(names, ", ")
+	msg := fmt.Sprintf("%q: %s", r.infoText[fe.Index], fe.Message)
+	switch fe.Code {
+	case report.CodeValueRequired:
+		msg += fmt.Sprintf(": KEY:%s:VALUE", op)
+	case report.CodeValueNotAllowed:
+		msg += ": KEY:" + op
+	}
+	return msg
 }
 
 // exportFormat checks the export format; jsonl when absent.
-func (p *parser) exportFormat(in *filterInput) string {
-	if in.format == nil {
+func (p *parser) exportFormat(r *request) string {
+	if r.format == nil {
 		return formatJSONL
 	}
-	switch *in.format {
+	switch *r.format {
 	case formatJSONL, formatCSV:
-		return *in.format
+		return *r.format
 	}
 	p.reject("format", CodeInvalidFormat, "must be jsonl or csv")
 	return ""

@@ -105,6 +105,7 @@ func New(cfg Config, store Store, log *zap.Logger) (*Server, error) {
 	v1.GET("/sessions/:id/transcript", s.getTranscript)
 	v1.GET("/export", s.export)
 	v1.GET("/facets", s.facets)
+	v1.GET("/filter/rules", s.rules)
 	v1.GET("/openapi.json", s.openAPI)
 	// Unknown routes under /api/ also need credentials: without them, a
 	// caller learns nothing, not even which routes exist.
@@ -228,7 +229,7 @@ func (s *Server) searchSessions(c *gin.Context) {
 }
 
 // search serves a page of sessions for the list and the search routes.
-func (s *Server) search(c *gin.Context, p *parser, in *filterInput) {
+func (s *Server) search(c *gin.Context, p *parser, in *request) {
 	f, page := p.validate(in)
 	if len(p.errs) > 0 {
 		s.badRequest(c, p.sorted())
@@ -258,7 +259,7 @@ func (s *Server) detail(c *gin.Context) (report.Detail, bool) {
 	p.decodeQuery(c.Request.URL.Query(), routeParams(c))
 	id := c.Param("id")
 	if !event.IsUUID(id) {
-		p.reject("id", CodeInvalidSessionID, "must be a session id (UUID), e.g. c639c747-4637-4ff5-99c0-9f0e86d3c21b")
+		p.reject("id", CodeInvalidSessionID, report.SessionIDMessage)
 	}
 	if len(p.errs) > 0 {
 		s.badRequest(c, p.sorted())

@@ -1,6 +1,7 @@
-// Package report holds the report's neutral query model: the filter the API
-// validates and every store translates (SQL, Elasticsearch DSL), the cursor,
-// and the result shapes.
+// Package report holds the report's neutral query model: the filter every
+// store translates (SQL, Elasticsearch DSL) with its rules, which parse a
+// filter as a client sent it (ParseFilter) and guard the stores
+// (Filter.Validate) alike, the cursor, and the result shapes.
 package report
 
 import (
@@ -12,13 +13,6 @@ import (
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/session"
 )
-
-// MaxInterval is the longest interval a report may cover.
-const MaxInterval = 31 * 24 * time.Hour
-
-// dstSlack lets an interval of 31 calendar days that spans a daylight-saving
-// change (31 days and 1 hour long) pass Validate; the API checks calendar days.
-const dstSlack = time.Hour
 
 // TagMode says whether a session needs any or all of the filter's tags.
 type TagMode string
@@ -94,36 +88,40 @@ type Filter struct {
 // phone number by suffix.
 const MinPhoneDigits = 8
 
-// Validate checks the filter's invariants; the API reports parameter errors
-// itself, this guards the stores against a filter built elsewhere.
+// Validate checks the filter with ParseFilter's rules, for the stores, which
+// may get a filter built elsewhere: all but the limits of what a client may
+// send (counts, sizes, empty values, control characters), which a store
+// copes with. Its interval may be an hour longer than MaxInterval (31
+// calendar days across a daylight-saving change): Validate has instants,
+// not the dates they came from. The errors are FieldErrors, but for a
+// missing tenant.
 func (f *Filter) Validate() error {
-	var errs []error
+	var es fieldErrors
+	es.interval(f.From, f.To, f.From.Add(MaxInterval+dstSlack))
+	if f.SessionID != "" {
+		es.sessionID(f.SessionID)
+	}
+	if f.Protocol != "" {
+		es.protocol(f.Protocol)
+	}
+	es.tags(f.Tags)
+	if f.TagMode != "" {
+		es.tagMode(f.TagMode)
+	}
+	es.conditions(f.Info, nil)
+	es.channels(f.Channels)
+	if f.Contact != "" {
+		es.contact(f.Contact)
+	}
+	if f.Query != "" {
+		es.query(f.Query)
+	}
+	errs := make([]error, 0, len(es.errs)+1)
 	if f.Tenant == "" {
 		errs = append(errs, errors.New("filter: no tenant"))
 	}
-	if !f.To.After(f.From) {
-		errs = append(errs, errors.New("filter: to must be after from"))
-	} else if f.To.Sub(f.From) > MaxInterval+dstSlack {
-		errs = append(errs, errors.New("filter: interval longer than 31 days"))
-	}
-	if f.SessionID != "" && !event.IsUUID(f.SessionID) {
-		errs = append(errs, errors.New("filter: session is not a UUID"))
-	}
-	if f.Protocol != "" && !event.IsProtocol(f.Protocol) {
-		errs = append(errs, errors.New("filter: bad protocol"))
-	}
-	for _, c := range f.Info {
-		if !event.IsInfoKey(c.Key) || !c.Op.Valid() {
-			errs = append(errs, errors.New("filter: bad info condition"))
-		}
-	}
-	switch f.TagMode {
-	case "", TagsAny, TagsAll:
-	default:
-		errs = append(errs, errors.New("filter: bad tag mode"))
-	}
-	if f.Query != "" && len(Words(f.Query)) == 0 {
-		errs = append(errs, errors.New("filter: full-text query has no word"))
+	for _, e := range es.errs {
+		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
 }
@@ -168,10 +166,12 @@ func (p Page) Bound() int {
 	return DefaultTotalBound
 }
 
-// Validate checks that the page can be served.
+// Validate checks the page's limit with the rule ParsePage applies.
 func (p Page) Validate() error {
-	if p.Limit < 1 {
-		return errors.New("page: limit must be at least 1")
+	var es fieldErrors
+	es.pageLimit(p.Limit, true)
+	if len(es.errs) > 0 {
+		return es.errs[0]
 	}
 	if p.TotalBound < 0 {
 		return errors.New("page: negative total bound")

@@ -783,6 +783,36 @@ func TestScreen(t *testing.T) {
 	if !eval[bool](p, `document.querySelector('#filter-dialog').open`) || f.record.count("/api/v1/sessions") != before {
 		t.Error("a 40-day interval left the popup or reached the API")
 	}
+	// The popup checks with the rules the API serves: its operations are
+	// the served ones, and a protocol whose date cannot be (month 13) is
+	// refused before asking, as the served pattern says.
+	if f.record.count("/api/v1/filter/rules") == 0 {
+		t.Error("the popup did not load GET /api/v1/filter/rules")
+	}
+	var rules struct {
+		Operations []struct {
+			Op string `json:"op"`
+		} `json:"operations"`
+	}
+	f.call(t, "/api/v1/filter/rules", nil, &rules)
+	var servedOps []string
+	for _, o := range rules.Operations {
+		servedOps = append(servedOps, o.Op)
+	}
+	p.click("#f-info-add")
+	if got := eval[[]string](p, `[...document.querySelectorAll('.info-row:last-child .info-op option')].map((o) => o.value)`); !slices.Equal(got, servedOps) {
+		t.Errorf("the popup offers operations %q, the API serves %q", got, servedOps)
+	}
+	p.click(".info-row:last-child .info-remove")
+	p.setValue("#f-from", "")
+	p.setValue("#f-to", "")
+	p.setValue("#f-protocol", "20251307092633646")
+	p.click("#filter-apply")
+	p.until("the protocol error", `document.querySelector('#f-protocol-error').textContent !== ''`)
+	if f.record.count("/api/v1/sessions") != before {
+		t.Error("a protocol with month 13 reached the API: the popup did not check it with the served pattern")
+	}
+	p.setValue("#f-protocol", "")
 	p.do(chromedp.KeyEvent(kb.Escape))
 	p.until("the popup to close", `!document.querySelector('#filter-dialog').open`)
 	if id := eval[string](p, `document.activeElement.id`); id != "filter-button" {

@@ -81,6 +81,9 @@ export const api = {
     }
     return (await request(`${base}/facets`, p, { signal })).json();
   },
+  async rules(signal) {
+    return (await request(`${base}/filter/rules`, null, { signal })).json();
+  },
   transcript(id) {
     return request(`${base}/sessions/${encodeURIComponent(id)}/transcript`, null, { accept: 'text/plain' });
   },

@@ -21,7 +21,7 @@ export function renderFilterChips(el, f, apply) {
   }
   f.info.forEach((c, i) => {
     const op = t(`op.${c.op}`).toLocaleLowerCase(language());
-    const label = F.takesValue(c.op) ? `${c.key} ${op} “${c.value}”` : `${c.key} ${op}`;
+    const label = c.value ? `${c.key} ${op} “${c.value}”` : `${c.key} ${op}`;
     add(label, drop({ info: f.info.filter((_, j) => j !== i) }));
   });
   if (f.channels.length) add(t('chip.channels', { v: f.channels.map(channelName).join(', ') }), drop({ channels: [] }));

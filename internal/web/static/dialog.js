@@ -91,7 +91,8 @@ export class FilterDialog {
 
   // open shows the popup filled with filter; errors are the API's
   // [{param, message}] for that filter, if it was refused.
-  open(filter, errors = [], opener = document.activeElement) {
+  async open(filter, errors = [], opener = document.activeElement) {
+    if (!(await this.loadRules())) return;
     this.opener = opener;
     this.fill(filter);
     this.clearErrors();
@@ -104,6 +105,22 @@ export class FilterDialog {
 
   close() {
     if (this.dialog.open) this.dialog.close();
+  }
+
+  // loadRules fetches the filter's rules once; it resolves to false when
+  // the key was refused. Without rules (the API did not answer) the popup
+  // still opens, and the API checks the filter alone.
+  async loadRules() {
+    if (F.hasRules()) return true;
+    try {
+      F.setRules(await api.rules());
+    } catch (err) {
+      if (err.status === 401) {
+        this.onUnauthorized();
+        return false;
+      }
+    }
+    return true;
   }
 
   // retranslate refreshes the parts built by script after a language switch.
@@ -178,11 +195,12 @@ export class FilterDialog {
   updateDateBounds() {
     const from = F.dayNumber($('#f-from').value);
     const to = F.dayNumber($('#f-to').value);
+    const days = F.maxDays();
     const fromInput = $('#f-from');
     const toInput = $('#f-to');
     toInput.min = Number.isNaN(from) ? '' : F.dayString(from);
-    toInput.max = Number.isNaN(from) ? '' : F.dayString(from + F.maxDays - 1);
-    fromInput.min = Number.isNaN(to) ? '' : F.dayString(to - F.maxDays + 1);
+    toInput.max = Number.isNaN(from) || !days ? '' : F.dayString(from + days - 1);
+    fromInput.min = Number.isNaN(to) || !days ? '' : F.dayString(to - days + 1);
     fromInput.max = Number.isNaN(to) ? '' : F.dayString(to);
   }
 
@@ -294,7 +312,7 @@ export class FilterDialog {
     const op = h(
       'select',
       { id: `info-op-${n}`, class: 'info-op' },
-      F.ops.map((o) => h('option', { value: o, selected: o === c.op }, t(`op.${o}`))),
+      F.ops().map((o) => h('option', { value: o, selected: o === c.op }, t(`op.${o}`))),
     );
     const value = h('input', {
       id: `info-value-${n}`,
@@ -329,7 +347,7 @@ export class FilterDialog {
       remove,
       h('p', { class: 'field-error info-error', id: `info-error-${n}` }),
     );
-    if (c.op && !F.ops.includes(c.op)) {
+    if (c.op && !F.ops().includes(c.op)) {
       // A hand-edited link's unknown operation: keep it so the API explains.
       op.prepend(h('option', { value: c.op, selected: true }, c.op));
     }
@@ -361,7 +379,7 @@ export class FilterDialog {
     $('.info-value-label', row).textContent = t('filter.infoValue');
     $('.info-remove', row).setAttribute('aria-label', t('filter.infoRemove', { n }));
     for (const o of $$('option', $('.info-op', row))) {
-      if (F.ops.includes(o.value)) o.textContent = t(`op.${o.value}`);
+      if (F.ops().includes(o.value)) o.textContent = t(`op.${o.value}`);
     }
   }
 

@@ -2,17 +2,27 @@
 // parameters as the API, so a shared link and an API call read alike), and
 // the checks the form makes before asking the API.
 
-export const ops = ['equals', 'not_equals', 'contains', 'not_contains', 'starts_with', 'exists', 'not_exists'];
-export const takesValue = (op) => op !== 'exists' && op !== 'not_exists';
-
-export const maxDays = 31;
 export const pageSizes = [20, 50, 100];
 export const defaultPageSize = 20;
 
-const uuidPattern = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-const protocolPattern = /^\d{17}$/;
 const datePattern = /^\d{4}-\d{2}-\d{2}$/;
-const infoKeyPattern = /^[A-Za-z0-9_.-]{1,128}$/;
+
+// The filter's rules as the API serves them (GET /api/v1/filter/rules): the
+// longest interval, the operations and the values' patterns. The screen
+// repeats none of them; until they are loaded it checks nothing itself, and
+// the API checks everything in any case.
+let rules = null;
+
+export function setRules(r) {
+  const patterns = {};
+  for (const [name, source] of Object.entries(r.patterns)) patterns[name] = new RegExp(source);
+  rules = { ...r, patterns };
+}
+
+export const hasRules = () => rules !== null;
+export const ops = () => (rules ? rules.operations.map((o) => o.op) : []);
+export const takesValue = (op) => rules?.operations.find((o) => o.op === op)?.takes_value ?? true;
+export const maxDays = () => rules?.max_interval_days;
 
 export function emptyFilter() {
   return {
@@ -40,8 +50,9 @@ export function parseCondition(s) {
   return { key: s.slice(0, i), op: rest.slice(0, j), value: rest.slice(j + 1) };
 }
 
+// formatCondition writes KEY:OP:VALUE, or KEY:OP without a value.
 export function formatCondition(c) {
-  return takesValue(c.op) ? `${c.key}:${c.op}:${c.value}` : `${c.key}:${c.op}`;
+  return c.value ? `${c.key}:${c.op}:${c.value}` : `${c.key}:${c.op}`;
 }
 
 // fromQuery reads a filter from URL parameters as they are: a hand-edited
@@ -111,10 +122,12 @@ export function dayString(n) {
 }
 
 // validate returns the problems of f as {param: messageKey}, plus info
-// problems per condition index as {info: {i: {field: key}}}. The API checks
-// everything again; this saves a round trip and explains better.
+// problems per condition index as {info: {i: {field: key}}}, by the served
+// rules. The API checks everything again; this saves a round trip and
+// explains better.
 export function validate(f) {
   const errors = {};
+  const p = rules?.patterns;
   if (f.from || f.to) {
     const from = dayNumber(f.from);
     const to = dayNumber(f.to);
@@ -123,14 +136,14 @@ export function validate(f) {
     else if (Number.isNaN(to)) errors.to = 'err.date';
     else if (to < from) errors.to = 'err.dateOrder';
     // "to" is a whole day: from 1 to 31 of a month is 31 days.
-    else if (to - from + 1 > maxDays) errors.to = 'err.maxInterval';
+    else if (to - from + 1 > maxDays()) errors.to = 'err.maxInterval';
   }
-  if (f.session && !uuidPattern.test(f.session)) errors.session = 'err.session';
-  if (f.protocol && !protocolPattern.test(f.protocol)) errors.protocol = 'err.protocol';
+  if (f.session && p && !p.session.test(f.session)) errors.session = 'err.session';
+  if (f.protocol && p && !p.protocol.test(f.protocol)) errors.protocol = 'err.protocol';
   const info = {};
   f.info.forEach((c, i) => {
     if (!c.key) info[i] = { key: 'err.infoKey' };
-    else if (!infoKeyPattern.test(c.key)) info[i] = { key: 'err.infoKeyFormat' };
+    else if (p && !p.info_key.test(c.key)) info[i] = { key: 'err.infoKeyFormat' };
     else if (takesValue(c.op) && !c.value) info[i] = { value: 'err.infoValue' };
   });
   if (Object.keys(info).length) errors.info = info;
