@@ -183,7 +183,7 @@ func TestOpenAPIViews(t *testing.T) {
 		"Session":       sessionView{},
 		"Contact":       contactView{},
 		"Agent":         agentView{},
-		"Attendance":    attendanceView{},
+		"Attendance":    attendanceView{Matched: new(bool)},
 		"Message":       messageView{},
 		"Author":        authorView{},
 		"Attachment":    attachmentView{},

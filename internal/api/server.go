@@ -243,7 +243,7 @@ func (s *Server) search(c *gin.Context, p *parser, in *request) {
 	}
 	items := make([]sessionView, len(res.Items))
 	for i := range res.Items {
-		items[i] = viewSession(&res.Items[i], p.now)
+		items[i] = viewListItem(&res.Items[i], p.now, &f)
 	}
 	var next *string
 	if res.Next != nil {

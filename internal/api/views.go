@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/session"
 )
 
@@ -49,6 +50,12 @@ type attendanceView struct {
 	Status    string    `json:"status"`
 	Outcome   string    `json:"outcome"`
 	HandedOff bool      `json:"handed_off"`
+	// Tags and Info are those the attendance's own events set.
+	Tags []string          `json:"tags"`
+	Info map[string]string `json:"info"`
+	// Matched, in a list whose filter has protocol, tag or information
+	// conditions, says whether this attendance meets them by itself.
+	Matched *bool `json:"matched,omitempty"`
 }
 
 // orNull is s, or null when s is empty.
@@ -85,13 +92,31 @@ func viewSession(s *session.Session, now time.Time) sessionView {
 		v.Agents[i] = viewAgent(a)
 	}
 	for i, a := range s.Attendances {
+		if a.Info == nil {
+			a.Info = map[string]string{}
+		}
 		v.Attendances[i] = attendanceView{
 			Protocol:  a.Protocol,
 			StartedAt: a.StartedAt.UTC(),
 			EndedAt:   a.EndedAt.UTC(),
 			Status:    a.Status,
 			Outcome:   s.AttendanceOutcome(i, now),
+			Tags:      nonNil(a.Tags),
+			Info:      a.Info,
 			HandedOff: a.HandedOff,
+		}
+	}
+	return v
+}
+
+// viewListItem is a session of a list: each attendance says whether it
+// meets the filter's attendance conditions by itself.
+func viewListItem(s *session.Session, now time.Time, f *report.Filter) sessionView {
+	v := viewSession(s, now)
+	if f.ScopesAttendances() {
+		for i := range s.Attendances {
+			matched := f.MatchesAttendance(&s.Attendances[i])
+			v.Attendances[i].Matched = &matched
 		}
 	}
 	return v

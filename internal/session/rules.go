@@ -128,7 +128,7 @@ func Summarize(id, key string, p pipeline.Policy, events []event.Event) Session 
 		if e.Protocol != "" {
 			a = attendance[e.Protocol]
 			if a == nil {
-				a = &Attendance{Protocol: e.Protocol, StartedAt: e.OccurredAt, Status: StatusOpen}
+				a = &Attendance{Protocol: e.Protocol, StartedAt: e.OccurredAt, Status: StatusOpen, Tags: []string{}, Info: map[string]string{}}
 				attendance[e.Protocol] = a
 			}
 			a.EndedAt = e.OccurredAt
@@ -161,8 +161,14 @@ func Summarize(id, key string, p pipeline.Policy, events []event.Event) Session 
 			}
 		case event.TypeTag:
 			s.Tags = insertSorted(s.Tags, e.Tag)
+			if a != nil {
+				a.Tags = insertSorted(a.Tags, e.Tag)
+			}
 		case event.TypeInfo:
 			s.Info[e.Info.Key] = e.Info.Value
+			if a != nil {
+				a.Info[e.Info.Key] = e.Info.Value
+			}
 		}
 	}
 	for p, a := range attendance {

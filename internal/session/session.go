@@ -50,6 +50,12 @@ type Attendance struct {
 	// attendance ended as of a moment.
 	Status    string `json:"status"`
 	HandedOff bool   `json:"handed_off"`
+	// Tags and Info are those set by the attendance's own events (the
+	// events that carry its protocol): the session's are those of every
+	// event. The report names the attendances whose own tags and
+	// information meet a filter's conditions (docs/sessions.md).
+	Tags []string          `json:"tags"`
+	Info map[string]string `json:"info"`
 }
 
 // Statuses of sessions and attendances.

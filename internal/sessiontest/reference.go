@@ -219,8 +219,9 @@ func summarize(id, key string, p pipeline.Policy, members []event.Event) session
 	// Attendances: one per protocol, from the events that carry it.
 	s.Attendances = []session.Attendance{}
 	for _, p := range s.Protocols {
-		a := session.Attendance{Protocol: p, Status: session.StatusOpen}
+		a := session.Attendance{Protocol: p, Status: session.StatusOpen, Info: map[string]string{}}
 		seen := false
+		atags := map[string]bool{}
 		for _, e := range members {
 			if e.Protocol != p {
 				continue
@@ -229,6 +230,12 @@ func summarize(id, key string, p pipeline.Policy, members []event.Event) session
 				a.StartedAt, seen = e.OccurredAt, true
 			}
 			a.EndedAt = e.OccurredAt
+			switch e.Type {
+			case event.TypeTag:
+				atags[e.Tag] = true
+			case event.TypeInfo:
+				a.Info[e.Info.Key] = e.Info.Value
+			}
 			if e.Type == event.TypeHandoff {
 				a.HandedOff = true
 				if e.Handoff.Action == event.ActionClosed {
@@ -239,6 +246,7 @@ func summarize(id, key string, p pipeline.Policy, members []event.Event) session
 				}
 			}
 		}
+		a.Tags = sortedKeys(atags)
 		s.Attendances = append(s.Attendances, a)
 	}
 	return s

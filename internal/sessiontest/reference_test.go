@@ -199,8 +199,10 @@ func TestReferenceSummary(t *testing.T) {
 		HandedOff: true, Agents: []event.Agent{{ID: "Dani", Name: "Dani"}, {ID: "ag-1", Name: "Carla"}},
 		MessageCounts: session.Counts{Agent: 3},
 		Attendances: []session.Attendance{
-			{Protocol: p1, StartedAt: t0.Add(m), EndedAt: t0.Add(10 * m), Status: session.StatusClosed, HandedOff: true},
-			{Protocol: p2, StartedAt: t0.Add(11 * m), EndedAt: t0.Add(11 * m), Status: session.StatusOpen},
+			{Protocol: p1, StartedAt: t0.Add(m), EndedAt: t0.Add(10 * m), Status: session.StatusClosed, HandedOff: true,
+				Tags: []string{"a"}, Info: map[string]string{}},
+			{Protocol: p2, StartedAt: t0.Add(11 * m), EndedAt: t0.Add(11 * m), Status: session.StatusOpen,
+				Tags: []string{"b"}, Info: map[string]string{}},
 		},
 		Events: 13,
 	}

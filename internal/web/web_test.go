@@ -847,6 +847,23 @@ func TestScreen(t *testing.T) {
 	if rich.SessionID == "" {
 		t.Fatal("no handed-off session with agent messages on the first page")
 	}
+	// The source's example: each row names the attendance that was not
+	// handed off, with its outcome, and the session's status.
+	p.do(chromedp.Navigate(f.url + "/?info=NAO_TRANSBORDADA:contains:true"))
+	p.waitList(0)
+	rowsSeen := eval[map[string]int](p, `(() => {
+		const rows = [...document.querySelectorAll('#rows tr')];
+		return {
+			rows: rows.length,
+			status: rows.filter((r) => r.querySelector('.session-status')).length,
+			marked: rows.filter((r) => r.querySelector('.matched-mark')).length,
+			markedHandedOff: rows.filter((r) => { const o = r.querySelector('.attendance-shown .status'); return r.querySelector('.matched-mark') && o && !/outcome-(bot_finished|open)/.test(o.className); }).length,
+		};
+	})()`)
+	if rowsSeen["rows"] == 0 || rowsSeen["status"] != rowsSeen["rows"] || rowsSeen["marked"] == 0 || rowsSeen["markedHandedOff"] != 0 {
+		t.Errorf("NAO_TRANSBORDADA rows: %v (every row a status, some a matched attendance, none of those handed off)", rowsSeen)
+	}
+	p.screenshot("list-matched.png")
 	p.do(chromedp.Navigate(f.url + "/?handed_off=true"))
 	p.waitList(0)
 	p.click(fmt.Sprintf(`#rows tr[data-session-id=%q] .open-button`, rich.SessionID))

@@ -109,20 +109,7 @@ func (d *sessionDoc) appendJSON(b []byte) []byte {
 	b = append(b, `,"tags":`...)
 	b = appendStrings(b, s.Tags)
 	b = append(b, `,"info":`...)
-	if s.Info == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '{')
-		for i, k := range slices.Sorted(maps.Keys(s.Info)) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			b = appendString(b, s.Info[k])
-		}
-		b = append(b, '}')
-	}
+	b = appendInfo(b, s.Info)
 	b = append(b, `,"handed_off":`...)
 	b = strconv.AppendBool(b, s.HandedOff)
 	b = append(b, `,"agents":`...)
@@ -203,6 +190,27 @@ func appendAttendance(b []byte, a *session.Attendance) []byte {
 	b = appendMember(b, "status", a.Status)
 	b = append(b, `,"handed_off":`...)
 	b = strconv.AppendBool(b, a.HandedOff)
+	b = append(b, `,"tags":`...)
+	b = appendStrings(b, a.Tags)
+	b = append(b, `,"info":`...)
+	b = appendInfo(b, a.Info)
+	return append(b, '}')
+}
+
+// appendInfo appends additional information as an object, keys sorted.
+func appendInfo(b []byte, info map[string]string) []byte {
+	if info == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '{')
+	for i, k := range slices.Sorted(maps.Keys(info)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendString(b, info[k])
+	}
 	return append(b, '}')
 }
 

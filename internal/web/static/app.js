@@ -11,7 +11,7 @@ import { renderFilterChips } from './chips.js';
 import { h, $, $$, icon } from './dom.js';
 import * as F from './filter.js';
 import { FilterDialog } from './dialog.js';
-import { renderTimeline, renderDetails, contactLabel } from './conversation.js';
+import { renderTimeline, renderDetails, contactLabel, statusLabel } from './conversation.js';
 import { formatDate, formatTime, formatFull, timeZone, channelName, formatPhone } from './format.js';
 
 const state = {
@@ -261,7 +261,11 @@ function renderList(data) {
 // conversation, and its button is the keyboard's way in.
 function sessionRow(s) {
   const who = contactLabel(s.contact);
-  const firstProtocol = s.protocols[0];
+  // The attendance the row names: the first that meets the filter's
+  // attendance conditions by itself, else the latest.
+  const atts = s.attendances || [];
+  const matched = atts.filter((a) => a.matched);
+  const shown = matched[0] || atts[atts.length - 1];
   const tagsShown = s.tags.slice(0, 3);
   const open = h(
     'button',
@@ -292,17 +296,26 @@ function sessionRow(s) {
         h('span', { class: 'date' }, formatDate(s.started_at)),
         h('span', { class: 'time' }, formatTime(s.started_at)),
       ),
+      h('span', { class: `status session-status status-${s.status}` }, statusLabel(s.status)),
     ),
     h('td', { class: 'col-channel' }, h('span', { class: `channel channel-${s.channel}` }, channelName(s.channel))),
     h(
       'td',
       { class: 'col-attendance' },
-      firstProtocol
-        ? h('code', { class: 'mono protocol' }, firstProtocol, s.protocols.length > 1 ? ` +${s.protocols.length - 1}` : '')
+      shown
+        ? h(
+            'span',
+            { class: 'attendance-shown', title: matched.length ? t('row.matchedAttendance') : '' },
+            matched.length ? h('span', { class: 'matched-mark', 'aria-label': t('row.matchedAttendance') }, '✓') : null,
+            h('code', { class: 'mono protocol' }, shown.protocol, atts.length > 1 ? ` +${atts.length - 1}` : ''),
+            h('span', { class: `status outcome-${shown.outcome}` }, statusLabel(`outcome.${shown.outcome}`)),
+          )
         : h('span', { class: 'muted small' }, t('row.noProtocol')),
       s.handed_off
         ? h('span', { class: 'handoff-mark', dataset: { handedOff: 'true' } }, icon('handoff'), t('row.handedOff'))
-        : h('span', { class: 'bot-mark' }, t('row.botOnly')),
+        : shown
+          ? null // the outcome says it stayed with the bot
+          : h('span', { class: 'bot-mark' }, t('row.botOnly')),
     ),
     h(
       'td',

@@ -1,0 +1,75 @@
+package report
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// ScopesAttendances reports whether f has conditions an attendance meets
+// by itself: a protocol, tags or additional information. A session matches
+// them by the tags and information of all its events; the report then
+// names the attendances that meet them with their own (MatchesAttendance),
+// so that an operator sees which conversation of a session matched
+// (docs/sessions.md, "Attendances in a filter").
+func (f *Filter) ScopesAttendances() bool {
+	return f.Protocol != "" || len(f.Tags) > 0 || len(f.Info) > 0
+}
+
+// MatchesAttendance reports whether a meets f's protocol, tag and
+// additional-information conditions with its own protocol, tags and
+// information. Values compare as the stores compare them: ignoring case.
+func (f *Filter) MatchesAttendance(a *session.Attendance) bool {
+	if !f.ScopesAttendances() {
+		return false
+	}
+	if f.Protocol != "" && a.Protocol != f.Protocol {
+		return false
+	}
+	if len(f.Tags) > 0 {
+		has := func(t string) bool { return slices.Contains(a.Tags, t) }
+		if f.TagMode == TagsAll && !allOf(f.Tags, has) || f.TagMode != TagsAll && !slices.ContainsFunc(f.Tags, has) {
+			return false
+		}
+	}
+	for _, c := range f.Info {
+		if !c.Matches(a.Info) {
+			return false
+		}
+	}
+	return true
+}
+
+func allOf(xs []string, ok func(string) bool) bool {
+	for _, x := range xs {
+		if !ok(x) {
+			return false
+		}
+	}
+	return true
+}
+
+// Matches reports whether info meets c; a negative operator is also met
+// when the key is absent.
+func (c Condition) Matches(info map[string]string) bool {
+	v, ok := info[c.Key]
+	v, want := strings.ToLower(v), strings.ToLower(c.Value)
+	switch c.Op {
+	case OpEquals:
+		return ok && v == want
+	case OpNotEquals:
+		return !ok || v != want
+	case OpContains:
+		return ok && strings.Contains(v, want)
+	case OpNotContain:
+		return !ok || !strings.Contains(v, want)
+	case OpStartsWith:
+		return ok && strings.HasPrefix(v, want)
+	case OpExists:
+		return ok
+	case OpNotExists:
+		return !ok
+	}
+	return false
+}
