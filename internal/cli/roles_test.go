@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -18,14 +19,24 @@ import (
 	"github.com/chatreport/chatreport/internal/waitfor"
 )
 
+// freeAddr is a loopback address no one listens on, for a command to
+// listen on later. Its port is below Linux's ephemeral range (32768 and up
+// by default): a port the kernel hands out for ":0" can be handed to an
+// outgoing connection (the Kafka clients make many) before the command
+// binds it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // runRole runs a role until the test ends; it must then stop cleanly.
