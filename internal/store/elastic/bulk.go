@@ -131,14 +131,6 @@ func NewBulkWriter(es esapi.Transport, cfg BulkConfig, log *zap.Logger) *BulkWri
 	}
 }
 
-// backoff and sleepCtx are package retry's pause and wait, for the write
-// path's own retry loop (write.go).
-func backoff(base, max time.Duration, n int) time.Duration {
-	return retry.Backoff{Base: base, Max: max}.Delay(n + 1)
-}
-
-var sleepCtx = retry.Sleep
-
 // Write applies ops and returns one Result per op, in order. Items answered
 // with 429 or 5xx, and requests that fail as a whole for the same reasons,
 // are sent again (only those) with backoff, up to Attempts times; then Write

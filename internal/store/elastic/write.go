@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/retry"
 	"github.com/chatreport/chatreport/internal/session"
 )
 
@@ -101,7 +102,11 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 	var err error
 	for attempt := 0; attempt < s.cfg.UpdateAttempts; attempt++ {
 		if attempt > 0 && errors.Is(err, ErrConflict) {
-			if serr := sleepCtx(ctx, backoff(s.cfg.Backoff, s.cfg.MaxBackoff, attempt-1)); serr != nil {
+			// Another writer holds the keys: pause, with the one backoff
+			// of the project, before reading them again. A rewrite
+			// without rejected events needs no pause.
+			pause := retry.Backoff{Base: s.cfg.Backoff, Max: s.cfg.MaxBackoff}
+			if serr := retry.Sleep(ctx, pause.Delay(attempt)); serr != nil {
 				return serr
 			}
 		}
