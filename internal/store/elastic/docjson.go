@@ -5,9 +5,9 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/jsonenc"
 	"github.com/chatreport/chatreport/internal/session"
 )
 
@@ -306,68 +306,11 @@ func appendTime(b []byte, t time.Time) []byte {
 	return append(b, '"')
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendString quotes s as encoding/json does without HTML escaping: the
-// short escapes \b \f \n \r \t, \u00XX for the other control characters,
-// \u2028 and \u2029 (line and paragraph separators, which JavaScript
-// cannot hold in a string literal), and U+FFFD for invalid UTF-8.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	b = appendEscaped(b, s)
-	return append(b, '"')
-}
+// appendString quotes s as encoding/json does without HTML escaping.
+func appendString(b []byte, s string) []byte { return jsonenc.AppendString(b, s, false) }
 
 // appendEscaped is appendString without the quotes.
-func appendEscaped(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(b, s[start:]...)
-}
+func appendEscaped(b []byte, s string) []byte { return jsonenc.AppendEscaped(b, s, false) }
 
 // appendMonth appends the month of t as the monthly indices name it.
 func appendMonth(b []byte, t time.Time) []byte { return t.UTC().AppendFormat(b, monthLayout) }
