@@ -74,6 +74,7 @@ const (
 	CodeValueRequired    = ErrorCode(report.CodeValueRequired)
 	CodeValueNotAllowed  = ErrorCode(report.CodeValueNotAllowed)
 	CodeInvalidChannel   = ErrorCode(report.CodeInvalidChannel)
+	CodeInvalidOutcome   = ErrorCode(report.CodeInvalidOutcome)
 	CodeNoWord           = ErrorCode(report.CodeNoWord)
 	CodeInvalidCursor    = ErrorCode(report.CodeInvalidCursor)
 	CodeIncompleteRange  = ErrorCode(report.CodeIncompleteRange)

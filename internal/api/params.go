@@ -22,7 +22,8 @@ const (
 // The query parameters each route accepts; anything else is a 400, so a
 // misspelt filter (channels=webchat) never silently widens a report.
 var (
-	filterParams = []string{"from", "to", "session", "protocol", "tag", "tag_mode", "info", "channel", "contact", "handed_off", "q"}
+	filterParams = []string{"from", "to", "session", "protocol", "tag", "tag_mode", "info", "channel", "contact", "handed_off",
+		"outcome", "agent", "queue", "q"}
 	listParams   = append(slices.Clip(filterParams), "limit", "cursor")
 	exportParams = append(slices.Clip(filterParams), "format")
 	facetParams  = []string{"from", "to"}
@@ -34,11 +35,12 @@ var (
 		"GET /api/v1/facets":   facetParams,
 	}
 	// searchFields are the fields of the POST /sessions/search body.
-	searchFields = []string{"from", "to", "session", "protocol", "tags", "tag_mode", "info", "channels", "contact", "handed_off", "q", "limit", "cursor"}
+	searchFields = []string{"from", "to", "session", "protocol", "tags", "tag_mode", "info", "channels", "contact", "handed_off",
+		"outcomes", "agents", "queues", "q", "limit", "cursor"}
 	// conditionFields are the fields of one info condition in a JSON body.
 	conditionFields = []string{"key", "op", "value"}
 	// repeatable query parameters.
-	repeatable = []string{"tag", "info", "channel"}
+	repeatable = []string{"tag", "info", "channel", "outcome", "agent", "queue"}
 )
 
 // source is where a request's filter came from, so errors name what the
@@ -75,7 +77,7 @@ type parser struct {
 // then the documented ones in the order of the documentation.
 var paramOrder = []string{
 	"body", "id", "from", "to", "session", "protocol", "tag", "tags", "tag_mode", "info", "channel", "channels",
-	"contact", "handed_off", "q", "limit", "cursor", "format",
+	"contact", "handed_off", "outcome", "outcomes", "agent", "agents", "queue", "queues", "q", "limit", "cursor", "format",
 }
 
 // sorted returns the errors in paramOrder, keeping the order of errors of one
@@ -124,6 +126,7 @@ func (p *parser) decodeQuery(q url.Values, allowed []string) request {
 	in.Session, in.Protocol = one("session"), one("protocol")
 	in.Tags, in.TagMode = many("tag"), one("tag_mode")
 	in.Channels = many("channel")
+	in.Outcomes, in.Agents, in.Queues = many("outcome"), many("agent"), many("queue")
 	in.Contact, in.HandedOff, in.Query = one("contact"), one("handed_off"), one("q")
 	in.Limit, in.Cursor = one("limit"), one("cursor")
 	r.format = one("format")
@@ -211,6 +214,7 @@ func (p *parser) decodeJSON(body []byte) request {
 	in.Session, in.Protocol = str("session"), str("protocol")
 	in.Tags, in.TagMode = strs("tags"), str("tag_mode")
 	in.Channels = strs("channels")
+	in.Outcomes, in.Agents, in.Queues = strs("outcomes"), strs("agents"), strs("queues")
 	in.Contact, in.HandedOff, in.Query = str("contact"), token("handed_off"), str("q")
 	in.Limit, in.Cursor = token("limit"), str("cursor")
 	if raw, ok := present("info"); ok {
@@ -307,7 +311,8 @@ func (p *parser) validate(r *request) (report.Filter, report.Page) {
 
 // queryNames are the query parameters of the list fields, which repeat
 // under a singular name.
-var queryNames = map[string]string{report.FieldTags: "tag", report.FieldChannels: "channel"}
+var queryNames = map[string]string{report.FieldTags: "tag", report.FieldChannels: "channel",
+	report.FieldOutcomes: "outcome", report.FieldAgents: "agent", report.FieldQueues: "queue"}
 
 // fieldErrors records report's errors, each named as the client sent the
 // value: the query parameter (tag, info) or the JSON field (tags[1],

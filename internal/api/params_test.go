@@ -262,7 +262,8 @@ func postCases() []paramCase {
 			"tags":["Segunda Via Sucesso","Negociação"],"tag_mode":"all",
 			"info":[{"key":"NAO_TRANSBORDADA","op":"equals","value":"true"},{"key":"NPS","op":"equals","value":9},{"key":"VIP","op":"equals","value":false},
 			        {"key":"PLANO","op":"exists"},{"key":"X","op":"not_exists","value":null},{"key":"URL","op":"starts_with","value":"http://x:1/"}],
-			"channels":["whatsapp","webchat"],"contact":" Maria ","handed_off":false,"q":"segunda via","limit":50,"cursor":"` + cur + `"}`,
+			"channels":["whatsapp","webchat"],"contact":" Maria ","handed_off":false,"q":"segunda via","limit":50,"cursor":"` + cur + `",
+			"outcomes":["cancelled_inactivity","open"],"agents":["ag-1"],"queues":["Financeiro","Retenção"]}`,
 			check: func(t *testing.T, f report.Filter, p report.Page) {
 				no := false
 				want := report.Filter{
@@ -277,6 +278,8 @@ func postCases() []paramCase {
 						{Key: "URL", Op: report.OpStartsWith, Value: "http://x:1/"},
 					},
 					Channels: []string{"whatsapp", "webchat"}, Contact: "Maria", HandedOff: &no, Query: "segunda via",
+					Outcomes: []string{"cancelled_inactivity", "open"}, Agents: []string{"ag-1"}, Queues: []string{"Financeiro", "Retenção"},
+					Now: testNow,
 				}
 				if !reflect.DeepEqual(f, want) {
 					t.Fatalf("filter\n got %+v\nwant %+v", f, want)

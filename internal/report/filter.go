@@ -78,6 +78,16 @@ type Filter struct {
 	// case-insensitive substring.
 	Contact   string
 	HandedOff *bool
+	// Outcomes selects sessions with an attendance whose outcome at Now
+	// is one of them (session.Outcomes); Agents, sessions with one of
+	// these agents (by id); Queues, sessions handed off to one of these
+	// queues.
+	Outcomes []string
+	Agents   []string
+	Queues   []string
+	// Now is the moment outcomes are evaluated at: an open attendance is
+	// over when its session's window ends. Zero means the store's clock.
+	Now time.Time
 	// Query is full text: sessions with a message containing every word of
 	// Query (see Words) as a word, ignoring case and diacritics ("nao"
 	// finds "NÃO").
@@ -116,6 +126,9 @@ func (f *Filter) Validate() error {
 	if f.Query != "" {
 		es.query(f.Query)
 	}
+	es.outcomes(f.Outcomes)
+	es.names(FieldAgents, f.Agents)
+	es.names(FieldQueues, f.Queues)
 	errs := make([]error, 0, len(es.errs)+1)
 	if f.Tenant == "" {
 		errs = append(errs, errors.New("filter: no tenant"))
@@ -257,4 +270,12 @@ func PhoneQuery(s string) (string, bool) {
 	}
 	d := PhoneDigits(s)
 	return d, len(d) >= MinPhoneDigits
+}
+
+// At is the moment outcomes are evaluated at: Now, or the clock.
+func (f *Filter) At() time.Time {
+	if f.Now.IsZero() {
+		return time.Now()
+	}
+	return f.Now
 }

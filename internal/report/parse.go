@@ -27,6 +27,9 @@ type Input struct {
 	// value, or the JSON token as written (so the JSON string "true" is
 	// not the boolean true, and "20" is not the number 20).
 	HandedOff *string
+	Outcomes  []string
+	Agents    []string
+	Queues    []string
 	Query     *string
 	Limit     *string
 	Cursor    *string
@@ -91,10 +94,23 @@ func ParseFilter(in *Input, loc *time.Location, now time.Time) (Filter, []FieldE
 			es.field(FieldHandedOff, CodeInvalidBoolean, 0, "must be true or false")
 		}
 	}
+	if len(in.Outcomes) > 0 {
+		es.outcomes(in.Outcomes)
+		f.Outcomes = in.Outcomes
+	}
+	if len(in.Agents) > 0 {
+		es.names(FieldAgents, in.Agents)
+		f.Agents = in.Agents
+	}
+	if len(in.Queues) > 0 {
+		es.names(FieldQueues, in.Queues)
+		f.Queues = in.Queues
+	}
 	if in.Query != nil {
 		f.Query = strings.TrimSpace(*in.Query)
 		es.query(f.Query)
 	}
+	f.Now = now
 	return f, es.errs
 }
 

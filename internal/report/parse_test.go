@@ -98,6 +98,10 @@ var parseCases = []struct {
 		want: []fe{{"channels", 1, "", CodeInvalidChannel, 0}, {"channels", 2, "", CodeInvalidChannel, 0}, {"channels", 3, "", CodeInvalidChannel, 0}}},
 	{name: "too many channels", in: Input{Channels: slices.Repeat([]string{"webchat"}, MaxChannels+1)},
 		want: []fe{{"channels", -1, "", CodeTooMany, MaxChannels}}},
+	{name: "outcomes", in: Input{Outcomes: []string{"resolved", "Resolvido", ""}},
+		want: []fe{{"outcomes", 1, "", CodeInvalidOutcome, 0}, {"outcomes", 2, "", CodeInvalidOutcome, 0}}},
+	{name: "agents and queues", in: Input{Agents: []string{"ag-1", "", "a\x00"}, Queues: slices.Repeat([]string{"Financeiro"}, MaxNames+1)},
+		want: []fe{{"agents", 1, "", CodeEmpty, 0}, {"agents", 2, "", CodeControlCharacter, 0}, {"queues", -1, "", CodeTooMany, MaxNames}}},
 	{name: "contact empty", in: Input{Contact: ptr("  ")}, want: []fe{{"contact", -1, "", CodeEmpty, 0}}, parseOnly: true},
 	{name: "contact", in: Input{Contact: ptr(strings.Repeat("x", MaxContactBytes+1))}, want: []fe{{"contact", -1, "", CodeTooLong, MaxContactBytes}}},
 	{name: "contact control", in: Input{Contact: ptr("a\x1bb")}, want: []fe{{"contact", -1, "", CodeControlCharacter, 0}}},
@@ -191,6 +195,7 @@ func TestParseFilterValues(t *testing.T) {
 		Tags: []string{"Segunda Via Sucesso"}, TagMode: ptr("all"),
 		Info:     []ConditionInput{{Key: "PLANO", Op: "contains", Value: "fibra", Pos: 0}, {Key: "NPS", Op: "exists", Pos: 1}},
 		Channels: []string{"whatsapp"}, Contact: ptr(" Maria "), HandedOff: ptr("true"), Query: ptr(" segunda via "),
+		Outcomes: []string{"cancelled_inactivity"}, Agents: []string{"ag-1"}, Queues: []string{"Financeiro"},
 	}
 	f, errs := ParseFilter(&in, saoPaulo, parseNow)
 	want := Filter{
@@ -198,6 +203,7 @@ func TestParseFilterValues(t *testing.T) {
 		Tags: []string{"Segunda Via Sucesso"}, TagMode: TagsAll,
 		Info:     []Condition{{Key: "PLANO", Op: OpContains, Value: "fibra"}, {Key: "NPS", Op: OpExists}},
 		Channels: []string{"whatsapp"}, Contact: "Maria", HandedOff: &yes, Query: "segunda via",
+		Outcomes: []string{"cancelled_inactivity"}, Agents: []string{"ag-1"}, Queues: []string{"Financeiro"}, Now: parseNow,
 	}
 	if errs != nil || !reflect.DeepEqual(f, want) {
 		t.Fatalf("ParseFilter = %+v, %v\nwant %+v", f, errs, want)

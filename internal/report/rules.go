@@ -2,12 +2,14 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/session"
 )
 
 // The limits of a filter and a page. The API enforces them and serves them
@@ -20,6 +22,8 @@ const (
 	MaxTagBytes      = 128
 	MaxChannels      = 50
 	MaxChannelLen    = 32
+	MaxNames         = 50  // agents or queues in one filter
+	MaxNameBytes     = 128 // an agent id or a queue
 	MaxConditions    = 20
 	MaxInfoKeyLen    = 128
 	MaxValueBytes    = 4096
@@ -77,6 +81,7 @@ const (
 	CodeNoWord           Code = "no_word"             // q without letters or digits
 	CodeInvalidLimit     Code = "invalid_limit"       // a page limit out of 1..MaxPageLimit
 	CodeInvalidCursor    Code = "invalid_cursor"      // a cursor the codec did not issue
+	CodeInvalidOutcome   Code = "invalid_outcome"     // not one of session.Outcomes
 )
 
 // The fields of a filter and a page as FieldError names them (the API's JSON
@@ -92,6 +97,9 @@ const (
 	FieldChannels  = "channels"
 	FieldContact   = "contact"
 	FieldHandedOff = "handed_off"
+	FieldOutcomes  = "outcomes"
+	FieldAgents    = "agents"
+	FieldQueues    = "queues"
 	FieldQuery     = "q"
 	FieldLimit     = "limit"
 	FieldCursor    = "cursor"
@@ -269,6 +277,31 @@ func (es *fieldErrors) channels(cs []string) {
 	for i, c := range cs {
 		if !event.IsToken(c, MaxChannelLen, false) {
 			es.add(FieldError{Field: FieldChannels, Index: i, Code: CodeInvalidChannel}, "%q is not a channel (a lowercase token such as whatsapp)", c)
+		}
+	}
+}
+
+func (es *fieldErrors) outcomes(os []string) {
+	if es.limits && len(os) > len(session.Outcomes) {
+		es.field(FieldOutcomes, CodeTooMany, len(session.Outcomes), "at most %d outcomes", len(session.Outcomes))
+	}
+	for i, o := range os {
+		if !slices.Contains(session.Outcomes, o) {
+			es.add(FieldError{Field: FieldOutcomes, Index: i, Code: CodeInvalidOutcome}, "%q is not an outcome; use one of %s", o, strings.Join(session.Outcomes, ", "))
+		}
+	}
+}
+
+// names checks agent ids or queues: any text, as the platform sent it.
+func (es *fieldErrors) names(field string, ns []string) {
+	if es.limits && len(ns) > MaxNames {
+		es.field(field, CodeTooMany, MaxNames, "at most %d values", MaxNames)
+	}
+	for i, n := range ns {
+		if n == "" && es.limits {
+			es.add(FieldError{Field: field, Index: i, Code: CodeEmpty}, "must not be empty")
+		} else if code, limit, msg, bad := es.textError(n, MaxNameBytes); bad {
+			es.add(FieldError{Field: field, Index: i, Code: code, Limit: limit}, "%s", msg)
 		}
 	}
 }

@@ -110,6 +110,7 @@ func Summarize(id, key string, p pipeline.Policy, events []event.Event) Session 
 		Protocols:      []string{},
 		Tags:           []string{},
 		Agents:         []event.Agent{},
+		Queues:         []string{},
 		Attendances:    []Attendance{},
 	}
 	agents := map[string]string{}
@@ -147,6 +148,9 @@ func Summarize(id, key string, p pipeline.Policy, events []event.Event) Session 
 		case event.TypeHandoff:
 			s.HandedOff = true
 			h := e.Handoff
+			if h.Queue != "" {
+				s.Queues = insertSorted(s.Queues, h.Queue)
+			}
 			if h.Agent != nil && (h.Action == event.ActionAssigned || h.Action == event.ActionTransferred) {
 				noteAgent(agents, h.Agent.ID, h.Agent.Name)
 			}

@@ -24,11 +24,13 @@ type Session struct {
 	Protocols      []string      `json:"protocols"`
 	Tags           []string      `json:"tags"`
 	// Info holds, per additional-information key, the latest value set.
-	Info          map[string]string `json:"info"`
-	HandedOff     bool              `json:"handed_off"`
-	Agents        []event.Agent     `json:"agents"`
-	MessageCounts Counts            `json:"message_counts"`
-	Attendances   []Attendance      `json:"attendances"`
+	Info      map[string]string `json:"info"`
+	HandedOff bool              `json:"handed_off"`
+	Agents    []event.Agent     `json:"agents"`
+	// Queues are the queues of the session's handoffs, sorted.
+	Queues        []string     `json:"queues"`
+	MessageCounts Counts       `json:"message_counts"`
+	Attendances   []Attendance `json:"attendances"`
 	// Events counts every event of the session, messages included.
 	Events int `json:"events"`
 }
@@ -126,6 +128,30 @@ func (s *Session) AttendanceOutcome(i int, now time.Time) string {
 		return OutcomeBotFinished
 	}
 	return OutcomeOpen
+}
+
+// OutcomeMarks are what a store indexes to filter by outcome without
+// knowing when it will be asked: final are the outcomes of attendances that
+// have ended, which never change; atEnd are the outcomes the others take
+// when the session's window ends (until then they are open).
+func (s *Session) OutcomeMarks() (final, atEnd []string) {
+	for i := range s.Attendances {
+		if o := s.AttendanceOutcome(i, s.StartedAt); o != OutcomeOpen {
+			final = appendNew(final, o)
+		} else {
+			atEnd = appendNew(atEnd, s.AttendanceOutcome(i, s.WindowEndsAt))
+		}
+	}
+	return final, atEnd
+}
+
+func appendNew(xs []string, x string) []string {
+	for _, y := range xs {
+		if y == x {
+			return xs
+		}
+	}
+	return append(xs, x)
 }
 
 // followed reports whether another attendance of s began after

@@ -162,6 +162,7 @@ func summarize(id, key string, p pipeline.Policy, members []event.Event) session
 
 	protocols := map[string]bool{}
 	tags := map[string]bool{}
+	queues := map[string]bool{}
 	for _, e := range members {
 		if e.Protocol != "" {
 			protocols[e.Protocol] = true
@@ -173,6 +174,9 @@ func summarize(id, key string, p pipeline.Policy, members []event.Event) session
 			s.Info[e.Info.Key] = e.Info.Value // later events overwrite
 		case event.TypeHandoff:
 			s.HandedOff = true
+			if e.Handoff.Queue != "" {
+				queues[e.Handoff.Queue] = true
+			}
 		case event.TypeMessage:
 			switch e.Author.Role {
 			case event.RoleCustomer:
@@ -186,6 +190,7 @@ func summarize(id, key string, p pipeline.Policy, members []event.Event) session
 	}
 	s.Protocols = sortedKeys(protocols)
 	s.Tags = sortedKeys(tags)
+	s.Queues = sortedKeys(queues)
 
 	// Agents: keyed by id, or by name when there is no id; each with the
 	// latest non-empty name seen for it.

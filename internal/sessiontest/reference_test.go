@@ -196,7 +196,7 @@ func TestReferenceSummary(t *testing.T) {
 		Channel: "whatsapp", Contact: event.Contact{ID: "5511900000001", Phone: "+55 1", Name: "Maria Souza"},
 		StartedAt: t0, LastActivityAt: t0.Add(11 * m), WindowEndsAt: t0.Add(24 * time.Hour),
 		Protocols: []string{p1, p2}, Tags: []string{"a", "b"}, Info: map[string]string{"PLANO": "y"},
-		HandedOff: true, Agents: []event.Agent{{ID: "Dani", Name: "Dani"}, {ID: "ag-1", Name: "Carla"}},
+		HandedOff: true, Agents: []event.Agent{{ID: "Dani", Name: "Dani"}, {ID: "ag-1", Name: "Carla"}}, Queues: []string{},
 		MessageCounts: session.Counts{Agent: 3},
 		Attendances: []session.Attendance{
 			{Protocol: p1, StartedAt: t0.Add(m), EndedAt: t0.Add(10 * m), Status: session.StatusClosed, HandedOff: true,

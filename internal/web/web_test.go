@@ -687,6 +687,17 @@ func TestScreen(t *testing.T) {
 		p.click(`label[for="f-tag-all"]`)
 	})
 
+	// The attendance filters: outcomes ticked in their words, a queue typed.
+	p.applyFilter(f, "outcomes and queue", url.Values{"outcome": {"resolved", "cancelled_inactivity"}, "queue": {"Financeiro"}}, func() {
+		p.click(`#f-outcomes input[value="resolved"]`)
+		p.click(`#f-outcomes input[value="cancelled_inactivity"]`)
+		p.setValue("#f-queue", "Financeiro")
+	})
+	if chips := p.text("#chips"); !strings.Contains(chips, "Resolvido, Cancelado por inatividade") || !strings.Contains(chips, "Fila: Financeiro") {
+		t.Errorf("chips %q: want the outcomes in words and the queue", chips)
+	}
+
+
 	// Two conditions on additional information, from a session that has both.
 	var menu string
 	for _, s := range all {
@@ -752,6 +763,11 @@ func TestScreen(t *testing.T) {
 		p.typeInto(".info-row .info-key", "CPF_VALIDADO")
 		p.typeInto(".info-row .info-value", "true")
 		p.click(`label[for="f-handed-no"]`)
+		// Clicking a field far down the popup scrolls its body, never the
+		// popup itself: its title and × stay on the screen.
+		if top := eval[float64](p, `document.querySelector('#filter-dialog').scrollTop`); top != 0 {
+			t.Errorf("the popup itself scrolled by %v px", top)
+		}
 		p.do(chromedp.EmulateViewport(1440, 1280))
 		eval[chromedp.Void](p, `document.activeElement.blur(); document.querySelector('.dialog-body').scrollTop = 0`)
 		p.screenshot("filter.png")

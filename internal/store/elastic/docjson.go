@@ -125,6 +125,8 @@ func (d *sessionDoc) appendJSON(b []byte) []byte {
 		}
 		b = append(b, ']')
 	}
+	b = append(b, `,"queues":`...)
+	b = appendStrings(b, s.Queues)
 	b = append(b, `,"message_counts":{"customer":`...)
 	b = strconv.AppendInt(b, int64(s.MessageCounts.Customer), 10)
 	b = append(b, `,"bot":`...)
@@ -153,6 +155,10 @@ func (d *sessionDoc) appendJSON(b []byte) []byte {
 	b = appendStrings(b, d.InfoKV)
 	b = appendOptional(b, "contact_name", d.ContactName)
 	b = appendOptional(b, "contact_phone_rev", d.ContactPhoneRev)
+	b = append(b, `,"outcomes":`...)
+	b = appendStrings(b, d.Outcomes)
+	b = append(b, `,"outcomes_at_end":`...)
+	b = appendStrings(b, d.OutcomesAtEnd)
 	b = append(b, `,"messages":[`...)
 	n := 0
 	for _, e := range d.events {

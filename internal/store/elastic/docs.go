@@ -37,6 +37,12 @@ type sessionDoc struct {
 	// ContactPhoneRev is the phone's digits reversed: "ends with" becomes a
 	// prefix query.
 	ContactPhoneRev string `json:"contact_phone_rev,omitempty"`
+	// Outcomes are the outcomes of the session's attendances that ended;
+	// OutcomesAtEnd, those the others take when the window ends
+	// (session.OutcomeMarks): the outcome filter reads both and the
+	// window's end.
+	Outcomes      []string `json:"outcomes"`
+	OutcomesAtEnd []string `json:"outcomes_at_end"`
 	// events are the session's events, in event order. The document
 	// carries two fields made of them (appendJSON writes them straight
 	// from the events, without building each string):
@@ -49,7 +55,7 @@ type sessionDoc struct {
 }
 
 // derivedFields are sessionDoc's additions, left out of answers.
-var derivedFields = []string{"info_keys", "info_kv", "contact_name", "contact_phone_rev", "messages", "event_refs"}
+var derivedFields = []string{"info_keys", "info_kv", "contact_name", "contact_phone_rev", "outcomes", "outcomes_at_end", "messages", "event_refs"}
 
 // newSessionDoc builds the document of s, whose events are events (in
 // event order).
@@ -62,6 +68,8 @@ func newSessionDoc(s *session.Session, events []*session.Stored) *sessionDoc {
 		ContactPhoneRev: reverse(report.PhoneDigits(s.Contact.Phone)),
 		events:          events,
 	}
+	d.Outcomes, d.OutcomesAtEnd = s.OutcomeMarks()
+	d.Outcomes, d.OutcomesAtEnd = nonNilStrings(d.Outcomes), nonNilStrings(d.OutcomesAtEnd)
 	for k := range s.Info {
 		d.InfoKeys = append(d.InfoKeys, k)
 	}
@@ -99,3 +107,10 @@ func storable(t time.Time) bool { return !t.Before(minTime) && t.Before(maxTime)
 // date_nanos fields' format (strict_date_optional_time_nanos) parses to the
 // nanosecond.
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func nonNilStrings(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
+}

@@ -58,6 +58,15 @@ func filterQuery(f *report.Filter) *types.Query {
 	if f.HandedOff != nil {
 		b.Filter = append(b.Filter, termQuery("handed_off", *f.HandedOff))
 	}
+	if len(f.Agents) > 0 {
+		b.Filter = append(b.Filter, termsQuery("agents.id", dedupe(f.Agents)))
+	}
+	if len(f.Queues) > 0 {
+		b.Filter = append(b.Filter, termsQuery("queues", dedupe(f.Queues)))
+	}
+	if len(f.Outcomes) > 0 {
+		b.Filter = append(b.Filter, outcomeClause(dedupe(f.Outcomes), f.At()))
+	}
 	if words := report.Words(f.Query); len(words) > 0 {
 		b.Filter = append(b.Filter, textClause(words))
 	}
@@ -534,4 +543,23 @@ func (s *Store) Facets(ctx context.Context, tenant string, from, to time.Time) (
 		return vs
 	}
 	return report.Facets{Tags: top("tags"), InfoKeys: top("info_keys"), Channels: top("channels")}, nil
+}
+
+// outcomeClause: an attendance whose outcome at now is one of outcomes —
+// one that ended with it (outcomes), or one still open whose session's
+// window has ended and that takes it at the end (outcomes_at_end); open is
+// one still open in a window that has not ended (session.OutcomeMarks).
+func outcomeClause(outcomes []string, now time.Time) types.Query {
+	should := []types.Query{
+		termsQuery("outcomes", outcomes),
+		*boolFilter(termsQuery("outcomes_at_end", outcomes), dateRange("window_ends_at", time.Time{}, now, true)),
+	}
+	if slices.Contains(outcomes, session.OutcomeOpen) {
+		after := now.Add(time.Nanosecond) // window_ends_at > now
+		// An open attendance has an outcome at the end, one of these two.
+		atEnd := termsQuery("outcomes_at_end", []string{session.OutcomeBotFinished, session.OutcomeCancelledInactivity})
+		should = append(should, *boolFilter(atEnd, dateRange("window_ends_at", after, time.Time{}, false)))
+	}
+	one := "1"
+	return types.Query{Bool: &types.BoolQuery{Should: should, MinimumShouldMatch: one}}
 }

@@ -3,14 +3,16 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 
 	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
 )
 
 // schemaVersion is the PRAGMA user_version of a database whose derived
 // tables are complete and whose layout is schema.sql's.
-const schemaVersion = 5
+const schemaVersion = 6
 
 // migrate creates the schema, or brings an older database to it in one
 // transaction: version 1 added the full-text index, version 2 turned times
@@ -18,7 +20,8 @@ const schemaVersion = 5
 // (keyed into the full-text index directly) and dropped the index by session,
 // version 4 keeps contact names folded (report.Fold) instead of lowered,
 // version 5 gives the side tables their session's started_at and keeps phone
-// digits reversed (the shapes plan.go reads).
+// digits reversed (the shapes plan.go reads), version 6 adds session_marks
+// (agents, queues and outcomes), filled from the stored sessions.
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -53,6 +56,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	if v >= schemaVersion {
 		return tx.Commit()
+	}
+	if v < 6 {
+		if err := fillMarks(ctx, tx); err != nil {
+			return fmt.Errorf("fill session_marks: %w", err)
+		}
 	}
 	if v >= 3 {
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
@@ -177,4 +185,43 @@ func reportShapes(ctx context.Context, tx *sql.Tx) error {
 	}
 	return execEach(ctx, tx, `UPDATE sessions SET contact_phone_rev = ? WHERE tenant = ? AND session_id = ?`,
 		len(change), func(i int) []any { return []any{change[i].rev, change[i].tenant, change[i].id} })
+}
+
+// fillMarks writes the session_marks of every stored session, from its
+// document, in chunks.
+func fillMarks(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT doc FROM sessions`)
+	if err != nil {
+		return err
+	}
+	var batch []session.Session
+	flush := func() error {
+		err := writeMarks(ctx, tx, batch)
+		batch = batch[:0]
+		return err
+	}
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			rows.Close()
+			return err
+		}
+		var s session.Session
+		if err := json.Unmarshal(doc, &s); err != nil {
+			rows.Close()
+			return fmt.Errorf("a stored session: %w", err)
+		}
+		batch = append(batch, s)
+		if len(batch) == 2000 {
+			if err := flush(); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return flush()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -72,6 +73,15 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 	}
 	if f.HandedOff != nil {
 		w.add("s.handed_off = ?", *f.HandedOff)
+	}
+	if len(f.Agents) > 0 {
+		markCondition(w, "kind = 'agent' AND x.value IN ("+placeholders(len(f.Agents))+")", anys(dedupe(f.Agents))...)
+	}
+	if len(f.Queues) > 0 {
+		markCondition(w, "kind = 'queue' AND x.value IN ("+placeholders(len(f.Queues))+")", anys(dedupe(f.Queues))...)
+	}
+	if len(f.Outcomes) > 0 {
+		outcomeCondition(w, dedupe(f.Outcomes), f.At().UnixMilli())
 	}
 	if f.Query != "" {
 		queryCondition(w, f.Tenant, f.Query)
@@ -507,4 +517,25 @@ func ceilMilli(t time.Time) int64 {
 		ms++
 	}
 	return ms
+}
+
+// markCondition requires the session to hold a session_marks row meeting
+// cond (on x), looked up by the session's primary key.
+func markCondition(w *where, cond string, args ...any) {
+	w.add("EXISTS (SELECT 1 FROM session_marks x WHERE x.tenant = s.tenant AND x.session_id = s.session_id AND x."+cond+")", args...)
+}
+
+// outcomeCondition requires an attendance whose outcome at now (ms) is one
+// of outcomes: one that ended with it, or one still open then whose window
+// has ended and that takes it at the end; open is an attendance still open
+// whose window has not ended (session.OutcomeMarks).
+func outcomeCondition(w *where, outcomes []string, now int64) {
+	ph := placeholders(len(outcomes))
+	cond := "((x.kind = 'outcome' AND x.value IN (" + ph + ")) OR (x.kind = 'at_end' AND x.value IN (" + ph + ") AND x.until_ms <= ?)"
+	args := append(append(anys(outcomes), anys(outcomes)...), now)
+	if slices.Contains(outcomes, session.OutcomeOpen) {
+		cond += " OR (x.kind = 'at_end' AND x.until_ms > ?)"
+		args = append(args, now)
+	}
+	markCondition(w, "session_id = s.session_id AND "+cond+")", args...)
 }

@@ -61,6 +61,21 @@ CREATE TABLE IF NOT EXISTS session_tags (
 DROP INDEX IF EXISTS session_tags_by_tag;
 CREATE INDEX IF NOT EXISTS session_tags_by_value ON session_tags (tenant, tag, started_at, session_id);
 
+-- session_marks holds what the agent, queue and outcome filters read, one row
+-- per (kind, value): kind 'agent' (an agent's id), 'queue', 'outcome' (of an
+-- attendance that ended) and 'at_end' (the outcome an open attendance takes
+-- when its session's window ends, until_ms; session.OutcomeMarks).
+CREATE TABLE IF NOT EXISTS session_marks (
+	tenant     TEXT    NOT NULL,
+	session_id TEXT    NOT NULL,
+	kind       TEXT    NOT NULL,
+	value      TEXT    NOT NULL,
+	until_ms   INTEGER NOT NULL,
+	started_at INTEGER NOT NULL,
+	PRIMARY KEY (tenant, session_id, kind, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS session_marks_by_value ON session_marks (tenant, kind, value, started_at, session_id, until_ms);
+
 CREATE TABLE IF NOT EXISTS session_protocols (
 	tenant     TEXT    NOT NULL,
 	session_id TEXT    NOT NULL,

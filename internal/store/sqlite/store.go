@@ -175,6 +175,7 @@ func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, stored map[even
 			`DELETE FROM session_tags WHERE tenant = ? AND session_id = ?`,
 			`DELETE FROM session_info WHERE tenant = ? AND session_id = ?`,
 			`DELETE FROM session_protocols WHERE tenant = ? AND session_id = ?`,
+			`DELETE FROM session_marks WHERE tenant = ? AND session_id = ?`,
 		} {
 			if err := execEach(ctx, tx, q, len(ch.Deleted), func(i int) []any {
 				return []any{ch.Deleted[i].Tenant, ch.Deleted[i].ID}
@@ -271,6 +272,7 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session) 
 		`DELETE FROM session_tags WHERE tenant = ? AND session_id = ?`,
 		`DELETE FROM session_info WHERE tenant = ? AND session_id = ?`,
 		`DELETE FROM session_protocols WHERE tenant = ? AND session_id = ?`,
+		`DELETE FROM session_marks WHERE tenant = ? AND session_id = ?`,
 	} {
 		if err := execEach(ctx, tx, q, len(sessions), func(i int) []any {
 			return []any{sessions[i].Tenant, sessions[i].ID}
@@ -325,10 +327,49 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session) 
 		}); err != nil {
 		return err
 	}
-	return execEach(ctx, tx, `INSERT INTO session_info (tenant, session_id, key, value, value_lower, started_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	if err := execEach(ctx, tx, `INSERT INTO session_info (tenant, session_id, key, value, value_lower, started_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		len(info), func(i int) []any {
 			r := &info[i]
 			return []any{r.s.Tenant, r.s.ID, r.a, r.b, strings.ToLower(r.b), r.s.StartedAt.UnixMilli()}
+		}); err != nil {
+		return err
+	}
+	return writeMarks(ctx, tx, sessions)
+}
+
+// mark is a row of session_marks.
+type mark struct {
+	s           *session.Session
+	kind, value string
+}
+
+// marks are the rows of session_marks of s.
+func marks(s *session.Session, out []mark) []mark {
+	for _, a := range s.Agents {
+		out = append(out, mark{s, "agent", a.ID})
+	}
+	for _, q := range s.Queues {
+		out = append(out, mark{s, "queue", q})
+	}
+	final, atEnd := s.OutcomeMarks()
+	for _, o := range final {
+		out = append(out, mark{s, "outcome", o})
+	}
+	for _, o := range atEnd {
+		out = append(out, mark{s, "at_end", o})
+	}
+	return out
+}
+
+func writeMarks(ctx context.Context, tx *sql.Tx, sessions []session.Session) error {
+	var ms []mark
+	for i := range sessions {
+		ms = marks(&sessions[i], ms)
+	}
+	return execEach(ctx, tx, `INSERT OR IGNORE INTO session_marks (tenant, session_id, kind, value, until_ms, started_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		len(ms), func(i int) []any {
+			m := &ms[i]
+			return []any{m.s.Tenant, m.s.ID, m.kind, m.value, m.s.WindowEndsAt.UnixMilli(), m.s.StartedAt.UnixMilli()}
 		})
 }
 

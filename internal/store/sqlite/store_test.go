@@ -58,6 +58,11 @@ func oldLayout(version int) []string {
 		qs = append(qs, `ALTER TABLE sessions RENAME COLUMN contact_name_folded TO contact_name_lower`,
 			`UPDATE sessions SET contact_name_lower = 'cláudia'`)
 	}
+	// Before version 6 there were no session_marks.
+	qs = append(qs, `DROP TABLE session_marks`)
+	if version == 5 {
+		return append(qs, `PRAGMA user_version = 5`)
+	}
 	// Before version 5 phone digits were kept as they are, and the side
 	// tables had no started_at.
 	qs = append(qs, `ALTER TABLE sessions RENAME COLUMN contact_phone_rev TO contact_phone_digits`,
@@ -87,7 +92,7 @@ func oldLayout(version int) []string {
 // layout with its sessions, events, times and full-text index intact, and
 // what is ingested afterwards is indexed once.
 func TestMigrate(t *testing.T) {
-	for _, version := range []int{0, 1, 2, 3, 4} {
+	for _, version := range []int{0, 1, 2, 3, 4, 5} {
 		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "old.db")
@@ -97,6 +102,7 @@ func TestMigrate(t *testing.T) {
 			}
 			b := storetest.B{Contact: "c1", Name: "CLÁUDIA", Phone: "+55 11 98765-4321"}
 			e := b.Msg("e1", 0, event.RoleCustomer, "NÃO recebi a fatura")
+			e.Protocol = "20251007092633646" // an attendance, open: an outcome
 			if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, []event.Event{e, b.Tag("e2", time.Second, "x")}); err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +138,7 @@ func TestMigrate(t *testing.T) {
 					t.Fatalf("open %d: full text after migration: %+v", reopen, res)
 				}
 				for _, f := range []report.Filter{{Contact: "Claudia"}, {Contact: "98765-4321"}, {Tags: []string{"x"}},
-					{Tags: []string{"x"}, Contact: "(11) 98765-4321"}} {
+					{Tags: []string{"x"}, Contact: "(11) 98765-4321"}, {Outcomes: []string{session.OutcomeOpen}, Now: storetest.Base}} {
 					f.Tenant, f.From, f.To = "acme", storetest.Base, storetest.Base.Add(time.Hour)
 					if res, err = s.Search(ctx, f, report.Page{Limit: 10}); err != nil || res.Total != 1 {
 						t.Fatalf("open %d: %+v after migration: %+v, %v", reopen, f, res, err)

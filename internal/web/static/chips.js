@@ -28,6 +28,9 @@ export function renderFilterChips(el, f, apply) {
   if (f.contact) add(t('chip.contact', { v: f.contact }), drop({ contact: '' }));
   if (f.q) add(t('chip.q', { v: f.q }), drop({ q: '' }));
   if (f.handedOff) add(t(f.handedOff === 'true' ? 'chip.handedYes' : 'chip.handedNo'), drop({ handedOff: '' }));
+  if (f.outcomes.length) add(t('chip.outcomes', { v: f.outcomes.map((o) => t(`outcome.${o}`)).join(', ') }), drop({ outcomes: [] }));
+  if (f.agent) add(t('chip.agent', { v: f.agent }), drop({ agent: '' }));
+  if (f.queue) add(t('chip.queue', { v: f.queue }), drop({ queue: '' }));
 
   const list = chips.map(({ label, without }) =>
     h(

@@ -22,6 +22,9 @@ const errorSlots = {
   channel: 'f-channel-error',
   contact: 'f-contact-error',
   handed_off: 'f-handed_off-error',
+  outcome: 'f-outcome-error',
+  agent: 'f-agent-error',
+  queue: 'f-queue-error',
   q: 'f-q-error',
 };
 // The input to mark invalid and focus for each slot.
@@ -31,6 +34,8 @@ const slotInputs = {
   'f-session-error': 'f-session',
   'f-protocol-error': 'f-protocol',
   'f-contact-error': 'f-contact',
+  'f-agent-error': 'f-agent',
+  'f-queue-error': 'f-queue',
   'f-q-error': 'f-q',
 };
 
@@ -152,6 +157,18 @@ export class FilterDialog {
     $('#f-q').value = f.q;
     const handed = { true: 'yes', false: 'no' }[f.handedOff] || 'any';
     $(`#f-handed-${handed}`).checked = true;
+    $('#f-outcomes').replaceChildren(
+      ...F.outcomes.map((o) =>
+        h(
+          'label',
+          { class: 'check' },
+          h('input', { type: 'checkbox', value: o, checked: f.outcomes.includes(o) }),
+          h('span', { class: `status outcome-${o}` }, t(`outcome.${o}`)),
+        ),
+      ),
+    );
+    $('#f-agent').value = f.agent;
+    $('#f-queue').value = f.queue;
     this.renderChoices(f);
   }
 
@@ -178,6 +195,9 @@ export class FilterDialog {
     f.contact = $('#f-contact').value.trim();
     f.q = $('#f-q').value.trim();
     f.handedOff = this.form.elements.handed_off.value;
+    f.outcomes = $$('#f-outcomes input:checked').map((i) => i.value);
+    f.agent = $('#f-agent').value.trim();
+    f.queue = $('#f-queue').value.trim();
     return f;
   }
 

@@ -24,6 +24,10 @@ export const ops = () => (rules ? rules.operations.map((o) => o.op) : []);
 export const takesValue = (op) => rules?.operations.find((o) => o.op === op)?.takes_value ?? true;
 export const maxDays = () => rules?.max_interval_days;
 
+// outcomes are the attendance outcomes, in the order the popup offers them
+// (the API's enum).
+export const outcomes = ['open', 'bot_finished', 'resolved', 'abandoned', 'cancelled_inactivity', 'closed'];
+
 export function emptyFilter() {
   return {
     from: '',
@@ -36,6 +40,9 @@ export function emptyFilter() {
     channels: [],
     contact: '',
     handedOff: '',
+    outcomes: [],
+    agent: '',
+    queue: '',
     q: '',
   };
 }
@@ -71,6 +78,9 @@ export function fromQuery(q) {
   f.contact = q.get('contact') ?? '';
   const h = q.get('handed_off');
   f.handedOff = h === 'true' || h === 'false' ? h : '';
+  f.outcomes = q.getAll('outcome');
+  f.agent = q.get('agent') ?? '';
+  f.queue = q.get('queue') ?? '';
   f.q = q.get('q') ?? '';
   return f;
 }
@@ -90,6 +100,9 @@ export function toQuery(f) {
   for (const ch of f.channels) q.append('channel', ch);
   if (f.contact) q.set('contact', f.contact);
   if (f.handedOff) q.set('handed_off', f.handedOff);
+  for (const o of f.outcomes) q.append('outcome', o);
+  if (f.agent) q.set('agent', f.agent);
+  if (f.queue) q.set('queue', f.queue);
   if (f.q) q.set('q', f.q);
   return q;
 }
@@ -99,7 +112,8 @@ export function toQuery(f) {
 export function activeCount(f) {
   let n = 0;
   if (f.from || f.to) n++;
-  for (const v of [f.session, f.protocol, f.contact, f.handedOff, f.q]) if (v) n++;
+  for (const v of [f.session, f.protocol, f.contact, f.handedOff, f.agent, f.queue, f.q]) if (v) n++;
+  if (f.outcomes.length) n++;
   if (f.tags.length) n++;
   if (f.channels.length) n++;
   n += f.info.length;
