@@ -312,7 +312,13 @@ function sessionRow(s) {
           )
         : h('span', { class: 'muted small' }, t('row.noProtocol')),
       s.handed_off
-        ? h('span', { class: 'handoff-mark', dataset: { handedOff: 'true' } }, icon('handoff'), t('row.handedOff'))
+        ? h(
+            'span',
+            // Beside an attendance's outcome the mark is its icon alone, named.
+            { class: shown ? 'handoff-mark handoff-mark-icon' : 'handoff-mark', dataset: { handedOff: 'true' }, title: t('row.handedOff'), 'aria-label': t('row.handedOff') },
+            icon('handoff'),
+            shown ? null : t('row.handedOff'),
+          )
         : shown
           ? null // the outcome says it stayed with the bot
           : h('span', { class: 'bot-mark' }, t('row.botOnly')),
