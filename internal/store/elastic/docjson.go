@@ -113,18 +113,7 @@ func (d *sessionDoc) appendJSON(b []byte) []byte {
 	b = append(b, `,"handed_off":`...)
 	b = strconv.AppendBool(b, s.HandedOff)
 	b = append(b, `,"agents":`...)
-	if s.Agents == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range s.Agents {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendAgent(b, &s.Agents[i])
-		}
-		b = append(b, ']')
-	}
+	b = appendArray(b, s.Agents, appendAgent)
 	b = append(b, `,"queues":`...)
 	b = appendStrings(b, s.Queues)
 	b = append(b, `,"message_counts":{"customer":`...)
@@ -134,18 +123,7 @@ func (d *sessionDoc) appendJSON(b []byte) []byte {
 	b = append(b, `,"agent":`...)
 	b = strconv.AppendInt(b, int64(s.MessageCounts.Agent), 10)
 	b = append(b, `},"attendances":`...)
-	if s.Attendances == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range s.Attendances {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendAttendance(b, &s.Attendances[i])
-		}
-		b = append(b, ']')
-	}
+	b = appendArray(b, s.Attendances, appendAttendance)
 	b = append(b, `,"events":`...)
 	b = strconv.AppendInt(b, int64(s.Events), 10)
 
@@ -241,20 +219,27 @@ func (d *keyDoc) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-func appendRefs(b []byte, refs []sessionRef) []byte {
-	if refs == nil {
+func appendRefs(b []byte, refs []sessionRef) []byte { return appendArray(b, refs, appendRef) }
+
+func appendRef(b []byte, r *sessionRef) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, r.ID)
+	b = append(b, `,"start":`...)
+	b = appendTime(b, r.Start)
+	return append(b, '}')
+}
+
+// appendArray appends xs as a JSON array, each element by each; nil is null.
+func appendArray[T any](b []byte, xs []T, each func([]byte, *T) []byte) []byte {
+	if xs == nil {
 		return append(b, "null"...)
 	}
 	b = append(b, '[')
-	for i := range refs {
+	for i := range xs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"id":`...)
-		b = appendString(b, refs[i].ID)
-		b = append(b, `,"start":`...)
-		b = appendTime(b, refs[i].Start)
-		b = append(b, '}')
+		b = each(b, &xs[i])
 	}
 	return append(b, ']')
 }
@@ -275,17 +260,7 @@ func appendAgent(b []byte, a *event.Agent) []byte {
 }
 
 func appendStrings(b []byte, ss []string) []byte {
-	if ss == nil {
-		return append(b, "null"...)
-	}
-	b = append(b, '[')
-	for i, s := range ss {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, s)
-	}
-	return append(b, ']')
+	return appendArray(b, ss, func(b []byte, s *string) []byte { return appendString(b, *s) })
 }
 
 // appendMember appends `,"name":"value"`; name needs no escaping.
