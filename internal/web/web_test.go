@@ -697,7 +697,6 @@ func TestScreen(t *testing.T) {
 		t.Errorf("chips %q: want the outcomes in words and the queue", chips)
 	}
 
-
 	// Two conditions on additional information, from a session that has both.
 	var menu string
 	for _, s := range all {
