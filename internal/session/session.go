@@ -4,6 +4,7 @@
 package session
 
 import (
+	"slices"
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
@@ -136,22 +137,15 @@ func (s *Session) AttendanceOutcome(i int, now time.Time) string {
 // when the session's window ends (until then they are open).
 func (s *Session) OutcomeMarks() (final, atEnd []string) {
 	for i := range s.Attendances {
-		if o := s.AttendanceOutcome(i, s.StartedAt); o != OutcomeOpen {
-			final = appendNew(final, o)
-		} else {
-			atEnd = appendNew(atEnd, s.AttendanceOutcome(i, s.WindowEndsAt))
+		o, marks := s.AttendanceOutcome(i, s.StartedAt), &final
+		if o == OutcomeOpen {
+			o, marks = s.AttendanceOutcome(i, s.WindowEndsAt), &atEnd
+		}
+		if !slices.Contains(*marks, o) {
+			*marks = append(*marks, o)
 		}
 	}
 	return final, atEnd
-}
-
-func appendNew(xs []string, x string) []string {
-	for _, y := range xs {
-		if y == x {
-			return xs
-		}
-	}
-	return append(xs, x)
 }
 
 // followed reports whether another attendance of s began after

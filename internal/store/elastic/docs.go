@@ -69,7 +69,6 @@ func newSessionDoc(s *session.Session, events []*session.Stored) *sessionDoc {
 		events:          events,
 	}
 	d.Outcomes, d.OutcomesAtEnd = s.OutcomeMarks()
-	d.Outcomes, d.OutcomesAtEnd = nonNilStrings(d.Outcomes), nonNilStrings(d.OutcomesAtEnd)
 	for k := range s.Info {
 		d.InfoKeys = append(d.InfoKeys, k)
 	}
@@ -107,10 +106,3 @@ func storable(t time.Time) bool { return !t.Before(minTime) && t.Before(maxTime)
 // date_nanos fields' format (strict_date_optional_time_nanos) parses to the
 // nanosecond.
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func nonNilStrings(xs []string) []string {
-	if xs == nil {
-		return []string{}
-	}
-	return xs
-}

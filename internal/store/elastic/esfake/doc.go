@@ -72,8 +72,11 @@
 // are (search hits, with spaces removed) unless source filtering is asked,
 // and a document is decoded into a map only when a query, a sort, an
 // aggregation or a filter by path or wildcard needs its fields (a filter of
-// top-level names is applied to the bytes). A write checks its document against the strict mapping
-// of its index (unknown fields, values of the wrong type and date_nanos out
+// top-level names is applied to the bytes; a document without any of them
+// answers "_source": {}, as Elasticsearch does).
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-get.html#get-source-filtering
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-multi-get.html#mget-source-filtering
+// A write checks its document against the strict mapping of its index (unknown fields, values of the wrong type and date_nanos out
 // of range are 400s), which decodes it. WithoutMappingChecks skips that, and
 // only that, for the bench, whose stand-in must spend little of the CPU the
 // measured ingester runs on (docs/performance.md): its writes do not parse
