@@ -158,6 +158,30 @@ func (s *Store) Init(ctx context.Context) error {
 			return fmt.Errorf("create index %s: %w", index, err)
 		}
 	}
+	// Last: the key index exists now (a concrete name must).
+	return s.updateMappings(ctx, components)
+}
+
+// updateMappings gives the version's existing indices, made from an older
+// template, the fields the templates have now: Elasticsearch adds new fields
+// to an existing mapping (it refuses to change one, which a release must
+// not do; a change of type needs a rebuild into a new version).
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/indices-put-mapping.html
+func (s *Store) updateMappings(ctx context.Context, components []componentTemplate) error {
+	for i, k := range s.kinds(false) {
+		var t struct {
+			Template struct {
+				Mappings json.RawMessage `json:"mappings"`
+			} `json:"template"`
+		}
+		if err := json.Unmarshal(components[i].body, &t); err != nil || len(t.Template.Mappings) == 0 {
+			return fmt.Errorf("elasticsearch template %s: no mappings", components[i].name)
+		}
+		req := esapi.IndicesPutMappingRequest{Index: []string{k.pattern}, Body: bytes.NewReader(t.Template.Mappings)}
+		if err := s.do(ctx, req, nil); err != nil {
+			return fmt.Errorf("update the mappings of %s: %w", k.pattern, err)
+		}
+	}
 	return nil
 }
 

@@ -84,6 +84,10 @@
 // that is not JSON is found out, with a 500, by the first search that needs
 // its fields), while every promise above holds as it does for the tests.
 //
+// PUT <target>/_mapping adds new fields to the mappings of existing indices
+// and refuses, whole, a change of a field's type.
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/indices-put-mapping.html
+//
 // A test sets the refresh interval of every index with WithRefreshInterval
 // or Server.SetRefreshInterval (NoRefresh: only explicit refreshes, to prove
 // that code never relies on a search seeing its own writes), and calls

@@ -333,6 +333,8 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 		}
 		delete(f.pits, req.ID)
 		return map[string]any{"succeeded": true, "num_freed": 1}, nil
+	case len(parts) == 2 && parts[1] == "_mapping" && r.Method == http.MethodPut:
+		return f.putMapping(parts[0], q, body)
 	case len(parts) == 1 && r.Method == http.MethodPut:
 		f.mu.Lock()
 		defer f.mu.Unlock()
