@@ -53,9 +53,10 @@ type attendanceView struct {
 	// Tags and Info are those the attendance's own events set.
 	Tags []string          `json:"tags"`
 	Info map[string]string `json:"info"`
-	// Matched, in a list whose filter has protocol, tag or information
-	// conditions, says whether this attendance meets them by itself.
-	Matched *bool `json:"matched,omitempty"`
+	// Matched, in a list whose filter has protocol, tag, information or
+	// outcome conditions, says whether this attendance meets them by
+	// itself; null elsewhere.
+	Matched *bool `json:"matched"`
 }
 
 // orNull is s, or null when s is empty.
@@ -115,7 +116,7 @@ func viewListItem(s *session.Session, now time.Time, f *report.Filter) sessionVi
 	v := viewSession(s, now)
 	if f.ScopesAttendances() {
 		for i := range s.Attendances {
-			matched := f.MatchesAttendance(&s.Attendances[i])
+			matched := f.MatchesAttendance(s, i)
 			v.Attendances[i].Matched = &matched
 		}
 	}

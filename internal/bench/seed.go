@@ -24,8 +24,9 @@ const (
 	seedBatch = 5000
 	// seedFormat changes when what is seeded, or the layout it is seeded
 	// into, changes, so that a cached database of an older bench is seeded
-	// again rather than reused (2: SQLite schema version 3).
-	seedFormat = 2
+	// again rather than reused (3: SQLite schema version 6, protocols in the
+	// tenant's time zone).
+	seedFormat = 3
 )
 
 var reportStart = simulate.DefaultStart

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,15 +20,20 @@ import (
 	"github.com/chatreport/chatreport/internal/waitfor"
 )
 
+var handedOut sync.Map // of freeAddr
+
 // freeAddr is a loopback address no one listens on, for a command to
 // listen on later. Its port is below Linux's ephemeral range (32768 and up
 // by default): a port the kernel hands out for ":0" can be handed to an
 // outgoing connection (the Kafka clients make many) before the command
-// binds it.
+// binds it. No address is handed out twice in a test run.
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	for range 100 {
 		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if _, taken := handedOut.LoadOrStore(addr, true); taken {
+			continue
+		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue

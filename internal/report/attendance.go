@@ -8,22 +8,25 @@ import (
 )
 
 // ScopesAttendances reports whether f has conditions an attendance meets
-// by itself: a protocol, tags or additional information. A session matches
-// them by the tags and information of all its events; the report then
-// names the attendances that meet them with their own (MatchesAttendance),
-// so that an operator sees which conversation of a session matched
-// (docs/sessions.md, "Attendances in a filter").
+// by itself: a protocol, tags, additional information or outcomes. A
+// session matches them by the tags and information of all its events (and
+// by any of its attendances' outcomes); the report then names the
+// attendances that meet them on their own (MatchesAttendance), so that an
+// operator sees which conversation of a session matched (docs/sessions.md,
+// "Attendances in a filter").
 func (f *Filter) ScopesAttendances() bool {
-	return f.Protocol != "" || len(f.Tags) > 0 || len(f.Info) > 0
+	return f.Protocol != "" || len(f.Tags) > 0 || len(f.Info) > 0 || len(f.Outcomes) > 0
 }
 
-// MatchesAttendance reports whether a meets f's protocol, tag and
-// additional-information conditions with its own protocol, tags and
-// information. Values compare as the stores compare them: ignoring case.
-func (f *Filter) MatchesAttendance(a *session.Attendance) bool {
+// MatchesAttendance reports whether s.Attendances[i] meets f's protocol,
+// tag, additional-information and outcome conditions with its own
+// protocol, tags, information and outcome at f.At(). Values compare as the
+// stores compare them: ignoring case.
+func (f *Filter) MatchesAttendance(s *session.Session, i int) bool {
 	if !f.ScopesAttendances() {
 		return false
 	}
+	a := &s.Attendances[i]
 	if f.Protocol != "" && a.Protocol != f.Protocol {
 		return false
 	}
@@ -38,7 +41,7 @@ func (f *Filter) MatchesAttendance(a *session.Attendance) bool {
 			return false
 		}
 	}
-	return true
+	return len(f.Outcomes) == 0 || slices.Contains(f.Outcomes, s.AttendanceOutcome(i, f.At()))
 }
 
 func allOf(xs []string, ok func(string) bool) bool {

@@ -298,7 +298,7 @@ func (es *fieldErrors) names(field string, ns []string) {
 		es.field(field, CodeTooMany, MaxNames, "at most %d values", MaxNames)
 	}
 	for i, n := range ns {
-		if n == "" && es.limits {
+		if strings.TrimSpace(n) == "" && es.limits {
 			es.add(FieldError{Field: field, Index: i, Code: CodeEmpty}, "must not be empty")
 		} else if code, limit, msg, bad := es.textError(n, MaxNameBytes); bad {
 			es.add(FieldError{Field: field, Index: i, Code: code, Limit: limit}, "%s", msg)

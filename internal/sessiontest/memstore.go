@@ -322,7 +322,7 @@ func (m *MemStore) Search(_ context.Context, f report.Filter, page report.Page) 
 		return report.Result{}, err
 	}
 	if f.SessionID != "" || f.Protocol != "" || len(f.Tags) > 0 || len(f.Info) > 0 || len(f.Channels) > 0 ||
-		f.Contact != "" || f.HandedOff != nil || f.Query != "" {
+		f.Contact != "" || f.HandedOff != nil || f.Query != "" || len(f.Outcomes) > 0 || len(f.Agents) > 0 || len(f.Queues) > 0 {
 		return report.Result{}, errors.New("memstore: only tenant and interval filters")
 	}
 	m.mu.Lock()

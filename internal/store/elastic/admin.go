@@ -128,8 +128,10 @@ func (s *Store) indexTemplateRequest(k kind) *putindextemplate.Request {
 // Init installs the component and index templates of the store's version
 // (create or update) and creates its key index and this month's indices, so
 // the aliases exist before the first write. The templates of the current
-// version (the registry says which) attach the read aliases too. It is
-// idempotent: `chatreport index init` runs it on every deploy.
+// version (the registry says which) attach the read aliases too, and the
+// version's existing indices get the fields the templates added
+// (updateMappings). It is idempotent: `chatreport index init` runs it on
+// every deploy.
 func (s *Store) Init(ctx context.Context) error {
 	components, err := s.componentTemplates()
 	if err != nil {

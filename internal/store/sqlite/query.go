@@ -75,10 +75,12 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 		w.add("s.handed_off = ?", *f.HandedOff)
 	}
 	if len(f.Agents) > 0 {
-		markCondition(w, "kind = 'agent' AND x.value IN ("+placeholders(len(f.Agents))+")", anys(dedupe(f.Agents))...)
+		agents := dedupe(f.Agents)
+		markCondition(w, "x.kind = 'agent' AND x.value IN ("+placeholders(len(agents))+")", anys(agents)...)
 	}
 	if len(f.Queues) > 0 {
-		markCondition(w, "kind = 'queue' AND x.value IN ("+placeholders(len(f.Queues))+")", anys(dedupe(f.Queues))...)
+		queues := dedupe(f.Queues)
+		markCondition(w, "x.kind = 'queue' AND x.value IN ("+placeholders(len(queues))+")", anys(queues)...)
 	}
 	if len(f.Outcomes) > 0 {
 		outcomeCondition(w, dedupe(f.Outcomes), f.At().UnixMilli())
@@ -519,10 +521,12 @@ func ceilMilli(t time.Time) int64 {
 	return ms
 }
 
-// markCondition requires the session to hold a session_marks row meeting
-// cond (on x), looked up by the session's primary key.
+// markCondition requires the session to hold a session_marks row (x)
+// meeting cond, looked up by the session's primary key. The marks drive
+// nothing: a rare agent or queue is tested on each session of the interval
+// (docs/performance.md).
 func markCondition(w *where, cond string, args ...any) {
-	w.add("EXISTS (SELECT 1 FROM session_marks x WHERE x.tenant = s.tenant AND x.session_id = s.session_id AND x."+cond+")", args...)
+	w.add("EXISTS (SELECT 1 FROM session_marks x WHERE x.tenant = s.tenant AND x.session_id = s.session_id AND ("+cond+"))", args...)
 }
 
 // outcomeCondition requires an attendance whose outcome at now (ms) is one
@@ -531,11 +535,11 @@ func markCondition(w *where, cond string, args ...any) {
 // whose window has not ended (session.OutcomeMarks).
 func outcomeCondition(w *where, outcomes []string, now int64) {
 	ph := placeholders(len(outcomes))
-	cond := "((x.kind = 'outcome' AND x.value IN (" + ph + ")) OR (x.kind = 'at_end' AND x.value IN (" + ph + ") AND x.until_ms <= ?)"
+	cond := "(x.kind = 'outcome' AND x.value IN (" + ph + ")) OR (x.kind = 'at_end' AND x.value IN (" + ph + ") AND x.until_ms <= ?)"
 	args := append(append(anys(outcomes), anys(outcomes)...), now)
 	if slices.Contains(outcomes, session.OutcomeOpen) {
 		cond += " OR (x.kind = 'at_end' AND x.until_ms > ?)"
 		args = append(args, now)
 	}
-	markCondition(w, "session_id = s.session_id AND "+cond+")", args...)
+	markCondition(w, cond, args...)
 }

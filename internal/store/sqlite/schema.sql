@@ -71,10 +71,11 @@ CREATE TABLE IF NOT EXISTS session_marks (
 	kind       TEXT    NOT NULL,
 	value      TEXT    NOT NULL,
 	until_ms   INTEGER NOT NULL,
-	started_at INTEGER NOT NULL,
 	PRIMARY KEY (tenant, session_id, kind, value)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS session_marks_by_value ON session_marks (tenant, kind, value, started_at, session_id, until_ms);
+-- The marks drive no search (a condition on them is tested per session, by
+-- the primary key), so they have no index by value.
+DROP INDEX IF EXISTS session_marks_by_value;
 
 CREATE TABLE IF NOT EXISTS session_protocols (
 	tenant     TEXT    NOT NULL,

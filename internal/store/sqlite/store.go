@@ -366,10 +366,10 @@ func writeMarks(ctx context.Context, tx *sql.Tx, sessions []session.Session) err
 	for i := range sessions {
 		ms = marks(&sessions[i], ms)
 	}
-	return execEach(ctx, tx, `INSERT OR IGNORE INTO session_marks (tenant, session_id, kind, value, until_ms, started_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	return execEach(ctx, tx, `INSERT OR IGNORE INTO session_marks (tenant, session_id, kind, value, until_ms) VALUES (?, ?, ?, ?, ?)`,
 		len(ms), func(i int) []any {
 			m := &ms[i]
-			return []any{m.s.Tenant, m.s.ID, m.kind, m.value, m.s.WindowEndsAt.UnixMilli(), m.s.StartedAt.UnixMilli()}
+			return []any{m.s.Tenant, m.s.ID, m.kind, m.value, m.s.WindowEndsAt.UnixMilli()}
 		})
 }
 

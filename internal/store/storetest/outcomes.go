@@ -64,9 +64,11 @@ func testOutcomesAgentsQueues(t *testing.T, s Store) {
 		{"open or cancelled, at the window's end of the first", report.Filter{Outcomes: []string{session.OutcomeOpen, session.OutcomeCancelledInactivity},
 			Now: Base.Add(24*h + h)}, []string{tw, w}},
 		{"agent", report.Filter{Agents: []string{"ag-1"}}, []string{r}},
+		{"agent repeated", report.Filter{Agents: []string{"ag-1", "ag-9", "ag-1"}}, []string{r}},
 		{"agent unknown", report.Filter{Agents: []string{"ag-9"}}, []string{}},
 		{"queue", report.Filter{Queues: []string{"Financeiro"}}, []string{r, w}},
-		{"queues any of", report.Filter{Queues: []string{"Retenção", "Financeiro"}}, []string{x, r, w}},
+		{"queues any of, repeated", report.Filter{Queues: []string{"Retenção", "Financeiro", "Retenção"}}, []string{x, r, w}},
+		{"outcomes repeated", report.Filter{Outcomes: []string{session.OutcomeResolved, session.OutcomeResolved}, Now: during}, []string{r}},
 		{"queue and outcome", report.Filter{Queues: []string{"Financeiro"}, Outcomes: []string{session.OutcomeCancelledInactivity}, Now: after}, []string{w}},
 	}
 	for _, tc := range tests {
