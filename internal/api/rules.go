@@ -6,6 +6,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
 )
 
 // rulesView is GET /filter/rules: the limits and formats of a filter, so
@@ -15,7 +16,9 @@ type rulesView struct {
 	MaxIntervalDays int             `json:"max_interval_days"`
 	Limits          limitsView      `json:"limits"`
 	Operations      []operationView `json:"operations"`
-	Patterns        patternsView    `json:"patterns"`
+	// Outcomes are the attendance outcomes the outcome filter takes.
+	Outcomes []string     `json:"outcomes"`
+	Patterns patternsView `json:"patterns"`
 }
 
 type limitsView struct {
@@ -26,6 +29,8 @@ type limitsView struct {
 	ValueBytes   int `json:"value_bytes"`
 	ContactBytes int `json:"contact_bytes"`
 	QBytes       int `json:"q_bytes"`
+	Names        int `json:"names"`      // agents, or queues
+	NameBytes    int `json:"name_bytes"` // of an agent id or a queue
 	Page         int `json:"page"`
 	DefaultPage  int `json:"default_page"`
 }
@@ -49,8 +54,10 @@ var filterRules = func() rulesView {
 		Limits: limitsView{
 			Tags: report.MaxTags, TagBytes: report.MaxTagBytes, Channels: report.MaxChannels,
 			Conditions: report.MaxConditions, ValueBytes: report.MaxValueBytes, ContactBytes: report.MaxContactBytes,
-			QBytes: report.MaxQueryBytes, Page: report.MaxPageLimit, DefaultPage: report.DefaultPageLimit,
+			QBytes: report.MaxQueryBytes, Names: report.MaxNames, NameBytes: report.MaxNameBytes,
+			Page: report.MaxPageLimit, DefaultPage: report.DefaultPageLimit,
 		},
+		Outcomes: session.Outcomes,
 		Patterns: patternsView{
 			Session: report.SessionIDPattern, Protocol: report.ProtocolPattern,
 			InfoKey: report.InfoKeyPattern, Channel: report.ChannelPattern,

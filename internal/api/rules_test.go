@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
 )
 
 // TestFilterRules: the route serves report's rules, as openapi.json's
@@ -28,6 +29,7 @@ func TestFilterRules(t *testing.T) {
 			"tags": float64(report.MaxTags), "tag_bytes": float64(report.MaxTagBytes), "channels": float64(report.MaxChannels),
 			"conditions": float64(report.MaxConditions), "value_bytes": float64(report.MaxValueBytes),
 			"contact_bytes": float64(report.MaxContactBytes), "q_bytes": float64(report.MaxQueryBytes),
+			"names": float64(report.MaxNames), "name_bytes": float64(report.MaxNameBytes),
 			"page": float64(report.MaxPageLimit), "default_page": float64(report.DefaultPageLimit),
 		},
 		"patterns": map[string]any{
@@ -40,6 +42,11 @@ func TestFilterRules(t *testing.T) {
 		ops = append(ops, map[string]any{"op": string(op), "takes_value": op.TakesValue()})
 	}
 	served["operations"] = ops
+	var outcomes []any
+	for _, o := range session.Outcomes {
+		outcomes = append(outcomes, o)
+	}
+	served["outcomes"] = outcomes
 	if !reflect.DeepEqual(got, served) {
 		t.Fatalf("served\n%v\nwant report's rules\n%v", got, served)
 	}

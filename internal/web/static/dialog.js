@@ -157,16 +157,6 @@ export class FilterDialog {
     $('#f-q').value = f.q;
     const handed = { true: 'yes', false: 'no' }[f.handedOff] || 'any';
     $(`#f-handed-${handed}`).checked = true;
-    $('#f-outcomes').replaceChildren(
-      ...F.outcomes.map((o) =>
-        h(
-          'label',
-          { class: 'check' },
-          h('input', { type: 'checkbox', value: o, checked: f.outcomes.includes(o) }),
-          h('span', { class: `status outcome-${o}` }, t(`outcome.${o}`)),
-        ),
-      ),
-    );
     $('#f-agent').value = f.agent;
     $('#f-queue').value = f.queue;
     this.renderChoices(f);
@@ -285,6 +275,18 @@ export class FilterDialog {
   }
 
   renderChoices(f) {
+    // The outcomes the API serves, in the operator's words (again when the
+    // language changes).
+    $('#f-outcomes').replaceChildren(
+      ...F.outcomes().map((o) =>
+        h(
+          'label',
+          { class: 'check' },
+          h('input', { type: 'checkbox', value: o, checked: f.outcomes.includes(o) }),
+          h('span', { class: `status outcome-${o}` }, t(`outcome.${o}`)),
+        ),
+      ),
+    );
     const seen = this.seen();
     const tags = this.choices(this.facets?.tags, f.tags, [...seen.tags].sort());
     const list = $('#f-tags-list');

@@ -18,6 +18,9 @@ const fieldKeys = {
   channel: 'filter.channels',
   contact: 'filter.contact',
   handed_off: 'filter.handedOff',
+  outcome: 'filter.outcomes',
+  agent: 'filter.agent',
+  queue: 'filter.queue',
   q: 'filter.q',
   limit: 'pager.size',
 };

@@ -8,7 +8,7 @@ export const defaultPageSize = 20;
 const datePattern = /^\d{4}-\d{2}-\d{2}$/;
 
 // The filter's rules as the API serves them (GET /api/v1/filter/rules): the
-// longest interval, the operations and the values' patterns. The screen
+// longest interval, the operations, the outcomes and the values' patterns. The screen
 // repeats none of them; until they are loaded it checks nothing itself, and
 // the API checks everything in any case.
 let rules = null;
@@ -24,9 +24,7 @@ export const ops = () => (rules ? rules.operations.map((o) => o.op) : []);
 export const takesValue = (op) => rules?.operations.find((o) => o.op === op)?.takes_value ?? true;
 export const maxDays = () => rules?.max_interval_days;
 
-// outcomes are the attendance outcomes, in the order the popup offers them
-// (the API's enum).
-export const outcomes = ['open', 'bot_finished', 'resolved', 'abandoned', 'cancelled_inactivity', 'closed'];
+export const outcomes = () => rules?.outcomes ?? [];
 
 export function emptyFilter() {
   return {
