@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-json-experiment/json/jsontext"
+	"github.com/chatreport/chatreport/internal/jsonenc"
 )
 
 // Writes. Each document has a version: with internal versioning (the
@@ -309,23 +309,8 @@ func (r *writeResult) appendJSON(b []byte, withStatus bool) []byte {
 	return append(b, '}')
 }
 
-// appendString appends s as a JSON string. Strings that need no escaping,
-// as ids and index names usually are, are copied as they are.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			out, err := jsontext.AppendQuote(b, s)
-			if err != nil { // invalid UTF-8: replaced, as encoding/json does
-				out, _ = json.Marshal(s)
-				return append(b, out...)
-			}
-			return out
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte { return jsonenc.AppendString(b, s, false) }
 
 // autoID is an id Elasticsearch would generate: 20 URL-safe characters.
 func autoID() string {
