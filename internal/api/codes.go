@@ -3,8 +3,6 @@ package api
 import (
 	"fmt"
 	"net/http"
-
-	"github.com/chatreport/chatreport/internal/report"
 )
 
 // ErrorCode names a kind of error in a stable, language-neutral way, so
@@ -51,7 +49,7 @@ func problemCode(status int) ErrorCode {
 }
 
 // The codes of one invalid parameter ("errors"[].code): those of reading a
-// request, and those of the filter's rules, which are report's.
+// request; those of the filter's rules are report's (report.Code*).
 const (
 	CodeUnknownParameter ErrorCode = "unknown_parameter" // not a parameter (or field) of this route
 	CodeRepeated         ErrorCode = "repeated"          // a parameter given more than once that takes one value
@@ -59,28 +57,6 @@ const (
 	CodeInvalidType      ErrorCode = "invalid_type"      // a JSON field of the wrong type
 	CodeInvalidCondition ErrorCode = "invalid_condition" // an info condition that is not KEY:OP:VALUE or {key, op, value}
 	CodeInvalidFormat    ErrorCode = "invalid_format"    // an export format other than jsonl or csv
-
-	CodeInvalidBoolean   = ErrorCode(report.CodeInvalidBoolean)
-	CodeInvalidLimit     = ErrorCode(report.CodeInvalidLimit)
-	CodeInvalidSessionID = ErrorCode(report.CodeInvalidSessionID)
-	CodeInvalidProtocol  = ErrorCode(report.CodeInvalidProtocol)
-	CodeTooMany          = ErrorCode(report.CodeTooMany)
-	CodeEmpty            = ErrorCode(report.CodeEmpty)
-	CodeTooLong          = ErrorCode(report.CodeTooLong)
-	CodeControlCharacter = ErrorCode(report.CodeControlCharacter)
-	CodeInvalidTagMode   = ErrorCode(report.CodeInvalidTagMode)
-	CodeInvalidInfoKey   = ErrorCode(report.CodeInvalidInfoKey)
-	CodeUnknownOperation = ErrorCode(report.CodeUnknownOperation)
-	CodeValueRequired    = ErrorCode(report.CodeValueRequired)
-	CodeValueNotAllowed  = ErrorCode(report.CodeValueNotAllowed)
-	CodeInvalidChannel   = ErrorCode(report.CodeInvalidChannel)
-	CodeInvalidOutcome   = ErrorCode(report.CodeInvalidOutcome)
-	CodeNoWord           = ErrorCode(report.CodeNoWord)
-	CodeInvalidCursor    = ErrorCode(report.CodeInvalidCursor)
-	CodeIncompleteRange  = ErrorCode(report.CodeIncompleteRange)
-	CodeIntervalOrder    = ErrorCode(report.CodeIntervalOrder)
-	CodeIntervalTooLong  = ErrorCode(report.CodeIntervalTooLong)
-	CodeInvalidTime      = ErrorCode(report.CodeInvalidTime)
 )
 
 // ParamError is one invalid request parameter: a query parameter, a JSON

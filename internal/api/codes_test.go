@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/chatreport/chatreport/internal/report"
 )
 
 // wantErr is what a client reads of one invalid parameter.
@@ -39,35 +41,35 @@ func TestErrorCodes(t *testing.T) {
 	}{
 		{name: "unknown and repeated", get: "channels=webchat&q=a&q=b",
 			want: []wantErr{{"channels", CodeUnknownParameter, -1, 0}, {"q", CodeRepeated, -1, 0}}},
-		{name: "interval incomplete", get: "from=2025-10-01", want: []wantErr{{"to", CodeIncompleteRange, -1, 0}}},
-		{name: "interval order", get: "from=2025-10-05&to=2025-10-01", want: []wantErr{{"to", CodeIntervalOrder, -1, 0}}},
-		{name: "interval too long", get: "from=2025-09-01&to=2025-10-10", want: []wantErr{{"to", CodeIntervalTooLong, -1, 31}}},
-		{name: "bad time", get: "from=ontem&to=2025-10-10", want: []wantErr{{"from", CodeInvalidTime, -1, 0}}},
+		{name: "interval incomplete", get: "from=2025-10-01", want: []wantErr{{"to", ErrorCode(report.CodeIncompleteRange), -1, 0}}},
+		{name: "interval order", get: "from=2025-10-05&to=2025-10-01", want: []wantErr{{"to", ErrorCode(report.CodeIntervalOrder), -1, 0}}},
+		{name: "interval too long", get: "from=2025-09-01&to=2025-10-10", want: []wantErr{{"to", ErrorCode(report.CodeIntervalTooLong), -1, 31}}},
+		{name: "bad time", get: "from=ontem&to=2025-10-10", want: []wantErr{{"from", ErrorCode(report.CodeInvalidTime), -1, 0}}},
 		{name: "session and protocol", get: "session=abc&protocol=123",
-			want: []wantErr{{"session", CodeInvalidSessionID, -1, 0}, {"protocol", CodeInvalidProtocol, -1, 0}}},
+			want: []wantErr{{"session", ErrorCode(report.CodeInvalidSessionID), -1, 0}, {"protocol", ErrorCode(report.CodeInvalidProtocol), -1, 0}}},
 		{name: "tags", get: "tag=ok&tag=+&tag=" + long + "&tag_mode=some",
-			want: []wantErr{{"tag", CodeEmpty, 1, 0}, {"tag", CodeTooLong, 2, maxTagLen}, {"tag_mode", CodeInvalidTagMode, -1, 0}}},
+			want: []wantErr{{"tag", ErrorCode(report.CodeEmpty), 1, 0}, {"tag", ErrorCode(report.CodeTooLong), 2, maxTagLen}, {"tag_mode", ErrorCode(report.CodeInvalidTagMode), -1, 0}}},
 		{name: "control character", get: "tag=ok&tag=a%01b&q=x%00y",
-			want: []wantErr{{"tag", CodeControlCharacter, 1, 0}, {"q", CodeControlCharacter, -1, 0}}},
+			want: []wantErr{{"tag", ErrorCode(report.CodeControlCharacter), 1, 0}, {"q", ErrorCode(report.CodeControlCharacter), -1, 0}}},
 		{name: "too many channels", get: "channel=" + strings.Repeat("a&channel=a", maxChannels),
-			want: []wantErr{{"channel", CodeTooMany, -1, maxChannels}}},
-		{name: "channel", get: "channel=whatsapp&channel=Web+Chat", want: []wantErr{{"channel", CodeInvalidChannel, 1, 0}}},
+			want: []wantErr{{"channel", ErrorCode(report.CodeTooMany), -1, maxChannels}}},
+		{name: "channel", get: "channel=whatsapp&channel=Web+Chat", want: []wantErr{{"channel", ErrorCode(report.CodeInvalidChannel), 1, 0}}},
 		// The index is the value's place among the info values sent, even
 		// after one that could not be read at all.
 		{name: "info", get: "info=NOCOLON&info=A:like:x&info=B:equals&info=C:exists:x&info=bad%20key:exists",
 			want: []wantErr{
-				{"info", CodeInvalidCondition, 0, 0}, {"info", CodeUnknownOperation, 1, 0}, {"info", CodeValueRequired, 2, 0},
-				{"info", CodeValueNotAllowed, 3, 0}, {"info", CodeInvalidInfoKey, 4, 0},
+				{"info", CodeInvalidCondition, 0, 0}, {"info", ErrorCode(report.CodeUnknownOperation), 1, 0}, {"info", ErrorCode(report.CodeValueRequired), 2, 0},
+				{"info", ErrorCode(report.CodeValueNotAllowed), 3, 0}, {"info", ErrorCode(report.CodeInvalidInfoKey), 4, 0},
 			}},
 		{name: "contact, q, handed_off", get: "contact=+&q=%21%21&handed_off=yes",
-			want: []wantErr{{"contact", CodeEmpty, -1, 0}, {"handed_off", CodeInvalidBoolean, -1, 0}, {"q", CodeNoWord, -1, 0}}},
+			want: []wantErr{{"contact", ErrorCode(report.CodeEmpty), -1, 0}, {"handed_off", ErrorCode(report.CodeInvalidBoolean), -1, 0}, {"q", ErrorCode(report.CodeNoWord), -1, 0}}},
 		{name: "limit and cursor", get: "limit=500&cursor=xyz",
-			want: []wantErr{{"limit", CodeInvalidLimit, -1, maxLimit}, {"cursor", CodeInvalidCursor, -1, 0}}},
+			want: []wantErr{{"limit", ErrorCode(report.CodeInvalidLimit), -1, maxLimit}, {"cursor", ErrorCode(report.CodeInvalidCursor), -1, 0}}},
 		{name: "json body", post: `[1]`, want: []wantErr{{"body", CodeInvalidBody, -1, 0}}},
 		{name: "json fields", post: `{"tags": ["a", 3], "info": [7, {"key": "K", "op": "like"}], "colour": 1}`,
 			want: []wantErr{
 				{"colour", CodeUnknownParameter, -1, 0}, {"tags[1]", CodeInvalidType, 1, 0},
-				{"info[0]", CodeInvalidCondition, 0, 0}, {"info[1].op", CodeUnknownOperation, 1, 0},
+				{"info[0]", CodeInvalidCondition, 0, 0}, {"info[1].op", ErrorCode(report.CodeUnknownOperation), 1, 0},
 			}},
 	}
 	for _, tc := range cases {

@@ -259,7 +259,7 @@ func (s *Server) detail(c *gin.Context) (report.Detail, bool) {
 	p.decodeQuery(c.Request.URL.Query(), routeParams(c))
 	id := c.Param("id")
 	if !event.IsUUID(id) {
-		p.reject("id", CodeInvalidSessionID, report.SessionIDMessage)
+		p.reject("id", ErrorCode(report.CodeInvalidSessionID), report.SessionIDMessage)
 	}
 	if len(p.errs) > 0 {
 		s.badRequest(c, p.sorted())
