@@ -23,6 +23,9 @@ func TestDocJSONMatchesEncodingJSON(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, 7))
 		for _, doc := range []jsonAppender{new(eventDoc), new(sessionDoc), new(keyDoc)} {
 			fillRandom(r, reflect.ValueOf(doc).Elem(), seed%3 == 0)
+			if d, ok := doc.(*eventDoc); ok {
+				d.Event = someEvent(r, seed)
+			}
 			want := encodingJSON(t, doc)
 			if d, ok := doc.(*sessionDoc); ok {
 				// The fields made of the session's events.
@@ -31,12 +34,11 @@ func TestDocJSONMatchesEncodingJSON(t *testing.T) {
 				}
 				messages, refs := []message{}, []string{}
 				for range r.IntN(5) {
-					st := &session.Stored{}
-					fillRandom(r, reflect.ValueOf(st).Elem(), seed%3 == 0)
+					st := &session.Stored{Event: someEvent(r, seed)}
 					if r.IntN(2) == 0 {
 						st.Type = event.TypeMessage
 					}
-					d.events = append(d.events, st)
+					d.events = append(d.events, *st)
 					if st.Type == event.TypeMessage && st.Text != "" {
 						messages = append(messages, message{st.Text})
 					}
@@ -75,6 +77,14 @@ var strs = []string{
 // fillRandom sets every field of v, recursively. Slices, maps and pointers are
 // nil or empty now and then (always filled when full is set, so that each
 // field is seen).
+// someEvent is an event filled by fillRandom: an event document and a
+// session's events always point to one.
+func someEvent(r *rand.Rand, seed uint64) *event.Event {
+	e := new(event.Event)
+	fillRandom(r, reflect.ValueOf(e).Elem(), seed%3 == 0)
+	return e
+}
+
 func fillRandom(r *rand.Rand, v reflect.Value, full bool) {
 	switch v.Kind() {
 	case reflect.String:

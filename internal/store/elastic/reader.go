@@ -2,6 +2,7 @@ package elastic
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -118,8 +119,11 @@ func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool,
 		out[ref] = rejected
 	}
 	for _, st := range r.states {
-		for i := range st.events {
-			ref := st.events[i].Ref()
+		// Only the tail from the key's anchor on can hold an event of the
+		// batch; memory's older sessions need not be looked at.
+		tail := st.tail(r.from[st.id])
+		for i := range tail {
+			ref := tail[i].Ref()
 			if known, asked := out[ref]; !asked || known {
 				continue
 			}
@@ -345,8 +349,8 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 			continue
 		}
 		var ed eventDoc
-		if err := json.Unmarshal(evs[i].Source, &ed); err != nil {
-			return fmt.Errorf("elasticsearch: event document %s: %w", evDocs[i].ID, err)
+		if err := json.Unmarshal(evs[i].Source, &ed); err != nil || ed.Event == nil {
+			return fmt.Errorf("elasticsearch: event document %s: %w", evDocs[i].ID, cmp.Or(err, errNoEvent))
 		}
 		st := owners[i]
 		if ed.Key != st.key {
@@ -368,7 +372,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		for _, e := range got[st] {
 			st.events = append(st.events, e)
 		}
-		slices.SortFunc(st.events, func(a, b session.Stored) int { return event.Compare(&a.Event, &b.Event) })
+		slices.SortFunc(st.events, func(a, b session.Stored) int { return event.Compare(a.Event, b.Event) })
 		st.loaded = min(st.loaded, l.from)
 		st.retiredLoaded = st.retiredLoaded || l.retired
 	}

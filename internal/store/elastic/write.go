@@ -253,7 +253,7 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 	rejected := map[event.Ref]string{}
 	for i := range ch.Events {
 		e := &ch.Events[i]
-		w, err := get(e.Tenant, session.KeyOf(&e.Event))
+		w, err := get(e.Tenant, session.KeyOf(e.Event))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -291,12 +291,15 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 		slices.SortFunc(evs, compareStored)
 	}
 	w.kept = make([]session.Stored, 0, len(tail)+len(evs))
+	// Memory keeps the new events past this batch: in copies of its own,
+	// one allocation per key, not pointers into the caller's batch.
+	own := make([]event.Event, 0, len(evs))
 	for i, j := 0, 0; i < len(tail) || j < len(evs); {
 		c := -1
 		if j < len(evs) {
 			c = 1
 			if i < len(tail) {
-				c = event.Compare(&tail[i].Event, &evs[j].Event)
+				c = event.Compare(tail[i].Event, evs[j].Event)
 			}
 		}
 		switch {
@@ -304,17 +307,32 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 			w.kept = append(w.kept, tail[i])
 			i++
 			continue
-		case c == 0:
-			i++ // moved
+		case c == 0: // moved: the event memory holds, in its new session
+			w.kept = append(w.kept, session.Stored{Event: tail[i].Event, SessionID: evs[j].SessionID})
+			i, j = i+1, j+1
+			continue
 		case !storable(evs[j].OccurredAt):
 			rejected[evs[j].Ref()] = "occurred_at is outside the years 1970 to 2261 that the index holds"
 		}
-		w.kept = append(w.kept, *evs[j])
+		own = append(own, *evs[j].Event)
+		w.kept = append(w.kept, session.Stored{Event: &own[len(own)-1], SessionID: evs[j].SessionID})
 		j++
 	}
-	members := map[string][]*session.Stored{}
-	for i := range w.kept {
-		members[w.kept[i].SessionID] = append(members[w.kept[i].SessionID], &w.kept[i])
+	// Sessions are windows of the key's events in event order, so each
+	// session's events are one run of w.kept; a session met in two runs
+	// (which the assembler does not produce) is joined in a copy.
+	members := map[string][]session.Stored{}
+	for i := 0; i < len(w.kept); {
+		id, j := w.kept[i].SessionID, i+1
+		for j < len(w.kept) && w.kept[j].SessionID == id {
+			j++
+		}
+		if prev, ok := members[id]; ok {
+			members[id] = append(slices.Clip(prev), w.kept[i:j]...)
+		} else {
+			members[id] = w.kept[i:j:j]
+		}
+		i = j
 	}
 	w.after = append([]sessionRef(nil), st.sessions[:w.from]...)
 	live := map[string]bool{}
@@ -436,7 +454,7 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 	return rejected, nil
 }
 
-func compareStored(a, b *session.Stored) int { return event.Compare(&a.Event, &b.Event) }
+func compareStored(a, b *session.Stored) int { return event.Compare(a.Event, b.Event) }
 
 // holds reports whether the state read holds ref: a stored event.
 func (st *keyState) holds(ref event.Ref) bool {
