@@ -125,8 +125,13 @@ type groupKey struct {
 // from no later than its earliest event in the batch (docs/sessions.md,
 // "How order independence is achieved").
 func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event) (Changes, error) {
-	groups := map[groupKey][]*event.Event{}
+	// The batch's events by key, in the order the keys first appear;
+	// index finds a key's position by a name built in a reused buffer, so
+	// that only a key's first event builds its KeyOf.
 	var order []groupKey
+	var groups [][]*event.Event
+	index := map[string]int{}
+	var name []byte
 	seen := make(map[event.Ref]bool, len(batch))
 	for i := range batch {
 		e := &batch[i]
@@ -135,15 +140,19 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 			continue
 		}
 		seen[ref] = true
-		k := groupKey{e.Tenant, KeyOf(e)}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
+		name = appendGroup(name[:0], e)
+		g, ok := index[string(name)]
+		if !ok {
+			g = len(order)
+			index[string(name)] = g
+			order = append(order, groupKey{e.Tenant, KeyOf(e)})
+			groups = append(groups, nil)
 		}
-		groups[k] = append(groups[k], e)
+		groups[g] = append(groups[g], e)
 	}
 	reqs := make([]KeyRequest, len(order))
 	for i, k := range order {
-		fresh := groups[k]
+		fresh := groups[i]
 		slices.SortFunc(fresh, event.Compare)
 		reqs[i] = KeyRequest{Tenant: k.tenant, Key: k.key, Since: since(k.key, fresh)}
 	}
@@ -153,9 +162,9 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 		}
 	}
 	refs := make([]event.Ref, 0, len(seen))
-	for _, k := range order {
-		for i := range groups[k] {
-			refs = append(refs, groups[k][i].Ref())
+	for _, g := range groups {
+		for _, e := range g {
+			refs = append(refs, e.Ref())
 		}
 	}
 	known, err := r.Known(ctx, refs)
@@ -164,7 +173,7 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 	}
 	var ch Changes
 	for i, k := range order {
-		fresh := slices.DeleteFunc(groups[k], func(e *event.Event) bool { return known[e.Ref()] })
+		fresh := slices.DeleteFunc(groups[i], func(e *event.Event) bool { return known[e.Ref()] })
 		if len(fresh) == 0 {
 			continue
 		}

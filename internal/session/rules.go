@@ -30,6 +30,35 @@ func KeyOf(e *event.Event) string {
 	return derivedPrefix + e.Channel + "/" + e.Contact.ID
 }
 
+// KeyIs reports whether KeyOf(e) is key, without building KeyOf(e).
+// Channels are tokens without '/', so the first '/' of a derived key ends
+// the channel.
+func KeyIs(e *event.Event, key string) bool {
+	if e.SessionID != "" {
+		id, ok := strings.CutPrefix(key, explicitPrefix)
+		return ok && id == e.SessionID
+	}
+	rest, ok := strings.CutPrefix(key, derivedPrefix)
+	channel, contact, found := strings.Cut(rest, "/")
+	return ok && found && channel == e.Channel && contact == e.Contact.ID
+}
+
+// appendGroup appends a name of e's tenant and key that no other tenant
+// and key share (the tenant, a NUL, KeyOf(e)): a map lookup by it costs no
+// allocation.
+func appendGroup(b []byte, e *event.Event) []byte {
+	b = append(b, e.Tenant...)
+	b = append(b, 0)
+	if e.SessionID != "" {
+		b = append(b, explicitPrefix...)
+		return append(b, e.SessionID...)
+	}
+	b = append(b, derivedPrefix...)
+	b = append(b, e.Channel...)
+	b = append(b, '/')
+	return append(b, e.Contact.ID...)
+}
+
 // IsDerivedKey reports whether key groups events without a session id.
 func IsDerivedKey(key string) bool { return strings.HasPrefix(key, derivedPrefix) }
 

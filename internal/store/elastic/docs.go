@@ -23,8 +23,9 @@ type eventDoc struct {
 // errNoEvent: a source read as an event document holds no event's fields.
 var errNoEvent = errors.New("the document holds no event")
 
-func newEventDoc(st *session.Stored) *eventDoc {
-	return &eventDoc{Event: st.Event, Key: session.KeyOf(st.Event), Session: st.SessionID}
+// newEventDoc is the document of st, an event of key.
+func newEventDoc(st *session.Stored, key string) *eventDoc {
+	return &eventDoc{Event: st.Event, Key: key, Session: st.SessionID}
 }
 
 // sessionDoc is a session as indexed: the summary, plus fields that exist to

@@ -105,7 +105,7 @@ func TestMappingsCoverDocuments(t *testing.T) {
 	var ref keyDoc
 	fill(reflect.ValueOf(&ref).Elem())
 	for kind, doc := range map[string]jsonAppender{
-		"events":   newEventDoc(&st),
+		"events":   newEventDoc(&st, session.KeyOf(&e)),
 		"sessions": newSessionDoc(&ss, []session.Stored{{Event: &event.Event{Type: event.TypeMessage, Text: "oi"}}}),
 		"keys":     &ref,
 	} {

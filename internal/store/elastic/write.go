@@ -251,11 +251,16 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		w.sessions = append(w.sessions, &sessionDoc{Session: ch.Sessions[i]})
 	}
 	rejected := map[event.Ref]string{}
+	// The assembler gives a key's events one after the other: the key of
+	// the previous event is checked before one is built.
+	var w *keyWrite
 	for i := range ch.Events {
 		e := &ch.Events[i]
-		w, err := get(e.Tenant, session.KeyOf(e.Event))
-		if err != nil {
-			return nil, nil, err
+		if w == nil || w.st.tenant != e.Tenant || !session.KeyIs(e.Event, w.st.key) {
+			var err error
+			if w, err = get(e.Tenant, session.KeyOf(e.Event)); err != nil {
+				return nil, nil, err
+			}
 		}
 		w.events = append(w.events, e)
 	}
@@ -405,7 +410,7 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 		}
 		for _, e := range w.events {
 			ref := e.Ref()
-			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), ID: docID(e.Tenant, e.EventID), Doc: newEventDoc(e), Version: w.gen})
+			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), ID: docID(e.Tenant, e.EventID), Doc: newEventDoc(e, w.st.key), Version: w.gen})
 			owners = append(owners, owner{w: w, event: &ref})
 		}
 	}
