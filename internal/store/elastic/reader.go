@@ -53,12 +53,15 @@ func newReader(s *Store, rejected map[event.Ref]string) *reader {
 // documents).
 func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error {
 	var fetch []*keyState
-	sorted := slices.Clone(reqs)
-	slices.SortFunc(sorted, func(a, b session.KeyRequest) int {
-		return strings.Compare(keyDocID(a.Tenant, a.Key), keyDocID(b.Tenant, b.Key))
-	})
-	for _, q := range sorted {
-		id := keyDocID(q.Tenant, q.Key)
+	// Keys are taken in the order of their documents' ids (see take).
+	ids := make([]string, len(reqs))
+	order := make([]int, len(reqs))
+	for i := range reqs {
+		ids[i], order[i] = keyDocID(reqs[i].Tenant, reqs[i].Key), i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(ids[a], ids[b]) })
+	for _, i := range order {
+		id, q := ids[i], &reqs[i]
 		if _, ok := r.states[id]; ok {
 			continue
 		}
@@ -76,8 +79,8 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 		return err
 	}
 	var loads []sessionLoad
-	for _, q := range reqs {
-		st := r.states[keyDocID(q.Tenant, q.Key)]
+	for i, q := range reqs {
+		st := r.states[ids[i]]
 		j := st.anchor(q.Since)
 		if len(st.retired) > 0 && !st.retiredLoaded {
 			// A write that may not have finished: read from where it

@@ -243,17 +243,21 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		order = append(order, id)
 		return w, nil
 	}
+	// The assembler gives a key's sessions, then its events, one after the
+	// other: the previous key is checked before a key's id is built.
+	var w *keyWrite
 	for i := range ch.Sessions {
-		w, err := get(ch.Sessions[i].Tenant, ch.Sessions[i].Key)
-		if err != nil {
-			return nil, nil, err
+		ss := &ch.Sessions[i]
+		if w == nil || w.st.tenant != ss.Tenant || w.st.key != ss.Key {
+			var err error
+			if w, err = get(ss.Tenant, ss.Key); err != nil {
+				return nil, nil, err
+			}
 		}
 		w.sessions = append(w.sessions, &sessionDoc{Session: ch.Sessions[i]})
 	}
 	rejected := map[event.Ref]string{}
-	// The assembler gives a key's events one after the other: the key of
-	// the previous event is checked before one is built.
-	var w *keyWrite
+	w = nil
 	for i := range ch.Events {
 		e := &ch.Events[i]
 		if w == nil || w.st.tenant != e.Tenant || !session.KeyIs(e.Event, w.st.key) {
