@@ -196,6 +196,8 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The settings of `chatreport ingest`, so that the figures are its.
+	ingest.SetGCDefaults()
 	var sink ingest.Sink
 	var counter *countingTransport
 	switch c.Store {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatreport/chatreport/internal/config"
 	"github.com/chatreport/chatreport/internal/health"
+	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/metrics"
 	"github.com/chatreport/chatreport/internal/pipeline"
 )
@@ -32,6 +33,8 @@ func newIngestCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				gcPercent, memLimit := ingest.SetGCDefaults()
+				log.Info("garbage collector", zap.Int("gc_percent", gcPercent), zap.Int64("memory_limit_bytes", memLimit))
 				ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 				if err != nil {
 					return fmt.Errorf("listen for metrics and health: %w", err)

@@ -373,13 +373,14 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 // the writer holds.
 func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 	ops := make([]Op, len(writes))
+	keys := s.names.keysIndex()
 	for i, w := range writes {
 		doc := w.doc(s.writer, true)
 		if w.st.exists {
 			seq, term := w.st.seqNo, w.st.primaryTerm
-			ops[i] = Op{Action: Index, Index: s.names.keysIndex(), ID: w.st.id, IfSeqNo: &seq, IfPrimaryTerm: &term, Doc: doc}
+			ops[i] = Op{Action: Index, Index: keys, ID: w.st.id, IfSeqNo: &seq, IfPrimaryTerm: &term, Doc: doc}
 		} else {
-			ops[i] = Op{Action: Create, Index: s.names.keysIndex(), ID: w.st.id, Doc: doc}
+			ops[i] = Op{Action: Create, Index: keys, ID: w.st.id, Doc: doc}
 		}
 	}
 	results, err := s.bulk.Write(ctx, ops)
@@ -481,9 +482,10 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 		}
 	}
 	commits := len(ops)
+	keys := s.names.keysIndex()
 	for _, w := range writes {
 		seq, term := w.st.seqNo, w.st.primaryTerm
-		ops = append(ops, Op{Action: Index, Index: s.names.keysIndex(), ID: w.st.id, IfSeqNo: &seq, IfPrimaryTerm: &term, Doc: w.doc(s.writer, false)})
+		ops = append(ops, Op{Action: Index, Index: keys, ID: w.st.id, IfSeqNo: &seq, IfPrimaryTerm: &term, Doc: w.doc(s.writer, false)})
 	}
 	results, err := s.bulk.Write(ctx, ops)
 	if err != nil {
