@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/session"
 )
@@ -144,5 +146,47 @@ func fillRandom(r *rand.Rand, v reflect.Value, full bool) {
 		v.Set(m)
 	default:
 		panic("fill: no case for " + v.Type().String())
+	}
+}
+
+// TestReadBackDecoding: the json v2 package, which the write path decodes
+// the documents it reads back with, gives what encoding/json gives for
+// documents written by the encoders above, every field filled by
+// reflection.
+func TestReadBackDecoding(t *testing.T) {
+	for seed := range uint64(300) {
+		r := rand.New(rand.NewPCG(seed, 11))
+		ed := &eventDoc{Event: someEvent(r, seed)}
+		fillRandom(r, reflect.ValueOf(&ed.Key).Elem(), seed%3 == 0)
+		fillRandom(r, reflect.ValueOf(&ed.Session).Elem(), seed%3 == 0)
+		kd := new(keyDoc)
+		fillRandom(r, reflect.ValueOf(kd).Elem(), seed%3 == 0)
+		sd := &sessionDoc{}
+		fillRandom(r, reflect.ValueOf(sd).Elem(), seed%3 == 0)
+		for range r.IntN(4) {
+			sd.events = append(sd.events, session.Stored{Event: someEvent(r, seed)})
+		}
+		type refs struct {
+			EventRefs []string `json:"event_refs"`
+		}
+		for _, tc := range []struct {
+			doc    jsonAppender
+			v1, v2 any
+		}{
+			{ed, new(eventDoc), new(eventDoc)},
+			{kd, new(keyDoc), new(keyDoc)},
+			{sd, new(refs), new(refs)},
+		} {
+			raw := tc.doc.appendJSON(nil)
+			if err := json.Unmarshal(raw, tc.v1); err != nil {
+				t.Fatalf("seed %d, %T: encoding/json: %v", seed, tc.doc, err)
+			}
+			if err := jsonv2.Unmarshal(raw, tc.v2); err != nil {
+				t.Fatalf("seed %d, %T: json v2: %v", seed, tc.doc, err)
+			}
+			if !reflect.DeepEqual(tc.v1, tc.v2) {
+				t.Fatalf("seed %d, %T: encoding/json read\n%#v\njson v2 read\n%#v", seed, tc.doc, tc.v1, tc.v2)
+			}
+		}
 	}
 }
