@@ -196,8 +196,6 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// The settings of `chatreport ingest`, so that the figures are its.
-	ingest.SetGCDefaults()
 	var sink ingest.Sink
 	var counter *countingTransport
 	switch c.Store {
@@ -209,6 +207,9 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 		defer set.Close()
 		sink = store.NewSink(set, c.Pipeline)
 	case StoreElastic:
+		// The settings of `chatreport ingest` on Elasticsearch, so that
+		// the figures are its.
+		ingest.SetGCDefaults()
 		base := http.DefaultTransport.(*http.Transport).Clone()
 		defer base.CloseIdleConnections()
 		counter = newCountingTransport(base)

@@ -6,24 +6,25 @@ import (
 	"runtime/debug"
 )
 
-// The garbage collector's settings for an ingester process. An ingester's
-// live heap is small and steady (the store's memory of its keys) while it
-// allocates a batch's worth of short-lived documents and buffers per
-// batch: with Go's default (GOGC=100) it collected several times a batch
-// and the collector took 15–20 % of its CPU (docs/performance.md). A
-// higher GOGC collects less often; the soft memory limit keeps the heap
-// under the resident memory the ingester is allowed, by collecting more
-// often only when the live heap nears it.
-// https://go.dev/doc/gc-guide#Memory_limit
+// The garbage collector's settings for an ingester process that writes to
+// Elasticsearch. Its live heap is small and steady (the store's memory of
+// its keys) while it allocates a batch's worth of short-lived documents
+// and buffers per batch: at Go's default (GOGC=100) the collector took
+// 15–20 % of its CPU (docs/performance.md). A higher GOGC collects less
+// often; the soft memory limit keeps the heap under the resident memory
+// the ingester is allowed, collecting more often only when the heap nears
+// it (https://go.dev/doc/gc-guide#Memory_limit).
 const (
 	ingestGCPercent   = 400
 	ingestMemoryLimit = 224 << 20
 )
 
-// SetGCDefaults applies the ingester's garbage-collector settings, each
-// unless the environment sets it (GOGC, GOMEMLIMIT), which an operator's
-// deployment may do (deploy/ sets GOMEMLIMIT below the pod's memory
-// limit). It returns the GC percent and the memory limit in effect.
+// SetGCDefaults applies the Elasticsearch ingester's garbage-collector
+// settings, each unless the environment sets it (GOGC, GOMEMLIMIT), as an
+// operator's deployment may (deploy/kubernetes sets GOMEMLIMIT below the
+// pod's memory limit). It returns the GC percent and the memory limit in
+// effect. The SQLite ingester keeps Go's defaults: its resident memory is
+// mostly SQLite's, and a larger Go heap would add to it.
 func SetGCDefaults() (percent int, limit int64) {
 	percent = debug.SetGCPercent(-1)
 	if _, set := os.LookupEnv("GOGC"); !set {
