@@ -13,10 +13,12 @@ import (
 // 15–20 % of its CPU (docs/performance.md). A higher GOGC collects less
 // often; the soft memory limit keeps the heap under the resident memory
 // the ingester is allowed, collecting more often only when the heap nears
-// it (https://go.dev/doc/gc-guide#Memory_limit).
+// it (https://go.dev/doc/gc-guide#Memory_limit). It is twice the live heap
+// of a full default cache (400,000 events, ~530 bytes each): a limit near
+// the live heap would make the collector run all the time.
 const (
 	ingestGCPercent   = 400
-	ingestMemoryLimit = 224 << 20
+	ingestMemoryLimit = 448 << 20
 )
 
 // SetGCDefaults applies the Elasticsearch ingester's garbage-collector
