@@ -316,10 +316,16 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 			w.kept = append(w.kept, tail[i])
 			i++
 			continue
-		case c == 0: // moved: the event memory holds, in its new session
-			w.kept = append(w.kept, session.Stored{Event: tail[i].Event, SessionID: evs[j].SessionID})
-			i, j = i+1, j+1
-			continue
+		case c == 0:
+			i++
+			if tail[i-1].Event == evs[j].Event {
+				// Moved: the event memory holds, in its new session.
+				w.kept = append(w.kept, *evs[j])
+				j++
+				continue
+			}
+			// A stored event of an unfinished key that the batch
+			// brought again: what the write stores is the batch's.
 		case !storable(evs[j].OccurredAt):
 			rejected[evs[j].Ref()] = "occurred_at is outside the years 1970 to 2261 that the index holds"
 		}
