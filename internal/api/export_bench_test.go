@@ -74,16 +74,16 @@ func seedExport(path string, n int) error {
 		for i := start; i < min(start+batch, n); i++ {
 			c := storetest.B{Contact: fmt.Sprintf("55119%08d", i), Phone: fmt.Sprintf("+55 11 9%08d", i), Name: fmt.Sprintf("Cliente %d", i)}
 			at := time.Duration(i) * benchSpacing
-			events := []event.Event{
-				c.Msg(fmt.Sprintf("b%06d-1", i), at, event.RoleCustomer, "Olá, preciso da segunda via do boleto de outubro, por favor"),
-				c.Msg(fmt.Sprintf("b%06d-2", i), at+time.Second, event.RoleBot, "Claro! Para continuar, informe o CPF do titular da conta."),
-				c.Tag(fmt.Sprintf("b%06d-3", i), at+2*time.Second, "Segunda Via Sucesso"),
-				c.Info(fmt.Sprintf("b%06d-4", i), at+3*time.Second, "PLANO", "Fibra 500 Mega"),
-				c.Msg(fmt.Sprintf("b%06d-5", i), at+4*time.Second, event.RoleCustomer, "123.456.789-00"),
-				c.Msg(fmt.Sprintf("b%06d-6", i), at+5*time.Second, event.RoleBot, "Pronto! Enviei o boleto para o seu e-mail cadastrado."),
+			events := []*event.Event{
+				ptr(c.Msg(fmt.Sprintf("b%06d-1", i), at, event.RoleCustomer, "Olá, preciso da segunda via do boleto de outubro, por favor")),
+				ptr(c.Msg(fmt.Sprintf("b%06d-2", i), at+time.Second, event.RoleBot, "Claro! Para continuar, informe o CPF do titular da conta.")),
+				ptr(c.Tag(fmt.Sprintf("b%06d-3", i), at+2*time.Second, "Segunda Via Sucesso")),
+				ptr(c.Info(fmt.Sprintf("b%06d-4", i), at+3*time.Second, "PLANO", "Fibra 500 Mega")),
+				ptr(c.Msg(fmt.Sprintf("b%06d-5", i), at+4*time.Second, event.RoleCustomer, "123.456.789-00")),
+				ptr(c.Msg(fmt.Sprintf("b%06d-6", i), at+5*time.Second, event.RoleBot, "Pronto! Enviei o boleto para o seu e-mail cadastrado.")),
 			}
-			id := session.DeriveID(&events[0])
-			ch.Sessions = append(ch.Sessions, session.Summarize(id, session.KeyOf(&events[0]), policy, events))
+			id := session.DeriveID(events[0])
+			ch.Sessions = append(ch.Sessions, session.Summarize(id, session.KeyOf(events[0]), policy, events))
 			for _, e := range events {
 				ch.Events = append(ch.Events, session.Stored{Event: e, SessionID: id})
 			}
@@ -174,3 +174,5 @@ func BenchmarkExport(b *testing.B) {
 		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -207,6 +207,9 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 		defer set.Close()
 		sink = store.NewSink(set, c.Pipeline)
 	case StoreElastic:
+		// The settings of `chatreport ingest` on Elasticsearch, so that
+		// the figures are its.
+		ingest.SetGCDefaults()
 		base := http.DefaultTransport.(*http.Transport).Clone()
 		defer base.CloseIdleConnections()
 		counter = newCountingTransport(base)

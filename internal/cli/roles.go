@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatreport/chatreport/internal/config"
 	"github.com/chatreport/chatreport/internal/health"
+	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/metrics"
 	"github.com/chatreport/chatreport/internal/pipeline"
 )
@@ -31,6 +32,10 @@ func newIngestCommand(g *globals) *cobra.Command {
 				in, err := newIngester(cfg, def, cfg.Kafka.Brokers, be.sink, reg, log)
 				if err != nil {
 					return err
+				}
+				if cfg.Store.Kind == config.StoreElasticsearch {
+					gcPercent, memLimit := ingest.SetGCDefaults()
+					log.Info("garbage collector", zap.Int("gc_percent", gcPercent), zap.Int64("memory_limit_bytes", memLimit))
 				}
 				ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 				if err != nil {

@@ -12,8 +12,13 @@ import (
 )
 
 // Stored is an event as the store holds it: with the session it belongs to.
+// It points to the event, which nobody changes once it is decoded: the
+// assembler and the stores pass events around by pointer rather than copy
+// a struct of some 260 bytes at each step (docs/performance.md). A store
+// that keeps an event past the Update that wrote it keeps a copy of its
+// own, never a pointer into the caller's batch.
 type Stored struct {
-	event.Event
+	*event.Event
 	SessionID string
 }
 
@@ -120,8 +125,13 @@ type groupKey struct {
 // from no later than its earliest event in the batch (docs/sessions.md,
 // "How order independence is achieved").
 func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event) (Changes, error) {
-	groups := map[groupKey][]event.Event{}
+	// The batch's events by key, in the order the keys first appear;
+	// index finds a key's position by a name built in a reused buffer, so
+	// that only a key's first event builds its KeyOf.
 	var order []groupKey
+	var groups [][]*event.Event
+	index := map[string]int{}
+	var name []byte
 	seen := make(map[event.Ref]bool, len(batch))
 	for i := range batch {
 		e := &batch[i]
@@ -130,16 +140,20 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 			continue
 		}
 		seen[ref] = true
-		k := groupKey{e.Tenant, KeyOf(e)}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
+		name = appendGroup(name[:0], e)
+		g, ok := index[string(name)]
+		if !ok {
+			g = len(order)
+			index[string(name)] = g
+			order = append(order, groupKey{e.Tenant, KeyOf(e)})
+			groups = append(groups, nil)
 		}
-		groups[k] = append(groups[k], *e)
+		groups[g] = append(groups[g], e)
 	}
 	reqs := make([]KeyRequest, len(order))
 	for i, k := range order {
-		fresh := groups[k]
-		slices.SortFunc(fresh, func(x, y event.Event) int { return event.Compare(&x, &y) })
+		fresh := groups[i]
+		slices.SortFunc(fresh, event.Compare)
 		reqs[i] = KeyRequest{Tenant: k.tenant, Key: k.key, Since: since(k.key, fresh)}
 	}
 	if p, ok := r.(Prefetcher); ok && len(reqs) > 0 {
@@ -148,9 +162,9 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 		}
 	}
 	refs := make([]event.Ref, 0, len(seen))
-	for _, k := range order {
-		for i := range groups[k] {
-			refs = append(refs, groups[k][i].Ref())
+	for _, g := range groups {
+		for _, e := range g {
+			refs = append(refs, e.Ref())
 		}
 	}
 	known, err := r.Known(ctx, refs)
@@ -159,7 +173,7 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 	}
 	var ch Changes
 	for i, k := range order {
-		fresh := slices.DeleteFunc(groups[k], func(e event.Event) bool { return known[e.Ref()] })
+		fresh := slices.DeleteFunc(groups[i], func(e *event.Event) bool { return known[e.Ref()] })
 		if len(fresh) == 0 {
 			continue
 		}
@@ -173,7 +187,7 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 // since is the earliest point sorted new events of key can affect: the
 // first of them, or the key's beginning for an explicit session, whose
 // events all belong to it.
-func since(key string, fresh []event.Event) time.Time {
+func since(key string, fresh []*event.Event) time.Time {
 	if !IsDerivedKey(key) {
 		return time.Time{}
 	}
@@ -182,7 +196,7 @@ func since(key string, fresh []event.Event) time.Time {
 
 // assembleKey recomputes the sessions of one key from the earliest point the
 // new events (sorted) can affect.
-func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since time.Time, fresh []event.Event, ch *Changes) error {
+func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since time.Time, fresh []*event.Event, ch *Changes) error {
 	derived := IsDerivedKey(k.key)
 	stored, err := r.KeyEvents(ctx, k.tenant, k.key, since)
 	if err != nil {
@@ -208,7 +222,7 @@ func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since
 		events := all[from:to]
 		id := all[from].SessionID
 		if derived {
-			id = DeriveID(&all[from])
+			id = DeriveID(all[from])
 		}
 		live[id] = true
 		ch.Sessions = append(ch.Sessions, Summarize(id, k.key, policy, events))
@@ -231,12 +245,12 @@ func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since
 // merge returns the stored events and the new ones (each sorted) in one
 // sorted list, and beside each the session it was stored in ("" for a new
 // event: no session id is empty).
-func merge(stored []Stored, fresh []event.Event) (all []event.Event, oldSession []string) {
-	all = make([]event.Event, 0, len(stored)+len(fresh))
+func merge(stored []Stored, fresh []*event.Event) (all []*event.Event, oldSession []string) {
+	all = make([]*event.Event, 0, len(stored)+len(fresh))
 	oldSession = make([]string, 0, cap(all))
 	i, j := 0, 0
 	for i < len(stored) || j < len(fresh) {
-		if j == len(fresh) || (i < len(stored) && event.Compare(&stored[i].Event, &fresh[j]) <= 0) {
+		if j == len(fresh) || (i < len(stored) && event.Compare(stored[i].Event, fresh[j]) <= 0) {
 			all = append(all, stored[i].Event)
 			oldSession = append(oldSession, stored[i].SessionID)
 			i++

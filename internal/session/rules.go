@@ -30,6 +30,35 @@ func KeyOf(e *event.Event) string {
 	return derivedPrefix + e.Channel + "/" + e.Contact.ID
 }
 
+// KeyIs reports whether KeyOf(e) is key, without building KeyOf(e).
+// Channels are tokens without '/', so the first '/' of a derived key ends
+// the channel.
+func KeyIs(e *event.Event, key string) bool {
+	if e.SessionID != "" {
+		id, ok := strings.CutPrefix(key, explicitPrefix)
+		return ok && id == e.SessionID
+	}
+	rest, ok := strings.CutPrefix(key, derivedPrefix)
+	channel, contact, found := strings.Cut(rest, "/")
+	return ok && found && channel == e.Channel && contact == e.Contact.ID
+}
+
+// appendGroup appends a name of e's tenant and key that no other tenant
+// and key share (the tenant, a NUL, KeyOf(e)): a map lookup by it costs no
+// allocation.
+func appendGroup(b []byte, e *event.Event) []byte {
+	b = append(b, e.Tenant...)
+	b = append(b, 0)
+	if e.SessionID != "" {
+		b = append(b, explicitPrefix...)
+		return append(b, e.SessionID...)
+	}
+	b = append(b, derivedPrefix...)
+	b = append(b, e.Channel...)
+	b = append(b, '/')
+	return append(b, e.Contact.ID...)
+}
+
 // IsDerivedKey reports whether key groups events without a session id.
 func IsDerivedKey(key string) bool { return strings.HasPrefix(key, derivedPrefix) }
 
@@ -55,10 +84,9 @@ func escapeID(s string) string {
 // Split cuts the events of one derived key, sorted by (occurred_at, event_id),
 // into the windows of policy p. It returns the index of each window's first
 // event; window i is events[starts[i]:starts[i+1]].
-func Split(p pipeline.Policy, events []event.Event) (starts []int) {
+func Split(p pipeline.Policy, events []*event.Event) (starts []int) {
 	var end time.Time
-	for i := range events {
-		e := &events[i]
+	for i, e := range events {
 		if i == 0 || !e.OccurredAt.Before(end) {
 			starts = append(starts, i)
 			end = e.OccurredAt.Add(p.Duration)
@@ -74,15 +102,15 @@ func Split(p pipeline.Policy, events []event.Event) (starts []int) {
 }
 
 // WindowEnd applies policy p to a session's sorted events.
-func WindowEnd(p pipeline.Policy, events []event.Event) time.Time {
+func WindowEnd(p pipeline.Policy, events []*event.Event) time.Time {
 	start := events[0].OccurredAt
 	if p.Mode == pipeline.Fixed {
 		return start.Add(p.Duration)
 	}
 	last := start
-	for i := range events {
-		if isCustomerMessage(&events[i]) && events[i].OccurredAt.After(last) {
-			last = events[i].OccurredAt
+	for _, e := range events {
+		if isCustomerMessage(e) && e.OccurredAt.After(last) {
+			last = e.OccurredAt
 		}
 	}
 	return last.Add(p.Duration)
@@ -94,8 +122,8 @@ func isCustomerMessage(e *event.Event) bool {
 
 // Summarize builds the session of tenant with id from its events, which must be
 // non-empty and sorted by (occurred_at, event_id).
-func Summarize(id, key string, p pipeline.Policy, events []event.Event) Session {
-	first, last := &events[0], &events[len(events)-1]
+func Summarize(id, key string, p pipeline.Policy, events []*event.Event) Session {
+	first, last := events[0], events[len(events)-1]
 	s := Session{
 		Tenant:         first.Tenant,
 		ID:             id,
@@ -115,8 +143,7 @@ func Summarize(id, key string, p pipeline.Policy, events []event.Event) Session 
 	}
 	agents := map[string]string{}
 	attendance := map[string]*Attendance{}
-	for i := range events {
-		e := &events[i]
+	for _, e := range events {
 		// Events are sorted, so the last assignment wins: "latest" by
 		// (occurred_at, event_id).
 		if e.Contact.Phone != "" {

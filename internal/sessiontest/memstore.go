@@ -57,7 +57,7 @@ type start struct {
 }
 
 func (ks *keyState) insertEvent(st *session.Stored) {
-	i, _ := slices.BinarySearchFunc(ks.events, st, func(a, b *session.Stored) int { return compareEvents(&a.Event, &b.Event) })
+	i, _ := slices.BinarySearchFunc(ks.events, st, func(a, b *session.Stored) int { return compareEvents(a.Event, b.Event) })
 	ks.events = slices.Insert(ks.events, i, st)
 }
 
@@ -196,8 +196,10 @@ func (m *MemStore) apply(ch *session.Changes) {
 			old.SessionID = st.SessionID // as SQLite: the body stays
 			continue
 		}
+		ev := *st.Event // the store's own copy, not the caller's batch
+		st.Event = &ev
 		m.events[st.Ref()] = &st
-		m.key(st.Tenant, keyOf(&st.Event)).insertEvent(&st)
+		m.key(st.Tenant, keyOf(st.Event)).insertEvent(&st)
 		if st.OccurredAt.After(m.watermark) {
 			m.watermark = st.OccurredAt
 		}
@@ -371,7 +373,7 @@ func (m *MemStore) Session(_ context.Context, tenant, id string) (report.Detail,
 	d := report.Detail{Session: *s}
 	for _, st := range m.keys[keyRef{tenant, s.Key}].events {
 		if st.SessionID == ref.ID {
-			d.Events = append(d.Events, st.Event)
+			d.Events = append(d.Events, *st.Event)
 		}
 	}
 	slices.SortFunc(d.Events, func(a, b event.Event) int { return compareEvents(&a, &b) })

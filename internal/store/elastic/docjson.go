@@ -25,7 +25,7 @@ type jsonAppender interface {
 }
 
 func (d *eventDoc) appendJSON(b []byte) []byte {
-	b = appendEvent(b, &d.Event)
+	b = appendEvent(b, d.Event)
 	b = b[:len(b)-1] // reopen the event's object
 	b = appendMember(b, "key", d.Key)
 	b = appendMember(b, "session", d.Session)

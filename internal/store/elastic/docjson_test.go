@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/session"
 )
@@ -23,6 +25,9 @@ func TestDocJSONMatchesEncodingJSON(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, 7))
 		for _, doc := range []jsonAppender{new(eventDoc), new(sessionDoc), new(keyDoc)} {
 			fillRandom(r, reflect.ValueOf(doc).Elem(), seed%3 == 0)
+			if d, ok := doc.(*eventDoc); ok {
+				d.Event = someEvent(r, seed)
+			}
 			want := encodingJSON(t, doc)
 			if d, ok := doc.(*sessionDoc); ok {
 				// The fields made of the session's events.
@@ -31,12 +36,11 @@ func TestDocJSONMatchesEncodingJSON(t *testing.T) {
 				}
 				messages, refs := []message{}, []string{}
 				for range r.IntN(5) {
-					st := &session.Stored{}
-					fillRandom(r, reflect.ValueOf(st).Elem(), seed%3 == 0)
+					st := &session.Stored{Event: someEvent(r, seed)}
 					if r.IntN(2) == 0 {
 						st.Type = event.TypeMessage
 					}
-					d.events = append(d.events, st)
+					d.events = append(d.events, *st)
 					if st.Type == event.TypeMessage && st.Text != "" {
 						messages = append(messages, message{st.Text})
 					}
@@ -75,6 +79,14 @@ var strs = []string{
 // fillRandom sets every field of v, recursively. Slices, maps and pointers are
 // nil or empty now and then (always filled when full is set, so that each
 // field is seen).
+// someEvent is an event filled by fillRandom: an event document and a
+// session's events always point to one.
+func someEvent(r *rand.Rand, seed uint64) *event.Event {
+	e := new(event.Event)
+	fillRandom(r, reflect.ValueOf(e).Elem(), seed%3 == 0)
+	return e
+}
+
 func fillRandom(r *rand.Rand, v reflect.Value, full bool) {
 	switch v.Kind() {
 	case reflect.String:
@@ -134,5 +146,47 @@ func fillRandom(r *rand.Rand, v reflect.Value, full bool) {
 		v.Set(m)
 	default:
 		panic("fill: no case for " + v.Type().String())
+	}
+}
+
+// TestReadBackDecoding: the json v2 package, which the write path decodes
+// the documents it reads back with, gives what encoding/json gives for
+// documents written by the encoders above, every field filled by
+// reflection.
+func TestReadBackDecoding(t *testing.T) {
+	for seed := range uint64(300) {
+		r := rand.New(rand.NewPCG(seed, 11))
+		ed := &eventDoc{Event: someEvent(r, seed)}
+		fillRandom(r, reflect.ValueOf(&ed.Key).Elem(), seed%3 == 0)
+		fillRandom(r, reflect.ValueOf(&ed.Session).Elem(), seed%3 == 0)
+		kd := new(keyDoc)
+		fillRandom(r, reflect.ValueOf(kd).Elem(), seed%3 == 0)
+		sd := &sessionDoc{}
+		fillRandom(r, reflect.ValueOf(sd).Elem(), seed%3 == 0)
+		for range r.IntN(4) {
+			sd.events = append(sd.events, session.Stored{Event: someEvent(r, seed)})
+		}
+		type refs struct {
+			EventRefs []string `json:"event_refs"`
+		}
+		for _, tc := range []struct {
+			doc    jsonAppender
+			v1, v2 any
+		}{
+			{ed, new(eventDoc), new(eventDoc)},
+			{kd, new(keyDoc), new(keyDoc)},
+			{sd, new(refs), new(refs)},
+		} {
+			raw := tc.doc.appendJSON(nil)
+			if err := json.Unmarshal(raw, tc.v1); err != nil {
+				t.Fatalf("seed %d, %T: encoding/json: %v", seed, tc.doc, err)
+			}
+			if err := jsonv2.Unmarshal(raw, tc.v2); err != nil {
+				t.Fatalf("seed %d, %T: json v2: %v", seed, tc.doc, err)
+			}
+			if !reflect.DeepEqual(tc.v1, tc.v2) {
+				t.Fatalf("seed %d, %T: encoding/json read\n%#v\njson v2 read\n%#v", seed, tc.doc, tc.v1, tc.v2)
+			}
+		}
 	}
 }

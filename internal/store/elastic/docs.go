@@ -1,6 +1,7 @@
 package elastic
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -14,13 +15,17 @@ import (
 // session_id stays as sent, empty for derived sessions), plus its grouping
 // key and the session it belongs to now.
 type eventDoc struct {
-	event.Event
+	*event.Event
 	Key     string `json:"key"`
 	Session string `json:"session"`
 }
 
-func newEventDoc(st *session.Stored) *eventDoc {
-	return &eventDoc{Event: st.Event, Key: session.KeyOf(&st.Event), Session: st.SessionID}
+// errNoEvent: a source read as an event document holds no event's fields.
+var errNoEvent = errors.New("the document holds no event")
+
+// newEventDoc is the document of st, an event of key.
+func newEventDoc(st *session.Stored, key string) *eventDoc {
+	return &eventDoc{Event: st.Event, Key: key, Session: st.SessionID}
 }
 
 // sessionDoc is a session as indexed: the summary, plus fields that exist to
@@ -51,7 +56,7 @@ type sessionDoc struct {
 	//   - "event_refs": "<month of occurred_at>/<event_id>" of each event,
 	//     the monthly index and id of its document, which the writer
 	//     reads back by id.
-	events []*session.Stored
+	events []session.Stored
 }
 
 // derivedFields are sessionDoc's additions, left out of answers.
@@ -59,7 +64,7 @@ var derivedFields = []string{"info_keys", "info_kv", "contact_name", "contact_ph
 
 // newSessionDoc builds the document of s, whose events are events (in
 // event order).
-func newSessionDoc(s *session.Session, events []*session.Stored) *sessionDoc {
+func newSessionDoc(s *session.Session, events []session.Stored) *sessionDoc {
 	d := &sessionDoc{
 		Session:         *s,
 		InfoKeys:        make([]string, 0, len(s.Info)),

@@ -349,10 +349,10 @@ func (s *Store) eventsOf(ctx context.Context, tenant string, sessions []session.
 	req := eventsRequest(tenant, ids, from)
 	err := s.scan(ctx, s.names.eventsRead(), req, func(h *hit) error {
 		var doc eventDoc
-		if err := json.Unmarshal(h.Source, &doc); err != nil {
-			return fmt.Errorf("decode event %s: %w", h.ID, err)
+		if err := json.Unmarshal(h.Source, &doc); err != nil || doc.Event == nil {
+			return fmt.Errorf("decode event %s: %w", h.ID, cmp.Or(err, errNoEvent))
 		}
-		out[doc.Session] = append(out[doc.Session], doc.Event)
+		out[doc.Session] = append(out[doc.Session], *doc.Event)
 		return nil
 	})
 	if err != nil {

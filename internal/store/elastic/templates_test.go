@@ -101,12 +101,12 @@ func TestMappingsCoverDocuments(t *testing.T) {
 	var ss session.Session
 	fill(reflect.ValueOf(&ss).Elem())
 	ss.Contact.Phone = "+55 11 98765-4321"
-	st := session.Stored{Event: e, SessionID: "sid"}
+	st := session.Stored{Event: &e, SessionID: "sid"}
 	var ref keyDoc
 	fill(reflect.ValueOf(&ref).Elem())
 	for kind, doc := range map[string]jsonAppender{
-		"events":   newEventDoc(&st),
-		"sessions": newSessionDoc(&ss, []*session.Stored{{Event: event.Event{Type: event.TypeMessage, Text: "oi"}}}),
+		"events":   newEventDoc(&st, session.KeyOf(&e)),
+		"sessions": newSessionDoc(&ss, []session.Stored{{Event: &event.Event{Type: event.TypeMessage, Text: "oi"}}}),
 		"keys":     &ref,
 	} {
 		raw := doc.appendJSON(nil)

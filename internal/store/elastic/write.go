@@ -243,19 +243,28 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		order = append(order, id)
 		return w, nil
 	}
+	// The assembler gives a key's sessions, then its events, one after the
+	// other: the previous key is checked before a key's id is built.
+	var w *keyWrite
 	for i := range ch.Sessions {
-		w, err := get(ch.Sessions[i].Tenant, ch.Sessions[i].Key)
-		if err != nil {
-			return nil, nil, err
+		ss := &ch.Sessions[i]
+		if w == nil || w.st.tenant != ss.Tenant || w.st.key != ss.Key {
+			var err error
+			if w, err = get(ss.Tenant, ss.Key); err != nil {
+				return nil, nil, err
+			}
 		}
 		w.sessions = append(w.sessions, &sessionDoc{Session: ch.Sessions[i]})
 	}
 	rejected := map[event.Ref]string{}
+	w = nil
 	for i := range ch.Events {
 		e := &ch.Events[i]
-		w, err := get(e.Tenant, session.KeyOf(&e.Event))
-		if err != nil {
-			return nil, nil, err
+		if w == nil || w.st.tenant != e.Tenant || !session.KeyIs(e.Event, w.st.key) {
+			var err error
+			if w, err = get(e.Tenant, session.KeyOf(e.Event)); err != nil {
+				return nil, nil, err
+			}
 		}
 		w.events = append(w.events, e)
 	}
@@ -291,12 +300,15 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 		slices.SortFunc(evs, compareStored)
 	}
 	w.kept = make([]session.Stored, 0, len(tail)+len(evs))
+	// Memory keeps the new events past this batch: in copies of its own,
+	// one allocation per key, not pointers into the caller's batch.
+	own := make([]event.Event, 0, len(evs))
 	for i, j := 0, 0; i < len(tail) || j < len(evs); {
 		c := -1
 		if j < len(evs) {
 			c = 1
 			if i < len(tail) {
-				c = event.Compare(&tail[i].Event, &evs[j].Event)
+				c = event.Compare(tail[i].Event, evs[j].Event)
 			}
 		}
 		switch {
@@ -305,16 +317,37 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 			i++
 			continue
 		case c == 0:
-			i++ // moved
+			i++
+			if tail[i-1].Event == evs[j].Event {
+				// Moved: the event memory holds, in its new session.
+				w.kept = append(w.kept, *evs[j])
+				j++
+				continue
+			}
+			// A stored event of an unfinished key that the batch
+			// brought again: what the write stores is the batch's.
 		case !storable(evs[j].OccurredAt):
 			rejected[evs[j].Ref()] = "occurred_at is outside the years 1970 to 2261 that the index holds"
 		}
-		w.kept = append(w.kept, *evs[j])
+		own = append(own, *evs[j].Event)
+		w.kept = append(w.kept, session.Stored{Event: &own[len(own)-1], SessionID: evs[j].SessionID})
 		j++
 	}
-	members := map[string][]*session.Stored{}
-	for i := range w.kept {
-		members[w.kept[i].SessionID] = append(members[w.kept[i].SessionID], &w.kept[i])
+	// Sessions are windows of the key's events in event order, so each
+	// session's events are one run of w.kept; a session met in two runs
+	// (which the assembler does not produce) is joined in a copy.
+	members := map[string][]session.Stored{}
+	for i := 0; i < len(w.kept); {
+		id, j := w.kept[i].SessionID, i+1
+		for j < len(w.kept) && w.kept[j].SessionID == id {
+			j++
+		}
+		if prev, ok := members[id]; ok {
+			members[id] = append(slices.Clip(prev), w.kept[i:j]...)
+		} else {
+			members[id] = w.kept[i:j:j]
+		}
+		i = j
 	}
 	w.after = append([]sessionRef(nil), st.sessions[:w.from]...)
 	live := map[string]bool{}
@@ -346,13 +379,14 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 // the writer holds.
 func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 	ops := make([]Op, len(writes))
+	keys := s.names.keysIndex()
 	for i, w := range writes {
 		doc := w.doc(s.writer, true)
 		if w.st.exists {
 			seq, term := w.st.seqNo, w.st.primaryTerm
-			ops[i] = Op{Action: Index, Index: s.names.keysIndex(), ID: w.st.id, IfSeqNo: &seq, IfPrimaryTerm: &term, Doc: doc}
+			ops[i] = Op{Action: Index, Index: keys, ID: w.st.id, IfSeqNo: &seq, IfPrimaryTerm: &term, Doc: doc}
 		} else {
-			ops[i] = Op{Action: Create, Index: s.names.keysIndex(), ID: w.st.id, Doc: doc}
+			ops[i] = Op{Action: Create, Index: keys, ID: w.st.id, Doc: doc}
 		}
 	}
 	results, err := s.bulk.Write(ctx, ops)
@@ -387,7 +421,7 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 		}
 		for _, e := range w.events {
 			ref := e.Ref()
-			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), ID: docID(e.Tenant, e.EventID), Doc: newEventDoc(e), Version: w.gen})
+			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), ID: docID(e.Tenant, e.EventID), Doc: newEventDoc(e, w.st.key), Version: w.gen})
 			owners = append(owners, owner{w: w, event: &ref})
 		}
 	}
@@ -436,7 +470,7 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 	return rejected, nil
 }
 
-func compareStored(a, b *session.Stored) int { return event.Compare(&a.Event, &b.Event) }
+func compareStored(a, b *session.Stored) int { return event.Compare(a.Event, b.Event) }
 
 // holds reports whether the state read holds ref: a stored event.
 func (st *keyState) holds(ref event.Ref) bool {
@@ -454,9 +488,10 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 		}
 	}
 	commits := len(ops)
+	keys := s.names.keysIndex()
 	for _, w := range writes {
 		seq, term := w.st.seqNo, w.st.primaryTerm
-		ops = append(ops, Op{Action: Index, Index: s.names.keysIndex(), ID: w.st.id, IfSeqNo: &seq, IfPrimaryTerm: &term, Doc: w.doc(s.writer, false)})
+		ops = append(ops, Op{Action: Index, Index: keys, ID: w.st.id, IfSeqNo: &seq, IfPrimaryTerm: &term, Doc: w.doc(s.writer, false)})
 	}
 	results, err := s.bulk.Write(ctx, ops)
 	if err != nil {

@@ -229,8 +229,8 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, store
 			}
 			continue
 		}
-		body, _ := json.Marshal(&e.Event) // plain data: always marshals
-		res, err := insert.ExecContext(ctx, e.Tenant, e.EventID, session.KeyOf(&e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body)
+		body, _ := json.Marshal(e.Event) // plain data: always marshals
+		res, err := insert.ExecContext(ctx, e.Tenant, e.EventID, session.KeyOf(e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body)
 		if err != nil {
 			return nil, fmt.Errorf("write event: %w", err)
 		}

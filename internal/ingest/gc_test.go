@@ -1,0 +1,47 @@
+package ingest
+
+import (
+	"math"
+	"runtime/debug"
+	"testing"
+)
+
+// TestSetGCDefaults: the ingester's settings apply unless the environment
+// set its own, which stay as the runtime read them.
+func TestSetGCDefaults(t *testing.T) {
+	percent, limit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
+	debug.SetGCPercent(percent)
+	t.Cleanup(func() {
+		debug.SetGCPercent(percent)
+		debug.SetMemoryLimit(limit)
+	})
+	for _, tc := range []struct {
+		name        string
+		env         map[string]string
+		wantPercent int
+		wantLimit   int64
+	}{
+		{"nothing set", nil, ingestGCPercent, ingestMemoryLimit},
+		{"GOGC set", map[string]string{"GOGC": "150"}, 150, ingestMemoryLimit},
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "450MiB"}, ingestGCPercent, math.MaxInt64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// What the runtime would have read from the environment.
+			debug.SetGCPercent(150)
+			debug.SetMemoryLimit(math.MaxInt64)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			gotPercent, gotLimit := SetGCDefaults()
+			if gotPercent != tc.wantPercent || gotLimit != tc.wantLimit {
+				t.Errorf("SetGCDefaults() = %d, %d; want %d, %d", gotPercent, gotLimit, tc.wantPercent, tc.wantLimit)
+			}
+			if p := debug.SetGCPercent(-1); p != tc.wantPercent {
+				t.Errorf("GC percent in effect %d, want %d", p, tc.wantPercent)
+			}
+			if l := debug.SetMemoryLimit(-1); l != tc.wantLimit {
+				t.Errorf("memory limit in effect %d, want %d", l, tc.wantLimit)
+			}
+		})
+	}
+}
