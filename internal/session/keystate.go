@@ -30,12 +30,13 @@ type KeyState struct {
 }
 
 // HeldSession is a session of a KeyState: its id, its start, and the
-// fingerprint of its stored summary (the zero value when unknown), with
-// which a store leaves a session whose summary did not change unwritten.
+// fingerprints of its summary as stored, divided as the store chose (the
+// SQLite store: the document and each side table's rows; nil when
+// unknown), with which a store leaves what did not change unwritten.
 type HeldSession struct {
 	ID    string
 	Start time.Time
-	Sum   Fingerprint
+	Sums  []Fingerprint
 }
 
 // Fingerprint identifies a stored summary: a store's choice of hash of the
@@ -144,7 +145,7 @@ func (st *KeyState) trim(j int) {
 
 // ByKey groups changes by key, for Advance; sums are the fingerprints the
 // sessions were written with, beside c.Sessions (nil: none known).
-func (c *Changes) ByKey(sums []Fingerprint) map[StateID]*KeyChanges {
+func (c *Changes) ByKey(sums [][]Fingerprint) map[StateID]*KeyChanges {
 	out := map[StateID]*KeyChanges{}
 	get := func(tenant, key string) *KeyChanges {
 		id := StateID{tenant, key}
@@ -159,7 +160,7 @@ func (c *Changes) ByKey(sums []Fingerprint) map[StateID]*KeyChanges {
 		s := &c.Sessions[i]
 		h := HeldSession{ID: s.ID, Start: s.StartedAt}
 		if sums != nil {
-			h.Sum = sums[i]
+			h.Sums = sums[i]
 		}
 		kc := get(s.Tenant, s.Key)
 		kc.Sessions = append(kc.Sessions, h)

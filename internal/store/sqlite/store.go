@@ -7,9 +7,11 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	_ "embed"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"slices"
@@ -367,19 +369,21 @@ func (r *reader) stored(e *session.Stored) bool {
 	return found && kr.tail[i].Ref() == e.Ref()
 }
 
-// held is the session of the key's state in memory with id, if the update
-// read the key from memory.
-func (r *reader) held(s *session.Session) (session.HeldSession, bool) {
+// held returns, if the update read s's key from memory (ok), the
+// fingerprints s was written with, and whether it is stored at all (known):
+// the state holds every session of the key from Sessions[j] on, and a
+// recomputed session starts there or later.
+func (r *reader) held(s *session.Session) (sums []session.Fingerprint, known, ok bool) {
 	kr := r.reads[session.StateID{Tenant: s.Tenant, Key: s.Key}]
 	if kr == nil || !kr.fromMemory {
-		return session.HeldSession{}, false
+		return nil, false, false
 	}
 	for _, h := range kr.st.Sessions[kr.j:] {
 		if h.ID == s.ID {
-			return h, true
+			return h.Sums, true, true
 		}
 	}
-	return session.HeldSession{}, false
+	return nil, false, true
 }
 
 // release lets go of the states the update took: a failed update leaves
@@ -394,7 +398,7 @@ func (r *reader) release() {
 // changes ch left them (sums: the fingerprints of ch.Sessions as written).
 // Changes to a key the update did not read (a caller other than the
 // assembler) leave memory unable to follow: it is dropped.
-func (r *reader) keep(ch *session.Changes, sums []session.Fingerprint) {
+func (r *reader) keep(ch *session.Changes, sums [][]session.Fingerprint) {
 	byKey := ch.ByKey(sums)
 	if !r.readAll(byKey, ch.Deleted) {
 		r.s.states.Reset()
@@ -437,20 +441,14 @@ func (r *reader) readAll(byKey map[session.StateID]*session.KeyChanges, deleted 
 	return true
 }
 
-// sessionDeletes are the statements that delete sessions' rows.
-var sessionDeletes = []multiRow{
-	deleteRows("sessions"), deleteRows("session_tags"), deleteRows("session_info"),
-	deleteRows("session_protocols"), deleteRows("session_marks"),
-}
-
 // deleteRows deletes the rows of table of (tenant, session_id) pairs.
 func deleteRows(table string) multiRow {
 	return multiRow{head: `DELETE FROM ` + table + ` WHERE (tenant, session_id) IN (VALUES `, tail: `)`, cols: 2}
 }
 
 // apply writes ch. It returns the fingerprints of ch.Sessions' summaries.
-func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, r *reader) ([]session.Fingerprint, error) {
-	for _, del := range sessionDeletes {
+func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, r *reader) ([][]session.Fingerprint, error) {
+	for _, del := range []multiRow{deleteRows("sessions"), sideParts[0].del, sideParts[1].del, sideParts[2].del, sideParts[3].del} {
 		if _, err := del.exec(ctx, tx, len(ch.Deleted), func(i int, dst []any) []any {
 			return append(dst, ch.Deleted[i].Tenant, ch.Deleted[i].ID)
 		}); err != nil {
@@ -570,126 +568,180 @@ var upsertSessions = multiRow{head: `
 			contact_name_folded = excluded.contact_name_folded,
 			handed_off = excluded.handed_off, doc = excluded.doc`, cols: 10}
 
-var (
-	insertTags      = multiRow{head: `INSERT INTO session_tags (tenant, session_id, tag, started_at) VALUES `, cols: 4}
-	insertProtocols = multiRow{head: `INSERT INTO session_protocols (tenant, session_id, protocol, started_at) VALUES `, cols: 4}
-	insertInfo      = multiRow{head: `INSERT INTO session_info (tenant, session_id, key, value, value_lower, started_at) VALUES `, cols: 6}
-	// sideDeletes clear the side rows of sessions about to be written again.
-	sideDeletes = sessionDeletes[1:]
-)
-
-// fingerprint identifies a session summary as stored: its document.
-func fingerprint(doc []byte) session.Fingerprint {
-	sum := sha256.Sum256(doc)
-	return session.Fingerprint(sum[:16])
+// sidePart is a side table of sessions: a session's rows in it, and the
+// statements that insert rows and delete a session's.
+type sidePart struct {
+	insert, del multiRow
+	rows        func(s *session.Session, out [][]any) [][]any
 }
 
-// writeSessions writes the sessions whose summary changed: a session the
-// update read from memory with the same fingerprint is as stored. It
-// returns the fingerprints of all of them.
-func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, r *reader) ([]session.Fingerprint, error) {
+// sideParts are the side tables, in the order of their fingerprints after
+// the document's (session.HeldSession.Sums).
+var sideParts = []sidePart{
+	{multiRow{head: `INSERT INTO session_tags (tenant, session_id, tag, started_at) VALUES `, cols: 4}, deleteRows("session_tags"),
+		func(s *session.Session, out [][]any) [][]any {
+			for _, t := range s.Tags {
+				out = append(out, []any{s.Tenant, s.ID, t, s.StartedAt.UnixMilli()})
+			}
+			return out
+		}},
+	{multiRow{head: `INSERT INTO session_protocols (tenant, session_id, protocol, started_at) VALUES `, cols: 4}, deleteRows("session_protocols"),
+		func(s *session.Session, out [][]any) [][]any {
+			for _, p := range s.Protocols {
+				out = append(out, []any{s.Tenant, s.ID, p, s.StartedAt.UnixMilli()})
+			}
+			return out
+		}},
+	{multiRow{head: `INSERT INTO session_info (tenant, session_id, key, value, value_lower, started_at) VALUES `, cols: 6}, deleteRows("session_info"),
+		func(s *session.Session, out [][]any) [][]any {
+			for _, k := range slices.Sorted(maps.Keys(s.Info)) {
+				v := s.Info[k]
+				out = append(out, []any{s.Tenant, s.ID, k, v, strings.ToLower(v), s.StartedAt.UnixMilli()})
+			}
+			return out
+		}},
+	{multiRow{head: `INSERT OR IGNORE INTO session_marks (tenant, session_id, kind, value, until_ms) VALUES `, cols: 5}, deleteRows("session_marks"),
+		markRows},
+}
+
+// fingerprint identifies what a session's rows hold: the document, or a
+// side table's rows (each value with its length, so that no two lists
+// encode alike).
+func fingerprint(doc []byte, rows [][]any) session.Fingerprint {
+	h := sha256.New()
+	h.Write(doc)
+	var b []byte
+	for _, row := range rows {
+		b = append(b[:0], '(')
+		for _, v := range row {
+			switch v := v.(type) {
+			case string:
+				b = binary.AppendUvarint(append(b, 's'), uint64(len(v)))
+				b = append(b, v...)
+			case int64:
+				b = binary.AppendVarint(append(b, 'i'), v)
+			default:
+				panic(fmt.Sprintf("sqlite: fingerprint of a %T", v))
+			}
+		}
+		h.Write(append(b, ')'))
+	}
+	var f session.Fingerprint
+	copy(f[:], h.Sum(nil))
+	return f
+}
+
+// sessionWrite is a session to write: which of its rows changed.
+type sessionWrite struct {
+	s   *session.Session
+	doc []byte
+	// row: the sessions row changed; parts[p]: sideParts[p]'s rows
+	// changed (rows are the new ones), and clear[p]: the old ones may
+	// exist.
+	row   bool
+	parts [][][]any
+	clear []bool
+}
+
+// writeSessions writes what changed of the sessions: a session the update
+// read from memory is compared with the fingerprints it was written with,
+// and only its rows that differ are written; a new session of a key read
+// from memory has no rows to delete. It returns the fingerprints of every
+// session, the document's then each side part's.
+func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, r *reader) ([][]session.Fingerprint, error) {
 	if len(sessions) == 0 {
 		return nil, nil
 	}
-	sums := make([]session.Fingerprint, len(sessions))
-	docs := make([][]byte, 0, len(sessions))
-	changed := make([]*session.Session, 0, len(sessions))
+	sums := make([][]session.Fingerprint, len(sessions))
+	var writes []sessionWrite
 	for i := range sessions {
 		s := &sessions[i]
 		doc, _ := json.Marshal(s) // plain data: always marshals
-		sums[i] = fingerprint(doc)
-		if h, ok := r.held(s); ok && h.Sum == sums[i] {
-			continue
+		sums[i] = make([]session.Fingerprint, 1+len(sideParts))
+		sums[i][0] = fingerprint(doc, nil)
+		w := sessionWrite{s: s, doc: doc, parts: make([][][]any, len(sideParts)), clear: make([]bool, len(sideParts))}
+		held, known, ok := r.held(s)
+		w.row = !ok || len(held) != len(sums[i]) || held[0] != sums[i][0]
+		changed := w.row
+		for p, part := range sideParts {
+			rows := part.rows(s, nil)
+			sums[i][1+p] = fingerprint(nil, rows)
+			if ok && len(held) == len(sums[i]) && held[1+p] == sums[i][1+p] {
+				continue
+			}
+			w.parts[p], w.clear[p] = rows, !ok || known
+			changed = true
 		}
-		docs = append(docs, doc)
-		changed = append(changed, s)
+		if changed {
+			writes = append(writes, w)
+		}
 	}
-	if len(changed) == 0 {
-		return sums, nil
+	var rowWrites []*sessionWrite
+	for i := range writes {
+		if writes[i].row {
+			rowWrites = append(rowWrites, &writes[i])
+		}
 	}
-	for _, del := range sideDeletes {
-		if _, err := del.exec(ctx, tx, len(changed), func(i int, dst []any) []any {
-			return append(dst, changed[i].Tenant, changed[i].ID)
+	if _, err := upsertSessions.exec(ctx, tx, len(rowWrites), func(i int, dst []any) []any {
+		s := rowWrites[i].s
+		return append(dst, s.Tenant, s.ID, s.Key, s.StartedAt.UnixMilli(), s.Channel, s.Contact.ID,
+			reverse(report.PhoneDigits(s.Contact.Phone)), report.Fold(s.Contact.Name), s.HandedOff, rowWrites[i].doc)
+	}); err != nil {
+		return nil, fmt.Errorf("write sessions: %w", err)
+	}
+	for p, part := range sideParts {
+		var clear []*session.Session
+		var rows [][]any
+		for i := range writes {
+			w := &writes[i]
+			if w.clear[p] {
+				clear = append(clear, w.s)
+			}
+			rows = append(rows, w.parts[p]...)
+		}
+		if _, err := part.del.exec(ctx, tx, len(clear), func(i int, dst []any) []any {
+			return append(dst, clear[i].Tenant, clear[i].ID)
+		}); err != nil {
+			return nil, fmt.Errorf("write sessions: %w", err)
+		}
+		if _, err := part.insert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
+			return append(dst, rows[i]...)
 		}); err != nil {
 			return nil, fmt.Errorf("write sessions: %w", err)
 		}
 	}
-	if _, err := upsertSessions.exec(ctx, tx, len(changed), func(i int, dst []any) []any {
-		s := changed[i]
-		return append(dst, s.Tenant, s.ID, s.Key, s.StartedAt.UnixMilli(), s.Channel, s.Contact.ID,
-			reverse(report.PhoneDigits(s.Contact.Phone)), report.Fold(s.Contact.Name), s.HandedOff, docs[i])
-	}); err != nil {
-		return nil, fmt.Errorf("write sessions: %w", err)
-	}
-	type row struct {
-		s    *session.Session
-		a, b string
-	}
-	var tags, protocols, info []row
-	for _, s := range changed {
-		for _, t := range s.Tags {
-			tags = append(tags, row{s, t, ""})
-		}
-		for _, p := range s.Protocols {
-			protocols = append(protocols, row{s, p, ""})
-		}
-		for k, v := range s.Info {
-			info = append(info, row{s, k, v})
-		}
-	}
-	if _, err := insertTags.exec(ctx, tx, len(tags), func(i int, dst []any) []any {
-		return append(dst, tags[i].s.Tenant, tags[i].s.ID, tags[i].a, tags[i].s.StartedAt.UnixMilli())
-	}); err != nil {
-		return nil, fmt.Errorf("write session tags: %w", err)
-	}
-	if _, err := insertProtocols.exec(ctx, tx, len(protocols), func(i int, dst []any) []any {
-		return append(dst, protocols[i].s.Tenant, protocols[i].s.ID, protocols[i].a, protocols[i].s.StartedAt.UnixMilli())
-	}); err != nil {
-		return nil, fmt.Errorf("write session protocols: %w", err)
-	}
-	if _, err := insertInfo.exec(ctx, tx, len(info), func(i int, dst []any) []any {
-		r := &info[i]
-		return append(dst, r.s.Tenant, r.s.ID, r.a, r.b, strings.ToLower(r.b), r.s.StartedAt.UnixMilli())
-	}); err != nil {
-		return nil, fmt.Errorf("write session info: %w", err)
-	}
-	return sums, writeMarks(ctx, tx, changed)
+	return sums, nil
 }
 
-// mark is a row of session_marks.
-type mark struct {
-	s           *session.Session
-	kind, value string
-}
-
-// marks are the rows of session_marks of s.
-func marks(s *session.Session, out []mark) []mark {
+// markRows are the rows of session_marks of s: what the agent, queue and
+// outcome filters read.
+func markRows(s *session.Session, out [][]any) [][]any {
+	until := s.WindowEndsAt.UnixMilli()
+	add := func(kind, value string) { out = append(out, []any{s.Tenant, s.ID, kind, value, until}) }
 	for _, a := range s.Agents {
-		out = append(out, mark{s, "agent", a.ID})
+		add("agent", a.ID)
 	}
 	for _, q := range s.Queues {
-		out = append(out, mark{s, "queue", q})
+		add("queue", q)
 	}
 	final, atEnd := s.OutcomeMarks()
 	for _, o := range final {
-		out = append(out, mark{s, "outcome", o})
+		add("outcome", o)
 	}
 	for _, o := range atEnd {
-		out = append(out, mark{s, "at_end", o})
+		add("at_end", o)
 	}
 	return out
 }
 
-var insertMarks = multiRow{head: `INSERT OR IGNORE INTO session_marks (tenant, session_id, kind, value, until_ms) VALUES `, cols: 5}
-
+// writeMarks writes the session_marks of sessions that have none.
 func writeMarks(ctx context.Context, tx *sql.Tx, sessions []*session.Session) error {
-	var ms []mark
+	var rows [][]any
 	for _, s := range sessions {
-		ms = marks(s, ms)
+		rows = markRows(s, rows)
 	}
-	if _, err := insertMarks.exec(ctx, tx, len(ms), func(i int, dst []any) []any {
-		m := &ms[i]
-		return append(dst, m.s.Tenant, m.s.ID, m.kind, m.value, m.s.WindowEndsAt.UnixMilli())
+	if _, err := sideParts[len(sideParts)-1].insert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
+		return append(dst, rows[i]...)
 	}); err != nil {
 		return fmt.Errorf("write session marks: %w", err)
 	}
