@@ -631,61 +631,89 @@ func fingerprint(doc []byte, rows [][]any) session.Fingerprint {
 	return f
 }
 
+// updateDocs replaces sessions' documents, where nothing else of their
+// rows changed: no index of sessions holds the document, so none is
+// touched (an upsert sets every column and rewrites both indexes' entries).
+var updateDocs = multiRow{head: `UPDATE sessions SET doc = v.column3 FROM (VALUES `,
+	tail: `) AS v WHERE sessions.tenant = v.column1 AND sessions.session_id = v.column2`, cols: 3}
+
 // sessionWrite is a session to write: which of its rows changed.
 type sessionWrite struct {
 	s   *session.Session
 	doc []byte
-	// row: the sessions row changed; parts[p]: sideParts[p]'s rows
-	// changed (rows are the new ones), and clear[p]: the old ones may
-	// exist.
-	row   bool
+	// cols are the sessions row but for the document; row: they changed,
+	// else docOnly: only the document did.
+	cols         []any
+	row, docOnly bool
+	// parts[p]: sideParts[p]'s rows changed (rows are the new ones), and
+	// clear[p]: the old ones may exist.
 	parts [][][]any
 	clear []bool
+}
+
+// sessionCols is the sessions row of s but for its document (doc).
+func sessionCols(s *session.Session) []any {
+	handedOff := int64(0)
+	if s.HandedOff {
+		handedOff = 1
+	}
+	return []any{s.Tenant, s.ID, s.Key, s.StartedAt.UnixMilli(), s.Channel, s.Contact.ID,
+		reverse(report.PhoneDigits(s.Contact.Phone)), report.Fold(s.Contact.Name), handedOff}
 }
 
 // writeSessions writes what changed of the sessions: a session the update
 // read from memory is compared with the fingerprints it was written with,
 // and only its rows that differ are written; a new session of a key read
 // from memory has no rows to delete. It returns the fingerprints of every
-// session, the document's then each side part's.
+// session: its document's, its sessions row's, then each side part's.
 func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, r *reader) ([][]session.Fingerprint, error) {
 	if len(sessions) == 0 {
 		return nil, nil
 	}
+	const fixed = 2 // the document, the other columns
 	sums := make([][]session.Fingerprint, len(sessions))
 	var writes []sessionWrite
 	for i := range sessions {
 		s := &sessions[i]
 		doc, _ := json.Marshal(s) // plain data: always marshals
-		sums[i] = make([]session.Fingerprint, 1+len(sideParts))
-		sums[i][0] = fingerprint(doc, nil)
-		w := sessionWrite{s: s, doc: doc, parts: make([][][]any, len(sideParts)), clear: make([]bool, len(sideParts))}
+		w := sessionWrite{s: s, doc: doc, cols: sessionCols(s), parts: make([][][]any, len(sideParts)), clear: make([]bool, len(sideParts))}
+		sum := make([]session.Fingerprint, fixed+len(sideParts))
+		sum[0], sum[1] = fingerprint(doc, nil), fingerprint(nil, [][]any{w.cols})
 		held, known, ok := r.held(s)
-		w.row = !ok || len(held) != len(sums[i]) || held[0] != sums[i][0]
-		changed := w.row
+		same := func(k int) bool { return ok && len(held) == len(sum) && held[k] == sum[k] }
+		w.row = !same(1)
+		w.docOnly = !w.row && !same(0)
+		changed := w.row || w.docOnly
 		for p, part := range sideParts {
 			rows := part.rows(s, nil)
-			sums[i][1+p] = fingerprint(nil, rows)
-			if ok && len(held) == len(sums[i]) && held[1+p] == sums[i][1+p] {
+			sum[fixed+p] = fingerprint(nil, rows)
+			if same(fixed + p) {
 				continue
 			}
 			w.parts[p], w.clear[p] = rows, !ok || known
 			changed = true
 		}
+		sums[i] = sum
 		if changed {
 			writes = append(writes, w)
 		}
 	}
-	var rowWrites []*sessionWrite
+	var rowWrites, docWrites []*sessionWrite
 	for i := range writes {
-		if writes[i].row {
-			rowWrites = append(rowWrites, &writes[i])
+		switch w := &writes[i]; {
+		case w.row:
+			rowWrites = append(rowWrites, w)
+		case w.docOnly:
+			docWrites = append(docWrites, w)
 		}
 	}
 	if _, err := upsertSessions.exec(ctx, tx, len(rowWrites), func(i int, dst []any) []any {
-		s := rowWrites[i].s
-		return append(dst, s.Tenant, s.ID, s.Key, s.StartedAt.UnixMilli(), s.Channel, s.Contact.ID,
-			reverse(report.PhoneDigits(s.Contact.Phone)), report.Fold(s.Contact.Name), s.HandedOff, rowWrites[i].doc)
+		return append(append(dst, rowWrites[i].cols...), rowWrites[i].doc)
+	}); err != nil {
+		return nil, fmt.Errorf("write sessions: %w", err)
+	}
+	if _, err := updateDocs.exec(ctx, tx, len(docWrites), func(i int, dst []any) []any {
+		return append(dst, docWrites[i].s.Tenant, docWrites[i].s.ID, docWrites[i].doc)
 	}); err != nil {
 		return nil, fmt.Errorf("write sessions: %w", err)
 	}
