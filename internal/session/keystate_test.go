@@ -11,7 +11,9 @@ import (
 
 var t0 = time.Date(2025, 10, 7, 10, 0, 0, 0, time.UTC)
 
-func held(id string, min int) HeldSession { return HeldSession{ID: id, Start: t0.Add(time.Duration(min) * time.Minute)} }
+func held(id string, min int) HeldSession {
+	return HeldSession{ID: id, Start: t0.Add(time.Duration(min) * time.Minute)}
+}
 
 func storedAt(id, session string, min int) Stored {
 	return Stored{Event: event.Event{Tenant: "acme", EventID: id, Channel: "whatsapp", Contact: event.Contact{ID: "c1"},
