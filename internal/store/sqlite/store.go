@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	_ "embed"
 	"encoding/binary"
 	"encoding/json"
@@ -111,7 +112,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 var errStoredElsewhere = errors.New("an event reported new is stored already")
 
 func (s *Store) update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error), knownByDB bool) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -142,6 +143,22 @@ func (s *Store) update(ctx context.Context, fn func(context.Context, session.Rea
 	committed = true
 	r.keep(&ch, sums)
 	return nil
+}
+
+// begin starts a write transaction on the writer's connection, and on a
+// new one if that one broke: its data_version is another connection's, so
+// memory is dropped (no data_version is 0).
+func (s *Store) begin(ctx context.Context) (*sql.Tx, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if !errors.Is(err, sql.ErrConnDone) && !errors.Is(err, sqldriver.ErrBadConn) {
+		return tx, err
+	}
+	s.w.Close()
+	if s.w, err = s.db.Conn(ctx); err != nil {
+		return nil, err
+	}
+	s.dataVersion = 0
+	return s.w.BeginTx(ctx, nil)
 }
 
 // checkWriters drops the states in memory when another connection wrote
