@@ -39,8 +39,9 @@ type HeldSession struct {
 	Sums  []Fingerprint
 }
 
-// Fingerprint identifies a stored summary: a store's choice of hash of the
-// document it wrote.
+// Fingerprint identifies what a store wrote of a session (a document, a
+// table's rows): a hash of the store's choice, wide enough that two
+// different contents never meet.
 type Fingerprint [16]byte
 
 // stateKeptSessions is how many of a derived key's latest sessions a state
@@ -70,10 +71,10 @@ func (st *KeyState) Anchor(since time.Time) (int, bool) {
 // Tail is the events from Sessions[j]'s start on: what Reader.KeyEvents
 // returns for a since whose anchor is j. The caller must not change them.
 func (st *KeyState) Tail(j int) []Stored {
-	if j >= len(st.Sessions) || j == 0 && st.Complete {
-		if j == 0 {
-			return st.Events
-		}
+	switch {
+	case j == 0:
+		return st.Events // every event held is at or after Sessions[0]'s start
+	case j >= len(st.Sessions):
 		return nil
 	}
 	from := st.Sessions[j].Start
