@@ -137,7 +137,11 @@ func sameDump(t *testing.T, what, got, want string) {
 // one restarted (memory empty) every few batches, write what a store with no
 // memory writes, row for row, and the sessions of the reference.
 func TestStateRestart(t *testing.T) {
-	for seed := uint64(1); seed <= 3; seed++ {
+	seeds := uint64(3)
+	if testing.Short() {
+		seeds = 1
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
 			tenants, want, batches := stateTraffic(seed)
 			dir := t.TempDir()
