@@ -194,7 +194,7 @@ func fillMarks(ctx context.Context, tx *sql.Tx) error {
 	if err != nil {
 		return err
 	}
-	var batch []session.Session
+	var batch []*session.Session
 	flush := func() error {
 		err := writeMarks(ctx, tx, batch)
 		batch = batch[:0]
@@ -211,7 +211,7 @@ func fillMarks(ctx context.Context, tx *sql.Tx) error {
 			rows.Close()
 			return fmt.Errorf("a stored session: %w", err)
 		}
-		batch = append(batch, s)
+		batch = append(batch, &s)
 		if len(batch) == 2000 {
 			if err := flush(); err != nil {
 				rows.Close()

@@ -4,10 +4,16 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	_ "embed"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -29,6 +35,15 @@ var schema string
 type Store struct {
 	db *sql.DB
 	mu sync.Mutex // serialises Update: read-compute-write is one transaction
+	// w is the connection every Update runs on, so that PRAGMA
+	// data_version on it tells whether another connection (of this
+	// process or another) wrote since (dataVersion, read in the last
+	// update): then the states in memory may be stale and are dropped.
+	w           *sql.Conn
+	dataVersion int64
+	// states are the session keys this store wrote, held in memory between
+	// updates (docs/sessions.md, "What memory holds").
+	states *session.StateCache[*session.KeyState]
 }
 
 var _ session.Store = (*Store)(nil)
@@ -51,7 +66,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("create or migrate sqlite schema in %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	w, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
+	return &Store{db: db, w: w, states: states}, nil
 }
 
 // reverse reverses a string of ASCII digits.
@@ -62,46 +83,248 @@ func reverse(s string) string {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.w.Close()
+	return s.db.Close()
+}
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
-// Update runs fn in one write transaction and applies the changes it returns.
+// Update runs fn in one write transaction and applies the changes it
+// returns. fn may run twice: when a new event's id turns out to be stored
+// already outside what memory holds of its key (errStoredElsewhere), the
+// transaction is rolled back and fn runs again with the database answering
+// Known.
 func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
+	err := s.update(ctx, fn, false)
+	if errors.Is(err, errStoredElsewhere) {
+		err = s.update(ctx, fn, true)
+	}
+	return err
+}
+
+// errStoredElsewhere: an event the reader reported new is stored already,
+// under another key of the tenant (event ids must be unique per tenant, and
+// the first one stored wins) or at another time than its copy in the batch.
+var errStoredElsewhere = errors.New("an event reported new is stored already")
+
+func (s *Store) update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error), knownByDB bool) error {
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	r := &reader{tx: tx, stored: map[event.Ref]struct{}{}}
+	if err := s.checkWriters(ctx, tx); err != nil {
+		return err
+	}
+	r := &reader{s: s, tx: tx, knownByDB: knownByDB, reads: map[session.StateID]*keyRead{}}
+	committed := false
+	defer func() {
+		if !committed {
+			// The transaction rolls back: the states it took are let go,
+			// and read from the database when next needed.
+			r.release()
+		}
+	}()
 	ch, err := fn(ctx, r)
 	if err != nil {
 		return err
 	}
-	if err := apply(ctx, tx, &ch, r.stored); err != nil {
+	sums, err := apply(ctx, tx, &ch, r)
+	if err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	committed = true
+	r.keep(&ch, sums)
 	return nil
 }
 
-// reader reads inside the write transaction and remembers which stored
-// events it returned: among the changes, those are the ones moved to another
-// session, every other event is new.
+// begin starts a write transaction on the writer's connection, and on a
+// new one if that one broke: its data_version is another connection's, so
+// memory is dropped (no data_version is 0).
+func (s *Store) begin(ctx context.Context) (*sql.Tx, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if !errors.Is(err, sql.ErrConnDone) && !errors.Is(err, sqldriver.ErrBadConn) {
+		return tx, err
+	}
+	s.w.Close()
+	if s.w, err = s.db.Conn(ctx); err != nil {
+		return nil, err
+	}
+	s.dataVersion = 0
+	return s.w.BeginTx(ctx, nil)
+}
+
+// checkWriters drops the states in memory when another connection wrote
+// since the last update: "The integer values returned by two invocations
+// of "PRAGMA data_version" from the same connection will be different if
+// changes were committed to the database by any other connection in the
+// interim" (https://www.sqlite.org/pragma.html#pragma_data_version). It is
+// read inside the write transaction, which holds the write lock: nobody
+// writes between it and the commit.
+func (s *Store) checkWriters(ctx context.Context, tx *sql.Tx) error {
+	var v int64
+	if err := tx.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
+		return fmt.Errorf("read data version: %w", err)
+	}
+	if v != s.dataVersion {
+		s.states.Reset()
+		s.dataVersion = v
+	}
+	return nil
+}
+
+// reader reads inside the write transaction: from the states in memory of
+// the keys this store wrote, and from the database for the others.
 type reader struct {
-	tx     *sql.Tx
-	stored map[event.Ref]struct{}
+	s  *Store
+	tx *sql.Tx
+	// knownByDB: Known asks the database, not the states read.
+	knownByDB bool
+	// reads are the keys read, with what KeyEvents returned of each.
+	reads      map[session.StateID]*keyRead
+	prefetched bool
+	// anchorStmt and eventsStmt read a key the states do not hold.
+	anchorStmt, eventsStmt *sql.Stmt
+}
+
+// keyRead is one key as the update read it: the key's state (taken from
+// memory, or built from what the database returned) and the events
+// KeyEvents returned, st.Tail(j).
+type keyRead struct {
+	st         *session.KeyState
+	j          int
+	tail       []session.Stored
+	fromMemory bool
+}
+
+var (
+	_ session.Reader     = (*reader)(nil)
+	_ session.Prefetcher = (*reader)(nil)
+)
+
+// Prefetch reads the keys of a batch: from memory when it holds them from
+// the request's Since on, else from the database.
+func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error {
+	r.prefetched = true
+	for _, q := range reqs {
+		if _, err := r.read(ctx, q.Tenant, q.Key, q.Since); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// read returns the key's events from the session since falls in on.
+func (r *reader) read(ctx context.Context, tenant, key string, since time.Time) (*keyRead, error) {
+	id := session.StateID{Tenant: tenant, Key: key}
+	kr := r.reads[id]
+	if kr == nil {
+		// Never waits: updates are serialised by s.mu.
+		st, ok, err := r.s.states.Take(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		kr = &keyRead{st: st, fromMemory: ok}
+		r.reads[id] = kr
+	}
+	if kr.fromMemory {
+		if j, ok := kr.st.Anchor(since); ok {
+			kr.j, kr.tail = j, kr.st.Tail(j)
+			return kr, nil
+		}
+	}
+	st, err := r.readKey(ctx, tenant, key, since)
+	if err != nil {
+		return nil, err
+	}
+	kr.st, kr.j, kr.tail, kr.fromMemory = st, 0, st.Events, false
+	return kr, nil
+}
+
+// readKey reads a key from the database: its events from the start of the
+// latest session that started at or before since on, all of them when none
+// did (then the state is complete).
+func (r *reader) readKey(ctx context.Context, tenant, key string, since time.Time) (*session.KeyState, error) {
+	var err error
+	if r.anchorStmt == nil {
+		if r.anchorStmt, err = r.tx.PrepareContext(ctx, `SELECT max(started_at) FROM sessions
+			WHERE tenant = ? AND session_key = ? AND started_at <= ?`); err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		if r.eventsStmt, err = r.tx.PrepareContext(ctx, `SELECT session_id, body FROM events
+			WHERE tenant = ? AND session_key = ? AND occurred_at >= ?
+			ORDER BY occurred_at, event_id`); err != nil { // events_by_key_time's order
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+	}
+	var anchor sql.NullInt64
+	if err := r.anchorStmt.QueryRowContext(ctx, tenant, key, since.UnixMilli()).Scan(&anchor); err != nil {
+		return nil, fmt.Errorf("query key events: %w", err)
+	}
+	st := &session.KeyState{Tenant: tenant, Key: key, Complete: !anchor.Valid}
+	from := int64(math.MinInt64)
+	if anchor.Valid {
+		from = anchor.Int64
+	}
+	rows, err := r.eventsStmt.QueryContext(ctx, tenant, key, from)
+	if err != nil {
+		return nil, fmt.Errorf("query key events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e session.Stored
+		var body []byte
+		if err := rows.Scan(&e.SessionID, &body); err != nil {
+			return nil, fmt.Errorf("scan key event: %w", err)
+		}
+		if err := json.Unmarshal(body, &e.Event); err != nil {
+			return nil, fmt.Errorf("decode stored event: %w", err)
+		}
+		st.Events = append(st.Events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query key events: %w", err)
+	}
+	return st, nil
 }
 
 // knownChunk is how many event ids one look-up statement asks for.
 const knownChunk = 500
 
+// Known reports the events stored already. After Prefetch, those are the
+// events of the batch among what was read of their keys: every event of a
+// key from its request's Since on was read. An event whose id is stored
+// under another key, or at another time than the batch says, is not among
+// them; inserting it finds it (errStoredElsewhere), and the database
+// answers again.
 func (r *reader) Known(ctx context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
+	if r.knownByDB || !r.prefetched {
+		return r.knownInDB(ctx, refs)
+	}
+	out := make(map[event.Ref]bool, len(refs))
+	for _, ref := range refs {
+		out[ref] = false
+	}
+	for _, kr := range r.reads {
+		for i := range kr.tail {
+			ref := kr.tail[i].Ref()
+			if _, asked := out[ref]; asked {
+				out[ref] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// knownInDB asks the database which of refs are stored.
+func (r *reader) knownInDB(ctx context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
 	known := map[event.Ref]bool{}
 	byTenant := map[string][]any{}
 	for _, ref := range refs {
@@ -142,56 +365,122 @@ func (r *reader) known(ctx context.Context, tenant string, ids []any, known map[
 }
 
 func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]session.Stored, error) {
-	rows, err := r.tx.QueryContext(ctx, `
-		SELECT session_id, body FROM events
-		WHERE tenant = ?1 AND session_key = ?2 AND occurred_at >= coalesce(
-			(SELECT max(started_at) FROM sessions WHERE tenant = ?1 AND session_key = ?2 AND started_at <= ?3),
-			-9223372036854775808)
-		ORDER BY occurred_at, event_id`, tenant, key, since.UnixMilli()) // events_by_key_time's order
+	kr, err := r.read(ctx, tenant, key, since)
 	if err != nil {
-		return nil, fmt.Errorf("query key events: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []session.Stored
-	for rows.Next() {
-		var st session.Stored
-		var body []byte
-		if err := rows.Scan(&st.SessionID, &body); err != nil {
-			return nil, fmt.Errorf("scan key event: %w", err)
-		}
-		if err := json.Unmarshal(body, &st.Event); err != nil {
-			return nil, fmt.Errorf("decode stored event: %w", err)
-		}
-		r.stored[st.Ref()] = struct{}{}
-		out = append(out, st)
-	}
-	return out, rows.Err()
+	return kr.tail, nil
 }
 
-func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, stored map[event.Ref]struct{}) error {
-	if len(ch.Deleted) > 0 {
-		for _, q := range []string{
-			`DELETE FROM sessions WHERE tenant = ? AND session_id = ?`,
-			`DELETE FROM session_tags WHERE tenant = ? AND session_id = ?`,
-			`DELETE FROM session_info WHERE tenant = ? AND session_id = ?`,
-			`DELETE FROM session_protocols WHERE tenant = ? AND session_id = ?`,
-			`DELETE FROM session_marks WHERE tenant = ? AND session_id = ?`,
-		} {
-			if err := execEach(ctx, tx, q, len(ch.Deleted), func(i int) []any {
-				return []any{ch.Deleted[i].Tenant, ch.Deleted[i].ID}
-			}); err != nil {
-				return err
-			}
+// stored reports whether e is among the stored events the update read of
+// its key: a change to it moves it to another session; any other event of
+// the changes is new.
+func (r *reader) stored(e *session.Stored) bool {
+	kr := r.reads[session.StateID{Tenant: e.Tenant, Key: session.KeyOf(e.Event)}]
+	if kr == nil {
+		return false
+	}
+	i, found := slices.BinarySearchFunc(kr.tail, e, func(x session.Stored, y *session.Stored) int {
+		return event.Compare(x.Event, y.Event)
+	})
+	return found && kr.tail[i].Ref() == e.Ref()
+}
+
+// held returns, if the update read s's key from memory (ok), the
+// fingerprints s was written with, and whether it is stored at all (known):
+// the state holds every session of the key from Sessions[j] on, and a
+// recomputed session starts there or later.
+func (r *reader) held(s *session.Session) (sums []session.Fingerprint, known, ok bool) {
+	kr := r.reads[session.StateID{Tenant: s.Tenant, Key: s.Key}]
+	if kr == nil || !kr.fromMemory {
+		return nil, false, false
+	}
+	for _, h := range kr.st.Sessions[kr.j:] {
+		if h.ID == s.ID {
+			return h.Sums, true, true
 		}
 	}
-	words, err := writeEvents(ctx, tx, ch.Events, stored)
+	return nil, false, true
+}
+
+// release lets go of the states the update took: a failed update leaves
+// them out of memory.
+func (r *reader) release() {
+	for id := range r.reads {
+		r.s.states.Release(id)
+	}
+}
+
+// keep puts the states of the keys read back in memory, as the committed
+// changes ch left them (sums: the fingerprints of ch.Sessions as written).
+// Changes to a key the update did not read (a caller other than the
+// assembler) leave memory unable to follow: it is dropped.
+func (r *reader) keep(ch *session.Changes, sums [][]session.Fingerprint) {
+	byKey := ch.ByKey(sums)
+	if !r.readAll(byKey, ch.Deleted) {
+		r.s.states.Reset()
+	}
+	for id, kr := range r.reads {
+		switch kc := byKey[id]; {
+		case kc != nil:
+			r.s.states.Put(id, kr.st.Advance(kr.j, kr.tail, kc))
+		case kr.fromMemory:
+			r.s.states.Put(id, kr.st)
+		default:
+			// Read from the database and unchanged: the state read does
+			// not name the key's sessions, so it is not kept.
+			r.s.states.Release(id)
+		}
+	}
+}
+
+// readAll reports whether the changes touch only keys the update read.
+func (r *reader) readAll(byKey map[session.StateID]*session.KeyChanges, deleted []session.Ref) bool {
+	for id := range byKey {
+		if r.reads[id] == nil {
+			return false
+		}
+	}
+	if len(deleted) == 0 {
+		return true
+	}
+	read := map[session.Ref]bool{}
+	for id, kr := range r.reads {
+		for i := range kr.tail {
+			read[session.Ref{Tenant: id.Tenant, ID: kr.tail[i].SessionID}] = true
+		}
+	}
+	for _, d := range deleted {
+		if !read[d] {
+			return false
+		}
+	}
+	return true
+}
+
+// deleteRows deletes the rows of table of (tenant, session_id) pairs.
+func deleteRows(table string) multiRow {
+	return multiRow{head: `DELETE FROM ` + table + ` WHERE (tenant, session_id) IN (VALUES `, tail: `)`, cols: 2}
+}
+
+// apply writes ch. It returns the fingerprints of ch.Sessions' summaries.
+func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, r *reader) ([][]session.Fingerprint, error) {
+	for _, del := range []multiRow{deleteRows("sessions"), sideParts[0].del, sideParts[1].del, sideParts[2].del, sideParts[3].del} {
+		if _, err := del.exec(ctx, tx, len(ch.Deleted), func(i int, dst []any) []any {
+			return append(dst, ch.Deleted[i].Tenant, ch.Deleted[i].ID)
+		}); err != nil {
+			return nil, fmt.Errorf("delete sessions: %w", err)
+		}
+	}
+	words, err := writeEvents(ctx, tx, ch.Events, r)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := writeSessions(ctx, tx, ch.Sessions); err != nil {
-		return err
+	sums, err := writeSessions(ctx, tx, ch.Sessions, r)
+	if err != nil {
+		return nil, err
 	}
-	return indexWords(ctx, tx, words)
+	return sums, indexWords(ctx, tx, words)
 }
 
 // word is a new message's text and its events row, for the full-text index.
@@ -200,47 +489,67 @@ type word struct {
 	Text string `json:"t"`
 }
 
+// insertEvents inserts new events with the ids given. A conflict on
+// events_by_ref leaves the row out, which the caller sees in the count.
+var insertEvents = multiRow{head: `INSERT INTO events (id, tenant, event_id, session_key, session_id, occurred_at, type, body) VALUES `,
+	tail: ` ON CONFLICT DO NOTHING`, cols: 8}
+
 // writeEvents inserts new events and moves stored ones to their new session.
 // It returns the new messages to index.
-func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, stored map[event.Ref]struct{}) ([]word, error) {
+func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *reader) ([]word, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
-	insert, err := tx.PrepareContext(ctx, `
-		INSERT INTO events (tenant, event_id, session_key, session_id, occurred_at, type, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	defer insert.Close()
 	var move *sql.Stmt
-	var words []word
+	defer func() {
+		if move != nil {
+			move.Close()
+		}
+	}()
+	fresh := make([]*session.Stored, 0, len(events))
 	for i := range events {
 		e := &events[i]
-		if _, ok := stored[e.Ref()]; ok {
-			if move == nil {
-				if move, err = tx.PrepareContext(ctx, `UPDATE events SET session_id = ? WHERE tenant = ? AND event_id = ?`); err != nil {
-					return nil, fmt.Errorf("prepare: %w", err)
-				}
-				defer move.Close()
-			}
-			if _, err := move.ExecContext(ctx, e.SessionID, e.Tenant, e.EventID); err != nil {
-				return nil, fmt.Errorf("move event: %w", err)
-			}
+		if !r.stored(e) {
+			fresh = append(fresh, e)
 			continue
 		}
-		body, _ := json.Marshal(e.Event) // plain data: always marshals
-		res, err := insert.ExecContext(ctx, e.Tenant, e.EventID, session.KeyOf(e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body)
-		if err != nil {
-			return nil, fmt.Errorf("write event: %w", err)
-		}
-		if e.Type == event.TypeMessage && e.Text != "" {
-			id, err := res.LastInsertId()
-			if err != nil {
-				return nil, fmt.Errorf("write event: %w", err)
+		if move == nil {
+			var err error
+			if move, err = tx.PrepareContext(ctx, `UPDATE events SET session_id = ? WHERE tenant = ? AND event_id = ?`); err != nil {
+				return nil, fmt.Errorf("prepare: %w", err)
 			}
-			words = append(words, word{id, e.Text})
 		}
+		if _, err := move.ExecContext(ctx, e.SessionID, e.Tenant, e.EventID); err != nil {
+			return nil, fmt.Errorf("move event: %w", err)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil, nil
+	}
+	// The rows take the ids after the last one: the transaction holds the
+	// write lock, so no other writer takes them meanwhile, and the ids are
+	// the full-text index's rowids without reading them back.
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM events`).Scan(&last); err != nil {
+		return nil, fmt.Errorf("write events: %w", err)
+	}
+	var words []word
+	for i, e := range fresh {
+		if e.Type == event.TypeMessage && e.Text != "" {
+			words = append(words, word{last + 1 + int64(i), e.Text})
+		}
+	}
+	var body []byte
+	n, err := insertEvents.exec(ctx, tx, len(fresh), func(i int, dst []any) []any {
+		e := fresh[i]
+		body, _ = json.Marshal(e.Event) // plain data: always marshals
+		return append(dst, last+1+int64(i), e.Tenant, e.EventID, session.KeyOf(e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write events: %w", err)
+	}
+	if n != int64(len(fresh)) {
+		return nil, errStoredElsewhere
 	}
 	return words, nil
 }
@@ -264,113 +573,224 @@ func indexWords(ctx context.Context, tx *sql.Tx, words []word) error {
 	return nil
 }
 
-func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session) error {
-	if len(sessions) == 0 {
-		return nil
-	}
-	for _, q := range []string{
-		`DELETE FROM session_tags WHERE tenant = ? AND session_id = ?`,
-		`DELETE FROM session_info WHERE tenant = ? AND session_id = ?`,
-		`DELETE FROM session_protocols WHERE tenant = ? AND session_id = ?`,
-		`DELETE FROM session_marks WHERE tenant = ? AND session_id = ?`,
-	} {
-		if err := execEach(ctx, tx, q, len(sessions), func(i int) []any {
-			return []any{sessions[i].Tenant, sessions[i].ID}
-		}); err != nil {
-			return err
-		}
-	}
-	if err := execEach(ctx, tx, `
+// upsertSessions writes sessions' rows.
+var upsertSessions = multiRow{head: `
 		INSERT INTO sessions (tenant, session_id, session_key, started_at, channel, contact_id,
 			contact_phone_rev, contact_name_folded, handed_off, doc)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES `, tail: `
 		ON CONFLICT (tenant, session_id) DO UPDATE SET
 			session_key = excluded.session_key, started_at = excluded.started_at,
 			channel = excluded.channel, contact_id = excluded.contact_id,
 			contact_phone_rev = excluded.contact_phone_rev,
 			contact_name_folded = excluded.contact_name_folded,
-			handed_off = excluded.handed_off, doc = excluded.doc`,
-		len(sessions), func(i int) []any {
-			s := &sessions[i]
-			doc, _ := json.Marshal(s) // plain data: always marshals
-			return []any{s.Tenant, s.ID, s.Key, s.StartedAt.UnixMilli(), s.Channel, s.Contact.ID,
-				reverse(report.PhoneDigits(s.Contact.Phone)), report.Fold(s.Contact.Name), s.HandedOff, doc}
-		}); err != nil {
-		return err
+			handed_off = excluded.handed_off, doc = excluded.doc`, cols: 10}
+
+// sidePart is a side table of sessions: a session's rows in it, and the
+// statements that insert rows and delete a session's.
+type sidePart struct {
+	insert, del multiRow
+	rows        func(s *session.Session, out [][]any) [][]any
+}
+
+// sideParts are the side tables, in the order of their fingerprints after
+// the document's (session.HeldSession.Sums).
+var sideParts = []sidePart{
+	{multiRow{head: `INSERT INTO session_tags (tenant, session_id, tag, started_at) VALUES `, cols: 4}, deleteRows("session_tags"),
+		func(s *session.Session, out [][]any) [][]any {
+			for _, t := range s.Tags {
+				out = append(out, []any{s.Tenant, s.ID, t, s.StartedAt.UnixMilli()})
+			}
+			return out
+		}},
+	{multiRow{head: `INSERT INTO session_protocols (tenant, session_id, protocol, started_at) VALUES `, cols: 4}, deleteRows("session_protocols"),
+		func(s *session.Session, out [][]any) [][]any {
+			for _, p := range s.Protocols {
+				out = append(out, []any{s.Tenant, s.ID, p, s.StartedAt.UnixMilli()})
+			}
+			return out
+		}},
+	{multiRow{head: `INSERT INTO session_info (tenant, session_id, key, value, value_lower, started_at) VALUES `, cols: 6}, deleteRows("session_info"),
+		func(s *session.Session, out [][]any) [][]any {
+			for _, k := range slices.Sorted(maps.Keys(s.Info)) {
+				v := s.Info[k]
+				out = append(out, []any{s.Tenant, s.ID, k, v, strings.ToLower(v), s.StartedAt.UnixMilli()})
+			}
+			return out
+		}},
+	{multiRow{head: `INSERT OR IGNORE INTO session_marks (tenant, session_id, kind, value, until_ms) VALUES `, cols: 5}, deleteRows("session_marks"),
+		markRows},
+}
+
+// fingerprint identifies what a session's rows hold: the document, or a
+// side table's rows (each value with its length, so that no two lists
+// encode alike).
+func fingerprint(doc []byte, rows [][]any) session.Fingerprint {
+	h := sha256.New()
+	h.Write(doc)
+	var b []byte
+	for _, row := range rows {
+		b = append(b[:0], '(')
+		for _, v := range row {
+			switch v := v.(type) {
+			case string:
+				b = binary.AppendUvarint(append(b, 's'), uint64(len(v)))
+				b = append(b, v...)
+			case int64:
+				b = binary.AppendVarint(append(b, 'i'), v)
+			default:
+				panic(fmt.Sprintf("sqlite: fingerprint of a %T", v))
+			}
+		}
+		h.Write(append(b, ')'))
 	}
-	type row struct {
-		s    *session.Session
-		a, b string
+	var f session.Fingerprint
+	copy(f[:], h.Sum(nil))
+	return f
+}
+
+// updateDocs replaces sessions' documents, where nothing else of their
+// rows changed: no index of sessions holds the document, so none is
+// touched (an upsert sets every column and rewrites both indexes' entries).
+var updateDocs = multiRow{head: `UPDATE sessions SET doc = v.column3 FROM (VALUES `,
+	tail: `) AS v WHERE sessions.tenant = v.column1 AND sessions.session_id = v.column2`, cols: 3}
+
+// sessionWrite is a session to write: which of its rows changed.
+type sessionWrite struct {
+	s   *session.Session
+	doc []byte
+	// cols are the sessions row but for the document; row: they changed,
+	// else docOnly: only the document did.
+	cols         []any
+	row, docOnly bool
+	// parts[p]: sideParts[p]'s rows changed (rows are the new ones), and
+	// clear[p]: the old ones may exist.
+	parts [][][]any
+	clear []bool
+}
+
+// sessionCols is the sessions row of s but for its document (doc).
+func sessionCols(s *session.Session) []any {
+	handedOff := int64(0)
+	if s.HandedOff {
+		handedOff = 1
 	}
-	var tags, protocols, info []row
+	return []any{s.Tenant, s.ID, s.Key, s.StartedAt.UnixMilli(), s.Channel, s.Contact.ID,
+		reverse(report.PhoneDigits(s.Contact.Phone)), report.Fold(s.Contact.Name), handedOff}
+}
+
+// writeSessions writes what changed of the sessions: a session the update
+// read from memory is compared with the fingerprints it was written with,
+// and only its rows that differ are written; a new session of a key read
+// from memory has no rows to delete. It returns the fingerprints of every
+// session: its document's, its sessions row's, then each side part's.
+func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, r *reader) ([][]session.Fingerprint, error) {
+	if len(sessions) == 0 {
+		return nil, nil
+	}
+	const fixed = 2 // the document, the other columns
+	sums := make([][]session.Fingerprint, len(sessions))
+	var writes []sessionWrite
 	for i := range sessions {
 		s := &sessions[i]
-		for _, t := range s.Tags {
-			tags = append(tags, row{s, t, ""})
+		doc, _ := json.Marshal(s) // plain data: always marshals
+		w := sessionWrite{s: s, doc: doc, cols: sessionCols(s), parts: make([][][]any, len(sideParts)), clear: make([]bool, len(sideParts))}
+		sum := make([]session.Fingerprint, fixed+len(sideParts))
+		sum[0], sum[1] = fingerprint(doc, nil), fingerprint(nil, [][]any{w.cols})
+		held, known, ok := r.held(s)
+		same := func(k int) bool { return ok && len(held) == len(sum) && held[k] == sum[k] }
+		w.row = !same(1)
+		w.docOnly = !w.row && !same(0)
+		changed := w.row || w.docOnly
+		for p, part := range sideParts {
+			rows := part.rows(s, nil)
+			sum[fixed+p] = fingerprint(nil, rows)
+			if same(fixed + p) {
+				continue
+			}
+			w.parts[p], w.clear[p] = rows, !ok || known
+			changed = true
 		}
-		for _, p := range s.Protocols {
-			protocols = append(protocols, row{s, p, ""})
-		}
-		for k, v := range s.Info {
-			info = append(info, row{s, k, v})
+		sums[i] = sum
+		if changed {
+			writes = append(writes, w)
 		}
 	}
-	if err := execEach(ctx, tx, `INSERT INTO session_tags (tenant, session_id, tag, started_at) VALUES (?, ?, ?, ?)`,
-		len(tags), func(i int) []any {
-			return []any{tags[i].s.Tenant, tags[i].s.ID, tags[i].a, tags[i].s.StartedAt.UnixMilli()}
-		}); err != nil {
-		return err
+	var rowWrites, docWrites []*sessionWrite
+	for i := range writes {
+		switch w := &writes[i]; {
+		case w.row:
+			rowWrites = append(rowWrites, w)
+		case w.docOnly:
+			docWrites = append(docWrites, w)
+		}
 	}
-	if err := execEach(ctx, tx, `INSERT INTO session_protocols (tenant, session_id, protocol, started_at) VALUES (?, ?, ?, ?)`,
-		len(protocols), func(i int) []any {
-			return []any{protocols[i].s.Tenant, protocols[i].s.ID, protocols[i].a, protocols[i].s.StartedAt.UnixMilli()}
-		}); err != nil {
-		return err
+	if _, err := upsertSessions.exec(ctx, tx, len(rowWrites), func(i int, dst []any) []any {
+		return append(append(dst, rowWrites[i].cols...), rowWrites[i].doc)
+	}); err != nil {
+		return nil, fmt.Errorf("write sessions: %w", err)
 	}
-	if err := execEach(ctx, tx, `INSERT INTO session_info (tenant, session_id, key, value, value_lower, started_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		len(info), func(i int) []any {
-			r := &info[i]
-			return []any{r.s.Tenant, r.s.ID, r.a, r.b, strings.ToLower(r.b), r.s.StartedAt.UnixMilli()}
-		}); err != nil {
-		return err
+	if _, err := updateDocs.exec(ctx, tx, len(docWrites), func(i int, dst []any) []any {
+		return append(dst, docWrites[i].s.Tenant, docWrites[i].s.ID, docWrites[i].doc)
+	}); err != nil {
+		return nil, fmt.Errorf("write sessions: %w", err)
 	}
-	return writeMarks(ctx, tx, sessions)
+	for p, part := range sideParts {
+		var clear []*session.Session
+		var rows [][]any
+		for i := range writes {
+			w := &writes[i]
+			if w.clear[p] {
+				clear = append(clear, w.s)
+			}
+			rows = append(rows, w.parts[p]...)
+		}
+		if _, err := part.del.exec(ctx, tx, len(clear), func(i int, dst []any) []any {
+			return append(dst, clear[i].Tenant, clear[i].ID)
+		}); err != nil {
+			return nil, fmt.Errorf("write sessions: %w", err)
+		}
+		if _, err := part.insert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
+			return append(dst, rows[i]...)
+		}); err != nil {
+			return nil, fmt.Errorf("write sessions: %w", err)
+		}
+	}
+	return sums, nil
 }
 
-// mark is a row of session_marks.
-type mark struct {
-	s           *session.Session
-	kind, value string
-}
-
-// marks are the rows of session_marks of s.
-func marks(s *session.Session, out []mark) []mark {
+// markRows are the rows of session_marks of s: what the agent, queue and
+// outcome filters read.
+func markRows(s *session.Session, out [][]any) [][]any {
+	until := s.WindowEndsAt.UnixMilli()
+	add := func(kind, value string) { out = append(out, []any{s.Tenant, s.ID, kind, value, until}) }
 	for _, a := range s.Agents {
-		out = append(out, mark{s, "agent", a.ID})
+		add("agent", a.ID)
 	}
 	for _, q := range s.Queues {
-		out = append(out, mark{s, "queue", q})
+		add("queue", q)
 	}
 	final, atEnd := s.OutcomeMarks()
 	for _, o := range final {
-		out = append(out, mark{s, "outcome", o})
+		add("outcome", o)
 	}
 	for _, o := range atEnd {
-		out = append(out, mark{s, "at_end", o})
+		add("at_end", o)
 	}
 	return out
 }
 
-func writeMarks(ctx context.Context, tx *sql.Tx, sessions []session.Session) error {
-	var ms []mark
-	for i := range sessions {
-		ms = marks(&sessions[i], ms)
+// writeMarks writes the session_marks of sessions that have none.
+func writeMarks(ctx context.Context, tx *sql.Tx, sessions []*session.Session) error {
+	var rows [][]any
+	for _, s := range sessions {
+		rows = markRows(s, rows)
 	}
-	return execEach(ctx, tx, `INSERT OR IGNORE INTO session_marks (tenant, session_id, kind, value, until_ms) VALUES (?, ?, ?, ?, ?)`,
-		len(ms), func(i int) []any {
-			m := &ms[i]
-			return []any{m.s.Tenant, m.s.ID, m.kind, m.value, m.s.WindowEndsAt.UnixMilli()}
-		})
+	if _, err := sideParts[len(sideParts)-1].insert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
+		return append(dst, rows[i]...)
+	}); err != nil {
+		return fmt.Errorf("write session marks: %w", err)
+	}
+	return nil
 }
 
 // execEach runs one prepared statement n times with args(i).

@@ -1,0 +1,325 @@
+package session
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+)
+
+// KeyState is what the writer of a session key holds of it between batches:
+// the key's latest sessions and every event of the key from the first of
+// them on. A store keeps it in memory (StateCache) so that the next batch of
+// a live conversation reads nothing back (Reader.KeyEvents answers from
+// Tail); a batch it cannot answer (Anchor is not ok) reads the store.
+type KeyState struct {
+	Tenant, Key string
+	// Sessions are the key's sessions from the first one held on, sorted
+	// by (start, id).
+	Sessions []HeldSession
+	// Events are every event of the key at or after Sessions[0]'s start,
+	// sorted by event order, each with its session.
+	Events []Stored
+	// Complete: Sessions are all the key's sessions, and Events all its
+	// events (a key the store has nothing of is complete and empty).
+	Complete bool
+}
+
+// HeldSession is a session of a KeyState: its id, its start, and the
+// fingerprints of its summary as stored, divided as the store chose (the
+// SQLite store: the document and each side table's rows; nil when
+// unknown), with which a store leaves what did not change unwritten.
+type HeldSession struct {
+	ID    string
+	Start time.Time
+	Sums  []Fingerprint
+}
+
+// Fingerprint identifies what a store wrote of a session (a document, a
+// table's rows): a hash of the store's choice, wide enough that two
+// different contents never meet.
+type Fingerprint [16]byte
+
+// stateKeptSessions is how many of a derived key's latest sessions a state
+// keeps the events of: the open one, and the one before it for an event a
+// little late (its topic's partition read behind the others). An older
+// session is read back from the store when a late event reaches it.
+const stateKeptSessions = 2
+
+// Anchor is the index of the session a key's events from since on are read
+// from (the latest held session that started at or before since; 0 when
+// none did and the state is complete), and whether the state answers such a
+// read. An explicit session's key reads its one session whole (since is the
+// zero time), which a complete state answers.
+func (st *KeyState) Anchor(since time.Time) (int, bool) {
+	j, _ := slices.BinarySearchFunc(st.Sessions, since, func(s HeldSession, t time.Time) int {
+		if s.Start.After(t) {
+			return 1
+		}
+		return -1
+	})
+	if j == 0 {
+		return 0, st.Complete
+	}
+	return j - 1, true
+}
+
+// Tail is the events from Sessions[j]'s start on: what Reader.KeyEvents
+// returns for a since whose anchor is j. The caller must not change them.
+func (st *KeyState) Tail(j int) []Stored {
+	switch {
+	case j == 0:
+		return st.Events // every event held is at or after Sessions[0]'s start
+	case j >= len(st.Sessions):
+		return nil
+	}
+	from := st.Sessions[j].Start
+	i, _ := slices.BinarySearchFunc(st.Events, from, func(e Stored, t time.Time) int { return e.OccurredAt.Compare(t) })
+	return st.Events[i:]
+}
+
+// Cost is what the state weighs in a StateCache: an event each, and one for
+// the key.
+func (st *KeyState) Cost() int { return 1 + len(st.Events) }
+
+// KeyChanges are the changes of one batch to one key: the batch's Changes
+// grouped by key (Changes.ByKey).
+type KeyChanges struct {
+	// Sessions are the key's recomputed sessions, sorted by (start, id),
+	// as HeldSessions with the fingerprints they were written with.
+	Sessions []HeldSession
+	// Events are the key's new events and those that moved.
+	Events []Stored
+}
+
+// Advance returns the state after a write that recomputed the key from
+// Sessions[j] on, from tail (what KeyEvents returned: st.Tail(j)), with the
+// changes kc: the sessions before j as they were, then the recomputed ones,
+// with their events. It keeps the events of the latest stateKeptSessions
+// sessions of a derived key. It does not change st: an update that fails
+// puts nothing back.
+func (st *KeyState) Advance(j int, tail []Stored, kc *KeyChanges) *KeyState {
+	keep := min(j, len(st.Sessions))
+	next := &KeyState{Tenant: st.Tenant, Key: st.Key, Complete: st.Complete}
+	next.Sessions = make([]HeldSession, 0, keep+len(kc.Sessions))
+	next.Sessions = append(append(next.Sessions, st.Sessions[:keep]...), kc.Sessions...)
+	// tail is a suffix of st.Events; the events before it stay.
+	before := st.Events[:len(st.Events)-len(tail)]
+	moved := make(map[event.Ref]string, len(kc.Events))
+	for i := range kc.Events {
+		moved[kc.Events[i].Ref()] = kc.Events[i].SessionID
+	}
+	events := make([]Stored, 0, len(before)+len(tail)+len(kc.Events))
+	events = append(events, before...)
+	for _, e := range tail {
+		if id, ok := moved[e.Ref()]; ok {
+			e.SessionID = id
+			delete(moved, e.Ref())
+		}
+		events = append(events, e)
+	}
+	// New events point into the caller's batch: memory keeps copies, made
+	// in one allocation, so that it neither shares the batch's events nor
+	// keeps its whole array alive.
+	copies := make([]event.Event, 0, len(moved))
+	for i := range kc.Events {
+		if _, isNew := moved[kc.Events[i].Ref()]; isNew {
+			copies = append(copies, *kc.Events[i].Event)
+			events = append(events, Stored{Event: &copies[len(copies)-1], SessionID: kc.Events[i].SessionID})
+		}
+	}
+	slices.SortFunc(events[len(before):], func(a, b Stored) int { return event.Compare(a.Event, b.Event) })
+	next.Events = events
+	if IsDerivedKey(st.Key) && len(next.Sessions) > stateKeptSessions {
+		next.trim(len(next.Sessions) - stateKeptSessions)
+	}
+	return next
+}
+
+// trim forgets the sessions before Sessions[j] and their events.
+func (st *KeyState) trim(j int) {
+	from := st.Sessions[j].Start
+	i, _ := slices.BinarySearchFunc(st.Events, from, func(e Stored, t time.Time) int { return e.OccurredAt.Compare(t) })
+	st.Events = slices.Clone(st.Events[i:])
+	st.Sessions = slices.Clone(st.Sessions[j:])
+	st.Complete = false
+}
+
+// ByKey groups changes by key, for Advance; sums are the fingerprints the
+// sessions were written with, beside c.Sessions (nil: none known).
+func (c *Changes) ByKey(sums [][]Fingerprint) map[StateID]*KeyChanges {
+	out := map[StateID]*KeyChanges{}
+	get := func(tenant, key string) *KeyChanges {
+		id := StateID{tenant, key}
+		kc := out[id]
+		if kc == nil {
+			kc = &KeyChanges{}
+			out[id] = kc
+		}
+		return kc
+	}
+	for i := range c.Sessions {
+		s := &c.Sessions[i]
+		h := HeldSession{ID: s.ID, Start: s.StartedAt}
+		if sums != nil {
+			h.Sums = sums[i]
+		}
+		kc := get(s.Tenant, s.Key)
+		kc.Sessions = append(kc.Sessions, h)
+	}
+	for i := range c.Events {
+		kc := get(c.Events[i].Tenant, KeyOf(c.Events[i].Event))
+		kc.Events = append(kc.Events, c.Events[i])
+	}
+	for _, kc := range out {
+		slices.SortFunc(kc.Sessions, func(a, b HeldSession) int {
+			return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.ID, b.ID))
+		})
+	}
+	return out
+}
+
+// StateID names a key's state: a tenant and a session key.
+type StateID struct{ Tenant, Key string }
+
+// DefaultStateBudget bounds a StateCache by default, in events (plus one
+// per key): a held event of the simulated traffic weighs about 700 bytes
+// of heap (measured with the SQLite store), so some 175 MB at most.
+const DefaultStateBudget = 250_000
+
+// DefaultStateIdle is how long a StateCache keeps a key that got no event
+// by default: past every session policy's window (a day), new events open a
+// new session, and the old state is needed only by a late event, which
+// reads it back.
+const DefaultStateIdle = 25 * time.Hour
+
+// StateCache holds the states of the keys a writer wrote, least recently
+// used first out once their cost passes the budget, and out once idle for
+// longer than idle. An update takes the states of its keys out (Take) and
+// puts back the states after its write (Put) only when the write committed,
+// so an update that failed leaves nothing stale behind, and two updates
+// never share a state: a second Take of a key held waits until it is let go
+// (Put or Release).
+type StateCache[S any] struct {
+	mu     sync.Mutex
+	budget int
+	idle   time.Duration
+	now    func() time.Time
+	costOf func(S) int
+	cost   int
+	m      map[StateID]*cached[S]
+	list   cached[S] // sentinel: list.next is the most recently used
+	busy   map[StateID]chan struct{}
+}
+
+type cached[S any] struct {
+	id         StateID
+	state      S
+	cost       int
+	used       time.Time
+	prev, next *cached[S]
+}
+
+// NewStateCache returns a cache of at most budget cost, as cost weighs a
+// state, evicting states idle for longer than idle.
+func NewStateCache[S any](budget int, idle time.Duration, cost func(S) int) *StateCache[S] {
+	c := &StateCache[S]{budget: budget, idle: idle, now: time.Now, costOf: cost,
+		m: map[StateID]*cached[S]{}, busy: map[StateID]chan struct{}{}}
+	c.list.next, c.list.prev = &c.list, &c.list
+	return c
+}
+
+// Take holds key id for the caller, waiting while another update holds it,
+// and removes its state from the cache and returns it (ok false when the
+// cache has none). The caller lets go with Put or Release. Updates that
+// take several keys take them in one order, so that two never wait for
+// each other.
+func (c *StateCache[S]) Take(ctx context.Context, id StateID) (state S, ok bool, err error) {
+	for {
+		c.mu.Lock()
+		wait, held := c.busy[id]
+		if !held {
+			c.busy[id] = make(chan struct{})
+			e := c.m[id]
+			if e != nil {
+				c.unlink(e)
+				state, ok = e.state, true
+			}
+			c.mu.Unlock()
+			return state, ok, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return state, false, ctx.Err()
+		}
+	}
+}
+
+// Release lets go of keys taken and not put back: their states are gone
+// from the cache.
+func (c *StateCache[S]) Release(ids ...StateID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		c.letGo(id)
+	}
+}
+
+func (c *StateCache[S]) letGo(id StateID) {
+	if ch, ok := c.busy[id]; ok {
+		close(ch)
+		delete(c.busy, id)
+	}
+}
+
+// Put stores the state of key id as the most recently used and lets the
+// key go, then evicts the least recently used states over the budget and
+// those idle for longer than the cache's idle time.
+func (c *StateCache[S]) Put(id StateID, state S) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	c.letGo(id)
+	if old := c.m[id]; old != nil {
+		c.unlink(old)
+	}
+	e := &cached[S]{id: id, state: state, cost: c.costOf(state), used: now}
+	c.m[id] = e
+	c.cost += e.cost
+	e.next, e.prev = c.list.next, &c.list
+	c.list.next.prev = e
+	c.list.next = e
+	for c.list.prev != &c.list && (c.cost > c.budget || now.Sub(c.list.prev.used) > c.idle) {
+		c.unlink(c.list.prev)
+	}
+}
+
+// Reset forgets every state (not the keys held, which their updates let
+// go): what the store holds changed under the cache.
+func (c *StateCache[S]) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.list.next != &c.list {
+		c.unlink(c.list.next)
+	}
+}
+
+func (c *StateCache[S]) unlink(e *cached[S]) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+	delete(c.m, e.id)
+	c.cost -= e.cost
+}
+
+// Size is how many keys and cost units the cache holds.
+func (c *StateCache[S]) Size() (keys, cost int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m), c.cost
+}

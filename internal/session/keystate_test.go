@@ -1,0 +1,148 @@
+package session
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+)
+
+var t0 = time.Date(2025, 10, 7, 10, 0, 0, 0, time.UTC)
+
+func held(id string, min int) HeldSession {
+	return HeldSession{ID: id, Start: t0.Add(time.Duration(min) * time.Minute)}
+}
+
+func storedAt(id, session string, min int) Stored {
+	return Stored{Event: &event.Event{Tenant: "acme", EventID: id, Channel: "whatsapp", Contact: event.Contact{ID: "c1"},
+		OccurredAt: t0.Add(time.Duration(min) * time.Minute)}, SessionID: session}
+}
+
+func ids(evs []Stored) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.EventID+"@"+e.SessionID)
+	}
+	return out
+}
+
+// TestKeyStateAnchor: a state answers a read from the latest session held
+// that started at or before since, or from the key's beginning when it
+// holds every session; an earlier since in a state that does not is a miss.
+func TestKeyStateAnchor(t *testing.T) {
+	st := &KeyState{Key: "d:whatsapp/c1",
+		Sessions: []HeldSession{held("s1", 0), held("s2", 60)},
+		Events:   []Stored{storedAt("a", "s1", 0), storedAt("b", "s1", 10), storedAt("c", "s2", 60), storedAt("d", "s2", 70)}}
+	for _, tc := range []struct {
+		name     string
+		since    int
+		complete bool
+		ok       bool
+		tail     []string
+	}{
+		{"in the latest session", 65, false, true, []string{"c@s2", "d@s2"}},
+		{"at the latest session's start", 60, false, true, []string{"c@s2", "d@s2"}},
+		{"in the first held", 30, false, true, []string{"a@s1", "b@s1", "c@s2", "d@s2"}},
+		{"before what is held", -5, false, false, nil},
+		{"before every session of a complete key", -5, true, true, []string{"a@s1", "b@s1", "c@s2", "d@s2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st.Complete = tc.complete
+			j, ok := st.Anchor(t0.Add(time.Duration(tc.since) * time.Minute))
+			if ok != tc.ok {
+				t.Fatalf("ok = %v, want %v", ok, tc.ok)
+			}
+			if ok && !slices.Equal(ids(st.Tail(j)), tc.tail) {
+				t.Errorf("tail %v, want %v", ids(st.Tail(j)), tc.tail)
+			}
+		})
+	}
+}
+
+// TestKeyStateAdvance: after a write the state holds the sessions before
+// the anchor as they were, then the recomputed ones with their events
+// (moved ones in their new session), the latest two of a derived key; the
+// state it came from is unchanged.
+func TestKeyStateAdvance(t *testing.T) {
+	st := &KeyState{Key: "d:whatsapp/c1", Complete: true,
+		Sessions: []HeldSession{held("s1", 0), held("s2", 60)},
+		Events:   []Stored{storedAt("a", "s1", 0), storedAt("c", "s2", 60), storedAt("d", "s2", 70)}}
+	j, _ := st.Anchor(t0.Add(59 * time.Minute))
+	tail := st.Tail(j)
+	// A late event at 0:59 joins s1, c and d move to s2b, and a new event e
+	// opens s4.
+	kc := &KeyChanges{
+		Sessions: []HeldSession{held("s1", 0), held("s2b", 60), held("s4", 200)},
+		Events:   []Stored{storedAt("late", "s1", 59), storedAt("c", "s2b", 60), storedAt("d", "s2b", 70), storedAt("e", "s4", 200)},
+	}
+	next := st.Advance(j, tail, kc)
+	if want := []string{"c@s2b", "d@s2b", "e@s4"}; !slices.Equal(ids(next.Events), want) {
+		t.Errorf("events %v, want %v (the latest two sessions')", ids(next.Events), want)
+	}
+	if len(next.Sessions) != 2 || next.Sessions[0].ID != "s2b" || next.Sessions[1].ID != "s4" || next.Complete {
+		t.Errorf("sessions %+v complete %v, want s2b s4, not complete", next.Sessions, next.Complete)
+	}
+	if want := []string{"a@s1", "c@s2", "d@s2"}; !slices.Equal(ids(st.Events), want) || len(st.Sessions) != 2 {
+		t.Errorf("the state advanced from changed: %v", ids(st.Events))
+	}
+	// From the second session on: the first stays as it was.
+	j, _ = st.Anchor(t0.Add(65 * time.Minute))
+	next = st.Advance(j, st.Tail(j), &KeyChanges{Sessions: []HeldSession{held("s2", 60)}, Events: []Stored{storedAt("f", "s2", 80)}})
+	if want := []string{"a@s1", "c@s2", "d@s2", "f@s2"}; !slices.Equal(ids(next.Events), want) || len(next.Sessions) != 2 || !next.Complete {
+		t.Errorf("events %v sessions %d complete %v, want %v, 2, complete", ids(next.Events), len(next.Sessions), next.Complete, want)
+	}
+}
+
+// TestStateCache: a state taken is out of the cache until put back; a
+// released one is gone; the least recently used go first past the budget,
+// and idle ones after the idle time.
+func TestStateCache(t *testing.T) {
+	ctx := context.Background()
+	now := t0
+	c := NewStateCache(10, time.Hour, func(n int) int { return n })
+	c.now = func() time.Time { return now }
+	a, b, d := StateID{"acme", "a"}, StateID{"acme", "b"}, StateID{"acme", "d"}
+	take := func(id StateID) (int, bool) {
+		t.Helper()
+		n, ok, err := c.Take(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, ok
+	}
+	if _, ok := take(a); ok {
+		t.Fatal("an empty cache holds a")
+	}
+	c.Put(a, 4)
+	take(b)
+	c.Put(b, 4)
+	if n, ok := take(a); !ok || n != 4 {
+		t.Fatalf("a = %d, %v", n, ok)
+	}
+	c.Release(a) // a failed update: a is gone
+	if _, ok := take(a); ok {
+		t.Fatal("a released is still held")
+	}
+	c.Put(a, 4)
+	take(d)
+	c.Put(d, 4) // over the budget: b, the least recently used, goes
+	if keys, cost := c.Size(); keys != 2 || cost != 8 {
+		t.Fatalf("size %d keys, %d cost, want 2, 8", keys, cost)
+	}
+	if _, ok := take(b); ok {
+		t.Fatal("b, least recently used, still held past the budget")
+	}
+	c.Release(b)
+	now = now.Add(2 * time.Hour)
+	take(d)
+	c.Put(d, 1) // a has been idle for two hours: it goes
+	if keys, _ := c.Size(); keys != 1 {
+		t.Fatalf("%d keys, want d alone", keys)
+	}
+	c.Reset()
+	if keys, cost := c.Size(); keys != 0 || cost != 0 {
+		t.Fatalf("after Reset: %d keys, %d cost", keys, cost)
+	}
+}
