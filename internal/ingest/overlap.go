@@ -126,6 +126,11 @@ func (in *Ingester) finish(ctx context.Context, queue []*flight) error {
 		}
 		for _, later := range queue[1:] {
 			<-later.done
+			if later.err != nil {
+				// Counted here, as the retry of queue[0] counts its own.
+				in.cfg.Observer.ObserveRetry("store events")
+				in.log.Warn("retrying", zap.String("what", "store events"), zap.Error(later.err))
+			}
 			in.launch(ctx, later)
 		}
 	}
