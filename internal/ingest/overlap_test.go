@@ -31,9 +31,11 @@ func smallBatches(inFlight int, edit ...func(*ingest.Config)) func(*ingest.Confi
 	}
 }
 
-// holdSink holds its first call until release is closed and lets every other
-// call through, counting the calls that began and those that returned.
+// holdSink holds the call holding event hold until release is closed and
+// lets every other call through, counting the calls that began and those
+// that returned.
 type holdSink struct {
+	hold    string
 	release chan struct{}
 
 	mu              sync.Mutex
@@ -44,9 +46,8 @@ type holdSink struct {
 func (s *holdSink) Ingest(ctx context.Context, events []event.Event) error {
 	s.mu.Lock()
 	s.began++
-	first := s.began == 1
 	s.mu.Unlock()
-	if first {
+	if containsEvent(events, s.hold) {
 		select {
 		case <-s.release:
 		case <-ctx.Done():
@@ -68,9 +69,9 @@ func (s *holdSink) counts() (began, returned, stored int) {
 	return s.began, s.returned, len(s.stored)
 }
 
-// TestBatchesOverlap: with two batches in flight, the second batch reaches
-// the sink while the first is still being stored, and once stored it waits
-// for the first: nothing is committed until the first is stored, and no
+// TestBatchesOverlap: with two batches in flight (of one partition, so that
+// the first holds the first event), the second batch reaches the sink while
+// the first is still being stored, and once stored it waits for the first: nothing is committed until the first is stored, and no
 // third batch starts meanwhile. With one in flight the second batch waits
 // for the first's commit.
 func TestBatchesOverlap(t *testing.T) {
@@ -81,8 +82,8 @@ func TestBatchesOverlap(t *testing.T) {
 		t.Run(map[bool]string{false: "one in flight", true: "two in flight"}[tc.overlap], func(t *testing.T) {
 			addr := startBroker(t)
 			const n = 120
-			produce(t, addr, n)
-			sink := &holdSink{release: make(chan struct{}), stored: map[string]bool{}}
+			produceInOrder(t, addr, tagMessages(n))
+			sink := &holdSink{hold: tagEvent(0).EventID, release: make(chan struct{}), stored: map[string]bool{}}
 			stop := runIngesterWith(t, addr, sink, smallBatches(tc.inFlight))
 			defer stop()
 			if tc.overlap {
@@ -118,31 +119,33 @@ type call struct {
 	begin, end int
 }
 
-// sequenceSink fails, while failing, every call holding the first event it
-// was ever given, stores the others (counting each event's stores), and
-// logs every call. The first failing call fails only once a later call was
-// stored (or after 5 s), so that a later batch is stored while the first
-// has yet to be.
+// sequenceSink fails, while failing, every call holding the event poison,
+// stores the others (counting each event's stores), and logs every call.
+// The first call holding poison fails only once a later call was stored (or
+// after 5 s), so that a later batch is stored while the first has yet to
+// be.
 type sequenceSink struct {
-	later latch
+	poison string
+	later  latch
 
-	mu      sync.Mutex
-	failing bool
-	poison  string
-	tick    int
-	calls   []call
-	stored  map[string]int
+	mu       sync.Mutex
+	failing  bool
+	poisoned int // calls that held poison
+	tick     int
+	calls    []call
+	stored   map[string]int
 }
 
 func (s *sequenceSink) Ingest(_ context.Context, events []event.Event) error {
 	s.mu.Lock()
-	first := s.poison == ""
-	if first {
-		s.poison = events[0].EventID
-	}
 	s.tick++
 	c := call{first: events[0].EventID, begin: s.tick}
-	fail := s.failing && containsEvent(events, s.poison)
+	held := containsEvent(events, s.poison)
+	if held {
+		s.poisoned++
+	}
+	first := held && s.poisoned == 1
+	fail := s.failing && held
 	s.mu.Unlock()
 	if first {
 		s.later.wait(5 * time.Second)
@@ -158,7 +161,7 @@ func (s *sequenceSink) Ingest(_ context.Context, events []event.Event) error {
 	for i := range events {
 		s.stored[events[i].EventID]++
 	}
-	if c.first != s.poison {
+	if !held {
 		s.later.open()
 	}
 	return nil
@@ -214,6 +217,26 @@ func (s *sequenceSink) laterStored() int {
 	return n
 }
 
+// produceInOrder sends msgs to partition 0 of the first event topic, so
+// that batches follow the order of msgs: the first batch holds msgs[0].
+func produceInOrder(t *testing.T, addr string, msgs []kafka.Message) {
+	t.Helper()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	first := kafka.BalancerFunc(func(_ kafka.Message, partitions ...int) int { return partitions[0] })
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: first, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond, Transport: tr}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range msgs {
+		msgs[i].Topic = topics[0]
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestFailedBatchHoldsBackLaterCommits: while the first batch cannot be
 // stored, the batch after it is stored but not committed; once the first is
 // stored, the second is stored again (its first attempt began before the
@@ -221,8 +244,9 @@ func (s *sequenceSink) laterStored() int {
 func TestFailedBatchHoldsBackLaterCommits(t *testing.T) {
 	addr := startBroker(t)
 	const n = 120
-	produce(t, addr, n)
-	sink := &sequenceSink{failing: true, stored: map[string]int{}}
+	msgs := tagMessages(n)
+	produceInOrder(t, addr, msgs)
+	sink := &sequenceSink{poison: tagEvent(0).EventID, failing: true, stored: map[string]int{}}
 	retries := &retryCounter{}
 	stop := runIngesterWith(t, addr, sink, smallBatches(0, func(c *ingest.Config) { c.Observer = retries }))
 	defer stop()
@@ -265,31 +289,25 @@ func TestFailedBatchHoldsBackLaterCommits(t *testing.T) {
 	}
 }
 
-// poisonedAssembler fails, while poisoning, every call holding the first
-// event it was ever given, and assembles every other call into its store.
-// The first call fails only once a later call was stored (or after 5 s).
+// poisonedAssembler fails, while poisoning, every call holding the event
+// poison, and assembles every other call into its store. A call holding
+// poison fails only once a later call was stored (or after 5 s).
 type poisonedAssembler struct {
-	next  ingest.Sink
-	later latch
+	next   ingest.Sink
+	poison string
+	later  latch
 
 	mu        sync.Mutex
 	poisoning bool
-	poison    string
 	stored    int // calls that succeeded
 }
 
 func (s *poisonedAssembler) Ingest(ctx context.Context, events []event.Event) error {
 	s.mu.Lock()
-	if s.poison == "" {
-		s.poison = events[0].EventID
-	}
-	first := s.stored == 0 && events[0].EventID == s.poison
 	fail := s.poisoning && containsEvent(events, s.poison)
 	s.mu.Unlock()
-	if first {
-		s.later.wait(5 * time.Second)
-	}
 	if fail {
+		s.later.wait(5 * time.Second)
 		return errors.New("store unavailable for the first batch")
 	}
 	if err := s.next.Ingest(ctx, events); err != nil {
@@ -324,8 +342,8 @@ func TestRestartAfterHeldBackBatch(t *testing.T) {
 		Tenants: tenants, Conversations: 40, MaxEvents: 10,
 		Start: sessiontest.Base, Spread: 2 * 24 * time.Hour,
 	})
-	// No event twice in the topics: the sink poisons an event id, and a
-	// copy in a later batch would hold that one back too.
+	// No event twice in the topic: the sink poisons the first event's id,
+	// and a copy in a later batch would hold that one back too.
 	arrival := sessiontest.Arrange(rng, events, sessiontest.Late)
 	msgs := make([]kafka.Message, 0, len(arrival))
 	decoded := map[event.Ref]event.Event{}
@@ -337,18 +355,18 @@ func TestRestartAfterHeldBackBatch(t *testing.T) {
 		if decoded[e.Ref()], err = event.Decode(value); err != nil {
 			t.Fatalf("generated an invalid event: %v", err)
 		}
-		msgs = append(msgs, kafka.Message{Topic: topics[rng.IntN(len(topics))], Key: []byte(e.RecommendedKey()), Value: value})
+		msgs = append(msgs, kafka.Message{Key: []byte(e.RecommendedKey()), Value: value})
 	}
 	consumed := make([]event.Event, 0, len(decoded))
 	for _, e := range decoded {
 		consumed = append(consumed, e)
 	}
 	want := sessiontest.Reference(def, consumed)
-	produceMessages(t, addr, msgs)
+	produceInOrder(t, addr, msgs)
 
 	path := filepath.Join(t.TempDir(), "restart.db")
 	st := openSQLite(t, path)
-	sink := &poisonedAssembler{next: session.NewAssembler(def, st), poisoning: true}
+	sink := &poisonedAssembler{next: session.NewAssembler(def, st), poison: arrival[0].EventID, poisoning: true}
 	retries := &retryCounter{}
 	config := smallBatches(0, func(c *ingest.Config) { c.BatchSize, c.Observer = 50, retries })
 	stop := runIngesterWith(t, addr, sink, config)
