@@ -131,9 +131,13 @@ type Config struct {
 	Observer Observer
 }
 
-// DefaultInFlight is Config.InFlight when zero: two batches overlap, so the
-// round trips and the single-threaded stretches of one batch's store leave
-// the cores to the other's (docs/performance.md, "Overlapping batches").
+// DefaultInFlight is Config.InFlight when zero: two batches overlap, so one
+// batch's commit and dead letters, and the part of it that finished early,
+// overlap the next batch's store. Consecutive batches carry mostly the same
+// keys, and a store that holds a key for a whole update (the Elasticsearch
+// store, SQLite's single writer) makes the next batch's update of it wait:
+// more in flight would only wait too (docs/performance.md, "Overlapping
+// batches").
 const DefaultInFlight = 2
 
 // Defaults fills zero fields with defaults.
