@@ -65,6 +65,9 @@ type Config struct {
 	// what the commands use for each store (1 for SQLite, one per core for
 	// Elasticsearch).
 	IngestWorkers int
+	// IngestInFlight is the ingest scenarios' ingest.Config.InFlight; 0 is
+	// its default.
+	IngestInFlight int
 	// RefreshInterval is the stand-in's index.refresh_interval: what a
 	// search sees lags the writes by up to this; 0 is Elasticsearch's 1 s.
 	RefreshInterval time.Duration
@@ -145,6 +148,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IngestWorkers < 0 {
 		errs = append(errs, errors.New("bench: ingest workers must not be negative"))
+	}
+	if c.IngestInFlight < 0 {
+		errs = append(errs, errors.New("bench: ingest batches in flight must not be negative"))
 	}
 	if c.LateShare < 0 || c.LateShare >= 1 {
 		errs = append(errs, errors.New("bench: the late share must be at least 0 and below 1"))

@@ -56,7 +56,9 @@ type ChildConfig struct {
 	Elastic string   `json:"elastic_url,omitempty"` // the Elasticsearch store's cluster
 	// Workers is ingest.Config.Workers; 0 is what the commands use for
 	// the store (1 for SQLite, one per core for Elasticsearch).
-	Workers  int                  `json:"workers,omitempty"`
+	Workers int `json:"workers,omitempty"`
+	// InFlight is ingest.Config.InFlight; 0 is its default.
+	InFlight int                  `json:"in_flight,omitempty"`
 	Phases   []ChildPhase         `json:"phases,omitempty"`
 	Pipeline *pipeline.Definition `json:"pipeline,omitempty"`
 	// HeapProfile is written after the last phase.
@@ -167,9 +169,11 @@ func runStandInChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wr
 }
 
 // PhaseResult is what an ingest child measured of one phase. The
-// sustained span runs from the commit of the phase's first batch to that
-// of its last (the first batch's events are not counted); with a single
-// batch it runs from the moment the batch reached the store.
+// sustained span runs from the moment the phase's first batch reached the
+// store (its release) to the commit of its last batch, and every event is
+// counted. (It once ran from the first batch's commit, leaving that batch's
+// events out; with batches stored at once the second batch may be mostly
+// stored by then, which would flatter the rate.)
 type PhaseResult struct {
 	Phase      string  `json:"phase"`
 	Events     int     `json:"events"`
@@ -247,6 +251,7 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 	in2, err := ingest.New(ingest.Config{
 		Brokers: c.Brokers, Topics: c.Pipeline.Topics.Events, Group: c.Group,
 		DeadLetter: c.Pipeline.Topics.DeadLetter, Observer: p, Workers: workers,
+		InFlight: c.InFlight,
 	}, &gatedSink{sink: sink, p: p}, log)
 	if err != nil {
 		return err
@@ -323,7 +328,6 @@ type phaser struct {
 	requests map[string]EndpointCount
 	profile  *os.File
 	res      PhaseResult
-	first    usage // at the commit of the phase's first batch
 	last     time.Time
 	err      error
 }
@@ -377,7 +381,7 @@ func (p *phaser) awaitRelease(ctx context.Context) error {
 	ph := p.phases[p.cur]
 	p.released = true
 	p.res = PhaseResult{Phase: ph.Name}
-	p.first, p.last = usage{}, time.Time{}
+	p.last = time.Time{}
 	if p.counter != nil {
 		p.requests = p.counter.counts()
 	}
@@ -432,10 +436,6 @@ func (p *phaser) ObserveBatch(s ingest.BatchStats) {
 	ph := p.phases[p.cur]
 	r := &p.res
 	r.Batches++
-	if r.Batches == 1 {
-		p.first = now
-		r.Counted = -n // the first batch is not counted
-	}
 	r.Events += n
 	r.Counted += n
 	if r.Events < ph.Events {
@@ -450,11 +450,7 @@ func (p *phaser) ObserveBatch(s ingest.BatchStats) {
 		p.profile.Close()
 		p.profile = nil
 	}
-	from := p.first
-	if r.Batches == 1 {
-		from, r.Counted = p.entered, r.Events
-	}
-	sp := from.until(now)
+	sp := p.entered.until(now)
 	r.Seconds, r.CPUSeconds = sp.wall.Seconds(), sp.cpu.Seconds()
 	r.Allocs, r.AllocBytes, r.Written = sp.allocs, sp.bytes, sp.written
 	if p.counter != nil {

@@ -94,6 +94,7 @@ func newIngester(cfg config.Config, def *pipeline.Definition, brokers []string, 
 		BatchSize:  cfg.Ingest.BatchSize,
 		BatchWait:  cfg.Ingest.BatchWait,
 		Workers:    ingestWorkers(cfg),
+		InFlight:   cfg.Ingest.BatchesInFlight,
 		Observer:   reg,
 	}, sink, log.Named("ingest"))
 }

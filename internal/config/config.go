@@ -136,6 +136,9 @@ type Ingest struct {
 	// 0 is the store's default: 1 (the batch in one call) for SQLite, one
 	// per core the process may use (GOMAXPROCS) for Elasticsearch.
 	Workers int `yaml:"workers"`
+	// BatchesInFlight is how many consecutive batches are stored at once,
+	// their offsets committed in order; 0 is ingest.DefaultInFlight (2).
+	BatchesInFlight int `yaml:"batches_in_flight"`
 }
 
 // Log configures logging.
@@ -275,6 +278,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.Workers < 0 {
 		errs = append(errs, errors.New("ingest.workers: at least 0 (0 is the store's default)"))
+	}
+	if c.Ingest.BatchesInFlight < 0 {
+		errs = append(errs, errors.New("ingest.batches_in_flight: at least 0 (0 is the default, 2)"))
 	}
 	switch c.Log.Format {
 	case "json", "console":

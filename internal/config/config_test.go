@@ -63,6 +63,7 @@ func TestValidate(t *testing.T) {
 		{"bad hash", func(c *Config) { c.Auth.APIKeyHashes = map[string][]string{"acme": {"abc"}} }, "SHA-256"},
 		{"batch", func(c *Config) { c.Ingest.BatchSize = 0 }, "batch_size"},
 		{"workers", func(c *Config) { c.Ingest.Workers = -1 }, "ingest.workers"},
+		{"batches in flight", func(c *Config) { c.Ingest.BatchesInFlight = -1 }, "ingest.batches_in_flight"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
 		{"jwt both keys", func(c *Config) {
 			c.Auth.JWT = JWT{HS256SecretFile: "s", RS256PublicKeyFile: "p"}

@@ -1,8 +1,9 @@
 // Package ingest consumes chat events from Kafka with a kafka-go consumer group,
 // sends events that break the contract to the dead-letter topic, hands valid
 // ones to a sink in batches — split by partition number among concurrent
-// calls — and commits offsets only after the sink (and the dead-letter topic)
-// accepted everything up to them.
+// calls, and consecutive batches stored at once — and commits offsets in
+// order, only after the sink (and the dead-letter topic) accepted everything
+// up to them.
 package ingest
 
 import (
@@ -24,14 +25,17 @@ import (
 // consumer delivers again what it had not committed, and a batch whose
 // storing failed in part is stored again whole.
 //
-// Ingest is called concurrently (up to Config.Workers calls at once), the
-// calls of a batch each with the events of different partition numbers.
-// Producers key events by session key with the murmur2 partitioner, so
-// concurrent calls carry disjoint session keys; but the contract accepts an event whatever
-// its key, and a misrouted event may share its session key with a
-// concurrent call, so a sink must stay correct under concurrent writers of
-// one key too (as it must anyway with several ingesters, or a replay and the
-// live ingester, writing one store).
+// Ingest is called concurrently: up to Config.Workers calls a batch, each
+// with the events of different partition numbers, and the calls of up to
+// Config.InFlight consecutive batches at once. Producers key events by
+// session key with the murmur2 partitioner, so the calls of one batch carry
+// disjoint session keys; but the calls of consecutive batches carry the
+// same partition numbers and so often the same keys, in either order (a
+// later batch's call may store a key's events before an earlier one's), and
+// the contract accepts an event whatever its key. So a sink must stay
+// correct under concurrent writers of one key, and its result must not
+// depend on the order in which a key's events arrive (as it must anyway with
+// several ingesters, or a replay and the live ingester, writing one store).
 type Sink interface {
 	Ingest(ctx context.Context, events []event.Event) error
 }
@@ -116,9 +120,25 @@ type Config struct {
 	// than this; and a sink with a single writer (SQLite) gains nothing from
 	// concurrent calls.
 	Workers int
+	// InFlight bounds the consecutive batches being stored at once
+	// (DefaultInFlight when zero): a batch's store starts while earlier
+	// ones are still storing, and their offsets are committed one batch at
+	// a time in batch order, each only once every earlier batch was stored
+	// (see finish). With 1 a batch is stored only after the one before it
+	// was committed.
+	InFlight int
 	// Observer, when set, sees every committed batch.
 	Observer Observer
 }
+
+// DefaultInFlight is Config.InFlight when zero: two batches overlap, so one
+// batch's commit and dead letters, and the part of it that finished early,
+// overlap the next batch's store. Consecutive batches carry mostly the same
+// keys, and a store that holds a key for a whole update (the Elasticsearch
+// store, SQLite's single writer) makes the next batch's update of it wait:
+// more in flight would only wait too (docs/performance.md, "Overlapping
+// batches").
+const DefaultInFlight = 2
 
 // Defaults fills zero fields with defaults.
 func (c *Config) Defaults() {
@@ -136,6 +156,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Workers == 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.InFlight == 0 {
+		c.InFlight = DefaultInFlight
 	}
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
@@ -162,6 +185,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("ingest: workers must be at least 1"))
+	}
+	if c.InFlight < 1 {
+		errs = append(errs, errors.New("ingest: batches in flight must be at least 1"))
 	}
 	return errors.Join(errs...)
 }
@@ -251,9 +277,10 @@ func (in *Ingester) Stats() Stats {
 	}
 }
 
-// Run consumes until ctx is cancelled, then stores and commits the batch in
-// hand and returns nil. It returns an error only when the consumer cannot go
-// on (for example, the group cannot be joined).
+// Run consumes until ctx is cancelled, then stores and commits the batches
+// in hand, within Config.ShutdownGrace, and returns nil. It returns an error
+// only when the consumer cannot go on (for example, the group cannot be
+// joined).
 func (in *Ingester) Run(ctx context.Context) error {
 	defer in.dlq.Transport.(*kafka.Transport).CloseIdleConnections()
 	defer in.dlq.Close()
@@ -279,7 +306,8 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 	}()
 
-	// The next batch is collected and decoded while this one is stored.
+	// The next batch is collected and decoded while the ones in flight are
+	// stored.
 	ready := make(chan prepared)
 	go func() {
 		defer close(ready)
@@ -294,25 +322,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 	}()
 
-	unstored := false
-	for p := range ready {
-		if unstored {
-			// A batch that shutdown could not store: committing a later
-			// one would skip it.
-			continue
-		}
-		// A batch in hand is finished even when ctx is cancelled
-		// meanwhile: shutdown stores and commits it, within a grace.
-		work, cancel := in.workContext(ctx)
-		err := in.process(work, p)
-		cancel()
-		if err != nil {
-			in.log.Warn("batch not committed; it will be delivered again", zap.Error(err), zap.Int("messages", len(p.batch)))
-			// Only shutdown ends the retries of storing (a failed commit
-			// comes after the store, and the next commit covers it).
-			unstored = ctx.Err() != nil
-		}
-	}
+	in.overlap(ctx, ready)
 	select {
 	case err := <-fetchErr:
 		return fmt.Errorf("fetch from kafka: %w", err)
@@ -359,28 +369,13 @@ func collect(in <-chan kafka.Message, max int, wait time.Duration) (batch []kafk
 	return batch, true
 }
 
-// process stores a prepared batch, dead-letters what breaks the contract or
-// what the store refuses, and commits. The batch is stored by concurrent
-// sink calls, each with whole partition numbers (storeAll). An attempt makes
-// every call; when any fails, the whole attempt is retried, the calls that
-// succeeded included (the sink is idempotent), until one attempt stores
-// everything or ctx ends. So the events of a committed batch were all stored
-// by calls that began together, as a single call would have been: a replay
-// relies on that (package replay). Dead letters are written after that, and
-// the offsets of the whole batch committed only once both succeeded.
-func (in *Ingester) process(ctx context.Context, p prepared) error {
-	batch, groups := p.batch, p.groups
-	var took time.Duration
-	err := in.retry(ctx, "store events", func() error {
-		start := time.Now()
-		err := in.storeAll(ctx, p.calls)
-		took = time.Since(start)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	stats := BatchStats{Topics: map[string]TopicStats{}, StoreLatency: took}
+// complete finishes a stored batch: it dead-letters what breaks the contract
+// or what the store refused, commits the batch's offsets once both are done,
+// and counts the batch. Batches are completed one at a time in batch order
+// (finish).
+func (in *Ingester) complete(ctx context.Context, f *flight) error {
+	batch, groups := f.p.batch, f.p.groups
+	stats := BatchStats{Topics: map[string]TopicStats{}, StoreLatency: f.took}
 	count := func(topic string, consumed, stored, dead int) {
 		t := stats.Topics[topic]
 		t.Consumed += consumed

@@ -222,10 +222,9 @@ func TestStoreOutage(t *testing.T) {
 	sink := &faultySink{failing: true, stored: map[string]int{}}
 	retries := &retryCounter{}
 	stop := runIngester(t, addr, sink, retries)
-	waitfor.True(t, 15*time.Second, "retries", func() bool { _, calls := sink.count(); return calls >= 3 })
-	if retries.n.Load() < 2 {
-		t.Fatalf("%d retries observed while the store was failing", retries.n.Load())
-	}
+	// Retries are observed as they happen (the calls alone would not say:
+	// the batches in flight after the first make calls of their own).
+	waitfor.True(t, 15*time.Second, "two retries observed", func() bool { return retries.n.Load() >= 2 })
 	stop()
 	if got := committed(t, addr); got != 0 {
 		t.Fatalf("committed %d offsets while the store was down", got)
