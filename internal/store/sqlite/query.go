@@ -324,14 +324,17 @@ func sessions(ctx context.Context, tx *sql.Tx, w *where, limit int) ([]session.S
 	}
 	defer rows.Close()
 	out := []session.Session{}
+	var (
+		r   docReader
+		doc sql.RawBytes
+	)
 	for rows.Next() {
-		var doc []byte
 		if err := rows.Scan(&doc); err != nil {
 			return nil, fmt.Errorf("scan session: %w", err)
 		}
 		var ss session.Session
-		if err := json.Unmarshal(doc, &ss); err != nil {
-			return nil, fmt.Errorf("decode session: %w", err)
+		if err := r.decode(doc, &ss); err != nil {
+			return nil, err
 		}
 		out = append(out, ss)
 	}
