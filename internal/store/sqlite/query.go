@@ -380,6 +380,8 @@ func (s *Store) details(ctx context.Context, w *where, limit int) ([]report.Deta
 // the array), which CROSS JOIN makes the outer loop
 // (https://sqlite.org/optoverview.html#crossjoin). One fixed statement
 // costs less to prepare than a VALUES list of the chunk's parameters.
+// MATERIALIZED (https://sqlite.org/lang_with.html#materialization_hints)
+// extracts each session's values once, not again for every event row.
 func detailEvents(ctx context.Context, tx *sql.Tx, tenant string, ds []report.Detail) error {
 	chunk := []byte{'['}
 	for i := range ds {
@@ -394,10 +396,11 @@ func detailEvents(ctx context.Context, tx *sql.Tx, tenant string, ds []report.De
 		ds[i].Events = make([]event.Event, 0, ss.Events)
 	}
 	chunk = append(chunk, ']')
-	rows, err := tx.QueryContext(ctx, `SELECT c.key, e.occurred_at, e.event_id, e.body
-		FROM json_each(?) AS c CROSS JOIN events e
-		WHERE e.tenant = ? AND e.session_key = c.value->>0
-		AND e.occurred_at BETWEEN c.value->>1 AND c.value->>2 AND e.session_id = c.value->>3`, string(chunk), tenant)
+	rows, err := tx.QueryContext(ctx, `WITH c(i, session_key, first, last, session_id) AS MATERIALIZED
+		(SELECT key, value->>0, value->>1, value->>2, value->>3 FROM json_each(?))
+		SELECT c.i, e.occurred_at, e.event_id, e.body FROM c CROSS JOIN events e
+		WHERE e.tenant = ? AND e.session_key = c.session_key
+		AND e.occurred_at BETWEEN c.first AND c.last AND e.session_id = c.session_id`, string(chunk), tenant)
 	if err != nil {
 		return fmt.Errorf("read session events: %w", err)
 	}
