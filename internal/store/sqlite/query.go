@@ -452,7 +452,8 @@ func detailEvents(ctx context.Context, tx *sql.Tx, tenant string, ds []report.De
 	return nil
 }
 
-// sortEvents puts events in the order of events_by_key_time.
+// sortEvents puts events in the order of events_by_key_time, by the time
+// and id the store wrote into its columns from each event.
 func sortEvents(events []event.Event) {
 	slices.SortStableFunc(events, func(a, b event.Event) int {
 		if c := cmp.Compare(a.OccurredAt.UnixMilli(), b.OccurredAt.UnixMilli()); c != 0 {
