@@ -133,9 +133,8 @@ type jsonlExport struct {
 func (j *jsonlExport) contentType() string { return "application/x-ndjson" }
 
 func (j *jsonlExport) write(d *report.Detail) error {
-	v := viewDetail(&d.Session, d.Events, j.now)
 	var err error
-	if j.buf, err = appendDetail(j.buf[:0], &v); err != nil {
+	if j.buf, err = appendDetail(j.buf[:0], &d.Session, d.Events, j.now); err != nil {
 		return err
 	}
 	_, err = j.w.Write(j.buf)

@@ -41,19 +41,34 @@ func TestAppendDetailMatchesEncodingJSON(t *testing.T) {
 		MessageCounts: session.Counts{Customer: 3, Bot: 2, Agent: 1},
 		Attendances:   []session.Attendance{{Protocol: "20251007092633646", StartedAt: at, EndedAt: at.Add(time.Minute), HandedOff: true}},
 	}
+	oddSession := full
+	oddSession.Info = nil
+	oddSession.Contact = event.Contact{ID: odd}
+	oddSession.Attendances = []session.Attendance{
+		{Protocol: "1", StartedAt: at, EndedAt: at, Status: session.StatusClosed, Tags: []string{odd}, Info: map[string]string{odd: odd, "b": ""}},
+		{Protocol: "2", StartedAt: at, Status: session.StatusOpen},
+	}
+	oddSession.WindowEndsAt = now.Add(time.Hour)
 	for name, d := range map[string]struct {
 		s      session.Session
 		events []event.Event
 	}{
 		"full":  {full, []event.Event{msg("m1", event.RoleCustomer, odd), withAll, tag, info, assigned, closed, bare}},
 		"empty": {session.Session{Tenant: "acme", ID: "x", StartedAt: at}, nil},
+		"odd": {oddSession, []event.Event{
+			{EventID: "m", Type: event.TypeMessage, OccurredAt: at},                       // no author
+			{EventID: "t", Type: event.TypeTag, OccurredAt: at},                           // empty tag
+			{EventID: "i", Type: event.TypeInfo, OccurredAt: at},                          // no info
+			{EventID: "x", Type: "legacy", OccurredAt: at, Tag: "t", Info: &event.Info{}}, // a type of old
+			{EventID: "h", Type: event.TypeHandoff, OccurredAt: at, Handoff: &event.Handoff{Agent: &event.Agent{}}},
+		}},
 	} {
 		v := viewDetail(&d.s, d.events, now)
 		var want bytes.Buffer
 		if err := json.NewEncoder(&want).Encode(v); err != nil {
 			t.Fatal(err)
 		}
-		got, err := appendDetail(nil, &v)
+		got, err := appendDetail(nil, &d.s, d.events, now)
 		if err != nil {
 			t.Fatal(err)
 		}

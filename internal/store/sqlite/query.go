@@ -1,17 +1,21 @@
 package sqlite
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/jsonenc"
 	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/session"
 )
@@ -320,14 +324,17 @@ func sessions(ctx context.Context, tx *sql.Tx, w *where, limit int) ([]session.S
 	}
 	defer rows.Close()
 	out := []session.Session{}
+	var (
+		r   docReader
+		doc sql.RawBytes
+	)
 	for rows.Next() {
-		var doc []byte
 		if err := rows.Scan(&doc); err != nil {
 			return nil, fmt.Errorf("scan session: %w", err)
 		}
 		var ss session.Session
-		if err := json.Unmarshal(doc, &ss); err != nil {
-			return nil, fmt.Errorf("decode session: %w", err)
+		if err := r.decode(doc, &ss); err != nil {
+			return nil, err
 		}
 		out = append(out, ss)
 	}
@@ -340,7 +347,7 @@ func sessions(ctx context.Context, tx *sql.Tx, w *where, limit int) ([]session.S
 // details reads up to limit sessions matching w, newest first, each with its
 // events in event order, in one snapshot: a session and its events agree even
 // while an update moves events between sessions.
-func (s *Store) details(ctx context.Context, tenant string, w *where, limit int) ([]report.Detail, error) {
+func (s *Store) details(ctx context.Context, w *where, limit int) ([]report.Detail, error) {
 	tx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, err
@@ -353,49 +360,107 @@ func (s *Store) details(ctx context.Context, tenant string, w *where, limit int)
 	if err != nil || len(list) == 0 {
 		return nil, err
 	}
-	// A session's events are those of its key from its start to its last
-	// activity that belong to it (others of the key in that span are of
-	// sessions with their own ids), in the order of events_by_key_time.
-	stmt, err := tx.PrepareContext(ctx, `SELECT body FROM events
-		WHERE tenant = ? AND session_key = ? AND occurred_at BETWEEN ? AND ? AND session_id = ?
-		ORDER BY occurred_at, event_id`)
-	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	defer stmt.Close()
 	out := make([]report.Detail, len(list))
 	for i := range list {
-		ss := &list[i]
-		out[i].Session = *ss
-		if out[i].Events, err = sessionEvents(ctx, stmt, ss); err != nil {
-			return nil, err
-		}
+		out[i].Session = list[i]
+	}
+	if err := detailEvents(ctx, tx, w.tenant, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func sessionEvents(ctx context.Context, stmt *sql.Stmt, ss *session.Session) ([]event.Event, error) {
-	rows, err := stmt.QueryContext(ctx, ss.Tenant, ss.Key, ss.StartedAt.UnixMilli(), ss.LastActivityAt.UnixMilli(), ss.ID)
+// detailEvents reads the events of every session of ds in one statement: a
+// statement per session cost more in its round trip than in its rows. A
+// session's events are those of its key from its start to its last activity
+// that belong to it (others of the key in that span are of sessions with
+// their own ids); each is one range of events_by_key_time. The sessions are
+// bound as one JSON array of [key, start, last activity, id], read with
+// json_each (https://sqlite.org/json1.html#jeach; its key is the index in
+// the array), which CROSS JOIN makes the outer loop
+// (https://sqlite.org/optoverview.html#crossjoin). One fixed statement
+// costs less to prepare than a VALUES list of the chunk's parameters.
+// MATERIALIZED (https://sqlite.org/lang_with.html#materialization_hints)
+// extracts each session's values once, not again for every event row.
+func detailEvents(ctx context.Context, tx *sql.Tx, tenant string, ds []report.Detail) error {
+	chunk := []byte{'['}
+	for i := range ds {
+		ss := &ds[i].Session
+		if i > 0 {
+			chunk = append(chunk, ',')
+		}
+		chunk = jsonenc.AppendString(append(chunk, '['), ss.Key, false)
+		chunk = strconv.AppendInt(append(chunk, ','), ss.StartedAt.UnixMilli(), 10)
+		chunk = strconv.AppendInt(append(chunk, ','), ss.LastActivityAt.UnixMilli(), 10)
+		chunk = append(jsonenc.AppendString(append(chunk, ','), ss.ID, false), ']')
+		ds[i].Events = make([]event.Event, 0, ss.Events)
+	}
+	chunk = append(chunk, ']')
+	rows, err := tx.QueryContext(ctx, `WITH c(i, session_key, first, last, session_id) AS MATERIALIZED
+		(SELECT key, value->>0, value->>1, value->>2, value->>3 FROM json_each(?))
+		SELECT c.i, e.occurred_at, e.event_id, e.body FROM c CROSS JOIN events e
+		WHERE e.tenant = ? AND e.session_key = c.session_key
+		AND e.occurred_at BETWEEN c.first AND c.last AND e.session_id = c.session_id`, string(chunk), tenant)
 	if err != nil {
-		return nil, fmt.Errorf("read session events: %w", err)
+		return fmt.Errorf("read session events: %w", err)
 	}
 	defer rows.Close()
-	events := make([]event.Event, 0, ss.Events)
+	// SQL promises no order without ORDER BY, and sorting the chunk's
+	// bodies in SQLite costs more than checking the order here: each
+	// session's rows are checked against events_by_key_time's order
+	// (occurred_at, event_id) as they come, and sorted only if they came
+	// out of it.
+	type last struct {
+		at int64
+		id []byte
+	}
+	lasts := make([]last, len(ds))
+	unsorted := make([]bool, len(ds))
+	var (
+		i    int
+		at   int64
+		id   sql.RawBytes
+		body sql.RawBytes
+	)
 	for rows.Next() {
-		var body []byte
-		if err := rows.Scan(&body); err != nil {
-			return nil, fmt.Errorf("scan event: %w", err)
+		if err := rows.Scan(&i, &at, &id, &body); err != nil {
+			return fmt.Errorf("scan event: %w", err)
 		}
+		if i < 0 || i >= len(ds) {
+			return fmt.Errorf("read session events: row of session %d of %d", i, len(ds))
+		}
+		d := &ds[i]
+		l := &lasts[i]
+		if len(d.Events) > 0 && (at < l.at || at == l.at && bytes.Compare(id, l.id) < 0) {
+			unsorted[i] = true
+		}
+		l.at, l.id = at, append(l.id[:0], id...)
 		e, err := decodeStored(body)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		events = append(events, e)
+		d.Events = append(d.Events, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read session events: %w", err)
+		return fmt.Errorf("read session events: %w", err)
 	}
-	return events, nil
+	for i, u := range unsorted {
+		if u {
+			sortEvents(ds[i].Events)
+		}
+	}
+	return nil
+}
+
+// sortEvents puts events in the order of events_by_key_time, by the time
+// and id the store wrote into its columns from each event.
+func sortEvents(events []event.Event) {
+	slices.SortStableFunc(events, func(a, b event.Event) int {
+		if c := cmp.Compare(a.OccurredAt.UnixMilli(), b.OccurredAt.UnixMilli()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.EventID, b.EventID)
+	})
 }
 
 // decodeStored decodes a stored event body with the event decoder (a third
@@ -417,7 +482,7 @@ func decodeStored(body []byte) (event.Event, error) {
 func (s *Store) Session(ctx context.Context, tenant, id string) (report.Detail, error) {
 	w := &where{tenant: tenant}
 	w.add("s.tenant = ? AND s.session_id = ?", tenant, strings.ToLower(id))
-	list, err := s.details(ctx, tenant, w, 1)
+	list, err := s.details(ctx, w, 1)
 	if err != nil {
 		return report.Detail{}, err
 	}
@@ -442,7 +507,7 @@ func (s *Store) Export(ctx context.Context, f report.Filter, fn func(report.Deta
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		chunk, err := s.details(ctx, f.Tenant, translate(&f, cur), report.ExportChunk)
+		chunk, err := s.details(ctx, translate(&f, cur), report.ExportChunk)
 		if err != nil {
 			return err
 		}
