@@ -61,16 +61,19 @@ func TestDetailEventsMatchPerSessionReads(t *testing.T) {
 	policy := pipeline.MustDefault().PolicyFor("whatsapp")
 	var ch session.Changes
 	for n, ids := range [][]string{{"x1", "x3", "x5"}, {"x2", "x4"}} {
-		var own []event.Event
+		var own []*event.Event
 		for _, id := range ids {
-			own = append(own, b.Msg(id, 5*24*time.Hour+time.Duration(id[1]-'0')*time.Minute, event.RoleCustomer, id))
+			e := b.Msg(id, 5*24*time.Hour+time.Duration(id[1]-'0')*time.Minute, event.RoleCustomer, id)
+			own = append(own, &e)
 		}
 		id := fmt.Sprintf("c639c747-4637-4ff5-99c0-99999999999%d", n)
-		ch.Sessions = append(ch.Sessions, session.Summarize(id, session.KeyOf(&own[0]), policy, own))
+		ch.Sessions = append(ch.Sessions, session.Summarize(id, session.KeyOf(own[0]), policy, own))
 		for _, e := range own {
 			ch.Events = append(ch.Events, session.Stored{Event: e, SessionID: id})
 		}
-		events = append(events, own...)
+		for _, e := range own {
+			events = append(events, *e)
+		}
 	}
 	if err := s.Update(ctx, func(context.Context, session.Reader) (session.Changes, error) { return ch, nil }); err != nil {
 		t.Fatal(err)
