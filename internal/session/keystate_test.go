@@ -95,6 +95,22 @@ func TestKeyStateAdvance(t *testing.T) {
 	}
 }
 
+// TestKeyStateAdvanceCopiesNewEvents: memory keeps its own copies of a
+// batch's new events; the caller may reuse its batch afterwards.
+func TestKeyStateAdvanceCopiesNewEvents(t *testing.T) {
+	st := &KeyState{Key: "d:whatsapp/c1", Complete: true}
+	batch := []event.Event{*storedAt("n1", "s1", 0).Event, *storedAt("n2", "s1", 5).Event}
+	kc := &KeyChanges{Sessions: []HeldSession{held("s1", 0)}}
+	for i := range batch {
+		kc.Events = append(kc.Events, Stored{Event: &batch[i], SessionID: "s1"})
+	}
+	next := st.Advance(0, nil, kc)
+	batch[0].EventID, batch[1].EventID = "reused", "reused"
+	if want := []string{"n1@s1", "n2@s1"}; !slices.Equal(ids(next.Events), want) {
+		t.Errorf("events after the batch was reused: %v, want %v", ids(next.Events), want)
+	}
+}
+
 // TestStateCache: a state taken is out of the cache until put back; a
 // released one is gone; the least recently used go first past the budget,
 // and idle ones after the idle time.
