@@ -47,7 +47,7 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 	if f.SessionID != "" {
 		w.add("s.session_id = ?", strings.ToLower(f.SessionID))
 	}
-	side := sideTables{tenant: f.Tenant, lower: lower, upper: upper}
+	side := sideTables{tenant: f.Tenant, lower: lower, upper: upper, after: c}
 	if f.Protocol != "" {
 		side.value(w, "session_protocols", "protocol", f.Protocol)
 	}
@@ -90,26 +90,34 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 	}
 	if c != nil {
 		// Last, so that the conditions before it are those of the same
-		// filter without a cursor (see where.follow).
-		w.add("(s.started_at < ? OR s.session_id < ?)", c.StartedAt.UnixMilli(), c.SessionID)
+		// filter without a cursor (see where.follow). Every ordered
+		// driver starts at the cursor (sideTables.ordered).
+		k := w.add("(s.started_at < ? OR s.session_id < ?)", c.StartedAt.UnixMilli(), c.SessionID)
+		k.side, k.carried = true, true
 	}
 	return w
 }
 
 // sideTables builds the conditions on session_tags, session_protocols and
-// session_info of one tenant and interval [lower, upper).
+// session_info of one tenant and interval [lower, upper), after a cursor
+// (nil: from the newest).
 type sideTables struct {
 	tenant       string
 	lower, upper int64
+	after        *report.Cursor
 }
 
 // ordered is a driver reading an index range of from (a table as x) whose key starts
 // with (tenant, key columns, started_at): its sessions in the interval in
-// report order, tested by more (on x's other columns).
+// report order after the cursor, tested by more (on x's other columns).
 func (t sideTables) ordered(from, keyCond string, args []any, more string, moreArgs ...any) driver {
 	q := "SELECT x.started_at, x.session_id FROM " + from + " WHERE x.tenant = ? AND " + keyCond +
 		" AND x.started_at >= ? AND x.started_at < ?" + more
 	a := append(append(append([]any{t.tenant}, args...), t.lower, t.upper), moreArgs...)
+	if t.after != nil {
+		q += " AND (x.started_at < ? OR x.session_id < ?)"
+		a = append(a, t.after.StartedAt.UnixMilli(), t.after.SessionID)
+	}
 	return driver{frag{q, a}, true}
 }
 
@@ -122,12 +130,21 @@ func (t sideTables) ordered(from, keyCond string, args []any, more string, moreA
 // does, costs more than the whole page.
 
 // local is the condition "x (of from) holds a row for this session of s".
+// It reads only s's started_at and session_id (the tenant is an argument),
+// so it tests a driver's rows as well as sessions (cond.side).
 const local = " AND x.started_at = s.started_at AND x.session_id = s.session_id"
+
+// add adds the side-table condition sql, on tenant t then args.
+func (t sideTables) add(w *where, sql string, args ...any) *cond {
+	c := w.add(sql, append([]any{t.tenant}, args...)...)
+	c.side = true
+	return c
+}
 
 // value requires the session to hold value in column of table (a tag, a
 // protocol).
 func (t sideTables) value(w *where, table, column string, value string) {
-	c := w.add("EXISTS (SELECT 1 FROM "+table+" x INDEXED BY "+table+"_by_value WHERE x.tenant = s.tenant AND x."+column+" = ?"+local+")", value)
+	c := t.add(w, "EXISTS (SELECT 1 FROM "+table+" x INDEXED BY "+table+"_by_value WHERE x.tenant = ? AND x."+column+" = ?"+local+")", value)
 	c.drivers = []driver{t.ordered(table+" x", "x."+column+" = ?", []any{value}, "")}
 }
 
@@ -135,7 +152,7 @@ func (t sideTables) value(w *where, table, column string, value string) {
 // holding several is one session.
 func (t sideTables) anyTag(w *where, tags []string) {
 	in := "x.tag IN (" + placeholders(len(tags)) + ")"
-	c := w.add("EXISTS (SELECT 1 FROM session_tags x INDEXED BY session_tags_by_value WHERE x.tenant = s.tenant AND "+in+local+")", anys(tags)...)
+	c := t.add(w, "EXISTS (SELECT 1 FROM session_tags x INDEXED BY session_tags_by_value WHERE x.tenant = ? AND "+in+local+")", anys(tags)...)
 	c.drivers = []driver{{frag{"SELECT x.session_id FROM session_tags x INDEXED BY session_tags_by_value WHERE x.tenant = ? AND " + in +
 		" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant}, anys(tags)...), t.lower, t.upper)}, false}}
 }
@@ -158,14 +175,14 @@ func (t sideTables) info(w *where, c report.Condition) {
 		// v sorts from v to v followed by the greatest code point.
 		test, args = " AND x.value_lower >= ? AND x.value_lower < ? AND instr(x.value_lower, ?) = 1", []any{v, v + string(utf8.MaxRune), v}
 	}
-	has := "EXISTS (SELECT 1 FROM session_info x INDEXED BY session_info_by_key WHERE x.tenant = s.tenant AND x.key = ?" + local + test + ")"
+	has := "EXISTS (SELECT 1 FROM session_info x INDEXED BY session_info_by_key WHERE x.tenant = ? AND x.key = ?" + local + test + ")"
 	hasArgs := append([]any{c.Key}, args...)
 	switch c.Op {
 	case report.OpNotEquals, report.OpNotContain, report.OpNotExists:
-		w.add("NOT "+has, hasArgs...)
+		t.add(w, "NOT "+has, hasArgs...)
 		return
 	}
-	k := w.add(has, hasArgs...)
+	k := t.add(w, has, hasArgs...)
 	switch c.Op {
 	case report.OpEquals:
 		k.drivers = []driver{t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")}
