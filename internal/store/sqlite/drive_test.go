@@ -77,7 +77,7 @@ func TestDriveShapes(t *testing.T) {
 	}{
 		{[]string{"Comum", "Meio"}, false, 2, true},
 		{[]string{"Comum", "Raro"}, false, 1, true},
-		{[]string{"Meio"}, true, 1, false},
+		{[]string{"Meio"}, true, 1, true}, // the side tables carry handed_off
 	} {
 		f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Tags: tc.tags, TagMode: report.TagsAll}
 		if tc.handedOff {

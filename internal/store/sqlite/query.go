@@ -48,6 +48,16 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 		w.add("s.session_id = ?", strings.ToLower(f.SessionID))
 	}
 	side := sideTables{tenant: f.Tenant, lower: lower, upper: upper, after: c}
+	var channels []string
+	if len(f.Channels) > 0 {
+		channels = dedupe(f.Channels)
+		side.carry.sql += " AND x.channel IN (" + placeholders(len(channels)) + ")"
+		side.carry.args = append(side.carry.args, anys(channels)...)
+	}
+	if f.HandedOff != nil {
+		side.carry.sql += " AND x.handed_off = ?"
+		side.carry.args = append(side.carry.args, *f.HandedOff)
+	}
 	if f.Protocol != "" {
 		side.value(w, "session_protocols", "protocol", f.Protocol)
 	}
@@ -64,15 +74,15 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 	for _, c := range f.Info {
 		side.info(w, c)
 	}
-	if len(f.Channels) > 0 {
-		channels := dedupe(f.Channels)
-		w.add("s.channel IN ("+placeholders(len(channels))+")", anys(channels)...)
+	// Every ordered driver tests channel and handoff itself (side.carry).
+	if len(channels) > 0 {
+		w.add("s.channel IN ("+placeholders(len(channels))+")", anys(channels)...).carried = true
 	}
 	if f.Contact != "" {
 		contactCondition(w, f.Contact)
 	}
 	if f.HandedOff != nil {
-		w.add("s.handed_off = ?", *f.HandedOff)
+		w.add("s.handed_off = ?", *f.HandedOff).carried = true
 	}
 	if len(f.Agents) > 0 {
 		agents := dedupe(f.Agents)
@@ -100,20 +110,23 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 
 // sideTables builds the conditions on session_tags, session_protocols and
 // session_info of one tenant and interval [lower, upper), after a cursor
-// (nil: from the newest).
+// (nil: from the newest), with carry: the filter's tests of the channel and
+// handed_off the side tables carry (schema.sql).
 type sideTables struct {
 	tenant       string
 	lower, upper int64
 	after        *report.Cursor
+	carry        frag
 }
 
 // ordered is a driver reading an index range of from (a table as x) whose key starts
 // with (tenant, key columns, started_at): its sessions in the interval in
-// report order after the cursor, tested by more (on x's other columns).
+// report order after the cursor, tested by more (on x's other columns) and
+// by the filter's channel and handoff.
 func (t sideTables) ordered(from, keyCond string, args []any, more string, moreArgs ...any) driver {
 	q := "SELECT x.started_at, x.session_id FROM " + from + " WHERE x.tenant = ? AND " + keyCond +
-		" AND x.started_at >= ? AND x.started_at < ?" + more
-	a := append(append(append([]any{t.tenant}, args...), t.lower, t.upper), moreArgs...)
+		" AND x.started_at >= ? AND x.started_at < ?" + more + t.carry.sql
+	a := append(append(append(append([]any{t.tenant}, args...), t.lower, t.upper), moreArgs...), t.carry.args...)
 	if t.after != nil {
 		q += " AND (x.started_at < ? OR x.session_id < ?)"
 		a = append(a, t.after.StartedAt.UnixMilli(), t.after.SessionID)

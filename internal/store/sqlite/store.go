@@ -315,22 +315,25 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session) 
 			info = append(info, row{s, k, v})
 		}
 	}
-	if err := execEach(ctx, tx, `INSERT INTO session_tags (tenant, session_id, tag, started_at) VALUES (?, ?, ?, ?)`,
+	// The side tables carry the session's channel and handed_off (schema.sql).
+	if err := execEach(ctx, tx, `INSERT INTO session_tags (tenant, session_id, tag, started_at, channel, handed_off) VALUES (?, ?, ?, ?, ?, ?)`,
 		len(tags), func(i int) []any {
-			return []any{tags[i].s.Tenant, tags[i].s.ID, tags[i].a, tags[i].s.StartedAt.UnixMilli()}
+			s := tags[i].s
+			return []any{s.Tenant, s.ID, tags[i].a, s.StartedAt.UnixMilli(), s.Channel, s.HandedOff}
 		}); err != nil {
 		return err
 	}
-	if err := execEach(ctx, tx, `INSERT INTO session_protocols (tenant, session_id, protocol, started_at) VALUES (?, ?, ?, ?)`,
+	if err := execEach(ctx, tx, `INSERT INTO session_protocols (tenant, session_id, protocol, started_at, channel, handed_off) VALUES (?, ?, ?, ?, ?, ?)`,
 		len(protocols), func(i int) []any {
-			return []any{protocols[i].s.Tenant, protocols[i].s.ID, protocols[i].a, protocols[i].s.StartedAt.UnixMilli()}
+			s := protocols[i].s
+			return []any{s.Tenant, s.ID, protocols[i].a, s.StartedAt.UnixMilli(), s.Channel, s.HandedOff}
 		}); err != nil {
 		return err
 	}
-	if err := execEach(ctx, tx, `INSERT INTO session_info (tenant, session_id, key, value, value_lower, started_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	if err := execEach(ctx, tx, `INSERT INTO session_info (tenant, session_id, key, value, value_lower, started_at, channel, handed_off) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		len(info), func(i int) []any {
 			r := &info[i]
-			return []any{r.s.Tenant, r.s.ID, r.a, r.b, strings.ToLower(r.b), r.s.StartedAt.UnixMilli()}
+			return []any{r.s.Tenant, r.s.ID, r.a, r.b, strings.ToLower(r.b), r.s.StartedAt.UnixMilli(), r.s.Channel, r.s.HandedOff}
 		}); err != nil {
 		return err
 	}
