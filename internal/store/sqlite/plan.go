@@ -34,19 +34,24 @@ type where struct {
 	// choice locates driver's parts: for each, the index of its
 	// condition in conds and its index in that condition's drivers.
 	choice [][2]int
-	// size is how many sessions the driver yields, counted up to a limit
-	// past the bound (see drive); for an intersection, of its smallest
-	// part.
+	// size is how many entries the driver's range holds (before the
+	// tests of channel and handoff it carries), counted up to a limit
+	// past the bound (see drive); for an intersection, its smallest
+	// part's.
 	size int
 	// base is how many leading conditions every driver implies (tenant
 	// and interval).
 	base int
 }
 
-// driverOnly reports whether w's driver is one ordered range and every
-// condition is implied by it: its size is then the count.
+// driverOnly reports whether w's driver is one ordered range, sized as it
+// is read, and every condition is implied by it: its size is then the
+// count.
 func (w *where) driverOnly() bool {
-	return w.driver != nil && w.driver.ordered && len(w.choice) == 1 && len(w.rest()) == 0
+	if w.driver == nil || !w.driver.ordered || len(w.choice) != 1 || len(w.rest()) != 0 {
+		return false
+	}
+	return !slices.ContainsFunc(w.conds, func(c *cond) bool { return c.carried })
 }
 
 // follow makes w use the driver other chose: the same filter, planned
@@ -75,6 +80,9 @@ type frag struct {
 type cond struct {
 	frag
 	drivers []driver
+	// sizes: what is counted to size each driver, when not the driver
+	// itself (see sideTables.ordered).
+	sizes []frag
 	// side: sql reads of s only started_at and session_id (it looks the
 	// session up in a side table), so it tests a driver's rows without
 	// the session's row.
@@ -262,7 +270,7 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 			if !d.ordered {
 				limit = driveLimit
 			}
-			n, err := size(ctx, tx, d, limit)
+			n, err := size(ctx, tx, c.size(i), limit)
 			if err != nil {
 				return err
 			}
@@ -308,7 +316,7 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 		case s.n > limit:
 			return nil
 		case s.n >= full && limit > s.n:
-			n, err := size(ctx, tx, d, limit+1)
+			n, err := size(ctx, tx, c.size(s.i), limit+1)
 			if err != nil {
 				return err
 			}
@@ -325,8 +333,16 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 	return nil
 }
 
-// size counts d's sessions up to limit.
-func size(ctx context.Context, tx *sql.Tx, d *driver, limit int) (int, error) {
+// size is what sizes c's i-th driver.
+func (c *cond) size(i int) frag {
+	if i < len(c.sizes) {
+		return c.sizes[i]
+	}
+	return c.drivers[i].frag
+}
+
+// size counts the rows of d up to limit.
+func size(ctx context.Context, tx *sql.Tx, d frag, limit int) (int, error) {
 	var n int
 	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+d.sql+" LIMIT ?)", append(slices.Clip(d.args), limit)...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("size a condition: %w", err)

@@ -122,16 +122,18 @@ type sideTables struct {
 // ordered is a driver reading an index range of from (a table as x) whose key starts
 // with (tenant, key columns, started_at): its sessions in the interval in
 // report order after the cursor, tested by more (on x's other columns) and
-// by the filter's channel and handoff.
-func (t sideTables) ordered(from, keyCond string, args []any, more string, moreArgs ...any) driver {
+// by the filter's channel and handoff. It is sized by the range without the
+// channel and handoff tests (cond.sizes): counting up to a limit then reads
+// at most the limit's entries, however few sessions pass those tests.
+func (t sideTables) ordered(from, keyCond string, args []any, more string, moreArgs ...any) (driver, frag) {
 	q := "SELECT x.started_at, x.session_id FROM " + from + " WHERE x.tenant = ? AND " + keyCond +
-		" AND x.started_at >= ? AND x.started_at < ?" + more + t.carry.sql
-	a := append(append(append(append([]any{t.tenant}, args...), t.lower, t.upper), moreArgs...), t.carry.args...)
+		" AND x.started_at >= ? AND x.started_at < ?" + more
+	a := append(append(append([]any{t.tenant}, args...), t.lower, t.upper), moreArgs...)
 	if t.after != nil {
 		q += " AND (x.started_at < ? OR x.session_id < ?)"
 		a = append(a, t.after.StartedAt.UnixMilli(), t.after.SessionID)
 	}
-	return driver{frag{q, a}, true}
+	return driver{frag{q + t.carry.sql, append(slices.Clip(a), t.carry.args...)}, true}, frag{q, a}
 }
 
 // The side tables' conditions test a session by looking its (started_at,
@@ -158,7 +160,8 @@ func (t sideTables) add(w *where, sql string, args ...any) *cond {
 // protocol).
 func (t sideTables) value(w *where, table, column string, value string) {
 	c := t.add(w, "EXISTS (SELECT 1 FROM "+table+" x INDEXED BY "+table+"_by_value WHERE x.tenant = ? AND x."+column+" = ?"+local+")", value)
-	c.drivers = []driver{t.ordered(table+" x", "x."+column+" = ?", []any{value}, "")}
+	d, size := t.ordered(table+" x", "x."+column+" = ?", []any{value}, "")
+	c.drivers, c.sizes = []driver{d}, []frag{size}
 }
 
 // anyTag requires the session to hold one of tags (two or more): a session
@@ -198,17 +201,18 @@ func (t sideTables) info(w *where, c report.Condition) {
 	k := t.add(w, has, hasArgs...)
 	switch c.Op {
 	case report.OpEquals:
-		k.drivers = []driver{t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")}
+		d, size := t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")
+		k.drivers, k.sizes = []driver{d}, []frag{size}
 	case report.OpStartsWith:
 		// Few values start with v: read them by value, then sort; many:
 		// read the key's sessions in report order and test each.
-		k.drivers = []driver{
-			{frag{"SELECT x.session_id FROM session_info x INDEXED BY session_info_by_value WHERE x.tenant = ? AND x.key = ?" + test +
-				" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant, c.Key}, args...), t.lower, t.upper)}, false},
-			t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...),
-		}
+		byValue := frag{"SELECT x.session_id FROM session_info x INDEXED BY session_info_by_value WHERE x.tenant = ? AND x.key = ?" + test +
+			" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant, c.Key}, args...), t.lower, t.upper)}
+		d, size := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
+		k.drivers, k.sizes = []driver{{byValue, false}, d}, []frag{byValue, size}
 	default: // exists, contains
-		k.drivers = []driver{t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)}
+		d, size := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
+		k.drivers, k.sizes = []driver{d}, []frag{size}
 	}
 }
 
