@@ -22,7 +22,8 @@ const schemaVersion = 8
 // version 5 gives the side tables their session's started_at and keeps phone
 // digits reversed (the shapes plan.go reads), version 6 adds session_marks
 // (agents, queues and outcomes), filled from the stored sessions, version 8
-// has the side tables carry their session's channel and handed_off.
+// has the side tables carry their session's channel and handed_off and keeps
+// the distinct contact names (contact_names).
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -64,6 +65,12 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if v < 6 {
 		if err := fillMarks(ctx, tx); err != nil {
 			return fmt.Errorf("fill session_marks: %w", err)
+		}
+	}
+	if v < 8 {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO contact_names (tenant, name)
+			SELECT DISTINCT tenant, contact_name_folded FROM sessions`); err != nil {
+			return fmt.Errorf("fill contact_names: %w", err)
 		}
 	}
 	if v >= 3 {

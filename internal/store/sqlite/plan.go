@@ -279,7 +279,7 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 					smallest[ci] = sized{i, n}
 				}
 			}
-			if !d.ordered && n >= driveLimit {
+			if !d.ordered && n >= limit {
 				continue
 			}
 			better := best < 0 || n < best

@@ -79,7 +79,7 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 		w.add("s.channel IN ("+placeholders(len(channels))+")", anys(channels)...).carried = true
 	}
 	if f.Contact != "" {
-		contactCondition(w, f.Contact)
+		contactCondition(w, side, f.Contact)
 	}
 	if f.HandedOff != nil {
 		w.add("s.handed_off = ?", *f.HandedOff).carried = true
@@ -216,9 +216,22 @@ func (t sideTables) info(w *where, c report.Condition) {
 	}
 }
 
-func contactCondition(w *where, contact string) {
+// contactCondition matches the contact's id, a part of its folded name, or
+// its phone (either number ending with the other). Its driver is the union
+// of small ranges of sessions_by_contact, sessions_by_phone and
+// sessions_by_name, the names being those of contact_names (the tenant's
+// distinct folded names, far fewer than its sessions) that contain the part.
+func contactCondition(w *where, t sideTables, contact string) {
+	folded := report.Fold(contact)
 	conds := []string{"s.contact_id = ?", "instr(s.contact_name_folded, ?) > 0"}
-	args := []any{contact, report.Fold(contact)}
+	args := []any{contact, folded}
+	const in = " AND started_at >= ? AND started_at < ?"
+	names := "SELECT name FROM contact_names WHERE tenant = ? AND instr(name, ?) > 0"
+	arms := []string{
+		"SELECT session_id FROM sessions INDEXED BY sessions_by_contact WHERE tenant = ? AND contact_id = ?" + in,
+		"SELECT session_id FROM sessions INDEXED BY sessions_by_name WHERE tenant = ? AND contact_name_folded IN (" + names + ")" + in,
+	}
+	armArgs := []any{t.tenant, contact, t.lower, t.upper, t.tenant, t.tenant, folded, t.lower, t.upper}
 	if d, ok := report.PhoneQuery(contact); ok {
 		// Either number may lack the country code (and area code): one
 		// matches when it ends with the other, of at least MinPhoneDigits.
@@ -227,14 +240,21 @@ func contactCondition(w *where, contact string) {
 		rev := reverse(d)
 		conds = append(conds, `(s.contact_phone_rev >= ? AND s.contact_phone_rev < ?)`)
 		args = append(args, rev, rev+":")
+		arms = append(arms, "SELECT session_id FROM sessions INDEXED BY sessions_by_phone WHERE tenant = ? AND contact_phone_rev >= ? AND contact_phone_rev < ?"+in)
+		armArgs = append(armArgs, t.tenant, rev, rev+":", t.lower, t.upper)
 		if n := len(rev) - report.MinPhoneDigits; n > 0 {
 			conds = append(conds, "s.contact_phone_rev IN ("+placeholders(n)+")")
+			arms = append(arms, "SELECT session_id FROM sessions INDEXED BY sessions_by_phone WHERE tenant = ? AND contact_phone_rev IN ("+placeholders(n)+")"+in)
+			armArgs = append(armArgs, t.tenant)
 			for i := report.MinPhoneDigits; i < len(rev); i++ {
 				args = append(args, rev[:i])
+				armArgs = append(armArgs, rev[:i])
 			}
+			armArgs = append(armArgs, t.lower, t.upper)
 		}
 	}
-	w.add("("+strings.Join(conds, " OR ")+")", args...)
+	c := w.add("("+strings.Join(conds, " OR ")+")", args...)
+	c.drivers = []driver{{frag{strings.Join(arms, " UNION ALL "), armArgs}, false}}
 }
 
 // queryCondition matches sessions with a message that has every word of q,

@@ -46,6 +46,19 @@ DROP INDEX IF EXISTS sessions_by_start;
 CREATE INDEX IF NOT EXISTS sessions_by_start_filters ON sessions (tenant, started_at, session_id,
 	channel, handed_off, contact_id, contact_phone_rev, contact_name_folded);
 CREATE INDEX IF NOT EXISTS sessions_by_key ON sessions (tenant, session_key, started_at);
+-- The contact filter's ranges (query.go, contactCondition): an id, a phone's
+-- reversed digits, a folded name.
+CREATE INDEX IF NOT EXISTS sessions_by_contact ON sessions (tenant, contact_id, started_at);
+CREATE INDEX IF NOT EXISTS sessions_by_phone ON sessions (tenant, contact_phone_rev, started_at);
+CREATE INDEX IF NOT EXISTS sessions_by_name ON sessions (tenant, contact_name_folded, started_at);
+-- contact_names: every folded contact name a session of the tenant has had,
+-- scanned for a part of a name. Names are only added: one that no session
+-- has any more selects an empty range.
+CREATE TABLE IF NOT EXISTS contact_names (
+	tenant TEXT NOT NULL,
+	name   TEXT NOT NULL,
+	PRIMARY KEY (tenant, name)
+) WITHOUT ROWID;
 
 -- The side tables hold a session's tags, protocols and information, with its
 -- started_at, each indexed by value then report order: the sessions of one

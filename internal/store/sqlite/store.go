@@ -337,7 +337,16 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session) 
 		}); err != nil {
 		return err
 	}
+	if err := writeNames(ctx, tx, sessions); err != nil {
+		return err
+	}
 	return writeMarks(ctx, tx, sessions)
+}
+
+// writeNames adds the sessions' folded contact names to contact_names.
+func writeNames(ctx context.Context, tx *sql.Tx, sessions []session.Session) error {
+	return execEach(ctx, tx, `INSERT OR IGNORE INTO contact_names (tenant, name) VALUES (?, ?)`,
+		len(sessions), func(i int) []any { return []any{sessions[i].Tenant, report.Fold(sessions[i].Contact.Name)} })
 }
 
 // mark is a row of session_marks.

@@ -68,6 +68,8 @@ func oldLayout(version int) []string {
 		qs = append(qs, `ALTER TABLE sessions RENAME COLUMN contact_name_folded TO contact_name_lower`,
 			`UPDATE sessions SET contact_name_lower = 'cláudia'`)
 	}
+	// Before version 8 there were no contact_names.
+	qs = append(qs, `DROP TABLE contact_names`)
 	if version == 6 {
 		return append(qs, `PRAGMA user_version = 6`)
 	}
