@@ -17,7 +17,11 @@ import (
 // session's started_at, and are indexed by value then report order, so that
 // one value's sessions in an interval are an index range already in the
 // report's order: a page reads its first sessions and stops, and a count
-// reads at most its bound, whatever the number of matches.
+// reads at most its bound, whatever the number of matches. They also carry
+// the session's channel and handed_off, so a range tests those filters
+// itself; ranges of like sizes are intersected in one merge (merged), and a
+// range whose other conditions are all side-table tests is read without the
+// sessions table.
 
 // where is a planned search: conditions on the sessions table s, and the
 // driver whose sessions are read instead of the interval's.
