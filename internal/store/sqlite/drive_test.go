@@ -2,19 +2,27 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/storetest"
 )
 
 // TestConformancePlans runs the conformance suite in each plan but the
 // automatic one (TestConformance): scanning the interval, as when every
-// condition matches many sessions, and driven by unordered drivers where a
+// condition matches many sessions; driven by unordered drivers where a
 // condition has one (any of several tags, starts_with by value), which the
-// automatic plan only picks when they beat an ordered one.
+// automatic plan only picks when they beat an ordered one; and driven by
+// one range with every other condition tested per session, where the
+// automatic plan intersects ranges of like sizes.
 func TestConformancePlans(t *testing.T) {
-	for name, p := range map[string]int{"scanning": planScan, "unordered": planUnordered} {
+	for name, p := range map[string]int{"scanning": planScan, "unordered": planUnordered, "one range": planOneRange} {
 		t.Run(name, func(t *testing.T) {
 			defer func(p int) { plan = p }(plan)
 			plan = p
@@ -27,5 +35,61 @@ func TestConformancePlans(t *testing.T) {
 				return s
 			})
 		})
+	}
+}
+
+// TestDriveShapes: the automatic plan intersects ranges of like sizes,
+// drives a rare value's range with a common one tested per session, and
+// reads a driver's rows without the sessions table when nothing else needs
+// it.
+func TestDriveShapes(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var events []event.Event
+	for i := range 100 {
+		b := storetest.B{Contact: fmt.Sprintf("c%03d", i)}
+		at := time.Duration(i) * time.Minute
+		events = append(events, b.Msg(fmt.Sprintf("m%03d", i), at, event.RoleCustomer, "oi"), b.Tag(fmt.Sprintf("t%03d", i), at+time.Second, "Comum"))
+		if i%2 == 0 {
+			events = append(events, b.Tag(fmt.Sprintf("h%03d", i), at+2*time.Second, "Meio"))
+		}
+		if i == 50 {
+			events = append(events, b.Tag(fmt.Sprintf("r%03d", i), at+3*time.Second, "Raro"))
+		}
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	for _, tc := range []struct {
+		tags       []string
+		handedOff  bool
+		ranges     int
+		noSessions bool
+	}{
+		{[]string{"Comum", "Meio"}, false, 2, true},
+		{[]string{"Comum", "Raro"}, false, 1, true},
+		{[]string{"Meio"}, true, 1, true}, // the side tables carry handed_off
+	} {
+		f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Tags: tc.tags, TagMode: report.TagsAll}
+		if tc.handedOff {
+			f.HandedOff = &tc.handedOff
+		}
+		w := translate(&f, nil)
+		if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+			t.Fatal(err)
+		}
+		q, _ := w.query("1", true, "")
+		if len(w.choice) != tc.ranges || w.sideOnly() != tc.noSessions {
+			t.Errorf("%v: %d ranges, without sessions %v; want %d, %v: %s", tc.tags, len(w.choice), w.sideOnly(), tc.ranges, tc.noSessions, q)
+		}
 	}
 }

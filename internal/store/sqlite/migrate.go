@@ -12,7 +12,7 @@ import (
 
 // schemaVersion is the PRAGMA user_version of a database whose derived
 // tables are complete and whose layout is schema.sql's.
-const schemaVersion = 6
+const schemaVersion = 7
 
 // migrate creates the schema, or brings an older database to it in one
 // transaction: version 1 added the full-text index, version 2 turned times
@@ -21,7 +21,9 @@ const schemaVersion = 6
 // version 4 keeps contact names folded (report.Fold) instead of lowered,
 // version 5 gives the side tables their session's started_at and keeps phone
 // digits reversed (the shapes plan.go reads), version 6 adds session_marks
-// (agents, queues and outcomes), filled from the stored sessions.
+// (agents, queues and outcomes), filled from the stored sessions, version 7
+// has the side tables carry their session's channel and handed_off and keeps
+// the distinct contact names (contact_names).
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -51,6 +53,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if err := reportShapes(ctx, tx); err != nil {
 		return fmt.Errorf("reshape for the report: %w", err)
 	}
+	if err := carryFilters(ctx, tx); err != nil {
+		return fmt.Errorf("carry channel and handoff in the side tables: %w", err)
+	}
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return err
 	}
@@ -60,6 +65,12 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if v < 6 {
 		if err := fillMarks(ctx, tx); err != nil {
 			return fmt.Errorf("fill session_marks: %w", err)
+		}
+	}
+	if v < 7 {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO contact_names (tenant, name)
+			SELECT DISTINCT tenant, contact_name_folded FROM sessions`); err != nil {
+			return fmt.Errorf("fill contact_names: %w", err)
 		}
 	}
 	if v >= 3 {
@@ -185,6 +196,36 @@ func reportShapes(ctx context.Context, tx *sql.Tx) error {
 	}
 	return execEach(ctx, tx, `UPDATE sessions SET contact_phone_rev = ? WHERE tenant = ? AND session_id = ?`,
 		len(change), func(i int) []any { return []any{change[i].rev, change[i].tenant, change[i].id} })
+}
+
+// carryFilters rebuilds the side tables of a database before version 7 with
+// their session's channel and handed_off. The indexes that read them go
+// with the old tables and are made by schema.sql.
+func carryFilters(ctx context.Context, tx *sql.Tx) error {
+	var old int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) > 0 AND sum(name = 'channel') = 0 FROM pragma_table_info('session_tags')`).Scan(&old); err != nil || old == 0 {
+		return err
+	}
+	var steps []string
+	for _, t := range []struct{ name, cols, key string }{
+		{"session_tags", "tag TEXT NOT NULL", "tag"},
+		{"session_protocols", "protocol TEXT NOT NULL", "protocol"},
+		{"session_info", "key TEXT NOT NULL, value TEXT NOT NULL, value_lower TEXT NOT NULL", "key"},
+	} {
+		steps = append(steps,
+			`CREATE TABLE `+t.name+`_new (tenant TEXT NOT NULL, session_id TEXT NOT NULL, `+t.cols+`,
+				started_at INTEGER NOT NULL, channel TEXT NOT NULL, handed_off INTEGER NOT NULL,
+				PRIMARY KEY (tenant, session_id, `+t.key+`)) WITHOUT ROWID`,
+			`INSERT INTO `+t.name+`_new SELECT x.*, s.channel, s.handed_off FROM `+t.name+` x
+				JOIN sessions s ON s.tenant = x.tenant AND s.session_id = x.session_id`,
+			`DROP TABLE `+t.name, `ALTER TABLE `+t.name+`_new RENAME TO `+t.name)
+	}
+	for _, q := range steps {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // fillMarks writes the session_marks of every stored session, from its

@@ -17,7 +17,11 @@ import (
 // session's started_at, and are indexed by value then report order, so that
 // one value's sessions in an interval are an index range already in the
 // report's order: a page reads its first sessions and stops, and a count
-// reads at most its bound, whatever the number of matches.
+// reads at most its bound, whatever the number of matches. They also carry
+// the session's channel and handed_off, so a range tests those filters
+// itself; ranges of like sizes are intersected in one merge (merged), and a
+// range whose other conditions are all side-table tests is read without the
+// sessions table.
 
 // where is a planned search: conditions on the sessions table s, and the
 // driver whose sessions are read instead of the interval's.
@@ -25,36 +29,48 @@ type where struct {
 	tenant string
 	conds  []*cond
 	// driver is the chosen driver (see drive); nil: scan the interval.
+	// With more than one choice it is the intersection of their ordered
+	// ranges, without its ORDER BY (see merged).
 	driver *driver
-	// owner is the condition the driver serves: it is implied by the
-	// join and not tested again.
-	owner *cond
-	// choice locates driver: the indexes of owner in conds and of driver
-	// in owner's drivers.
-	choice [2]int
-	// size is how many sessions the driver yields, counted up to a limit
-	// past the bound (see drive).
+	// owners are the conditions the driver serves: they are implied by
+	// it and not tested again.
+	owners []*cond
+	// choice locates driver's parts: for each, the index of its
+	// condition in conds and its index in that condition's drivers.
+	choice [][2]int
+	// size is how many entries the driver's range holds (before the
+	// tests of channel and handoff it carries), counted up to a limit
+	// past the bound (see drive); for an intersection, its smallest
+	// part's.
 	size int
 	// base is how many leading conditions every driver implies (tenant
 	// and interval).
 	base int
 }
 
-// driverOnly reports whether w's driver is ordered and every condition
-// but the driver's is implied by it: its size is then the count.
+// driverOnly reports whether w's driver is one ordered range, sized as it
+// is read, and every condition is implied by it: its size is then the
+// count.
 func (w *where) driverOnly() bool {
-	return w.driver != nil && w.driver.ordered && len(w.conds) == w.base+1
+	if w.driver == nil || !w.driver.ordered || len(w.choice) != 1 || len(w.rest()) != 0 {
+		return false
+	}
+	return !slices.ContainsFunc(w.conds, func(c *cond) bool { return c.carried })
 }
 
 // follow makes w use the driver other chose: the same filter, planned
 // once for the page and once for the count (they differ only by the
 // cursor, which does not change which driver reads least).
 func (w *where) follow(other *where) {
-	w.driver, w.owner = nil, nil
-	if other.driver != nil {
-		w.owner = w.conds[other.choice[0]]
-		w.driver = &w.owner.drivers[other.choice[1]]
+	w.driver, w.owners, w.choice = nil, nil, nil
+	var parts []*driver
+	for _, ch := range other.choice {
+		c := w.conds[ch[0]]
+		w.owners = append(w.owners, c)
+		w.choice = append(w.choice, ch)
+		parts = append(parts, &c.drivers[ch[1]])
 	}
+	w.driver = merged(parts)
 }
 
 // frag is a piece of SQL and its arguments.
@@ -68,6 +84,17 @@ type frag struct {
 type cond struct {
 	frag
 	drivers []driver
+	// sizes: what is counted to size each driver, when not the driver
+	// itself (see sideTables.ordered).
+	sizes []frag
+	// side: sql reads of s only started_at and session_id (it looks the
+	// session up in a side table), so it tests a driver's rows without
+	// the session's row.
+	side bool
+	// carried: every ordered driver tests it itself (the side tables
+	// carry the session's channel and handed_off, and each range starts
+	// at the cursor).
+	carried bool
 }
 
 // driver is a subquery yielding the sessions one condition selects: with
@@ -79,19 +106,68 @@ type driver struct {
 	ordered bool
 }
 
+// merged is the driver reading parts: the one, or the intersection of
+// several ordered ones. SQLite runs a compound SELECT with an ORDER BY as a
+// merge of its arms, each read in that order ("multiSelectOrderBy" in
+// select.c; EXPLAIN QUERY PLAN says MERGE (INTERSECT)), so ranges in report
+// order intersect in one pass each, with no look-up per session, and a LIMIT
+// on the compound stops the merge.
+func merged(parts []*driver) *driver {
+	switch len(parts) {
+	case 0:
+		return nil
+	case 1:
+		return parts[0]
+	}
+	var sqls []string
+	var args []any
+	for _, p := range parts {
+		sqls = append(sqls, p.sql)
+		args = append(args, p.args...)
+	}
+	return &driver{frag{strings.Join(sqls, " INTERSECT "), args}, true}
+}
+
 func (w *where) add(sql string, args ...any) *cond {
 	c := &cond{frag: frag{sql, args}}
 	w.conds = append(w.conds, c)
 	return c
 }
 
-func (w *where) render() (string, []any) {
-	var parts []string
-	var args []any
-	for _, c := range w.conds {
-		if c == w.owner {
+// rest is the conditions the driver does not imply, but the tenant and the
+// interval (every driver implies them; a scan does not).
+func (w *where) rest() []*cond {
+	var out []*cond
+	for _, c := range w.conds[w.base:] {
+		if w.driver != nil && (slices.Contains(w.owners, c) || c.carried && w.driver.ordered) {
 			continue
 		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// sideOnly reports whether every condition left to test reads no column of
+// the session's row: an ordered driver's rows are then tested as they are.
+func (w *where) sideOnly() bool {
+	for _, c := range w.rest() {
+		if !c.side {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *where) render() (string, []any) {
+	conds := w.rest()
+	if w.driver == nil || !w.driver.ordered || !w.sideOnly() {
+		// The tenant and the interval, first, for the scan's range or
+		// the session's look-up.
+		conds = append(slices.Clip(w.conds[:w.base]), conds...)
+	}
+	parts := []string{"1"}
+	var args []any
+	for _, c := range conds {
 		parts = append(parts, c.sql)
 		args = append(args, c.args...)
 	}
@@ -99,28 +175,43 @@ func (w *where) render() (string, []any) {
 }
 
 // source is the FROM clause and its arguments, which come before the
-// condition's, and the ORDER BY of the report's order on it. CROSS JOIN
-// makes SQLite read the driver first. An ordered driver meets the sessions
-// through sessions_by_start_filters (its key is what the driver yields), so
-// a count reads no session row; an unordered one is made DISTINCT, since a
-// session may match it in more than one way, and sorted.
+// condition's, and the ORDER BY of the report's order on it. An ordered
+// driver whose rows need no session's column to be tested is read as s
+// itself (its range is in report order); otherwise CROSS JOIN makes SQLite
+// read the driver first, and an ordered driver meets the sessions through
+// sessions_by_start_filters (its key is what the driver yields), so a count
+// reads no session row; an unordered one is made DISTINCT, since a session
+// may match it in more than one way, and sorted.
 func (w *where) source() (from string, args []any, order string) {
+	const report = " ORDER BY s.started_at DESC, s.session_id DESC"
 	switch {
 	case w.driver == nil:
-		return "sessions s WHERE ", nil, " ORDER BY s.started_at DESC, s.session_id DESC"
+		return "sessions s WHERE ", nil, report
+	case w.driver.ordered && w.sideOnly():
+		return "(" + w.driver.sql + ") AS s WHERE ", w.driver.args, report
 	case w.driver.ordered:
 		return "(" + w.driver.sql + ") AS m CROSS JOIN sessions s INDEXED BY sessions_by_start_filters" +
 				" WHERE s.started_at = m.started_at AND s.session_id = m.session_id AND ", w.driver.args,
 			" ORDER BY m.started_at DESC, m.session_id DESC"
 	default:
 		return "(SELECT DISTINCT session_id FROM (" + w.driver.sql + ")) AS m CROSS JOIN sessions s" +
-			" WHERE s.session_id = m.session_id AND ", w.driver.args, " ORDER BY s.started_at DESC, s.session_id DESC"
+			" WHERE s.session_id = m.session_id AND ", w.driver.args, report
 	}
 }
 
 // query is the statement SELECT selectList FROM <source> WHERE <conditions>
-// [ORDER BY the report's order] rest, with its arguments and then more.
+// [ORDER BY the report's order] rest, with its arguments and then more. An
+// intersection implies every condition (drive merges only then): its own
+// ORDER BY and rest (a LIMIT) make the merge stop, and the outer ORDER BY
+// sorts only what it kept.
 func (w *where) query(selectList string, ordered bool, rest string, more ...any) (string, []any) {
+	if len(w.choice) > 1 {
+		q := "SELECT " + selectList + " FROM (" + w.driver.sql + " ORDER BY 1 DESC, 2 DESC" + rest + ") AS s"
+		if ordered {
+			q += " ORDER BY s.started_at DESC, s.session_id DESC"
+		}
+		return q, append(slices.Clip(w.driver.args), more...)
+	}
 	from, args, order := w.source()
 	conds, cargs := w.render()
 	args = append(append(slices.Clip(args), cargs...), more...)
@@ -135,6 +226,7 @@ const (
 	planAuto      = iota
 	planScan      // never drive
 	planUnordered // prefer unordered drivers
+	planOneRange  // never intersect ranges: test the others per session
 )
 
 // plan is the plan drive chooses; a variable so that tests run every plan.
@@ -150,6 +242,12 @@ const sizeLimit = 20_000
 // interval in report order.
 const driveLimit = 2000
 
+// mergeRatio is how many times the smallest ordered range another may be
+// to be intersected with it rather than tested per session: reading an
+// index entry in a merge costs about a tenth of looking a session up in
+// another range (docs/performance.md).
+const mergeRatio = 8
+
 // drive picks the driver that reads the fewest sessions. An ordered driver
 // never reads more than the scan of the interval would (its sessions are a
 // part of the interval, in the same order), so the smallest one drives; an
@@ -157,13 +255,18 @@ const driveLimit = 2000
 // fewer than the best ordered one), since its sessions are sorted before
 // the first is returned. Each size is counted up to a limit, so choosing
 // costs little: an ordered driver's count reads at most bound+1 entries of
-// one index range.
+// one index range. When every other condition has an ordered range too, of
+// at most mergeRatio times the smallest, the ranges are intersected (see
+// merged).
 func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
-	w.driver, w.owner = nil, nil
+	w.driver, w.owners, w.choice = nil, nil, nil
 	if plan == planScan {
 		return nil
 	}
 	best := -1
+	// smallest is, per condition, its smallest ordered driver and size.
+	type sized struct{ i, n int }
+	smallest := map[int]sized{}
 	for ci, c := range w.conds {
 		for i := range c.drivers {
 			d := &c.drivers[i]
@@ -171,11 +274,16 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 			if !d.ordered {
 				limit = driveLimit
 			}
-			var n int
-			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+d.sql+" LIMIT ?)", append(slices.Clip(d.args), limit)...).Scan(&n); err != nil {
-				return fmt.Errorf("size a condition: %w", err)
+			n, err := size(ctx, tx, c.size(i), limit)
+			if err != nil {
+				return err
 			}
-			if !d.ordered && n >= driveLimit {
+			if d.ordered {
+				if s, ok := smallest[ci]; !ok || n < s.n {
+					smallest[ci] = sized{i, n}
+				}
+			}
+			if !d.ordered && n >= limit {
 				continue
 			}
 			better := best < 0 || n < best
@@ -183,10 +291,65 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 				better = !d.ordered
 			}
 			if better {
-				best, w.driver, w.owner = n, d, c
-				w.choice, w.size = [2]int{ci, i}, n
+				best, w.driver, w.owners = n, d, []*cond{c}
+				w.choice, w.size = [][2]int{{ci, i}}, n
 			}
 		}
 	}
+	if w.driver == nil || !w.driver.ordered || plan == planUnordered || plan == planOneRange {
+		return nil
+	}
+	// Intersect when each condition left has an ordered range not too
+	// large beside the driver's, counted further where its first count
+	// stopped short of telling.
+	parts := []*driver{w.driver}
+	owners, choice := w.owners, w.choice
+	for _, c := range w.rest() {
+		ci := slices.Index(w.conds, c)
+		s, ok := smallest[ci]
+		if !ok {
+			return nil
+		}
+		d := &c.drivers[s.i]
+		full := max(bound+1, sizeLimit) // where sizes stopped
+		limit := mergeRatio * max(w.size, 1)
+		switch {
+		case w.size >= full:
+			// Both ranges are large: the merge stops at the bound if
+			// many sessions are in both.
+		case s.n > limit:
+			return nil
+		case s.n >= full && limit > s.n:
+			n, err := size(ctx, tx, c.size(s.i), limit+1)
+			if err != nil {
+				return err
+			}
+			if n > limit {
+				return nil
+			}
+		}
+		parts, owners = append(parts, d), append(owners, c)
+		choice = append(choice, [2]int{ci, s.i})
+	}
+	if len(parts) > 1 {
+		w.driver, w.owners, w.choice = merged(parts), owners, choice
+	}
 	return nil
+}
+
+// size is what sizes c's i-th driver.
+func (c *cond) size(i int) frag {
+	if i < len(c.sizes) {
+		return c.sizes[i]
+	}
+	return c.drivers[i].frag
+}
+
+// size counts the rows of d up to limit.
+func size(ctx context.Context, tx *sql.Tx, d frag, limit int) (int, error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+d.sql+" LIMIT ?)", append(slices.Clip(d.args), limit)...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("size a condition: %w", err)
+	}
+	return n, nil
 }

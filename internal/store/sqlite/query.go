@@ -51,7 +51,17 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 	if f.SessionID != "" {
 		w.add("s.session_id = ?", strings.ToLower(f.SessionID))
 	}
-	side := sideTables{tenant: f.Tenant, lower: lower, upper: upper}
+	side := sideTables{tenant: f.Tenant, lower: lower, upper: upper, after: c}
+	var channels []string
+	if len(f.Channels) > 0 {
+		channels = dedupe(f.Channels)
+		side.carry.sql += " AND x.channel IN (" + placeholders(len(channels)) + ")"
+		side.carry.args = append(side.carry.args, anys(channels)...)
+	}
+	if f.HandedOff != nil {
+		side.carry.sql += " AND x.handed_off = ?"
+		side.carry.args = append(side.carry.args, *f.HandedOff)
+	}
 	if f.Protocol != "" {
 		side.value(w, "session_protocols", "protocol", f.Protocol)
 	}
@@ -68,15 +78,15 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 	for _, c := range f.Info {
 		side.info(w, c)
 	}
-	if len(f.Channels) > 0 {
-		channels := dedupe(f.Channels)
-		w.add("s.channel IN ("+placeholders(len(channels))+")", anys(channels)...)
+	// Every ordered driver tests channel and handoff itself (side.carry).
+	if len(channels) > 0 {
+		w.add("s.channel IN ("+placeholders(len(channels))+")", anys(channels)...).carried = true
 	}
 	if f.Contact != "" {
-		contactCondition(w, f.Contact)
+		contactCondition(w, side, f.Contact)
 	}
 	if f.HandedOff != nil {
-		w.add("s.handed_off = ?", *f.HandedOff)
+		w.add("s.handed_off = ?", *f.HandedOff).carried = true
 	}
 	if len(f.Agents) > 0 {
 		agents := dedupe(f.Agents)
@@ -94,27 +104,40 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 	}
 	if c != nil {
 		// Last, so that the conditions before it are those of the same
-		// filter without a cursor (see where.follow).
-		w.add("(s.started_at < ? OR s.session_id < ?)", c.StartedAt.UnixMilli(), c.SessionID)
+		// filter without a cursor (see where.follow). Every ordered
+		// driver starts at the cursor (sideTables.ordered).
+		k := w.add("(s.started_at < ? OR s.session_id < ?)", c.StartedAt.UnixMilli(), c.SessionID)
+		k.side, k.carried = true, true
 	}
 	return w
 }
 
 // sideTables builds the conditions on session_tags, session_protocols and
-// session_info of one tenant and interval [lower, upper).
+// session_info of one tenant and interval [lower, upper), after a cursor
+// (nil: from the newest), with carry: the filter's tests of the channel and
+// handed_off the side tables carry (schema.sql).
 type sideTables struct {
 	tenant       string
 	lower, upper int64
+	after        *report.Cursor
+	carry        frag
 }
 
 // ordered is a driver reading an index range of from (a table as x) whose key starts
 // with (tenant, key columns, started_at): its sessions in the interval in
-// report order, tested by more (on x's other columns).
-func (t sideTables) ordered(from, keyCond string, args []any, more string, moreArgs ...any) driver {
+// report order after the cursor, tested by more (on x's other columns) and
+// by the filter's channel and handoff. It is sized by the range without the
+// channel and handoff tests (cond.sizes): counting up to a limit then reads
+// at most the limit's entries, however few sessions pass those tests.
+func (t sideTables) ordered(from, keyCond string, args []any, more string, moreArgs ...any) (driver, frag) {
 	q := "SELECT x.started_at, x.session_id FROM " + from + " WHERE x.tenant = ? AND " + keyCond +
 		" AND x.started_at >= ? AND x.started_at < ?" + more
 	a := append(append(append([]any{t.tenant}, args...), t.lower, t.upper), moreArgs...)
-	return driver{frag{q, a}, true}
+	if t.after != nil {
+		q += " AND (x.started_at < ? OR x.session_id < ?)"
+		a = append(a, t.after.StartedAt.UnixMilli(), t.after.SessionID)
+	}
+	return driver{frag{q + t.carry.sql, append(slices.Clip(a), t.carry.args...)}, true}, frag{q, a}
 }
 
 // The side tables' conditions test a session by looking its (started_at,
@@ -126,20 +149,30 @@ func (t sideTables) ordered(from, keyCond string, args []any, more string, moreA
 // does, costs more than the whole page.
 
 // local is the condition "x (of from) holds a row for this session of s".
+// It reads only s's started_at and session_id (the tenant is an argument),
+// so it tests a driver's rows as well as sessions (cond.side).
 const local = " AND x.started_at = s.started_at AND x.session_id = s.session_id"
+
+// add adds the side-table condition sql, on tenant t then args.
+func (t sideTables) add(w *where, sql string, args ...any) *cond {
+	c := w.add(sql, append([]any{t.tenant}, args...)...)
+	c.side = true
+	return c
+}
 
 // value requires the session to hold value in column of table (a tag, a
 // protocol).
 func (t sideTables) value(w *where, table, column string, value string) {
-	c := w.add("EXISTS (SELECT 1 FROM "+table+" x INDEXED BY "+table+"_by_value WHERE x.tenant = s.tenant AND x."+column+" = ?"+local+")", value)
-	c.drivers = []driver{t.ordered(table+" x", "x."+column+" = ?", []any{value}, "")}
+	c := t.add(w, "EXISTS (SELECT 1 FROM "+table+" x INDEXED BY "+table+"_by_value WHERE x.tenant = ? AND x."+column+" = ?"+local+")", value)
+	d, size := t.ordered(table+" x", "x."+column+" = ?", []any{value}, "")
+	c.drivers, c.sizes = []driver{d}, []frag{size}
 }
 
 // anyTag requires the session to hold one of tags (two or more): a session
 // holding several is one session.
 func (t sideTables) anyTag(w *where, tags []string) {
 	in := "x.tag IN (" + placeholders(len(tags)) + ")"
-	c := w.add("EXISTS (SELECT 1 FROM session_tags x INDEXED BY session_tags_by_value WHERE x.tenant = s.tenant AND "+in+local+")", anys(tags)...)
+	c := t.add(w, "EXISTS (SELECT 1 FROM session_tags x INDEXED BY session_tags_by_value WHERE x.tenant = ? AND "+in+local+")", anys(tags)...)
 	c.drivers = []driver{{frag{"SELECT x.session_id FROM session_tags x INDEXED BY session_tags_by_value WHERE x.tenant = ? AND " + in +
 		" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant}, anys(tags)...), t.lower, t.upper)}, false}}
 }
@@ -162,33 +195,47 @@ func (t sideTables) info(w *where, c report.Condition) {
 		// v sorts from v to v followed by the greatest code point.
 		test, args = " AND x.value_lower >= ? AND x.value_lower < ? AND instr(x.value_lower, ?) = 1", []any{v, v + string(utf8.MaxRune), v}
 	}
-	has := "EXISTS (SELECT 1 FROM session_info x INDEXED BY session_info_by_key WHERE x.tenant = s.tenant AND x.key = ?" + local + test + ")"
+	has := "EXISTS (SELECT 1 FROM session_info x INDEXED BY session_info_by_key WHERE x.tenant = ? AND x.key = ?" + local + test + ")"
 	hasArgs := append([]any{c.Key}, args...)
 	switch c.Op {
 	case report.OpNotEquals, report.OpNotContain, report.OpNotExists:
-		w.add("NOT "+has, hasArgs...)
+		t.add(w, "NOT "+has, hasArgs...)
 		return
 	}
-	k := w.add(has, hasArgs...)
+	k := t.add(w, has, hasArgs...)
 	switch c.Op {
 	case report.OpEquals:
-		k.drivers = []driver{t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")}
+		d, size := t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")
+		k.drivers, k.sizes = []driver{d}, []frag{size}
 	case report.OpStartsWith:
 		// Few values start with v: read them by value, then sort; many:
 		// read the key's sessions in report order and test each.
-		k.drivers = []driver{
-			{frag{"SELECT x.session_id FROM session_info x INDEXED BY session_info_by_value WHERE x.tenant = ? AND x.key = ?" + test +
-				" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant, c.Key}, args...), t.lower, t.upper)}, false},
-			t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...),
-		}
+		byValue := frag{"SELECT x.session_id FROM session_info x INDEXED BY session_info_by_value WHERE x.tenant = ? AND x.key = ?" + test +
+			" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant, c.Key}, args...), t.lower, t.upper)}
+		d, size := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
+		k.drivers, k.sizes = []driver{{byValue, false}, d}, []frag{byValue, size}
 	default: // exists, contains
-		k.drivers = []driver{t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)}
+		d, size := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
+		k.drivers, k.sizes = []driver{d}, []frag{size}
 	}
 }
 
-func contactCondition(w *where, contact string) {
+// contactCondition matches the contact's id, a part of its folded name, or
+// its phone (either number ending with the other). Its driver is the union
+// of small ranges of sessions_by_contact, sessions_by_phone and
+// sessions_by_name, the names being those of contact_names (the tenant's
+// distinct folded names, far fewer than its sessions) that contain the part.
+func contactCondition(w *where, t sideTables, contact string) {
+	folded := report.Fold(contact)
 	conds := []string{"s.contact_id = ?", "instr(s.contact_name_folded, ?) > 0"}
-	args := []any{contact, report.Fold(contact)}
+	args := []any{contact, folded}
+	const in = " AND started_at >= ? AND started_at < ?"
+	names := "SELECT name FROM contact_names WHERE tenant = ? AND instr(name, ?) > 0"
+	arms := []string{
+		"SELECT session_id FROM sessions INDEXED BY sessions_by_contact WHERE tenant = ? AND contact_id = ?" + in,
+		"SELECT session_id FROM sessions INDEXED BY sessions_by_name WHERE tenant = ? AND contact_name_folded IN (" + names + ")" + in,
+	}
+	armArgs := []any{t.tenant, contact, t.lower, t.upper, t.tenant, t.tenant, folded, t.lower, t.upper}
 	if d, ok := report.PhoneQuery(contact); ok {
 		// Either number may lack the country code (and area code): one
 		// matches when it ends with the other, of at least MinPhoneDigits.
@@ -197,14 +244,21 @@ func contactCondition(w *where, contact string) {
 		rev := reverse(d)
 		conds = append(conds, `(s.contact_phone_rev >= ? AND s.contact_phone_rev < ?)`)
 		args = append(args, rev, rev+":")
+		arms = append(arms, "SELECT session_id FROM sessions INDEXED BY sessions_by_phone WHERE tenant = ? AND contact_phone_rev >= ? AND contact_phone_rev < ?"+in)
+		armArgs = append(armArgs, t.tenant, rev, rev+":", t.lower, t.upper)
 		if n := len(rev) - report.MinPhoneDigits; n > 0 {
 			conds = append(conds, "s.contact_phone_rev IN ("+placeholders(n)+")")
+			arms = append(arms, "SELECT session_id FROM sessions INDEXED BY sessions_by_phone WHERE tenant = ? AND contact_phone_rev IN ("+placeholders(n)+")"+in)
+			armArgs = append(armArgs, t.tenant)
 			for i := report.MinPhoneDigits; i < len(rev); i++ {
 				args = append(args, rev[:i])
+				armArgs = append(armArgs, rev[:i])
 			}
+			armArgs = append(armArgs, t.lower, t.upper)
 		}
 	}
-	w.add("("+strings.Join(conds, " OR ")+")", args...)
+	c := w.add("("+strings.Join(conds, " OR ")+")", args...)
+	c.drivers = []driver{{frag{strings.Join(arms, " UNION ALL "), armArgs}, false}}
 }
 
 // queryCondition matches sessions with a message that has every word of q,

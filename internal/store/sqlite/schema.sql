@@ -46,20 +46,38 @@ DROP INDEX IF EXISTS sessions_by_start;
 CREATE INDEX IF NOT EXISTS sessions_by_start_filters ON sessions (tenant, started_at, session_id,
 	channel, handed_off, contact_id, contact_phone_rev, contact_name_folded);
 CREATE INDEX IF NOT EXISTS sessions_by_key ON sessions (tenant, session_key, started_at);
+-- The contact filter's ranges (query.go, contactCondition): an id, a phone's
+-- reversed digits, a folded name.
+CREATE INDEX IF NOT EXISTS sessions_by_contact ON sessions (tenant, contact_id, started_at);
+CREATE INDEX IF NOT EXISTS sessions_by_phone ON sessions (tenant, contact_phone_rev, started_at);
+CREATE INDEX IF NOT EXISTS sessions_by_name ON sessions (tenant, contact_name_folded, started_at);
+-- contact_names: every folded contact name a session of the tenant has had,
+-- scanned for a part of a name. Names are only added: one that no session
+-- has any more selects an empty range.
+CREATE TABLE IF NOT EXISTS contact_names (
+	tenant TEXT NOT NULL,
+	name   TEXT NOT NULL,
+	PRIMARY KEY (tenant, name)
+) WITHOUT ROWID;
 
 -- The side tables hold a session's tags, protocols and information, with its
 -- started_at, each indexed by value then report order: the sessions of one
 -- value in an interval are one index range in the report's order, which a
--- search reads from its newest end and stops (plan.go).
+-- search reads from its newest end and stops, or intersects with another
+-- value's range in one merge (plan.go). They carry the session's channel and
+-- handed_off, last in each index, so that a range tests those filters
+-- without looking each session up.
 CREATE TABLE IF NOT EXISTS session_tags (
 	tenant     TEXT    NOT NULL,
 	session_id TEXT    NOT NULL,
 	tag        TEXT    NOT NULL,
 	started_at INTEGER NOT NULL,
+	channel    TEXT    NOT NULL,
+	handed_off INTEGER NOT NULL,
 	PRIMARY KEY (tenant, session_id, tag)
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS session_tags_by_tag;
-CREATE INDEX IF NOT EXISTS session_tags_by_value ON session_tags (tenant, tag, started_at, session_id);
+CREATE INDEX IF NOT EXISTS session_tags_by_value ON session_tags (tenant, tag, started_at, session_id, channel, handed_off);
 
 -- session_marks holds what the agent, queue and outcome filters read, one row
 -- per (kind, value): kind 'agent' (an agent's id), 'queue', 'outcome' (of an
@@ -82,10 +100,12 @@ CREATE TABLE IF NOT EXISTS session_protocols (
 	session_id TEXT    NOT NULL,
 	protocol   TEXT    NOT NULL,
 	started_at INTEGER NOT NULL,
+	channel    TEXT    NOT NULL,
+	handed_off INTEGER NOT NULL,
 	PRIMARY KEY (tenant, session_id, protocol)
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS session_protocols_by_protocol;
-CREATE INDEX IF NOT EXISTS session_protocols_by_value ON session_protocols (tenant, protocol, started_at, session_id);
+CREATE INDEX IF NOT EXISTS session_protocols_by_value ON session_protocols (tenant, protocol, started_at, session_id, channel, handed_off);
 
 -- session_info_by_value serves equals and starts_with; session_info_by_key
 -- the operators that read every value of a key (exists, contains), with the
@@ -97,10 +117,12 @@ CREATE TABLE IF NOT EXISTS session_info (
 	value       TEXT    NOT NULL,
 	value_lower TEXT    NOT NULL,
 	started_at  INTEGER NOT NULL,
+	channel     TEXT    NOT NULL,
+	handed_off  INTEGER NOT NULL,
 	PRIMARY KEY (tenant, session_id, key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS session_info_by_value ON session_info (tenant, key, value_lower, started_at, session_id);
-CREATE INDEX IF NOT EXISTS session_info_by_key ON session_info (tenant, key, started_at, session_id, value_lower);
+CREATE INDEX IF NOT EXISTS session_info_by_value ON session_info (tenant, key, value_lower, started_at, session_id, channel, handed_off);
+CREATE INDEX IF NOT EXISTS session_info_by_key ON session_info (tenant, key, started_at, session_id, value_lower, channel, handed_off);
 
 -- message_words: full-text index of message texts, for the report's q filter,
 -- keyed by events.id. Why FTS5 and not lower(text): SQLite's lower() and LIKE

@@ -595,25 +595,25 @@ type sidePart struct {
 // sideParts are the side tables, in the order of their fingerprints after
 // the document's (session.HeldSession.Sums).
 var sideParts = []sidePart{
-	{multiRow{head: `INSERT INTO session_tags (tenant, session_id, tag, started_at) VALUES `, cols: 4}, deleteRows("session_tags"),
+	{multiRow{head: `INSERT INTO session_tags (tenant, session_id, tag, started_at, channel, handed_off) VALUES `, cols: 6}, deleteRows("session_tags"),
 		func(s *session.Session, out [][]any) [][]any {
 			for _, t := range s.Tags {
-				out = append(out, []any{s.Tenant, s.ID, t, s.StartedAt.UnixMilli()})
+				out = append(out, []any{s.Tenant, s.ID, t, s.StartedAt.UnixMilli(), s.Channel, handedOff(s)})
 			}
 			return out
 		}},
-	{multiRow{head: `INSERT INTO session_protocols (tenant, session_id, protocol, started_at) VALUES `, cols: 4}, deleteRows("session_protocols"),
+	{multiRow{head: `INSERT INTO session_protocols (tenant, session_id, protocol, started_at, channel, handed_off) VALUES `, cols: 6}, deleteRows("session_protocols"),
 		func(s *session.Session, out [][]any) [][]any {
 			for _, p := range s.Protocols {
-				out = append(out, []any{s.Tenant, s.ID, p, s.StartedAt.UnixMilli()})
+				out = append(out, []any{s.Tenant, s.ID, p, s.StartedAt.UnixMilli(), s.Channel, handedOff(s)})
 			}
 			return out
 		}},
-	{multiRow{head: `INSERT INTO session_info (tenant, session_id, key, value, value_lower, started_at) VALUES `, cols: 6}, deleteRows("session_info"),
+	{multiRow{head: `INSERT INTO session_info (tenant, session_id, key, value, value_lower, started_at, channel, handed_off) VALUES `, cols: 8}, deleteRows("session_info"),
 		func(s *session.Session, out [][]any) [][]any {
 			for _, k := range slices.Sorted(maps.Keys(s.Info)) {
 				v := s.Info[k]
-				out = append(out, []any{s.Tenant, s.ID, k, v, strings.ToLower(v), s.StartedAt.UnixMilli()})
+				out = append(out, []any{s.Tenant, s.ID, k, v, strings.ToLower(v), s.StartedAt.UnixMilli(), s.Channel, handedOff(s)})
 			}
 			return out
 		}},
@@ -670,13 +670,23 @@ type sessionWrite struct {
 
 // sessionCols is the sessions row of s but for its document (doc).
 func sessionCols(s *session.Session) []any {
-	handedOff := int64(0)
-	if s.HandedOff {
-		handedOff = 1
-	}
 	return []any{s.Tenant, s.ID, s.Key, s.StartedAt.UnixMilli(), s.Channel, s.Contact.ID,
-		reverse(report.PhoneDigits(s.Contact.Phone)), report.Fold(s.Contact.Name), handedOff}
+		reverse(report.PhoneDigits(s.Contact.Phone)), report.Fold(s.Contact.Name), handedOff(s)}
 }
+
+// handedOff is the handed_off column of s's rows: the side tables carry it
+// beside the session's channel (schema.sql), so that a range of them tests
+// both without looking the session up.
+func handedOff(s *session.Session) int64 {
+	if s.HandedOff {
+		return 1
+	}
+	return 0
+}
+
+// insertNames adds folded contact names to contact_names (the names the
+// contact filter scans, schema.sql).
+var insertNames = multiRow{head: `INSERT OR IGNORE INTO contact_names (tenant, name) VALUES `, cols: 2}
 
 // writeSessions writes what changed of the sessions: a session the update
 // read from memory is compared with the fingerprints it was written with,
@@ -733,6 +743,12 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, 
 		return append(dst, docWrites[i].s.Tenant, docWrites[i].s.ID, docWrites[i].doc)
 	}); err != nil {
 		return nil, fmt.Errorf("write sessions: %w", err)
+	}
+	// A session's name changes only with its row.
+	if _, err := insertNames.exec(ctx, tx, len(rowWrites), func(i int, dst []any) []any {
+		return append(dst, rowWrites[i].s.Tenant, report.Fold(rowWrites[i].s.Contact.Name))
+	}); err != nil {
+		return nil, fmt.Errorf("write contact names: %w", err)
 	}
 	for p, part := range sideParts {
 		var clear []*session.Session

@@ -53,10 +53,25 @@ func oldLayout(version int) []string {
 	if version >= 3 {
 		qs = qs[:0] // version 3 is today's layout but for contact names, phones and side tables
 	}
+	// Before version 7 the side tables carried no channel and handed_off.
+	qs = append(qs, `DROP INDEX session_tags_by_value`, `DROP INDEX session_protocols_by_value`,
+		`DROP INDEX session_info_by_value`, `DROP INDEX session_info_by_key`)
+	for _, t := range []string{"session_tags", "session_protocols", "session_info"} {
+		qs = append(qs, `ALTER TABLE `+t+` DROP COLUMN channel`, `ALTER TABLE `+t+` DROP COLUMN handed_off`)
+	}
+	qs = append(qs, `CREATE INDEX session_tags_by_value ON session_tags (tenant, tag, started_at, session_id)`,
+		`CREATE INDEX session_protocols_by_value ON session_protocols (tenant, protocol, started_at, session_id)`,
+		`CREATE INDEX session_info_by_value ON session_info (tenant, key, value_lower, started_at, session_id)`,
+		`CREATE INDEX session_info_by_key ON session_info (tenant, key, started_at, session_id, value_lower)`)
 	if version < 4 {
 		// Contact names were only lowered.
 		qs = append(qs, `ALTER TABLE sessions RENAME COLUMN contact_name_folded TO contact_name_lower`,
 			`UPDATE sessions SET contact_name_lower = 'cláudia'`)
+	}
+	// Before version 7 there were no contact_names.
+	qs = append(qs, `DROP TABLE contact_names`)
+	if version == 6 {
+		return append(qs, `PRAGMA user_version = 6`)
 	}
 	// Before version 6 there were no session_marks.
 	qs = append(qs, `DROP TABLE session_marks`)
@@ -92,7 +107,7 @@ func oldLayout(version int) []string {
 // layout with its sessions, events, times and full-text index intact, and
 // what is ingested afterwards is indexed once.
 func TestMigrate(t *testing.T) {
-	for _, version := range []int{0, 1, 2, 3, 4, 5} {
+	for _, version := range []int{0, 1, 2, 3, 4, 5, 6} {
 		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "old.db")
@@ -138,7 +153,8 @@ func TestMigrate(t *testing.T) {
 					t.Fatalf("open %d: full text after migration: %+v", reopen, res)
 				}
 				for _, f := range []report.Filter{{Contact: "Claudia"}, {Contact: "98765-4321"}, {Tags: []string{"x"}},
-					{Tags: []string{"x"}, Contact: "(11) 98765-4321"}, {Outcomes: []string{session.OutcomeOpen}, Now: storetest.Base}} {
+					{Tags: []string{"x"}, Contact: "(11) 98765-4321"}, {Outcomes: []string{session.OutcomeOpen}, Now: storetest.Base},
+					{Tags: []string{"x"}, Channels: []string{"whatsapp"}, HandedOff: new(bool)}} {
 					f.Tenant, f.From, f.To = "acme", storetest.Base, storetest.Base.Add(time.Hour)
 					if res, err = s.Search(ctx, f, report.Page{Limit: 10}); err != nil || res.Total != 1 {
 						t.Fatalf("open %d: %+v after migration: %+v, %v", reopen, f, res, err)

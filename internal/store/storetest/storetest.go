@@ -48,6 +48,7 @@ func Visible(t testing.TB, s any) {
 func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("MatchedManyWays", func(t *testing.T) { testMatchedManyWays(t, open(t)) })
 	t.Run("ContactName", func(t *testing.T) { testContactName(t, open(t)) })
+	t.Run("Intersections", func(t *testing.T) { testIntersections(t, open(t)) })
 	t.Run("OutcomesAgentsQueues", func(t *testing.T) { testOutcomesAgentsQueues(t, open(t)) })
 	t.Run("Filters", func(t *testing.T) { testFilters(t, open(t)) })
 	t.Run("Detail", func(t *testing.T) { testDetail(t, open(t)) })
