@@ -66,7 +66,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("create or migrate sqlite schema in %s: %w", path, err)
 	}
-	w, err := db.Conn(ctx)
+	w, err := writerConn(ctx, db)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -145,6 +145,24 @@ func (s *Store) update(ctx context.Context, fn func(context.Context, session.Rea
 	return nil
 }
 
+// writerConn is a connection of db for the writer. It reads without the
+// memory map the readers use: pages read through a map count in the
+// process's resident memory (the whole file, over time, for the ingester,
+// which touches every key's pages), where pages read with read() stay in
+// the kernel's page cache. The ingester keeps its 64 MiB cache. mmap_size
+// is per connection: https://www.sqlite.org/pragma.html#pragma_mmap_size
+func writerConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
+	w, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.ExecContext(ctx, `PRAGMA mmap_size = 0`); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("writer without memory map: %w", err)
+	}
+	return w, nil
+}
+
 // begin starts a write transaction on the writer's connection, and on a
 // new one if that one broke: its data_version is another connection's, so
 // memory is dropped (no data_version is 0).
@@ -154,7 +172,7 @@ func (s *Store) begin(ctx context.Context) (*sql.Tx, error) {
 		return tx, err
 	}
 	s.w.Close()
-	if s.w, err = s.db.Conn(ctx); err != nil {
+	if s.w, err = writerConn(ctx, s.db); err != nil {
 		return nil, err
 	}
 	s.dataVersion = 0
