@@ -12,7 +12,7 @@ import (
 
 // schemaVersion is the PRAGMA user_version of a database whose derived
 // tables are complete and whose layout is schema.sql's.
-const schemaVersion = 6
+const schemaVersion = 7
 
 // migrate creates the schema, or brings an older database to it in one
 // transaction: version 1 added the full-text index, version 2 turned times
@@ -21,7 +21,8 @@ const schemaVersion = 6
 // version 4 keeps contact names folded (report.Fold) instead of lowered,
 // version 5 gives the side tables their session's started_at and keeps phone
 // digits reversed (the shapes plan.go reads), version 6 adds session_marks
-// (agents, queues and outcomes), filled from the stored sessions.
+// (agents, queues and outcomes), filled from the stored sessions, version 7
+// keys the full-text index by its sessions' starts (rekeyWords).
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -63,6 +64,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		}
 	}
 	if v >= 3 {
+		if v < 7 {
+			if err := rekeyWords(ctx, tx); err != nil {
+				return fmt.Errorf("rekey the full-text index: %w", err)
+			}
+		}
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
 			return err
 		}
@@ -86,15 +92,16 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			SELECT tenant, event_id, session_key, session_id, `+toMillis+`, type, body
 			FROM events_old ORDER BY occurred_at, event_id`, `DROP TABLE events_old`)
 	}
-	steps = append(steps, `
-		INSERT INTO message_words (rowid, text)
-		SELECT id, json_extract(CAST(body AS TEXT), '$.text') FROM events
-		WHERE type = 'message' AND coalesce(json_extract(CAST(body AS TEXT), '$.text'), '') <> ''`,
-		fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
 	for _, q := range steps {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("migrate from version %d: %w", v, err)
 		}
+	}
+	if err := rekeyWords(ctx, tx); err != nil {
+		return fmt.Errorf("migrate from version %d: %w", v, err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
@@ -224,4 +231,28 @@ func fillMarks(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	return flush()
+}
+
+// rekeyWords builds the full-text index of version 7 from the stored
+// messages: each keyed by its session's start bucket and numbered within it
+// (schema.sql), written in rowid order so that FTS5 appends its doclists.
+// A message of no stored session is found by no search, and not indexed.
+func rekeyWords(ctx context.Context, tx *sql.Tx) error {
+	for _, q := range []string{
+		`INSERT INTO message_words (message_words) VALUES ('delete-all')`,
+		`DELETE FROM message_sessions`,
+		`INSERT INTO message_sessions (mn, event, tenant, session_id)
+		SELECT b * 1048576 + row_number() OVER (PARTITION BY b ORDER BY id) - 1, id, tenant, session_id FROM (
+			SELECT ` + bucketSQL + ` AS b, e.id, e.tenant, e.session_id FROM events e
+			CROSS JOIN sessions s ON s.tenant = e.tenant AND s.session_id = e.session_id
+			WHERE e.type = 'message' AND coalesce(json_extract(CAST(e.body AS TEXT), '$.text'), '') <> '')`,
+		`INSERT INTO message_words (rowid, text)
+		SELECT m.mn, json_extract(CAST(e.body AS TEXT), '$.text') FROM message_sessions m
+		CROSS JOIN events e ON e.id = m.event ORDER BY m.mn`,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -68,6 +68,9 @@ type frag struct {
 type cond struct {
 	frag
 	drivers []driver
+	// walk, for the full-text condition, reads its sessions in Go when
+	// its one driver is sized, and makes the driver (fulltext.go).
+	walk *wordWalk
 }
 
 // driver is a subquery yielding the sessions one condition selects: with
@@ -172,7 +175,18 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 				limit = driveLimit
 			}
 			var n int
-			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+d.sql+" LIMIT ?)", append(slices.Clip(d.args), limit)...).Scan(&n); err != nil {
+			if c.walk != nil {
+				if best >= 0 {
+					limit = min(limit, best)
+				}
+				var err error
+				if n, err = c.walk.size(ctx, tx, w, c, d, bound, limit); err != nil {
+					return err
+				}
+				if n < 0 {
+					continue
+				}
+			} else if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+d.sql+" LIMIT ?)", append(slices.Clip(d.args), limit)...).Scan(&n); err != nil {
 				return fmt.Errorf("size a condition: %w", err)
 			}
 			if !d.ordered && n >= driveLimit {

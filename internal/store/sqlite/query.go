@@ -86,7 +86,7 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 		outcomeCondition(w, dedupe(f.Outcomes), f.At().UnixMilli())
 	}
 	if f.Query != "" {
-		queryCondition(w, f.Tenant, f.Query)
+		queryCondition(w, f.Tenant, f.Query, lower, upper)
 	}
 	if c != nil {
 		// Last, so that the conditions before it are those of the same
@@ -204,22 +204,22 @@ func contactCondition(w *where, contact string) {
 }
 
 // queryCondition matches sessions with a message that has every word of q,
-// through the FTS5 index message_words (see schema.sql). The subquery does
-// not depend on the outer row, so SQLite runs the full-text match once per
-// query, not once per session; joining events gives each message's current
-// session.
-func queryCondition(w *where, tenant, q string) {
+// through the FTS5 index message_words, whose rowids are in report order
+// (schema.sql). A session is tested by the rowids of its start's bucket:
+// one seek per word. The driver reads the interval's matches newest first
+// and stops when it has enough (wordWalk).
+func queryCondition(w *where, tenant, q string, lower, upper int64) {
 	words := report.Words(q)
 	if len(words) == 0 {
 		return
 	}
-	sub := frag{`SELECT e.session_id FROM message_words
-		JOIN events e ON e.id = message_words.rowid
-		WHERE message_words MATCH ? AND e.tenant = ?`, []any{matchExpression(words), tenant}}
-	c := w.add("s.session_id IN ("+sub.sql+")", sub.args...)
-	// A rare word's few sessions drive; a common word's are tested as a
-	// set while the interval is scanned.
-	c.drivers = []driver{{sub, false}}
+	match := matchExpression(words)
+	c := w.add(`EXISTS (SELECT 1 FROM message_words CROSS JOIN message_sessions m ON m.mn = message_words.rowid
+		WHERE message_words MATCH ? AND message_words.rowid BETWEEN `+bucketSQL+` * 1048576 AND `+bucketSQL+` * 1048576 + 1048575
+		AND m.tenant = s.tenant AND m.session_id = s.session_id)`, match)
+	lo, hi := wordRange(lower, upper)
+	c.walk = &wordWalk{tenant: tenant, match: match, lo: lo, hi: hi, lower: lower, upper: upper}
+	c.drivers = []driver{{}}
 }
 
 // matchExpression is an FTS5 query requiring every word. Each word is a
@@ -297,6 +297,9 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 	}
 	w := translate(&f, nil)
 	w.follow(pw)
+	if err := w.readyWalk(ctx, tx, bound); err != nil {
+		return res, err
+	}
 	q, args := w.query("1", false, " LIMIT ?", bound+1)
 	var n int
 	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+q+")", args...).Scan(&n); err != nil {

@@ -184,84 +184,92 @@ func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, stored map[even
 			}
 		}
 	}
-	words, err := writeEvents(ctx, tx, ch.Events, stored)
+	words, mv, err := writeEvents(ctx, tx, ch.Events, stored)
+	if err != nil {
+		return err
+	}
+	rs, err := startsMoved(ctx, tx, ch.Sessions)
 	if err != nil {
 		return err
 	}
 	if err := writeSessions(ctx, tx, ch.Sessions); err != nil {
 		return err
 	}
-	return indexWords(ctx, tx, words)
-}
-
-// word is a new message's text and its events row, for the full-text index.
-type word struct {
-	ID   int64  `json:"i"`
-	Text string `json:"t"`
+	return indexWords(ctx, tx, words, mv, rs, ch.Sessions)
 }
 
 // writeEvents inserts new events and moves stored ones to their new session.
-// It returns the new messages to index.
-func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, stored map[event.Ref]struct{}) ([]word, error) {
+// It returns the new messages to index, and the stored messages that moved.
+func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, stored map[event.Ref]struct{}) ([]word, []moved, error) {
 	if len(events) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	insert, err := tx.PrepareContext(ctx, `
 		INSERT INTO events (tenant, event_id, session_key, session_id, occurred_at, type, body)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
+		return nil, nil, fmt.Errorf("prepare: %w", err)
 	}
 	defer insert.Close()
 	var move *sql.Stmt
 	var words []word
+	var mv []moved
 	for i := range events {
 		e := &events[i]
 		if _, ok := stored[e.Ref()]; ok {
 			if move == nil {
 				if move, err = tx.PrepareContext(ctx, `UPDATE events SET session_id = ? WHERE tenant = ? AND event_id = ?`); err != nil {
-					return nil, fmt.Errorf("prepare: %w", err)
+					return nil, nil, fmt.Errorf("prepare: %w", err)
 				}
 				defer move.Close()
 			}
 			if _, err := move.ExecContext(ctx, e.SessionID, e.Tenant, e.EventID); err != nil {
-				return nil, fmt.Errorf("move event: %w", err)
+				return nil, nil, fmt.Errorf("move event: %w", err)
+			}
+			if e.Type == event.TypeMessage && e.Text != "" {
+				mv = append(mv, moved{e.Tenant, e.EventID})
 			}
 			continue
 		}
 		body, _ := json.Marshal(&e.Event) // plain data: always marshals
 		res, err := insert.ExecContext(ctx, e.Tenant, e.EventID, session.KeyOf(&e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body)
 		if err != nil {
-			return nil, fmt.Errorf("write event: %w", err)
+			return nil, nil, fmt.Errorf("write event: %w", err)
 		}
 		if e.Type == event.TypeMessage && e.Text != "" {
 			id, err := res.LastInsertId()
 			if err != nil {
-				return nil, fmt.Errorf("write event: %w", err)
+				return nil, nil, fmt.Errorf("write event: %w", err)
 			}
-			words = append(words, word{id, e.Text})
+			words = append(words, word{id, e.Tenant, e.SessionID, e.Text})
 		}
 	}
-	return words, nil
+	return words, mv, nil
 }
 
-// indexWords adds new messages to the full-text index. It must be the
-// transaction's last write (see schema.sql), so it is one statement taking
-// the whole batch as a JSON parameter.
-func indexWords(ctx context.Context, tx *sql.Tx, words []word) error {
+// indexWords brings the full-text index to the transaction's changes: new
+// messages are added, moved ones (mv, and those of the sessions whose start
+// moved, rs) deleted and added again under their session's start (see
+// schema.sql). It writes message_words last, in one statement to delete and
+// one to insert.
+func indexWords(ctx context.Context, tx *sql.Tx, words []word, mv []moved, rs []restarted, sessions []session.Session) error {
+	again, err := reindexed(ctx, tx, mv, rs)
+	if err != nil {
+		return err
+	}
+	words = append(words, again...)
 	if len(words) == 0 {
 		return nil
 	}
-	param, err := json.Marshal(words)
+	starts := make(map[[2]string]int64, len(sessions))
+	for i := range sessions {
+		starts[[2]string{sessions[i].Tenant, sessions[i].ID}] = bucket(sessions[i].StartedAt.UnixMilli())
+	}
+	keys, err := keyWords(ctx, tx, words, starts)
 	if err != nil {
-		return fmt.Errorf("encode message texts: %w", err)
+		return err
 	}
-	if _, err := tx.ExecContext(ctx, `
-		INSERT INTO message_words (rowid, text)
-		SELECT value ->> 'i', value ->> 't' FROM json_each(?)`, param); err != nil {
-		return fmt.Errorf("index message words: %w", err)
-	}
-	return nil
+	return addWords(ctx, tx, words, keys)
 }
 
 func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session) error {
