@@ -372,7 +372,13 @@ func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *
 		if n >= enough {
 			return len(out), nil
 		}
-		need = min(2*len(out), limit+1)
+		// Read on as far as the share that passed says is needed, at
+		// least twice as far; past limit, give up now.
+		guess := len(out) * enough / max(n, 1) * 5 / 4
+		if guess > limit {
+			return -1, nil
+		}
+		need = max(guess, 2*len(out))
 	}
 }
 
