@@ -360,10 +360,16 @@ func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *
 		if !done && len(out) > limit {
 			return -1, nil
 		}
-		d.frag = frag{"SELECT value ->> 0 AS started_at, value ->> 1 AS session_id FROM json_each(?)", []any{candidates(out)}}
 		d.ordered = true
-		if done || len(w.conds) == w.base+1 {
-			return len(out), nil // every session read passes
+		if len(w.conds) == w.base+1 {
+			// Every session read passes: the size is the count, and a
+			// page or an export chunk is among the first.
+			d.frag = candidates(out[:min(len(out), max(report.MaxPageLimit, report.ExportChunk)+1)])
+			return len(out), nil
+		}
+		d.frag = candidates(out)
+		if done {
+			return len(out), nil
 		}
 		n, err := w.countWith(ctx, tx, c, d, enough)
 		if err != nil {
@@ -412,8 +418,9 @@ func (w *where) readyWalk(ctx context.Context, tx *sql.Tx, bound int) error {
 	return nil
 }
 
-// candidates is the JSON array of the sessions' [started_at, id] pairs.
-func candidates(cs []candidate) string {
+// candidates is a driver over sessions read by a walk, their [started_at,
+// id] pairs given as one JSON array.
+func candidates(cs []candidate) frag {
 	b := make([]byte, 0, 64*len(cs))
 	b = append(b, '[')
 	for i, c := range cs {
@@ -427,5 +434,5 @@ func candidates(cs []candidate) string {
 		b = append(b, id...)
 		b = append(b, ']')
 	}
-	return string(append(b, ']'))
+	return frag{"SELECT value ->> 0 AS started_at, value ->> 1 AS session_id FROM json_each(?)", []any{string(append(b, ']'))}}
 }

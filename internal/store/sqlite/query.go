@@ -219,7 +219,7 @@ func queryCondition(w *where, tenant, q string, lower, upper int64) {
 		AND m.tenant = s.tenant AND m.session_id = s.session_id)`, match)
 	lo, hi := wordRange(lower, upper)
 	c.walk = &wordWalk{tenant: tenant, match: match, lo: lo, hi: hi, lower: lower, upper: upper}
-	c.drivers = []driver{{}}
+	c.drivers = []driver{{ordered: true}} // made by the walk when sized
 }
 
 // matchExpression is an FTS5 query requiring every word. Each word is a
