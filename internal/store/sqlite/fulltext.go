@@ -16,9 +16,11 @@ import (
 )
 
 // The full-text index keys each message by its session's place in the
-// report's order (schema.sql): rowid = bucket(started_at) << wordBits | n,
-// where n is unique within the bucket. A word's messages of an interval are
-// then one rowid range, read newest first.
+// report's order (schema.sql): its key is bucket(started_at) << wordBits | n,
+// where n is unique within the bucket, and its rowid the key's complement
+// (^key), so that the newest sessions come first in rowid order. A word's
+// messages of an interval are then one rowid range, read in ascending
+// order: FTS5 reads a doclist backwards only after walking to its end.
 const (
 	wordBits = 20
 	wordMask = 1<<wordBits - 1
@@ -38,7 +40,7 @@ func wordRange(lower, upper int64) (lo, hi int64) {
 	if upper <= lower {
 		return 1, 0
 	}
-	return bucket(lower) << wordBits, bucket(upper-1)<<wordBits | wordMask
+	return ^(bucket(upper-1)<<wordBits | wordMask), ^(bucket(lower) << wordBits)
 }
 
 // bucketSQL is bucket(started_at) in SQL.
@@ -161,8 +163,8 @@ func unindex(ctx context.Context, tx *sql.Tx, doomed string, args ...any) error 
 	return nil
 }
 
-// keyWords gives each message its rowid: its session's start bucket and the
-// next free number of that bucket. starts holds the sessions written in
+// keyWords gives each message its rowid: the complement of its session's
+// start bucket and the next free number of that bucket. starts holds the sessions written in
 // this transaction; a message of another session (none, today) takes its
 // start from the sessions table.
 func keyWords(ctx context.Context, tx *sql.Tx, words []word, starts map[[2]string]int64) ([]int64, error) {
@@ -187,8 +189,8 @@ func keyWords(ctx context.Context, tx *sql.Tx, words []word, starts map[[2]strin
 		buckets = append(buckets, b)
 	}
 	param, _ := json.Marshal(buckets) // numbers: always marshals
-	rows, err := tx.QueryContext(ctx, `SELECT j.value, coalesce((SELECT max(mn) FROM message_sessions
-		WHERE mn >= j.value * 1048576 AND mn <= j.value * 1048576 + 1048575) + 1, j.value * 1048576) FROM json_each(?) j`, param)
+	rows, err := tx.QueryContext(ctx, `SELECT j.value, coalesce(~(SELECT min(mn) FROM message_sessions
+		WHERE mn >= ~(j.value * 1048576 + 1048575) AND mn <= ~(j.value * 1048576)) + 1, j.value * 1048576) FROM json_each(?) j`, param)
 	if err != nil {
 		return nil, fmt.Errorf("number indexed messages: %w", err)
 	}
@@ -209,7 +211,7 @@ func keyWords(ctx context.Context, tx *sql.Tx, words []word, starts map[[2]strin
 		if n>>wordBits != b {
 			return nil, fmt.Errorf("index message words: more than %d messages in sessions that started in one millisecond", wordMask+1)
 		}
-		keys[i], next[b] = n, n+1
+		keys[i], next[b] = ^n, n+1
 	}
 	return keys, nil
 }
@@ -238,7 +240,7 @@ func addWords(ctx context.Context, tx *sql.Tx, words []word, keys []int64) error
 }
 
 // wordWalk reads the sessions of one tenant with a message matching an FTS5
-// expression among the rowids [lo, hi), newest first: the full-text
+// expression among the rowids [lo, hi], newest first: the full-text
 // condition's driver. It is sized by reading them (see size), and then
 // drives as an ordered driver over the sessions it read.
 type wordWalk struct {
@@ -253,18 +255,18 @@ type candidate struct {
 	ID        string
 }
 
-// read appends to out the sessions of the rowids [w.lo, atMost], in report
+// read appends to out the sessions of the rowids [from, w.hi], in report
 // order, until it holds at least need and a bucket ends. It returns where
-// to go on from (the greatest rowid it did not read), or done when it read
+// to go on from (the least rowid it did not read), or done when it read
 // every match.
-func (ww *wordWalk) read(ctx context.Context, tx *sql.Tx, atMost int64, need int, out []candidate) ([]candidate, int64, bool, error) {
-	// FTS5 takes the rowid range and the descending order (xBestIndex):
-	// it reads the word's doclists from the range's end, so rows come
-	// newest bucket first and reading stops when enough were read.
+func (ww *wordWalk) read(ctx context.Context, tx *sql.Tx, from int64, need int, out []candidate) ([]candidate, int64, bool, error) {
+	// FTS5 takes the rowid range and the order (xBestIndex): it seeks
+	// the word's doclists to the range's start, so rows come newest
+	// bucket first and reading stops when enough were read.
 	rows, err := tx.QueryContext(ctx, `SELECT message_words.rowid, m.session_id
 		FROM message_words CROSS JOIN message_sessions m ON m.mn = message_words.rowid
 		WHERE message_words MATCH ? AND message_words.rowid >= ? AND message_words.rowid <= ? AND m.tenant = ?
-		ORDER BY message_words.rowid DESC`, ww.match, ww.lo, atMost, ww.tenant)
+		ORDER BY message_words.rowid`, ww.match, from, ww.hi, ww.tenant)
 	if err != nil {
 		return out, 0, false, fmt.Errorf("read matching messages: %w", err)
 	}
@@ -291,13 +293,13 @@ func (ww *wordWalk) read(ctx context.Context, tx *sql.Tx, atMost int64, need int
 		if err := rows.Scan(&mn, &id); err != nil {
 			return out, 0, false, fmt.Errorf("read matching messages: %w", err)
 		}
-		if b := mn >> wordBits; b != cur {
+		if b := ^mn >> wordBits; b != cur {
 			if err := flush(); err != nil {
 				return out, 0, false, err
 			}
 			if cur != none && len(out) >= need {
-				// cur > b >= minBucket: cur << wordBits - 1 fits.
-				return out, cur<<wordBits - 1, false, nil
+				// cur > b >= minBucket: ^(cur << wordBits) + 1 fits.
+				return out, ^(cur << wordBits) + 1, false, nil
 			}
 			cur = b
 		}
@@ -350,7 +352,7 @@ func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *
 	enough := max(bound, report.MaxPageLimit, report.ExportChunk) + 1
 	need := min(enough, limit+1)
 	var out []candidate
-	next := ww.hi
+	next := ww.lo
 	for {
 		var done bool
 		var err error

@@ -235,14 +235,14 @@ func fillMarks(ctx context.Context, tx *sql.Tx) error {
 
 // rekeyWords builds the full-text index of version 7 from the stored
 // messages: each keyed by its session's start bucket and numbered within it
-// (schema.sql), written in rowid order so that FTS5 appends its doclists.
+// (schema.sql), written in rowid order so that FTS5 appends to its doclists.
 // A message of no stored session is found by no search, and not indexed.
 func rekeyWords(ctx context.Context, tx *sql.Tx) error {
 	for _, q := range []string{
 		`INSERT INTO message_words (message_words) VALUES ('delete-all')`,
 		`DELETE FROM message_sessions`,
 		`INSERT INTO message_sessions (mn, event, tenant, session_id)
-		SELECT b * 1048576 + row_number() OVER (PARTITION BY b ORDER BY id) - 1, id, tenant, session_id FROM (
+		SELECT ~(b * 1048576 + row_number() OVER (PARTITION BY b ORDER BY id) - 1), id, tenant, session_id FROM (
 			SELECT ` + bucketSQL + ` AS b, e.id, e.tenant, e.session_id FROM events e
 			CROSS JOIN sessions s ON s.tenant = e.tenant AND s.session_id = e.session_id
 			WHERE e.type = 'message' AND coalesce(json_extract(CAST(e.body AS TEXT), '$.text'), '') <> '')`,

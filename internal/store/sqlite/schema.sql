@@ -109,12 +109,14 @@ CREATE INDEX IF NOT EXISTS session_info_by_key ON session_info (tenant, key, sta
 -- matching indexed words scales where scanning every message text does not.
 -- The index is contentless (the text stays only in events.body).
 --
--- Its rowid is the message's place in the report's order: the started_at of
--- the message's session (Unix ms) in the high bits, a number unique within
--- that millisecond in the low 20 (wordKey in fulltext.go). A word's messages
--- of an interval are then one rowid range, which FTS5 reads newest first
--- (ORDER BY rowid DESC) and a search stops reading once it has its page and
--- its bound, instead of joining every match to its event. message_sessions
+-- Its rowid is the message's place in the report's order: the complement of
+-- a key whose high bits are the started_at of the message's session (Unix
+-- ms) and whose low 20 are a number unique within that millisecond
+-- (fulltext.go), so that ascending rowids go from the newest session to the
+-- oldest. A word's messages of an interval are then one rowid range, which
+-- FTS5 reads from its start (ascending: it reads a doclist backwards only
+-- after walking to its end), and a search stops reading once it has its page
+-- and its bound, instead of joining every match to its event. message_sessions
 -- maps each rowid to its event and session; a message whose session moves,
 -- or whose session's start moves, is deleted and reinserted under a new rowid
 -- in the same transaction (contentless_delete, SQLite 3.43: rows of a
