@@ -351,6 +351,11 @@ func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *
 	// Enough for the count and for any page or export chunk.
 	enough := max(bound, report.MaxPageLimit, report.ExportChunk) + 1
 	need := min(enough, limit+1)
+	if len(w.conds) > w.base+1 {
+		// Other conditions: a first sample tells how far to read, or
+		// that another driver reads less.
+		need = min(need, walkSample)
+	}
 	var out []candidate
 	next := ww.lo
 	for {
@@ -389,6 +394,10 @@ func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *
 		need = max(guess, 2*len(out))
 	}
 }
+
+// walkSample is how many sessions a walk reads first when other conditions
+// decide which of them match.
+const walkSample = 1000
 
 // countWith counts the sessions of w driven by d (of c), up to limit.
 func (w *where) countWith(ctx context.Context, tx *sql.Tx, c *cond, d *driver, limit int) (int, error) {
