@@ -151,10 +151,10 @@ func reindexed(ctx context.Context, tx *sql.Tx, mv []moved, rs []restarted) ([]w
 	return out, nil
 }
 
-// unindex deletes the messages whose rowids (mn) doomed selects from the
-// full-text index and from message_sessions, one statement each.
+// unindex deletes the messages whose keys (a column mn) doomed selects from the
+// full-text index (rowid ^mn) and from message_sessions, one statement each.
 func unindex(ctx context.Context, tx *sql.Tx, doomed string, args ...any) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM message_words WHERE rowid IN (`+doomed+`)`, args...); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM message_words WHERE rowid IN (SELECT ~mn FROM (`+doomed+`))`, args...); err != nil {
 		return fmt.Errorf("delete indexed words: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM message_sessions WHERE mn IN (`+doomed+`)`, args...); err != nil {
@@ -163,8 +163,8 @@ func unindex(ctx context.Context, tx *sql.Tx, doomed string, args ...any) error 
 	return nil
 }
 
-// keyWords gives each message its rowid: the complement of its session's
-// start bucket and the next free number of that bucket. starts holds the sessions written in
+// keyWords gives each message its key: its session's start bucket and the
+// next free number of that bucket. starts holds the sessions written in
 // this transaction; a message of another session (none, today) takes its
 // start from the sessions table.
 func keyWords(ctx context.Context, tx *sql.Tx, words []word, starts map[[2]string]int64) ([]int64, error) {
@@ -189,8 +189,8 @@ func keyWords(ctx context.Context, tx *sql.Tx, words []word, starts map[[2]strin
 		buckets = append(buckets, b)
 	}
 	param, _ := json.Marshal(buckets) // numbers: always marshals
-	rows, err := tx.QueryContext(ctx, `SELECT j.value, coalesce(~(SELECT min(mn) FROM message_sessions
-		WHERE mn >= ~(j.value * 1048576 + 1048575) AND mn <= ~(j.value * 1048576)) + 1, j.value * 1048576) FROM json_each(?) j`, param)
+	rows, err := tx.QueryContext(ctx, `SELECT j.value, coalesce((SELECT max(mn) FROM message_sessions
+		WHERE mn >= j.value * 1048576 AND mn <= j.value * 1048576 + 1048575) + 1, j.value * 1048576) FROM json_each(?) j`, param)
 	if err != nil {
 		return nil, fmt.Errorf("number indexed messages: %w", err)
 	}
@@ -211,13 +211,13 @@ func keyWords(ctx context.Context, tx *sql.Tx, words []word, starts map[[2]strin
 		if n>>wordBits != b {
 			return nil, fmt.Errorf("index message words: more than %d messages in sessions that started in one millisecond", wordMask+1)
 		}
-		keys[i], next[b] = ^n, n+1
+		keys[i], next[b] = n, n+1
 	}
 	return keys, nil
 }
 
-// addWords indexes words under their rowids: message_sessions, then
-// message_words in one statement (see schema.sql).
+// addWords indexes words under their keys: message_sessions, then
+// message_words (rowid ^key) in one statement (see schema.sql).
 func addWords(ctx context.Context, tx *sql.Tx, words []word, keys []int64) error {
 	rows := make([][5]any, len(words))
 	for i := range words {
@@ -233,7 +233,7 @@ func addWords(ctx context.Context, tx *sql.Tx, words []word, keys []int64) error
 		return fmt.Errorf("index message sessions: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO message_words (rowid, text)
-		SELECT value ->> 0, value ->> 4 FROM json_each(?)`, param); err != nil {
+		SELECT ~(value ->> 0), value ->> 4 FROM json_each(?)`, param); err != nil {
 		return fmt.Errorf("index message words: %w", err)
 	}
 	return nil
@@ -264,7 +264,7 @@ func (ww *wordWalk) read(ctx context.Context, tx *sql.Tx, from int64, need int, 
 	// the word's doclists to the range's start, so rows come newest
 	// bucket first and reading stops when enough were read.
 	rows, err := tx.QueryContext(ctx, `SELECT message_words.rowid, m.session_id
-		FROM message_words CROSS JOIN message_sessions m ON m.mn = message_words.rowid
+		FROM message_words CROSS JOIN message_sessions m ON m.mn = ~message_words.rowid
 		WHERE message_words MATCH ? AND message_words.rowid >= ? AND message_words.rowid <= ? AND m.tenant = ?
 		ORDER BY message_words.rowid`, ww.match, from, ww.hi, ww.tenant)
 	if err != nil {

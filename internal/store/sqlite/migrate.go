@@ -242,13 +242,14 @@ func rekeyWords(ctx context.Context, tx *sql.Tx) error {
 		`INSERT INTO message_words (message_words) VALUES ('delete-all')`,
 		`DELETE FROM message_sessions`,
 		`INSERT INTO message_sessions (mn, event, tenant, session_id)
-		SELECT ~(b * 1048576 + row_number() OVER (PARTITION BY b ORDER BY id) - 1), id, tenant, session_id FROM (
+		SELECT b * 1048576 + row_number() OVER (PARTITION BY b ORDER BY id) - 1, id, tenant, session_id FROM (
 			SELECT ` + bucketSQL + ` AS b, e.id, e.tenant, e.session_id FROM events e
 			CROSS JOIN sessions s ON s.tenant = e.tenant AND s.session_id = e.session_id
-			WHERE e.type = 'message' AND coalesce(json_extract(CAST(e.body AS TEXT), '$.text'), '') <> '')`,
+			WHERE e.type = 'message' AND coalesce(json_extract(CAST(e.body AS TEXT), '$.text'), '') <> '')
+		ORDER BY 1`,
 		`INSERT INTO message_words (rowid, text)
-		SELECT m.mn, json_extract(CAST(e.body AS TEXT), '$.text') FROM message_sessions m
-		CROSS JOIN events e ON e.id = m.event ORDER BY m.mn`,
+		SELECT ~m.mn, json_extract(CAST(e.body AS TEXT), '$.text') FROM message_sessions m
+		CROSS JOIN events e ON e.id = m.event ORDER BY m.mn DESC`,
 		// One statement this large leaves a dozen segments, each of which
 		// every full-text test of a session seeks: merged into one, the
 		// test costs a seek per word (at 200,000 sessions: 26 s).

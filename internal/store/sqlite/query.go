@@ -214,7 +214,7 @@ func queryCondition(w *where, tenant, q string, lower, upper int64) {
 		return
 	}
 	match := matchExpression(words)
-	c := w.add(`EXISTS (SELECT 1 FROM message_words CROSS JOIN message_sessions m ON m.mn = message_words.rowid
+	c := w.add(`EXISTS (SELECT 1 FROM message_words CROSS JOIN message_sessions m ON m.mn = ~message_words.rowid
 		WHERE message_words MATCH ? AND message_words.rowid BETWEEN ~(`+bucketSQL+` * 1048576 + 1048575) AND ~(`+bucketSQL+` * 1048576)
 		AND m.tenant = s.tenant AND m.session_id = s.session_id)`, match)
 	lo, hi := wordRange(lower, upper)

@@ -132,9 +132,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS message_words USING fts5(
 	contentless_delete = 1,
 	tokenize = 'unicode61 remove_diacritics 2'
 );
--- message_sessions: the session of each indexed message, by its
--- message_words rowid (mn); event is its events.id, indexed for the moves
--- and for Forget.
+-- message_sessions: the session of each indexed message, by its key (mn;
+-- its message_words rowid is ~mn), which grows with time as rows are
+-- appended; event is its events.id, indexed for the moves and for Forget.
 CREATE TABLE IF NOT EXISTS message_sessions (
 	mn         INTEGER PRIMARY KEY,
 	event      INTEGER NOT NULL,
