@@ -116,8 +116,8 @@ func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten
 	const doomed = `SELECT id FROM events WHERE tenant = ?1 AND
 		(session_id IN (SELECT session_id FROM forget_sessions) OR json_extract(CAST(body AS TEXT), '$.contact.id') = ?2)`
 	// The words of the contact's messages leave the full-text index too.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM message_words WHERE rowid IN (`+doomed+`)`, tenant, contactID); err != nil {
-		return f, fmt.Errorf("forget: delete indexed words: %w", err)
+	if err := unindex(ctx, tx, `SELECT mn FROM message_sessions WHERE event IN (`+doomed+`)`, tenant, contactID); err != nil {
+		return f, fmt.Errorf("forget: %w", err)
 	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id IN (`+doomed+`)`, tenant, contactID)
 	if err != nil {

@@ -95,6 +95,9 @@ type cond struct {
 	// carry the session's channel and handed_off, and each range starts
 	// at the cursor).
 	carried bool
+	// walk, for the full-text condition, reads its sessions in Go when
+	// its one driver is sized, and makes the driver (fulltext.go).
+	walk *wordWalk
 }
 
 // driver is a subquery yielding the sessions one condition selects: with
@@ -104,6 +107,10 @@ type cond struct {
 type driver struct {
 	frag
 	ordered bool
+	// carries: an ordered range of a side table (or their intersection),
+	// which tests the carried conditions itself; a full-text walk's
+	// sessions are ordered but carry nothing.
+	carries bool
 }
 
 // merged is the driver reading parts: the one, or the intersection of
@@ -125,7 +132,7 @@ func merged(parts []*driver) *driver {
 		sqls = append(sqls, p.sql)
 		args = append(args, p.args...)
 	}
-	return &driver{frag{strings.Join(sqls, " INTERSECT "), args}, true}
+	return &driver{frag{strings.Join(sqls, " INTERSECT "), args}, true, true}
 }
 
 func (w *where) add(sql string, args ...any) *cond {
@@ -139,7 +146,7 @@ func (w *where) add(sql string, args ...any) *cond {
 func (w *where) rest() []*cond {
 	var out []*cond
 	for _, c := range w.conds[w.base:] {
-		if w.driver != nil && (slices.Contains(w.owners, c) || c.carried && w.driver.ordered) {
+		if w.driver != nil && (slices.Contains(w.owners, c) || c.carried && w.driver.carries) {
 			continue
 		}
 		out = append(out, c)
@@ -274,11 +281,25 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 			if !d.ordered {
 				limit = driveLimit
 			}
-			n, err := size(ctx, tx, c.size(i), limit)
-			if err != nil {
-				return err
+			var n int
+			if c.walk != nil {
+				if best >= 0 {
+					limit = min(limit, best)
+				}
+				var err error
+				if n, err = c.walk.size(ctx, tx, w, c, d, bound, limit); err != nil {
+					return err
+				}
+				if n < 0 {
+					continue
+				}
+			} else {
+				var err error
+				if n, err = size(ctx, tx, c.size(i), limit); err != nil {
+					return err
+				}
 			}
-			if d.ordered {
+			if d.ordered && c.walk == nil {
 				if s, ok := smallest[ci]; !ok || n < s.n {
 					smallest[ci] = sized{i, n}
 				}
@@ -296,7 +317,7 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 			}
 		}
 	}
-	if w.driver == nil || !w.driver.ordered || plan == planUnordered || plan == planOneRange {
+	if w.driver == nil || !w.driver.carries || plan == planUnordered || plan == planOneRange {
 		return nil
 	}
 	// Intersect when each condition left has an ordered range not too

@@ -100,7 +100,7 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 		outcomeCondition(w, dedupe(f.Outcomes), f.At().UnixMilli())
 	}
 	if f.Query != "" {
-		queryCondition(w, f.Tenant, f.Query)
+		queryCondition(w, f.Tenant, f.Query, lower, upper)
 	}
 	if c != nil {
 		// Last, so that the conditions before it are those of the same
@@ -137,7 +137,7 @@ func (t sideTables) ordered(from, keyCond string, args []any, more string, moreA
 		q += " AND (x.started_at < ? OR x.session_id < ?)"
 		a = append(a, t.after.StartedAt.UnixMilli(), t.after.SessionID)
 	}
-	return driver{frag{q + t.carry.sql, append(slices.Clip(a), t.carry.args...)}, true}, frag{q, a}
+	return driver{frag{q + t.carry.sql, append(slices.Clip(a), t.carry.args...)}, true, true}, frag{q, a}
 }
 
 // The side tables' conditions test a session by looking its (started_at,
@@ -174,7 +174,7 @@ func (t sideTables) anyTag(w *where, tags []string) {
 	in := "x.tag IN (" + placeholders(len(tags)) + ")"
 	c := t.add(w, "EXISTS (SELECT 1 FROM session_tags x INDEXED BY session_tags_by_value WHERE x.tenant = ? AND "+in+local+")", anys(tags)...)
 	c.drivers = []driver{{frag{"SELECT x.session_id FROM session_tags x INDEXED BY session_tags_by_value WHERE x.tenant = ? AND " + in +
-		" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant}, anys(tags)...), t.lower, t.upper)}, false}}
+		" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant}, anys(tags)...), t.lower, t.upper)}, false, false}}
 }
 
 // info: values are compared in value_lower, lowered by Go (Unicode) when
@@ -213,7 +213,7 @@ func (t sideTables) info(w *where, c report.Condition) {
 		byValue := frag{"SELECT x.session_id FROM session_info x INDEXED BY session_info_by_value WHERE x.tenant = ? AND x.key = ?" + test +
 			" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant, c.Key}, args...), t.lower, t.upper)}
 		d, size := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
-		k.drivers, k.sizes = []driver{{byValue, false}, d}, []frag{byValue, size}
+		k.drivers, k.sizes = []driver{{byValue, false, false}, d}, []frag{byValue, size}
 	default: // exists, contains
 		d, size := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
 		k.drivers, k.sizes = []driver{d}, []frag{size}
@@ -258,26 +258,26 @@ func contactCondition(w *where, t sideTables, contact string) {
 		}
 	}
 	c := w.add("("+strings.Join(conds, " OR ")+")", args...)
-	c.drivers = []driver{{frag{strings.Join(arms, " UNION ALL "), armArgs}, false}}
+	c.drivers = []driver{{frag{strings.Join(arms, " UNION ALL "), armArgs}, false, false}}
 }
 
 // queryCondition matches sessions with a message that has every word of q,
-// through the FTS5 index message_words (see schema.sql). The subquery does
-// not depend on the outer row, so SQLite runs the full-text match once per
-// query, not once per session; joining events gives each message's current
-// session.
-func queryCondition(w *where, tenant, q string) {
+// through the FTS5 index message_words, whose rowids are in report order
+// (schema.sql). A session is tested by the rowids of its start's bucket:
+// one seek per word. The driver reads the interval's matches newest first
+// and stops when it has enough (wordWalk).
+func queryCondition(w *where, tenant, q string, lower, upper int64) {
 	words := report.Words(q)
 	if len(words) == 0 {
 		return
 	}
-	sub := frag{`SELECT e.session_id FROM message_words
-		JOIN events e ON e.id = message_words.rowid
-		WHERE message_words MATCH ? AND e.tenant = ?`, []any{matchExpression(words), tenant}}
-	c := w.add("s.session_id IN ("+sub.sql+")", sub.args...)
-	// A rare word's few sessions drive; a common word's are tested as a
-	// set while the interval is scanned.
-	c.drivers = []driver{{sub, false}}
+	match := matchExpression(words)
+	c := w.add(`EXISTS (SELECT 1 FROM message_words CROSS JOIN message_sessions m ON m.mn = ~message_words.rowid
+		WHERE message_words MATCH ? AND message_words.rowid BETWEEN ~(`+bucketSQL+` * 1048576 + 1048575) AND ~(`+bucketSQL+` * 1048576)
+		AND m.tenant = s.tenant AND m.session_id = s.session_id)`, match)
+	lo, hi := wordRange(lower, upper)
+	c.walk = &wordWalk{tenant: tenant, match: match, lo: lo, hi: hi, lower: lower, upper: upper}
+	c.drivers = []driver{{ordered: true}} // made by the walk when sized
 }
 
 // matchExpression is an FTS5 query requiring every word. Each word is a
@@ -355,6 +355,9 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 	}
 	w := translate(&f, nil)
 	w.follow(pw)
+	if err := w.readyWalk(ctx, tx, bound); err != nil {
+		return res, err
+	}
 	q, args := w.query("1", false, " LIMIT ?", bound+1)
 	var n int
 	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+q+")", args...).Scan(&n); err != nil {

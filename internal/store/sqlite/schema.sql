@@ -124,24 +124,43 @@ CREATE TABLE IF NOT EXISTS session_info (
 CREATE INDEX IF NOT EXISTS session_info_by_value ON session_info (tenant, key, value_lower, started_at, session_id, channel, handed_off);
 CREATE INDEX IF NOT EXISTS session_info_by_key ON session_info (tenant, key, started_at, session_id, value_lower, channel, handed_off);
 
--- message_words: full-text index of message texts, for the report's q filter,
--- keyed by events.id. Why FTS5 and not lower(text): SQLite's lower() and LIKE
--- fold ASCII only, so "NÃO" would not find "não". The unicode61 tokenizer folds
--- case for all of Unicode and, with remove_diacritics 2, accents too ("nao"
--- finds "NÃO"), and matching indexed words scales where scanning every message
--- text does not. The index is contentless (the text stays only in
--- events.body) and holds no session id: queries join back to events, whose
--- session_id is the one truth, so events that move between sessions
--- (session.Changes) need no upkeep here. Events are never rewritten, only
--- re-assigned, so each message is indexed once, when it is first inserted. The
--- store writes message_words last in each transaction, in one statement: FTS5
--- flushes its pending words to disk at every statement savepoint once it has
--- been written in a transaction, so a row-by-row insert (or a trigger on
--- events) would flush once per message. contentless_delete leaves room to
--- erase a contact.
+-- message_words: full-text index of message texts, for the report's q filter.
+-- Why FTS5 and not lower(text): SQLite's lower() and LIKE fold ASCII only, so
+-- "NÃO" would not find "não". The unicode61 tokenizer folds case for all of
+-- Unicode and, with remove_diacritics 2, accents too ("nao" finds "NÃO"), and
+-- matching indexed words scales where scanning every message text does not.
+-- The index is contentless (the text stays only in events.body).
+--
+-- Its rowid is the message's place in the report's order: the complement of
+-- a key whose high bits are the started_at of the message's session (Unix
+-- ms) and whose low 20 are a number unique within that millisecond
+-- (fulltext.go), so that ascending rowids go from the newest session to the
+-- oldest. A word's messages of an interval are then one rowid range, which
+-- FTS5 reads from its start (ascending: it reads a doclist backwards only
+-- after walking to its end), and a search stops reading once it has its page
+-- and its bound, instead of joining every match to its event. message_sessions
+-- maps each rowid to its event and session; a message whose session moves,
+-- or whose session's start moves, is deleted and reinserted under a new rowid
+-- in the same transaction (contentless_delete, SQLite 3.43: rows of a
+-- contentless table deleted by rowid alone).
+--
+-- The store writes message_words last in each transaction, one statement to
+-- delete and one to insert: FTS5 flushes its pending words to disk at every
+-- statement savepoint once it has been written in a transaction, so a
+-- row-by-row insert (or a trigger on events) would flush once per message.
 CREATE VIRTUAL TABLE IF NOT EXISTS message_words USING fts5(
 	text,
 	content = '',
 	contentless_delete = 1,
 	tokenize = 'unicode61 remove_diacritics 2'
 );
+-- message_sessions: the session of each indexed message, by its key (mn;
+-- its message_words rowid is ~mn), which grows with time as rows are
+-- appended; event is its events.id, indexed for the moves and for Forget.
+CREATE TABLE IF NOT EXISTS message_sessions (
+	mn         INTEGER PRIMARY KEY,
+	event      INTEGER NOT NULL,
+	tenant     TEXT    NOT NULL,
+	session_id TEXT    NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS message_sessions_by_event ON message_sessions (event);

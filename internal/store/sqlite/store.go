@@ -490,7 +490,11 @@ func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, r *reader) ([][
 			return nil, fmt.Errorf("delete sessions: %w", err)
 		}
 	}
-	words, err := writeEvents(ctx, tx, ch.Events, r)
+	words, mv, err := writeEvents(ctx, tx, ch.Events, r)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := startsMoved(ctx, tx, ch.Sessions)
 	if err != nil {
 		return nil, err
 	}
@@ -498,13 +502,7 @@ func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, r *reader) ([][
 	if err != nil {
 		return nil, err
 	}
-	return sums, indexWords(ctx, tx, words)
-}
-
-// word is a new message's text and its events row, for the full-text index.
-type word struct {
-	ID   int64  `json:"i"`
-	Text string `json:"t"`
+	return sums, indexWords(ctx, tx, words, mv, rs, ch.Sessions)
 }
 
 // insertEvents inserts new events with the ids given. A conflict on
@@ -513,10 +511,10 @@ var insertEvents = multiRow{head: `INSERT INTO events (id, tenant, event_id, ses
 	tail: ` ON CONFLICT DO NOTHING`, cols: 8}
 
 // writeEvents inserts new events and moves stored ones to their new session.
-// It returns the new messages to index.
-func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *reader) ([]word, error) {
+// It returns the new messages to index, and the stored messages that moved.
+func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *reader) ([]word, []moved, error) {
 	if len(events) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var move *sql.Stmt
 	defer func() {
@@ -524,6 +522,7 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 			move.Close()
 		}
 	}()
+	var mv []moved
 	fresh := make([]*session.Stored, 0, len(events))
 	for i := range events {
 		e := &events[i]
@@ -534,27 +533,30 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 		if move == nil {
 			var err error
 			if move, err = tx.PrepareContext(ctx, `UPDATE events SET session_id = ? WHERE tenant = ? AND event_id = ?`); err != nil {
-				return nil, fmt.Errorf("prepare: %w", err)
+				return nil, nil, fmt.Errorf("prepare: %w", err)
 			}
 		}
 		if _, err := move.ExecContext(ctx, e.SessionID, e.Tenant, e.EventID); err != nil {
-			return nil, fmt.Errorf("move event: %w", err)
+			return nil, nil, fmt.Errorf("move event: %w", err)
+		}
+		if e.Type == event.TypeMessage && e.Text != "" {
+			mv = append(mv, moved{e.Tenant, e.EventID})
 		}
 	}
 	if len(fresh) == 0 {
-		return nil, nil
+		return nil, mv, nil
 	}
 	// The rows take the ids after the last one: the transaction holds the
 	// write lock, so no other writer takes them meanwhile, and the ids are
 	// the full-text index's rowids without reading them back.
 	var last int64
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM events`).Scan(&last); err != nil {
-		return nil, fmt.Errorf("write events: %w", err)
+		return nil, nil, fmt.Errorf("write events: %w", err)
 	}
 	var words []word
 	for i, e := range fresh {
 		if e.Type == event.TypeMessage && e.Text != "" {
-			words = append(words, word{last + 1 + int64(i), e.Text})
+			words = append(words, word{last + 1 + int64(i), e.Tenant, e.SessionID, e.Text})
 		}
 	}
 	var body []byte
@@ -564,31 +566,37 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 		return append(dst, last+1+int64(i), e.Tenant, e.EventID, session.KeyOf(e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("write events: %w", err)
+		return nil, nil, fmt.Errorf("write events: %w", err)
 	}
 	if n != int64(len(fresh)) {
-		return nil, errStoredElsewhere
+		return nil, nil, errStoredElsewhere
 	}
-	return words, nil
+	return words, mv, nil
 }
 
-// indexWords adds new messages to the full-text index. It must be the
-// transaction's last write (see schema.sql), so it is one statement taking
-// the whole batch as a JSON parameter.
-func indexWords(ctx context.Context, tx *sql.Tx, words []word) error {
+// indexWords brings the full-text index to the transaction's changes: new
+// messages are added, moved ones (mv, and those of the sessions whose start
+// moved, rs) deleted and added again under their session's start (see
+// schema.sql). It writes message_words last, in one statement to delete and
+// one to insert.
+func indexWords(ctx context.Context, tx *sql.Tx, words []word, mv []moved, rs []restarted, sessions []session.Session) error {
+	again, err := reindexed(ctx, tx, mv, rs)
+	if err != nil {
+		return err
+	}
+	words = append(words, again...)
 	if len(words) == 0 {
 		return nil
 	}
-	param, err := json.Marshal(words)
+	starts := make(map[[2]string]int64, len(sessions))
+	for i := range sessions {
+		starts[[2]string{sessions[i].Tenant, sessions[i].ID}] = bucket(sessions[i].StartedAt.UnixMilli())
+	}
+	keys, err := keyWords(ctx, tx, words, starts)
 	if err != nil {
-		return fmt.Errorf("encode message texts: %w", err)
+		return err
 	}
-	if _, err := tx.ExecContext(ctx, `
-		INSERT INTO message_words (rowid, text)
-		SELECT value ->> 'i', value ->> 't' FROM json_each(?)`, param); err != nil {
-		return fmt.Errorf("index message words: %w", err)
-	}
-	return nil
+	return addWords(ctx, tx, words, keys)
 }
 
 // upsertSessions writes sessions' rows.

@@ -120,6 +120,66 @@ func testFullText(t *testing.T, s Store) {
 	if got := search(t, s, report.Filter{Tenant: "globex", Query: "boleto"}); len(got) != 0 {
 		t.Fatalf("globex finds acme's messages: %v", got)
 	}
+	// A word of both tenants: each finds its own session only.
+	so := session.DeriveID(&e[7])
+	if got := search(t, s, report.Filter{Tenant: "globex", Query: "consigo acessar"}); !slices.Equal(got, []string{so}) {
+		t.Fatalf("globex: q=consigo acessar finds %v, want %v", got, []string{so})
+	}
+	if got := search(t, s, report.Filter{Query: "consigo acessar"}); !slices.Equal(got, []string{sa}) {
+		t.Fatalf("acme: q=consigo acessar finds %v, want %v", got, []string{sa})
+	}
+	// The interval holds the sessions that started in [From, To), whatever
+	// the time of the message: sc starts at Base+2h, its "vencido" a
+	// minute later.
+	h := time.Hour
+	for _, tc := range []struct {
+		from, to time.Duration
+		want     []string
+	}{
+		{2 * h, 2*h + time.Millisecond, []string{sc}},
+		{2*h - time.Millisecond, 2 * h, []string{}},
+		{2*h + time.Millisecond, 3 * h, []string{}},
+		{2*h + time.Minute, 3 * h, []string{}}, // the message's time is not the session's
+		{0, 2*h + time.Millisecond, []string{sc}},
+	} {
+		f := report.Filter{Query: "vencido", From: Base.Add(tc.from), To: Base.Add(tc.to)}
+		if got := search(t, s, f); !slices.Equal(got, tc.want) {
+			t.Fatalf("q=vencido in [%v, %v): got %v, want %v", tc.from, tc.to, got, tc.want)
+		}
+	}
+	if got := search(t, s, report.Filter{Query: "boleto", From: Base.Add(time.Hour), To: Base.Add(2 * h)}); !slices.Equal(got, []string{sb}) {
+		t.Fatalf("q=boleto in [1h, 2h): got %v, want %v", got, []string{sb})
+	}
+}
+
+// testFullTextSessionStartMoves: a late event before the first of an
+// explicit session moves the session's start; its messages are found in
+// the intervals of the new start only, and a derived window that a late
+// event merges finds its messages under the merged session.
+func testFullTextSessionStartMoves(t *testing.T, s Store) {
+	x := B{Contact: "c-x", SessionID: "0f0e0d0c-0000-4000-8000-000000000001"}
+	h := time.Hour
+	ingest(t, s, x.Msg("x1", 5*h, event.RoleCustomer, "pedido atrasado"), x.Msg("x2", 5*h+time.Minute, event.RoleBot, "rastreio enviado"))
+	before := report.Filter{Query: "atrasado", From: Base.Add(5 * h), To: Base.Add(6 * h)}
+	if got := search(t, s, before); !slices.Equal(got, []string{x.SessionID}) {
+		t.Fatalf("before the late event: got %v, want %v", got, []string{x.SessionID})
+	}
+	ingest(t, s, x.Msg("x0", h, event.RoleCustomer, "oi"))
+	for _, tc := range []struct {
+		q        string
+		from, to time.Duration
+		want     []string
+	}{
+		{"atrasado", 5 * h, 6 * h, []string{}},
+		{"atrasado", h, h + time.Millisecond, []string{x.SessionID}},
+		{"rastreio", 0, 2 * h, []string{x.SessionID}},
+		{"oi", h, 6 * h, []string{x.SessionID}},
+	} {
+		f := report.Filter{Query: tc.q, From: Base.Add(tc.from), To: Base.Add(tc.to)}
+		if got := search(t, s, f); !slices.Equal(got, tc.want) {
+			t.Fatalf("after the late event: q=%s in [%v, %v): got %v, want %v", tc.q, tc.from, tc.to, got, tc.want)
+		}
+	}
 }
 
 // testExport: Export yields the sessions of Search, in its order, each with

@@ -1,0 +1,449 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
+)
+
+// The full-text index keys each message by its session's place in the
+// report's order (schema.sql): its key is bucket(started_at) << wordBits | n,
+// where n is unique within the bucket, and its rowid the key's complement
+// (^key), so that the newest sessions come first in rowid order. A word's
+// messages of an interval are then one rowid range, read in ascending
+// order: FTS5 reads a doclist backwards only after walking to its end.
+const (
+	wordBits = 20
+	wordMask = 1<<wordBits - 1
+	// Buckets are milliseconds from 1691 to 2248; a start outside is
+	// clamped to the nearest end, so that every rowid fits in an int64.
+	// (Order within a clamped bucket is read from the sessions table.)
+	minBucket = -(1 << 43)
+	maxBucket = 1<<43 - 1
+)
+
+// bucket is the rowid bucket of a session that started at ms.
+func bucket(ms int64) int64 { return min(max(ms, minBucket), maxBucket) }
+
+// wordRange is the rowid range [lo, hi] of the messages of sessions that
+// started in [lower, upper) (ms); empty (lo > hi) when the interval is.
+func wordRange(lower, upper int64) (lo, hi int64) {
+	if upper <= lower {
+		return 1, 0
+	}
+	return ^(bucket(upper-1)<<wordBits | wordMask), ^(bucket(lower) << wordBits)
+}
+
+// bucketSQL is bucket(started_at) in SQL.
+const bucketSQL = "max(min(s.started_at, 8796093022207), -8796093022208)"
+
+// word is a message to index: its events row, session and text.
+type word struct {
+	Event   int64
+	Tenant  string
+	Session string
+	Text    string
+}
+
+// moved is a stored message that moved to another session.
+type moved struct{ tenant, eventID string }
+
+// restarted is a session whose start moved (an explicit session with a late
+// event before its first): its messages' rowids move with it.
+type restarted struct{ tenant, id, key string }
+
+// startsMoved returns the sessions of ss already stored with another start
+// bucket. It runs before ss are written.
+func startsMoved(ctx context.Context, tx *sql.Tx, ss []session.Session) ([]restarted, error) {
+	if len(ss) == 0 {
+		return nil, nil
+	}
+	param := make([][3]any, len(ss))
+	for i := range ss {
+		param[i] = [3]any{ss[i].Tenant, ss[i].ID, bucket(ss[i].StartedAt.UnixMilli())}
+	}
+	js, _ := json.Marshal(param) // strings and numbers: always marshals
+	rows, err := tx.QueryContext(ctx, `SELECT s.tenant, s.session_id, s.session_key FROM json_each(?) j
+		CROSS JOIN sessions s ON s.tenant = j.value ->> 0 AND s.session_id = j.value ->> 1
+		WHERE `+bucketSQL+` <> j.value ->> 2`, js)
+	if err != nil {
+		return nil, fmt.Errorf("read session starts: %w", err)
+	}
+	defer rows.Close()
+	var out []restarted
+	for rows.Next() {
+		var r restarted
+		if err := rows.Scan(&r.tenant, &r.id, &r.key); err != nil {
+			return nil, fmt.Errorf("read session starts: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// reindexed deletes the index entries of the moved messages and of the
+// messages of the restarted sessions, and returns them to be indexed again
+// under their session of now.
+func reindexed(ctx context.Context, tx *sql.Tx, mv []moved, rs []restarted) ([]word, error) {
+	if len(mv) == 0 && len(rs) == 0 {
+		return nil, nil
+	}
+	var ids []int64
+	for _, m := range mv {
+		var id int64
+		if err := tx.QueryRowContext(ctx, `SELECT id FROM events WHERE tenant = ? AND event_id = ?`, m.tenant, m.eventID).Scan(&id); err != nil {
+			return nil, fmt.Errorf("find a moved message: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	for _, r := range rs {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM events WHERE tenant = ? AND session_key = ? AND session_id = ? AND type = ?`,
+			r.tenant, r.key, r.id, string(event.TypeMessage))
+		if err != nil {
+			return nil, fmt.Errorf("find a session's messages: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("find a session's messages: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("find a session's messages: %w", err)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	param, _ := json.Marshal(ids) // numbers: always marshals
+	rows, err := tx.QueryContext(ctx, `SELECT e.id, e.tenant, e.session_id, json_extract(CAST(e.body AS TEXT), '$.text')
+		FROM json_each(?) j CROSS JOIN message_sessions m ON m.event = j.value CROSS JOIN events e ON e.id = m.event`, param)
+	if err != nil {
+		return nil, fmt.Errorf("read moved messages: %w", err)
+	}
+	var out []word
+	for rows.Next() {
+		var w word
+		if err := rows.Scan(&w.Event, &w.Tenant, &w.Session, &w.Text); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read moved messages: %w", err)
+		}
+		out = append(out, w)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read moved messages: %w", err)
+	}
+	if err := unindex(ctx, tx, `SELECT m.mn FROM json_each(?1) j CROSS JOIN message_sessions m ON m.event = j.value`, param); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// unindex deletes the messages whose keys (a column mn) doomed selects from the
+// full-text index (rowid ^mn) and from message_sessions, one statement each.
+func unindex(ctx context.Context, tx *sql.Tx, doomed string, args ...any) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM message_words WHERE rowid IN (SELECT ~mn FROM (`+doomed+`))`, args...); err != nil {
+		return fmt.Errorf("delete indexed words: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM message_sessions WHERE mn IN (`+doomed+`)`, args...); err != nil {
+		return fmt.Errorf("delete indexed words: %w", err)
+	}
+	return nil
+}
+
+// keyWords gives each message its key: its session's start bucket and the
+// next free number of that bucket. starts holds the sessions written in
+// this transaction; a message of another session (none, today) takes its
+// start from the sessions table.
+func keyWords(ctx context.Context, tx *sql.Tx, words []word, starts map[[2]string]int64) ([]int64, error) {
+	keys := make([]int64, len(words))
+	next := map[int64]int64{}
+	for i := range words {
+		w := &words[i]
+		b, ok := starts[[2]string{w.Tenant, w.Session}]
+		if !ok {
+			var ms int64
+			if err := tx.QueryRowContext(ctx, `SELECT started_at FROM sessions WHERE tenant = ? AND session_id = ?`, w.Tenant, w.Session).Scan(&ms); err != nil {
+				return nil, fmt.Errorf("find the start of a message's session: %w", err)
+			}
+			b = bucket(ms)
+			starts[[2]string{w.Tenant, w.Session}] = b
+		}
+		keys[i] = b
+		next[b] = 0
+	}
+	buckets := make([]int64, 0, len(next))
+	for b := range next {
+		buckets = append(buckets, b)
+	}
+	param, _ := json.Marshal(buckets) // numbers: always marshals
+	rows, err := tx.QueryContext(ctx, `SELECT j.value, coalesce((SELECT max(mn) FROM message_sessions
+		WHERE mn >= j.value * 1048576 AND mn <= j.value * 1048576 + 1048575) + 1, j.value * 1048576) FROM json_each(?) j`, param)
+	if err != nil {
+		return nil, fmt.Errorf("number indexed messages: %w", err)
+	}
+	for rows.Next() {
+		var b, n int64
+		if err := rows.Scan(&b, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("number indexed messages: %w", err)
+		}
+		next[b] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("number indexed messages: %w", err)
+	}
+	for i, b := range keys {
+		n := next[b]
+		if n>>wordBits != b {
+			return nil, fmt.Errorf("index message words: more than %d messages in sessions that started in one millisecond", wordMask+1)
+		}
+		keys[i], next[b] = n, n+1
+	}
+	return keys, nil
+}
+
+// addWords indexes words under their keys: message_sessions, then
+// message_words (rowid ^key) in one statement (see schema.sql).
+func addWords(ctx context.Context, tx *sql.Tx, words []word, keys []int64) error {
+	rows := make([][5]any, len(words))
+	for i := range words {
+		w := &words[i]
+		rows[i] = [5]any{keys[i], w.Event, w.Tenant, w.Session, w.Text}
+	}
+	param, err := json.Marshal(rows)
+	if err != nil {
+		return fmt.Errorf("encode message texts: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO message_sessions (mn, event, tenant, session_id)
+		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)`, param); err != nil {
+		return fmt.Errorf("index message sessions: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO message_words (rowid, text)
+		SELECT ~(value ->> 0), value ->> 4 FROM json_each(?)`, param); err != nil {
+		return fmt.Errorf("index message words: %w", err)
+	}
+	return nil
+}
+
+// wordWalk reads the sessions of one tenant with a message matching an FTS5
+// expression among the rowids [lo, hi], newest first: the full-text
+// condition's driver. It is sized by reading them (see size), and then
+// drives as an ordered driver over the sessions it read.
+type wordWalk struct {
+	tenant, match string
+	lo, hi        int64 // rowids, inclusive
+	lower, upper  int64 // started_at, ms
+}
+
+// candidate is a session a walk found.
+type candidate struct {
+	StartedAt int64
+	ID        string
+}
+
+// read appends to out the sessions of the rowids [from, w.hi], in report
+// order, until it holds at least need and a bucket ends. It returns where
+// to go on from (the least rowid it did not read), or done when it read
+// every match.
+func (ww *wordWalk) read(ctx context.Context, tx *sql.Tx, from int64, need int, out []candidate) ([]candidate, int64, bool, error) {
+	// FTS5 takes the rowid range and the order (xBestIndex): it seeks
+	// the word's doclists to the range's start, so rows come newest
+	// bucket first and reading stops when enough were read.
+	rows, err := tx.QueryContext(ctx, `SELECT message_words.rowid, m.session_id
+		FROM message_words CROSS JOIN message_sessions m ON m.mn = ~message_words.rowid
+		WHERE message_words MATCH ? AND message_words.rowid >= ? AND message_words.rowid <= ? AND m.tenant = ?
+		ORDER BY message_words.rowid`, ww.match, from, ww.hi, ww.tenant)
+	if err != nil {
+		return out, 0, false, fmt.Errorf("read matching messages: %w", err)
+	}
+	defer rows.Close()
+	const none = -1 << 62 // no bucket: buckets fit in 44 bits
+	cur := int64(none)
+	var group []string
+	flush := func() error {
+		if len(group) == 0 {
+			return nil
+		}
+		slices.Sort(group)
+		group = slices.Compact(group)
+		var err error
+		if out, err = ww.inBucket(ctx, tx, cur, group, out); err != nil {
+			return err
+		}
+		group = group[:0]
+		return nil
+	}
+	for rows.Next() {
+		var mn int64
+		var id string
+		if err := rows.Scan(&mn, &id); err != nil {
+			return out, 0, false, fmt.Errorf("read matching messages: %w", err)
+		}
+		if b := ^mn >> wordBits; b != cur {
+			if err := flush(); err != nil {
+				return out, 0, false, err
+			}
+			if cur != none && len(out) >= need {
+				// cur > b >= minBucket: ^(cur << wordBits) + 1 fits.
+				return out, ^(cur << wordBits) + 1, false, nil
+			}
+			cur = b
+		}
+		group = append(group, id)
+	}
+	if err := rows.Err(); err != nil {
+		return out, 0, false, fmt.Errorf("read matching messages: %w", err)
+	}
+	return out, 0, true, flush()
+}
+
+// inBucket appends the sessions ids (sorted, distinct) of bucket b to out in
+// report order: session id descending, or by their stored start first when
+// b is a clamped bucket.
+func (ww *wordWalk) inBucket(ctx context.Context, tx *sql.Tx, b int64, ids []string, out []candidate) ([]candidate, error) {
+	if b != minBucket && b != maxBucket {
+		for i := len(ids) - 1; i >= 0; i-- {
+			out = append(out, candidate{b, ids[i]})
+		}
+		return out, nil
+	}
+	var group []candidate
+	for _, id := range ids {
+		c := candidate{ID: id}
+		if err := tx.QueryRowContext(ctx, `SELECT started_at FROM sessions WHERE tenant = ? AND session_id = ?`, ww.tenant, id).Scan(&c.StartedAt); err != nil {
+			return out, fmt.Errorf("read a session's start: %w", err)
+		}
+		group = append(group, c)
+	}
+	slices.SortFunc(group, func(a, b candidate) int {
+		return cmp.Or(cmp.Compare(b.StartedAt, a.StartedAt), strings.Compare(b.ID, a.ID))
+	})
+	for _, c := range group {
+		if c.StartedAt >= ww.lower && c.StartedAt < ww.upper {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// size reads the walk's sessions for w, whose condition c it drives as d,
+// and makes d an ordered driver over them. It reads until it has read every
+// match, or more than bound sessions (and than a page) that pass w's other
+// conditions (then the page and the count are among them), and returns how
+// many it read; or -1 when
+// more than limit would have to be read (another driver, or the scan,
+// reads less). d is ready only when the size is not -1.
+func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *driver, bound, limit int) (int, error) {
+	// Enough for the count and for any page or export chunk.
+	enough := max(bound, report.MaxPageLimit, report.ExportChunk) + 1
+	need := min(enough, limit+1)
+	if len(w.conds) > w.base+1 {
+		// Other conditions: a first sample tells how far to read, or
+		// that another driver reads less.
+		need = min(need, walkSample)
+	}
+	var out []candidate
+	next := ww.lo
+	for {
+		var done bool
+		var err error
+		if out, next, done, err = ww.read(ctx, tx, next, need, out); err != nil {
+			return 0, err
+		}
+		if !done && len(out) > limit {
+			return -1, nil
+		}
+		d.ordered = true
+		if len(w.conds) == w.base+1 {
+			// Every session read passes: the size is the count, and a
+			// page or an export chunk is among the first.
+			d.frag = candidates(out[:min(len(out), max(report.MaxPageLimit, report.ExportChunk)+1)])
+			return len(out), nil
+		}
+		d.frag = candidates(out)
+		if done {
+			return len(out), nil
+		}
+		n, err := w.countWith(ctx, tx, c, d, enough)
+		if err != nil {
+			return 0, err
+		}
+		if n >= enough {
+			return len(out), nil
+		}
+		// Read on as far as the share that passed says is needed, at
+		// least twice as far; past limit, give up now.
+		guess := len(out) * enough / max(n, 1) * 5 / 4
+		if guess > limit {
+			return -1, nil
+		}
+		need = max(guess, 2*len(out))
+	}
+}
+
+// walkSample is how many sessions a walk reads first when other conditions
+// decide which of them match.
+const walkSample = 1000
+
+// countWith counts the sessions of w driven by d (of c), up to limit.
+func (w *where) countWith(ctx context.Context, tx *sql.Tx, c *cond, d *driver, limit int) (int, error) {
+	driver, owners, choice := w.driver, w.owners, w.choice
+	defer func() { w.driver, w.owners, w.choice = driver, owners, choice }()
+	w.driver, w.owners, w.choice = d, []*cond{c}, nil
+	q, args := w.query("1", false, " LIMIT ?", limit)
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+q+")", args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count full-text matches: %w", err)
+	}
+	return n, nil
+}
+
+// readyWalk makes w's driver, chosen by following another plan (where.follow),
+// ready when it is a walk: the walk reads for w's own interval. When it would
+// read too much, the interval is scanned instead.
+func (w *where) readyWalk(ctx context.Context, tx *sql.Tx, bound int) error {
+	if w.driver == nil || len(w.owners) != 1 || w.owners[0].walk == nil {
+		return nil
+	}
+	n, err := w.owners[0].walk.size(ctx, tx, w, w.owners[0], w.driver, bound, max(bound+1, sizeLimit))
+	if err != nil {
+		return err
+	}
+	if n < 0 {
+		w.driver, w.owners, w.choice = nil, nil, nil
+	}
+	return nil
+}
+
+// candidates is a driver over sessions read by a walk, their [started_at,
+// id] pairs given as one JSON array.
+func candidates(cs []candidate) frag {
+	b := make([]byte, 0, 64*len(cs))
+	b = append(b, '[')
+	for i, c := range cs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = strconv.AppendInt(b, c.StartedAt, 10)
+		b = append(b, ',')
+		id, _ := json.Marshal(c.ID) // a string: always marshals
+		b = append(b, id...)
+		b = append(b, ']')
+	}
+	return frag{"SELECT value ->> 0 AS started_at, value ->> 1 AS session_id FROM json_each(?)", []any{string(append(b, ']'))}}
+}
