@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -160,5 +161,40 @@ func TestStateCache(t *testing.T) {
 	c.Reset()
 	if keys, cost := c.Size(); keys != 0 || cost != 0 {
 		t.Fatalf("after Reset: %d keys, %d cost", keys, cost)
+	}
+}
+
+// TestStateCacheTakeWaits: a key taken is held; a second update of it (an
+// explicit session's events from two partitions at once) waits until the
+// first lets go, and then gets the state the first put back.
+func TestStateCacheTakeWaits(t *testing.T) {
+	c := NewStateCache(10, time.Hour, func(n int) int { return n })
+	k := StateID{"acme", "k"}
+	if _, _, err := c.Take(t.Context(), k); err != nil {
+		t.Fatal(err)
+	}
+	type taken struct {
+		n  int
+		ok bool
+	}
+	got := make(chan taken)
+	go func() {
+		n, ok, _ := c.Take(t.Context(), k)
+		got <- taken{n, ok}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if _, _, err := c.Take(ctx, k); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a held key was taken again: %v", err)
+	}
+	c.Put(k, 3)
+	select {
+	case g := <-got:
+		if !g.ok || g.n != 3 {
+			t.Fatalf("the waiting update got %+v, want the state put back", g)
+		}
+		c.Release(k)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting update was not let in when the key was put back")
 	}
 }
