@@ -248,7 +248,9 @@ type StateCache[S any] struct {
 	cost   int
 	m      map[StateID]*cached[S]
 	list   cached[S] // sentinel: list.next is the most recently used
-	busy   map[StateID]chan struct{}
+	// busy are the keys an update holds, each by its entry, out of the
+	// list until Put links it again.
+	busy map[StateID]*cached[S]
 }
 
 type cached[S any] struct {
@@ -257,13 +259,15 @@ type cached[S any] struct {
 	cost       int
 	used       time.Time
 	prev, next *cached[S]
+	// done is closed when the update that holds the key lets go.
+	done chan struct{}
 }
 
 // NewStateCache returns a cache of at most budget cost, as cost weighs a
 // state, evicting states idle for longer than idle.
 func NewStateCache[S any](budget int, idle time.Duration, cost func(S) int) *StateCache[S] {
 	c := &StateCache[S]{budget: budget, idle: idle, now: time.Now, costOf: cost,
-		m: map[StateID]*cached[S]{}, busy: map[StateID]chan struct{}{}}
+		m: map[StateID]*cached[S]{}, busy: map[StateID]*cached[S]{}}
 	c.list.next, c.list.prev = &c.list, &c.list
 	return c
 }
@@ -276,20 +280,26 @@ func NewStateCache[S any](budget int, idle time.Duration, cost func(S) int) *Sta
 func (c *StateCache[S]) Take(ctx context.Context, id StateID) (state S, ok bool, err error) {
 	for {
 		c.mu.Lock()
-		wait, held := c.busy[id]
-		if !held {
-			c.busy[id] = make(chan struct{})
+		h := c.busy[id]
+		if h == nil {
 			e := c.m[id]
 			if e != nil {
 				c.unlink(e)
 				state, ok = e.state, true
+				var zero S
+				e.state = zero // out of the cache: the caller has it
+			} else {
+				e = &cached[S]{id: id}
 			}
+			e.done = make(chan struct{})
+			c.busy[id] = e
 			c.mu.Unlock()
 			return state, ok, nil
 		}
+		done := h.done // read under the lock: the entry is reused
 		c.mu.Unlock()
 		select {
-		case <-wait:
+		case <-done:
 		case <-ctx.Done():
 			return state, false, ctx.Err()
 		}
@@ -306,11 +316,16 @@ func (c *StateCache[S]) Release(ids ...StateID) {
 	}
 }
 
-func (c *StateCache[S]) letGo(id StateID) {
-	if ch, ok := c.busy[id]; ok {
-		close(ch)
-		delete(c.busy, id)
+// letGo lets go of key id and returns its entry (nil when not held).
+func (c *StateCache[S]) letGo(id StateID) *cached[S] {
+	e := c.busy[id]
+	if e == nil {
+		return nil
 	}
+	close(e.done)
+	e.done = nil
+	delete(c.busy, id)
+	return e
 }
 
 // Put stores the state of key id as the most recently used and lets the
@@ -320,11 +335,14 @@ func (c *StateCache[S]) Put(id StateID, state S) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	c.letGo(id)
+	e := c.letGo(id)
 	if old := c.m[id]; old != nil {
 		c.unlink(old)
 	}
-	e := &cached[S]{id: id, state: state, cost: c.costOf(state), used: now}
+	if e == nil {
+		e = &cached[S]{id: id}
+	}
+	e.state, e.cost, e.used = state, c.costOf(state), now
 	c.m[id] = e
 	c.cost += e.cost
 	e.next, e.prev = c.list.next, &c.list

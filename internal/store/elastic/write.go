@@ -305,7 +305,6 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 		}
 		i = j
 	}
-	w.after = append([]sessionRef(nil), st.sessions[:w.from]...)
 	live := map[string]bool{}
 	for _, d := range w.sessions {
 		evs := members[d.ID]
@@ -314,14 +313,23 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 		}
 		*d = *newSessionDoc(&d.Session, evs)
 		live[d.ID] = true
-		w.after = append(w.after, sessionRef{ID: d.ID, Start: d.StartedAt})
 	}
 	for id := range members {
 		if !live[id] {
 			return fmt.Errorf("elasticsearch: events of key %s belong to session %s, which the update does not write", st.id, id)
 		}
 	}
-	slices.SortFunc(w.after, compareRefs)
+	// The sessions before from, then the recomputed ones (sorted, and
+	// none starts before sessions[from]): sorted already, but for a key
+	// whose stored sessions the assembler did not produce.
+	w.after = make([]sessionRef, 0, w.from+len(w.changes.Sessions))
+	w.after = append(w.after, st.sessions[:w.from]...)
+	for _, h := range w.changes.Sessions {
+		w.after = append(w.after, sessionRef{ID: h.ID, Start: h.Start})
+	}
+	if !slices.IsSortedFunc(w.after, compareRefs) {
+		slices.SortFunc(w.after, compareRefs)
+	}
 	for _, ref := range slices.Concat(st.sessions[w.from:], st.retired) {
 		if !slices.ContainsFunc(w.after[w.from:], func(a sessionRef) bool { return sameDoc(a, ref) }) &&
 			!slices.ContainsFunc(w.deletes, func(a sessionRef) bool { return sameDoc(a, ref) }) {
