@@ -272,7 +272,8 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 	st := w.st
 	for i := range w.changes.Events {
-		// A stored event that moved was storable: only new ones can fail.
+		// Moved events are checked too: they were stored, so their time
+		// is storable and only new events can fail.
 		if e := &w.changes.Events[i]; !storable(e.OccurredAt) {
 			rejected[e.Ref()] = "occurred_at is outside the years 1970 to 2261 that the index holds"
 		}
