@@ -98,50 +98,85 @@ type KeyChanges struct {
 
 // Advance returns the state after a write that recomputed the key from
 // Sessions[j] on, from tail (what KeyEvents returned: st.Tail(j)), with the
-// changes kc: the sessions before j as they were, then the recomputed ones,
-// with their events. It keeps the events of the latest stateKeptSessions
-// sessions of a derived key. It does not change st: an update that fails
+// changes kc: Apply, then Trim. It does not change st: an update that fails
 // puts nothing back.
 func (st *KeyState) Advance(j int, tail []Stored, kc *KeyChanges) *KeyState {
+	next := st.Apply(j, tail, kc)
+	next.Trim()
+	return next
+}
+
+// Apply returns the whole state after a write that recomputed the key from
+// Sessions[j] on, from tail (st.Tail(j)), with the changes kc: the sessions
+// before j as they were, then the recomputed ones; the events before tail as
+// they were, then tail and kc.Events merged in event order. A store that
+// needs each recomputed session's events (the Elasticsearch store's session
+// documents list them) finds them in the merged part, as runs of
+// Events[len(st.Events)-len(tail):]. It does not change st.
+func (st *KeyState) Apply(j int, tail []Stored, kc *KeyChanges) *KeyState {
 	keep := min(j, len(st.Sessions))
 	next := &KeyState{Tenant: st.Tenant, Key: st.Key, Complete: st.Complete}
 	next.Sessions = make([]HeldSession, 0, keep+len(kc.Sessions))
 	next.Sessions = append(append(next.Sessions, st.Sessions[:keep]...), kc.Sessions...)
 	// tail is a suffix of st.Events; the events before it stay.
 	before := st.Events[:len(st.Events)-len(tail)]
-	moved := make(map[event.Ref]string, len(kc.Events))
-	for i := range kc.Events {
-		moved[kc.Events[i].Ref()] = kc.Events[i].SessionID
+	evs := kc.Events
+	if !slices.IsSortedFunc(evs, compareStored) {
+		evs = slices.Clone(evs)
+		slices.SortFunc(evs, compareStored)
 	}
-	events := make([]Stored, 0, len(before)+len(tail)+len(kc.Events))
-	events = append(events, before...)
-	for _, e := range tail {
-		if id, ok := moved[e.Ref()]; ok {
-			e.SessionID = id
-			delete(moved, e.Ref())
-		}
-		events = append(events, e)
-	}
+	next.Events = make([]Stored, 0, len(before)+len(tail)+len(evs))
+	next.Events = append(next.Events, before...)
 	// New events point into the caller's batch: memory keeps copies, made
 	// in one allocation, so that it neither shares the batch's events nor
 	// keeps its whole array alive.
-	copies := make([]event.Event, 0, len(moved))
-	for i := range kc.Events {
-		if _, isNew := moved[kc.Events[i].Ref()]; isNew {
-			copies = append(copies, *kc.Events[i].Event)
-			events = append(events, Stored{Event: &copies[len(copies)-1], SessionID: kc.Events[i].SessionID})
+	var copies []event.Event
+	for i, k := 0, 0; i < len(tail) || k < len(evs); {
+		c := -1
+		if k < len(evs) {
+			c = 1
+			if i < len(tail) {
+				c = event.Compare(tail[i].Event, evs[k].Event)
+			}
 		}
-	}
-	slices.SortFunc(events[len(before):], func(a, b Stored) int { return event.Compare(a.Event, b.Event) })
-	next.Events = events
-	if IsDerivedKey(st.Key) && len(next.Sessions) > stateKeptSessions {
-		next.trim(len(next.Sessions) - stateKeptSessions)
+		if c < 0 {
+			next.Events = append(next.Events, tail[i])
+			i++
+			continue
+		}
+		if c == 0 {
+			i++
+			if tail[i-1].Event == evs[k].Event {
+				// Moved: the event held, in its new session.
+				next.Events = append(next.Events, evs[k])
+				k++
+				continue
+			}
+			// A stored event that the batch brought again as new (the
+			// Elasticsearch store's unfinished key): what the write
+			// stored is the batch's.
+		}
+		if copies == nil {
+			copies = make([]event.Event, 0, len(evs)-k)
+		}
+		copies = append(copies, *evs[k].Event)
+		next.Events = append(next.Events, Stored{Event: &copies[len(copies)-1], SessionID: evs[k].SessionID})
+		k++
 	}
 	return next
 }
 
-// trim forgets the sessions before Sessions[j] and their events.
-func (st *KeyState) trim(j int) {
+func compareStored(a, b Stored) int { return event.Compare(a.Event, b.Event) }
+
+// Trim forgets, of a derived key, the sessions before the latest
+// stateKeptSessions and their events: new events of a live conversation
+// need nothing else, and an older session is read back from the store when
+// a late event reaches it.
+func (st *KeyState) Trim() {
+	if !IsDerivedKey(st.Key) || len(st.Sessions) <= stateKeptSessions {
+		return
+	}
+	j := len(st.Sessions) - stateKeptSessions
 	from := st.Sessions[j].Start
 	i, _ := slices.BinarySearchFunc(st.Events, from, func(e Stored, t time.Time) int { return e.OccurredAt.Compare(t) })
 	st.Events = slices.Clone(st.Events[i:])
@@ -213,7 +248,9 @@ type StateCache[S any] struct {
 	cost   int
 	m      map[StateID]*cached[S]
 	list   cached[S] // sentinel: list.next is the most recently used
-	busy   map[StateID]chan struct{}
+	// busy are the keys an update holds, each by its entry, out of the
+	// list until Put links it again.
+	busy map[StateID]*cached[S]
 }
 
 type cached[S any] struct {
@@ -222,13 +259,15 @@ type cached[S any] struct {
 	cost       int
 	used       time.Time
 	prev, next *cached[S]
+	// done is closed when the update that holds the key lets go.
+	done chan struct{}
 }
 
 // NewStateCache returns a cache of at most budget cost, as cost weighs a
 // state, evicting states idle for longer than idle.
 func NewStateCache[S any](budget int, idle time.Duration, cost func(S) int) *StateCache[S] {
 	c := &StateCache[S]{budget: budget, idle: idle, now: time.Now, costOf: cost,
-		m: map[StateID]*cached[S]{}, busy: map[StateID]chan struct{}{}}
+		m: map[StateID]*cached[S]{}, busy: map[StateID]*cached[S]{}}
 	c.list.next, c.list.prev = &c.list, &c.list
 	return c
 }
@@ -241,20 +280,26 @@ func NewStateCache[S any](budget int, idle time.Duration, cost func(S) int) *Sta
 func (c *StateCache[S]) Take(ctx context.Context, id StateID) (state S, ok bool, err error) {
 	for {
 		c.mu.Lock()
-		wait, held := c.busy[id]
-		if !held {
-			c.busy[id] = make(chan struct{})
+		h := c.busy[id]
+		if h == nil {
 			e := c.m[id]
 			if e != nil {
 				c.unlink(e)
 				state, ok = e.state, true
+				var zero S
+				e.state = zero // out of the cache: the caller has it
+			} else {
+				e = &cached[S]{id: id}
 			}
+			e.done = make(chan struct{})
+			c.busy[id] = e
 			c.mu.Unlock()
 			return state, ok, nil
 		}
+		done := h.done // read under the lock: the entry is reused
 		c.mu.Unlock()
 		select {
-		case <-wait:
+		case <-done:
 		case <-ctx.Done():
 			return state, false, ctx.Err()
 		}
@@ -271,11 +316,16 @@ func (c *StateCache[S]) Release(ids ...StateID) {
 	}
 }
 
-func (c *StateCache[S]) letGo(id StateID) {
-	if ch, ok := c.busy[id]; ok {
-		close(ch)
-		delete(c.busy, id)
+// letGo lets go of key id and returns its entry (nil when not held).
+func (c *StateCache[S]) letGo(id StateID) *cached[S] {
+	e := c.busy[id]
+	if e == nil {
+		return nil
 	}
+	close(e.done)
+	e.done = nil
+	delete(c.busy, id)
+	return e
 }
 
 // Put stores the state of key id as the most recently used and lets the
@@ -285,11 +335,14 @@ func (c *StateCache[S]) Put(id StateID, state S) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	c.letGo(id)
+	e := c.letGo(id)
 	if old := c.m[id]; old != nil {
 		c.unlink(old)
 	}
-	e := &cached[S]{id: id, state: state, cost: c.costOf(state), used: now}
+	if e == nil {
+		e = &cached[S]{id: id}
+	}
+	e.state, e.cost, e.used = state, c.costOf(state), now
 	c.m[id] = e
 	c.cost += e.cost
 	e.next, e.prev = c.list.next, &c.list

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -111,6 +112,44 @@ func TestKeyStateAdvanceCopiesNewEvents(t *testing.T) {
 	}
 }
 
+// TestKeyStateApply: a moved event keeps the event memory holds, in its
+// new session; a stored event that the batch brings again as new (another
+// copy) is kept as the batch has it; the whole state is kept (Trim is
+// separate) and the state applied to is unchanged.
+func TestKeyStateApply(t *testing.T) {
+	st := &KeyState{Key: "d:whatsapp/c1", Complete: true,
+		Sessions: []HeldSession{held("s1", 0), held("s2", 60), held("s3", 120)},
+		Events:   []Stored{storedAt("a", "s1", 0), storedAt("b", "s2", 60), storedAt("c", "s3", 120)}}
+	j, _ := st.Anchor(t0.Add(60 * time.Minute))
+	tail := st.Tail(j)
+	again := storedAt("c", "s2b", 120)
+	again.Text = "as the batch has it"
+	kc := &KeyChanges{
+		Sessions: []HeldSession{held("s2b", 60), held("s4", 200)},
+		Events:   []Stored{{Event: tail[0].Event, SessionID: "s2b"}, again, storedAt("n", "s4", 200)},
+	}
+	next := st.Apply(j, tail, kc)
+	if want := []string{"a@s1", "b@s2b", "c@s2b", "n@s4"}; !slices.Equal(ids(next.Events), want) {
+		t.Fatalf("events %v, want %v", ids(next.Events), want)
+	}
+	if len(next.Sessions) != 3 || !next.Complete {
+		t.Errorf("sessions %+v complete %v, want s1 s2b s4, complete", next.Sessions, next.Complete)
+	}
+	if next.Events[1].Event != tail[0].Event {
+		t.Error("a moved event is not the one memory holds")
+	}
+	if got := next.Events[2]; got.Text != again.Text || got.Event == again.Event {
+		t.Errorf("an event brought again: %q (the batch's own copy: %v), want a copy of the batch's", got.Text, got.Event == again.Event)
+	}
+	if want := []string{"a@s1", "b@s2", "c@s3"}; !slices.Equal(ids(st.Events), want) || len(st.Sessions) != 3 {
+		t.Errorf("the state applied to changed: %v", ids(st.Events))
+	}
+	next.Trim()
+	if want := []string{"b@s2b", "c@s2b", "n@s4"}; !slices.Equal(ids(next.Events), want) || len(next.Sessions) != 2 || next.Complete {
+		t.Errorf("after Trim: events %v, %d sessions, complete %v", ids(next.Events), len(next.Sessions), next.Complete)
+	}
+}
+
 // TestStateCache: a state taken is out of the cache until put back; a
 // released one is gone; the least recently used go first past the budget,
 // and idle ones after the idle time.
@@ -160,5 +199,40 @@ func TestStateCache(t *testing.T) {
 	c.Reset()
 	if keys, cost := c.Size(); keys != 0 || cost != 0 {
 		t.Fatalf("after Reset: %d keys, %d cost", keys, cost)
+	}
+}
+
+// TestStateCacheTakeWaits: a key taken is held; a second update of it (an
+// explicit session's events from two partitions at once) waits until the
+// first lets go, and then gets the state the first put back.
+func TestStateCacheTakeWaits(t *testing.T) {
+	c := NewStateCache(10, time.Hour, func(n int) int { return n })
+	k := StateID{"acme", "k"}
+	if _, _, err := c.Take(t.Context(), k); err != nil {
+		t.Fatal(err)
+	}
+	type taken struct {
+		n  int
+		ok bool
+	}
+	got := make(chan taken)
+	go func() {
+		n, ok, _ := c.Take(t.Context(), k)
+		got <- taken{n, ok}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if _, _, err := c.Take(ctx, k); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a held key was taken again: %v", err)
+	}
+	c.Put(k, 3)
+	select {
+	case g := <-got:
+		if !g.ok || g.n != 3 {
+			t.Fatalf("the waiting update got %+v, want the state put back", g)
+		}
+		c.Release(k)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting update was not let in when the key was put back")
 	}
 }

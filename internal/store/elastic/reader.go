@@ -28,12 +28,12 @@ type reader struct {
 	// rejected are events Elasticsearch refused in an earlier attempt:
 	// reported known, so that fn leaves them out.
 	rejected map[event.Ref]string
-	// states are the keys this attempt read, by key document id; the
-	// attempt owns them until Update puts them back in the cache.
-	states map[string]*keyState
+	// states are the keys this attempt read; the attempt owns them until
+	// Update puts them back in the cache.
+	states map[session.StateID]*keyState
 	// from is, per key read, the index of the first session KeyEvents
 	// returned the events of: the write replaces sessions[from:].
-	from map[string]int
+	from map[session.StateID]int
 	// fresh are stored events of unfinished keys that Known reported new:
 	// KeyEvents leaves them out.
 	fresh map[event.Ref]bool
@@ -45,7 +45,7 @@ var (
 )
 
 func newReader(s *Store, rejected map[event.Ref]string) *reader {
-	return &reader{s: s, rejected: rejected, states: map[string]*keyState{}, from: map[string]int{}, fresh: map[event.Ref]bool{}}
+	return &reader{s: s, rejected: rejected, states: map[session.StateID]*keyState{}, from: map[session.StateID]int{}, fresh: map[event.Ref]bool{}}
 }
 
 // Prefetch makes the state of every key from its request's Since on
@@ -54,24 +54,26 @@ func newReader(s *Store, rejected map[event.Ref]string) *reader {
 // documents).
 func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error {
 	var fetch []*keyState
-	// Keys are taken in the order of their documents' ids (see take).
-	ids := make([]string, len(reqs))
+	// Keys are taken in one order (see StateCache.Take).
+	ids := make([]session.StateID, len(reqs))
 	order := make([]int, len(reqs))
 	for i := range reqs {
-		ids[i], order[i] = keyDocID(reqs[i].Tenant, reqs[i].Key), i
+		ids[i], order[i] = session.StateID{Tenant: reqs[i].Tenant, Key: reqs[i].Key}, i
 	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(ids[a], ids[b]) })
+	slices.SortFunc(order, func(a, b int) int {
+		return cmp.Or(strings.Compare(ids[a].Tenant, ids[b].Tenant), strings.Compare(ids[a].Key, ids[b].Key))
+	})
 	for _, i := range order {
-		id, q := ids[i], &reqs[i]
+		id := ids[i]
 		if _, ok := r.states[id]; ok {
 			continue
 		}
-		st, err := r.s.cache.take(ctx, id)
+		st, ok, err := r.s.cache.Take(ctx, id)
 		if err != nil {
 			return err
 		}
-		if st == nil {
-			st = &keyState{id: id, tenant: q.Tenant, key: q.Key}
+		if !ok {
+			st = newKeyState(id)
 			fetch = append(fetch, st)
 		}
 		r.states[id] = st
@@ -90,16 +92,17 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 				j = min(j, st.anchor(ref.Start))
 			}
 		}
-		if prev, ok := r.from[st.id]; ok {
+		if prev, ok := r.from[ids[i]]; ok {
 			j = min(j, prev)
 		}
-		r.from[st.id] = j
-		if j >= st.loaded && (st.retiredLoaded || len(st.retired) == 0) {
+		r.from[ids[i]] = j
+		held := st.held()
+		if j >= held && (st.retiredLoaded || len(st.retired) == 0) {
 			continue
 		}
-		from := min(j, st.loaded)
+		from := min(j, held)
 		l := sessionLoad{st: st, from: from}
-		l.refs = append(l.refs, st.sessions[from:st.loaded]...)
+		l.refs = append(l.refs, st.sessions[from:held]...)
 		if !st.retiredLoaded {
 			l.refs = append(l.refs, st.retired...)
 			l.retired = true
@@ -122,10 +125,10 @@ func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool,
 		_, rejected := r.rejected[ref]
 		out[ref] = rejected
 	}
-	for _, st := range r.states {
+	for id, st := range r.states {
 		// Only the tail from the key's anchor on can hold an event of the
 		// batch; memory's older sessions need not be looked at.
-		tail := st.tail(r.from[st.id])
+		tail := st.tail(r.from[id])
 		for i := range tail {
 			ref := tail[i].Ref()
 			if known, asked := out[ref]; !asked || known {
@@ -144,14 +147,14 @@ func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool,
 // KeyEvents returns the events of the key's sessions from the one since
 // falls in on (and of the sessions a past write retired).
 func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]session.Stored, error) {
-	id := keyDocID(tenant, key)
+	id := session.StateID{Tenant: tenant, Key: key}
 	if err := r.Prefetch(ctx, []session.KeyRequest{{Tenant: tenant, Key: key, Since: since}}); err != nil {
 		return nil, err
 	}
 	st := r.states[id]
 	tail := st.tail(r.from[id])
 	if len(r.fresh) == 0 {
-		return tail, nil // read only; the write replaces st.events
+		return tail, nil // read only; the write replaces st.Events
 	}
 	var out []session.Stored
 	for _, e := range tail {
@@ -272,13 +275,14 @@ func (s *Store) readKeyDocs(ctx context.Context, states []*keyState) error {
 		st.unfinished = kd.Pending
 		st.sessions, st.retired = kd.Sessions, kd.Retired
 		slices.SortFunc(st.sessions, compareRefs)
-		st.loaded = len(st.sessions)
+		st.Complete = len(st.sessions) == 0 // no session's events held yet
 	}
 	return nil
 }
 
 // sessionLoad is a read of sessions of one key: refs, whose events join
-// the state's, which then holds the events of st.sessions[from:].
+// the state's, which then holds the events of st.sessions[from:] (and of the
+// retired sessions, with retired).
 type sessionLoad struct {
 	st      *keyState
 	refs    []sessionRef
@@ -296,13 +300,12 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	var docs []mgetDoc
 	for _, l := range loads {
 		for _, ref := range l.refs {
-			docs = append(docs, mgetDoc{Index: s.names.sessionsIndex(ref.Start), ID: docID(l.st.tenant, ref.ID)})
+			docs = append(docs, mgetDoc{Index: s.names.sessionsIndex(ref.Start), ID: docID(l.st.Tenant, ref.ID)})
 		}
 	}
 	if len(docs) == 0 {
 		for _, l := range loads {
-			l.st.loaded = min(l.st.loaded, l.from)
-			l.st.retiredLoaded = l.st.retiredLoaded || l.retired
+			l.loaded()
 		}
 		return nil
 	}
@@ -341,7 +344,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 				if !ok {
 					return fmt.Errorf("elasticsearch: session document %s: bad event reference %q", docs[k-1].ID, er)
 				}
-				evDocs = append(evDocs, mgetDoc{Index: s.names.eventsAll() + "-" + m, ID: docID(l.st.tenant, id)})
+				evDocs = append(evDocs, mgetDoc{Index: s.names.eventsAll() + "-" + m, ID: docID(l.st.Tenant, id)})
 				owners = append(owners, l.st)
 			}
 		}
@@ -364,7 +367,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 			return fmt.Errorf("elasticsearch: event document %s: %w", evDocs[i].ID, cmp.Or(err, errNoEvent))
 		}
 		st := owners[i]
-		if ed.Key != st.key {
+		if ed.Key != st.Key {
 			// Another key's event with the same id (a reused event_id,
 			// which the contract forbids): not this key's.
 			continue
@@ -377,15 +380,23 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	for _, l := range loads {
 		st := l.st
 		// What memory holds is newer than anything read back.
-		for i := range st.events {
-			delete(got[st], st.events[i].Ref())
+		for i := range st.Events {
+			delete(got[st], st.Events[i].Ref())
 		}
 		for _, e := range got[st] {
-			st.events = append(st.events, e)
+			st.Events = append(st.Events, e)
 		}
-		slices.SortFunc(st.events, func(a, b session.Stored) int { return event.Compare(a.Event, b.Event) })
-		st.loaded = min(st.loaded, l.from)
-		st.retiredLoaded = st.retiredLoaded || l.retired
+		slices.SortFunc(st.Events, func(a, b session.Stored) int { return event.Compare(a.Event, b.Event) })
+		l.loaded()
 	}
 	return nil
+}
+
+// loaded records that the state holds what l read: the events of
+// st.sessions[l.from:] (and of the retired sessions).
+func (l *sessionLoad) loaded() {
+	if l.from < l.st.held() {
+		l.st.hold(l.from)
+	}
+	l.st.retiredLoaded = l.st.retiredLoaded || l.retired
 }

@@ -63,15 +63,13 @@ type Config struct {
 	// released, stays busy: past it that writer is taken to have died
 	// (docs/elasticsearch.md, "Write path").
 	ClaimLease time.Duration
-	// CacheSize bounds the state of session keys the writer keeps in
-	// memory, in events (plus one per key): past it, the least recently
-	// written keys are forgotten and read back by id when they next get
-	// events.
+	// CacheSize and CacheIdle are the budget and the idle horizon of the
+	// session.StateCache that holds the state of the keys the writer wrote
+	// (docs/sessions.md, "What memory holds"): past the budget, in events,
+	// the least recently written keys are forgotten, and so are keys that
+	// got no event for CacheIdle (session.DefaultStateIdle when zero); each
+	// is read back by id when it next gets events.
 	CacheSize int
-	// CacheIdle evicts the state of keys that got no event for that long
-	// (wall clock): past every session policy's window (a day), new events
-	// open a new session, and the old state is needed only by a late event,
-	// which reads it back by id.
 	CacheIdle time.Duration
 	// BulkMaxBytes caps the body of one _bulk request; bigger batches are
 	// sent in several requests.
@@ -132,7 +130,7 @@ func (c *Config) Defaults() {
 		c.CacheSize = DefaultCacheSize
 	}
 	if c.CacheIdle == 0 {
-		c.CacheIdle = 25 * time.Hour
+		c.CacheIdle = session.DefaultStateIdle
 	}
 	if c.BulkMaxBytes == 0 {
 		c.BulkMaxBytes = 5 << 20
@@ -187,8 +185,10 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// DefaultCacheSize is the default of Config.CacheSize: some 200 MB of
-// events at most.
+// DefaultCacheSize is the default of Config.CacheSize: a held event weighs
+// about 530 bytes of heap here, so some 200 MB at most. It is larger than
+// the SQLite store's session.DefaultStateBudget because a miss costs
+// requests to the cluster rather than a read of a local file.
 const DefaultCacheSize = 400_000
 
 // DefaultRegistryTTL is how long the registry's state is cached by default.
@@ -227,7 +227,7 @@ type Store struct {
 	// writer names this store in the key documents it claims.
 	writer string
 	// cache holds the state of the session keys this store wrote last.
-	cache *stateCache
+	cache *session.StateCache[*keyState]
 	// versionsIndexReady is set once the versions index is known to exist.
 	versionsIndexReady atomic.Bool
 	// owned is the transport New made, closed by Close.
@@ -243,7 +243,7 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix, version: cfg.Version}, cache: newStateCache(cfg.CacheSize, cfg.CacheIdle)}
+	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix, version: cfg.Version}, cache: session.NewStateCache(cfg.CacheSize, cfg.CacheIdle, (*keyState).cost)}
 	var w [8]byte
 	_, _ = rand.Read(w[:])
 	s.writer = hex.EncodeToString(w[:])

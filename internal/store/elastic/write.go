@@ -121,7 +121,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 			// What a failed attempt read may no longer be what is
 			// stored: its states are let go, not put back, and the keys
 			// are read back from the cluster.
-			s.cache.release(slices.Collect(maps.Keys(r.states))...)
+			s.cache.Release(slices.Collect(maps.Keys(r.states))...)
 		}
 		switch {
 		case errors.Is(err, ErrConflict):
@@ -137,7 +137,9 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 			err = errRewrite
 			continue
 		}
-		s.cache.put(slices.Collect(maps.Values(r.states))...)
+		for id, st := range r.states {
+			s.cache.Put(id, st)
+		}
 		if len(rejected) > 0 {
 			return newRejectedError(rejected)
 		}
@@ -157,18 +159,16 @@ type keyWrite struct {
 	from int // sessions[from:] are replaced
 	// sessions are the key's changed sessions, with their events.
 	sessions []*sessionDoc
-	// events are the key's new events and those that moved.
-	events []*session.Stored
+	// changes are the key's recomputed sessions and its new events and
+	// those that moved; next is the key's state after the write
+	// (KeyState.Apply), whose events the session documents list.
+	changes session.KeyChanges
+	next    *session.KeyState
 	// after is every session of the key after the write; deletes are the
-	// session documents it removes; kept are the events of the sessions
-	// the write replaced, as they are after it.
+	// session documents it removes.
 	after   []sessionRef
 	deletes []sessionRef
-	kept    []session.Stored
-	// before are the events memory holds of the sessions before from,
-	// which the write leaves as they are.
-	before []session.Stored
-	gen    int64
+	gen     int64
 }
 
 // write applies ch. It returns the events to leave out (rejected) when the
@@ -197,46 +197,28 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (map[
 		// The deleted sessions stay in the key document (a reader after a
 		// crash deletes them again), not in memory: they are gone.
 		w.st.sessions, w.st.retired, w.st.retiredLoaded = w.after, nil, true
-		// Memory keeps the events of the key's latest two sessions: new
-		// events of a live conversation need nothing else, and an event a
-		// little late (its topic's partition read behind the others) finds
-		// the session before the latest. An older session is read back by
-		// id when a late event reaches it.
-		w.st.loaded = min(w.st.loaded, w.from)
-		// The kept events take the place of the tail they replace.
-		w.st.events = append(w.before, w.kept...)
-		if session.IsDerivedKey(w.st.key) && len(w.st.sessions) > 2 {
-			w.st.trimTo(len(w.st.sessions) - 2)
-		}
+		// Memory keeps what KeyState keeps: of a derived key, the latest
+		// two sessions' events (KeyState.Trim); an older session is read
+		// back by id when a late event reaches it. next.Sessions are
+		// after's latest, so the two lists agree.
+		w.st.KeyState = *w.next
+		w.st.Trim()
 	}
 	return nil, nil
 }
 
-// trimTo forgets the events of sessions before sessions[j].
-func (st *keyState) trimTo(j int) {
-	if j <= st.loaded {
-		return
-	}
-	keep := map[string]bool{}
-	for _, ref := range st.sessions[j:] {
-		keep[ref.ID] = true
-	}
-	st.events = slices.DeleteFunc(st.events, func(e session.Stored) bool { return !keep[e.SessionID] })
-	st.loaded = j
-}
-
 // plan turns ch into the writes of each key, from the states r read.
 func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref]string, error) {
-	byKey := map[string]*keyWrite{}
-	var order []string
+	byKey := map[session.StateID]*keyWrite{}
+	var order []session.StateID
 	get := func(tenant, key string) (*keyWrite, error) {
-		id := keyDocID(tenant, key)
+		id := session.StateID{Tenant: tenant, Key: key}
 		if w, ok := byKey[id]; ok {
 			return w, nil
 		}
 		st, ok := r.states[id]
 		if !ok {
-			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", id)
+			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", keyDocID(tenant, key))
 		}
 		w := &keyWrite{st: st, from: r.from[id], gen: st.gen + 1}
 		byKey[id] = w
@@ -248,25 +230,25 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 	var w *keyWrite
 	for i := range ch.Sessions {
 		ss := &ch.Sessions[i]
-		if w == nil || w.st.tenant != ss.Tenant || w.st.key != ss.Key {
+		if w == nil || w.st.Tenant != ss.Tenant || w.st.Key != ss.Key {
 			var err error
 			if w, err = get(ss.Tenant, ss.Key); err != nil {
 				return nil, nil, err
 			}
 		}
-		w.sessions = append(w.sessions, &sessionDoc{Session: ch.Sessions[i]})
+		w.sessions = append(w.sessions, &sessionDoc{Session: *ss})
 	}
 	rejected := map[event.Ref]string{}
 	w = nil
 	for i := range ch.Events {
 		e := &ch.Events[i]
-		if w == nil || w.st.tenant != e.Tenant || !session.KeyIs(e.Event, w.st.key) {
+		if w == nil || w.st.Tenant != e.Tenant || !session.KeyIs(e.Event, w.st.Key) {
 			var err error
 			if w, err = get(e.Tenant, session.KeyOf(e.Event)); err != nil {
 				return nil, nil, err
 			}
 		}
-		w.events = append(w.events, e)
+		w.changes.Events = append(w.changes.Events, *e)
 	}
 	for _, id := range order {
 		w := byKey[id]
@@ -286,70 +268,44 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 
 // plan computes the key's sessions and events after the write, and checks
 // that every changed session counts exactly the events the write gives it.
+// Events whose time the index cannot hold join rejected.
 func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 	st := w.st
-	tail := st.tail(w.from)
-	w.before = st.events[:len(st.events)-len(tail)]
-	// The tail and the key's changed events, both in event order, merged:
-	// a changed event that is in the tail is one that moved to another
-	// session (the assembler gives no other stored event), and takes its
-	// place; the others are new.
-	evs := w.events
-	if !slices.IsSortedFunc(evs, compareStored) {
-		evs = slices.Clone(evs)
-		slices.SortFunc(evs, compareStored)
-	}
-	w.kept = make([]session.Stored, 0, len(tail)+len(evs))
-	// Memory keeps the new events past this batch: in copies of its own,
-	// one allocation per key, not pointers into the caller's batch.
-	own := make([]event.Event, 0, len(evs))
-	for i, j := 0, 0; i < len(tail) || j < len(evs); {
-		c := -1
-		if j < len(evs) {
-			c = 1
-			if i < len(tail) {
-				c = event.Compare(tail[i].Event, evs[j].Event)
-			}
+	for i := range w.changes.Events {
+		// Moved events are checked too: they were stored, so their time
+		// is storable and only new events can fail.
+		if e := &w.changes.Events[i]; !storable(e.OccurredAt) {
+			rejected[e.Ref()] = "occurred_at is outside the years 1970 to 2261 that the index holds"
 		}
-		switch {
-		case c < 0:
-			w.kept = append(w.kept, tail[i])
-			i++
-			continue
-		case c == 0:
-			i++
-			if tail[i-1].Event == evs[j].Event {
-				// Moved: the event memory holds, in its new session.
-				w.kept = append(w.kept, *evs[j])
-				j++
-				continue
-			}
-			// A stored event of an unfinished key that the batch
-			// brought again: what the write stores is the batch's.
-		case !storable(evs[j].OccurredAt):
-			rejected[evs[j].Ref()] = "occurred_at is outside the years 1970 to 2261 that the index holds"
-		}
-		own = append(own, *evs[j].Event)
-		w.kept = append(w.kept, session.Stored{Event: &own[len(own)-1], SessionID: evs[j].SessionID})
-		j++
 	}
+	w.changes.Sessions = make([]session.HeldSession, len(w.sessions))
+	for i, d := range w.sessions {
+		w.changes.Sessions[i] = session.HeldSession{ID: d.ID, Start: d.StartedAt}
+	}
+	slices.SortFunc(w.changes.Sessions, func(a, b session.HeldSession) int {
+		return compareRefs(sessionRef{a.ID, a.Start}, sessionRef{b.ID, b.Start})
+	})
+	j := w.from - st.held()
+	tail := st.Tail(j)
+	w.next = st.Apply(j, tail, &w.changes)
+	// The events of the sessions the write replaces, as they are after it.
 	// Sessions are windows of the key's events in event order, so each
-	// session's events are one run of w.kept; a session met in two runs
+	// session's events are one run of them; a session met in two runs
 	// (which the assembler does not produce) is joined in a copy.
+	kept := w.next.Events[len(st.Events)-len(tail):]
 	members := map[string][]session.Stored{}
-	for i := 0; i < len(w.kept); {
-		id, j := w.kept[i].SessionID, i+1
-		for j < len(w.kept) && w.kept[j].SessionID == id {
+	for i := 0; i < len(kept); {
+		id, j := kept[i].SessionID, i+1
+		for j < len(kept) && kept[j].SessionID == id {
 			j++
 		}
 		if prev, ok := members[id]; ok {
-			members[id] = append(slices.Clip(prev), w.kept[i:j]...)
+			members[id] = append(slices.Clip(prev), kept[i:j]...)
 		} else {
-			members[id] = w.kept[i:j:j]
+			members[id] = kept[i:j:j]
 		}
 		i = j
 	}
-	w.after = append([]sessionRef(nil), st.sessions[:w.from]...)
 	live := map[string]bool{}
 	for _, d := range w.sessions {
 		evs := members[d.ID]
@@ -358,14 +314,23 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 		}
 		*d = *newSessionDoc(&d.Session, evs)
 		live[d.ID] = true
-		w.after = append(w.after, sessionRef{ID: d.ID, Start: d.StartedAt})
 	}
 	for id := range members {
 		if !live[id] {
 			return fmt.Errorf("elasticsearch: events of key %s belong to session %s, which the update does not write", st.id, id)
 		}
 	}
-	slices.SortFunc(w.after, compareRefs)
+	// The sessions before from, then the recomputed ones (sorted, and
+	// none starts before sessions[from]): sorted already, but for a key
+	// whose stored sessions the assembler did not produce.
+	w.after = make([]sessionRef, 0, w.from+len(w.changes.Sessions))
+	w.after = append(w.after, st.sessions[:w.from]...)
+	for _, h := range w.changes.Sessions {
+		w.after = append(w.after, sessionRef{ID: h.ID, Start: h.Start})
+	}
+	if !slices.IsSortedFunc(w.after, compareRefs) {
+		slices.SortFunc(w.after, compareRefs)
+	}
 	for _, ref := range slices.Concat(st.sessions[w.from:], st.retired) {
 		if !slices.ContainsFunc(w.after[w.from:], func(a sessionRef) bool { return sameDoc(a, ref) }) &&
 			!slices.ContainsFunc(w.deletes, func(a sessionRef) bool { return sameDoc(a, ref) }) {
@@ -419,9 +384,10 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 			ops = append(ops, Op{Action: Index, Index: s.names.sessionsIndex(d.StartedAt), ID: docID(d.Tenant, d.ID), Doc: d, Version: w.gen})
 			owners = append(owners, owner{w: w, sess: d.ID})
 		}
-		for _, e := range w.events {
+		for i := range w.changes.Events {
+			e := &w.changes.Events[i]
 			ref := e.Ref()
-			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), ID: docID(e.Tenant, e.EventID), Doc: newEventDoc(e, w.st.key), Version: w.gen})
+			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), ID: docID(e.Tenant, e.EventID), Doc: newEventDoc(e, w.st.Key), Version: w.gen})
 			owners = append(owners, owner{w: w, event: &ref})
 		}
 	}
@@ -448,7 +414,7 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 			// Leave out the new events of a session Elasticsearch
 			// refused; stored events cannot be left out.
 			n := 0
-			for _, e := range o.w.events {
+			for _, e := range o.w.changes.Events {
 				if e.SessionID == o.sess && !o.w.st.holds(e.Ref()) {
 					rejected[e.Ref()] = "its session was rejected: " + res.Reason
 					n++
@@ -470,11 +436,9 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 	return rejected, nil
 }
 
-func compareStored(a, b *session.Stored) int { return event.Compare(a.Event, b.Event) }
-
 // holds reports whether the state read holds ref: a stored event.
 func (st *keyState) holds(ref event.Ref) bool {
-	return slices.ContainsFunc(st.events, func(e session.Stored) bool { return e.Ref() == ref })
+	return slices.ContainsFunc(st.Events, func(e session.Stored) bool { return e.Ref() == ref })
 }
 
 // finish is step 3: the sessions that no longer exist, the old documents of
@@ -484,7 +448,7 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 	var ops []Op
 	for _, w := range writes {
 		for _, ref := range w.deletes {
-			ops = append(ops, Op{Action: Delete, Index: s.names.sessionsIndex(ref.Start), ID: docID(w.st.tenant, ref.ID), Version: w.gen})
+			ops = append(ops, Op{Action: Delete, Index: s.names.sessionsIndex(ref.Start), ID: docID(w.st.Tenant, ref.ID), Version: w.gen})
 		}
 	}
 	commits := len(ops)
@@ -513,6 +477,6 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 
 // doc is the key's document after the write.
 func (w *keyWrite) doc(writer string, pending bool) *keyDoc {
-	return &keyDoc{Tenant: w.st.tenant, Key: w.st.key, UpdatedAt: time.Now().UTC(), Gen: w.gen, Writer: writer,
+	return &keyDoc{Tenant: w.st.Tenant, Key: w.st.Key, UpdatedAt: time.Now().UTC(), Gen: w.gen, Writer: writer,
 		Pending: pending, Sessions: w.after, Retired: w.deletes}
 }

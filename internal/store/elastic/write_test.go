@@ -478,67 +478,6 @@ func TestConcurrentPartitions(t *testing.T) {
 	sameState(t, snapshot(t, s), reference(t, all))
 }
 
-// TestStateCache: the cache keeps the most recently written keys within
-// its budget and forgets keys idle for longer than its idle time.
-func TestStateCache(t *testing.T) {
-	now := time.Date(2025, 10, 7, 9, 0, 0, 0, time.UTC)
-	c := newStateCache(10, time.Hour)
-	c.now = func() time.Time { return now }
-	key := func(id string, events int) *keyState {
-		return &keyState{id: id, events: make([]session.Stored, events)}
-	}
-	c.put(key("a", 3), key("b", 3)) // cost 4 each
-	if keys, cost := c.size(); keys != 2 || cost != 8 {
-		t.Fatalf("%d keys, cost %d", keys, cost)
-	}
-	c.put(key("c", 3)) // over budget: a, the least recently used, goes
-	take := func(id string) *keyState {
-		st, err := c.take(t.Context(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.release(id)
-		return st
-	}
-	if take("a") != nil || take("b") == nil {
-		t.Fatal("the budget evicted the wrong key")
-	}
-	now = now.Add(2 * time.Hour)
-	c.put(key("d", 0)) // c is idle for longer than an hour
-	if take("c") != nil || take("d") == nil {
-		t.Fatal("an idle key stayed")
-	}
-	if keys, cost := c.size(); keys != 0 || cost != 0 {
-		t.Fatalf("after taking everything: %d keys, cost %d", keys, cost)
-	}
-
-	// A key taken is held: a second update of it in this process waits
-	// until the first lets go.
-	if _, err := c.take(t.Context(), "k"); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan *keyState)
-	go func() {
-		st, _ := c.take(t.Context(), "k")
-		got <- st
-	}()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := c.take(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("a held key was taken again: %v", err)
-	}
-	c.put(&keyState{id: "k"})
-	select {
-	case st := <-got:
-		if st == nil || st.id != "k" {
-			t.Fatalf("the waiting update got %+v, want the state put back", st)
-		}
-		c.release("k")
-	case <-time.After(5 * time.Second):
-		t.Fatal("the waiting update was not let in when the key was put back")
-	}
-}
-
 // TestReusedEventID: a producer reuses an event_id of the tenant for an
 // event of another contact, which the contract forbids. The second copy
 // is rejected with the reason (the ingester dead-letters it) instead of
