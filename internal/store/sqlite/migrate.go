@@ -163,20 +163,9 @@ func reportShapes(ctx context.Context, tx *sql.Tx) error {
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'contact_phone_digits'`).Scan(&old); err != nil || old == 0 {
 		return err
 	}
-	steps := []string{`DROP INDEX IF EXISTS sessions_by_start_filters`,
-		`ALTER TABLE sessions RENAME COLUMN contact_phone_digits TO contact_phone_rev`}
-	for _, t := range []struct{ name, cols, key string }{
-		{"session_tags", "tag TEXT NOT NULL", "tag"},
-		{"session_protocols", "protocol TEXT NOT NULL", "protocol"},
-		{"session_info", "key TEXT NOT NULL, value TEXT NOT NULL, value_lower TEXT NOT NULL", "key"},
-	} {
-		steps = append(steps,
-			`CREATE TABLE `+t.name+`_new (tenant TEXT NOT NULL, session_id TEXT NOT NULL, `+t.cols+`,
-				started_at INTEGER NOT NULL, PRIMARY KEY (tenant, session_id, `+t.key+`)) WITHOUT ROWID`,
-			`INSERT INTO `+t.name+`_new SELECT x.*, s.started_at FROM `+t.name+` x
-				JOIN sessions s ON s.tenant = x.tenant AND s.session_id = x.session_id`,
-			`DROP TABLE `+t.name, `ALTER TABLE `+t.name+`_new RENAME TO `+t.name)
-	}
+	steps := append([]string{`DROP INDEX IF EXISTS sessions_by_start_filters`,
+		`ALTER TABLE sessions RENAME COLUMN contact_phone_digits TO contact_phone_rev`},
+		widenSides("started_at INTEGER NOT NULL", "s.started_at")...)
 	for _, q := range steps {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err
@@ -205,14 +194,12 @@ func reportShapes(ctx context.Context, tx *sql.Tx) error {
 		len(change), func(i int) []any { return []any{change[i].rev, change[i].tenant, change[i].id} })
 }
 
-// carryFilters rebuilds the side tables of a database before version 7 with
-// their session's channel and handed_off. The indexes that read them go
-// with the old tables and are made by schema.sql.
-func carryFilters(ctx context.Context, tx *sql.Tx) error {
-	var old int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) > 0 AND sum(name = 'channel') = 0 FROM pragma_table_info('session_tags')`).Scan(&old); err != nil || old == 0 {
-		return err
-	}
+// widenSides are the statements that rebuild the side tables (tags,
+// protocols, information) with more columns after their own, defined by
+// defs (every column after the table's own, the old ones included) and
+// filled with each row's old columns and then sel, read from its session
+// (s). SQLite cannot add a column to a primary key in place.
+func widenSides(defs, sel string) []string {
 	var steps []string
 	for _, t := range []struct{ name, cols, key string }{
 		{"session_tags", "tag TEXT NOT NULL", "tag"},
@@ -221,12 +208,23 @@ func carryFilters(ctx context.Context, tx *sql.Tx) error {
 	} {
 		steps = append(steps,
 			`CREATE TABLE `+t.name+`_new (tenant TEXT NOT NULL, session_id TEXT NOT NULL, `+t.cols+`,
-				started_at INTEGER NOT NULL, channel TEXT NOT NULL, handed_off INTEGER NOT NULL,
-				PRIMARY KEY (tenant, session_id, `+t.key+`)) WITHOUT ROWID`,
-			`INSERT INTO `+t.name+`_new SELECT x.*, s.channel, s.handed_off FROM `+t.name+` x
+				`+defs+`, PRIMARY KEY (tenant, session_id, `+t.key+`)) WITHOUT ROWID`,
+			`INSERT INTO `+t.name+`_new SELECT x.*, `+sel+` FROM `+t.name+` x
 				JOIN sessions s ON s.tenant = x.tenant AND s.session_id = x.session_id`,
 			`DROP TABLE `+t.name, `ALTER TABLE `+t.name+`_new RENAME TO `+t.name)
 	}
+	return steps
+}
+
+// carryFilters rebuilds the side tables of a database before version 7 with
+// their session's channel and handed_off. The indexes that read them go
+// with the old tables and are made by schema.sql.
+func carryFilters(ctx context.Context, tx *sql.Tx) error {
+	var old int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) > 0 AND sum(name = 'channel') = 0 FROM pragma_table_info('session_tags')`).Scan(&old); err != nil || old == 0 {
+		return err
+	}
+	steps := widenSides("started_at INTEGER NOT NULL, channel TEXT NOT NULL, handed_off INTEGER NOT NULL", "s.channel, s.handed_off")
 	for _, q := range steps {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err
