@@ -93,3 +93,59 @@ func TestDriveShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestContactUnionDrives: a contact name part that many sessions share
+// (more than an unordered driver may hold) drives the search as a sorted
+// union met through the covering index, and the page and the total are
+// the scan's; past the total's bound the union does not drive.
+func TestContactUnionDrives(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = driveLimit + 50
+	var events []event.Event
+	for i := range n {
+		b := storetest.B{Contact: fmt.Sprintf("c%05d", i), Name: fmt.Sprintf("Maria %d", i%7)}
+		if i%3 == 0 {
+			b.Name = "José"
+		}
+		events = append(events, b.Msg(fmt.Sprintf("m%05d", i), time.Duration(i)*time.Second, event.RoleCustomer, "oi"))
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Contact: "maria"}
+	want := n - (n+2)/3
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	for _, tc := range []struct {
+		bound int
+		union bool
+	}{{report.DefaultTotalBound, true}, {want - 1, false}} {
+		w := translate(&f, nil)
+		if err := w.drive(ctx, tx, tc.bound); err != nil {
+			t.Fatal(err)
+		}
+		if got := w.driver != nil && len(w.owners) == 1 && w.owners[0].union; got != tc.union {
+			q, _ := w.query("1", true, "")
+			t.Errorf("bound %d: the union drives: %v, want %v: %s", tc.bound, got, tc.union, q)
+		}
+	}
+	res, err := s.Search(ctx, f, report.Page{Limit: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := n - 1
+	for newest%3 == 0 {
+		newest--
+	}
+	if res.Total != want || len(res.Items) != 5 || res.Items[0].Contact.ID != fmt.Sprintf("c%05d", newest) {
+		t.Fatalf("total %d, %d items, first %+v; want %d, 5, the newest", res.Total, len(res.Items), res.Items[0].Contact, want)
+	}
+}

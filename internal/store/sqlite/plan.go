@@ -95,6 +95,10 @@ type cond struct {
 	// carry the session's channel and handed_off, and each range starts
 	// at the cursor).
 	carried bool
+	// union: its one driver is ordered only once sorted whole (the
+	// contact filter's union of index ranges), so it drives only up to
+	// the total's bound: it cannot be read from its newest end and stopped.
+	union bool
 	// walk, for the full-text condition, reads its sessions in Go when
 	// its one driver is sized, and makes the driver (fulltext.go).
 	walk *wordWalk
@@ -278,7 +282,12 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 		for i := range c.drivers {
 			d := &c.drivers[i]
 			limit := max(bound+1, sizeLimit)
-			if !d.ordered {
+			switch {
+			case c.union:
+				// Sorted and met through the covering index: up
+				// to the total's bound.
+				limit = bound + 1
+			case !d.ordered:
 				limit = driveLimit
 			}
 			var n int
@@ -304,7 +313,7 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 					smallest[ci] = sized{i, n}
 				}
 			}
-			if !d.ordered && n >= limit {
+			if (!d.ordered || c.union) && n >= limit {
 				continue
 			}
 			better := best < 0 || n < best

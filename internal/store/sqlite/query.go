@@ -232,8 +232,8 @@ func contactCondition(w *where, t sideTables, contact string) {
 	const in = " AND started_at >= ? AND started_at < ?"
 	names := "SELECT name FROM contact_names WHERE tenant = ? AND instr(name, ?) > 0"
 	arms := []string{
-		"SELECT session_id FROM sessions INDEXED BY sessions_by_contact WHERE tenant = ? AND contact_id = ?" + in,
-		"SELECT session_id FROM sessions INDEXED BY sessions_by_name WHERE tenant = ? AND contact_name_folded IN (" + names + ")" + in,
+		"SELECT started_at, session_id FROM sessions INDEXED BY sessions_by_contact WHERE tenant = ? AND contact_id = ?" + in,
+		"SELECT started_at, session_id FROM sessions INDEXED BY sessions_by_name WHERE tenant = ? AND contact_name_folded IN (" + names + ")" + in,
 	}
 	armArgs := []any{t.tenant, contact, t.lower, t.upper, t.tenant, t.tenant, folded, t.lower, t.upper}
 	if d, ok := report.PhoneQuery(contact); ok {
@@ -244,11 +244,11 @@ func contactCondition(w *where, t sideTables, contact string) {
 		rev := reverse(d)
 		conds = append(conds, `(s.contact_phone_rev >= ? AND s.contact_phone_rev < ?)`)
 		args = append(args, rev, rev+":")
-		arms = append(arms, "SELECT session_id FROM sessions INDEXED BY sessions_by_phone WHERE tenant = ? AND contact_phone_rev >= ? AND contact_phone_rev < ?"+in)
+		arms = append(arms, "SELECT started_at, session_id FROM sessions INDEXED BY sessions_by_phone WHERE tenant = ? AND contact_phone_rev >= ? AND contact_phone_rev < ?"+in)
 		armArgs = append(armArgs, t.tenant, rev, rev+":", t.lower, t.upper)
 		if n := len(rev) - report.MinPhoneDigits; n > 0 {
 			conds = append(conds, "s.contact_phone_rev IN ("+placeholders(n)+")")
-			arms = append(arms, "SELECT session_id FROM sessions INDEXED BY sessions_by_phone WHERE tenant = ? AND contact_phone_rev IN ("+placeholders(n)+")"+in)
+			arms = append(arms, "SELECT started_at, session_id FROM sessions INDEXED BY sessions_by_phone WHERE tenant = ? AND contact_phone_rev IN ("+placeholders(n)+")"+in)
 			armArgs = append(armArgs, t.tenant)
 			for i := report.MinPhoneDigits; i < len(rev); i++ {
 				args = append(args, rev[:i])
@@ -258,7 +258,13 @@ func contactCondition(w *where, t sideTables, contact string) {
 		}
 	}
 	c := w.add("("+strings.Join(conds, " OR ")+")", args...)
-	c.drivers = []driver{{frag{strings.Join(arms, " UNION ALL "), armArgs}, false, false}}
+	// The arms' union (each session once) is an ordered driver, sorted
+	// when read: a session is then met through sessions_by_start_filters,
+	// whose entries hold what the other filters test, instead of its wide
+	// row (a common first name selects a few thousand sessions). A union
+	// too large to sort is not chosen (drive).
+	c.drivers = []driver{{frag{strings.Join(arms, " UNION "), armArgs}, true, false}}
+	c.union = true
 }
 
 // queryCondition matches sessions with a message that has every word of q,
