@@ -179,7 +179,6 @@ type PhaseResult struct {
 	Events     int     `json:"events"`
 	Batches    int     `json:"batches"`
 	Retries    int     `json:"retries"`
-	Counted    int     `json:"counted"`
 	Seconds    float64 `json:"seconds"`
 	CPUSeconds float64 `json:"cpu_seconds"`
 	Allocs     uint64  `json:"allocs"`
@@ -437,7 +436,6 @@ func (p *phaser) ObserveBatch(s ingest.BatchStats) {
 	r := &p.res
 	r.Batches++
 	r.Events += n
-	r.Counted += n
 	if r.Events < ph.Events {
 		return
 	}

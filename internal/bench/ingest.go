@@ -322,9 +322,9 @@ func (r *run) addPhases(scenario, path string, runs []phaseRun, target *Target, 
 		}
 		rate := 0.0
 		if res.Seconds > 0 {
-			rate = float64(res.Counted) / res.Seconds
+			rate = float64(res.Events) / res.Seconds
 		}
-		note := fmt.Sprintf("%s; %s; %d events in %d batches, %d timed in %.2f s", phaseNotes[ph], path, res.Events, res.Batches, res.Counted, res.Seconds)
+		note := fmt.Sprintf("%s; %s; %d events in %d batches in %.2f s", phaseNotes[ph], path, res.Events, res.Batches, res.Seconds)
 		if pr.traffic.late > 0 {
 			note += fmt.Sprintf("; %d of them (%.1f %%) late", pr.traffic.late, 100*float64(pr.traffic.late)/float64(res.Events))
 		}
@@ -332,17 +332,17 @@ func (r *run) addPhases(scenario, path string, runs []phaseRun, target *Target, 
 			note += fmt.Sprintf("; %d store retries", res.Retries)
 		}
 		add(Figure{Name: "sustained rate", Unit: "events/s", Value: rate, Target: target, Note: note})
-		if res.Counted == 0 || res.Seconds <= 0 {
+		if res.Events == 0 || res.Seconds <= 0 {
 			continue
 		}
-		per1000 := func(d float64) float64 { return d * 1e6 / float64(res.Counted) }
+		per1000 := func(d float64) float64 { return d * 1e6 / float64(res.Events) }
 		add(Figure{Name: "CPU time per 1,000 events", Unit: "ms", Value: per1000(res.CPUSeconds),
 			Note: "the ingester process alone (getrusage): consumer, decoding, assembler, store, HTTP client"})
 		add(Figure{Name: "cores used", Unit: "cores", Value: res.CPUSeconds / res.Seconds, Note: "ingester CPU time / wall time"})
-		add(Figure{Name: "heap allocations per event", Unit: "allocs", Value: float64(res.Allocs) / float64(res.Counted)})
+		add(Figure{Name: "heap allocations per event", Unit: "allocs", Value: float64(res.Allocs) / float64(res.Events)})
 		add(Figure{Name: "mean batch", Unit: "events", Value: float64(res.Events) / float64(res.Batches)})
 		if res.Written > 0 {
-			add(Figure{Name: "bytes written to storage per event", Unit: "B", Value: float64(res.Written) / float64(res.Counted),
+			add(Figure{Name: "bytes written to storage per event", Unit: "B", Value: float64(res.Written) / float64(res.Events),
 				Note: "write_bytes of the ingester's /proc/self/io: database and WAL pages dirtied"})
 		}
 		if len(res.Requests) > 0 {

@@ -100,9 +100,9 @@ func (r *run) memoryScenario(ctx context.Context) error {
 		Note: "sessions whose window had not ended at the last event: the scenario's premise"})
 	if out.Seconds > 0 {
 		r.res.add(Figure{Scenario: ScenarioMemory, Name: "ingest rate, interleaved open sessions", Unit: "events/s",
-			Value: float64(out.Counted) / out.Seconds,
+			Value: float64(out.Events) / out.Seconds,
 			Note: fmt.Sprintf("every batch touches ~2,000 contacts with one new event each; %.0f ms CPU per 1,000 events (ingester process only); %d batches",
-				out.CPUSeconds*1e6/float64(max(out.Counted, 1)), out.Batches)})
+				out.CPUSeconds*1e6/float64(max(out.Events, 1)), out.Batches)})
 	}
 	return nil
 }

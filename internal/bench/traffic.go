@@ -2,12 +2,9 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"slices"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/broker"
 	"github.com/chatreport/chatreport/internal/event"
@@ -61,24 +58,6 @@ func (r *run) startBroker(ctx context.Context) (*broker.Broker, error) {
 	def := r.cfg.Def
 	return broker.Start(ctx, broker.Config{Addr: "127.0.0.1:0", Topics: def.Topics.All(), Partitions: def.Topics.Partitions},
 		r.cfg.Log.Named("broker"))
-}
-
-// produce sends t's events to the broker as the platform would (the
-// simulator's producer: keyed by contact, murmur2), and checks the count.
-func (r *run) produce(ctx context.Context, b *broker.Broker, t traffic) (time.Duration, error) {
-	start := time.Now()
-	n, err := simulate.Run(ctx, simulate.Config{
-		Brokers: []string{b.Addr()},
-		Topics:  r.cfg.Def.Topics.Events,
-		Options: t.opts,
-	}, r.cfg.Log.Named("simulate").WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
-	if err != nil {
-		return 0, fmt.Errorf("produce simulated traffic: %w", err)
-	}
-	if n != t.events {
-		return 0, fmt.Errorf("produced %d events, the generator made %d", n, t.events)
-	}
-	return time.Since(start), nil
 }
 
 // Phases of the ingest scenarios, in the order they run. The first runs in
