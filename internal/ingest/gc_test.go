@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"math"
+	"os"
 	"runtime/debug"
 	"testing"
 )
@@ -29,8 +30,13 @@ func TestSetGCDefaults(t *testing.T) {
 			// What the runtime would have read from the environment.
 			debug.SetGCPercent(150)
 			debug.SetMemoryLimit(math.MaxInt64)
-			for k, v := range tc.env {
-				t.Setenv(k, v)
+			for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
+				t.Setenv(k, "") // restored after the subtest
+				if v, ok := tc.env[k]; ok {
+					t.Setenv(k, v)
+				} else {
+					os.Unsetenv(k)
+				}
 			}
 			gotPercent, gotLimit := SetGCDefaults()
 			if gotPercent != tc.wantPercent || gotLimit != tc.wantLimit {
