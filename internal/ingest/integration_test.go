@@ -267,18 +267,6 @@ func (s *partitionSink) Ingest(ctx context.Context, events []event.Event) error 
 	return nil
 }
 
-func (s *partitionSink) partitions() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var ps []int
-	for p := range 3 {
-		if s.seen[p] {
-			ps = append(ps, p)
-		}
-	}
-	return ps
-}
-
 // mark forgets the partitions seen so far; the function it returns tells
 // which of ps were seen since.
 func (s *partitionSink) mark() func(ps []int) []int {
