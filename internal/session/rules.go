@@ -1,6 +1,7 @@
 package session
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -124,91 +125,158 @@ func isCustomerMessage(e *event.Event) bool {
 // non-empty and sorted by (occurred_at, event_id).
 func Summarize(id, key string, p pipeline.Policy, events []*event.Event) Session {
 	first, last := events[0], events[len(events)-1]
-	s := Session{
-		Tenant:         first.Tenant,
-		ID:             id,
-		Key:            key,
-		Channel:        first.Channel,
-		Contact:        event.Contact{ID: first.Contact.ID},
-		StartedAt:      first.OccurredAt,
-		LastActivityAt: last.OccurredAt,
-		WindowEndsAt:   WindowEnd(p, events),
-		Info:           map[string]string{},
-		Events:         len(events),
-		Protocols:      []string{},
-		Tags:           []string{},
-		Agents:         []event.Agent{},
-		Queues:         []string{},
-		Attendances:    []Attendance{},
+	f := summary{
+		s: Session{
+			Tenant:         first.Tenant,
+			ID:             id,
+			Key:            key,
+			Channel:        first.Channel,
+			Contact:        event.Contact{ID: first.Contact.ID},
+			StartedAt:      first.OccurredAt,
+			LastActivityAt: last.OccurredAt,
+			WindowEndsAt:   WindowEnd(p, events),
+			Info:           map[string]string{},
+			Events:         len(events),
+			Protocols:      []string{},
+			Tags:           []string{},
+			Queues:         []string{},
+		},
+		agents:     map[string]string{},
+		attendance: map[string]*Attendance{},
 	}
-	agents := map[string]string{}
-	attendance := map[string]*Attendance{}
 	for _, e := range events {
-		// Events are sorted, so the last assignment wins: "latest" by
-		// (occurred_at, event_id).
-		if e.Contact.Phone != "" {
-			s.Contact.Phone = e.Contact.Phone
-		}
-		if e.Contact.Name != "" {
-			s.Contact.Name = e.Contact.Name
-		}
-		var a *Attendance
-		if e.Protocol != "" {
-			a = attendance[e.Protocol]
-			if a == nil {
-				a = &Attendance{Protocol: e.Protocol, StartedAt: e.OccurredAt, Status: StatusOpen, Tags: []string{}, Info: map[string]string{}}
-				attendance[e.Protocol] = a
-			}
-			a.EndedAt = e.OccurredAt
-		}
-		switch e.Type {
-		case event.TypeMessage:
-			switch e.Author.Role {
-			case event.RoleCustomer:
-				s.MessageCounts.Customer++
-			case event.RoleBot:
-				s.MessageCounts.Bot++
-			case event.RoleAgent:
-				s.MessageCounts.Agent++
-				noteAgent(agents, e.Author.ID, e.Author.Name)
-			}
-		case event.TypeHandoff:
-			s.HandedOff = true
-			h := e.Handoff
-			if h.Queue != "" {
-				s.Queues = insertSorted(s.Queues, h.Queue)
-			}
-			if h.Agent != nil && (h.Action == event.ActionAssigned || h.Action == event.ActionTransferred) {
-				noteAgent(agents, h.Agent.ID, h.Agent.Name)
-			}
-			if a != nil {
-				a.HandedOff = true
-				if h.Action == event.ActionClosed {
-					a.Status = h.Status
-					if a.Status == "" {
-						a.Status = StatusClosed
-					}
+		f.add(e)
+	}
+	return f.done()
+}
+
+// Extend returns the summary of s's session with more events, which must be
+// sorted and all come after the events s summarises: what Summarize returns
+// for them all, at the cost of the new events only (a store that holds the
+// summaries it wrote passes them to the assembler, SummaryHolder). It does
+// not change s: the summary it returns shares nothing with it.
+func (s *Session) Extend(p pipeline.Policy, more []*event.Event) Session {
+	f := summary{s: *s, agents: make(map[string]string, len(s.Agents)), attendance: make(map[string]*Attendance, len(s.Attendances))}
+	f.s.Info = maps.Clone(s.Info)
+	f.s.Tags = slices.Clone(s.Tags)
+	f.s.Queues = slices.Clone(s.Queues)
+	for _, a := range s.Agents {
+		f.agents[a.ID] = a.Name
+	}
+	for _, a := range s.Attendances {
+		c := a
+		c.Tags, c.Info = slices.Clone(a.Tags), maps.Clone(a.Info)
+		f.attendance[a.Protocol] = &c
+	}
+	if len(more) == 0 {
+		return f.done()
+	}
+	f.s.LastActivityAt = more[len(more)-1].OccurredAt
+	f.s.Events += len(more)
+	// WindowEnd of them all: a fixed window ends where it did; a sliding
+	// one at the latest customer message's time plus the duration, which
+	// only a new customer message can move (the new events are later).
+	if p.Mode == pipeline.Sliding {
+		for _, e := range more {
+			if isCustomerMessage(e) {
+				if t := e.OccurredAt.Add(p.Duration); t.After(f.s.WindowEndsAt) {
+					f.s.WindowEndsAt = t
 				}
 			}
-		case event.TypeTag:
-			s.Tags = insertSorted(s.Tags, e.Tag)
-			if a != nil {
-				a.Tags = insertSorted(a.Tags, e.Tag)
-			}
-		case event.TypeInfo:
-			s.Info[e.Info.Key] = e.Info.Value
-			if a != nil {
-				a.Info[e.Info.Key] = e.Info.Value
-			}
 		}
 	}
-	for p, a := range attendance {
+	for _, e := range more {
+		f.add(e)
+	}
+	return f.done()
+}
+
+// summary is a session's summary while its events are folded in, in event
+// order: the agents by id and the attendances by protocol, which done
+// turns into the session's sorted lists.
+type summary struct {
+	s          Session
+	agents     map[string]string
+	attendance map[string]*Attendance
+}
+
+// add folds e, the next event of the session, into the summary (all but
+// the times, which Summarize and Extend set).
+func (f *summary) add(e *event.Event) {
+	s := &f.s
+	// Events are sorted, so the last assignment wins: "latest" by
+	// (occurred_at, event_id).
+	if e.Contact.Phone != "" {
+		s.Contact.Phone = e.Contact.Phone
+	}
+	if e.Contact.Name != "" {
+		s.Contact.Name = e.Contact.Name
+	}
+	var a *Attendance
+	if e.Protocol != "" {
+		a = f.attendance[e.Protocol]
+		if a == nil {
+			a = &Attendance{Protocol: e.Protocol, StartedAt: e.OccurredAt, Status: StatusOpen, Tags: []string{}, Info: map[string]string{}}
+			f.attendance[e.Protocol] = a
+		}
+		a.EndedAt = e.OccurredAt
+	}
+	switch e.Type {
+	case event.TypeMessage:
+		switch e.Author.Role {
+		case event.RoleCustomer:
+			s.MessageCounts.Customer++
+		case event.RoleBot:
+			s.MessageCounts.Bot++
+		case event.RoleAgent:
+			s.MessageCounts.Agent++
+			noteAgent(f.agents, e.Author.ID, e.Author.Name)
+		}
+	case event.TypeHandoff:
+		s.HandedOff = true
+		h := e.Handoff
+		if h.Queue != "" {
+			s.Queues = insertSorted(s.Queues, h.Queue)
+		}
+		if h.Agent != nil && (h.Action == event.ActionAssigned || h.Action == event.ActionTransferred) {
+			noteAgent(f.agents, h.Agent.ID, h.Agent.Name)
+		}
+		if a != nil {
+			a.HandedOff = true
+			if h.Action == event.ActionClosed {
+				a.Status = h.Status
+				if a.Status == "" {
+					a.Status = StatusClosed
+				}
+			}
+		}
+	case event.TypeTag:
+		s.Tags = insertSorted(s.Tags, e.Tag)
+		if a != nil {
+			a.Tags = insertSorted(a.Tags, e.Tag)
+		}
+	case event.TypeInfo:
+		s.Info[e.Info.Key] = e.Info.Value
+		if a != nil {
+			a.Info[e.Info.Key] = e.Info.Value
+		}
+	}
+}
+
+// done is the session: its protocols, attendances and agents as sorted
+// lists, made anew.
+func (f *summary) done() Session {
+	s := f.s
+	s.Protocols = make([]string, 0, len(f.attendance))
+	s.Attendances = make([]Attendance, 0, len(f.attendance))
+	for p, a := range f.attendance {
 		s.Protocols = append(s.Protocols, p)
 		s.Attendances = append(s.Attendances, *a)
 	}
 	slices.Sort(s.Protocols)
 	slices.SortFunc(s.Attendances, func(a, b Attendance) int { return strings.Compare(a.Protocol, b.Protocol) })
-	for id, name := range agents {
+	s.Agents = make([]event.Agent, 0, len(f.agents))
+	for id, name := range f.agents {
 		s.Agents = append(s.Agents, event.Agent{ID: id, Name: name})
 	}
 	slices.SortFunc(s.Agents, func(a, b event.Agent) int { return strings.Compare(a.ID, b.ID) })
