@@ -138,28 +138,12 @@ func (d *sessionDoc) appendJSON(b []byte) []byte {
 	b = append(b, `,"outcomes_at_end":`...)
 	b = appendStrings(b, d.OutcomesAtEnd)
 	b = append(b, `,"messages":[`...)
-	n := 0
-	for _, e := range d.events {
-		if e.Type == event.TypeMessage && e.Text != "" {
-			if n > 0 {
-				b = append(b, ',')
-			}
-			n++
-			b = append(b, `{"text":`...)
-			b = appendString(b, e.Text)
-			b = append(b, '}')
-		}
+	if d.enc != nil {
+		b = append(b, d.enc.messages...)
 	}
 	b = append(b, `],"event_refs":[`...)
-	for i, e := range d.events {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = appendMonth(b, e.OccurredAt)
-		b = append(b, '/')
-		b = appendEscaped(b, e.EventID)
-		b = append(b, '"')
+	if d.enc != nil {
+		b = append(b, d.enc.refs...)
 	}
 	return append(b, "]}"...)
 }
