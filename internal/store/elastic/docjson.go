@@ -139,11 +139,11 @@ func (d *sessionDoc) appendJSON(b []byte) []byte {
 	b = appendStrings(b, d.OutcomesAtEnd)
 	b = append(b, `,"messages":[`...)
 	if d.enc != nil {
-		b = append(b, d.enc.messages...)
+		b = appendMembers(b, d.enc.messages)
 	}
 	b = append(b, `],"event_refs":[`...)
 	if d.enc != nil {
-		b = append(b, d.enc.refs...)
+		b = appendMembers(b, d.enc.refs)
 	}
 	return append(b, "]}"...)
 }

@@ -17,49 +17,90 @@ type heldDoc struct {
 	summary session.Session
 	// events are those messages and refs encode, in event order: the
 	// held copies (KeyState.Apply), which nobody changes, so that the
-	// same pointers mean the same bytes.
+	// same pointer means the same bytes.
 	events []*event.Event
-	// messages and refs are the members of the two arrays, without the
-	// brackets.
+	// messages and refs hold, for each event in turn, its member of each
+	// array followed by a comma (nothing in messages for an event that is
+	// not a message with text); msgEnd[i] and refEnd[i] are where event
+	// i's members end, so that a later encoding copies them.
 	messages, refs []byte
+	msgEnd, refEnd []uint32
 }
 
 // encodeEvents returns the encoded fields of a session whose events are
-// evs (in event order). When prev encodes a prefix of evs — the same
-// events, by pointer, the usual batch that adds events after a session's
-// last — only the others are encoded, appended to prev's bytes; otherwise
-// (a late event among them, events moved out, nothing held) all are.
-// prev's slices may be appended to in place: prev belongs to a state the
-// update took out of the cache, which is put back only with the result,
-// or dropped.
+// evs (in event order), from prev, the session's encoding held (or nil).
+// When prev encodes a prefix of evs — the same events, by pointer: the
+// usual batch, which adds events after a session's last — the others are
+// appended to prev's bytes, in place: prev belongs to a state the update
+// took out of the cache, which is put back with the result or dropped.
+// Otherwise (a late event among them, events moved out, a restart) the
+// members of events prev holds are copied and only the others encoded.
 func encodeEvents(prev *heldDoc, evs []session.Stored) *heldDoc {
-	d := &heldDoc{}
 	if prev != nil && encodesPrefix(prev.events, evs) {
-		d.events, d.messages, d.refs = prev.events, prev.messages, prev.refs
-	} else {
-		d.events = make([]*event.Event, 0, len(evs))
+		d := *prev
+		for _, st := range evs[len(prev.events):] {
+			d.encode(st.Event)
+		}
+		return &d
 	}
-	for _, st := range evs[len(d.events):] {
+	d := &heldDoc{events: make([]*event.Event, 0, len(evs)), msgEnd: make([]uint32, 0, len(evs)), refEnd: make([]uint32, 0, len(evs))}
+	if prev == nil {
+		prev = &heldDoc{}
+	}
+	d.messages = make([]byte, 0, len(prev.messages)+64*max(len(evs)-len(prev.events), 0))
+	d.refs = make([]byte, 0, len(prev.refs)+48*max(len(evs)-len(prev.events), 0))
+	j := 0
+	for _, st := range evs {
 		e := st.Event
-		d.events = append(d.events, e)
-		if e.Type == event.TypeMessage && e.Text != "" {
-			if len(d.messages) > 0 {
-				d.messages = append(d.messages, ',')
-			}
-			d.messages = append(d.messages, `{"text":`...)
-			d.messages = appendString(d.messages, e.Text)
-			d.messages = append(d.messages, '}')
+		for j < len(prev.events) && event.Compare(prev.events[j], e) < 0 {
+			j++
 		}
-		if len(d.refs) > 0 {
-			d.refs = append(d.refs, ',')
+		if j < len(prev.events) && prev.events[j] == e {
+			d.messages = append(d.messages, prev.messages[prev.start(prev.msgEnd, j):prev.msgEnd[j]]...)
+			d.refs = append(d.refs, prev.refs[prev.start(prev.refEnd, j):prev.refEnd[j]]...)
+			d.events = append(d.events, e)
+			d.msgEnd = append(d.msgEnd, uint32(len(d.messages)))
+			d.refEnd = append(d.refEnd, uint32(len(d.refs)))
+			j++
+			continue
 		}
-		d.refs = append(d.refs, '"')
-		d.refs = appendMonth(d.refs, e.OccurredAt)
-		d.refs = append(d.refs, '/')
-		d.refs = appendEscaped(d.refs, e.EventID)
-		d.refs = append(d.refs, '"')
+		d.encode(e)
 	}
 	return d
+}
+
+// start is where event i's member begins: where event i-1's ends.
+func (d *heldDoc) start(ends []uint32, i int) uint32 {
+	if i == 0 {
+		return 0
+	}
+	return ends[i-1]
+}
+
+// encode appends e's members.
+func (d *heldDoc) encode(e *event.Event) {
+	if e.Type == event.TypeMessage && e.Text != "" {
+		d.messages = append(d.messages, `{"text":`...)
+		d.messages = appendString(d.messages, e.Text)
+		d.messages = append(d.messages, '}', ',')
+	}
+	d.refs = append(d.refs, '"')
+	d.refs = appendMonth(d.refs, e.OccurredAt)
+	d.refs = append(d.refs, '/')
+	d.refs = appendEscaped(d.refs, e.EventID)
+	d.refs = append(d.refs, '"', ',')
+	d.events = append(d.events, e)
+	d.msgEnd = append(d.msgEnd, uint32(len(d.messages)))
+	d.refEnd = append(d.refEnd, uint32(len(d.refs)))
+}
+
+// appendMembers appends members (each followed by a comma) as the inside
+// of a JSON array: without the last comma.
+func appendMembers(b, members []byte) []byte {
+	if len(members) == 0 {
+		return b
+	}
+	return append(b, members[:len(members)-1]...)
 }
 
 // encodesPrefix reports whether held are the first events of evs.
@@ -78,7 +119,7 @@ func encodesPrefix(held []*event.Event, evs []session.Stored) bool {
 // bytes is what d weighs on the heap beyond the events it points to (the
 // state holds those): its encodings and pointers, and the summary roughly.
 func (d *heldDoc) bytes() int {
-	return cap(d.messages) + cap(d.refs) + 8*cap(d.events) + summaryBytes
+	return cap(d.messages) + cap(d.refs) + 8*cap(d.events) + 4*(cap(d.msgEnd)+cap(d.refEnd)) + summaryBytes
 }
 
 // summaryBytes is about what a held summary weighs: the struct and its
