@@ -15,16 +15,21 @@ import (
 type heldDoc struct {
 	id      string
 	summary session.Session
-	// events are those messages and refs encode, in event order: the
-	// held copies (KeyState.Apply), which nobody changes, so that the
-	// same pointer means the same bytes.
-	events []*event.Event
+	// events are those messages and refs encode, in event order.
+	events []heldEvent
 	// messages and refs hold, for each event in turn, its member of each
 	// array followed by a comma (nothing in messages for an event that is
-	// not a message with text); msgEnd[i] and refEnd[i] are where event
-	// i's members end, so that a later encoding copies them.
+	// not a message with text).
 	messages, refs []byte
-	msgEnd, refEnd []uint32
+}
+
+// heldEvent is an event of a heldDoc: the held copy (KeyState.Apply), which
+// nobody changes, so that the same pointer means the same bytes; and where
+// its members end in messages and refs, so that a later encoding copies
+// them.
+type heldEvent struct {
+	e              *event.Event
+	msgEnd, refEnd uint32
 }
 
 // encodeEvents returns the encoded fields of a session whose events are
@@ -43,38 +48,37 @@ func encodeEvents(prev *heldDoc, evs []session.Stored) *heldDoc {
 		}
 		return &d
 	}
-	d := &heldDoc{events: make([]*event.Event, 0, len(evs)), msgEnd: make([]uint32, 0, len(evs)), refEnd: make([]uint32, 0, len(evs))}
 	if prev == nil {
 		prev = &heldDoc{}
 	}
-	d.messages = make([]byte, 0, len(prev.messages)+64*max(len(evs)-len(prev.events), 0))
-	d.refs = make([]byte, 0, len(prev.refs)+48*max(len(evs)-len(prev.events), 0))
+	// One allocation each, of about the size needed: the texts and ids
+	// unescaped, and the members' syntax.
+	msgs, refs := 0, 0
+	for _, st := range evs {
+		msgs += len(st.Text) + len(`{"text":""},`)
+		refs += len(st.EventID) + len(`"2006.01/",`)
+	}
+	d := &heldDoc{events: make([]heldEvent, 0, len(evs)), messages: make([]byte, 0, msgs), refs: make([]byte, 0, refs)}
 	j := 0
 	for _, st := range evs {
 		e := st.Event
-		for j < len(prev.events) && event.Compare(prev.events[j], e) < 0 {
+		for j < len(prev.events) && event.Compare(prev.events[j].e, e) < 0 {
 			j++
 		}
-		if j < len(prev.events) && prev.events[j] == e {
-			d.messages = append(d.messages, prev.messages[prev.start(prev.msgEnd, j):prev.msgEnd[j]]...)
-			d.refs = append(d.refs, prev.refs[prev.start(prev.refEnd, j):prev.refEnd[j]]...)
-			d.events = append(d.events, e)
-			d.msgEnd = append(d.msgEnd, uint32(len(d.messages)))
-			d.refEnd = append(d.refEnd, uint32(len(d.refs)))
+		if j < len(prev.events) && prev.events[j].e == e {
+			var m0, r0 uint32
+			if j > 0 {
+				m0, r0 = prev.events[j-1].msgEnd, prev.events[j-1].refEnd
+			}
+			d.messages = append(d.messages, prev.messages[m0:prev.events[j].msgEnd]...)
+			d.refs = append(d.refs, prev.refs[r0:prev.events[j].refEnd]...)
+			d.events = append(d.events, heldEvent{e, uint32(len(d.messages)), uint32(len(d.refs))})
 			j++
 			continue
 		}
 		d.encode(e)
 	}
 	return d
-}
-
-// start is where event i's member begins: where event i-1's ends.
-func (d *heldDoc) start(ends []uint32, i int) uint32 {
-	if i == 0 {
-		return 0
-	}
-	return ends[i-1]
 }
 
 // encode appends e's members.
@@ -89,9 +93,7 @@ func (d *heldDoc) encode(e *event.Event) {
 	d.refs = append(d.refs, '/')
 	d.refs = appendEscaped(d.refs, e.EventID)
 	d.refs = append(d.refs, '"', ',')
-	d.events = append(d.events, e)
-	d.msgEnd = append(d.msgEnd, uint32(len(d.messages)))
-	d.refEnd = append(d.refEnd, uint32(len(d.refs)))
+	d.events = append(d.events, heldEvent{e, uint32(len(d.messages)), uint32(len(d.refs))})
 }
 
 // appendMembers appends members (each followed by a comma) as the inside
@@ -104,12 +106,12 @@ func appendMembers(b, members []byte) []byte {
 }
 
 // encodesPrefix reports whether held are the first events of evs.
-func encodesPrefix(held []*event.Event, evs []session.Stored) bool {
+func encodesPrefix(held []heldEvent, evs []session.Stored) bool {
 	if len(held) > len(evs) {
 		return false
 	}
-	for i, e := range held {
-		if evs[i].Event != e {
+	for i, h := range held {
+		if evs[i].Event != h.e {
 			return false
 		}
 	}
@@ -119,7 +121,7 @@ func encodesPrefix(held []*event.Event, evs []session.Stored) bool {
 // bytes is what d weighs on the heap beyond the events it points to (the
 // state holds those): its encodings and pointers, and the summary roughly.
 func (d *heldDoc) bytes() int {
-	return cap(d.messages) + cap(d.refs) + 8*cap(d.events) + 4*(cap(d.msgEnd)+cap(d.refEnd)) + summaryBytes
+	return cap(d.messages) + cap(d.refs) + 16*cap(d.events) + summaryBytes
 }
 
 // summaryBytes is about what a held summary weighs: the struct and its
