@@ -139,10 +139,11 @@ func Summarize(id, key string, p pipeline.Policy, events []*event.Event) Session
 			Events:         len(events),
 			Protocols:      []string{},
 			Tags:           []string{},
+			Agents:         []event.Agent{},
 			Queues:         []string{},
+			Attendances:    []Attendance{},
 		},
-		agents:     map[string]string{},
-		attendance: map[string]*Attendance{},
+		owned: true,
 	}
 	for _, e := range events {
 		f.add(e)
@@ -154,20 +155,10 @@ func Summarize(id, key string, p pipeline.Policy, events []*event.Event) Session
 // sorted and all come after the events s summarises: what Summarize returns
 // for them all, at the cost of the new events only (a store that holds the
 // summaries it wrote passes them to the assembler, SummaryHolder). It does
-// not change s: the summary it returns shares nothing with it.
+// not change s; the summary it returns shares with s the lists and maps the
+// new events leave as they were, so neither may be changed afterwards.
 func (s *Session) Extend(p pipeline.Policy, more []*event.Event) Session {
-	f := summary{s: *s, agents: make(map[string]string, len(s.Agents)), attendance: make(map[string]*Attendance, len(s.Attendances))}
-	f.s.Info = maps.Clone(s.Info)
-	f.s.Tags = slices.Clone(s.Tags)
-	f.s.Queues = slices.Clone(s.Queues)
-	for _, a := range s.Agents {
-		f.agents[a.ID] = a.Name
-	}
-	for _, a := range s.Attendances {
-		c := a
-		c.Tags, c.Info = slices.Clone(a.Tags), maps.Clone(a.Info)
-		f.attendance[a.Protocol] = &c
-	}
+	f := summary{s: *s}
 	if len(more) == 0 {
 		return f.done()
 	}
@@ -192,12 +183,20 @@ func (s *Session) Extend(p pipeline.Policy, more []*event.Event) Session {
 }
 
 // summary is a session's summary while its events are folded in, in event
-// order: the agents by id and the attendances by protocol, which done
-// turns into the session's sorted lists.
+// order. Extend starts from a summary it must not change: each list and map
+// is copied before its first change (owned says Summarize made them all).
 type summary struct {
-	s          Session
-	agents     map[string]string
-	attendance map[string]*Attendance
+	s     Session
+	owned bool
+	// agents are the agents by id (by name when the id is missing), made
+	// from s.Agents when the first is noted; done sorts them back.
+	agents map[string]string
+	// info, tags, queues, attendances: the summary's own copies were made.
+	info, tags, queues, attendances bool
+	// attOwned[i]: Attendances[i]'s tags and info are the summary's own.
+	attOwned []bool
+	// protocols: an attendance was added, Protocols are made again.
+	protocols bool
 }
 
 // add folds e, the next event of the session, into the summary (all but
@@ -212,14 +211,10 @@ func (f *summary) add(e *event.Event) {
 	if e.Contact.Name != "" {
 		s.Contact.Name = e.Contact.Name
 	}
-	var a *Attendance
+	a := -1
 	if e.Protocol != "" {
-		a = f.attendance[e.Protocol]
-		if a == nil {
-			a = &Attendance{Protocol: e.Protocol, StartedAt: e.OccurredAt, Status: StatusOpen, Tags: []string{}, Info: map[string]string{}}
-			f.attendance[e.Protocol] = a
-		}
-		a.EndedAt = e.OccurredAt
+		a = f.attendance(e.Protocol, e.OccurredAt)
+		s.Attendances[a].EndedAt = e.OccurredAt
 	}
 	switch e.Type {
 	case event.TypeMessage:
@@ -230,56 +225,120 @@ func (f *summary) add(e *event.Event) {
 			s.MessageCounts.Bot++
 		case event.RoleAgent:
 			s.MessageCounts.Agent++
-			noteAgent(f.agents, e.Author.ID, e.Author.Name)
+			f.noteAgent(e.Author.ID, e.Author.Name)
 		}
 	case event.TypeHandoff:
 		s.HandedOff = true
 		h := e.Handoff
 		if h.Queue != "" {
-			s.Queues = insertSorted(s.Queues, h.Queue)
+			s.Queues = f.insert(s.Queues, &f.queues, h.Queue)
 		}
 		if h.Agent != nil && (h.Action == event.ActionAssigned || h.Action == event.ActionTransferred) {
-			noteAgent(f.agents, h.Agent.ID, h.Agent.Name)
+			f.noteAgent(h.Agent.ID, h.Agent.Name)
 		}
-		if a != nil {
-			a.HandedOff = true
+		if a >= 0 {
+			at := &s.Attendances[a]
+			at.HandedOff = true
 			if h.Action == event.ActionClosed {
-				a.Status = h.Status
-				if a.Status == "" {
-					a.Status = StatusClosed
+				at.Status = h.Status
+				if at.Status == "" {
+					at.Status = StatusClosed
 				}
 			}
 		}
 	case event.TypeTag:
-		s.Tags = insertSorted(s.Tags, e.Tag)
-		if a != nil {
-			a.Tags = insertSorted(a.Tags, e.Tag)
+		s.Tags = f.insert(s.Tags, &f.tags, e.Tag)
+		if a >= 0 {
+			f.ownAttendance(a)
+			s.Attendances[a].Tags = insertSorted(s.Attendances[a].Tags, e.Tag)
 		}
 	case event.TypeInfo:
+		if !f.owned && !f.info {
+			s.Info, f.info = maps.Clone(s.Info), true
+		}
 		s.Info[e.Info.Key] = e.Info.Value
-		if a != nil {
-			a.Info[e.Info.Key] = e.Info.Value
+		if a >= 0 {
+			f.ownAttendance(a)
+			s.Attendances[a].Info[e.Info.Key] = e.Info.Value
 		}
 	}
 }
 
-// done is the session: its protocols, attendances and agents as sorted
-// lists, made anew.
+// attendance is the index of the attendance of protocol, added (as of at)
+// when the session has none yet. Attendances stay sorted by protocol.
+func (f *summary) attendance(protocol string, at time.Time) int {
+	s := &f.s
+	if !f.owned && !f.attendances {
+		s.Attendances, f.attendances = slices.Clone(s.Attendances), true
+	}
+	i, found := slices.BinarySearchFunc(s.Attendances, protocol, func(a Attendance, p string) int { return strings.Compare(a.Protocol, p) })
+	if !found {
+		s.Attendances = slices.Insert(s.Attendances, i, Attendance{Protocol: protocol, StartedAt: at, Status: StatusOpen, Tags: []string{}, Info: map[string]string{}})
+		if f.attOwned != nil {
+			f.attOwned = slices.Insert(f.attOwned, i, true)
+		}
+		f.protocols = true
+	}
+	return i
+}
+
+// ownAttendance copies Attendances[i]'s tags and info before their first
+// change.
+func (f *summary) ownAttendance(i int) {
+	if f.owned {
+		return
+	}
+	if f.attOwned == nil {
+		f.attOwned = make([]bool, len(f.s.Attendances))
+	}
+	if !f.attOwned[i] {
+		a := &f.s.Attendances[i]
+		a.Tags, a.Info = slices.Clone(a.Tags), maps.Clone(a.Info)
+		f.attOwned[i] = true
+	}
+}
+
+// insert adds v to the sorted set, copied first unless own.
+func (f *summary) insert(set []string, own *bool, v string) []string {
+	i, found := slices.BinarySearch(set, v)
+	if found {
+		return set
+	}
+	if !f.owned && !*own {
+		set, *own = slices.Clone(set), true
+	}
+	return slices.Insert(set, i, v)
+}
+
+// noteAgent records an agent, keyed by id (by name when the id is missing);
+// the latest non-empty name wins.
+func (f *summary) noteAgent(id, name string) {
+	if f.agents == nil {
+		f.agents = make(map[string]string, len(f.s.Agents)+1)
+		for _, a := range f.s.Agents {
+			f.agents[a.ID] = a.Name
+		}
+	}
+	noteAgent(f.agents, id, name)
+}
+
+// done is the session, with its protocols and agents as sorted lists again
+// when they changed.
 func (f *summary) done() Session {
 	s := f.s
-	s.Protocols = make([]string, 0, len(f.attendance))
-	s.Attendances = make([]Attendance, 0, len(f.attendance))
-	for p, a := range f.attendance {
-		s.Protocols = append(s.Protocols, p)
-		s.Attendances = append(s.Attendances, *a)
+	if f.protocols {
+		s.Protocols = make([]string, len(s.Attendances))
+		for i := range s.Attendances {
+			s.Protocols[i] = s.Attendances[i].Protocol
+		}
 	}
-	slices.Sort(s.Protocols)
-	slices.SortFunc(s.Attendances, func(a, b Attendance) int { return strings.Compare(a.Protocol, b.Protocol) })
-	s.Agents = make([]event.Agent, 0, len(f.agents))
-	for id, name := range f.agents {
-		s.Agents = append(s.Agents, event.Agent{ID: id, Name: name})
+	if f.agents != nil {
+		s.Agents = make([]event.Agent, 0, len(f.agents))
+		for id, name := range f.agents {
+			s.Agents = append(s.Agents, event.Agent{ID: id, Name: name})
+		}
+		slices.SortFunc(s.Agents, func(a, b event.Agent) int { return strings.Compare(a.ID, b.ID) })
 	}
-	slices.SortFunc(s.Agents, func(a, b event.Agent) int { return strings.Compare(a.ID, b.ID) })
 	return s
 }
 
