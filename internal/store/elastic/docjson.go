@@ -138,12 +138,28 @@ func (d *sessionDoc) appendJSON(b []byte) []byte {
 	b = append(b, `,"outcomes_at_end":`...)
 	b = appendStrings(b, d.OutcomesAtEnd)
 	b = append(b, `,"messages":[`...)
-	if d.enc != nil {
-		b = appendMembers(b, d.enc.messages)
+	n := 0
+	for _, e := range d.events {
+		if e.Type == event.TypeMessage && e.Text != "" {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			n++
+			b = append(b, `{"text":`...)
+			b = appendString(b, e.Text)
+			b = append(b, '}')
+		}
 	}
 	b = append(b, `],"event_refs":[`...)
-	if d.enc != nil {
-		b = appendMembers(b, d.enc.refs)
+	for i, e := range d.events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = appendMonth(b, e.OccurredAt)
+		b = append(b, '/')
+		b = appendEscaped(b, e.EventID)
+		b = append(b, '"')
 	}
 	return append(b, "]}"...)
 }

@@ -35,19 +35,17 @@ func TestDocJSONMatchesEncodingJSON(t *testing.T) {
 					Text string `json:"text"`
 				}
 				messages, refs := []message{}, []string{}
-				var evs []session.Stored
 				for range r.IntN(5) {
 					st := &session.Stored{Event: someEvent(r, seed)}
 					if r.IntN(2) == 0 {
 						st.Type = event.TypeMessage
 					}
-					evs = append(evs, *st)
+					d.events = append(d.events, *st)
 					if st.Type == event.TypeMessage && st.Text != "" {
 						messages = append(messages, message{st.Text})
 					}
 					refs = append(refs, st.OccurredAt.UTC().Format("2006.01")+"/"+st.EventID)
 				}
-				d.enc = encodeEvents(nil, evs)
 				want = slices.Concat(want[:len(want)-2], []byte(`,"messages":`))
 				want = slices.Concat(want, bytes.TrimSpace(encodingJSON(t, messages)), []byte(`,"event_refs":`),
 					bytes.TrimSpace(encodingJSON(t, refs)), []byte("}\n"))
@@ -165,11 +163,9 @@ func TestReadBackDecoding(t *testing.T) {
 		fillRandom(r, reflect.ValueOf(kd).Elem(), seed%3 == 0)
 		sd := &sessionDoc{}
 		fillRandom(r, reflect.ValueOf(sd).Elem(), seed%3 == 0)
-		var evs []session.Stored
 		for range r.IntN(4) {
-			evs = append(evs, session.Stored{Event: someEvent(r, seed)})
+			sd.events = append(sd.events, session.Stored{Event: someEvent(r, seed)})
 		}
-		sd.enc = encodeEvents(nil, evs)
 		type refs struct {
 			EventRefs []string `json:"event_refs"`
 		}

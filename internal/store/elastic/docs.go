@@ -48,29 +48,30 @@ type sessionDoc struct {
 	// window's end.
 	Outcomes      []string `json:"outcomes"`
 	OutcomesAtEnd []string `json:"outcomes_at_end"`
-	// enc holds two fields made of the session's events, in event order,
-	// encoded (encodeEvents: once per event while the session grows, not
-	// once per batch):
+	// events are the session's events, in event order. The document
+	// carries two fields made of them (appendJSON writes them straight
+	// from the events, without building each string):
 	//   - "messages": the texts of the session's messages, nested so that
 	//     one message must hold every word of a full-text query;
 	//   - "event_refs": "<month of occurred_at>/<event_id>" of each event,
 	//     the monthly index and id of its document, which the writer
 	//     reads back by id.
-	enc *heldDoc
+	events []session.Stored
 }
 
 // derivedFields are sessionDoc's additions, left out of answers.
 var derivedFields = []string{"info_keys", "info_kv", "contact_name", "contact_phone_rev", "outcomes", "outcomes_at_end", "messages", "event_refs"}
 
-// newSessionDoc builds the document of s, whose events enc encodes.
-func newSessionDoc(s *session.Session, enc *heldDoc) *sessionDoc {
+// newSessionDoc builds the document of s, whose events are events (in
+// event order).
+func newSessionDoc(s *session.Session, events []session.Stored) *sessionDoc {
 	d := &sessionDoc{
 		Session:         *s,
 		InfoKeys:        make([]string, 0, len(s.Info)),
 		InfoKV:          make([]string, 0, len(s.Info)),
 		ContactName:     strings.ToLower(s.Contact.Name),
 		ContactPhoneRev: reverse(report.PhoneDigits(s.Contact.Phone)),
-		enc:             enc,
+		events:          events,
 	}
 	d.Outcomes, d.OutcomesAtEnd = s.OutcomeMarks()
 	for k := range s.Info {

@@ -44,10 +44,9 @@ type keyState struct {
 	// recomputes them, so the batch's events of the key are presented as
 	// new, whether or not they were stored.
 	unfinished bool
-	// docs are the session documents the writer wrote last of the held
-	// sessions (KeyState.Sessions), encoded, with their summaries: a
-	// batch appends to them (heldDoc).
-	docs []*heldDoc
+	// summaries are those the writer wrote last of the held sessions
+	// (KeyState.Sessions), for the assembler to extend.
+	summaries []*heldSummary
 }
 
 func newKeyState(id session.StateID) *keyState {
@@ -116,10 +115,10 @@ func (st *keyState) tail(j int) []session.Stored { return st.Tail(j - st.held())
 // cost is what the state weighs in the cache: KeyState.Cost, its events,
 // a unit for every eight sessions of the key document's list, which a
 // contact that comes back daily for years makes long, and a unit for every
-// heldUnitBytes of its held documents (heldBytes).
+// heldUnitBytes of its held summaries (heldBytes).
 func (st *keyState) cost() int { return st.Cost() + len(st.sessions)/8 + st.heldBytes()/heldUnitBytes }
 
-// heldUnitBytes are the bytes of held documents that weigh as much as an
+// heldUnitBytes are the bytes of held summaries that weigh as much as an
 // event in the cache's budget: about what a held event weighs on the heap
 // (DefaultCacheSize).
 const heldUnitBytes = 530

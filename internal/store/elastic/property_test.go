@@ -110,9 +110,9 @@ func storeScenario(t *testing.T, seed uint64) error {
 }
 
 // sessionDocsMatch checks that every session document stored is, byte for
-// byte, what the encoder writes for the reference's session encoding all
-// its events at once: the encodings a writer kept and appended to from
-// batch to batch (heldDoc) wrote the same bytes.
+// byte, the document of the reference's session with all its events: the
+// summaries a writer extended from batch to batch (heldSummary) and the
+// messages and event references wrote what a whole recomputation writes.
 func sessionDocsMatch(f *esfake.Server, want map[session.Ref]sessiontest.Expected) error {
 	docs := f.Sources("test-sessions-*")
 	if len(docs) != len(want) {
@@ -124,7 +124,7 @@ func sessionDocsMatch(f *esfake.Server, want map[session.Ref]sessiontest.Expecte
 			evs[i] = session.Stored{Event: &exp.Events[i], SessionID: ref.ID}
 		}
 		slices.SortFunc(evs, func(a, b session.Stored) int { return event.Compare(a.Event, b.Event) })
-		d := newSessionDoc(&exp.Session, encodeEvents(nil, evs))
+		d := newSessionDoc(&exp.Session, evs)
 		key := "test-sessions-" + versions.Initial + "-" + exp.Session.StartedAt.UTC().Format(monthLayout) + " " + docID(ref.Tenant, ref.ID)
 		if got, want := docs[key], d.appendJSON(nil); !bytes.Equal(got, want) {
 			return fmt.Errorf("session document %s:\n got %s\nwant %s", key, got, want)

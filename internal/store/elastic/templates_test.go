@@ -106,7 +106,7 @@ func TestMappingsCoverDocuments(t *testing.T) {
 	fill(reflect.ValueOf(&ref).Elem())
 	for kind, doc := range map[string]jsonAppender{
 		"events":   newEventDoc(&st, session.KeyOf(&e)),
-		"sessions": newSessionDoc(&ss, encodeEvents(nil, []session.Stored{{Event: &event.Event{Type: event.TypeMessage, Text: "oi"}}})),
+		"sessions": newSessionDoc(&ss, []session.Stored{{Event: &event.Event{Type: event.TypeMessage, Text: "oi"}}}),
 		"keys":     &ref,
 	} {
 		raw := doc.appendJSON(nil)

@@ -203,7 +203,7 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (map[
 		// after's latest, so the two lists agree.
 		w.st.KeyState = *w.next
 		w.st.Trim()
-		w.st.keepDocs(w.sessions)
+		w.st.keepSummaries(w.sessions)
 	}
 	return nil, nil
 }
@@ -313,7 +313,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 		if len(evs) != d.Events {
 			return fmt.Errorf("elasticsearch: session %s counts %d events, the update holds %d of them", d.ID, d.Events, len(evs))
 		}
-		*d = *newSessionDoc(&d.Session, encodeEvents(st.doc(d.ID), evs))
+		*d = *newSessionDoc(&d.Session, evs)
 		live[d.ID] = true
 	}
 	for id := range members {
