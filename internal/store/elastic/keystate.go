@@ -44,9 +44,10 @@ type keyState struct {
 	// recomputes them, so the batch's events of the key are presented as
 	// new, whether or not they were stored.
 	unfinished bool
-	// summaries are those the writer wrote last of the held sessions
-	// (KeyState.Sessions), for the assembler to extend.
-	summaries []*heldSummary
+	// summaries are those the writer wrote last of the held sessions,
+	// beside KeyState.Sessions (keepSummaries), for the assembler to
+	// extend.
+	summaries []session.Session
 }
 
 func newKeyState(id session.StateID) *keyState {

@@ -2,51 +2,71 @@ package elastic
 
 import "github.com/chatreport/chatreport/internal/session"
 
-// heldSummary is the summary of a session as the writer last wrote it,
-// kept with the key's state: the assembler extends it with the session's
-// new events (session.SummaryHolder) instead of summarising all its events
-// again (docs/performance.md).
-type heldSummary struct {
-	session.Session
-}
-
-// summaryBytes is about what a held summary weighs on the heap beyond the
-// events the state holds anyway (whose strings its own mostly are): the
-// struct, its lists and maps. Measured: 4.8 MiB more live heap for the
-// ~4,400 sessions held after the bench's 100,000 events.
+// summaryBytes is about what a session summary held with a key's state
+// weighs on the heap beyond the events the state holds anyway (whose
+// strings it mostly shares): the struct, its lists and maps. Measured: 4.8
+// MiB more live heap for the ~4,400 sessions held after the bench's 100,000
+// events.
 const summaryBytes = 1100
 
 // summary returns the summary held of session id, or nil.
-func (st *keyState) summary(id string) *heldSummary {
-	for _, s := range st.summaries {
-		if s.ID == id {
-			return s
+func (st *keyState) summary(id string) *session.Session {
+	for i := range st.summaries {
+		if st.summaries[i].ID == id {
+			return &st.summaries[i]
 		}
 	}
 	return nil
 }
 
 // keepSummaries makes the summaries held those of the sessions whose events
-// the state holds (KeyState.Sessions): of each, the summary the write just
-// wrote, else the one held before.
+// the state holds (KeyState.Sessions), beside each: the summary the write
+// just wrote, else the one held before (none: the zero Session). The
+// assembler extends them (session.SummaryHolder) instead of summarising all
+// a session's events again (docs/performance.md).
 func (st *keyState) keepSummaries(written []*sessionDoc) {
-	kept := make([]*heldSummary, 0, len(st.Sessions))
-	for _, h := range st.Sessions {
-		s := st.summary(h.ID)
-		for _, d := range written {
-			if d.ID == h.ID {
-				s = &heldSummary{d.Session}
+	kept := st.summaries
+	if !sameSessions(kept, st.Sessions) {
+		kept = make([]session.Session, len(st.Sessions))
+		for i, h := range st.Sessions {
+			if s := st.summary(h.ID); s != nil {
+				kept[i] = *s
 			}
 		}
-		if s != nil {
-			kept = append(kept, s)
+	}
+	for _, d := range written {
+		for i, h := range st.Sessions {
+			if h.ID == d.ID {
+				kept[i] = d.Session
+			}
 		}
 	}
 	st.summaries = kept
 }
 
+// sameSessions reports whether summaries are beside sessions already.
+func sameSessions(summaries []session.Session, sessions []session.HeldSession) bool {
+	if len(summaries) != len(sessions) {
+		return false
+	}
+	for i := range sessions {
+		if summaries[i].ID != sessions[i].ID {
+			return false
+		}
+	}
+	return true
+}
+
 // heldBytes is about what the state's summaries weigh on the heap.
-func (st *keyState) heldBytes() int { return summaryBytes * len(st.summaries) }
+func (st *keyState) heldBytes() int {
+	n := 0
+	for i := range st.summaries {
+		if st.summaries[i].ID != "" {
+			n += summaryBytes
+		}
+	}
+	return n
+}
 
 // HeldSummary is the summary the writer wrote last of session id, when it
 // holds one (session.SummaryHolder). A key read back from the cluster
@@ -54,13 +74,10 @@ func (st *keyState) heldBytes() int { return summaryBytes * len(st.summaries) }
 // their event_refs only.
 func (r *reader) HeldSummary(tenant, key, id string) *session.Session {
 	st := r.states[session.StateID{Tenant: tenant, Key: key}]
-	if st == nil || st.unfinished {
+	if st == nil || st.unfinished || id == "" {
 		return nil
 	}
-	if s := st.summary(id); s != nil {
-		return &s.Session
-	}
-	return nil
+	return st.summary(id)
 }
 
 var _ session.SummaryHolder = (*reader)(nil)
