@@ -271,7 +271,15 @@ func (f *summary) attendance(protocol string, at time.Time) int {
 	if !f.owned && !f.attendances {
 		s.Attendances, f.attendances = slices.Clone(s.Attendances), true
 	}
-	i, found := slices.BinarySearchFunc(s.Attendances, protocol, func(a Attendance, p string) int { return strings.Compare(a.Protocol, p) })
+	// A session has a few attendances: a scan, by index (an Attendance is
+	// too big to copy per comparison).
+	i, found := 0, false
+	for ; i < len(s.Attendances); i++ {
+		if c := strings.Compare(s.Attendances[i].Protocol, protocol); c >= 0 {
+			found = c == 0
+			break
+		}
+	}
 	if !found {
 		s.Attendances = slices.Insert(s.Attendances, i, Attendance{Protocol: protocol, StartedAt: at, Status: StatusOpen, Tags: []string{}, Info: map[string]string{}})
 		if f.attOwned != nil {
