@@ -47,17 +47,6 @@ type Prefetcher interface {
 	Prefetch(ctx context.Context, keys []KeyRequest) error
 }
 
-// SummaryHolder is a Reader that holds the summaries of the sessions it
-// stored last (the Elasticsearch store keeps them with a key's state). The
-// assembler extends a held summary with a session's new events when they
-// all come after its stored ones (Session.Extend), rather than summarising
-// the session from all its events again.
-type SummaryHolder interface {
-	// HeldSummary returns the summary last stored of session id of a key
-	// of tenant, or nil. It is read, never changed.
-	HeldSummary(tenant, key, id string) *Session
-}
-
 // Changes is what one batch of new events does to the store.
 type Changes struct {
 	// Events are new events, and stored events moved to another session.
@@ -236,7 +225,7 @@ func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since
 			id = DeriveID(all[from])
 		}
 		live[id] = true
-		ch.Sessions = append(ch.Sessions, summarize(r, k, id, policy, events, oldSession[from:to]))
+		ch.Sessions = append(ch.Sessions, Summarize(id, k.key, policy, events))
 		for i := range events {
 			if oldSession[from+i] != id {
 				ch.Events = append(ch.Events, Stored{Event: events[i], SessionID: id})
@@ -251,36 +240,6 @@ func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since
 		}
 	}
 	return nil
-}
-
-// summarize is Summarize(id, …, events), from the summary r holds of the
-// session when the window's events are the session's stored events
-// followed by new ones only (old gives each event's stored session): the
-// usual batch of a live conversation. Anything else — a late event among
-// them, events moved in or out, no summary held — summarises them all.
-func summarize(r Reader, k groupKey, id string, p pipeline.Policy, events []*event.Event, old []string) Session {
-	if h, ok := r.(SummaryHolder); ok {
-		if prev := h.HeldSummary(k.tenant, k.key, id); prev != nil && extends(prev, id, events, old) {
-			return prev.Extend(p, events[prev.Events:])
-		}
-	}
-	return Summarize(id, k.key, p, events)
-}
-
-// extends reports whether events are those prev summarises (stored in
-// session id) followed by new events only.
-func extends(prev *Session, id string, events []*event.Event, old []string) bool {
-	n := prev.Events
-	if n < 1 || n > len(events) || prev.ID != id ||
-		!prev.StartedAt.Equal(events[0].OccurredAt) || !prev.LastActivityAt.Equal(events[n-1].OccurredAt) {
-		return false
-	}
-	for i, o := range old {
-		if (i < n) != (o == id) || (i >= n && o != "") {
-			return false
-		}
-	}
-	return true
 }
 
 // merge returns the stored events and the new ones (each sorted) in one

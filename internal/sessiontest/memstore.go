@@ -254,19 +254,6 @@ type memReader struct {
 	stats Stats
 }
 
-var _ session.SummaryHolder = (*memReader)(nil)
-
-// HeldSummary returns the stored summary of the session, as a store that
-// holds the summaries it wrote does: the assembler then extends it with
-// new events that come after its own (the property tests run that path).
-func (r *memReader) HeldSummary(tenant, key, id string) *session.Session {
-	s := r.m.sessions[session.Ref{Tenant: tenant, ID: id}]
-	if s == nil || s.Key != key {
-		return nil
-	}
-	return s
-}
-
 func (r *memReader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
 	known := map[event.Ref]bool{}
 	for _, ref := range refs {

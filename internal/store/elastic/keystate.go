@@ -44,10 +44,6 @@ type keyState struct {
 	// recomputes them, so the batch's events of the key are presented as
 	// new, whether or not they were stored.
 	unfinished bool
-	// summaries are those the writer wrote last of the held sessions,
-	// beside KeyState.Sessions (keepSummaries), for the assembler to
-	// extend.
-	summaries []session.Session
 }
 
 func newKeyState(id session.StateID) *keyState {
@@ -114,12 +110,6 @@ func (st *keyState) anchor(since time.Time) int {
 func (st *keyState) tail(j int) []session.Stored { return st.Tail(j - st.held()) }
 
 // cost is what the state weighs in the cache: KeyState.Cost, its events,
-// a unit for every eight sessions of the key document's list, which a
-// contact that comes back daily for years makes long, and a unit for every
-// heldUnitBytes of its held summaries (heldBytes).
-func (st *keyState) cost() int { return st.Cost() + len(st.sessions)/8 + st.heldBytes()/heldUnitBytes }
-
-// heldUnitBytes are the bytes of held summaries that weigh as much as an
-// event in the cache's budget: about what a held event weighs on the heap
-// (DefaultCacheSize).
-const heldUnitBytes = 530
+// and a unit for every eight sessions of the key document's list, which a
+// contact that comes back daily for years makes long.
+func (st *keyState) cost() int { return st.Cost() + len(st.sessions)/8 }

@@ -111,8 +111,8 @@ func storeScenario(t *testing.T, seed uint64) error {
 
 // sessionDocsMatch checks that every session document stored is, byte for
 // byte, the document of the reference's session with all its events: the
-// summaries a writer extended from batch to batch (heldSummary) and the
-// messages and event references wrote what a whole recomputation writes.
+// summary, the messages and the event references as a whole recomputation
+// writes them, whatever batches, restarts and failures wrote them.
 func sessionDocsMatch(f *esfake.Server, want map[session.Ref]sessiontest.Expected) error {
 	docs := f.Sources("test-sessions-*")
 	if len(docs) != len(want) {

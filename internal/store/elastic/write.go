@@ -203,7 +203,6 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (map[
 		// after's latest, so the two lists agree.
 		w.st.KeyState = *w.next
 		w.st.Trim()
-		w.st.keepSummaries(w.sessions)
 	}
 	return nil, nil
 }
