@@ -23,15 +23,6 @@ func AppendString(b []byte, s string, html bool) []byte {
 func AppendEscaped(b []byte, s string, html bool) []byte {
 	start := 0
 	for i := 0; i < len(s); {
-		// Eight bytes at a time while none needs a look: message texts
-		// are mostly plain ASCII, and this was the write path's largest
-		// function (docs/performance.md).
-		for i+8 <= len(s) && plain8(word(s, i), html) {
-			i += 8
-		}
-		if i >= len(s) {
-			break
-		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' && (!html || c != '<' && c != '>' && c != '&') {
@@ -59,10 +50,6 @@ func AppendEscaped(b []byte, s string, html bool) []byte {
 			start = i
 			continue
 		}
-		if c >= 0xc2 && c <= 0xdf && i+1 < len(s) && s[i+1]&0xc0 == 0x80 {
-			i += 2 // a valid two-byte sequence (á, ç, ã): nothing to escape
-			continue
-		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && size == 1:
@@ -80,35 +67,3 @@ func AppendEscaped(b []byte, s string, html bool) []byte {
 	}
 	return append(b, s[start:]...)
 }
-
-// word is the eight bytes of s from i, the first the lowest.
-func word(s string, i int) uint64 {
-	_ = s[i+7]
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-}
-
-const (
-	lsb = 0x0101010101010101
-	msb = 0x8080808080808080
-)
-
-// plain8 reports whether none of the eight bytes of w needs escaping or a
-// look at its UTF-8: each is ASCII, at least a space, and neither '"' nor
-// '\\' (nor, with html, '<', '>' or '&'). The tests are the classic
-// bitwise ones ("determine if a word has a byte less than n"): exact when,
-// as here, the bytes tested are below 0x80.
-func plain8(w uint64, html bool) bool {
-	if w&msb != 0 {
-		return false
-	}
-	bad := (w - 0x20*lsb) | zeroByte(w^'"'*lsb) | zeroByte(w^'\\'*lsb)
-	if html {
-		bad |= zeroByte(w^'<'*lsb) | zeroByte(w^'>'*lsb) | zeroByte(w^'&'*lsb)
-	}
-	return bad&msb == 0
-}
-
-// zeroByte has the high bit of each byte of w that is zero set (w's bytes
-// below 0x80; others may be marked too, which plain8 never asks).
-func zeroByte(w uint64) uint64 { return w - lsb }
