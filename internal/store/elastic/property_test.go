@@ -1,19 +1,23 @@
 package elastic
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/sessiontest"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 	"github.com/chatreport/chatreport/internal/store/storetest"
+	"github.com/chatreport/chatreport/internal/versions"
 )
 
 var (
@@ -98,6 +102,33 @@ func storeScenario(t *testing.T, seed uint64) error {
 	from, to := sessiontest.Base.Add(-24*time.Hour), sessiontest.Base.Add(60*24*time.Hour)
 	if err := sessiontest.Check(ctx, writers[0], tenants, from, to, want); err != nil {
 		return fmt.Errorf("seed %d, %d events, arrival %s, deliveries %s:\n%w", seed, len(events), order, strings.Join(log, " "), err)
+	}
+	if err := sessionDocsMatch(f, want); err != nil {
+		return fmt.Errorf("seed %d, %d events, arrival %s, deliveries %s:\n%w", seed, len(events), order, strings.Join(log, " "), err)
+	}
+	return nil
+}
+
+// sessionDocsMatch checks that every session document stored is, byte for
+// byte, the document of the reference's session with all its events: the
+// summary, the messages and the event references as a whole recomputation
+// writes them, whatever batches, restarts and failures wrote them.
+func sessionDocsMatch(f *esfake.Server, want map[session.Ref]sessiontest.Expected) error {
+	docs := f.Sources("test-sessions-*")
+	if len(docs) != len(want) {
+		return fmt.Errorf("%d session documents, the reference has %d sessions", len(docs), len(want))
+	}
+	for ref, exp := range want {
+		evs := make([]session.Stored, len(exp.Events))
+		for i := range exp.Events {
+			evs[i] = session.Stored{Event: &exp.Events[i], SessionID: ref.ID}
+		}
+		slices.SortFunc(evs, func(a, b session.Stored) int { return event.Compare(a.Event, b.Event) })
+		d := newSessionDoc(&exp.Session, evs)
+		key := "test-sessions-" + versions.Initial + "-" + exp.Session.StartedAt.UTC().Format(monthLayout) + " " + docID(ref.Tenant, ref.ID)
+		if got, want := docs[key], d.appendJSON(nil); !bytes.Equal(got, want) {
+			return fmt.Errorf("session document %s:\n got %s\nwant %s", key, got, want)
+		}
 	}
 	return nil
 }
