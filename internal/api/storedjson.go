@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"time"
 	"unicode/utf8"
 
@@ -18,6 +17,7 @@ type jsonlEncoder struct {
 	// The session's messages and other events, as they are appended: the
 	// line lists all messages first.
 	messages, events []byte
+	stored           storedEvent
 }
 
 func (j *jsonlEncoder) Append(b []byte, d *report.StoredDetail) ([]byte, error) {
@@ -40,7 +40,7 @@ func (j *jsonlEncoder) Append(b []byte, d *report.StoredDetail) ([]byte, error) 
 
 // add appends the view of a stored event to the messages or the events.
 func (j *jsonlEncoder) add(body []byte) error {
-	var se storedEvent
+	se := &j.stored
 	if se.read(body) {
 		if se.isMessage() {
 			j.messages = se.appendMessage(comma(j.messages))
@@ -75,9 +75,10 @@ func comma(b []byte) []byte {
 // what decoding the event (report.DecodeEvent) and encoding its view
 // (appendMessage, appendTimelineEvent) give:
 //
-//   - each member once, by its exact name, with the JSON type encoding/json
-//     writes for it, and no null (members an Elasticsearch document adds,
-//     key and session, are skipped);
+//   - the members encoding/json writes, by their exact names, in the order
+//     it writes them (so each once), with the JSON type it writes for
+//     each and no null; an Elasticsearch document's own members (key,
+//     session) may follow;
 //   - every string as encoding/json writes it (canonical: valid UTF-8, its
 //     escapes the ones appendString writes), so that its bytes are its
 //     encoding;
@@ -87,80 +88,83 @@ func comma(b []byte) []byte {
 //     not, but encoding/json, which reads what the decoder rejects, does not;
 //   - an info value a string.
 //
-// Anything else is decoded (TestStoredEventMatchesDecoding holds the two
-// ways to the same bytes).
+// Anything else is decoded (TestStoredEventMatchesDecoding and
+// TestStoredEventOddShapes hold the two ways to the same bytes).
 type storedEvent struct {
 	body []byte
-	// Spans of the members' values in body; absent when end is 0.
-	eventID, typ, occurredAt, protocol, author, text, contentType,
-	attachments, handoff, tag, info span
+	// Where the members' values are in body; absent when end is 0.
+	eventID, typ, occurredAt, protocol, text, contentType, tag span
+	author                                                     [3]span // role, id, name
+	handoff                                                    [5]span // action, queue, reason, status, and the agent object
+	agent                                                      [2]span // id, name
+	info                                                       [2]span // key, value
+	// attachments holds url, mime_type and name of each attachment.
+	attachments         [][3]span
+	hasHandoff, hasInfo bool
 }
 
 type span struct{ start, end int }
 
 func (s span) absent() bool { return s.end == 0 }
 
-// topMembers are the members of a stored event, and the kind of each
-// value: '"' a string, '{' an object, '[' an array.
-var topMembers = map[string]struct {
-	kind byte
-	bit  uint32
-}{
-	"event_id": {'"', 1 << 0}, "type": {'"', 1 << 1}, "occurred_at": {'"', 1 << 2}, "tenant": {'"', 1 << 3},
-	"channel": {'"', 1 << 4}, "contact": {'{', 1 << 5}, "session_id": {'"', 1 << 6}, "protocol": {'"', 1 << 7},
-	"author": {'{', 1 << 8}, "text": {'"', 1 << 9}, "content_type": {'"', 1 << 10}, "attachments": {'[', 1 << 11},
-	"handoff": {'{', 1 << 12}, "tag": {'"', 1 << 13}, "info": {'{', 1 << 14},
-	// An Elasticsearch event document's own members.
-	"key": {'"', 1 << 15}, "session": {'"', 1 << 16},
-}
+// The members of each object of a stored event, in encoding/json's order.
+var (
+	eventMembers = []string{"event_id", "type", "occurred_at", "tenant", "channel", "contact", "session_id", "protocol",
+		"author", "text", "content_type", "attachments", "handoff", "tag", "info",
+		"key", "session"} // an Elasticsearch event document's own
+	contactMembers    = []string{"id", "phone", "name"}
+	authorMembers     = []string{"role", "id", "name"}
+	attachmentMembers = []string{"url", "mime_type", "name"}
+	handoffMembers    = []string{"action", "queue", "agent", "reason", "status"}
+	agentMembers      = []string{"id", "name"}
+	infoMembers       = []string{"key", "value"}
+)
 
 // read finds the members of body, and reports whether its bytes can be
 // copied.
 func (se *storedEvent) read(body []byte) bool {
-	se.body = body
-	var seen uint32
-	end, ok := members(body, skipSpace(body, 0), func(name []byte, v span, plain bool) bool {
-		m, known := topMembers[string(name)]
-		if !known || seen&m.bit != 0 || body[v.start] != m.kind || m.kind == '"' && !plain {
+	*se = storedEvent{body: body, attachments: se.attachments[:0]}
+	c := cursor{b: body}
+	c.space()
+	next := 0
+	ok := c.object(func(name []byte) bool {
+		i := c.member(eventMembers, &next, name)
+		switch i {
+		case 0:
+			se.eventID = c.str()
+		case 1:
+			se.typ = c.str()
+		case 2:
+			se.occurredAt = c.str()
+		case 3, 4, 6, 15, 16: // tenant, channel, session_id, key, session
+			c.str()
+		case 5:
+			c.strings(contactMembers, nil)
+		case 7:
+			se.protocol = c.str()
+		case 8:
+			c.strings(authorMembers, se.author[:])
+		case 9:
+			se.text = c.str()
+		case 10:
+			se.contentType = c.str()
+		case 11:
+			c.attachments(se)
+		case 12:
+			se.hasHandoff = true
+			c.handoff(se)
+		case 13:
+			se.tag = c.str()
+		case 14:
+			se.hasInfo = true
+			c.strings(infoMembers, se.info[:])
+		default:
 			return false
 		}
-		seen |= m.bit
-		switch string(name) {
-		case "event_id":
-			se.eventID = v
-		case "type":
-			se.typ = v
-		case "occurred_at":
-			se.occurredAt = v
-		case "protocol":
-			se.protocol = v
-		case "text":
-			se.text = v
-		case "content_type":
-			se.contentType = v
-		case "tag":
-			se.tag = v
-		case "contact":
-			return stringMembers(body, v, "id", "phone", "name")
-		case "author":
-			se.author = v
-			return stringMembers(body, v, "role", "id", "name")
-		case "info":
-			se.info = v
-			return stringMembers(body, v, "key", "value")
-		case "handoff":
-			se.handoff = v
-			return validHandoff(body, v)
-		case "attachments":
-			se.attachments = v
-			_, ok := elements(body, v.start, func(a span) bool {
-				return body[a.start] == '{' && stringMembers(body, a, "url", "mime_type", "name")
-			})
-			return ok
-		}
-		return true
+		return c.ok
 	})
-	if !ok || skipSpace(body, end) != len(body) || se.eventID.absent() || se.typ.absent() || se.occurredAt.absent() {
+	c.space()
+	if !ok || c.i != len(body) || se.eventID.absent() || se.typ.absent() || se.occurredAt.absent() {
 		return false
 	}
 	if se.isMessage() && (se.contentType.absent() || se.contentType.end-se.contentType.start == 2) {
@@ -184,12 +188,11 @@ func (se *storedEvent) appendMessage(b []byte) []byte {
 	b = append(b, se.raw(se.occurredAt)...)
 	b = appendKey(b, ',', "author")
 	b = appendKey(b, '{', "role")
-	role, id, name := se.find(se.author, "role"), se.find(se.author, "id"), se.find(se.author, "name")
-	b = se.appendStr(b, role)
+	b = se.appendStr(b, se.author[0])
 	b = appendKey(b, ',', "id")
-	b = se.appendOrNull(b, id)
+	b = se.appendOrNull(b, se.author[1])
 	b = appendKey(b, ',', "name")
-	b = se.appendOrNull(b, name)
+	b = se.appendOrNull(b, se.author[2])
 	b = append(b, '}')
 	b = appendKey(b, ',', "text")
 	b = se.appendStr(b, se.text)
@@ -197,22 +200,17 @@ func (se *storedEvent) appendMessage(b []byte) []byte {
 	b = append(b, se.raw(se.contentType)...)
 	b = appendKey(b, ',', "attachments")
 	b = append(b, '[')
-	if !se.attachments.absent() {
-		first := true
-		elements(se.body, se.attachments.start, func(a span) bool {
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = appendKey(b, '{', "url")
-			b = se.appendStr(b, se.find(a, "url"))
-			b = appendKey(b, ',', "mime_type")
-			b = se.appendOrNull(b, se.find(a, "mime_type"))
-			b = appendKey(b, ',', "name")
-			b = se.appendOrNull(b, se.find(a, "name"))
-			b = append(b, '}')
-			return true
-		})
+	for i, a := range se.attachments {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendKey(b, '{', "url")
+		b = se.appendStr(b, a[0])
+		b = appendKey(b, ',', "mime_type")
+		b = se.appendOrNull(b, a[1])
+		b = appendKey(b, ',', "name")
+		b = se.appendOrNull(b, a[2])
+		b = append(b, '}')
 	}
 	b = append(b, ']')
 	b = appendKey(b, ',', "protocol")
@@ -233,38 +231,39 @@ func (se *storedEvent) appendTimelineEvent(b []byte) []byte {
 	b = se.appendOrNull(b, se.protocol)
 	switch typ := se.raw(se.typ); string(typ[1 : len(typ)-1]) {
 	case string(event.TypeHandoff):
-		if h := se.handoff; !h.absent() {
+		if se.hasHandoff {
+			h := &se.handoff
 			b = appendKey(b, ',', "handoff")
 			b = appendKey(b, '{', "action")
-			b = se.appendStr(b, se.find(h, "action"))
+			b = se.appendStr(b, h[0])
 			b = appendKey(b, ',', "queue")
-			b = se.appendOrNull(b, se.find(h, "queue"))
+			b = se.appendOrNull(b, h[1])
 			b = appendKey(b, ',', "agent")
-			if a := se.find(h, "agent"); a.absent() {
+			if h[2].absent() {
 				b = append(b, "null"...)
 			} else {
 				b = appendKey(b, '{', "id")
-				b = se.appendStr(b, se.find(a, "id"))
+				b = se.appendStr(b, se.agent[0])
 				b = appendKey(b, ',', "name")
-				b = se.appendOrNull(b, se.find(a, "name"))
+				b = se.appendOrNull(b, se.agent[1])
 				b = append(b, '}')
 			}
 			b = appendKey(b, ',', "reason")
-			b = se.appendOrNull(b, se.find(h, "reason"))
+			b = se.appendOrNull(b, h[3])
 			b = appendKey(b, ',', "status")
-			b = se.appendOrNull(b, se.find(h, "status"))
+			b = se.appendOrNull(b, h[4])
 			b = append(b, '}')
 		}
 	case string(event.TypeTag):
 		b = appendKey(b, ',', "tag")
 		b = se.appendStr(b, se.tag)
 	case string(event.TypeInfo):
-		if in := se.info; !in.absent() {
+		if se.hasInfo {
 			b = appendKey(b, ',', "info")
 			b = appendKey(b, '{', "key")
-			b = se.appendStr(b, se.find(in, "key"))
+			b = se.appendStr(b, se.info[0])
 			b = appendKey(b, ',', "value")
-			b = se.appendStr(b, se.find(in, "value"))
+			b = se.appendStr(b, se.info[1])
 			b = append(b, '}')
 		}
 	}
@@ -287,245 +286,245 @@ func (se *storedEvent) appendOrNull(b []byte, v span) []byte {
 	return append(b, se.raw(v)...)
 }
 
-// find is the value of the member name of the object obj (read already).
-func (se *storedEvent) find(obj span, name string) span {
-	var out span
-	if obj.absent() {
-		return out
+// cursor reads the JSON of a stored event. ok turns false at the first
+// thing read cannot copy: invalid JSON, or valid JSON of another shape.
+type cursor struct {
+	b  []byte
+	i  int
+	ok bool
+}
+
+func (c *cursor) space() {
+	for c.i < len(c.b) && (c.b[c.i] == ' ' || c.b[c.i] == '\t' || c.b[c.i] == '\n' || c.b[c.i] == '\r') {
+		c.i++
 	}
-	members(se.body, obj.start, func(n []byte, v span, _ bool) bool {
-		if string(n) == name {
-			out = v
-			return false
-		}
-		return true
-	})
-	return out
 }
 
-// validHandoff: a handoff's members are strings but its agent, an object
-// of strings.
-func validHandoff(body []byte, h span) bool {
-	var seen uint32
-	_, ok := members(body, h.start, func(name []byte, v span, plain bool) bool {
-		var bit uint32
-		switch string(name) {
-		case "action":
-			bit = 1
-		case "queue":
-			bit = 2
-		case "reason":
-			bit = 4
-		case "status":
-			bit = 8
-		case "agent":
-			if seen&16 != 0 || body[v.start] != '{' {
-				return false
-			}
-			seen |= 16
-			return stringMembers(body, v, "id", "name")
-		default:
-			return false
-		}
-		if seen&bit != 0 || body[v.start] != '"' || !plain {
-			return false
-		}
-		seen |= bit
-		return true
-	})
-	return ok
-}
-
-// stringMembers reports whether the object obj holds only canonical
-// strings, each under one of names at most once.
-func stringMembers(body []byte, obj span, names ...string) bool {
-	var seen uint32
-	_, ok := members(body, obj.start, func(name []byte, v span, plain bool) bool {
-		i := 0
-		for i < len(names) && names[i] != string(name) {
-			i++
-		}
-		if i == len(names) || seen&(1<<i) != 0 || body[v.start] != '"' || !plain {
-			return false
-		}
-		seen |= 1 << i
-		return true
-	})
-	return ok
-}
-
-// members reads the object that starts at b[i] and calls fn with each
-// member's name (which must hold no escape), value and, for a string,
-// whether it is canonical. It returns where the object ends, and false
-// when the object is not valid JSON or fn returned false.
-func members(b []byte, i int, fn func(name []byte, v span, plain bool) bool) (int, bool) {
-	if i >= len(b) || b[i] != '{' {
-		return i, false
+// object reads an object, calling member with each member's name with the
+// cursor at its value, which member must read. It reports whether the
+// object was read whole and member never returned false.
+func (c *cursor) object(member func(name []byte) bool) bool {
+	c.ok = c.i < len(c.b) && c.b[c.i] == '{'
+	if !c.ok {
+		return false
 	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return i + 1, true
+	c.i++
+	c.space()
+	if c.i < len(c.b) && c.b[c.i] == '}' {
+		c.i++
+		return true
 	}
 	for {
-		if i >= len(b) || b[i] != '"' {
-			return i, false
+		name := c.str()
+		if !c.ok {
+			return false
 		}
-		end, plain, ok := str(b, i)
-		if !ok || !plain || bytes.IndexByte(b[i+1:end-1], '\\') >= 0 {
-			return i, false
+		c.space()
+		if c.i >= len(c.b) || c.b[c.i] != ':' {
+			c.ok = false
+			return false
 		}
-		name := b[i+1 : end-1]
-		i = skipSpace(b, end)
-		if i >= len(b) || b[i] != ':' {
-			return i, false
+		c.i++
+		c.space()
+		if !member(c.b[name.start+1 : name.end-1]) {
+			c.ok = false
+			return false
 		}
-		i = skipSpace(b, i+1)
-		v := span{start: i}
-		if v.end, plain, ok = value(b, i); !ok || !fn(name, v, plain) {
-			return i, false
+		c.space()
+		if c.i >= len(c.b) {
+			c.ok = false
+			return false
 		}
-		i = skipSpace(b, v.end)
-		if i >= len(b) {
-			return i, false
-		}
-		switch b[i] {
+		c.i++
+		switch c.b[c.i-1] {
 		case ',':
-			i = skipSpace(b, i+1)
+			c.space()
 		case '}':
-			return i + 1, true
+			return true
 		default:
-			return i, false
+			c.ok = false
+			return false
 		}
 	}
 }
 
-// elements calls fn with each element of the array that starts at b[i],
-// until it returns false. It returns where the array ends, and false when
-// it is not valid JSON or fn returned false.
-func elements(b []byte, i int, fn func(v span) bool) (int, bool) {
-	if i >= len(b) || b[i] != '[' {
-		return i, false
+// member is the index of name in names at or after *next, which then moves
+// past it; -1 when it is not there.
+func (c *cursor) member(names []string, next *int, name []byte) int {
+	for i := *next; i < len(names); i++ {
+		if names[i] == string(name) {
+			*next = i + 1
+			return i
+		}
 	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return i + 1, true
+	return -1
+}
+
+// strings reads an object of canonical strings named by names, in their
+// order, and records where each is in spans (when not nil).
+func (c *cursor) strings(names []string, spans []span) {
+	if c.i >= len(c.b) || c.b[c.i] != '{' {
+		c.ok = false
+		return
+	}
+	next := 0
+	c.object(func(name []byte) bool {
+		i := c.member(names, &next, name)
+		if i < 0 {
+			return false
+		}
+		v := c.str()
+		if spans != nil {
+			spans[i] = v
+		}
+		return c.ok
+	})
+}
+
+// attachments reads an array of attachments.
+func (c *cursor) attachments(se *storedEvent) {
+	if c.i >= len(c.b) || c.b[c.i] != '[' {
+		c.ok = false
+		return
+	}
+	c.i++
+	c.space()
+	if c.i < len(c.b) && c.b[c.i] == ']' {
+		c.i++
+		return
 	}
 	for {
-		v := span{start: i}
-		var ok bool
-		if v.end, _, ok = value(b, i); !ok || !fn(v) {
-			return i, false
+		var a [3]span
+		c.strings(attachmentMembers, a[:])
+		if !c.ok {
+			return
 		}
-		i = skipSpace(b, v.end)
-		if i >= len(b) {
-			return i, false
+		se.attachments = append(se.attachments, a)
+		c.space()
+		if c.i >= len(c.b) {
+			c.ok = false
+			return
 		}
-		switch b[i] {
+		c.i++
+		switch c.b[c.i-1] {
 		case ',':
-			i = skipSpace(b, i+1)
+			c.space()
 		case ']':
-			return i + 1, true
+			return
 		default:
-			return i, false
+			c.ok = false
+			return
 		}
 	}
 }
 
-// value reads the value at b[i] and returns where it ends. Only strings,
-// objects and arrays are read: null, numbers and booleans never appear
-// where a stored event can be copied. plain tells whether a string is
-// canonical.
-func value(b []byte, i int) (end int, plain, ok bool) {
-	if i >= len(b) {
-		return i, false, false
+// handoff reads a handoff object.
+func (c *cursor) handoff(se *storedEvent) {
+	if c.i >= len(c.b) || c.b[c.i] != '{' {
+		c.ok = false
+		return
 	}
-	switch b[i] {
-	case '"':
-		return str(b, i)
-	case '{':
-		end, ok = members(b, i, func([]byte, span, bool) bool { return true })
-		return end, false, ok
-	case '[':
-		end, ok = elements(b, i, func(span) bool { return true })
-		return end, false, ok
-	}
-	return i, false, false
+	next := 0
+	c.object(func(name []byte) bool {
+		i := c.member(handoffMembers, &next, name)
+		switch i {
+		case -1:
+			return false
+		case 2:
+			start := c.i
+			c.strings(agentMembers, se.agent[:])
+			se.handoff[2] = span{start, c.i}
+		default:
+			se.handoff[i] = c.str()
+		}
+		return c.ok
+	})
 }
 
-// str reads the string at b[i] (a quote) and returns where it ends, and
-// whether it is canonical: exactly the bytes appendString writes for its
-// value.
-func str(b []byte, i int) (end int, plain, ok bool) {
-	plain = true
-	for j := i + 1; j < len(b); {
-		c := b[j]
-		switch {
-		case c == '"':
-			return j + 1, plain, true
-		case c < 0x20:
-			return j, false, false
-		case c == '\\':
-			n, canonical := escape(b[j:])
+// str reads a string and returns where it is, quotes included. ok turns
+// false unless it is canonical: exactly the bytes appendString writes for
+// its value.
+func (c *cursor) str() span {
+	b, start := c.b, c.i
+	if start >= len(b) || b[start] != '"' {
+		c.ok = false
+		return span{}
+	}
+	for j := start + 1; j < len(b); {
+		// Most bytes are plain ASCII, copied as they are.
+		if plainASCII[b[j]] {
+			j++
+			continue
+		}
+		switch ch := b[j]; {
+		case ch == '"':
+			c.i = j + 1
+			return span{start, c.i}
+		case ch == '\\':
+			n := canonicalEscape(b[j:])
 			if n == 0 {
-				return j, false, false
+				c.ok = false
+				return span{}
 			}
-			plain = plain && canonical
 			j += n
-		case c == '<' || c == '>' || c == '&':
-			plain = false
-			j++
-		case c < utf8.RuneSelf:
-			j++
+		case ch < utf8.RuneSelf: // control characters, < > &
+			c.ok = false
+			return span{}
 		default:
 			r, size := utf8.DecodeRune(b[j:])
 			if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
-				plain = false
+				c.ok = false
+				return span{}
 			}
 			j += size
 		}
 	}
-	return len(b), false, false
+	c.ok = false
+	return span{}
 }
 
-// escape reads the escape at the start of b and returns its length (0 when
-// it is not valid JSON), and whether appendString writes it.
-func escape(b []byte) (int, bool) {
+// plainASCII tells the ASCII bytes appendString writes as they are.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// canonicalEscape returns the length of the escape at the start of b when
+// appendString writes it, else 0.
+func canonicalEscape(b []byte) int {
 	if len(b) < 2 {
-		return 0, false
+		return 0
 	}
 	switch b[1] {
 	case '"', '\\', 'b', 'f', 'n', 'r', 't':
-		return 2, true
-	case '/':
-		return 2, false
+		return 2
 	case 'u':
 	default:
-		return 0, false
+		return 0
 	}
 	if len(b) < 6 {
-		return 0, false
+		return 0
 	}
-	code, lower := 0, true
+	code := 0
 	for _, c := range b[2:6] {
 		switch {
 		case c >= '0' && c <= '9':
 			code = code<<4 | int(c-'0')
 		case c >= 'a' && c <= 'f':
 			code = code<<4 | int(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			code = code<<4 | int(c-'A'+10)
-			lower = false
-		default:
-			return 0, false
+		default: // upper case hex digits are not written, and the rest is not JSON
+			return 0
 		}
 	}
-	switch code {
-	case '\b', '\f', '\n', '\r', '\t':
-		return 6, false // written short
-	case '<', '>', '&', '\u2028', '\u2029':
-		return 6, lower
+	switch {
+	case code == '\b' || code == '\f' || code == '\n' || code == '\r' || code == '\t':
+		return 0 // written short
+	case code < 0x20 || code == '<' || code == '>' || code == '&' || code == '\u2028' || code == '\u2029':
+		return 6
 	}
-	return 6, lower && code < 0x20
+	return 0
 }
 
 // canonicalTime reports whether s is a valid time as time.Time's
@@ -544,11 +543,4 @@ func canonicalTime(s []byte) bool {
 	}
 	_, err := event.ParseTime(string(s))
 	return err == nil
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store/storetest"
 )
 
 // decodedView is the reference for a stored event: decoded as the store's
@@ -141,6 +143,7 @@ func TestStoredEventOddShapes(t *testing.T) {
 		{`{` + head + `,"author":{"role":"bot"},"text":"oi","content_type":"text"}`, true},
 		{` {` + head + ` , "author" : {"role":"bot"} ,"text":"oi","content_type":"text"} `, true},
 		{`{` + head + `,"author":{"role":"bot"},"text":"oi","content_type":"text","key":"k","session":"s"}`, true}, // Elasticsearch's document
+		{`{` + head + `,"text":"oi","author":{"role":"bot"},"content_type":"text"}`, false},                        // another order
 		{`{` + head + `,"author":{"role":"bot"},"text":"oi"}`, false},                                              // no content type: "text" when decoded
 		{`{` + head + `,"author":{"role":"bot"},"text":"oi","content_type":""}`, false},
 		{`{` + head + `,"text":"oi","content_type":"text"}`, true}, // no author: not valid, the same view
@@ -172,7 +175,8 @@ func TestStoredEventOddShapes(t *testing.T) {
 		{`{"event_id":"x","type":"legacy","occurred_at":"2025-10-07T09:00:00Z","tag":"t","info":{"key":"k","value":"v"}}`, true},
 		{`{"event_id":"x","type":"info","occurred_at":"2025-10-07T09:00:00Z","info":{"key":"k","value":7}}`, false},
 		{`{"event_id":"x","type":"info","occurred_at":"2025-10-07T09:00:00Z","info":{"key":"k","value":"7"}}`, true},
-		{`{"event_id":"x","type":"handoff","occurred_at":"2025-10-07T09:00:00Z","handoff":{"action":"assigned","agent":{"id":"a"},"queue":""}}`, true},
+		{`{"event_id":"x","type":"handoff","occurred_at":"2025-10-07T09:00:00Z","handoff":{"action":"assigned","queue":"","agent":{"id":"a"}}}`, true},
+		{`{"event_id":"x","type":"handoff","occurred_at":"2025-10-07T09:00:00Z","handoff":{"action":"assigned","agent":{"id":"a"},"queue":""}}`, false}, // another order
 		{`{"event_id":"x","type":"handoff","occurred_at":"2025-10-07T09:00:00Z","handoff":{"action":"assigned","agent":null}}`, false},
 		{`{"event_id":"x","type":"handoff","occurred_at":"2025-10-07T09:00:00Z"}`, true},
 		{`{"event_id":"x","type":"mess\u0061ge","occurred_at":"2025-10-07T09:00:00Z"}`, false},
@@ -191,4 +195,42 @@ func TestStoredEventOddShapes(t *testing.T) {
 			t.Errorf("%s: copied %t, want %t", body, fast, tc.copied)
 		}
 	}
+}
+
+// BenchmarkJSONLEncoder encodes a session of 26 events as the bench's
+// conversations hold them (texts with accents and line breaks, tags,
+// information, a handoff), stored as the store stores them.
+//
+//	go test ./internal/api -run '^$' -bench JSONLEncoder -benchmem
+func BenchmarkJSONLEncoder(b *testing.B) {
+	c := storetest.B{Contact: "5511987654321", Phone: "+5511987654321", Name: "Cláudia Simões", Protocol: "20251007092633646"}
+	var events []event.Event
+	for i := range 8 {
+		at := time.Duration(i) * time.Minute
+		events = append(events,
+			c.Msg(fmt.Sprintf("m%d-1", i), at, event.RoleCustomer, "oi, preciso da segunda via"),
+			c.Msg(fmt.Sprintf("m%d-2", i), at+time.Second, event.RoleBot, "Olá! Boas-vindas ao atendimento Acme! Sou a Lia, assistente virtual. 😊\nComo posso ajudar você hoje? Digite o número da opção:\n1) Segunda via de boleto\n2) Negociar débitos"),
+			c.Tag(fmt.Sprintf("m%d-3", i), at+2*time.Second, "Menu Principal"))
+	}
+	events = append(events, c.Info("i1", time.Hour, "NPS", "9"), c.Handoff("h1", time.Hour, event.ActionAssigned, ""))
+	d := report.StoredDetail{Session: session.Session{Tenant: "acme", ID: "c639c747-4637-4ff5-99c0-9f0e86d3c21b", Channel: "whatsapp",
+		Contact: event.Contact{ID: c.Contact}, StartedAt: storetest.Base, LastActivityAt: storetest.Base.Add(time.Hour),
+		WindowEndsAt: storetest.Base.Add(24 * time.Hour), Tags: []string{"Menu Principal"}, Info: map[string]string{"NPS": "9"}}}
+	for i := range events {
+		body, err := json.Marshal(&events[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.Events = append(d.Events, body)
+	}
+	enc := &jsonlEncoder{now: storetest.Base}
+	var out []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if out, err = enc.Append(out[:0], &d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(len(out)))
 }
