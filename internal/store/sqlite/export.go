@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	"fmt"
 	"sync"
 
@@ -10,16 +11,18 @@ import (
 )
 
 // exportReaders is how many chunks an export reads and encodes at once, each
-// in a read transaction of its own connection. Choosing a chunk's sessions
-// needs the last session of the chunk before it, but reading its events and
-// encoding them (most of an export's work) does not: with two readers both
-// cores work on one export (docs/performance.md).
+// reader in read transactions of its own connection. Choosing a chunk's
+// sessions needs the last session of the chunk before it, but reading its
+// events and encoding them (most of an export's work) does not: with two
+// readers both cores work on one export (docs/performance.md). Every
+// connection holds its own page cache and its own map of the file, so an
+// export uses no more of them than it has readers.
 const exportReaders = 2
 
-// exportChunks is how many chunks an export holds at once: those being read,
-// the one being chosen and the one being written. They are reused, so an
-// export's memory is that of a few chunks whatever its length.
-const exportChunks = exportReaders + 2
+// exportChunks is how many chunks an export holds at once: one being read
+// by each reader, and encoded ones waiting to be written. They are reused,
+// so an export's memory is that of a few chunks whatever its length.
+const exportChunks = 2 * exportReaders
 
 // Export encodes every session f matches, complete with its events, in the
 // order of Search, and passes them to emit a chunk of report.ExportChunk
@@ -27,10 +30,11 @@ const exportChunks = exportReaders + 2
 // cursors; each chunk is one snapshot, read in a read transaction that ends
 // before its sessions are emitted, so no transaction stays open while emit
 // writes to a slow client. A session that an update changes during the
-// export appears as one of its chunk's snapshots. While emit writes a chunk,
-// the next ones are chosen, read and encoded on other goroutines, each
-// reader with its own encoder from newEncoder. Export stops at the first
-// error of emit, or when ctx ends, and returns once those goroutines have
+// export appears as one of its chunk's snapshots. Readers take turns to
+// choose the next chunk after the last one chosen, then read and encode it
+// with their own encoder from newEncoder while the next reader chooses the
+// following one and emit writes the one before. Export stops at the first
+// error of emit, or when ctx ends, and returns once its readers have
 // stopped.
 func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() report.Encoder, emit report.Emit) error {
 	if err := f.Validate(); err != nil {
@@ -46,16 +50,20 @@ func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() r
 		f:     f,
 		free:  make(chan *exportChunk, exportChunks),
 		order: make(chan *exportChunk, exportChunks),
-		work:  make(chan *exportChunk),
+		turn:  make(chan turn, 1),
 	}
 	for range exportChunks {
 		x.free <- &exportChunk{ready: make(chan struct{}, 1)}
 	}
+	x.turn <- turn{}
 	var wg sync.WaitGroup
-	wg.Go(func() { x.choose(ctx) })
 	for range exportReaders {
 		wg.Go(func() { x.read(ctx, newEncoder()) })
 	}
+	go func() {
+		wg.Wait()
+		close(x.order)
+	}()
 	var err error
 	for c := range x.order {
 		<-c.ready
@@ -69,49 +77,53 @@ func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() r
 			err = ctx.Err()
 		}
 		if err != nil {
-			cancel() // the chooser stops; the readers drop what they hold
+			cancel() // the readers stop, ending the transactions they hold
 		}
 		x.free <- c
-	}
-	wg.Wait()
-	for range exportChunks {
-		if c := <-x.free; c.conn != nil {
-			c.conn.Close()
-		}
 	}
 	return err
 }
 
-// export is one export on its way. Chunks go from free to the chooser, which
-// passes each to order (the order they are emitted in) and to work (where a
-// reader takes it), and back to free once emitted.
+// export is one export on its way. A reader takes a chunk from free and the
+// turn, chooses the chunk's sessions and passes it to order (the order the
+// chunks are emitted in) and the turn to the next reader; the chunk goes
+// back to free once emitted.
 type export struct {
 	s     *Store
 	f     report.Filter
 	free  chan *exportChunk
 	order chan *exportChunk
-	work  chan *exportChunk
+	turn  chan turn
 }
 
-// exportChunk is a chunk of an export with its connection, kept for the
-// whole export: the pool keeps only two idle connections, and an export
-// uses more at once.
+// turn is the right to choose the next chunk: the sessions after cur (all
+// when nil), or none when done.
+type turn struct {
+	cur  *report.Cursor
+	done bool
+}
+
+// exportChunk is a chunk of an export on its way to emit.
 type exportChunk struct {
 	chunk
-	conn *sql.Conn
-	tx   *sql.Tx // from choosing to reading the events
-	out  []byte  // the chunk's sessions, encoded
-	err  error
+	out []byte // the chunk's sessions, encoded
+	err error
 	// ready receives once the chunk is read and encoded, or failed.
 	ready chan struct{}
 }
 
-// choose chooses every chunk's sessions in turn, each after the last
-// session of the one before, and leaves its transaction open for a reader.
-func (x *export) choose(ctx context.Context) {
-	defer close(x.order)
-	defer close(x.work)
-	var cur *report.Cursor
+// read chooses, reads and encodes chunks in turn with the other readers,
+// on a connection of its own, until the last chunk is chosen or ctx ends.
+func (x *export) read(ctx context.Context, enc report.Encoder) {
+	var (
+		conn    *sql.Conn
+		restore int64
+	)
+	defer func() {
+		if conn != nil {
+			releaseExportConn(conn, restore)
+		}
+	}()
 	for {
 		var c *exportChunk
 		select {
@@ -119,61 +131,64 @@ func (x *export) choose(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		c.err = x.s.chooseChunk(ctx, c, translate(&x.f, cur))
+		var t turn
+		select {
+		case t = <-x.turn:
+		case <-ctx.Done():
+			return
+		}
+		if t.done {
+			x.turn <- t
+			return
+		}
+		c.err = nil
+		if conn == nil {
+			if conn, restore, c.err = x.s.exportConn(ctx); c.err != nil {
+				c.err = fmt.Errorf("export: %w", c.err)
+			}
+		}
+		var tx *sql.Tx
+		if c.err == nil {
+			tx, c.err = chooseChunk(ctx, conn, &c.chunk, translate(&x.f, t.cur))
+		}
 		x.order <- c // never blocks: it has room for every chunk
-		if c.err != nil {
-			c.ready <- struct{}{}
-			return
+		if c.err != nil || len(c.list) < report.ExportChunk {
+			x.turn <- turn{done: true}
+		} else {
+			last := &c.list[len(c.list)-1].Session
+			x.turn <- turn{cur: &report.Cursor{StartedAt: last.StartedAt, SessionID: last.ID}}
 		}
-		x.work <- c
-		if len(c.list) < report.ExportChunk {
-			return
+		if c.err == nil {
+			c.err = c.readAndEncode(ctx, tx, x.f.Tenant, enc)
 		}
-		last := &c.list[len(c.list)-1].Session
-		cur = &report.Cursor{StartedAt: last.StartedAt, SessionID: last.ID}
-	}
-}
-
-// chooseChunk begins c's read transaction and chooses its sessions.
-func (s *Store) chooseChunk(ctx context.Context, c *exportChunk, w *where) error {
-	if c.conn == nil {
-		conn, err := s.db.Conn(ctx)
-		if err != nil {
-			return fmt.Errorf("export: %w", err)
-		}
-		c.conn = conn
-	}
-	// Read-only transactions begin DEFERRED: they take no write lock. One
-	// whose context ends is rolled back by database/sql.
-	tx, err := c.conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("begin read: %w", err)
-	}
-	if err := c.choose(ctx, tx, w, report.ExportChunk); err != nil {
-		tx.Rollback() //nolint:errcheck // read-only
-		return err
-	}
-	c.tx = tx
-	return nil
-}
-
-// read reads the events of the chunks the chooser passes and encodes them
-// with enc, until the chooser is done. Once ctx ends it only ends their
-// transactions.
-func (x *export) read(ctx context.Context, enc report.Encoder) {
-	for c := range x.work {
-		c.err = c.readAndEncode(ctx, x.f.Tenant, enc)
 		c.ready <- struct{}{}
 	}
 }
 
-func (c *exportChunk) readAndEncode(ctx context.Context, tenant string, enc report.Encoder) error {
+// chooseChunk begins a read transaction on conn and chooses c's sessions in
+// it.
+func chooseChunk(ctx context.Context, conn *sql.Conn, c *chunk, w *where) (*sql.Tx, error) {
+	// Read-only transactions begin DEFERRED: they take no write lock. One
+	// whose context ends is rolled back by database/sql.
+	tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("begin read: %w", err)
+	}
+	if err := c.choose(ctx, tx, w, report.ExportChunk); err != nil {
+		tx.Rollback() //nolint:errcheck // read-only
+		return nil, err
+	}
+	return tx, nil
+}
+
+// readAndEncode reads the events of c's sessions in tx, which it ends, and
+// encodes the sessions with enc.
+func (c *exportChunk) readAndEncode(ctx context.Context, tx *sql.Tx, tenant string, enc report.Encoder) error {
 	err := ctx.Err()
 	if err == nil {
-		err = c.readEvents(ctx, c.tx, tenant)
+		err = c.readEvents(ctx, tx, tenant)
 	}
-	c.tx.Rollback() //nolint:errcheck // read-only
-	c.tx = nil
+	tx.Rollback() //nolint:errcheck // read-only
 	if err != nil {
 		return err
 	}
@@ -184,4 +199,41 @@ func (c *exportChunk) readAndEncode(ctx context.Context, tenant string, enc repo
 		}
 	}
 	return nil
+}
+
+// exportCachePages is the page cache of an export's connection
+// (https://sqlite.org/pragma.html#pragma_cache_size; negative: KiB). An
+// export reads each page of a chunk about once, and only the B-trees'
+// upper pages again; the 64 MiB the store gives each connection would
+// hold, per reader, pages no one reads twice.
+const exportCachePages = -16 << 10
+
+// exportConn is a connection of the pool for an export's reader, with
+// exportCachePages of cache until releaseExportConn gives it back the cache
+// it had (restore).
+func (s *Store) exportConn(ctx context.Context) (conn *sql.Conn, restore int64, err error) {
+	if conn, err = s.db.Conn(ctx); err != nil {
+		return nil, 0, err
+	}
+	err = conn.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&restore)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = %d", exportCachePages))
+	}
+	if err != nil {
+		conn.Close()
+		return nil, 0, err
+	}
+	return conn, restore, nil
+}
+
+// releaseExportConn gives conn its cache back and returns it to the pool.
+// It runs after the export's context may have ended.
+func releaseExportConn(conn *sql.Conn, restore int64) {
+	if _, err := conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA cache_size = %d", restore)); err != nil {
+		// A connection with the small cache is still correct, but the
+		// pool's next user expects the usual one: the driver's
+		// ErrBadConn makes database/sql close it instead.
+		conn.Raw(func(any) error { return sqldriver.ErrBadConn }) //nolint:errcheck // the point is the error
+	}
+	conn.Close()
 }

@@ -30,7 +30,7 @@ func (idEncoder) Append(dst []byte, d *report.StoredDetail) ([]byte, error) {
 // goroutines, emits every session once in Search's order, chunk by chunk;
 // one that emit stops (the client went away) or whose context ends returns
 // at once, with its goroutines stopped and its connections and
-// transactions given back.
+// transactions given back, with their usual page cache.
 func TestExportOrderAndStop(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
@@ -102,5 +102,18 @@ func TestExportOrderAndStop(t *testing.T) {
 	}
 	if got := s.db.Stats().InUse; got != inUse {
 		t.Fatalf("%d connections in use after the exports, %d before", got, inUse)
+	}
+	// The readers' connections went back to the pool with the cache every
+	// connection opens with.
+	for range exportReaders {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var pages int
+		if err := conn.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&pages); err != nil || pages != -65536 {
+			t.Fatalf("a pooled connection's cache_size is %d (%v)", pages, err)
+		}
 	}
 }
