@@ -473,23 +473,23 @@ func (c *chunk) readEvents(ctx context.Context, tx *sql.Tx, tenant string) error
 	if len(c.list) == 0 {
 		return nil
 	}
-	sessions := []byte{'['}
+	spans := []byte{'['}
 	for i := range c.list {
 		ss := &c.list[i].Session
 		if i > 0 {
-			sessions = append(sessions, ',')
+			spans = append(spans, ',')
 		}
-		sessions = jsonenc.AppendString(append(sessions, '['), ss.Key, false)
-		sessions = strconv.AppendInt(append(sessions, ','), ss.StartedAt.UnixMilli(), 10)
-		sessions = strconv.AppendInt(append(sessions, ','), ss.LastActivityAt.UnixMilli(), 10)
-		sessions = append(jsonenc.AppendString(append(sessions, ','), ss.ID, false), ']')
+		spans = jsonenc.AppendString(append(spans, '['), ss.Key, false)
+		spans = strconv.AppendInt(append(spans, ','), ss.StartedAt.UnixMilli(), 10)
+		spans = strconv.AppendInt(append(spans, ','), ss.LastActivityAt.UnixMilli(), 10)
+		spans = append(jsonenc.AppendString(append(spans, ','), ss.ID, false), ']')
 	}
-	sessions = append(sessions, ']')
+	spans = append(spans, ']')
 	rows, err := tx.QueryContext(ctx, `WITH c(i, session_key, first, last, session_id) AS MATERIALIZED
 		(SELECT key, value->>0, value->>1, value->>2, value->>3 FROM json_each(?))
 		SELECT c.i, e.occurred_at, e.event_id, e.body FROM c CROSS JOIN events e
 		WHERE e.tenant = ? AND e.session_key = c.session_key
-		AND e.occurred_at BETWEEN c.first AND c.last AND e.session_id = c.session_id`, string(sessions), tenant)
+		AND e.occurred_at BETWEEN c.first AND c.last AND e.session_id = c.session_id`, string(spans), tenant)
 	if err != nil {
 		return fmt.Errorf("read session events: %w", err)
 	}
