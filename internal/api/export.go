@@ -16,6 +16,10 @@ import (
 	"github.com/chatreport/chatreport/internal/report"
 )
 
+// exportFlushEvery is how many sessions an export writes between flushes to
+// the client, so a long export shows progress.
+const exportFlushEvery = 100
+
 // export streams every session the filter matches, complete, as JSON lines
 // or CSV. The store encodes the sessions (on several goroutines, chunk by
 // chunk) with the format's encoder; nothing is held beyond a few of its
@@ -56,19 +60,31 @@ func (s *Server) export(c *gin.Context) {
 		return nil
 	}
 	n := 0
-	err := s.store.Export(ctx, f, newEncoder, func(chunk []byte, sessions int) error {
+	err := s.store.Export(ctx, f, newEncoder, func(chunk []byte, ends []int) error {
 		if !started {
 			if err := start(); err != nil {
 				return err
 			}
 		}
-		if _, err := c.Writer.Write(chunk); err != nil {
-			return writeError{err}
+		// A chunk reaches the client exportFlushEvery sessions at a time,
+		// so that a long export shows progress.
+		for i := 0; i < len(ends); i += exportFlushEvery {
+			last := min(i+exportFlushEvery, len(ends)) - 1
+			from := 0
+			if i > 0 {
+				from = ends[i-1]
+			}
+			if _, err := c.Writer.Write(chunk[from:ends[last]]); err != nil {
+				return writeError{err}
+			}
+			c.Writer.Flush()
+			n += last + 1 - i
+			// A client that went away stops the export at once.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		}
-		c.Writer.Flush()
-		n += sessions
-		// A client that went away stops the export at once.
-		return ctx.Err()
+		return nil
 	})
 	if err == nil && !started {
 		err = start()

@@ -546,7 +546,10 @@ func (e *endlessStore) Export(ctx context.Context, f report.Filter, newEncoder f
 		d.Events = append(d.Events, body)
 	}
 	enc := newEncoder()
-	var chunk []byte
+	var (
+		chunk []byte
+		ends  []int
+	)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -558,12 +561,13 @@ func (e *endlessStore) Export(ctx context.Context, f report.Filter, newEncoder f
 		if chunk, err = enc.Append(chunk, &d); err != nil {
 			return err
 		}
+		ends = append(ends, len(chunk))
 		n++
 		if n%10 == 0 {
-			if err := emit(chunk, 10); err != nil {
+			if err := emit(chunk, ends); err != nil {
 				return err
 			}
-			chunk = chunk[:0]
+			chunk, ends = chunk[:0], ends[:0]
 		}
 	}
 }

@@ -52,6 +52,6 @@ type Encoder interface {
 	Append(dst []byte, d *StoredDetail) ([]byte, error)
 }
 
-// Emit receives an export's sessions, encoded: chunk holds n whole
-// sessions and is only valid during the call.
-type Emit func(chunk []byte, n int) error
+// Emit receives an export's sessions, encoded: chunk holds whole sessions,
+// the i-th ending at ends[i]. Both are only valid during the call.
+type Emit func(chunk []byte, ends []int) error

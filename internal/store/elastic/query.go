@@ -446,7 +446,10 @@ func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() r
 		Source_:        sessionSource(),
 	}
 	enc := newEncoder()
-	var out []byte
+	var (
+		out  []byte
+		ends []int
+	)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -467,15 +470,16 @@ func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() r
 		if err != nil {
 			return err
 		}
-		out = out[:0]
+		out, ends = out[:0], ends[:0]
 		for i := range page.Items {
 			d := report.StoredDetail{Session: page.Items[i], Events: events[page.Items[i].ID]}
 			if out, err = enc.Append(out, &d); err != nil {
 				return err
 			}
+			ends = append(ends, len(out))
 		}
 		if len(page.Items) > 0 {
-			if err := emit(out, len(page.Items)); err != nil {
+			if err := emit(out, ends); err != nil {
 				return err
 			}
 		}

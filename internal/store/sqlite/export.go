@@ -71,7 +71,7 @@ func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() r
 			err = c.err
 		}
 		if err == nil && len(c.list) > 0 {
-			err = emit(c.out, len(c.list))
+			err = emit(c.out, c.ends)
 		}
 		if err == nil {
 			err = ctx.Err()
@@ -106,8 +106,9 @@ type turn struct {
 // exportChunk is a chunk of an export on its way to emit.
 type exportChunk struct {
 	chunk
-	out []byte // the chunk's sessions, encoded
-	err error
+	out  []byte // the chunk's sessions, encoded
+	ends []int  // where each ends in out
+	err  error
 	// ready receives once the chunk is read and encoded, or failed.
 	ready chan struct{}
 }
@@ -192,11 +193,12 @@ func (c *exportChunk) readAndEncode(ctx context.Context, tx *sql.Tx, tenant stri
 	if err != nil {
 		return err
 	}
-	c.out = c.out[:0]
+	c.out, c.ends = c.out[:0], c.ends[:0]
 	for i := range c.list {
 		if c.out, err = enc.Append(c.out, &c.list[i]); err != nil {
 			return err
 		}
+		c.ends = append(c.ends, len(c.out))
 	}
 	return nil
 }

@@ -73,10 +73,17 @@ func TestExportOrderAndStop(t *testing.T) {
 
 	var got []string
 	chunks := 0
-	err = s.Export(ctx, f, newEncoder, func(chunk []byte, sessions int) error {
+	err = s.Export(ctx, f, newEncoder, func(chunk []byte, ends []int) error {
 		lines := strings.Split(strings.TrimSuffix(string(chunk), "\n"), "\n")
-		if len(lines) != sessions || sessions > report.ExportChunk {
-			return fmt.Errorf("a chunk of %d sessions holds %d lines", sessions, len(lines))
+		if len(lines) != len(ends) || len(ends) > report.ExportChunk || ends[len(ends)-1] != len(chunk) {
+			return fmt.Errorf("a chunk of %d sessions holds %d lines", len(ends), len(lines))
+		}
+		start := 0
+		for i, end := range ends {
+			if string(chunk[start:end]) != lines[i]+"\n" {
+				return fmt.Errorf("session %d of a chunk ends at %d", i, end)
+			}
+			start = end
 		}
 		got = append(got, lines...)
 		chunks++
@@ -91,12 +98,12 @@ func TestExportOrderAndStop(t *testing.T) {
 
 	stop := errors.New("client went away")
 	calls := 0
-	if err := s.Export(ctx, f, newEncoder, func([]byte, int) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+	if err := s.Export(ctx, f, newEncoder, func([]byte, []int) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
 		t.Fatalf("export after emit failed: %v after %d chunks", err, calls)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	calls = 0
-	err = s.Export(cctx, f, newEncoder, func([]byte, int) error { calls++; cancel(); return nil })
+	err = s.Export(cctx, f, newEncoder, func([]byte, []int) error { calls++; cancel(); return nil })
 	if !errors.Is(err, context.Canceled) || calls != 1 {
 		t.Fatalf("export whose context ended: %v after %d chunks", err, calls)
 	}

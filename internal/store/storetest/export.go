@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,16 +12,17 @@ import (
 // decoded, in order: the suite checks what is exported, whatever the
 // format. It stops at fn's first error.
 func ExportDetails(ctx context.Context, s Store, f report.Filter, fn func(report.Detail) error) error {
-	return s.Export(ctx, f, func() report.Encoder { return detailEncoder{} }, func(chunk []byte, n int) error {
-		lines := bytes.Split(bytes.TrimSuffix(chunk, []byte{'\n'}), []byte{'\n'})
-		if len(lines) != n {
-			return fmt.Errorf("export: a chunk of %d sessions holds %d", n, len(lines))
-		}
-		for _, line := range lines {
+	return s.Export(ctx, f, func() report.Encoder { return detailEncoder{} }, func(chunk []byte, ends []int) error {
+		start := 0
+		for _, end := range ends {
+			if end < start || end > len(chunk) {
+				return fmt.Errorf("export: a session ends at %d, after %d, in a chunk of %d bytes", end, start, len(chunk))
+			}
 			var d report.Detail
-			if err := json.Unmarshal(line, &d); err != nil {
+			if err := json.Unmarshal(chunk[start:end], &d); err != nil {
 				return err
 			}
+			start = end
 			if err := fn(d); err != nil {
 				return err
 			}
@@ -31,8 +31,7 @@ func ExportDetails(ctx context.Context, s Store, f report.Filter, fn func(report
 	})
 }
 
-// detailEncoder encodes a session as the JSON of its decoded report.Detail,
-// one a line.
+// detailEncoder encodes a session as the JSON of its decoded report.Detail.
 type detailEncoder struct{}
 
 func (detailEncoder) Append(dst []byte, sd *report.StoredDetail) ([]byte, error) {
@@ -44,5 +43,5 @@ func (detailEncoder) Append(dst []byte, sd *report.StoredDetail) ([]byte, error)
 	if err != nil {
 		return dst, err
 	}
-	return append(append(dst, line...), '\n'), nil
+	return append(dst, line...), nil
 }
