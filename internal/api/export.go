@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -22,7 +21,9 @@ import (
 const exportFlushEvery = 100
 
 // export streams every session the filter matches, complete, as JSON lines
-// or CSV. Nothing is buffered beyond one store chunk and the write buffer.
+// or CSV. The store encodes the sessions (on several goroutines, chunk by
+// chunk) with the format's encoder; nothing is held beyond a few of its
+// chunks.
 func (s *Server) export(c *gin.Context) {
 	p := s.parser()
 	in := p.decodeQuery(c.Request.URL.Query(), routeParams(c))
@@ -36,54 +37,57 @@ func (s *Server) export(c *gin.Context) {
 	now := p.now
 	ctx := c.Request.Context()
 
-	buf := bufio.NewWriterSize(c.Writer, 64<<10)
-	var w exportWriter
+	contentType, header := "application/x-ndjson", ""
+	newEncoder := func() report.Encoder { return &jsonlEncoder{now: now} }
 	if format == formatCSV {
-		w = newCSVExport(buf, now)
-	} else {
-		w = &jsonlExport{w: buf, now: now}
+		contentType, header = "text/csv; charset=utf-8", csvHeader()
+		newEncoder = func() report.Encoder { return newCSVEncoder(now) }
 	}
 	started := false
-	start := func() {
-		// Headers go out with the first session (or the end), so that a
+	start := func() error {
+		// Headers go out with the first chunk (or the end), so that a
 		// store failing at once still gets a problem document.
 		started = true
 		h := c.Writer.Header()
-		h.Set("Content-Type", w.contentType())
+		h.Set("Content-Type", contentType)
 		h.Set("Content-Disposition", `attachment; filename="chatreport-`+now.In(s.loc).Format(time.DateOnly)+"."+format+`"`)
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Content-Type-Options", "nosniff")
 		c.Status(http.StatusOK)
-	}
-	n := 0
-	err := s.store.Export(ctx, f, func(d report.Detail) error {
-		if !started {
-			start()
-		}
-		if err := w.write(&d); err != nil {
+		if _, err := c.Writer.WriteString(header); err != nil {
 			return writeError{err}
 		}
-		n++
-		if n%exportFlushEvery == 0 {
-			if err := buf.Flush(); err != nil {
+		return nil
+	}
+	n := 0
+	err := s.store.Export(ctx, f, newEncoder, func(chunk []byte, ends []int) error {
+		if !started {
+			if err := start(); err != nil {
+				return err
+			}
+		}
+		// A chunk reaches the client exportFlushEvery sessions at a time,
+		// so that a long export shows progress.
+		for i := 0; i < len(ends); i += exportFlushEvery {
+			last := min(i+exportFlushEvery, len(ends)) - 1
+			from := 0
+			if i > 0 {
+				from = ends[i-1]
+			}
+			if _, err := c.Writer.Write(chunk[from:ends[last]]); err != nil {
 				return writeError{err}
 			}
 			c.Writer.Flush()
+			n += last + 1 - i
+			// A client that went away stops the export at once.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		}
-		// A client that went away stops the export at once, not at the
-		// end of the store's chunk.
-		return ctx.Err()
+		return nil
 	})
-	if err == nil {
-		if !started {
-			start()
-		}
-		if err = w.finish(); err == nil {
-			err = buf.Flush()
-		}
-		if err != nil {
-			err = writeError{err}
-		}
+	if err == nil && !started {
+		err = start()
 	}
 	var werr writeError
 	switch {
@@ -93,9 +97,8 @@ func (s *Server) export(c *gin.Context) {
 		s.log.Info("export stopped: the client went away", zap.Int("sessions", n))
 		c.Abort()
 	case !c.Writer.Written():
-		// The store failed before anything reached the client (the
-		// first sessions may still sit in buf): a problem document
-		// replaces the export.
+		// The store failed before anything reached the client: a
+		// problem document replaces the export.
 		c.Writer.Header().Del("Content-Disposition")
 		s.storeFailed(c, err)
 	default:
@@ -113,36 +116,6 @@ type writeError struct{ err error }
 func (e writeError) Error() string { return "write export: " + e.err.Error() }
 func (e writeError) Unwrap() error { return e.err }
 
-// exportWriter writes sessions in one export format.
-type exportWriter interface {
-	contentType() string
-	write(d *report.Detail) error
-	// finish writes what an export needs at its end (a CSV header when
-	// nothing matched).
-	finish() error
-}
-
-// jsonlExport writes one line per session: the object GET /sessions/{id}
-// returns.
-type jsonlExport struct {
-	w   *bufio.Writer
-	buf []byte // one line, reused
-	now time.Time
-}
-
-func (j *jsonlExport) contentType() string { return "application/x-ndjson" }
-
-func (j *jsonlExport) write(d *report.Detail) error {
-	var err error
-	if j.buf, err = appendDetail(j.buf[:0], &d.Session, d.Events, j.now); err != nil {
-		return err
-	}
-	_, err = j.w.Write(j.buf)
-	return err
-}
-
-func (j *jsonlExport) finish() error { return nil }
-
 // csvColumns are the CSV export's columns: the session's, then the
 // message's. Lists and maps are JSON.
 var csvColumns = []string{
@@ -154,33 +127,44 @@ var csvColumns = []string{
 	"message_author_name", "message_text", "message_content_type", "message_attachments", "message_protocol",
 }
 
-// csvExport writes one row per message, with its session's columns; a
+// csvEncoder writes one row per message, with its session's columns; a
 // session without messages gets one row with empty message columns.
-type csvExport struct {
-	w      *csv.Writer
-	now    time.Time
-	header bool
-	row    []string
+type csvEncoder struct {
+	out appendWriter
+	w   *csv.Writer
+	now time.Time
+	row []string
 }
 
-func newCSVExport(w *bufio.Writer, now time.Time) *csvExport {
-	return &csvExport{w: csv.NewWriter(w), now: now, row: make([]string, len(csvColumns))}
+func newCSVEncoder(now time.Time) *csvEncoder {
+	x := &csvEncoder{now: now, row: make([]string, len(csvColumns))}
+	x.w = csv.NewWriter(&x.out)
+	return x
 }
 
-func (x *csvExport) contentType() string { return "text/csv; charset=utf-8" }
+// csvHeader is the CSV export's first line.
+func csvHeader() string {
+	var out appendWriter
+	w := csv.NewWriter(&out)
+	w.Write(csvColumns) //nolint:errcheck // into memory
+	w.Flush()
+	return string(out)
+}
 
-func (x *csvExport) writeHeader() error {
-	if x.header {
-		return nil
+// appendWriter is an io.Writer that appends to itself.
+type appendWriter []byte
+
+func (a *appendWriter) Write(p []byte) (int, error) {
+	*a = append(*a, p...)
+	return len(p), nil
+}
+
+func (x *csvEncoder) Append(dst []byte, sd *report.StoredDetail) ([]byte, error) {
+	d, err := sd.Decode()
+	if err != nil {
+		return dst, err
 	}
-	x.header = true
-	return x.w.Write(csvColumns)
-}
-
-func (x *csvExport) write(d *report.Detail) error {
-	if err := x.writeHeader(); err != nil {
-		return err
-	}
+	x.out = dst
 	v := viewSession(&d.Session, x.now)
 	r := x.row
 	r[0], r[1], r[2] = v.SessionID, v.Channel, cell(v.Contact.ID)
@@ -204,26 +188,18 @@ func (x *csvExport) write(d *report.Detail) error {
 		r[first+5], r[first+6] = cell(m.Text), m.ContentType
 		r[first+7], r[first+8] = jsonCell(m.Attachments), deref(m.Protocol)
 		if err := x.w.Write(r); err != nil {
-			return err
+			return dst, err
 		}
 		wrote = true
 	}
 	if !wrote {
 		clear(r[first:])
 		if err := x.w.Write(r); err != nil {
-			return err
+			return dst, err
 		}
 	}
-	x.w.Flush() // into the export's buffer; it reaches the client in batches
-	return x.w.Error()
-}
-
-func (x *csvExport) finish() error {
-	if err := x.writeHeader(); err != nil {
-		return err
-	}
 	x.w.Flush()
-	return x.w.Error()
+	return x.out, x.w.Error()
 }
 
 func csvTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -100,7 +100,7 @@ func (f *fakeStore) Session(context.Context, string, string) (report.Detail, err
 	return report.Detail{}, report.ErrNotFound
 }
 
-func (f *fakeStore) Export(_ context.Context, flt report.Filter, _ func(report.Detail) error) error {
+func (f *fakeStore) Export(_ context.Context, flt report.Filter, _ func() report.Encoder, _ report.Emit) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.filter = flt

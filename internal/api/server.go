@@ -25,9 +25,11 @@ type Store interface {
 	Search(ctx context.Context, f report.Filter, p report.Page) (report.Result, error)
 	// Session returns a session with its events, or report.ErrNotFound.
 	Session(ctx context.Context, tenant, id string) (report.Detail, error)
-	// Export calls fn with every session f matches, in Search's order,
-	// without holding them all in memory; it stops at fn's first error.
-	Export(ctx context.Context, f report.Filter, fn func(report.Detail) error) error
+	// Export encodes every session f matches with encoders newEncoder
+	// returns (several may work at once, each on one goroutine) and passes
+	// them to emit in Search's order, a chunk of whole sessions at a time,
+	// without holding them all in memory; it stops at emit's first error.
+	Export(ctx context.Context, f report.Filter, newEncoder func() report.Encoder, emit report.Emit) error
 	// Facets counts tags, info keys and channels of the sessions started
 	// in [from, to).
 	Facets(ctx context.Context, tenant string, from, to time.Time) (report.Facets, error)

@@ -527,18 +527,29 @@ func TestExportCSV(t *testing.T) {
 	}
 }
 
-// endlessStore exports sessions until the API stops it.
+// endlessStore exports sessions until the API stops it, in chunks of ten.
 type endlessStore struct {
 	fakeStore
 	failAfter int // > 0: fail after that many sessions
 	done      chan int
 }
 
-func (e *endlessStore) Export(ctx context.Context, f report.Filter, fn func(report.Detail) error) error {
+func (e *endlessStore) Export(ctx context.Context, f report.Filter, newEncoder func() report.Encoder, emit report.Emit) error {
 	n := 0
 	defer func() { e.done <- n }()
-	d := report.Detail{Session: session.Session{Tenant: f.Tenant, ID: mariaID, Channel: "whatsapp", StartedAt: storetest.Base}}
-	d.Events = conversations()[:9]
+	d := report.StoredDetail{Session: session.Session{Tenant: f.Tenant, ID: mariaID, Channel: "whatsapp", StartedAt: storetest.Base}}
+	for _, ev := range conversations()[:9] {
+		body, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		d.Events = append(d.Events, body)
+	}
+	enc := newEncoder()
+	var (
+		chunk []byte
+		ends  []int
+	)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -546,10 +557,18 @@ func (e *endlessStore) Export(ctx context.Context, f report.Filter, fn func(repo
 		if e.failAfter > 0 && n == e.failAfter {
 			return fmt.Errorf("disk on fire")
 		}
-		if err := fn(d); err != nil {
+		var err error
+		if chunk, err = enc.Append(chunk, &d); err != nil {
 			return err
 		}
+		ends = append(ends, len(chunk))
 		n++
+		if n%10 == 0 {
+			if err := emit(chunk, ends); err != nil {
+				return err
+			}
+			chunk, ends = chunk[:0], ends[:0]
+		}
 	}
 }
 

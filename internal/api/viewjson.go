@@ -12,42 +12,6 @@ import (
 	"github.com/chatreport/chatreport/internal/session"
 )
 
-// appendDetail appends the view of s with its events (viewDetail) as
-// encoding/json's Encoder writes it (HTML characters escaped), straight from
-// the session and its events: the JSON lines export writes one per session,
-// and encoding/json's reflection, then the views' small allocations, cost
-// more than the store's reading of the session.
-// TestAppendDetailMatchesEncodingJSON holds the two to the same bytes.
-func appendDetail(b []byte, s *session.Session, events []event.Event, now time.Time) ([]byte, error) {
-	b, err := appendSessionFields(b, s, now)
-	if err != nil {
-		return b, err
-	}
-	b = append(b, `,"messages":[`...)
-	first := true
-	for i := range events {
-		if e := &events[i]; e.Type == event.TypeMessage {
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = appendMessage(b, e)
-		}
-	}
-	b = append(b, `],"events":[`...)
-	first = true
-	for i := range events {
-		if e := &events[i]; e.Type != event.TypeMessage {
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = appendTimelineEvent(b, e)
-		}
-	}
-	return append(b, "]}\n"...), nil
-}
-
 // appendSessionFields appends viewSession(s, now) without its closing brace.
 func appendSessionFields(b []byte, s *session.Session, now time.Time) ([]byte, error) {
 	var err error

@@ -7,15 +7,27 @@ import (
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/session"
 )
 
-// TestAppendDetailMatchesEncodingJSON: the export's hand-written encoder
-// writes the bytes encoding/json's Encoder writes, for every kind of event
-// and the strings JSON escapes.
-func TestAppendDetailMatchesEncodingJSON(t *testing.T) {
+// TestJSONLEncoderMatchesEncodingJSON: the export's hand-written encoder
+// writes, from the stored events, the bytes encoding/json's Encoder writes
+// for the view of the events decoded (what GET /sessions/{id} returns), for
+// every kind of event and the strings JSON escapes; with times as the
+// decoder keeps them (copied) and in another zone, to the nanosecond
+// (decoded).
+func TestJSONLEncoderMatchesEncodingJSON(t *testing.T) {
+	for _, at := range []time.Time{
+		time.Date(2025, 10, 7, 9, 26, 33, 646000123, time.FixedZone("", -3*3600)),
+		time.Date(2025, 10, 7, 9, 26, 33, 640000000, time.UTC),
+	} {
+		testJSONLEncoder(t, at)
+	}
+}
+
+func testJSONLEncoder(t *testing.T, at time.Time) {
 	now := time.Date(2025, 10, 9, 12, 0, 0, 0, time.UTC)
-	at := time.Date(2025, 10, 7, 9, 26, 33, 646000123, time.FixedZone("", -3*3600))
 	odd := "a\"b\\c\n\r\t\x01\x1f<tag>&amp; \u2028\u2029 ç 🎉 \xff\xfe end"
 	contact := event.Contact{ID: "5511987654321", Phone: "+55 11 98765-4321", Name: odd}
 	msg := func(id, role, text string) event.Event {
@@ -63,12 +75,26 @@ func TestAppendDetailMatchesEncodingJSON(t *testing.T) {
 			{EventID: "h", Type: event.TypeHandoff, OccurredAt: at, Handoff: &event.Handoff{Agent: &event.Agent{}}},
 		}},
 	} {
-		v := viewDetail(&d.s, d.events, now)
+		sd := report.StoredDetail{Session: d.s}
+		var decoded []event.Event
+		for _, e := range d.events {
+			body, err := json.Marshal(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sd.Events = append(sd.Events, body)
+			de, err := report.DecodeEvent(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			decoded = append(decoded, de)
+		}
+		v := viewDetail(&d.s, decoded, now)
 		var want bytes.Buffer
 		if err := json.NewEncoder(&want).Encode(v); err != nil {
 			t.Fatal(err)
 		}
-		got, err := appendDetail(nil, &d.s, d.events, now)
+		got, err := (&jsonlEncoder{now: now}).Append(nil, &sd)
 		if err != nil {
 			t.Fatal(err)
 		}

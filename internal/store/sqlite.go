@@ -88,9 +88,11 @@ func (c Current) Session(ctx context.Context, tenant, id string) (report.Detail,
 	return onCurrent(ctx, c.Set, func(st *sqlite.Store) (report.Detail, error) { return st.Session(ctx, tenant, id) })
 }
 
-// Export calls fn with every session of the current version that matches f.
-func (c Current) Export(ctx context.Context, f report.Filter, fn func(report.Detail) error) error {
-	_, err := onCurrent(ctx, c.Set, func(st *sqlite.Store) (struct{}, error) { return struct{}{}, st.Export(ctx, f, fn) })
+// Export exports every session of the current version that matches f.
+func (c Current) Export(ctx context.Context, f report.Filter, newEncoder func() report.Encoder, emit report.Emit) error {
+	_, err := onCurrent(ctx, c.Set, func(st *sqlite.Store) (struct{}, error) {
+		return struct{}{}, st.Export(ctx, f, newEncoder, emit)
+	})
 	return err
 }
 

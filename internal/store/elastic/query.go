@@ -331,10 +331,34 @@ func (s *Store) Session(ctx context.Context, tenant, id string) (report.Detail, 
 }
 
 // eventsOf reads the events of sessions (of one tenant), by session, in event
-// order. Events never precede their session's start, which bounds the
-// monthly indices searched.
+// order.
 func (s *Store) eventsOf(ctx context.Context, tenant string, sessions []session.Session) (map[string][]event.Event, error) {
-	out := make(map[string][]event.Event, len(sessions))
+	sources, err := s.eventSources(ctx, tenant, sessions)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]event.Event, len(sources))
+	for id, list := range sources {
+		events := make([]event.Event, len(list))
+		for i, src := range list {
+			var doc eventDoc
+			if err := json.Unmarshal(src, &doc); err != nil || doc.Event == nil {
+				return nil, fmt.Errorf("decode event of session %s: %w", id, cmp.Or(err, errNoEvent))
+			}
+			events[i] = *doc.Event
+		}
+		out[id] = events
+	}
+	return out, nil
+}
+
+// eventSources reads the event documents of sessions (of one tenant) as
+// stored, by session, in event order: an event document is the event's
+// JSON with members of its own, which report.StoredDetail allows. The
+// session of each is its first sort value. Events never precede their
+// session's start, which bounds the monthly indices searched.
+func (s *Store) eventSources(ctx context.Context, tenant string, sessions []session.Session) (map[string][][]byte, error) {
+	out := make(map[string][][]byte, len(sessions))
 	if len(sessions) == 0 {
 		return out, nil
 	}
@@ -348,11 +372,11 @@ func (s *Store) eventsOf(ctx context.Context, tenant string, sessions []session.
 	}
 	req := eventsRequest(tenant, ids, from)
 	err := s.scan(ctx, s.names.eventsRead(), req, func(h *hit) error {
-		var doc eventDoc
-		if err := json.Unmarshal(h.Source, &doc); err != nil || doc.Event == nil {
-			return fmt.Errorf("decode event %s: %w", h.ID, cmp.Or(err, errNoEvent))
+		var id string
+		if len(h.Sort) == 0 || json.Unmarshal(h.Sort[0], &id) != nil {
+			return fmt.Errorf("event %s: no session among its sort values", h.ID)
 		}
-		out[doc.Session] = append(out[doc.Session], *doc.Event)
+		out[id] = append(out[id], h.Source)
 		return nil
 	})
 	if err != nil {
@@ -374,12 +398,14 @@ func eventsRequest(tenant string, sessionIDs []string, from time.Time) *search.R
 // each page renews it.
 const exportKeepAlive = "2m"
 
-// Export calls fn with every session f matches, complete with its events, in
-// the order of Search. It pages with search_after over a point in time, so
-// the export sees one snapshot of the sessions however long the client
-// takes to read, with no cap on the number of sessions; each page's events
-// are read in one scan. Export stops at fn's first error, or when ctx ends.
-func (s *Store) Export(ctx context.Context, f report.Filter, fn func(report.Detail) error) error {
+// Export encodes every session f matches, complete with its events, in the
+// order of Search, and passes them to emit a page at a time. It pages with
+// search_after over a point in time, so the export sees one snapshot of the
+// sessions however long the client takes to read, with no cap on the
+// number of sessions; each page's events are read in one scan, and their
+// documents handed to the encoder as they came. Export stops at emit's
+// first error, or when ctx ends.
+func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() report.Encoder, emit report.Emit) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
@@ -419,6 +445,11 @@ func (s *Store) Export(ctx context.Context, f report.Filter, fn func(report.Deta
 		TrackTotalHits: false,
 		Source_:        sessionSource(),
 	}
+	enc := newEncoder()
+	var (
+		out  []byte
+		ends []int
+	)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -435,13 +466,20 @@ func (s *Store) Export(ctx context.Context, f report.Filter, fn func(report.Deta
 		if err != nil {
 			return err
 		}
-		events, err := s.eventsOf(ctx, f.Tenant, page.Items)
+		events, err := s.eventSources(ctx, f.Tenant, page.Items)
 		if err != nil {
 			return err
 		}
+		out, ends = out[:0], ends[:0]
 		for i := range page.Items {
-			d := report.Detail{Session: page.Items[i], Events: events[page.Items[i].ID]}
-			if err := fn(d); err != nil {
+			d := report.StoredDetail{Session: page.Items[i], Events: events[page.Items[i].ID]}
+			if out, err = enc.Append(out, &d); err != nil {
+				return err
+			}
+			ends = append(ends, len(out))
+		}
+		if len(page.Items) > 0 {
+			if err := emit(out, ends); err != nil {
 				return err
 			}
 		}

@@ -57,7 +57,7 @@ func snapshot(t *testing.T, s storetest.Store) map[string][]string {
 	storetest.Visible(t, s)
 	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-20 * 24 * time.Hour), To: storetest.Base.Add(10 * 24 * time.Hour)}
 	out := map[string][]string{}
-	err := s.Export(t.Context(), f, func(d report.Detail) error {
+	err := storetest.ExportDetails(t.Context(), s, f, func(d report.Detail) error {
 		var ids []string
 		for _, e := range d.Events {
 			ids = append(ids, e.EventID)

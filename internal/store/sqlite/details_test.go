@@ -16,7 +16,7 @@ import (
 	"github.com/chatreport/chatreport/internal/store/storetest"
 )
 
-// TestDetailEventsMatchPerSessionReads: the events detailEvents reads for a
+// TestDetailEventsMatchPerSessionReads: the events readEvents reads for a
 // chunk in one statement are, session by session, those a statement per
 // session reads in the order of events_by_key_time: sessions of one key one
 // after another, sessions of one key whose spans overlap, events of one millisecond, events that arrived out of order.
@@ -81,7 +81,7 @@ func TestDetailEventsMatchPerSessionReads(t *testing.T) {
 
 	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(10 * 24 * time.Hour)}
 	var got []report.Detail
-	if err := s.Export(ctx, f, func(d report.Detail) error { got = append(got, d); return nil }); err != nil {
+	if err := storetest.ExportDetails(ctx, s, f, func(d report.Detail) error { got = append(got, d); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) < 92 {
@@ -107,7 +107,7 @@ func TestDetailEventsMatchPerSessionReads(t *testing.T) {
 			if err := rows.Scan(&body); err != nil {
 				t.Fatal(err)
 			}
-			e, err := decodeStored(body)
+			e, err := report.DecodeEvent(body)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,21 +128,31 @@ func TestDetailEventsMatchPerSessionReads(t *testing.T) {
 	}
 }
 
-// TestSortEvents: events that came out of events_by_key_time's order are put
-// back in it: time to the millisecond, then event id.
-func TestSortEvents(t *testing.T) {
-	at := storetest.Base
-	want := []event.Event{
-		{EventID: "b", OccurredAt: at},
-		{EventID: "c", OccurredAt: at.Add(999 * time.Microsecond)}, // the same millisecond
-		{EventID: "a", OccurredAt: at.Add(time.Millisecond)},
-		{EventID: "b", OccurredAt: at.Add(time.Second)},
+// TestGroupSorts: rows that came out of events_by_key_time's order are put
+// back in it, session by session: time to the millisecond, then event id.
+func TestGroupSorts(t *testing.T) {
+	c := chunk{list: make([]report.StoredDetail, 2)}
+	for _, r := range []struct {
+		session int
+		at      int64
+		id      string
+	}{{1, 5, "a"}, {0, 7, "b"}, {0, 3, "c"}, {1, 5, "0"}, {0, 7, "a"}} {
+		row := eventRow{session: r.session, at: r.at, id: len(c.bytes)}
+		c.bytes = append(c.bytes, r.id...)
+		row.body = len(c.bytes)
+		c.bytes = append(c.bytes, `{"event_id":"`+r.id+`"}`...)
+		row.end = len(c.bytes)
+		c.rows = append(c.rows, row)
 	}
-	got := []event.Event{want[3], want[2], want[1], want[0]}
-	sortEvents(got)
-	for i := range got {
-		if got[i].EventID != want[i].EventID || !got[i].OccurredAt.Equal(want[i].OccurredAt) {
-			t.Fatalf("sorted %v, want %v", got, want)
+	c.group()
+	var got [2][]string
+	for i := range c.list {
+		for _, body := range c.list[i].Events {
+			got[i] = append(got[i], string(body))
 		}
+	}
+	want := [2][]string{{`{"event_id":"c"}`, `{"event_id":"a"}`, `{"event_id":"b"}`}, {`{"event_id":"0"}`, `{"event_id":"a"}`}}
+	if !slices.Equal(got[0], want[0]) || !slices.Equal(got[1], want[1]) {
+		t.Fatalf("grouped %q, want %q", got, want)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,7 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/jsonenc"
 	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/session"
@@ -407,33 +405,57 @@ func sessions(ctx context.Context, tx *sql.Tx, w *where, limit int) ([]session.S
 	return out, nil
 }
 
-// details reads up to limit sessions matching w, newest first, each with its
-// events in event order, in one snapshot: a session and its events agree even
-// while an update moves events between sessions.
-func (s *Store) details(ctx context.Context, w *where, limit int) ([]report.Detail, error) {
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only
-	if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
-		return nil, err
-	}
-	list, err := sessions(ctx, tx, w, limit)
-	if err != nil || len(list) == 0 {
-		return nil, err
-	}
-	out := make([]report.Detail, len(list))
-	for i := range list {
-		out[i].Session = list[i]
-	}
-	if err := detailEvents(ctx, tx, w.tenant, out); err != nil {
-		return nil, err
-	}
-	return out, nil
+// chunk is up to report.ExportChunk sessions with their events as stored,
+// read in one snapshot: a session and its events agree even while an update
+// moves events between sessions. The events' ids and bodies are copied into
+// one buffer that the chunk keeps for its next use.
+type chunk struct {
+	list   []report.StoredDetail
+	rows   []eventRow
+	bytes  []byte   // the rows' ids and bodies
+	events [][]byte // the bodies, session after session: list[i].Events are parts of it
 }
 
-// detailEvents reads the events of every session of ds in one statement: a
+// eventRow is an event of a chunk: its session's place in the chunk, the
+// columns of events_by_key_time's order, and where its id and body are in
+// chunk.bytes.
+type eventRow struct {
+	session       int
+	at            int64
+	id, body, end int // bytes[id:body] is the id, bytes[body:end] the body
+}
+
+// read reads up to limit sessions matching w, newest first, each with its
+// events in event order, in one read transaction.
+func (s *Store) read(ctx context.Context, w *where, limit int, c *chunk) error {
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	if err := c.choose(ctx, tx, w, limit); err != nil {
+		return err
+	}
+	return c.readEvents(ctx, tx, w.tenant)
+}
+
+// choose reads the sessions of c: up to limit matching w, newest first.
+func (c *chunk) choose(ctx context.Context, tx *sql.Tx, w *where, limit int) error {
+	c.list = c.list[:0]
+	if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+		return err
+	}
+	list, err := sessions(ctx, tx, w, limit)
+	if err != nil {
+		return err
+	}
+	for i := range list {
+		c.list = append(c.list, report.StoredDetail{Session: list[i]})
+	}
+	return nil
+}
+
+// readEvents reads the events of every session of c in one statement: a
 // statement per session cost more in its round trip than in its rows. A
 // session's events are those of its key from its start to its last activity
 // that belong to it (others of the key in that span are of sessions with
@@ -445,146 +467,120 @@ func (s *Store) details(ctx context.Context, w *where, limit int) ([]report.Deta
 // costs less to prepare than a VALUES list of the chunk's parameters.
 // MATERIALIZED (https://sqlite.org/lang_with.html#materialization_hints)
 // extracts each session's values once, not again for every event row.
-func detailEvents(ctx context.Context, tx *sql.Tx, tenant string, ds []report.Detail) error {
-	chunk := []byte{'['}
-	for i := range ds {
-		ss := &ds[i].Session
-		if i > 0 {
-			chunk = append(chunk, ',')
-		}
-		chunk = jsonenc.AppendString(append(chunk, '['), ss.Key, false)
-		chunk = strconv.AppendInt(append(chunk, ','), ss.StartedAt.UnixMilli(), 10)
-		chunk = strconv.AppendInt(append(chunk, ','), ss.LastActivityAt.UnixMilli(), 10)
-		chunk = append(jsonenc.AppendString(append(chunk, ','), ss.ID, false), ']')
-		ds[i].Events = make([]event.Event, 0, ss.Events)
+// The bodies are not decoded: an export's encoder reads them.
+func (c *chunk) readEvents(ctx context.Context, tx *sql.Tx, tenant string) error {
+	c.rows, c.bytes = c.rows[:0], c.bytes[:0]
+	if len(c.list) == 0 {
+		return nil
 	}
-	chunk = append(chunk, ']')
+	spans := []byte{'['}
+	for i := range c.list {
+		ss := &c.list[i].Session
+		if i > 0 {
+			spans = append(spans, ',')
+		}
+		spans = jsonenc.AppendString(append(spans, '['), ss.Key, false)
+		spans = strconv.AppendInt(append(spans, ','), ss.StartedAt.UnixMilli(), 10)
+		spans = strconv.AppendInt(append(spans, ','), ss.LastActivityAt.UnixMilli(), 10)
+		spans = append(jsonenc.AppendString(append(spans, ','), ss.ID, false), ']')
+	}
+	spans = append(spans, ']')
 	rows, err := tx.QueryContext(ctx, `WITH c(i, session_key, first, last, session_id) AS MATERIALIZED
 		(SELECT key, value->>0, value->>1, value->>2, value->>3 FROM json_each(?))
 		SELECT c.i, e.occurred_at, e.event_id, e.body FROM c CROSS JOIN events e
 		WHERE e.tenant = ? AND e.session_key = c.session_key
-		AND e.occurred_at BETWEEN c.first AND c.last AND e.session_id = c.session_id`, string(chunk), tenant)
+		AND e.occurred_at BETWEEN c.first AND c.last AND e.session_id = c.session_id`, string(spans), tenant)
 	if err != nil {
 		return fmt.Errorf("read session events: %w", err)
 	}
 	defer rows.Close()
-	// SQL promises no order without ORDER BY, and sorting the chunk's
-	// bodies in SQLite costs more than checking the order here: each
-	// session's rows are checked against events_by_key_time's order
-	// (occurred_at, event_id) as they come, and sorted only if they came
-	// out of it.
-	type last struct {
-		at int64
-		id []byte
-	}
-	lasts := make([]last, len(ds))
-	unsorted := make([]bool, len(ds))
 	var (
-		i    int
-		at   int64
-		id   sql.RawBytes
-		body sql.RawBytes
+		r        eventRow
+		i, at    intColumn
+		id, body sql.RawBytes
 	)
 	for rows.Next() {
 		if err := rows.Scan(&i, &at, &id, &body); err != nil {
 			return fmt.Errorf("scan event: %w", err)
 		}
-		if i < 0 || i >= len(ds) {
-			return fmt.Errorf("read session events: row of session %d of %d", i, len(ds))
+		r.session, r.at = int(i), int64(at)
+		if r.session < 0 || r.session >= len(c.list) {
+			return fmt.Errorf("read session events: row of session %d of %d", r.session, len(c.list))
 		}
-		d := &ds[i]
-		l := &lasts[i]
-		if len(d.Events) > 0 && (at < l.at || at == l.at && bytes.Compare(id, l.id) < 0) {
-			unsorted[i] = true
-		}
-		l.at, l.id = at, append(l.id[:0], id...)
-		e, err := decodeStored(body)
-		if err != nil {
-			return err
-		}
-		d.Events = append(d.Events, e)
+		r.id = len(c.bytes)
+		c.bytes = append(c.bytes, id...)
+		r.body = len(c.bytes)
+		c.bytes = append(c.bytes, body...)
+		r.end = len(c.bytes)
+		c.rows = append(c.rows, r)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read session events: %w", err)
 	}
-	for i, u := range unsorted {
-		if u {
-			sortEvents(ds[i].Events)
-		}
-	}
+	c.group()
 	return nil
 }
 
-// sortEvents puts events in the order of events_by_key_time, by the time
-// and id the store wrote into its columns from each event.
-func sortEvents(events []event.Event) {
-	slices.SortStableFunc(events, func(a, b event.Event) int {
-		if c := cmp.Compare(a.OccurredAt.UnixMilli(), b.OccurredAt.UnixMilli()); c != 0 {
-			return c
-		}
-		return strings.Compare(a.EventID, b.EventID)
-	})
+// intColumn scans an INTEGER column without database/sql's reflection
+// (which converting an int64 into an int64 takes otherwise): a few percent
+// of an export's CPU, with two such columns on every event.
+type intColumn int64
+
+func (c *intColumn) Scan(src any) error {
+	v, ok := src.(int64)
+	if !ok {
+		return fmt.Errorf("not an integer: %T", src)
+	}
+	*c = intColumn(v)
+	return nil
 }
 
-// decodeStored decodes a stored event body with the event decoder (a third
-// of encoding/json's cost, docs/performance.md): every stored event passed
-// it once. One that the contract of today rejects (stored under an older
-// one) is read with encoding/json, as it was written.
-func decodeStored(body []byte) (event.Event, error) {
-	if e, err := event.Decode(body); err == nil {
-		return e, nil
+// group gives each session of c its events, in events_by_key_time's order
+// (occurred_at, event_id). SQL promises no order without ORDER BY, and
+// sorting the chunk's bodies in SQLite costs more than checking the order
+// here: the rows are sorted only if SQLite ever returned them out of it.
+func (c *chunk) group() {
+	if !slices.IsSortedFunc(c.rows, c.compareRows) {
+		slices.SortStableFunc(c.rows, c.compareRows)
 	}
-	var e event.Event
-	if err := json.Unmarshal(body, &e); err != nil {
-		return e, fmt.Errorf("decode event: %w", err)
+	c.events = c.events[:0]
+	for _, r := range c.rows {
+		c.events = append(c.events, c.bytes[r.body:r.end:r.end])
 	}
-	return e, nil
+	start := 0
+	for i := range c.list {
+		end := start
+		for end < len(c.rows) && c.rows[end].session == i {
+			end++
+		}
+		c.list[i].Events = c.events[start:end:end]
+		start = end
+	}
+}
+
+// compareRows orders rows by session, then as events_by_key_time.
+func (c *chunk) compareRows(a, b eventRow) int {
+	if n := cmp.Compare(a.session, b.session); n != 0 {
+		return n
+	}
+	if n := cmp.Compare(a.at, b.at); n != 0 {
+		return n
+	}
+	return bytes.Compare(c.bytes[a.id:a.body], c.bytes[b.id:b.body])
 }
 
 // Session returns a session of tenant with its events in order.
 func (s *Store) Session(ctx context.Context, tenant, id string) (report.Detail, error) {
 	w := &where{tenant: tenant}
 	w.add("s.tenant = ? AND s.session_id = ?", tenant, strings.ToLower(id))
-	list, err := s.details(ctx, w, 1)
-	if err != nil {
+	var c chunk
+	if err := s.read(ctx, w, 1, &c); err != nil {
 		return report.Detail{}, err
 	}
-	if len(list) == 0 {
+	if len(c.list) == 0 {
 		return report.Detail{}, report.ErrNotFound
 	}
-	return list[0], nil
-}
-
-// Export calls fn with every session f matches, complete with its events, in
-// the order of Search. It reads report.ExportChunk sessions at a time, paging
-// by keyset like a client following cursors, so memory stays flat and no
-// transaction stays open while fn writes to a slow client. A session that an
-// update changes during the export appears as one of its chunk's snapshots.
-// Export stops at the first error of fn, or when ctx ends.
-func (s *Store) Export(ctx context.Context, f report.Filter, fn func(report.Detail) error) error {
-	if err := f.Validate(); err != nil {
-		return err
-	}
-	var cur *report.Cursor
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		chunk, err := s.details(ctx, translate(&f, cur), report.ExportChunk)
-		if err != nil {
-			return err
-		}
-		for i := range chunk {
-			if err := fn(chunk[i]); err != nil {
-				return err
-			}
-		}
-		if len(chunk) < report.ExportChunk {
-			return nil
-		}
-		last := &chunk[len(chunk)-1].Session
-		cur = &report.Cursor{StartedAt: last.StartedAt, SessionID: last.ID}
-	}
+	return c.list[0].Decode()
 }
 
 // Facets counts the tags, information keys and channels of the sessions of

@@ -58,7 +58,7 @@ func testControlCharacters(t *testing.T, s Store) {
 			}
 			f := tc.f
 			f.Tenant, f.From, f.To = "acme", Base.Add(-24*time.Hour), Base.Add(29*24*time.Hour)
-			if err := s.Export(context.Background(), f, func(report.Detail) error { return nil }); err != nil {
+			if err := ExportDetails(context.Background(), s, f, func(report.Detail) error { return nil }); err != nil {
 				t.Errorf("export: %v", err)
 			}
 		})

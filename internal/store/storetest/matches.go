@@ -103,7 +103,7 @@ func testMatchedManyWays(t *testing.T, s Store) {
 				t.Fatalf("pages of one: %v, want %v", paged, tc.want)
 			}
 			var exported []string
-			if err := s.Export(context.Background(), f, func(d report.Detail) error {
+			if err := ExportDetails(context.Background(), s, f, func(d report.Detail) error {
 				exported = append(exported, d.Session.ID)
 				return nil
 			}); err != nil {

@@ -200,7 +200,7 @@ func testExport(t *testing.T, s Store) {
 		}
 		f.From, f.To = Base.Add(-24*time.Hour), Base.Add(29*24*time.Hour)
 		var got []string
-		err := s.Export(ctx, f, func(d report.Detail) error {
+		err := ExportDetails(ctx, s, f, func(d report.Detail) error {
 			got = append(got, d.Session.ID)
 			if d.Session.Tenant != f.Tenant {
 				return fmt.Errorf("exported a session of %s", d.Session.Tenant)
@@ -225,16 +225,16 @@ func testExport(t *testing.T, s Store) {
 	f := report.Filter{Tenant: "acme", From: Base.Add(-24 * time.Hour), To: Base.Add(29 * 24 * time.Hour)}
 	stop := errors.New("client went away")
 	calls := 0
-	if err := s.Export(ctx, f, func(report.Detail) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+	if err := ExportDetails(ctx, s, f, func(report.Detail) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
 		t.Fatalf("export after fn failed: err %v after %d calls, want %v after 1", err, calls, stop)
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	calls = 0
-	if err := s.Export(cancelled, f, func(report.Detail) error { calls++; return nil }); !errors.Is(err, context.Canceled) || calls != 0 {
+	if err := ExportDetails(cancelled, s, f, func(report.Detail) error { calls++; return nil }); !errors.Is(err, context.Canceled) || calls != 0 {
 		t.Fatalf("export with a cancelled context: err %v after %d calls", err, calls)
 	}
-	if err := s.Export(ctx, report.Filter{Tenant: "acme"}, func(report.Detail) error { return nil }); err == nil {
+	if err := ExportDetails(ctx, s, report.Filter{Tenant: "acme"}, func(report.Detail) error { return nil }); err == nil {
 		t.Fatal("export without an interval: no error")
 	}
 }

@@ -23,7 +23,7 @@ type Store interface {
 	session.Store
 	Search(ctx context.Context, f report.Filter, p report.Page) (report.Result, error)
 	Session(ctx context.Context, tenant, id string) (report.Detail, error)
-	Export(ctx context.Context, f report.Filter, fn func(report.Detail) error) error
+	Export(ctx context.Context, f report.Filter, newEncoder func() report.Encoder, emit report.Emit) error
 	Facets(ctx context.Context, tenant string, from, to time.Time) (report.Facets, error)
 }
 
@@ -397,7 +397,7 @@ func testPaging(t *testing.T, s Store) {
 	// Export walks the same sessions in the same order, complete, across
 	// several chunks.
 	var exported []string
-	if err := s.Export(context.Background(), f, func(d report.Detail) error {
+	if err := ExportDetails(context.Background(), s, f, func(d report.Detail) error {
 		if len(d.Events) != 1 || d.Events[0].SessionID != "" && d.Events[0].SessionID != d.Session.ID {
 			return fmt.Errorf("session %s exported with %d events", d.Session.ID, len(d.Events))
 		}

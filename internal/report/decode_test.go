@@ -1,4 +1,4 @@
-package sqlite
+package report_test
 
 import (
 	"encoding/json"
@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/store/storetest"
 )
 
-// TestDecodeStored: a stored body (json.Marshal of the event) reads back as
+// TestDecodeEvent: a stored body (json.Marshal of the event) reads back as
 // encoding/json reads it, through the event decoder; a body today's contract
 // rejects still reads.
-func TestDecodeStored(t *testing.T) {
+func TestDecodeEvent(t *testing.T) {
 	b := storetest.B{Contact: "5511987654321", Phone: "+55 11 98765-4321", Name: "Cláudia", SessionID: "c639c747-4637-4ff5-99c0-9f0e86d3c21b", Protocol: "20251007092633646"}
 	msg := b.Msg("m1", time.Minute, event.RoleAgent, "Olá \"mundo\"\n\u00e7")
 	msg.Attachments = []event.Attachment{{URL: "https://x/y.pdf", MIMEType: "application/pdf", Name: "y.pdf"}}
@@ -25,7 +26,7 @@ func TestDecodeStored(t *testing.T) {
 		if err := json.Unmarshal(body, &want); err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeStored(body)
+		got, err := report.DecodeEvent(body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +39,7 @@ func TestDecodeStored(t *testing.T) {
 		}
 	}
 	old := []byte(`{"event_id":"x","type":"tag","occurred_at":"2025-10-07T09:00:00Z","tenant":"acme","channel":"whatsapp","contact":{"id":"c"},"tag":""}`)
-	if e, err := decodeStored(old); err != nil || e.EventID != "x" {
+	if e, err := report.DecodeEvent(old); err != nil || e.EventID != "x" {
 		t.Fatalf("a body the contract rejects: %+v, %v", e, err)
 	}
 }
