@@ -612,39 +612,80 @@ var upsertSessions = multiRow{head: `
 			handed_off = excluded.handed_off, doc = excluded.doc`, cols: 10}
 
 // sidePart is a side table of sessions: a session's rows in it, and the
-// statements that insert rows and delete a session's.
+// statements that write them. Rows are written as a difference: upsert
+// writes the new rows, leaving a row that holds the same values untouched
+// (its DO UPDATE's WHERE is false: "If the WHERE clause [of the DO UPDATE]
+// is false, the INSERT is a no-op", https://www.sqlite.org/lang_upsert.html),
+// and prune deletes the rows of some sessions that are not among the new
+// ones. A session that gains a tag so writes one row and one index entry,
+// where deleting and inserting all its rows wrote every entry of its tags
+// twice. del deletes sessions' rows.
 type sidePart struct {
-	insert, del multiRow
-	rows        func(s *session.Session, out [][]any) [][]any
+	upsert, del multiRow
+	prune       string
+	// key is how many of a row's first values are its primary key.
+	key  int
+	rows func(s *session.Session, out [][]any) [][]any
+}
+
+// newSidePart is the side part of table, whose rows are the values of cols
+// (tenant and session_id first), keyed by the first key of them.
+func newSidePart(table string, cols []string, key int, rows func(s *session.Session, out [][]any) [][]any) sidePart {
+	list := strings.Join(cols, ", ")
+	set := make([]string, 0, len(cols)-key)
+	for _, c := range cols[key:] {
+		set = append(set, c+" = excluded."+c)
+	}
+	vals := strings.Join(cols[key:], ", ")
+	tail := ` ON CONFLICT (` + strings.Join(cols[:key], ", ") + `) DO UPDATE SET ` + strings.Join(set, ", ") +
+		` WHERE (` + vals + `) IS NOT (excluded.` + strings.Join(cols[key:], ", excluded.") + `)`
+	if len(cols) == key+1 {
+		// One value column: a row value needs two or more.
+		tail = ` ON CONFLICT (` + strings.Join(cols[:key], ", ") + `) DO UPDATE SET ` + set[0] +
+			` WHERE ` + cols[key] + ` IS NOT excluded.` + cols[key]
+	}
+	keyOf := make([]string, key)
+	for i := range keyOf {
+		keyOf[i] = fmt.Sprintf("value ->> %d", i)
+	}
+	return sidePart{
+		upsert: multiRow{head: `INSERT INTO ` + table + ` (` + list + `) VALUES `, tail: tail, cols: len(cols)},
+		del:    deleteRows(table),
+		// Each listed session's rows are a range of the primary key;
+		// the new rows' keys are one list, built once.
+		prune: `DELETE FROM ` + table + ` WHERE (tenant, session_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))
+			AND (` + strings.Join(cols[:key], ", ") + `) NOT IN (SELECT ` + strings.Join(keyOf, ", ") + ` FROM json_each(?2))`,
+		key:  key,
+		rows: rows,
+	}
 }
 
 // sideParts are the side tables, in the order of their fingerprints after
 // the document's (session.HeldSession.Sums).
 var sideParts = []sidePart{
-	{multiRow{head: `INSERT INTO session_tags (tenant, session_id, tag, started_at, channel, handed_off) VALUES `, cols: 6}, deleteRows("session_tags"),
+	newSidePart("session_tags", []string{"tenant", "session_id", "tag", "started_at", "channel", "handed_off"}, 3,
 		func(s *session.Session, out [][]any) [][]any {
 			for _, t := range s.Tags {
 				out = append(out, []any{s.Tenant, s.ID, t, s.StartedAt.UnixMilli(), s.Channel, handedOff(s)})
 			}
 			return out
-		}},
-	{multiRow{head: `INSERT INTO session_protocols (tenant, session_id, protocol, started_at, channel, handed_off) VALUES `, cols: 6}, deleteRows("session_protocols"),
+		}),
+	newSidePart("session_protocols", []string{"tenant", "session_id", "protocol", "started_at", "channel", "handed_off"}, 3,
 		func(s *session.Session, out [][]any) [][]any {
 			for _, p := range s.Protocols {
 				out = append(out, []any{s.Tenant, s.ID, p, s.StartedAt.UnixMilli(), s.Channel, handedOff(s)})
 			}
 			return out
-		}},
-	{multiRow{head: `INSERT INTO session_info (tenant, session_id, key, value, value_lower, started_at, channel, handed_off) VALUES `, cols: 8}, deleteRows("session_info"),
+		}),
+	newSidePart("session_info", []string{"tenant", "session_id", "key", "value", "value_lower", "started_at", "channel", "handed_off"}, 3,
 		func(s *session.Session, out [][]any) [][]any {
 			for _, k := range slices.Sorted(maps.Keys(s.Info)) {
 				v := s.Info[k]
 				out = append(out, []any{s.Tenant, s.ID, k, v, strings.ToLower(v), s.StartedAt.UnixMilli(), s.Channel, handedOff(s)})
 			}
 			return out
-		}},
-	{multiRow{head: `INSERT OR IGNORE INTO session_marks (tenant, session_id, kind, value, until_ms) VALUES `, cols: 5}, deleteRows("session_marks"),
-		markRows},
+		}),
+	newSidePart("session_marks", []string{"tenant", "session_id", "kind", "value", "until_ms"}, 4, markRows),
 }
 
 // fingerprint identifies what a session's rows hold: the document, or a
@@ -777,23 +818,7 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, 
 		return nil, fmt.Errorf("write contact names: %w", err)
 	}
 	for p, part := range sideParts {
-		var clear []*session.Session
-		var rows [][]any
-		for i := range writes {
-			w := &writes[i]
-			if w.clear[p] {
-				clear = append(clear, w.s)
-			}
-			rows = append(rows, w.parts[p]...)
-		}
-		if _, err := part.del.exec(ctx, tx, len(clear), func(i int, dst []any) []any {
-			return append(dst, clear[i].Tenant, clear[i].ID)
-		}); err != nil {
-			return nil, fmt.Errorf("write sessions: %w", err)
-		}
-		if _, err := part.insert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
-			return append(dst, rows[i]...)
-		}); err != nil {
+		if err := part.write(ctx, tx, writes, p); err != nil {
 			return nil, fmt.Errorf("write sessions: %w", err)
 		}
 	}
@@ -821,13 +846,45 @@ func markRows(s *session.Session, out [][]any) [][]any {
 	return out
 }
 
+// write writes the rows of part (the p-th) that changed in writes: the
+// vanished rows of the sessions that may have rows are deleted, the new ones
+// upserted.
+func (part sidePart) write(ctx context.Context, tx *sql.Tx, writes []sessionWrite, p int) error {
+	var rows, sessions, keys [][]any
+	for i := range writes {
+		w := &writes[i]
+		rows = append(rows, w.parts[p]...)
+		if !w.clear[p] {
+			continue
+		}
+		sessions = append(sessions, []any{w.s.Tenant, w.s.ID})
+		for _, row := range w.parts[p] {
+			keys = append(keys, row[:part.key])
+		}
+	}
+	if len(sessions) > 0 {
+		js, _ := json.Marshal(sessions) // strings: always marshals
+		jk, _ := json.Marshal(keys)     // strings and numbers: always marshals
+		if keys == nil {
+			jk = []byte("[]")
+		}
+		if _, err := tx.ExecContext(ctx, part.prune, js, jk); err != nil {
+			return err
+		}
+	}
+	_, err := part.upsert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
+		return append(dst, rows[i]...)
+	})
+	return err
+}
+
 // writeMarks writes the session_marks of sessions that have none.
 func writeMarks(ctx context.Context, tx *sql.Tx, sessions []*session.Session) error {
 	var rows [][]any
 	for _, s := range sessions {
 		rows = markRows(s, rows)
 	}
-	if _, err := sideParts[len(sideParts)-1].insert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
+	if _, err := sideParts[len(sideParts)-1].upsert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
 		return append(dst, rows[i]...)
 	}); err != nil {
 		return fmt.Errorf("write session marks: %w", err)
