@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"math"
 	"net/url"
@@ -313,15 +314,12 @@ func (r *reader) readKey(ctx context.Context, tenant, key string, since time.Tim
 	return st, nil
 }
 
-// knownChunk is how many event ids one look-up statement asks for.
-const knownChunk = 500
-
 // Known reports the events stored already. After Prefetch, those are the
 // events of the batch among what was read of their keys: every event of a
 // key from its request's Since on was read. An event whose id is stored
 // under another key, or at another time than the batch says, is not among
-// them; inserting it finds it (errStoredElsewhere), and the database
-// answers again.
+// them; writing it finds it (errStoredElsewhere), and the database answers
+// again.
 func (r *reader) Known(ctx context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
 	if r.knownByDB || !r.prefetched {
 		return r.knownInDB(ctx, refs)
@@ -343,43 +341,62 @@ func (r *reader) Known(ctx context.Context, refs []event.Ref) (map[event.Ref]boo
 
 // knownInDB asks the database which of refs are stored.
 func (r *reader) knownInDB(ctx context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
-	known := map[event.Ref]bool{}
-	byTenant := map[string][]any{}
-	for _, ref := range refs {
-		byTenant[ref.Tenant] = append(byTenant[ref.Tenant], ref.EventID)
+	found, err := storedOf(ctx, r.tx, refs)
+	if err != nil {
+		return nil, err
 	}
-	for tenant, ids := range byTenant {
-		for len(ids) > 0 {
-			n := min(len(ids), knownChunk)
-			if err := r.known(ctx, tenant, ids[:n], known); err != nil {
-				return nil, err
-			}
-			ids = ids[n:]
-		}
+	known := make(map[event.Ref]bool, len(found))
+	for _, ref := range found {
+		known[ref] = true
 	}
 	return known, nil
 }
 
-// known adds which of ids of tenant are stored to known, in one statement
-// on events_by_ref.
-func (r *reader) known(ctx context.Context, tenant string, ids []any, known map[event.Ref]bool) error {
-	rows, err := r.tx.QueryContext(ctx, `SELECT event_id FROM events WHERE tenant = ? AND event_id IN (`+placeholders(len(ids))+`)`,
-		append([]any{tenant}, ids...)...)
+// refOf is the ref column of an event: a hash of its identity (FNV-1a, 64
+// bits) that is never 0, the mark of a row a migration has not hashed yet.
+func refOf(tenant, eventID string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(eventID))
+	if v := int64(h.Sum64()); v != 0 {
+		return v
+	}
+	return 1
+}
+
+// storedOf returns which of refs are stored, in one statement on
+// events_by_ref_hash (the hashes passed as one JSON array, so that no
+// bound on parameters splits it): the rows of their hashes, whose identities are then
+// compared (two identities may share a hash).
+func storedOf(ctx context.Context, tx *sql.Tx, refs []event.Ref) ([]event.Ref, error) {
+	hashes := make([]int64, len(refs))
+	asked := make(map[event.Ref]bool, len(refs))
+	for i, ref := range refs {
+		hashes[i] = refOf(ref.Tenant, ref.EventID)
+		asked[ref] = true
+	}
+	param, _ := json.Marshal(hashes) // numbers: always marshals
+	rows, err := tx.QueryContext(ctx, `SELECT tenant, event_id FROM events INDEXED BY events_by_ref_hash
+		WHERE ref IN (SELECT value FROM json_each(?))`, param)
 	if err != nil {
-		return fmt.Errorf("look up events: %w", err)
+		return nil, fmt.Errorf("look up events: %w", err)
 	}
 	defer rows.Close()
+	var found []event.Ref
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return fmt.Errorf("look up events: %w", err)
+		var ref event.Ref
+		if err := rows.Scan(&ref.Tenant, &ref.EventID); err != nil {
+			return nil, fmt.Errorf("look up events: %w", err)
 		}
-		known[event.Ref{Tenant: tenant, EventID: id}] = true
+		if asked[ref] {
+			found = append(found, ref)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("look up events: %w", err)
+		return nil, fmt.Errorf("look up events: %w", err)
 	}
-	return nil
+	return found, nil
 }
 
 func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]session.Stored, error) {
@@ -505,10 +522,8 @@ func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, r *reader) ([][
 	return sums, indexWords(ctx, tx, words, mv, rs, ch.Sessions)
 }
 
-// insertEvents inserts new events with the ids given. A conflict on
-// events_by_ref leaves the row out, which the caller sees in the count.
-var insertEvents = multiRow{head: `INSERT INTO events (id, tenant, event_id, session_key, session_id, occurred_at, type, body) VALUES `,
-	tail: ` ON CONFLICT DO NOTHING`, cols: 8}
+// insertEvents inserts new events with the ids given.
+var insertEvents = multiRow{head: `INSERT INTO events (id, tenant, event_id, session_key, session_id, occurred_at, type, body, ref) VALUES `, cols: 9}
 
 // writeEvents inserts new events and moves stored ones to their new session.
 // It returns the new messages to index, and the stored messages that moved.
@@ -532,11 +547,12 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 		}
 		if move == nil {
 			var err error
-			if move, err = tx.PrepareContext(ctx, `UPDATE events SET session_id = ? WHERE tenant = ? AND event_id = ?`); err != nil {
+			if move, err = tx.PrepareContext(ctx, `UPDATE events INDEXED BY events_by_ref_hash SET session_id = ?
+				WHERE ref = ? AND tenant = ? AND event_id = ?`); err != nil {
 				return nil, nil, fmt.Errorf("prepare: %w", err)
 			}
 		}
-		if _, err := move.ExecContext(ctx, e.SessionID, e.Tenant, e.EventID); err != nil {
+		if _, err := move.ExecContext(ctx, e.SessionID, refOf(e.Tenant, e.EventID), e.Tenant, e.EventID); err != nil {
 			return nil, nil, fmt.Errorf("move event: %w", err)
 		}
 		if e.Type == event.TypeMessage && e.Text != "" {
@@ -545,6 +561,12 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 	}
 	if len(fresh) == 0 {
 		return nil, mv, nil
+	}
+	// An event id is unique per tenant, and the first event stored wins:
+	// one stored under another key, or at another time than the batch
+	// says, was not among what the update read of its key.
+	if err := storedElsewhere(ctx, tx, fresh); err != nil {
+		return nil, nil, err
 	}
 	// The rows take the ids after the last one: the transaction holds the
 	// write lock, so no other writer takes them meanwhile, and the ids are
@@ -560,18 +582,31 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 		}
 	}
 	var body []byte
-	n, err := insertEvents.exec(ctx, tx, len(fresh), func(i int, dst []any) []any {
+	if _, err := insertEvents.exec(ctx, tx, len(fresh), func(i int, dst []any) []any {
 		e := fresh[i]
 		body, _ = json.Marshal(e.Event) // plain data: always marshals
-		return append(dst, last+1+int64(i), e.Tenant, e.EventID, session.KeyOf(e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body)
-	})
-	if err != nil {
+		return append(dst, last+1+int64(i), e.Tenant, e.EventID, session.KeyOf(e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body,
+			refOf(e.Tenant, e.EventID))
+	}); err != nil {
 		return nil, nil, fmt.Errorf("write events: %w", err)
 	}
-	if n != int64(len(fresh)) {
-		return nil, nil, errStoredElsewhere
-	}
 	return words, mv, nil
+}
+
+// storedElsewhere returns errStoredElsewhere if any of events is stored.
+func storedElsewhere(ctx context.Context, tx *sql.Tx, events []*session.Stored) error {
+	refs := make([]event.Ref, len(events))
+	for i, e := range events {
+		refs[i] = e.Ref()
+	}
+	found, err := storedOf(ctx, tx, refs)
+	if err != nil {
+		return fmt.Errorf("write events: %w", err)
+	}
+	if len(found) > 0 {
+		return errStoredElsewhere
+	}
+	return nil
 }
 
 // indexWords brings the full-text index to the transaction's changes: new
