@@ -647,17 +647,18 @@ var upsertSessions = multiRow{head: `
 			handed_off = excluded.handed_off, doc = excluded.doc`, cols: 10}
 
 // sidePart is a side table of sessions: a session's rows in it, and the
-// statements that write them. Rows are written as a difference: upsert
-// writes the new rows, leaving a row that holds the same values untouched
-// (its DO UPDATE's WHERE is false: "If the WHERE clause [of the DO UPDATE]
-// is false, the INSERT is a no-op", https://www.sqlite.org/lang_upsert.html),
-// and prune deletes the rows of some sessions that are not among the new
-// ones. A session that gains a tag so writes one row and one index entry,
-// where deleting and inserting all its rows wrote every entry of its tags
-// twice. del deletes sessions' rows.
+// statements that write them. A session's rows are written as a difference
+// from what is stored: its stored rows are read, and only new or changed rows
+// are upserted and vanished ones deleted. A session that gains a tag so
+// writes one row and one index entry, where deleting and inserting all its
+// rows wrote every entry of its tags twice. del deletes sessions' rows.
 type sidePart struct {
-	upsert, del multiRow
-	prune       string
+	table  string
+	cols   []string
+	upsert multiRow
+	del    multiRow
+	// drop deletes rows by their primary key.
+	drop multiRow
 	// key is how many of a row's first values are its primary key.
 	key  int
 	rows func(s *session.Session, out [][]any) [][]any
@@ -666,30 +667,17 @@ type sidePart struct {
 // newSidePart is the side part of table, whose rows are the values of cols
 // (tenant and session_id first), keyed by the first key of them.
 func newSidePart(table string, cols []string, key int, rows func(s *session.Session, out [][]any) [][]any) sidePart {
-	list := strings.Join(cols, ", ")
 	set := make([]string, 0, len(cols)-key)
 	for _, c := range cols[key:] {
 		set = append(set, c+" = excluded."+c)
 	}
-	vals := strings.Join(cols[key:], ", ")
-	tail := ` ON CONFLICT (` + strings.Join(cols[:key], ", ") + `) DO UPDATE SET ` + strings.Join(set, ", ") +
-		` WHERE (` + vals + `) IS NOT (excluded.` + strings.Join(cols[key:], ", excluded.") + `)`
-	if len(cols) == key+1 {
-		// One value column: a row value needs two or more.
-		tail = ` ON CONFLICT (` + strings.Join(cols[:key], ", ") + `) DO UPDATE SET ` + set[0] +
-			` WHERE ` + cols[key] + ` IS NOT excluded.` + cols[key]
-	}
-	keyOf := make([]string, key)
-	for i := range keyOf {
-		keyOf[i] = fmt.Sprintf("value ->> %d", i)
-	}
 	return sidePart{
-		upsert: multiRow{head: `INSERT INTO ` + table + ` (` + list + `) VALUES `, tail: tail, cols: len(cols)},
-		del:    deleteRows(table),
-		// Each listed session's rows are a range of the primary key;
-		// the new rows' keys are one list, built once.
-		prune: `DELETE FROM ` + table + ` WHERE (tenant, session_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))
-			AND (` + strings.Join(cols[:key], ", ") + `) NOT IN (SELECT ` + strings.Join(keyOf, ", ") + ` FROM json_each(?2))`,
+		table: table,
+		cols:  cols,
+		upsert: multiRow{head: `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES `,
+			tail: ` ON CONFLICT (` + strings.Join(cols[:key], ", ") + `) DO UPDATE SET ` + strings.Join(set, ", "), cols: len(cols)},
+		del:  deleteRows(table),
+		drop: multiRow{head: `DELETE FROM ` + table + ` WHERE (` + strings.Join(cols[:key], ", ") + `) IN (VALUES `, tail: `)`, cols: key},
 		key:  key,
 		rows: rows,
 	}
@@ -731,23 +719,30 @@ func fingerprint(doc []byte, rows [][]any) session.Fingerprint {
 	h.Write(doc)
 	var b []byte
 	for _, row := range rows {
-		b = append(b[:0], '(')
-		for _, v := range row {
-			switch v := v.(type) {
-			case string:
-				b = binary.AppendUvarint(append(b, 's'), uint64(len(v)))
-				b = append(b, v...)
-			case int64:
-				b = binary.AppendVarint(append(b, 'i'), v)
-			default:
-				panic(fmt.Sprintf("sqlite: fingerprint of a %T", v))
-			}
-		}
-		h.Write(append(b, ')'))
+		b = append(appendValues(append(b[:0], '('), row), ')')
+		h.Write(b)
 	}
 	var f session.Fingerprint
 	copy(f[:], h.Sum(nil))
 	return f
+}
+
+// appendValues appends the encoding of a row's values (strings and
+// integers, each string with its length) to b: two lists of values encode
+// alike only if they are equal.
+func appendValues(b []byte, vals []any) []byte {
+	for _, v := range vals {
+		switch v := v.(type) {
+		case string:
+			b = binary.AppendUvarint(append(b, 's'), uint64(len(v)))
+			b = append(b, v...)
+		case int64:
+			b = binary.AppendVarint(append(b, 'i'), v)
+		default:
+			panic(fmt.Sprintf("sqlite: encoding a %T", v))
+		}
+	}
+	return b
 }
 
 // updateDocs replaces sessions' documents, where nothing else of their
@@ -881,36 +876,98 @@ func markRows(s *session.Session, out [][]any) [][]any {
 	return out
 }
 
-// write writes the rows of part (the p-th) that changed in writes: the
-// vanished rows of the sessions that may have rows are deleted, the new ones
-// upserted.
+// write writes the rows of part (the p-th) that changed in writes: a
+// session that may have rows has them read, and only its rows that are not
+// stored as they are are upserted, and its stored rows that are not among
+// the new ones deleted.
 func (part sidePart) write(ctx context.Context, tx *sql.Tx, writes []sessionWrite, p int) error {
-	var rows, sessions, keys [][]any
+	var check []*sessionWrite
+	var rows [][]any
 	for i := range writes {
-		w := &writes[i]
-		rows = append(rows, w.parts[p]...)
-		if !w.clear[p] {
-			continue
+		switch w := &writes[i]; {
+		case w.clear[p]:
+			check = append(check, w)
+		default:
+			rows = append(rows, w.parts[p]...)
 		}
-		sessions = append(sessions, []any{w.s.Tenant, w.s.ID})
+	}
+	stored, err := part.stored(ctx, tx, check)
+	if err != nil {
+		return err
+	}
+	var b []byte
+	for _, w := range check {
 		for _, row := range w.parts[p] {
-			keys = append(keys, row[:part.key])
+			b = appendValues(b[:0], row[:part.key])
+			k := string(b)
+			if old, ok := stored[k]; ok {
+				delete(stored, k)
+				if old.vals == string(appendValues(b[:0], row[part.key:])) {
+					continue
+				}
+			}
+			rows = append(rows, row)
 		}
 	}
-	if len(sessions) > 0 {
-		js, _ := json.Marshal(sessions) // strings: always marshals
-		jk, _ := json.Marshal(keys)     // strings and numbers: always marshals
-		if keys == nil {
-			jk = []byte("[]")
-		}
-		if _, err := tx.ExecContext(ctx, part.prune, js, jk); err != nil {
-			return err
-		}
+	// What is left of stored vanished.
+	gone := make([][]any, 0, len(stored))
+	for _, k := range slices.Sorted(maps.Keys(stored)) {
+		gone = append(gone, stored[k].key)
 	}
-	_, err := part.upsert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
+	if _, err := part.drop.exec(ctx, tx, len(gone), func(i int, dst []any) []any {
+		return append(dst, gone[i]...)
+	}); err != nil {
+		return err
+	}
+	_, err = part.upsert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
 		return append(dst, rows[i]...)
 	})
 	return err
+}
+
+// storedRow is a stored row of a side part: its primary key, and its other
+// values encoded (appendValues).
+type storedRow struct {
+	key  []any
+	vals string
+}
+
+// stored reads the stored rows of the sessions of writes, by their encoded
+// primary keys.
+func (part sidePart) stored(ctx context.Context, tx *sql.Tx, writes []*sessionWrite) (map[string]storedRow, error) {
+	out := map[string]storedRow{}
+	vals := make([]any, len(part.cols))
+	ptrs := make([]any, len(part.cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	var b []byte
+	for from := 0; from < len(writes); from += maxRows {
+		chunk := writes[from:min(from+maxRows, len(writes))]
+		args := make([]any, 0, 2*len(chunk))
+		for _, w := range chunk {
+			args = append(args, w.s.Tenant, w.s.ID)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+strings.Join(part.cols, ", ")+` FROM `+part.table+
+			` WHERE (tenant, session_id) IN (VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)), ", ")+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			b = appendValues(b[:0], vals[:part.key])
+			k := string(b)
+			out[k] = storedRow{key: slices.Clone(vals[:part.key]), vals: string(appendValues(b[:0], vals[part.key:]))}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // writeMarks writes the session_marks of sessions that have none.
