@@ -366,9 +366,9 @@ func refOf(tenant, eventID string) int64 {
 }
 
 // storedOf returns which of refs are stored, in one statement on
-// events_by_ref_hash (the hashes passed as one JSON array, so that no
-// bound on parameters splits it): the rows of their hashes, whose identities are then
-// compared (two identities may share a hash).
+// events_by_ref_hash (the hashes passed as one JSON array, so that no bound
+// on parameters splits it): the rows of their hashes are read, and their
+// identities compared (two identities may share a hash).
 func storedOf(ctx context.Context, tx *sql.Tx, refs []event.Ref) ([]event.Ref, error) {
 	hashes := make([]int64, len(refs))
 	asked := make(map[event.Ref]bool, len(refs))
