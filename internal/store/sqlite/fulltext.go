@@ -100,7 +100,8 @@ func reindexed(ctx context.Context, tx *sql.Tx, mv []moved, rs []restarted) ([]w
 	var ids []int64
 	for _, m := range mv {
 		var id int64
-		if err := tx.QueryRowContext(ctx, `SELECT id FROM events WHERE tenant = ? AND event_id = ?`, m.tenant, m.eventID).Scan(&id); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT id FROM events INDEXED BY events_by_ref_hash
+			WHERE ref = ? AND tenant = ? AND event_id = ?`, refOf(m.tenant, m.eventID), m.tenant, m.eventID).Scan(&id); err != nil {
 			return nil, fmt.Errorf("find a moved message: %w", err)
 		}
 		ids = append(ids, id)

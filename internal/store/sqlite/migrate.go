@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 
 	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/session"
@@ -12,7 +13,7 @@ import (
 
 // schemaVersion is the PRAGMA user_version of a database whose derived
 // tables are complete and whose layout is schema.sql's.
-const schemaVersion = 8
+const schemaVersion = 9
 
 // migrate creates the schema, or brings an older database to it in one
 // transaction: version 1 added the full-text index, version 2 turned times
@@ -24,7 +25,8 @@ const schemaVersion = 8
 // (agents, queues and outcomes), filled from the stored sessions, version 7
 // has the side tables carry their session's channel and handed_off and keeps
 // the distinct contact names (contact_names), version 8 keys the full-text
-// index by its sessions' starts (rekeyWords).
+// index by its sessions' starts (rekeyWords), version 9 finds events by a
+// hash of their identity (hashRefs).
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -56,6 +58,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	if err := carryFilters(ctx, tx); err != nil {
 		return fmt.Errorf("carry channel and handoff in the side tables: %w", err)
+	}
+	if err := hashRefs(ctx, tx); err != nil {
+		return fmt.Errorf("hash the events' identities: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return err
@@ -108,6 +113,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("migrate from version %d: %w", v, err)
 		}
 	}
+	if err := fillRefs(ctx, tx); err != nil {
+		return fmt.Errorf("migrate from version %d: %w", v, err)
+	}
 	if err := rekeyWords(ctx, tx); err != nil {
 		return fmt.Errorf("migrate from version %d: %w", v, err)
 	}
@@ -115,6 +123,58 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// hashRefs gives the events of a database before version 9 their ref
+// column (schema.sql), filled before schema.sql indexes it. The unique index
+// of (tenant, event_id) it replaces is dropped by schema.sql.
+func hashRefs(ctx context.Context, tx *sql.Tx) error {
+	var old int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) > 0 AND sum(name = 'ref') = 0 FROM pragma_table_info('events')`).Scan(&old); err != nil || old == 0 {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `ALTER TABLE events ADD COLUMN ref INTEGER NOT NULL DEFAULT 0`); err != nil {
+		return err
+	}
+	return fillRefs(ctx, tx)
+}
+
+// fillRefs hashes the identities of the events whose ref is 0, in chunks of
+// rows by id.
+func fillRefs(ctx context.Context, tx *sql.Tx) error {
+	type row struct {
+		id              int64
+		tenant, eventID string
+	}
+	const chunk = 10000
+	var rows []row
+	for after := int64(math.MinInt64); ; after = rows[len(rows)-1].id {
+		rows = rows[:0]
+		q, err := tx.QueryContext(ctx, `SELECT id, tenant, event_id FROM events WHERE id > ? AND ref = 0 ORDER BY id LIMIT ?`, after, chunk)
+		if err != nil {
+			return err
+		}
+		for q.Next() {
+			var r row
+			if err := q.Scan(&r.id, &r.tenant, &r.eventID); err != nil {
+				q.Close()
+				return err
+			}
+			rows = append(rows, r)
+		}
+		q.Close()
+		if err := q.Err(); err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		if err := execEach(ctx, tx, `UPDATE events SET ref = ? WHERE id = ?`, len(rows), func(i int) []any {
+			return []any{refOf(rows[i].tenant, rows[i].eventID), rows[i].id}
+		}); err != nil {
+			return err
+		}
+	}
 }
 
 // foldNames turns the lowered contact names of a database before version 4

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"math"
 	"net/url"
@@ -313,15 +314,12 @@ func (r *reader) readKey(ctx context.Context, tenant, key string, since time.Tim
 	return st, nil
 }
 
-// knownChunk is how many event ids one look-up statement asks for.
-const knownChunk = 500
-
 // Known reports the events stored already. After Prefetch, those are the
 // events of the batch among what was read of their keys: every event of a
 // key from its request's Since on was read. An event whose id is stored
 // under another key, or at another time than the batch says, is not among
-// them; inserting it finds it (errStoredElsewhere), and the database
-// answers again.
+// them; writing it finds it (errStoredElsewhere), and the database answers
+// again.
 func (r *reader) Known(ctx context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
 	if r.knownByDB || !r.prefetched {
 		return r.knownInDB(ctx, refs)
@@ -343,43 +341,62 @@ func (r *reader) Known(ctx context.Context, refs []event.Ref) (map[event.Ref]boo
 
 // knownInDB asks the database which of refs are stored.
 func (r *reader) knownInDB(ctx context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
-	known := map[event.Ref]bool{}
-	byTenant := map[string][]any{}
-	for _, ref := range refs {
-		byTenant[ref.Tenant] = append(byTenant[ref.Tenant], ref.EventID)
+	found, err := storedOf(ctx, r.tx, refs)
+	if err != nil {
+		return nil, err
 	}
-	for tenant, ids := range byTenant {
-		for len(ids) > 0 {
-			n := min(len(ids), knownChunk)
-			if err := r.known(ctx, tenant, ids[:n], known); err != nil {
-				return nil, err
-			}
-			ids = ids[n:]
-		}
+	known := make(map[event.Ref]bool, len(found))
+	for _, ref := range found {
+		known[ref] = true
 	}
 	return known, nil
 }
 
-// known adds which of ids of tenant are stored to known, in one statement
-// on events_by_ref.
-func (r *reader) known(ctx context.Context, tenant string, ids []any, known map[event.Ref]bool) error {
-	rows, err := r.tx.QueryContext(ctx, `SELECT event_id FROM events WHERE tenant = ? AND event_id IN (`+placeholders(len(ids))+`)`,
-		append([]any{tenant}, ids...)...)
+// refOf is the ref column of an event: a hash of its identity (FNV-1a, 64
+// bits) that is never 0, the mark of a row a migration has not hashed yet.
+func refOf(tenant, eventID string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(eventID))
+	if v := int64(h.Sum64()); v != 0 {
+		return v
+	}
+	return 1
+}
+
+// storedOf returns which of refs are stored, in one statement on
+// events_by_ref_hash (the hashes passed as one JSON array, so that no bound
+// on parameters splits it): the rows of their hashes are read, and their
+// identities compared (two identities may share a hash).
+func storedOf(ctx context.Context, tx *sql.Tx, refs []event.Ref) ([]event.Ref, error) {
+	hashes := make([]int64, len(refs))
+	asked := make(map[event.Ref]bool, len(refs))
+	for i, ref := range refs {
+		hashes[i] = refOf(ref.Tenant, ref.EventID)
+		asked[ref] = true
+	}
+	param, _ := json.Marshal(hashes) // numbers: always marshals
+	rows, err := tx.QueryContext(ctx, `SELECT tenant, event_id FROM events INDEXED BY events_by_ref_hash
+		WHERE ref IN (SELECT value FROM json_each(?))`, param)
 	if err != nil {
-		return fmt.Errorf("look up events: %w", err)
+		return nil, fmt.Errorf("look up events: %w", err)
 	}
 	defer rows.Close()
+	var found []event.Ref
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return fmt.Errorf("look up events: %w", err)
+		var ref event.Ref
+		if err := rows.Scan(&ref.Tenant, &ref.EventID); err != nil {
+			return nil, fmt.Errorf("look up events: %w", err)
 		}
-		known[event.Ref{Tenant: tenant, EventID: id}] = true
+		if asked[ref] {
+			found = append(found, ref)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("look up events: %w", err)
+		return nil, fmt.Errorf("look up events: %w", err)
 	}
-	return nil
+	return found, nil
 }
 
 func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]session.Stored, error) {
@@ -505,10 +522,8 @@ func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, r *reader) ([][
 	return sums, indexWords(ctx, tx, words, mv, rs, ch.Sessions)
 }
 
-// insertEvents inserts new events with the ids given. A conflict on
-// events_by_ref leaves the row out, which the caller sees in the count.
-var insertEvents = multiRow{head: `INSERT INTO events (id, tenant, event_id, session_key, session_id, occurred_at, type, body) VALUES `,
-	tail: ` ON CONFLICT DO NOTHING`, cols: 8}
+// insertEvents inserts new events with the ids given.
+var insertEvents = multiRow{head: `INSERT INTO events (id, tenant, event_id, session_key, session_id, occurred_at, type, body, ref) VALUES `, cols: 9}
 
 // writeEvents inserts new events and moves stored ones to their new session.
 // It returns the new messages to index, and the stored messages that moved.
@@ -532,11 +547,12 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 		}
 		if move == nil {
 			var err error
-			if move, err = tx.PrepareContext(ctx, `UPDATE events SET session_id = ? WHERE tenant = ? AND event_id = ?`); err != nil {
+			if move, err = tx.PrepareContext(ctx, `UPDATE events INDEXED BY events_by_ref_hash SET session_id = ?
+				WHERE ref = ? AND tenant = ? AND event_id = ?`); err != nil {
 				return nil, nil, fmt.Errorf("prepare: %w", err)
 			}
 		}
-		if _, err := move.ExecContext(ctx, e.SessionID, e.Tenant, e.EventID); err != nil {
+		if _, err := move.ExecContext(ctx, e.SessionID, refOf(e.Tenant, e.EventID), e.Tenant, e.EventID); err != nil {
 			return nil, nil, fmt.Errorf("move event: %w", err)
 		}
 		if e.Type == event.TypeMessage && e.Text != "" {
@@ -545,6 +561,12 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 	}
 	if len(fresh) == 0 {
 		return nil, mv, nil
+	}
+	// An event id is unique per tenant, and the first event stored wins:
+	// one stored under another key, or at another time than the batch
+	// says, was not among what the update read of its key.
+	if err := storedElsewhere(ctx, tx, fresh); err != nil {
+		return nil, nil, err
 	}
 	// The rows take the ids after the last one: the transaction holds the
 	// write lock, so no other writer takes them meanwhile, and the ids are
@@ -560,18 +582,31 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 		}
 	}
 	var body []byte
-	n, err := insertEvents.exec(ctx, tx, len(fresh), func(i int, dst []any) []any {
+	if _, err := insertEvents.exec(ctx, tx, len(fresh), func(i int, dst []any) []any {
 		e := fresh[i]
 		body, _ = json.Marshal(e.Event) // plain data: always marshals
-		return append(dst, last+1+int64(i), e.Tenant, e.EventID, session.KeyOf(e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body)
-	})
-	if err != nil {
+		return append(dst, last+1+int64(i), e.Tenant, e.EventID, session.KeyOf(e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body,
+			refOf(e.Tenant, e.EventID))
+	}); err != nil {
 		return nil, nil, fmt.Errorf("write events: %w", err)
 	}
-	if n != int64(len(fresh)) {
-		return nil, nil, errStoredElsewhere
-	}
 	return words, mv, nil
+}
+
+// storedElsewhere returns errStoredElsewhere if any of events is stored.
+func storedElsewhere(ctx context.Context, tx *sql.Tx, events []*session.Stored) error {
+	refs := make([]event.Ref, len(events))
+	for i, e := range events {
+		refs[i] = e.Ref()
+	}
+	found, err := storedOf(ctx, tx, refs)
+	if err != nil {
+		return fmt.Errorf("write events: %w", err)
+	}
+	if len(found) > 0 {
+		return errStoredElsewhere
+	}
+	return nil
 }
 
 // indexWords brings the full-text index to the transaction's changes: new
@@ -612,39 +647,68 @@ var upsertSessions = multiRow{head: `
 			handed_off = excluded.handed_off, doc = excluded.doc`, cols: 10}
 
 // sidePart is a side table of sessions: a session's rows in it, and the
-// statements that insert rows and delete a session's.
+// statements that write them. A session's rows are written as a difference
+// from what is stored: its stored rows are read, and only new or changed rows
+// are upserted and vanished ones deleted. A session that gains a tag so
+// writes one row and one index entry, where deleting and inserting all its
+// rows wrote every entry of its tags twice. del deletes sessions' rows.
 type sidePart struct {
-	insert, del multiRow
-	rows        func(s *session.Session, out [][]any) [][]any
+	table  string
+	cols   []string
+	upsert multiRow
+	del    multiRow
+	// drop deletes rows by their primary key.
+	drop multiRow
+	// key is how many of a row's first values are its primary key.
+	key  int
+	rows func(s *session.Session, out [][]any) [][]any
+}
+
+// newSidePart is the side part of table, whose rows are the values of cols
+// (tenant and session_id first), keyed by the first key of them.
+func newSidePart(table string, cols []string, key int, rows func(s *session.Session, out [][]any) [][]any) sidePart {
+	set := make([]string, 0, len(cols)-key)
+	for _, c := range cols[key:] {
+		set = append(set, c+" = excluded."+c)
+	}
+	return sidePart{
+		table: table,
+		cols:  cols,
+		upsert: multiRow{head: `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES `,
+			tail: ` ON CONFLICT (` + strings.Join(cols[:key], ", ") + `) DO UPDATE SET ` + strings.Join(set, ", "), cols: len(cols)},
+		del:  deleteRows(table),
+		drop: multiRow{head: `DELETE FROM ` + table + ` WHERE (` + strings.Join(cols[:key], ", ") + `) IN (VALUES `, tail: `)`, cols: key},
+		key:  key,
+		rows: rows,
+	}
 }
 
 // sideParts are the side tables, in the order of their fingerprints after
 // the document's (session.HeldSession.Sums).
 var sideParts = []sidePart{
-	{multiRow{head: `INSERT INTO session_tags (tenant, session_id, tag, started_at, channel, handed_off) VALUES `, cols: 6}, deleteRows("session_tags"),
+	newSidePart("session_tags", []string{"tenant", "session_id", "tag", "started_at", "channel", "handed_off"}, 3,
 		func(s *session.Session, out [][]any) [][]any {
 			for _, t := range s.Tags {
 				out = append(out, []any{s.Tenant, s.ID, t, s.StartedAt.UnixMilli(), s.Channel, handedOff(s)})
 			}
 			return out
-		}},
-	{multiRow{head: `INSERT INTO session_protocols (tenant, session_id, protocol, started_at, channel, handed_off) VALUES `, cols: 6}, deleteRows("session_protocols"),
+		}),
+	newSidePart("session_protocols", []string{"tenant", "session_id", "protocol", "started_at", "channel", "handed_off"}, 3,
 		func(s *session.Session, out [][]any) [][]any {
 			for _, p := range s.Protocols {
 				out = append(out, []any{s.Tenant, s.ID, p, s.StartedAt.UnixMilli(), s.Channel, handedOff(s)})
 			}
 			return out
-		}},
-	{multiRow{head: `INSERT INTO session_info (tenant, session_id, key, value, value_lower, started_at, channel, handed_off) VALUES `, cols: 8}, deleteRows("session_info"),
+		}),
+	newSidePart("session_info", []string{"tenant", "session_id", "key", "value", "value_lower", "started_at", "channel", "handed_off"}, 3,
 		func(s *session.Session, out [][]any) [][]any {
 			for _, k := range slices.Sorted(maps.Keys(s.Info)) {
 				v := s.Info[k]
 				out = append(out, []any{s.Tenant, s.ID, k, v, strings.ToLower(v), s.StartedAt.UnixMilli(), s.Channel, handedOff(s)})
 			}
 			return out
-		}},
-	{multiRow{head: `INSERT OR IGNORE INTO session_marks (tenant, session_id, kind, value, until_ms) VALUES `, cols: 5}, deleteRows("session_marks"),
-		markRows},
+		}),
+	newSidePart("session_marks", []string{"tenant", "session_id", "kind", "value", "until_ms"}, 4, markRows),
 }
 
 // fingerprint identifies what a session's rows hold: the document, or a
@@ -655,23 +719,30 @@ func fingerprint(doc []byte, rows [][]any) session.Fingerprint {
 	h.Write(doc)
 	var b []byte
 	for _, row := range rows {
-		b = append(b[:0], '(')
-		for _, v := range row {
-			switch v := v.(type) {
-			case string:
-				b = binary.AppendUvarint(append(b, 's'), uint64(len(v)))
-				b = append(b, v...)
-			case int64:
-				b = binary.AppendVarint(append(b, 'i'), v)
-			default:
-				panic(fmt.Sprintf("sqlite: fingerprint of a %T", v))
-			}
-		}
-		h.Write(append(b, ')'))
+		b = append(appendValues(append(b[:0], '('), row), ')')
+		h.Write(b)
 	}
 	var f session.Fingerprint
 	copy(f[:], h.Sum(nil))
 	return f
+}
+
+// appendValues appends the encoding of a row's values (strings and
+// integers, each string with its length) to b: two lists of values encode
+// alike only if they are equal.
+func appendValues(b []byte, vals []any) []byte {
+	for _, v := range vals {
+		switch v := v.(type) {
+		case string:
+			b = binary.AppendUvarint(append(b, 's'), uint64(len(v)))
+			b = append(b, v...)
+		case int64:
+			b = binary.AppendVarint(append(b, 'i'), v)
+		default:
+			panic(fmt.Sprintf("sqlite: encoding a %T", v))
+		}
+	}
+	return b
 }
 
 // updateDocs replaces sessions' documents, where nothing else of their
@@ -777,23 +848,7 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, 
 		return nil, fmt.Errorf("write contact names: %w", err)
 	}
 	for p, part := range sideParts {
-		var clear []*session.Session
-		var rows [][]any
-		for i := range writes {
-			w := &writes[i]
-			if w.clear[p] {
-				clear = append(clear, w.s)
-			}
-			rows = append(rows, w.parts[p]...)
-		}
-		if _, err := part.del.exec(ctx, tx, len(clear), func(i int, dst []any) []any {
-			return append(dst, clear[i].Tenant, clear[i].ID)
-		}); err != nil {
-			return nil, fmt.Errorf("write sessions: %w", err)
-		}
-		if _, err := part.insert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
-			return append(dst, rows[i]...)
-		}); err != nil {
+		if err := part.write(ctx, tx, writes, p); err != nil {
 			return nil, fmt.Errorf("write sessions: %w", err)
 		}
 	}
@@ -821,13 +876,107 @@ func markRows(s *session.Session, out [][]any) [][]any {
 	return out
 }
 
+// write writes the rows of part (the p-th) that changed in writes: a
+// session that may have rows has them read, and only its rows that are not
+// stored as they are are upserted, and its stored rows that are not among
+// the new ones deleted.
+func (part sidePart) write(ctx context.Context, tx *sql.Tx, writes []sessionWrite, p int) error {
+	var check []*sessionWrite
+	var rows [][]any
+	for i := range writes {
+		switch w := &writes[i]; {
+		case w.clear[p]:
+			check = append(check, w)
+		default:
+			rows = append(rows, w.parts[p]...)
+		}
+	}
+	stored, err := part.stored(ctx, tx, check)
+	if err != nil {
+		return err
+	}
+	var b []byte
+	for _, w := range check {
+		for _, row := range w.parts[p] {
+			b = appendValues(b[:0], row[:part.key])
+			k := string(b)
+			if old, ok := stored[k]; ok {
+				delete(stored, k)
+				if old.vals == string(appendValues(b[:0], row[part.key:])) {
+					continue
+				}
+			}
+			rows = append(rows, row)
+		}
+	}
+	// What is left of stored vanished.
+	gone := make([][]any, 0, len(stored))
+	for _, k := range slices.Sorted(maps.Keys(stored)) {
+		gone = append(gone, stored[k].key)
+	}
+	if _, err := part.drop.exec(ctx, tx, len(gone), func(i int, dst []any) []any {
+		return append(dst, gone[i]...)
+	}); err != nil {
+		return err
+	}
+	_, err = part.upsert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
+		return append(dst, rows[i]...)
+	})
+	return err
+}
+
+// storedRow is a stored row of a side part: its primary key, and its other
+// values encoded (appendValues).
+type storedRow struct {
+	key  []any
+	vals string
+}
+
+// stored reads the stored rows of the sessions of writes, by their encoded
+// primary keys.
+func (part sidePart) stored(ctx context.Context, tx *sql.Tx, writes []*sessionWrite) (map[string]storedRow, error) {
+	out := map[string]storedRow{}
+	vals := make([]any, len(part.cols))
+	ptrs := make([]any, len(part.cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	var b []byte
+	for from := 0; from < len(writes); from += maxRows {
+		chunk := writes[from:min(from+maxRows, len(writes))]
+		args := make([]any, 0, 2*len(chunk))
+		for _, w := range chunk {
+			args = append(args, w.s.Tenant, w.s.ID)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+strings.Join(part.cols, ", ")+` FROM `+part.table+
+			` WHERE (tenant, session_id) IN (VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)), ", ")+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			b = appendValues(b[:0], vals[:part.key])
+			k := string(b)
+			out[k] = storedRow{key: slices.Clone(vals[:part.key]), vals: string(appendValues(b[:0], vals[part.key:]))}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // writeMarks writes the session_marks of sessions that have none.
 func writeMarks(ctx context.Context, tx *sql.Tx, sessions []*session.Session) error {
 	var rows [][]any
 	for _, s := range sessions {
 		rows = markRows(s, rows)
 	}
-	if _, err := sideParts[len(sideParts)-1].insert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
+	if _, err := sideParts[len(sideParts)-1].upsert.exec(ctx, tx, len(rows), func(i int, dst []any) []any {
 		return append(dst, rows[i]...)
 	}); err != nil {
 		return fmt.Errorf("write session marks: %w", err)

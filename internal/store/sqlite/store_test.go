@@ -33,7 +33,7 @@ func TestConformance(t *testing.T) {
 // by session; from version 1 the full-text index through message_rows, filled
 // by a trigger; before version 2 times in nanoseconds; before version 4
 // contact names lowered, not folded; before version 5 phone digits not
-// reversed and no started_at in the side tables.
+// reversed and no started_at in the side tables; before version 9 no ref.
 func oldLayout(version int) []string {
 	times, nanos := "occurred_at", "UPDATE sessions SET started_at = started_at"
 	if version < 2 {
@@ -51,7 +51,14 @@ func oldLayout(version int) []string {
 		`INSERT INTO message_words (message_words) VALUES ('delete-all')`,
 	}
 	if version >= 3 {
-		qs = qs[:0] // version 3 is today's layout but for contact names, phones and side tables
+		// Version 3 is today's layout but for contact names, phones,
+		// side tables and, before version 9, events found by (tenant,
+		// event_id) in a unique index instead of by a hash of them.
+		qs = []string{`DROP INDEX events_by_ref_hash`, `ALTER TABLE events DROP COLUMN ref`,
+			`CREATE UNIQUE INDEX events_by_ref ON events (tenant, event_id)`}
+	}
+	if version == 8 {
+		return append(qs, `PRAGMA user_version = 8`)
 	}
 	// Before version 7 the side tables carried no channel and handed_off.
 	qs = append(qs, `DROP INDEX session_tags_by_value`, `DROP INDEX session_protocols_by_value`,
@@ -107,7 +114,7 @@ func oldLayout(version int) []string {
 // layout with its sessions, events, times and full-text index intact, and
 // what is ingested afterwards is indexed once.
 func TestMigrate(t *testing.T) {
-	for _, version := range []int{0, 1, 2, 3, 4, 5, 6} {
+	for _, version := range []int{0, 1, 2, 3, 4, 5, 6, 8} {
 		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "old.db")
@@ -186,6 +193,25 @@ func TestMigrate(t *testing.T) {
 			db.QueryRow(`SELECT count(*) FROM message_words WHERE message_words MATCH 'fatura OR segunda OR boleto'`).Scan(&words)
 			if triggers != 0 || tables != 0 || words != 3 {
 				t.Fatalf("triggers %d, old tables %d, indexed messages %d; want 0, 0, 3", triggers, tables, words)
+			}
+
+			// The migrated events are found by their identity: a
+			// redelivery and an id stored under another key are not
+			// stored again.
+			s.Close()
+			if s, err = sqlite.Open(ctx, path); err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			other := storetest.B{Contact: "c2"}.Tag("e2", time.Minute, "y")
+			if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, []event.Event{e, other}); err != nil {
+				t.Fatal(err)
+			}
+			var events, unhashed, oldIndex int
+			db.QueryRow(`SELECT count(*), count(*) FILTER (WHERE ref = 0) FROM events`).Scan(&events, &unhashed)
+			db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'events_by_ref'`).Scan(&oldIndex)
+			if events != 4 || unhashed != 0 || oldIndex != 0 {
+				t.Fatalf("%d events, %d without ref, old index %d; want 4, 0, 0", events, unhashed, oldIndex)
 			}
 		})
 	}
