@@ -124,7 +124,16 @@ func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten
 		return f, fmt.Errorf("forget: delete events: %w", err)
 	}
 	f.Events, _ = res.RowsAffected()
-	for _, table := range []string{"session_tags", "session_info", "session_protocols", "sessions"} {
+	// A folded name leaves contact_names when no other session of the tenant
+	// has it (names are personal data; the table is scanned by name parts).
+	if _, err := tx.ExecContext(ctx, `DELETE FROM contact_names WHERE tenant = ?1
+		AND name IN (SELECT contact_name_folded FROM sessions
+			WHERE tenant = ?1 AND session_id IN (SELECT session_id FROM forget_sessions))
+		AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.tenant = ?1 AND s.contact_name_folded = contact_names.name
+			AND s.session_id NOT IN (SELECT session_id FROM forget_sessions))`, tenant); err != nil {
+		return f, fmt.Errorf("forget: delete contact names: %w", err)
+	}
+	for _, table := range []string{"session_tags", "session_info", "session_protocols", "session_marks", "sessions"} {
 		res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE tenant = ? AND session_id IN (SELECT session_id FROM forget_sessions)`, tenant)
 		if err != nil {
 			return f, fmt.Errorf("forget: delete from %s: %w", table, err)

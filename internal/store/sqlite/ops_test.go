@@ -32,6 +32,10 @@ func TestForget(t *testing.T) {
 	events := []event.Event{
 		maria.Msg("m1", 0, event.RoleCustomer, "segredo da maria"),
 		maria.Msg("m2", 30*time.Hour, event.RoleCustomer, "outra conversa"),
+		maria.Tag("m3", time.Minute, "Segunda Via Sucesso"),
+		maria.Info("m4", 2*time.Minute, "PLANO", "Fibra"),
+		maria.Handoff("m5", 3*time.Minute, event.ActionAssigned, ""),
+		maria.Handoff("m6", 4*time.Minute, event.ActionClosed, "resolved"),
 		shared.Msg("s1", time.Hour, event.RoleCustomer, "sessão explícita"),
 		joao.Msg("j1", time.Hour, event.RoleCustomer, "oi do joão"),
 		other.Msg("g1", time.Hour, event.RoleCustomer, "segredo de outro tenant"),
@@ -43,8 +47,8 @@ func TestForget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Sessions != 3 || f.Events != 3 {
-		t.Fatalf("forgot %+v, want 3 sessions and 3 events", f)
+	if f.Sessions != 3 || f.Events != 7 {
+		t.Fatalf("forgot %+v, want 3 sessions and 7 events", f)
 	}
 	c, _ := s.Counts(ctx)
 	if c.Sessions != 2 || c.Events != 2 {
@@ -60,5 +64,20 @@ func TestForget(t *testing.T) {
 	db.QueryRow(`SELECT count(*) FROM message_words JOIN message_sessions m ON m.mn = ~message_words.rowid JOIN events e ON e.id = m.event WHERE e.tenant = 'acme'`).Scan(&rows)
 	if words != 1 || rows != 1 {
 		t.Fatalf("indexed words left: %d matches of 'segredo' (want globex's only), %d acme messages indexed (want joão's)", words, rows)
+	}
+	// No table keeps a row of a forgotten session, nor the contact's name.
+	for _, table := range []string{"session_tags", "session_info", "session_protocols", "session_marks", "message_sessions"} {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM ` + table + ` WHERE tenant = 'acme' AND session_id NOT IN (SELECT session_id FROM sessions WHERE tenant = 'acme')`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%s keeps %d rows of forgotten sessions", table, n)
+		}
+	}
+	var names int
+	db.QueryRow(`SELECT count(*) FROM contact_names WHERE tenant = 'acme' AND name = 'maria'`).Scan(&names)
+	if names != 0 {
+		t.Errorf("contact_names keeps the forgotten contact's name")
 	}
 }

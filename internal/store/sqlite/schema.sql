@@ -63,8 +63,9 @@ CREATE INDEX IF NOT EXISTS sessions_by_contact ON sessions (tenant, contact_id, 
 CREATE INDEX IF NOT EXISTS sessions_by_phone ON sessions (tenant, contact_phone_rev, started_at);
 CREATE INDEX IF NOT EXISTS sessions_by_name ON sessions (tenant, contact_name_folded, started_at);
 -- contact_names: every folded contact name a session of the tenant has had,
--- scanned for a part of a name. Names are only added: one that no session
--- has any more selects an empty range.
+-- scanned for a part of a name. Writes only add names (one that no session
+-- has any more selects an empty range); Forget removes the forgotten
+-- contact's names that no other session has.
 CREATE TABLE IF NOT EXISTS contact_names (
 	tenant TEXT NOT NULL,
 	name   TEXT NOT NULL,
