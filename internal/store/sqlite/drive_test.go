@@ -132,7 +132,7 @@ func TestContactUnionDrives(t *testing.T) {
 		if err := w.drive(ctx, tx, tc.bound); err != nil {
 			t.Fatal(err)
 		}
-		if got := w.driver != nil && len(w.owners) == 1 && w.owners[0].union; got != tc.union {
+		if got := w.driver != nil && w.driver.sorted; got != tc.union {
 			q, _ := w.query("1", true, "")
 			t.Errorf("bound %d: the union drives: %v, want %v: %s", tc.bound, got, tc.union, q)
 		}

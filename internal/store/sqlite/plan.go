@@ -52,7 +52,7 @@ type where struct {
 // is read, and every condition is implied by it: its size is then the
 // count.
 func (w *where) driverOnly() bool {
-	if w.driver == nil || !w.driver.ordered || len(w.choice) != 1 || len(w.rest()) != 0 {
+	if w.driver == nil || !w.driver.ordered || w.driver.loose || len(w.choice) != 1 || len(w.rest()) != 0 {
 		return false
 	}
 	return !slices.ContainsFunc(w.conds, func(c *cond) bool { return c.carried })
@@ -95,10 +95,6 @@ type cond struct {
 	// carry the session's channel and handed_off, and each range starts
 	// at the cursor).
 	carried bool
-	// union: its one driver is ordered only once sorted whole (the
-	// contact filter's union of index ranges), so it drives only up to
-	// the total's bound: it cannot be read from its newest end and stopped.
-	union bool
 	// walk, for the full-text condition, reads its sessions in Go when
 	// its one driver is sized, and makes the driver (fulltext.go).
 	walk *wordWalk
@@ -115,6 +111,14 @@ type driver struct {
 	// which tests the carried conditions itself; a full-text walk's
 	// sessions are ordered but carry nothing.
 	carries bool
+	// sorted: ordered only once sorted whole (the contact filter's union
+	// of index ranges, an information value's prefix range), so it
+	// drives only up to the total's bound: it cannot be read from its
+	// newest end and stopped.
+	sorted bool
+	// loose: sized by the entries it reads rather than by the sessions
+	// that pass its tests, so its size is not its count.
+	loose bool
 }
 
 // merged is the driver reading parts: the one, or the intersection of
@@ -136,7 +140,7 @@ func merged(parts []*driver) *driver {
 		sqls = append(sqls, p.sql)
 		args = append(args, p.args...)
 	}
-	return &driver{frag{strings.Join(sqls, " INTERSECT "), args}, true, true}
+	return &driver{frag: frag{strings.Join(sqls, " INTERSECT "), args}, ordered: true, carries: true}
 }
 
 func (w *where) add(sql string, args ...any) *cond {
@@ -275,26 +279,30 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 		return nil
 	}
 	best := -1
-	// smallest is, per condition, its smallest ordered driver and size.
-	type sized struct{ i, n int }
+	// smallest is, per condition, its smallest ordered driver, its size
+	// and how far it was counted (a size of at least that is a lower
+	// bound).
+	type sized struct{ i, n, counted int }
 	smallest := map[int]sized{}
 	for ci, c := range w.conds {
 		for i := range c.drivers {
 			d := &c.drivers[i]
 			limit := max(bound+1, sizeLimit)
 			switch {
-			case c.union:
+			case d.sorted:
 				// Sorted and met through the covering index: up
 				// to the total's bound.
 				limit = bound + 1
 			case !d.ordered:
 				limit = driveLimit
 			}
+			if best >= 0 && plan != planUnordered {
+				// Only a smaller one drives: counting further
+				// would not change the choice.
+				limit = min(limit, best)
+			}
 			var n int
 			if c.walk != nil {
-				if best >= 0 {
-					limit = min(limit, best)
-				}
 				var err error
 				if n, err = c.walk.size(ctx, tx, w, c, d, bound, limit); err != nil {
 					return err
@@ -310,10 +318,10 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 			}
 			if d.ordered && c.walk == nil {
 				if s, ok := smallest[ci]; !ok || n < s.n {
-					smallest[ci] = sized{i, n}
+					smallest[ci] = sized{i, n, limit}
 				}
 			}
-			if (!d.ordered || c.union) && n >= limit {
+			if (!d.ordered || d.sorted) && n >= limit {
 				continue
 			}
 			better := best < 0 || n < best
@@ -349,7 +357,7 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 			// many sessions are in both.
 		case s.n > limit:
 			return nil
-		case s.n >= full && limit > s.n:
+		case s.n >= s.counted && limit > s.n:
 			n, err := size(ctx, tx, c.size(s.i), limit+1)
 			if err != nil {
 				return err
