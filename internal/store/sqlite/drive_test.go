@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,6 +91,40 @@ func TestDriveShapes(t *testing.T) {
 		q, _ := w.query("1", true, "")
 		if len(w.choice) != tc.ranges || w.sideOnly() != tc.noSessions {
 			t.Errorf("%v: %d ranges, without sessions %v; want %d, %v: %s", tc.tags, len(w.choice), w.sideOnly(), tc.ranges, tc.noSessions, q)
+		}
+	}
+}
+
+// TestNegationsSubtract: a scan with negations is merged with the ranges
+// they exclude in the automatic plan, and tests each session in the plans
+// that neither drive nor merge.
+func TestNegationsSubtract(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Channels: []string{"webchat"},
+		Info: []report.Condition{{Key: "PLANO", Op: report.OpNotExists}, {Key: "CIDADE", Op: report.OpNotContain, Value: "a"}}}
+	defer func(p int) { plan = p }(plan)
+	for _, tc := range []struct {
+		plan     int
+		subtract bool
+	}{{planAuto, true}, {planUnordered, true}, {planScan, false}, {planOneRange, false}} {
+		plan = tc.plan
+		w := translate(&f, nil)
+		if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+			t.Fatal(err)
+		}
+		q, _ := w.query("1", true, "")
+		if got := strings.Count(q, " EXCEPT ") == 2; got != tc.subtract {
+			t.Errorf("plan %d: subtracts %v, want %v: %s", tc.plan, got, tc.subtract, q)
 		}
 	}
 }

@@ -63,6 +63,10 @@ func (w *where) driverOnly() bool {
 // cursor, which does not change which driver reads least).
 func (w *where) follow(other *where) {
 	w.driver, w.owners, w.choice = nil, nil, nil
+	if other.driver != nil && other.driver.compound && len(other.choice) == 0 {
+		w.subtract()
+		return
+	}
 	var parts []*driver
 	for _, ch := range other.choice {
 		c := w.conds[ch[0]]
@@ -98,6 +102,9 @@ type cond struct {
 	// walk, for the full-text condition, reads its sessions in Go when
 	// its one driver is sized, and makes the driver (fulltext.go).
 	walk *wordWalk
+	// except, for a negation, is the ordered range of the sessions it
+	// excludes: a scan of the interval is merged with it (subtract).
+	except frag
 }
 
 // driver is a subquery yielding the sessions one condition selects: with
@@ -119,6 +126,9 @@ type driver struct {
 	// loose: sized by the entries it reads rather than by the sessions
 	// that pass its tests, so its size is not its count.
 	loose bool
+	// compound: a compound SELECT of ranges in report order that implies
+	// every condition (merged, subtract): read with its own ORDER BY.
+	compound bool
 }
 
 // merged is the driver reading parts: the one, or the intersection of
@@ -140,7 +150,7 @@ func merged(parts []*driver) *driver {
 		sqls = append(sqls, p.sql)
 		args = append(args, p.args...)
 	}
-	return &driver{frag: frag{strings.Join(sqls, " INTERSECT "), args}, ordered: true, carries: true}
+	return &driver{frag: frag{strings.Join(sqls, " INTERSECT "), args}, ordered: true, carries: true, compound: true}
 }
 
 func (w *where) add(sql string, args ...any) *cond {
@@ -215,12 +225,12 @@ func (w *where) source() (from string, args []any, order string) {
 }
 
 // query is the statement SELECT selectList FROM <source> WHERE <conditions>
-// [ORDER BY the report's order] rest, with its arguments and then more. An
-// intersection implies every condition (drive merges only then): its own
-// ORDER BY and rest (a LIMIT) make the merge stop, and the outer ORDER BY
-// sorts only what it kept.
+// [ORDER BY the report's order] rest, with its arguments and then more. A
+// compound driver (an intersection, a scan less the negations' ranges)
+// implies every condition: its own ORDER BY and rest (a LIMIT) make the
+// merge stop, and the outer ORDER BY sorts only what it kept.
 func (w *where) query(selectList string, ordered bool, rest string, more ...any) (string, []any) {
-	if len(w.choice) > 1 {
+	if w.driver != nil && w.driver.compound {
 		q := "SELECT " + selectList + " FROM (" + w.driver.sql + " ORDER BY 1 DESC, 2 DESC" + rest + ") AS s"
 		if ordered {
 			q += " ORDER BY s.started_at DESC, s.session_id DESC"
@@ -334,6 +344,10 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 			}
 		}
 	}
+	if w.driver == nil && plan != planOneRange {
+		w.subtract()
+		return nil
+	}
 	if w.driver == nil || !w.driver.carries || plan == planUnordered || plan == planOneRange {
 		return nil
 	}
@@ -373,6 +387,34 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 		w.driver, w.owners, w.choice = merged(parts), owners, choice
 	}
 	return nil
+}
+
+// subtract makes a scan of the interval with negations (information
+// not_equals, not_contains, not_exists) the scan's sessions EXCEPT each
+// negation's range of the sessions it excludes. All are in report order, so
+// SQLite merges them (a compound SELECT with an ORDER BY, as in merged;
+// EXPLAIN QUERY PLAN: MERGE (EXCEPT)) and the LIMIT stops the merge: one
+// index entry read per session instead of a look-up in the key's range.
+// Without a negation it leaves the scan as it is.
+func (w *where) subtract() {
+	var keep, except []string
+	var keepArgs, exceptArgs []any
+	for _, c := range w.conds {
+		if c.except.sql == "" {
+			keep = append(keep, c.sql)
+			keepArgs = append(keepArgs, c.args...)
+			continue
+		}
+		except = append(except, c.except.sql)
+		exceptArgs = append(exceptArgs, c.except.args...)
+	}
+	if len(except) == 0 {
+		return
+	}
+	q := "SELECT s.started_at, s.session_id FROM sessions s INDEXED BY sessions_by_start_filters WHERE " + strings.Join(keep, " AND ") +
+		" EXCEPT " + strings.Join(except, " EXCEPT ")
+	w.driver = &driver{frag: frag{q, append(keepArgs, exceptArgs...)}, ordered: true, compound: true}
+	w.owners = slices.Clone(w.conds[w.base:])
 }
 
 // size is what sizes c's i-th driver.

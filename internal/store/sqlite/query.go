@@ -198,8 +198,11 @@ func (t sideTables) info(w *where, c report.Condition) {
 	has := "EXISTS (SELECT 1 FROM session_info x INDEXED BY session_info_by_key WHERE x.tenant = ? AND x.key = ?" + local + test + ")"
 	hasArgs := append([]any{c.Key}, args...)
 	switch c.Op {
-	case report.OpNotEquals, report.OpNotContain, report.OpNotExists:
-		t.add(w, "NOT "+has, hasArgs...)
+	case report.OpNotEquals:
+		_, t.add(w, "NOT "+has, hasArgs...).except = t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")
+		return
+	case report.OpNotContain, report.OpNotExists:
+		_, t.add(w, "NOT "+has, hasArgs...).except = t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
 		return
 	}
 	k := t.add(w, has, hasArgs...)
