@@ -21,9 +21,11 @@ import (
 // condition has one (any of several tags, starts_with by value), which the
 // automatic plan only picks when they beat an ordered one; and driven by
 // one range with every other condition tested per session, where the
-// automatic plan intersects ranges of like sizes.
+// automatic plan intersects ranges of like sizes; and with the full-text
+// words read in step with the range that drives, where the automatic plan
+// lets the words' few sessions drive.
 func TestConformancePlans(t *testing.T) {
-	for name, p := range map[string]int{"scanning": planScan, "unordered": planUnordered, "one range": planOneRange} {
+	for name, p := range map[string]int{"scanning": planScan, "unordered": planUnordered, "one range": planOneRange, "words in step": planInStep} {
 		t.Run(name, func(t *testing.T) {
 			defer func(p int) { plan = p }(plan)
 			plan = p
@@ -125,6 +127,52 @@ func TestNegationsSubtract(t *testing.T) {
 		q, _ := w.query("1", true, "")
 		if got := strings.Count(q, " EXCEPT ") == 2; got != tc.subtract {
 			t.Errorf("plan %d: subtracts %v, want %v: %s", tc.plan, got, tc.subtract, q)
+		}
+	}
+}
+
+// TestWalkCountsPastAPage: the total of a page after the first is counted
+// past the sessions a full-text walk keeps for a page, whether the words
+// drive or are read in step with a tag's range.
+func TestWalkCountsPastAPage(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = report.ExportChunk + 50
+	var events []event.Event
+	for i := range n {
+		b := storetest.B{Contact: fmt.Sprintf("c%05d", i)}
+		at := time.Duration(i/2) * time.Second // pairs share a start bucket
+		events = append(events, b.Msg(fmt.Sprintf("m%05d", i), at, event.RoleCustomer, "alfa"), b.Tag(fmt.Sprintf("t%05d", i), at+time.Millisecond, "T"))
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	defer func(p int) { plan = p }(plan)
+	for _, tc := range []struct {
+		name string
+		plan int
+		f    report.Filter
+	}{
+		{"walk", planAuto, report.Filter{Query: "alfa"}},
+		{"in step", planInStep, report.Filter{Query: "alfa", Tags: []string{"T"}, Channels: []string{"whatsapp"}}},
+	} {
+		plan = tc.plan
+		f := tc.f
+		f.Tenant, f.From, f.To = "acme", storetest.Base, storetest.Base.Add(24*time.Hour)
+		page := report.Page{Limit: 5}
+		for p := range 3 {
+			res, err := s.Search(ctx, f, page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Total != n || res.TotalMore || len(res.Items) != 5 {
+				t.Fatalf("%s, page %d: total %d (more %v), %d items; want %d, 5", tc.name, p, res.Total, res.TotalMore, len(res.Items), n)
+			}
+			page.After = res.Next
 		}
 	}
 }

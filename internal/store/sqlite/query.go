@@ -356,15 +356,9 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 		last := res.Items[len(res.Items)-1]
 		res.Next = &report.Cursor{StartedAt: last.StartedAt, SessionID: last.ID}
 	}
-	switch {
-	case page.After == nil && !full:
+	if page.After == nil && !full {
 		// The first page holds every match: no need to count them.
 		res.BoundTotal(len(res.Items), bound)
-		return res, nil
-	case page.After == nil && pw.driverOnly():
-		// One value's index range is the whole filter: choosing the
-		// driver counted it.
-		res.BoundTotal(pw.size, bound)
 		return res, nil
 	}
 	w := pw
@@ -376,6 +370,12 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 		if err := w.readyWalk(ctx, tx, bound); err != nil {
 			return res, err
 		}
+	}
+	if w.driverOnly() {
+		// One value's index range, or a full-text walk, is the whole
+		// filter: choosing the driver counted it.
+		res.BoundTotal(w.size, bound)
+		return res, nil
 	}
 	q, args := w.query("1", false, " LIMIT ?", bound+1)
 	var n int
