@@ -371,9 +371,10 @@ func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 			case !d.ordered:
 				limit = driveLimit
 			}
-			if best >= 0 && plan != planUnordered {
+			if best >= 0 && plan != planUnordered && (!d.ordered || d.sorted || d.loose || c.walk != nil) {
 				// Only a smaller one drives: counting further
-				// would not change the choice.
+				// would not change the choice. (A plain range is
+				// counted on: its size also decides intersections.)
 				limit = min(limit, best)
 			}
 			var n int
