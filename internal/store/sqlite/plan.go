@@ -21,7 +21,10 @@ import (
 // the session's channel and handed_off, so a range tests those filters
 // itself; ranges of like sizes are intersected in one merge (merged), and a
 // range whose other conditions are all side-table tests is read without the
-// sessions table.
+// sessions table. A scan's information negations are merged too, as ranges
+// its sessions are taken from (subtract), and a full-text condition that
+// does not drive may read its words in step with the range that does
+// (stepWords).
 
 // where is a planned search: conditions on the sessions table s, and the
 // driver whose sessions are read instead of the interval's.
