@@ -23,7 +23,8 @@ import (
 // one range with every other condition tested per session, where the
 // automatic plan intersects ranges of like sizes; and with the full-text
 // words read in step with the range that drives, where the automatic plan
-// lets the words' few sessions drive.
+// lets the words' few sessions drive. (A walk still drives where nothing
+// else can, as in the automatic plan.)
 func TestConformancePlans(t *testing.T) {
 	for name, p := range map[string]int{"scanning": planScan, "unordered": planUnordered, "one range": planOneRange, "words in step": planInStep} {
 		t.Run(name, func(t *testing.T) {

@@ -273,8 +273,8 @@ const (
 	planAuto      = iota
 	planScan      // never drive
 	planUnordered // prefer unordered drivers
-	planOneRange  // never intersect ranges nor let a walk drive: test the others per session
-	planInStep    // never let a walk drive: read its words in step with the range that does
+	planOneRange  // never intersect ranges nor let a walk drive where a range can: test the others per session
+	planInStep    // never let a walk drive where a range can: read its words in step with the range
 )
 
 // plan is the plan drive chooses; a variable so that tests run every plan.
@@ -382,7 +382,7 @@ func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 			}
 			var n int
 			if c.walk != nil {
-				if plan == planOneRange || plan == planInStep {
+				if best >= 0 && (plan == planOneRange || plan == planInStep) {
 					continue
 				}
 				var err error
