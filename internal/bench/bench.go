@@ -58,6 +58,9 @@ type Config struct {
 	OpenSessions int
 	// QueryRuns is how many timed requests each query kind gets.
 	QueryRuns int
+	// QueryKinds, when set, limits the query and full-text scenarios to
+	// the kinds whose names contain one of these.
+	QueryKinds []string
 	// ElasticLatency delays every answer of the Elasticsearch stand-in, to
 	// model a cluster across a network; 0 answers at once.
 	ElasticLatency time.Duration

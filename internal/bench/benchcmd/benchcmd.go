@@ -96,6 +96,7 @@ func command(stdout, stderr io.Writer) *cobra.Command {
 	f.IntVar(&cfg.ExportSessions, "export-sessions", 100_000, "sessions the export streams, at most what the report database holds")
 	f.IntVar(&cfg.OpenSessions, "open-sessions", 100_000, "simultaneous open conversations the ingester of the memory scenario consumes")
 	f.IntVar(&cfg.QueryRuns, "query-runs", 40, "timed requests per query kind")
+	f.StringSliceVar(&cfg.QueryKinds, "query-kinds", nil, `run only the query and full-text kinds whose names contain one of these (e.g. "starts_with,q with tag")`)
 	f.DurationVar(&cfg.ElasticLatency, "es-latency", 0, "delay of every answer of the Elasticsearch stand-in, to model a cluster across a network")
 	f.IntVar(&cfg.IngestWorkers, "ingest-workers", 0, "ingest.workers of both ingest scenarios (0: each store's default, 1 for SQLite and one per core for Elasticsearch)")
 	f.IntVar(&cfg.IngestInFlight, "ingest-in-flight", 0, "ingest.batches_in_flight of both ingest scenarios (0: the default, 2)")

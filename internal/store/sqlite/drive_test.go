@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,9 +21,12 @@ import (
 // condition has one (any of several tags, starts_with by value), which the
 // automatic plan only picks when they beat an ordered one; and driven by
 // one range with every other condition tested per session, where the
-// automatic plan intersects ranges of like sizes.
+// automatic plan intersects ranges of like sizes; and with the full-text
+// words read in step with the range that drives, where the automatic plan
+// lets the words' few sessions drive. (A walk still drives where nothing
+// else can, as in the automatic plan.)
 func TestConformancePlans(t *testing.T) {
-	for name, p := range map[string]int{"scanning": planScan, "unordered": planUnordered, "one range": planOneRange} {
+	for name, p := range map[string]int{"scanning": planScan, "unordered": planUnordered, "one range": planOneRange, "words in step": planInStep} {
 		t.Run(name, func(t *testing.T) {
 			defer func(p int) { plan = p }(plan)
 			plan = p
@@ -94,6 +98,86 @@ func TestDriveShapes(t *testing.T) {
 	}
 }
 
+// TestNegationsSubtract: a scan with negations is merged with the ranges
+// they exclude in the automatic plan, and tests each session in the plans
+// that neither drive nor merge.
+func TestNegationsSubtract(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Channels: []string{"webchat"},
+		Info: []report.Condition{{Key: "PLANO", Op: report.OpNotExists}, {Key: "CIDADE", Op: report.OpNotContain, Value: "a"}}}
+	defer func(p int) { plan = p }(plan)
+	for _, tc := range []struct {
+		plan     int
+		subtract bool
+	}{{planAuto, true}, {planUnordered, true}, {planScan, false}, {planOneRange, false}} {
+		plan = tc.plan
+		w := translate(&f, nil)
+		if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+			t.Fatal(err)
+		}
+		q, _ := w.query("1", true, "")
+		if got := strings.Count(q, " EXCEPT ") == 2; got != tc.subtract {
+			t.Errorf("plan %d: subtracts %v, want %v: %s", tc.plan, got, tc.subtract, q)
+		}
+	}
+}
+
+// TestWalkCountsPastAPage: the total of a page after the first is counted
+// past the sessions a full-text walk keeps for a page, whether the words
+// drive or are read in step with a tag's range.
+func TestWalkCountsPastAPage(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = report.ExportChunk + 50
+	var events []event.Event
+	for i := range n {
+		b := storetest.B{Contact: fmt.Sprintf("c%05d", i)}
+		at := time.Duration(i/2) * time.Second // pairs share a start bucket
+		events = append(events, b.Msg(fmt.Sprintf("m%05d", i), at, event.RoleCustomer, "alfa"), b.Tag(fmt.Sprintf("t%05d", i), at+time.Millisecond, "T"))
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	defer func(p int) { plan = p }(plan)
+	for _, tc := range []struct {
+		name string
+		plan int
+		f    report.Filter
+	}{
+		{"walk", planAuto, report.Filter{Query: "alfa"}},
+		{"in step", planInStep, report.Filter{Query: "alfa", Tags: []string{"T"}, Channels: []string{"whatsapp"}}},
+	} {
+		plan = tc.plan
+		f := tc.f
+		f.Tenant, f.From, f.To = "acme", storetest.Base, storetest.Base.Add(24*time.Hour)
+		page := report.Page{Limit: 5}
+		for p := range 3 {
+			res, err := s.Search(ctx, f, page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Total != n || res.TotalMore || len(res.Items) != 5 {
+				t.Fatalf("%s, page %d: total %d (more %v), %d items; want %d, 5", tc.name, p, res.Total, res.TotalMore, len(res.Items), n)
+			}
+			page.After = res.Next
+		}
+	}
+}
+
 // TestContactUnionDrives: a contact name part that many sessions share
 // (more than an unordered driver may hold) drives the search as a sorted
 // union met through the covering index, and the page and the total are
@@ -132,7 +216,7 @@ func TestContactUnionDrives(t *testing.T) {
 		if err := w.drive(ctx, tx, tc.bound); err != nil {
 			t.Fatal(err)
 		}
-		if got := w.driver != nil && len(w.owners) == 1 && w.owners[0].union; got != tc.union {
+		if got := w.driver != nil && w.driver.sorted; got != tc.union {
 			q, _ := w.query("1", true, "")
 			t.Errorf("bound %d: the union drives: %v, want %v: %s", tc.bound, got, tc.union, q)
 		}

@@ -248,6 +248,17 @@ type wordWalk struct {
 	tenant, match string
 	lo, hi        int64 // rowids, inclusive
 	lower, upper  int64 // started_at, ms
+	// partner, when set, is an ordered driver (a side table's range or
+	// an intersection) read in step with the words: the walk yields the
+	// partner's sessions that have a matching message (inStep). owners
+	// are the conditions it implies, choice where they are (see
+	// where.follow).
+	partner *driver
+	owners  []*cond
+	choice  [][2]int
+	// sampled and passed: of the sessions the walk last read, how many
+	// passed the other conditions (0, 0 before it counted any).
+	sampled, passed int
 }
 
 // candidate is a session a walk found.
@@ -352,24 +363,37 @@ func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *
 	// Enough for the count and for any page or export chunk.
 	enough := max(bound, report.MaxPageLimit, report.ExportChunk) + 1
 	need := min(enough, limit+1)
-	if len(w.conds) > w.base+1 {
+	if !ww.alone(w, c) {
 		// Other conditions: a first sample tells how far to read, or
 		// that another driver reads less.
 		need = min(need, walkSample)
+	}
+	var step *inStep
+	if ww.partner != nil {
+		var err error
+		if step, err = ww.inStep(ctx, tx); err != nil {
+			return 0, err
+		}
+		defer step.close()
 	}
 	var out []candidate
 	next := ww.lo
 	for {
 		var done bool
 		var err error
-		if out, next, done, err = ww.read(ctx, tx, next, need, out); err != nil {
+		if step != nil {
+			out, done, err = step.read(ctx, tx, need, out)
+		} else {
+			out, next, done, err = ww.read(ctx, tx, next, need, out)
+		}
+		if err != nil {
 			return 0, err
 		}
-		if !done && len(out) > limit {
+		if step == nil && !done && len(out) > limit {
 			return -1, nil
 		}
-		d.ordered = true
-		if len(w.conds) == w.base+1 {
+		d.ordered, d.carries = true, ww.partner != nil && ww.partner.carries
+		if ww.alone(w, c) {
 			// Every session read passes: the size is the count, and a
 			// page or an export chunk is among the first.
 			d.frag = candidates(out[:min(len(out), max(report.MaxPageLimit, report.ExportChunk)+1)])
@@ -383,13 +407,15 @@ func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *
 		if err != nil {
 			return 0, err
 		}
+		ww.sampled, ww.passed = len(out), n
 		if n >= enough {
 			return len(out), nil
 		}
 		// Read on as far as the share that passed says is needed, at
-		// least twice as far; past limit, give up now.
+		// least twice as far; past limit, give up now (the partner
+		// bounds what a walk in step reads).
 		guess := len(out) * enough / max(n, 1) * 5 / 4
-		if guess > limit {
+		if step == nil && guess > limit {
 			return -1, nil
 		}
 		need = max(guess, 2*len(out))
@@ -400,11 +426,22 @@ func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *
 // decide which of them match.
 const walkSample = 1000
 
+// alone reports whether the walk of c implies every condition of w: then
+// every session it reads passes.
+func (ww *wordWalk) alone(w *where, c *cond) bool {
+	for _, o := range w.conds[w.base:] {
+		if o != c && !slices.Contains(ww.owners, o) && !(o.carried && ww.partner != nil && ww.partner.carries) {
+			return false
+		}
+	}
+	return true
+}
+
 // countWith counts the sessions of w driven by d (of c), up to limit.
 func (w *where) countWith(ctx context.Context, tx *sql.Tx, c *cond, d *driver, limit int) (int, error) {
 	driver, owners, choice := w.driver, w.owners, w.choice
 	defer func() { w.driver, w.owners, w.choice = driver, owners, choice }()
-	w.driver, w.owners, w.choice = d, []*cond{c}, nil
+	w.driver, w.owners, w.choice = d, append([]*cond{c}, c.walk.owners...), nil
 	q, args := w.query("1", false, " LIMIT ?", limit)
 	var n int
 	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+q+")", args...).Scan(&n); err != nil {
@@ -417,7 +454,7 @@ func (w *where) countWith(ctx context.Context, tx *sql.Tx, c *cond, d *driver, l
 // ready when it is a walk: the walk reads for w's own interval. When it would
 // read too much, the interval is scanned instead.
 func (w *where) readyWalk(ctx context.Context, tx *sql.Tx, bound int) error {
-	if w.driver == nil || len(w.owners) != 1 || w.owners[0].walk == nil {
+	if w.driver == nil || len(w.choice) != 1 || w.owners[0].walk == nil {
 		return nil
 	}
 	n, err := w.owners[0].walk.size(ctx, tx, w, w.owners[0], w.driver, bound, max(bound+1, sizeLimit))
@@ -426,6 +463,197 @@ func (w *where) readyWalk(ctx context.Context, tx *sql.Tx, bound int) error {
 	}
 	if n < 0 {
 		w.driver, w.owners, w.choice = nil, nil, nil
+	}
+	w.size = n
+	return nil
+}
+
+// inStep reads a walk's partner and its words' messages together, both
+// newest first: the partner's sessions in report order, the messages in
+// rowid order (by start bucket, newest first). Reading a matching message's
+// rowid costs far less than an FTS5 query per session (~60 ns against
+// ~15 µs, measured on the 200,000-session database); messages are looked up
+// in message_sessions only in the buckets of the partner's sessions, to
+// tell which session of the bucket each belongs to.
+type inStep struct {
+	ww             *wordWalk
+	partner, words *sql.Rows
+	cur            candidate // the partner's next session, if more
+	more           bool
+	rowid          int64 // the next message's rowid, if any
+	any            bool
+	bucket         int64   // the bucket of keys
+	keys           []int64 // the messages (keys) of bucket
+	pending        []pending
+}
+
+// pending is a session of the partner with the messages of its bucket,
+// not yet looked up.
+type pending struct {
+	c    candidate
+	keys []int64
+}
+
+// stepBatch is how many sessions' messages are looked up in one statement.
+const stepBatch = 256
+
+func (ww *wordWalk) inStep(ctx context.Context, tx *sql.Tx) (*inStep, error) {
+	st := &inStep{ww: ww, bucket: -1 << 62}
+	var err error
+	// A compound partner's ORDER BY makes SQLite merge its arms; a
+	// range's is its index's order.
+	if st.partner, err = tx.QueryContext(ctx, ww.partner.sql+" ORDER BY 1 DESC, 2 DESC", ww.partner.args...); err != nil {
+		return nil, fmt.Errorf("read a full-text partner: %w", err)
+	}
+	if st.words, err = tx.QueryContext(ctx, `SELECT rowid FROM message_words WHERE message_words MATCH ? AND rowid >= ? AND rowid <= ? ORDER BY rowid`,
+		ww.match, ww.lo, ww.hi); err != nil {
+		st.partner.Close()
+		return nil, fmt.Errorf("read matching messages: %w", err)
+	}
+	if err := st.nextSession(); err != nil {
+		st.close()
+		return nil, err
+	}
+	if err := st.nextWord(); err != nil {
+		st.close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func (st *inStep) close() {
+	st.partner.Close()
+	st.words.Close()
+}
+
+func (st *inStep) nextSession() error {
+	if st.more = st.partner.Next(); st.more {
+		if err := st.partner.Scan(&st.cur.StartedAt, &st.cur.ID); err != nil {
+			return fmt.Errorf("read a full-text partner: %w", err)
+		}
+		return nil
+	}
+	if err := st.partner.Err(); err != nil {
+		return fmt.Errorf("read a full-text partner: %w", err)
+	}
+	return nil
+}
+
+func (st *inStep) nextWord() error {
+	if st.any = st.words.Next(); st.any {
+		if err := st.words.Scan(&st.rowid); err != nil {
+			return fmt.Errorf("read matching messages: %w", err)
+		}
+		return nil
+	}
+	if err := st.words.Err(); err != nil {
+		return fmt.Errorf("read matching messages: %w", err)
+	}
+	return nil
+}
+
+// read appends to out the partner's sessions with a matching message, in
+// report order, until it holds at least need; done when it read them all.
+func (st *inStep) read(ctx context.Context, tx *sql.Tx, need int, out []candidate) ([]candidate, bool, error) {
+	for len(out) < need {
+		if !st.more || !st.any && bucket(st.cur.StartedAt) != st.bucket {
+			// No partner's session left, or no message for those left.
+			out, err := st.lookUp(ctx, tx, out)
+			return out, true, err
+		}
+		b := bucket(st.cur.StartedAt)
+		if b != st.bucket {
+			// The messages of newer buckets have no session of the
+			// partner: skip them, and gather those of b.
+			st.bucket, st.keys = b, st.keys[:0:0]
+			for st.any {
+				key := ^st.rowid
+				if kb := key >> wordBits; kb < b {
+					break
+				} else if kb == b {
+					st.keys = append(st.keys, key)
+				}
+				if err := st.nextWord(); err != nil {
+					return out, false, err
+				}
+			}
+		}
+		if len(st.keys) > 0 {
+			st.pending = append(st.pending, pending{st.cur, st.keys})
+		}
+		if err := st.nextSession(); err != nil {
+			return out, false, err
+		}
+		if len(st.pending) >= stepBatch {
+			var err error
+			if out, err = st.lookUp(ctx, tx, out); err != nil {
+				return out, false, err
+			}
+		}
+	}
+	return out, false, nil
+}
+
+// lookUp appends the pending sessions that one of their bucket's messages
+// belongs to, in order. A bucket is a millisecond, which seldom holds more
+// than one session's start: each session's first message is looked up,
+// and the others only when that one is another session's.
+func (st *inStep) lookUp(ctx context.Context, tx *sql.Tx, out []candidate) ([]candidate, error) {
+	if len(st.pending) == 0 {
+		return out, nil
+	}
+	of := make(map[int64]string, len(st.pending))
+	var keys []int64
+	for _, p := range st.pending {
+		keys = append(keys, p.keys[0])
+	}
+	if err := st.sessionsOf(ctx, tx, keys, of); err != nil {
+		return out, err
+	}
+	keys = keys[:0]
+	for _, p := range st.pending {
+		if of[p.keys[0]] != p.c.ID {
+			keys = append(keys, p.keys[1:]...)
+		}
+	}
+	if err := st.sessionsOf(ctx, tx, keys, of); err != nil {
+		return out, err
+	}
+	for _, p := range st.pending {
+		if slices.ContainsFunc(p.keys, func(k int64) bool { return of[k] == p.c.ID }) {
+			out = append(out, p.c)
+		}
+	}
+	st.pending = st.pending[:0]
+	return out, nil
+}
+
+// sessionsOf adds to of the session of each message of keys, in one
+// statement.
+func (st *inStep) sessionsOf(ctx context.Context, tx *sql.Tx, keys []int64, of map[int64]string) error {
+	keys = slices.DeleteFunc(keys, func(k int64) bool { _, ok := of[k]; return ok })
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	param, _ := json.Marshal(keys) // numbers: always marshals
+	rows, err := tx.QueryContext(ctx, `SELECT m.mn, m.session_id FROM json_each(?) j CROSS JOIN message_sessions m ON m.mn = j.value WHERE m.tenant = ?`,
+		param, st.ww.tenant)
+	if err != nil {
+		return fmt.Errorf("look up matching messages: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key int64
+		var id string
+		if err := rows.Scan(&key, &id); err != nil {
+			return fmt.Errorf("look up matching messages: %w", err)
+		}
+		of[key] = id
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("look up matching messages: %w", err)
 	}
 	return nil
 }

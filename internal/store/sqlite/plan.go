@@ -21,7 +21,10 @@ import (
 // the session's channel and handed_off, so a range tests those filters
 // itself; ranges of like sizes are intersected in one merge (merged), and a
 // range whose other conditions are all side-table tests is read without the
-// sessions table.
+// sessions table. A scan's information negations are merged too, as ranges
+// its sessions are taken from (subtract), and a full-text condition that
+// does not drive may read its words in step with the range that does
+// (stepWords).
 
 // where is a planned search: conditions on the sessions table s, and the
 // driver whose sessions are read instead of the interval's.
@@ -52,10 +55,12 @@ type where struct {
 // is read, and every condition is implied by it: its size is then the
 // count.
 func (w *where) driverOnly() bool {
-	if w.driver == nil || !w.driver.ordered || len(w.choice) != 1 || len(w.rest()) != 0 {
+	if w.driver == nil || !w.driver.ordered || w.driver.loose || w.size < 0 || len(w.choice) != 1 || len(w.rest()) != 0 {
 		return false
 	}
-	return !slices.ContainsFunc(w.conds, func(c *cond) bool { return c.carried })
+	// A walk counts the sessions that pass every condition; a range is
+	// sized without the tests it carries.
+	return w.owners[0].walk != nil || !slices.ContainsFunc(w.conds, func(c *cond) bool { return c.carried })
 }
 
 // follow makes w use the driver other chose: the same filter, planned
@@ -63,6 +68,10 @@ func (w *where) driverOnly() bool {
 // cursor, which does not change which driver reads least).
 func (w *where) follow(other *where) {
 	w.driver, w.owners, w.choice = nil, nil, nil
+	if other.driver != nil && other.driver.compound && len(other.choice) == 0 {
+		w.subtract()
+		return
+	}
 	var parts []*driver
 	for _, ch := range other.choice {
 		c := w.conds[ch[0]]
@@ -71,6 +80,23 @@ func (w *where) follow(other *where) {
 		parts = append(parts, &c.drivers[ch[1]])
 	}
 	w.driver = merged(parts)
+	w.size = -1 // not sized for w (readyWalk sizes a walk)
+	if len(other.choice) != 1 {
+		return
+	}
+	// A walk in step with a partner: the same partner, of w's conditions.
+	ww, ow := w.conds[other.choice[0][0]].walk, other.conds[other.choice[0][0]].walk
+	if ww == nil || ow.partner == nil {
+		return
+	}
+	parts, ww.owners, ww.choice = nil, nil, ow.choice
+	for _, ch := range ow.choice {
+		c := w.conds[ch[0]]
+		ww.owners = append(ww.owners, c)
+		parts = append(parts, &c.drivers[ch[1]])
+	}
+	ww.partner = merged(parts)
+	w.owners = append(w.owners, ww.owners...)
 }
 
 // frag is a piece of SQL and its arguments.
@@ -95,13 +121,12 @@ type cond struct {
 	// carry the session's channel and handed_off, and each range starts
 	// at the cursor).
 	carried bool
-	// union: its one driver is ordered only once sorted whole (the
-	// contact filter's union of index ranges), so it drives only up to
-	// the total's bound: it cannot be read from its newest end and stopped.
-	union bool
 	// walk, for the full-text condition, reads its sessions in Go when
 	// its one driver is sized, and makes the driver (fulltext.go).
 	walk *wordWalk
+	// except, for a negation, is the ordered range of the sessions it
+	// excludes: a scan of the interval is merged with it (subtract).
+	except frag
 }
 
 // driver is a subquery yielding the sessions one condition selects: with
@@ -115,6 +140,17 @@ type driver struct {
 	// which tests the carried conditions itself; a full-text walk's
 	// sessions are ordered but carry nothing.
 	carries bool
+	// sorted: ordered only once sorted whole (the contact filter's union
+	// of index ranges, an information value's prefix range), so it
+	// drives only up to the total's bound: it cannot be read from its
+	// newest end and stopped.
+	sorted bool
+	// loose: sized by the entries it reads rather than by the sessions
+	// that pass its tests, so its size is not its count.
+	loose bool
+	// compound: a compound SELECT of ranges in report order that implies
+	// every condition (merged, subtract): read with its own ORDER BY.
+	compound bool
 }
 
 // merged is the driver reading parts: the one, or the intersection of
@@ -136,7 +172,7 @@ func merged(parts []*driver) *driver {
 		sqls = append(sqls, p.sql)
 		args = append(args, p.args...)
 	}
-	return &driver{frag{strings.Join(sqls, " INTERSECT "), args}, true, true}
+	return &driver{frag: frag{strings.Join(sqls, " INTERSECT "), args}, ordered: true, carries: true, compound: true}
 }
 
 func (w *where) add(sql string, args ...any) *cond {
@@ -211,12 +247,12 @@ func (w *where) source() (from string, args []any, order string) {
 }
 
 // query is the statement SELECT selectList FROM <source> WHERE <conditions>
-// [ORDER BY the report's order] rest, with its arguments and then more. An
-// intersection implies every condition (drive merges only then): its own
-// ORDER BY and rest (a LIMIT) make the merge stop, and the outer ORDER BY
-// sorts only what it kept.
+// [ORDER BY the report's order] rest, with its arguments and then more. A
+// compound driver (an intersection, a scan less the negations' ranges)
+// implies every condition: its own ORDER BY and rest (a LIMIT) make the
+// merge stop, and the outer ORDER BY sorts only what it kept.
 func (w *where) query(selectList string, ordered bool, rest string, more ...any) (string, []any) {
-	if len(w.choice) > 1 {
+	if w.driver != nil && w.driver.compound {
 		q := "SELECT " + selectList + " FROM (" + w.driver.sql + " ORDER BY 1 DESC, 2 DESC" + rest + ") AS s"
 		if ordered {
 			q += " ORDER BY s.started_at DESC, s.session_id DESC"
@@ -237,7 +273,8 @@ const (
 	planAuto      = iota
 	planScan      // never drive
 	planUnordered // prefer unordered drivers
-	planOneRange  // never intersect ranges: test the others per session
+	planOneRange  // never intersect ranges nor let a walk drive where a range can: test the others per session
+	planInStep    // never let a walk drive where a range can: read its words in step with the range
 )
 
 // plan is the plan drive chooses; a variable so that tests run every plan.
@@ -270,30 +307,83 @@ const mergeRatio = 8
 // at most mergeRatio times the smallest, the ranges are intersected (see
 // merged).
 func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
+	if err := w.choose(ctx, tx, bound); err != nil {
+		return err
+	}
+	return w.stepWords(ctx, tx, bound)
+}
+
+// stepShare is the least share of a walk's sessions that must pass the
+// other conditions for the walk to be read in step with the driving range
+// rather than its words tested on each session of that range by an FTS5
+// query (~15 µs each): below it, the messages read for nothing (~0.4 µs
+// each, two or three a session for a common word) cost more. Measured on
+// the 200,000-session database, a common word with a tag and a channel: in
+// step 60–120 ms of CPU where the tag's sessions are 1 in 3 to 1 in 20 of
+// the month, per-session queries 200–250 ms; the other way round below ~1
+// in 16 (tags of 3,000–5,000 sessions: 40–100 ms against 85–245 ms).
+const stepShare = 0.04
+
+// stepWords lets a full-text condition that does not drive read its words
+// in step with the ordered range that does (inStep), when its sample showed
+// enough of its sessions pass the other conditions; the plans that neither
+// drive nor merge (planScan, planOneRange) test the words of each session
+// instead, planUnordered and planInStep always read in step.
+func (w *where) stepWords(ctx context.Context, tx *sql.Tx, bound int) error {
+	if w.driver == nil || !w.driver.carries || plan == planScan || plan == planOneRange {
+		return nil
+	}
+	ci := slices.IndexFunc(w.conds, func(c *cond) bool { return c.walk != nil })
+	if ci < 0 || slices.Contains(w.owners, w.conds[ci]) {
+		return nil
+	}
+	c := w.conds[ci]
+	if ww := c.walk; plan == planAuto && (ww.sampled == 0 || float64(ww.passed) < stepShare*float64(ww.sampled)) {
+		return nil
+	}
+	c.walk.partner, c.walk.owners, c.walk.choice = w.driver, w.owners, w.choice
+	n, err := c.walk.size(ctx, tx, w, c, &c.drivers[0], bound, max(bound+1, sizeLimit))
+	if err != nil {
+		return err
+	}
+	w.driver, w.owners, w.choice, w.size = &c.drivers[0], append([]*cond{c}, w.owners...), [][2]int{{ci, 0}}, n
+	return nil
+}
+
+// choose picks the driver (see drive).
+func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 	w.driver, w.owners, w.choice = nil, nil, nil
 	if plan == planScan {
 		return nil
 	}
 	best := -1
-	// smallest is, per condition, its smallest ordered driver and size.
-	type sized struct{ i, n int }
+	// smallest is, per condition, its smallest ordered driver, its size
+	// and how far it was counted (a size of at least that is a lower
+	// bound).
+	type sized struct{ i, n, counted int }
 	smallest := map[int]sized{}
 	for ci, c := range w.conds {
 		for i := range c.drivers {
 			d := &c.drivers[i]
 			limit := max(bound+1, sizeLimit)
 			switch {
-			case c.union:
+			case d.sorted:
 				// Sorted and met through the covering index: up
 				// to the total's bound.
 				limit = bound + 1
 			case !d.ordered:
 				limit = driveLimit
 			}
+			if best >= 0 && plan != planUnordered && (!d.ordered || d.sorted || d.loose || c.walk != nil) {
+				// Only a smaller one drives: counting further
+				// would not change the choice. (A plain range is
+				// counted on: its size also decides intersections.)
+				limit = min(limit, best)
+			}
 			var n int
 			if c.walk != nil {
-				if best >= 0 {
-					limit = min(limit, best)
+				if best >= 0 && (plan == planOneRange || plan == planInStep) {
+					continue
 				}
 				var err error
 				if n, err = c.walk.size(ctx, tx, w, c, d, bound, limit); err != nil {
@@ -310,10 +400,10 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 			}
 			if d.ordered && c.walk == nil {
 				if s, ok := smallest[ci]; !ok || n < s.n {
-					smallest[ci] = sized{i, n}
+					smallest[ci] = sized{i, n, limit}
 				}
 			}
-			if (!d.ordered || c.union) && n >= limit {
+			if (!d.ordered || d.sorted) && n >= limit {
 				continue
 			}
 			better := best < 0 || n < best
@@ -325,6 +415,10 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 				w.choice, w.size = [][2]int{{ci, i}}, n
 			}
 		}
+	}
+	if w.driver == nil && plan != planOneRange {
+		w.subtract()
+		return nil
 	}
 	if w.driver == nil || !w.driver.carries || plan == planUnordered || plan == planOneRange {
 		return nil
@@ -349,7 +443,7 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 			// many sessions are in both.
 		case s.n > limit:
 			return nil
-		case s.n >= full && limit > s.n:
+		case s.n >= s.counted && limit > s.n:
 			n, err := size(ctx, tx, c.size(s.i), limit+1)
 			if err != nil {
 				return err
@@ -365,6 +459,34 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 		w.driver, w.owners, w.choice = merged(parts), owners, choice
 	}
 	return nil
+}
+
+// subtract makes a scan of the interval with negations (information
+// not_equals, not_contains, not_exists) the scan's sessions EXCEPT each
+// negation's range of the sessions it excludes. All are in report order, so
+// SQLite merges them (a compound SELECT with an ORDER BY, as in merged;
+// EXPLAIN QUERY PLAN: MERGE (EXCEPT)) and the LIMIT stops the merge: one
+// index entry read per session instead of a look-up in the key's range.
+// Without a negation it leaves the scan as it is.
+func (w *where) subtract() {
+	var keep, except []string
+	var keepArgs, exceptArgs []any
+	for _, c := range w.conds {
+		if c.except.sql == "" {
+			keep = append(keep, c.sql)
+			keepArgs = append(keepArgs, c.args...)
+			continue
+		}
+		except = append(except, c.except.sql)
+		exceptArgs = append(exceptArgs, c.except.args...)
+	}
+	if len(except) == 0 {
+		return
+	}
+	q := "SELECT s.started_at, s.session_id FROM sessions s INDEXED BY sessions_by_start_filters WHERE " + strings.Join(keep, " AND ") +
+		" EXCEPT " + strings.Join(except, " EXCEPT ")
+	w.driver = &driver{frag: frag{q, append(keepArgs, exceptArgs...)}, ordered: true, compound: true}
+	w.owners = slices.Clone(w.conds[w.base:])
 }
 
 // size is what sizes c's i-th driver.

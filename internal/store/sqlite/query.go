@@ -135,7 +135,7 @@ func (t sideTables) ordered(from, keyCond string, args []any, more string, moreA
 		q += " AND (x.started_at < ? OR x.session_id < ?)"
 		a = append(a, t.after.StartedAt.UnixMilli(), t.after.SessionID)
 	}
-	return driver{frag{q + t.carry.sql, append(slices.Clip(a), t.carry.args...)}, true, true}, frag{q, a}
+	return driver{frag: frag{q + t.carry.sql, append(slices.Clip(a), t.carry.args...)}, ordered: true, carries: true}, frag{q, a}
 }
 
 // The side tables' conditions test a session by looking its (started_at,
@@ -171,8 +171,8 @@ func (t sideTables) value(w *where, table, column string, value string) {
 func (t sideTables) anyTag(w *where, tags []string) {
 	in := "x.tag IN (" + placeholders(len(tags)) + ")"
 	c := t.add(w, "EXISTS (SELECT 1 FROM session_tags x INDEXED BY session_tags_by_value WHERE x.tenant = ? AND "+in+local+")", anys(tags)...)
-	c.drivers = []driver{{frag{"SELECT x.session_id FROM session_tags x INDEXED BY session_tags_by_value WHERE x.tenant = ? AND " + in +
-		" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant}, anys(tags)...), t.lower, t.upper)}, false, false}}
+	c.drivers = []driver{{frag: frag{"SELECT x.session_id FROM session_tags x INDEXED BY session_tags_by_value WHERE x.tenant = ? AND " + in +
+		" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant}, anys(tags)...), t.lower, t.upper)}}}
 }
 
 // info: values are compared in value_lower, lowered by Go (Unicode) when
@@ -196,8 +196,11 @@ func (t sideTables) info(w *where, c report.Condition) {
 	has := "EXISTS (SELECT 1 FROM session_info x INDEXED BY session_info_by_key WHERE x.tenant = ? AND x.key = ?" + local + test + ")"
 	hasArgs := append([]any{c.Key}, args...)
 	switch c.Op {
-	case report.OpNotEquals, report.OpNotContain, report.OpNotExists:
-		t.add(w, "NOT "+has, hasArgs...)
+	case report.OpNotEquals:
+		_, t.add(w, "NOT "+has, hasArgs...).except = t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")
+		return
+	case report.OpNotContain, report.OpNotExists:
+		_, t.add(w, "NOT "+has, hasArgs...).except = t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
 		return
 	}
 	k := t.add(w, has, hasArgs...)
@@ -206,12 +209,18 @@ func (t sideTables) info(w *where, c report.Condition) {
 		d, size := t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")
 		k.drivers, k.sizes = []driver{d}, []frag{size}
 	case report.OpStartsWith:
-		// Few values start with v: read them by value, then sort; many:
-		// read the key's sessions in report order and test each.
-		byValue := frag{"SELECT x.session_id FROM session_info x INDEXED BY session_info_by_value WHERE x.tenant = ? AND x.key = ?" + test +
-			" AND x.started_at >= ? AND x.started_at < ?", append(append([]any{t.tenant, c.Key}, args...), t.lower, t.upper)}
-		d, size := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
-		k.drivers, k.sizes = []driver{{byValue, false, false}, d}, []frag{byValue, size}
+		// Few values start with v: read them by value (a range of
+		// session_info_by_value, which carries what the key's range
+		// does), then sort them, without a look-up of each session's row;
+		// many: read the key's sessions in report order and test each.
+		// The key's range costs what it reads, however few pass the
+		// test: it is sized by its entries.
+		byValue, byValueSize := t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ?", []any{c.Key}, test, args...)
+		byValue.sorted = true
+		d, _ := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
+		_, entries := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, "")
+		d.loose = true
+		k.drivers, k.sizes = []driver{byValue, d}, []frag{byValueSize, entries}
 	default: // exists, contains
 		d, size := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
 		k.drivers, k.sizes = []driver{d}, []frag{size}
@@ -261,8 +270,7 @@ func contactCondition(w *where, t sideTables, contact string) {
 	// whose entries hold what the other filters test, instead of its wide
 	// row (a common first name selects a few thousand sessions). A union
 	// too large to sort is not chosen (drive).
-	c.drivers = []driver{{frag{strings.Join(arms, " UNION "), armArgs}, true, false}}
-	c.union = true
+	c.drivers = []driver{{frag: frag{strings.Join(arms, " UNION "), armArgs}, ordered: true, sorted: true}}
 }
 
 // queryCondition matches sessions with a message that has every word of q,
@@ -346,21 +354,26 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 		last := res.Items[len(res.Items)-1]
 		res.Next = &report.Cursor{StartedAt: last.StartedAt, SessionID: last.ID}
 	}
-	switch {
-	case page.After == nil && !full:
+	if page.After == nil && !full {
 		// The first page holds every match: no need to count them.
 		res.BoundTotal(len(res.Items), bound)
 		return res, nil
-	case page.After == nil && pw.driverOnly():
-		// One value's index range is the whole filter: choosing the
-		// driver counted it.
-		res.BoundTotal(pw.size, bound)
-		return res, nil
 	}
-	w := translate(&f, nil)
-	w.follow(pw)
-	if err := w.readyWalk(ctx, tx, bound); err != nil {
-		return res, err
+	w := pw
+	if page.After != nil {
+		// The count is of the filter without the cursor, with the
+		// driver the page chose; a first page is already that filter.
+		w = translate(&f, nil)
+		w.follow(pw)
+		if err := w.readyWalk(ctx, tx, bound); err != nil {
+			return res, err
+		}
+	}
+	if w.driverOnly() {
+		// One value's index range, or a full-text walk, is the whole
+		// filter: choosing the driver counted it.
+		res.BoundTotal(w.size, bound)
+		return res, nil
 	}
 	q, args := w.query("1", false, " LIMIT ?", bound+1)
 	var n int

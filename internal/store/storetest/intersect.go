@@ -32,8 +32,17 @@ func testIntersections(t *testing.T, s Store) {
 	for i := range n {
 		b := B{Contact: fmt.Sprintf("i%03d", i), Channel: []string{"whatsapp", "webchat", "telegram"}[i%3]}
 		at := time.Duration(i/2) * time.Minute // pairs share a start: the tiebreak matters
-		e := b.Msg(fmt.Sprintf("x%03d-0", i), at, event.RoleCustomer, "oi")
+		text := "oi"
+		if i%4 != 1 {
+			text = "oi, o boleto"
+		}
+		e := b.Msg(fmt.Sprintf("x%03d-0", i), at, event.RoleCustomer, text)
 		events = append(events, e)
+		if i%6 == 0 {
+			// A second message with the word, in a start shared with
+			// another session.
+			events = append(events, b.Msg(fmt.Sprintf("x%03d-7", i), at+7*time.Second, event.RoleBot, "segunda via do boleto"))
+		}
 		id := session.DeriveID(&e)
 		f := fact{i: i, tags: []string{"Comum"}, channel: b.Channel}
 		events = append(events, b.Tag(fmt.Sprintf("x%03d-1", i), at+time.Second, "Comum"))
@@ -87,6 +96,26 @@ func testIntersections(t *testing.T, s Store) {
 			func(f fact) bool { return f.plano && f.i%5 == 2 }},
 		{"info starts_with and tags", report.Filter{Tags: []string{"Comum", "Meio"}, TagMode: report.TagsAll, Info: []report.Condition{{Key: "PLANO", Op: report.OpStartsWith, Value: "fibra"}}},
 			func(f fact) bool { return slices.Contains(f.tags, "Meio") && f.plano }},
+		{"info starts_with alone", report.Filter{Info: []report.Condition{{Key: "PLANO", Op: report.OpStartsWith, Value: "FIBRA 1"}}},
+			func(f fact) bool { return f.plano && f.i%5 == 1 }},
+		{"info not_exists alone", report.Filter{Info: []report.Condition{{Key: "PLANO", Op: report.OpNotExists}}},
+			func(f fact) bool { return !f.plano }},
+		{"info not_equals and channel", report.Filter{Channels: []string{"whatsapp", "telegram"}, Info: []report.Condition{{Key: "PLANO", Op: report.OpNotEquals, Value: "fibra 2"}}},
+			func(f fact) bool { return f.channel != "webchat" && !(f.plano && f.i%5 == 2) }},
+		{"info not_contains and not handed off", report.Filter{HandedOff: &no, Info: []report.Condition{{Key: "PLANO", Op: report.OpNotContain, Value: "A 3"}}},
+			func(f fact) bool { return !f.handedOff && !(f.plano && f.i%5 == 3) }},
+		{"two negations", report.Filter{Info: []report.Condition{{Key: "PLANO", Op: report.OpNotEquals, Value: "fibra 4"}, {Key: "PLANO", Op: report.OpNotContain, Value: "bra 0"}}},
+			func(f fact) bool { return !(f.plano && (f.i%5 == 4 || f.i%5 == 0)) }},
+		{"word, tag and channels", report.Filter{Query: "boleto", Tags: []string{"Comum"}, Channels: []string{"whatsapp", "telegram"}},
+			func(f fact) bool { return f.i%4 != 1 && f.channel != "webchat" }},
+		{"word and rare tag", report.Filter{Query: "BOLETO", Tags: []string{"Raro"}},
+			func(f fact) bool { return f.i%4 != 1 && slices.Contains(f.tags, "Raro") }},
+		{"word, tags all and not handed off", report.Filter{Query: "boleto", Tags: []string{"Comum", "Meio"}, TagMode: report.TagsAll, HandedOff: &no},
+			func(f fact) bool { return f.i%4 != 1 && slices.Contains(f.tags, "Meio") && !f.handedOff }},
+		{"word, tag and info", report.Filter{Query: "oi", Tags: []string{"Meio"}, Info: info},
+			func(f fact) bool { return slices.Contains(f.tags, "Meio") && f.plano }},
+		{"two words, tag and info value", report.Filter{Query: "via boleto", Tags: []string{"Comum"}, Info: []report.Condition{{Key: "PLANO", Op: report.OpStartsWith, Value: "fibra"}}},
+			func(f fact) bool { return f.i%6 == 0 && f.plano }},
 		{"tags and info not_exists", report.Filter{Tags: []string{"Comum", "Meio"}, TagMode: report.TagsAll, Info: []report.Condition{{Key: "PLANO", Op: report.OpNotExists}}},
 			func(f fact) bool { return slices.Contains(f.tags, "Meio") && !f.plano }},
 	}
