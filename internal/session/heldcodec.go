@@ -148,15 +148,21 @@ func (w *heldEncoder) event(s Stored) {
 	w.prev = s
 }
 
-// encodeHeld encodes events (sorted, as KeyState.Events).
-func encodeHeld(events []Stored) string {
-	var b strings.Builder
-	w := heldEncoder{buf: make([]byte, 0, 64*len(events))}
+// encodeHeld returns the encoding of events (sorted, as KeyState.Events)
+// after prefix, the encoding of the events before them, the last of which
+// is prev (nil when there are none).
+func encodeHeld(prefix string, prev *Stored, events []Stored) string {
+	w := heldEncoder{buf: make([]byte, 0, len(prefix)+64*len(events))}
+	w.buf = append(w.buf, prefix...)
+	if prev != nil {
+		w.prev, w.at = *prev, prev.OccurredAt.UnixMilli()
+	}
 	for _, s := range events {
 		w.event(s)
 	}
 	// One copy into a string that nothing changes, which the decoded
 	// events' strings share.
+	var b strings.Builder
 	b.Grow(len(w.buf))
 	b.Write(w.buf)
 	return b.String()

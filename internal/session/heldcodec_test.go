@@ -31,7 +31,10 @@ func oddEvents() []event.Event {
 		e.Author = &event.Author{Role: event.RoleCustomer}
 		e.Text, e.ContentType = "Olá, tudo bem? ✓", "text"
 	})
-	add(func(e *event.Event) { e.Author = &event.Author{Role: event.RoleBot}; e.Attachments = []event.Attachment{} })
+	add(func(e *event.Event) {
+		e.Author = &event.Author{Role: event.RoleBot}
+		e.Attachments = []event.Attachment{}
+	})
 	add(func(e *event.Event) {
 		e.Author = &event.Author{Role: event.RoleAgent, ID: "ag-1", Name: "Bia"}
 		e.Attachments = []event.Attachment{{URL: "https://files.example/a.pdf", MIMEType: "application/pdf", Name: "a.pdf"}, {URL: "u2"}}
@@ -50,7 +53,11 @@ func oddEvents() []event.Event {
 	add(func(e *event.Event) { e.Type = "other"; e.SessionID = "c639c747-4637-4ff5-99c0-9f0e86d3c21b" })
 	add(func(e *event.Event) { e.OccurredAt = at.Add(1500 * time.Microsecond) })
 	add(func(e *event.Event) { e.OccurredAt = time.Date(1969, 12, 31, 23, 59, 59, 999_000_000, time.UTC) })
-	add(func(e *event.Event) { e.Contact = event.Contact{ID: "web-7"}; e.Channel = "webchat"; e.Tenant = "globex" })
+	add(func(e *event.Event) {
+		e.Contact = event.Contact{ID: "web-7"}
+		e.Channel = "webchat"
+		e.Tenant = "globex"
+	})
 	add(func(e *event.Event) { e.Author = &event.Author{Role: event.RoleAgent, ID: "ag-2"} })
 	return out
 }
@@ -100,11 +107,37 @@ func TestStateCacheKeepsEvents(t *testing.T) {
 					t.Fatalf("event %d back as %+v in %s, want %+v in %s", i, *g.Event, g.SessionID, *w.Event, w.SessionID)
 				}
 			}
-			// Put back unchanged, then taken again: the same events.
+			// Put back unchanged, then with more events (encoded after
+			// the others), then with one moved to another session
+			// (encoded again): each time the same events come back.
 			c.Put(id, got)
-			again, _, _ := c.Take(t.Context(), id)
-			if len(again.Events) != len(want) || (len(want) > 0 && !reflect.DeepEqual(*again.Events[len(want)-1].Event, *want[len(want)-1].Event)) {
-				t.Error("a state put back unchanged does not decode to the same events")
+			more := oddEvents()
+			for i := range more {
+				more[i].OccurredAt = more[i].OccurredAt.Add(100 * 365 * 24 * time.Hour) // after every other
+				want = append(want, session.Stored{Event: &more[i], SessionID: "s9"})
+			}
+			for step, change := range []func(evs []session.Stored) []session.Stored{
+				func(evs []session.Stored) []session.Stored { return evs },
+				func(evs []session.Stored) []session.Stored { return append(slices.Clip(evs), want[len(evs):]...) },
+				func(evs []session.Stored) []session.Stored {
+					evs = slices.Clone(evs)
+					evs[0].SessionID, want[0].SessionID = "moved", "moved"
+					return evs
+				},
+			} {
+				st, _, _ := c.Take(t.Context(), id)
+				st.Events = change(st.Events)
+				c.Put(id, st)
+				back, _, _ := c.Take(t.Context(), id)
+				if len(back.Events) != len(st.Events) {
+					t.Fatalf("step %d: %d events back, want %d", step, len(back.Events), len(st.Events))
+				}
+				for i := range back.Events {
+					if g, w := back.Events[i], want[i]; g.SessionID != w.SessionID || !reflect.DeepEqual(*g.Event, *w.Event) {
+						t.Fatalf("step %d: event %d back as %+v in %s, want %+v in %s", step, i, *g.Event, g.SessionID, *w.Event, w.SessionID)
+					}
+				}
+				c.Put(id, back)
 			}
 		})
 	}
@@ -135,5 +168,27 @@ func TestKeyStateCostCountsBytes(t *testing.T) {
 	}
 	if short < 400 || short > 800 {
 		t.Errorf("a key of 4 short events weighs %d bytes, want 400–800 (the key's share of the cache)", short)
+	}
+}
+
+// BenchmarkStateCacheTakePut is what a hit costs the cache: a key of a
+// dozen events (two sessions of a conversation) taken, decoded, and put
+// back with one new event, encoded again.
+func BenchmarkStateCacheTakePut(b *testing.B) {
+	evs := oddEvents()
+	st := &session.KeyState{Tenant: "acme", Key: "d:whatsapp/5511900000001"}
+	for i := range evs {
+		evs[i].Tenant, evs[i].Channel, evs[i].Contact = "acme", "whatsapp", event.Contact{ID: "5511900000001"}
+		st.Events = append(st.Events, session.Stored{Event: &evs[i], SessionID: "c639c747-4637-4ff5-99c0-9f0e86d3c21b"})
+	}
+	c := session.NewStateCache(1<<30, time.Hour, (*session.KeyState).Cost)
+	id := session.StateID{Tenant: st.Tenant, Key: st.Key}
+	c.Put(id, st)
+	b.ReportAllocs()
+	for b.Loop() {
+		got, _, _ := c.Take(b.Context(), id)
+		evs := got.Events
+		got.Events = append(evs[:len(evs)-1:len(evs)-1], evs[len(evs)-1]) // a new list: encoded again
+		c.Put(id, got)
 	}
 }

@@ -32,14 +32,28 @@ type KeyState struct {
 }
 
 // packedEvents are a state's events as a StateCache holds them: encoded
-// (encodeHeld), n of them. view is the first of the Events they were
-// decoded to, or encoded from, and how many: a state put back with the
-// same Events is not encoded again.
+// (encodeHeld), n of them. view is the Events they were decoded to, until
+// the state is packed again: a state put back with the same Events is not
+// encoded again, and one whose Events are view's followed by new ones (a
+// live conversation's next events) gets only those encoded, after data.
 type packedEvents struct {
-	data  string
-	n     int
-	view  *Stored
-	viewN int
+	data string
+	n    int
+	view []Stored
+}
+
+// extends reports whether events are p.view's, in order, followed by
+// others.
+func (p *packedEvents) extends(events []Stored) bool {
+	if len(p.view) == 0 || len(events) < len(p.view) || p.n != len(p.view) {
+		return false
+	}
+	for i := range p.view {
+		if events[i].Event != p.view[i].Event || events[i].SessionID != p.view[i].SessionID {
+			return false
+		}
+	}
+	return true
 }
 
 // pack replaces Events by their encoding, which is what a StateCache
@@ -54,8 +68,14 @@ func (st *KeyState) pack(id StateID) {
 		st.held, st.Events = packedEvents{}, nil
 		return
 	}
-	if st.held.view != &st.Events[0] || st.held.viewN != len(st.Events) {
-		st.held = packedEvents{data: encodeHeld(st.Events), n: len(st.Events)}
+	switch h := &st.held; {
+	case h.extends(st.Events):
+		if len(st.Events) > h.n {
+			h.data = encodeHeld(h.data, &h.view[h.n-1], st.Events[h.n:])
+			h.n = len(st.Events)
+		}
+	default:
+		*h = packedEvents{data: encodeHeld("", nil, st.Events), n: len(st.Events)}
 		if !IsDerivedKey(st.Key) {
 			// An explicit session's id is the events' own (a derived one
 			// is made by DeriveID): a copy, not a piece of a message.
@@ -64,7 +84,7 @@ func (st *KeyState) pack(id StateID) {
 			}
 		}
 	}
-	st.held.view, st.held.viewN = nil, 0
+	st.held.view = nil
 	st.Events = nil
 }
 
@@ -80,7 +100,7 @@ func (st *KeyState) unpack() error {
 		return err
 	}
 	st.Events = evs
-	st.held.view, st.held.viewN = &evs[0], len(evs)
+	st.held.view = evs
 	return nil
 }
 
@@ -205,7 +225,9 @@ func (st *KeyState) Advance(j int, tail []Stored, kc *KeyChanges) *KeyState {
 // Events[len(st.Events)-len(tail):]. It does not change st.
 func (st *KeyState) Apply(j int, tail []Stored, kc *KeyChanges) *KeyState {
 	keep := min(j, len(st.Sessions))
-	next := &KeyState{Tenant: st.Tenant, Key: st.Key, Complete: st.Complete}
+	// The encoding of st's events goes with them: the next state's are
+	// usually the same followed by the batch's (packedEvents.extends).
+	next := &KeyState{Tenant: st.Tenant, Key: st.Key, Complete: st.Complete, held: st.held}
 	next.Sessions = make([]HeldSession, 0, keep+len(kc.Sessions))
 	next.Sessions = append(append(next.Sessions, st.Sessions[:keep]...), kc.Sessions...)
 	// tail is a suffix of st.Events; the events before it stay.
@@ -308,7 +330,7 @@ type StateID struct{ Tenant, Key string }
 
 // DefaultStateBudget bounds a StateCache by default, in bytes as
 // KeyState.Cost weighs states (docs/sessions.md, "What memory holds").
-const DefaultStateBudget = 64 << 20
+const DefaultStateBudget = 32 << 20
 
 // DefaultStateIdle is how long a StateCache keeps a key that got no event
 // by default: past every session policy's window (a day), new events open a
