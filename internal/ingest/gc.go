@@ -32,7 +32,7 @@ var ElasticGC = GCSettings{Percent: 400, Limit: 448 << 20}
 // limit does not count) and that is more than twice the live heap of a
 // full default key-state cache (session.DefaultStateBudget) and the
 // batches in flight.
-var SQLiteGC = GCSettings{Percent: 100, Limit: 128 << 20}
+var SQLiteGC = GCSettings{Percent: 100, Limit: 112 << 20}
 
 // SetGCDefaults applies d, each setting unless the environment sets it
 // (GOGC, GOMEMLIMIT), as an operator's deployment may (deploy/kubernetes
