@@ -206,13 +206,15 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 		if c.Dir == "" {
 			return errors.New("bench child: the SQLite store needs a folder")
 		}
+		// The settings of `chatreport ingest` on SQLite.
+		ingest.SetGCDefaults(ingest.SQLiteGC)
 		set := openVersions(c.Dir)
 		defer set.Close()
 		sink = store.NewSink(set, c.Pipeline)
 	case StoreElastic:
 		// The settings of `chatreport ingest` on Elasticsearch, so that
 		// the figures are its.
-		ingest.SetGCDefaults()
+		ingest.SetGCDefaults(ingest.ElasticGC)
 		base := http.DefaultTransport.(*http.Transport).Clone()
 		defer base.CloseIdleConnections()
 		counter = newCountingTransport(base)

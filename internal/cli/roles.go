@@ -33,10 +33,12 @@ func newIngestCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				gc := ingest.SQLiteGC
 				if cfg.Store.Kind == config.StoreElasticsearch {
-					gcPercent, memLimit := ingest.SetGCDefaults()
-					log.Info("garbage collector", zap.Int("gc_percent", gcPercent), zap.Int64("memory_limit_bytes", memLimit))
+					gc = ingest.ElasticGC
 				}
+				gcPercent, memLimit := ingest.SetGCDefaults(gc)
+				log.Info("garbage collector", zap.Int("gc_percent", gcPercent), zap.Int64("memory_limit_bytes", memLimit))
 				ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 				if err != nil {
 					return fmt.Errorf("listen for metrics and health: %w", err)

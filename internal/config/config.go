@@ -65,10 +65,10 @@ type Elasticsearch struct {
 	// RegistryTTL is how long a process trusts the versions registry it
 	// read (5s when zero); `chatreport replay --grace` must be longer.
 	RegistryTTL time.Duration `yaml:"registry_ttl"`
-	// CacheSize bounds the session-key state an ingester keeps in memory,
-	// in events (400,000 when zero): past it, the least recently written
+	// CacheMiB bounds the session-key state an ingester keeps in memory,
+	// in MiB of heap (128 when zero): past it, the least recently written
 	// keys are read back by id when they next get events.
-	CacheSize int `yaml:"cache_size"`
+	CacheMiB int `yaml:"cache_mib"`
 	// ClaimLease is how long a key another writer claimed and did not
 	// release stays busy before that writer is taken to have died (10s
 	// when zero).
@@ -235,8 +235,8 @@ func (c *Config) Validate() error {
 		if c.Store.Elasticsearch.RegistryTTL < 0 {
 			errs = append(errs, errors.New("store.elasticsearch.registry_ttl: must not be negative"))
 		}
-		if c.Store.Elasticsearch.CacheSize < 0 || c.Store.Elasticsearch.ClaimLease < 0 {
-			errs = append(errs, errors.New("store.elasticsearch.cache_size and claim_lease: must not be negative"))
+		if c.Store.Elasticsearch.CacheMiB < 0 || c.Store.Elasticsearch.ClaimLease < 0 {
+			errs = append(errs, errors.New("store.elasticsearch.cache_mib and claim_lease: must not be negative"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("store.kind %q: must be %s or %s", c.Store.Kind, StoreSQLite, StoreElasticsearch))

@@ -22,9 +22,9 @@ func TestSetGCDefaults(t *testing.T) {
 		wantPercent int
 		wantLimit   int64
 	}{
-		{"nothing set", nil, ingestGCPercent, ingestMemoryLimit},
-		{"GOGC set", map[string]string{"GOGC": "150"}, 150, ingestMemoryLimit},
-		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "450MiB"}, ingestGCPercent, math.MaxInt64},
+		{"nothing set", nil, ElasticGC.Percent, ElasticGC.Limit},
+		{"GOGC set", map[string]string{"GOGC": "150"}, 150, ElasticGC.Limit},
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "450MiB"}, ElasticGC.Percent, math.MaxInt64},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// What the runtime would have read from the environment.
@@ -38,7 +38,7 @@ func TestSetGCDefaults(t *testing.T) {
 					os.Unsetenv(k)
 				}
 			}
-			gotPercent, gotLimit := SetGCDefaults()
+			gotPercent, gotLimit := SetGCDefaults(ElasticGC)
 			if gotPercent != tc.wantPercent || gotLimit != tc.wantLimit {
 				t.Errorf("SetGCDefaults() = %d, %d; want %d, %d", gotPercent, gotLimit, tc.wantPercent, tc.wantLimit)
 			}

@@ -22,11 +22,93 @@ type KeyState struct {
 	// by (start, id).
 	Sessions []HeldSession
 	// Events are every event of the key at or after Sessions[0]'s start,
-	// sorted by event order, each with its session.
+	// sorted by event order, each with its session. In a StateCache they
+	// are held encoded (packed), and Events is nil; Take decodes them.
 	Events []Stored
 	// Complete: Sessions are all the key's sessions, and Events all its
 	// events (a key the store has nothing of is complete and empty).
 	Complete bool
+	held     packedEvents
+}
+
+// packedEvents are a state's events as a StateCache holds them: encoded
+// (encodeHeld), n of them. view is the Events they were decoded to, until
+// the state is packed again: a state put back with the same Events is not
+// encoded again, and one whose Events are view's followed by new ones (a
+// live conversation's next events) gets only those encoded, after data.
+type packedEvents struct {
+	data string
+	n    int
+	view []Stored
+}
+
+// extends reports whether events are p.view's, in order, followed by
+// others.
+func (p *packedEvents) extends(events []Stored) bool {
+	if len(p.view) == 0 || len(events) < len(p.view) || p.n != len(p.view) {
+		return false
+	}
+	for i := range p.view {
+		if events[i].Event != p.view[i].Event || events[i].SessionID != p.view[i].SessionID {
+			return false
+		}
+	}
+	return true
+}
+
+// pack replaces Events by their encoding, which is what a StateCache
+// holds; the events are those of the store's writes, which the caller no
+// longer changes. id is the cache's copy of the state's names: Tenant and
+// Key take them, since the caller's may be substrings of a Kafka message
+// (the decoder shares its strings with the message), which a state held
+// for hours would keep whole.
+func (st *KeyState) pack(id StateID) {
+	st.Tenant, st.Key = id.Tenant, id.Key
+	if len(st.Events) == 0 {
+		st.held, st.Events = packedEvents{}, nil
+		return
+	}
+	switch h := &st.held; {
+	case h.extends(st.Events):
+		if len(st.Events) > h.n {
+			h.data = encodeHeld(h.data, &h.view[h.n-1], st.Events[h.n:])
+			h.n = len(st.Events)
+		}
+	default:
+		*h = packedEvents{data: encodeHeld("", nil, st.Events), n: len(st.Events)}
+		if !IsDerivedKey(st.Key) {
+			// An explicit session's id is the events' own (a derived one
+			// is made by DeriveID): a copy, not a piece of a message.
+			for i := range st.Sessions {
+				st.Sessions[i].ID = strings.Clone(st.Sessions[i].ID)
+			}
+		}
+	}
+	st.held.view = nil
+	st.Events = nil
+}
+
+// unpack decodes the events pack encoded. An error means a state that
+// does not decode, which is a defect: the cache then drops it, and the key
+// is read from the store.
+func (st *KeyState) unpack() error {
+	if st.Events != nil || st.held.n == 0 {
+		return nil
+	}
+	evs, err := decodeHeld(st.held.data, st.held.n)
+	if err != nil {
+		return err
+	}
+	st.Events = evs
+	st.held.view = evs
+	return nil
+}
+
+// packer is a state that a StateCache holds packed: a KeyState, or a
+// store's state that embeds one.
+type packer interface {
+	pack(id StateID)
+	unpack() error
 }
 
 // HeldSession is a session of a KeyState: its id, its start, and the
@@ -82,9 +164,37 @@ func (st *KeyState) Tail(j int) []Stored {
 	return st.Events[i:]
 }
 
-// Cost is what the state weighs in a StateCache: an event each, and one for
-// the key.
-func (st *KeyState) Cost() int { return 1 + len(st.Events) }
+// Cost is what the state weighs in a StateCache, in bytes of heap: its
+// events as held (packed, or decoded), its sessions, and what a key costs
+// the cache besides (the entry, the map's slot, the state's struct and
+// names). A store whose state holds more adds its own (the Elasticsearch
+// store's session list).
+func (st *KeyState) Cost() int {
+	n := keyOverhead + len(st.Tenant) + len(st.Key) + len(st.held.data)
+	if st.Events != nil {
+		n += len(st.Events) * decodedEventSize
+	}
+	for i := range st.Sessions {
+		n += heldSessionSize + len(st.Sessions[i].ID) + len(st.Sessions[i].Sums)*fingerprintSize
+	}
+	return n
+}
+
+// Sizes of what a held state is made of, in bytes of heap as Go's
+// allocator rounds them (64-bit): what Cost counts per key, per session
+// and per decoded event. An estimate within some tens of bytes per key;
+// the texts and ids it counts at their length dominate.
+const (
+	// the StateCache's entry (96), its map slot (~48), the KeyState (~144)
+	// and its Sessions slice header's array rounding
+	keyOverhead = 96 + 48 + 144 + 16
+	// a HeldSession (64: id, start, sums) and its Sums slice's header
+	heldSessionSize = 64 + 16
+	fingerprintSize = len(Fingerprint{})
+	// an event struct, its Stored and its author, with the strings
+	// shared with the message it came from
+	decodedEventSize = 288 + 24 + 48 + 512
+)
 
 // KeyChanges are the changes of one batch to one key: the batch's Changes
 // grouped by key (Changes.ByKey).
@@ -115,7 +225,9 @@ func (st *KeyState) Advance(j int, tail []Stored, kc *KeyChanges) *KeyState {
 // Events[len(st.Events)-len(tail):]. It does not change st.
 func (st *KeyState) Apply(j int, tail []Stored, kc *KeyChanges) *KeyState {
 	keep := min(j, len(st.Sessions))
-	next := &KeyState{Tenant: st.Tenant, Key: st.Key, Complete: st.Complete}
+	// The encoding of st's events goes with them: the next state's are
+	// usually the same followed by the batch's (packedEvents.extends).
+	next := &KeyState{Tenant: st.Tenant, Key: st.Key, Complete: st.Complete, held: st.held}
 	next.Sessions = make([]HeldSession, 0, keep+len(kc.Sessions))
 	next.Sessions = append(append(next.Sessions, st.Sessions[:keep]...), kc.Sessions...)
 	// tail is a suffix of st.Events; the events before it stay.
@@ -127,10 +239,9 @@ func (st *KeyState) Apply(j int, tail []Stored, kc *KeyChanges) *KeyState {
 	}
 	next.Events = make([]Stored, 0, len(before)+len(tail)+len(evs))
 	next.Events = append(next.Events, before...)
-	// New events point into the caller's batch: memory keeps copies, made
-	// in one allocation, so that it neither shares the batch's events nor
-	// keeps its whole array alive.
-	var copies []event.Event
+	// New events point into the caller's batch until the state is put in
+	// a StateCache, which holds them encoded: a copy of its own that
+	// neither shares the batch's events nor keeps their messages alive.
 	for i, k := 0, 0; i < len(tail) || k < len(evs); {
 		c := -1
 		if k < len(evs) {
@@ -156,11 +267,7 @@ func (st *KeyState) Apply(j int, tail []Stored, kc *KeyChanges) *KeyState {
 			// Elasticsearch store's unfinished key): what the write
 			// stored is the batch's.
 		}
-		if copies == nil {
-			copies = make([]event.Event, 0, len(evs)-k)
-		}
-		copies = append(copies, *evs[k].Event)
-		next.Events = append(next.Events, Stored{Event: &copies[len(copies)-1], SessionID: evs[k].SessionID})
+		next.Events = append(next.Events, evs[k])
 		k++
 	}
 	return next
@@ -179,7 +286,7 @@ func (st *KeyState) Trim() {
 	j := len(st.Sessions) - stateKeptSessions
 	from := st.Sessions[j].Start
 	i, _ := slices.BinarySearchFunc(st.Events, from, func(e Stored, t time.Time) int { return e.OccurredAt.Compare(t) })
-	st.Events = slices.Clone(st.Events[i:])
+	st.Events = st.Events[i:] // encoded alone when the state is put back
 	st.Sessions = slices.Clone(st.Sessions[j:])
 	st.Complete = false
 }
@@ -221,10 +328,9 @@ func (c *Changes) ByKey(sums [][]Fingerprint) map[StateID]*KeyChanges {
 // StateID names a key's state: a tenant and a session key.
 type StateID struct{ Tenant, Key string }
 
-// DefaultStateBudget bounds a StateCache by default, in events (plus one
-// per key): a held event of the simulated traffic weighs about 700 bytes
-// of heap (measured with the SQLite store), so some 175 MB at most.
-const DefaultStateBudget = 250_000
+// DefaultStateBudget bounds a StateCache by default, in bytes as
+// KeyState.Cost weighs states (docs/sessions.md, "What memory holds").
+const DefaultStateBudget = 32 << 20
 
 // DefaultStateIdle is how long a StateCache keeps a key that got no event
 // by default: past every session policy's window (a day), new events open a
@@ -289,11 +395,17 @@ func (c *StateCache[S]) Take(ctx context.Context, id StateID) (state S, ok bool,
 				var zero S
 				e.state = zero // out of the cache: the caller has it
 			} else {
-				e = &cached[S]{id: id}
+				e = newEntry[S](id)
 			}
 			e.done = make(chan struct{})
 			c.busy[id] = e
 			c.mu.Unlock()
+			if p, packed := any(state).(packer); ok && packed {
+				if err := p.unpack(); err != nil {
+					var zero S
+					return zero, false, nil // read from the store: memory lost it
+				}
+			}
 			return state, ok, nil
 		}
 		done := h.done // read under the lock: the entry is reused
@@ -333,17 +445,27 @@ func (c *StateCache[S]) letGo(id StateID) *cached[S] {
 // those idle for longer than the cache's idle time.
 func (c *StateCache[S]) Put(id StateID, state S) {
 	c.mu.Lock()
+	e := c.busy[id]
+	c.mu.Unlock()
+	if e == nil {
+		e = newEntry[S](id)
+	}
+	// Packed outside the lock: the entry is the caller's while it holds
+	// the key.
+	if p, ok := any(state).(packer); ok {
+		p.pack(e.id)
+	}
+	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	e := c.letGo(id)
+	if held := c.letGo(id); held != nil {
+		e = held
+	}
 	if old := c.m[id]; old != nil {
 		c.unlink(old)
 	}
-	if e == nil {
-		e = &cached[S]{id: id}
-	}
 	e.state, e.cost, e.used = state, c.costOf(state), now
-	c.m[id] = e
+	c.m[e.id] = e
 	c.cost += e.cost
 	e.next, e.prev = c.list.next, &c.list
 	c.list.next.prev = e
@@ -361,6 +483,13 @@ func (c *StateCache[S]) Reset() {
 	for c.list.next != &c.list {
 		c.unlink(c.list.next)
 	}
+}
+
+// newEntry is the entry of a key new to the cache, with a copy of its
+// names that the caller's strings (pieces of a Kafka message) do not
+// share.
+func newEntry[S any](id StateID) *cached[S] {
+	return &cached[S]{id: StateID{Tenant: strings.Clone(id.Tenant), Key: strings.Clone(id.Key)}}
 }
 
 func (c *StateCache[S]) unlink(e *cached[S]) {

@@ -109,7 +109,23 @@ func (st *keyState) anchor(since time.Time) int {
 // retired session). The sessions from j on must be held.
 func (st *keyState) tail(j int) []session.Stored { return st.Tail(j - st.held()) }
 
-// cost is what the state weighs in the cache: KeyState.Cost, its events,
-// and a unit for every eight sessions of the key document's list, which a
-// contact that comes back daily for years makes long.
-func (st *keyState) cost() int { return st.Cost() + len(st.sessions)/8 }
+// cost is what the state weighs in the cache, in bytes: KeyState.Cost
+// (its events and latest sessions), the key document's id and its list of
+// sessions, which a contact that comes back daily for years makes long,
+// and the retired sessions.
+func (st *keyState) cost() int {
+	n := st.Cost() + keyStateExtra + len(st.id)
+	for _, refs := range [][]sessionRef{st.sessions, st.retired} {
+		for i := range refs {
+			n += sessionRefSize + len(refs[i].ID)
+		}
+	}
+	return n
+}
+
+// Sizes in bytes of heap of what keyState adds to a session.KeyState:
+// its other fields, and a sessionRef of its lists (id and start).
+const (
+	keyStateExtra  = 112
+	sessionRefSize = 40
+)

@@ -63,14 +63,15 @@ type Config struct {
 	// released, stays busy: past it that writer is taken to have died
 	// (docs/elasticsearch.md, "Write path").
 	ClaimLease time.Duration
-	// CacheSize and CacheIdle are the budget and the idle horizon of the
+	// CacheBytes and CacheIdle are the budget and the idle horizon of the
 	// session.StateCache that holds the state of the keys the writer wrote
-	// (docs/sessions.md, "What memory holds"): past the budget, in events,
-	// the least recently written keys are forgotten, and so are keys that
-	// got no event for CacheIdle (session.DefaultStateIdle when zero); each
-	// is read back by id when it next gets events.
-	CacheSize int
-	CacheIdle time.Duration
+	// (docs/sessions.md, "What memory holds"): past the budget, in bytes
+	// of heap as keyState.cost weighs the states, the least recently
+	// written keys are forgotten, and so are keys that got no event for
+	// CacheIdle (session.DefaultStateIdle when zero); each is read back by
+	// id when it next gets events.
+	CacheBytes int
+	CacheIdle  time.Duration
 	// BulkMaxBytes caps the body of one _bulk request; bigger batches are
 	// sent in several requests.
 	BulkMaxBytes int
@@ -126,8 +127,8 @@ func (c *Config) Defaults() {
 	if c.ClaimLease == 0 {
 		c.ClaimLease = 10 * time.Second
 	}
-	if c.CacheSize == 0 {
-		c.CacheSize = DefaultCacheSize
+	if c.CacheBytes == 0 {
+		c.CacheBytes = DefaultCacheBytes
 	}
 	if c.CacheIdle == 0 {
 		c.CacheIdle = session.DefaultStateIdle
@@ -167,7 +168,7 @@ func (c *Config) Validate() error {
 	if c.RegistryTTL < 0 {
 		errs = append(errs, errors.New("elasticsearch: registry TTL must not be negative"))
 	}
-	if c.CacheSize < 1 || c.CacheIdle < 0 {
+	if c.CacheBytes < 1 || c.CacheIdle < 0 {
 		errs = append(errs, errors.New("elasticsearch: cache size must be at least 1, cache idle not negative"))
 	}
 	if c.BulkMaxBytes < 1<<10 {
@@ -185,11 +186,10 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// DefaultCacheSize is the default of Config.CacheSize: a held event weighs
-// about 530 bytes of heap here, so some 200 MB at most. It is larger than
+// DefaultCacheBytes is the default of Config.CacheBytes. It is larger than
 // the SQLite store's session.DefaultStateBudget because a miss costs
 // requests to the cluster rather than a read of a local file.
-const DefaultCacheSize = 400_000
+const DefaultCacheBytes = 128 << 20
 
 // DefaultRegistryTTL is how long the registry's state is cached by default.
 const DefaultRegistryTTL = 5 * time.Second
@@ -243,7 +243,7 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix, version: cfg.Version}, cache: session.NewStateCache(cfg.CacheSize, cfg.CacheIdle, (*keyState).cost)}
+	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix, version: cfg.Version}, cache: session.NewStateCache(cfg.CacheBytes, cfg.CacheIdle, (*keyState).cost)}
 	var w [8]byte
 	_, _ = rand.Read(w[:])
 	s.writer = hex.EncodeToString(w[:])

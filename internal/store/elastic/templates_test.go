@@ -241,7 +241,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	bad := Config{IndexPrefix: "Bad Prefix", Version: "v2-fix", CacheSize: -1, BulkMaxBytes: 1, BulkAttempts: -1, Backoff: time.Second, MaxBackoff: time.Millisecond, PageSize: 20000}
+	bad := Config{IndexPrefix: "Bad Prefix", Version: "v2-fix", CacheBytes: -1, BulkMaxBytes: 1, BulkAttempts: -1, Backoff: time.Second, MaxBackoff: time.Millisecond, PageSize: 20000}
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("bad config validates")

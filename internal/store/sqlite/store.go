@@ -146,12 +146,22 @@ func (s *Store) update(ctx context.Context, fn func(context.Context, session.Rea
 	return nil
 }
 
+// writerCacheKiB is the writer's page cache, in KiB of pages ("PRAGMA
+// cache_size = -N": https://sqlite.org/pragma.html#pragma_cache_size),
+// smaller than the readers' 64 MiB: the ingester's resident memory is
+// bounded (docs/performance.md, "Held events encoded"), and each cached
+// page costs twice its size there, since SQLite allocates a page with its
+// header (4 KiB and ~200 bytes) and the C allocator of modernc.org/libc
+// rounds that up to its 8 KiB size class.
+const writerCacheKiB = 16 << 10
+
 // writerConn is a connection of db for the writer. It reads without the
 // memory map the readers use: pages read through a map count in the
 // process's resident memory (the whole file, over time, for the ingester,
 // which touches every key's pages), where pages read with read() stay in
-// the kernel's page cache. The ingester keeps its 64 MiB cache. mmap_size
-// is per connection: https://www.sqlite.org/pragma.html#pragma_mmap_size
+// the kernel's page cache; and with a page cache of writerCacheKiB.
+// mmap_size and cache_size are per connection:
+// https://www.sqlite.org/pragma.html#pragma_mmap_size
 func writerConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
 	w, err := db.Conn(ctx)
 	if err != nil {
@@ -160,6 +170,10 @@ func writerConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
 	if _, err := w.ExecContext(ctx, `PRAGMA mmap_size = 0`); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("writer without memory map: %w", err)
+	}
+	if _, err := w.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = %d`, -writerCacheKiB)); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("writer's page cache: %w", err)
 	}
 	return w, nil
 }
