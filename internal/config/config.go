@@ -181,6 +181,10 @@ func Load(path string) (Config, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil {
+			if strings.Contains(err.Error(), "field cache_size not found") {
+				// Renamed when the key state's budget became bytes.
+				return c, fmt.Errorf("config %s: %w (store.elasticsearch.cache_size, counted in events, was replaced by cache_mib, in MiB)", path, err)
+			}
 			return c, fmt.Errorf("config %s: %w", path, err)
 		}
 	}

@@ -39,6 +39,11 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := Load(unknown); err == nil || !strings.Contains(err.Error(), "htp") {
 		t.Errorf("unknown key: %v", err)
 	}
+	renamed := filepath.Join(dir, "r.yaml")
+	os.WriteFile(renamed, []byte("store: {elasticsearch: {cache_size: 400000}}\n"), 0o600)
+	if _, err := Load(renamed); err == nil || !strings.Contains(err.Error(), "replaced by cache_mib") {
+		t.Errorf("renamed key: %v", err)
+	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil {
 		t.Error("missing file accepted")
 	}
