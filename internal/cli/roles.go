@@ -35,7 +35,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 				}
 				gc := ingest.SQLiteGC
 				if cfg.Store.Kind == config.StoreElasticsearch {
-					gc = ingest.ElasticGC
+					gc = ingest.ElasticGC.WithCache(int64(cfg.Store.Elasticsearch.CacheMiB) << 20)
 				}
 				gcPercent, memLimit := ingest.SetGCDefaults(gc)
 				log.Info("garbage collector", zap.Int("gc_percent", gcPercent), zap.Int64("memory_limit_bytes", memLimit))

@@ -34,6 +34,17 @@ var ElasticGC = GCSettings{Percent: 400, Limit: 448 << 20}
 // batches in flight.
 var SQLiteGC = GCSettings{Percent: 100, Limit: 112 << 20}
 
+// WithCache is d with a limit high enough for a key-state cache of budget
+// bytes: more than twice the budget plus room for the batches in flight, so
+// that an operator's larger cache (store.elasticsearch.cache_mib) does not
+// keep the live heap at the limit, where the collector would run all the
+// time. A budget the default limit already covers leaves d unchanged.
+func (d GCSettings) WithCache(budget int64) GCSettings {
+	const batchesRoom = 64 << 20
+	d.Limit = max(d.Limit, 2*budget+batchesRoom)
+	return d
+}
+
 // SetGCDefaults applies d, each setting unless the environment sets it
 // (GOGC, GOMEMLIMIT), as an operator's deployment may (deploy/kubernetes
 // sets GOMEMLIMIT below the pod's memory limit). It returns the GC percent

@@ -51,3 +51,18 @@ func TestSetGCDefaults(t *testing.T) {
 		})
 	}
 }
+
+func TestGCSettingsWithCache(t *testing.T) {
+	for _, tc := range []struct {
+		budget int64
+		want   int64
+	}{
+		{0, ElasticGC.Limit},
+		{128 << 20, ElasticGC.Limit}, // the default cache: the default limit
+		{400 << 20, 864 << 20},       // twice the budget and room for batches
+	} {
+		if got := ElasticGC.WithCache(tc.budget); got.Limit != tc.want || got.Percent != ElasticGC.Percent {
+			t.Errorf("WithCache(%d MiB) = %+v, want limit %d MiB", tc.budget>>20, got, tc.want>>20)
+		}
+	}
+}

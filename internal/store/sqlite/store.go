@@ -382,7 +382,10 @@ func refOf(tenant, eventID string) int64 {
 // storedOf returns which of refs are stored, in one statement on
 // events_by_ref_hash (the hashes passed as one JSON array, so that no bound
 // on parameters splits it): the rows of their hashes are read, and their
-// identities compared (two identities may share a hash).
+// identities compared (two identities may share a hash). The statement is
+// not scoped by tenant: the hash covers the tenant, rows of another tenant
+// that share a hash are dropped by the comparison, and nothing read leaves
+// this function.
 func storedOf(ctx context.Context, tx *sql.Tx, refs []event.Ref) ([]event.Ref, error) {
 	hashes := make([]int64, len(refs))
 	asked := make(map[event.Ref]bool, len(refs))
@@ -607,11 +610,19 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 	return words, mv, nil
 }
 
-// storedElsewhere returns errStoredElsewhere if any of events is stored.
+// storedElsewhere returns errStoredElsewhere if any of events is stored,
+// and an error if one is twice among them: events_by_ref_hash is not a
+// unique index (hashes may collide), so identities are unique because
+// every write passes here.
 func storedElsewhere(ctx context.Context, tx *sql.Tx, events []*session.Stored) error {
 	refs := make([]event.Ref, len(events))
+	seen := make(map[event.Ref]bool, len(events))
 	for i, e := range events {
 		refs[i] = e.Ref()
+		if seen[refs[i]] {
+			return fmt.Errorf("write events: event %q of tenant %q twice in one write", refs[i].EventID, refs[i].Tenant)
+		}
+		seen[refs[i]] = true
 	}
 	found, err := storedOf(ctx, tx, refs)
 	if err != nil {
@@ -743,7 +754,8 @@ func fingerprint(doc []byte, rows [][]any) session.Fingerprint {
 
 // appendValues appends the encoding of a row's values (strings and
 // integers, each string with its length) to b: two lists of values encode
-// alike only if they are equal.
+// alike only if they are equal. Values read back from the database may be
+// of other types; they are encoded too, never a panic on stored data.
 func appendValues(b []byte, vals []any) []byte {
 	for _, v := range vals {
 		switch v := v.(type) {
@@ -752,8 +764,18 @@ func appendValues(b []byte, vals []any) []byte {
 			b = append(b, v...)
 		case int64:
 			b = binary.AppendVarint(append(b, 'i'), v)
+		case []byte: // a stored value SQLite returns as a blob
+			b = binary.AppendUvarint(append(b, 'b'), uint64(len(v)))
+			b = append(b, v...)
+		case nil:
+			b = append(b, 'n')
 		default:
-			panic(fmt.Sprintf("sqlite: encoding a %T", v))
+			// Another type read back from the database (a float, a time)
+			// never equals a row built in Go: the row is written again,
+			// which is what a stored row that cannot be compared needs.
+			s := fmt.Sprint(v)
+			b = binary.AppendUvarint(append(b, '?'), uint64(len(s)))
+			b = append(b, s...)
 		}
 	}
 	return b

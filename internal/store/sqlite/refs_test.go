@@ -1,0 +1,63 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store/storetest"
+)
+
+// TestRefHashCollision: events are found by a hash of their identity
+// (events_by_ref_hash), which two identities may share. A stored event whose
+// hash another event also has must neither hide that event (it is stored)
+// nor let a redelivery of either be stored twice.
+func TestRefHashCollision(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "refs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := storetest.B{Contact: "c1"}
+	a, b := c.Msg("a", 0, event.RoleCustomer, "oi"), c.Msg("b", time.Minute, event.RoleCustomer, "tudo bem?")
+	asm := session.NewAssembler(pipeline.MustDefault(), s)
+	if err := asm.Ingest(ctx, []event.Event{a}); err != nil {
+		t.Fatal(err)
+	}
+	// a's row now carries b's hash, as if both identities hashed alike.
+	if _, err := s.db.ExecContext(ctx, `UPDATE events SET ref = ? WHERE event_id = 'a'`, refOf(b.Tenant, b.EventID)); err != nil {
+		t.Fatal(err)
+	}
+	s.states.Reset() // read the key back from the database
+	for i, batch := range [][]event.Event{{b}, {a, b}, {b}} {
+		if err := asm.Ingest(ctx, batch); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		s.states.Reset()
+	}
+	n, err := s.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Events != 2 || n.Sessions != 1 {
+		t.Fatalf("stored %+v, want a and b once each in one session", n)
+	}
+}
+
+// TestAppendValuesTypes: values read back from the database of a type a
+// row built in Go never has are encoded, not a panic, and distinctly.
+func TestAppendValuesTypes(t *testing.T) {
+	seen := map[string]any{}
+	for _, v := range []any{"x", int64(1), []byte("x"), nil, 1.5, true, ""} {
+		k := string(appendValues(nil, []any{v}))
+		if prev, ok := seen[k]; ok {
+			t.Errorf("%#v and %#v encode alike", prev, v)
+		}
+		seen[k] = v
+	}
+}
