@@ -76,12 +76,13 @@ func (st *KeyState) pack(id StateID) {
 		}
 	default:
 		*h = packedEvents{data: encodeHeld("", nil, st.Events), n: len(st.Events)}
-		if !IsDerivedKey(st.Key) {
-			// An explicit session's id is the events' own (a derived one
-			// is made by DeriveID): a copy, not a piece of a message.
-			for i := range st.Sessions {
-				st.Sessions[i].ID = strings.Clone(st.Sessions[i].ID)
-			}
+	}
+	if !IsDerivedKey(st.Key) {
+		// An explicit session's id is the events' own (a derived one is
+		// made by DeriveID): a copy, not a piece of a message, also when
+		// the session is new to a state whose events only grew.
+		for i := range st.Sessions {
+			st.Sessions[i].ID = strings.Clone(st.Sessions[i].ID)
 		}
 	}
 	st.held.view = nil

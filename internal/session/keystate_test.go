@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/chatreport/chatreport/internal/event"
 )
@@ -238,5 +240,33 @@ func TestStateCacheTakeWaits(t *testing.T) {
 		c.Release(k)
 	case <-time.After(5 * time.Second):
 		t.Fatal("the waiting update was not let in when the key was put back")
+	}
+}
+
+// TestPackCopiesExplicitSessionIDs: an explicit session's id is a piece of
+// the Kafka message its event came in (the decoder shares its strings), so a
+// held state copies it, or the state would keep the message for hours. Also
+// when the session is new to a state whose events only grew (packed by
+// appending, not encoded again).
+func TestPackCopiesExplicitSessionIDs(t *testing.T) {
+	message := strings.Repeat("x", 1024) + "s-1s-2" // stands for a Kafka message
+	id1, id2 := message[1024:1027], message[1027:1030]
+	inMessage := func(s string) bool {
+		p, base := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.StringData(message)))
+		return p >= base && p < base+uintptr(len(message))
+	}
+	id := StateID{"acme", "explicit"}
+	st := &KeyState{Tenant: id.Tenant, Key: id.Key, Sessions: []HeldSession{held(id1, 0)}, Events: []Stored{storedAt("e1", id1, 0)}}
+	st.pack(id)
+	if err := st.unpack(); err != nil {
+		t.Fatal(err)
+	}
+	st.Events = append(st.Events, storedAt("e2", id2, 30))
+	st.Sessions = append(st.Sessions, held(id2, 30))
+	st.pack(id)
+	for _, s := range st.Sessions {
+		if inMessage(s.ID) {
+			t.Errorf("session %s held as a piece of the message", s.ID)
+		}
 	}
 }
