@@ -355,8 +355,12 @@ func (s *Store) eventsOf(ctx context.Context, tenant string, sessions []session.
 // eventSources reads the event documents of sessions (of one tenant) as
 // stored, by session, in event order: an event document is the event's
 // JSON with members of its own, which report.StoredDetail allows. The
-// session of each is its first sort value. Events never precede their
-// session's start, which bounds the monthly indices searched.
+// session of each is its first sort value: a sorted search returns each
+// hit's sort values with it, which search_after pages by too
+// (https://www.elastic.co/guide/en/elasticsearch/reference/8.19/sort-search-results.html,
+// esfake does the same). It is a search, so it sees what the last refresh
+// made visible, as every read of the report does. Events never precede
+// their session's start, which bounds the monthly indices searched.
 func (s *Store) eventSources(ctx context.Context, tenant string, sessions []session.Session) (map[string][][]byte, error) {
 	out := make(map[string][][]byte, len(sessions))
 	if len(sessions) == 0 {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,5 +60,26 @@ func TestAppendValuesTypes(t *testing.T) {
 			t.Errorf("%#v and %#v encode alike", prev, v)
 		}
 		seen[k] = v
+	}
+}
+
+// TestEventTwiceInOneWrite: with events_by_ref_hash not unique, an update
+// that would store one event twice is refused, not written twice.
+func TestEventTwiceInOneWrite(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "twice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e := storetest.B{Contact: "c1"}.Msg("a", 0, event.RoleCustomer, "oi")
+	err = s.Update(ctx, func(ctx context.Context, r session.Reader) (session.Changes, error) {
+		return session.Changes{Events: []session.Stored{{Event: &e, SessionID: "s1"}, {Event: &e, SessionID: "s1"}}}, nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "twice in one write") {
+		t.Fatalf("Update = %v, want the second copy refused", err)
+	}
+	if n, _ := s.Counts(ctx); n.Events != 0 {
+		t.Fatalf("stored %d events, want none", n.Events)
 	}
 }
