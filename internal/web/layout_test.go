@@ -189,7 +189,7 @@ func (p *page) checkPopupHoldsStill(w, h int64) {
 	eval[chromedp.Void](p, `scrollTo(0, 0)`)
 }
 
-// checkExportProgress watches a slow export (each write held back), cancels
+// checkExportProgress watches an export held after its first write, cancels
 // it, then exports to the end.
 func (p *page) checkExportProgress(f *fixture, total int) {
 	t := p.t
@@ -198,7 +198,8 @@ func (p *page) checkExportProgress(f *fixture, total int) {
 	eval[chromedp.Void](p, `window.showSaveFilePicker = undefined`)
 	full := httpBodySize(t, f, "/api/v1/export", url.Values{"format": {"jsonl"}})
 
-	f.record.exportDelay.Store(int64(300 * time.Millisecond))
+	gate := make(chan struct{})
+	f.record.exportGate.Store(&gate)
 	n := f.record.count("/api/v1/export")
 	p.click("#export-jsonl")
 	p.until("export progress", `document.querySelector('#export-panel').dataset.state === 'running' &&
@@ -223,7 +224,8 @@ func (p *page) checkExportProgress(f *fixture, total int) {
 	if entries, _ := os.ReadDir(p.downloads); len(entries) > 0 {
 		t.Errorf("a cancelled export left files: %v", entries)
 	}
-	f.record.exportDelay.Store(0)
+	f.record.exportGate.Store(nil)
+	close(gate)
 
 	// To the end: CSV, whose rows are messages; the panel counts sessions.
 	if eval[bool](p, `document.querySelector('#export-csv').disabled`) {

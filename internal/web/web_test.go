@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -201,9 +202,10 @@ type recorder struct {
 	next http.Handler
 	mu   sync.Mutex
 	log  []request
-	// exportDelay, when set, holds back each write of an export, so that
-	// the test can watch one in progress.
-	exportDelay atomic.Int64
+	// exportGate, when set, lets an export's first write through and holds
+	// each later one until the gate is closed or the client goes away, so
+	// that the test can watch an export in progress without racing its end.
+	exportGate atomic.Pointer[chan struct{}]
 }
 
 type request struct {
@@ -215,7 +217,9 @@ type request struct {
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	if req.URL.Path == "/api/v1/export" {
-		sw.delay = time.Duration(r.exportDelay.Load())
+		if g := r.exportGate.Load(); g != nil {
+			sw.gate, sw.gone = *g, req.Context().Done()
+		}
 	}
 	r.next.ServeHTTP(sw, req)
 	r.mu.Lock()
@@ -266,7 +270,8 @@ func (r *recorder) count(path string) int {
 type statusWriter struct {
 	http.ResponseWriter
 	status, bytes int
-	delay         time.Duration
+	writes        int
+	gate, gone    <-chan struct{} // see recorder.exportGate
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -275,9 +280,18 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.delay > 0 {
-		time.Sleep(w.delay)
+	if w.gate != nil && len(b) > 0 {
+		if w.writes > 0 {
+			select {
+			case <-w.gate:
+			case <-w.gone:
+				return 0, errors.New("the client went away while the export was held")
+			}
+		}
 		defer w.Flush()
+	}
+	if len(b) > 0 {
+		w.writes++
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += n
