@@ -139,9 +139,14 @@ type AssemblerWatch interface {
 // ObserveRetry counts a failed write that will be retried.
 func (r *Registry) ObserveRetry(what string) { r.retries.WithLabelValues(what).Inc() }
 
-// WatchAssembler exports the assembler's work counters.
+// WatchAssembler exports the assembler's work counters, and the key states
+// held in memory that were lost.
 func (r *Registry) WatchAssembler(a AssemblerWatch) {
 	r.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chatreport_held_states_lost_total",
+			Help: "Key states held in memory that did not decode (a defect); each key was read from the store instead.",
+		}, func() float64 { return float64(session.HeldStatesLost()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "chatreport_assembler_keys_total", Help: "Session keys recomputed by the assembler.",
 		}, func() float64 { return float64(a.Stats().Keys) }),

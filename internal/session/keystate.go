@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
@@ -104,6 +105,15 @@ func (st *KeyState) unpack() error {
 	st.held.view = evs
 	return nil
 }
+
+// heldLost counts held states that did not decode, in every cache of the
+// process: each is a defect, which costs its key a read from the store, and
+// the metric chatreport_held_states_lost_total makes it visible.
+var heldLost atomic.Int64
+
+// HeldStatesLost returns how many held states did not decode since the
+// process started (see heldLost).
+func HeldStatesLost() int64 { return heldLost.Load() }
 
 // packer is a state that a StateCache holds packed: a KeyState, or a
 // store's state that embeds one.
@@ -403,6 +413,7 @@ func (c *StateCache[S]) Take(ctx context.Context, id StateID) (state S, ok bool,
 			c.mu.Unlock()
 			if p, packed := any(state).(packer); ok && packed {
 				if err := p.unpack(); err != nil {
+					heldLost.Add(1)
 					var zero S
 					return zero, false, nil // read from the store: memory lost it
 				}

@@ -270,3 +270,30 @@ func TestPackCopiesExplicitSessionIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestStateCacheCountsLostStates: a held state that does not decode is
+// dropped, its key is read from the store (Take says the cache has
+// nothing), and the loss is counted for the metric.
+func TestStateCacheCountsLostStates(t *testing.T) {
+	c := NewStateCache(1<<20, time.Hour, (*KeyState).Cost)
+	id := StateID{Tenant: "acme", Key: "d:whatsapp/c1"}
+	st := &KeyState{Tenant: "acme", Key: id.Key, Complete: true,
+		Events: []Stored{storedAt("e1", "s1", 0), storedAt("e2", "s1", 5)}}
+	c.Put(id, st)
+	if st.held.n != 2 {
+		t.Fatalf("the cache holds %d events packed, want 2", st.held.n)
+	}
+	st.held.data = st.held.data[:len(st.held.data)/2]
+	before := HeldStatesLost()
+	got, ok, err := c.Take(t.Context(), id)
+	if err != nil || ok || got != nil {
+		t.Fatalf("take of a state that does not decode: %v, %v, %v; want nothing", got, ok, err)
+	}
+	if n := HeldStatesLost() - before; n != 1 {
+		t.Errorf("%d lost states counted, want 1", n)
+	}
+	c.Release(id)
+	if _, ok, _ := c.Take(t.Context(), id); ok {
+		t.Error("the lost state is still in the cache")
+	}
+}
