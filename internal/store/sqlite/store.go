@@ -45,6 +45,8 @@ type Store struct {
 	// states are the session keys this store wrote, held in memory between
 	// updates (docs/sessions.md, "What memory holds").
 	states *session.StateCache[*session.KeyState]
+	// ckpt checkpoints the WAL off the writer's path (checkpoint.go).
+	ckpt *checkpointer
 }
 
 var _ session.Store = (*Store)(nil)
@@ -52,7 +54,7 @@ var _ session.Store = (*Store)(nil)
 // Open opens (creating if needed) the database at path.
 func Open(ctx context.Context, path string) (*Store, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "temp_store(MEMORY)", "cache_size(-65536)", "wal_autocheckpoint(16384)",
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "temp_store(MEMORY)", "cache_size(-65536)", fmt.Sprintf("wal_autocheckpoint(%d)", walBoundPages),
 		// Reads through a memory map: a page the 64 MiB cache misses costs
 		// no pread system call (15 % of the export's CPU without it).
 		"mmap_size(17179869184)"} {
@@ -73,7 +75,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
-	return &Store{db: db, w: w, states: states}, nil
+	return &Store{db: db, w: w, states: states, ckpt: startCheckpointer(db)}, nil
 }
 
 // reverse reverses a string of ASCII digits.
@@ -85,6 +87,7 @@ func reverse(s string) string {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.ckpt.stop()
 	s.w.Close()
 	return s.db.Close()
 }
@@ -142,6 +145,7 @@ func (s *Store) update(ctx context.Context, fn func(context.Context, session.Rea
 		return fmt.Errorf("commit: %w", err)
 	}
 	committed = true
+	s.ckpt.committed()
 	r.keep(&ch, sums)
 	return nil
 }
