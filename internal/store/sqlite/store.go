@@ -896,22 +896,24 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, 
 }
 
 // markRows are the rows of session_marks of s: what the agent, queue and
-// outcome filters read.
+// outcome filters read. Only an at_end row's until_ms is read (the end of
+// the session's window, which moves with each event of the session); the
+// others hold 0, so that a session's new events leave them as stored and
+// writing the difference (sidePart.write) skips them.
 func markRows(s *session.Session, out [][]any) [][]any {
-	until := s.WindowEndsAt.UnixMilli()
-	add := func(kind, value string) { out = append(out, []any{s.Tenant, s.ID, kind, value, until}) }
+	add := func(kind, value string, until int64) { out = append(out, []any{s.Tenant, s.ID, kind, value, until}) }
 	for _, a := range s.Agents {
-		add("agent", a.ID)
+		add("agent", a.ID, 0)
 	}
 	for _, q := range s.Queues {
-		add("queue", q)
+		add("queue", q, 0)
 	}
 	final, atEnd := s.OutcomeMarks()
 	for _, o := range final {
-		add("outcome", o)
+		add("outcome", o, 0)
 	}
 	for _, o := range atEnd {
-		add("at_end", o)
+		add("at_end", o, s.WindowEndsAt.UnixMilli())
 	}
 	return out
 }
