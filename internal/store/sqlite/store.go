@@ -520,26 +520,7 @@ func deleteRows(table string) multiRow {
 }
 
 // apply writes ch. It returns the fingerprints of ch.Sessions' summaries.
-// What is Go's work and needs no database — the new events' bodies, the
-// sessions' documents, fingerprints and side rows — is done on goroutines of
-// its own, on the other core, while this one has SQLite delete, move and
-// look up, and insert the events; SQLite's writer is one thread.
 func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, r *reader) ([][]session.Fingerprint, error) {
-	bodies := make(chan [][]byte, 1)
-	go func() { bodies <- encodeBodies(ch.Events, r) }()
-	plans := make(chan sessionPlan, 1)
-	go func() { plans <- planSessions(ch.Sessions, r) }()
-	// Both are waited for on every return: the reader's states they read
-	// are let go when the update ends.
-	var plan *sessionPlan
-	defer func() {
-		if bodies != nil {
-			<-bodies
-		}
-		if plan == nil {
-			<-plans
-		}
-	}()
 	for _, del := range []multiRow{deleteRows("sessions"), sideParts[0].del, sideParts[1].del, sideParts[2].del, sideParts[3].del} {
 		if _, err := del.exec(ctx, tx, len(ch.Deleted), func(i int, dst []any) []any {
 			return append(dst, ch.Deleted[i].Tenant, ch.Deleted[i].ID)
@@ -547,11 +528,7 @@ func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, r *reader) ([][
 			return nil, fmt.Errorf("delete sessions: %w", err)
 		}
 	}
-	words, mv, err := writeEvents(ctx, tx, ch.Events, r, func() [][]byte {
-		b := <-bodies
-		bodies = nil
-		return b
-	})
+	words, mv, err := writeEvents(ctx, tx, ch.Events, r)
 	if err != nil {
 		return nil, err
 	}
@@ -559,33 +536,19 @@ func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, r *reader) ([][
 	if err != nil {
 		return nil, err
 	}
-	p := <-plans
-	plan = &p
-	if err := writeSessions(ctx, tx, plan.writes); err != nil {
+	sums, err := writeSessions(ctx, tx, ch.Sessions, r)
+	if err != nil {
 		return nil, err
 	}
-	return plan.sums, indexWords(ctx, tx, words, mv, rs, ch.Sessions)
-}
-
-// encodeBodies is the body column of each of events that is not stored
-// (nil for those that are: they only move).
-func encodeBodies(events []session.Stored, r *reader) [][]byte {
-	out := make([][]byte, len(events))
-	for i := range events {
-		if !r.stored(&events[i]) {
-			out[i], _ = json.Marshal(events[i].Event) // plain data: always marshals
-		}
-	}
-	return out
+	return sums, indexWords(ctx, tx, words, mv, rs, ch.Sessions)
 }
 
 // insertEvents inserts new events with the ids given.
 var insertEvents = multiRow{head: `INSERT INTO events (id, tenant, event_id, session_key, session_id, occurred_at, type, body, ref) VALUES `, cols: 9}
 
-// writeEvents inserts new events and moves stored ones to their new session;
-// bodies returns encodeBodies(events), waiting for it. It returns the new
-// messages to index, and the stored messages that moved.
-func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *reader, bodies func() [][]byte) ([]word, []moved, error) {
+// writeEvents inserts new events and moves stored ones to their new session.
+// It returns the new messages to index, and the stored messages that moved.
+func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *reader) ([]word, []moved, error) {
 	if len(events) == 0 {
 		return nil, nil, nil
 	}
@@ -597,12 +560,10 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 	}()
 	var mv []moved
 	fresh := make([]*session.Stored, 0, len(events))
-	var at []int // of each fresh event, its place in events
 	for i := range events {
 		e := &events[i]
 		if !r.stored(e) {
 			fresh = append(fresh, e)
-			at = append(at, i)
 			continue
 		}
 		if move == nil {
@@ -641,10 +602,11 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 			words = append(words, word{last + 1 + int64(i), e.Tenant, e.SessionID, e.Text})
 		}
 	}
-	body := bodies()
+	var body []byte
 	if _, err := insertEvents.exec(ctx, tx, len(fresh), func(i int, dst []any) []any {
 		e := fresh[i]
-		return append(dst, last+1+int64(i), e.Tenant, e.EventID, session.KeyOf(e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body[at[i]],
+		body, _ = json.Marshal(e.Event) // plain data: always marshals
+		return append(dst, last+1+int64(i), e.Tenant, e.EventID, session.KeyOf(e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body,
 			refOf(e.Tenant, e.EventID))
 	}); err != nil {
 		return nil, nil, fmt.Errorf("write events: %w", err)
@@ -863,21 +825,14 @@ func handedOff(s *session.Session) int64 {
 // contact filter scans, schema.sql).
 var insertNames = multiRow{head: `INSERT OR IGNORE INTO contact_names (tenant, name) VALUES `, cols: 2}
 
-// sessionPlan is what of the sessions of a write is to be written, and the
-// fingerprints of every session: its document's, its sessions row's, then
-// each side part's.
-type sessionPlan struct {
-	writes []sessionWrite
-	sums   [][]session.Fingerprint
-}
-
-// planSessions finds what changed of the sessions: a session the update
+// writeSessions writes what changed of the sessions: a session the update
 // read from memory is compared with the fingerprints it was written with,
 // and only its rows that differ are written; a new session of a key read
-// from memory has no rows to delete.
-func planSessions(sessions []session.Session, r *reader) sessionPlan {
+// from memory has no rows to delete. It returns the fingerprints of every
+// session: its document's, its sessions row's, then each side part's.
+func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, r *reader) ([][]session.Fingerprint, error) {
 	if len(sessions) == 0 {
-		return sessionPlan{}
+		return nil, nil
 	}
 	const fixed = 2 // the document, the other columns
 	sums := make([][]session.Fingerprint, len(sessions))
@@ -907,11 +862,6 @@ func planSessions(sessions []session.Session, r *reader) sessionPlan {
 			writes = append(writes, w)
 		}
 	}
-	return sessionPlan{writes: writes, sums: sums}
-}
-
-// writeSessions writes the sessions' rows that changed (planSessions).
-func writeSessions(ctx context.Context, tx *sql.Tx, writes []sessionWrite) error {
 	var rowWrites, docWrites []*sessionWrite
 	for i := range writes {
 		switch w := &writes[i]; {
@@ -924,25 +874,25 @@ func writeSessions(ctx context.Context, tx *sql.Tx, writes []sessionWrite) error
 	if _, err := upsertSessions.exec(ctx, tx, len(rowWrites), func(i int, dst []any) []any {
 		return append(append(dst, rowWrites[i].cols...), rowWrites[i].doc)
 	}); err != nil {
-		return fmt.Errorf("write sessions: %w", err)
+		return nil, fmt.Errorf("write sessions: %w", err)
 	}
 	if _, err := updateDocs.exec(ctx, tx, len(docWrites), func(i int, dst []any) []any {
 		return append(dst, docWrites[i].s.Tenant, docWrites[i].s.ID, docWrites[i].doc)
 	}); err != nil {
-		return fmt.Errorf("write sessions: %w", err)
+		return nil, fmt.Errorf("write sessions: %w", err)
 	}
 	// A session's name changes only with its row.
 	if _, err := insertNames.exec(ctx, tx, len(rowWrites), func(i int, dst []any) []any {
 		return append(dst, rowWrites[i].s.Tenant, report.Fold(rowWrites[i].s.Contact.Name))
 	}); err != nil {
-		return fmt.Errorf("write contact names: %w", err)
+		return nil, fmt.Errorf("write contact names: %w", err)
 	}
 	for p, part := range sideParts {
 		if err := part.write(ctx, tx, writes, p); err != nil {
-			return fmt.Errorf("write sessions: %w", err)
+			return nil, fmt.Errorf("write sessions: %w", err)
 		}
 	}
-	return nil
+	return sums, nil
 }
 
 // markRows are the rows of session_marks of s: what the agent, queue and
