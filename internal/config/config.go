@@ -148,10 +148,13 @@ type Ingest struct {
 // SQLiteBatchSize is ingest.batch_size when 0 on SQLite: one transaction
 // per batch, and a larger one writes fewer pages per event (each batch
 // rewrites most pages of the indexes that events enter at random places),
-// flushes fewer full-text segments and syncs less often
+// flushes fewer full-text segments and syncs less often. Not larger: with
+// 100,000 open sessions a batch of 8,000 events carries 8,000 sessions'
+// documents and rows, and the SQLite ingester's heap, held under its soft
+// limit (ingest.SQLiteGC), spent 41 % of its CPU collecting
 // (docs/performance.md, "SQLite ingest: full-text rows in order, the
 // checkpoint off the writer, larger batches").
-const SQLiteBatchSize = 8000
+const SQLiteBatchSize = 4000
 
 // BatchSizeOf is ingest.batch_size, or the default of the store kind when
 // it is 0.
