@@ -71,6 +71,9 @@ type Config struct {
 	// IngestInFlight is the ingest scenarios' ingest.Config.InFlight; 0 is
 	// its default.
 	IngestInFlight int
+	// IngestBatch is the ingest scenarios' ingest.Config.BatchSize; 0 is
+	// what the commands use for each store (config.Ingest.BatchSizeOf).
+	IngestBatch int
 	// RefreshInterval is the stand-in's index.refresh_interval: what a
 	// search sees lags the writes by up to this; 0 is Elasticsearch's 1 s.
 	RefreshInterval time.Duration
@@ -151,6 +154,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IngestWorkers < 0 {
 		errs = append(errs, errors.New("bench: ingest workers must not be negative"))
+	}
+	if c.IngestBatch < 0 {
+		errs = append(errs, errors.New("bench: the ingest batch size must not be negative"))
 	}
 	if c.IngestInFlight < 0 {
 		errs = append(errs, errors.New("bench: ingest batches in flight must not be negative"))

@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/chatreport/chatreport/internal/config"
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/pipeline"
@@ -58,7 +59,10 @@ type ChildConfig struct {
 	// the store (1 for SQLite, one per core for Elasticsearch).
 	Workers int `json:"workers,omitempty"`
 	// InFlight is ingest.Config.InFlight; 0 is its default.
-	InFlight int                  `json:"in_flight,omitempty"`
+	InFlight int `json:"in_flight,omitempty"`
+	// Batch is ingest.Config.BatchSize; 0 is what the commands use for
+	// the store (config.Ingest.BatchSizeOf).
+	Batch    int                  `json:"batch,omitempty"`
 	Phases   []ChildPhase         `json:"phases,omitempty"`
 	Pipeline *pipeline.Definition `json:"pipeline,omitempty"`
 	// HeapProfile is written after the last phase.
@@ -249,10 +253,14 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 	if workers == 0 && c.Store == StoreSQLite {
 		workers = 1 // as internal/cli's ingestWorkers: SQLite has one writer
 	}
+	batch := c.Batch
+	if batch == 0 && c.Store == StoreSQLite {
+		batch = config.SQLiteBatchSize // as internal/cli: config.Ingest.BatchSizeOf
+	}
 	in2, err := ingest.New(ingest.Config{
 		Brokers: c.Brokers, Topics: c.Pipeline.Topics.Events, Group: c.Group,
 		DeadLetter: c.Pipeline.Topics.DeadLetter, Observer: p, Workers: workers,
-		InFlight: c.InFlight,
+		InFlight: c.InFlight, BatchSize: batch,
 	}, &gatedSink{sink: sink, p: p}, log)
 	if err != nil {
 		return err

@@ -201,7 +201,7 @@ func (r *run) ingestPhases(ctx context.Context, scenario, store string, phases [
 	}
 	defer b.Close()
 	base := ChildConfig{Role: RoleIngest, Brokers: []string{b.Addr()}, Group: "bench-" + scenario, Store: store, Pipeline: r.cfg.Def,
-		Workers: r.cfg.IngestWorkers, InFlight: r.cfg.IngestInFlight}
+		Workers: r.cfg.IngestWorkers, InFlight: r.cfg.IngestInFlight, Batch: r.cfg.IngestBatch}
 	var si *childProc
 	switch store {
 	case StoreSQLite:

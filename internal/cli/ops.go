@@ -256,7 +256,7 @@ func newReplayCommand(g *globals) *cobra.Command {
 				brokers = cfg.Kafka.Brokers
 			}
 			r.Brokers, r.Store, r.Def, r.Log, r.Progress, r.Out = brokers, cfg.Store, def, log.Named("replay"), g.stderr, g.stdout
-			r.Batch = cfg.Ingest.BatchSize
+			r.Batch = cfg.Ingest.BatchSizeOf(cfg.Store.Kind)
 			err = r.Do(cmd.Context())
 			if err != nil && errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
 				fmt.Fprintf(g.stderr, "\nreplay into %s interrupted; its progress is saved: run the same command again to resume\n", r.Target)

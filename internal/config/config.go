@@ -130,6 +130,10 @@ func (j JWT) Enabled() bool {
 
 // Ingest tunes the consumer.
 type Ingest struct {
+	// BatchSize is the most events of a batch, stored and committed
+	// together; 0 is the store's default: SQLiteBatchSize on SQLite, 2000
+	// on Elasticsearch. A batch fills up to it only when the consumer is
+	// behind: it waits BatchWait at most.
 	BatchSize int           `yaml:"batch_size"`
 	BatchWait time.Duration `yaml:"batch_wait"`
 	// Workers is how many partition numbers of a batch are stored at once;
@@ -139,6 +143,30 @@ type Ingest struct {
 	// BatchesInFlight is how many consecutive batches are stored at once,
 	// their offsets committed in order; 0 is ingest.DefaultInFlight (2).
 	BatchesInFlight int `yaml:"batches_in_flight"`
+}
+
+// SQLiteBatchSize is ingest.batch_size when 0 on SQLite: one transaction
+// per batch, and a larger one writes fewer pages per event (each batch
+// rewrites most pages of the indexes that events enter at random places),
+// flushes fewer full-text segments and syncs less often. Not larger: with
+// 100,000 open sessions a batch of 8,000 events carries 8,000 sessions'
+// documents and rows, and the SQLite ingester's heap, held under its soft
+// limit (ingest.SQLiteGC), spent 41 % of its CPU collecting
+// (docs/performance.md, "SQLite ingest: full-text rows in order, the
+// checkpoint off the writer, larger batches").
+const SQLiteBatchSize = 4000
+
+// BatchSizeOf is ingest.batch_size, or the default of the store kind when
+// it is 0.
+func (i Ingest) BatchSizeOf(kind string) int {
+	switch {
+	case i.BatchSize != 0:
+		return i.BatchSize
+	case kind == StoreSQLite:
+		return SQLiteBatchSize
+	default:
+		return 2000
+	}
 }
 
 // Log configures logging.
@@ -155,7 +183,6 @@ func Default() Config {
 		HTTP:  HTTP{Addr: "127.0.0.1:8080"},
 		API:   API{TimeZone: "America/Sao_Paulo"},
 		Ingest: Ingest{
-			BatchSize: 2000,
 			BatchWait: 100 * time.Millisecond,
 		},
 		Log: Log{Level: "info", Format: "json"},
@@ -274,8 +301,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("api.cursor_key: required when JWTs are the only credentials (it is derived from API keys otherwise)"))
 		}
 	}
-	if c.Ingest.BatchSize < 1 {
-		errs = append(errs, errors.New("ingest.batch_size: at least 1"))
+	if c.Ingest.BatchSize < 0 {
+		errs = append(errs, errors.New("ingest.batch_size: at least 0 (0 is the store's default)"))
 	}
 	if c.Ingest.BatchWait <= 0 {
 		errs = append(errs, errors.New("ingest.batch_wait: must be positive"))

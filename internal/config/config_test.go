@@ -66,7 +66,7 @@ func TestValidate(t *testing.T) {
 		{"bad zone", func(c *Config) { c.API.TimeZone = "Mars/Olympus" }, "api.time_zone"},
 		{"bad tenant", func(c *Config) { c.Auth.APIKeys = map[string]Secret{"Acme!": "k"} }, "not a tenant"},
 		{"bad hash", func(c *Config) { c.Auth.APIKeyHashes = map[string][]string{"acme": {"abc"}} }, "SHA-256"},
-		{"batch", func(c *Config) { c.Ingest.BatchSize = 0 }, "batch_size"},
+		{"batch", func(c *Config) { c.Ingest.BatchSize = -1 }, "batch_size"},
 		{"workers", func(c *Config) { c.Ingest.Workers = -1 }, "ingest.workers"},
 		{"batches in flight", func(c *Config) { c.Ingest.BatchesInFlight = -1 }, "ingest.batches_in_flight"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},

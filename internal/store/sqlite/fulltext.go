@@ -218,13 +218,20 @@ func keyWords(ctx context.Context, tx *sql.Tx, words []word, starts map[[2]strin
 }
 
 // addWords indexes words under their keys: message_sessions, then
-// message_words (rowid ^key) in one statement (see schema.sql).
+// message_words (rowid ^key) in one statement (see schema.sql), in
+// ascending rowid order. FTS5 keeps a transaction's words in memory only
+// while rowids ascend: a rowid below the previous one flushes them to disk
+// as a new segment (sqlite3Fts5IndexBeginWrite in fts5_index.c), so rows
+// in any other order would write one segment per message, and the
+// automatic merges would then merge them again and again.
 func addWords(ctx context.Context, tx *sql.Tx, words []word, keys []int64) error {
 	rows := make([][5]any, len(words))
 	for i := range words {
 		w := &words[i]
 		rows[i] = [5]any{keys[i], w.Event, w.Tenant, w.Session, w.Text}
 	}
+	// Keys descending are rowids (^key) ascending.
+	slices.SortFunc(rows, func(a, b [5]any) int { return cmp.Compare(b[0].(int64), a[0].(int64)) })
 	param, err := json.Marshal(rows)
 	if err != nil {
 		return fmt.Errorf("encode message texts: %w", err)

@@ -94,7 +94,10 @@ CREATE INDEX IF NOT EXISTS session_tags_by_value ON session_tags (tenant, tag, s
 -- session_marks holds what the agent, queue and outcome filters read, one row
 -- per (kind, value): kind 'agent' (an agent's id), 'queue', 'outcome' (of an
 -- attendance that ended) and 'at_end' (the outcome an open attendance takes
--- when its session's window ends, until_ms; session.OutcomeMarks).
+-- when its session's window ends, until_ms; session.OutcomeMarks). Only an
+-- at_end row's until_ms is read; the other kinds are written with 0 (older
+-- rows may hold the window's end), so that a session's new events leave them
+-- unchanged.
 CREATE TABLE IF NOT EXISTS session_marks (
 	tenant     TEXT    NOT NULL,
 	session_id TEXT    NOT NULL,

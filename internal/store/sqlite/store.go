@@ -45,6 +45,8 @@ type Store struct {
 	// states are the session keys this store wrote, held in memory between
 	// updates (docs/sessions.md, "What memory holds").
 	states *session.StateCache[*session.KeyState]
+	// ckpt checkpoints the WAL off the writer's path (checkpoint.go).
+	ckpt *checkpointer
 }
 
 var _ session.Store = (*Store)(nil)
@@ -52,7 +54,7 @@ var _ session.Store = (*Store)(nil)
 // Open opens (creating if needed) the database at path.
 func Open(ctx context.Context, path string) (*Store, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "temp_store(MEMORY)", "cache_size(-65536)", "wal_autocheckpoint(16384)",
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "temp_store(MEMORY)", "cache_size(-65536)", fmt.Sprintf("wal_autocheckpoint(%d)", walBoundPages),
 		// Reads through a memory map: a page the 64 MiB cache misses costs
 		// no pread system call (15 % of the export's CPU without it).
 		"mmap_size(17179869184)"} {
@@ -73,7 +75,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
-	return &Store{db: db, w: w, states: states}, nil
+	return &Store{db: db, w: w, states: states, ckpt: startCheckpointer(db)}, nil
 }
 
 // reverse reverses a string of ASCII digits.
@@ -85,6 +87,7 @@ func reverse(s string) string {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.ckpt.stop()
 	s.w.Close()
 	return s.db.Close()
 }
@@ -142,6 +145,7 @@ func (s *Store) update(ctx context.Context, fn func(context.Context, session.Rea
 		return fmt.Errorf("commit: %w", err)
 	}
 	committed = true
+	s.ckpt.committed()
 	r.keep(&ch, sums)
 	return nil
 }
@@ -892,22 +896,24 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, 
 }
 
 // markRows are the rows of session_marks of s: what the agent, queue and
-// outcome filters read.
+// outcome filters read. Only an at_end row's until_ms is read (the end of
+// the session's window, which moves with each event of the session); the
+// others hold 0, so that a session's new events leave them as stored and
+// writing the difference (sidePart.write) skips them.
 func markRows(s *session.Session, out [][]any) [][]any {
-	until := s.WindowEndsAt.UnixMilli()
-	add := func(kind, value string) { out = append(out, []any{s.Tenant, s.ID, kind, value, until}) }
+	add := func(kind, value string, until int64) { out = append(out, []any{s.Tenant, s.ID, kind, value, until}) }
 	for _, a := range s.Agents {
-		add("agent", a.ID)
+		add("agent", a.ID, 0)
 	}
 	for _, q := range s.Queues {
-		add("queue", q)
+		add("queue", q, 0)
 	}
 	final, atEnd := s.OutcomeMarks()
 	for _, o := range final {
-		add("outcome", o)
+		add("outcome", o, 0)
 	}
 	for _, o := range atEnd {
-		add("at_end", o)
+		add("at_end", o, s.WindowEndsAt.UnixMilli())
 	}
 	return out
 }
