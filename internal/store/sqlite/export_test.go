@@ -112,7 +112,7 @@ func TestExportOrderAndStop(t *testing.T) {
 	}
 	// The readers' connections went back to the pool with the cache every
 	// connection opens with.
-	for range exportReaders {
+	for range exportReaders() {
 		conn, err := s.db.Conn(ctx)
 		if err != nil {
 			t.Fatal(err)
