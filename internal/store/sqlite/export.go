@@ -17,7 +17,7 @@ import (
 // reader in read transactions of its own connection: one per core the Go
 // scheduler runs on, at least two and at most maxExportReaders. Choosing a
 // chunk's sessions needs the last session of the chunk before it, but it
-// reads the report order's index alone (~3 % of the work); reading the
+// reads the report order's index alone (~1–3 % of the work); reading the
 // sessions' documents and events and encoding them does not, so every
 // reader works on a chunk of its own (docs/performance.md). Every
 // connection holds its own page cache and its own map of the file, so an
@@ -205,6 +205,8 @@ func (c *exportChunk) choose(ctx context.Context, conn *sql.Conn, w *where) (*sq
 	return tx, nil
 }
 
+// chooseIn reads the started_at and id of c's sessions in tx: the cursor
+// the next chunk starts after, and the ids readDocs looks up.
 func (c *exportChunk) chooseIn(ctx context.Context, tx *sql.Tx, w *where) error {
 	if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
 		return err
