@@ -5,24 +5,30 @@ import (
 	"database/sql"
 	sqldriver "database/sql/driver"
 	"fmt"
+	"runtime"
 	"sync"
+	"time"
 
+	"github.com/chatreport/chatreport/internal/jsonenc"
 	"github.com/chatreport/chatreport/internal/report"
 )
 
 // exportReaders is how many chunks an export reads and encodes at once, each
-// reader in read transactions of its own connection. Choosing a chunk's
-// sessions needs the last session of the chunk before it, but reading its
-// events and encoding them (most of an export's work) does not: with two
-// readers both cores work on one export (docs/performance.md). Every
+// reader in read transactions of its own connection: one per core the Go
+// scheduler runs on, at least two and at most maxExportReaders. Choosing a
+// chunk's sessions needs the last session of the chunk before it, but it
+// reads the report order's index alone (~1–3 % of the work); reading the
+// sessions' documents and events and encoding them does not, so every
+// reader works on a chunk of its own (docs/performance.md). Every
 // connection holds its own page cache and its own map of the file, so an
 // export uses no more of them than it has readers.
-const exportReaders = 2
+func exportReaders() int {
+	return min(max(runtime.GOMAXPROCS(0), 2), maxExportReaders)
+}
 
-// exportChunks is how many chunks an export holds at once: one being read
-// by each reader, and encoded ones waiting to be written. They are reused,
-// so an export's memory is that of a few chunks whatever its length.
-const exportChunks = 2 * exportReaders
+// maxExportReaders bounds the connections (and the chunks in memory) of one
+// export.
+const maxExportReaders = 4
 
 // Export encodes every session f matches, complete with its events, in the
 // order of Search, and passes them to emit a chunk of report.ExportChunk
@@ -45,19 +51,24 @@ func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() r
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// An export holds two chunks per reader: one being read by each, and
+	// encoded ones waiting to be written. They are reused, so an export's
+	// memory is that of a few chunks whatever its length.
+	readers := exportReaders()
+	chunks := 2 * readers
 	x := &export{
 		s:     s,
 		f:     f,
-		free:  make(chan *exportChunk, exportChunks),
-		order: make(chan *exportChunk, exportChunks),
+		free:  make(chan *exportChunk, chunks),
+		order: make(chan *exportChunk, chunks),
 		turn:  make(chan turn, 1),
 	}
-	for range exportChunks {
+	for range chunks {
 		x.free <- &exportChunk{ready: make(chan struct{}, 1)}
 	}
 	x.turn <- turn{}
 	var wg sync.WaitGroup
-	for range exportReaders {
+	for range readers {
 		wg.Go(func() { x.read(ctx, newEncoder()) })
 	}
 	go func() {
@@ -106,9 +117,11 @@ type turn struct {
 // exportChunk is a chunk of an export on its way to emit.
 type exportChunk struct {
 	chunk
-	out  []byte // the chunk's sessions, encoded
-	ends []int  // where each ends in out
-	err  error
+	chosen []chosen // the chunk's sessions, in order
+	ids    []byte   // their ids, as a JSON array
+	out    []byte   // the chunk's sessions, encoded
+	ends   []int    // where each ends in out
+	err    error
 	// ready receives once the chunk is read and encoded, or failed.
 	ready chan struct{}
 }
@@ -150,14 +163,14 @@ func (x *export) read(ctx context.Context, enc report.Encoder) {
 		}
 		var tx *sql.Tx
 		if c.err == nil {
-			tx, c.err = chooseChunk(ctx, conn, &c.chunk, translate(&x.f, t.cur))
+			tx, c.err = c.choose(ctx, conn, translate(&x.f, t.cur))
 		}
 		x.order <- c // never blocks: it has room for every chunk
-		if c.err != nil || len(c.list) < report.ExportChunk {
+		if c.err != nil || len(c.chosen) < report.ExportChunk {
 			x.turn <- turn{done: true}
 		} else {
-			last := &c.list[len(c.list)-1].Session
-			x.turn <- turn{cur: &report.Cursor{StartedAt: last.StartedAt, SessionID: last.ID}}
+			last := &c.chosen[len(c.chosen)-1]
+			x.turn <- turn{cur: &report.Cursor{StartedAt: time.UnixMilli(last.startedAt), SessionID: last.id}}
 		}
 		if c.err == nil {
 			c.err = c.readAndEncode(ctx, tx, x.f.Tenant, enc)
@@ -166,26 +179,120 @@ func (x *export) read(ctx context.Context, enc report.Encoder) {
 	}
 }
 
-// chooseChunk begins a read transaction on conn and chooses c's sessions in
-// it.
-func chooseChunk(ctx context.Context, conn *sql.Conn, c *chunk, w *where) (*sql.Tx, error) {
+// chosen is a session chosen for a chunk: its place in the report order.
+type chosen struct {
+	startedAt int64 // Unix ms
+	id        string
+}
+
+// choose begins a read transaction on conn and chooses c's sessions in it:
+// up to report.ExportChunk matching w, newest first. It reads the report
+// order's index (or the drivers' ranges) alone, as Search does to choose a
+// page, so that the next reader's turn comes soon; the sessions' documents
+// are read after (readDocs).
+func (c *exportChunk) choose(ctx context.Context, conn *sql.Conn, w *where) (*sql.Tx, error) {
+	c.chosen, c.list = c.chosen[:0], c.list[:0]
 	// Read-only transactions begin DEFERRED: they take no write lock. One
 	// whose context ends is rolled back by database/sql.
 	tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("begin read: %w", err)
 	}
-	if err := c.choose(ctx, tx, w, report.ExportChunk); err != nil {
+	if err := c.chooseIn(ctx, tx, w); err != nil {
 		tx.Rollback() //nolint:errcheck // read-only
 		return nil, err
 	}
 	return tx, nil
 }
 
-// readAndEncode reads the events of c's sessions in tx, which it ends, and
-// encodes the sessions with enc.
+// chooseIn reads the started_at and id of c's sessions in tx: the cursor
+// the next chunk starts after, and the ids readDocs looks up.
+func (c *exportChunk) chooseIn(ctx context.Context, tx *sql.Tx, w *where) error {
+	if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+		return err
+	}
+	q, args := w.query("s.started_at AS started_at, s.session_id AS session_id", true, " LIMIT ?", report.ExportChunk)
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("choose sessions: %w", err)
+	}
+	defer rows.Close()
+	var (
+		at intColumn
+		id string
+	)
+	for rows.Next() {
+		if err := rows.Scan(&at, &id); err != nil {
+			return fmt.Errorf("choose sessions: %w", err)
+		}
+		c.chosen = append(c.chosen, chosen{startedAt: int64(at), id: id})
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("choose sessions: %w", err)
+	}
+	return nil
+}
+
+// readDocs reads the documents of c's chosen sessions in one statement, in
+// their order. The ids are bound as one JSON array read with json_each
+// (https://sqlite.org/json1.html#jeach; its key is the index in the array),
+// which CROSS JOIN makes the outer loop
+// (https://sqlite.org/optoverview.html#crossjoin): one look-up of the
+// sessions table's primary key per session, as Search's join does.
+func (c *exportChunk) readDocs(ctx context.Context, tx *sql.Tx, tenant string) error {
+	c.list = c.list[:0]
+	if len(c.chosen) == 0 {
+		return nil
+	}
+	c.ids = append(c.ids[:0], '[')
+	for i := range c.chosen {
+		if i > 0 {
+			c.ids = append(c.ids, ',')
+		}
+		c.ids = jsonenc.AppendString(c.ids, c.chosen[i].id, false)
+	}
+	c.ids = append(c.ids, ']')
+	rows, err := tx.QueryContext(ctx, `WITH c(i, session_id) AS MATERIALIZED (SELECT key, value FROM json_each(?))
+		SELECT c.i, d.doc FROM c CROSS JOIN sessions d ON d.tenant = ? AND d.session_id = c.session_id`, string(c.ids), tenant)
+	if err != nil {
+		return fmt.Errorf("read sessions: %w", err)
+	}
+	defer rows.Close()
+	var (
+		r   docReader
+		i   intColumn
+		doc sql.RawBytes
+	)
+	for rows.Next() {
+		if err := rows.Scan(&i, &doc); err != nil {
+			return fmt.Errorf("scan session: %w", err)
+		}
+		// Each chosen session has its row in the snapshot it was chosen
+		// in; the check only guards the order the lines are written in.
+		if int(i) != len(c.list) {
+			return fmt.Errorf("read sessions: session %d read as %d", i, len(c.list))
+		}
+		c.list = append(c.list, report.StoredDetail{})
+		if err := r.decode(doc, &c.list[len(c.list)-1].Session); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read sessions: %w", err)
+	}
+	if len(c.list) != len(c.chosen) {
+		return fmt.Errorf("read sessions: %d of %d", len(c.list), len(c.chosen))
+	}
+	return nil
+}
+
+// readAndEncode reads the documents and events of c's sessions in tx, which
+// it ends, and encodes the sessions with enc.
 func (c *exportChunk) readAndEncode(ctx context.Context, tx *sql.Tx, tenant string, enc report.Encoder) error {
 	err := ctx.Err()
+	if err == nil {
+		err = c.readDocs(ctx, tx, tenant)
+	}
 	if err == nil {
 		err = c.readEvents(ctx, tx, tenant)
 	}

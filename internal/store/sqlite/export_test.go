@@ -1,12 +1,16 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,7 +116,7 @@ func TestExportOrderAndStop(t *testing.T) {
 	}
 	// The readers' connections went back to the pool with the cache every
 	// connection opens with.
-	for range exportReaders {
+	for range exportReaders() {
 		conn, err := s.db.Conn(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -121,6 +125,119 @@ func TestExportOrderAndStop(t *testing.T) {
 		var pages int
 		if err := conn.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&pages); err != nil || pages != -65536 {
 			t.Fatalf("a pooled connection's cache_size is %d (%v)", pages, err)
+		}
+	}
+}
+
+// recorder keeps a copy of every session an export encodes (its readers
+// encode at once), and writes its id as its line.
+type recorder struct {
+	got *sync.Map // session id: report.StoredDetail
+}
+
+func (r recorder) Append(dst []byte, d *report.StoredDetail) ([]byte, error) {
+	c := report.StoredDetail{Session: d.Session}
+	for _, body := range d.Events {
+		c.Events = append(c.Events, bytes.Clone(body))
+	}
+	if _, dup := r.got.LoadOrStore(d.Session.ID, c); dup {
+		return dst, fmt.Errorf("session %s encoded twice", d.Session.ID)
+	}
+	return append(append(dst, d.Session.ID...), '\n'), nil
+}
+
+// TestExportMatchesSession: the sessions an export hands its encoder,
+// chosen on the report order's index and read chunk by chunk on several
+// readers, are those Search finds, each exactly as Session's read gives it
+// (document and stored events, byte for byte), on random sessions of
+// several chunks, with and without a filter that drives the search.
+func TestExportMatchesSession(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	policy := pipeline.MustDefault().PolicyFor("whatsapp")
+	const n = 3*report.ExportChunk + 57
+	var ch session.Changes
+	for i := range n {
+		b := storetest.B{Contact: fmt.Sprintf("55119%08d", i), Name: fmt.Sprintf("Cliente %d", i)}
+		// Several sessions may start in the same millisecond: the
+		// cursor between chunks must keep them apart by id.
+		at := time.Duration(i/3) * time.Minute
+		var events []*event.Event
+		for k := range 1 + rng.IntN(6) {
+			id := fmt.Sprintf("e%05d-%d", i, k)
+			step := at + time.Duration(k)*time.Second
+			var e event.Event
+			switch rng.IntN(4) {
+			case 0:
+				e = b.Tag(id, step, []string{"Negociação", "Segunda Via Sucesso"}[rng.IntN(2)])
+			case 1:
+				e = b.Info(id, step, "PLANO", fmt.Sprintf("Fibra %d", rng.IntN(900)))
+			default:
+				e = b.Msg(id, step, event.RoleCustomer, fmt.Sprintf("mensagem \"%d\" ção", rng.Int()))
+			}
+			events = append(events, &e)
+		}
+		id := session.DeriveID(events[0])
+		ch.Sessions = append(ch.Sessions, session.Summarize(id, session.KeyOf(events[0]), policy, events))
+		for _, e := range events {
+			ch.Events = append(ch.Events, session.Stored{Event: e, SessionID: id})
+		}
+	}
+	if err := s.Update(ctx, func(context.Context, session.Reader) (session.Changes, error) { return ch, nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []report.Filter{
+		{},
+		{Tags: []string{"Negociação"}},
+	} {
+		f.Tenant, f.From, f.To = "acme", storetest.Base.Add(-time.Hour), storetest.Base.Add(n*time.Minute)
+		var want []string
+		page := report.Page{Limit: report.MaxPageLimit}
+		for {
+			res, err := s.Search(ctx, f, page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ss := range res.Items {
+				want = append(want, ss.ID)
+			}
+			if res.Next == nil {
+				break
+			}
+			page.After = res.Next
+		}
+		var (
+			got sync.Map
+			ids []string
+		)
+		err := s.Export(ctx, f, func() report.Encoder { return recorder{&got} }, func(chunk []byte, _ []int) error {
+			ids = append(ids, strings.Fields(string(chunk))...)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			v, _ := got.Load(id)
+			d := v.(report.StoredDetail)
+			w := &where{tenant: f.Tenant}
+			w.add("s.tenant = ? AND s.session_id = ?", f.Tenant, d.Session.ID)
+			var c chunk
+			if err := s.read(ctx, w, 1, &c); err != nil || len(c.list) != 1 {
+				t.Fatalf("read %s: %v", d.Session.ID, err)
+			}
+			one := &c.list[0]
+			if !reflect.DeepEqual(d.Session, one.Session) || !slices.EqualFunc(d.Events, one.Events, bytes.Equal) {
+				t.Fatalf("session %s: exported %+v with %d events, read %+v with %d", d.Session.ID, d.Session, len(d.Events), one.Session, len(one.Events))
+			}
+		}
+		if len(want) < report.ExportChunk || !slices.Equal(ids, want) {
+			t.Fatalf("filter %+v: exported %d sessions, Search found %d (or another order)", f, len(ids), len(want))
 		}
 	}
 }
