@@ -10,7 +10,7 @@ import (
 
 // A search is planned in two steps: translate turns the filter into
 // conditions, each with the forms it can take, and drive picks the one that
-// reads the fewest sessions, or none (the sessions of the interval are then
+// costs least to read, or none (the sessions of the interval are then
 // scanned in report order, sessions_by_start_filters).
 //
 // The side tables (session_tags, session_protocols, session_info) carry each
@@ -19,9 +19,11 @@ import (
 // report's order: a page reads its first sessions and stops, and a count
 // reads at most its bound, whatever the number of matches. They also carry
 // the session's channel and handed_off, so a range tests those filters
-// itself; ranges of like sizes are intersected in one merge (merged), and a
-// range whose other conditions are all side-table tests is read without the
-// sessions table. A scan's information negations are merged too, as ranges
+// itself. Each range is estimated from a sample of its newest entries; the
+// ranges are intersected in one merge (merged) when reading them all costs
+// less than reading the cheapest and testing the other conditions on each of
+// its sessions, and a range whose other conditions are all side-table tests
+// is read without the sessions table. A scan's information negations are merged too, as ranges
 // its sessions are taken from (subtract), and a full-text condition that
 // does not drive may read its words in step with the range that does
 // (stepWords).

@@ -375,8 +375,9 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 		}
 	}
 	if w.driverOnly() {
-		// One value's index range, or a full-text walk, is the whole
-		// filter: choosing the driver counted it.
+		// One driver is the whole filter and choosing it counted it:
+		// a range its sample read whole, a sorted union, a full-text
+		// walk (never an estimate).
 		res.BoundTotal(w.size, bound)
 		return res, nil
 	}
