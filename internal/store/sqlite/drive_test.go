@@ -300,3 +300,63 @@ func TestEstimateIsNoTotal(t *testing.T) {
 		t.Fatalf("total %d (more %v), %d items; want %d and more, 5", res.Total, res.TotalMore, len(res.Items), bound)
 	}
 }
+
+// TestSampleCountsTests: a range's sample read whole counts the sessions
+// that pass its own test (a prefix) and the carried channel, and the total
+// of a search it drives alone is that count.
+func TestSampleCountsTests(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var events []event.Event
+	for i := range 40 {
+		b := storetest.B{Contact: fmt.Sprintf("c%03d", i), Channel: "whatsapp"}
+		if i%2 == 0 {
+			b.Channel = "webchat"
+		}
+		value := fmt.Sprintf("fibra %d", i)
+		if i%4 == 0 {
+			value = fmt.Sprintf("cobre %d", i)
+		}
+		at := time.Duration(i) * time.Minute
+		events = append(events, b.Msg(fmt.Sprintf("m%03d", i), at, event.RoleCustomer, "oi"), b.Info(fmt.Sprintf("i%03d", i), at+time.Second, "PLANO", value))
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Channels: []string{"webchat"},
+		Info: []report.Condition{{Key: "PLANO", Op: report.OpStartsWith, Value: "Fibra"}}}
+	const want = 10 // webchat (even) and fibra (not a multiple of 4)
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	w := translate(&f, nil)
+	var key *driver
+	for _, c := range w.conds {
+		for i := range c.drivers {
+			if c.drivers[i].sample != nil {
+				key = &c.drivers[i]
+			}
+		}
+	}
+	if key == nil {
+		t.Fatal("no sampled range")
+	}
+	if e, err := key.sample.estimate(ctx, tx); err != nil || e != (estimate{entries: 40, passes: want, exact: true}) {
+		t.Fatalf("estimate %+v (%v); want 40 entries, %d passing, exact", e, err, want)
+	}
+	for _, bound := range []int{report.DefaultTotalBound, 3} {
+		res, err := s.Search(ctx, f, report.Page{Limit: 2, TotalBound: bound})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Total != min(want, bound) || res.TotalMore != (want > bound) {
+			t.Errorf("bound %d: total %d (more %v), want %d", bound, res.Total, res.TotalMore, min(want, bound))
+		}
+	}
+}
