@@ -23,10 +23,10 @@ import (
 // ranges are intersected in one merge (merged) when reading them all costs
 // less than reading the cheapest and testing the other conditions on each of
 // its sessions, and a range whose other conditions are all side-table tests
-// is read without the sessions table. A scan's information negations are merged too, as ranges
-// its sessions are taken from (subtract), and a full-text condition that
-// does not drive may read its words in step with the range that does
-// (stepWords).
+// is read without the sessions table. A scan's information negations are
+// merged too, as ranges its sessions are taken from (subtract), and a
+// full-text condition that does not drive may read its words in step with
+// the range that does (stepWords).
 
 // where is a planned search: conditions on the sessions table s, and the
 // driver whose sessions are read instead of the interval's.
@@ -370,12 +370,11 @@ func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 	}
 	// The range that costs least when it drives alone, the others tested
 	// per session; best is how many entries it holds.
-	best := -1
-	var bestCost float64
+	best, bestCost := -1, 0.0
+	var chosen estimate
 	for _, r := range ranges {
-		cost := r.est.alone(w.hasOthers(r.ci))
-		if best < 0 || cost < bestCost {
-			best, bestCost = r.est.entries, cost
+		if cost := r.est.alone(w.hasOthers(r.ci)); best < 0 || cost < bestCost {
+			best, bestCost, chosen = r.est.entries, cost, r.est
 			w.pick(r.ci, r.i, r.est.count())
 		}
 	}
@@ -427,7 +426,7 @@ func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 			if !better {
 				continue
 			}
-			best, bestCost = n, estimate{entries: n, passes: n}.alone(w.hasOthers(ci))
+			best, chosen = n, estimate{entries: n, passes: n}
 			// A count: a walk's; a sorted driver's when none of the
 			// tests it carries is asked (it is counted without them);
 			// not an unordered driver's (a session may be in it twice).
@@ -445,7 +444,7 @@ func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 	if w.driver == nil || !w.driver.carries || plan == planUnordered || plan == planOneRange {
 		return nil
 	}
-	w.intersect(ranges, bestCost)
+	w.intersect(ranges, chosen)
 	return nil
 }
 
@@ -456,24 +455,14 @@ func (w *where) pick(ci, i, count int) {
 	w.driver, w.owners, w.choice, w.size = &c.drivers[i], []*cond{c}, [][2]int{{ci, i}}, count
 }
 
-// intersect makes w's driver the merge of its range and a range of every
-// condition it leaves to test, when each has one and reading them all
-// costs less than alone, what reading the driver and testing its sessions
-// costs.
-func (w *where) intersect(ranges []sampled, alone float64) {
+// intersect makes w's driver, of estimate e, the merge of its range and a
+// range of every condition it leaves to test, when each has one and
+// reading them all costs less than reading the driver and testing its
+// sessions.
+func (w *where) intersect(ranges []sampled, e estimate) {
 	parts := []*driver{w.driver}
 	owners, choice := w.owners, w.choice
-	var cost float64
-	if w.driver.sample == nil {
-		// A sorted range, each of its entries read (alone is n
-		// entries, each passing).
-		cost = 2 * alone / (2 + probeCost)
-	}
-	for _, r := range ranges {
-		if r.ci == choice[0][0] && r.i == choice[0][1] {
-			cost = float64(r.est.entries + r.est.passes)
-		}
-	}
+	cost := float64(e.entries + e.passes)
 	for _, c := range w.rest() {
 		ci := slices.Index(w.conds, c)
 		var part *sampled
@@ -489,7 +478,7 @@ func (w *where) intersect(ranges []sampled, alone float64) {
 		parts, owners = append(parts, &c.drivers[part.i]), append(owners, c)
 		choice = append(choice, [2]int{ci, part.i})
 	}
-	if len(parts) > 1 && cost < alone {
+	if len(parts) > 1 && cost < e.alone(true) {
 		w.driver, w.owners, w.choice, w.size = merged(parts), owners, choice, -1
 	}
 }
