@@ -24,12 +24,31 @@ import (
 // automatic plan intersects ranges of like sizes; and with the full-text
 // words read in step with the range that drives, where the automatic plan
 // lets the words' few sessions drive. (A walk still drives where nothing
-// else can, as in the automatic plan.)
+// else can, as in the automatic plan.) And the automatic plan with samples
+// of two entries, so that the ranges' sizes are estimates (the suite's
+// ranges are smaller than a sample otherwise, which counts them); that one
+// not with -short.
 func TestConformancePlans(t *testing.T) {
-	for name, p := range map[string]int{"scanning": planScan, "unordered": planUnordered, "one range": planOneRange, "words in step": planInStep} {
-		t.Run(name, func(t *testing.T) {
-			defer func(p int) { plan = p }(plan)
-			plan = p
+	for _, tc := range []struct {
+		name   string
+		plan   int
+		sample int
+	}{
+		{"scanning", planScan, sampleSize},
+		{"unordered", planUnordered, sampleSize},
+		{"one range", planOneRange, sampleSize},
+		{"words in step", planInStep, sampleSize},
+		{"small samples", planAuto, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.sample != sampleSize && testing.Short() {
+				// The race detector's run (-short) took over its ten
+				// minutes with it; TestEstimateIsNoTotal and
+				// TestSampleCountsTests still run.
+				t.Skip("the suite with small samples runs without -short")
+			}
+			defer func(p, n int) { plan, sampleSize = p, n }(plan, sampleSize)
+			plan, sampleSize = tc.plan, tc.sample
 			storetest.Run(t, func(t *testing.T) storetest.Store {
 				s, err := Open(context.Background(), filepath.Join(t.TempDir(), "test.db"))
 				if err != nil {
@@ -231,5 +250,120 @@ func TestContactUnionDrives(t *testing.T) {
 	}
 	if res.Total != want || len(res.Items) != 5 || res.Items[0].Contact.ID != fmt.Sprintf("c%05d", newest) {
 		t.Fatalf("total %d, %d items, first %+v; want %d, 5, the newest", res.Total, len(res.Items), res.Items[0].Contact, want)
+	}
+}
+
+// TestEstimateIsNoTotal: a range that drives alone, estimated by a sample
+// that did not read it whole, is counted for the total, never given its
+// estimate. The key's range of a prefix that more sessions than the bound
+// share drives (the prefix's range is not read past the bound); its two
+// newest sessions are half an hour apart and the others a second apart
+// before them, so its sample of two estimates 4 sessions.
+func TestEstimateIsNoTotal(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n, bound = 60, 50
+	var events []event.Event
+	for i := range n {
+		b := storetest.B{Contact: fmt.Sprintf("c%03d", i)}
+		at := time.Duration(i) * time.Second
+		if i >= n-2 {
+			at = time.Duration(i-n+3) * 30 * time.Minute
+		}
+		events = append(events, b.Msg(fmt.Sprintf("m%03d", i), at, event.RoleCustomer, "oi"), b.Info(fmt.Sprintf("i%03d", i), at+time.Millisecond, "PLANO", fmt.Sprintf("abc%d", i)))
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	defer func(n int) { sampleSize = n }(sampleSize)
+	sampleSize = 2
+	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour),
+		Info: []report.Condition{{Key: "PLANO", Op: report.OpStartsWith, Value: "ab"}}}
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	w := translate(&f, nil)
+	if err := w.drive(ctx, tx, bound); err != nil {
+		t.Fatal(err)
+	}
+	d := w.driver
+	if d == nil || d.sample == nil {
+		t.Fatalf("the key's range does not drive: %+v", d)
+	}
+	if e, err := d.sample.estimate(ctx, tx); err != nil || e.exact || e.passes >= bound {
+		t.Fatalf("estimate %+v (%v); want fewer than %d, not exact", e, err, bound)
+	}
+	res, err := s.Search(ctx, f, report.Page{Limit: 5, TotalBound: bound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Total != bound || !res.TotalMore || len(res.Items) != 5 {
+		t.Fatalf("total %d (more %v), %d items; want %d and more, 5", res.Total, res.TotalMore, len(res.Items), bound)
+	}
+}
+
+// TestSampleCountsTests: a range's sample read whole counts the sessions
+// that pass its own test (a prefix) and the carried channel, and the total
+// of a search it drives alone is that count.
+func TestSampleCountsTests(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var events []event.Event
+	for i := range 40 {
+		b := storetest.B{Contact: fmt.Sprintf("c%03d", i), Channel: "whatsapp"}
+		if i%2 == 0 {
+			b.Channel = "webchat"
+		}
+		value := fmt.Sprintf("fibra %d", i)
+		if i%4 == 0 {
+			value = fmt.Sprintf("cobre %d", i)
+		}
+		at := time.Duration(i) * time.Minute
+		events = append(events, b.Msg(fmt.Sprintf("m%03d", i), at, event.RoleCustomer, "oi"), b.Info(fmt.Sprintf("i%03d", i), at+time.Second, "PLANO", value))
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Channels: []string{"webchat"},
+		Info: []report.Condition{{Key: "PLANO", Op: report.OpStartsWith, Value: "Fibra"}}}
+	const want = 10 // webchat (even) and fibra (not a multiple of 4)
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	w := translate(&f, nil)
+	var key *driver
+	for _, c := range w.conds {
+		for i := range c.drivers {
+			if c.drivers[i].sample != nil {
+				key = &c.drivers[i]
+			}
+		}
+	}
+	if key == nil {
+		t.Fatal("no sampled range")
+	}
+	if e, err := key.sample.estimate(ctx, tx); err != nil || e != (estimate{entries: 40, passes: want, exact: true}) {
+		t.Fatalf("estimate %+v (%v); want 40 entries, %d passing, exact", e, err, want)
+	}
+	for _, bound := range []int{report.DefaultTotalBound, 3} {
+		res, err := s.Search(ctx, f, report.Page{Limit: 2, TotalBound: bound})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Total != min(want, bound) || res.TotalMore != (want > bound) {
+			t.Errorf("bound %d: total %d (more %v), want %d", bound, res.Total, res.TotalMore, min(want, bound))
+		}
 	}
 }

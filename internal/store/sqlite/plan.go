@@ -10,7 +10,7 @@ import (
 
 // A search is planned in two steps: translate turns the filter into
 // conditions, each with the forms it can take, and drive picks the one that
-// reads the fewest sessions, or none (the sessions of the interval are then
+// costs least to read, or none (the sessions of the interval are then
 // scanned in report order, sessions_by_start_filters).
 //
 // The side tables (session_tags, session_protocols, session_info) carry each
@@ -19,12 +19,14 @@ import (
 // report's order: a page reads its first sessions and stops, and a count
 // reads at most its bound, whatever the number of matches. They also carry
 // the session's channel and handed_off, so a range tests those filters
-// itself; ranges of like sizes are intersected in one merge (merged), and a
-// range whose other conditions are all side-table tests is read without the
-// sessions table. A scan's information negations are merged too, as ranges
-// its sessions are taken from (subtract), and a full-text condition that
-// does not drive may read its words in step with the range that does
-// (stepWords).
+// itself. Each range is estimated from a sample of its newest entries; the
+// ranges are intersected in one merge (merged) when reading them all costs
+// less than reading the cheapest and testing the other conditions on each of
+// its sessions, and a range whose other conditions are all side-table tests
+// is read without the sessions table. A scan's information negations are
+// merged too, as ranges its sessions are taken from (subtract), and a
+// full-text condition that does not drive may read its words in step with
+// the range that does (stepWords).
 
 // where is a planned search: conditions on the sessions table s, and the
 // driver whose sessions are read instead of the interval's.
@@ -41,26 +43,20 @@ type where struct {
 	// choice locates driver's parts: for each, the index of its
 	// condition in conds and its index in that condition's drivers.
 	choice [][2]int
-	// size is how many entries the driver's range holds (before the
-	// tests of channel and handoff it carries), counted up to a limit
-	// past the bound (see drive); for an intersection, its smallest
-	// part's.
+	// size is how many sessions the driver yields, when choosing it
+	// counted them exactly (a range read whole by its sample, a sorted
+	// driver, a full-text walk); otherwise -1. With driverOnly it is the
+	// total. An estimate never goes here.
 	size int
 	// base is how many leading conditions every driver implies (tenant
 	// and interval).
 	base int
 }
 
-// driverOnly reports whether w's driver is one ordered range, sized as it
-// is read, and every condition is implied by it: its size is then the
-// count.
+// driverOnly reports whether w's driver is one ordered range that implies
+// every condition and whose count is known (size): choosing it counted it.
 func (w *where) driverOnly() bool {
-	if w.driver == nil || !w.driver.ordered || w.driver.loose || w.size < 0 || len(w.choice) != 1 || len(w.rest()) != 0 {
-		return false
-	}
-	// A walk counts the sessions that pass every condition; a range is
-	// sized without the tests it carries.
-	return w.owners[0].walk != nil || !slices.ContainsFunc(w.conds, func(c *cond) bool { return c.carried })
+	return w.driver != nil && w.driver.ordered && w.size >= 0 && len(w.choice) == 1 && len(w.rest()) == 0
 }
 
 // follow makes w use the driver other chose: the same filter, planned
@@ -110,8 +106,8 @@ type frag struct {
 type cond struct {
 	frag
 	drivers []driver
-	// sizes: what is counted to size each driver, when not the driver
-	// itself (see sideTables.ordered).
+	// sizes: what is counted to size each driver that is neither a
+	// range (sampled instead) nor a walk, when not the driver itself.
 	sizes []frag
 	// side: sql reads of s only started_at and session_id (it looks the
 	// session up in a side table), so it tests a driver's rows without
@@ -145,9 +141,9 @@ type driver struct {
 	// drives only up to the total's bound: it cannot be read from its
 	// newest end and stopped.
 	sorted bool
-	// loose: sized by the entries it reads rather than by the sessions
-	// that pass its tests, so its size is not its count.
-	loose bool
+	// sample, for a range of one value of a side table, reads its
+	// newest entries to estimate its size (see estimate).
+	sample *rangeSample
 	// compound: a compound SELECT of ranges in report order that implies
 	// every condition (merged, subtract): read with its own ORDER BY.
 	compound bool
@@ -280,9 +276,8 @@ const (
 // plan is the plan drive chooses; a variable so that tests run every plan.
 var plan = planAuto
 
-// sizeLimit is how far an ordered driver is counted to compare it with
-// others: past the bound, so that of two drivers that both reach it the
-// smaller reads less when the other conditions keep few of its sessions.
+// sizeLimit is how far a full-text walk or a sorted driver is read to
+// compare it with the ranges: past the bound.
 const sizeLimit = 20_000
 
 // driveLimit is how many session ids an unordered driver may select to be
@@ -290,22 +285,29 @@ const sizeLimit = 20_000
 // interval in report order.
 const driveLimit = 2000
 
-// mergeRatio is how many times the smallest ordered range another may be
-// to be intersected with it rather than tested per session: reading an
-// index entry in a merge costs about a tenth of looking a session up in
-// another range (docs/performance.md).
-const mergeRatio = 8
+// sampleSize is how many of a range's newest entries its sample reads
+// (estimate): enough to tell shares of a few per cent; a variable so that
+// tests make it small.
+var sampleSize = 500
 
-// drive picks the driver that reads the fewest sessions. An ordered driver
-// never reads more than the scan of the interval would (its sessions are a
-// part of the interval, in the same order), so the smallest one drives; an
-// unordered one only when it selects fewer than driveLimit sessions (and
-// fewer than the best ordered one), since its sessions are sorted before
-// the first is returned. Each size is counted up to a limit, so choosing
-// costs little: an ordered driver's count reads at most bound+1 entries of
-// one index range. When every other condition has an ordered range too, of
-// at most mergeRatio times the smallest, the ranges are intersected (see
-// merged).
+// probeCost is what testing one session of the driving range against
+// another condition's range costs (a seek in that range's index), in index
+// entries read in a range or a merge: on the 200,000-session database a
+// look-up took 1.7–2.6 µs (the more, the sparser the driver's sessions in
+// the other range) and an entry 0.09–0.22 µs; the CPU of the bench's
+// combined and all-of-two-tags requests was the same within 3 % from 10 to
+// 24 (docs/performance.md).
+const probeCost = 16
+
+// drive picks how the sessions are read: the driver, or the intersection
+// of several, that costs least. An ordered range never reads more than the
+// scan of the interval would (its sessions are a part of the interval, in
+// the same order), so one drives whenever a condition has one; which one,
+// and whether the other conditions' ranges are merged with it or tested
+// per session, the ranges' samples decide (choose). An unordered driver
+// drives only when it selects fewer than driveLimit sessions and fewer than
+// the best range holds, since its sessions are sorted before the first is
+// returned; a sorted one likewise, up to the total's bound.
 func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
 	if err := w.choose(ctx, tx, bound); err != nil {
 		return err
@@ -352,19 +354,36 @@ func (w *where) stepWords(ctx context.Context, tx *sql.Tx, bound int) error {
 
 // choose picks the driver (see drive).
 func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
-	w.driver, w.owners, w.choice = nil, nil, nil
+	w.driver, w.owners, w.choice, w.size = nil, nil, nil, -1
 	if plan == planScan {
 		return nil
 	}
-	best := -1
-	// smallest is, per condition, its smallest ordered driver, its size
-	// and how far it was counted (a size of at least that is a lower
-	// bound).
-	type sized struct{ i, n, counted int }
-	smallest := map[int]sized{}
+	if ci, i, ok := w.onlyRange(); ok {
+		// Nothing to choose between, and the count is the same one
+		// statement as a size would be (up to the bound only).
+		w.pick(ci, i, -1)
+		return nil
+	}
+	ranges, err := w.sampleRanges(ctx, tx)
+	if err != nil {
+		return err
+	}
+	// The range that costs least when it drives alone, the others tested
+	// per session; best is how many entries it holds.
+	best, bestCost := -1, 0.0
+	var chosen estimate
+	for _, r := range ranges {
+		if cost := r.est.alone(w.hasOthers(r.ci)); best < 0 || cost < bestCost {
+			best, bestCost, chosen = r.est.entries, cost, r.est
+			w.pick(r.ci, r.i, r.est.count())
+		}
+	}
 	for ci, c := range w.conds {
 		for i := range c.drivers {
 			d := &c.drivers[i]
+			if d.sample != nil {
+				continue
+			}
 			limit := max(bound+1, sizeLimit)
 			switch {
 			case d.sorted:
@@ -374,10 +393,9 @@ func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 			case !d.ordered:
 				limit = driveLimit
 			}
-			if best >= 0 && plan != planUnordered && (!d.ordered || d.sorted || d.loose || c.walk != nil) {
+			if best >= 0 && plan != planUnordered {
 				// Only a smaller one drives: counting further
-				// would not change the choice. (A plain range is
-				// counted on: its size also decides intersections.)
+				// would not change the choice.
 				limit = min(limit, best)
 			}
 			var n int
@@ -398,11 +416,6 @@ func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 					return err
 				}
 			}
-			if d.ordered && c.walk == nil {
-				if s, ok := smallest[ci]; !ok || n < s.n {
-					smallest[ci] = sized{i, n, limit}
-				}
-			}
 			if (!d.ordered || d.sorted) && n >= limit {
 				continue
 			}
@@ -410,10 +423,18 @@ func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 			if plan == planUnordered && w.driver != nil && w.driver.ordered != d.ordered {
 				better = !d.ordered
 			}
-			if better {
-				best, w.driver, w.owners = n, d, []*cond{c}
-				w.choice, w.size = [][2]int{{ci, i}}, n
+			if !better {
+				continue
 			}
+			best, chosen = n, estimate{entries: n, passes: n}
+			// A count: a walk's; a sorted driver's when none of the
+			// tests it carries is asked (it is counted without them);
+			// not an unordered driver's (a session may be in it twice).
+			count := -1
+			if c.walk != nil || d.sorted && !slices.ContainsFunc(w.conds, func(c *cond) bool { return c.carried }) {
+				count = n
+			}
+			w.pick(ci, i, count)
 		}
 	}
 	if w.driver == nil && plan != planOneRange {
@@ -423,42 +444,92 @@ func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 	if w.driver == nil || !w.driver.carries || plan == planUnordered || plan == planOneRange {
 		return nil
 	}
-	// Intersect when each condition left has an ordered range not too
-	// large beside the driver's, counted further where its first count
-	// stopped short of telling.
+	w.intersect(ranges, chosen)
+	return nil
+}
+
+// pick makes c's i-th driver (c the ci-th condition) drive alone, with
+// count the sessions it yields when known exactly, or -1.
+func (w *where) pick(ci, i, count int) {
+	c := w.conds[ci]
+	w.driver, w.owners, w.choice, w.size = &c.drivers[i], []*cond{c}, [][2]int{{ci, i}}, count
+}
+
+// intersect makes w's driver, of estimate e, the merge of its range and a
+// range of every condition it leaves to test, when each has one and
+// reading them all costs less than reading the driver and testing its
+// sessions.
+func (w *where) intersect(ranges []sampled, e estimate) {
 	parts := []*driver{w.driver}
 	owners, choice := w.owners, w.choice
+	cost := float64(e.entries + e.passes)
 	for _, c := range w.rest() {
 		ci := slices.Index(w.conds, c)
-		s, ok := smallest[ci]
-		if !ok {
-			return nil
-		}
-		d := &c.drivers[s.i]
-		full := max(bound+1, sizeLimit) // where sizes stopped
-		limit := mergeRatio * max(w.size, 1)
-		switch {
-		case w.size >= full:
-			// Both ranges are large: the merge stops at the bound if
-			// many sessions are in both.
-		case s.n > limit:
-			return nil
-		case s.n >= s.counted && limit > s.n:
-			n, err := size(ctx, tx, c.size(s.i), limit+1)
-			if err != nil {
-				return err
-			}
-			if n > limit {
-				return nil
+		var part *sampled
+		for j, r := range ranges {
+			if r.ci == ci && (part == nil || r.est.entries < part.est.entries) {
+				part = &ranges[j]
 			}
 		}
-		parts, owners = append(parts, d), append(owners, c)
-		choice = append(choice, [2]int{ci, s.i})
+		if part == nil {
+			return
+		}
+		cost += float64(part.est.entries + part.est.passes)
+		parts, owners = append(parts, &c.drivers[part.i]), append(owners, c)
+		choice = append(choice, [2]int{ci, part.i})
 	}
-	if len(parts) > 1 {
-		w.driver, w.owners, w.choice = merged(parts), owners, choice
+	if len(parts) > 1 && cost < e.alone(true) {
+		w.driver, w.owners, w.choice, w.size = merged(parts), owners, choice, -1
 	}
-	return nil
+}
+
+// onlyRange reports whether the one driver of w's conditions is a range,
+// and which.
+func (w *where) onlyRange() (ci, i int, ok bool) {
+	n := 0
+	for cj, c := range w.conds {
+		for j := range c.drivers {
+			n++
+			ci, i = cj, j
+		}
+	}
+	return ci, i, n == 1 && w.conds[ci].drivers[i].sample != nil
+}
+
+// hasOthers reports whether a range of the ci-th condition driving leaves
+// other conditions to test on each of its sessions (a range tests the
+// carried ones itself).
+func (w *where) hasOthers(ci int) bool {
+	for j, c := range w.conds[w.base:] {
+		if j+w.base != ci && !c.carried {
+			return true
+		}
+	}
+	return false
+}
+
+// sampled is the estimate of the i-th driver, a range, of the ci-th
+// condition.
+type sampled struct {
+	ci, i int
+	est   estimate
+}
+
+// sampleRanges estimates every range of w's conditions.
+func (w *where) sampleRanges(ctx context.Context, tx *sql.Tx) ([]sampled, error) {
+	var out []sampled
+	for ci, c := range w.conds {
+		for i := range c.drivers {
+			if s := c.drivers[i].sample; s != nil {
+				e, err := s.estimate(ctx, tx)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, sampled{ci, i, e})
+			}
+		}
+	}
+	return out, nil
 }
 
 // subtract makes a scan of the interval with negations (information
@@ -489,7 +560,7 @@ func (w *where) subtract() {
 	w.owners = slices.Clone(w.conds[w.base:])
 }
 
-// size is what sizes c's i-th driver.
+// size is what sizes c's i-th driver (not a range: see estimate).
 func (c *cond) size(i int) frag {
 	if i < len(c.sizes) {
 		return c.sizes[i]
@@ -504,4 +575,57 @@ func size(ctx context.Context, tx *sql.Tx, d frag, limit int) (int, error) {
 		return 0, fmt.Errorf("size a condition: %w", err)
 	}
 	return n, nil
+}
+
+// rangeSample reads the newest sampleSize entries of a range of one value
+// (sideTables.ordered): a statement yielding how many entries it read, the
+// oldest and newest started_at among them, and how many pass the range's
+// tests (the carried channel and handoff, an information test).
+type rangeSample struct {
+	frag
+	lower int64 // the interval's start (ms)
+}
+
+// estimate is what a range's sample tells of it: how many entries it holds
+// and how many of them pass its tests. When the sample read it whole they
+// are counts (exact); otherwise the sample's density of entries over its
+// span of time is extended to the rest of the interval, which only chooses
+// how to read and never becomes a total. (The newest sessions are also the
+// ones a page and a bounded count read first.)
+type estimate struct {
+	entries, passes int
+	exact           bool
+}
+
+func (s *rangeSample) estimate(ctx context.Context, tx *sql.Tx) (estimate, error) {
+	var n, passes int
+	var oldest, newest sql.NullInt64
+	if err := tx.QueryRowContext(ctx, s.sql, append(slices.Clip(s.args), sampleSize)...).Scan(&n, &oldest, &newest, &passes); err != nil {
+		return estimate{}, fmt.Errorf("sample a range: %w", err)
+	}
+	if n < sampleSize {
+		return estimate{entries: n, passes: passes, exact: true}, nil
+	}
+	span := max(newest.Int64-oldest.Int64, 1)
+	entries := int(min(int64(n)*max(newest.Int64-s.lower, span)/span, 1<<40))
+	return estimate{entries: entries, passes: int(int64(entries) * int64(passes) / int64(n))}, nil
+}
+
+// count is the range's count of the sessions that pass its tests, or -1.
+func (e estimate) count() int {
+	if !e.exact {
+		return -1
+	}
+	return e.passes
+}
+
+// alone is what the range costs driving alone, in index entries read: each
+// entry, and for each that passes the range's tests its place in the read
+// and, when others is true, a look-up in another condition.
+func (e estimate) alone(others bool) float64 {
+	c := float64(e.entries + e.passes)
+	if others {
+		c += probeCost * float64(e.passes)
+	}
+	return c
 }

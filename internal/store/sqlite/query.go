@@ -121,21 +121,27 @@ type sideTables struct {
 	carry        frag
 }
 
-// ordered is a driver reading an index range of from (a table as x) whose key starts
-// with (tenant, key columns, started_at): its sessions in the interval in
-// report order after the cursor, tested by more (on x's other columns) and
-// by the filter's channel and handoff. It is sized by the range without the
-// channel and handoff tests (cond.sizes): counting up to a limit then reads
-// at most the limit's entries, however few sessions pass those tests.
+// ordered is a driver reading an index range of from (a table as x) whose
+// key starts with (tenant, key columns, started_at): its sessions in the
+// interval in report order after the cursor, tested by more (on x's other
+// columns) and by the filter's channel and handoff. It is estimated by a
+// sample of its newest entries (rangeSample), each read whatever the tests
+// say, so that the sample costs at most sampleSize entries however few
+// pass; the frag is the range tested by more alone.
 func (t sideTables) ordered(from, keyCond string, args []any, more string, moreArgs ...any) (driver, frag) {
-	q := "SELECT x.started_at, x.session_id FROM " + from + " WHERE x.tenant = ? AND " + keyCond +
-		" AND x.started_at >= ? AND x.started_at < ?" + more
-	a := append(append(append([]any{t.tenant}, args...), t.lower, t.upper), moreArgs...)
+	where := " FROM " + from + " WHERE x.tenant = ? AND " + keyCond + " AND x.started_at >= ? AND x.started_at < ?"
+	a := append(append([]any{t.tenant}, args...), t.lower, t.upper)
 	if t.after != nil {
-		q += " AND (x.started_at < ? OR x.session_id < ?)"
+		where += " AND (x.started_at < ? OR x.session_id < ?)"
 		a = append(a, t.after.StartedAt.UnixMilli(), t.after.SessionID)
 	}
-	return driver{frag: frag{q + t.carry.sql, append(slices.Clip(a), t.carry.args...)}, ordered: true, carries: true}, frag{q, a}
+	q := "SELECT x.started_at, x.session_id" + where + more
+	tested := append(slices.Clip(a), moreArgs...)
+	// Newest first: the key's next column is started_at, so the range is
+	// read backwards without a sort.
+	sample := &rangeSample{lower: t.lower, frag: frag{"SELECT count(*), min(t), max(t), coalesce(sum(ok), 0) FROM (SELECT x.started_at AS t, (1" + more + t.carry.sql + ") AS ok" +
+		where + " ORDER BY x.started_at DESC LIMIT ?)", append(append(slices.Clip(moreArgs), t.carry.args...), a...)}}
+	return driver{frag: frag{q + t.carry.sql, append(slices.Clip(tested), t.carry.args...)}, ordered: true, carries: true, sample: sample}, frag{q, tested}
 }
 
 // The side tables' conditions test a session by looking its (started_at,
@@ -162,8 +168,8 @@ func (t sideTables) add(w *where, sql string, args ...any) *cond {
 // protocol).
 func (t sideTables) value(w *where, table, column string, value string) {
 	c := t.add(w, "EXISTS (SELECT 1 FROM "+table+" x INDEXED BY "+table+"_by_value WHERE x.tenant = ? AND x."+column+" = ?"+local+")", value)
-	d, size := t.ordered(table+" x", "x."+column+" = ?", []any{value}, "")
-	c.drivers, c.sizes = []driver{d}, []frag{size}
+	d, _ := t.ordered(table+" x INDEXED BY "+table+"_by_value", "x."+column+" = ?", []any{value}, "")
+	c.drivers = []driver{d}
 }
 
 // anyTag requires the session to hold one of tags (two or more): a session
@@ -206,24 +212,23 @@ func (t sideTables) info(w *where, c report.Condition) {
 	k := t.add(w, has, hasArgs...)
 	switch c.Op {
 	case report.OpEquals:
-		d, size := t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")
-		k.drivers, k.sizes = []driver{d}, []frag{size}
+		d, _ := t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")
+		k.drivers = []driver{d}
 	case report.OpStartsWith:
 		// Few values start with v: read them by value (a range of
 		// session_info_by_value, which carries what the key's range
 		// does), then sort them, without a look-up of each session's row;
-		// many: read the key's sessions in report order and test each.
-		// The key's range costs what it reads, however few pass the
-		// test: it is sized by its entries.
+		// many: read the key's sessions in report order and test each
+		// (its sample tells how many entries it reads, and what share
+		// passes). The prefix's range is counted, not sampled: it is
+		// read whole and sorted, so it may drive only up to the bound.
 		byValue, byValueSize := t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ?", []any{c.Key}, test, args...)
-		byValue.sorted = true
+		byValue.sorted, byValue.sample = true, nil
 		d, _ := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
-		_, entries := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, "")
-		d.loose = true
-		k.drivers, k.sizes = []driver{byValue, d}, []frag{byValueSize, entries}
+		k.drivers, k.sizes = []driver{byValue, d}, []frag{byValueSize}
 	default: // exists, contains
-		d, size := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
-		k.drivers, k.sizes = []driver{d}, []frag{size}
+		d, _ := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
+		k.drivers = []driver{d}
 	}
 }
 
@@ -370,8 +375,9 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 		}
 	}
 	if w.driverOnly() {
-		// One value's index range, or a full-text walk, is the whole
-		// filter: choosing the driver counted it.
+		// One driver is the whole filter and choosing it counted it:
+		// a range its sample read whole, a sorted union, a full-text
+		// walk (never an estimate).
 		res.BoundTotal(w.size, bound)
 		return res, nil
 	}
