@@ -116,3 +116,22 @@ func TestCursorKeyFollowsKeys(t *testing.T) {
 		t.Error("configured cursor key ignored")
 	}
 }
+
+// TestBatchSizeOf: batch_size 0 takes the store kind's default; a value
+// set wins on every store.
+func TestBatchSizeOf(t *testing.T) {
+	for _, tc := range []struct {
+		set  int
+		kind string
+		want int
+	}{
+		{0, StoreSQLite, SQLiteBatchSize},
+		{0, StoreElasticsearch, 2000},
+		{500, StoreSQLite, 500},
+		{500, StoreElasticsearch, 500},
+	} {
+		if got := (Ingest{BatchSize: tc.set}).BatchSizeOf(tc.kind); got != tc.want {
+			t.Errorf("batch_size %d on %s: %d, want %d", tc.set, tc.kind, got, tc.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"time"
 )
 
@@ -31,18 +32,24 @@ const checkpointEvery = time.Second
 const walBoundPages = 32768
 
 // checkpointer checkpoints the database, once a write committed, at most
-// every checkpointEvery.
+// every checkpointEvery, on a connection it holds for the store's life (so
+// that it never takes one of the readers' pool).
 type checkpointer struct {
+	conn   *sql.Conn
 	kick   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func startCheckpointer(db *sql.DB) *checkpointer {
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &checkpointer{kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
-	go c.run(ctx, db)
-	return c
+func startCheckpointer(ctx context.Context, db *sql.DB) (*checkpointer, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint connection: %w", err)
+	}
+	run, cancel := context.WithCancel(context.Background())
+	c := &checkpointer{conn: conn, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	go c.run(run)
+	return c, nil
 }
 
 // committed tells the checkpointer that a write committed; it never waits.
@@ -53,7 +60,7 @@ func (c *checkpointer) committed() {
 	}
 }
 
-func (c *checkpointer) run(ctx context.Context, db *sql.DB) {
+func (c *checkpointer) run(ctx context.Context) {
 	defer close(c.done)
 	for {
 		select {
@@ -64,7 +71,7 @@ func (c *checkpointer) run(ctx context.Context, db *sql.DB) {
 		// A failed checkpoint (the database busy or closing) leaves the
 		// pages to the next one, or to the writer past walBoundPages.
 		var busy, pages, copied int64
-		_ = db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &pages, &copied)
+		_ = c.conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &pages, &copied)
 		select {
 		case <-ctx.Done():
 			return
@@ -73,8 +80,9 @@ func (c *checkpointer) run(ctx context.Context, db *sql.DB) {
 	}
 }
 
-// stop stops the checkpointer and waits for it.
+// stop stops the checkpointer, waits for it and closes its connection.
 func (c *checkpointer) stop() {
 	c.cancel()
 	<-c.done
+	c.conn.Close()
 }

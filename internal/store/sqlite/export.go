@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	sqldriver "database/sql/driver"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -76,6 +77,7 @@ func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() r
 		close(x.order)
 	}()
 	var err error
+	last := false // the chunk that ends the export was emitted
 	for c := range x.order {
 		<-c.ready
 		if err == nil {
@@ -85,12 +87,20 @@ func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() r
 			err = emit(c.out, c.ends)
 		}
 		if err == nil {
+			last = len(c.chosen) < report.ExportChunk
 			err = ctx.Err()
 		}
 		if err != nil {
 			cancel() // the readers stop, ending the transactions they hold
 		}
 		x.free <- c
+	}
+	if err == nil && !last {
+		// ctx ended after the last check, and the readers stopped
+		// before choosing the rest: the export is not complete.
+		if err = ctx.Err(); err == nil {
+			err = errors.New("export: the readers stopped before the last chunk")
+		}
 	}
 	return err
 }
@@ -324,12 +334,13 @@ func (s *Store) exportConn(ctx context.Context) (conn *sql.Conn, restore int64, 
 	if conn, err = s.db.Conn(ctx); err != nil {
 		return nil, 0, err
 	}
-	err = conn.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&restore)
-	if err == nil {
-		_, err = conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = %d", exportCachePages))
+	if err = conn.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&restore); err != nil {
+		conn.Close() // nothing changed
+		return nil, 0, err
 	}
-	if err != nil {
-		conn.Close()
+	if _, err = conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = %d", exportCachePages)); err != nil {
+		// The pragma may have run before ctx ended and failed the call.
+		releaseExportConn(conn, restore)
 		return nil, 0, err
 	}
 	return conn, restore, nil

@@ -111,6 +111,24 @@ func TestExportOrderAndStop(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || calls != 1 {
 		t.Fatalf("export whose context ended: %v after %d chunks", err, calls)
 	}
+	// A context that ends at any moment: an export that says it is
+	// complete emitted every session (one that ended between emitting a
+	// chunk and the readers choosing the next returned nil once).
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 60 {
+		cctx, cancel := context.WithCancel(ctx)
+		timer := time.AfterFunc(time.Duration(rng.IntN(3000))*time.Microsecond, cancel)
+		sessions := 0
+		err := s.Export(cctx, f, newEncoder, func(_ []byte, ends []int) error { sessions += len(ends); return nil })
+		timer.Stop()
+		cancel()
+		if err == nil && sessions != n {
+			t.Fatalf("run %d: the export returned no error after %d of %d sessions", i, sessions, n)
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("run %d: %v", i, err)
+		}
+	}
 	if got := s.db.Stats().InUse; got != inUse {
 		t.Fatalf("%d connections in use after the exports, %d before", got, inUse)
 	}

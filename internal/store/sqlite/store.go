@@ -74,8 +74,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	ckpt, err := startCheckpointer(ctx, db)
+	if err != nil {
+		w.Close()
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
-	return &Store{db: db, w: w, states: states, ckpt: startCheckpointer(db)}, nil
+	return &Store{db: db, w: w, states: states, ckpt: ckpt}, nil
 }
 
 // reverse reverses a string of ASCII digits.
