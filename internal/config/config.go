@@ -156,6 +156,10 @@ type Ingest struct {
 // checkpoint off the writer, larger batches").
 const SQLiteBatchSize = 4000
 
+// ElasticsearchBatchSize is the Elasticsearch store's batch: each batch is a
+// few bulk requests, and a larger one holds more sessions' documents.
+const ElasticsearchBatchSize = 2000
+
 // BatchSizeOf is ingest.batch_size, or the default of the store kind when
 // it is 0.
 func (i Ingest) BatchSizeOf(kind string) int {
@@ -165,7 +169,7 @@ func (i Ingest) BatchSizeOf(kind string) int {
 	case kind == StoreSQLite:
 		return SQLiteBatchSize
 	default:
-		return 2000
+		return ElasticsearchBatchSize
 	}
 }
 

@@ -126,7 +126,7 @@ func TestBatchSizeOf(t *testing.T) {
 		want int
 	}{
 		{0, StoreSQLite, SQLiteBatchSize},
-		{0, StoreElasticsearch, 2000},
+		{0, StoreElasticsearch, ElasticsearchBatchSize},
 		{500, StoreSQLite, 500},
 		{500, StoreElasticsearch, 500},
 	} {
