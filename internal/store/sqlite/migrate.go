@@ -13,7 +13,7 @@ import (
 
 // schemaVersion is the PRAGMA user_version of a database whose derived
 // tables are complete and whose layout is schema.sql's.
-const schemaVersion = 9
+const schemaVersion = 10
 
 // migrate creates the schema, or brings an older database to it in one
 // transaction: version 1 added the full-text index, version 2 turned times
@@ -26,7 +26,8 @@ const schemaVersion = 9
 // has the side tables carry their session's channel and handed_off and keeps
 // the distinct contact names (contact_names), version 8 keys the full-text
 // index by its sessions' starts (rekeyWords), version 9 finds events by a
-// hash of their identity (hashRefs).
+// hash of their identity (hashRefs), version 10 makes sessions a rowid table
+// (rowidSessions).
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -61,6 +62,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	if err := hashRefs(ctx, tx); err != nil {
 		return fmt.Errorf("hash the events' identities: %w", err)
+	}
+	if err := rowidSessions(ctx, tx); err != nil {
+		return fmt.Errorf("make sessions a rowid table: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return err
@@ -137,6 +141,36 @@ func hashRefs(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	return fillRefs(ctx, tx)
+}
+
+// rowidSessions copies the sessions of a database before version 10, a
+// WITHOUT ROWID table, into a rowid table of the same columns (schema.sql),
+// in the report's order so that a chunk of an export finds its documents
+// side by side; dropping the old table drops its indexes, and schema.sql
+// makes the new ones. It runs after the older steps, which read the old
+// table's columns.
+func rowidSessions(ctx context.Context, tx *sql.Tx) error {
+	var old int
+	// pragma_table_list (SQLite 3.37) says wr = 1 of a WITHOUT ROWID table.
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_list WHERE schema = 'main' AND name = 'sessions' AND wr = 1`).Scan(&old); err != nil || old == 0 {
+		return err
+	}
+	for _, q := range []string{`CREATE TABLE sessions_new (
+			tenant TEXT NOT NULL, session_id TEXT NOT NULL, session_key TEXT NOT NULL, started_at INTEGER NOT NULL,
+			channel TEXT NOT NULL, contact_id TEXT NOT NULL, contact_phone_rev TEXT NOT NULL,
+			contact_name_folded TEXT NOT NULL, handed_off INTEGER NOT NULL, doc BLOB NOT NULL)`,
+		`INSERT INTO sessions_new (tenant, session_id, session_key, started_at, channel, contact_id,
+			contact_phone_rev, contact_name_folded, handed_off, doc)
+		SELECT tenant, session_id, session_key, started_at, channel, contact_id,
+			contact_phone_rev, contact_name_folded, handed_off, doc
+		FROM sessions ORDER BY tenant, started_at, session_id`,
+		`DROP TABLE sessions`, `ALTER TABLE sessions_new RENAME TO sessions`,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // fillRefs hashes the identities of the events whose ref is 0, in chunks of

@@ -45,9 +45,17 @@ CREATE TABLE IF NOT EXISTS sessions (
 	contact_phone_rev    TEXT    NOT NULL,
 	contact_name_folded  TEXT    NOT NULL, -- report.Fold: lower case without diacritics
 	handed_off           INTEGER NOT NULL,
-	doc                  BLOB    NOT NULL,
-	PRIMARY KEY (tenant, session_id)
-) WITHOUT ROWID;
+	doc                  BLOB    NOT NULL
+);
+-- A rowid table, not WITHOUT ROWID: an index b-tree (which a WITHOUT ROWID
+-- table is) keeps at most about a quarter of a page of a row on its leaf and
+-- the rest on overflow pages, so about half the documents (1-4 KB) took an
+-- overflow page of their own, mostly empty; a rowid table's leaf holds a row
+-- of up to nearly a page (https://www.sqlite.org/withoutrowid.html section 4,
+-- https://www.sqlite.org/fileformat2.html "B-tree Pages"). New sessions are
+-- appended in arrival order. sessions_by_id is the key: every look-up and
+-- upsert by (tenant, session_id) goes through it to the row.
+CREATE UNIQUE INDEX IF NOT EXISTS sessions_by_id ON sessions (tenant, session_id);
 -- sessions_by_start_filters is the report's order with the columns its
 -- filters read, so that counting and filtering the sessions of an interval
 -- reads the index alone, and only the page's sessions' rows (with their
@@ -56,12 +64,15 @@ CREATE TABLE IF NOT EXISTS sessions (
 DROP INDEX IF EXISTS sessions_by_start;
 CREATE INDEX IF NOT EXISTS sessions_by_start_filters ON sessions (tenant, started_at, session_id,
 	channel, handed_off, contact_id, contact_phone_rev, contact_name_folded);
-CREATE INDEX IF NOT EXISTS sessions_by_key ON sessions (tenant, session_key, started_at);
+-- The other indexes end with session_id, which the contact filter's ranges
+-- and Forget read from them (an index of a rowid table carries the rowid,
+-- not the key).
+CREATE INDEX IF NOT EXISTS sessions_by_key ON sessions (tenant, session_key, started_at, session_id);
 -- The contact filter's ranges (query.go, contactCondition): an id, a phone's
 -- reversed digits, a folded name.
-CREATE INDEX IF NOT EXISTS sessions_by_contact ON sessions (tenant, contact_id, started_at);
-CREATE INDEX IF NOT EXISTS sessions_by_phone ON sessions (tenant, contact_phone_rev, started_at);
-CREATE INDEX IF NOT EXISTS sessions_by_name ON sessions (tenant, contact_name_folded, started_at);
+CREATE INDEX IF NOT EXISTS sessions_by_contact ON sessions (tenant, contact_id, started_at, session_id);
+CREATE INDEX IF NOT EXISTS sessions_by_phone ON sessions (tenant, contact_phone_rev, started_at, session_id);
+CREATE INDEX IF NOT EXISTS sessions_by_name ON sessions (tenant, contact_name_folded, started_at, session_id);
 -- contact_names: every folded contact name a session of the tenant has had,
 -- scanned for a part of a name. Writes only add names (one that no session
 -- has any more selects an empty range); Forget removes the forgotten

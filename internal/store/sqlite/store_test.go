@@ -33,8 +33,31 @@ func TestConformance(t *testing.T) {
 // by session; from version 1 the full-text index through message_rows, filled
 // by a trigger; before version 2 times in nanoseconds; before version 4
 // contact names lowered, not folded; before version 5 phone digits not
-// reversed and no started_at in the side tables; before version 9 no ref.
+// reversed and no started_at in the side tables; before version 9 no ref;
+// before version 10 sessions WITHOUT ROWID, keyed by (tenant, session_id).
 func oldLayout(version int) []string {
+	qs := []string{`CREATE TABLE sessions_x (
+			tenant TEXT NOT NULL, session_id TEXT NOT NULL, session_key TEXT NOT NULL, started_at INTEGER NOT NULL,
+			channel TEXT NOT NULL, contact_id TEXT NOT NULL, contact_phone_rev TEXT NOT NULL,
+			contact_name_folded TEXT NOT NULL, handed_off INTEGER NOT NULL, doc BLOB NOT NULL,
+			PRIMARY KEY (tenant, session_id)) WITHOUT ROWID`,
+		`INSERT INTO sessions_x SELECT * FROM sessions`, `DROP TABLE sessions`, `ALTER TABLE sessions_x RENAME TO sessions`,
+		`CREATE INDEX sessions_by_start_filters ON sessions (tenant, started_at, session_id,
+			channel, handed_off, contact_id, contact_phone_rev, contact_name_folded)`,
+		`CREATE INDEX sessions_by_key ON sessions (tenant, session_key, started_at)`,
+		`CREATE INDEX sessions_by_contact ON sessions (tenant, contact_id, started_at)`,
+		`CREATE INDEX sessions_by_phone ON sessions (tenant, contact_phone_rev, started_at)`,
+		`CREATE INDEX sessions_by_name ON sessions (tenant, contact_name_folded, started_at)`,
+	}
+	if version == 9 {
+		return append(qs, `PRAGMA user_version = 9`)
+	}
+	return append(qs, olderLayout(version)...)
+}
+
+// olderLayout is what oldLayout does to a database before version 9 after
+// it has made its sessions WITHOUT ROWID.
+func olderLayout(version int) []string {
 	times, nanos := "occurred_at", "UPDATE sessions SET started_at = started_at"
 	if version < 2 {
 		times, nanos = "occurred_at * 1000000", "UPDATE sessions SET started_at = started_at * 1000000"
@@ -114,7 +137,7 @@ func oldLayout(version int) []string {
 // layout with its sessions, events, times and full-text index intact, and
 // what is ingested afterwards is indexed once.
 func TestMigrate(t *testing.T) {
-	for _, version := range []int{0, 1, 2, 3, 4, 5, 6, 8} {
+	for _, version := range []int{0, 1, 2, 3, 4, 5, 6, 8, 9} {
 		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "old.db")
@@ -212,6 +235,17 @@ func TestMigrate(t *testing.T) {
 			db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'events_by_ref'`).Scan(&oldIndex)
 			if events != 4 || unhashed != 0 || oldIndex != 0 {
 				t.Fatalf("%d events, %d without ref, old index %d; want 4, 0, 0", events, unhashed, oldIndex)
+			}
+
+			// The sessions are a rowid table keyed by a unique index
+			// of (tenant, session_id); the later batches updated the
+			// one session's row in place.
+			var withoutRowid, sessions, unique int
+			db.QueryRow(`SELECT wr FROM pragma_table_list WHERE name = 'sessions'`).Scan(&withoutRowid)
+			db.QueryRow(`SELECT count(*) FROM sessions`).Scan(&sessions)
+			db.QueryRow(`SELECT count(*) FROM pragma_index_list('sessions') WHERE name = 'sessions_by_id' AND "unique"`).Scan(&unique)
+			if withoutRowid != 0 || sessions != 1 || unique != 1 {
+				t.Fatalf("sessions WITHOUT ROWID %d, %d sessions, unique key %d; want 0, 1, 1", withoutRowid, sessions, unique)
 			}
 		})
 	}

@@ -1,0 +1,89 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store/storetest"
+)
+
+// TestPageChosenOnIndexes: sessions is a rowid table (schema.sql), whose
+// indexes carry the rowid and not the key, so they end with session_id.
+// Choosing a page, by a scan of the interval or a contact's ranges, reads
+// the covering indexes alone (EXPLAIN QUERY PLAN says COVERING INDEX), and a
+// session is looked up by its key through sessions_by_id.
+func TestPageChosenOnIndexes(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var events []event.Event
+	for i := range 40 {
+		b := storetest.B{Contact: fmt.Sprintf("c%03d", i), Name: fmt.Sprintf("Maria %d", i), Phone: fmt.Sprintf("+55 11 98765-%04d", i)}
+		events = append(events, b.Msg(fmt.Sprintf("m%03d", i), time.Duration(i)*time.Minute, event.RoleCustomer, "oi"))
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	plan := func(q string, args ...any) string {
+		rows, err := tx.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatal(q, err)
+		}
+		defer rows.Close()
+		var lines []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, detail)
+		}
+		return strings.Join(lines, "\n")
+	}
+	for _, tc := range []struct {
+		name  string
+		f     report.Filter
+		index string
+	}{
+		{"scan", report.Filter{Channels: []string{"whatsapp"}}, "sessions_by_start_filters"},
+		{"contact id", report.Filter{Contact: "c007"}, "sessions_by_contact"},
+		{"name", report.Filter{Contact: "maria"}, "sessions_by_name"},
+		{"phone", report.Filter{Contact: "98765-0007"}, "sessions_by_phone"},
+	} {
+		tc.f.Tenant, tc.f.From, tc.f.To = "acme", storetest.Base, storetest.Base.Add(24*time.Hour)
+		w := translate(&tc.f, nil)
+		if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+			t.Fatal(err)
+		}
+		q, args := w.query("s.started_at, s.session_id", true, " LIMIT ?", 10)
+		p := plan(q, args...)
+		if !strings.Contains(p, "COVERING INDEX "+tc.index) {
+			t.Errorf("%s: the page is not chosen through %s alone:\n%s\n%s", tc.name, tc.index, p, q)
+		}
+		for _, line := range strings.Split(p, "\n") {
+			if strings.Contains(line, "sessions") && !strings.Contains(line, "COVERING INDEX") {
+				t.Errorf("%s: a session row is read to choose the page: %s\n%s", tc.name, line, p)
+			}
+		}
+	}
+	if p := plan(`SELECT doc FROM sessions WHERE tenant = ? AND session_id = ?`, "acme", "x"); !strings.Contains(p, "INDEX sessions_by_id (tenant=? AND session_id=?)") {
+		t.Errorf("a session by its key: %s", p)
+	}
+}
