@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -22,11 +21,7 @@ import (
 // after another, sessions of one key whose spans overlap, events of one millisecond, events that arrived out of order.
 func TestDetailEventsMatchPerSessionReads(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	rng := rand.New(rand.NewPCG(3, 4))
 	var events []event.Event
 	for c := range 30 {

@@ -67,11 +67,7 @@ func TestConformancePlans(t *testing.T) {
 // it.
 func TestDriveShapes(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	var events []event.Event
 	for i := range 100 {
 		b := storetest.B{Contact: fmt.Sprintf("c%03d", i)}
@@ -122,11 +118,7 @@ func TestDriveShapes(t *testing.T) {
 // that neither drive nor merge.
 func TestNegationsSubtract(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	tx, err := s.readTx(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -156,11 +148,7 @@ func TestNegationsSubtract(t *testing.T) {
 // drive or are read in step with a tag's range.
 func TestWalkCountsPastAPage(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	const n = report.ExportChunk + 50
 	var events []event.Event
 	for i := range n {
@@ -203,11 +191,7 @@ func TestWalkCountsPastAPage(t *testing.T) {
 // the scan's; past the total's bound the union does not drive.
 func TestContactUnionDrives(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	const n = driveLimit + 50
 	var events []event.Event
 	for i := range n {
@@ -261,11 +245,7 @@ func TestContactUnionDrives(t *testing.T) {
 // before them, so its sample of two estimates 4 sessions.
 func TestEstimateIsNoTotal(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	const n, bound = 60, 50
 	var events []event.Event
 	for i := range n {
@@ -313,11 +293,7 @@ func TestEstimateIsNoTotal(t *testing.T) {
 // of a search it drives alone is that count.
 func TestSampleCountsTests(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	var events []event.Event
 	for i := range 40 {
 		b := storetest.B{Contact: fmt.Sprintf("c%03d", i), Channel: "whatsapp"}

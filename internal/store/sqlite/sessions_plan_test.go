@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,11 +21,7 @@ import (
 // session is looked up by its key through sessions_by_id.
 func TestPageChosenOnIndexes(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	var events []event.Event
 	for i := range 40 {
 		b := storetest.B{Contact: fmt.Sprintf("c%03d", i), Name: fmt.Sprintf("Maria %d", i), Phone: fmt.Sprintf("+55 11 98765-%04d", i)}
