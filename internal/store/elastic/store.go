@@ -169,7 +169,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("elasticsearch: registry TTL must not be negative"))
 	}
 	if c.CacheBytes < 1 || c.CacheIdle < 0 {
-		errs = append(errs, errors.New("elasticsearch: cache size must be at least 1, cache idle not negative"))
+		errs = append(errs, errors.New("elasticsearch: the key-state cache (cache_mib) must be at least 1 byte, its idle horizon not negative"))
 	}
 	if c.BulkMaxBytes < 1<<10 {
 		errs = append(errs, errors.New("elasticsearch: bulk max bytes must be at least 1 KiB"))

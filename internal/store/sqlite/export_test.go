@@ -58,19 +58,8 @@ func TestExportOrderAndStop(t *testing.T) {
 	}
 	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(n * time.Minute)}
 	var want []string
-	page := report.Page{Limit: report.MaxPageLimit}
-	for {
-		res, err := s.Search(ctx, f, page)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ss := range res.Items {
-			want = append(want, ss.ID+" 1")
-		}
-		if res.Next == nil {
-			break
-		}
-		page.After = res.Next
+	for _, id := range searchIDs(t, s, f) {
+		want = append(want, id+" 1")
 	}
 	inUse := s.db.Stats().InUse
 	newEncoder := func() report.Encoder { return idEncoder{} }
@@ -214,21 +203,7 @@ func TestExportMatchesSession(t *testing.T) {
 		{Tags: []string{"Negociação"}},
 	} {
 		f.Tenant, f.From, f.To = "acme", storetest.Base.Add(-time.Hour), storetest.Base.Add(n*time.Minute)
-		var want []string
-		page := report.Page{Limit: report.MaxPageLimit}
-		for {
-			res, err := s.Search(ctx, f, page)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, ss := range res.Items {
-				want = append(want, ss.ID)
-			}
-			if res.Next == nil {
-				break
-			}
-			page.After = res.Next
-		}
+		want := searchIDs(t, s, f)
 		var (
 			got sync.Map
 			ids []string
