@@ -246,7 +246,7 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad config validates")
 	}
-	for _, want := range []string{"no addresses", "index prefix", "version", "cache size", "bulk max bytes", "attempts", "backoff", "page size"} {
+	for _, want := range []string{"no addresses", "index prefix", "version", "cache_mib", "bulk max bytes", "attempts", "backoff", "page size"} {
 		if !bytes.Contains([]byte(err.Error()), []byte(want)) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
