@@ -160,8 +160,12 @@ func encodeHeld(prefix string, prev *Stored, events []Stored) string {
 	for _, s := range events {
 		w.event(s)
 	}
-	// One copy into a string that nothing changes, which the decoded
-	// events' strings share.
+	return w.string()
+}
+
+// string is the encoding: one copy into a string that nothing changes,
+// which the decoded events' strings share.
+func (w *heldEncoder) string() string {
 	var b strings.Builder
 	b.Grow(len(w.buf))
 	b.Write(w.buf)
@@ -218,11 +222,13 @@ func (r *heldDecoder) same(prev string) string {
 	return r.take(n - 1)
 }
 
-// decodeHeld decodes the n events of data.
-func decodeHeld(data string, n int) ([]Stored, error) {
+// decodeHeld decodes the n events of data, and returns where each event's
+// encoding ends in data.
+func decodeHeld(data string, n int) ([]Stored, []int32, error) {
 	r := heldDecoder{data: data}
 	evs := make([]event.Event, n)
 	out := make([]Stored, n)
+	ends := make([]int32, n)
 	var authors []event.Author
 	var zero event.Event
 	var anon event.Author
@@ -276,7 +282,7 @@ func decodeHeld(data string, n int) ([]Stored, error) {
 		if flags&heldAttachments != 0 {
 			k := r.uvarint()
 			if k > uint64(len(data)) {
-				return nil, errHeldCorrupt
+				return nil, nil, errHeldCorrupt
 			}
 			e.Attachments = make([]event.Attachment, k)
 			for j := range e.Attachments {
@@ -284,13 +290,14 @@ func decodeHeld(data string, n int) ([]Stored, error) {
 			}
 		}
 		if r.err != nil {
-			return nil, r.err
+			return nil, nil, r.err
 		}
 		out[i] = Stored{Event: e, SessionID: sid}
+		ends[i] = int32(r.off)
 		p, psid = e, sid
 	}
 	if r.off != len(data) {
-		return nil, errHeldCorrupt
+		return nil, nil, errHeldCorrupt
 	}
-	return out, nil
+	return out, ends, nil
 }

@@ -33,28 +33,17 @@ type KeyState struct {
 }
 
 // packedEvents are a state's events as a StateCache holds them: encoded
-// (encodeHeld), n of them. view is the Events they were decoded to, until
-// the state is packed again: a state put back with the same Events is not
-// encoded again, and one whose Events are view's followed by new ones (a
-// live conversation's next events) gets only those encoded, after data.
+// (encodeHeld), n of them. view is the Events they were decoded to, and
+// ends where each of view's encodings ends in data, until the state is
+// packed again: pack copies the encoding of every run of view's events
+// that the new Events keep in the same order, and encodes only the others
+// (a live conversation's next events, a late event, the first event kept
+// after Trim dropped older ones).
 type packedEvents struct {
 	data string
 	n    int
 	view []Stored
-}
-
-// extends reports whether events are p.view's, in order, followed by
-// others.
-func (p *packedEvents) extends(events []Stored) bool {
-	if len(p.view) == 0 || len(events) < len(p.view) || p.n != len(p.view) {
-		return false
-	}
-	for i := range p.view {
-		if events[i].Event != p.view[i].Event || events[i].SessionID != p.view[i].SessionID {
-			return false
-		}
-	}
-	return true
+	ends []int32
 }
 
 // pack replaces Events by their encoding, which is what a StateCache
@@ -69,15 +58,8 @@ func (st *KeyState) pack(id StateID) {
 		st.held, st.Events = packedEvents{}, nil
 		return
 	}
-	switch h := &st.held; {
-	case h.extends(st.Events):
-		if len(st.Events) > h.n {
-			h.data = encodeHeld(h.data, &h.view[h.n-1], st.Events[h.n:])
-			h.n = len(st.Events)
-		}
-	default:
-		*h = packedEvents{data: encodeHeld("", nil, st.Events), n: len(st.Events)}
-	}
+	data, _ := st.held.reencode(st.Events)
+	st.held = packedEvents{data: data, n: len(st.Events)}
 	if !IsDerivedKey(st.Key) {
 		// An explicit session's id is the events' own (a derived one is
 		// made by DeriveID): a copy, not a piece of a message, also when
@@ -86,8 +68,49 @@ func (st *KeyState) pack(id StateID) {
 			st.Sessions[i].ID = strings.Clone(st.Sessions[i].ID)
 		}
 	}
-	st.held.view = nil
 	st.Events = nil
+}
+
+// reencode returns the encoding of events, byte for byte encodeHeld's.
+// An event's encoding depends on the event and the one before it only, so
+// of a run of events that follow each other in view as in events, all but
+// the first are copied from data; the first, and every event view does not
+// hold, are encoded. Both lists are in event order, so one pass finds the
+// runs. encoded is how many events were encoded rather than copied.
+func (p *packedEvents) reencode(events []Stored) (data string, encoded int) {
+	if len(p.view) == 0 || len(p.ends) != len(p.view) {
+		return encodeHeld("", nil, events), len(events)
+	}
+	w := heldEncoder{buf: make([]byte, 0, len(p.data)+64*max(len(events)-len(p.view), 0))}
+	same := func(a, b Stored) bool { return a.Event == b.Event && a.SessionID == b.SessionID }
+	for i, v := 0, 0; i < len(events); {
+		for v < len(p.view) && compareStored(p.view[v], events[i]) < 0 {
+			v++
+		}
+		if v == len(p.view) || !same(p.view[v], events[i]) {
+			w.event(events[i])
+			encoded++
+			i++
+			continue
+		}
+		k := 1
+		for i+k < len(events) && v+k < len(p.view) && same(p.view[v+k], events[i+k]) {
+			k++
+		}
+		start := int32(0)
+		if i > 0 || v > 0 {
+			// The run's first event follows another than in view: its
+			// encoding is made again; the rest follow theirs as before.
+			w.event(events[i])
+			encoded++
+			start = p.ends[v]
+		}
+		w.buf = append(w.buf, p.data[start:p.ends[v+k-1]]...)
+		w.prev = p.view[v+k-1]
+		w.at = w.prev.OccurredAt.UnixMilli()
+		i, v = i+k, v+k
+	}
+	return w.string(), encoded
 }
 
 // unpack decodes the events pack encoded. An error means a state that
@@ -97,12 +120,12 @@ func (st *KeyState) unpack() error {
 	if st.Events != nil || st.held.n == 0 {
 		return nil
 	}
-	evs, err := decodeHeld(st.held.data, st.held.n)
+	evs, ends, err := decodeHeld(st.held.data, st.held.n)
 	if err != nil {
 		return err
 	}
 	st.Events = evs
-	st.held.view = evs
+	st.held.view, st.held.ends = evs, ends
 	return nil
 }
 
@@ -203,8 +226,8 @@ const (
 	heldSessionSize = 64 + 16
 	fingerprintSize = len(Fingerprint{})
 	// an event struct, its Stored and its author, with the strings
-	// shared with the message it came from
-	decodedEventSize = 288 + 24 + 48 + 512
+	// shared with the message it came from, and where its encoding ends
+	decodedEventSize = 288 + 24 + 48 + 512 + 4
 )
 
 // KeyChanges are the changes of one batch to one key: the batch's Changes
@@ -237,7 +260,7 @@ func (st *KeyState) Advance(j int, tail []Stored, kc *KeyChanges) *KeyState {
 func (st *KeyState) Apply(j int, tail []Stored, kc *KeyChanges) *KeyState {
 	keep := min(j, len(st.Sessions))
 	// The encoding of st's events goes with them: the next state's are
-	// usually the same followed by the batch's (packedEvents.extends).
+	// mostly the same (packedEvents.reencode).
 	next := &KeyState{Tenant: st.Tenant, Key: st.Key, Complete: st.Complete, held: st.held}
 	next.Sessions = make([]HeldSession, 0, keep+len(kc.Sessions))
 	next.Sessions = append(append(next.Sessions, st.Sessions[:keep]...), kc.Sessions...)

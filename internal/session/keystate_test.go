@@ -297,3 +297,86 @@ func TestStateCacheCountsLostStates(t *testing.T) {
 		t.Error("the lost state is still in the cache")
 	}
 }
+
+// TestPackCopiesWhatStaysInOrder: a state put back after a batch is
+// encoded byte for byte as a whole encoding would be, and only its events
+// that do not follow the same event as when it was taken are encoded: the
+// batch's new ones, a late one and the event after it, the first event kept
+// after older ones were trimmed, a moved event and the one after it.
+func TestPackCopiesWhatStaysInOrder(t *testing.T) {
+	id := StateID{Tenant: "acme", Key: "d:whatsapp/c1"}
+	at := func(i int) Stored {
+		s := storedAt(strings.Repeat("e", 1+i%3)+string(rune('a'+i%26))+string(rune('a'+i/26)), []string{"s1", "s2", "s2"}[i/15], i)
+		s.Text = strings.Repeat("olá ", i%4)
+		if i%2 == 0 {
+			s.Author = &event.Author{Role: event.RoleCustomer}
+		}
+		return s
+	}
+	late := func(min int) Stored {
+		s := at(min)
+		s.EventID += "-late"
+		s.OccurredAt = s.OccurredAt.Add(30 * time.Second)
+		return s
+	}
+	for _, tc := range []struct {
+		name    string
+		change  func(evs []Stored) []Stored
+		encoded int
+	}{
+		{"unchanged", func(evs []Stored) []Stored { return evs }, 0},
+		{"three appended", func(evs []Stored) []Stored { return append(slices.Clip(evs), at(30), at(31), at(32)) }, 3},
+		{"a late event in the middle", func(evs []Stored) []Stored { return slices.Insert(slices.Clip(evs), 11, late(10)) }, 2},
+		{"a late event first", func(evs []Stored) []Stored {
+			e := late(0)
+			e.OccurredAt = t0.Add(-time.Minute)
+			return slices.Insert(slices.Clip(evs), 0, e)
+		}, 2},
+		{"older session trimmed", func(evs []Stored) []Stored { return evs[15:] }, 1},
+		{"trimmed and appended", func(evs []Stored) []Stored { return append(slices.Clone(evs[15:]), at(30)) }, 2},
+		{"one moved", func(evs []Stored) []Stored { evs = slices.Clone(evs); evs[20].SessionID = "s3"; return evs }, 2},
+		{"the last moved", func(evs []Stored) []Stored { evs = slices.Clone(evs); evs[29].SessionID = "s3"; return evs }, 1},
+		{"one brought again", func(evs []Stored) []Stored { evs = slices.Clone(evs); evs[5] = at(5); return evs }, 2},
+		{"one gone", func(evs []Stored) []Stored { return slices.Delete(slices.Clone(evs), 7, 8) }, 1},
+		{"all new", func(evs []Stored) []Stored {
+			out := make([]Stored, len(evs))
+			for i := range evs {
+				out[i] = at(i)
+			}
+			return out
+		}, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &KeyState{Tenant: id.Tenant, Key: id.Key}
+			for i := range 30 {
+				st.Events = append(st.Events, at(i))
+			}
+			st.pack(id)
+			if err := st.unpack(); err != nil {
+				t.Fatal(err)
+			}
+			events := tc.change(st.Events)
+			got, encoded := st.held.reencode(events)
+			if want := encodeHeld("", nil, events); got != want {
+				t.Fatalf("encoding differs from a whole encoding:\n got %q\nwant %q", got, want)
+			}
+			if encoded != tc.encoded {
+				t.Errorf("%d events encoded, want %d", encoded, tc.encoded)
+			}
+			back, _, err := decodeHeld(got, len(events))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := ids(back), ids(events); !slices.Equal(g, w) {
+				t.Errorf("decoded %v, want %v", g, w)
+			}
+		})
+	}
+	t.Run("not taken from a cache", func(t *testing.T) {
+		var p packedEvents
+		events := []Stored{at(0), at(1)}
+		if got, encoded := p.reencode(events); got != encodeHeld("", nil, events) || encoded != 2 {
+			t.Errorf("a state never packed: encoded %d, want both", encoded)
+		}
+	})
+}
