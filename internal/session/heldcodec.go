@@ -3,7 +3,9 @@ package session
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
@@ -44,11 +46,12 @@ var errHeldCorrupt = errors.New("session: held events do not decode")
 // heldEncoder appends events to an encoding, each relative to the one
 // before.
 type heldEncoder struct {
-	buf  []byte
-	prev Stored
-	at   int64
-	zero event.Event
-	anon event.Author
+	buf    []byte
+	pooled *[]byte // where buf came from (newHeldEncoder)
+	prev   Stored
+	at     int64
+	zero   event.Event
+	anon   event.Author
 }
 
 func (w *heldEncoder) str(s string) {
@@ -148,27 +151,40 @@ func (w *heldEncoder) event(s Stored) {
 	w.prev = s
 }
 
-// encodeHeld returns the encoding of events (sorted, as KeyState.Events)
-// after prefix, the encoding of the events before them, the last of which
-// is prev (nil when there are none).
-func encodeHeld(prefix string, prev *Stored, events []Stored) string {
-	w := heldEncoder{buf: make([]byte, 0, len(prefix)+64*len(events))}
-	w.buf = append(w.buf, prefix...)
-	if prev != nil {
-		w.prev, w.at = *prev, prev.OccurredAt.UnixMilli()
-	}
+// encodeHeld returns the encoding of events (sorted, as KeyState.Events).
+func encodeHeld(events []Stored) string {
+	w := newHeldEncoder(64 * len(events))
 	for _, s := range events {
 		w.event(s)
 	}
 	return w.string()
 }
 
+// heldBufs are the encoders' scratch buffers: an encoding is built in one
+// and copied once, at its size, into the string the cache holds.
+var heldBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledHeld bounds the buffers kept for reuse: a key with far more
+// events than usual does not keep its buffer's size alive.
+const maxPooledHeld = 256 << 10
+
+func newHeldEncoder(size int) heldEncoder {
+	b := heldBufs.Get().(*[]byte)
+	return heldEncoder{buf: slices.Grow((*b)[:0], size), pooled: b}
+}
+
 // string is the encoding: one copy into a string that nothing changes,
-// which the decoded events' strings share.
+// which the decoded events' strings share. The encoder's buffer goes back
+// to the pool.
 func (w *heldEncoder) string() string {
 	var b strings.Builder
 	b.Grow(len(w.buf))
 	b.Write(w.buf)
+	if w.pooled != nil && cap(w.buf) <= maxPooledHeld {
+		*w.pooled = w.buf[:0]
+		heldBufs.Put(w.pooled)
+	}
+	w.buf, w.pooled = nil, nil
 	return b.String()
 }
 

@@ -79,9 +79,9 @@ func (st *KeyState) pack(id StateID) {
 // runs. encoded is how many events were encoded rather than copied.
 func (p *packedEvents) reencode(events []Stored) (data string, encoded int) {
 	if len(p.view) == 0 || len(p.ends) != len(p.view) {
-		return encodeHeld("", nil, events), len(events)
+		return encodeHeld(events), len(events)
 	}
-	w := heldEncoder{buf: make([]byte, 0, len(p.data)+64*max(len(events)-len(p.view), 0))}
+	w := newHeldEncoder(len(p.data) + 64*max(len(events)-len(p.view), 0))
 	same := func(a, b Stored) bool { return a.Event == b.Event && a.SessionID == b.SessionID }
 	for i, v := 0, 0; i < len(events); {
 		for v < len(p.view) && compareStored(p.view[v], events[i]) < 0 {

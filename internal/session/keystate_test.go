@@ -357,7 +357,7 @@ func TestPackCopiesWhatStaysInOrder(t *testing.T) {
 			}
 			events := tc.change(st.Events)
 			got, encoded := st.held.reencode(events)
-			if want := encodeHeld("", nil, events); got != want {
+			if want := encodeHeld(events); got != want {
 				t.Fatalf("encoding differs from a whole encoding:\n got %q\nwant %q", got, want)
 			}
 			if encoded != tc.encoded {
@@ -375,7 +375,7 @@ func TestPackCopiesWhatStaysInOrder(t *testing.T) {
 	t.Run("not taken from a cache", func(t *testing.T) {
 		var p packedEvents
 		events := []Stored{at(0), at(1)}
-		if got, encoded := p.reencode(events); got != encodeHeld("", nil, events) || encoded != 2 {
+		if got, encoded := p.reencode(events); got != encodeHeld(events) || encoded != 2 {
 			t.Errorf("a state never packed: encoded %d, want both", encoded)
 		}
 	})

@@ -98,18 +98,18 @@ func readBulkItem(dec *jsontext.Decoder, it *bulkItem) error {
 }
 
 // readMgetAnswer reads an _mget answer's documents into out[:0],
-// streaming: of each it keeps found, _seq_no, _primary_term, error and
-// _source, whose bytes are copied into one buffer for the whole answer
-// rather than one allocation each. The answer's shape is
-// {"docs":[{"_index":…,"_id":…,"found":…,"_source":{…}},…]}
+// streaming: of each it keeps found, _seq_no, _primary_term and error, and
+// hands its _source to source with the document's index in the answer,
+// which decodes it from the stream (the source is read once, not copied
+// and parsed again). The answer's shape is
+// {"docs":[{"_index":…,"_id":…,"found":…,"_source":{…}},…]}, in the order
+// of the request's docs
 // (https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-multi-get.html#docs-multi-get-api-response-body).
-func readMgetAnswer(dec *jsontext.Decoder, out []mgetResult) ([]mgetResult, error) {
+func readMgetAnswer(dec *jsontext.Decoder, out []mgetResult, source func(i int, dec *jsontext.Decoder) error) ([]mgetResult, error) {
 	out = out[:0]
-	var sources []byte
 	err := readArrayMember(dec, `"docs"`, func() error {
 		var d mgetResult
-		var err error
-		if sources, err = readMgetDoc(dec, &d, sources); err != nil {
+		if err := readMgetDoc(dec, &d, len(out), source); err != nil {
 			return fmt.Errorf("document %d: %w", len(out), err)
 		}
 		out = append(out, d)
@@ -179,58 +179,61 @@ type eof struct{}
 
 func (eof) Read([]byte) (int, error) { return 0, io.EOF }
 
-func readMgetDoc(dec *jsontext.Decoder, d *mgetResult, sources []byte) ([]byte, error) {
+func readMgetDoc(dec *jsontext.Decoder, d *mgetResult, i int, source func(i int, dec *jsontext.Decoder) error) error {
 	if err := readDelim(dec, '{'); err != nil {
-		return sources, err
+		return err
 	}
 	for dec.PeekKind() != '}' {
 		name, err := dec.ReadValue()
 		if err != nil {
-			return sources, err
+			return err
 		}
 		switch string(name) {
 		case `"found"`:
 			v, err := dec.ReadValue()
 			if err != nil {
-				return sources, err
+				return err
 			}
 			d.Found = v.Kind() == 't'
 		case `"_seq_no"`:
 			if d.SeqNo, err = readInt(dec); err != nil {
-				return sources, fmt.Errorf("_seq_no: %w", err)
+				return fmt.Errorf("_seq_no: %w", err)
 			}
 		case `"_primary_term"`:
 			if d.PrimaryTerm, err = readInt(dec); err != nil {
-				return sources, fmt.Errorf("_primary_term: %w", err)
+				return fmt.Errorf("_primary_term: %w", err)
 			}
 		case `"_source"`:
-			v, err := dec.ReadValue()
-			if err != nil {
-				return sources, err
+			if source == nil {
+				if err := dec.SkipValue(); err != nil {
+					return err
+				}
+				continue
 			}
-			start := len(sources)
-			sources = append(sources, v...)
-			d.Source = sources[start:len(sources):len(sources)]
+			if err := source(i, dec); err != nil {
+				return err
+			}
+			d.Sourced = true
 		case `"error"`:
 			v, err := dec.ReadValue()
 			if err != nil {
-				return sources, err
+				return err
 			}
 			if v.Kind() == 'n' {
 				continue
 			}
 			var c causeJSON
 			if err := json.Unmarshal(v, &c); err != nil {
-				return sources, fmt.Errorf("error: %w", err)
+				return fmt.Errorf("error: %w", err)
 			}
 			d.Error = &c
 		default:
 			if err := dec.SkipValue(); err != nil {
-				return sources, err
+				return err
 			}
 		}
 	}
-	return sources, readDelim(dec, '}')
+	return readDelim(dec, '}')
 }
 
 // readInt reads an integer; null is 0.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -176,12 +175,13 @@ type mgetDoc struct {
 	ID    string `json:"_id"`
 }
 
-// mgetResult is one document of an _mget answer.
+// mgetResult is one document of an _mget answer; its source went to the
+// decoder mget was given (Sourced).
 type mgetResult struct {
 	Found       bool
+	Sourced     bool
 	SeqNo       int64
 	PrimaryTerm int64
-	Source      json.RawMessage
 	Error       *causeJSON
 }
 
@@ -190,10 +190,13 @@ const maxMget = 5000
 
 // mget reads docs by id, in real time; with fields, only those fields of
 // each document's _source (source filtering: the session documents'
-// event_refs, not their messages). A document of a missing index is not
-// found: monthly indices are created by the first write of a month and
-// deleted by retention.
-func (s *Store) mget(ctx context.Context, docs []mgetDoc, fields ...string) ([]mgetResult, error) {
+// event_refs, not their messages). Each found document's source is decoded
+// by source, given the document's index in docs, straight from the
+// answer's stream; an error of source is the document's and is returned
+// as it is (not ErrUnavailable: reading again would find the same). A
+// document of a missing index is not found: monthly indices are created by
+// the first write of a month and deleted by retention.
+func (s *Store) mget(ctx context.Context, docs []mgetDoc, source func(i int, dec *jsontext.Decoder) error, fields ...string) ([]mgetResult, error) {
 	out := make([]mgetResult, 0, len(docs))
 	var body []byte
 	for chunk := range slices.Chunk(docs, maxMget) {
@@ -209,7 +212,7 @@ func (s *Store) mget(ctx context.Context, docs []mgetDoc, fields ...string) ([]m
 			body = append(body, '}')
 		}
 		body = append(body, "]}"...)
-		res, err := s.mgetChunk(ctx, body, fields, len(chunk))
+		res, err := s.mgetChunk(ctx, body, fields, len(chunk), len(out), source)
 		if err != nil {
 			return nil, err
 		}
@@ -225,17 +228,33 @@ func (s *Store) mget(ctx context.Context, docs []mgetDoc, fields ...string) ([]m
 				}
 				return nil, fmt.Errorf("%w: get %s/%s: %s: %s", ErrUnavailable, chunk[i].Index, chunk[i].ID, d.Error.Type, sanitize(d.Error))
 			}
+			if d.Found && !d.Sourced && source != nil {
+				return nil, fmt.Errorf("elasticsearch: _mget answered %s/%s found without its source", chunk[i].Index, chunk[i].ID)
+			}
 		}
 		out = append(out, res...)
 	}
 	return out, nil
 }
 
-func (s *Store) mgetChunk(ctx context.Context, body []byte, fields []string, n int) (docs []mgetResult, err error) {
+// mgetChunk reads the documents of one _mget request, the first of which
+// is docs[base] of mget's.
+func (s *Store) mgetChunk(ctx context.Context, body []byte, fields []string, n, base int, source func(i int, dec *jsontext.Decoder) error) (docs []mgetResult, err error) {
+	var docErr error
+	var each func(i int, dec *jsontext.Decoder) error
+	if source != nil {
+		each = func(i int, dec *jsontext.Decoder) error {
+			docErr = source(base+i, dec)
+			return docErr
+		}
+	}
 	err = stream(ctx, s.es, esapi.MgetRequest{Body: bytes.NewReader(body), SourceIncludes: fields}, "_mget", func(dec *jsontext.Decoder) error {
-		docs, err = readMgetAnswer(dec, make([]mgetResult, 0, n))
+		docs, err = readMgetAnswer(dec, make([]mgetResult, 0, n), each)
 		return err
 	})
+	if docErr != nil {
+		return nil, docErr
+	}
 	return docs, err
 }
 
@@ -255,7 +274,13 @@ func (s *Store) readKeyDocs(ctx context.Context, states []*keyState) error {
 	for i, st := range states {
 		docs[i] = mgetDoc{Index: s.names.keysIndex(), ID: st.id}
 	}
-	res, err := s.mget(ctx, docs)
+	kds := make([]keyDoc, len(states))
+	res, err := s.mget(ctx, docs, func(i int, dec *jsontext.Decoder) error {
+		if err := jsonv2.UnmarshalDecode(dec, &kds[i]); err != nil {
+			return fmt.Errorf("elasticsearch: key document %s: %w", states[i].id, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("read key documents: %w", err)
 	}
@@ -264,10 +289,7 @@ func (s *Store) readKeyDocs(ctx context.Context, states []*keyState) error {
 		if !d.Found {
 			continue
 		}
-		var kd keyDoc
-		if err := jsonv2.Unmarshal(d.Source, &kd); err != nil {
-			return fmt.Errorf("elasticsearch: key document %s: %w", st.id, err)
-		}
+		kd := &kds[i]
 		if kd.Pending && kd.Writer != s.writer && time.Since(kd.UpdatedAt) < s.cfg.ClaimLease {
 			return fmt.Errorf("%w: key %s is being written by another writer", ErrConflict, st.id)
 		}
@@ -309,7 +331,16 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		}
 		return nil
 	}
-	res, err := s.mget(ctx, docs, "event_refs")
+	type refsDoc struct {
+		EventRefs []string `json:"event_refs"`
+	}
+	sds := make([]refsDoc, len(docs))
+	res, err := s.mget(ctx, docs, func(i int, dec *jsontext.Decoder) error {
+		if err := jsonv2.UnmarshalDecode(dec, &sds[i]); err != nil {
+			return fmt.Errorf("elasticsearch: session document %s: %w", docs[i].ID, err)
+		}
+		return nil
+	}, "event_refs")
 	if err != nil {
 		return fmt.Errorf("read session documents: %w", err)
 	}
@@ -333,13 +364,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 				// request that released the claim).
 				l.st.unfinished = true
 			}
-			var sd struct {
-				EventRefs []string `json:"event_refs"`
-			}
-			if err := jsonv2.Unmarshal(d.Source, &sd); err != nil {
-				return fmt.Errorf("elasticsearch: session document %s: %w", docs[k-1].ID, err)
-			}
-			for _, er := range sd.EventRefs {
+			for _, er := range sds[k-1].EventRefs {
 				m, id, ok := strings.Cut(er, "/")
 				if !ok {
 					return fmt.Errorf("elasticsearch: session document %s: bad event reference %q", docs[k-1].ID, er)
@@ -349,7 +374,13 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 			}
 		}
 	}
-	evs, err := s.mget(ctx, evDocs)
+	eds := make([]eventDoc, len(evDocs))
+	evs, err := s.mget(ctx, evDocs, func(i int, dec *jsontext.Decoder) error {
+		if err := jsonv2.UnmarshalDecode(dec, &eds[i]); err != nil {
+			return fmt.Errorf("elasticsearch: event document %s: %w", evDocs[i].ID, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("read event documents: %w", err)
 	}
@@ -362,9 +393,9 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		if !evs[i].Found {
 			continue
 		}
-		var ed eventDoc
-		if err := jsonv2.Unmarshal(evs[i].Source, &ed); err != nil || ed.Event == nil {
-			return fmt.Errorf("elasticsearch: event document %s: %w", evDocs[i].ID, cmp.Or(err, errNoEvent))
+		ed := &eds[i]
+		if ed.Event == nil {
+			return fmt.Errorf("elasticsearch: event document %s: %w", evDocs[i].ID, errNoEvent)
 		}
 		st := owners[i]
 		if ed.Key != st.Key {

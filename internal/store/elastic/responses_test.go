@@ -5,16 +5,20 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/report"
@@ -256,25 +260,48 @@ func TestBulkBodyGolden(t *testing.T) {
 // of a missing index (not found: a month without data), and a shard failure
 // (ErrUnavailable, the caller retries).
 func TestMgetRecorded(t *testing.T) {
-	rec := newRecorded(t, answer{200, "mget_mixed.json"}, answer{200, "mget_shard_failure.json"})
+	rec := newRecorded(t, answer{200, "mget_mixed.json"}, answer{200, "mget_shard_failure.json"}, answer{200, "mget_mixed.json"})
 	s := rec.store(t)
 	docs := []mgetDoc{
 		{Index: "chatreport-keys-v1", ID: "acme/d:whatsapp/5511987654321"},
 		{Index: "chatreport-keys-v1", ID: "acme/d:whatsapp/nobody"},
 		{Index: "chatreport-sessions-v1-2024.01", ID: "acme/old"},
 	}
-	res, err := s.mget(t.Context(), docs)
+	kds := make([]keyDoc, len(docs))
+	var sourced []int
+	decode := func(i int, dec *jsontext.Decoder) error {
+		sourced = append(sourced, i)
+		return jsonv2.UnmarshalDecode(dec, &kds[i])
+	}
+	res, err := s.mget(t.Context(), docs, decode)
 	if err != nil || len(res) != 3 {
 		t.Fatalf("answers %+v, %v", res, err)
 	}
-	if !res[0].Found || res[0].SeqNo != 7 || res[0].PrimaryTerm != 1 || !strings.Contains(string(res[0].Source), `"gen": 3`) {
-		t.Fatalf("found document %+v", res[0])
+	if !res[0].Found || res[0].SeqNo != 7 || res[0].PrimaryTerm != 1 || kds[0].Gen != 3 || len(kds[0].Sessions) != 1 {
+		t.Fatalf("found document %+v, source %+v", res[0], kds[0])
+	}
+	if !slices.Equal(sourced, []int{0}) {
+		t.Errorf("sources decoded of documents %v, want only the found one, 0", sourced)
 	}
 	if res[1].Found || res[2].Found {
 		t.Fatalf("missing documents read as found: %+v %+v", res[1], res[2])
 	}
 	golden(t, "mget_body.json", rec.requests[0].body)
-	if _, err := s.mget(t.Context(), docs); !errors.Is(err, ErrUnavailable) {
+	if _, err := s.mget(t.Context(), docs, decode); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("shard failure: %v, want ErrUnavailable", err)
+	}
+	// A source that does not decode is the document's error, returned as
+	// it is: reading again would find the same document.
+	wrong := make([]struct {
+		Gen string `json:"gen"`
+	}, len(docs))
+	_, err = s.mget(t.Context(), docs, func(i int, dec *jsontext.Decoder) error {
+		if err := jsonv2.UnmarshalDecode(dec, &wrong[i]); err != nil {
+			return fmt.Errorf("document %s: %w", docs[i].ID, err)
+		}
+		return nil
+	})
+	if err == nil || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), docs[0].ID) {
+		t.Fatalf("a source that does not decode: %v, want the document's error", err)
 	}
 }
