@@ -1,6 +1,7 @@
 package session_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -175,20 +176,49 @@ func TestKeyStateCostCountsBytes(t *testing.T) {
 // dozen events (two sessions of a conversation) taken, decoded, and put
 // back with one new event, encoded again.
 func BenchmarkStateCacheTakePut(b *testing.B) {
-	evs := oddEvents()
-	st := &session.KeyState{Tenant: "acme", Key: "d:whatsapp/5511900000001"}
-	for i := range evs {
-		evs[i].Tenant, evs[i].Channel, evs[i].Contact = "acme", "whatsapp", event.Contact{ID: "5511900000001"}
-		st.Events = append(st.Events, session.Stored{Event: &evs[i], SessionID: "c639c747-4637-4ff5-99c0-9f0e86d3c21b"})
+	// A key of two sessions of 20 events each, as a live conversation's
+	// state is held between batches.
+	var evs []event.Event
+	for i := range 40 {
+		e := oddEvents()[i%12]
+		e.EventID = fmt.Sprintf("e%03d", i)
+		e.OccurredAt = sessiontest.Base.Add(time.Duration(i) * time.Minute)
+		e.Tenant, e.Channel, e.Contact = "acme", "whatsapp", event.Contact{ID: "5511900000001"}
+		evs = append(evs, e)
 	}
-	c := session.NewStateCache(1<<30, time.Hour, (*session.KeyState).Cost)
-	id := session.StateID{Tenant: st.Tenant, Key: st.Key}
-	c.Put(id, st)
-	b.ReportAllocs()
-	for b.Loop() {
-		got, _, _ := c.Take(b.Context(), id)
-		evs := got.Events
-		got.Events = append(evs[:len(evs)-1:len(evs)-1], evs[len(evs)-1]) // a new list: encoded again
-		c.Put(id, got)
+	late := evs[20]
+	late.EventID, late.OccurredAt = "late", late.OccurredAt.Add(time.Second)
+	for _, bc := range []struct {
+		name   string
+		change func(evs []session.Stored, i int) []session.Stored
+	}{
+		// The same events: the batch touched none of the key's.
+		{"unchanged", func(evs []session.Stored, _ int) []session.Stored { return evs }},
+		// A late event in the middle, then gone again: each Put has a
+		// change inside the events held.
+		{"late event", func(evs []session.Stored, i int) []session.Stored {
+			if i%2 == 0 {
+				return slices.Insert(slices.Clip(evs), 21, session.Stored{Event: &late, SessionID: evs[20].SessionID})
+			}
+			return slices.Delete(slices.Clone(evs), 21, 22)
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			st := &session.KeyState{Tenant: "acme", Key: "d:whatsapp/5511900000001"}
+			for i := range evs {
+				st.Events = append(st.Events, session.Stored{Event: &evs[i], SessionID: []string{"s1", "s2"}[i/20]})
+			}
+			c := session.NewStateCache(1<<30, time.Hour, (*session.KeyState).Cost)
+			id := session.StateID{Tenant: st.Tenant, Key: st.Key}
+			c.Put(id, st)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				got, _, _ := c.Take(b.Context(), id)
+				got.Events = bc.change(got.Events, i)
+				c.Put(id, got)
+				i++
+			}
+		})
 	}
 }

@@ -81,8 +81,11 @@ func (p *packedEvents) reencode(events []Stored) (data string, encoded int) {
 	if len(p.view) == 0 || len(p.ends) != len(p.view) {
 		return encodeHeld(events), len(events)
 	}
-	w := newHeldEncoder(len(p.data) + 64*max(len(events)-len(p.view), 0))
 	same := func(a, b Stored) bool { return a.Event == b.Event && a.SessionID == b.SessionID }
+	if slices.EqualFunc(events, p.view, same) {
+		return p.data, 0 // the batch changed none of the key's events
+	}
+	w := newHeldEncoder(len(p.data) + 64*max(len(events)-len(p.view), 0))
 	for i, v := 0, 0; i < len(events); {
 		for v < len(p.view) && compareStored(p.view[v], events[i]) < 0 {
 			v++
