@@ -238,20 +238,27 @@ func (r *heldDecoder) same(prev string) string {
 	return r.take(n - 1)
 }
 
-// decodeHeld decodes the n events of data, and returns where each event's
-// encoding ends in data.
-func decodeHeld(data string, n int) ([]Stored, []int32, error) {
+// heldSlot is an event decodeHeld decoded, and where its encoding ends in
+// the data it was decoded from (for packedEvents.reencode): one allocation
+// holds both.
+type heldSlot struct {
+	event.Event
+	end int32
+}
+
+// decodeHeld decodes the n events of data, in slots that also say where
+// each event's encoding ends.
+func decodeHeld(data string, n int) ([]Stored, []heldSlot, error) {
 	r := heldDecoder{data: data}
-	evs := make([]event.Event, n)
+	evs := make([]heldSlot, n)
 	out := make([]Stored, n)
-	ends := make([]int32, n)
 	var authors []event.Author
 	var zero event.Event
 	var anon event.Author
 	p, psid := &zero, ""
 	var at int64
 	for i := range evs {
-		e := &evs[i]
+		e := &evs[i].Event
 		flags := r.byte()
 		if code := int(r.byte()); code < len(heldTypes) {
 			e.Type = heldTypes[code]
@@ -309,11 +316,11 @@ func decodeHeld(data string, n int) ([]Stored, []int32, error) {
 			return nil, nil, r.err
 		}
 		out[i] = Stored{Event: e, SessionID: sid}
-		ends[i] = int32(r.off)
+		evs[i].end = int32(r.off)
 		p, psid = e, sid
 	}
 	if r.off != len(data) {
 		return nil, nil, errHeldCorrupt
 	}
-	return out, ends, nil
+	return out, evs, nil
 }

@@ -34,16 +34,16 @@ type KeyState struct {
 
 // packedEvents are a state's events as a StateCache holds them: encoded
 // (encodeHeld), n of them. view is the Events they were decoded to, and
-// ends where each of view's encodings ends in data, until the state is
-// packed again: pack copies the encoding of every run of view's events
-// that the new Events keep in the same order, and encodes only the others
-// (a live conversation's next events, a late event, the first event kept
-// after Trim dropped older ones).
+// slots what they were decoded in, with where each one's encoding ends in
+// data, until the state is packed again: pack copies the encoding of every
+// run of view's events that the new Events keep in the same order, and
+// encodes only the others (a live conversation's next events, a late
+// event, the first event kept after Trim dropped older ones).
 type packedEvents struct {
-	data string
-	n    int
-	view []Stored
-	ends []int32
+	data  string
+	n     int
+	view  []Stored
+	slots []heldSlot
 }
 
 // pack replaces Events by their encoding, which is what a StateCache
@@ -78,7 +78,7 @@ func (st *KeyState) pack(id StateID) {
 // hold, are encoded. Both lists are in event order, so one pass finds the
 // runs. encoded is how many events were encoded rather than copied.
 func (p *packedEvents) reencode(events []Stored) (data string, encoded int) {
-	if len(p.view) == 0 || len(p.ends) != len(p.view) {
+	if len(p.view) == 0 || len(p.slots) != len(p.view) {
 		return encodeHeld(events), len(events)
 	}
 	same := func(a, b Stored) bool { return a.Event == b.Event && a.SessionID == b.SessionID }
@@ -106,9 +106,9 @@ func (p *packedEvents) reencode(events []Stored) (data string, encoded int) {
 			// encoding is made again; the rest follow theirs as before.
 			w.event(events[i])
 			encoded++
-			start = p.ends[v]
+			start = p.slots[v].end
 		}
-		w.buf = append(w.buf, p.data[start:p.ends[v+k-1]]...)
+		w.buf = append(w.buf, p.data[start:p.slots[v+k-1].end]...)
 		w.prev = p.view[v+k-1]
 		w.at = w.prev.OccurredAt.UnixMilli()
 		i, v = i+k, v+k
@@ -123,12 +123,12 @@ func (st *KeyState) unpack() error {
 	if st.Events != nil || st.held.n == 0 {
 		return nil
 	}
-	evs, ends, err := decodeHeld(st.held.data, st.held.n)
+	evs, slots, err := decodeHeld(st.held.data, st.held.n)
 	if err != nil {
 		return err
 	}
 	st.Events = evs
-	st.held.view, st.held.ends = evs, ends
+	st.held.view, st.held.slots = evs, slots
 	return nil
 }
 
@@ -230,7 +230,7 @@ const (
 	fingerprintSize = len(Fingerprint{})
 	// an event struct, its Stored and its author, with the strings
 	// shared with the message it came from, and where its encoding ends
-	decodedEventSize = 288 + 24 + 48 + 512 + 4
+	decodedEventSize = 288 + 24 + 48 + 512 + 8
 )
 
 // KeyChanges are the changes of one batch to one key: the batch's Changes
