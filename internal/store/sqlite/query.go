@@ -346,7 +346,7 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 	bound := page.Bound()
 	var res report.Result
 	pw := translate(&f, page.After)
-	if err := pw.drive(ctx, tx, bound); err != nil {
+	if err := pw.drive(ctx, tx, bound, s.planner); err != nil {
 		return res, err
 	}
 	res.Items, err = sessions(ctx, tx, pw, page.Limit+1)
@@ -452,16 +452,16 @@ func (s *Store) read(ctx context.Context, w *where, limit int, c *chunk) error {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	if err := c.choose(ctx, tx, w, limit); err != nil {
+	if err := c.choose(ctx, tx, w, limit, s.planner); err != nil {
 		return err
 	}
 	return c.readEvents(ctx, tx, w.tenant)
 }
 
 // choose reads the sessions of c: up to limit matching w, newest first.
-func (c *chunk) choose(ctx context.Context, tx *sql.Tx, w *where, limit int) error {
+func (c *chunk) choose(ctx context.Context, tx *sql.Tx, w *where, limit int, p planner) error {
 	c.list = c.list[:0]
-	if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+	if err := w.drive(ctx, tx, report.DefaultTotalBound, p); err != nil {
 		return err
 	}
 	list, err := sessions(ctx, tx, w, limit)

@@ -64,7 +64,7 @@ func TestPageChosenOnIndexes(t *testing.T) {
 	} {
 		tc.f.Tenant, tc.f.From, tc.f.To = "acme", storetest.Base, storetest.Base.Add(24*time.Hour)
 		w := translate(&tc.f, nil)
-		if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+		if err := w.drive(ctx, tx, report.DefaultTotalBound, planner{}); err != nil {
 			t.Fatal(err)
 		}
 		q, args := w.query("s.started_at, s.session_id", true, " LIMIT ?", 10)
