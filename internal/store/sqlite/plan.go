@@ -19,7 +19,9 @@ import (
 // report's order: a page reads its first sessions and stops, and a count
 // reads at most its bound, whatever the number of matches. They also carry
 // the session's channel and handed_off, so a range tests those filters
-// itself. Each range is estimated from a sample of its newest entries; the
+// itself; a filter asking for one channel and a handoff reads a tag's or an
+// information key's range in an index keyed by both before started_at
+// (sideTables.keyed), so that its entries are the ones that pass. Each range is estimated from a sample of its newest entries; the
 // ranges are intersected in one merge (merged) when reading them all costs
 // less than reading the cheapest and testing the other conditions on each of
 // its sessions, and a range whose other conditions are all side-table tests

@@ -89,7 +89,9 @@ CREATE TABLE IF NOT EXISTS contact_names (
 -- search reads from its newest end and stops, or intersects with another
 -- value's range in one merge (plan.go). They carry the session's channel and
 -- handed_off, last in each index, so that a range tests those filters
--- without looking each session up.
+-- without looking each session up; the tags and information keys are also
+-- indexed with channel and handed_off before started_at, where a filter
+-- asking for both reads only the entries that pass.
 CREATE TABLE IF NOT EXISTS session_tags (
 	tenant     TEXT    NOT NULL,
 	session_id TEXT    NOT NULL,
