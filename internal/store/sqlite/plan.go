@@ -21,8 +21,9 @@ import (
 // the session's channel and handed_off, so a range tests those filters
 // itself; a filter asking for one channel and a handoff reads a tag's or an
 // information key's range in an index keyed by both before started_at
-// (sideTables.keyed), so that its entries are the ones that pass. Each range is estimated from a sample of its newest entries; the
-// ranges are intersected in one merge (merged) when reading them all costs
+// (sideTables.keyed), so that its entries are the ones that pass. Each
+// range is estimated from a sample of its newest entries; the ranges are
+// intersected in one merge (merged) when reading them all costs
 // less than reading the cheapest and testing the other conditions on each of
 // its sessions, and a range whose other conditions are all side-table tests
 // is read without the sessions table. A scan's information negations are
