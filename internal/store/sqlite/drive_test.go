@@ -34,27 +34,26 @@ func TestConformancePlans(t *testing.T) {
 		plan   int
 		sample int
 	}{
-		{"scanning", planScan, sampleSize},
-		{"unordered", planUnordered, sampleSize},
-		{"one range", planOneRange, sampleSize},
-		{"words in step", planInStep, sampleSize},
+		{"scanning", planScan, 0},
+		{"unordered", planUnordered, 0},
+		{"one range", planOneRange, 0},
+		{"words in step", planInStep, 0},
 		{"small samples", planAuto, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.sample != sampleSize && testing.Short() {
+			if tc.sample != 0 && testing.Short() {
 				// The race detector's run (-short) took over its ten
 				// minutes with it; TestEstimateIsNoTotal and
 				// TestSampleCountsTests still run.
 				t.Skip("the suite with small samples runs without -short")
 			}
-			defer func(p, n int) { plan, sampleSize = p, n }(plan, sampleSize)
-			plan, sampleSize = tc.plan, tc.sample
 			storetest.Run(t, func(t *testing.T) storetest.Store {
 				s, err := Open(context.Background(), filepath.Join(t.TempDir(), "test.db"))
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { s.Close() })
+				s.planner = planner{mode: tc.plan, sample: tc.sample}
 				return s
 			})
 		})
@@ -103,7 +102,7 @@ func TestDriveShapes(t *testing.T) {
 			f.HandedOff = &tc.handedOff
 		}
 		w := translate(&f, nil)
-		if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+		if err := w.drive(ctx, tx, report.DefaultTotalBound, planner{}); err != nil {
 			t.Fatal(err)
 		}
 		q, _ := w.query("1", true, "")
@@ -126,14 +125,12 @@ func TestNegationsSubtract(t *testing.T) {
 	defer tx.Rollback() //nolint:errcheck // read-only
 	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Channels: []string{"webchat"},
 		Info: []report.Condition{{Key: "PLANO", Op: report.OpNotExists}, {Key: "CIDADE", Op: report.OpNotContain, Value: "a"}}}
-	defer func(p int) { plan = p }(plan)
 	for _, tc := range []struct {
 		plan     int
 		subtract bool
 	}{{planAuto, true}, {planUnordered, true}, {planScan, false}, {planOneRange, false}} {
-		plan = tc.plan
 		w := translate(&f, nil)
-		if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+		if err := w.drive(ctx, tx, report.DefaultTotalBound, planner{mode: tc.plan}); err != nil {
 			t.Fatal(err)
 		}
 		q, _ := w.query("1", true, "")
@@ -159,7 +156,6 @@ func TestWalkCountsPastAPage(t *testing.T) {
 	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
 		t.Fatal(err)
 	}
-	defer func(p int) { plan = p }(plan)
 	for _, tc := range []struct {
 		name string
 		plan int
@@ -168,7 +164,7 @@ func TestWalkCountsPastAPage(t *testing.T) {
 		{"walk", planAuto, report.Filter{Query: "alfa"}},
 		{"in step", planInStep, report.Filter{Query: "alfa", Tags: []string{"T"}, Channels: []string{"whatsapp"}}},
 	} {
-		plan = tc.plan
+		s.planner = planner{mode: tc.plan}
 		f := tc.f
 		f.Tenant, f.From, f.To = "acme", storetest.Base, storetest.Base.Add(24*time.Hour)
 		page := report.Page{Limit: 5}
@@ -216,7 +212,7 @@ func TestContactUnionDrives(t *testing.T) {
 		union bool
 	}{{report.DefaultTotalBound, true}, {want - 1, false}} {
 		w := translate(&f, nil)
-		if err := w.drive(ctx, tx, tc.bound); err != nil {
+		if err := w.drive(ctx, tx, tc.bound, planner{}); err != nil {
 			t.Fatal(err)
 		}
 		if got := w.driver != nil && w.driver.sorted; got != tc.union {
@@ -259,8 +255,7 @@ func TestEstimateIsNoTotal(t *testing.T) {
 	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
 		t.Fatal(err)
 	}
-	defer func(n int) { sampleSize = n }(sampleSize)
-	sampleSize = 2
+	s.planner = planner{sample: 2}
 	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour),
 		Info: []report.Condition{{Key: "PLANO", Op: report.OpStartsWith, Value: "ab"}}}
 	tx, err := s.readTx(ctx)
@@ -269,14 +264,14 @@ func TestEstimateIsNoTotal(t *testing.T) {
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
 	w := translate(&f, nil)
-	if err := w.drive(ctx, tx, bound); err != nil {
+	if err := w.drive(ctx, tx, bound, s.planner); err != nil {
 		t.Fatal(err)
 	}
 	d := w.driver
 	if d == nil || d.sample == nil {
 		t.Fatalf("the key's range does not drive: %+v", d)
 	}
-	if e, err := d.sample.estimate(ctx, tx); err != nil || e.exact || e.passes >= bound {
+	if e, err := d.sample.estimate(ctx, tx, s.planner.sampleSize()); err != nil || e.exact || e.passes >= bound {
 		t.Fatalf("estimate %+v (%v); want fewer than %d, not exact", e, err, bound)
 	}
 	res, err := s.Search(ctx, f, report.Page{Limit: 5, TotalBound: bound})
@@ -330,7 +325,7 @@ func TestSampleCountsTests(t *testing.T) {
 	if key == nil {
 		t.Fatal("no sampled range")
 	}
-	if e, err := key.sample.estimate(ctx, tx); err != nil || e != (estimate{entries: 40, passes: want, exact: true}) {
+	if e, err := key.sample.estimate(ctx, tx, sampleSize); err != nil || e != (estimate{entries: 40, passes: want, exact: true}) {
 		t.Fatalf("estimate %+v (%v); want 40 entries, %d passing, exact", e, err, want)
 	}
 	for _, bound := range []int{report.DefaultTotalBound, 3} {

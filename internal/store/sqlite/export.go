@@ -173,7 +173,7 @@ func (x *export) read(ctx context.Context, enc report.Encoder) {
 		}
 		var tx *sql.Tx
 		if c.err == nil {
-			tx, c.err = c.choose(ctx, conn, translate(&x.f, t.cur))
+			tx, c.err = c.choose(ctx, conn, translate(&x.f, t.cur), x.s.planner)
 		}
 		x.order <- c // never blocks: it has room for every chunk
 		if c.err != nil || len(c.chosen) < report.ExportChunk {
@@ -200,7 +200,7 @@ type chosen struct {
 // order's index (or the drivers' ranges) alone, as Search does to choose a
 // page, so that the next reader's turn comes soon; the sessions' documents
 // are read after (readDocs).
-func (c *exportChunk) choose(ctx context.Context, conn *sql.Conn, w *where) (*sql.Tx, error) {
+func (c *exportChunk) choose(ctx context.Context, conn *sql.Conn, w *where, p planner) (*sql.Tx, error) {
 	c.chosen, c.list = c.chosen[:0], c.list[:0]
 	// Read-only transactions begin DEFERRED: they take no write lock. One
 	// whose context ends is rolled back by database/sql.
@@ -208,7 +208,7 @@ func (c *exportChunk) choose(ctx context.Context, conn *sql.Conn, w *where) (*sq
 	if err != nil {
 		return nil, fmt.Errorf("begin read: %w", err)
 	}
-	if err := c.chooseIn(ctx, tx, w); err != nil {
+	if err := c.chooseIn(ctx, tx, w, p); err != nil {
 		tx.Rollback() //nolint:errcheck // read-only
 		return nil, err
 	}
@@ -217,8 +217,8 @@ func (c *exportChunk) choose(ctx context.Context, conn *sql.Conn, w *where) (*sq
 
 // chooseIn reads the started_at and id of c's sessions in tx: the cursor
 // the next chunk starts after, and the ids readDocs looks up.
-func (c *exportChunk) chooseIn(ctx context.Context, tx *sql.Tx, w *where) error {
-	if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+func (c *exportChunk) chooseIn(ctx context.Context, tx *sql.Tx, w *where, p planner) error {
+	if err := w.drive(ctx, tx, report.DefaultTotalBound, p); err != nil {
 		return err
 	}
 	q, args := w.query("s.started_at AS started_at, s.session_id AS session_id", true, " LIMIT ?", report.ExportChunk)

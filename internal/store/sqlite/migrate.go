@@ -13,7 +13,7 @@ import (
 
 // schemaVersion is the PRAGMA user_version of a database whose derived
 // tables are complete and whose layout is schema.sql's.
-const schemaVersion = 10
+const schemaVersion = 11
 
 // migrate creates the schema, or brings an older database to it in one
 // transaction: version 1 added the full-text index, version 2 turned times
@@ -27,7 +27,10 @@ const schemaVersion = 10
 // the distinct contact names (contact_names), version 8 keys the full-text
 // index by its sessions' starts (rekeyWords), version 9 finds events by a
 // hash of their identity (hashRefs), version 10 makes sessions a rowid table
-// (rowidSessions).
+// (rowidSessions), version 11 adds the side tables' indexes keyed by channel
+// and handoff (session_tags_by_value_filters, session_info_by_key_filters):
+// no row changes, so schema.sql's CREATE INDEX IF NOT EXISTS, run on every
+// open, builds them from the stored rows.
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {

@@ -19,8 +19,11 @@ import (
 // report's order: a page reads its first sessions and stops, and a count
 // reads at most its bound, whatever the number of matches. They also carry
 // the session's channel and handed_off, so a range tests those filters
-// itself. Each range is estimated from a sample of its newest entries; the
-// ranges are intersected in one merge (merged) when reading them all costs
+// itself; a filter asking for one channel and a handoff reads a tag's or an
+// information key's range in an index keyed by both before started_at
+// (sideTables.keyed), so that its entries are the ones that pass. Each
+// range is estimated from a sample of its newest entries; the ranges are
+// intersected in one merge (merged) when reading them all costs
 // less than reading the cheapest and testing the other conditions on each of
 // its sessions, and a range whose other conditions are all side-table tests
 // is read without the sessions table. A scan's information negations are
@@ -51,6 +54,8 @@ type where struct {
 	// base is how many leading conditions every driver implies (tenant
 	// and interval).
 	base int
+	// plan is how drive chooses (the automatic plan but in tests).
+	plan planner
 }
 
 // driverOnly reports whether w's driver is one ordered range that implies
@@ -273,8 +278,20 @@ const (
 	planInStep    // never let a walk drive where a range can: read its words in step with the range
 )
 
-// plan is the plan drive chooses; a variable so that tests run every plan.
-var plan = planAuto
+// planner is how drive chooses: the zero value is the automatic plan with
+// samples of sampleSize entries. Only tests set it (Store.planner), to run
+// every plan and to make samples small.
+type planner struct {
+	mode   int
+	sample int // entries of a range's sample; 0: sampleSize
+}
+
+func (p planner) sampleSize() int {
+	if p.sample > 0 {
+		return p.sample
+	}
+	return sampleSize
+}
 
 // sizeLimit is how far a full-text walk or a sorted driver is read to
 // compare it with the ranges: past the bound.
@@ -286,9 +303,8 @@ const sizeLimit = 20_000
 const driveLimit = 2000
 
 // sampleSize is how many of a range's newest entries its sample reads
-// (estimate): enough to tell shares of a few per cent; a variable so that
-// tests make it small.
-var sampleSize = 500
+// (estimate): enough to tell shares of a few per cent.
+const sampleSize = 500
 
 // probeCost is what testing one session of the driving range against
 // another condition's range costs (a seek in that range's index), in index
@@ -308,7 +324,8 @@ const probeCost = 16
 // drives only when it selects fewer than driveLimit sessions and fewer than
 // the best range holds, since its sessions are sorted before the first is
 // returned; a sorted one likewise, up to the total's bound.
-func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int) error {
+func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int, p planner) error {
+	w.plan = p
 	if err := w.choose(ctx, tx, bound); err != nil {
 		return err
 	}
@@ -332,7 +349,7 @@ const stepShare = 0.04
 // drive nor merge (planScan, planOneRange) test the words of each session
 // instead, planUnordered and planInStep always read in step.
 func (w *where) stepWords(ctx context.Context, tx *sql.Tx, bound int) error {
-	if w.driver == nil || !w.driver.carries || plan == planScan || plan == planOneRange {
+	if w.driver == nil || !w.driver.carries || w.plan.mode == planScan || w.plan.mode == planOneRange {
 		return nil
 	}
 	ci := slices.IndexFunc(w.conds, func(c *cond) bool { return c.walk != nil })
@@ -340,7 +357,7 @@ func (w *where) stepWords(ctx context.Context, tx *sql.Tx, bound int) error {
 		return nil
 	}
 	c := w.conds[ci]
-	if ww := c.walk; plan == planAuto && (ww.sampled == 0 || float64(ww.passed) < stepShare*float64(ww.sampled)) {
+	if ww := c.walk; w.plan.mode == planAuto && (ww.sampled == 0 || float64(ww.passed) < stepShare*float64(ww.sampled)) {
 		return nil
 	}
 	c.walk.partner, c.walk.owners, c.walk.choice = w.driver, w.owners, w.choice
@@ -355,7 +372,7 @@ func (w *where) stepWords(ctx context.Context, tx *sql.Tx, bound int) error {
 // choose picks the driver (see drive).
 func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 	w.driver, w.owners, w.choice, w.size = nil, nil, nil, -1
-	if plan == planScan {
+	if w.plan.mode == planScan {
 		return nil
 	}
 	if ci, i, ok := w.onlyRange(); ok {
@@ -393,14 +410,14 @@ func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 			case !d.ordered:
 				limit = driveLimit
 			}
-			if best >= 0 && plan != planUnordered {
+			if best >= 0 && w.plan.mode != planUnordered {
 				// Only a smaller one drives: counting further
 				// would not change the choice.
 				limit = min(limit, best)
 			}
 			var n int
 			if c.walk != nil {
-				if best >= 0 && (plan == planOneRange || plan == planInStep) {
+				if best >= 0 && (w.plan.mode == planOneRange || w.plan.mode == planInStep) {
 					continue
 				}
 				var err error
@@ -420,7 +437,7 @@ func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 				continue
 			}
 			better := best < 0 || n < best
-			if plan == planUnordered && w.driver != nil && w.driver.ordered != d.ordered {
+			if w.plan.mode == planUnordered && w.driver != nil && w.driver.ordered != d.ordered {
 				better = !d.ordered
 			}
 			if !better {
@@ -437,11 +454,11 @@ func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 			w.pick(ci, i, count)
 		}
 	}
-	if w.driver == nil && plan != planOneRange {
+	if w.driver == nil && w.plan.mode != planOneRange {
 		w.subtract()
 		return nil
 	}
-	if w.driver == nil || !w.driver.carries || plan == planUnordered || plan == planOneRange {
+	if w.driver == nil || !w.driver.carries || w.plan.mode == planUnordered || w.plan.mode == planOneRange {
 		return nil
 	}
 	w.intersect(ranges, chosen)
@@ -521,7 +538,7 @@ func (w *where) sampleRanges(ctx context.Context, tx *sql.Tx) ([]sampled, error)
 	for ci, c := range w.conds {
 		for i := range c.drivers {
 			if s := c.drivers[i].sample; s != nil {
-				e, err := s.estimate(ctx, tx)
+				e, err := s.estimate(ctx, tx, w.plan.sampleSize())
 				if err != nil {
 					return nil, err
 				}
@@ -577,7 +594,7 @@ func size(ctx context.Context, tx *sql.Tx, d frag, limit int) (int, error) {
 	return n, nil
 }
 
-// rangeSample reads the newest sampleSize entries of a range of one value
+// rangeSample reads the newest entries of a range of one value
 // (sideTables.ordered): a statement yielding how many entries it read, the
 // oldest and newest started_at among them, and how many pass the range's
 // tests (the carried channel and handoff, an information test).
@@ -597,13 +614,13 @@ type estimate struct {
 	exact           bool
 }
 
-func (s *rangeSample) estimate(ctx context.Context, tx *sql.Tx) (estimate, error) {
+func (s *rangeSample) estimate(ctx context.Context, tx *sql.Tx, limit int) (estimate, error) {
 	var n, passes int
 	var oldest, newest sql.NullInt64
-	if err := tx.QueryRowContext(ctx, s.sql, append(slices.Clip(s.args), sampleSize)...).Scan(&n, &oldest, &newest, &passes); err != nil {
+	if err := tx.QueryRowContext(ctx, s.sql, append(slices.Clip(s.args), limit)...).Scan(&n, &oldest, &newest, &passes); err != nil {
 		return estimate{}, fmt.Errorf("sample a range: %w", err)
 	}
-	if n < sampleSize {
+	if n < limit {
 		return estimate{entries: n, passes: passes, exact: true}, nil
 	}
 	span := max(newest.Int64-oldest.Int64, 1)

@@ -59,6 +59,9 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 	if f.HandedOff != nil {
 		side.carry.sql += " AND x.handed_off = ?"
 		side.carry.args = append(side.carry.args, *f.HandedOff)
+		if len(channels) == 1 {
+			side.keyed = frag{" AND x.channel = ? AND x.handed_off = ?", []any{channels[0], *f.HandedOff}}
+		}
 	}
 	if f.Protocol != "" {
 		side.value(w, "session_protocols", "protocol", f.Protocol)
@@ -113,12 +116,15 @@ func translate(f *report.Filter, c *report.Cursor) *where {
 // sideTables builds the conditions on session_tags, session_protocols and
 // session_info of one tenant and interval [lower, upper), after a cursor
 // (nil: from the newest), with carry: the filter's tests of the channel and
-// handed_off the side tables carry (schema.sql).
+// handed_off the side tables carry (schema.sql), and keyed: the same tests
+// as a part of an index key, when the filter asks for one channel and a
+// handoff.
 type sideTables struct {
 	tenant       string
 	lower, upper int64
 	after        *report.Cursor
 	carry        frag
+	keyed        frag
 }
 
 // ordered is a driver reading an index range of from (a table as x) whose
@@ -127,8 +133,15 @@ type sideTables struct {
 // columns) and by the filter's channel and handoff. It is estimated by a
 // sample of its newest entries (rangeSample), each read whatever the tests
 // say, so that the sample costs at most sampleSize entries however few
-// pass; the frag is the range tested by more alone.
-func (t sideTables) ordered(from, keyCond string, args []any, more string, moreArgs ...any) (driver, frag) {
+// pass; the frag is the range tested by more alone. keyedFrom, when not
+// empty, is an index of the same table keyed (tenant, key columns, channel,
+// handed_off, started_at, ...): with t.keyed the range is read there, and
+// the channel and handoff are its key instead of tests of each entry.
+func (t sideTables) ordered(from, keyedFrom, keyCond string, args []any, more string, moreArgs ...any) (driver, frag) {
+	carry := t.carry
+	if keyedFrom != "" && t.keyed.sql != "" {
+		from, keyCond, args, carry = keyedFrom, keyCond+t.keyed.sql, append(slices.Clip(args), t.keyed.args...), frag{}
+	}
 	where := " FROM " + from + " WHERE x.tenant = ? AND " + keyCond + " AND x.started_at >= ? AND x.started_at < ?"
 	a := append(append([]any{t.tenant}, args...), t.lower, t.upper)
 	if t.after != nil {
@@ -139,9 +152,9 @@ func (t sideTables) ordered(from, keyCond string, args []any, more string, moreA
 	tested := append(slices.Clip(a), moreArgs...)
 	// Newest first: the key's next column is started_at, so the range is
 	// read backwards without a sort.
-	sample := &rangeSample{lower: t.lower, frag: frag{"SELECT count(*), min(t), max(t), coalesce(sum(ok), 0) FROM (SELECT x.started_at AS t, (1" + more + t.carry.sql + ") AS ok" +
-		where + " ORDER BY x.started_at DESC LIMIT ?)", append(append(slices.Clip(moreArgs), t.carry.args...), a...)}}
-	return driver{frag: frag{q + t.carry.sql, append(slices.Clip(tested), t.carry.args...)}, ordered: true, carries: true, sample: sample}, frag{q, tested}
+	sample := &rangeSample{lower: t.lower, frag: frag{"SELECT count(*), min(t), max(t), coalesce(sum(ok), 0) FROM (SELECT x.started_at AS t, (1" + more + carry.sql + ") AS ok" +
+		where + " ORDER BY x.started_at DESC LIMIT ?)", append(append(slices.Clip(moreArgs), carry.args...), a...)}}
+	return driver{frag: frag{q + carry.sql, append(slices.Clip(tested), carry.args...)}, ordered: true, carries: true, sample: sample}, frag{q, tested}
 }
 
 // The side tables' conditions test a session by looking its (started_at,
@@ -168,7 +181,11 @@ func (t sideTables) add(w *where, sql string, args ...any) *cond {
 // protocol).
 func (t sideTables) value(w *where, table, column string, value string) {
 	c := t.add(w, "EXISTS (SELECT 1 FROM "+table+" x INDEXED BY "+table+"_by_value WHERE x.tenant = ? AND x."+column+" = ?"+local+")", value)
-	d, _ := t.ordered(table+" x INDEXED BY "+table+"_by_value", "x."+column+" = ?", []any{value}, "")
+	keyed := ""
+	if table == "session_tags" {
+		keyed = "session_tags x INDEXED BY session_tags_by_value_filters"
+	}
+	d, _ := t.ordered(table+" x INDEXED BY "+table+"_by_value", keyed, "x."+column+" = ?", []any{value}, "")
 	c.drivers = []driver{d}
 }
 
@@ -203,16 +220,17 @@ func (t sideTables) info(w *where, c report.Condition) {
 	hasArgs := append([]any{c.Key}, args...)
 	switch c.Op {
 	case report.OpNotEquals:
-		_, t.add(w, "NOT "+has, hasArgs...).except = t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")
+		_, t.add(w, "NOT "+has, hasArgs...).except = t.ordered("session_info x INDEXED BY session_info_by_value", "", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")
 		return
 	case report.OpNotContain, report.OpNotExists:
-		_, t.add(w, "NOT "+has, hasArgs...).except = t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
+		_, t.add(w, "NOT "+has, hasArgs...).except = t.ordered("session_info x INDEXED BY session_info_by_key", "", "x.key = ?", []any{c.Key}, test, args...)
 		return
 	}
 	k := t.add(w, has, hasArgs...)
+	const keyedInfo = "session_info x INDEXED BY session_info_by_key_filters"
 	switch c.Op {
 	case report.OpEquals:
-		d, _ := t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")
+		d, _ := t.ordered("session_info x INDEXED BY session_info_by_value", "", "x.key = ? AND x.value_lower = ?", []any{c.Key, v}, "")
 		k.drivers = []driver{d}
 	case report.OpStartsWith:
 		// Few values start with v: read them by value (a range of
@@ -222,12 +240,12 @@ func (t sideTables) info(w *where, c report.Condition) {
 		// (its sample tells how many entries it reads, and what share
 		// passes). The prefix's range is counted, not sampled: it is
 		// read whole and sorted, so it may drive only up to the bound.
-		byValue, byValueSize := t.ordered("session_info x INDEXED BY session_info_by_value", "x.key = ?", []any{c.Key}, test, args...)
+		byValue, byValueSize := t.ordered("session_info x INDEXED BY session_info_by_value", "", "x.key = ?", []any{c.Key}, test, args...)
 		byValue.sorted, byValue.sample = true, nil
-		d, _ := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
+		d, _ := t.ordered("session_info x INDEXED BY session_info_by_key", keyedInfo, "x.key = ?", []any{c.Key}, test, args...)
 		k.drivers, k.sizes = []driver{byValue, d}, []frag{byValueSize}
 	default: // exists, contains
-		d, _ := t.ordered("session_info x INDEXED BY session_info_by_key", "x.key = ?", []any{c.Key}, test, args...)
+		d, _ := t.ordered("session_info x INDEXED BY session_info_by_key", keyedInfo, "x.key = ?", []any{c.Key}, test, args...)
 		k.drivers = []driver{d}
 	}
 }
@@ -346,7 +364,7 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 	bound := page.Bound()
 	var res report.Result
 	pw := translate(&f, page.After)
-	if err := pw.drive(ctx, tx, bound); err != nil {
+	if err := pw.drive(ctx, tx, bound, s.planner); err != nil {
 		return res, err
 	}
 	res.Items, err = sessions(ctx, tx, pw, page.Limit+1)
@@ -452,16 +470,16 @@ func (s *Store) read(ctx context.Context, w *where, limit int, c *chunk) error {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	if err := c.choose(ctx, tx, w, limit); err != nil {
+	if err := c.choose(ctx, tx, w, limit, s.planner); err != nil {
 		return err
 	}
 	return c.readEvents(ctx, tx, w.tenant)
 }
 
 // choose reads the sessions of c: up to limit matching w, newest first.
-func (c *chunk) choose(ctx context.Context, tx *sql.Tx, w *where, limit int) error {
+func (c *chunk) choose(ctx context.Context, tx *sql.Tx, w *where, limit int, p planner) error {
 	c.list = c.list[:0]
-	if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+	if err := w.drive(ctx, tx, report.DefaultTotalBound, p); err != nil {
 		return err
 	}
 	list, err := sessions(ctx, tx, w, limit)

@@ -89,7 +89,9 @@ CREATE TABLE IF NOT EXISTS contact_names (
 -- search reads from its newest end and stops, or intersects with another
 -- value's range in one merge (plan.go). They carry the session's channel and
 -- handed_off, last in each index, so that a range tests those filters
--- without looking each session up.
+-- without looking each session up; the tags and information keys are also
+-- indexed with channel and handed_off before started_at, where a filter
+-- asking for both reads only the entries that pass.
 CREATE TABLE IF NOT EXISTS session_tags (
 	tenant     TEXT    NOT NULL,
 	session_id TEXT    NOT NULL,
@@ -101,6 +103,10 @@ CREATE TABLE IF NOT EXISTS session_tags (
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS session_tags_by_tag;
 CREATE INDEX IF NOT EXISTS session_tags_by_value ON session_tags (tenant, tag, started_at, session_id, channel, handed_off);
+-- session_tags_by_value_filters: a tag's sessions of one channel and
+-- handoff are one range in report order, which a filter asking for both
+-- reads instead of testing them on every entry of the tag's range.
+CREATE INDEX IF NOT EXISTS session_tags_by_value_filters ON session_tags (tenant, tag, channel, handed_off, started_at, session_id);
 
 -- session_marks holds what the agent, queue and outcome filters read, one row
 -- per (kind, value): kind 'agent' (an agent's id), 'queue', 'outcome' (of an
@@ -149,6 +155,9 @@ CREATE TABLE IF NOT EXISTS session_info (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS session_info_by_value ON session_info (tenant, key, value_lower, started_at, session_id, channel, handed_off);
 CREATE INDEX IF NOT EXISTS session_info_by_key ON session_info (tenant, key, started_at, session_id, value_lower, channel, handed_off);
+-- session_info_by_key_filters: likewise a key's sessions of one channel and
+-- handoff (as session_tags_by_value_filters).
+CREATE INDEX IF NOT EXISTS session_info_by_key_filters ON session_info (tenant, key, channel, handed_off, started_at, session_id, value_lower);
 
 -- message_words: full-text index of message texts, for the report's q filter.
 -- Why FTS5 and not lower(text): SQLite's lower() and LIKE fold ASCII only, so

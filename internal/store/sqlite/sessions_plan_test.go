@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -35,23 +36,7 @@ func TestPageChosenOnIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	plan := func(q string, args ...any) string {
-		rows, err := tx.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
-		if err != nil {
-			t.Fatal(q, err)
-		}
-		defer rows.Close()
-		var lines []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			lines = append(lines, detail)
-		}
-		return strings.Join(lines, "\n")
-	}
+	plan := func(q string, args ...any) string { return queryPlan(t, tx, q, args...) }
 	for _, tc := range []struct {
 		name  string
 		f     report.Filter
@@ -64,7 +49,7 @@ func TestPageChosenOnIndexes(t *testing.T) {
 	} {
 		tc.f.Tenant, tc.f.From, tc.f.To = "acme", storetest.Base, storetest.Base.Add(24*time.Hour)
 		w := translate(&tc.f, nil)
-		if err := w.drive(ctx, tx, report.DefaultTotalBound); err != nil {
+		if err := w.drive(ctx, tx, report.DefaultTotalBound, planner{}); err != nil {
 			t.Fatal(err)
 		}
 		q, args := w.query("s.started_at, s.session_id", true, " LIMIT ?", 10)
@@ -80,5 +65,72 @@ func TestPageChosenOnIndexes(t *testing.T) {
 	}
 	if p := plan(`SELECT doc FROM sessions WHERE tenant = ? AND session_id = ?`, "acme", "x"); !strings.Contains(p, "INDEX sessions_by_id (tenant=? AND session_id=?)") {
 		t.Errorf("a session by its key: %s", p)
+	}
+}
+
+// queryPlan is what EXPLAIN QUERY PLAN says of q, a line per step.
+func queryPlan(t *testing.T, tx *sql.Tx, q string, args ...any) string {
+	t.Helper()
+	rows, err := tx.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(q, err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, detail)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestKeyedRanges: with one channel and a handoff asked for, a tag's and an
+// information key's ranges are read in the indexes keyed by both
+// (session_tags_by_value_filters, session_info_by_key_filters), which seek
+// them; with two channels, or without a handoff, in the indexes by value
+// and key, which test them on each entry.
+func TestKeyedRanges(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	yes := true
+	exists := []report.Condition{{Key: "PLANO", Op: report.OpExists}}
+	contains := []report.Condition{{Key: "PLANO", Op: report.OpContains, Value: "fibra"}}
+	for _, tc := range []struct {
+		name string
+		f    report.Filter
+		want []string // in the driver's plan
+	}{
+		{"tag, channel, handoff", report.Filter{Tags: []string{"T"}, Channels: []string{"whatsapp"}, HandedOff: &yes},
+			[]string{"session_tags_by_value_filters (tenant=? AND tag=? AND channel=? AND handed_off=? AND started_at>? AND started_at<?)"}},
+		{"info exists, channel, handoff", report.Filter{Info: exists, Channels: []string{"whatsapp"}, HandedOff: &yes},
+			[]string{"session_info_by_key_filters (tenant=? AND key=? AND channel=? AND handed_off=? AND started_at>? AND started_at<?)"}},
+		{"info contains, channel, not handed off", report.Filter{Info: contains, Channels: []string{"webchat"}, HandedOff: new(bool)},
+			[]string{"session_info_by_key_filters (tenant=? AND key=? AND channel=? AND handed_off=? AND started_at>? AND started_at<?)"}},
+		{"tag, two channels, handoff", report.Filter{Tags: []string{"T"}, Channels: []string{"whatsapp", "webchat"}, HandedOff: &yes},
+			[]string{"session_tags_by_value (tenant=? AND tag=? AND started_at>? AND started_at<?)"}},
+		{"info exists, channel", report.Filter{Info: exists, Channels: []string{"whatsapp"}},
+			[]string{"session_info_by_key (tenant=? AND key=? AND started_at>? AND started_at<?)"}},
+	} {
+		tc.f.Tenant, tc.f.From, tc.f.To = "acme", storetest.Base, storetest.Base.Add(24*time.Hour)
+		w := translate(&tc.f, nil)
+		if err := w.drive(ctx, tx, report.DefaultTotalBound, planner{mode: planAuto}); err != nil {
+			t.Fatal(err)
+		}
+		q, args := w.query("1", true, " LIMIT ?", 10)
+		p := queryPlan(t, tx, q, args...)
+		for _, want := range tc.want {
+			if !strings.Contains(p, want) {
+				t.Errorf("%s: the plan reads no %s:\n%s\n%s", tc.name, want, p, q)
+			}
+		}
 	}
 }

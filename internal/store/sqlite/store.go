@@ -47,6 +47,9 @@ type Store struct {
 	states *session.StateCache[*session.KeyState]
 	// ckpt checkpoints the WAL off the writer's path (checkpoint.go).
 	ckpt *checkpointer
+	// planner is how searches choose their plan (plan.go): the automatic
+	// plan, but in tests that run every plan.
+	planner planner
 }
 
 var _ session.Store = (*Store)(nil)

@@ -36,7 +36,13 @@ func TestConformance(t *testing.T) {
 // reversed and no started_at in the side tables; before version 9 no ref;
 // before version 10 sessions WITHOUT ROWID, keyed by (tenant, session_id).
 func oldLayout(version int) []string {
-	qs := []string{`CREATE TABLE sessions_x (
+	// Before version 11 the side tables had no indexes keyed by channel
+	// and handoff.
+	qs := []string{`DROP INDEX session_tags_by_value_filters`, `DROP INDEX session_info_by_key_filters`}
+	if version == 10 {
+		return append(qs, `PRAGMA user_version = 10`)
+	}
+	qs = append(qs, `CREATE TABLE sessions_x (
 			tenant TEXT NOT NULL, session_id TEXT NOT NULL, session_key TEXT NOT NULL, started_at INTEGER NOT NULL,
 			channel TEXT NOT NULL, contact_id TEXT NOT NULL, contact_phone_rev TEXT NOT NULL,
 			contact_name_folded TEXT NOT NULL, handed_off INTEGER NOT NULL, doc BLOB NOT NULL,
@@ -47,8 +53,7 @@ func oldLayout(version int) []string {
 		`CREATE INDEX sessions_by_key ON sessions (tenant, session_key, started_at)`,
 		`CREATE INDEX sessions_by_contact ON sessions (tenant, contact_id, started_at)`,
 		`CREATE INDEX sessions_by_phone ON sessions (tenant, contact_phone_rev, started_at)`,
-		`CREATE INDEX sessions_by_name ON sessions (tenant, contact_name_folded, started_at)`,
-	}
+		`CREATE INDEX sessions_by_name ON sessions (tenant, contact_name_folded, started_at)`)
 	if version == 9 {
 		return append(qs, `PRAGMA user_version = 9`)
 	}
@@ -137,7 +142,7 @@ func olderLayout(version int) []string {
 // layout with its sessions, events, times and full-text index intact, and
 // what is ingested afterwards is indexed once.
 func TestMigrate(t *testing.T) {
-	for _, version := range []int{0, 1, 2, 3, 4, 5, 6, 8, 9} {
+	for _, version := range []int{0, 1, 2, 3, 4, 5, 6, 8, 9, 10} {
 		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "old.db")
@@ -246,6 +251,15 @@ func TestMigrate(t *testing.T) {
 			db.QueryRow(`SELECT count(*) FROM pragma_index_list('sessions') WHERE name = 'sessions_by_id' AND "unique"`).Scan(&unique)
 			if withoutRowid != 0 || sessions != 1 || unique != 1 {
 				t.Fatalf("sessions WITHOUT ROWID %d, %d sessions, unique key %d; want 0, 1, 1", withoutRowid, sessions, unique)
+			}
+
+			// The side tables have their indexes keyed by channel and
+			// handoff, with the migrated rows in them.
+			var keyed int
+			db.QueryRow(`SELECT count(*) FROM session_tags INDEXED BY session_tags_by_value_filters
+				WHERE tenant = 'acme' AND tag = 'x' AND channel = 'whatsapp' AND handed_off = 0`).Scan(&keyed)
+			if keyed != 1 {
+				t.Fatalf("%d rows of tag x, whatsapp, not handed off in session_tags_by_value_filters; want 1", keyed)
 			}
 		})
 	}
