@@ -488,16 +488,20 @@ func (c *chunk) choose(ctx context.Context, tx *sql.Tx, w *where, limit int) err
 // by group_concat, over a subquery whose ORDER BY gives the events'
 // order. A row per event cost more in the driver than in SQLite (each
 // column fetched, typed and copied through database/sql:
-// docs/performance.md). The order is SQL's, not the plan's: SQLite does not
-// flatten a subquery with ORDER BY into an aggregate query
-// (https://sqlite.org/optoverview.html#flattening, restriction 16), and
-// group_concat joins the rows in the order it is given them
-// (https://sqlite.org/lang_aggfunc.html#group_concat); the subquery's ORDER
-// BY is events_by_key_time's order, so SQLite reads the range without
-// sorting it (TestEventsStatementPlan). The count proves the split: a body
-// holding eventSep (which no valid JSON does) fails the read instead of
-// being taken for two events. The bodies are not decoded: an export's
-// encoder reads them.
+// docs/performance.md). group_concat's own ORDER BY would sort every
+// session's bodies; without it the order is documented as arbitrary
+// (https://sqlite.org/lang_aggfunc.html#group_concat), but SQLite keeps a
+// subquery's ORDER BY for an aggregate over it on purpose, for group_concat:
+// it never flattens such a subquery into the aggregate query
+// (https://sqlite.org/optoverview.html#flattening, restriction 16, ticket
+// 2942, whose regression test is "SELECT group_concat(x) FROM (SELECT ...
+// ORDER BY 1)"). That ORDER BY is events_by_key_time's order, so SQLite
+// reads the range without sorting it (TestEventsStatementPlan), and
+// TestExportMatchesSession and TestDetailEventsMatchPerSessionReads compare
+// the order with statements that sort the events themselves. The count
+// proves the split: a body holding eventSep (which no valid JSON does)
+// fails the read instead of being taken for two events. The bodies are not
+// decoded: an export's encoder reads them.
 func (c *chunk) readEvents(ctx context.Context, tx *sql.Tx, tenant string) error {
 	c.spans, c.bytes = c.spans[:0], c.bytes[:0]
 	if len(c.list) == 0 {
