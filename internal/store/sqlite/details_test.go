@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,31 +124,129 @@ func TestDetailEventsMatchPerSessionReads(t *testing.T) {
 	}
 }
 
-// TestGroupSorts: rows that came out of events_by_key_time's order are put
-// back in it, session by session: time to the millisecond, then event id.
-func TestGroupSorts(t *testing.T) {
-	c := chunk{list: make([]report.StoredDetail, 2)}
-	for _, r := range []struct {
+// TestSplit: each session's row (its count and bodies joined by eventSep,
+// or NULL without events) becomes that session's events, whatever order the
+// rows came in; a row whose bodies are not as many as its count, a session
+// read twice or not at all, fails the read.
+func TestSplit(t *testing.T) {
+	const sep = string(rune(eventSep))
+	type row struct {
 		session int
-		at      int64
-		id      string
-	}{{1, 5, "a"}, {0, 7, "b"}, {0, 3, "c"}, {1, 5, "0"}, {0, 7, "a"}} {
-		row := eventRow{session: r.session, at: r.at, id: len(c.bytes)}
-		c.bytes = append(c.bytes, r.id...)
-		row.body = len(c.bytes)
-		c.bytes = append(c.bytes, `{"event_id":"`+r.id+`"}`...)
-		row.end = len(c.bytes)
-		c.rows = append(c.rows, row)
+		joined  any // what the driver gives: a string or nil
 	}
-	c.group()
-	var got [2][]string
-	for i := range c.list {
-		for _, body := range c.list[i].Events {
-			got[i] = append(got[i], string(body))
+	for _, tc := range []struct {
+		name    string
+		rows    []row
+		want    [][]string
+		wantErr string
+	}{
+		{"in order", []row{{0, "2" + sep + `{"a":1}` + sep + `{"b":2}`}, {1, nil}, {2, "1" + sep + `{"c":"x"}`}},
+			[][]string{{`{"a":1}`, `{"b":2}`}, nil, {`{"c":"x"}`}}, ""},
+		{"rows out of order", []row{{2, "1" + sep + `{"c":3}`}, {0, "1" + sep + `{"a":1}`}, {1, "3" + sep + "{}" + sep + "[]" + sep + `""`}},
+			[][]string{{`{"a":1}`}, {"{}", "[]", `""`}, {`{"c":3}`}}, ""},
+		{"an empty body", []row{{0, "2" + sep + sep + "{}"}}, [][]string{{"", "{}"}}, ""},
+		{"a body holding the separator", []row{{0, "1" + sep + `{"a":1}` + sep + `{"b":2}`}}, nil, "has 1 events, 2 bodies"},
+		{"fewer bodies than counted", []row{{0, "3" + sep + `{"a":1}` + sep + `{"b":2}`}}, nil, "has 3 events, 2 bodies"},
+		{"no count", []row{{0, `{"a":1}`}}, nil, "no count"},
+		{"a session twice", []row{{0, nil}, {0, nil}}, nil, "session 0 read, 1 expected"},
+		{"a session missing", []row{{1, nil}}, nil, "1 rows for 2 sessions"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := len(tc.want)
+			if tc.wantErr != "" {
+				n = max(len(tc.rows), 1)
+				if tc.name == "a session missing" {
+					n = 2
+				}
+			}
+			c := chunk{list: make([]report.StoredDetail, n)}
+			j := joinedEvents{c: &c}
+			var err error
+			for _, r := range tc.rows {
+				if err = j.Scan(r.joined); err != nil {
+					break
+				}
+				c.spans[len(c.spans)-1].session = r.session
+			}
+			if err == nil {
+				err = c.split()
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range c.list {
+				var got []string
+				for _, body := range c.list[i].Events {
+					got = append(got, string(body))
+				}
+				if !slices.Equal(got, tc.want[i]) {
+					t.Fatalf("session %d: events %q, want %q", i, got, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestEventsStatementPlan: the events of a chunk's sessions are read a range
+// of events_by_key_time per session, in the order the subquery's ORDER BY
+// asks for, with no sorting (no temporary B-tree): the order costs nothing.
+func TestEventsStatementPlan(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	rows, err := s.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+eventsStatement, `[["k",1,2,"s"]]`, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
 		}
+		lines = append(lines, detail)
 	}
-	want := [2][]string{{`{"event_id":"c"}`, `{"event_id":"a"}`, `{"event_id":"b"}`}, {`{"event_id":"0"}`, `{"event_id":"a"}`}}
-	if !slices.Equal(got[0], want[0]) || !slices.Equal(got[1], want[1]) {
-		t.Fatalf("grouped %q, want %q", got, want)
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "SEARCH e USING INDEX events_by_key_time (tenant=? AND session_key=? AND occurred_at>? AND occurred_at<?)") ||
+		strings.Contains(plan, "TEMP B-TREE") {
+		t.Fatalf("plan of the events statement:\n%s", plan)
+	}
+}
+
+// TestSessionEventsSplitChecked: a stored body holding the separator the
+// events statement joins bodies with (no valid JSON does) fails the read
+// of its session, instead of being taken for two events.
+func TestSessionEventsSplitChecked(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	b := storetest.B{Contact: "5511988887777"}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, []event.Event{
+		b.Msg("m1", 0, event.RoleCustomer, "oi"), b.Msg("m2", time.Second, event.RoleAgent, "olá"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Session(ctx, "acme", searchIDs(t, s, report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(time.Hour)})[0])
+	if err != nil || len(d.Events) != 2 {
+		t.Fatalf("session before: %d events, %v", len(d.Events), err)
+	}
+	var body []byte
+	if err := s.db.QueryRowContext(ctx, "SELECT body FROM events WHERE event_id = 'm2'").Scan(&body); err != nil {
+		t.Fatal(err)
+	}
+	// Two whole events in one body: split at the separator, each part
+	// would decode.
+	joined := append(append(slices.Clip(body), eventSep), body...)
+	if _, err := s.db.ExecContext(ctx, "UPDATE events SET body = ? WHERE event_id = 'm2'", joined); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Session(ctx, "acme", d.Session.ID); err == nil || !strings.Contains(err.Error(), "has 2 events, 3 bodies") {
+		t.Fatalf("session with a body holding the separator: %d events, error %v", len(d.Events), err)
 	}
 }

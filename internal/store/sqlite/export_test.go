@@ -176,8 +176,10 @@ func TestExportMatchesSession(t *testing.T) {
 		at := time.Duration(i/3) * time.Minute
 		var events []*event.Event
 		for k := range 1 + rng.IntN(6) {
-			id := fmt.Sprintf("e%05d-%d", i, k)
-			step := at + time.Duration(k)*time.Second
+			// Events two by two in one millisecond, their ids in the
+			// other order: the events' order is time, then id.
+			id := fmt.Sprintf("e%05d-%d", i, 9-k)
+			step := at + time.Duration(k/2)*time.Second
 			var e event.Event
 			switch rng.IntN(4) {
 			case 0:
@@ -215,9 +217,32 @@ func TestExportMatchesSession(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The stored bodies of a session's events, by a statement of
+		// their own that names the session and sorts them.
+		bodies, err := s.db.PrepareContext(ctx, `SELECT body FROM events WHERE tenant = ? AND session_id = ? ORDER BY occurred_at, event_id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bodies.Close()
 		for _, id := range ids {
 			v, _ := got.Load(id)
 			d := v.(report.StoredDetail)
+			rows, err := bodies.QueryContext(ctx, f.Tenant, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stored [][]byte
+			for rows.Next() {
+				var body []byte
+				if err := rows.Scan(&body); err != nil {
+					t.Fatal(err)
+				}
+				stored = append(stored, body)
+			}
+			rows.Close()
+			if len(stored) == 0 || !slices.EqualFunc(d.Events, stored, bytes.Equal) {
+				t.Fatalf("session %s: exported %d events, %d stored (or other bytes, another order)", id, len(d.Events), len(stored))
+			}
 			w := &where{tenant: f.Tenant}
 			w.add("s.tenant = ? AND s.session_id = ?", f.Tenant, d.Session.ID)
 			var c chunk

@@ -444,22 +444,19 @@ func sessions(ctx context.Context, tx *sql.Tx, w *where, limit int) ([]session.S
 
 // chunk is up to report.ExportChunk sessions with their events as stored,
 // read in one snapshot: a session and its events agree even while an update
-// moves events between sessions. The events' ids and bodies are copied into
-// one buffer that the chunk keeps for its next use.
+// moves events between sessions. The events' bodies are copied into one
+// buffer that the chunk keeps for its next use.
 type chunk struct {
 	list   []report.StoredDetail
-	rows   []eventRow
-	bytes  []byte   // the rows' ids and bodies
+	spans  []eventSpan
+	bytes  []byte   // the sessions' bodies, each session's joined by eventSep
 	events [][]byte // the bodies, session after session: list[i].Events are parts of it
 }
 
-// eventRow is an event of a chunk: its session's place in the chunk, the
-// columns of events_by_key_time's order, and where its id and body are in
-// chunk.bytes.
-type eventRow struct {
-	session       int
-	at            int64
-	id, body, end int // bytes[id:body] is the id, bytes[body:end] the body
+// eventSpan is where the bodies of a chunk's session are in chunk.bytes,
+// and how many SQLite counted.
+type eventSpan struct {
+	session, from, to, count int
 }
 
 // read reads up to limit sessions matching w, newest first, each with its
@@ -503,10 +500,28 @@ func (c *chunk) choose(ctx context.Context, tx *sql.Tx, w *where, limit int, p p
 // (https://sqlite.org/optoverview.html#crossjoin). One fixed statement
 // costs less to prepare than a VALUES list of the chunk's parameters.
 // MATERIALIZED (https://sqlite.org/lang_with.html#materialization_hints)
-// extracts each session's values once, not again for every event row.
-// The bodies are not decoded: an export's encoder reads them.
+// extracts each session's values once, not again for every event.
+//
+// Each session is one row: its events' count and bodies joined by eventSep
+// by group_concat, over a subquery whose ORDER BY gives the events'
+// order. A row per event cost more in the driver than in SQLite (each
+// column fetched, typed and copied through database/sql:
+// docs/performance.md). group_concat's own ORDER BY would sort every
+// session's bodies; without it the order is documented as arbitrary
+// (https://sqlite.org/lang_aggfunc.html#group_concat), but SQLite keeps a
+// subquery's ORDER BY for an aggregate over it on purpose, for group_concat:
+// it never flattens such a subquery into the aggregate query
+// (https://sqlite.org/optoverview.html#flattening, restriction 16, ticket
+// 2942, whose regression test is "SELECT group_concat(x) FROM (SELECT ...
+// ORDER BY 1)"). That ORDER BY is events_by_key_time's order, so SQLite
+// reads the range without sorting it (TestEventsStatementPlan), and
+// TestExportMatchesSession and TestDetailEventsMatchPerSessionReads compare
+// the order with statements that sort the events themselves. The count
+// proves the split: a body holding eventSep (which no valid JSON does)
+// fails the read instead of being taken for two events. The bodies are not
+// decoded: an export's encoder reads them.
 func (c *chunk) readEvents(ctx context.Context, tx *sql.Tx, tenant string) error {
-	c.rows, c.bytes = c.rows[:0], c.bytes[:0]
+	c.spans, c.bytes = c.spans[:0], c.bytes[:0]
 	if len(c.list) == 0 {
 		return nil
 	}
@@ -522,45 +537,32 @@ func (c *chunk) readEvents(ctx context.Context, tx *sql.Tx, tenant string) error
 		spans = append(jsonenc.AppendString(append(spans, ','), ss.ID, false), ']')
 	}
 	spans = append(spans, ']')
-	rows, err := tx.QueryContext(ctx, `WITH c(i, session_key, first, last, session_id) AS MATERIALIZED
-		(SELECT key, value->>0, value->>1, value->>2, value->>3 FROM json_each(?))
-		SELECT c.i, e.occurred_at, e.event_id, e.body FROM c CROSS JOIN events e
-		WHERE e.tenant = ? AND e.session_key = c.session_key
-		AND e.occurred_at BETWEEN c.first AND c.last AND e.session_id = c.session_id`, string(spans), tenant)
+	rows, err := tx.QueryContext(ctx, eventsStatement, string(spans), tenant)
 	if err != nil {
 		return fmt.Errorf("read session events: %w", err)
 	}
 	defer rows.Close()
 	var (
-		r        eventRow
-		i, at    intColumn
-		id, body sql.RawBytes
+		i      intColumn
+		joined = joinedEvents{c: c}
 	)
 	for rows.Next() {
-		if err := rows.Scan(&i, &at, &id, &body); err != nil {
-			return fmt.Errorf("scan event: %w", err)
+		if err := rows.Scan(&i, &joined); err != nil {
+			return fmt.Errorf("scan events: %w", err)
 		}
-		r.session, r.at = int(i), int64(at)
-		if r.session < 0 || r.session >= len(c.list) {
-			return fmt.Errorf("read session events: row of session %d of %d", r.session, len(c.list))
+		if int(i) < 0 || int(i) >= len(c.list) {
+			return fmt.Errorf("read session events: row of session %d of %d", i, len(c.list))
 		}
-		r.id = len(c.bytes)
-		c.bytes = append(c.bytes, id...)
-		r.body = len(c.bytes)
-		c.bytes = append(c.bytes, body...)
-		r.end = len(c.bytes)
-		c.rows = append(c.rows, r)
+		c.spans[len(c.spans)-1].session = int(i)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read session events: %w", err)
 	}
-	c.group()
-	return nil
+	return c.split()
 }
 
 // intColumn scans an INTEGER column without database/sql's reflection
-// (which converting an int64 into an int64 takes otherwise): a few percent
-// of an export's CPU, with two such columns on every event.
+// (which converting an int64 into an int64 takes otherwise).
 type intColumn int64
 
 func (c *intColumn) Scan(src any) error {
@@ -572,38 +574,94 @@ func (c *intColumn) Scan(src any) error {
 	return nil
 }
 
-// group gives each session of c its events, in events_by_key_time's order
-// (occurred_at, event_id). SQL promises no order without ORDER BY, and
-// sorting the chunk's bodies in SQLite costs more than checking the order
-// here: the rows are sorted only if SQLite ever returned them out of it.
-func (c *chunk) group() {
-	if !slices.IsSortedFunc(c.rows, c.compareRows) {
-		slices.SortStableFunc(c.rows, c.compareRows)
+// eventsStatement reads the events of a chunk's sessions (readEvents), a
+// row per session.
+const eventsStatement = `WITH c(i, session_key, first, last, session_id) AS MATERIALIZED
+		(SELECT key, value->>0, value->>1, value->>2, value->>3 FROM json_each(?1))
+		SELECT c.i, (SELECT count(*) || char(30) || group_concat(body, char(30)) FROM
+			(SELECT e.body FROM events e WHERE e.tenant = ?2 AND e.session_key = c.session_key
+			AND e.occurred_at BETWEEN c.first AND c.last AND e.session_id = c.session_id
+			ORDER BY e.occurred_at, e.event_id))
+		FROM c`
+
+// eventSep is what readEvents joins a session's bodies with: the ASCII
+// record separator, a control character that JSON allows neither between
+// tokens nor unescaped in a string (RFC 8259, sections 2 and 7).
+const eventSep = 0x1e
+
+// joinedEvents scans readEvents' second column into its chunk's bytes: the
+// count, eventSep and the bodies joined by eventSep, or NULL for a session
+// without events. It adds a span to the chunk for every row.
+type joinedEvents struct{ c *chunk }
+
+func (j *joinedEvents) Scan(src any) error {
+	sp := eventSpan{from: len(j.c.bytes)}
+	var text string
+	switch v := src.(type) {
+	case nil:
+	case string:
+		text = v
+	case []byte:
+		text = string(v)
+	default:
+		return fmt.Errorf("events of a session: %T", src)
 	}
-	c.events = c.events[:0]
-	for _, r := range c.rows {
-		c.events = append(c.events, c.bytes[r.body:r.end:r.end])
-	}
-	start := 0
-	for i := range c.list {
-		end := start
-		for end < len(c.rows) && c.rows[end].session == i {
-			end++
+	if text != "" {
+		n, bodies, ok := strings.Cut(text, string(rune(eventSep)))
+		count, err := strconv.Atoi(n)
+		if !ok || err != nil || count < 1 {
+			return fmt.Errorf("events of a session: no count before the bodies")
 		}
-		c.list[i].Events = c.events[start:end:end]
-		start = end
+		sp.count = count
+		sp.from = len(j.c.bytes)
+		j.c.bytes = append(j.c.bytes, bodies...)
 	}
+	sp.to = len(j.c.bytes)
+	j.c.spans = append(j.c.spans, sp)
+	return nil
 }
 
-// compareRows orders rows by session, then as events_by_key_time.
-func (c *chunk) compareRows(a, b eventRow) int {
-	if n := cmp.Compare(a.session, b.session); n != 0 {
-		return n
+// split gives each session of c its events, in the order read, and checks
+// that every session was read once and has as many bodies as SQLite
+// counted. The sessions' rows come in the bound array's order (json_each's,
+// the outer loop); they are sorted if SQLite ever returned them otherwise.
+func (c *chunk) split() error {
+	if len(c.spans) != len(c.list) {
+		return fmt.Errorf("read session events: %d rows for %d sessions", len(c.spans), len(c.list))
 	}
-	if n := cmp.Compare(a.at, b.at); n != 0 {
-		return n
+	bySession := func(a, b eventSpan) int { return cmp.Compare(a.session, b.session) }
+	if !slices.IsSortedFunc(c.spans, bySession) {
+		slices.SortFunc(c.spans, bySession)
 	}
-	return bytes.Compare(c.bytes[a.id:a.body], c.bytes[b.id:b.body])
+	c.events = c.events[:0]
+	for k, sp := range c.spans {
+		if sp.session != k {
+			return fmt.Errorf("read session events: session %d read, %d expected", sp.session, k)
+		}
+		start := len(c.events)
+		if sp.count > 0 {
+			rest := c.bytes[sp.from:sp.to:sp.to]
+			for {
+				end := bytes.IndexByte(rest, eventSep)
+				if end < 0 {
+					c.events = append(c.events, rest)
+					break
+				}
+				c.events = append(c.events, rest[:end:end])
+				rest = rest[end+1:]
+			}
+		}
+		if got := len(c.events) - start; got != sp.count {
+			return fmt.Errorf("read session events: session %d has %d events, %d bodies read", k, sp.count, got)
+		}
+	}
+	start := 0
+	for k := range c.list {
+		end := start + c.spans[k].count
+		c.list[k].Events = c.events[start:end:end]
+		start = end
+	}
+	return nil
 }
 
 // Session returns a session of tenant with its events in order.
