@@ -92,21 +92,35 @@ func startsMoved(ctx context.Context, tx *sql.Tx, ss []session.Session) ([]resta
 
 // reindexed deletes the index entries of the moved messages and of the
 // messages of the restarted sessions, and returns them to be indexed again
-// under their session of now.
+// under their session of now. A session_words row holds the words of
+// several messages of its session, so every session that loses or gains a
+// message, or whose start moved, is indexed again whole: its rows are
+// deleted with its messages (unindex) and written again as one.
 func reindexed(ctx context.Context, tx *sql.Tx, mv []moved, rs []restarted) ([]word, error) {
 	if len(mv) == 0 && len(rs) == 0 {
 		return nil, nil
 	}
-	var ids []int64
+	whole := make(map[restarted]bool, len(rs)+2*len(mv))
+	for _, r := range rs {
+		whole[r] = true
+	}
 	for _, m := range mv {
-		var id int64
-		if err := tx.QueryRowContext(ctx, `SELECT id FROM events INDEXED BY events_by_ref_hash
-			WHERE ref = ? AND tenant = ? AND event_id = ?`, refOf(m.tenant, m.eventID), m.tenant, m.eventID).Scan(&id); err != nil {
+		// The event row has its new session already; message_sessions
+		// still has the old one (none when it was not indexed).
+		var key, now string
+		var was sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT e.session_key, e.session_id, m.session_id FROM events e INDEXED BY events_by_ref_hash
+			LEFT JOIN message_sessions m ON m.event = e.id
+			WHERE e.ref = ? AND e.tenant = ? AND e.event_id = ?`, refOf(m.tenant, m.eventID), m.tenant, m.eventID).Scan(&key, &now, &was); err != nil {
 			return nil, fmt.Errorf("find a moved message: %w", err)
 		}
-		ids = append(ids, id)
+		whole[restarted{m.tenant, now, key}] = true
+		if was.Valid {
+			whole[restarted{m.tenant, was.String, key}] = true
+		}
 	}
-	for _, r := range rs {
+	var ids []int64
+	for r := range whole {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM events WHERE tenant = ? AND session_key = ? AND session_id = ? AND type = ?`,
 			r.tenant, r.key, r.id, string(event.TypeMessage))
 		if err != nil {
@@ -153,10 +167,14 @@ func reindexed(ctx context.Context, tx *sql.Tx, mv []moved, rs []restarted) ([]w
 }
 
 // unindex deletes the messages whose keys (a column mn) doomed selects from the
-// full-text index (rowid ^mn) and from message_sessions, one statement each.
+// full-text indexes (rowid ^mn; in session_words only the rows that have a
+// doomed message's rowid) and from message_sessions, one statement each.
+// The callers doom every message of a session whose rows they delete.
 func unindex(ctx context.Context, tx *sql.Tx, doomed string, args ...any) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM message_words WHERE rowid IN (SELECT ~mn FROM (`+doomed+`))`, args...); err != nil {
-		return fmt.Errorf("delete indexed words: %w", err)
+	for _, table := range []string{"message_words", "session_words"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE rowid IN (SELECT ~mn FROM (`+doomed+`))`, args...); err != nil {
+			return fmt.Errorf("delete indexed words: %w", err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM message_sessions WHERE mn IN (`+doomed+`)`, args...); err != nil {
 		return fmt.Errorf("delete indexed words: %w", err)
@@ -244,6 +262,45 @@ func addWords(ctx context.Context, tx *sql.Tx, words []word, keys []int64) error
 		SELECT ~(value ->> 0), value ->> 4 FROM json_each(?)`, param); err != nil {
 		return fmt.Errorf("index message words: %w", err)
 	}
+	return addSessionWords(ctx, tx, rows)
+}
+
+// addSessionWords writes one session_words row per session of rows (key,
+// event, tenant, session, text; keys descending): its messages' texts, one
+// a line, under the rowid of the first of them in rows (its greatest key),
+// in ascending rowid order like message_words.
+func addSessionWords(ctx context.Context, tx *sql.Tx, rows [][5]any) error {
+	type part struct {
+		key  int64
+		text strings.Builder
+	}
+	of := make(map[[2]string]*part, len(rows))
+	var parts []*part
+	for _, r := range rows {
+		id := [2]string{r[2].(string), r[3].(string)}
+		p := of[id]
+		if p == nil {
+			p = &part{key: r[0].(int64)}
+			of[id] = p
+			parts = append(parts, p)
+		} else {
+			p.text.WriteByte('\n')
+		}
+		p.text.WriteString(r[4].(string))
+	}
+	// parts are in the order of their first row: keys descending.
+	param := make([][2]any, len(parts))
+	for i, p := range parts {
+		param[i] = [2]any{p.key, p.text.String()}
+	}
+	js, err := json.Marshal(param)
+	if err != nil {
+		return fmt.Errorf("encode session texts: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO session_words (rowid, text)
+		SELECT ~(value ->> 0), value ->> 1 FROM json_each(?)`, js); err != nil {
+		return fmt.Errorf("index session words: %w", err)
+	}
 	return nil
 }
 
@@ -252,9 +309,11 @@ func addWords(ctx context.Context, tx *sql.Tx, words []word, keys []int64) error
 // condition's driver. It is sized by reading them (see size), and then
 // drives as an ordered driver over the sessions it read.
 type wordWalk struct {
-	tenant, match string
-	lo, hi        int64 // rowids, inclusive
-	lower, upper  int64 // started_at, ms
+	// table is the FTS5 table read: message_words, or session_words
+	// for one word of one token (queryCondition).
+	tenant, table, match string
+	lo, hi               int64 // rowids, inclusive
+	lower, upper         int64 // started_at, ms
 	// partner, when set, is an ordered driver (a side table's range or
 	// an intersection) read in step with the words: the walk yields the
 	// partner's sessions that have a matching message (inStep). owners
@@ -282,10 +341,11 @@ func (ww *wordWalk) read(ctx context.Context, tx *sql.Tx, from int64, need int, 
 	// FTS5 takes the rowid range and the order (xBestIndex): it seeks
 	// the word's doclists to the range's start, so rows come newest
 	// bucket first and reading stops when enough were read.
-	rows, err := tx.QueryContext(ctx, `SELECT message_words.rowid, m.session_id
-		FROM message_words CROSS JOIN message_sessions m ON m.mn = ~message_words.rowid
-		WHERE message_words MATCH ? AND message_words.rowid >= ? AND message_words.rowid <= ? AND m.tenant = ?
-		ORDER BY message_words.rowid`, ww.match, from, ww.hi, ww.tenant)
+	t := ww.table
+	rows, err := tx.QueryContext(ctx, `SELECT `+t+`.rowid, m.session_id
+		FROM `+t+` CROSS JOIN message_sessions m ON m.mn = ~`+t+`.rowid
+		WHERE `+t+` MATCH ? AND `+t+`.rowid >= ? AND `+t+`.rowid <= ? AND m.tenant = ?
+		ORDER BY `+t+`.rowid`, ww.match, from, ww.hi, ww.tenant)
 	if err != nil {
 		return out, 0, false, fmt.Errorf("read matching messages: %w", err)
 	}
@@ -512,7 +572,7 @@ func (ww *wordWalk) inStep(ctx context.Context, tx *sql.Tx) (*inStep, error) {
 	if st.partner, err = tx.QueryContext(ctx, ww.partner.sql+" ORDER BY 1 DESC, 2 DESC", ww.partner.args...); err != nil {
 		return nil, fmt.Errorf("read a full-text partner: %w", err)
 	}
-	if st.words, err = tx.QueryContext(ctx, `SELECT rowid FROM message_words WHERE message_words MATCH ? AND rowid >= ? AND rowid <= ? ORDER BY rowid`,
+	if st.words, err = tx.QueryContext(ctx, `SELECT rowid FROM `+ww.table+` WHERE `+ww.table+` MATCH ? AND rowid >= ? AND rowid <= ? ORDER BY rowid`,
 		ww.match, ww.lo, ww.hi); err != nil {
 		st.partner.Close()
 		return nil, fmt.Errorf("read matching messages: %w", err)

@@ -13,7 +13,7 @@ import (
 
 // schemaVersion is the PRAGMA user_version of a database whose derived
 // tables are complete and whose layout is schema.sql's.
-const schemaVersion = 10
+const schemaVersion = 11
 
 // migrate creates the schema, or brings an older database to it in one
 // transaction: version 1 added the full-text index, version 2 turned times
@@ -27,7 +27,7 @@ const schemaVersion = 10
 // the distinct contact names (contact_names), version 8 keys the full-text
 // index by its sessions' starts (rekeyWords), version 9 finds events by a
 // hash of their identity (hashRefs), version 10 makes sessions a rowid table
-// (rowidSessions).
+// (rowidSessions), version 11 adds the words by session (fillSessionWords).
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -89,6 +89,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 				return fmt.Errorf("rekey the full-text index: %w", err)
 			}
 		}
+		if v < 11 {
+			if err := fillSessionWords(ctx, tx); err != nil {
+				return fmt.Errorf("index the words by session: %w", err)
+			}
+		}
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
 			return err
 		}
@@ -121,6 +126,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("migrate from version %d: %w", v, err)
 	}
 	if err := rekeyWords(ctx, tx); err != nil {
+		return fmt.Errorf("migrate from version %d: %w", v, err)
+	}
+	if err := fillSessionWords(ctx, tx); err != nil {
 		return fmt.Errorf("migrate from version %d: %w", v, err)
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
@@ -393,4 +401,61 @@ func rekeyWords(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 	return nil
+}
+
+// fillSessionWords builds session_words (version 11) from the indexed
+// messages: one row per session, all its messages' texts under the rowid of
+// its newest-keyed message (schema.sql). message_sessions is read in key
+// order, descending, so a bucket's sessions come together and the rows are
+// written in ascending rowid order, a few thousand per statement, then
+// merged into one segment as rekeyWords does.
+func fillSessionWords(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO session_words (session_words) VALUES ('delete-all')`); err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT m.mn, m.tenant, m.session_id, json_extract(CAST(e.body AS TEXT), '$.text')
+		FROM message_sessions m CROSS JOIN events e ON e.id = m.event ORDER BY m.mn DESC`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var bucketRows, chunk [][5]any
+	cur := int64(-1 << 62)
+	flush := func(last bool) error {
+		// A bucket's rows make its sessions' rows, in the order of
+		// their first (greatest) key.
+		if len(bucketRows) > 0 {
+			chunk = append(chunk, bucketRows...)
+			bucketRows = bucketRows[:0]
+		}
+		if len(chunk) < 20000 && !last || len(chunk) == 0 {
+			return nil
+		}
+		err := addSessionWords(ctx, tx, chunk)
+		chunk = chunk[:0]
+		return err
+	}
+	for rows.Next() {
+		var mn int64
+		var tenant, id string
+		var text sql.NullString
+		if err := rows.Scan(&mn, &tenant, &id, &text); err != nil {
+			return err
+		}
+		if b := mn >> wordBits; b != cur {
+			if err := flush(false); err != nil {
+				return err
+			}
+			cur = b
+		}
+		bucketRows = append(bucketRows, [5]any{mn, int64(0), tenant, id, text.String})
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if err := flush(true); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO session_words (session_words) VALUES ('optimize')`)
+	return err
 }
