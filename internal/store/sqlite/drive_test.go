@@ -343,3 +343,48 @@ func TestSampleCountsTests(t *testing.T) {
 		}
 	}
 }
+
+// TestInStepSharedBuckets: read in step with a tag, a word's messages are
+// told to a session by their start bucket alone except in buckets that
+// more than one session has had (shared_buckets). A session without
+// messages that started in the same millisecond as one with the word, of
+// the same tenant or another, is not found; one alone in its millisecond
+// is, by its bucket.
+func TestInStepSharedBuckets(t *testing.T) {
+	defer func(p int) { plan = p }(plan)
+	plan = planInStep
+	s := openTemp(t)
+	ctx := context.Background()
+	h := time.Hour
+	a, b := storetest.B{Contact: "c-a"}, storetest.B{Contact: "c-b"}
+	c, d := storetest.B{Tenant: "globex", Contact: "c-c"}, storetest.B{Contact: "c-d"}
+	e := storetest.B{Contact: "c-e"}
+	events := []event.Event{
+		a.Msg("a1", h, event.RoleCustomer, "segunda via do boleto"), a.Tag("a2", h+time.Second, "t"),
+		b.Tag("b1", h, "t"), // the same millisecond as a, no message
+		c.Msg("c1", 2*h, event.RoleCustomer, "boleto"), c.Tag("c2", 2*h+time.Second, "t"),
+		d.Tag("d1", 2*h, "t"), // the same millisecond as globex's c
+		e.Msg("e1", 3*h, event.RoleCustomer, "boleto pago"), e.Tag("e2", 3*h+time.Second, "t"),
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	var shared int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM shared_buckets`).Scan(&shared); err != nil {
+		t.Fatal(err)
+	}
+	if shared != 2 {
+		t.Errorf("%d shared buckets, want 2", shared)
+	}
+	for _, q := range []string{"boleto", "segunda boleto"} { // session_words, message_words
+		f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(4 * h), Query: q, Tags: []string{"t"}}
+		got := searchIDs(t, s, f)
+		want := []string{session.DeriveID(&events[6]), session.DeriveID(&events[0])}
+		if q != "boleto" {
+			want = want[1:]
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("q=%s with tag t: %v, want %v", q, got, want)
+		}
+	}
+}

@@ -235,6 +235,34 @@ func keyWords(ctx context.Context, tx *sql.Tx, words []word, starts map[[2]strin
 	return keys, nil
 }
 
+// noteBuckets records the start bucket of each of ss in session_buckets,
+// and adds to shared_buckets each bucket that more than one session (of
+// any tenant) has had: outside those, a message's bucket names its session
+// for a session of that bucket (inStep), without a look-up in
+// message_sessions. Rows are never deleted (a session that left a bucket
+// at most makes it look shared), so this is one statement to insert what
+// is new and one to find the shared buckets among ss's.
+func noteBuckets(ctx context.Context, tx *sql.Tx, ss []session.Session) error {
+	if len(ss) == 0 {
+		return nil
+	}
+	param := make([][3]any, len(ss))
+	for i := range ss {
+		param[i] = [3]any{bucket(ss[i].StartedAt.UnixMilli()), ss[i].Tenant, ss[i].ID}
+	}
+	js, _ := json.Marshal(param) // numbers and strings: always marshals
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO session_buckets (bucket, tenant, session_id)
+		SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)`, js); err != nil {
+		return fmt.Errorf("note session buckets: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO shared_buckets (bucket)
+		SELECT DISTINCT j.value ->> 0 FROM json_each(?) j
+		WHERE (SELECT count(*) FROM (SELECT 1 FROM session_buckets b WHERE b.bucket = j.value ->> 0 LIMIT 2)) > 1`, js); err != nil {
+		return fmt.Errorf("note shared buckets: %w", err)
+	}
+	return nil
+}
+
 // addWords indexes words under their keys: message_sessions, then
 // message_words (rowid ^key) in one statement (see schema.sql), in
 // ascending rowid order. FTS5 keeps a transaction's words in memory only
@@ -552,21 +580,42 @@ type inStep struct {
 	bucket         int64   // the bucket of keys
 	keys           []int64 // the messages (keys) of bucket
 	pending        []pending
+	// shared are the buckets of the walk's range that hold (or held)
+	// messages of more than one session (shared_buckets): only there are
+	// messages looked up.
+	shared map[int64]bool
 }
 
 // pending is a session of the partner with the messages of its bucket,
-// not yet looked up.
+// not yet looked up; known when the bucket is no other session's, so that
+// its messages are the session's.
 type pending struct {
-	c    candidate
-	keys []int64
+	c     candidate
+	keys  []int64
+	known bool
 }
 
 // stepBatch is how many sessions' messages are looked up in one statement.
 const stepBatch = 256
 
 func (ww *wordWalk) inStep(ctx context.Context, tx *sql.Tx) (*inStep, error) {
-	st := &inStep{ww: ww, bucket: -1 << 62}
-	var err error
+	st := &inStep{ww: ww, bucket: -1 << 62, shared: map[int64]bool{minBucket: true, maxBucket: true}}
+	rows, err := tx.QueryContext(ctx, `SELECT bucket FROM shared_buckets WHERE bucket >= ? AND bucket <= ?`, ^ww.hi>>wordBits, ^ww.lo>>wordBits)
+	if err != nil {
+		return nil, fmt.Errorf("read shared buckets: %w", err)
+	}
+	for rows.Next() {
+		var b int64
+		if err := rows.Scan(&b); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read shared buckets: %w", err)
+		}
+		st.shared[b] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read shared buckets: %w", err)
+	}
 	// A compound partner's ORDER BY makes SQLite merge its arms; a
 	// range's is its index's order.
 	if st.partner, err = tx.QueryContext(ctx, ww.partner.sql+" ORDER BY 1 DESC, 2 DESC", ww.partner.args...); err != nil {
@@ -646,7 +695,7 @@ func (st *inStep) read(ctx context.Context, tx *sql.Tx, need int, out []candidat
 			}
 		}
 		if len(st.keys) > 0 {
-			st.pending = append(st.pending, pending{st.cur, st.keys})
+			st.pending = append(st.pending, pending{st.cur, st.keys, !st.shared[b]})
 		}
 		if err := st.nextSession(); err != nil {
 			return out, false, err
@@ -669,17 +718,19 @@ func (st *inStep) lookUp(ctx context.Context, tx *sql.Tx, out []candidate) ([]ca
 	if len(st.pending) == 0 {
 		return out, nil
 	}
-	of := make(map[int64]string, len(st.pending))
+	of := make(map[int64]string)
 	var keys []int64
 	for _, p := range st.pending {
-		keys = append(keys, p.keys[0])
+		if !p.known {
+			keys = append(keys, p.keys[0])
+		}
 	}
 	if err := st.sessionsOf(ctx, tx, keys, of); err != nil {
 		return out, err
 	}
 	keys = keys[:0]
 	for _, p := range st.pending {
-		if of[p.keys[0]] != p.c.ID {
+		if !p.known && of[p.keys[0]] != p.c.ID {
 			keys = append(keys, p.keys[1:]...)
 		}
 	}
@@ -687,7 +738,7 @@ func (st *inStep) lookUp(ctx context.Context, tx *sql.Tx, out []candidate) ([]ca
 		return out, err
 	}
 	for _, p := range st.pending {
-		if slices.ContainsFunc(p.keys, func(k int64) bool { return of[k] == p.c.ID }) {
+		if p.known || slices.ContainsFunc(p.keys, func(k int64) bool { return of[k] == p.c.ID }) {
 			out = append(out, p.c)
 		}
 	}

@@ -27,7 +27,8 @@ const schemaVersion = 11
 // the distinct contact names (contact_names), version 8 keys the full-text
 // index by its sessions' starts (rekeyWords), version 9 finds events by a
 // hash of their identity (hashRefs), version 10 makes sessions a rowid table
-// (rowidSessions), version 11 adds the words by session (fillSessionWords).
+// (rowidSessions), version 11 adds the words by session and the buckets
+// sessions share (fillSessionWords).
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -403,9 +404,10 @@ func rekeyWords(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// fillSessionWords builds session_words (version 11) from the indexed
-// messages: one row per session, all its messages' texts under the rowid of
-// its newest-keyed message (schema.sql). message_sessions is read in key
+// fillSessionWords builds session_words, session_buckets and shared_buckets
+// (version 11) from the indexed messages and the stored sessions. In
+// session_words each session has one row, all its messages' texts under the
+// rowid of its newest-keyed message (schema.sql). message_sessions is read in key
 // order, descending, so a bucket's sessions come together and the rows are
 // written in ascending rowid order, a few thousand per statement, then
 // merged into one segment as rekeyWords does.
@@ -456,6 +458,14 @@ func fillSessionWords(ctx context.Context, tx *sql.Tx) error {
 	if err := flush(true); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO session_words (session_words) VALUES ('optimize')`)
-	return err
+	for _, q := range []string{`INSERT INTO session_words (session_words) VALUES ('optimize')`,
+		`INSERT OR IGNORE INTO session_buckets (bucket, tenant, session_id)
+		SELECT ` + bucketSQL + `, s.tenant, s.session_id FROM sessions s ORDER BY 1, 2, 3`,
+		`INSERT OR IGNORE INTO shared_buckets (bucket) SELECT bucket FROM session_buckets GROUP BY bucket HAVING count(*) > 1`,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }

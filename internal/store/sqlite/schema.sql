@@ -208,3 +208,19 @@ CREATE VIRTUAL TABLE IF NOT EXISTS session_words USING fts5(
 	contentless_delete = 1,
 	tokenize = 'unicode61 remove_diacritics 2'
 );
+-- session_buckets: every start bucket (fulltext.go) each session has had,
+-- and shared_buckets: those that more than one session (of any tenant) has
+-- had. Outside a shared bucket every message keyed in it is of the one
+-- session that started in it, so reading a word in step with a tag's
+-- sessions (inStep) tells a session's messages by their rowids alone; only
+-- in shared buckets (and the two clamped ones) are they looked up in
+-- message_sessions. A session that is deleted or restarts elsewhere leaves
+-- its row (a bucket then at most looks shared), so that a write only
+-- inserts what is new.
+CREATE TABLE IF NOT EXISTS session_buckets (
+	bucket     INTEGER NOT NULL,
+	tenant     TEXT    NOT NULL,
+	session_id TEXT    NOT NULL,
+	PRIMARY KEY (bucket, tenant, session_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shared_buckets (bucket INTEGER PRIMARY KEY);
