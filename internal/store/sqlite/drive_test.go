@@ -388,3 +388,56 @@ func TestInStepSharedBuckets(t *testing.T) {
 		}
 	}
 }
+
+// TestInStepChunks: read in step, a word's rowids come in chunks (512,
+// then 1,024, ...); across the chunks' ends every session is found once,
+// in report order, the same sessions as the scan finds, for a word of
+// every session and one of every third, with half the sessions sharing a
+// start bucket in pairs.
+func TestInStepChunks(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	const n = 3*wordChunk + 200
+	var events []event.Event
+	for i := range n {
+		b := storetest.B{Contact: fmt.Sprintf("c%05d", i)}
+		at := time.Duration(i) * time.Second
+		if i < n/2 {
+			at = time.Duration(i/2) * time.Second // pairs share a start bucket
+		}
+		text := "alfa"
+		if i%3 == 0 {
+			text = "alfa bravo"
+		}
+		events = append(events, b.Msg(fmt.Sprintf("m%05d", i), at, event.RoleCustomer, text), b.Tag(fmt.Sprintf("t%05d", i), at+time.Millisecond, "T"))
+	}
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	for len(events) > 0 {
+		k := min(len(events), 1000)
+		if err := a.Ingest(ctx, events[:k]); err != nil {
+			t.Fatal(err)
+		}
+		events = events[k:]
+	}
+	defer func(p int) { plan = p }(plan)
+	for _, q := range []string{"alfa", "bravo"} {
+		f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Query: q, Tags: []string{"T"}, Channels: []string{"whatsapp"}}
+		plan = planScan
+		want := searchIDs(t, s, f)
+		plan = planInStep
+		got := searchIDs(t, s, f)
+		if len(want) != n && q == "alfa" || len(want) != (n+2)/3 && q == "bravo" {
+			t.Fatalf("q=%s: the scan finds %d sessions", q, len(want))
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("q=%s: in step %d sessions, the scan %d, or another order", q, len(got), len(want))
+		}
+		res, err := s.Search(ctx, f, report.Page{Limit: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Total != len(want) || res.TotalMore {
+			t.Fatalf("q=%s: in step total %d (more %v), want %d", q, res.Total, res.TotalMore, len(want))
+		}
+	}
+}
