@@ -389,21 +389,23 @@ func TestInStepSharedBuckets(t *testing.T) {
 	}
 }
 
-// TestInStepChunks: read in step, a word's rowids come in chunks (512,
-// then 1,024, ...); across the chunks' ends every session is found once,
+// TestInStepChunks: read in step, a word's rowids come in chunks (an hour
+// of starts, then sized by the density); across the chunks' ends every session is found once,
 // in report order, the same sessions as the scan finds, for a word of
 // every session and one of every third, with half the sessions sharing a
 // start bucket in pairs.
 func TestInStepChunks(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
-	const n = 3*wordChunk + 200
+	defer func(c float64) { wordChunk = c }(wordChunk)
+	wordChunk = 64 // ~20 chunks, some spans of a 64th of an hour
+	const n = 1200
 	var events []event.Event
 	for i := range n {
 		b := storetest.B{Contact: fmt.Sprintf("c%05d", i)}
-		at := time.Duration(i) * time.Second
+		at := time.Duration(i) * time.Minute
 		if i < n/2 {
-			at = time.Duration(i/2) * time.Second // pairs share a start bucket
+			at = time.Duration(i/2) * time.Minute // pairs share a start bucket
 		}
 		text := "alfa"
 		if i%3 == 0 {
@@ -421,7 +423,7 @@ func TestInStepChunks(t *testing.T) {
 	}
 	defer func(p int) { plan = p }(plan)
 	for _, q := range []string{"alfa", "bravo"} {
-		f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Query: q, Tags: []string{"T"}, Channels: []string{"whatsapp"}}
+		f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(2 * n * time.Minute), Query: q, Tags: []string{"T"}, Channels: []string{"whatsapp"}}
 		plan = planScan
 		want := searchIDs(t, s, f)
 		plan = planInStep

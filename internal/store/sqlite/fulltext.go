@@ -580,13 +580,13 @@ type inStep struct {
 	rowid   int64 // the next message's rowid, if any
 	any     bool
 	// words are the matching rowids read and not yet stepped over
-	// (words[pos:]), from where the next chunk begins, and whether the
-	// last chunk was read (see nextWord).
+	// (words[pos:]), from where the next chunk begins and its span, and
+	// whether the last chunk was read (see nextWord).
 	words   []int64
 	pos     int
 	from    int64
 	last    bool
-	reads   int     // chunks read
+	span    int64   // of the next chunk
 	bucket  int64   // the bucket of keys
 	keys    []int64 // the messages (keys) of bucket
 	pending []pending
@@ -657,21 +657,22 @@ func (st *inStep) nextSession() error {
 	return nil
 }
 
-// wordChunk is how many matching rowids the first statement of nextWord
-// reads; each next one reads twice as many, up to maxWordChunk.
-const (
-	wordChunk    = 512
-	maxWordChunk = 16384
-)
+// wordSpan is the rowid span (an hour of starts) the first statement of
+// nextWord reads; each next one's span is sized from the matches per rowid
+// of the last to hold about wordChunk matches, between a 64th and 64 times
+// wordSpan.
+const wordSpan = 3_600_000 << wordBits
+
+var wordChunk = 4096.0 // a variable for the tests
 
 // nextWord steps to the next matching rowid. The rowids are read in chunks,
-// each one statement that gives them as one text (group_concat): a row
-// through database/sql costs ~0.3 µs, several times what FTS5 takes to
-// step to the next match, and a common word has ~100,000 sessions in a
-// month. Each chunk's FTS5 query seeks to where the last one ended (a
-// seek per word, ~15 µs).
+// each one statement over a span of rowids that gives them as one text
+// (group_concat): a row through database/sql costs ~0.3 µs, several times
+// what FTS5 takes to step to the next match, and a common word has
+// ~100,000 sessions in a month. Each chunk's FTS5 query seeks to where the
+// last one ended (a seek per word, ~15 µs).
 func (st *inStep) nextWord() error {
-	if st.pos == len(st.words) {
+	for st.pos == len(st.words) {
 		if st.last {
 			st.any = false
 			return nil
@@ -679,28 +680,28 @@ func (st *inStep) nextWord() error {
 		if err := st.readWords(); err != nil {
 			return err
 		}
-		if len(st.words) == 0 {
-			st.any = false
-			return nil
-		}
 	}
 	st.rowid, st.any = st.words[st.pos], true
 	st.pos++
 	return nil
 }
 
-// readWords reads the next chunk of matching rowids into st.words.
+// readWords reads the next span of matching rowids into st.words.
 func (st *inStep) readWords() error {
-	limit := min(wordChunk<<min(st.reads, 10), maxWordChunk)
+	if st.span == 0 {
+		st.span = wordSpan
+	}
+	hi := st.ww.hi
+	if st.span <= st.ww.hi-st.from {
+		hi = st.from + st.span - 1
+	}
 	var list sql.NullString
-	var n int
 	t := st.ww.table
-	if err := st.tx.QueryRowContext(st.ctx, `SELECT group_concat(rowid), count(*) FROM (SELECT rowid FROM `+t+`
-		WHERE `+t+` MATCH ? AND rowid >= ? AND rowid <= ? ORDER BY rowid LIMIT ?)`,
-		st.ww.match, st.from, st.ww.hi, limit).Scan(&list, &n); err != nil {
+	if err := st.tx.QueryRowContext(st.ctx, `SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ? AND rowid >= ? AND rowid <= ?`,
+		st.ww.match, st.from, hi).Scan(&list); err != nil {
 		return fmt.Errorf("read matching messages: %w", err)
 	}
-	st.words, st.pos, st.last = st.words[:0], 0, n < limit
+	st.words, st.pos, st.last = st.words[:0], 0, hi == st.ww.hi
 	for f := range strings.SplitSeq(list.String, ",") {
 		if f == "" {
 			continue
@@ -711,18 +712,16 @@ func (st *inStep) readWords() error {
 		}
 		st.words = append(st.words, r)
 	}
-	if len(st.words) != n {
-		return fmt.Errorf("read matching messages: %d rowids for %d matches", len(st.words), n)
-	}
-	// group_concat keeps the subquery's order in practice, which SQLite
-	// does not promise: sorted when it did not.
+	// group_concat keeps FTS5's order (ascending rowids) in practice,
+	// which SQLite does not promise: sorted when it did not.
 	if !slices.IsSorted(st.words) {
 		slices.Sort(st.words)
 	}
-	st.reads++
-	if n > 0 {
-		st.from = st.words[n-1] + 1
-	}
+	// The next span holds about wordChunk matches at this one's density,
+	// from an hour of starts up to 64 times the first span.
+	next := float64(st.span) / float64(max(len(st.words), 1)) * wordChunk // in float64: no overflow
+	st.span = int64(min(max(next, wordSpan/64), 64*wordSpan))
+	st.from = hi + 1
 	return nil
 }
 
