@@ -93,33 +93,40 @@ func startsMoved(ctx context.Context, tx *sql.Tx, ss []session.Session) ([]resta
 // reindexed deletes the index entries of the moved messages and of the
 // messages of the restarted sessions, and returns them to be indexed again
 // under their session of now. A session_words row holds the words of
-// several messages of its session, so every session that loses or gains a
-// message, or whose start moved, is indexed again whole: its rows are
-// deleted with its messages (unindex) and written again as one.
+// several messages of its session (under one's rowid), so a session that
+// loses a message and remains, or whose start moved, is indexed again
+// whole: its rows are deleted with its messages (unindex) and written
+// again as one. A session that gains a message keeps its rows (the
+// message's words come in a new one); one that was deleted lost every
+// message, and its rows with them.
 func reindexed(ctx context.Context, tx *sql.Tx, mv []moved, rs []restarted) ([]word, error) {
 	if len(mv) == 0 && len(rs) == 0 {
 		return nil, nil
 	}
-	whole := make(map[restarted]bool, len(rs)+2*len(mv))
+	whole := make(map[restarted]bool, len(rs)+len(mv))
 	for _, r := range rs {
 		whole[r] = true
 	}
+	ids := make([]int64, 0, len(mv))
 	for _, m := range mv {
 		// The event row has its new session already; message_sessions
-		// still has the old one (none when it was not indexed).
-		var key, now string
+		// still has the old one (none when it was not indexed), which
+		// the sessions table still has if it remains.
+		var id int64
+		var key string
 		var was sql.NullString
-		if err := tx.QueryRowContext(ctx, `SELECT e.session_key, e.session_id, m.session_id FROM events e INDEXED BY events_by_ref_hash
-			LEFT JOIN message_sessions m ON m.event = e.id
-			WHERE e.ref = ? AND e.tenant = ? AND e.event_id = ?`, refOf(m.tenant, m.eventID), m.tenant, m.eventID).Scan(&key, &now, &was); err != nil {
+		var remains bool
+		if err := tx.QueryRowContext(ctx, `SELECT e.id, e.session_key, m.session_id,
+			EXISTS (SELECT 1 FROM sessions s WHERE s.tenant = e.tenant AND s.session_id = m.session_id)
+			FROM events e INDEXED BY events_by_ref_hash LEFT JOIN message_sessions m ON m.event = e.id
+			WHERE e.ref = ? AND e.tenant = ? AND e.event_id = ?`, refOf(m.tenant, m.eventID), m.tenant, m.eventID).Scan(&id, &key, &was, &remains); err != nil {
 			return nil, fmt.Errorf("find a moved message: %w", err)
 		}
-		whole[restarted{m.tenant, now, key}] = true
-		if was.Valid {
+		ids = append(ids, id)
+		if was.Valid && remains {
 			whole[restarted{m.tenant, was.String, key}] = true
 		}
 	}
-	var ids []int64
 	for r := range whole {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM events WHERE tenant = ? AND session_key = ? AND session_id = ? AND type = ?`,
 			r.tenant, r.key, r.id, string(event.TypeMessage))

@@ -27,7 +27,7 @@ import (
 // session's other words out of the old row too.
 func TestSessionWordsFollowMoves(t *testing.T) {
 	vocab := []string{"alfa", "bravo", "charlie", "delta", "eco", "foxtrot", "golf", "hotel"}
-	for seed := range uint64(6) {
+	for seed := range uint64(10) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
 			ctx := context.Background()
 			s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
