@@ -199,9 +199,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS message_sessions_by_event ON message_sessions 
 -- entry per session instead of one per message (2-3), and reading a word's
 -- sessions in step with a tag's (inStep) needs no FTS5 query per session.
 -- A row is deleted with the message whose rowid it has (unindex); a message
--- that moves re-indexes every message of its old and new sessions
--- (reindexed), so that no row keeps the words of a message its session no
--- longer has.
+-- that moves re-indexes every message of the session it leaves, if that
+-- remains, and a session whose start moves is re-indexed whole (reindexed),
+-- so that no row keeps the words of a message its session no longer has.
 CREATE VIRTUAL TABLE IF NOT EXISTS session_words USING fts5(
 	text,
 	content = '',
