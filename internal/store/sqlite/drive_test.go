@@ -338,3 +338,105 @@ func TestSampleCountsTests(t *testing.T) {
 		}
 	}
 }
+
+// TestInStepSharedBuckets: read in step with a tag, a word's messages are
+// told to a session by their start bucket alone except in buckets that
+// more than one session has had (shared_buckets). A session without
+// messages that started in the same millisecond as one with the word, of
+// the same tenant or another, is not found; one alone in its millisecond
+// is, by its bucket.
+func TestInStepSharedBuckets(t *testing.T) {
+	s := openTemp(t)
+	s.planner = planner{mode: planInStep}
+	ctx := context.Background()
+	h := time.Hour
+	a, b := storetest.B{Contact: "c-a"}, storetest.B{Contact: "c-b"}
+	c, d := storetest.B{Tenant: "globex", Contact: "c-c"}, storetest.B{Contact: "c-d"}
+	e := storetest.B{Contact: "c-e"}
+	events := []event.Event{
+		a.Msg("a1", h, event.RoleCustomer, "segunda via do boleto"), a.Tag("a2", h+time.Second, "t"),
+		b.Tag("b1", h, "t"), // the same millisecond as a, no message
+		c.Msg("c1", 2*h, event.RoleCustomer, "boleto"), c.Tag("c2", 2*h+time.Second, "t"),
+		d.Tag("d1", 2*h, "t"), // the same millisecond as globex's c
+		e.Msg("e1", 3*h, event.RoleCustomer, "boleto pago"), e.Tag("e2", 3*h+time.Second, "t"),
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	var shared int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM shared_buckets`).Scan(&shared); err != nil {
+		t.Fatal(err)
+	}
+	if shared != 2 {
+		t.Errorf("%d shared buckets, want 2", shared)
+	}
+	for _, q := range []string{"boleto", "segunda boleto"} { // session_words, message_words
+		f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(4 * h), Query: q, Tags: []string{"t"}}
+		got := searchIDs(t, s, f)
+		want := []string{session.DeriveID(&events[6]), session.DeriveID(&events[0])}
+		if q != "boleto" {
+			want = want[1:]
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("q=%s with tag t: %v, want %v", q, got, want)
+		}
+	}
+}
+
+// TestInStepChunks: read in step, a word's rowids come in chunks (an hour
+// of starts, then sized by the density); across the chunks' ends every session is found once,
+// in report order, the same sessions as the scan finds, for a word of
+// every session and one of every third, with half the sessions sharing a
+// start bucket in pairs.
+func TestInStepChunks(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	defer func(c float64) { wordChunk = c }(wordChunk)
+	wordChunk = 64 // ~20 chunks, some spans of a 64th of an hour
+	n := 1200
+	if testing.Short() {
+		// The race detector's run: ~20 chunks still.
+		wordChunk, n = 16, 300
+	}
+	var events []event.Event
+	for i := range n {
+		b := storetest.B{Contact: fmt.Sprintf("c%05d", i)}
+		at := time.Duration(i) * time.Minute
+		if i < n/2 {
+			at = time.Duration(i/2) * time.Minute // pairs share a start bucket
+		}
+		text := "alfa"
+		if i%3 == 0 {
+			text = "alfa bravo"
+		}
+		events = append(events, b.Msg(fmt.Sprintf("m%05d", i), at, event.RoleCustomer, text), b.Tag(fmt.Sprintf("t%05d", i), at+time.Millisecond, "T"))
+	}
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	for len(events) > 0 {
+		k := min(len(events), 1000)
+		if err := a.Ingest(ctx, events[:k]); err != nil {
+			t.Fatal(err)
+		}
+		events = events[k:]
+	}
+	for _, q := range []string{"alfa", "bravo"} {
+		f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(time.Duration(2*n) * time.Minute), Query: q, Tags: []string{"T"}, Channels: []string{"whatsapp"}}
+		s.planner = planner{mode: planScan}
+		want := searchIDs(t, s, f)
+		s.planner = planner{mode: planInStep}
+		got := searchIDs(t, s, f)
+		if len(want) != n && q == "alfa" || len(want) != (n+2)/3 && q == "bravo" {
+			t.Fatalf("q=%s: the scan finds %d sessions", q, len(want))
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("q=%s: in step %d sessions, the scan %d, or another order", q, len(got), len(want))
+		}
+		res, err := s.Search(ctx, f, report.Page{Limit: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Total != len(want) || res.TotalMore {
+			t.Fatalf("q=%s: in step total %d (more %v), want %d", q, res.Total, res.TotalMore, len(want))
+		}
+	}
+}

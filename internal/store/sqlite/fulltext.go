@@ -92,21 +92,42 @@ func startsMoved(ctx context.Context, tx *sql.Tx, ss []session.Session) ([]resta
 
 // reindexed deletes the index entries of the moved messages and of the
 // messages of the restarted sessions, and returns them to be indexed again
-// under their session of now.
+// under their session of now. A session_words row holds the words of
+// several messages of its session (under one's rowid), so a session that
+// loses a message and remains, or whose start moved, is indexed again
+// whole: its rows are deleted with its messages (unindex) and written
+// again as one. A session that gains a message keeps its rows (the
+// message's words come in a new one); one that was deleted lost every
+// message, and its rows with them.
 func reindexed(ctx context.Context, tx *sql.Tx, mv []moved, rs []restarted) ([]word, error) {
 	if len(mv) == 0 && len(rs) == 0 {
 		return nil, nil
 	}
-	var ids []int64
+	whole := make(map[restarted]bool, len(rs)+len(mv))
+	for _, r := range rs {
+		whole[r] = true
+	}
+	ids := make([]int64, 0, len(mv))
 	for _, m := range mv {
+		// The event row has its new session already; message_sessions
+		// still has the old one (none when it was not indexed), which
+		// the sessions table still has if it remains.
 		var id int64
-		if err := tx.QueryRowContext(ctx, `SELECT id FROM events INDEXED BY events_by_ref_hash
-			WHERE ref = ? AND tenant = ? AND event_id = ?`, refOf(m.tenant, m.eventID), m.tenant, m.eventID).Scan(&id); err != nil {
+		var key string
+		var was sql.NullString
+		var remains bool
+		if err := tx.QueryRowContext(ctx, `SELECT e.id, e.session_key, m.session_id,
+			EXISTS (SELECT 1 FROM sessions s WHERE s.tenant = e.tenant AND s.session_id = m.session_id)
+			FROM events e INDEXED BY events_by_ref_hash LEFT JOIN message_sessions m ON m.event = e.id
+			WHERE e.ref = ? AND e.tenant = ? AND e.event_id = ?`, refOf(m.tenant, m.eventID), m.tenant, m.eventID).Scan(&id, &key, &was, &remains); err != nil {
 			return nil, fmt.Errorf("find a moved message: %w", err)
 		}
 		ids = append(ids, id)
+		if was.Valid && remains {
+			whole[restarted{m.tenant, was.String, key}] = true
+		}
 	}
-	for _, r := range rs {
+	for r := range whole {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM events WHERE tenant = ? AND session_key = ? AND session_id = ? AND type = ?`,
 			r.tenant, r.key, r.id, string(event.TypeMessage))
 		if err != nil {
@@ -153,10 +174,14 @@ func reindexed(ctx context.Context, tx *sql.Tx, mv []moved, rs []restarted) ([]w
 }
 
 // unindex deletes the messages whose keys (a column mn) doomed selects from the
-// full-text index (rowid ^mn) and from message_sessions, one statement each.
+// full-text indexes (rowid ^mn; in session_words only the rows that have a
+// doomed message's rowid) and from message_sessions, one statement each.
+// The callers doom every message of a session whose rows they delete.
 func unindex(ctx context.Context, tx *sql.Tx, doomed string, args ...any) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM message_words WHERE rowid IN (SELECT ~mn FROM (`+doomed+`))`, args...); err != nil {
-		return fmt.Errorf("delete indexed words: %w", err)
+	for _, table := range []string{"message_words", "session_words"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE rowid IN (SELECT ~mn FROM (`+doomed+`))`, args...); err != nil {
+			return fmt.Errorf("delete indexed words: %w", err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM message_sessions WHERE mn IN (`+doomed+`)`, args...); err != nil {
 		return fmt.Errorf("delete indexed words: %w", err)
@@ -217,6 +242,34 @@ func keyWords(ctx context.Context, tx *sql.Tx, words []word, starts map[[2]strin
 	return keys, nil
 }
 
+// noteBuckets records the start bucket of each of ss in session_buckets,
+// and adds to shared_buckets each bucket that more than one session (of
+// any tenant) has had: outside those, a message's bucket names its session
+// for a session of that bucket (inStep), without a look-up in
+// message_sessions. Rows are never deleted (a session that left a bucket
+// at most makes it look shared), so this is one statement to insert what
+// is new and one to find the shared buckets among ss's.
+func noteBuckets(ctx context.Context, tx *sql.Tx, ss []session.Session) error {
+	if len(ss) == 0 {
+		return nil
+	}
+	param := make([][3]any, len(ss))
+	for i := range ss {
+		param[i] = [3]any{bucket(ss[i].StartedAt.UnixMilli()), ss[i].Tenant, ss[i].ID}
+	}
+	js, _ := json.Marshal(param) // numbers and strings: always marshals
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO session_buckets (bucket, tenant, session_id)
+		SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)`, js); err != nil {
+		return fmt.Errorf("note session buckets: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO shared_buckets (bucket)
+		SELECT DISTINCT j.value ->> 0 FROM json_each(?) j
+		WHERE (SELECT count(*) FROM (SELECT 1 FROM session_buckets b WHERE b.bucket = j.value ->> 0 LIMIT 2)) > 1`, js); err != nil {
+		return fmt.Errorf("note shared buckets: %w", err)
+	}
+	return nil
+}
+
 // addWords indexes words under their keys: message_sessions, then
 // message_words (rowid ^key) in one statement (see schema.sql), in
 // ascending rowid order. FTS5 keeps a transaction's words in memory only
@@ -244,6 +297,45 @@ func addWords(ctx context.Context, tx *sql.Tx, words []word, keys []int64) error
 		SELECT ~(value ->> 0), value ->> 4 FROM json_each(?)`, param); err != nil {
 		return fmt.Errorf("index message words: %w", err)
 	}
+	return addSessionWords(ctx, tx, rows)
+}
+
+// addSessionWords writes one session_words row per session of rows (key,
+// event, tenant, session, text; keys descending): its messages' texts, one
+// a line, under the rowid of the first of them in rows (its greatest key),
+// in ascending rowid order like message_words.
+func addSessionWords(ctx context.Context, tx *sql.Tx, rows [][5]any) error {
+	type part struct {
+		key  int64
+		text strings.Builder
+	}
+	of := make(map[[2]string]*part, len(rows))
+	var parts []*part
+	for _, r := range rows {
+		id := [2]string{r[2].(string), r[3].(string)}
+		p := of[id]
+		if p == nil {
+			p = &part{key: r[0].(int64)}
+			of[id] = p
+			parts = append(parts, p)
+		} else {
+			p.text.WriteByte('\n')
+		}
+		p.text.WriteString(r[4].(string))
+	}
+	// parts are in the order of their first row: keys descending.
+	param := make([][2]any, len(parts))
+	for i, p := range parts {
+		param[i] = [2]any{p.key, p.text.String()}
+	}
+	js, err := json.Marshal(param)
+	if err != nil {
+		return fmt.Errorf("encode session texts: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO session_words (rowid, text)
+		SELECT ~(value ->> 0), value ->> 1 FROM json_each(?)`, js); err != nil {
+		return fmt.Errorf("index session words: %w", err)
+	}
 	return nil
 }
 
@@ -252,9 +344,11 @@ func addWords(ctx context.Context, tx *sql.Tx, words []word, keys []int64) error
 // condition's driver. It is sized by reading them (see size), and then
 // drives as an ordered driver over the sessions it read.
 type wordWalk struct {
-	tenant, match string
-	lo, hi        int64 // rowids, inclusive
-	lower, upper  int64 // started_at, ms
+	// table is the FTS5 table read: message_words, or session_words
+	// for one word of one token (queryCondition).
+	tenant, table, match string
+	lo, hi               int64 // rowids, inclusive
+	lower, upper         int64 // started_at, ms
 	// partner, when set, is an ordered driver (a side table's range or
 	// an intersection) read in step with the words: the walk yields the
 	// partner's sessions that have a matching message (inStep). owners
@@ -282,10 +376,11 @@ func (ww *wordWalk) read(ctx context.Context, tx *sql.Tx, from int64, need int, 
 	// FTS5 takes the rowid range and the order (xBestIndex): it seeks
 	// the word's doclists to the range's start, so rows come newest
 	// bucket first and reading stops when enough were read.
-	rows, err := tx.QueryContext(ctx, `SELECT message_words.rowid, m.session_id
-		FROM message_words CROSS JOIN message_sessions m ON m.mn = ~message_words.rowid
-		WHERE message_words MATCH ? AND message_words.rowid >= ? AND message_words.rowid <= ? AND m.tenant = ?
-		ORDER BY message_words.rowid`, ww.match, from, ww.hi, ww.tenant)
+	t := ww.table
+	rows, err := tx.QueryContext(ctx, `SELECT `+t+`.rowid, m.session_id
+		FROM `+t+` CROSS JOIN message_sessions m ON m.mn = ~`+t+`.rowid
+		WHERE `+t+` MATCH ? AND `+t+`.rowid >= ? AND `+t+`.rowid <= ? AND m.tenant = ?
+		ORDER BY `+t+`.rowid`, ww.match, from, ww.hi, ww.tenant)
 	if err != nil {
 		return out, 0, false, fmt.Errorf("read matching messages: %w", err)
 	}
@@ -483,39 +578,65 @@ func (w *where) readyWalk(ctx context.Context, tx *sql.Tx, bound int) error {
 // in message_sessions only in the buckets of the partner's sessions, to
 // tell which session of the bucket each belongs to.
 type inStep struct {
-	ww             *wordWalk
-	partner, words *sql.Rows
-	cur            candidate // the partner's next session, if more
-	more           bool
-	rowid          int64 // the next message's rowid, if any
-	any            bool
-	bucket         int64   // the bucket of keys
-	keys           []int64 // the messages (keys) of bucket
-	pending        []pending
+	ww      *wordWalk
+	ctx     context.Context
+	tx      *sql.Tx
+	partner *sql.Rows
+	cur     candidate // the partner's next session, if more
+	more    bool
+	rowid   int64 // the next message's rowid, if any
+	any     bool
+	// words are the matching rowids read and not yet stepped over
+	// (words[pos:]), from where the next chunk begins and its span, and
+	// whether the last chunk was read (see nextWord).
+	words   []int64
+	pos     int
+	from    int64
+	last    bool
+	span    int64   // of the next chunk
+	bucket  int64   // the bucket of keys
+	keys    []int64 // the messages (keys) of bucket
+	pending []pending
+	// shared are the buckets of the walk's range that hold (or held)
+	// messages of more than one session (shared_buckets): only there are
+	// messages looked up.
+	shared map[int64]bool
 }
 
 // pending is a session of the partner with the messages of its bucket,
-// not yet looked up.
+// not yet looked up; known when the bucket is no other session's, so that
+// its messages are the session's.
 type pending struct {
-	c    candidate
-	keys []int64
+	c     candidate
+	keys  []int64
+	known bool
 }
 
 // stepBatch is how many sessions' messages are looked up in one statement.
 const stepBatch = 256
 
 func (ww *wordWalk) inStep(ctx context.Context, tx *sql.Tx) (*inStep, error) {
-	st := &inStep{ww: ww, bucket: -1 << 62}
-	var err error
+	st := &inStep{ww: ww, ctx: ctx, tx: tx, from: ww.lo, bucket: -1 << 62, shared: map[int64]bool{minBucket: true, maxBucket: true}}
+	rows, err := tx.QueryContext(ctx, `SELECT bucket FROM shared_buckets WHERE bucket >= ? AND bucket <= ?`, ^ww.hi>>wordBits, ^ww.lo>>wordBits)
+	if err != nil {
+		return nil, fmt.Errorf("read shared buckets: %w", err)
+	}
+	for rows.Next() {
+		var b int64
+		if err := rows.Scan(&b); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read shared buckets: %w", err)
+		}
+		st.shared[b] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read shared buckets: %w", err)
+	}
 	// A compound partner's ORDER BY makes SQLite merge its arms; a
 	// range's is its index's order.
 	if st.partner, err = tx.QueryContext(ctx, ww.partner.sql+" ORDER BY 1 DESC, 2 DESC", ww.partner.args...); err != nil {
 		return nil, fmt.Errorf("read a full-text partner: %w", err)
-	}
-	if st.words, err = tx.QueryContext(ctx, `SELECT rowid FROM message_words WHERE message_words MATCH ? AND rowid >= ? AND rowid <= ? ORDER BY rowid`,
-		ww.match, ww.lo, ww.hi); err != nil {
-		st.partner.Close()
-		return nil, fmt.Errorf("read matching messages: %w", err)
 	}
 	if err := st.nextSession(); err != nil {
 		st.close()
@@ -528,10 +649,7 @@ func (ww *wordWalk) inStep(ctx context.Context, tx *sql.Tx) (*inStep, error) {
 	return st, nil
 }
 
-func (st *inStep) close() {
-	st.partner.Close()
-	st.words.Close()
-}
+func (st *inStep) close() { st.partner.Close() }
 
 func (st *inStep) nextSession() error {
 	if st.more = st.partner.Next(); st.more {
@@ -546,16 +664,71 @@ func (st *inStep) nextSession() error {
 	return nil
 }
 
+// wordSpan is the rowid span (an hour of starts) the first statement of
+// nextWord reads; each next one's span is sized from the matches per rowid
+// of the last to hold about wordChunk matches, between a 64th and 64 times
+// wordSpan.
+const wordSpan = 3_600_000 << wordBits
+
+var wordChunk = 4096.0 // a variable for the tests
+
+// nextWord steps to the next matching rowid. The rowids are read in chunks,
+// each one statement over a span of rowids that gives them as one text
+// (group_concat): a row through database/sql costs ~0.3 µs, several times
+// what FTS5 takes to step to the next match, and a common word has
+// ~100,000 sessions in a month. Each chunk's FTS5 query seeks to where the
+// last one ended (a seek per word, ~15 µs).
 func (st *inStep) nextWord() error {
-	if st.any = st.words.Next(); st.any {
-		if err := st.words.Scan(&st.rowid); err != nil {
-			return fmt.Errorf("read matching messages: %w", err)
+	for st.pos == len(st.words) {
+		if st.last {
+			st.any = false
+			return nil
 		}
-		return nil
+		if err := st.readWords(); err != nil {
+			return err
+		}
 	}
-	if err := st.words.Err(); err != nil {
+	st.rowid, st.any = st.words[st.pos], true
+	st.pos++
+	return nil
+}
+
+// readWords reads the next span of matching rowids into st.words.
+func (st *inStep) readWords() error {
+	if st.span == 0 {
+		st.span = wordSpan
+	}
+	hi := st.ww.hi
+	if st.span <= st.ww.hi-st.from {
+		hi = st.from + st.span - 1
+	}
+	var list sql.NullString
+	t := st.ww.table
+	if err := st.tx.QueryRowContext(st.ctx, `SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ? AND rowid >= ? AND rowid <= ?`,
+		st.ww.match, st.from, hi).Scan(&list); err != nil {
 		return fmt.Errorf("read matching messages: %w", err)
 	}
+	st.words, st.pos, st.last = st.words[:0], 0, hi == st.ww.hi
+	for f := range strings.SplitSeq(list.String, ",") {
+		if f == "" {
+			continue
+		}
+		r, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return fmt.Errorf("read matching messages: %w", err)
+		}
+		st.words = append(st.words, r)
+	}
+	// group_concat keeps FTS5's order (ascending rowids) in practice,
+	// which SQLite does not promise: sorted when it did not.
+	if !slices.IsSorted(st.words) {
+		slices.Sort(st.words)
+	}
+	// The next span holds about wordChunk matches at this one's density,
+	// from an hour of starts up to 64 times the first span.
+	next := float64(st.span) / float64(max(len(st.words), 1)) * wordChunk // in float64: no overflow
+	st.span = int64(min(max(next, wordSpan/64), 64*wordSpan))
+	st.from = hi + 1
 	return nil
 }
 
@@ -586,7 +759,7 @@ func (st *inStep) read(ctx context.Context, tx *sql.Tx, need int, out []candidat
 			}
 		}
 		if len(st.keys) > 0 {
-			st.pending = append(st.pending, pending{st.cur, st.keys})
+			st.pending = append(st.pending, pending{st.cur, st.keys, !st.shared[b]})
 		}
 		if err := st.nextSession(); err != nil {
 			return out, false, err
@@ -609,17 +782,19 @@ func (st *inStep) lookUp(ctx context.Context, tx *sql.Tx, out []candidate) ([]ca
 	if len(st.pending) == 0 {
 		return out, nil
 	}
-	of := make(map[int64]string, len(st.pending))
+	of := make(map[int64]string)
 	var keys []int64
 	for _, p := range st.pending {
-		keys = append(keys, p.keys[0])
+		if !p.known {
+			keys = append(keys, p.keys[0])
+		}
 	}
 	if err := st.sessionsOf(ctx, tx, keys, of); err != nil {
 		return out, err
 	}
 	keys = keys[:0]
 	for _, p := range st.pending {
-		if of[p.keys[0]] != p.c.ID {
+		if !p.known && of[p.keys[0]] != p.c.ID {
 			keys = append(keys, p.keys[1:]...)
 		}
 	}
@@ -627,7 +802,7 @@ func (st *inStep) lookUp(ctx context.Context, tx *sql.Tx, out []candidate) ([]ca
 		return out, err
 	}
 	for _, p := range st.pending {
-		if slices.ContainsFunc(p.keys, func(k int64) bool { return of[k] == p.c.ID }) {
+		if p.known || slices.ContainsFunc(p.keys, func(k int64) bool { return of[k] == p.c.ID }) {
 			out = append(out, p.c)
 		}
 	}

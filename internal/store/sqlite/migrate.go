@@ -13,7 +13,7 @@ import (
 
 // schemaVersion is the PRAGMA user_version of a database whose derived
 // tables are complete and whose layout is schema.sql's.
-const schemaVersion = 11
+const schemaVersion = 12
 
 // migrate creates the schema, or brings an older database to it in one
 // transaction: version 1 added the full-text index, version 2 turned times
@@ -30,7 +30,8 @@ const schemaVersion = 11
 // (rowidSessions), version 11 adds the side tables' indexes keyed by channel
 // and handoff (session_tags_by_value_filters, session_info_by_key_filters):
 // no row changes, so schema.sql's CREATE INDEX IF NOT EXISTS, run on every
-// open, builds them from the stored rows.
+// open, builds them from the stored rows; version 12 adds the words by
+// session and the buckets sessions share (fillSessionWords).
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -92,6 +93,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 				return fmt.Errorf("rekey the full-text index: %w", err)
 			}
 		}
+		if v < 12 {
+			if err := fillSessionWords(ctx, tx); err != nil {
+				return fmt.Errorf("index the words by session: %w", err)
+			}
+		}
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
 			return err
 		}
@@ -124,6 +130,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("migrate from version %d: %w", v, err)
 	}
 	if err := rekeyWords(ctx, tx); err != nil {
+		return fmt.Errorf("migrate from version %d: %w", v, err)
+	}
+	if err := fillSessionWords(ctx, tx); err != nil {
 		return fmt.Errorf("migrate from version %d: %w", v, err)
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
@@ -390,6 +399,72 @@ func rekeyWords(ctx context.Context, tx *sql.Tx) error {
 		// every full-text test of a session seeks: merged into one, the
 		// test costs a seek per word (at 200,000 sessions: 26 s).
 		`INSERT INTO message_words (message_words) VALUES ('optimize')`,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fillSessionWords builds session_words, session_buckets and shared_buckets
+// (version 12) from the indexed messages and the stored sessions. In
+// session_words each session has one row, all its messages' texts under the
+// rowid of its newest-keyed message (schema.sql). message_sessions is read in key
+// order, descending, so a bucket's sessions come together and the rows are
+// written in ascending rowid order, a few thousand per statement, then
+// merged into one segment as rekeyWords does.
+func fillSessionWords(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO session_words (session_words) VALUES ('delete-all')`); err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT m.mn, m.tenant, m.session_id, json_extract(CAST(e.body AS TEXT), '$.text')
+		FROM message_sessions m CROSS JOIN events e ON e.id = m.event ORDER BY m.mn DESC`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var bucketRows, chunk [][5]any
+	cur := int64(-1 << 62)
+	flush := func(last bool) error {
+		// A bucket's rows make its sessions' rows, in the order of
+		// their first (greatest) key.
+		if len(bucketRows) > 0 {
+			chunk = append(chunk, bucketRows...)
+			bucketRows = bucketRows[:0]
+		}
+		if len(chunk) < 20000 && !last || len(chunk) == 0 {
+			return nil
+		}
+		err := addSessionWords(ctx, tx, chunk)
+		chunk = chunk[:0]
+		return err
+	}
+	for rows.Next() {
+		var mn int64
+		var tenant, id string
+		var text sql.NullString
+		if err := rows.Scan(&mn, &tenant, &id, &text); err != nil {
+			return err
+		}
+		if b := mn >> wordBits; b != cur {
+			if err := flush(false); err != nil {
+				return err
+			}
+			cur = b
+		}
+		bucketRows = append(bucketRows, [5]any{mn, int64(0), tenant, id, text.String})
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if err := flush(true); err != nil {
+		return err
+	}
+	for _, q := range []string{`INSERT INTO session_words (session_words) VALUES ('optimize')`,
+		`INSERT OR IGNORE INTO session_buckets (bucket, tenant, session_id)
+		SELECT ` + bucketSQL + `, s.tenant, s.session_id FROM sessions s ORDER BY 1, 2, 3`,
+		`INSERT OR IGNORE INTO shared_buckets (bucket) SELECT bucket FROM session_buckets GROUP BY bucket HAVING count(*) > 1`,
 	} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err

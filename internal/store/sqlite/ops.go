@@ -133,7 +133,7 @@ func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten
 			AND s.session_id NOT IN (SELECT session_id FROM forget_sessions))`, tenant); err != nil {
 		return f, fmt.Errorf("forget: delete contact names: %w", err)
 	}
-	for _, table := range []string{"session_tags", "session_info", "session_protocols", "session_marks", "sessions"} {
+	for _, table := range []string{"session_tags", "session_info", "session_protocols", "session_marks", "session_buckets", "sessions"} {
 		res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE tenant = ? AND session_id IN (SELECT session_id FROM forget_sessions)`, tenant)
 		if err != nil {
 			return f, fmt.Errorf("forget: delete from %s: %w", table, err)

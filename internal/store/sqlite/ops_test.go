@@ -62,11 +62,14 @@ func TestForget(t *testing.T) {
 	var words, rows int
 	db.QueryRow(`SELECT count(*) FROM message_words WHERE message_words MATCH 'segredo'`).Scan(&words)
 	db.QueryRow(`SELECT count(*) FROM message_words JOIN message_sessions m ON m.mn = ~message_words.rowid JOIN events e ON e.id = m.event WHERE e.tenant = 'acme'`).Scan(&rows)
-	if words != 1 || rows != 1 {
-		t.Fatalf("indexed words left: %d matches of 'segredo' (want globex's only), %d acme messages indexed (want joão's)", words, rows)
+	var sessionWords int
+	db.QueryRow(`SELECT count(*) FROM session_words WHERE session_words MATCH 'segredo'`).Scan(&sessionWords)
+	if words != 1 || rows != 1 || sessionWords != 1 {
+		t.Fatalf("indexed words left: %d matches of 'segredo' (want globex's only), %d acme messages indexed (want joão's), %d session rows with 'segredo' (want 1)",
+			words, rows, sessionWords)
 	}
 	// No table keeps a row of a forgotten session, nor the contact's name.
-	for _, table := range []string{"session_tags", "session_info", "session_protocols", "session_marks", "message_sessions"} {
+	for _, table := range []string{"session_tags", "session_info", "session_protocols", "session_marks", "session_buckets", "message_sessions"} {
 		var n int
 		if err := db.QueryRow(`SELECT count(*) FROM ` + table + ` WHERE tenant = 'acme' AND session_id NOT IN (SELECT session_id FROM sessions WHERE tenant = 'acme')`).Scan(&n); err != nil {
 			t.Fatal(err)

@@ -341,7 +341,12 @@ func (w *where) drive(ctx context.Context, tx *sql.Tx, bound int, p planner) err
 // step 60–120 ms of CPU where the tag's sessions are 1 in 3 to 1 in 20 of
 // the month, per-session queries 200–250 ms; the other way round below ~1
 // in 16 (tags of 3,000–5,000 sessions: 40–100 ms against 85–245 ms).
-const stepShare = 0.04
+// sessionStepShare is the same for a word read from session_words: about
+// one entry per session (~0.3 µs) against a query per session (~16 µs).
+const (
+	stepShare        = 0.04
+	sessionStepShare = 0.01
+)
 
 // stepWords lets a full-text condition that does not drive read its words
 // in step with the ordered range that does (inStep), when its sample showed
@@ -357,7 +362,11 @@ func (w *where) stepWords(ctx context.Context, tx *sql.Tx, bound int) error {
 		return nil
 	}
 	c := w.conds[ci]
-	if ww := c.walk; w.plan.mode == planAuto && (ww.sampled == 0 || float64(ww.passed) < stepShare*float64(ww.sampled)) {
+	share := stepShare
+	if c.walk.table == "session_words" {
+		share = sessionStepShare
+	}
+	if ww := c.walk; w.plan.mode == planAuto && (ww.sampled == 0 || float64(ww.passed) < share*float64(ww.sampled)) {
 		return nil
 	}
 	c.walk.partner, c.walk.owners, c.walk.choice = w.driver, w.owners, w.choice

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/chatreport/chatreport/internal/jsonenc"
@@ -298,7 +299,9 @@ func contactCondition(w *where, t sideTables, contact string) {
 
 // queryCondition matches sessions with a message that has every word of q,
 // through the FTS5 index message_words, whose rowids are in report order
-// (schema.sql). A session is tested by the rowids of its start's bucket:
+// (schema.sql); a single word of one token through session_words, which
+// gives the same sessions with about one entry per session instead of one
+// per message. A session is tested by the rowids of its start's bucket:
 // one seek per word. The driver reads the interval's matches newest first
 // and stops when it has enough (wordWalk).
 func queryCondition(w *where, tenant, q string, lower, upper int64) {
@@ -306,13 +309,30 @@ func queryCondition(w *where, tenant, q string, lower, upper int64) {
 	if len(words) == 0 {
 		return
 	}
-	match := matchExpression(words)
-	c := w.add(`EXISTS (SELECT 1 FROM message_words CROSS JOIN message_sessions m ON m.mn = ~message_words.rowid
-		WHERE message_words MATCH ? AND message_words.rowid BETWEEN ~(`+bucketSQL+` * 1048576 + 1048575) AND ~(`+bucketSQL+` * 1048576)
+	match, table := matchExpression(words), "message_words"
+	if len(words) == 1 && oneToken(words[0]) {
+		table = "session_words"
+	}
+	c := w.add(`EXISTS (SELECT 1 FROM `+table+` CROSS JOIN message_sessions m ON m.mn = ~`+table+`.rowid
+		WHERE `+table+` MATCH ? AND `+table+`.rowid BETWEEN ~(`+bucketSQL+` * 1048576 + 1048575) AND ~(`+bucketSQL+` * 1048576)
 		AND m.tenant = s.tenant AND m.session_id = s.session_id)`, match)
 	lo, hi := wordRange(lower, upper)
-	c.walk = &wordWalk{tenant: tenant, match: match, lo: lo, hi: hi, lower: lower, upper: upper}
+	c.walk = &wordWalk{tenant: tenant, table: table, match: match, lo: lo, hi: hi, lower: lower, upper: upper}
 	c.drivers = []driver{{ordered: true}} // made by the walk when sized
+}
+
+// oneToken reports whether the tokenizer (unicode61) reads word as one
+// token: letters and digits only, its token characters (categories L* and
+// N*; https://www.sqlite.org/fts5.html#unicode61_tokenizer). A word of
+// several tokens is a phrase, which a session's texts, one after another,
+// could match across two messages.
+func oneToken(word string) bool {
+	for _, r := range word {
+		if !unicode.IsLetter(r) && !unicode.IsNumber(r) {
+			return false
+		}
+	}
+	return word != ""
 }
 
 // matchExpression is an FTS5 query requiring every word. Each word is a

@@ -199,3 +199,37 @@ CREATE TABLE IF NOT EXISTS message_sessions (
 	session_id TEXT    NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS message_sessions_by_event ON message_sessions (event);
+-- session_words: the same words by session, for a search of one word (one
+-- token; fulltext.go, oneToken), whose answer is the same whether the word
+-- is looked for in a message or in all of a session's messages. Each write
+-- adds one row per session with new messages: their texts, under the rowid
+-- of one of those messages (^mn, so a row is in report order and
+-- message_sessions names its session). A common word then has about one
+-- entry per session instead of one per message (2-3), and reading a word's
+-- sessions in step with a tag's (inStep) needs no FTS5 query per session.
+-- A row is deleted with the message whose rowid it has (unindex); a message
+-- that moves re-indexes every message of the session it leaves, if that
+-- remains, and a session whose start moves is re-indexed whole (reindexed),
+-- so that no row keeps the words of a message its session no longer has.
+CREATE VIRTUAL TABLE IF NOT EXISTS session_words USING fts5(
+	text,
+	content = '',
+	contentless_delete = 1,
+	tokenize = 'unicode61 remove_diacritics 2'
+);
+-- session_buckets: every start bucket (fulltext.go) each session has had,
+-- and shared_buckets: those that more than one session (of any tenant) has
+-- had. Outside a shared bucket every message keyed in it is of the one
+-- session that started in it, so reading a word in step with a tag's
+-- sessions (inStep) tells a session's messages by their rowids alone; only
+-- in shared buckets (and the two clamped ones) are they looked up in
+-- message_sessions. A session that is deleted or restarts elsewhere leaves
+-- its row (a bucket then at most looks shared), so that a write only
+-- inserts what is new.
+CREATE TABLE IF NOT EXISTS session_buckets (
+	bucket     INTEGER NOT NULL,
+	tenant     TEXT    NOT NULL,
+	session_id TEXT    NOT NULL,
+	PRIMARY KEY (bucket, tenant, session_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shared_buckets (bucket INTEGER PRIMARY KEY);

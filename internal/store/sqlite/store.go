@@ -549,6 +549,9 @@ func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, r *reader) ([][
 	if err != nil {
 		return nil, err
 	}
+	if err := noteBuckets(ctx, tx, ch.Sessions); err != nil {
+		return nil, err
+	}
 	return sums, indexWords(ctx, tx, words, mv, rs, ch.Sessions)
 }
 

@@ -34,11 +34,18 @@ func TestConformance(t *testing.T) {
 // by a trigger; before version 2 times in nanoseconds; before version 4
 // contact names lowered, not folded; before version 5 phone digits not
 // reversed and no started_at in the side tables; before version 9 no ref;
-// before version 10 sessions WITHOUT ROWID, keyed by (tenant, session_id).
+// before version 10 sessions WITHOUT ROWID, keyed by (tenant, session_id);
+// before version 11 no side-table indexes keyed by channel and handoff;
+// before version 12 no session_words, session_buckets or shared_buckets.
 func oldLayout(version int) []string {
+	// Before version 12 there were no words by session and no buckets.
+	qs := []string{`DROP TABLE session_words`, `DROP TABLE session_buckets`, `DROP TABLE shared_buckets`}
+	if version == 11 {
+		return append(qs, `PRAGMA user_version = 11`)
+	}
 	// Before version 11 the side tables had no indexes keyed by channel
 	// and handoff.
-	qs := []string{`DROP INDEX session_tags_by_value_filters`, `DROP INDEX session_info_by_key_filters`}
+	qs = append(qs, `DROP INDEX session_tags_by_value_filters`, `DROP INDEX session_info_by_key_filters`)
 	if version == 10 {
 		return append(qs, `PRAGMA user_version = 10`)
 	}
@@ -142,7 +149,7 @@ func olderLayout(version int) []string {
 // layout with its sessions, events, times and full-text index intact, and
 // what is ingested afterwards is indexed once.
 func TestMigrate(t *testing.T) {
-	for _, version := range []int{0, 1, 2, 3, 4, 5, 6, 8, 9, 10} {
+	for _, version := range []int{0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11} {
 		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "old.db")
@@ -187,6 +194,11 @@ func TestMigrate(t *testing.T) {
 				if res.Total != 1 || len(res.Items) != 1 || res.Items[0].ID != want.Session.ID {
 					t.Fatalf("open %d: full text after migration: %+v", reopen, res)
 				}
+				// One word: read from session_words.
+				f.Query = "NAO"
+				if res, err = s.Search(ctx, f, report.Page{Limit: 10}); err != nil || res.Total != 1 || res.Items[0].ID != want.Session.ID {
+					t.Fatalf("open %d: one word after migration: %+v, %v", reopen, res, err)
+				}
 				for _, f := range []report.Filter{{Contact: "Claudia"}, {Contact: "98765-4321"}, {Tags: []string{"x"}},
 					{Tags: []string{"x"}, Contact: "(11) 98765-4321"}, {Outcomes: []string{session.OutcomeOpen}, Now: storetest.Base},
 					{Tags: []string{"x"}, Channels: []string{"whatsapp"}, HandedOff: new(bool)}} {
@@ -215,12 +227,14 @@ func TestMigrate(t *testing.T) {
 			if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, batch); err != nil {
 				t.Fatal(err)
 			}
-			var triggers, tables, words int
+			var triggers, tables, words, sessionWords int
 			db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'`).Scan(&triggers)
 			db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name IN ('message_rows', 'events_old', 'events_by_session')`).Scan(&tables)
 			db.QueryRow(`SELECT count(*) FROM message_words WHERE message_words MATCH 'fatura OR segunda OR boleto'`).Scan(&words)
-			if triggers != 0 || tables != 0 || words != 3 {
-				t.Fatalf("triggers %d, old tables %d, indexed messages %d; want 0, 0, 3", triggers, tables, words)
+			// The migrated message in one row, the two new ones in another.
+			db.QueryRow(`SELECT count(*) FROM session_words WHERE session_words MATCH 'fatura OR segunda OR boleto'`).Scan(&sessionWords)
+			if triggers != 0 || tables != 0 || words != 3 || sessionWords != 2 {
+				t.Fatalf("triggers %d, old tables %d, indexed messages %d, session rows %d; want 0, 0, 3, 2", triggers, tables, words, sessionWords)
 			}
 
 			// The migrated events are found by their identity: a
