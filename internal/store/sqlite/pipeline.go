@@ -145,7 +145,13 @@ func (r *reader) plan(ctx context.Context, fn func(context.Context, session.Read
 		}
 		return nil, err
 	}
-	p := planWrite(ch, r)
+	p, err := planWrite(ch, r)
+	if err != nil {
+		if !r.serial {
+			r.release()
+		}
+		return nil, err
+	}
 	if r.serial {
 		return p, nil
 	}

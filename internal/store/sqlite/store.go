@@ -346,7 +346,8 @@ func (r *reader) knownInDB(ctx context.Context, refs []event.Ref) (map[event.Ref
 	if err != nil {
 		return nil, err
 	}
-	found, err := storedOf(ctx, tx, refs)
+	l, _ := newLookup(refs)
+	found, err := storedOf(ctx, tx, l)
 	if err != nil {
 		return nil, err
 	}
@@ -370,23 +371,38 @@ func refOf(tenant, eventID string) int64 {
 	return 1
 }
 
-// storedOf returns which of refs are stored, in one statement on
-// events_by_ref_hash (the hashes passed as one JSON array, so that no bound
-// on parameters splits it): the rows of their hashes are read, and their
+// lookup is a look-up of events by identity (storedOf): the identities
+// asked, and their hashes as one JSON array (so that no bound on parameters
+// splits the statement).
+type lookup struct {
+	asked map[event.Ref]bool
+	param []byte
+}
+
+// newLookup is the look-up of refs, and whether one is among them twice.
+func newLookup(refs []event.Ref) (l lookup, twice *event.Ref) {
+	hashes := make([]int64, len(refs))
+	l.asked = make(map[event.Ref]bool, len(refs))
+	for i, ref := range refs {
+		hashes[i] = refOf(ref.Tenant, ref.EventID)
+		if l.asked[ref] && twice == nil {
+			twice = &refs[i]
+		}
+		l.asked[ref] = true
+	}
+	l.param, _ = json.Marshal(hashes) // numbers: always marshals
+	return l, twice
+}
+
+// storedOf returns which of l's identities are stored, in one statement on
+// events_by_ref_hash: the rows of their hashes are read, and their
 // identities compared (two identities may share a hash). The statement is
 // not scoped by tenant: the hash covers the tenant, rows of another tenant
 // that share a hash are dropped by the comparison, and nothing read leaves
 // this function.
-func storedOf(ctx context.Context, tx *sql.Tx, refs []event.Ref) ([]event.Ref, error) {
-	hashes := make([]int64, len(refs))
-	asked := make(map[event.Ref]bool, len(refs))
-	for i, ref := range refs {
-		hashes[i] = refOf(ref.Tenant, ref.EventID)
-		asked[ref] = true
-	}
-	param, _ := json.Marshal(hashes) // numbers: always marshals
+func storedOf(ctx context.Context, tx *sql.Tx, l lookup) ([]event.Ref, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT tenant, event_id FROM events INDEXED BY events_by_ref_hash
-		WHERE ref IN (SELECT value FROM json_each(?))`, param)
+		WHERE ref IN (SELECT value FROM json_each(?))`, l.param)
 	if err != nil {
 		return nil, fmt.Errorf("look up events: %w", err)
 	}
@@ -397,7 +413,7 @@ func storedOf(ctx context.Context, tx *sql.Tx, refs []event.Ref) ([]event.Ref, e
 		if err := rows.Scan(&ref.Tenant, &ref.EventID); err != nil {
 			return nil, fmt.Errorf("look up events: %w", err)
 		}
-		if asked[ref] {
+		if l.asked[ref] {
 			found = append(found, ref)
 		}
 	}
@@ -511,23 +527,30 @@ func deleteRows(table string) multiRow {
 // moved, and the sessions' rows that changed with their fingerprints. An
 // update plans while the update before it writes (pipeline.go).
 type planned struct {
-	ch     session.Changes
-	fresh  []freshEvent
+	ch    session.Changes
+	fresh []freshEvent
+	// stored looks the new events up (storedElsewhere).
+	stored lookup
 	moves  []*session.Stored
 	writes []sessionWrite
 	// sums are the fingerprints of ch.Sessions as written.
 	sums [][]session.Fingerprint
 }
 
-// freshEvent is a new event and its body.
+// freshEvent is a new event and the values of its row that it does not
+// hold as they are: its body, key and ref.
 type freshEvent struct {
 	e    *session.Stored
 	body []byte
+	key  string
+	ref  int64
 }
 
-// planWrite encodes what writing ch takes, from what r read.
-func planWrite(ch session.Changes, r *reader) *planned {
+// planWrite encodes what writing ch takes, from what r read. An event new
+// twice in ch is an error.
+func planWrite(ch session.Changes, r *reader) (*planned, error) {
 	p := &planned{ch: ch}
+	var refs []event.Ref
 	for i := range p.ch.Events {
 		e := &p.ch.Events[i]
 		if r.stored(e) {
@@ -535,10 +558,17 @@ func planWrite(ch session.Changes, r *reader) *planned {
 			continue
 		}
 		body, _ := json.Marshal(e.Event) // plain data: always marshals
-		p.fresh = append(p.fresh, freshEvent{e, body})
+		p.fresh = append(p.fresh, freshEvent{e: e, body: body, key: session.KeyOf(e.Event), ref: refOf(e.Tenant, e.EventID)})
+		refs = append(refs, e.Ref())
+	}
+	if len(refs) > 0 {
+		var twice *event.Ref
+		if p.stored, twice = newLookup(refs); twice != nil {
+			return nil, fmt.Errorf("write events: event %q of tenant %q twice in one write", twice.EventID, twice.Tenant)
+		}
 	}
 	p.writes, p.sums = planSessions(p.ch.Sessions, r)
-	return p
+	return p, nil
 }
 
 // apply writes p.
@@ -551,7 +581,7 @@ func apply(ctx context.Context, tx *sql.Tx, p *planned) error {
 			return fmt.Errorf("delete sessions: %w", err)
 		}
 	}
-	words, mv, err := writeEvents(ctx, tx, p.fresh, p.moves)
+	words, mv, err := writeEvents(ctx, tx, p.fresh, p.stored, p.moves)
 	if err != nil {
 		return err
 	}
@@ -571,7 +601,7 @@ var insertEvents = multiRow{head: `INSERT INTO events (id, tenant, event_id, ses
 // writeEvents inserts new events (fresh) and moves stored ones to their new
 // session. It returns the new messages to index, and the stored messages
 // that moved.
-func writeEvents(ctx context.Context, tx *sql.Tx, fresh []freshEvent, moves []*session.Stored) ([]word, []moved, error) {
+func writeEvents(ctx context.Context, tx *sql.Tx, fresh []freshEvent, stored lookup, moves []*session.Stored) ([]word, []moved, error) {
 	var mv []moved
 	if len(moves) > 0 {
 		move, err := tx.PrepareContext(ctx, `UPDATE events INDEXED BY events_by_ref_hash SET session_id = ?
@@ -595,7 +625,7 @@ func writeEvents(ctx context.Context, tx *sql.Tx, fresh []freshEvent, moves []*s
 	// An event id is unique per tenant, and the first event stored wins:
 	// one stored under another key, or at another time than the batch
 	// says, was not among what the update read of its key.
-	if err := storedElsewhere(ctx, tx, fresh); err != nil {
+	if err := storedElsewhere(ctx, tx, stored); err != nil {
 		return nil, nil, err
 	}
 	// The rows take the ids after the last one: the transaction holds the
@@ -612,30 +642,20 @@ func writeEvents(ctx context.Context, tx *sql.Tx, fresh []freshEvent, moves []*s
 		}
 	}
 	if _, err := insertEvents.exec(ctx, tx, len(fresh), func(i int, dst []any) []any {
-		e := fresh[i].e
-		return append(dst, last+1+int64(i), e.Tenant, e.EventID, session.KeyOf(e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), fresh[i].body,
-			refOf(e.Tenant, e.EventID))
+		f := &fresh[i]
+		return append(dst, last+1+int64(i), f.e.Tenant, f.e.EventID, f.key, f.e.SessionID, f.e.OccurredAt.UnixMilli(), string(f.e.Type), f.body, f.ref)
 	}); err != nil {
 		return nil, nil, fmt.Errorf("write events: %w", err)
 	}
 	return words, mv, nil
 }
 
-// storedElsewhere returns errStoredElsewhere if any of events is stored,
-// and an error if one is twice among them: events_by_ref_hash is not a
-// unique index (hashes may collide), so identities are unique because
-// every write passes here.
-func storedElsewhere(ctx context.Context, tx *sql.Tx, events []freshEvent) error {
-	refs := make([]event.Ref, len(events))
-	seen := make(map[event.Ref]bool, len(events))
-	for i, f := range events {
-		refs[i] = f.e.Ref()
-		if seen[refs[i]] {
-			return fmt.Errorf("write events: event %q of tenant %q twice in one write", refs[i].EventID, refs[i].Tenant)
-		}
-		seen[refs[i]] = true
-	}
-	found, err := storedOf(ctx, tx, refs)
+// storedElsewhere returns errStoredElsewhere if any of the events l looks
+// up is stored. events_by_ref_hash is not a unique index (hashes may
+// collide), so identities are unique because every write passes here (and
+// planWrite refuses an event twice in one write).
+func storedElsewhere(ctx context.Context, tx *sql.Tx, l lookup) error {
+	found, err := storedOf(ctx, tx, l)
 	if err != nil {
 		return fmt.Errorf("write events: %w", err)
 	}
