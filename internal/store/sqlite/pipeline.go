@@ -196,9 +196,12 @@ func (s *Store) write(ctx context.Context, r *reader, p *planned) error {
 		return errStale
 	}
 	if s.beforeWrite != nil {
-		s.beforeWrite()
+		err = s.beforeWrite()
 	}
-	if err := apply(ctx, tx, p); err != nil {
+	if err == nil {
+		err = apply(ctx, tx, p)
+	}
+	if err != nil {
 		s.invalidate()
 		return err
 	}

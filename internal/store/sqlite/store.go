@@ -60,8 +60,9 @@ type Store struct {
 	states *session.StateCache[*session.KeyState]
 	// ckpt checkpoints the WAL off the writer's path (checkpoint.go).
 	ckpt *checkpointer
-	// beforeWrite, when set (by tests), runs as a plan's write begins.
-	beforeWrite func()
+	// beforeWrite, when set (by tests), runs as a plan's write begins; an
+	// error fails the write, as a full disk would.
+	beforeWrite func() error
 }
 
 var _ session.Store = (*Store)(nil)
