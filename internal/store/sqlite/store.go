@@ -446,21 +446,21 @@ func (r *reader) stored(e *session.Stored) bool {
 	return found && kr.tail[i].Ref() == e.Ref()
 }
 
-// held returns, if the update read s's key from memory (ok), the
-// fingerprints s was written with, and whether it is stored at all (known):
-// the state holds every session of the key from Sessions[j] on, and a
-// recomputed session starts there or later.
-func (r *reader) held(s *session.Session) (sums []session.Fingerprint, known, ok bool) {
+// held returns, if the update read s's key from memory (ok), s as the
+// state holds it: its start and the fingerprints it was written with, nil
+// when it is not stored at all. The state holds every session of the key
+// from Sessions[j] on, and a recomputed session starts there or later.
+func (r *reader) held(s *session.Session) (h *session.HeldSession, ok bool) {
 	kr := r.reads[session.StateID{Tenant: s.Tenant, Key: s.Key}]
 	if kr == nil || !kr.fromMemory {
-		return nil, false, false
+		return nil, false
 	}
-	for _, h := range kr.st.Sessions[kr.j:] {
-		if h.ID == s.ID {
-			return h.Sums, true, true
+	for i := range kr.st.Sessions[kr.j:] {
+		if h := &kr.st.Sessions[kr.j+i]; h.ID == s.ID {
+			return h, true
 		}
 	}
-	return nil, false, true
+	return nil, true
 }
 
 // release lets go of the states the update took: a failed update leaves
@@ -533,7 +533,12 @@ type planned struct {
 	// stored looks the new events up (storedElsewhere).
 	stored lookup
 	moves  []*session.Stored
-	writes []sessionWrite
+	// restarted are sessions memory holds with another start bucket;
+	// starts, the sessions whose stored start memory does not hold
+	// (startsMoved).
+	restarted []restarted
+	starts    []session.Session
+	writes    []sessionWrite
 	// sums are the fingerprints of ch.Sessions as written.
 	sums [][]session.Fingerprint
 }
@@ -568,6 +573,15 @@ func planWrite(ch session.Changes, r *reader) (*planned, error) {
 			return nil, fmt.Errorf("write events: event %q of tenant %q twice in one write", twice.EventID, twice.Tenant)
 		}
 	}
+	for i := range p.ch.Sessions {
+		ss := &p.ch.Sessions[i]
+		switch h, ok := r.held(ss); {
+		case !ok:
+			p.starts = append(p.starts, *ss)
+		case h != nil && bucket(h.Start.UnixMilli()) != bucket(ss.StartedAt.UnixMilli()):
+			p.restarted = append(p.restarted, restarted{ss.Tenant, ss.ID, ss.Key})
+		}
+	}
 	p.writes, p.sums = planSessions(p.ch.Sessions, r)
 	return p, nil
 }
@@ -586,10 +600,11 @@ func apply(ctx context.Context, tx *sql.Tx, p *planned) error {
 	if err != nil {
 		return err
 	}
-	rs, err := startsMoved(ctx, tx, ch.Sessions)
+	rs, err := startsMoved(ctx, tx, p.starts)
 	if err != nil {
 		return err
 	}
+	rs = append(rs, p.restarted...)
 	if err := writeSessions(ctx, tx, p.writes); err != nil {
 		return err
 	}
@@ -871,7 +886,12 @@ func planSessions(sessions []session.Session, r *reader) ([]sessionWrite, [][]se
 		w := sessionWrite{s: s, doc: doc, cols: sessionCols(s), parts: make([][][]any, len(sideParts)), clear: make([]bool, len(sideParts))}
 		sum := make([]session.Fingerprint, fixed+len(sideParts))
 		sum[0], sum[1] = fingerprint(doc, nil), fingerprint(nil, [][]any{w.cols})
-		held, known, ok := r.held(s)
+		h, ok := r.held(s)
+		known := h != nil
+		var held []session.Fingerprint
+		if known {
+			held = h.Sums
+		}
 		same := func(k int) bool { return ok && len(held) == len(sum) && held[k] == sum[k] }
 		w.row = !same(1)
 		w.docOnly = !w.row && !same(0)
