@@ -278,50 +278,55 @@ func noteBuckets(ctx context.Context, tx *sql.Tx, ss []session.Session) error {
 // in any other order would write one segment per message, and the
 // automatic merges would then merge them again and again.
 func addWords(ctx context.Context, tx *sql.Tx, words []word, keys []int64) error {
-	rows := make([][5]any, len(words))
-	for i := range words {
-		w := &words[i]
-		rows[i] = [5]any{keys[i], w.Event, w.Tenant, w.Session, w.Text}
+	order := make([]int, len(words))
+	for i := range order {
+		order[i] = i
 	}
 	// Keys descending are rowids (^key) ascending.
-	slices.SortFunc(rows, func(a, b [5]any) int { return cmp.Compare(b[0].(int64), a[0].(int64)) })
-	param, err := json.Marshal(rows)
-	if err != nil {
-		return fmt.Errorf("encode message texts: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO message_sessions (mn, event, tenant, session_id)
-		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)`, param); err != nil {
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(keys[b], keys[a]) })
+	if _, err := insertMessageSessions.exec(ctx, tx, len(order), func(i int, dst []any) []any {
+		w := &words[order[i]]
+		return append(dst, keys[order[i]], w.Event, w.Tenant, w.Session)
+	}); err != nil {
 		return fmt.Errorf("index message sessions: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO message_words (rowid, text)
-		SELECT ~(value ->> 0), value ->> 4 FROM json_each(?)`, param); err != nil {
+	// The rows of a multi-row VALUES are inserted in their order, and
+	// in one statement (up to 16,383 messages): FTS5 flushes its pending
+	// words at the end of each statement (schema.sql).
+	if _, err := insertMessageWords.exec(ctx, tx, len(order), func(i int, dst []any) []any {
+		return append(dst, ^keys[order[i]], words[order[i]].Text)
+	}); err != nil {
 		return fmt.Errorf("index message words: %w", err)
 	}
-	return addSessionWords(ctx, tx, rows)
+	return addSessionWords(ctx, tx, len(order), func(i int) (int64, string, string, string) {
+		w := &words[order[i]]
+		return keys[order[i]], w.Tenant, w.Session, w.Text
+	})
 }
 
-// addSessionWords writes one session_words row per session of rows (key,
-// event, tenant, session, text; keys descending): its messages' texts, one
-// a line, under the rowid of the first of them in rows (its greatest key),
-// in ascending rowid order like message_words.
-func addSessionWords(ctx context.Context, tx *sql.Tx, rows [][5]any) error {
+// addSessionWords writes one session_words row per session of n messages
+// (at gives the i-th's key, tenant, session and text; keys descending): its
+// messages' texts, one a line, under the rowid of the first of them (its
+// greatest key), in ascending rowid order like message_words.
+func addSessionWords(ctx context.Context, tx *sql.Tx, n int, at func(i int) (key int64, tenant, session, text string)) error {
 	type part struct {
 		key  int64
 		text strings.Builder
 	}
-	of := make(map[[2]string]*part, len(rows))
+	of := make(map[[2]string]*part, n)
 	var parts []*part
-	for _, r := range rows {
-		id := [2]string{r[2].(string), r[3].(string)}
+	for i := range n {
+		key, tenant, session, text := at(i)
+		id := [2]string{tenant, session}
 		p := of[id]
 		if p == nil {
-			p = &part{key: r[0].(int64)}
+			p = &part{key: key}
 			of[id] = p
 			parts = append(parts, p)
 		} else {
 			p.text.WriteByte('\n')
 		}
-		p.text.WriteString(r[4].(string))
+		p.text.WriteString(text)
 	}
 	// parts are in the order of their first row: keys descending.
 	param := make([][2]any, len(parts))
@@ -338,6 +343,15 @@ func addSessionWords(ctx context.Context, tx *sql.Tx, rows [][5]any) error {
 	}
 	return nil
 }
+
+// insertMessageSessions and insertMessageWords index messages (addWords),
+// their values bound as parameters: passed as one JSON array instead, each
+// value was extracted from it again in SQL (json_each, ->>), which cost
+// more than binding it.
+var (
+	insertMessageSessions = multiRow{head: `INSERT INTO message_sessions (mn, event, tenant, session_id) VALUES `, cols: 4}
+	insertMessageWords    = multiRow{head: `INSERT INTO message_words (rowid, text) VALUES `, cols: 2, whole: true}
+)
 
 // wordWalk reads the sessions of one tenant with a message matching an FTS5
 // expression among the rowids [lo, hi], newest first: the full-text

@@ -424,7 +424,11 @@ func fillSessionWords(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	defer rows.Close()
-	var bucketRows, chunk [][5]any
+	type message struct {
+		key                   int64
+		tenant, session, text string
+	}
+	var bucketRows, chunk []message
 	cur := int64(-1 << 62)
 	flush := func(last bool) error {
 		// A bucket's rows make its sessions' rows, in the order of
@@ -436,7 +440,10 @@ func fillSessionWords(ctx context.Context, tx *sql.Tx) error {
 		if len(chunk) < 20000 && !last || len(chunk) == 0 {
 			return nil
 		}
-		err := addSessionWords(ctx, tx, chunk)
+		err := addSessionWords(ctx, tx, len(chunk), func(i int) (int64, string, string, string) {
+			m := &chunk[i]
+			return m.key, m.tenant, m.session, m.text
+		})
 		chunk = chunk[:0]
 		return err
 	}
@@ -453,7 +460,7 @@ func fillSessionWords(ctx context.Context, tx *sql.Tx) error {
 			}
 			cur = b
 		}
-		bucketRows = append(bucketRows, [5]any{mn, int64(0), tenant, id, text.String})
+		bucketRows = append(bucketRows, message{mn, tenant, id, text.String})
 	}
 	if err := rows.Err(); err != nil {
 		return err

@@ -32,16 +32,16 @@ func (s *Store) LoadReplayState(ctx context.Context) ([]byte, error) {
 
 // SaveReplayState saves the progress of a replay into this database.
 func (s *Store) SaveReplayState(ctx context.Context, state []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.db.ExecContext(ctx, replayStateTable); err != nil {
-		return fmt.Errorf("create replay state: %w", err)
-	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO replay_state (id, state) VALUES (1, ?)
+	return s.exclusive(ctx, func() error {
+		if _, err := s.db.ExecContext(ctx, replayStateTable); err != nil {
+			return fmt.Errorf("create replay state: %w", err)
+		}
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO replay_state (id, state) VALUES (1, ?)
 		ON CONFLICT (id) DO UPDATE SET state = excluded.state`, state); err != nil {
-		return fmt.Errorf("save replay state: %w", err)
-	}
-	return nil
+			return fmt.Errorf("save replay state: %w", err)
+		}
+		return nil
+	})
 }
 
 // Counts is how much a store holds.
@@ -92,8 +92,17 @@ type Forgotten struct {
 // event of those sessions, and any other event the contact sent.
 func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten, error) {
 	var f Forgotten
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	err := s.exclusive(ctx, func() error {
+		var err error
+		f, err = s.forget(ctx, tenant, contactID)
+		return err
+	})
+	return f, err
+}
+
+// forget is Forget, on a connection of the pool.
+func (s *Store) forget(ctx context.Context, tenant, contactID string) (Forgotten, error) {
+	var f Forgotten
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return f, fmt.Errorf("begin: %w", err)

@@ -25,9 +25,17 @@ const maxRows = 256
 type multiRow struct {
 	head, tail string
 	cols       int
+	// whole: as many rows a statement as the parameters allow, not
+	// maxRows (a statement that must take all the rows it can).
+	whole bool
 }
 
-func (m multiRow) rowsPerStatement() int { return min(maxRows, maxParams/m.cols) }
+func (m multiRow) rowsPerStatement() int {
+	if m.whole {
+		return maxParams / m.cols
+	}
+	return min(maxRows, maxParams/m.cols)
+}
 
 // text is the statement for rows rows.
 func (m multiRow) text(rows int) string {

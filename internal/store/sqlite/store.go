@@ -32,14 +32,27 @@ import (
 var schema string
 
 // Store is a SQLite database of sessions and events. It is safe for
-// concurrent use; writes are serialised.
+// concurrent use; writes are serialised, and an update is planned while
+// the one before it writes (pipeline.go).
 type Store struct {
 	db *sql.DB
-	mu sync.Mutex // serialises Update: read-compute-write is one transaction
-	// w is the connection every Update runs on, so that PRAGMA
+	// planMu serialises planning an update (its reads, the assembler and
+	// the encoding of what it writes); writer is held by the update that
+	// writes (or reads the database to plan), one at a time, in the order
+	// they were planned.
+	planMu sync.Mutex
+	writer chan struct{}
+	// epochMu guards epoch, which counts the times the states in memory
+	// were dropped because they may not match the database (a write
+	// failed, or another connection wrote): a plan made from states taken
+	// before a drop is made again.
+	epochMu sync.Mutex
+	epoch   uint64
+	// w is the connection every Update writes on, so that PRAGMA
 	// data_version on it tells whether another connection (of this
 	// process or another) wrote since (dataVersion, read in the last
 	// update): then the states in memory may be stale and are dropped.
+	// Both are the writer's.
 	w           *sql.Conn
 	dataVersion int64
 	// states are the session keys this store wrote, held in memory between
@@ -50,6 +63,9 @@ type Store struct {
 	// planner is how searches choose their plan (plan.go): the automatic
 	// plan, but in tests that run every plan.
 	planner planner
+	// beforeWrite, when set (by tests), runs as a plan's write begins; an
+	// error fails the write, as a full disk would.
+	beforeWrite func() error
 }
 
 var _ session.Store = (*Store)(nil)
@@ -84,7 +100,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
-	return &Store{db: db, w: w, states: states, ckpt: ckpt}, nil
+	return &Store{db: db, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt}, nil
 }
 
 // reverse reverses a string of ASCII digits.
@@ -103,61 +119,6 @@ func (s *Store) Close() error {
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
-
-// Update runs fn in one write transaction and applies the changes it
-// returns. fn may run twice: when a new event's id turns out to be stored
-// already outside what memory holds of its key (errStoredElsewhere), the
-// transaction is rolled back and fn runs again with the database answering
-// Known.
-func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.update(ctx, fn, false)
-	if errors.Is(err, errStoredElsewhere) {
-		err = s.update(ctx, fn, true)
-	}
-	return err
-}
-
-// errStoredElsewhere: an event the reader reported new is stored already,
-// under another key of the tenant (event ids must be unique per tenant, and
-// the first one stored wins) or at another time than its copy in the batch.
-var errStoredElsewhere = errors.New("an event reported new is stored already")
-
-func (s *Store) update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error), knownByDB bool) error {
-	tx, err := s.begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if err := s.checkWriters(ctx, tx); err != nil {
-		return err
-	}
-	r := &reader{s: s, tx: tx, knownByDB: knownByDB, reads: map[session.StateID]*keyRead{}}
-	committed := false
-	defer func() {
-		if !committed {
-			// The transaction rolls back: the states it took are let go,
-			// and read from the database when next needed.
-			r.release()
-		}
-	}()
-	ch, err := fn(ctx, r)
-	if err != nil {
-		return err
-	}
-	sums, err := apply(ctx, tx, &ch, r)
-	if err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	committed = true
-	s.ckpt.committed()
-	r.keep(&ch, sums)
-	return nil
-}
 
 // writerCacheKiB is the writer's page cache, in KiB of pages ("PRAGMA
 // cache_size = -N": https://sqlite.org/pragma.html#pragma_cache_size),
@@ -220,19 +181,28 @@ func (s *Store) checkWriters(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("read data version: %w", err)
 	}
 	if v != s.dataVersion {
-		s.states.Reset()
+		s.invalidate()
 		s.dataVersion = v
 	}
 	return nil
 }
 
-// reader reads inside the write transaction: from the states in memory of
-// the keys this store wrote, and from the database for the others.
+// reader reads for an update: from the states in memory of the keys this
+// store wrote, and from the database for the others, inside the update's
+// write transaction (begun by txn when first needed).
 type reader struct {
-	s  *Store
-	tx *sql.Tx
+	s *Store
+	// tx is the update's write transaction once begun; locked: the update
+	// holds the writer.
+	tx     *sql.Tx
+	locked bool
 	// knownByDB: Known asks the database, not the states read.
 	knownByDB bool
+	// serial: the update takes no state from memory and puts none back
+	// (a plan made again, pipeline.go); usedMemory: it took a state.
+	serial, usedMemory bool
+	// epoch is the store's when the update began.
+	epoch uint64
 	// reads are the keys read, with what KeyEvents returned of each.
 	reads      map[session.StateID]*keyRead
 	prefetched bool
@@ -272,12 +242,17 @@ func (r *reader) read(ctx context.Context, tenant, key string, since time.Time) 
 	id := session.StateID{Tenant: tenant, Key: key}
 	kr := r.reads[id]
 	if kr == nil {
-		// Never waits: updates are serialised by s.mu.
-		st, ok, err := r.s.states.Take(ctx, id)
-		if err != nil {
-			return nil, err
+		kr = &keyRead{}
+		if !r.serial {
+			// Never waits: plans are made one at a time, and a plan
+			// made again (serial) takes nothing.
+			st, ok, err := r.s.states.Take(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			kr.st, kr.fromMemory = st, ok
+			r.usedMemory = r.usedMemory || ok
 		}
-		kr = &keyRead{st: st, fromMemory: ok}
 		r.reads[id] = kr
 	}
 	if kr.fromMemory {
@@ -298,13 +273,16 @@ func (r *reader) read(ctx context.Context, tenant, key string, since time.Time) 
 // latest session that started at or before since on, all of them when none
 // did (then the state is complete).
 func (r *reader) readKey(ctx context.Context, tenant, key string, since time.Time) (*session.KeyState, error) {
-	var err error
+	tx, err := r.txn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if r.anchorStmt == nil {
-		if r.anchorStmt, err = r.tx.PrepareContext(ctx, `SELECT max(started_at) FROM sessions
+		if r.anchorStmt, err = tx.PrepareContext(ctx, `SELECT max(started_at) FROM sessions
 			WHERE tenant = ? AND session_key = ? AND started_at <= ?`); err != nil {
 			return nil, fmt.Errorf("prepare: %w", err)
 		}
-		if r.eventsStmt, err = r.tx.PrepareContext(ctx, `SELECT session_id, body FROM events
+		if r.eventsStmt, err = tx.PrepareContext(ctx, `SELECT session_id, body FROM events
 			WHERE tenant = ? AND session_key = ? AND occurred_at >= ?
 			ORDER BY occurred_at, event_id`); err != nil { // events_by_key_time's order
 			return nil, fmt.Errorf("prepare: %w", err)
@@ -368,7 +346,12 @@ func (r *reader) Known(ctx context.Context, refs []event.Ref) (map[event.Ref]boo
 
 // knownInDB asks the database which of refs are stored.
 func (r *reader) knownInDB(ctx context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
-	found, err := storedOf(ctx, r.tx, refs)
+	tx, err := r.txn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l, _ := newLookup(refs)
+	found, err := storedOf(ctx, tx, l)
 	if err != nil {
 		return nil, err
 	}
@@ -392,23 +375,38 @@ func refOf(tenant, eventID string) int64 {
 	return 1
 }
 
-// storedOf returns which of refs are stored, in one statement on
-// events_by_ref_hash (the hashes passed as one JSON array, so that no bound
-// on parameters splits it): the rows of their hashes are read, and their
+// lookup is a look-up of events by identity (storedOf): the identities
+// asked, and their hashes as one JSON array (so that no bound on parameters
+// splits the statement).
+type lookup struct {
+	asked map[event.Ref]bool
+	param []byte
+}
+
+// newLookup is the look-up of refs, and whether one is among them twice.
+func newLookup(refs []event.Ref) (l lookup, twice *event.Ref) {
+	hashes := make([]int64, len(refs))
+	l.asked = make(map[event.Ref]bool, len(refs))
+	for i, ref := range refs {
+		hashes[i] = refOf(ref.Tenant, ref.EventID)
+		if l.asked[ref] && twice == nil {
+			twice = &refs[i]
+		}
+		l.asked[ref] = true
+	}
+	l.param, _ = json.Marshal(hashes) // numbers: always marshals
+	return l, twice
+}
+
+// storedOf returns which of l's identities are stored, in one statement on
+// events_by_ref_hash: the rows of their hashes are read, and their
 // identities compared (two identities may share a hash). The statement is
 // not scoped by tenant: the hash covers the tenant, rows of another tenant
 // that share a hash are dropped by the comparison, and nothing read leaves
 // this function.
-func storedOf(ctx context.Context, tx *sql.Tx, refs []event.Ref) ([]event.Ref, error) {
-	hashes := make([]int64, len(refs))
-	asked := make(map[event.Ref]bool, len(refs))
-	for i, ref := range refs {
-		hashes[i] = refOf(ref.Tenant, ref.EventID)
-		asked[ref] = true
-	}
-	param, _ := json.Marshal(hashes) // numbers: always marshals
+func storedOf(ctx context.Context, tx *sql.Tx, l lookup) ([]event.Ref, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT tenant, event_id FROM events INDEXED BY events_by_ref_hash
-		WHERE ref IN (SELECT value FROM json_each(?))`, param)
+		WHERE ref IN (SELECT value FROM json_each(?))`, l.param)
 	if err != nil {
 		return nil, fmt.Errorf("look up events: %w", err)
 	}
@@ -419,7 +417,7 @@ func storedOf(ctx context.Context, tx *sql.Tx, refs []event.Ref) ([]event.Ref, e
 		if err := rows.Scan(&ref.Tenant, &ref.EventID); err != nil {
 			return nil, fmt.Errorf("look up events: %w", err)
 		}
-		if asked[ref] {
+		if l.asked[ref] {
 			found = append(found, ref)
 		}
 	}
@@ -451,21 +449,21 @@ func (r *reader) stored(e *session.Stored) bool {
 	return found && kr.tail[i].Ref() == e.Ref()
 }
 
-// held returns, if the update read s's key from memory (ok), the
-// fingerprints s was written with, and whether it is stored at all (known):
-// the state holds every session of the key from Sessions[j] on, and a
-// recomputed session starts there or later.
-func (r *reader) held(s *session.Session) (sums []session.Fingerprint, known, ok bool) {
+// held returns, if the update read s's key from memory (ok), s as the
+// state holds it: its start and the fingerprints it was written with, nil
+// when it is not stored at all. The state holds every session of the key
+// from Sessions[j] on, and a recomputed session starts there or later.
+func (r *reader) held(s *session.Session) (h *session.HeldSession, ok bool) {
 	kr := r.reads[session.StateID{Tenant: s.Tenant, Key: s.Key}]
 	if kr == nil || !kr.fromMemory {
-		return nil, false, false
+		return nil, false
 	}
-	for _, h := range kr.st.Sessions[kr.j:] {
-		if h.ID == s.ID {
-			return h.Sums, true, true
+	for i := range kr.st.Sessions[kr.j:] {
+		if h := &kr.st.Sessions[kr.j+i]; h.ID == s.ID {
+			return h, true
 		}
 	}
-	return nil, false, true
+	return nil, true
 }
 
 // release lets go of the states the update took: a failed update leaves
@@ -528,68 +526,119 @@ func deleteRows(table string) multiRow {
 	return multiRow{head: `DELETE FROM ` + table + ` WHERE (tenant, session_id) IN (VALUES `, tail: `)`, cols: 2}
 }
 
-// apply writes ch. It returns the fingerprints of ch.Sessions' summaries.
-func apply(ctx context.Context, tx *sql.Tx, ch *session.Changes, r *reader) ([][]session.Fingerprint, error) {
+// planned is an update's changes and what writing them takes that needs no
+// database: the new events with their bodies encoded, the stored ones that
+// moved, and the sessions' rows that changed with their fingerprints. An
+// update plans while the update before it writes (pipeline.go).
+type planned struct {
+	ch    session.Changes
+	fresh []freshEvent
+	// stored looks the new events up (storedElsewhere).
+	stored lookup
+	moves  []*session.Stored
+	// restarted are sessions memory holds with another start bucket;
+	// starts, the sessions whose stored start memory does not hold
+	// (startsMoved).
+	restarted []restarted
+	starts    []session.Session
+	writes    []sessionWrite
+	// sums are the fingerprints of ch.Sessions as written.
+	sums [][]session.Fingerprint
+}
+
+// freshEvent is a new event and the values of its row that it does not
+// hold as they are: its body, key and ref.
+type freshEvent struct {
+	e    *session.Stored
+	body []byte
+	key  string
+	ref  int64
+}
+
+// planWrite encodes what writing ch takes, from what r read. An event new
+// twice in ch is an error.
+func planWrite(ch session.Changes, r *reader) (*planned, error) {
+	p := &planned{ch: ch}
+	var refs []event.Ref
+	for i := range p.ch.Events {
+		e := &p.ch.Events[i]
+		if r.stored(e) {
+			p.moves = append(p.moves, e)
+			continue
+		}
+		body, _ := json.Marshal(e.Event) // plain data: always marshals
+		p.fresh = append(p.fresh, freshEvent{e: e, body: body, key: session.KeyOf(e.Event), ref: refOf(e.Tenant, e.EventID)})
+		refs = append(refs, e.Ref())
+	}
+	if len(refs) > 0 {
+		var twice *event.Ref
+		if p.stored, twice = newLookup(refs); twice != nil {
+			return nil, fmt.Errorf("write events: event %q of tenant %q twice in one write", twice.EventID, twice.Tenant)
+		}
+	}
+	for i := range p.ch.Sessions {
+		ss := &p.ch.Sessions[i]
+		switch h, ok := r.held(ss); {
+		case !ok:
+			p.starts = append(p.starts, *ss)
+		case h != nil && bucket(h.Start.UnixMilli()) != bucket(ss.StartedAt.UnixMilli()):
+			p.restarted = append(p.restarted, restarted{ss.Tenant, ss.ID, ss.Key})
+		}
+	}
+	p.writes, p.sums = planSessions(p.ch.Sessions, r)
+	return p, nil
+}
+
+// apply writes p.
+func apply(ctx context.Context, tx *sql.Tx, p *planned) error {
+	ch := &p.ch
 	for _, del := range []multiRow{deleteRows("sessions"), sideParts[0].del, sideParts[1].del, sideParts[2].del, sideParts[3].del} {
 		if _, err := del.exec(ctx, tx, len(ch.Deleted), func(i int, dst []any) []any {
 			return append(dst, ch.Deleted[i].Tenant, ch.Deleted[i].ID)
 		}); err != nil {
-			return nil, fmt.Errorf("delete sessions: %w", err)
+			return fmt.Errorf("delete sessions: %w", err)
 		}
 	}
-	words, mv, err := writeEvents(ctx, tx, ch.Events, r)
+	words, mv, err := writeEvents(ctx, tx, p.fresh, p.stored, p.moves)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	rs, err := startsMoved(ctx, tx, ch.Sessions)
+	rs, err := startsMoved(ctx, tx, p.starts)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	sums, err := writeSessions(ctx, tx, ch.Sessions, r)
-	if err != nil {
-		return nil, err
+	rs = append(rs, p.restarted...)
+	if err := writeSessions(ctx, tx, p.writes); err != nil {
+		return err
 	}
 	if err := noteBuckets(ctx, tx, ch.Sessions); err != nil {
-		return nil, err
+		return err
 	}
-	return sums, indexWords(ctx, tx, words, mv, rs, ch.Sessions)
+	return indexWords(ctx, tx, words, mv, rs, ch.Sessions)
 }
 
 // insertEvents inserts new events with the ids given.
 var insertEvents = multiRow{head: `INSERT INTO events (id, tenant, event_id, session_key, session_id, occurred_at, type, body, ref) VALUES `, cols: 9}
 
-// writeEvents inserts new events and moves stored ones to their new session.
-// It returns the new messages to index, and the stored messages that moved.
-func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *reader) ([]word, []moved, error) {
-	if len(events) == 0 {
-		return nil, nil, nil
-	}
-	var move *sql.Stmt
-	defer func() {
-		if move != nil {
-			move.Close()
-		}
-	}()
+// writeEvents inserts new events (fresh) and moves stored ones to their new
+// session. It returns the new messages to index, and the stored messages
+// that moved.
+func writeEvents(ctx context.Context, tx *sql.Tx, fresh []freshEvent, stored lookup, moves []*session.Stored) ([]word, []moved, error) {
 	var mv []moved
-	fresh := make([]*session.Stored, 0, len(events))
-	for i := range events {
-		e := &events[i]
-		if !r.stored(e) {
-			fresh = append(fresh, e)
-			continue
+	if len(moves) > 0 {
+		move, err := tx.PrepareContext(ctx, `UPDATE events INDEXED BY events_by_ref_hash SET session_id = ?
+			WHERE ref = ? AND tenant = ? AND event_id = ?`)
+		if err != nil {
+			return nil, nil, fmt.Errorf("prepare: %w", err)
 		}
-		if move == nil {
-			var err error
-			if move, err = tx.PrepareContext(ctx, `UPDATE events INDEXED BY events_by_ref_hash SET session_id = ?
-				WHERE ref = ? AND tenant = ? AND event_id = ?`); err != nil {
-				return nil, nil, fmt.Errorf("prepare: %w", err)
+		defer move.Close()
+		for _, e := range moves {
+			if _, err := move.ExecContext(ctx, e.SessionID, refOf(e.Tenant, e.EventID), e.Tenant, e.EventID); err != nil {
+				return nil, nil, fmt.Errorf("move event: %w", err)
 			}
-		}
-		if _, err := move.ExecContext(ctx, e.SessionID, refOf(e.Tenant, e.EventID), e.Tenant, e.EventID); err != nil {
-			return nil, nil, fmt.Errorf("move event: %w", err)
-		}
-		if e.Type == event.TypeMessage && e.Text != "" {
-			mv = append(mv, moved{e.Tenant, e.EventID})
+			if e.Type == event.TypeMessage && e.Text != "" {
+				mv = append(mv, moved{e.Tenant, e.EventID})
+			}
 		}
 	}
 	if len(fresh) == 0 {
@@ -598,7 +647,7 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 	// An event id is unique per tenant, and the first event stored wins:
 	// one stored under another key, or at another time than the batch
 	// says, was not among what the update read of its key.
-	if err := storedElsewhere(ctx, tx, fresh); err != nil {
+	if err := storedElsewhere(ctx, tx, stored); err != nil {
 		return nil, nil, err
 	}
 	// The rows take the ids after the last one: the transaction holds the
@@ -609,38 +658,26 @@ func writeEvents(ctx context.Context, tx *sql.Tx, events []session.Stored, r *re
 		return nil, nil, fmt.Errorf("write events: %w", err)
 	}
 	var words []word
-	for i, e := range fresh {
-		if e.Type == event.TypeMessage && e.Text != "" {
+	for i, f := range fresh {
+		if e := f.e; e.Type == event.TypeMessage && e.Text != "" {
 			words = append(words, word{last + 1 + int64(i), e.Tenant, e.SessionID, e.Text})
 		}
 	}
-	var body []byte
 	if _, err := insertEvents.exec(ctx, tx, len(fresh), func(i int, dst []any) []any {
-		e := fresh[i]
-		body, _ = json.Marshal(e.Event) // plain data: always marshals
-		return append(dst, last+1+int64(i), e.Tenant, e.EventID, session.KeyOf(e.Event), e.SessionID, e.OccurredAt.UnixMilli(), string(e.Type), body,
-			refOf(e.Tenant, e.EventID))
+		f := &fresh[i]
+		return append(dst, last+1+int64(i), f.e.Tenant, f.e.EventID, f.key, f.e.SessionID, f.e.OccurredAt.UnixMilli(), string(f.e.Type), f.body, f.ref)
 	}); err != nil {
 		return nil, nil, fmt.Errorf("write events: %w", err)
 	}
 	return words, mv, nil
 }
 
-// storedElsewhere returns errStoredElsewhere if any of events is stored,
-// and an error if one is twice among them: events_by_ref_hash is not a
-// unique index (hashes may collide), so identities are unique because
-// every write passes here.
-func storedElsewhere(ctx context.Context, tx *sql.Tx, events []*session.Stored) error {
-	refs := make([]event.Ref, len(events))
-	seen := make(map[event.Ref]bool, len(events))
-	for i, e := range events {
-		refs[i] = e.Ref()
-		if seen[refs[i]] {
-			return fmt.Errorf("write events: event %q of tenant %q twice in one write", refs[i].EventID, refs[i].Tenant)
-		}
-		seen[refs[i]] = true
-	}
-	found, err := storedOf(ctx, tx, refs)
+// storedElsewhere returns errStoredElsewhere if any of the events l looks
+// up is stored. events_by_ref_hash is not a unique index (hashes may
+// collide), so identities are unique because every write passes here (and
+// planWrite refuses an event twice in one write).
+func storedElsewhere(ctx context.Context, tx *sql.Tx, l lookup) error {
+	found, err := storedOf(ctx, tx, l)
 	if err != nil {
 		return fmt.Errorf("write events: %w", err)
 	}
@@ -837,12 +874,12 @@ func handedOff(s *session.Session) int64 {
 // contact filter scans, schema.sql).
 var insertNames = multiRow{head: `INSERT OR IGNORE INTO contact_names (tenant, name) VALUES `, cols: 2}
 
-// writeSessions writes what changed of the sessions: a session the update
+// planSessions returns what changed of the sessions: a session the update
 // read from memory is compared with the fingerprints it was written with,
 // and only its rows that differ are written; a new session of a key read
 // from memory has no rows to delete. It returns the fingerprints of every
-// session: its document's, its sessions row's, then each side part's.
-func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, r *reader) ([][]session.Fingerprint, error) {
+// session too: its document's, its sessions row's, then each side part's.
+func planSessions(sessions []session.Session, r *reader) ([]sessionWrite, [][]session.Fingerprint) {
 	if len(sessions) == 0 {
 		return nil, nil
 	}
@@ -855,7 +892,12 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, 
 		w := sessionWrite{s: s, doc: doc, cols: sessionCols(s), parts: make([][][]any, len(sideParts)), clear: make([]bool, len(sideParts))}
 		sum := make([]session.Fingerprint, fixed+len(sideParts))
 		sum[0], sum[1] = fingerprint(doc, nil), fingerprint(nil, [][]any{w.cols})
-		held, known, ok := r.held(s)
+		h, ok := r.held(s)
+		known := h != nil
+		var held []session.Fingerprint
+		if known {
+			held = h.Sums
+		}
 		same := func(k int) bool { return ok && len(held) == len(sum) && held[k] == sum[k] }
 		w.row = !same(1)
 		w.docOnly = !w.row && !same(0)
@@ -874,6 +916,11 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, 
 			writes = append(writes, w)
 		}
 	}
+	return writes, sums
+}
+
+// writeSessions writes the sessions' rows that changed (planSessions).
+func writeSessions(ctx context.Context, tx *sql.Tx, writes []sessionWrite) error {
 	var rowWrites, docWrites []*sessionWrite
 	for i := range writes {
 		switch w := &writes[i]; {
@@ -886,25 +933,25 @@ func writeSessions(ctx context.Context, tx *sql.Tx, sessions []session.Session, 
 	if _, err := upsertSessions.exec(ctx, tx, len(rowWrites), func(i int, dst []any) []any {
 		return append(append(dst, rowWrites[i].cols...), rowWrites[i].doc)
 	}); err != nil {
-		return nil, fmt.Errorf("write sessions: %w", err)
+		return fmt.Errorf("write sessions: %w", err)
 	}
 	if _, err := updateDocs.exec(ctx, tx, len(docWrites), func(i int, dst []any) []any {
 		return append(dst, docWrites[i].s.Tenant, docWrites[i].s.ID, docWrites[i].doc)
 	}); err != nil {
-		return nil, fmt.Errorf("write sessions: %w", err)
+		return fmt.Errorf("write sessions: %w", err)
 	}
 	// A session's name changes only with its row.
 	if _, err := insertNames.exec(ctx, tx, len(rowWrites), func(i int, dst []any) []any {
 		return append(dst, rowWrites[i].s.Tenant, report.Fold(rowWrites[i].s.Contact.Name))
 	}); err != nil {
-		return nil, fmt.Errorf("write contact names: %w", err)
+		return fmt.Errorf("write contact names: %w", err)
 	}
 	for p, part := range sideParts {
 		if err := part.write(ctx, tx, writes, p); err != nil {
-			return nil, fmt.Errorf("write sessions: %w", err)
+			return fmt.Errorf("write sessions: %w", err)
 		}
 	}
-	return sums, nil
+	return nil
 }
 
 // markRows are the rows of session_marks of s: what the agent, queue and
