@@ -228,8 +228,8 @@ func (w *BulkWriter) send(ctx context.Context, ops []Op, pending []int, results 
 		case retryItem:
 			again = append(again, i)
 		case failItem:
-			return 0, nil, fmt.Errorf("elasticsearch: bulk operation on %s/%s: HTTP %d: %s",
-				ops[i].Index, ops[i].ID, r.Status, r.Reason)
+			return 0, nil, fmt.Errorf("elasticsearch: bulk operation on %s: HTTP %d: %s",
+				docRef(ops[i].Index, ops[i].ID), r.Status, r.Reason)
 		}
 	}
 	w.observe(took, n, len(again))
@@ -343,7 +343,7 @@ const (
 func classify(op *Op, it *bulkItem) (r Result, v verdict) {
 	r.Status = it.Status
 	if it.Error != nil {
-		r.Reason = it.Error.Type + ": " + sanitize(it.Error)
+		r.Reason = it.Error.Type + ": " + redact(sanitize(it.Error), op.ID)
 	}
 	switch st := it.Status; {
 	case st >= 200 && st < 300:

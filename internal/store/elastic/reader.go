@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -192,8 +193,10 @@ const maxMget = 5000
 // each document's _source (source filtering: the session documents'
 // event_refs, not their messages). Each found document's source is decoded
 // by source, given the document's index in docs, straight from the
-// answer's stream; an error of source is the document's and is returned
-// as it is (not ErrUnavailable: reading again would find the same). A
+// answer's stream; an error of source that says the document does not
+// decode is the document's and is returned as it is (not ErrUnavailable:
+// reading again would find the same), any other (the connection cut, the
+// context ended) is ErrUnavailable, as the answer's own errors are. A
 // document of a missing index is not found: monthly indices are created by
 // the first write of a month and deleted by retention.
 func (s *Store) mget(ctx context.Context, docs []mgetDoc, source func(i int, dec *jsontext.Decoder) error, fields ...string) ([]mgetResult, error) {
@@ -226,10 +229,10 @@ func (s *Store) mget(ctx context.Context, docs []mgetDoc, source func(i int, dec
 					d.Found = false
 					continue
 				}
-				return nil, fmt.Errorf("%w: get %s/%s: %s: %s", ErrUnavailable, chunk[i].Index, chunk[i].ID, d.Error.Type, sanitize(d.Error))
+				return nil, fmt.Errorf("%w: get %s: %s: %s", ErrUnavailable, docRef(chunk[i].Index, chunk[i].ID), d.Error.Type, redact(sanitize(d.Error), chunk[i].ID))
 			}
 			if d.Found && !d.Sourced && source != nil {
-				return nil, fmt.Errorf("elasticsearch: _mget answered %s/%s found without its source", chunk[i].Index, chunk[i].ID)
+				return nil, fmt.Errorf("elasticsearch: _mget answered %s found without its source", docRef(chunk[i].Index, chunk[i].ID))
 			}
 		}
 		out = append(out, res...)
@@ -253,7 +256,12 @@ func (s *Store) mgetChunk(ctx context.Context, body []byte, fields []string, n, 
 		return err
 	})
 	if docErr != nil {
-		return nil, docErr
+		var syn *jsontext.SyntacticError
+		var sem *jsonv2.SemanticError
+		if ctx.Err() == nil && (errors.As(docErr, &syn) || errors.As(docErr, &sem)) {
+			return nil, docErr
+		}
+		return nil, fmt.Errorf("%w: _mget: %w", ErrUnavailable, docErr)
 	}
 	return docs, err
 }
@@ -277,7 +285,7 @@ func (s *Store) readKeyDocs(ctx context.Context, states []*keyState) error {
 	kds := make([]keyDoc, len(states))
 	res, err := s.mget(ctx, docs, func(i int, dec *jsontext.Decoder) error {
 		if err := jsonv2.UnmarshalDecode(dec, &kds[i]); err != nil {
-			return fmt.Errorf("elasticsearch: key document %s: %w", states[i].id, err)
+			return fmt.Errorf("elasticsearch: key document %s: %w", docRef(s.names.keysIndex(), states[i].id), err)
 		}
 		return nil
 	})

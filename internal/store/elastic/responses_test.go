@@ -291,7 +291,8 @@ func TestMgetRecorded(t *testing.T) {
 		t.Fatalf("shard failure: %v, want ErrUnavailable", err)
 	}
 	// A source that does not decode is the document's error, returned as
-	// it is: reading again would find the same document.
+	// it is: reading again would find the same document (an answer cut
+	// short is ErrUnavailable: TestMgetCutConnection).
 	wrong := make([]struct {
 		Gen string `json:"gen"`
 	}, len(docs))
@@ -303,5 +304,60 @@ func TestMgetRecorded(t *testing.T) {
 	})
 	if err == nil || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), docs[0].ID) {
 		t.Fatalf("a source that does not decode: %v, want the document's error", err)
+	}
+}
+
+// TestMgetCutConnection: an _mget answer cut inside a document's source is
+// the cluster's failure (ErrUnavailable: read again), not the document's;
+// only a source that does not decode is the document's error.
+func TestMgetCutConnection(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "responses", "mget_mixed.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := bytes.Index(data, []byte(`"updated_at"`))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		io.Copy(io.Discard, req.Body)
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(200)
+		w.Write(data[:cut])
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // the connection closes mid-answer
+	}))
+	t.Cleanup(srv.Close)
+	rec := &recorded{srv: srv}
+	s := rec.store(t)
+	docs := []mgetDoc{{Index: "chatreport-keys-v1", ID: "acme/d:whatsapp/5511987654321"}}
+	var kd keyDoc
+	_, err = s.mget(t.Context(), docs, func(i int, dec *jsontext.Decoder) error {
+		return jsonv2.UnmarshalDecode(dec, &kd)
+	})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("an answer cut inside a source: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestErrorsHideDocumentIDs: a key document's id holds the contact's id (a
+// phone number, often), and errors are logged: an _mget error and a bulk
+// item's reason name the document by a hash, even where Elasticsearch's
+// reason quotes the id.
+func TestErrorsHideDocumentIDs(t *testing.T) {
+	rec := newRecorded(t, answer{200, "mget_shard_failure.json"})
+	s := rec.store(t)
+	docs := []mgetDoc{
+		{Index: "chatreport-keys-v1", ID: "acme/d:whatsapp/5511987654321"},
+		{Index: "chatreport-keys-v1", ID: "acme/d:whatsapp/nobody"},
+		{Index: "chatreport-sessions-v1-2024.01", ID: "acme/old"},
+	}
+	_, err := s.mget(t.Context(), docs, nil)
+	if err == nil || strings.Contains(err.Error(), "nobody") || !strings.Contains(err.Error(), idHash(docs[1].ID)) {
+		t.Fatalf("shard failure: %v, want the document named by its hash only", err)
+	}
+	op := Op{Index: "chatreport-keys-v1", ID: "acme/d:whatsapp/5511987654321"}
+	it := bulkItem{Status: 409, Error: &causeJSON{Type: "version_conflict_engine_exception",
+		Reason: "[acme/d:whatsapp/5511987654321]: version conflict, current version [4] is higher or equal to the one provided [3]"}}
+	if r, _ := classify(&op, &it); strings.Contains(r.Reason, "5511987654321") || !strings.Contains(r.Reason, "version conflict") {
+		t.Fatalf("bulk reason %q, want it without the id", r.Reason)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"strings"
@@ -444,6 +445,31 @@ func responseError(res *esapi.Response) error {
 // a phone number, and reasons end up in logs and dead-letter headers. The
 // reasons of causes quote values in too many shapes to filter, so only
 // their types are kept.
+// docRef names a document in an error without its id, which for a key
+// document holds the contact's id (often a phone number) and errors are
+// logged: the index and a hash of the id, enough to tell documents apart
+// and to find one whose id is known.
+func docRef(index, id string) string {
+	return index + "/" + idHash(id)
+}
+
+// idHash stands for a document's id in errors.
+func idHash(id string) string {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return fmt.Sprintf("id#%016x", h.Sum64())
+}
+
+// redact replaces a document's id in a reason Elasticsearch gave (which
+// often quotes it: "[<id>]: version conflict", "[get [<index>][<id>]]")
+// by its hash.
+func redact(reason, id string) string {
+	if id == "" {
+		return reason
+	}
+	return strings.ReplaceAll(reason, id, idHash(id))
+}
+
 func sanitize(c *causeJSON) string {
 	reason := c.Reason
 	for _, tail := range []string{"Preview of field's value", "The prefix of the first immense term"} {
