@@ -246,9 +246,11 @@ func keyWords(ctx context.Context, tx *sql.Tx, words []word, starts map[[2]strin
 // and adds to shared_buckets each bucket that more than one session (of
 // any tenant) has had: outside those, a message's bucket names its session
 // for a session of that bucket (inStep), without a look-up in
-// message_sessions. Rows are never deleted (a session that left a bucket
-// at most makes it look shared), so this is one statement to insert what
-// is new and one to find the shared buckets among ss's.
+// message_sessions. A session that left a bucket keeps its row there (it
+// at most makes the bucket look shared; a deleted session's rows go in
+// apply, a forgotten one's in Forget), and shared_buckets never shrinks, so
+// this is one statement to insert what is new and one to find the shared
+// buckets among ss's.
 func noteBuckets(ctx context.Context, tx *sql.Tx, ss []session.Session) error {
 	if len(ss) == 0 {
 		return nil

@@ -223,13 +223,15 @@ CREATE VIRTUAL TABLE IF NOT EXISTS session_words USING fts5(
 -- session that started in it, so reading a word in step with a tag's
 -- sessions (inStep) tells a session's messages by their rowids alone; only
 -- in shared buckets (and the two clamped ones) are they looked up in
--- message_sessions. A session that is deleted or restarts elsewhere leaves
--- its row (a bucket then at most looks shared), so that a write only
--- inserts what is new.
+-- message_sessions. A session that restarts elsewhere keeps the row of its
+-- old bucket (which then at most looks shared), so that a write only
+-- inserts what is new; a session's rows go when it is deleted (a late event
+-- merged it into another) or forgotten, found by session_buckets_by_session.
 CREATE TABLE IF NOT EXISTS session_buckets (
 	bucket     INTEGER NOT NULL,
 	tenant     TEXT    NOT NULL,
 	session_id TEXT    NOT NULL,
 	PRIMARY KEY (bucket, tenant, session_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS session_buckets_by_session ON session_buckets (tenant, session_id);
 CREATE TABLE IF NOT EXISTS shared_buckets (bucket INTEGER PRIMARY KEY);

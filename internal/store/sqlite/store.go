@@ -592,7 +592,7 @@ func planWrite(ch session.Changes, r *reader) (*planned, error) {
 // apply writes p.
 func apply(ctx context.Context, tx *sql.Tx, p *planned) error {
 	ch := &p.ch
-	for _, del := range []multiRow{deleteRows("sessions"), sideParts[0].del, sideParts[1].del, sideParts[2].del, sideParts[3].del} {
+	for _, del := range []multiRow{deleteRows("sessions"), sideParts[0].del, sideParts[1].del, sideParts[2].del, sideParts[3].del, deleteRows("session_buckets")} {
 		if _, err := del.exec(ctx, tx, len(ch.Deleted), func(i int, dst []any) []any {
 			return append(dst, ch.Deleted[i].Tenant, ch.Deleted[i].ID)
 		}); err != nil {
