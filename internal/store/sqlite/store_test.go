@@ -160,7 +160,10 @@ func TestMigrate(t *testing.T) {
 			b := storetest.B{Contact: "c1", Name: "CLÁUDIA", Phone: "+55 11 98765-4321"}
 			e := b.Msg("e1", 0, event.RoleCustomer, "NÃO recebi a fatura")
 			e.Protocol = "20251007092633646" // an attendance, open: an outcome
-			if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, []event.Event{e, b.Tag("e2", time.Second, "x")}); err != nil {
+			// A session of another tenant that starts in the same millisecond:
+			// the upgrade to version 12 finds the bucket shared.
+			g := storetest.B{Tenant: "globex", Contact: "c2"}
+			if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, []event.Event{e, b.Tag("e2", time.Second, "x"), g.Tag("g1", 0, "x")}); err != nil {
 				t.Fatal(err)
 			}
 			want, err := s.Session(ctx, "acme", session.DeriveID(&e))
@@ -207,6 +210,12 @@ func TestMigrate(t *testing.T) {
 						t.Fatalf("open %d: %+v after migration: %+v, %v", reopen, f, res, err)
 					}
 				}
+				var buckets, shared int
+				db.QueryRow(`SELECT count(*) FROM session_buckets`).Scan(&buckets)
+				db.QueryRow(`SELECT count(*) FROM shared_buckets`).Scan(&shared)
+				if buckets != 2 || shared != 1 {
+					t.Fatalf("open %d: %d session buckets, %d shared; want 2 sessions' buckets, 1 shared", reopen, buckets, shared)
+				}
 				got, err := s.Session(ctx, "acme", want.Session.ID)
 				if err != nil {
 					t.Fatal(err)
@@ -250,7 +259,7 @@ func TestMigrate(t *testing.T) {
 				t.Fatal(err)
 			}
 			var events, unhashed, oldIndex int
-			db.QueryRow(`SELECT count(*), count(*) FILTER (WHERE ref = 0) FROM events`).Scan(&events, &unhashed)
+			db.QueryRow(`SELECT count(*) FILTER (WHERE tenant = 'acme'), count(*) FILTER (WHERE ref = 0) FROM events`).Scan(&events, &unhashed)
 			db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'events_by_ref'`).Scan(&oldIndex)
 			if events != 4 || unhashed != 0 || oldIndex != 0 {
 				t.Fatalf("%d events, %d without ref, old index %d; want 4, 0, 0", events, unhashed, oldIndex)
@@ -261,7 +270,7 @@ func TestMigrate(t *testing.T) {
 			// one session's row in place.
 			var withoutRowid, sessions, unique int
 			db.QueryRow(`SELECT wr FROM pragma_table_list WHERE name = 'sessions'`).Scan(&withoutRowid)
-			db.QueryRow(`SELECT count(*) FROM sessions`).Scan(&sessions)
+			db.QueryRow(`SELECT count(*) FROM sessions WHERE tenant = 'acme'`).Scan(&sessions)
 			db.QueryRow(`SELECT count(*) FROM pragma_index_list('sessions') WHERE name = 'sessions_by_id' AND "unique"`).Scan(&unique)
 			if withoutRowid != 0 || sessions != 1 || unique != 1 {
 				t.Fatalf("sessions WITHOUT ROWID %d, %d sessions, unique key %d; want 0, 1, 1", withoutRowid, sessions, unique)
