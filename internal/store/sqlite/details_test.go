@@ -197,23 +197,8 @@ func TestSplit(t *testing.T) {
 // of events_by_key_time per session, in the order the subquery's ORDER BY
 // asks for, with no sorting (no temporary B-tree): the order costs nothing.
 func TestEventsStatementPlan(t *testing.T) {
-	ctx := context.Background()
 	s := openTemp(t)
-	rows, err := s.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+eventsStatement, `[["k",1,2,"s"]]`, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var lines []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, detail)
-	}
-	plan := strings.Join(lines, "\n")
+	plan := queryPlan(t, s.db, eventsStatement, `[["k",1,2,"s"]]`, "acme")
 	if !strings.Contains(plan, "SEARCH e USING INDEX events_by_key_time (tenant=? AND session_key=? AND occurred_at>? AND occurred_at<?)") ||
 		strings.Contains(plan, "TEMP B-TREE") {
 		t.Fatalf("plan of the events statement:\n%s", plan)

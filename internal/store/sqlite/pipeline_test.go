@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -97,15 +96,7 @@ func TestPipelineStalePlan(t *testing.T) {
 	dir := t.TempDir()
 	s, ref := openAt(t, filepath.Join(dir, "s.db")), openAt(t, filepath.Join(dir, "ref.db"))
 	// Writing an event "boom" fails, as a full disk would.
-	db, err := sql.Open("sqlite", "file:"+s.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TRIGGER boom BEFORE INSERT ON events WHEN new.event_id = 'boom'
-		BEGIN SELECT RAISE(ABORT, 'disk full'); END`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	failBoom(t, s.path)
 	first, failed, third := pipelineBatches("boom")
 	for _, batch := range [][]event.Event{first, third} {
 		if err := ref.ingest(batch); err != nil {

@@ -68,10 +68,13 @@ func TestPageChosenOnIndexes(t *testing.T) {
 	}
 }
 
-// queryPlan is what EXPLAIN QUERY PLAN says of q, a line per step.
-func queryPlan(t *testing.T, tx *sql.Tx, q string, args ...any) string {
+// queryPlan is what EXPLAIN QUERY PLAN says of q, a line per step, in a
+// transaction or on a pool.
+func queryPlan(t *testing.T, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, q string, args ...any) string {
 	t.Helper()
-	rows, err := tx.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, args...)
+	rows, err := db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, args...)
 	if err != nil {
 		t.Fatal(q, err)
 	}

@@ -176,15 +176,7 @@ func TestStateFailedUpdate(t *testing.T) {
 	s, ref := openAt(t, filepath.Join(dir, "s.db")), openAt(t, filepath.Join(dir, "ref.db"))
 	// Writing an event "boom" fails, as a full disk would: after the
 	// assembler computed its changes from memory.
-	db, err := sql.Open("sqlite", "file:"+s.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TRIGGER boom BEFORE INSERT ON events WHEN new.event_id = 'boom'
-		BEGIN SELECT RAISE(ABORT, 'disk full'); END`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	failBoom(t, s.path)
 
 	b := storetest.B{Contact: "c1"}
 	first := []event.Event{b.Msg("m1", 0, event.RoleCustomer, "oi"), b.Tag("t1", time.Minute, "Fatura")}
@@ -303,4 +295,19 @@ func sideDump(t *testing.T, path string) string {
 	_, after, _ := strings.Cut(dump(t, path), " rows of SELECT tenant, event_id")
 	_, after, _ = strings.Cut(after, "\n")
 	return after
+}
+
+// failBoom makes writing an event whose id is "boom" to the database at path
+// fail, as a full disk would, from the next transaction on.
+func failBoom(t *testing.T, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER boom BEFORE INSERT ON events WHEN new.event_id = 'boom'
+		BEGIN SELECT RAISE(ABORT, 'disk full'); END`); err != nil {
+		t.Fatal(err)
+	}
 }
