@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/chatreport/chatreport/internal/session"
 )
@@ -42,6 +43,8 @@ var errStale = errors.New("the update's plan used states dropped since")
 // transaction is rolled back and fn runs again with the keys read from the
 // database (and Known answered by it, for errStoredElsewhere).
 func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
+	s.updating.Add(1)
+	defer s.updated()
 	s.planMu.Lock()
 	r := s.newReader()
 	p, err := r.plan(ctx, fn)
@@ -72,6 +75,12 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 		err = s.serial(ctx, fn, true)
 	}
 	return err
+}
+
+// updated counts an update's end, for the merger's idle test (merge.go).
+func (s *Store) updated() {
+	s.lastUpdate.Store(time.Now().UnixNano())
+	s.updating.Add(-1)
 }
 
 // newReader is a reader for an update planned now.
@@ -210,6 +219,7 @@ func (s *Store) write(ctx context.Context, r *reader, p *planned) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	s.ckpt.committed()
+	s.merge.committed()
 	return nil
 }
 

@@ -1,0 +1,169 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// FTS5 writes each transaction's words as a new segment (b-tree) of the
+// table's index and merges segments only in the background of later writes
+// (automerge: 4 segments of one level into one of the next), so an index
+// built by ingest stays a dozen segments on several levels, and every
+// FTS5 query seeks in each of them (docs/performance.md, "Full text on
+// SQLite: merging the index"). The store merges both FTS5 tables down to
+// one segment when the writer is idle, in slices: FTS5's 'merge' command
+// with a negative N "first puts all b-trees on a single level, then merges
+// as few as two" and writes about N pages per call, so that repeating it
+// until sqlite3_total_changes() moves by less than 2 is an incremental
+// 'optimize' (https://www.sqlite.org/fts5.html#the_merge_command). Each
+// slice is a write transaction of its own on the writer's connection,
+// between updates: an update never waits for more than one slice, and a
+// slice is not an update (no offsets, no state in memory, no ordering of
+// plans is concerned; a slice changes how the index is stored, never what
+// it holds).
+
+// mergeTables are the FTS5 tables the store merges.
+var mergeTables = []string{"message_words", "session_words"}
+
+// mergePages is the N of a slice's 'merge' command: the pages it writes at
+// most, which bounds the time it holds the writer (docs/performance.md).
+const mergePages = 64
+
+// mergeIdle is how long no update must have run before the store merges:
+// between a batch and the next one of a busy ingest the writer is free for
+// far less.
+const mergeIdle = 500 * time.Millisecond
+
+// merger runs the slices, on a goroutine of the store's life; kick tells it
+// a write committed (the index may have new segments), and the store's
+// updates count in busy while they run.
+type merger struct {
+	s      *Store
+	kick   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+	// slice, when set (by tests), runs in each slice's transaction.
+	slice func()
+}
+
+// startMerger starts s's merger: it first merges what the database holds
+// already (a database opened after an ingest).
+func startMerger(s *Store) *merger {
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &merger{s: s, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	m.committed()
+	go m.run(ctx)
+	return m
+}
+
+// committed tells the merger that an update committed; it never waits.
+func (m *merger) committed() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (m *merger) run(ctx context.Context) {
+	defer close(m.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.kick:
+		}
+		if !m.mergeAll(ctx) {
+			return
+		}
+	}
+}
+
+// mergeAll merges the tables until each is one segment, a slice at a time
+// whenever no update ran for mergeIdle. It reports false when ctx ended.
+func (m *merger) mergeAll(ctx context.Context) bool {
+	todo := append([]string(nil), mergeTables...)
+	for len(todo) > 0 {
+		if !m.waitIdle(ctx) {
+			return false
+		}
+		table := todo[0]
+		done, err := m.s.mergeSlice(ctx, table, m.slice)
+		switch {
+		case ctx.Err() != nil:
+			return false
+		case err != nil || done:
+			// A failed slice (the database busy or closing) leaves the
+			// merge to the next write's kick.
+			todo = todo[1:]
+		}
+	}
+	return true
+}
+
+// waitIdle waits until no update ran for mergeIdle and none runs now, and
+// reports false when ctx ended first.
+func (m *merger) waitIdle(ctx context.Context) bool {
+	for {
+		idle := time.Since(time.Unix(0, m.s.lastUpdate.Load()))
+		if m.s.updating.Load() == 0 && idle >= mergeIdle {
+			return true
+		}
+		wait := mergeIdle - idle
+		if wait <= 0 {
+			wait = mergeIdle
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+	}
+}
+
+// stop stops the merger and waits for it (and for a slice it runs).
+func (m *merger) stop() {
+	m.cancel()
+	<-m.done
+}
+
+// mergeSlice runs one slice of table's merge in a write transaction of its
+// own, taking the writer when free (an update that waits for it meanwhile
+// waits for this slice alone), and reports whether the table is merged:
+// the slice changed less than 2 rows. hook, when set, runs in the slice's
+// transaction.
+func (s *Store) mergeSlice(ctx context.Context, table string, hook func()) (done bool, err error) {
+	select {
+	case s.writer <- struct{}{}:
+	default:
+		return false, nil // an update writes: the next slice waits for idle again
+	}
+	defer s.unlock()
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("begin merge of %s: %w", table, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	// Another connection's writes drop memory as before an update.
+	if err := s.checkWriters(ctx, tx); err != nil {
+		return false, err
+	}
+	if hook != nil {
+		hook()
+	}
+	var before, after int64
+	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&before); err != nil {
+		return false, fmt.Errorf("merge %s: %w", table, err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s(%[1]s, rank) VALUES('merge', ?)`, table), -mergePages); err != nil {
+		return false, fmt.Errorf("merge %s: %w", table, err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&after); err != nil {
+		return false, fmt.Errorf("merge %s: %w", table, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("commit merge of %s: %w", table, err)
+	}
+	s.ckpt.committed()
+	return after-before < 2, nil
+}
