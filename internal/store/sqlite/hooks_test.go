@@ -1,6 +1,17 @@
 package sqlite
 
+import "context"
+
 // SetBeforeWrite makes f run as each plan's write begins
 // (pipeline.go), for tests that order an update's plan against another's
 // write; an error from f fails the write.
 func (s *Store) SetBeforeWrite(f func() error) { s.beforeWrite = f }
+
+// SetMergeSlice makes f run in each slice of the merger's (merge.go).
+func (s *Store) SetMergeSlice(f func()) { s.merge.slice.Store(&f) }
+
+// MergeSlice runs one slice of table's merge now, as the merger does, with
+// f in its transaction, and reports whether the table is merged.
+func (s *Store) MergeSlice(ctx context.Context, table string, f func()) (bool, error) {
+	return s.mergeSlice(ctx, table, f)
+}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,7 +45,7 @@ type merger struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	// slice, when set (by tests), runs in each slice's transaction.
-	slice func()
+	slice atomic.Pointer[func()]
 }
 
 // startMerger starts s's merger: it first merges what the database holds
@@ -88,7 +89,11 @@ func (m *merger) mergeAll(ctx context.Context) bool {
 			return false
 		}
 		table := todo[0]
-		done, err := m.s.mergeSlice(ctx, table, m.slice)
+		var hook func()
+		if h := m.slice.Load(); h != nil {
+			hook = *h
+		}
+		done, err := m.s.mergeSlice(ctx, table, hook)
 		switch {
 		case ctx.Err() != nil:
 			return false
