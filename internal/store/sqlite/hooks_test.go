@@ -1,6 +1,9 @@
 package sqlite
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // SetBeforeWrite makes f run as each plan's write begins
 // (pipeline.go), for tests that order an update's plan against another's
@@ -11,7 +14,17 @@ func (s *Store) SetBeforeWrite(f func() error) { s.beforeWrite = f }
 func (s *Store) SetMergeSlice(f func()) { s.merge.slice.Store(&f) }
 
 // MergeSlice runs one slice of table's merge now, as the merger does, with
-// f in its transaction, and reports whether the table is merged.
-func (s *Store) MergeSlice(ctx context.Context, table string, f func()) (bool, error) {
-	return s.mergeSlice(ctx, table, f)
+// f in its transaction, and reports whether it ran (the writer was free)
+// and whether the table is merged.
+func (s *Store) MergeSlice(ctx context.Context, table string, f func()) (ran, merged bool, err error) {
+	merged, err = s.mergeSlice(ctx, table, f)
+	if errors.Is(err, errWriterBusy) {
+		return false, false, nil
+	}
+	return true, merged, err
 }
+
+// PauseMerge stops the merger; ResumeMerge starts it again. No update
+// may run meanwhile.
+func (s *Store) PauseMerge()  { s.merge.stop() }
+func (s *Store) ResumeMerge() { s.merge = startMerger(s) }

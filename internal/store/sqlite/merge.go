@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -13,7 +14,7 @@ import (
 // built by ingest stays a dozen segments on several levels, and every
 // FTS5 query seeks in each of them (docs/performance.md, "Full text on
 // SQLite: merging the index"). The store merges both FTS5 tables down to
-// one segment when the writer is idle, in slices: FTS5's 'merge' command
+// one segment whenever no update runs, in slices: FTS5's 'merge' command
 // with a negative N "first puts all b-trees on a single level, then merges
 // as few as two" and writes about N pages per call, so that repeating it
 // until sqlite3_total_changes() moves by less than 2 is an incremental
@@ -31,14 +32,19 @@ var mergeTables = []string{"message_words", "session_words"}
 // most, which bounds the time it holds the writer (docs/performance.md).
 const mergePages = 64
 
-// mergeIdle is how long no update must have run before the store merges:
-// between a batch and the next one of a busy ingest the writer is free for
-// far less.
-const mergeIdle = 500 * time.Millisecond
+// mergeShare is the most of the writer's time slices take: after a slice
+// of d the merger waits (1/mergeShare - 1)·d before the next, so that a
+// large index is merged over many short slices and a store that writes
+// continually spends at most this share of a core rewriting its index.
+const mergeShare = 0.25
+
+// mergePoll is how often the merger looks again whether the updates it
+// waits for are over, if none ended meanwhile.
+const mergePoll = 50 * time.Millisecond
 
 // merger runs the slices, on a goroutine of the store's life; kick tells it
-// a write committed (the index may have new segments), and the store's
-// updates count in busy while they run.
+// an update ended (the index may have new segments), and the store's
+// updates count in Store.updating while they run.
 type merger struct {
 	s      *Store
 	kick   chan struct{}
@@ -81,7 +87,8 @@ func (m *merger) run(ctx context.Context) {
 }
 
 // mergeAll merges the tables until each is one segment, a slice at a time
-// whenever no update ran for mergeIdle. It reports false when ctx ended.
+// whenever no update runs, at most mergeShare of the time. It reports false
+// when ctx ended.
 func (m *merger) mergeAll(ctx context.Context) bool {
 	todo := append([]string(nil), mergeTables...)
 	for len(todo) > 0 {
@@ -93,37 +100,40 @@ func (m *merger) mergeAll(ctx context.Context) bool {
 		if h := m.slice.Load(); h != nil {
 			hook = *h
 		}
+		began := time.Now()
 		done, err := m.s.mergeSlice(ctx, table, hook)
+		pause := time.Duration(float64(time.Since(began)) * (1/mergeShare - 1))
 		switch {
 		case ctx.Err() != nil:
 			return false
+		case errors.Is(err, errWriterBusy):
+			pause = mergePoll
 		case err != nil || done:
 			// A failed slice (the database busy or closing) leaves the
 			// merge to the next write's kick.
 			todo = todo[1:]
 		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(pause):
+		}
 	}
 	return true
 }
 
-// waitIdle waits until no update ran for mergeIdle and none runs now, and
-// reports false when ctx ended first.
+// waitIdle waits until no update runs (one that begins meanwhile waits
+// for one slice at most), and reports false when ctx ended first.
 func (m *merger) waitIdle(ctx context.Context) bool {
-	for {
-		idle := time.Since(time.Unix(0, m.s.lastUpdate.Load()))
-		if m.s.updating.Load() == 0 && idle >= mergeIdle {
-			return true
-		}
-		wait := mergeIdle - idle
-		if wait <= 0 {
-			wait = mergeIdle
-		}
+	for m.s.updating.Load() != 0 {
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(wait):
+		case <-m.kick:
+		case <-time.After(mergePoll):
 		}
 	}
+	return true
 }
 
 // stop stops the merger and waits for it (and for a slice it runs).
@@ -131,6 +141,10 @@ func (m *merger) stop() {
 	m.cancel()
 	<-m.done
 }
+
+// errWriterBusy: the writer was held (by an update, or by a write on
+// another connection, exclusive) when a slice was to run; it did not.
+var errWriterBusy = errors.New("the writer is busy")
 
 // mergeSlice runs one slice of table's merge in a write transaction of its
 // own, taking the writer when free (an update that waits for it meanwhile
@@ -141,7 +155,7 @@ func (s *Store) mergeSlice(ctx context.Context, table string, hook func()) (done
 	select {
 	case s.writer <- struct{}{}:
 	default:
-		return false, nil // an update writes: the next slice waits for idle again
+		return false, errWriterBusy
 	}
 	defer s.unlock()
 	tx, err := s.begin(ctx)

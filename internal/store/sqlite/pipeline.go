@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/chatreport/chatreport/internal/session"
 )
@@ -77,10 +76,10 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 	return err
 }
 
-// updated counts an update's end, for the merger's idle test (merge.go).
+// updated counts an update's end and wakes the merger (merge.go).
 func (s *Store) updated() {
-	s.lastUpdate.Store(time.Now().UnixNano())
 	s.updating.Add(-1)
+	s.merge.committed()
 }
 
 // newReader is a reader for an update planned now.
@@ -219,7 +218,6 @@ func (s *Store) write(ctx context.Context, r *reader, p *planned) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	s.ckpt.committed()
-	s.merge.committed()
 	return nil
 }
 

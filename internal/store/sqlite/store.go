@@ -61,12 +61,10 @@ type Store struct {
 	states *session.StateCache[*session.KeyState]
 	// ckpt checkpoints the WAL off the writer's path (checkpoint.go).
 	ckpt *checkpointer
-	// merge merges the full-text index when the writer is idle (merge.go):
-	// updating counts the updates running, lastUpdate is when the last one
-	// ended (Unix nanoseconds).
-	merge      *merger
-	updating   atomic.Int32
-	lastUpdate atomic.Int64
+	// merge merges the full-text index between updates (merge.go);
+	// updating counts the updates running.
+	merge    *merger
+	updating atomic.Int32
 	// planner is how searches choose their plan (plan.go): the automatic
 	// plan, but in tests that run every plan.
 	planner planner
