@@ -79,7 +79,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 // updated counts an update's end and wakes the merger (merge.go).
 func (s *Store) updated() {
 	s.updating.Add(-1)
-	s.merge.committed()
+	s.merge.wake()
 }
 
 // newReader is a reader for an update planned now.
