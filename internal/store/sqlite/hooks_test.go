@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // SetBeforeWrite makes f run as each plan's write begins
@@ -23,6 +24,9 @@ func (s *Store) MergeSlice(ctx context.Context, table string, f func()) (ran, me
 	}
 	return true, merged, err
 }
+
+// SetMergeRest sets the least time between two passes of the merger.
+func (s *Store) SetMergeRest(d time.Duration) { s.merge.rest.Store(int64(d)) }
 
 // PauseMerge stops the merger; ResumeMerge starts it again. No update
 // may run meanwhile.

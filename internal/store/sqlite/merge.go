@@ -39,6 +39,12 @@ const mergePages = 64
 // continually spends at most this share of a core rewriting its index.
 const mergeShare = 0.25
 
+// mergeRest is the least time from the end of a pass (every table merged
+// to one segment) to the start of the next: each pass rewrites the whole
+// index, so under continual writes a pass per rest, not one per write
+// (docs/performance.md).
+const mergeRest = 10 * time.Minute
+
 // mergePoll is how often the merger looks again whether the updates it
 // waits for are over, if none ended meanwhile.
 const mergePoll = 50 * time.Millisecond
@@ -53,6 +59,11 @@ type merger struct {
 	done   chan struct{}
 	// slice, when set (by tests), runs in each slice's transaction.
 	slice atomic.Pointer[func()]
+	// rest is mergeRest, shorter in tests (nanoseconds).
+	rest atomic.Int64
+	// woken counts the updates ended: one that ends during a pass may
+	// have added segments to a table the pass found merged.
+	woken atomic.Uint64
 }
 
 // startMerger starts s's merger: it first merges what the database holds
@@ -60,6 +71,7 @@ type merger struct {
 func startMerger(s *Store) *merger {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &merger{s: s, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	m.rest.Store(int64(mergeRest))
 	m.wake()
 	go m.run(ctx)
 	return m
@@ -67,6 +79,7 @@ func startMerger(s *Store) *merger {
 
 // wake tells the merger that an update ended; it never waits.
 func (m *merger) wake() {
+	m.woken.Add(1)
 	select {
 	case m.kick <- struct{}{}:
 	default:
@@ -75,14 +88,27 @@ func (m *merger) wake() {
 
 func (m *merger) run(ctx context.Context) {
 	defer close(m.done)
+	var passed time.Time // the end of the last pass
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-m.kick:
 		}
+		for !passed.IsZero() && time.Since(passed) < time.Duration(m.rest.Load()) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(mergePoll):
+			}
+		}
+		woken := m.woken.Load()
 		if !m.mergeAll(ctx) {
 			return
+		}
+		passed = time.Now()
+		if m.woken.Load() != woken {
+			m.wake() // another pass, after the rest
 		}
 	}
 }

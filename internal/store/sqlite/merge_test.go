@@ -179,6 +179,7 @@ func TestMergeSliceOutsideUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	s.SetMergeRest(0)
 	var inWrite, overlapped, ran atomic.Int32
 	slice := func() {
 		ran.Add(1)
@@ -225,4 +226,53 @@ func TestMergeSliceOutsideUpdates(t *testing.T) {
 	if overlapped.Load() != 0 {
 		t.Fatal("a slice ran while an update wrote")
 	}
+}
+
+// After a pass, the next waits for the rest (merge.go, mergeRest): writes
+// that follow a merged index stay in segments of their own until then.
+func TestMergeRestsBetweenPasses(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetMergeRest(0)
+	db := openDB(t, path)
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	events := mergeTraffic(60)
+	ingest := func(from, to int) {
+		for i := from; i < to; i += 10 {
+			if err := a.Ingest(ctx, events[i:i+10]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitSegments := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			n, err := segments(ctx, db, "message_words")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d segments, want %d", n, want)
+			}
+		}
+	}
+	ingest(0, 30)
+	waitSegments(1)
+	time.Sleep(200 * time.Millisecond) // the pass ends
+	s.SetMergeRest(time.Hour)
+	ingest(30, 60)
+	time.Sleep(time.Second)
+	if n, err := segments(ctx, db, "message_words"); err != nil || n < 2 {
+		t.Fatalf("%d segments (%v) a second after writes that followed a pass, want them unmerged", n, err)
+	}
+	s.SetMergeRest(0)
+	waitSegments(1)
 }
