@@ -137,7 +137,7 @@ func (m *merger) mergeAll(ctx context.Context) bool {
 			pause = mergePoll
 		case err != nil || done:
 			// A failed slice (the database busy or closing) leaves the
-			// merge to the next write's kick.
+			// merge to the next pass.
 			todo = todo[1:]
 		}
 		select {

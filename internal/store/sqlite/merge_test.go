@@ -114,9 +114,9 @@ func TestMergeToOneSegment(t *testing.T) {
 			t.Fatalf("%s: %d segments (%v) after 60 writes, want several", table, n, err)
 		}
 	}
-	var slices atomic.Int32
+	var ran atomic.Int32
 	s.ResumeMerge()
-	s.SetMergeSlice(func() { slices.Add(1) })
+	s.SetMergeSlice(func() { ran.Add(1) })
 	for _, table := range []string{"message_words", "session_words"} {
 		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			n, err := segments(ctx, db, table)
@@ -131,12 +131,12 @@ func TestMergeToOneSegment(t *testing.T) {
 			}
 		}
 	}
-	if slices.Load() == 0 {
+	if ran.Load() == 0 {
 		t.Fatal("no slice ran")
 	}
 	after := mergeSearches(t, s, queries)
 	for i, q := range queries {
-		if !slicesEqual(before[i], after[i]) {
+		if !slices.Equal(before[i], after[i]) {
 			t.Errorf("%q: %v before merging, %v after", q, before[i], after[i])
 		}
 	}
@@ -144,8 +144,6 @@ func TestMergeToOneSegment(t *testing.T) {
 		t.Fatalf("the searches found nothing: %v", before)
 	}
 }
-
-func slicesEqual(a, b []string) bool { return slices.Equal(a, b) }
 
 // mergeTraffic is n messages of n/3 contacts' sessions, of a few words.
 func mergeTraffic(n int) []event.Event {
