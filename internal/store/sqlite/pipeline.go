@@ -42,6 +42,8 @@ var errStale = errors.New("the update's plan used states dropped since")
 // transaction is rolled back and fn runs again with the keys read from the
 // database (and Known answered by it, for errStoredElsewhere).
 func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
+	s.updating.Add(1)
+	defer s.updated()
 	s.planMu.Lock()
 	r := s.newReader()
 	p, err := r.plan(ctx, fn)
@@ -72,6 +74,12 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 		err = s.serial(ctx, fn, true)
 	}
 	return err
+}
+
+// updated counts an update's end and wakes the merger (merge.go).
+func (s *Store) updated() {
+	s.updating.Add(-1)
+	s.merge.wake()
 }
 
 // newReader is a reader for an update planned now.

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
@@ -60,6 +61,10 @@ type Store struct {
 	states *session.StateCache[*session.KeyState]
 	// ckpt checkpoints the WAL off the writer's path (checkpoint.go).
 	ckpt *checkpointer
+	// merge merges the full-text index between updates (merge.go);
+	// updating counts the updates running.
+	merge    *merger
+	updating atomic.Int32
 	// planner is how searches choose their plan (plan.go): the automatic
 	// plan, but in tests that run every plan.
 	planner planner
@@ -100,7 +105,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
-	return &Store{db: db, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt}, nil
+	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt}
+	s.merge = startMerger(s)
+	return s, nil
 }
 
 // reverse reverses a string of ASCII digits.
@@ -112,6 +119,7 @@ func reverse(s string) string {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.merge.stop()
 	s.ckpt.stop()
 	s.w.Close()
 	return s.db.Close()

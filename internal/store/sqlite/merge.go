@@ -1,0 +1,215 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// FTS5 writes each transaction's words as a new segment (b-tree) of the
+// table's index and merges segments only in the background of later writes
+// (automerge: 4 segments of one level into one of the next), so an index
+// built by ingest stays a dozen segments on several levels, and every
+// FTS5 query seeks in each of them (docs/performance.md, "Full text on
+// SQLite: merging the index"). The store merges both FTS5 tables down to
+// one segment whenever no update runs, in slices: FTS5's 'merge' command
+// writes roughly N pages of merged data per call, and with a negative N it
+// first puts all b-trees on one level and merges even two of them, so that
+// repeating it until sqlite3_total_changes() moves by less than 2 is an
+// incremental 'optimize' (https://www.sqlite.org/fts5.html#the_merge_command). Each
+// slice is a write transaction of its own on the writer's connection,
+// between updates: an update never waits for more than one slice, and a
+// slice is not an update (no offsets, no state in memory, no ordering of
+// plans is concerned; a slice changes how the index is stored, never what
+// it holds).
+
+// mergeTables are the FTS5 tables the store merges.
+var mergeTables = []string{"message_words", "session_words"}
+
+// mergePages is the N of a slice's 'merge' command: about the pages it
+// writes, which bounds the time it holds the writer: 10-11 ms (p50), 43-58
+// ms (p95) on the 200,000-session bench database (docs/performance.md).
+const mergePages = 64
+
+// mergeShare is the most of the writer's time slices take: after a slice
+// of d the merger waits (1/mergeShare - 1)·d before the next, so that a
+// large index is merged over many short slices and a store that writes
+// continually spends at most this share of a core rewriting its index.
+const mergeShare = 0.25
+
+// mergeRest is the least time from the end of a pass (every table merged
+// to one segment) to the start of the next: each pass rewrites the whole
+// index, so under continual writes a pass per rest, not one per write
+// (docs/performance.md).
+const mergeRest = 10 * time.Minute
+
+// mergePoll is how often the merger looks again whether the updates it
+// waits for are over, if none ended meanwhile.
+const mergePoll = 50 * time.Millisecond
+
+// merger runs the slices, on a goroutine of the store's life; kick tells it
+// an update ended (the index may have new segments), and the store's
+// updates count in Store.updating while they run.
+type merger struct {
+	s      *Store
+	kick   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+	// slice, when set (by tests), runs in each slice's transaction.
+	slice atomic.Pointer[func()]
+	// rest is mergeRest, shorter in tests (nanoseconds).
+	rest atomic.Int64
+	// woken counts the updates ended: one that ends during a pass may
+	// have added segments to a table the pass found merged.
+	woken atomic.Uint64
+}
+
+// startMerger starts s's merger: it first merges what the database holds
+// already (a database opened after an ingest).
+func startMerger(s *Store) *merger {
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &merger{s: s, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	m.rest.Store(int64(mergeRest))
+	m.wake()
+	go m.run(ctx)
+	return m
+}
+
+// wake tells the merger that an update ended; it never waits.
+func (m *merger) wake() {
+	m.woken.Add(1)
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (m *merger) run(ctx context.Context) {
+	defer close(m.done)
+	var passed time.Time // the end of the last pass
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.kick:
+		}
+		for !passed.IsZero() && time.Since(passed) < time.Duration(m.rest.Load()) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(mergePoll):
+			}
+		}
+		woken := m.woken.Load()
+		if !m.mergeAll(ctx) {
+			return
+		}
+		passed = time.Now()
+		if m.woken.Load() != woken {
+			m.wake() // another pass, after the rest
+		}
+	}
+}
+
+// mergeAll merges the tables until each is one segment, a slice at a time
+// whenever no update runs, at most mergeShare of the time. It reports false
+// when ctx ended.
+func (m *merger) mergeAll(ctx context.Context) bool {
+	todo := append([]string(nil), mergeTables...)
+	for len(todo) > 0 {
+		if !m.waitIdle(ctx) {
+			return false
+		}
+		table := todo[0]
+		var hook func()
+		if h := m.slice.Load(); h != nil {
+			hook = *h
+		}
+		began := time.Now()
+		done, err := m.s.mergeSlice(ctx, table, hook)
+		pause := time.Duration(float64(time.Since(began)) * (1/mergeShare - 1))
+		switch {
+		case ctx.Err() != nil:
+			return false
+		case errors.Is(err, errWriterBusy):
+			pause = mergePoll
+		case err != nil || done:
+			// A failed slice (the database busy or closing) leaves the
+			// merge to the next pass.
+			todo = todo[1:]
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(pause):
+		}
+	}
+	return true
+}
+
+// waitIdle waits until no update runs (one that begins meanwhile waits
+// for one slice at most), and reports false when ctx ended first.
+func (m *merger) waitIdle(ctx context.Context) bool {
+	for m.s.updating.Load() != 0 {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-m.kick:
+		case <-time.After(mergePoll):
+		}
+	}
+	return true
+}
+
+// stop stops the merger and waits for it (and for a slice it runs).
+func (m *merger) stop() {
+	m.cancel()
+	<-m.done
+}
+
+// errWriterBusy: the writer was held (by an update, or by a write on
+// another connection, exclusive) when a slice was to run; it did not.
+var errWriterBusy = errors.New("the writer is busy")
+
+// mergeSlice runs one slice of table's merge in a write transaction of its
+// own, taking the writer when free (an update that waits for it meanwhile
+// waits for this slice alone), and reports whether the table is merged:
+// the slice changed less than 2 rows. hook, when set, runs in the slice's
+// transaction.
+func (s *Store) mergeSlice(ctx context.Context, table string, hook func()) (done bool, err error) {
+	select {
+	case s.writer <- struct{}{}:
+	default:
+		return false, errWriterBusy
+	}
+	defer s.unlock()
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("begin merge of %s: %w", table, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	// Another connection's writes drop memory as before an update.
+	if err := s.checkWriters(ctx, tx); err != nil {
+		return false, err
+	}
+	if hook != nil {
+		hook()
+	}
+	var before, after int64
+	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&before); err != nil {
+		return false, fmt.Errorf("merge %s: %w", table, err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s(%[1]s, rank) VALUES('merge', ?)`, table), -mergePages); err != nil {
+		return false, fmt.Errorf("merge %s: %w", table, err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&after); err != nil {
+		return false, fmt.Errorf("merge %s: %w", table, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("commit merge of %s: %w", table, err)
+	}
+	s.ckpt.committed()
+	return after-before < 2, nil
+}
