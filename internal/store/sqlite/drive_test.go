@@ -391,12 +391,10 @@ func TestInStepSharedBuckets(t *testing.T) {
 func TestInStepChunks(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
-	defer func(c float64) { wordChunk = c }(wordChunk)
-	wordChunk = 64 // ~20 chunks, some spans of a 64th of an hour
-	n := 1200
+	chunk, n := 64.0, 1200 // ~20 chunks, some spans of a 64th of an hour
 	if testing.Short() {
 		// The race detector's run: ~20 chunks still.
-		wordChunk, n = 16, 300
+		chunk, n = 16, 300
 	}
 	var events []event.Event
 	for i := range n {
@@ -421,9 +419,9 @@ func TestInStepChunks(t *testing.T) {
 	}
 	for _, q := range []string{"alfa", "bravo"} {
 		f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(time.Duration(2*n) * time.Minute), Query: q, Tags: []string{"T"}, Channels: []string{"whatsapp"}}
-		s.planner = planner{mode: planScan}
+		s.planner = planner{mode: planScan, chunk: chunk}
 		want := searchIDs(t, s, f)
-		s.planner = planner{mode: planInStep}
+		s.planner = planner{mode: planInStep, chunk: chunk}
 		got := searchIDs(t, s, f)
 		if len(want) != n && q == "alfa" || len(want) != (n+2)/3 && q == "bravo" {
 			t.Fatalf("q=%s: the scan finds %d sessions", q, len(want))

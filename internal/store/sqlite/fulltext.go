@@ -373,6 +373,9 @@ type wordWalk struct {
 	partner *driver
 	owners  []*cond
 	choice  [][2]int
+	// chunk is about how many matches a span of the read in step holds
+	// (wordChunk but in tests).
+	chunk float64
 	// sampled and passed: of the sessions the walk last read, how many
 	// passed the other conditions (0, 0 before it counted any).
 	sampled, passed int
@@ -686,7 +689,7 @@ func (st *inStep) nextSession() error {
 // wordSpan.
 const wordSpan = 3_600_000 << wordBits
 
-var wordChunk = 4096.0 // a variable for the tests
+const wordChunk = 4096.0 // tests set a smaller one (planner.chunk)
 
 // nextWord steps to the next matching rowid. The rowids are read in chunks,
 // each one statement over a span of rowids that gives them as one text
@@ -742,7 +745,7 @@ func (st *inStep) readWords() error {
 	}
 	// The next span holds about wordChunk matches at this one's density,
 	// from an hour of starts up to 64 times the first span.
-	next := float64(st.span) / float64(max(len(st.words), 1)) * wordChunk // in float64: no overflow
+	next := float64(st.span) / float64(max(len(st.words), 1)) * st.ww.chunk // in float64: no overflow
 	st.span = int64(min(max(next, wordSpan/64), 64*wordSpan))
 	st.from = hi + 1
 	return nil

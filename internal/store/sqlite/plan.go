@@ -283,7 +283,15 @@ const (
 // every plan and to make samples small.
 type planner struct {
 	mode   int
-	sample int // entries of a range's sample; 0: sampleSize
+	sample int     // entries of a range's sample; 0: sampleSize
+	chunk  float64 // matches of a span of the read in step; 0: wordChunk
+}
+
+func (p planner) wordChunk() float64 {
+	if p.chunk > 0 {
+		return p.chunk
+	}
+	return wordChunk
 }
 
 func (p planner) sampleSize() int {
@@ -370,6 +378,7 @@ func (w *where) stepWords(ctx context.Context, tx *sql.Tx, bound int) error {
 		return nil
 	}
 	c.walk.partner, c.walk.owners, c.walk.choice = w.driver, w.owners, w.choice
+	c.walk.chunk = w.plan.wordChunk()
 	n, err := c.walk.size(ctx, tx, w, c, &c.drivers[0], bound, max(bound+1, sizeLimit))
 	if err != nil {
 		return err
