@@ -745,7 +745,11 @@ func (st *inStep) readWords() error {
 	}
 	// The next span holds about wordChunk matches at this one's density,
 	// from an hour of starts up to 64 times the first span.
-	next := float64(st.span) / float64(max(len(st.words), 1)) * st.ww.chunk // in float64: no overflow
+	chunk := st.ww.chunk
+	if chunk <= 0 {
+		chunk = wordChunk
+	}
+	next := float64(st.span) / float64(max(len(st.words), 1)) * chunk // in float64: no overflow
 	st.span = int64(min(max(next, wordSpan/64), 64*wordSpan))
 	st.from = hi + 1
 	return nil

@@ -96,7 +96,7 @@ func (w *where) follow(other *where) {
 		ww.owners = append(ww.owners, c)
 		parts = append(parts, &c.drivers[ch[1]])
 	}
-	ww.partner = merged(parts)
+	ww.partner, ww.chunk = merged(parts), ow.chunk
 	w.owners = append(w.owners, ww.owners...)
 }
 
