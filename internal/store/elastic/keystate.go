@@ -2,6 +2,8 @@ package elastic
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -44,6 +46,104 @@ type keyState struct {
 	// recomputes them, so the batch's events of the key are presented as
 	// new, whether or not they were stored.
 	unfinished bool
+	// after is the write this state is the successor of, when the state
+	// was lent to the next update before that write ended (Store.lend):
+	// until it ends the key document's seqNo and primaryTerm are not
+	// known, and the state holds only if it succeeds.
+	after *flight
+}
+
+// flight is one update's write of a key, from the moment its plan lends
+// the key's successor state to the next update (Store.lend) until its last
+// bulk request answered: the key document's version it left, or why it
+// failed. Fields are set before done is closed and read after.
+type flight struct {
+	done               chan struct{}
+	seqNo, primaryTerm int64
+	err                error
+	// prev is the write of the same key this one followed, while it may
+	// still be in flight: a write that fails before its predecessor ends
+	// (its context ended) leaves it to be waited for.
+	prev *flight
+}
+
+// errLost says that an update planned on a state lent by an earlier write
+// of its key, and that write failed or is being redone: what the state says
+// is stored may not be. The update runs again on the key read back.
+var errLost = errors.New("elasticsearch: an earlier write of a session key this update planned on did not succeed")
+
+func newFlight(prev *flight) *flight { return &flight{done: make(chan struct{}), prev: prev} }
+
+// end records the write's outcome: the key document's version after a
+// write that succeeded, or err.
+func (f *flight) end(seqNo, primaryTerm int64, err error) {
+	f.seqNo, f.primaryTerm, f.err = seqNo, primaryTerm, err
+	if err == nil {
+		f.prev = nil // it ended before this write claimed the key
+	}
+	close(f.done)
+}
+
+func (f *flight) ended() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the write to end and returns errLost when it failed.
+func (f *flight) wait(ctx context.Context) error {
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if f.err != nil {
+		return errLost
+	}
+	return nil
+}
+
+// quiet waits until no request of f, or of the writes before it, can be in
+// flight: a read of the key by id may then begin.
+func (f *flight) quiet(ctx context.Context) error {
+	for ; f != nil; f = f.prev {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// await waits for the write this state is the successor of, and takes the
+// key document's version it left; errLost when it failed.
+func (st *keyState) await(ctx context.Context) error {
+	if st.after == nil {
+		return nil
+	}
+	if err := st.after.wait(ctx); err != nil {
+		return err
+	}
+	st.seqNo, st.primaryTerm, st.after = st.after.seqNo, st.after.primaryTerm, nil
+	return nil
+}
+
+// settle makes a state lent by a write that has ended ordinary: its key
+// document's version is the write's. It reports false when that write
+// failed: the state is not to be used.
+func (st *keyState) settle() bool {
+	if st.after == nil || !st.after.ended() {
+		return true
+	}
+	if st.after.err != nil {
+		return false
+	}
+	st.seqNo, st.primaryTerm, st.after = st.after.seqNo, st.after.primaryTerm, nil
+	return true
 }
 
 func newKeyState(id session.StateID) *keyState {

@@ -37,6 +37,10 @@ type reader struct {
 	// fresh are stored events of unfinished keys that Known reported new:
 	// KeyEvents leaves them out.
 	fresh map[event.Ref]bool
+	// lenders are the writes, in flight when their keys were taken, whose
+	// successor states this attempt planned on (Store.lend): it holds only
+	// if they succeed.
+	lenders []*flight
 }
 
 var (
@@ -72,9 +76,19 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 		if err != nil {
 			return err
 		}
+		if ok && !st.settle() {
+			ok = false // lent by a write that failed: read back
+		}
 		if !ok {
+			// The key is read back by id: not while a write of it may
+			// be in flight (its state lent, then evicted or dropped).
+			if err := r.s.flightOf(id).quiet(ctx); err != nil {
+				return err
+			}
 			st = newKeyState(id)
 			fetch = append(fetch, st)
+		} else if st.after != nil {
+			r.lenders = append(r.lenders, st.after)
 		}
 		r.states[id] = st
 	}
@@ -100,6 +114,11 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 		if j >= held && (st.retiredLoaded || len(st.retired) == 0) {
 			continue
 		}
+		// Sessions the lent state does not hold are read back once the
+		// write that lent it ended, which may be changing them.
+		if err := st.await(ctx); err != nil {
+			return err
+		}
 		from := min(j, held)
 		l := sessionLoad{st: st, from: from}
 		l.refs = append(l.refs, st.sessions[from:held]...)
@@ -110,6 +129,17 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 		loads = append(loads, l)
 	}
 	return r.s.readSessions(ctx, loads)
+}
+
+// awaitLenders waits for the writes whose successor states the attempt
+// planned on, and returns errLost when one of them failed.
+func (r *reader) awaitLenders(ctx context.Context) error {
+	for _, f := range r.lenders {
+		if err := f.wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Known reports the events stored already: those among the states read.

@@ -229,6 +229,11 @@ type Store struct {
 	writer string
 	// cache holds the state of the session keys this store wrote last.
 	cache *session.StateCache[*keyState]
+	// flights are, per key, the last write whose successor state was lent
+	// (Store.lend), while it may be in flight: a key read back by id
+	// waits for it.
+	flightsMu sync.Mutex
+	flights   map[session.StateID]*flight
 	// versionsIndexReady is set once the versions index is known to exist.
 	versionsIndexReady atomic.Bool
 	// owned is the transport New made, closed by Close.
@@ -244,7 +249,8 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix, version: cfg.Version}, cache: session.NewStateCache(cfg.CacheBytes, cfg.CacheIdle, (*keyState).cost)}
+	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix, version: cfg.Version}, cache: session.NewStateCache(cfg.CacheBytes, cfg.CacheIdle, (*keyState).cost),
+		flights: map[session.StateID]*flight{}}
 	var w [8]byte
 	_, _ = rand.Read(w[:])
 	s.writer = hex.EncodeToString(w[:])

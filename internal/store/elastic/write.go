@@ -104,7 +104,8 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 		if attempt > 0 && errors.Is(err, ErrConflict) {
 			// Another writer holds the keys: pause, with the one backoff
 			// of the project, before reading them again. A rewrite
-			// without rejected events needs no pause.
+			// without rejected events needs no pause, nor does an
+			// earlier write of this store that failed (errLost).
 			pause := retry.Backoff{Base: s.cfg.Backoff, Max: s.cfg.MaxBackoff}
 			if serr := retry.Sleep(ctx, pause.Delay(attempt)); serr != nil {
 				return serr
@@ -117,10 +118,17 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 		if err == nil {
 			more, err = s.write(ctx, r, &ch)
 		}
+		if err == nil && len(more) == 0 {
+			// States lent by earlier writes of their keys hold only if
+			// those writes succeed, also where this update changed
+			// nothing (it found their events stored).
+			err = r.awaitLenders(ctx)
+		}
 		if err != nil || len(more) > 0 {
 			// What a failed attempt read may no longer be what is
-			// stored: its states are let go, not put back, and the keys
-			// are read back from the cluster.
+			// stored: the states it still holds (those it did not lend,
+			// see lend) are let go, not put back, and the keys are read
+			// back from the cluster.
 			s.cache.Release(slices.Collect(maps.Keys(r.states))...)
 		}
 		switch {
@@ -130,6 +138,9 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 				s.cfg.Observer.ObserveConflict()
 			}
 			continue
+		case errors.Is(err, errLost):
+			s.log.Debug("an earlier write of the same session keys failed; reading them again", zap.Int("attempt", attempt+1))
+			continue
 		case err != nil:
 			return err
 		case len(more) > 0:
@@ -137,6 +148,8 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 			err = errRewrite
 			continue
 		}
+		// Keys read and not written (a write lends the states of all the
+		// keys it read).
 		for id, st := range r.states {
 			s.cache.Put(id, st)
 		}
@@ -145,7 +158,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 		}
 		return nil
 	}
-	if errors.Is(err, ErrConflict) {
+	if errors.Is(err, ErrConflict) || errors.Is(err, errLost) {
 		return fmt.Errorf("update not applied after %d attempts: %w", s.cfg.UpdateAttempts, err)
 	}
 	return fmt.Errorf("elasticsearch: update not applied after %d attempts: rejections kept changing the batch", s.cfg.UpdateAttempts)
@@ -169,12 +182,16 @@ type keyWrite struct {
 	after   []sessionRef
 	deletes []sessionRef
 	gen     int64
+	// flight is the write of the key, which lend made the lender of the
+	// successor state.
+	flight *flight
 }
 
 // write applies ch. It returns the events to leave out (rejected) when the
 // batch must be computed again without them, ErrConflict when the writer
-// lost a key it read, or another error.
-func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (map[event.Ref]string, error) {
+// lost a key it read, errLost when an earlier write of a key failed, or
+// another error.
+func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (rejected map[event.Ref]string, err error) {
 	if ch.Empty() {
 		return nil, nil
 	}
@@ -182,29 +199,83 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (map[
 	if err != nil || len(rejected) > 0 {
 		return rejected, err
 	}
+	s.lend(r, writes)
+	defer func() {
+		failed := err
+		if failed == nil && len(rejected) > 0 {
+			failed = errRewrite
+		}
+		s.land(writes, failed)
+	}()
 	if err := s.claim(ctx, writes); err != nil {
 		return nil, err
 	}
 	if rejected, err := s.writeData(ctx, writes); err != nil || len(rejected) > 0 {
 		return rejected, err
 	}
-	if err := s.finish(ctx, writes); err != nil {
-		return nil, err
-	}
+	return nil, s.finish(ctx, writes)
+}
+
+// lend puts the states of the keys r read back in the cache as soon as the
+// update's write is planned, before any of it is sent, so that the next
+// update of a key plans on the state after this one while this one's
+// requests are in flight (docs/elasticsearch.md, "Write path"). A written
+// key's state is its successor: the state after the write, which holds
+// only if the write succeeds and whose key document's version is the one
+// the write's last request returns. The next update of the key waits for
+// this write to end before its claim, which is conditional on that version,
+// and before any read of the key by id; when the write fails (land), the
+// state is dropped by whichever update holds it, and the key is read back.
+// The states lent are no longer r's.
+func (s *Store) lend(r *reader, writes []*keyWrite) {
 	for _, w := range writes {
-		w.st.gen = w.gen
-		w.st.exists, w.st.unfinished = true, false
+		id := session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}
+		w.flight = newFlight(w.st.after)
 		// The deleted sessions stay in the key document (a reader after a
 		// crash deletes them again), not in memory: they are gone.
-		w.st.sessions, w.st.retired, w.st.retiredLoaded = w.after, nil, true
+		next := &keyState{KeyState: *w.next, id: w.st.id, exists: true, gen: w.gen,
+			sessions: w.after, retiredLoaded: true, after: w.flight}
 		// Memory keeps what KeyState keeps: of a derived key, the latest
 		// two sessions' events (KeyState.Trim); an older session is read
 		// back by id when a late event reaches it. next.Sessions are
 		// after's latest, so the two lists agree.
-		w.st.KeyState = *w.next
-		w.st.Trim()
+		next.Trim()
+		s.flightsMu.Lock()
+		s.flights[id] = w.flight
+		s.flightsMu.Unlock()
+		delete(r.states, id)
+		s.cache.Put(id, next)
 	}
-	return nil, nil
+	for id, st := range r.states {
+		s.cache.Put(id, st)
+	}
+	clear(r.states)
+}
+
+// land ends the flights of writes: with the key documents' versions the
+// write left when err is nil, or as failed.
+func (s *Store) land(writes []*keyWrite, err error) {
+	for _, w := range writes {
+		if err != nil {
+			w.flight.end(0, 0, err)
+		} else {
+			w.flight.end(w.st.seqNo, w.st.primaryTerm, nil)
+		}
+		id := session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}
+		s.flightsMu.Lock()
+		if s.flights[id] == w.flight {
+			delete(s.flights, id)
+		}
+		s.flightsMu.Unlock()
+	}
+}
+
+// flightOf returns the last write of key id whose successor was lent,
+// while it may be in flight.
+func (s *Store) flightOf(id session.StateID) *flight {
+	s.flightsMu.Lock()
+	defer s.flightsMu.Unlock()
+	return s.flights[id]
 }
 
 // plan turns ch into the writes of each key, from the states r read.
@@ -343,6 +414,13 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 // claim is step 1: every changed key's document, conditional on the version
 // the writer holds.
 func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
+	// A state lent by an earlier write of the key is claimed after that
+	// write ended, conditional on the version it left.
+	for _, w := range writes {
+		if err := w.st.await(ctx); err != nil {
+			return err
+		}
+	}
 	ops := make([]Op, len(writes))
 	keys := s.names.keysIndex()
 	for i, w := range writes {
