@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/sessiontest"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
@@ -48,19 +49,64 @@ func TestStoreMatchesReference(t *testing.T) {
 	}
 }
 
+// scenario is a random multi-tenant set of events, as they arrive, and what
+// the reference implementation makes of them.
+type scenario struct {
+	seed    uint64
+	rng     *rand.Rand
+	tenants []string
+	def     *pipeline.Definition
+	events  []event.Event
+	want    map[session.Ref]sessiontest.Expected
+	order   string
+	arrival []event.Event
+	log     []string
+}
+
+func newScenario(seed uint64) *scenario {
+	sc := &scenario{seed: seed, rng: rand.New(rand.NewPCG(seed, 0xe1a5)), def: sessiontest.Definition()}
+	sc.tenants = []string{"acme", "globex", "initech"}[:1+sc.rng.IntN(3)]
+	sc.events = sessiontest.Generate(sc.rng, sessiontest.Options{
+		Tenants: sc.tenants, Conversations: 1 + sc.rng.IntN(8), MaxEvents: 1 + sc.rng.IntN(12),
+		Start: sessiontest.Base, Spread: time.Duration(1+sc.rng.IntN(4)) * 24 * time.Hour,
+	})
+	sc.want = sessiontest.Reference(sc.def, sc.events)
+	order := sessiontest.Orders[sc.rng.IntN(len(sessiontest.Orders))]
+	sc.order = fmt.Sprint(order)
+	sc.arrival = sessiontest.Arrange(sc.rng, sessiontest.Duplicate(sc.rng, sc.events, 0.1), order)
+	return sc
+}
+
+// batches cuts the arrival into random batches.
+func (sc *scenario) batches() [][]event.Event {
+	var out [][]event.Event
+	maxBatch := max(1, len(sc.arrival)/4)
+	for pos := 0; pos < len(sc.arrival); {
+		end := min(len(sc.arrival), pos+1+sc.rng.IntN(maxBatch))
+		out = append(out, sc.arrival[pos:end])
+		pos = end
+	}
+	return out
+}
+
+// check compares what s stored with the reference.
+func (sc *scenario) check(t *testing.T, s *Store, f *esfake.Server) error {
+	ctx := context.Background()
+	storetest.Visible(t, s)
+	from, to := sessiontest.Base.Add(-24*time.Hour), sessiontest.Base.Add(60*24*time.Hour)
+	if err := sessiontest.Check(ctx, s, sc.tenants, from, to, sc.want); err != nil {
+		return fmt.Errorf("seed %d, %d events, arrival %s, deliveries %s:\n%w", sc.seed, len(sc.events), sc.order, strings.Join(sc.log, " "), err)
+	}
+	if err := sessionDocsMatch(f, sc.want); err != nil {
+		return fmt.Errorf("seed %d, %d events, arrival %s, deliveries %s:\n%w", sc.seed, len(sc.events), sc.order, strings.Join(sc.log, " "), err)
+	}
+	return nil
+}
+
 func storeScenario(t *testing.T, seed uint64) error {
 	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(seed, 0xe1a5))
-	tenants := []string{"acme", "globex", "initech"}[:1+rng.IntN(3)]
-	events := sessiontest.Generate(rng, sessiontest.Options{
-		Tenants: tenants, Conversations: 1 + rng.IntN(8), MaxEvents: 1 + rng.IntN(12),
-		Start: sessiontest.Base, Spread: time.Duration(1+rng.IntN(4)) * 24 * time.Hour,
-	})
-	def := sessiontest.Definition()
-	want := sessiontest.Reference(def, events)
-	order := sessiontest.Orders[rng.IntN(len(sessiontest.Orders))]
-	arrival := sessiontest.Arrange(rng, sessiontest.Duplicate(rng, events, 0.1), order)
-
+	sc := newScenario(seed)
+	rng, arrival := sc.rng, sc.arrival
 	f := esfake.New(t, esfake.WithRefreshInterval(esfake.NoRefresh))
 	var failing atomic.Bool
 	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
@@ -75,38 +121,29 @@ func storeScenario(t *testing.T, seed uint64) error {
 		})
 	}
 	writers := []*Store{open(), open()}
-	var log []string
 	maxBatch := max(1, len(arrival)/4)
 	for pos, failures := 0, 0; pos < len(arrival); {
 		w := rng.IntN(2)
 		switch rng.IntN(8) {
 		case 0:
 			writers[w] = open() // a restart: nothing in memory
-			log = append(log, fmt.Sprintf("restart %d", w))
+			sc.log = append(sc.log, fmt.Sprintf("restart %d", w))
 		}
 		end := min(len(arrival), pos+1+rng.IntN(maxBatch))
 		failing.Store(rng.IntN(6) == 0)
-		err := session.NewAssembler(def, writers[w]).Ingest(ctx, arrival[pos:end])
+		err := session.NewAssembler(sc.def, writers[w]).Ingest(ctx, arrival[pos:end])
 		failing.Store(false)
 		if err != nil {
 			if failures++; failures > 50 {
 				return fmt.Errorf("seed %d: ingest keeps failing: %w", seed, err)
 			}
-			log = append(log, fmt.Sprintf("%d:[%d:%d] failed", w, pos, end))
+			sc.log = append(sc.log, fmt.Sprintf("%d:[%d:%d] failed", w, pos, end))
 			continue
 		}
-		log = append(log, fmt.Sprintf("%d:[%d:%d]", w, pos, end))
+		sc.log = append(sc.log, fmt.Sprintf("%d:[%d:%d]", w, pos, end))
 		pos = end
 	}
-	storetest.Visible(t, writers[0])
-	from, to := sessiontest.Base.Add(-24*time.Hour), sessiontest.Base.Add(60*24*time.Hour)
-	if err := sessiontest.Check(ctx, writers[0], tenants, from, to, want); err != nil {
-		return fmt.Errorf("seed %d, %d events, arrival %s, deliveries %s:\n%w", seed, len(events), order, strings.Join(log, " "), err)
-	}
-	if err := sessionDocsMatch(f, want); err != nil {
-		return fmt.Errorf("seed %d, %d events, arrival %s, deliveries %s:\n%w", seed, len(events), order, strings.Join(log, " "), err)
-	}
-	return nil
+	return sc.check(t, writers[0], f)
 }
 
 // sessionDocsMatch checks that every session document stored is, byte for

@@ -1,0 +1,263 @@
+package elastic
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+	"github.com/chatreport/chatreport/internal/store/storetest"
+)
+
+// gate is a transport that holds the first _bulk request whose body
+// contains hold until open is closed, then sends it (or, with fail,
+// answers it 503 without sending it), and logs when each key document's
+// claim (pending) and release of each generation starts and ends.
+type gate struct {
+	hold    string
+	fail    bool
+	held    chan struct{} // closed when the held request arrives
+	open    chan struct{}
+	once    atomic.Bool
+	mu      sync.Mutex
+	log     []string
+	keyDocs *regexp.Regexp
+}
+
+func newGate(hold string, fail bool) *gate {
+	return &gate{hold: hold, fail: fail, held: make(chan struct{}), open: make(chan struct{}),
+		keyDocs: regexp.MustCompile(`"gen":(\d+),"writer":"[0-9a-f]+"(,"pending":true)?`)}
+}
+
+func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !strings.HasSuffix(req.URL.Path, "/_bulk") {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	var marks []string
+	for _, m := range g.keyDocs.FindAllStringSubmatch(string(body), -1) {
+		step := "release"
+		if m[2] != "" {
+			step = "claim"
+		}
+		marks = append(marks, step+" "+m[1])
+	}
+	g.note("start", marks)
+	if bytes.Contains(body, []byte(g.hold)) && g.once.CompareAndSwap(false, true) {
+		close(g.held)
+		<-g.open
+		if g.fail {
+			return &http.Response{StatusCode: http.StatusServiceUnavailable, Request: req,
+				Header: http.Header{"Content-Type": {"application/json"}, "X-Elastic-Product": {"Elasticsearch"}},
+				Body:   io.NopCloser(strings.NewReader(`{"error":{"type":"unavailable_shards_exception","reason":"held"},"status":503}`))}, nil
+		}
+	}
+	res, err := http.DefaultTransport.RoundTrip(req)
+	if err == nil {
+		// The answer is read whole before the end is logged: the caller
+		// has it when the next request starts.
+		data, rerr := io.ReadAll(res.Body)
+		res.Body.Close()
+		if rerr != nil {
+			return nil, rerr
+		}
+		res.Body = io.NopCloser(bytes.NewReader(data))
+	}
+	g.note("end", marks)
+	return res, err
+}
+
+func (g *gate) note(when string, marks []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, m := range marks {
+		g.log = append(g.log, when+" "+m)
+	}
+}
+
+// position is where entry is in the log (-1: not there).
+func (g *gate) position(entry string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, e := range g.log {
+		if e == entry {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestLentState: two updates of one key in flight at once. The first
+// (events e1, e2) is held in its second bulk request (the sessions and
+// events). The second update of the key plans on the state the first lent
+// it while that request is held (before the change, it waited for the whole
+// first update); its claim starts only after the first update's key
+// documents were released, conditional on the version they left. When the
+// first write fails, the second gives up what it planned on and computes
+// again from the store: also when it found nothing to write because the
+// first was writing its events (a duplicate delivery).
+func TestLentState(t *testing.T) {
+	c := storetest.B{Contact: "5511900000042"}
+	m := time.Minute
+	first := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi"), c.Msg("e2", m, event.RoleBot, "olá")}
+	newer := []event.Event{c.Msg("e3", 2*m, event.RoleCustomer, "segunda via")}
+	again := []event.Event{c.Msg("e2", m, event.RoleBot, "olá")}
+	tests := []struct {
+		name   string
+		second []event.Event
+		fail   bool
+		// calls is how many times the second update's fn runs.
+		calls int
+		// after is what the store holds once both updates returned
+		// (before the failed batch is delivered again).
+		after [][]event.Event
+	}{
+		{name: "a new event", second: newer, calls: 1, after: [][]event.Event{first, newer}},
+		{name: "a duplicate", second: again, calls: 1, after: [][]event.Event{first}},
+		{name: "a new event, the first write fails", second: newer, fail: true, calls: 2, after: [][]event.Event{newer}},
+		{name: "a duplicate, the first write fails", second: again, fail: true, calls: 2, after: [][]event.Event{again}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := esfake.New(t)
+			g := newGate(`"_id":"acme/e2"`, tc.fail)
+			s := fakeStore(t, f, func(c *Config) { c.Transport, c.BulkAttempts = g, 1 })
+			defer func() {
+				select {
+				case <-g.open:
+				default:
+					close(g.open)
+				}
+			}()
+			firstErr := make(chan error, 1)
+			go func() { firstErr <- assembler(s).Ingest(t.Context(), first) }()
+			<-g.held
+
+			planned := make(chan struct{}, tc.calls+1)
+			var calls atomic.Int64
+			secondErr := make(chan error, 1)
+			go func() {
+				secondErr <- s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+					calls.Add(1)
+					ch, err := assembler(s).Assemble(ctx, r, tc.second)
+					planned <- struct{}{}
+					return ch, err
+				})
+			}()
+			select {
+			case <-planned:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the second update did not plan while the first one's write was in flight")
+			}
+			close(g.open)
+			err1, err2 := <-firstErr, <-secondErr
+			if tc.fail {
+				if !errors.Is(err1, ErrUnavailable) {
+					t.Fatalf("the failed first update: %v, want ErrUnavailable", err1)
+				}
+			} else if err1 != nil {
+				t.Fatal(err1)
+			}
+			if err2 != nil {
+				t.Fatal(err2)
+			}
+			if got := int(calls.Load()); got != tc.calls {
+				t.Errorf("the second update's fn ran %d times, want %d", got, tc.calls)
+			}
+			if g.position("start claim 2") >= 0 && g.position("start claim 2") < g.position("end release 1") {
+				t.Errorf("the second claim started before the first write's release ended: %v", g.log)
+			}
+			sameState(t, snapshot(t, s), reference(t, tc.after...))
+			if tc.fail {
+				// The ingester delivers the failed batch again.
+				if err := assembler(s).Ingest(t.Context(), first); err != nil {
+					t.Fatal(err)
+				}
+				sameState(t, snapshot(t, s), reference(t, first, tc.second))
+			}
+		})
+	}
+}
+
+// TestOverlappingUpdatesMatchReference: random scenarios delivered as the
+// ingester delivers them with two batches in flight: each batch's update
+// starts while the one before it is still writing (most keys are shared),
+// a bulk request now and then fails, and a batch that failed is delivered
+// again, with those after it, until all are stored. The end state must be
+// the reference implementation's.
+func TestOverlappingUpdatesMatchReference(t *testing.T) {
+	n := *propertyN / 2
+	if testing.Short() {
+		n /= 4
+	}
+	for seed := uint64(1); seed <= uint64(n); seed++ {
+		if err := overlapScenario(t, seed); err != nil {
+			t.Fatalf("%v\nreproduce with: go test ./internal/store/elastic -run TestOverlappingUpdatesMatchReference -property.n=%d", err, 2*seed)
+		}
+	}
+}
+
+func overlapScenario(t *testing.T, seed uint64) error {
+	ctx := context.Background()
+	sc := newScenario(seed)
+	f := esfake.New(t, esfake.WithRefreshInterval(esfake.NoRefresh))
+	var failing atomic.Bool
+	// The two updates' requests reach the hook at once: it has a source
+	// of its own.
+	var mu sync.Mutex
+	faults := rand.New(rand.NewPCG(seed, 0xfa17))
+	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing.Load() && faults.IntN(4) == 0 {
+			return 503, "unavailable_shards_exception"
+		}
+		return 0, ""
+	}
+	s := fakeStore(t, f, func(c *Config) {
+		c.BulkAttempts, c.ClaimLease, c.UpdateAttempts = 1, time.Nanosecond, 20
+	})
+	batches := sc.batches()
+	for pos, failures := 0, 0; pos < len(batches); {
+		// Two in flight: batches pos and pos+1 at once.
+		end := min(len(batches), pos+2)
+		failing.Store(sc.rng.IntN(4) == 0)
+		errs := make([]error, end-pos)
+		var wg sync.WaitGroup
+		for i := pos; i < end; i++ {
+			wg.Go(func() { errs[i-pos] = session.NewAssembler(sc.def, s).Ingest(ctx, batches[i]) })
+		}
+		wg.Wait()
+		failing.Store(false)
+		// Offsets are committed in order: the first failed batch and
+		// those after it are delivered again.
+		ok := 0
+		for ok < len(errs) && errs[ok] == nil {
+			ok++
+		}
+		sc.log = append(sc.log, fmt.Sprintf("[%d:%d] %d stored", pos, end, ok))
+		if ok < len(errs) {
+			if failures++; failures > 50 {
+				return fmt.Errorf("seed %d: ingest keeps failing: %w", seed, errs[ok])
+			}
+		}
+		pos += ok
+	}
+	return sc.check(t, s, f)
+}
