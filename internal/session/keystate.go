@@ -378,10 +378,13 @@ const DefaultStateIdle = 25 * time.Hour
 // StateCache holds the states of the keys a writer wrote, least recently
 // used first out once their cost passes the budget, and out once idle for
 // longer than idle. An update takes the states of its keys out (Take) and
-// puts back the states after its write (Put) only when the write committed,
-// so an update that failed leaves nothing stale behind, and two updates
-// never share a state: a second Take of a key held waits until it is let go
-// (Put or Release).
+// puts back the states after its write (Put), and two updates never share a
+// state: a second Take of a key held waits until it is let go (Put or
+// Release). When a state is put back is the store's: the SQLite store puts
+// it back once the update is planned and drops memory when a write fails;
+// the Elasticsearch store puts back, once planned, a state that says which
+// write it depends on, and the next update of the key waits for that write
+// and drops the state when it failed.
 type StateCache[S any] struct {
 	mu     sync.Mutex
 	budget int
