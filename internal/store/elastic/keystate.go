@@ -56,7 +56,8 @@ type keyState struct {
 // flight is one update's write of a key, from the moment its plan lends
 // the key's successor state to the next update (Store.lend) until its last
 // bulk request answered: the key document's version it left, or why it
-// failed. Fields are set before done is closed and read after.
+// failed. The flights of one update end together: they share done, and
+// their fields are set before it is closed and read after.
 type flight struct {
 	done               chan struct{}
 	seqNo, primaryTerm int64
@@ -72,16 +73,31 @@ type flight struct {
 // is stored may not be. The update runs again on the key read back.
 var errLost = errors.New("elasticsearch: an earlier write of a session key this update planned on did not succeed")
 
-func newFlight(prev *flight) *flight { return &flight{done: make(chan struct{}), prev: prev} }
-
-// end records the write's outcome: the key document's version after a
-// write that succeeded, or err.
-func (f *flight) end(seqNo, primaryTerm int64, err error) {
-	f.seqNo, f.primaryTerm, f.err = seqNo, primaryTerm, err
-	if err == nil {
-		f.prev = nil // it ended before this write claimed the key
+// newFlights are the flights of an update that writes n keys: one
+// allocation, and one channel closed when they all end (landFlights).
+func newFlights(n int) []flight {
+	fl := make([]flight, n)
+	done := make(chan struct{})
+	for i := range fl {
+		fl[i].done = done
 	}
-	close(f.done)
+	return fl
+}
+
+// landFlights records the outcome of the writes of fl (of newFlights): the
+// key documents' versions each left, in seqNo and primaryTerm, when err
+// is nil; err otherwise.
+func landFlights(fl []flight, err error) {
+	for i := range fl {
+		f := &fl[i]
+		f.err = err
+		if err == nil {
+			f.prev = nil // it ended before this write claimed the key
+		}
+	}
+	if len(fl) > 0 {
+		close(fl[0].done)
+	}
 }
 
 func (f *flight) ended() bool {

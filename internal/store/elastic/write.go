@@ -199,13 +199,13 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 	if err != nil || len(rejected) > 0 {
 		return rejected, err
 	}
-	s.lend(r, writes)
+	fl := s.lend(r, writes)
 	defer func() {
 		failed := err
 		if failed == nil && len(rejected) > 0 {
 			failed = errRewrite
 		}
-		s.land(writes, failed)
+		s.land(writes, fl, failed)
 	}()
 	if err := s.claim(ctx, writes); err != nil {
 		return nil, err
@@ -226,11 +226,18 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 // this write to end before its claim, which is conditional on that version,
 // and before any read of the key by id; when the write fails (land), the
 // state is dropped by whichever update holds it, and the key is read back.
-// The states lent are no longer r's.
-func (s *Store) lend(r *reader, writes []*keyWrite) {
-	for _, w := range writes {
-		id := session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}
-		w.flight = newFlight(w.st.after)
+// The states lent are no longer r's. It returns the writes' flights.
+func (s *Store) lend(r *reader, writes []*keyWrite) []flight {
+	fl := newFlights(len(writes))
+	ids := make([]session.StateID, len(writes))
+	s.flightsMu.Lock()
+	for i, w := range writes {
+		ids[i] = session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}
+		fl[i].prev, w.flight = w.st.after, &fl[i]
+		s.flights[ids[i]] = w.flight
+	}
+	s.flightsMu.Unlock()
+	for i, w := range writes {
 		// The deleted sessions stay in the key document (a reader after a
 		// crash deletes them again), not in memory: they are gone.
 		next := &keyState{KeyState: *w.next, id: w.st.id, exists: true, gen: w.gen,
@@ -240,34 +247,31 @@ func (s *Store) lend(r *reader, writes []*keyWrite) {
 		// back by id when a late event reaches it. next.Sessions are
 		// after's latest, so the two lists agree.
 		next.Trim()
-		s.flightsMu.Lock()
-		s.flights[id] = w.flight
-		s.flightsMu.Unlock()
-		delete(r.states, id)
-		s.cache.Put(id, next)
+		delete(r.states, ids[i])
+		s.cache.Put(ids[i], next)
 	}
 	for id, st := range r.states {
 		s.cache.Put(id, st)
 	}
 	clear(r.states)
+	return fl
 }
 
-// land ends the flights of writes: with the key documents' versions the
-// write left when err is nil, or as failed.
-func (s *Store) land(writes []*keyWrite, err error) {
+// land ends the flights of writes (fl, which lend made): with the key
+// documents' versions the write left when err is nil, or as failed.
+func (s *Store) land(writes []*keyWrite, fl []flight, err error) {
 	for _, w := range writes {
-		if err != nil {
-			w.flight.end(0, 0, err)
-		} else {
-			w.flight.end(w.st.seqNo, w.st.primaryTerm, nil)
-		}
+		w.flight.seqNo, w.flight.primaryTerm = w.st.seqNo, w.st.primaryTerm
+	}
+	landFlights(fl, err)
+	s.flightsMu.Lock()
+	for _, w := range writes {
 		id := session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}
-		s.flightsMu.Lock()
 		if s.flights[id] == w.flight {
 			delete(s.flights, id)
 		}
-		s.flightsMu.Unlock()
 	}
+	s.flightsMu.Unlock()
 }
 
 // flightOf returns the last write of key id whose successor was lent,
