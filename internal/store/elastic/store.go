@@ -234,8 +234,6 @@ type Store struct {
 	// waits for it.
 	flightsMu sync.Mutex
 	flights   map[session.StateID]*flight
-	// docBufs are buffers of the documents of step 2 (dataOps).
-	docBufs sync.Pool
 	// versionsIndexReady is set once the versions index is known to exist.
 	versionsIndexReady atomic.Bool
 	// owned is the transport New made, closed by Close.
@@ -252,8 +250,7 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix, version: cfg.Version}, cache: session.NewStateCache(cfg.CacheBytes, cfg.CacheIdle, (*keyState).cost),
-		flights: map[session.StateID]*flight{},
-		docBufs: sync.Pool{New: func() any { return new([]byte) }}}
+		flights: map[session.StateID]*flight{}}
 	var w [8]byte
 	_, _ = rand.Read(w[:])
 	s.writer = hex.EncodeToString(w[:])

@@ -166,10 +166,6 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 
 var errRewrite = errors.New("rewrite without rejected events")
 
-// maxPooledDocs bounds the buffers of encoded documents kept for the next
-// update (Store.docBufs).
-const maxPooledDocs = 16 << 20
-
 // keyWrite is what one update writes of one key.
 type keyWrite struct {
 	st   *keyState
@@ -211,18 +207,10 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 		}
 		s.land(writes, fl, failed)
 	}()
-	bufp := s.docBufs.Get().(*[]byte)
-	ops, owners, buf := s.dataOps(writes, (*bufp)[:0])
-	defer func() {
-		if cap(buf) <= maxPooledDocs {
-			*bufp = buf
-			s.docBufs.Put(bufp)
-		}
-	}()
 	if err := s.claim(ctx, writes); err != nil {
 		return nil, err
 	}
-	if rejected, err := s.writeData(ctx, ops, owners); err != nil || len(rejected) > 0 {
+	if rejected, err := s.writeData(ctx, writes); err != nil || len(rejected) > 0 {
 		return rejected, err
 	}
 	return nil, s.finish(ctx, writes)
@@ -464,59 +452,33 @@ func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 	return nil
 }
 
-// dataOwner is what an operation of step 2 writes: a session document or
-// an event document of a key.
-type dataOwner struct {
-	w     *keyWrite
-	sess  string     // a session document's session
-	event *event.Ref // an event document's event
-}
-
-// dataOps are the operations of step 2, with their documents encoded in
-// buf (grown as needed and returned): encoding is most of a write's CPU,
-// and it is done before the claim, while the writes the update's states
-// depend on may still be in flight (lend), rather than after them.
-func (s *Store) dataOps(writes []*keyWrite, buf []byte) ([]Op, []dataOwner, []byte) {
+// writeData is step 2: the session documents and the events.
+func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Ref]string, error) {
 	var ops []Op
-	var owners []dataOwner
-	var ends []int
+	type owner struct {
+		w     *keyWrite
+		sess  string     // a session document's session
+		event *event.Ref // an event document's event
+	}
+	var owners []owner
 	for _, w := range writes {
 		for _, d := range w.sessions {
-			buf = d.appendJSON(buf)
-			ends = append(ends, len(buf))
-			ops = append(ops, Op{Action: Index, Index: s.names.sessionsIndex(d.StartedAt), ID: docID(d.Tenant, d.ID), Version: w.gen})
-			owners = append(owners, dataOwner{w: w, sess: d.ID})
+			ops = append(ops, Op{Action: Index, Index: s.names.sessionsIndex(d.StartedAt), ID: docID(d.Tenant, d.ID), Doc: d, Version: w.gen})
+			owners = append(owners, owner{w: w, sess: d.ID})
 		}
 		for i := range w.changes.Events {
 			e := &w.changes.Events[i]
 			ref := e.Ref()
-			buf = newEventDoc(e, w.st.Key).appendJSON(buf)
-			ends = append(ends, len(buf))
-			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), ID: docID(e.Tenant, e.EventID), Version: w.gen})
-			owners = append(owners, dataOwner{w: w, event: &ref})
+			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), ID: docID(e.Tenant, e.EventID), Doc: newEventDoc(e, w.st.Key), Version: w.gen})
+			owners = append(owners, owner{w: w, event: &ref})
 		}
 	}
-	start := 0
-	for i := range ops {
-		ops[i].Doc = encodedDoc(buf[start:ends[i]:ends[i]])
-		start = ends[i]
-	}
-	return ops, owners, buf
-}
-
-// encodedDoc is a document encoded already.
-type encodedDoc []byte
-
-func (d encodedDoc) appendJSON(b []byte) []byte { return append(b, d...) }
-
-// writeData is step 2: the session documents and the events (dataOps).
-func (s *Store) writeData(ctx context.Context, ops []Op, owners []dataOwner) (map[event.Ref]string, error) {
 	results, err := s.bulk.Write(ctx, ops)
 	if err != nil {
 		return nil, fmt.Errorf("write sessions and events: %w", err)
 	}
 	rejected := map[event.Ref]string{}
-	var taken []dataOwner // new events whose document a higher version holds
+	var taken []owner // new events whose document a higher version holds
 	for i, res := range results {
 		o := owners[i]
 		switch res.Outcome {
