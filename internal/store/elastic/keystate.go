@@ -73,13 +73,16 @@ type flight struct {
 // is stored may not be. The update runs again on the key read back.
 var errLost = errors.New("elasticsearch: an earlier write of a session key this update planned on did not succeed")
 
-// newFlights are the flights of an update that writes n keys: one
-// allocation, and one channel closed when they all end (landFlights).
-func newFlights(n int) []flight {
-	fl := make([]flight, n)
+// newFlights are the flights of an update that writes n keys, ending
+// together: one channel, closed when they all end (landFlights). Each is
+// an allocation of its own: a successor state keeps its flight until it is
+// taken again, which for a key that goes quiet is until it is evicted, and
+// must not keep the flights of the rest of its update.
+func newFlights(n int) []*flight {
+	fl := make([]*flight, n)
 	done := make(chan struct{})
 	for i := range fl {
-		fl[i].done = done
+		fl[i] = &flight{done: done}
 	}
 	return fl
 }
@@ -87,9 +90,8 @@ func newFlights(n int) []flight {
 // landFlights records the outcome of the writes of fl (of newFlights): the
 // key documents' versions each left, in seqNo and primaryTerm, when err
 // is nil; err otherwise.
-func landFlights(fl []flight, err error) {
-	for i := range fl {
-		f := &fl[i]
+func landFlights(fl []*flight, err error) {
+	for _, f := range fl {
 		f.err = err
 		if err == nil {
 			f.prev = nil // it ended before this write claimed the key
@@ -231,6 +233,9 @@ func (st *keyState) tail(j int) []session.Stored { return st.Tail(j - st.held())
 // and the retired sessions.
 func (st *keyState) cost() int {
 	n := st.Cost() + keyStateExtra + len(st.id)
+	if st.after != nil {
+		n += flightSize // until the state is taken again
+	}
 	for _, refs := range [][]sessionRef{st.sessions, st.retired} {
 		for i := range refs {
 			n += sessionRefSize + len(refs[i].ID)
@@ -240,8 +245,10 @@ func (st *keyState) cost() int {
 }
 
 // Sizes in bytes of heap of what keyState adds to a session.KeyState:
-// its other fields, and a sessionRef of its lists (id and start).
+// its other fields, a sessionRef of its lists (id and start), and the
+// flight of the write it is the successor of.
 const (
 	keyStateExtra  = 112
 	sessionRefSize = 40
+	flightSize     = 64
 )

@@ -219,7 +219,8 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 // lend puts the states of the keys r read back in the cache as soon as the
 // update's write is planned, before any of it is sent, so that the next
 // update of a key plans on the state after this one while this one's
-// requests are in flight (docs/elasticsearch.md, "Write path"). A written
+// requests are in flight (docs/elasticsearch.md, "Two updates of one key in
+// flight"). A written
 // key's state is its successor: the state after the write, which holds
 // only if the write succeeds and whose key document's version is the one
 // the write's last request returns. The next update of the key waits for
@@ -227,13 +228,13 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 // and before any read of the key by id; when the write fails (land), the
 // state is dropped by whichever update holds it, and the key is read back.
 // The states lent are no longer r's. It returns the writes' flights.
-func (s *Store) lend(r *reader, writes []*keyWrite) []flight {
+func (s *Store) lend(r *reader, writes []*keyWrite) []*flight {
 	fl := newFlights(len(writes))
 	ids := make([]session.StateID, len(writes))
 	s.flightsMu.Lock()
 	for i, w := range writes {
 		ids[i] = session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}
-		fl[i].prev, w.flight = w.st.after, &fl[i]
+		fl[i].prev, w.flight = w.st.after, fl[i]
 		s.flights[ids[i]] = w.flight
 	}
 	s.flightsMu.Unlock()
@@ -259,7 +260,7 @@ func (s *Store) lend(r *reader, writes []*keyWrite) []flight {
 
 // land ends the flights of writes (fl, which lend made): with the key
 // documents' versions the write left when err is nil, or as failed.
-func (s *Store) land(writes []*keyWrite, fl []flight, err error) {
+func (s *Store) land(writes []*keyWrite, fl []*flight, err error) {
 	for _, w := range writes {
 		w.flight.seqNo, w.flight.primaryTerm = w.st.seqNo, w.st.primaryTerm
 	}
