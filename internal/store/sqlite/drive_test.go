@@ -430,7 +430,8 @@ func TestInStepChunks(t *testing.T) {
 		if strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Fatalf("q=%s: in step %d sessions, the scan %d, or another order", q, len(got), len(want))
 		}
-		res, err := s.Search(ctx, f, report.Page{Limit: 5})
+		// Counted through every chunk: past QueryTotalBound (1,000).
+		res, err := s.Search(ctx, f, report.Page{Limit: 5, TotalBound: 2 * n})
 		if err != nil {
 			t.Fatal(err)
 		}
