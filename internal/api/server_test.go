@@ -106,19 +106,28 @@ type boundedStore struct{ Store }
 
 func (b boundedStore) Search(ctx context.Context, f report.Filter, p report.Page) (report.Result, error) {
 	res, err := b.Store.Search(ctx, f, p)
-	res.BoundTotal(p.Bound()+1, p.Bound())
+	res.BoundTotal(p.Bound(&f)+1, p.Bound(&f))
 	return res, err
 }
 
 // TestListSessionsBoundedTotal: past the bound the answer says the total
-// is not exact.
+// is not exact, and the bound of a full-text search is the smaller one.
 func TestListSessionsBoundedTotal(t *testing.T) {
 	_, st := conversationServer(t)
 	s := newServer(t, testConfig(t), boundedStore{st})
-	var p page
-	getJSON(t, s, "/api/v1/sessions", acmeKey, &p)
-	if p.Total != report.DefaultTotalBound || p.TotalExact == nil || *p.TotalExact {
-		t.Fatalf("total %d, exact %v; want %d, false", p.Total, p.TotalExact, report.DefaultTotalBound)
+	for _, tc := range []struct {
+		target string
+		want   int
+	}{
+		{"/api/v1/sessions", report.DefaultTotalBound},
+		{"/api/v1/sessions?q=boleto", report.QueryTotalBound},
+		{"/api/v1/sessions?q=boleto&tag=x&channel=whatsapp", report.QueryTotalBound},
+	} {
+		var p page
+		getJSON(t, s, tc.target, acmeKey, &p)
+		if p.Total != tc.want || p.TotalExact == nil || *p.TotalExact {
+			t.Fatalf("%s: total %d, exact %v; want %d, false", tc.target, p.Total, p.TotalExact, tc.want)
+		}
 	}
 }
 

@@ -160,8 +160,8 @@ type Page struct {
 	Limit int
 	// After continues after the last session of the previous page.
 	After *Cursor
-	// TotalBound is how far the total is counted exactly; 0 means
-	// DefaultTotalBound.
+	// TotalBound is how far the total is counted exactly; 0 means the
+	// filter's default (Bound).
 	TotalBound int
 }
 
@@ -171,10 +171,23 @@ type Page struct {
 // a month.
 const DefaultTotalBound = 10_000
 
-// Bound is the page's TotalBound, or DefaultTotalBound.
-func (p Page) Bound() int {
-	if p.TotalBound > 0 {
+// QueryTotalBound is DefaultTotalBound for a filter with full text (Query):
+// past it the total says "more than 1,000". A full-text count is dearer per
+// session than any other (each session's words are read, not an index entry
+// of a value), and with a tag whose sessions nearly all hold a common word it
+// read every session of the tag in the month to count up to 10,000
+// (docs/performance.md, "Full text on SQLite: a smaller bound for full-text
+// totals").
+const QueryTotalBound = 1_000
+
+// Bound is the page's TotalBound or, when it sets none, the default for f:
+// QueryTotalBound when f has full text, DefaultTotalBound otherwise.
+func (p Page) Bound(f *Filter) int {
+	switch {
+	case p.TotalBound > 0:
 		return p.TotalBound
+	case f.Query != "":
+		return QueryTotalBound
 	}
 	return DefaultTotalBound
 }

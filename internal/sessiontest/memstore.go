@@ -343,7 +343,7 @@ func (m *MemStore) Search(_ context.Context, f report.Filter, page report.Page) 
 		return strings.Compare(b.ID, a.ID)
 	})
 	res := report.Result{Items: []session.Session{}}
-	res.BoundTotal(len(match), page.Bound())
+	res.BoundTotal(len(match), page.Bound(&f))
 	for _, s := range match {
 		if page.After != nil {
 			c := page.After

@@ -247,7 +247,7 @@ func searchRequest(f *report.Filter, page report.Page) *search.Request {
 		Sort:  newestFirst(),
 		Size:  &size,
 		// Counted exactly up to one past the bound: then "more than".
-		TrackTotalHits: page.Bound() + 1,
+		TrackTotalHits: page.Bound(f) + 1,
 		Source_:        sessionSource(),
 	}
 	if page.After != nil {
@@ -279,7 +279,7 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 	}
 	if res.Hits.Total != nil {
 		// relation "gte" comes with the value bound+1.
-		out.BoundTotal(res.Hits.Total.Value, page.Bound())
+		out.BoundTotal(res.Hits.Total.Value, page.Bound(&f))
 	}
 	return out, nil
 }

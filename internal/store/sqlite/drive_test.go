@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -429,12 +430,59 @@ func TestInStepChunks(t *testing.T) {
 		if strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Fatalf("q=%s: in step %d sessions, the scan %d, or another order", q, len(got), len(want))
 		}
-		res, err := s.Search(ctx, f, report.Page{Limit: 5})
+		// Counted through every chunk: past QueryTotalBound (1,000).
+		res, err := s.Search(ctx, f, report.Page{Limit: 5, TotalBound: 2 * n})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Total != len(want) || res.TotalMore {
 			t.Fatalf("q=%s: in step total %d (more %v), want %d", q, res.Total, res.TotalMore, len(want))
 		}
+	}
+}
+
+// TestLongWalkYieldsToInStep: a word in every session with a tag on most of
+// them, counted to a small bound. The walk's sample says it would reach the
+// bound after fewer sessions than the tag's range holds, but a session a
+// walk reads on costs walkEntries entries of a range: the tag's range
+// drives and the words are read in step with it. Without the weight the
+// walk drove, reading on and testing the tag on each session it read.
+func TestLongWalkYieldsToInStep(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	const n = 600
+	var events []event.Event
+	for i := range n {
+		b := storetest.B{Contact: fmt.Sprintf("c%05d", i)}
+		at := time.Duration(i) * time.Second
+		events = append(events, b.Msg(fmt.Sprintf("m%05d", i), at, event.RoleCustomer, "alfa"))
+		if i%10 < 7 {
+			events = append(events, b.Tag(fmt.Sprintf("t%05d", i), at+time.Millisecond, "T"))
+		}
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Query: "alfa", Tags: []string{"T"}}
+	w := translate(&f, nil)
+	// A bound of 100 counts to ExportChunk+1 (201): the sample of 100
+	// sessions (70 pass) guesses ~360 sessions to read, fewer than the
+	// tag's 420 entries, more than 420/walkEntries.
+	if err := w.drive(ctx, tx, 100, planner{walk: 100}); err != nil {
+		t.Fatal(err)
+	}
+	ci := slices.IndexFunc(w.conds, func(c *cond) bool { return c.walk != nil })
+	ww := w.conds[ci].walk
+	if len(w.choice) != 1 || w.choice[0][0] != ci || ww.partner == nil {
+		q, _ := w.query("1", true, "")
+		t.Fatalf("the words drive alone (in step: %v), want them in step with the tag's range: %s", ww.partner != nil, q)
+	}
+	if ww.sampled != 100 || ww.passed != 70 {
+		t.Fatalf("sample: %d sessions, %d passed; want 100, 70", ww.sampled, ww.passed)
 	}
 }

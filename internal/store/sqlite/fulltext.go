@@ -479,15 +479,18 @@ func (ww *wordWalk) inBucket(ctx context.Context, tx *sql.Tx, b int64, ids []str
 // conditions (then the page and the count are among them), and returns how
 // many it read; or -1 when
 // more than limit would have to be read (another driver, or the scan,
-// reads less). d is ready only when the size is not -1.
-func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *driver, bound, limit int) (int, error) {
+// reads less), or when its sample says that reading on would take more
+// than limit/dear sessions: dear is what one session read on costs in
+// entries of the ranges limit counts (1 where limit is not such a range;
+// see walkEntries). d is ready only when the size is not -1.
+func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *driver, bound, limit, dear int) (int, error) {
 	// Enough for the count and for any page or export chunk.
 	enough := max(bound, report.MaxPageLimit, report.ExportChunk) + 1
 	need := min(enough, limit+1)
 	if !ww.alone(w, c) {
 		// Other conditions: a first sample tells how far to read, or
 		// that another driver reads less.
-		need = min(need, walkSample)
+		need = min(need, w.plan.walkSample())
 	}
 	var step *inStep
 	if ww.partner != nil {
@@ -536,7 +539,7 @@ func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *
 		// least twice as far; past limit, give up now (the partner
 		// bounds what a walk in step reads).
 		guess := len(out) * enough / max(n, 1) * 5 / 4
-		if step == nil && guess > limit {
+		if step == nil && guess*dear > limit {
 			return -1, nil
 		}
 		need = max(guess, 2*len(out))
@@ -578,7 +581,7 @@ func (w *where) readyWalk(ctx context.Context, tx *sql.Tx, bound int) error {
 	if w.driver == nil || len(w.choice) != 1 || w.owners[0].walk == nil {
 		return nil
 	}
-	n, err := w.owners[0].walk.size(ctx, tx, w, w.owners[0], w.driver, bound, max(bound+1, sizeLimit))
+	n, err := w.owners[0].walk.size(ctx, tx, w, w.owners[0], w.driver, bound, max(bound+1, sizeLimit), 1)
 	if err != nil {
 		return err
 	}

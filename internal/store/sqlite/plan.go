@@ -285,6 +285,14 @@ type planner struct {
 	mode   int
 	sample int     // entries of a range's sample; 0: sampleSize
 	chunk  float64 // matches of a span of the read in step; 0: wordChunk
+	walk   int     // sessions of a full-text walk's sample; 0: walkSample
+}
+
+func (p planner) walkSample() int {
+	if p.walk > 0 {
+		return p.walk
+	}
+	return walkSample
 }
 
 func (p planner) wordChunk() float64 {
@@ -304,6 +312,18 @@ func (p planner) sampleSize() int {
 // sizeLimit is how far a full-text walk or a sorted driver is read to
 // compare it with the ranges: past the bound.
 const sizeLimit = 20_000
+
+// walkEntries is what a session that a full-text walk reads past its sample
+// costs, in entries of an ordered range: its message's session looked up in
+// message_sessions (1-5 µs), then the other conditions tested on it by a
+// look-up each (1.7-2.6 µs), against ~0.1-0.2 µs for a range's entry and
+// ~0.3 µs for each word entry the read in step passes over. Without it, a
+// common word whose sample showed that a tag's range would hold enough of
+// its sessions after ~10,000 of them drove by reading those 10,000, at
+// ~70 ms of CPU per request, where the range read in step with the words
+// took a tenth of it (docs/performance.md, "Full text on SQLite: a smaller
+// bound for full-text totals").
+const walkEntries = 8
 
 // driveLimit is how many session ids an unordered driver may select to be
 // read from: below it, looking each up and sorting beats scanning the
@@ -379,7 +399,7 @@ func (w *where) stepWords(ctx context.Context, tx *sql.Tx, bound int) error {
 	}
 	c.walk.partner, c.walk.owners, c.walk.choice = w.driver, w.owners, w.choice
 	c.walk.chunk = w.plan.wordChunk()
-	n, err := c.walk.size(ctx, tx, w, c, &c.drivers[0], bound, max(bound+1, sizeLimit))
+	n, err := c.walk.size(ctx, tx, w, c, &c.drivers[0], bound, max(bound+1, sizeLimit), 1)
 	if err != nil {
 		return err
 	}
@@ -438,8 +458,15 @@ func (w *where) choose(ctx context.Context, tx *sql.Tx, bound int) error {
 				if best >= 0 && (w.plan.mode == planOneRange || w.plan.mode == planInStep) {
 					continue
 				}
+				// Read on past its sample, a walk's session costs
+				// more than a range's entry read in step with the
+				// words (stepWords), when the best range can be.
+				dear := 1
+				if best >= 0 && w.driver.carries && w.plan.mode == planAuto {
+					dear = walkEntries
+				}
 				var err error
-				if n, err = c.walk.size(ctx, tx, w, c, d, bound, limit); err != nil {
+				if n, err = c.walk.size(ctx, tx, w, c, d, bound, limit, dear); err != nil {
 					return err
 				}
 				if n < 0 {

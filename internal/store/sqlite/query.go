@@ -381,7 +381,7 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 		return report.Result{}, err
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	bound := page.Bound()
+	bound := page.Bound(&f)
 	var res report.Result
 	pw := translate(&f, page.After)
 	if err := pw.drive(ctx, tx, bound, s.planner); err != nil {

@@ -436,13 +436,19 @@ func testPaging(t *testing.T, s Store) {
 		}
 	}
 	// Totals past the page's bound say "more than the bound", on every
-	// page; up to it they are exact.
+	// page; up to it they are exact. Without a bound of the page's own,
+	// a filter with full text is counted up to report.QueryTotalBound
+	// (all n sessions have "oi"), any other up to DefaultTotalBound (a
+	// bound of the page's own with full text: fq's cases).
+	fo := f
+	fo.Query = "oi"
 	for _, tc := range []struct {
 		f           report.Filter
 		bound, want int
 		more        bool
 	}{
 		{f, 100, 100, true}, {fq, 10, 10, true}, {fq, 349, 349, true}, {fq, 350, 350, false}, {fq, 351, 350, false},
+		{f, 0, n, false}, {fo, 0, report.QueryTotalBound, true},
 	} {
 		page := report.Page{Limit: 20, TotalBound: tc.bound}
 		for range 2 {
