@@ -44,6 +44,10 @@ type keyState struct {
 	// recomputes them, so the batch's events of the key are presented as
 	// new, whether or not they were stored.
 	unfinished bool
+	// unreadable is why a stored document of the key does not decode
+	// (Store.unreadable): its new events are rejected and its state is
+	// never cached.
+	unreadable string
 }
 
 func newKeyState(id session.StateID) *keyState {
