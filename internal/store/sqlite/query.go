@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/chatreport/chatreport/internal/jsonenc"
@@ -319,20 +318,6 @@ func queryCondition(w *where, tenant, q string, lower, upper int64) {
 	lo, hi := wordRange(lower, upper)
 	c.walk = &wordWalk{tenant: tenant, table: table, match: match, lo: lo, hi: hi, lower: lower, upper: upper}
 	c.drivers = []driver{{ordered: true}} // made by the walk when sized
-}
-
-// oneToken reports whether the tokenizer (unicode61) reads word as one
-// token: letters and digits only, its token characters (categories L* and
-// N*; https://www.sqlite.org/fts5.html#unicode61_tokenizer). A word of
-// several tokens is a phrase, which a session's texts, one after another,
-// could match across two messages.
-func oneToken(word string) bool {
-	for _, r := range word {
-		if !unicode.IsLetter(r) && !unicode.IsNumber(r) {
-			return false
-		}
-	}
-	return word != ""
 }
 
 // matchExpression is an FTS5 query requiring every word. Each word is a
