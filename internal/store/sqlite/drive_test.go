@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -436,5 +437,72 @@ func TestInStepChunks(t *testing.T) {
 		if res.Total != len(want) || res.TotalMore {
 			t.Fatalf("q=%s: in step total %d (more %v), want %d", q, res.Total, res.TotalMore, len(want))
 		}
+	}
+}
+
+// TestInStepReadsBounded: a statement of the read in step reads at most
+// its bound of rowids, however many its span holds (here every match is in
+// the first span, an hour of starts), and the statements together read
+// every match once, in order; a search in step with that bound finds what
+// the scan finds.
+func TestInStepReadsBounded(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	const n, reads = 300, 32
+	var events []event.Event
+	for i := range n {
+		b := storetest.B{Contact: fmt.Sprintf("c%05d", i)}
+		at := time.Duration(i) * time.Second // all in the first hour
+		events = append(events, b.Msg(fmt.Sprintf("m%05d", i), at, event.RoleCustomer, "alfa"), b.Tag(fmt.Sprintf("t%05d", i), at+time.Millisecond, "T"))
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	lower, upper := storetest.Base.Add(-time.Hour).UnixMilli(), storetest.Base.Add(2*time.Hour).UnixMilli()
+	lo, hi := wordRange(lower, upper)
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var want []int64
+	rows, err := tx.QueryContext(ctx, `SELECT rowid FROM session_words WHERE session_words MATCH 'alfa' ORDER BY rowid`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r int64
+		rows.Scan(&r)
+		want = append(want, r)
+	}
+	rows.Close()
+	if len(want) != n {
+		t.Fatalf("%d rows of the word, want %d", len(want), n)
+	}
+	st := &inStep{ww: &wordWalk{table: "session_words", match: `"alfa"`, lo: lo, hi: hi, reads: reads}, ctx: ctx, tx: tx, from: lo}
+	var got []int64
+	for statements := 0; !st.last; statements++ {
+		if statements > n {
+			t.Fatal("the read does not end")
+		}
+		if err := st.readWords(); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.words) > reads {
+			t.Fatalf("a statement read %d rowids, more than its bound %d", len(st.words), reads)
+		}
+		got = append(got, st.words...)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("read %d rowids %v…, want the %d matches in order", len(got), got[:min(len(got), 5)], len(want))
+	}
+	tx.Rollback()
+
+	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(2 * time.Hour), Query: "alfa", Tags: []string{"T"}, Channels: []string{"whatsapp"}}
+	s.planner = planner{mode: planScan}
+	scan := searchIDs(t, s, f)
+	s.planner = planner{mode: planInStep, reads: reads}
+	if inStep := searchIDs(t, s, f); len(scan) != n || !slices.Equal(inStep, scan) {
+		t.Fatalf("in step with a bound of %d: %d sessions, the scan %d, or another order", reads, len(inStep), len(scan))
 	}
 }

@@ -374,8 +374,10 @@ type wordWalk struct {
 	owners  []*cond
 	choice  [][2]int
 	// chunk is about how many matches a span of the read in step holds
-	// (wordChunk but in tests).
+	// (wordChunk but in tests), reads the most one statement of it reads
+	// (wordReads but in tests).
 	chunk float64
+	reads int
 	// sampled and passed: of the sessions the walk last read, how many
 	// passed the other conditions (0, 0 before it counted any).
 	sampled, passed int
@@ -691,6 +693,15 @@ const wordSpan = 3_600_000 << wordBits
 
 const wordChunk = 4096.0 // tests set a smaller one (planner.chunk)
 
+// wordReads is the most rowids one statement of the read in step reads,
+// whatever its span holds: a span is sized from the density of the last
+// one, and the words tables are every tenant's, so a span after a quiet one
+// may hold any number of matches — one string of them all, which SQLite
+// refuses past its string limit (SQLITE_MAX_LENGTH, 1 GB) and which would
+// be held in memory whole. Four times wordChunk: a span that holds more
+// ends where the reading stopped.
+const wordReads = 4 * int(wordChunk)
+
 // nextWord steps to the next matching rowid. The rowids are read in chunks,
 // each one statement over a span of rowids that gives them as one text
 // (group_concat): a row through database/sql costs ~0.3 µs, several times
@@ -712,7 +723,8 @@ func (st *inStep) nextWord() error {
 	return nil
 }
 
-// readWords reads the next span of matching rowids into st.words.
+// readWords reads the next span of matching rowids into st.words, at most
+// wordReads of them.
 func (st *inStep) readWords() error {
 	if st.span == 0 {
 		st.span = wordSpan
@@ -721,13 +733,17 @@ func (st *inStep) readWords() error {
 	if st.span <= st.ww.hi-st.from {
 		hi = st.from + st.span - 1
 	}
+	reads := st.ww.reads
+	if reads <= 0 {
+		reads = wordReads
+	}
 	var list sql.NullString
 	t := st.ww.table
-	if err := st.tx.QueryRowContext(st.ctx, `SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ? AND rowid >= ? AND rowid <= ?`,
-		st.ww.match, st.from, hi).Scan(&list); err != nil {
+	if err := st.tx.QueryRowContext(st.ctx, `SELECT group_concat(rowid) FROM (SELECT rowid FROM `+t+` WHERE `+t+` MATCH ? AND rowid >= ? AND rowid <= ? ORDER BY rowid LIMIT ?)`,
+		st.ww.match, st.from, hi, reads).Scan(&list); err != nil {
 		return fmt.Errorf("read matching messages: %w", err)
 	}
-	st.words, st.pos, st.last = st.words[:0], 0, hi == st.ww.hi
+	st.words, st.pos = st.words[:0], 0
 	for f := range strings.SplitSeq(list.String, ",") {
 		if f == "" {
 			continue
@@ -743,14 +759,20 @@ func (st *inStep) readWords() error {
 	if !slices.IsSorted(st.words) {
 		slices.Sort(st.words)
 	}
-	// The next span holds about wordChunk matches at this one's density,
-	// from an hour of starts up to 64 times the first span.
+	if len(st.words) >= reads {
+		// The span holds more: the next one begins after the last
+		// rowid read.
+		hi = st.words[len(st.words)-1]
+	}
+	// The next span holds about wordChunk matches at the density of the
+	// rowids read, from an hour of starts up to 64 times the first span.
 	chunk := st.ww.chunk
 	if chunk <= 0 {
 		chunk = wordChunk
 	}
-	next := float64(st.span) / float64(max(len(st.words), 1)) * chunk // in float64: no overflow
+	next := float64(hi-st.from+1) / float64(max(len(st.words), 1)) * chunk // in float64: no overflow
 	st.span = int64(min(max(next, wordSpan/64), 64*wordSpan))
+	st.last = hi == st.ww.hi
 	st.from = hi + 1
 	return nil
 }

@@ -285,6 +285,14 @@ type planner struct {
 	mode   int
 	sample int     // entries of a range's sample; 0: sampleSize
 	chunk  float64 // matches of a span of the read in step; 0: wordChunk
+	reads  int     // most rowids a statement of the read in step reads; 0: wordReads
+}
+
+func (p planner) wordReads() int {
+	if p.reads > 0 {
+		return p.reads
+	}
+	return wordReads
 }
 
 func (p planner) wordChunk() float64 {
@@ -378,7 +386,7 @@ func (w *where) stepWords(ctx context.Context, tx *sql.Tx, bound int) error {
 		return nil
 	}
 	c.walk.partner, c.walk.owners, c.walk.choice = w.driver, w.owners, w.choice
-	c.walk.chunk = w.plan.wordChunk()
+	c.walk.chunk, c.walk.reads = w.plan.wordChunk(), w.plan.wordReads()
 	n, err := c.walk.size(ctx, tx, w, c, &c.drivers[0], bound, max(bound+1, sizeLimit))
 	if err != nil {
 		return err
