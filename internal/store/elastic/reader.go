@@ -268,7 +268,7 @@ func (s *Store) mgetChunk(ctx context.Context, body []byte, fields []string, n, 
 // .../enabled.html). err is an error of the answer itself: malformed JSON,
 // the connection cut.
 func decodeSource(dec *jsontext.Decoder, out any) (bad, err error) {
-	depth, at, within := dec.StackDepth(), dec.InputOffset(), dec.StackPointer()
+	depth, at := dec.StackDepth(), dec.InputOffset()
 	uerr := jsonv2.UnmarshalDecode(dec, out)
 	var sem *jsonv2.SemanticError
 	if uerr == nil || !errors.As(uerr, &sem) {
@@ -285,8 +285,10 @@ func decodeSource(dec *jsontext.Decoder, out any) (bad, err error) {
 			return nil, err
 		}
 	}
-	// The pointer from the source's root, not the answer's.
-	sem.JSONPointer = jsontext.Pointer(strings.TrimPrefix(string(sem.JSONPointer), string(within)))
+	// The pointer from the source's root, not the answer's: back at the
+	// source's depth, the decoder's pointer is the source's (built only
+	// now, on the error: it allocates).
+	sem.JSONPointer = jsontext.Pointer(strings.TrimPrefix(string(sem.JSONPointer), string(dec.StackPointer())))
 	return uerr, nil
 }
 
