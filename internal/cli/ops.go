@@ -107,9 +107,15 @@ func (r *Replay) Do(ctx context.Context) error {
 	return replayInto(ctx, r, ev.Set, ev, (*elastic.Store).Init)
 }
 
-// replayInto prepares the target's store (when prepare is set), registers
-// it and replays into it; vs swaps when r.Swap.
+// replayInto checks that Kafka answers, prepares the target's store (when
+// prepare is set), registers it and replays into it; vs swaps when r.Swap.
 func replayInto[S replayStore](ctx context.Context, r *Replay, set *versions.Set[S], vs store.Versions, prepare func(S, context.Context) error) error {
+	// Kafka first: a replay that cannot read the topics must not create
+	// its target's store (a SQLite file, Elasticsearch indices) nor
+	// register it.
+	if err := replay.Check(ctx, r.Brokers, r.Def.Topics.Events); err != nil {
+		return fmt.Errorf("%w; nothing was registered", err)
+	}
 	st, err := set.Get(ctx, r.Target)
 	if err != nil {
 		return err
