@@ -270,8 +270,11 @@ func (s *Store) mgetChunk(ctx context.Context, body []byte, fields []string, n, 
 func decodeSource(dec *jsontext.Decoder, out any) (bad, err error) {
 	depth, at := dec.StackDepth(), dec.InputOffset()
 	uerr := jsonv2.UnmarshalDecode(dec, out)
-	var sem *jsonv2.SemanticError
-	if uerr == nil || !errors.As(uerr, &sem) {
+	if uerr == nil {
+		return nil, nil
+	}
+	sem := semantic(uerr)
+	if sem == nil {
 		return nil, uerr
 	}
 	// json v2 stops where the error is, inside the value or before it.
@@ -290,6 +293,17 @@ func decodeSource(dec *jsontext.Decoder, out any) (bad, err error) {
 	// now, on the error: it allocates).
 	sem.JSONPointer = jsontext.Pointer(strings.TrimPrefix(string(sem.JSONPointer), string(dec.StackPointer())))
 	return uerr, nil
+}
+
+// semantic is err's json v2 semantic error, if it has one: a function of
+// its own, so that decodeSource allocates nothing for it without an error
+// (the variable errors.As is given escapes).
+func semantic(err error) *jsonv2.SemanticError {
+	var sem *jsonv2.SemanticError
+	if errors.As(err, &sem) {
+		return sem
+	}
+	return nil
 }
 
 // kindName names a JSON kind in words.
