@@ -305,34 +305,9 @@ func TestConsumerDeadLettersKeysThatDoNotDecode(t *testing.T) {
 	// Another program rewrites three documents, each of another contact,
 	// in shapes Elasticsearch takes: any JSON under "enabled": false, one
 	// value for a list.
-	of := func(pattern, contact string) string {
-		for name, doc := range f.Docs(pattern) {
-			if strings.Contains(fmt.Sprint(doc), contact) {
-				return name
-			}
-		}
-		t.Fatalf("no document of %s in %s", contact, pattern)
-		return ""
+	for i, c := range unreadableDocs {
+		rewriteDoc(t, f, docOf(t, f, c.pattern, contacts[i]), c.change)
 	}
-	rewrite := func(name string, change func(map[string]any)) {
-		doc := f.Docs(name[:strings.Index(name, " ")])[name]
-		change(doc)
-		index, id, _ := strings.Cut(name, " ")
-		action, _ := json.Marshal(map[string]any{"index": map[string]any{"_index": index, "_id": id}})
-		source, _ := json.Marshal(doc)
-		res, err := http.Post(f.URL()+"/_bulk", "application/x-ndjson", strings.NewReader(string(action)+"\n"+string(source)+"\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != 200 || strings.Contains(string(body), `"errors":true`) {
-			t.Fatalf("rewrite %s: %d %s", name, res.StatusCode, body)
-		}
-	}
-	rewrite(of("test-keys-*", contacts[0]), func(d map[string]any) { d["sessions"] = "lost" })
-	rewrite(of("test-sessions-*", contacts[1]), func(d map[string]any) { d["event_refs"] = d["event_refs"].([]any)[0] })
-	rewrite(of("test-events-*", contacts[2]), func(d map[string]any) { d["attachments"] = map[string]any{"url": "x"} })
 
 	stop = run()
 	defer stop()
@@ -344,7 +319,7 @@ func TestConsumerDeadLettersKeysThatDoNotDecode(t *testing.T) {
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr()}, GroupID: "test-dlq", GroupTopics: []string{def.Topics.DeadLetter},
 		StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
 	defer r.Close()
-	want := map[string]string{contacts[0]: "key document", contacts[1]: "session document", contacts[2]: "event document"}
+	want := map[string]string{contacts[0]: unreadableDocs[0].kind, contacts[1]: unreadableDocs[1].kind, contacts[2]: unreadableDocs[2].kind}
 	got := map[string]int{}
 	for range 6 {
 		m, err := r.FetchMessage(ctx)
@@ -390,5 +365,50 @@ func TestConsumerDeadLettersKeysThatDoNotDecode(t *testing.T) {
 	}
 	if stored != 5 {
 		t.Errorf("%d events of the readable contact stored, want 5", stored)
+	}
+}
+
+// unreadableDocs are changes of a stored document that Elasticsearch (and
+// esfake, with its mapping checks) accepts and the store cannot read: the
+// kind of document and the pattern of its indices.
+var unreadableDocs = []struct {
+	kind, pattern string
+	change        func(map[string]any)
+}{
+	{"key document", "test-keys-*", func(d map[string]any) { d["sessions"] = "lost" }},                               // enabled: false
+	{"session document", "test-sessions-*", func(d map[string]any) { d["event_refs"] = d["event_refs"].([]any)[0] }}, // one value for a list
+	{"event document", "test-events-*", func(d map[string]any) { d["attachments"] = map[string]any{"url": "x"} }},    // enabled: false
+}
+
+// docOf is the "<index> <id>" of the document in indices matching pattern
+// whose source mentions contact.
+func docOf(t *testing.T, f *esfake.Server, pattern, contact string) string {
+	t.Helper()
+	for name, doc := range f.Docs(pattern) {
+		if strings.Contains(fmt.Sprint(doc), contact) {
+			return name
+		}
+	}
+	t.Fatalf("no document of %s in %s", contact, pattern)
+	return ""
+}
+
+// rewriteDoc rewrites the document name ("<index> <id>") changed by change,
+// as another program would: a plain index request, no versioning.
+func rewriteDoc(t *testing.T, f *esfake.Server, name string, change func(map[string]any)) {
+	t.Helper()
+	index, id, _ := strings.Cut(name, " ")
+	doc := f.Docs(index)[name]
+	change(doc)
+	action, _ := json.Marshal(map[string]any{"index": map[string]any{"_index": index, "_id": id}})
+	source, _ := json.Marshal(doc)
+	res, err := http.Post(f.URL()+"/_bulk", "application/x-ndjson", strings.NewReader(string(action)+"\n"+string(source)+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || strings.Contains(string(body), `"errors":true`) {
+		t.Fatalf("rewrite %s: %d %s", name, res.StatusCode, body)
 	}
 }
