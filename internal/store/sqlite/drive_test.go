@@ -506,3 +506,66 @@ func TestInStepReadsBounded(t *testing.T) {
 		t.Fatalf("in step with a bound of %d: %d sessions, the scan %d, or another order", reads, len(inStep), len(scan))
 	}
 }
+
+// TestInStepGivesUpOnOtherTenantsWords: the words tables hold every
+// tenant's words, so a word common in another tenant makes a read in step
+// read rowids that are none of the partner's. Past its budget (here 100
+// rowids, then 50 a session of the partner) the walk gives up: the tag's
+// range drives and the word is tested on each of its sessions, with the
+// same sessions as the scan; within it the walk reads in step. (The plan
+// that always reads in step is the one asked for, so that the walk reads
+// in step at all with a tag this small; it gives up only with a budget.)
+func TestInStepGivesUpOnOtherTenantsWords(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	var events []event.Event
+	for i := range 3000 {
+		b := storetest.B{Tenant: "other", Contact: fmt.Sprintf("o%05d", i)}
+		events = append(events, b.Msg(fmt.Sprintf("o%05d", i), time.Duration(i)*time.Second, event.RoleCustomer, "alfa"))
+	}
+	for i := range 200 {
+		b := storetest.B{Contact: fmt.Sprintf("a%05d", i)}
+		at := time.Duration(i*15) * time.Second
+		events = append(events, b.Msg(fmt.Sprintf("a%05d", i), at, event.RoleCustomer, "alfa"))
+		if i%40 == 0 {
+			events = append(events, b.Tag(fmt.Sprintf("t%05d", i), at+time.Millisecond, "T"))
+		}
+	}
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	for batch := range slices.Chunk(events, 1000) {
+		if err := a.Ingest(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(2 * time.Hour), Query: "alfa", Tags: []string{"T"}, Channels: []string{"whatsapp"}}
+	s.planner = planner{mode: planScan}
+	scan := searchIDs(t, s, f)
+	if len(scan) != 5 {
+		t.Fatalf("the scan finds %d sessions, want the 5 tagged", len(scan))
+	}
+	inStep := func(p planner) bool {
+		tx, err := s.readTx(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		w := translate(&f, nil)
+		if err := w.drive(ctx, tx, report.DefaultTotalBound, p); err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(w.owners, func(c *cond) bool { return c.walk != nil && c.walk.partner != nil })
+	}
+	for _, c := range []struct {
+		budget int
+		step   bool
+	}{{0, true}, {1 << 20, true}, {100, false}} {
+		p := planner{mode: planInStep, budget: c.budget}
+		if got := inStep(p); got != c.step {
+			t.Errorf("budget %d: read in step %v, want %v", c.budget, got, c.step)
+		}
+		s.planner = p
+		if got := searchIDs(t, s, f); !slices.Equal(got, scan) {
+			t.Errorf("budget %d: %v, the scan %v", c.budget, got, scan)
+		}
+	}
+}
