@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,9 +108,15 @@ func (r *Replay) Do(ctx context.Context) error {
 	return replayInto(ctx, r, ev.Set, ev, (*elastic.Store).Init)
 }
 
-// replayInto prepares the target's store (when prepare is set), registers
-// it and replays into it; vs swaps when r.Swap.
+// replayInto checks that Kafka answers, prepares the target's store (when
+// prepare is set), registers it and replays into it; vs swaps when r.Swap.
 func replayInto[S replayStore](ctx context.Context, r *Replay, set *versions.Set[S], vs store.Versions, prepare func(S, context.Context) error) error {
+	// Kafka first: a replay that cannot read the topics must not create
+	// its target's store (a SQLite file, Elasticsearch indices) nor
+	// register it.
+	if err := replay.Check(ctx, r.Brokers, r.Def.Topics.Events); err != nil {
+		return fmt.Errorf("%w; nothing was registered", err)
+	}
 	st, err := set.Get(ctx, r.Target)
 	if err != nil {
 		return err
@@ -422,6 +429,10 @@ func printElasticStatus(ctx context.Context, w io.Writer, ev *store.Elastic) err
 		fmt.Fprintf(w, "index %-45s %-7s %-6s %d docs  aliases %s\n", ix.Name, ix.Health, ix.State, ix.Docs, strings.Join(ix.Aliases, ","))
 	}
 	if !st.Ready() {
+		if len(st.Indices) == 0 && !slices.ContainsFunc(st.Templates, func(t elastic.TemplateStatus) bool { return t.Have != 0 }) {
+			// Nothing at all: a new cluster, or another prefix.
+			return fmt.Errorf("nothing of the layout %q is on this cluster: if the data is under another prefix, set store.elasticsearch.index_prefix; on a new cluster run `chatreport index init`", st.Prefix)
+		}
 		return errors.New("not ready: run `chatreport index init`")
 	}
 	fmt.Fprintln(w, "ready")
@@ -454,6 +465,23 @@ func printVersions(ctx context.Context, w io.Writer, vs store.Versions) error {
 	return nil
 }
 
+// holdsSessions fails when no version of vs holds a session: an erasure
+// there erases nothing, and that is almost always a store setting that
+// points elsewhere (another SQLite folder, another Elasticsearch cluster or
+// index prefix), which an erasure must not report as done.
+func holdsSessions(ctx context.Context, vs store.Versions, all []string) error {
+	for _, v := range all {
+		c, err := vs.Counts(ctx, v)
+		if err != nil {
+			return fmt.Errorf("version %s: %w", v, err)
+		}
+		if c.Sessions > 0 || c.Events > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("no version of the store holds a session (versions %v): check the store settings (store.sqlite.dir, or store.elasticsearch.urls and index_prefix; `chatreport index status`); nothing was erased", all)
+}
+
 func newForgetCommand(g *globals) *cobra.Command {
 	var tenant, contact string
 	cmd := &cobra.Command{
@@ -471,6 +499,9 @@ func newForgetCommand(g *globals) *cobra.Command {
 			defer vs.Close()
 			all, err := vs.Versions(cmd.Context())
 			if err != nil {
+				return err
+			}
+			if err := holdsSessions(cmd.Context(), vs, all); err != nil {
 				return err
 			}
 			for _, v := range all {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -410,6 +411,10 @@ func TestReplayFlags(t *testing.T) {
 		{sqliteCfg, []string{"--verify"}, "--verify goes with --swap"},
 		{sqliteCfg, []string{"--grace", "0s"}, "must be positive"},
 		{esCfg, []string{"--grace", "5s"}, "must be longer than store.elasticsearch.registry_ttl"},
+		// Kafka does not answer: said so before anything is registered
+		// or, on Elasticsearch, created.
+		{sqliteCfg, nil, "kafka at 127.0.0.1:1 does not answer (kafka.brokers of the configuration, or --brokers)"},
+		{esCfg, []string{"--grace", "1m"}, "does not answer (kafka.brokers of the configuration, or --brokers)"},
 	} {
 		args := append([]string{"replay", "--from", "earliest", "--target", "v2", "--config", c.cfg}, c.args...)
 		var out, errOut bytes.Buffer
@@ -420,5 +425,17 @@ func TestReplayFlags(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "versions.json")); err == nil {
 		t.Error("a refused replay registered its target")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "chatreport-v2.db")); err == nil {
+		t.Error("a refused replay created its target's database")
+	}
+	res, err := http.Get(es.URL() + "/_cat/indices?format=json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if strings.TrimSpace(string(body)) != "[]" {
+		t.Errorf("a refused replay created indices: %s", body)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -43,15 +44,29 @@ func (r *run) fetchStops(ctx context.Context) error {
 	return saveProgress(ctx, r.target, r.p)
 }
 
+// Check reports whether brokers answer and hold topics with partitions: a
+// replay asks it before it registers its target or prepares its store, so
+// that a wrong address or topic leaves nothing behind.
+func Check(ctx context.Context, brokers, topics []string) error {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: checkTimeout, Transport: &kafka.Transport{}}
+	defer client.Transport.(*kafka.Transport).CloseIdleConnections()
+	_, err := partitions(ctx, client, topics)
+	return err
+}
+
+// checkTimeout bounds Check's request: an address that drops packets
+// would otherwise hold it until the context ends.
+const checkTimeout = 10 * time.Second
+
 func partitions(ctx context.Context, client *kafka.Client, topics []string) ([]partitionKey, error) {
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
-		return nil, fmt.Errorf("replay: metadata: %w", err)
+		return nil, fmt.Errorf("replay: kafka at %s does not answer (kafka.brokers of the configuration, or --brokers): %w", client.Addr, err)
 	}
 	var out []partitionKey
 	for _, t := range meta.Topics {
 		if t.Error != nil {
-			return nil, fmt.Errorf("replay: topic %s: %w", t.Name, t.Error)
+			return nil, fmt.Errorf("replay: topic %s (the pipeline's topics.events): %w", t.Name, t.Error)
 		}
 		for _, p := range t.Partitions {
 			out = append(out, partitionKey{t.Name, p.ID})

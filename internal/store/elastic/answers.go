@@ -160,7 +160,7 @@ func stream(ctx context.Context, es esapi.Transport, req esapi.Request, what str
 	}
 	defer res.Body.Close()
 	dec := answerDecoders.Get().(*jsontext.Decoder)
-	dec.Reset(res.Body)
+	dec.Reset(res.Body, answerOptions)
 	err = read(dec)
 	dec.Reset(eof{})
 	answerDecoders.Put(dec)
@@ -173,6 +173,13 @@ func stream(ctx context.Context, es esapi.Transport, req esapi.Request, what str
 
 // answerDecoders keep their read buffers across answers.
 var answerDecoders = sync.Pool{New: func() any { return jsontext.NewDecoder(eof{}) }}
+
+// answerOptions are the options answers are read with. Duplicate member
+// names are not looked for: Elasticsearch writes none, and after a source
+// that does not decode json v2 would otherwise give up on the names of
+// every object it was inside, so that the answer's other documents could
+// not be read (decodeSource).
+var answerOptions = jsontext.AllowDuplicateNames(true)
 
 // eof is an empty reader: a pooled decoder holds no answer's body.
 type eof struct{}

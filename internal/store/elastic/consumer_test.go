@@ -7,6 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -224,4 +227,188 @@ func deadLetters(t *testing.T, ctx context.Context, addr, topic string, want int
 		t.Errorf("an extra dead letter: %s", m.Value)
 	}
 	return out
+}
+
+// TestConsumerDeadLettersKeysThatDoNotDecode: after a restart, the ingester
+// reads back keys whose stored documents another program changed into
+// something Elasticsearch accepts and the store cannot read — a key
+// document's sessions, a session's event_refs, an event document. The new
+// events of those keys go to the dead-letter topic with a reason that names
+// the document (by a hash) without its content, the other keys' events are
+// stored, and every offset is committed: no partition is blocked.
+func TestConsumerDeadLettersKeysThatDoNotDecode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker and a consumer group")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	def := pipeline.MustDefault()
+	b, err := broker.Start(ctx, broker.Config{Addr: "127.0.0.1:0", Topics: def.Topics.All(), Partitions: 3}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	f := esfake.New(t)
+
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond, Transport: tr}
+	defer w.Close()
+	const secret = "segredo bancário"
+	contacts := []string{"5511900000001", "5511900000002", "5511900000003", "5511900000004"}
+	n := 0
+	produce := func(each int) {
+		t.Helper()
+		var msgs []kafka.Message
+		for range each {
+			for _, c := range contacts {
+				e := event.Event{
+					EventID: fmt.Sprintf("e%04d", n), Type: event.TypeMessage, Tenant: "acme", Channel: "whatsapp",
+					OccurredAt: time.Date(2025, 10, 7, 9, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Minute),
+					Contact:    event.Contact{ID: c, Name: "Cláudia"},
+					Author:     &event.Author{Role: event.RoleCustomer}, Text: secret, ContentType: "text",
+				}
+				n++
+				v, _ := json.Marshal(e)
+				msgs = append(msgs, kafka.Message{Topic: def.Topics.Events[0], Key: []byte(e.RecommendedKey()), Value: v})
+			}
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func() func() {
+		in, err := ingest.New(ingest.Config{
+			Brokers: []string{b.Addr()}, Topics: def.Topics.Events, Group: def.ConsumerGroup, DeadLetter: def.Topics.DeadLetter,
+			BatchSize: 100, BatchWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, ShutdownGrace: 200 * time.Millisecond,
+		}, session.NewAssembler(def, fakeStore(t, f)), zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		runCtx, cancelRun := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- in.Run(runCtx) }()
+		return func() {
+			cancelRun()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+
+	stop := run()
+	produce(3)
+	waitfor.True(t, time.Minute, "the first events committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == 12 })
+	stop()
+
+	// Another program rewrites three documents, each of another contact,
+	// in shapes Elasticsearch takes: any JSON under "enabled": false, one
+	// value for a list.
+	for i, c := range unreadableDocs {
+		rewriteDoc(t, f, docOf(t, f, c.pattern, contacts[i]), c.change)
+	}
+
+	stop = run()
+	defer stop()
+	produce(2)
+	waitfor.True(t, time.Minute, "every event committed", func() bool { return committedOffsets(t, ctx, b.Addr(), def) == 20 })
+
+	// The dead letters: the new events of the first three contacts, each
+	// with the reason naming the kind of document.
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr()}, GroupID: "test-dlq", GroupTopics: []string{def.Topics.DeadLetter},
+		StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	want := map[string]string{contacts[0]: unreadableDocs[0].kind, contacts[1]: unreadableDocs[1].kind, contacts[2]: unreadableDocs[2].kind}
+	got := map[string]int{}
+	for range 6 {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			t.Fatalf("read dead letters: %v", err)
+		}
+		e, err := event.Decode(m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reason string
+		for _, h := range m.Headers {
+			if h.Key == ingest.HeaderReason {
+				reason = string(h.Value)
+			}
+		}
+		got[e.Contact.ID]++
+		if kind := want[e.Contact.ID]; kind == "" || !strings.Contains(reason, "the stored "+kind+" test-") || !strings.Contains(reason, "does not decode") {
+			t.Errorf("dead letter of %s: reason %q, want its %q", e.EventID, reason, want[e.Contact.ID])
+		}
+		for _, private := range append(slices.Clone(contacts), secret, "Cláudia", "lost") {
+			if strings.Contains(reason, private) {
+				t.Errorf("reason %q quotes %q", reason, private)
+			}
+		}
+	}
+	for c := range want {
+		if got[c] != 2 {
+			t.Errorf("%d dead letters of %s, want its 2 new events", got[c], c)
+		}
+	}
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancelShort()
+	if m, err := r.FetchMessage(short); err == nil {
+		t.Errorf("an extra dead letter: %s", m.Value)
+	}
+	// The fourth contact's events are all stored, in one session.
+	stored := 0
+	for _, doc := range f.Docs("test-events-*") {
+		if strings.Contains(fmt.Sprint(doc), contacts[3]) {
+			stored++
+		}
+	}
+	if stored != 5 {
+		t.Errorf("%d events of the readable contact stored, want 5", stored)
+	}
+}
+
+// unreadableDocs are changes of a stored document that Elasticsearch (and
+// esfake, with its mapping checks) accepts and the store cannot read: the
+// kind of document and the pattern of its indices.
+var unreadableDocs = []struct {
+	kind, pattern string
+	change        func(map[string]any)
+}{
+	{"key document", "test-keys-*", func(d map[string]any) { d["sessions"] = "lost" }},                               // enabled: false
+	{"session document", "test-sessions-*", func(d map[string]any) { d["event_refs"] = d["event_refs"].([]any)[0] }}, // one value for a list
+	{"event document", "test-events-*", func(d map[string]any) { d["attachments"] = map[string]any{"url": "x"} }},    // enabled: false
+}
+
+// docOf is the "<index> <id>" of the document in indices matching pattern
+// whose source mentions contact.
+func docOf(t *testing.T, f *esfake.Server, pattern, contact string) string {
+	t.Helper()
+	for name, doc := range f.Docs(pattern) {
+		if strings.Contains(fmt.Sprint(doc), contact) {
+			return name
+		}
+	}
+	t.Fatalf("no document of %s in %s", contact, pattern)
+	return ""
+}
+
+// rewriteDoc rewrites the document name ("<index> <id>") changed by change,
+// as another program would: a plain index request, no versioning.
+func rewriteDoc(t *testing.T, f *esfake.Server, name string, change func(map[string]any)) {
+	t.Helper()
+	index, id, _ := strings.Cut(name, " ")
+	doc := f.Docs(index)[name]
+	change(doc)
+	action, _ := json.Marshal(map[string]any{"index": map[string]any{"_index": index, "_id": id}})
+	source, _ := json.Marshal(doc)
+	res, err := http.Post(f.URL()+"/_bulk", "application/x-ndjson", strings.NewReader(string(action)+"\n"+string(source)+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || strings.Contains(string(body), `"errors":true`) {
+		t.Fatalf("rewrite %s: %d %s", name, res.StatusCode, body)
+	}
 }

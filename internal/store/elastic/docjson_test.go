@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/chatreport/chatreport/internal/event"
@@ -185,10 +184,14 @@ func TestReadBackDecoding(t *testing.T) {
 			// As mget reads it: decoded straight from the _mget
 			// answer's stream, between the members of the document.
 			answer := slices.Concat([]byte(`{"docs":[{"_index":"i","_id":"x","found":true,"_source":`), raw, []byte(`,"_seq_no":1}]}`))
-			dec := jsontext.NewDecoder(bytes.NewReader(answer))
-			res, err := readMgetAnswer(dec, nil, func(i int, dec *jsontext.Decoder) error { return jsonv2.UnmarshalDecode(dec, tc.v2) })
-			if err != nil || len(res) != 1 || !res[0].Found || !res[0].Sourced || res[0].SeqNo != 1 {
-				t.Fatalf("seed %d, %T: json v2 from the answer: %+v, %v", seed, tc.doc, res, err)
+			dec := jsontext.NewDecoder(bytes.NewReader(answer), answerOptions)
+			var bad error
+			res, err := readMgetAnswer(dec, nil, func(i int, dec *jsontext.Decoder) (err error) {
+				bad, err = decodeSource(dec, tc.v2)
+				return err
+			})
+			if err != nil || bad != nil || len(res) != 1 || !res[0].Found || !res[0].Sourced || res[0].SeqNo != 1 {
+				t.Fatalf("seed %d, %T: json v2 from the answer: %+v, %v, %v", seed, tc.doc, res, err, bad)
 			}
 			if !reflect.DeepEqual(tc.v1, tc.v2) {
 				t.Fatalf("seed %d, %T: encoding/json read\n%#v\njson v2 read\n%#v", seed, tc.doc, tc.v1, tc.v2)

@@ -51,6 +51,10 @@ type keyState struct {
 	// until it ends the key document's seqNo and primaryTerm are not
 	// known, and the state holds only if it succeeds.
 	after *flight
+	// unreadable is why a stored document of the key does not decode
+	// (Store.unreadable): its new events are rejected and its state is
+	// never cached.
+	unreadable string
 }
 
 // flight is one update's write of a key, from the moment its plan lends

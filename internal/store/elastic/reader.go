@@ -13,6 +13,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/session"
@@ -223,12 +224,12 @@ const maxMget = 5000
 // each document's _source (source filtering: the session documents'
 // event_refs, not their messages). Each found document's source is decoded
 // by source, given the document's index in docs, straight from the
-// answer's stream; an error of source that says the document does not
-// decode is the document's and is returned as it is (not ErrUnavailable:
-// reading again would find the same), any other (the connection cut, the
-// context ended) is ErrUnavailable, as the answer's own errors are. A
-// document of a missing index is not found: monthly indices are created by
-// the first write of a month and deleted by retention.
+// answer's stream (decodeSource: a source that does not decode is the
+// document's, which source notes, and the answer is read on). An error of
+// source is the answer's (the connection cut, the context ended) and is
+// ErrUnavailable, as the answer's own errors are. A document of a missing
+// index is not found: monthly indices are created by the first write of a
+// month and deleted by retention.
 func (s *Store) mget(ctx context.Context, docs []mgetDoc, source func(i int, dec *jsontext.Decoder) error, fields ...string) ([]mgetResult, error) {
 	out := make([]mgetResult, 0, len(docs))
 	var body []byte
@@ -273,27 +274,96 @@ func (s *Store) mget(ctx context.Context, docs []mgetDoc, source func(i int, dec
 // mgetChunk reads the documents of one _mget request, the first of which
 // is docs[base] of mget's.
 func (s *Store) mgetChunk(ctx context.Context, body []byte, fields []string, n, base int, source func(i int, dec *jsontext.Decoder) error) (docs []mgetResult, err error) {
-	var docErr error
 	var each func(i int, dec *jsontext.Decoder) error
 	if source != nil {
-		each = func(i int, dec *jsontext.Decoder) error {
-			docErr = source(base+i, dec)
-			return docErr
-		}
+		each = func(i int, dec *jsontext.Decoder) error { return source(base+i, dec) }
 	}
 	err = stream(ctx, s.es, esapi.MgetRequest{Body: bytes.NewReader(body), SourceIncludes: fields}, "_mget", func(dec *jsontext.Decoder) error {
 		docs, err = readMgetAnswer(dec, make([]mgetResult, 0, n), each)
 		return err
 	})
-	if docErr != nil {
-		var syn *jsontext.SyntacticError
-		var sem *jsonv2.SemanticError
-		if ctx.Err() == nil && (errors.As(docErr, &syn) || errors.As(docErr, &sem)) {
-			return nil, docErr
-		}
-		return nil, fmt.Errorf("%w: _mget: %w", ErrUnavailable, docErr)
-	}
 	return docs, err
+}
+
+// decodeSource decodes the next value of dec, a document's _source, into
+// out. A source that is JSON but not of out's shape (json v2's semantic
+// error) is the document's fault, not the answer's: it is skipped whole,
+// so that the answer's other documents are read, and returned as bad.
+// Elasticsearch keeps a source as it was sent and accepts much the write
+// path never writes — any JSON under a mapping with "enabled": false (a key
+// document's sessions), one value where an array is expected (a session's
+// event_refs), a number as text — so a document another program wrote or
+// changed can be valid to Elasticsearch and unreadable here
+// (https://www.elastic.co/guide/en/elasticsearch/reference/8.19/array.html,
+// .../enabled.html). err is an error of the answer itself: malformed JSON,
+// the connection cut.
+func decodeSource(dec *jsontext.Decoder, out any) (bad, err error) {
+	depth, at := dec.StackDepth(), dec.InputOffset()
+	uerr := jsonv2.UnmarshalDecode(dec, out)
+	if uerr == nil {
+		return nil, nil
+	}
+	sem := semantic(uerr)
+	if sem == nil {
+		return nil, uerr
+	}
+	// json v2 stops where the error is, inside the value or before it.
+	if dec.InputOffset() == at {
+		if err := dec.SkipValue(); err != nil {
+			return nil, err
+		}
+	}
+	for dec.StackDepth() > depth {
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, err
+		}
+	}
+	// The pointer from the source's root, not the answer's: back at the
+	// source's depth, the decoder's pointer is the source's (built only
+	// now, on the error: it allocates).
+	sem.JSONPointer = jsontext.Pointer(strings.TrimPrefix(string(sem.JSONPointer), string(dec.StackPointer())))
+	return uerr, nil
+}
+
+// semantic is err's json v2 semantic error, if it has one: a function of
+// its own, so that decodeSource allocates nothing for it without an error
+// (the variable errors.As is given escapes).
+func semantic(err error) *jsonv2.SemanticError {
+	var sem *jsonv2.SemanticError
+	if errors.As(err, &sem) {
+		return sem
+	}
+	return nil
+}
+
+// kindName names a JSON kind in words.
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 'n', 'f', 't', '"', '0':
+		return k.String()
+	}
+	return "value"
+}
+
+// undecodable is the reason given for the events of a key whose stored
+// document ref does not decode (what: "key document", ...). It says where
+// in the document and what the store expected there, never the value
+// found: a source holds message text, names and phone numbers, and json
+// v2's own message may quote them.
+func undecodable(what, ref string, err error) string {
+	var sem *jsonv2.SemanticError
+	why := err.Error()
+	if errors.As(err, &sem) {
+		why = "JSON " + kindName(sem.JSONKind) + fmt.Sprintf(" at %q", string(sem.JSONPointer))
+		if sem.GoType != nil {
+			why += " where the store reads " + sem.GoType.String()
+		}
+	}
+	return fmt.Sprintf("the stored %s %s does not decode (%s): the key's new events are refused until it is repaired or removed", what, ref, why)
 }
 
 // The documents the write path reads back (key, session and event
@@ -313,11 +383,10 @@ func (s *Store) readKeyDocs(ctx context.Context, states []*keyState) error {
 		docs[i] = mgetDoc{Index: s.names.keysIndex(), ID: st.id}
 	}
 	kds := make([]keyDoc, len(states))
-	res, err := s.mget(ctx, docs, func(i int, dec *jsontext.Decoder) error {
-		if err := jsonv2.UnmarshalDecode(dec, &kds[i]); err != nil {
-			return fmt.Errorf("elasticsearch: key document %s: %w", docRef(s.names.keysIndex(), states[i].id), err)
-		}
-		return nil
+	bad := make([]error, len(states))
+	res, err := s.mget(ctx, docs, func(i int, dec *jsontext.Decoder) (err error) {
+		bad[i], err = decodeSource(dec, &kds[i])
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("read key documents: %w", err)
@@ -325,6 +394,10 @@ func (s *Store) readKeyDocs(ctx context.Context, states []*keyState) error {
 	for i, st := range states {
 		d := &res[i]
 		if !d.Found {
+			continue
+		}
+		if bad[i] != nil {
+			s.unreadable(st, "key document", docRef(docs[i].Index, docs[i].ID), bad[i])
 			continue
 		}
 		kd := &kds[i]
@@ -373,11 +446,10 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		EventRefs []string `json:"event_refs"`
 	}
 	sds := make([]refsDoc, len(docs))
-	res, err := s.mget(ctx, docs, func(i int, dec *jsontext.Decoder) error {
-		if err := jsonv2.UnmarshalDecode(dec, &sds[i]); err != nil {
-			return fmt.Errorf("elasticsearch: session document %s: %w", docs[i].ID, err)
-		}
-		return nil
+	bad := make([]error, len(docs))
+	res, err := s.mget(ctx, docs, func(i int, dec *jsontext.Decoder) (err error) {
+		bad[i], err = decodeSource(dec, &sds[i])
+		return err
 	}, "event_refs")
 	if err != nil {
 		return fmt.Errorf("read session documents: %w", err)
@@ -393,7 +465,11 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		for i := range l.refs {
 			d := &res[k]
 			k++
-			if !d.Found {
+			if !d.Found || l.st.unreadable != "" {
+				continue
+			}
+			if bad[k-1] != nil {
+				s.unreadable(l.st, "session document", docRef(docs[k-1].Index, docs[k-1].ID), bad[k-1])
 				continue
 			}
 			if i >= firstRetired {
@@ -402,10 +478,13 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 				// request that released the claim).
 				l.st.unfinished = true
 			}
+			n := len(evDocs)
 			for _, er := range sds[k-1].EventRefs {
 				m, id, ok := strings.Cut(er, "/")
 				if !ok {
-					return fmt.Errorf("elasticsearch: session document %s: bad event reference %q", docs[k-1].ID, er)
+					s.unreadable(l.st, "session document", docRef(docs[k-1].Index, docs[k-1].ID), errBadEventRef)
+					evDocs, owners = evDocs[:n], owners[:n]
+					break
 				}
 				evDocs = append(evDocs, mgetDoc{Index: s.names.eventsAll() + "-" + m, ID: docID(l.st.Tenant, id)})
 				owners = append(owners, l.st)
@@ -413,11 +492,10 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		}
 	}
 	eds := make([]eventDoc, len(evDocs))
-	evs, err := s.mget(ctx, evDocs, func(i int, dec *jsontext.Decoder) error {
-		if err := jsonv2.UnmarshalDecode(dec, &eds[i]); err != nil {
-			return fmt.Errorf("elasticsearch: event document %s: %w", evDocs[i].ID, err)
-		}
-		return nil
+	bad = make([]error, len(evDocs))
+	evs, err := s.mget(ctx, evDocs, func(i int, dec *jsontext.Decoder) (err error) {
+		bad[i], err = decodeSource(dec, &eds[i])
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("read event documents: %w", err)
@@ -428,14 +506,18 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	// right.
 	got := map[*keyState]map[event.Ref]session.Stored{}
 	for i := range evs {
-		if !evs[i].Found {
+		st := owners[i]
+		if !evs[i].Found || st.unreadable != "" {
 			continue
 		}
 		ed := &eds[i]
-		if ed.Event == nil {
-			return fmt.Errorf("elasticsearch: event document %s: %w", evDocs[i].ID, errNoEvent)
+		if bad[i] == nil && ed.Event == nil {
+			bad[i] = errNoEvent
 		}
-		st := owners[i]
+		if bad[i] != nil {
+			s.unreadable(st, "event document", docRef(evDocs[i].Index, evDocs[i].ID), bad[i])
+			continue
+		}
 		if ed.Key != st.Key {
 			// Another key's event with the same id (a reused event_id,
 			// which the contract forbids): not this key's.
@@ -459,6 +541,25 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		l.loaded()
 	}
 	return nil
+}
+
+// errBadEventRef: a session document lists an event reference that is not
+// "<month>/<event_id>".
+var errBadEventRef = errors.New(`an event reference is not "<month>/<event_id>"`)
+
+// unreadable marks st as a key whose stored document ref does not decode:
+// its state is not known, so none of its new events can be placed, and they
+// are rejected with the reason (keyWrite.refuse), while the batch's other
+// keys are written and the batch committed — a document that does not
+// decode now will not decode on a retry, and retrying would block the
+// partition for good. Logged without the document's content.
+func (s *Store) unreadable(st *keyState, what, ref string, err error) {
+	if st.unreadable != "" {
+		return
+	}
+	st.unreadable = undecodable(what, ref, err)
+	s.log.Warn("a stored document does not decode: the new events of its session key are dead-lettered",
+		zap.String("document", ref), zap.String("reason", st.unreadable))
 }
 
 // loaded records that the state holds what l read: the events of

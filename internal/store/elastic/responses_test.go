@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -290,20 +289,66 @@ func TestMgetRecorded(t *testing.T) {
 	if _, err := s.mget(t.Context(), docs, decode); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("shard failure: %v, want ErrUnavailable", err)
 	}
-	// A source that does not decode is the document's error, returned as
-	// it is: reading again would find the same document (an answer cut
-	// short is ErrUnavailable: TestMgetCutConnection).
+	// A source that does not decode is the document's, noted by the
+	// caller (decodeSource): the answer's other documents are read.
 	wrong := make([]struct {
 		Gen string `json:"gen"`
 	}, len(docs))
-	_, err = s.mget(t.Context(), docs, func(i int, dec *jsontext.Decoder) error {
-		if err := jsonv2.UnmarshalDecode(dec, &wrong[i]); err != nil {
-			return fmt.Errorf("document %s: %w", docs[i].ID, err)
-		}
-		return nil
+	bad := make([]error, len(docs))
+	res, err = s.mget(t.Context(), docs, func(i int, dec *jsontext.Decoder) (err error) {
+		bad[i], err = decodeSource(dec, &wrong[i])
+		return err
 	})
-	if err == nil || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), docs[0].ID) {
-		t.Fatalf("a source that does not decode: %v, want the document's error", err)
+	if err != nil || len(res) != 3 || !res[0].Found || res[1].Found || bad[0] == nil {
+		t.Fatalf("a source that does not decode: %+v, %v, bad %v; want the answer read and the document noted", res, err, bad)
+	}
+}
+
+// TestDecodeSourceSkipsWhatDoesNotDecode: a source of the wrong shape, at
+// any depth, is skipped whole and the stream read on; the reason says where
+// and what was expected, never the value (message text, a phone number).
+func TestDecodeSourceSkipsWhatDoesNotDecode(t *testing.T) {
+	const phone = "5511987654321"
+	for _, tc := range []struct{ name, source, where string }{
+		{"a number as text at the top", `{"tenant":"acme","gen":"` + phone + `"}`, `JSON string at "/gen"`},
+		{"one value for a list", `{"sessions":"` + phone + `"}`, `JSON string at "/sessions"`},
+		{"deep in a list", `{"gen":1,"sessions":[{"id":"s1","start":"2025-10-07T09:00:00Z"},{"id":` + phone + `,"start":"x"}],"writer":"w"}`, `JSON number at "/sessions/1/id"`},
+		{"a time that is not one", `{"updated_at":"` + phone + `"}`, `at "/updated_at"`},
+		{"not an object", `[["` + phone + `"]]`, `JSON array at ""`},
+		{"a string", `"` + phone + `"`, `JSON string at ""`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			answer := `{"docs":[{"_index":"k","_id":"a","found":true,"_source":` + tc.source +
+				`},{"_index":"k","_id":"b","found":true,"_source":{"gen":7}}]}`
+			dec := jsontext.NewDecoder(strings.NewReader(answer), answerOptions)
+			kds := make([]keyDoc, 2)
+			bads := make([]error, 2)
+			res, err := readMgetAnswer(dec, nil, func(i int, dec *jsontext.Decoder) (err error) {
+				bads[i], err = decodeSource(dec, &kds[i])
+				return err
+			})
+			if err != nil || len(res) != 2 || bads[0] == nil {
+				t.Fatalf("answer read %+v, %v, bad %v; want the first source the document's error only", res, err, bads)
+			}
+			if bads[1] != nil || !res[1].Sourced || kds[1].Gen != 7 {
+				t.Fatalf("the next source: %+v, %v; want gen 7: the answer was not read on", kds[1], bads[1])
+			}
+			bad := bads[0]
+			reason := undecodable("key document", "chatreport-keys-v1/id#1", bad)
+			if strings.Contains(reason, phone) || !strings.Contains(reason, tc.where) {
+				t.Errorf("reason %q: want %q in it, and no value", reason, tc.where)
+			}
+		})
+	}
+	// Malformed JSON is the answer's: not skipped, an error.
+	dec := jsontext.NewDecoder(strings.NewReader(`{"docs":[{"found":true,"_source":{"gen":1,,}}]}`), answerOptions)
+	var kd keyDoc
+	var bad error
+	if _, err := readMgetAnswer(dec, nil, func(_ int, dec *jsontext.Decoder) (err error) {
+		bad, err = decodeSource(dec, &kd)
+		return err
+	}); err == nil || bad != nil {
+		t.Fatalf("malformed JSON: bad %v, err %v; want the answer's error", bad, err)
 	}
 }
 

@@ -151,6 +151,10 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 		// Keys read and not written (a write lends the states of all the
 		// keys it read).
 		for id, st := range r.states {
+			if st.unreadable != "" {
+				s.cache.Release(id) // read again, whole, next time
+				continue
+			}
 			s.cache.Put(id, st)
 		}
 		if len(rejected) > 0 {
@@ -328,6 +332,12 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 	}
 	for _, id := range order {
 		w := byKey[id]
+		if w.st.unreadable != "" {
+			if err := w.refuse(rejected); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
 		if err := w.plan(rejected); err != nil {
 			return nil, nil, err
 		}
@@ -340,6 +350,22 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		writes[i] = byKey[id]
 	}
 	return writes, nil, nil
+}
+
+// refuse rejects the events of a key whose stored documents do not all
+// decode, with the reason: the key is not written, and fn runs again
+// without them. Its events are all refused, those it read as stored too
+// (an unfinished key presents them as new): a copy of a stored event in the
+// dead-letter topic is harmless, as sending it again is idempotent.
+func (w *keyWrite) refuse(rejected map[event.Ref]string) error {
+	if len(w.changes.Events) == 0 {
+		// The assembler gives every key it changes new events.
+		return fmt.Errorf("elasticsearch: changes to key %s without events: %s", docRef("", w.st.id), w.st.unreadable)
+	}
+	for i := range w.changes.Events {
+		rejected[w.changes.Events[i].Ref()] = w.st.unreadable
+	}
+	return nil
 }
 
 // plan computes the key's sessions and events after the write, and checks

@@ -506,3 +506,40 @@ func TestReusedEventID(t *testing.T) {
 	want := reference(t, first, []event.Event{a.Msg("e3", 2*time.Minute, event.RoleBot, "mais")}, reused[1:])
 	sameState(t, snapshot(t, s), want)
 }
+
+// TestUnreadableKeyRejected: a store that reads back a key whose stored
+// document does not decode (each kind of document the read-back reads)
+// rejects that key's new events with a reason naming the kind of document,
+// writes the batch's other key, and does so again for the next batch of
+// that key: an unreadable key is never held as if it were read.
+func TestUnreadableKeyRejected(t *testing.T) {
+	for _, c := range unreadableDocs {
+		t.Run(c.kind, func(t *testing.T) {
+			f := esfake.New(t)
+			bad, good := storetest.B{Contact: "5511900000001"}, storetest.B{Contact: "5511900000002"}
+			first := []event.Event{bad.Msg("a1", 0, event.RoleCustomer, "oi"), good.Msg("b1", 0, event.RoleCustomer, "oi")}
+			if err := assembler(fakeStore(t, f)).Ingest(t.Context(), first); err != nil {
+				t.Fatal(err)
+			}
+			rewriteDoc(t, f, docOf(t, f, c.pattern, bad.Contact), c.change)
+			s := fakeStore(t, f) // a restart: nothing in memory
+			for i, batch := range [][]event.Event{
+				{bad.Msg("a2", time.Minute, event.RoleCustomer, "de novo"), good.Msg("b2", time.Minute, event.RoleCustomer, "de novo")},
+				{bad.Msg("a3", 2*time.Minute, event.RoleCustomer, "outra vez")},
+			} {
+				err := assembler(s).Ingest(t.Context(), batch)
+				var rej *RejectedError
+				if !errors.As(err, &rej) || len(rej.Events) != 1 || rej.Events[0].Ref.EventID != batch[0].EventID ||
+					!strings.Contains(rej.Events[0].Reason, "the stored "+c.kind+" test-") || strings.Contains(rej.Events[0].Reason, bad.Contact) {
+					t.Fatalf("batch %d: %v, want %s rejected for its unreadable %s, without the contact", i, err, batch[0].EventID, c.kind)
+				}
+			}
+			if _, ok := f.Docs("test-events-*")["test-events-v1-2025.10 acme/b2"]; !ok {
+				t.Errorf("the readable key's event was not stored: %v", slices.Collect(maps.Keys(f.Docs("test-events-*"))))
+			}
+			if _, ok := f.Docs("test-events-*")["test-events-v1-2025.10 acme/a2"]; ok {
+				t.Error("the unreadable key's event was stored")
+			}
+		})
+	}
+}

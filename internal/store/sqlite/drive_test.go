@@ -486,3 +486,133 @@ func TestLongWalkYieldsToInStep(t *testing.T) {
 		t.Fatalf("sample: %d sessions, %d passed; want 100, 70", ww.sampled, ww.passed)
 	}
 }
+
+// TestInStepReadsBounded: a statement of the read in step reads at most
+// its bound of rowids, however many its span holds (here every match is in
+// the first span, an hour of starts), and the statements together read
+// every match once, in order; a search in step with that bound finds what
+// the scan finds.
+func TestInStepReadsBounded(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	const n, reads = 300, 32
+	var events []event.Event
+	for i := range n {
+		b := storetest.B{Contact: fmt.Sprintf("c%05d", i)}
+		at := time.Duration(i) * time.Second // all in the first hour
+		events = append(events, b.Msg(fmt.Sprintf("m%05d", i), at, event.RoleCustomer, "alfa"), b.Tag(fmt.Sprintf("t%05d", i), at+time.Millisecond, "T"))
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	lower, upper := storetest.Base.Add(-time.Hour).UnixMilli(), storetest.Base.Add(2*time.Hour).UnixMilli()
+	lo, hi := wordRange(lower, upper)
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var want []int64
+	rows, err := tx.QueryContext(ctx, `SELECT rowid FROM session_words WHERE session_words MATCH 'alfa' ORDER BY rowid`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r int64
+		rows.Scan(&r)
+		want = append(want, r)
+	}
+	rows.Close()
+	if len(want) != n {
+		t.Fatalf("%d rows of the word, want %d", len(want), n)
+	}
+	st := &inStep{ww: &wordWalk{table: "session_words", match: `"alfa"`, lo: lo, hi: hi, reads: reads}, ctx: ctx, tx: tx, from: lo}
+	var got []int64
+	for statements := 0; !st.last; statements++ {
+		if statements > n {
+			t.Fatal("the read does not end")
+		}
+		if err := st.readWords(); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.words) > reads {
+			t.Fatalf("a statement read %d rowids, more than its bound %d", len(st.words), reads)
+		}
+		got = append(got, st.words...)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("read %d rowids %v…, want the %d matches in order", len(got), got[:min(len(got), 5)], len(want))
+	}
+	tx.Rollback()
+
+	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(2 * time.Hour), Query: "alfa", Tags: []string{"T"}, Channels: []string{"whatsapp"}}
+	s.planner = planner{mode: planScan}
+	scan := searchIDs(t, s, f)
+	s.planner = planner{mode: planInStep, reads: reads}
+	if inStep := searchIDs(t, s, f); len(scan) != n || !slices.Equal(inStep, scan) {
+		t.Fatalf("in step with a bound of %d: %d sessions, the scan %d, or another order", reads, len(inStep), len(scan))
+	}
+}
+
+// TestInStepGivesUpOnOtherTenantsWords: the words tables hold every
+// tenant's words, so a word common in another tenant makes a read in step
+// read rowids that are none of the partner's. Past its budget (here 100
+// rowids, then 50 a session of the partner) the walk gives up: the tag's
+// range drives and the word is tested on each of its sessions, with the
+// same sessions as the scan; within it the walk reads in step. (The plan
+// that always reads in step is the one asked for, so that the walk reads
+// in step at all with a tag this small; it gives up only with a budget.)
+func TestInStepGivesUpOnOtherTenantsWords(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	var events []event.Event
+	for i := range 3000 {
+		b := storetest.B{Tenant: "other", Contact: fmt.Sprintf("o%05d", i)}
+		events = append(events, b.Msg(fmt.Sprintf("o%05d", i), time.Duration(i)*time.Second, event.RoleCustomer, "alfa"))
+	}
+	for i := range 200 {
+		b := storetest.B{Contact: fmt.Sprintf("a%05d", i)}
+		at := time.Duration(i*15) * time.Second
+		events = append(events, b.Msg(fmt.Sprintf("a%05d", i), at, event.RoleCustomer, "alfa"))
+		if i%40 == 0 {
+			events = append(events, b.Tag(fmt.Sprintf("t%05d", i), at+time.Millisecond, "T"))
+		}
+	}
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	for batch := range slices.Chunk(events, 1000) {
+		if err := a.Ingest(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(2 * time.Hour), Query: "alfa", Tags: []string{"T"}, Channels: []string{"whatsapp"}}
+	s.planner = planner{mode: planScan}
+	scan := searchIDs(t, s, f)
+	if len(scan) != 5 {
+		t.Fatalf("the scan finds %d sessions, want the 5 tagged", len(scan))
+	}
+	inStep := func(p planner) bool {
+		tx, err := s.readTx(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		w := translate(&f, nil)
+		if err := w.drive(ctx, tx, report.DefaultTotalBound, p); err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(w.owners, func(c *cond) bool { return c.walk != nil && c.walk.partner != nil })
+	}
+	for _, c := range []struct {
+		budget int
+		step   bool
+	}{{0, true}, {1 << 20, true}, {100, false}} {
+		p := planner{mode: planInStep, budget: c.budget}
+		if got := inStep(p); got != c.step {
+			t.Errorf("budget %d: read in step %v, want %v", c.budget, got, c.step)
+		}
+		s.planner = p
+		if got := searchIDs(t, s, f); !slices.Equal(got, scan) {
+			t.Errorf("budget %d: %v, the scan %v", c.budget, got, scan)
+		}
+	}
+}

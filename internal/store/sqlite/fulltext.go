@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -374,8 +375,14 @@ type wordWalk struct {
 	owners  []*cond
 	choice  [][2]int
 	// chunk is about how many matches a span of the read in step holds
-	// (wordChunk but in tests).
+	// (wordChunk but in tests), reads the most one statement of it reads
+	// (wordReads but in tests).
 	chunk float64
+	reads int
+	// budget is the least number of rowids a read in step may read before
+	// it asks whether it costs more than testing the partner's sessions
+	// (stepBudget); 0: none (planInStep).
+	budget int
 	// sampled and passed: of the sessions the walk last read, how many
 	// passed the other conditions (0, 0 before it counted any).
 	sampled, passed int
@@ -482,7 +489,9 @@ func (ww *wordWalk) inBucket(ctx context.Context, tx *sql.Tx, b int64, ids []str
 // reads less), or when its sample says that reading on would take more
 // than limit/dear sessions: dear is what one session read on costs in
 // entries of the ranges limit counts (1 where limit is not such a range;
-// see walkEntries). d is ready only when the size is not -1.
+// see walkEntries), or, read in step, more rowids than testing the
+// partner's sessions costs (errStepTooDear). d is ready only when the size
+// is not -1.
 func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *driver, bound, limit, dear int) (int, error) {
 	// Enough for the count and for any page or export chunk.
 	enough := max(bound, report.MaxPageLimit, report.ExportChunk) + 1
@@ -506,7 +515,9 @@ func (ww *wordWalk) size(ctx context.Context, tx *sql.Tx, w *where, c *cond, d *
 		var done bool
 		var err error
 		if step != nil {
-			out, done, err = step.read(ctx, tx, need, out)
+			if out, done, err = step.read(ctx, tx, need, out); errors.Is(err, errStepTooDear) {
+				return -1, nil
+			}
 		} else {
 			out, next, done, err = ww.read(ctx, tx, next, need, out)
 		}
@@ -623,7 +634,26 @@ type inStep struct {
 	// messages of more than one session (shared_buckets): only there are
 	// messages looked up.
 	shared map[int64]bool
+	// rowids and stepped count the rowids read and the partner's
+	// sessions stepped over (stepRowids).
+	rowids, stepped int
 }
+
+// stepRowids is how many matching rowids the read in step may read per
+// session of its partner before testing each of those sessions by an FTS5
+// query costs less (~15 µs a session, ~0.3 µs a rowid). The words tables
+// hold every tenant's words, so a word common in another tenant makes the
+// read in step read rowids that are not the partner's at all.
+const stepRowids = 50
+
+// stepBudgetRowids is the least a read in step may read before it compares
+// (planner.stepBudget): ~20 ms of CPU.
+const stepBudgetRowids = 65_536
+
+// errStepTooDear: a read in step read more rowids than its budget allows
+// (see stepRowids): the walk gives up, and its words are tested on each
+// session of the partner instead.
+var errStepTooDear = errors.New("the read in step costs more than testing each session")
 
 // pending is a session of the partner with the messages of its bucket,
 // not yet looked up; known when the bucket is no other session's, so that
@@ -675,6 +705,7 @@ func (st *inStep) close() { st.partner.Close() }
 
 func (st *inStep) nextSession() error {
 	if st.more = st.partner.Next(); st.more {
+		st.stepped++
 		if err := st.partner.Scan(&st.cur.StartedAt, &st.cur.ID); err != nil {
 			return fmt.Errorf("read a full-text partner: %w", err)
 		}
@@ -693,6 +724,15 @@ func (st *inStep) nextSession() error {
 const wordSpan = 3_600_000 << wordBits
 
 const wordChunk = 4096.0 // tests set a smaller one (planner.chunk)
+
+// wordReads is the most rowids one statement of the read in step reads,
+// whatever its span holds: a span is sized from the density of the last
+// one, and the words tables are every tenant's, so a span after a quiet one
+// may hold any number of matches — one string of them all, which SQLite
+// refuses past its string limit (SQLITE_MAX_LENGTH, 1 GB) and which would
+// be held in memory whole. Four times wordChunk: a span that holds more
+// ends where the reading stopped.
+const wordReads = 4 * int(wordChunk)
 
 // nextWord steps to the next matching rowid. The rowids are read in chunks,
 // each one statement over a span of rowids that gives them as one text
@@ -715,7 +755,8 @@ func (st *inStep) nextWord() error {
 	return nil
 }
 
-// readWords reads the next span of matching rowids into st.words.
+// readWords reads the next span of matching rowids into st.words, at most
+// wordReads of them.
 func (st *inStep) readWords() error {
 	if st.span == 0 {
 		st.span = wordSpan
@@ -724,13 +765,18 @@ func (st *inStep) readWords() error {
 	if st.span <= st.ww.hi-st.from {
 		hi = st.from + st.span - 1
 	}
+	reads := st.ww.reads
+	if reads <= 0 {
+		reads = wordReads
+	}
 	var list sql.NullString
 	t := st.ww.table
-	if err := st.tx.QueryRowContext(st.ctx, `SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ? AND rowid >= ? AND rowid <= ?`,
-		st.ww.match, st.from, hi).Scan(&list); err != nil {
+	if err := st.tx.QueryRowContext(st.ctx, `SELECT group_concat(rowid) FROM (SELECT rowid FROM `+t+` WHERE `+t+` MATCH ? AND rowid >= ? AND rowid <= ? ORDER BY rowid LIMIT ?)`,
+		st.ww.match, st.from, hi, reads).Scan(&list); err != nil {
 		return fmt.Errorf("read matching messages: %w", err)
 	}
-	st.words, st.pos, st.last = st.words[:0], 0, hi == st.ww.hi
+	st.words, st.pos = st.words[:0], 0
+	defer func() { st.rowids += len(st.words) }()
 	for f := range strings.SplitSeq(list.String, ",") {
 		if f == "" {
 			continue
@@ -746,14 +792,20 @@ func (st *inStep) readWords() error {
 	if !slices.IsSorted(st.words) {
 		slices.Sort(st.words)
 	}
-	// The next span holds about wordChunk matches at this one's density,
-	// from an hour of starts up to 64 times the first span.
+	if len(st.words) >= reads {
+		// The span holds more: the next one begins after the last
+		// rowid read.
+		hi = st.words[len(st.words)-1]
+	}
+	// The next span holds about wordChunk matches at the density of the
+	// rowids read, from an hour of starts up to 64 times the first span.
 	chunk := st.ww.chunk
 	if chunk <= 0 {
 		chunk = wordChunk
 	}
-	next := float64(st.span) / float64(max(len(st.words), 1)) * chunk // in float64: no overflow
+	next := float64(hi-st.from+1) / float64(max(len(st.words), 1)) * chunk // in float64: no overflow
 	st.span = int64(min(max(next, wordSpan/64), 64*wordSpan))
+	st.last = hi == st.ww.hi
 	st.from = hi + 1
 	return nil
 }
@@ -762,6 +814,9 @@ func (st *inStep) readWords() error {
 // report order, until it holds at least need; done when it read them all.
 func (st *inStep) read(ctx context.Context, tx *sql.Tx, need int, out []candidate) ([]candidate, bool, error) {
 	for len(out) < need {
+		if b := st.ww.budget; b > 0 && st.rowids > max(b, stepRowids*st.stepped) {
+			return out, false, errStepTooDear
+		}
 		if !st.more || !st.any && bucket(st.cur.StartedAt) != st.bucket {
 			// No partner's session left, or no message for those left.
 			out, err := st.lookUp(ctx, tx, out)

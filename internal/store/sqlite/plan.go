@@ -286,6 +286,8 @@ type planner struct {
 	sample int     // entries of a range's sample; 0: sampleSize
 	chunk  float64 // matches of a span of the read in step; 0: wordChunk
 	walk   int     // sessions of a full-text walk's sample; 0: walkSample
+	reads  int     // most rowids a statement of the read in step reads; 0: wordReads
+	budget int     // least rowids a read in step reads before it may give up; 0: stepBudgetRowids, none with planInStep
 }
 
 func (p planner) walkSample() int {
@@ -293,6 +295,25 @@ func (p planner) walkSample() int {
 		return p.walk
 	}
 	return walkSample
+}
+
+// stepBudget is the walk's budget (wordWalk.budget): none when the plan
+// always reads in step, unless a test sets one.
+func (p planner) stepBudget() int {
+	switch {
+	case p.budget > 0:
+		return p.budget
+	case p.mode == planInStep:
+		return 0
+	}
+	return stepBudgetRowids
+}
+
+func (p planner) wordReads() int {
+	if p.reads > 0 {
+		return p.reads
+	}
+	return wordReads
 }
 
 func (p planner) wordChunk() float64 {
@@ -398,10 +419,17 @@ func (w *where) stepWords(ctx context.Context, tx *sql.Tx, bound int) error {
 		return nil
 	}
 	c.walk.partner, c.walk.owners, c.walk.choice = w.driver, w.owners, w.choice
-	c.walk.chunk = w.plan.wordChunk()
+	c.walk.chunk, c.walk.reads, c.walk.budget = w.plan.wordChunk(), w.plan.wordReads(), w.plan.stepBudget()
+	alone := c.drivers[0]
 	n, err := c.walk.size(ctx, tx, w, c, &c.drivers[0], bound, max(bound+1, sizeLimit), 1)
 	if err != nil {
 		return err
+	}
+	if n < 0 {
+		// Too dear in step: the range drives, and the words are tested
+		// on each of its sessions.
+		c.walk.partner, c.walk.owners, c.walk.choice, c.drivers[0] = nil, nil, nil, alone
+		return nil
 	}
 	w.driver, w.owners, w.choice, w.size = &c.drivers[0], append([]*cond{c}, w.owners...), [][2]int{{ci, 0}}, n
 	return nil

@@ -11,8 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	sqlitedriver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/chatreport/chatreport/internal/jsonenc"
 	"github.com/chatreport/chatreport/internal/report"
@@ -321,20 +323,6 @@ func queryCondition(w *where, tenant, q string, lower, upper int64) {
 	c.drivers = []driver{{ordered: true}} // made by the walk when sized
 }
 
-// oneToken reports whether the tokenizer (unicode61) reads word as one
-// token: letters and digits only, its token characters (categories L* and
-// N*; https://www.sqlite.org/fts5.html#unicode61_tokenizer). A word of
-// several tokens is a phrase, which a session's texts, one after another,
-// could match across two messages.
-func oneToken(word string) bool {
-	for _, r := range word {
-		if !unicode.IsLetter(r) && !unicode.IsNumber(r) {
-			return false
-		}
-	}
-	return word != ""
-}
-
 // matchExpression is an FTS5 query requiring every word. Each word is a
 // quoted string, so no input is FTS5 syntax; a word the tokenizer splits
 // ("segunda-via", "123.456") becomes a phrase of adjacent tokens. FTS5 ends
@@ -540,11 +528,34 @@ func (c *chunk) choose(ctx context.Context, tx *sql.Tx, w *where, limit int, p p
 // proves the split: a body holding eventSep (which no valid JSON does)
 // fails the read instead of being taken for two events. The bodies are not
 // decoded: an export's encoder reads them.
+//
+// A session's row is one string, which SQLite refuses past its string
+// limit (SQLITE_MAX_LENGTH, 1 GB by default and in modernc's build, or what
+// sqlite3_limit set: https://sqlite.org/limits.html#max_length) with
+// SQLITE_TOOBIG, failing the whole statement: a session of that many
+// events (a bot looping on one contact for months) could then be neither
+// opened nor exported. Then the chunk's events are read again a row per
+// event (readEventRows).
 func (c *chunk) readEvents(ctx context.Context, tx *sql.Tx, tenant string) error {
 	c.spans, c.bytes = c.spans[:0], c.bytes[:0]
 	if len(c.list) == 0 {
 		return nil
 	}
+	spans := c.boundSpans()
+	err := c.readJoined(ctx, tx, spans, tenant)
+	if tooBig(err) {
+		c.spans, c.bytes = c.spans[:0], c.bytes[:0]
+		err = c.readEventRows(ctx, tx, spans, tenant)
+	}
+	if err != nil {
+		return err
+	}
+	return c.split()
+}
+
+// boundSpans is the JSON array of c's sessions the events statements bind:
+// [key, start, last activity, id] of each.
+func (c *chunk) boundSpans() string {
 	spans := []byte{'['}
 	for i := range c.list {
 		ss := &c.list[i].Session
@@ -556,8 +567,13 @@ func (c *chunk) readEvents(ctx context.Context, tx *sql.Tx, tenant string) error
 		spans = strconv.AppendInt(append(spans, ','), ss.LastActivityAt.UnixMilli(), 10)
 		spans = append(jsonenc.AppendString(append(spans, ','), ss.ID, false), ']')
 	}
-	spans = append(spans, ']')
-	rows, err := tx.QueryContext(ctx, eventsStatement, string(spans), tenant)
+	return string(append(spans, ']'))
+}
+
+// readJoined reads the events of the sessions of spans (see readEvents) a
+// row per session.
+func (c *chunk) readJoined(ctx context.Context, tx *sql.Tx, spans, tenant string) error {
+	rows, err := tx.QueryContext(ctx, eventsStatement, spans, tenant)
 	if err != nil {
 		return fmt.Errorf("read session events: %w", err)
 	}
@@ -578,7 +594,59 @@ func (c *chunk) readEvents(ctx context.Context, tx *sql.Tx, tenant string) error
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read session events: %w", err)
 	}
-	return c.split()
+	return nil
+}
+
+// tooBig reports whether err is SQLite's SQLITE_TOOBIG: a string or blob
+// over the connection's length limit.
+func tooBig(err error) bool {
+	var se *sqlitedriver.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_TOOBIG
+}
+
+// readEventRows reads the events of the sessions of spans (see readEvents)
+// a row per event, in the same order, into the chunk's spans and bytes as
+// readJoined would: no string holds more than one event's body. A row per
+// event costs more in the driver, so it is only the way out of a session
+// too large for one string.
+func (c *chunk) readEventRows(ctx context.Context, tx *sql.Tx, spans, tenant string) error {
+	rows, err := tx.QueryContext(ctx, eventRowsStatement, spans, tenant)
+	if err != nil {
+		return fmt.Errorf("read session events: %w", err)
+	}
+	defer rows.Close()
+	var (
+		i    intColumn
+		body sql.RawBytes
+	)
+	// Every session has its span, empty for one without events.
+	open := func(upTo int) {
+		for len(c.spans) <= upTo {
+			c.spans = append(c.spans, eventSpan{session: len(c.spans), from: len(c.bytes), to: len(c.bytes)})
+		}
+	}
+	for rows.Next() {
+		if err := rows.Scan(&i, &body); err != nil {
+			return fmt.Errorf("scan events: %w", err)
+		}
+		k := int(i)
+		if k < len(c.spans)-1 || k >= len(c.list) {
+			return fmt.Errorf("read session events: row of session %d of %d, after %d", k, len(c.list), len(c.spans)-1)
+		}
+		open(k)
+		sp := &c.spans[k]
+		if sp.count > 0 {
+			c.bytes = append(c.bytes, eventSep)
+		}
+		c.bytes = append(c.bytes, body...)
+		sp.count++
+		sp.to = len(c.bytes)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read session events: %w", err)
+	}
+	open(len(c.list) - 1)
+	return nil
 }
 
 // intColumn scans an INTEGER column without database/sql's reflection
@@ -603,6 +671,15 @@ const eventsStatement = `WITH c(i, session_key, first, last, session_id) AS MATE
 			AND e.occurred_at BETWEEN c.first AND c.last AND e.session_id = c.session_id
 			ORDER BY e.occurred_at, e.event_id))
 		FROM c`
+
+// eventRowsStatement reads the events of a chunk's sessions a row per
+// event (readEventRows): eventsStatement's ranges, in the chunk's order and
+// then events_by_key_time's.
+const eventRowsStatement = `WITH c(i, session_key, first, last, session_id) AS MATERIALIZED
+		(SELECT key, value->>0, value->>1, value->>2, value->>3 FROM json_each(?1))
+		SELECT c.i, e.body FROM c CROSS JOIN events e ON e.tenant = ?2 AND e.session_key = c.session_key
+			AND e.occurred_at BETWEEN c.first AND c.last AND e.session_id = c.session_id
+		ORDER BY c.i, e.occurred_at, e.event_id`
 
 // eventSep is what readEvents joins a session's bodies with: the ASCII
 // record separator, a control character that JSON allows neither between

@@ -98,3 +98,40 @@ func searchAll(t *testing.T, s *sqlite.Store, f report.Filter) []string {
 	}
 	return ids
 }
+
+// TestSearchOfAWordFTS5Splits: a word that Go's Unicode tables call one
+// word and FTS5's tokenizer (Unicode 6.1) reads as two tokens is a phrase,
+// searched message by message: a session whose one message ends with the
+// first token and the next begins with the second does not match, as it
+// would in session_words, where a session's texts follow one another.
+func TestSearchOfAWordFTS5Splits(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	across, within := storetest.B{Contact: "5511900000001"}, storetest.B{Contact: "5511900000002"}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, []event.Event{
+		// In either order, one's last word and the other's first are
+		// the phrase.
+		across.Msg("e1", time.Minute, event.RoleCustomer, "bravo chegou alfa"),
+		across.Msg("e2", 2*time.Minute, event.RoleCustomer, "bravo hoje alfa"),
+		within.Msg("e3", time.Minute, event.RoleCustomer, "chegou alfa bravo hoje"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(time.Hour),
+		Query: "alfa\u19b0bravo"} // U+19B0: a letter to Go, a separator to unicode61
+	got := searchAll(t, s, f)
+	if len(got) != 1 {
+		t.Fatalf("%d sessions found, want the one whose message has the phrase", len(got))
+	}
+	d, err := s.Session(ctx, "acme", got[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Session.Contact.ID != within.Contact {
+		t.Fatalf("found the session of %s, whose messages hold the tokens only one after the other", d.Session.Contact.ID)
+	}
+}

@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+)
+
+// TestOperatorMistakes: a store setting that points where nothing of
+// chatreport is — an empty or wrong SQLite folder, an Elasticsearch index
+// prefix with no layout — makes forget fail, saying which settings to
+// check, instead of reporting an erasure of nothing as done; index status
+// on such a prefix says the prefix may be wrong before suggesting index
+// init. On an installed, empty layout index status says only what is
+// missing.
+func TestOperatorMistakes(t *testing.T) {
+	es := esfake.New(t)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body+"\nlog: {level: warn}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	sqliteEmpty := write("sqlite.yaml", fmt.Sprintf("store: {sqlite: {dir: %q}}", filepath.Join(dir, "nothing-here")))
+	esWrong := write("es.yaml", fmt.Sprintf("store: {kind: elasticsearch, elasticsearch: {urls: [%q], index_prefix: wrong}}", es.URL()))
+	esRight := write("es-right.yaml", fmt.Sprintf("store: {kind: elasticsearch, elasticsearch: {urls: [%q], index_prefix: right}}", es.URL()))
+	run := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		err := Execute(context.Background(), args, &out, &errOut)
+		return out.String() + errOut.String(), err
+	}
+	if _, err := run("index", "init", "--config", esRight); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"forget", "--tenant", "acme", "--contact", "5511987654321", "--config", sqliteEmpty}, "store.sqlite.dir"},
+		{[]string{"forget", "--tenant", "acme", "--contact", "5511987654321", "--config", esWrong}, "index_prefix"},
+		{[]string{"forget", "--tenant", "acme", "--contact", "5511987654321", "--config", esRight}, "nothing was erased"},
+		{[]string{"index", "status", "--config", esWrong}, `nothing of the layout "wrong" is on this cluster: if the data is under another prefix, set store.elasticsearch.index_prefix`},
+	} {
+		out, err := run(c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("chatreport %v: %v (%s), want an error saying %q", c.args, err, out, c.want)
+		}
+		if strings.Contains(out, "removed") {
+			t.Errorf("chatreport %v reported an erasure: %s", c.args, out)
+		}
+	}
+	if out, err := run("index", "status", "--config", esRight); err != nil || !strings.Contains(out, "ready") {
+		t.Errorf("index status of an installed layout: %v\n%s", err, out)
+	}
+}
