@@ -52,7 +52,7 @@ func TestPageChosenOnIndexes(t *testing.T) {
 		if err := w.drive(ctx, tx, report.DefaultTotalBound, planner{}); err != nil {
 			t.Fatal(err)
 		}
-		q, args := w.query("s.started_at, s.session_id", true, " LIMIT ?", 10)
+		q, args := w.query("s.started_at, s.session_id, s.rowid", true, " LIMIT ?", 10)
 		p := plan(q, args...)
 		if !strings.Contains(p, "COVERING INDEX "+tc.index) {
 			t.Errorf("%s: the page is not chosen through %s alone:\n%s\n%s", tc.name, tc.index, p, q)
@@ -65,6 +65,14 @@ func TestPageChosenOnIndexes(t *testing.T) {
 	}
 	if p := plan(`SELECT doc FROM sessions WHERE tenant = ? AND session_id = ?`, "acme", "x"); !strings.Contains(p, "INDEX sessions_by_id (tenant=? AND session_id=?)") {
 		t.Errorf("a session by its key: %s", p)
+	}
+	// The export's documents: a seek of the table per session by rowid,
+	// no index; by id, through the key.
+	if p := plan(docsByRowid, "[1,2]", "acme"); !strings.Contains(p, "SEARCH d USING INTEGER PRIMARY KEY (rowid=?)") || strings.Contains(p, "sessions_by_id") {
+		t.Errorf("documents by rowid: %s", p)
+	}
+	if p := plan(docsByID, `["a","b"]`, "acme"); !strings.Contains(p, "SEARCH d USING INDEX sessions_by_id (tenant=? AND session_id=?)") {
+		t.Errorf("documents by id: %s", p)
 	}
 }
 
