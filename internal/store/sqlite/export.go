@@ -51,6 +51,10 @@ func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() r
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// The merger runs no slice meanwhile (merge.go): its commits would
+	// make the readers' transactions drop their caches and maps.
+	s.exporting.Add(1)
+	defer s.exporting.Add(-1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// An export holds two chunks per reader: one being read by each, and

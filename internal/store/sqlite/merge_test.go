@@ -259,3 +259,67 @@ func TestMergeRestsBetweenPasses(t *testing.T) {
 	s.SetMergeRest(0)
 	waitSegments(1)
 }
+
+// No slice runs while an export reads (merge.go): a slice's commit would
+// make the export's next read transaction drop its cache and map. Once the
+// export is over, the merger runs the slices it held back.
+func TestMergeWaitsForExport(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetMergeRest(0)
+	var ran atomic.Int32
+	s.SetMergeSlice(func() { ran.Add(1) })
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	events := mergeTraffic(60)
+	if err := a.Ingest(ctx, events[:30]); err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(24 * time.Hour)}
+	done := make(chan error, 1)
+	go func() {
+		first := true
+		done <- s.Export(ctx, f, func() report.Encoder { return idEncoder{} }, func([]byte, []int) error {
+			if first {
+				first = false
+				held <- struct{}{}
+				<-release
+			}
+			return nil
+		})
+	}()
+	<-held
+	// The export runs (its first chunk waits to be written): updates add
+	// segments, and each update's end wakes the merger, which runs no
+	// slice while the export runs (1.5 s here).
+	ran.Store(0)
+	for i := 30; i < 60; i += 10 {
+		if err := a.Ingest(ctx, events[i:i+10]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if n := ran.Load(); n != 0 {
+		t.Fatalf("%d slices ran while an export read", n)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ran.Load() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no slice ran once the export was over")
+		}
+	}
+}
+
+// idEncoder encodes a session as its id.
+type idEncoder struct{}
+
+func (idEncoder) Append(dst []byte, d *report.StoredDetail) ([]byte, error) {
+	return append(append(dst, d.Session.ID...), '\n'), nil
+}
