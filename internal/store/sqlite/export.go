@@ -51,10 +51,6 @@ func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() r
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// The merger runs no slice meanwhile (merge.go): its commits would
-	// make the readers' transactions drop their caches and maps.
-	s.exporting.Add(1)
-	defer s.exporting.Add(-1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// An export holds two chunks per reader: one being read by each, and
@@ -171,6 +167,11 @@ func (x *export) read(ctx context.Context, enc report.Encoder) {
 			x.turn <- t
 			return
 		}
+		// From here to the chunk's encoding nothing waits for the client:
+		// the merger runs no slice meanwhile (merge.go), as its commits
+		// would make the next transactions drop their caches and maps;
+		// while the readers wait for a slow client, it may.
+		x.s.exporting.Add(1)
 		c.err = nil
 		if conn == nil {
 			if conn, restore, c.err = x.s.exportConn(ctx); c.err != nil {
@@ -191,6 +192,7 @@ func (x *export) read(ctx context.Context, enc report.Encoder) {
 		if c.err == nil {
 			c.err = c.readAndEncode(ctx, tx, x.f.Tenant, enc)
 		}
+		x.s.exporting.Add(-1)
 		c.ready <- struct{}{}
 	}
 }

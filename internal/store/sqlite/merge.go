@@ -25,7 +25,8 @@ import (
 // plans is concerned; a slice changes how the index is stored, never what
 // it holds).
 //
-// Nor does a slice run while an export reads. A read transaction that
+// Nor does a slice run while an export reads a chunk (not while it waits
+// for a slow client, which could last for ever). A read transaction that
 // begins after another connection committed drops its connection's page
 // cache and, with the file memory-mapped, unmaps the map (SQLite's pager,
 // pagerBeginReadTransaction), and every page the export reads afterwards
@@ -123,7 +124,8 @@ func (m *merger) run(ctx context.Context) {
 }
 
 // mergeAll merges the tables until each is one segment, a slice at a time
-// whenever no update or export runs, at most mergeShare of the time. It reports false
+// whenever no update runs and no export reads, at most mergeShare of the
+// time. It reports false
 // when ctx ended.
 func (m *merger) mergeAll(ctx context.Context) bool {
 	todo := append([]string(nil), mergeTables...)
@@ -158,9 +160,9 @@ func (m *merger) mergeAll(ctx context.Context) bool {
 	return true
 }
 
-// waitIdle waits until no update and no export runs (one that begins
-// meanwhile waits for one slice at most, or meets one slice's commit), and
-// reports false when ctx ended first.
+// waitIdle waits until no update runs and no export reads a chunk (one
+// that begins meanwhile waits for one slice at most, or meets one slice's
+// commit), and reports false when ctx ended first.
 func (m *merger) waitIdle(ctx context.Context) bool {
 	for m.s.updating.Load() != 0 || m.s.exporting.Load() != 0 {
 		select {

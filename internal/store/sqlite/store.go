@@ -61,9 +61,9 @@ type Store struct {
 	states *session.StateCache[*session.KeyState]
 	// ckpt checkpoints the WAL off the writer's path (checkpoint.go).
 	ckpt *checkpointer
-	// merge merges the full-text index between updates and exports
-	// (merge.go); updating counts the updates running, exporting the
-	// exports.
+	// merge merges the full-text index between updates and exports'
+	// reads (merge.go); updating counts the updates running, exporting
+	// the export readers reading a chunk.
 	merge     *merger
 	updating  atomic.Int32
 	exporting atomic.Int32
