@@ -32,8 +32,9 @@ import (
 // pagerBeginReadTransaction), and every page the export reads afterwards
 // is faulted in again: with a slice committing every ~40 ms, nearly every
 // chunk of an export began that way, which cost the export's readers
-// 15-25 % of their CPU on the 200,000-session bench database
-// (docs/performance.md, "Export: the merger waits for exports").
+// 10-25 % of their CPU on the 200,000-session bench database
+// (docs/performance.md, "Export on SQLite: documents by rowid, a cheaper
+// event reader, and the merger waits for exports").
 
 // mergeTables are the FTS5 tables the store merges.
 var mergeTables = []string{"message_words", "session_words"}
