@@ -107,18 +107,28 @@ type span struct{ start, end int }
 
 func (s span) absent() bool { return s.end == 0 }
 
-// The members of each object of a stored event, in encoding/json's order.
+// The members of each object of a stored event, in encoding/json's order,
+// each name quoted as encoding/json writes it (members names).
 var (
-	eventMembers = []string{"event_id", "type", "occurred_at", "tenant", "channel", "contact", "session_id", "protocol",
+	eventMembers = members("event_id", "type", "occurred_at", "tenant", "channel", "contact", "session_id", "protocol",
 		"author", "text", "content_type", "attachments", "handoff", "tag", "info",
-		"key", "session"} // an Elasticsearch event document's own
-	contactMembers    = []string{"id", "phone", "name"}
-	authorMembers     = []string{"role", "id", "name"}
-	attachmentMembers = []string{"url", "mime_type", "name"}
-	handoffMembers    = []string{"action", "queue", "agent", "reason", "status"}
-	agentMembers      = []string{"id", "name"}
-	infoMembers       = []string{"key", "value"}
+		"key", "session") // an Elasticsearch event document's own
+	contactMembers    = members("id", "phone", "name")
+	authorMembers     = members("role", "id", "name")
+	attachmentMembers = members("url", "mime_type", "name")
+	handoffMembers    = members("action", "queue", "agent", "reason", "status")
+	agentMembers      = members("id", "name")
+	infoMembers       = members("key", "value")
 )
+
+// members quotes names: a member's name is matched by its bytes, which are
+// these exactly when the name is one of them written canonically.
+func members(names ...string) []string {
+	for i, n := range names {
+		names[i] = `"` + n + `"`
+	}
+	return names
+}
 
 // read finds the members of body, and reports whether its bytes can be
 // copied.
@@ -126,9 +136,7 @@ func (se *storedEvent) read(body []byte) bool {
 	*se = storedEvent{body: body, attachments: se.attachments[:0]}
 	c := cursor{b: body}
 	c.space()
-	next := 0
-	ok := c.object(func(name []byte) bool {
-		i := c.member(eventMembers, &next, name)
+	ok := c.object(eventMembers, func(i int) bool {
 		switch i {
 		case 0:
 			se.eventID = c.str()
@@ -300,10 +308,11 @@ func (c *cursor) space() {
 	}
 }
 
-// object reads an object, calling member with each member's name with the
-// cursor at its value, which member must read. It reports whether the
-// object was read whole and member never returned false.
-func (c *cursor) object(member func(name []byte) bool) bool {
+// object reads an object whose members are some of names (quoted), in
+// their order, each once, calling member with the index of each member's
+// name with the cursor at its value, which member must read. It reports
+// whether the object was read whole and member never returned false.
+func (c *cursor) object(names []string, member func(i int) bool) bool {
 	c.ok = c.i < len(c.b) && c.b[c.i] == '{'
 	if !c.ok {
 		return false
@@ -314,9 +323,11 @@ func (c *cursor) object(member func(name []byte) bool) bool {
 		c.i++
 		return true
 	}
+	next := 0
 	for {
-		name := c.str()
-		if !c.ok {
+		i := c.name(names, &next)
+		if i < 0 {
+			c.ok = false
 			return false
 		}
 		c.space()
@@ -326,7 +337,7 @@ func (c *cursor) object(member func(name []byte) bool) bool {
 		}
 		c.i++
 		c.space()
-		if !member(c.b[name.start+1 : name.end-1]) {
+		if !member(i) {
 			c.ok = false
 			return false
 		}
@@ -348,12 +359,17 @@ func (c *cursor) object(member func(name []byte) bool) bool {
 	}
 }
 
-// member is the index of name in names at or after *next, which then moves
-// past it; -1 when it is not there.
-func (c *cursor) member(names []string, next *int, name []byte) int {
+// name reads the name of a member, which must be one of names (quoted) at
+// or after *next, and returns its index; *next then moves past it. It
+// returns -1 for any other name, and for a name written otherwise (escaped
+// characters): comparing the bytes of the quoted names is comparing the
+// names, no string being read first.
+func (c *cursor) name(names []string, next *int) int {
+	rest := c.b[c.i:]
 	for i := *next; i < len(names); i++ {
-		if names[i] == string(name) {
+		if n := names[i]; len(rest) >= len(n) && string(rest[:len(n)]) == n {
 			*next = i + 1
+			c.i += len(n)
 			return i
 		}
 	}
@@ -367,12 +383,7 @@ func (c *cursor) strings(names []string, spans []span) {
 		c.ok = false
 		return
 	}
-	next := 0
-	c.object(func(name []byte) bool {
-		i := c.member(names, &next, name)
-		if i < 0 {
-			return false
-		}
+	c.object(names, func(i int) bool {
 		v := c.str()
 		if spans != nil {
 			spans[i] = v
@@ -424,12 +435,8 @@ func (c *cursor) handoff(se *storedEvent) {
 		c.ok = false
 		return
 	}
-	next := 0
-	c.object(func(name []byte) bool {
-		i := c.member(handoffMembers, &next, name)
+	c.object(handoffMembers, func(i int) bool {
 		switch i {
-		case -1:
-			return false
 		case 2:
 			start := c.i
 			c.strings(agentMembers, se.agent[:])
@@ -529,18 +536,44 @@ func canonicalEscape(b []byte) int {
 
 // canonicalTime reports whether s is a valid time as time.Time's
 // MarshalJSON writes one in UTC to the millisecond: no trailing zero in
-// its fraction, Z for the zone.
+// its fraction, Z for the zone. It checks what event.ParseTime checks of
+// such a string (TestCanonicalTimeMatchesParseTime) without building the
+// time.
 func canonicalTime(s []byte) bool {
-	const whole = len("2006-01-02T15:04:05")
+	const layout = "dddd-dd-ddTdd:dd:dd"
 	switch n := len(s); {
-	case n == whole+1:
-	case n >= whole+3 && n <= whole+5 && s[whole] == '.' && s[n-2] != '0':
+	case n == len(layout)+1:
+	case n >= len(layout)+3 && n <= len(layout)+5 && s[len(layout)] == '.' && s[n-2] != '0':
+		for _, c := range s[len(layout)+1 : n-1] {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
 	default:
 		return false
 	}
 	if s[len(s)-1] != 'Z' {
 		return false
 	}
-	_, err := event.ParseTime(string(s))
-	return err == nil
+	for i := 0; i < len(layout); i++ {
+		if (layout[i] == 'd') != (s[i] >= '0' && s[i] <= '9') || layout[i] != 'd' && s[i] != layout[i] {
+			return false
+		}
+	}
+	num := func(from, to int) int {
+		v := 0
+		for _, c := range s[from:to] {
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	year, month, day := num(0, 4), num(5, 7), num(8, 10)
+	if month < 1 || month > 12 || day < 1 || num(11, 13) > 23 || num(14, 16) > 59 || num(17, 19) > 59 {
+		return false
+	}
+	days := [...]int{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[month-1]
+	if month == 2 && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		days = 29
+	}
+	return day <= days
 }

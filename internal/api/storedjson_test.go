@@ -234,3 +234,42 @@ func BenchmarkJSONLEncoder(b *testing.B) {
 	}
 	b.SetBytes(int64(len(out)))
 }
+
+// TestCanonicalTimeMatchesParseTime: canonicalTime accepts a string of the
+// canonical form exactly when event.ParseTime does, for every kind of digit
+// out of range, calendar edge and stray byte.
+func TestCanonicalTimeMatchesParseTime(t *testing.T) {
+	canonical := func(s string) bool {
+		const whole = len("2006-01-02T15:04:05")
+		n := len(s)
+		return s != "" && s[n-1] == 'Z' && (n == whole+1 || n >= whole+3 && n <= whole+5 && s[whole] == '.' && s[n-2] != '0')
+	}
+	check := func(s string) {
+		t.Helper()
+		_, err := event.ParseTime(s)
+		want := canonical(s) && err == nil
+		if got := canonicalTime([]byte(s)); got != want {
+			t.Fatalf("%q: canonicalTime %v, ParseTime of a canonical form %v (%v)", s, got, want, err)
+		}
+	}
+	for _, s := range []string{
+		"2026-03-02T12:11:11.339Z", "2026-03-02T12:11:11Z", "2026-03-02T12:11:11.3Z", "2026-03-02T12:11:11.33Z",
+		"2026-03-02T12:11:11.330Z", "2026-03-02T12:11:11.Z", "2026-03-02T12:11:11.3x9Z", "2026-03-02T12:11:11.339+00:00",
+		"2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2000-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "0000-02-29T00:00:00Z",
+		"2026-04-31T00:00:00Z", "2026-12-31T23:59:59.999Z", "2026-13-01T00:00:00Z", "2026-00-01T00:00:00Z", "2026-01-00T00:00:00Z",
+		"2026-01-01T24:00:00Z", "2026-01-01T23:60:00Z", "2026-01-01T23:59:60Z", "9999-12-31T23:59:59.999Z",
+		"2026-01-01 00:00:00Z", "2026/01/01T00:00:00Z", "2026-01-01T00:00:0Z", "2026-1-01T00:00:00Z", "+026-01-01T00:00:00Z",
+		"2026-01-01T00:00:00z", "2026-01-01T00:00:00.1234Z", "", "Z",
+	} {
+		check(s)
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	const chars = "0123456789-T:.Z+x"
+	for range 200_000 {
+		b := []byte("2024-02-29T23:59:59.999Z")
+		for range 1 + r.IntN(3) {
+			b[r.IntN(len(b))] = chars[r.IntN(len(chars))]
+		}
+		check(string(b[:len(b)-r.IntN(5)]) + "Z"[:r.IntN(2)])
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -128,6 +129,7 @@ type turn struct {
 type exportChunk struct {
 	chunk
 	chosen []chosen // the chunk's sessions, in order
+	rowids bool     // their rowids were read
 	ids    []byte   // their ids, as a JSON array
 	out    []byte   // the chunk's sessions, encoded
 	ends   []int    // where each ends in out
@@ -165,6 +167,11 @@ func (x *export) read(ctx context.Context, enc report.Encoder) {
 			x.turn <- t
 			return
 		}
+		// From here to the chunk's encoding nothing waits for the client:
+		// the merger runs no slice meanwhile (merge.go), as its commits
+		// would make the next transactions drop their caches and maps;
+		// while the readers wait for a slow client, it may.
+		x.s.exporting.Add(1)
 		c.err = nil
 		if conn == nil {
 			if conn, restore, c.err = x.s.exportConn(ctx); c.err != nil {
@@ -185,14 +192,17 @@ func (x *export) read(ctx context.Context, enc report.Encoder) {
 		if c.err == nil {
 			c.err = c.readAndEncode(ctx, tx, x.f.Tenant, enc)
 		}
+		x.s.exporting.Add(-1)
 		c.ready <- struct{}{}
 	}
 }
 
-// chosen is a session chosen for a chunk: its place in the report order.
+// chosen is a session chosen for a chunk: its place in the report order,
+// and its row in sessions when the choosing statement read it.
 type chosen struct {
 	startedAt int64 // Unix ms
 	id        string
+	rowid     int64
 }
 
 // choose begins a read transaction on conn and chooses c's sessions in it:
@@ -216,26 +226,34 @@ func (c *exportChunk) choose(ctx context.Context, conn *sql.Conn, w *where, p pl
 }
 
 // chooseIn reads the started_at and id of c's sessions in tx: the cursor
-// the next chunk starts after, and the ids readDocs looks up.
+// the next chunk starts after, and the ids readDocs looks up. Where the
+// statement reads the sessions table's index (not a driver's rows alone),
+// it also reads each session's rowid, which every index of a rowid table
+// holds (https://sqlite.org/fileformat2.html#representation_of_sql_indices):
+// readDocs then reads each document by it, without a look-up of the key.
 func (c *exportChunk) chooseIn(ctx context.Context, tx *sql.Tx, w *where, p planner) error {
 	if err := w.drive(ctx, tx, report.DefaultTotalBound, p); err != nil {
 		return err
 	}
-	q, args := w.query("s.started_at AS started_at, s.session_id AS session_id", true, " LIMIT ?", report.ExportChunk)
+	list := "s.started_at AS started_at, s.session_id AS session_id, 0"
+	if c.rowids = w.sessionRows(); c.rowids {
+		list = "s.started_at AS started_at, s.session_id AS session_id, s.rowid"
+	}
+	q, args := w.query(list, true, " LIMIT ?", report.ExportChunk)
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("choose sessions: %w", err)
 	}
 	defer rows.Close()
 	var (
-		at intColumn
-		id string
+		at, rowid intColumn
+		id        string
 	)
 	for rows.Next() {
-		if err := rows.Scan(&at, &id); err != nil {
+		if err := rows.Scan(&at, &id, &rowid); err != nil {
 			return fmt.Errorf("choose sessions: %w", err)
 		}
-		c.chosen = append(c.chosen, chosen{startedAt: int64(at), id: id})
+		c.chosen = append(c.chosen, chosen{startedAt: int64(at), id: id, rowid: int64(rowid)})
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("choose sessions: %w", err)
@@ -244,11 +262,12 @@ func (c *exportChunk) chooseIn(ctx context.Context, tx *sql.Tx, w *where, p plan
 }
 
 // readDocs reads the documents of c's chosen sessions in one statement, in
-// their order. The ids are bound as one JSON array read with json_each
-// (https://sqlite.org/json1.html#jeach; its key is the index in the array),
-// which CROSS JOIN makes the outer loop
-// (https://sqlite.org/optoverview.html#crossjoin): one look-up of the
-// sessions table's primary key per session, as Search's join does.
+// their order. Their rowids (or else their ids) are bound as one JSON array
+// read with json_each (https://sqlite.org/json1.html#jeach; its key is the
+// index in the array), which CROSS JOIN makes the outer loop
+// (https://sqlite.org/optoverview.html#crossjoin): one seek of the sessions
+// table by rowid per session, or one look-up of its key (sessions_by_id)
+// and then the seek, as Search's join does.
 func (c *exportChunk) readDocs(ctx context.Context, tx *sql.Tx, tenant string) error {
 	c.list = c.list[:0]
 	if len(c.chosen) == 0 {
@@ -259,11 +278,18 @@ func (c *exportChunk) readDocs(ctx context.Context, tx *sql.Tx, tenant string) e
 		if i > 0 {
 			c.ids = append(c.ids, ',')
 		}
-		c.ids = jsonenc.AppendString(c.ids, c.chosen[i].id, false)
+		if c.rowids {
+			c.ids = strconv.AppendInt(c.ids, c.chosen[i].rowid, 10)
+		} else {
+			c.ids = jsonenc.AppendString(c.ids, c.chosen[i].id, false)
+		}
 	}
 	c.ids = append(c.ids, ']')
-	rows, err := tx.QueryContext(ctx, `WITH c(i, session_id) AS MATERIALIZED (SELECT key, value FROM json_each(?))
-		SELECT c.i, d.doc FROM c CROSS JOIN sessions d ON d.tenant = ? AND d.session_id = c.session_id`, string(c.ids), tenant)
+	q := docsByID
+	if c.rowids {
+		q = docsByRowid
+	}
+	rows, err := tx.QueryContext(ctx, q, string(c.ids), tenant)
 	if err != nil {
 		return fmt.Errorf("read sessions: %w", err)
 	}
@@ -295,6 +321,16 @@ func (c *exportChunk) readDocs(ctx context.Context, tx *sql.Tx, tenant string) e
 	}
 	return nil
 }
+
+// The statements of readDocs: by the sessions' rowids, or by their ids. The
+// tenant is checked either way; the rowids were read in the same snapshot,
+// by a statement of the tenant's.
+const (
+	docsByRowid = `WITH c(i, r) AS MATERIALIZED (SELECT key, value FROM json_each(?1))
+		SELECT c.i, d.doc FROM c CROSS JOIN sessions d ON d.rowid = c.r WHERE d.tenant = ?2`
+	docsByID = `WITH c(i, session_id) AS MATERIALIZED (SELECT key, value FROM json_each(?1))
+		SELECT c.i, d.doc FROM c CROSS JOIN sessions d ON d.tenant = ?2 AND d.session_id = c.session_id`
+)
 
 // readAndEncode reads the documents and events of c's sessions in tx, which
 // it ends, and encodes the sessions with enc.

@@ -24,6 +24,17 @@ import (
 // slice is not an update (no offsets, no state in memory, no ordering of
 // plans is concerned; a slice changes how the index is stored, never what
 // it holds).
+//
+// Nor does a slice run while an export reads a chunk (not while it waits
+// for a slow client, which could last for ever). A read transaction that
+// begins after another connection committed drops its connection's page
+// cache and, with the file memory-mapped, unmaps the map (SQLite's pager,
+// pagerBeginReadTransaction), and every page the export reads afterwards
+// is faulted in again: with a slice committing every ~40 ms, nearly every
+// chunk of an export began that way, which cost the export's readers
+// 10-25 % of their CPU on the 200,000-session bench database
+// (docs/performance.md, "Export on SQLite: documents by rowid, a cheaper
+// event reader, and the merger waits for exports").
 
 // mergeTables are the FTS5 tables the store merges.
 var mergeTables = []string{"message_words", "session_words"}
@@ -114,7 +125,8 @@ func (m *merger) run(ctx context.Context) {
 }
 
 // mergeAll merges the tables until each is one segment, a slice at a time
-// whenever no update runs, at most mergeShare of the time. It reports false
+// whenever no update runs and no export reads, at most mergeShare of the
+// time. It reports false
 // when ctx ended.
 func (m *merger) mergeAll(ctx context.Context) bool {
 	todo := append([]string(nil), mergeTables...)
@@ -149,10 +161,11 @@ func (m *merger) mergeAll(ctx context.Context) bool {
 	return true
 }
 
-// waitIdle waits until no update runs (one that begins meanwhile waits
-// for one slice at most), and reports false when ctx ended first.
+// waitIdle waits until no update runs and no export reads a chunk (one
+// that begins meanwhile waits for one slice at most, or meets one slice's
+// commit), and reports false when ctx ended first.
 func (m *merger) waitIdle(ctx context.Context) bool {
-	for m.s.updating.Load() != 0 {
+	for m.s.updating.Load() != 0 || m.s.exporting.Load() != 0 {
 		select {
 		case <-ctx.Done():
 			return false

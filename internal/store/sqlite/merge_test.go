@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -258,4 +259,105 @@ func TestMergeRestsBetweenPasses(t *testing.T) {
 	}
 	s.SetMergeRest(0)
 	waitSegments(1)
+}
+
+// No slice runs while an export reads a chunk (merge.go): a slice's commit
+// would make the export's next read transaction drop its cache and map.
+// Once the export is over, the merger runs the slices it held back; and
+// an export waiting for a client that does not read holds none back.
+func TestMergeWaitsForExport(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetMergeRest(0)
+	var ran atomic.Int32
+	s.SetMergeSlice(func() { ran.Add(1) })
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	events := mergeTraffic(90)
+	ingest := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i += 10 {
+			if err := a.Ingest(ctx, events[i:i+10]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitSlice := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ran.Load() == 0; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no slice ran %s", what)
+			}
+		}
+	}
+	ingest(0, 30)
+	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(24 * time.Hour)}
+	// export runs an export whose first encoding (in the reader, between
+	// its read and its chunk's end) or first write (the client) waits
+	// for release once held is told.
+	export := func(inEncoder bool) (held, release chan struct{}, done chan error) {
+		held, release, done = make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		var once sync.Once
+		hold := func() { once.Do(func() { held <- struct{}{}; <-release }) }
+		newEncoder := func() report.Encoder { return idEncoder{} }
+		if inEncoder {
+			newEncoder = func() report.Encoder { return holdingEncoder{hold} }
+		}
+		go func() {
+			done <- s.Export(ctx, f, newEncoder, func([]byte, []int) error {
+				if !inEncoder {
+					hold()
+				}
+				return nil
+			})
+		}()
+		return held, release, done
+	}
+
+	// A reader is encoding its chunk: updates add segments, and each
+	// update's end wakes the merger, which runs no slice meanwhile (1.5 s
+	// here); once the export is over, it does.
+	held, release, done := export(true)
+	<-held
+	ran.Store(0)
+	ingest(30, 60)
+	time.Sleep(1500 * time.Millisecond)
+	if n := ran.Load(); n != 0 {
+		t.Fatalf("%d slices ran while an export read", n)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitSlice("once the export was over")
+
+	// The client does not read: the readers, their chunks read, wait for
+	// it, and the merger runs its slices.
+	held, release, done = export(false)
+	<-held
+	ran.Store(0)
+	ingest(60, 90)
+	waitSlice("while an export waited for its client")
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// idEncoder encodes a session as its id.
+type idEncoder struct{}
+
+func (idEncoder) Append(dst []byte, d *report.StoredDetail) ([]byte, error) {
+	return append(append(dst, d.Session.ID...), '\n'), nil
+}
+
+// holdingEncoder is idEncoder calling hold first.
+type holdingEncoder struct{ hold func() }
+
+func (h holdingEncoder) Append(dst []byte, d *report.StoredDetail) ([]byte, error) {
+	h.hold()
+	return idEncoder{}.Append(dst, d)
 }

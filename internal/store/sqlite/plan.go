@@ -247,6 +247,12 @@ func (w *where) source() (from string, args []any, order string) {
 	}
 }
 
+// sessionRows reports whether the s of query is the sessions table, whose
+// rowid query can select, and not a driver's rows alone (source, query).
+func (w *where) sessionRows() bool {
+	return w.driver == nil || !w.driver.compound && !(w.driver.ordered && w.sideOnly())
+}
+
 // query is the statement SELECT selectList FROM <source> WHERE <conditions>
 // [ORDER BY the report's order] rest, with its arguments and then more. A
 // compound driver (an intersection, a scan less the negations' ranges)

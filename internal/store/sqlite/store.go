@@ -61,10 +61,12 @@ type Store struct {
 	states *session.StateCache[*session.KeyState]
 	// ckpt checkpoints the WAL off the writer's path (checkpoint.go).
 	ckpt *checkpointer
-	// merge merges the full-text index between updates (merge.go);
-	// updating counts the updates running.
-	merge    *merger
-	updating atomic.Int32
+	// merge merges the full-text index between updates and exports'
+	// reads (merge.go); updating counts the updates running, exporting
+	// the export readers reading a chunk.
+	merge     *merger
+	updating  atomic.Int32
+	exporting atomic.Int32
 	// planner is how searches choose their plan (plan.go): the automatic
 	// plan, but in tests that run every plan.
 	planner planner
