@@ -256,6 +256,10 @@ func (s *Store) lend(r *reader, writes []*keyWrite) []*flight {
 		s.cache.Put(ids[i], next)
 	}
 	for id, st := range r.states {
+		if st.unreadable != "" {
+			s.cache.Release(id) // read again, whole, next time (a repair)
+			continue
+		}
 		s.cache.Put(id, st)
 	}
 	clear(r.states)

@@ -521,11 +521,16 @@ func TestUnreadableKeyRejected(t *testing.T) {
 			if err := assembler(fakeStore(t, f)).Ingest(t.Context(), first); err != nil {
 				t.Fatal(err)
 			}
-			rewriteDoc(t, f, docOf(t, f, c.pattern, bad.Contact), c.change)
+			name := docOf(t, f, c.pattern, bad.Contact)
+			index, _, _ := strings.Cut(name, " ")
+			orig := f.Docs(index)[name]
+			rewriteDoc(t, f, name, c.change)
 			s := fakeStore(t, f) // a restart: nothing in memory
 			for i, batch := range [][]event.Event{
-				{bad.Msg("a2", time.Minute, event.RoleCustomer, "de novo"), good.Msg("b2", time.Minute, event.RoleCustomer, "de novo")},
-				{bad.Msg("a3", 2*time.Minute, event.RoleCustomer, "outra vez")},
+				{bad.Msg("a2", time.Minute, event.RoleCustomer, "de novo")},
+				// With a key that is written: the write lends the
+				// states it read, but not the unreadable one.
+				{bad.Msg("a3", 2*time.Minute, event.RoleCustomer, "outra vez"), good.Msg("b2", 2*time.Minute, event.RoleCustomer, "de novo")},
 			} {
 				err := assembler(s).Ingest(t.Context(), batch)
 				var rej *RejectedError
@@ -539,6 +544,15 @@ func TestUnreadableKeyRejected(t *testing.T) {
 			}
 			if _, ok := f.Docs("test-events-*")["test-events-v1-2025.10 acme/a2"]; ok {
 				t.Error("the unreadable key's event was stored")
+			}
+			// Repaired, the key is read again: its state was not kept
+			// in memory, also where the batch wrote another key.
+			rewriteDoc(t, f, name, func(doc map[string]any) { clear(doc); maps.Copy(doc, orig) })
+			if err := assembler(s).Ingest(t.Context(), []event.Event{bad.Msg("a4", 3*time.Minute, event.RoleCustomer, "consertado")}); err != nil {
+				t.Fatalf("after the repair: %v", err)
+			}
+			if _, ok := f.Docs("test-events-*")["test-events-v1-2025.10 acme/a4"]; !ok {
+				t.Error("the repaired key's event was not stored")
 			}
 		})
 	}
