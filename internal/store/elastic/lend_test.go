@@ -127,8 +127,11 @@ func TestLentState(t *testing.T) {
 		// after is what the store holds once both updates returned
 		// (before the failed batch is delivered again).
 		after [][]event.Event
+		// claims: the second update claims the key after the first
+		// released it (generation 2 after 1).
+		claims bool
 	}{
-		{name: "a new event", second: newer, calls: 1, after: [][]event.Event{first, newer}},
+		{name: "a new event", second: newer, calls: 1, after: [][]event.Event{first, newer}, claims: true},
 		{name: "a duplicate", second: again, calls: 1, after: [][]event.Event{first}},
 		{name: "a new event, the first write fails", second: newer, fail: true, calls: 2, after: [][]event.Event{newer}},
 		{name: "a duplicate, the first write fails", second: again, fail: true, calls: 2, after: [][]event.Event{again}},
@@ -180,7 +183,9 @@ func TestLentState(t *testing.T) {
 			if got := int(calls.Load()); got != tc.calls {
 				t.Errorf("the second update's fn ran %d times, want %d", got, tc.calls)
 			}
-			if g.position("start claim 2") >= 0 && g.position("start claim 2") < g.position("end release 1") {
+			if claim, release := g.position("start claim 2"), g.position("end release 1"); tc.claims && (claim < 0 || release < 0) {
+				t.Errorf("want the first write's release and the second's claim, got: %v", g.log)
+			} else if claim >= 0 && claim < release {
 				t.Errorf("the second claim started before the first write's release ended: %v", g.log)
 			}
 			sameState(t, snapshot(t, s), reference(t, tc.after...))
@@ -260,4 +265,53 @@ func overlapScenario(t *testing.T, seed uint64) error {
 		pos += ok
 	}
 	return sc.check(t, s, f)
+}
+
+// TestFailedFlightLeavesItsPredecessor: a write of a key that fails while
+// the write it followed is still in flight leaves that one as the key's
+// flight, so that a read of the key by id waits for it; once it ends, the
+// key has no flight. A write that succeeds, or fails after its predecessor
+// ended, leaves none.
+func TestFailedFlightLeavesItsPredecessor(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name      string
+		err       error
+		prevEnded bool
+		want      string // the key's flight after the second write lands: "prev" or ""
+	}{
+		{"fails while its predecessor flies", boom, false, "prev"},
+		{"fails after its predecessor ended", boom, true, ""},
+		{"succeeds", nil, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := fakeStore(t, esfake.New(t))
+			st := newKeyState(session.StateID{Tenant: "acme", Key: "k"})
+			st.Tenant, st.Key = "acme", "k"
+			id := session.StateID{Tenant: "acme", Key: "k"}
+			prev := newFlights(1)
+			first := []*keyWrite{{st: st, flight: prev[0]}}
+			s.flights[id] = prev[0]
+			if tc.prevEnded {
+				s.land(first, prev, nil)
+			}
+			next := newFlights(1)
+			next[0].prev = prev[0]
+			s.flights[id] = next[0]
+			s.land([]*keyWrite{{st: st, flight: next[0]}}, next, tc.err)
+			got := s.flightOf(id)
+			switch {
+			case tc.want == "prev" && got != prev[0]:
+				t.Fatalf("the key's flight is %p, want the predecessor still in flight %p", got, prev[0])
+			case tc.want == "" && got != nil:
+				t.Fatalf("the key's flight is %p, want none", got)
+			}
+			if !tc.prevEnded {
+				s.land(first, prev, nil)
+				if got := s.flightOf(id); got != nil {
+					t.Fatalf("after the predecessor landed the key's flight is %p, want none", got)
+				}
+			}
+		})
+	}
 }

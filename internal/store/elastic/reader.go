@@ -77,12 +77,18 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 		if err != nil {
 			return err
 		}
+		var failed *flight
 		if ok && !st.settle() {
-			ok = false // lent by a write that failed: read back
+			// Lent by a write that failed: read back, once the writes
+			// it followed ended too.
+			ok, failed = false, st.after
 		}
 		if !ok {
 			// The key is read back by id: not while a write of it may
 			// be in flight (its state lent, then evicted or dropped).
+			if err := failed.quiet(ctx); err != nil {
+				return err
+			}
 			if err := r.s.flightOf(id).quiet(ctx); err != nil {
 				return err
 			}

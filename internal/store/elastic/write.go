@@ -276,9 +276,18 @@ func (s *Store) land(writes []*keyWrite, fl []*flight, err error) {
 	s.flightsMu.Lock()
 	for _, w := range writes {
 		id := session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}
-		if s.flights[id] == w.flight {
-			delete(s.flights, id)
+		if s.flights[id] != w.flight {
+			continue
 		}
+		if p := w.flight.prev; p != nil && !p.ended() {
+			// A write that failed before the one it followed ended:
+			// a reader of the key waits for that one (flightOf). It
+			// closes its flights before it takes flightsMu, so it
+			// finds itself here and removes itself.
+			s.flights[id] = p
+			continue
+		}
+		delete(s.flights, id)
 	}
 	s.flightsMu.Unlock()
 }
