@@ -56,6 +56,12 @@ type Store struct {
 	// Both are the writer's.
 	w           *sql.Conn
 	dataVersion int64
+	// rd is the connection plans read keys memory does not hold on, in
+	// a read transaction beside the writer's (pipeline.go); planMu's.
+	rd *sql.Conn
+	// flight is the write in flight, whose keys a plan made meanwhile
+	// does not read from its snapshot (pipeline.go); under epochMu.
+	flight *flight
 	// states are the session keys this store wrote, held in memory between
 	// updates (docs/sessions.md, "What memory holds").
 	states *session.StateCache[*session.KeyState]
@@ -69,8 +75,10 @@ type Store struct {
 	// plan, but in tests that run every plan.
 	planner planner
 	// beforeWrite, when set (by tests), runs as a plan's write begins; an
-	// error fails the write, as a full disk would.
+	// error fails the write, as a full disk would. afterPlan, when set
+	// (by tests), runs once an update planned, before it writes.
 	beforeWrite func() error
+	afterPlan   func()
 }
 
 var _ session.Store = (*Store)(nil)
@@ -98,14 +106,33 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	ckpt, err := startCheckpointer(ctx, db)
+	rd, err := planConn(ctx, db)
 	if err != nil {
 		w.Close()
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	ckpt, err := startCheckpointer(ctx, db)
+	if err != nil {
+		rd.Close()
+		w.Close()
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	// The writer's data version as it opens: memory is empty, so what
+	// was written before needs no drop; a write by another connection
+	// after this does (checkWriters), and makes the first update's plan,
+	// if it read the database beside the writer, be made again.
+	var version int64
+	if err := w.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&version); err != nil {
+		ckpt.stop()
+		rd.Close()
+		w.Close()
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: read data version: %w", path, err)
+	}
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
-	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt}
+	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, dataVersion: version, rd: rd, states: states, ckpt: ckpt}
 	s.merge = startMerger(s)
 	return s, nil
 }
@@ -122,6 +149,7 @@ func (s *Store) Close() error {
 	s.merge.stop()
 	s.ckpt.stop()
 	s.w.Close()
+	s.rd.Close()
 	return s.db.Close()
 }
 
@@ -145,19 +173,36 @@ const writerCacheKiB = 16 << 10
 // mmap_size and cache_size are per connection:
 // https://www.sqlite.org/pragma.html#pragma_mmap_size
 func writerConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
-	w, err := db.Conn(ctx)
+	return unmappedConn(ctx, db, writerCacheKiB)
+}
+
+// planCacheKiB is the page cache of the plans' connection (planConn): it
+// reads a batch's keys that memory does not hold, a few index pages and
+// events each, mostly once.
+const planCacheKiB = 4 << 10
+
+// planConn is the connection of db plans read keys on (Store.rd): like the
+// writer's, it reads without the memory map, for the same reason.
+func planConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
+	return unmappedConn(ctx, db, planCacheKiB)
+}
+
+// unmappedConn is a connection of db without the memory map and with a
+// page cache of cacheKiB.
+func unmappedConn(ctx context.Context, db *sql.DB, cacheKiB int) (*sql.Conn, error) {
+	c, err := db.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.ExecContext(ctx, `PRAGMA mmap_size = 0`); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("writer without memory map: %w", err)
+	if _, err := c.ExecContext(ctx, `PRAGMA mmap_size = 0`); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("connection without memory map: %w", err)
 	}
-	if _, err := w.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = %d`, -writerCacheKiB)); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("writer's page cache: %w", err)
+	if _, err := c.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = %d`, -cacheKiB)); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("connection's page cache: %w", err)
 	}
-	return w, nil
+	return c, nil
 }
 
 // begin starts a write transaction on the writer's connection, and on a
@@ -196,8 +241,10 @@ func (s *Store) checkWriters(ctx context.Context, tx *sql.Tx) error {
 }
 
 // reader reads for an update: from the states in memory of the keys this
-// store wrote, and from the database for the others, inside the update's
-// write transaction (begun by txn when first needed).
+// store wrote, and from the database for the others: in a read transaction
+// beside the write in flight (snapshot), or, for a key that write may
+// change, inside the update's write transaction (begun by txn when first
+// needed, after the write in flight).
 type reader struct {
 	s *Store
 	// tx is the update's write transaction once begun; locked: the update
@@ -209,14 +256,22 @@ type reader struct {
 	// serial: the update takes no state from memory and puts none back
 	// (a plan made again, pipeline.go); usedMemory: it took a state.
 	serial, usedMemory bool
-	// epoch is the store's when the update began.
-	epoch uint64
+	// epoch is the store's when the update began, and flight the write
+	// in flight then (pipeline.go).
+	epoch  uint64
+	flight *flight
 	// reads are the keys read, with what KeyEvents returned of each.
 	reads      map[session.StateID]*keyRead
 	prefetched bool
-	// anchorStmt and eventsStmt read a key the states do not hold.
-	anchorStmt, eventsStmt *sql.Stmt
+	// snapshot is the read transaction on Store.rd, once begun; inTx and
+	// inSnapshot read a key the states do not hold in tx and in snapshot.
+	snapshot         *sql.Tx
+	inTx, inSnapshot keyStmts
 }
+
+// keyStmts read a key's events from the database (readKey), in one
+// transaction.
+type keyStmts struct{ anchor, events *sql.Stmt }
 
 // keyRead is one key as the update read it: the key's state (taken from
 // memory, or built from what the database returned) and the events
@@ -277,27 +332,70 @@ func (r *reader) read(ctx context.Context, tenant, key string, since time.Time) 
 	return kr, nil
 }
 
+// keyStmts returns the statements that read key id from the database: in
+// the snapshot, unless the update holds its write transaction already, or
+// plans again (serial), or the write in flight may change the key.
+func (r *reader) keyStmts(ctx context.Context, id session.StateID) (*keyStmts, error) {
+	if r.tx != nil || r.serial || r.flight.holds(id) {
+		tx, err := r.txn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return r.inTx.prepare(ctx, tx)
+	}
+	if r.snapshot == nil {
+		tx, err := r.s.rd.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // BEGIN DEFERRED: a read transaction
+		if errors.Is(err, sql.ErrConnDone) || errors.Is(err, sqldriver.ErrBadConn) {
+			r.s.rd.Close()
+			if r.s.rd, err = planConn(ctx, r.s.db); err != nil {
+				return nil, err
+			}
+			tx, err = r.s.rd.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("begin a read: %w", err)
+		}
+		r.snapshot = tx
+	}
+	return r.inSnapshot.prepare(ctx, r.snapshot)
+}
+
+// prepare prepares k's statements in tx, once.
+func (k *keyStmts) prepare(ctx context.Context, tx *sql.Tx) (*keyStmts, error) {
+	if k.anchor != nil {
+		return k, nil
+	}
+	var err error
+	if k.anchor, err = tx.PrepareContext(ctx, `SELECT max(started_at) FROM sessions
+			WHERE tenant = ? AND session_key = ? AND started_at <= ?`); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if k.events, err = tx.PrepareContext(ctx, `SELECT session_id, body FROM events
+			WHERE tenant = ? AND session_key = ? AND occurred_at >= ?
+			ORDER BY occurred_at, event_id`); err != nil { // events_by_key_time's order
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	return k, nil
+}
+
+// endSnapshot ends the plan's read transaction, if it began one: the
+// checkpoint copies no frame past a reader's snapshot.
+func (r *reader) endSnapshot() {
+	if r.snapshot != nil {
+		r.snapshot.Rollback() //nolint:errcheck // a read transaction: nothing to undo
+	}
+}
+
 // readKey reads a key from the database: its events from the start of the
 // latest session that started at or before since on, all of them when none
 // did (then the state is complete).
 func (r *reader) readKey(ctx context.Context, tenant, key string, since time.Time) (*session.KeyState, error) {
-	tx, err := r.txn(ctx)
+	stmts, err := r.keyStmts(ctx, session.StateID{Tenant: tenant, Key: key})
 	if err != nil {
 		return nil, err
 	}
-	if r.anchorStmt == nil {
-		if r.anchorStmt, err = tx.PrepareContext(ctx, `SELECT max(started_at) FROM sessions
-			WHERE tenant = ? AND session_key = ? AND started_at <= ?`); err != nil {
-			return nil, fmt.Errorf("prepare: %w", err)
-		}
-		if r.eventsStmt, err = tx.PrepareContext(ctx, `SELECT session_id, body FROM events
-			WHERE tenant = ? AND session_key = ? AND occurred_at >= ?
-			ORDER BY occurred_at, event_id`); err != nil { // events_by_key_time's order
-			return nil, fmt.Errorf("prepare: %w", err)
-		}
-	}
 	var anchor sql.NullInt64
-	if err := r.anchorStmt.QueryRowContext(ctx, tenant, key, since.UnixMilli()).Scan(&anchor); err != nil {
+	if err := stmts.anchor.QueryRowContext(ctx, tenant, key, since.UnixMilli()).Scan(&anchor); err != nil {
 		return nil, fmt.Errorf("query key events: %w", err)
 	}
 	st := &session.KeyState{Tenant: tenant, Key: key, Complete: !anchor.Valid}
@@ -305,7 +403,7 @@ func (r *reader) readKey(ctx context.Context, tenant, key string, since time.Tim
 	if anchor.Valid {
 		from = anchor.Int64
 	}
-	rows, err := r.eventsStmt.QueryContext(ctx, tenant, key, from)
+	rows, err := stmts.events.QueryContext(ctx, tenant, key, from)
 	if err != nil {
 		return nil, fmt.Errorf("query key events: %w", err)
 	}
@@ -482,13 +580,12 @@ func (r *reader) release() {
 	}
 }
 
-// keep puts the states of the keys read back in memory, as the committed
-// changes ch left them (sums: the fingerprints of ch.Sessions as written).
-// Changes to a key the update did not read (a caller other than the
-// assembler) leave memory unable to follow: it is dropped.
-func (r *reader) keep(ch *session.Changes, sums [][]session.Fingerprint) {
-	byKey := ch.ByKey(sums)
-	if !r.readAll(byKey, ch.Deleted) {
+// keep puts the states of the keys read back in memory, as the changes
+// leave them (byKey, with the fingerprints of the sessions as written).
+// Changes to a key the update did not read (unread: a caller other than
+// the assembler) leave memory unable to follow: it is dropped.
+func (r *reader) keep(byKey map[session.StateID]*session.KeyChanges, unread bool) {
+	if unread {
 		r.s.states.Reset()
 	}
 	for id, kr := range r.reads {
@@ -552,6 +649,8 @@ type planned struct {
 	writes    []sessionWrite
 	// sums are the fingerprints of ch.Sessions as written.
 	sums [][]session.Fingerprint
+	// flight is what the write may change (pipeline.go).
+	flight *flight
 }
 
 // freshEvent is a new event and the values of its row that it does not
