@@ -56,9 +56,10 @@ type Store struct {
 	// Both are the writer's.
 	w           *sql.Conn
 	dataVersion int64
-	// rd is the connection plans read keys memory does not hold on, in
-	// a read transaction beside the writer's (pipeline.go); planMu's.
-	rd *sql.Conn
+	// plans is the database plans read keys memory does not hold from,
+	// in a read transaction beside the writer's, each on a connection
+	// opened for it and closed after (pipeline.go, planDB).
+	plans *sql.DB
 	// flight is the write in flight, whose keys a plan made meanwhile
 	// does not read from its snapshot (pipeline.go); under epochMu.
 	flight *flight
@@ -108,7 +109,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	rd, err := planConn(ctx, db)
+	plans, err := planDB(path)
 	if err != nil {
 		w.Close()
 		db.Close()
@@ -116,7 +117,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	ckpt, err := startCheckpointer(ctx, db)
 	if err != nil {
-		rd.Close()
+		plans.Close()
 		w.Close()
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -128,13 +129,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	var version int64
 	if err := w.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&version); err != nil {
 		ckpt.stop()
-		rd.Close()
+		plans.Close()
 		w.Close()
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: read data version: %w", path, err)
 	}
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
-	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, dataVersion: version, rd: rd, states: states, ckpt: ckpt,
+	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, dataVersion: version, plans: plans, states: states, ckpt: ckpt,
 		stmts: newStmtCache(db)}
 	s.merge = startMerger(s)
 	return s, nil
@@ -153,7 +154,7 @@ func (s *Store) Close() error {
 	s.ckpt.stop()
 	s.stmts.close()
 	s.w.Close()
-	s.rd.Close()
+	s.plans.Close()
 	return s.db.Close()
 }
 
@@ -180,15 +181,27 @@ func writerConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
 	return unmappedConn(ctx, db, writerCacheKiB)
 }
 
-// planCacheKiB is the page cache of the plans' connection (planConn): it
+// planCacheKiB is the page cache of a plan's connection (planDB): it
 // reads a batch's keys that memory does not hold, a few index pages and
 // events each, mostly once.
-const planCacheKiB = 4 << 10
+const planCacheKiB = 1 << 10
 
-// planConn is the connection of db plans read keys on (Store.rd): like the
-// writer's, it reads without the memory map, for the same reason.
-func planConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
-	return unmappedConn(ctx, db, planCacheKiB)
+// planDB is the database at path as plans read it (Store.plans): without
+// the memory map, like the writer, and on a connection of each plan's own,
+// closed when the plan ends (no idle connection is kept): a connection
+// kept for plans cost 50-110 MiB of resident memory in the memory scenario
+// (docs/performance.md), where opening one costs a plan ~1 ms.
+func planDB(path string) (*sql.DB, error) {
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "mmap_size(0)", fmt.Sprintf("cache_size(%d)", -planCacheKiB), "query_only(1)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxIdleConns(0)
+	return db, nil
 }
 
 // unmappedConn is a connection of db without the memory map and with a
@@ -267,8 +280,10 @@ type reader struct {
 	// reads are the keys read, with what KeyEvents returned of each.
 	reads      map[session.StateID]*keyRead
 	prefetched bool
-	// snapshot is the read transaction on Store.rd, once begun; inTx and
-	// inSnapshot read a key the states do not hold in tx and in snapshot.
+	// snapshot is the read transaction on a connection of Store.plans
+	// (snapConn), once begun; inTx and inSnapshot read a key the states do
+	// not hold in tx and in snapshot.
+	snapConn         *sql.Conn
 	snapshot         *sql.Tx
 	inTx, inSnapshot keyStmts
 }
@@ -348,18 +363,16 @@ func (r *reader) keyStmts(ctx context.Context, id session.StateID) (*keyStmts, e
 		return r.inTx.prepare(ctx, tx)
 	}
 	if r.snapshot == nil {
-		tx, err := r.s.rd.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // BEGIN DEFERRED: a read transaction
-		if errors.Is(err, sql.ErrConnDone) || errors.Is(err, sqldriver.ErrBadConn) {
-			r.s.rd.Close()
-			if r.s.rd, err = planConn(ctx, r.s.db); err != nil {
-				return nil, err
-			}
-			tx, err = r.s.rd.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-		}
+		c, err := r.s.plans.Conn(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("begin a read: %w", err)
 		}
-		r.snapshot = tx
+		tx, err := c.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // BEGIN DEFERRED: a read transaction
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("begin a read: %w", err)
+		}
+		r.snapConn, r.snapshot = c, tx
 	}
 	return r.inSnapshot.prepare(ctx, r.snapshot)
 }
@@ -387,6 +400,7 @@ func (k *keyStmts) prepare(ctx context.Context, tx *sql.Tx) (*keyStmts, error) {
 func (r *reader) endSnapshot() {
 	if r.snapshot != nil {
 		r.snapshot.Rollback() //nolint:errcheck // a read transaction: nothing to undo
+		r.snapConn.Close()
 	}
 }
 
