@@ -44,3 +44,6 @@ func (s *Store) SetAfterPlan(f func()) { s.afterPlan = f }
 func (s *Store) SetStateBudget(budget int) {
 	s.states = session.NewStateCache(budget, session.DefaultStateIdle, (*session.KeyState).Cost)
 }
+
+// PlanConnections is how many connections plans hold open now.
+func (s *Store) PlanConnections() int { return s.plans.Stats().OpenConnections }

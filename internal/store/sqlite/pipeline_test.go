@@ -287,6 +287,9 @@ func TestPipelineReadsKeysBesideTheWriter(t *testing.T) {
 		}
 	}
 	sameDump(t, "pipelined", dump(t, s.path), dump(t, ref.path))
+	if n := s.st.PlanConnections(); n != 0 {
+		t.Errorf("%d connections of plans open after the updates, want none (each plan closes its own)", n)
+	}
 }
 
 // TestPipelineKeyOfTheWriteInFlight: a key the write in flight changes is

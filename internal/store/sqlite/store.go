@@ -178,7 +178,19 @@ const writerCacheKiB = 16 << 10
 // mmap_size and cache_size are per connection:
 // https://www.sqlite.org/pragma.html#pragma_mmap_size
 func writerConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
-	return unmappedConn(ctx, db, writerCacheKiB)
+	w, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.ExecContext(ctx, `PRAGMA mmap_size = 0`); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("writer without memory map: %w", err)
+	}
+	if _, err := w.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = %d`, -writerCacheKiB)); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("writer's page cache: %w", err)
+	}
+	return w, nil
 }
 
 // planCacheKiB is the page cache of a plan's connection (planDB): it
@@ -189,8 +201,10 @@ const planCacheKiB = 1 << 10
 // planDB is the database at path as plans read it (Store.plans): without
 // the memory map, like the writer, and on a connection of each plan's own,
 // closed when the plan ends (no idle connection is kept): a connection
-// kept for plans cost 50-110 MiB of resident memory in the memory scenario
-// (docs/performance.md), where opening one costs a plan ~1 ms.
+// kept for plans cost 56-109 MiB more resident memory in the memory
+// scenario (docs/performance.md, "SQLite ingest: keys memory does not
+// hold read beside the writer"), where opening one costs a plan a file
+// open and a read of the schema.
 func planDB(path string) (*sql.DB, error) {
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "mmap_size(0)", fmt.Sprintf("cache_size(%d)", -planCacheKiB), "query_only(1)"} {
@@ -202,24 +216,6 @@ func planDB(path string) (*sql.DB, error) {
 	}
 	db.SetMaxIdleConns(0)
 	return db, nil
-}
-
-// unmappedConn is a connection of db without the memory map and with a
-// page cache of cacheKiB.
-func unmappedConn(ctx context.Context, db *sql.DB, cacheKiB int) (*sql.Conn, error) {
-	c, err := db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.ExecContext(ctx, `PRAGMA mmap_size = 0`); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("connection without memory map: %w", err)
-	}
-	if _, err := c.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = %d`, -cacheKiB)); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("connection's page cache: %w", err)
-	}
-	return c, nil
 }
 
 // begin starts a write transaction on the writer's connection, and on a
