@@ -260,7 +260,7 @@ func (s *Store) write(ctx context.Context, r *reader, p *planned) error {
 		err = s.beforeWrite()
 	}
 	if err == nil {
-		err = apply(withStmts(ctx, s.stmts), tx, p)
+		err = apply(ctx, tx, p)
 	}
 	if err != nil {
 		s.invalidate()

@@ -66,8 +66,6 @@ type Store struct {
 	// states are the session keys this store wrote, held in memory between
 	// updates (docs/sessions.md, "What memory holds").
 	states *session.StateCache[*session.KeyState]
-	// stmts keeps the writer's multi-row statements prepared (rows.go).
-	stmts *stmtCache
 	// ckpt checkpoints the WAL off the writer's path (checkpoint.go).
 	ckpt *checkpointer
 	// merge merges the full-text index between updates (merge.go);
@@ -135,8 +133,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite %s: read data version: %w", path, err)
 	}
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
-	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, dataVersion: version, plans: plans, states: states, ckpt: ckpt,
-		stmts: newStmtCache(db)}
+	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, dataVersion: version, plans: plans, states: states, ckpt: ckpt}
 	s.merge = startMerger(s)
 	return s, nil
 }
@@ -152,7 +149,6 @@ func reverse(s string) string {
 func (s *Store) Close() error {
 	s.merge.stop()
 	s.ckpt.stop()
-	s.stmts.close()
 	s.w.Close()
 	s.plans.Close()
 	return s.db.Close()
