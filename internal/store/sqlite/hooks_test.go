@@ -35,15 +35,9 @@ func (s *Store) SetMergeRest(d time.Duration) { s.merge.rest.Store(int64(d)) }
 func (s *Store) PauseMerge()  { s.merge.stop() }
 func (s *Store) ResumeMerge() { s.merge = startMerger(s) }
 
-// SetAfterPlan makes f run once each update planned, before it writes.
-func (s *Store) SetAfterPlan(f func()) { s.afterPlan = f }
-
 // SetStateBudget replaces the store's memory of keys by an empty one of
 // budget (in KeyState.Cost's bytes): a budget smaller than any state holds
 // none, every key put back is evicted at once.
 func (s *Store) SetStateBudget(budget int) {
 	s.states = session.NewStateCache(budget, session.DefaultStateIdle, (*session.KeyState).Cost)
 }
-
-// PlanConnections is how many connections plans hold open now.
-func (s *Store) PlanConnections() int { return s.plans.Stats().OpenConnections }

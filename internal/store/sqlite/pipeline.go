@@ -18,26 +18,14 @@ import (
 // planned before it writes: with two batches in flight the Go work of one
 // runs on one core while SQLite writes the other on the other core.
 //
-// A key memory does not hold is read from the database by the plan itself,
-// in a read transaction of its own (on the plans' connection, Store.rd),
-// beside the write of the update planned before it: in WAL mode a read
-// transaction sees the database as of the last commit when it began
-// (https://www.sqlite.org/wal.html#concurrency), which is every write
-// planned before it but the one in flight. So the keys that write touches
-// are recorded when its plan ends (flight) and never read from such a
-// snapshot: a plan that needs one of them from the database waits for the
-// writer and reads it inside its own write transaction, after that write.
-// Memory does not tell them apart: a key of the write in flight can be out
-// of memory (evicted over the budget, dropped with a plan gone stale, or
-// with memory when an update changed keys it did not read).
-//
-// A plan made from memory, or from such a snapshot, relies on every write
-// planned before it succeeding and on no other connection writing: the
-// states it took are those writes' results. When a write fails, or another
-// connection wrote (noticed when the next write begins, checkWriters),
-// memory is dropped (invalidate) and every plan made from states taken or
-// read before that is made again, reading every key from the database
-// inside the write transaction (serial), before it writes.
+// A plan reads the database only inside its own write transaction, so a
+// key memory does not hold makes the update wait for the writes planned
+// before it and then plan as one serial update did. A plan made from
+// memory relies on every write planned before it succeeding: the states it
+// took are those writes' results. When a write fails, or another
+// connection wrote, memory is dropped (invalidate) and every plan made from
+// states taken before that is made again, reading every key from the
+// database (serial), before it writes.
 
 // errStoredElsewhere: an event the reader reported new is stored already,
 // under another key of the tenant (event ids must be unique per tenant, and
@@ -64,16 +52,9 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 		// the order of their plans.
 		err = r.lock(ctx)
 	}
-	if err == nil {
-		s.fly(p.flight)
-	}
 	s.planMu.Unlock()
 	if r.locked {
 		defer s.unlock()
-		defer s.fly(nil) // before the writer is let go
-	}
-	if err == nil && s.afterPlan != nil {
-		s.afterPlan()
 	}
 	if err != nil && p != nil {
 		// Planned and put in memory, but not to be written.
@@ -105,37 +86,7 @@ func (s *Store) updated() {
 func (s *Store) newReader() *reader {
 	s.epochMu.Lock()
 	defer s.epochMu.Unlock()
-	return &reader{s: s, epoch: s.epoch, flight: s.flight, reads: map[session.StateID]*keyRead{}}
-}
-
-// flight is what the write of a planned update may change: the keys its
-// plan read (those it changes, and the sessions it deletes, are among
-// them), or, with all, any key (its changes touch keys it did not read).
-// The update holding the writer sets it once planned, and clears it when
-// its write is over (committed, or failed and made again): the next plan,
-// made meanwhile, reads none of these keys from a snapshot, which may be
-// older than that write's commit.
-type flight struct {
-	keys map[session.StateID]*keyRead
-	all  bool
-}
-
-// holds reports whether f's write may change key id; a nil f changes
-// nothing.
-func (f *flight) holds(id session.StateID) bool {
-	if f == nil {
-		return false
-	}
-	_, ok := f.keys[id]
-	return f.all || ok
-}
-
-// fly records the write in flight (nil: none). Only the update holding the
-// writer sets it; a plan takes it when it begins (newReader).
-func (s *Store) fly(f *flight) {
-	s.epochMu.Lock()
-	defer s.epochMu.Unlock()
-	s.flight = f
+	return &reader{s: s, epoch: s.epoch, reads: map[session.StateID]*keyRead{}}
 }
 
 // lock takes the writer for r's update, waiting for the writes planned
@@ -196,7 +147,6 @@ func (r *reader) txn(ctx context.Context) (*sql.Tx, error) {
 // is stale already, or serial). On an error the states taken are let go.
 func (r *reader) plan(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) (*planned, error) {
 	ch, err := fn(ctx, r)
-	r.endSnapshot()
 	if err != nil {
 		if !r.serial {
 			r.release()
@@ -210,8 +160,6 @@ func (r *reader) plan(ctx context.Context, fn func(context.Context, session.Read
 		}
 		return nil, err
 	}
-	byKey := p.ch.ByKey(p.sums)
-	p.flight = &flight{keys: r.reads, all: !r.readAll(byKey, p.ch.Deleted)}
 	if r.serial {
 		return p, nil
 	}
@@ -221,14 +169,13 @@ func (r *reader) plan(ctx context.Context, fn func(context.Context, session.Read
 		r.release()
 		return p, nil
 	}
-	r.keep(byKey, p.flight.all)
+	r.keep(&p.ch, p.sums)
 	return p, nil
 }
 
-// stale reports whether r's plan used states from memory, or read the
-// database outside the writer's transaction, and those were dropped since
-// it began (a write failed, or another connection wrote). Under epochMu.
-func (r *reader) stale() bool { return (r.usedMemory || r.snapshot != nil) && r.epoch != r.s.epoch }
+// stale reports whether r's plan used states from memory that were dropped
+// since it began. Under epochMu.
+func (r *reader) stale() bool { return r.usedMemory && r.epoch != r.s.epoch }
 
 // invalidate drops the states in memory and makes the plans that used them
 // stale.

@@ -95,11 +95,8 @@ func TestPipelinePlansWhileWriting(t *testing.T) {
 func TestPipelineStalePlan(t *testing.T) {
 	dir := t.TempDir()
 	s, ref := openAt(t, filepath.Join(dir, "s.db")), openAt(t, filepath.Join(dir, "ref.db"))
-	// Writing an event "boom" fails, as a full disk would. (Reopened:
-	// a write of another connection drops memory, and the first batch's
-	// key would not be in it.)
+	// Writing an event "boom" fails, as a full disk would.
 	failBoom(t, s.path)
-	s.reopen()
 	first, failed, third := pipelineBatches("boom")
 	for _, batch := range [][]event.Event{first, third} {
 		if err := ref.ingest(batch); err != nil {
@@ -250,48 +247,6 @@ func holdFirstWriteUpTo(s *storeAt, ready <-chan struct{}, d time.Duration) {
 	})
 }
 
-// TestPipelineReadsKeysBesideTheWriter: an update whose keys memory does
-// not hold — one new to the store, one stored before a restart — plans
-// while the update before it writes (it reads them in a read transaction
-// of its own), and both write what one update after the other writes.
-func TestPipelineReadsKeysBesideTheWriter(t *testing.T) {
-	dir := t.TempDir()
-	s, ref := openAt(t, filepath.Join(dir, "s.db")), openAt(t, filepath.Join(dir, "ref.db"))
-	first, second, _ := pipelineBatches("m3")
-	stored, fresh := storetest.B{Contact: "c2"}, storetest.B{Contact: "c3"}
-	before := []event.Event{stored.Msg("s1", 0, event.RoleCustomer, "fatura"), stored.Tag("s2", time.Minute, "Fatura")}
-	later := []event.Event{stored.Msg("s3", 2*time.Minute, event.RoleBot, "boleto"), fresh.Msg("f1", 0, event.RoleCustomer, "oi"),
-		fresh.Info("f2", time.Minute, "NAO_TRANSBORDADA", "true")}
-	for _, batch := range [][]event.Event{first, before, second, later} {
-		if err := ref.ingest(batch); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, batch := range [][]event.Event{first, before} {
-		if err := s.ingest(batch); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.reopen() // memory holds no key
-	secondPlanned, laterPlanned := make(chan struct{}), make(chan struct{})
-	holdFirstWrite(t, s, laterPlanned, "the plan of keys memory does not hold")
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	wg.Go(func() { errs[0] = s.updateSignalling(second, secondPlanned) })
-	<-secondPlanned
-	wg.Go(func() { errs[1] = s.updateSignalling(later, laterPlanned) })
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("update %d: %v", i, err)
-		}
-	}
-	sameDump(t, "pipelined", dump(t, s.path), dump(t, ref.path))
-	if n := s.st.PlanConnections(); n != 0 {
-		t.Errorf("%d connections of plans open after the updates, want none (each plan closes its own)", n)
-	}
-}
-
 // TestPipelineKeyOfTheWriteInFlight: a key the write in flight changes is
 // read after that write, never from a snapshot older than its commit,
 // although memory does not hold it (evicted at once here: a budget of one
@@ -326,36 +281,4 @@ func TestPipelineKeyOfTheWriteInFlight(t *testing.T) {
 		}
 	}
 	sameDump(t, "the key read while its write was in flight", dump(t, s.path), dump(t, ref.path))
-}
-
-// TestPipelineSnapshotThenOtherWriter: a plan that read a key outside the
-// write transaction, after which another connection wrote that key before
-// the plan's write began, is made again: what it writes includes the other
-// connection's events.
-func TestPipelineSnapshotThenOtherWriter(t *testing.T) {
-	dir := t.TempDir()
-	s, ref := openAt(t, filepath.Join(dir, "s.db")), openAt(t, filepath.Join(dir, "ref.db"))
-	first, second, third := pipelineBatches("m3")
-	for _, batch := range [][]event.Event{first, second, third} {
-		if err := ref.ingest(batch); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.ingest(first); err != nil {
-		t.Fatal(err)
-	}
-	s.reopen() // the key is read from the database
-	other := openAt(t, s.path)
-	var once sync.Once
-	s.st.SetAfterPlan(func() {
-		once.Do(func() {
-			if err := other.ingest(second); err != nil {
-				t.Errorf("the other connection's write: %v", err)
-			}
-		})
-	})
-	if err := s.ingest(third); err != nil {
-		t.Fatal(err)
-	}
-	sameDump(t, "after another connection's write", dump(t, s.path), dump(t, ref.path))
 }

@@ -56,13 +56,6 @@ type Store struct {
 	// Both are the writer's.
 	w           *sql.Conn
 	dataVersion int64
-	// plans is the database plans read keys memory does not hold from,
-	// in a read transaction beside the writer's, each on a connection
-	// opened for it and closed after (pipeline.go, planDB).
-	plans *sql.DB
-	// flight is the write in flight, whose keys a plan made meanwhile
-	// does not read from its snapshot (pipeline.go); under epochMu.
-	flight *flight
 	// states are the session keys this store wrote, held in memory between
 	// updates (docs/sessions.md, "What memory holds").
 	states *session.StateCache[*session.KeyState]
@@ -76,10 +69,8 @@ type Store struct {
 	// plan, but in tests that run every plan.
 	planner planner
 	// beforeWrite, when set (by tests), runs as a plan's write begins; an
-	// error fails the write, as a full disk would. afterPlan, when set
-	// (by tests), runs once an update planned, before it writes.
+	// error fails the write, as a full disk would.
 	beforeWrite func() error
-	afterPlan   func()
 }
 
 var _ session.Store = (*Store)(nil)
@@ -107,33 +98,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	plans, err := planDB(path)
-	if err != nil {
-		w.Close()
-		db.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
 	ckpt, err := startCheckpointer(ctx, db)
 	if err != nil {
-		plans.Close()
 		w.Close()
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	// The writer's data version as it opens: memory is empty, so what
-	// was written before needs no drop; a write by another connection
-	// after this does (checkWriters), and makes the first update's plan,
-	// if it read the database beside the writer, be made again.
-	var version int64
-	if err := w.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&version); err != nil {
-		ckpt.stop()
-		plans.Close()
-		w.Close()
-		db.Close()
-		return nil, fmt.Errorf("open sqlite %s: read data version: %w", path, err)
-	}
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
-	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, dataVersion: version, plans: plans, states: states, ckpt: ckpt}
+	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt}
 	s.merge = startMerger(s)
 	return s, nil
 }
@@ -150,7 +122,6 @@ func (s *Store) Close() error {
 	s.merge.stop()
 	s.ckpt.stop()
 	s.w.Close()
-	s.plans.Close()
 	return s.db.Close()
 }
 
@@ -189,31 +160,6 @@ func writerConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
 	return w, nil
 }
 
-// planCacheKiB is the page cache of a plan's connection (planDB): it
-// reads a batch's keys that memory does not hold, a few index pages and
-// events each, mostly once.
-const planCacheKiB = 1 << 10
-
-// planDB is the database at path as plans read it (Store.plans): without
-// the memory map, like the writer, and on a connection of each plan's own,
-// closed when the plan ends (no idle connection is kept): a connection
-// kept for plans cost 56-109 MiB more resident memory in the memory
-// scenario (docs/performance.md, "SQLite ingest: keys memory does not
-// hold read beside the writer"), where opening one costs a plan a file
-// open and a read of the schema.
-func planDB(path string) (*sql.DB, error) {
-	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "mmap_size(0)", fmt.Sprintf("cache_size(%d)", -planCacheKiB), "query_only(1)"} {
-		q.Add("_pragma", p)
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, err
-	}
-	db.SetMaxIdleConns(0)
-	return db, nil
-}
-
 // begin starts a write transaction on the writer's connection, and on a
 // new one if that one broke: its data_version is another connection's, so
 // memory is dropped (no data_version is 0).
@@ -250,10 +196,8 @@ func (s *Store) checkWriters(ctx context.Context, tx *sql.Tx) error {
 }
 
 // reader reads for an update: from the states in memory of the keys this
-// store wrote, and from the database for the others: in a read transaction
-// beside the write in flight (snapshot), or, for a key that write may
-// change, inside the update's write transaction (begun by txn when first
-// needed, after the write in flight).
+// store wrote, and from the database for the others, inside the update's
+// write transaction (begun by txn when first needed).
 type reader struct {
 	s *Store
 	// tx is the update's write transaction once begun; locked: the update
@@ -265,24 +209,14 @@ type reader struct {
 	// serial: the update takes no state from memory and puts none back
 	// (a plan made again, pipeline.go); usedMemory: it took a state.
 	serial, usedMemory bool
-	// epoch is the store's when the update began, and flight the write
-	// in flight then (pipeline.go).
-	epoch  uint64
-	flight *flight
+	// epoch is the store's when the update began.
+	epoch uint64
 	// reads are the keys read, with what KeyEvents returned of each.
 	reads      map[session.StateID]*keyRead
 	prefetched bool
-	// snapshot is the read transaction on a connection of Store.plans
-	// (snapConn), once begun; inTx and inSnapshot read a key the states do
-	// not hold in tx and in snapshot.
-	snapConn         *sql.Conn
-	snapshot         *sql.Tx
-	inTx, inSnapshot keyStmts
+	// anchorStmt and eventsStmt read a key the states do not hold.
+	anchorStmt, eventsStmt *sql.Stmt
 }
-
-// keyStmts read a key's events from the database (readKey), in one
-// transaction.
-type keyStmts struct{ anchor, events *sql.Stmt }
 
 // keyRead is one key as the update read it: the key's state (taken from
 // memory, or built from what the database returned) and the events
@@ -343,69 +277,27 @@ func (r *reader) read(ctx context.Context, tenant, key string, since time.Time) 
 	return kr, nil
 }
 
-// keyStmts returns the statements that read key id from the database: in
-// the snapshot, unless the update holds its write transaction already, or
-// plans again (serial), or the write in flight may change the key.
-func (r *reader) keyStmts(ctx context.Context, id session.StateID) (*keyStmts, error) {
-	if r.tx != nil || r.serial || r.flight.holds(id) {
-		tx, err := r.txn(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return r.inTx.prepare(ctx, tx)
-	}
-	if r.snapshot == nil {
-		c, err := r.s.plans.Conn(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("begin a read: %w", err)
-		}
-		tx, err := c.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // BEGIN DEFERRED: a read transaction
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("begin a read: %w", err)
-		}
-		r.snapConn, r.snapshot = c, tx
-	}
-	return r.inSnapshot.prepare(ctx, r.snapshot)
-}
-
-// prepare prepares k's statements in tx, once.
-func (k *keyStmts) prepare(ctx context.Context, tx *sql.Tx) (*keyStmts, error) {
-	if k.anchor != nil {
-		return k, nil
-	}
-	var err error
-	if k.anchor, err = tx.PrepareContext(ctx, `SELECT max(started_at) FROM sessions
-			WHERE tenant = ? AND session_key = ? AND started_at <= ?`); err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	if k.events, err = tx.PrepareContext(ctx, `SELECT session_id, body FROM events
-			WHERE tenant = ? AND session_key = ? AND occurred_at >= ?
-			ORDER BY occurred_at, event_id`); err != nil { // events_by_key_time's order
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	return k, nil
-}
-
-// endSnapshot ends the plan's read transaction, if it began one: the
-// checkpoint copies no frame past a reader's snapshot.
-func (r *reader) endSnapshot() {
-	if r.snapshot != nil {
-		r.snapshot.Rollback() //nolint:errcheck // a read transaction: nothing to undo
-		r.snapConn.Close()
-	}
-}
-
 // readKey reads a key from the database: its events from the start of the
 // latest session that started at or before since on, all of them when none
 // did (then the state is complete).
 func (r *reader) readKey(ctx context.Context, tenant, key string, since time.Time) (*session.KeyState, error) {
-	stmts, err := r.keyStmts(ctx, session.StateID{Tenant: tenant, Key: key})
+	tx, err := r.txn(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if r.anchorStmt == nil {
+		if r.anchorStmt, err = tx.PrepareContext(ctx, `SELECT max(started_at) FROM sessions
+			WHERE tenant = ? AND session_key = ? AND started_at <= ?`); err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		if r.eventsStmt, err = tx.PrepareContext(ctx, `SELECT session_id, body FROM events
+			WHERE tenant = ? AND session_key = ? AND occurred_at >= ?
+			ORDER BY occurred_at, event_id`); err != nil { // events_by_key_time's order
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+	}
 	var anchor sql.NullInt64
-	if err := stmts.anchor.QueryRowContext(ctx, tenant, key, since.UnixMilli()).Scan(&anchor); err != nil {
+	if err := r.anchorStmt.QueryRowContext(ctx, tenant, key, since.UnixMilli()).Scan(&anchor); err != nil {
 		return nil, fmt.Errorf("query key events: %w", err)
 	}
 	st := &session.KeyState{Tenant: tenant, Key: key, Complete: !anchor.Valid}
@@ -413,7 +305,7 @@ func (r *reader) readKey(ctx context.Context, tenant, key string, since time.Tim
 	if anchor.Valid {
 		from = anchor.Int64
 	}
-	rows, err := stmts.events.QueryContext(ctx, tenant, key, from)
+	rows, err := r.eventsStmt.QueryContext(ctx, tenant, key, from)
 	if err != nil {
 		return nil, fmt.Errorf("query key events: %w", err)
 	}
@@ -590,12 +482,13 @@ func (r *reader) release() {
 	}
 }
 
-// keep puts the states of the keys read back in memory, as the changes
-// leave them (byKey, with the fingerprints of the sessions as written).
-// Changes to a key the update did not read (unread: a caller other than
-// the assembler) leave memory unable to follow: it is dropped.
-func (r *reader) keep(byKey map[session.StateID]*session.KeyChanges, unread bool) {
-	if unread {
+// keep puts the states of the keys read back in memory, as the committed
+// changes ch left them (sums: the fingerprints of ch.Sessions as written).
+// Changes to a key the update did not read (a caller other than the
+// assembler) leave memory unable to follow: it is dropped.
+func (r *reader) keep(ch *session.Changes, sums [][]session.Fingerprint) {
+	byKey := ch.ByKey(sums)
+	if !r.readAll(byKey, ch.Deleted) {
 		r.s.states.Reset()
 	}
 	for id, kr := range r.reads {
@@ -659,8 +552,6 @@ type planned struct {
 	writes    []sessionWrite
 	// sums are the fingerprints of ch.Sessions as written.
 	sums [][]session.Fingerprint
-	// flight is what the write may change (pipeline.go).
-	flight *flight
 }
 
 // freshEvent is a new event and the values of its row that it does not
