@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/chatreport/chatreport/internal/session"
 )
 
 // SetBeforeWrite makes f run as each plan's write begins
@@ -32,3 +34,10 @@ func (s *Store) SetMergeRest(d time.Duration) { s.merge.rest.Store(int64(d)) }
 // may run meanwhile.
 func (s *Store) PauseMerge()  { s.merge.stop() }
 func (s *Store) ResumeMerge() { s.merge = startMerger(s) }
+
+// SetStateBudget replaces the store's memory of keys by an empty one of
+// budget (in KeyState.Cost's bytes): a budget smaller than any state holds
+// none, every key put back is evicted at once.
+func (s *Store) SetStateBudget(budget int) {
+	s.states = session.NewStateCache(budget, session.DefaultStateIdle, (*session.KeyState).Cost)
+}
