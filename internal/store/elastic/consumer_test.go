@@ -39,11 +39,7 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	def := pipeline.MustDefault()
-	b, err := broker.Start(ctx, broker.Config{Addr: "127.0.0.1:0", Topics: def.Topics.All(), Partitions: 3}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBroker(ctx, t, def)
 
 	f := esfake.New(t)
 	s := fakeStore(t, f)
@@ -243,11 +239,7 @@ func TestConsumerDeadLettersKeysThatDoNotDecode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	def := pipeline.MustDefault()
-	b, err := broker.Start(ctx, broker.Config{Addr: "127.0.0.1:0", Topics: def.Topics.All(), Partitions: 3}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBroker(ctx, t, def)
 	f := esfake.New(t)
 
 	tr := &kafka.Transport{}
@@ -411,4 +403,16 @@ func rewriteDoc(t *testing.T, f *esfake.Server, name string, change func(map[str
 	if res.StatusCode != 200 || strings.Contains(string(body), `"errors":true`) {
 		t.Fatalf("rewrite %s: %d %s", name, res.StatusCode, body)
 	}
+}
+
+// startBroker starts an embedded broker of def's topics, three partitions
+// each, closed when the test ends.
+func startBroker(ctx context.Context, t *testing.T, def *pipeline.Definition) *broker.Broker {
+	t.Helper()
+	b, err := broker.Start(ctx, broker.Config{Addr: "127.0.0.1:0", Topics: def.Topics.All(), Partitions: 3}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }

@@ -62,8 +62,22 @@ func pipelineBatches(failing string) (first, second, third []event.Event) {
 // key states the update before it left in memory) while that update writes,
 // and both write what one update after the other writes.
 func TestPipelinePlansWhileWriting(t *testing.T) {
+	inFlight(t, 0, "pipelined", func(s *storeAt, thirdPlanned <-chan struct{}) {
+		holdFirstWrite(t, s, thirdPlanned, "the third batch's plan")
+	})
+}
+
+// inFlight stores pipelineBatches' first batch, then the second and the
+// third, the third planned while the second writes (hold holds that write
+// until the third's plan is made), with a key-state budget (0: the
+// store's), and requires what a store of each batch in turn holds.
+func inFlight(t *testing.T, budget int, what string, hold func(s *storeAt, thirdPlanned <-chan struct{})) {
+	t.Helper()
 	dir := t.TempDir()
 	s, ref := openAt(t, filepath.Join(dir, "s.db")), openAt(t, filepath.Join(dir, "ref.db"))
+	if budget > 0 {
+		s.st.SetStateBudget(budget)
+	}
 	first, second, third := pipelineBatches("m3")
 	for _, batch := range [][]event.Event{first, second, third} {
 		if err := ref.ingest(batch); err != nil {
@@ -74,7 +88,7 @@ func TestPipelinePlansWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	secondPlanned, thirdPlanned := make(chan struct{}), make(chan struct{})
-	holdFirstWrite(t, s, thirdPlanned, "the third batch's plan")
+	hold(s, thirdPlanned)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	wg.Go(func() { errs[0] = s.updateSignalling(second, secondPlanned) })
@@ -86,7 +100,7 @@ func TestPipelinePlansWhileWriting(t *testing.T) {
 			t.Fatalf("update %d: %v", i, err)
 		}
 	}
-	sameDump(t, "pipelined", dump(t, s.path), dump(t, ref.path))
+	sameDump(t, what, dump(t, s.path), dump(t, ref.path))
 }
 
 // TestPipelineStalePlan: an update planned from the states the update
@@ -253,32 +267,9 @@ func holdFirstWriteUpTo(s *storeAt, ready <-chan struct{}, d time.Duration) {
 // byte). Planning the third batch from the database as the first batch
 // left it would write its session without the second batch's events.
 func TestPipelineKeyOfTheWriteInFlight(t *testing.T) {
-	dir := t.TempDir()
-	s, ref := openAt(t, filepath.Join(dir, "s.db")), openAt(t, filepath.Join(dir, "ref.db"))
-	s.st.SetStateBudget(1)
-	first, second, third := pipelineBatches("m3")
-	for _, batch := range [][]event.Event{first, second, third} {
-		if err := ref.ingest(batch); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.ingest(first); err != nil {
-		t.Fatal(err)
-	}
-	secondPlanned, thirdPlanned := make(chan struct{}), make(chan struct{})
 	// A plan that read the key beside the write would be done at once;
 	// the right one waits for the write, held a while.
-	holdFirstWriteUpTo(s, thirdPlanned, 300*time.Millisecond)
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	wg.Go(func() { errs[0] = s.updateSignalling(second, secondPlanned) })
-	<-secondPlanned
-	wg.Go(func() { errs[1] = s.updateSignalling(third, thirdPlanned) })
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("update %d: %v", i, err)
-		}
-	}
-	sameDump(t, "the key read while its write was in flight", dump(t, s.path), dump(t, ref.path))
+	inFlight(t, 1, "the key read while its write was in flight", func(s *storeAt, thirdPlanned <-chan struct{}) {
+		holdFirstWriteUpTo(s, thirdPlanned, 300*time.Millisecond)
+	})
 }
