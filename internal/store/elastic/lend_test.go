@@ -267,50 +267,70 @@ func overlapScenario(t *testing.T, seed uint64) error {
 	return sc.check(t, s, f)
 }
 
-// TestFailedFlightLeavesItsPredecessor: a write of a key that fails while
-// the write it followed is still in flight leaves that one as the key's
-// flight, so that a read of the key by id waits for it; once it ends, the
-// key has no flight. A write that succeeds, or fails after its predecessor
-// ended, leaves none.
+// TestFailedFlightLeavesItsPredecessor: writes of one key W1, W2, W3, each
+// following the one before. A write that fails while a write it followed
+// is still in flight leaves the latest such write as the key's flight, so
+// that a read of the key by id waits for it; once every write ended, the
+// key has no flight. A write that succeeds, or fails after the writes it
+// followed ended, leaves none. The writes land in the order given (1-based
+// indexes of W), W3 last among the failures.
 func TestFailedFlightLeavesItsPredecessor(t *testing.T) {
 	boom := errors.New("boom")
 	for _, tc := range []struct {
-		name      string
-		err       error
-		prevEnded bool
-		want      string // the key's flight after the second write lands: "prev" or ""
+		name string
+		// before land before W3 lands, with the errors of fail.
+		before []int
+		fail   map[int]bool
+		// want is the key's flight after W3 lands: a 1-based index, 0
+		// for none.
+		want int
 	}{
-		{"fails while its predecessor flies", boom, false, "prev"},
-		{"fails after its predecessor ended", boom, true, ""},
-		{"succeeds", nil, false, ""},
+		{"fails while both predecessors fly", nil, map[int]bool{3: true}, 2},
+		{"fails after its predecessor failed while the first flies", []int{2}, map[int]bool{2: true, 3: true}, 1},
+		{"fails after its predecessors ended", []int{1, 2}, map[int]bool{2: true, 3: true}, 0},
+		{"fails after its predecessor succeeded", []int{1, 2}, map[int]bool{3: true}, 0},
+		{"succeeds", []int{1, 2}, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := fakeStore(t, esfake.New(t))
 			st := newKeyState(session.StateID{Tenant: "acme", Key: "k"})
 			st.Tenant, st.Key = "acme", "k"
 			id := session.StateID{Tenant: "acme", Key: "k"}
-			prev := newFlights(1)
-			first := []*keyWrite{{st: st, flight: prev[0]}}
-			s.flights[id] = prev[0]
-			if tc.prevEnded {
-				s.land(first, prev, nil)
-			}
-			next := newFlights(1)
-			next[0].prev = prev[0]
-			s.flights[id] = next[0]
-			s.land([]*keyWrite{{st: st, flight: next[0]}}, next, tc.err)
-			got := s.flightOf(id)
-			switch {
-			case tc.want == "prev" && got != prev[0]:
-				t.Fatalf("the key's flight is %p, want the predecessor still in flight %p", got, prev[0])
-			case tc.want == "" && got != nil:
-				t.Fatalf("the key's flight is %p, want none", got)
-			}
-			if !tc.prevEnded {
-				s.land(first, prev, nil)
-				if got := s.flightOf(id); got != nil {
-					t.Fatalf("after the predecessor landed the key's flight is %p, want none", got)
+			var w [4][]*flight // 1-based
+			for i := 1; i <= 3; i++ {
+				w[i] = newFlights(1)
+				if i > 1 {
+					w[i][0].prev = w[i-1][0]
 				}
+				s.flights[id] = w[i][0] // as lend records it
+			}
+			landed := map[int]bool{}
+			land := func(i int) {
+				var err error
+				if tc.fail[i] {
+					err = boom
+				}
+				s.land([]*keyWrite{{st: st, flight: w[i][0]}}, w[i], err)
+				landed[i] = true
+			}
+			for _, i := range tc.before {
+				land(i)
+			}
+			land(3)
+			got, want := s.flightOf(id), (*flight)(nil)
+			if tc.want > 0 {
+				want = w[tc.want][0]
+			}
+			if got != want {
+				t.Fatalf("the key's flight is %p, want W%d (%p)", got, tc.want, want)
+			}
+			for i := 1; i <= 2; i++ {
+				if !landed[i] {
+					land(i)
+				}
+			}
+			if got := s.flightOf(id); got != nil {
+				t.Fatalf("after every write landed the key's flight is %p, want none", got)
 			}
 		})
 	}

@@ -279,11 +279,17 @@ func (s *Store) land(writes []*keyWrite, fl []*flight, err error) {
 		if s.flights[id] != w.flight {
 			continue
 		}
-		if p := w.flight.prev; p != nil && !p.ended() {
-			// A write that failed before the one it followed ended:
-			// a reader of the key waits for that one (flightOf). It
-			// closes its flights before it takes flightsMu, so it
-			// finds itself here and removes itself.
+		// A write that failed before the ones it followed ended: a
+		// reader of the key waits for the latest of them still in
+		// flight (flightOf; a failed write keeps its prev, one that
+		// succeeded ended after its own). Each closes its flights
+		// before it takes flightsMu, so it finds itself here and
+		// removes itself, or leaves the one before it.
+		p := w.flight.prev
+		for p != nil && p.ended() {
+			p = p.prev
+		}
+		if p != nil {
 			s.flights[id] = p
 			continue
 		}
