@@ -30,6 +30,9 @@ func (s *Store) MergeSlice(ctx context.Context, table string, f func()) (ran, me
 // SetMergeRest sets the least time between two passes of the merger.
 func (s *Store) SetMergeRest(d time.Duration) { s.merge.rest.Store(int64(d)) }
 
+// SetMergeExportWait sets the longest the merger waits for exports alone.
+func (s *Store) SetMergeExportWait(d time.Duration) { s.merge.exportWait.Store(int64(d)) }
+
 // PauseMerge stops the merger; ResumeMerge starts it again. No update
 // may run meanwhile.
 func (s *Store) PauseMerge()  { s.merge.stop() }

@@ -70,8 +70,9 @@ type merger struct {
 	done   chan struct{}
 	// slice, when set (by tests), runs in each slice's transaction.
 	slice atomic.Pointer[func()]
-	// rest is mergeRest, shorter in tests (nanoseconds).
-	rest atomic.Int64
+	// rest is mergeRest, exportWait mergeExportWait, shorter in tests
+	// (nanoseconds).
+	rest, exportWait atomic.Int64
 	// woken counts the updates ended: one that ends during a pass may
 	// have added segments to a table the pass found merged.
 	woken atomic.Uint64
@@ -83,6 +84,7 @@ func startMerger(s *Store) *merger {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &merger{s: s, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	m.rest.Store(int64(mergeRest))
+	m.exportWait.Store(int64(mergeExportWait))
 	m.wake()
 	go m.run(ctx)
 	return m
@@ -161,11 +163,32 @@ func (m *merger) mergeAll(ctx context.Context) bool {
 	return true
 }
 
+// mergeExportWait is the longest the merger waits for exports alone.
+// Readers of one export, or exports that follow one another, can keep
+// Store.exporting above 0 for as long as they run when their clients read
+// fast; the segments would grow meanwhile and full-text searches slow
+// down. A slice then runs anyway, costing each reader one drop of its page
+// cache every mergeExportWait rather than every ~40 ms.
+const mergeExportWait = 2 * time.Second
+
 // waitIdle waits until no update runs and no export reads a chunk (one
 // that begins meanwhile waits for one slice at most, or meets one slice's
-// commit), and reports false when ctx ended first.
+// commit), or until exports alone held it for mergeExportWait, and reports
+// false when ctx ended first.
 func (m *merger) waitIdle(ctx context.Context) bool {
-	for m.s.updating.Load() != 0 || m.s.exporting.Load() != 0 {
+	var exportsSince time.Time
+	for {
+		updating, exporting := m.s.updating.Load() != 0, m.s.exporting.Load() != 0
+		switch {
+		case !updating && !exporting:
+			return true
+		case updating:
+			exportsSince = time.Time{}
+		case exportsSince.IsZero():
+			exportsSince = time.Now()
+		case time.Since(exportsSince) >= time.Duration(m.exportWait.Load()):
+			return true
+		}
 		select {
 		case <-ctx.Done():
 			return false
@@ -173,7 +196,6 @@ func (m *merger) waitIdle(ctx context.Context) bool {
 		case <-time.After(mergePoll):
 		}
 	}
-	return true
 }
 
 // stop stops the merger and waits for it (and for a slice it runs).

@@ -345,6 +345,19 @@ func TestMergeWaitsForExport(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+
+	// A reader reads for longer than the merger waits for exports alone
+	// (exports that never leave a gap): a slice runs anyway.
+	s.SetMergeExportWait(200 * time.Millisecond)
+	held, release, done = export(true)
+	<-held
+	ran.Store(0)
+	ingest(0, 30) // the same events again: an update that ends wakes the merger
+	waitSlice("while an export read for longer than the merger waits for exports")
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
 
 // idEncoder encodes a session as its id.
