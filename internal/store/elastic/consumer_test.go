@@ -95,23 +95,11 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 	}
 
 	obs := &ingestCounter{}
-	in, err := ingest.New(ingest.Config{
+	defer runIngester(ctx, t, ingest.Config{
 		Brokers: []string{b.Addr()}, Topics: def.Topics.Events, Group: def.ConsumerGroup, DeadLetter: def.Topics.DeadLetter,
 		BatchSize: 25, BatchWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, ShutdownGrace: 200 * time.Millisecond,
 		Observer: obs,
-	}, session.NewAssembler(def, s), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- in.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	}, session.NewAssembler(def, s))()
 
 	const first, total = 150, 300
 	produce(0, first)
@@ -271,22 +259,10 @@ func TestConsumerDeadLettersKeysThatDoNotDecode(t *testing.T) {
 		}
 	}
 	run := func() func() {
-		in, err := ingest.New(ingest.Config{
+		return runIngester(ctx, t, ingest.Config{
 			Brokers: []string{b.Addr()}, Topics: def.Topics.Events, Group: def.ConsumerGroup, DeadLetter: def.Topics.DeadLetter,
 			BatchSize: 100, BatchWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond, ShutdownGrace: 200 * time.Millisecond,
-		}, session.NewAssembler(def, fakeStore(t, f)), zap.NewNop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		runCtx, cancelRun := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- in.Run(runCtx) }()
-		return func() {
-			cancelRun()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-		}
+		}, session.NewAssembler(def, fakeStore(t, f)))
 	}
 
 	stop := run()
@@ -415,4 +391,23 @@ func startBroker(ctx context.Context, t *testing.T, def *pipeline.Definition) *b
 	}
 	t.Cleanup(func() { b.Close() })
 	return b
+}
+
+// runIngester runs an ingester of cfg storing through asm until the
+// function it returns is called, which waits for it to stop.
+func runIngester(ctx context.Context, t *testing.T, cfg ingest.Config, asm *session.Assembler) (stop func()) {
+	t.Helper()
+	in, err := ingest.New(cfg, asm, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- in.Run(runCtx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
 }

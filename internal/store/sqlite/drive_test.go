@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -80,14 +81,7 @@ func TestDriveShapes(t *testing.T) {
 			events = append(events, b.Tag(fmt.Sprintf("r%03d", i), at+3*time.Second, "Raro"))
 		}
 	}
-	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
-		t.Fatal(err)
-	}
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only
+	tx := ingestRead(ctx, t, s, events)
 	for _, tc := range []struct {
 		tags       []string
 		handedOff  bool
@@ -198,16 +192,9 @@ func TestContactUnionDrives(t *testing.T) {
 		}
 		events = append(events, b.Msg(fmt.Sprintf("m%05d", i), time.Duration(i)*time.Second, event.RoleCustomer, "oi"))
 	}
-	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
-		t.Fatal(err)
-	}
 	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Contact: "maria"}
 	want := n - (n+2)/3
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only
+	tx := ingestRead(ctx, t, s, events)
 	for _, tc := range []struct {
 		bound int
 		union bool
@@ -253,17 +240,10 @@ func TestEstimateIsNoTotal(t *testing.T) {
 		}
 		events = append(events, b.Msg(fmt.Sprintf("m%03d", i), at, event.RoleCustomer, "oi"), b.Info(fmt.Sprintf("i%03d", i), at+time.Millisecond, "PLANO", fmt.Sprintf("abc%d", i)))
 	}
-	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
-		t.Fatal(err)
-	}
 	s.planner = planner{sample: 2}
 	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour),
 		Info: []report.Condition{{Key: "PLANO", Op: report.OpStartsWith, Value: "ab"}}}
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only
+	tx := ingestRead(ctx, t, s, events)
 	w := translate(&f, nil)
 	if err := w.drive(ctx, tx, bound, s.planner); err != nil {
 		t.Fatal(err)
@@ -303,17 +283,10 @@ func TestSampleCountsTests(t *testing.T) {
 		at := time.Duration(i) * time.Minute
 		events = append(events, b.Msg(fmt.Sprintf("m%03d", i), at, event.RoleCustomer, "oi"), b.Info(fmt.Sprintf("i%03d", i), at+time.Second, "PLANO", value))
 	}
-	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
-		t.Fatal(err)
-	}
 	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Channels: []string{"webchat"},
 		Info: []report.Condition{{Key: "PLANO", Op: report.OpStartsWith, Value: "Fibra"}}}
 	const want = 10 // webchat (even) and fibra (not a multiple of 4)
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only
+	tx := ingestRead(ctx, t, s, events)
 	w := translate(&f, nil)
 	var key *driver
 	for _, c := range w.conds {
@@ -460,14 +433,7 @@ func TestLongWalkYieldsToInStep(t *testing.T) {
 			events = append(events, b.Tag(fmt.Sprintf("t%05d", i), at+time.Millisecond, "T"))
 		}
 	}
-	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
-		t.Fatal(err)
-	}
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only
+	tx := ingestRead(ctx, t, s, events)
 	f := report.Filter{Tenant: "acme", From: storetest.Base, To: storetest.Base.Add(24 * time.Hour), Query: "alfa", Tags: []string{"T"}}
 	w := translate(&f, nil)
 	// A bound of 100 counts to ExportChunk+1 (201): the sample of 100
@@ -502,16 +468,9 @@ func TestInStepReadsBounded(t *testing.T) {
 		at := time.Duration(i) * time.Second // all in the first hour
 		events = append(events, b.Msg(fmt.Sprintf("m%05d", i), at, event.RoleCustomer, "alfa"), b.Tag(fmt.Sprintf("t%05d", i), at+time.Millisecond, "T"))
 	}
-	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
-		t.Fatal(err)
-	}
 	lower, upper := storetest.Base.Add(-time.Hour).UnixMilli(), storetest.Base.Add(2*time.Hour).UnixMilli()
 	lo, hi := wordRange(lower, upper)
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
+	tx := ingestRead(ctx, t, s, events)
 	var want []int64
 	rows, err := tx.QueryContext(ctx, `SELECT rowid FROM session_words WHERE session_words MATCH 'alfa' ORDER BY rowid`)
 	if err != nil {
@@ -615,4 +574,19 @@ func TestInStepGivesUpOnOtherTenantsWords(t *testing.T) {
 			t.Errorf("budget %d: %v, the scan %v", c.budget, got, scan)
 		}
 	}
+}
+
+// ingestRead stores events through the assembler and opens a read
+// transaction on what they left, rolled back when the test ends.
+func ingestRead(ctx context.Context, t *testing.T, s *Store, events []event.Event) *sql.Tx {
+	t.Helper()
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() }) //nolint:errcheck // read-only
+	return tx
 }
