@@ -168,12 +168,7 @@ func mergeSearches(t *testing.T, s *sqlite.Store, queries []string) [][]string {
 // open does not run at all.
 func TestMergeSliceOutsideUpdates(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "store.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.SetMergeRest(0)
+	s, _ := openMerging(ctx, t)
 	var ran atomic.Int32
 	slice := func() { ran.Add(1) }
 	s.SetMergeSlice(slice)
@@ -216,23 +211,11 @@ func TestMergeSliceOutsideUpdates(t *testing.T) {
 // that follow a merged index stay in segments of their own until then.
 func TestMergeRestsBetweenPasses(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "store.db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.SetMergeRest(0)
+	s, path := openMerging(ctx, t)
 	db := openDB(t, path)
 	a := session.NewAssembler(pipeline.MustDefault(), s)
 	events := mergeTraffic(60)
-	ingest := func(from, to int) {
-		for i := from; i < to; i += 10 {
-			if err := a.Ingest(ctx, events[i:i+10]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	ingest := func(from, to int) { t.Helper(); ingestByTen(ctx, t, a, events[from:to]) }
 	waitSegments := func(want int) {
 		t.Helper()
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -267,24 +250,12 @@ func TestMergeRestsBetweenPasses(t *testing.T) {
 // an export waiting for a client that does not read holds none back.
 func TestMergeWaitsForExport(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "store.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.SetMergeRest(0)
+	s, _ := openMerging(ctx, t)
 	var ran atomic.Int32
 	s.SetMergeSlice(func() { ran.Add(1) })
 	a := session.NewAssembler(pipeline.MustDefault(), s)
 	events := mergeTraffic(90)
-	ingest := func(from, to int) {
-		t.Helper()
-		for i := from; i < to; i += 10 {
-			if err := a.Ingest(ctx, events[i:i+10]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	ingest := func(from, to int) { t.Helper(); ingestByTen(ctx, t, a, events[from:to]) }
 	waitSlice := func(what string) {
 		t.Helper()
 		for deadline := time.Now().Add(30 * time.Second); ran.Load() == 0; time.Sleep(20 * time.Millisecond) {
@@ -373,4 +344,28 @@ type holdingEncoder struct{ hold func() }
 func (h holdingEncoder) Append(dst []byte, d *report.StoredDetail) ([]byte, error) {
 	h.hold()
 	return idEncoder{}.Append(dst, d)
+}
+
+// openMerging opens a store in a temporary directory whose merger rests
+// not at all between passes, closed when the test ends, and its path.
+func openMerging(ctx context.Context, t *testing.T) (*sqlite.Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "store.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.SetMergeRest(0)
+	return s, path
+}
+
+// ingestByTen stores events through a, ten at a time: an update each.
+func ingestByTen(ctx context.Context, t *testing.T, a *session.Assembler, events []event.Event) {
+	t.Helper()
+	for i := 0; i < len(events); i += 10 {
+		if err := a.Ingest(ctx, events[i:min(i+10, len(events))]); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
