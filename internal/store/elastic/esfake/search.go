@@ -272,7 +272,10 @@ func (f *Server) search(target string, o indicesOptions, body []byte) (any, erro
 	}
 	hm := map[string]any{"hits": out}
 	if n, err := strconv.Atoi(string(req.TrackTotalHits)); err == nil && total >= n {
-		// Counted up to n, as Elasticsearch does: n, "gte".
+		// Counted up to n, as Elasticsearch does: n, "gte"
+		// (https://www.elastic.co/guide/en/elasticsearch/reference/8.19/search-your-data.html#track-total-hits).
+		// At exactly n matches Elasticsearch says "eq"; "gte" promises
+		// less, never more.
 		hm["total"] = map[string]any{"value": n, "relation": "gte"}
 	} else if err == nil || string(req.TrackTotalHits) == "true" {
 		hm["total"] = map[string]any{"value": total, "relation": "eq"}
