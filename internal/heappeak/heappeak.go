@@ -13,13 +13,18 @@ import (
 type Sampler struct {
 	mu   sync.Mutex
 	peak uint64
-	stop chan struct{}
-	done chan struct{}
+	// start is the heap when sampling began: what the process held before
+	// the work (right after a collection, the live heap of everything else).
+	start uint64
+	stop  chan struct{}
+	done  chan struct{}
 }
 
 // Start samples the heap now and every interval until Stop.
 func Start(every time.Duration) *Sampler {
 	h := &Sampler{stop: make(chan struct{}), done: make(chan struct{})}
+	h.start = heapObjects()
+	h.peak = h.start
 	go func() {
 		defer close(h.done)
 		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
@@ -49,4 +54,17 @@ func (h *Sampler) Stop() uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.peak
+}
+
+// Base returns the heap when sampling began. The peak minus Base is what the
+// work added at its peak (less whatever the process freed meanwhile).
+func (h *Sampler) Base() uint64 { return h.start }
+
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
