@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/go-json-experiment/json/jsontext"
@@ -275,11 +276,11 @@ func encodeOp(buf *bytes.Buffer, enc *json.Encoder, op *Op) error {
 	line = append(line, name...)
 	line = append(line, `":{"_index":`...)
 	var err error
-	if line, err = jsontext.AppendQuote(line, op.Index); err != nil {
+	if line, err = appendQuote(line, op.Index); err != nil {
 		return fmt.Errorf("elasticsearch: index name %q: %w", op.Index, err)
 	}
 	line = append(line, `,"_id":`...)
-	if line, err = jsontext.AppendQuote(line, op.ID); err != nil {
+	if line, err = appendQuote(line, op.ID); err != nil {
 		return fmt.Errorf("elasticsearch: document id of %s: %w", op.Index, err)
 	}
 	if op.IfSeqNo != nil && op.IfPrimaryTerm != nil {
@@ -308,6 +309,20 @@ func encodeOp(buf *bytes.Buffer, enc *json.Encoder, op *Op) error {
 		return fmt.Errorf("elasticsearch: encode document %s: %w", op.ID, err)
 	}
 	return nil
+}
+
+// appendQuote is jsontext.AppendQuote (an error for invalid UTF-8), with
+// the index names and ids of printable ASCII, nearly all, copied as they
+// are: they need no escape.
+func appendQuote(b []byte, s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			return jsontext.AppendQuote(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), nil
 }
 
 // bulkItem is one item of a bulk answer, under its action's name.

@@ -199,3 +199,35 @@ func TestReadBackDecoding(t *testing.T) {
 		}
 	}
 }
+
+// appendMonth writes what time.Format writes with monthLayout, for every
+// year a time.Time holds (the index holds 1970 to 2261), in any location.
+func TestAppendMonthMatchesFormat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 13))
+	zone := time.FixedZone("x", -11*3600)
+	times := []time.Time{{}, time.Unix(0, 0), time.Date(999, 12, 31, 23, 0, 0, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2261, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(2026, 1, 1, 1, 0, 0, 0, zone)}
+	for range 2000 {
+		times = append(times, time.Unix(rng.Int64N(400*365*86400)-100*365*86400, rng.Int64N(1e9)).In(zone))
+	}
+	for _, tm := range times {
+		if got, want := string(appendMonth(nil, tm)), tm.UTC().Format(monthLayout); got != want {
+			t.Fatalf("%v: %q, want %q", tm, got, want)
+		}
+	}
+}
+
+// appendQuote quotes as jsontext.AppendQuote does, and fails where it does.
+func TestAppendQuoteMatchesJSONText(t *testing.T) {
+	cases := []string{"", "chatreport-events-v1-2026.12", "tenant/event-1", "a\"b", `a\b`, "é", "\x7f", "\xff", "a\u2028b"}
+	for c := range 256 {
+		cases = append(cases, "id"+string([]byte{byte(c)})+"x")
+	}
+	for _, s := range cases {
+		got, gerr := appendQuote([]byte("x"), s)
+		want, werr := jsontext.AppendQuote([]byte("x"), s)
+		if string(got) != string(want) || (gerr == nil) != (werr == nil) {
+			t.Errorf("%q: %q, %v; want %q, %v", s, got, gerr, want, werr)
+		}
+	}
+}
