@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -228,6 +229,29 @@ func TestAppendQuoteMatchesJSONText(t *testing.T) {
 		want, werr := jsontext.AppendQuote([]byte("x"), s)
 		if string(got) != string(want) || (gerr == nil) != (werr == nil) {
 			t.Errorf("%q: %q, %v; want %q, %v", s, got, gerr, want, werr)
+		}
+	}
+}
+
+// An operation with a tenant writes the _id docID writes, quoted as a
+// whole, also for ids over the limit and parts that are not UTF-8 alone.
+func TestAppendIDMatchesDocID(t *testing.T) {
+	long := strings.Repeat("x", maxIDBytes)
+	for _, tc := range []struct{ tenant, id string }{
+		{"t1", "e-1"}, {"t1", `a"b\c`}, {"tenant", "é\u2028"}, {"t", long}, {"t", long[:maxIDBytes-2]},
+		{"t\xc3", "\xa9x"}, {"t", "\xff"}, {"", "plain"},
+	} {
+		op := Op{Tenant: tc.tenant, ID: tc.id}
+		if tc.tenant == "" {
+			op = Op{ID: tc.id}
+		}
+		got, gerr := appendID([]byte("x"), &op)
+		want, werr := appendQuote([]byte("x"), docID(tc.tenant, tc.id))
+		if tc.tenant == "" {
+			want, werr = appendQuote([]byte("x"), tc.id)
+		}
+		if string(got) != string(want) || (gerr == nil) != (werr == nil) {
+			t.Errorf("%q %q: %q, %v; want %q, %v", tc.tenant, tc.id, got, gerr, want, werr)
 		}
 	}
 }
