@@ -369,7 +369,8 @@ type bulkItem struct {
 // bulkFilterPath asks Elasticsearch to answer, of each bulk item, only what
 // readBulkItem keeps: an item's answer shrinks from ~180 bytes (_index,
 // _id, _version, result, _shards...) to ~50, which both sides of every
-// request would otherwise write and read. Error answers are not filtered.
+// request would otherwise write and read. A request that fails whole is
+// judged by its HTTP status, whatever the filter leaves of its body.
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/common-options.html#common-options-response-filtering
 var bulkFilterPath = []string{"items.*.status", "items.*._seq_no", "items.*._primary_term", "items.*.error"}
 

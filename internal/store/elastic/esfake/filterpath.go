@@ -10,10 +10,11 @@ import (
 // joined by dots; an array adds no name) matches one of the patterns, where
 // * in a name matches any characters and a name ** any number of names; an
 // object or array left empty is left out, and a member kept keeps all that
-// is under it. Error answers are not filtered.
+// is under it.
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/common-options.html#common-options-response-filtering
 // The fake models it on _bulk, the answer the write path asks to be
-// filtered, for inclusions only: exclusions (a leading -) are refused. A
+// filtered, for inclusions only: exclusions (a leading -) are refused, and
+// error answers are left whole. A
 // nil *filterPath keeps everything.
 type filterPath struct {
 	patterns [][]string
