@@ -157,14 +157,18 @@ type Ingest struct {
 const SQLiteBatchSize = 4000
 
 // ElasticsearchBatchSize is the Elasticsearch store's batch: each batch is a
-// few bulk requests (three per worker), whatever its size, and writes each
-// key it touches once — its key document twice, each of its changed
-// sessions whole — so a larger batch writes fewer documents per event: at
-// 4000 rather than 2000 the ingester spent 8–20 % less CPU per event in
-// the bench's cold and steady phases, and the stand-in cluster less too
-// (docs/performance.md, "Elasticsearch ingest: filtered bulk answers,
-// larger batches"). A batch fills up only while the consumer is behind.
-const ElasticsearchBatchSize = 4000
+// few bulk requests (three per worker, more only past the store's 5 MiB a
+// request) and writes each key it touches once — its key document twice,
+// each of its changed sessions whole — so a larger batch writes fewer
+// documents and bytes per event and takes each key's state from memory
+// fewer times. In the bench, batches of 4000 rather than 2000 events cost
+// the ingester 8–20 % less CPU per event in the cold and steady phases, and
+// 8000 rather than 4000 another 11–15 % in every phase; 16000 gained less
+// and cost more in the late phase (docs/performance.md, "Elasticsearch
+// ingest: filtered bulk answers, larger batches"). Memory: each batch in
+// flight holds its events and documents, ~3 KB per event. A batch fills up
+// only while the consumer is behind.
+const ElasticsearchBatchSize = 8000
 
 // BatchSizeOf is ingest.batch_size, or the default of the store kind when
 // it is 0.
