@@ -523,7 +523,7 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 		for i := range w.changes.Events {
 			e := &w.changes.Events[i]
 			refs = append(refs, e.Ref())
-			docs = append(docs, eventDoc{Event: e.Event, Key: w.st.Key, Session: e.SessionID})
+			docs = append(docs, newEventDoc(e, w.st.Key))
 			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), Tenant: e.Tenant, ID: e.EventID, Doc: &docs[len(docs)-1], Version: w.gen})
 			owners = append(owners, owner{w: w, event: &refs[len(refs)-1]})
 		}
