@@ -290,3 +290,47 @@ func TestReadBulkAnswer(t *testing.T) {
 }
 
 func dump(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// Bulk requests ask for answers filtered to what the writer reads
+// (filter_path), and the writer reads such an answer: an item holds only
+// its status, _seq_no, _primary_term and error.
+func TestBulkAsksFilteredAnswers(t *testing.T) {
+	var filter []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		filter = r.URL.Query()["filter_path"]
+		io.WriteString(w, `{"items":[{"index":{"_seq_no":7,"_primary_term":2,"status":201}},`+
+			`{"create":{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"[acme/b]: version conflict"}}},`+
+			`{"index":{"status":400,"error":{"type":"document_parsing_exception","reason":"failed to parse"}}}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	w := faultyWriter(t, srv.URL, 1)
+	ops := []Op{
+		{Action: Index, Index: "ix", Tenant: "acme", ID: "a", Doc: map[string]int{"n": 1}},
+		{Action: Create, Index: "ix", ID: "acme/b", Doc: map[string]int{"n": 2}},
+		{Action: Index, Index: "ix", ID: "acme/c", Doc: map[string]int{"n": 3}},
+	}
+	results, err := w.Write(t.Context(), ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"items.*.status,items.*._seq_no,items.*._primary_term,items.*.error"}; !reflect.DeepEqual(filter, want) {
+		t.Errorf("filter_path %q, want %q", filter, want)
+	}
+	want := []Result{
+		{Outcome: Written, Status: 201, SeqNo: 7, PrimaryTerm: 2},
+		{Outcome: Conflict, Status: 409, Reason: "version_conflict_engine_exception"},
+		{Outcome: Rejected, Status: 400, Reason: "document_parsing_exception: failed to parse"},
+	}
+	for i, r := range results {
+		reason := r.Reason
+		r.Reason = ""
+		if wr := want[i].Reason; !strings.HasPrefix(reason, wr) || strings.Contains(reason, "acme/b") {
+			t.Errorf("item %d: reason %q, want it to begin %q and not name the id", i, reason, wr)
+		}
+		want[i].Reason = ""
+		if r != want[i] {
+			t.Errorf("item %d: %+v, want %+v", i, r, want[i])
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package elastic
 
 import (
-	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -186,8 +185,14 @@ func appendInfo(b []byte, info map[string]string) []byte {
 	if info == nil {
 		return append(b, "null"...)
 	}
+	var buf [8]string // a session has a few keys: sorted without allocating
+	keys := buf[:0]
+	for k := range info {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	b = append(b, '{')
-	for i, k := range slices.Sorted(maps.Keys(info)) {
+	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -293,8 +298,17 @@ func appendString(b []byte, s string) []byte { return jsonenc.AppendString(b, s,
 // appendEscaped is appendString without the quotes.
 func appendEscaped(b []byte, s string) []byte { return jsonenc.AppendEscaped(b, s, false) }
 
-// appendMonth appends the month of t as the monthly indices name it.
-func appendMonth(b []byte, t time.Time) []byte { return t.UTC().AppendFormat(b, monthLayout) }
+// appendMonth appends the month of t as the monthly indices name it
+// (monthLayout), by hand for the four-digit years: it runs for every event
+// reference of every session document written.
+func appendMonth(b []byte, t time.Time) []byte {
+	y, m, _ := t.UTC().Date()
+	if y < 1000 || y > 9999 {
+		return t.UTC().AppendFormat(b, monthLayout)
+	}
+	return append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10),
+		'.', byte('0'+m/10), byte('0'+m%10))
+}
 
 // monthLayout is how an index and an event reference name a month.
 const monthLayout = "2006.01"

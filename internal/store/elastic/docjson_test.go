@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,6 +197,61 @@ func TestReadBackDecoding(t *testing.T) {
 			if !reflect.DeepEqual(tc.v1, tc.v2) {
 				t.Fatalf("seed %d, %T: encoding/json read\n%#v\njson v2 read\n%#v", seed, tc.doc, tc.v1, tc.v2)
 			}
+		}
+	}
+}
+
+// appendMonth writes what time.Format writes with monthLayout, for every
+// year a time.Time holds (the index holds 1970 to 2261), in any location.
+func TestAppendMonthMatchesFormat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 13))
+	zone := time.FixedZone("x", -11*3600)
+	times := []time.Time{{}, time.Unix(0, 0), time.Date(999, 12, 31, 23, 0, 0, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2261, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(2026, 1, 1, 1, 0, 0, 0, zone)}
+	for range 2000 {
+		times = append(times, time.Unix(rng.Int64N(400*365*86400)-100*365*86400, rng.Int64N(1e9)).In(zone))
+	}
+	for _, tm := range times {
+		if got, want := string(appendMonth(nil, tm)), tm.UTC().Format(monthLayout); got != want {
+			t.Fatalf("%v: %q, want %q", tm, got, want)
+		}
+	}
+}
+
+// appendQuote quotes as jsontext.AppendQuote does, and fails where it does.
+func TestAppendQuoteMatchesJSONText(t *testing.T) {
+	cases := []string{"", "chatreport-events-v1-2026.12", "tenant/event-1", "a\"b", `a\b`, "é", "\x7f", "\xff", "a\u2028b"}
+	for c := range 256 {
+		cases = append(cases, "id"+string([]byte{byte(c)})+"x")
+	}
+	for _, s := range cases {
+		got, gerr := appendQuote([]byte("x"), s)
+		want, werr := jsontext.AppendQuote([]byte("x"), s)
+		if string(got) != string(want) || (gerr == nil) != (werr == nil) {
+			t.Errorf("%q: %q, %v; want %q, %v", s, got, gerr, want, werr)
+		}
+	}
+}
+
+// An operation with a tenant writes the _id docID writes, quoted as a
+// whole, also for ids over the limit and parts that are not UTF-8 alone.
+func TestAppendIDMatchesDocID(t *testing.T) {
+	long := strings.Repeat("x", maxIDBytes)
+	for _, tc := range []struct{ tenant, id string }{
+		{"t1", "e-1"}, {"t1", `a"b\c`}, {"tenant", "é\u2028"}, {"t", long}, {"t", long[:maxIDBytes-2]},
+		{"t\xc3", "\xa9x"}, {"t", "\xff"}, {"", "plain"},
+	} {
+		op := Op{Tenant: tc.tenant, ID: tc.id}
+		if tc.tenant == "" {
+			op = Op{ID: tc.id}
+		}
+		got, gerr := appendID([]byte("x"), &op)
+		want, werr := appendQuote([]byte("x"), docID(tc.tenant, tc.id))
+		if tc.tenant == "" {
+			want, werr = appendQuote([]byte("x"), tc.id)
+		}
+		if string(got) != string(want) || (gerr == nil) != (werr == nil) {
+			t.Errorf("%q %q: %q, %v; want %q, %v", tc.tenant, tc.id, got, gerr, want, werr)
 		}
 	}
 }

@@ -24,8 +24,8 @@ type eventDoc struct {
 var errNoEvent = errors.New("the document holds no event")
 
 // newEventDoc is the document of st, an event of key.
-func newEventDoc(st *session.Stored, key string) *eventDoc {
-	return &eventDoc{Event: st.Event, Key: key, Session: st.SessionID}
+func newEventDoc(st *session.Stored, key string) eventDoc {
+	return eventDoc{Event: st.Event, Key: key, Session: st.SessionID}
 }
 
 // sessionDoc is a session as indexed: the summary, plus fields that exist to

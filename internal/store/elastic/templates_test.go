@@ -104,8 +104,9 @@ func TestMappingsCoverDocuments(t *testing.T) {
 	st := session.Stored{Event: &e, SessionID: "sid"}
 	var ref keyDoc
 	fill(reflect.ValueOf(&ref).Elem())
+	ed := newEventDoc(&st, session.KeyOf(&e))
 	for kind, doc := range map[string]jsonAppender{
-		"events":   newEventDoc(&st, session.KeyOf(&e)),
+		"events":   &ed,
 		"sessions": newSessionDoc(&ss, []session.Stored{{Event: &event.Event{Type: event.TypeMessage, Text: "oi"}}}),
 		"keys":     &ref,
 	} {

@@ -500,13 +500,21 @@ func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 
 // writeData is step 2: the session documents and the events.
 func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Ref]string, error) {
-	var ops []Op
 	type owner struct {
 		w     *keyWrite
 		sess  string     // a session document's session
 		event *event.Ref // an event document's event
 	}
-	var owners []owner
+	nsess, nevents := 0, 0
+	for _, w := range writes {
+		nsess += len(w.sessions)
+		nevents += len(w.changes.Events)
+	}
+	ops := make([]Op, 0, nsess+nevents)
+	owners := make([]owner, 0, nsess+nevents)
+	// The event documents and references, one allocation each.
+	docs := make([]eventDoc, 0, nevents)
+	refs := make([]event.Ref, 0, nevents)
 	for _, w := range writes {
 		for _, d := range w.sessions {
 			ops = append(ops, Op{Action: Index, Index: s.names.sessionsIndex(d.StartedAt), ID: docID(d.Tenant, d.ID), Doc: d, Version: w.gen})
@@ -514,9 +522,10 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 		}
 		for i := range w.changes.Events {
 			e := &w.changes.Events[i]
-			ref := e.Ref()
-			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), ID: docID(e.Tenant, e.EventID), Doc: newEventDoc(e, w.st.Key), Version: w.gen})
-			owners = append(owners, owner{w: w, event: &ref})
+			refs = append(refs, e.Ref())
+			docs = append(docs, newEventDoc(e, w.st.Key))
+			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), Tenant: e.Tenant, ID: e.EventID, Doc: &docs[len(docs)-1], Version: w.gen})
+			owners = append(owners, owner{w: w, event: &refs[len(refs)-1]})
 		}
 	}
 	results, err := s.bulk.Write(ctx, ops)

@@ -81,7 +81,11 @@ const (
 // indices the items changed. The answer is written item by item, without
 // building a map of each.
 func (f *Server) bulk(ctx context.Context, q url.Values, body []byte) (any, error) {
-	if err := checkParams("_bulk", q, "refresh"); err != nil {
+	if err := checkParams("_bulk", q, "refresh", "filter_path"); err != nil {
+		return nil, err
+	}
+	filter, err := parseFilterPath(q)
+	if err != nil {
 		return nil, err
 	}
 	policy, err := refreshPolicy(q)
@@ -102,7 +106,7 @@ func (f *Server) bulk(ctx context.Context, q url.Values, body []byte) (any, erro
 	if len(invalid) > 0 {
 		return nil, validationFailed(invalid)
 	}
-	items := make([]byte, 0, 200*len(ops))
+	results := make([]writeResult, len(ops))
 	hasErrors := false
 	touched := map[*fakeIndex]bool{}
 	f.mu.Lock()
@@ -117,26 +121,61 @@ func (f *Server) bulk(ctx context.Context, q url.Values, body []byte) (any, erro
 		} else if policy == "true" {
 			res.forcedRefresh = true
 		}
-		if i > 0 {
-			items = append(items, ',')
-		}
-		items = append(items, `{"`...)
-		items = append(items, op.action...)
-		items = append(items, `":`...)
-		items = res.appendJSON(items, true)
-		items = append(items, '}')
+		results[i] = res
 	}
 	wait := f.afterWrite(policy, touched)
 	f.mu.Unlock()
 	if err := f.awaitRefresh(ctx, wait); err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(items)+48)
-	out = append(out, `{"took":1,"errors":`...)
-	out = strconv.AppendBool(out, hasErrors)
-	out = append(out, `,"items":[`...)
-	out = append(out, items...)
-	return rawJSON(append(out, "]}"...)), nil
+	return rawJSON(appendBulkAnswer(make([]byte, 0, 200*len(ops)), ops, results, hasErrors, filter)), nil
+}
+
+// appendBulkAnswer writes the answer of a bulk request, item by item,
+// without building a map of each, and keeps what filter keeps.
+func appendBulkAnswer(b []byte, ops []writeOp, results []writeResult, hasErrors bool, filter *filterPath) []byte {
+	top := openObject(b, filter)
+	if top.member("took") {
+		top.b = append(top.b, '1')
+	}
+	if top.member("errors") {
+		top.b = strconv.AppendBool(top.b, hasErrors)
+	}
+	whole, under := true, false
+	if filter != nil {
+		whole, under = filter.match([]string{"items"})
+	}
+	if !whole && !under {
+		return top.close()
+	}
+	mark, n := len(top.b), top.n
+	top.name("items")
+	top.b = append(top.b, '[')
+	kept := 0
+	for i := range results {
+		start := len(top.b)
+		if kept > 0 {
+			top.b = append(top.b, ',')
+		}
+		// An item is {"<action>":{…}}; an array adds no name to the path.
+		item := openObject(top.b, filter, "items")
+		if whole {
+			item.f = nil
+		}
+		item.nested(ops[i].action, func(o *object) { results[i].write(o, true) })
+		if item.n == 0 {
+			top.b = item.b[:start] // left empty: left out
+			continue
+		}
+		top.b = item.close()
+		kept++
+	}
+	if kept == 0 && !whole {
+		top.b, top.n = top.b[:mark], n
+		return top.close()
+	}
+	top.b = append(top.b, ']')
+	return top.close()
 }
 
 // parseBulk reads the action and document lines of a bulk body; a
@@ -277,36 +316,69 @@ func conflict(index, id, why string) writeResult {
 // appendJSON writes r as Elasticsearch answers a write: a bulk item (with
 // its status) or the body of a single-document write.
 func (r *writeResult) appendJSON(b []byte, withStatus bool) []byte {
-	b = append(b, `{"_index":`...)
-	b = appendString(b, r.index)
-	b = append(b, `,"_id":`...)
-	b = appendString(b, r.id)
+	o := openObject(b, nil)
+	r.write(&o, withStatus)
+	return o.close()
+}
+
+// write writes r's members into o, those o's filter keeps.
+func (r *writeResult) write(o *object, withStatus bool) {
+	if o.member("_index") {
+		o.b = appendString(o.b, r.index)
+	}
+	if o.member("_id") {
+		o.b = appendString(o.b, r.id)
+	}
 	if r.err != nil {
-		b = append(b, `,"status":`...)
-		b = strconv.AppendInt(b, int64(r.status), 10)
-		b = append(b, `,"error":{"type":`...)
-		b = appendString(b, r.err.typ)
-		b = append(b, `,"reason":`...)
-		b = appendString(b, r.err.reason)
-		b = append(b, `,"index":`...)
-		b = appendString(b, r.index)
-		return append(b, `,"shard":"0"}}`...)
+		if o.member("status") {
+			o.b = strconv.AppendInt(o.b, int64(r.status), 10)
+		}
+		o.nested("error", func(e *object) {
+			if e.member("type") {
+				e.b = appendString(e.b, r.err.typ)
+			}
+			if e.member("reason") {
+				e.b = appendString(e.b, r.err.reason)
+			}
+			if e.member("index") {
+				e.b = appendString(e.b, r.index)
+			}
+			if e.member("shard") {
+				e.b = append(e.b, `"0"`...)
+			}
+		})
+		return
 	}
-	b = append(b, `,"_version":`...)
-	b = strconv.AppendInt(b, r.ver, 10)
-	b = append(b, `,"result":"`...)
-	b = append(b, r.result...)
-	b = append(b, `","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":`...)
-	b = strconv.AppendInt(b, r.seqNo, 10)
-	b = append(b, `,"_primary_term":1`...)
-	if r.forcedRefresh {
-		b = append(b, `,"forced_refresh":true`...)
+	if o.member("_version") {
+		o.b = strconv.AppendInt(o.b, r.ver, 10)
 	}
-	if withStatus {
-		b = append(b, `,"status":`...)
-		b = strconv.AppendInt(b, int64(r.status), 10)
+	if o.member("result") {
+		o.b = append(o.b, '"')
+		o.b = append(o.b, r.result...)
+		o.b = append(o.b, '"')
 	}
-	return append(b, '}')
+	o.nested("_shards", func(sh *object) {
+		for _, name := range [...]string{"total", "successful"} {
+			if sh.member(name) {
+				sh.b = append(sh.b, '1')
+			}
+		}
+		if sh.member("failed") {
+			sh.b = append(sh.b, '0')
+		}
+	})
+	if o.member("_seq_no") {
+		o.b = strconv.AppendInt(o.b, r.seqNo, 10)
+	}
+	if o.member("_primary_term") {
+		o.b = append(o.b, '1')
+	}
+	if r.forcedRefresh && o.member("forced_refresh") {
+		o.b = append(o.b, "true"...)
+	}
+	if withStatus && o.member("status") {
+		o.b = strconv.AppendInt(o.b, int64(r.status), 10)
+	}
 }
 
 // appendString appends s as a JSON string.

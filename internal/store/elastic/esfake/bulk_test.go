@@ -205,3 +205,25 @@ func TestDocExternalVersioning(t *testing.T) {
 		t.Errorf("put under the tombstone: %d %v", status, got)
 	}
 }
+
+// Action lines are read as JSON: names and values with escapes mean what
+// they mean unescaped, and index names read once serve every item.
+func TestBulkActionEscapes(t *testing.T) {
+	f := New(t, WithRefreshInterval(NoRefresh))
+	createIndex(t, f, "ix", "")
+	out := must(t, f, 200, "POST", "/_bulk", bulkLines(
+		`{"\u0069ndex":{"\u005findex":"i\u0078","_id":"a"}}`, `{"n":1}`,
+		`{"create":{"_index":"ix","_i\u0064":"b"}}`, `{"n":2}`,
+		`{"index":{"_index":"ix","_id":"a"}}`, `{"n":3}`))
+	var got []string
+	for i := range 3 {
+		got = append(got, itemSummary(item(t, out, i)))
+	}
+	if want := []string{"201 created v1", "201 created v1", "200 updated v2"}; !equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	status, body := callRaw(t, f, "POST", "/_bulk", bulkLines(`{"ind\u0065x":{"_index":"ix","r\u006futing":"x"}}`, `{}`))
+	if status != 400 || !strings.Contains(string(body), "unknown parameter [routing]") {
+		t.Errorf("HTTP %d %s: want the unknown parameter named unescaped", status, body)
+	}
+}

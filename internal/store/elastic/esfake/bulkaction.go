@@ -16,6 +16,9 @@ import (
 type actionReader struct {
 	line bytes.Buffer
 	dec  *jsontext.Decoder
+	// indices holds the index names read, so that the items of a body,
+	// which name a few indices, share their strings.
+	indices map[string]string
 }
 
 // read reads the action line l, the n-th line of the body.
@@ -58,12 +61,17 @@ func (r *actionReader) readOp(n int) (writeOp, error) {
 	if err != nil {
 		return op, err
 	}
-	switch action, _ := stringValue(name); action {
-	case "index", "create", "delete":
-		op.action = action
-	case "update":
+	switch string(quoted(name)) {
+	case `"index"`:
+		op.action = "index"
+	case `"create"`:
+		op.action = "create"
+	case `"delete"`:
+		op.action = "delete"
+	case `"update"`:
 		return op, bad("fake: bulk update is unsupported")
 	default:
+		action, _ := stringValue(name)
 		return op, bad("Malformed action/metadata line [%d], expected one of [create, delete, index, update] but found [%s]", n, action)
 	}
 	if err := readDelim(dec, '{'); err != nil {
@@ -80,29 +88,30 @@ func (r *actionReader) readOp(n int) (writeOp, error) {
 		if err != nil {
 			return op, err
 		}
-		key, _ := stringValue(k)
 		ok := true
-		switch key {
-		case "_index":
-			op.index, ok = stringValue(v)
-		case "_id":
+		switch string(quoted(k)) { // compared as written: no string made of it
+		case `"_index"`:
+			op.index, ok = r.index(v)
+		case `"_id"`:
 			op.id, ok = stringValue(v)
-		case "version_type":
+		case `"version_type"`:
 			versionType, ok = stringValue(v)
 			versionTypeSet = v.Kind() != 'n'
-		case "if_seq_no":
+		case `"if_seq_no"`:
 			op.ifSeq, ok = intValue(v)
-		case "if_primary_term":
+		case `"if_primary_term"`:
 			op.ifTerm, ok = intValue(v)
-		case "version":
+		case `"version"`:
 			var p *int64
 			if p, ok = intValue(v); p != nil {
 				op.version = *p
 			}
 		default:
+			key, _ := stringValue(k)
 			return op, bad("Action/metadata line [%d] contains an unknown parameter [%s]", n, key)
 		}
 		if !ok {
+			key, _ := stringValue(k)
 			return op, bad("Action/metadata line [%d]: [%s] has a value of the wrong type: %s", n, key, v)
 		}
 	}
@@ -114,6 +123,37 @@ func (r *actionReader) readOp(n int) (writeOp, error) {
 	}
 	op.versionType, err = parseVersionType(versionType, versionTypeSet)
 	return op, err
+}
+
+// quoted returns the JSON string v as it would be written without
+// escapes it does not need, to be compared with a quoted name: v itself
+// when it holds no escape.
+func quoted(v jsontext.Value) []byte {
+	if bytes.IndexByte(v, '\\') < 0 {
+		return v
+	}
+	s, ok := stringValue(v)
+	if !ok {
+		return nil
+	}
+	q, _ := jsontext.AppendQuote(nil, s)
+	return q
+}
+
+// index returns the index name v, one string per name.
+func (r *actionReader) index(v jsontext.Value) (string, bool) {
+	if v.Kind() != '"' || bytes.IndexByte(v, '\\') >= 0 {
+		return stringValue(v)
+	}
+	if name, ok := r.indices[string(v)]; ok {
+		return name, true
+	}
+	if r.indices == nil {
+		r.indices = map[string]string{}
+	}
+	name := string(v[1 : len(v)-1])
+	r.indices[string(v)] = name
+	return name, true
 }
 
 // stringValue returns a JSON string's text ("" for null); ok is false for
