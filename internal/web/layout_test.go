@@ -348,6 +348,18 @@ func (p *page) checkPhone(id string) {
 	if w := eval[float64](p, `document.documentElement.scrollWidth`); w > 390 {
 		t.Errorf("the phone list is %v px wide", w)
 	}
+	// Each card's attendance outcome is whole inside its cell, which clips
+	// what overflows.
+	if clipped := eval[[]string](p, `[...document.querySelectorAll('#rows td.col-attendance')].flatMap((td) => {
+		const cell = td.getBoundingClientRect();
+		return [...td.querySelectorAll('.attendance-shown .status')].filter((s) => {
+			const r = s.getBoundingClientRect();
+			return s.scrollWidth > s.clientWidth || r.left < cell.left - 0.5 || r.right > cell.right + 0.5 ||
+				r.top < cell.top - 0.5 || r.bottom > cell.bottom + 0.5;
+		}).map((s) => s.textContent);
+	})`); len(clipped) > 0 {
+		t.Errorf("on a phone %d outcomes are cut off by their card: %q", len(clipped), clipped)
+	}
 	p.screenshot("list-phone.png")
 	p.do(chromedp.Navigate(p.base + "/?open=" + id))
 	p.until("the conversation", `document.querySelectorAll('#timeline .bubble').length > 0 &&
