@@ -17,8 +17,10 @@ import (
 // prefix with no layout — makes forget fail, saying which settings to
 // check, instead of reporting an erasure of nothing as done; index status
 // on such a prefix says the prefix may be wrong before suggesting index
-// init. On an installed, empty layout index status says only what is
-// missing.
+// init, and on such a SQLite folder that it holds no version (not an empty
+// list, which reads as "all is well"). A tenant that is not one is named as
+// such, not reported missing. On an installed, empty layout index status
+// says only what is missing.
 func TestOperatorMistakes(t *testing.T) {
 	es := esfake.New(t)
 	dir := t.TempDir()
@@ -48,6 +50,9 @@ func TestOperatorMistakes(t *testing.T) {
 		{[]string{"forget", "--tenant", "acme", "--contact", "5511987654321", "--config", esWrong}, "index_prefix"},
 		{[]string{"forget", "--tenant", "acme", "--contact", "5511987654321", "--config", esRight}, "nothing was erased"},
 		{[]string{"index", "status", "--config", esWrong}, `nothing of the layout "wrong" is on this cluster: if the data is under another prefix, set store.elasticsearch.index_prefix`},
+		{[]string{"index", "status", "--config", sqliteEmpty}, `no store version in the folder "` + filepath.Join(dir, "nothing-here") + `": if the data is elsewhere, set store.sqlite.dir`},
+		{[]string{"forget", "--tenant", "ACME", "--contact", "5511987654321", "--config", sqliteEmpty}, `--tenant "ACME" is not a tenant: tenants are lowercase letters`},
+		{[]string{"forget", "--tenant", "acme", "--config", sqliteEmpty}, "--tenant and --contact are required"},
 	} {
 		out, err := run(c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
