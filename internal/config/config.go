@@ -9,11 +9,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	"gopkg.in/yaml.v3"
 
 	"github.com/chatreport/chatreport/internal/event"
@@ -258,6 +260,11 @@ func (c *Config) Validate() error {
 	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, errors.New("kafka.brokers: at least one broker"))
 	}
+	for _, b := range c.Kafka.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			errs = append(errs, fmt.Errorf("kafka.brokers: %q: want host:port (%w)", b, err))
+		}
+	}
 	switch c.Store.Kind {
 	case StoreSQLite:
 		if c.Store.SQLite.Dir == "" {
@@ -278,6 +285,8 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.Addr == "" {
 		errs = append(errs, errors.New("http.addr: required"))
+	} else if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("http.addr %q: want host:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080 (%w)", c.HTTP.Addr, err))
 	}
 	if _, err := time.LoadLocation(c.API.TimeZone); err != nil {
 		errs = append(errs, fmt.Errorf("api.time_zone: %w", err))
@@ -316,6 +325,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.BatchesInFlight < 0 {
 		errs = append(errs, errors.New("ingest.batches_in_flight: at least 0 (0 is the default, 2)"))
+	}
+	// The levels the logger takes (zapcore.ParseLevel), so that
+	// --check-config refuses what the command would refuse.
+	if _, err := zapcore.ParseLevel(c.Log.Level); err != nil {
+		errs = append(errs, fmt.Errorf("log.level %q: must be debug, info, warn or error", c.Log.Level))
 	}
 	switch c.Log.Format {
 	case "json", "console":

@@ -70,6 +70,11 @@ func TestValidate(t *testing.T) {
 		{"workers", func(c *Config) { c.Ingest.Workers = -1 }, "ingest.workers"},
 		{"batches in flight", func(c *Config) { c.Ingest.BatchesInFlight = -1 }, "ingest.batches_in_flight"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"log level", func(c *Config) { c.Log.Level = "loud" }, `log.level "loud"`},
+		{"log level warn", func(c *Config) { c.Log.Level = "warn" }, ""},
+		{"http addr without port", func(c *Config) { c.HTTP.Addr = "nonsense" }, `http.addr "nonsense": want host:port`},
+		{"http addr any host", func(c *Config) { c.HTTP.Addr = ":8080" }, ""},
+		{"broker without port", func(c *Config) { c.Kafka.Brokers = []string{"kafka:9092", "kafka2"} }, `kafka.brokers: "kafka2": want host:port`},
 		{"jwt both keys", func(c *Config) {
 			c.Auth.JWT = JWT{HS256SecretFile: "s", RS256PublicKeyFile: "p"}
 			c.API.CursorKey = "k"
