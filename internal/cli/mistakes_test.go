@@ -19,7 +19,8 @@ import (
 // on such a prefix says the prefix may be wrong before suggesting index
 // init, and on such a SQLite folder that it holds no version (not an empty
 // list, which reads as "all is well"). A tenant that is not one is named as
-// such, not reported missing. On an installed, empty layout index status
+// such, not reported missing; serve without credentials says how to give
+// them. On an installed, empty layout index status
 // says only what is missing.
 func TestOperatorMistakes(t *testing.T) {
 	es := esfake.New(t)
@@ -53,6 +54,7 @@ func TestOperatorMistakes(t *testing.T) {
 		{[]string{"index", "status", "--config", sqliteEmpty}, `no store version in the folder "` + filepath.Join(dir, "nothing-here") + `": if the data is elsewhere, set store.sqlite.dir`},
 		{[]string{"forget", "--tenant", "ACME", "--contact", "5511987654321", "--config", sqliteEmpty}, `--tenant "ACME" is not a tenant: tenants are lowercase letters`},
 		{[]string{"forget", "--tenant", "acme", "--config", sqliteEmpty}, "--tenant and --contact are required"},
+		{[]string{"serve", "--config", sqliteEmpty}, "set auth.api_keys or auth.api_key_hashes in the configuration, CHATREPORT_API_KEYS=tenant=key in the environment, or auth.jwt"},
 	} {
 		out, err := run(c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
