@@ -20,7 +20,8 @@ import (
 // init, and on such a SQLite folder that it holds no version (not an empty
 // list, which reads as "all is well"). A tenant that is not one is named as
 // such, not reported missing; serve without credentials says how to give
-// them. On an installed, empty layout index status
+// them; dlq list on a Kafka that does not answer says so and lists no
+// letters (it printed "0 dead letters"). On an installed, empty layout index status
 // says only what is missing.
 func TestOperatorMistakes(t *testing.T) {
 	es := esfake.New(t)
@@ -54,6 +55,7 @@ func TestOperatorMistakes(t *testing.T) {
 		{[]string{"index", "status", "--config", sqliteEmpty}, `no store version in the folder "` + filepath.Join(dir, "nothing-here") + `": if the data is elsewhere, set store.sqlite.dir`},
 		{[]string{"forget", "--tenant", "ACME", "--contact", "5511987654321", "--config", sqliteEmpty}, `--tenant "ACME" is not a tenant: tenants are lowercase letters`},
 		{[]string{"forget", "--tenant", "acme", "--config", sqliteEmpty}, "--tenant and --contact are required"},
+		{[]string{"dlq", "list", "--brokers", "127.0.0.1:1", "--config", sqliteEmpty}, "after 0 dead letters: kafka at 127.0.0.1:1 does not answer (kafka.brokers of the configuration, or --brokers)"},
 		{[]string{"serve", "--config", sqliteEmpty}, "set auth.api_keys or auth.api_key_hashes in the configuration, CHATREPORT_API_KEYS=tenant=key in the environment, or auth.jwt"},
 	} {
 		out, err := run(c.args...)
@@ -62,6 +64,9 @@ func TestOperatorMistakes(t *testing.T) {
 		}
 		if strings.Contains(out, "removed") {
 			t.Errorf("chatreport %v reported an erasure: %s", c.args, out)
+		}
+		if strings.Contains(out, "dead letters\n") || strings.Contains(out, "PARTITION") {
+			t.Errorf("chatreport %v printed a list of the letters it could not read: %s", c.args, out)
 		}
 	}
 	if out, err := run("index", "status", "--config", esRight); err != nil || !strings.Contains(out, "ready") {
