@@ -28,6 +28,9 @@ type Endpoints struct {
 	Kafka   string
 	HTTP    string
 	DemoKey string
+	// DemoKeyFile is the file that keeps DemoKey; "" when the key is the
+	// demo tenant's of auth.api_keys.
+	DemoKeyFile string
 	// DemoSeeding: this start produces the demo's history (the first
 	// start of the demo in its data directory).
 	DemoSeeding bool
@@ -88,7 +91,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 	cfg, def := u.Config, u.Pipeline
-	var demoKey string
+	var demoKey, demoKeyFile string
 	var seed bool
 	if u.Demo {
 		state, err := loadDemoState(u.DataDir)
@@ -102,6 +105,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 			if demoKey, err = keptDemoKey(u.DataDir); err != nil {
 				return err
 			}
+			demoKeyFile = demoStatePath(u.DataDir)
 			cfg.Auth.APIKeys = maps.Clone(cfg.Auth.APIKeys)
 			if cfg.Auth.APIKeys == nil {
 				cfg.Auth.APIKeys = map[string]config.Secret{}
@@ -149,7 +153,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 		grp.Go(func() error { return demo.run(gctx, log.Named("demo")) })
 	}
 	if u.Ready != nil {
-		u.Ready(Endpoints{Kafka: b.Addr(), HTTP: ln.Addr().String(), DemoKey: demoKey, DemoSeeding: seed})
+		u.Ready(Endpoints{Kafka: b.Addr(), HTTP: ln.Addr().String(), DemoKey: demoKey, DemoKeyFile: demoKeyFile, DemoSeeding: seed})
 	}
 	log.Info("up", zap.String("kafka", b.Addr()), zap.String("http", ln.Addr().String()))
 	return grp.Wait()
@@ -163,7 +167,11 @@ func printEndpoints(g *globals, u *Up, e Endpoints) {
 	fmt.Fprintf(w, "  Report API:              http://%s/api/v1/sessions\n", e.HTTP)
 	fmt.Fprintf(w, "  SQLite store:            %s\n", u.Config.Store.SQLite.Dir)
 	if e.DemoKey != "" {
-		fmt.Fprintf(w, "  Demo API key (tenant %s): %s (kept in %s)\n", DemoTenant, e.DemoKey, demoStatePath(u.DataDir))
+		source := "auth.api_keys of the configuration"
+		if e.DemoKeyFile != "" {
+			source = "kept in " + e.DemoKeyFile
+		}
+		fmt.Fprintf(w, "  Demo API key (tenant %s): %s (%s)\n", DemoTenant, e.DemoKey, source)
 		if e.DemoSeeding {
 			fmt.Fprintf(w, "  Demo history:            producing %d conversations of the last 7 days, then live ones\n", demoHistorySessions)
 		} else {
