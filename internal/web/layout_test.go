@@ -34,6 +34,7 @@ func TestScreenLayout(t *testing.T) {
 	p.waitList(seq)
 
 	p.checkDenseList(f, len(all))
+	p.checkTagsShown()
 	for _, size := range []struct{ w, h int64 }{{1400, 900}, {390, 844}} {
 		p.checkPopupHoldsStill(size.w, size.h)
 	}
@@ -88,6 +89,48 @@ func (p *page) checkDenseList(f *fixture, total int) {
 	}
 	p.click("#conv-back")
 	p.until("the list", `!document.querySelector('#list-view').hidden`)
+}
+
+// checkTagsShown: at a laptop's 1366 px, a list filtered by a tag shows
+// that tag in every row (first, whatever its place in the alphabet), and a
+// row's tags are never cut off unmarked: a chip that does not fit ends in an
+// ellipsis and the "+N" of the others stays whole.
+func (p *page) checkTagsShown() {
+	t := p.t
+	t.Helper()
+	p.do(chromedp.EmulateViewport(1366, 900))
+	const tag = "Transbordo Humano" // late in the alphabet, with many tags before it
+	seq := p.seq()
+	p.do(chromedp.Navigate(p.base + "/?tag=" + url.QueryEscape(tag)))
+	p.waitList(seq - seq)
+	rows := eval[[]map[string]any](p, `[...document.querySelectorAll('#rows tr')].map((tr) => {
+		const cell = tr.querySelector('td.col-tags').getBoundingClientRect();
+		const chips = [...tr.querySelectorAll('.col-tags .tag')];
+		return {
+			first: chips[0]?.textContent ?? '',
+			cut: chips.filter((c) => {
+				const r = c.getBoundingClientRect();
+				const marked = c.scrollWidth > c.clientWidth && getComputedStyle(c).textOverflow === 'ellipsis';
+				return r.right > cell.right + 0.5 && !marked;
+			}).map((c) => c.textContent).join(', '),
+			more: chips.filter((c) => c.classList.contains('tag-more')).every((c) => c.getBoundingClientRect().right <= cell.right + 0.5),
+		};
+	})`)
+	if len(rows) == 0 {
+		t.Fatalf("no rows for the tag %q", tag)
+	}
+	for i, r := range rows {
+		if r["first"] != tag {
+			t.Errorf("row %d filtered by %q shows %q first", i, tag, r["first"])
+		}
+		if r["cut"] != "" || r["more"] != true {
+			t.Errorf("row %d at 1366 px: tags cut off unmarked %q, the +N whole: %v", i, r["cut"], r["more"])
+		}
+	}
+	p.do(chromedp.EmulateViewport(1440, 900))
+	seq = p.seq()
+	p.do(chromedp.Navigate(p.base + "/"))
+	p.waitList(seq - seq)
 }
 
 type box struct{ Top, Bottom, Left, Right float64 }
