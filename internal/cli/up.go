@@ -59,12 +59,19 @@ func newUpCommand(g *globals) *cobra.Command {
 		Short: "Run everything on one machine: embedded Kafka broker, ingester, SQLite store and API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			fromFile := cmd.Flags().Changed("config") || g.configPath != ""
 			cfg, def, done, err := g.loadConfig(func(c *config.Config) {
 				c.Store.Kind = config.StoreSQLite
-				c.Store.SQLite.Dir = u.DataDir
-				c.HTTP.Addr = u.HTTPAddr
+				// A flag given wins; else the file's store.sqlite.dir and
+				// http.addr (whose defaults are the flags').
+				if !fromFile || cmd.Flags().Changed("data-dir") {
+					c.Store.SQLite.Dir = u.DataDir
+				}
+				if !fromFile || cmd.Flags().Changed("http-addr") {
+					c.HTTP.Addr = u.HTTPAddr
+				}
 				c.Kafka.Brokers = []string{u.KafkaAddr}
-				if !cmd.Flags().Changed("config") && g.configPath == "" {
+				if !fromFile {
 					c.Log.Format = "console"
 				}
 			})
@@ -72,14 +79,15 @@ func newUpCommand(g *globals) *cobra.Command {
 				return err
 			}
 			u.Config, u.Pipeline = cfg, def
+			u.DataDir, u.HTTPAddr = cfg.Store.SQLite.Dir, cfg.HTTP.Addr
 			u.Ready = func(e Endpoints) { printEndpoints(g, u, e) }
 			return u.Do(cmd.Context(), g)
 		},
 	}
 	cmd.Flags().BoolVar(&u.Demo, "demo", false, "feed realistic simulated traffic and print a demo API key")
-	cmd.Flags().StringVar(&u.HTTPAddr, "http-addr", "127.0.0.1:8080", "address of the report API")
+	cmd.Flags().StringVar(&u.HTTPAddr, "http-addr", "127.0.0.1:8080", "address of the report API (default: http.addr of the configuration file, when one is given)")
 	cmd.Flags().StringVar(&u.KafkaAddr, "kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka broker")
-	cmd.Flags().StringVar(&u.DataDir, "data-dir", "data", "folder of the SQLite database")
+	cmd.Flags().StringVar(&u.DataDir, "data-dir", "data", "folder of the SQLite database (default: store.sqlite.dir of the configuration file, when one is given)")
 	return cmd
 }
 
