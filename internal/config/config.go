@@ -185,9 +185,15 @@ type Log struct {
 func Default() Config {
 	return Config{
 		Kafka: Kafka{Brokers: []string{"127.0.0.1:9092"}},
-		Store: Store{Kind: StoreSQLite, SQLite: SQLite{Dir: "data"}},
-		HTTP:  HTTP{Addr: "127.0.0.1:8080"},
-		API:   API{TimeZone: "America/Sao_Paulo"},
+		Store: Store{
+			Kind: StoreSQLite, SQLite: SQLite{Dir: "data"},
+			// What the store takes a zero for, so that --check-config
+			// prints the values in effect.
+			Elasticsearch: Elasticsearch{IndexPrefix: "chatreport", RegistryTTL: 5 * time.Second, CacheMiB: 128, ClaimLease: 10 * time.Second},
+		},
+		HTTP: HTTP{Addr: "127.0.0.1:8080"},
+		API:  API{TimeZone: "America/Sao_Paulo"},
+		Auth: Auth{JWT: JWT{TenantClaim: "tenant", Leeway: 30 * time.Second}},
 		Ingest: Ingest{
 			BatchWait: 100 * time.Millisecond,
 		},
