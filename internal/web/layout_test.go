@@ -35,6 +35,7 @@ func TestScreenLayout(t *testing.T) {
 
 	p.checkDenseList(f, len(all))
 	p.checkTagsShown()
+	p.checkHandoffMarks(all)
 	for _, size := range []struct{ w, h int64 }{{1400, 900}, {390, 844}} {
 		p.checkPopupHoldsStill(size.w, size.h)
 	}
@@ -129,6 +130,43 @@ func (p *page) checkTagsShown() {
 	}
 	p.do(chromedp.EmulateViewport(1440, 900))
 	seq = p.seq()
+	p.do(chromedp.Navigate(p.base + "/"))
+	p.waitList(seq - seq)
+}
+
+// checkHandoffMarks: in English at 1366 px, where an attendance's period
+// ("12/03/2026, 05:23 AM – 05:31 AM") fills most of its line, the
+// Handed off mark beside it stays on one line.
+func (p *page) checkHandoffMarks(all []sessionJSON) {
+	t := p.t
+	t.Helper()
+	p.do(chromedp.EmulateViewport(1366, 900))
+	p.click(`.lang-button[data-lang="en"]`)
+	opened := 0
+	for _, s := range all {
+		if !s.HandedOff || opened == 3 {
+			continue
+		}
+		opened++
+		p.do(chromedp.Navigate(p.base + "/?open=" + s.SessionID))
+		p.until("the conversation", `document.querySelectorAll('#timeline .bubble').length > 0 &&
+			document.querySelector('#conv-body').getAttribute('aria-busy') === 'false'`)
+		heights := eval[[]float64](p, `[...document.querySelectorAll('.attendance-meta .handoff-mark')].map((m) => m.getBoundingClientRect().height)`)
+		if len(heights) == 0 {
+			t.Errorf("session %s was handed off and no attendance says so", s.SessionID)
+		}
+		for _, h := range heights {
+			if h > 26 {
+				t.Errorf("session %s: a Handed off mark %v px high, on more than one line", s.SessionID, h)
+			}
+		}
+	}
+	if opened == 0 {
+		t.Fatal("no session handed off in the fixture")
+	}
+	p.click(`.lang-button[data-lang="pt-BR"]`)
+	p.do(chromedp.EmulateViewport(1440, 900))
+	seq := p.seq()
 	p.do(chromedp.Navigate(p.base + "/"))
 	p.waitList(seq - seq)
 }
