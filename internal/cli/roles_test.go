@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,5 +135,26 @@ func TestUpTakesTheConfigFile(t *testing.T) {
 				t.Errorf("the store is not in %s: %v", c.data, err)
 			}
 		})
+	}
+}
+
+// TestUpOnTakenPorts: up on a port another program holds fails saying
+// which flag moves it.
+func TestUpOnTakenPorts(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	t.Setenv("CHATREPORT_API_KEYS", "acme=key-acme")
+	for _, c := range []struct{ flag, other, want string }{
+		{"--http-addr", "--kafka-addr", "listen for the API (--http-addr another free address)"},
+		{"--kafka-addr", "--http-addr", "start embedded broker (--kafka-addr another free address)"},
+	} {
+		var out, errOut bytes.Buffer
+		err := Execute(context.Background(), []string{"up", c.flag, taken.Addr().String(), c.other, freeAddr(t), "--data-dir", t.TempDir()}, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "address already in use") {
+			t.Errorf("up %s on a taken port: %v, want an error saying %q", c.flag, err, c.want)
+		}
 	}
 }

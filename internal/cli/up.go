@@ -140,7 +140,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 	}
 	b, err := broker.Start(ctx, broker.Config{Addr: u.KafkaAddr, Topics: def.Topics.All(), Partitions: def.Topics.Partitions}, log.Named("broker"))
 	if err != nil {
-		return fmt.Errorf("start embedded broker: %w", err)
+		return fmt.Errorf("start embedded broker (--kafka-addr another free address): %w", err)
 	}
 	defer b.Close()
 	in, err := newIngester(cfg, def, []string{b.Addr()}, be.sink, reg, log)
@@ -149,7 +149,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 	}
 	ln, err := net.Listen("tcp", u.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listen for the API: %w", err)
+		return fmt.Errorf("listen for the API (--http-addr another free address): %w", err)
 	}
 
 	grp, gctx := errgroup.WithContext(ctx)
