@@ -21,7 +21,8 @@ import (
 // list, which reads as "all is well"). A tenant that is not one is named as
 // such, not reported missing; serve without credentials says how to give
 // them; dlq list on a Kafka that does not answer says so and lists no
-// letters (it printed "0 dead letters"). On an installed, empty layout index status
+// letters (it printed "0 dead letters"); simulate with a refused flag names
+// it and reports no production. On an installed, empty layout index status
 // says only what is missing.
 func TestOperatorMistakes(t *testing.T) {
 	es := esfake.New(t)
@@ -56,6 +57,8 @@ func TestOperatorMistakes(t *testing.T) {
 		{[]string{"forget", "--tenant", "ACME", "--contact", "5511987654321", "--config", sqliteEmpty}, `--tenant "ACME" is not a tenant: tenants are lowercase letters`},
 		{[]string{"forget", "--tenant", "acme", "--config", sqliteEmpty}, "--tenant and --contact are required"},
 		{[]string{"dlq", "list", "--brokers", "127.0.0.1:1", "--config", sqliteEmpty}, "after 0 dead letters: kafka at 127.0.0.1:1 does not answer (kafka.brokers of the configuration, or --brokers)"},
+		{[]string{"simulate", "--days", "-3", "--brokers", "127.0.0.1:1", "--config", sqliteEmpty}, "--days -3: must be 0 or more"},
+		{[]string{"simulate", "--sessions", "-1", "--brokers", "127.0.0.1:1", "--config", sqliteEmpty}, "sessions -1: must be 0 or more"},
 		{[]string{"serve", "--config", sqliteEmpty}, "set auth.api_keys or auth.api_key_hashes in the configuration, CHATREPORT_API_KEYS=tenant=key in the environment, or auth.jwt"},
 	} {
 		out, err := run(c.args...)
@@ -64,6 +67,9 @@ func TestOperatorMistakes(t *testing.T) {
 		}
 		if strings.Contains(out, "removed") {
 			t.Errorf("chatreport %v reported an erasure: %s", c.args, out)
+		}
+		if strings.Contains(out, "produced") {
+			t.Errorf("chatreport %v reported a production it did not try: %s", c.args, out)
 		}
 		if strings.Contains(out, "dead letters\n") || strings.Contains(out, "PARTITION") {
 			t.Errorf("chatreport %v printed a list of the letters it could not read: %s", c.args, out)
