@@ -28,6 +28,10 @@ func TestScreenLayout(t *testing.T) {
 
 	p.do(chromedp.Navigate(f.url + "/"))
 	p.do(chromedp.WaitVisible(chromedp.CSS("#login-key")))
+	// The sign-in page fits the screen: no scroll bar for a pixel.
+	if h := eval[float64](p, `document.documentElement.scrollHeight - innerHeight`); h > 0 {
+		t.Errorf("the sign-in page is %v px taller than the screen", h)
+	}
 	seq := p.seq()
 	p.typeInto("#login-key", apiKey)
 	p.click("#login-form button[type=submit]")
