@@ -138,6 +138,10 @@ func newAPI(cfg config.Config, store api.Store, reg *metrics.Registry, log *zap.
 	if err != nil {
 		return nil, err
 	}
+	if keys.Len() == 0 && jwt == nil {
+		// api.New refuses it too; this says how to give one.
+		return nil, fmt.Errorf("the report API has no credentials to accept: set auth.api_keys or auth.api_key_hashes in the configuration, %s=tenant=key in the environment, or auth.jwt (chatreport up --demo makes a demo key)", config.EnvAPIKeys)
+	}
 	return api.New(api.Config{
 		Keys: keys, JWT: jwt, Location: loc, CursorKey: cfg.CursorKeyBytes(), Observe: reg.ObserveRequest,
 	}, store, log.Named("api"))

@@ -77,8 +77,8 @@ func TestDemoSeedsOnceAndKeepsItsKey(t *testing.T) {
 	dir := t.TempDir()
 
 	first, stop := startDemo(t, dir, history)
-	if !first.DemoSeeding || !strings.HasPrefix(first.DemoKey, "demo-") {
-		t.Fatalf("first start: seeding %v, key %q", first.DemoSeeding, first.DemoKey)
+	if !first.DemoSeeding || !strings.HasPrefix(first.DemoKey, "demo-") || first.DemoKeyFile != demoStatePath(dir) {
+		t.Fatalf("first start: seeding %v, key %q kept in %q", first.DemoSeeding, first.DemoKey, first.DemoKeyFile)
 	}
 	// Conversations of one contact inside its session window are one
 	// session, so the history is a little under 200 sessions.
@@ -126,14 +126,20 @@ func TestDemoSeedsOnceAndKeepsItsKey(t *testing.T) {
 }
 
 // TestDemoKeyFromConfiguration: a configured key for the demo tenant is used
-// and not written to the data directory.
+// and not written to the data directory, and the banner says where it comes
+// from (it said "kept in demo.json", which held another key or none).
 func TestDemoKeyFromConfiguration(t *testing.T) {
 	dir := t.TempDir()
 	up := startUp(t, dir, true) // configures key-acme
-	if up.DemoKey != "key-acme" {
-		t.Fatalf("demo key %q, want the configured one", up.DemoKey)
+	if up.DemoKey != "key-acme" || up.DemoKeyFile != "" {
+		t.Fatalf("demo key %q kept in %q, want the configured one", up.DemoKey, up.DemoKeyFile)
 	}
 	if s, err := loadDemoState(dir); err != nil || s.APIKey != "" {
 		t.Fatalf("demo state %+v, %v: the configured key is kept in the data directory", s, err)
+	}
+	var out bytes.Buffer
+	printEndpoints(&globals{stdout: &out}, &Up{}, up.Endpoints)
+	if !strings.Contains(out.String(), "key-acme (auth.api_keys of the configuration)") || strings.Contains(out.String(), "kept in") {
+		t.Errorf("banner:\n%s\nwant the configured key said to come from auth.api_keys", out.String())
 	}
 }

@@ -49,9 +49,17 @@ func newDLQCommand(g *globals) *cobra.Command {
 					l.SourceTopic, l.SourcePartition, l.SourceOffset, l.EventID, l.Reason)
 				return nil
 			})
+			if err != nil {
+				// No count: it would read as the topic's. No header over
+				// nothing.
+				if n > 0 {
+					tw.Flush()
+				}
+				return fmt.Errorf("after %d dead letters: %w", n, err)
+			}
 			tw.Flush()
 			fmt.Fprintf(g.stdout, "%d dead letters\n", n)
-			return err
+			return nil
 		},
 	}
 

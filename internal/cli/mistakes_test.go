@@ -17,8 +17,13 @@ import (
 // prefix with no layout — makes forget fail, saying which settings to
 // check, instead of reporting an erasure of nothing as done; index status
 // on such a prefix says the prefix may be wrong before suggesting index
-// init. On an installed, empty layout index status says only what is
-// missing.
+// init, and on such a SQLite folder that it holds no version (not an empty
+// list, which reads as "all is well"). A tenant that is not one is named as
+// such, not reported missing; serve without credentials says how to give
+// them; dlq list on a Kafka that does not answer says so and lists no
+// letters (it printed "0 dead letters"); simulate with a refused flag names
+// it and reports no production. On an installed, empty layout index status
+// says only what is missing.
 func TestOperatorMistakes(t *testing.T) {
 	es := esfake.New(t)
 	dir := t.TempDir()
@@ -48,6 +53,13 @@ func TestOperatorMistakes(t *testing.T) {
 		{[]string{"forget", "--tenant", "acme", "--contact", "5511987654321", "--config", esWrong}, "index_prefix"},
 		{[]string{"forget", "--tenant", "acme", "--contact", "5511987654321", "--config", esRight}, "nothing was erased"},
 		{[]string{"index", "status", "--config", esWrong}, `nothing of the layout "wrong" is on this cluster: if the data is under another prefix, set store.elasticsearch.index_prefix`},
+		{[]string{"index", "status", "--config", sqliteEmpty}, `no store version in the folder "` + filepath.Join(dir, "nothing-here") + `": if the data is elsewhere, set store.sqlite.dir`},
+		{[]string{"forget", "--tenant", "ACME", "--contact", "5511987654321", "--config", sqliteEmpty}, `--tenant "ACME" is not a tenant: tenants are lowercase letters`},
+		{[]string{"forget", "--tenant", "acme", "--config", sqliteEmpty}, "--tenant and --contact are required"},
+		{[]string{"dlq", "list", "--brokers", "127.0.0.1:1", "--config", sqliteEmpty}, "after 0 dead letters: kafka at 127.0.0.1:1 does not answer (kafka.brokers of the configuration, or --brokers)"},
+		{[]string{"simulate", "--days", "-3", "--brokers", "127.0.0.1:1", "--config", sqliteEmpty}, "--days -3: must be 0 or more"},
+		{[]string{"simulate", "--sessions", "-1", "--brokers", "127.0.0.1:1", "--config", sqliteEmpty}, "sessions -1: must be 0 or more"},
+		{[]string{"serve", "--config", sqliteEmpty}, "set auth.api_keys or auth.api_key_hashes in the configuration, CHATREPORT_API_KEYS=tenant=key in the environment, or auth.jwt"},
 	} {
 		out, err := run(c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -55,6 +67,12 @@ func TestOperatorMistakes(t *testing.T) {
 		}
 		if strings.Contains(out, "removed") {
 			t.Errorf("chatreport %v reported an erasure: %s", c.args, out)
+		}
+		if strings.Contains(out, "produced") {
+			t.Errorf("chatreport %v reported a production it did not try: %s", c.args, out)
+		}
+		if strings.Contains(out, "dead letters\n") || strings.Contains(out, "PARTITION") {
+			t.Errorf("chatreport %v printed a list of the letters it could not read: %s", c.args, out)
 		}
 	}
 	if out, err := run("index", "status", "--config", esRight); err != nil || !strings.Contains(out, "ready") {

@@ -330,11 +330,18 @@ func newIndexCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer vs.Close()
-			if err := printVersions(cmd.Context(), g.stdout, vs); err != nil {
+			n, err := printVersions(cmd.Context(), g.stdout, vs)
+			if err != nil {
 				return err
 			}
-			if ev, ok := vs.(*store.Elastic); ok {
-				return printElasticStatus(cmd.Context(), g.stdout, ev)
+			switch vs := vs.(type) {
+			case *store.Elastic:
+				return printElasticStatus(cmd.Context(), g.stdout, vs)
+			case *store.SQLite:
+				if n == 0 {
+					// An empty answer would read as "all is well".
+					return fmt.Errorf("no store version in the folder %q: if the data is elsewhere, set store.sqlite.dir (chatreport up: --data-dir); chatreport up or ingest creates the first version there", vs.Dir())
+				}
 			}
 			return nil
 		},
@@ -439,19 +446,20 @@ func printElasticStatus(ctx context.Context, w io.Writer, ev *store.Elastic) err
 	return nil
 }
 
-func printVersions(ctx context.Context, w io.Writer, vs store.Versions) error {
+// printVersions prints a line per version and returns how many there are.
+func printVersions(ctx context.Context, w io.Writer, vs store.Versions) (int, error) {
 	state, err := vs.Registry().State(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	all, err := vs.Versions(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, v := range all {
 		c, err := vs.Counts(ctx, v)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		role := "old"
 		switch {
@@ -462,7 +470,7 @@ func printVersions(ctx context.Context, w io.Writer, vs store.Versions) error {
 		}
 		fmt.Fprintf(w, "%-12s %-40s %d sessions, %d events\n", v, role, c.Sessions, c.Events)
 	}
-	return nil
+	return len(all), nil
 }
 
 // holdsSessions fails when no version of vs holds a session: an erasure
@@ -489,8 +497,11 @@ func newForgetCommand(g *globals) *cobra.Command {
 		Short: "Erase a contact (LGPD): its sessions and events, from every store version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !event.IsToken(tenant, 63, false) || contact == "" {
+			switch {
+			case tenant == "" || contact == "":
 				return errors.New("--tenant and --contact are required")
+			case !event.IsToken(tenant, 63, false):
+				return fmt.Errorf("--tenant %q is not a tenant: tenants are lowercase letters, digits, - and _ (as in the events and auth.api_keys)", tenant)
 			}
 			vs, err := g.openVersions()
 			if err != nil || vs == nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -93,5 +94,67 @@ func TestIngestAndServeRoles(t *testing.T) {
 	}
 	if code := get(t, "http://"+ingestAddr+"/api/v1/sessions", "key-acme", nil); code != http.StatusNotFound {
 		t.Fatalf("the ingest role serves the API: %d", code)
+	}
+}
+
+// TestUpTakesTheConfigFile: up --config listens on the file's http.addr and
+// keeps its data in the file's store.sqlite.dir (it used the flags'
+// defaults, 127.0.0.1:8080 and ./data, whatever the file said), unless
+// --http-addr or --data-dir is given.
+func TestUpTakesTheConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	fileAddr, flagAddr := freeAddr(t), freeAddr(t)
+	path := filepath.Join(dir, "up.yaml")
+	cfg := fmt.Sprintf("store: {sqlite: {dir: %q}}\nhttp: {addr: %q}\nauth: {api_keys: {acme: key-acme}}\nlog: {level: warn}\n",
+		filepath.Join(dir, "from-file"), fileAddr)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name       string
+		flags      []string
+		addr, data string
+	}{
+		{"the file", nil, fileAddr, filepath.Join(dir, "from-file")},
+		{"the flags", []string{"--http-addr", flagAddr, "--data-dir", filepath.Join(dir, "from-flag")}, flagAddr, filepath.Join(dir, "from-flag")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			runRole(t, append([]string{"up", "--config", path, "--kafka-addr", freeAddr(t)}, c.flags...)...)
+			waitfor.True(t, 20*time.Second, "up answering on "+c.addr, func() bool {
+				resp, err := http.Get("http://" + c.addr + "/healthz")
+				if err != nil {
+					return false // not listening yet, or not there
+				}
+				resp.Body.Close()
+				return resp.StatusCode == http.StatusOK
+			})
+			if code := get(t, "http://"+c.addr+"/api/v1/sessions", "key-acme", nil); code != http.StatusOK {
+				t.Errorf("the report API on %s: %d", c.addr, code)
+			}
+			if _, err := os.Stat(filepath.Join(c.data, "chatreport-v1.db")); err != nil {
+				t.Errorf("the store is not in %s: %v", c.data, err)
+			}
+		})
+	}
+}
+
+// TestUpOnTakenPorts: up on a port another program holds fails saying
+// which flag moves it.
+func TestUpOnTakenPorts(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	t.Setenv("CHATREPORT_API_KEYS", "acme=key-acme")
+	for _, c := range []struct{ flag, other, want string }{
+		{"--http-addr", "--kafka-addr", "listen for the API (--http-addr another free address)"},
+		{"--kafka-addr", "--http-addr", "start embedded broker (--kafka-addr another free address)"},
+	} {
+		var out, errOut bytes.Buffer
+		err := Execute(context.Background(), []string{"up", c.flag, taken.Addr().String(), c.other, freeAddr(t), "--data-dir", t.TempDir()}, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "address already in use") {
+			t.Errorf("up %s on a taken port: %v, want an error saying %q", c.flag, err, c.want)
+		}
 	}
 }

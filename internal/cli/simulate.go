@@ -37,6 +37,9 @@ func newSimulateCommand(g *globals) *cobra.Command {
 			if seed == 0 {
 				seed = time.Now().UnixNano()
 			}
+			if days < 0 {
+				return fmt.Errorf("--days %d: must be 0 or more", days)
+			}
 			spread := time.Duration(days) * 24 * time.Hour
 			n, err := simulate.Run(cmd.Context(), simulate.Config{
 				Brokers: brokers,
@@ -47,7 +50,10 @@ func newSimulateCommand(g *globals) *cobra.Command {
 					Start: time.Now().Add(-spread), Spread: spread,
 				},
 			}, log.Named("simulate"))
-			fmt.Fprintf(g.stdout, "produced %d events\n", n)
+			if err == nil || n > 0 {
+				// Not over a refused flag: nothing was tried.
+				fmt.Fprintf(g.stdout, "produced %d events\n", n)
+			}
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}

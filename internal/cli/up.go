@@ -28,6 +28,9 @@ type Endpoints struct {
 	Kafka   string
 	HTTP    string
 	DemoKey string
+	// DemoKeyFile is the file that keeps DemoKey; "" when the key is the
+	// demo tenant's of auth.api_keys.
+	DemoKeyFile string
 	// DemoSeeding: this start produces the demo's history (the first
 	// start of the demo in its data directory).
 	DemoSeeding bool
@@ -56,12 +59,19 @@ func newUpCommand(g *globals) *cobra.Command {
 		Short: "Run everything on one machine: embedded Kafka broker, ingester, SQLite store and API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			fromFile := cmd.Flags().Changed("config") || g.configPath != ""
 			cfg, def, done, err := g.loadConfig(func(c *config.Config) {
 				c.Store.Kind = config.StoreSQLite
-				c.Store.SQLite.Dir = u.DataDir
-				c.HTTP.Addr = u.HTTPAddr
+				// A flag given wins; else the file's store.sqlite.dir and
+				// http.addr (whose defaults are the flags').
+				if !fromFile || cmd.Flags().Changed("data-dir") {
+					c.Store.SQLite.Dir = u.DataDir
+				}
+				if !fromFile || cmd.Flags().Changed("http-addr") {
+					c.HTTP.Addr = u.HTTPAddr
+				}
 				c.Kafka.Brokers = []string{u.KafkaAddr}
-				if !cmd.Flags().Changed("config") && g.configPath == "" {
+				if !fromFile {
 					c.Log.Format = "console"
 				}
 			})
@@ -69,14 +79,15 @@ func newUpCommand(g *globals) *cobra.Command {
 				return err
 			}
 			u.Config, u.Pipeline = cfg, def
+			u.DataDir, u.HTTPAddr = cfg.Store.SQLite.Dir, cfg.HTTP.Addr
 			u.Ready = func(e Endpoints) { printEndpoints(g, u, e) }
 			return u.Do(cmd.Context(), g)
 		},
 	}
 	cmd.Flags().BoolVar(&u.Demo, "demo", false, "feed realistic simulated traffic and print a demo API key")
-	cmd.Flags().StringVar(&u.HTTPAddr, "http-addr", "127.0.0.1:8080", "address of the report API")
+	cmd.Flags().StringVar(&u.HTTPAddr, "http-addr", "127.0.0.1:8080", "address of the report API (default: http.addr of the configuration file, when one is given)")
 	cmd.Flags().StringVar(&u.KafkaAddr, "kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka broker")
-	cmd.Flags().StringVar(&u.DataDir, "data-dir", "data", "folder of the SQLite database")
+	cmd.Flags().StringVar(&u.DataDir, "data-dir", "data", "folder of the SQLite database (default: store.sqlite.dir of the configuration file, when one is given)")
 	return cmd
 }
 
@@ -88,7 +99,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 	cfg, def := u.Config, u.Pipeline
-	var demoKey string
+	var demoKey, demoKeyFile string
 	var seed bool
 	if u.Demo {
 		state, err := loadDemoState(u.DataDir)
@@ -102,6 +113,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 			if demoKey, err = keptDemoKey(u.DataDir); err != nil {
 				return err
 			}
+			demoKeyFile = demoStatePath(u.DataDir)
 			cfg.Auth.APIKeys = maps.Clone(cfg.Auth.APIKeys)
 			if cfg.Auth.APIKeys == nil {
 				cfg.Auth.APIKeys = map[string]config.Secret{}
@@ -128,7 +140,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 	}
 	b, err := broker.Start(ctx, broker.Config{Addr: u.KafkaAddr, Topics: def.Topics.All(), Partitions: def.Topics.Partitions}, log.Named("broker"))
 	if err != nil {
-		return fmt.Errorf("start embedded broker: %w", err)
+		return fmt.Errorf("start embedded broker (--kafka-addr another free address): %w", err)
 	}
 	defer b.Close()
 	in, err := newIngester(cfg, def, []string{b.Addr()}, be.sink, reg, log)
@@ -137,7 +149,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 	}
 	ln, err := net.Listen("tcp", u.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listen for the API: %w", err)
+		return fmt.Errorf("listen for the API (--http-addr another free address): %w", err)
 	}
 
 	grp, gctx := errgroup.WithContext(ctx)
@@ -149,7 +161,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 		grp.Go(func() error { return demo.run(gctx, log.Named("demo")) })
 	}
 	if u.Ready != nil {
-		u.Ready(Endpoints{Kafka: b.Addr(), HTTP: ln.Addr().String(), DemoKey: demoKey, DemoSeeding: seed})
+		u.Ready(Endpoints{Kafka: b.Addr(), HTTP: ln.Addr().String(), DemoKey: demoKey, DemoKeyFile: demoKeyFile, DemoSeeding: seed})
 	}
 	log.Info("up", zap.String("kafka", b.Addr()), zap.String("http", ln.Addr().String()))
 	return grp.Wait()
@@ -163,7 +175,11 @@ func printEndpoints(g *globals, u *Up, e Endpoints) {
 	fmt.Fprintf(w, "  Report API:              http://%s/api/v1/sessions\n", e.HTTP)
 	fmt.Fprintf(w, "  SQLite store:            %s\n", u.Config.Store.SQLite.Dir)
 	if e.DemoKey != "" {
-		fmt.Fprintf(w, "  Demo API key (tenant %s): %s (kept in %s)\n", DemoTenant, e.DemoKey, demoStatePath(u.DataDir))
+		source := "auth.api_keys of the configuration"
+		if e.DemoKeyFile != "" {
+			source = "kept in " + e.DemoKeyFile
+		}
+		fmt.Fprintf(w, "  Demo API key (tenant %s): %s (%s)\n", DemoTenant, e.DemoKey, source)
 		if e.DemoSeeding {
 			fmt.Fprintf(w, "  Demo history:            producing %d conversations of the last 7 days, then live ones\n", demoHistorySessions)
 		} else {

@@ -9,11 +9,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	"gopkg.in/yaml.v3"
 
 	"github.com/chatreport/chatreport/internal/event"
@@ -193,9 +195,15 @@ type Log struct {
 func Default() Config {
 	return Config{
 		Kafka: Kafka{Brokers: []string{"127.0.0.1:9092"}},
-		Store: Store{Kind: StoreSQLite, SQLite: SQLite{Dir: "data"}},
-		HTTP:  HTTP{Addr: "127.0.0.1:8080"},
-		API:   API{TimeZone: "America/Sao_Paulo"},
+		Store: Store{
+			Kind: StoreSQLite, SQLite: SQLite{Dir: "data"},
+			// What the store takes a zero for, so that --check-config
+			// prints the values in effect.
+			Elasticsearch: Elasticsearch{IndexPrefix: "chatreport", RegistryTTL: 5 * time.Second, CacheMiB: 128, ClaimLease: 10 * time.Second},
+		},
+		HTTP: HTTP{Addr: "127.0.0.1:8080"},
+		API:  API{TimeZone: "America/Sao_Paulo"},
+		Auth: Auth{JWT: JWT{TenantClaim: "tenant", Leeway: 30 * time.Second}},
 		Ingest: Ingest{
 			BatchWait: 100 * time.Millisecond,
 		},
@@ -268,6 +276,11 @@ func (c *Config) Validate() error {
 	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, errors.New("kafka.brokers: at least one broker"))
 	}
+	for _, b := range c.Kafka.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			errs = append(errs, fmt.Errorf("kafka.brokers: %q: want host:port (%w)", b, err))
+		}
+	}
 	switch c.Store.Kind {
 	case StoreSQLite:
 		if c.Store.SQLite.Dir == "" {
@@ -288,6 +301,8 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.Addr == "" {
 		errs = append(errs, errors.New("http.addr: required"))
+	} else if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("http.addr %q: want host:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080 (%w)", c.HTTP.Addr, err))
 	}
 	if _, err := time.LoadLocation(c.API.TimeZone); err != nil {
 		errs = append(errs, fmt.Errorf("api.time_zone: %w", err))
@@ -326,6 +341,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.BatchesInFlight < 0 {
 		errs = append(errs, errors.New("ingest.batches_in_flight: at least 0 (0 is the default, 2)"))
+	}
+	// The levels the logger takes (zapcore.ParseLevel), so that
+	// --check-config refuses what the command would refuse.
+	if _, err := zapcore.ParseLevel(c.Log.Level); err != nil {
+		errs = append(errs, fmt.Errorf("log.level %q: must be debug, info, warn or error", c.Log.Level))
 	}
 	switch c.Log.Format {
 	case "json", "console":

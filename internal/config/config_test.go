@@ -5,8 +5,11 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -70,6 +73,11 @@ func TestValidate(t *testing.T) {
 		{"workers", func(c *Config) { c.Ingest.Workers = -1 }, "ingest.workers"},
 		{"batches in flight", func(c *Config) { c.Ingest.BatchesInFlight = -1 }, "ingest.batches_in_flight"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"log level", func(c *Config) { c.Log.Level = "loud" }, `log.level "loud"`},
+		{"log level warn", func(c *Config) { c.Log.Level = "warn" }, ""},
+		{"http addr without port", func(c *Config) { c.HTTP.Addr = "nonsense" }, `http.addr "nonsense": want host:port`},
+		{"http addr any host", func(c *Config) { c.HTTP.Addr = ":8080" }, ""},
+		{"broker without port", func(c *Config) { c.Kafka.Brokers = []string{"kafka:9092", "kafka2"} }, `kafka.brokers: "kafka2": want host:port`},
 		{"jwt both keys", func(c *Config) {
 			c.Auth.JWT = JWT{HS256SecretFile: "s", RS256PublicKeyFile: "p"}
 			c.API.CursorKey = "k"
@@ -133,5 +141,42 @@ func TestBatchSizeOf(t *testing.T) {
 		if got := (Ingest{BatchSize: tc.set}).BatchSizeOf(tc.kind); got != tc.want {
 			t.Errorf("batch_size %d on %s: %d, want %d", tc.set, tc.kind, got, tc.want)
 		}
+	}
+}
+
+// TestREADMEConfigurationIsTheDefault: the README's configuration block,
+// which says "everything has a default" and shows it, is Default() — its
+// example credentials and the JWT key file aside. (It showed a JWT leeway
+// of 30s where the default was none, and an Elasticsearch URL where none
+// is assumed.)
+func TestREADMEConfigurationIsTheDefault(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "## Configuration")
+	if !ok {
+		t.Fatal("no Configuration section in the README")
+	}
+	_, rest, ok = strings.Cut(rest, "```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("no yaml block in the README's Configuration section")
+	}
+	var got Config
+	dec := yaml.NewDecoder(strings.NewReader(block))
+	dec.KnownFields(true)
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("the README's configuration: %v", err)
+	}
+	if len(got.Auth.APIKeys) == 0 || len(got.Auth.APIKeyHashes) == 0 {
+		t.Fatalf("the README's example credentials are gone: %+v", got.Auth)
+	}
+	got.Auth.APIKeys, got.Auth.APIKeyHashes, got.Auth.JWT.RS256PublicKeyFile = nil, nil, ""
+	if len(got.Store.Elasticsearch.URLs) == 0 {
+		got.Store.Elasticsearch.URLs = nil // "[]" in YAML
+	}
+	if want := Default(); !reflect.DeepEqual(got, want) {
+		t.Errorf("the README's configuration\n%+v\nis not the default\n%+v", got, want)
 	}
 }

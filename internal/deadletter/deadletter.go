@@ -93,7 +93,7 @@ func Read(ctx context.Context, brokers []string, topic string, fn func(Letter) e
 	defer client.Transport.(*kafka.Transport).CloseIdleConnections()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
-		return fmt.Errorf("read metadata of %s: %w", topic, err)
+		return fmt.Errorf("kafka at %s does not answer (kafka.brokers of the configuration, or --brokers): read metadata of %s: %w", strings.Join(brokers, ","), topic, err)
 	}
 	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
 		return fmt.Errorf("topic %s: not found", topic)

@@ -35,6 +35,9 @@ func OpenSQLite(dir string) (*SQLite, error) {
 	return &SQLite{Set: set, dir: dir}, nil
 }
 
+// Dir is the folder of the database files.
+func (s *SQLite) Dir() string { return s.dir }
+
 // Versions lists the versions that have a database file.
 func (s *SQLite) Versions(context.Context) ([]string, error) {
 	paths, err := filepath.Glob(filepath.Join(s.dir, "chatreport-*.db"))

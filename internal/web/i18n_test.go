@@ -54,3 +54,28 @@ func TestErrorCodesTranslated(t *testing.T) {
 		}
 	}
 }
+
+// TestFullTextHintSaysOneMessage: the hint under the text field says what
+// the API matches — every word in one message (docs/api.md, "Full text") —
+// in each language; "conversations with every word" read as words spread
+// over a conversation, which find nothing.
+func TestFullTextHintSaysOneMessage(t *testing.T) {
+	dict, err := os.ReadFile("static/i18n.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hints []string
+	for _, line := range strings.Split(string(dict), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "'filter.qHint':") {
+			hints = append(hints, line)
+		}
+	}
+	if len(hints) != 2 {
+		t.Fatalf("%d full-text hints, want one per language: %q", len(hints), hints)
+	}
+	for i, want := range []string{"uma mensagem", "one message"} {
+		if !strings.Contains(hints[i], want) {
+			t.Errorf("full-text hint %q does not say %q", hints[i], want)
+		}
+	}
+}

@@ -28,12 +28,18 @@ func TestScreenLayout(t *testing.T) {
 
 	p.do(chromedp.Navigate(f.url + "/"))
 	p.do(chromedp.WaitVisible(chromedp.CSS("#login-key")))
+	// The sign-in page fits the screen: no scroll bar for a pixel.
+	if h := eval[float64](p, `document.documentElement.scrollHeight - innerHeight`); h > 0 {
+		t.Errorf("the sign-in page is %v px taller than the screen", h)
+	}
 	seq := p.seq()
 	p.typeInto("#login-key", apiKey)
 	p.click("#login-form button[type=submit]")
 	p.waitList(seq)
 
 	p.checkDenseList(f, len(all))
+	p.checkTagsShown()
+	p.checkHandoffMarks(all)
 	for _, size := range []struct{ w, h int64 }{{1400, 900}, {390, 844}} {
 		p.checkPopupHoldsStill(size.w, size.h)
 	}
@@ -88,6 +94,85 @@ func (p *page) checkDenseList(f *fixture, total int) {
 	}
 	p.click("#conv-back")
 	p.until("the list", `!document.querySelector('#list-view').hidden`)
+}
+
+// checkTagsShown: at a laptop's 1366 px, a list filtered by a tag shows
+// that tag in every row (first, whatever its place in the alphabet), and a
+// row's tags are never cut off unmarked: a chip that does not fit ends in an
+// ellipsis and the "+N" of the others stays whole.
+func (p *page) checkTagsShown() {
+	t := p.t
+	t.Helper()
+	p.do(chromedp.EmulateViewport(1366, 900))
+	const tag = "Transbordo Humano" // late in the alphabet, with many tags before it
+	seq := p.seq()
+	p.do(chromedp.Navigate(p.base + "/?tag=" + url.QueryEscape(tag)))
+	p.waitList(seq - seq)
+	rows := eval[[]map[string]any](p, `[...document.querySelectorAll('#rows tr')].map((tr) => {
+		const cell = tr.querySelector('td.col-tags').getBoundingClientRect();
+		const chips = [...tr.querySelectorAll('.col-tags .tag')];
+		return {
+			first: chips[0]?.textContent ?? '',
+			cut: chips.filter((c) => {
+				const r = c.getBoundingClientRect();
+				const marked = c.scrollWidth > c.clientWidth && getComputedStyle(c).textOverflow === 'ellipsis';
+				return r.right > cell.right + 0.5 && !marked;
+			}).map((c) => c.textContent).join(', '),
+			more: chips.filter((c) => c.classList.contains('tag-more')).every((c) => c.getBoundingClientRect().right <= cell.right + 0.5),
+		};
+	})`)
+	if len(rows) == 0 {
+		t.Fatalf("no rows for the tag %q", tag)
+	}
+	for i, r := range rows {
+		if r["first"] != tag {
+			t.Errorf("row %d filtered by %q shows %q first", i, tag, r["first"])
+		}
+		if r["cut"] != "" || r["more"] != true {
+			t.Errorf("row %d at 1366 px: tags cut off unmarked %q, the +N whole: %v", i, r["cut"], r["more"])
+		}
+	}
+	p.do(chromedp.EmulateViewport(1440, 900))
+	seq = p.seq()
+	p.do(chromedp.Navigate(p.base + "/"))
+	p.waitList(seq - seq)
+}
+
+// checkHandoffMarks: in English at 1366 px, where an attendance's period
+// ("12/03/2026, 05:23 AM – 05:31 AM") fills most of its line, the
+// Handed off mark beside it stays on one line.
+func (p *page) checkHandoffMarks(all []sessionJSON) {
+	t := p.t
+	t.Helper()
+	p.do(chromedp.EmulateViewport(1366, 900))
+	p.click(`.lang-button[data-lang="en"]`)
+	opened := 0
+	for _, s := range all {
+		if !s.HandedOff || opened == 3 {
+			continue
+		}
+		opened++
+		p.do(chromedp.Navigate(p.base + "/?open=" + s.SessionID))
+		p.until("the conversation", `document.querySelectorAll('#timeline .bubble').length > 0 &&
+			document.querySelector('#conv-body').getAttribute('aria-busy') === 'false'`)
+		heights := eval[[]float64](p, `[...document.querySelectorAll('.attendance-meta .handoff-mark')].map((m) => m.getBoundingClientRect().height)`)
+		if len(heights) == 0 {
+			t.Errorf("session %s was handed off and no attendance says so", s.SessionID)
+		}
+		for _, h := range heights {
+			if h > 26 {
+				t.Errorf("session %s: a Handed off mark %v px high, on more than one line", s.SessionID, h)
+			}
+		}
+	}
+	if opened == 0 {
+		t.Fatal("no session handed off in the fixture")
+	}
+	p.click(`.lang-button[data-lang="pt-BR"]`)
+	p.do(chromedp.EmulateViewport(1440, 900))
+	seq := p.seq()
+	p.do(chromedp.Navigate(p.base + "/"))
+	p.waitList(seq - seq)
 }
 
 type box struct{ Top, Bottom, Left, Right float64 }
@@ -347,6 +432,18 @@ func (p *page) checkPhone(id string) {
 	p.waitList(seq - seq) // a fresh page counts from 0
 	if w := eval[float64](p, `document.documentElement.scrollWidth`); w > 390 {
 		t.Errorf("the phone list is %v px wide", w)
+	}
+	// Each card's attendance outcome is whole inside its cell, which clips
+	// what overflows.
+	if clipped := eval[[]string](p, `[...document.querySelectorAll('#rows td.col-attendance')].flatMap((td) => {
+		const cell = td.getBoundingClientRect();
+		return [...td.querySelectorAll('.attendance-shown .status')].filter((s) => {
+			const r = s.getBoundingClientRect();
+			return s.scrollWidth > s.clientWidth || r.left < cell.left - 0.5 || r.right > cell.right + 0.5 ||
+				r.top < cell.top - 0.5 || r.bottom > cell.bottom + 0.5;
+		}).map((s) => s.textContent);
+	})`); len(clipped) > 0 {
+		t.Errorf("on a phone %d outcomes are cut off by their card: %q", len(clipped), clipped)
 	}
 	p.screenshot("list-phone.png")
 	p.do(chromedp.Navigate(p.base + "/?open=" + id))

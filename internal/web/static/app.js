@@ -266,7 +266,9 @@ function sessionRow(s) {
   const atts = s.attendances || [];
   const matched = atts.filter((a) => a.matched);
   const shown = matched[0] || atts[atts.length - 1];
-  const tagsShown = s.tags.slice(0, 3);
+  // The filter's tags first: they are why the row is here.
+  const wanted = new Set(state.filter.tags);
+  const tagsShown = [...s.tags.filter((x) => wanted.has(x)), ...s.tags.filter((x) => !wanted.has(x))].slice(0, 3);
   const open = h(
     'button',
     {
