@@ -163,11 +163,7 @@ func (r recorder) Append(dst []byte, d *report.StoredDetail) ([]byte, error) {
 // whose documents are read by id.
 func TestExportMatchesSession(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "test.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	policy := pipeline.MustDefault().PolicyFor("whatsapp")
 	const n = 3*report.ExportChunk + 57
