@@ -199,7 +199,15 @@ func TestExportMatchesSession(t *testing.T) {
 	if err := s.Update(ctx, func(context.Context, session.Reader) (session.Changes, error) { return ch, nil }); err != nil {
 		t.Fatal(err)
 	}
+	// The stored bodies of a session's events, by a statement of their own
+	// that names the session and sorts them.
+	bodies, err := s.db.PrepareContext(ctx, `SELECT body FROM events WHERE tenant = ? AND session_id = ? ORDER BY occurred_at, event_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bodies.Close()
 	kinds := map[sourceKind]bool{}
+	compared := map[bool]map[string]bool{false: {}, true: {}}
 	// A filter for each way the choosing statement reads its sessions
 	// (where.source), as the plan it names chooses; the documents are read
 	// by the rowids that statement read where it reads the sessions table
@@ -242,14 +250,13 @@ func TestExportMatchesSession(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The stored bodies of a session's events, by a statement of
-		// their own that names the session and sorts them.
-		bodies, err := s.db.PrepareContext(ctx, `SELECT body FROM events WHERE tenant = ? AND session_id = ? ORDER BY occurred_at, event_id`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bodies.Close()
 		for _, id := range ids {
+			// A session read the same way (by rowid or by id) was
+			// compared already, under another filter.
+			if compared[tc.rowids][id] {
+				continue
+			}
+			compared[tc.rowids][id] = true
 			v, _ := got.Load(id)
 			d := v.(report.StoredDetail)
 			rows, err := bodies.QueryContext(ctx, f.Tenant, id)
