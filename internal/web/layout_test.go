@@ -427,9 +427,8 @@ func (p *page) checkPhone(id string) {
 	t := p.t
 	t.Helper()
 	p.do(chromedp.EmulateViewport(390, 844))
-	seq := p.seq()
 	p.do(chromedp.Navigate(p.base + "/"))
-	p.waitList(seq - seq) // a fresh page counts from 0
+	p.waitList(0) // a fresh page counts from 0
 	if w := eval[float64](p, `document.documentElement.scrollWidth`); w > 390 {
 		t.Errorf("the phone list is %v px wide", w)
 	}

@@ -72,19 +72,13 @@ func readBulkItem(dec *jsontext.Decoder, it *bulkItem) error {
 				return fmt.Errorf("_primary_term: %w", err)
 			}
 		case `"error"`:
-			v, err := dec.ReadValue()
+			c, err := readCause(dec)
 			if err != nil {
 				return err
 			}
-			if v.Kind() == 'n' {
-				continue
+			if c != nil {
+				it.Error = c
 			}
-			// Rare: decoded with encoding/json.
-			var c causeJSON
-			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("error: %w", err)
-			}
-			it.Error = &c
 		default:
 			if err := dec.SkipValue(); err != nil {
 				return err
@@ -222,18 +216,13 @@ func readMgetDoc(dec *jsontext.Decoder, d *mgetResult, i int, source func(i int,
 			}
 			d.Sourced = true
 		case `"error"`:
-			v, err := dec.ReadValue()
+			c, err := readCause(dec)
 			if err != nil {
 				return err
 			}
-			if v.Kind() == 'n' {
-				continue
+			if c != nil {
+				d.Error = c
 			}
-			var c causeJSON
-			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("error: %w", err)
-			}
-			d.Error = &c
 		default:
 			if err := dec.SkipValue(); err != nil {
 				return err
@@ -241,6 +230,20 @@ func readMgetDoc(dec *jsontext.Decoder, d *mgetResult, i int, source func(i int,
 		}
 	}
 	return readDelim(dec, '}')
+}
+
+// readCause reads the "error" of a bulk item or an _mget document: nil
+// for null. Rare: decoded with encoding/json.
+func readCause(dec *jsontext.Decoder) (*causeJSON, error) {
+	v, err := dec.ReadValue()
+	if err != nil || v.Kind() == 'n' {
+		return nil, err
+	}
+	var c causeJSON
+	if err := json.Unmarshal(v, &c); err != nil {
+		return nil, fmt.Errorf("error: %w", err)
+	}
+	return &c, nil
 }
 
 // readInt reads an integer; null is 0.

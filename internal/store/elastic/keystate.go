@@ -70,6 +70,9 @@ type flight struct {
 	// still be in flight: a write that fails before its predecessor ends
 	// (its context ended) leaves it to be waited for.
 	prev *flight
+	// update is the number of the Update call that made the write, in
+	// the order the calls began (Store.updates).
+	update uint64
 }
 
 // errLost says that an update planned on a state lent by an earlier write
@@ -77,16 +80,25 @@ type flight struct {
 // is stored may not be. The update runs again on the key read back.
 var errLost = errors.New("elasticsearch: an earlier write of a session key this update planned on did not succeed")
 
+// lostError is errLost, naming the Update call whose write failed (its
+// number, flight.update): Update does not count the attempt against
+// UpdateAttempts when that call began before it.
+type lostError struct{ update uint64 }
+
+func (e *lostError) Error() string { return errLost.Error() }
+func (e *lostError) Unwrap() error { return errLost }
+
 // newFlights are the flights of an update that writes n keys, ending
-// together: one channel, closed when they all end (landFlights). Each is
-// an allocation of its own: a successor state keeps its flight until it is
-// taken again, which for a key that goes quiet is until it is evicted, and
-// must not keep the flights of the rest of its update.
-func newFlights(n int) []*flight {
+// together: one channel, closed when they all end (landFlights), made by
+// Update call number update. Each is an allocation of its own: a successor
+// state keeps its flight until it is taken again, which for a key that
+// goes quiet is until it is evicted, and must not keep the flights of the
+// rest of its update.
+func newFlights(n int, update uint64) []*flight {
 	fl := make([]*flight, n)
 	done := make(chan struct{})
 	for i := range fl {
-		fl[i] = &flight{done: done}
+		fl[i] = &flight{done: done, update: update}
 	}
 	return fl
 }
@@ -115,7 +127,8 @@ func (f *flight) ended() bool {
 	}
 }
 
-// wait waits for the write to end and returns errLost when it failed.
+// wait waits for the write to end and returns a *lostError (errLost) when
+// it failed.
 func (f *flight) wait(ctx context.Context) error {
 	select {
 	case <-f.done:
@@ -123,7 +136,7 @@ func (f *flight) wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 	if f.err != nil {
-		return errLost
+		return &lostError{update: f.update}
 	}
 	return nil
 }

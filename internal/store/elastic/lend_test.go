@@ -111,7 +111,9 @@ func (g *gate) position(entry string) int {
 // documents were released, conditional on the version they left. When the
 // first write fails, the second gives up what it planned on and computes
 // again from the store: also when it found nothing to write because the
-// first was writing its events (a duplicate delivery).
+// first was writing its events (a duplicate delivery). That run is not
+// counted: the store allows one attempt here, and the first update began
+// before the second (TestLostAttemptsCount).
 func TestLentState(t *testing.T) {
 	c := storetest.B{Contact: "5511900000042"}
 	m := time.Minute
@@ -140,7 +142,7 @@ func TestLentState(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := esfake.New(t)
 			g := newGate(`"_id":"acme/e2"`, tc.fail)
-			s := fakeStore(t, f, func(c *Config) { c.Transport, c.BulkAttempts = g, 1 })
+			s := fakeStore(t, f, func(c *Config) { c.Transport, c.BulkAttempts, c.UpdateAttempts = g, 1, 1 })
 			defer func() {
 				select {
 				case <-g.open:
@@ -195,6 +197,84 @@ func TestLentState(t *testing.T) {
 					t.Fatal(err)
 				}
 				sameState(t, snapshot(t, s), reference(t, first, tc.second))
+			}
+		})
+	}
+}
+
+// TestLostAttemptsCount: an update that planned on the state a write of
+// another Update call lent, a write that then failed, runs again (errLost).
+// The run is free when that call began before it (TestLentState), and
+// counts against UpdateAttempts when it began after it, so that calls
+// planning on each other's failing writes cannot run each other again
+// for ever. Here the earlier call waits to plan until the later one's
+// write is held, then fails: with one attempt it gives up, with two it
+// stores its event.
+func TestLostAttemptsCount(t *testing.T) {
+	c := storetest.B{Contact: "5511900000042"}
+	m := time.Minute
+	later := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi"), c.Msg("e2", m, event.RoleBot, "olá")}
+	earlier := []event.Event{c.Msg("e3", 2*m, event.RoleCustomer, "segunda via")}
+	for _, attempts := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d attempts", attempts), func(t *testing.T) {
+			g := newGate(`"_id":"acme/e2"`, true)
+			s := fakeStore(t, esfake.New(t), func(c *Config) { c.Transport, c.BulkAttempts, c.UpdateAttempts = g, 1, attempts })
+			defer func() {
+				select {
+				case <-g.open:
+				default:
+					close(g.open)
+				}
+			}()
+			began := make(chan struct{})
+			var calls atomic.Int64
+			earlierErr := make(chan error, 1)
+			go func() {
+				earlierErr <- s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+					if calls.Add(1) == 1 {
+						close(began)
+						<-g.held // the later call's write is in flight
+					}
+					return assembler(s).Assemble(ctx, r, earlier)
+				})
+			}()
+			<-began
+			laterErr := make(chan error, 1)
+			go func() { laterErr <- assembler(s).Ingest(t.Context(), later) }()
+			<-g.held
+			// The earlier call plans on the state the later one lent: its
+			// write follows the later one's (and waits for it to claim).
+			planned := func() bool {
+				s.flightsMu.Lock()
+				defer s.flightsMu.Unlock()
+				for _, f := range s.flights {
+					if f.prev != nil {
+						return true
+					}
+				}
+				return false
+			}
+			for deadline := time.Now().Add(10 * time.Second); !planned(); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the earlier call did not plan on the later one's write")
+				}
+			}
+			close(g.open)
+			if err := <-laterErr; !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("the later call: %v, want ErrUnavailable", err)
+			}
+			err := <-earlierErr
+			switch attempts {
+			case 1:
+				if !errors.Is(err, errLost) || calls.Load() != 1 {
+					t.Fatalf("with one attempt the earlier call returned %v after %d runs, want errLost after 1", err, calls.Load())
+				}
+				sameState(t, snapshot(t, s), reference(t))
+			default:
+				if err != nil || calls.Load() != 2 {
+					t.Fatalf("with two attempts the earlier call returned %v after %d runs, want success after 2", err, calls.Load())
+				}
+				sameState(t, snapshot(t, s), reference(t, earlier))
 			}
 		})
 	}
@@ -298,7 +378,7 @@ func TestFailedFlightLeavesItsPredecessor(t *testing.T) {
 			id := session.StateID{Tenant: "acme", Key: "k"}
 			var w [4][]*flight // 1-based
 			for i := 1; i <= 3; i++ {
-				w[i] = newFlights(1)
+				w[i] = newFlights(1, uint64(i))
 				if i > 1 {
 					w[i][0].prev = w[i-1][0]
 				}

@@ -24,25 +24,14 @@ func TestInitUpdatesOldMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tmpl struct {
-		Template struct {
-			Settings map[string]any `json:"settings"`
-			Mappings struct {
-				Dynamic    string         `json:"dynamic"`
-				Properties map[string]any `json:"properties"`
-			} `json:"mappings"`
-		} `json:"template"`
-	}
-	if err := json.Unmarshal(comps[0].body, &tmpl); err != nil {
-		t.Fatal(err)
-	}
+	props, settings := mappingOf(t, comps[0])
 	for _, added := range []string{"queues", "outcomes", "outcomes_at_end"} {
-		if _, ok := tmpl.Template.Mappings.Properties[added]; !ok {
+		if _, ok := props[added]; !ok {
 			t.Fatalf("the sessions template has no %s", added)
 		}
-		delete(tmpl.Template.Mappings.Properties, added)
+		delete(props, added)
 	}
-	old, _ := json.Marshal(map[string]any{"settings": tmpl.Template.Settings, "mappings": tmpl.Template.Mappings})
+	old, _ := json.Marshal(map[string]any{"settings": settings, "mappings": map[string]any{"dynamic": "strict", "properties": props}})
 	req, _ := http.NewRequest(http.MethodPut, f.URL()+"/test-sessions-v1-2025.10", bytes.NewReader(old))
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)

@@ -42,6 +42,8 @@ type reader struct {
 	// successor states this attempt planned on (Store.lend): it holds only
 	// if they succeed.
 	lenders []*flight
+	// update is the number of the Update call (Store.updates).
+	update uint64
 }
 
 var (
@@ -49,8 +51,8 @@ var (
 	_ session.Prefetcher = (*reader)(nil)
 )
 
-func newReader(s *Store, rejected map[event.Ref]string) *reader {
-	return &reader{s: s, rejected: rejected, states: map[session.StateID]*keyState{}, from: map[session.StateID]int{}, fresh: map[event.Ref]bool{}}
+func newReader(s *Store, rejected map[event.Ref]string, update uint64) *reader {
+	return &reader{s: s, update: update, rejected: rejected, states: map[session.StateID]*keyState{}, from: map[session.StateID]int{}, fresh: map[event.Ref]bool{}}
 }
 
 // Prefetch makes the state of every key from its request's Since on
@@ -139,7 +141,7 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 }
 
 // awaitLenders waits for the writes whose successor states the attempt
-// planned on, and returns errLost when one of them failed.
+// planned on, and returns a *lostError (errLost) when one of them failed.
 func (r *reader) awaitLenders(ctx context.Context) error {
 	for _, f := range r.lenders {
 		if err := f.wait(ctx); err != nil {

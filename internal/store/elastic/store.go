@@ -82,7 +82,9 @@ type Config struct {
 	BulkAttempts int
 	// UpdateAttempts bounds how many times Update runs fn: again after a
 	// concurrent writer changed what fn read, or to rewrite sessions
-	// without events Elasticsearch rejected.
+	// without events Elasticsearch rejected. A run again because a write
+	// of an Update call that began earlier failed, whose state fn planned
+	// on (errLost), is not counted: that call counts its own failure.
 	UpdateAttempts int
 	// Backoff is the first pause before a retry; it doubles up to
 	// MaxBackoff, with jitter.
@@ -234,6 +236,9 @@ type Store struct {
 	// waits for it.
 	flightsMu sync.Mutex
 	flights   map[session.StateID]*flight
+	// updates numbers the Update calls in the order they begin
+	// (flight.update).
+	updates atomic.Uint64
 	// versionsIndexReady is set once the versions index is known to exist.
 	versionsIndexReady atomic.Bool
 	// owned is the transport New made, closed by Close.

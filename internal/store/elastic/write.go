@@ -98,9 +98,15 @@ type keyDoc struct {
 // them. When the cluster is down or overloaded it returns an error wrapping
 // ErrUnavailable, and the caller retries the batch, which is idempotent.
 func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
+	update := s.updates.Add(1)
 	rejected := map[event.Ref]string{}
 	var err error
-	for attempt := 0; attempt < s.cfg.UpdateAttempts; attempt++ {
+	// attempt counts the runs of fn that UpdateAttempts bounds: not
+	// those that follow a failed write of an earlier Update call
+	// (lostError). Those are bounded too: each follows a failed attempt
+	// of an earlier call, and the earliest call in flight counts all of
+	// its own.
+	for attempt := 0; attempt < s.cfg.UpdateAttempts; {
 		if attempt > 0 && errors.Is(err, ErrConflict) {
 			// Another writer holds the keys: pause, with the one backoff
 			// of the project, before reading them again. A rewrite
@@ -111,7 +117,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 				return serr
 			}
 		}
-		r := newReader(s, rejected)
+		r := newReader(s, rejected, update)
 		var ch session.Changes
 		var more map[event.Ref]string
 		ch, err = fn(ctx, r)
@@ -131,19 +137,25 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 			// back from the cluster.
 			s.cache.Release(slices.Collect(maps.Keys(r.states))...)
 		}
+		var lost *lostError
 		switch {
 		case errors.Is(err, ErrConflict):
-			s.log.Info("another writer changed the same session keys; reading them again", zap.Int("attempt", attempt+1))
+			attempt++
+			s.log.Info("another writer changed the same session keys; reading them again", zap.Int("attempt", attempt))
 			if s.cfg.Observer != nil {
 				s.cfg.Observer.ObserveConflict()
 			}
 			continue
-		case errors.Is(err, errLost):
-			s.log.Debug("an earlier write of the same session keys failed; reading them again", zap.Int("attempt", attempt+1))
+		case errors.As(err, &lost):
+			if lost.update >= update {
+				attempt++
+			}
+			s.log.Debug("an earlier write of the same session keys failed; reading them again", zap.Int("attempt", attempt))
 			continue
 		case err != nil:
 			return err
 		case len(more) > 0:
+			attempt++
 			maps.Copy(rejected, more)
 			err = errRewrite
 			continue
@@ -233,7 +245,7 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 // state is dropped by whichever update holds it, and the key is read back.
 // The states lent are no longer r's. It returns the writes' flights.
 func (s *Store) lend(r *reader, writes []*keyWrite) []*flight {
-	fl := newFlights(len(writes))
+	fl := newFlights(len(writes), r.update)
 	ids := make([]session.StateID, len(writes))
 	s.flightsMu.Lock()
 	for i, w := range writes {

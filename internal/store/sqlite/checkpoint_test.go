@@ -32,12 +32,7 @@ func conversations(n int) []event.Event {
 // before the WAL reaches the writer's bound.
 func TestCheckpointOffTheWriter(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "store.db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, path := openStore(ctx, t)
 	before := fileSize(t, path)
 	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, conversations(500)); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"hash/fnv"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/sessiontest"
-	"github.com/chatreport/chatreport/internal/store/sqlite"
 )
 
 // TestConcurrentUpdates: the ingester calls the assembler concurrently, one
@@ -41,11 +39,7 @@ func TestConcurrentUpdates(t *testing.T) {
 	}{{"disjoint keys", byKey}, {"shared keys", byArrival}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st, _ := openStore(ctx, t)
 			a := session.NewAssembler(def, st)
 			streams := make([][]event.Event, writers)
 			for i := range arrival {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -50,11 +49,7 @@ func TestConformancePlans(t *testing.T) {
 				t.Skip("the suite with small samples runs without -short")
 			}
 			storetest.Run(t, func(t *testing.T) storetest.Store {
-				s, err := Open(context.Background(), filepath.Join(t.TempDir(), "test.db"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
+				s := openTemp(t)
 				s.planner = planner{mode: tc.plan, sample: tc.sample}
 				return s
 			})

@@ -90,12 +90,7 @@ func TestSegmentsHelper(t *testing.T) {
 // (merge.go), and searches answer as before.
 func TestMergeToOneSegment(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "store.db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, path := openStore(ctx, t)
 	// Paused while writing, to see the segments the writes leave.
 	s.PauseMerge()
 	db := openDB(t, path)
@@ -293,8 +288,12 @@ func TestMergeWaitsForExport(t *testing.T) {
 	// here); once the export is over, it does.
 	held, release, done := export(true)
 	<-held
+	// A slice that passed its wait before the export began may still be
+	// running (merge.go: a chunk that begins meanwhile meets one slice's
+	// commit at most); the first update waits for it to end.
+	ingest(30, 40)
 	ran.Store(0)
-	ingest(30, 60)
+	ingest(40, 60)
 	time.Sleep(1500 * time.Millisecond)
 	if n := ran.Load(); n != 0 {
 		t.Fatalf("%d slices ran while an export read", n)
@@ -350,13 +349,21 @@ func (h holdingEncoder) Append(dst []byte, d *report.StoredDetail) ([]byte, erro
 // not at all between passes, closed when the test ends, and its path.
 func openMerging(ctx context.Context, t *testing.T) (*sqlite.Store, string) {
 	t.Helper()
+	s, path := openStore(ctx, t)
+	s.SetMergeRest(0)
+	return s, path
+}
+
+// openStore opens a new store in a temporary directory, closed when the
+// test ends, and returns it with its database's path.
+func openStore(ctx context.Context, t testing.TB) (*sqlite.Store, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "store.db")
 	s, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	s.SetMergeRest(0)
 	return s, path
 }
 

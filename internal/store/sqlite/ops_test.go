@@ -3,14 +3,12 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/session"
-	"github.com/chatreport/chatreport/internal/store/sqlite"
 	"github.com/chatreport/chatreport/internal/store/storetest"
 )
 
@@ -19,12 +17,7 @@ import (
 // contact or tenant changes.
 func TestForget(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "f.db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, path := openStore(ctx, t)
 	maria := storetest.B{Contact: "maria", Name: "Maria"}
 	joao := storetest.B{Contact: "joao"}
 	shared := storetest.B{Contact: "maria", SessionID: "c639c747-4637-4ff5-99c0-9f0e86d3c21b"}

@@ -206,11 +206,13 @@ func (w *where) sideOnly() bool {
 	return true
 }
 
-func (w *where) render() (string, []any) {
+// render is the conditions query tests on s and their arguments. Where s
+// is the sessions table (src.sessions), the tenant and the interval come
+// first, for the scan's range or the session's look-up; an ordered
+// driver's rows read alone (s is the driver) imply them.
+func (w *where) render(src source) (string, []any) {
 	conds := w.rest()
-	if w.driver == nil || !w.driver.ordered || !w.sideOnly() {
-		// The tenant and the interval, first, for the scan's range or
-		// the session's look-up.
+	if src.sessions {
 		conds = append(slices.Clip(w.conds[:w.base]), conds...)
 	}
 	parts := []string{"1"}
@@ -222,57 +224,93 @@ func (w *where) render() (string, []any) {
 	return strings.Join(parts, " AND "), args
 }
 
-// source is the FROM clause and its arguments, which come before the
-// condition's, and the ORDER BY of the report's order on it. An ordered
-// driver whose rows need no session's column to be tested is read as s
-// itself (its range is in report order); otherwise CROSS JOIN makes SQLite
-// read the driver first, and an ordered driver meets the sessions through
-// sessions_by_start_filters (its key is what the driver yields), so a count
-// reads no session row; an unordered one is made DISTINCT, since a session
-// may match it in more than one way, and sorted.
-func (w *where) source() (from string, args []any, order string) {
+// source is how query reads s, the one place that decides it from the
+// driver: render, query and the export's choice of the rowid
+// (sessionRows) all follow it, so that a new kind of driver cannot make
+// them disagree.
+type source struct {
+	kind sourceKind
+	// from is the FROM clause through its WHERE; from a compound
+	// driver, its compound SELECT alone.
+	from string
+	// args are from's, which come before the conditions'.
+	args []any
+	// order is the ORDER BY of the report's order on from.
+	order string
+	// sessions: s is the sessions table (scanned, or joined to the
+	// driver), whose rowid a statement can select; otherwise s is the
+	// driver's rows alone.
+	sessions bool
+}
+
+// sourceKind names each way query reads s (tests assert which one a
+// filter takes).
+type sourceKind int
+
+const (
+	fromScan sourceKind = iota // no driver: the interval's sessions
+	// fromCompound: the driver is a compound SELECT of ranges in report
+	// order that implies every condition (an intersection, a scan less
+	// the negations' ranges): query reads it with its own ORDER BY and
+	// LIMIT, which make the merge stop, and tests nothing.
+	fromCompound
+	fromDriverRows    // an ordered driver's rows as s
+	fromOrderedJoin   // an ordered driver joined to the sessions
+	fromUnorderedJoin // an unordered driver, distinct, joined to the sessions
+)
+
+func (k sourceKind) String() string {
+	return [...]string{"scan", "compound driver", "driver's rows", "ordered join", "unordered join"}[k]
+}
+
+// source chooses how query reads s. With no driver the interval is
+// scanned. An ordered driver whose rows need no session's column to be
+// tested is read as s itself (its range is in report order); otherwise
+// CROSS JOIN makes SQLite read the driver first, and an ordered driver meets
+// the sessions through sessions_by_start_filters (its key is what the driver
+// yields), so a count reads no session row; an unordered one is made
+// DISTINCT, since a session may match it in more than one way, and sorted.
+func (w *where) source() source {
 	const report = " ORDER BY s.started_at DESC, s.session_id DESC"
 	switch {
 	case w.driver == nil:
-		return "sessions s WHERE ", nil, report
+		return source{kind: fromScan, from: "sessions s WHERE ", order: report, sessions: true}
+	case w.driver.compound:
+		return source{kind: fromCompound, from: w.driver.sql, args: w.driver.args, order: report}
 	case w.driver.ordered && w.sideOnly():
-		return "(" + w.driver.sql + ") AS s WHERE ", w.driver.args, report
+		return source{kind: fromDriverRows, from: "(" + w.driver.sql + ") AS s WHERE ", args: w.driver.args, order: report}
 	case w.driver.ordered:
-		return "(" + w.driver.sql + ") AS m CROSS JOIN sessions s INDEXED BY sessions_by_start_filters" +
-				" WHERE s.started_at = m.started_at AND s.session_id = m.session_id AND ", w.driver.args,
-			" ORDER BY m.started_at DESC, m.session_id DESC"
+		return source{kind: fromOrderedJoin, from: "(" + w.driver.sql + ") AS m CROSS JOIN sessions s INDEXED BY sessions_by_start_filters" +
+			" WHERE s.started_at = m.started_at AND s.session_id = m.session_id AND ", args: w.driver.args,
+			order: " ORDER BY m.started_at DESC, m.session_id DESC", sessions: true}
 	default:
-		return "(SELECT DISTINCT session_id FROM (" + w.driver.sql + ")) AS m CROSS JOIN sessions s" +
-			" WHERE s.session_id = m.session_id AND ", w.driver.args, report
+		return source{kind: fromUnorderedJoin, from: "(SELECT DISTINCT session_id FROM (" + w.driver.sql + ")) AS m CROSS JOIN sessions s" +
+			" WHERE s.session_id = m.session_id AND ", args: w.driver.args, order: report, sessions: true}
 	}
 }
 
 // sessionRows reports whether the s of query is the sessions table, whose
-// rowid query can select, and not a driver's rows alone (source, query).
+// rowid query can select, and not a driver's rows alone.
 func (w *where) sessionRows() bool {
-	return w.driver == nil || !w.driver.compound && !(w.driver.ordered && w.sideOnly())
+	return w.source().sessions
 }
 
 // query is the statement SELECT selectList FROM <source> WHERE <conditions>
 // [ORDER BY the report's order] rest, with its arguments and then more. A
-// compound driver (an intersection, a scan less the negations' ranges)
-// implies every condition: its own ORDER BY and rest (a LIMIT) make the
-// merge stop, and the outer ORDER BY sorts only what it kept.
+// compound source is read with its own ORDER BY and rest (a LIMIT), and
+// the outer ORDER BY sorts only what it kept.
 func (w *where) query(selectList string, ordered bool, rest string, more ...any) (string, []any) {
-	if w.driver != nil && w.driver.compound {
-		q := "SELECT " + selectList + " FROM (" + w.driver.sql + " ORDER BY 1 DESC, 2 DESC" + rest + ") AS s"
-		if ordered {
-			q += " ORDER BY s.started_at DESC, s.session_id DESC"
-		}
-		return q, append(slices.Clip(w.driver.args), more...)
-	}
-	from, args, order := w.source()
-	conds, cargs := w.render()
-	args = append(append(slices.Clip(args), cargs...), more...)
+	src := w.source()
 	if !ordered {
-		order = ""
+		src.order = ""
 	}
-	return "SELECT " + selectList + " FROM " + from + conds + order + rest, args
+	if src.kind == fromCompound {
+		q := "SELECT " + selectList + " FROM (" + src.from + " ORDER BY 1 DESC, 2 DESC" + rest + ") AS s" + src.order
+		return q, append(slices.Clip(src.args), more...)
+	}
+	conds, cargs := w.render(src)
+	args := append(append(slices.Clip(src.args), cargs...), more...)
+	return "SELECT " + selectList + " FROM " + src.from + conds + src.order + rest, args
 }
 
 // Plans the tests choose (see drive).

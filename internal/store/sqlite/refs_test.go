@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +18,7 @@ import (
 // nor let a redelivery of either be stored twice.
 func TestRefHashCollision(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "refs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	c := storetest.B{Contact: "c1"}
 	a, b := c.Msg("a", 0, event.RoleCustomer, "oi"), c.Msg("b", time.Minute, event.RoleCustomer, "tudo bem?")
 	asm := session.NewAssembler(pipeline.MustDefault(), s)
@@ -67,13 +62,9 @@ func TestAppendValuesTypes(t *testing.T) {
 // that would store one event twice is refused, not written twice.
 func TestEventTwiceInOneWrite(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "twice.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	e := storetest.B{Contact: "c1"}.Msg("a", 0, event.RoleCustomer, "oi")
-	err = s.Update(ctx, func(ctx context.Context, r session.Reader) (session.Changes, error) {
+	err := s.Update(ctx, func(ctx context.Context, r session.Reader) (session.Changes, error) {
 		return session.Changes{Events: []session.Stored{{Event: &e, SessionID: "s1"}, {Event: &e, SessionID: "s1"}}}, nil
 	})
 	if err == nil || !strings.Contains(err.Error(), "twice in one write") {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -30,11 +29,7 @@ func TestSessionWordsFollowMoves(t *testing.T) {
 	for seed := range uint64(10) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
 			ctx := context.Background()
-			s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s, _ := openStore(ctx, t)
 			rng := rand.New(rand.NewPCG(seed, 7))
 			var events []event.Event
 			for i := range 60 {
@@ -106,11 +101,7 @@ func searchAll(t *testing.T, s *sqlite.Store, f report.Filter) []string {
 // would in session_words, where a session's texts follow one another.
 func TestSearchOfAWordFTS5Splits(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _ := openStore(ctx, t)
 	across, within := storetest.B{Contact: "5511900000001"}, storetest.B{Contact: "5511900000002"}
 	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, []event.Event{
 		// In either order, one's last word and the other's first are

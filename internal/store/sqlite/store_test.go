@@ -19,11 +19,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store {
-		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "test.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
+		s, _ := openStore(context.Background(), t)
 		return s
 	})
 }
@@ -293,11 +289,7 @@ func TestMigrate(t *testing.T) {
 // at each end, and are still found in report order within the interval.
 func TestFullTextClampedStarts(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _ := openStore(ctx, t)
 	for _, base := range []time.Time{time.Date(1600, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2300, 3, 1, 0, 0, 0, 0, time.UTC)} {
 		var events []event.Event
 		var want []string
