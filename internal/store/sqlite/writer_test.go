@@ -51,7 +51,7 @@ func TestWriterHoldsABatchsPages(t *testing.T) {
 			defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 			// A row of 3,500 bytes fills most of a page of its own.
 			if _, err := tx.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-				INSERT INTO t SELECT randomblob(3500) FROM n`, c.pages); err != nil {
+				INSERT INTO t SELECT zeroblob(3500) FROM n`, c.pages); err != nil {
 				t.Fatal(err)
 			}
 			if spilled := walSize(t, path) > 0; spilled != c.spill {
