@@ -136,8 +136,17 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 // bounded (docs/performance.md, "Held events encoded"), and each cached
 // page costs twice its size there, since SQLite allocates a page with its
 // header (4 KiB and ~200 bytes) and the C allocator of modernc.org/libc
-// rounds that up to its 8 KiB size class.
-const writerCacheKiB = 16 << 10
+// rounds that up to its 8 KiB size class. It is sized for the pages a
+// batch of up to 4,000 events changes: when they outgrow the cache, SQLite
+// writes some of them to the WAL before the commit ("spills":
+// https://www.sqlite.org/pragma.html#pragma_cache_spill), writes them again
+// when they change again and reads them back with pread. At 16 MiB that was
+// 5-6 % of the ingester's CPU in the steady and late phases by profile, and
+// the pread of pages the cache had no room for another 3-4 %; at 32 MiB the
+// ingester's peak RSS with 100,000 open sessions is ~225 MiB, under its 256
+// (docs/performance.md, "SQLite ingest: the writer's page cache and FTS5's
+// automerge").
+const writerCacheKiB = 32 << 10
 
 // writerConn is a connection of db for the writer. It reads without the
 // memory map the readers use: pages read through a map count in the
