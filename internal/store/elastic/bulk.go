@@ -36,9 +36,10 @@ type Op struct {
 	Action Action
 	Index  string
 	ID     string
-	// Tenant, when set, makes the document's _id docID(Tenant, ID), which
-	// the request then writes without building that string (the event
-	// documents, most of every batch).
+	// Scoped makes the document's _id docID(Tenant, ID), which the request
+	// then writes without building that string (the event documents, most
+	// of every batch); an empty Tenant too, as docID would.
+	Scoped bool
 	Tenant string
 	// IfSeqNo and IfPrimaryTerm make the operation conditional on the
 	// document being the version that was read (optimistic concurrency).
@@ -249,7 +250,7 @@ func (w *BulkWriter) observe(d time.Duration, ops, retried int) {
 
 // docID is the operation's document _id.
 func (op *Op) docID() string {
-	if op.Tenant == "" {
+	if !op.Scoped {
 		return op.ID
 	}
 	return docID(op.Tenant, op.ID)
@@ -338,9 +339,9 @@ func appendQuote(b []byte, s string) ([]byte, error) {
 }
 
 // appendID appends op's _id quoted: "<tenant>/<id>" from its parts when
-// it has a tenant and fits, quoted as the whole would be.
+// it is scoped and fits, quoted as the whole would be.
 func appendID(b []byte, op *Op) ([]byte, error) {
-	if op.Tenant == "" || len(op.Tenant)+1+len(op.ID) > maxIDBytes {
+	if !op.Scoped || len(op.Tenant)+1+len(op.ID) > maxIDBytes {
 		return appendQuote(b, op.docID())
 	}
 	n := len(b)

@@ -306,7 +306,7 @@ func TestBulkAsksFilteredAnswers(t *testing.T) {
 	t.Cleanup(srv.Close)
 	w := faultyWriter(t, srv.URL, 1)
 	ops := []Op{
-		{Action: Index, Index: "ix", Tenant: "acme", ID: "a", Doc: map[string]int{"n": 1}},
+		{Action: Index, Index: "ix", Scoped: true, Tenant: "acme", ID: "a", Doc: map[string]int{"n": 1}},
 		{Action: Create, Index: "ix", ID: "acme/b", Doc: map[string]int{"n": 2}},
 		{Action: Index, Index: "ix", ID: "acme/c", Doc: map[string]int{"n": 3}},
 	}

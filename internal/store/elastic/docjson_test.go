@@ -241,17 +241,19 @@ func TestAppendIDMatchesDocID(t *testing.T) {
 		{"t1", "e-1"}, {"t1", `a"b\c`}, {"tenant", "é\u2028"}, {"t", long}, {"t", long[:maxIDBytes-2]},
 		{"t\xc3", "\xa9x"}, {"t", "\xff"}, {"", "plain"},
 	} {
-		op := Op{Tenant: tc.tenant, ID: tc.id}
-		if tc.tenant == "" {
-			op = Op{ID: tc.id}
-		}
+		op := Op{Scoped: true, Tenant: tc.tenant, ID: tc.id}
 		got, gerr := appendID([]byte("x"), &op)
 		want, werr := appendQuote([]byte("x"), docID(tc.tenant, tc.id))
-		if tc.tenant == "" {
-			want, werr = appendQuote([]byte("x"), tc.id)
-		}
 		if string(got) != string(want) || (gerr == nil) != (werr == nil) {
 			t.Errorf("%q %q: %q, %v; want %q, %v", tc.tenant, tc.id, got, gerr, want, werr)
 		}
+		if op.docID() != docID(tc.tenant, tc.id) {
+			t.Errorf("%q %q: docID %q, want %q", tc.tenant, tc.id, op.docID(), docID(tc.tenant, tc.id))
+		}
+	}
+	// Not scoped: the id is the _id, whatever the tenant.
+	op := Op{Tenant: "t1", ID: "key-1"}
+	if got, _ := appendID(nil, &op); string(got) != `"key-1"` || op.docID() != "key-1" {
+		t.Errorf("unscoped: %s, %q", got, op.docID())
 	}
 }

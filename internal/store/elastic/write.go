@@ -536,7 +536,7 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 			e := &w.changes.Events[i]
 			refs = append(refs, e.Ref())
 			docs = append(docs, newEventDoc(e, w.st.Key))
-			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), Tenant: e.Tenant, ID: e.EventID, Doc: &docs[len(docs)-1], Version: w.gen})
+			ops = append(ops, Op{Action: Index, Index: s.names.eventsIndex(e.OccurredAt), Scoped: true, Tenant: e.Tenant, ID: e.EventID, Doc: &docs[len(docs)-1], Version: w.gen})
 			owners = append(owners, owner{w: w, event: &refs[len(refs)-1]})
 		}
 	}
