@@ -167,10 +167,16 @@ const SQLiteBatchSize = 4000
 // the ingester 8–20 % less CPU per event in the cold and steady phases, and
 // 8000 rather than 4000 another 11–15 % in every phase; 16000 gained less
 // and cost more in the late phase (docs/performance.md, "Elasticsearch
-// ingest: filtered bulk answers, larger batches"). Memory: each batch in
-// flight holds its events and documents, ~3 KB per event. A batch fills up
-// only while the consumer is behind.
-const ElasticsearchBatchSize = 8000
+// ingest: filtered bulk answers, larger batches"). Memory: a batch is held
+// several times over — the reader's queue, the batch being collected, the
+// one prepared and those in flight — its events and documents ~3 KB per
+// event: at 8000 the bench's ingester peaked at 445 MiB against its 448 MiB
+// soft limit with a small key cache, so the default stays at 4000, which
+// the limit's room for batches (ingest.GCSettings.WithCache) and the
+// deployment's 512Mi pods leave space for with a full cache; 8000 asks
+// for a larger GOMEMLIMIT and pod. A batch fills up only while the
+// consumer is behind.
+const ElasticsearchBatchSize = 4000
 
 // BatchSizeOf is ingest.batch_size, or the default of the store kind when
 // it is 0.
