@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -246,7 +247,24 @@ func Load(path string) (Config, error) {
 	if err := c.applyEnv(os.Getenv); err != nil {
 		return c, err
 	}
+	for i, b := range c.Kafka.Brokers {
+		c.Kafka.Brokers[i] = BrokerAddr(b)
+	}
 	return c, nil
+}
+
+// KafkaPort is the port kafka-go dials a broker given without one on.
+const KafkaPort = "9092"
+
+// BrokerAddr is b with Kafka's port when it names a host alone, as
+// kafka-go's Dialer dials it ("If no port is specified or resolved, the
+// default of 9092 will be used"), so that every dialer of the brokers (the
+// readiness check dials them itself) reaches the same address.
+func BrokerAddr(b string) string {
+	if b == "" || strings.Contains(b, ":") {
+		return b
+	}
+	return net.JoinHostPort(b, KafkaPort)
 }
 
 func (c *Config) applyEnv(getenv func(string) string) error {
@@ -276,6 +294,28 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	return nil
 }
 
+// validBroker accepts a broker as kafka-go dials it: host:port, or a host
+// alone, which Load gives Kafka's port (BrokerAddr).
+func validBroker(b string) error {
+	if b == "" {
+		return errors.New("empty")
+	}
+	if !strings.Contains(b, ":") {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(b)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return errors.New("no host")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	return nil
+}
+
 // Validate reports every problem at once.
 func (c *Config) Validate() error {
 	var errs []error
@@ -283,8 +323,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("kafka.brokers: at least one broker"))
 	}
 	for _, b := range c.Kafka.Brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			errs = append(errs, fmt.Errorf("kafka.brokers: %q: want host:port (%w)", b, err))
+		if err := validBroker(b); err != nil {
+			errs = append(errs, fmt.Errorf("kafka.brokers: %q: want host or host:port (%w)", b, err))
 		}
 	}
 	switch c.Store.Kind {

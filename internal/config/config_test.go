@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,7 +78,11 @@ func TestValidate(t *testing.T) {
 		{"log level warn", func(c *Config) { c.Log.Level = "warn" }, ""},
 		{"http addr without port", func(c *Config) { c.HTTP.Addr = "nonsense" }, `http.addr "nonsense": want host:port`},
 		{"http addr any host", func(c *Config) { c.HTTP.Addr = ":8080" }, ""},
-		{"broker without port", func(c *Config) { c.Kafka.Brokers = []string{"kafka:9092", "kafka2"} }, `kafka.brokers: "kafka2": want host:port`},
+		{"broker without port", func(c *Config) { c.Kafka.Brokers = []string{"kafka:9092", "kafka2"} }, ""},
+		{"broker with a bad port", func(c *Config) { c.Kafka.Brokers = []string{"kafka:90x2"} }, `kafka.brokers: "kafka:90x2": want host or host:port`},
+		{"broker without host", func(c *Config) { c.Kafka.Brokers = []string{":9092"} }, `kafka.brokers: ":9092"`},
+		{"broker empty", func(c *Config) { c.Kafka.Brokers = []string{""} }, `kafka.brokers: "": want host or host:port`},
+		{"broker with two colons", func(c *Config) { c.Kafka.Brokers = []string{"a:b:9092"} }, `kafka.brokers: "a:b:9092"`},
 		{"jwt both keys", func(c *Config) {
 			c.Auth.JWT = JWT{HS256SecretFile: "s", RS256PublicKeyFile: "p"}
 			c.API.CursorKey = "k"
@@ -178,5 +183,23 @@ func TestREADMEConfigurationIsTheDefault(t *testing.T) {
 	}
 	if want := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("the README's configuration\n%+v\nis not the default\n%+v", got, want)
+	}
+}
+
+// TestLoadGivesBareBrokersKafkasPort: a broker named by its host alone is
+// dialed on 9092 by kafka-go; Load writes the port, so that the readiness
+// check (which dials the brokers itself) reaches the same address.
+func TestLoadGivesBareBrokersKafkasPort(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("kafka:\n  brokers: [kafka, \"kafka2:9093\", \"[::1]:9094\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"kafka:9092", "kafka2:9093", "[::1]:9094"}
+	if !slices.Equal(c.Kafka.Brokers, want) {
+		t.Fatalf("brokers %q, want %q", c.Kafka.Brokers, want)
 	}
 }

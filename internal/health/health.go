@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/chatreport/chatreport/internal/config"
 )
 
 // Check reports whether a dependency is reachable.
@@ -73,7 +75,7 @@ func Kafka(brokers []string) Check {
 		var d net.Dialer
 		var last error
 		for _, b := range brokers {
-			conn, err := d.DialContext(ctx, "tcp", b)
+			conn, err := d.DialContext(ctx, "tcp", config.BrokerAddr(b))
 			if err == nil {
 				return conn.Close()
 			}
