@@ -105,9 +105,8 @@ func (p *page) checkTagsShown() {
 	t.Helper()
 	p.do(chromedp.EmulateViewport(1366, 900))
 	const tag = "Transbordo Humano" // late in the alphabet, with many tags before it
-	seq := p.seq()
 	p.do(chromedp.Navigate(p.base + "/?tag=" + url.QueryEscape(tag)))
-	p.waitList(seq - seq)
+	p.waitList(0) // a fresh page counts its lists from 0
 	rows := eval[[]map[string]any](p, `[...document.querySelectorAll('#rows tr')].map((tr) => {
 		const cell = tr.querySelector('td.col-tags').getBoundingClientRect();
 		const chips = [...tr.querySelectorAll('.col-tags .tag')];
@@ -132,10 +131,27 @@ func (p *page) checkTagsShown() {
 			t.Errorf("row %d at 1366 px: tags cut off unmarked %q, the +N whole: %v", i, r["cut"], r["more"])
 		}
 	}
+	// A long first tag leaves room for the others and the "+N": the later
+	// chips keep a few letters and an ellipsis, never an empty pill.
+	long := eval[map[string]any](p, `(() => {
+		const tr = [...document.querySelectorAll('#rows tr')].find((r) => r.querySelector('.col-tags .tag-more'));
+		if (!tr) return {found: false};
+		const chips = [...tr.querySelectorAll('.col-tags .tag')];
+		chips[0].textContent = 'Uma etiqueta muito longa que não cabe inteira na célula da lista';
+		const cell = tr.querySelector('td.col-tags').getBoundingClientRect();
+		const more = tr.querySelector('.tag-more').getBoundingClientRect();
+		const narrowest = Math.min(...chips.slice(1).filter((c) => !c.classList.contains('tag-more')).map((c) => c.getBoundingClientRect().width));
+		return {found: true, moreWhole: more.right <= cell.right + 0.5, narrowest};
+	})()`)
+	if long["found"] != true {
+		t.Fatalf("no row filtered by %q has a +N", tag)
+	}
+	if long["moreWhole"] != true || long["narrowest"].(float64) < 28 {
+		t.Errorf("with a long first tag at 1366 px: the +N whole %v, the narrowest other chip %.0f px (want ≥ 28)", long["moreWhole"], long["narrowest"])
+	}
 	p.do(chromedp.EmulateViewport(1440, 900))
-	seq = p.seq()
 	p.do(chromedp.Navigate(p.base + "/"))
-	p.waitList(seq - seq)
+	p.waitList(0)
 }
 
 // checkHandoffMarks: in English at 1366 px, where an attendance's period
@@ -170,9 +186,8 @@ func (p *page) checkHandoffMarks(all []sessionJSON) {
 	}
 	p.click(`.lang-button[data-lang="pt-BR"]`)
 	p.do(chromedp.EmulateViewport(1440, 900))
-	seq := p.seq()
 	p.do(chromedp.Navigate(p.base + "/"))
-	p.waitList(seq - seq)
+	p.waitList(0)
 }
 
 type box struct{ Top, Bottom, Left, Right float64 }
