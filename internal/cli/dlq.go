@@ -52,9 +52,10 @@ func newDLQCommand(g *globals) *cobra.Command {
 			if err != nil {
 				// No count: it would read as the topic's. No header over
 				// nothing.
-				if n > 0 {
-					tw.Flush()
+				if n == 0 {
+					return err
 				}
+				tw.Flush()
 				return fmt.Errorf("after %d dead letters: %w", n, err)
 			}
 			tw.Flush()

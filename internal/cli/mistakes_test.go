@@ -56,7 +56,7 @@ func TestOperatorMistakes(t *testing.T) {
 		{[]string{"index", "status", "--config", sqliteEmpty}, `no store version in the folder "` + filepath.Join(dir, "nothing-here") + `": if the data is elsewhere, set store.sqlite.dir`},
 		{[]string{"forget", "--tenant", "ACME", "--contact", "5511987654321", "--config", sqliteEmpty}, `--tenant "ACME" is not a tenant: tenants are lowercase letters`},
 		{[]string{"forget", "--tenant", "acme", "--config", sqliteEmpty}, "--tenant and --contact are required"},
-		{[]string{"dlq", "list", "--brokers", "127.0.0.1:1", "--config", sqliteEmpty}, "after 0 dead letters: kafka at 127.0.0.1:1 does not answer (kafka.brokers of the configuration, or --brokers)"},
+		{[]string{"dlq", "list", "--brokers", "127.0.0.1:1", "--config", sqliteEmpty}, "kafka at 127.0.0.1:1 does not answer (kafka.brokers of the configuration, or --brokers)"},
 		{[]string{"simulate", "--days", "-3", "--brokers", "127.0.0.1:1", "--config", sqliteEmpty}, "--days -3: must be 0 or more"},
 		{[]string{"simulate", "--sessions", "-1", "--brokers", "127.0.0.1:1", "--config", sqliteEmpty}, "sessions -1: must be 0 or more"},
 		{[]string{"serve", "--config", sqliteEmpty}, "set auth.api_keys or auth.api_key_hashes in the configuration, CHATREPORT_API_KEYS=tenant=key in the environment, or auth.jwt"},
@@ -73,6 +73,9 @@ func TestOperatorMistakes(t *testing.T) {
 		}
 		if strings.Contains(out, "dead letters\n") || strings.Contains(out, "PARTITION") {
 			t.Errorf("chatreport %v printed a list of the letters it could not read: %s", c.args, out)
+		}
+		if err != nil && strings.Contains(err.Error(), "after 0 dead letters") {
+			t.Errorf("chatreport %v counts letters it never read: %v", c.args, err)
 		}
 	}
 	if out, err := run("index", "status", "--config", esRight); err != nil || !strings.Contains(out, "ready") {
