@@ -233,7 +233,11 @@ func TestLostAttemptsCount(t *testing.T) {
 				earlierErr <- s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
 					if calls.Add(1) == 1 {
 						close(began)
-						<-g.held // the later call's write is in flight
+						select {
+						case <-g.held: // the later call's write is in flight
+						case <-time.After(10 * time.Second):
+							return session.Changes{}, errors.New("the later call's write was never in flight")
+						}
 					}
 					return assembler(s).Assemble(ctx, r, earlier)
 				})
@@ -244,6 +248,9 @@ func TestLostAttemptsCount(t *testing.T) {
 			<-g.held
 			// The earlier call plans on the state the later one lent: its
 			// write follows the later one's (and waits for it to claim).
+			// f.prev is written without flightsMu when a flight lands
+			// (landFlights); none can land here: the gate holds the later
+			// call's write.
 			planned := func() bool {
 				s.flightsMu.Lock()
 				defer s.flightsMu.Unlock()

@@ -80,11 +80,12 @@ type Config struct {
 	// answered with 429 or 5xx (or a request that failed as a whole) is
 	// sent before Update gives up and returns ErrUnavailable.
 	BulkAttempts int
-	// UpdateAttempts bounds how many times Update runs fn: again after a
-	// concurrent writer changed what fn read, or to rewrite sessions
-	// without events Elasticsearch rejected. A run again because a write
-	// of an Update call that began earlier failed, whose state fn planned
-	// on (errLost), is not counted: that call counts its own failure.
+	// UpdateAttempts bounds the runs of fn that an Update call's own
+	// faults cause: again after a concurrent writer changed what fn read,
+	// or to rewrite sessions without events Elasticsearch rejected. A run
+	// again because a write of an Update call that began earlier failed,
+	// whose state fn planned on (errLost), comes on top: at most one per
+	// failed attempt of such a call (docs/elasticsearch.md).
 	UpdateAttempts int
 	// Backoff is the first pause before a retry; it doubles up to
 	// MaxBackoff, with jitter.

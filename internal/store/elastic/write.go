@@ -104,8 +104,9 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 	// attempt counts the runs of fn that UpdateAttempts bounds: not
 	// those that follow a failed write of an earlier Update call
 	// (lostError). Those are bounded too: each follows a failed attempt
-	// of an earlier call, and the earliest call in flight counts all of
-	// its own.
+	// of an earlier call that was still writing when this one planned,
+	// which are few and bounded the same way; an earlier call counts
+	// every failure a later call's write causes it.
 	for attempt := 0; attempt < s.cfg.UpdateAttempts; {
 		if attempt > 0 && errors.Is(err, ErrConflict) {
 			// Another writer holds the keys: pause, with the one backoff
