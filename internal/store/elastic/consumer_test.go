@@ -71,11 +71,7 @@ func TestConsumerOverFaultyBulk(t *testing.T) {
 		return 0, ""
 	}
 
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: time.Millisecond, Transport: tr}
-	defer w.Close()
+	w := producer(t, b)
 	produce := func(from, to int) {
 		t.Helper()
 		var msgs []kafka.Message
@@ -230,11 +226,7 @@ func TestConsumerDeadLettersKeysThatDoNotDecode(t *testing.T) {
 	b := startBroker(ctx, t, def)
 	f := esfake.New(t)
 
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: time.Millisecond, Transport: tr}
-	defer w.Close()
+	w := producer(t, b)
 	const secret = "segredo bancário"
 	contacts := []string{"5511900000001", "5511900000002", "5511900000003", "5511900000004"}
 	n := 0
@@ -391,6 +383,19 @@ func startBroker(ctx context.Context, t *testing.T, def *pipeline.Definition) *b
 	}
 	t.Cleanup(func() { b.Close() })
 	return b
+}
+
+// producer writes to b's topics with the Java client's partitioner, as the
+// platform does; closed when the test ends.
+func producer(t *testing.T, b *broker.Broker) *kafka.Writer {
+	tr := &kafka.Transport{}
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond, Transport: tr}
+	t.Cleanup(func() {
+		w.Close()
+		tr.CloseIdleConnections()
+	})
+	return w
 }
 
 // runIngester runs an ingester of cfg storing through asm until the
