@@ -84,6 +84,11 @@
 // that is not JSON is found out, with a 500, by the first search that needs
 // its fields), while every promise above holds as it does for the tests.
 //
+// _bulk takes filter_path (inclusions only, as the write path asks; an
+// exclusion is refused with a 400, less than Elasticsearch accepts): the
+// answer keeps the members that match, error answers stay whole (filterpath.go).
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/common-options.html#common-options-response-filtering
+//
 // PUT <target>/_mapping adds new fields to the mappings of existing indices
 // and refuses, whole, a change of a field's type.
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/indices-put-mapping.html
