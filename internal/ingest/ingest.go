@@ -103,7 +103,9 @@ type Config struct {
 	Group      string
 	DeadLetter string
 	// BatchSize is the most messages of a batch: stored (in up to Workers
-	// Sink calls) and committed together.
+	// Sink calls) and committed together. The commands pass the store's
+	// default (config.BatchSizeOf); Defaults' 2000 is for callers that
+	// give none.
 	BatchSize int
 	// BatchWait is how long a batch waits to fill once it has a message.
 	BatchWait time.Duration
