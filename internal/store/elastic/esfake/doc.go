@@ -86,7 +86,9 @@
 //
 // _bulk takes filter_path (inclusions only, as the write path asks; an
 // exclusion is refused with a 400, less than Elasticsearch accepts): the
-// answer keeps the members that match, error answers stay whole (filterpath.go).
+// answer keeps the members that match (filterpath.go). The fake leaves the
+// answer of a request that fails whole unfiltered; the write path does not
+// rely on it either way: it judges such a request by its status alone.
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/common-options.html#common-options-response-filtering
 //
 // PUT <target>/_mapping adds new fields to the mappings of existing indices
