@@ -248,7 +248,7 @@ func newReplayCommand(g *globals) *cobra.Command {
 			"Interrupted (SIGINT), it saves its progress and exits 0: run it again to resume.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, def, log, done, err := g.start()
+			cfg, def, log, done, err := g.start(nil)
 			if err != nil || done {
 				return err
 			}
