@@ -44,8 +44,10 @@ type Replay struct {
 	// CaughtUp is the lag per partition at or below which the replay is
 	// caught up (replay.Config.CaughtUp).
 	CaughtUp int64
-	Batch    int
-	Log      *zap.Logger
+	// Batch is the most events of a write; 0 is the ingester's default
+	// for the store (config.Ingest.BatchSizeOf).
+	Batch int
+	Log   *zap.Logger
 	// Out receives what the swap prints (nothing when nil).
 	Out io.Writer
 	// Progress receives status lines; a terminal gets a progress bar.
@@ -86,6 +88,9 @@ func (r *Replay) Do(ctx context.Context) error {
 	}
 	if r.Verify && !r.Swap {
 		return errors.New("--verify goes with --swap")
+	}
+	if r.Batch == 0 {
+		r.Batch = config.Ingest{}.BatchSizeOf(r.Store.Kind)
 	}
 	if r.Store.Kind != config.StoreElasticsearch {
 		vs, err := store.OpenSQLite(r.Store.SQLite.Dir)
