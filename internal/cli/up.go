@@ -108,6 +108,12 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 	var demoKey, demoKeyFile string
 	var seed bool
 	if u.Demo {
+		// Before the state is read: the first of two starts seeds.
+		release, err := lockDemo(u.DataDir)
+		if err != nil {
+			return err
+		}
+		defer release()
 		state, err := loadDemoState(u.DataDir)
 		if err != nil {
 			return err
