@@ -466,14 +466,7 @@ func printVersions(ctx context.Context, w io.Writer, vs store.Versions) (int, er
 		if err != nil {
 			return 0, err
 		}
-		role := "old"
-		switch {
-		case v == state.Current:
-			role = "current"
-		case !state.Building[v].IsZero():
-			role = "building since " + state.Building[v].Format(time.RFC3339)
-		}
-		fmt.Fprintf(w, "%-12s %-40s %d sessions, %d events\n", v, role, c.Sessions, c.Events)
+		fmt.Fprintf(w, "%-12s %-40s %d sessions, %d events\n", v, state.Role(v), c.Sessions, c.Events)
 	}
 	return len(all), nil
 }
