@@ -354,7 +354,7 @@ func newIndexCommand(g *globals) *cobra.Command {
 	var to string
 	var verify, force bool
 	swap := &cobra.Command{
-		Use: "swap --to VERSION [--verify]", Short: "Make VERSION current, atomically: the API reads it and the live ingester writes it (alone) from the next request and batch; a replay into it then finishes", Args: cobra.NoArgs,
+		Use: "swap --to VERSION [--verify]", Short: "Make VERSION, a version being built, current, atomically: the API reads it and the live ingester writes it (alone) from the next request and batch; a replay into it then finishes (never back to a retired version: docs/operations.md)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			vs, err := g.openVersions()
 			if err != nil || vs == nil {
