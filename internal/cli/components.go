@@ -24,9 +24,11 @@ import (
 	"github.com/chatreport/chatreport/internal/web"
 )
 
-// loadConfig reads and validates the configuration; with --check-config it
-// prints it and reports done=true.
-func (g *globals) loadConfig(adjust func(*config.Config)) (cfg config.Config, def *pipeline.Definition, done bool, err error) {
+// loadConfig reads and validates the configuration, then runs require
+// (when set: what the command needs beyond a valid configuration), so that
+// --check-config refuses what the command would refuse; with --check-config
+// it prints it and reports done=true.
+func (g *globals) loadConfig(adjust func(*config.Config), require func(config.Config) error) (cfg config.Config, def *pipeline.Definition, done bool, err error) {
 	cfg, err = config.Load(g.configPath)
 	if err != nil {
 		return cfg, nil, false, err
@@ -36,6 +38,11 @@ func (g *globals) loadConfig(adjust func(*config.Config)) (cfg config.Config, de
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, false, fmt.Errorf("invalid configuration: %w", err)
+	}
+	if require != nil {
+		if err := require(cfg); err != nil {
+			return cfg, nil, false, err
+		}
 	}
 	def, err = pipeline.Load(cfg.Pipeline)
 	if err != nil {
@@ -53,10 +60,11 @@ func (g *globals) loadConfig(adjust func(*config.Config)) (cfg config.Config, de
 	return cfg, def, false, nil
 }
 
-// start loads the configuration and makes the logger: the prologue of the
-// commands that run something. done is set after --check-config.
-func (g *globals) start() (cfg config.Config, def *pipeline.Definition, log *zap.Logger, done bool, err error) {
-	cfg, def, done, err = g.loadConfig(nil)
+// start loads the configuration (see loadConfig for require) and makes the
+// logger: the prologue of the commands that run something. done is set after
+// --check-config.
+func (g *globals) start(require func(config.Config) error) (cfg config.Config, def *pipeline.Definition, log *zap.Logger, done bool, err error) {
+	cfg, def, done, err = g.loadConfig(nil, require)
 	if err != nil || done {
 		return cfg, def, nil, done, err
 	}
@@ -124,27 +132,44 @@ func handler(reg *metrics.Registry, checks health.Checks, apiHandler http.Handle
 }
 
 func newAPI(cfg config.Config, store api.Store, reg *metrics.Registry, log *zap.Logger) (*api.Server, error) {
-	keys := api.NewKeys()
-	for _, k := range cfg.KeyHashes() {
-		if err := keys.Add(k.Tenant, k.Hash); err != nil {
-			return nil, err
-		}
+	keys, jwt, err := apiCredentials(cfg)
+	if err != nil {
+		return nil, err
 	}
 	loc, err := time.LoadLocation(cfg.API.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("api.time_zone: %w", err)
 	}
-	jwt, err := jwtConfig(cfg.Auth.JWT)
-	if err != nil {
-		return nil, err
-	}
-	if keys.Len() == 0 && jwt == nil {
-		// api.New refuses it too; this says how to give one.
-		return nil, fmt.Errorf("the report API has no credentials to accept: set auth.api_keys or auth.api_key_hashes in the configuration, %s=tenant=key in the environment, or auth.jwt (chatreport up --demo makes a demo key)", config.EnvAPIKeys)
-	}
 	return api.New(api.Config{
 		Keys: keys, JWT: jwt, Location: loc, CursorKey: cfg.CursorKeyBytes(), Observe: reg.ObserveRequest,
 	}, store, log.Named("api"))
+}
+
+// apiCredentials are the API keys and JWT keys the report API accepts; an
+// error when there are none (api.New refuses that too; this says how to
+// give one) or a JWT key file cannot be read.
+func apiCredentials(cfg config.Config) (*api.Keys, *api.JWTConfig, error) {
+	keys := api.NewKeys()
+	for _, k := range cfg.KeyHashes() {
+		if err := keys.Add(k.Tenant, k.Hash); err != nil {
+			return nil, nil, err
+		}
+	}
+	jwt, err := jwtConfig(cfg.Auth.JWT)
+	if err != nil {
+		return nil, nil, err
+	}
+	if keys.Len() == 0 && jwt == nil {
+		return nil, nil, fmt.Errorf("the report API has no credentials to accept: set auth.api_keys or auth.api_key_hashes in the configuration, %s=tenant=key in the environment, or auth.jwt (chatreport up --demo makes a demo key)", config.EnvAPIKeys)
+	}
+	return keys, jwt, nil
+}
+
+// servesAPI is the requirement (loadConfig) of the commands that serve the
+// report API: credentials it can accept.
+func servesAPI(cfg config.Config) error {
+	_, _, err := apiCredentials(cfg)
+	return err
 }
 
 // jwtConfig reads the JWT keys the configuration names; nil when JWTs are off.

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/chatreport/chatreport/internal/config"
 )
 
 // TestShippedConfigsAreValid: the configuration files deploy/ ships pass
@@ -28,7 +30,22 @@ func TestShippedConfigsAreValid(t *testing.T) {
 	if err := os.WriteFile(k8s, []byte(manifest.Data["config.yaml"]), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The serve Deployment takes API keys from the Secret, as
+	// CHATREPORT_API_KEYS (the compose file has its own).
+	var secret struct {
+		StringData map[string]string `yaml:"stringData"`
+	}
+	if raw, err = os.ReadFile("../../deploy/kubernetes/secret.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &secret); err != nil {
+		t.Fatal(err)
+	}
 	for _, path := range []string{"../../deploy/config.compose.yaml", k8s} {
+		t.Setenv(config.EnvAPIKeys, "")
+		if path == k8s {
+			t.Setenv(config.EnvAPIKeys, secret.StringData[config.EnvAPIKeys])
+		}
 		for _, role := range []string{"ingest", "serve"} {
 			var out, errOut bytes.Buffer
 			err := Execute(context.Background(), []string{role, "--config", path, "--check-config"}, &out, &errOut)
@@ -54,6 +71,51 @@ func TestCheckConfigHidesSecrets(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "-secret") {
 		t.Fatalf("--check-config printed a secret:\n%s", out.String())
+	}
+}
+
+// TestCheckConfigRefusesWhatTheStartRefuses: without credentials, serve and
+// up (without --demo) refuse to start, and --check-config refuses the same
+// configuration with the same message instead of calling it valid; with a
+// key, or with --demo (which makes one), --check-config accepts it; ingest
+// serves no API and needs none.
+func TestCheckConfigRefusesWhatTheStartRefuses(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(path, []byte("store: {sqlite: {dir: "+filepath.Join(dir, "data")+"}}\nlog: {level: warn}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const refusal = "the report API has no credentials to accept: set auth.api_keys or auth.api_key_hashes in the configuration, CHATREPORT_API_KEYS=tenant=key in the environment, or auth.jwt"
+	// Never listened on: every case ends before.
+	addrs := []string{"--http-addr", "127.0.0.1:1", "--kafka-addr", "127.0.0.1:1"}
+	for _, c := range []struct {
+		keys string
+		args []string
+		want string // "" when it is valid
+	}{
+		{"", []string{"serve", "--check-config"}, refusal},
+		{"", []string{"serve"}, refusal},
+		{"", append([]string{"up", "--check-config"}, addrs...), refusal},
+		{"", append([]string{"up"}, addrs...), refusal},
+		{"", append([]string{"up", "--demo", "--check-config"}, addrs...), ""},
+		{"", []string{"ingest", "--check-config"}, ""},
+		{"acme=k1", []string{"serve", "--check-config"}, ""},
+		{"acme=k1", append([]string{"up", "--check-config"}, addrs...), ""},
+	} {
+		t.Setenv(config.EnvAPIKeys, c.keys)
+		var out, errOut bytes.Buffer
+		err := Execute(t.Context(), append(c.args, "--config", path), &out, &errOut)
+		switch {
+		case c.want == "" && (err != nil || !strings.Contains(out.String(), "configuration is valid")):
+			t.Errorf("keys %q, chatreport %v: %v\n%s%s; want it valid", c.keys, c.args, err, out.String(), errOut.String())
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("keys %q, chatreport %v: %v; want %q", c.keys, c.args, err, c.want)
+		case c.want != "" && strings.Contains(out.String(), "valid"):
+			t.Errorf("keys %q, chatreport %v printed %q", c.keys, c.args, out.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Error("a refused start created the data folder")
 	}
 }
 

@@ -16,6 +16,17 @@ import (
 // directory, so that a restart does not add it again.
 const demoStateFile = "demo.json"
 
+// demoLockFile, in the data directory, is locked by the `up --demo` that
+// feeds demo traffic into it (lockDemo): two `up` may ingest into one folder,
+// but two demo feeds would double the demo data.
+const demoLockFile = "demo.lock"
+
+// errDemoFeeding is the refusal of a second demo feed into dir.
+func errDemoFeeding(dir string) error {
+	return fmt.Errorf("another `chatreport up --demo` is feeding demo traffic into the data folder %q (it holds %s), and a second feed would double the demo data: stop that one, or give this one another --data-dir (an `up` without --demo may share the folder)",
+		dir, filepath.Join(dir, demoLockFile))
+}
+
 // demoHistorySessions is how many conversations the demo seeds once.
 const demoHistorySessions = 500
 

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -142,4 +145,96 @@ func TestDemoKeyFromConfiguration(t *testing.T) {
 	if !strings.Contains(out.String(), "key-acme (auth.api_keys of the configuration)") || strings.Contains(out.String(), "kept in") {
 		t.Errorf("banner:\n%s\nwant the configured key said to come from auth.api_keys", out.String())
 	}
+}
+
+// TestOneDemoFeedPerFolder: a second `up --demo` on a data folder whose demo
+// feed runs refuses, naming the folder, instead of feeding the demo twice;
+// an `up` without --demo still shares the folder (two ingesters may); once
+// the first demo stops, a demo starts there again.
+func TestOneDemoFeedPerFolder(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := startDemo(t, dir, 10)
+
+	cfg := config.Default()
+	cfg.Store.SQLite.Dir = dir
+	cfg.Log.Level = "warn"
+	cfg.Auth.APIKeys = map[string]config.Secret{"acme": "k1"}
+	up := func(demo bool, ready func(Endpoints)) *Up {
+		return &Up{Config: cfg, Pipeline: pipeline.MustDefault(), Demo: demo, DataDir: dir,
+			HTTPAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0", Ready: ready, demoHistory: 10}
+	}
+	g := &globals{stdout: io.Discard, stderr: io.Discard}
+	second, stopSecond := context.WithTimeout(t.Context(), 20*time.Second)
+	defer stopSecond()
+	err := up(true, func(Endpoints) { t.Error("a second demo feed started"); stopSecond() }).Do(second, g)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("feeding demo traffic into the data folder %q", dir)) {
+		t.Fatalf("a second up --demo on the folder: %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- up(false, func(Endpoints) { close(ready) }).Do(ctx, g) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("an up without --demo on the demo's folder: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("an up without --demo not ready within 20 s")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	stop()
+	if _, stop := startDemo(t, dir, 10); stop == nil {
+		t.Fatal("no demo after the first stopped")
+	}
+}
+
+// TestDemoLockDiesWithItsProcess: the demo lock of a process killed with
+// SIGKILL is gone with it (the kernel releases a flock), so a crashed demo
+// never blocks the next one.
+func TestDemoLockDiesWithItsProcess(t *testing.T) {
+	if dir := os.Getenv("CHATREPORT_TEST_DEMO_LOCK_DIR"); dir != "" {
+		// The child: hold the lock until killed.
+		if _, err := lockDemo(dir); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Println("locked")
+		time.Sleep(time.Minute)
+		os.Exit(2)
+	}
+	if runtime.GOOS == "windows" {
+		t.Skip("no flock: the demo lock is not taken here")
+	}
+	dir := t.TempDir()
+	child := exec.Command(os.Args[0], "-test.run=^TestDemoLockDiesWithItsProcess$")
+	child.Env = append(os.Environ(), "CHATREPORT_TEST_DEMO_LOCK_DIR="+dir)
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		child.Process.Kill() //nolint:errcheck // it may be gone
+		t.Fatalf("the child: %q %v", line, err)
+	}
+	if _, err := lockDemo(dir); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("the lock held by another process: %v", err)
+	}
+	if err := child.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	child.Wait() //nolint:errcheck // killed
+	release, err := lockDemo(dir)
+	if err != nil {
+		t.Fatalf("after kill -9 of its holder the lock is still held: %v", err)
+	}
+	release()
 }

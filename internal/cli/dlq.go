@@ -22,7 +22,7 @@ func newDLQCommand(g *globals) *cobra.Command {
 	cmd.PersistentFlags().StringSliceVar(&brokers, "brokers", nil, "Kafka bootstrap brokers (default: kafka.brokers of the configuration)")
 	// read loads the configuration and every letter (no consumer group).
 	read := func(cmd *cobra.Command, fn func(deadletter.Letter) error) ([]string, error) {
-		cfg, def, done, err := g.loadConfig(nil)
+		cfg, def, done, err := g.loadConfig(nil, nil)
 		if err != nil || done {
 			return nil, err
 		}

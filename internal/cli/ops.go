@@ -44,8 +44,10 @@ type Replay struct {
 	// CaughtUp is the lag per partition at or below which the replay is
 	// caught up (replay.Config.CaughtUp).
 	CaughtUp int64
-	Batch    int
-	Log      *zap.Logger
+	// Batch is the most events of a write; 0 is the ingester's default
+	// for the store (config.Ingest.BatchSizeOf).
+	Batch int
+	Log   *zap.Logger
 	// Out receives what the swap prints (nothing when nil).
 	Out io.Writer
 	// Progress receives status lines; a terminal gets a progress bar.
@@ -86,6 +88,9 @@ func (r *Replay) Do(ctx context.Context) error {
 	}
 	if r.Verify && !r.Swap {
 		return errors.New("--verify goes with --swap")
+	}
+	if r.Batch == 0 {
+		r.Batch = config.Ingest{}.BatchSizeOf(r.Store.Kind)
 	}
 	if r.Store.Kind != config.StoreElasticsearch {
 		vs, err := store.OpenSQLite(r.Store.SQLite.Dir)
@@ -248,7 +253,7 @@ func newReplayCommand(g *globals) *cobra.Command {
 			"Interrupted (SIGINT), it saves its progress and exits 0: run it again to resume.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, def, log, done, err := g.start()
+			cfg, def, log, done, err := g.start(nil)
 			if err != nil || done {
 				return err
 			}
@@ -349,7 +354,7 @@ func newIndexCommand(g *globals) *cobra.Command {
 	var to string
 	var verify, force bool
 	swap := &cobra.Command{
-		Use: "swap --to VERSION [--verify]", Short: "Make VERSION current, atomically: the API reads it and the live ingester writes it (alone) from the next request and batch; a replay into it then finishes", Args: cobra.NoArgs,
+		Use: "swap --to VERSION [--verify]", Short: "Make VERSION, a version being built, current, atomically: the API reads it and the live ingester writes it (alone) from the next request and batch; a replay into it then finishes (never back to a retired version: docs/operations.md)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			vs, err := g.openVersions()
 			if err != nil || vs == nil {
@@ -461,14 +466,7 @@ func printVersions(ctx context.Context, w io.Writer, vs store.Versions) (int, er
 		if err != nil {
 			return 0, err
 		}
-		role := "old"
-		switch {
-		case v == state.Current:
-			role = "current"
-		case !state.Building[v].IsZero():
-			role = "building since " + state.Building[v].Format(time.RFC3339)
-		}
-		fmt.Fprintf(w, "%-12s %-40s %d sessions, %d events\n", v, role, c.Sessions, c.Events)
+		fmt.Fprintf(w, "%-12s %-40s %d sessions, %d events\n", v, state.Role(v), c.Sessions, c.Events)
 	}
 	return len(all), nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,6 +230,35 @@ func (o opsScenario) run(t *testing.T) {
 	}
 	if out := runCLI(t, "index", "abandon", "--version", "v3", "--config", o.cfgFile); !strings.Contains(out, "version v3 abandoned") {
 		t.Fatalf("abandon:\n%s", out)
+	}
+	// index status says what each version is: v1 retired by the swap, v3
+	// abandoned (on SQLite, whose file stays; Elasticsearch deleted its
+	// indices). It called both "old".
+	status := runCLI(t, "index", "status", "--config", o.cfgFile)
+	for _, want := range []string{"v1 +old, current until ", "v2 +current "} {
+		if !regexp.MustCompile(`(?m)^` + want).MatchString(status) {
+			t.Errorf("index status has no line %q:\n%s", want, status)
+		}
+	}
+	if abandoned := regexp.MustCompile(`(?m)^v3 +abandoned at `).MatchString(status); abandoned != (o.store.Kind == config.StoreSQLite) {
+		t.Errorf("index status shows v3 abandoned: %v, want it on SQLite only:\n%s", abandoned, status)
+	}
+	// No swap back to v1, which lacks what was ingested after the swap;
+	// the refusal says why and what to do instead. Nothing changes.
+	var swapOut bytes.Buffer
+	err := Execute(context.Background(), []string{"index", "swap", "--to", "v1", "--config", o.cfgFile}, &swapOut, &swapOut)
+	if err == nil || !strings.Contains(err.Error(), "was current until") || !strings.Contains(err.Error(), "lacks every event ingested after that") ||
+		!strings.Contains(err.Error(), "chatreport replay --from earliest --target NEW --swap") {
+		t.Errorf("index swap --to v1 (retired): %v\n%s", err, swapOut.String())
+	}
+	if o.store.Kind == config.StoreSQLite {
+		err = Execute(context.Background(), []string{"index", "swap", "--to", "v3", "--config", o.cfgFile}, &swapOut, &swapOut)
+		if err == nil || !strings.Contains(err.Error(), "version v3 was abandoned at") {
+			t.Errorf("index swap --to v3 (abandoned): %v", err)
+		}
+	}
+	if status := runCLI(t, "index", "status", "--config", o.cfgFile); !regexp.MustCompile(`(?m)^v2 +current `).MatchString(status) {
+		t.Fatalf("after the refused swaps:\n%s", status)
 	}
 
 	// Live ingest goes on into v2 (the current version) and the API reads it.

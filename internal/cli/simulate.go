@@ -26,7 +26,7 @@ func newSimulateCommand(g *globals) *cobra.Command {
 		Short: "Produce realistic chat traffic (bot flows, handoffs, agents) to any Kafka",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, def, log, done, err := g.start()
+			cfg, def, log, done, err := g.start(nil)
 			if err != nil || done {
 				return err
 			}

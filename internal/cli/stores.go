@@ -61,7 +61,7 @@ func openBackend(cfg config.Config, def *pipeline.Definition, reg *metrics.Regis
 // openVersions opens the configured store's versions; nil when the command
 // only printed its configuration.
 func (g *globals) openVersions() (store.Versions, error) {
-	cfg, _, done, err := g.loadConfig(nil)
+	cfg, _, done, err := g.loadConfig(nil, nil)
 	if err != nil || done {
 		return nil, err
 	}

@@ -60,6 +60,12 @@ func newUpCommand(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fromFile := cmd.Flags().Changed("config") || g.configPath != ""
+			// Without --demo the API needs credentials of the
+			// configuration; the demo makes a key when it has none.
+			var require func(config.Config) error
+			if !u.Demo {
+				require = servesAPI
+			}
 			cfg, def, done, err := g.loadConfig(func(c *config.Config) {
 				c.Store.Kind = config.StoreSQLite
 				// A flag given wins; else the file's store.sqlite.dir and
@@ -74,7 +80,7 @@ func newUpCommand(g *globals) *cobra.Command {
 				if !fromFile {
 					c.Log.Format = "console"
 				}
-			})
+			}, require)
 			if err != nil || done {
 				return err
 			}
@@ -102,6 +108,12 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 	var demoKey, demoKeyFile string
 	var seed bool
 	if u.Demo {
+		// Before the state is read: the first of two starts seeds.
+		release, err := lockDemo(u.DataDir)
+		if err != nil {
+			return err
+		}
+		defer release()
 		state, err := loadDemoState(u.DataDir)
 		if err != nil {
 			return err

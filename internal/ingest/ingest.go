@@ -103,9 +103,9 @@ type Config struct {
 	Group      string
 	DeadLetter string
 	// BatchSize is the most messages of a batch: stored (in up to Workers
-	// Sink calls) and committed together. The commands pass the store's
-	// default (config.BatchSizeOf); Defaults' 2000 is for callers that
-	// give none.
+	// Sink calls) and committed together; required. The commands pass
+	// ingest.batch_size or the store's default (config.Ingest.BatchSizeOf),
+	// the one place that default is kept.
 	BatchSize int
 	// BatchWait is how long a batch waits to fill once it has a message.
 	BatchWait time.Duration
@@ -144,9 +144,6 @@ const DefaultInFlight = 2
 
 // Defaults fills zero fields with defaults.
 func (c *Config) Defaults() {
-	if c.BatchSize == 0 {
-		c.BatchSize = 2000
-	}
 	if c.BatchWait == 0 {
 		c.BatchWait = 100 * time.Millisecond
 	}
@@ -183,7 +180,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("ingest: no dead-letter topic"))
 	}
 	if c.BatchSize < 1 {
-		errs = append(errs, errors.New("ingest: batch size must be at least 1"))
+		errs = append(errs, errors.New("ingest: batch size must be at least 1 (ingest.batch_size, or the store's default: config.Ingest.BatchSizeOf)"))
 	}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("ingest: workers must be at least 1"))

@@ -305,7 +305,10 @@ func TestConfigValidate(t *testing.T) {
 		{"no topics", ingest.Config{Brokers: []string{"x:1"}, Group: "g", DeadLetter: "d"}},
 		{"no group", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, DeadLetter: "d"}},
 		{"no dead letter", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, Group: "g"}},
-		{"negative workers", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, Group: "g", DeadLetter: "d", Workers: -1}},
+		{"negative workers", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, Group: "g", DeadLetter: "d", Workers: -1, BatchSize: 10}},
+		// No default of its own beside the configuration's
+		// (config.Ingest.BatchSizeOf).
+		{"no batch size", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, Group: "g", DeadLetter: "d"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

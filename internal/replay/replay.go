@@ -78,7 +78,9 @@ type Config struct {
 	SwapRetry time.Duration
 	// CaughtUp is the lag, in messages, at or below which a partition is
 	// caught up; 100 when zero.
-	CaughtUp  int64
+	CaughtUp int64
+	// BatchSize is the most events stored in one write; required (the
+	// command passes the ingester's, config.Ingest.BatchSizeOf).
 	BatchSize int
 	// Poll is how often the replay reads the registry and the partitions'
 	// ends; 500 ms when zero.
@@ -187,11 +189,11 @@ func Run(ctx context.Context, cfg Config, target Target, report func(Status), lo
 	if cfg.Registry == nil || cfg.Version == "" {
 		return errors.New("replay: no target version or registry")
 	}
+	if cfg.BatchSize < 1 {
+		return errors.New("replay: batch size must be at least 1 (ingest.batch_size, or the store's default: config.Ingest.BatchSizeOf)")
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.BatchSize == 0 {
-		cfg.BatchSize = 2000
 	}
 	if cfg.CaughtUp == 0 {
 		cfg.CaughtUp = 100

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -251,4 +252,13 @@ func TestProgressSavedAndLoaded(t *testing.T) {
 		t.Fatal("unreadable progress loaded")
 	}
 
+}
+
+// TestBatchSizeRequired: a replay has no batch size of its own beside the
+// configuration's (config.Ingest.BatchSizeOf, which the command passes).
+func TestBatchSizeRequired(t *testing.T) {
+	cfg := Config{Brokers: []string{"127.0.0.1:1"}, Topics: []string{"t"}, Version: "v2", Registry: versions.OpenFile(t.TempDir())}
+	if err := Run(t.Context(), cfg, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "batch size") {
+		t.Fatalf("a replay without a batch size: %v", err)
+	}
 }

@@ -31,6 +31,52 @@ type State struct {
 	Current string `json:"current"`
 	// Building maps a version being rebuilt to when it was registered.
 	Building map[string]time.Time `json:"building,omitempty"`
+	// Retired maps a version that was current to when a swap made another
+	// one current; it has not been written since.
+	Retired map[string]time.Time `json:"retired,omitempty"`
+	// Abandoned maps a version whose build was given up to when. (A
+	// registry written before these two were kept knows neither.)
+	Abandoned map[string]time.Time `json:"abandoned,omitempty"`
+}
+
+// Role says what version is for, for people: current, being built (since
+// when), retired by a swap, abandoned (when), or not written, retired or
+// abandoned before the registry kept which.
+func (s State) Role(version string) string {
+	const at = time.RFC3339
+	switch {
+	case version == s.Current:
+		return "current"
+	case !s.Building[version].IsZero():
+		return "building since " + s.Building[version].Format(at)
+	case !s.Abandoned[version].IsZero():
+		return "abandoned at " + s.Abandoned[version].Format(at)
+	case !s.Retired[version].IsZero():
+		return "old, current until " + s.Retired[version].Format(at)
+	}
+	return "old or abandoned (not written)"
+}
+
+// setTime returns a copy of m with version at t (or without version when t
+// is zero), so that a State shared with others is never modified.
+func setTime(m map[string]time.Time, version string, t time.Time) map[string]time.Time {
+	_, had := m[version]
+	if t.IsZero() && !had {
+		return m
+	}
+	m = maps.Clone(m)
+	if t.IsZero() {
+		delete(m, version)
+		if len(m) == 0 {
+			return nil
+		}
+		return m
+	}
+	if m == nil {
+		m = map[string]time.Time{}
+	}
+	m[version] = t.UTC()
+	return m
 }
 
 // Writable lists the versions that may be written: the current one first
@@ -67,44 +113,60 @@ func Fence(reg Registry, version string) func(context.Context) error {
 	}
 }
 
-// Register marks version as being built since now, unless it already is;
-// the change is made on a copy of Building, so a State shared with others is
-// never modified.
+// Register marks version as being built since now, unless it already is
+// (it is no longer retired or abandoned). Changes are made on copies of the
+// maps, so a State shared with others is never modified.
 func (s *State) Register(version string, now time.Time) error {
 	if s.Current == version {
 		return fmt.Errorf("version %s is the current version; replay into a new one", version)
 	}
 	if _, ok := s.Building[version]; !ok {
-		s.Building = maps.Clone(s.Building)
-		if s.Building == nil {
-			s.Building = map[string]time.Time{}
-		}
-		s.Building[version] = now.UTC()
+		s.Building = setTime(s.Building, version, now)
 	}
+	s.Retired = setTime(s.Retired, version, time.Time{})
+	s.Abandoned = setTime(s.Abandoned, version, time.Time{})
 	return nil
 }
 
-// Swap makes version, which must be being built, current.
-func (s *State) Swap(version string) error {
+// Swap makes version, which must be being built, current; the current
+// version is retired at now.
+//
+// A swap never goes back to a retired version: it was not written after it
+// stopped being current, so it lacks what was ingested since (in the
+// current version only, and in the topics). Live ingest commits its offsets
+// once the current version has stored a batch, so nothing would bring those
+// events back into it, and the report would lose them without a word.
+// Going back is a rebuild instead (docs/operations.md, "Going back to an
+// earlier version").
+func (s *State) Swap(version string, now time.Time) error {
 	if s.Current == version {
 		return fmt.Errorf("version %s is already current", version)
 	}
 	if _, ok := s.Building[version]; !ok {
+		switch {
+		case !s.Retired[version].IsZero():
+			return fmt.Errorf("version %s was current until %s and has not been written since: it lacks every event ingested after that (they are in %s and the topics only), which a swap to it would drop from the report, so index swap does not go back to it; to go back, rebuild a new version from the topics while live ingest goes on (chatreport replay --from earliest --target NEW --swap, within the topics' retention); see docs/operations.md, \"Going back to an earlier version\"",
+				version, s.Retired[version].Format(time.RFC3339), s.Current)
+		case !s.Abandoned[version].IsZero():
+			return fmt.Errorf("version %s was abandoned at %s and has not been written since; replay into a new version", version, s.Abandoned[version].Format(time.RFC3339))
+		}
 		return fmt.Errorf("version %s is not being built; replay into it first", version)
 	}
-	s.Building = maps.Clone(s.Building)
-	delete(s.Building, version)
+	s.Building = setTime(s.Building, version, time.Time{})
+	s.Retired = setTime(s.Retired, s.Current, now)
+	s.Abandoned = setTime(s.Abandoned, version, time.Time{})
 	s.Current = version
 	return nil
 }
 
-// Abandon removes version from those being built.
-func (s *State) Abandon(version string) error {
+// Abandon removes version from those being built and records it abandoned
+// at now.
+func (s *State) Abandon(version string, now time.Time) error {
 	if _, ok := s.Building[version]; !ok {
 		return fmt.Errorf("version %s is not being built", version)
 	}
-	s.Building = maps.Clone(s.Building)
-	delete(s.Building, version)
+	s.Building = setTime(s.Building, version, time.Time{})
+	s.Abandoned = setTime(s.Abandoned, version, now)
 	return nil
 }
 
@@ -190,12 +252,12 @@ func (f *File) Register(_ context.Context, version string, now time.Time) (State
 
 // Swap makes version current; the old current version is no longer written.
 func (f *File) Swap(_ context.Context, version string) (State, error) {
-	return f.update(func(s *State) error { return s.Swap(version) })
+	return f.update(func(s *State) error { return s.Swap(version, time.Now()) })
 }
 
 // Abandon stops building version: its fence refuses writes from now on.
 func (f *File) Abandon(_ context.Context, version string) (State, error) {
-	return f.update(func(s *State) error { return s.Abandon(version) })
+	return f.update(func(s *State) error { return s.Abandon(version, time.Now()) })
 }
 
 func (f *File) update(change func(*State) error) (State, error) {

@@ -1,8 +1,11 @@
 package versions
 
 import (
+	"encoding/json"
+	"errors"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -79,10 +82,12 @@ func TestRegistrySeesEveryReplacement(t *testing.T) {
 	if s, _ := b.State(ctx); !slices.Equal(s.Writable(), []string{"v1", "v2"}) {
 		t.Fatalf("b sees %+v", s)
 	}
-	if _, err := a.Abandon(ctx, "v2"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Register(ctx, "v3", t0); err != nil {
+	// v3 built instead of v2, in one change of the same size (Abandon
+	// would record when, at a time of its own).
+	if _, err := a.update(func(s *State) error {
+		s.Building = map[string]time.Time{"v3": t0}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chtimes(a.path, before.ModTime(), before.ModTime()); err != nil {
@@ -94,5 +99,62 @@ func TestRegistrySeesEveryReplacement(t *testing.T) {
 	}
 	if s, _ := b.State(ctx); !slices.Equal(s.Writable(), []string{"v1", "v3"}) {
 		t.Fatalf("b sees %+v after the change", s)
+	}
+}
+
+// TestStateHistory: a swap retires the current version and an abandon
+// records the version, each with its time, and Role says so (both were
+// "old"); a registry from before knows neither, and says that. A swap does
+// not go back to a retired version (it lacks what was ingested since) nor to
+// an abandoned one, and says why; registering either again builds it anew.
+func TestStateHistory(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	s := State{Current: Initial}
+	steps := []struct {
+		name   string
+		change func(*State) error
+		roles  map[string]string
+		refuse string // the error a swap to "v1" then gives, when one
+	}{
+		{"legacy", func(*State) error { return nil },
+			map[string]string{"v1": "current", "v0": "old or abandoned (not written)"}, "already current"},
+		{"register v2, v3", func(s *State) error {
+			return errors.Join(s.Register("v2", t0), s.Register("v3", t0))
+		}, map[string]string{"v2": "building since 2026-12-01T09:00:00Z"}, "already current"},
+		{"swap to v2", func(s *State) error { return s.Swap("v2", t0.Add(time.Hour)) },
+			map[string]string{"v1": "old, current until 2026-12-01T10:00:00Z", "v2": "current"},
+			"version v1 was current until 2026-12-01T10:00:00Z and has not been written since: it lacks every event ingested after that (they are in v2 and the topics only)"},
+		{"abandon v3", func(s *State) error { return s.Abandon("v3", t0.Add(2*time.Hour)) },
+			map[string]string{"v3": "abandoned at 2026-12-01T11:00:00Z"}, "chatreport replay --from earliest --target NEW --swap"},
+		{"register v1 again", func(s *State) error { return s.Register("v1", t0.Add(3*time.Hour)) },
+			map[string]string{"v1": "building since 2026-12-01T12:00:00Z"}, ""},
+		{"swap to v1, rebuilt", func(s *State) error { return s.Swap("v1", t0.Add(4*time.Hour)) },
+			map[string]string{"v1": "current", "v2": "old, current until 2026-12-01T13:00:00Z", "v3": "abandoned at 2026-12-01T11:00:00Z"}, "already current"},
+	}
+	for _, step := range steps {
+		shared := s // a State shared with others is never modified
+		before, _ := json.Marshal(shared)
+		if err := step.change(&s); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if after, _ := json.Marshal(shared); string(after) != string(before) {
+			t.Fatalf("%s changed a shared State: %s, was %s", step.name, after, before)
+		}
+		for v, want := range step.roles {
+			if got := s.Role(v); got != want {
+				t.Errorf("after %s, %s: %q, want %q", step.name, v, got, want)
+			}
+		}
+		try := s
+		err := try.Swap("v1", t0)
+		switch {
+		case step.refuse == "" && err != nil:
+			t.Errorf("after %s a swap to v1: %v", step.name, err)
+		case step.refuse != "" && (err == nil || !strings.Contains(err.Error(), step.refuse)):
+			t.Errorf("after %s a swap to v1: %v, want %q", step.name, err, step.refuse)
+		}
+	}
+	if err := s.Swap("v3", t0); err == nil || !strings.Contains(err.Error(), "version v3 was abandoned at 2026-12-01T11:00:00Z") {
+		t.Errorf("a swap to the abandoned v3: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -274,5 +275,62 @@ func TestAbandonFencesWriters(t *testing.T) {
 	}
 	if left, err := w.catIndices(ctx, w.names.indexPatterns()); err != nil || len(left) != 0 {
 		t.Fatalf("indices of the abandoned version: %v %v", left, err)
+	}
+}
+
+// TestRegistryKeepsRetiredAndAbandoned: the registry records which version a
+// swap retired and which was abandoned, and when, also in a versions index
+// created before it kept them (its strict mapping lacked the fields, and the
+// registry's writes failed); a swap back to the retired version is refused.
+func TestRegistryKeepsRetiredAndAbandoned(t *testing.T) {
+	f := esfake.New(t)
+	ctx := t.Context()
+	body, err := templateFiles.ReadFile(versionsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old map[string]any
+	if err := json.Unmarshal(body, &old); err != nil {
+		t.Fatal(err)
+	}
+	props := old["mappings"].(map[string]any)["properties"].(map[string]any)
+	delete(props, "retired")
+	delete(props, "abandoned")
+	oldBody, _ := json.Marshal(old)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, f.URL()+"/test-versions", bytes.NewReader(oldBody))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("create the versions index of an earlier layout: HTTP %d", res.StatusCode)
+	}
+
+	reg := fakeStore(t, f).Registry()
+	for _, v := range []string{"v2", "v3"} {
+		fakeStore(t, f, func(c *Config) { c.Version = v })
+		if _, err := reg.Register(ctx, v, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := reg.Swap(ctx, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Abandon(ctx, "v3"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := fakeStore(t, f).Registry().State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, want := range map[string]string{"v1": "old, current until ", "v2": "current", "v3": "abandoned at "} {
+		if got := st.Role(v); !strings.HasPrefix(got, want) {
+			t.Errorf("version %s: %q, want %q", v, got, want)
+		}
+	}
+	if _, err := reg.Swap(ctx, "v1"); err == nil || !strings.Contains(err.Error(), "was current until") {
+		t.Errorf("a swap back to the retired v1: %v", err)
 	}
 }

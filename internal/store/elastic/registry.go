@@ -35,6 +35,8 @@ func replayDoc(version string) string { return "replay-" + version }
 type registryState struct {
 	Current   string               `json:"current"`
 	Building  map[string]time.Time `json:"building,omitempty"`
+	Retired   map[string]time.Time `json:"retired,omitempty"`
+	Abandoned map[string]time.Time `json:"abandoned,omitempty"`
 	UpdatedAt time.Time            `json:"updated_at"`
 }
 
@@ -100,7 +102,11 @@ func (s *Store) deleteDoc(ctx context.Context, id string) error {
 
 // createVersionsIndex creates the versions index with its mapping, once per
 // Store: no template matches it, and a write must not create it with
-// dynamic mappings.
+// dynamic mappings. An index that exists gets the mapping's new fields (the
+// registry's retired and abandoned came after the first layouts): adding
+// fields to an existing mapping is allowed, and adding those it has changes
+// nothing.
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/indices-put-mapping.html
 func (s *Store) createVersionsIndex(ctx context.Context) error {
 	if s.versionsIndexReady.Load() {
 		return nil
@@ -111,7 +117,20 @@ func (s *Store) createVersionsIndex(ctx context.Context) error {
 	}
 	err = s.do(ctx, esapi.IndicesCreateRequest{Index: s.names.versionsIndex(), Body: bytes.NewReader(body)}, nil)
 	var re *ResponseError
-	if err != nil && !(errors.As(err, &re) && re.Type == "resource_already_exists_exception") {
+	switch {
+	case err == nil:
+	case errors.As(err, &re) && re.Type == "resource_already_exists_exception":
+		var b struct {
+			Mappings json.RawMessage `json:"mappings"`
+		}
+		if err := json.Unmarshal(body, &b); err != nil || len(b.Mappings) == 0 {
+			return fmt.Errorf("elasticsearch %s: no mappings", versionsDir)
+		}
+		req := esapi.IndicesPutMappingRequest{Index: []string{s.names.versionsIndex()}, Body: bytes.NewReader(b.Mappings)}
+		if err := s.do(ctx, req, nil); err != nil {
+			return fmt.Errorf("update the mapping of %s: %w", s.names.versionsIndex(), err)
+		}
+	default:
 		return fmt.Errorf("create index %s: %w", s.names.versionsIndex(), err)
 	}
 	s.versionsIndexReady.Store(true)
@@ -174,7 +193,7 @@ func (r *Registry) readDoc(ctx context.Context) (versions.State, getResponse, er
 	if err := json.Unmarshal(res.Source, &doc); err != nil || !ValidVersion(doc.Current) {
 		return versions.State{}, res, fmt.Errorf("versions registry %s/%s: not a valid state", r.s.names.versionsIndex(), registryDoc)
 	}
-	return versions.State{Current: doc.Current, Building: doc.Building}, res, nil
+	return versions.State{Current: doc.Current, Building: doc.Building, Retired: doc.Retired, Abandoned: doc.Abandoned}, res, nil
 }
 
 // State returns the registry's state, from memory when read less than the
@@ -204,7 +223,8 @@ func (r *Registry) update(ctx context.Context, change func(*versions.State) erro
 		if err := change(&st); err != nil {
 			return st, err
 		}
-		err = r.s.putDoc(ctx, registryDoc, &registryState{Current: st.Current, Building: st.Building, UpdatedAt: time.Now().UTC()}, &res)
+		err = r.s.putDoc(ctx, registryDoc, &registryState{Current: st.Current, Building: st.Building, Retired: st.Retired,
+			Abandoned: st.Abandoned, UpdatedAt: time.Now().UTC()}, &res)
 		var re *ResponseError
 		if errors.As(err, &re) && re.Status == http.StatusConflict && attempt+1 < registryAttempts {
 			continue
@@ -245,13 +265,13 @@ func (r *Registry) Swap(ctx context.Context, version string) (versions.State, er
 		return st, err
 	}
 	next := st
-	if err := next.Swap(version); err != nil {
+	if err := next.Swap(version, time.Now()); err != nil {
 		return st, err
 	}
 	if err := r.serve(ctx, st, version); err != nil {
 		return st, err
 	}
-	return r.update(ctx, func(s *versions.State) error { return s.Swap(version) })
+	return r.update(ctx, func(s *versions.State) error { return s.Swap(version, time.Now()) })
 }
 
 // serve makes version, one of st's writable versions, the one the read
@@ -338,7 +358,7 @@ func (r *Registry) Abandon(ctx context.Context, version string) (versions.State,
 		return st, err
 	}
 	if _, building := st.Building[version]; building {
-		if st, err = r.update(ctx, func(s *versions.State) error { return s.Abandon(version) }); err != nil {
+		if st, err = r.update(ctx, func(s *versions.State) error { return s.Abandon(version, time.Now()) }); err != nil {
 			return st, err
 		}
 		select {

@@ -85,7 +85,8 @@
 // its fields), while every promise above holds as it does for the tests.
 //
 // _bulk takes filter_path (inclusions only, as the write path asks; an
-// exclusion is refused with a 400, less than Elasticsearch accepts): the
+// exclusion, and an empty filter or name, whose effect the reference does
+// not describe, are refused with a 400, less than Elasticsearch accepts): the
 // answer keeps the members that match (filterpath.go). The fake leaves the
 // answer of a request that fails whole unfiltered; the write path does not
 // rely on it either way: it judges such a request by its status alone.

@@ -2,6 +2,7 @@ package esfake
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -14,8 +15,12 @@ import (
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/common-options.html#common-options-response-filtering
 // The fake models it on _bulk, the answer the write path asks to be
 // filtered, for inclusions only: exclusions (a leading -) are refused, and
-// error answers are left whole. A
-// nil *filterPath keeps everything.
+// error answers are left whole. The reference describes filter_path as a
+// comma-separated list of filters in dot notation and says nothing of an
+// empty one (filter_path=, a, left empty between commas, or an empty name
+// as in a..b): the fake refuses those with a 400 rather than guess (it
+// answered {} to filter_path=, keeping nothing, which Elasticsearch is not
+// known to do). A nil *filterPath keeps everything.
 type filterPath struct {
 	patterns [][]string
 	// memo holds what match found, by path (names joined by NUL): a bulk
@@ -26,7 +31,8 @@ type filterPath struct {
 type matched struct{ whole, under bool }
 
 // parseFilterPath reads filter_path: comma-separated patterns, possibly
-// in several parameters. No parameter is nil: everything is kept.
+// in several parameters. No parameter is nil: everything is kept; an
+// empty filter or name is refused (see filterPath).
 func parseFilterPath(q url.Values) (*filterPath, error) {
 	if len(q["filter_path"]) == 0 {
 		return nil, nil
@@ -34,13 +40,15 @@ func parseFilterPath(q url.Values) (*filterPath, error) {
 	f := &filterPath{memo: map[string]matched{}}
 	for _, v := range q["filter_path"] {
 		for p := range strings.SplitSeq(v, ",") {
-			if p = strings.TrimSpace(p); p == "" {
-				continue
-			}
+			p = strings.TrimSpace(p)
 			if strings.HasPrefix(p, "-") {
 				return nil, bad("fake: filter_path exclusions (%s) are not modelled", p)
 			}
-			f.patterns = append(f.patterns, strings.Split(p, "."))
+			names := strings.Split(p, ".")
+			if slices.Contains(names, "") {
+				return nil, bad("fake: filter_path %q: an empty filter or name is not modelled (Elasticsearch's reference does not say what it does)", v)
+			}
+			f.patterns = append(f.patterns, names)
 		}
 	}
 	return f, nil
