@@ -502,7 +502,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	eds := make([]eventDoc, len(evDocs))
 	bad = make([]error, len(evDocs))
 	evs, err := s.mget(ctx, evDocs, func(i int, dec *jsontext.Decoder) (err error) {
-		bad[i], err = decodeSource(dec, &eds[i])
+		bad[i], err = decodeEventDoc(dec, &eds[i])
 		return err
 	})
 	if err != nil {
