@@ -216,7 +216,11 @@ func parseBulk(body []byte) ([]writeOp, error) {
 			if !ok {
 				return nil, bad("bulk: %s without a document", op.action)
 			}
-			op.src = bytes.Clone(src)
+			// Copied without clearing first (make and copy together
+			// compile to one allocation that is not zeroed), to the
+			// length of the source, not a size class above it.
+			op.src = make([]byte, len(src))
+			copy(op.src, src)
 		}
 		ops = append(ops, op)
 	}
