@@ -52,17 +52,17 @@ type sourceScanner struct {
 }
 
 var (
-	eventDocType   = reflect.TypeFor[eventDoc]()
-	stringType     = reflect.TypeFor[string]()
-	typeType       = reflect.TypeFor[event.Type]()
-	timeType       = reflect.TypeFor[time.Time]()
-	contactType    = reflect.TypeFor[event.Contact]()
-	authorType     = reflect.TypeFor[event.Author]()
-	handoffType    = reflect.TypeFor[event.Handoff]()
-	agentType      = reflect.TypeFor[event.Agent]()
-	infoType       = reflect.TypeFor[event.Info]()
-	attachmentType = reflect.TypeFor[event.Attachment]()
-	attachmentsTyp = reflect.TypeFor[[]event.Attachment]()
+	eventDocType       = reflect.TypeFor[eventDoc]()
+	stringType         = reflect.TypeFor[string]()
+	typeType           = reflect.TypeFor[event.Type]()
+	timeType           = reflect.TypeFor[time.Time]()
+	contactType        = reflect.TypeFor[event.Contact]()
+	authorType         = reflect.TypeFor[event.Author]()
+	handoffType        = reflect.TypeFor[event.Handoff]()
+	agentType          = reflect.TypeFor[event.Agent]()
+	infoType           = reflect.TypeFor[event.Info]()
+	attachmentType     = reflect.TypeFor[event.Attachment]()
+	attachmentListType = reflect.TypeFor[[]event.Attachment]()
 )
 
 // ws skips white space; at the end of a member or element.
@@ -358,13 +358,13 @@ func (p *sourceScanner) eventMember(e *event.Event, name string) error {
 }
 
 // time reads a time as json v2 does by default: time.Time's UnmarshalText
-// (RFC 3339, strictly).
+// (RFC 3339) and the checks json v2 adds to it (looseRFC3339).
 func (p *sourceScanner) time(dst *time.Time, pointer string) error {
 	switch {
 	case p.s[p.i] == '"':
 		at := p.i
 		s := p.str()
-		if err := dst.UnmarshalText([]byte(s)); err != nil {
+		if err := dst.UnmarshalText([]byte(s)); err != nil || looseRFC3339(s) {
 			p.i = at
 			return p.wrong(pointer, timeType)
 		}
@@ -384,7 +384,7 @@ func (p *sourceScanner) attachments(dst *[]event.Attachment) error {
 		return nil
 	}
 	if p.s[p.i] != '[' {
-		return p.wrong("/attachments", attachmentsTyp)
+		return p.wrong("/attachments", attachmentListType)
 	}
 	p.i++
 	list := []event.Attachment{}
@@ -437,4 +437,22 @@ func attachmentPointer(n int, name string) string {
 		s += "/" + name
 	}
 	return s
+}
+
+// looseRFC3339 tells whether s, which time.Time's UnmarshalText accepted,
+// is one of the forms RFC 3339's grammar does not allow and the time
+// package lets through (https://go.dev/issue/57912), which json v2 refuses:
+// an hour of one digit, a comma before the fraction of a second, an offset
+// whose hours or minutes are out of range.
+func looseRFC3339(s string) bool {
+	dec2 := func(b string) int { return int(b[0]-'0')*10 + int(b[1]-'0') }
+	switch {
+	case s[len("2006-01-02T")+1] == ':':
+		return true
+	case s[len("2006-01-02T15:04:05")] == ',':
+		return true
+	case s[len(s)-1] != 'Z':
+		return dec2(s[len(s)-len("07:00"):]) >= 24 || dec2(s[len(s)-len("00"):]) >= 60
+	}
+	return false
 }

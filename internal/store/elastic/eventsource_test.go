@@ -155,3 +155,23 @@ func TestEventDocMalformedIsTheAnswers(t *testing.T) {
 		}
 	}
 }
+
+// FuzzEventDocMatchesJSONv2: decodeEventDoc and json v2 read any source
+// the same (readBoth). Sources with a repeated member name are left out:
+// Elasticsearch refuses them when they are written (its JSON parser
+// detects duplicate fields), so none is ever read back.
+func FuzzEventDocMatchesJSONv2(f *testing.F) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for seed := range uint64(8) {
+		ed := &eventDoc{Event: someEvent(r, seed), Key: "k", Session: "s"}
+		f.Add(ed.appendJSON(nil))
+	}
+	f.Add([]byte(`{"event_id":"e","attachments":[null,{"url":"u","x":[1,{"y":"}"}]}],"info":{"key":"k","value":null}}`))
+	f.Add([]byte(`{"occurred_at":"2026-02-30T00:00:00Z"}`))
+	f.Fuzz(func(t *testing.T, source []byte) {
+		if !jsontext.Value(source).IsValid() {
+			return
+		}
+		readBoth(t, "fuzzed", source)
+	})
+}
