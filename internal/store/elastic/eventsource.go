@@ -11,10 +11,11 @@ import (
 	"github.com/chatreport/chatreport/internal/event"
 )
 
-// Event documents read back after a restart (readSessions) are most of what
+// Event documents read back after a restart (readSessions), and the event
+// references of their session documents before them, are most of what
 // a cold key costs: json v2's reflection over an eventDoc was a sixth of the
 // ingester's CPU in the cold phase (docs/performance.md). decodeEventDoc
-// reads them by hand instead, with json v2's result: the same fields for the
+// (and decodeRefsDoc) read them by hand instead, with json v2's result: the same fields for the
 // same names (matched exactly, unknown names ignored), null leaving a field
 // at its zero value, a value of another JSON type the document's error (a
 // *jsonv2.SemanticError saying where and what was expected, as decodeSource
@@ -36,7 +37,11 @@ func decodeEventDoc(dec *jsontext.Decoder, ed *eventDoc) (bad, err error) {
 	// itself. The whole source stays alive while any of them does, ~100
 	// bytes more than the strings (names, punctuation).
 	p := sourceScanner{s: string(raw)}
-	if p.s[0] != '{' {
+	switch p.s[0] {
+	case 'n':
+		return nil, nil // null: nothing, as json v2 reads it (errNoEvent then)
+	case '{':
+	default:
 		return p.wrong("", eventDocType), nil
 	}
 	return p.eventDoc(ed), nil
@@ -455,4 +460,68 @@ func looseRFC3339(s string) bool {
 		return dec2(s[len(s)-len("07:00"):]) >= 24 || dec2(s[len(s)-len("00"):]) >= 60
 	}
 	return false
+}
+
+// refsDoc is what the writer reads of a session document
+// (_source_includes=event_refs).
+type refsDoc struct {
+	EventRefs []string `json:"event_refs"`
+}
+
+var (
+	refsDocType = reflect.TypeFor[refsDoc]()
+	stringsType = reflect.TypeFor[[]string]()
+)
+
+// decodeRefsDoc is decodeEventDoc for a session document's event_refs,
+// with json v2's result (TestRefsDocDecodingMatchesJSONv2): null is no
+// list, [] an empty one, a null element an empty string.
+func decodeRefsDoc(dec *jsontext.Decoder, rd *refsDoc) (bad, err error) {
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return nil, err
+	}
+	p := sourceScanner{s: string(raw)}
+	switch p.s[0] {
+	case 'n':
+		return nil, nil // null: no list, as json v2 reads it
+	case '{':
+	default:
+		return p.wrong("", refsDocType), nil
+	}
+	return p.members(func(name string) error {
+		if name != "event_refs" {
+			p.skip()
+			return nil
+		}
+		if p.null() {
+			rd.EventRefs = nil
+			return nil
+		}
+		if p.s[p.i] != '[' {
+			return p.wrong("/event_refs", stringsType)
+		}
+		p.i++
+		refs := []string{}
+		for n := 0; ; n++ {
+			p.ws()
+			switch p.s[p.i] {
+			case ']':
+				p.i++
+				rd.EventRefs = refs
+				return nil
+			case ',':
+				p.i++
+				p.ws()
+			}
+			var ref string
+			if k := p.kind(); k != '"' && k != 'n' {
+				return p.wrong("/event_refs/"+strconv.Itoa(n), stringType)
+			}
+			if err := p.string(&ref, ""); err != nil {
+				return err
+			}
+			refs = append(refs, ref)
+		}
+	}), nil
 }

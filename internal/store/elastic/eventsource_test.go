@@ -22,22 +22,29 @@ import (
 func readBoth(t *testing.T, what string, source []byte) (bad error) {
 	t.Helper()
 	next := `{"event_id":"e2","type":"tag","occurred_at":"2026-01-02T03:04:05.006Z","tenant":"t","channel":"c","contact":{"id":"x"},"tag":"vip","key":"k","session":"s"}`
+	return readBothOf(t, what, source, next, decodeEventDoc)
+}
+
+// readBothOf is readBoth for documents of type T read by hand with decode,
+// next the well-formed document that follows source.
+func readBothOf[T any](t *testing.T, what string, source []byte, next string, decode func(dec *jsontext.Decoder, doc *T) (bad, err error)) (bad error) {
+	t.Helper()
 	answer := slices.Concat([]byte(`{"docs":[{"_index":"i","_id":"a","found":true,"_source":`), source,
 		[]byte(`,"_seq_no":1},{"_index":"i","_id":"b","found":true,"_source":`+next+`}]}`))
-	read := func(decode func(dec *jsontext.Decoder, ed *eventDoc) (error, error)) ([]eventDoc, []error) {
-		eds, bads := make([]eventDoc, 2), make([]error, 2)
+	read := func(decode func(dec *jsontext.Decoder, doc *T) (error, error)) ([]T, []error) {
+		docs, bads := make([]T, 2), make([]error, 2)
 		dec := jsontext.NewDecoder(bytes.NewReader(answer), answerOptions)
 		res, err := readMgetAnswer(dec, nil, func(i int, dec *jsontext.Decoder) (err error) {
-			bads[i], err = decode(dec, &eds[i])
+			bads[i], err = decode(dec, &docs[i])
 			return err
 		})
 		if err != nil || len(res) != 2 || !res[1].Sourced {
 			t.Fatalf("%s: %s\nanswer not read: %+v, %v", what, source, res, err)
 		}
-		return eds, bads
+		return docs, bads
 	}
-	want, wantBad := read(func(dec *jsontext.Decoder, ed *eventDoc) (error, error) { return decodeSource(dec, ed) })
-	got, gotBad := read(decodeEventDoc)
+	want, wantBad := read(func(dec *jsontext.Decoder, doc *T) (error, error) { return decodeSource(dec, doc) })
+	got, gotBad := read(decode)
 	if (wantBad[0] == nil) != (gotBad[0] == nil) || gotBad[1] != nil {
 		t.Fatalf("%s: %s\njson v2: %v\n   hand: %v, then %v", what, source, wantBad[0], gotBad[0], gotBad[1])
 	}
@@ -56,6 +63,28 @@ func readBoth(t *testing.T, what string, source []byte) (bad error) {
 		t.Fatalf("%s: %s\njson v2 read\n%#v\n   hand read\n%#v", what, source, want, got)
 	}
 	return gotBad[0]
+}
+
+// TestRefsDocDecodingMatchesJSONv2: decodeRefsDoc reads a session
+// document's event_refs as json v2 does, as written and with the list or
+// an element changed to every kind of JSON value.
+func TestRefsDocDecodingMatchesJSONv2(t *testing.T) {
+	next := `{"event_refs":["2026.01/e9"]}`
+	bads := 0
+	for _, source := range []string{
+		`{"event_refs":["2026.01/e1","2026.01/e2"]}`, `{"event_refs":[]}`, `{"event_refs":null}`, `{}`,
+		`{"other":{"event_refs":1},"event_refs":[ "2026.01/a\u00e9" , null ]}`, ` { "event_refs" : [ "x" ] } `,
+		`{"event_refs":"2026.01/e1"}`, `{"event_refs":{}}`, `{"event_refs":1}`, `{"event_refs":true}`,
+		`{"event_refs":["a",1]}`, `{"event_refs":["a",{}]}`, `{"event_refs":[[]]}`, `{"event_refs":[false]}`,
+		`[]`, `"x"`, `3`, `null`,
+	} {
+		if readBothOf(t, "refs", []byte(source), next, decodeRefsDoc) != nil {
+			bads++
+		}
+	}
+	if bads < 8 {
+		t.Fatalf("%d sources refused, want the 8 of another shape at least", bads)
+	}
 }
 
 // TestEventDocDecodingMatchesJSONv2: decodeEventDoc reads what json v2 reads
@@ -111,6 +140,7 @@ func TestEventDocDecodingMatchesJSONv2(t *testing.T) {
 		readBoth(t, "no event member", []byte(`{"key":"k","session":"s","other":1}`))
 		readBoth(t, "an array", []byte(`[1,2]`))
 		readBoth(t, "a string", []byte(`"x"`))
+		readBoth(t, "null", []byte(`null`))
 	}
 	if bads == 0 {
 		t.Fatal("no changed document was refused: the changes do not reach the checks")
@@ -174,5 +204,17 @@ func FuzzEventDocMatchesJSONv2(f *testing.F) {
 			return
 		}
 		readBoth(t, "fuzzed", source)
+	})
+}
+
+// FuzzRefsDocMatchesJSONv2 is FuzzEventDocMatchesJSONv2 for decodeRefsDoc.
+func FuzzRefsDocMatchesJSONv2(f *testing.F) {
+	f.Add([]byte(`{"event_refs":["2026.01/e1","2026.01/e\u00e9",null]}`))
+	f.Add([]byte(`{"event_refs":[1,{}]}`))
+	f.Fuzz(func(t *testing.T, source []byte) {
+		if !jsontext.Value(source).IsValid() {
+			return
+		}
+		readBothOf(t, "fuzzed", source, `{"event_refs":["2026.01/e9"]}`, decodeRefsDoc)
 	})
 }

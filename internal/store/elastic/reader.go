@@ -455,13 +455,10 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		}
 		return nil
 	}
-	type refsDoc struct {
-		EventRefs []string `json:"event_refs"`
-	}
 	sds := make([]refsDoc, len(docs))
 	bad := make([]error, len(docs))
 	res, err := s.mget(ctx, docs, func(i int, dec *jsontext.Decoder) (err error) {
-		bad[i], err = decodeSource(dec, &sds[i])
+		bad[i], err = decodeRefsDoc(dec, &sds[i])
 		return err
 	}, "event_refs")
 	if err != nil {
@@ -469,6 +466,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	}
 	var evDocs []mgetDoc
 	var owners []*keyState
+	indices := map[string]string{} // by month: the name built once
 	k := 0
 	for _, l := range loads {
 		firstRetired := len(l.refs)
@@ -499,7 +497,12 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 					evDocs, owners = evDocs[:n], owners[:n]
 					break
 				}
-				evDocs = append(evDocs, mgetDoc{Index: s.names.eventsAll() + "-" + m, ID: docID(l.st.Tenant, id)})
+				index, ok := indices[m]
+				if !ok {
+					index = s.names.eventsAll() + "-" + m
+					indices[m] = index
+				}
+				evDocs = append(evDocs, mgetDoc{Index: index, ID: docID(l.st.Tenant, id)})
 				owners = append(owners, l.st)
 			}
 		}
