@@ -135,11 +135,10 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 	seen := make(map[event.Ref]bool, len(batch))
 	for i := range batch {
 		e := &batch[i]
-		ref := e.Ref()
-		if seen[ref] {
-			continue
+		n := len(seen)
+		if seen[e.Ref()] = true; len(seen) == n {
+			continue // a duplicate: one look-up tells
 		}
-		seen[ref] = true
 		name = appendGroup(name[:0], e)
 		g, ok := index[string(name)]
 		if !ok {

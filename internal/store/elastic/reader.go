@@ -155,14 +155,19 @@ func (r *reader) awaitLenders(ctx context.Context) error {
 // Every event of a key from the Since of its request on belongs to one of
 // the sessions read, so a stored event of the batch is always among them.
 // The events of an unfinished key are reported new, so that the key is
-// computed and written again (KeyEvents then leaves them out).
+// computed and written again (KeyEvents then leaves them out). The map
+// holds the known refs only: a batch of new events, the usual one, gets an
+// empty map, which the assembler's look-ups answer without hashing.
 func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool, error) {
-	// The batch's refs are the map's keys (false: new); the states' events
-	// are looked up in it, which costs no allocation per stored event.
-	out := make(map[event.Ref]bool, len(refs))
+	// The batch's refs are looked up by the states' events, which costs no
+	// allocation per stored event.
+	asked := make(map[event.Ref]struct{}, len(refs))
+	known := map[event.Ref]bool{}
 	for _, ref := range refs {
-		_, rejected := r.rejected[ref]
-		out[ref] = rejected
+		asked[ref] = struct{}{}
+		if _, rejected := r.rejected[ref]; rejected {
+			known[ref] = true
+		}
 	}
 	for id, st := range r.states {
 		// Only the tail from the key's anchor on can hold an event of the
@@ -170,17 +175,17 @@ func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool,
 		tail := st.tail(r.from[id])
 		for i := range tail {
 			ref := tail[i].Ref()
-			if known, asked := out[ref]; !asked || known {
+			if _, ok := asked[ref]; !ok || known[ref] {
 				continue
 			}
 			if st.unfinished {
 				r.fresh[ref] = true
 			} else {
-				out[ref] = true
+				known[ref] = true
 			}
 		}
 	}
-	return out, nil
+	return known, nil
 }
 
 // KeyEvents returns the events of the key's sessions from the one since
@@ -450,13 +455,10 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		}
 		return nil
 	}
-	type refsDoc struct {
-		EventRefs []string `json:"event_refs"`
-	}
 	sds := make([]refsDoc, len(docs))
 	bad := make([]error, len(docs))
 	res, err := s.mget(ctx, docs, func(i int, dec *jsontext.Decoder) (err error) {
-		bad[i], err = decodeSource(dec, &sds[i])
+		bad[i], err = decodeRefsDoc(dec, &sds[i])
 		return err
 	}, "event_refs")
 	if err != nil {
@@ -464,6 +466,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	}
 	var evDocs []mgetDoc
 	var owners []*keyState
+	indices := map[string]string{} // by month: the name built once
 	k := 0
 	for _, l := range loads {
 		firstRetired := len(l.refs)
@@ -494,7 +497,12 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 					evDocs, owners = evDocs[:n], owners[:n]
 					break
 				}
-				evDocs = append(evDocs, mgetDoc{Index: s.names.eventsAll() + "-" + m, ID: docID(l.st.Tenant, id)})
+				index, ok := indices[m]
+				if !ok {
+					index = s.names.eventsAll() + "-" + m
+					indices[m] = index
+				}
+				evDocs = append(evDocs, mgetDoc{Index: index, ID: docID(l.st.Tenant, id)})
 				owners = append(owners, l.st)
 			}
 		}
@@ -502,7 +510,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	eds := make([]eventDoc, len(evDocs))
 	bad = make([]error, len(evDocs))
 	evs, err := s.mget(ctx, evDocs, func(i int, dec *jsontext.Decoder) (err error) {
-		bad[i], err = decodeSource(dec, &eds[i])
+		bad[i], err = decodeEventDoc(dec, &eds[i])
 		return err
 	})
 	if err != nil {

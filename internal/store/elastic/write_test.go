@@ -557,3 +557,42 @@ func TestUnreadableKeyRejected(t *testing.T) {
 		})
 	}
 }
+
+// TestKnownHoldsTheStoredOnly: Known's map holds the refs stored already,
+// and no entry for a new one (the assembler looks every event of a batch
+// up in it: a batch of new events gets an empty map), from memory and
+// after a restart.
+func TestKnownHoldsTheStoredOnly(t *testing.T) {
+	f := esfake.New(t)
+	evs := mariaEvents()
+	if err := assembler(fakeStore(t, f)).Ingest(t.Context(), evs[:4]); err != nil {
+		t.Fatal(err)
+	}
+	var refs []event.Ref
+	for i := range evs {
+		refs = append(refs, evs[i].Ref())
+	}
+	want := map[event.Ref]bool{refs[0]: true, refs[1]: true, refs[2]: true, refs[3]: true}
+	s := fakeStore(t, f) // a restart: read back
+	for _, what := range []string{"read back", "from memory"} {
+		if err := s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+			req := session.KeyRequest{Tenant: evs[0].Tenant, Key: session.KeyOf(&evs[0])}
+			if err := r.(session.Prefetcher).Prefetch(ctx, []session.KeyRequest{req}); err != nil {
+				return session.Changes{}, err
+			}
+			known, err := r.Known(ctx, refs)
+			if err != nil {
+				return session.Changes{}, err
+			}
+			if !maps.Equal(known, want) {
+				t.Errorf("%s: known %v, want %v", what, known, want)
+			}
+			return session.Changes{}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := assembler(s).Ingest(t.Context(), evs[:1]); err != nil { // the key held
+			t.Fatal(err)
+		}
+	}
+}

@@ -182,7 +182,8 @@ func appendBulkAnswer(b []byte, ops []writeOp, results []writeResult, hasErrors 
 // document line is kept as its bytes, copied.
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-bulk.html
 func parseBulk(body []byte) ([]writeOp, error) {
-	ops := make([]writeOp, 0, 64)
+	// Most operations are two lines: room for them all at once.
+	ops := make([]writeOp, 0, bytes.Count(body, []byte{'\n'})/2+1)
 	line := 0
 	next := func() ([]byte, bool) {
 		if len(body) == 0 {
@@ -215,7 +216,11 @@ func parseBulk(body []byte) ([]writeOp, error) {
 			if !ok {
 				return nil, bad("bulk: %s without a document", op.action)
 			}
-			op.src = bytes.Clone(src)
+			// Copied without clearing first (make and copy together
+			// compile to one allocation that is not zeroed), to the
+			// length of the source, not a size class above it.
+			op.src = make([]byte, len(src))
+			copy(op.src, src)
 		}
 		ops = append(ops, op)
 	}

@@ -75,11 +75,11 @@ type fakeIndex struct {
 	gcDeletes time.Duration
 
 	// Near-real-time search (refresh.go): view is what searches see, the
-	// documents as of the last refresh; pending the changes since (nil for
-	// a delete), made at dirtyAt and after.
+	// documents as of the last refresh; pending the changes since, in the
+	// order made (nil for a delete), made at dirtyAt and after.
 	view      map[string]*fakeDoc
 	shared    bool // a point in time holds view: a refresh copies it
-	pending   map[string]*fakeDoc
+	pending   []change
 	dirtyAt   time.Time
 	anchor    time.Time     // periodic refreshes tick at anchor + k·interval
 	refreshed chan struct{} // closed by the next refresh

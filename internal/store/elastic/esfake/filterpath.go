@@ -159,11 +159,12 @@ func (o *object) nested(name string, write func(*object)) {
 		o.b = sub.close()
 		return
 	}
-	path := append(o.prefix[:len(o.prefix):len(o.prefix)], name)
-	whole, under := o.f.match(path)
+	var buf [8]string
+	whole, under := o.f.match(append(append(buf[:0], o.prefix...), name))
 	if !whole && !under {
-		return
+		return // asked without building the path: most are left out
 	}
+	path := append(o.prefix[:len(o.prefix):len(o.prefix)], name)
 	mark, n := len(o.b), o.n
 	o.name(name)
 	sub := openObject(o.b, o.f, path...)

@@ -86,7 +86,7 @@ func (f *Server) createIndexWith(name string, body []byte) (*fakeIndex, error) {
 func newIndex(name string) *fakeIndex {
 	return &fakeIndex{
 		name: name, mapping: map[string]any{}, aliases: map[string]bool{}, settings: map[string]string{},
-		docs: map[string]*fakeDoc{}, view: map[string]*fakeDoc{}, pending: map[string]*fakeDoc{}, tombs: map[string]tombstone{},
+		docs: map[string]*fakeDoc{}, view: map[string]*fakeDoc{}, tombs: map[string]tombstone{},
 		refreshed: make(chan struct{}), anchor: time.Now(),
 		seq: -1, // the first write has _seq_no 0
 	}

@@ -81,14 +81,16 @@ func (f *Server) refreshIndex(ix *fakeIndex) {
 		if ix.shared {
 			ix.view, ix.shared = maps.Clone(ix.view), false
 		}
-		for id, d := range ix.pending {
-			if d == nil {
-				delete(ix.view, id)
+		// In the order made: a document changed twice takes the last.
+		for _, c := range ix.pending {
+			if c.doc == nil {
+				delete(ix.view, c.id)
 			} else {
-				ix.view[id] = d
+				ix.view[c.id] = c.doc
 			}
 		}
-		clear(ix.pending)
+		clear(ix.pending) // hold no document for the garbage collector
+		ix.pending = ix.pending[:0]
 	}
 	close(ix.refreshed)
 	ix.refreshed = make(chan struct{})
@@ -112,7 +114,15 @@ func (f *Server) changed(ix *fakeIndex, id string, d *fakeDoc) {
 		ix.dirtyAt = time.Now()
 		f.wakeScheduler()
 	}
-	ix.pending[id] = d
+	ix.pending = append(ix.pending, change{id, d})
+}
+
+// change is a write of a document not yet searchable. A list of them costs
+// an append per write, where a map by id cost a hashed insert per write and
+// a pass over every slot it had grown to at each refresh.
+type change struct {
+	id  string
+	doc *fakeDoc // nil: deleted
 }
 
 func (f *Server) wakeScheduler() {

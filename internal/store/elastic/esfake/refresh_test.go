@@ -27,6 +27,14 @@ func TestWritesAreSearchableOnlyAfterARefresh(t *testing.T) {
 		{"bulk delete", func(t *testing.T, f *Server) {
 			must(t, f, 200, "POST", "/_bulk", bulkLines(`{"delete":{"_index":"ix","_id":"a"}}`))
 		}, []string{"ix/a"}, []string{}},
+		// A document written more than once between two refreshes: the
+		// search sees the last write.
+		{"bulk index then delete", func(t *testing.T, f *Server) {
+			must(t, f, 200, "POST", "/_bulk", bulkLines(`{"index":{"_index":"ix","_id":"b"}}`, `{"tenant":"t","n":2}`, `{"delete":{"_index":"ix","_id":"b"}}`))
+		}, []string{"ix/a"}, []string{"ix/a"}},
+		{"bulk delete then index again", func(t *testing.T, f *Server) {
+			must(t, f, 200, "POST", "/_bulk", bulkLines(`{"delete":{"_index":"ix","_id":"a"}}`, `{"index":{"_index":"ix","_id":"a"}}`, `{"tenant":"t","n":3}`))
+		}, []string{"ix/a"}, []string{"ix/a"}},
 		{"doc put", func(t *testing.T, f *Server) {
 			must(t, f, 201, "PUT", "/ix/_doc/b", `{"tenant":"t","n":2}`)
 		}, []string{"ix/a"}, []string{"ix/a", "ix/b"}},
