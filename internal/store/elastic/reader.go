@@ -455,10 +455,13 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		}
 		return nil
 	}
+	type refsDoc struct {
+		EventRefs []string `json:"event_refs"`
+	}
 	sds := make([]refsDoc, len(docs))
 	bad := make([]error, len(docs))
 	res, err := s.mget(ctx, docs, func(i int, dec *jsontext.Decoder) (err error) {
-		bad[i], err = decodeRefsDoc(dec, &sds[i])
+		bad[i], err = decodeSource(dec, &sds[i])
 		return err
 	}, "event_refs")
 	if err != nil {
@@ -510,7 +513,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	eds := make([]eventDoc, len(evDocs))
 	bad = make([]error, len(evDocs))
 	evs, err := s.mget(ctx, evDocs, func(i int, dec *jsontext.Decoder) (err error) {
-		bad[i], err = decodeEventDoc(dec, &eds[i])
+		bad[i], err = decodeSource(dec, &eds[i])
 		return err
 	})
 	if err != nil {
