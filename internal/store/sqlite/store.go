@@ -586,8 +586,9 @@ type planned struct {
 	stored lookup
 	moves  []*session.Stored
 	// restarted are sessions memory holds with another start bucket;
-	// starts, the sessions whose stored start memory does not hold
-	// (startsMoved).
+	// starts, the sessions whose stored start the update does not know
+	// (startsMoved; a session of a key the database holds nothing of has
+	// none: held).
 	restarted []restarted
 	starts    []session.Session
 	writes    []sessionWrite
@@ -926,7 +927,8 @@ var insertNames = multiRow{head: `INSERT OR IGNORE INTO contact_names (tenant, n
 // planSessions returns what changed of the sessions: a session the update
 // read from memory is compared with the fingerprints it was written with,
 // and only its rows that differ are written; a new session of a key read
-// from memory has no rows to delete. It returns the fingerprints of every
+// from memory, or of a key the database holds nothing of, has no rows to
+// read or delete (held). It returns the fingerprints of every
 // session too: its document's, its sessions row's, then each side part's.
 func planSessions(sessions []session.Session, r *reader) ([]sessionWrite, [][]session.Fingerprint) {
 	if len(sessions) == 0 {
