@@ -251,6 +251,13 @@ func (o opsScenario) run(t *testing.T) {
 		!strings.Contains(err.Error(), "chatreport replay --from earliest --target NEW --swap") {
 		t.Errorf("index swap --to v1 (retired): %v\n%s", err, swapOut.String())
 	}
+	// Nor a replay into v1: its replay finished when it was current, so it
+	// would resume that progress, end at once, and make v1 swappable again.
+	back := &Replay{Brokers: []string{o.up.Kafka}, Store: o.store, Def: pipeline.MustDefault(), Target: "v1",
+		To: time.Now(), Grace: time.Second, Batch: 500, Log: zap.NewNop(), Progress: &bytes.Buffer{}}
+	if err := back.Do(context.Background()); err == nil || !strings.Contains(err.Error(), "a replay into it would not rebuild it") {
+		t.Errorf("replay into the retired v1: %v", err)
+	}
 	if o.store.Kind == config.StoreSQLite {
 		err = Execute(context.Background(), []string{"index", "swap", "--to", "v3", "--config", o.cfgFile}, &swapOut, &swapOut)
 		if err == nil || !strings.Contains(err.Error(), "version v3 was abandoned at") {

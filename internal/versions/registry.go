@@ -114,16 +114,23 @@ func Fence(reg Registry, version string) func(context.Context) error {
 }
 
 // Register marks version as being built since now, unless it already is
-// (it is no longer retired or abandoned). Changes are made on copies of the
-// maps, so a State shared with others is never modified.
+// (an abandoned version is no longer abandoned: its replay resumes). It
+// refuses a version a swap retired: that version's replay finished, so a
+// replay into it would resume its finished progress and end at once, and
+// a swap would then go back to a version that lacks every event ingested
+// since (see Swap). Changes are made on copies of the maps, so a State
+// shared with others is never modified.
 func (s *State) Register(version string, now time.Time) error {
 	if s.Current == version {
 		return fmt.Errorf("version %s is the current version; replay into a new one", version)
 	}
+	if t := s.Retired[version]; !t.IsZero() {
+		return fmt.Errorf("version %s was current until %s and a replay into it would not rebuild it (its replay finished then); replay into a new version instead (chatreport replay --from earliest --target NEW --swap); see docs/operations.md, \"Going back to an earlier version\"",
+			version, t.Format(time.RFC3339))
+	}
 	if _, ok := s.Building[version]; !ok {
 		s.Building = setTime(s.Building, version, now)
 	}
-	s.Retired = setTime(s.Retired, version, time.Time{})
 	s.Abandoned = setTime(s.Abandoned, version, time.Time{})
 	return nil
 }

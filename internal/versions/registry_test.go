@@ -3,6 +3,7 @@ package versions
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -124,12 +125,27 @@ func TestStateHistory(t *testing.T) {
 		{"swap to v2", func(s *State) error { return s.Swap("v2", t0.Add(time.Hour)) },
 			map[string]string{"v1": "old, current until 2026-12-01T10:00:00Z", "v2": "current"},
 			"version v1 was current until 2026-12-01T10:00:00Z and has not been written since: it lacks every event ingested after that (they are in v2 and the topics only)"},
-		{"abandon v3", func(s *State) error { return s.Abandon("v3", t0.Add(2*time.Hour)) },
+		{"abandon v3", func(s *State) error {
+			if err := s.Abandon("v3", t0.Add(2*time.Hour)); err != nil {
+				return err
+			}
+			try := *s
+			if err := try.Swap("v3", t0); err == nil || !strings.Contains(err.Error(), "version v3 was abandoned at 2026-12-01T11:00:00Z") {
+				return fmt.Errorf("a swap to the abandoned v3: %v", err)
+			}
+			return nil
+		},
 			map[string]string{"v3": "abandoned at 2026-12-01T11:00:00Z"}, "chatreport replay --from earliest --target NEW --swap"},
-		{"register v1 again", func(s *State) error { return s.Register("v1", t0.Add(3*time.Hour)) },
-			map[string]string{"v1": "building since 2026-12-01T12:00:00Z"}, ""},
-		{"swap to v1, rebuilt", func(s *State) error { return s.Swap("v1", t0.Add(4*time.Hour)) },
-			map[string]string{"v1": "current", "v2": "old, current until 2026-12-01T13:00:00Z", "v3": "abandoned at 2026-12-01T11:00:00Z"}, "already current"},
+		{"register v1 again: refused", func(s *State) error {
+			err := s.Register("v1", t0.Add(3*time.Hour))
+			if err == nil || !strings.Contains(err.Error(), "version v1 was current until 2026-12-01T10:00:00Z and a replay into it would not rebuild it") {
+				return fmt.Errorf("registering the retired v1: %v", err)
+			}
+			return nil
+		}, map[string]string{"v1": "old, current until 2026-12-01T10:00:00Z"}, "version v1 was current until"},
+		{"register v3 again, swap to it", func(s *State) error {
+			return errors.Join(s.Register("v3", t0.Add(3*time.Hour)), s.Swap("v3", t0.Add(4*time.Hour)))
+		}, map[string]string{"v1": "old, current until 2026-12-01T10:00:00Z", "v2": "old, current until 2026-12-01T13:00:00Z", "v3": "current"}, "version v1 was current until"},
 	}
 	for _, step := range steps {
 		shared := s // a State shared with others is never modified
@@ -154,7 +170,7 @@ func TestStateHistory(t *testing.T) {
 			t.Errorf("after %s a swap to v1: %v, want %q", step.name, err, step.refuse)
 		}
 	}
-	if err := s.Swap("v3", t0); err == nil || !strings.Contains(err.Error(), "version v3 was abandoned at 2026-12-01T11:00:00Z") {
-		t.Errorf("a swap to the abandoned v3: %v", err)
+	if err := s.Register("v2", t0.Add(5*time.Hour)); err == nil {
+		t.Errorf("registering the retired v2: no error")
 	}
 }
