@@ -89,6 +89,13 @@ type jwtVerifier struct {
 	parser *jwt.Parser
 }
 
+// Check reports what New would refuse of c: a secret too short, a public
+// key that does not parse, neither. A command's --check-config runs it.
+func (c *JWTConfig) Check() error {
+	_, err := newJWTVerifier(c)
+	return err
+}
+
 func newJWTVerifier(c *JWTConfig) (*jwtVerifier, error) {
 	v := &jwtVerifier{claim: c.TenantClaim}
 	if v.claim == "" {

@@ -147,7 +147,8 @@ func newAPI(cfg config.Config, store api.Store, reg *metrics.Registry, log *zap.
 
 // apiCredentials are the API keys and JWT keys the report API accepts; an
 // error when there are none (api.New refuses that too; this says how to
-// give one) or a JWT key file cannot be read.
+// give one), a JWT key file cannot be read, or api.New would refuse the
+// JWT keys (a secret too short, a public key that does not parse).
 func apiCredentials(cfg config.Config) (*api.Keys, *api.JWTConfig, error) {
 	keys := api.NewKeys()
 	for _, k := range cfg.KeyHashes() {
@@ -158,6 +159,11 @@ func apiCredentials(cfg config.Config) (*api.Keys, *api.JWTConfig, error) {
 	jwt, err := jwtConfig(cfg.Auth.JWT)
 	if err != nil {
 		return nil, nil, err
+	}
+	if jwt != nil {
+		if err := jwt.Check(); err != nil {
+			return nil, nil, err
+		}
 	}
 	if keys.Len() == 0 && jwt == nil {
 		return nil, nil, fmt.Errorf("the report API has no credentials to accept: set auth.api_keys or auth.api_key_hashes in the configuration, %s=tenant=key in the environment, or auth.jwt (chatreport up --demo makes a demo key)", config.EnvAPIKeys)

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,6 +117,26 @@ func TestCheckConfigRefusesWhatTheStartRefuses(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
 		t.Error("a refused start created the data folder")
+	}
+	// JWT keys the API would refuse at start: refused by the check too.
+	t.Setenv(config.EnvAPIKeys, "")
+	badPEM, short := filepath.Join(dir, "key.pem"), filepath.Join(dir, "secret")
+	if err := errors.Join(os.WriteFile(badPEM, []byte("not a key"), 0o600), os.WriteFile(short, []byte("short"), 0o600)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ jwt, want string }{
+		{"{hs256_secret_file: " + short + "}", "the JWT HS256 secret must have at least 32 bytes"},
+		{"{rs256_public_key_file: " + badPEM + "}", "the JWT RS256 public key"},
+	} {
+		jwtPath := filepath.Join(dir, "jwt.yaml")
+		if err := os.WriteFile(jwtPath, []byte("store: {sqlite: {dir: "+filepath.Join(dir, "data")+"}}\nlog: {level: warn}\napi: {cursor_key: 0123456789abcdef0123456789abcdef}\nauth: {jwt: "+c.jwt+"}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut bytes.Buffer
+		err := Execute(t.Context(), []string{"serve", "--check-config", "--config", jwtPath}, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("serve --check-config with auth.jwt %s: %v\n%s; want %q", c.jwt, err, out.String(), c.want)
+		}
 	}
 }
 

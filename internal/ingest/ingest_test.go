@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -300,20 +301,22 @@ func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  ingest.Config
+		want string // in the error
 	}{
-		{"no brokers", ingest.Config{Topics: topics, Group: "g", DeadLetter: "d"}},
-		{"no topics", ingest.Config{Brokers: []string{"x:1"}, Group: "g", DeadLetter: "d"}},
-		{"no group", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, DeadLetter: "d"}},
-		{"no dead letter", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, Group: "g"}},
-		{"negative workers", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, Group: "g", DeadLetter: "d", Workers: -1, BatchSize: 10}},
+		{"no brokers", ingest.Config{Topics: topics, Group: "g", DeadLetter: "d", BatchSize: 10}, "broker"},
+		{"no topics", ingest.Config{Brokers: []string{"x:1"}, Group: "g", DeadLetter: "d", BatchSize: 10}, "topic"},
+		{"no group", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, DeadLetter: "d", BatchSize: 10}, "group"},
+		{"no dead letter", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, Group: "g", BatchSize: 10}, "dead"},
+		{"negative workers", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, Group: "g", DeadLetter: "d", Workers: -1, BatchSize: 10}, "worker"},
 		// No default of its own beside the configuration's
 		// (config.Ingest.BatchSizeOf).
-		{"no batch size", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, Group: "g", DeadLetter: "d"}},
+		{"no batch size", ingest.Config{Brokers: []string{"x:1"}, Topics: topics, Group: "g", DeadLetter: "d"}, "batch"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := ingest.New(tc.cfg, &faultySink{}, zap.NewNop()); err == nil {
-				t.Fatal("accepted")
+			_, err := ingest.New(tc.cfg, &faultySink{}, zap.NewNop())
+			if err == nil || !strings.Contains(strings.ToLower(err.Error()), tc.want) {
+				t.Fatalf("%v, want an error naming %q", err, tc.want)
 			}
 		})
 	}
