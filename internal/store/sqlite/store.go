@@ -339,13 +339,16 @@ func (r *reader) readKey(ctx context.Context, tenant, key string, since time.Tim
 }
 
 // decodeStored decodes a stored event's body (encoding/json's encoding of
-// event.Event, which is the contract's wire form) with event.Decode, which
-// costs about a third of encoding/json's Unmarshal (docs/performance.md,
-// "Event codec: decoding with jsontext") and gives the event back as it was
-// decoded before it was stored (FuzzDecode: decoding what encoding/json made
-// of a decoded event gives the same event). A body Decode refuses (one
-// stored under limits of the contract that changed since) is read with
-// encoding/json, as it is stored.
+// event.Event) with event.Decode, the consumer's decoder, which costs about
+// a third of encoding/json's Unmarshal (docs/performance.md, "Event codec:
+// decoding with jsontext"). A body the store wrote from a decoded event
+// reads back as that event (FuzzDecode: decoding what encoding/json made of
+// a decoded event gives the same event). A body stored by a release before
+// the consumer used Decode reads back as Decode reads it, as the event
+// would be read if it came again: a time kept to the millisecond (the
+// store orders events by milliseconds anyway) and a message without a
+// content_type given Decode's default. A body Decode refuses (stored under
+// limits of the contract that changed since) is read with encoding/json.
 func decodeStored(body []byte) (*event.Event, error) {
 	e, err := event.Decode(body)
 	if err == nil {
@@ -488,24 +491,14 @@ func (r *reader) stored(e *session.Stored) bool {
 	return found && kr.tail[i].Ref() == e.Ref()
 }
 
-// held returns, if the update knows what is stored of s's key (ok), s as
-// the state holds it: its start and the fingerprints it was written with,
-// nil when it is not stored at all. A key read from memory: the state holds
-// every session of the key from Sessions[j] on, and a recomputed session
-// starts there or later. A key read from the database is known only when
-// the database holds nothing of it (a new key: every key of a fresh store,
-// every new conversation later): then none of its sessions is stored, and
-// writing them reads no stored rows and asks no stored start. A session's
-// id is its key's own (an explicit key is its session's id, a derived
-// session's id is named by its key's channel and contact: session.KeyOf,
-// session.DeriveID), as a new session of a key read from memory assumes.
+// held returns, if the update read s's key from memory (ok), s as the
+// state holds it: its start and the fingerprints it was written with, nil
+// when it is not stored at all. The state holds every session of the key
+// from Sessions[j] on, and a recomputed session starts there or later.
 func (r *reader) held(s *session.Session) (h *session.HeldSession, ok bool) {
 	kr := r.reads[session.StateID{Tenant: s.Tenant, Key: s.Key}]
-	if kr == nil {
+	if kr == nil || !kr.fromMemory {
 		return nil, false
-	}
-	if !kr.fromMemory {
-		return nil, kr.st.Complete && len(kr.st.Events) == 0
 	}
 	for i := range kr.st.Sessions[kr.j:] {
 		if h := &kr.st.Sessions[kr.j+i]; h.ID == s.ID {
@@ -586,9 +579,8 @@ type planned struct {
 	stored lookup
 	moves  []*session.Stored
 	// restarted are sessions memory holds with another start bucket;
-	// starts, the sessions whose stored start the update does not know
-	// (startsMoved; a session of a key the database holds nothing of has
-	// none: held).
+	// starts, the sessions whose stored start memory does not hold
+	// (startsMoved).
 	restarted []restarted
 	starts    []session.Session
 	writes    []sessionWrite
@@ -927,8 +919,7 @@ var insertNames = multiRow{head: `INSERT OR IGNORE INTO contact_names (tenant, n
 // planSessions returns what changed of the sessions: a session the update
 // read from memory is compared with the fingerprints it was written with,
 // and only its rows that differ are written; a new session of a key read
-// from memory, or of a key the database holds nothing of, has no rows to
-// read or delete (held). It returns the fingerprints of every
+// from memory has no rows to delete. It returns the fingerprints of every
 // session too: its document's, its sessions row's, then each side part's.
 func planSessions(sessions []session.Session, r *reader) ([]sessionWrite, [][]session.Fingerprint) {
 	if len(sessions) == 0 {
