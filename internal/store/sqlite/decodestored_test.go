@@ -79,3 +79,30 @@ func assertDecodedAsStored(t *testing.T, body []byte) {
 		t.Fatalf("decoded %+v\n       want %+v", g, w)
 	}
 }
+
+// A body stored by a release before the consumer used event.Decode reads
+// back as Decode reads an event now, which decodeStored's comment says: a
+// time kept to the millisecond, a message without a content_type given
+// Decode's default.
+func TestDecodeStoredNormalisesOlderBodies(t *testing.T) {
+	body := []byte(`{"event_id":"e1","type":"message","occurred_at":"2026-12-03T10:00:00.123456789Z","tenant":"acme",` +
+		`"channel":"whatsapp","contact":{"id":"c1"},"author":{"role":"customer"},"text":"oi"}`)
+	var old event.Event
+	if err := json.Unmarshal(body, &old); err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeStored(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := old.OccurredAt.Truncate(time.Millisecond); !got.OccurredAt.Equal(want) {
+		t.Errorf("occurred_at %v, want %v (to the millisecond)", got.OccurredAt, want)
+	}
+	now, err := event.Decode(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.ContentType != "" || got.ContentType != now.ContentType || got.ContentType == "" {
+		t.Errorf("content_type stored %q, read back %q, Decode gives %q", old.ContentType, got.ContentType, now.ContentType)
+	}
+}
