@@ -84,7 +84,7 @@ func TestEventsOverTheStringLimit(t *testing.T) {
 		limited.Close()
 	}()
 	read(limited, func(c *chunk, tx *sql.Tx) error {
-		if err := c.readJoined(ctx, tx, c.boundSpans(), "acme"); !tooBig(err) {
+		if err := c.readJoined(ctx, tx, c.boundSpans(nil), "acme", nil); !tooBig(err) {
 			t.Fatalf("one row per session under a limit of %d bytes: %v, want SQLITE_TOOBIG", limit, err)
 		}
 		return nil

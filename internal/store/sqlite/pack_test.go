@@ -1,0 +1,385 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store/storetest"
+)
+
+// openUnpacked opens a store whose packer does not run: the test packs
+// with packAll when it means to.
+func openUnpacked(t *testing.T) *Store {
+	t.Helper()
+	s := openTemp(t)
+	s.pack.stop()
+	return s
+}
+
+// packAll runs packSlice over every session, as a sweep does.
+func packAll(t *testing.T, s *Store) {
+	t.Helper()
+	var after int64
+	for {
+		next, more, err := s.packSlice(t.Context(), after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !more {
+			return
+		}
+		after = next
+	}
+}
+
+// packedIDs are the ids of the sessions of tenant that have a pack.
+func packedIDs(t *testing.T, s *Store, tenant string) []string {
+	t.Helper()
+	rows, err := s.db.QueryContext(t.Context(), `SELECT s.session_id FROM event_packs p JOIN sessions s ON s.rowid = p.session
+		WHERE s.tenant = ? ORDER BY 1`, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// exportAll exports f with recorder and returns every session, in order.
+func exportAll(t *testing.T, s *Store, f report.Filter) []report.StoredDetail {
+	t.Helper()
+	var (
+		got sync.Map
+		ids []string
+	)
+	err := s.Export(t.Context(), f, func() report.Encoder { return recorder{&got} }, func(chunk []byte, _ []int) error {
+		for _, id := range bytes.Fields(chunk) {
+			ids = append(ids, string(id))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]report.StoredDetail, 0, len(ids))
+	for _, id := range ids {
+		v, _ := got.Load(id)
+		out = append(out, v.(report.StoredDetail)) // the recorder keeps copies
+
+	}
+	return out
+}
+
+// sameExport fails unless a and b are the same sessions with the same
+// documents and event bodies, in the same order.
+func sameExport(t *testing.T, what string, a, b []report.StoredDetail) {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("%s: %d sessions, want %d", what, len(a), len(b))
+	}
+	for i := range a {
+		if !reflect.DeepEqual(a[i].Session, b[i].Session) || !slices.EqualFunc(a[i].Events, b[i].Events, bytes.Equal) {
+			t.Fatalf("%s: session %d (%s) differs: %d events, want %d", what, i, a[i].Session.ID, len(a[i].Events), len(b[i].Events))
+		}
+	}
+}
+
+// TestPackSettledOnly: a slice packs the sessions whose window ended before
+// both the clock and the newest start of a session of their tenant, and no
+// other; each pack is what eventsStatement reads of its session.
+func TestPackSettledOnly(t *testing.T) {
+	ctx := context.Background()
+	s := openUnpacked(t)
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	var batch []event.Event
+	// Contact i's session starts 25i hours after Base: its window
+	// (whatsapp's, 24 hours from its first event) ends before the next
+	// starts.
+	for i := range 5 {
+		b := storetest.B{Contact: fmt.Sprint("c", i)}
+		at := time.Duration(i) * 25 * time.Hour
+		batch = append(batch, b.Msg(fmt.Sprint("m", i), at, event.RoleCustomer, "oi"), b.Tag(fmt.Sprint("t", i), at+time.Second, "x"))
+	}
+	// Another tenant's only session: no newer start of its tenant.
+	g := storetest.B{Tenant: "globex", Contact: "g"}
+	batch = append(batch, g.Msg("g1", 10*time.Hour, event.RoleCustomer, "oi"))
+	// A session whose window has not ended by the clock: events of now;
+	// its start settles acme's others.
+	live := storetest.B{Contact: "live"}.Msg("l1", 0, event.RoleCustomer, "oi")
+	live.OccurredAt = time.Now().UTC().Add(-time.Minute)
+	batch = append(batch, live)
+	if err := a.Ingest(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	packAll(t, s)
+	var want []string
+	for i := range 5 {
+		want = append(want, session.DeriveID(&batch[2*i]))
+	}
+	slices.Sort(want)
+	if got := packedIDs(t, s, "acme"); !slices.Equal(got, want) {
+		t.Fatalf("packed %v, want %v", got, want)
+	}
+	if got := packedIDs(t, s, "globex"); len(got) != 0 {
+		t.Fatalf("globex's only session packed: %v", got)
+	}
+	// Each pack is eventsStatement's row of its session.
+	rows, err := s.db.QueryContext(ctx, `SELECT s.doc, p.events FROM event_packs p JOIN sessions s ON s.rowid = p.session`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var doc, pack []byte
+		if err := rows.Scan(&doc, &pack); err != nil {
+			t.Fatal(err)
+		}
+		var c chunk
+		c.list = append(c.list, report.StoredDetail{})
+		if err := (&docReader{}).decode(doc, &c.list[0].Session); err != nil {
+			t.Fatal(err)
+		}
+		var joined string
+		if err := s.db.QueryRowContext(ctx, eventsStatement, c.boundSpans(nil), "acme").Scan(new(int), &joined); err != nil {
+			t.Fatal(err)
+		}
+		if string(pack) != joined {
+			t.Fatalf("session %s: pack %q, events %q", c.list[0].Session.ID, pack, joined)
+		}
+	}
+	// A second sweep packs nothing more and commits nothing.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var before, after int64
+	conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&before)
+	packAll(t, s)
+	conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&after)
+	if got := packedIDs(t, s, "acme"); !slices.Equal(got, want) || after != before {
+		t.Fatalf("swept again: packed %v, data_version %d -> %d", got, before, after)
+	}
+}
+
+// TestPackedExportMatches: every filter's export, with the settled sessions
+// packed, is the export without packs; a late event to a packed session
+// deletes its pack in the update's transaction and is in the next export;
+// Forget deletes the packs of the sessions it deletes or takes events from.
+func TestPackedExportMatches(t *testing.T) {
+	ctx := context.Background()
+	s := openUnpacked(t)
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	var batch []event.Event
+	for i := range 3*report.ExportChunk + 11 {
+		b := storetest.B{Contact: fmt.Sprint("c", i%97), Name: fmt.Sprint("Cliente ", i%97)}
+		at := time.Duration(i) * time.Hour
+		batch = append(batch, b.Msg(fmt.Sprint("m", i), at, event.RoleCustomer, fmt.Sprintf("mensagem %d", i)),
+			b.Tag(fmt.Sprint("t", i), at+time.Second, []string{"x", "y"}[i%2]),
+			b.Msg(fmt.Sprint("n", i), at+2*time.Second, event.RoleBot, "ok"))
+	}
+	if err := a.Ingest(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	all := report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(report.MaxInterval - 2*time.Hour)}
+	filters := []report.Filter{all, all, all}
+	filters[1].Tags = []string{"x"}  // documents by id
+	filters[2].Contact = "cliente 1" // a driver's rows
+	var unpacked [][]report.StoredDetail
+	for _, f := range filters {
+		unpacked = append(unpacked, exportAll(t, s, f))
+	}
+	packAll(t, s)
+	// All but the sessions of the last day are settled.
+	if n := len(packedIDs(t, s, "acme")); n < 3*report.ExportChunk-30 {
+		t.Fatalf("%d sessions packed", n)
+	}
+	for i, f := range filters {
+		sameExport(t, fmt.Sprintf("filter %d packed", i), exportAll(t, s, f), unpacked[i])
+	}
+	// The export reads the packs: a pack whose bodies differ from the
+	// events (written here behind the triggers' back) is what it exports.
+	var rowid int64
+	var id string
+	if err := s.db.QueryRowContext(ctx, `SELECT p.session, s.session_id FROM event_packs p JOIN sessions s ON s.rowid = p.session LIMIT 1`).Scan(&rowid, &id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE event_packs SET events = '1' || char(30) || '{"marked":1}' WHERE session = ?`, rowid); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range exportAll(t, s, all) {
+		if d.Session.ID == id {
+			found = len(d.Events) == 1 && string(d.Events[0]) == `{"marked":1}`
+		}
+	}
+	if !found {
+		t.Fatal("the export did not read the session's pack")
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM event_packs WHERE session = ?`, rowid); err != nil {
+		t.Fatal(err)
+	}
+	packAll(t, s)
+
+	// A late event to the first session (packed): its pack goes with the
+	// update, and the export has the event.
+	b := storetest.B{Contact: "c0", Name: "Cliente 0"}
+	first := b.Msg("m0", 0, event.RoleCustomer, "")
+	firstID := session.DeriveID(&first)
+	if !slices.Contains(packedIDs(t, s, "acme"), firstID) {
+		t.Fatal("the first session is not packed")
+	}
+	if err := a.Ingest(ctx, []event.Event{b.Msg("late", 3*time.Second, event.RoleCustomer, "atrasada")}); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(packedIDs(t, s, "acme"), firstID) {
+		t.Fatal("the first session is still packed after a late event")
+	}
+	after := exportAll(t, s, all)
+	for _, d := range after {
+		if d.Session.ID != firstID {
+			continue
+		}
+		if len(d.Events) != 4 || !bytes.Contains(d.Events[3], []byte("atrasada")) {
+			t.Fatalf("the late event is not exported: %d events", len(d.Events))
+		}
+	}
+	packAll(t, s)
+	sameExport(t, "packed again after the late event", exportAll(t, s, all), after)
+
+	// Forget: the contact's sessions and their packs go.
+	if _, err := s.Forget(ctx, "acme", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	var orphans int
+	s.db.QueryRowContext(ctx, `SELECT count(*) FROM event_packs WHERE session NOT IN (SELECT rowid FROM sessions)`).Scan(&orphans)
+	if orphans != 0 {
+		t.Fatalf("%d packs of forgotten sessions", orphans)
+	}
+	forgotten := exportAll(t, s, all)
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM event_packs`); err != nil {
+		t.Fatal(err)
+	}
+	sameExport(t, "after Forget, packed and not", forgotten, exportAll(t, s, all))
+}
+
+// TestPackTriggers: each change to a session's row or events deletes its
+// pack, and nothing else's.
+func TestPackTriggers(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		change string
+	}{
+		{"the document", `UPDATE sessions SET doc = doc WHERE session_id = ?1`},
+		{"another column", `UPDATE sessions SET handed_off = handed_off WHERE session_id = ?1`},
+		{"the row deleted", `DELETE FROM sessions WHERE session_id = ?1`},
+		{"an event moved out", `UPDATE events SET session_id = 'elsewhere' WHERE session_id = ?1`},
+		{"an event moved in", `UPDATE events SET session_id = ?1 WHERE event_id = 'z'`},
+		{"an event deleted", `DELETE FROM events WHERE session_id = ?1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openUnpacked(t)
+			var batch []event.Event
+			for i := range 4 {
+				b := storetest.B{Contact: fmt.Sprint("c", i)}
+				batch = append(batch, b.Msg(fmt.Sprint("m", i), time.Duration(i)*25*time.Hour, event.RoleCustomer, "oi"))
+			}
+			batch = append(batch, storetest.B{Contact: "z"}.Msg("z", 9*25*time.Hour, event.RoleCustomer, "oi"))
+			if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			packAll(t, s)
+			packed := packedIDs(t, s, "acme")
+			id := session.DeriveID(&batch[0])
+			if !slices.Contains(packed, id) || len(packed) != 4 {
+				t.Fatalf("packed %v before the change", packed)
+			}
+			if _, err := s.db.ExecContext(ctx, tc.change, id); err != nil {
+				t.Fatal(err)
+			}
+			want := slices.DeleteFunc(slices.Clone(packed), func(p string) bool { return p == id })
+			if got := packedIDs(t, s, "acme"); !slices.Equal(got, want) {
+				t.Fatalf("packed after the change %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestMigratePacks: a database of version 12 migrates to an empty
+// event_packs with its triggers, and the packer's first sweep after Open
+// packs its settled sessions.
+func TestMigratePacks(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v12.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.pack.stop()
+	var batch []event.Event
+	for i := range 3 {
+		b := storetest.B{Contact: fmt.Sprint("c", i)}
+		batch = append(batch, b.Msg(fmt.Sprint("m", i), time.Duration(i)*25*time.Hour, event.RoleCustomer, "oi"))
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	all := report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(4 * 24 * time.Hour)}
+	want := exportAll(t, s, all)
+	s.Close()
+
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{`DROP TRIGGER sessions_unpack_update`, `DROP TRIGGER sessions_unpack_delete`,
+		`DROP TRIGGER events_unpack_move`, `DROP TRIGGER events_unpack_delete`, `DROP TABLE event_packs`, `PRAGMA user_version = 12`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	if err := migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	var version, packs, triggers int
+	db.QueryRow(`PRAGMA user_version`).Scan(&version)
+	db.QueryRow(`SELECT count(*) FROM event_packs`).Scan(&packs)
+	db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name IN ('sessions', 'events')`).Scan(&triggers)
+	if version != schemaVersion || packs != 0 || triggers != 4 {
+		t.Fatalf("version %d, %d packs, %d triggers; want %d, 0, 4", version, packs, triggers, schemaVersion)
+	}
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.WaitPacked(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := packedIDs(t, s, "acme"); len(got) != 2 {
+		t.Fatalf("packed %v after the first sweep; want the two settled sessions", got)
+	}
+	sameExport(t, "migrated and packed", exportAll(t, s, all), want)
+}
