@@ -717,29 +717,39 @@ type joinedEvents struct{ c *chunk }
 
 func (j *joinedEvents) Scan(src any) error {
 	sp := eventSpan{from: len(j.c.bytes)}
-	var text string
+	var err error
 	switch v := src.(type) {
 	case nil:
 	case string:
-		text = v
-	case []byte:
-		text = string(v)
+		j.c.bytes, sp.count, err = appendJoined(j.c.bytes, v)
+	case []byte: // a pack (pack.go), a BLOB: not copied into a string first
+		j.c.bytes, sp.count, err = appendJoined(j.c.bytes, v)
 	default:
 		return fmt.Errorf("events of a session: %T", src)
 	}
-	if text != "" {
-		n, bodies, ok := strings.Cut(text, string(rune(eventSep)))
-		count, err := strconv.Atoi(n)
-		if !ok || err != nil || count < 1 {
-			return fmt.Errorf("events of a session: no count before the bodies")
-		}
-		sp.count = count
-		sp.from = len(j.c.bytes)
-		j.c.bytes = append(j.c.bytes, bodies...)
+	if err != nil {
+		return err
 	}
 	sp.to = len(j.c.bytes)
 	j.c.spans = append(j.c.spans, sp)
 	return nil
+}
+
+// appendJoined appends the bodies of joined (a count, eventSep and the
+// bodies joined by eventSep, or empty for no events) to dst, and returns
+// the count.
+func appendJoined[T string | []byte](dst []byte, joined T) ([]byte, int, error) {
+	if len(joined) == 0 {
+		return dst, 0, nil
+	}
+	count, i := 0, 0
+	for ; i < len(joined) && joined[i] >= '0' && joined[i] <= '9' && count < 1<<40; i++ {
+		count = count*10 + int(joined[i]-'0')
+	}
+	if i == 0 || i == len(joined) || joined[i] != eventSep || count < 1 {
+		return dst, 0, fmt.Errorf("events of a session: no count before the bodies")
+	}
+	return append(dst, joined[i+1:]...), count, nil
 }
 
 // split gives each session of c its events, in the order read, and checks
