@@ -274,8 +274,9 @@ func TestPackedExportMatches(t *testing.T) {
 	// The export reads the packs: a pack whose bodies differ from the
 	// events (written here behind the triggers' back) is what it exports.
 	var rowid int64
-	var id string
-	if err := s.db.QueryRowContext(ctx, `SELECT p.session, s.session_id FROM event_packs p JOIN sessions s ON s.rowid = p.session LIMIT 1`).Scan(&rowid, &id); err != nil {
+	id := session.DeriveID(&batch[0]) // the first session, tagged x
+	if err := s.db.QueryRowContext(ctx, `SELECT p.session FROM event_packs p JOIN sessions s ON s.rowid = p.session
+		WHERE s.session_id = ?`, id).Scan(&rowid); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.db.ExecContext(ctx, `UPDATE event_packs SET events = '1' || char(30) || '{"marked":1}' WHERE session = ?`, rowid); err != nil {
