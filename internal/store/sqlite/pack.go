@@ -51,9 +51,12 @@ import (
 // store whose sessions are all packed reads the sessions table once per
 // packRest while it is written to.
 
-// packRowids is how many rowids of sessions a slice visits: at ~26 events
-// of ~300 bytes a session, a slice that packs them all writes ~4 MB.
-const packRowids = 500
+// packRowids is how many rowids of sessions a slice visits, which bounds
+// the time a slice holds the writer (an update waits for one slice at
+// most): on the 200,000-session bench database, sessions of ~26 events and
+// ~8.8 KB of bodies, a slice that packs them all writes ~1.1 MB
+// (docs/performance.md).
+const packRowids = 128
 
 // packShare is the most of the writer's time the packer takes: after a
 // slice of d it waits (1/packShare - 1)·d before the next.
