@@ -506,18 +506,30 @@ func fillSessionWords(ctx context.Context, tx *sql.Tx) error {
 // A trigger runs in the statement's transaction
 // (https://sqlite.org/lang_createtrigger.html), so no reader ever sees a
 // session's new events beside its old pack.
+//
+// Each trigger also puts the rowid of a session whose pack it deletes in
+// pack_todo, and the deletion of a session its rowid, for the packer's next
+// sweep (pack.go): a session without a pack, what most updates change,
+// adds nothing.
 func eventPacks(ctx context.Context, tx *sql.Tx) error {
 	for _, q := range []string{
 		`CREATE TABLE IF NOT EXISTS event_packs (session INTEGER PRIMARY KEY, events BLOB NOT NULL)`,
-		`CREATE TRIGGER IF NOT EXISTS sessions_unpack_update AFTER UPDATE ON sessions
-			BEGIN DELETE FROM event_packs WHERE session = old.rowid; END`,
-		`CREATE TRIGGER IF NOT EXISTS sessions_unpack_delete AFTER DELETE ON sessions
-			BEGIN DELETE FROM event_packs WHERE session = old.rowid; END`,
-		`CREATE TRIGGER IF NOT EXISTS events_unpack_move AFTER UPDATE OF session_id ON events
-			BEGIN DELETE FROM event_packs WHERE session IN (SELECT rowid FROM sessions
+		`CREATE TABLE IF NOT EXISTS pack_todo (session INTEGER PRIMARY KEY)`,
+		`CREATE TRIGGER IF NOT EXISTS sessions_unpack_update AFTER UPDATE ON sessions BEGIN
+			INSERT OR IGNORE INTO pack_todo (session) SELECT session FROM event_packs WHERE session = old.rowid;
+			DELETE FROM event_packs WHERE session = old.rowid; END`,
+		`CREATE TRIGGER IF NOT EXISTS sessions_unpack_delete AFTER DELETE ON sessions BEGIN
+			INSERT OR IGNORE INTO pack_todo (session) VALUES (old.rowid);
+			DELETE FROM event_packs WHERE session = old.rowid; END`,
+		`CREATE TRIGGER IF NOT EXISTS events_unpack_move AFTER UPDATE OF session_id ON events BEGIN
+			INSERT OR IGNORE INTO pack_todo (session) SELECT session FROM event_packs WHERE session IN (SELECT rowid
+				FROM sessions WHERE tenant = old.tenant AND session_id IN (old.session_id, new.session_id));
+			DELETE FROM event_packs WHERE session IN (SELECT rowid FROM sessions
 				WHERE tenant = old.tenant AND session_id IN (old.session_id, new.session_id)); END`,
-		`CREATE TRIGGER IF NOT EXISTS events_unpack_delete AFTER DELETE ON events
-			BEGIN DELETE FROM event_packs WHERE session IN (SELECT rowid FROM sessions
+		`CREATE TRIGGER IF NOT EXISTS events_unpack_delete AFTER DELETE ON events BEGIN
+			INSERT OR IGNORE INTO pack_todo (session) SELECT session FROM event_packs WHERE session IN (SELECT rowid
+				FROM sessions WHERE tenant = old.tenant AND session_id = old.session_id);
+			DELETE FROM event_packs WHERE session IN (SELECT rowid FROM sessions
 				WHERE tenant = old.tenant AND session_id = old.session_id); END`,
 	} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {

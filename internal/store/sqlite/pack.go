@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -47,15 +48,46 @@ import (
 //     string (SQLITE_TOOBIG, see readEvents), is not packed.
 //
 // A sweep runs after the store opens and after updates, at most one per
-// packRest: a settled session waits up to that long for its pack, and a
-// store whose sessions are all packed reads the sessions table once per
-// packRest while it is written to.
+// packRest: a settled session waits up to that long for its pack.
+//
+// A sweep visits what may have changed since the last one, not every
+// session (packMarks): sessions get rowids above every existing one (a
+// rowid table without AUTOINCREMENT takes max(rowid)+1,
+// https://sqlite.org/autoinc.html), so a sweep goes on from where the last
+// one ended (next), and what it passed and did not pack waits for a later
+// sweep in two lists:
+//   - pack_todo, a table the triggers fill (migrate.go, eventPacks): a
+//     session whose pack a trigger deleted (a late event, a moved event,
+//     an update) and a deleted session's rowid;
+//   - waiting, in memory: the sessions a sweep found not settled yet.
+//
+// A sweep handles pack_todo (packs what is settled, moves what is not to
+// waiting, drops what no longer exists), then waiting, then the rowids from
+// next on. A session a sweep passed that had no pack and was not waiting
+// (no events, or over the string limit) is not visited again while the
+// store is open.
+//
+// SQLite takes another rowid than max(rowid)+1 in two cases: after the
+// session with the largest rowid is deleted (max(rowid)+1 is then a rowid
+// the sweep may have passed), and at the largest rowid possible, 2^63-1,
+// where it picks unused rowids at random. The first is handled: the
+// deletion puts the rowid in pack_todo, and a sweep that finds it gone
+// lowers next to max(rowid)+1 in the same transaction, so a session that
+// takes the rowid later is above next. The second (never reached: a
+// billion sessions a day for 25 billion years) would leave the sessions of
+// random rowids unpacked until the store opens again.
+//
+// The marks live in memory, not in the database: the first sweep after
+// Open visits every session (after a migration event_packs is empty, and a
+// crash may have lost what an in-memory list held), which costs a read of
+// the sessions table once per Open (~1.3 s of CPU at 188,000 sessions,
+// docs/performance.md); writing them would make a sweep that packs nothing
+// commit, and a commit makes the next read transactions drop their caches.
 
-// packRowids is how many rowids of sessions a slice visits, which bounds
-// the time a slice holds the writer (an update waits for one slice at
-// most): on the 200,000-session bench database, sessions of ~26 events and
-// ~8.8 KB of bodies, a slice that packs them all writes ~1.1 MB
-// (docs/performance.md).
+// packRowids is how many sessions a slice visits, which bounds the time a
+// slice holds the writer (an update waits for one slice at most): on the
+// 200,000-session bench database, sessions of ~26 events and ~8.8 KB of
+// bodies, a slice that packs them all writes ~1.1 MB (docs/performance.md).
 const packRowids = 128
 
 // packShare is the most of the writer's time the packer takes: after a
@@ -66,6 +98,17 @@ const packShare = 0.5
 // next.
 const packRest = time.Minute
 
+// packMarks is what a sweep leaves to the next (see above). Only the
+// packer's goroutine (or a test that stopped it) uses it.
+type packMarks struct {
+	// next is the least rowid no sweep has visited.
+	next int64
+	// waiting are the sessions below next found not settled.
+	waiting map[int64]struct{}
+	// read counts the sessions' rows the slices read.
+	read int64
+}
+
 // packer packs settled sessions' events (see above), on a goroutine of the
 // store's life; kick tells it an update ended.
 type packer struct {
@@ -73,6 +116,7 @@ type packer struct {
 	kick   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
+	marks  packMarks
 	// rest is packRest, shorter in tests (nanoseconds).
 	rest  atomic.Int64
 	woken atomic.Uint64
@@ -136,35 +180,48 @@ func (p *packer) run(ctx context.Context) {
 	}
 }
 
-// sweep packs the settled sessions without a pack, a slice at a time
-// whenever no update runs and no export reads, and reports false when ctx
-// ended.
+// sweep runs the slices of a sweep (pack_todo, waiting, the rowids from
+// next on), each whenever no update runs and no export reads, and reports
+// false when ctx ended.
 func (p *packer) sweep(ctx context.Context) bool {
-	var after int64
-	for {
-		if !waitIdle(ctx, p.s, p.kick, mergeExportWait) {
-			return false
+	for _, slice := range p.s.sweepSlices() {
+		for {
+			if !waitIdle(ctx, p.s, p.kick, mergeExportWait) {
+				return false
+			}
+			began := time.Now()
+			more, err := slice(ctx, &p.marks)
+			pause := time.Duration(float64(time.Since(began)) * (1/packShare - 1))
+			if ctx.Err() != nil {
+				return false
+			}
+			if errors.Is(err, errWriterBusy) {
+				pause = mergePoll
+			} else if err != nil {
+				// A failed slice (the database busy or closing) leaves
+				// the rest to the next sweep.
+				return true
+			} else if !more {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(pause):
+			}
 		}
-		began := time.Now()
-		next, more, err := p.s.packSlice(ctx, after)
-		pause := time.Duration(float64(time.Since(began)) * (1/packShare - 1))
-		switch {
-		case ctx.Err() != nil:
-			return false
-		case errors.Is(err, errWriterBusy):
-			pause = mergePoll
-		case err != nil || !more:
-			// A failed slice (the database busy or closing) leaves the
-			// rest to the next sweep.
-			return true
-		default:
-			after = next
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(pause):
-		}
+	}
+	return true
+}
+
+// sweepSlices are the steps of a sweep, in order: each runs a slice and
+// reports whether it has more.
+func (s *Store) sweepSlices() []func(context.Context, *packMarks) (bool, error) {
+	var after int64 // the last waiting rowid visited
+	return []func(context.Context, *packMarks) (bool, error){
+		s.packQueued,
+		func(ctx context.Context, m *packMarks) (bool, error) { return s.packWaiting(ctx, m, &after) },
+		s.packNext,
 	}
 }
 
@@ -181,53 +238,168 @@ func (s *Store) WaitPacked(ctx context.Context) error {
 	}
 }
 
-// packSlice packs the settled sessions without a pack whose rowids are in
-// (after, after+packRowids], in a write transaction of its own taken when
-// the writer is free, and returns where the next slice starts and whether
-// any session is past it.
-func (s *Store) packSlice(ctx context.Context, after int64) (next int64, more bool, err error) {
+// packTx runs f in a write transaction of its own, taken when the writer is
+// free, and commits it if f reports that it wrote; f reads max(rowid) of
+// sessions (last) and lowers m.next to last+1 (see above).
+func (s *Store) packTx(ctx context.Context, m *packMarks, f func(tx *sql.Tx, last int64) (wrote bool, err error)) error {
 	select {
 	case s.writer <- struct{}{}:
 	default:
-		return after, true, errWriterBusy
+		return errWriterBusy
 	}
 	defer s.unlock()
 	tx, err := s.begin(ctx)
 	if err != nil {
-		return after, false, fmt.Errorf("begin packing: %w", err)
+		return fmt.Errorf("begin packing: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	if err := s.checkWriters(ctx, tx); err != nil {
-		return after, false, err
+		return err
 	}
 	var last int64
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM sessions`).Scan(&last); err != nil {
-		return after, false, fmt.Errorf("pack: %w", err)
+		return fmt.Errorf("pack: %w", err)
 	}
-	if after >= last {
-		return after, false, nil
-	}
-	next = after + packRowids
-	byTenant, err := settledUnpacked(ctx, tx, after, next, time.Now())
+	wrote, err := f(tx, last)
 	if err != nil {
-		return after, false, err
+		return err
 	}
-	packed := 0
+	if wrote { // else no commit to make readers drop their caches
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit packs: %w", err)
+		}
+		s.ckpt.committed()
+	}
+	m.next = min(m.next, last+1)
+	return nil
+}
+
+// packQueued handles the first packRowids sessions of pack_todo and
+// reports whether more may be queued.
+func (s *Store) packQueued(ctx context.Context, m *packMarks) (more bool, err error) {
+	var found []int64
+	err = s.packTx(ctx, m, func(tx *sql.Tx, _ int64) (bool, error) {
+		var upTo int64
+		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(max(session), 0) FROM
+			(SELECT session FROM pack_todo ORDER BY session LIMIT ?)`, packRowids).Scan(new(int), &upTo); err != nil {
+			return false, fmt.Errorf("pack: %w", err)
+		}
+		if upTo == 0 {
+			return false, nil
+		}
+		var err error
+		found, _, err = s.packSessions(ctx, tx, m, `s.rowid IN (SELECT session FROM pack_todo WHERE session <= ?1)`, upTo)
+		if err != nil {
+			return false, err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM pack_todo WHERE session <= ?`, upTo)
+		if err != nil {
+			return false, fmt.Errorf("pack: %w", err)
+		}
+		queued, _ := res.RowsAffected()
+		more = queued >= packRowids
+		return true, nil
+	})
+	if err != nil {
+		return true, err
+	}
+	if m.waiting == nil {
+		m.waiting = map[int64]struct{}{}
+	}
+	for _, r := range found {
+		m.waiting[r] = struct{}{}
+	}
+	return more, nil
+}
+
+// packWaiting handles the next packRowids sessions of m.waiting above
+// *after and reports whether any is past them.
+func (s *Store) packWaiting(ctx context.Context, m *packMarks, after *int64) (more bool, err error) {
+	var ids []int64
+	for r := range m.waiting {
+		if r > *after {
+			ids = append(ids, r)
+		}
+	}
+	if len(ids) == 0 {
+		return false, nil
+	}
+	slices.Sort(ids)
+	more = len(ids) > packRowids
+	ids = ids[:min(len(ids), packRowids)]
+	list := make([]byte, 0, 16*len(ids))
+	for i, r := range ids {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = strconv.AppendInt(list, r, 10)
+	}
+	var unsettled []int64
+	err = s.packTx(ctx, m, func(tx *sql.Tx, _ int64) (bool, error) {
+		var n int
+		var err error
+		unsettled, n, err = s.packSessions(ctx, tx, m, `s.rowid IN (`+string(list)+`)`)
+		return n > 0, err
+	})
+	if err != nil {
+		return true, err
+	}
+	for _, r := range ids {
+		delete(m.waiting, r)
+	}
+	for _, r := range unsettled {
+		m.waiting[r] = struct{}{}
+	}
+	*after = ids[len(ids)-1]
+	return more, nil
+}
+
+// packNext visits the sessions of rowids from m.next to m.next+packRowids
+// and reports whether any session is past them.
+func (s *Store) packNext(ctx context.Context, m *packMarks) (more bool, err error) {
+	var unsettled []int64
+	var next int64
+	err = s.packTx(ctx, m, func(tx *sql.Tx, last int64) (bool, error) {
+		if m.next > last {
+			return false, nil
+		}
+		next = min(m.next+packRowids, last+1)
+		more = next <= last
+		var n int
+		var err error
+		unsettled, n, err = s.packSessions(ctx, tx, m, `s.rowid >= ?1 AND s.rowid < ?2`, m.next, next)
+		return n > 0, err
+	})
+	if err != nil || next == 0 {
+		return false, err
+	}
+	if m.waiting == nil && len(unsettled) > 0 {
+		m.waiting = map[int64]struct{}{}
+	}
+	for _, r := range unsettled {
+		m.waiting[r] = struct{}{}
+	}
+	m.next = max(m.next, next)
+	return more, nil
+}
+
+// packSessions packs the settled sessions without a pack among those where
+// holds (a condition on sessions s, with args), returns the rowids of
+// those without a pack that are not settled and how many it packed, and
+// counts the rows it read in m.read.
+func (s *Store) packSessions(ctx context.Context, tx *sql.Tx, m *packMarks, where string, args ...any) (unsettled []int64, packed int, err error) {
+	byTenant, unsettled, err := settledUnpacked(ctx, tx, m, where, args, time.Now())
+	if err != nil {
+		return nil, 0, err
+	}
 	for tenant, c := range byTenant {
 		n, err := writePacks(ctx, tx, tenant, c)
 		if err != nil {
-			return after, false, err
+			return nil, 0, err
 		}
 		packed += n
 	}
-	if packed == 0 {
-		return next, next < last, nil // nothing written: no commit to make readers drop their caches
-	}
-	if err := tx.Commit(); err != nil {
-		return after, false, fmt.Errorf("commit packs: %w", err)
-	}
-	s.ckpt.committed()
-	return next, next < last, nil
+	return unsettled, packed, nil
 }
 
 // packChunk is a tenant's sessions to pack in a slice, and their rowids.
@@ -236,14 +408,17 @@ type packChunk struct {
 	rowids []int64
 }
 
-// settledUnpacked reads the sessions without a pack whose rowids are in
-// (after, upTo] and returns those settled at now (see above), by tenant.
-func settledUnpacked(ctx context.Context, tx *sql.Tx, after, upTo int64, now time.Time) (map[string]*packChunk, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT s.rowid, s.tenant, s.doc FROM sessions s
-		WHERE s.rowid > ?1 AND s.rowid <= ?2 AND NOT EXISTS (SELECT 1 FROM event_packs p WHERE p.session = s.rowid)
-		ORDER BY s.rowid`, after, upTo)
+// settledUnpacked reads the sessions where holds (see packSessions) and
+// returns those without a pack that are settled at now (see above), by
+// tenant, and the rowids of those without a pack that are not.
+func settledUnpacked(ctx context.Context, tx *sql.Tx, m *packMarks, where string, args []any, now time.Time) (map[string]*packChunk, []int64, error) {
+	// A packed session's document is not read: the CASE reads the column
+	// only when its condition fails.
+	rows, err := tx.QueryContext(ctx, `SELECT s.rowid, s.tenant,
+		CASE WHEN EXISTS (SELECT 1 FROM event_packs p WHERE p.session = s.rowid) THEN NULL ELSE s.doc END
+		FROM sessions s WHERE `+where+` ORDER BY s.rowid`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("pack: %w", err)
+		return nil, nil, fmt.Errorf("pack: %w", err)
 	}
 	defer rows.Close()
 	var (
@@ -257,7 +432,11 @@ func settledUnpacked(ctx context.Context, tx *sql.Tx, after, upTo int64, now tim
 	)
 	for rows.Next() {
 		if err := rows.Scan(&rowid, &tenant, &doc); err != nil {
-			return nil, fmt.Errorf("pack: %w", err)
+			return nil, nil, fmt.Errorf("pack: %w", err)
+		}
+		m.read++
+		if doc == nil {
+			continue // packed
 		}
 		c := found[tenant]
 		if c == nil {
@@ -267,26 +446,28 @@ func settledUnpacked(ctx context.Context, tx *sql.Tx, after, upTo int64, now tim
 		}
 		c.list = append(c.list, report.StoredDetail{})
 		if err := r.decode(doc, &c.list[len(c.list)-1].Session); err != nil {
-			return nil, fmt.Errorf("pack: %w", err)
+			return nil, nil, fmt.Errorf("pack: %w", err)
 		}
 		c.rowids = append(c.rowids, int64(rowid))
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pack: %w", err)
+		return nil, nil, fmt.Errorf("pack: %w", err)
 	}
 	rows.Close()
 	for _, t := range pending {
 		var at int64
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(started_at), 0) FROM sessions WHERE tenant = ?`, t).Scan(&at); err != nil {
-			return nil, fmt.Errorf("pack: %w", err)
+			return nil, nil, fmt.Errorf("pack: %w", err)
 		}
 		newest[t] = at
 	}
+	var unsettled []int64
 	for t, c := range found {
 		keep := 0
 		for i := range c.list {
 			ends := c.list[i].Session.WindowEndsAt
 			if !ends.Before(now) || ends.UnixMilli() >= newest[t] {
+				unsettled = append(unsettled, c.rowids[i])
 				continue
 			}
 			c.list[keep], c.rowids[keep] = c.list[i], c.rowids[i]
@@ -297,7 +478,7 @@ func settledUnpacked(ctx context.Context, tx *sql.Tx, after, upTo int64, now tim
 			delete(found, t)
 		}
 	}
-	return found, nil
+	return found, unsettled, nil
 }
 
 // writePacks reads the events of c's sessions (as Session and the export

@@ -29,23 +29,31 @@ func openUnpacked(t *testing.T) *Store {
 	return s
 }
 
-// packAll runs packSlice over every session, as a sweep does.
+// packAll runs a sweep over every session, as the first sweep after Open
+// does.
 func packAll(t *testing.T, s *Store) {
 	t.Helper()
-	var after int64
-	for {
-		next, more, err := s.packSlice(t.Context(), after)
-		if errors.Is(err, errWriterBusy) { // a slice of the merger's
-			time.Sleep(5 * time.Millisecond)
-			continue
+	sweepWith(t, s, &packMarks{})
+}
+
+// sweepWith runs a sweep's slices with m, as the packer does with its
+// marks.
+func sweepWith(t *testing.T, s *Store, m *packMarks) {
+	t.Helper()
+	for _, slice := range s.sweepSlices() {
+		for {
+			more, err := slice(t.Context(), m)
+			if errors.Is(err, errWriterBusy) { // a slice of the merger's
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !more {
+				break
+			}
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !more {
-			return
-		}
-		after = next
 	}
 }
 
@@ -414,7 +422,7 @@ func TestMigratePacks(t *testing.T) {
 	}
 	defer db.Close()
 	for _, q := range []string{`DROP TRIGGER sessions_unpack_update`, `DROP TRIGGER sessions_unpack_delete`,
-		`DROP TRIGGER events_unpack_move`, `DROP TRIGGER events_unpack_delete`, `DROP TABLE event_packs`, `PRAGMA user_version = 12`} {
+		`DROP TRIGGER events_unpack_move`, `DROP TRIGGER events_unpack_delete`, `DROP TABLE event_packs`, `DROP TABLE pack_todo`, `PRAGMA user_version = 12`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(q, err)
 		}
@@ -422,12 +430,16 @@ func TestMigratePacks(t *testing.T) {
 	if err := migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	var version, packs, triggers int
+	var version, packs, queued, triggers int
 	db.QueryRow(`PRAGMA user_version`).Scan(&version)
 	db.QueryRow(`SELECT count(*) FROM event_packs`).Scan(&packs)
-	db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name IN ('sessions', 'events')`).Scan(&triggers)
-	if version != schemaVersion || packs != 0 || triggers != 4 {
-		t.Fatalf("version %d, %d packs, %d triggers; want %d, 0, 4", version, packs, triggers, schemaVersion)
+	if err := db.QueryRow(`SELECT count(*) FROM pack_todo`).Scan(&queued); err != nil {
+		t.Fatal(err)
+	}
+	db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name IN ('sessions', 'events')
+		AND sql LIKE '%pack_todo%'`).Scan(&triggers)
+	if version != schemaVersion || packs != 0 || queued != 0 || triggers != 4 {
+		t.Fatalf("version %d, %d packs, %d queued, %d triggers queuing; want %d, 0, 0, 4", version, packs, queued, triggers, schemaVersion)
 	}
 
 	s, err = Open(ctx, path)
