@@ -455,3 +455,165 @@ func TestMigratePacks(t *testing.T) {
 	}
 	sameExport(t, "migrated and packed", exportAll(t, s, all), want)
 }
+
+// queuedRows is how many sessions pack_todo holds.
+func queuedRows(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.db.QueryRowContext(t.Context(), `SELECT count(*) FROM pack_todo`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// rowidOf is the rowid of tenant's session id.
+func rowidOf(t *testing.T, s *Store, tenant, id string) int64 {
+	t.Helper()
+	var r int64
+	if err := s.db.QueryRowContext(t.Context(), `SELECT rowid FROM sessions WHERE tenant = ? AND session_id = ?`, tenant, id).Scan(&r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestPackSweepFromMark: after a sweep, the next reads only the sessions
+// above its mark, those it found unsettled and those pack_todo holds; a
+// late event to a packed session below the mark gets its pack back; a
+// session unsettled at one sweep is packed at a later one; an update of an
+// unpacked session queues nothing.
+func TestPackSweepFromMark(t *testing.T) {
+	ctx := context.Background()
+	s := openUnpacked(t)
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	ingest := func(evs ...event.Event) {
+		t.Helper()
+		if err := a.Ingest(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var batch []event.Event
+	for i := range 10 {
+		b := storetest.B{Contact: fmt.Sprint("c", i)}
+		batch = append(batch, b.Msg(fmt.Sprint("m", i), time.Duration(i)*25*time.Hour, event.RoleCustomer, "oi"))
+	}
+	// globex's only session: not settled while its tenant starts no other.
+	g := storetest.B{Tenant: "globex", Contact: "g"}
+	batch = append(batch, g.Msg("g1", 10*time.Hour, event.RoleCustomer, "oi"))
+	// acme's live session: not settled by the clock; it settles the others.
+	live := storetest.B{Contact: "live"}.Msg("l1", 0, event.RoleCustomer, "oi")
+	live.OccurredAt = time.Now().UTC().Add(-time.Minute)
+	batch = append(batch, live)
+	ingest(batch...)
+
+	m := &packMarks{}
+	sweepWith(t, s, m)
+	if n := len(packedIDs(t, s, "acme")); n != 10 || m.read != 12 || len(m.waiting) != 2 {
+		t.Fatalf("first sweep: %d packed, %d rows read, %d waiting; want 10, 12, 2", n, m.read, len(m.waiting))
+	}
+
+	// Everything packed that can be: the two waiting sessions are read.
+	m.read = 0
+	sweepWith(t, s, m)
+	if m.read != 2 {
+		t.Fatalf("a sweep with nothing new read %d rows, want the 2 waiting", m.read)
+	}
+
+	// New settled sessions are above the mark.
+	ingest(storetest.B{Contact: "d0"}.Msg("d0", 300*time.Hour, event.RoleCustomer, "oi"),
+		storetest.B{Contact: "d1"}.Msg("d1", 326*time.Hour, event.RoleCustomer, "oi"))
+	m.read = 0
+	sweepWith(t, s, m)
+	if n := len(packedIDs(t, s, "acme")); n != 12 || m.read != 4 {
+		t.Fatalf("new sessions: %d packed, %d rows read; want 12, 4", n, m.read)
+	}
+
+	// An update of an unpacked session (the live one) queues nothing.
+	more := storetest.B{Contact: "live"}.Msg("l2", 0, event.RoleCustomer, "de novo")
+	more.OccurredAt = live.OccurredAt.Add(time.Second)
+	ingest(more)
+	var sessions int
+	s.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions`).Scan(&sessions)
+	if sessions != 14 {
+		t.Fatalf("%d sessions; the event did not join the live session", sessions)
+	}
+	if q := queuedRows(t, s); q != 0 {
+		t.Fatalf("an update of an unpacked session queued %d", q)
+	}
+
+	// A late event to the first session, packed, below the mark: its pack
+	// goes, pack_todo has it, and the next sweep packs it again.
+	first := session.DeriveID(&batch[0])
+	ingest(storetest.B{Contact: "c0"}.Msg("late", 3*time.Second, event.RoleCustomer, "atrasada"))
+	if slices.Contains(packedIDs(t, s, "acme"), first) || queuedRows(t, s) != 1 {
+		t.Fatalf("after a late event: packed %v, %d queued", packedIDs(t, s, "acme"), queuedRows(t, s))
+	}
+	m.read = 0
+	sweepWith(t, s, m)
+	if !slices.Contains(packedIDs(t, s, "acme"), first) || queuedRows(t, s) != 0 || m.read != 3 {
+		t.Fatalf("after the sweep: packed %v, %d queued, %d rows read; want the first packed, 0, 3",
+			packedIDs(t, s, "acme"), queuedRows(t, s), m.read)
+	}
+
+	// globex starts another session: its first, waiting, settles and is
+	// packed; the new one waits.
+	ingest(g.Msg("g2", 400*time.Hour, event.RoleCustomer, "oi"))
+	sweepWith(t, s, m)
+	if got := packedIDs(t, s, "globex"); len(got) != 1 || got[0] != session.DeriveID(&batch[10]) {
+		t.Fatalf("globex packed %v, want its first session", got)
+	}
+	if len(m.waiting) != 2 {
+		t.Fatalf("%d waiting, want acme's live session and globex's newest", len(m.waiting))
+	}
+}
+
+// TestPackReusedRowid: deleting the session with the largest rowid lets
+// SQLite give that rowid, below the mark, to the next session; the sweep
+// packs it whether it ran between the deletion and the insert or not, and
+// whether the deleted session had a pack or not (one over the string
+// limit, its pack deleted here by hand).
+func TestPackReusedRowid(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct{ between, unpacked bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		t.Run(fmt.Sprintf("sweep between %v, unpacked %v", tc.between, tc.unpacked), func(t *testing.T) {
+			s := openUnpacked(t)
+			a := session.NewAssembler(pipeline.MustDefault(), s)
+			live := storetest.B{Contact: "live"}.Msg("l1", 0, event.RoleCustomer, "oi")
+			live.OccurredAt = time.Now().UTC().Add(-time.Minute)
+			last := storetest.B{Contact: "gone"}.Msg("x", 50*time.Hour, event.RoleCustomer, "oi")
+			if err := a.Ingest(ctx, []event.Event{live, storetest.B{Contact: "c"}.Msg("c", 0, event.RoleCustomer, "oi")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Ingest(ctx, []event.Event{last}); err != nil {
+				t.Fatal(err)
+			}
+			m := &packMarks{}
+			sweepWith(t, s, m)
+			reused := rowidOf(t, s, "acme", session.DeriveID(&last))
+			if n := len(packedIDs(t, s, "acme")); n != 2 || m.next != reused+1 {
+				t.Fatalf("%d packed, mark %d; want 2, %d", n, m.next, reused+1)
+			}
+			if tc.unpacked {
+				if _, err := s.db.ExecContext(ctx, `DELETE FROM event_packs WHERE session = ?`, reused); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.Forget(ctx, "acme", "gone"); err != nil {
+				t.Fatal(err)
+			}
+			if tc.between {
+				sweepWith(t, s, m)
+			}
+			next := storetest.B{Contact: "new"}.Msg("n", 75*time.Hour, event.RoleCustomer, "oi")
+			if err := a.Ingest(ctx, []event.Event{next}); err != nil {
+				t.Fatal(err)
+			}
+			if got := rowidOf(t, s, "acme", session.DeriveID(&next)); got != reused {
+				t.Fatalf("the new session has rowid %d, not the deleted one's %d", got, reused)
+			}
+			sweepWith(t, s, m)
+			if !slices.Contains(packedIDs(t, s, "acme"), session.DeriveID(&next)) {
+				t.Fatalf("the session of a reused rowid is not packed: %v", packedIDs(t, s, "acme"))
+			}
+		})
+	}
+}
