@@ -59,7 +59,9 @@ import (
 //   - pack_todo, a table the triggers fill (migrate.go, eventPacks): a
 //     session whose pack a trigger deleted (a late event, a moved event,
 //     an update) and a deleted session's rowid;
-//   - waiting, in memory: the sessions a sweep found not settled yet.
+//   - waiting, in memory: the sessions a sweep found not settled yet, with
+//     their tenant and the end of their window, so that a sweep reads one
+//     again only once it may have settled (packWaiting).
 //
 // A sweep handles pack_todo (packs what is settled, moves what is not to
 // waiting, drops what no longer exists), then waiting, then the rowids from
@@ -103,10 +105,18 @@ const packRest = time.Minute
 type packMarks struct {
 	// next is the least rowid no sweep has visited.
 	next int64
-	// waiting are the sessions below next found not settled.
-	waiting map[int64]struct{}
+	// waiting are the sessions below next found not settled, by rowid.
+	waiting map[int64]waitingSession
 	// read counts the sessions' rows the slices read.
 	read int64
+}
+
+// waitingSession is a session a sweep found not settled: its rowid,
+// tenant, and the end of its window then (Unix milliseconds).
+type waitingSession struct {
+	rowid  int64
+	tenant string
+	ends   int64
 }
 
 // packer packs settled sessions' events (see above), on a goroutine of the
@@ -277,65 +287,93 @@ func (s *Store) packTx(ctx context.Context, m *packMarks, f func(tx *sql.Tx, las
 // packQueued handles the first packRowids sessions of pack_todo and
 // reports whether more may be queued.
 func (s *Store) packQueued(ctx context.Context, m *packMarks) (more bool, err error) {
-	var found []int64
+	var (
+		queued    []int64
+		unsettled []waitingSession
+	)
 	err = s.packTx(ctx, m, func(tx *sql.Tx, _ int64) (bool, error) {
-		var upTo int64
-		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(max(session), 0) FROM
-			(SELECT session FROM pack_todo ORDER BY session LIMIT ?)`, packRowids).Scan(new(int), &upTo); err != nil {
+		rows, err := tx.QueryContext(ctx, `SELECT session FROM pack_todo ORDER BY session LIMIT ?`, packRowids)
+		if err != nil {
 			return false, fmt.Errorf("pack: %w", err)
 		}
-		if upTo == 0 {
+		defer rows.Close()
+		for rows.Next() {
+			var r int64
+			if err := rows.Scan(&r); err != nil {
+				return false, fmt.Errorf("pack: %w", err)
+			}
+			queued = append(queued, r)
+		}
+		if err := rows.Err(); err != nil {
+			return false, fmt.Errorf("pack: %w", err)
+		}
+		rows.Close()
+		if len(queued) == 0 {
 			return false, nil
 		}
-		var err error
-		found, _, err = s.packSessions(ctx, tx, m, `s.rowid IN (SELECT session FROM pack_todo WHERE session <= ?1)`, upTo)
+		upTo := queued[len(queued)-1]
+		unsettled, _, err = s.packSessions(ctx, tx, m, `s.rowid IN (SELECT session FROM pack_todo WHERE session <= ?1)`, upTo)
 		if err != nil {
 			return false, err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM pack_todo WHERE session <= ?`, upTo)
-		if err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pack_todo WHERE session <= ?`, upTo); err != nil {
 			return false, fmt.Errorf("pack: %w", err)
 		}
-		queued, _ := res.RowsAffected()
-		more = queued >= packRowids
 		return true, nil
 	})
 	if err != nil {
 		return true, err
 	}
-	if m.waiting == nil {
-		m.waiting = map[int64]struct{}{}
-	}
-	for _, r := range found {
-		m.waiting[r] = struct{}{}
-	}
-	return more, nil
+	m.wait(queued, unsettled)
+	return len(queued) == packRowids, nil
 }
 
 // packWaiting handles the next packRowids sessions of m.waiting above
-// *after and reports whether any is past them.
+// *after that may have settled: their window ended before the clock and
+// before the newest start of their tenant's sessions. A waiting session
+// updated since it was read may have a later window than m holds, never
+// an earlier one but for an event moved out or forgotten (which delays its
+// pack, as long as its former window lasts); reading it again corrects it.
+// It reports whether any is past them.
 func (s *Store) packWaiting(ctx context.Context, m *packMarks, after *int64) (more bool, err error) {
-	var ids []int64
-	for r := range m.waiting {
-		if r > *after {
-			ids = append(ids, r)
-		}
-	}
-	if len(ids) == 0 {
+	if len(m.waiting) == 0 {
 		return false, nil
 	}
-	slices.Sort(ids)
-	more = len(ids) > packRowids
-	ids = ids[:min(len(ids), packRowids)]
-	list := make([]byte, 0, 16*len(ids))
-	for i, r := range ids {
-		if i > 0 {
-			list = append(list, ',')
-		}
-		list = strconv.AppendInt(list, r, 10)
-	}
-	var unsettled []int64
+	var (
+		ids       []int64
+		unsettled []waitingSession
+	)
 	err = s.packTx(ctx, m, func(tx *sql.Tx, _ int64) (bool, error) {
+		now := time.Now().UnixMilli()
+		newest := map[string]int64{}
+		for r, w := range m.waiting {
+			if r <= *after || w.ends >= now {
+				continue
+			}
+			at, ok := newest[w.tenant]
+			if !ok {
+				if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(started_at), 0) FROM sessions WHERE tenant = ?`, w.tenant).Scan(&at); err != nil {
+					return false, fmt.Errorf("pack: %w", err)
+				}
+				newest[w.tenant] = at
+			}
+			if w.ends < at {
+				ids = append(ids, r)
+			}
+		}
+		if len(ids) == 0 {
+			return false, nil
+		}
+		slices.Sort(ids)
+		more = len(ids) > packRowids
+		ids = ids[:min(len(ids), packRowids)]
+		list := make([]byte, 0, 16*len(ids))
+		for i, r := range ids {
+			if i > 0 {
+				list = append(list, ',')
+			}
+			list = strconv.AppendInt(list, r, 10)
+		}
 		var n int
 		var err error
 		unsettled, n, err = s.packSessions(ctx, tx, m, `s.rowid IN (`+string(list)+`)`)
@@ -344,12 +382,10 @@ func (s *Store) packWaiting(ctx context.Context, m *packMarks, after *int64) (mo
 	if err != nil {
 		return true, err
 	}
-	for _, r := range ids {
-		delete(m.waiting, r)
+	if len(ids) == 0 {
+		return false, nil
 	}
-	for _, r := range unsettled {
-		m.waiting[r] = struct{}{}
-	}
+	m.wait(ids, unsettled)
 	*after = ids[len(ids)-1]
 	return more, nil
 }
@@ -357,8 +393,10 @@ func (s *Store) packWaiting(ctx context.Context, m *packMarks, after *int64) (mo
 // packNext visits the sessions of rowids from m.next to m.next+packRowids
 // and reports whether any session is past them.
 func (s *Store) packNext(ctx context.Context, m *packMarks) (more bool, err error) {
-	var unsettled []int64
-	var next int64
+	var (
+		unsettled []waitingSession
+		next      int64
+	)
 	err = s.packTx(ctx, m, func(tx *sql.Tx, last int64) (bool, error) {
 		if m.next > last {
 			return false, nil
@@ -373,21 +411,29 @@ func (s *Store) packNext(ctx context.Context, m *packMarks) (more bool, err erro
 	if err != nil || next == 0 {
 		return false, err
 	}
-	if m.waiting == nil && len(unsettled) > 0 {
-		m.waiting = map[int64]struct{}{}
-	}
-	for _, r := range unsettled {
-		m.waiting[r] = struct{}{}
-	}
+	m.wait(nil, unsettled)
 	m.next = max(m.next, next)
 	return more, nil
+}
+
+// wait takes visited out of m.waiting and puts unsettled in.
+func (m *packMarks) wait(visited []int64, unsettled []waitingSession) {
+	for _, r := range visited {
+		delete(m.waiting, r)
+	}
+	if m.waiting == nil && len(unsettled) > 0 {
+		m.waiting = map[int64]waitingSession{}
+	}
+	for _, w := range unsettled {
+		m.waiting[w.rowid] = w
+	}
 }
 
 // packSessions packs the settled sessions without a pack among those where
 // holds (a condition on sessions s, with args), returns the rowids of
 // those without a pack that are not settled and how many it packed, and
 // counts the rows it read in m.read.
-func (s *Store) packSessions(ctx context.Context, tx *sql.Tx, m *packMarks, where string, args ...any) (unsettled []int64, packed int, err error) {
+func (s *Store) packSessions(ctx context.Context, tx *sql.Tx, m *packMarks, where string, args ...any) (unsettled []waitingSession, packed int, err error) {
 	byTenant, unsettled, err := settledUnpacked(ctx, tx, m, where, args, time.Now())
 	if err != nil {
 		return nil, 0, err
@@ -411,7 +457,7 @@ type packChunk struct {
 // settledUnpacked reads the sessions where holds (see packSessions) and
 // returns those without a pack that are settled at now (see above), by
 // tenant, and the rowids of those without a pack that are not.
-func settledUnpacked(ctx context.Context, tx *sql.Tx, m *packMarks, where string, args []any, now time.Time) (map[string]*packChunk, []int64, error) {
+func settledUnpacked(ctx context.Context, tx *sql.Tx, m *packMarks, where string, args []any, now time.Time) (map[string]*packChunk, []waitingSession, error) {
 	// A packed session's document is not read: the CASE reads the column
 	// only when its condition fails.
 	rows, err := tx.QueryContext(ctx, `SELECT s.rowid, s.tenant,
@@ -461,13 +507,13 @@ func settledUnpacked(ctx context.Context, tx *sql.Tx, m *packMarks, where string
 		}
 		newest[t] = at
 	}
-	var unsettled []int64
+	var unsettled []waitingSession
 	for t, c := range found {
 		keep := 0
 		for i := range c.list {
 			ends := c.list[i].Session.WindowEndsAt
 			if !ends.Before(now) || ends.UnixMilli() >= newest[t] {
-				unsettled = append(unsettled, c.rowids[i])
+				unsettled = append(unsettled, waitingSession{c.rowids[i], t, ends.UnixMilli()})
 				continue
 			}
 			c.list[keep], c.rowids[keep] = c.list[i], c.rowids[i]
