@@ -107,8 +107,8 @@ type packMarks struct {
 	next int64
 	// waiting are the sessions below next found not settled, by rowid.
 	waiting map[int64]waitingSession
-	// read counts the sessions' rows the slices read.
-	read int64
+	// visited counts the rowids the slices visited (tests).
+	visited int64
 }
 
 // waitingSession is a session a sweep found not settled: its rowid,
@@ -312,7 +312,7 @@ func (s *Store) packQueued(ctx context.Context, m *packMarks) (more bool, err er
 			return false, nil
 		}
 		upTo := queued[len(queued)-1]
-		unsettled, _, err = s.packSessions(ctx, tx, m, `s.rowid IN (SELECT session FROM pack_todo WHERE session <= ?1)`, upTo)
+		unsettled, _, err = s.packSessions(ctx, tx, `s.rowid IN (SELECT session FROM pack_todo WHERE session <= ?1)`, upTo)
 		if err != nil {
 			return false, err
 		}
@@ -325,6 +325,7 @@ func (s *Store) packQueued(ctx context.Context, m *packMarks) (more bool, err er
 		return true, err
 	}
 	m.wait(queued, unsettled)
+	m.visited += int64(len(queued))
 	return len(queued) == packRowids, nil
 }
 
@@ -376,7 +377,7 @@ func (s *Store) packWaiting(ctx context.Context, m *packMarks, after *int64) (mo
 		}
 		var n int
 		var err error
-		unsettled, n, err = s.packSessions(ctx, tx, m, `s.rowid IN (`+string(list)+`)`)
+		unsettled, n, err = s.packSessions(ctx, tx, `s.rowid IN (`+string(list)+`)`)
 		return n > 0, err
 	})
 	if err != nil {
@@ -386,6 +387,7 @@ func (s *Store) packWaiting(ctx context.Context, m *packMarks, after *int64) (mo
 		return false, nil
 	}
 	m.wait(ids, unsettled)
+	m.visited += int64(len(ids))
 	*after = ids[len(ids)-1]
 	return more, nil
 }
@@ -397,6 +399,7 @@ func (s *Store) packNext(ctx context.Context, m *packMarks) (more bool, err erro
 		unsettled []waitingSession
 		next      int64
 	)
+	m.next = max(m.next, 1) // the least rowid SQLite chooses
 	err = s.packTx(ctx, m, func(tx *sql.Tx, last int64) (bool, error) {
 		if m.next > last {
 			return false, nil
@@ -405,13 +408,14 @@ func (s *Store) packNext(ctx context.Context, m *packMarks) (more bool, err erro
 		more = next <= last
 		var n int
 		var err error
-		unsettled, n, err = s.packSessions(ctx, tx, m, `s.rowid >= ?1 AND s.rowid < ?2`, m.next, next)
+		unsettled, n, err = s.packSessions(ctx, tx, `s.rowid >= ?1 AND s.rowid < ?2`, m.next, next)
 		return n > 0, err
 	})
 	if err != nil || next == 0 {
 		return false, err
 	}
 	m.wait(nil, unsettled)
+	m.visited += max(next-m.next, 0)
 	m.next = max(m.next, next)
 	return more, nil
 }
@@ -430,11 +434,10 @@ func (m *packMarks) wait(visited []int64, unsettled []waitingSession) {
 }
 
 // packSessions packs the settled sessions without a pack among those where
-// holds (a condition on sessions s, with args), returns the rowids of
-// those without a pack that are not settled and how many it packed, and
-// counts the rows it read in m.read.
-func (s *Store) packSessions(ctx context.Context, tx *sql.Tx, m *packMarks, where string, args ...any) (unsettled []waitingSession, packed int, err error) {
-	byTenant, unsettled, err := settledUnpacked(ctx, tx, m, where, args, time.Now())
+// holds (a condition on sessions s, with args), and returns those without
+// a pack that are not settled and how many it packed.
+func (s *Store) packSessions(ctx context.Context, tx *sql.Tx, where string, args ...any) (unsettled []waitingSession, packed int, err error) {
+	byTenant, unsettled, err := settledUnpacked(ctx, tx, where, args, time.Now())
 	if err != nil {
 		return nil, 0, err
 	}
@@ -457,12 +460,10 @@ type packChunk struct {
 // settledUnpacked reads the sessions where holds (see packSessions) and
 // returns those without a pack that are settled at now (see above), by
 // tenant, and the rowids of those without a pack that are not.
-func settledUnpacked(ctx context.Context, tx *sql.Tx, m *packMarks, where string, args []any, now time.Time) (map[string]*packChunk, []waitingSession, error) {
-	// A packed session's document is not read: the CASE reads the column
-	// only when its condition fails.
-	rows, err := tx.QueryContext(ctx, `SELECT s.rowid, s.tenant,
-		CASE WHEN EXISTS (SELECT 1 FROM event_packs p WHERE p.session = s.rowid) THEN NULL ELSE s.doc END
-		FROM sessions s WHERE `+where+` ORDER BY s.rowid`, args...)
+func settledUnpacked(ctx context.Context, tx *sql.Tx, where string, args []any, now time.Time) (map[string]*packChunk, []waitingSession, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT s.rowid, s.tenant, s.doc FROM sessions s
+		WHERE (`+where+`) AND NOT EXISTS (SELECT 1 FROM event_packs p WHERE p.session = s.rowid)
+		ORDER BY s.rowid`, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pack: %w", err)
 	}
@@ -479,10 +480,6 @@ func settledUnpacked(ctx context.Context, tx *sql.Tx, m *packMarks, where string
 	for rows.Next() {
 		if err := rows.Scan(&rowid, &tenant, &doc); err != nil {
 			return nil, nil, fmt.Errorf("pack: %w", err)
-		}
-		m.read++
-		if doc == nil {
-			continue // packed
 		}
 		c := found[tenant]
 		if c == nil {

@@ -13,7 +13,7 @@ import (
 // "full" is the first sweep after Open (no marks), "steady" a sweep after
 // it (from the mark, nothing new). cpu-ms/op is the process's user and
 // system CPU per sweep (getrusage), which survives a shared machine's noise
-// better than the time; rows/op the sessions' rows a sweep reads.
+// better than the time; rowids/op the rowids a sweep visits.
 func BenchmarkPackSweep(b *testing.B) {
 	path := os.Getenv("CHATREPORT_PACK_DB")
 	if path == "" {
@@ -33,20 +33,20 @@ func BenchmarkPackSweep(b *testing.B) {
 		marks func() packMarks
 	}{
 		{"full", func() packMarks { return packMarks{} }},
-		{"steady", func() packMarks { m := first; m.waiting = maps.Clone(first.waiting); m.read = 0; return m }},
+		{"steady", func() packMarks { m := first; m.waiting = maps.Clone(first.waiting); m.visited = 0; return m }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var cpu time.Duration
-			var read int64
+			var visited int64
 			for b.Loop() {
 				m := bc.marks()
 				before := cpuTime(b)
 				sweepWith(b, s, &m)
 				cpu += cpuTime(b) - before
-				read += m.read
+				visited += m.visited
 			}
 			b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
-			b.ReportMetric(float64(read)/float64(b.N), "rows/op")
+			b.ReportMetric(float64(visited)/float64(b.N), "rowids/op")
 		})
 	}
 }

@@ -509,25 +509,25 @@ func TestPackSweepFromMark(t *testing.T) {
 
 	m := &packMarks{}
 	sweepWith(t, s, m)
-	if n := len(packedIDs(t, s, "acme")); n != 10 || m.read != 12 || len(m.waiting) != 2 {
-		t.Fatalf("first sweep: %d packed, %d rows read, %d waiting; want 10, 12, 2", n, m.read, len(m.waiting))
+	if n := len(packedIDs(t, s, "acme")); n != 10 || m.visited != 12 || len(m.waiting) != 2 {
+		t.Fatalf("first sweep: %d packed, %d rowids visited, %d waiting; want 10, 12, 2", n, m.visited, len(m.waiting))
 	}
 
 	// Everything packed that can be, and neither waiting session can have
 	// settled (the clock, globex's newest start): nothing is read.
-	m.read = 0
+	m.visited = 0
 	sweepWith(t, s, m)
-	if m.read != 0 {
-		t.Fatalf("a sweep with nothing new read %d rows, want 0", m.read)
+	if m.visited != 0 {
+		t.Fatalf("a sweep with nothing new visited %d rowids, want 0", m.visited)
 	}
 
 	// New settled sessions are above the mark.
 	ingest(storetest.B{Contact: "d0"}.Msg("d0", 300*time.Hour, event.RoleCustomer, "oi"),
 		storetest.B{Contact: "d1"}.Msg("d1", 326*time.Hour, event.RoleCustomer, "oi"))
-	m.read = 0
+	m.visited = 0
 	sweepWith(t, s, m)
-	if n := len(packedIDs(t, s, "acme")); n != 12 || m.read != 2 {
-		t.Fatalf("new sessions: %d packed, %d rows read; want 12, 2", n, m.read)
+	if n := len(packedIDs(t, s, "acme")); n != 12 || m.visited != 2 {
+		t.Fatalf("new sessions: %d packed, %d rowids visited; want 12, 2", n, m.visited)
 	}
 
 	// An update of an unpacked session (the live one) queues nothing.
@@ -550,20 +550,20 @@ func TestPackSweepFromMark(t *testing.T) {
 	if slices.Contains(packedIDs(t, s, "acme"), first) || queuedRows(t, s) != 1 {
 		t.Fatalf("after a late event: packed %v, %d queued", packedIDs(t, s, "acme"), queuedRows(t, s))
 	}
-	m.read = 0
+	m.visited = 0
 	sweepWith(t, s, m)
-	if !slices.Contains(packedIDs(t, s, "acme"), first) || queuedRows(t, s) != 0 || m.read != 1 {
-		t.Fatalf("after the sweep: packed %v, %d queued, %d rows read; want the first packed, 0, 1",
-			packedIDs(t, s, "acme"), queuedRows(t, s), m.read)
+	if !slices.Contains(packedIDs(t, s, "acme"), first) || queuedRows(t, s) != 0 || m.visited != 1 {
+		t.Fatalf("after the sweep: packed %v, %d queued, %d rowids visited; want the first packed, 0, 1",
+			packedIDs(t, s, "acme"), queuedRows(t, s), m.visited)
 	}
 
 	// globex starts another session: its first, waiting, settles and is
 	// packed; the new one waits.
 	ingest(g.Msg("g2", 400*time.Hour, event.RoleCustomer, "oi"))
-	m.read = 0
+	m.visited = 0
 	sweepWith(t, s, m)
-	if m.read != 2 {
-		t.Fatalf("%d rows read, want globex's two sessions", m.read)
+	if m.visited != 2 {
+		t.Fatalf("%d rowids visited, want globex's two sessions", m.visited)
 	}
 	if got := packedIDs(t, s, "globex"); len(got) != 1 || got[0] != session.DeriveID(&batch[10]) {
 		t.Fatalf("globex packed %v, want its first session", got)
