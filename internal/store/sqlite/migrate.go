@@ -510,25 +510,35 @@ func fillSessionWords(ctx context.Context, tx *sql.Tx) error {
 // Each trigger also puts the rowid of a session whose pack it deletes in
 // pack_todo, and the deletion of a session its rowid, for the packer's next
 // sweep (pack.go): a session without a pack, what most updates change,
-// adds nothing.
+// adds nothing. A rowid pack_todo holds already (a session packed again
+// by a sweep after a trigger queued it) is not inserted again: the
+// triggers test for it rather than INSERT OR IGNORE, because the conflict
+// policy of the statement that fires a trigger (the sessions' upsert)
+// replaces the one of the trigger's statements
+// (https://sqlite.org/lang_createtrigger.html), which made the upsert fail
+// on the duplicate.
 func eventPacks(ctx context.Context, tx *sql.Tx) error {
 	for _, q := range []string{
 		`CREATE TABLE IF NOT EXISTS event_packs (session INTEGER PRIMARY KEY, events BLOB NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS pack_todo (session INTEGER PRIMARY KEY)`,
 		`CREATE TRIGGER IF NOT EXISTS sessions_unpack_update AFTER UPDATE ON sessions BEGIN
-			INSERT OR IGNORE INTO pack_todo (session) SELECT session FROM event_packs WHERE session = old.rowid;
+			INSERT INTO pack_todo (session) SELECT session FROM event_packs WHERE session = old.rowid
+				AND NOT EXISTS (SELECT 1 FROM pack_todo WHERE session = old.rowid);
 			DELETE FROM event_packs WHERE session = old.rowid; END`,
 		`CREATE TRIGGER IF NOT EXISTS sessions_unpack_delete AFTER DELETE ON sessions BEGIN
-			INSERT OR IGNORE INTO pack_todo (session) VALUES (old.rowid);
+			INSERT INTO pack_todo (session) SELECT old.rowid
+				WHERE NOT EXISTS (SELECT 1 FROM pack_todo WHERE session = old.rowid);
 			DELETE FROM event_packs WHERE session = old.rowid; END`,
 		`CREATE TRIGGER IF NOT EXISTS events_unpack_move AFTER UPDATE OF session_id ON events BEGIN
-			INSERT OR IGNORE INTO pack_todo (session) SELECT session FROM event_packs WHERE session IN (SELECT rowid
-				FROM sessions WHERE tenant = old.tenant AND session_id IN (old.session_id, new.session_id));
+			INSERT INTO pack_todo (session) SELECT p.session FROM event_packs p WHERE p.session IN (SELECT rowid
+				FROM sessions WHERE tenant = old.tenant AND session_id IN (old.session_id, new.session_id))
+				AND NOT EXISTS (SELECT 1 FROM pack_todo q WHERE q.session = p.session);
 			DELETE FROM event_packs WHERE session IN (SELECT rowid FROM sessions
 				WHERE tenant = old.tenant AND session_id IN (old.session_id, new.session_id)); END`,
 		`CREATE TRIGGER IF NOT EXISTS events_unpack_delete AFTER DELETE ON events BEGIN
-			INSERT OR IGNORE INTO pack_todo (session) SELECT session FROM event_packs WHERE session IN (SELECT rowid
-				FROM sessions WHERE tenant = old.tenant AND session_id = old.session_id);
+			INSERT INTO pack_todo (session) SELECT p.session FROM event_packs p WHERE p.session IN (SELECT rowid
+				FROM sessions WHERE tenant = old.tenant AND session_id = old.session_id)
+				AND NOT EXISTS (SELECT 1 FROM pack_todo q WHERE q.session = p.session);
 			DELETE FROM event_packs WHERE session IN (SELECT rowid FROM sessions
 				WHERE tenant = old.tenant AND session_id = old.session_id); END`,
 	} {

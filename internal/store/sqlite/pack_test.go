@@ -624,3 +624,43 @@ func TestPackReusedRowid(t *testing.T) {
 		})
 	}
 }
+
+// TestPackQueuedAndPacked: a session queued by a trigger and packed again
+// before the queue was read (by the rowids above the mark) is queued once
+// when a later write deletes its pack: the write (the sessions' upsert,
+// whose conflict policy a trigger's INSERT OR IGNORE would take) does not
+// fail on the queue's key.
+func TestPackQueuedAndPacked(t *testing.T) {
+	ctx := context.Background()
+	s := openUnpacked(t)
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	b := storetest.B{Contact: "c"}
+	live := storetest.B{Contact: "live"}.Msg("l1", 0, event.RoleCustomer, "oi")
+	live.OccurredAt = time.Now().UTC().Add(-time.Minute)
+	if err := a.Ingest(ctx, []event.Event{b.Msg("m", 0, event.RoleCustomer, "oi"), live}); err != nil {
+		t.Fatal(err)
+	}
+	packAll(t, s)
+	for i := range 2 {
+		// A new contact name: the session's row changes, which the upsert
+		// of sessions writes.
+		late := storetest.B{Contact: "c", Name: fmt.Sprint("Nome ", i)}.Msg(fmt.Sprint("late", i), time.Duration(i+1)*time.Second, event.RoleCustomer, "atrasada")
+		if err := a.Ingest(ctx, []event.Event{late}); err != nil {
+			t.Fatalf("late event %d: %v", i, err)
+		}
+		if q := queuedRows(t, s); q != 1 {
+			t.Fatalf("late event %d: %d queued, want 1", i, q)
+		}
+		// The rowids from the mark on (0: all), not the queue.
+		m := &packMarks{}
+		for more := true; more; {
+			var err error
+			if more, err = s.packNext(ctx, m); err != nil && !errors.Is(err, errWriterBusy) {
+				t.Fatal(err)
+			}
+		}
+		if n := len(packedIDs(t, s, "acme")); n != 1 {
+			t.Fatalf("late event %d: %d packed, want 1", i, n)
+		}
+	}
+}
