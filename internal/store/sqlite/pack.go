@@ -32,8 +32,8 @@ import (
 // transaction of its own on the writer's connection, between updates and
 // never while an export reads a chunk (a commit makes the next read
 // transactions drop their page caches and maps), at most packShare of the
-// time. A sweep visits the sessions in rowid order, packSlice rowids a
-// slice, and packs those that are settled and have no pack:
+// time. A sweep visits sessions (see below), up to packRowids a slice, and
+// packs those that are settled and have no pack:
 //
 //   - settled: the session's window (session.Session.WindowEndsAt: its last
 //     activity plus the session window, or its end) ended before both the

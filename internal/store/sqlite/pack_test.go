@@ -57,7 +57,7 @@ func sweepWith(t testing.TB, s *Store, m *packMarks) {
 	}
 }
 
-// packEvery packs every session of s, settled or not, as packSlice packs
+// packEvery packs every session of s, settled or not, as a sweep packs
 // settled ones, and returns how many it packed.
 func packEvery(t *testing.T, s *Store) int {
 	t.Helper()
