@@ -358,16 +358,17 @@ func (p *packedEvents) Scan(src any) error {
 }
 
 // The statements of readDocs: by the sessions' rowids, or by their ids,
-// each session with its pack (NULL without one). The tenant is checked
-// either way; the rowids were read in the same snapshot, by a statement of
+// each session with its pack (NULL without one, or with a pack whose owner
+// is another session, see eventPacks). The tenant is checked either way; the rowids were read in the same snapshot, by a statement of
 // the tenant's.
 const (
 	docsByRowid = `WITH c(i, r) AS MATERIALIZED (SELECT key, value FROM json_each(?1))
 		SELECT c.i, d.doc, p.events FROM c CROSS JOIN sessions d ON d.rowid = c.r
-			LEFT JOIN event_packs p ON p.session = d.rowid WHERE d.tenant = ?2`
+			LEFT JOIN event_packs p ON p.session = d.rowid AND p.tenant = d.tenant AND p.session_id = d.session_id
+			WHERE d.tenant = ?2`
 	docsByID = `WITH c(i, session_id) AS MATERIALIZED (SELECT key, value FROM json_each(?1))
 		SELECT c.i, d.doc, p.events FROM c CROSS JOIN sessions d ON d.tenant = ?2 AND d.session_id = c.session_id
-			LEFT JOIN event_packs p ON p.session = d.rowid`
+			LEFT JOIN event_packs p ON p.session = d.rowid AND p.tenant = d.tenant AND p.session_id = d.session_id`
 )
 
 // readAndEncode reads the documents and events of c's sessions in tx, which

@@ -517,9 +517,18 @@ func fillSessionWords(ctx context.Context, tx *sql.Tx) error {
 // replaces the one of the trigger's statements
 // (https://sqlite.org/lang_createtrigger.html), which made the upsert fail
 // on the duplicate.
+//
+// A pack names its session by rowid and also by its owner (tenant,
+// session_id), and every statement that reads a pack joins on all three.
+// sessions has no INTEGER PRIMARY KEY, so its rowids are not kept stable:
+// "the VACUUM command will change rowids for tables that do not declare an
+// INTEGER PRIMARY KEY" (https://sqlite.org/rowidtable.html,
+// https://sqlite.org/lang_vacuum.html), and a .dump and restore renumbers
+// them, which no trigger sees. A pack whose rowid now names another
+// session reads as no pack, and the packer replaces it.
 func eventPacks(ctx context.Context, tx *sql.Tx) error {
 	for _, q := range []string{
-		`CREATE TABLE IF NOT EXISTS event_packs (session INTEGER PRIMARY KEY, events BLOB NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS event_packs (session INTEGER PRIMARY KEY, tenant TEXT NOT NULL, session_id TEXT NOT NULL, events BLOB NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS pack_todo (session INTEGER PRIMARY KEY)`,
 		`CREATE TRIGGER IF NOT EXISTS sessions_unpack_update AFTER UPDATE ON sessions BEGIN
 			INSERT INTO pack_todo (session) SELECT session FROM event_packs WHERE session = old.rowid

@@ -451,18 +451,21 @@ func (s *Store) packSessions(ctx context.Context, tx *sql.Tx, where string, args
 	return unsettled, packed, nil
 }
 
-// packChunk is a tenant's sessions to pack in a slice, and their rowids.
+// packChunk is a tenant's sessions to pack in a slice, their rowids and
+// their ids (a pack's owner, see eventPacks).
 type packChunk struct {
 	chunk
 	rowids []int64
+	ids    []string
 }
 
 // settledUnpacked reads the sessions where holds (see packSessions) and
 // returns those without a pack that are settled at now (see above), by
 // tenant, and the rowids of those without a pack that are not.
 func settledUnpacked(ctx context.Context, tx *sql.Tx, where string, args []any, now time.Time) (map[string]*packChunk, []waitingSession, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT s.rowid, s.tenant, s.doc FROM sessions s
-		WHERE (`+where+`) AND NOT EXISTS (SELECT 1 FROM event_packs p WHERE p.session = s.rowid)
+	rows, err := tx.QueryContext(ctx, `SELECT s.rowid, s.tenant, s.session_id, s.doc FROM sessions s
+		WHERE (`+where+`) AND NOT EXISTS (SELECT 1 FROM event_packs p
+			WHERE p.session = s.rowid AND p.tenant = s.tenant AND p.session_id = s.session_id)
 		ORDER BY s.rowid`, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pack: %w", err)
@@ -472,13 +475,14 @@ func settledUnpacked(ctx context.Context, tx *sql.Tx, where string, args []any, 
 		r       docReader
 		rowid   intColumn
 		tenant  string
+		id      string
 		doc     sql.RawBytes
 		found   = map[string]*packChunk{}
 		newest  = map[string]int64{} // the newest start of each tenant's sessions
 		pending []string             // tenants whose newest start is to be read
 	)
 	for rows.Next() {
-		if err := rows.Scan(&rowid, &tenant, &doc); err != nil {
+		if err := rows.Scan(&rowid, &tenant, &id, &doc); err != nil {
 			return nil, nil, fmt.Errorf("pack: %w", err)
 		}
 		c := found[tenant]
@@ -492,6 +496,7 @@ func settledUnpacked(ctx context.Context, tx *sql.Tx, where string, args []any, 
 			return nil, nil, fmt.Errorf("pack: %w", err)
 		}
 		c.rowids = append(c.rowids, int64(rowid))
+		c.ids = append(c.ids, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("pack: %w", err)
@@ -513,10 +518,10 @@ func settledUnpacked(ctx context.Context, tx *sql.Tx, where string, args []any, 
 				unsettled = append(unsettled, waitingSession{c.rowids[i], t, ends.UnixMilli()})
 				continue
 			}
-			c.list[keep], c.rowids[keep] = c.list[i], c.rowids[i]
+			c.list[keep], c.rowids[keep], c.ids[keep] = c.list[i], c.rowids[i], c.ids[i]
 			keep++
 		}
-		c.list, c.rowids = c.list[:keep], c.rowids[:keep]
+		c.list, c.rowids, c.ids = c.list[:keep], c.rowids[:keep], c.ids[:keep]
 		if keep == 0 {
 			delete(found, t)
 		}
@@ -530,7 +535,9 @@ func writePacks(ctx context.Context, tx *sql.Tx, tenant string, c *packChunk) (i
 	if err := c.readEvents(ctx, tx, tenant); err != nil {
 		return 0, fmt.Errorf("pack: %w", err)
 	}
-	insert, err := tx.PrepareContext(ctx, `INSERT INTO event_packs (session, events) VALUES (?, ?)`)
+	// A pack of another session under the rowid (rowids renumbered, see
+	// eventPacks) is replaced.
+	insert, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO event_packs (session, tenant, session_id, events) VALUES (?, ?, ?, ?)`)
 	if err != nil {
 		return 0, fmt.Errorf("pack: %w", err)
 	}
@@ -543,7 +550,7 @@ func writePacks(ctx context.Context, tx *sql.Tx, tenant string, c *packChunk) (i
 		}
 		pack = strconv.AppendInt(pack[:0], int64(sp.count), 10)
 		pack = append(append(pack, eventSep), c.bytes[sp.from:sp.to]...)
-		if _, err := insert.ExecContext(ctx, c.rowids[k], pack); err != nil {
+		if _, err := insert.ExecContext(ctx, c.rowids[k], tenant, c.ids[k], pack); err != nil {
 			if tooBig(err) {
 				continue // read from events, a row per event
 			}
