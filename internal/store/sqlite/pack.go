@@ -237,16 +237,27 @@ func (s *Store) sweepSlices() []func(context.Context, *packMarks) (bool, error) 
 
 // WaitPacked waits until the store's packer has ended its first sweep
 // since Open (every session settled then has its pack, unless an update
-// deleted it since), or ctx ends. chatreport-bench waits for it before
-// it measures the export; serving never waits.
+// deleted it since), or ctx ends, or the packer stopped before it (the
+// store closed): then it reports errNotSwept. chatreport-bench waits for it
+// before it measures the export; serving never waits.
 func (s *Store) WaitPacked(ctx context.Context) error {
 	select {
 	case <-s.pack.swept:
 		return nil
+	case <-s.pack.done:
+		select {
+		case <-s.pack.swept:
+			return nil
+		default:
+			return errNotSwept
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
+
+// errNotSwept: the packer stopped before its first sweep ended.
+var errNotSwept = errors.New("the packer stopped before its first sweep ended")
 
 // packTx runs f in a write transaction of its own, taken when the writer is
 // free, and commits it if f reports that it wrote; f reads max(rowid) of

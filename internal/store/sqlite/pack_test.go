@@ -750,3 +750,20 @@ func TestPackRenumberedRowids(t *testing.T) {
 		sameExport(t, fmt.Sprintf("filter %d packed again", i), exportAll(t, s, f), want[i])
 	}
 }
+
+// TestWaitPackedAfterStop: WaitPacked returns once the packer has stopped
+// (Close) before its first sweep ended, rather than waiting for its
+// context.
+func TestWaitPackedAfterStop(t *testing.T) {
+	s := openUnpacked(t)
+	s.writer <- struct{}{} // the first sweep's slices find the writer busy
+	s.pack = startPacker(s)
+	time.Sleep(10 * time.Millisecond)
+	s.pack.stop()
+	s.unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.WaitPacked(ctx); !errors.Is(err, errNotSwept) {
+		t.Fatalf("WaitPacked after stop: %v, want errNotSwept", err)
+	}
+}
