@@ -237,9 +237,13 @@ func TestPackSettledOnly(t *testing.T) {
 	}
 	defer conn.Close()
 	var before, after int64
-	conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&before)
+	if err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
 	packAll(t, s)
-	conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&after)
+	if err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
 	if got := packedIDs(t, s, "acme"); !slices.Equal(got, want) || after != before {
 		t.Fatalf("swept again: packed %v, data_version %d -> %d", got, before, after)
 	}
@@ -324,13 +328,18 @@ func TestPackedExportMatches(t *testing.T) {
 		t.Fatal("the first session is still packed after a late event")
 	}
 	after := exportAll(t, s, all)
+	found := false
 	for _, d := range after {
 		if d.Session.ID != firstID {
 			continue
 		}
+		found = true
 		if len(d.Events) != 4 || !bytes.Contains(d.Events[3], []byte("atrasada")) {
 			t.Fatalf("the late event is not exported: %d events", len(d.Events))
 		}
+	}
+	if !found {
+		t.Fatal("the first session is not exported after the late event")
 	}
 	packAll(t, s)
 	sameExport(t, "packed again after the late event", exportAll(t, s, all), after)
@@ -340,7 +349,9 @@ func TestPackedExportMatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	var orphans int
-	s.db.QueryRowContext(ctx, `SELECT count(*) FROM event_packs WHERE session NOT IN (SELECT rowid FROM sessions)`).Scan(&orphans)
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM event_packs WHERE session NOT IN (SELECT rowid FROM sessions)`).Scan(&orphans); err != nil {
+		t.Fatal(err)
+	}
 	if orphans != 0 {
 		t.Fatalf("%d packs of forgotten sessions", orphans)
 	}
