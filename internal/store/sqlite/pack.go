@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -130,10 +131,27 @@ type packer struct {
 	// rest is packRest, shorter in tests (nanoseconds).
 	rest  atomic.Int64
 	woken atomic.Uint64
-	// swept is closed when the first sweep ends.
+	// swept is closed when the first sweep ends; firstErr is then what
+	// failed in it (sweepError), read only after swept is closed.
 	swept     chan struct{}
 	sweptOnce sync.Once
+	firstErr  error
+	// failed counts the slices that failed since Open (tests).
+	failed atomic.Int64
 }
+
+// sweepError is a sweep whose slices failed: the sweep skipped past each
+// (see sweep) and went on.
+type sweepError struct {
+	failed int
+	last   error
+}
+
+func (e *sweepError) Error() string {
+	return fmt.Sprintf("pack: %d slices failed, the last: %v", e.failed, e.last)
+}
+
+func (e *sweepError) Unwrap() error { return e.last }
 
 // startPacker starts s's packer: it first sweeps what the database holds
 // (a database opened after an ingest, or migrated with an empty
@@ -179,11 +197,15 @@ func (p *packer) run(ctx context.Context) {
 			}
 		}
 		woken := p.woken.Load()
-		if !p.sweep(ctx) {
+		ok, err := p.sweep(ctx)
+		if !ok {
 			return
 		}
 		passed = time.Now()
-		p.sweptOnce.Do(func() { close(p.swept) })
+		p.sweptOnce.Do(func() {
+			p.firstErr = err
+			close(p.swept)
+		})
 		if p.woken.Load() != woken {
 			p.wake() // another sweep, after the rest
 		}
@@ -192,36 +214,51 @@ func (p *packer) run(ctx context.Context) {
 
 // sweep runs the slices of a sweep (pack_todo, waiting, the rowids from
 // next on), each whenever no update runs and no export reads, and reports
-// false when ctx ended.
-func (p *packer) sweep(ctx context.Context) bool {
+// false when ctx ended. A failed slice does not end the sweep: a slice of
+// rowids is skipped past (packNext; its sessions wait for the pass after
+// the next Open), a failed step of pack_todo or waiting sessions goes to
+// the next step. The failures are counted, logged (a count, never the
+// error's text, which may quote a document) and returned (*sweepError).
+func (p *packer) sweep(ctx context.Context) (bool, error) {
+	var failed *sweepError
 	for _, slice := range p.s.sweepSlices() {
 		for {
 			if !waitIdle(ctx, p.s, p.kick, mergeExportWait) {
-				return false
+				return false, nil
 			}
 			began := time.Now()
 			more, err := slice(ctx, &p.marks)
 			pause := time.Duration(float64(time.Since(began)) * (1/packShare - 1))
 			if ctx.Err() != nil {
-				return false
+				return false, nil
 			}
 			if errors.Is(err, errWriterBusy) {
 				pause = mergePoll
 			} else if err != nil {
-				// A failed slice (the database busy or closing) leaves
-				// the rest to the next sweep.
-				return true
+				if failed == nil {
+					failed = &sweepError{}
+				}
+				failed.failed++
+				failed.last = err
+				p.failed.Add(1)
+				slog.Warn("sqlite: a packing slice failed; the sweep goes on past it", "failed_since_open", p.failed.Load())
+				if !more {
+					break
+				}
 			} else if !more {
 				break
 			}
 			select {
 			case <-ctx.Done():
-				return false
+				return false, nil
 			case <-time.After(pause):
 			}
 		}
 	}
-	return true
+	if failed != nil {
+		return true, failed
+	}
+	return true, nil
 }
 
 // sweepSlices are the steps of a sweep, in order: each runs a slice and
@@ -238,16 +275,17 @@ func (s *Store) sweepSlices() []func(context.Context, *packMarks) (bool, error) 
 // WaitPacked waits until the store's packer has ended its first sweep
 // since Open (every session settled then has its pack, unless an update
 // deleted it since), or ctx ends, or the packer stopped before it (the
-// store closed): then it reports errNotSwept. chatreport-bench waits for it
+// store closed): then it reports errNotSwept. When slices of the first
+// sweep failed it reports them (*sweepError): sessions may be unpacked. chatreport-bench waits for it
 // before it measures the export; serving never waits.
 func (s *Store) WaitPacked(ctx context.Context) error {
 	select {
 	case <-s.pack.swept:
-		return nil
+		return s.pack.firstErr
 	case <-s.pack.done:
 		select {
 		case <-s.pack.swept:
-			return nil
+			return s.pack.firstErr
 		default:
 			return errNotSwept
 		}
@@ -422,6 +460,11 @@ func (s *Store) packNext(ctx context.Context, m *packMarks) (more bool, err erro
 		unsettled, n, err = s.packSessions(ctx, tx, `s.rowid >= ?1 AND s.rowid < ?2`, m.next, next)
 		return n > 0, err
 	})
+	if err != nil && next != 0 && !errors.Is(err, errWriterBusy) && ctx.Err() == nil {
+		// Skip past the failing rowids (see sweep).
+		m.next = max(m.next, next)
+		return more, err
+	}
 	if err != nil || next == 0 {
 		return false, err
 	}

@@ -778,3 +778,50 @@ func TestWaitPackedAfterStop(t *testing.T) {
 		t.Fatalf("WaitPacked after stop: %v, want errNotSwept", err)
 	}
 }
+
+// TestPackSkipsFailingSlice: a slice that fails (a document that does not
+// decode) does not stop the sweep: the sessions of later rowids are packed,
+// and WaitPacked reports the failure.
+func TestPackSkipsFailingSlice(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fail.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.pack.stop()
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	var batch []event.Event
+	for i := range 3 { // 0 and 1 settle: 2 starts after their windows
+		b := storetest.B{Contact: fmt.Sprint("c", i)}
+		at := time.Duration(i) * 25 * time.Hour
+		batch = append(batch, b.Msg(fmt.Sprint("m", i), at, event.RoleCustomer, "oi"))
+	}
+	if err := a.Ingest(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	bad, good := session.DeriveID(&batch[0]), session.DeriveID(&batch[1])
+	for _, q := range []string{
+		`UPDATE sessions SET rowid = rowid + 10 * ` + fmt.Sprint(packRowids) + ` WHERE session_id = ?2`,
+		`UPDATE sessions SET doc = x'00' WHERE session_id = ?1`,
+	} {
+		if _, err := s.db.ExecContext(ctx, q, bad, good); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var failed *sweepError
+	if err := s.WaitPacked(ctx); !errors.As(err, &failed) || failed.failed != 1 {
+		t.Fatalf("WaitPacked: %v, want one failed slice", err)
+	}
+	if got := packedIDs(t, s, "acme"); !slices.Equal(got, []string{good}) {
+		t.Fatalf("packed %v, want only %s (past the failing slice)", got, good)
+	}
+}
