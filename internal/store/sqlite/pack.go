@@ -95,7 +95,7 @@ const packRowids = 128
 
 // packShare is the most of the writer's time the packer takes: after a
 // slice of d it waits (1/packShare - 1)·d before the next.
-const packShare = 0.5
+const packShare = 0.25
 
 // packRest is the least time from the end of a sweep to the start of the
 // next.
