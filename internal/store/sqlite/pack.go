@@ -496,6 +496,9 @@ func (s *Store) packSessions(ctx context.Context, tx *sql.Tx, where string, args
 		return nil, 0, err
 	}
 	for tenant, c := range byTenant {
+		if err := c.dropLarge(ctx, tx, tenant); err != nil {
+			return nil, 0, err
+		}
 		n, err := writePacks(ctx, tx, tenant, c)
 		if err != nil {
 			return nil, 0, err
@@ -503,6 +506,61 @@ func (s *Store) packSessions(ctx context.Context, tx *sql.Tx, where string, args
 		packed += n
 	}
 	return unsettled, packed, nil
+}
+
+// packMaxBytes bounds a pack: a session whose events' bodies sum to more
+// is not packed (the export reads it from its events), so the packer never
+// reads a huge session whole in the writer's process; a variable for tests.
+var packMaxBytes int64 = 16 << 20
+
+// packSizes is the summed length of each session's event bodies, over
+// eventsStatement's ranges: length() of a BLOB is its bytes
+// (https://sqlite.org/lang_corefunc.html#length), summed row by row, so no
+// session's bodies are held together. It costs a second pass over the
+// events of the sessions a slice packs (not measured); a slice is bounded
+// by rowids only (packRowids), and by packMaxBytes for each session.
+const packSizes = `WITH c(i, session_key, first, last, session_id) AS MATERIALIZED
+		(SELECT key, value->>0, value->>1, value->>2, value->>3 FROM json_each(?1))
+		SELECT c.i, (SELECT coalesce(sum(length(e.body)), 0) FROM events e WHERE e.tenant = ?2
+			AND e.session_key = c.session_key AND e.occurred_at BETWEEN c.first AND c.last
+			AND e.session_id = c.session_id)
+		FROM c`
+
+// dropLarge takes out of c the sessions whose events sum to more than
+// packMaxBytes, before writePacks reads any whole.
+func (c *packChunk) dropLarge(ctx context.Context, tx *sql.Tx, tenant string) error {
+	rows, err := tx.QueryContext(ctx, packSizes, c.boundSpans(nil), tenant)
+	if err != nil {
+		return fmt.Errorf("pack: %w", err)
+	}
+	defer rows.Close()
+	large := map[int]bool{}
+	for rows.Next() {
+		var i int
+		var size int64
+		if err := rows.Scan(&i, &size); err != nil {
+			return fmt.Errorf("pack: %w", err)
+		}
+		if size > packMaxBytes {
+			large[i] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("pack: %w", err)
+	}
+	if len(large) == 0 {
+		return nil
+	}
+	keep := 0
+	for i := range c.list {
+		if large[i] {
+			continue
+		}
+		c.list[keep], c.rowids[keep], c.ids[keep] = c.list[i], c.rowids[i], c.ids[i]
+		keep++
+	}
+	c.list, c.rowids, c.ids = c.list[:keep], c.rowids[:keep], c.ids[:keep]
+	return nil
 }
 
 // packChunk is a tenant's sessions to pack in a slice, their rowids and

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -824,4 +825,35 @@ func TestPackSkipsFailingSlice(t *testing.T) {
 	if got := packedIDs(t, s, "acme"); !slices.Equal(got, []string{good}) {
 		t.Fatalf("packed %v, want only %s (past the failing slice)", got, good)
 	}
+}
+
+// TestPackSkipsLargeSessions: a settled session whose events sum to more
+// than packMaxBytes gets no pack (and is exported whole from its events);
+// a smaller one beside it does.
+func TestPackSkipsLargeSessions(t *testing.T) {
+	ctx := context.Background()
+	s := openUnpacked(t)
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	var batch []event.Event
+	for i := range 3 { // 0 and 1 settle: 2 starts after their windows
+		b := storetest.B{Contact: fmt.Sprint("c", i)}
+		at := time.Duration(i) * 25 * time.Hour
+		text := "oi"
+		if i == 0 {
+			text = strings.Repeat("longa ", 400)
+		}
+		batch = append(batch, b.Msg(fmt.Sprint("m", i), at, event.RoleCustomer, text))
+	}
+	if err := a.Ingest(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	all := report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(report.MaxInterval - 2*time.Hour)}
+	want := exportAll(t, s, all)
+	defer func(old int64) { packMaxBytes = old }(packMaxBytes)
+	packMaxBytes = 1000
+	packAll(t, s)
+	if got, small := packedIDs(t, s, "acme"), session.DeriveID(&batch[1]); !slices.Equal(got, []string{small}) {
+		t.Fatalf("packed %v, want only %s (the large session skipped)", got, small)
+	}
+	sameExport(t, "large session unpacked", exportAll(t, s, all), want)
 }
