@@ -39,6 +39,26 @@ func child(ctx context.Context, args []string) *exec.Cmd {
 	return cmd
 }
 
+// TestRunQueryOnlyNoPacking: a run without the export scenario does not
+// wait for the store's packer (which would pack and grow its copy first).
+func TestRunQueryOnlyNoPacking(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := bench.Run(ctx, bench.Config{
+		Sessions: 120, QueryRuns: 2, Only: []string{bench.ScenarioQuery},
+		DataDir: t.TempDir(), ProfileDir: "", Child: child,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := res.Value(bench.ScenarioQuery, "p95, worst kind"); !ok || v <= 0 {
+		t.Fatalf("query p95 = %v (measured %t)", v, ok)
+	}
+	if _, ok := res.Value(bench.ScenarioExport, "event packs: first pass after opening"); ok {
+		t.Fatal("a query-only run waited for the packer")
+	}
+}
+
 // TestRunSmall runs every scenario at tiny sizes, the ingesters, the
 // Elasticsearch stand-in and the memory scenario's ingester in processes
 // of their own: the wiring works and every targeted figure is measured.
@@ -63,6 +83,7 @@ func TestRunSmall(t *testing.T) {
 		{bench.ScenarioFullText, "p95, worst kind"},
 		{bench.ScenarioExport, "export rate"},
 		{bench.ScenarioExport, "peak heap growth over a tenth-size export"},
+		{bench.ScenarioExport, "event packs: first pass after opening"},
 		{bench.ScenarioMemory, "peak RSS of the ingester (VmHWM)"},
 	} {
 		if v, ok := res.Value(want.scenario, want.figure); !ok || v <= 0 {

@@ -130,10 +130,12 @@ type exportChunk struct {
 	chunk
 	chosen []chosen // the chunk's sessions, in order
 	rowids bool     // their rowids were read
-	ids    []byte   // their ids, as a JSON array
-	out    []byte   // the chunk's sessions, encoded
-	ends   []int    // where each ends in out
-	err    error
+	// unpacked are the indexes of the sessions without a pack (readDocs).
+	unpacked []int
+	ids      []byte // their ids, as a JSON array
+	out      []byte // the chunk's sessions, encoded
+	ends     []int  // where each ends in out
+	err      error
 	// ready receives once the chunk is read and encoded, or failed.
 	ready chan struct{}
 }
@@ -262,16 +264,26 @@ func (c *exportChunk) chooseIn(ctx context.Context, tx *sql.Tx, w *where, p plan
 }
 
 // readDocs reads the documents of c's chosen sessions in one statement, in
-// their order. Their rowids (or else their ids) are bound as one JSON array
-// read with json_each (https://sqlite.org/json1.html#jeach; its key is the
-// index in the array), which CROSS JOIN makes the outer loop
+// their order, with their events' packs (pack.go): the events of a packed
+// session are its pack, one row, where reading them from events takes an
+// index step and a look-up of the table by rowid per event. It returns the
+// indexes of the sessions that have no pack, whose events readAndEncode
+// reads as Session does. Their rowids (or else their ids) are bound as one
+// JSON array read with json_each (https://sqlite.org/json1.html#jeach; its
+// key is the index in the array), which CROSS JOIN makes the outer loop
 // (https://sqlite.org/optoverview.html#crossjoin): one seek of the sessions
 // table by rowid per session, or one look-up of its key (sessions_by_id)
-// and then the seek, as Search's join does.
-func (c *exportChunk) readDocs(ctx context.Context, tx *sql.Tx, tenant string) error {
+// and then the seek, as Search's join does, and one seek of event_packs by
+// the same rowid.
+func (c *exportChunk) readDocs(ctx context.Context, tx *sql.Tx, tenant string) (unpacked []int, err error) {
 	c.list = c.list[:0]
+	c.spans, c.bytes = c.spans[:0], c.bytes[:0]
+	if c.unpacked == nil { // nil would read every session's events
+		c.unpacked = make([]int, 0, report.ExportChunk)
+	}
+	c.unpacked = c.unpacked[:0]
 	if len(c.chosen) == 0 {
-		return nil
+		return nil, nil
 	}
 	c.ids = append(c.ids[:0], '[')
 	for i := range c.chosen {
@@ -291,56 +303,87 @@ func (c *exportChunk) readDocs(ctx context.Context, tx *sql.Tx, tenant string) e
 	}
 	rows, err := tx.QueryContext(ctx, q, string(c.ids), tenant)
 	if err != nil {
-		return fmt.Errorf("read sessions: %w", err)
+		return nil, fmt.Errorf("read sessions: %w", err)
 	}
 	defer rows.Close()
 	var (
-		r   docReader
-		i   intColumn
-		doc sql.RawBytes
+		r    docReader
+		i    intColumn
+		doc  sql.RawBytes
+		pack = packedEvents{joined: joinedEvents{c: &c.chunk}}
 	)
 	for rows.Next() {
-		if err := rows.Scan(&i, &doc); err != nil {
-			return fmt.Errorf("scan session: %w", err)
+		pack.missing = false
+		if err := rows.Scan(&i, &doc, &pack); err != nil {
+			return nil, fmt.Errorf("scan session: %w", err)
 		}
 		// Each chosen session has its row in the snapshot it was chosen
 		// in; the check only guards the order the lines are written in.
-		if int(i) != len(c.list) {
-			return fmt.Errorf("read sessions: session %d read as %d", i, len(c.list))
+		k := len(c.list)
+		if int(i) != k {
+			return nil, fmt.Errorf("read sessions: session %d read as %d", i, k)
+		}
+		if pack.missing {
+			c.unpacked = append(c.unpacked, k)
+		} else {
+			c.spans[len(c.spans)-1].session = k
 		}
 		c.list = append(c.list, report.StoredDetail{})
-		if err := r.decode(doc, &c.list[len(c.list)-1].Session); err != nil {
-			return err
+		if err := r.decode(doc, &c.list[k].Session); err != nil {
+			return nil, err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read sessions: %w", err)
+		return nil, fmt.Errorf("read sessions: %w", err)
 	}
 	if len(c.list) != len(c.chosen) {
-		return fmt.Errorf("read sessions: %d of %d", len(c.list), len(c.chosen))
+		return nil, fmt.Errorf("read sessions: %d of %d", len(c.list), len(c.chosen))
 	}
-	return nil
+	return c.unpacked, nil
 }
 
-// The statements of readDocs: by the sessions' rowids, or by their ids. The
-// tenant is checked either way; the rowids were read in the same snapshot,
-// by a statement of the tenant's.
+// packedEvents scans readDocs' pack column: NULL for a session without a
+// pack, else a span of the chunk as joinedEvents adds it.
+type packedEvents struct {
+	joined  joinedEvents
+	missing bool
+}
+
+func (p *packedEvents) Scan(src any) error {
+	if src == nil {
+		p.missing = true
+		return nil
+	}
+	return p.joined.Scan(src)
+}
+
+// The statements of readDocs: by the sessions' rowids, or by their ids,
+// each session with its pack (NULL without one, or with a pack whose owner
+// is another session, see eventPacks). The tenant is checked either way; the rowids were read in the same snapshot, by a statement of
+// the tenant's.
 const (
 	docsByRowid = `WITH c(i, r) AS MATERIALIZED (SELECT key, value FROM json_each(?1))
-		SELECT c.i, d.doc FROM c CROSS JOIN sessions d ON d.rowid = c.r WHERE d.tenant = ?2`
+		SELECT c.i, d.doc, p.events FROM c CROSS JOIN sessions d ON d.rowid = c.r
+			LEFT JOIN event_packs p ON p.session = d.rowid AND p.tenant = d.tenant AND p.session_id = d.session_id
+			WHERE d.tenant = ?2`
 	docsByID = `WITH c(i, session_id) AS MATERIALIZED (SELECT key, value FROM json_each(?1))
-		SELECT c.i, d.doc FROM c CROSS JOIN sessions d ON d.tenant = ?2 AND d.session_id = c.session_id`
+		SELECT c.i, d.doc, p.events FROM c CROSS JOIN sessions d ON d.tenant = ?2 AND d.session_id = c.session_id
+			LEFT JOIN event_packs p ON p.session = d.rowid AND p.tenant = d.tenant AND p.session_id = d.session_id`
 )
 
 // readAndEncode reads the documents and events of c's sessions in tx, which
 // it ends, and encodes the sessions with enc.
 func (c *exportChunk) readAndEncode(ctx context.Context, tx *sql.Tx, tenant string, enc report.Encoder) error {
 	err := ctx.Err()
+	var unpacked []int
 	if err == nil {
-		err = c.readDocs(ctx, tx, tenant)
+		unpacked, err = c.readDocs(ctx, tx, tenant)
 	}
 	if err == nil {
-		err = c.readEvents(ctx, tx, tenant)
+		err = c.readEventsOf(ctx, tx, tenant, unpacked)
+	}
+	if err == nil {
+		err = c.split()
 	}
 	tx.Rollback() //nolint:errcheck // read-only
 	if err != nil {

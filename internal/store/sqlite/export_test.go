@@ -163,7 +163,7 @@ func (r recorder) Append(dst []byte, d *report.StoredDetail) ([]byte, error) {
 // whose documents are read by id.
 func TestExportMatchesSession(t *testing.T) {
 	ctx := context.Background()
-	s := openTemp(t)
+	s := openUnpacked(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	policy := pipeline.MustDefault().PolicyFor("whatsapp")
 	const n = 3*report.ExportChunk + 57
@@ -207,87 +207,108 @@ func TestExportMatchesSession(t *testing.T) {
 	}
 	defer bodies.Close()
 	kinds := map[sourceKind]bool{}
-	compared := map[bool]map[string]bool{false: {}, true: {}}
-	// A filter for each way the choosing statement reads its sessions
-	// (where.source), as the plan it names chooses; the documents are read
-	// by the rowids that statement read where it reads the sessions table
-	// (its index holds them), by id where it reads a driver's rows alone.
-	both := []string{"Negociação", "Segunda Via Sucesso"}
-	for _, tc := range []struct {
-		name   string
-		plan   int
-		f      report.Filter
-		kind   sourceKind
-		rowids bool
-	}{
-		{"no filter", planAuto, report.Filter{}, fromScan, true},
-		{"a tag", planAuto, report.Filter{Tags: both[:1]}, fromDriverRows, false},
-		{"a contact", planAuto, report.Filter{Contact: "cliente 1"}, fromDriverRows, false},
-		{"a tag and a channel", planAuto, report.Filter{Channels: []string{"whatsapp"}, Tags: both[:1]}, fromDriverRows, false},
-		{"two tags, all of", planAuto, report.Filter{Tags: both, TagMode: report.TagsAll}, fromCompound, false},
-		{"an information negation", planAuto, report.Filter{Info: []report.Condition{{Key: "PLANO", Op: report.OpNotContain, Value: "1"}}}, fromCompound, false},
-		{"a contact and a channel", planAuto, report.Filter{Contact: "cliente 1", Channels: []string{"whatsapp"}}, fromOrderedJoin, true},
-		{"a tag and a contact", planOneRange, report.Filter{Tags: both[:1], Contact: "cliente", HandedOff: new(bool)}, fromOrderedJoin, true},
-		{"two tags, any of", planUnordered, report.Filter{Tags: both}, fromUnorderedJoin, true},
-		{"a tag, scanned", planScan, report.Filter{Tags: both[:1]}, fromScan, true},
-	} {
-		f := tc.f
-		f.Tenant, f.From, f.To = "acme", storetest.Base.Add(-time.Hour), storetest.Base.Add(n*time.Minute)
-		s.planner = planner{mode: tc.plan}
-		want := searchIDs(t, s, f)
-		if kind, rowids := exportSource(t, s, f); kind != tc.kind || rowids != tc.rowids {
-			t.Errorf("%s: the export chose its sessions from %s, documents by rowid %v; want %s, %v", tc.name, kind, rowids, tc.kind, tc.rowids)
-		}
-		kinds[tc.kind] = true
-		var (
-			got sync.Map
-			ids []string
-		)
-		err := s.Export(ctx, f, func() report.Encoder { return recorder{&got} }, func(chunk []byte, _ []int) error {
-			ids = append(ids, strings.Fields(string(chunk))...)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, id := range ids {
-			// A session read the same way (by rowid or by id) was
-			// compared already, under another filter.
-			if compared[tc.rowids][id] {
-				continue
+	// Every filter's export, first with the events read from events, then
+	// with every session packed (none is settled: packEvery packs them
+	// as the packer packs settled ones), each session then compared with
+	// its export without packs (unpacked: the statement per session above
+	// reads the whole table, too slow to run twice under -race).
+	unpacked := map[string]report.StoredDetail{}
+	for _, packed := range []bool{false, true} {
+		if packed {
+			if n := packEvery(t, s); n != len(ch.Sessions) {
+				t.Fatalf("%d sessions packed of %d", n, len(ch.Sessions))
 			}
-			compared[tc.rowids][id] = true
-			v, _ := got.Load(id)
-			d := v.(report.StoredDetail)
-			rows, err := bodies.QueryContext(ctx, f.Tenant, id)
+		}
+		compared := map[bool]map[string]bool{false: {}, true: {}}
+		// A filter for each way the choosing statement reads its sessions
+		// (where.source), as the plan it names chooses; the documents are read
+		// by the rowids that statement read where it reads the sessions table
+		// (its index holds them), by id where it reads a driver's rows alone.
+		both := []string{"Negociação", "Segunda Via Sucesso"}
+		for _, tc := range []struct {
+			name   string
+			plan   int
+			f      report.Filter
+			kind   sourceKind
+			rowids bool
+		}{
+			{"no filter", planAuto, report.Filter{}, fromScan, true},
+			{"a tag", planAuto, report.Filter{Tags: both[:1]}, fromDriverRows, false},
+			{"a contact", planAuto, report.Filter{Contact: "cliente 1"}, fromDriverRows, false},
+			{"a tag and a channel", planAuto, report.Filter{Channels: []string{"whatsapp"}, Tags: both[:1]}, fromDriverRows, false},
+			{"two tags, all of", planAuto, report.Filter{Tags: both, TagMode: report.TagsAll}, fromCompound, false},
+			{"an information negation", planAuto, report.Filter{Info: []report.Condition{{Key: "PLANO", Op: report.OpNotContain, Value: "1"}}}, fromCompound, false},
+			{"a contact and a channel", planAuto, report.Filter{Contact: "cliente 1", Channels: []string{"whatsapp"}}, fromOrderedJoin, true},
+			{"a tag and a contact", planOneRange, report.Filter{Tags: both[:1], Contact: "cliente", HandedOff: new(bool)}, fromOrderedJoin, true},
+			{"two tags, any of", planUnordered, report.Filter{Tags: both}, fromUnorderedJoin, true},
+			{"a tag, scanned", planScan, report.Filter{Tags: both[:1]}, fromScan, true},
+		} {
+			f := tc.f
+			f.Tenant, f.From, f.To = "acme", storetest.Base.Add(-time.Hour), storetest.Base.Add(n*time.Minute)
+			s.planner = planner{mode: tc.plan}
+			want := searchIDs(t, s, f)
+			if kind, rowids := exportSource(t, s, f); kind != tc.kind || rowids != tc.rowids {
+				t.Errorf("%s: the export chose its sessions from %s, documents by rowid %v; want %s, %v", tc.name, kind, rowids, tc.kind, tc.rowids)
+			}
+			kinds[tc.kind] = true
+			var (
+				got sync.Map
+				ids []string
+			)
+			err := s.Export(ctx, f, func() report.Encoder { return recorder{&got} }, func(chunk []byte, _ []int) error {
+				ids = append(ids, strings.Fields(string(chunk))...)
+				return nil
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			var stored [][]byte
-			for rows.Next() {
-				var body []byte
-				if err := rows.Scan(&body); err != nil {
+			for _, id := range ids {
+				v, _ := got.Load(id)
+				d := v.(report.StoredDetail)
+				if packed {
+					u, ok := unpacked[id]
+					if !ok || !reflect.DeepEqual(d.Session, u.Session) || !slices.EqualFunc(d.Events, u.Events, bytes.Equal) {
+						t.Fatalf("%s: session %s exported with packs (%d events) otherwise than without (%d)", tc.name, id, len(d.Events), len(u.Events))
+					}
+					continue
+				}
+				unpacked[id] = d
+				// A session read the same way (by rowid or by id) was
+				// compared already, under another filter.
+				if compared[tc.rowids][id] {
+					continue
+				}
+				compared[tc.rowids][id] = true
+				rows, err := bodies.QueryContext(ctx, f.Tenant, id)
+				if err != nil {
 					t.Fatal(err)
 				}
-				stored = append(stored, body)
+				var stored [][]byte
+				for rows.Next() {
+					var body []byte
+					if err := rows.Scan(&body); err != nil {
+						t.Fatal(err)
+					}
+					stored = append(stored, body)
+				}
+				rows.Close()
+				if len(stored) == 0 || !slices.EqualFunc(d.Events, stored, bytes.Equal) {
+					t.Fatalf("session %s: exported %d events, %d stored (or other bytes, another order)", id, len(d.Events), len(stored))
+				}
+				w := &where{tenant: f.Tenant}
+				w.add("s.tenant = ? AND s.session_id = ?", f.Tenant, d.Session.ID)
+				var c chunk
+				if err := s.read(ctx, w, 1, &c); err != nil || len(c.list) != 1 {
+					t.Fatalf("read %s: %v", d.Session.ID, err)
+				}
+				one := &c.list[0]
+				if !reflect.DeepEqual(d.Session, one.Session) || !slices.EqualFunc(d.Events, one.Events, bytes.Equal) {
+					t.Fatalf("session %s: exported %+v with %d events, read %+v with %d", d.Session.ID, d.Session, len(d.Events), one.Session, len(one.Events))
+				}
 			}
-			rows.Close()
-			if len(stored) == 0 || !slices.EqualFunc(d.Events, stored, bytes.Equal) {
-				t.Fatalf("session %s: exported %d events, %d stored (or other bytes, another order)", id, len(d.Events), len(stored))
+			if len(want) < 50 || !slices.Equal(ids, want) {
+				t.Fatalf("%s (packed %v): exported %d sessions, Search found %d (or another order)", tc.name, packed, len(ids), len(want))
 			}
-			w := &where{tenant: f.Tenant}
-			w.add("s.tenant = ? AND s.session_id = ?", f.Tenant, d.Session.ID)
-			var c chunk
-			if err := s.read(ctx, w, 1, &c); err != nil || len(c.list) != 1 {
-				t.Fatalf("read %s: %v", d.Session.ID, err)
-			}
-			one := &c.list[0]
-			if !reflect.DeepEqual(d.Session, one.Session) || !slices.EqualFunc(d.Events, one.Events, bytes.Equal) {
-				t.Fatalf("session %s: exported %+v with %d events, read %+v with %d", d.Session.ID, d.Session, len(d.Events), one.Session, len(one.Events))
-			}
-		}
-		if len(want) < 50 || !slices.Equal(ids, want) {
-			t.Fatalf("%s: exported %d sessions, Search found %d (or another order)", tc.name, len(ids), len(want))
 		}
 	}
 	for k := fromScan; k <= fromUnorderedJoin; k++ {

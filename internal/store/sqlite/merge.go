@@ -133,7 +133,7 @@ func (m *merger) run(ctx context.Context) {
 func (m *merger) mergeAll(ctx context.Context) bool {
 	todo := append([]string(nil), mergeTables...)
 	for len(todo) > 0 {
-		if !m.waitIdle(ctx) {
+		if !waitIdle(ctx, m.s, m.kick, time.Duration(m.exportWait.Load())) {
 			return false
 		}
 		table := todo[0]
@@ -173,12 +173,13 @@ const mergeExportWait = 2 * time.Second
 
 // waitIdle waits until no update runs and no export reads a chunk (one
 // that begins meanwhile waits for one slice at most, or meets one slice's
-// commit), or until exports alone held it for mergeExportWait, and reports
-// false when ctx ended first.
-func (m *merger) waitIdle(ctx context.Context) bool {
+// commit), or until exports alone held it for exportWait, and reports
+// false when ctx ended first. kick wakes it when an update ends. The
+// merger and the packer (pack.go) wait so between slices.
+func waitIdle(ctx context.Context, s *Store, kick <-chan struct{}, exportWait time.Duration) bool {
 	var exportsSince time.Time
 	for {
-		updating, exporting := m.s.updating.Load() != 0, m.s.exporting.Load() != 0
+		updating, exporting := s.updating.Load() != 0, s.exporting.Load() != 0
 		switch {
 		case !updating && !exporting:
 			return true
@@ -186,13 +187,13 @@ func (m *merger) waitIdle(ctx context.Context) bool {
 			exportsSince = time.Time{}
 		case exportsSince.IsZero():
 			exportsSince = time.Now()
-		case time.Since(exportsSince) >= time.Duration(m.exportWait.Load()):
+		case time.Since(exportsSince) >= exportWait:
 			return true
 		}
 		select {
 		case <-ctx.Done():
 			return false
-		case <-m.kick:
+		case <-kick:
 		case <-time.After(mergePoll):
 		}
 	}

@@ -13,7 +13,7 @@ import (
 
 // schemaVersion is the PRAGMA user_version of a database whose derived
 // tables are complete and whose layout is schema.sql's.
-const schemaVersion = 12
+const schemaVersion = 13
 
 // migrate creates the schema, or brings an older database to it in one
 // transaction: version 1 added the full-text index, version 2 turned times
@@ -31,7 +31,9 @@ const schemaVersion = 12
 // and handoff (session_tags_by_value_filters, session_info_by_key_filters):
 // no row changes, so schema.sql's CREATE INDEX IF NOT EXISTS, run on every
 // open, builds them from the stored rows; version 12 adds the words by
-// session and the buckets sessions share (fillSessionWords).
+// session and the buckets sessions share (fillSessionWords); version 13
+// adds event_packs, empty, and the triggers that keep it true (eventPacks):
+// the store's packer fills it in the background (pack.go).
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -72,6 +74,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return err
+	}
+	if err := eventPacks(ctx, tx); err != nil {
+		return fmt.Errorf("add event_packs: %w", err)
 	}
 	if v >= schemaVersion {
 		return tx.Commit()
@@ -472,6 +477,79 @@ func fillSessionWords(ctx context.Context, tx *sql.Tx) error {
 		`INSERT OR IGNORE INTO session_buckets (bucket, tenant, session_id)
 		SELECT ` + bucketSQL + `, s.tenant, s.session_id FROM sessions s ORDER BY 1, 2, 3`,
 		`INSERT OR IGNORE INTO shared_buckets (bucket) SELECT bucket FROM session_buckets GROUP BY bucket HAVING count(*) > 1`,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eventPacks creates event_packs (version 13) and the triggers that delete
+// a pack whenever what it copies may have changed, if they do not exist:
+// a database of an older version gets the table empty, and the store's
+// packer fills it between updates (pack.go). A pack is keyed by its
+// session's rowid; rowidSessions, which renumbers the sessions, runs before
+// and only on databases older than version 10, which had no packs.
+//
+// A pack holds what eventsStatement reads of its session: its events'
+// count and bodies in event order, joined by eventSep. It is true while its
+// session's row and the session's events are unchanged, so:
+//   - any update of the session's row (an update writes the row or the
+//     document of every session it changes, and a new or moved event
+//     always changes its sessions' documents: their event count, or start
+//     and last activity) deletes it, as does deleting the row;
+//   - an event that moves to another session, or is deleted (Forget
+//     deletes events of a contact from sessions it keeps), deletes the
+//     packs of the sessions it left and joined.
+//
+// A trigger runs in the statement's transaction
+// (https://sqlite.org/lang_createtrigger.html), so no reader ever sees a
+// session's new events beside its old pack.
+//
+// Each trigger also puts the rowid of a session whose pack it deletes in
+// pack_todo, and the deletion of a session its rowid, for the packer's next
+// sweep (pack.go): a session without a pack, what most updates change,
+// adds nothing. A rowid pack_todo holds already (a session packed again
+// by a sweep after a trigger queued it) is not inserted again: the
+// triggers test for it rather than INSERT OR IGNORE, because the conflict
+// policy of the statement that fires a trigger (the sessions' upsert)
+// replaces the one of the trigger's statements
+// (https://sqlite.org/lang_createtrigger.html), which made the upsert fail
+// on the duplicate.
+//
+// A pack names its session by rowid and also by its owner (tenant,
+// session_id), and every statement that reads a pack joins on all three.
+// sessions has no INTEGER PRIMARY KEY, so its rowids are not kept stable:
+// "the VACUUM command will change rowids for tables that do not declare an
+// INTEGER PRIMARY KEY" (https://sqlite.org/rowidtable.html,
+// https://sqlite.org/lang_vacuum.html), and a .dump and restore renumbers
+// them, which no trigger sees. A pack whose rowid now names another
+// session reads as no pack, and the packer replaces it.
+func eventPacks(ctx context.Context, tx *sql.Tx) error {
+	for _, q := range []string{
+		`CREATE TABLE IF NOT EXISTS event_packs (session INTEGER PRIMARY KEY, tenant TEXT NOT NULL, session_id TEXT NOT NULL, events BLOB NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS pack_todo (session INTEGER PRIMARY KEY)`,
+		`CREATE TRIGGER IF NOT EXISTS sessions_unpack_update AFTER UPDATE ON sessions BEGIN
+			INSERT INTO pack_todo (session) SELECT session FROM event_packs WHERE session = old.rowid
+				AND NOT EXISTS (SELECT 1 FROM pack_todo WHERE session = old.rowid);
+			DELETE FROM event_packs WHERE session = old.rowid; END`,
+		`CREATE TRIGGER IF NOT EXISTS sessions_unpack_delete AFTER DELETE ON sessions BEGIN
+			INSERT INTO pack_todo (session) SELECT old.rowid
+				WHERE NOT EXISTS (SELECT 1 FROM pack_todo WHERE session = old.rowid);
+			DELETE FROM event_packs WHERE session = old.rowid; END`,
+		`CREATE TRIGGER IF NOT EXISTS events_unpack_move AFTER UPDATE OF session_id ON events BEGIN
+			INSERT INTO pack_todo (session) SELECT p.session FROM event_packs p WHERE p.session IN (SELECT rowid
+				FROM sessions WHERE tenant = old.tenant AND session_id IN (old.session_id, new.session_id))
+				AND NOT EXISTS (SELECT 1 FROM pack_todo q WHERE q.session = p.session);
+			DELETE FROM event_packs WHERE session IN (SELECT rowid FROM sessions
+				WHERE tenant = old.tenant AND session_id IN (old.session_id, new.session_id)); END`,
+		`CREATE TRIGGER IF NOT EXISTS events_unpack_delete AFTER DELETE ON events BEGIN
+			INSERT INTO pack_todo (session) SELECT p.session FROM event_packs p WHERE p.session IN (SELECT rowid
+				FROM sessions WHERE tenant = old.tenant AND session_id = old.session_id)
+				AND NOT EXISTS (SELECT 1 FROM pack_todo q WHERE q.session = p.session);
+			DELETE FROM event_packs WHERE session IN (SELECT rowid FROM sessions
+				WHERE tenant = old.tenant AND session_id = old.session_id); END`,
 	} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err

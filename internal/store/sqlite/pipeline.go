@@ -76,10 +76,12 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 	return err
 }
 
-// updated counts an update's end and wakes the merger (merge.go).
+// updated counts an update's end and wakes the merger (merge.go) and the
+// packer (pack.go).
 func (s *Store) updated() {
 	s.updating.Add(-1)
 	s.merge.wake()
+	s.pack.wake()
 }
 
 // newReader is a reader for an update planned now.

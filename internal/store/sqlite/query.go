@@ -538,28 +538,44 @@ func (c *chunk) choose(ctx context.Context, tx *sql.Tx, w *where, limit int, p p
 // event (readEventRows).
 func (c *chunk) readEvents(ctx context.Context, tx *sql.Tx, tenant string) error {
 	c.spans, c.bytes = c.spans[:0], c.bytes[:0]
-	if len(c.list) == 0 {
-		return nil
-	}
-	spans := c.boundSpans()
-	err := c.readJoined(ctx, tx, spans, tenant)
-	if tooBig(err) {
-		c.spans, c.bytes = c.spans[:0], c.bytes[:0]
-		err = c.readEventRows(ctx, tx, spans, tenant)
-	}
-	if err != nil {
+	if err := c.readEventsOf(ctx, tx, tenant, nil); err != nil {
 		return err
 	}
 	return c.split()
 }
 
+// readEventsOf reads the events of the sessions of c at the indexes of (of
+// every session when nil) and adds their spans to c's; the export reads
+// those of its packed sessions with their documents (export.go). A session
+// too large for one string makes it read the events of every session of c
+// a row per event, packed or not, in place of the spans c held.
+func (c *chunk) readEventsOf(ctx context.Context, tx *sql.Tx, tenant string, of []int) error {
+	if len(c.list) == 0 || of != nil && len(of) == 0 {
+		return nil
+	}
+	err := c.readJoined(ctx, tx, c.boundSpans(of), tenant, of)
+	if tooBig(err) {
+		c.spans, c.bytes = c.spans[:0], c.bytes[:0]
+		err = c.readEventRows(ctx, tx, c.boundSpans(nil), tenant)
+	}
+	return err
+}
+
 // boundSpans is the JSON array of c's sessions the events statements bind:
-// [key, start, last activity, id] of each.
-func (c *chunk) boundSpans() string {
+// [key, start, last activity, id] of each, or of those at the indexes of.
+func (c *chunk) boundSpans(of []int) string {
 	spans := []byte{'['}
-	for i := range c.list {
+	n := len(c.list)
+	if of != nil {
+		n = len(of)
+	}
+	for k := range n {
+		i := k
+		if of != nil {
+			i = of[k]
+		}
 		ss := &c.list[i].Session
-		if i > 0 {
+		if k > 0 {
 			spans = append(spans, ',')
 		}
 		spans = jsonenc.AppendString(append(spans, '['), ss.Key, false)
@@ -571,8 +587,9 @@ func (c *chunk) boundSpans() string {
 }
 
 // readJoined reads the events of the sessions of spans (see readEvents) a
-// row per session.
-func (c *chunk) readJoined(ctx context.Context, tx *sql.Tx, spans, tenant string) error {
+// row per session, the sessions of c at the indexes of (every session when
+// nil).
+func (c *chunk) readJoined(ctx context.Context, tx *sql.Tx, spans, tenant string, of []int) error {
 	rows, err := tx.QueryContext(ctx, eventsStatement, spans, tenant)
 	if err != nil {
 		return fmt.Errorf("read session events: %w", err)
@@ -586,10 +603,17 @@ func (c *chunk) readJoined(ctx context.Context, tx *sql.Tx, spans, tenant string
 		if err := rows.Scan(&i, &joined); err != nil {
 			return fmt.Errorf("scan events: %w", err)
 		}
-		if int(i) < 0 || int(i) >= len(c.list) {
-			return fmt.Errorf("read session events: row of session %d of %d", i, len(c.list))
+		k, n := int(i), len(c.list)
+		if of != nil {
+			n = len(of)
 		}
-		c.spans[len(c.spans)-1].session = int(i)
+		if k < 0 || k >= n {
+			return fmt.Errorf("read session events: row of session %d of %d", k, n)
+		}
+		if of != nil {
+			k = of[k]
+		}
+		c.spans[len(c.spans)-1].session = k
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read session events: %w", err)
@@ -693,29 +717,39 @@ type joinedEvents struct{ c *chunk }
 
 func (j *joinedEvents) Scan(src any) error {
 	sp := eventSpan{from: len(j.c.bytes)}
-	var text string
+	var err error
 	switch v := src.(type) {
 	case nil:
 	case string:
-		text = v
-	case []byte:
-		text = string(v)
+		j.c.bytes, sp.count, err = appendJoined(j.c.bytes, v)
+	case []byte: // a pack (pack.go), a BLOB: not copied into a string first
+		j.c.bytes, sp.count, err = appendJoined(j.c.bytes, v)
 	default:
 		return fmt.Errorf("events of a session: %T", src)
 	}
-	if text != "" {
-		n, bodies, ok := strings.Cut(text, string(rune(eventSep)))
-		count, err := strconv.Atoi(n)
-		if !ok || err != nil || count < 1 {
-			return fmt.Errorf("events of a session: no count before the bodies")
-		}
-		sp.count = count
-		sp.from = len(j.c.bytes)
-		j.c.bytes = append(j.c.bytes, bodies...)
+	if err != nil {
+		return err
 	}
 	sp.to = len(j.c.bytes)
 	j.c.spans = append(j.c.spans, sp)
 	return nil
+}
+
+// appendJoined appends the bodies of joined (a count, eventSep and the
+// bodies joined by eventSep, or empty for no events) to dst, and returns
+// the count.
+func appendJoined[T string | []byte](dst []byte, joined T) ([]byte, int, error) {
+	if len(joined) == 0 {
+		return dst, 0, nil
+	}
+	count, i := 0, 0
+	for ; i < len(joined) && joined[i] >= '0' && joined[i] <= '9' && count < 1<<40; i++ {
+		count = count*10 + int(joined[i]-'0')
+	}
+	if i == 0 || i == len(joined) || joined[i] != eventSep || count < 1 {
+		return dst, 0, fmt.Errorf("events of a session: no count before the bodies")
+	}
+	return append(dst, joined[i+1:]...), count, nil
 }
 
 // split gives each session of c its events, in the order read, and checks

@@ -64,8 +64,11 @@ type Store struct {
 	// merge merges the full-text index between updates and exports'
 	// reads (merge.go); updating counts the updates running, exporting
 	// the export readers reading a chunk.
-	merge     *merger
-	updating  atomic.Int32
+	merge    *merger
+	updating atomic.Int32
+	// pack packs settled sessions' events between updates and exports'
+	// reads (pack.go).
+	pack      *packer
 	exporting atomic.Int32
 	// planner is how searches choose their plan (plan.go): the automatic
 	// plan, but in tests that run every plan.
@@ -109,6 +112,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
 	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt}
 	s.merge = startMerger(s)
+	s.pack = startPacker(s)
 	return s, nil
 }
 
@@ -121,6 +125,7 @@ func reverse(s string) string {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.pack.stop()
 	s.merge.stop()
 	s.ckpt.stop()
 	s.w.Close()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,7 +85,7 @@ func TestEventsOverTheStringLimit(t *testing.T) {
 		limited.Close()
 	}()
 	read(limited, func(c *chunk, tx *sql.Tx) error {
-		if err := c.readJoined(ctx, tx, c.boundSpans(), "acme"); !tooBig(err) {
+		if err := c.readJoined(ctx, tx, c.boundSpans(nil), "acme", nil); !tooBig(err) {
 			t.Fatalf("one row per session under a limit of %d bytes: %v, want SQLITE_TOOBIG", limit, err)
 		}
 		return nil
@@ -103,5 +104,81 @@ func TestEventsOverTheStringLimit(t *testing.T) {
 	}
 	if !slices.Contains(sizes, 200) || !slices.Contains(sizes, 0) {
 		t.Fatalf("events per session %v: want the large session and one without events", sizes)
+	}
+}
+
+// TestPackedChunkOverTheStringLimit: an export chunk whose small sessions
+// are packed and whose large one is not (too large for one string under
+// the connection's limit) reads every session's events a row per event,
+// the packed ones too, as a connection without the limit reads them.
+func TestPackedChunkOverTheStringLimit(t *testing.T) {
+	ctx := context.Background()
+	s := openUnpacked(t)
+	const limit = 8000
+	var events []event.Event
+	large := storetest.B{Contact: "5511900000001"}
+	for i := range 200 { // ~30 KB of bodies
+		events = append(events, large.Msg(fmt.Sprintf("l%03d", i), time.Duration(i)*time.Second, event.RoleCustomer, strings.Repeat("x", 40)))
+	}
+	for c := range 3 {
+		b := storetest.B{Contact: fmt.Sprintf("551190000001%d", c)}
+		events = append(events, b.Msg(fmt.Sprintf("s%d-1", c), time.Duration(c)*time.Minute, event.RoleCustomer, "oi"),
+			b.Msg(fmt.Sprintf("s%d-2", c), time.Duration(c)*time.Minute+time.Second, event.RoleBot, "olá"))
+	}
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-time.Hour), To: storetest.Base.Add(time.Hour)}
+	export := func(conn *sql.Conn) map[string][][]byte {
+		t.Helper()
+		var c exportChunk
+		tx, err := c.choose(ctx, conn, translate(&f, nil), s.planner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got sync.Map
+		if err := c.readAndEncode(ctx, tx, "acme", recorder{&got}); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][][]byte{}
+		got.Range(func(k, v any) bool {
+			out[k.(string)] = v.(report.StoredDetail).Events
+			return true
+		})
+		return out
+	}
+	plain, err := s.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	want := export(plain)
+	if n := packEvery(t, s); n != 4 {
+		t.Fatalf("%d sessions packed, want 4", n)
+	}
+	largeID := session.DeriveID(&events[0])
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM event_packs WHERE session = (SELECT rowid FROM sessions WHERE session_id = ?)`, largeID); err != nil {
+		t.Fatal(err)
+	}
+	limited, err := s.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := sqlitedriver.Limit(limited, sqlite3.SQLITE_LIMIT_LENGTH, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		sqlitedriver.Limit(limited, sqlite3.SQLITE_LIMIT_LENGTH, before)
+		limited.Close()
+	}()
+	got := export(limited)
+	if len(got) != 4 || len(want) != 4 || len(want[largeID]) != 200 {
+		t.Fatalf("%d sessions under the limit, %d without; want 4, the large one with 200 events", len(got), len(want))
+	}
+	for id, w := range want {
+		if !slices.EqualFunc(got[id], w, func(a, b []byte) bool { return string(a) == string(b) }) {
+			t.Errorf("session %s: %d events under the limit, %d without, or others", id, len(got[id]), len(w))
+		}
 	}
 }
