@@ -145,32 +145,7 @@ func packUnpacked(t *testing.T, s *Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byTenant := map[string]*packChunk{}
-	for rows.Next() {
-		var (
-			rowid      int64
-			tenant, id string
-			doc        []byte
-		)
-		if err := rows.Scan(&rowid, &tenant, &id, &doc); err != nil {
-			t.Fatal(err)
-		}
-		c := byTenant[tenant]
-		if c == nil {
-			c = &packChunk{}
-			byTenant[tenant] = c
-		}
-		c.list = append(c.list, report.StoredDetail{})
-		if err := (&docReader{}).decode(doc, &c.list[len(c.list)-1].Session); err != nil {
-			t.Fatal(err)
-		}
-		c.rowids = append(c.rowids, rowid)
-		c.ids = append(c.ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	rows.Close()
+	byTenant := packChunksOf(t, rows)
 	for tenant, c := range byTenant {
 		if _, err := writePacks(ctx, tx, tenant, c); err != nil {
 			t.Fatal(err)

@@ -72,29 +72,7 @@ func packEvery(t *testing.T, s *Store) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byTenant := map[string]*packChunk{}
-	for rows.Next() {
-		var (
-			rowid      int64
-			tenant, id string
-			doc        []byte
-		)
-		if err := rows.Scan(&rowid, &tenant, &id, &doc); err != nil {
-			t.Fatal(err)
-		}
-		c := byTenant[tenant]
-		if c == nil {
-			c = &packChunk{}
-			byTenant[tenant] = c
-		}
-		c.list = append(c.list, report.StoredDetail{})
-		if err := (&docReader{}).decode(doc, &c.list[len(c.list)-1].Session); err != nil {
-			t.Fatal(err)
-		}
-		c.rowids = append(c.rowids, rowid)
-		c.ids = append(c.ids, id)
-	}
-	rows.Close()
+	byTenant := packChunksOf(t, rows)
 	n := 0
 	for tenant, c := range byTenant {
 		k, err := writePacks(ctx, tx, tenant, c)
@@ -856,4 +834,38 @@ func TestPackSkipsLargeSessions(t *testing.T) {
 		t.Fatalf("packed %v, want only %s (the large session skipped)", got, small)
 	}
 	sameExport(t, "large session unpacked", exportAll(t, s, all), want)
+}
+
+// packChunksOf reads rows of (rowid, tenant, session_id, doc) of sessions
+// into a chunk per tenant, as a sweep's slice gathers them for writePacks,
+// and closes rows.
+func packChunksOf(t *testing.T, rows *sql.Rows) map[string]*packChunk {
+	t.Helper()
+	defer rows.Close()
+	byTenant := map[string]*packChunk{}
+	for rows.Next() {
+		var (
+			rowid      int64
+			tenant, id string
+			doc        []byte
+		)
+		if err := rows.Scan(&rowid, &tenant, &id, &doc); err != nil {
+			t.Fatal(err)
+		}
+		c := byTenant[tenant]
+		if c == nil {
+			c = &packChunk{}
+			byTenant[tenant] = c
+		}
+		c.list = append(c.list, report.StoredDetail{})
+		if err := (&docReader{}).decode(doc, &c.list[len(c.list)-1].Session); err != nil {
+			t.Fatal(err)
+		}
+		c.rowids = append(c.rowids, rowid)
+		c.ids = append(c.ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return byTenant
 }
