@@ -174,6 +174,11 @@ func TestStateRestart(t *testing.T) {
 func TestStateFailedUpdate(t *testing.T) {
 	dir := t.TempDir()
 	s, ref := openAt(t, filepath.Join(dir, "s.db")), openAt(t, filepath.Join(dir, "ref.db"))
+	// The packer's first sweep takes the write lock in slices; failBoom
+	// writes the file on a connection of its own, so it waits for it.
+	if err := s.st.WaitPacked(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	// Writing an event "boom" fails, as a full disk would: after the
 	// assembler computed its changes from memory.
 	failBoom(t, s.path)
