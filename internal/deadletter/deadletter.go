@@ -138,7 +138,7 @@ func Read(ctx context.Context, brokers []string, topic string, fn func(Letter) e
 
 func readPartition(ctx context.Context, brokers []string, topic string, partition int, first, end int64, fn func(Letter) error) error {
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: brokers, Topic: topic, Partition: partition, MaxWait: 200 * time.Millisecond,
+		Brokers: brokers, Topic: topic, Partition: partition, MaxWait: ingest.ReaderMaxWait(200 * time.Millisecond),
 	})
 	defer r.Close()
 	if err := r.SetOffset(first); err != nil {

@@ -133,6 +133,19 @@ type Config struct {
 	Observer Observer
 }
 
+// ReaderMaxWait is the kafka-go ReaderConfig.MaxWait under which a fetch
+// waits up to wait at the broker and its answer has a second to arrive after
+// that. kafka-go (v0.4.51: reader.read, Conn.ReadBatchWith,
+// adjustDeadlineForRTT) sets the connection's read deadline MaxWait after
+// the fetch is sent and asks the broker to wait MaxWait less an allowance for
+// the round trip: one second when MaxWait is a second or more, a quarter of
+// MaxWait when it is less. A MaxWait of 250 ms left an answer 62 ms: on a
+// loaded host a fetch that found nothing timed out ("i/o timeout", logged as
+// an unknown error) and its connection was dialled again. The broker's wait
+// is what bounds how quickly a reader notices a closed context or a
+// rebalance, so it stays short; only the allowance grows.
+func ReaderMaxWait(wait time.Duration) time.Duration { return wait + time.Second }
+
 // DefaultInFlight is Config.InFlight when zero: two batches overlap, so one
 // batch's commit and dead letters, and the part of it that finished early,
 // overlap the next batch's store. Consecutive batches carry mostly the same
@@ -235,7 +248,7 @@ func New(cfg Config, sink Sink, log *zap.Logger) (*Ingester, error) {
 		StartOffset:    kafka.FirstOffset,
 		MinBytes:       1,
 		MaxBytes:       16 << 20,
-		MaxWait:        cfg.MaxWait,
+		MaxWait:        ReaderMaxWait(cfg.MaxWait),
 		// Commits are synchronous and explicit: CommitMessages returns
 		// once the broker has the offsets.
 		CommitInterval:        0,

@@ -44,6 +44,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/versions"
 )
 
@@ -471,7 +472,7 @@ func (r *run) read(ctx context.Context, k partitionKey, offset int64) {
 	defer r.readers.Done()
 	rd := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: r.cfg.Brokers, Topic: k.topic, Partition: k.partition,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: ingest.ReaderMaxWait(250 * time.Millisecond),
 	})
 	defer rd.Close()
 	if err := rd.SetOffset(offset); err != nil {
