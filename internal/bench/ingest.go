@@ -18,6 +18,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/store/sqlite"
 	"github.com/chatreport/chatreport/internal/versions"
 )
@@ -145,7 +146,7 @@ func (r *run) consumeAll(ctx context.Context, phases []phaseTraffic, events int)
 		StartOffset:      kafka.FirstOffset,
 		MinBytes:         1,
 		MaxBytes:         16 << 20,
-		MaxWait:          250 * time.Millisecond,
+		MaxWait:          ingest.ReaderMaxWait(250 * time.Millisecond), // as the ingester's readers
 		QueueCapacity:    2000,
 		ReadBatchTimeout: 1250 * time.Millisecond,
 	})
