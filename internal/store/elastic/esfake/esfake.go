@@ -59,6 +59,8 @@ type Server struct {
 	uncheckedDocs bool
 	// latency delays every answer (WithLatency).
 	latency time.Duration
+	// now is the clock points in time expire by (WithClock).
+	now func() time.Time
 }
 
 type fakeIndex struct {
@@ -132,6 +134,13 @@ func WithLatency(d time.Duration) Option {
 	return func(f *Server) { f.latency = d }
 }
 
+// WithClock makes now the clock by which points in time expire, so that a
+// test moves past a keep-alive without waiting for it. Everything else
+// (refreshes, tombstones) keeps the real clock.
+func WithClock(now func() time.Time) Option {
+	return func(f *Server) { f.now = now }
+}
+
 // New starts a server, stopped when the test ends, with its periodic
 // refreshes.
 func New(t testing.TB, opts ...Option) *Server {
@@ -153,6 +162,7 @@ func Start(opts ...Option) *Server {
 		wake:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
+		now:        time.Now,
 	}
 	for _, o := range opts {
 		o(f)
@@ -328,8 +338,8 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 		json.Unmarshal(body, &req)
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if _, ok := f.pits[req.ID]; !ok {
-			return nil, &fakeError{status: 404, typ: "search_context_missing_exception", reason: "no such pit"}
+		if _, ok := f.livePit(req.ID); !ok {
+			return nil, errPitMissing
 		}
 		delete(f.pits, req.ID)
 		return map[string]any{"succeeded": true, "num_freed": 1}, nil

@@ -3,6 +3,7 @@ package esfake
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -363,4 +364,80 @@ func refreshInterval(f *Server, name string) time.Duration {
 		return NoRefresh
 	}
 	return iv
+}
+
+// A point in time lives keep_alive after it was opened or last searched
+// with a keep_alive; past that, searching or closing it is a 404
+// search_context_missing_exception. A search without keep_alive does not
+// extend it, and a keep_alive that is not a time value is a 400.
+func TestPointInTimeKeepAlive(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		now = time.Date(2025, 10, 7, 9, 0, 0, 0, time.UTC)
+	)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
+	f := New(t, WithClock(clock))
+	createIndex(t, f, "ix", "")
+	must(t, f, 200, "POST", "/_bulk?refresh=true", bulkLines(`{"index":{"_index":"ix","_id":"a"}}`, `{"tenant":"t"}`))
+	search := func(pit, keepAlive string) (int, map[string]any) {
+		body := `{"size":10,"pit":{"id":"` + pit + `"}}`
+		if keepAlive != "" {
+			body = `{"size":10,"pit":{"id":"` + pit + `","keep_alive":"` + keepAlive + `"}}`
+		}
+		return call(t, f, "POST", "/_search", body)
+	}
+	missing := func(status int, out map[string]any) bool {
+		e, _ := out["error"].(map[string]any)
+		return status == 404 && e["type"] == "search_context_missing_exception"
+	}
+
+	pit := must(t, f, 200, "POST", "/ix/_pit?keep_alive=30s", "")["id"].(string)
+	// Each search with a keep_alive extends it from then: five searches
+	// 20s apart span 100s on a 30s keep-alive.
+	for range 5 {
+		advance(20 * time.Second)
+		if status, out := search(pit, "30s"); status != 200 {
+			t.Fatalf("search within the keep-alive: %d %v", status, out)
+		}
+	}
+	// Without keep_alive a search does not extend it.
+	advance(20 * time.Second)
+	if status, out := search(pit, ""); status != 200 {
+		t.Fatalf("search within the keep-alive, without keep_alive: %d %v", status, out)
+	}
+	advance(10 * time.Second)
+	if status, out := search(pit, "30s"); !missing(status, out) {
+		t.Fatalf("search 30s after the last extension: %d %v, want 404 search_context_missing_exception", status, out)
+	}
+	if status, out := call(t, f, "DELETE", "/_pit", `{"id":"`+pit+`"}`); !missing(status, out) {
+		t.Fatalf("close of an expired point in time: %d %v", status, out)
+	}
+
+	// A point in time never searched expires keep_alive after it opened;
+	// a shorter keep_alive in a search shortens what is left.
+	idle := must(t, f, 200, "POST", "/ix/_pit?keep_alive=1m", "")["id"].(string)
+	short := must(t, f, 200, "POST", "/ix/_pit?keep_alive=1m", "")["id"].(string)
+	if status, out := search(short, "500ms"); status != 200 {
+		t.Fatalf("search: %d %v", status, out)
+	}
+	advance(time.Second)
+	if status, out := search(short, "1m"); !missing(status, out) {
+		t.Fatalf("search past a 500ms keep-alive: %d %v", status, out)
+	}
+	if status, out := search(idle, "1m"); status != 200 {
+		t.Fatalf("search 1s into a 1m keep-alive: %d %v", status, out)
+	}
+	advance(time.Minute)
+	if status, out := search(idle, "1m"); !missing(status, out) {
+		t.Fatalf("search 1m after the last use: %d %v", status, out)
+	}
+
+	must(t, f, 400, "POST", "/ix/_pit?keep_alive=forever", "")
+	must(t, f, 400, "POST", "/ix/_pit?keep_alive=-1", "")
+	alive := must(t, f, 200, "POST", "/ix/_pit?keep_alive=1m", "")["id"].(string)
+	if status, _ := search(alive, "2x"); status != 400 {
+		t.Fatalf("search with keep_alive 2x: %d, want 400", status)
+	}
+	must(t, f, 200, "DELETE", "/_pit", `{"id":"`+alive+`"}`)
 }

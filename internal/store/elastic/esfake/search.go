@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 type fakeSearch struct {
@@ -48,8 +49,45 @@ type indexView struct {
 // fakePit is a point in time: the searchable views of its indices when it
 // was opened. Later refreshes do not change what its searches see.
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.17/point-in-time-api.html
+// It lives until expires: keep_alive after it was opened, or after the
+// last search that named it with a keep_alive, which extends it
+// (#point-in-time-keep-alive on that page: "The keep_alive parameter, which
+// is passed to a open point in time request and search request, extends the
+// time to live"). A search naming it without a keep_alive does not extend
+// it here. Past expires it is gone: a search or a close naming it is a 404
+// search_context_missing_exception. Elasticsearch frees expired contexts
+// in a sweep every search.keep_alive_interval (1m), so one may outlive its
+// keep-alive there by up to that; the fake frees it on time, promising no
+// more than the keep-alive.
 type fakePit struct {
-	views []indexView
+	views   []indexView
+	expires time.Time
+}
+
+// livePit returns the point in time id names, forgetting it if it expired.
+// f.mu is held.
+func (f *Server) livePit(id string) (*fakePit, bool) {
+	pit, ok := f.pits[id]
+	if ok && !f.now().Before(pit.expires) {
+		delete(f.pits, id)
+		ok = false
+	}
+	return pit, ok
+}
+
+// errPitMissing is what Elasticsearch answers for a point in time that was
+// closed or expired.
+var errPitMissing = &fakeError{status: 404, typ: "search_context_missing_exception", reason: "No search context found for id"}
+
+// keepAliveValue parses a point in time's keep_alive, a time value
+// (parseTimeValue) that must not be -1.
+func keepAliveValue(v string) (time.Duration, error) {
+	d, err := parseTimeValue(v)
+	if err != nil || d < 0 {
+		return 0, &fakeError{status: 400, typ: "parse_exception",
+			reason: fmt.Sprintf("failed to parse setting [keep_alive] with value [%s] as a time value", v)}
+	}
+	return d, nil
 }
 
 // openPit serves POST /<target>/_pit.
@@ -60,13 +98,17 @@ func (f *Server) openPit(target string, q url.Values) (any, error) {
 	if q.Get("keep_alive") == "" {
 		return nil, &fakeError{status: 400, typ: "action_request_validation_exception", reason: "Validation Failed: 1: [keep_alive] is not specified;"}
 	}
+	keepAlive, err := keepAliveValue(q.Get("keep_alive"))
+	if err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	names, err := f.resolveParams(target, q)
 	if err != nil {
 		return nil, err
 	}
-	pit := &fakePit{}
+	pit := &fakePit{expires: f.now().Add(keepAlive)}
 	for _, name := range names {
 		ix := f.indices[name]
 		ix.shared = true
@@ -162,9 +204,16 @@ func (f *Server) search(target string, o indicesOptions, body []byte) (any, erro
 		if target != "" {
 			return nil, bad("[indices] cannot be used with point in time")
 		}
-		pit, ok := f.pits[req.Pit.ID]
+		pit, ok := f.livePit(req.Pit.ID)
 		if !ok {
-			return nil, &fakeError{status: 404, typ: "search_context_missing_exception", reason: "no such pit"}
+			return nil, errPitMissing
+		}
+		if req.Pit.KeepAlive != "" {
+			keepAlive, err := keepAliveValue(req.Pit.KeepAlive)
+			if err != nil {
+				return nil, err
+			}
+			pit.expires = f.now().Add(keepAlive)
 		}
 		views = pit.views
 	} else {
