@@ -1,7 +1,6 @@
 package elastic
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/elastic/go-elasticsearch/v8/typedapi/core/search"
 	"github.com/elastic/go-elasticsearch/v8/typedapi/types"
 	"github.com/elastic/go-elasticsearch/v8/typedapi/types/enums/childscoremode"
@@ -333,7 +331,7 @@ func (s *Store) Session(ctx context.Context, tenant, id string) (report.Detail, 
 // eventsOf reads the events of sessions (of one tenant), by session, in event
 // order.
 func (s *Store) eventsOf(ctx context.Context, tenant string, sessions []session.Session) (map[string][]event.Event, error) {
-	sources, err := s.eventSources(ctx, tenant, sessions)
+	sources, err := s.eventSources(ctx, nil, tenant, sessions)
 	if err != nil {
 		return nil, err
 	}
@@ -359,9 +357,11 @@ func (s *Store) eventsOf(ctx context.Context, tenant string, sessions []session.
 // hit's sort values with it, which search_after pages by too
 // (https://www.elastic.co/guide/en/elasticsearch/reference/8.19/sort-search-results.html,
 // esfake does the same). It is a search, so it sees what the last refresh
-// made visible, as every read of the report does. Events never precede
-// their session's start, which bounds the monthly indices searched.
-func (s *Store) eventSources(ctx context.Context, tenant string, sessions []session.Session) (map[string][][]byte, error) {
+// made visible, as every read of the report does: through pit when set
+// (the export's snapshot of the events), else the events alias. Events
+// never precede their session's start, which bounds the monthly indices
+// searched.
+func (s *Store) eventSources(ctx context.Context, pit *pointInTime, tenant string, sessions []session.Session) (map[string][][]byte, error) {
 	out := make(map[string][][]byte, len(sessions))
 	if len(sessions) == 0 {
 		return out, nil
@@ -375,7 +375,7 @@ func (s *Store) eventSources(ctx context.Context, tenant string, sessions []sess
 		}
 	}
 	req := eventsRequest(tenant, ids, from)
-	err := s.scan(ctx, s.names.eventsRead(), req, func(h *hit) error {
+	err := s.scanThrough(ctx, s.names.eventsRead(), pit, req, func(h *hit) error {
 		var id string
 		if len(h.Sort) == 0 || json.Unmarshal(h.Sort[0], &id) != nil {
 			return fmt.Errorf("event %s: no session among its sort values", h.ID)
@@ -398,17 +398,20 @@ func eventsRequest(tenant string, sessionIDs []string, from time.Time) *search.R
 	}
 }
 
-// exportKeepAlive is how long the point in time lives between two pages;
-// each page renews it.
-const exportKeepAlive = "2m"
-
 // Export encodes every session f matches, complete with its events, in the
-// order of Search, and passes them to emit a page at a time. It pages with
-// search_after over a point in time, so the export sees one snapshot of the
-// sessions however long the client takes to read, with no cap on the
-// number of sessions; each page's events are read in one scan, and their
-// documents handed to the encoder as they came. Export stops at emit's
-// first error, or when ctx ends.
+// order of Search, and passes them to emit a page at a time. It reads
+// through two points in time, one on the sessions opened first and one on
+// the events opened right after, so that however long the client takes to
+// read, the export sees one snapshot of the sessions and one of the
+// events, with no cap on the number of sessions: a session's events are
+// those of the events snapshot, not events written since. The two are
+// opened one after the other, not at once: a write that became visible
+// between the two openings is in the events snapshot and not in the
+// sessions one (docs/elasticsearch.md, "Export"). Both are renewed while
+// the export waits for emit (keepPointsInTime) and closed when it ends,
+// however it ends. It pages with search_after; each page's events are read
+// in one scan, and their documents handed to the encoder as they came.
+// Export stops at emit's first error, or when ctx ends.
 func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() report.Encoder, emit report.Emit) error {
 	if err := f.Validate(); err != nil {
 		return err
@@ -416,30 +419,28 @@ func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() r
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var opened struct {
-		ID string `json:"id"`
+	sessions, err := s.openPointInTime(ctx, s.names.sessionsRead())
+	if err != nil || sessions == nil { // nil: nothing indexed yet
+		return err
 	}
-	yes := true
-	err := s.do(ctx, esapi.OpenPointInTimeRequest{
-		Index: []string{s.names.sessionsRead()}, KeepAlive: exportKeepAlive, IgnoreUnavailable: &yes,
-	}, &opened)
-	var re *ResponseError
-	if errors.As(err, &re) && re.Type == "index_not_found_exception" {
-		return nil // nothing indexed yet
-	}
+	defer s.closePointInTime(ctx, sessions)
+	events, err := s.openPointInTime(ctx, s.names.eventsRead())
 	if err != nil {
-		return fmt.Errorf("open point in time: %w", err)
+		return err
 	}
-	pit := opened.ID
+	pits := []*pointInTime{sessions}
+	if events != nil {
+		defer s.closePointInTime(ctx, events)
+		pits = append(pits, events)
+	}
+	// The keeper stops (deferred last, run first) before the points in
+	// time close.
+	kctx, stop := context.WithCancel(ctx)
+	var keeper sync.WaitGroup
+	keeper.Go(func() { s.keepPointsInTime(kctx, pits...) })
 	defer func() {
-		// A background context: a cancelled export still frees the
-		// point in time early instead of holding it for its keep-alive.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		body, _ := json.Marshal(map[string]string{"id": pit})
-		if err := s.do(cctx, esapi.ClosePointInTimeRequest{Body: bytes.NewReader(body)}, nil); err != nil {
-			s.log.Warn("closing a point in time failed; it expires by itself")
-		}
+		stop()
+		keeper.Wait()
 	}()
 	size := report.ExportChunk
 	req := &search.Request{
@@ -458,25 +459,23 @@ func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() r
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		req.Pit = &types.PointInTimeReference{Id: pit, KeepAlive: exportKeepAlive}
-		res, err := s.search(ctx, "", req)
+		res, err := s.pitSearch(ctx, sessions, req)
 		if err != nil {
 			return fmt.Errorf("export sessions: %w", err)
-		}
-		if res.PitID != "" {
-			pit = res.PitID
 		}
 		page, err := pageResult(res, size)
 		if err != nil {
 			return err
 		}
-		events, err := s.eventSources(ctx, f.Tenant, page.Items)
-		if err != nil {
-			return err
+		var sources map[string][][]byte // none when no events index existed
+		if events != nil {
+			if sources, err = s.eventSources(ctx, events, f.Tenant, page.Items); err != nil {
+				return err
+			}
 		}
 		out, ends = out[:0], ends[:0]
 		for i := range page.Items {
-			d := report.StoredDetail{Session: page.Items[i], Events: events[page.Items[i].ID]}
+			d := report.StoredDetail{Session: page.Items[i], Events: sources[page.Items[i].ID]}
 			if out, err = enc.Append(out, &d); err != nil {
 				return err
 			}

@@ -93,6 +93,10 @@ type Config struct {
 	MaxBackoff time.Duration
 	// PageSize is how many hits one search request reads while scanning.
 	PageSize int
+	// ExportKeepAlive is how long each point in time of an export lives
+	// after its last use; an export renews them every third of it while it
+	// waits for its client (docs/elasticsearch.md, "Export").
+	ExportKeepAlive time.Duration
 	// Transport replaces the HTTP transport (tests, custom TLS).
 	Transport http.RoundTripper
 	// Fence, when set, is called before every _bulk request, retries
@@ -155,6 +159,9 @@ func (c *Config) Defaults() {
 	if c.PageSize == 0 {
 		c.PageSize = 1000
 	}
+	if c.ExportKeepAlive == 0 {
+		c.ExportKeepAlive = DefaultExportKeepAlive
+	}
 }
 
 // Validate reports every problem of the configuration.
@@ -187,6 +194,9 @@ func (c *Config) Validate() error {
 	if c.PageSize < 1 || c.PageSize > 10000 {
 		errs = append(errs, errors.New("elasticsearch: page size must be between 1 and 10000"))
 	}
+	if c.ExportKeepAlive < time.Millisecond {
+		errs = append(errs, errors.New("elasticsearch: export keep-alive must be at least 1ms"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -194,6 +204,9 @@ func (c *Config) Validate() error {
 // the SQLite store's session.DefaultStateBudget because a miss costs
 // requests to the cluster rather than a read of a local file.
 const DefaultCacheBytes = 128 << 20
+
+// DefaultExportKeepAlive is the default of Config.ExportKeepAlive.
+const DefaultExportKeepAlive = 2 * time.Minute
 
 // DefaultRegistryTTL is how long the registry's state is cached by default.
 const DefaultRegistryTTL = 5 * time.Second
@@ -605,10 +618,23 @@ func (s *Store) search(ctx context.Context, index string, req *search.Request) (
 // scan calls fn with every hit of req, page by page with search_after; req
 // must sort by a unique key.
 func (s *Store) scan(ctx context.Context, index string, req *search.Request, fn func(*hit) error) error {
+	return s.scanThrough(ctx, index, nil, req, fn)
+}
+
+// scanThrough is scan through pit when set (index is then not searched).
+func (s *Store) scanThrough(ctx context.Context, index string, pit *pointInTime, req *search.Request, fn func(*hit) error) error {
 	size := s.cfg.PageSize
 	req.Size = &size
 	for {
-		res, err := s.search(ctx, index, req)
+		var (
+			res *searchResponse
+			err error
+		)
+		if pit != nil {
+			res, err = s.pitSearch(ctx, pit, req)
+		} else {
+			res, err = s.search(ctx, index, req)
+		}
 		if err != nil {
 			return err
 		}

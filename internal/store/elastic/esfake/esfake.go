@@ -182,6 +182,20 @@ func (f *Server) Close() {
 // URL is the server's address.
 func (f *Server) URL() string { return f.srv.URL }
 
+// PointsInTime is how many points in time are open: neither closed nor
+// expired.
+func (f *Server) PointsInTime() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for id := range f.pits {
+		if _, ok := f.livePit(id); ok {
+			n++
+		}
+	}
+	return n
+}
+
 // Bulks is how many bulk requests the server received.
 func (f *Server) Bulks() int {
 	f.mu.Lock()

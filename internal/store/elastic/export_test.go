@@ -1,0 +1,155 @@
+package elastic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+	"github.com/chatreport/chatreport/internal/store/storetest"
+)
+
+// exportSessions is how many sessions the export tests write: a page of the
+// export and some, so that the export reads a second page after its first
+// emit.
+const exportSessions = report.ExportChunk + 10
+
+// exportContact is the contact of the k-th session the export tests write;
+// session k starts k minutes after storetest.Base, so the export (newest
+// first) reads the first sessions on its last page.
+func exportContact(k int) storetest.B {
+	return storetest.B{Contact: fmt.Sprintf("55119%08d", k)}
+}
+
+// writeExportSessions writes n sessions of one message each and makes them
+// visible.
+func writeExportSessions(t *testing.T, s *Store, n int) {
+	t.Helper()
+	var events []event.Event
+	for k := range n {
+		events = append(events, exportContact(k).Msg(fmt.Sprintf("m%d", k), time.Duration(k)*time.Minute, event.RoleCustomer, "oi"))
+	}
+	ingestVisible(t, s, events...)
+}
+
+// ingestVisible ingests events into s and refreshes.
+func ingestVisible(t *testing.T, s *Store, events ...event.Event) {
+	t.Helper()
+	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(context.Background(), events); err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	storetest.Visible(t, s)
+}
+
+var exportFilter = report.Filter{Tenant: "acme", From: storetest.Base.Add(-24 * time.Hour), To: storetest.Base.Add(29 * 24 * time.Hour)}
+
+// TestExportSnapshot: an export reads one snapshot of the sessions and one
+// of the events, opened when it starts. Events and sessions written while
+// it runs — here while the client reads its first page — are not in it,
+// though its later pages are read after them; a client slower than the
+// keep-alive of the points in time still gets the whole export, which
+// renews them while it waits; and the points in time are closed however
+// the export ends.
+func TestExportSnapshot(t *testing.T) {
+	t.Run("writes during the export", func(t *testing.T) {
+		f := esfake.New(t)
+		s := fakeStore(t, f)
+		writeExportSessions(t, s, exportSessions)
+		oldest := exportContact(0)
+		emits, n := 0, 0
+		var first report.Detail // the first session's, as the export has it
+		err := storetest.ExportDetails(t.Context(), s, exportFilter, func(d report.Detail) error {
+			if n == 0 {
+				// While the client reads the first session: another
+				// message of the oldest session (on the last page),
+				// and a new session, newer than every other.
+				emits++
+				ingestVisible(t, s,
+					oldest.Msg("late", 30*time.Second, event.RoleCustomer, "mais uma"),
+					exportContact(exportSessions).Msg("new", time.Duration(exportSessions)*time.Minute, event.RoleCustomer, "oi"))
+			}
+			n++
+			if d.Session.Contact.ID == oldest.Contact {
+				first = d
+			}
+			if d.Session.Contact.ID == exportContact(exportSessions).Contact {
+				return fmt.Errorf("the session written during the export is in it")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != exportSessions || emits != 1 {
+			t.Fatalf("exported %d sessions, want %d", n, exportSessions)
+		}
+		if len(first.Events) != 1 || first.Session.Events != 1 {
+			t.Fatalf("the oldest session: exported with %d events (its document says %d), want the 1 it had when the export began",
+				len(first.Events), first.Session.Events)
+		}
+		// The late message was written and is visible to reads since.
+		now, err := s.Session(t.Context(), "acme", first.Session.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(now.Events) != 2 {
+			t.Fatalf("the oldest session has %d events after the export, want 2", len(now.Events))
+		}
+		if open := f.PointsInTime(); open != 0 {
+			t.Fatalf("%d points in time left open", open)
+		}
+	})
+
+	t.Run("slow client", func(t *testing.T) {
+		f := esfake.New(t)
+		const keepAlive = 900 * time.Millisecond
+		s := fakeStore(t, f, func(c *Config) { c.ExportKeepAlive = keepAlive })
+		writeExportSessions(t, s, exportSessions)
+		n := 0
+		err := storetest.ExportDetails(t.Context(), s, exportFilter, func(report.Detail) error {
+			if n == 0 {
+				// Longer than the keep-alive after the export's last
+				// search through either point in time.
+				time.Sleep(3 * keepAlive)
+			}
+			n++
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("export with a slow client: %v", err)
+		}
+		if n != exportSessions {
+			t.Fatalf("exported %d sessions, want %d", n, exportSessions)
+		}
+		if open := f.PointsInTime(); open != 0 {
+			t.Fatalf("%d points in time left open", open)
+		}
+	})
+
+	t.Run("closed when the export fails or is cancelled", func(t *testing.T) {
+		f := esfake.New(t)
+		s := fakeStore(t, f)
+		writeExportSessions(t, s, exportSessions)
+		stop := errors.New("client went away")
+		if err := storetest.ExportDetails(t.Context(), s, exportFilter, func(report.Detail) error { return stop }); !errors.Is(err, stop) {
+			t.Fatalf("export: %v, want %v", err, stop)
+		}
+		if open := f.PointsInTime(); open != 0 {
+			t.Fatalf("after emit failed: %d points in time left open", open)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		err := storetest.ExportDetails(ctx, s, exportFilter, func(report.Detail) error { cancel(); return nil })
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled export: %v", err)
+		}
+		if open := f.PointsInTime(); open != 0 {
+			t.Fatalf("after the export was cancelled: %d points in time left open", open)
+		}
+	})
+}
