@@ -76,6 +76,10 @@ type Elasticsearch struct {
 	// release stays busy before that writer is taken to have died (10s
 	// when zero).
 	ClaimLease time.Duration `yaml:"claim_lease"`
+	// ExportKeepAlive is how long each point in time of an export lives
+	// after its last use (2m when zero, at least 1s); the export renews
+	// them every third of it while its client reads.
+	ExportKeepAlive time.Duration `yaml:"export_keep_alive"`
 }
 
 // SQLite configures the embedded store.
@@ -206,7 +210,8 @@ func Default() Config {
 			Kind: StoreSQLite, SQLite: SQLite{Dir: "data"},
 			// What the store takes a zero for, so that --check-config
 			// prints the values in effect.
-			Elasticsearch: Elasticsearch{IndexPrefix: "chatreport", RegistryTTL: 5 * time.Second, CacheMiB: 128, ClaimLease: 10 * time.Second},
+			Elasticsearch: Elasticsearch{IndexPrefix: "chatreport", RegistryTTL: 5 * time.Second, CacheMiB: 128, ClaimLease: 10 * time.Second,
+				ExportKeepAlive: 2 * time.Minute},
 		},
 		HTTP: HTTP{Addr: "127.0.0.1:8080"},
 		API:  API{TimeZone: "America/Sao_Paulo"},
@@ -341,6 +346,9 @@ func (c *Config) Validate() error {
 		}
 		if c.Store.Elasticsearch.CacheMiB < 0 || c.Store.Elasticsearch.ClaimLease < 0 {
 			errs = append(errs, errors.New("store.elasticsearch.cache_mib and claim_lease: must not be negative"))
+		}
+		if k := c.Store.Elasticsearch.ExportKeepAlive; k != 0 && k < time.Second {
+			errs = append(errs, errors.New("store.elasticsearch.export_keep_alive: at least 1s"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("store.kind %q: must be %s or %s", c.Store.Kind, StoreSQLite, StoreElasticsearch))

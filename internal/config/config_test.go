@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -93,6 +94,10 @@ func TestValidate(t *testing.T) {
 			c.Auth.JWT = JWT{HS256Secret: "s"}
 			c.Auth.APIKeys = map[string]Secret{"acme": "k"}
 		}, ""},
+		{"export keep-alive negative", func(c *Config) { es(c).ExportKeepAlive = -time.Minute }, "store.elasticsearch.export_keep_alive"},
+		{"export keep-alive under 1s", func(c *Config) { es(c).ExportKeepAlive = 500 * time.Millisecond }, "store.elasticsearch.export_keep_alive"},
+		{"export keep-alive 1s", func(c *Config) { es(c).ExportKeepAlive = time.Second }, ""},
+		{"export keep-alive default", func(c *Config) { es(c).ExportKeepAlive = 0 }, ""},
 		{"good hash", func(c *Config) { c.Auth.APIKeyHashes = map[string][]string{"acme": {hex.EncodeToString(sum[:])}} }, ""},
 	}
 	for _, tc := range tests {
@@ -111,6 +116,12 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// es makes c use Elasticsearch and returns its section.
+func es(c *Config) *Elasticsearch {
+	c.Store.Kind, c.Store.Elasticsearch.URLs = StoreElasticsearch, []string{"http://127.0.0.1:9200"}
+	return &c.Store.Elasticsearch
 }
 
 func TestCursorKeyFollowsKeys(t *testing.T) {
