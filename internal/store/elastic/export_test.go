@@ -20,24 +20,6 @@ import (
 // emit.
 const exportSessions = report.ExportChunk + 10
 
-// exportContact is the contact of the k-th session the export tests write;
-// session k starts k minutes after storetest.Base, so the export (newest
-// first) reads the first sessions on its last page.
-func exportContact(k int) storetest.B {
-	return storetest.B{Contact: fmt.Sprintf("55119%08d", k)}
-}
-
-// writeExportSessions writes n sessions of one message each and makes them
-// visible.
-func writeExportSessions(t *testing.T, s *Store, n int) {
-	t.Helper()
-	var events []event.Event
-	for k := range n {
-		events = append(events, exportContact(k).Msg(fmt.Sprintf("m%d", k), time.Duration(k)*time.Minute, event.RoleCustomer, "oi"))
-	}
-	ingestVisible(t, s, events...)
-}
-
 // ingestVisible ingests events into s and refreshes.
 func ingestVisible(t *testing.T, s *Store, events ...event.Event) {
 	t.Helper()
@@ -46,8 +28,6 @@ func ingestVisible(t *testing.T, s *Store, events ...event.Event) {
 	}
 	storetest.Visible(t, s)
 }
-
-var exportFilter = report.Filter{Tenant: "acme", From: storetest.Base.Add(-24 * time.Hour), To: storetest.Base.Add(29 * 24 * time.Hour)}
 
 // TestExportSnapshot: an export reads one snapshot of the sessions and one
 // of the events, opened when it starts. Events and sessions written while
@@ -60,11 +40,11 @@ func TestExportSnapshot(t *testing.T) {
 	t.Run("writes during the export", func(t *testing.T) {
 		f := esfake.New(t)
 		s := fakeStore(t, f)
-		writeExportSessions(t, s, exportSessions)
-		oldest := exportContact(0)
+		ingestVisible(t, s, storetest.ManySessions(exportSessions)...)
+		oldest := storetest.ManyContact(0)
 		emits, n := 0, 0
 		var first report.Detail // the first session's, as the export has it
-		err := storetest.ExportDetails(t.Context(), s, exportFilter, func(d report.Detail) error {
+		err := storetest.ExportDetails(t.Context(), s, storetest.ExportFilter, func(d report.Detail) error {
 			if n == 0 {
 				// While the client reads the first session: another
 				// message of the oldest session (on the last page),
@@ -72,13 +52,13 @@ func TestExportSnapshot(t *testing.T) {
 				emits++
 				ingestVisible(t, s,
 					oldest.Msg("late", 30*time.Second, event.RoleCustomer, "mais uma"),
-					exportContact(exportSessions).Msg("new", time.Duration(exportSessions)*time.Minute, event.RoleCustomer, "oi"))
+					storetest.ManyContact(exportSessions).Msg("new", time.Duration(exportSessions)*time.Minute, event.RoleCustomer, "oi"))
 			}
 			n++
 			if d.Session.Contact.ID == oldest.Contact {
 				first = d
 			}
-			if d.Session.Contact.ID == exportContact(exportSessions).Contact {
+			if d.Session.Contact.ID == storetest.ManyContact(exportSessions).Contact {
 				return fmt.Errorf("the session written during the export is in it")
 			}
 			return nil
@@ -110,9 +90,9 @@ func TestExportSnapshot(t *testing.T) {
 		f := esfake.New(t)
 		const keepAlive = 900 * time.Millisecond
 		s := fakeStore(t, f, func(c *Config) { c.ExportKeepAlive = keepAlive })
-		writeExportSessions(t, s, exportSessions)
+		ingestVisible(t, s, storetest.ManySessions(exportSessions)...)
 		n := 0
-		err := storetest.ExportDetails(t.Context(), s, exportFilter, func(report.Detail) error {
+		err := storetest.ExportDetails(t.Context(), s, storetest.ExportFilter, func(report.Detail) error {
 			if n == 0 {
 				// Longer than the keep-alive after the export's last
 				// search through either point in time.
@@ -135,16 +115,16 @@ func TestExportSnapshot(t *testing.T) {
 	t.Run("closed when the export fails or is cancelled", func(t *testing.T) {
 		f := esfake.New(t)
 		s := fakeStore(t, f)
-		writeExportSessions(t, s, exportSessions)
+		ingestVisible(t, s, storetest.ManySessions(exportSessions)...)
 		stop := errors.New("client went away")
-		if err := storetest.ExportDetails(t.Context(), s, exportFilter, func(report.Detail) error { return stop }); !errors.Is(err, stop) {
+		if err := storetest.ExportDetails(t.Context(), s, storetest.ExportFilter, func(report.Detail) error { return stop }); !errors.Is(err, stop) {
 			t.Fatalf("export: %v, want %v", err, stop)
 		}
 		if open := f.PointsInTime(); open != 0 {
 			t.Fatalf("after emit failed: %d points in time left open", open)
 		}
 		ctx, cancel := context.WithCancel(t.Context())
-		err := storetest.ExportDetails(ctx, s, exportFilter, func(report.Detail) error { cancel(); return nil })
+		err := storetest.ExportDetails(ctx, s, storetest.ExportFilter, func(report.Detail) error { cancel(); return nil })
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("cancelled export: %v", err)
 		}

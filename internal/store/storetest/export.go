@@ -4,9 +4,31 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
+	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/report"
 )
+
+// ExportFilter is a filter of every session of acme the export fixtures
+// write.
+var ExportFilter = report.Filter{Tenant: "acme", From: Base.Add(-24 * time.Hour), To: Base.Add(29 * 24 * time.Hour)}
+
+// ManyContact is the contact of the k-th session of ManySessions.
+func ManyContact(k int) B {
+	return B{Contact: fmt.Sprintf("55119%08d", k)}
+}
+
+// ManySessions are n sessions of acme of one message each: session k of
+// ManyContact(k), k minutes after Base, so that an export (newest first)
+// reads the first ones last.
+func ManySessions(n int) []event.Event {
+	events := make([]event.Event, n)
+	for k := range n {
+		events[k] = ManyContact(k).Msg(fmt.Sprintf("m%d", k), time.Duration(k)*time.Minute, event.RoleCustomer, "oi")
+	}
+	return events
+}
 
 // ExportDetails runs s's Export and calls fn with every session it exports,
 // decoded, in order: the suite checks what is exported, whatever the

@@ -239,6 +239,33 @@ func testExport(t *testing.T, s Store) {
 	}
 }
 
+// testExportDuringIngest: events ingested while an export runs — here while
+// its client reads the first chunk, into a session of a later chunk —
+// leave every exported session whole: its document counts the events
+// exported with it, whichever state of it the store shows (the one before
+// the write on Elasticsearch, either on SQLite: docs/api.md, "Export").
+func testExportDuringIngest(t *testing.T, s Store) {
+	n := report.ExportChunk + 10
+	ingest(t, s, ManySessions(n)...)
+	got := 0
+	err := ExportDetails(context.Background(), s, ExportFilter, func(d report.Detail) error {
+		if got == 0 {
+			ingest(t, s, ManyContact(0).Msg("late", 30*time.Second, event.RoleCustomer, "mais uma"))
+		}
+		got++
+		if d.Session.Events != len(d.Events) {
+			return fmt.Errorf("session %s: its document counts %d events, the export has %d", d.Session.ID, d.Session.Events, len(d.Events))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != n {
+		t.Fatalf("exported %d sessions, want %d", got, n)
+	}
+}
+
 // testFacets: counts of sessions per tag, info key and channel, in the
 // interval and the tenant only, by count then value.
 func testFacets(t *testing.T, s Store) {

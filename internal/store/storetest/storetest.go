@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("FullText", func(t *testing.T) { testFullText(t, open(t)) })
 	t.Run("FullTextSessionStartMoves", func(t *testing.T) { testFullTextSessionStartMoves(t, open(t)) })
 	t.Run("Export", func(t *testing.T) { testExport(t, open(t)) })
+	t.Run("ExportDuringIngest", func(t *testing.T) { testExportDuringIngest(t, open(t)) })
 	t.Run("Facets", func(t *testing.T) { testFacets(t, open(t)) })
 	t.Run("ControlCharacters", func(t *testing.T) { testControlCharacters(t, open(t)) })
 }
