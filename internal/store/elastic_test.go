@@ -1,0 +1,54 @@
+package store
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/chatreport/chatreport/internal/config"
+	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/report"
+	"github.com/chatreport/chatreport/internal/session"
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+	"github.com/chatreport/chatreport/internal/store/storetest"
+)
+
+// TestOpenElasticExportKeepAlive: store.elasticsearch.export_keep_alive is
+// the keep-alive of the export's points in time. The fake's clock moves 10
+// minutes while the client reads the first page: past the default 2m, so
+// the second page is read only if the configured hour reached the store.
+func TestOpenElasticExportKeepAlive(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		now = time.Now()
+	)
+	f := esfake.New(t, esfake.WithClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now }))
+	e, err := OpenElastic(config.Elasticsearch{URLs: []string{f.URL()}, IndexPrefix: "it", ExportKeepAlive: time.Hour}, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Init(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	n := report.ExportChunk + 1
+	if err := session.NewAssembler(pipeline.MustDefault(), e.Base).Ingest(t.Context(), storetest.ManySessions(n)); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Visible(t, e.Base)
+	got := 0
+	err = storetest.ExportDetails(t.Context(), e.Base, storetest.ExportFilter, func(report.Detail) error {
+		if got == 0 {
+			mu.Lock()
+			now = now.Add(10 * time.Minute)
+			mu.Unlock()
+		}
+		got++
+		return nil
+	})
+	if err != nil || got != n {
+		t.Fatalf("export: %v after %d sessions, want %d", err, got, n)
+	}
+}
