@@ -56,8 +56,8 @@ type indexView struct {
 // time to live"). A search naming it without a keep_alive does not extend
 // it here. Past expires it is gone: a search or a close naming it is a 404
 // search_context_missing_exception. Elasticsearch frees expired contexts
-// in a sweep every search.keep_alive_interval (1m), so one may outlive its
-// keep-alive there by up to that; the fake frees it on time, promising no
+// in a periodic sweep (SearchService's reaper), so one may outlive its
+// keep-alive there for a while; the fake frees it on time, promising no
 // more than the keep-alive.
 type fakePit struct {
 	views   []indexView
