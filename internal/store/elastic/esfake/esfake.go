@@ -59,6 +59,9 @@ type Server struct {
 	uncheckedDocs bool
 	// latency delays every answer (WithLatency).
 	latency time.Duration
+	// grants, when set, are the user's privileges (WithSecurity); nil is a
+	// cluster with security disabled.
+	grants *Grants
 }
 
 type fakeIndex struct {
@@ -277,6 +280,8 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 	switch {
 	case r.Method == http.MethodHead && p == "":
 		return nil, nil
+	case p == "_security/user/_has_privileges":
+		return f.hasPrivileges(r, body)
 	case p == "_bulk":
 		if f.BeforeBulk != nil {
 			f.BeforeBulk()
