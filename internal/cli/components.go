@@ -68,7 +68,7 @@ func (g *globals) loadConfig(adjust func(*config.Config), require func(config.Co
 
 // privilegesTimeout bounds the start-up check of privileges: an address
 // that drops packets would otherwise hold a command for minutes.
-const privilegesTimeout = 30 * time.Second
+const privilegesTimeout = 10 * time.Second
 
 // checkPrivileges checks, for a command that uses Elasticsearch, that the
 // cluster's user holds the privileges of the command's role, so that a
@@ -91,8 +91,16 @@ func (g *globals) checkPrivileges(cfg config.Config) (note string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, privilegesTimeout)
 	defer cancel()
 	err = store.CheckElasticPrivileges(ctx, cfg.Store.Elasticsearch, g.esRole, log)
-	if g.checkConfig && (errors.Is(err, elastic.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)) {
-		return fmt.Sprintf("# Elasticsearch did not answer: the privileges of the %s role were not checked (%v)\n", g.esRole, err), nil
+	if errors.Is(err, elastic.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		// A cluster out of reach is not a reason to refuse: the command
+		// does what it did before the check (serve starts unready and
+		// waits for the cluster; a command that needs it fails at its
+		// first request), and a missing privilege still refuses.
+		if g.checkConfig {
+			return fmt.Sprintf("# Elasticsearch did not answer: the privileges of the %s role were not checked (%v)\n", g.esRole, err), nil
+		}
+		log.Warn("privileges not checked: Elasticsearch did not answer", zap.String("role", string(g.esRole)), zap.Error(err))
+		return "", nil
 	}
 	if err != nil {
 		return "", err
