@@ -21,6 +21,8 @@ import (
 	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/metrics"
 	"github.com/chatreport/chatreport/internal/pipeline"
+	"github.com/chatreport/chatreport/internal/store"
+	"github.com/chatreport/chatreport/internal/store/elastic"
 	"github.com/chatreport/chatreport/internal/web"
 )
 
@@ -48,16 +50,65 @@ func (g *globals) loadConfig(adjust func(*config.Config), require func(config.Co
 	if err != nil {
 		return cfg, nil, false, err
 	}
+	note, err := g.checkPrivileges(cfg)
+	if err != nil {
+		return cfg, nil, false, err
+	}
 	if g.checkConfig {
 		// Credentials are config.Secret values, which marshal redacted.
 		out, _ := yaml.Marshal(struct {
 			Config   config.Config        `yaml:"config"`
 			Pipeline *pipeline.Definition `yaml:"pipeline"`
 		}{cfg, def})
-		fmt.Fprintf(g.stdout, "# configuration is valid (secrets not shown)\n%s", out)
+		fmt.Fprintf(g.stdout, "# configuration is valid (secrets not shown)\n%s%s", out, note)
 		return cfg, def, true, nil
 	}
 	return cfg, def, false, nil
+}
+
+// privilegesTimeout bounds the start-up check of privileges: an address
+// that drops packets would otherwise hold a command for minutes.
+const privilegesTimeout = 10 * time.Second
+
+// checkPrivileges checks, for a command that uses Elasticsearch, that the
+// cluster's user holds the privileges of the command's role, so that a
+// command refuses to start rather than fail at its first request it may
+// not make. With --check-config a cluster that does not answer is not an
+// error (the configuration can be checked where the cluster is out of
+// reach): note says so, as a comment of the printed configuration.
+func (g *globals) checkPrivileges(cfg config.Config) (note string, err error) {
+	if g.esRole == "" || cfg.Store.Kind != config.StoreElasticsearch {
+		return "", nil
+	}
+	log, err := newLogger(cfg.Log, g.stderr)
+	if err != nil {
+		return "", err
+	}
+	ctx := g.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, privilegesTimeout)
+	defer cancel()
+	err = store.CheckElasticPrivileges(ctx, cfg.Store.Elasticsearch, g.esRole, log)
+	if errors.Is(err, elastic.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		// A cluster out of reach is not a reason to refuse: the command
+		// does what it did before the check (serve starts unready and
+		// waits for the cluster; a command that needs it fails at its
+		// first request), and a missing privilege still refuses.
+		if g.checkConfig {
+			return fmt.Sprintf("# Elasticsearch did not answer: the privileges of the %s role were not checked (%v)\n", g.esRole, err), nil
+		}
+		log.Warn("privileges not checked: Elasticsearch did not answer", zap.String("role", string(g.esRole)), zap.Error(err))
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if g.checkConfig {
+		return fmt.Sprintf("# Elasticsearch privileges of the %s role: granted, or security disabled\n", g.esRole), nil
+	}
+	return "", nil
 }
 
 // start loads the configuration (see loadConfig for require) and makes the

@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/chatreport/chatreport/internal/store/elastic"
 )
 
 // Execute runs the command line args.
@@ -20,8 +22,13 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 type globals struct {
 	configPath  string
 	checkConfig bool
-	stdout      io.Writer
-	stderr      io.Writer
+	// ctx is the command's context, esRole the privileges it needs of an
+	// Elasticsearch cluster ("" for commands that use none): set before it
+	// runs.
+	ctx    context.Context
+	esRole elastic.Role
+	stdout io.Writer
+	stderr io.Writer
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -32,6 +39,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		g.ctx, g.esRole = cmd.Context(), esRoleOf(cmd)
+	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "YAML configuration file (defaults apply to what it leaves out)")
@@ -39,4 +49,21 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newUpCommand(g), newIngestCommand(g), newServeCommand(g), newSimulateCommand(g), newDLQCommand(g),
 		newReplayCommand(g), newIndexCommand(g), newForgetCommand(g))
 	return root
+}
+
+// esRoleOf is the Elasticsearch role (deploy/elasticsearch/roles) whose
+// privileges cmd needs: its top-level command's.
+func esRoleOf(cmd *cobra.Command) elastic.Role {
+	for cmd.HasParent() && cmd.Parent().HasParent() {
+		cmd = cmd.Parent()
+	}
+	switch cmd.Name() {
+	case "ingest":
+		return elastic.RoleIngest
+	case "serve":
+		return elastic.RoleAPI
+	case "replay", "index", "forget":
+		return elastic.RoleOps
+	}
+	return ""
 }

@@ -109,3 +109,14 @@ func (e *Elastic) Forget(ctx context.Context, version, tenant, contact string) (
 		return versions.Counts{Sessions: f.Sessions, Events: f.Events}, err
 	})
 }
+
+// CheckElasticPrivileges asks the cluster of c whether its user holds the
+// privileges of role (elastic.Store.CheckPrivileges).
+func CheckElasticPrivileges(ctx context.Context, c config.Elasticsearch, role elastic.Role, log *zap.Logger) error {
+	s, err := openElastic(c, versions.Initial, nil, nil, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.CheckPrivileges(ctx, role)
+}

@@ -124,7 +124,7 @@ type Observer interface {
 // Defaults fills zero fields with defaults.
 func (c *Config) Defaults() {
 	if c.IndexPrefix == "" {
-		c.IndexPrefix = "chatreport"
+		c.IndexPrefix = defaultPrefix
 	}
 	if c.Version == "" {
 		c.Version = versions.Initial
@@ -421,6 +421,11 @@ type ResponseError struct {
 
 func (e *ResponseError) Error() string {
 	if e.Type == "" {
+		// Some answers have no exception, only a text: a 400 "no handler
+		// found for uri …" of a missing endpoint.
+		if e.Reason != "" {
+			return fmt.Sprintf("elasticsearch: HTTP %d: %s", e.Status, e.Reason)
+		}
 		return fmt.Sprintf("elasticsearch: HTTP %d", e.Status)
 	}
 	return fmt.Sprintf("elasticsearch: HTTP %d: %s: %s", e.Status, e.Type, e.Reason)

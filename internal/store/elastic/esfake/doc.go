@@ -98,6 +98,16 @@
 // and refuses, whole, a change of a field's type.
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/indices-put-mapping.html
 //
+// Security is disabled unless WithSecurity: like an Elasticsearch 8 with
+// xpack.security.enabled false, the fake has no _security handler and
+// answers POST /_security/user/_has_privileges with a 400 whose error is
+// the string "no handler found for uri [...] and method [POST]"
+// (elastic/elasticsearch#53761, elastic/kibana#210241). With
+// WithSecurity(grants) it answers that API from the grants the test gives
+// (GrantsOf builds them from role definitions); no other request checks
+// privileges.
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/security-api-has-privileges.html
+//
 // A test sets the refresh interval of every index with WithRefreshInterval
 // or Server.SetRefreshInterval (NoRefresh: only explicit refreshes, to prove
 // that code never relies on a search seeing its own writes), and calls

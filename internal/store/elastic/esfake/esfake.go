@@ -61,6 +61,9 @@ type Server struct {
 	latency time.Duration
 	// now is the clock points in time expire by (WithClock).
 	now func() time.Time
+	// grants, when set, are the user's privileges (WithSecurity); nil is a
+	// cluster with security disabled.
+	grants *Grants
 }
 
 type fakeIndex struct {
@@ -301,6 +304,8 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 	switch {
 	case r.Method == http.MethodHead && p == "":
 		return nil, nil
+	case p == "_security/user/_has_privileges":
+		return f.hasPrivileges(r, body)
 	case p == "_bulk":
 		if f.BeforeBulk != nil {
 			f.BeforeBulk()
