@@ -76,6 +76,10 @@ type Elasticsearch struct {
 	// release stays busy before that writer is taken to have died (10s
 	// when zero).
 	ClaimLease time.Duration `yaml:"claim_lease"`
+	// SessionTextMaxBytes bounds the text of one session's messages, which
+	// its document holds for full-text search (16 MiB when zero): a
+	// message that would take it past is dead-lettered.
+	SessionTextMaxBytes int `yaml:"session_text_max_bytes"`
 }
 
 // SQLite configures the embedded store.
@@ -206,7 +210,8 @@ func Default() Config {
 			Kind: StoreSQLite, SQLite: SQLite{Dir: "data"},
 			// What the store takes a zero for, so that --check-config
 			// prints the values in effect.
-			Elasticsearch: Elasticsearch{IndexPrefix: "chatreport", RegistryTTL: 5 * time.Second, CacheMiB: 128, ClaimLease: 10 * time.Second},
+			Elasticsearch: Elasticsearch{IndexPrefix: "chatreport", RegistryTTL: 5 * time.Second, CacheMiB: 128, ClaimLease: 10 * time.Second,
+				SessionTextMaxBytes: 16 << 20},
 		},
 		HTTP: HTTP{Addr: "127.0.0.1:8080"},
 		API:  API{TimeZone: "America/Sao_Paulo"},
@@ -341,6 +346,9 @@ func (c *Config) Validate() error {
 		}
 		if c.Store.Elasticsearch.CacheMiB < 0 || c.Store.Elasticsearch.ClaimLease < 0 {
 			errs = append(errs, errors.New("store.elasticsearch.cache_mib and claim_lease: must not be negative"))
+		}
+		if c.Store.Elasticsearch.SessionTextMaxBytes < 0 {
+			errs = append(errs, errors.New("store.elasticsearch.session_text_max_bytes: must not be negative"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("store.kind %q: must be %s or %s", c.Store.Kind, StoreSQLite, StoreElasticsearch))

@@ -2,6 +2,7 @@ package esfake
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -59,6 +60,8 @@ type Server struct {
 	uncheckedDocs bool
 	// latency delays every answer (WithLatency).
 	latency time.Duration
+	// maxContentLength is http.max_content_length (WithMaxContentLength).
+	maxContentLength int64
 }
 
 type fakeIndex struct {
@@ -132,6 +135,19 @@ func WithLatency(d time.Duration) Option {
 	return func(f *Server) { f.latency = d }
 }
 
+// DefaultMaxContentLength is http.max_content_length's default, 100mb.
+const DefaultMaxContentLength = 100 << 20
+
+// WithMaxContentLength sets the largest request body the server reads
+// (http.max_content_length, 100mb by default). A request with a longer body
+// is answered 413 Request Entity Too Large, with no body, before anything
+// of it is applied, as Elasticsearch's HTTP layer does; nothing in the
+// request is read as JSON.
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/modules-network.html#http-settings
+func WithMaxContentLength(n int64) Option {
+	return func(f *Server) { f.maxContentLength = n }
+}
+
 // New starts a server, stopped when the test ends, with its periodic
 // refreshes.
 func New(t testing.TB, opts ...Option) *Server {
@@ -153,6 +169,8 @@ func Start(opts ...Option) *Server {
 		wake:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
+
+		maxContentLength: DefaultMaxContentLength,
 	}
 	for _, o := range opts {
 		o(f)
@@ -207,7 +225,11 @@ type rawJSON []byte
 func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Elastic-Product", "Elasticsearch")
 	w.Header().Set("Content-Type", "application/json")
-	body, err := readBody(r)
+	body, err := readBody(r, f.maxContentLength)
+	if errors.Is(err, errTooLarge) {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		return
+	}
 	if f.latency > 0 {
 		time.Sleep(f.latency)
 	}
@@ -251,15 +273,25 @@ func writeJSON(w io.Writer, v any) {
 	enc.Encode(v)
 }
 
+// errTooLarge: a request's body is longer than http.max_content_length.
+var errTooLarge = errors.New("request body over http.max_content_length")
+
 // readBody reads a request's body, in one allocation when its length is
-// known.
-func readBody(r *http.Request) ([]byte, error) {
+// known; errTooLarge when it is longer than max.
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, errTooLarge
+	}
 	if r.ContentLength > 0 {
 		b := make([]byte, r.ContentLength)
 		_, err := io.ReadFull(r.Body, b)
 		return b, err
 	}
-	return io.ReadAll(r.Body)
+	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err == nil && int64(len(b)) > max {
+		return nil, errTooLarge
+	}
+	return b, err
 }
 
 func (f *Server) route(r *http.Request, body []byte) (any, error) {
