@@ -96,6 +96,9 @@ type Result struct {
 	// wrote.
 	SeqNo, PrimaryTerm int64
 	Reason             string
+	// IndexClosed: Rejected because the op's index is closed
+	// (closedIndexReason).
+	IndexClosed bool
 }
 
 // BulkConfig configures a BulkWriter. Bulk requests never ask for a
@@ -278,6 +281,9 @@ func (w *BulkWriter) sendBody(ctx context.Context, buf *bytes.Buffer, enc *json.
 	}
 	for k, i := range sent {
 		r, v := classify(&ops[i], &items[k])
+		if e := items[k].Error; e != nil && e.Type == indexClosedType && r.Outcome == Rejected {
+			r.IndexClosed, r.Reason = true, closedIndexReason(ops[i].Index)
+		}
 		results[i] = r
 		switch v {
 		case retryItem:
@@ -469,4 +475,17 @@ func classify(op *Op, it *bulkItem) (r Result, v verdict) {
 		return r, failItem
 	}
 	return r, doneItem
+}
+
+// indexClosedType is the error of a read or write of a closed index: an
+// operator closed it (an old month, to free the cluster's memory), and
+// Elasticsearch blocks it for reads and writes until it is opened again,
+// with 400 for a GET and for each _mget and _bulk item of it.
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/indices-close.html
+const indexClosedType = "index_closed_exception"
+
+// closedIndexReason says why an op or a read of index failed: the index,
+// never a document's id.
+func closedIndexReason(index string) string {
+	return "index_closed_exception: the index " + index + " is closed"
 }

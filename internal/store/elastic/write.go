@@ -552,10 +552,12 @@ func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 		return fmt.Errorf("claim session keys: %w", err)
 	}
 	for i, res := range results {
-		switch res.Outcome {
-		case Conflict:
+		switch {
+		case res.Outcome == Conflict:
 			return ErrConflict
-		case Rejected:
+		case res.IndexClosed:
+			return fmt.Errorf("%w: claim session keys: %s", ErrUnavailable, res.Reason)
+		case res.Outcome == Rejected:
 			return fmt.Errorf("elasticsearch: key document %s refused: %s", ops[i].ID, res.Reason)
 		}
 		writes[i].st.seqNo, writes[i].st.primaryTerm = res.SeqNo, res.PrimaryTerm
@@ -664,10 +666,12 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 		return fmt.Errorf("delete sessions, release keys: %w", err)
 	}
 	for i, res := range results {
-		switch res.Outcome {
-		case Conflict:
+		switch {
+		case res.Outcome == Conflict:
 			return ErrConflict
-		case Rejected:
+		case res.IndexClosed && i >= commits:
+			return fmt.Errorf("%w: release session keys: %s", ErrUnavailable, res.Reason)
+		case res.Outcome == Rejected:
 			return fmt.Errorf("elasticsearch: %s refused: %s", ops[i].ID, res.Reason)
 		}
 		if i >= commits {

@@ -66,6 +66,7 @@ type Server struct {
 
 type fakeIndex struct {
 	name     string
+	closed   bool           // POST <index>/_close
 	mapping  map[string]any // properties
 	aliases  map[string]bool
 	settings map[string]string   // by full name: index.refresh_interval
@@ -201,7 +202,7 @@ type fakeError struct {
 	status int
 	typ    string
 	reason string
-	index  string // of an index_not_found_exception
+	index  string // of an index_not_found_exception or index_closed_exception
 }
 
 func (e *fakeError) Error() string { return e.typ + ": " + e.reason }
@@ -209,7 +210,10 @@ func (e *fakeError) Error() string { return e.typ + ": " + e.reason }
 // body is the error object of an answer, as Elasticsearch writes it.
 func (e *fakeError) body() map[string]any {
 	m := map[string]any{"type": e.typ, "reason": e.reason}
-	if e.index != "" {
+	switch {
+	case e.typ == "index_closed_exception":
+		m["index"], m["index_uuid"] = e.index, "fake-uuid-"+e.index
+	case e.index != "":
 		m["index"], m["index_uuid"], m["resource.type"], m["resource.id"] = e.index, "_na_", "index_or_alias", e.index
 	}
 	return m
@@ -365,6 +369,8 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 		}
 		delete(f.pits, req.ID)
 		return map[string]any{"succeeded": true, "num_freed": 1}, nil
+	case len(parts) == 2 && (parts[1] == "_close" || parts[1] == "_open") && r.Method == http.MethodPost:
+		return f.openClose(parts[0], q, parts[1] == "_close")
 	case len(parts) == 2 && parts[1] == "_mapping" && r.Method == http.MethodPut:
 		return f.putMapping(parts[0], q, body)
 	case len(parts) == 1 && r.Method == http.MethodPut:
