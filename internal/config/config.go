@@ -80,6 +80,10 @@ type Elasticsearch struct {
 	// after its last use (2m when zero, at least 1s); the export renews
 	// them every third of it while its client reads.
 	ExportKeepAlive time.Duration `yaml:"export_keep_alive"`
+	// SessionTextMaxBytes bounds the text of one session's messages, which
+	// its document holds for full-text search (16 MiB when zero): a
+	// message that would take it past is dead-lettered.
+	SessionTextMaxBytes int `yaml:"session_text_max_bytes"`
 }
 
 // SQLite configures the embedded store.
@@ -211,7 +215,7 @@ func Default() Config {
 			// What the store takes a zero for, so that --check-config
 			// prints the values in effect.
 			Elasticsearch: Elasticsearch{IndexPrefix: "chatreport", RegistryTTL: 5 * time.Second, CacheMiB: 128, ClaimLease: 10 * time.Second,
-				ExportKeepAlive: 2 * time.Minute},
+				ExportKeepAlive: 2 * time.Minute, SessionTextMaxBytes: 16 << 20},
 		},
 		HTTP: HTTP{Addr: "127.0.0.1:8080"},
 		API:  API{TimeZone: "America/Sao_Paulo"},
@@ -349,6 +353,9 @@ func (c *Config) Validate() error {
 		}
 		if k := c.Store.Elasticsearch.ExportKeepAlive; k != 0 && k < time.Second {
 			errs = append(errs, errors.New("store.elasticsearch.export_keep_alive: at least 1s"))
+		}
+		if c.Store.Elasticsearch.SessionTextMaxBytes < 0 {
+			errs = append(errs, errors.New("store.elasticsearch.session_text_max_bytes: must not be negative"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("store.kind %q: must be %s or %s", c.Store.Kind, StoreSQLite, StoreElasticsearch))

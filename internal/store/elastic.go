@@ -71,7 +71,7 @@ func (e *Elastic) Init(ctx context.Context, building bool) error {
 func openElastic(c config.Elasticsearch, version string, fence func(context.Context) error, obs elastic.Observer, log *zap.Logger) (*elastic.Store, error) {
 	ec := elastic.Config{Addresses: c.URLs, Username: c.Username, Password: string(c.Password), APIKey: string(c.APIKey),
 		IndexPrefix: c.IndexPrefix, Version: version, RegistryTTL: c.RegistryTTL, CacheBytes: c.CacheMiB << 20,
-		ClaimLease: c.ClaimLease, ExportKeepAlive: c.ExportKeepAlive, Fence: fence, Observer: obs}
+		ClaimLease: c.ClaimLease, ExportKeepAlive: c.ExportKeepAlive, SessionTextMaxBytes: c.SessionTextMaxBytes, Fence: fence, Observer: obs}
 	if c.CACertFile != "" {
 		pem, err := os.ReadFile(c.CACertFile)
 		if err != nil {

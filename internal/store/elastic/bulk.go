@@ -96,6 +96,9 @@ type Result struct {
 	// wrote.
 	SeqNo, PrimaryTerm int64
 	Reason             string
+	// IndexClosed: Rejected because the op's index is closed
+	// (closedIndexReason).
+	IndexClosed bool
 }
 
 // BulkConfig configures a BulkWriter. Bulk requests never ask for a
@@ -182,64 +185,116 @@ func (w *BulkWriter) Write(ctx context.Context, ops []Op) ([]Result, error) {
 
 // send sends one request with as many of the pending ops as fit in
 // MaxBytes (at least one), records their results, and returns how many it
-// sent and which of them to send again.
+// sent and which of them to send again. An op is left for the next request
+// when it would take the body past MaxBytes; one op alone may exceed it.
 func (w *BulkWriter) send(ctx context.Context, ops []Op, pending []int, results []Result) (n int, again []int, err error) {
-	var buf *bytes.Buffer
-	select {
-	case buf = <-w.bufs:
-	default:
-		buf = bytes.NewBuffer(make([]byte, 0, w.cfg.MaxBytes+w.cfg.MaxBytes/4))
-	}
-	defer func() {
-		select {
-		case w.bufs <- buf:
-		default:
-		}
-	}()
-	buf.Reset()
+	buf := w.buffer()
+	defer w.putBuffer(buf)
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
-	for n < len(pending) && (n == 0 || buf.Len() < w.cfg.MaxBytes) {
+	for n < len(pending) {
+		before := buf.Len()
 		if err := encodeOp(buf, enc, &ops[pending[n]]); err != nil {
 			return 0, nil, err
 		}
+		if n > 0 && buf.Len() > w.cfg.MaxBytes {
+			buf.Truncate(before)
+			break
+		}
 		n++
 	}
-	sent := pending[:n]
+	again, err = w.sendBody(ctx, buf, enc, ops, pending[:n], results)
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, again, nil
+}
+
+func (w *BulkWriter) buffer() *bytes.Buffer {
+	select {
+	case buf := <-w.bufs:
+		buf.Reset()
+		return buf
+	default:
+		return bytes.NewBuffer(make([]byte, 0, w.cfg.MaxBytes+w.cfg.MaxBytes/4))
+	}
+}
+
+func (w *BulkWriter) putBuffer(buf *bytes.Buffer) {
+	select {
+	case w.bufs <- buf:
+	default:
+	}
+}
+
+// sendBody posts buf, the encoded ops sent, and records their results. A
+// body over the cluster's http.max_content_length (100mb by default) is
+// refused whole with 413 Request Entity Too Large: a request of several
+// ops is sent again as two halves, and an op that alone is too large is
+// rejected, since sending it again can never succeed.
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/modules-network.html#http-settings
+func (w *BulkWriter) sendBody(ctx context.Context, buf *bytes.Buffer, enc *json.Encoder, ops []Op, sent []int, results []Result) (again []int, err error) {
 	if w.cfg.Fence != nil {
 		if err := w.cfg.Fence(ctx); err != nil {
-			return 0, nil, err
+			return nil, err
 		}
 	}
+	size := buf.Len()
 	start := time.Now()
-	items, err := w.post(ctx, buf, n)
+	items, err := w.post(ctx, buf, len(sent))
 	took := time.Since(start)
-	if err != nil {
-		if ctx.Err() != nil || !isUnavailable(err) {
-			return 0, nil, err
+	var re *ResponseError
+	switch {
+	case err == nil:
+	case errors.As(err, &re) && re.Status == http.StatusRequestEntityTooLarge:
+		w.observe(took, len(sent), 0)
+		if len(sent) == 1 {
+			results[sent[0]] = Result{Outcome: Rejected, Status: re.Status, Reason: fmt.Sprintf(
+				"request_entity_too_large: the document's bulk request is %d bytes, over the cluster's http.max_content_length", size)}
+			return nil, nil
 		}
+		for _, half := range [][]int{sent[:len(sent)/2], sent[len(sent)/2:]} {
+			buf.Reset()
+			for _, i := range half {
+				if err := encodeOp(buf, enc, &ops[i]); err != nil {
+					return nil, err
+				}
+			}
+			a, err := w.sendBody(ctx, buf, enc, ops, half, results)
+			if err != nil {
+				return nil, err
+			}
+			again = append(again, a...)
+		}
+		return again, nil
+	case ctx.Err() != nil || !isUnavailable(err):
+		return nil, err
+	default:
 		for _, i := range sent {
 			results[i] = Result{Status: 0, Reason: err.Error()}
 		}
-		w.observe(took, n, n)
-		return n, sent, nil
+		w.observe(took, len(sent), len(sent))
+		return sent, nil
 	}
 	if len(items) != len(sent) {
-		return 0, nil, fmt.Errorf("elasticsearch: bulk answered %d items for %d operations", len(items), len(sent))
+		return nil, fmt.Errorf("elasticsearch: bulk answered %d items for %d operations", len(items), len(sent))
 	}
 	for k, i := range sent {
 		r, v := classify(&ops[i], &items[k])
+		if e := items[k].Error; e != nil && e.Type == indexClosedType && r.Outcome == Rejected {
+			r.IndexClosed, r.Reason = true, closedIndexReason(ops[i].Index)
+		}
 		results[i] = r
 		switch v {
 		case retryItem:
 			again = append(again, i)
 		case failItem:
-			return 0, nil, fmt.Errorf("elasticsearch: bulk operation on %s: HTTP %d: %s",
+			return nil, fmt.Errorf("elasticsearch: bulk operation on %s: HTTP %d: %s",
 				docRef(ops[i].Index, ops[i].docID()), r.Status, r.Reason)
 		}
 	}
-	w.observe(took, n, len(again))
-	return n, again, nil
+	w.observe(took, len(sent), len(again))
+	return again, nil
 }
 
 func (w *BulkWriter) observe(d time.Duration, ops, retried int) {
@@ -420,4 +475,17 @@ func classify(op *Op, it *bulkItem) (r Result, v verdict) {
 		return r, failItem
 	}
 	return r, doneItem
+}
+
+// indexClosedType is the error of a read or write of a closed index: an
+// operator closed it (an old month, to free the cluster's memory), and
+// Elasticsearch blocks it for reads and writes until it is opened again,
+// with 400 for a GET and for each _mget and _bulk item of it.
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/indices-close.html
+const indexClosedType = "index_closed_exception"
+
+// closedIndexReason says why an op or a read of index failed: the index,
+// never a document's id.
+func closedIndexReason(index string) string {
+	return "index_closed_exception: the index " + index + " is closed"
 }

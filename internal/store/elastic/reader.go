@@ -223,6 +223,8 @@ type mgetDoc struct {
 // mgetResult is one document of an _mget answer; its source went to the
 // decoder mget was given (Sourced).
 type mgetResult struct {
+	// Closed: the document's index is closed (Found is false).
+	Closed      bool
 	Found       bool
 	Sourced     bool
 	SeqNo       int64
@@ -242,7 +244,8 @@ const maxMget = 5000
 // source is the answer's (the connection cut, the context ended) and is
 // ErrUnavailable, as the answer's own errors are. A document of a missing
 // index is not found: monthly indices are created by the first write of a
-// month and deleted by retention.
+// month and deleted by retention. One of a closed index is Closed, for the
+// caller to judge.
 func (s *Store) mget(ctx context.Context, docs []mgetDoc, source func(i int, dec *jsontext.Decoder) error, fields ...string) ([]mgetResult, error) {
 	out := make([]mgetResult, 0, len(docs))
 	var body []byte
@@ -271,6 +274,10 @@ func (s *Store) mget(ctx context.Context, docs []mgetDoc, source func(i int, dec
 			if d.Error != nil {
 				if d.Error.Type == "index_not_found_exception" {
 					d.Found = false
+					continue
+				}
+				if d.Error.Type == indexClosedType {
+					d.Found, d.Closed = false, true
 					continue
 				}
 				return nil, fmt.Errorf("%w: get %s: %s: %s", ErrUnavailable, docRef(chunk[i].Index, chunk[i].ID), d.Error.Type, redact(sanitize(d.Error), chunk[i].ID))
@@ -406,6 +413,11 @@ func (s *Store) readKeyDocs(ctx context.Context, states []*keyState) error {
 	}
 	for i, st := range states {
 		d := &res[i]
+		if d.Closed {
+			// Every key's state is there: nothing can be written until
+			// it is opened again.
+			return fmt.Errorf("%w: read key documents: %s", ErrUnavailable, closedIndexReason(docs[i].Index))
+		}
 		if !d.Found {
 			continue
 		}
@@ -479,6 +491,9 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 		for i := range l.refs {
 			d := &res[k]
 			k++
+			if d.Closed {
+				s.closedIndex(l.st, docs[k-1].Index)
+			}
 			if !d.Found || l.st.unreadable != "" {
 				continue
 			}
@@ -526,6 +541,9 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	got := map[*keyState]map[event.Ref]session.Stored{}
 	for i := range evs {
 		st := owners[i]
+		if evs[i].Closed {
+			s.closedIndex(st, evDocs[i].Index)
+		}
 		if !evs[i].Found || st.unreadable != "" {
 			continue
 		}
@@ -579,6 +597,20 @@ func (s *Store) unreadable(st *keyState, what, ref string, err error) {
 	st.unreadable = undecodable(what, ref, err)
 	s.log.Warn("a stored document does not decode: the new events of its session key are dead-lettered",
 		zap.String("document", ref), zap.String("reason", st.unreadable))
+}
+
+// closedIndex marks st as a key whose stored documents are in a closed
+// index: as with a document that does not decode (unreadable), its state
+// is not known and its new events are rejected, naming the index, while
+// the batch's other keys are written; retrying would block the partition
+// until an operator opens the index, which may be never (an old month
+// closed for good).
+func (s *Store) closedIndex(st *keyState, index string) {
+	if st.unreadable != "" {
+		return
+	}
+	st.unreadable = closedIndexReason(index) + ": the session key's stored sessions cannot be read, its new events are refused until the index is opened"
+	s.log.Warn("a session key's stored documents are in a closed index: its new events are dead-lettered", zap.String("index", index))
 }
 
 // loaded records that the state holds what l read: the events of

@@ -76,6 +76,12 @@ type Config struct {
 	// BulkMaxBytes caps the body of one _bulk request; bigger batches are
 	// sent in several requests.
 	BulkMaxBytes int
+	// SessionTextMaxBytes bounds the text of a session's messages, which
+	// its document holds for full-text search and every write of the
+	// session sends again whole: a new message that would take it past
+	// the bound is rejected (dead-lettered), and the session goes on
+	// without it (docs/elasticsearch.md, "Size limits").
+	SessionTextMaxBytes int
 	// BulkAttempts is how many times a bulk item that Elasticsearch
 	// answered with 429 or 5xx (or a request that failed as a whole) is
 	// sent before Update gives up and returns ErrUnavailable.
@@ -144,6 +150,9 @@ func (c *Config) Defaults() {
 	if c.BulkMaxBytes == 0 {
 		c.BulkMaxBytes = 5 << 20
 	}
+	if c.SessionTextMaxBytes == 0 {
+		c.SessionTextMaxBytes = DefaultSessionTextMaxBytes
+	}
 	if c.BulkAttempts == 0 {
 		c.BulkAttempts = 6
 	}
@@ -185,6 +194,9 @@ func (c *Config) Validate() error {
 	if c.BulkMaxBytes < 1<<10 {
 		errs = append(errs, errors.New("elasticsearch: bulk max bytes must be at least 1 KiB"))
 	}
+	if c.SessionTextMaxBytes < 1 {
+		errs = append(errs, errors.New("elasticsearch: session text max bytes must be at least 1"))
+	}
 	if c.BulkAttempts < 1 || c.UpdateAttempts < 1 {
 		errs = append(errs, errors.New("elasticsearch: attempts must be at least 1"))
 	}
@@ -207,6 +219,12 @@ const DefaultCacheBytes = 128 << 20
 
 // DefaultExportKeepAlive is the default of Config.ExportKeepAlive.
 const DefaultExportKeepAlive = 2 * time.Minute
+
+// DefaultSessionTextMaxBytes is the default of Config.SessionTextMaxBytes:
+// far above any real conversation, and far below the cluster's
+// http.max_content_length (100mb by default), which a session document
+// must fit in.
+const DefaultSessionTextMaxBytes = 16 << 20
 
 // DefaultRegistryTTL is how long the registry's state is cached by default.
 const DefaultRegistryTTL = 5 * time.Second

@@ -370,7 +370,7 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 			}
 			continue
 		}
-		if err := w.plan(rejected); err != nil {
+		if err := w.plan(rejected, s.cfg.SessionTextMaxBytes); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -402,8 +402,9 @@ func (w *keyWrite) refuse(rejected map[event.Ref]string) error {
 
 // plan computes the key's sessions and events after the write, and checks
 // that every changed session counts exactly the events the write gives it.
-// Events whose time the index cannot hold join rejected.
-func (w *keyWrite) plan(rejected map[event.Ref]string) error {
+// Events whose time the index cannot hold join rejected, and so do new
+// messages that would take their session's text past maxText.
+func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int) error {
 	st := w.st
 	for i := range w.changes.Events {
 		// Moved events are checked too: they were stored, so their time
@@ -446,6 +447,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 		if len(evs) != d.Events {
 			return fmt.Errorf("elasticsearch: session %s counts %d events, the update holds %d of them", d.ID, d.Events, len(evs))
 		}
+		w.overText(evs, maxText, rejected)
 		*d = *newSessionDoc(&d.Session, evs)
 		live[d.ID] = true
 	}
@@ -474,6 +476,56 @@ func (w *keyWrite) plan(rejected map[event.Ref]string) error {
 	return nil
 }
 
+// overText rejects the new messages of evs, a session's events, that would
+// take the session's text past maxText: the session document holds every
+// message's text (the "messages" field), and each write of the session
+// sends it whole, so a session without a bound would grow until every
+// update of it is slow and its document is over what one request may carry
+// (http.max_content_length). Stored messages are kept, whatever their
+// size: they count first, then the new ones in event order. A session
+// under the bound, nearly all, costs one pass over its events.
+func (w *keyWrite) overText(evs []session.Stored, maxText int, rejected map[event.Ref]string) {
+	total := 0
+	for i := range evs {
+		total += textBytes(evs[i].Event)
+	}
+	if total <= maxText {
+		return
+	}
+	stored := make(map[event.Ref]bool, len(w.st.Events))
+	for i := range w.st.Events {
+		stored[w.st.Events[i].Ref()] = true
+	}
+	total = 0
+	for i := range evs {
+		if stored[evs[i].Ref()] {
+			total += textBytes(evs[i].Event)
+		}
+	}
+	reason := fmt.Sprintf("the message would take its session's text past %d bytes (session_text_max_bytes): "+
+		"the session goes on without it", maxText)
+	for i := range evs {
+		n := textBytes(evs[i].Event)
+		if n == 0 || stored[evs[i].Ref()] {
+			continue
+		}
+		if total+n > maxText {
+			rejected[evs[i].Ref()] = reason
+			continue
+		}
+		total += n
+	}
+}
+
+// textBytes is how much of a session document's "messages" field the
+// event makes (sessionDoc.appendJSON).
+func textBytes(e *event.Event) int {
+	if e.Type != event.TypeMessage {
+		return 0
+	}
+	return len(e.Text)
+}
+
 // claim is step 1: every changed key's document, conditional on the version
 // the writer holds.
 func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
@@ -500,10 +552,12 @@ func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 		return fmt.Errorf("claim session keys: %w", err)
 	}
 	for i, res := range results {
-		switch res.Outcome {
-		case Conflict:
+		switch {
+		case res.Outcome == Conflict:
 			return ErrConflict
-		case Rejected:
+		case res.IndexClosed:
+			return fmt.Errorf("%w: claim session keys: %s", ErrUnavailable, res.Reason)
+		case res.Outcome == Rejected:
 			return fmt.Errorf("elasticsearch: key document %s refused: %s", ops[i].ID, res.Reason)
 		}
 		writes[i].st.seqNo, writes[i].st.primaryTerm = res.SeqNo, res.PrimaryTerm
@@ -612,10 +666,12 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 		return fmt.Errorf("delete sessions, release keys: %w", err)
 	}
 	for i, res := range results {
-		switch res.Outcome {
-		case Conflict:
+		switch {
+		case res.Outcome == Conflict:
 			return ErrConflict
-		case Rejected:
+		case res.IndexClosed && i >= commits:
+			return fmt.Errorf("%w: release session keys: %s", ErrUnavailable, res.Reason)
+		case res.Outcome == Rejected:
 			return fmt.Errorf("elasticsearch: %s refused: %s", ops[i].ID, res.Reason)
 		}
 		if i >= commits {

@@ -441,10 +441,16 @@ func (op writeOp) nextVersion(cur int64, state docState) (int64, string) {
 // to delete from it).
 func (f *Server) writeIndex(op writeOp) (*fakeIndex, *fakeError) {
 	if ix, ok := f.indices[op.index]; ok {
+		if ix.closed {
+			return nil, indexClosed(ix.name)
+		}
 		return ix, nil
 	}
 	switch names := f.concrete(op.index); len(names) {
 	case 1:
+		if f.indices[names[0]].closed {
+			return nil, indexClosed(names[0])
+		}
 		return f.indices[names[0]], nil
 	case 0:
 	default:

@@ -70,6 +70,22 @@
 //     IndexRequest.validate errors of every item (DocWriteRequest
 //     .validateDocIdLength) before any is applied.
 //
+//   - Request size. A request body over http.max_content_length (100mb,
+//     WithMaxContentLength) is answered 413 with no body, and nothing of it
+//     is read or applied.
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.19/modules-network.html#http-settings
+//
+//   - Closed indices. POST <index>/_close and _open (names or aliases, no
+//     wildcard: action.destructive_requires_name). A closed index keeps its
+//     documents; GET answers 400 index_closed_exception, and so does each
+//     _mget and _bulk item of it. _search, _count, _refresh, points in time
+//     and _delete_by_query fail the same way when they name it or an alias
+//     of it, skip it with ignore_unavailable, and their wildcards skip it
+//     (expand_wildcards=open); _cat/indices (status "close"), _alias and
+//     _mapping see it.
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.19/indices-close.html
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.19/api-conventions.html#api-multi-index
+//
 // Sources are kept as the bytes written: get and _mget answer them as they
 // are (search hits, with spaces removed) unless source filtering is asked,
 // and a document is decoded into a map only when a query, a sort, an

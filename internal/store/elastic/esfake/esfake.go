@@ -2,6 +2,7 @@ package esfake
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -64,10 +65,13 @@ type Server struct {
 	// grants, when set, are the user's privileges (WithSecurity); nil is a
 	// cluster with security disabled.
 	grants *Grants
+	// maxContentLength is http.max_content_length (WithMaxContentLength).
+	maxContentLength int64
 }
 
 type fakeIndex struct {
 	name     string
+	closed   bool           // POST <index>/_close
 	mapping  map[string]any // properties
 	aliases  map[string]bool
 	settings map[string]string   // by full name: index.refresh_interval
@@ -144,6 +148,19 @@ func WithClock(now func() time.Time) Option {
 	return func(f *Server) { f.now = now }
 }
 
+// DefaultMaxContentLength is http.max_content_length's default, 100mb.
+const DefaultMaxContentLength = 100 << 20
+
+// WithMaxContentLength sets the largest request body the server reads
+// (http.max_content_length, 100mb by default). A request with a longer body
+// is answered 413 Request Entity Too Large, with no body, before anything
+// of it is applied, as Elasticsearch's HTTP layer does; nothing in the
+// request is read as JSON.
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/modules-network.html#http-settings
+func WithMaxContentLength(n int64) Option {
+	return func(f *Server) { f.maxContentLength = n }
+}
+
 // New starts a server, stopped when the test ends, with its periodic
 // refreshes.
 func New(t testing.TB, opts ...Option) *Server {
@@ -166,6 +183,8 @@ func Start(opts ...Option) *Server {
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		now:        time.Now,
+
+		maxContentLength: DefaultMaxContentLength,
 	}
 	for _, o := range opts {
 		o(f)
@@ -210,7 +229,7 @@ type fakeError struct {
 	status int
 	typ    string
 	reason string
-	index  string // of an index_not_found_exception
+	index  string // of an index_not_found_exception or index_closed_exception
 }
 
 func (e *fakeError) Error() string { return e.typ + ": " + e.reason }
@@ -218,7 +237,10 @@ func (e *fakeError) Error() string { return e.typ + ": " + e.reason }
 // body is the error object of an answer, as Elasticsearch writes it.
 func (e *fakeError) body() map[string]any {
 	m := map[string]any{"type": e.typ, "reason": e.reason}
-	if e.index != "" {
+	switch {
+	case e.typ == "index_closed_exception":
+		m["index"], m["index_uuid"] = e.index, "fake-uuid-"+e.index
+	case e.index != "":
 		m["index"], m["index_uuid"], m["resource.type"], m["resource.id"] = e.index, "_na_", "index_or_alias", e.index
 	}
 	return m
@@ -234,7 +256,11 @@ type rawJSON []byte
 func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Elastic-Product", "Elasticsearch")
 	w.Header().Set("Content-Type", "application/json")
-	body, err := readBody(r)
+	body, err := readBody(r, f.maxContentLength)
+	if errors.Is(err, errTooLarge) {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		return
+	}
 	if f.latency > 0 {
 		time.Sleep(f.latency)
 	}
@@ -278,15 +304,25 @@ func writeJSON(w io.Writer, v any) {
 	enc.Encode(v)
 }
 
+// errTooLarge: a request's body is longer than http.max_content_length.
+var errTooLarge = errors.New("request body over http.max_content_length")
+
 // readBody reads a request's body, in one allocation when its length is
-// known.
-func readBody(r *http.Request) ([]byte, error) {
+// known; errTooLarge when it is longer than max.
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, errTooLarge
+	}
 	if r.ContentLength > 0 {
 		b := make([]byte, r.ContentLength)
 		_, err := io.ReadFull(r.Body, b)
 		return b, err
 	}
-	return io.ReadAll(r.Body)
+	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err == nil && int64(len(b)) > max {
+		return nil, errTooLarge
+	}
+	return b, err
 }
 
 func (f *Server) route(r *http.Request, body []byte) (any, error) {
@@ -362,6 +398,8 @@ func (f *Server) route(r *http.Request, body []byte) (any, error) {
 		}
 		delete(f.pits, req.ID)
 		return map[string]any{"succeeded": true, "num_freed": 1}, nil
+	case len(parts) == 2 && (parts[1] == "_close" || parts[1] == "_open") && r.Method == http.MethodPost:
+		return f.openClose(parts[0], q, parts[1] == "_close")
 	case len(parts) == 2 && parts[1] == "_mapping" && r.Method == http.MethodPut:
 		return f.putMapping(parts[0], q, body)
 	case len(parts) == 1 && r.Method == http.MethodPut:

@@ -119,7 +119,7 @@ func (f *Server) putMapping(target string, q url.Values, body []byte) (any, erro
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	names, err := f.resolveParams(target, q)
+	names, err := f.resolveIndices(target, q)
 	if err != nil {
 		return nil, err
 	}

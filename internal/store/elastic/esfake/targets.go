@@ -23,13 +23,22 @@ import (
 
 // indicesOptions are how a multi-target expression resolves.
 type indicesOptions struct {
-	ignoreUnavailable bool // a missing concrete name is skipped, not a 404
+	ignoreUnavailable bool // a missing (or forbidden closed) concrete name is skipped, not an error
 	allowNoIndices    bool // a wildcard (or every index) matching nothing is no error
+	// openOnly: the APIs that read or write documents (_search, _count,
+	// points in time, _refresh, _delete_by_query) expand wildcards to
+	// open indices only (expand_wildcards=open) and forbid a closed
+	// index named or reached by an alias: a 400 index_closed_exception,
+	// skipped with ignore_unavailable. The index APIs (_cat/indices,
+	// _alias, _mapping) see closed indices too.
+	// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/api-conventions.html#api-multi-index
+	// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/indices-close.html
+	openOnly bool
 }
 
 // strictExpand is the default of every API of the fake that takes a
-// multi-target expression.
-var strictExpand = indicesOptions{ignoreUnavailable: false, allowNoIndices: true}
+// multi-target expression and reads or writes documents.
+var strictExpand = indicesOptions{ignoreUnavailable: false, allowNoIndices: true, openOnly: true}
 
 // withParams applies the ignore_unavailable and allow_no_indices
 // parameters of a request.
@@ -59,11 +68,28 @@ func (f *Server) resolveParams(target string, q url.Values) ([]string, error) {
 	return f.resolveTarget(target, o)
 }
 
+// resolveIndices is resolveParams for the index APIs, which see closed
+// indices as open ones.
+func (f *Server) resolveIndices(target string, q url.Values) ([]string, error) {
+	o, err := strictExpand.withParams(q)
+	if err != nil {
+		return nil, err
+	}
+	o.openOnly = false
+	return f.resolveTarget(target, o)
+}
+
+// skipClosed reports whether a wildcard's expansion leaves out index name.
+func (f *Server) skipClosed(name string, o indicesOptions) bool {
+	return o.openOnly && f.indices[name].closed
+}
+
 // resolveTarget returns the indices expr designates, sorted.
 func (f *Server) resolveTarget(expr string, o indicesOptions) ([]string, error) {
 	var out []string
 	if expr == "" || expr == "_all" || expr == "*" {
 		out = slices.Sorted(maps.Keys(f.indices))
+		out = slices.DeleteFunc(out, func(name string) bool { return f.skipClosed(name, o) })
 		if len(out) == 0 && !o.allowNoIndices {
 			return nil, indexNotFound(cmpOr(expr, "_all"))
 		}
@@ -77,6 +103,9 @@ func (f *Server) resolveTarget(expr string, o indicesOptions) ([]string, error) 
 		case isWildcard(e):
 			n := len(out)
 			for name, ix := range f.indices {
+				if f.skipClosed(name, o) {
+					continue
+				}
 				if ok, _ := path.Match(e, name); ok {
 					out = append(out, name)
 					continue
@@ -96,7 +125,15 @@ func (f *Server) resolveTarget(expr string, o indicesOptions) ([]string, error) 
 			if len(names) == 0 && !o.ignoreUnavailable {
 				return nil, indexNotFound(e)
 			}
-			out = append(out, names...)
+			for _, name := range names {
+				if o.openOnly && f.indices[name].closed {
+					if o.ignoreUnavailable {
+						continue
+					}
+					return nil, indexClosed(name)
+				}
+				out = append(out, name)
+			}
 		}
 	}
 	slices.Sort(out)
@@ -126,6 +163,9 @@ func (f *Server) single(name string) (*fakeIndex, error) {
 	case 0:
 		return nil, indexNotFound(name)
 	case 1:
+		if ix := f.indices[names[0]]; ix.closed {
+			return nil, indexClosed(ix.name)
+		}
 		return f.indices[names[0]], nil
 	}
 	return nil, bad("alias [%s] has more than one index associated with it [%s], can't execute a single index op", name, strings.Join(names, ", "))
@@ -152,6 +192,7 @@ func (f *Server) catIndices(target string, q url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.openOnly = false // expand_wildcards defaults to all
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	names, err := f.resolveTarget(target, o)
@@ -161,7 +202,11 @@ func (f *Server) catIndices(target string, q url.Values) (any, error) {
 	out := []any{}
 	for _, name := range names {
 		ix := f.indices[name]
-		out = append(out, map[string]any{"index": name, "health": "green", "status": "open", "docs.count": strconv.Itoa(len(ix.view))})
+		status := "open"
+		if ix.closed {
+			status = "close"
+		}
+		out = append(out, map[string]any{"index": name, "health": "green", "status": status, "docs.count": strconv.Itoa(len(ix.view))})
 	}
 	return out, nil
 }
@@ -174,7 +219,7 @@ func (f *Server) aliases(target string, q url.Values) (any, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	names, err := f.resolveParams(target, q)
+	names, err := f.resolveIndices(target, q)
 	if err != nil {
 		return nil, err
 	}
@@ -214,4 +259,47 @@ func (f *Server) refreshAPI(target string, q url.Values) (any, error) {
 	}
 	n := len(names)
 	return map[string]any{"_shards": map[string]any{"total": n, "successful": n, "failed": 0}}, nil
+}
+
+// openClose serves POST /<target>/_close and /_open: the indices named (or
+// an alias's), never a wildcard or _all (action.destructive_requires_name,
+// true by default). A closed index keeps its documents and aliases but is
+// blocked for reads and writes: get, mget and bulk items answer 400
+// index_closed_exception, searches as resolveTarget says.
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/indices-close.html
+func (f *Server) openClose(target string, q url.Values, closing bool) (any, error) {
+	if err := checkParams("_close", q, "ignore_unavailable", "wait_for_active_shards"); err != nil {
+		return nil, err
+	}
+	o, err := strictExpand.withParams(q)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var names []string
+	for _, e := range strings.Split(target, ",") {
+		if isWildcard(e) || e == "_all" || e == "" {
+			return nil, bad("Wildcard expressions or all indices are not allowed")
+		}
+		found := f.concrete(e)
+		if len(found) == 0 && !o.ignoreUnavailable {
+			return nil, indexNotFound(e)
+		}
+		names = append(names, found...)
+	}
+	done := map[string]any{}
+	for _, name := range names {
+		f.indices[name].closed = closing
+		done[name] = map[string]any{"closed": true}
+	}
+	if !closing {
+		return map[string]any{"acknowledged": true, "shards_acknowledged": true}, nil
+	}
+	return map[string]any{"acknowledged": true, "shards_acknowledged": true, "indices": done}, nil
+}
+
+// indexClosed is the error of a read or write of a closed index.
+func indexClosed(name string) *fakeError {
+	return &fakeError{status: 400, typ: "index_closed_exception", reason: "closed", index: name}
 }

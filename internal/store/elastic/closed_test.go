@@ -1,0 +1,93 @@
+package elastic
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
+	"github.com/chatreport/chatreport/internal/store/storetest"
+)
+
+// openClose closes (or opens) index on f.
+func openClose(t *testing.T, f *esfake.Server, index, action string) {
+	t.Helper()
+	res, err := http.Post(f.URL()+"/"+index+"/"+action, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: HTTP %d", action, index, res.StatusCode)
+	}
+}
+
+// TestClosedMonthIndex: when an operator closes an old month's indices, the
+// new events of a session key whose sessions are there are rejected (the
+// ingester dead-letters them and commits) with a reason naming the index
+// and not the contact, whether the key's state is read back or held in
+// memory, and the batch's other keys are written. When the key index is
+// closed, nothing can be written: Update returns ErrUnavailable, which the
+// ingester retries, and writes again once it is opened.
+func TestClosedMonthIndex(t *testing.T) {
+	old := storetest.B{Contact: "5511900000001", Name: "Joana Prado"}
+	cur := storetest.B{Contact: "5511900000002"}
+	back := -10 * 24 * time.Hour // September, the month before storetest.Base
+	first := []event.Event{old.Msg("o1", back, event.RoleCustomer, "oi"), cur.Msg("c1", 0, event.RoleCustomer, "oi")}
+	late := []event.Event{old.Msg("o2", back+time.Minute, event.RoleCustomer, "de novo"), cur.Msg("c2", time.Minute, event.RoleCustomer, "de novo")}
+	for _, restart := range []bool{true, false} {
+		name := map[bool]string{true: "read back", false: "in memory"}[restart]
+		t.Run("month/"+name, func(t *testing.T) {
+			f := esfake.New(t)
+			s := fakeStore(t, f)
+			if err := assembler(s).Ingest(t.Context(), first); err != nil {
+				t.Fatal(err)
+			}
+			openClose(t, f, "test-sessions-v1-2025.09", "_close")
+			openClose(t, f, "test-events-v1-2025.09", "_close")
+			if restart {
+				s = fakeStore(t, f)
+			}
+			rej := rejectedRefs(t, assembler(s).Ingest(t.Context(), late))
+			reason, ok := rej["o2"]
+			if len(rej) != 1 || !ok || !strings.Contains(reason, "v1-2025.09 is closed") ||
+				strings.Contains(reason, old.Contact) || strings.Contains(reason, "Joana") {
+				t.Fatalf("rejected %v, want o2 alone, naming the closed index and not the contact", rej)
+			}
+			openClose(t, f, "test-sessions-v1-2025.09", "_open")
+			openClose(t, f, "test-events-v1-2025.09", "_open")
+			sameState(t, snapshot(t, s), reference(t, first, late[1:]))
+			// Opened again, the key takes events.
+			again := old.Msg("o3", back+2*time.Minute, event.RoleCustomer, "aberto")
+			if err := assembler(s).Ingest(t.Context(), []event.Event{again}); err != nil {
+				t.Fatalf("after the index was opened: %v", err)
+			}
+			sameState(t, snapshot(t, s), reference(t, first, late[1:], []event.Event{again}))
+		})
+		t.Run("keys/"+name, func(t *testing.T) {
+			f := esfake.New(t)
+			s := fakeStore(t, f)
+			if err := assembler(s).Ingest(t.Context(), first); err != nil {
+				t.Fatal(err)
+			}
+			openClose(t, f, "test-keys-v1", "_close")
+			if restart {
+				s = fakeStore(t, f)
+			}
+			err := assembler(s).Ingest(t.Context(), late[1:])
+			var rej *RejectedError
+			if !errors.Is(err, ErrUnavailable) || errors.As(err, &rej) || !strings.Contains(err.Error(), "test-keys-v1 is closed") ||
+				strings.Contains(err.Error(), cur.Contact) {
+				t.Fatalf("err %v, want ErrUnavailable naming the key index and not the contact", err)
+			}
+			openClose(t, f, "test-keys-v1", "_open")
+			if err := assembler(s).Ingest(t.Context(), late[1:]); err != nil {
+				t.Fatalf("after the key index was opened: %v", err)
+			}
+			sameState(t, snapshot(t, s), reference(t, first, late[1:]))
+		})
+	}
+}
