@@ -52,10 +52,10 @@ func TestCommandsCheckPrivileges(t *testing.T) {
 		grants *esfake.Grants
 		want   []string // in the error; none for success
 	}{
-		{name: "index init, delete_index missing", args: []string{"index", "init"}, grants: ptr(roleGrants(t, elastic.RoleOps, "delete_index")),
-			want: []string{"ops role", "index it-sessions-*: delete_index", "index it-versions: delete_index", "deploy/elasticsearch/roles/chatreport-ops.json grants them"}},
+		{name: "index init, manage missing", args: []string{"index", "init"}, grants: ptr(roleGrants(t, elastic.RoleOps, "manage")),
+			want: []string{"ops role", "index it-sessions-*: manage", "index it-versions: manage", "deploy/elasticsearch/roles/chatreport-ops.json grants them"}},
 		{name: "index init with the ingest role", args: []string{"index", "init"}, grants: ptr(roleGrants(t, elastic.RoleIngest)),
-			want: []string{"ops role", "index it-keys-*: delete_index, view_index_metadata"}},
+			want: []string{"ops role", "index it-versions: manage, write"}},
 		{name: "forget, cluster privilege missing", args: []string{"forget", "--tenant", "acme", "--contact", "c1"}, grants: ptr(roleGrants(t, elastic.RoleOps, "monitor")),
 			want: []string{"ops role", "cluster monitor;"}},
 		{name: "serve --check-config, read missing", args: []string{"serve", "--check-config"}, grants: ptr(roleGrants(t, elastic.RoleAPI, "read")),

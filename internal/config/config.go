@@ -351,8 +351,11 @@ func (c *Config) Validate() error {
 		if c.Store.Elasticsearch.CacheMiB < 0 || c.Store.Elasticsearch.ClaimLease < 0 {
 			errs = append(errs, errors.New("store.elasticsearch.cache_mib and claim_lease: must not be negative"))
 		}
-		if k := c.Store.Elasticsearch.ExportKeepAlive; k != 0 && k < time.Second {
-			errs = append(errs, errors.New("store.elasticsearch.export_keep_alive: at least 1s"))
+		// Elasticsearch refuses a keep-alive over search.max_keep_alive (24h
+		// by default) with a 400: every export would fail.
+		// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/search-settings.html
+		if k := c.Store.Elasticsearch.ExportKeepAlive; k != 0 && (k < time.Second || k > 24*time.Hour) {
+			errs = append(errs, errors.New("store.elasticsearch.export_keep_alive: between 1s and 24h (the cluster's search.max_keep_alive by default)"))
 		}
 		if c.Store.Elasticsearch.SessionTextMaxBytes < 0 {
 			errs = append(errs, errors.New("store.elasticsearch.session_text_max_bytes: must not be negative"))

@@ -96,6 +96,7 @@ func TestValidate(t *testing.T) {
 		}, ""},
 		{"export keep-alive negative", func(c *Config) { es(c).ExportKeepAlive = -time.Minute }, "store.elasticsearch.export_keep_alive"},
 		{"export keep-alive under 1s", func(c *Config) { es(c).ExportKeepAlive = 500 * time.Millisecond }, "store.elasticsearch.export_keep_alive"},
+		{"export keep-alive over 24h", func(c *Config) { es(c).ExportKeepAlive = 25 * time.Hour }, "store.elasticsearch.export_keep_alive"},
 		{"export keep-alive 1s", func(c *Config) { es(c).ExportKeepAlive = time.Second }, ""},
 		{"export keep-alive default", func(c *Config) { es(c).ExportKeepAlive = 0 }, ""},
 		{"good hash", func(c *Config) { c.Auth.APIKeyHashes = map[string][]string{"acme": {hex.EncodeToString(sum[:])}} }, ""},

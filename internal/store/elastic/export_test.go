@@ -88,7 +88,7 @@ func TestExportSnapshot(t *testing.T) {
 
 	t.Run("slow client", func(t *testing.T) {
 		f := esfake.New(t)
-		const keepAlive = 900 * time.Millisecond
+		const keepAlive = 1500 * time.Millisecond // renewed every 500 ms: a second of slack on a loaded machine
 		s := fakeStore(t, f, func(c *Config) { c.ExportKeepAlive = keepAlive })
 		ingestVisible(t, s, storetest.ManySessions(exportSessions)...)
 		n := 0

@@ -70,12 +70,16 @@ func (n names) keysFamily() []string     { return []string{n.prefix + "-keys-*"}
 //   - monitor (cluster): Ping, GET / (cluster:monitor/main), the health check;
 //   - manage_index_templates (cluster): Init's component and index
 //     templates; swap rewrites index templates, abandon deletes them;
-//   - create_index: Init creates the first indices, writes create months;
-//   - manage: Init adds new fields to existing mappings (PUT _mapping);
-//     ops also move aliases (POST _aliases), refresh and list indices;
-//   - read, write: search, get, mget; bulk index, create and delete;
-//   - delete_index, view_index_metadata (ops): abandon deletes a version's
-//     indices; status lists them and their aliases.
+//   - manage: Init creates the first indices and adds new fields to
+//     existing mappings (PUT _mapping: Elasticsearch has no narrower named
+//     privilege for it), writes create months; ops also move aliases (POST
+//     _aliases), refresh, list indices and their aliases (status) and
+//     delete a version's indices (abandon). manage is every indices:admin/*
+//     action, create_index, delete_index and view_index_metadata included,
+//     so naming those too would add nothing: the ingest role can therefore
+//     also delete and re-alias the data indices (docs/elasticsearch.md,
+//     "Privileges", says so);
+//   - read, write: search, get, mget; bulk index, create and delete.
 //
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/security-privileges.html
 func Privileges(role Role, prefix string) (RolePrivileges, error) {
@@ -86,7 +90,7 @@ func Privileges(role Role, prefix string) (RolePrivileges, error) {
 		return RolePrivileges{
 			Cluster: []string{"manage_index_templates", "monitor"},
 			Indices: []IndexPrivileges{
-				{Names: data, Privileges: []string{"create_index", "manage", "read", "write"}},
+				{Names: data, Privileges: []string{"manage", "read", "write"}},
 				{Names: []string{n.versionsIndex()}, Privileges: []string{"read"}},
 			},
 		}, nil
@@ -101,7 +105,7 @@ func Privileges(role Role, prefix string) (RolePrivileges, error) {
 		return RolePrivileges{
 			Cluster: []string{"manage_index_templates", "monitor"},
 			Indices: []IndexPrivileges{
-				{Names: append(data, n.versionsIndex()), Privileges: []string{"create_index", "delete_index", "manage", "read", "view_index_metadata", "write"}},
+				{Names: append(data, n.versionsIndex()), Privileges: []string{"manage", "read", "write"}},
 			},
 		}, nil
 	}

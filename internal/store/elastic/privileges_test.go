@@ -77,11 +77,15 @@ func TestCheckPrivileges(t *testing.T) {
 		{name: "security disabled", role: RoleIngest},
 		{name: "cluster privilege missing", role: RoleIngest, opts: []esfake.Option{esfake.WithSecurity(grants(RoleIngest).Without("manage_index_templates"))},
 			want: []string{"ingest role", "cluster manage_index_templates;", "deploy/elasticsearch/roles/chatreport-ingest.json grants them", `prefix "test"`}},
-		{name: "index privilege missing", role: RoleOps, opts: []esfake.Option{esfake.WithSecurity(grants(RoleOps).Without("delete_index"))},
-			want: []string{"ops role", "index test-sessions: delete_index;", "index test-sessions-*: delete_index;", "index test-keys-*: delete_index;",
-				"index test-versions: delete_index;", "chatreport-ops.json"}},
+		{name: "index privilege missing", role: RoleOps, opts: []esfake.Option{esfake.WithSecurity(grants(RoleOps).Without("manage"))},
+			want: []string{"ops role", "index test-sessions: manage;", "index test-sessions-*: manage;", "index test-keys-*: manage;",
+				"index test-versions: manage;", "chatreport-ops.json"}},
+		{name: "narrower privileges instead of manage", role: RoleOps, opts: []esfake.Option{esfake.WithSecurity(grants(RoleOps).Without("manage").With("create_index", "delete_index", "view_index_metadata"))},
+			want: []string{"index test-sessions: manage;"}},
+		{name: "cluster manage and index all", role: RoleIngest, opts: []esfake.Option{esfake.WithSecurity(esfake.Grants{Cluster: []string{"manage"},
+			Indices: []esfake.IndexGrant{{Names: []string{"test-*"}, Privileges: []string{"all"}}}})}},
 		{name: "another role's grants", role: RoleIngest, opts: []esfake.Option{esfake.WithSecurity(grants(RoleAPI))},
-			want: []string{"cluster manage_index_templates;", "index test-sessions-*: create_index, manage, write;", "index test-versions: read;"}, not: []string{"monitor"}},
+			want: []string{"cluster manage_index_templates;", "index test-sessions-*: manage, write;", "index test-versions: read;"}, not: []string{"monitor"}},
 		{name: "a grant too wide of another prefix", role: RoleAPI, opts: []esfake.Option{esfake.WithSecurity(esfake.Grants{Cluster: []string{"monitor"},
 			Indices: []esfake.IndexGrant{{Names: []string{"test-sessionsx*", "test-events*"}, Privileges: []string{"read"}}}})},
 			want: []string{"index test-sessions: read;", "index test-sessions-*: read;"}, not: []string{"test-events", "cluster"}},
@@ -138,6 +142,8 @@ func TestCheckPrivilegesErrors(t *testing.T) {
 		{503, `{"error":{"type":"cluster_block_exception","reason":"blocked"},"status":503}`, "HTTP 503"},
 		{400, `{"error":{"type":"parse_exception","reason":"no handler found for uri in a field"},"status":400}`, "HTTP 400: parse_exception"},
 		{400, `{"error":"some other text"}`, "HTTP 400: some other text"},
+		{400, `{"error":"unexpected answer for uri [/acme-sessions/_doc/5511987654321?x=1] and method [GET]"}`,
+			"HTTP 400: unexpected answer for uri […] and method [GET]"},
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Elastic-Product", "Elasticsearch")
@@ -148,8 +154,8 @@ func TestCheckPrivilegesErrors(t *testing.T) {
 		s := newTestStore(t, srv.URL, zap.NewNop())
 		err := s.CheckPrivileges(t.Context(), RoleAPI)
 		srv.Close()
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%d %s: got %v, want an error with %q", tc.status, tc.body, err, tc.want)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "5511987654321") {
+			t.Errorf("%d %s: got %v, want an error with %q and no contact", tc.status, tc.body, err, tc.want)
 		}
 	}
 }

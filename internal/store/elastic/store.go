@@ -442,11 +442,26 @@ func (e *ResponseError) Error() string {
 		// Some answers have no exception, only a text: a 400 "no handler
 		// found for uri …" of a missing endpoint.
 		if e.Reason != "" {
-			return fmt.Sprintf("elasticsearch: HTTP %d: %s", e.Status, e.Reason)
+			return fmt.Sprintf("elasticsearch: HTTP %d: %s", e.Status, withoutURI(e.Reason))
 		}
 		return fmt.Sprintf("elasticsearch: HTTP %d", e.Status)
 	}
 	return fmt.Sprintf("elasticsearch: HTTP %d: %s: %s", e.Status, e.Type, e.Reason)
+}
+
+// withoutURI is reason with the request URI it quotes ("no handler found
+// for uri [/x/_doc/<id>?…] and method [GET]") left out: a document id in a
+// path, or a query string, may name a contact.
+func withoutURI(reason string) string {
+	i := strings.Index(reason, "uri [")
+	if i < 0 {
+		return reason
+	}
+	j := strings.Index(reason[i:], "]")
+	if j < 0 {
+		return reason[:i] + "uri […]"
+	}
+	return reason[:i] + "uri […]" + reason[i+j+1:]
 }
 
 // Unwrap makes overload and server errors match ErrUnavailable.

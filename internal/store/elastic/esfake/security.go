@@ -53,6 +53,16 @@ func (g Grants) Without(privilege string) Grants {
 	return out
 }
 
+// With is g with privileges added to each of its index grants.
+func (g Grants) With(privileges ...string) Grants {
+	out := Grants{Cluster: slices.Clone(g.Cluster)}
+	for _, ix := range g.Indices {
+		ix.Privileges = append(slices.Clone(ix.Privileges), privileges...)
+		out.Indices = append(out.Indices, ix)
+	}
+	return out
+}
+
 // WithSecurity makes the fake a cluster with security enabled whose user
 // holds grants, as far as POST /_security/user/_has_privileges tells:
 // nothing else checks privileges. Without it the fake is a cluster with
@@ -75,9 +85,9 @@ func noSecurityHandler(r *http.Request) statusBody {
 // has_all_requested. A name asked about is covered by a grant of the same
 // name, or of a pattern "x*" when the name starts with x (a pattern asked
 // about, "x-*", is covered when all it matches is). A privilege is granted
-// by the same privilege or "all": the fake does not know which privileges
-// imply others (manage implies view_index_metadata in Elasticsearch), so it
-// answers false where Elasticsearch might answer true, never the reverse.
+// by itself, by "all", or by a privilege that implies it in Elasticsearch
+// (impliedBy): an answer of the fake is one Elasticsearch would give for
+// the privileges chatreport's roles use.
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/security-api-has-privileges.html
 func (f *Server) hasPrivileges(r *http.Request, body []byte) (any, error) {
 	if f.grants == nil {
@@ -100,7 +110,7 @@ func (f *Server) hasPrivileges(r *http.Request, body []byte) (any, error) {
 	all := true
 	cluster := map[string]bool{}
 	for _, p := range req.Cluster {
-		ok := slices.Contains(f.grants.Cluster, p) || slices.Contains(f.grants.Cluster, "all")
+		ok := grantedBy(f.grants.Cluster, p, clusterImpliedBy)
 		cluster[p], all = ok, all && ok
 	}
 	index := map[string]map[string]bool{}
@@ -121,7 +131,7 @@ func (f *Server) hasPrivileges(r *http.Request, body []byte) (any, error) {
 
 func (g *Grants) covers(name, privilege string) bool {
 	for _, ix := range g.Indices {
-		if !slices.Contains(ix.Privileges, privilege) && !slices.Contains(ix.Privileges, "all") {
+		if !grantedBy(ix.Privileges, privilege, indexImpliedBy) {
 			continue
 		}
 		for _, n := range ix.Names {
@@ -131,6 +141,39 @@ func (g *Grants) covers(name, privilege string) bool {
 			if base, ok := strings.CutSuffix(n, "*"); ok && strings.HasPrefix(name, base) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// indexImpliedBy and clusterImpliedBy name, for the privileges chatreport's
+// roles ask about, the broader named privileges that include them, beside
+// "all" (Elasticsearch's IndexPrivilege and ClusterPrivilegeResolver: index
+// manage is every indices:admin/* and indices:monitor/* action, so it holds
+// create_index, delete_index and view_index_metadata; write holds index,
+// create, create_doc and delete; cluster manage holds monitor and the
+// template actions of manage_index_templates).
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/security-privileges.html
+var (
+	indexImpliedBy = map[string][]string{
+		"create_index": {"manage"}, "delete_index": {"manage"}, "view_index_metadata": {"manage"},
+		"monitor": {"manage"}, "maintenance": {"manage"},
+		"index": {"write"}, "create": {"write"}, "create_doc": {"write", "create", "index"}, "delete": {"write"},
+	}
+	clusterImpliedBy = map[string][]string{
+		"monitor": {"manage"}, "manage_index_templates": {"manage"},
+	}
+)
+
+// grantedBy says whether held, a list of granted privileges, includes
+// privilege.
+func grantedBy(held []string, privilege string, impliedBy map[string][]string) bool {
+	if slices.Contains(held, privilege) || slices.Contains(held, "all") {
+		return true
+	}
+	for _, wider := range impliedBy[privilege] {
+		if slices.Contains(held, wider) {
+			return true
 		}
 	}
 	return false

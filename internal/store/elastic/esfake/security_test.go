@@ -62,3 +62,26 @@ func TestGrantsWithout(t *testing.T) {
 		t.Errorf("Without changed its receiver: %+v", g)
 	}
 }
+
+// TestPrivilegeImplications: a broader privilege answers for the narrower
+// ones it holds in Elasticsearch, and never the reverse.
+func TestPrivilegeImplications(t *testing.T) {
+	f := New(t, WithSecurity(Grants{Cluster: []string{"manage"}, Indices: []IndexGrant{
+		{Names: []string{"cr-keys-*"}, Privileges: []string{"manage", "write"}},
+		{Names: []string{"cr-events-*"}, Privileges: []string{"create_index", "delete_index", "view_index_metadata", "index"}},
+	}}))
+	_, got := call(t, f, "POST", "/_security/user/_has_privileges", `{"cluster":["monitor","manage_index_templates","manage_security"],
+		"index":[{"names":["cr-keys-*"],"privileges":["create_index","delete_index","view_index_metadata","index","create_doc","delete","read"]},
+		{"names":["cr-events-*"],"privileges":["manage","write","create_doc"]}]}`)
+	want := map[string]any{
+		"cluster": map[string]any{"monitor": true, "manage_index_templates": true, "manage_security": false},
+		"index": map[string]any{
+			"cr-keys-*": map[string]any{"create_index": true, "delete_index": true, "view_index_metadata": true,
+				"index": true, "create_doc": true, "delete": true, "read": false},
+			"cr-events-*": map[string]any{"manage": false, "write": false, "create_doc": true},
+		},
+	}
+	if !reflect.DeepEqual(got["cluster"], want["cluster"]) || !reflect.DeepEqual(got["index"], want["index"]) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+}
