@@ -330,7 +330,7 @@ func encodeOp(buf *bytes.Buffer, enc *json.Encoder, op *Op) error {
 		name = "create"
 		if op.Version > 0 {
 			// Elasticsearch refuses create with an external version.
-			return fmt.Errorf("elasticsearch: create of %s with an external version", op.docID())
+			return fmt.Errorf("elasticsearch: create of %s with an external version", docRef(op.Index, op.docID()))
 		}
 	case Index:
 		name = "index"
@@ -374,7 +374,7 @@ func encodeOp(buf *bytes.Buffer, enc *json.Encoder, op *Op) error {
 	}
 	buf.Write(line)
 	if err := enc.Encode(op.Doc); err != nil {
-		return fmt.Errorf("elasticsearch: encode document %s: %w", op.docID(), err)
+		return fmt.Errorf("elasticsearch: encode document %s: %w", docRef(op.Index, op.docID()), err)
 	}
 	return nil
 }

@@ -402,7 +402,13 @@ func producer(t *testing.T, b *broker.Broker) *kafka.Writer {
 // function it returns is called, which waits for it to stop.
 func runIngester(ctx context.Context, t *testing.T, cfg ingest.Config, asm *session.Assembler) (stop func()) {
 	t.Helper()
-	in, err := ingest.New(cfg, asm, zap.NewNop())
+	return runLoggedIngester(ctx, t, cfg, asm, zap.NewNop())
+}
+
+// runLoggedIngester is runIngester logging to log.
+func runLoggedIngester(ctx context.Context, t *testing.T, cfg ingest.Config, asm *session.Assembler, log *zap.Logger) (stop func()) {
+	t.Helper()
+	in, err := ingest.New(cfg, asm, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -427,7 +427,7 @@ func (s *Store) readKeyDocs(ctx context.Context, states []*keyState) error {
 		}
 		kd := &kds[i]
 		if kd.Pending && kd.Writer != s.writer && time.Since(kd.UpdatedAt) < s.cfg.ClaimLease {
-			return fmt.Errorf("%w: key %s is being written by another writer", ErrConflict, st.id)
+			return fmt.Errorf("%w: key %s is being written by another writer", ErrConflict, docRef(docs[i].Index, st.id))
 		}
 		st.exists, st.seqNo, st.primaryTerm, st.gen = true, d.SeqNo, d.PrimaryTerm, kd.Gen
 		st.unfinished = kd.Pending

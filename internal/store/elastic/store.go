@@ -503,16 +503,16 @@ func responseError(res *esapi.Response) error {
 	return e
 }
 
-// sanitize is an exception's reason without the values it quotes: mapping
-// errors preview the offending field's value, which may be message text or
-// a phone number, and reasons end up in logs and dead-letter headers. The
-// reasons of causes quote values in too many shapes to filter, so only
-// their types are kept.
-// docRef names a document in an error without its id, which for a key
-// document holds the contact's id (often a phone number) and errors are
-// logged: the index and a hash of the id, enough to tell documents apart
-// and to find one whose id is known.
+// docRef names a document in an error or a log line without its id, which
+// for a key document holds the contact's id (often a phone number), and for
+// an event document the producer's event_id (which may embed one): the
+// index, when known, and a hash of the id, enough to tell documents apart
+// and to find one whose id is known. Every error and log line of the store
+// names documents this way.
 func docRef(index, id string) string {
+	if index == "" {
+		return idHash(id)
+	}
 	return index + "/" + idHash(id)
 }
 
@@ -533,6 +533,11 @@ func redact(reason, id string) string {
 	return strings.ReplaceAll(reason, id, idHash(id))
 }
 
+// sanitize is an exception's reason without the values it quotes: mapping
+// errors preview the offending field's value, which may be message text or
+// a phone number, and reasons end up in logs and dead-letter headers. The
+// reasons of causes quote values in too many shapes to filter, so only
+// their types are kept.
 func sanitize(c *causeJSON) string {
 	reason := c.Reason
 	for _, tail := range []string{"Preview of field's value", "The prefix of the first immense term"} {

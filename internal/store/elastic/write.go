@@ -31,11 +31,14 @@ type RejectedError struct {
 	Events []RejectedEvent
 }
 
+// Error names the events by docRef: an event_id may embed a contact.
 func (e *RejectedError) Error() string {
+	first := &e.Events[0]
+	ref := docRef("", docID(first.Ref.Tenant, first.Ref.EventID))
 	if len(e.Events) == 1 {
-		return fmt.Sprintf("elasticsearch rejected event %s: %s", e.Events[0].Ref.EventID, e.Events[0].Reason)
+		return fmt.Sprintf("elasticsearch rejected event %s: %s", ref, first.Reason)
 	}
-	return fmt.Sprintf("elasticsearch rejected %d events; first %s: %s", len(e.Events), e.Events[0].Ref.EventID, e.Events[0].Reason)
+	return fmt.Sprintf("elasticsearch rejected %d events; first %s: %s", len(e.Events), ref, first.Reason)
 }
 
 // Rejected maps each rejected event to its reason (ingest.Rejecter).
@@ -330,7 +333,7 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		}
 		st, ok := r.states[id]
 		if !ok {
-			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", keyDocID(tenant, key))
+			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", docRef("", keyDocID(tenant, key)))
 		}
 		w := &keyWrite{st: st, from: r.from[id], gen: st.gen + 1}
 		byKey[id] = w
@@ -453,7 +456,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int) error {
 	}
 	for id := range members {
 		if !live[id] {
-			return fmt.Errorf("elasticsearch: events of key %s belong to session %s, which the update does not write", st.id, id)
+			return fmt.Errorf("elasticsearch: events of key %s belong to session %s, which the update does not write", docRef("", st.id), id)
 		}
 	}
 	// The sessions before from, then the recomputed ones (sorted, and
@@ -558,7 +561,7 @@ func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 		case res.IndexClosed:
 			return fmt.Errorf("%w: claim session keys: %s", ErrUnavailable, res.Reason)
 		case res.Outcome == Rejected:
-			return fmt.Errorf("elasticsearch: key document %s refused: %s", ops[i].ID, res.Reason)
+			return fmt.Errorf("elasticsearch: key document %s refused: %s", docRef(ops[i].Index, ops[i].ID), res.Reason)
 		}
 		writes[i].st.seqNo, writes[i].st.primaryTerm = res.SeqNo, res.PrimaryTerm
 	}
@@ -672,7 +675,7 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 		case res.IndexClosed && i >= commits:
 			return fmt.Errorf("%w: release session keys: %s", ErrUnavailable, res.Reason)
 		case res.Outcome == Rejected:
-			return fmt.Errorf("elasticsearch: %s refused: %s", ops[i].ID, res.Reason)
+			return fmt.Errorf("elasticsearch: %s refused: %s", docRef(ops[i].Index, ops[i].docID()), res.Reason)
 		}
 		if i >= commits {
 			writes[i-commits].st.seqNo, writes[i-commits].st.primaryTerm = res.SeqNo, res.PrimaryTerm

@@ -477,7 +477,10 @@ func (f *Server) apply(op writeOp) writeResult {
 		key := op.action + " " + index + " " + id
 		f.attempts[key]++
 		if st, typ := f.BulkHook(op.action, index, id, f.attempts[key]); st != 0 {
-			return itemError(index, id, st, typ, "injected by the test; Preview of field's value: 'secret'")
+			// Elasticsearch's reasons quote the document's _id (a mapping
+			// error names it, a version conflict begins with it) and
+			// preview the offending value: so does the injected one.
+			return itemError(index, id, st, typ, fmt.Sprintf("injected by the test for document with id '%s'. Preview of field's value: 'secret'", id))
 		}
 	}
 	ix, fe := f.writeIndex(op)
