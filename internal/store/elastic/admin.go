@@ -321,8 +321,12 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 		return st, fmt.Errorf("list aliases: %w", err)
 	}
 	for _, c := range cat {
-		docs, _ := strconv.ParseInt(c.Docs, 10, 64) // "" for a closed index
-		ix := IndexStatus{Name: c.Index, Health: c.Health, State: c.Status, Docs: docs}
+		ix := IndexStatus{Name: c.Index, Health: c.Health, State: c.Status}
+		if c.Status == "open" { // a closed index cannot be searched
+			if ix.Docs, err = s.countDocs(ctx, c.Index); err != nil {
+				return st, err
+			}
+		}
 		for a := range aliases[c.Index].Aliases {
 			ix.Aliases = append(ix.Aliases, a)
 		}
@@ -348,18 +352,42 @@ func (n names) ownIndex(index string) bool {
 	return !strings.HasPrefix(index, n.keysIndex()) || index == n.keysIndex()
 }
 
-// catIndex is one line of _cat/indices.
+// catIndex is one line of _cat/indices. Its docs.count is not read: it
+// is Lucene's count, which counts every object of a nested field (a
+// session's messages) as a document of its own ("These metrics are
+// retrieved directly from Lucene ... all document counts include hidden
+// nested documents"); countDocs counts documents.
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/cat-indices.html
 type catIndex struct {
 	Index  string `json:"index"`
 	Health string `json:"health"`
 	Status string `json:"status"`
-	Docs   string `json:"docs.count"`
+}
+
+// countDocs counts the documents of index with _count, which counts
+// top-level documents only, as a search sees them (refreshed).
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/search-count.html
+func (s *Store) countDocs(ctx context.Context, index string) (int64, error) {
+	var res struct {
+		Count  int64 `json:"count"`
+		Shards struct {
+			Total  int `json:"total"`
+			Failed int `json:"failed"`
+		} `json:"_shards"`
+	}
+	if err := s.do(ctx, esapi.CountRequest{Index: []string{index}}, &res); err != nil {
+		return 0, fmt.Errorf("count the documents of %s: %w", index, err)
+	}
+	if res.Shards.Failed > 0 {
+		return 0, fmt.Errorf("%w: count of %s incomplete (%d of %d shards failed)", ErrUnavailable, index, res.Shards.Failed, res.Shards.Total)
+	}
+	return res.Count, nil
 }
 
 // catIndices lists the indices matching patterns; none is not an error.
 func (s *Store) catIndices(ctx context.Context, patterns []string) ([]catIndex, error) {
 	var cat []catIndex
-	if err := s.do(ctx, esapi.CatIndicesRequest{Index: patterns, Format: "json", H: []string{"index", "health", "status", "docs.count"}}, &cat); err != nil {
+	if err := s.do(ctx, esapi.CatIndicesRequest{Index: patterns, Format: "json", H: []string{"index", "health", "status"}}, &cat); err != nil {
 		return nil, fmt.Errorf("list indices: %w", err)
 	}
 	return slices.DeleteFunc(cat, func(c catIndex) bool { return !s.names.ownIndex(c.Index) }), nil

@@ -5,6 +5,7 @@ import (
 
 	"bytes"
 	"encoding/json"
+	"maps"
 	"reflect"
 	"testing"
 	"time"
@@ -289,5 +290,36 @@ func TestInitStatus(t *testing.T) {
 	}
 	if st.Ready() || st.Templates[0].Current() || len(st.Indices) != 0 {
 		t.Fatalf("empty cluster looks ready: %+v", st)
+	}
+}
+
+// TestStatusCountsDocuments: the documents Status shows per index are the
+// sessions, events and keys stored, not Lucene's documents, which count
+// every message of a session (a nested object) besides the session.
+func TestStatusCountsDocuments(t *testing.T) {
+	f := esfake.New(t)
+	s := fakeStore(t, f)
+	if err := assembler(s).Ingest(t.Context(), mariaEvents()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"test-sessions-v1-2025.10": 1, "test-events-v1-2025.10": 6, "test-keys-v1": 1}
+	got := map[string]int64{}
+	for _, ix := range st.Indices {
+		if _, ok := want[ix.Name]; ok {
+			got[ix.Name] = ix.Docs
+		}
+		if n := int64(len(f.Docs(ix.Name))); ix.Docs != n {
+			t.Errorf("index %s: %d documents, holds %d", ix.Name, ix.Docs, n)
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("documents %v, want %v", got, want)
 	}
 }

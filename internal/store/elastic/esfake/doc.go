@@ -23,6 +23,11 @@
 //     https://www.elastic.co/guide/en/elasticsearch/reference/8.17/point-in-time-api.html
 //     https://www.elastic.co/guide/en/elasticsearch/reference/8.17/docs-delete-by-query.html
 //
+//   - Lucene's document counts. _cat/indices' docs.count counts, besides
+//     each document a search sees, every object of its nested fields (at
+//     any depth) as a hidden document of its own; _count counts documents.
+//     https://www.elastic.co/guide/en/elasticsearch/reference/8.19/cat-indices.html
+//
 //   - Realtime reads. GET /<index>/_doc/<id> and _mget read the live
 //     documents, refreshed or not (realtime=false reads what a search sees).
 //     _mget takes {"ids": [...]} or {"docs": [...]} of several indices and

@@ -183,7 +183,13 @@ func checkParams(api string, q url.Values, allowed ...string) error {
 }
 
 // catIndices serves GET /_cat/indices/<target>. docs.count counts what a
-// search sees (Lucene's segments), not the writes not refreshed yet.
+// search sees (Lucene's segments), not the writes not refreshed yet, and
+// counts them as Lucene does: each object of a nested field is a hidden
+// document of its own, counted besides its parent ("These metrics are
+// retrieved directly from Lucene ... all document counts include hidden
+// nested documents"; _count gives the documents).
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/cat-indices.html
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/nested.html
 func (f *Server) catIndices(target string, q url.Values) (any, error) {
 	if err := checkParams("_cat/indices", q, "format", "h", "s", "ignore_unavailable", "allow_no_indices", "expand_wildcards"); err != nil {
 		return nil, err
@@ -206,9 +212,44 @@ func (f *Server) catIndices(target string, q url.Values) (any, error) {
 		if ix.closed {
 			status = "close"
 		}
-		out = append(out, map[string]any{"index": name, "health": "green", "status": status, "docs.count": strconv.Itoa(len(ix.view))})
+		n := 0
+		for _, d := range ix.view {
+			n++
+			if doc, err := d.fields(); err == nil {
+				n += nestedDocs(ix.mapping, doc)
+			}
+		}
+		out = append(out, map[string]any{"index": name, "health": "green", "status": status, "docs.count": strconv.Itoa(n)})
 	}
 	return out, nil
+}
+
+// nestedDocs counts the hidden Lucene documents of doc's nested objects,
+// at any depth, under the properties props.
+func nestedDocs(props map[string]any, doc map[string]any) int {
+	n := 0
+	for k, v := range doc {
+		p, _ := props[k].(map[string]any)
+		if p == nil {
+			continue
+		}
+		sub, _ := p["properties"].(map[string]any)
+		objs, ok := v.([]any)
+		if !ok {
+			objs = []any{v}
+		}
+		for _, o := range objs {
+			obj, ok := o.(map[string]any)
+			if !ok {
+				continue
+			}
+			if p["type"] == "nested" {
+				n++
+			}
+			n += nestedDocs(sub, obj)
+		}
+	}
+	return n
 }
 
 // aliases serves GET /<target>/_alias: the aliases of each index target

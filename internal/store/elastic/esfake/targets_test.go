@@ -54,3 +54,25 @@ func TestMissingConcreteTargets(t *testing.T) {
 		}
 	}
 }
+
+// _cat/indices counts Lucene's documents: each object of a nested field,
+// at any depth, besides its parent; an object field's objects are not
+// documents. _count counts the documents.
+func TestCatIndicesCountsNestedDocuments(t *testing.T) {
+	f := New(t)
+	must(t, f, 200, "PUT", "/ix", `{"mappings":{"dynamic":"strict","properties":{
+		"tenant":{"type":"keyword"},
+		"contact":{"properties":{"id":{"type":"keyword"}}},
+		"messages":{"type":"nested","properties":{"text":{"type":"text"},
+			"parts":{"type":"nested","properties":{"url":{"type":"keyword"}}}}}}}}`)
+	must(t, f, 201, "PUT", "/ix/_doc/a", `{"tenant":"t","contact":{"id":"c"},
+		"messages":[{"text":"oi"},{"text":"olá","parts":[{"url":"x"},{"url":"y"}]}]}`)
+	must(t, f, 201, "PUT", "/ix/_doc/b", `{"tenant":"t","messages":{"text":"um só"}}`)
+	must(t, f, 201, "PUT", "/ix/_doc/c?refresh=true", `{"tenant":"t"}`)
+	// a: itself, two messages, two parts; b: itself, one message; c.
+	for path, want := range map[string]string{"/_cat/indices/ix?format=json": `"docs.count":"8"`, "/ix/_count": `"count":3`} {
+		if status, raw := callRaw(t, f, "GET", path, ""); status != 200 || !strings.Contains(string(raw), want) {
+			t.Errorf("GET %s: %d %s, want %s", path, status, raw, want)
+		}
+	}
+}
