@@ -13,7 +13,6 @@ import (
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/report"
-	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/elastic"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 	"github.com/chatreport/chatreport/internal/store/storetest"
@@ -38,10 +37,7 @@ func TestOpenElasticExportKeepAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := report.ExportChunk + 1
-	if err := session.NewAssembler(pipeline.MustDefault(), e.Base).Ingest(t.Context(), storetest.ManySessions(n)); err != nil {
-		t.Fatal(err)
-	}
-	storetest.Visible(t, e.Base)
+	storetest.Ingest(t, e.Base, storetest.ManySessions(n)...)
 	got := 0
 	err = storetest.ExportDetails(t.Context(), e.Base, storetest.ExportFilter, func(report.Detail) error {
 		if got == 0 {

@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
-	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/report"
-	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 	"github.com/chatreport/chatreport/internal/store/storetest"
 )
@@ -19,15 +17,6 @@ import (
 // export and some, so that the export reads a second page after its first
 // emit.
 const exportSessions = report.ExportChunk + 10
-
-// ingestVisible ingests events into s and refreshes.
-func ingestVisible(t *testing.T, s *Store, events ...event.Event) {
-	t.Helper()
-	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(context.Background(), events); err != nil {
-		t.Fatalf("ingest: %v", err)
-	}
-	storetest.Visible(t, s)
-}
 
 // TestExportSnapshot: an export reads one snapshot of the sessions and one
 // of the events, opened when it starts. Events and sessions written while
@@ -40,7 +29,7 @@ func TestExportSnapshot(t *testing.T) {
 	t.Run("writes during the export", func(t *testing.T) {
 		f := esfake.New(t)
 		s := fakeStore(t, f)
-		ingestVisible(t, s, storetest.ManySessions(exportSessions)...)
+		storetest.Ingest(t, s, storetest.ManySessions(exportSessions)...)
 		oldest := storetest.ManyContact(0)
 		emits, n := 0, 0
 		var first report.Detail // the first session's, as the export has it
@@ -50,7 +39,7 @@ func TestExportSnapshot(t *testing.T) {
 				// message of the oldest session (on the last page),
 				// and a new session, newer than every other.
 				emits++
-				ingestVisible(t, s,
+				storetest.Ingest(t, s,
 					oldest.Msg("late", 30*time.Second, event.RoleCustomer, "mais uma"),
 					storetest.ManyContact(exportSessions).Msg("new", time.Duration(exportSessions)*time.Minute, event.RoleCustomer, "oi"))
 			}
@@ -90,7 +79,7 @@ func TestExportSnapshot(t *testing.T) {
 		f := esfake.New(t)
 		const keepAlive = 1500 * time.Millisecond // renewed every 500 ms: a second of slack on a loaded machine
 		s := fakeStore(t, f, func(c *Config) { c.ExportKeepAlive = keepAlive })
-		ingestVisible(t, s, storetest.ManySessions(exportSessions)...)
+		storetest.Ingest(t, s, storetest.ManySessions(exportSessions)...)
 		n := 0
 		err := storetest.ExportDetails(t.Context(), s, storetest.ExportFilter, func(report.Detail) error {
 			if n == 0 {
@@ -115,7 +104,7 @@ func TestExportSnapshot(t *testing.T) {
 	t.Run("closed when the export fails or is cancelled", func(t *testing.T) {
 		f := esfake.New(t)
 		s := fakeStore(t, f)
-		ingestVisible(t, s, storetest.ManySessions(exportSessions)...)
+		storetest.Ingest(t, s, storetest.ManySessions(exportSessions)...)
 		stop := errors.New("client went away")
 		if err := storetest.ExportDetails(t.Context(), s, storetest.ExportFilter, func(report.Detail) error { return stop }); !errors.Is(err, stop) {
 			t.Fatalf("export: %v, want %v", err, stop)

@@ -25,7 +25,7 @@ func testControlCharacters(t *testing.T, s Store) {
 		c.Tag("m2", time.Minute, "x\x01y"),
 		c.Info("m3", 2*time.Minute, "K", "v\x00w"),
 	}
-	ingest(t, s, e...)
+	Ingest(t, s, e...)
 	sid := session.DeriveID(&e[0])
 	var none []string
 	one := []string{sid}

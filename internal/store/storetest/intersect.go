@@ -66,7 +66,7 @@ func testIntersections(t *testing.T, s Store) {
 		}
 		facts[id] = f
 	}
-	ingest(t, s, events...)
+	Ingest(t, s, events...)
 	yes, no := true, false
 	info := []report.Condition{{Key: "PLANO", Op: report.OpExists}}
 	tests := []struct {

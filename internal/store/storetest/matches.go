@@ -41,7 +41,7 @@ func testMatchedManyWays(t *testing.T, s Store) {
 		one.Info("o3", h+2*time.Minute, "PLANO", "Fibra 300"),
 		none.Msg("n1", 2*h, event.RoleCustomer, "oi"),
 	}
-	ingest(t, s, e...)
+	Ingest(t, s, e...)
 	m, o, n := session.DeriveID(&e[0]), session.DeriveID(&e[9]), session.DeriveID(&e[12])
 	if m == o || o == n {
 		t.Fatal("fixture: sessions not distinct")
@@ -129,7 +129,7 @@ func testContactName(t *testing.T, s Store) {
 		joao.Msg("n3", 2*time.Hour, event.RoleCustomer, "oi"),
 		plain.Msg("n4", 3*time.Hour, event.RoleCustomer, "oi"),
 	}
-	ingest(t, s, e...)
+	Ingest(t, s, e...)
 	ca, co, jo, an := session.DeriveID(&e[0]), session.DeriveID(&e[1]), session.DeriveID(&e[2]), session.DeriveID(&e[3])
 	tests := []struct {
 		contact string

@@ -44,7 +44,7 @@ func testOutcomesAgentsQueues(t *testing.T, s Store) {
 	}
 	// other's handoffs go to another queue, with another agent.
 	e[11].Handoff.Queue, e[12].Handoff.Queue = "Retenção", "Retenção"
-	ingest(t, s, e...)
+	Ingest(t, s, e...)
 	b, w, r, tw, x := session.DeriveID(&e[0]), session.DeriveID(&e[2]), session.DeriveID(&e[4]), session.DeriveID(&e[8]), session.DeriveID(&e[10])
 	during := Base.Add(5 * h)     // every window open
 	after := Base.Add(24*h + 5*h) // every window ended

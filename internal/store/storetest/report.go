@@ -26,7 +26,7 @@ func testContactPhone(t *testing.T, s Store) {
 		us.Msg("u1", 2*time.Hour, event.RoleCustomer, "hi"),
 		nophone.Msg("n1", 3*time.Hour, event.RoleCustomer, "oi"),
 	}
-	ingest(t, s, e...)
+	Ingest(t, s, e...)
 	sid := func(i int) string { return session.DeriveID(&e[i]) }
 	tests := []struct {
 		contact string
@@ -86,7 +86,7 @@ func testFullText(t *testing.T, s Store) {
 		c.Tag("c3", 2*time.Hour+2*time.Minute, "acessar"),
 		other.Msg("o1", 0, event.RoleCustomer, "não consigo acessar"),
 	}
-	ingest(t, s, e...)
+	Ingest(t, s, e...)
 	sa, sb, sc := session.DeriveID(&e[0]), session.DeriveID(&e[2]), session.DeriveID(&e[4])
 	tests := []struct {
 		q    string
@@ -159,12 +159,12 @@ func testFullText(t *testing.T, s Store) {
 func testFullTextSessionStartMoves(t *testing.T, s Store) {
 	x := B{Contact: "c-x", SessionID: "0f0e0d0c-0000-4000-8000-000000000001"}
 	h := time.Hour
-	ingest(t, s, x.Msg("x1", 5*h, event.RoleCustomer, "pedido atrasado"), x.Msg("x2", 5*h+time.Minute, event.RoleBot, "rastreio enviado"))
+	Ingest(t, s, x.Msg("x1", 5*h, event.RoleCustomer, "pedido atrasado"), x.Msg("x2", 5*h+time.Minute, event.RoleBot, "rastreio enviado"))
 	before := report.Filter{Query: "atrasado", From: Base.Add(5 * h), To: Base.Add(6 * h)}
 	if got := search(t, s, before); !slices.Equal(got, []string{x.SessionID}) {
 		t.Fatalf("before the late event: got %v, want %v", got, []string{x.SessionID})
 	}
-	ingest(t, s, x.Msg("x0", h, event.RoleCustomer, "oi"))
+	Ingest(t, s, x.Msg("x0", h, event.RoleCustomer, "oi"))
 	for _, tc := range []struct {
 		q        string
 		from, to time.Duration
@@ -185,7 +185,7 @@ func testFullTextSessionStartMoves(t *testing.T, s Store) {
 // testExport: Export yields the sessions of Search, in its order, each with
 // the events Session returns; it stops at fn's first error and when ctx ends.
 func testExport(t *testing.T, s Store) {
-	ingest(t, s, fixture()...)
+	Ingest(t, s, fixture()...)
 	ctx := context.Background()
 	for _, f := range []report.Filter{
 		{},
@@ -246,11 +246,11 @@ func testExport(t *testing.T, s Store) {
 // the write on Elasticsearch, either on SQLite: docs/api.md, "Export").
 func testExportDuringIngest(t *testing.T, s Store) {
 	n := report.ExportChunk + 10
-	ingest(t, s, ManySessions(n)...)
+	Ingest(t, s, ManySessions(n)...)
 	got := 0
 	err := ExportDetails(context.Background(), s, ExportFilter, func(d report.Detail) error {
 		if got == 0 {
-			ingest(t, s, ManyContact(0).Msg("late", 30*time.Second, event.RoleCustomer, "mais uma"))
+			Ingest(t, s, ManyContact(0).Msg("late", 30*time.Second, event.RoleCustomer, "mais uma"))
 		}
 		got++
 		if d.Session.Events != len(d.Events) {
@@ -290,7 +290,7 @@ func testFacets(t *testing.T, s Store) {
 	add(wa("6"), 72*time.Hour, []string{"Depois"}, "DEPOIS") // after the interval
 	add(wa("7"), -time.Hour, []string{"Antes"})              // before it
 	add(B{Tenant: "globex", Contact: "1"}, 0, []string{"Boleto", "Globex"}, "GLOBEX")
-	ingest(t, s, e...)
+	Ingest(t, s, e...)
 	got, err := s.Facets(context.Background(), "acme", Base, Base.Add(48*time.Hour))
 	if err != nil {
 		t.Fatal(err)

@@ -67,7 +67,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 // Base is the time of the fixtures: 2025-10-07 09:00 UTC.
 var Base = time.Date(2025, 10, 7, 9, 0, 0, 0, time.UTC)
 
-func ingest(t *testing.T, s Store, events ...event.Event) {
+// Ingest assembles events into s and makes them visible to searches.
+func Ingest(t *testing.T, s Store, events ...event.Event) {
 	t.Helper()
 	a := session.NewAssembler(pipeline.MustDefault(), s)
 	if err := a.Ingest(context.Background(), events); err != nil {
@@ -198,7 +199,7 @@ func search(t *testing.T, s Store, f report.Filter) []string {
 }
 
 func testFilters(t *testing.T, s Store) {
-	ingest(t, s, fixture()...)
+	Ingest(t, s, fixture()...)
 	all := search(t, s, report.Filter{})
 	if len(all) != 4 {
 		t.Fatalf("acme has %d sessions, want 4: %v", len(all), all)
@@ -297,7 +298,7 @@ func testFilters(t *testing.T, s Store) {
 }
 
 func testDetail(t *testing.T, s Store) {
-	ingest(t, s, fixture()...)
+	Ingest(t, s, fixture()...)
 	d, err := s.Session(context.Background(), "acme", sidExplicit)
 	if err != nil {
 		t.Fatal(err)
@@ -325,10 +326,10 @@ func testDetail(t *testing.T, s Store) {
 
 func testIdempotent(t *testing.T, s Store) {
 	events := fixture()
-	ingest(t, s, events...)
+	Ingest(t, s, events...)
 	before := search(t, s, report.Filter{})
-	ingest(t, s, events...)
-	ingest(t, s, events[3], events[3], events[10])
+	Ingest(t, s, events...)
+	Ingest(t, s, events[3], events[3], events[10])
 	if after := search(t, s, report.Filter{}); !slices.Equal(before, after) {
 		t.Fatalf("re-ingest changed sessions: %v → %v", before, after)
 	}
@@ -358,7 +359,7 @@ func testPaging(t *testing.T, s Store) {
 			thirds[session.DeriveID(&e)] = true
 		}
 	}
-	ingest(t, s, events...)
+	Ingest(t, s, events...)
 	var order []string
 	f := report.Filter{Tenant: "acme", From: Base, To: Base.Add(30 * 24 * time.Hour)}
 	seen := map[string]bool{}
@@ -505,14 +506,14 @@ func testLateEvent(t *testing.T, s Store) {
 			t.Fatalf("%s: q=%s finds %v, want %v", step, q, got, want)
 		}
 	}
-	ingest(t, s, e1, e2)
+	Ingest(t, s, e1, e2)
 	check("in order", map[string][]string{session.DeriveID(&e1): {"e1"}, session.DeriveID(&e2): {"e2"}})
 	text("in order", "bravo", session.DeriveID(&e1))
-	ingest(t, s, e0)
+	Ingest(t, s, e0)
 	check("late e0", map[string][]string{session.DeriveID(&e0): {"e0", "e1"}, session.DeriveID(&e2): {"e2"}})
 	text("late e0", "bravo", session.DeriveID(&e0))
 	text("late e0", "charlie", session.DeriveID(&e2))
-	ingest(t, s, mid)
+	Ingest(t, s, mid)
 	check("late mid", map[string][]string{session.DeriveID(&e0): {"e0", "e1"}, session.DeriveID(&mid): {"mid", "e2"}})
 	text("late mid", "charlie", session.DeriveID(&mid))
 	text("late mid", "delta", session.DeriveID(&mid))
