@@ -123,11 +123,17 @@ func (d *discard) Write(p []byte) (int, error) {
 //
 //	go test ./internal/api -run '^$' -bench BenchmarkExport -benchmem -benchtime 1x
 func BenchmarkExport(b *testing.B) {
-	st, err := sqlite.Open(context.Background(), exportFixturePath(b))
+	st, err := sqlite.Open(context.Background(), exportFixturePath(b), sqlite.WithPacker())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
+	// The export reads the settled sessions' packs, as in production once
+	// the ingester's packer has swept: measured after the first sweep,
+	// not while it runs.
+	if err := st.WaitPacked(b.Context()); err != nil {
+		b.Fatal(err)
+	}
 	s := newServer(b, testConfig(b), st)
 	from := storetest.Base.Format(time.RFC3339)
 	for _, tc := range []struct {

@@ -21,7 +21,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 		Short: "Consume the event topics of a Kafka cluster into the configured store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withBackend(nil, func(cfg config.Config, def *pipeline.Definition, log *zap.Logger, be *backend, reg *metrics.Registry) error {
+			return g.withBackend(cmd.Name(), nil, func(cfg config.Config, def *pipeline.Definition, log *zap.Logger, be *backend, reg *metrics.Registry) error {
 				if be.init != nil {
 					// Templates and the first indices must exist before the
 					// first write; installing them again changes nothing.
@@ -61,7 +61,7 @@ func newServeCommand(g *globals) *cobra.Command {
 		Short: "Serve the report API from the configured store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withBackend(servesAPI, func(cfg config.Config, def *pipeline.Definition, log *zap.Logger, be *backend, reg *metrics.Registry) error {
+			return g.withBackend(cmd.Name(), servesAPI, func(cfg config.Config, def *pipeline.Definition, log *zap.Logger, be *backend, reg *metrics.Registry) error {
 				server, err := newAPI(cfg, be.api, reg, log)
 				if err != nil {
 					return err
@@ -79,16 +79,16 @@ func newServeCommand(g *globals) *cobra.Command {
 }
 
 // withBackend runs fn with the configuration (which must meet require, when
-// set), the logger, the store open and the metrics it reports to: the
-// prologue of the long-running roles.
-func (g *globals) withBackend(require func(config.Config) error, fn func(config.Config, *pipeline.Definition, *zap.Logger, *backend, *metrics.Registry) error) error {
+// set), the logger, the store open for command and the metrics it reports
+// to: the prologue of the long-running roles.
+func (g *globals) withBackend(command string, require func(config.Config) error, fn func(config.Config, *pipeline.Definition, *zap.Logger, *backend, *metrics.Registry) error) error {
 	cfg, def, log, done, err := g.start(require)
 	if err != nil || done {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 	reg := metrics.New()
-	be, err := openBackend(cfg, def, reg, log)
+	be, err := openBackend(command, cfg, def, reg, log)
 	if err != nil {
 		return err
 	}

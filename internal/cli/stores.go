@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/chatreport/chatreport/internal/metrics"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/store"
+	"github.com/chatreport/chatreport/internal/store/sqlite"
 )
 
 // assemblingSink is what the ingester writes: it assembles sessions and
@@ -34,12 +36,24 @@ type backend struct {
 	init func(context.Context) error
 }
 
-// openBackend opens the configured store: SQLite versions in a folder, or
-// Elasticsearch versions in a cluster, whose write path reports to reg.
-func openBackend(cfg config.Config, def *pipeline.Definition, reg *metrics.Registry, log *zap.Logger) (*backend, error) {
+// packingCommands are the commands whose SQLite store runs the packer
+// (sqlite.WithPacker): those that ingest. The packer's sweeps cost CPU and
+// take the write lock in slices; in serve they would compete with the
+// ingester for it. Every other command (serve, replay, index, forget)
+// opens the store without it (docs/operations.md, "Who packs").
+var packingCommands = []string{"ingest", "up"}
+
+// openBackend opens the configured store for command: SQLite versions in a
+// folder, or Elasticsearch versions in a cluster, whose write path reports
+// to reg.
+func openBackend(command string, cfg config.Config, def *pipeline.Definition, reg *metrics.Registry, log *zap.Logger) (*backend, error) {
 	switch cfg.Store.Kind {
 	case config.StoreSQLite:
-		vs, err := store.OpenSQLite(cfg.Store.SQLite.Dir)
+		var opts []sqlite.Option
+		if slices.Contains(packingCommands, command) {
+			opts = append(opts, sqlite.WithPacker())
+		}
+		vs, err := store.OpenSQLite(cfg.Store.SQLite.Dir, opts...)
 		if err != nil {
 			return nil, err
 		}

@@ -136,7 +136,7 @@ func (u *Up) Do(ctx context.Context, g *globals) error {
 
 	// The command runs the SQLite store; tests run the Elasticsearch one too.
 	reg := metrics.New()
-	be, err := openBackend(cfg, def, reg, log)
+	be, err := openBackend("up", cfg, def, reg, log)
 	if err != nil {
 		return err
 	}

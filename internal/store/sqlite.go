@@ -24,13 +24,14 @@ type SQLite struct {
 var _ Versions = (*SQLite)(nil)
 
 // OpenSQLite opens the versions in dir, creating it; each version's
-// database opens on first use.
-func OpenSQLite(dir string) (*SQLite, error) {
+// database opens on first use, with opts (sqlite.WithPacker in the process
+// that ingests).
+func OpenSQLite(dir string, opts ...sqlite.Option) (*SQLite, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data folder: %w", err)
 	}
 	set := versions.NewSet(versions.OpenFile(dir), func(ctx context.Context, v string) (*sqlite.Store, error) {
-		return sqlite.Open(ctx, filepath.Join(dir, "chatreport-"+v+".db"))
+		return sqlite.Open(ctx, filepath.Join(dir, "chatreport-"+v+".db"), opts...)
 	})
 	return &SQLite{Set: set, dir: dir}, nil
 }

@@ -163,7 +163,7 @@ func (r recorder) Append(dst []byte, d *report.StoredDetail) ([]byte, error) {
 // whose documents are read by id.
 func TestExportMatchesSession(t *testing.T) {
 	ctx := context.Background()
-	s := openUnpacked(t)
+	s := openTemp(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	policy := pipeline.MustDefault().PolicyFor("whatsapp")
 	const n = 3*report.ExportChunk + 57

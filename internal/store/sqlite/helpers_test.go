@@ -8,7 +8,8 @@ import (
 )
 
 // openTemp opens a new store in a temporary directory, closed when the test
-// ends.
+// ends. Its packer does not run (no WithPacker): a test packs with packAll
+// when it means to.
 func openTemp(t *testing.T) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "test.db"))

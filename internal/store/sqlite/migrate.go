@@ -525,7 +525,8 @@ func fillSessionWords(ctx context.Context, tx *sql.Tx) error {
 // INTEGER PRIMARY KEY" (https://sqlite.org/rowidtable.html,
 // https://sqlite.org/lang_vacuum.html), and a .dump and restore renumbers
 // them, which no trigger sees. A pack whose rowid now names another
-// session reads as no pack, and the packer replaces it.
+// session reads as no pack, and the packer deletes it (packOrphans) and
+// packs the session again.
 func eventPacks(ctx context.Context, tx *sql.Tx) error {
 	for _, q := range []string{
 		`CREATE TABLE IF NOT EXISTS event_packs (session INTEGER PRIMARY KEY, tenant TEXT NOT NULL, session_id TEXT NOT NULL, events BLOB NOT NULL)`,

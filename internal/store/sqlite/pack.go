@@ -3,9 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -28,13 +31,15 @@ import (
 // transaction, so a pack is never stale; a session without a pack is read
 // from events as before.
 //
-// The store's packer fills event_packs in the background, as the merger
+// The store's packer (WithPacker: only the process that ingests runs it)
+// fills event_packs in the background, as the merger
 // merges the full-text index (merge.go): in slices, each a write
 // transaction of its own on the writer's connection, between updates and
 // never while an export reads a chunk (a commit makes the next read
 // transactions drop their page caches and maps), at most packShare of the
-// time. A sweep visits sessions (see below), up to packRowids a slice, and
-// packs those that are settled and have no pack:
+// time. A sweep visits sessions (see below), up to packRowids a slice and
+// up to packSliceBytes of bodies packed, and packs those that are settled
+// and have no pack:
 //
 //   - settled: the session's window (session.Session.WindowEndsAt: its last
 //     activity plus the session window, or its end) ended before both the
@@ -64,9 +69,10 @@ import (
 //     their tenant and the end of their window, so that a sweep reads one
 //     again only once it may have settled (packWaiting).
 //
-// A sweep handles pack_todo (packs what is settled, moves what is not to
-// waiting, drops what no longer exists), then waiting, then the rowids from
-// next on. A session a sweep passed that had no pack and was not waiting
+// A sweep deletes orphan packs after another connection wrote
+// (packOrphans), then handles pack_todo (packs what is settled, moves what
+// is not to waiting, drops what no longer exists), then waiting, then the
+// rowids from next on. A session a sweep passed that had no pack and was not waiting
 // (no events, or over the string limit) is not visited again while the
 // store is open.
 //
@@ -110,6 +116,11 @@ type packMarks struct {
 	waiting map[int64]waitingSession
 	// visited counts the rowids the slices visited (tests).
 	visited int64
+	// orphansAt is Store.foreign when the last pass over event_packs for
+	// orphans began, orphanNext the least pack rowid it has not checked
+	// (0: no pass runs).
+	orphansAt  uint64
+	orphanNext int64
 }
 
 // waitingSession is a session a sweep found not settled: its rowid,
@@ -165,8 +176,12 @@ func startPacker(s *Store) *packer {
 	return p
 }
 
-// wake tells the packer that an update ended; it never waits.
+// wake tells the packer that an update ended; it never waits. A nil
+// packer (a store opened without WithPacker) does nothing.
 func (p *packer) wake() {
+	if p == nil {
+		return
+	}
 	p.woken.Add(1)
 	select {
 	case p.kick <- struct{}{}:
@@ -174,8 +189,12 @@ func (p *packer) wake() {
 	}
 }
 
-// stop stops the packer and waits for it (and for a slice it runs).
+// stop stops the packer and waits for it (and for a slice it runs); a nil
+// packer has nothing to stop.
 func (p *packer) stop() {
+	if p == nil {
+		return
+	}
 	p.cancel()
 	<-p.done
 }
@@ -266,6 +285,7 @@ func (p *packer) sweep(ctx context.Context) (bool, error) {
 func (s *Store) sweepSlices() []func(context.Context, *packMarks) (bool, error) {
 	var after int64 // the last waiting rowid visited
 	return []func(context.Context, *packMarks) (bool, error){
+		s.packOrphans,
 		s.packQueued,
 		func(ctx context.Context, m *packMarks) (bool, error) { return s.packWaiting(ctx, m, &after) },
 		s.packNext,
@@ -275,10 +295,14 @@ func (s *Store) sweepSlices() []func(context.Context, *packMarks) (bool, error) 
 // WaitPacked waits until the store's packer has ended its first sweep
 // since Open (every session settled then has its pack, unless an update
 // deleted it since), or ctx ends, or the packer stopped before it (the
-// store closed): then it reports errNotSwept. When slices of the first
+// store closed): then it reports errNotSwept; a store opened without
+// WithPacker reports ErrNoPacker at once. When slices of the first
 // sweep failed it reports them (*sweepError): sessions may be unpacked. chatreport-bench waits for it
 // before it measures the export; serving never waits.
 func (s *Store) WaitPacked(ctx context.Context) error {
+	if s.pack == nil {
+		return ErrNoPacker
+	}
 	select {
 	case <-s.pack.swept:
 		return s.pack.firstErr
@@ -293,6 +317,10 @@ func (s *Store) WaitPacked(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// ErrNoPacker: WaitPacked on a store opened without WithPacker, which
+// never packs.
+var ErrNoPacker = errors.New("the store runs no packer (opened without WithPacker)")
 
 // errNotSwept: the packer stopped before its first sweep ended.
 var errNotSwept = errors.New("the packer stopped before its first sweep ended")
@@ -333,12 +361,98 @@ func (s *Store) packTx(ctx context.Context, m *packMarks, f func(tx *sql.Tx, las
 	return nil
 }
 
+// packOrphanRows is how many packs a slice of packOrphans checks: it reads
+// their keys, not their events.
+const packOrphanRows = 8 * packRowids
+
+// packOrphans deletes the packs of the next packOrphanRows rowids of
+// event_packs whose session is gone, and reports whether any pack is past
+// them. The triggers delete a session's pack with its row (eventPacks), but
+// they see a rowid, and sessions' rowids are not stable: a VACUUM or a dump
+// and restore renumbers them without firing a trigger. A pack can then
+// name a rowid no session has, or one another session took: it reads as
+// no pack (every read joins on the owner), but its bodies stay in the
+// file, and a Forget of its session after the renumbering deletes the pack
+// at the session's new rowid, not this one. So a pass over event_packs
+// deletes every pack whose rowid and owner name no session; when it finds
+// any, the rowids were renumbered, and the sweep visits every session
+// again, as the first after Open does (packNext from the least rowid,
+// nothing waiting). Renumbering is another connection's doing, so a pass runs in
+// the first sweep after another connection wrote (Store.foreign, which
+// the first write transaction after Open counts too).
+func (s *Store) packOrphans(ctx context.Context, m *packMarks) (more bool, err error) {
+	var (
+		next  int64
+		found bool
+	)
+	at := m.orphansAt
+	err = s.packTx(ctx, m, func(tx *sql.Tx, _ int64) (bool, error) {
+		from := m.orphanNext
+		if from == 0 {
+			if at == s.foreign {
+				return false, nil
+			}
+			at, from = s.foreign, math.MinInt64
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT p.session, s.rowid IS NULL FROM event_packs p
+			LEFT JOIN sessions s ON s.rowid = p.session AND s.tenant = p.tenant AND s.session_id = p.session_id
+			WHERE p.session >= ? ORDER BY p.session LIMIT ?`, from, packOrphanRows)
+		if err != nil {
+			return false, fmt.Errorf("pack: %w", err)
+		}
+		defer rows.Close()
+		var (
+			orphans []int64
+			n       int
+			r       int64
+			orphan  bool
+		)
+		for rows.Next() {
+			if err := rows.Scan(&r, &orphan); err != nil {
+				return false, fmt.Errorf("pack: %w", err)
+			}
+			n++
+			if orphan {
+				orphans = append(orphans, r)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return false, fmt.Errorf("pack: %w", err)
+		}
+		rows.Close()
+		if n == packOrphanRows {
+			next = r + 1
+		}
+		if len(orphans) == 0 {
+			return false, nil
+		}
+		list, err := json.Marshal(orphans)
+		if err != nil {
+			return false, fmt.Errorf("pack: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM event_packs WHERE session IN (SELECT value FROM json_each(?))`, list); err != nil {
+			return false, fmt.Errorf("pack: %w", err)
+		}
+		found = true
+		return true, nil
+	})
+	if err != nil { // the pass goes on from the same pack at the next sweep
+		return false, err
+	}
+	m.orphansAt, m.orphanNext = at, next
+	if found { // renumbered: the marks' rowids mean nothing now
+		m.next, m.waiting = 0, nil
+	}
+	return next != 0, nil
+}
+
 // packQueued handles the first packRowids sessions of pack_todo and
 // reports whether more may be queued.
 func (s *Store) packQueued(ctx context.Context, m *packMarks) (more bool, err error) {
 	var (
 		queued    []int64
 		unsettled []waitingSession
+		cutShort  bool // packSessions left sessions of queued for a later slice
 	)
 	err = s.packTx(ctx, m, func(tx *sql.Tx, _ int64) (bool, error) {
 		rows, err := tx.QueryContext(ctx, `SELECT session FROM pack_todo ORDER BY session LIMIT ?`, packRowids)
@@ -361,9 +475,15 @@ func (s *Store) packQueued(ctx context.Context, m *packMarks) (more bool, err er
 			return false, nil
 		}
 		upTo := queued[len(queued)-1]
-		unsettled, _, err = s.packSessions(ctx, tx, `s.rowid IN (SELECT session FROM pack_todo WHERE session <= ?1)`, upTo)
+		var cut int64
+		unsettled, _, cut, err = s.packSessions(ctx, tx, `s.rowid IN (SELECT session FROM pack_todo WHERE session <= ?1)`, upTo)
 		if err != nil {
 			return false, err
+		}
+		if cut != 0 { // the rest waits in pack_todo for the next slice
+			upTo = cut - 1
+			queued = slices.DeleteFunc(queued, func(r int64) bool { return r >= cut })
+			cutShort = true
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM pack_todo WHERE session <= ?`, upTo); err != nil {
 			return false, fmt.Errorf("pack: %w", err)
@@ -375,7 +495,7 @@ func (s *Store) packQueued(ctx context.Context, m *packMarks) (more bool, err er
 	}
 	m.wait(queued, unsettled)
 	m.visited += int64(len(queued))
-	return len(queued) == packRowids, nil
+	return cutShort || len(queued) == packRowids, nil
 }
 
 // packWaiting handles the next packRowids sessions of m.waiting above
@@ -425,8 +545,13 @@ func (s *Store) packWaiting(ctx context.Context, m *packMarks, after *int64) (mo
 			list = strconv.AppendInt(list, r, 10)
 		}
 		var n int
+		var cut int64
 		var err error
-		unsettled, n, err = s.packSessions(ctx, tx, `s.rowid IN (`+string(list)+`)`)
+		unsettled, n, cut, err = s.packSessions(ctx, tx, `s.rowid IN (`+string(list)+`)`)
+		if cut != 0 { // the rest stays waiting, for the next slice
+			ids = slices.DeleteFunc(ids, func(r int64) bool { return r >= cut })
+			more = true
+		}
 		return n > 0, err
 	})
 	if err != nil {
@@ -456,8 +581,12 @@ func (s *Store) packNext(ctx context.Context, m *packMarks) (more bool, err erro
 		next = min(m.next+packRowids, last+1)
 		more = next <= last
 		var n int
+		var cut int64
 		var err error
-		unsettled, n, err = s.packSessions(ctx, tx, `s.rowid >= ?1 AND s.rowid < ?2`, m.next, next)
+		unsettled, n, cut, err = s.packSessions(ctx, tx, `s.rowid >= ?1 AND s.rowid < ?2`, m.next, next)
+		if cut != 0 { // the next slice goes on from cut
+			next, more = cut, true
+		}
 		return n > 0, err
 	})
 	if err != nil && next != 0 && !errors.Is(err, errWriterBusy) && ctx.Err() == nil {
@@ -489,23 +618,71 @@ func (m *packMarks) wait(visited []int64, unsettled []waitingSession) {
 
 // packSessions packs the settled sessions without a pack among those where
 // holds (a condition on sessions s, with args), and returns those without
-// a pack that are not settled and how many it packed.
-func (s *Store) packSessions(ctx context.Context, tx *sql.Tx, where string, args ...any) (unsettled []waitingSession, packed int, err error) {
+// a pack that are not settled and how many it packed. The sessions it
+// packs sum to at most packSliceBytes of bodies (but for a slice's first,
+// which may be larger, up to packMaxBytes): cut is then the least rowid it
+// left for a later slice, sessions from it on neither packed nor returned
+// as unsettled; else cut is 0.
+func (s *Store) packSessions(ctx context.Context, tx *sql.Tx, where string, args ...any) (unsettled []waitingSession, packed int, cut int64, err error) {
 	byTenant, unsettled, err := settledUnpacked(ctx, tx, where, args, time.Now())
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
+	}
+	sizes := map[int64]int64{}
+	for tenant, c := range byTenant {
+		if err := c.dropLarge(ctx, tx, tenant, sizes); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	if cut = sliceCut(sizes, packSliceBytes); cut != 0 {
+		for _, c := range byTenant {
+			c.keepBelow(cut)
+		}
+		unsettled = slices.DeleteFunc(unsettled, func(w waitingSession) bool { return w.rowid >= cut })
 	}
 	for tenant, c := range byTenant {
-		if err := c.dropLarge(ctx, tx, tenant); err != nil {
-			return nil, 0, err
-		}
 		n, err := writePacks(ctx, tx, tenant, c)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
 		packed += n
 	}
-	return unsettled, packed, nil
+	return unsettled, packed, cut, nil
+}
+
+// packSliceBytes bounds the bodies a slice packs (packSessions): the
+// sessions of packRowids rowids are ~1.1 MB on the bench database, but one
+// tenant's giant sessions would otherwise make a slice read and write up to
+// packRowids·packMaxBytes while it holds the writer; a variable for tests.
+var packSliceBytes int64 = 4 << 20
+
+// sliceCut is the least rowid of sizes (each session's bodies, by rowid)
+// whose bodies, added to those of the rowids below it, pass limit (never
+// the least rowid: a slice packs at least one session), or 0 when they
+// all fit.
+func sliceCut(sizes map[int64]int64, limit int64) int64 {
+	rowids := slices.Sorted(maps.Keys(sizes))
+	var sum int64
+	for i, r := range rowids {
+		sum += sizes[r]
+		if i > 0 && sum > limit {
+			return r
+		}
+	}
+	return 0
+}
+
+// keepBelow takes the sessions of rowid cut and above out of c.
+func (c *packChunk) keepBelow(cut int64) {
+	keep := 0
+	for i := range c.list {
+		if c.rowids[i] >= cut {
+			continue
+		}
+		c.list[keep], c.rowids[keep], c.ids[keep] = c.list[i], c.rowids[i], c.ids[i]
+		keep++
+	}
+	c.list, c.rowids, c.ids = c.list[:keep], c.rowids[:keep], c.ids[:keep]
 }
 
 // packMaxBytes bounds a pack: a session whose events' bodies sum to more
@@ -518,7 +695,8 @@ var packMaxBytes int64 = 16 << 20
 // (https://sqlite.org/lang_corefunc.html#length), summed row by row, so no
 // session's bodies are held together. It costs a second pass over the
 // events of the sessions a slice packs (not measured); a slice is bounded
-// by rowids only (packRowids), and by packMaxBytes for each session.
+// by rowids (packRowids), by packSliceBytes in all and by packMaxBytes for
+// each session.
 const packSizes = `WITH c(i, session_key, first, last, session_id) AS MATERIALIZED
 		(SELECT key, value->>0, value->>1, value->>2, value->>3 FROM json_each(?1))
 		SELECT c.i, (SELECT coalesce(sum(length(e.body)), 0) FROM events e WHERE e.tenant = ?2
@@ -527,8 +705,9 @@ const packSizes = `WITH c(i, session_key, first, last, session_id) AS MATERIALIZ
 		FROM c`
 
 // dropLarge takes out of c the sessions whose events sum to more than
-// packMaxBytes, before writePacks reads any whole.
-func (c *packChunk) dropLarge(ctx context.Context, tx *sql.Tx, tenant string) error {
+// packMaxBytes, before writePacks reads any whole, and sets in sizes the
+// sum of each session it keeps, by rowid.
+func (c *packChunk) dropLarge(ctx context.Context, tx *sql.Tx, tenant string, sizes map[int64]int64) error {
 	rows, err := tx.QueryContext(ctx, packSizes, c.boundSpans(nil), tenant)
 	if err != nil {
 		return fmt.Errorf("pack: %w", err)
@@ -543,6 +722,8 @@ func (c *packChunk) dropLarge(ctx context.Context, tx *sql.Tx, tenant string) er
 		}
 		if size > packMaxBytes {
 			large[i] = true
+		} else {
+			sizes[c.rowids[i]] = size
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -24,7 +24,6 @@ func BenchmarkPackSweep(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	s.pack.stop()
 	s.merge.stop()
 	var first packMarks
 	sweepWith(b, s, &first)

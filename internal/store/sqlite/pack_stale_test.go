@@ -33,7 +33,7 @@ func TestPacksNeverStale(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "packs.db")
 			var stores []*Store
 			for range 2 {
-				s, err := Open(ctx, path)
+				s, err := Open(ctx, path, WithPacker())
 				if err != nil {
 					t.Fatal(err)
 				}

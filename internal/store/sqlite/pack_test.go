@@ -21,15 +21,6 @@ import (
 	"github.com/chatreport/chatreport/internal/store/storetest"
 )
 
-// openUnpacked opens a store whose packer does not run: the test packs
-// with packAll when it means to.
-func openUnpacked(t *testing.T) *Store {
-	t.Helper()
-	s := openTemp(t)
-	s.pack.stop()
-	return s
-}
-
 // packAll runs a sweep over every session, as the first sweep after Open
 // does.
 func packAll(t *testing.T, s *Store) {
@@ -151,7 +142,7 @@ func sameExport(t *testing.T, what string, a, b []report.StoredDetail) {
 // other; each pack is what eventsStatement reads of its session.
 func TestPackSettledOnly(t *testing.T) {
 	ctx := context.Background()
-	s := openUnpacked(t)
+	s := openTemp(t)
 	a := session.NewAssembler(pipeline.MustDefault(), s)
 	var batch []event.Event
 	// Contact i's session starts 25i hours after Base: its window
@@ -234,7 +225,7 @@ func TestPackSettledOnly(t *testing.T) {
 // Forget deletes the packs of the sessions it deletes or takes events from.
 func TestPackedExportMatches(t *testing.T) {
 	ctx := context.Background()
-	s := openUnpacked(t)
+	s := openTemp(t)
 	a := session.NewAssembler(pipeline.MustDefault(), s)
 	var batch []event.Event
 	for i := range 3*report.ExportChunk + 11 {
@@ -357,7 +348,7 @@ func TestPackTriggers(t *testing.T) {
 		{"an event deleted", `DELETE FROM events WHERE session_id = ?1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := openUnpacked(t)
+			s := openTemp(t)
 			var batch []event.Event
 			for i := range 4 {
 				b := storetest.B{Contact: fmt.Sprint("c", i)}
@@ -394,7 +385,6 @@ func TestMigratePacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.pack.stop()
 	var batch []event.Event
 	for i := range 3 {
 		b := storetest.B{Contact: fmt.Sprint("c", i)}
@@ -433,7 +423,7 @@ func TestMigratePacks(t *testing.T) {
 		t.Fatalf("version %d, %d packs, %d queued, %d triggers queuing; want %d, 0, 0, 4", version, packs, queued, triggers, schemaVersion)
 	}
 
-	s, err = Open(ctx, path)
+	s, err = Open(ctx, path, WithPacker())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +466,7 @@ func rowidOf(t *testing.T, s *Store, tenant, id string) int64 {
 // unpacked session queues nothing.
 func TestPackSweepFromMark(t *testing.T) {
 	ctx := context.Background()
-	s := openUnpacked(t)
+	s := openTemp(t)
 	a := session.NewAssembler(pipeline.MustDefault(), s)
 	ingest := func(evs ...event.Event) {
 		t.Helper()
@@ -573,7 +563,7 @@ func TestPackReusedRowid(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct{ between, unpacked bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
 		t.Run(fmt.Sprintf("sweep between %v, unpacked %v", tc.between, tc.unpacked), func(t *testing.T) {
-			s := openUnpacked(t)
+			s := openTemp(t)
 			a := session.NewAssembler(pipeline.MustDefault(), s)
 			live := storetest.B{Contact: "live"}.Msg("l1", 0, event.RoleCustomer, "oi")
 			live.OccurredAt = time.Now().UTC().Add(-time.Minute)
@@ -623,7 +613,7 @@ func TestPackReusedRowid(t *testing.T) {
 // fail on the queue's key.
 func TestPackQueuedAndPacked(t *testing.T) {
 	ctx := context.Background()
-	s := openUnpacked(t)
+	s := openTemp(t)
 	a := session.NewAssembler(pipeline.MustDefault(), s)
 	b := storetest.B{Contact: "c"}
 	live := storetest.B{Contact: "live"}.Msg("l1", 0, event.RoleCustomer, "oi")
@@ -666,7 +656,7 @@ func TestPackQueuedAndPacked(t *testing.T) {
 // exported, and the next sweep packs the session again.
 func TestPackRenumberedRowids(t *testing.T) {
 	ctx := context.Background()
-	s := openUnpacked(t)
+	s := openTemp(t)
 	a := session.NewAssembler(pipeline.MustDefault(), s)
 	var batch []event.Event
 	for i := range 60 {
@@ -745,7 +735,7 @@ func TestPackRenumberedRowids(t *testing.T) {
 // (Close) before its first sweep ended, rather than waiting for its
 // context.
 func TestWaitPackedAfterStop(t *testing.T) {
-	s := openUnpacked(t)
+	s := openTemp(t)
 	s.writer <- struct{}{} // the first sweep's slices find the writer busy
 	s.pack = startPacker(s)
 	time.Sleep(10 * time.Millisecond)
@@ -768,7 +758,6 @@ func TestPackSkipsFailingSlice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.pack.stop()
 	a := session.NewAssembler(pipeline.MustDefault(), s)
 	var batch []event.Event
 	for i := range 3 { // 0 and 1 settle: 2 starts after their windows
@@ -791,7 +780,7 @@ func TestPackSkipsFailingSlice(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(ctx, path)
+	s, err = Open(ctx, path, WithPacker())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -810,7 +799,7 @@ func TestPackSkipsFailingSlice(t *testing.T) {
 // a smaller one beside it does.
 func TestPackSkipsLargeSessions(t *testing.T) {
 	ctx := context.Background()
-	s := openUnpacked(t)
+	s := openTemp(t)
 	a := session.NewAssembler(pipeline.MustDefault(), s)
 	var batch []event.Event
 	for i := range 3 { // 0 and 1 settle: 2 starts after their windows

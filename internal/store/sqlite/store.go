@@ -56,6 +56,10 @@ type Store struct {
 	// Both are the writer's.
 	w           *sql.Conn
 	dataVersion int64
+	// foreign counts the times checkWriters found that another connection
+	// wrote (or the first time it read dataVersion); the writer's. The
+	// packer looks for orphan packs after each (pack.go, packOrphans).
+	foreign uint64
 	// states are the session keys this store wrote, held in memory between
 	// updates (docs/sessions.md, "What memory holds").
 	states *session.StateCache[*session.KeyState]
@@ -80,8 +84,24 @@ type Store struct {
 
 var _ session.Store = (*Store)(nil)
 
+// Option is an option of Open.
+type Option func(*options)
+
+type options struct{ packer bool }
+
+// WithPacker runs the store's packer (pack.go) while the store is open.
+// Only the process that ingests passes it (docs/operations.md, "Who
+// packs"): a sweep costs CPU and takes the write lock in slices, which a
+// process that only reads (serve) or writes once (forget, index) has no
+// use for, and it would compete with the ingester for the lock.
+func WithPacker() Option { return func(o *options) { o.packer = true } }
+
 // Open opens (creating if needed) the database at path.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "temp_store(MEMORY)", "cache_size(-65536)", fmt.Sprintf("wal_autocheckpoint(%d)", walBoundPages),
 		// Reads through a memory map: a page the 64 MiB cache misses costs
@@ -112,7 +132,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
 	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt}
 	s.merge = startMerger(s)
-	s.pack = startPacker(s)
+	if o.packer {
+		s.pack = startPacker(s)
+	}
 	return s, nil
 }
 
@@ -131,6 +153,9 @@ func (s *Store) Close() error {
 	s.w.Close()
 	return s.db.Close()
 }
+
+// Packs reports whether the store runs the packer (WithPacker).
+func (s *Store) Packs() bool { return s.pack != nil }
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -207,6 +232,7 @@ func (s *Store) checkWriters(ctx context.Context, tx *sql.Tx) error {
 	if v != s.dataVersion {
 		s.invalidate()
 		s.dataVersion = v
+		s.foreign++
 	}
 	return nil
 }

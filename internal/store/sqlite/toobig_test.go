@@ -113,7 +113,7 @@ func TestEventsOverTheStringLimit(t *testing.T) {
 // the packed ones too, as a connection without the limit reads them.
 func TestPackedChunkOverTheStringLimit(t *testing.T) {
 	ctx := context.Background()
-	s := openUnpacked(t)
+	s := openTemp(t)
 	const limit = 8000
 	var events []event.Event
 	large := storetest.B{Contact: "5511900000001"}
