@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -438,7 +439,11 @@ func printElasticStatus(ctx context.Context, w io.Writer, ev *store.Elastic) err
 		fmt.Fprintf(w, "%-9s template %-40s %s\n", t.Kind, t.Name, state)
 	}
 	for _, ix := range st.Indices {
-		fmt.Fprintf(w, "index %-45s %-7s %-6s %d docs  aliases %s\n", ix.Name, ix.Health, ix.State, ix.Docs, strings.Join(ix.Aliases, ","))
+		docs := strconv.FormatInt(ix.Docs, 10)
+		if ix.DocsUnknown != "" {
+			docs = "? (" + ix.DocsUnknown + ")"
+		}
+		fmt.Fprintf(w, "index %-45s %-7s %-6s %s docs  aliases %s\n", ix.Name, ix.Health, ix.State, docs, strings.Join(ix.Aliases, ","))
 	}
 	if !st.Ready() {
 		if len(st.Indices) == 0 && !slices.ContainsFunc(st.Templates, func(t elastic.TemplateStatus) bool { return t.Have != 0 }) {

@@ -230,11 +230,14 @@ func (t TemplateStatus) Current() bool { return t.Have == t.Want }
 
 // IndexStatus describes one monthly index.
 type IndexStatus struct {
-	Name    string
-	Health  string
-	State   string
-	Docs    int64
-	Aliases []string
+	Name   string
+	Health string
+	State  string
+	// Docs counts the index's documents; DocsUnknown says why it could
+	// not (closed, red, or gone since it was listed), and Docs is then 0.
+	Docs        int64
+	DocsUnknown string
+	Aliases     []string
 }
 
 // Ready reports whether every template is current, the key index exists and
@@ -322,9 +325,18 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 	}
 	for _, c := range cat {
 		ix := IndexStatus{Name: c.Index, Health: c.Health, State: c.Status}
-		if c.Status == "open" { // a closed index cannot be searched
+		switch {
+		case c.Status != "open": // a closed index cannot be searched
+			ix.DocsUnknown = "closed"
+		default:
+			// One index that cannot be counted (red, or deleted since it
+			// was listed) does not hide the status of the others: that
+			// is when an operator needs it.
 			if ix.Docs, err = s.countDocs(ctx, c.Index); err != nil {
-				return st, err
+				if ctx.Err() != nil {
+					return st, err
+				}
+				ix.DocsUnknown = "not counted: " + err.Error()
 			}
 		}
 		for a := range aliases[c.Index].Aliases {

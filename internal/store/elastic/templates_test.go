@@ -5,8 +5,12 @@ import (
 
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -321,5 +325,50 @@ func TestStatusCountsDocuments(t *testing.T) {
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("documents %v, want %v", got, want)
+	}
+}
+
+// failingCount answers 503 to a _count of the index named, as a red index
+// does, and passes everything else to the fake.
+type failingCount struct{ index string }
+
+func (c failingCount) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Path == "/"+c.index+"/_count" {
+		body := `{"error":{"type":"no_shard_available_action_exception","reason":"all shards failed"},"status":503}`
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Body: io.NopCloser(strings.NewReader(body)),
+			Header: http.Header{"Content-Type": {"application/json"}, "X-Elastic-Product": {"Elasticsearch"}}, Request: req}, nil
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestStatusWithIndicesUncounted: an index that is closed, or whose count
+// fails (a red index), is listed with its count unknown and why, and the
+// other indices are counted: the status an operator needs most then.
+func TestStatusWithIndicesUncounted(t *testing.T) {
+	f := esfake.New(t)
+	s := fakeStore(t, f, func(c *Config) { c.Transport = failingCount{index: "test-sessions-v1-2025.10"} })
+	if err := assembler(s).Ingest(t.Context(), mariaEvents()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	openClose(t, f, "test-keys-v1", "_close")
+	st, err := s.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, ix := range st.Indices {
+		got[ix.Name] = fmt.Sprintf("%d %s", ix.Docs, ix.DocsUnknown)
+	}
+	for name, want := range map[string]string{
+		"test-sessions-v1-2025.10": "0 not counted: ",
+		"test-events-v1-2025.10":   "6 ",
+		"test-keys-v1":             "0 closed",
+	} {
+		if !strings.HasPrefix(got[name], want) {
+			t.Errorf("index %s: %q, want %q…", name, got[name], want)
+		}
 	}
 }
