@@ -91,3 +91,60 @@ func TestClosedMonthIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestClosedMonthNewSession: a key whose last session is in a closed month
+// and whose new event starts a session in an open month rewrites the old
+// session (its end and summary change with the new one): that document is
+// refused, and the key's new events are rejected with the closed index's
+// reason — never an error the ingester would retry forever — whether the
+// key is read back or held in memory.
+func TestClosedMonthNewSession(t *testing.T) {
+	old := storetest.B{Contact: "5511900000001"}
+	back := -10 * 24 * time.Hour
+	first := []event.Event{old.Msg("o1", back, event.RoleCustomer, "oi")}
+	later := []event.Event{old.Msg("o2", time.Hour, event.RoleCustomer, "voltei")}
+	for _, restart := range []bool{true, false} {
+		t.Run(map[bool]string{true: "read back", false: "in memory"}[restart], func(t *testing.T) {
+			f := esfake.New(t)
+			s := fakeStore(t, f)
+			if err := assembler(s).Ingest(t.Context(), first); err != nil {
+				t.Fatal(err)
+			}
+			openClose(t, f, "test-sessions-v1-2025.09", "_close")
+			openClose(t, f, "test-events-v1-2025.09", "_close")
+			if restart {
+				s = fakeStore(t, f)
+			}
+			rej := rejectedRefs(t, assembler(s).Ingest(t.Context(), later))
+			if reason, ok := rej["o2"]; len(rej) != 1 || !ok || !strings.Contains(reason, "v1-2025.09") {
+				t.Fatalf("rejected %v, want o2 naming the closed index", rej)
+			}
+		})
+	}
+}
+
+// TestForgetRefusesClosedIndex: searches and deletes by wildcard skip a
+// closed index, so forget refuses, erasing nothing, while one is closed,
+// and names it; opened, the contact is erased.
+func TestForgetRefusesClosedIndex(t *testing.T) {
+	b := storetest.B{Contact: "5511900000001"}
+	f := esfake.New(t)
+	s := fakeStore(t, f)
+	evs := []event.Event{b.Msg("o1", -10*24*time.Hour, event.RoleCustomer, "oi"), b.Msg("o2", 0, event.RoleCustomer, "oi")}
+	if err := assembler(s).Ingest(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	b.Tenant = evs[0].Tenant
+	openClose(t, f, "test-events-v1-2025.09", "_close")
+	got, err := s.Forget(t.Context(), b.Tenant, b.Contact)
+	if err == nil || !strings.Contains(err.Error(), "test-events-v1-2025.09") || got != (Forgotten{}) {
+		t.Fatalf("forget with a closed index: %+v, %v; want nothing erased and the index named", got, err)
+	}
+	if n := len(f.Docs("test-sessions-v1-*")); n != 2 {
+		t.Fatalf("%d sessions left, want both", n)
+	}
+	openClose(t, f, "test-events-v1-2025.09", "_open")
+	if got, err = s.Forget(t.Context(), b.Tenant, b.Contact); err != nil || got.Sessions != 2 || got.Events != 2 {
+		t.Fatalf("forget: %+v, %v; want 2 sessions and 2 events", got, err)
+	}
+}

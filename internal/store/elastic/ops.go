@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/elastic/go-elasticsearch/v8/typedapi/core/search"
@@ -99,6 +100,23 @@ const forgetPasses = 5
 // nothing left.
 func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten, error) {
 	var total Forgotten
+	// Searches and deletes by wildcard skip closed indices (expand_wildcards
+	// defaults to open), so an erasure would leave the contact's documents
+	// in a closed month without a word: refuse, erasing nothing, instead.
+	// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/api-conventions.html#api-multi-index
+	cat, err := s.catIndices(ctx, s.names.indexPatterns())
+	if err != nil {
+		return total, fmt.Errorf("forget: %w", err)
+	}
+	var closed []string
+	for _, c := range cat {
+		if c.Status != "open" {
+			closed = append(closed, c.Index)
+		}
+	}
+	if len(closed) > 0 {
+		return total, fmt.Errorf("forget: nothing erased: %s closed, and what it holds of the contact could not be erased; open it (POST /<index>/_open) and run forget again", strings.Join(closed, ", "))
+	}
 	// The sessions and keys found stay known across passes: an event
 	// skipped on a conflict may be findable only by its session, whose
 	// document an earlier pass deleted.

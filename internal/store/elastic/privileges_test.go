@@ -142,7 +142,7 @@ func TestCheckPrivilegesErrors(t *testing.T) {
 		{503, `{"error":{"type":"cluster_block_exception","reason":"blocked"},"status":503}`, "HTTP 503"},
 		{400, `{"error":{"type":"parse_exception","reason":"no handler found for uri in a field"},"status":400}`, "HTTP 400: parse_exception"},
 		{400, `{"error":"some other text"}`, "HTTP 400: some other text"},
-		{400, `{"error":"unexpected answer for uri [/acme-sessions/_doc/5511987654321?x=1] and method [GET]"}`,
+		{400, `{"error":"unexpected answer for uri [/acme-sessions/_doc/a]5511987654321?x=1] and method [GET]"}`,
 			"HTTP 400: unexpected answer for uri […] and method [GET]"},
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

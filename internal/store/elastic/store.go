@@ -457,11 +457,12 @@ func withoutURI(reason string) string {
 	if i < 0 {
 		return reason
 	}
-	j := strings.Index(reason[i:], "]")
-	if j < 0 {
+	// The URI may hold "]": it ends where Elasticsearch's text goes on.
+	j := strings.LastIndex(reason, "] and method [")
+	if j < i {
 		return reason[:i] + "uri […]"
 	}
-	return reason[:i] + "uri […]" + reason[i+j+1:]
+	return reason[:i] + "uri […]" + reason[j+1:]
 }
 
 // Unwrap makes overload and server errors match ErrUnavailable.

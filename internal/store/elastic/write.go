@@ -628,6 +628,20 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 				}
 			}
 			if n == 0 {
+				// A session without new events, rewritten because a new
+				// one of the key changed it (its summary, its end) and
+				// refused (its month closed, its document too large):
+				// the key's new events are left out, as when the key is
+				// read back from a closed index, or it would be refused
+				// again at every retry and block its partition.
+				for _, e := range o.w.changes.Events {
+					if _, done := rejected[e.Ref()]; !done && !o.w.st.holds(e.Ref()) {
+						rejected[e.Ref()] = "a session of its key was rejected: " + res.Reason
+						n++
+					}
+				}
+			}
+			if n == 0 {
 				return nil, fmt.Errorf("elasticsearch: session %s refused: %s", o.sess, res.Reason)
 			}
 		}
@@ -674,6 +688,11 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 			return ErrConflict
 		case res.IndexClosed && i >= commits:
 			return fmt.Errorf("%w: release session keys: %s", ErrUnavailable, res.Reason)
+		case res.IndexClosed:
+			// A retired session's document in a closed month stays there
+			// (it shows again when the month is opened, beside the session
+			// that replaced it) rather than block the partition until then.
+			s.log.Warn("a retired session's document is in a closed index and stays there", zap.String("index", ops[i].Index))
 		case res.Outcome == Rejected:
 			return fmt.Errorf("elasticsearch: %s refused: %s", docRef(ops[i].Index, ops[i].docID()), res.Reason)
 		}
