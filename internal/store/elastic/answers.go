@@ -196,6 +196,10 @@ func readMgetDoc(dec *jsontext.Decoder, d *mgetResult, i int, source func(i int,
 				return err
 			}
 			d.Found = v.Kind() == 't'
+		case `"_version"`:
+			if d.Version, err = readInt(dec); err != nil {
+				return fmt.Errorf("_version: %w", err)
+			}
 		case `"_seq_no"`:
 			if d.SeqNo, err = readInt(dec); err != nil {
 				return fmt.Errorf("_seq_no: %w", err)

@@ -227,6 +227,7 @@ type mgetResult struct {
 	Closed      bool
 	Found       bool
 	Sourced     bool
+	Version     int64
 	SeqNo       int64
 	PrimaryTerm int64
 	Error       *causeJSON

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
@@ -568,13 +569,15 @@ func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 	return nil
 }
 
+// owner is the write and the session or event of an operation of step 2.
+type owner struct {
+	w     *keyWrite
+	sess  string     // a session document's session
+	event *event.Ref // an event document's event
+}
+
 // writeData is step 2: the session documents and the events.
 func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Ref]string, error) {
-	type owner struct {
-		w     *keyWrite
-		sess  string     // a session document's session
-		event *event.Ref // an event document's event
-	}
 	nsess, nevents := 0, 0
 	for _, w := range writes {
 		nsess += len(w.sessions)
@@ -603,13 +606,13 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 		return nil, fmt.Errorf("write sessions and events: %w", err)
 	}
 	rejected := map[event.Ref]string{}
-	var taken []owner // new events whose document a higher version holds
+	var taken []int // new events whose document a version as high holds
 	for i, res := range results {
 		o := owners[i]
 		switch res.Outcome {
 		case Conflict:
 			if o.event != nil && !o.w.st.holds(*o.event) {
-				taken = append(taken, o)
+				taken = append(taken, i)
 				continue
 			}
 			return nil, ErrConflict
@@ -646,15 +649,69 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 			}
 		}
 	}
-	// Every session document was written, so this writer still owns its
-	// keys: a new event whose document holds a higher version was stored
-	// by another key of the tenant with the same event_id, which the
-	// contract forbids. It is left out (and dead-lettered), not retried
-	// forever.
-	for _, o := range taken {
-		rejected[*o.event] = "its event_id is stored already under another session key of the tenant (event ids must be unique per tenant)"
+	if len(taken) > 0 {
+		if err := s.settleTaken(ctx, ops, owners, taken, rejected); err != nil {
+			return nil, err
+		}
 	}
 	return rejected, nil
+}
+
+// errReusedEventID is the reason of a new event whose document another
+// session key of the tenant holds.
+const errReusedEventID = "its event_id is stored already under another session key of the tenant (event ids must be unique per tenant)"
+
+// settleTaken judges the new events whose write answered 409 (ops[i] for i
+// in taken): their documents hold a version at least this write's
+// generation. Every session document was written, so this writer still
+// owns its keys. The documents are read by id, in real time (a get sees
+// every acknowledged write, refreshed or not:
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-get.html#realtime),
+// only in this case, so the common path reads nothing:
+//   - the key's document at this write's generation is this write's own:
+//     the request was applied and sent again after its answer was lost
+//     (an external version must be greater to be applied, so the second
+//     copy answered 409);
+//   - another key's document means a producer reused the event_id, which
+//     the contract forbids: the event is left out (and dead-lettered) with
+//     the reason, not retried forever;
+//   - anything else (a later generation of the key, a document gone
+//     since) means the key changed under the writer: ErrConflict, and the
+//     key is read back.
+func (s *Store) settleTaken(ctx context.Context, ops []Op, owners []owner, taken []int, rejected map[event.Ref]string) error {
+	docs := make([]mgetDoc, len(taken))
+	for k, i := range taken {
+		docs[k] = mgetDoc{Index: ops[i].Index, ID: ops[i].docID()}
+	}
+	keys := make([]struct {
+		Key string `json:"key"`
+	}, len(taken))
+	bad := make([]error, len(taken))
+	res, err := s.mget(ctx, docs, func(k int, dec *jsontext.Decoder) (err error) {
+		bad[k], err = decodeSource(dec, &keys[k])
+		return err
+	}, "key")
+	if err != nil {
+		return fmt.Errorf("read the stored documents of new events: %w", err)
+	}
+	for k, i := range taken {
+		o, d := owners[i], &res[k]
+		switch {
+		case d.Closed:
+			rejected[*o.event] = closedIndexReason(docs[k].Index)
+		case d.Error != nil:
+			return fmt.Errorf("%w: read %s: %s", ErrUnavailable, docRef(docs[k].Index, docs[k].ID), d.Error.Type)
+		case !d.Found:
+			return ErrConflict
+		case bad[k] != nil:
+			rejected[*o.event] = "its event_id is stored already, in a document that does not decode"
+		case keys[k].Key != o.w.st.Key:
+			rejected[*o.event] = errReusedEventID
+		case d.Version != o.w.gen:
+			return ErrConflict
+		}
+	}
+	return nil
 }
 
 // holds reports whether the state read holds ref: a stored event.

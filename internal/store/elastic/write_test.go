@@ -1,9 +1,11 @@
 package elastic
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"path"
@@ -595,4 +597,57 @@ func TestKnownHoldsTheStoredOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// lostAnswer loses the answer of the first _bulk request that holds event
+// documents and no session document, after the fake applied it: the bulk
+// writer sends it again, as after a connection reset.
+type lostAnswer struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	lost bool
+}
+
+func (l *lostAnswer) RoundTrip(req *http.Request) (*http.Response, error) {
+	if path.Base(req.URL.Path) != "_bulk" || req.Body == nil {
+		return l.next.RoundTrip(req)
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	res, err := l.next.RoundTrip(req)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil || l.lost || !bytes.Contains(body, []byte(`"_index":"test-events-`)) || bytes.Contains(body, []byte("-sessions-")) {
+		return res, err
+	}
+	l.lost = true
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return nil, errors.New("connection reset by peer")
+}
+
+// TestLostBulkAnswer: a request of event documents applied by the cluster
+// whose answer was lost is sent again; its events answer 409 (their
+// external version is not greater than the stored one), are read by id and
+// found to be this write's own: stored once, in their sessions, none
+// rejected. The read happens only then.
+func TestLostBulkAnswer(t *testing.T) {
+	f := esfake.New(t)
+	counter := &countingTransport{paths: map[string]int{}}
+	lost := &lostAnswer{next: counter}
+	s := fakeStore(t, f, func(c *Config) { c.BulkMaxBytes = 1 << 10; c.Transport = lost })
+	batch := mariaEvents()
+	if err := assembler(s).Ingest(t.Context(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if !lost.lost {
+		t.Fatal("no answer was lost")
+	}
+	if got := counter.take()["_mget?_source_includes=key"]; got != 1 {
+		t.Errorf("%d reads of the conflicting events, want 1", got)
+	}
+	sameState(t, snapshot(t, s), reference(t, batch))
 }
