@@ -122,7 +122,7 @@ func TestPackSliceBytes(t *testing.T) {
 		next   int64
 		more   bool
 	}{{2, rowids[2], true}, {3, rowids[3], true}, {5, rowids[5], true}, {6, rowids[6] + 1, false}} {
-		more, err := s.packNext(ctx, m)
+		more, err := sliceOnce(t, s.packNext, m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +139,7 @@ func TestPackSliceBytes(t *testing.T) {
 	if n := queuedRows(t, s); n != 6 {
 		t.Fatalf("%d queued, want 6", n)
 	}
-	more, err := s.packQueued(ctx, m)
+	more, err := sliceOnce(t, s.packQueued, m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,17 +28,26 @@ func packAll(t *testing.T, s *Store) {
 	sweepWith(t, s, &packMarks{})
 }
 
+// sliceOnce runs one slice with m, again while a slice of the full-text
+// merger holds the writer.
+func sliceOnce(t testing.TB, slice func(context.Context, *packMarks) (bool, error), m *packMarks) (more bool, err error) {
+	t.Helper()
+	for {
+		more, err = slice(t.Context(), m)
+		if !errors.Is(err, errWriterBusy) {
+			return more, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // sweepWith runs a sweep's slices with m, as the packer does with its
 // marks.
 func sweepWith(t testing.TB, s *Store, m *packMarks) {
 	t.Helper()
 	for _, slice := range s.sweepSlices() {
 		for {
-			more, err := slice(t.Context(), m)
-			if errors.Is(err, errWriterBusy) { // a slice of the merger's
-				time.Sleep(5 * time.Millisecond)
-				continue
-			}
+			more, err := sliceOnce(t, slice, m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -636,11 +645,7 @@ func TestPackQueuedAndPacked(t *testing.T) {
 		m := &packMarks{}
 		for more := true; more; {
 			var err error
-			more, err = s.packNext(ctx, m)
-			if errors.Is(err, errWriterBusy) { // a slice of the merger's
-				time.Sleep(5 * time.Millisecond)
-				more = true
-			} else if err != nil {
+			if more, err = sliceOnce(t, s.packNext, m); err != nil {
 				t.Fatal(err)
 			}
 		}
