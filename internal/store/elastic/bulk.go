@@ -281,9 +281,6 @@ func (w *BulkWriter) sendBody(ctx context.Context, buf *bytes.Buffer, enc *json.
 	}
 	for k, i := range sent {
 		r, v := classify(&ops[i], &items[k])
-		if e := items[k].Error; e != nil && e.Type == indexClosedType && r.Outcome == Rejected {
-			r.IndexClosed, r.Reason = true, closedIndexReason(ops[i].Index)
-		}
 		results[i] = r
 		switch v {
 		case retryItem:
@@ -469,6 +466,9 @@ func classify(op *Op, it *bulkItem) (r Result, v verdict) {
 		return r, retryItem
 	case st == http.StatusBadRequest:
 		r.Outcome = Rejected
+		if it.Error != nil && it.Error.Type == indexClosedType {
+			r.IndexClosed, r.Reason = true, closedIndexReason(op.Index)
+		}
 	default:
 		// 401, 403, 404 index_not_found...: dead-lettering the document
 		// would lose it for a fault of the cluster's configuration.

@@ -25,6 +25,24 @@ func openClose(t *testing.T, f *esfake.Server, index, action string) {
 	}
 }
 
+// withSeptemberClosed stores first, closes September's indices (the month
+// before storetest.Base), and returns the store, a new one when restart
+// (the key read back) or the one that wrote (the key held in memory).
+func withSeptemberClosed(t *testing.T, first []event.Event, restart bool) (*esfake.Server, *Store) {
+	t.Helper()
+	f := esfake.New(t)
+	s := fakeStore(t, f)
+	if err := assembler(s).Ingest(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	openClose(t, f, "test-sessions-v1-2025.09", "_close")
+	openClose(t, f, "test-events-v1-2025.09", "_close")
+	if restart {
+		s = fakeStore(t, f)
+	}
+	return f, s
+}
+
 // TestClosedMonthIndex: when an operator closes an old month's indices, the
 // new events of a session key whose sessions are there are rejected (the
 // ingester dead-letters them and commits) with a reason naming the index
@@ -41,16 +59,7 @@ func TestClosedMonthIndex(t *testing.T) {
 	for _, restart := range []bool{true, false} {
 		name := map[bool]string{true: "read back", false: "in memory"}[restart]
 		t.Run("month/"+name, func(t *testing.T) {
-			f := esfake.New(t)
-			s := fakeStore(t, f)
-			if err := assembler(s).Ingest(t.Context(), first); err != nil {
-				t.Fatal(err)
-			}
-			openClose(t, f, "test-sessions-v1-2025.09", "_close")
-			openClose(t, f, "test-events-v1-2025.09", "_close")
-			if restart {
-				s = fakeStore(t, f)
-			}
+			f, s := withSeptemberClosed(t, first, restart)
 			rej := rejectedRefs(t, assembler(s).Ingest(t.Context(), late))
 			reason, ok := rej["o2"]
 			if len(rej) != 1 || !ok || !strings.Contains(reason, "v1-2025.09 is closed") ||
@@ -105,16 +114,7 @@ func TestClosedMonthNewSession(t *testing.T) {
 	later := []event.Event{old.Msg("o2", time.Hour, event.RoleCustomer, "voltei")}
 	for _, restart := range []bool{true, false} {
 		t.Run(map[bool]string{true: "read back", false: "in memory"}[restart], func(t *testing.T) {
-			f := esfake.New(t)
-			s := fakeStore(t, f)
-			if err := assembler(s).Ingest(t.Context(), first); err != nil {
-				t.Fatal(err)
-			}
-			openClose(t, f, "test-sessions-v1-2025.09", "_close")
-			openClose(t, f, "test-events-v1-2025.09", "_close")
-			if restart {
-				s = fakeStore(t, f)
-			}
+			_, s := withSeptemberClosed(t, first, restart)
 			rej := rejectedRefs(t, assembler(s).Ingest(t.Context(), later))
 			if reason, ok := rej["o2"]; len(rej) != 1 || !ok || !strings.Contains(reason, "v1-2025.09") {
 				t.Fatalf("rejected %v, want o2 naming the closed index", rej)

@@ -15,7 +15,9 @@
 //     next refresh, which it does not cause. A point in time keeps the view
 //     of when it was opened, for keep_alive after it was opened or last
 //     searched with a keep_alive; past that it is a 404
-//     search_context_missing_exception (WithClock moves its clock). Shards going search-idle (indices without an
+//     search_context_missing_exception (WithClock moves its clock). That
+//     is no later than Elasticsearch, which keeps the largest keep_alive
+//     seen and counts any use. Shards going search-idle (indices without an
 //     explicit refresh_interval skip scheduled refreshes after 30s without
 //     a search) are not modelled: this store sets refresh_interval.
 //     https://www.elastic.co/docs/manage-data/data-store/near-real-time-search
