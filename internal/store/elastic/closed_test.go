@@ -1,13 +1,16 @@
 package elastic
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 	"github.com/chatreport/chatreport/internal/store/storetest"
 )
@@ -121,6 +124,74 @@ func TestClosedMonthNewSession(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClosedMonthLeavesNoEventDocs: a key held in memory whose session in
+// a closed month is refused in step 2 while its new event, in an open
+// month, is accepted there: the event is rejected and its document, which
+// no session counts, is deleted in step 3, so that neither a realtime read
+// by id nor the conversation reads find it, and the key read back once the
+// month is opened, in memory or by a new store, does not hold it. The
+// batch's other key is stored. Both
+// ways a session is refused: the key's new session rewrites its last one,
+// in the closed month; the new event joins a session that started in the
+// closed month.
+func TestClosedMonthLeavesNoEventDocs(t *testing.T) {
+	old := storetest.B{Contact: "5511900000001"}
+	cur := storetest.B{Contact: "5511900000002"}
+	lastOfSeptember := time.Date(2025, 9, 30, 23, 50, 0, 0, time.UTC).Sub(storetest.Base)
+	for _, tc := range []struct {
+		name        string
+		first, late time.Duration // of the key's stored event and its new one
+	}{
+		{"new session", -10 * 24 * time.Hour, time.Hour},
+		{"session across months", lastOfSeptember, lastOfSeptember + 15*time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first := []event.Event{old.Msg("o1", tc.first, event.RoleCustomer, "oi")}
+			late := []event.Event{old.Msg("o2", tc.late, event.RoleCustomer, "de novo"), cur.Msg("c1", time.Hour, event.RoleCustomer, "oi")}
+			f, s := withSeptemberClosed(t, first, false)
+			rej := rejectedRefs(t, assembler(s).Ingest(t.Context(), late))
+			if reason, ok := rej["o2"]; len(rej) != 1 || !ok || !strings.Contains(reason, "test-sessions-v1-2025.09 is closed") {
+				t.Fatalf("rejected %v, want o2, naming the closed index", rej)
+			}
+			if found := eventDocsFound(t, f, "test-events-v1-2025.10", "o2", "c1"); found["o2"] || !found["c1"] {
+				t.Fatalf("event documents found by id: %v; want c1's alone", found)
+			}
+			got := shown(t, s)
+			if _, ok := got["o2"]; ok || got["c1"] == "" {
+				t.Fatalf("the conversation reads show %v; want c1 and not o2", got)
+			}
+			openClose(t, f, "test-sessions-v1-2025.09", "_open")
+			openClose(t, f, "test-events-v1-2025.09", "_open")
+			// The key stays claimed by the writer until its next write: the
+			// new store takes the claim over at once.
+			again := fakeStore(t, f, func(c *Config) { c.ClaimLease = time.Nanosecond })
+			for name, st := range map[string]*Store{"the writer": s, "a new store": again} {
+				if held := keyEvents(t, st, late[0]); !slices.Equal(held, []string{"o1"}) {
+					t.Errorf("%s holds %v of the key, want o1 alone", name, held)
+				}
+			}
+		})
+	}
+}
+
+// keyEvents is the ids of the events s holds of e's key, in memory or
+// read back, through an update that changes nothing.
+func keyEvents(t *testing.T, s *Store, e event.Event) []string {
+	t.Helper()
+	var ids []string
+	err := s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+		evs, err := r.KeyEvents(ctx, e.Tenant, session.KeyOf(&e), time.Time{})
+		for _, ev := range evs {
+			ids = append(ids, ev.EventID)
+		}
+		return session.Changes{}, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }
 
 // TestForgetRefusesClosedIndex: searches and deletes by wildcard skip a

@@ -38,6 +38,11 @@ type reader struct {
 	// fresh are stored events of unfinished keys that Known reported new:
 	// KeyEvents leaves them out.
 	fresh map[event.Ref]bool
+	// left are rejected events whose documents an abandoned attempt of the
+	// update wrote (leftEvent): not stored, whatever session document
+	// lists them, and deleted when the update succeeds. Nil but after
+	// such an attempt.
+	left map[event.Ref]bool
 	// lenders are the writes, in flight when their keys were taken, whose
 	// successor states this attempt planned on (Store.lend): it holds only
 	// if they succeed.
@@ -137,7 +142,7 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 		}
 		loads = append(loads, l)
 	}
-	return r.s.readSessions(ctx, loads)
+	return r.s.readSessions(ctx, loads, r.left)
 }
 
 // awaitLenders waits for the writes whose successor states the attempt
@@ -454,8 +459,11 @@ type sessionLoad struct {
 // is not read: it was written by a write that did not finish, and Kafka
 // delivers it again. A session document that is missing is one such write
 // had not written yet (or retention deleted): its events are those of the
-// documents that still list them.
-func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
+// documents that still list them. The events of left are not read either:
+// rejected events whose documents an abandoned attempt wrote, which a
+// session document it wrote may list too (a key's new session, when
+// another of its sessions was refused).
+func (s *Store) readSessions(ctx context.Context, loads []sessionLoad, left map[event.Ref]bool) error {
 	var docs []mgetDoc
 	for _, l := range loads {
 		for _, ref := range l.refs {
@@ -556,9 +564,10 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 			s.unreadable(st, "event document", docRef(evDocs[i].Index, evDocs[i].ID), bad[i])
 			continue
 		}
-		if ed.Key != st.Key {
+		if ed.Key != st.Key || left[ed.Event.Ref()] {
 			// Another key's event with the same id (a reused event_id,
-			// which the contract forbids): not this key's.
+			// which the contract forbids): not this key's. Or a left
+			// document of a rejected event: not stored.
 			continue
 		}
 		if got[st] == nil {

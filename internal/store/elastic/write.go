@@ -99,11 +99,15 @@ type keyDoc struct {
 // have died and the key is read back from what it left. Events that Elasticsearch
 // rejects are left out and fn runs again, so that the sessions describe
 // exactly the stored events; Update then returns a *RejectedError naming
-// them. When the cluster is down or overloaded it returns an error wrapping
-// ErrUnavailable, and the caller retries the batch, which is idempotent.
+// them. The documents of rejected events that an abandoned attempt wrote
+// (their session refused while they were accepted) are deleted in step 3
+// of the attempt that succeeds (leftEvent). When the cluster is down or
+// overloaded it returns an error wrapping ErrUnavailable, and the caller
+// retries the batch, which is idempotent.
 func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
 	update := s.updates.Add(1)
 	rejected := map[event.Ref]string{}
+	var left []leftEvent
 	var err error
 	// attempt counts the runs of fn that UpdateAttempts bounds: not
 	// those that follow a failed write of an earlier Update call
@@ -123,11 +127,12 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 			}
 		}
 		r := newReader(s, rejected, update)
+		r.left = leftRejected(left, rejected)
 		var ch session.Changes
 		var more map[event.Ref]string
 		ch, err = fn(ctx, r)
 		if err == nil {
-			more, err = s.write(ctx, r, &ch)
+			more, err = s.write(ctx, r, &ch, &left)
 		}
 		if err == nil && len(more) == 0 {
 			// States lent by earlier writes of their keys hold only if
@@ -211,10 +216,14 @@ type keyWrite struct {
 // write applies ch. It returns the events to leave out (rejected) when the
 // batch must be computed again without them, ErrConflict when the writer
 // lost a key it read, errLost when an earlier write of a key failed, or
-// another error.
-func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (rejected map[event.Ref]string, err error) {
+// another error. left are the event documents earlier attempts of the
+// update left behind: write adds those of an attempt it abandons, and
+// deletes those of events r.rejected holds when it succeeds.
+func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes, left *[]leftEvent) (rejected map[event.Ref]string, err error) {
 	if ch.Empty() {
-		return nil, nil
+		// Nothing left to write (every new event was rejected): the
+		// documents left behind are step 3 alone.
+		return nil, s.finish(ctx, nil, left, r.rejected)
 	}
 	writes, rejected, err := s.plan(r, ch)
 	if err != nil || len(rejected) > 0 {
@@ -231,10 +240,10 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 	if err := s.claim(ctx, writes); err != nil {
 		return nil, err
 	}
-	if rejected, err := s.writeData(ctx, writes); err != nil || len(rejected) > 0 {
+	if rejected, err := s.writeData(ctx, writes, left); err != nil || len(rejected) > 0 {
 		return rejected, err
 	}
-	return nil, s.finish(ctx, writes)
+	return nil, s.finish(ctx, writes, left, r.rejected)
 }
 
 // lend puts the states of the keys r read back in the cache as soon as the
@@ -576,8 +585,41 @@ type owner struct {
 	event *event.Ref // an event document's event
 }
 
-// writeData is step 2: the session documents and the events.
-func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Ref]string, error) {
+// leftEvent is the document of a new event that an attempt of Update
+// wrote in step 2, at generation gen, and then abandoned to compute the
+// batch again without events Elasticsearch rejected. The document is the
+// event's alone: when the event ends rejected (its session document was
+// refused while it was accepted, or its key was refused by the next
+// attempt), no session counts it and the next attempt does not write it,
+// so it is deleted in step 3, or the conversation and the export would show
+// a dead-lettered event, and a later write of the key would read it back
+// as stored. Only a document of this generation is deleted: a newer
+// writer's (a higher generation) is not this attempt's to delete.
+type leftEvent struct {
+	index string
+	ref   event.Ref
+	gen   int64
+}
+
+// leftRejected is the events of left that rejected holds: nil when there
+// are none, as in nearly every update.
+func leftRejected(left []leftEvent, rejected map[event.Ref]string) map[event.Ref]bool {
+	var out map[event.Ref]bool
+	for _, l := range left {
+		if _, ok := rejected[l.ref]; ok {
+			if out == nil {
+				out = map[event.Ref]bool{}
+			}
+			out[l.ref] = true
+		}
+	}
+	return out
+}
+
+// writeData is step 2: the session documents and the events. When it
+// returns rejected events it adds to left the documents it wrote of the
+// key's new events, which the attempt abandons.
+func (s *Store) writeData(ctx context.Context, writes []*keyWrite, left *[]leftEvent) (map[event.Ref]string, error) {
 	nsess, nevents := 0, 0
 	for _, w := range writes {
 		nsess += len(w.sessions)
@@ -654,6 +696,16 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 			return nil, err
 		}
 	}
+	if len(rejected) > 0 {
+		// Every new event written, not only those rejected now: the next
+		// attempt may reject more of them (a key that it reads back from
+		// a closed index). Events the key held are not its to delete.
+		for i, res := range results {
+			if o := owners[i]; o.event != nil && res.Outcome == Written && !o.w.st.holds(*o.event) {
+				*left = append(*left, leftEvent{index: ops[i].Index, ref: *o.event, gen: o.w.gen})
+			}
+		}
+	}
 	return rejected, nil
 }
 
@@ -720,13 +772,23 @@ func (st *keyState) holds(ref event.Ref) bool {
 }
 
 // finish is step 3: the sessions that no longer exist, the old documents of
-// sessions whose start moved to another month, and the key documents,
-// marked done.
-func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
+// sessions whose start moved to another month, the documents of rejected
+// events that earlier attempts left behind (left, of the events rejected
+// holds), and the key documents, marked done. A left document is deleted
+// only at the generation that wrote it (VersionGTE): one that a newer
+// generation wrote answers 409 and stays, one gone already answers 404;
+// neither is an error.
+func (s *Store) finish(ctx context.Context, writes []*keyWrite, left *[]leftEvent, rejected map[event.Ref]string) error {
 	var ops []Op
 	for _, w := range writes {
 		for _, ref := range w.deletes {
 			ops = append(ops, Op{Action: Delete, Index: s.names.sessionsIndex(ref.Start), ID: docID(w.st.Tenant, ref.ID), Version: w.gen})
+		}
+	}
+	retired := len(ops)
+	for _, l := range *left {
+		if _, ok := rejected[l.ref]; ok {
+			ops = append(ops, Op{Action: Delete, Index: l.index, Scoped: true, Tenant: l.ref.Tenant, ID: l.ref.EventID, Version: l.gen, VersionGTE: true})
 		}
 	}
 	commits := len(ops)
@@ -740,11 +802,18 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 		return fmt.Errorf("delete sessions, release keys: %w", err)
 	}
 	for i, res := range results {
+		isLeft := i >= retired && i < commits
 		switch {
+		case res.Outcome == Conflict && isLeft:
+			// A newer generation wrote the event: its document stays.
 		case res.Outcome == Conflict:
 			return ErrConflict
 		case res.IndexClosed && i >= commits:
 			return fmt.Errorf("%w: release session keys: %s", ErrUnavailable, res.Reason)
+		case res.IndexClosed && isLeft:
+			// Closed since it was written: the document shows again when
+			// the month is opened, as a retired session's does.
+			s.log.Warn("a rejected event's document is in a closed index and stays there", zap.String("index", ops[i].Index))
 		case res.IndexClosed:
 			// A retired session's document in a closed month stays there
 			// (it shows again when the month is opened, beside the session
@@ -757,6 +826,7 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 			writes[i-commits].st.seqNo, writes[i-commits].st.primaryTerm = res.SeqNo, res.PrimaryTerm
 		}
 	}
+	*left = nil
 	return nil
 }
 

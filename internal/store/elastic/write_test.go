@@ -3,6 +3,7 @@ package elastic
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,74 @@ func snapshot(t *testing.T, s storetest.Store) map[string][]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// shown is every event the conversation reads show, by event id, with its
+// session: the export, and the session read (GET /sessions/{id}) of each
+// session it lists. Unlike snapshot it does not hold each session to its
+// count of events.
+func shown(t *testing.T, s *Store) map[string]string {
+	t.Helper()
+	storetest.Visible(t, s)
+	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-20 * 24 * time.Hour), To: storetest.Base.Add(10 * 24 * time.Hour)}
+	out := map[string]string{}
+	var ids []string
+	err := storetest.ExportDetails(t.Context(), s, f, func(d report.Detail) error {
+		ids = append(ids, d.Session.ID)
+		for _, e := range d.Events {
+			out[e.EventID] = d.Session.ID
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		d, err := s.Session(t.Context(), "acme", id)
+		if err != nil {
+			t.Fatalf("session %s: %v", id, err)
+		}
+		for _, e := range d.Events {
+			out[e.EventID] = d.Session.ID
+		}
+	}
+	return out
+}
+
+// eventDocsFound reports which of the events (of tenant acme) have a
+// document in index, read by id in real time (_mget): what a search
+// would show only after a refresh.
+func eventDocsFound(t *testing.T, f *esfake.Server, index string, eventIDs ...string) map[string]bool {
+	t.Helper()
+	ids := make([]string, len(eventIDs))
+	for i, id := range eventIDs {
+		ids[i] = docID("acme", id)
+	}
+	body, err := json.Marshal(map[string]any{"ids": ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Post(f.URL()+"/"+index+"/_mget", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		Docs []struct {
+			ID    string `json:"_id"`
+			Found bool   `json:"found"`
+		} `json:"docs"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusOK || len(out.Docs) != len(ids) {
+		t.Fatalf("_mget %s: HTTP %d, %d docs, %v", index, res.StatusCode, len(out.Docs), err)
+	}
+	found := map[string]bool{}
+	for i, d := range out.Docs {
+		if d.Found {
+			found[eventIDs[i]] = true
+		}
+	}
+	return found
 }
 
 // reference is what the SQLite store makes of the same events.
