@@ -396,6 +396,38 @@ func TestStaleWriterLoses(t *testing.T) {
 	sameState(t, snapshot(t, a), reference(t, b1, b2, b3))
 }
 
+// TestLeftEventSparesNewerGeneration: step 3 deletes the document an
+// abandoned attempt left of a rejected event only at the generation that
+// wrote it. A stale writer's clean-up (an older generation) meets the
+// document a newer generation of the key wrote and leaves it, without an
+// error (409); at its own generation the document goes; once gone, the
+// delete answers 404, again without an error.
+func TestLeftEventSparesNewerGeneration(t *testing.T) {
+	f := esfake.New(t)
+	s := fakeStore(t, f)
+	c := storetest.B{Contact: "5511900000001"}
+	e2 := c.Msg("e2", time.Minute, event.RoleBot, "olá")
+	for _, b := range [][]event.Event{{c.Msg("e1", 0, event.RoleCustomer, "oi")}, {e2}} {
+		if err := assembler(s).Ingest(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// e2's document is the key's second generation's.
+	rejected := map[event.Ref]string{e2.Ref(): "rejected"}
+	for _, step := range []struct {
+		gen   int64
+		found bool
+	}{{1, true}, {2, false}, {2, false}} {
+		left := []leftEvent{{index: "test-events-v1-2025.10", ref: e2.Ref(), gen: step.gen}}
+		if err := s.finish(t.Context(), nil, &left, rejected); err != nil {
+			t.Fatalf("clean-up at generation %d: %v", step.gen, err)
+		}
+		if found := eventDocsFound(t, f, "test-events-v1-2025.10", "e2")["e2"]; found != step.found || len(left) != 0 {
+			t.Fatalf("after a clean-up at generation %d: found %t (want %t), %d left", step.gen, found, step.found, len(left))
+		}
+	}
+}
+
 type conflictCounter struct{ n *atomic.Int64 }
 
 func (conflictCounter) ObserveBulk(time.Duration, int, int) {}
