@@ -38,11 +38,6 @@ type reader struct {
 	// fresh are stored events of unfinished keys that Known reported new:
 	// KeyEvents leaves them out.
 	fresh map[event.Ref]bool
-	// left are rejected events whose documents an abandoned attempt of the
-	// update wrote (leftEvent): not stored, whatever session document
-	// lists them, and deleted when the update succeeds. Nil but after
-	// such an attempt.
-	left map[event.Ref]bool
 	// lenders are the writes, in flight when their keys were taken, whose
 	// successor states this attempt planned on (Store.lend): it holds only
 	// if they succeed.
@@ -142,7 +137,7 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 		}
 		loads = append(loads, l)
 	}
-	return r.s.readSessions(ctx, loads, r.left)
+	return r.s.readSessions(ctx, loads)
 }
 
 // awaitLenders waits for the writes whose successor states the attempt
@@ -459,11 +454,11 @@ type sessionLoad struct {
 // is not read: it was written by a write that did not finish, and Kafka
 // delivers it again. A session document that is missing is one such write
 // had not written yet (or retention deleted): its events are those of the
-// documents that still list them. The events of left are not read either:
+// documents that still list them. Nor are the events of Store.left:
 // rejected events whose documents an abandoned attempt wrote, which a
 // session document it wrote may list too (a key's new session, when
 // another of its sessions was refused).
-func (s *Store) readSessions(ctx context.Context, loads []sessionLoad, left map[event.Ref]bool) error {
+func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	var docs []mgetDoc
 	for _, l := range loads {
 		for _, ref := range l.refs {
@@ -536,6 +531,9 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad, left map[
 	}
 	eds := make([]eventDoc, len(evDocs))
 	bad = make([]error, len(evDocs))
+	// Before the read: an update unmarks its events once its step 3
+	// deleted their documents.
+	left := s.leftNow()
 	evs, err := s.mget(ctx, evDocs, func(i int, dec *jsontext.Decoder) (err error) {
 		bad[i], err = decodeSource(dec, &eds[i])
 		return err

@@ -27,6 +27,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/typedapi/types"
 	"go.uber.org/zap"
 
+	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/versions"
 )
@@ -268,6 +269,12 @@ type Store struct {
 	// waits for it.
 	flightsMu sync.Mutex
 	flights   map[session.StateID]*flight
+	// left are the rejected events whose documents abandoned attempts of
+	// the updates in progress wrote (leftEvent), each with how many updates
+	// marked it: until the update ends (its step 3 deleted them), no key
+	// read back holds them as stored (readSessions).
+	leftMu sync.Mutex
+	left   map[event.Ref]int
 	// updates numbers the Update calls in the order they begin
 	// (flight.update).
 	updates atomic.Uint64
@@ -287,7 +294,7 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, log: log, names: names{prefix: cfg.IndexPrefix, version: cfg.Version}, cache: session.NewStateCache(cfg.CacheBytes, cfg.CacheIdle, (*keyState).cost),
-		flights: map[session.StateID]*flight{}}
+		flights: map[session.StateID]*flight{}, left: map[event.Ref]int{}}
 	var w [8]byte
 	_, _ = rand.Read(w[:])
 	s.writer = hex.EncodeToString(w[:])

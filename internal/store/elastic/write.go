@@ -107,7 +107,8 @@ type keyDoc struct {
 func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
 	update := s.updates.Add(1)
 	rejected := map[event.Ref]string{}
-	var left []leftEvent
+	var left leftDocs
+	defer s.unmarkLeft(&left)
 	var err error
 	// attempt counts the runs of fn that UpdateAttempts bounds: not
 	// those that follow a failed write of an earlier Update call
@@ -126,8 +127,8 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 				return serr
 			}
 		}
+		s.markLeft(&left, rejected)
 		r := newReader(s, rejected, update)
-		r.left = leftRejected(left, rejected)
 		var ch session.Changes
 		var more map[event.Ref]string
 		ch, err = fn(ctx, r)
@@ -219,7 +220,7 @@ type keyWrite struct {
 // another error. left are the event documents earlier attempts of the
 // update left behind: write adds those of an attempt it abandons, and
 // deletes those of events r.rejected holds when it succeeds.
-func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes, left *[]leftEvent) (rejected map[event.Ref]string, err error) {
+func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes, left *leftDocs) (rejected map[event.Ref]string, err error) {
 	if ch.Empty() {
 		// Nothing left to write (every new event was rejected): the
 		// documents left behind are step 3 alone.
@@ -601,17 +602,63 @@ type leftEvent struct {
 	gen   int64
 }
 
-// leftRejected is the events of left that rejected holds: nil when there
-// are none, as in nearly every update.
-func leftRejected(left []leftEvent, rejected map[event.Ref]string) map[event.Ref]bool {
-	var out map[event.Ref]bool
-	for _, l := range left {
-		if _, ok := rejected[l.ref]; ok {
-			if out == nil {
-				out = map[event.Ref]bool{}
-			}
-			out[l.ref] = true
+// leftDocs are the event documents the abandoned attempts of one Update
+// wrote, and those of rejected events among them that it marked in
+// Store.left.
+type leftDocs struct {
+	docs   []leftEvent
+	marked map[event.Ref]bool
+}
+
+// markLeft marks in Store.left the events of left that rejected holds, so
+// that no key read back holds them as stored while their documents may
+// still exist: from the moment the attempt that wrote them learns they are
+// rejected, before its write ends and a key it wrote can be read back. An
+// event left and not rejected is not marked: the attempt that succeeds
+// writes it again, and another update that reads it meanwhile must find
+// it.
+func (s *Store) markLeft(left *leftDocs, rejected map[event.Ref]string) {
+	for _, l := range left.docs {
+		if _, ok := rejected[l.ref]; !ok || left.marked[l.ref] {
+			continue
 		}
+		if left.marked == nil {
+			left.marked = map[event.Ref]bool{}
+		}
+		left.marked[l.ref] = true
+		s.leftMu.Lock()
+		s.left[l.ref]++
+		s.leftMu.Unlock()
+	}
+}
+
+// unmarkLeft takes out of Store.left what markLeft put there: the update
+// ended, and its step 3 deleted the documents (or it failed, and the
+// batch is written again).
+func (s *Store) unmarkLeft(left *leftDocs) {
+	if len(left.marked) == 0 {
+		return
+	}
+	s.leftMu.Lock()
+	defer s.leftMu.Unlock()
+	for ref := range left.marked {
+		if s.left[ref]--; s.left[ref] <= 0 {
+			delete(s.left, ref)
+		}
+	}
+}
+
+// leftNow is a copy of the events updates in progress marked (markLeft):
+// nil when there are none, as nearly always.
+func (s *Store) leftNow() map[event.Ref]bool {
+	s.leftMu.Lock()
+	defer s.leftMu.Unlock()
+	if len(s.left) == 0 {
+		return nil
+	}
+	out := make(map[event.Ref]bool, len(s.left))
+	for ref := range s.left {
+		out[ref] = true
 	}
 	return out
 }
@@ -619,7 +666,7 @@ func leftRejected(left []leftEvent, rejected map[event.Ref]string) map[event.Ref
 // writeData is step 2: the session documents and the events. When it
 // returns rejected events it adds to left the documents it wrote of the
 // key's new events, which the attempt abandons.
-func (s *Store) writeData(ctx context.Context, writes []*keyWrite, left *[]leftEvent) (map[event.Ref]string, error) {
+func (s *Store) writeData(ctx context.Context, writes []*keyWrite, left *leftDocs) (map[event.Ref]string, error) {
 	nsess, nevents := 0, 0
 	for _, w := range writes {
 		nsess += len(w.sessions)
@@ -702,9 +749,10 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite, left *[]leftE
 		// a closed index). Events the key held are not its to delete.
 		for i, res := range results {
 			if o := owners[i]; o.event != nil && res.Outcome == Written && !o.w.st.holds(*o.event) {
-				*left = append(*left, leftEvent{index: ops[i].Index, ref: *o.event, gen: o.w.gen})
+				left.docs = append(left.docs, leftEvent{index: ops[i].Index, ref: *o.event, gen: o.w.gen})
 			}
 		}
+		s.markLeft(left, rejected)
 	}
 	return rejected, nil
 }
@@ -778,7 +826,7 @@ func (st *keyState) holds(ref event.Ref) bool {
 // only at the generation that wrote it (VersionGTE): one that a newer
 // generation wrote answers 409 and stays, one gone already answers 404;
 // neither is an error.
-func (s *Store) finish(ctx context.Context, writes []*keyWrite, left *[]leftEvent, rejected map[event.Ref]string) error {
+func (s *Store) finish(ctx context.Context, writes []*keyWrite, left *leftDocs, rejected map[event.Ref]string) error {
 	var ops []Op
 	for _, w := range writes {
 		for _, ref := range w.deletes {
@@ -786,7 +834,7 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite, left *[]leftEven
 		}
 	}
 	retired := len(ops)
-	for _, l := range *left {
+	for _, l := range left.docs {
 		if _, ok := rejected[l.ref]; ok {
 			ops = append(ops, Op{Action: Delete, Index: l.index, Scoped: true, Tenant: l.ref.Tenant, ID: l.ref.EventID, Version: l.gen, VersionGTE: true})
 		}
@@ -826,7 +874,6 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite, left *[]leftEven
 			writes[i-commits].st.seqNo, writes[i-commits].st.primaryTerm = res.SeqNo, res.PrimaryTerm
 		}
 	}
-	*left = nil
 	return nil
 }
 
