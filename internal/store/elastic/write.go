@@ -222,8 +222,8 @@ type keyWrite struct {
 // deletes those of events r.rejected holds when it succeeds.
 func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes, left *leftDocs) (rejected map[event.Ref]string, err error) {
 	if ch.Empty() {
-		// Nothing left to write (every new event was rejected): the
-		// documents left behind are step 3 alone.
+		// Nothing to write (the batch's new events were all stored or
+		// rejected): the documents left behind, if any, are step 3 alone.
 		return nil, s.finish(ctx, nil, left, r.rejected)
 	}
 	writes, rejected, err := s.plan(r, ch)
@@ -664,8 +664,8 @@ func (s *Store) leftNow() map[event.Ref]bool {
 }
 
 // writeData is step 2: the session documents and the events. When it
-// returns rejected events it adds to left the documents it wrote of the
-// key's new events, which the attempt abandons.
+// returns rejected events, the attempt is abandoned: it adds to left the
+// documents it wrote of new events, and marks those of the rejected ones.
 func (s *Store) writeData(ctx context.Context, writes []*keyWrite, left *leftDocs) (map[event.Ref]string, error) {
 	nsess, nevents := 0, 0
 	for _, w := range writes {
