@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,6 +175,84 @@ func TestClosedMonthLeavesNoEventDocs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLeftEventsHiddenFromOverlappingUpdate: while an update is between
+// the attempt that left a rejected event's document and the step 3 that
+// deletes it, another update of the key (the next batch, two in flight at
+// once) that reads the key back does not hold the event as stored, though
+// the new session document the first update wrote still lists it: the
+// second update's session is written without it, and counts what it shows.
+func TestLeftEventsHiddenFromOverlappingUpdate(t *testing.T) {
+	old := storetest.B{Contact: "5511900000001"}
+	cur := storetest.B{Contact: "5511900000002"}
+	first := []event.Event{old.Msg("o1", -10*24*time.Hour, event.RoleCustomer, "oi")}
+	late := []event.Event{old.Msg("o2", time.Hour, event.RoleCustomer, "de novo"), cur.Msg("c1", time.Hour, event.RoleCustomer, "oi")}
+	next := []event.Event{old.Msg("o3", time.Hour+10*time.Minute, event.RoleCustomer, "e agora")}
+	f := esfake.New(t)
+	g := newGate(`"acme/o2"`, false) // the first update's step 2
+	s := fakeStore(t, f, func(c *Config) { c.Transport = g })
+	if err := assembler(s).Ingest(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	openClose(t, f, "test-sessions-v1-2025.09", "_close")
+	openClose(t, f, "test-events-v1-2025.09", "_close")
+	planned, readBack := make(chan struct{}), make(chan struct{})
+	wait := func(ch chan struct{}, what string) error {
+		select {
+		case <-ch:
+			return nil
+		case <-time.After(10 * time.Second):
+			return errors.New("timed out waiting for " + what)
+		}
+	}
+	errs := make(chan error, 2)
+	calls := 0
+	go func() {
+		errs <- s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+			if calls++; calls > 1 {
+				// Once the other update read the key back.
+				if err := wait(readBack, "the second update's read-back"); err != nil {
+					return session.Changes{}, err
+				}
+			}
+			return assembler(s).Assemble(ctx, r, late)
+		})
+	}()
+	if err := wait(g.held, "the first update's step 2"); err != nil {
+		t.Fatal(err)
+	}
+	var calls2 atomic.Int32
+	go func() {
+		errs <- s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+			ch, err := assembler(s).Assemble(ctx, r, next)
+			if calls2.Add(1) == 1 {
+				close(planned) // on the state the first update lent
+			} else if calls2.Load() == 2 {
+				close(readBack) // the first update's write failed: read back
+			}
+			return ch, err
+		})
+	}()
+	if err := wait(planned, "the second update's plan"); err != nil {
+		t.Fatal(err)
+	}
+	close(g.open)
+	var rejected map[string]string
+	for range 2 {
+		if err := <-errs; err != nil {
+			rejected = rejectedRefs(t, err)
+		}
+	}
+	if _, ok := rejected["o2"]; len(rejected) != 1 || !ok || calls2.Load() < 2 {
+		t.Fatalf("rejected %v, the second update ran %d times; want o2 rejected, the second update run again", rejected, calls2.Load())
+	}
+	if found := eventDocsFound(t, f, "test-events-v1-2025.10", "o2", "o3"); found["o2"] || !found["o3"] {
+		t.Fatalf("event documents found by id: %v; want o3's alone", found)
+	}
+	openClose(t, f, "test-sessions-v1-2025.09", "_open")
+	openClose(t, f, "test-events-v1-2025.09", "_open")
+	sameState(t, snapshot(t, s), reference(t, first, late[1:], next))
 }
 
 // keyEvents is the ids of the events s holds of e's key, in memory or
