@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 	"github.com/chatreport/chatreport/internal/store/storetest"
 )
@@ -154,8 +155,9 @@ func TestSessionDocTooLarge(t *testing.T) {
 // the session document is refused alone (413) while the message's own
 // document is accepted in the same bulk. The message is rejected with the
 // reason, and its document deleted in step 3: no realtime read by id and
-// no conversation read finds it, and the key, in memory or read back,
-// does not hold it. The batch's other events are all stored.
+// no conversation read finds it, and neither the key's state, in memory or
+// read back, nor its key document (through the sessions it lists) holds
+// it. The batch's other events are all stored.
 func TestSessionDocTooLargeLeavesNoEventDoc(t *testing.T) {
 	const limit = 64 << 10
 	lc := &limitCluster{f: esfake.New(t, esfake.WithMaxContentLength(limit))}
@@ -191,6 +193,20 @@ func TestSessionDocTooLargeLeavesNoEventDoc(t *testing.T) {
 		if got[e.EventID] == "" {
 			t.Fatalf("event %s not shown: %v", e.EventID, got)
 		}
+	}
+	// Nor does the key document, through the sessions it lists.
+	key := lc.f.Docs("test-keys-v1")["test-keys-v1 acme/"+session.KeyOf(&last)]
+	sessions := lc.f.Docs("test-sessions-v1-*")
+	listed, _ := key["sessions"].([]any)
+	for _, ref := range listed {
+		id, _ := ref.(map[string]any)["id"].(string)
+		doc, ok := sessions["test-sessions-v1-2025.10 acme/"+id]
+		if refs := fmt.Sprint(doc["event_refs"]); !ok || strings.Contains(refs, "/last") {
+			t.Errorf("the key document lists session %s (found %t), whose events are %s", id, ok, refs)
+		}
+	}
+	if len(listed) != 1 {
+		t.Errorf("the key document lists %v, want the one session", key["sessions"])
 	}
 	again := fakeStore(t, lc.f, tune, func(c *Config) { c.ClaimLease = time.Nanosecond })
 	for name, st := range map[string]*Store{"the writer": s, "a new store": again} {
