@@ -342,6 +342,8 @@ func (r *run) addPhases(scenario, path string, runs []phaseRun, target *Target, 
 		add(Figure{Name: "cores used", Unit: "cores", Value: res.CPUSeconds / res.Seconds, Note: "ingester CPU time / wall time"})
 		add(Figure{Name: "heap allocations per event", Unit: "allocs", Value: float64(res.Allocs) / float64(res.Events)})
 		add(Figure{Name: "mean batch", Unit: "events", Value: float64(res.Events) / float64(res.Batches)})
+		add(Figure{Name: "ingester peak RSS (VmHWM)", Unit: "MiB", Value: float64(res.Memory.HWM) / mib,
+			Note: "the ingester process's peak resident memory from its start to the phase's end: batches in flight, the key states it holds, the store's buffers"})
 		if res.Written > 0 {
 			add(Figure{Name: "bytes written to storage per event", Unit: "B", Value: float64(res.Written) / float64(res.Events),
 				Note: "write_bytes of the ingester's /proc/self/io: database and WAL pages dirtied"})
