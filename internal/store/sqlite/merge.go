@@ -15,12 +15,13 @@ import (
 // FTS5 query seeks in each of them (docs/performance.md, "Full text on
 // SQLite: merging the index"). A store opened WithMerger (the process that
 // ingests: docs/operations.md, "Who packs and merges") merges both FTS5
-// tables down to one segment whenever no update runs, in slices: FTS5's 'merge' command
-// writes roughly N pages of merged data per call, and with a negative N it
-// first puts all b-trees on one level and merges even two of them, so that
-// repeating it until sqlite3_total_changes() moves by less than 2 is an
-// incremental 'optimize' (https://www.sqlite.org/fts5.html#the_merge_command). Each
-// slice is a write transaction of its own on the writer's connection,
+// tables down to one segment whenever no update runs, in slices: FTS5's
+// 'merge' command writes roughly N pages of merged data per call, and with
+// a negative N it first puts all b-trees on one level and merges even two
+// of them, so that repeating it until sqlite3_total_changes() moves by
+// less than 2 is an incremental 'optimize'
+// (https://www.sqlite.org/fts5.html#the_merge_command). Each slice is a
+// write transaction of its own on the writer's connection,
 // between updates: an update never waits for more than one slice, and a
 // slice is not an update (no offsets, no state in memory, no ordering of
 // plans is concerned; a slice changes how the index is stored, never what

@@ -98,12 +98,12 @@ type options struct{ packer, merger bool }
 func WithPacker() Option { return func(o *options) { o.packer = true } }
 
 // WithMerger runs the store's full-text merger (merge.go) while the store
-// is open, for the same reason only the process that ingests passes it
+// is open. For the same reason only the process that ingests passes it
 // (with WithPacker): its pass on open and its slices cost CPU and take the
-// write lock; the ingester's merger merges what another process wrote
-// in its next pass (on open for a database it opens, such as a replay's
-// target after the swap; else after its next update). The two are separate options so that a test of one runs
-// without the other's slices holding the writer.
+// write lock. The ingester's merger merges what another process wrote in
+// its next pass: on open for a database it opens (a replay's target after
+// the swap), else after its next update. The two are separate options so
+// that a test of one runs without the other's slices holding the writer.
 func WithMerger() Option { return func(o *options) { o.merger = true } }
 
 // Open opens (creating if needed) the database at path.
