@@ -379,10 +379,11 @@ func (r *run) addPhases(scenario, path string, runs []phaseRun, target *Target, 
 }
 
 // openVersions mirrors the embedded store of `chatreport up`: one database
-// file per version in dir, each with its packer (the ingester's).
+// file per version in dir, each with its packer and merger (the
+// ingester's).
 func openVersions(dir string) *versions.Set[*sqlite.Store] {
 	return versions.NewSet(versions.OpenFile(dir), func(ctx context.Context, v string) (*sqlite.Store, error) {
-		return sqlite.Open(ctx, filepath.Join(dir, "chatreport-"+v+".db"), sqlite.WithPacker())
+		return sqlite.Open(ctx, filepath.Join(dir, "chatreport-"+v+".db"), sqlite.WithPacker(), sqlite.WithMerger())
 	})
 }
 

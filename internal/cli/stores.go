@@ -36,12 +36,13 @@ type backend struct {
 	init func(context.Context) error
 }
 
-// packingCommands are the commands whose SQLite store runs the packer
-// (sqlite.WithPacker): those that ingest. The packer's sweeps cost CPU and
-// take the write lock in slices; in serve they would compete with the
-// ingester for it. Every other command (serve, replay, index, forget)
-// opens the store without it (docs/operations.md, "Who packs").
-var packingCommands = []string{"ingest", "up"}
+// ingestingCommands are the commands whose SQLite store runs the packer
+// and the full-text merger (sqlite.WithPacker, sqlite.WithMerger): those
+// that ingest. Their passes on open and their slices cost CPU and take the
+// write lock; in serve they would compete with the ingester for it. Every
+// other command (serve, replay, index, forget) opens the store without
+// them (docs/operations.md, "Who packs and merges").
+var ingestingCommands = []string{"ingest", "up"}
 
 // openBackend opens the configured store for command: SQLite versions in a
 // folder, or Elasticsearch versions in a cluster, whose write path reports
@@ -50,8 +51,8 @@ func openBackend(command string, cfg config.Config, def *pipeline.Definition, re
 	switch cfg.Store.Kind {
 	case config.StoreSQLite:
 		var opts []sqlite.Option
-		if slices.Contains(packingCommands, command) {
-			opts = append(opts, sqlite.WithPacker())
+		if slices.Contains(ingestingCommands, command) {
+			opts = append(opts, sqlite.WithPacker(), sqlite.WithMerger())
 		}
 		vs, err := store.OpenSQLite(cfg.Store.SQLite.Dir, opts...)
 		if err != nil {

@@ -87,14 +87,24 @@ var _ session.Store = (*Store)(nil)
 // Option is an option of Open.
 type Option func(*options)
 
-type options struct{ packer bool }
+type options struct{ packer, merger bool }
 
 // WithPacker runs the store's packer (pack.go) while the store is open.
 // Only the process that ingests passes it (docs/operations.md, "Who
-// packs"): a sweep costs CPU and takes the write lock in slices, which a
-// process that only reads (serve) or writes once (forget, index) has no
-// use for, and it would compete with the ingester for the lock.
+// packs and merges"): a sweep costs CPU and takes the write lock in
+// slices, which a process that only reads (serve) or writes once (forget,
+// index) has no use for, and it would compete with the ingester for the
+// lock.
 func WithPacker() Option { return func(o *options) { o.packer = true } }
+
+// WithMerger runs the store's full-text merger (merge.go) while the store
+// is open. For the same reason only the process that ingests passes it
+// (with WithPacker): its pass on open and its slices cost CPU and take the
+// write lock. The ingester's merger merges what another process wrote in
+// its next pass: on open for a database it opens (a replay's target after
+// the swap), else after its next update. The two are separate options so
+// that a test of one runs without the other's slices holding the writer.
+func WithMerger() Option { return func(o *options) { o.merger = true } }
 
 // Open opens (creating if needed) the database at path.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
@@ -131,7 +141,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
 	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt}
-	s.merge = startMerger(s)
+	if o.merger {
+		s.merge = startMerger(s)
+	}
 	if o.packer {
 		s.pack = startPacker(s)
 	}
@@ -156,6 +168,9 @@ func (s *Store) Close() error {
 
 // Packs reports whether the store runs the packer (WithPacker).
 func (s *Store) Packs() bool { return s.pack != nil }
+
+// Merges reports whether the store runs the full-text merger (WithMerger).
+func (s *Store) Merges() bool { return s.merge != nil }
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
