@@ -151,7 +151,7 @@ func (s *Store) forgetPass(ctx context.Context, tenant, contactID string, sessio
 		return s.scan(ctx, index, req, func(h *hit) error {
 			var doc map[string]string
 			if err := json.Unmarshal(h.Source, &doc); err != nil {
-				return fmt.Errorf("decode %s: %w", docRef(h.Index, h.ID), err)
+				return fmt.Errorf("decode %s: %w", s.docRef(h.Index, h.ID), err)
 			}
 			if doc[sessionField] != "" {
 				sessions[doc[sessionField]] = true

@@ -378,7 +378,7 @@ func (s *Store) eventSources(ctx context.Context, pit *pointInTime, tenant strin
 	err := s.scanThrough(ctx, s.names.eventsRead(), pit, req, func(h *hit) error {
 		var id string
 		if len(h.Sort) == 0 || json.Unmarshal(h.Sort[0], &id) != nil {
-			return fmt.Errorf("event %s: no session among its sort values", docRef(h.Index, h.ID))
+			return fmt.Errorf("event %s: no session among its sort values", s.docRef(h.Index, h.ID))
 		}
 		out[id] = append(out[id], h.Source)
 		return nil
