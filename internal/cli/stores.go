@@ -60,7 +60,7 @@ func openBackend(command string, cfg config.Config, def *pipeline.Definition, re
 		cur := store.Current{Set: vs.Set}
 		return &backend{sink: store.NewSink(vs.Set, def), api: cur, ping: cur.Ping, close: vs.Close}, nil
 	case config.StoreElasticsearch:
-		ev, err := store.OpenElastic(cfg.Store.Elasticsearch, reg, log)
+		ev, err := store.OpenElastic(cfg.Store.Elasticsearch, cfg.Log.Refs(), reg, log)
 		if err != nil {
 			return nil, err
 		}
@@ -83,5 +83,5 @@ func (g *globals) openVersions() (store.Versions, error) {
 	if err != nil {
 		return nil, err
 	}
-	return store.OpenVersions(cfg.Store, log)
+	return store.OpenVersions(cfg.Store, cfg.Log.Refs(), log)
 }

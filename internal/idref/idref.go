@@ -73,6 +73,12 @@ func (k Key) Of(id string) string {
 	return Prefix + hex.EncodeToString(sum[:refBytes])
 }
 
+// Scoped is the reference of a tenant's id — an event_id, a session key —
+// that of "<tenant>/<id>", which is also the id of its Elasticsearch
+// document, so that a log line naming an event and the store's error
+// naming its document agree.
+func (k Key) Scoped(tenant, id string) string { return k.Of(tenant + "/" + id) }
+
 // Doc names the document id in index ("" when unknown): "<index>/id#…".
 func (k Key) Doc(index, id string) string {
 	if index == "" {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/config"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/versions"
 )
 
@@ -27,10 +28,11 @@ type Versions interface {
 	Close() error
 }
 
-// OpenVersions opens the versions of the configured store.
-func OpenVersions(c config.Store, log *zap.Logger) (Versions, error) {
+// OpenVersions opens the versions of the configured store; refs names
+// documents in the errors and log lines of Elasticsearch's.
+func OpenVersions(c config.Store, refs idref.Key, log *zap.Logger) (Versions, error) {
 	if c.Kind == config.StoreElasticsearch {
-		return OpenElastic(c.Elasticsearch, nil, log)
+		return OpenElastic(c.Elasticsearch, refs, nil, log)
 	}
 	return OpenSQLite(c.SQLite.Dir)
 }
