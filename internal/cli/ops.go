@@ -23,6 +23,7 @@ import (
 	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store"
 	"github.com/chatreport/chatreport/internal/store/elastic"
+	"github.com/chatreport/chatreport/internal/store/sqlite"
 	"github.com/chatreport/chatreport/internal/versions"
 )
 
@@ -98,7 +99,7 @@ func (r *Replay) Do(ctx context.Context) error {
 		r.Batch = config.Ingest{}.BatchSizeOf(r.Store.Kind)
 	}
 	if r.Store.Kind != config.StoreElasticsearch {
-		vs, err := store.OpenSQLite(r.Store.SQLite.Dir)
+		vs, err := store.OpenSQLite(r.Store.SQLite.Dir, sqlite.WithRefKey(r.Refs))
 		if err != nil {
 			return err
 		}

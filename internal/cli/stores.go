@@ -49,7 +49,7 @@ var packingCommands = []string{"ingest", "up"}
 func openBackend(command string, cfg config.Config, def *pipeline.Definition, reg *metrics.Registry, log *zap.Logger) (*backend, error) {
 	switch cfg.Store.Kind {
 	case config.StoreSQLite:
-		var opts []sqlite.Option
+		opts := []sqlite.Option{sqlite.WithRefKey(cfg.Log.Refs())}
 		if slices.Contains(packingCommands, command) {
 			opts = append(opts, sqlite.WithPacker())
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chatreport/chatreport/internal/config"
 	"github.com/chatreport/chatreport/internal/idref"
+	"github.com/chatreport/chatreport/internal/store/sqlite"
 	"github.com/chatreport/chatreport/internal/versions"
 )
 
@@ -29,12 +30,12 @@ type Versions interface {
 }
 
 // OpenVersions opens the versions of the configured store; refs names
-// documents in the errors and log lines of Elasticsearch's.
+// documents and events in their errors and log lines.
 func OpenVersions(c config.Store, refs idref.Key, log *zap.Logger) (Versions, error) {
 	if c.Kind == config.StoreElasticsearch {
 		return OpenElastic(c.Elasticsearch, refs, nil, log)
 	}
-	return OpenSQLite(c.SQLite.Dir)
+	return OpenSQLite(c.SQLite.Dir, sqlite.WithRefKey(refs))
 }
 
 // onVersion calls fn with the store of version.
