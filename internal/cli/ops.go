@@ -158,7 +158,7 @@ func replayInto[S replayStore](ctx context.Context, r *Replay, set *versions.Set
 			return err
 		}
 		r.Log.Info("replaying", zap.String("target", r.Target), zap.Time("registered", state.Building[r.Target]),
-			zap.Strings("topics", r.Def.Topics.Events), zap.Bool("swap", r.Swap))
+			zap.Strings("topics", r.Def.Topics.Events), zap.Bool("swap", r.Swap), refsField(r.Refs))
 	}
 	report := r.Report
 	if report == nil {

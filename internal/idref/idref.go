@@ -15,6 +15,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"strings"
 	"sync"
 )
@@ -106,3 +108,7 @@ func (k Key) String() string {
 
 // GoString is String, for %#v.
 func (k Key) GoString() string { return k.String() }
+
+// Format is String for every verb (%d or %x would print a byte slice's
+// contents otherwise).
+func (k Key) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) } //nolint:errcheck // fmt ignores it

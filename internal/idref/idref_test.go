@@ -64,8 +64,10 @@ func TestKeyNeverPrints(t *testing.T) {
 	const secret = "very-secret-ref-key"
 	k := New([]byte(secret))
 	holder := struct{ K Key }{k}
-	for _, s := range []string{fmt.Sprint(k), fmt.Sprintf("%v %+v %#v", holder, holder, holder), fmt.Sprintf("%#v", k)} {
-		if strings.Contains(s, secret) {
+	hexSecret := fmt.Sprintf("%x", secret)
+	for _, s := range []string{fmt.Sprint(k), fmt.Sprintf("%v %+v %#v", holder, holder, holder), fmt.Sprintf("%#v", k),
+		fmt.Sprintf("%d %x %X %s %q", k, k, k, k, k), fmt.Sprintf("%d %x", holder, holder)} {
+		if strings.Contains(s, secret) || strings.Contains(strings.ToLower(s), hexSecret) || strings.Contains(s, fmt.Sprint([]byte(secret))[1:10]) {
 			t.Errorf("%q shows the secret", s)
 		}
 	}

@@ -454,7 +454,7 @@ const (
 func classify(op *Op, it *bulkItem, refs idref.Key) (r Result, v verdict) {
 	r.Status = it.Status
 	if it.Error != nil {
-		r.Reason = it.Error.Type + ": " + refs.Redact(sanitize(it.Error), op.docID())
+		r.Reason = it.Error.Type + ": " + redacted(it.Error, refs, op.docID())
 	}
 	switch st := it.Status; {
 	case st >= 200 && st < 300:

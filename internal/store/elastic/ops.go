@@ -73,7 +73,7 @@ func (s *Store) SessionDocs(ctx context.Context, fn func(tenant, id string, doc 
 			SessionID string `json:"session_id"`
 		}
 		if err := json.Unmarshal(h.Source, &head); err != nil {
-			return fmt.Errorf("decode session %s: %w", h.ID, err)
+			return fmt.Errorf("decode session %s: %w", s.docRef(h.Index, h.ID), err)
 		}
 		return fn(head.Tenant, head.SessionID, h.Source)
 	})

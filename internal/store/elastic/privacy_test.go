@@ -281,3 +281,19 @@ func TestReferencesUseTheConfiguredKey(t *testing.T) {
 		t.Errorf("two keys, one reference: %v", refs)
 	}
 }
+
+// TestRedactedBeforeCut: an id that a long reason quotes across the length
+// sanitize keeps is replaced whole before the reason is cut, so that no
+// start of it stays in the text.
+func TestRedactedBeforeCut(t *testing.T) {
+	refs := idref.New([]byte("a reference key of 16+ bytes"))
+	id := "acme/+5511999990000"
+	c := &causeJSON{Type: "mapper_parsing_exception", Reason: strings.Repeat("x", 390) + " [" + id + "] failed"}
+	got := redacted(c, refs, id)
+	if strings.Contains(got, "acme/+55") {
+		t.Errorf("%q keeps the start of the id", got)
+	}
+	if !strings.Contains(sanitize(c), "acme/+55") {
+		t.Fatal("the case does not cut the id: it cannot fail")
+	}
+}

@@ -281,7 +281,7 @@ func (s *Store) mget(ctx context.Context, docs []mgetDoc, source func(i int, dec
 					d.Found, d.Closed = false, true
 					continue
 				}
-				return nil, fmt.Errorf("%w: get %s: %s: %s", ErrUnavailable, s.docRef(chunk[i].Index, chunk[i].ID), d.Error.Type, s.cfg.RefKey.Redact(sanitize(d.Error), chunk[i].ID))
+				return nil, fmt.Errorf("%w: get %s: %s: %s", ErrUnavailable, s.docRef(chunk[i].Index, chunk[i].ID), d.Error.Type, redacted(d.Error, s.cfg.RefKey, chunk[i].ID))
 			}
 			if d.Found && !d.Sourced && source != nil {
 				return nil, fmt.Errorf("elasticsearch: _mget answered %s found without its source", s.docRef(chunk[i].Index, chunk[i].ID))

@@ -519,6 +519,15 @@ func responseError(res *esapi.Response) error {
 // reference (idref.Key.Redact).
 func (s *Store) docRef(index, id string) string { return s.cfg.RefKey.Doc(index, id) }
 
+// redacted is sanitize's reason with the document's id replaced by its
+// reference first, before sanitize cuts the reason short (which could cut
+// the id and leave its start in the text).
+func redacted(c *causeJSON, refs idref.Key, id string) string {
+	r := *c
+	r.Reason = refs.Redact(r.Reason, id)
+	return sanitize(&r)
+}
+
 // sanitize is an exception's reason without the values it quotes: mapping
 // errors preview the offending field's value, which may be message text or
 // a phone number, and reasons end up in logs and dead-letter headers. The

@@ -453,7 +453,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int, refs idref.K
 	for _, d := range w.sessions {
 		evs := members[d.ID]
 		if len(evs) != d.Events {
-			return fmt.Errorf("elasticsearch: session %s counts %d events, the update holds %d of them", d.ID, d.Events, len(evs))
+			return fmt.Errorf("elasticsearch: session %s counts %d events, the update holds %d of them", refs.Doc("", docID(d.Tenant, d.ID)), d.Events, len(evs))
 		}
 		w.overText(evs, maxText, rejected)
 		*d = *newSessionDoc(&d.Session, evs)
@@ -461,7 +461,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int, refs idref.K
 	}
 	for id := range members {
 		if !live[id] {
-			return fmt.Errorf("elasticsearch: events of key %s belong to session %s, which the update does not write", refs.Doc("", st.id), id)
+			return fmt.Errorf("elasticsearch: events of key %s belong to session %s, which the update does not write", refs.Doc("", st.id), refs.Doc("", docID(st.Tenant, id)))
 		}
 	}
 	// The sessions before from, then the recomputed ones (sorted, and
@@ -649,7 +649,7 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 				}
 			}
 			if n == 0 {
-				return nil, fmt.Errorf("elasticsearch: session %s refused: %s", o.sess, res.Reason)
+				return nil, fmt.Errorf("elasticsearch: session %s refused: %s", s.docRef(ops[i].Index, ops[i].docID()), res.Reason)
 			}
 		}
 	}
