@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/retry"
 	"github.com/chatreport/chatreport/internal/session"
 )
@@ -30,12 +31,15 @@ type RejectedEvent struct {
 // dead-letters them and goes on. Reasons never quote field values.
 type RejectedError struct {
 	Events []RejectedEvent
+	// refs names the events in Error: the store's Config.RefKey.
+	refs idref.Key
 }
 
-// Error names the events by docRef: an event_id may embed a contact.
+// Error names the events by their document's reference (Store.docRef): an
+// event_id may embed a contact.
 func (e *RejectedError) Error() string {
 	first := &e.Events[0]
-	ref := docRef("", docID(first.Ref.Tenant, first.Ref.EventID))
+	ref := e.refs.Doc("", docID(first.Ref.Tenant, first.Ref.EventID))
 	if len(e.Events) == 1 {
 		return fmt.Sprintf("elasticsearch rejected event %s: %s", ref, first.Reason)
 	}
@@ -51,8 +55,8 @@ func (e *RejectedError) Rejected() map[event.Ref]string {
 	return out
 }
 
-func newRejectedError(rejected map[event.Ref]string) *RejectedError {
-	e := &RejectedError{Events: make([]RejectedEvent, 0, len(rejected))}
+func newRejectedError(rejected map[event.Ref]string, refs idref.Key) *RejectedError {
+	e := &RejectedError{Events: make([]RejectedEvent, 0, len(rejected)), refs: refs}
 	for ref, reason := range rejected {
 		e.Events = append(e.Events, RejectedEvent{Ref: ref, Reason: reason})
 	}
@@ -175,7 +179,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 			s.cache.Put(id, st)
 		}
 		if len(rejected) > 0 {
-			return newRejectedError(rejected)
+			return newRejectedError(rejected, s.cfg.RefKey)
 		}
 		return nil
 	}
@@ -334,7 +338,7 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		}
 		st, ok := r.states[id]
 		if !ok {
-			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", docRef("", keyDocID(tenant, key)))
+			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", s.docRef("", keyDocID(tenant, key)))
 		}
 		w := &keyWrite{st: st, from: r.from[id], gen: st.gen + 1}
 		byKey[id] = w
@@ -369,12 +373,12 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 	for _, id := range order {
 		w := byKey[id]
 		if w.st.unreadable != "" {
-			if err := w.refuse(rejected); err != nil {
+			if err := w.refuse(rejected, s.cfg.RefKey); err != nil {
 				return nil, nil, err
 			}
 			continue
 		}
-		if err := w.plan(rejected, s.cfg.SessionTextMaxBytes); err != nil {
+		if err := w.plan(rejected, s.cfg.SessionTextMaxBytes, s.cfg.RefKey); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -393,10 +397,10 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 // without them. Its events are all refused, those it read as stored too
 // (an unfinished key presents them as new): a copy of a stored event in the
 // dead-letter topic is harmless, as sending it again is idempotent.
-func (w *keyWrite) refuse(rejected map[event.Ref]string) error {
+func (w *keyWrite) refuse(rejected map[event.Ref]string, refs idref.Key) error {
 	if len(w.changes.Events) == 0 {
 		// The assembler gives every key it changes new events.
-		return fmt.Errorf("elasticsearch: changes to key %s without events: %s", docRef("", w.st.id), w.st.unreadable)
+		return fmt.Errorf("elasticsearch: changes to key %s without events: %s", refs.Doc("", w.st.id), w.st.unreadable)
 	}
 	for i := range w.changes.Events {
 		rejected[w.changes.Events[i].Ref()] = w.st.unreadable
@@ -408,7 +412,7 @@ func (w *keyWrite) refuse(rejected map[event.Ref]string) error {
 // that every changed session counts exactly the events the write gives it.
 // Events whose time the index cannot hold join rejected, and so do new
 // messages that would take their session's text past maxText.
-func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int) error {
+func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int, refs idref.Key) error {
 	st := w.st
 	for i := range w.changes.Events {
 		// Moved events are checked too: they were stored, so their time
@@ -449,7 +453,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int) error {
 	for _, d := range w.sessions {
 		evs := members[d.ID]
 		if len(evs) != d.Events {
-			return fmt.Errorf("elasticsearch: session %s counts %d events, the update holds %d of them", d.ID, d.Events, len(evs))
+			return fmt.Errorf("elasticsearch: session %s counts %d events, the update holds %d of them", refs.Doc("", docID(d.Tenant, d.ID)), d.Events, len(evs))
 		}
 		w.overText(evs, maxText, rejected)
 		*d = *newSessionDoc(&d.Session, evs)
@@ -457,7 +461,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int) error {
 	}
 	for id := range members {
 		if !live[id] {
-			return fmt.Errorf("elasticsearch: events of key %s belong to session %s, which the update does not write", docRef("", st.id), id)
+			return fmt.Errorf("elasticsearch: events of key %s belong to session %s, which the update does not write", refs.Doc("", st.id), refs.Doc("", docID(st.Tenant, id)))
 		}
 	}
 	// The sessions before from, then the recomputed ones (sorted, and
@@ -562,7 +566,7 @@ func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 		case res.IndexClosed:
 			return fmt.Errorf("%w: claim session keys: %s", ErrUnavailable, res.Reason)
 		case res.Outcome == Rejected:
-			return fmt.Errorf("elasticsearch: key document %s refused: %s", docRef(ops[i].Index, ops[i].ID), res.Reason)
+			return fmt.Errorf("elasticsearch: key document %s refused: %s", s.docRef(ops[i].Index, ops[i].ID), res.Reason)
 		}
 		writes[i].st.seqNo, writes[i].st.primaryTerm = res.SeqNo, res.PrimaryTerm
 	}
@@ -645,7 +649,7 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 				}
 			}
 			if n == 0 {
-				return nil, fmt.Errorf("elasticsearch: session %s refused: %s", o.sess, res.Reason)
+				return nil, fmt.Errorf("elasticsearch: session %s refused: %s", s.docRef(ops[i].Index, ops[i].docID()), res.Reason)
 			}
 		}
 	}
@@ -700,7 +704,7 @@ func (s *Store) settleTaken(ctx context.Context, ops []Op, owners []owner, taken
 		case d.Closed:
 			rejected[*o.event] = closedIndexReason(docs[k].Index)
 		case d.Error != nil:
-			return fmt.Errorf("%w: read %s: %s", ErrUnavailable, docRef(docs[k].Index, docs[k].ID), d.Error.Type)
+			return fmt.Errorf("%w: read %s: %s", ErrUnavailable, s.docRef(docs[k].Index, docs[k].ID), d.Error.Type)
 		case !d.Found:
 			return ErrConflict
 		case bad[k] != nil:
@@ -751,7 +755,7 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 			// that replaced it) rather than block the partition until then.
 			s.log.Warn("a retired session's document is in a closed index and stays there", zap.String("index", ops[i].Index))
 		case res.Outcome == Rejected:
-			return fmt.Errorf("elasticsearch: %s refused: %s", docRef(ops[i].Index, ops[i].docID()), res.Reason)
+			return fmt.Errorf("elasticsearch: %s refused: %s", s.docRef(ops[i].Index, ops[i].docID()), res.Reason)
 		}
 		if i >= commits {
 			writes[i-commits].st.seqNo, writes[i-commits].st.primaryTerm = res.SeqNo, res.PrimaryTerm
