@@ -123,15 +123,18 @@ func (d *discard) Write(p []byte) (int, error) {
 //
 //	go test ./internal/api -run '^$' -bench BenchmarkExport -benchmem -benchtime 1x
 func BenchmarkExport(b *testing.B) {
-	st, err := sqlite.Open(context.Background(), exportFixturePath(b), sqlite.WithPacker())
+	st, err := sqlite.Open(context.Background(), exportFixturePath(b), sqlite.WithPacker(), sqlite.WithMerger())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	// The export reads the settled sessions' packs, as in production once
-	// the ingester's packer has swept: measured after the first sweep,
-	// not while it runs.
+	// The export reads the settled sessions' packs and a merged index, as
+	// in production once the ingester's packer and merger have passed:
+	// measured after their first passes, not while they run.
 	if err := st.WaitPacked(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.WaitMerged(b.Context()); err != nil {
 		b.Fatal(err)
 	}
 	s := newServer(b, testConfig(b), st)

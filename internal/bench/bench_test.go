@@ -81,6 +81,7 @@ func TestRunSmall(t *testing.T) {
 		{bench.ScenarioQuery, "p95, worst kind"},
 		{bench.ScenarioQuery, "p99, worst kind"},
 		{bench.ScenarioFullText, "p95, worst kind"},
+		{bench.ScenarioFullText, "full-text index: first merge pass after opening"},
 		{bench.ScenarioExport, "export rate"},
 		{bench.ScenarioExport, "peak heap growth over a tenth-size export"},
 		{bench.ScenarioExport, "event packs: first pass after opening"},

@@ -342,6 +342,8 @@ func (r *run) addPhases(scenario, path string, runs []phaseRun, target *Target, 
 		add(Figure{Name: "cores used", Unit: "cores", Value: res.CPUSeconds / res.Seconds, Note: "ingester CPU time / wall time"})
 		add(Figure{Name: "heap allocations per event", Unit: "allocs", Value: float64(res.Allocs) / float64(res.Events)})
 		add(Figure{Name: "mean batch", Unit: "events", Value: float64(res.Events) / float64(res.Batches)})
+		add(Figure{Name: "ingester peak RSS (VmHWM)", Unit: "MiB", Value: float64(res.Memory.HWM) / mib,
+			Note: "the ingester process's peak resident memory from its start to the phase's end: batches in flight, the key states it holds, the store's buffers"})
 		if res.Written > 0 {
 			add(Figure{Name: "bytes written to storage per event", Unit: "B", Value: float64(res.Written) / float64(res.Events),
 				Note: "write_bytes of the ingester's /proc/self/io: database and WAL pages dirtied"})
@@ -377,10 +379,11 @@ func (r *run) addPhases(scenario, path string, runs []phaseRun, target *Target, 
 }
 
 // openVersions mirrors the embedded store of `chatreport up`: one database
-// file per version in dir, each with its packer (the ingester's).
+// file per version in dir, each with its packer and merger (the
+// ingester's).
 func openVersions(dir string) *versions.Set[*sqlite.Store] {
 	return versions.NewSet(versions.OpenFile(dir), func(ctx context.Context, v string) (*sqlite.Store, error) {
-		return sqlite.Open(ctx, filepath.Join(dir, "chatreport-"+v+".db"), sqlite.WithPacker())
+		return sqlite.Open(ctx, filepath.Join(dir, "chatreport-"+v+".db"), sqlite.WithPacker(), sqlite.WithMerger())
 	})
 }
 

@@ -88,9 +88,9 @@ func (r *run) seed(ctx context.Context, path string) (seeded, error) {
 	opts := simulate.Options{Seed: r.cfg.Seed, Tenants: []string{reportTenant}, Sessions: r.cfg.Sessions,
 		Start: reportStart, Spread: reportSpread}
 	meta := seeded{Format: seedFormat, Conversations: r.cfg.Sessions, Seed: r.cfg.Seed, Start: reportStart, Spread: reportSpread.String()}
-	// It ingests: its store packs, as the ingester's does, so the seed
-	// rate is an ingester's.
-	st, err := sqlite.Open(ctx, path, sqlite.WithPacker())
+	// It ingests: its store packs and merges, as the ingester's does, so
+	// the seed rate is an ingester's.
+	st, err := sqlite.Open(ctx, path, sqlite.WithPacker(), sqlite.WithMerger())
 	if err != nil {
 		return meta, err
 	}

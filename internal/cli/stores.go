@@ -36,12 +36,13 @@ type backend struct {
 	init func(context.Context) error
 }
 
-// packingCommands are the commands whose SQLite store runs the packer
-// (sqlite.WithPacker): those that ingest. The packer's sweeps cost CPU and
-// take the write lock in slices; in serve they would compete with the
-// ingester for it. Every other command (serve, replay, index, forget)
-// opens the store without it (docs/operations.md, "Who packs").
-var packingCommands = []string{"ingest", "up"}
+// ingestingCommands are the commands whose SQLite store runs the packer
+// and the full-text merger (sqlite.WithPacker, sqlite.WithMerger): those
+// that ingest. Their passes on open and their slices cost CPU and take the
+// write lock; in serve they would compete with the ingester for it. Every
+// other command (serve, replay, index, forget) opens the store without
+// them (docs/operations.md, "Who packs and merges").
+var ingestingCommands = []string{"ingest", "up"}
 
 // openBackend opens the configured store for command: SQLite versions in a
 // folder, or Elasticsearch versions in a cluster, whose write path reports
@@ -49,9 +50,9 @@ var packingCommands = []string{"ingest", "up"}
 func openBackend(command string, cfg config.Config, def *pipeline.Definition, reg *metrics.Registry, log *zap.Logger) (*backend, error) {
 	switch cfg.Store.Kind {
 	case config.StoreSQLite:
-		var opts []sqlite.Option
-		if slices.Contains(packingCommands, command) {
-			opts = append(opts, sqlite.WithPacker())
+		opts := []sqlite.Option{sqlite.WithRefKey(cfg.Log.Refs())}
+		if slices.Contains(ingestingCommands, command) {
+			opts = append(opts, sqlite.WithPacker(), sqlite.WithMerger())
 		}
 		vs, err := store.OpenSQLite(cfg.Store.SQLite.Dir, opts...)
 		if err != nil {
@@ -60,7 +61,7 @@ func openBackend(command string, cfg config.Config, def *pipeline.Definition, re
 		cur := store.Current{Set: vs.Set}
 		return &backend{sink: store.NewSink(vs.Set, def), api: cur, ping: cur.Ping, close: vs.Close}, nil
 	case config.StoreElasticsearch:
-		ev, err := store.OpenElastic(cfg.Store.Elasticsearch, reg, log)
+		ev, err := store.OpenElastic(cfg.Store.Elasticsearch, cfg.Log.Refs(), reg, log)
 		if err != nil {
 			return nil, err
 		}
@@ -83,5 +84,5 @@ func (g *globals) openVersions() (store.Versions, error) {
 	if err != nil {
 		return nil, err
 	}
-	return store.OpenVersions(cfg.Store, log)
+	return store.OpenVersions(cfg.Store, cfg.Log.Refs(), log)
 }

@@ -12,13 +12,14 @@ import (
 	"github.com/chatreport/chatreport/internal/store"
 )
 
-// TestWhoPacks: of the commands that open the store's backend, only those
-// that ingest (ingest, up) run the SQLite store's packer; serve does not
-// (the other commands open the store without options).
-func TestWhoPacks(t *testing.T) {
+// TestWhoPacksAndMerges: of the commands that open the store's backend,
+// only those that ingest (ingest, up) run the SQLite store's packer and
+// full-text merger; serve does not (the other commands open the store
+// without options).
+func TestWhoPacksAndMerges(t *testing.T) {
 	for _, tc := range []struct {
 		command string
-		packs   bool
+		ingests bool
 	}{
 		{"ingest", true},
 		{"up", true},
@@ -40,8 +41,11 @@ func TestWhoPacks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Packs() != tc.packs {
-				t.Fatalf("%s: the store packs: %v, want %v", tc.command, st.Packs(), tc.packs)
+			if st.Packs() != tc.ingests {
+				t.Errorf("%s: the store packs: %v, want %v", tc.command, st.Packs(), tc.ingests)
+			}
+			if st.Merges() != tc.ingests {
+				t.Errorf("%s: the store merges: %v, want %v", tc.command, st.Merges(), tc.ingests)
 			}
 		})
 	}

@@ -20,15 +20,33 @@ func AppendString(b []byte, s string, html bool) []byte {
 }
 
 // AppendEscaped is AppendString without the quotes.
+//
+// Runs of ASCII that needs no escape are skipped eight bytes at a time
+// (plainWord, noMarkup), a two-byte UTF-8 sequence (the accented letters)
+// in one step; any other byte is escaped, or decoded as UTF-8, as
+// encoding/json does. What needs no escape is copied in runs.
 func AppendEscaped(b []byte, s string, html bool) []byte {
+	safe := &safeSet
+	if html {
+		safe = &htmlSafeSet
+	}
 	start := 0
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && (!html || c != '<' && c != '>' && c != '&') {
-				i++
-				continue
+		for i+8 <= len(s) {
+			if x := load64(s, i); !plainWord(x) || html && !noMarkup(x) {
+				break
 			}
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
+		c := s[i]
+		if safe[c] {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -50,6 +68,10 @@ func AppendEscaped(b []byte, s string, html bool) []byte {
 			start = i
 			continue
 		}
+		if c >= 0xc2 && c <= 0xdf && i+1 < len(s) && s[i+1]&0xc0 == 0x80 {
+			i += 2 // a valid two-byte sequence: neither U+2028 nor U+2029
+			continue
+		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && size == 1:
@@ -66,4 +88,47 @@ func AppendEscaped(b []byte, s string, html bool) []byte {
 		start = i
 	}
 	return append(b, s[start:]...)
+}
+
+// safeSet and htmlSafeSet hold the ASCII bytes written as they are, without
+// and with html.
+var safeSet, htmlSafeSet = func() (plain, html [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		plain[c] = c != '"' && c != '\\'
+		html[c] = plain[c] && c != '<' && c != '>' && c != '&'
+	}
+	return plain, html
+}()
+
+// load64 is the eight bytes of s from i as a little-endian word (one load:
+// the compiler combines the byte loads).
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// Words of eight bytes tested at once, after Anderson's "Bit Twiddling
+// Hacks" ("Determine if a word has a byte less than n"): (x - n·ones) &^ x
+// & highs is not 0 when a byte of x is below n (n ≤ 0x80), and a byte
+// equal to c is a byte of x^(c·ones) below 1. A word that has a byte to
+// look at is never taken for a safe one; the other way round only costs a
+// trip through the one-byte path.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainWord reports whether the eight bytes of x are ASCII that JSON
+// writes as they are: no control character, '"' or '\\'.
+func plainWord(x uint64) bool {
+	q, bs := x^(ones*'"'), x^(ones*'\\')
+	return (x|(x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs)&highs == 0
+}
+
+// noMarkup reports whether none of the eight bytes of x is '<', '>' or
+// '&' (which html escapes).
+func noMarkup(x uint64) bool {
+	lt, gt, amp := x^(ones*'<'), x^(ones*'>'), x^(ones*'&')
+	return ((lt-ones)&^lt|(gt-ones)&^gt|(amp-ones)&^amp)&highs == 0
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -25,15 +26,85 @@ func TestMatchesEncodingJSON(t *testing.T) {
 	}
 	for _, html := range []bool{false, true} {
 		for _, s := range cases {
-			var want bytes.Buffer
-			enc := json.NewEncoder(&want)
-			enc.SetEscapeHTML(html)
-			if err := enc.Encode(s); err != nil {
-				t.Fatal(err)
-			}
-			if got := AppendString(nil, s, html); !bytes.Equal(append(got, '\n'), want.Bytes()) {
-				t.Fatalf("html %t, %q: got %s want %s", html, s, got, want.Bytes())
+			if got, want := AppendString(nil, s, html), encodingJSON(t, s, html); !bytes.Equal(got, want) {
+				t.Fatalf("html %t, %q: got %s want %s", html, s, got, want)
 			}
 		}
+	}
+}
+
+// TestEveryPlaceInAWord: each byte value at each place of words read eight
+// bytes at a time (and across two words), among ASCII letters, quoted as
+// encoding/json quotes it: a byte to escape is never skipped with a word.
+func TestEveryPlaceInAWord(t *testing.T) {
+	for _, html := range []bool{false, true} {
+		for c := range 256 {
+			for at := range 20 {
+				s := []byte("abcdefghijklmnopqrstuvwx")
+				s[at] = byte(c)
+				if want := encodingJSON(t, string(s), html); !bytes.Equal(AppendString(nil, string(s), html), want) {
+					t.Fatalf("html %t, byte %#x at %d: got %s want %s", html, c, at, AppendString(nil, string(s), html), want)
+				}
+			}
+		}
+	}
+}
+
+// FuzzMatchesEncodingJSON: any string, in both modes.
+func FuzzMatchesEncodingJSON(f *testing.F) {
+	for _, s := range slices.Concat(benchStrings, []string{"\u2028 \xff", "abcdefg\u2029hijklmnop", "12345678\x7f"}) {
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, s string, html bool) {
+		if got, want := AppendString(nil, s, html), encodingJSON(t, s, html); !bytes.Equal(got, want) {
+			t.Fatalf("html %t, %q: got %s want %s", html, s, got, want)
+		}
+	})
+}
+
+// encodingJSON is s as encoding/json's Encoder writes it, without the
+// newline.
+func encodingJSON(t *testing.T, s string, html bool) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(html)
+	if err := enc.Encode(s); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'})
+}
+
+// benchStrings are the kinds of strings the write path and the export
+// encode: message texts (accented Portuguese, plain ASCII, a long one),
+// ids, phone numbers, names, tags and times.
+var benchStrings = []string{
+	"Olá! Gostaria de saber o status do meu pedido, por favor.",
+	"Seu pedido nº 48213 saiu para entrega e chega amanhã até às 18h.",
+	"ok obrigado",
+	"Hi, I would like to change the delivery address of my last order to the one in my profile, thanks a lot for the quick help with this.",
+	"6f1c7a4e-2b1d-5c39-9a0e-c4a7d3b2e815",
+	"5511987654321",
+	"José da Conceição",
+	"atendimento-humano",
+	"2026-12-04T14:31:22.123Z",
+	"Linha 1\nLinha 2 com \"aspas\" e <tags> & mais",
+}
+
+func BenchmarkAppendEscaped(b *testing.B) {
+	n := 0
+	for _, s := range benchStrings {
+		n += len(s)
+	}
+	for _, html := range []bool{false, true} {
+		b.Run(map[bool]string{false: "plain", true: "html"}[html], func(b *testing.B) {
+			b.SetBytes(int64(n))
+			buf := make([]byte, 0, 4096)
+			for b.Loop() {
+				buf = buf[:0]
+				for _, s := range benchStrings {
+					buf = AppendEscaped(buf, s, html)
+				}
+			}
+		})
 	}
 }

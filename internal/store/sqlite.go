@@ -24,8 +24,8 @@ type SQLite struct {
 var _ Versions = (*SQLite)(nil)
 
 // OpenSQLite opens the versions in dir, creating it; each version's
-// database opens on first use, with opts (sqlite.WithPacker in the process
-// that ingests).
+// database opens on first use, with opts (sqlite.WithPacker and
+// sqlite.WithMerger in the process that ingests).
 func OpenSQLite(dir string, opts ...sqlite.Option) (*SQLite, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data folder: %w", err)

@@ -177,10 +177,11 @@ func TestClosedMonthLeavesNoEventDocs(t *testing.T) {
 	}
 }
 
-// TestLeftEventsHiddenFromOverlappingUpdate: while an update is between
-// the attempt that left a rejected event's document and the step 3 that
-// deletes it, another update of the key (the next batch, two in flight at
-// once) that reads the key back does not hold the event as stored, though
+// TestLeftEventsHiddenFromOverlappingUpdate: when an update abandons an
+// attempt that wrote a rejected event's document, another update of the
+// key (the next batch, two in flight at once) that reads the key back
+// meanwhile does not hold the event as stored (the roll-back ran before
+// the key was released), though
 // the new session document the first update wrote still lists it: the
 // second update's session is written without it, and counts what it shows.
 func TestLeftEventsHiddenFromOverlappingUpdate(t *testing.T) {

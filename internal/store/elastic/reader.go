@@ -281,10 +281,10 @@ func (s *Store) mget(ctx context.Context, docs []mgetDoc, source func(i int, dec
 					d.Found, d.Closed = false, true
 					continue
 				}
-				return nil, fmt.Errorf("%w: get %s: %s: %s", ErrUnavailable, docRef(chunk[i].Index, chunk[i].ID), d.Error.Type, redact(sanitize(d.Error), chunk[i].ID))
+				return nil, fmt.Errorf("%w: get %s: %s: %s", ErrUnavailable, s.docRef(chunk[i].Index, chunk[i].ID), d.Error.Type, redacted(d.Error, s.cfg.RefKey, chunk[i].ID))
 			}
 			if d.Found && !d.Sourced && source != nil {
-				return nil, fmt.Errorf("elasticsearch: _mget answered %s found without its source", docRef(chunk[i].Index, chunk[i].ID))
+				return nil, fmt.Errorf("elasticsearch: _mget answered %s found without its source", s.docRef(chunk[i].Index, chunk[i].ID))
 			}
 		}
 		out = append(out, res...)
@@ -423,12 +423,12 @@ func (s *Store) readKeyDocs(ctx context.Context, states []*keyState) error {
 			continue
 		}
 		if bad[i] != nil {
-			s.unreadable(st, "key document", docRef(docs[i].Index, docs[i].ID), bad[i])
+			s.unreadable(st, "key document", s.docRef(docs[i].Index, docs[i].ID), bad[i])
 			continue
 		}
 		kd := &kds[i]
 		if kd.Pending && kd.Writer != s.writer && time.Since(kd.UpdatedAt) < s.cfg.ClaimLease {
-			return fmt.Errorf("%w: key %s is being written by another writer", ErrConflict, docRef(docs[i].Index, st.id))
+			return fmt.Errorf("%w: key %s is being written by another writer", ErrConflict, s.docRef(docs[i].Index, st.id))
 		}
 		st.exists, st.seqNo, st.primaryTerm, st.gen = true, d.SeqNo, d.PrimaryTerm, kd.Gen
 		st.unfinished = kd.Pending
@@ -454,10 +454,7 @@ type sessionLoad struct {
 // is not read: it was written by a write that did not finish, and Kafka
 // delivers it again. A session document that is missing is one such write
 // had not written yet (or retention deleted): its events are those of the
-// documents that still list them. Nor are the events of Store.left:
-// rejected events whose documents an abandoned attempt wrote, which a
-// session document it wrote may list too (a key's new session, when
-// another of its sessions was refused).
+// documents that still list them.
 func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	var docs []mgetDoc
 	for _, l := range loads {
@@ -502,7 +499,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 				continue
 			}
 			if bad[k-1] != nil {
-				s.unreadable(l.st, "session document", docRef(docs[k-1].Index, docs[k-1].ID), bad[k-1])
+				s.unreadable(l.st, "session document", s.docRef(docs[k-1].Index, docs[k-1].ID), bad[k-1])
 				continue
 			}
 			if i >= firstRetired {
@@ -515,7 +512,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 			for _, er := range sds[k-1].EventRefs {
 				m, id, ok := strings.Cut(er, "/")
 				if !ok {
-					s.unreadable(l.st, "session document", docRef(docs[k-1].Index, docs[k-1].ID), errBadEventRef)
+					s.unreadable(l.st, "session document", s.docRef(docs[k-1].Index, docs[k-1].ID), errBadEventRef)
 					evDocs, owners = evDocs[:n], owners[:n]
 					break
 				}
@@ -531,9 +528,6 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 	}
 	eds := make([]eventDoc, len(evDocs))
 	bad = make([]error, len(evDocs))
-	// Before the read: an update unmarks its events once its step 3
-	// deleted their documents.
-	left := s.leftNow()
 	evs, err := s.mget(ctx, evDocs, func(i int, dec *jsontext.Decoder) (err error) {
 		bad[i], err = decodeSource(dec, &eds[i])
 		return err
@@ -559,13 +553,12 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 			bad[i] = errNoEvent
 		}
 		if bad[i] != nil {
-			s.unreadable(st, "event document", docRef(evDocs[i].Index, evDocs[i].ID), bad[i])
+			s.unreadable(st, "event document", s.docRef(evDocs[i].Index, evDocs[i].ID), bad[i])
 			continue
 		}
-		if ed.Key != st.Key || left[ed.Event.Ref()] {
+		if ed.Key != st.Key {
 			// Another key's event with the same id (a reused event_id,
-			// which the contract forbids): not this key's. Or a left
-			// document of a rejected event: not stored.
+			// which the contract forbids): not this key's.
 			continue
 		}
 		if got[st] == nil {

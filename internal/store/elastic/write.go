@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/retry"
 	"github.com/chatreport/chatreport/internal/session"
 )
@@ -30,12 +31,15 @@ type RejectedEvent struct {
 // dead-letters them and goes on. Reasons never quote field values.
 type RejectedError struct {
 	Events []RejectedEvent
+	// refs names the events in Error: the store's Config.RefKey.
+	refs idref.Key
 }
 
-// Error names the events by docRef: an event_id may embed a contact.
+// Error names the events by their document's reference (Store.docRef): an
+// event_id may embed a contact.
 func (e *RejectedError) Error() string {
 	first := &e.Events[0]
-	ref := docRef("", docID(first.Ref.Tenant, first.Ref.EventID))
+	ref := e.refs.Doc("", docID(first.Ref.Tenant, first.Ref.EventID))
 	if len(e.Events) == 1 {
 		return fmt.Sprintf("elasticsearch rejected event %s: %s", ref, first.Reason)
 	}
@@ -51,8 +55,8 @@ func (e *RejectedError) Rejected() map[event.Ref]string {
 	return out
 }
 
-func newRejectedError(rejected map[event.Ref]string) *RejectedError {
-	e := &RejectedError{Events: make([]RejectedEvent, 0, len(rejected))}
+func newRejectedError(rejected map[event.Ref]string, refs idref.Key) *RejectedError {
+	e := &RejectedError{Events: make([]RejectedEvent, 0, len(rejected)), refs: refs}
 	for ref, reason := range rejected {
 		e.Events = append(e.Events, RejectedEvent{Ref: ref, Reason: reason})
 	}
@@ -99,16 +103,13 @@ type keyDoc struct {
 // have died and the key is read back from what it left. Events that Elasticsearch
 // rejects are left out and fn runs again, so that the sessions describe
 // exactly the stored events; Update then returns a *RejectedError naming
-// them. The documents of rejected events that an abandoned attempt wrote
-// (their session refused while they were accepted) are deleted in step 3
-// of the attempt that succeeds (leftEvent). When the cluster is down or
+// them. An attempt abandoned so deletes the documents of new events it
+// wrote before its keys can be read again (rollBack). When the cluster is down or
 // overloaded it returns an error wrapping ErrUnavailable, and the caller
 // retries the batch, which is idempotent.
 func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
 	update := s.updates.Add(1)
 	rejected := map[event.Ref]string{}
-	var left leftDocs
-	defer s.unmarkLeft(&left)
 	var err error
 	// attempt counts the runs of fn that UpdateAttempts bounds: not
 	// those that follow a failed write of an earlier Update call
@@ -127,13 +128,12 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 				return serr
 			}
 		}
-		s.markLeft(&left, rejected)
 		r := newReader(s, rejected, update)
 		var ch session.Changes
 		var more map[event.Ref]string
 		ch, err = fn(ctx, r)
 		if err == nil {
-			more, err = s.write(ctx, r, &ch, &left)
+			more, err = s.write(ctx, r, &ch)
 		}
 		if err == nil && len(more) == 0 {
 			// States lent by earlier writes of their keys hold only if
@@ -181,7 +181,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 			s.cache.Put(id, st)
 		}
 		if len(rejected) > 0 {
-			return newRejectedError(rejected)
+			return newRejectedError(rejected, s.cfg.RefKey)
 		}
 		return nil
 	}
@@ -217,14 +217,10 @@ type keyWrite struct {
 // write applies ch. It returns the events to leave out (rejected) when the
 // batch must be computed again without them, ErrConflict when the writer
 // lost a key it read, errLost when an earlier write of a key failed, or
-// another error. left are the event documents earlier attempts of the
-// update left behind: write adds those of an attempt it abandons, and
-// deletes those of events r.rejected holds when it succeeds.
-func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes, left *leftDocs) (rejected map[event.Ref]string, err error) {
+// another error.
+func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (rejected map[event.Ref]string, err error) {
 	if ch.Empty() {
-		// Nothing to write (the batch's new events were all stored or
-		// rejected): the documents left behind, if any, are step 3 alone.
-		return nil, s.finish(ctx, nil, left, r.rejected)
+		return nil, nil
 	}
 	writes, rejected, err := s.plan(r, ch)
 	if err != nil || len(rejected) > 0 {
@@ -241,10 +237,10 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes, left 
 	if err := s.claim(ctx, writes); err != nil {
 		return nil, err
 	}
-	if rejected, err := s.writeData(ctx, writes, left); err != nil || len(rejected) > 0 {
+	if rejected, err := s.writeData(ctx, writes); err != nil || len(rejected) > 0 {
 		return rejected, err
 	}
-	return nil, s.finish(ctx, writes, left, r.rejected)
+	return nil, s.finish(ctx, writes)
 }
 
 // lend puts the states of the keys r read back in the cache as soon as the
@@ -344,7 +340,7 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		}
 		st, ok := r.states[id]
 		if !ok {
-			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", docRef("", keyDocID(tenant, key)))
+			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", s.docRef("", keyDocID(tenant, key)))
 		}
 		w := &keyWrite{st: st, from: r.from[id], gen: st.gen + 1}
 		byKey[id] = w
@@ -379,12 +375,12 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 	for _, id := range order {
 		w := byKey[id]
 		if w.st.unreadable != "" {
-			if err := w.refuse(rejected); err != nil {
+			if err := w.refuse(rejected, s.cfg.RefKey); err != nil {
 				return nil, nil, err
 			}
 			continue
 		}
-		if err := w.plan(rejected, s.cfg.SessionTextMaxBytes); err != nil {
+		if err := w.plan(rejected, s.cfg.SessionTextMaxBytes, s.cfg.RefKey); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -403,10 +399,10 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 // without them. Its events are all refused, those it read as stored too
 // (an unfinished key presents them as new): a copy of a stored event in the
 // dead-letter topic is harmless, as sending it again is idempotent.
-func (w *keyWrite) refuse(rejected map[event.Ref]string) error {
+func (w *keyWrite) refuse(rejected map[event.Ref]string, refs idref.Key) error {
 	if len(w.changes.Events) == 0 {
 		// The assembler gives every key it changes new events.
-		return fmt.Errorf("elasticsearch: changes to key %s without events: %s", docRef("", w.st.id), w.st.unreadable)
+		return fmt.Errorf("elasticsearch: changes to key %s without events: %s", refs.Doc("", w.st.id), w.st.unreadable)
 	}
 	for i := range w.changes.Events {
 		rejected[w.changes.Events[i].Ref()] = w.st.unreadable
@@ -418,7 +414,7 @@ func (w *keyWrite) refuse(rejected map[event.Ref]string) error {
 // that every changed session counts exactly the events the write gives it.
 // Events whose time the index cannot hold join rejected, and so do new
 // messages that would take their session's text past maxText.
-func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int) error {
+func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int, refs idref.Key) error {
 	st := w.st
 	for i := range w.changes.Events {
 		// Moved events are checked too: they were stored, so their time
@@ -459,7 +455,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int) error {
 	for _, d := range w.sessions {
 		evs := members[d.ID]
 		if len(evs) != d.Events {
-			return fmt.Errorf("elasticsearch: session %s counts %d events, the update holds %d of them", d.ID, d.Events, len(evs))
+			return fmt.Errorf("elasticsearch: session %s counts %d events, the update holds %d of them", refs.Doc("", docID(d.Tenant, d.ID)), d.Events, len(evs))
 		}
 		w.overText(evs, maxText, rejected)
 		*d = *newSessionDoc(&d.Session, evs)
@@ -467,7 +463,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int) error {
 	}
 	for id := range members {
 		if !live[id] {
-			return fmt.Errorf("elasticsearch: events of key %s belong to session %s, which the update does not write", docRef("", st.id), id)
+			return fmt.Errorf("elasticsearch: events of key %s belong to session %s, which the update does not write", refs.Doc("", st.id), refs.Doc("", docID(st.Tenant, id)))
 		}
 	}
 	// The sessions before from, then the recomputed ones (sorted, and
@@ -572,7 +568,7 @@ func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 		case res.IndexClosed:
 			return fmt.Errorf("%w: claim session keys: %s", ErrUnavailable, res.Reason)
 		case res.Outcome == Rejected:
-			return fmt.Errorf("elasticsearch: key document %s refused: %s", docRef(ops[i].Index, ops[i].ID), res.Reason)
+			return fmt.Errorf("elasticsearch: key document %s refused: %s", s.docRef(ops[i].Index, ops[i].ID), res.Reason)
 		}
 		writes[i].st.seqNo, writes[i].st.primaryTerm = res.SeqNo, res.PrimaryTerm
 	}
@@ -586,87 +582,10 @@ type owner struct {
 	event *event.Ref // an event document's event
 }
 
-// leftEvent is the document of a new event that an attempt of Update
-// wrote in step 2, at generation gen, and then abandoned to compute the
-// batch again without events Elasticsearch rejected. The document is the
-// event's alone: when the event ends rejected (its session document was
-// refused while it was accepted, or its key was refused by the next
-// attempt), no session counts it and the next attempt does not write it,
-// so it is deleted in step 3, or the conversation and the export would show
-// a dead-lettered event, and a later write of the key would read it back
-// as stored. Only a document of this generation is deleted: a newer
-// writer's (a higher generation) is not this attempt's to delete.
-type leftEvent struct {
-	index string
-	ref   event.Ref
-	gen   int64
-}
-
-// leftDocs are the event documents the abandoned attempts of one Update
-// wrote, and those of rejected events among them that it marked in
-// Store.left.
-type leftDocs struct {
-	docs   []leftEvent
-	marked map[event.Ref]bool
-}
-
-// markLeft marks in Store.left the events of left that rejected holds, so
-// that no key read back holds them as stored while their documents may
-// still exist: from the moment the attempt that wrote them learns they are
-// rejected, before its write ends and a key it wrote can be read back. An
-// event left and not rejected is not marked: the attempt that succeeds
-// writes it again, and another update that reads it meanwhile must find
-// it.
-func (s *Store) markLeft(left *leftDocs, rejected map[event.Ref]string) {
-	for _, l := range left.docs {
-		if _, ok := rejected[l.ref]; !ok || left.marked[l.ref] {
-			continue
-		}
-		if left.marked == nil {
-			left.marked = map[event.Ref]bool{}
-		}
-		left.marked[l.ref] = true
-		s.leftMu.Lock()
-		s.left[l.ref]++
-		s.leftMu.Unlock()
-	}
-}
-
-// unmarkLeft takes out of Store.left what markLeft put there: the update
-// ended, and its step 3 deleted the documents (or it failed, and the
-// batch is written again).
-func (s *Store) unmarkLeft(left *leftDocs) {
-	if len(left.marked) == 0 {
-		return
-	}
-	s.leftMu.Lock()
-	defer s.leftMu.Unlock()
-	for ref := range left.marked {
-		if s.left[ref]--; s.left[ref] <= 0 {
-			delete(s.left, ref)
-		}
-	}
-}
-
-// leftNow is a copy of the events updates in progress marked (markLeft):
-// nil when there are none, as nearly always.
-func (s *Store) leftNow() map[event.Ref]bool {
-	s.leftMu.Lock()
-	defer s.leftMu.Unlock()
-	if len(s.left) == 0 {
-		return nil
-	}
-	out := make(map[event.Ref]bool, len(s.left))
-	for ref := range s.left {
-		out[ref] = true
-	}
-	return out
-}
-
 // writeData is step 2: the session documents and the events. When it
-// returns rejected events, the attempt is abandoned: it adds to left the
-// documents it wrote of new events, and marks those of the rejected ones.
-func (s *Store) writeData(ctx context.Context, writes []*keyWrite, left *leftDocs) (map[event.Ref]string, error) {
+// returns rejected events the attempt is abandoned, and what it wrote of
+// new events is rolled back first (rollBack).
+func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Ref]string, error) {
 	nsess, nevents := 0, 0
 	for _, w := range writes {
 		nsess += len(w.sessions)
@@ -734,7 +653,7 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite, left *leftDoc
 				}
 			}
 			if n == 0 {
-				return nil, fmt.Errorf("elasticsearch: session %s refused: %s", o.sess, res.Reason)
+				return nil, fmt.Errorf("elasticsearch: session %s refused: %s", s.docRef(ops[i].Index, ops[i].docID()), res.Reason)
 			}
 		}
 	}
@@ -744,17 +663,55 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite, left *leftDoc
 		}
 	}
 	if len(rejected) > 0 {
-		// Every new event written, not only those rejected now: the next
-		// attempt may reject more of them (a key that it reads back from
-		// a closed index). Events the key held are not its to delete.
-		for i, res := range results {
-			if o := owners[i]; o.event != nil && res.Outcome == Written && !o.w.st.holds(*o.event) {
-				left.docs = append(left.docs, leftEvent{index: ops[i].Index, ref: *o.event, gen: o.w.gen})
-			}
+		if err := s.rollBack(ctx, ops, owners, results); err != nil {
+			return nil, err
 		}
-		s.markLeft(left, rejected)
 	}
 	return rejected, nil
+}
+
+// rollBack deletes the documents of new events that an attempt abandoned
+// for rejected events wrote (ops[i] whose result is Written), at the
+// generation that wrote them and only at it (version_type external_gte:
+// Elasticsearch checks a delete's version as it checks an index's, so a
+// newer writer's document answers 409 and stays; a document gone answers
+// 404: https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-delete.html#delete-versioning).
+// A rejected event is dead-lettered and no session counts it: its document
+// would show in the conversation and the export, and a later write of its
+// key would read it back as stored. Every new event of the attempt goes,
+// not only those rejected now: the next attempt, which writes again those
+// that stay new at the next generation, may reject more (a key it reads
+// back from a closed index). It runs before the attempt's keys are
+// released, so no update reads them back in between. Events the key held
+// are not the attempt's to delete. One more request, only on this path.
+func (s *Store) rollBack(ctx context.Context, ops []Op, owners []owner, results []Result) error {
+	var dels []Op
+	for i, res := range results {
+		if o := owners[i]; o.event != nil && res.Outcome == Written && !o.w.st.holds(*o.event) {
+			dels = append(dels, Op{Action: Delete, Index: ops[i].Index, Scoped: true, Tenant: ops[i].Tenant, ID: ops[i].ID, Version: o.w.gen, VersionGTE: true})
+		}
+	}
+	if len(dels) == 0 {
+		return nil
+	}
+	res, err := s.bulk.Write(ctx, dels)
+	if err != nil {
+		return fmt.Errorf("delete the documents of an abandoned write: %w", err)
+	}
+	for i, r := range res {
+		switch {
+		case r.Outcome == Conflict:
+			// A newer generation wrote it. (One gone already is
+			// Written: classify.)
+		case r.IndexClosed:
+			// Closed since it was written: it shows again when the
+			// month is opened, as a retired session's document does.
+			s.log.Warn("a rejected event's document is in a closed index and stays there", zap.String("index", dels[i].Index))
+		case r.Outcome == Rejected:
+			return fmt.Errorf("elasticsearch: delete %s refused: %s", s.docRef(dels[i].Index, dels[i].docID()), r.Reason)
+		}
+	}
+	return nil
 }
 
 // errReusedEventID is the reason of a new event whose document another
@@ -800,7 +757,7 @@ func (s *Store) settleTaken(ctx context.Context, ops []Op, owners []owner, taken
 		case d.Closed:
 			rejected[*o.event] = closedIndexReason(docs[k].Index)
 		case d.Error != nil:
-			return fmt.Errorf("%w: read %s: %s", ErrUnavailable, docRef(docs[k].Index, docs[k].ID), d.Error.Type)
+			return fmt.Errorf("%w: read %s: %s", ErrUnavailable, s.docRef(docs[k].Index, docs[k].ID), d.Error.Type)
 		case !d.Found:
 			return ErrConflict
 		case bad[k] != nil:
@@ -820,23 +777,13 @@ func (st *keyState) holds(ref event.Ref) bool {
 }
 
 // finish is step 3: the sessions that no longer exist, the old documents of
-// sessions whose start moved to another month, the documents of rejected
-// events that earlier attempts left behind (left, of the events rejected
-// holds), and the key documents, marked done. A left document is deleted
-// only at the generation that wrote it (VersionGTE): one that a newer
-// generation wrote answers 409 and stays, one gone already answers 404;
-// neither is an error.
-func (s *Store) finish(ctx context.Context, writes []*keyWrite, left *leftDocs, rejected map[event.Ref]string) error {
+// sessions whose start moved to another month, and the key documents,
+// marked done.
+func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 	var ops []Op
 	for _, w := range writes {
 		for _, ref := range w.deletes {
 			ops = append(ops, Op{Action: Delete, Index: s.names.sessionsIndex(ref.Start), ID: docID(w.st.Tenant, ref.ID), Version: w.gen})
-		}
-	}
-	retired := len(ops)
-	for _, l := range left.docs {
-		if _, ok := rejected[l.ref]; ok {
-			ops = append(ops, Op{Action: Delete, Index: l.index, Scoped: true, Tenant: l.ref.Tenant, ID: l.ref.EventID, Version: l.gen, VersionGTE: true})
 		}
 	}
 	commits := len(ops)
@@ -850,25 +797,18 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite, left *leftDocs, 
 		return fmt.Errorf("delete sessions, release keys: %w", err)
 	}
 	for i, res := range results {
-		isLeft := i >= retired && i < commits
 		switch {
-		case res.Outcome == Conflict && isLeft:
-			// A newer generation wrote the event: its document stays.
 		case res.Outcome == Conflict:
 			return ErrConflict
 		case res.IndexClosed && i >= commits:
 			return fmt.Errorf("%w: release session keys: %s", ErrUnavailable, res.Reason)
-		case res.IndexClosed && isLeft:
-			// Closed since it was written: the document shows again when
-			// the month is opened, as a retired session's does.
-			s.log.Warn("a rejected event's document is in a closed index and stays there", zap.String("index", ops[i].Index))
 		case res.IndexClosed:
 			// A retired session's document in a closed month stays there
 			// (it shows again when the month is opened, beside the session
 			// that replaced it) rather than block the partition until then.
 			s.log.Warn("a retired session's document is in a closed index and stays there", zap.String("index", ops[i].Index))
 		case res.Outcome == Rejected:
-			return fmt.Errorf("elasticsearch: %s refused: %s", docRef(ops[i].Index, ops[i].docID()), res.Reason)
+			return fmt.Errorf("elasticsearch: %s refused: %s", s.docRef(ops[i].Index, ops[i].docID()), res.Reason)
 		}
 		if i >= commits {
 			writes[i-commits].st.seqNo, writes[i-commits].st.primaryTerm = res.SeqNo, res.PrimaryTerm

@@ -396,12 +396,12 @@ func TestStaleWriterLoses(t *testing.T) {
 	sameState(t, snapshot(t, a), reference(t, b1, b2, b3))
 }
 
-// TestLeftEventSparesNewerGeneration: step 3 deletes the document an
-// abandoned attempt left of a rejected event only at the generation that
-// wrote it. A stale writer's clean-up (an older generation) meets the
-// document a newer generation of the key wrote and leaves it, without an
-// error (409); at its own generation the document goes; once gone, the
-// delete answers 404, again without an error.
+// TestLeftEventSparesNewerGeneration: an abandoned attempt's roll-back
+// deletes the document of a new event only at the generation that wrote
+// it. A stale writer's roll-back (an older generation) meets the document
+// a newer generation of the key wrote and leaves it, without an error
+// (409); at its own generation the document goes; once gone, the delete
+// answers 404, again without an error.
 func TestLeftEventSparesNewerGeneration(t *testing.T) {
 	f := esfake.New(t)
 	s := fakeStore(t, f)
@@ -413,13 +413,14 @@ func TestLeftEventSparesNewerGeneration(t *testing.T) {
 		}
 	}
 	// e2's document is the key's second generation's.
-	rejected := map[event.Ref]string{e2.Ref(): "rejected"}
+	ref := e2.Ref()
+	ops := []Op{{Action: Index, Index: "test-events-v1-2025.10", Scoped: true, Tenant: e2.Tenant, ID: e2.EventID}}
 	for _, step := range []struct {
 		gen   int64
 		found bool
 	}{{1, true}, {2, false}, {2, false}} {
-		left := leftDocs{docs: []leftEvent{{index: "test-events-v1-2025.10", ref: e2.Ref(), gen: step.gen}}}
-		if err := s.finish(t.Context(), nil, &left, rejected); err != nil {
+		owners := []owner{{w: &keyWrite{st: &keyState{}, gen: step.gen}, event: &ref}}
+		if err := s.rollBack(t.Context(), ops, owners, []Result{{Outcome: Written}}); err != nil {
 			t.Fatalf("clean-up at generation %d: %v", step.gen, err)
 		}
 		if found := eventDocsFound(t, f, "test-events-v1-2025.10", "e2")["e2"]; found != step.found {

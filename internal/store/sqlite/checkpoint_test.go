@@ -61,13 +61,12 @@ func fileSize(t *testing.T, path string) int64 {
 func TestWordsOneSegmentPerWrite(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "store.db")
+	// Without its merger (WithMerger), which would merge what the write
+	// left: this test counts what the write itself makes.
 	s, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The merger would merge what the write left: this test counts what
-	// the write itself makes.
-	s.PauseMerge()
 	// 2,000 messages: more than one multi-row statement of maxRows rows.
 	if err := session.NewAssembler(pipeline.MustDefault(), s).Ingest(ctx, conversations(2000)); err != nil {
 		t.Fatal(err)

@@ -13,13 +13,15 @@ import (
 // (automerge: 4 segments of one level into one of the next), so an index
 // built by ingest stays a dozen segments on several levels, and every
 // FTS5 query seeks in each of them (docs/performance.md, "Full text on
-// SQLite: merging the index"). The store merges both FTS5 tables down to
-// one segment whenever no update runs, in slices: FTS5's 'merge' command
-// writes roughly N pages of merged data per call, and with a negative N it
-// first puts all b-trees on one level and merges even two of them, so that
-// repeating it until sqlite3_total_changes() moves by less than 2 is an
-// incremental 'optimize' (https://www.sqlite.org/fts5.html#the_merge_command). Each
-// slice is a write transaction of its own on the writer's connection,
+// SQLite: merging the index"). A store opened WithMerger (the process that
+// ingests: docs/operations.md, "Who packs and merges") merges both FTS5
+// tables down to one segment whenever no update runs, in slices: FTS5's
+// 'merge' command writes roughly N pages of merged data per call, and with
+// a negative N it first puts all b-trees on one level and merges even two
+// of them, so that repeating it until sqlite3_total_changes() moves by
+// less than 2 is an incremental 'optimize'
+// (https://www.sqlite.org/fts5.html#the_merge_command). Each slice is a
+// write transaction of its own on the writer's connection,
 // between updates: an update never waits for more than one slice, and a
 // slice is not an update (no offsets, no state in memory, no ordering of
 // plans is concerned; a slice changes how the index is stored, never what
@@ -62,12 +64,15 @@ const mergePoll = 50 * time.Millisecond
 
 // merger runs the slices, on a goroutine of the store's life; kick tells it
 // an update ended (the index may have new segments), and the store's
-// updates count in Store.updating while they run.
+// updates count in Store.updating while they run. Only a store opened
+// WithMerger has one (Store.merge is nil otherwise).
 type merger struct {
 	s      *Store
 	kick   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
+	// passed is closed when the first pass ends (WaitMerged).
+	passed chan struct{}
 	// slice, when set (by tests), runs in each slice's transaction.
 	slice atomic.Pointer[func()]
 	// rest is mergeRest, exportWait mergeExportWait, shorter in tests
@@ -82,7 +87,7 @@ type merger struct {
 // already (a database opened after an ingest).
 func startMerger(s *Store) *merger {
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &merger{s: s, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	m := &merger{s: s, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}), passed: make(chan struct{})}
 	m.rest.Store(int64(mergeRest))
 	m.exportWait.Store(int64(mergeExportWait))
 	m.wake()
@@ -90,8 +95,12 @@ func startMerger(s *Store) *merger {
 	return m
 }
 
-// wake tells the merger that an update ended; it never waits.
+// wake tells the merger that an update ended; it never waits. A nil
+// merger (a store opened without WithMerger) does nothing.
 func (m *merger) wake() {
+	if m == nil {
+		return
+	}
 	m.woken.Add(1)
 	select {
 	case m.kick <- struct{}{}:
@@ -118,6 +127,9 @@ func (m *merger) run(ctx context.Context) {
 		woken := m.woken.Load()
 		if !m.mergeAll(ctx) {
 			return
+		}
+		if passed.IsZero() {
+			close(m.passed)
 		}
 		passed = time.Now()
 		if m.woken.Load() != woken {
@@ -201,9 +213,52 @@ func waitIdle(ctx context.Context, s *Store, kick <-chan struct{}, exportWait ti
 
 // stop stops the merger and waits for it (and for a slice it runs).
 func (m *merger) stop() {
+	if m == nil {
+		return
+	}
 	m.cancel()
 	<-m.done
 }
+
+// WaitMerged waits until the store's merger has ended its first pass
+// since Open (both indexes merged to one segment, unless an update added
+// segments since), or ctx ends, or the merger stopped before it (the
+// store closed): then it reports errNotMerged; a store opened without
+// WithMerger reports ErrNoMerger at once. chatreport-bench waits for it
+// before it measures searches; serving never waits.
+func (s *Store) WaitMerged(ctx context.Context) error {
+	m := s.merge
+	if m == nil {
+		return ErrNoMerger
+	}
+	return firstPass(ctx, m.passed, m.done, errNotMerged)
+}
+
+// firstPass waits until passed is closed (a background job's first pass
+// ended) and reports nil, or done (the job stopped) and reports stopped
+// unless passed was closed too, or ctx ends.
+func firstPass(ctx context.Context, passed, done <-chan struct{}, stopped error) error {
+	select {
+	case <-passed:
+		return nil
+	case <-done:
+		select {
+		case <-passed:
+			return nil
+		default:
+			return stopped
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ErrNoMerger: WaitMerged on a store opened without WithMerger, which
+// never merges.
+var ErrNoMerger = errors.New("the store runs no merger (opened without WithMerger)")
+
+// errNotMerged: the merger stopped before its first pass ended.
+var errNotMerged = errors.New("the merger stopped before its first pass ended")
 
 // errWriterBusy: the writer was held (by an update, or by a write on
 // another connection, exclusive) when a slice was to run; it did not.

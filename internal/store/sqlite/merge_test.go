@@ -90,7 +90,7 @@ func TestSegmentsHelper(t *testing.T) {
 // (merge.go), and searches answer as before.
 func TestMergeToOneSegment(t *testing.T) {
 	ctx := context.Background()
-	s, path := openStore(ctx, t)
+	s, path := openStore(ctx, t, sqlite.WithMerger())
 	// Paused while writing, to see the segments the writes leave.
 	s.PauseMerge()
 	db := openDB(t, path)
@@ -133,6 +133,72 @@ func TestMergeToOneSegment(t *testing.T) {
 	}
 	if len(before[0]) == 0 || len(before[3]) == 0 {
 		t.Fatalf("the searches found nothing: %v", before)
+	}
+}
+
+// Only a store opened WithMerger merges (store.go): one opened without it
+// on a database of many segments leaves them, where a merger's pass on
+// open would merge them, and WaitMerged says ErrNoMerger; the same file
+// opened with it is merged to one segment per table by that pass, which
+// WaitMerged waits for.
+func TestMergesOnlyWithMerger(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	db := openDB(t, path)
+	count := func() []int {
+		t.Helper()
+		var n []int
+		for _, table := range []string{"message_words", "session_words"} {
+			c, err := segments(ctx, db, table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n = append(n, c)
+		}
+		return n
+	}
+	open := func(opts ...sqlite.Option) *sqlite.Store {
+		t.Helper()
+		s, err := sqlite.Open(ctx, path, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	s := open()
+	ingestByTen(ctx, t, session.NewAssembler(pipeline.MustDefault(), s), mergeTraffic(60))
+	s.Close()
+	written := count()
+	if slices.Min(written) < 2 {
+		t.Fatalf("segments %v after 6 writes, want several per table", written)
+	}
+
+	s = open()
+	if s.Merges() {
+		t.Fatal("a store opened without WithMerger says it merges")
+	}
+	if err := s.WaitMerged(ctx); !errors.Is(err, sqlite.ErrNoMerger) {
+		t.Fatalf("WaitMerged without a merger: %v, want ErrNoMerger", err)
+	}
+	time.Sleep(1500 * time.Millisecond) // a pass on open merges this index in milliseconds
+	if now := count(); !slices.Equal(now, written) {
+		t.Fatalf("segments %v after opening without WithMerger, want %v (unmerged)", now, written)
+	}
+	s.Close()
+
+	s = open(sqlite.WithMerger())
+	defer s.Close()
+	if !s.Merges() {
+		t.Fatal("a store opened WithMerger says it does not merge")
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := s.WaitMerged(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if now := count(); !slices.Equal(now, []int{1, 1}) {
+		t.Fatalf("segments %v after the pass on open, want one per table", now)
 	}
 }
 
@@ -346,21 +412,22 @@ func (h holdingEncoder) Append(dst []byte, d *report.StoredDetail) ([]byte, erro
 	return idEncoder{}.Append(dst, d)
 }
 
-// openMerging opens a store in a temporary directory whose merger rests
-// not at all between passes, closed when the test ends, and its path.
+// openMerging opens a store in a temporary directory with its merger,
+// which rests not at all between passes, closed when the test ends, and
+// its path.
 func openMerging(ctx context.Context, t *testing.T) (*sqlite.Store, string) {
 	t.Helper()
-	s, path := openStore(ctx, t)
+	s, path := openStore(ctx, t, sqlite.WithMerger())
 	s.SetMergeRest(0)
 	return s, path
 }
 
-// openStore opens a new store in a temporary directory, closed when the
-// test ends, and returns it with its database's path.
-func openStore(ctx context.Context, t testing.TB) (*sqlite.Store, string) {
+// openStore opens a new store in a temporary directory with opts, closed
+// when the test ends, and returns it with its database's path.
+func openStore(ctx context.Context, t testing.TB, opts ...sqlite.Option) (*sqlite.Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "store.db")
-	s, err := sqlite.Open(ctx, path)
+	s, err := sqlite.Open(ctx, path, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

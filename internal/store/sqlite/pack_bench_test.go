@@ -24,7 +24,6 @@ func BenchmarkPackSweep(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	s.merge.stop()
 	var first packMarks
 	sweepWith(b, s, &first)
 	for _, bc := range []struct {

@@ -28,8 +28,8 @@ func packAll(t *testing.T, s *Store) {
 	sweepWith(t, s, &packMarks{})
 }
 
-// sliceOnce runs one slice with m, again while a slice of the full-text
-// merger holds the writer.
+// sliceOnce runs one slice with m, again while another slice (of the
+// store's packer or merger, when it runs one) holds the writer.
 func sliceOnce(t testing.TB, slice func(context.Context, *packMarks) (bool, error), m *packMarks) (more bool, err error) {
 	t.Helper()
 	for {

@@ -25,6 +25,7 @@ import (
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/session"
 )
@@ -37,6 +38,8 @@ var schema string
 // the one before it writes (pipeline.go).
 type Store struct {
 	db *sql.DB
+	// refs names events in errors (WithRefKey).
+	refs idref.Key
 	// planMu serialises planning an update (its reads, the assembler and
 	// the encoding of what it writes); writer is held by the update that
 	// writes (or reads the database to plan), one at a time, in the order
@@ -87,14 +90,33 @@ var _ session.Store = (*Store)(nil)
 // Option is an option of Open.
 type Option func(*options)
 
-type options struct{ packer bool }
+type options struct {
+	packer, merger bool
+	refs           idref.Key
+}
 
 // WithPacker runs the store's packer (pack.go) while the store is open.
 // Only the process that ingests passes it (docs/operations.md, "Who
-// packs"): a sweep costs CPU and takes the write lock in slices, which a
-// process that only reads (serve) or writes once (forget, index) has no
-// use for, and it would compete with the ingester for the lock.
+// packs and merges"): a sweep costs CPU and takes the write lock in
+// slices, which a process that only reads (serve) or writes once (forget,
+// index) has no use for, and it would compete with the ingester for the
+// lock.
 func WithPacker() Option { return func(o *options) { o.packer = true } }
+
+// WithMerger runs the store's full-text merger (merge.go) while the store
+// is open. For the same reason only the process that ingests passes it
+// (with WithPacker): its pass on open and its slices cost CPU and take the
+// write lock. The ingester's merger merges what another process wrote in
+// its next pass: on open for a database it opens (a replay's target after
+// the swap), else after its next update. The two are separate options so
+// that a test of one runs without the other's slices holding the writer.
+func WithMerger() Option { return func(o *options) { o.merger = true } }
+
+// WithRefKey names events in the store's errors, which are logged, by
+// their references under k (log.ref_key) rather than by their event_ids,
+// which may embed a phone number; without it, by the process's random
+// key's.
+func WithRefKey(k idref.Key) Option { return func(o *options) { o.refs = k } }
 
 // Open opens (creating if needed) the database at path.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
@@ -130,8 +152,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
-	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt}
-	s.merge = startMerger(s)
+	s := &Store{db: db, refs: o.refs, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt}
+	if o.merger {
+		s.merge = startMerger(s)
+	}
 	if o.packer {
 		s.pack = startPacker(s)
 	}
@@ -156,6 +180,9 @@ func (s *Store) Close() error {
 
 // Packs reports whether the store runs the packer (WithPacker).
 func (s *Store) Packs() bool { return s.pack != nil }
+
+// Merges reports whether the store runs the full-text merger (WithMerger).
+func (s *Store) Merges() bool { return s.merge != nil }
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -646,7 +673,7 @@ func planWrite(ch session.Changes, r *reader) (*planned, error) {
 	if len(refs) > 0 {
 		var twice *event.Ref
 		if p.stored, twice = newLookup(refs); twice != nil {
-			return nil, fmt.Errorf("write events: event %q of tenant %q twice in one write", twice.EventID, twice.Tenant)
+			return nil, fmt.Errorf("write events: event %s of tenant %q twice in one write", r.s.refs.Scoped(twice.Tenant, twice.EventID), twice.Tenant)
 		}
 	}
 	for i := range p.ch.Sessions {
