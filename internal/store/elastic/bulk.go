@@ -59,6 +59,16 @@ type Op struct {
 	// delete also fences off older writes of the same id for that long.
 	// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-index_.html#index-versioning
 	Version int64
+	// VersionGTE makes Version apply also when it equals the document's
+	// version (version_type external_gte): a Delete then removes the
+	// document at exactly that version (or a lower one) and answers 409
+	// for a higher one. The delete API takes the index API's version
+	// types, and Elasticsearch checks a delete's version as it checks an
+	// index's (VersionType.isVersionConflictForWrites serves both, in
+	// InternalEngine's plans for indexing and for deletion).
+	// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-index_.html#index-versioning
+	// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-delete.html#delete-versioning
+	VersionGTE bool
 }
 
 // Outcome is how a bulk operation ended.
@@ -360,7 +370,11 @@ func encodeOp(buf *bytes.Buffer, enc *json.Encoder, op *Op, refs idref.Key) erro
 	if op.Version > 0 {
 		line = append(line, `,"version":`...)
 		line = strconv.AppendInt(line, op.Version, 10)
-		line = append(line, `,"version_type":"external"`...)
+		if op.VersionGTE {
+			line = append(line, `,"version_type":"external_gte"`...)
+		} else {
+			line = append(line, `,"version_type":"external"`...)
+		}
 	}
 	line = append(line, "}}\n"...)
 	if op.Action == Delete {

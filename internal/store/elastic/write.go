@@ -103,8 +103,10 @@ type keyDoc struct {
 // have died and the key is read back from what it left. Events that Elasticsearch
 // rejects are left out and fn runs again, so that the sessions describe
 // exactly the stored events; Update then returns a *RejectedError naming
-// them. When the cluster is down or overloaded it returns an error wrapping
-// ErrUnavailable, and the caller retries the batch, which is idempotent.
+// them. An attempt abandoned so deletes the documents of new events it
+// wrote before its keys can be read again (rollBack). When the cluster is down or
+// overloaded it returns an error wrapping ErrUnavailable, and the caller
+// retries the batch, which is idempotent.
 func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
 	update := s.updates.Add(1)
 	rejected := map[event.Ref]string{}
@@ -580,7 +582,9 @@ type owner struct {
 	event *event.Ref // an event document's event
 }
 
-// writeData is step 2: the session documents and the events.
+// writeData is step 2: the session documents and the events. When it
+// returns rejected events the attempt is abandoned, and what it wrote of
+// new events is rolled back first (rollBack).
 func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Ref]string, error) {
 	nsess, nevents := 0, 0
 	for _, w := range writes {
@@ -658,7 +662,56 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 			return nil, err
 		}
 	}
+	if len(rejected) > 0 {
+		if err := s.rollBack(ctx, ops, owners, results); err != nil {
+			return nil, err
+		}
+	}
 	return rejected, nil
+}
+
+// rollBack deletes the documents of new events that an attempt abandoned
+// for rejected events wrote (ops[i] whose result is Written), at the
+// generation that wrote them and only at it (version_type external_gte:
+// Elasticsearch checks a delete's version as it checks an index's, so a
+// newer writer's document answers 409 and stays; a document gone answers
+// 404: https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-delete.html#delete-versioning).
+// A rejected event is dead-lettered and no session counts it: its document
+// would show in the conversation and the export, and a later write of its
+// key would read it back as stored. Every new event of the attempt goes,
+// not only those rejected now: the next attempt, which writes again those
+// that stay new at the next generation, may reject more (a key it reads
+// back from a closed index). It runs before the attempt's keys are
+// released, so no update reads them back in between. Events the key held
+// are not the attempt's to delete. One more request, only on this path.
+func (s *Store) rollBack(ctx context.Context, ops []Op, owners []owner, results []Result) error {
+	var dels []Op
+	for i, res := range results {
+		if o := owners[i]; o.event != nil && res.Outcome == Written && !o.w.st.holds(*o.event) {
+			dels = append(dels, Op{Action: Delete, Index: ops[i].Index, Scoped: true, Tenant: ops[i].Tenant, ID: ops[i].ID, Version: o.w.gen, VersionGTE: true})
+		}
+	}
+	if len(dels) == 0 {
+		return nil
+	}
+	res, err := s.bulk.Write(ctx, dels)
+	if err != nil {
+		return fmt.Errorf("delete the documents of an abandoned write: %w", err)
+	}
+	for i, r := range res {
+		switch {
+		case r.Outcome == Conflict:
+			// A newer generation wrote it. (One gone already is
+			// Written: classify.)
+		case r.IndexClosed:
+			// Closed since it was written: it shows again when the
+			// month is opened, as a retired session's document does.
+			s.log.Warn("a rejected event's document is in a closed index and stays there", zap.String("index", dels[i].Index))
+		case r.Outcome == Rejected:
+			return fmt.Errorf("elasticsearch: delete %s refused: %s", s.docRef(dels[i].Index, dels[i].docID()), r.Reason)
+		}
+	}
+	return nil
 }
 
 // errReusedEventID is the reason of a new event whose document another
