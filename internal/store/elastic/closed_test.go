@@ -1,11 +1,16 @@
 package elastic
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,11 +111,11 @@ func TestClosedMonthIndex(t *testing.T) {
 }
 
 // TestClosedMonthNewSession: a key whose last session is in a closed month
-// and whose new event starts a session in an open month rewrites the old
-// session (its end and summary change with the new one): that document is
-// refused, and the key's new events are rejected with the closed index's
-// reason — never an error the ingester would retry forever — whether the
-// key is read back or held in memory.
+// and ended (its window) before the key's new event needs nothing of it:
+// the new event starts a session in an open month and is stored, whether
+// the key is read back or held in memory, and the closed session is
+// neither read nor rewritten. An event that falls within the closed
+// session's window (TestClosedMonthIndex) is still refused.
 func TestClosedMonthNewSession(t *testing.T) {
 	old := storetest.B{Contact: "5511900000001"}
 	back := -10 * 24 * time.Hour
@@ -118,25 +123,28 @@ func TestClosedMonthNewSession(t *testing.T) {
 	later := []event.Event{old.Msg("o2", time.Hour, event.RoleCustomer, "voltei")}
 	for _, restart := range []bool{true, false} {
 		t.Run(map[bool]string{true: "read back", false: "in memory"}[restart], func(t *testing.T) {
-			_, s := withSeptemberClosed(t, first, restart)
-			rej := rejectedRefs(t, assembler(s).Ingest(t.Context(), later))
-			if reason, ok := rej["o2"]; len(rej) != 1 || !ok || !strings.Contains(reason, "v1-2025.09") {
-				t.Fatalf("rejected %v, want o2 naming the closed index", rej)
+			f, s := withSeptemberClosed(t, first, restart)
+			if err := assembler(s).Ingest(t.Context(), later); err != nil {
+				t.Fatalf("the new event of a key whose closed session ended: %v", err)
 			}
+			if found := eventDocsFound(t, f, "test-events-v1-2025.10", "o2"); !found["o2"] {
+				t.Fatal("o2 is not stored")
+			}
+			openClose(t, f, "test-sessions-v1-2025.09", "_open")
+			openClose(t, f, "test-events-v1-2025.09", "_open")
+			sameState(t, snapshot(t, s), reference(t, first, later))
 		})
 	}
 }
 
 // TestClosedMonthLeavesNoEventDocs: a key held in memory whose session in
 // a closed month is refused in step 2 while its new event, in an open
-// month, is accepted there: the event is rejected and its document, which
-// no session counts, is deleted in step 3, so that neither a realtime read
-// by id nor the conversation reads find it, and the key read back once the
-// month is opened, in memory or by a new store, does not hold it. The
-// batch's other key is stored. Both
-// ways a session is refused: the key's new session rewrites its last one,
-// in the closed month; the new event joins a session that started in the
-// closed month.
+// month, is accepted there (the event joins a session that started in the
+// closed month): the event is rejected and its document, which no session
+// counts, is deleted before the attempt is given up, so that neither a
+// realtime read by id nor the conversation reads find it, and the key read
+// back once the month is opened, in memory or by a new store, does not
+// hold it. The batch's other key is stored.
 func TestClosedMonthLeavesNoEventDocs(t *testing.T) {
 	old := storetest.B{Contact: "5511900000001"}
 	cur := storetest.B{Contact: "5511900000002"}
@@ -145,7 +153,6 @@ func TestClosedMonthLeavesNoEventDocs(t *testing.T) {
 		name        string
 		first, late time.Duration // of the key's stored event and its new one
 	}{
-		{"new session", -10 * 24 * time.Hour, time.Hour},
 		{"session across months", lastOfSeptember, lastOfSeptember + 15*time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,9 +194,12 @@ func TestClosedMonthLeavesNoEventDocs(t *testing.T) {
 func TestLeftEventsHiddenFromOverlappingUpdate(t *testing.T) {
 	old := storetest.B{Contact: "5511900000001"}
 	cur := storetest.B{Contact: "5511900000002"}
-	first := []event.Event{old.Msg("o1", -10*24*time.Hour, event.RoleCustomer, "oi")}
-	late := []event.Event{old.Msg("o2", time.Hour, event.RoleCustomer, "de novo"), cur.Msg("c1", time.Hour, event.RoleCustomer, "oi")}
-	next := []event.Event{old.Msg("o3", time.Hour+10*time.Minute, event.RoleCustomer, "e agora")}
+	// o2 joins o1's session, which started in September (closed); o3
+	// comes after that session's window and starts one of its own.
+	lastOfSeptember := time.Date(2025, 9, 30, 23, 50, 0, 0, time.UTC).Sub(storetest.Base)
+	first := []event.Event{old.Msg("o1", lastOfSeptember, event.RoleCustomer, "oi")}
+	late := []event.Event{old.Msg("o2", lastOfSeptember+15*time.Minute, event.RoleCustomer, "de novo"), cur.Msg("c1", time.Hour, event.RoleCustomer, "oi")}
+	next := []event.Event{old.Msg("o3", lastOfSeptember+25*time.Hour, event.RoleCustomer, "e agora")}
 	f := esfake.New(t)
 	g := newGate(`"acme/o2"`, false) // the first update's step 2
 	s := fakeStore(t, f, func(c *Config) { c.Transport = g })
@@ -297,5 +307,120 @@ func TestForgetRefusesClosedIndex(t *testing.T) {
 	openClose(t, f, "test-events-v1-2025.09", "_open")
 	if got, err = s.Forget(t.Context(), b.Tenant, b.Contact); err != nil || got.Sessions != 2 || got.Events != 2 {
 		t.Fatalf("forget: %+v, %v; want 2 sessions and 2 events", got, err)
+	}
+}
+
+// mgetLog records the bodies of the _mget requests a store sends.
+type mgetLog struct {
+	mu     sync.Mutex
+	bodies []string
+}
+
+func (l *mgetLog) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, "/_mget") {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		l.mu.Lock()
+		l.bodies = append(l.bodies, string(body))
+		l.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+func (l *mgetLog) read(index string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.ContainsFunc(l.bodies, func(b string) bool { return strings.Contains(b, index) })
+}
+
+// TestEndedSessionNotReadBack: a key read back after a restart whose last
+// session's window ended before its new events is not read beyond its key
+// document (the session and its events change in nothing), and the
+// sessions are the reference's; one whose new event falls within the last
+// session's window reads that session back. A key document written before
+// sessions carried their end (no "end") reads it back too.
+func TestEndedSessionNotReadBack(t *testing.T) {
+	c := storetest.B{Contact: "5511900000001"}
+	first := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi"), c.Msg("e2", time.Minute, event.RoleBot, "olá")}
+	for _, tc := range []struct {
+		name   string
+		at     time.Duration
+		noEnd  bool
+		readsS bool
+	}{
+		{"after the window", 30 * time.Hour, false, false},
+		{"within the window", 2 * time.Hour, false, true},
+		{"a list without ends", 30 * time.Hour, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := esfake.New(t)
+			s := fakeStore(t, f)
+			if err := assembler(s).Ingest(t.Context(), first); err != nil {
+				t.Fatal(err)
+			}
+			if tc.noEnd {
+				withoutEnds(t, f, "test-keys-v1", docID(first[0].Tenant, session.KeyOf(&first[0])))
+			}
+			var log mgetLog
+			again := fakeStore(t, f, func(cfg *Config) { cfg.Transport = &log })
+			later := []event.Event{c.Msg("e3", tc.at, event.RoleCustomer, "voltei")}
+			if err := assembler(again).Ingest(t.Context(), later); err != nil {
+				t.Fatal(err)
+			}
+			if got := log.read("-sessions-"); got != tc.readsS {
+				t.Errorf("session documents read back: %t, want %t", got, tc.readsS)
+			}
+			sameState(t, snapshot(t, again), reference(t, first, later))
+		})
+	}
+}
+
+// withoutEnds rewrites the key document id of index as a version before
+// sessions carried their end wrote it: without "end".
+func withoutEnds(t *testing.T, f *esfake.Server, index, id string) {
+	t.Helper()
+	u := f.URL() + "/" + index + "/_doc/" + url.PathEscape(id)
+	res, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Source map[string]any `json:"_source"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&got)
+	res.Body.Close()
+	if err != nil || got.Source == nil {
+		t.Fatalf("read the key document: %v", err)
+	}
+	sessions, _ := got.Source["sessions"].([]any)
+	ends := 0
+	for _, ref := range sessions {
+		if m, ok := ref.(map[string]any); ok && m["end"] != nil {
+			delete(m, "end")
+			ends++
+		}
+	}
+	if ends == 0 {
+		t.Fatal("the key document lists no session end to take out")
+	}
+	body, err := json.Marshal(got.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPut, u, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("rewrite the key document: HTTP %d", res.StatusCode)
 	}
 }

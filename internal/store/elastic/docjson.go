@@ -231,6 +231,10 @@ func appendRef(b []byte, r *sessionRef) []byte {
 	b = appendString(b, r.ID)
 	b = append(b, `,"start":`...)
 	b = appendTime(b, r.Start)
+	if !r.End.IsZero() {
+		b = append(b, `,"end":`...)
+		b = appendTime(b, r.End)
+	}
 	return append(b, '}')
 }
 

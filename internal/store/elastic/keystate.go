@@ -190,6 +190,11 @@ func newKeyState(id session.StateID) *keyState {
 type sessionRef struct {
 	ID    string    `json:"id"`
 	Start time.Time `json:"start"`
+	// End is when the session's window ended as of its last write
+	// (session.Session.WindowEndsAt): an event at or after it starts a
+	// session of its own (session.Split), so new events from End on need
+	// nothing of it (anchor). Zero in lists written before it was kept.
+	End time.Time `json:"end,omitzero"`
 }
 
 func compareRefs(a, b sessionRef) int {
@@ -227,17 +232,30 @@ func (st *keyState) hold(from int) {
 // list does, and the sessions from the anchor on are read back. An
 // explicit session's key is read with the zero since: from its one session.
 func (st *keyState) anchor(since time.Time) int {
-	if j, ok := st.Anchor(since); ok {
-		return st.held() + j
+	j, ok := st.Anchor(since)
+	if ok {
+		j += st.held()
+	} else {
+		j, _ = slices.BinarySearchFunc(st.sessions[:st.held()], since, func(r sessionRef, t time.Time) int {
+			if r.Start.After(t) {
+				return 1
+			}
+			return -1
+		})
+		j = max(j-1, 0)
 	}
-	j, _ := slices.BinarySearchFunc(st.sessions[:st.held()], since, func(r sessionRef, t time.Time) int {
-		if r.Start.After(t) {
-			return 1
-		}
-		return -1
-	})
-	return max(j-1, 0)
+	if j < len(st.sessions) && st.sessions[j].finishedBy(since) {
+		// Its window ended before since: the new events start sessions
+		// after it and change nothing of it (a session's summary is its
+		// events' alone), so it is neither read back nor rewritten.
+		j++
+	}
+	return j
 }
+
+// finishedBy reports whether the session's window ended at or before t,
+// as of its last write (End; unknown when zero).
+func (r sessionRef) finishedBy(t time.Time) bool { return !r.End.IsZero() && !t.Before(r.End) }
 
 // tail is the events from sessions[j]'s start on, of sessions[j:] and of
 // the retired sessions (a key is read from no later than the earliest

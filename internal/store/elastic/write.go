@@ -428,7 +428,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int, refs idref.K
 		w.changes.Sessions[i] = session.HeldSession{ID: d.ID, Start: d.StartedAt}
 	}
 	slices.SortFunc(w.changes.Sessions, func(a, b session.HeldSession) int {
-		return compareRefs(sessionRef{a.ID, a.Start}, sessionRef{b.ID, b.Start})
+		return compareRefs(sessionRef{ID: a.ID, Start: a.Start}, sessionRef{ID: b.ID, Start: b.Start})
 	})
 	j := w.from - st.held()
 	tail := st.Tail(j)
@@ -471,8 +471,19 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int, refs idref.K
 	// whose stored sessions the assembler did not produce.
 	w.after = make([]sessionRef, 0, w.from+len(w.changes.Sessions))
 	w.after = append(w.after, st.sessions[:w.from]...)
+	ends := make(map[string]time.Time, len(w.sessions))
+	for _, d := range w.sessions {
+		ends[d.ID] = d.WindowEndsAt
+	}
 	for _, h := range w.changes.Sessions {
-		w.after = append(w.after, sessionRef{ID: h.ID, Start: h.Start})
+		ref := sessionRef{ID: h.ID, Start: h.Start, End: ends[h.ID]}
+		if ref.End.IsZero() {
+			// Not rewritten: its end is what the list said.
+			if k := slices.IndexFunc(st.sessions[w.from:], func(r sessionRef) bool { return sameDoc(r, ref) }); k >= 0 {
+				ref.End = st.sessions[w.from+k].End
+			}
+		}
+		w.after = append(w.after, ref)
 	}
 	if !slices.IsSortedFunc(w.after, compareRefs) {
 		slices.SortFunc(w.after, compareRefs)

@@ -311,8 +311,9 @@ func contacts(n int, id func(i int) string, at time.Duration, text string) []eve
 // TestRequestsPerBatch: the write path never searches. A batch of keys the
 // writer holds in memory costs three bulk requests and no read; after a
 // restart, the same keys are read back by id with three _mget requests for
-// the whole batch; a late event that reaches a session older than the two
-// memory holds reads it back with two.
+// the whole batch, or one (their key documents) when their last sessions
+// ended before the batch's events; a late event that reaches a session
+// older than the two memory holds reads it back with two.
 func TestRequestsPerBatch(t *testing.T) {
 	const n = 60
 	f := esfake.New(t)
@@ -321,6 +322,7 @@ func TestRequestsPerBatch(t *testing.T) {
 	first := contacts(n, func(i int) string { return fmt.Sprintf("a%d", i) }, 0, "oi")
 	second := contacts(n, func(i int) string { return fmt.Sprintf("b%d", i) }, time.Minute, "tudo bem?")
 	next := contacts(n, func(i int) string { return fmt.Sprintf("c%d", i) }, 25*time.Hour, "voltei")
+	soon := contacts(n, func(i int) string { return fmt.Sprintf("s%d", i) }, 25*time.Hour+time.Minute, "ainda aqui")
 	third := contacts(n, func(i int) string { return fmt.Sprintf("d%d", i) }, 50*time.Hour, "de novo")
 	late := storetest.B{Contact: "5511900000007"}.Msg("late", 2*time.Minute, event.RoleBot, "atrasada")
 	batches := [][]event.Event{first, second}
@@ -337,6 +339,16 @@ func TestRequestsPerBatch(t *testing.T) {
 	restarted := fakeStore(t, f, func(c *Config) { c.Transport = counter })
 	counter.take()
 	if err := assembler(restarted).Ingest(t.Context(), next); err != nil {
+		t.Fatal(err)
+	}
+	// The sessions of first and second ended (24 hours) before next: the
+	// key documents alone.
+	if got, want := counter.take(), map[string]int{"_mget": 1, "_bulk": 3}; !maps.Equal(got, want) {
+		t.Errorf("requests of a batch after a restart, its keys' sessions ended %v, want %v", got, want)
+	}
+	restarted = fakeStore(t, f, func(c *Config) { c.Transport = counter })
+	counter.take()
+	if err := assembler(restarted).Ingest(t.Context(), soon); err != nil {
 		t.Fatal(err)
 	}
 	// Keys, then the event_refs of their session documents (not their
@@ -358,7 +370,7 @@ func TestRequestsPerBatch(t *testing.T) {
 	if got, want := counter.take(), map[string]int{"_mget": 1, "_mget?_source_includes=event_refs": 1, "_bulk": 3}; !maps.Equal(got, want) {
 		t.Errorf("requests of a late event %v, want %v", got, want)
 	}
-	sameState(t, snapshot(t, s), reference(t, first, second, next, third, []event.Event{late}))
+	sameState(t, snapshot(t, s), reference(t, first, second, next, soon, third, []event.Event{late}))
 }
 
 // TestStaleWriterLoses: writer A holds a contact's state; writer B (the
