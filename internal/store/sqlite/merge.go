@@ -138,41 +138,58 @@ func (m *merger) run(ctx context.Context) {
 	}
 }
 
-// mergeAll merges the tables until each is one segment, a slice at a time
-// whenever no update runs and no export reads, at most mergeShare of the
-// time. It reports false
-// when ctx ended.
+// mergeAll merges the tables until each is one segment (mergeInSlices). It
+// reports false when ctx ended; a failed slice (the database busy or
+// closing) leaves its table to the next pass.
 func (m *merger) mergeAll(ctx context.Context) bool {
+	hook := func() func() {
+		if h := m.slice.Load(); h != nil {
+			return *h
+		}
+		return nil
+	}
+	_ = m.s.mergeInSlices(ctx, m.kick, time.Duration(m.exportWait.Load()), hook, false)
+	return ctx.Err() == nil
+}
+
+// mergeInSlices merges the tables until each is one segment, a slice at a
+// time whenever no update runs and no export reads (waitIdle, woken by
+// kick), at most mergeShare of the time. hook, when set, gives the hook of
+// each slice (mergeSlice); secure runs the slices with SQLite's
+// secure_delete (Forget). A slice that fails ends its table's merge;
+// mergeInSlices returns the first such error, or ctx's.
+func (s *Store) mergeInSlices(ctx context.Context, kick <-chan struct{}, exportWait time.Duration, hook func() func(), secure bool) error {
+	var failed error
 	todo := append([]string(nil), mergeTables...)
 	for len(todo) > 0 {
-		if !waitIdle(ctx, m.s, m.kick, time.Duration(m.exportWait.Load())) {
-			return false
+		if !waitIdle(ctx, s, kick, exportWait) {
+			return ctx.Err()
 		}
-		table := todo[0]
-		var hook func()
-		if h := m.slice.Load(); h != nil {
-			hook = *h
+		var h func()
+		if hook != nil {
+			h = hook()
 		}
 		began := time.Now()
-		done, err := m.s.mergeSlice(ctx, table, hook)
+		done, err := s.mergeSlice(ctx, todo[0], h, secure)
 		pause := time.Duration(float64(time.Since(began)) * (1/mergeShare - 1))
 		switch {
 		case ctx.Err() != nil:
-			return false
+			return ctx.Err()
 		case errors.Is(err, errWriterBusy):
 			pause = mergePoll
 		case err != nil || done:
-			// A failed slice (the database busy or closing) leaves the
-			// merge to the next pass.
+			if failed == nil {
+				failed = err
+			}
 			todo = todo[1:]
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return ctx.Err()
 		case <-time.After(pause):
 		}
 	}
-	return true
+	return failed
 }
 
 // mergeExportWait is the longest the merger waits for exports alone.
@@ -261,8 +278,9 @@ var errWriterBusy = errors.New("the writer is busy")
 // own, taking the writer when free (an update that waits for it meanwhile
 // waits for this slice alone), and reports whether the table is merged:
 // the slice changed less than 2 rows. hook, when set, runs in the slice's
-// transaction.
-func (s *Store) mergeSlice(ctx context.Context, table string, hook func()) (done bool, err error) {
+// transaction; secure: the slice zeroes what it frees (the pages and cells
+// of the segments it merged away: secureDeletes), as after a Forget.
+func (s *Store) mergeSlice(ctx context.Context, table string, hook func(), secure bool) (done bool, err error) {
 	select {
 	case s.writer <- struct{}{}:
 	default:
@@ -281,19 +299,31 @@ func (s *Store) mergeSlice(ctx context.Context, table string, hook func()) (done
 	if hook != nil {
 		hook()
 	}
-	var before, after int64
-	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&before); err != nil {
-		return false, fmt.Errorf("merge %s: %w", table, err)
+	merge := func() error {
+		var before, after int64
+		if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&before); err != nil {
+			return fmt.Errorf("merge %s: %w", table, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s(%[1]s, rank) VALUES('merge', ?)`, table), -mergePages); err != nil {
+			return fmt.Errorf("merge %s: %w", table, err)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&after); err != nil {
+			return fmt.Errorf("merge %s: %w", table, err)
+		}
+		done = after-before < 2
+		return nil
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s(%[1]s, rank) VALUES('merge', ?)`, table), -mergePages); err != nil {
-		return false, fmt.Errorf("merge %s: %w", table, err)
+	if secure {
+		err = secureDeletes(ctx, tx, merge)
+	} else {
+		err = merge()
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&after); err != nil {
-		return false, fmt.Errorf("merge %s: %w", table, err)
+	if err != nil {
+		return false, err
 	}
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("commit merge of %s: %w", table, err)
 	}
 	s.ckpt.committed()
-	return after-before < 2, nil
+	return done, nil
 }
