@@ -18,6 +18,7 @@ import (
 	"github.com/chatreport/chatreport/internal/api"
 	"github.com/chatreport/chatreport/internal/config"
 	"github.com/chatreport/chatreport/internal/health"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/metrics"
 	"github.com/chatreport/chatreport/internal/pipeline"
@@ -140,6 +141,17 @@ func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	// Locked: the kafka-go readers, the ingester's concurrent writes and
 	// the HTTP handlers log from many goroutines, and w may be any writer.
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)), nil
+}
+
+// refsField says in a command's first log line how it names ids
+// (log.ref_key): keyed references match across processes that share the
+// key; without one each process draws its own, which nothing else can
+// reproduce (docs/operations.md, "References in logs").
+func refsField(k idref.Key) zap.Field {
+	if k.Configured() {
+		return zap.String("references", "keyed by log.ref_key")
+	}
+	return zap.String("references", "per process: log.ref_key is not set")
 }
 
 // newIngester consumes into sink.

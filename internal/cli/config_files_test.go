@@ -61,7 +61,7 @@ func TestShippedConfigsAreValid(t *testing.T) {
 func TestCheckConfigHidesSecrets(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	cfg := "store: {kind: elasticsearch, elasticsearch: {urls: [http://es:9200], password: pw-secret, api_key: es-key-secret}}\n" +
-		"api: {cursor_key: cursor-secret}\nauth: {api_keys: {acme: key-secret}}\n"
+		"api: {cursor_key: cursor-secret}\nauth: {api_keys: {acme: key-secret}}\nlog: {ref_key: reference-key-secret}\n"
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chatreport/chatreport/internal/config"
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/replay"
 	"github.com/chatreport/chatreport/internal/session"
@@ -50,6 +51,9 @@ type Replay struct {
 	// for the store (config.Ingest.BatchSizeOf).
 	Batch int
 	Log   *zap.Logger
+	// Refs names identifiers in the replay's log lines and the store's
+	// errors (log.ref_key).
+	Refs idref.Key
 	// Out receives what the swap prints (nothing when nil).
 	Out io.Writer
 	// Progress receives status lines; a terminal gets a progress bar.
@@ -95,14 +99,14 @@ func (r *Replay) Do(ctx context.Context) error {
 		r.Batch = config.Ingest{}.BatchSizeOf(r.Store.Kind)
 	}
 	if r.Store.Kind != config.StoreElasticsearch {
-		vs, err := store.OpenSQLite(r.Store.SQLite.Dir)
+		vs, err := store.OpenSQLite(r.Store.SQLite.Dir, sqlite.WithRefKey(r.Refs))
 		if err != nil {
 			return err
 		}
 		defer vs.Close()
 		return replayInto(ctx, r, vs.Set, vs, nil)
 	}
-	ev, err := store.OpenElastic(r.Store.Elasticsearch, nil, r.Log)
+	ev, err := store.OpenElastic(r.Store.Elasticsearch, r.Refs, nil, r.Log)
 	if err != nil {
 		return err
 	}
@@ -154,7 +158,7 @@ func replayInto[S replayStore](ctx context.Context, r *Replay, set *versions.Set
 			return err
 		}
 		r.Log.Info("replaying", zap.String("target", r.Target), zap.Time("registered", state.Building[r.Target]),
-			zap.Strings("topics", r.Def.Topics.Events), zap.Bool("swap", r.Swap))
+			zap.Strings("topics", r.Def.Topics.Events), zap.Bool("swap", r.Swap), refsField(r.Refs))
 	}
 	report := r.Report
 	if report == nil {
@@ -162,7 +166,7 @@ func replayInto[S replayStore](ctx context.Context, r *Replay, set *versions.Set
 	}
 	cfg := replay.Config{
 		Brokers: r.Brokers, Topics: r.Def.Topics.Events, LiveGroup: r.Def.ConsumerGroup, Version: r.Target, Registry: reg,
-		From: r.From, To: r.To, Grace: r.Grace, CaughtUp: r.CaughtUp, BatchSize: r.Batch,
+		From: r.From, To: r.To, Grace: r.Grace, CaughtUp: r.CaughtUp, BatchSize: r.Batch, Refs: r.Refs,
 	}
 	if r.Swap {
 		out := r.Out
@@ -270,7 +274,7 @@ func newReplayCommand(g *globals) *cobra.Command {
 				brokers = cfg.Kafka.Brokers
 			}
 			r.Brokers, r.Store, r.Def, r.Log, r.Progress, r.Out = brokers, cfg.Store, def, log.Named("replay"), g.stderr, g.stdout
-			r.Batch = cfg.Ingest.BatchSizeOf(cfg.Store.Kind)
+			r.Batch, r.Refs = cfg.Ingest.BatchSizeOf(cfg.Store.Kind), cfg.Log.Refs()
 			err = r.Do(cmd.Context())
 			if err != nil && errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
 				fmt.Fprintf(g.stderr, "\nreplay into %s interrupted; its progress is saved: run the same command again to resume\n", r.Target)

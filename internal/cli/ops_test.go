@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/config"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/replay"
 	"github.com/chatreport/chatreport/internal/simulate"
@@ -327,7 +328,7 @@ func versionEvents(t *testing.T, cfgFile, version string) int64 {
 // compareStoreVersions compares every session document of two versions.
 func compareStoreVersions(t *testing.T, c config.Store, a, b string) (int, string) {
 	t.Helper()
-	vs, err := store.OpenVersions(c, zap.NewNop())
+	vs, err := store.OpenVersions(c, idref.Key{}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 					return fmt.Errorf("listen for metrics and health: %w", err)
 				}
 				log.Info("ingesting", zap.Strings("topics", def.Topics.Events), zap.String("group", def.ConsumerGroup),
-					zap.String("http", ln.Addr().String()))
+					zap.String("http", ln.Addr().String()), refsField(cfg.Log.Refs()))
 				checks := health.Checks{"kafka": health.Kafka(cfg.Kafka.Brokers), "store": be.ping}
 				grp, gctx := errgroup.WithContext(cmd.Context())
 				grp.Go(func() error { return in.Run(gctx) })
@@ -70,7 +70,7 @@ func newServeCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("listen for the API: %w", err)
 				}
-				log.Info("serving", zap.String("http", ln.Addr().String()))
+				log.Info("serving", zap.String("http", ln.Addr().String()), refsField(cfg.Log.Refs()))
 				checks := health.Checks{"store": be.ping}
 				return serveHTTP(cmd.Context(), ln, handler(reg, checks, server, cfg.API.TimeZone))
 			})

@@ -47,7 +47,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "YAML configuration file (defaults apply to what it leaves out)")
 	root.PersistentFlags().BoolVar(&g.checkConfig, "check-config", false, "validate the configuration, print it and exit")
 	root.AddCommand(newUpCommand(g), newIngestCommand(g), newServeCommand(g), newSimulateCommand(g), newDLQCommand(g),
-		newReplayCommand(g), newIndexCommand(g), newForgetCommand(g))
+		newReplayCommand(g), newIndexCommand(g), newForgetCommand(g), newRefCommand(g))
 	return root
 }
 

@@ -50,7 +50,7 @@ var ingestingCommands = []string{"ingest", "up"}
 func openBackend(command string, cfg config.Config, def *pipeline.Definition, reg *metrics.Registry, log *zap.Logger) (*backend, error) {
 	switch cfg.Store.Kind {
 	case config.StoreSQLite:
-		var opts []sqlite.Option
+		opts := []sqlite.Option{sqlite.WithRefKey(cfg.Log.Refs())}
 		if slices.Contains(ingestingCommands, command) {
 			opts = append(opts, sqlite.WithPacker(), sqlite.WithMerger())
 		}
@@ -61,7 +61,7 @@ func openBackend(command string, cfg config.Config, def *pipeline.Definition, re
 		cur := store.Current{Set: vs.Set}
 		return &backend{sink: store.NewSink(vs.Set, def), api: cur, ping: cur.Ping, close: vs.Close}, nil
 	case config.StoreElasticsearch:
-		ev, err := store.OpenElastic(cfg.Store.Elasticsearch, reg, log)
+		ev, err := store.OpenElastic(cfg.Store.Elasticsearch, cfg.Log.Refs(), reg, log)
 		if err != nil {
 			return nil, err
 		}
@@ -84,5 +84,5 @@ func (g *globals) openVersions() (store.Versions, error) {
 	if err != nil {
 		return nil, err
 	}
-	return store.OpenVersions(cfg.Store, log)
+	return store.OpenVersions(cfg.Store, cfg.Log.Refs(), log)
 }

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/idref"
 )
 
 // Config is the whole configuration.
@@ -204,7 +205,19 @@ func (i Ingest) BatchSizeOf(kind string) int {
 type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"` // json or console
+	// RefKey keys the references ("id#…") that stand for contact ids,
+	// event ids and document ids in log lines, errors and dead-letter
+	// reasons (package idref), at least idref.MinKeyBytes bytes; also read
+	// from CHATREPORT_LOG_REF_KEY. When empty each process draws a random
+	// key, and references match only within its own log lines: give every
+	// process the same key to follow an id across pods and to find its
+	// reference (`chatreport ref`).
+	RefKey Secret `yaml:"ref_key"`
 }
+
+// Refs is the key of log.ref_key, or the process's random key when it is
+// empty.
+func (l Log) Refs() idref.Key { return idref.New([]byte(l.RefKey)) }
 
 // Default returns the configuration with every default set.
 func Default() Config {
@@ -233,6 +246,9 @@ const EnvAPIKeys = "CHATREPORT_API_KEYS"
 
 // EnvJWTSecret is the environment variable with the HS256 JWT secret.
 const EnvJWTSecret = "CHATREPORT_JWT_HS256_SECRET"
+
+// EnvLogRefKey is the environment variable with log.ref_key.
+const EnvLogRefKey = "CHATREPORT_LOG_REF_KEY"
 
 // Load reads the file at path (none when "") over the defaults, then the
 // environment.
@@ -285,6 +301,9 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	}
 	if secret := getenv(EnvJWTSecret); secret != "" {
 		c.Auth.JWT.HS256Secret = Secret(secret)
+	}
+	if key := getenv(EnvLogRefKey); key != "" {
+		c.Log.RefKey = Secret(key)
 	}
 	v := getenv(EnvAPIKeys)
 	if v == "" {
@@ -415,6 +434,10 @@ func (c *Config) Validate() error {
 	case "json", "console":
 	default:
 		errs = append(errs, fmt.Errorf("log.format %q: must be json or console", c.Log.Format))
+	}
+	// Never quoted: the key is a credential.
+	if k := c.Log.RefKey; k != "" && len(k) < idref.MinKeyBytes {
+		errs = append(errs, fmt.Errorf("log.ref_key: at least %d bytes (%d given), or empty for a random key per process", idref.MinKeyBytes, len(k)))
 	}
 	return errors.Join(errs...)
 }

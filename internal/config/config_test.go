@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/chatreport/chatreport/internal/idref"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -77,6 +79,8 @@ func TestValidate(t *testing.T) {
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, `log.level "loud"`},
 		{"log level warn", func(c *Config) { c.Log.Level = "warn" }, ""},
+		{"ref key short", func(c *Config) { c.Log.RefKey = "fifteen bytes.." }, "log.ref_key: at least 16 bytes (15 given)"},
+		{"ref key 16 bytes", func(c *Config) { c.Log.RefKey = "sixteen bytes..." }, ""},
 		{"http addr without port", func(c *Config) { c.HTTP.Addr = "nonsense" }, `http.addr "nonsense": want host:port`},
 		{"http addr any host", func(c *Config) { c.HTTP.Addr = ":8080" }, ""},
 		{"broker without port", func(c *Config) { c.Kafka.Brokers = []string{"kafka:9092", "kafka2"} }, ""},
@@ -213,5 +217,39 @@ func TestLoadGivesBareBrokersKafkasPort(t *testing.T) {
 	want := []string{"kafka:9092", "kafka2:9093", "[::1]:9094"}
 	if !slices.Equal(c.Kafka.Brokers, want) {
 		t.Fatalf("brokers %q, want %q", c.Kafka.Brokers, want)
+	}
+}
+
+// TestLogRefKey: log.ref_key is read from the file, the environment
+// overrides it, and it makes the references; unset, references are the
+// process's random key's.
+func TestLogRefKey(t *testing.T) {
+	const fileKey, envKey = "reference key of the file", "reference key of the environment"
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("log: {ref_key: '"+fileKey+"'}\n"), 0o600)
+	cases := []struct {
+		name, path, env string
+		want            idref.Key
+	}{
+		{"unset", "", "", idref.New(nil)},
+		{"file", path, "", idref.New([]byte(fileKey))},
+		{"environment", "", envKey, idref.New([]byte(envKey))},
+		{"environment over file", path, envKey, idref.New([]byte(envKey))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(EnvLogRefKey, tc.env)
+			c, err := Load(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			refs := c.Log.Refs()
+			if refs.Configured() != tc.want.Configured() || refs.Of("+5511999990000") != tc.want.Of("+5511999990000") {
+				t.Errorf("log.ref_key makes %s, want %s", refs.Of("+5511999990000"), tc.want.Of("+5511999990000"))
+			}
+		})
 	}
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // credentialName matches the names of fields that hold a credential.
-var credentialName = regexp.MustCompile(`(?i)secret|passw|token|api_?key|credential|private|cursor_?key`)
+var credentialName = regexp.MustCompile(`(?i)secret|passw|token|api_?key|credential|private|cursor_?key|ref_?key`)
 
 // notCredentials are fields whose names match credentialName but hold no
 // credential, and why.

@@ -73,7 +73,7 @@ func (r *run) store(ctx context.Context, batch []fetched) error {
 			r.p.Rejected++
 			if logged++; logged <= maxRejectedLogged {
 				r.log.Warn("replay: event rejected by the target; going on", zap.String("tenant", events[i].Tenant),
-					zap.String("event_id", events[i].EventID), zap.String("reason", reason),
+					zap.String("event", r.cfg.Refs.Scoped(events[i].Tenant, events[i].EventID)), zap.String("reason", reason),
 					zap.Stringer("partition", from[i].key), zap.Int64("offset", from[i].msg.Offset))
 			}
 		}

@@ -44,6 +44,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/versions"
 )
@@ -91,6 +92,10 @@ type Config struct {
 	ReportEvery time.Duration
 	// Now is the clock of the grace and of To; time.Now when nil.
 	Now func() time.Time
+	// Refs names the events the target rejects in the log (an event_id
+	// may embed a phone number): log.ref_key, the process's random key
+	// when zero.
+	Refs idref.Key
 }
 
 // Target is the version being rebuilt.

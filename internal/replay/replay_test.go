@@ -19,6 +19,7 @@ import (
 
 	"github.com/chatreport/chatreport/internal/broker"
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/versions"
 )
 
@@ -442,6 +443,7 @@ func TestRejectedEvents(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	cfg := f.config()
 	cfg.To = t0.Add(time.Minute)
+	cfg.Refs = idref.New([]byte("the replay's reference key"))
 	if err := f.result(f.start(context.Background(), cfg, zap.New(core))); err != nil {
 		t.Fatal(err)
 	}
@@ -458,11 +460,12 @@ func TestRejectedEvents(t *testing.T) {
 		t.Fatalf("logged rejections: %v", rejected)
 	}
 	fields := rejected[0].ContextMap()
-	if fields["tenant"] != "acme" || fields["event_id"] != bad.EventID || !strings.Contains(fmt.Sprint(fields["reason"]), "mapper_parsing_exception") {
+	// Named as the store names its document, with the configured key.
+	if fields["tenant"] != "acme" || fields["event"] != cfg.Refs.Of("acme/"+bad.EventID) || !strings.Contains(fmt.Sprint(fields["reason"]), "mapper_parsing_exception") {
 		t.Fatalf("rejection logged with %v", fields)
 	}
 	for _, e := range logs.All() {
-		if line := fmt.Sprint(e.Message, e.ContextMap()); strings.Contains(line, "5511912345678") || strings.Contains(line, "telefone") {
+		if line := fmt.Sprint(e.Message, e.ContextMap()); strings.Contains(line, "5511912345678") || strings.Contains(line, "telefone") || strings.Contains(line, bad.EventID) {
 			t.Fatalf("a log line quotes the event: %s", line)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/config"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/store/elastic"
 	"github.com/chatreport/chatreport/internal/versions"
 )
@@ -25,16 +26,17 @@ type Elastic struct {
 
 var _ Versions = (*Elastic)(nil)
 
-// OpenElastic opens the versions of the cluster; obs, when set, receives
-// the measurements of every version's write path.
-func OpenElastic(c config.Elasticsearch, obs elastic.Observer, log *zap.Logger) (*Elastic, error) {
-	base, err := openElastic(c, versions.Initial, nil, nil, log)
+// OpenElastic opens the versions of the cluster; refs names documents in
+// their errors and log lines (log.ref_key), obs, when set, receives the
+// measurements of every version's write path.
+func OpenElastic(c config.Elasticsearch, refs idref.Key, obs elastic.Observer, log *zap.Logger) (*Elastic, error) {
+	base, err := openElastic(c, versions.Initial, refs, nil, nil, log)
 	if err != nil {
 		return nil, err
 	}
 	reg := base.Registry()
 	set := versions.NewSet(reg, func(_ context.Context, v string) (*elastic.Store, error) {
-		return openElastic(c, v, versions.Fence(reg, v), obs, log)
+		return openElastic(c, v, refs, versions.Fence(reg, v), obs, log)
 	})
 	return &Elastic{Set: set, Base: base}, nil
 }
@@ -66,12 +68,13 @@ func (e *Elastic) Init(ctx context.Context, building bool) error {
 	return nil
 }
 
-// openElastic opens the store of a version; fence, when set, is checked
-// before every write (elastic.Config.Fence), obs is its Observer.
-func openElastic(c config.Elasticsearch, version string, fence func(context.Context) error, obs elastic.Observer, log *zap.Logger) (*elastic.Store, error) {
+// openElastic opens the store of a version; refs is its
+// elastic.Config.RefKey, fence, when set, is checked before every write
+// (elastic.Config.Fence), obs is its Observer.
+func openElastic(c config.Elasticsearch, version string, refs idref.Key, fence func(context.Context) error, obs elastic.Observer, log *zap.Logger) (*elastic.Store, error) {
 	ec := elastic.Config{Addresses: c.URLs, Username: c.Username, Password: string(c.Password), APIKey: string(c.APIKey),
 		IndexPrefix: c.IndexPrefix, Version: version, RegistryTTL: c.RegistryTTL, CacheBytes: c.CacheMiB << 20,
-		ClaimLease: c.ClaimLease, ExportKeepAlive: c.ExportKeepAlive, SessionTextMaxBytes: c.SessionTextMaxBytes, Fence: fence, Observer: obs}
+		ClaimLease: c.ClaimLease, ExportKeepAlive: c.ExportKeepAlive, SessionTextMaxBytes: c.SessionTextMaxBytes, Fence: fence, Observer: obs, RefKey: refs}
 	if c.CACertFile != "" {
 		pem, err := os.ReadFile(c.CACertFile)
 		if err != nil {
@@ -113,7 +116,8 @@ func (e *Elastic) Forget(ctx context.Context, version, tenant, contact string) (
 // CheckElasticPrivileges asks the cluster of c whether its user holds the
 // privileges of role (elastic.Store.CheckPrivileges).
 func CheckElasticPrivileges(ctx context.Context, c config.Elasticsearch, role elastic.Role, log *zap.Logger) error {
-	s, err := openElastic(c, versions.Initial, nil, nil, log)
+	// The check names no document: the process's key will do.
+	s, err := openElastic(c, versions.Initial, idref.Key{}, nil, nil, log)
 	if err != nil {
 		return err
 	}

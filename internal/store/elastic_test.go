@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatreport/chatreport/internal/config"
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/store/elastic"
@@ -28,7 +29,7 @@ func TestOpenElasticExportKeepAlive(t *testing.T) {
 		now = time.Now()
 	)
 	f := esfake.New(t, esfake.WithClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now }))
-	e, err := OpenElastic(config.Elasticsearch{URLs: []string{f.URL()}, IndexPrefix: "it", ExportKeepAlive: time.Hour}, nil, zap.NewNop())
+	e, err := OpenElastic(config.Elasticsearch{URLs: []string{f.URL()}, IndexPrefix: "it", ExportKeepAlive: time.Hour}, idref.Key{}, nil, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestOpenElasticSessionTextMaxBytes(t *testing.T) {
 	f := esfake.New(t)
 	c := config.Default().Store.Elasticsearch
 	c.URLs, c.SessionTextMaxBytes = []string{f.URL()}, 10
-	e, err := OpenElastic(c, nil, zap.NewNop())
+	e, err := OpenElastic(c, idref.Key{}, nil, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

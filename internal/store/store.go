@@ -12,6 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/config"
+	"github.com/chatreport/chatreport/internal/idref"
+	"github.com/chatreport/chatreport/internal/store/sqlite"
 	"github.com/chatreport/chatreport/internal/versions"
 )
 
@@ -27,12 +29,13 @@ type Versions interface {
 	Close() error
 }
 
-// OpenVersions opens the versions of the configured store.
-func OpenVersions(c config.Store, log *zap.Logger) (Versions, error) {
+// OpenVersions opens the versions of the configured store; refs names
+// documents and events in their errors and log lines.
+func OpenVersions(c config.Store, refs idref.Key, log *zap.Logger) (Versions, error) {
 	if c.Kind == config.StoreElasticsearch {
-		return OpenElastic(c.Elasticsearch, nil, log)
+		return OpenElastic(c.Elasticsearch, refs, nil, log)
 	}
-	return OpenSQLite(c.SQLite.Dir)
+	return OpenSQLite(c.SQLite.Dir, sqlite.WithRefKey(refs))
 }
 
 // onVersion calls fn with the store of version.

@@ -15,6 +15,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"go.uber.org/zap"
 
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/retry"
 )
 
@@ -58,6 +59,16 @@ type Op struct {
 	// delete also fences off older writes of the same id for that long.
 	// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-index_.html#index-versioning
 	Version int64
+	// VersionGTE makes Version apply also when it equals the document's
+	// version (version_type external_gte): a Delete then removes the
+	// document at exactly that version (or a lower one) and answers 409
+	// for a higher one. The delete API takes the index API's version
+	// types, and Elasticsearch checks a delete's version as it checks an
+	// index's (VersionType.isVersionConflictForWrites serves both, in
+	// InternalEngine's plans for indexing and for deletion).
+	// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-index_.html#index-versioning
+	// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-delete.html#delete-versioning
+	VersionGTE bool
 }
 
 // Outcome is how a bulk operation ended.
@@ -113,6 +124,8 @@ type BulkConfig struct {
 	Fence func(context.Context) error
 	// Observer, when set, is told about every request.
 	Observer Observer
+	// RefKey names documents in errors and reasons (Config.RefKey).
+	RefKey idref.Key
 }
 
 // BulkWriter sends operations with _bulk and reads every item's result:
@@ -194,7 +207,7 @@ func (w *BulkWriter) send(ctx context.Context, ops []Op, pending []int, results 
 	enc.SetEscapeHTML(false)
 	for n < len(pending) {
 		before := buf.Len()
-		if err := encodeOp(buf, enc, &ops[pending[n]]); err != nil {
+		if err := encodeOp(buf, enc, &ops[pending[n]], w.cfg.RefKey); err != nil {
 			return 0, nil, err
 		}
 		if n > 0 && buf.Len() > w.cfg.MaxBytes {
@@ -256,7 +269,7 @@ func (w *BulkWriter) sendBody(ctx context.Context, buf *bytes.Buffer, enc *json.
 		for _, half := range [][]int{sent[:len(sent)/2], sent[len(sent)/2:]} {
 			buf.Reset()
 			for _, i := range half {
-				if err := encodeOp(buf, enc, &ops[i]); err != nil {
+				if err := encodeOp(buf, enc, &ops[i], w.cfg.RefKey); err != nil {
 					return nil, err
 				}
 			}
@@ -280,14 +293,14 @@ func (w *BulkWriter) sendBody(ctx context.Context, buf *bytes.Buffer, enc *json.
 		return nil, fmt.Errorf("elasticsearch: bulk answered %d items for %d operations", len(items), len(sent))
 	}
 	for k, i := range sent {
-		r, v := classify(&ops[i], &items[k])
+		r, v := classify(&ops[i], &items[k], w.cfg.RefKey)
 		results[i] = r
 		switch v {
 		case retryItem:
 			again = append(again, i)
 		case failItem:
 			return nil, fmt.Errorf("elasticsearch: bulk operation on %s: HTTP %d: %s",
-				docRef(ops[i].Index, ops[i].docID()), r.Status, r.Reason)
+				w.cfg.RefKey.Doc(ops[i].Index, ops[i].docID()), r.Status, r.Reason)
 		}
 	}
 	w.observe(took, len(sent), len(again))
@@ -320,14 +333,14 @@ func isUnavailable(err error) bool {
 // document line for Create and Index. The action line is written by hand
 // (it is a few fields, on every operation); documents go through enc,
 // which writes to buf.
-func encodeOp(buf *bytes.Buffer, enc *json.Encoder, op *Op) error {
+func encodeOp(buf *bytes.Buffer, enc *json.Encoder, op *Op, refs idref.Key) error {
 	var name string
 	switch op.Action {
 	case Create:
 		name = "create"
 		if op.Version > 0 {
 			// Elasticsearch refuses create with an external version.
-			return fmt.Errorf("elasticsearch: create of %s with an external version", docRef(op.Index, op.docID()))
+			return fmt.Errorf("elasticsearch: create of %s with an external version", refs.Doc(op.Index, op.docID()))
 		}
 	case Index:
 		name = "index"
@@ -357,7 +370,11 @@ func encodeOp(buf *bytes.Buffer, enc *json.Encoder, op *Op) error {
 	if op.Version > 0 {
 		line = append(line, `,"version":`...)
 		line = strconv.AppendInt(line, op.Version, 10)
-		line = append(line, `,"version_type":"external"`...)
+		if op.VersionGTE {
+			line = append(line, `,"version_type":"external_gte"`...)
+		} else {
+			line = append(line, `,"version_type":"external"`...)
+		}
 	}
 	line = append(line, "}}\n"...)
 	if op.Action == Delete {
@@ -371,7 +388,7 @@ func encodeOp(buf *bytes.Buffer, enc *json.Encoder, op *Op) error {
 	}
 	buf.Write(line)
 	if err := enc.Encode(op.Doc); err != nil {
-		return fmt.Errorf("elasticsearch: encode document %s: %w", docRef(op.Index, op.docID()), err)
+		return fmt.Errorf("elasticsearch: encode document %s: %w", refs.Doc(op.Index, op.docID()), err)
 	}
 	return nil
 }
@@ -446,11 +463,12 @@ const (
 	failItem          // the cluster's configuration is wrong, not the document
 )
 
-// classify turns an item's status into a result, and says what to do next.
-func classify(op *Op, it *bulkItem) (r Result, v verdict) {
+// classify turns an item's status into a result, and says what to do next;
+// refs names the document where the reason quotes its id.
+func classify(op *Op, it *bulkItem, refs idref.Key) (r Result, v verdict) {
 	r.Status = it.Status
 	if it.Error != nil {
-		r.Reason = it.Error.Type + ": " + redact(sanitize(it.Error), op.docID())
+		r.Reason = it.Error.Type + ": " + redacted(it.Error, refs, op.docID())
 	}
 	switch st := it.Status; {
 	case st >= 200 && st < 300:

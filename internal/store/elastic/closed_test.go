@@ -1,13 +1,17 @@
 package elastic
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 	"github.com/chatreport/chatreport/internal/store/storetest"
 )
@@ -121,6 +125,153 @@ func TestClosedMonthNewSession(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClosedMonthLeavesNoEventDocs: a key held in memory whose session in
+// a closed month is refused in step 2 while its new event, in an open
+// month, is accepted there: the event is rejected and its document, which
+// no session counts, is deleted in step 3, so that neither a realtime read
+// by id nor the conversation reads find it, and the key read back once the
+// month is opened, in memory or by a new store, does not hold it. The
+// batch's other key is stored. Both
+// ways a session is refused: the key's new session rewrites its last one,
+// in the closed month; the new event joins a session that started in the
+// closed month.
+func TestClosedMonthLeavesNoEventDocs(t *testing.T) {
+	old := storetest.B{Contact: "5511900000001"}
+	cur := storetest.B{Contact: "5511900000002"}
+	lastOfSeptember := time.Date(2025, 9, 30, 23, 50, 0, 0, time.UTC).Sub(storetest.Base)
+	for _, tc := range []struct {
+		name        string
+		first, late time.Duration // of the key's stored event and its new one
+	}{
+		{"new session", -10 * 24 * time.Hour, time.Hour},
+		{"session across months", lastOfSeptember, lastOfSeptember + 15*time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first := []event.Event{old.Msg("o1", tc.first, event.RoleCustomer, "oi")}
+			late := []event.Event{old.Msg("o2", tc.late, event.RoleCustomer, "de novo"), cur.Msg("c1", time.Hour, event.RoleCustomer, "oi")}
+			f, s := withSeptemberClosed(t, first, false)
+			rej := rejectedRefs(t, assembler(s).Ingest(t.Context(), late))
+			if reason, ok := rej["o2"]; len(rej) != 1 || !ok || !strings.Contains(reason, "test-sessions-v1-2025.09 is closed") {
+				t.Fatalf("rejected %v, want o2, naming the closed index", rej)
+			}
+			if found := eventDocsFound(t, f, "test-events-v1-2025.10", "o2", "c1"); found["o2"] || !found["c1"] {
+				t.Fatalf("event documents found by id: %v; want c1's alone", found)
+			}
+			got := shown(t, s)
+			if _, ok := got["o2"]; ok || got["c1"] == "" {
+				t.Fatalf("the conversation reads show %v; want c1 and not o2", got)
+			}
+			openClose(t, f, "test-sessions-v1-2025.09", "_open")
+			openClose(t, f, "test-events-v1-2025.09", "_open")
+			// The key stays claimed by the writer until its next write: the
+			// new store takes the claim over at once.
+			again := fakeStore(t, f, func(c *Config) { c.ClaimLease = time.Nanosecond })
+			for name, st := range map[string]*Store{"the writer": s, "a new store": again} {
+				if held := keyEvents(t, st, late[0]); !slices.Equal(held, []string{"o1"}) {
+					t.Errorf("%s holds %v of the key, want o1 alone", name, held)
+				}
+			}
+		})
+	}
+}
+
+// TestLeftEventsHiddenFromOverlappingUpdate: when an update abandons an
+// attempt that wrote a rejected event's document, another update of the
+// key (the next batch, two in flight at once) that reads the key back
+// meanwhile does not hold the event as stored (the roll-back ran before
+// the key was released), though
+// the new session document the first update wrote still lists it: the
+// second update's session is written without it, and counts what it shows.
+func TestLeftEventsHiddenFromOverlappingUpdate(t *testing.T) {
+	old := storetest.B{Contact: "5511900000001"}
+	cur := storetest.B{Contact: "5511900000002"}
+	first := []event.Event{old.Msg("o1", -10*24*time.Hour, event.RoleCustomer, "oi")}
+	late := []event.Event{old.Msg("o2", time.Hour, event.RoleCustomer, "de novo"), cur.Msg("c1", time.Hour, event.RoleCustomer, "oi")}
+	next := []event.Event{old.Msg("o3", time.Hour+10*time.Minute, event.RoleCustomer, "e agora")}
+	f := esfake.New(t)
+	g := newGate(`"acme/o2"`, false) // the first update's step 2
+	s := fakeStore(t, f, func(c *Config) { c.Transport = g })
+	if err := assembler(s).Ingest(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	openClose(t, f, "test-sessions-v1-2025.09", "_close")
+	openClose(t, f, "test-events-v1-2025.09", "_close")
+	planned, readBack := make(chan struct{}), make(chan struct{})
+	wait := func(ch chan struct{}, what string) error {
+		select {
+		case <-ch:
+			return nil
+		case <-time.After(10 * time.Second):
+			return errors.New("timed out waiting for " + what)
+		}
+	}
+	errs := make(chan error, 2)
+	calls := 0
+	go func() {
+		errs <- s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+			if calls++; calls > 1 {
+				// Once the other update read the key back.
+				if err := wait(readBack, "the second update's read-back"); err != nil {
+					return session.Changes{}, err
+				}
+			}
+			return assembler(s).Assemble(ctx, r, late)
+		})
+	}()
+	if err := wait(g.held, "the first update's step 2"); err != nil {
+		t.Fatal(err)
+	}
+	var calls2 atomic.Int32
+	go func() {
+		errs <- s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+			ch, err := assembler(s).Assemble(ctx, r, next)
+			if calls2.Add(1) == 1 {
+				close(planned) // on the state the first update lent
+			} else if calls2.Load() == 2 {
+				close(readBack) // the first update's write failed: read back
+			}
+			return ch, err
+		})
+	}()
+	if err := wait(planned, "the second update's plan"); err != nil {
+		t.Fatal(err)
+	}
+	close(g.open)
+	var rejected map[string]string
+	for range 2 {
+		if err := <-errs; err != nil {
+			rejected = rejectedRefs(t, err)
+		}
+	}
+	if _, ok := rejected["o2"]; len(rejected) != 1 || !ok || calls2.Load() < 2 {
+		t.Fatalf("rejected %v, the second update ran %d times; want o2 rejected, the second update run again", rejected, calls2.Load())
+	}
+	if found := eventDocsFound(t, f, "test-events-v1-2025.10", "o2", "o3"); found["o2"] || !found["o3"] {
+		t.Fatalf("event documents found by id: %v; want o3's alone", found)
+	}
+	openClose(t, f, "test-sessions-v1-2025.09", "_open")
+	openClose(t, f, "test-events-v1-2025.09", "_open")
+	sameState(t, snapshot(t, s), reference(t, first, late[1:], next))
+}
+
+// keyEvents is the ids of the events s holds of e's key, in memory or
+// read back, through an update that changes nothing.
+func keyEvents(t *testing.T, s *Store, e event.Event) []string {
+	t.Helper()
+	var ids []string
+	err := s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+		evs, err := r.KeyEvents(ctx, e.Tenant, session.KeyOf(&e), time.Time{})
+		for _, ev := range evs {
+			ids = append(ids, ev.EventID)
+		}
+		return session.Changes{}, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }
 
 // TestForgetRefusesClosedIndex: searches and deletes by wildcard skip a

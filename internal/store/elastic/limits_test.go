@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 	"github.com/chatreport/chatreport/internal/store/storetest"
 )
@@ -146,6 +148,72 @@ func TestSessionDocTooLarge(t *testing.T) {
 		t.Fatalf("the next message of the session: %v", err)
 	}
 	sameState(t, snapshot(t, s), reference(t, batch[:40], []event.Event{next}))
+}
+
+// TestSessionDocTooLargeLeavesNoEventDoc: a small new message whose
+// session's document it takes past the cluster's http.max_content_length:
+// the session document is refused alone (413) while the message's own
+// document is accepted in the same bulk. The message is rejected with the
+// reason, and its document deleted in step 3: no realtime read by id and
+// no conversation read finds it, and neither the key's state, in memory or
+// read back, nor its key document (through the sessions it lists) holds
+// it. The batch's other events are all stored.
+func TestSessionDocTooLargeLeavesNoEventDoc(t *testing.T) {
+	const limit = 64 << 10
+	lc := &limitCluster{f: esfake.New(t, esfake.WithMaxContentLength(limit))}
+	tune := func(c *Config) {
+		c.Transport = lc
+		c.BulkMaxBytes = 1 << 20 // above the cluster's limit
+		c.SessionTextMaxBytes = 1 << 20
+	}
+	s := fakeStore(t, lc.f, tune)
+	big := storetest.B{Contact: "5511900000999"}
+	var first []event.Event
+	for i := range 5 {
+		first = append(first, big.Msg(fmt.Sprintf("b%d", i), time.Duration(i)*time.Minute, event.RoleCustomer, strings.Repeat("palavra ", 1400)))
+	}
+	if err := assembler(s).Ingest(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	batch := contacts(10, func(i int) string { return fmt.Sprintf("c%d", i) }, 0, "oi")
+	last := big.Msg("last", 5*time.Minute, event.RoleCustomer, strings.Repeat("palavra ", 1400))
+	batch = append(batch, last)
+	rej := rejectedRefs(t, assembler(s).Ingest(t.Context(), batch))
+	if reason, ok := rej["last"]; len(rej) != 1 || !ok || !strings.Contains(reason, "its session was rejected") || !strings.Contains(reason, "http.max_content_length") {
+		t.Fatalf("rejected %v, want last alone, its session over http.max_content_length", rej)
+	}
+	if found := eventDocsFound(t, lc.f, "test-events-v1-2025.10", "last", "c0"); found["last"] || !found["c0"] {
+		t.Fatalf("event documents found by id: %v; want c0's and not last's", found)
+	}
+	got := shown(t, s)
+	if _, ok := got["last"]; ok {
+		t.Fatalf("the conversation reads show the rejected event: %v", got)
+	}
+	for _, e := range slices.Concat(first, batch[:10]) {
+		if got[e.EventID] == "" {
+			t.Fatalf("event %s not shown: %v", e.EventID, got)
+		}
+	}
+	// Nor does the key document, through the sessions it lists.
+	key := lc.f.Docs("test-keys-v1")["test-keys-v1 acme/"+session.KeyOf(&last)]
+	sessions := lc.f.Docs("test-sessions-v1-*")
+	listed, _ := key["sessions"].([]any)
+	for _, ref := range listed {
+		id, _ := ref.(map[string]any)["id"].(string)
+		doc, ok := sessions["test-sessions-v1-2025.10 acme/"+id]
+		if refs := fmt.Sprint(doc["event_refs"]); !ok || strings.Contains(refs, "/last") {
+			t.Errorf("the key document lists session %s (found %t), whose events are %s", id, ok, refs)
+		}
+	}
+	if len(listed) != 1 {
+		t.Errorf("the key document lists %v, want the one session", key["sessions"])
+	}
+	again := fakeStore(t, lc.f, tune, func(c *Config) { c.ClaimLease = time.Nanosecond })
+	for name, st := range map[string]*Store{"the writer": s, "a new store": again} {
+		if held := keyEvents(t, st, last); len(held) != len(first) || slices.Contains(held, "last") {
+			t.Errorf("%s holds %v of the key, want the first %d events alone", name, held, len(first))
+		}
+	}
 }
 
 // TestBulkSplitsOnMaxBytes: every request carries at most MaxBytes, for

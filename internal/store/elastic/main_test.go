@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	goldenfile "github.com/chatreport/chatreport/internal/golden"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 )
 
@@ -41,6 +42,10 @@ func golden(t testing.TB, name string, got []byte) {
 	goldenfile.Check(t, filepath.Join("testdata", name), got, normalize)
 }
 
+// testRefKey is the configured reference key of the tests' stores, so that
+// a test expecting a reference computes it as an operator would.
+var testRefKey = idref.New([]byte("test reference key, 32 bytes..."))
+
 // fakeStore returns a Store on f with its templates installed.
 func fakeStore(t testing.TB, f *esfake.Server, tune ...func(*Config)) *Store {
 	t.Helper()
@@ -53,6 +58,7 @@ func loggedFakeStore(t testing.TB, f *esfake.Server, log *zap.Logger, tune ...fu
 	cfg := Config{
 		Addresses: []string{f.URL()}, IndexPrefix: "test",
 		Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, RegistryTTL: time.Millisecond,
+		RefKey: testRefKey,
 	}
 	for _, fn := range tune {
 		fn(&cfg)

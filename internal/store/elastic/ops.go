@@ -73,7 +73,7 @@ func (s *Store) SessionDocs(ctx context.Context, fn func(tenant, id string, doc 
 			SessionID string `json:"session_id"`
 		}
 		if err := json.Unmarshal(h.Source, &head); err != nil {
-			return fmt.Errorf("decode session %s: %w", h.ID, err)
+			return fmt.Errorf("decode session %s: %w", s.docRef(h.Index, h.ID), err)
 		}
 		return fn(head.Tenant, head.SessionID, h.Source)
 	})
@@ -151,7 +151,7 @@ func (s *Store) forgetPass(ctx context.Context, tenant, contactID string, sessio
 		return s.scan(ctx, index, req, func(h *hit) error {
 			var doc map[string]string
 			if err := json.Unmarshal(h.Source, &doc); err != nil {
-				return fmt.Errorf("decode %s: %w", docRef(h.Index, h.ID), err)
+				return fmt.Errorf("decode %s: %w", s.docRef(h.Index, h.ID), err)
 			}
 			if doc[sessionField] != "" {
 				sessions[doc[sessionField]] = true

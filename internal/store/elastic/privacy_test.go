@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/session"
@@ -244,4 +245,55 @@ func messages(logs *observer.ObservedLogs) []string {
 		out = append(out, fmt.Sprintf("%s %v", e.Message, e.ContextMap()))
 	}
 	return out
+}
+
+// TestReferencesUseTheConfiguredKey: the store names a rejected event by
+// its document's reference under Config.RefKey (what `chatreport ref`
+// prints with the same key), so two stores with different keys name it
+// differently, and neither by the process's random key.
+func TestReferencesUseTheConfiguredKey(t *testing.T) {
+	ev := privateEvents()[0]
+	id := docID(ev.Tenant, ev.EventID)
+	refs := map[string]string{}
+	for _, key := range []idref.Key{idref.New([]byte("first reference key, 16+ bytes")), idref.New([]byte("second reference key, 16+ bytes"))} {
+		f := esfake.New(t)
+		s := fakeStore(t, f, func(c *Config) { c.RefKey = key })
+		f.BulkHook = func(_, index, _ string, _ int) (int, string) {
+			if strings.Contains(index, "-events-") {
+				return 400, "document_parsing_exception"
+			}
+			return 0, ""
+		}
+		err := assembler(s).Ingest(t.Context(), []event.Event{ev})
+		var rej *RejectedError
+		if !errors.As(err, &rej) {
+			t.Fatalf("err %v, want the event rejected", err)
+		}
+		if want := key.Of(id); !strings.Contains(err.Error(), want) {
+			t.Errorf("%q does not name the event by its reference %s", err, want)
+		}
+		if strings.Contains(err.Error(), idref.New(nil).Of(id)) {
+			t.Errorf("%q names the event with the process's key", err)
+		}
+		refs[key.Of(id)] = err.Error()
+	}
+	if len(refs) != 2 {
+		t.Errorf("two keys, one reference: %v", refs)
+	}
+}
+
+// TestRedactedBeforeCut: an id that a long reason quotes across the length
+// sanitize keeps is replaced whole before the reason is cut, so that no
+// start of it stays in the text.
+func TestRedactedBeforeCut(t *testing.T) {
+	refs := idref.New([]byte("a reference key of 16+ bytes"))
+	id := "acme/+5511999990000"
+	c := &causeJSON{Type: "mapper_parsing_exception", Reason: strings.Repeat("x", 390) + " [" + id + "] failed"}
+	got := redacted(c, refs, id)
+	if strings.Contains(got, "acme/+55") {
+		t.Errorf("%q keeps the start of the id", got)
+	}
+	if !strings.Contains(sanitize(c), "acme/+55") {
+		t.Fatal("the case does not cut the id: it cannot fail")
+	}
 }

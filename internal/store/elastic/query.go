@@ -271,7 +271,7 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 	if err != nil {
 		return report.Result{}, fmt.Errorf("search sessions: %w", err)
 	}
-	out, err := pageResult(res, page.Limit)
+	out, err := s.pageResult(res, page.Limit)
 	if err != nil {
 		return out, err
 	}
@@ -282,12 +282,12 @@ func (s *Store) Search(ctx context.Context, f report.Filter, page report.Page) (
 	return out, nil
 }
 
-func pageResult(res *searchResponse, limit int) (report.Result, error) {
+func (s *Store) pageResult(res *searchResponse, limit int) (report.Result, error) {
 	out := report.Result{Items: make([]session.Session, 0, min(len(res.Hits.Hits), limit))}
 	for i := range res.Hits.Hits {
 		var ss session.Session
 		if err := json.Unmarshal(res.Hits.Hits[i].Source, &ss); err != nil {
-			return report.Result{}, fmt.Errorf("decode session %s: %w", res.Hits.Hits[i].ID, err)
+			return report.Result{}, fmt.Errorf("decode session %s: %w", s.docRef(res.Hits.Hits[i].Index, res.Hits.Hits[i].ID), err)
 		}
 		out.Items = append(out.Items, ss)
 	}
@@ -341,7 +341,7 @@ func (s *Store) eventsOf(ctx context.Context, tenant string, sessions []session.
 		for i, src := range list {
 			var doc eventDoc
 			if err := json.Unmarshal(src, &doc); err != nil || doc.Event == nil {
-				return nil, fmt.Errorf("decode event of session %s: %w", id, cmp.Or(err, errNoEvent))
+				return nil, fmt.Errorf("decode event of session %s: %w", s.docRef("", docID(tenant, id)), cmp.Or(err, errNoEvent))
 			}
 			events[i] = *doc.Event
 		}
@@ -378,7 +378,7 @@ func (s *Store) eventSources(ctx context.Context, pit *pointInTime, tenant strin
 	err := s.scanThrough(ctx, s.names.eventsRead(), pit, req, func(h *hit) error {
 		var id string
 		if len(h.Sort) == 0 || json.Unmarshal(h.Sort[0], &id) != nil {
-			return fmt.Errorf("event %s: no session among its sort values", docRef(h.Index, h.ID))
+			return fmt.Errorf("event %s: no session among its sort values", s.docRef(h.Index, h.ID))
 		}
 		out[id] = append(out[id], h.Source)
 		return nil
@@ -463,7 +463,7 @@ func (s *Store) Export(ctx context.Context, f report.Filter, newEncoder func() r
 		if err != nil {
 			return fmt.Errorf("export sessions: %w", err)
 		}
-		page, err := pageResult(res, size)
+		page, err := s.pageResult(res, size)
 		if err != nil {
 			return err
 		}

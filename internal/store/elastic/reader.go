@@ -281,10 +281,10 @@ func (s *Store) mget(ctx context.Context, docs []mgetDoc, source func(i int, dec
 					d.Found, d.Closed = false, true
 					continue
 				}
-				return nil, fmt.Errorf("%w: get %s: %s: %s", ErrUnavailable, docRef(chunk[i].Index, chunk[i].ID), d.Error.Type, redact(sanitize(d.Error), chunk[i].ID))
+				return nil, fmt.Errorf("%w: get %s: %s: %s", ErrUnavailable, s.docRef(chunk[i].Index, chunk[i].ID), d.Error.Type, redacted(d.Error, s.cfg.RefKey, chunk[i].ID))
 			}
 			if d.Found && !d.Sourced && source != nil {
-				return nil, fmt.Errorf("elasticsearch: _mget answered %s found without its source", docRef(chunk[i].Index, chunk[i].ID))
+				return nil, fmt.Errorf("elasticsearch: _mget answered %s found without its source", s.docRef(chunk[i].Index, chunk[i].ID))
 			}
 		}
 		out = append(out, res...)
@@ -423,12 +423,12 @@ func (s *Store) readKeyDocs(ctx context.Context, states []*keyState) error {
 			continue
 		}
 		if bad[i] != nil {
-			s.unreadable(st, "key document", docRef(docs[i].Index, docs[i].ID), bad[i])
+			s.unreadable(st, "key document", s.docRef(docs[i].Index, docs[i].ID), bad[i])
 			continue
 		}
 		kd := &kds[i]
 		if kd.Pending && kd.Writer != s.writer && time.Since(kd.UpdatedAt) < s.cfg.ClaimLease {
-			return fmt.Errorf("%w: key %s is being written by another writer", ErrConflict, docRef(docs[i].Index, st.id))
+			return fmt.Errorf("%w: key %s is being written by another writer", ErrConflict, s.docRef(docs[i].Index, st.id))
 		}
 		st.exists, st.seqNo, st.primaryTerm, st.gen = true, d.SeqNo, d.PrimaryTerm, kd.Gen
 		st.unfinished = kd.Pending
@@ -499,7 +499,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 				continue
 			}
 			if bad[k-1] != nil {
-				s.unreadable(l.st, "session document", docRef(docs[k-1].Index, docs[k-1].ID), bad[k-1])
+				s.unreadable(l.st, "session document", s.docRef(docs[k-1].Index, docs[k-1].ID), bad[k-1])
 				continue
 			}
 			if i >= firstRetired {
@@ -512,7 +512,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 			for _, er := range sds[k-1].EventRefs {
 				m, id, ok := strings.Cut(er, "/")
 				if !ok {
-					s.unreadable(l.st, "session document", docRef(docs[k-1].Index, docs[k-1].ID), errBadEventRef)
+					s.unreadable(l.st, "session document", s.docRef(docs[k-1].Index, docs[k-1].ID), errBadEventRef)
 					evDocs, owners = evDocs[:n], owners[:n]
 					break
 				}
@@ -553,7 +553,7 @@ func (s *Store) readSessions(ctx context.Context, loads []sessionLoad) error {
 			bad[i] = errNoEvent
 		}
 		if bad[i] != nil {
-			s.unreadable(st, "event document", docRef(evDocs[i].Index, evDocs[i].ID), bad[i])
+			s.unreadable(st, "event document", s.docRef(evDocs[i].Index, evDocs[i].ID), bad[i])
 			continue
 		}
 		if ed.Key != st.Key {

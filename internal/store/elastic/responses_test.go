@@ -96,7 +96,7 @@ func allCreated(body []byte) []byte {
 }
 
 func (r *recorded) store(t *testing.T) *Store {
-	s, err := New(Config{Addresses: []string{r.srv.URL}, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, BulkAttempts: 2}, zap.NewNop())
+	s, err := New(Config{Addresses: []string{r.srv.URL}, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, BulkAttempts: 2, RefKey: testRefKey}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestBulkBodyGolden(t *testing.T) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	for i := range ops {
-		if err := encodeOp(&buf, enc, &ops[i]); err != nil {
+		if err := encodeOp(&buf, enc, &ops[i], testRefKey); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -396,13 +396,13 @@ func TestErrorsHideDocumentIDs(t *testing.T) {
 		{Index: "chatreport-sessions-v1-2024.01", ID: "acme/old"},
 	}
 	_, err := s.mget(t.Context(), docs, nil)
-	if err == nil || strings.Contains(err.Error(), "nobody") || !strings.Contains(err.Error(), idHash(docs[1].ID)) {
-		t.Fatalf("shard failure: %v, want the document named by its hash only", err)
+	if err == nil || strings.Contains(err.Error(), "nobody") || !strings.Contains(err.Error(), testRefKey.Doc(docs[1].Index, docs[1].ID)) {
+		t.Fatalf("shard failure: %v, want the document named by its reference only", err)
 	}
 	op := Op{Index: "chatreport-keys-v1", ID: "acme/d:whatsapp/5511987654321"}
 	it := bulkItem{Status: 409, Error: &causeJSON{Type: "version_conflict_engine_exception",
 		Reason: "[acme/d:whatsapp/5511987654321]: version conflict, current version [4] is higher or equal to the one provided [3]"}}
-	if r, _ := classify(&op, &it); strings.Contains(r.Reason, "5511987654321") || !strings.Contains(r.Reason, "version conflict") {
-		t.Fatalf("bulk reason %q, want it without the id", r.Reason)
+	if r, _ := classify(&op, &it, testRefKey); strings.Contains(r.Reason, "5511987654321") || !strings.Contains(r.Reason, "["+testRefKey.Of(op.ID)+"]: version conflict") {
+		t.Fatalf("bulk reason %q, want it with the id's reference in its place", r.Reason)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net/http"
 	"strings"
@@ -27,6 +26,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/typedapi/types"
 	"go.uber.org/zap"
 
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/versions"
 )
@@ -113,6 +113,9 @@ type Config struct {
 	Fence func(context.Context) error
 	// Observer, when set, receives measurements of the write path.
 	Observer Observer
+	// RefKey makes the references that name documents in errors and log
+	// lines (docRef); the zero Key is the process's random key.
+	RefKey idref.Key
 }
 
 // Observer receives measurements of the write path (metrics.Registry
@@ -322,6 +325,7 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 		MaxBackoff: cfg.MaxBackoff,
 		Fence:      cfg.Fence,
 		Observer:   cfg.Observer,
+		RefKey:     cfg.RefKey,
 	}, log)
 	return s, nil
 }
@@ -507,31 +511,21 @@ func responseError(res *esapi.Response) error {
 // docRef names a document in an error or a log line without its id, which
 // for a key document holds the contact's id (often a phone number), and for
 // an event document the producer's event_id (which may embed one): the
-// index, when known, and a hash of the id, enough to tell documents apart
-// and to find one whose id is known. Every error and log line of the store
-// names documents this way.
-func docRef(index, id string) string {
-	if index == "" {
-		return idHash(id)
-	}
-	return index + "/" + idHash(id)
-}
+// index, when known, and the id's keyed reference (Config.RefKey), enough
+// to tell documents apart and, with the key, to find one whose id is known
+// (`chatreport ref`). Every error and log line of the store names
+// documents this way; a reason Elasticsearch gave that quotes an id ("[<id>]:
+// version conflict", "[get [<index>][<id>]]") has it replaced by the same
+// reference (idref.Key.Redact).
+func (s *Store) docRef(index, id string) string { return s.cfg.RefKey.Doc(index, id) }
 
-// idHash stands for a document's id in errors.
-func idHash(id string) string {
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	return fmt.Sprintf("id#%016x", h.Sum64())
-}
-
-// redact replaces a document's id in a reason Elasticsearch gave (which
-// often quotes it: "[<id>]: version conflict", "[get [<index>][<id>]]")
-// by its hash.
-func redact(reason, id string) string {
-	if id == "" {
-		return reason
-	}
-	return strings.ReplaceAll(reason, id, idHash(id))
+// redacted is sanitize's reason with the document's id replaced by its
+// reference first, before sanitize cuts the reason short (which could cut
+// the id and leave its start in the text).
+func redacted(c *causeJSON, refs idref.Key, id string) string {
+	r := *c
+	r.Reason = refs.Redact(r.Reason, id)
+	return sanitize(&r)
 }
 
 // sanitize is an exception's reason without the values it quotes: mapping

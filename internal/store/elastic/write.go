@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/retry"
 	"github.com/chatreport/chatreport/internal/session"
 )
@@ -30,12 +31,15 @@ type RejectedEvent struct {
 // dead-letters them and goes on. Reasons never quote field values.
 type RejectedError struct {
 	Events []RejectedEvent
+	// refs names the events in Error: the store's Config.RefKey.
+	refs idref.Key
 }
 
-// Error names the events by docRef: an event_id may embed a contact.
+// Error names the events by their document's reference (Store.docRef): an
+// event_id may embed a contact.
 func (e *RejectedError) Error() string {
 	first := &e.Events[0]
-	ref := docRef("", docID(first.Ref.Tenant, first.Ref.EventID))
+	ref := e.refs.Doc("", docID(first.Ref.Tenant, first.Ref.EventID))
 	if len(e.Events) == 1 {
 		return fmt.Sprintf("elasticsearch rejected event %s: %s", ref, first.Reason)
 	}
@@ -51,8 +55,8 @@ func (e *RejectedError) Rejected() map[event.Ref]string {
 	return out
 }
 
-func newRejectedError(rejected map[event.Ref]string) *RejectedError {
-	e := &RejectedError{Events: make([]RejectedEvent, 0, len(rejected))}
+func newRejectedError(rejected map[event.Ref]string, refs idref.Key) *RejectedError {
+	e := &RejectedError{Events: make([]RejectedEvent, 0, len(rejected)), refs: refs}
 	for ref, reason := range rejected {
 		e.Events = append(e.Events, RejectedEvent{Ref: ref, Reason: reason})
 	}
@@ -99,8 +103,10 @@ type keyDoc struct {
 // have died and the key is read back from what it left. Events that Elasticsearch
 // rejects are left out and fn runs again, so that the sessions describe
 // exactly the stored events; Update then returns a *RejectedError naming
-// them. When the cluster is down or overloaded it returns an error wrapping
-// ErrUnavailable, and the caller retries the batch, which is idempotent.
+// them. An attempt abandoned so deletes the documents of new events it
+// wrote before its keys can be read again (rollBack). When the cluster is down or
+// overloaded it returns an error wrapping ErrUnavailable, and the caller
+// retries the batch, which is idempotent.
 func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
 	update := s.updates.Add(1)
 	rejected := map[event.Ref]string{}
@@ -175,7 +181,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 			s.cache.Put(id, st)
 		}
 		if len(rejected) > 0 {
-			return newRejectedError(rejected)
+			return newRejectedError(rejected, s.cfg.RefKey)
 		}
 		return nil
 	}
@@ -334,7 +340,7 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		}
 		st, ok := r.states[id]
 		if !ok {
-			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", docRef("", keyDocID(tenant, key)))
+			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", s.docRef("", keyDocID(tenant, key)))
 		}
 		w := &keyWrite{st: st, from: r.from[id], gen: st.gen + 1}
 		byKey[id] = w
@@ -369,12 +375,12 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 	for _, id := range order {
 		w := byKey[id]
 		if w.st.unreadable != "" {
-			if err := w.refuse(rejected); err != nil {
+			if err := w.refuse(rejected, s.cfg.RefKey); err != nil {
 				return nil, nil, err
 			}
 			continue
 		}
-		if err := w.plan(rejected, s.cfg.SessionTextMaxBytes); err != nil {
+		if err := w.plan(rejected, s.cfg.SessionTextMaxBytes, s.cfg.RefKey); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -393,10 +399,10 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 // without them. Its events are all refused, those it read as stored too
 // (an unfinished key presents them as new): a copy of a stored event in the
 // dead-letter topic is harmless, as sending it again is idempotent.
-func (w *keyWrite) refuse(rejected map[event.Ref]string) error {
+func (w *keyWrite) refuse(rejected map[event.Ref]string, refs idref.Key) error {
 	if len(w.changes.Events) == 0 {
 		// The assembler gives every key it changes new events.
-		return fmt.Errorf("elasticsearch: changes to key %s without events: %s", docRef("", w.st.id), w.st.unreadable)
+		return fmt.Errorf("elasticsearch: changes to key %s without events: %s", refs.Doc("", w.st.id), w.st.unreadable)
 	}
 	for i := range w.changes.Events {
 		rejected[w.changes.Events[i].Ref()] = w.st.unreadable
@@ -408,7 +414,7 @@ func (w *keyWrite) refuse(rejected map[event.Ref]string) error {
 // that every changed session counts exactly the events the write gives it.
 // Events whose time the index cannot hold join rejected, and so do new
 // messages that would take their session's text past maxText.
-func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int) error {
+func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int, refs idref.Key) error {
 	st := w.st
 	for i := range w.changes.Events {
 		// Moved events are checked too: they were stored, so their time
@@ -449,7 +455,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int) error {
 	for _, d := range w.sessions {
 		evs := members[d.ID]
 		if len(evs) != d.Events {
-			return fmt.Errorf("elasticsearch: session %s counts %d events, the update holds %d of them", d.ID, d.Events, len(evs))
+			return fmt.Errorf("elasticsearch: session %s counts %d events, the update holds %d of them", refs.Doc("", docID(d.Tenant, d.ID)), d.Events, len(evs))
 		}
 		w.overText(evs, maxText, rejected)
 		*d = *newSessionDoc(&d.Session, evs)
@@ -457,7 +463,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int) error {
 	}
 	for id := range members {
 		if !live[id] {
-			return fmt.Errorf("elasticsearch: events of key %s belong to session %s, which the update does not write", docRef("", st.id), id)
+			return fmt.Errorf("elasticsearch: events of key %s belong to session %s, which the update does not write", refs.Doc("", st.id), refs.Doc("", docID(st.Tenant, id)))
 		}
 	}
 	// The sessions before from, then the recomputed ones (sorted, and
@@ -562,7 +568,7 @@ func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 		case res.IndexClosed:
 			return fmt.Errorf("%w: claim session keys: %s", ErrUnavailable, res.Reason)
 		case res.Outcome == Rejected:
-			return fmt.Errorf("elasticsearch: key document %s refused: %s", docRef(ops[i].Index, ops[i].ID), res.Reason)
+			return fmt.Errorf("elasticsearch: key document %s refused: %s", s.docRef(ops[i].Index, ops[i].ID), res.Reason)
 		}
 		writes[i].st.seqNo, writes[i].st.primaryTerm = res.SeqNo, res.PrimaryTerm
 	}
@@ -576,7 +582,9 @@ type owner struct {
 	event *event.Ref // an event document's event
 }
 
-// writeData is step 2: the session documents and the events.
+// writeData is step 2: the session documents and the events. When it
+// returns rejected events the attempt is abandoned, and what it wrote of
+// new events is rolled back first (rollBack).
 func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Ref]string, error) {
 	nsess, nevents := 0, 0
 	for _, w := range writes {
@@ -645,7 +653,7 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 				}
 			}
 			if n == 0 {
-				return nil, fmt.Errorf("elasticsearch: session %s refused: %s", o.sess, res.Reason)
+				return nil, fmt.Errorf("elasticsearch: session %s refused: %s", s.docRef(ops[i].Index, ops[i].docID()), res.Reason)
 			}
 		}
 	}
@@ -654,7 +662,56 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 			return nil, err
 		}
 	}
+	if len(rejected) > 0 {
+		if err := s.rollBack(ctx, ops, owners, results); err != nil {
+			return nil, err
+		}
+	}
 	return rejected, nil
+}
+
+// rollBack deletes the documents of new events that an attempt abandoned
+// for rejected events wrote (ops[i] whose result is Written), at the
+// generation that wrote them and only at it (version_type external_gte:
+// Elasticsearch checks a delete's version as it checks an index's, so a
+// newer writer's document answers 409 and stays; a document gone answers
+// 404: https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-delete.html#delete-versioning).
+// A rejected event is dead-lettered and no session counts it: its document
+// would show in the conversation and the export, and a later write of its
+// key would read it back as stored. Every new event of the attempt goes,
+// not only those rejected now: the next attempt, which writes again those
+// that stay new at the next generation, may reject more (a key it reads
+// back from a closed index). It runs before the attempt's keys are
+// released, so no update reads them back in between. Events the key held
+// are not the attempt's to delete. One more request, only on this path.
+func (s *Store) rollBack(ctx context.Context, ops []Op, owners []owner, results []Result) error {
+	var dels []Op
+	for i, res := range results {
+		if o := owners[i]; o.event != nil && res.Outcome == Written && !o.w.st.holds(*o.event) {
+			dels = append(dels, Op{Action: Delete, Index: ops[i].Index, Scoped: true, Tenant: ops[i].Tenant, ID: ops[i].ID, Version: o.w.gen, VersionGTE: true})
+		}
+	}
+	if len(dels) == 0 {
+		return nil
+	}
+	res, err := s.bulk.Write(ctx, dels)
+	if err != nil {
+		return fmt.Errorf("delete the documents of an abandoned write: %w", err)
+	}
+	for i, r := range res {
+		switch {
+		case r.Outcome == Conflict:
+			// A newer generation wrote it. (One gone already is
+			// Written: classify.)
+		case r.IndexClosed:
+			// Closed since it was written: it shows again when the
+			// month is opened, as a retired session's document does.
+			s.log.Warn("a rejected event's document is in a closed index and stays there", zap.String("index", dels[i].Index))
+		case r.Outcome == Rejected:
+			return fmt.Errorf("elasticsearch: delete %s refused: %s", s.docRef(dels[i].Index, dels[i].docID()), r.Reason)
+		}
+	}
+	return nil
 }
 
 // errReusedEventID is the reason of a new event whose document another
@@ -700,7 +757,7 @@ func (s *Store) settleTaken(ctx context.Context, ops []Op, owners []owner, taken
 		case d.Closed:
 			rejected[*o.event] = closedIndexReason(docs[k].Index)
 		case d.Error != nil:
-			return fmt.Errorf("%w: read %s: %s", ErrUnavailable, docRef(docs[k].Index, docs[k].ID), d.Error.Type)
+			return fmt.Errorf("%w: read %s: %s", ErrUnavailable, s.docRef(docs[k].Index, docs[k].ID), d.Error.Type)
 		case !d.Found:
 			return ErrConflict
 		case bad[k] != nil:
@@ -751,7 +808,7 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 			// that replaced it) rather than block the partition until then.
 			s.log.Warn("a retired session's document is in a closed index and stays there", zap.String("index", ops[i].Index))
 		case res.Outcome == Rejected:
-			return fmt.Errorf("elasticsearch: %s refused: %s", docRef(ops[i].Index, ops[i].docID()), res.Reason)
+			return fmt.Errorf("elasticsearch: %s refused: %s", s.docRef(ops[i].Index, ops[i].docID()), res.Reason)
 		}
 		if i >= commits {
 			writes[i-commits].st.seqNo, writes[i-commits].st.primaryTerm = res.SeqNo, res.PrimaryTerm

@@ -3,6 +3,7 @@ package elastic
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,74 @@ func snapshot(t *testing.T, s storetest.Store) map[string][]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// shown is every event the conversation reads show, by event id, with its
+// session: the export, and the session read (GET /sessions/{id}) of each
+// session it lists. Unlike snapshot it does not hold each session to its
+// count of events.
+func shown(t *testing.T, s *Store) map[string]string {
+	t.Helper()
+	storetest.Visible(t, s)
+	f := report.Filter{Tenant: "acme", From: storetest.Base.Add(-20 * 24 * time.Hour), To: storetest.Base.Add(10 * 24 * time.Hour)}
+	out := map[string]string{}
+	var ids []string
+	err := storetest.ExportDetails(t.Context(), s, f, func(d report.Detail) error {
+		ids = append(ids, d.Session.ID)
+		for _, e := range d.Events {
+			out[e.EventID] = d.Session.ID
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		d, err := s.Session(t.Context(), "acme", id)
+		if err != nil {
+			t.Fatalf("session %s: %v", id, err)
+		}
+		for _, e := range d.Events {
+			out[e.EventID] = d.Session.ID
+		}
+	}
+	return out
+}
+
+// eventDocsFound reports which of the events (of tenant acme) have a
+// document in index, read by id in real time (_mget): what a search
+// would show only after a refresh.
+func eventDocsFound(t *testing.T, f *esfake.Server, index string, eventIDs ...string) map[string]bool {
+	t.Helper()
+	ids := make([]string, len(eventIDs))
+	for i, id := range eventIDs {
+		ids[i] = docID("acme", id)
+	}
+	body, err := json.Marshal(map[string]any{"ids": ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Post(f.URL()+"/"+index+"/_mget", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		Docs []struct {
+			ID    string `json:"_id"`
+			Found bool   `json:"found"`
+		} `json:"docs"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusOK || len(out.Docs) != len(ids) {
+		t.Fatalf("_mget %s: HTTP %d, %d docs, %v", index, res.StatusCode, len(out.Docs), err)
+	}
+	found := map[string]bool{}
+	for i, d := range out.Docs {
+		if d.Found {
+			found[eventIDs[i]] = true
+		}
+	}
+	return found
 }
 
 // reference is what the SQLite store makes of the same events.
@@ -325,6 +394,39 @@ func TestStaleWriterLoses(t *testing.T) {
 		t.Fatalf("fn ran %d times with %d conflicts; want the stale attempt to lose once", calls, conflicts.Load())
 	}
 	sameState(t, snapshot(t, a), reference(t, b1, b2, b3))
+}
+
+// TestLeftEventSparesNewerGeneration: an abandoned attempt's roll-back
+// deletes the document of a new event only at the generation that wrote
+// it. A stale writer's roll-back (an older generation) meets the document
+// a newer generation of the key wrote and leaves it, without an error
+// (409); at its own generation the document goes; once gone, the delete
+// answers 404, again without an error.
+func TestLeftEventSparesNewerGeneration(t *testing.T) {
+	f := esfake.New(t)
+	s := fakeStore(t, f)
+	c := storetest.B{Contact: "5511900000001"}
+	e2 := c.Msg("e2", time.Minute, event.RoleBot, "olá")
+	for _, b := range [][]event.Event{{c.Msg("e1", 0, event.RoleCustomer, "oi")}, {e2}} {
+		if err := assembler(s).Ingest(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// e2's document is the key's second generation's.
+	ref := e2.Ref()
+	ops := []Op{{Action: Index, Index: "test-events-v1-2025.10", Scoped: true, Tenant: e2.Tenant, ID: e2.EventID}}
+	for _, step := range []struct {
+		gen   int64
+		found bool
+	}{{1, true}, {2, false}, {2, false}} {
+		owners := []owner{{w: &keyWrite{st: &keyState{}, gen: step.gen}, event: &ref}}
+		if err := s.rollBack(t.Context(), ops, owners, []Result{{Outcome: Written}}); err != nil {
+			t.Fatalf("clean-up at generation %d: %v", step.gen, err)
+		}
+		if found := eventDocsFound(t, f, "test-events-v1-2025.10", "e2")["e2"]; found != step.found {
+			t.Fatalf("after a clean-up at generation %d: found %t, want %t", step.gen, found, step.found)
+		}
+	}
 }
 
 type conflictCounter struct{ n *atomic.Int64 }

@@ -10,9 +10,9 @@ import (
 // openTemp opens a new store in a temporary directory, closed when the test
 // ends. Its packer does not run (no WithPacker): a test packs with packAll
 // when it means to.
-func openTemp(t *testing.T) *Store {
+func openTemp(t *testing.T, opts ...Option) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "test.db"))
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "test.db"), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -248,15 +248,22 @@ func (s *Store) WaitMerged(ctx context.Context) error {
 	if m == nil {
 		return ErrNoMerger
 	}
+	return firstPass(ctx, m.passed, m.done, errNotMerged)
+}
+
+// firstPass waits until passed is closed (a background job's first pass
+// ended) and reports nil, or done (the job stopped) and reports stopped
+// unless passed was closed too, or ctx ends.
+func firstPass(ctx context.Context, passed, done <-chan struct{}, stopped error) error {
 	select {
-	case <-m.passed:
+	case <-passed:
 		return nil
-	case <-m.done:
+	case <-done:
 		select {
-		case <-m.passed:
+		case <-passed:
 			return nil
 		default:
-			return errNotMerged
+			return stopped
 		}
 	case <-ctx.Done():
 		return ctx.Err()

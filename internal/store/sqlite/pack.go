@@ -303,19 +303,10 @@ func (s *Store) WaitPacked(ctx context.Context) error {
 	if s.pack == nil {
 		return ErrNoPacker
 	}
-	select {
-	case <-s.pack.swept:
-		return s.pack.firstErr
-	case <-s.pack.done:
-		select {
-		case <-s.pack.swept:
-			return s.pack.firstErr
-		default:
-			return errNotSwept
-		}
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := firstPass(ctx, s.pack.swept, s.pack.done, errNotSwept); err != nil {
+		return err
 	}
+	return s.pack.firstErr
 }
 
 // ErrNoPacker: WaitPacked on a store opened without WithPacker, which

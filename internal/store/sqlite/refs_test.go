@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/storetest"
@@ -62,13 +63,16 @@ func TestAppendValuesTypes(t *testing.T) {
 // that would store one event twice is refused, not written twice.
 func TestEventTwiceInOneWrite(t *testing.T) {
 	ctx := context.Background()
-	s := openTemp(t)
-	e := storetest.B{Contact: "c1"}.Msg("a", 0, event.RoleCustomer, "oi")
+	refs := idref.New([]byte("the store's reference key"))
+	s := openTemp(t, WithRefKey(refs))
+	// An event_id may embed a phone number: the error, which is logged,
+	// names the event by its reference.
+	e := storetest.B{Contact: "c1"}.Msg("msg-5511999990000-1", 0, event.RoleCustomer, "oi")
 	err := s.Update(ctx, func(ctx context.Context, r session.Reader) (session.Changes, error) {
 		return session.Changes{Events: []session.Stored{{Event: &e, SessionID: "s1"}, {Event: &e, SessionID: "s1"}}}, nil
 	})
-	if err == nil || !strings.Contains(err.Error(), "twice in one write") {
-		t.Fatalf("Update = %v, want the second copy refused", err)
+	if err == nil || !strings.Contains(err.Error(), "twice in one write") || !strings.Contains(err.Error(), refs.Scoped(e.Tenant, e.EventID)) || strings.Contains(err.Error(), "5511999990000") {
+		t.Fatalf("Update = %v, want the second copy refused, named by its reference", err)
 	}
 	if n, _ := s.Counts(ctx); n.Events != 0 {
 		t.Fatalf("stored %d events, want none", n.Events)

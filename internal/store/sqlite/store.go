@@ -25,6 +25,7 @@ import (
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/idref"
 	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/session"
 )
@@ -37,6 +38,8 @@ var schema string
 // the one before it writes (pipeline.go).
 type Store struct {
 	db *sql.DB
+	// refs names events in errors (WithRefKey).
+	refs idref.Key
 	// planMu serialises planning an update (its reads, the assembler and
 	// the encoding of what it writes); writer is held by the update that
 	// writes (or reads the database to plan), one at a time, in the order
@@ -90,7 +93,10 @@ var _ session.Store = (*Store)(nil)
 // Option is an option of Open.
 type Option func(*options)
 
-type options struct{ packer, merger bool }
+type options struct {
+	packer, merger bool
+	refs           idref.Key
+}
 
 // WithPacker runs the store's packer (pack.go) while the store is open.
 // Only the process that ingests passes it (docs/operations.md, "Who
@@ -108,6 +114,12 @@ func WithPacker() Option { return func(o *options) { o.packer = true } }
 // the swap), else after its next update. The two are separate options so
 // that a test of one runs without the other's slices holding the writer.
 func WithMerger() Option { return func(o *options) { o.merger = true } }
+
+// WithRefKey names events in the store's errors, which are logged, by
+// their references under k (log.ref_key) rather than by their event_ids,
+// which may embed a phone number; without it, by the process's random
+// key's.
+func WithRefKey(k idref.Key) Option { return func(o *options) { o.refs = k } }
 
 // Open opens (creating if needed) the database at path.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
@@ -143,7 +155,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
-	s := &Store{db: db, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt, walWait: walTruncateWait}
+	s := &Store{db: db, refs: o.refs, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt, walWait: walTruncateWait}
 	if o.merger {
 		s.merge = startMerger(s)
 	}
@@ -664,7 +676,7 @@ func planWrite(ch session.Changes, r *reader) (*planned, error) {
 	if len(refs) > 0 {
 		var twice *event.Ref
 		if p.stored, twice = newLookup(refs); twice != nil {
-			return nil, fmt.Errorf("write events: event %q of tenant %q twice in one write", twice.EventID, twice.Tenant)
+			return nil, fmt.Errorf("write events: event %s of tenant %q twice in one write", r.s.refs.Scoped(twice.Tenant, twice.EventID), twice.Tenant)
 		}
 	}
 	for i := range p.ch.Sessions {

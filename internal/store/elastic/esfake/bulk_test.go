@@ -20,6 +20,8 @@ func itemSummary(it map[string]any) string {
 // External versioning on bulk index and delete: a write succeeds when the
 // document is absent or its version is lower (or equal, external_gte) than
 // the one given, and the document takes that version; otherwise 409. A
+// delete is checked as an index is: with external_gte it removes the
+// document at exactly its version, not one at a higher version. A
 // delete leaves a tombstone with its version, which later writes are
 // checked against; a delete of a document that does not exist leaves one
 // too.
@@ -41,6 +43,15 @@ func TestExternalVersioning(t *testing.T) {
 			`{"index":{"_index":"ix","_id":"a","version":4,"version_type":"external_gte"}}`, `{"n":3}`,
 			`{"index":{"_index":"ix","_id":"a","version":5,"version_type":"external_gt"}}`, `{"n":4}`,
 		}, []string{"201 created v5", "200 updated v5", "409 version_conflict_engine_exception v<nil>", "409 version_conflict_engine_exception v<nil>"}},
+		{"external_gte delete takes an equal version, not a higher one", []string{
+			`{"index":{"_index":"ix","_id":"a","version":5,"version_type":"external"}}`, `{"n":1}`,
+			`{"delete":{"_index":"ix","_id":"a","version":4,"version_type":"external_gte"}}`,
+			`{"delete":{"_index":"ix","_id":"a","version":5,"version_type":"external_gte"}}`,
+			`{"delete":{"_index":"ix","_id":"a","version":5,"version_type":"external_gte"}}`,
+			`{"index":{"_index":"ix","_id":"a","version":5,"version_type":"external"}}`, `{"n":2}`,
+			`{"index":{"_index":"ix","_id":"a","version":6,"version_type":"external"}}`, `{"n":3}`,
+		}, []string{"201 created v5", "409 version_conflict_engine_exception v<nil>", "200 deleted v5", "404 not_found v5",
+			"409 version_conflict_engine_exception v<nil>", "201 created v6"}},
 		{"external after internal", []string{
 			`{"index":{"_index":"ix","_id":"a"}}`, `{"n":1}`,
 			`{"index":{"_index":"ix","_id":"a"}}`, `{"n":2}`,

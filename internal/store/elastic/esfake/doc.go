@@ -39,9 +39,12 @@
 //     https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-multi-get.html
 //
 //   - Versions. Internal versions count the writes of a document, deletes
-//     included; version_type external (external_gte) writes succeed only
-//     with a version greater than (or equal to) the current one, which the
-//     document then takes, else 409 version_conflict_engine_exception; so do
+//     included; version_type external (external_gte) writes, deletes as
+//     much as indexes (Elasticsearch's VersionType.isVersionConflictForWrites
+//     checks both), succeed only with a version greater than (or equal to)
+//     the current one, which the document then takes, else 409
+//     version_conflict_engine_exception: an external_gte delete removes a
+//     document at exactly its version and not one at a higher version; so do
 //     if_seq_no and if_primary_term, on mismatch. A delete leaves a
 //     tombstone with its version for index.gc_deletes (60s): writes meanwhile
 //     are checked against it. An external delete of a document that does
