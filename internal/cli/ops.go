@@ -538,7 +538,9 @@ func newForgetCommand(g *globals) *cobra.Command {
 			var kept []string
 			for _, v := range all {
 				f, err := vs.Forget(cmd.Context(), v, tenant, contact)
-				if err == nil && vacuum {
+				if (err == nil || errors.Is(err, sqlite.ErrWALKept)) && vacuum {
+					// The rows are deleted: the vacuum needs the write
+					// lock, not an empty WAL (it truncates it again).
 					err = vac.Vacuum(cmd.Context(), v)
 				}
 				if errors.Is(err, sqlite.ErrWALKept) {

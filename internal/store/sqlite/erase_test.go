@@ -5,12 +5,14 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/sqlite"
@@ -207,5 +209,79 @@ func TestForgetWALKeptByReader(t *testing.T) {
 	}
 	if in := storetest.Found(readFile(t, path+"-wal"), forgotten.Marks); len(in) > 0 {
 		t.Errorf("the WAL holds the forgotten contact's %q after the second Forget", in)
+	}
+}
+
+// TestForgetEndsWhileIngesting: Forget's merge of the full-text indexes
+// ends while another store (an ingester's) keeps writing the same file,
+// each of its writes adding a segment that an unbounded merge would go on
+// merging for as long as it writes; the forgotten contact's word is gone
+// from the indexes all the same, and the connections delete without
+// zeroing again.
+func TestForgetEndsWhileIngesting(t *testing.T) {
+	ctx := context.Background()
+	s, path := openStore(ctx, t)
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	for _, batch := range storetest.ErasableEvents() {
+		if err := a.Ingest(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Enough other text that the indexes span many blocks.
+	for i := range 160 {
+		var batch []event.Event
+		for j := range 50 {
+			c := storetest.B{Contact: fmt.Sprintf("55119%04d%04d", i, j)}
+			batch = append(batch, c.Msg(fmt.Sprint("bulk", i, "-", j), time.Duration(i)*time.Minute, event.RoleCustomer,
+				fmt.Sprintf("texto numero %d de outro cliente %d com palavras variadas w%dx%d y%dz%d q%dv%d", i, j, i, j, j, i, i*j, i+j)))
+		}
+		if err := a.Ingest(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	stop := make(chan struct{})
+	ingested := make(chan error, 1)
+	go func() {
+		b := session.NewAssembler(pipeline.MustDefault(), other)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				ingested <- nil
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			c := storetest.B{Contact: fmt.Sprintf("55219%08d", i)}
+			if err := b.Ingest(ctx, []event.Event{c.Msg(fmt.Sprint("live", i), time.Hour, event.RoleCustomer, fmt.Sprint("ao vivo ", i))}); err != nil {
+				ingested <- err
+				return
+			}
+		}
+	}()
+	forgotten := storetest.Erasable[0]
+	fctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	began := time.Now()
+	_, err = s.Forget(fctx, "acme", forgotten.B.Contact)
+	close(stop)
+	if err := <-ingested; err != nil {
+		t.Fatalf("the other store's ingest: %v", err)
+	}
+	if err != nil && !errors.Is(err, sqlite.ErrWALKept) {
+		t.Fatalf("Forget while another store writes: %v (after %v)", err, time.Since(began))
+	}
+	if in := indexed(t, openDB(t, path), forgotten.Marks[:1]); len(in) > 0 {
+		t.Errorf("the full-text indexes hold the forgotten contact's %q", in)
+	}
+	on, err := s.SecureDeletes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(on, func(v int) bool { return v != 0 }) {
+		t.Errorf("secure_delete after Forget: %v, want all 0", on)
 	}
 }

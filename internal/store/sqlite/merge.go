@@ -148,7 +148,7 @@ func (m *merger) mergeAll(ctx context.Context) bool {
 		}
 		return nil
 	}
-	_ = m.s.mergeInSlices(ctx, m.kick, time.Duration(m.exportWait.Load()), hook, false)
+	_ = m.s.mergeInSlices(ctx, m.kick, time.Duration(m.exportWait.Load()), hook, false, nil)
 	return ctx.Err() == nil
 }
 
@@ -156,12 +156,20 @@ func (m *merger) mergeAll(ctx context.Context) bool {
 // time whenever no update runs and no export reads (waitIdle, woken by
 // kick), at most mergeShare of the time. hook, when set, gives the hook of
 // each slice (mergeSlice); secure runs the slices with SQLite's
-// secure_delete (Forget). A slice that fails ends its table's merge;
-// mergeInSlices returns the first such error, or ctx's.
-func (s *Store) mergeInSlices(ctx context.Context, kick <-chan struct{}, exportWait time.Duration, hook func() func(), secure bool) error {
+// secure_delete (Forget). budget, when set, bounds the slices of each
+// table (mergeBudget): a table whose writer keeps adding segments is never
+// one segment for long, and a merge that must end (Forget's) stops there.
+// A slice that fails ends its table's merge; mergeInSlices returns the
+// first such error, or ctx's.
+func (s *Store) mergeInSlices(ctx context.Context, kick <-chan struct{}, exportWait time.Duration, hook func() func(), secure bool, budget map[string]int) error {
 	var failed error
 	todo := append([]string(nil), mergeTables...)
+	ran := map[string]int{}
 	for len(todo) > 0 {
+		if b, ok := budget[todo[0]]; ok && ran[todo[0]] >= b {
+			todo = todo[1:]
+			continue
+		}
 		if !waitIdle(ctx, s, kick, exportWait) {
 			return ctx.Err()
 		}
@@ -171,6 +179,9 @@ func (s *Store) mergeInSlices(ctx context.Context, kick <-chan struct{}, exportW
 		}
 		began := time.Now()
 		done, err := s.mergeSlice(ctx, todo[0], h, secure)
+		if err == nil {
+			ran[todo[0]]++
+		}
 		pause := time.Duration(float64(time.Since(began)) * (1/mergeShare - 1))
 		switch {
 		case ctx.Err() != nil:
@@ -294,6 +305,22 @@ func (s *Store) mergeSlice(ctx context.Context, table string, hook func(), secur
 		return false, errWriterBusy
 	}
 	defer s.unlock()
+	if !secure {
+		return s.mergeTx(ctx, table, hook)
+	}
+	// On the connection, around the transaction: set back however the
+	// transaction ends (a cancelled one is rolled back, and a statement in
+	// it could not set it back).
+	err = secureDeletes(ctx, s.w, func() error {
+		var err error
+		done, err = s.mergeTx(ctx, table, hook)
+		return err
+	})
+	return done, err
+}
+
+// mergeTx is mergeSlice's transaction, the writer held.
+func (s *Store) mergeTx(ctx context.Context, table string, hook func()) (done bool, err error) {
 	tx, err := s.begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("begin merge of %s: %w", table, err)
@@ -320,12 +347,7 @@ func (s *Store) mergeSlice(ctx context.Context, table string, hook func(), secur
 		done = after-before < 2
 		return nil
 	}
-	if secure {
-		err = secureDeletes(ctx, tx, merge)
-	} else {
-		err = merge()
-	}
-	if err != nil {
+	if err := merge(); err != nil {
 		return false, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -333,4 +355,24 @@ func (s *Store) mergeSlice(ctx context.Context, table string, hook func(), secur
 	}
 	s.ckpt.committed()
 	return done, nil
+}
+
+// mergeBudget is how many slices a merge that must end (Forget's) may run
+// per table: half as many again as it takes to rewrite the table's index
+// as it is (its blocks, at mergePages a slice), and two more. A merge with
+// a negative N merges every segment present when it begins into one, in
+// the slices that follow (https://www.sqlite.org/fts5.html#the_merge_command):
+// within that budget the segments that held the erased words are gone,
+// however many segments an ingester writing the file adds meanwhile, which
+// the merge would otherwise go on merging for as long as it writes.
+func (s *Store) mergeBudget(ctx context.Context) (map[string]int, error) {
+	budget := map[string]int{}
+	for _, table := range mergeTables {
+		var blocks int
+		if err := s.db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM %s_data`, table)).Scan(&blocks); err != nil {
+			return nil, fmt.Errorf("count the blocks of %s: %w", table, err)
+		}
+		budget[table] = blocks*3/2/mergePages + 2
+	}
+	return budget, nil
 }

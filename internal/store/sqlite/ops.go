@@ -109,8 +109,13 @@ func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten
 		return f, err
 	}
 	// In slices, as the merger's: an ingester writing the file meanwhile
-	// waits for one slice at most.
-	if err := s.mergeInSlices(ctx, nil, 0, nil, true); err != nil {
+	// waits for one slice at most; within a budget, or a busy ingester
+	// would keep it merging its new segments for good.
+	budget, err := s.mergeBudget(ctx)
+	if err != nil {
+		return f, fmt.Errorf("forget: %w", err)
+	}
+	if err := s.mergeInSlices(ctx, nil, 0, nil, true, budget); err != nil {
 		return f, fmt.Errorf("forget: merge the full-text indexes: %w", err)
 	}
 	return f, s.truncateWAL(ctx)
@@ -121,7 +126,7 @@ func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten
 // database file: the WAL may still hold images of pages from before the
 // erasure (until writes overwrite them), and the file the pages a reader's
 // snapshot still needed. Run Forget again once the readers ended.
-var ErrWALKept = errors.New("the WAL could not be truncated: a read transaction (an export or a search, of this or another process) held it, so the database file and its WAL may still hold the erased rows' old pages; run forget again")
+var ErrWALKept = errors.New("the WAL could not be truncated: a read transaction (an export or a search, of this or another process) held it, or a writer held the database, so the database file and its WAL may still hold the erased rows' old pages; run forget again")
 
 // walTruncateTries is how many times truncateWAL tries, waiting for readers
 // walTruncateWait each time.
