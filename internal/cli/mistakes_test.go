@@ -52,6 +52,7 @@ func TestOperatorMistakes(t *testing.T) {
 		{[]string{"forget", "--tenant", "acme", "--contact", "5511987654321", "--config", sqliteEmpty}, "store.sqlite.dir"},
 		{[]string{"forget", "--tenant", "acme", "--contact", "5511987654321", "--config", esWrong}, "index_prefix"},
 		{[]string{"forget", "--tenant", "acme", "--contact", "5511987654321", "--config", esRight}, "nothing was erased"},
+		{[]string{"forget", "--vacuum", "--tenant", "acme", "--contact", "5511987654321", "--config", esRight}, "--vacuum is for a SQLite store only"},
 		{[]string{"index", "status", "--config", esWrong}, `nothing of the layout "wrong" is on this cluster: if the data is under another prefix, set store.elasticsearch.index_prefix`},
 		{[]string{"index", "status", "--config", sqliteEmpty}, `no store version in the folder "` + filepath.Join(dir, "nothing-here") + `": if the data is elsewhere, set store.sqlite.dir`},
 		{[]string{"forget", "--tenant", "ACME", "--contact", "5511987654321", "--config", sqliteEmpty}, `--tenant "ACME" is not a tenant: tenants are lowercase letters`},

@@ -498,8 +498,16 @@ func holdsSessions(ctx context.Context, vs store.Versions, all []string) error {
 	return fmt.Errorf("no version of the store holds a session (versions %v): check the store settings (store.sqlite.dir, or store.elasticsearch.urls and index_prefix; `chatreport index status`); nothing was erased", all)
 }
 
+// vacuumer is a store whose versions' files can be rebuilt (SQLite).
+type vacuumer interface {
+	Vacuum(ctx context.Context, version string) error
+}
+
+var _ vacuumer = (*store.SQLite)(nil)
+
 func newForgetCommand(g *globals) *cobra.Command {
 	var tenant, contact string
+	var vacuum bool
 	cmd := &cobra.Command{
 		Use:   "forget --tenant T --contact ID",
 		Short: "Erase a contact (LGPD): its sessions and events, from every store version",
@@ -516,6 +524,10 @@ func newForgetCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer vs.Close()
+			vac, canVacuum := vs.(vacuumer)
+			if vacuum && !canVacuum {
+				return errors.New("--vacuum is for a SQLite store only (Elasticsearch: POST <index>/_forcemerge?only_expunge_deletes=true; docs/operations.md, \"Erasure (LGPD)\")")
+			}
 			all, err := vs.Versions(cmd.Context())
 			if err != nil {
 				return err
@@ -523,17 +535,32 @@ func newForgetCommand(g *globals) *cobra.Command {
 			if err := holdsSessions(cmd.Context(), vs, all); err != nil {
 				return err
 			}
+			var kept []string
 			for _, v := range all {
 				f, err := vs.Forget(cmd.Context(), v, tenant, contact)
+				if (err == nil || errors.Is(err, sqlite.ErrWALKept)) && vacuum {
+					// The rows are deleted: the vacuum needs the write
+					// lock, not an empty WAL (it truncates it again).
+					err = vac.Vacuum(cmd.Context(), v)
+				}
+				if errors.Is(err, sqlite.ErrWALKept) {
+					kept = append(kept, v)
+					fmt.Fprintf(g.stdout, "version %s: removed %d sessions and %d events, but %v\n", v, f.Sessions, f.Events, err)
+					continue
+				}
 				if err != nil {
 					return fmt.Errorf("version %s: %w", v, err)
 				}
 				fmt.Fprintf(g.stdout, "version %s: removed %d sessions and %d events\n", v, f.Sessions, f.Events)
 			}
+			if len(kept) > 0 {
+				return fmt.Errorf("versions %v: the contact's rows are deleted, but %w", kept, sqlite.ErrWALKept)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&tenant, "tenant", "", "the contact's tenant (required)")
+	cmd.Flags().BoolVar(&vacuum, "vacuum", false, "SQLite: rebuild each version's file after the erasure (VACUUM), so that no unused space keeps older bytes of the contact; holds the write lock while it runs")
 	cmd.Flags().StringVar(&contact, "contact", "", "the contact id (required)")
 	return cmd
 }

@@ -78,6 +78,12 @@ func (s *SQLite) Forget(ctx context.Context, version, tenant, contact string) (v
 	})
 }
 
+// Vacuum rebuilds version's database file (sqlite.Store.Vacuum).
+func (s *SQLite) Vacuum(ctx context.Context, version string) error {
+	_, err := onVersion(ctx, s.Set, version, func(st *sqlite.Store) (struct{}, error) { return struct{}{}, st.Vacuum(ctx) })
+	return err
+}
+
 // Current serves reads from whichever version is current now: a swap takes
 // effect at the next request.
 type Current struct{ Set *versions.Set[*sqlite.Store] }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"time"
 
@@ -20,7 +21,7 @@ func (s *Store) SetMergeSlice(f func()) { s.merge.slice.Store(&f) }
 // f in its transaction, and reports whether it ran (the writer was free)
 // and whether the table is merged.
 func (s *Store) MergeSlice(ctx context.Context, table string, f func()) (ran, merged bool, err error) {
-	merged, err = s.mergeSlice(ctx, table, f)
+	merged, err = s.mergeSlice(ctx, table, f, false)
 	if errors.Is(err, errWriterBusy) {
 		return false, false, nil
 	}
@@ -43,4 +44,37 @@ func (s *Store) ResumeMerge() { s.merge = startMerger(s) }
 // none, every key put back is evicted at once.
 func (s *Store) SetStateBudget(budget int) {
 	s.states = session.NewStateCache(budget, session.DefaultStateIdle, (*session.KeyState).Cost)
+}
+
+// SetWALWait sets how long Forget waits for readers at each try to
+// truncate the WAL.
+func (s *Store) SetWALWait(d time.Duration) { s.walWait = d }
+
+// SecureDeletes reads PRAGMA secure_delete on the writer's connection and
+// on every idle connection of the pool.
+func (s *Store) SecureDeletes(ctx context.Context) ([]int, error) {
+	var on []int
+	var v int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA secure_delete`).Scan(&v); err != nil {
+		return nil, err
+	}
+	on = append(on, v)
+	var conns []*sql.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range s.db.Stats().Idle {
+		c, err := s.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, c)
+		if err := c.QueryRowContext(ctx, `PRAGMA secure_delete`).Scan(&v); err != nil {
+			return nil, err
+		}
+		on = append(on, v)
+	}
+	return on, nil
 }

@@ -138,41 +138,69 @@ func (m *merger) run(ctx context.Context) {
 	}
 }
 
-// mergeAll merges the tables until each is one segment, a slice at a time
-// whenever no update runs and no export reads, at most mergeShare of the
-// time. It reports false
-// when ctx ended.
+// mergeAll merges the tables until each is one segment (mergeInSlices). It
+// reports false when ctx ended; a failed slice (the database busy or
+// closing) leaves its table to the next pass.
 func (m *merger) mergeAll(ctx context.Context) bool {
-	todo := append([]string(nil), mergeTables...)
-	for len(todo) > 0 {
-		if !waitIdle(ctx, m.s, m.kick, time.Duration(m.exportWait.Load())) {
-			return false
-		}
-		table := todo[0]
-		var hook func()
+	hook := func() func() {
 		if h := m.slice.Load(); h != nil {
-			hook = *h
+			return *h
+		}
+		return nil
+	}
+	_ = m.s.mergeInSlices(ctx, m.kick, time.Duration(m.exportWait.Load()), hook, false, nil)
+	return ctx.Err() == nil
+}
+
+// mergeInSlices merges the tables until each is one segment, a slice at a
+// time whenever no update runs and no export reads (waitIdle, woken by
+// kick), at most mergeShare of the time. hook, when set, gives the hook of
+// each slice (mergeSlice); secure runs the slices with SQLite's
+// secure_delete (Forget). budget, when set, bounds the slices of each
+// table (mergeBudget): a table whose writer keeps adding segments is never
+// one segment for long, and a merge that must end (Forget's) stops there.
+// A slice that fails ends its table's merge; mergeInSlices returns the
+// first such error, or ctx's.
+func (s *Store) mergeInSlices(ctx context.Context, kick <-chan struct{}, exportWait time.Duration, hook func() func(), secure bool, budget map[string]int) error {
+	var failed error
+	todo := append([]string(nil), mergeTables...)
+	ran := map[string]int{}
+	for len(todo) > 0 {
+		if b, ok := budget[todo[0]]; ok && ran[todo[0]] >= b {
+			todo = todo[1:]
+			continue
+		}
+		if !waitIdle(ctx, s, kick, exportWait) {
+			return ctx.Err()
+		}
+		var h func()
+		if hook != nil {
+			h = hook()
 		}
 		began := time.Now()
-		done, err := m.s.mergeSlice(ctx, table, hook)
+		done, err := s.mergeSlice(ctx, todo[0], h, secure)
+		if err == nil {
+			ran[todo[0]]++
+		}
 		pause := time.Duration(float64(time.Since(began)) * (1/mergeShare - 1))
 		switch {
 		case ctx.Err() != nil:
-			return false
+			return ctx.Err()
 		case errors.Is(err, errWriterBusy):
 			pause = mergePoll
 		case err != nil || done:
-			// A failed slice (the database busy or closing) leaves the
-			// merge to the next pass.
+			if failed == nil {
+				failed = err
+			}
 			todo = todo[1:]
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return ctx.Err()
 		case <-time.After(pause):
 		}
 	}
-	return true
+	return failed
 }
 
 // mergeExportWait is the longest the merger waits for exports alone.
@@ -268,14 +296,31 @@ var errWriterBusy = errors.New("the writer is busy")
 // own, taking the writer when free (an update that waits for it meanwhile
 // waits for this slice alone), and reports whether the table is merged:
 // the slice changed less than 2 rows. hook, when set, runs in the slice's
-// transaction.
-func (s *Store) mergeSlice(ctx context.Context, table string, hook func()) (done bool, err error) {
+// transaction; secure: the slice zeroes what it frees (the pages and cells
+// of the segments it merged away: secureDeletes), as after a Forget.
+func (s *Store) mergeSlice(ctx context.Context, table string, hook func(), secure bool) (done bool, err error) {
 	select {
 	case s.writer <- struct{}{}:
 	default:
 		return false, errWriterBusy
 	}
 	defer s.unlock()
+	if !secure {
+		return s.mergeTx(ctx, table, hook)
+	}
+	// On the connection, around the transaction: set back however the
+	// transaction ends (a cancelled one is rolled back, and a statement in
+	// it could not set it back).
+	err = secureDeletes(ctx, s.w, func() error {
+		var err error
+		done, err = s.mergeTx(ctx, table, hook)
+		return err
+	})
+	return done, err
+}
+
+// mergeTx is mergeSlice's transaction, the writer held.
+func (s *Store) mergeTx(ctx context.Context, table string, hook func()) (done bool, err error) {
 	tx, err := s.begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("begin merge of %s: %w", table, err)
@@ -288,19 +333,46 @@ func (s *Store) mergeSlice(ctx context.Context, table string, hook func()) (done
 	if hook != nil {
 		hook()
 	}
-	var before, after int64
-	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&before); err != nil {
-		return false, fmt.Errorf("merge %s: %w", table, err)
+	merge := func() error {
+		var before, after int64
+		if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&before); err != nil {
+			return fmt.Errorf("merge %s: %w", table, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s(%[1]s, rank) VALUES('merge', ?)`, table), -mergePages); err != nil {
+			return fmt.Errorf("merge %s: %w", table, err)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&after); err != nil {
+			return fmt.Errorf("merge %s: %w", table, err)
+		}
+		done = after-before < 2
+		return nil
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s(%[1]s, rank) VALUES('merge', ?)`, table), -mergePages); err != nil {
-		return false, fmt.Errorf("merge %s: %w", table, err)
-	}
-	if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&after); err != nil {
-		return false, fmt.Errorf("merge %s: %w", table, err)
+	if err := merge(); err != nil {
+		return false, err
 	}
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("commit merge of %s: %w", table, err)
 	}
 	s.ckpt.committed()
-	return after-before < 2, nil
+	return done, nil
+}
+
+// mergeBudget is how many slices a merge that must end (Forget's) may run
+// per table: half as many again as it takes to rewrite the table's index
+// as it is (its blocks, at mergePages a slice), and two more. A merge with
+// a negative N merges every segment present when it begins into one, in
+// the slices that follow (https://www.sqlite.org/fts5.html#the_merge_command):
+// within that budget the segments that held the erased words are gone,
+// however many segments an ingester writing the file adds meanwhile, which
+// the merge would otherwise go on merging for as long as it writes.
+func (s *Store) mergeBudget(ctx context.Context) (map[string]int, error) {
+	budget := map[string]int{}
+	for _, table := range mergeTables {
+		var blocks int
+		if err := s.db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM %s_data`, table)).Scan(&blocks); err != nil {
+			return nil, fmt.Errorf("count the blocks of %s: %w", table, err)
+		}
+		budget[table] = blocks*3/2/mergePages + 2
+	}
+	return budget, nil
 }

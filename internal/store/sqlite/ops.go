@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // replayStateTable holds the progress of a replay into this database.
@@ -89,7 +90,14 @@ type Forgotten struct {
 }
 
 // Forget erases a contact of a tenant: every session of the contact and every
-// event of those sessions, and any other event the contact sent.
+// event of those sessions, and any other event the contact sent, so that
+// nothing of them stays readable in the database file or its WAL
+// (docs/operations.md, "Erasure (LGPD)"): the rows are deleted with
+// secure_delete on, then both full-text indexes are merged to one segment
+// (FTS5 keeps a deleted row's words in its segments until a merge rewrites
+// them), zeroing what that frees, and the WAL is checkpointed and
+// truncated. When readers (of this process or another) kept the WAL from
+// being truncated, Forget returns what it removed and ErrWALKept.
 func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten, error) {
 	var f Forgotten
 	err := s.exclusive(ctx, func() error {
@@ -97,13 +105,152 @@ func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten
 		f, err = s.forget(ctx, tenant, contactID)
 		return err
 	})
+	if err != nil {
+		return f, err
+	}
+	// In slices, as the merger's: an ingester writing the file meanwhile
+	// waits for one slice at most; within a budget, or a busy ingester
+	// would keep it merging its new segments for good.
+	budget, err := s.mergeBudget(ctx)
+	if err != nil {
+		return f, fmt.Errorf("forget: %w", err)
+	}
+	if err := s.mergeInSlices(ctx, nil, 0, nil, true, budget); err != nil {
+		return f, fmt.Errorf("forget: merge the full-text indexes: %w", err)
+	}
+	return f, s.truncateWAL(ctx)
+}
+
+// ErrWALKept: Forget (or Vacuum) removed the contact, but readers kept the
+// WAL from being truncated, and perhaps from being copied whole into the
+// database file: the WAL may still hold images of pages from before the
+// erasure (until writes overwrite them), and the file the pages a reader's
+// snapshot still needed. Run Forget again once the readers ended.
+var ErrWALKept = errors.New("the WAL could not be truncated: a read transaction (an export or a search, of this or another process) held it, or a writer held the database, so the database file and its WAL may still hold the erased rows' old pages; run forget again")
+
+// walTruncateTries is how many times truncateWAL tries, waiting for readers
+// walTruncateWait each time.
+const (
+	walTruncateTries = 3
+	walTruncateWait  = 2 * time.Second
+)
+
+// truncateWAL copies every page of the WAL into the database file and
+// truncates the WAL to zero bytes: "TRUNCATE ... blocks (calls the
+// busy-handler callback) until all readers are reading from the database
+// file only" and then truncates it; while a read transaction holds a
+// snapshot of the WAL it cannot, and reports busy once the busy handler
+// gave up (https://www.sqlite.org/pragma.html#pragma_wal_checkpoint), so
+// it waits walTruncateWait (Store.walWait), tries walTruncateTries times,
+// and then returns ErrWALKept.
+func (s *Store) truncateWAL(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("truncate the WAL: %w", err)
+	}
+	defer conn.Close()
+	var timeout int64
+	if err := conn.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&timeout); err != nil {
+		return fmt.Errorf("truncate the WAL: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, s.walWait.Milliseconds())); err != nil {
+		return fmt.Errorf("truncate the WAL: %w", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA busy_timeout = %d`, timeout)) //nolint:errcheck // a connection that fails it fails its next query too
+	for range walTruncateTries {
+		var busy, pages, copied int64
+		if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &pages, &copied); err != nil {
+			return fmt.Errorf("truncate the WAL: %w", err)
+		}
+		if busy == 0 {
+			return nil
+		}
+	}
+	return ErrWALKept
+}
+
+// secureDeletes runs fn with PRAGMA secure_delete on in q's connection
+// ("SQLite overwrites deleted content with zeros":
+// https://www.sqlite.org/pragma.html#pragma_secure_delete; ON zeroes freed
+// pages too, FAST only cells), and then sets it back as it was, so that
+// other writes on the connection do not pay for it.
+func secureDeletes(ctx context.Context, q interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, fn func() error) error {
+	var was int
+	if err := q.QueryRowContext(ctx, `PRAGMA secure_delete`).Scan(&was); err != nil {
+		return fmt.Errorf("read secure_delete: %w", err)
+	}
+	if _, err := q.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
+		return fmt.Errorf("secure_delete on: %w", err)
+	}
+	err := fn()
+	back := map[int]string{0: "OFF", 1: "ON", 2: "FAST"}[was]
+	if _, rerr := q.ExecContext(context.WithoutCancel(ctx), `PRAGMA secure_delete = `+back); rerr != nil && err == nil {
+		err = fmt.Errorf("secure_delete back to %s: %w", back, rerr)
+	}
+	return err
+}
+
+// Vacuum rebuilds the database file (VACUUM:
+// https://www.sqlite.org/lang_vacuum.html), so that no page keeps bytes of
+// rows deleted before: what Forget cannot zero (the unused space of pages
+// that a split, a rewrite of a row or a merge of the full-text index left
+// before the erasure, and pages freed before it). It rewrites every page:
+// it holds the write lock for all that time (an ingester's writes wait for
+// its end, and fail after their busy timeout), the temporary copy goes to a
+// file (temp_store FILE on its connection, not the memory the store's
+// temporary tables use) and the WAL grows to the size of the database
+// before it is checkpointed and truncated (truncateWAL: ErrWALKept when
+// readers kept it).
+func (s *Store) Vacuum(ctx context.Context) error {
+	err := s.exclusive(ctx, func() error {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("vacuum: %w", err)
+		}
+		defer conn.Close()
+		var was int
+		if err := conn.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&was); err != nil {
+			return fmt.Errorf("vacuum: %w", err)
+		}
+		if _, err := conn.ExecContext(ctx, `PRAGMA temp_store = FILE`); err != nil {
+			return fmt.Errorf("vacuum: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA temp_store = %d`, was)) //nolint:errcheck // a connection that fails it fails its next query too
+		if _, err := conn.ExecContext(ctx, `VACUUM`); err != nil {
+			return fmt.Errorf("vacuum: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.truncateWAL(ctx)
+}
+
+// forget is Forget's deletion, on a connection of the pool, with
+// secure_delete on.
+func (s *Store) forget(ctx context.Context, tenant, contactID string) (Forgotten, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return Forgotten{}, fmt.Errorf("forget: %w", err)
+	}
+	defer conn.Close()
+	var f Forgotten
+	err = secureDeletes(ctx, conn, func() error {
+		var err error
+		f, err = forgetRows(ctx, conn, tenant, contactID)
+		return err
+	})
 	return f, err
 }
 
-// forget is Forget, on a connection of the pool.
-func (s *Store) forget(ctx context.Context, tenant, contactID string) (Forgotten, error) {
+// forgetRows deletes the contact's rows in one transaction on conn.
+func forgetRows(ctx context.Context, conn *sql.Conn, tenant, contactID string) (Forgotten, error) {
 	var f Forgotten
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return f, fmt.Errorf("begin: %w", err)
 	}

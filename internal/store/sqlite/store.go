@@ -80,6 +80,9 @@ type Store struct {
 	// planner is how searches choose their plan (plan.go): the automatic
 	// plan, but in tests that run every plan.
 	planner planner
+	// walWait is how long truncateWAL waits for readers at each try
+	// (walTruncateWait, shorter in tests).
+	walWait time.Duration
 	// beforeWrite, when set (by tests), runs as a plan's write begins; an
 	// error fails the write, as a full disk would.
 	beforeWrite func() error
@@ -152,7 +155,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	states := session.NewStateCache(session.DefaultStateBudget, session.DefaultStateIdle, (*session.KeyState).Cost)
-	s := &Store{db: db, refs: o.refs, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt}
+	s := &Store{db: db, refs: o.refs, writer: make(chan struct{}, 1), w: w, states: states, ckpt: ckpt, walWait: walTruncateWait}
 	if o.merger {
 		s.merge = startMerger(s)
 	}
