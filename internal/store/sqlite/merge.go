@@ -148,7 +148,7 @@ func (m *merger) mergeAll(ctx context.Context) bool {
 		}
 		return nil
 	}
-	_ = m.s.mergeInSlices(ctx, m.kick, time.Duration(m.exportWait.Load()), hook, false, nil)
+	_, _ = m.s.mergeInSlices(ctx, m.kick, time.Duration(m.exportWait.Load()), hook, false, nil)
 	return ctx.Err() == nil
 }
 
@@ -159,19 +159,21 @@ func (m *merger) mergeAll(ctx context.Context) bool {
 // secure_delete (Forget). budget, when set, bounds the slices of each
 // table (mergeBudget): a table whose writer keeps adding segments is never
 // one segment for long, and a merge that must end (Forget's) stops there.
+// It returns the tables the budget stopped before they were one segment.
 // A slice that fails ends its table's merge; mergeInSlices returns the
 // first such error, or ctx's.
-func (s *Store) mergeInSlices(ctx context.Context, kick <-chan struct{}, exportWait time.Duration, hook func() func(), secure bool, budget map[string]int) error {
+func (s *Store) mergeInSlices(ctx context.Context, kick <-chan struct{}, exportWait time.Duration, hook func() func(), secure bool, budget map[string]int) (stopped []string, err error) {
 	var failed error
 	todo := append([]string(nil), mergeTables...)
 	ran := map[string]int{}
 	for len(todo) > 0 {
 		if b, ok := budget[todo[0]]; ok && ran[todo[0]] >= b {
+			stopped = append(stopped, todo[0])
 			todo = todo[1:]
 			continue
 		}
 		if !waitIdle(ctx, s, kick, exportWait) {
-			return ctx.Err()
+			return stopped, ctx.Err()
 		}
 		var h func()
 		if hook != nil {
@@ -185,7 +187,7 @@ func (s *Store) mergeInSlices(ctx context.Context, kick <-chan struct{}, exportW
 		pause := time.Duration(float64(time.Since(began)) * (1/mergeShare - 1))
 		switch {
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return stopped, ctx.Err()
 		case errors.Is(err, errWriterBusy):
 			pause = mergePoll
 		case err != nil || done:
@@ -196,11 +198,11 @@ func (s *Store) mergeInSlices(ctx context.Context, kick <-chan struct{}, exportW
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return stopped, ctx.Err()
 		case <-time.After(pause):
 		}
 	}
-	return failed
+	return stopped, failed
 }
 
 // mergeExportWait is the longest the merger waits for exports alone.
@@ -305,22 +307,43 @@ func (s *Store) mergeSlice(ctx context.Context, table string, hook func(), secur
 		return false, errWriterBusy
 	}
 	defer s.unlock()
-	if !secure {
-		return s.mergeTx(ctx, table, hook)
+	return s.secureMergeTx(ctx, table, hook, secure, false)
+}
+
+// optimize merges table to one segment in one transaction (FTS5's
+// 'optimize'), zeroing what it frees, waiting for the writer: what a merge
+// in slices that its budget stopped leaves, while no other write can add a
+// segment (Forget).
+func (s *Store) optimize(ctx context.Context, table string) error {
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	// On the connection, around the transaction: set back however the
-	// transaction ends (a cancelled one is rolled back, and a statement in
-	// it could not set it back).
+	defer s.unlock()
+	_, err := s.secureMergeTx(ctx, table, nil, true, true)
+	return err
+}
+
+// secureMergeTx runs mergeTx, with secure_delete when secure: set on the
+// connection, around the transaction, so that it is set back however the
+// transaction ends (a cancelled one is rolled back, and a statement in it
+// could not set it back).
+func (s *Store) secureMergeTx(ctx context.Context, table string, hook func(), secure, whole bool) (done bool, err error) {
+	if !secure {
+		return s.mergeTx(ctx, table, hook, whole)
+	}
 	err = secureDeletes(ctx, s.w, func() error {
 		var err error
-		done, err = s.mergeTx(ctx, table, hook)
+		done, err = s.mergeTx(ctx, table, hook, whole)
 		return err
 	})
 	return done, err
 }
 
-// mergeTx is mergeSlice's transaction, the writer held.
-func (s *Store) mergeTx(ctx context.Context, table string, hook func()) (done bool, err error) {
+// mergeTx is a merge slice's transaction (or, whole, an 'optimize'), the
+// writer held.
+func (s *Store) mergeTx(ctx context.Context, table string, hook func(), whole bool) (done bool, err error) {
 	tx, err := s.begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("begin merge of %s: %w", table, err)
@@ -338,13 +361,17 @@ func (s *Store) mergeTx(ctx context.Context, table string, hook func()) (done bo
 		if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&before); err != nil {
 			return fmt.Errorf("merge %s: %w", table, err)
 		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s(%[1]s, rank) VALUES('merge', ?)`, table), -mergePages); err != nil {
+		if whole {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s(%[1]s) VALUES('optimize')`, table)); err != nil {
+				return fmt.Errorf("optimize %s: %w", table, err)
+			}
+		} else if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s(%[1]s, rank) VALUES('merge', ?)`, table), -mergePages); err != nil {
 			return fmt.Errorf("merge %s: %w", table, err)
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&after); err != nil {
 			return fmt.Errorf("merge %s: %w", table, err)
 		}
-		done = after-before < 2
+		done = whole || after-before < 2
 		return nil
 	}
 	if err := merge(); err != nil {
@@ -359,12 +386,11 @@ func (s *Store) mergeTx(ctx context.Context, table string, hook func()) (done bo
 
 // mergeBudget is how many slices a merge that must end (Forget's) may run
 // per table: half as many again as it takes to rewrite the table's index
-// as it is (its blocks, at mergePages a slice), and two more. A merge with
-// a negative N merges every segment present when it begins into one, in
-// the slices that follow (https://www.sqlite.org/fts5.html#the_merge_command):
-// within that budget the segments that held the erased words are gone,
-// however many segments an ingester writing the file adds meanwhile, which
-// the merge would otherwise go on merging for as long as it writes.
+// as it is (its blocks, at mergePages a slice), and two more. An ingester
+// writing the file meanwhile adds segments that the merge would otherwise
+// go on merging for as long as it writes; a table the budget stops is
+// then optimized in one transaction (Store.optimize), which nothing can
+// add a segment to.
 func (s *Store) mergeBudget(ctx context.Context) (map[string]int, error) {
 	budget := map[string]int{}
 	for _, table := range mergeTables {

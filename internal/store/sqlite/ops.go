@@ -115,8 +115,14 @@ func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten
 	if err != nil {
 		return f, fmt.Errorf("forget: %w", err)
 	}
-	if err := s.mergeInSlices(ctx, nil, 0, nil, true, budget); err != nil {
+	stopped, err := s.mergeInSlices(ctx, nil, 0, nil, true, budget)
+	if err != nil {
 		return f, fmt.Errorf("forget: merge the full-text indexes: %w", err)
+	}
+	for _, table := range stopped {
+		if err := s.optimize(ctx, table); err != nil {
+			return f, fmt.Errorf("forget: merge the full-text indexes: %w", err)
+		}
 	}
 	return f, s.truncateWAL(ctx)
 }
