@@ -29,7 +29,11 @@ type Reader interface {
 	// KeyEvents returns the stored events of a key of a tenant whose
 	// occurred_at is at or after the start of the latest session of that key
 	// that started at or before since — all of the key's events when none
-	// did — sorted by (occurred_at, event_id).
+	// did — sorted by (occurred_at, event_id). A store may start after
+	// that session instead when its window (WindowEnd) ended at or before
+	// since: events from since on start sessions of their own (Split) and
+	// change nothing of it (the Elasticsearch store does, from the end
+	// its key document lists).
 	KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]Stored, error)
 }
 

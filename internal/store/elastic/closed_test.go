@@ -152,14 +152,25 @@ func TestClosedMonthLeavesNoEventDocs(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		first, late time.Duration // of the key's stored event and its new one
+		// resend: the batch brings the stored event again, so that the
+		// key is read from its session in the closed month, which the new
+		// session then makes the write rewrite.
+		resend bool
 	}{
-		{"session across months", lastOfSeptember, lastOfSeptember + 15*time.Minute},
+		{"session across months", lastOfSeptember, lastOfSeptember + 15*time.Minute, false},
+		{"new session, the old event sent again", -10 * 24 * time.Hour, time.Hour, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			first := []event.Event{old.Msg("o1", tc.first, event.RoleCustomer, "oi")}
 			late := []event.Event{old.Msg("o2", tc.late, event.RoleCustomer, "de novo"), cur.Msg("c1", time.Hour, event.RoleCustomer, "oi")}
+			if tc.resend {
+				late = append(late, first...)
+			}
 			f, s := withSeptemberClosed(t, first, false)
 			rej := rejectedRefs(t, assembler(s).Ingest(t.Context(), late))
+			// The stored event sent again may be dead-lettered beside it
+			// (the retry reads the key back from the closed month): a copy.
+			delete(rej, "o1")
 			if reason, ok := rej["o2"]; len(rej) != 1 || !ok || !strings.Contains(reason, "test-sessions-v1-2025.09 is closed") {
 				t.Fatalf("rejected %v, want o2, naming the closed index", rej)
 			}
@@ -337,43 +348,52 @@ func (l *mgetLog) read(index string) bool {
 }
 
 // TestEndedSessionNotReadBack: a key read back after a restart whose last
-// session's window ended before its new events is not read beyond its key
-// document (the session and its events change in nothing), and the
-// sessions are the reference's; one whose new event falls within the last
-// session's window reads that session back. A key document written before
-// sessions carried their end (no "end") reads it back too.
+// session's window ended at or before its new events is not read beyond
+// its key document (the session and its events change in nothing), and
+// the sessions are the reference's; one whose new event falls within the
+// last session's window, by a millisecond, reads that session back. So
+// does a key document written before sessions carried their end (no
+// "end"). A sliding window (webchat, 30 minutes from the latest customer
+// message) ends where its last customer message puts it: an event at that
+// very end, with an id that sorts first, opens a session of its own.
 func TestEndedSessionNotReadBack(t *testing.T) {
-	c := storetest.B{Contact: "5511900000001"}
-	first := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi"), c.Msg("e2", time.Minute, event.RoleBot, "olá")}
+	wa := storetest.B{Contact: "5511900000001"}
+	web := storetest.B{Contact: "5511900000002", Channel: "webchat"}
+	chat := []event.Event{wa.Msg("e1", 0, event.RoleCustomer, "oi"), wa.Msg("e2", time.Minute, event.RoleBot, "olá")}
+	sliding := []event.Event{web.Msg("w1", 0, event.RoleCustomer, "oi"), web.Msg("w2", 20*time.Minute, event.RoleCustomer, "ainda aí?"),
+		web.Msg("w3", 25*time.Minute, event.RoleBot, "sim")}
 	for _, tc := range []struct {
 		name   string
-		at     time.Duration
+		first  []event.Event
+		next   event.Event
 		noEnd  bool
 		readsS bool
 	}{
-		{"after the window", 30 * time.Hour, false, false},
-		{"within the window", 2 * time.Hour, false, true},
-		{"a list without ends", 30 * time.Hour, true, true},
+		{"after the window", chat, wa.Msg("e3", 30*time.Hour, event.RoleCustomer, "voltei"), false, false},
+		{"within the window", chat, wa.Msg("e3", 2*time.Hour, event.RoleCustomer, "voltei"), false, true},
+		{"a list without ends", chat, wa.Msg("e3", 30*time.Hour, event.RoleCustomer, "voltei"), true, true},
+		{"sliding, at its end", sliding, web.Msg("a0", 50*time.Minute, event.RoleCustomer, "voltei"), false, false},
+		{"sliding, a millisecond before its end", sliding, web.Msg("a0", 50*time.Minute-time.Millisecond, event.RoleCustomer, "voltei"), false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := esfake.New(t)
 			s := fakeStore(t, f)
-			if err := assembler(s).Ingest(t.Context(), first); err != nil {
+			if err := assembler(s).Ingest(t.Context(), tc.first); err != nil {
 				t.Fatal(err)
 			}
 			if tc.noEnd {
-				withoutEnds(t, f, "test-keys-v1", docID(first[0].Tenant, session.KeyOf(&first[0])))
+				withoutEnds(t, f, "test-keys-v1", docID(tc.first[0].Tenant, session.KeyOf(&tc.first[0])))
 			}
 			var log mgetLog
 			again := fakeStore(t, f, func(cfg *Config) { cfg.Transport = &log })
-			later := []event.Event{c.Msg("e3", tc.at, event.RoleCustomer, "voltei")}
+			later := []event.Event{tc.next}
 			if err := assembler(again).Ingest(t.Context(), later); err != nil {
 				t.Fatal(err)
 			}
 			if got := log.read("-sessions-"); got != tc.readsS {
 				t.Errorf("session documents read back: %t, want %t", got, tc.readsS)
 			}
-			sameState(t, snapshot(t, again), reference(t, first, later))
+			sameState(t, snapshot(t, again), reference(t, tc.first, later))
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/chatreport/chatreport/internal/session"
 )
@@ -280,10 +281,11 @@ func (st *keyState) cost() int {
 }
 
 // Sizes in bytes of heap of what keyState adds to a session.KeyState:
-// its other fields, a sessionRef of its lists (id and start), and the
-// flight of the write it is the successor of.
+// its other fields, a sessionRef of its lists (id, start and end; the id's
+// bytes are counted apart), and the flight of the write it is the
+// successor of.
 const (
 	keyStateExtra  = 112
-	sessionRefSize = 40
+	sessionRefSize = int(unsafe.Sizeof(sessionRef{}))
 	flightSize     = 64
 )

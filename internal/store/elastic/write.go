@@ -471,19 +471,13 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int, refs idref.K
 	// whose stored sessions the assembler did not produce.
 	w.after = make([]sessionRef, 0, w.from+len(w.changes.Sessions))
 	w.after = append(w.after, st.sessions[:w.from]...)
+	// Each recomputed session is written (w.sessions), with its end.
 	ends := make(map[string]time.Time, len(w.sessions))
 	for _, d := range w.sessions {
 		ends[d.ID] = d.WindowEndsAt
 	}
 	for _, h := range w.changes.Sessions {
-		ref := sessionRef{ID: h.ID, Start: h.Start, End: ends[h.ID]}
-		if ref.End.IsZero() {
-			// Not rewritten: its end is what the list said.
-			if k := slices.IndexFunc(st.sessions[w.from:], func(r sessionRef) bool { return sameDoc(r, ref) }); k >= 0 {
-				ref.End = st.sessions[w.from+k].End
-			}
-		}
-		w.after = append(w.after, ref)
+		w.after = append(w.after, sessionRef{ID: h.ID, Start: h.Start, End: ends[h.ID]})
 	}
 	if !slices.IsSortedFunc(w.after, compareRefs) {
 		slices.SortFunc(w.after, compareRefs)
