@@ -23,23 +23,8 @@ import (
 // other contact's are still there.
 func TestForgetVacuum(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "chatreport-v1.db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := session.NewAssembler(pipeline.MustDefault(), s)
-	for _, batch := range storetest.ErasableEvents() {
-		if err := a.Ingest(ctx, batch); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, path, cfg := erasableVersion(ctx, t)
 	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("store: {sqlite: {dir: %q}}\nlog: {level: warn}\n", dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	forgotten, kept := storetest.Erasable[0], storetest.Erasable[1]
@@ -69,19 +54,8 @@ func TestForgetVacuum(t *testing.T) {
 // erasure as complete.
 func TestForgetWALKept(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "chatreport-v1.db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path, cfg := erasableVersion(ctx, t)
 	defer s.Close()
-	a := session.NewAssembler(pipeline.MustDefault(), s)
-	for _, batch := range storetest.ErasableEvents() {
-		if err := a.Ingest(ctx, batch); err != nil {
-			t.Fatal(err)
-		}
-	}
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
@@ -96,10 +70,6 @@ func TestForgetWALKept(t *testing.T) {
 	if err := reader.QueryRow(`SELECT count(*) FROM sessions`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("store: {sqlite: {dir: %q}}\nlog: {level: warn}\n", dir)), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	var out, errOut bytes.Buffer
 	err = Execute(ctx, []string{"forget", "--tenant", "acme", "--contact", storetest.Erasable[0].B.Contact, "--config", cfg}, &out, &errOut)
 	if !errors.Is(err, sqlite.ErrWALKept) {
@@ -108,4 +78,27 @@ func TestForgetWALKept(t *testing.T) {
 	if !strings.Contains(out.String(), "version v1: removed 1 sessions and 12 events, but the WAL could not be truncated") {
 		t.Errorf("forget with a reader printed:\n%s", out.String())
 	}
+}
+
+// erasableVersion is a SQLite version v1 holding storetest.ErasableEvents,
+// open, its file, and a configuration file that names its folder.
+func erasableVersion(ctx context.Context, t *testing.T) (*sqlite.Store, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "chatreport-v1.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	for _, batch := range storetest.ErasableEvents() {
+		if err := a.Ingest(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("store: {sqlite: {dir: %q}}\nlog: {level: warn}\n", dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return s, path, cfg
 }

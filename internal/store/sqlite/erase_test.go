@@ -109,12 +109,7 @@ func indexed(t *testing.T, db *sql.DB, marks []string) []string {
 func TestForgetLeavesNoBytes(t *testing.T) {
 	ctx := context.Background()
 	s, path := openStore(ctx, t)
-	a := session.NewAssembler(pipeline.MustDefault(), s)
-	for _, batch := range storetest.ErasableEvents() {
-		if err := a.Ingest(ctx, batch); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ingestErasable(ctx, t, s)
 	forgotten, kept := storetest.Erasable[0], storetest.Erasable[1]
 	db := openDB(t, path)
 	if in := indexed(t, db, forgotten.Marks[:1]); len(in) == 0 {
@@ -181,12 +176,7 @@ func TestForgetWALKeptByReader(t *testing.T) {
 	ctx := context.Background()
 	s, path := openStore(ctx, t)
 	s.SetWALWait(100 * time.Millisecond)
-	a := session.NewAssembler(pipeline.MustDefault(), s)
-	for _, batch := range storetest.ErasableEvents() {
-		if err := a.Ingest(ctx, batch); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ingestErasable(ctx, t, s)
 	forgotten := storetest.Erasable[0]
 	reader, err := openDB(t, path).BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -221,12 +211,7 @@ func TestForgetWALKeptByReader(t *testing.T) {
 func TestForgetEndsWhileIngesting(t *testing.T) {
 	ctx := context.Background()
 	s, path := openStore(ctx, t)
-	a := session.NewAssembler(pipeline.MustDefault(), s)
-	for _, batch := range storetest.ErasableEvents() {
-		if err := a.Ingest(ctx, batch); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a := ingestErasable(ctx, t, s)
 	// Enough other text that the indexes span many blocks.
 	for i := range 160 {
 		var batch []event.Event
@@ -284,4 +269,17 @@ func TestForgetEndsWhileIngesting(t *testing.T) {
 	if slices.ContainsFunc(on, func(v int) bool { return v != 0 }) {
 		t.Errorf("secure_delete after Forget: %v, want all 0", on)
 	}
+}
+
+// ingestErasable stores storetest.ErasableEvents in s and returns the
+// assembler that did.
+func ingestErasable(ctx context.Context, t *testing.T, s *sqlite.Store) *session.Assembler {
+	t.Helper()
+	a := session.NewAssembler(pipeline.MustDefault(), s)
+	for _, batch := range storetest.ErasableEvents() {
+		if err := a.Ingest(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a
 }
