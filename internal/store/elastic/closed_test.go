@@ -177,6 +177,11 @@ func TestClosedMonthLeavesNoEventDocs(t *testing.T) {
 			if found := eventDocsFound(t, f, "test-events-v1-2025.10", "o2", "c1"); found["o2"] || !found["c1"] {
 				t.Fatalf("event documents found by id: %v; want c1's alone", found)
 			}
+			// A session o2 would have opened, written beside the refused
+			// one, is gone too: it would count o2 and hold its text.
+			if id := session.DeriveID(&late[0]); eventDocsFound(t, f, "test-sessions-v1-2025.10", id)[id] {
+				t.Fatal("the session o2 opened is stored")
+			}
 			got := shown(t, s)
 			if _, ok := got["o2"]; ok || got["c1"] == "" {
 				t.Fatalf("the conversation reads show %v; want c1 and not o2", got)

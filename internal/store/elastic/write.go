@@ -675,8 +675,9 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 	return rejected, nil
 }
 
-// rollBack deletes the documents of new events that an attempt abandoned
-// for rejected events wrote (ops[i] whose result is Written), at the
+// rollBack deletes the documents of new events, and of sessions the key
+// did not have, that an attempt abandoned for rejected events wrote
+// (ops[i] whose result is Written), at the
 // generation that wrote them and only at it (version_type external_gte:
 // Elasticsearch checks a delete's version as it checks an index's, so a
 // newer writer's document answers 409 and stays; a document gone answers
@@ -692,8 +693,19 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 func (s *Store) rollBack(ctx context.Context, ops []Op, owners []owner, results []Result) error {
 	var dels []Op
 	for i, res := range results {
-		if o := owners[i]; o.event != nil && res.Outcome == Written && !o.w.st.holds(*o.event) {
+		o := owners[i]
+		if res.Outcome != Written {
+			continue
+		}
+		switch {
+		case o.event != nil && !o.w.st.holds(*o.event):
 			dels = append(dels, Op{Action: Delete, Index: ops[i].Index, Scoped: true, Tenant: ops[i].Tenant, ID: ops[i].ID, Version: o.w.gen, VersionGTE: true})
+		case o.event == nil && !slices.ContainsFunc(o.w.st.sessions, func(r sessionRef) bool {
+			return r.ID == o.sess && s.names.sessionsIndex(r.Start) == ops[i].Index
+		}):
+			// A session the key did not have: it may list rejected
+			// events (a new session written beside a refused one).
+			dels = append(dels, Op{Action: Delete, Index: ops[i].Index, ID: ops[i].ID, Version: o.w.gen, VersionGTE: true})
 		}
 	}
 	if len(dels) == 0 {
