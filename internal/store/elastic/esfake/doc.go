@@ -17,7 +17,9 @@
 //     searched with a keep_alive; past that it is a 404
 //     search_context_missing_exception (WithClock moves its clock). That
 //     is no later than Elasticsearch, which keeps the largest keep_alive
-//     seen and counts any use. Shards going search-idle (indices without an
+//     seen and counts any use. Its searches sort by the implicit _shard_doc
+//     tiebreaker last, whose value ends each hit's sort values and must be
+//     given back in search_after. Shards going search-idle (indices without an
 //     explicit refresh_interval skip scheduled refreshes after 30s without
 //     a search) are not modelled: this store sets refresh_interval.
 //     https://www.elastic.co/docs/manage-data/data-store/near-real-time-search

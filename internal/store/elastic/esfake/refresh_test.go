@@ -1,6 +1,7 @@
 package esfake
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -313,6 +314,48 @@ func TestPointInTimeSeesTheViewWhenOpened(t *testing.T) {
 		t.Errorf("search finds %v, want %v", got, want)
 	}
 	must(t, f, 200, "DELETE", "/_pit", `{"id":"`+pit+`"}`)
+}
+
+// A search of a point in time ends each hit's sort values with the implicit
+// _shard_doc tiebreaker, so search_after must give all of them back: with
+// the explicit sort's values alone the fake refuses it (a search_after must
+// have a value per sort field, and Elasticsearch counts the tiebreaker it
+// adds among them; the fake promises no more than that); with them all it
+// pages on, ties broken by the tiebreaker. A search without a point in
+// time has none.
+func TestPointInTimeTiebreaker(t *testing.T) {
+	f := New(t)
+	createIndex(t, f, "ix", "")
+	must(t, f, 200, "POST", "/_bulk?refresh=true", bulkLines(
+		`{"index":{"_index":"ix","_id":"a"}}`, `{"tenant":"t"}`,
+		`{"index":{"_index":"ix","_id":"b"}}`, `{"tenant":"t"}`,
+		`{"index":{"_index":"ix","_id":"c"}}`, `{"tenant":"t"}`))
+	pit := must(t, f, 200, "POST", "/ix/_pit?keep_alive=1m", "")["id"].(string)
+	page := func(after string) map[string]any {
+		body := `{"size":2,"sort":[{"tenant":{"order":"asc"}}],"pit":{"id":"` + pit + `"}` + after + `}`
+		return must(t, f, 200, "POST", "/_search", body)
+	}
+	first := page("")
+	hits := first["hits"].(map[string]any)["hits"].([]any)
+	last := hits[len(hits)-1].(map[string]any)["sort"].([]any)
+	if len(last) != 2 {
+		t.Fatalf("sort values %v, want the tenant's and the tiebreaker's", last)
+	}
+	if status, _ := call(t, f, "POST", "/_search", `{"size":2,"sort":[{"tenant":{"order":"asc"}}],"pit":{"id":"`+pit+`"},"search_after":["t"]}`); status != 400 {
+		t.Errorf("search_after without the tiebreaker: HTTP %d, want 400", status)
+	}
+	after, err := json.Marshal(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := append(hitIDs(first), hitIDs(page(`,"search_after":`+string(after)))...)
+	if want := []string{"ix/a", "ix/b", "ix/c"}; !equal(got, want) {
+		t.Errorf("pages find %v, want %v", got, want)
+	}
+	plain := must(t, f, 200, "POST", "/ix/_search", `{"size":1,"sort":[{"tenant":{"order":"asc"}}]}`)
+	if v := plain["hits"].(map[string]any)["hits"].([]any)[0].(map[string]any)["sort"].([]any); len(v) != 1 {
+		t.Errorf("a search without a point in time sorts by %v, want the tenant alone", v)
+	}
 }
 
 // The search phase of _delete_by_query sees the searchable view: a document

@@ -59,9 +59,19 @@ type indexView struct {
 // in a periodic sweep (SearchService's reaper), so one may outlive its
 // keep-alive there for a while; the fake frees it on time, promising no
 // more than the keep-alive.
+//
+// A search of a point in time sorts by an implicit tiebreaker after its
+// sort, `_shard_doc` (ascending), whose value ends each hit's sort values,
+// so that search_after must give it back too ("All PIT search requests add
+// an implicit sort tiebreaker field called _shard_doc":
+// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/paginate-search-results.html#search-after).
+// Elasticsearch's is the shard's index and the document's Lucene number;
+// the fake's, shardDoc, numbers the point in time's documents by index
+// and id, the order its searches break ties in anyway.
 type fakePit struct {
-	views   []indexView
-	expires time.Time
+	views    []indexView
+	expires  time.Time
+	shardDoc map[string]int64 // by index + "/" + id
 }
 
 // livePit returns the point in time id names, forgetting it if it expired.
@@ -108,11 +118,19 @@ func (f *Server) openPit(target string, q url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	pit := &fakePit{expires: f.now().Add(keepAlive)}
+	pit := &fakePit{expires: f.now().Add(keepAlive), shardDoc: map[string]int64{}}
+	var keys []string
 	for _, name := range names {
 		ix := f.indices[name]
 		ix.shared = true
 		pit.views = append(pit.views, indexView{ix, ix.view})
+		for id := range ix.view {
+			keys = append(keys, name+"/"+id)
+		}
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		pit.shardDoc[k] = int64(i)
 	}
 	f.nextPit++
 	id := fmt.Sprintf("pit-%d", f.nextPit)
@@ -200,6 +218,7 @@ func (f *Server) search(target string, o indicesOptions, body []byte) (any, erro
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var views []indexView
+	var shardDoc map[string]int64 // the point in time's implicit tiebreaker
 	if req.Pit != nil {
 		if target != "" {
 			return nil, bad("[indices] cannot be used with point in time")
@@ -216,6 +235,9 @@ func (f *Server) search(target string, o indicesOptions, body []byte) (any, erro
 			pit.expires = f.now().Add(keepAlive)
 		}
 		views = pit.views
+		if !slices.ContainsFunc(req.Sort, func(s map[string]fakeSortSpec) bool { _, ok := s["_shard_doc"]; return ok }) {
+			shardDoc = pit.shardDoc
+		}
 	} else {
 		names, err := f.resolveTarget(target, o)
 		if err != nil {
@@ -243,6 +265,9 @@ func (f *Server) search(target string, o indicesOptions, body []byte) (any, erro
 						c.sort = append(c.sort, firstValue(fields, field))
 					}
 				}
+				if shardDoc != nil {
+					c.sort = append(c.sort, float64(shardDoc[v.ix.name+"/"+id]))
+				}
 				hits = append(hits, c)
 			}
 		}
@@ -258,11 +283,14 @@ func (f *Server) search(target string, o indicesOptions, body []byte) (any, erro
 		}
 		resp["aggregations"] = aggs
 	}
-	orders := make([]string, 0, len(req.Sort))
+	orders := make([]string, 0, len(req.Sort)+1)
 	for _, s := range req.Sort {
 		for _, spec := range s {
 			orders = append(orders, spec.Order)
 		}
+	}
+	if shardDoc != nil {
+		orders = append(orders, "asc")
 	}
 	cmpHits := func(a, b []any) int {
 		for i := range orders {
