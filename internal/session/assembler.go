@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -31,8 +32,9 @@ type Reader interface {
 	// that started at or before since — all of the key's events when none
 	// did — sorted by (occurred_at, event_id). A store may start after
 	// that session instead when its window (WindowEnd) ended at or before
-	// since: events from since on start sessions of their own (Split) and
-	// change nothing of it (the Elasticsearch store does, from the end
+	// since under the key's policy (KeyRequest.Policy, given to Prefetch):
+	// events from since on start sessions of their own (Split) and change
+	// nothing of it (the Elasticsearch store does, from the end and policy
 	// its key document lists).
 	KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]Stored, error)
 }
@@ -41,6 +43,20 @@ type Reader interface {
 type KeyRequest struct {
 	Tenant, Key string
 	Since       time.Time
+	// Policy is PolicyTag of the policy the key's sessions are cut by
+	// (a derived key's; "" for an explicit session's): a store that starts
+	// after a session whose window ended (Reader.KeyEvents) does so only for
+	// one whose end it computed under the same policy.
+	Policy string
+}
+
+// PolicyTag names a policy in a few bytes: its mode's initial and its
+// duration in milliseconds ("f86400000" for fixed 24 hours).
+func PolicyTag(p pipeline.Policy) string {
+	if p.Mode == "" {
+		return ""
+	}
+	return string(p.Mode[0]) + strconv.FormatInt(p.Duration.Milliseconds(), 10)
 }
 
 // Prefetcher is a Reader that reads many keys at once: a store across a
@@ -158,6 +174,9 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 		fresh := groups[i]
 		slices.SortFunc(fresh, event.Compare)
 		reqs[i] = KeyRequest{Tenant: k.tenant, Key: k.key, Since: since(k.key, fresh)}
+		if IsDerivedKey(k.key) {
+			reqs[i].Policy = PolicyTag(a.def.PolicyFor(fresh[0].Channel))
+		}
 	}
 	if p, ok := r.(Prefetcher); ok && len(reqs) > 0 {
 		if err := p.Prefetch(ctx, reqs); err != nil {

@@ -214,3 +214,18 @@ func TestExampleDuplicates(t *testing.T) {
 		{name: "other tenant", batch: []event.Event{m("globex", "m1", "2025-10-07T09:00:00Z")}, want: want},
 	})
 }
+
+func TestPolicyTag(t *testing.T) {
+	for _, tc := range []struct {
+		p    pipeline.Policy
+		want string
+	}{
+		{pipeline.Policy{Mode: pipeline.Fixed, Duration: 24 * time.Hour}, "f86400000"},
+		{pipeline.Policy{Mode: pipeline.Sliding, Duration: 30 * time.Minute}, "s1800000"},
+		{pipeline.Policy{}, ""},
+	} {
+		if got := session.PolicyTag(tc.p); got != tc.want {
+			t.Errorf("PolicyTag(%+v) = %q, want %q", tc.p, got, tc.want)
+		}
+	}
+}

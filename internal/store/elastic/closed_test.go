@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/pipeline"
 	"github.com/chatreport/chatreport/internal/session"
 	"github.com/chatreport/chatreport/internal/store/elastic/esfake"
 	"github.com/chatreport/chatreport/internal/store/storetest"
@@ -447,5 +449,40 @@ func withoutEnds(t *testing.T, f *esfake.Server, index, id string) {
 	res.Body.Close()
 	if res.StatusCode/100 != 2 {
 		t.Fatalf("rewrite the key document: HTTP %d", res.StatusCode)
+	}
+}
+
+// TestEndedSessionUnderAnotherPolicy: a session whose end was computed
+// under a policy the pipeline no longer has is read back and recomputed
+// under the new one, as SQLite does: webchat's window made two hours long
+// takes an event 45 minutes after the customer's message into the session
+// that ended after 30 under the old policy.
+func TestEndedSessionUnderAnotherPolicy(t *testing.T) {
+	web := storetest.B{Contact: "5511900000002", Channel: "webchat"}
+	first := []event.Event{web.Msg("w1", 0, event.RoleCustomer, "oi")}
+	later := []event.Event{web.Msg("w2", 45*time.Minute, event.RoleCustomer, "voltei")}
+	longer := pipeline.MustDefault()
+	longer.Sessions.Channels = maps.Clone(longer.Sessions.Channels)
+	longer.Sessions.Channels["webchat"] = pipeline.Policy{Mode: pipeline.Sliding, Duration: 2 * time.Hour}
+	f := esfake.New(t)
+	if err := assembler(fakeStore(t, f)).Ingest(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	var log mgetLog
+	again := fakeStore(t, f, func(cfg *Config) { cfg.Transport = &log })
+	if err := session.NewAssembler(longer, again).Ingest(t.Context(), later); err != nil {
+		t.Fatal(err)
+	}
+	if !log.read("-sessions-") {
+		t.Error("the session that ended under the old policy was not read back")
+	}
+	got := snapshot(t, again)
+	if len(got) != 1 {
+		t.Fatalf("sessions %v, want one of w1 and w2 (the new policy's window)", got)
+	}
+	for _, ids := range got {
+		if !slices.Equal(ids, []string{"w1", "w2"}) {
+			t.Errorf("sessions %v, want one of w1 and w2", got)
+		}
 	}
 }

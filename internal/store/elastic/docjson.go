@@ -235,6 +235,9 @@ func appendRef(b []byte, r *sessionRef) []byte {
 		b = append(b, `,"end":`...)
 		b = appendTime(b, r.End)
 	}
+	if r.Policy != "" {
+		b = appendMember(b, "policy", r.Policy)
+	}
 	return append(b, '}')
 }
 

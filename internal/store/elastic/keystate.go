@@ -192,10 +192,13 @@ type sessionRef struct {
 	ID    string    `json:"id"`
 	Start time.Time `json:"start"`
 	// End is when the session's window ended as of its last write
-	// (session.Session.WindowEndsAt): an event at or after it starts a
-	// session of its own (session.Split), so new events from End on need
-	// nothing of it (anchor). Zero in lists written before it was kept.
-	End time.Time `json:"end,omitzero"`
+	// (session.Session.WindowEndsAt), under Policy (session.PolicyTag of
+	// the key's policy then): an event at or after it starts a session of
+	// its own (session.Split) under that policy, so new events from End on
+	// need nothing of it (anchor). Zero and empty in lists written before
+	// they were kept.
+	End    time.Time `json:"end,omitzero"`
+	Policy string    `json:"policy,omitempty"`
 }
 
 func compareRefs(a, b sessionRef) int {
@@ -232,7 +235,7 @@ func (st *keyState) hold(from int) {
 // unless since falls before the sessions held; then the key document's
 // list does, and the sessions from the anchor on are read back. An
 // explicit session's key is read with the zero since: from its one session.
-func (st *keyState) anchor(since time.Time) int {
+func (st *keyState) anchor(since time.Time, policy string) int {
 	j, ok := st.Anchor(since)
 	if ok {
 		j += st.held()
@@ -245,7 +248,7 @@ func (st *keyState) anchor(since time.Time) int {
 		})
 		j = max(j-1, 0)
 	}
-	if j < len(st.sessions) && st.sessions[j].finishedBy(since) {
+	if j < len(st.sessions) && st.sessions[j].finishedBy(since, policy) {
 		// Its window ended before since: the new events start sessions
 		// after it and change nothing of it (a session's summary is its
 		// events' alone), so it is neither read back nor rewritten.
@@ -255,8 +258,12 @@ func (st *keyState) anchor(since time.Time) int {
 }
 
 // finishedBy reports whether the session's window ended at or before t,
-// as of its last write (End; unknown when zero).
-func (r sessionRef) finishedBy(t time.Time) bool { return !r.End.IsZero() && !t.Before(r.End) }
+// as of its last write (End; unknown when zero), under policy: a session
+// whose end was computed under another policy (the pipeline changed since)
+// is read as before, and recomputed under the new one.
+func (r sessionRef) finishedBy(t time.Time, policy string) bool {
+	return policy != "" && r.Policy == policy && !r.End.IsZero() && !t.Before(r.End)
+}
 
 // tail is the events from sessions[j]'s start on, of sessions[j:] and of
 // the retired sessions (a key is read from no later than the earliest

@@ -35,6 +35,9 @@ type reader struct {
 	// from is, per key read, the index of the first session KeyEvents
 	// returned the events of: the write replaces sessions[from:].
 	from map[session.StateID]int
+	// policy is, per key, the policy its request named
+	// (session.KeyRequest.Policy).
+	policy map[session.StateID]string
 	// fresh are stored events of unfinished keys that Known reported new:
 	// KeyEvents leaves them out.
 	fresh map[event.Ref]bool
@@ -52,7 +55,8 @@ var (
 )
 
 func newReader(s *Store, rejected map[event.Ref]string, update uint64) *reader {
-	return &reader{s: s, update: update, rejected: rejected, states: map[session.StateID]*keyState{}, from: map[session.StateID]int{}, fresh: map[event.Ref]bool{}}
+	return &reader{s: s, update: update, rejected: rejected, states: map[session.StateID]*keyState{}, from: map[session.StateID]int{},
+		policy: map[session.StateID]string{}, fresh: map[event.Ref]bool{}}
 }
 
 // Prefetch makes the state of every key from its request's Since on
@@ -107,12 +111,15 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 	var loads []sessionLoad
 	for i, q := range reqs {
 		st := r.states[ids[i]]
-		j := st.anchor(q.Since)
+		if q.Policy != "" {
+			r.policy[ids[i]] = q.Policy
+		}
+		j := st.anchor(q.Since, r.policy[ids[i]])
 		if len(st.retired) > 0 && !st.retiredLoaded {
 			// A write that may not have finished: read from where it
 			// started.
 			for _, ref := range st.retired {
-				j = min(j, st.anchor(ref.Start))
+				j = min(j, st.anchor(ref.Start, r.policy[ids[i]]))
 			}
 		}
 		if prev, ok := r.from[ids[i]]; ok {
@@ -192,7 +199,7 @@ func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool,
 // falls in on (and of the sessions a past write retired).
 func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]session.Stored, error) {
 	id := session.StateID{Tenant: tenant, Key: key}
-	if err := r.Prefetch(ctx, []session.KeyRequest{{Tenant: tenant, Key: key, Since: since}}); err != nil {
+	if err := r.Prefetch(ctx, []session.KeyRequest{{Tenant: tenant, Key: key, Since: since, Policy: r.policy[id]}}); err != nil {
 		return nil, err
 	}
 	st := r.states[id]

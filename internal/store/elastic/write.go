@@ -195,8 +195,11 @@ var errRewrite = errors.New("rewrite without rejected events")
 
 // keyWrite is what one update writes of one key.
 type keyWrite struct {
-	st   *keyState
-	from int // sessions[from:] are replaced
+	st *keyState
+	// policy is the key's policy (session.PolicyTag) the changes were
+	// computed under: the sessions it recomputed list it beside their end.
+	policy string
+	from   int // sessions[from:] are replaced
 	// sessions are the key's changed sessions, with their events.
 	sessions []*sessionDoc
 	// changes are the key's recomputed sessions and its new events and
@@ -342,7 +345,7 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		if !ok {
 			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", s.docRef("", keyDocID(tenant, key)))
 		}
-		w := &keyWrite{st: st, from: r.from[id], gen: st.gen + 1}
+		w := &keyWrite{st: st, from: r.from[id], gen: st.gen + 1, policy: r.policy[id]}
 		byKey[id] = w
 		order = append(order, id)
 		return w, nil
@@ -477,7 +480,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int, refs idref.K
 		ends[d.ID] = d.WindowEndsAt
 	}
 	for _, h := range w.changes.Sessions {
-		w.after = append(w.after, sessionRef{ID: h.ID, Start: h.Start, End: ends[h.ID]})
+		w.after = append(w.after, sessionRef{ID: h.ID, Start: h.Start, End: ends[h.ID], Policy: w.policy})
 	}
 	if !slices.IsSortedFunc(w.after, compareRefs) {
 		slices.SortFunc(w.after, compareRefs)
