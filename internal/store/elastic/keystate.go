@@ -281,7 +281,7 @@ func (st *keyState) cost() int {
 	}
 	for _, refs := range [][]sessionRef{st.sessions, st.retired} {
 		for i := range refs {
-			n += sessionRefSize + len(refs[i].ID)
+			n += sessionRefSize + len(refs[i].ID) + len(refs[i].Policy)
 		}
 	}
 	return n
