@@ -409,6 +409,25 @@ func TestEndedSessionNotReadBack(t *testing.T) {
 // sessions carried their end wrote it: without "end".
 func withoutEnds(t *testing.T, f *esfake.Server, index, id string) {
 	t.Helper()
+	editKeyDoc(t, f, index, id, func(doc map[string]any) {
+		sessions, _ := doc["sessions"].([]any)
+		ends := 0
+		for _, ref := range sessions {
+			if m, ok := ref.(map[string]any); ok && m["end"] != nil {
+				delete(m, "end")
+				ends++
+			}
+		}
+		if ends == 0 {
+			t.Fatal("the key document lists no session end to take out")
+		}
+	})
+}
+
+// editKeyDoc reads the document id of index, changes its source with
+// edit and writes it back, as something else than the store would.
+func editKeyDoc(t *testing.T, f *esfake.Server, index, id string, edit func(map[string]any)) {
+	t.Helper()
 	u := f.URL() + "/" + index + "/_doc/" + url.PathEscape(id)
 	res, err := http.Get(u)
 	if err != nil {
@@ -420,19 +439,9 @@ func withoutEnds(t *testing.T, f *esfake.Server, index, id string) {
 	err = json.NewDecoder(res.Body).Decode(&got)
 	res.Body.Close()
 	if err != nil || got.Source == nil {
-		t.Fatalf("read the key document: %v", err)
+		t.Fatalf("read %s: %v", id, err)
 	}
-	sessions, _ := got.Source["sessions"].([]any)
-	ends := 0
-	for _, ref := range sessions {
-		if m, ok := ref.(map[string]any); ok && m["end"] != nil {
-			delete(m, "end")
-			ends++
-		}
-	}
-	if ends == 0 {
-		t.Fatal("the key document lists no session end to take out")
-	}
+	edit(got.Source)
 	body, err := json.Marshal(got.Source)
 	if err != nil {
 		t.Fatal(err)
@@ -448,8 +457,43 @@ func withoutEnds(t *testing.T, f *esfake.Server, index, id string) {
 	}
 	res.Body.Close()
 	if res.StatusCode/100 != 2 {
-		t.Fatalf("rewrite the key document: HTTP %d", res.StatusCode)
+		t.Fatalf("rewrite %s: HTTP %d", id, res.StatusCode)
 	}
+}
+
+// TestRollBackKeepsRetiredSession: a key whose document lists its session
+// as retired (a write that claimed it, then did not finish: a crash) is
+// rewritten in an attempt abandoned for another key's refused session; the
+// roll-back deletes only sessions the key did not have, so the retired
+// session's document, the only one listing the key's stored events, stays
+// and the next attempt writes them whole.
+func TestRollBackKeepsRetiredSession(t *testing.T) {
+	k := storetest.B{Contact: "5511900000003"}
+	old := storetest.B{Contact: "5511900000001"}
+	lastOfSeptember := time.Date(2025, 9, 30, 23, 50, 0, 0, time.UTC).Sub(storetest.Base)
+	stored := []event.Event{k.Msg("e1", 0, event.RoleCustomer, "oi"), k.Msg("e2", time.Minute, event.RoleCustomer, "olá")}
+	f := esfake.New(t)
+	if err := assembler(fakeStore(t, f)).Ingest(t.Context(), stored); err != nil {
+		t.Fatal(err)
+	}
+	s := fakeStore(t, f, func(c *Config) { c.ClaimLease = time.Nanosecond })
+	first := []event.Event{old.Msg("o1", lastOfSeptember, event.RoleCustomer, "oi")}
+	if err := assembler(s).Ingest(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	openClose(t, f, "test-sessions-v1-2025.09", "_close")
+	openClose(t, f, "test-events-v1-2025.09", "_close")
+	editKeyDoc(t, f, "test-keys-v1", keyDocID("acme", session.KeyOf(&stored[0])), func(doc map[string]any) {
+		doc["retired"], doc["pending"] = doc["sessions"], true
+		doc["sessions"] = []any{map[string]any{"id": "ghost", "start": storetest.Base.Add(-time.Hour).Format(time.RFC3339Nano)}}
+	})
+	late := []event.Event{old.Msg("o2", lastOfSeptember+15*time.Minute, event.RoleCustomer, "de novo"), k.Msg("e3", 2*time.Minute, event.RoleCustomer, "mais")}
+	if rej := rejectedRefs(t, assembler(s).Ingest(t.Context(), late)); len(rej) != 1 || rej["o2"] == "" {
+		t.Fatalf("rejected %v, want o2 alone", rej)
+	}
+	openClose(t, f, "test-sessions-v1-2025.09", "_open")
+	openClose(t, f, "test-events-v1-2025.09", "_open")
+	sameState(t, snapshot(t, fakeStore(t, f)), reference(t, stored, first, late[1:]))
 }
 
 // TestEndedSessionUnderAnotherPolicy: a session whose end was computed

@@ -703,11 +703,14 @@ func (s *Store) rollBack(ctx context.Context, ops []Op, owners []owner, results 
 		switch {
 		case o.event != nil && !o.w.st.holds(*o.event):
 			dels = append(dels, Op{Action: Delete, Index: ops[i].Index, Scoped: true, Tenant: ops[i].Tenant, ID: ops[i].ID, Version: o.w.gen, VersionGTE: true})
-		case o.event == nil && !slices.ContainsFunc(o.w.st.sessions, func(r sessionRef) bool {
+		case o.event == nil && !slices.ContainsFunc(slices.Concat(o.w.st.sessions, o.w.st.retired), func(r sessionRef) bool {
 			return r.ID == o.sess && s.names.sessionsIndex(r.Start) == ops[i].Index
 		}):
-			// A session the key did not have: it may list rejected
-			// events (a new session written beside a refused one).
+			// A session the key did not have (neither listed nor retired
+			// by a write that may not have finished, whose document may
+			// be the only one listing stored events): it may list
+			// rejected events (a new session written beside a refused
+			// one).
 			dels = append(dels, Op{Action: Delete, Index: ops[i].Index, ID: ops[i].ID, Version: o.w.gen, VersionGTE: true})
 		}
 	}
@@ -726,7 +729,7 @@ func (s *Store) rollBack(ctx context.Context, ops []Op, owners []owner, results 
 		case r.IndexClosed:
 			// Closed since it was written: it shows again when the
 			// month is opened, as a retired session's document does.
-			s.log.Warn("a rejected event's document is in a closed index and stays there", zap.String("index", dels[i].Index))
+			s.log.Warn("a document of an abandoned write is in a closed index and stays there", zap.String("index", dels[i].Index))
 		case r.Outcome == Rejected:
 			return fmt.Errorf("elasticsearch: delete %s refused: %s", s.docRef(dels[i].Index, dels[i].docID()), r.Reason)
 		}

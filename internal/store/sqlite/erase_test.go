@@ -283,3 +283,24 @@ func ingestErasable(ctx context.Context, t *testing.T, s *sqlite.Store) *session
 	}
 	return a
 }
+
+// TestForgetOptimizesWhatTheBudgetLeft: a table whose merge in slices its
+// budget stopped (none allowed here) is merged whole, so the forgotten
+// contact's word leaves the full-text indexes all the same.
+func TestForgetOptimizesWhatTheBudgetLeft(t *testing.T) {
+	ctx := context.Background()
+	s, path := openStore(ctx, t)
+	ingestErasable(ctx, t, s)
+	s.SetForgetSlices(0)
+	forgotten, kept := storetest.Erasable[0], storetest.Erasable[1]
+	if _, err := s.Forget(ctx, "acme", forgotten.B.Contact); err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, path)
+	if in := indexed(t, db, forgotten.Marks[:1]); len(in) > 0 {
+		t.Errorf("the full-text indexes hold the forgotten contact's %q", in)
+	}
+	if in := indexed(t, db, kept.Marks[:1]); len(in) == 0 {
+		t.Error("the other contact's word is not in the full-text indexes: the search cannot see it")
+	}
+}

@@ -50,6 +50,9 @@ func (s *Store) SetStateBudget(budget int) {
 // truncate the WAL.
 func (s *Store) SetWALWait(d time.Duration) { s.walWait = d }
 
+// SetForgetSlices bounds Forget's merge slices per table at n.
+func (s *Store) SetForgetSlices(n int) { s.forgetSlices = &n }
+
 // SecureDeletes reads PRAGMA secure_delete on the writer's connection and
 // on every idle connection of the pool.
 func (s *Store) SecureDeletes(ctx context.Context) ([]int, error) {

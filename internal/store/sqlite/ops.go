@@ -115,6 +115,11 @@ func (s *Store) Forget(ctx context.Context, tenant, contactID string) (Forgotten
 	if err != nil {
 		return f, fmt.Errorf("forget: %w", err)
 	}
+	if s.forgetSlices != nil {
+		for table := range budget {
+			budget[table] = min(budget[table], *s.forgetSlices)
+		}
+	}
 	stopped, err := s.mergeInSlices(ctx, nil, 0, nil, true, budget)
 	if err != nil {
 		return f, fmt.Errorf("forget: merge the full-text indexes: %w", err)

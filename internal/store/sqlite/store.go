@@ -80,6 +80,9 @@ type Store struct {
 	// planner is how searches choose their plan (plan.go): the automatic
 	// plan, but in tests that run every plan.
 	planner planner
+	// forgetSlices, when set, bounds Forget's merge slices per table
+	// below mergeBudget (tests: the optimize that follows).
+	forgetSlices *int
 	// walWait is how long truncateWAL waits for readers at each try
 	// (walTruncateWait, shorter in tests).
 	walWait time.Duration
