@@ -106,9 +106,6 @@ func (k Key) String() string {
 	return "[per-process]"
 }
 
-// GoString is String, for %#v.
-func (k Key) GoString() string { return k.String() }
-
-// Format is String for every verb (%d or %x would print a byte slice's
-// contents otherwise).
+// Format is String for every verb, %#v included (%d or %x would print a
+// byte slice's contents otherwise).
 func (k Key) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) } //nolint:errcheck // fmt ignores it

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -160,24 +161,52 @@ func (s *Store) truncateWAL(ctx context.Context) error {
 		return fmt.Errorf("truncate the WAL: %w", err)
 	}
 	defer conn.Close()
-	var timeout int64
-	if err := conn.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&timeout); err != nil {
-		return fmt.Errorf("truncate the WAL: %w", err)
-	}
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, s.walWait.Milliseconds())); err != nil {
-		return fmt.Errorf("truncate the WAL: %w", err)
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA busy_timeout = %d`, timeout)) //nolint:errcheck // a connection that fails it fails its next query too
-	for range walTruncateTries {
-		var busy, pages, copied int64
-		if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &pages, &copied); err != nil {
-			return fmt.Errorf("truncate the WAL: %w", err)
+	kept := true
+	err = withPragma(ctx, conn, "busy_timeout", strconv.FormatInt(s.walWait.Milliseconds(), 10), func() error {
+		for range walTruncateTries {
+			var busy, pages, copied int64
+			if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &pages, &copied); err != nil {
+				return err
+			}
+			if busy == 0 {
+				kept = false
+				return nil
+			}
 		}
-		if busy == 0 {
-			return nil
-		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("truncate the WAL: %w", err)
+	case kept:
+		return ErrWALKept
 	}
-	return ErrWALKept
+	return nil
+}
+
+// pragmaConn is a connection, or a transaction on one, that pragmas set.
+type pragmaConn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// withPragma runs fn with PRAGMA name = value on q's connection, and then
+// sets it back as it was (an integer, as busy_timeout, secure_delete and
+// temp_store are), even when ctx ended, so that the pool's other users of
+// the connection do not inherit it.
+func withPragma(ctx context.Context, q pragmaConn, name, value string, fn func() error) error {
+	var was int64
+	if err := q.QueryRowContext(ctx, `PRAGMA `+name).Scan(&was); err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	if _, err := q.ExecContext(ctx, `PRAGMA `+name+` = `+value); err != nil {
+		return fmt.Errorf("%s = %s: %w", name, value, err)
+	}
+	err := fn()
+	if _, rerr := q.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA %s = %d`, name, was)); rerr != nil && err == nil {
+		err = fmt.Errorf("%s back to %d: %w", name, was, rerr)
+	}
+	return err
 }
 
 // secureDeletes runs fn with PRAGMA secure_delete on in q's connection
@@ -185,23 +214,8 @@ func (s *Store) truncateWAL(ctx context.Context) error {
 // https://www.sqlite.org/pragma.html#pragma_secure_delete; ON zeroes freed
 // pages too, FAST only cells), and then sets it back as it was, so that
 // other writes on the connection do not pay for it.
-func secureDeletes(ctx context.Context, q interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, fn func() error) error {
-	var was int
-	if err := q.QueryRowContext(ctx, `PRAGMA secure_delete`).Scan(&was); err != nil {
-		return fmt.Errorf("read secure_delete: %w", err)
-	}
-	if _, err := q.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
-		return fmt.Errorf("secure_delete on: %w", err)
-	}
-	err := fn()
-	back := map[int]string{0: "OFF", 1: "ON", 2: "FAST"}[was]
-	if _, rerr := q.ExecContext(context.WithoutCancel(ctx), `PRAGMA secure_delete = `+back); rerr != nil && err == nil {
-		err = fmt.Errorf("secure_delete back to %s: %w", back, rerr)
-	}
-	return err
+func secureDeletes(ctx context.Context, q pragmaConn, fn func() error) error {
+	return withPragma(ctx, q, "secure_delete", "ON", fn)
 }
 
 // Vacuum rebuilds the database file (VACUUM:
@@ -222,15 +236,11 @@ func (s *Store) Vacuum(ctx context.Context) error {
 			return fmt.Errorf("vacuum: %w", err)
 		}
 		defer conn.Close()
-		var was int
-		if err := conn.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&was); err != nil {
-			return fmt.Errorf("vacuum: %w", err)
-		}
-		if _, err := conn.ExecContext(ctx, `PRAGMA temp_store = FILE`); err != nil {
-			return fmt.Errorf("vacuum: %w", err)
-		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA temp_store = %d`, was)) //nolint:errcheck // a connection that fails it fails its next query too
-		if _, err := conn.ExecContext(ctx, `VACUUM`); err != nil {
+		err = withPragma(ctx, conn, "temp_store", "FILE", func() error {
+			_, err := conn.ExecContext(ctx, `VACUUM`)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("vacuum: %w", err)
 		}
 		return nil
