@@ -196,7 +196,10 @@ type sessionRef struct {
 	// the key's policy then): an event at or after it starts a session of
 	// its own (session.Split) under that policy, so new events from End on
 	// need nothing of it (anchor). Zero and empty in lists written before
-	// they were kept.
+	// they were kept. The keys template maps sessions with "enabled":
+	// false, so members added here need no mapping change ("Elasticsearch
+	// skips parsing of the contents of the field entirely":
+	// https://www.elastic.co/guide/en/elasticsearch/reference/8.19/enabled.html).
 	End    time.Time `json:"end,omitzero"`
 	Policy string    `json:"policy,omitempty"`
 }
