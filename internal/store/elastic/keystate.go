@@ -59,10 +59,11 @@ type keyState struct {
 }
 
 // flight is one update's write of a key, from the moment its plan lends
-// the key's successor state to the next update (Store.lend) until its last
-// bulk request answered: the key document's version it left, or why it
-// failed. The flights of one update end together: they share done, and
-// their fields are set before it is closed and read after.
+// the key's successor state to the next update (Store.lend) until the
+// write's last request of the key answered (its finish, or its data when
+// the key was handed over: Store.handOver): the key document's version it
+// left, or why it failed. Its fields are set before done is closed and
+// read after.
 type flight struct {
 	done               chan struct{}
 	seqNo, primaryTerm int64
@@ -89,34 +90,22 @@ type lostError struct{ update uint64 }
 func (e *lostError) Error() string { return errLost.Error() }
 func (e *lostError) Unwrap() error { return errLost }
 
-// newFlights are the flights of an update that writes n keys, ending
-// together: one channel, closed when they all end (landFlights), made by
-// Update call number update. Each is an allocation of its own: a successor
-// state keeps its flight until it is taken again, which for a key that
-// goes quiet is until it is evicted, and must not keep the flights of the
-// rest of its update.
-func newFlights(n int, update uint64) []*flight {
-	fl := make([]*flight, n)
-	done := make(chan struct{})
-	for i := range fl {
-		fl[i] = &flight{done: done, update: update}
-	}
-	return fl
+// newFlight is a write of a key by Update call number update. Each is an
+// allocation of its own: a successor state keeps its flight until it is
+// taken again, which for a key that goes quiet is until it is evicted, and
+// must not keep the flights of the rest of its update.
+func newFlight(update uint64) *flight {
+	return &flight{done: make(chan struct{}), update: update}
 }
 
-// landFlights records the outcome of the writes of fl (of newFlights): the
-// key documents' versions each left, in seqNo and primaryTerm, when err
-// is nil; err otherwise.
-func landFlights(fl []*flight, err error) {
-	for _, f := range fl {
-		f.err = err
-		if err == nil {
-			f.prev = nil // it ended before this write claimed the key
-		}
+// land records the outcome of the write: the key document's version it
+// left, in seqNo and primaryTerm, when err is nil; err otherwise.
+func (f *flight) land(err error) {
+	f.err = err
+	if err == nil {
+		f.prev = nil // it ended before this write claimed the key
 	}
-	if len(fl) > 0 {
-		close(fl[0].done)
-	}
+	close(f.done)
 }
 
 func (f *flight) ended() bool {

@@ -24,13 +24,17 @@ import (
 // gate is a transport that holds the first _bulk request whose body
 // contains hold until open is closed, then sends it (or, with fail,
 // answers it 503 without sending it), and logs when each key document's
-// claim (pending) and release of each generation starts and ends.
+// claim (pending) and release of each generation starts and ends, and
+// when each request with hold does ("held"). With refuse, the first
+// request whose body contains it is answered 503 without being sent.
 type gate struct {
 	hold    string
 	fail    bool
+	refuse  string
 	held    chan struct{} // closed when the held request arrives
 	open    chan struct{}
 	once    atomic.Bool
+	refused atomic.Bool
 	mu      sync.Mutex
 	log     []string
 	keyDocs *regexp.Regexp
@@ -58,15 +62,21 @@ func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		marks = append(marks, step+" "+m[1])
 	}
+	hold := bytes.Contains(body, []byte(g.hold))
+	if hold {
+		marks = append(marks, "held")
+	}
 	g.note("start", marks)
-	if bytes.Contains(body, []byte(g.hold)) && g.once.CompareAndSwap(false, true) {
+	if hold && g.once.CompareAndSwap(false, true) {
 		close(g.held)
 		<-g.open
 		if g.fail {
-			return &http.Response{StatusCode: http.StatusServiceUnavailable, Request: req,
-				Header: http.Header{"Content-Type": {"application/json"}, "X-Elastic-Product": {"Elasticsearch"}},
-				Body:   io.NopCloser(strings.NewReader(`{"error":{"type":"unavailable_shards_exception","reason":"held"},"status":503}`))}, nil
+			return unavailable(req), nil
 		}
+	}
+	if g.refuse != "" && bytes.Contains(body, []byte(g.refuse)) && g.refused.CompareAndSwap(false, true) {
+		g.note("end", marks)
+		return unavailable(req), nil
 	}
 	res, err := http.DefaultTransport.RoundTrip(req)
 	if err == nil {
@@ -81,6 +91,14 @@ func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	g.note("end", marks)
 	return res, err
+}
+
+// unavailable is a 503 answer to req, as a cluster without its shards
+// gives.
+func unavailable(req *http.Request) *http.Response {
+	return &http.Response{StatusCode: http.StatusServiceUnavailable, Request: req,
+		Header: http.Header{"Content-Type": {"application/json"}, "X-Elastic-Product": {"Elasticsearch"}},
+		Body:   io.NopCloser(strings.NewReader(`{"error":{"type":"unavailable_shards_exception","reason":"held"},"status":503}`))}
 }
 
 func (g *gate) note(when string, marks []string) {
@@ -107,8 +125,9 @@ func (g *gate) position(entry string) int {
 // (events e1, e2) is held in its second bulk request (the sessions and
 // events). The second update of the key plans on the state the first lent
 // it while that request is held (before the change, it waited for the whole
-// first update); its claim starts only after the first update's key
-// documents were released, conditional on the version they left. When the
+// first update); its claim starts only after the first update's data were
+// stored, conditional on the first claim's version: the first update hands
+// the key over (Store.handOver) and never releases it, the second does. When the
 // first write fails, the second gives up what it planned on and computes
 // again from the store: also when it found nothing to write because the
 // first was writing its events (a duplicate delivery). That run is not
@@ -130,7 +149,8 @@ func TestLentState(t *testing.T) {
 		// (before the failed batch is delivered again).
 		after [][]event.Event
 		// claims: the second update claims the key after the first
-		// released it (generation 2 after 1).
+		// stored its data (generation 2 after 1), which hands the key
+		// over: only the second releases it.
 		claims bool
 	}{
 		{name: "a new event", second: newer, calls: 1, after: [][]event.Event{first, newer}, claims: true},
@@ -185,10 +205,13 @@ func TestLentState(t *testing.T) {
 			if got := int(calls.Load()); got != tc.calls {
 				t.Errorf("the second update's fn ran %d times, want %d", got, tc.calls)
 			}
-			if claim, release := g.position("start claim 2"), g.position("end release 1"); tc.claims && (claim < 0 || release < 0) {
-				t.Errorf("want the first write's release and the second's claim, got: %v", g.log)
-			} else if claim >= 0 && claim < release {
-				t.Errorf("the second claim started before the first write's release ended: %v", g.log)
+			if claim, data := g.position("start claim 2"), g.position("end held"); tc.claims && (claim < 0 || data < 0) {
+				t.Errorf("want the first write's data and the second's claim, got: %v", g.log)
+			} else if tc.claims && claim < data {
+				t.Errorf("the second claim started before the first write's data were stored: %v", g.log)
+			}
+			if tc.claims && (g.position("start release 1") >= 0 || g.position("end release 2") < 0) {
+				t.Errorf("want the key handed over: released once, by the second write, got: %v", g.log)
 			}
 			sameState(t, snapshot(t, s), reference(t, tc.after...))
 			if tc.fail {
@@ -249,7 +272,7 @@ func TestLostAttemptsCount(t *testing.T) {
 			// The earlier call plans on the state the later one lent: its
 			// write follows the later one's (and waits for it to claim).
 			// f.prev is written without flightsMu when a flight lands
-			// (landFlights); none can land here: the gate holds the later
+			// (flight.land); none can land here: the gate holds the later
 			// call's write.
 			planned := func() bool {
 				s.flightsMu.Lock()
@@ -383,13 +406,13 @@ func TestFailedFlightLeavesItsPredecessor(t *testing.T) {
 			st := newKeyState(session.StateID{Tenant: "acme", Key: "k"})
 			st.Tenant, st.Key = "acme", "k"
 			id := session.StateID{Tenant: "acme", Key: "k"}
-			var w [4][]*flight // 1-based
+			var w [4]*flight // 1-based
 			for i := 1; i <= 3; i++ {
-				w[i] = newFlights(1, uint64(i))
+				w[i] = newFlight(uint64(i))
 				if i > 1 {
-					w[i][0].prev = w[i-1][0]
+					w[i].prev = w[i-1]
 				}
-				s.flights[id] = w[i][0] // as lend records it
+				s.flights[id] = w[i] // as lend records it
 			}
 			landed := map[int]bool{}
 			land := func(i int) {
@@ -397,7 +420,7 @@ func TestFailedFlightLeavesItsPredecessor(t *testing.T) {
 				if tc.fail[i] {
 					err = boom
 				}
-				s.land([]*keyWrite{{st: st, flight: w[i][0]}}, w[i], err)
+				s.land([]*keyWrite{{st: st, flight: w[i]}}, err)
 				landed[i] = true
 			}
 			for _, i := range tc.before {
@@ -406,7 +429,7 @@ func TestFailedFlightLeavesItsPredecessor(t *testing.T) {
 			land(3)
 			got, want := s.flightOf(id), (*flight)(nil)
 			if tc.want > 0 {
-				want = w[tc.want][0]
+				want = w[tc.want]
 			}
 			if got != want {
 				t.Fatalf("the key's flight is %p, want W%d (%p)", got, tc.want, want)
@@ -420,5 +443,72 @@ func TestFailedFlightLeavesItsPredecessor(t *testing.T) {
 				t.Fatalf("after every write landed the key's flight is %p, want none", got)
 			}
 		})
+	}
+}
+
+// TestHandedOverKeyOutlivesItsSuccessor: the first update of a key hands
+// it over to the second, which planned while the first one's data were in
+// flight, and the second's claim then fails. The key document stays as the
+// first write's claim left it (pending, generation 1) while the store holds
+// that write's events; delivered again, the second batch reads the key back
+// as unfinished, recomputes it and releases it.
+func TestHandedOverKeyOutlivesItsSuccessor(t *testing.T) {
+	c := storetest.B{Contact: "5511900000042"}
+	m := time.Minute
+	first := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi"), c.Msg("e2", m, event.RoleBot, "olá")}
+	second := []event.Event{c.Msg("e3", 2*m, event.RoleCustomer, "segunda via")}
+	f := esfake.New(t)
+	g := newGate(`"_id":"acme/e2"`, false)
+	g.refuse = `"gen":2,`
+	s := fakeStore(t, f, func(c *Config) { c.Transport, c.BulkAttempts, c.UpdateAttempts = g, 1, 1 })
+	firstErr := make(chan error, 1)
+	go func() { firstErr <- assembler(s).Ingest(t.Context(), first) }()
+	<-g.held
+	planned := make(chan struct{}, 1)
+	secondErr := make(chan error, 1)
+	go func() {
+		secondErr <- s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+			ch, err := assembler(s).Assemble(ctx, r, second)
+			planned <- struct{}{}
+			return ch, err
+		})
+	}()
+	select {
+	case <-planned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second update did not plan while the first one's write was in flight")
+	}
+	close(g.open)
+	if err := <-firstErr; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-secondErr; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("the second update, whose claim failed: %v, want ErrUnavailable", err)
+	}
+	if g.position("start release 1") >= 0 {
+		t.Fatalf("the first write released the key it handed over: %v", g.log)
+	}
+	keyDoc := func() map[string]any {
+		t.Helper()
+		docs := f.Docs("test-keys-v1")
+		if len(docs) != 1 {
+			t.Fatalf("%d key documents, want 1", len(docs))
+		}
+		for _, d := range docs {
+			return d
+		}
+		return nil
+	}
+	if d := keyDoc(); d["pending"] != true || d["gen"] != 1.0 {
+		t.Fatalf("the key document after the second claim failed: pending %v, gen %v; want the first claim's (pending, 1)", d["pending"], d["gen"])
+	}
+	sameState(t, snapshot(t, s), reference(t, first))
+
+	if err := assembler(s).Ingest(t.Context(), second); err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, snapshot(t, s), reference(t, first, second))
+	if d := keyDoc(); d["pending"] != nil {
+		t.Fatalf("the key document after the second batch came again: pending %v, want released", d["pending"])
 	}
 }

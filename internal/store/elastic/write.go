@@ -92,7 +92,9 @@ type keyDoc struct {
 //  2. the session documents (each listing its events) and the events, with
 //     the generation as external version;
 //  3. the deleted sessions, with the generation as external version, and
-//     the key documents again, marked done, conditional on the claim.
+//     the key documents again, marked done, conditional on the claim —
+//     but those of keys the next update writes again, whose claim takes
+//     the place of this release (handOver).
 //
 // A writer whose claim answers 409 does not own the key any more (another
 // writer, or forget, changed it): it writes nothing of that key and runs fn
@@ -229,13 +231,14 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 	if err != nil || len(rejected) > 0 {
 		return rejected, err
 	}
-	fl := s.lend(r, writes)
+	s.lend(r, writes)
+	flying := writes
 	defer func() {
 		failed := err
 		if failed == nil && len(rejected) > 0 {
 			failed = errRewrite
 		}
-		s.land(writes, fl, failed)
+		s.land(flying, failed)
 	}()
 	if err := s.claim(ctx, writes); err != nil {
 		return nil, err
@@ -243,7 +246,37 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 	if rejected, err := s.writeData(ctx, writes); err != nil || len(rejected) > 0 {
 		return rejected, err
 	}
-	return nil, s.finish(ctx, writes)
+	flying = s.handOver(writes)
+	return nil, s.finish(ctx, flying)
+}
+
+// handOver lands the writes of keys whose next write is planned already —
+// a later update took the successor state this write lent and changes the
+// key again (its flight follows this one) — once their data are stored,
+// and returns the other writes, which finish. A key handed over is not
+// released: its document stays pending, at this write's claim, and the
+// next write's claim, conditional on that claim, replaces it with the next
+// generation; its finish releases the key. So the requests of a key
+// written by consecutive batches are claim, data, claim, data, …, finish:
+// two round trips per batch, not three (docs/elasticsearch.md, "Two updates
+// of one key in flight"). A document left pending by a write that stored
+// its data whole says nothing false: whoever reads it back (the next write
+// failed, or the writer died) recomputes the key from the documents, as
+// after any claim that was not released. A write that deletes sessions
+// finishes (the deletes are in its finish request).
+func (s *Store) handOver(writes []*keyWrite) (rest []*keyWrite) {
+	var handed []*keyWrite
+	s.flightsMu.Lock()
+	for _, w := range writes {
+		if len(w.deletes) == 0 && s.flights[session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}] != w.flight {
+			handed = append(handed, w)
+			continue
+		}
+		rest = append(rest, w)
+	}
+	s.flightsMu.Unlock()
+	s.land(handed, nil)
+	return rest
 }
 
 // lend puts the states of the keys r read back in the cache as soon as the
@@ -257,14 +290,14 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 // this write to end before its claim, which is conditional on that version,
 // and before any read of the key by id; when the write fails (land), the
 // state is dropped by whichever update holds it, and the key is read back.
-// The states lent are no longer r's. It returns the writes' flights.
-func (s *Store) lend(r *reader, writes []*keyWrite) []*flight {
-	fl := newFlights(len(writes), r.update)
+// The states lent are no longer r's.
+func (s *Store) lend(r *reader, writes []*keyWrite) {
 	ids := make([]session.StateID, len(writes))
 	s.flightsMu.Lock()
 	for i, w := range writes {
 		ids[i] = session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}
-		fl[i].prev, w.flight = w.st.after, fl[i]
+		w.flight = newFlight(r.update)
+		w.flight.prev = w.st.after
 		s.flights[ids[i]] = w.flight
 	}
 	s.flightsMu.Unlock()
@@ -289,16 +322,15 @@ func (s *Store) lend(r *reader, writes []*keyWrite) []*flight {
 		s.cache.Put(id, st)
 	}
 	clear(r.states)
-	return fl
 }
 
-// land ends the flights of writes (fl, which lend made): with the key
+// land ends the flights of writes (which lend made): with the key
 // documents' versions the write left when err is nil, or as failed.
-func (s *Store) land(writes []*keyWrite, fl []*flight, err error) {
+func (s *Store) land(writes []*keyWrite, err error) {
 	for _, w := range writes {
 		w.flight.seqNo, w.flight.primaryTerm = w.st.seqNo, w.st.primaryTerm
+		w.flight.land(err)
 	}
-	landFlights(fl, err)
 	s.flightsMu.Lock()
 	for _, w := range writes {
 		id := session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}
