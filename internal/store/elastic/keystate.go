@@ -90,10 +90,11 @@ type lostError struct{ update uint64 }
 func (e *lostError) Error() string { return errLost.Error() }
 func (e *lostError) Unwrap() error { return errLost }
 
-// newFlight is a write of a key by Update call number update. Each is an
-// allocation of its own: a successor state keeps its flight until it is
-// taken again, which for a key that goes quiet is until it is evicted, and
-// must not keep the flights of the rest of its update.
+// newFlight is a write of a key by Update call number update, two
+// allocations of its own (the flight and its channel): a successor state
+// keeps its flight until it is taken again, which for a key that goes
+// quiet is until it is evicted, and must not keep the flights of the rest
+// of its update.
 func newFlight(update uint64) *flight {
 	return &flight{done: make(chan struct{}), update: update}
 }
@@ -282,9 +283,9 @@ func (st *keyState) cost() int {
 // Sizes in bytes of heap of what keyState adds to a session.KeyState:
 // its other fields, a sessionRef of its lists (id, start and end; the id's
 // bytes are counted apart), and the flight of the write it is the
-// successor of.
+// successor of with its done channel (64 + 112 as go1.26 allocates them).
 const (
 	keyStateExtra  = 112
 	sessionRefSize = int(unsafe.Sizeof(sessionRef{}))
-	flightSize     = 64
+	flightSize     = 176
 )

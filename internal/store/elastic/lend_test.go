@@ -121,6 +121,29 @@ func (g *gate) position(entry string) int {
 	return -1
 }
 
+// awaitFollower waits until a write of s follows another write of its key
+// in flight: an update lent the successor of a state another write lent.
+// f.prev is written without flightsMu when a flight lands (flight.land);
+// the caller's gate holds the write followed, so none lands here.
+func awaitFollower(t *testing.T, s *Store) {
+	t.Helper()
+	follows := func() bool {
+		s.flightsMu.Lock()
+		defer s.flightsMu.Unlock()
+		for _, f := range s.flights {
+			if f.prev != nil {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(10 * time.Second); !follows(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no write followed the write in flight of its key")
+		}
+	}
+}
+
 // TestLentState: two updates of one key in flight at once. The first
 // (events e1, e2) is held in its second bulk request (the sessions and
 // events). The second update of the key plans on the state the first lent
@@ -189,6 +212,11 @@ func TestLentState(t *testing.T) {
 			case <-planned:
 			case <-time.After(10 * time.Second):
 				t.Fatal("the second update did not plan while the first one's write was in flight")
+			}
+			if tc.claims {
+				// It hands the key over only to a write that follows it
+				// when its data were stored.
+				awaitFollower(t, s)
 			}
 			close(g.open)
 			err1, err2 := <-firstErr, <-secondErr
@@ -271,24 +299,7 @@ func TestLostAttemptsCount(t *testing.T) {
 			<-g.held
 			// The earlier call plans on the state the later one lent: its
 			// write follows the later one's (and waits for it to claim).
-			// f.prev is written without flightsMu when a flight lands
-			// (flight.land); none can land here: the gate holds the later
-			// call's write.
-			planned := func() bool {
-				s.flightsMu.Lock()
-				defer s.flightsMu.Unlock()
-				for _, f := range s.flights {
-					if f.prev != nil {
-						return true
-					}
-				}
-				return false
-			}
-			for deadline := time.Now().Add(10 * time.Second); !planned(); time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("the earlier call did not plan on the later one's write")
-				}
-			}
+			awaitFollower(t, s)
 			close(g.open)
 			if err := <-laterErr; !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("the later call: %v, want ErrUnavailable", err)
@@ -478,6 +489,7 @@ func TestHandedOverKeyOutlivesItsSuccessor(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the second update did not plan while the first one's write was in flight")
 	}
+	awaitFollower(t, s)
 	close(g.open)
 	if err := <-firstErr; err != nil {
 		t.Fatal(err)
