@@ -69,7 +69,7 @@ type Config struct {
 	// Elasticsearch).
 	IngestWorkers int
 	// IngestInFlight is the ingest scenarios' ingest.Config.InFlight; 0 is
-	// its default.
+	// what the commands use for each store (config.Ingest.InFlightOf).
 	IngestInFlight int
 	// IngestBatch is the ingest scenarios' ingest.Config.BatchSize; 0 is
 	// what the commands use for each store (config.Ingest.BatchSizeOf).

@@ -58,7 +58,8 @@ type ChildConfig struct {
 	// Workers is ingest.Config.Workers; 0 is what the commands use for
 	// the store (1 for SQLite, one per core for Elasticsearch).
 	Workers int `json:"workers,omitempty"`
-	// InFlight is ingest.Config.InFlight; 0 is its default.
+	// InFlight is ingest.Config.InFlight; 0 is the store's default
+	// (config.Ingest.InFlightOf).
 	InFlight int `json:"in_flight,omitempty"`
 	// Batch is ingest.Config.BatchSize; 0 is what the commands use for
 	// the store (config.Ingest.BatchSizeOf).
@@ -258,21 +259,16 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 	}()
 	p := &phaser{phases: c.Phases, commands: commands, enc: json.NewEncoder(out), counter: counter,
 		done: make(chan struct{}), log: log}
-	workers := c.Workers
-	if workers == 0 && c.Store == StoreSQLite {
-		workers = 1 // as internal/cli's ingestWorkers: SQLite has one writer
-	}
-	batch := c.Batch
-	if batch == 0 { // as internal/cli: config.Ingest.BatchSizeOf
-		batch = config.ElasticsearchBatchSize
-		if c.Store == StoreSQLite {
-			batch = config.SQLiteBatchSize
-		}
+	// The store's defaults, as the chatreport command takes them.
+	ing := config.Ingest{Workers: c.Workers, BatchesInFlight: c.InFlight, BatchSize: c.Batch}
+	kind := config.StoreElasticsearch
+	if c.Store == StoreSQLite {
+		kind = config.StoreSQLite
 	}
 	in2, err := ingest.New(ingest.Config{
 		Brokers: c.Brokers, Topics: c.Pipeline.Topics.Events, Group: c.Group,
-		DeadLetter: c.Pipeline.Topics.DeadLetter, Observer: p, Workers: workers,
-		InFlight: c.InFlight, BatchSize: batch,
+		DeadLetter: c.Pipeline.Topics.DeadLetter, Observer: p, Workers: ing.WorkersOf(kind),
+		InFlight: ing.InFlightOf(kind), BatchSize: ing.BatchSizeOf(kind),
 	}, &gatedSink{sink: sink, p: p}, log)
 	if err != nil {
 		return err

@@ -164,21 +164,10 @@ func newIngester(cfg config.Config, def *pipeline.Definition, brokers []string, 
 		DeadLetter: def.Topics.DeadLetter,
 		BatchSize:  cfg.Ingest.BatchSizeOf(cfg.Store.Kind),
 		BatchWait:  cfg.Ingest.BatchWait,
-		Workers:    ingestWorkers(cfg),
-		InFlight:   cfg.Ingest.BatchesInFlight,
+		Workers:    cfg.Ingest.WorkersOf(cfg.Store.Kind),
+		InFlight:   cfg.Ingest.InFlightOf(cfg.Store.Kind),
 		Observer:   reg,
 	}, sink, log.Named("ingest"))
-}
-
-// ingestWorkers is ingest.workers or, when it is 0, the default of the
-// store: 1 for SQLite, a single writer, for which concurrent calls would only
-// queue and add transactions, each synced to disk (one batch is one
-// transaction); one per core for Elasticsearch.
-func ingestWorkers(cfg config.Config) int {
-	if cfg.Ingest.Workers == 0 && cfg.Store.Kind == config.StoreSQLite {
-		return 1
-	}
-	return cfg.Ingest.Workers
 }
 
 // handler is the HTTP surface of a process: metrics, health and, when given,

@@ -153,7 +153,8 @@ type Ingest struct {
 	// per core the process may use (GOMAXPROCS) for Elasticsearch.
 	Workers int `yaml:"workers"`
 	// BatchesInFlight is how many consecutive batches are stored at once,
-	// their offsets committed in order; 0 is ingest.DefaultInFlight (2).
+	// their offsets committed in order; 0 is the store's default:
+	// SQLiteInFlight or ElasticsearchInFlight.
 	BatchesInFlight int `yaml:"batches_in_flight"`
 }
 
@@ -199,6 +200,47 @@ func (i Ingest) BatchSizeOf(kind string) int {
 	default:
 		return ElasticsearchBatchSize
 	}
+}
+
+// SQLiteInFlight is ingest.batches_in_flight when 0 on SQLite: the next
+// batch is planned while one is written; SQLite has one writer, so more
+// would only queue for it.
+const SQLiteInFlight = 2
+
+// ElasticsearchInFlight is ingest.batches_in_flight when 0 on
+// Elasticsearch. A batch's write is a few round trips, and the next batch's
+// write of a shared key follows the previous one's claim and data (not its
+// release: the key is handed over), so with a cluster across a network more
+// batches in flight keep the ingester busy: with every answer 20 ms late,
+// four rather than two stored 1.1–1.4× the events per second by phase, at
+// 10–30 MiB more peak memory; on loopback the same within the noise
+// (docs/performance.md, "Elasticsearch ingest: keys claimed while the
+// batch before writes its data").
+const ElasticsearchInFlight = 4
+
+// InFlightOf is ingest.batches_in_flight, or the default of the store kind
+// when it is 0.
+func (i Ingest) InFlightOf(kind string) int {
+	switch {
+	case i.BatchesInFlight != 0:
+		return i.BatchesInFlight
+	case kind == StoreSQLite:
+		return SQLiteInFlight
+	default:
+		return ElasticsearchInFlight
+	}
+}
+
+// WorkersOf is ingest.workers, or the default of the store kind when it is
+// 0: 1 for SQLite, a single writer, for which concurrent writes would only
+// queue and add transactions, each synced to disk (one batch is one
+// transaction); 0 for Elasticsearch, which the ingester reads as one per
+// core (ingest.Config.Workers).
+func (i Ingest) WorkersOf(kind string) int {
+	if i.Workers == 0 && kind == StoreSQLite {
+		return 1
+	}
+	return i.Workers
 }
 
 // Log configures logging.
@@ -423,7 +465,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("ingest.workers: at least 0 (0 is the store's default)"))
 	}
 	if c.Ingest.BatchesInFlight < 0 {
-		errs = append(errs, errors.New("ingest.batches_in_flight: at least 0 (0 is the default, 2)"))
+		errs = append(errs, fmt.Errorf("ingest.batches_in_flight: at least 0 (0 is the store's default: %d on SQLite, %d on Elasticsearch)", SQLiteInFlight, ElasticsearchInFlight))
 	}
 	// The levels the logger takes (zapcore.ParseLevel), so that
 	// --check-config refuses what the command would refuse.

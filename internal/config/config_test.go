@@ -146,21 +146,30 @@ func TestCursorKeyFollowsKeys(t *testing.T) {
 	}
 }
 
-// TestBatchSizeOf: batch_size 0 takes the store kind's default; a value
-// set wins on every store.
-func TestBatchSizeOf(t *testing.T) {
+// TestIngestDefaultsOf: batch_size, batches_in_flight and workers 0 take
+// the store kind's default; a value set wins on every store.
+func TestIngestDefaultsOf(t *testing.T) {
 	for _, tc := range []struct {
 		set  int
 		kind string
-		want int
+		// the batch size, batches in flight and workers of ing with
+		// each setting at set
+		batch, inFlight, workers int
 	}{
-		{0, StoreSQLite, SQLiteBatchSize},
-		{0, StoreElasticsearch, ElasticsearchBatchSize},
-		{500, StoreSQLite, 500},
-		{500, StoreElasticsearch, 500},
+		{0, StoreSQLite, SQLiteBatchSize, SQLiteInFlight, 1},
+		{0, StoreElasticsearch, ElasticsearchBatchSize, ElasticsearchInFlight, 0},
+		{3, StoreSQLite, 3, 3, 3},
+		{3, StoreElasticsearch, 3, 3, 3},
 	} {
-		if got := (Ingest{BatchSize: tc.set}).BatchSizeOf(tc.kind); got != tc.want {
-			t.Errorf("batch_size %d on %s: %d, want %d", tc.set, tc.kind, got, tc.want)
+		ing := Ingest{BatchSize: tc.set, BatchesInFlight: tc.set, Workers: tc.set}
+		if got := ing.BatchSizeOf(tc.kind); got != tc.batch {
+			t.Errorf("batch_size %d on %s: %d, want %d", tc.set, tc.kind, got, tc.batch)
+		}
+		if got := ing.InFlightOf(tc.kind); got != tc.inFlight {
+			t.Errorf("batches_in_flight %d on %s: %d, want %d", tc.set, tc.kind, got, tc.inFlight)
+		}
+		if got := ing.WorkersOf(tc.kind); got != tc.workers {
+			t.Errorf("workers %d on %s: %d, want %d", tc.set, tc.kind, got, tc.workers)
 		}
 	}
 }

@@ -149,10 +149,10 @@ func ReaderMaxWait(wait time.Duration) time.Duration { return wait + time.Second
 // DefaultInFlight is Config.InFlight when zero: two batches overlap, so one
 // batch's commit and dead letters, and the part of it that finished early,
 // overlap the next batch's store. Consecutive batches carry mostly the same
-// keys, and a store that holds a key for a whole update (the Elasticsearch
-// store, SQLite's single writer) makes the next batch's update of it wait:
-// more in flight would only wait too (docs/performance.md, "Overlapping
-// batches").
+// keys, and SQLite's single writer takes the batches in turn: more in flight
+// would only wait (docs/performance.md, "Overlapping batches"). The
+// chatreport command takes the store's default (config.Ingest.InFlightOf),
+// which is more on Elasticsearch.
 const DefaultInFlight = 2
 
 // Defaults fills zero fields with defaults.

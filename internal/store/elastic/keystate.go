@@ -68,6 +68,20 @@ type flight struct {
 	done               chan struct{}
 	seqNo, primaryTerm int64
 	err                error
+	// claimed is closed once the write's claim was answered, with the key
+	// document's version it took in claimSeq and claimTerm, or when the
+	// write ended without one (claimOK false). claimClosed is the
+	// writer's own note that it closed it.
+	claimed              chan struct{}
+	claimSeq, claimTerm  int64
+	claimOK, claimClosed bool
+	// mayHand: the write deletes no session, so its key can be handed
+	// over. Under Store.flightsMu: handed, the next write of the key
+	// claims once this write's claim was answered, and this write does
+	// not release the key (Store.lend); finishing, this write decided to
+	// release it, and the next write claims after the release
+	// (Store.handOver).
+	mayHand, handed, finishing bool
 	// prev is the write of the same key this one followed, while it may
 	// still be in flight: a write that fails before its predecessor ends
 	// (its context ended) leaves it to be waited for.
@@ -96,7 +110,14 @@ func (e *lostError) Unwrap() error { return errLost }
 // quiet is until it is evicted, and must not keep the flights of the rest
 // of its update.
 func newFlight(update uint64) *flight {
-	return &flight{done: make(chan struct{}), update: update}
+	return &flight{done: make(chan struct{}), claimed: make(chan struct{}), update: update}
+}
+
+// claim records the answer to the write's claim: the key document's
+// version it took.
+func (f *flight) claim(seqNo, primaryTerm int64) {
+	f.claimSeq, f.claimTerm, f.claimOK, f.claimClosed = seqNo, primaryTerm, true, true
+	close(f.claimed)
 }
 
 // land records the outcome of the write: the key document's version it
@@ -106,7 +127,26 @@ func (f *flight) land(err error) {
 	if err == nil {
 		f.prev = nil // it ended before this write claimed the key
 	}
+	if !f.claimClosed {
+		f.claimClosed = true
+		close(f.claimed)
+	}
 	close(f.done)
+}
+
+// waitClaim waits for the write's claim to be answered and returns the
+// key document's version it took; a *lostError when the write ended
+// without it.
+func (f *flight) waitClaim(ctx context.Context) (seqNo, primaryTerm int64, err error) {
+	select {
+	case <-f.claimed:
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+	if !f.claimOK {
+		return 0, 0, &lostError{update: f.update}
+	}
+	return f.claimSeq, f.claimTerm, nil
 }
 
 func (f *flight) ended() bool {

@@ -25,12 +25,14 @@ import (
 // contains hold until open is closed, then sends it (or, with fail,
 // answers it 503 without sending it), and logs when each key document's
 // claim (pending) and release of each generation starts and ends, and
-// when each request with hold does ("held"). With refuse, the first
-// request whose body contains it is answered 503 without being sent.
+// when each request with hold does ("held"), and each with a string of
+// watch (its value). With refuse, the first request whose body contains it
+// is answered 503 without being sent.
 type gate struct {
 	hold    string
 	fail    bool
 	refuse  string
+	watch   map[string]string
 	held    chan struct{} // closed when the held request arrives
 	open    chan struct{}
 	once    atomic.Bool
@@ -65,6 +67,11 @@ func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
 	hold := bytes.Contains(body, []byte(g.hold))
 	if hold {
 		marks = append(marks, "held")
+	}
+	for pattern, mark := range g.watch {
+		if bytes.Contains(body, []byte(pattern)) {
+			marks = append(marks, mark)
+		}
 	}
 	g.note("start", marks)
 	if hold && g.once.CompareAndSwap(false, true) {
@@ -109,6 +116,18 @@ func (g *gate) note(when string, marks []string) {
 	}
 }
 
+// await waits until entry is in the log.
+func (g *gate) await(t *testing.T, entry string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); g.position(entry) < 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			t.Fatalf("%q never came: %v", entry, g.log)
+		}
+	}
+}
+
 // position is where entry is in the log (-1: not there).
 func (g *gate) position(entry string) int {
 	g.mu.Lock()
@@ -148,9 +167,11 @@ func awaitFollower(t *testing.T, s *Store) {
 // (events e1, e2) is held in its second bulk request (the sessions and
 // events). The second update of the key plans on the state the first lent
 // it while that request is held (before the change, it waited for the whole
-// first update); its claim starts only after the first update's data were
-// stored, conditional on the first claim's version: the first update hands
-// the key over (Store.handOver) and never releases it, the second does. When the
+// first update); its claim starts once the first update's claim was
+// answered, while the first update's data are held, conditional on the
+// first claim's version, and its data only after the first update's data
+// were stored: the first update hands the key over (Store.handOver) and
+// never releases it, the second does. When the
 // first write fails, the second gives up what it planned on and computes
 // again from the store: also when it found nothing to write because the
 // first was writing its events (a duplicate delivery). That run is not
@@ -171,9 +192,10 @@ func TestLentState(t *testing.T) {
 		// after is what the store holds once both updates returned
 		// (before the failed batch is delivered again).
 		after [][]event.Event
-		// claims: the second update claims the key after the first
-		// stored its data (generation 2 after 1), which hands the key
-		// over: only the second releases it.
+		// claims: the second update claims the key while the first
+		// one's data are held (generation 2 after 1) and writes its own
+		// after them; the first hands the key over: only the second
+		// releases it.
 		claims bool
 	}{
 		{name: "a new event", second: newer, calls: 1, after: [][]event.Event{first, newer}, claims: true},
@@ -185,6 +207,7 @@ func TestLentState(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := esfake.New(t)
 			g := newGate(`"_id":"acme/e2"`, tc.fail)
+			g.watch = map[string]string{`"_id":"acme/e3"`: "data 2"}
 			s := fakeStore(t, f, func(c *Config) { c.Transport, c.BulkAttempts, c.UpdateAttempts = g, 1, 1 })
 			defer func() {
 				select {
@@ -214,9 +237,9 @@ func TestLentState(t *testing.T) {
 				t.Fatal("the second update did not plan while the first one's write was in flight")
 			}
 			if tc.claims {
-				// It hands the key over only to a write that follows it
-				// when its data were stored.
-				awaitFollower(t, s)
+				// The second claim is answered while the first write's
+				// data are held.
+				g.await(t, "end claim 2")
 			}
 			close(g.open)
 			err1, err2 := <-firstErr, <-secondErr
@@ -233,10 +256,13 @@ func TestLentState(t *testing.T) {
 			if got := int(calls.Load()); got != tc.calls {
 				t.Errorf("the second update's fn ran %d times, want %d", got, tc.calls)
 			}
-			if claim, data := g.position("start claim 2"), g.position("end held"); tc.claims && (claim < 0 || data < 0) {
-				t.Errorf("want the first write's data and the second's claim, got: %v", g.log)
-			} else if tc.claims && claim < data {
-				t.Errorf("the second claim started before the first write's data were stored: %v", g.log)
+			data1, data2 := g.position("end held"), g.position("start data 2")
+			switch {
+			case !tc.claims:
+			case data1 < 0 || data2 < 0:
+				t.Errorf("want the first write's data and the second's, got: %v", g.log)
+			case data2 < data1:
+				t.Errorf("the second write's data started before the first one's were stored: %v", g.log)
 			}
 			if tc.claims && (g.position("start release 1") >= 0 || g.position("end release 2") < 0) {
 				t.Errorf("want the key handed over: released once, by the second write, got: %v", g.log)
@@ -322,8 +348,10 @@ func TestLostAttemptsCount(t *testing.T) {
 }
 
 // TestOverlappingUpdatesMatchReference: random scenarios delivered as the
-// ingester delivers them with two batches in flight: each batch's update
-// starts while the one before it is still writing (most keys are shared),
+// ingester delivers them with two to four batches in flight (by seed): each
+// batch's update starts while the ones before it are still writing (most
+// keys are shared, so a key's writes claim while the one before writes its
+// data, three deep),
 // a bulk request now and then fails, and a batch that failed is delivered
 // again, with those after it, until all are stored. The end state must be
 // the reference implementation's.
@@ -360,9 +388,10 @@ func overlapScenario(t *testing.T, seed uint64) error {
 		c.BulkAttempts, c.ClaimLease, c.UpdateAttempts = 1, time.Nanosecond, 20
 	})
 	batches := sc.batches()
+	inFlight := 2 + int(seed%3)
 	for pos, failures := 0, 0; pos < len(batches); {
-		// Two in flight: batches pos and pos+1 at once.
-		end := min(len(batches), pos+2)
+		// inFlight at once: batches pos, pos+1, ….
+		end := min(len(batches), pos+inFlight)
 		failing.Store(sc.rng.IntN(4) == 0)
 		errs := make([]error, end-pos)
 		var wg sync.WaitGroup
@@ -459,7 +488,7 @@ func TestFailedFlightLeavesItsPredecessor(t *testing.T) {
 
 // TestHandedOverKeyOutlivesItsSuccessor: the first update of a key hands
 // it over to the second, which planned while the first one's data were in
-// flight, and the second's claim then fails. The key document stays as the
+// flight, and the second's claim, sent while they are, fails. The key document stays as the
 // first write's claim left it (pending, generation 1) while the store holds
 // that write's events; delivered again, the second batch reads the key back
 // as unfinished, recomputes it and releases it.
@@ -489,13 +518,19 @@ func TestHandedOverKeyOutlivesItsSuccessor(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the second update did not plan while the first one's write was in flight")
 	}
-	awaitFollower(t, s)
+	// The second claims once the first claim was answered: while the
+	// first write's data are held.
+	select {
+	case err := <-secondErr:
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("the second update, whose claim failed: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second update did not claim while the first one's data were held")
+	}
 	close(g.open)
 	if err := <-firstErr; err != nil {
 		t.Fatal(err)
-	}
-	if err := <-secondErr; !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("the second update, whose claim failed: %v, want ErrUnavailable", err)
 	}
 	if g.position("start release 1") >= 0 {
 		t.Fatalf("the first write released the key it handed over: %v", g.log)

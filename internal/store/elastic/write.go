@@ -217,6 +217,10 @@ type keyWrite struct {
 	// flight is the write of the key, which lend made the lender of the
 	// successor state.
 	flight *flight
+	// early: the write claims the key once the write it follows (st.after)
+	// claimed it, and sends its data once that write's data are stored
+	// (lend, claim).
+	early bool
 }
 
 // write applies ch. It returns the events to leave out (rejected) when the
@@ -243,6 +247,14 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 	if err := s.claim(ctx, writes); err != nil {
 		return nil, err
 	}
+	// A key claimed early is written after the write it follows stored
+	// its data: its sessions list that write's events.
+	for _, w := range writes {
+		if err := w.st.await(ctx); err != nil {
+			return nil, err
+		}
+		w.st.seqNo, w.st.primaryTerm = w.flight.claimSeq, w.flight.claimTerm
+	}
 	if rejected, err := s.writeData(ctx, writes); err != nil || len(rejected) > 0 {
 		return rejected, err
 	}
@@ -250,28 +262,31 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 	return nil, s.finish(ctx, flying)
 }
 
-// handOver lands the writes of keys whose next write is planned already —
-// a later update took the successor state this write lent and changes the
-// key again (its flight follows this one) — once their data are stored,
-// and returns the other writes, which finish. A key handed over is not
-// released: its document stays pending, at this write's claim, and the
+// handOver lands the writes of keys handed over — a later update planned
+// to write the key again before this write's data were stored, and claims
+// it as soon as this write's claim was answered (lend) — once their data
+// are stored, and returns the other writes, which finish; from then on a
+// later write of those keys claims after the release. A key handed over is
+// not released: its document stays pending at this write's claim until the
 // next write's claim, conditional on that claim, replaces it with the next
-// generation; its finish releases the key. So the requests of a key
-// written by consecutive batches are claim, data, claim, data, …, finish:
-// two round trips per batch, not three (docs/elasticsearch.md, "Two updates
-// of one key in flight"). A document left pending by a write that stored
-// its data whole says nothing false: whoever reads it back (the next write
-// failed, or the writer died) recomputes the key from the documents, as
-// after any claim that was not released. A write that deletes sessions
-// finishes (the deletes are in its finish request).
+// generation; the last write of a run releases the key. So a key written
+// by consecutive batches costs claim and data per batch, and the next
+// batch's claim overlaps this batch's data: its data follow this batch's
+// (docs/elasticsearch.md, "Two updates of one key in flight"). A document
+// left pending by a write that stored its data whole says nothing false:
+// whoever reads it back (the next write failed, or the writer died)
+// recomputes the key from the documents, as after any claim that was not
+// released. A write that deletes sessions is never handed over (the
+// deletes are in its finish request).
 func (s *Store) handOver(writes []*keyWrite) (rest []*keyWrite) {
 	var handed []*keyWrite
 	s.flightsMu.Lock()
 	for _, w := range writes {
-		if len(w.deletes) == 0 && s.flights[session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}] != w.flight {
+		if w.flight.handed {
 			handed = append(handed, w)
 			continue
 		}
+		w.flight.finishing = true
 		rest = append(rest, w)
 	}
 	s.flightsMu.Unlock()
@@ -297,7 +312,13 @@ func (s *Store) lend(r *reader, writes []*keyWrite) {
 	for i, w := range writes {
 		ids[i] = session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}
 		w.flight = newFlight(r.update)
-		w.flight.prev = w.st.after
+		w.flight.prev, w.flight.mayHand = w.st.after, len(w.deletes) == 0
+		if p := w.st.after; p != nil && p.mayHand && !p.finishing {
+			// The write this one follows has not decided to release
+			// the key: it hands it over (handOver), and this one claims
+			// it as soon as that one's claim is answered.
+			p.handed, w.early = true, true
+		}
 		s.flights[ids[i]] = w.flight
 	}
 	s.flightsMu.Unlock()
@@ -580,11 +601,21 @@ func textBytes(e *event.Event) int {
 // the writer holds.
 func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 	// A state lent by an earlier write of the key is claimed after that
-	// write ended, conditional on the version it left.
+	// write ended, conditional on the version it left, or, when that
+	// write hands the key over (early), once its claim was answered,
+	// conditional on that claim.
 	for _, w := range writes {
-		if err := w.st.await(ctx); err != nil {
+		if !w.early {
+			if err := w.st.await(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		seq, term, err := w.st.after.waitClaim(ctx)
+		if err != nil {
 			return err
 		}
+		w.st.seqNo, w.st.primaryTerm = seq, term
 	}
 	ops := make([]Op, len(writes))
 	keys := s.names.keysIndex()
@@ -610,7 +641,7 @@ func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 		case res.Outcome == Rejected:
 			return fmt.Errorf("elasticsearch: key document %s refused: %s", s.docRef(ops[i].Index, ops[i].ID), res.Reason)
 		}
-		writes[i].st.seqNo, writes[i].st.primaryTerm = res.SeqNo, res.PrimaryTerm
+		writes[i].flight.claim(res.SeqNo, res.PrimaryTerm)
 	}
 	return nil
 }
