@@ -75,4 +75,9 @@ func TestCatIndicesCountsNestedDocuments(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want %s", path, status, raw, want)
 		}
 	}
+	// Closed, it has no counts to show.
+	must(t, f, 200, "POST", "/ix/_close", "")
+	if status, raw := callRaw(t, f, "GET", "/_cat/indices/ix?format=json", ""); status != 200 || !strings.Contains(string(raw), `"docs.count":null`) || !strings.Contains(string(raw), `"status":"close"`) {
+		t.Errorf("GET /_cat/indices/ix of a closed index: %d %s, want status close and docs.count null", status, raw)
+	}
 }
