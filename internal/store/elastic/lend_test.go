@@ -547,3 +547,40 @@ func TestHandedOverKeyOutlivesItsSuccessor(t *testing.T) {
 		t.Fatalf("the key document after the second batch came again: pending %v, want released", d["pending"])
 	}
 }
+
+// TestCancelledReadLetsTheKeyGo: an update that waits to read a key by id
+// (its lent state evicted while the write that lent it is in flight) and
+// whose context ends meanwhile lets the key go: the next update of the key
+// takes it once that write ended.
+func TestCancelledReadLetsTheKeyGo(t *testing.T) {
+	c := storetest.B{Contact: "5511900000042"}
+	m := time.Minute
+	first := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi"), c.Msg("e2", m, event.RoleBot, "olá")}
+	later := []event.Event{c.Msg("e3", 2*m, event.RoleCustomer, "segunda via")}
+	g := newGate(`"_id":"acme/e2"`, false)
+	s := fakeStore(t, esfake.New(t), func(c *Config) { c.Transport = g })
+	firstErr := make(chan error, 1)
+	go func() { firstErr <- assembler(s).Ingest(t.Context(), first) }()
+	<-g.held
+	s.cache.Reset() // the lent state evicted: a read of the key waits for the write
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := assembler(s).Ingest(ctx, later); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the update whose context ended while it waited: %v, want context.DeadlineExceeded", err)
+	}
+	close(g.open)
+	if err := <-firstErr; err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- assembler(s).Ingest(t.Context(), later) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the key stayed held by the update whose context ended")
+	}
+	sameState(t, snapshot(t, s), reference(t, first, later))
+}

@@ -92,10 +92,14 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 		if !ok {
 			// The key is read back by id: not while a write of it may
 			// be in flight (its state lent, then evicted or dropped).
-			if err := failed.quiet(ctx); err != nil {
-				return err
+			// Held and not yet r's, it is let go when the wait ends
+			// early, or no later update could take it.
+			err := failed.quiet(ctx)
+			if err == nil {
+				err = r.s.flightOf(id).quiet(ctx)
 			}
-			if err := r.s.flightOf(id).quiet(ctx); err != nil {
+			if err != nil {
+				r.s.cache.Release(id)
 				return err
 			}
 			st = newKeyState(id)
