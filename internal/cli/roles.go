@@ -35,7 +35,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 				}
 				gc := ingest.SQLiteGC
 				if cfg.Store.Kind == config.StoreElasticsearch {
-					gc = ingest.ElasticGC.WithCache(int64(cfg.Store.Elasticsearch.CacheMiB) << 20)
+					gc = ingest.ElasticGC.WithCache(int64(cfg.Store.Elasticsearch.CacheMiB)<<20, cfg.Ingest.InFlightOf(cfg.Store.Kind))
 				}
 				gcPercent, memLimit := ingest.SetGCDefaults(gc)
 				log.Info("garbage collector", zap.Int("gc_percent", gcPercent), zap.Int64("memory_limit_bytes", memLimit))

@@ -38,13 +38,15 @@ var ElasticGC = GCSettings{Percent: 400, Limit: 448 << 20}
 var SQLiteGC = GCSettings{Percent: 100, Limit: 112 << 20}
 
 // WithCache is d with a limit high enough for a key-state cache of budget
-// bytes: more than twice the budget plus room for the batches in flight, so
-// that an operator's larger cache (store.elasticsearch.cache_mib) does not
-// keep the live heap at the limit, where the collector would run all the
-// time. A budget the default limit already covers leaves d unchanged.
-func (d GCSettings) WithCache(budget int64) GCSettings {
-	const batchesRoom = 64 << 20
-	d.Limit = max(d.Limit, 2*budget+batchesRoom)
+// bytes and inFlight batches stored at once: more than twice the budget
+// plus 32 MiB of room per batch in flight (a batch of 4,000 events, its
+// documents and buffers), so that an operator's larger cache
+// (store.elasticsearch.cache_mib) or more batches in flight do not keep
+// the live heap at the limit, where the collector would run all the time.
+// What the default limit already covers leaves d unchanged.
+func (d GCSettings) WithCache(budget int64, inFlight int) GCSettings {
+	const batchRoom = 32 << 20
+	d.Limit = max(d.Limit, 2*budget+int64(inFlight)*batchRoom)
 	return d
 }
 

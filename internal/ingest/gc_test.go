@@ -54,15 +54,18 @@ func TestSetGCDefaults(t *testing.T) {
 
 func TestGCSettingsWithCache(t *testing.T) {
 	for _, tc := range []struct {
-		budget int64
-		want   int64
+		budget   int64
+		inFlight int
+		want     int64
 	}{
-		{0, ElasticGC.Limit},
-		{128 << 20, ElasticGC.Limit}, // the default cache: the default limit
-		{400 << 20, 864 << 20},       // twice the budget and room for batches
+		{0, 2, ElasticGC.Limit},
+		{128 << 20, 4, ElasticGC.Limit}, // the defaults: the default limit
+		{400 << 20, 2, 864 << 20},       // twice the budget and room for batches
+		{400 << 20, 4, 928 << 20},
+		{128 << 20, 8, 512 << 20},
 	} {
-		if got := ElasticGC.WithCache(tc.budget); got.Limit != tc.want || got.Percent != ElasticGC.Percent {
-			t.Errorf("WithCache(%d MiB) = %+v, want limit %d MiB", tc.budget>>20, got, tc.want>>20)
+		if got := ElasticGC.WithCache(tc.budget, tc.inFlight); got.Limit != tc.want || got.Percent != ElasticGC.Percent {
+			t.Errorf("WithCache(%d MiB, %d in flight) = %+v, want limit %d MiB", tc.budget>>20, tc.inFlight, got, tc.want>>20)
 		}
 	}
 }

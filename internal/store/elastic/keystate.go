@@ -104,8 +104,8 @@ type lostError struct{ update uint64 }
 func (e *lostError) Error() string { return errLost.Error() }
 func (e *lostError) Unwrap() error { return errLost }
 
-// newFlight is a write of a key by Update call number update, two
-// allocations of its own (the flight and its channel): a successor state
+// newFlight is a write of a key by Update call number update, three
+// allocations of its own (the flight and its channels): a successor state
 // keeps its flight until it is taken again, which for a key that goes
 // quiet is until it is evicted, and must not keep the flights of the rest
 // of its update.
@@ -323,9 +323,10 @@ func (st *keyState) cost() int {
 // Sizes in bytes of heap of what keyState adds to a session.KeyState:
 // its other fields, a sessionRef of its lists (id, start and end; the id's
 // bytes are counted apart), and the flight of the write it is the
-// successor of with its done channel (64 + 112 as go1.26 allocates them).
+// successor of with its two channels (96 + 2 × 112 as go1.26 allocates
+// them).
 const (
 	keyStateExtra  = 112
 	sessionRefSize = int(unsafe.Sizeof(sessionRef{}))
-	flightSize     = 176
+	flightSize     = 320
 )

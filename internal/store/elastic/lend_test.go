@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,17 +30,20 @@ import (
 // watch (its value). With refuse, the first request whose body contains it
 // is answered 503 without being sent.
 type gate struct {
-	hold    string
-	fail    bool
-	refuse  string
-	watch   map[string]string
-	held    chan struct{} // closed when the held request arrives
-	open    chan struct{}
-	once    atomic.Bool
-	refused atomic.Bool
-	mu      sync.Mutex
-	log     []string
-	keyDocs *regexp.Regexp
+	hold string
+	// holdMark, when set, holds the first request with that mark
+	// ("release 1") instead.
+	holdMark string
+	fail     bool
+	refuse   string
+	watch    map[string]string
+	held     chan struct{} // closed when the held request arrives
+	open     chan struct{}
+	once     atomic.Bool
+	refused  atomic.Bool
+	mu       sync.Mutex
+	log      []string
+	keyDocs  *regexp.Regexp
 }
 
 func newGate(hold string, fail bool) *gate {
@@ -64,7 +68,10 @@ func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		marks = append(marks, step+" "+m[1])
 	}
-	hold := bytes.Contains(body, []byte(g.hold))
+	hold := g.hold != "" && bytes.Contains(body, []byte(g.hold))
+	if g.holdMark != "" {
+		hold = slices.Contains(marks, g.holdMark)
+	}
 	if hold {
 		marks = append(marks, "held")
 	}
@@ -583,4 +590,38 @@ func TestCancelledReadLetsTheKeyGo(t *testing.T) {
 		t.Fatal("the key stayed held by the update whose context ended")
 	}
 	sameState(t, snapshot(t, s), reference(t, first, later))
+}
+
+// TestReleasedKeyClaimedAfterTheRelease: an update that plans a key once
+// the write before it decided to release it (its data were stored, its
+// release is held) is not handed the key: it claims after the release was
+// answered, conditional on it.
+func TestReleasedKeyClaimedAfterTheRelease(t *testing.T) {
+	c := storetest.B{Contact: "5511900000042"}
+	m := time.Minute
+	first := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi"), c.Msg("e2", m, event.RoleBot, "olá")}
+	second := []event.Event{c.Msg("e3", 2*m, event.RoleCustomer, "segunda via")}
+	g := newGate("", false)
+	g.holdMark = "release 1"
+	s := fakeStore(t, esfake.New(t), func(c *Config) { c.Transport = g })
+	firstErr := make(chan error, 1)
+	go func() { firstErr <- assembler(s).Ingest(t.Context(), first) }()
+	<-g.held
+	secondErr := make(chan error, 1)
+	go func() { secondErr <- assembler(s).Ingest(t.Context(), second) }()
+	awaitFollower(t, s)
+	// Give an early claim, which would not wait for the release, time to
+	// start.
+	time.Sleep(50 * time.Millisecond)
+	close(g.open)
+	if err := <-firstErr; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-secondErr; err != nil {
+		t.Fatal(err)
+	}
+	if claim, release := g.position("start claim 2"), g.position("end release 1"); claim < 0 || release < 0 || claim < release {
+		t.Errorf("want the second claim after the first release ended, got: %v", g.log)
+	}
+	sameState(t, snapshot(t, s), reference(t, first, second))
 }

@@ -267,9 +267,11 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 // it as soon as this write's claim was answered (lend) — once their data
 // are stored, and returns the other writes, which finish; from then on a
 // later write of those keys claims after the release. A key handed over is
-// not released: its document stays pending at this write's claim until the
-// next write's claim, conditional on that claim, replaces it with the next
-// generation; the last write of a run releases the key. So a key written
+// not released: the next write's claim, conditional on this write's claim
+// and often sent before this write's data were stored, replaces its
+// document with the next generation (or, when that claim failed, the
+// document stays pending at this write's claim); the last write of a run
+// releases the key. So a key written
 // by consecutive batches costs claim and data per batch, and the next
 // batch's claim overlaps this batch's data: its data follow this batch's
 // (docs/elasticsearch.md, "Two updates of one key in flight"). A document
