@@ -316,19 +316,31 @@ func (r *run) loop(ctx context.Context) error {
 		if r.phase == Swapped {
 			in = nil
 		}
+		// A batch ends when full, or at a tick when it is empty (the
+		// loop's own work is due) or has waited half a Poll for more. A
+		// tick that came while the last batch was stored does not end the
+		// next one: behind the partitions' ends the batch fills in far
+		// less than that, and cutting it would pay a store's round trips
+		// for a few events.
+		var first time.Time
 	collect:
 		for {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case f := <-in:
+				if len(batch) == 0 {
+					first = time.Now()
+				}
 				batch = append(batch, f)
 				if len(batch) >= r.cfg.BatchSize {
 					break collect
 				}
 			case <-tick.C:
 				ticked = true
-				break collect
+				if len(batch) == 0 || time.Since(first) >= r.cfg.Poll/2 {
+					break collect
+				}
 			}
 		}
 		if len(batch) > 0 {

@@ -431,6 +431,33 @@ func TestTo(t *testing.T) {
 	}
 }
 
+// TestBacklogFillsBatches: behind the partitions' ends a batch fills up,
+// also when a tick came while the batch before was stored (each store here
+// outlasts the poll): before, such a tick ended the next batch after a few
+// events, and each of those paid a whole store's round trips.
+func TestBacklogFillsBatches(t *testing.T) {
+	f := newFixture(t)
+	msgs := make([]msg, 400)
+	for i := range msgs {
+		msgs[i] = msg{topic: topics[0], partition: 0, at: t0}
+	}
+	want := f.produce(msgs...)
+	f.clock.Set(t0.Add(3 * time.Hour))
+	cfg := f.config()
+	cfg.To, cfg.BatchSize, cfg.Poll = t0.Add(time.Hour), 20, 20*time.Millisecond
+	f.target.afterIngest = func() { time.Sleep(50 * time.Millisecond) }
+	if err := f.result(f.start(context.Background(), cfg, nil)); err != nil {
+		t.Fatal(err)
+	}
+	f.checkIngested(want)
+	f.target.mu.Lock()
+	defer f.target.mu.Unlock()
+	// Full batches, and a partial one or two where the reader was behind.
+	if most := len(want)/cfg.BatchSize + 2; len(f.target.sizes) > most {
+		t.Errorf("%d events in %d batches (at most %d wanted): %v", len(want), len(f.target.sizes), most, f.target.sizes)
+	}
+}
+
 // TestRejectedEvents: an event the target refuses for good is counted and
 // logged by reference (never by content), and the replay goes on.
 func TestRejectedEvents(t *testing.T) {
@@ -567,11 +594,14 @@ type fakeTarget struct {
 	ingested map[event.Ref]int
 	state    []byte
 	nCalls   int
+	// sizes are the events of each Ingest call.
+	sizes []int
 }
 
 func (ft *fakeTarget) Ingest(_ context.Context, events []event.Event) error {
 	ft.mu.Lock()
 	ft.nCalls++
+	ft.sizes = append(ft.sizes, len(events))
 	if ft.fail != nil {
 		ft.mu.Unlock()
 		return ft.fail
