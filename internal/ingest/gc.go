@@ -39,8 +39,9 @@ var SQLiteGC = GCSettings{Percent: 100, Limit: 112 << 20}
 
 // WithCache is d with a limit high enough for a key-state cache of budget
 // bytes and inFlight batches stored at once: more than twice the budget
-// plus 32 MiB of room per batch in flight (a batch of 4,000 events, its
-// documents and buffers), so that an operator's larger cache
+// plus 32 MiB of room per batch in flight (a batch of the default 4,000
+// events, its documents and buffers; larger batches want a limit the
+// operator sets, docs/operations.md), so that an operator's larger cache
 // (store.elasticsearch.cache_mib) or more batches in flight do not keep
 // the live heap at the limit, where the collector would run all the time.
 // What the default limit already covers leaves d unchanged.

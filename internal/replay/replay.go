@@ -316,12 +316,12 @@ func (r *run) loop(ctx context.Context) error {
 		if r.phase == Swapped {
 			in = nil
 		}
-		// A batch ends when full, or at a tick when it is empty (the
-		// loop's own work is due) or has waited half a Poll for more. A
-		// tick that came while the last batch was stored does not end the
-		// next one: behind the partitions' ends the batch fills in far
-		// less than that, and cutting it would pay a store's round trips
-		// for a few events.
+		// A batch ends when full, or at a tick that came after its first
+		// message (or when it is empty: the loop's own work is due). A
+		// tick that came before — while the last batch was stored, waiting
+		// in the ticker — does not end it: behind the partitions' ends the
+		// batch fills in far less than a Poll, and cutting it would pay a
+		// store's round trips for a few events.
 		var first time.Time
 	collect:
 		for {
@@ -336,9 +336,9 @@ func (r *run) loop(ctx context.Context) error {
 				if len(batch) >= r.cfg.BatchSize {
 					break collect
 				}
-			case <-tick.C:
+			case at := <-tick.C:
 				ticked = true
-				if len(batch) == 0 || time.Since(first) >= r.cfg.Poll/2 {
+				if len(batch) == 0 || !at.Before(first) {
 					break collect
 				}
 			}
