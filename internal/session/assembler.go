@@ -67,6 +67,16 @@ type Prefetcher interface {
 	Prefetch(ctx context.Context, keys []KeyRequest) error
 }
 
+// Recomputer is a Reader that asks for a key of the batch to be computed
+// and written again although none of its events is new: the Elasticsearch
+// store's key read back from a write that did not finish, whose sessions
+// may count an event the store then refused (docs/elasticsearch.md,
+// "Rejections"). The assembler asks it only of keys without new events,
+// after Known.
+type Recomputer interface {
+	Recompute(tenant, key string) bool
+}
+
 // Changes is what one batch of new events does to the store.
 type Changes struct {
 	// Events are new events, and stored events moved to another session.
@@ -197,7 +207,9 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 	for i, k := range order {
 		fresh := slices.DeleteFunc(groups[i], func(e *event.Event) bool { return known[e.Ref()] })
 		if len(fresh) == 0 {
-			continue
+			if rc, ok := r.(Recomputer); !ok || !rc.Recompute(k.tenant, k.key) {
+				continue
+			}
 		}
 		if err := a.assembleKey(ctx, r, k, reqs[i].Since, fresh, &ch); err != nil {
 			return Changes{}, err
@@ -217,7 +229,8 @@ func since(key string, fresh []*event.Event) time.Time {
 }
 
 // assembleKey recomputes the sessions of one key from the earliest point the
-// new events (sorted) can affect.
+// new events (sorted) can affect; since is that point (for a key recomputed
+// without new events, its earliest event of the batch).
 func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since time.Time, fresh []*event.Event, ch *Changes) error {
 	derived := IsDerivedKey(k.key)
 	stored, err := r.KeyEvents(ctx, k.tenant, k.key, since)
@@ -227,6 +240,9 @@ func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since
 	a.keys.Add(1)
 	a.reread.Add(int64(len(stored)))
 	all, oldSession := merge(stored, fresh)
+	if len(all) == 0 {
+		return nil // recomputed (Recomputer), and nothing stored
+	}
 
 	policy := a.def.PolicyFor(all[0].Channel)
 	var starts []int

@@ -199,6 +199,17 @@ func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool,
 	return known, nil
 }
 
+// Recompute reports whether the key was read back unfinished: its sessions
+// may count an event a write that did not finish wrote and the store then
+// refused (rollBack deleted the event's document, not the sessions that
+// list it), so the key is computed and written again even when none of
+// its events in the batch is new — all of them refused, say
+// (session.Recomputer).
+func (r *reader) Recompute(tenant, key string) bool {
+	st := r.states[session.StateID{Tenant: tenant, Key: key}]
+	return st != nil && st.unfinished
+}
+
 // KeyEvents returns the events of the key's sessions from the one since
 // falls in on (and of the sessions a past write retired).
 func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]session.Stored, error) {

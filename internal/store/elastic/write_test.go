@@ -765,3 +765,50 @@ func TestLostBulkAnswer(t *testing.T) {
 	}
 	sameState(t, snapshot(t, s), reference(t, batch))
 }
+
+// TestOnlyEventRejectedAfterItsSession: a batch whose only event of a key
+// is refused after step 2 wrote the key's session (the event's document
+// refused, the session's accepted) leaves no session counting the event:
+// the rerun, with no new event of the key, recomputes the key read back
+// unfinished (session.Recomputer). A key that had a session is written
+// again and released; a new key has nothing stored to recompute.
+func TestOnlyEventRejectedAfterItsSession(t *testing.T) {
+	c := storetest.B{Contact: "5511900000007"}
+	first := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi")}
+	for _, tc := range []struct {
+		name   string
+		stored []event.Event
+	}{
+		{"a key with a session", first},
+		{"a new key", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := esfake.New(t)
+			s := fakeStore(t, f)
+			if err := assembler(s).Ingest(t.Context(), tc.stored); err != nil {
+				t.Fatal(err)
+			}
+			f.BulkHook = func(action, index, id string, attempt int) (int, string) {
+				if id == "acme/e2" {
+					return 400, "document_parsing_exception"
+				}
+				return 0, ""
+			}
+			err := assembler(s).Ingest(t.Context(), []event.Event{c.Msg("e2", time.Minute, event.RoleBot, "segredo")})
+			var rej *RejectedError
+			if !errors.As(err, &rej) || len(rej.Events) != 1 {
+				t.Fatalf("err %v, want e2 rejected", err)
+			}
+			f.BulkHook = nil
+			sameState(t, snapshot(t, s), reference(t, tc.stored))
+			if tc.stored == nil {
+				return
+			}
+			for id, d := range f.Docs("test-keys-v1") {
+				if d["pending"] != nil {
+					t.Errorf("key document %s left claimed", id)
+				}
+			}
+		})
+	}
+}
