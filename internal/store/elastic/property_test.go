@@ -3,6 +3,7 @@ package elastic
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -43,8 +44,28 @@ func TestStoreMatchesReference(t *testing.T) {
 		n /= 4
 	}
 	for seed := first; seed < first+uint64(n); seed++ {
-		if err := storeScenario(t, seed); err != nil {
+		if err := storeScenario(t, seed, false); err != nil {
 			t.Fatalf("%v\nreproduce with: go test ./internal/store/elastic -run TestStoreMatchesReference -property.seed=%d", err, seed)
+		}
+	}
+}
+
+// TestStoreMatchesReferenceWithRefusals: the same scenarios, with about one
+// event in six refused by Elasticsearch (400 on its document, every time):
+// the store dead-letters them (RejectedError; the batch is committed) and
+// must end in the reference's sessions of the other events, with no key
+// document left claimed — also where a refused event was the only one of
+// its key in a batch, or opened a session of its own.
+func TestStoreMatchesReferenceWithRefusals(t *testing.T) {
+	first, n := uint64(1), *propertyN/2
+	if *propertySeed != 0 {
+		first, n = *propertySeed, 1
+	} else if testing.Short() {
+		n /= 4
+	}
+	for seed := first; seed < first+uint64(n); seed++ {
+		if err := storeScenario(t, seed, true); err != nil {
+			t.Fatalf("%v\nreproduce with: go test ./internal/store/elastic -run TestStoreMatchesReferenceWithRefusals -property.seed=%d", err, seed)
 		}
 	}
 }
@@ -103,13 +124,30 @@ func (sc *scenario) check(t *testing.T, s *Store, f *esfake.Server) error {
 	return nil
 }
 
-func storeScenario(t *testing.T, seed uint64) error {
+// storeScenario runs scenario seed; with refusing, about one event in six
+// is refused for good.
+func storeScenario(t *testing.T, seed uint64, refusing bool) error {
 	ctx := context.Background()
 	sc := newScenario(seed)
 	rng, arrival := sc.rng, sc.arrival
+	refused := map[string]bool{} // by event document id
+	if refusing {
+		var kept []event.Event
+		for _, e := range sc.events {
+			if rng.IntN(6) == 0 {
+				refused[docID(e.Tenant, e.EventID)] = true
+				continue
+			}
+			kept = append(kept, e)
+		}
+		sc.want = sessiontest.Reference(sc.def, kept)
+	}
 	f := esfake.New(t, esfake.WithRefreshInterval(esfake.NoRefresh))
 	var failing atomic.Bool
 	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
+		if refused[id] && strings.Contains(index, "-events-") {
+			return 400, "document_parsing_exception"
+		}
 		if failing.Load() && rng.IntN(3) == 0 {
 			return 503, "unavailable_shards_exception"
 		}
@@ -133,6 +171,10 @@ func storeScenario(t *testing.T, seed uint64) error {
 		failing.Store(rng.IntN(6) == 0)
 		err := session.NewAssembler(sc.def, writers[w]).Ingest(ctx, arrival[pos:end])
 		failing.Store(false)
+		var rej *RejectedError
+		if refusing && errors.As(err, &rej) {
+			err = nil // dead-lettered: the batch is committed
+		}
 		if err != nil {
 			if failures++; failures > 50 {
 				return fmt.Errorf("seed %d: ingest keeps failing: %w", seed, err)
@@ -143,7 +185,17 @@ func storeScenario(t *testing.T, seed uint64) error {
 		sc.log = append(sc.log, fmt.Sprintf("%d:[%d:%d]", w, pos, end))
 		pos = end
 	}
-	return sc.check(t, writers[0], f)
+	if err := sc.check(t, writers[0], f); err != nil {
+		return err
+	}
+	if refusing {
+		for id, d := range f.Docs("test-keys-*") {
+			if d["pending"] != nil {
+				return fmt.Errorf("seed %d: key document %s left claimed; deliveries %s", seed, id, strings.Join(sc.log, " "))
+			}
+		}
+	}
+	return nil
 }
 
 // sessionDocsMatch checks that every session document stored is, byte for

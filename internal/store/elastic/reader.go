@@ -29,6 +29,13 @@ type reader struct {
 	// rejected are events Elasticsearch refused in an earlier attempt:
 	// reported known, so that fn leaves them out.
 	rejected map[event.Ref]string
+	// refused are the keys of the Update a session document of which
+	// Elasticsearch refused in an earlier attempt: not computed again
+	// without new events (Recompute), whose sessions it would refuse again.
+	refused map[session.StateID]bool
+	// recompute are the keys Recompute asked the assembler for: written
+	// even when the changes do not name them (Store.plan).
+	recompute map[session.StateID]bool
 	// states are the keys this attempt read; the attempt owns them until
 	// Update puts them back in the cache.
 	states map[session.StateID]*keyState
@@ -54,8 +61,8 @@ var (
 	_ session.Prefetcher = (*reader)(nil)
 )
 
-func newReader(s *Store, rejected map[event.Ref]string, update uint64) *reader {
-	return &reader{s: s, update: update, rejected: rejected, states: map[session.StateID]*keyState{}, from: map[session.StateID]int{},
+func newReader(s *Store, rejected map[event.Ref]string, refused map[session.StateID]bool, update uint64) *reader {
+	return &reader{s: s, update: update, rejected: rejected, refused: refused, states: map[session.StateID]*keyState{}, from: map[session.StateID]int{},
 		policy: map[session.StateID]string{}, fresh: map[event.Ref]bool{}}
 }
 
@@ -204,10 +211,23 @@ func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool,
 // refused (rollBack deleted the event's document, not the sessions that
 // list it), so the key is computed and written again even when none of
 // its events in the batch is new — all of them refused, say
-// (session.Recomputer).
+// (session.Recomputer). The key is then written whatever the assembler
+// makes of it (Store.plan): with nothing stored from the request's Since
+// on, the write deletes the sessions from there (one the refused event
+// opened) and releases the key. A key a session document of which was
+// refused in this Update, or whose documents do not decode, is left as it
+// is: its write would be refused again.
 func (r *reader) Recompute(tenant, key string) bool {
-	st := r.states[session.StateID{Tenant: tenant, Key: key}]
-	return st != nil && st.unfinished
+	id := session.StateID{Tenant: tenant, Key: key}
+	st := r.states[id]
+	if st == nil || !st.unfinished || st.unreadable != "" || r.refused[id] {
+		return false
+	}
+	if r.recompute == nil {
+		r.recompute = map[session.StateID]bool{}
+	}
+	r.recompute[id] = true
+	return true
 }
 
 // KeyEvents returns the events of the key's sessions from the one since

@@ -112,6 +112,7 @@ type keyDoc struct {
 func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
 	update := s.updates.Add(1)
 	rejected := map[event.Ref]string{}
+	refused := map[session.StateID]bool{}
 	var err error
 	// attempt counts the runs of fn that UpdateAttempts bounds: not
 	// those that follow a failed write of an earlier Update call
@@ -130,7 +131,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 				return serr
 			}
 		}
-		r := newReader(s, rejected, update)
+		r := newReader(s, rejected, refused, update)
 		var ch session.Changes
 		var more map[event.Ref]string
 		ch, err = fn(ctx, r)
@@ -228,7 +229,7 @@ type keyWrite struct {
 // lost a key it read, errLost when an earlier write of a key failed, or
 // another error.
 func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (rejected map[event.Ref]string, err error) {
-	if ch.Empty() {
+	if ch.Empty() && len(r.recompute) == 0 {
 		return nil, nil
 	}
 	writes, rejected, err := s.plan(r, ch)
@@ -255,7 +256,7 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 		}
 		w.st.seqNo, w.st.primaryTerm = w.flight.claimSeq, w.flight.claimTerm
 	}
-	if rejected, err := s.writeData(ctx, writes); err != nil || len(rejected) > 0 {
+	if rejected, err := s.writeData(ctx, r, writes); err != nil || len(rejected) > 0 {
 		return rejected, err
 	}
 	flying = s.handOver(writes)
@@ -429,6 +430,17 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 			}
 		}
 		w.changes.Events = append(w.changes.Events, *e)
+	}
+	// Keys computed again without new events (reader.Recompute) are
+	// written even when the assembler found nothing of them from their
+	// request's Since on: the write then deletes their sessions from there.
+	again := slices.SortedFunc(maps.Keys(r.recompute), func(a, b session.StateID) int {
+		return cmp.Or(strings.Compare(a.Tenant, b.Tenant), strings.Compare(a.Key, b.Key))
+	})
+	for _, id := range again {
+		if _, err := get(id.Tenant, id.Key); err != nil {
+			return nil, nil, err
+		}
 	}
 	for _, id := range order {
 		w := byKey[id]
@@ -658,7 +670,7 @@ type owner struct {
 // writeData is step 2: the session documents and the events. When it
 // returns rejected events the attempt is abandoned, and what it wrote of
 // new events is rolled back first (rollBack).
-func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Ref]string, error) {
+func (s *Store) writeData(ctx context.Context, r *reader, writes []*keyWrite) (map[event.Ref]string, error) {
 	nsess, nevents := 0, 0
 	for _, w := range writes {
 		nsess += len(w.sessions)
@@ -703,7 +715,10 @@ func (s *Store) writeData(ctx context.Context, writes []*keyWrite) (map[event.Re
 				continue
 			}
 			// Leave out the new events of a session Elasticsearch
-			// refused; stored events cannot be left out.
+			// refused; stored events cannot be left out. The key is
+			// not computed again without new events in this Update
+			// (reader.Recompute): its sessions would be refused again.
+			r.refused[session.StateID{Tenant: o.w.st.Tenant, Key: o.w.st.Key}] = true
 			n := 0
 			for _, e := range o.w.changes.Events {
 				if e.SessionID == o.sess && !o.w.st.holds(e.Ref()) {

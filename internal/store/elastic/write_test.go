@@ -768,19 +768,39 @@ func TestLostBulkAnswer(t *testing.T) {
 
 // TestOnlyEventRejectedAfterItsSession: a batch whose only event of a key
 // is refused after step 2 wrote the key's session (the event's document
-// refused, the session's accepted) leaves no session counting the event:
-// the rerun, with no new event of the key, recomputes the key read back
-// unfinished (session.Recomputer). A key that had a session is written
-// again and released; a new key has nothing stored to recompute.
+// refused, the session's accepted) leaves no session counting the event
+// and the key released: the rerun, with no new event of the key, computes
+// again the key read back unfinished (session.Recomputer) and writes it,
+// deleting a session only the refused event was in. Delivered again, the
+// batch ends the same. A key whose session document is refused is not
+// computed again: its events are dead-lettered, as before.
 func TestOnlyEventRejectedAfterItsSession(t *testing.T) {
 	c := storetest.B{Contact: "5511900000007"}
 	first := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi")}
+	refuseEvent := func(action, index, id string, attempt int) (int, string) {
+		if id == "acme/e2" {
+			return 400, "document_parsing_exception"
+		}
+		return 0, ""
+	}
+	refuseSessions := func(action, index, id string, attempt int) (int, string) {
+		if strings.Contains(index, "-sessions-") {
+			return 400, "document_parsing_exception"
+		}
+		return 0, ""
+	}
 	for _, tc := range []struct {
 		name   string
 		stored []event.Event
+		at     time.Duration
+		hook   func(action, index, id string, attempt int) (int, string)
+		// released: the key document ends released.
+		released bool
 	}{
-		{"a key with a session", first},
-		{"a new key", nil},
+		{"in a session the key had", first, time.Minute, refuseEvent, true},
+		{"in a session of its own after the key's", first, 30 * time.Hour, refuseEvent, true},
+		{"of a new key", nil, 0, refuseEvent, true},
+		{"its session refused", first, time.Minute, refuseSessions, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := esfake.New(t)
@@ -788,26 +808,23 @@ func TestOnlyEventRejectedAfterItsSession(t *testing.T) {
 			if err := assembler(s).Ingest(t.Context(), tc.stored); err != nil {
 				t.Fatal(err)
 			}
-			f.BulkHook = func(action, index, id string, attempt int) (int, string) {
-				if id == "acme/e2" {
-					return 400, "document_parsing_exception"
+			f.BulkHook = tc.hook
+			batch := []event.Event{c.Msg("e2", tc.at, event.RoleBot, "segredo")}
+			for delivery := 1; delivery <= 2; delivery++ {
+				err := assembler(s).Ingest(t.Context(), batch)
+				var rej *RejectedError
+				if !errors.As(err, &rej) || len(rej.Events) != 1 {
+					t.Fatalf("delivery %d: %v, want e2 rejected", delivery, err)
 				}
-				return 0, ""
-			}
-			err := assembler(s).Ingest(t.Context(), []event.Event{c.Msg("e2", time.Minute, event.RoleBot, "segredo")})
-			var rej *RejectedError
-			if !errors.As(err, &rej) || len(rej.Events) != 1 {
-				t.Fatalf("err %v, want e2 rejected", err)
-			}
-			f.BulkHook = nil
-			sameState(t, snapshot(t, s), reference(t, tc.stored))
-			if tc.stored == nil {
-				return
-			}
-			for id, d := range f.Docs("test-keys-v1") {
-				if d["pending"] != nil {
-					t.Errorf("key document %s left claimed", id)
+				hook := f.BulkHook
+				f.BulkHook = nil
+				sameState(t, snapshot(t, s), reference(t, tc.stored))
+				for id, d := range f.Docs("test-keys-v1") {
+					if tc.released && d["pending"] != nil {
+						t.Errorf("delivery %d: key document %s left claimed", delivery, id)
+					}
 				}
+				f.BulkHook = hook
 			}
 		})
 	}
