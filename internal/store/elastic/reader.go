@@ -29,10 +29,12 @@ type reader struct {
 	// rejected are events Elasticsearch refused in an earlier attempt:
 	// reported known, so that fn leaves them out.
 	rejected map[event.Ref]string
-	// refused are the keys of the Update a session document of which
-	// Elasticsearch refused in an earlier attempt: not computed again
-	// without new events (Recompute), whose sessions it would refuse again.
-	refused map[session.StateID]bool
+	// sent are the keys of the Update whose sessions and events an earlier
+	// attempt sent (step 2), and refused those a session document of
+	// which Elasticsearch refused then: Recompute computes again only keys
+	// sent and not refused (the others hold no session an attempt of this
+	// Update rewrote, or would be refused again).
+	sent, refused map[session.StateID]bool
 	// recompute are the keys Recompute asked the assembler for: written
 	// even when the changes do not name them (Store.plan).
 	recompute map[session.StateID]bool
@@ -61,8 +63,8 @@ var (
 	_ session.Prefetcher = (*reader)(nil)
 )
 
-func newReader(s *Store, rejected map[event.Ref]string, refused map[session.StateID]bool, update uint64) *reader {
-	return &reader{s: s, update: update, rejected: rejected, refused: refused, states: map[session.StateID]*keyState{}, from: map[session.StateID]int{},
+func newReader(s *Store, rejected map[event.Ref]string, sent, refused map[session.StateID]bool, update uint64) *reader {
+	return &reader{s: s, update: update, rejected: rejected, sent: sent, refused: refused, states: map[session.StateID]*keyState{}, from: map[session.StateID]int{},
 		policy: map[session.StateID]string{}, fresh: map[event.Ref]bool{}}
 }
 
@@ -214,13 +216,17 @@ func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool,
 // (session.Recomputer). The key is then written whatever the assembler
 // makes of it (Store.plan): with nothing stored from the request's Since
 // on, the write deletes the sessions from there (one the refused event
-// opened) and releases the key. A key a session document of which was
-// refused in this Update, or whose documents do not decode, is left as it
-// is: its write would be refused again.
+// opened) and releases the key. Only a key whose sessions an earlier
+// attempt of this Update sent is computed again so: another holds no
+// session this Update rewrote (a key left unfinished before, whose events
+// of the batch were refused before step 2, waits for its next write as
+// before). A key a session document of which was refused in this Update,
+// or whose documents do not decode, is left as it is: its write would be
+// refused again.
 func (r *reader) Recompute(tenant, key string) bool {
 	id := session.StateID{Tenant: tenant, Key: key}
 	st := r.states[id]
-	if st == nil || !st.unfinished || st.unreadable != "" || r.refused[id] {
+	if st == nil || !st.unfinished || st.unreadable != "" || !r.sent[id] || r.refused[id] {
 		return false
 	}
 	if r.recompute == nil {

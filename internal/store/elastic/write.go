@@ -112,7 +112,7 @@ type keyDoc struct {
 func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Reader) (session.Changes, error)) error {
 	update := s.updates.Add(1)
 	rejected := map[event.Ref]string{}
-	refused := map[session.StateID]bool{}
+	sent, refused := map[session.StateID]bool{}, map[session.StateID]bool{}
 	var err error
 	// attempt counts the runs of fn that UpdateAttempts bounds: not
 	// those that follow a failed write of an earlier Update call
@@ -131,7 +131,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 				return serr
 			}
 		}
-		r := newReader(s, rejected, refused, update)
+		r := newReader(s, rejected, sent, refused, update)
 		var ch session.Changes
 		var more map[event.Ref]string
 		ch, err = fn(ctx, r)
@@ -678,6 +678,9 @@ func (s *Store) writeData(ctx context.Context, r *reader, writes []*keyWrite) (m
 	}
 	ops := make([]Op, 0, nsess+nevents)
 	owners := make([]owner, 0, nsess+nevents)
+	for _, w := range writes {
+		r.sent[session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}] = true
+	}
 	// The event documents and references, one allocation each.
 	docs := make([]eventDoc, 0, nevents)
 	refs := make([]event.Ref, 0, nevents)

@@ -829,3 +829,33 @@ func TestOnlyEventRejectedAfterItsSession(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedBeforeStepTwoOnAClaimedKey: a key left claimed because its
+// session document is refused every time gets a batch whose only event of
+// it is refused before step 2 (over the session text bound): the event is
+// dead-lettered (RejectedError), not computed again into a session that
+// would be refused (a hard error that blocked the partition).
+func TestRefusedBeforeStepTwoOnAClaimedKey(t *testing.T) {
+	c := storetest.B{Contact: "5511900000007"}
+	f := esfake.New(t)
+	s := fakeStore(t, f, func(c *Config) { c.SessionTextMaxBytes = 50 })
+	if err := assembler(s).Ingest(t.Context(), []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi")}); err != nil {
+		t.Fatal(err)
+	}
+	f.BulkHook = func(action, index, id string, attempt int) (int, string) {
+		if strings.Contains(index, "-sessions-") {
+			return 400, "document_parsing_exception"
+		}
+		return 0, ""
+	}
+	var rej *RejectedError
+	if err := assembler(s).Ingest(t.Context(), []event.Event{c.Msg("e2", time.Minute, event.RoleBot, "olá")}); !errors.As(err, &rej) {
+		t.Fatalf("e2, whose session is refused: %v, want a RejectedError", err)
+	}
+	long := c.Msg("e3", 2*time.Minute, event.RoleCustomer, strings.Repeat("texto longo ", 9))
+	for delivery := 1; delivery <= 2; delivery++ {
+		if err := assembler(s).Ingest(t.Context(), []event.Event{long}); !errors.As(err, &rej) || len(rej.Events) != 1 {
+			t.Fatalf("delivery %d of e3, over the text bound: %v, want it rejected", delivery, err)
+		}
+	}
+}
