@@ -37,17 +37,7 @@ var (
 // write path is shown to need no search. The end state must be the
 // reference implementation's, session for session.
 func TestStoreMatchesReference(t *testing.T) {
-	first, n := uint64(1), *propertyN
-	if *propertySeed != 0 {
-		first, n = *propertySeed, 1
-	} else if testing.Short() {
-		n /= 4
-	}
-	for seed := first; seed < first+uint64(n); seed++ {
-		if err := storeScenario(t, seed, false); err != nil {
-			t.Fatalf("%v\nreproduce with: go test ./internal/store/elastic -run TestStoreMatchesReference -property.seed=%d", err, seed)
-		}
-	}
+	eachSeed(t, *propertyN, func(seed uint64) error { return storeScenario(t, seed, false) })
 }
 
 // TestStoreMatchesReferenceWithRefusals: the same scenarios, with about one
@@ -57,15 +47,23 @@ func TestStoreMatchesReference(t *testing.T) {
 // document left claimed — also where a refused event was the only one of
 // its key in a batch, or opened a session of its own.
 func TestStoreMatchesReferenceWithRefusals(t *testing.T) {
-	first, n := uint64(1), *propertyN/2
+	eachSeed(t, *propertyN/2, func(seed uint64) error { return storeScenario(t, seed, true) })
+}
+
+// eachSeed runs scenarios 1 to n of t's property (a quarter of them with
+// -short), or only -property.seed, and stops at the first that fails,
+// saying how to run it alone.
+func eachSeed(t *testing.T, n int, run func(seed uint64) error) {
+	t.Helper()
+	first := uint64(1)
 	if *propertySeed != 0 {
 		first, n = *propertySeed, 1
 	} else if testing.Short() {
 		n /= 4
 	}
 	for seed := first; seed < first+uint64(n); seed++ {
-		if err := storeScenario(t, seed, true); err != nil {
-			t.Fatalf("%v\nreproduce with: go test ./internal/store/elastic -run TestStoreMatchesReferenceWithRefusals -property.seed=%d", err, seed)
+		if err := run(seed); err != nil {
+			t.Fatalf("%v\nreproduce with: go test ./internal/store/elastic -run '^%s$' -property.seed=%d", err, t.Name(), seed)
 		}
 	}
 }
