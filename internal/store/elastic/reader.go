@@ -30,10 +30,11 @@ type reader struct {
 	// reported known, so that fn leaves them out.
 	rejected map[event.Ref]string
 	// sent are the keys of the Update whose sessions and events an earlier
-	// attempt sent (step 2), and refused those a session document of
-	// which Elasticsearch refused then: Recompute computes again only keys
-	// sent and not refused (the others hold no session an attempt of this
-	// Update rewrote, or would be refused again).
+	// attempt sent (step 2) before it was abandoned for refused events, and
+	// refused those a session document of which Elasticsearch refused
+	// then: Recompute computes again only keys sent and not refused (the
+	// others hold no session an attempt of this Update rewrote, or would be
+	// refused again).
 	sent, refused map[session.StateID]bool
 	// recompute are the keys Recompute asked the assembler for: written
 	// even when the changes do not name them (Store.plan).

@@ -272,10 +272,10 @@ func (s *Store) write(ctx context.Context, r *reader, ch *session.Changes) (reje
 // and often sent before this write's data were stored, replaces its
 // document with the next generation (or, when that claim failed, the
 // document stays pending at this write's claim); the last write of a run
-// releases the key. So a key written
-// by consecutive batches costs claim and data per batch, and the next
-// batch's claim overlaps this batch's data: its data follow this batch's
-// (docs/elasticsearch.md, "Two updates of one key in flight"). A document
+// releases the key. So a key written by consecutive batches costs claim
+// and data per batch, and the next batch's claim overlaps this batch's
+// data: its data follow this batch's (docs/elasticsearch.md, "Two updates
+// of one key in flight"). A document
 // left pending by a write that stored its data whole says nothing false:
 // whoever reads it back (the next write failed, or the writer died)
 // recomputes the key from the documents, as after any claim that was not
@@ -678,9 +678,6 @@ func (s *Store) writeData(ctx context.Context, r *reader, writes []*keyWrite) (m
 	}
 	ops := make([]Op, 0, nsess+nevents)
 	owners := make([]owner, 0, nsess+nevents)
-	for _, w := range writes {
-		r.sent[session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}] = true
-	}
 	// The event documents and references, one allocation each.
 	docs := make([]eventDoc, 0, nevents)
 	refs := make([]event.Ref, 0, nevents)
@@ -754,6 +751,12 @@ func (s *Store) writeData(ctx context.Context, r *reader, writes []*keyWrite) (m
 		}
 	}
 	if len(rejected) > 0 {
+		// The attempt is abandoned after its keys' sessions were sent:
+		// the rerun may compute them again without new events
+		// (reader.Recompute).
+		for _, w := range writes {
+			r.sent[session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}] = true
+		}
 		if err := s.rollBack(ctx, ops, owners, results); err != nil {
 			return nil, err
 		}
