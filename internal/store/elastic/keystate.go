@@ -69,12 +69,11 @@ type flight struct {
 	seqNo, primaryTerm int64
 	err                error
 	// claimed is closed once the write's claim was answered, with the key
-	// document's version it took in claimSeq and claimTerm, or when the
-	// write ended without one (claimOK false). claimClosed is the
-	// writer's own note that it closed it.
-	claimed              chan struct{}
-	claimSeq, claimTerm  int64
-	claimOK, claimClosed bool
+	// document's version it took in claimSeq and claimTerm (claimOK), or
+	// when the write ended without one (claimOK false).
+	claimed             chan struct{}
+	claimSeq, claimTerm int64
+	claimOK             bool
 	// mayHand: the write deletes no session, so its key can be handed
 	// over. Under Store.flightsMu: handed, the next write of the key
 	// claims once this write's claim was answered, and this write does
@@ -116,7 +115,7 @@ func newFlight(update uint64) *flight {
 // claim records the answer to the write's claim: the key document's
 // version it took.
 func (f *flight) claim(seqNo, primaryTerm int64) {
-	f.claimSeq, f.claimTerm, f.claimOK, f.claimClosed = seqNo, primaryTerm, true, true
+	f.claimSeq, f.claimTerm, f.claimOK = seqNo, primaryTerm, true
 	close(f.claimed)
 }
 
@@ -127,8 +126,7 @@ func (f *flight) land(err error) {
 	if err == nil {
 		f.prev = nil // it ended before this write claimed the key
 	}
-	if !f.claimClosed {
-		f.claimClosed = true
+	if !f.claimOK { // claim did not close it
 		close(f.claimed)
 	}
 	close(f.done)
