@@ -50,7 +50,10 @@ type Replay struct {
 	// Batch is the most events of a write; 0 is the ingester's default
 	// for the store (config.Ingest.BatchSizeOf).
 	Batch int
-	Log   *zap.Logger
+	// InFlight is the most batches stored at once; 0 is the ingester's
+	// default for the store (config.Ingest.InFlightOf).
+	InFlight int
+	Log      *zap.Logger
 	// Refs names identifiers in the replay's log lines and the store's
 	// errors (log.ref_key).
 	Refs idref.Key
@@ -97,6 +100,9 @@ func (r *Replay) Do(ctx context.Context) error {
 	}
 	if r.Batch == 0 {
 		r.Batch = config.Ingest{}.BatchSizeOf(r.Store.Kind)
+	}
+	if r.InFlight == 0 {
+		r.InFlight = config.Ingest{}.InFlightOf(r.Store.Kind)
 	}
 	if r.Store.Kind != config.StoreElasticsearch {
 		vs, err := store.OpenSQLite(r.Store.SQLite.Dir, sqlite.WithRefKey(r.Refs))
@@ -166,7 +172,8 @@ func replayInto[S replayStore](ctx context.Context, r *Replay, set *versions.Set
 	}
 	cfg := replay.Config{
 		Brokers: r.Brokers, Topics: r.Def.Topics.Events, LiveGroup: r.Def.ConsumerGroup, Version: r.Target, Registry: reg,
-		From: r.From, To: r.To, Grace: r.Grace, CaughtUp: r.CaughtUp, BatchSize: r.Batch, Refs: r.Refs,
+		From: r.From, To: r.To, Grace: r.Grace, CaughtUp: r.CaughtUp, BatchSize: r.Batch, InFlight: r.InFlight,
+		Refs: r.Refs,
 	}
 	if r.Swap {
 		out := r.Out
@@ -274,7 +281,7 @@ func newReplayCommand(g *globals) *cobra.Command {
 				brokers = cfg.Kafka.Brokers
 			}
 			r.Brokers, r.Store, r.Def, r.Log, r.Progress, r.Out = brokers, cfg.Store, def, log.Named("replay"), g.stderr, g.stdout
-			r.Batch, r.Refs = cfg.Ingest.BatchSizeOf(cfg.Store.Kind), cfg.Log.Refs()
+			r.Batch, r.InFlight, r.Refs = cfg.Ingest.BatchSizeOf(cfg.Store.Kind), cfg.Ingest.InFlightOf(cfg.Store.Kind), cfg.Log.Refs()
 			err = r.Do(cmd.Context())
 			if err != nil && errors.Is(err, context.Canceled) && cmd.Context().Err() != nil {
 				fmt.Fprintf(g.stderr, "\nreplay into %s interrupted; its progress is saved: run the same command again to resume\n", r.Target)

@@ -14,76 +14,168 @@ import (
 	"github.com/chatreport/chatreport/internal/versions"
 )
 
-// store ingests a batch into the target (retrying until it succeeds or ctx
-// ends), then saves the progress. Events the target rejects for good are
-// counted and logged (by reference, never by content), and the replay goes
-// on.
-func (r *run) store(ctx context.Context, batch []fetched) error {
-	events := make([]event.Event, 0, len(batch))
-	from := make([]*fetched, 0, len(batch)) // the message of each event
-	next := map[string]int64{}
+// flight is a batch between its preparation and its completion: the events
+// being stored, and what the progress reaches once they are.
+type flight struct {
+	events []event.Event
+	// from is the message of each event: partition and offset.
+	from  []position
+	reach reach
+	// done is closed once the store is over; rejected and err are its
+	// outcome, written before.
+	done     chan struct{}
+	rejected map[event.Ref]string
+	err      error
+}
+
+type position struct {
+	key    partitionKey
+	offset int64
+}
+
+// reach is what a batch adds to the progress once it is stored, and not
+// before: a Next or a ToReached saved before the events below it were
+// stored would skip them on a resume.
+type reach struct {
+	next      map[string]int64
+	toReached map[string]bool
+	invalid   int64
+}
+
+// prepare picks from a fetched batch what belongs to the replay, judging by
+// the planned view (what the batches before it reach once stored), which it
+// moves on by this batch's reach.
+func (r *run) prepare(batch []fetched) *flight {
+	b := &flight{reach: reach{next: map[string]int64{}}}
+	reached := func(key string, next int64) {
+		b.reach.next[key] = max(b.reach.next[key], next)
+		r.planned.next[key] = max(r.planned.next[key], next)
+	}
 	for i := range batch {
 		f := &batch[i]
 		key := f.key.String()
-		if r.done(f.key) || f.msg.Offset < r.p.Next[key] {
+		if r.doneReading(f.key) || f.msg.Offset < r.plannedNext(key) {
 			continue // a partition already ended, or a message read before a resume
 		}
 		if f.pastTo {
-			if r.p.ToReached == nil {
-				r.p.ToReached = map[string]bool{}
-			}
-			r.p.ToReached[key] = true
+			b.reach.toReached = setTrue(b.reach.toReached, key)
+			r.planned.toReached = setTrue(r.planned.toReached, key)
 			continue
 		}
 		// A message at or past where the partition ends ends it, even
 		// when offsets below were missing (compaction, transaction markers).
 		if stop, ok := r.p.Stop[key]; ok && f.msg.Offset >= stop {
-			next[key] = max(next[key], stop)
+			reached(key, stop)
 			continue
 		}
 		if end, ok := r.p.ToEnd[key]; ok && f.msg.Offset >= end {
-			next[key] = max(next[key], end)
+			reached(key, end)
 			continue
 		}
-		next[key] = max(next[key], f.msg.Offset+1)
+		reached(key, f.msg.Offset+1)
 		e, err := event.Decode(f.msg.Value)
 		if err != nil {
-			r.p.Invalid++ // the live ingester dead-lettered it already
+			b.reach.invalid++ // the live ingester dead-lettered it already
 			continue
 		}
-		events = append(events, e)
-		from = append(from, f)
+		b.events = append(b.events, e)
+		b.from = append(b.from, position{f.key, f.msg.Offset})
 	}
-	var rejected map[event.Ref]string
-	if len(events) > 0 {
-		var err error
-		if rejected, err = r.ingest(ctx, events); err != nil {
+	return b
+}
+
+func setTrue(m map[string]bool, key string) map[string]bool {
+	if m == nil {
+		m = map[string]bool{}
+	}
+	m[key] = true
+	return m
+}
+
+// launch stores b in a goroutine of its own (retrying until it succeeds or
+// ctx ends, see ingest) and puts it at the end of the batches in flight.
+func (r *run) launch(ctx context.Context, b *flight) {
+	b.done = make(chan struct{})
+	r.flying = append(r.flying, b)
+	if len(b.events) == 0 {
+		close(b.done)
+		return
+	}
+	go func() {
+		defer close(b.done)
+		b.rejected, b.err = r.ingest(ctx, b.events)
+	}()
+}
+
+// completeHead waits for the first batch in flight to be stored, then
+// applies it to the progress and saves it. When it was not stored (or its
+// progress not saved), nothing after it is applied: it waits for the other
+// batches in flight, drops them and returns the error.
+func (r *run) completeHead(ctx context.Context) error {
+	b := r.flying[0]
+	<-b.done
+	err := b.err
+	if err == nil {
+		err = r.complete(ctx, b)
+	}
+	if err != nil {
+		r.wait()
+		return err
+	}
+	r.flying = r.flying[1:]
+	return nil
+}
+
+// settle completes every batch in flight, in batch order, up to the first
+// that was not stored, and returns that one's error.
+func (r *run) settle(ctx context.Context) error {
+	for len(r.flying) > 0 {
+		if err := r.completeHead(ctx); err != nil {
 			return err
 		}
 	}
-	stored := int64(len(events))
-	if len(rejected) > 0 {
+	return nil
+}
+
+// wait waits for every batch in flight to end, and drops them.
+func (r *run) wait() {
+	for _, b := range r.flying {
+		<-b.done
+	}
+	r.flying = nil
+}
+
+// complete applies a stored batch to the progress and saves it. Events the
+// target rejected for good are counted and logged (by reference, never by
+// content), and the replay goes on.
+func (r *run) complete(ctx context.Context, b *flight) error {
+	stored := int64(len(b.events))
+	if len(b.rejected) > 0 {
 		logged := 0
-		for i := range events {
-			reason, ok := rejected[events[i].Ref()]
+		for i := range b.events {
+			reason, ok := b.rejected[b.events[i].Ref()]
 			if !ok {
 				continue
 			}
 			stored--
 			r.p.Rejected++
 			if logged++; logged <= maxRejectedLogged {
-				r.log.Warn("replay: event rejected by the target; going on", zap.String("tenant", events[i].Tenant),
-					zap.String("event", r.cfg.Refs.Scoped(events[i].Tenant, events[i].EventID)), zap.String("reason", reason),
-					zap.Stringer("partition", from[i].key), zap.Int64("offset", from[i].msg.Offset))
+				r.log.Warn("replay: event rejected by the target; going on", zap.String("tenant", b.events[i].Tenant),
+					zap.String("event", r.cfg.Refs.Scoped(b.events[i].Tenant, b.events[i].EventID)), zap.String("reason", reason),
+					zap.Stringer("partition", b.from[i].key), zap.Int64("offset", b.from[i].offset))
 			}
 		}
 		if logged > maxRejectedLogged {
 			r.log.Warn("replay: more events of the batch rejected by the target", zap.Int("not_logged", logged-maxRejectedLogged))
 		}
 	}
-	for key, n := range next {
+	for key, n := range b.reach.next {
 		r.p.Next[key] = max(r.p.Next[key], n)
 	}
+	for key := range b.reach.toReached {
+		r.p.ToReached = setTrue(r.p.ToReached, key)
+	}
+	r.p.Invalid += b.reach.invalid
 	r.p.Events += stored
 	r.readEvt += stored
 	// What was stored is saved even when ctx ended meanwhile (an

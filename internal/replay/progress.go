@@ -23,16 +23,36 @@ type progress struct {
 	Rejected int64            `json:"rejected,omitempty"`
 }
 
+// done reports whether partition k reached its end in what was stored.
 func (r *run) done(k partitionKey) bool {
 	key := k.String()
-	if r.p.ToReached[key] {
+	return r.p.ended(key, r.p.Next[key], r.p.ToReached[key])
+}
+
+// doneReading reports whether partition k reaches its end once the batches
+// in flight are stored: nothing more of it is read.
+func (r *run) doneReading(k partitionKey) bool {
+	key := k.String()
+	return r.p.ended(key, r.plannedNext(key), r.p.ToReached[key] || r.planned.toReached[key])
+}
+
+// plannedNext is the next offset of a partition once the batches in flight
+// are stored.
+func (r *run) plannedNext(key string) int64 {
+	return max(r.p.Next[key], r.planned.next[key])
+}
+
+// ended reports whether a partition whose next offset is next (and which
+// passed To, when toReached) reached its end.
+func (p *progress) ended(key string, next int64, toReached bool) bool {
+	if toReached {
 		return true
 	}
-	if end, ok := r.p.ToEnd[key]; ok && r.p.Next[key] >= end {
+	if end, ok := p.ToEnd[key]; ok && next >= end {
 		return true
 	}
-	stop, ok := r.p.Stop[key]
-	return ok && r.p.Next[key] >= stop
+	stop, ok := p.Stop[key]
+	return ok && next >= stop
 }
 
 func (r *run) allDone() bool {

@@ -26,7 +26,8 @@
 // Between the live ingesters' switch to the target and the replay's end both
 // may write the target: only batches around the live offsets read after the
 // grace. Assembly is idempotent and independent of order, so events both
-// wrote are stored once. Progress is saved in the target after every batch:
+// wrote are stored once. Up to Config.InFlight batches are stored at once;
+// the progress is saved in the target after every batch, in batch order:
 // an interrupted replay resumes where it was, in whatever phase the registry
 // and the saved progress say.
 package replay
@@ -84,6 +85,13 @@ type Config struct {
 	// BatchSize is the most events stored in one write; required (the
 	// command passes the ingester's, config.Ingest.BatchSizeOf).
 	BatchSize int
+	// InFlight is the most batches being stored at once (the command
+	// passes the ingester's, config.Ingest.InFlightOf); 1 when zero. A
+	// store is a few round trips, so a replay storing one batch at a time
+	// waits on them. The progress of the batches is applied and saved one
+	// batch at a time in batch order, each once it and every batch before
+	// it were stored: a resume never skips an unstored batch.
+	InFlight int
 	// Poll is how often the replay reads the registry and the partitions'
 	// ends; 500 ms when zero.
 	Poll time.Duration
@@ -201,6 +209,9 @@ func Run(ctx context.Context, cfg Config, target Target, report func(Status), lo
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.InFlight < 1 {
+		cfg.InFlight = 1
+	}
 	if cfg.CaughtUp == 0 {
 		cfg.CaughtUp = 100
 	}
@@ -234,17 +245,23 @@ func Run(ctx context.Context, cfg Config, target Target, report func(Status), lo
 		return err
 	}
 
-	r := &run{cfg: cfg, client: client, target: target, parts: parts, p: p, log: log, report: report,
-		fetched: make(chan fetched, cfg.BatchSize), started: time.Now()}
+	r := &run{cfg: cfg, client: client, target: target, parts: parts, p: p, planned: reach{next: map[string]int64{}},
+		log: log, report: report, fetched: make(chan fetched, cfg.BatchSize), started: time.Now()}
 	return r.loop(ctx)
 }
 
 type run struct {
-	cfg     Config
-	client  *kafka.Client
-	target  Target
-	parts   []partitionKey
-	p       *progress
+	cfg    Config
+	client *kafka.Client
+	target Target
+	parts  []partitionKey
+	// p is the progress of the batches stored, the one saved.
+	p *progress
+	// planned is what the batches in flight reach once stored, beyond p:
+	// the batches after them are filtered by it (prepare).
+	planned reach
+	// flying are the batches in flight, in batch order (launch).
+	flying  []*flight
 	log     *zap.Logger
 	report  func(Status)
 	fetched chan fetched
@@ -282,26 +299,25 @@ func (r *run) loop(ctx context.Context) error {
 	tick := time.NewTicker(r.cfg.Poll)
 	defer tick.Stop()
 	var batch []fetched
-	var lastStep time.Time
-	ticked := true
+	// first is when batch got its first message; ready when it is to be
+	// stored, as soon as fewer than InFlight batches are.
+	var first, lastStep time.Time
+	ticked, ready := true, false
 	for {
 		// The registry and the ends are read every Poll, not every batch.
 		if ticked || time.Since(lastStep) >= r.cfg.Poll {
 			ticked, lastStep = false, time.Now()
 			if err := r.step(ctx); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return err
+				return r.stop(ctx, err)
 			}
 		}
 		for _, k := range r.parts {
-			if cancel, ok := r.cancels[k]; ok && r.done(k) {
+			if cancel, ok := r.cancels[k]; ok && r.doneReading(k) {
 				cancel()
 				delete(r.cancels, k)
 			}
 		}
-		if r.allDone() {
+		if len(r.flying) == 0 && r.allDone() {
 			r.phase = Done
 			st := r.status()
 			r.report(st)
@@ -310,49 +326,65 @@ func (r *run) loop(ctx context.Context) error {
 			return nil
 		}
 		r.maybeReport()
+		if ready && len(r.flying) < r.cfg.InFlight {
+			r.launch(ctx, r.prepare(batch))
+			batch, ready = nil, false
+		}
 		// While swapped the replay reads nothing: it waits for the live
 		// offsets, which say how far it must go.
 		in := r.fetched
-		if r.phase == Swapped {
+		if r.phase == Swapped || len(batch) >= r.cfg.BatchSize {
 			in = nil
 		}
-		// A batch ends when full, or at a tick that came after its first
-		// message (or when it is empty: the loop's own work is due). A
-		// tick that came before — while the last batch was stored, waiting
-		// in the ticker — does not end it: behind the partitions' ends the
-		// batch fills in far less than a Poll, and cutting it would pay a
-		// store's round trips for a few events.
-		var first time.Time
+		var head <-chan struct{}
+		if len(r.flying) > 0 {
+			head = r.flying[0].done
+		}
+		// A batch is ready when full, or at a tick that came after its
+		// first message. A tick that came before — waiting in the ticker
+		// while batches were stored — does not make it ready: behind the
+		// partitions' ends the batch fills in far less than a Poll, and
+		// cutting it would pay a store's round trips for a few events.
+		// Every tick ends the collecting: the loop's own work is due.
 	collect:
 		for {
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return r.stop(ctx, ctx.Err())
+			case <-head:
+				if err := r.completeHead(ctx); err != nil {
+					return r.stop(ctx, err)
+				}
+				break collect
 			case f := <-in:
 				if len(batch) == 0 {
 					first = time.Now()
 				}
 				batch = append(batch, f)
 				if len(batch) >= r.cfg.BatchSize {
+					ready = true
 					break collect
 				}
 			case at := <-tick.C:
 				ticked = true
-				if len(batch) == 0 || !at.Before(first) {
-					break collect
-				}
+				ready = ready || (len(batch) > 0 && !at.Before(first))
+				break collect
 			}
-		}
-		if len(batch) > 0 {
-			if err := r.store(ctx, batch); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return err
-			}
-			batch = batch[:0]
 		}
 	}
+}
+
+// stop ends the replay with err: the batches in flight stored before the
+// first that was not are completed and saved, and ctx's error, once it
+// ended, is the replay's.
+func (r *run) stop(ctx context.Context, err error) error {
+	if settled := r.settle(ctx); err == nil {
+		err = settled
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // maybeReport reports the status on a change of phase and every

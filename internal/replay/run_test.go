@@ -37,7 +37,13 @@ func newRun(t *testing.T, p *progress, parts ...partitionKey) (*run, *fakeTarget
 	}
 	ft := &fakeTarget{notify: newNotifier(), ingested: map[event.Ref]int{}}
 	return &run{cfg: Config{Version: target, Registry: reg, Now: time.Now}, target: ft, p: p, parts: parts,
-		log: zap.NewNop(), ends: map[partitionKey]int64{}, started: time.Now()}, ft
+		planned: reach{next: map[string]int64{}}, log: zap.NewNop(), ends: map[partitionKey]int64{}, started: time.Now()}, ft
+}
+
+// store stores one batch as the loop does: prepared, launched, completed.
+func (r *run) store(ctx context.Context, batch []fetched) error {
+	r.launch(ctx, r.prepare(batch))
+	return r.settle(ctx)
 }
 
 // at is a message of partition k at offset holding event id (an invalid
