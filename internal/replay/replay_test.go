@@ -46,7 +46,7 @@ const (
 // fixture is an embedded broker with two topics of two partitions, a
 // registry in which the target is being built, and a replay's collaborators.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	addr   string
 	reg    *versions.File
 	clock  *clock
@@ -54,9 +54,18 @@ type fixture struct {
 	target *fakeTarget
 	status *statusLog
 	seq    int
+	// inFlight is the replay's Config.InFlight.
+	inFlight int
+	// produced are the messages produced to each partition, in offset
+	// order (the broker is new: the first is at offset 0).
+	produced map[string][]msg
+
+	mu sync.Mutex
+	// unsaved lists progress saved before what it covers was stored.
+	unsaved []string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -71,23 +80,47 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	n := newNotifier()
-	return &fixture{t: t, addr: b.Addr(), reg: reg, clock: &clock{now: t0.Add(time.Hour)}, notify: n,
-		target: &fakeTarget{notify: n, ingested: map[event.Ref]int{}}, status: &statusLog{notify: n}}
+	f := &fixture{t: t, addr: b.Addr(), reg: reg, clock: &clock{now: t0.Add(time.Hour)}, notify: n,
+		target: &fakeTarget{notify: n, ingested: map[event.Ref]int{}}, status: &statusLog{notify: n},
+		inFlight: 1, produced: map[string][]msg{}}
+	t.Cleanup(func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, u := range f.unsaved {
+			t.Errorf("progress saved before what it covers was stored: %s", u)
+		}
+	})
+	return f
+}
+
+// inFlights runs test with one batch stored at a time, and with two.
+func inFlights(t *testing.T, test func(t *testing.T, f *fixture)) {
+	for _, n := range []int{1, 2} {
+		t.Run(fmt.Sprintf("in flight %d", n), func(t *testing.T) {
+			f := newFixture(t)
+			f.inFlight = n
+			test(t, f)
+		})
+	}
 }
 
 // config is a replay of every partition from the start into the target,
 // with a fake clock for the grace.
 func (f *fixture) config() Config {
 	return Config{Brokers: []string{f.addr}, Topics: topics, LiveGroup: liveGroup, Version: target, Registry: f.reg,
-		Grace: time.Minute, CaughtUp: 1, BatchSize: 4, Poll: 10 * time.Millisecond, ReportEvery: 10 * time.Millisecond,
+		Grace: time.Minute, CaughtUp: 1, BatchSize: 4, InFlight: f.inFlight, Poll: 10 * time.Millisecond, ReportEvery: 10 * time.Millisecond,
 		SwapRetry: time.Minute, Now: f.clock.Now}
 }
 
 // start runs a replay in the background; its result arrives on the channel.
+// Every progress it saves is checked to cover only what was stored.
 func (f *fixture) start(ctx context.Context, cfg Config, log *zap.Logger) <-chan error {
 	if log == nil {
 		log = zaptest.NewLogger(f.t, zaptest.Level(zapcore.WarnLevel))
 	}
+	f.target.mu.Lock()
+	f.target.onSave = func(state []byte) { f.checkSaved(state, cfg.To) }
+	f.target.mu.Unlock()
 	done := make(chan error, 1)
 	go func() {
 		err := Run(ctx, cfg, f.target, f.status.report, log)
@@ -103,6 +136,8 @@ type msg struct {
 	partition int
 	at        time.Time
 	text      string
+	// ref is the event's, once produced.
+	ref event.Ref
 }
 
 // produce sends events e-1, e-2, … (numbered across calls) and returns
@@ -136,8 +171,49 @@ func (f *fixture) produce(msgs ...msg) []event.Ref {
 			f.t.Fatalf("produce: %v", err)
 		}
 		out = append(out, e.Ref())
+		key := partitionKey{m.topic, m.partition}.String()
+		m.ref = e.Ref()
+		f.mu.Lock()
+		f.produced[key] = append(f.produced[key], m)
+		f.mu.Unlock()
 	}
 	return out
+}
+
+// checkSaved records a saved progress that covers a message not stored: a
+// resume would skip it. A partition's messages are covered below its Next,
+// and, once it passed to, up to its first message after to. (Events the
+// target rejects count as stored: the replay passes them.)
+func (f *fixture) checkSaved(state []byte, to time.Time) {
+	var p progress
+	if err := json.Unmarshal(state, &p); err != nil {
+		f.mu.Lock()
+		f.unsaved = append(f.unsaved, fmt.Sprintf("%q: %v", state, err))
+		f.mu.Unlock()
+		return
+	}
+	stored := f.target.snapshot()
+	f.target.mu.Lock()
+	rejected := f.target.reject
+	f.target.mu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for key, msgs := range f.produced {
+		covered := p.Next[key]
+		if p.ToReached[key] {
+			for i, m := range msgs {
+				if m.at.After(to) {
+					covered = max(covered, int64(i))
+					break
+				}
+			}
+		}
+		for i := int64(0); i < covered && i < int64(len(msgs)); i++ {
+			if ref := msgs[i].ref; stored[ref] == 0 && rejected[ref] == "" {
+				f.unsaved = append(f.unsaved, fmt.Sprintf("%s at %d (%s): next %d, to reached %v", key, i, ref.EventID, p.Next[key], p.ToReached[key]))
+			}
+		}
+	}
 }
 
 // everywhere is n messages on each partition, occurred and produced at at.
@@ -270,8 +346,9 @@ func (f *fixture) checkIngested(want ...[]event.Ref) {
 // TestFollowsAfterTheEnd: once it has read every partition to its end the
 // replay reports that it is caught up and goes on replaying new messages
 // as they come; interrupted, it saves where it was.
-func TestFollowsAfterTheEnd(t *testing.T) {
-	f := newFixture(t)
+func TestFollowsAfterTheEnd(t *testing.T) { inFlights(t, testFollowsAfterTheEnd) }
+
+func testFollowsAfterTheEnd(t *testing.T, f *fixture) {
 	history := f.produce(everywhere(5, t0)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -313,7 +390,10 @@ func TestFollowsAfterTheEnd(t *testing.T) {
 // group's offsets and replays up to them (not past them: the live ingester
 // writes the rest), then ends.
 func TestEndsAfterTheTargetBecameCurrent(t *testing.T) {
-	f := newFixture(t)
+	inFlights(t, testEndsAfterTheTargetBecameCurrent)
+}
+
+func testEndsAfterTheTargetBecameCurrent(t *testing.T, f *fixture) {
 	history := f.produce(everywhere(5, t0)...)
 	done := f.start(context.Background(), f.config(), nil)
 	f.waitPhase(Following, func(s Status) bool { return s.Events == int64(len(history)) })
@@ -401,8 +481,9 @@ func TestResumeAfterInterruption(t *testing.T) {
 // partition without one at the end it had once To had passed), and the
 // replay ends when every partition did, without following and without a
 // swap.
-func TestTo(t *testing.T) {
-	f := newFixture(t)
+func TestTo(t *testing.T) { inFlights(t, testTo) }
+
+func testTo(t *testing.T, f *fixture) {
 	before, after := t0, t0.Add(2*time.Hour)
 	bot, agent := topics[0], topics[1] // agent/0 stays empty
 	want := f.produce(
@@ -460,8 +541,9 @@ func TestBacklogFillsBatches(t *testing.T) {
 
 // TestRejectedEvents: an event the target refuses for good is counted and
 // logged by reference (never by content), and the replay goes on.
-func TestRejectedEvents(t *testing.T) {
-	f := newFixture(t)
+func TestRejectedEvents(t *testing.T) { inFlights(t, testRejectedEvents) }
+
+func testRejectedEvents(t *testing.T, f *fixture) {
 	msgs := everywhere(2, t0)
 	msgs[3].text = "meu telefone é 5511912345678"
 	refs := f.produce(msgs...)
@@ -533,8 +615,9 @@ func TestAbandon(t *testing.T) {
 // TestSwapWhenCaughtUp: with Swap the replay makes its target current
 // itself once caught up (trying again after SwapRetry when it fails), then
 // ends as after any swap.
-func TestSwapWhenCaughtUp(t *testing.T) {
-	f := newFixture(t)
+func TestSwapWhenCaughtUp(t *testing.T) { inFlights(t, testSwapWhenCaughtUp) }
+
+func testSwapWhenCaughtUp(t *testing.T, f *fixture) {
 	history := f.produce(everywhere(3, t0)...)
 	var mu sync.Mutex
 	var swaps []int // events the target held at each call
@@ -587,8 +670,13 @@ type fakeTarget struct {
 	reject map[event.Ref]string
 	// fail, when set, is the error of every Ingest.
 	fail error
+	// beforeIngest, when set, runs first in each Ingest; its error, when
+	// not nil, is Ingest's, and nothing is stored.
+	beforeIngest func(ctx context.Context, events []event.Event) error
 	// afterIngest, when set, runs after each successful Ingest.
 	afterIngest func()
+	// onSave, when set, runs after each SaveReplayState.
+	onSave func(state []byte)
 
 	mu       sync.Mutex
 	ingested map[event.Ref]int
@@ -598,7 +686,15 @@ type fakeTarget struct {
 	sizes []int
 }
 
-func (ft *fakeTarget) Ingest(_ context.Context, events []event.Event) error {
+func (ft *fakeTarget) Ingest(ctx context.Context, events []event.Event) error {
+	ft.mu.Lock()
+	before := ft.beforeIngest
+	ft.mu.Unlock()
+	if before != nil {
+		if err := before(ctx, events); err != nil {
+			return err
+		}
+	}
 	ft.mu.Lock()
 	ft.nCalls++
 	ft.sizes = append(ft.sizes, len(events))
@@ -634,8 +730,12 @@ func (ft *fakeTarget) LoadReplayState(context.Context) ([]byte, error) {
 
 func (ft *fakeTarget) SaveReplayState(_ context.Context, state []byte) error {
 	ft.mu.Lock()
-	defer ft.mu.Unlock()
 	ft.state = state
+	onSave := ft.onSave
+	ft.mu.Unlock()
+	if onSave != nil {
+		onSave(state)
+	}
 	return nil
 }
 

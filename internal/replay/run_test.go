@@ -142,6 +142,37 @@ func TestStoreKeepsWhatBelongsToTheReplay(t *testing.T) {
 	}
 }
 
+// TestPlannedAndStored: a batch prepared while one before it is in flight
+// is filtered by what that one reaches (planned); the progress takes each
+// batch's Next, ToReached and invalid messages only once it completes.
+func TestPlannedAndStored(t *testing.T) {
+	r, ft := newRun(t, &progress{}, bot0, bot1)
+	first := r.prepare([]fetched{at(bot0, 0, "a"), at(bot0, 1, ""), at(bot1, 0, "c")})
+	// Read again (a reader's retry): passed by the plan, not stored twice.
+	second := r.prepare([]fetched{at(bot0, 1, ""), at(bot1, 0, "c"), pastTo(at(bot0, 2, "late")), at(bot1, 1, "d")})
+	if len(second.events) != 1 || second.reach.invalid != 0 {
+		t.Fatalf("second batch %+v: want d alone", second)
+	}
+	if r.done(bot0) || !r.doneReading(bot0) || r.p.Next["chat.events.bot/0"] != 0 || r.p.ToReached != nil || r.p.Invalid != 0 {
+		t.Fatalf("before any batch completed: done %v, done reading %v, progress %+v", r.done(bot0), r.doneReading(bot0), *r.p)
+	}
+	for i, b := range []*flight{first, second} {
+		if err := r.complete(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+		want := progress{Next: map[string]int64{"chat.events.bot/0": 2, "chat.events.bot/1": 1}, Events: 2, Invalid: 1}
+		if i == 1 {
+			want.Next["chat.events.bot/1"], want.ToReached, want.Events = 2, map[string]bool{"chat.events.bot/0": true}, 3
+		}
+		if saved, err := loadProgress(t.Context(), ft); err != nil || !reflect.DeepEqual(*saved, want) {
+			t.Fatalf("saved after batch %d: %+v (%v), want %+v", i+1, saved, err, want)
+		}
+	}
+	if !r.done(bot0) {
+		t.Fatal("a partition past To not done once its batch completed")
+	}
+}
+
 // An event the target refuses for good is counted as rejected, not as
 // stored, and the replay passes it.
 func TestStoreCountsRejected(t *testing.T) {

@@ -1,0 +1,221 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatreport/chatreport/internal/event"
+)
+
+// Tests of the batches stored at once (Config.InFlight) and of the order in
+// which their progress is saved.
+
+// onePartition produces n events to one partition, all before the To of
+// toConfig, and returns them in offset order.
+func (f *fixture) onePartition(n int) []event.Ref {
+	f.t.Helper()
+	msgs := make([]msg, n)
+	for i := range msgs {
+		msgs[i] = msg{topic: topics[0], partition: 0, at: t0}
+	}
+	return f.produce(msgs...)
+}
+
+// toConfig is the fixture's config with a To that every produced message
+// precedes, passed already: the replay ends once it stored them all.
+func (f *fixture) toConfig() Config {
+	f.clock.Set(t0.Add(3 * time.Hour))
+	cfg := f.config()
+	cfg.To = t0.Add(time.Hour)
+	return cfg
+}
+
+// TestBatchesInFlight: up to InFlight batches are stored at once, never
+// more.
+func TestBatchesInFlight(t *testing.T) {
+	for _, inFlight := range []int{1, 2, 3} {
+		t.Run(fmt.Sprintf("in flight %d", inFlight), func(t *testing.T) {
+			f := newFixture(t)
+			f.inFlight = inFlight
+			all := f.produce(everywhere(6, t0)...)
+			var mu sync.Mutex
+			storing, most := 0, 0
+			f.target.beforeIngest = func(context.Context, []event.Event) error {
+				mu.Lock()
+				storing++
+				most = max(most, storing)
+				mu.Unlock()
+				time.Sleep(30 * time.Millisecond) // a store's round trips
+				mu.Lock()
+				storing--
+				mu.Unlock()
+				return nil
+			}
+			if err := f.result(f.start(context.Background(), f.toConfig(), nil)); err != nil {
+				t.Fatal(err)
+			}
+			f.checkIngested(all)
+			mu.Lock()
+			defer mu.Unlock()
+			if most != inFlight {
+				t.Fatalf("at most %d batches stored at once, want %d", most, inFlight)
+			}
+		})
+	}
+}
+
+// gate holds the store of the batch holding one event until hold returns,
+// and tells which events that batch held.
+type gate struct {
+	mu   sync.Mutex
+	held []event.Ref
+}
+
+func (f *fixture) gate(at event.Ref, hold func(ctx context.Context) error) *gate {
+	g := &gate{}
+	f.target.mu.Lock()
+	defer f.target.mu.Unlock()
+	f.target.beforeIngest = func(ctx context.Context, events []event.Event) error {
+		if !slices.ContainsFunc(events, func(e event.Event) bool { return e.Ref() == at }) {
+			return nil
+		}
+		g.mu.Lock()
+		for _, e := range events {
+			g.held = append(g.held, e.Ref())
+		}
+		g.mu.Unlock()
+		f.notify.signal()
+		return hold(ctx)
+	}
+	return g
+}
+
+// laterStored waits until the target holds an event that comes after every
+// event of the held batch, and returns the offset of the held batch's first
+// event (all is every event of the partition, in offset order).
+func (f *fixture) laterStored(g *gate, all []event.Ref) int64 {
+	f.t.Helper()
+	held := func() []event.Ref {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.held
+	}
+	f.waitFor("a batch after the held one stored", func() bool {
+		h := held()
+		if len(h) == 0 {
+			return false
+		}
+		stored := f.target.snapshot()
+		return slices.ContainsFunc(all[slices.Index(all, h[len(h)-1])+1:], func(r event.Ref) bool { return stored[r] > 0 })
+	})
+	return int64(slices.Index(all, held()[0]))
+}
+
+// TestProgressSavedInBatchOrder: while a batch is being stored, a later one
+// stored meanwhile is not saved (every save is checked: checkSaved); once
+// the held one is stored, everything is.
+func TestProgressSavedInBatchOrder(t *testing.T) {
+	f := newFixture(t)
+	f.inFlight = 2
+	all := f.onePartition(16)
+	release := make(chan struct{})
+	g := f.gate(all[4], func(context.Context) error { <-release; return nil })
+	done := f.start(context.Background(), f.toConfig(), nil)
+	held := f.laterStored(g, all)
+	if next := f.saved().Next["chat.events.bot/0"]; next > held {
+		t.Fatalf("saved next offset %d while the batch from %d is being stored", next, held)
+	}
+	close(release)
+	if err := f.result(done); err != nil {
+		t.Fatal(err)
+	}
+	f.checkIngested(all)
+	if p := f.saved(); p.Next["chat.events.bot/0"] != int64(len(all)) || p.Events != int64(len(all)) {
+		t.Fatalf("saved progress %+v", p)
+	}
+}
+
+// TestResumeAfterAnUnstoredBatch: a replay interrupted while a batch was
+// not stored yet and a later one was saves nothing from the unstored one
+// on; resumed, it stores every event.
+func TestResumeAfterAnUnstoredBatch(t *testing.T) {
+	f := newFixture(t)
+	f.inFlight = 2
+	all := f.onePartition(16)
+	g := f.gate(all[4], func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := f.toConfig()
+	done := f.start(ctx, cfg, nil)
+	held := f.laterStored(g, all)
+	cancel()
+	if err := f.result(done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted replay: %v", err)
+	}
+	if p := f.saved(); p.Next["chat.events.bot/0"] > held || p.ToReached != nil {
+		t.Fatalf("saved progress %+v while the batch from %d was not stored", p, held)
+	}
+
+	f.target.mu.Lock()
+	f.target.beforeIngest = nil
+	f.target.mu.Unlock()
+	if err := f.result(f.start(context.Background(), cfg, nil)); err != nil {
+		t.Fatal(err)
+	}
+	stored := f.target.snapshot()
+	for _, r := range all {
+		if stored[r] == 0 {
+			t.Errorf("event %s not stored", r.EventID)
+		}
+	}
+	if p := f.saved(); p.Next["chat.events.bot/0"] != int64(len(all)) || p.Events != int64(len(all)) {
+		t.Fatalf("saved progress after the resume %+v", p)
+	}
+}
+
+// TestToReachedSavedAfterTheBatchesBefore: a batch holding a partition's
+// first message after To ends the partition in the saved progress only
+// once every batch before it was stored, not when one before them completes
+// (a resume would skip the ones not stored).
+func TestToReachedSavedAfterTheBatchesBefore(t *testing.T) {
+	f := newFixture(t)
+	f.inFlight = 3
+	all := f.onePartition(8)
+	f.produce(msg{topic: topics[0], partition: 0, at: t0.Add(2 * time.Hour)})
+	cfg := f.toConfig()
+	// Batches of 4: A (stored slowly), B (held), C (past To).
+	cfg.Poll = 100 * time.Millisecond
+	bStoring, release := make(chan struct{}), make(chan struct{})
+	f.target.beforeIngest = func(_ context.Context, events []event.Event) error {
+		switch events[0].Ref() {
+		case all[0]:
+			<-bStoring
+			time.Sleep(3 * cfg.Poll) // C is prepared meanwhile
+		case all[4]:
+			close(bStoring)
+			<-release
+		}
+		return nil
+	}
+	done := f.start(context.Background(), cfg, nil)
+	f.waitFor("A saved", func() bool {
+		state, _ := f.target.LoadReplayState(context.Background())
+		return state != nil && f.saved().Events == 4
+	})
+	if p := f.saved(); p.ToReached != nil {
+		t.Fatalf("saved progress %+v while B is being stored", p)
+	}
+	close(release)
+	if err := f.result(done); err != nil {
+		t.Fatal(err)
+	}
+	f.checkIngested(all)
+	if p := f.saved(); !p.ToReached["chat.events.bot/0"] || p.Next["chat.events.bot/0"] != int64(len(all)) {
+		t.Fatalf("saved progress %+v", p)
+	}
+}
