@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/versions"
 )
 
 // Tests of the batches stored at once (Config.InFlight) and of the order in
@@ -217,5 +218,28 @@ func TestToReachedSavedAfterTheBatchesBefore(t *testing.T) {
 	f.checkIngested(all)
 	if p := f.saved(); !p.ToReached["chat.events.bot/0"] || p.Next["chat.events.bot/0"] != int64(len(all)) {
 		t.Fatalf("saved progress %+v", p)
+	}
+}
+
+// TestFailedBatchStopsTheReplay: a batch that cannot be stored for good
+// (the target abandoned) ends the replay once the batches in flight ended,
+// and a later batch stored meanwhile is not saved.
+func TestFailedBatchStopsTheReplay(t *testing.T) {
+	f := newFixture(t)
+	f.inFlight = 2
+	all := f.onePartition(16)
+	fail := make(chan struct{})
+	g := f.gate(all[4], func(context.Context) error {
+		<-fail
+		return fmt.Errorf("version %s: %w", target, versions.ErrNotWritable)
+	})
+	done := f.start(context.Background(), f.toConfig(), nil)
+	held := f.laterStored(g, all)
+	close(fail)
+	if err := f.result(done); !errors.Is(err, versions.ErrNotWritable) {
+		t.Fatalf("replay whose batch was refused: %v", err)
+	}
+	if p := f.saved(); p.Next["chat.events.bot/0"] > held {
+		t.Fatalf("saved progress %+v past the refused batch from %d", p, held)
 	}
 }
