@@ -2,12 +2,15 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/versions"
@@ -241,5 +244,61 @@ func TestFailedBatchStopsTheReplay(t *testing.T) {
 	}
 	if p := f.saved(); p.Next["chat.events.bot/0"] > held {
 		t.Fatalf("saved progress %+v past the refused batch from %d", p, held)
+	}
+}
+
+// BenchmarkReplayInFlight replays benchEvents events, from four partitions,
+// into a target whose every Ingest takes 20 ms (a store's round trips), with
+// one batch stored at a time and with four, and reports the events stored
+// per second.
+func BenchmarkReplayInFlight(b *testing.B) {
+	const benchEvents, batch = 40000, 1000
+	for _, inFlight := range []int{1, 4} {
+		b.Run(fmt.Sprintf("in flight %d", inFlight), func(b *testing.B) {
+			f := newFixture(b)
+			f.inFlight = inFlight
+			f.produceMany(benchEvents)
+			cfg := f.toConfig()
+			cfg.BatchSize = batch
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				f.target = &fakeTarget{notify: f.notify, ingested: map[event.Ref]int{},
+					afterIngest: func() { time.Sleep(20 * time.Millisecond) }}
+				if err := f.result(f.start(context.Background(), cfg, nil)); err != nil {
+					b.Fatal(err)
+				}
+				if n := f.target.count(); n != benchEvents {
+					b.Fatalf("%d events stored, want %d", n, benchEvents)
+				}
+			}
+			b.ReportMetric(float64(benchEvents*b.N)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
+
+// produceMany produces n events spread over every partition, many a request
+// (they are not recorded for checkSaved).
+func (f *fixture) produceMany(n int) {
+	f.t.Helper()
+	transport := &kafka.Transport{}
+	defer transport.CloseIdleConnections()
+	w := &kafka.Writer{Addr: kafka.TCP(f.addr), Balancer: toPartition{}, BatchSize: 1000, BatchTimeout: time.Millisecond,
+		RequiredAcks: kafka.RequireAll, Transport: transport}
+	defer w.Close()
+	msgs := make([]kafka.Message, 0, n)
+	for i := range n {
+		e := event.Event{EventID: fmt.Sprintf("b-%d", i), Type: event.TypeMessage, OccurredAt: t0, Tenant: "acme", Channel: "whatsapp",
+			Contact: event.Contact{ID: fmt.Sprintf("551198765%04d", i%7)}, Author: &event.Author{Role: "customer"}, Text: "oi"}
+		value, err := json.Marshal(&e)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		msgs = append(msgs, kafka.Message{Topic: topics[i%2], Partition: i / 2 % partitionsPerTopic, Time: t0, Value: value})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		f.t.Fatalf("produce: %v", err)
 	}
 }
