@@ -154,7 +154,8 @@ type Ingest struct {
 	Workers int `yaml:"workers"`
 	// BatchesInFlight is how many consecutive batches are stored at once,
 	// their offsets committed in order; 0 is the store's default:
-	// SQLiteInFlight or ElasticsearchInFlight.
+	// SQLiteInFlight or ElasticsearchInFlight. A replay takes the same
+	// (replay.Config.InFlight), its progress saved in order.
 	BatchesInFlight int `yaml:"batches_in_flight"`
 }
 
