@@ -49,12 +49,24 @@ func TestBatchesInFlight(t *testing.T) {
 			all := f.produce(everywhere(6, t0)...)
 			var mu sync.Mutex
 			storing, most := 0, 0
+			// Each store lasts until inFlight are under way (a second at
+			// most: the last batches), and a little more, so that a store
+			// beyond inFlight would overlap them.
 			f.target.beforeIngest = func(context.Context, []event.Event) error {
 				mu.Lock()
 				storing++
 				most = max(most, storing)
 				mu.Unlock()
-				time.Sleep(30 * time.Millisecond) // a store's round trips
+				for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+					mu.Lock()
+					all := storing >= inFlight
+					mu.Unlock()
+					if all {
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+				time.Sleep(20 * time.Millisecond)
 				mu.Lock()
 				storing--
 				mu.Unlock()
