@@ -431,6 +431,20 @@ func countWhere(t *testing.T, base, query string) int {
 	return l.Total
 }
 
+// TestReplayTakesTheIngestersBatching: a Replay without Batch or InFlight
+// takes the ingester's defaults for its store (config.Ingest.BatchSizeOf,
+// InFlightOf), set before it even reaches Kafka.
+func TestReplayTakesTheIngestersBatching(t *testing.T) {
+	r := &Replay{Brokers: []string{"127.0.0.1:1"}, Store: config.Store{Kind: config.StoreSQLite, SQLite: config.SQLite{Dir: t.TempDir()}},
+		Def: pipeline.MustDefault(), Target: "v2", Grace: time.Minute, Log: zap.NewNop()}
+	if err := r.Do(context.Background()); err == nil {
+		t.Fatal("a replay from a broker that does not answer succeeded")
+	}
+	if r.Batch != config.SQLiteBatchSize || r.InFlight != config.SQLiteInFlight {
+		t.Fatalf("batch %d, in flight %d; want %d and %d", r.Batch, r.InFlight, config.SQLiteBatchSize, config.SQLiteInFlight)
+	}
+}
+
 // TestReplayFlags: combinations that cannot end well are refused before
 // anything is registered.
 func TestReplayFlags(t *testing.T) {
