@@ -93,8 +93,8 @@ func setTrue(m map[string]bool, key string) map[string]bool {
 }
 
 // launch stores b in a goroutine of its own (retrying until it succeeds or
-// ctx ends, see ingest) and puts it at the end of the batches in flight.
-func (r *run) launch(ctx context.Context, b *flight) {
+// r.work ends, see ingest) and puts it at the end of the batches in flight.
+func (r *run) launch(b *flight) {
 	b.done = make(chan struct{})
 	r.flying = append(r.flying, b)
 	if len(b.events) == 0 {
@@ -103,14 +103,16 @@ func (r *run) launch(ctx context.Context, b *flight) {
 	}
 	go func() {
 		defer close(b.done)
-		b.rejected, b.err = r.ingest(ctx, b.events)
+		b.rejected, b.err = r.ingest(r.work, b.events)
 	}()
 }
 
 // completeHead waits for the first batch in flight to be stored, then
 // applies it to the progress and saves it. When it was not stored (or its
-// progress not saved), nothing after it is applied: it waits for the other
-// batches in flight, drops them and returns the error.
+// progress not saved), nothing after it is applied: it ends the other
+// batches in flight (a store that retries while the target is down would
+// hold the replay, and its error, until the target is back), waits for
+// them, drops them and returns the error.
 func (r *run) completeHead(ctx context.Context) error {
 	b := r.flying[0]
 	<-b.done
@@ -119,6 +121,7 @@ func (r *run) completeHead(ctx context.Context) error {
 		err = r.complete(ctx, b)
 	}
 	if err != nil {
+		r.cancelWork()
 		r.wait()
 		return err
 	}

@@ -259,6 +259,136 @@ func TestFailedBatchStopsTheReplay(t *testing.T) {
 	}
 }
 
+// TestFailedSaveStopsTheReplayAtOnce: a progress save that fails ends the
+// replay at once with its error, while a later batch retries its store
+// (the target down for it): the replay does not wait for the target to
+// come back. The save that fails is a batch's, or a step's (the partitions'
+// ends, once To passed).
+func TestFailedSaveStopsTheReplayAtOnce(t *testing.T) {
+	errDiskFull := errors.New("disk full")
+	for _, tc := range []struct {
+		name string
+		// fails tells the saves that fail by the progress they save.
+		fails func(p progress) bool
+		// afterStore, when set, runs once the first batch was saved and
+		// the last one retries.
+		afterStore func(f *fixture)
+	}{
+		{name: "after a batch", fails: func(p progress) bool { return p.Events > 0 }},
+		{name: "at a step", fails: func(p progress) bool { return p.ToEnd != nil },
+			afterStore: func(f *fixture) { f.clock.Set(t0.Add(3 * time.Hour)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			// Every batch of the partition fits in flight, however it
+			// is cut: the first waits for the last.
+			f.inFlight = 8
+			all := f.onePartition(8)
+			cfg := f.toConfig()
+			f.clock.Set(t0.Add(30 * time.Minute)) // To not passed yet: the ends are not saved
+			retrying := make(chan struct{})
+			var once sync.Once
+			f.target.beforeIngest = func(ctx context.Context, events []event.Event) error {
+				has := func(r event.Ref) bool {
+					return slices.ContainsFunc(events, func(e event.Event) bool { return e.Ref() == r })
+				}
+				switch {
+				case has(all[0]):
+					select {
+					case <-retrying:
+						return nil
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				case has(all[len(all)-1]):
+					once.Do(func() { close(retrying) })
+					return errors.New("target unavailable")
+				}
+				return nil
+			}
+			f.target.beforeSave = func(state []byte) error {
+				var p progress
+				if err := json.Unmarshal(state, &p); err != nil || tc.fails(p) {
+					return errDiskFull
+				}
+				return nil
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := f.start(ctx, cfg, nil)
+			if tc.afterStore != nil {
+				f.waitFor("the first batch saved", func() bool {
+					state, _ := f.target.LoadReplayState(context.Background())
+					return state != nil && f.saved().Events > 0
+				})
+				<-retrying
+				tc.afterStore(f)
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, errDiskFull) || errors.Is(err, context.Canceled) {
+					t.Fatalf("replay whose save failed: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the replay did not end after a save failed, while a later batch retried its store")
+			}
+		})
+	}
+}
+
+// TestStopWhileASaveFails: a replay that stops (interrupted, or its target
+// abandoned) while a batch is in flight completes that batch once stored;
+// when the batch's save fails, the replay's error says so: an interrupted
+// replay does not end with ctx's error (the command would say its progress
+// is saved), an abandoned one has both errors.
+func TestStopWhileASaveFails(t *testing.T) {
+	errDiskFull := errors.New("disk full")
+	for _, tc := range []struct {
+		name string
+		stop func(f *fixture, cancel context.CancelFunc)
+		want []error
+	}{
+		{name: "interrupted", stop: func(_ *fixture, cancel context.CancelFunc) { cancel() }, want: []error{errDiskFull}},
+		{name: "abandoned", stop: func(f *fixture, _ context.CancelFunc) {
+			if _, err := f.reg.Abandon(context.Background(), target); err != nil {
+				f.t.Fatal(err)
+			}
+		}, want: []error{errDiskFull, versions.ErrNotWritable}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			all := f.onePartition(4)
+			// The batch is stored once the replay stops.
+			g := f.gate(all[0], func(ctx context.Context) error { <-ctx.Done(); return nil })
+			f.target.beforeSave = func(state []byte) error {
+				var p progress
+				if err := json.Unmarshal(state, &p); err != nil || p.Events > 0 {
+					return errDiskFull
+				}
+				return nil
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := f.start(ctx, f.toConfig(), nil)
+			f.waitFor("the batch held", func() bool {
+				g.mu.Lock()
+				defer g.mu.Unlock()
+				return len(g.held) > 0
+			})
+			tc.stop(f, cancel)
+			err := f.result(done)
+			for _, want := range tc.want {
+				if !errors.Is(err, want) {
+					t.Errorf("replay stopped while a save failed: %v, want %v in it", err, want)
+				}
+			}
+			if errors.Is(err, context.Canceled) {
+				t.Errorf("replay stopped while a save failed: %v, ctx's error", err)
+			}
+		})
+	}
+}
+
 // BenchmarkReplayInFlight replays benchEvents events, from four partitions,
 // into a target whose every Ingest takes 20 ms (a store's round trips), with
 // one batch stored at a time and with four, and reports the events stored

@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -110,13 +111,17 @@ func loadProgress(ctx context.Context, t Target) (*progress, error) {
 	return p, nil
 }
 
+// errSave marks a failed save of the progress: the progress the target
+// holds is behind what was stored (see run.stop).
+var errSave = errors.New("replay: save progress")
+
 func saveProgress(ctx context.Context, t Target, p *progress) error {
 	data, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
 	if err := t.SaveReplayState(ctx, data); err != nil {
-		return fmt.Errorf("replay: save progress: %w", err)
+		return fmt.Errorf("%w: %w", errSave, err)
 	}
 	return nil
 }

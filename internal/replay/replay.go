@@ -197,8 +197,9 @@ type fetched struct {
 // Run replays into target until every partition is done, reporting progress
 // to report (which may be nil). It returns nil when done, ctx's error when
 // ctx ends first (the progress of every stored batch is saved: running it
-// again resumes), and an error wrapping versions.ErrNotWritable when the
-// target was abandoned.
+// again resumes), an error wrapping versions.ErrNotWritable when the
+// target was abandoned, and a save's error, at once, when the progress
+// could not be saved.
 func Run(ctx context.Context, cfg Config, target Target, report func(Status), log *zap.Logger) error {
 	if cfg.Registry == nil || cfg.Version == "" {
 		return errors.New("replay: no target version or registry")
@@ -261,12 +262,17 @@ type run struct {
 	// the batches after them are filtered by it (prepare).
 	planned reach
 	// flying are the batches in flight, in batch order (launch).
-	flying  []*flight
-	log     *zap.Logger
-	report  func(Status)
-	fetched chan fetched
-	started time.Time
-	readEvt int64
+	flying []*flight
+	// work is the context of the batches being stored: it ends with the
+	// replay's, or earlier when the replay stops on an error (stop,
+	// completeHead).
+	work       context.Context
+	cancelWork context.CancelFunc
+	log        *zap.Logger
+	report     func(Status)
+	fetched    chan fetched
+	started    time.Time
+	readEvt    int64
 
 	readers sync.WaitGroup
 	cancels map[partitionKey]context.CancelFunc
@@ -281,6 +287,8 @@ type run struct {
 }
 
 func (r *run) loop(ctx context.Context) error {
+	r.work, r.cancelWork = context.WithCancel(ctx)
+	defer r.cancelWork()
 	readCtx, cancelAll := context.WithCancel(ctx)
 	defer func() {
 		cancelAll()
@@ -327,7 +335,7 @@ func (r *run) loop(ctx context.Context) error {
 		}
 		r.maybeReport()
 		if ready && len(r.flying) < r.cfg.InFlight {
-			r.launch(ctx, r.prepare(batch))
+			r.launch(r.prepare(batch))
 			batch, ready = nil, false
 		}
 		// While swapped the replay reads nothing: it waits for the live
@@ -374,17 +382,28 @@ func (r *run) loop(ctx context.Context) error {
 	}
 }
 
-// stop ends the replay with err: the batches in flight stored before the
-// first that was not are completed and saved, and ctx's error, once it
-// ended, is the replay's.
+// stop ends the replay with err. The batches in flight still being stored
+// end at once (retrying through a target outage, they would hold the
+// replay and its error until the target is back); those stored before the
+// first that was not are completed and saved. ctx's error, once ctx ended,
+// is the replay's: every stored batch is saved, a resume goes on from
+// there. Unless a save failed: the saved progress is then behind, and the
+// save's error is returned (joined to err when ctx did not end).
 func (r *run) stop(ctx context.Context, err error) error {
-	if settled := r.settle(ctx); err == nil {
-		err = settled
+	r.cancelWork()
+	settled := r.settle(ctx)
+	if !errors.Is(settled, errSave) {
+		// A batch not stored (ended just now or by ctx, or refused as
+		// the target was abandoned): its progress is not saved, rightly.
+		settled = nil
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && !errors.Is(err, errSave) {
+		if settled != nil {
+			return settled
+		}
 		return ctx.Err()
 	}
-	return err
+	return errors.Join(err, settled)
 }
 
 // maybeReport reports the status on a change of phase and every

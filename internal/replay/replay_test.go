@@ -675,6 +675,9 @@ type fakeTarget struct {
 	beforeIngest func(ctx context.Context, events []event.Event) error
 	// afterIngest, when set, runs after each successful Ingest.
 	afterIngest func()
+	// beforeSave, when set, runs first in each SaveReplayState; its
+	// error, when not nil, is SaveReplayState's, and nothing is saved.
+	beforeSave func(state []byte) error
 	// onSave, when set, runs after each SaveReplayState.
 	onSave func(state []byte)
 
@@ -729,6 +732,14 @@ func (ft *fakeTarget) LoadReplayState(context.Context) ([]byte, error) {
 }
 
 func (ft *fakeTarget) SaveReplayState(_ context.Context, state []byte) error {
+	ft.mu.Lock()
+	before := ft.beforeSave
+	ft.mu.Unlock()
+	if before != nil {
+		if err := before(state); err != nil {
+			return err
+		}
+	}
 	ft.mu.Lock()
 	ft.state = state
 	onSave := ft.onSave

@@ -36,13 +36,16 @@ func newRun(t *testing.T, p *progress, parts ...partitionKey) (*run, *fakeTarget
 		p.Next = map[string]int64{}
 	}
 	ft := &fakeTarget{notify: newNotifier(), ingested: map[event.Ref]int{}}
+	work, cancelWork := context.WithCancel(t.Context())
+	t.Cleanup(cancelWork)
 	return &run{cfg: Config{Version: target, Registry: reg, Now: time.Now}, target: ft, p: p, parts: parts,
-		planned: reach{next: map[string]int64{}}, log: zap.NewNop(), ends: map[partitionKey]int64{}, started: time.Now()}, ft
+		planned: reach{next: map[string]int64{}}, log: zap.NewNop(), ends: map[partitionKey]int64{}, started: time.Now(),
+		work: work, cancelWork: cancelWork}, ft
 }
 
 // store stores one batch as the loop does: prepared, launched, completed.
 func (r *run) store(ctx context.Context, batch []fetched) error {
-	r.launch(ctx, r.prepare(batch))
+	r.launch(r.prepare(batch))
 	return r.settle(ctx)
 }
 
