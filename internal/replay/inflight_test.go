@@ -389,6 +389,69 @@ func TestStopWhileASaveFails(t *testing.T) {
 	}
 }
 
+// TestDoneAfterTheBatchesInFlight: a batch read while following and still
+// being stored when the live offsets are read (they are below its message:
+// the partition is done by its saved progress) holds the end of the
+// replay until it is stored: Run does not return while one of its
+// goroutines writes the target.
+func TestDoneAfterTheBatchesInFlight(t *testing.T) {
+	f := newFixture(t)
+	history := f.produce(everywhere(5, t0)...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // ends the held store when the test fails
+	done := f.start(ctx, f.config(), nil)
+	f.waitPhase(Following, func(s Status) bool { return s.Events == int64(len(history)) })
+
+	holding, release := make(chan struct{}), make(chan struct{})
+	f.target.mu.Lock()
+	f.target.beforeIngest = func(ctx context.Context, events []event.Event) error {
+		if slices.Contains(history, events[0].Ref()) {
+			return nil
+		}
+		close(holding) // the one batch after the history: stored once
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.target.mu.Unlock()
+	later := f.produce(msg{topic: topics[0], partition: 0, at: t0}) // offset 5
+	select {
+	case <-holding:
+	case <-time.After(timeout):
+		t.Fatal("the message after the history was not stored")
+	}
+	if _, err := f.reg.Swap(context.Background(), target); err != nil {
+		t.Fatal(err)
+	}
+	f.waitPhase(Swapped, nil)
+	f.commitLive(5)
+	f.clock.Add(time.Minute)
+	f.waitFor("the live offsets read", func() bool {
+		p := f.status.last().Phase
+		return p == Finishing || p == Done
+	})
+	time.Sleep(5 * f.config().Poll) // a few turns of the loop
+	if p := f.status.last().Phase; p != Finishing || !running(done) {
+		t.Fatalf("the replay ended (phase %v) while a batch was being stored", p)
+	}
+
+	close(release)
+	if err := f.result(done); err != nil {
+		t.Fatal(err)
+	}
+	f.checkIngested(history, later)
+	want := int64(len(history) + len(later))
+	if st := f.status.last(); st.Phase != Done || st.Events != want {
+		t.Fatalf("final status %+v", st)
+	}
+	if p := f.saved(); p.Events != want || p.Next["chat.events.bot/0"] != 6 {
+		t.Fatalf("saved progress %+v", p)
+	}
+}
+
 // BenchmarkReplayInFlight replays benchEvents events, from four partitions,
 // into a target whose every Ingest takes 20 ms (a store's round trips), with
 // one batch stored at a time and with four, and reports the events stored
