@@ -211,13 +211,15 @@ const SQLiteInFlight = 2
 // ElasticsearchInFlight is ingest.batches_in_flight when 0 on
 // Elasticsearch. A batch's write is a few round trips, and the next batch's
 // write of a shared key follows the previous one's claim and data (not its
-// release: the key is handed over), so with a cluster across a network more
-// batches in flight keep the ingester busy: with every answer 20 ms late,
-// four rather than two stored 1.1–1.4× the events per second by phase, at
-// 10–30 MiB more peak memory; on loopback the same within the noise
-// (docs/performance.md, "Elasticsearch ingest: keys claimed while the
-// batch before writes its data").
-const ElasticsearchInFlight = 4
+// release: the key is handed over), so more batches in flight keep the
+// ingester busy across a network's latency, and a key written by a longer
+// run of consecutive batches is claimed and released once for the run:
+// eight rather than four sent 3–7 % fewer bulk bytes per event in the
+// bench's steady phase and took less CPU per event, with every answer 20 ms
+// late stored 1.04–1.21× the events per second by phase (docs/performance.md,
+// "Eight batches in flight on Elasticsearch"). The collector's limit grows
+// with them (ingest.GCSettings.WithCache: 512 MiB with the default cache).
+const ElasticsearchInFlight = 8
 
 // InFlightOf is ingest.batches_in_flight, or the default of the store kind
 // when it is 0.

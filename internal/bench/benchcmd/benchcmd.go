@@ -100,7 +100,7 @@ func command(stdout, stderr io.Writer) *cobra.Command {
 	f.DurationVar(&cfg.ElasticLatency, "es-latency", 0, "delay of every answer of the Elasticsearch stand-in, to model a cluster across a network")
 	f.IntVar(&cfg.IngestWorkers, "ingest-workers", 0, "ingest.workers of both ingest scenarios (0: each store's default, 1 for SQLite and one per core for Elasticsearch)")
 	f.IntVar(&cfg.IngestBatch, "ingest-batch", 0, "ingest.batch_size of both ingest scenarios (0: each store's default, 4000 for SQLite and for Elasticsearch)")
-	f.IntVar(&cfg.IngestInFlight, "ingest-in-flight", 0, "ingest.batches_in_flight of both ingest scenarios (0: each store's default, 2 for SQLite and 4 for Elasticsearch)")
+	f.IntVar(&cfg.IngestInFlight, "ingest-in-flight", 0, "ingest.batches_in_flight of both ingest scenarios (0: each store's default, 2 for SQLite and 8 for Elasticsearch)")
 	f.DurationVar(&cfg.RefreshInterval, "es-refresh-interval", time.Second, "the stand-in's index.refresh_interval (what a search sees lags writes by up to this; negative: never)")
 	f.Float64Var(&cfg.LateShare, "late-share", 0.05, "share of the events of the first three ingest phases sent late, in the last")
 	f.Int64Var(&cfg.Seed, "seed", 1, "seed of the simulated traffic")

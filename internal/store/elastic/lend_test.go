@@ -355,10 +355,10 @@ func TestLostAttemptsCount(t *testing.T) {
 }
 
 // TestOverlappingUpdatesMatchReference: random scenarios delivered as the
-// ingester delivers them with two to four batches in flight (by seed): each
+// ingester delivers them with two to eight batches in flight (by seed): each
 // batch's update starts while the ones before it are still writing (most
 // keys are shared, so a key's writes claim while the one before writes its
-// data, three deep),
+// data, up to seven deep),
 // a bulk request now and then fails, and a batch that failed is delivered
 // again, with those after it, until all are stored. The end state must be
 // the reference implementation's.
@@ -395,7 +395,7 @@ func overlapScenario(t *testing.T, seed uint64) error {
 		c.BulkAttempts, c.ClaimLease, c.UpdateAttempts = 1, time.Nanosecond, 20
 	})
 	batches := sc.batches()
-	inFlight := 2 + int(seed%3)
+	inFlight := 2 + int(seed%7) // 2 to 8: config.ElasticsearchInFlight is 8
 	for pos, failures := 0, 0; pos < len(batches); {
 		// inFlight at once: batches pos, pos+1, ….
 		end := min(len(batches), pos+inFlight)
