@@ -214,11 +214,12 @@ const SQLiteInFlight = 2
 // release: the key is handed over), so more batches in flight keep the
 // ingester busy across a network's latency, and a key written by a longer
 // run of consecutive batches is claimed and released once for the run:
-// eight rather than four sent 3–7 % fewer bulk bytes per event in the
-// bench's steady phase and took less CPU per event, with every answer 20 ms
-// late stored 1.04–1.21× the events per second by phase (docs/performance.md,
-// "Eight batches in flight on Elasticsearch"). The collector's limit grows
-// with them (ingest.GCSettings.WithCache: 512 MiB with the default cache).
+// eight rather than four wrote 5–9 % fewer bulk bytes per event and took
+// ~20 % less ingester CPU per event in the bench's steady phase, and with
+// every answer 20 ms late stored 1.03–1.25× the events per second by phase
+// (medians; docs/performance.md, "Eight batches in flight on
+// Elasticsearch"). The collector's limit grows with them
+// (ingest.GCSettings.WithCache: 512 MiB with the default cache).
 const ElasticsearchInFlight = 8
 
 // InFlightOf is ingest.batches_in_flight, or the default of the store kind
