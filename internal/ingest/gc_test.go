@@ -62,7 +62,7 @@ func TestGCSettingsWithCache(t *testing.T) {
 		{128 << 20, 4, ElasticGC.Limit}, // the default cache, four in flight: the default limit
 		{400 << 20, 2, 864 << 20},       // twice the budget and room for batches
 		{400 << 20, 4, 928 << 20},
-		{128 << 20, 8, 512 << 20},       // the defaults (config.ElasticsearchInFlight)
+		{128 << 20, 8, 512 << 20}, // the defaults (config.ElasticsearchInFlight)
 	} {
 		if got := ElasticGC.WithCache(tc.budget, tc.inFlight); got.Limit != tc.want || got.Percent != ElasticGC.Percent {
 			t.Errorf("WithCache(%d MiB, %d in flight) = %+v, want limit %d MiB", tc.budget>>20, tc.inFlight, got, tc.want>>20)
