@@ -1,6 +1,7 @@
 package session
 
 import (
+	"crypto/sha1"
 	"slices"
 	"strings"
 	"time"
@@ -67,18 +68,45 @@ func IsDerivedKey(key string) bool { return strings.HasPrefix(key, derivedPrefix
 // tokens without '/'; contact and event ids may hold one, so their '%' and
 // '/' are percent-escaped to keep the name unambiguous (ids without either
 // character are used as they are).
+//
+// It is uuid.NewSHA1(Namespace, name).String(), computed with the name in
+// a buffer on the stack: every window of a key recomputed gets its id
+// again, and the library's way (the name built, then a hash, its sum and
+// the string) allocated five times per id.
 func DeriveID(e *event.Event) string {
-	name := e.Tenant + "/" + e.Channel + "/" + escapeID(e.Contact.ID) + "/" + escapeID(e.EventID)
-	return uuid.NewSHA1(Namespace, []byte(name)).String()
+	var buf [256]byte
+	name := append(buf[:0], Namespace[:]...)
+	name = append(name, e.Tenant...)
+	name = append(name, '/')
+	name = append(name, e.Channel...)
+	name = append(name, '/')
+	name = appendEscapedID(name, e.Contact.ID)
+	name = append(name, '/')
+	name = appendEscapedID(name, e.EventID)
+	sum := sha1.Sum(name)
+	var id uuid.UUID
+	copy(id[:], sum[:])
+	id[6] = id[6]&0x0f | 5<<4 // version 5 (RFC 4122, 4.3)
+	id[8] = id[8]&0x3f | 0x80 // the RFC 4122 variant
+	return id.String()
 }
 
-var idEscaper = strings.NewReplacer("%", "%25", "/", "%2F")
-
-func escapeID(s string) string {
+// appendEscapedID appends s with '%' and '/' percent-escaped.
+func appendEscapedID(b []byte, s string) []byte {
 	if !strings.ContainsAny(s, "%/") {
-		return s
+		return append(b, s...)
 	}
-	return idEscaper.Replace(s)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '%':
+			b = append(b, "%25"...)
+		case '/':
+			b = append(b, "%2F"...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
 }
 
 // Split cuts the events of one derived key, sorted by (occurred_at, event_id),
