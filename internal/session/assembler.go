@@ -180,12 +180,19 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 		groups[g] = append(groups[g], e)
 	}
 	reqs := make([]KeyRequest, len(order))
+	// A batch's keys mostly share a policy: its tag is built once per run
+	// of keys with the same one.
+	var policy pipeline.Policy
+	var tag string
 	for i, k := range order {
 		fresh := groups[i]
 		slices.SortFunc(fresh, event.Compare)
 		reqs[i] = KeyRequest{Tenant: k.tenant, Key: k.key, Since: since(k.key, fresh)}
 		if IsDerivedKey(k.key) {
-			reqs[i].Policy = PolicyTag(a.def.PolicyFor(fresh[0].Channel))
+			if p := a.def.PolicyFor(fresh[0].Channel); tag == "" || p != policy {
+				policy, tag = p, PolicyTag(p)
+			}
+			reqs[i].Policy = tag
 		}
 	}
 	if p, ok := r.(Prefetcher); ok && len(reqs) > 0 {
@@ -210,6 +217,12 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 			if rc, ok := r.(Recomputer); !ok || !rc.Recompute(k.tenant, k.key) {
 				continue
 			}
+		}
+		if ch.Sessions == nil {
+			// Sized for the usual batch: a session per key, every event
+			// new (grown, they were copied twice over).
+			ch.Sessions = make([]Session, 0, len(order)-i)
+			ch.Events = make([]Stored, 0, len(refs))
 		}
 		if err := a.assembleKey(ctx, r, k, reqs[i].Since, fresh, &ch); err != nil {
 			return Changes{}, err
