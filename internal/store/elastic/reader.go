@@ -39,15 +39,10 @@ type reader struct {
 	// recompute are the keys Recompute asked the assembler for: written
 	// even when the changes do not name them (Store.plan).
 	recompute map[session.StateID]bool
-	// states are the keys this attempt read; the attempt owns them until
-	// Update puts them back in the cache.
-	states map[session.StateID]*keyState
-	// from is, per key read, the index of the first session KeyEvents
-	// returned the events of: the write replaces sessions[from:].
-	from map[session.StateID]int
-	// policy is, per key, the policy its request named
-	// (session.KeyRequest.Policy).
-	policy map[session.StateID]string
+	// keys are the keys this attempt read, each with its state, which the
+	// attempt owns until Update puts it back in the cache: one look-up
+	// per key where a map per field took three.
+	keys map[session.StateID]*readKey
 	// fresh are stored events of unfinished keys that Known reported new:
 	// KeyEvents leaves them out.
 	fresh map[event.Ref]bool
@@ -59,14 +54,29 @@ type reader struct {
 	update uint64
 }
 
+// readKey is a key an attempt read: its state, and what the attempt's
+// requests asked of it.
+type readKey struct {
+	st *keyState
+	// from is the index of the first session KeyEvents returns the
+	// events of: the write replaces sessions[from:].
+	from int
+	// policy is the policy its request named (session.KeyRequest.Policy).
+	policy string
+	// since is the Since of the key's last request, which the assembler's
+	// KeyEvents repeats (session.Prefetcher): the key's events from there
+	// on are held already.
+	since time.Time
+}
+
 var (
 	_ session.Reader     = (*reader)(nil)
 	_ session.Prefetcher = (*reader)(nil)
 )
 
 func newReader(s *Store, rejected map[event.Ref]string, sent, refused map[session.StateID]bool, update uint64) *reader {
-	return &reader{s: s, update: update, rejected: rejected, sent: sent, refused: refused, states: map[session.StateID]*keyState{}, from: map[session.StateID]int{},
-		policy: map[session.StateID]string{}, fresh: map[event.Ref]bool{}}
+	return &reader{s: s, update: update, rejected: rejected, sent: sent, refused: refused, keys: map[session.StateID]*readKey{},
+		fresh: map[event.Ref]bool{}}
 }
 
 // Prefetch makes the state of every key from its request's Since on
@@ -77,6 +87,8 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 	var fetch []*keyState
 	// Keys are taken in one order (see StateCache.Take).
 	ids := make([]session.StateID, len(reqs))
+	keys := make([]*readKey, len(reqs))
+	var block []readKey // the keys new to r, in one allocation
 	order := make([]int, len(reqs))
 	for i := range reqs {
 		ids[i], order[i] = session.StateID{Tenant: reqs[i].Tenant, Key: reqs[i].Key}, i
@@ -86,7 +98,8 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 	})
 	for _, i := range order {
 		id := ids[i]
-		if _, ok := r.states[id]; ok {
+		if k, ok := r.keys[id]; ok {
+			keys[i] = k
 			continue
 		}
 		st, ok, err := r.s.cache.Take(ctx, id)
@@ -117,29 +130,36 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 		} else if st.after != nil {
 			r.lenders = append(r.lenders, st.after)
 		}
-		r.states[id] = st
+		if block == nil {
+			block = make([]readKey, 0, len(reqs))
+		}
+		block = append(block, readKey{st: st, from: -1})
+		keys[i] = &block[len(block)-1]
+		r.keys[id] = keys[i]
 	}
 	if err := r.s.readKeyDocs(ctx, fetch); err != nil {
 		return err
 	}
 	var loads []sessionLoad
 	for i, q := range reqs {
-		st := r.states[ids[i]]
+		k := keys[i]
+		st := k.st
 		if q.Policy != "" {
-			r.policy[ids[i]] = q.Policy
+			k.policy = q.Policy
 		}
-		j := st.anchor(q.Since, r.policy[ids[i]])
+		k.since = q.Since
+		j := st.anchor(q.Since, k.policy)
 		if len(st.retired) > 0 && !st.retiredLoaded {
 			// A write that may not have finished: read from where it
 			// started.
 			for _, ref := range st.retired {
-				j = min(j, st.anchor(ref.Start, r.policy[ids[i]]))
+				j = min(j, st.anchor(ref.Start, k.policy))
 			}
 		}
-		if prev, ok := r.from[ids[i]]; ok {
-			j = min(j, prev)
+		if k.from >= 0 {
+			j = min(j, k.from)
 		}
-		r.from[ids[i]] = j
+		k.from = j
 		held := st.held()
 		if j >= held && (st.retiredLoaded || len(st.retired) == 0) {
 			continue
@@ -190,16 +210,16 @@ func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool,
 			known[ref] = true
 		}
 	}
-	for id, st := range r.states {
+	for _, k := range r.keys {
 		// Only the tail from the key's anchor on can hold an event of the
 		// batch; memory's older sessions need not be looked at.
-		tail := st.tail(r.from[id])
+		tail := k.st.tail(k.from)
 		for i := range tail {
 			ref := tail[i].Ref()
 			if _, ok := asked[ref]; !ok || known[ref] {
 				continue
 			}
-			if st.unfinished {
+			if k.st.unfinished {
 				r.fresh[ref] = true
 			} else {
 				known[ref] = true
@@ -226,7 +246,10 @@ func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool,
 // refused again.
 func (r *reader) Recompute(tenant, key string) bool {
 	id := session.StateID{Tenant: tenant, Key: key}
-	st := r.states[id]
+	var st *keyState
+	if k := r.keys[id]; k != nil {
+		st = k.st
+	}
 	if st == nil || !st.unfinished || st.unreadable != "" || !r.sent[id] || r.refused[id] {
 		return false
 	}
@@ -241,11 +264,20 @@ func (r *reader) Recompute(tenant, key string) bool {
 // falls in on (and of the sessions a past write retired).
 func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]session.Stored, error) {
 	id := session.StateID{Tenant: tenant, Key: key}
-	if err := r.Prefetch(ctx, []session.KeyRequest{{Tenant: tenant, Key: key, Since: since, Policy: r.policy[id]}}); err != nil {
-		return nil, err
+	k := r.keys[id]
+	if k == nil || !k.since.Equal(since) {
+		// Not the request Prefetch had (which the assembler repeats, and
+		// which would find everything held already).
+		var policy string
+		if k != nil {
+			policy = k.policy
+		}
+		if err := r.Prefetch(ctx, []session.KeyRequest{{Tenant: tenant, Key: key, Since: since, Policy: policy}}); err != nil {
+			return nil, err
+		}
+		k = r.keys[id]
 	}
-	st := r.states[id]
-	tail := st.tail(r.from[id])
+	tail := k.st.tail(k.from)
 	if len(r.fresh) == 0 {
 		return tail, nil // read only; the write replaces st.Events
 	}

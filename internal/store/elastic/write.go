@@ -149,7 +149,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 			// stored: the states it still holds (those it did not lend,
 			// see lend) are let go, not put back, and the keys are read
 			// back from the cluster.
-			s.cache.Release(slices.Collect(maps.Keys(r.states))...)
+			s.cache.Release(slices.Collect(maps.Keys(r.keys))...)
 		}
 		var lost *lostError
 		switch {
@@ -176,12 +176,12 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, session.Rea
 		}
 		// Keys read and not written (a write lends the states of all the
 		// keys it read).
-		for id, st := range r.states {
-			if st.unreadable != "" {
+		for id, k := range r.keys {
+			if k.st.unreadable != "" {
 				s.cache.Release(id) // read again, whole, next time
 				continue
 			}
-			s.cache.Put(id, st)
+			s.cache.Put(id, k.st)
 		}
 		if len(rejected) > 0 {
 			return newRejectedError(rejected, s.cfg.RefKey)
@@ -335,17 +335,17 @@ func (s *Store) lend(r *reader, writes []*keyWrite) {
 		// back by id when a late event reaches it. next.Sessions are
 		// after's latest, so the two lists agree.
 		next.Trim()
-		delete(r.states, ids[i])
+		delete(r.keys, ids[i])
 		s.cache.Put(ids[i], next)
 	}
-	for id, st := range r.states {
-		if st.unreadable != "" {
+	for id, k := range r.keys {
+		if k.st.unreadable != "" {
 			s.cache.Release(id) // read again, whole, next time (a repair)
 			continue
 		}
-		s.cache.Put(id, st)
+		s.cache.Put(id, k.st)
 	}
-	clear(r.states)
+	clear(r.keys)
 }
 
 // land ends the flights of writes (which lend made): with the key
@@ -397,11 +397,11 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		if w, ok := byKey[id]; ok {
 			return w, nil
 		}
-		st, ok := r.states[id]
+		k, ok := r.keys[id]
 		if !ok {
 			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", s.docRef("", keyDocID(tenant, key)))
 		}
-		w := &keyWrite{st: st, from: r.from[id], gen: st.gen + 1, policy: r.policy[id]}
+		w := &keyWrite{st: k.st, from: k.from, gen: k.st.gen + 1, policy: k.policy}
 		byKey[id] = w
 		order = append(order, id)
 		return w, nil
