@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
-	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/session"
 )
 
@@ -65,14 +64,21 @@ var derivedFields = []string{"info_keys", "info_kv", "contact_name", "contact_ph
 // newSessionDoc builds the document of s, whose events are events (in
 // event order).
 func newSessionDoc(s *session.Session, events []session.Stored) *sessionDoc {
-	d := &sessionDoc{
-		Session:         *s,
-		InfoKeys:        make([]string, 0, len(s.Info)),
-		InfoKV:          make([]string, 0, len(s.Info)),
-		ContactName:     strings.ToLower(s.Contact.Name),
-		ContactPhoneRev: reverse(report.PhoneDigits(s.Contact.Phone)),
-		events:          events,
-	}
+	d := &sessionDoc{Session: *s}
+	d.fill(events)
+	return d
+}
+
+// fill sets the fields a document of d.Session, whose events are events,
+// adds to it: in place, since a write builds a document for every session
+// it changes (a copy of the whole document cost as much as building it).
+func (d *sessionDoc) fill(events []session.Stored) {
+	s := &d.Session
+	d.InfoKeys = make([]string, 0, len(s.Info))
+	d.InfoKV = make([]string, 0, len(s.Info))
+	d.ContactName = strings.ToLower(s.Contact.Name)
+	d.ContactPhoneRev = reversedDigits(s.Contact.Phone)
+	d.events = events
 	d.Outcomes, d.OutcomesAtEnd = s.OutcomeMarks()
 	for k := range s.Info {
 		d.InfoKeys = append(d.InfoKeys, k)
@@ -81,7 +87,6 @@ func newSessionDoc(s *session.Session, events []session.Stored) *sessionDoc {
 	for _, k := range d.InfoKeys {
 		d.InfoKV = append(d.InfoKV, infoPair(k, s.Info[k]))
 	}
-	return d
 }
 
 // infoPair is the indexed form of one additional-information value. Keys
@@ -90,6 +95,28 @@ func newSessionDoc(s *session.Session, events []session.Stored) *sessionDoc {
 // lowered by Go, as in the SQLite store, so both stores fold the same
 // (Unicode) case.
 func infoPair(key, value string) string { return key + "=" + strings.ToLower(value) }
+
+// reversedDigits is the digits of phone, last first:
+// reverse(report.PhoneDigits(phone)) in one allocation.
+func reversedDigits(phone string) string {
+	n := 0
+	for i := 0; i < len(phone); i++ {
+		if c := phone[i]; c >= '0' && c <= '9' {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i := len(phone) - 1; i >= 0; i-- {
+		if c := phone[i]; c >= '0' && c <= '9' {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
 
 func reverse(s string) string {
 	b := []byte(s)

@@ -528,7 +528,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int, refs idref.K
 			return fmt.Errorf("elasticsearch: session %s counts %d events, the update holds %d of them", refs.Doc("", docID(d.Tenant, d.ID)), d.Events, len(evs))
 		}
 		w.overText(evs, maxText, rejected)
-		*d = *newSessionDoc(&d.Session, evs)
+		d.fill(evs)
 		live[d.ID] = true
 	}
 	for id := range members {
