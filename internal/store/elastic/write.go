@@ -222,6 +222,9 @@ type keyWrite struct {
 	// claimed it, and sends its data once that write's data are stored
 	// (lend, claim).
 	early bool
+	// docs are the key document as claimed and as done (doc): allocated
+	// with the write.
+	docs [2]keyDoc
 }
 
 // write applies ch. It returns the events to leave out (rejected) when the
@@ -552,10 +555,12 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int, refs idref.K
 	if !slices.IsSortedFunc(w.after, compareRefs) {
 		slices.SortFunc(w.after, compareRefs)
 	}
-	for _, ref := range slices.Concat(st.sessions[w.from:], st.retired) {
-		if !slices.ContainsFunc(w.after[w.from:], func(a sessionRef) bool { return sameDoc(a, ref) }) &&
-			!slices.ContainsFunc(w.deletes, func(a sessionRef) bool { return sameDoc(a, ref) }) {
-			w.deletes = append(w.deletes, ref)
+	for _, refs := range [2][]sessionRef{st.sessions[w.from:], st.retired} {
+		for _, ref := range refs {
+			if !slices.ContainsFunc(w.after[w.from:], func(a sessionRef) bool { return sameDoc(a, ref) }) &&
+				!slices.ContainsFunc(w.deletes, func(a sessionRef) bool { return sameDoc(a, ref) }) {
+				w.deletes = append(w.deletes, ref)
+			}
 		}
 	}
 	return nil
@@ -632,12 +637,14 @@ func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 		w.st.seqNo, w.st.primaryTerm = seq, term
 	}
 	ops := make([]Op, len(writes))
+	versions := make([]int64, 2*len(writes)) // each key's if_seq_no and if_primary_term
 	keys := s.names.keysIndex()
 	for i, w := range writes {
 		doc := w.doc(s.writer, true)
 		if w.st.exists {
-			seq, term := w.st.seqNo, w.st.primaryTerm
-			ops[i] = Op{Action: Index, Index: keys, ID: w.st.id, IfSeqNo: &seq, IfPrimaryTerm: &term, Doc: doc}
+			seq, term := &versions[2*i], &versions[2*i+1]
+			*seq, *term = w.st.seqNo, w.st.primaryTerm
+			ops[i] = Op{Action: Index, Index: keys, ID: w.st.id, IfSeqNo: seq, IfPrimaryTerm: term, Doc: doc}
 		} else {
 			ops[i] = Op{Action: Create, Index: keys, ID: w.st.id, Doc: doc}
 		}
@@ -889,7 +896,11 @@ func (st *keyState) holds(ref event.Ref) bool {
 // sessions whose start moved to another month, and the key documents,
 // marked done.
 func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
-	var ops []Op
+	n := len(writes)
+	for _, w := range writes {
+		n += len(w.deletes)
+	}
+	ops := make([]Op, 0, n)
 	for _, w := range writes {
 		for _, ref := range w.deletes {
 			ops = append(ops, Op{Action: Delete, Index: s.names.sessionsIndex(ref.Start), ID: docID(w.st.Tenant, ref.ID), Version: w.gen})
@@ -897,9 +908,11 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 	}
 	commits := len(ops)
 	keys := s.names.keysIndex()
-	for _, w := range writes {
-		seq, term := w.st.seqNo, w.st.primaryTerm
-		ops = append(ops, Op{Action: Index, Index: keys, ID: w.st.id, IfSeqNo: &seq, IfPrimaryTerm: &term, Doc: w.doc(s.writer, false)})
+	versions := make([]int64, 2*len(writes)) // each key's if_seq_no and if_primary_term
+	for i, w := range writes {
+		seq, term := &versions[2*i], &versions[2*i+1]
+		*seq, *term = w.st.seqNo, w.st.primaryTerm
+		ops = append(ops, Op{Action: Index, Index: keys, ID: w.st.id, IfSeqNo: seq, IfPrimaryTerm: term, Doc: w.doc(s.writer, false)})
 	}
 	results, err := s.bulk.Write(ctx, ops)
 	if err != nil {
@@ -926,8 +939,13 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 	return nil
 }
 
-// doc is the key's document after the write.
+// doc is the key's document after the write: claimed (pending) or done.
 func (w *keyWrite) doc(writer string, pending bool) *keyDoc {
-	return &keyDoc{Tenant: w.st.Tenant, Key: w.st.Key, UpdatedAt: time.Now().UTC(), Gen: w.gen, Writer: writer,
+	d := &w.docs[0]
+	if !pending {
+		d = &w.docs[1]
+	}
+	*d = keyDoc{Tenant: w.st.Tenant, Key: w.st.Key, UpdatedAt: time.Now().UTC(), Gen: w.gen, Writer: writer,
 		Pending: pending, Sessions: w.after, Retired: w.deletes}
+	return d
 }
