@@ -157,27 +157,43 @@ type groupKey struct {
 func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event) (Changes, error) {
 	// The batch's events by key, in the order the keys first appear;
 	// index finds a key's position by a name built in a reused buffer, so
-	// that only a key's first event builds its KeyOf.
+	// that only a key's first event builds a name, and its key is a part
+	// of it (appendGroup). The groups share one array: each event's group
+	// is noted, then the groups are cut to their sizes and filled.
 	var order []groupKey
-	var groups [][]*event.Event
 	index := map[string]int{}
 	var name []byte
 	seen := make(map[event.Ref]bool, len(batch))
+	groupOf := make([]int32, len(batch)) // -1: a duplicate
+	var sizes []int
 	for i := range batch {
 		e := &batch[i]
 		n := len(seen)
 		if seen[e.Ref()] = true; len(seen) == n {
-			continue // a duplicate: one look-up tells
+			groupOf[i] = -1 // a duplicate: one look-up tells
+			continue
 		}
 		name = appendGroup(name[:0], e)
 		g, ok := index[string(name)]
 		if !ok {
 			g = len(order)
-			index[string(name)] = g
-			order = append(order, groupKey{e.Tenant, KeyOf(e)})
-			groups = append(groups, nil)
+			named := string(name)
+			index[named] = g
+			order = append(order, groupKey{e.Tenant, named[len(e.Tenant)+1:]})
+			sizes = append(sizes, 0)
 		}
-		groups[g] = append(groups[g], e)
+		groupOf[i] = int32(g)
+		sizes[g]++
+	}
+	groups := make([][]*event.Event, len(order))
+	events := make([]*event.Event, len(seen))
+	for g, at := range sizes {
+		groups[g], events = events[:0:at], events[at:]
+	}
+	for i, g := range groupOf {
+		if g >= 0 {
+			groups[g] = append(groups[g], &batch[i])
+		}
 	}
 	reqs := make([]KeyRequest, len(order))
 	// A batch's keys mostly share a policy: its tag is built once per run

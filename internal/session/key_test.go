@@ -41,4 +41,10 @@ func TestKeyIs(t *testing.T) {
 	if string(appendGroup(nil, derived)) == string(appendGroup(nil, &other)) {
 		t.Error("two tenants share a group name")
 	}
+	// Assemble takes a key from its group's name.
+	for _, e := range []*event.Event{derived, explicit} {
+		if name := string(appendGroup(nil, e)); name[:len(e.Tenant)+1] != e.Tenant+"\x00" || name[len(e.Tenant)+1:] != KeyOf(e) {
+			t.Errorf("group name %q is not the tenant, a NUL and the key %q", name, KeyOf(e))
+		}
+	}
 }

@@ -45,8 +45,8 @@ func KeyIs(e *event.Event, key string) bool {
 }
 
 // appendGroup appends a name of e's tenant and key that no other tenant
-// and key share (the tenant, a NUL, KeyOf(e)): a map lookup by it costs no
-// allocation.
+// and key share (the tenant, a NUL, KeyOf(e), which Assemble cuts from
+// it): a map lookup by it costs no allocation.
 func appendGroup(b []byte, e *event.Event) []byte {
 	b = append(b, e.Tenant...)
 	b = append(b, 0)
