@@ -410,29 +410,48 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		return w, nil
 	}
 	// The assembler gives a key's sessions, then its events, one after the
-	// other: the previous key is checked before a key's id is built.
+	// other: the previous key is checked before a key's id is built, and
+	// a key's first run of sessions or events is a part of the update's
+	// (appendRun), the documents allocated at once.
 	var w *keyWrite
+	docs := make([]sessionDoc, len(ch.Sessions))
+	ptrs := make([]*sessionDoc, len(ch.Sessions))
+	run := 0
 	for i := range ch.Sessions {
 		ss := &ch.Sessions[i]
 		if w == nil || w.st.Tenant != ss.Tenant || w.st.Key != ss.Key {
+			if w != nil {
+				w.sessions = appendRun(w.sessions, ptrs[run:i])
+			}
 			var err error
 			if w, err = get(ss.Tenant, ss.Key); err != nil {
 				return nil, nil, err
 			}
+			run = i
 		}
-		w.sessions = append(w.sessions, &sessionDoc{Session: *ss})
+		docs[i].Session = *ss
+		ptrs[i] = &docs[i]
+	}
+	if w != nil {
+		w.sessions = appendRun(w.sessions, ptrs[run:])
 	}
 	rejected := map[event.Ref]string{}
-	w = nil
+	w, run = nil, 0
 	for i := range ch.Events {
 		e := &ch.Events[i]
 		if w == nil || w.st.Tenant != e.Tenant || !session.KeyIs(e.Event, w.st.Key) {
+			if w != nil {
+				w.changes.Events = appendRun(w.changes.Events, ch.Events[run:i])
+			}
 			var err error
 			if w, err = get(e.Tenant, session.KeyOf(e.Event)); err != nil {
 				return nil, nil, err
 			}
+			run = i
 		}
-		w.changes.Events = append(w.changes.Events, *e)
+	}
+	if w != nil {
+		w.changes.Events = appendRun(w.changes.Events, ch.Events[run:])
 	}
 	// Keys computed again without new events (reader.Recompute) are
 	// written even when the assembler found nothing of them from their
@@ -465,6 +484,15 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		writes[i] = byKey[id]
 	}
 	return writes, nil, nil
+}
+
+// appendRun appends run to a key's list: the first run is the list,
+// clipped, so that a later one is appended to a copy.
+func appendRun[T any](list, run []T) []T {
+	if list == nil {
+		return slices.Clip(run)
+	}
+	return append(list, run...)
 }
 
 // refuse rejects the events of a key whose stored documents do not all
