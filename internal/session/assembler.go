@@ -227,6 +227,7 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 		return Changes{}, fmt.Errorf("look up stored events: %w", err)
 	}
 	var ch Changes
+	var scratch merged
 	for i, k := range order {
 		fresh := slices.DeleteFunc(groups[i], func(e *event.Event) bool { return known[e.Ref()] })
 		if len(fresh) == 0 {
@@ -240,7 +241,7 @@ func (a *Assembler) Assemble(ctx context.Context, r Reader, batch []event.Event)
 			ch.Sessions = make([]Session, 0, len(order)-i)
 			ch.Events = make([]Stored, 0, len(refs))
 		}
-		if err := a.assembleKey(ctx, r, k, reqs[i].Since, fresh, &ch); err != nil {
+		if err := a.assembleKey(ctx, r, k, reqs[i].Since, fresh, &ch, &scratch); err != nil {
 			return Changes{}, err
 		}
 	}
@@ -260,7 +261,7 @@ func since(key string, fresh []*event.Event) time.Time {
 // assembleKey recomputes the sessions of one key from the earliest point the
 // new events (sorted) can affect; since is that point (for a key recomputed
 // without new events, its earliest event of the batch).
-func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since time.Time, fresh []*event.Event, ch *Changes) error {
+func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since time.Time, fresh []*event.Event, ch *Changes, m *merged) error {
 	derived := IsDerivedKey(k.key)
 	stored, err := r.KeyEvents(ctx, k.tenant, k.key, since)
 	if err != nil {
@@ -268,7 +269,8 @@ func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since
 	}
 	a.keys.Add(1)
 	a.reread.Add(int64(len(stored)))
-	all, oldSession := merge(stored, fresh)
+	m.merge(stored, fresh)
+	all, oldSession := m.all, m.oldSession
 	if len(all) == 0 {
 		return nil // recomputed (Recomputer), and nothing stored
 	}
@@ -309,12 +311,23 @@ func (a *Assembler) assembleKey(ctx context.Context, r Reader, k groupKey, since
 	return nil
 }
 
-// merge returns the stored events and the new ones (each sorted) in one
-// sorted list, and beside each the session it was stored in ("" for a new
-// event: no session id is empty).
-func merge(stored []Stored, fresh []*event.Event) (all []*event.Event, oldSession []string) {
-	all = make([]*event.Event, 0, len(stored)+len(fresh))
-	oldSession = make([]string, 0, cap(all))
+// merged is a key's stored events and new ones in one sorted list, and
+// beside each the session it was stored in ("" for a new event: no session
+// id is empty). Assemble reuses one for all its keys: nothing keeps the
+// lists past the key's assembly (the changes hold the events, not the
+// list).
+type merged struct {
+	all        []*event.Event
+	oldSession []string
+}
+
+// merge makes m the stored events and the new ones (each sorted).
+func (m *merged) merge(stored []Stored, fresh []*event.Event) {
+	n := len(stored) + len(fresh)
+	all, oldSession := m.all[:0], m.oldSession[:0]
+	if cap(all) < n {
+		all, oldSession = make([]*event.Event, 0, n), make([]string, 0, n)
+	}
 	i, j := 0, 0
 	for i < len(stored) || j < len(fresh) {
 		if j == len(fresh) || (i < len(stored) && event.Compare(stored[i].Event, fresh[j]) <= 0) {
@@ -327,5 +340,5 @@ func merge(stored []Stored, fresh []*event.Event) (all []*event.Event, oldSessio
 		oldSession = append(oldSession, "")
 		j++
 	}
-	return all, oldSession
+	m.all, m.oldSession = all, oldSession
 }
