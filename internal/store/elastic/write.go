@@ -395,6 +395,7 @@ func (s *Store) flightOf(id session.StateID) *flight {
 func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref]string, error) {
 	byKey := map[session.StateID]*keyWrite{}
 	var order []session.StateID
+	var inOrder []*keyWrite // byKey's writes in order
 	get := func(tenant, key string) (*keyWrite, error) {
 		id := session.StateID{Tenant: tenant, Key: key}
 		if w, ok := byKey[id]; ok {
@@ -407,6 +408,7 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		w := &keyWrite{st: k.st, from: k.from, gen: k.st.gen + 1, policy: k.policy}
 		byKey[id] = w
 		order = append(order, id)
+		inOrder = append(inOrder, w)
 		return w, nil
 	}
 	// The assembler gives a key's sessions, then its events, one after the
@@ -437,15 +439,21 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 	}
 	rejected := map[event.Ref]string{}
 	w, run = nil, 0
+	next := 0 // the keys' events come in the order of their sessions: the next key is tried first
 	for i := range ch.Events {
 		e := &ch.Events[i]
 		if w == nil || w.st.Tenant != e.Tenant || !session.KeyIs(e.Event, w.st.Key) {
 			if w != nil {
 				w.changes.Events = appendRun(w.changes.Events, ch.Events[run:i])
 			}
-			var err error
-			if w, err = get(e.Tenant, session.KeyOf(e.Event)); err != nil {
-				return nil, nil, err
+			if next < len(inOrder) && inOrder[next].st.Tenant == e.Tenant && session.KeyIs(e.Event, inOrder[next].st.Key) {
+				w = inOrder[next]
+				next++
+			} else {
+				var err error
+				if w, err = get(e.Tenant, session.KeyOf(e.Event)); err != nil {
+					return nil, nil, err
+				}
 			}
 			run = i
 		}
@@ -718,7 +726,7 @@ func (s *Store) writeData(ctx context.Context, r *reader, writes []*keyWrite) (m
 	refs := make([]event.Ref, 0, nevents)
 	for _, w := range writes {
 		for _, d := range w.sessions {
-			ops = append(ops, Op{Action: Index, Index: s.names.sessionsIndex(d.StartedAt), ID: docID(d.Tenant, d.ID), Doc: d, Version: w.gen})
+			ops = append(ops, Op{Action: Index, Index: s.names.sessionsIndex(d.StartedAt), Scoped: true, Tenant: d.Tenant, ID: d.ID, Doc: d, Version: w.gen})
 			owners = append(owners, owner{w: w, sess: d.ID})
 		}
 		for i := range w.changes.Events {
@@ -832,7 +840,7 @@ func (s *Store) rollBack(ctx context.Context, ops []Op, owners []owner, results 
 			// be the only one listing stored events): it may list
 			// rejected events (a new session written beside a refused
 			// one).
-			dels = append(dels, Op{Action: Delete, Index: ops[i].Index, ID: ops[i].ID, Version: o.w.gen, VersionGTE: true})
+			dels = append(dels, Op{Action: Delete, Index: ops[i].Index, Scoped: true, Tenant: ops[i].Tenant, ID: ops[i].ID, Version: o.w.gen, VersionGTE: true})
 		}
 	}
 	if len(dels) == 0 {
