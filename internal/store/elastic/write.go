@@ -394,8 +394,7 @@ func (s *Store) flightOf(id session.StateID) *flight {
 // plan turns ch into the writes of each key, from the states r read.
 func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref]string, error) {
 	byKey := map[session.StateID]*keyWrite{}
-	var order []session.StateID
-	var inOrder []*keyWrite // byKey's writes in order
+	var order []*keyWrite // byKey's, in the order of their keys' first changes
 	get := func(tenant, key string) (*keyWrite, error) {
 		id := session.StateID{Tenant: tenant, Key: key}
 		if w, ok := byKey[id]; ok {
@@ -407,8 +406,7 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		}
 		w := &keyWrite{st: k.st, from: k.from, gen: k.st.gen + 1, policy: k.policy}
 		byKey[id] = w
-		order = append(order, id)
-		inOrder = append(inOrder, w)
+		order = append(order, w)
 		return w, nil
 	}
 	// The assembler gives a key's sessions, then its events, one after the
@@ -446,8 +444,8 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 			if w != nil {
 				w.changes.Events = appendRun(w.changes.Events, ch.Events[run:i])
 			}
-			if next < len(inOrder) && inOrder[next].st.Tenant == e.Tenant && session.KeyIs(e.Event, inOrder[next].st.Key) {
-				w = inOrder[next]
+			if next < len(order) && order[next].st.Tenant == e.Tenant && session.KeyIs(e.Event, order[next].st.Key) {
+				w = order[next]
 				next++
 			} else {
 				var err error
@@ -472,26 +470,24 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 			return nil, nil, err
 		}
 	}
-	for _, id := range order {
-		w := byKey[id]
+	held := make([]session.HeldSession, len(ch.Sessions)) // each key's part: its recomputed sessions
+	for _, w := range order {
 		if w.st.unreadable != "" {
 			if err := w.refuse(rejected, s.cfg.RefKey); err != nil {
 				return nil, nil, err
 			}
 			continue
 		}
-		if err := w.plan(rejected, s.cfg.SessionTextMaxBytes, s.cfg.RefKey); err != nil {
+		n := len(w.sessions)
+		if err := w.plan(held[:n:n], rejected, s.cfg.SessionTextMaxBytes, s.cfg.RefKey); err != nil {
 			return nil, nil, err
 		}
+		held = held[n:]
 	}
 	if len(rejected) > 0 {
 		return nil, rejected, nil
 	}
-	writes := make([]*keyWrite, len(order))
-	for i, id := range order {
-		writes[i] = byKey[id]
-	}
-	return writes, nil, nil
+	return order, nil, nil
 }
 
 // appendRun appends run to a key's list: the first run is the list,
@@ -523,7 +519,10 @@ func (w *keyWrite) refuse(rejected map[event.Ref]string, refs idref.Key) error {
 // that every changed session counts exactly the events the write gives it.
 // Events whose time the index cannot hold join rejected, and so do new
 // messages that would take their session's text past maxText.
-func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int, refs idref.Key) error {
+//
+// held has room for the key's recomputed sessions (len(w.sessions)):
+// KeyChanges.Sessions, which Apply copies.
+func (w *keyWrite) plan(held []session.HeldSession, rejected map[event.Ref]string, maxText int, refs idref.Key) error {
 	st := w.st
 	for i := range w.changes.Events {
 		// Moved events are checked too: they were stored, so their time
@@ -532,7 +531,7 @@ func (w *keyWrite) plan(rejected map[event.Ref]string, maxText int, refs idref.K
 			rejected[e.Ref()] = "occurred_at is outside the years 1970 to 2261 that the index holds"
 		}
 	}
-	w.changes.Sessions = make([]session.HeldSession, len(w.sessions))
+	w.changes.Sessions = held
 	for i, d := range w.sessions {
 		w.changes.Sessions[i] = session.HeldSession{ID: d.ID, Start: d.StartedAt}
 	}
