@@ -64,9 +64,11 @@ type readKey struct {
 	// policy is the policy its request named (session.KeyRequest.Policy).
 	policy string
 	// since is the Since of the key's last request, which the assembler's
-	// KeyEvents repeats (session.Prefetcher): the key's events from there
-	// on are held already.
+	// KeyEvents repeats (session.Prefetcher): once read is set (that
+	// request's Prefetch ended without an error), the key's events from
+	// there on are held already.
 	since time.Time
+	read  bool
 }
 
 var (
@@ -147,7 +149,7 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 		if q.Policy != "" {
 			k.policy = q.Policy
 		}
-		k.since = q.Since
+		k.since, k.read = q.Since, false
 		j := st.anchor(q.Since, k.policy)
 		if len(st.retired) > 0 && !st.retiredLoaded {
 			// A write that may not have finished: read from where it
@@ -178,7 +180,13 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 		}
 		loads = append(loads, l)
 	}
-	return r.s.readSessions(ctx, loads)
+	if err := r.s.readSessions(ctx, loads); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		k.read = true
+	}
+	return nil
 }
 
 // awaitLenders waits for the writes whose successor states the attempt
@@ -265,9 +273,9 @@ func (r *reader) Recompute(tenant, key string) bool {
 func (r *reader) KeyEvents(ctx context.Context, tenant, key string, since time.Time) ([]session.Stored, error) {
 	id := session.StateID{Tenant: tenant, Key: key}
 	k := r.keys[id]
-	if k == nil || !k.since.Equal(since) {
-		// Not the request Prefetch had (which the assembler repeats, and
-		// which would find everything held already).
+	if k == nil || !k.read || !k.since.Equal(since) {
+		// Not the request a Prefetch read in full (which the assembler
+		// repeats, and which would find everything held already).
 		var policy string
 		if k != nil {
 			policy = k.policy
