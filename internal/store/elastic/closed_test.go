@@ -291,9 +291,7 @@ func keyEvents(t *testing.T, s *Store, e event.Event) []string {
 	var ids []string
 	err := s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
 		evs, err := r.KeyEvents(ctx, e.Tenant, session.KeyOf(&e), time.Time{})
-		for _, ev := range evs {
-			ids = append(ids, ev.EventID)
-		}
+		ids = storedIDs(evs)
 		return session.Changes{}, err
 	})
 	if err != nil {
