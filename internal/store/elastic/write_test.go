@@ -373,6 +373,48 @@ func TestRequestsPerBatch(t *testing.T) {
 	sameState(t, snapshot(t, s), reference(t, first, second, next, soon, third, []event.Event{late}))
 }
 
+// TestKeyEventsInTwoRuns: changes that give a key's events in two runs,
+// another key's between them (Store.Update takes any order of changes, not
+// only the assembler's, which groups them by key), are written as they
+// would be in one: the second run joins the key's first, and the other
+// key's events stay its own (the first run, a part of the changes' list,
+// is clipped: appending to it copies).
+func TestKeyEventsInTwoRuns(t *testing.T) {
+	a, b := storetest.B{Contact: "5511900000001"}, storetest.B{Contact: "5511900000002"}
+	batch := []event.Event{
+		a.Msg("a1", 0, event.RoleCustomer, "oi"),
+		a.Msg("a2", time.Minute, event.RoleBot, "olá"),
+		b.Msg("b1", 0, event.RoleCustomer, "bom dia"),
+	}
+	s := fakeStore(t, esfake.New(t))
+	err := s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+		ch, err := assembler(s).Assemble(ctx, r, batch)
+		if err != nil {
+			return ch, err
+		}
+		// The first key's first event, the other key's, the first key's
+		// others.
+		first := ch.Events[0]
+		var mine, others []session.Stored
+		for _, e := range ch.Events {
+			if e.Tenant == first.Tenant && session.KeyIs(e.Event, session.KeyOf(first.Event)) {
+				mine = append(mine, e)
+			} else {
+				others = append(others, e)
+			}
+		}
+		if len(mine) < 2 || len(others) == 0 {
+			return ch, fmt.Errorf("changes' events %v: want two of the first key and others", storedIDs(ch.Events))
+		}
+		ch.Events = slices.Concat(mine[:1], others, mine[1:])
+		return ch, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, snapshot(t, s), reference(t, batch))
+}
+
 // TestStaleWriterLoses: writer A holds a contact's state; writer B (the
 // partition's new owner after a rebalance) writes the contact; A, a zombie
 // with its old state, writes again. A's claim of the key conflicts, so A
