@@ -258,6 +258,7 @@ var ErrNotFound = errors.New("session not found")
 
 // PhoneDigits keeps the digits of a phone number: "+55 (11) 98765-4321" →
 // "5511987654321". Stores index it so the contact filter ignores formatting.
+// elastic's reversedDigits repeats the rule (ASCII digits only): change both.
 func PhoneDigits(s string) string {
 	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
