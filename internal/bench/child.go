@@ -227,8 +227,10 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 		sink = store.NewSink(set, c.Pipeline)
 	case StoreElastic:
 		// The settings of `chatreport ingest` on Elasticsearch, so that
-		// the figures are its.
-		ingest.SetGCDefaults(ingest.ElasticGC)
+		// the figures are its: the store's default cache, and the batches
+		// in flight the ingester below is given (internal/cli, roles.go).
+		inFlight := config.Ingest{BatchesInFlight: c.InFlight}.InFlightOf(config.StoreElasticsearch)
+		ingest.SetGCDefaults(ingest.ElasticGC.WithCache(elastic.DefaultCacheBytes, inFlight))
 		base := http.DefaultTransport.(*http.Transport).Clone()
 		defer base.CloseIdleConnections()
 		counter = newCountingTransport(base)

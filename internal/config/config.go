@@ -185,7 +185,7 @@ const SQLiteBatchSize = 4000
 // event: at 8000 the bench's ingester peaked at 445 MiB against its 448 MiB
 // soft limit with a small key cache, so the default stays at 4000, which
 // the limit's room for batches (ingest.GCSettings.WithCache) and the
-// deployment's 512Mi pods leave space for with a full cache; 8000 asks
+// deployment's 640Mi pods leave space for with a full cache; 8000 asks
 // for a larger GOMEMLIMIT and pod. A batch fills up only while the
 // consumer is behind.
 const ElasticsearchBatchSize = 4000

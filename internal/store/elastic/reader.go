@@ -58,6 +58,9 @@ type reader struct {
 // requests asked of it.
 type readKey struct {
 	st *keyState
+	// known: st is the key's state as memory or its key document has it
+	// (a key whose key document's read failed is read again).
+	known bool
 	// from is the index of the first session KeyEvents returns the
 	// events of: the write replaces sessions[from:].
 	from int
@@ -102,6 +105,9 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 		id := ids[i]
 		if k, ok := r.keys[id]; ok {
 			keys[i] = k
+			if !k.known {
+				fetch = append(fetch, k.st) // an earlier read of it failed
+			}
 			continue
 		}
 		st, ok, err := r.s.cache.Take(ctx, id)
@@ -135,12 +141,15 @@ func (r *reader) Prefetch(ctx context.Context, reqs []session.KeyRequest) error 
 		if block == nil {
 			block = make([]readKey, 0, len(reqs))
 		}
-		block = append(block, readKey{st: st, from: -1})
+		block = append(block, readKey{st: st, from: -1, known: ok})
 		keys[i] = &block[len(block)-1]
 		r.keys[id] = keys[i]
 	}
 	if err := r.s.readKeyDocs(ctx, fetch); err != nil {
 		return err
+	}
+	for _, k := range keys {
+		k.known = true
 	}
 	var loads []sessionLoad
 	for i, q := range reqs {

@@ -121,12 +121,14 @@ func (o *refuseOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(req)
 }
 
-// TestKeyEventsAfterFailedPrefetch: a Prefetch that failed midway — the
-// key document read back, its session or event documents answered 503 —
-// holds nothing of the key's sessions, so KeyEvents with the same since
-// reads the key again and returns all its events.
+// TestKeyEventsAfterFailedPrefetch: a Prefetch that failed midway — its
+// key document, or (the key document read back) its session or event
+// documents answered 503 — holds nothing of the key's sessions, so
+// KeyEvents with the same since reads the key again and returns all its
+// events.
 func TestKeyEventsAfterFailedPrefetch(t *testing.T) {
 	for _, c := range []struct{ name, index string }{
+		{"key documents", `"_index":"test-keys-`},
 		{"session documents", `"_index":"test-sessions-`},
 		{"event documents", `"_index":"test-events-`},
 	} {
