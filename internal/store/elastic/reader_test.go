@@ -100,10 +100,13 @@ func TestKeyEventsSinceOtherThanPrefetched(t *testing.T) {
 }
 
 // refuseOnce answers the first request to a path ending in suffix whose
-// body contains part 503 without sending it; the others go through.
+// body contains part 503 without sending it (after letting pass such
+// requests through); the others go through.
 type refuseOnce struct {
 	suffix, part string
+	pass         int32
 	refused      atomic.Bool
+	seen         atomic.Int32
 }
 
 func (o *refuseOnce) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -115,7 +118,7 @@ func (o *refuseOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
-	if bytes.Contains(body, []byte(o.part)) && o.refused.CompareAndSwap(false, true) {
+	if bytes.Contains(body, []byte(o.part)) && o.seen.Add(1) > o.pass && o.refused.CompareAndSwap(false, true) {
 		return unavailable(req), nil
 	}
 	return http.DefaultTransport.RoundTrip(req)
@@ -159,5 +162,42 @@ func TestKeyEventsAfterFailedPrefetch(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestKeyEventsAfterAFailedEarlierRequest: a key read in full from a late
+// since, then asked again from an earlier one by a Prefetch that fails
+// while it reads the earlier session, is not taken as read from the
+// earlier since: KeyEvents from there reads it again.
+func TestKeyEventsAfterAFailedEarlierRequest(t *testing.T) {
+	f := esfake.New(t)
+	evs := twoSessions()
+	if err := assembler(fakeStore(t, f)).Ingest(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	// The late request's session documents go through, the early one's
+	// are answered 503.
+	refuse := &refuseOnce{suffix: "/_mget", part: `"_index":"test-sessions-`, pass: 1}
+	s := fakeStore(t, f, func(c *Config) { c.Transport = refuse }) // a restart: read back
+	early, late := evs[0].OccurredAt, evs[1].OccurredAt
+	err := s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+		p := r.(session.Prefetcher)
+		if err := p.Prefetch(ctx, []session.KeyRequest{keyRequest(&evs[0], late)}); err != nil {
+			return session.Changes{}, err
+		}
+		if err := p.Prefetch(ctx, []session.KeyRequest{keyRequest(&evs[0], early)}); !errors.Is(err, ErrUnavailable) || !refuse.refused.Load() {
+			t.Errorf("Prefetch from the earlier since with its session document answered 503: %v, want ErrUnavailable", err)
+		}
+		got, err := keyEventIDs(ctx, r, &evs[0], early)
+		if err != nil {
+			return session.Changes{}, err
+		}
+		if want := []string{"s1", "s2"}; !slices.Equal(got, want) {
+			t.Errorf("KeyEvents from the earlier since after its failed Prefetch: %v, want %v", got, want)
+		}
+		return session.Changes{}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
