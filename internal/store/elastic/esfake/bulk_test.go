@@ -238,3 +238,58 @@ func TestBulkActionEscapes(t *testing.T) {
 		t.Errorf("HTTP %d %s: want the unknown parameter named unescaped", status, body)
 	}
 }
+
+// A source that repeats a member name within one object, at any depth,
+// is refused as Elasticsearch's strict duplicate detection refuses it: the
+// item fails with 400 document_parsing_exception naming the field, the
+// other items of the request are applied. The same name in two different
+// objects is no repetition. The single-document index API refuses it too.
+func TestRepeatedMemberNames(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		field     string // the repeated name; "" if the source is accepted
+	}{
+		{"top level", `{"tenant":"t","n":1,"tenant":"u"}`, "tenant"},
+		{"nested object", `{"tenant":"t","contact":{"id":"c1","name":"x","id":"c2"}}`, "id"},
+		{"object in an array", `{"contact":[{"id":"c1"},{"name":"x","name":"y"}]}`, "name"},
+		{"escaped spelling", `{"n":1,"\u006e":2}`, "n"},
+		{"same name in two objects", `{"contact":[{"id":"c1","name":"x"},{"id":"c2","name":"y"}]}`, ""},
+		{"same name at two depths", `{"tenant":"t","contact":{"id":"c1"},"n":1}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := New(t, WithRefreshInterval(NoRefresh))
+			createIndex(t, f, "ix", "")
+			out := must(t, f, 200, "POST", "/_bulk", bulkLines(
+				`{"index":{"_index":"ix","_id":"good"}}`, `{"tenant":"t","n":1}`,
+				`{"create":{"_index":"ix","_id":"tested"}}`, tc.src))
+			if good := item(t, out, 0); good["status"] != 201.0 {
+				t.Errorf("the good item: %v", good)
+			}
+			it := item(t, out, 1)
+			doc, _ := call(t, f, "GET", "/ix/_doc/tested", "")
+			if tc.field == "" {
+				if it["status"] != 201.0 || out["errors"] != false || doc != 200 {
+					t.Errorf("item %v, errors %v, get %d: want it stored", it, out["errors"], doc)
+				}
+				return
+			}
+			e, _ := it["error"].(map[string]any)
+			reason, _ := e["reason"].(string)
+			if it["status"] != 400.0 || e["type"] != "document_parsing_exception" || out["errors"] != true ||
+				!strings.Contains(reason, "failed to parse: ") || !strings.HasSuffix(reason, "Duplicate field '"+tc.field+"'") {
+				t.Errorf("item %v, errors %v: want 400 document_parsing_exception, Duplicate field '%s'", it, out["errors"], tc.field)
+			}
+			if doc != 404 {
+				t.Errorf("get of the refused document: %d, want 404", doc)
+			}
+			if got := must(t, f, 200, "GET", "/ix/_doc/good", ""); got["found"] != true {
+				t.Errorf("the good document: %v", got)
+			}
+			status, body := call(t, f, "PUT", "/ix/_doc/single", tc.src)
+			e, _ = body["error"].(map[string]any)
+			if status != 400 || e["type"] != "document_parsing_exception" {
+				t.Errorf("_doc: %d %v, want 400 document_parsing_exception", status, body)
+			}
+		})
+	}
+}

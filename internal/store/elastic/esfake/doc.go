@@ -107,8 +107,10 @@
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-get.html#get-source-filtering
 // https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-multi-get.html#mget-source-filtering
 // A write checks its document against the strict mapping of its index (unknown fields, values of the wrong type and date_nanos out
-// of range are 400s), which decodes it. WithoutMappingChecks skips that, and
-// only that, for the bench, whose stand-in must spend little of the CPU the
+// of range are 400s), which decodes it; a member name repeated within one
+// object, at any depth, is a 400 document_parsing_exception, as
+// Elasticsearch's strict duplicate detection makes it (decodeSource).
+// WithoutMappingChecks skips these checks, and only them, for the bench, whose stand-in must spend little of the CPU the
 // measured ingester runs on (docs/performance.md): its writes do not parse
 // documents (one that does not begin as an object is still refused; one
 // that is not JSON is found out, with a 500, by the first search that needs

@@ -125,7 +125,7 @@ type Option func(*Server)
 
 // WithoutMappingChecks makes writes keep documents as the bytes written
 // without parsing them: a field outside the mapping, a value of the wrong
-// type or a source that is not JSON is not refused (only a source that
+// type, a repeated member name or a source that is not JSON is not refused (only a source that
 // does not begin as an object is). Everything else holds as documented:
 // templates, aliases, refreshes and near-real-time search, realtime reads,
 // versions and tombstones, missing indices, the _id limit. It is for the
