@@ -98,13 +98,18 @@ func (r *Replay) Do(ctx context.Context) error {
 	if r.Verify && !r.Swap {
 		return errors.New("--verify goes with --swap")
 	}
+	// The store opened below: SQLite unless Elasticsearch is named.
+	kind := config.StoreSQLite
+	if r.Store.Kind == config.StoreElasticsearch {
+		kind = config.StoreElasticsearch
+	}
 	if r.Batch == 0 {
-		r.Batch = config.Ingest{}.BatchSizeOf(r.Store.Kind)
+		r.Batch = config.Ingest{}.BatchSizeOf(kind)
 	}
 	if r.InFlight == 0 {
-		r.InFlight = config.Ingest{}.InFlightOf(r.Store.Kind)
+		r.InFlight = config.Ingest{}.InFlightOf(kind)
 	}
-	if r.Store.Kind != config.StoreElasticsearch {
+	if kind == config.StoreSQLite {
 		vs, err := store.OpenSQLite(r.Store.SQLite.Dir, sqlite.WithRefKey(r.Refs))
 		if err != nil {
 			return err

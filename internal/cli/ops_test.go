@@ -435,13 +435,16 @@ func countWhere(t *testing.T, base, query string) int {
 // takes the ingester's defaults for its store (config.Ingest.BatchSizeOf,
 // InFlightOf), set before it even reaches Kafka.
 func TestReplayTakesTheIngestersBatching(t *testing.T) {
-	r := &Replay{Brokers: []string{"127.0.0.1:1"}, Store: config.Store{Kind: config.StoreSQLite, SQLite: config.SQLite{Dir: t.TempDir()}},
-		Def: pipeline.MustDefault(), Target: "v2", Grace: time.Minute, Log: zap.NewNop()}
-	if err := r.Do(context.Background()); err == nil {
-		t.Fatal("a replay from a broker that does not answer succeeded")
-	}
-	if r.Batch != config.SQLiteBatchSize || r.InFlight != config.SQLiteInFlight {
-		t.Fatalf("batch %d, in flight %d; want %d and %d", r.Batch, r.InFlight, config.SQLiteBatchSize, config.SQLiteInFlight)
+	// A Replay without a store kind opens SQLite, and takes its defaults.
+	for _, kind := range []string{config.StoreSQLite, ""} {
+		r := &Replay{Brokers: []string{"127.0.0.1:1"}, Store: config.Store{Kind: kind, SQLite: config.SQLite{Dir: t.TempDir()}},
+			Def: pipeline.MustDefault(), Target: "v2", Grace: time.Minute, Log: zap.NewNop()}
+		if err := r.Do(context.Background()); err == nil {
+			t.Fatal("a replay from a broker that does not answer succeeded")
+		}
+		if r.Batch != config.SQLiteBatchSize || r.InFlight != config.SQLiteInFlight {
+			t.Fatalf("store kind %q: batch %d, in flight %d; want %d and %d", kind, r.Batch, r.InFlight, config.SQLiteBatchSize, config.SQLiteInFlight)
+		}
 	}
 }
 
