@@ -215,6 +215,12 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 	defer cancel()
 	var sink ingest.Sink
 	var counter *countingTransport
+	// The store's defaults, as the chatreport command takes them.
+	ing := config.Ingest{Workers: c.Workers, BatchesInFlight: c.InFlight, BatchSize: c.Batch}
+	kind := config.StoreElasticsearch
+	if c.Store == StoreSQLite {
+		kind = config.StoreSQLite
+	}
 	switch c.Store {
 	case StoreSQLite:
 		if c.Dir == "" {
@@ -229,8 +235,7 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 		// The settings of `chatreport ingest` on Elasticsearch, so that
 		// the figures are its: the store's default cache, and the batches
 		// in flight the ingester below is given (internal/cli, roles.go).
-		inFlight := config.Ingest{BatchesInFlight: c.InFlight}.InFlightOf(config.StoreElasticsearch)
-		ingest.SetGCDefaults(ingest.ElasticGC.WithCache(elastic.DefaultCacheBytes, inFlight))
+		ingest.SetGCDefaults(ingest.ElasticGC.WithCache(elastic.DefaultCacheBytes, ing.InFlightOf(kind)))
 		base := http.DefaultTransport.(*http.Transport).Clone()
 		defer base.CloseIdleConnections()
 		counter = newCountingTransport(base)
@@ -261,12 +266,6 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 	}()
 	p := &phaser{phases: c.Phases, commands: commands, enc: json.NewEncoder(out), counter: counter,
 		done: make(chan struct{}), log: log}
-	// The store's defaults, as the chatreport command takes them.
-	ing := config.Ingest{Workers: c.Workers, BatchesInFlight: c.InFlight, BatchSize: c.Batch}
-	kind := config.StoreElasticsearch
-	if c.Store == StoreSQLite {
-		kind = config.StoreSQLite
-	}
 	in2, err := ingest.New(ingest.Config{
 		Brokers: c.Brokers, Topics: c.Pipeline.Topics.Events, Group: c.Group,
 		DeadLetter: c.Pipeline.Topics.DeadLetter, Observer: p, Workers: ing.WorkersOf(kind),

@@ -181,11 +181,7 @@ func (r *run) complete(ctx context.Context, b *flight) error {
 	r.p.Invalid += b.reach.invalid
 	r.p.Events += stored
 	r.readEvt += stored
-	// What was stored is saved even when ctx ended meanwhile (an
-	// interrupted replay resumes after it).
-	save, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	return saveProgress(save, r.target, r.p)
+	return r.save(ctx)
 }
 
 // maxRejectedLogged bounds the rejected events logged one by one per batch.

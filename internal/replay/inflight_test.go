@@ -173,7 +173,7 @@ func TestResumeAfterAnUnstoredBatch(t *testing.T) {
 	if err := f.result(done); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted replay: %v", err)
 	}
-	if p := f.saved(); p.Next["chat.events.bot/0"] > held || p.ToReached != nil {
+	if p := f.saved(); p.Next["chat.events.bot/0"] > held {
 		t.Fatalf("saved progress %+v while the batch from %d was not stored", p, held)
 	}
 

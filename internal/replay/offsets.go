@@ -41,7 +41,7 @@ func (r *run) fetchStops(ctx context.Context) error {
 	}
 	r.p.Stop = stop
 	r.log.Info("replay: live offsets read; the replay ends there", zap.Any("stop", stop))
-	return saveProgress(ctx, r.target, r.p)
+	return r.save(ctx)
 }
 
 // Check reports whether brokers answer and hold topics with partitions: a

@@ -115,6 +115,15 @@ func loadProgress(ctx context.Context, t Target) (*progress, error) {
 // holds is behind what was stored (see run.stop).
 var errSave = errors.New("replay: save progress")
 
+// save saves r's progress, even when ctx ended meanwhile: what was stored,
+// and the ends read, are saved, and an interrupted replay resumes after
+// them.
+func (r *run) save(ctx context.Context) error {
+	save, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return saveProgress(save, r.target, r.p)
+}
+
 func saveProgress(ctx context.Context, t Target, p *progress) error {
 	data, err := json.Marshal(p)
 	if err != nil {

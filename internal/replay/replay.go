@@ -449,7 +449,7 @@ func (r *run) step(ctx context.Context) error {
 			for _, k := range r.parts {
 				r.p.ToEnd[k.String()] = r.ends[k]
 			}
-			return saveProgress(ctx, r.target, r.p)
+			return r.save(ctx)
 		}
 		return nil
 	}
@@ -466,6 +466,9 @@ func (r *run) step(ctx context.Context) error {
 			return nil
 		}
 		if err := r.fetchStops(ctx); err != nil {
+			if errors.Is(err, errSave) {
+				return err // the ends are set: a later step would not save them
+			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

@@ -228,6 +228,9 @@ func (r *reader) Known(_ context.Context, refs []event.Ref) (map[event.Ref]bool,
 		}
 	}
 	for _, k := range r.keys {
+		if k.from < 0 {
+			continue // never placed: a Prefetch of it failed, nothing is known
+		}
 		// Only the tail from the key's anchor on can hold an event of the
 		// batch; memory's older sessions need not be looked at.
 		tail := k.st.tail(k.from)

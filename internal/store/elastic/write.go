@@ -307,10 +307,13 @@ func (s *Store) handOver(writes []*keyWrite) (rest []*keyWrite) {
 // flight"). A written
 // key's state is its successor: the state after the write, which holds
 // only if the write succeeds and whose key document's version is the one
-// the write's last request returns. The next update of the key waits for
-// this write to end before its claim, which is conditional on that version,
-// and before any read of the key by id; when the write fails (land), the
-// state is dropped by whichever update holds it, and the key is read back.
+// the write's last request returns. The next update of the key claims it
+// conditionally on that version: once this write ended, or, when this write
+// hands the key over, as soon as this write's claim was answered (an early
+// claim, keyWrite.early), its data then waiting for this write's data; it
+// reads the key by id only after this write ended. When the write fails
+// (land), the state is dropped by whichever update holds it, and the key
+// is read back.
 // The states lent are no longer r's.
 func (s *Store) lend(r *reader, writes []*keyWrite) {
 	ids := make([]session.StateID, len(writes))
