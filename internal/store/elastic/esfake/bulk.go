@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chatreport/chatreport/internal/jsonenc"
 	jsonv2 "github.com/go-json-experiment/json"
@@ -568,9 +569,22 @@ func beginsObject(src []byte) bool {
 // the same pass that decodes the source: no second parse, and it decodes
 // the store's event and session sources in about 0.7× the time
 // encoding/json took.
+//
+// Bytes that are not UTF-8 are refused, as Jackson's UTF-8 parser refuses
+// them ("Invalid UTF-8 start byte"); an escaped lone surrogate ("\ud800")
+// is accepted, as Jackson 2's parser of Elasticsearch 8 accepts it in a
+// string (it only builds UTF-16 chars; rejecting such escapes came to
+// Jackson later, for field names in 2.21: FasterXML/jackson-core#1541,
+// #1683), and the fake reads it as U+FFFD, as Lucene's UTF-8 conversion
+// of the indexed term does.
 func decodeSource(src []byte) (map[string]any, *fakeError) {
+	if bad := invalidUTF8(src); bad >= 0 {
+		at := lineColumn(src, int64(bad))
+		return nil, &fakeError{status: 400, typ: "document_parsing_exception",
+			reason: fmt.Sprintf("%s failed to parse: Invalid UTF-8 start byte 0x%02x", at, src[bad])}
+	}
 	var doc map[string]any
-	err := jsonv2.Unmarshal(src, &doc)
+	err := jsonv2.Unmarshal(src, &doc, jsontext.AllowInvalidUTF8(true))
 	var se *jsontext.SyntacticError
 	if errors.As(err, &se) && errors.Is(err, jsontext.ErrDuplicateName) {
 		at := lineColumn(src, se.ByteOffset)
@@ -581,6 +595,22 @@ func decodeSource(src []byte) (map[string]any, *fakeError) {
 		return nil, &fakeError{status: 400, typ: "document_parsing_exception", reason: "[1:1] failed to parse: not a JSON object"}
 	}
 	return doc, nil
+}
+
+// invalidUTF8 is the offset of src's first byte that does not begin a
+// valid UTF-8 sequence, or -1.
+func invalidUTF8(src []byte) int {
+	if utf8.Valid(src) {
+		return -1
+	}
+	for i := 0; i < len(src); {
+		r, n := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 // lineColumn is "[line:column]" of the byte at offset in src, from 1.

@@ -293,3 +293,52 @@ func TestRepeatedMemberNames(t *testing.T) {
 		})
 	}
 }
+
+// TestSourceText: a source with bytes that are not UTF-8 is refused, item
+// by item, as Jackson's UTF-8 parser refuses it; an escaped lone surrogate
+// is stored, as Elasticsearch 8 stores it (decodeSource), and its source
+// read back byte for byte.
+func TestSourceText(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		refused   bool
+	}{
+		{"escaped lone high surrogate", `{"tenant":"t","tags":["\ud800 hi"]}`, false},
+		{"escaped lone low surrogate", `{"tenant":"t","contact":{"name":"x\udc00"}}`, false},
+		{"escaped pair", `{"tenant":"t","tags":["\ud83d\ude00"]}`, false},
+		{"raw invalid byte", "{\"tenant\":\"t\",\"tags\":[\"a\xffb\"]}", true},
+		{"raw truncated sequence", "{\"tenant\":\"t\",\"tags\":[\"\xe2\x82\"]}", true},
+		{"raw encoded surrogate", "{\"tenant\":\"t\",\"tags\":[\"\xed\xa0\x80\"]}", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := New(t, WithRefreshInterval(NoRefresh))
+			createIndex(t, f, "ix", "")
+			out := must(t, f, 200, "POST", "/_bulk", bulkLines(
+				`{"index":{"_index":"ix","_id":"good"}}`, `{"tenant":"t","n":1}`,
+				`{"create":{"_index":"ix","_id":"tested"}}`, tc.src))
+			if good := item(t, out, 0); good["status"] != 201.0 {
+				t.Errorf("the good item: %v", good)
+			}
+			it := item(t, out, 1)
+			status, _ := call(t, f, "GET", "/ix/_doc/tested", "")
+			if !tc.refused {
+				if it["status"] != 201.0 || out["errors"] != false || status != 200 {
+					t.Fatalf("item %v, errors %v, get %d: want it stored", it, out["errors"], status)
+				}
+				if _, raw := callRaw(t, f, "GET", "/ix/_doc/tested", ""); !strings.Contains(string(raw), `"_source":`+tc.src) {
+					t.Errorf("read back %s, want the source %s as written", raw, tc.src)
+				}
+				return
+			}
+			e, _ := it["error"].(map[string]any)
+			reason, _ := e["reason"].(string)
+			if it["status"] != 400.0 || e["type"] != "document_parsing_exception" || out["errors"] != true ||
+				!strings.Contains(reason, "failed to parse: Invalid UTF-8") {
+				t.Errorf("item %v, errors %v: want 400 document_parsing_exception, Invalid UTF-8", it, out["errors"])
+			}
+			if status != 404 {
+				t.Errorf("get of the refused document: %d, want 404", status)
+			}
+		})
+	}
+}
