@@ -258,16 +258,43 @@ var ErrNotFound = errors.New("session not found")
 
 // PhoneDigits keeps the digits of a phone number: "+55 (11) 98765-4321" →
 // "5511987654321". Stores index it so the contact filter ignores formatting.
-// elastic's reversedDigits repeats the rule (ASCII digits only): change both.
+// Only ASCII digits count (ReversedPhoneDigits keeps the same ones).
 func PhoneDigits(s string) string {
 	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
-		if s[i] >= '0' && s[i] <= '9' {
+		if isPhoneDigit(s[i]) {
 			b = append(b, s[i])
 		}
 	}
 	return string(b)
 }
+
+// ReversedPhoneDigits is PhoneDigits(s), last digit first, in one
+// allocation: what both stores keep of a contact's phone
+// (contact_phone_rev), so that "one number ends with the other" is a
+// prefix match. Stored values are compared with it as they are: it must
+// keep giving the same bytes.
+func ReversedPhoneDigits(s string) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if isPhoneDigit(s[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i := len(s) - 1; i >= 0; i-- {
+		if isPhoneDigit(s[i]) {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+func isPhoneDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // PhoneQuery returns the digits of a contact filter that looks like a phone
 // number: only digits, spaces and the formatting characters + - ( ) ., with

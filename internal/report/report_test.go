@@ -1,6 +1,7 @@
 package report
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -72,6 +73,45 @@ func TestPhoneQuery(t *testing.T) {
 		if ok != (want != "") || ok && d != want {
 			t.Errorf("PhoneQuery(%q) = %q, %v; want %q", s, d, ok, want)
 		}
+	}
+}
+
+// ReversedPhoneDigits gives the bytes both stores keep (the ASCII digits,
+// last first) for any input, among them non-ASCII digits, which are not
+// digits here, and bytes that are not UTF-8; and it is PhoneDigits reversed.
+func TestReversedPhoneDigits(t *testing.T) {
+	old := func(s string) string {
+		var b []byte
+		for i := len(s) - 1; i >= 0; i-- {
+			if s[i] >= '0' && s[i] <= '9' {
+				b = append(b, s[i])
+			}
+		}
+		return string(b)
+	}
+	inputs := []string{"", " ", "+", "+55 11 98765-4321", "(11) 3333.4444", "abc", "7", "١٢٣ 45", "１２３", "+1-800-FLOWERS 9", "\xff9\xe2\x82"}
+	pieces := []string{"0", "1", "5", "9", "+", " ", "-", "(", ")", ".", "١", "٣", "１", "²", "a", "é", "\xff", "\xe2\x82", "\x00", ":", "/"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 5000 {
+		var b strings.Builder
+		for range rng.IntN(24) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		inputs = append(inputs, b.String())
+	}
+	for _, s := range inputs {
+		got, want := ReversedPhoneDigits(s), old(s)
+		if got != want {
+			t.Fatalf("ReversedPhoneDigits(%q) = %q, want %q", s, got, want)
+		}
+		b := []byte(PhoneDigits(s))
+		slices.Reverse(b)
+		if string(b) != got {
+			t.Fatalf("PhoneDigits(%q) reversed = %q, ReversedPhoneDigits %q", s, b, got)
+		}
+	}
+	if got := ReversedPhoneDigits("+55 (11) 98765-4321"); got != "1234567891155" {
+		t.Errorf("ReversedPhoneDigits = %q", got)
 	}
 }
 

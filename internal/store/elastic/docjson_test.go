@@ -13,7 +13,6 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/chatreport/chatreport/internal/event"
-	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/session"
 )
 
@@ -215,18 +214,6 @@ func TestAppendMonthMatchesFormat(t *testing.T) {
 	for _, tm := range times {
 		if got, want := string(appendMonth(nil, tm)), tm.UTC().Format(monthLayout); got != want {
 			t.Fatalf("%v: %q, want %q", tm, got, want)
-		}
-	}
-}
-
-// reversedDigits is the phone's digits reversed, as report.PhoneDigits
-// finds them.
-func TestReversedDigits(t *testing.T) {
-	for _, phone := range []string{"", "+55 11 98765-4321", "(11) 3333.4444", "abc", "7", "١٢٣ 45", "+1-800-FLOWERS 9"} {
-		b := []byte(report.PhoneDigits(phone))
-		slices.Reverse(b)
-		if got, want := reversedDigits(phone), string(b); got != want {
-			t.Errorf("reversedDigits(%q) = %q, want %q", phone, got, want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chatreport/chatreport/internal/event"
+	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/session"
 )
 
@@ -77,7 +78,7 @@ func (d *sessionDoc) fill(events []session.Stored) {
 	d.InfoKeys = make([]string, 0, len(s.Info))
 	d.InfoKV = make([]string, 0, len(s.Info))
 	d.ContactName = strings.ToLower(s.Contact.Name)
-	d.ContactPhoneRev = reversedDigits(s.Contact.Phone)
+	d.ContactPhoneRev = report.ReversedPhoneDigits(s.Contact.Phone)
 	d.events = events
 	d.Outcomes, d.OutcomesAtEnd = s.OutcomeMarks()
 	for k := range s.Info {
@@ -95,34 +96,6 @@ func (d *sessionDoc) fill(events []session.Stored) {
 // lowered by Go, as in the SQLite store, so both stores fold the same
 // (Unicode) case.
 func infoPair(key, value string) string { return key + "=" + strings.ToLower(value) }
-
-// reversedDigits is the digits of phone, last first:
-// reverse(report.PhoneDigits(phone)) in one allocation.
-func reversedDigits(phone string) string {
-	n := 0
-	for i := 0; i < len(phone); i++ {
-		if c := phone[i]; c >= '0' && c <= '9' {
-			n++
-		}
-	}
-	if n == 0 {
-		return ""
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for i := len(phone) - 1; i >= 0; i-- {
-		if c := phone[i]; c >= '0' && c <= '9' {
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-func reverse(s string) string {
-	b := []byte(s)
-	slices.Reverse(b)
-	return string(b)
-}
 
 // The date_nanos fields hold 1970-01-01 up to 2262-04-11. An event outside a
 // slightly narrower range (its session's window must fit too) is rejected

@@ -111,7 +111,7 @@ func contactClause(contact string) types.Query {
 		{Regexp: map[string]types.RegexpQuery{"contact_name": {Value: foldedRegexp(contact), Flags: &none}}},
 	}
 	if d, ok := report.PhoneQuery(contact); ok {
-		rev := reverse(d)
+		rev := report.ReversedPhoneDigits(d)
 		// The stored number ends with the typed one: a prefix of the
 		// reversed digits.
 		should = append(should, types.Query{Prefix: map[string]types.PrefixQuery{"contact_phone_rev": {Value: rev}}})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/chatreport/chatreport/internal/report"
 	"github.com/chatreport/chatreport/internal/session"
@@ -557,4 +558,12 @@ func eventPacks(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 	return nil
+}
+
+// reverse reverses a string of ASCII digits: the phone digits a database
+// before version 5 kept in order (reportShapes).
+func reverse(s string) string {
+	b := []byte(s)
+	slices.Reverse(b)
+	return string(b)
 }

@@ -274,7 +274,7 @@ func contactCondition(w *where, t sideTables, contact string) {
 		// matches when it ends with the other, of at least MinPhoneDigits.
 		// Reversed, the stored number starts with the typed one (a range:
 		// ':' follows '9'), or is one of the typed number's beginnings.
-		rev := reverse(d)
+		rev := report.ReversedPhoneDigits(d)
 		conds = append(conds, `(s.contact_phone_rev >= ? AND s.contact_phone_rev < ?)`)
 		args = append(args, rev, rev+":")
 		arms = append(arms, "SELECT started_at, session_id FROM sessions INDEXED BY sessions_by_phone WHERE tenant = ? AND contact_phone_rev >= ? AND contact_phone_rev < ?"+in)

@@ -168,13 +168,6 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// reverse reverses a string of ASCII digits.
-func reverse(s string) string {
-	b := []byte(s)
-	slices.Reverse(b)
-	return string(b)
-}
-
 // Close closes the database.
 func (s *Store) Close() error {
 	s.pack.stop()
@@ -963,7 +956,7 @@ type sessionWrite struct {
 // sessionCols is the sessions row of s but for its document (doc).
 func sessionCols(s *session.Session) []any {
 	return []any{s.Tenant, s.ID, s.Key, s.StartedAt.UnixMilli(), s.Channel, s.Contact.ID,
-		reverse(report.PhoneDigits(s.Contact.Phone)), report.Fold(s.Contact.Name), handedOff(s)}
+		report.ReversedPhoneDigits(s.Contact.Phone), report.Fold(s.Contact.Name), handedOff(s)}
 }
 
 // handedOff is the handed_off column of s's rows: the side tables carry it
