@@ -625,3 +625,65 @@ func TestReleasedKeyClaimedAfterTheRelease(t *testing.T) {
 	}
 	sameState(t, snapshot(t, s), reference(t, first, second))
 }
+
+// TestFailedPredecessorNotHandedOver: an update that planned on the state
+// a write lent, a write that failed (its claim answered, its data refused)
+// before the update's plan was written, does not claim early: its claim,
+// conditional on the failed write's, would be sent for nothing. It runs
+// again on the key read back and claims once.
+func TestFailedPredecessorNotHandedOver(t *testing.T) {
+	c := storetest.B{Contact: "5511900000042"}
+	m := time.Minute
+	first := []event.Event{c.Msg("e1", 0, event.RoleCustomer, "oi"), c.Msg("e2", m, event.RoleBot, "olá")}
+	second := []event.Event{c.Msg("e3", 2*m, event.RoleCustomer, "segunda via")}
+	g := newGate(`"_id":"acme/e2"`, true)
+	s := fakeStore(t, esfake.New(t), func(c *Config) { c.Transport, c.BulkAttempts, c.UpdateAttempts = g, 1, 1 })
+	firstErr := make(chan error, 1)
+	go func() { firstErr <- assembler(s).Ingest(t.Context(), first) }()
+	<-g.held
+
+	planned, failed := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int64
+	secondErr := make(chan error, 1)
+	go func() {
+		secondErr <- s.Update(t.Context(), func(ctx context.Context, r session.Reader) (session.Changes, error) {
+			ch, err := assembler(s).Assemble(ctx, r, second)
+			if calls.Add(1) == 1 {
+				close(planned)
+				select {
+				case <-failed: // the first write failed
+				case <-ctx.Done():
+					return session.Changes{}, ctx.Err()
+				}
+			}
+			return ch, err
+		})
+	}()
+	select {
+	case <-planned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second update did not plan while the first one's write was in flight")
+	}
+	close(g.open)
+	if err := <-firstErr; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("the first update, whose data were refused: %v, want ErrUnavailable", err)
+	}
+	claims := len(g.log)
+	close(failed)
+	if err := <-secondErr; err != nil {
+		t.Fatal(err)
+	}
+	if got := calls.Load(); got != 2 {
+		t.Errorf("the second update's fn ran %d times, want 2 (once more on the key read back)", got)
+	}
+	n := 0
+	for _, e := range g.log[claims:] {
+		if strings.HasPrefix(e, "start claim ") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the second update sent %d claims, want 1: %v", n, g.log)
+	}
+	sameState(t, snapshot(t, s), reference(t, second))
+}

@@ -322,10 +322,14 @@ func (s *Store) lend(r *reader, writes []*keyWrite) {
 		ids[i] = session.StateID{Tenant: w.st.Tenant, Key: w.st.Key}
 		w.flight = newFlight(r.update)
 		w.flight.prev, w.flight.mayHand = w.st.after, len(w.deletes) == 0
-		if p := w.st.after; p != nil && p.mayHand && !p.finishing {
+		if p := w.st.after; p != nil && p.mayHand && !p.finishing && !p.ended() {
 			// The write this one follows has not decided to release
 			// the key: it hands it over (handOver), and this one claims
-			// it as soon as that one's claim is answered.
+			// it as soon as that one's claim is answered. One that
+			// ended undecided failed (a write that succeeds is handed
+			// over or decides first): a claim conditional on its claim
+			// would be sent for nothing, and claim's await returns
+			// errLost before any request instead.
 			p.handed, w.early = true, true
 		}
 		s.flights[ids[i]] = w.flight
