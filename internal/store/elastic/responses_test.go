@@ -243,6 +243,20 @@ func TestBulkBodyGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The store writes most of these scoped (Op.Scoped): the same bytes.
+	var scoped bytes.Buffer
+	enc = json.NewEncoder(&scoped)
+	enc.SetEscapeHTML(false)
+	for i := range ops {
+		op := ops[i]
+		op.Scoped, op.Tenant, op.ID = true, "acme", strings.TrimPrefix(op.ID, "acme/")
+		if err := encodeOp(&scoped, enc, &op, testRefKey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if scoped.String() != buf.String() {
+		t.Errorf("scoped operations encode as\n%s\nwant\n%s", scoped.String(), buf.String())
+	}
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 	if len(lines) != 8 {
 		t.Fatalf("%d lines:\n%s", len(lines), buf.String())

@@ -945,7 +945,7 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 	ops := make([]Op, 0, n)
 	for _, w := range writes {
 		for _, ref := range w.deletes {
-			ops = append(ops, Op{Action: Delete, Index: s.names.sessionsIndex(ref.Start), ID: docID(w.st.Tenant, ref.ID), Version: w.gen})
+			ops = append(ops, Op{Action: Delete, Index: s.names.sessionsIndex(ref.Start), Scoped: true, Tenant: w.st.Tenant, ID: ref.ID, Version: w.gen})
 		}
 	}
 	commits := len(ops)
