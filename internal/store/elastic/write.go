@@ -225,6 +225,8 @@ type keyWrite struct {
 	// docs are the key document as claimed and as done (doc): allocated
 	// with the write.
 	docs [2]keyDoc
+	// at is the write's index in plan's order of keys.
+	at int
 }
 
 // write applies ch. It returns the events to leave out (rejected) when the
@@ -411,7 +413,7 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 		if !ok {
 			return nil, fmt.Errorf("elasticsearch: changes to key %s that the update did not read", s.docRef("", keyDocID(tenant, key)))
 		}
-		w := &keyWrite{st: k.st, from: k.from, gen: k.st.gen + 1, policy: k.policy}
+		w := &keyWrite{st: k.st, from: k.from, gen: k.st.gen + 1, policy: k.policy, at: len(order)}
 		byKey[id] = w
 		order = append(order, w)
 		return w, nil
@@ -444,7 +446,11 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 	}
 	rejected := map[event.Ref]string{}
 	w, run = nil, 0
-	next := 0 // the keys' events come in the order of their sessions: the next key is tried first
+	// The keys' events come in the order of their sessions: the key after
+	// the last one found is tried first, also after a key found otherwise
+	// (one whose sessions came without events before it, say). Which key is
+	// tried changes nothing but the cost: it is taken only if it matches.
+	next := 0
 	for i := range ch.Events {
 		e := &ch.Events[i]
 		if w == nil || w.st.Tenant != e.Tenant || !session.KeyIs(e.Event, w.st.Key) {
@@ -459,6 +465,7 @@ func (s *Store) plan(r *reader, ch *session.Changes) ([]*keyWrite, map[event.Ref
 				if w, err = get(e.Tenant, session.KeyOf(e.Event)); err != nil {
 					return nil, nil, err
 				}
+				next = w.at + 1
 			}
 			run = i
 		}

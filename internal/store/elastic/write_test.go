@@ -901,3 +901,46 @@ func TestRefusedBeforeStepTwoOnAClaimedKey(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanTriesTheNextKeyAfterAMiss: plan finds the write of a key's events
+// by trying the key after the last one found before it builds the key
+// (session.KeyOf, an allocation for a derived key). Events whose first key
+// comes last (a miss, then another at the end) cost at most those two
+// builds more than events in the sessions' order, not one per key.
+func TestPlanTriesTheNextKeyAfterAMiss(t *testing.T) {
+	const keys = 32
+	s := fakeStore(t, esfake.New(t))
+	batch := make([]event.Event, keys)
+	for i := range batch {
+		c := storetest.B{Contact: fmt.Sprintf("551190%07d", i)}
+		batch[i] = c.Msg(fmt.Sprintf("e%d", i), 0, event.RoleCustomer, "oi")
+	}
+	done := errors.New("measured")
+	err := s.Update(t.Context(), func(ctx context.Context, sr session.Reader) (session.Changes, error) {
+		ch, err := assembler(s).Assemble(ctx, sr, batch)
+		if err != nil {
+			return ch, err
+		}
+		if len(ch.Sessions) != keys || len(ch.Events) != keys {
+			return ch, fmt.Errorf("%d sessions and %d events, want one of each per key", len(ch.Sessions), len(ch.Events))
+		}
+		r := sr.(*reader)
+		allocs := func(ch session.Changes) float64 {
+			return testing.AllocsPerRun(10, func() {
+				if _, rejected, err := s.plan(r, &ch); err != nil || len(rejected) > 0 {
+					t.Fatalf("plan: %v, %v", rejected, err)
+				}
+			})
+		}
+		inOrder := allocs(ch)
+		moved := ch
+		moved.Events = append(slices.Clone(ch.Events[1:]), ch.Events[0])
+		if extra := allocs(moved) - inOrder; extra > 2 {
+			t.Errorf("the first key's events last cost %.0f allocations more, want at most 2", extra)
+		}
+		return session.Changes{}, done
+	})
+	if !errors.Is(err, done) {
+		t.Fatal(err)
+	}
+}
