@@ -206,19 +206,25 @@ func TestToReachedSavedAfterTheBatchesBefore(t *testing.T) {
 	cfg := f.toConfig()
 	// Batches of 4: A (stored slowly), B (held), C (past To).
 	cfg.Poll = 100 * time.Millisecond
+	// A batch cut otherwise fails the test (hookWait) rather than hang it;
+	// so does a failure of the test while a store waits (ctx).
 	bStoring, release := make(chan struct{}), make(chan struct{})
-	f.target.beforeIngest = func(_ context.Context, events []event.Event) error {
+	f.target.beforeIngest = func(ctx context.Context, events []event.Event) error {
 		switch events[0].Ref() {
 		case all[0]:
-			<-bStoring
+			if err := f.hookWait(ctx, bStoring, "B stored while A is"); err != nil {
+				return err
+			}
 			time.Sleep(3 * cfg.Poll) // C is prepared meanwhile
 		case all[4]:
 			close(bStoring)
-			<-release
+			return f.hookWait(ctx, release, "B's release")
 		}
 		return nil
 	}
-	done := f.start(context.Background(), cfg, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := f.start(ctx, cfg, nil)
 	f.waitFor("A saved", func() bool {
 		state, _ := f.target.LoadReplayState(context.Background())
 		return state != nil && f.saved().Events == 4

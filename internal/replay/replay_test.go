@@ -281,6 +281,23 @@ func (f *fixture) waitFor(what string, cond func() bool) {
 	}
 }
 
+// hookWait is for a target's hook (it runs on the replay's goroutines):
+// it waits, at most timeout, until ch is closed, and fails the test and
+// returns an error when it is not, or ctx's error when ctx ends first.
+func (f *fixture) hookWait(ctx context.Context, ch <-chan struct{}, what string) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		f.t.Errorf("timed out waiting for %s in a store", what)
+		return fmt.Errorf("timed out waiting for %s", what)
+	}
+}
+
 // waitPhase waits for a report in phase p that satisfies cond (when set).
 func (f *fixture) waitPhase(p Phase, cond func(Status) bool) Status {
 	f.t.Helper()

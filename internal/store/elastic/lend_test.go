@@ -149,21 +149,25 @@ func (g *gate) position(entry string) int {
 
 // awaitFollower waits until a write of s follows another write of its key
 // in flight: an update lent the successor of a state another write lent.
+// It returns the follower's flight, whose handing over lend decided then.
 // f.prev is written without flightsMu when a flight lands (flight.land);
 // the caller's gate holds the write followed, so none lands here.
-func awaitFollower(t *testing.T, s *Store) {
+func awaitFollower(t *testing.T, s *Store) *flight {
 	t.Helper()
-	follows := func() bool {
+	follower := func() *flight {
 		s.flightsMu.Lock()
 		defer s.flightsMu.Unlock()
 		for _, f := range s.flights {
 			if f.prev != nil {
-				return true
+				return f
 			}
 		}
-		return false
+		return nil
 	}
-	for deadline := time.Now().Add(10 * time.Second); !follows(); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if f := follower(); f != nil {
+			return f
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("no write followed the write in flight of its key")
 		}
@@ -594,7 +598,8 @@ func TestCancelledReadLetsTheKeyGo(t *testing.T) {
 
 // TestReleasedKeyClaimedAfterTheRelease: an update that plans a key once
 // the write before it decided to release it (its data were stored, its
-// release is held) is not handed the key: it claims after the release was
+// release is held) is not handed the key (lend decides when it lends the
+// follower's state: no early claim): it claims after the release was
 // answered, conditional on it.
 func TestReleasedKeyClaimedAfterTheRelease(t *testing.T) {
 	c := storetest.B{Contact: "5511900000042"}
@@ -609,10 +614,13 @@ func TestReleasedKeyClaimedAfterTheRelease(t *testing.T) {
 	<-g.held
 	secondErr := make(chan error, 1)
 	go func() { secondErr <- assembler(s).Ingest(t.Context(), second) }()
-	awaitFollower(t, s)
-	// Give an early claim, which would not wait for the release, time to
-	// start.
-	time.Sleep(50 * time.Millisecond)
+	follower := awaitFollower(t, s)
+	s.flightsMu.Lock()
+	handed := follower.prev.handed
+	s.flightsMu.Unlock()
+	if handed {
+		t.Error("the write whose release is held handed the key over: the next claim would not wait for the release")
+	}
 	close(g.open)
 	if err := <-firstErr; err != nil {
 		t.Fatal(err)

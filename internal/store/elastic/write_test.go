@@ -836,13 +836,16 @@ func TestOnlyEventRejectedAfterItsSession(t *testing.T) {
 		stored []event.Event
 		at     time.Duration
 		hook   func(action, index, id string, attempt int) (int, string)
-		// released: the key document ends released.
+		// released: the key document ends released; computed: how many
+		// times each delivery computes the key (twice: again without the
+		// refused event).
 		released bool
+		computed int64
 	}{
-		{"in a session the key had", first, time.Minute, refuseEvent, true},
-		{"in a session of its own after the key's", first, 30 * time.Hour, refuseEvent, true},
-		{"of a new key", nil, 0, refuseEvent, true},
-		{"its session refused", first, time.Minute, refuseSessions, false},
+		{"in a session the key had", first, time.Minute, refuseEvent, true, 2},
+		{"in a session of its own after the key's", first, 30 * time.Hour, refuseEvent, true, 2},
+		{"of a new key", nil, 0, refuseEvent, true, 2},
+		{"its session refused", first, time.Minute, refuseSessions, false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := esfake.New(t)
@@ -853,10 +856,14 @@ func TestOnlyEventRejectedAfterItsSession(t *testing.T) {
 			f.BulkHook = tc.hook
 			batch := []event.Event{c.Msg("e2", tc.at, event.RoleBot, "segredo")}
 			for delivery := 1; delivery <= 2; delivery++ {
-				err := assembler(s).Ingest(t.Context(), batch)
+				a := assembler(s)
+				err := a.Ingest(t.Context(), batch)
 				var rej *RejectedError
 				if !errors.As(err, &rej) || len(rej.Events) != 1 {
 					t.Fatalf("delivery %d: %v, want e2 rejected", delivery, err)
+				}
+				if got := a.Stats().Keys; got != tc.computed {
+					t.Errorf("delivery %d: the key was computed %d times, want %d", delivery, got, tc.computed)
 				}
 				hook := f.BulkHook
 				f.BulkHook = nil
