@@ -21,6 +21,8 @@ type flight struct {
 	// from is the message of each event: partition and offset.
 	from  []position
 	reach reach
+	// invalid counts the batch's messages that are not events.
+	invalid int64
 	// done is closed once the store is over; rejected and err are its
 	// outcome, written before.
 	done     chan struct{}
@@ -39,7 +41,6 @@ type position struct {
 type reach struct {
 	next      map[string]int64
 	toReached map[string]bool
-	invalid   int64
 }
 
 // prepare picks from a fetched batch what belongs to the replay, judging by
@@ -75,7 +76,7 @@ func (r *run) prepare(batch []fetched) *flight {
 		reached(key, f.msg.Offset+1)
 		e, err := event.Decode(f.msg.Value)
 		if err != nil {
-			b.reach.invalid++ // the live ingester dead-lettered it already
+			b.invalid++ // the live ingester dead-lettered it already
 			continue
 		}
 		b.events = append(b.events, e)
@@ -172,13 +173,19 @@ func (r *run) complete(ctx context.Context, b *flight) error {
 			r.log.Warn("replay: more events of the batch rejected by the target", zap.Int("not_logged", logged-maxRejectedLogged))
 		}
 	}
+	// What p now holds is dropped from planned: only the batches still in
+	// flight may go further.
 	for key, n := range b.reach.next {
 		r.p.Next[key] = max(r.p.Next[key], n)
+		if r.planned.next[key] <= r.p.Next[key] {
+			delete(r.planned.next, key)
+		}
 	}
 	for key := range b.reach.toReached {
 		r.p.ToReached = setTrue(r.p.ToReached, key)
+		delete(r.planned.toReached, key)
 	}
-	r.p.Invalid += b.reach.invalid
+	r.p.Invalid += b.invalid
 	r.p.Events += stored
 	r.readEvt += stored
 	return r.save(ctx)

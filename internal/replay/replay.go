@@ -258,8 +258,9 @@ type run struct {
 	parts  []partitionKey
 	// p is the progress of the batches stored, the one saved.
 	p *progress
-	// planned is what the batches in flight reach once stored, beyond p:
-	// the batches after them are filtered by it (prepare).
+	// planned is what the batches in flight reach once stored, beyond p
+	// (complete drops what p holds): the batches after them are filtered
+	// by it (prepare).
 	planned reach
 	// flying are the batches in flight, in batch order (launch).
 	flying []*flight

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -147,13 +148,14 @@ func TestStoreKeepsWhatBelongsToTheReplay(t *testing.T) {
 
 // TestPlannedAndStored: a batch prepared while one before it is in flight
 // is filtered by what that one reaches (planned); the progress takes each
-// batch's Next, ToReached and invalid messages only once it completes.
+// batch's Next, ToReached and invalid messages only once it completes, and
+// planned then keeps only what the batches still in flight reach.
 func TestPlannedAndStored(t *testing.T) {
 	r, ft := newRun(t, &progress{}, bot0, bot1)
 	first := r.prepare([]fetched{at(bot0, 0, "a"), at(bot0, 1, ""), at(bot1, 0, "c")})
 	// Read again (a reader's retry): passed by the plan, not stored twice.
 	second := r.prepare([]fetched{at(bot0, 1, ""), at(bot1, 0, "c"), pastTo(at(bot0, 2, "late")), at(bot1, 1, "d")})
-	if len(second.events) != 1 || second.reach.invalid != 0 {
+	if len(second.events) != 1 || second.invalid != 0 {
 		t.Fatalf("second batch %+v: want d alone", second)
 	}
 	if r.done(bot0) || !r.doneReading(bot0) || r.p.Next["chat.events.bot/0"] != 0 || r.p.ToReached != nil || r.p.Invalid != 0 {
@@ -169,6 +171,13 @@ func TestPlannedAndStored(t *testing.T) {
 		}
 		if saved, err := loadProgress(t.Context(), ft); err != nil || !reflect.DeepEqual(*saved, want) {
 			t.Fatalf("saved after batch %d: %+v (%v), want %+v", i+1, saved, err, want)
+		}
+		var wantPlanned reach
+		if i == 0 {
+			wantPlanned = second.reach
+		}
+		if !maps.Equal(r.planned.next, wantPlanned.next) || !maps.Equal(r.planned.toReached, wantPlanned.toReached) {
+			t.Fatalf("planned after batch %d: %+v, want %+v", i+1, r.planned, wantPlanned)
 		}
 	}
 	if !r.done(bot0) {
