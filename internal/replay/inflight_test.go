@@ -209,6 +209,7 @@ func TestToReachedSavedAfterTheBatchesBefore(t *testing.T) {
 	// A batch cut otherwise fails the test (hookWait) rather than hang it;
 	// so does a failure of the test while a store waits (ctx).
 	bStoring, release := make(chan struct{}), make(chan struct{})
+	var bOnce sync.Once
 	f.target.beforeIngest = func(ctx context.Context, events []event.Event) error {
 		switch events[0].Ref() {
 		case all[0]:
@@ -217,7 +218,7 @@ func TestToReachedSavedAfterTheBatchesBefore(t *testing.T) {
 			}
 			time.Sleep(3 * cfg.Poll) // C is prepared meanwhile
 		case all[4]:
-			close(bStoring)
+			bOnce.Do(func() { close(bStoring) }) // once: a retried store comes here again
 			return f.hookWait(ctx, release, "B's release")
 		}
 		return nil

@@ -676,7 +676,9 @@ func TestFailedPredecessorNotHandedOver(t *testing.T) {
 	if err := <-firstErr; !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("the first update, whose data were refused: %v, want ErrUnavailable", err)
 	}
+	g.mu.Lock()
 	claims := len(g.log)
+	g.mu.Unlock()
 	close(failed)
 	if err := <-secondErr; err != nil {
 		t.Fatal(err)
@@ -684,14 +686,17 @@ func TestFailedPredecessorNotHandedOver(t *testing.T) {
 	if got := calls.Load(); got != 2 {
 		t.Errorf("the second update's fn ran %d times, want 2 (once more on the key read back)", got)
 	}
+	g.mu.Lock()
+	after := slices.Clone(g.log[claims:])
+	g.mu.Unlock()
 	n := 0
-	for _, e := range g.log[claims:] {
+	for _, e := range after {
 		if strings.HasPrefix(e, "start claim ") {
 			n++
 		}
 	}
 	if n != 1 {
-		t.Errorf("the second update sent %d claims, want 1: %v", n, g.log)
+		t.Errorf("the second update sent %d claims, want 1: %v", n, after)
 	}
 	sameState(t, snapshot(t, s), reference(t, second))
 }
