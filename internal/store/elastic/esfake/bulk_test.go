@@ -244,6 +244,22 @@ func TestBulkActionEscapes(t *testing.T) {
 // item fails with 400 document_parsing_exception naming the field, the
 // other items of the request are applied. The same name in two different
 // objects is no repetition. The single-document index API refuses it too.
+// bulkBesideGood sends src as a create of document "tested" to a new
+// fake's index "ix", after a good document in the same _bulk, checks the
+// good one stored, and returns the fake, the answer and the tested item.
+func bulkBesideGood(t *testing.T, src string) (*Server, map[string]any, map[string]any) {
+	t.Helper()
+	f := New(t, WithRefreshInterval(NoRefresh))
+	createIndex(t, f, "ix", "")
+	out := must(t, f, 200, "POST", "/_bulk", bulkLines(
+		`{"index":{"_index":"ix","_id":"good"}}`, `{"tenant":"t","n":1}`,
+		`{"create":{"_index":"ix","_id":"tested"}}`, src))
+	if good := item(t, out, 0); good["status"] != 201.0 {
+		t.Errorf("the good item: %v", good)
+	}
+	return f, out, item(t, out, 1)
+}
+
 func TestRepeatedMemberNames(t *testing.T) {
 	for _, tc := range []struct {
 		name, src string
@@ -257,15 +273,7 @@ func TestRepeatedMemberNames(t *testing.T) {
 		{"same name at two depths", `{"tenant":"t","contact":{"id":"c1"},"n":1}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := New(t, WithRefreshInterval(NoRefresh))
-			createIndex(t, f, "ix", "")
-			out := must(t, f, 200, "POST", "/_bulk", bulkLines(
-				`{"index":{"_index":"ix","_id":"good"}}`, `{"tenant":"t","n":1}`,
-				`{"create":{"_index":"ix","_id":"tested"}}`, tc.src))
-			if good := item(t, out, 0); good["status"] != 201.0 {
-				t.Errorf("the good item: %v", good)
-			}
-			it := item(t, out, 1)
+			f, out, it := bulkBesideGood(t, tc.src)
 			doc, _ := call(t, f, "GET", "/ix/_doc/tested", "")
 			if tc.field == "" {
 				if it["status"] != 201.0 || out["errors"] != false || doc != 200 {
@@ -311,15 +319,7 @@ func TestSourceText(t *testing.T) {
 		{"raw encoded surrogate", "{\"tenant\":\"t\",\"tags\":[\"\xed\xa0\x80\"]}", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := New(t, WithRefreshInterval(NoRefresh))
-			createIndex(t, f, "ix", "")
-			out := must(t, f, 200, "POST", "/_bulk", bulkLines(
-				`{"index":{"_index":"ix","_id":"good"}}`, `{"tenant":"t","n":1}`,
-				`{"create":{"_index":"ix","_id":"tested"}}`, tc.src))
-			if good := item(t, out, 0); good["status"] != 201.0 {
-				t.Errorf("the good item: %v", good)
-			}
-			it := item(t, out, 1)
+			f, out, it := bulkBesideGood(t, tc.src)
 			status, _ := call(t, f, "GET", "/ix/_doc/tested", "")
 			if !tc.refused {
 				if it["status"] != 201.0 || out["errors"] != false || status != 200 {
