@@ -2,10 +2,16 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
+	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -16,11 +22,10 @@ import (
 	"github.com/chatreport/chatreport/internal/waitfor"
 )
 
-// TestSlowFetchAnswers: a broker that answers every fetch 150 ms late (a
-// loaded host, a distant broker) costs the ingester nothing but the delay:
-// no fetch times out, so none is logged as an error and redialled. With
-// kafka-go's MaxWait set to the broker's wait, an answer had 62 ms.
-func TestSlowFetchAnswers(t *testing.T) {
+// startControlledBroker is startBroker's broker, whose requests a test may
+// answer itself (Cluster().ControlKey).
+func startControlledBroker(t *testing.T) *broker.Broker {
+	t.Helper()
 	b, err := broker.Start(context.Background(), broker.Config{
 		Addr: "127.0.0.1:0", Topics: append(append([]string{}, topics...), dlqTopic), Partitions: 3,
 	}, zap.NewNop())
@@ -28,6 +33,15 @@ func TestSlowFetchAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
+	return b
+}
+
+// TestSlowFetchAnswers: a broker that answers every fetch 150 ms late (a
+// loaded host, a distant broker) costs the ingester nothing but the delay:
+// no fetch times out, so none is logged as an error and redialled. With
+// kafka-go's MaxWait set to the broker's wait, an answer had 62 ms.
+func TestSlowFetchAnswers(t *testing.T) {
+	b := startControlledBroker(t)
 	cluster := b.Cluster()
 	cluster.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
 		cluster.KeepControl()
@@ -62,5 +76,81 @@ func TestSlowFetchAnswers(t *testing.T) {
 		if strings.Contains(e.Message, "timeout") || strings.Contains(e.Message, "unknown error") {
 			t.Errorf("logged %q", e.Message)
 		}
+	}
+}
+
+// failFetches answers the next n fetches with err for every partition asked
+// for, as a broker whose log directory failed answers
+// (KAFKA_STORAGE_ERROR: kafka-go passes it to FetchMessage and fetches
+// again), then answers as usual.
+func failFetches(cluster *kfake.Cluster, n int, code int16) (failed func() int) {
+	var count atomic.Int64
+	cluster.ControlKey(int16(kmsg.Fetch), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		if count.Add(1) < int64(n) {
+			cluster.KeepControl()
+		}
+		req := r.(*kmsg.FetchRequest)
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewFetchResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewFetchResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = code
+				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	return func() int { return int(count.Load()) }
+}
+
+// TestTransientFetchError: a fetch answered with an error kafka-go recovers
+// from by itself (it fetches again) does not stop the ingester: it consumes
+// on, and stops only when asked. It ended Run with "fetch from kafka",
+// so a broker's storage error, or a few seconds of a broker restart,
+// restarted every ingester.
+func TestTransientFetchError(t *testing.T) {
+	b := startControlledBroker(t)
+	failed := failFetches(b.Cluster(), 1, kerr.KafkaStorageError.Code)
+	const n = 60
+	produce(t, b.Addr(), n)
+	sink := &faultySink{stored: map[string]int{}}
+	stop := runIngester(t, b.Addr(), sink)
+	waitfor.True(t, 20*time.Second, "all events stored", func() bool { stored, _ := sink.count(); return stored == n })
+	if failed() != 1 {
+		t.Fatalf("%d fetches failed, want 1", failed())
+	}
+	if st := stop(); st.Stored != n {
+		t.Errorf("stored %d, want %d", st.Stored, n)
+	}
+}
+
+// TestFetchGivesUp: fetches that keep failing, with no message between
+// them, end Run after Config.FetchGiveUp with the last error.
+func TestFetchGivesUp(t *testing.T) {
+	b := startControlledBroker(t)
+	failFetches(b.Cluster(), math.MaxInt, kerr.KafkaStorageError.Code)
+	produce(t, b.Addr(), 10)
+	const giveUp = time.Second
+	in, err := ingest.New(ingest.Config{
+		Brokers: []string{b.Addr()}, Topics: topics, Group: "g", DeadLetter: dlqTopic,
+		BatchSize: 16, MaxWait: 50 * time.Millisecond, FetchGiveUp: giveUp,
+	}, &faultySink{stored: map[string]int{}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = in.Run(ctx)
+	if !errors.Is(err, kafka.KafkaStorageError) {
+		t.Fatalf("Run: %v, want a KAFKA_STORAGE_ERROR", err)
+	}
+	if took := time.Since(start); took < giveUp || ctx.Err() != nil {
+		t.Errorf("Run returned after %s, want after %s and before its context ended", took, giveUp)
 	}
 }

@@ -114,6 +114,9 @@ type Config struct {
 	// ShutdownGrace is how long a stopping ingester may take to store and
 	// commit the batch it holds.
 	ShutdownGrace time.Duration
+	// FetchGiveUp is how long fetches may fail, with no message fetched
+	// in between, before Run gives up (see fetch).
+	FetchGiveUp time.Duration
 	// Workers bounds the concurrent Sink calls that store a batch, each
 	// with whole partition numbers, and the groups decoded at once;
 	// runtime.GOMAXPROCS(0) when zero. With 1 the batch is stored in one
@@ -165,6 +168,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 15 * time.Second
+	}
+	if c.FetchGiveUp == 0 {
+		c.FetchGiveUp = 5 * time.Minute
 	}
 	if c.Workers == 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
@@ -291,8 +297,8 @@ func (in *Ingester) Stats() Stats {
 
 // Run consumes until ctx is cancelled, then stores and commits the batches
 // in hand, within Config.ShutdownGrace, and returns nil. It returns an error
-// only when the consumer cannot go on (for example, the group cannot be
-// joined).
+// only when the consumer cannot go on: fetches failed for
+// Config.FetchGiveUp (see fetch).
 func (in *Ingester) Run(ctx context.Context) error {
 	defer in.dlq.Transport.(*kafka.Transport).CloseIdleConnections()
 	defer in.dlq.Close()
@@ -303,7 +309,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	go func() {
 		defer close(fetched)
 		for {
-			m, err := in.reader.FetchMessage(ctx)
+			m, err := in.fetch(ctx)
 			if err != nil {
 				if ctx.Err() == nil {
 					fetchErr <- err
@@ -343,6 +349,34 @@ func (in *Ingester) Run(ctx context.Context) error {
 		in.log.Info("ingester stopped", zap.Int64("consumed", st.Consumed),
 			zap.Int64("stored", st.Stored), zap.Int64("dead_lettered", st.DeadLettered))
 		return nil
+	}
+}
+
+// fetch returns the next message. kafka-go goes on by itself after most
+// errors and reports them through FetchMessage as it meets them (v0.4.51,
+// reader.go: a partition's fetch answered with an error such as
+// KAFKA_STORAGE_ERROR, a leader not reached after some attempts, the group
+// not joined after some attempts), so such an error is logged and the
+// message asked for again. fetch gives up only once fetches have failed
+// for Config.FetchGiveUp with no message in between: then Kafka is gone
+// for good, or chatreport may not read it.
+func (in *Ingester) fetch(ctx context.Context) (kafka.Message, error) {
+	backoff := retry.Backoff{Base: 100 * time.Millisecond, Max: 10 * time.Second}
+	var failingSince time.Time
+	for attempt := 1; ; attempt++ {
+		m, err := in.reader.FetchMessage(ctx)
+		if err == nil || ctx.Err() != nil {
+			return m, err
+		}
+		if attempt == 1 {
+			failingSince = time.Now()
+		} else if failing := time.Since(failingSince); failing >= in.cfg.FetchGiveUp {
+			return m, fmt.Errorf("fetches failed for %s: %w", failing.Round(time.Second), err)
+		}
+		in.log.Warn("fetch failed; fetching again", zap.Int("attempt", attempt), zap.Error(err))
+		if retry.Sleep(ctx, backoff.Delay(attempt)) != nil {
+			return m, ctx.Err()
+		}
 	}
 }
 
