@@ -272,6 +272,13 @@ func New(cfg Config, sink Sink, log *zap.Logger) (*Ingester, error) {
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
+		// One attempt a write: writeDeadLetters retries, with a backoff
+		// that shutdown cuts short, and counts and logs each failure.
+		// kafka-go's own retries (ten by default, v0.4.51
+		// partitionWriter.writeBatch) pause with time.Sleep, which
+		// nothing interrupts, and Close waits for them: a failing
+		// dead-letter topic made shutdown run seconds past its grace.
+		MaxAttempts: 1,
 		// The broker's size limit applies to the compressed batch, and
 		// producers may compress: a record that was accepted compressed
 		// must be written compressed. The writer's own bound is on the
