@@ -3,9 +3,7 @@ package ingest_test
 import (
 	"context"
 	"errors"
-	"math"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,35 +77,6 @@ func TestSlowFetchAnswers(t *testing.T) {
 	}
 }
 
-// failFetches answers the next n fetches with err for every partition asked
-// for, as a broker whose log directory failed answers
-// (KAFKA_STORAGE_ERROR: kafka-go passes it to FetchMessage and fetches
-// again), then answers as usual.
-func failFetches(cluster *kfake.Cluster, n int, code int16) (failed func() int) {
-	var count atomic.Int64
-	cluster.ControlKey(int16(kmsg.Fetch), func(r kmsg.Request) (kmsg.Response, error, bool) {
-		if count.Add(1) < int64(n) {
-			cluster.KeepControl()
-		}
-		req := r.(*kmsg.FetchRequest)
-		resp := req.ResponseKind().(*kmsg.FetchResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewFetchResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewFetchResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = code
-				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
-	return func() int { return int(count.Load()) }
-}
-
 // TestTransientFetchError: a fetch answered with an error kafka-go recovers
 // from by itself (it fetches again) does not stop the ingester: it consumes
 // on, and stops only when asked. It ended Run with "fetch from kafka",
@@ -115,14 +84,16 @@ func failFetches(cluster *kfake.Cluster, n int, code int16) (failed func() int) 
 // restarted every ingester.
 func TestTransientFetchError(t *testing.T) {
 	b := startControlledBroker(t)
-	failed := failFetches(b.Cluster(), 1, kerr.KafkaStorageError.Code)
+	// KAFKA_STORAGE_ERROR (a broker's log directory failed): kafka-go
+	// passes it to FetchMessage and fetches again.
+	fault := b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Err: kerr.KafkaStorageError})
 	const n = 60
 	produce(t, b.Addr(), n)
 	sink := &faultySink{stored: map[string]int{}}
 	stop := runIngester(t, b.Addr(), sink)
 	waitfor.True(t, 20*time.Second, "all events stored", func() bool { stored, _ := sink.count(); return stored == n })
-	if failed() != 1 {
-		t.Fatalf("%d fetches failed, want 1", failed())
+	if fault.Hits() != 1 {
+		t.Fatalf("%d fetches failed, want 1", fault.Hits())
 	}
 	if st := stop(); st.Stored != n {
 		t.Errorf("stored %d, want %d", st.Stored, n)
@@ -133,7 +104,7 @@ func TestTransientFetchError(t *testing.T) {
 // them, end Run after Config.FetchGiveUp with the last error.
 func TestFetchGivesUp(t *testing.T) {
 	b := startControlledBroker(t)
-	failFetches(b.Cluster(), math.MaxInt, kerr.KafkaStorageError.Code)
+	b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Err: kerr.KafkaStorageError, Count: -1})
 	produce(t, b.Addr(), 10)
 	const giveUp = time.Second
 	in, err := ingest.New(ingest.Config{

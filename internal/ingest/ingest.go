@@ -115,7 +115,7 @@ type Config struct {
 	// commit the batch it holds.
 	ShutdownGrace time.Duration
 	// FetchGiveUp is how long fetches may fail, with no message fetched
-	// in between, before Run gives up (see fetch).
+	// in between, before Run gives up (see Fetch).
 	FetchGiveUp time.Duration
 	// Workers bounds the concurrent Sink calls that store a batch, each
 	// with whole partition numbers, and the groups decoded at once;
@@ -305,7 +305,7 @@ func (in *Ingester) Stats() Stats {
 // Run consumes until ctx is cancelled, then stores and commits the batches
 // in hand, within Config.ShutdownGrace, and returns nil. It returns an error
 // only when the consumer cannot go on: fetches failed for
-// Config.FetchGiveUp (see fetch).
+// Config.FetchGiveUp (see Fetch).
 func (in *Ingester) Run(ctx context.Context) error {
 	defer in.dlq.Transport.(*kafka.Transport).CloseIdleConnections()
 	defer in.dlq.Close()
@@ -316,7 +316,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	go func() {
 		defer close(fetched)
 		for {
-			m, err := in.fetch(ctx)
+			m, err := Fetch(ctx, in.reader, in.cfg.FetchGiveUp, in.log)
 			if err != nil {
 				if ctx.Err() == nil {
 					fetchErr <- err
@@ -359,28 +359,29 @@ func (in *Ingester) Run(ctx context.Context) error {
 	}
 }
 
-// fetch returns the next message. kafka-go goes on by itself after most
+// Fetch returns r's next message. kafka-go goes on by itself after most
 // errors and reports them through FetchMessage as it meets them (v0.4.51,
 // reader.go: a partition's fetch answered with an error such as
 // KAFKA_STORAGE_ERROR, a leader not reached after some attempts, the group
 // not joined after some attempts), so such an error is logged and the
-// message asked for again. fetch gives up only once fetches have failed
-// for Config.FetchGiveUp with no message in between: then Kafka is gone
-// for good, or chatreport may not read it.
-func (in *Ingester) fetch(ctx context.Context) (kafka.Message, error) {
+// message asked for again. Fetch gives up only once fetches have failed
+// for giveUp with no message in between (never when giveUp is 0): then
+// Kafka is gone for good, or chatreport may not read it. Its error is
+// ctx's once ctx ended.
+func Fetch(ctx context.Context, r *kafka.Reader, giveUp time.Duration, log *zap.Logger) (kafka.Message, error) {
 	backoff := retry.Backoff{Base: 100 * time.Millisecond, Max: 10 * time.Second}
 	var failingSince time.Time
 	for attempt := 1; ; attempt++ {
-		m, err := in.reader.FetchMessage(ctx)
+		m, err := r.FetchMessage(ctx)
 		if err == nil || ctx.Err() != nil {
 			return m, err
 		}
 		if attempt == 1 {
 			failingSince = time.Now()
-		} else if failing := time.Since(failingSince); failing >= in.cfg.FetchGiveUp {
+		} else if failing := time.Since(failingSince); giveUp > 0 && failing >= giveUp {
 			return m, fmt.Errorf("fetches failed for %s: %w", failing.Round(time.Second), err)
 		}
-		in.log.Warn("fetch failed; fetching again", zap.Int("attempt", attempt), zap.Error(err))
+		log.Warn("fetch failed; fetching again", zap.Int("attempt", attempt), zap.Error(err))
 		if retry.Sleep(ctx, backoff.Delay(attempt)) != nil {
 			return m, ctx.Err()
 		}

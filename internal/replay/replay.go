@@ -551,10 +551,14 @@ func (r *run) read(ctx context.Context, k partitionKey, offset int64) {
 		r.log.Warn("replay: seek failed", zap.Stringer("partition", k), zap.Error(err))
 		return
 	}
+	log := r.log.With(zap.Stringer("partition", k))
 	for {
-		m, err := rd.FetchMessage(ctx)
+		// A partition is read until the replay no longer needs it: an
+		// error kafka-go recovers from is logged, not the end of it
+		// (the replay would wait for the partition for ever).
+		m, err := ingest.Fetch(ctx, rd, 0, log)
 		if err != nil {
-			return
+			return // ctx ended
 		}
 		f := fetched{key: k, msg: m, pastTo: !r.cfg.To.IsZero() && m.Time.After(r.cfg.To)}
 		select {
