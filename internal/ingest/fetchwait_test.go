@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +124,64 @@ func TestFetchGivesUp(t *testing.T) {
 	}
 	if took := time.Since(start); took < giveUp || ctx.Err() != nil {
 		t.Errorf("Run returned after %s, want after %s and before its context ended", took, giveUp)
+	}
+}
+
+// TestFetchErrorsAQuietSpellApart: two fetch errors with healthy, empty
+// fetches between them for longer than half of Config.FetchGiveUp are not
+// an outage: the count of failing time starts again, and the ingester goes
+// on. Counted from the first error (no message came between them), the
+// second ended Run.
+func TestFetchErrorsAQuietSpellApart(t *testing.T) {
+	b := startControlledBroker(t)
+	const giveUp = 2 * time.Second
+	first := b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Err: kerr.KafkaStorageError})
+	sink := &faultySink{stored: map[string]int{}}
+	stop := runIngesterWith(t, b.Addr(), sink, func(c *ingest.Config) { c.FetchGiveUp = giveUp })
+	defer stop()
+	waitfor.True(t, 20*time.Second, "the first fetch failed", func() bool { return first.Hits() == 1 })
+	time.Sleep(giveUp) // quiet: fetches answered, with nothing
+	second := b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Err: kerr.KafkaStorageError})
+	waitfor.True(t, 20*time.Second, "the second fetch failed", func() bool { return second.Hits() == 1 })
+	produce(t, b.Addr(), 30)
+	waitfor.True(t, 20*time.Second, "the events after the second error stored", func() bool { stored, _ := sink.count(); return stored == 30 })
+	if st := stop(); st.Stored != 30 { // stop fails the test if Run ended with an error
+		t.Errorf("stored %d, want 30", st.Stored)
+	}
+}
+
+// TestFetchRefused: an error no retry cures (the cluster refuses
+// chatreport the topic) ends Run at once with it, not after
+// Config.FetchGiveUp; kafka-go would fetch again for ever.
+func TestFetchRefused(t *testing.T) {
+	b := startControlledBroker(t)
+	b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Err: kerr.TopicAuthorizationFailed, Count: -1})
+	produce(t, b.Addr(), 10)
+	in, err := ingest.New(ingest.Config{
+		Brokers: []string{b.Addr()}, Topics: topics, Group: "g", DeadLetter: dlqTopic,
+		BatchSize: 16, MaxWait: 50 * time.Millisecond, FetchGiveUp: time.Hour,
+	}, &faultySink{stored: map[string]int{}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := in.Run(ctx); !errors.Is(err, kafka.TopicAuthorizationFailed) || ctx.Err() != nil {
+		t.Fatalf("Run: %v (context: %v), want TOPIC_AUTHORIZATION_FAILED before the context ended", err, ctx.Err())
+	}
+}
+
+// TestFetchFromAClosedReader: Fetch returns io.EOF at once from a reader
+// that was closed, which no retry reopens.
+func TestFetchFromAClosedReader(t *testing.T) {
+	b := startControlledBroker(t)
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr()}, Topic: topics[0], Partition: 0})
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := ingest.Fetch(ctx, r, 0, zap.NewNop()); !errors.Is(err, io.EOF) || ctx.Err() != nil {
+		t.Fatalf("Fetch: %v (context: %v), want io.EOF at once", err, ctx.Err())
 	}
 }

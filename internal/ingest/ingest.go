@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -170,7 +171,7 @@ func (c *Config) Defaults() {
 		c.ShutdownGrace = 15 * time.Second
 	}
 	if c.FetchGiveUp == 0 {
-		c.FetchGiveUp = 5 * time.Minute
+		c.FetchGiveUp = DefaultFetchGiveUp
 	}
 	if c.Workers == 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
@@ -359,25 +360,41 @@ func (in *Ingester) Run(ctx context.Context) error {
 	}
 }
 
+// DefaultFetchGiveUp is Config.FetchGiveUp's default, and how long a
+// replay's partition may fail to be read (Fetch).
+const DefaultFetchGiveUp = 5 * time.Minute
+
 // Fetch returns r's next message. kafka-go goes on by itself after most
 // errors and reports them through FetchMessage as it meets them (v0.4.51,
 // reader.go: a partition's fetch answered with an error such as
 // KAFKA_STORAGE_ERROR, a leader not reached after some attempts, the group
 // not joined after some attempts), so such an error is logged and the
-// message asked for again. Fetch gives up only once fetches have failed
-// for giveUp with no message in between (never when giveUp is 0): then
-// Kafka is gone for good, or chatreport may not read it. Its error is
-// ctx's once ctx ended.
+// message asked for again. Fetch gives up once fetches have failed for
+// giveUp without a pause (never when giveUp is 0): then Kafka is gone for
+// good. A failed FetchMessage that had waited longer than half of giveUp
+// (healthy fetches of a quiet topic, then an error) starts the count
+// again: two errors an idle night apart are not an outage. It returns at
+// once, without retrying, on an error no retry cures: chatreport may not
+// read the topic or join the group (authorization, authentication), or r
+// was closed (io.EOF: kafka-go reports the end of a stream as
+// io.ErrUnexpectedEOF, reader.go FetchMessage). Its error is ctx's once
+// ctx ended.
 func Fetch(ctx context.Context, r *kafka.Reader, giveUp time.Duration, log *zap.Logger) (kafka.Message, error) {
 	backoff := retry.Backoff{Base: 100 * time.Millisecond, Max: 10 * time.Second}
 	var failingSince time.Time
 	for attempt := 1; ; attempt++ {
+		called := time.Now()
 		m, err := r.FetchMessage(ctx)
-		if err == nil || ctx.Err() != nil {
+		switch {
+		case err == nil:
+			return m, nil
+		case ctx.Err() != nil:
+			return m, ctx.Err()
+		case fetchFatal(err):
 			return m, err
 		}
-		if attempt == 1 {
-			failingSince = time.Now()
+		if attempt == 1 || (giveUp > 0 && time.Since(called) > giveUp/2) {
+			attempt, failingSince = 1, time.Now()
 		} else if failing := time.Since(failingSince); giveUp > 0 && failing >= giveUp {
 			return m, fmt.Errorf("fetches failed for %s: %w", failing.Round(time.Second), err)
 		}
@@ -386,6 +403,26 @@ func Fetch(ctx context.Context, r *kafka.Reader, giveUp time.Duration, log *zap.
 			return m, ctx.Err()
 		}
 	}
+}
+
+// fetchFatal tells an error of FetchMessage that fetching again cannot
+// cure: the reader closed, or the cluster refusing chatreport (kafka-go
+// retries those for ever by itself, reader.go).
+func fetchFatal(err error) bool {
+	if errors.Is(err, io.EOF) {
+		return true
+	}
+	var ke kafka.Error
+	if !errors.As(err, &ke) {
+		return false
+	}
+	switch ke {
+	case kafka.TopicAuthorizationFailed, kafka.GroupAuthorizationFailed, kafka.ClusterAuthorizationFailed,
+		kafka.BrokerAuthorizationFailed, kafka.SASLAuthenticationFailed, kafka.UnsupportedSASLMechanism,
+		kafka.IllegalSASLState:
+		return true
+	}
+	return false
 }
 
 // workContext lives on ctx's values but, once ctx is done, only for the

@@ -554,6 +554,23 @@ func TestFetchErrorDoesNotStopAPartition(t *testing.T) {
 	}
 }
 
+// TestRefusedPartitionEndsTheReplay: a partition the cluster refuses to
+// let the replay read (an error no fetch again cures) ends the replay with
+// that error, naming the partition, where its reader stopped without a
+// word and the replay waited for it for ever.
+func TestRefusedPartitionEndsTheReplay(t *testing.T) {
+	f := newFixture(t)
+	f.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: topics[0], Partitions: []int32{0}, Err: kerr.TopicAuthorizationFailed, Count: -1})
+	f.produce(everywhere(2, t0)...)
+	f.clock.Set(t0.Add(3 * time.Hour))
+	cfg := f.config()
+	cfg.To = t0.Add(time.Hour)
+	err := f.result(f.start(context.Background(), cfg, nil))
+	if !errors.Is(err, kafka.TopicAuthorizationFailed) || !strings.Contains(err.Error(), topics[0]+"/0") {
+		t.Fatalf("replay: %v, want TOPIC_AUTHORIZATION_FAILED on %s/0", err, topics[0])
+	}
+}
+
 // TestBacklogFillsBatches: behind the partitions' ends a batch fills up,
 // also when a tick came while the batch before was stored (each store here
 // outlasts the poll): before, such a tick ended the next batch after a few
