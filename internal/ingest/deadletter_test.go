@@ -383,3 +383,31 @@ func TestEmptyValueDeadLetteredEmpty(t *testing.T) {
 		t.Errorf("reason %q", got)
 	}
 }
+
+// TestShutdownWhileDeadLettersFail: while the dead-letter topic refuses
+// writes for a reason the cluster may cure, a stopping ingester returns
+// within its shutdown grace (and the answer to the write it was waiting
+// for), without committing the batch. kafka-go's writer retried each write
+// by itself, ten times with pauses nothing could cut short, and Close
+// waited for them: 7 s for a 300 ms grace.
+func TestShutdownWhileDeadLettersFail(t *testing.T) {
+	b := dlBroker(t)
+	createTopics(t, b.Addr())
+	b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: dlqTopic, Err: kerr.NotEnoughReplicas, Count: -1})
+	produceMessages(t, b.Addr(), []kafka.Message{{Topic: topics[0], Key: []byte("acme/whatsapp/1"), Value: []byte(`{"event_id":"broken"}`)}})
+	retries := &retryCounter{}
+	const grace = 300 * time.Millisecond
+	stop := runIngesterWith(t, b.Addr(), &faultySink{stored: map[string]int{}}, func(c *ingest.Config) {
+		c.Observer, c.ShutdownGrace = retries, grace
+	})
+	defer stop()
+	waitfor.True(t, 20*time.Second, "the dead letter's write retried", func() bool { return retries.n.Load() > 0 })
+	start := time.Now()
+	stop()
+	if took := time.Since(start); took > grace+2*time.Second {
+		t.Errorf("stopped after %s, with a shutdown grace of %s", took, grace)
+	}
+	if n := committed(t, b.Addr()); n != 0 {
+		t.Errorf("%d offsets committed, want none", n)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -114,6 +115,9 @@ type Config struct {
 	// ShutdownGrace is how long a stopping ingester may take to store and
 	// commit the batch it holds.
 	ShutdownGrace time.Duration
+	// FetchGiveUp is how long fetches may fail, with no message fetched
+	// in between, before Run gives up (see Fetch).
+	FetchGiveUp time.Duration
 	// Workers bounds the concurrent Sink calls that store a batch, each
 	// with whole partition numbers, and the groups decoded at once;
 	// runtime.GOMAXPROCS(0) when zero. With 1 the batch is stored in one
@@ -165,6 +169,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 15 * time.Second
+	}
+	if c.FetchGiveUp == 0 {
+		c.FetchGiveUp = DefaultFetchGiveUp
 	}
 	if c.Workers == 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
@@ -266,6 +273,13 @@ func New(cfg Config, sink Sink, log *zap.Logger) (*Ingester, error) {
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
+		// One attempt a write: writeDeadLetters retries, with a backoff
+		// that shutdown cuts short, and counts and logs each failure.
+		// kafka-go's own retries (ten by default, v0.4.51
+		// partitionWriter.writeBatch) pause with time.Sleep, which
+		// nothing interrupts, and Close waits for them: a failing
+		// dead-letter topic made shutdown run seconds past its grace.
+		MaxAttempts: 1,
 		// The broker's size limit applies to the compressed batch, and
 		// producers may compress: a record that was accepted compressed
 		// must be written compressed. The writer's own bound is on the
@@ -291,8 +305,8 @@ func (in *Ingester) Stats() Stats {
 
 // Run consumes until ctx is cancelled, then stores and commits the batches
 // in hand, within Config.ShutdownGrace, and returns nil. It returns an error
-// only when the consumer cannot go on (for example, the group cannot be
-// joined).
+// only when the consumer cannot go on: fetches failed for
+// Config.FetchGiveUp (see Fetch).
 func (in *Ingester) Run(ctx context.Context) error {
 	defer in.dlq.Transport.(*kafka.Transport).CloseIdleConnections()
 	defer in.dlq.Close()
@@ -303,7 +317,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	go func() {
 		defer close(fetched)
 		for {
-			m, err := in.reader.FetchMessage(ctx)
+			m, err := Fetch(ctx, in.reader, in.cfg.FetchGiveUp, in.log)
 			if err != nil {
 				if ctx.Err() == nil {
 					fetchErr <- err
@@ -344,6 +358,71 @@ func (in *Ingester) Run(ctx context.Context) error {
 			zap.Int64("stored", st.Stored), zap.Int64("dead_lettered", st.DeadLettered))
 		return nil
 	}
+}
+
+// DefaultFetchGiveUp is Config.FetchGiveUp's default, and how long a
+// replay's partition may fail to be read (Fetch).
+const DefaultFetchGiveUp = 5 * time.Minute
+
+// Fetch returns r's next message. kafka-go goes on by itself after most
+// errors and reports them through FetchMessage as it meets them (v0.4.51,
+// reader.go: a partition's fetch answered with an error such as
+// KAFKA_STORAGE_ERROR, a leader not reached after some attempts, the group
+// not joined after some attempts), so such an error is logged and the
+// message asked for again. Fetch gives up once fetches have failed for
+// giveUp without a pause (never when giveUp is 0): then Kafka is gone for
+// good. A failed FetchMessage that had waited longer than half of giveUp
+// (healthy fetches of a quiet topic, then an error) starts the count
+// again: two errors an idle night apart are not an outage. It returns at
+// once, without retrying, on an error no retry cures: chatreport may not
+// read the topic or join the group (authorization, authentication), or r
+// was closed (io.EOF: kafka-go reports the end of a stream as
+// io.ErrUnexpectedEOF, reader.go FetchMessage). Its error is ctx's once
+// ctx ended.
+func Fetch(ctx context.Context, r *kafka.Reader, giveUp time.Duration, log *zap.Logger) (kafka.Message, error) {
+	backoff := retry.Backoff{Base: 100 * time.Millisecond, Max: 10 * time.Second}
+	var failingSince time.Time
+	for attempt := 1; ; attempt++ {
+		called := time.Now()
+		m, err := r.FetchMessage(ctx)
+		switch {
+		case err == nil:
+			return m, nil
+		case ctx.Err() != nil:
+			return m, ctx.Err()
+		case fetchFatal(err):
+			return m, err
+		}
+		if attempt == 1 || (giveUp > 0 && time.Since(called) > giveUp/2) {
+			attempt, failingSince = 1, time.Now()
+		} else if failing := time.Since(failingSince); giveUp > 0 && failing >= giveUp {
+			return m, fmt.Errorf("fetches failed for %s: %w", failing.Round(time.Second), err)
+		}
+		log.Warn("fetch failed; fetching again", zap.Int("attempt", attempt), zap.Error(err))
+		if retry.Sleep(ctx, backoff.Delay(attempt)) != nil {
+			return m, ctx.Err()
+		}
+	}
+}
+
+// fetchFatal tells an error of FetchMessage that fetching again cannot
+// cure: the reader closed, or the cluster refusing chatreport (kafka-go
+// retries those for ever by itself, reader.go).
+func fetchFatal(err error) bool {
+	if errors.Is(err, io.EOF) {
+		return true
+	}
+	var ke kafka.Error
+	if !errors.As(err, &ke) {
+		return false
+	}
+	switch ke {
+	case kafka.TopicAuthorizationFailed, kafka.GroupAuthorizationFailed, kafka.ClusterAuthorizationFailed,
+		kafka.BrokerAuthorizationFailed, kafka.SASLAuthenticationFailed, kafka.UnsupportedSASLMechanism,
+		kafka.IllegalSASLState:
+		return true
+	}
+	return false
 }
 
 // workContext lives on ctx's values but, once ctx is done, only for the

@@ -15,7 +15,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/chatreport/chatreport/internal/broker"
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/ingest"
 	"github.com/chatreport/chatreport/internal/waitfor"
@@ -94,14 +93,7 @@ func (s *faultySink) count() (stored, calls int) {
 
 func startBroker(t *testing.T) string {
 	t.Helper()
-	b, err := broker.Start(context.Background(), broker.Config{
-		Addr: "127.0.0.1:0", Topics: append(append([]string{}, topics...), dlqTopic), Partitions: 3,
-	}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b.Addr()
+	return startControlledBroker(t).Addr()
 }
 
 // produce sends n tag events, e000 to e<n-1>, of contacts 0 to 6 (event i

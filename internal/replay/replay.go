@@ -192,6 +192,9 @@ type fetched struct {
 	msg kafka.Message
 	// pastTo marks the first message after Config.To: not replayed.
 	pastTo bool
+	// err ends the replay: the partition cannot be read (a seek that
+	// failed, fetches refused or failing for ingest.FetchGiveUp).
+	err error
 }
 
 // Run replays into target until every partition is done, reporting progress
@@ -366,6 +369,9 @@ func (r *run) loop(ctx context.Context) error {
 				}
 				break collect
 			case f := <-in:
+				if f.err != nil {
+					return r.stop(ctx, f.err)
+				}
 				if len(batch) == 0 {
 					first = time.Now()
 				}
@@ -547,22 +553,34 @@ func (r *run) read(ctx context.Context, k partitionKey, offset int64) {
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: ingest.ReaderMaxWait(250 * time.Millisecond),
 	})
 	defer rd.Close()
+	log := r.log.With(zap.Stringer("partition", k))
+	send := func(f fetched) bool {
+		select {
+		case r.fetched <- f:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	if err := rd.SetOffset(offset); err != nil {
-		r.log.Warn("replay: seek failed", zap.Stringer("partition", k), zap.Error(err))
+		send(fetched{key: k, err: fmt.Errorf("seek %s to %d: %w", k, offset, err)})
 		return
 	}
 	for {
-		m, err := rd.FetchMessage(ctx)
+		// A partition is read until the replay no longer needs it: an
+		// error kafka-go recovers from is logged, not the end of it;
+		// one it does not, or fetches failing for the give-up time,
+		// end the replay (it would wait for the partition for ever).
+		m, err := ingest.Fetch(ctx, rd, ingest.DefaultFetchGiveUp, log)
+		if ctx.Err() != nil {
+			return
+		}
 		if err != nil {
+			send(fetched{key: k, err: fmt.Errorf("read %s: %w", k, err)})
 			return
 		}
 		f := fetched{key: k, msg: m, pastTo: !r.cfg.To.IsZero() && m.Time.After(r.cfg.To)}
-		select {
-		case r.fetched <- f:
-		case <-ctx.Done():
-			return
-		}
-		if f.pastTo {
+		if !send(f) || f.pastTo {
 			return
 		}
 	}

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -46,14 +49,15 @@ const (
 // fixture is an embedded broker with two topics of two partitions, a
 // registry in which the target is being built, and a replay's collaborators.
 type fixture struct {
-	t      testing.TB
-	addr   string
-	reg    *versions.File
-	clock  *clock
-	notify *notifier
-	target *fakeTarget
-	status *statusLog
-	seq    int
+	t       testing.TB
+	addr    string
+	cluster *kfake.Cluster
+	reg     *versions.File
+	clock   *clock
+	notify  *notifier
+	target  *fakeTarget
+	status  *statusLog
+	seq     int
 	// inFlight is the replay's Config.InFlight.
 	inFlight int
 	// produced are the messages produced to each partition, in offset
@@ -80,7 +84,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	n := newNotifier()
-	f := &fixture{t: t, addr: b.Addr(), reg: reg, clock: &clock{now: t0.Add(time.Hour)}, notify: n,
+	f := &fixture{t: t, addr: b.Addr(), cluster: b.Cluster(), reg: reg, clock: &clock{now: t0.Add(time.Hour)}, notify: n,
 		target: &fakeTarget{notify: n, ingested: map[event.Ref]int{}}, status: &statusLog{notify: n},
 		inFlight: 1, produced: map[string][]msg{}}
 	t.Cleanup(func() {
@@ -526,6 +530,44 @@ func testTo(t *testing.T, f *fixture) {
 	}
 	if st, _ := f.reg.State(context.Background()); st.Current != versions.Initial {
 		t.Fatalf("a replay with To swapped: %+v", st)
+	}
+}
+
+// TestFetchErrorDoesNotStopAPartition: a fetch answered with an error
+// kafka-go recovers from by itself (it fetches again) does not end the
+// reading of its partition: the replay reads every partition to its end.
+// The partition's reader returned at the first error, without a word, and
+// the replay waited for that partition for ever.
+func TestFetchErrorDoesNotStopAPartition(t *testing.T) {
+	f := newFixture(t)
+	fault := f.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: topics[0], Partitions: []int32{0}, Err: kerr.KafkaStorageError})
+	want := f.produce(everywhere(2, t0)...)
+	f.clock.Set(t0.Add(3 * time.Hour))
+	cfg := f.config()
+	cfg.To = t0.Add(time.Hour)
+	if err := f.result(f.start(context.Background(), cfg, nil)); err != nil {
+		t.Fatal(err)
+	}
+	f.checkIngested(want)
+	if fault.Hits() != 1 {
+		t.Errorf("%d fetches failed, want 1", fault.Hits())
+	}
+}
+
+// TestRefusedPartitionEndsTheReplay: a partition the cluster refuses to
+// let the replay read (an error no fetch again cures) ends the replay with
+// that error, naming the partition, where its reader stopped without a
+// word and the replay waited for it for ever.
+func TestRefusedPartitionEndsTheReplay(t *testing.T) {
+	f := newFixture(t)
+	f.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: topics[0], Partitions: []int32{0}, Err: kerr.TopicAuthorizationFailed, Count: -1})
+	f.produce(everywhere(2, t0)...)
+	f.clock.Set(t0.Add(3 * time.Hour))
+	cfg := f.config()
+	cfg.To = t0.Add(time.Hour)
+	err := f.result(f.start(context.Background(), cfg, nil))
+	if !errors.Is(err, kafka.TopicAuthorizationFailed) || !strings.Contains(err.Error(), topics[0]+"/0") {
+		t.Fatalf("replay: %v, want TOPIC_AUTHORIZATION_FAILED on %s/0", err, topics[0])
 	}
 }
 
