@@ -185,3 +185,61 @@ func TestFetchFromAClosedReader(t *testing.T) {
 		t.Fatalf("Fetch: %v (context: %v), want io.EOF at once", err, ctx.Err())
 	}
 }
+
+// TestFetchGivesUpWhileTheStoreIsDown: when fetches give up while a batch
+// cannot be stored, Run returns within the shutdown grace, with the fetch's
+// error and nothing committed. The batch was retried for ever, and Run
+// never returned.
+func TestFetchGivesUpWhileTheStoreIsDown(t *testing.T) {
+	b := startControlledBroker(t)
+	sink := &faultySink{stored: map[string]int{}, failing: true}
+	produce(t, b.Addr(), 10)
+	const giveUp, grace = time.Second, 300 * time.Millisecond
+	in, err := ingest.New(ingest.Config{
+		Brokers: []string{b.Addr()}, Topics: topics, Group: "g", DeadLetter: dlqTopic,
+		BatchSize: 16, BatchWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond,
+		FetchGiveUp: giveUp, ShutdownGrace: grace,
+	}, sink, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	waitfor.True(t, 20*time.Second, "a store attempted", func() bool { _, calls := sink.count(); return calls > 0 })
+	b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Err: kerr.KafkaStorageError, Count: -1})
+	start := time.Now()
+	err = <-done
+	if !errors.Is(err, kafka.KafkaStorageError) || ctx.Err() != nil {
+		t.Fatalf("Run: %v (context: %v), want the fetch's error before the context ended", err, ctx.Err())
+	}
+	if took := time.Since(start); took > giveUp+grace+5*time.Second {
+		t.Errorf("Run returned %s after fetches began to fail, want about %s", took, giveUp+grace)
+	}
+	if n := committed(t, b.Addr()); n != 0 {
+		t.Errorf("%d offsets committed, want none", n)
+	}
+}
+
+// TestFailedCommitCounted: a batch whose commit fails is stored (the next
+// commit covers its offsets) and counted; it was left out of the stats and
+// metrics.
+func TestFailedCommitCounted(t *testing.T) {
+	b := startControlledBroker(t)
+	// kafka-go makes three attempts at a commit (reader.go,
+	// commitOffsetsWithRetry): all three fail.
+	fault := b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Err: kerr.UnknownServerError, Count: 3})
+	sink := &faultySink{stored: map[string]int{}}
+	stop := runIngester(t, b.Addr(), sink)
+	defer stop()
+	const n = 30
+	produce(t, b.Addr(), n)
+	waitfor.True(t, 20*time.Second, "all events stored and a commit failed", func() bool {
+		stored, _ := sink.count()
+		return stored == n && fault.Hits() == 3
+	})
+	if st := stop(); st.Stored != n || st.Consumed != n {
+		t.Errorf("stats: %d consumed, %d stored, want %d each", st.Consumed, st.Stored, n)
+	}
+}

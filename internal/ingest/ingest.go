@@ -50,14 +50,15 @@ type Rejecter interface {
 	Rejected() map[event.Ref]string
 }
 
-// Observer receives what each committed batch did, and every failed write
+// Observer receives what each stored batch did (when its dead letters are
+// written, with its commit), and every failed write
 // as it happens (a store outage shows while the batch is still retrying).
 type Observer interface {
 	ObserveBatch(BatchStats)
 	ObserveRetry(what string)
 }
 
-// BatchStats is what one committed batch did.
+// BatchStats is what one stored batch did.
 type BatchStats struct {
 	// Topics counts messages per source topic.
 	Topics map[string]TopicStats
@@ -312,6 +313,11 @@ func (in *Ingester) Run(ctx context.Context) error {
 	defer in.dlq.Close()
 	defer in.reader.Close()
 
+	// A fetch that gives up ends the run as shutdown does: the batches in
+	// hand get the shutdown grace (a store that is down as well would
+	// otherwise be retried for ever, and Run would not return).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	fetched := make(chan kafka.Message, in.cfg.BatchSize)
 	fetchErr := make(chan error, 1)
 	go func() {
@@ -321,6 +327,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 			if err != nil {
 				if ctx.Err() == nil {
 					fetchErr <- err
+					cancel()
 				}
 				return
 			}
@@ -492,9 +499,11 @@ func (in *Ingester) complete(ctx context.Context, f *flight) error {
 	if err := in.deadLetterAll(ctx, batch, dead, &stats); err != nil {
 		return err
 	}
-	if err := in.reader.CommitMessages(ctx, batch...); err != nil {
-		return fmt.Errorf("commit offsets: %w", err)
-	}
+	// The batch is stored and its dead letters written, so it counts
+	// whether or not its commit succeeds: a failed commit is covered by
+	// the next batch's, or the batch is delivered again (and counted
+	// again, as after a crash).
+	commitErr := in.reader.CommitMessages(ctx, batch...)
 	stats.Lag = lags(batch)
 	for _, t := range stats.Topics {
 		in.consumed.Add(int64(t.Consumed))
@@ -505,6 +514,9 @@ func (in *Ingester) complete(ctx context.Context, f *flight) error {
 	}
 	in.batches.Add(1)
 	in.cfg.Observer.ObserveBatch(stats)
+	if commitErr != nil {
+		return fmt.Errorf("commit offsets: %w", commitErr)
+	}
 	return nil
 }
 

@@ -72,14 +72,15 @@ func (in *Ingester) overlap(ctx context.Context, ready <-chan prepared) {
 				queue = queue[1:]
 				continue
 			}
-			in.log.Warn("batch not committed; it will be delivered again", zap.Error(err), zap.Int("messages", len(queue[0].p.batch)))
 			if ctx.Err() == nil && queue[0].err == nil {
 				// The batch is stored and its dead letters written
 				// (only shutdown ends their retries): the commit
 				// failed, and the next one covers its offsets.
+				in.log.Warn("batch stored, its commit failed; the next commit covers it", zap.Error(err), zap.Int("messages", len(queue[0].p.batch)))
 				queue = queue[1:]
 				continue
 			}
+			in.log.Warn("batch not committed; it will be delivered again", zap.Error(err), zap.Int("messages", len(queue[0].p.batch)))
 			unstored = true
 			for _, f := range queue[1:] {
 				<-f.done
