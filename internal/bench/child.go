@@ -227,7 +227,7 @@ func runIngestChild(ctx context.Context, c ChildConfig, in io.Reader, out io.Wri
 			return errors.New("bench child: the SQLite store needs a folder")
 		}
 		// The settings of `chatreport ingest` on SQLite.
-		ingest.SetGCDefaults(ingest.SQLiteGC)
+		ingest.SetGCDefaults(ingest.SQLiteGC.WithBatches(ing.InFlightOf(kind), config.SQLiteInFlight))
 		set := openVersions(c.Dir)
 		defer set.Close()
 		sink = store.NewSink(set, c.Pipeline)

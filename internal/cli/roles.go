@@ -33,7 +33,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				gc := ingest.SQLiteGC
+				gc := ingest.SQLiteGC.WithBatches(cfg.Ingest.InFlightOf(cfg.Store.Kind), config.SQLiteInFlight)
 				if cfg.Store.Kind == config.StoreElasticsearch {
 					gc = ingest.ElasticGC.WithCache(int64(cfg.Store.Elasticsearch.CacheMiB)<<20, cfg.Ingest.InFlightOf(cfg.Store.Kind))
 				}

@@ -46,10 +46,22 @@ var SQLiteGC = GCSettings{Percent: 100, Limit: 112 << 20}
 // the live heap at the limit, where the collector would run all the time.
 // What the default limit already covers leaves d unchanged.
 func (d GCSettings) WithCache(budget int64, inFlight int) GCSettings {
-	const batchRoom = 32 << 20
 	d.Limit = max(d.Limit, 2*budget+int64(inFlight)*batchRoom)
 	return d
 }
+
+// WithBatches is d with room for inFlight batches stored at once where
+// d's limit has room for included of them: 32 MiB more per batch beyond
+// those (SQLiteGC, whose limit counts the default two, with an operator's
+// larger ingest.batches_in_flight).
+func (d GCSettings) WithBatches(inFlight, included int) GCSettings {
+	d.Limit += int64(max(inFlight-included, 0)) * batchRoom
+	return d
+}
+
+// batchRoom is what a limit leaves per batch in flight: a batch of the
+// default 4,000 events, its documents and buffers.
+const batchRoom = 32 << 20
 
 // SetGCDefaults applies d, each setting unless the environment sets it
 // (GOGC, GOMEMLIMIT), as an operator's deployment may (deploy/kubernetes

@@ -69,3 +69,19 @@ func TestGCSettingsWithCache(t *testing.T) {
 		}
 	}
 }
+
+func TestGCSettingsWithBatches(t *testing.T) {
+	for _, tc := range []struct {
+		inFlight, included int
+		want               int64
+	}{
+		{2, 2, SQLiteGC.Limit}, // the SQLite defaults (config.SQLiteInFlight)
+		{1, 2, SQLiteGC.Limit},
+		{4, 2, SQLiteGC.Limit + 64<<20},
+		{8, 2, SQLiteGC.Limit + 192<<20},
+	} {
+		if got := SQLiteGC.WithBatches(tc.inFlight, tc.included); got.Limit != tc.want || got.Percent != SQLiteGC.Percent {
+			t.Errorf("WithBatches(%d, %d) = %+v, want limit %d MiB", tc.inFlight, tc.included, got, tc.want>>20)
+		}
+	}
+}
