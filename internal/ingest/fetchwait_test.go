@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,7 +141,7 @@ func TestFetchErrorsAQuietSpellApart(t *testing.T) {
 	stop := runIngesterWith(t, b.Addr(), sink, func(c *ingest.Config) { c.FetchGiveUp = giveUp })
 	defer stop()
 	waitfor.True(t, 20*time.Second, "the first fetch failed", func() bool { return first.Hits() == 1 })
-	time.Sleep(giveUp) // quiet: fetches answered, with nothing
+	time.Sleep(giveUp + giveUp/2) // quiet: fetches answered, with nothing
 	second := b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Err: kerr.KafkaStorageError})
 	waitfor.True(t, 20*time.Second, "the second fetch failed", func() bool { return second.Hits() == 1 })
 	produce(t, b.Addr(), 30)
@@ -241,5 +242,41 @@ func TestFailedCommitCounted(t *testing.T) {
 	})
 	if st := stop(); st.Stored != n || st.Consumed != n {
 		t.Errorf("stats: %d consumed, %d stored, want %d each", st.Consumed, st.Stored, n)
+	}
+}
+
+// TestJoinMeetsAClosedConnection: a group join whose connection the broker
+// closes (a broker shutting down) reaches FetchMessage as a bare io.EOF
+// after kafka-go's attempts (segmentio/kafka-go#1222); the ingester fetches
+// again, joins once the broker answers, and consumes. io.EOF was taken
+// for a closed reader and ended Run.
+func TestJoinMeetsAClosedConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kafka-go waits seconds between join attempts")
+	}
+	b := startControlledBroker(t)
+	cluster := b.Cluster()
+	var closed atomic.Int32
+	cluster.ControlKey(int16(kmsg.JoinGroup), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if closed.Add(1) > 3 { // kafka-go gives up a join after three attempts
+			return nil, nil, false
+		}
+		cluster.KeepControl()
+		return nil, errors.New("broker shutting down"), true // the connection is closed
+	})
+	const n = 20
+	produce(t, b.Addr(), n)
+	sink := &faultySink{stored: map[string]int{}}
+	stop := runIngesterWith(t, b.Addr(), sink, func(c *ingest.Config) { c.FetchGiveUp = time.Hour })
+	defer stop()
+	waitfor.True(t, 60*time.Second, "all events stored after the joins failed", func() bool {
+		stored, _ := sink.count()
+		return stored == n
+	})
+	if st := stop(); st.Stored != n { // stop fails the test if Run ended with an error
+		t.Errorf("stored %d, want %d", st.Stored, n)
+	}
+	if closed.Load() < 4 {
+		t.Errorf("%d joins, want the three closed and one answered", closed.Load())
 	}
 }

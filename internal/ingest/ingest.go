@@ -50,8 +50,9 @@ type Rejecter interface {
 	Rejected() map[event.Ref]string
 }
 
-// Observer receives what each stored batch did (when its dead letters are
-// written, with its commit), and every failed write
+// Observer receives what each stored batch did, once its dead letters are
+// written and its commit was attempted, failed or not (a batch whose commit
+// failed and that is delivered again is observed again), and every failed write
 // as it happens (a store outage shows while the batch is still retrying).
 type Observer interface {
 	ObserveBatch(BatchStats)
@@ -306,8 +307,9 @@ func (in *Ingester) Stats() Stats {
 
 // Run consumes until ctx is cancelled, then stores and commits the batches
 // in hand, within Config.ShutdownGrace, and returns nil. It returns an error
-// only when the consumer cannot go on: fetches failed for
-// Config.FetchGiveUp (see Fetch).
+// only when the consumer cannot go on (see Fetch): fetches failed for
+// Config.FetchGiveUp, or at once on an error no retry cures; the batches in
+// hand are then stored and committed within the grace first.
 func (in *Ingester) Run(ctx context.Context) error {
 	defer in.dlq.Transport.(*kafka.Transport).CloseIdleConnections()
 	defer in.dlq.Close()
@@ -397,7 +399,7 @@ func Fetch(ctx context.Context, r *kafka.Reader, giveUp time.Duration, log *zap.
 			return m, nil
 		case ctx.Err() != nil:
 			return m, ctx.Err()
-		case fetchFatal(err):
+		case fetchFatal(r, err):
 			return m, err
 		}
 		if attempt == 1 || (giveUp > 0 && time.Since(called) > giveUp/2) {
@@ -412,12 +414,16 @@ func Fetch(ctx context.Context, r *kafka.Reader, giveUp time.Duration, log *zap.
 	}
 }
 
-// fetchFatal tells an error of FetchMessage that fetching again cannot
-// cure: the reader closed, or the cluster refusing chatreport (kafka-go
-// retries those for ever by itself, reader.go).
-func fetchFatal(err error) bool {
+// fetchFatal tells an error of r's FetchMessage that fetching again
+// cannot cure: the cluster refusing chatreport (kafka-go retries those for
+// ever by itself, reader.go), or a partition reader closed. A partition
+// reader reports the end of a stream as io.ErrUnexpectedEOF, so its io.EOF
+// means closed (reader.go, FetchMessage); a group reader's io.EOF may also
+// be a join that met a closed connection (a broker restarting, segmentio/
+// kafka-go#1222), which the reader recovers from.
+func fetchFatal(r *kafka.Reader, err error) bool {
 	if errors.Is(err, io.EOF) {
-		return true
+		return r.Config().GroupID == ""
 	}
 	var ke kafka.Error
 	if !errors.As(err, &ke) {

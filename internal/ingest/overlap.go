@@ -76,7 +76,7 @@ func (in *Ingester) overlap(ctx context.Context, ready <-chan prepared) {
 				// The batch is stored and its dead letters written
 				// (only shutdown ends their retries): the commit
 				// failed, and the next one covers its offsets.
-				in.log.Warn("batch stored, its commit failed; the next commit covers it", zap.Error(err), zap.Int("messages", len(queue[0].p.batch)))
+				in.log.Warn("batch stored, its commit failed; a later commit of its partitions covers it, or it is delivered again", zap.Error(err), zap.Int("messages", len(queue[0].p.batch)))
 				queue = queue[1:]
 				continue
 			}

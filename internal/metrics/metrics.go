@@ -100,7 +100,8 @@ func (r *Registry) Handler() http.Handler {
 	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{Registry: r.reg})
 }
 
-// ObserveBatch records a committed batch.
+// ObserveBatch records a stored batch (its commit attempted: one whose
+// commit failed and that is delivered again is recorded again).
 func (r *Registry) ObserveBatch(b ingest.BatchStats) {
 	for topic, t := range b.Topics {
 		r.consumed.WithLabelValues(topic).Add(float64(t.Consumed))
