@@ -516,9 +516,7 @@ func testTo(t *testing.T, f *fixture) {
 		msg{topic: bot, partition: 0, at: after}, msg{topic: bot, partition: 0, at: before},
 		msg{topic: agent, partition: 1, at: after},
 	)
-	f.clock.Set(t0.Add(3 * time.Hour))
-	cfg := f.config()
-	cfg.To = t0.Add(time.Hour)
+	cfg := f.toConfig()
 	if err := f.result(f.start(context.Background(), cfg, nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -542,9 +540,7 @@ func TestFetchErrorDoesNotStopAPartition(t *testing.T) {
 	f := newFixture(t)
 	fault := f.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: topics[0], Partitions: []int32{0}, Err: kerr.KafkaStorageError})
 	want := f.produce(everywhere(2, t0)...)
-	f.clock.Set(t0.Add(3 * time.Hour))
-	cfg := f.config()
-	cfg.To = t0.Add(time.Hour)
+	cfg := f.toConfig()
 	if err := f.result(f.start(context.Background(), cfg, nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -562,9 +558,7 @@ func TestRefusedPartitionEndsTheReplay(t *testing.T) {
 	f := newFixture(t)
 	f.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: topics[0], Partitions: []int32{0}, Err: kerr.TopicAuthorizationFailed, Count: -1})
 	f.produce(everywhere(2, t0)...)
-	f.clock.Set(t0.Add(3 * time.Hour))
-	cfg := f.config()
-	cfg.To = t0.Add(time.Hour)
+	cfg := f.toConfig()
 	err := f.result(f.start(context.Background(), cfg, nil))
 	if !errors.Is(err, kafka.TopicAuthorizationFailed) || !strings.Contains(err.Error(), topics[0]+"/0") {
 		t.Fatalf("replay: %v, want TOPIC_AUTHORIZATION_FAILED on %s/0", err, topics[0])
@@ -582,9 +576,8 @@ func TestBacklogFillsBatches(t *testing.T) {
 		msgs[i] = msg{topic: topics[0], partition: 0, at: t0}
 	}
 	want := f.produce(msgs...)
-	f.clock.Set(t0.Add(3 * time.Hour))
-	cfg := f.config()
-	cfg.To, cfg.BatchSize, cfg.Poll = t0.Add(time.Hour), 20, 20*time.Millisecond
+	cfg := f.toConfig()
+	cfg.BatchSize, cfg.Poll = 20, 20*time.Millisecond
 	f.target.afterIngest = func() { time.Sleep(50 * time.Millisecond) }
 	if err := f.result(f.start(context.Background(), cfg, nil)); err != nil {
 		t.Fatal(err)
