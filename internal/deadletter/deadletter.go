@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/ingest"
@@ -136,6 +137,11 @@ func Read(ctx context.Context, brokers []string, topic string, fn func(Letter) e
 	return nil
 }
 
+// readGiveUp is how long Read fetches a partition again after errors the
+// Kafka client recovers from (a broker restarting), before it fails: a
+// command waits that long at most, and says why.
+const readGiveUp = 30 * time.Second
+
 func readPartition(ctx context.Context, brokers []string, topic string, partition int, first, end int64, fn func(Letter) error) error {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: brokers, Topic: topic, Partition: partition, MaxWait: ingest.ReaderMaxWait(200 * time.Millisecond),
@@ -145,7 +151,7 @@ func readPartition(ctx context.Context, brokers []string, topic string, partitio
 		return fmt.Errorf("seek %s/%d: %w", topic, partition, err)
 	}
 	for {
-		m, err := r.FetchMessage(ctx)
+		m, err := ingest.Fetch(ctx, r, readGiveUp, zap.NewNop())
 		if err != nil {
 			return fmt.Errorf("read %s/%d: %w", topic, partition, err)
 		}

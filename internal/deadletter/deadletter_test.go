@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/chatreport/chatreport/internal/broker"
@@ -172,5 +175,32 @@ func TestParseLetters(t *testing.T) {
 	}
 	if _, err := deadletter.ParseLetters("{nope"); err == nil {
 		t.Fatal("bad line accepted")
+	}
+}
+
+// TestReadPastAFetchError: a fetch of the dead-letter topic answered with
+// an error the Kafka client recovers from does not end Read: it reads every
+// letter. Read failed at the first such error.
+func TestReadPastAFetchError(t *testing.T) {
+	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{source, dlq}, Partitions: 1}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}
+	defer w.Close()
+	if err := w.WriteMessages(ctx, letter("acme/whatsapp/c1", "not json", "not a JSON event object", 2),
+		letter("acme/whatsapp/c2", "not json", "not a JSON event object", 3)); err != nil {
+		t.Fatal(err)
+	}
+	fault := b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: dlq, Err: kerr.KafkaStorageError})
+	n := 0
+	if err := deadletter.Read(ctx, []string{b.Addr()}, dlq, func(deadletter.Letter) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || fault.Hits() != 1 {
+		t.Errorf("read %d letters with %d fetches failed, want 2 and 1", n, fault.Hits())
 	}
 }
