@@ -32,7 +32,12 @@ func newDLQCommand(g *globals) *cobra.Command {
 		if fn == nil {
 			return brokers, nil
 		}
-		return brokers, deadletter.Read(cmd.Context(), brokers, def.Topics.DeadLetter, fn)
+		log, err := newLogger(cfg.Log, g.stderr)
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = log.Sync() }()
+		return brokers, deadletter.Read(cmd.Context(), brokers, def.Topics.DeadLetter, log, fn)
 	}
 
 	list := &cobra.Command{

@@ -88,8 +88,10 @@ func (l *Letter) valueBytes() []byte {
 }
 
 // Read calls fn for every letter in topic that was there when Read started,
-// partition by partition, in offset order. It uses no consumer group.
-func Read(ctx context.Context, brokers []string, topic string, fn func(Letter) error) error {
+// partition by partition, in offset order. It uses no consumer group. A
+// fetch error the Kafka client recovers from is logged on log and fetched
+// past, for up to readGiveUp.
+func Read(ctx context.Context, brokers []string, topic string, log *zap.Logger, fn func(Letter) error) error {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: &kafka.Transport{}}
 	defer client.Transport.(*kafka.Transport).CloseIdleConnections()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
@@ -130,7 +132,7 @@ func Read(ctx context.Context, brokers []string, topic string, fn func(Letter) e
 		if first[p.ID] >= last[p.ID] {
 			continue
 		}
-		if err := readPartition(ctx, brokers, topic, p.ID, first[p.ID], last[p.ID], fn); err != nil {
+		if err := readPartition(ctx, brokers, topic, p.ID, first[p.ID], last[p.ID], log, fn); err != nil {
 			return err
 		}
 	}
@@ -142,7 +144,7 @@ func Read(ctx context.Context, brokers []string, topic string, fn func(Letter) e
 // command waits that long at most, and says why.
 const readGiveUp = 30 * time.Second
 
-func readPartition(ctx context.Context, brokers []string, topic string, partition int, first, end int64, fn func(Letter) error) error {
+func readPartition(ctx context.Context, brokers []string, topic string, partition int, first, end int64, log *zap.Logger, fn func(Letter) error) error {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: brokers, Topic: topic, Partition: partition, MaxWait: ingest.ReaderMaxWait(200 * time.Millisecond),
 	})
@@ -151,7 +153,7 @@ func readPartition(ctx context.Context, brokers []string, topic string, partitio
 		return fmt.Errorf("seek %s/%d: %w", topic, partition, err)
 	}
 	for {
-		m, err := ingest.Fetch(ctx, r, readGiveUp, zap.NewNop())
+		m, err := ingest.Fetch(ctx, r, readGiveUp, log.With(zap.String("topic", topic), zap.Int("partition", partition)))
 		if err != nil {
 			return fmt.Errorf("read %s/%d: %w", topic, partition, err)
 		}

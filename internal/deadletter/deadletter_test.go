@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/chatreport/chatreport/internal/broker"
 	"github.com/chatreport/chatreport/internal/deadletter"
@@ -54,7 +55,7 @@ func TestListAndRedrive(t *testing.T) {
 	}
 
 	var letters []deadletter.Letter
-	if err := deadletter.Read(ctx, brokers, dlq, func(l deadletter.Letter) error {
+	if err := deadletter.Read(ctx, brokers, dlq, zap.NewNop(), func(l deadletter.Letter) error {
 		letters = append(letters, l)
 		return nil
 	}); err != nil {
@@ -150,7 +151,7 @@ func TestTruncatedLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	var letters []deadletter.Letter
-	if err := deadletter.Read(ctx, []string{b.Addr()}, dlq, func(l deadletter.Letter) error {
+	if err := deadletter.Read(ctx, []string{b.Addr()}, dlq, zap.NewNop(), func(l deadletter.Letter) error {
 		letters = append(letters, l)
 		return nil
 	}); err != nil {
@@ -179,8 +180,8 @@ func TestParseLetters(t *testing.T) {
 }
 
 // TestReadPastAFetchError: a fetch of the dead-letter topic answered with
-// an error the Kafka client recovers from does not end Read: it reads every
-// letter. Read failed at the first such error.
+// an error the Kafka client recovers from does not end Read: it logs it and
+// reads every letter. Read failed at the first such error.
 func TestReadPastAFetchError(t *testing.T) {
 	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{source, dlq}, Partitions: 1}, zap.NewNop())
 	if err != nil {
@@ -196,11 +197,15 @@ func TestReadPastAFetchError(t *testing.T) {
 		t.Fatal(err)
 	}
 	fault := b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: dlq, Err: kerr.KafkaStorageError})
+	core, logs := observer.New(zap.WarnLevel)
 	n := 0
-	if err := deadletter.Read(ctx, []string{b.Addr()}, dlq, func(deadletter.Letter) error { n++; return nil }); err != nil {
+	if err := deadletter.Read(ctx, []string{b.Addr()}, dlq, zap.New(core), func(deadletter.Letter) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if n != 2 || fault.Hits() != 1 {
 		t.Errorf("read %d letters with %d fetches failed, want 2 and 1", n, fault.Hits())
+	}
+	if got := logs.FilterMessage("fetch failed; fetching again").Len(); got != 1 {
+		t.Errorf("%d warnings of the failed fetch, want 1 (the command says why it waits)", got)
 	}
 }

@@ -385,9 +385,9 @@ const DefaultFetchGiveUp = 5 * time.Minute
 // again: two errors an idle night apart are not an outage. It returns at
 // once, without retrying, on an error no retry cures: chatreport may not
 // read the topic or join the group (authorization, authentication), or r
-// was closed (io.EOF: kafka-go reports the end of a stream as
-// io.ErrUnexpectedEOF, reader.go FetchMessage). Its error is ctx's once
-// ctx ended.
+// is a partition reader that was closed (fetchFatal; a closed group reader
+// is fetched from again until giveUp: its io.EOF may also be a join that
+// met a closed connection). Its error is ctx's once ctx ended.
 func Fetch(ctx context.Context, r *kafka.Reader, giveUp time.Duration, log *zap.Logger) (kafka.Message, error) {
 	backoff := retry.Backoff{Base: 100 * time.Millisecond, Max: 10 * time.Second}
 	var failingSince time.Time

@@ -370,6 +370,9 @@ func (r *run) loop(ctx context.Context) error {
 				break collect
 			case f := <-in:
 				if f.err != nil {
+					if r.doneReading(f.key) {
+						continue // a partition the replay no longer needs
+					}
 					return r.stop(ctx, f.err)
 				}
 				if len(batch) == 0 {

@@ -571,17 +571,19 @@ func beginsObject(src []byte) bool {
 // encoding/json took.
 //
 // Bytes that are not UTF-8 are refused, as Jackson's UTF-8 parser refuses
-// them ("Invalid UTF-8 start byte"); an escaped lone surrogate ("\ud800")
-// is accepted, as Jackson 2's parser of Elasticsearch 8 accepts it in a
-// string (it only builds UTF-16 chars; rejecting such escapes came to
-// Jackson later, for field names in 2.21: FasterXML/jackson-core#1541,
-// #1683), and the fake reads it as U+FFFD, as Lucene's UTF-8 conversion
-// of the indexed term does.
+// them ("Invalid UTF-8 start byte", "... middle byte"). A surrogate, escaped
+// ("\ud800") or encoded in three bytes (ED A0 80), is accepted, as the
+// Jackson 2 of Elasticsearch 8 accepts it in a string: it only builds
+// UTF-16 chars (checks came later: encoded surrogates in jackson-core 2.21,
+// FasterXML/jackson-core#363; escaped ones in field names, #1541, #1683);
+// the fake reads it as U+FFFD, as Lucene's UTF-8 conversion of an indexed
+// term does. Whether that Jackson also takes overlong encodings (C0 80) is
+// not checked: the fake refuses them.
 func decodeSource(src []byte) (map[string]any, *fakeError) {
 	if bad := invalidUTF8(src); bad >= 0 {
 		at := lineColumn(src, int64(bad))
 		return nil, &fakeError{status: 400, typ: "document_parsing_exception",
-			reason: fmt.Sprintf("%s failed to parse: Invalid UTF-8 start byte 0x%02x", at, src[bad])}
+			reason: fmt.Sprintf("%s failed to parse: Invalid UTF-8 byte 0x%02x", at, src[bad])}
 	}
 	var doc map[string]any
 	err := jsonv2.Unmarshal(src, &doc, jsontext.AllowInvalidUTF8(true))
@@ -598,7 +600,8 @@ func decodeSource(src []byte) (map[string]any, *fakeError) {
 }
 
 // invalidUTF8 is the offset of src's first byte that does not begin a
-// valid UTF-8 sequence, or -1.
+// valid UTF-8 sequence, or -1. A surrogate's three bytes (ED A0–BF 80–BF),
+// which Go's decoder refuses, count as valid (decodeSource).
 func invalidUTF8(src []byte) int {
 	if utf8.Valid(src) {
 		return -1
@@ -606,11 +609,20 @@ func invalidUTF8(src []byte) int {
 	for i := 0; i < len(src); {
 		r, n := utf8.DecodeRune(src[i:])
 		if r == utf8.RuneError && n == 1 {
-			return i
+			if !encodedSurrogate(src[i:]) {
+				return i
+			}
+			n = 3
 		}
 		i += n
 	}
 	return -1
+}
+
+// encodedSurrogate tells whether b begins with a surrogate code point
+// (U+D800–U+DFFF) encoded as UTF-8 would encode any other.
+func encodedSurrogate(b []byte) bool {
+	return len(b) >= 3 && b[0] == 0xED && b[1] >= 0xA0 && b[1] <= 0xBF && b[2] >= 0x80 && b[2] <= 0xBF
 }
 
 // lineColumn is "[line:column]" of the byte at offset in src, from 1.

@@ -303,9 +303,9 @@ func TestRepeatedMemberNames(t *testing.T) {
 }
 
 // TestSourceText: a source with bytes that are not UTF-8 is refused, item
-// by item, as Jackson's UTF-8 parser refuses it; an escaped lone surrogate
-// is stored, as Elasticsearch 8 stores it (decodeSource), and its source
-// read back byte for byte.
+// by item, as Jackson's UTF-8 parser refuses it; a lone surrogate, escaped
+// or encoded, is stored, as Elasticsearch 8 stores it (decodeSource), and
+// its source read back byte for byte.
 func TestSourceText(t *testing.T) {
 	for _, tc := range []struct {
 		name, src string
@@ -316,7 +316,9 @@ func TestSourceText(t *testing.T) {
 		{"escaped pair", `{"tenant":"t","tags":["\ud83d\ude00"]}`, false},
 		{"raw invalid byte", "{\"tenant\":\"t\",\"tags\":[\"a\xffb\"]}", true},
 		{"raw truncated sequence", "{\"tenant\":\"t\",\"tags\":[\"\xe2\x82\"]}", true},
-		{"raw encoded surrogate", "{\"tenant\":\"t\",\"tags\":[\"\xed\xa0\x80\"]}", true},
+		{"encoded surrogate", "{\"tenant\":\"t\",\"tags\":[\"\xed\xa0\x80 x\"]}", false},
+		{"encoded surrogate cut short", "{\"tenant\":\"t\",\"tags\":[\"\xed\xa0\"]}", true},
+		{"overlong encoding", "{\"tenant\":\"t\",\"tags\":[\"\xc0\x80\"]}", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, out, it := bulkBesideGood(t, tc.src)
