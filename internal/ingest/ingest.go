@@ -389,27 +389,36 @@ const DefaultFetchGiveUp = 5 * time.Minute
 // is fetched from again until giveUp: its io.EOF may also be a join that
 // met a closed connection). Its error is ctx's once ctx ended.
 func Fetch(ctx context.Context, r *kafka.Reader, giveUp time.Duration, log *zap.Logger) (kafka.Message, error) {
+	// The first call is not timed: it starts a count of failing time
+	// whatever it waited (the path of every message).
+	m, err := r.FetchMessage(ctx)
+	if err == nil {
+		return m, nil
+	}
 	backoff := retry.Backoff{Base: 100 * time.Millisecond, Max: 10 * time.Second}
 	var failingSince time.Time
 	for attempt := 1; ; attempt++ {
-		called := time.Now()
-		m, err := r.FetchMessage(ctx)
 		switch {
-		case err == nil:
-			return m, nil
 		case ctx.Err() != nil:
 			return m, ctx.Err()
 		case fetchFatal(r, err):
 			return m, err
 		}
-		if attempt == 1 || (giveUp > 0 && time.Since(called) > giveUp/2) {
-			attempt, failingSince = 1, time.Now()
+		if attempt == 1 {
+			failingSince = time.Now()
 		} else if failing := time.Since(failingSince); giveUp > 0 && failing >= giveUp {
 			return m, fmt.Errorf("fetches failed for %s: %w", failing.Round(time.Second), err)
 		}
 		log.Warn("fetch failed; fetching again", zap.Int("attempt", attempt), zap.Error(err))
 		if retry.Sleep(ctx, backoff.Delay(attempt)) != nil {
 			return m, ctx.Err()
+		}
+		called := time.Now()
+		if m, err = r.FetchMessage(ctx); err == nil {
+			return m, nil
+		}
+		if giveUp > 0 && time.Since(called) > giveUp/2 {
+			attempt = 0 // waited out a quiet spell: the count starts again
 		}
 	}
 }
