@@ -530,10 +530,14 @@ func (in *Ingester) complete(ctx context.Context, f *flight) error {
 	in.batches.Add(1)
 	in.cfg.Observer.ObserveBatch(stats)
 	if commitErr != nil {
-		return fmt.Errorf("commit offsets: %w", commitErr)
+		return fmt.Errorf("%w: %w", errCommit, commitErr)
 	}
 	return nil
 }
+
+// errCommit marks complete's error as the commit's: the batch is stored
+// and its dead letters written.
+var errCommit = errors.New("commit offsets")
 
 // lags is, per partition of the batch, the messages left after its last one.
 func lags(batch []kafka.Message) []PartitionLag {

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -72,10 +73,11 @@ func (in *Ingester) overlap(ctx context.Context, ready <-chan prepared) {
 				queue = queue[1:]
 				continue
 			}
-			if ctx.Err() == nil && queue[0].err == nil {
+			if queue[0].err == nil && (ctx.Err() == nil || errors.Is(err, errCommit)) {
 				// The batch is stored and its dead letters written
-				// (only shutdown ends their retries): the commit
-				// failed, and the next one covers its offsets.
+				// (only shutdown ends their retries; at shutdown the
+				// error says so): the commit failed, and a later one
+				// of its partitions covers its offsets.
 				in.log.Warn("batch stored, its commit failed; a later commit of its partitions covers it, or it is delivered again", zap.Error(err), zap.Int("messages", len(queue[0].p.batch)))
 				queue = queue[1:]
 				continue

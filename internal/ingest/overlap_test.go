@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chatreport/chatreport/internal/event"
 	"github.com/chatreport/chatreport/internal/ingest"
@@ -387,5 +390,36 @@ func TestRestartAfterHeldBackBatch(t *testing.T) {
 	from, to := sessiontest.Base.Add(-24*time.Hour), sessiontest.Base.Add(60*24*time.Hour)
 	if err := sessiontest.Check(context.Background(), st, tenants, from, to, want); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestShutdownPastAFailedCommit: at shutdown, a stored batch whose commit
+// fails does not make the batches after it count as not stored: the next,
+// stored too, is committed, and its offsets cover the first's. It was
+// dropped, to be delivered again.
+func TestShutdownPastAFailedCommit(t *testing.T) {
+	b := startControlledBroker(t)
+	const n = 32 // two batches of 16, of one partition
+	produceInOrder(t, b.Addr(), tagMessages(n))
+	sink := &holdSink{hold: tagEvent(0).EventID, release: make(chan struct{}), stored: map[string]bool{}}
+	stop := runIngesterWith(t, b.Addr(), sink, smallBatches(2, func(c *ingest.Config) { c.ShutdownGrace = 10 * time.Second }))
+	defer stop()
+	waitfor.True(t, 15*time.Second, "the second batch stored while the first is held",
+		func() bool { _, returned, _ := sink.counts(); return returned == 1 })
+	// kafka-go makes three attempts at a commit: the first batch's fail.
+	fault := b.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Err: kerr.UnknownServerError, Count: 3})
+	stopped := make(chan ingest.Stats, 1)
+	go func() { stopped <- stop() }()
+	time.Sleep(100 * time.Millisecond) // the shutdown begins with the first batch held
+	close(sink.release)
+	st := <-stopped
+	if fault.Hits() != 3 {
+		t.Fatalf("%d commits failed, want the first batch's 3", fault.Hits())
+	}
+	if got := committed(t, b.Addr()); got != n {
+		t.Errorf("committed %d offsets, want %d (the second batch's commit covers the first)", got, n)
+	}
+	if st.Stored != n {
+		t.Errorf("stored %d, want %d", st.Stored, n)
 	}
 }
