@@ -24,6 +24,18 @@ const (
 	dlq    = "chat.events.dlq"
 )
 
+// startBroker starts an embedded broker with the source and dead-letter
+// topics, of partitions partitions each, closed when the test ends.
+func startBroker(t *testing.T, partitions int) *broker.Broker {
+	t.Helper()
+	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{source, dlq}, Partitions: partitions}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
 func letter(key, value, reason string, offset int) kafka.Message {
 	return kafka.Message{Topic: dlq, Key: []byte(key), Value: []byte(value), Headers: []kafka.Header{
 		{Key: ingest.HeaderReason, Value: []byte(reason)},
@@ -34,11 +46,7 @@ func letter(key, value, reason string, offset int) kafka.Message {
 }
 
 func TestListAndRedrive(t *testing.T) {
-	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{source, dlq}, Partitions: 3}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBroker(t, 3)
 	brokers := []string{b.Addr()}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -99,11 +107,7 @@ func TestListAndRedrive(t *testing.T) {
 // to its source topic, whose broker takes at most 1 MiB per batch (Kafka's
 // default message.max.bytes): the redrive writes it compressed.
 func TestRedriveLargestEvent(t *testing.T) {
-	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{source, dlq}, Partitions: 1}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBroker(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	// Unknown fields are ignored, so one can fill an event up to the limit.
@@ -134,11 +138,7 @@ func TestRedriveLargestEvent(t *testing.T) {
 // A stub (a letter the dead-letter topic refused whole) reads as truncated,
 // and redrive refuses it, naming where the whole event is.
 func TestTruncatedLetter(t *testing.T) {
-	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{source, dlq}, Partitions: 1}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBroker(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	stub := letter("acme/whatsapp/c1", `{"event_id":"e1","text":"aaaa`, "event is 2000000 bytes, over the 1048576-byte limit", 2)
@@ -183,11 +183,7 @@ func TestParseLetters(t *testing.T) {
 // an error the Kafka client recovers from does not end Read: it logs it and
 // reads every letter. Read failed at the first such error.
 func TestReadPastAFetchError(t *testing.T) {
-	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{source, dlq}, Partitions: 1}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBroker(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}
