@@ -117,8 +117,9 @@ type Config struct {
 	// ShutdownGrace is how long a stopping ingester may take to store and
 	// commit the batch it holds.
 	ShutdownGrace time.Duration
-	// FetchGiveUp is how long fetches may fail, with no message fetched
-	// in between, before Run gives up (see Fetch).
+	// FetchGiveUp is how long fetches may fail without a pause (no
+	// message, no quiet spell, between them) before Run gives up (see
+	// Fetch); 0: DefaultFetchGiveUp.
 	FetchGiveUp time.Duration
 	// Workers bounds the concurrent Sink calls that store a batch, each
 	// with whole partition numbers, and the groups decoded at once;

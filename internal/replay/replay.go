@@ -193,7 +193,7 @@ type fetched struct {
 	// pastTo marks the first message after Config.To: not replayed.
 	pastTo bool
 	// err ends the replay: the partition cannot be read (a seek that
-	// failed, fetches refused or failing for ingest.FetchGiveUp).
+	// failed, fetches refused or failing for ingest.DefaultFetchGiveUp).
 	err error
 }
 

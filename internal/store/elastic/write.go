@@ -222,9 +222,11 @@ type keyWrite struct {
 	// claimed it, and sends its data once that write's data are stored
 	// (lend, claim).
 	early bool
-	// docs are the key document as claimed and as done (doc): allocated
-	// with the write.
-	docs [2]keyDoc
+	// docs are the key document as claimed and as done (doc), and
+	// conds the versions those writes are conditional on (condition):
+	// allocated with the write, which the requests point into.
+	docs  [2]keyDoc
+	conds [2][2]int64
 	// at is the write's index in plan's order of keys.
 	at int
 }
@@ -686,13 +688,11 @@ func (s *Store) claim(ctx context.Context, writes []*keyWrite) error {
 		w.st.seqNo, w.st.primaryTerm = seq, term
 	}
 	ops := make([]Op, len(writes))
-	versions := make([]int64, 2*len(writes)) // each key's if_seq_no and if_primary_term
 	keys := s.names.keysIndex()
 	for i, w := range writes {
 		doc := w.doc(s.writer, true)
 		if w.st.exists {
-			seq, term := &versions[2*i], &versions[2*i+1]
-			*seq, *term = w.st.seqNo, w.st.primaryTerm
+			seq, term := w.condition(true)
 			ops[i] = Op{Action: Index, Index: keys, ID: w.st.id, IfSeqNo: seq, IfPrimaryTerm: term, Doc: doc}
 		} else {
 			ops[i] = Op{Action: Create, Index: keys, ID: w.st.id, Doc: doc}
@@ -957,10 +957,8 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 	}
 	commits := len(ops)
 	keys := s.names.keysIndex()
-	versions := make([]int64, 2*len(writes)) // each key's if_seq_no and if_primary_term
-	for i, w := range writes {
-		seq, term := &versions[2*i], &versions[2*i+1]
-		*seq, *term = w.st.seqNo, w.st.primaryTerm
+	for _, w := range writes {
+		seq, term := w.condition(false)
 		ops = append(ops, Op{Action: Index, Index: keys, ID: w.st.id, IfSeqNo: seq, IfPrimaryTerm: term, Doc: w.doc(s.writer, false)})
 	}
 	results, err := s.bulk.Write(ctx, ops)
@@ -986,6 +984,17 @@ func (s *Store) finish(ctx context.Context, writes []*keyWrite) error {
 		}
 	}
 	return nil
+}
+
+// condition is the if_seq_no and if_primary_term of the claim (pending)
+// or the finish of the key document: the version the key's state holds.
+func (w *keyWrite) condition(pending bool) (seqNo, primaryTerm *int64) {
+	c := &w.conds[1]
+	if pending {
+		c = &w.conds[0]
+	}
+	c[0], c[1] = w.st.seqNo, w.st.primaryTerm
+	return &c[0], &c[1]
 }
 
 // doc is the key's document after the write: claimed (pending) or done.
