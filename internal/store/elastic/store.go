@@ -422,7 +422,8 @@ func docID(tenant, id string) string {
 	return tenant + "/sha256:" + hex.EncodeToString(sum[:])
 }
 
-// maxIDBytes is Elasticsearch's limit on the length of a document _id.
+// maxIDBytes is Elasticsearch's limit on the length of a document _id
+// (https://www.elastic.co/guide/en/elasticsearch/reference/8.19/mapping-id-field.html).
 const maxIDBytes = 512
 
 // ErrUnavailable wraps failures that say nothing about the data: the cluster
